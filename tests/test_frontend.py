@@ -1,0 +1,180 @@
+"""Front end: every supported layer traces to the right Graph; everything else is refused clearly."""
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from xaihls.errors import XaiHlsError
+from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from xaihls.frontend.loaders import load_model, load_weights
+from xaihls.frontend.reference import forward_float
+from xaihls.frontend.trace import graph_from_exported, graph_from_module
+
+
+class Everything(nn.Module):
+    """Every supported construct at least once, module and functional forms."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 6, (3, 5), padding=(1, 2), bias=False)
+        self.bn1 = nn.BatchNorm2d(6)
+        self.c2 = nn.Conv2d(6, 8, 3, stride=2, padding=1)
+        self.bn2 = nn.BatchNorm2d(8, affine=False)
+        self.pool = nn.MaxPool2d(3, stride=2)
+        self.avg = nn.AvgPool2d(2)
+        self.c3 = nn.Conv2d(8, 8, 1, padding="same")
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.drop = nn.Dropout(0.3)
+        self.ident = nn.Identity()
+        self.fc1 = nn.Linear(8, 12)
+        self.fc2 = nn.Linear(12, 4, bias=False)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.c1(x)))
+        x = torch.relu(self.bn2(self.c2(x)))
+        x = self.pool(x)
+        x = self.c3(x).relu()
+        x = self.gap(x)
+        x = x.view(x.size(0), -1)
+        x = self.ident(self.drop(x))
+        return self.fc2(nn.functional.relu(self.fc1(x)))
+
+
+def _randomize_bn(model):
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            if m.affine:
+                m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+    return model.eval()
+
+
+def test_every_supported_layer_traces_and_matches_the_module():
+    torch.manual_seed(0)
+    model = _randomize_bn(Everything())
+    graph = graph_from_module(model, (3, 20, 20))
+    kinds = [type(layer) for layer in graph.layers]
+    assert kinds == [Conv2d, ReLU, Conv2d, ReLU, MaxPool2d, Conv2d, ReLU, AvgPool2d, Flatten, Linear, ReLU, Linear]
+    assert graph.layers[2].stride == (2, 2) and graph.layers[0].kernel == (3, 5)
+    assert graph.layers[7].kernel == (4, 4)  # AdaptiveAvgPool2d(1) on 4x4
+    x = torch.randn(4, 3, 20, 20)
+    torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_avgpool_module_and_nn_flatten():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(2, stride=2), nn.Flatten(), nn.Linear(2 * 3 * 3, 3)).eval()
+    graph = graph_from_module(model, (1, 8, 8))
+    assert [type(layer) for layer in graph.layers] == [Conv2d, AvgPool2d, Flatten, Linear]
+    x = torch.randn(2, 1, 8, 8)
+    torch.testing.assert_close(forward_float(graph, x), model(x))
+
+
+def test_torch_export_program_traces_like_the_module(tmp_path):
+    torch.manual_seed(0)
+    model = _randomize_bn(Everything())
+    program = torch.export.export(model, (torch.randn(1, 3, 20, 20),))
+    path = tmp_path / "m.pt2"
+    torch.export.save(program, str(path))
+    graph = graph_from_exported(str(path))
+    assert graph.input_shape == (3, 20, 20)
+    x = torch.randn(3, 3, 20, 20)
+    torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
+    assert load_model(str(path)).graph.input_shape == (3, 20, 20)
+
+
+class WithSigmoid(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(1, 2, 3)
+        self.act = nn.Sigmoid()
+        self.fc = nn.Linear(2 * 4 * 4, 2)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.act(self.c(x)), 1))
+
+
+def test_unsupported_layer_names_node_op_and_supported_list():
+    with pytest.raises(XaiHlsError) as e:
+        graph_from_module(WithSigmoid().eval(), (1, 6, 6))
+    msg = str(e.value)
+    assert "'act'" in msg and "call_module" in msg and "Sigmoid" in msg and "supported: Conv2d" in msg
+    assert "\n" not in msg
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(2, 2, 3, padding=1)
+        self.fc = nn.Linear(2 * 4 * 4, 2)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(x + self.c(x), 1))
+
+
+def test_skip_connection_is_refused():
+    with pytest.raises(XaiHlsError, match="unsupported node 'add'.*add"):
+        graph_from_module(Residual().eval(), (2, 4, 4))
+
+
+@pytest.mark.parametrize("layer,needle", [
+    (nn.Conv2d(2, 2, 3, groups=2), "groups=2"),
+    (nn.Conv2d(2, 2, 3, dilation=2), "dilation"),
+    (nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect"), "padding_mode"),
+    (nn.MaxPool2d(2, padding=1), "padding"),
+    (nn.MaxPool2d(2, ceil_mode=True), "ceil_mode"),
+    (nn.AdaptiveAvgPool2d(2), "output size"),
+    (nn.BatchNorm2d(2), "must directly follow a Conv2d"),
+])
+def test_unsupported_options_are_refused(layer, needle):
+    model = nn.Sequential(layer, nn.Flatten(), nn.LazyLinear(2))
+    model(torch.zeros(1, 2, 8, 8))
+    with pytest.raises(XaiHlsError, match=needle):
+        graph_from_module(model.eval(), (2, 8, 8))
+
+
+def test_model_in_train_mode_is_refused():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 4 * 4, 2))
+    with pytest.raises(XaiHlsError, match=r"training mode.*model.eval\(\)"):
+        graph_from_module(model.train(), (1, 6, 6))
+
+
+def test_wrong_input_shape_is_refused():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 4 * 4, 2)).eval()
+    with pytest.raises(XaiHlsError, match=r"does not accept input_shape \(3, 6, 6\)"):
+        graph_from_module(model, (3, 6, 6))
+    with pytest.raises(XaiHlsError, match=r"input_shape must be \(C, H, W\)"):
+        graph_from_module(model, (6, 6))
+
+
+def test_corrupt_weights_file_is_refused(tmp_path):
+    bad = tmp_path / "w.pt"
+    bad.write_bytes(b"not a pickle at all")
+    model = nn.Linear(2, 2)
+    with pytest.raises(XaiHlsError, match=r"weights file .*w.pt is not a readable state_dict"):
+        load_weights(model, bad)
+    other = tmp_path / "other.pt"
+    torch.save(nn.Linear(3, 2).state_dict(), other)
+    with pytest.raises(XaiHlsError, match="does not fit the model"):
+        load_weights(model, other)
+
+
+def test_unknown_zoo_name_is_refused():
+    with pytest.raises(XaiHlsError, match="unknown zoo model 'nope'"):
+        load_model("zoo:nope")
+
+
+def test_factory_spec_with_weights(tmp_path):
+    from xaihls.models.digits import DigitsCNN
+
+    w = tmp_path / "w.pt"
+    torch.save(DigitsCNN().state_dict(), w)
+    loaded = load_model("xaihls.models.digits:DigitsCNN", weights=w, input_shape=(1, 16, 16))
+    assert loaded.graph.num_classes == 10
+    with pytest.raises(XaiHlsError, match="has no callable 'Nope'"):
+        load_model("xaihls.models.digits:Nope")
+    with pytest.raises(XaiHlsError, match="input shape"):
+        load_model("xaihls.models.digits:DigitsCNN")

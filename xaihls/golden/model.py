@@ -1,0 +1,302 @@
+"""The golden model: bit-accurate integer execution of a QGraph, forward and backward.
+
+This is the reference every other executor must equal bit for bit. Arithmetic is on
+int64 tensors; multiply-accumulate runs as float64 convolution/matmul, which is exact
+here because every product and partial sum is an integer below 2**53 (the 48-bit
+accumulator bound is checked when a network is quantized). Between the passes only
+ReLU bits and max-pool indices are kept (plus the input image where a method needs it).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from xaihls.errors import XaiHlsError
+from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from xaihls.methods import PostProcess, ReluBackward, get_method, ig_constants
+from xaihls.numerics import (
+    ACCUMULATOR_BITS,
+    FixedFormat,
+    count_saturated,
+    quantize,
+    round_shift,
+    round_to_grid,
+    saturate,
+)
+from xaihls.quant.qgraph import QGraph, QLayer
+
+
+def _f64(t: torch.Tensor) -> torch.Tensor:
+    return t.to(torch.float64)
+
+
+def _i64(t: torch.Tensor) -> torch.Tensor:
+    return t.to(torch.int64)  # exact: the float64 values are integers
+
+
+@dataclass
+class Saturations:
+    """Saturation events per tensor, by name (``layer``, ``layer.grad``, ``input``, ...)."""
+
+    counts: Counter = field(default_factory=Counter)
+
+    def clip(self, wide: torch.Tensor, fmt: FixedFormat, where: str) -> torch.Tensor:
+        n = count_saturated(wide, fmt)
+        if n:
+            self.counts[where] += n
+        return saturate(wide, fmt)
+
+    def requantize(self, acc: torch.Tensor, acc_frac: int, fmt: FixedFormat, where: str) -> torch.Tensor:
+        return self.clip(round_shift(acc, acc_frac - fmt.frac), fmt, where)
+
+
+@dataclass
+class Kept:
+    """What the forward pass keeps for the backward pass: ReLU bits and pool indices only."""
+
+    relu_bits: dict[int, torch.Tensor] = field(default_factory=dict)
+    pool_indices: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+def _window(layer) -> int:
+    return layer.kernel[0] * layer.kernel[1]
+
+
+def _windows(x: torch.Tensor, layer) -> torch.Tensor:
+    """(N, C, H, W) to (N, C, OH, OW, window): each output's window in raster order (a view)."""
+    (kh, kw), (sh, sw) = layer.kernel, layer.stride
+    w = x.unfold(2, kh, sh).unfold(3, kw, sw)
+    return w.reshape(*w.shape[:4], kh * kw)
+
+
+def _scatter_windows(per_position: torch.Tensor, layer) -> torch.Tensor:
+    """(N, C, OH, OW, window) values back onto (N, C, H, W), summing where windows overlap.
+
+    A depthwise transposed convolution with one-hot kernels: exact in float64.
+    """
+    n, c, oh, ow, k = per_position.shape
+    (kh, kw), stride = layer.kernel, layer.stride
+    _, h, w = layer.in_shape
+    one_hot = torch.eye(k, dtype=torch.float64).view(k, 1, kh, kw).repeat(c, 1, 1, 1)
+    extra = (h - ((oh - 1) * stride[0] + kh), w - ((ow - 1) * stride[1] + kw))
+    planes = _f64(per_position).permute(0, 1, 4, 2, 3).reshape(n, c * k, oh, ow)
+    return _i64(F.conv_transpose2d(planes, one_hot, None, stride, 0, extra, groups=c))
+
+
+def _layer_forward(q: QLayer, i: int, x: torch.Tensor, kept: Kept, sat: Saturations, keep_relu: bool):
+    layer = q.layer
+    if isinstance(layer, Conv2d):
+        acc = _i64(F.conv2d(_f64(x), _f64(q.weight), None, layer.stride, layer.padding))
+        acc = acc + (q.bias << q.bias_shift)[None, :, None, None]
+        return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name)
+    if isinstance(layer, Linear):
+        acc = _i64(_f64(x) @ _f64(q.weight).T) + (q.bias << q.bias_shift)[None, :]
+        return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name)
+    if isinstance(layer, ReLU):
+        if keep_relu:
+            kept.relu_bits[i] = x > 0
+        return x.clamp(min=0)
+    if isinstance(layer, MaxPool2d):
+        windows = _windows(x, layer)
+        index = windows.argmax(dim=-1, keepdim=True)  # first maximum in raster order on ties
+        kept.pool_indices[i] = index.to(torch.uint8 if _window(layer) <= 256 else torch.int32)
+        return windows.gather(-1, index).squeeze(-1)
+    if isinstance(layer, AvgPool2d):
+        sums = _windows(x, layer).sum(-1)
+        return sat.requantize(sums * q.weight[0], q.acc_frac, q.out_fmt, layer.name)
+    if isinstance(layer, Flatten):
+        return x.reshape(x.shape[0], -1)
+    raise AssertionError(f"no forward for {type(layer).__name__}")
+
+
+def _layer_backward(
+    qg: QGraph, i: int, g: torch.Tensor, mode: ReluBackward, kept: Kept, sat: Saturations
+) -> torch.Tensor:
+    """Gradient at layer i's input from the gradient at its output (formats of ``mode``)."""
+    q = qg.layers[i]
+    layer = q.layer
+    g_out_fmt, g_in_fmt = qg.grad_fmt(mode, i + 1), qg.grad_fmt(mode, i)
+    where = f"{layer.name}.grad"
+    if isinstance(layer, Conv2d):
+        _, h, w = layer.in_shape
+        _, oh, ow = layer.out_shape
+        (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
+        extra = (h - ((oh - 1) * sh - 2 * ph + kh), w - ((ow - 1) * sw - 2 * pw + kw))
+        acc = _i64(F.conv_transpose2d(_f64(g), _f64(q.weight), None, layer.stride, layer.padding, extra))
+        return sat.requantize(acc, g_out_fmt.frac + q.weight_fmt.frac, g_in_fmt, where)
+    if isinstance(layer, Linear):
+        acc = _i64(_f64(g) @ _f64(q.weight))
+        return sat.requantize(acc, g_out_fmt.frac + q.weight_fmt.frac, g_in_fmt, where)
+    if isinstance(layer, ReLU):
+        if mode is ReluBackward.DECONV:
+            return g.clamp(min=0)
+        passed = g * kept.relu_bits[i]
+        return passed.clamp(min=0) if mode is ReluBackward.GUIDED else passed
+    if isinstance(layer, MaxPool2d):
+        index = kept.pool_indices[i].to(torch.int64)
+        routed = torch.zeros((*g.shape, _window(layer)), dtype=torch.int64).scatter_(-1, index, g[..., None])
+        return sat.requantize(_scatter_windows(routed, layer), g_out_fmt.frac, g_in_fmt, where)
+    if isinstance(layer, AvgPool2d):
+        spread = (g * q.weight[0])[..., None].expand(*g.shape, _window(layer))
+        return sat.requantize(_scatter_windows(spread, layer), g_out_fmt.frac + q.weight_fmt.frac, g_in_fmt, where)
+    if isinstance(layer, Flatten):
+        return g.reshape(g.shape[0], *layer.in_shape)
+    raise AssertionError(f"no backward for {type(layer).__name__}")
+
+
+def forward(qg: QGraph, x_q: torch.Tensor, sat: Saturations, keep_relu: bool = True) -> tuple[torch.Tensor, Kept]:
+    """Integer logits of quantized inputs, and what the backward pass needs."""
+    kept = Kept()
+    for i, q in enumerate(qg.layers):
+        x_q = _layer_forward(q, i, x_q, kept, sat, keep_relu)
+    return x_q, kept
+
+
+def backward(qg: QGraph, kept: Kept, target: torch.Tensor, mode: ReluBackward, sat: Saturations) -> torch.Tensor:
+    """Integer input gradient of the target logits, from a one-hot seed of 1.0."""
+    seed = torch.zeros((target.shape[0], qg.graph.num_classes), dtype=torch.int64)
+    seed[torch.arange(target.shape[0]), target] = 1 << qg.seed_fmt.frac
+    g = seed
+    for i in range(len(qg.layers) - 1, -1, -1):
+        g = _layer_backward(qg, i, g, mode, kept, sat)
+    return g
+
+
+def predicted_class(logits_q: torch.Tensor) -> torch.Tensor:
+    """The first maximum of the integer logits (what the hardware's argmax returns)."""
+    return logits_q.argmax(dim=1)
+
+
+@dataclass(frozen=True)
+class GoldenResult:
+    """One golden run: integer results with their formats, and the saturation counts."""
+
+    logits: torch.Tensor
+    logits_fmt: FixedFormat
+    target: torch.Tensor
+    attribution: torch.Tensor | None
+    attribution_fmt: FixedFormat | None
+    saturations: dict[str, int]
+
+
+def quantize_input(qg: QGraph, x: torch.Tensor, sat: Saturations) -> torch.Tensor:
+    return sat.clip(round_to_grid(x, qg.input_fmt), qg.input_fmt, "input")
+
+
+def check_batch(qg: QGraph, x, what: str = "input") -> torch.Tensor:
+    """A float batch (N, C, H, W) of the compiled input shape, or a clear error."""
+    t = torch.as_tensor(x)
+    if t.dim() == len(qg.graph.input_shape):
+        t = t[None]
+    if tuple(t.shape[1:]) != qg.graph.input_shape or t.dim() != 4:
+        raise XaiHlsError(
+            f"{what} has shape {tuple(torch.as_tensor(x).shape)}; the model was compiled for "
+            f"(N, {', '.join(map(str, qg.graph.input_shape))})"
+        )
+    if not torch.is_floating_point(t):
+        t = t.to(torch.float64)
+    if not torch.isfinite(t).all():
+        raise XaiHlsError(f"{what} contains NaN or infinite values")
+    return t
+
+
+def check_target(qg: QGraph, target, n: int) -> torch.Tensor | None:
+    if target is None:
+        return None
+    t = torch.as_tensor(target, dtype=torch.int64).reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(n).contiguous()
+    classes = qg.graph.num_classes
+    if t.numel() != n or (t < 0).any() or (t >= classes).any():
+        raise XaiHlsError(f"target must be one class or one per image, each in 0..{classes - 1}; got {target!r}")
+    return t
+
+
+def predict(qg: QGraph, x: torch.Tensor) -> GoldenResult:
+    sat = Saturations()
+    x_q = quantize_input(qg, check_batch(qg, x), sat)
+    logits, _ = forward(qg, x_q, sat, keep_relu=False)
+    return GoldenResult(logits, qg.logits_fmt, predicted_class(logits), None, None, dict(sat.counts))
+
+
+def attribute(
+    qg: QGraph,
+    x: torch.Tensor,
+    method: str,
+    target=None,
+    steps: int | None = None,
+    baseline: torch.Tensor | None = None,
+    rule: str | None = None,
+) -> GoldenResult:
+    """Attribution of ``method`` for the target logit (predicted class by default)."""
+    m = get_method(method)
+    if method not in qg.methods:
+        raise XaiHlsError(
+            f"method '{method}' was not compiled in (compiled: {', '.join(qg.methods)}); "
+            f"pass it in methods= when compiling"
+        )
+    x = check_batch(qg, x)
+    n = x.shape[0]
+    target = check_target(qg, target, n)
+    sat = Saturations()
+    x_q = quantize_input(qg, x, sat)
+    mode = m.relu_backward
+    logits, kept = forward(qg, x_q, sat, keep_relu=mode is not ReluBackward.DECONV)
+    if target is None:
+        target = predicted_class(logits)
+
+    if m.post is PostProcess.INTEGRATED:
+        attr, fmt = _integrated_gradients(qg, x_q, target, steps, baseline, rule, sat)
+        return GoldenResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
+
+    g = backward(qg, kept, target, mode, sat)
+    g_fmt = qg.grad_fmt(mode, 0)
+    if m.post is PostProcess.ABS:
+        attr, fmt = sat.clip(g.abs(), g_fmt, "attribution"), g_fmt
+    elif m.post is PostProcess.TIMES_INPUT:
+        fmt = qg.attribution_formats.input_x_gradient
+        attr = sat.requantize(x_q * g, qg.input_fmt.frac + g_fmt.frac, fmt, "attribution")
+    else:
+        attr, fmt = g, g_fmt
+    return GoldenResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
+
+
+def _integrated_gradients(qg: QGraph, x_q, target, steps, baseline, rule, sat: Saturations):
+    steps = qg.ig_steps if steps is None else steps
+    rule = qg.ig_rule if rule is None else rule
+    c = ig_constants(steps, rule, qg.width)
+    if steps * (1 << (2 * (qg.width - 1))) >= 1 << (ACCUMULATOR_BITS - 1):
+        raise XaiHlsError(f"integrated_gradients: {steps} steps can overflow the accumulator")
+    n = x_q.shape[0]
+    if baseline is None:
+        base_q = torch.zeros_like(x_q)
+    else:
+        b = torch.as_tensor(baseline)
+        try:
+            b = b.to(torch.float64).expand_as(x_q.to(torch.float64))
+        except RuntimeError:
+            raise XaiHlsError(
+                f"baseline has shape {tuple(b.shape)}; it must broadcast to the input {tuple(x_q.shape)}"
+            ) from None
+        base_q = quantize(b, qg.input_fmt)
+    diff = x_q - base_q  # one bit wider than the input format, exact
+    alphas = torch.tensor(c.alphas, dtype=torch.int64).view(-1, 1, 1, 1, 1)
+    in_fmt = qg.input_fmt
+    point_acc = (base_q << c.alpha_frac)[None] + alphas * diff[None]
+    points = sat.requantize(point_acc, c.alpha_frac + in_fmt.frac, in_fmt, "ig_path").reshape(-1, *x_q.shape[1:])
+
+    mode = ReluBackward.MASK
+    _, kept = forward(qg, points, sat)
+    g = backward(qg, kept, target.repeat(steps), mode, sat).view(steps, *x_q.shape)
+    weights = torch.tensor(c.weights, dtype=torch.int64).view(-1, 1, 1, 1, 1)
+    summed_fmt = qg.attribution_formats.ig_summed_gradient
+    summed = sat.requantize(
+        (weights * g).sum(0), c.weight_frac + qg.grad_fmt(mode, 0).frac, summed_fmt, "ig_sum"
+    )
+    fmt = qg.attribution_formats.integrated_gradients
+    attr = sat.requantize(diff * summed, in_fmt.frac + summed_fmt.frac, fmt, "attribution")
+    return attr, fmt

@@ -1,0 +1,126 @@
+"""The attribution methods: their names, ReLU-backward rules and integration rules.
+
+The names are part of the API. Every executor reads its rule from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from xaihls.errors import XaiHlsError
+
+
+class ReluBackward(IntEnum):
+    """How the gradient g passes a ReLU whose forward input was x (values go in the Program)."""
+
+    MASK = 0  # g * [x > 0]                 (true gradient)
+    GUIDED = 1  # g * [x > 0] * [g > 0]     (guided backprop)
+    DECONV = 2  # max(g, 0)                 (deconvnet; needs no forward bit)
+
+
+class PostProcess(IntEnum):
+    """What the post-processing unit does with the input gradient."""
+
+    NONE = 0
+    ABS = 1
+    TIMES_INPUT = 2
+    INTEGRATED = 3  # (x - x') * sum_k w_k g_k
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    relu_backward: ReluBackward
+    post: PostProcess
+    captum: str
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("gradient", ReluBackward.MASK, PostProcess.NONE, "Saliency(abs=False)"),
+        Method("saliency", ReluBackward.MASK, PostProcess.ABS, "Saliency(abs=True)"),
+        Method("input_x_gradient", ReluBackward.MASK, PostProcess.TIMES_INPUT, "InputXGradient"),
+        Method("integrated_gradients", ReluBackward.MASK, PostProcess.INTEGRATED, "IntegratedGradients"),
+        Method("guided_backprop", ReluBackward.GUIDED, PostProcess.NONE, "GuidedBackprop"),
+        Method("deconvnet", ReluBackward.DECONV, PostProcess.NONE, "Deconvolution"),
+    )
+}
+
+RIEMANN_RULES = ("trapezoid", "left", "right", "middle")
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise XaiHlsError(f"unknown attribution method '{name}'; supported: {', '.join(METHODS)}") from None
+
+
+def check_methods(names) -> tuple[str, ...]:
+    """Validate a collection of method names; keeps the table's order, drops repeats."""
+    if isinstance(names, str):
+        names = (names,)
+    wanted = set()
+    for name in names:
+        get_method(name)
+        wanted.add(name)
+    if not wanted:
+        raise XaiHlsError("methods: give at least one attribution method; supported: " + ", ".join(METHODS))
+    return tuple(m for m in METHODS if m in wanted)
+
+
+def ig_rule(steps: int, rule: str = "trapezoid") -> tuple[list[float], list[float]]:
+    """Path points alpha_k and weights w_k of a uniform Riemann rule on [0, 1].
+
+    The weights sum to 1 for every rule. (Captum's ``riemann_trapezoid`` uses weights
+    1/n with halved ends, which sum to (n-1)/n; its attributions are that factor
+    smaller than a true trapezoid rule, and correlate perfectly with ours.)
+    """
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
+        raise XaiHlsError(f"integrated_gradients steps must be an integer >= 2, got {steps!r}")
+    n = steps
+    if rule == "trapezoid":
+        alphas = [k / (n - 1) for k in range(n)]
+        weights = [1.0 / (n - 1)] * n
+        weights[0] /= 2
+        weights[-1] /= 2
+    elif rule == "left":
+        alphas = [k / n for k in range(n)]
+        weights = [1.0 / n] * n
+    elif rule == "right":
+        alphas = [(k + 1) / n for k in range(n)]
+        weights = [1.0 / n] * n
+    elif rule == "middle":
+        alphas = [(k + 0.5) / n for k in range(n)]
+        weights = [1.0 / n] * n
+    else:
+        raise XaiHlsError(f"unknown Riemann rule '{rule}'; supported: {', '.join(RIEMANN_RULES)}")
+    return alphas, weights
+
+
+@dataclass(frozen=True)
+class IgConstants:
+    """The quantized path points and weights every executor uses for ``steps`` and ``rule``.
+
+    Path point k is base + alpha_k * (x - base), formed in the accumulator and rounded
+    once to the input format; the weights multiply the input gradients of the steps.
+    """
+
+    alpha_frac: int
+    alphas: tuple[int, ...]
+    weight_frac: int
+    weights: tuple[int, ...]
+
+
+def ig_constants(steps: int, rule: str, width: int) -> IgConstants:
+    from xaihls.numerics import FixedFormat, quantize
+    import torch
+
+    alphas, weights = ig_rule(steps, rule)
+    alpha_fmt = FixedFormat(width, width - 2)  # alpha in [0, 1]: 1.0 must be exact
+    weight_fmt = FixedFormat.covering(max(weights), width)
+    a = quantize(torch.tensor(alphas, dtype=torch.float64), alpha_fmt)
+    w = quantize(torch.tensor(weights, dtype=torch.float64), weight_fmt)
+    return IgConstants(alpha_fmt.frac, tuple(int(v) for v in a), weight_fmt.frac, tuple(int(v) for v in w))

@@ -1,0 +1,241 @@
+"""Calibration: choose the integer bits of every tensor from the ranges a batch produces.
+
+Forward ranges come from the float graph on the calibration batch (and on the
+integrated-gradients path points when that method is compiled); backward ranges come
+from the gradients of the same batch under each requested method's ReLU rule. A config
+(dict or YAML file, in the spirit of hls4ml's per-layer precision) overrides any choice.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from xaihls.errors import XaiHlsError
+from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Graph, Linear, MaxPool2d, ReLU
+from xaihls.frontend.reference import float_attribute
+from xaihls.methods import METHODS, PostProcess, ReluBackward, check_methods, get_method, ig_rule
+from xaihls.numerics import ACCUMULATOR_BITS, FixedFormat, quantize
+from xaihls.quant.qgraph import AttributionFormats, QGraph, QLayer
+
+_CONFIG_KEYS = {"width", "headroom", "input", "layers", "ig_steps", "ig_rule"}
+_LAYER_KEYS = {"weight", "bias", "output", "gradient"}
+_AP_FIXED = re.compile(r"^\s*(?:ap_)?fixed\s*<\s*(\d+)\s*,\s*(-?\d+)\s*(?:,[^>]*)?>\s*$")
+
+
+def load_config(config: dict | str | Path | None) -> dict:
+    """A config as a dict: given as one, or read from a YAML file."""
+    if config is None:
+        return {}
+    if isinstance(config, (str, Path)):
+        import yaml
+
+        path = Path(config)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise XaiHlsError(f"config file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise XaiHlsError(f"config file {path}{where}: not valid YAML") from None
+        config = data or {}
+    if not isinstance(config, dict):
+        raise XaiHlsError(f"config must be a mapping, got {type(config).__name__}")
+    unknown = set(config) - _CONFIG_KEYS
+    if unknown:
+        raise XaiHlsError(f"config: unknown key '{sorted(unknown)[0]}'; known keys: {', '.join(sorted(_CONFIG_KEYS))}")
+    return config
+
+
+def parse_format(spec: Any, width: int, where: str) -> FixedFormat:
+    """A format from 'ap_fixed<W,I>', 'fixed<W,I>', {int_bits: I}, {frac: F} or an int I."""
+    if isinstance(spec, FixedFormat):
+        return spec
+    if isinstance(spec, bool):
+        pass
+    elif isinstance(spec, int):
+        return FixedFormat(width, width - spec)
+    elif isinstance(spec, str):
+        m = _AP_FIXED.match(spec)
+        if m:
+            w, i = int(m.group(1)), int(m.group(2))
+            return FixedFormat(w, w - i)
+    elif isinstance(spec, dict) and len(spec) == 1:
+        (key, value), = spec.items()
+        if key == "int_bits" and isinstance(value, int):
+            return FixedFormat(width, width - value)
+        if key == "frac" and isinstance(value, int):
+            return FixedFormat(width, value)
+    raise XaiHlsError(
+        f"config {where}: cannot read format {spec!r}; write 'ap_fixed<W,I>', {{int_bits: I}} or {{frac: F}}"
+    )
+
+
+def _max_abs(tensors) -> float:
+    return max((float(t.abs().max()) for t in tensors if t.numel()), default=0.0)
+
+
+def _passes_values(layer) -> bool:
+    """Layers whose output values are some of their input values (no new range)."""
+    return isinstance(layer, (ReLU, MaxPool2d, Flatten))
+
+
+def _route_only(layer) -> bool:
+    """Layers whose input gradient holds output-gradient values unchanged (no sums)."""
+    if isinstance(layer, MaxPool2d):
+        return layer.stride[0] >= layer.kernel[0] and layer.stride[1] >= layer.kernel[1]
+    return isinstance(layer, (ReLU, Flatten))
+
+
+def _check_accumulator(graph: Graph, width: int) -> None:
+    """Refuse a network whose sums could overflow the wide accumulator."""
+    product = 1 << (2 * (width - 1))
+    limit = 1 << (ACCUMULATOR_BITS - 1)
+    for layer in graph.layers:
+        terms = 0
+        if isinstance(layer, Conv2d):
+            terms = max(layer.fan_in, layer.out_channels * layer.kernel[0] * layer.kernel[1]) + 1
+        elif isinstance(layer, Linear):
+            terms = max(layer.in_shape[0], layer.out_shape[0]) + 1
+        elif isinstance(layer, AvgPool2d):
+            terms = layer.kernel[0] * layer.kernel[1]
+        if terms * product >= limit:
+            raise XaiHlsError(
+                f"layer '{layer.name}': {terms} terms of {width}-bit products can overflow the "
+                f"{ACCUMULATOR_BITS}-bit accumulator; use a narrower width or a smaller layer"
+            )
+
+
+def calibrate(
+    graph: Graph,
+    calibration: torch.Tensor,
+    methods=tuple(METHODS),
+    config: dict | str | Path | None = None,
+    ig_steps: int = 32,
+    ig_rule_name: str = "trapezoid",
+) -> QGraph:
+    """Choose every format of ``graph`` from ``calibration`` (N, C, H, W) and ``config``."""
+    cfg = load_config(config)
+    methods = check_methods(methods)
+    width = cfg.get("width", 16)
+    if not isinstance(width, int) or isinstance(width, bool) or not 4 <= width <= 32:
+        raise XaiHlsError(f"config width must be an integer from 4 to 32, got {width!r}")
+    headroom = cfg.get("headroom", 1.0)
+    if not isinstance(headroom, (int, float)) or headroom < 1.0:
+        raise XaiHlsError(f"config headroom must be a number >= 1.0, got {headroom!r}")
+    ig_steps = cfg.get("ig_steps", ig_steps)
+    ig_rule_name = cfg.get("ig_rule", ig_rule_name)
+    ig_rule(ig_steps, ig_rule_name)  # validates both
+    overrides = cfg.get("layers", {}) or {}
+    if not isinstance(overrides, dict):
+        raise XaiHlsError("config layers must map layer names to their formats")
+    names = [layer.name for layer in graph.layers]
+    for name, entry in overrides.items():
+        if name not in names:
+            raise XaiHlsError(f"config layers: no layer named '{name}'; layers: {', '.join(names)}")
+        if not isinstance(entry, dict) or set(entry) - _LAYER_KEYS:
+            bad = sorted(set(entry) - _LAYER_KEYS)[0] if isinstance(entry, dict) else entry
+            raise XaiHlsError(
+                f"config layers.{name}: unknown entry '{bad}'; known: {', '.join(sorted(_LAYER_KEYS))}"
+            )
+    _check_accumulator(graph, width)
+
+    x = _calibration_batch(calibration, graph)
+    L = len(graph.layers)
+
+    def fmt(max_abs: float) -> FixedFormat:
+        return FixedFormat.covering(max_abs, width, headroom)
+
+    def override(name: str, key: str) -> FixedFormat | None:
+        spec = overrides.get(name, {}).get(key)
+        return None if spec is None else parse_format(spec, width, f"layers.{name}.{key}")
+
+    # Ranges: forward activations (all passes see the same forward for x; IG adds path points).
+    act_max = [0.0] * (L + 1)
+    grad_max: dict[ReluBackward, list[float]] = {}
+    post_max = {"input_x_gradient": 0.0, "ig_summed_gradient": 0.0, "integrated_gradients": 0.0}
+    for name in methods:
+        m = get_method(name)
+        trace = float_attribute(graph, x, name, steps=ig_steps, rule=ig_rule_name)
+        act_max[0] = max(act_max[0], float(x.abs().max()))
+        for i, a in enumerate(trace.activations):
+            act_max[i + 1] = max(act_max[i + 1], _max_abs([a]))
+        g = grad_max.setdefault(m.relu_backward, [0.0] * L)
+        for i, t in enumerate(trace.gradients):
+            g[i] = max(g[i], _max_abs([t]))
+        if m.post is PostProcess.TIMES_INPUT:
+            post_max["input_x_gradient"] = max(post_max["input_x_gradient"], _max_abs([trace.attribution]))
+        if m.post is PostProcess.INTEGRATED:
+            post_max["ig_summed_gradient"] = _max_abs([trace.summed_gradient])
+            post_max["integrated_gradients"] = _max_abs([trace.attribution])
+
+    input_fmt = parse_format(cfg["input"], width, "input") if "input" in cfg else fmt(act_max[0])
+    qlayers: list[QLayer] = []
+    in_fmt = input_fmt
+    for i, layer in enumerate(graph.layers):
+        out_fmt = override(layer.name, "output")
+        if out_fmt is None:
+            out_fmt = in_fmt if _passes_values(layer) else fmt(act_max[i + 1])
+        elif _passes_values(layer) and out_fmt != in_fmt:
+            raise XaiHlsError(
+                f"config layers.{layer.name}.output: a {type(layer).__name__} keeps its input format ({in_fmt})"
+            )
+        if isinstance(layer, (Conv2d, Linear)):
+            w_fmt = override(layer.name, "weight") or fmt(float(layer.weight.abs().max()))
+            b_fmt = override(layer.name, "bias") or fmt(float(layer.bias.abs().max()))
+            acc_frac = in_fmt.frac + w_fmt.frac
+            if b_fmt.frac > acc_frac:  # the bias is added into the accumulator: no finer than it
+                b_fmt = FixedFormat(b_fmt.width, acc_frac)
+            q = QLayer(layer, in_fmt, out_fmt, w_fmt, quantize(layer.weight, w_fmt), b_fmt, quantize(layer.bias, b_fmt))
+        elif isinstance(layer, AvgPool2d):
+            recip = 1.0 / (layer.kernel[0] * layer.kernel[1])
+            r_fmt = fmt(recip)
+            q = QLayer(layer, in_fmt, out_fmt, r_fmt, quantize(torch.tensor([recip]), r_fmt))
+        else:
+            q = QLayer(layer, in_fmt, out_fmt)
+        qlayers.append(q)
+        in_fmt = out_fmt
+
+    seed_fmt = FixedFormat(width, width - 2)
+    grad_formats: dict[ReluBackward, tuple[FixedFormat, ...]] = {}
+    for mode, gmax in grad_max.items():
+        fmts: list[FixedFormat] = [seed_fmt] * (L + 1)
+        for i in range(L - 1, -1, -1):
+            layer = graph.layers[i]
+            forced = override(layer.name, "gradient")
+            if forced is not None:
+                fmts[i] = forced
+            elif _route_only(layer):
+                fmts[i] = fmts[i + 1]
+            else:
+                fmts[i] = fmt(gmax[i])
+        grad_formats[mode] = tuple(fmts)
+
+    attribution_formats = AttributionFormats(
+        input_x_gradient=fmt(post_max["input_x_gradient"]),
+        ig_summed_gradient=fmt(post_max["ig_summed_gradient"]),
+        integrated_gradients=fmt(post_max["integrated_gradients"]),
+    )
+    return QGraph(
+        graph, width, tuple(qlayers), methods, grad_formats, attribution_formats, ig_steps, ig_rule_name,
+        notes={"calibration_images": int(x.shape[0]), "headroom": float(headroom)},
+    )
+
+
+def _calibration_batch(calibration: Any, graph: Graph) -> torch.Tensor:
+    if calibration is None:
+        raise XaiHlsError("calibration data is required: a batch of inputs shaped (N, C, H, W)")
+    x = torch.as_tensor(calibration)
+    if x.dim() == 3:
+        x = x[None]
+    if x.dim() != 4 or tuple(x.shape[1:]) != graph.input_shape or x.shape[0] < 1:
+        raise XaiHlsError(
+            f"calibration batch has shape {tuple(x.shape)}; expected (N, {', '.join(map(str, graph.input_shape))})"
+        )
+    if not torch.isfinite(x).all():
+        raise XaiHlsError("calibration batch contains NaN or infinite values")
+    return x.to(torch.float64)
