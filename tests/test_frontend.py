@@ -167,14 +167,21 @@ def test_unknown_zoo_name_is_refused():
         load_model("zoo:nope")
 
 
-def test_factory_spec_with_weights(tmp_path):
+def test_factory_spec_with_weights(tmp_path, monkeypatch):
     from xaihls.models.digits import DigitsCNN
 
+    (tmp_path / "userfactory.py").write_text(
+        "from xaihls.models.digits import DigitsCNN\n\ndef net():\n    return DigitsCNN().eval()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
     w = tmp_path / "w.pt"
-    torch.save(DigitsCNN().state_dict(), w)
-    loaded = load_model("xaihls.models.digits:DigitsCNN", weights=w, input_shape=(1, 16, 16))
-    assert loaded.graph.num_classes == 10
+    trained = DigitsCNN()
+    torch.save(trained.state_dict(), w)
+    loaded = load_model("userfactory:net", weights=w, input_shape=(1, 16, 16))
+    torch.testing.assert_close(loaded.graph.layers[0].weight, trained.conv1.weight.detach())
     with pytest.raises(XaiHlsError, match="has no callable 'Nope'"):
-        load_model("xaihls.models.digits:Nope")
+        load_model("userfactory:Nope")
     with pytest.raises(XaiHlsError, match="input shape"):
-        load_model("xaihls.models.digits:DigitsCNN")
+        load_model("userfactory:net")
+    with pytest.raises(XaiHlsError, match="training mode"):
+        load_model("xaihls.models.digits:DigitsCNN", input_shape=(1, 16, 16))

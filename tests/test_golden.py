@@ -68,7 +68,7 @@ def test_conv_forward_and_input_gradient_equal_integer_reference(c, o, h, w, k, 
     x = torch.randint(-(2**15), 2**15, (2, c, h, w), generator=gen)
     x[0].fill_(-(2**15))
     sat = golden.Saturations()
-    out = golden._layer_forward(q, 0, x, golden.Kept(), sat, True)
+    out, _ = golden._layer_forward(q, 0, x, golden.Kept(), sat, True)
     ref = int_conv(x, q.weight, (stride, stride), (pad, pad)) + (q.bias << q.bias_shift)[None, :, None, None]
     from xaihls.numerics import requantize
 
@@ -86,7 +86,7 @@ def test_maxpool_keeps_first_maximum_on_ties_and_routes_gradient_there():
     qg = calibrate(graph_from_module(model, (1, 4, 4)), torch.rand(2, 1, 4, 4), methods=("gradient",))
     x = torch.tensor([[[[5, 5, 1, 2], [5, 0, 3, 3], [0, 0, -1, -2], [0, 0, -3, -1]]]], dtype=torch.int64)
     kept = golden.Kept()
-    out = golden._layer_forward(qg.layers[0], 0, x, kept, golden.Saturations(), True)
+    out, _ = golden._layer_forward(qg.layers[0], 0, x, kept, golden.Saturations(), True)
     assert out.flatten().tolist() == [5, 3, 0, -1]
     assert kept.pool_indices[0].flatten().tolist() == [0, 2, 0, 0]  # raster order inside each window
     g = torch.tensor([[[[10, 20], [30, 40]]]])

@@ -72,11 +72,12 @@ def test_negative_shift_is_exact_left_shift_then_saturation():
     assert requantize(torch.tensor([3, -3, 1 << 14]), 8, fmt).tolist() == [12, -12, 32767]
 
 
-@pytest.mark.parametrize("max_abs,frac", [(1.0, 15), (0.99, 15), (1.01, 14), (6.0, 12), (0.001, 24), (0.0, 15)])
+@pytest.mark.parametrize("max_abs,frac", [(1.0, 14), (0.99, 15), (1.01, 14), (6.0, 12), (0.001, 24), (0.0, 15), (0.99999, 14)])
 def test_covering_format_is_finest_that_holds_the_range(max_abs, frac):
     fmt = FixedFormat.covering(max_abs, 16)
     assert fmt.frac == frac
-    assert fmt.max_value + fmt.lsb >= max_abs
+    assert fmt.max_value >= max_abs
+    assert FixedFormat(16, fmt.frac + 1).max_value < max_abs or max_abs == 0
 
 
 def test_ap_type_names_integer_bits():

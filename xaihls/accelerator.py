@@ -14,6 +14,7 @@ from xaihls.frontend.trace import graph_from_module
 from xaihls.golden import model as golden
 from xaihls.methods import METHODS, check_methods
 from xaihls.numerics import dequantize
+from xaihls.plan.boards import Board, load_board
 from xaihls.quant.calibrate import calibrate
 from xaihls.quant.qgraph import QGraph
 
@@ -28,7 +29,7 @@ class Accelerator:
     as float tensors holding the exact fixed-point values.
     """
 
-    def __init__(self, qgraph: QGraph, board: str):
+    def __init__(self, qgraph: QGraph, board: Board):
         self.qgraph = qgraph
         self.board = board
 
@@ -77,14 +78,14 @@ class Accelerator:
 
     def __repr__(self) -> str:
         layers = len(self.graph.layers)
-        return (f"Accelerator({layers} layers, input {self.graph.input_shape}, board '{self.board}', "
+        return (f"Accelerator({layers} layers, input {self.graph.input_shape}, board '{self.board.name}', "
                 f"methods {', '.join(self.methods)})")
 
 
 def compile(
     model: nn.Module | Graph,
     input_shape: tuple[int, int, int] | None = None,
-    board: str = "pynq-z2",
+    board: str | Path | Board = "pynq-z2",
     methods=tuple(METHODS),
     calibration: Any = None,
     config: dict | str | Path | None = None,
@@ -102,8 +103,7 @@ def compile(
         if input_shape is None:
             raise XaiHlsError("input_shape (C, H, W) is required to compile an nn.Module")
         graph = graph_from_module(model, input_shape)
-    from xaihls.plan.boards import load_board
-
-    load_board(board)  # an unknown board fails here, before the slow part
+    if not isinstance(board, Board):
+        board = load_board(board)  # an unknown board fails here, before the slow part
     qgraph = calibrate(graph, calibration, methods, config, ig_steps=ig_steps)
     return Accelerator(qgraph, board)

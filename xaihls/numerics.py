@@ -70,10 +70,9 @@ class FixedFormat:
 
     @classmethod
     def covering(cls, max_abs: float, width: int = 16, headroom: float = 1.0) -> "FixedFormat":
-        """The finest format of ``width`` bits whose range covers ``max_abs * headroom``.
+        """The finest format of ``width`` bits whose largest value is at least ``max_abs * headroom``.
 
-        Range means [-2**I, 2**I) with I = int_bits - 1, so a value of exactly 2**I
-        saturates by one LSB (negligible, and counted like any other saturation).
+        (So a calibrated maximum never saturates: inputs in [0, 1] get a format that holds 1.0.)
         """
         top = float(max_abs) * float(headroom)
         if not math.isfinite(top):
@@ -81,8 +80,10 @@ class FixedFormat:
         if top <= 0.0:
             # An all-zero tensor: any format represents it; pick one with 1 integer bit.
             return cls(width, width - 1)
-        magnitude_bits = math.ceil(math.log2(top))
-        return cls(width, width - 1 - magnitude_bits)
+        frac = width - 1 - math.ceil(math.log2(top))
+        if ((1 << (width - 1)) - 1) * 2.0 ** -frac < top:
+            frac -= 1
+        return cls(width, frac)
 
 
 def round_shift(acc: torch.Tensor, shift: int) -> torch.Tensor:

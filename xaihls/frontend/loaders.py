@@ -84,7 +84,6 @@ def load_model(spec: str, weights: str | Path | None = None, input_shape=None) -
         module = _factory(spec)
         if weights is not None:
             load_weights(module, weights)
-        module.eval()
         if input_shape is None:
             raise XaiHlsError(f"model '{spec}': give its input shape (C,H,W), e.g. --input-shape 3,32,32")
         return LoadedModel(spec, graph_from_module(module, input_shape), module)

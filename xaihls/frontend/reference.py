@@ -128,3 +128,34 @@ def float_attribute(
     else:
         attr = g
     return FloatTrace(attr, logits, acts, grads)
+
+
+def graph_to_module(graph: Graph) -> torch.nn.Sequential:
+    """The graph as an nn.Sequential of standard modules (BatchNorm folded, every ReLU a module).
+
+    Captum's GuidedBackprop and Deconvolution override only ``nn.ReLU`` modules, so a model
+    written with functional ReLUs gets the plain gradient there; this rebuilt module gives
+    Captum every ReLU, as the methods define them.
+    """
+    import torch.nn as nn
+
+    modules = []
+    for layer in graph.layers:
+        if isinstance(layer, Conv2d):
+            m = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel, layer.stride, layer.padding)
+            m.weight.data.copy_(layer.weight)
+            m.bias.data.copy_(layer.bias)
+        elif isinstance(layer, Linear):
+            m = nn.Linear(layer.in_shape[0], layer.out_shape[0])
+            m.weight.data.copy_(layer.weight)
+            m.bias.data.copy_(layer.bias)
+        elif isinstance(layer, ReLU):
+            m = nn.ReLU()
+        elif isinstance(layer, MaxPool2d):
+            m = nn.MaxPool2d(layer.kernel, layer.stride)
+        elif isinstance(layer, AvgPool2d):
+            m = nn.AvgPool2d(layer.kernel, layer.stride)
+        else:
+            m = nn.Flatten()
+        modules.append(m)
+    return nn.Sequential(*modules).eval()

@@ -39,7 +39,7 @@ def _refuse(node: torch.fx.Node, why: str = "") -> XaiHlsError:
     what = node.target if node.op != "call_module" else node.target
     detail = f": {why}" if why else ""
     return XaiHlsError(
-        f"unsupported node '{node.name}' (op {node.op}, target {_target_name(node, what)}){detail}; "
+        f"unsupported node '{_name(node)}' (op {node.op}, target {_target_name(node, what)}){detail}; "
         f"supported: {SUPPORTED}"
     )
 
@@ -194,11 +194,14 @@ def _check_input_shape(input_shape: Any) -> Shape:
 def _propagate_shapes(gm: torch.fx.GraphModule, input_shape: Shape) -> None:
     from torch.fx.passes.shape_prop import ShapeProp
 
+    sample = torch.zeros((1, *input_shape))
     try:
-        ShapeProp(gm).propagate(torch.zeros((1, *input_shape)))
+        with torch.no_grad():
+            gm(sample)  # a plain run first: ShapeProp prints a traceback of its own on failure
     except Exception as exc:  # the model's own error, shortened to one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise XaiHlsError(f"model does not accept input_shape {input_shape}: {first}") from None
+    ShapeProp(gm).propagate(sample)
 
 
 def _out_shape(node: torch.fx.Node) -> Shape:

@@ -5,6 +5,12 @@ int64 tensors; multiply-accumulate runs as float64 convolution/matmul, which is 
 here because every product and partial sum is an integer below 2**53 (the 48-bit
 accumulator bound is checked when a network is quantized). Between the passes only
 ReLU bits and max-pool indices are kept (plus the input image where a method needs it).
+
+Decisions after a convolution are taken on its wide accumulator, as the engine's
+write-back unit does: the ReLU bit is [acc > 0] and a max-pool that follows (with or
+without the ReLU between) ranks its window by max(acc, 0) or acc. Requantization and
+ReLU are monotonic, so every stored value is the same as deciding on the rounded
+values; what changes is that near-ties and near-zeros keep their true order.
 """
 
 from __future__ import annotations
@@ -87,29 +93,31 @@ def _scatter_windows(per_position: torch.Tensor, layer) -> torch.Tensor:
     return _i64(F.conv_transpose2d(planes, one_hot, None, stride, 0, extra, groups=c))
 
 
-def _layer_forward(q: QLayer, i: int, x: torch.Tensor, kept: Kept, sat: Saturations, keep_relu: bool):
+def _layer_forward(q: QLayer, i: int, x: torch.Tensor, kept: Kept, sat: Saturations, keep_relu: bool,
+                   order: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Layer i's integer output, and the wide values that decide a following ReLU bit or argmax."""
     layer = q.layer
     if isinstance(layer, Conv2d):
         acc = _i64(F.conv2d(_f64(x), _f64(q.weight), None, layer.stride, layer.padding))
         acc = acc + (q.bias << q.bias_shift)[None, :, None, None]
-        return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name)
+        return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name), acc
     if isinstance(layer, Linear):
         acc = _i64(_f64(x) @ _f64(q.weight).T) + (q.bias << q.bias_shift)[None, :]
-        return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name)
+        return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name), None
     if isinstance(layer, ReLU):
         if keep_relu:
-            kept.relu_bits[i] = x > 0
-        return x.clamp(min=0)
+            kept.relu_bits[i] = (x if order is None else order) > 0
+        return x.clamp(min=0), None if order is None else order.clamp(min=0)
     if isinstance(layer, MaxPool2d):
-        windows = _windows(x, layer)
-        index = windows.argmax(dim=-1, keepdim=True)  # first maximum in raster order on ties
+        rank = _windows(x if order is None else order, layer)
+        index = rank.argmax(dim=-1, keepdim=True)  # first maximum in raster order on ties
         kept.pool_indices[i] = index.to(torch.uint8 if _window(layer) <= 256 else torch.int32)
-        return windows.gather(-1, index).squeeze(-1)
+        return _windows(x, layer).gather(-1, index).squeeze(-1), None
     if isinstance(layer, AvgPool2d):
         sums = _windows(x, layer).sum(-1)
-        return sat.requantize(sums * q.weight[0], q.acc_frac, q.out_fmt, layer.name)
+        return sat.requantize(sums * q.weight[0], q.acc_frac, q.out_fmt, layer.name), None
     if isinstance(layer, Flatten):
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], -1), None
     raise AssertionError(f"no forward for {type(layer).__name__}")
 
 
@@ -151,8 +159,9 @@ def _layer_backward(
 def forward(qg: QGraph, x_q: torch.Tensor, sat: Saturations, keep_relu: bool = True) -> tuple[torch.Tensor, Kept]:
     """Integer logits of quantized inputs, and what the backward pass needs."""
     kept = Kept()
+    order = None
     for i, q in enumerate(qg.layers):
-        x_q = _layer_forward(q, i, x_q, kept, sat, keep_relu)
+        x_q, order = _layer_forward(q, i, x_q, kept, sat, keep_relu, order)
     return x_q, kept
 
 
@@ -265,6 +274,10 @@ def attribute(
     return GoldenResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
 
 
+IG_CHUNK_IMAGES = 256
+"""Path images per forward/backward pass of integrated gradients (memory, not results)."""
+
+
 def _integrated_gradients(qg: QGraph, x_q, target, steps, baseline, rule, sat: Saturations):
     steps = qg.ig_steps if steps is None else steps
     rule = qg.ig_rule if rule is None else rule
@@ -284,18 +297,22 @@ def _integrated_gradients(qg: QGraph, x_q, target, steps, baseline, rule, sat: S
             ) from None
         base_q = quantize(b, qg.input_fmt)
     diff = x_q - base_q  # one bit wider than the input format, exact
-    alphas = torch.tensor(c.alphas, dtype=torch.int64).view(-1, 1, 1, 1, 1)
     in_fmt = qg.input_fmt
-    point_acc = (base_q << c.alpha_frac)[None] + alphas * diff[None]
-    points = sat.requantize(point_acc, c.alpha_frac + in_fmt.frac, in_fmt, "ig_path").reshape(-1, *x_q.shape[1:])
-
     mode = ReluBackward.MASK
-    _, kept = forward(qg, points, sat)
-    g = backward(qg, kept, target.repeat(steps), mode, sat).view(steps, *x_q.shape)
-    weights = torch.tensor(c.weights, dtype=torch.int64).view(-1, 1, 1, 1, 1)
+    weighted_sum = torch.zeros_like(x_q)
+    chunk = max(1, IG_CHUNK_IMAGES // n)  # steps per pass: keeps the working set in cache
+    for k0 in range(0, steps, chunk):
+        alphas = torch.tensor(c.alphas[k0:k0 + chunk], dtype=torch.int64).view(-1, 1, 1, 1, 1)
+        point_acc = (base_q << c.alpha_frac)[None] + alphas * diff[None]
+        points = sat.requantize(point_acc, c.alpha_frac + in_fmt.frac, in_fmt, "ig_path")
+        k = points.shape[0]
+        _, kept = forward(qg, points.reshape(-1, *x_q.shape[1:]), sat)
+        g = backward(qg, kept, target.repeat(k), mode, sat).view(k, *x_q.shape)
+        weights = torch.tensor(c.weights[k0:k0 + chunk], dtype=torch.int64).view(-1, 1, 1, 1, 1)
+        weighted_sum += (weights * g).sum(0)
     summed_fmt = qg.attribution_formats.ig_summed_gradient
     summed = sat.requantize(
-        (weights * g).sum(0), c.weight_frac + qg.grad_fmt(mode, 0).frac, summed_fmt, "ig_sum"
+        weighted_sum, c.weight_frac + qg.grad_fmt(mode, 0).frac, summed_fmt, "ig_sum"
     )
     fmt = qg.attribution_formats.integrated_gradients
     attr = sat.requantize(diff * summed, in_fmt.frac + summed_fmt.frac, fmt, "attribution")

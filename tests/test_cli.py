@@ -1,0 +1,127 @@
+"""The command line: the verbs work, and every user mistake is one line on stderr with status 2."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from xaihls.cli import main
+from xaihls.models.zoo import get_zoo_model
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_boards_lists_every_bundled_board(capsys):
+    code, out, _ = run(capsys, "boards", "--json")
+    assert code == 0
+    names = {b["name"] for b in json.loads(out)}
+    assert {"pynq-z2", "arty-a7-100t", "ultra96-v2", "kv260", "zcu104", "zcu102", "alveo-u250"} <= names
+
+
+def test_demo_writes_heatmaps_and_a_fidelity_summary(tmp_path, capsys):
+    code, out, _ = run(capsys, "demo", "--out", str(tmp_path), "--steps", "8")
+    assert code == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["methods"]) == {"gradient", "saliency", "input_x_gradient", "integrated_gradients",
+                                       "guided_backprop", "deconvnet"}
+    assert all(row["pearson_mean"] > 0.99 for row in summary["methods"].values())
+    with Image.open(tmp_path / "heatmaps.png") as img:
+        assert img.size[0] > 500 and img.size[1] > 500
+    assert "Pearson" in out
+
+
+def _sample_png(path, index=0):
+    images, _ = get_zoo_model("digits").samples()
+    Image.fromarray((images[index, 0].numpy() * 255).round().astype(np.uint8)).save(path)
+    return path
+
+
+def test_attribute_writes_heatmaps_and_arrays(tmp_path, capsys):
+    a = _sample_png(tmp_path / "a.png", 0)
+    b = tmp_path / "b.npy"
+    np.save(b, get_zoo_model("digits").samples()[0][3].numpy())
+    code, out, err = run(capsys, "attribute", "zoo:digits", str(a), str(b), "--method", "guided_backprop",
+                         "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    attr = np.load(tmp_path / "out" / "guided_backprop.npy")
+    assert attr.shape == (2, 1, 16, 16) and np.abs(attr).sum() > 0
+    assert (tmp_path / "out" / "a_guided_backprop.png").is_file()
+    assert "class 0" in out and "class 3" in out
+
+
+BAD_MODELS = textwrap.dedent("""
+    import torch.nn as nn
+
+    def with_sigmoid():
+        return nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sigmoid(), nn.Flatten(), nn.Linear(2 * 14 * 14, 10)).eval()
+
+    def ok():
+        return nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 14 * 14, 10)).eval()
+
+    def in_train_mode():
+        return nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 14 * 14, 10)).train()
+""")
+
+
+@pytest.fixture
+def bad_models(tmp_path, monkeypatch):
+    (tmp_path / "badmodels.py").write_text(BAD_MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    png = _sample_png(tmp_path / "x.png")
+    return tmp_path, png
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["badmodels:with_sigmoid", "--input-shape", "1,16,16"], "unsupported node '1' (op call_module, target 1)"),
+    (["badmodels:ok"], "give its input shape (C,H,W)"),
+    (["badmodels:in_train_mode", "--input-shape", "1,16,16"], "training mode"),
+    (["badmodels:in_train_mode", "--input-shape", "3,16,16"], "training mode"),
+    (["badmodels:ok", "--input-shape", "1,12,12"], "does not accept input_shape (1, 12, 12)"),
+    (["zoo:nope"], "unknown zoo model 'nope'; bundled models: cifar_ref, digits"),
+    (["zoo:digits", "--method", "shap"], "unknown attribution method 'shap'"),
+    (["zoo:digits", "--board", "vc707"], "unknown board 'vc707'"),
+    (["zoo:cifar_ref"], "picture is 16x16 pixels; the model takes 32x32"),
+])
+def test_user_mistakes_are_one_line_errors(bad_models, capsys, argv, needle):
+    tmp, png = bad_models
+    model, *rest = argv
+    code, _, err = run(capsys, "attribute", model, str(png), *rest, "--out", str(tmp / "out"))
+    assert code == 2
+    assert needle in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_corrupt_weights_file_is_a_one_line_error(bad_models, capsys):
+    tmp, png = bad_models
+    bad = tmp / "w.pt"
+    bad.write_bytes(b"\x00garbage")
+    code, _, err = run(capsys, "attribute", "badmodels:ok", str(png), "--weights", str(bad),
+                       "--input-shape", "1,16,16", "--out", str(tmp / "out"))
+    assert code == 2 and "is not a readable state_dict" in err and err.count("\n") == 1
+
+
+def test_installed_entry_point_prints_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "xaihls.cli", "attribute", "zoo:nope", "x.png", "--out",
+                           str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("xaihls attribute: error: unknown zoo model 'nope'; bundled models: "
+                                   "cifar_ref, digits, digits_gap, digits_strided_bn")
+
+
+def test_every_verb_has_help(capsys):
+    from xaihls.cli import COMMANDS
+
+    for verb in COMMANDS:
+        with pytest.raises(SystemExit) as e:
+            main([verb, "--help"])
+        assert e.value.code == 0
+        assert "usage: xaihls " + verb in capsys.readouterr().out

@@ -1,0 +1,169 @@
+"""The ``xaihls`` command line. User mistakes print one line and exit with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from xaihls.errors import XaiHlsError
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    try:
+        parts = tuple(int(p) for p in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"input shape must be C,H,W integers, got '{text}'") from None
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"input shape must be C,H,W, got '{text}'")
+    return parts
+
+
+def _methods(text: str) -> tuple[str, ...]:
+    from xaihls.methods import METHODS
+
+    if text == "all":
+        return tuple(METHODS)
+    return tuple(m.strip() for m in text.split(",") if m.strip())
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="zoo:NAME, package.module:factory, or a torch.export .pt2 file")
+    p.add_argument("--weights", help="state_dict file for a package.module:factory model")
+    p.add_argument("--input-shape", type=_shape, help="C,H,W (required for package.module:factory)")
+    p.add_argument("--config", help="YAML file of per-layer formats (see docs/quantization.md)")
+    p.add_argument("--board", default="pynq-z2", help="board name or board YAML file (default pynq-z2)")
+    p.add_argument("--board-path", action="append", default=[], help="extra folder of board YAML files")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xaihls",
+        description="Compile a PyTorch CNN into a 16-bit FPGA accelerator for prediction and attribution.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("demo", help="run the bundled digits model end to end and write heatmaps",
+                       description="Calibrate, compile and attribute the bundled digits model's sample "
+                                   "images with every method; write heatmaps and a fidelity summary.")
+    p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    p.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (default 32)")
+    p.add_argument("--board", default="pynq-z2", help="board (default pynq-z2)")
+
+    p = sub.add_parser("attribute", help="attribute images with one method on a backend",
+                       description="Attribute image files (.png/.jpg, .npy, .pt) and write heatmaps and "
+                                   "the attributions (.npy).")
+    _add_model_args(p)
+    p.add_argument("images", nargs="+", help="image files: .png/.jpg (scaled to [0,1]), .npy or .pt arrays")
+    p.add_argument("--method", default="saliency", help="attribution method (default saliency)")
+    p.add_argument("--target", type=int, help="class to explain (default: the predicted class)")
+    p.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (default 32)")
+    p.add_argument("--calibration", help="calibration batch (.npy/.pt/.npz) or folder of images; "
+                                         "default: the model's bundled samples, else the images themselves")
+    p.add_argument("--backend", default="golden", help="golden (default), program, csim or rtl")
+    p.add_argument("--out", required=True, help="output folder")
+
+    p = sub.add_parser("boards", help="list the boards (bundled and user)",
+                       description="List bundled boards and those in XAIHLS_BOARD_PATH / --board-path.")
+    p.add_argument("--board-path", action="append", default=[], help="extra folder of board YAML files")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except XaiHlsError as exc:
+        print(f"xaihls {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def cmd_boards(args) -> int:
+    from rich.table import Table
+
+    from xaihls.plan.boards import list_boards
+
+    boards = list_boards(args.board_path or None)
+    if args.json:
+        print(json.dumps([{"name": b.name, "part": b.part, "family": b.family, "clock_mhz": b.clock_mhz,
+                           "resources": b.resources.as_dict(), "ddr_bandwidth_gbps": b.ddr_bandwidth_gbps,
+                           "file": str(b.path)} for b in boards], indent=2))
+        return 0
+    table = Table(title="boards")
+    for col in ("name", "part", "MHz", "LUT", "FF", "DSP", "BRAM_18K", "URAM", "DDR GB/s"):
+        table.add_column(col, justify="right" if col not in ("name", "part") else "left")
+    for b in boards:
+        r = b.resources
+        table.add_row(b.name, b.part, f"{b.clock_mhz:g}", f"{r.lut:,}", f"{r.ff:,}", f"{r.dsp:,}",
+                      f"{r.bram_18k:,}", f"{r.uram:,}", f"{b.ddr_bandwidth_gbps:g}")
+    _console().print(table)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from xaihls.demo import run_demo
+
+    run_demo(Path(args.out), steps=args.steps, board=args.board, console=_console())
+    return 0
+
+
+def cmd_attribute(args) -> int:
+    import numpy as np
+    import torch
+
+    import xaihls
+    from xaihls.frontend.loaders import load_model
+    from xaihls.io import load_calibration, load_images
+    from xaihls.reports.heatmaps import save_heatmap
+
+    loaded = load_model(args.model, args.weights, args.input_shape)
+    shape = loaded.graph.input_shape
+    images = load_images(args.images, shape)
+    console = _console()
+    if args.calibration:
+        calibration, source = load_calibration(args.calibration, shape), args.calibration
+    elif args.model.startswith("zoo:"):
+        from xaihls.models.zoo import get_zoo_model
+
+        calibration, source = get_zoo_model(args.model[4:]).calibration(), "the bundled calibration batch"
+    else:
+        calibration, source = images, "the given images (pass --calibration for a representative batch)"
+    console.print(f"calibrating on {calibration.shape[0]} images from {source}")
+    with console.status("calibrating and compiling"):
+        acc = xaihls.compile(loaded.graph, board=args.board, methods=(args.method,), calibration=calibration,
+                             config=args.config, ig_steps=args.steps)
+    with console.status(f"{args.method} on {images.shape[0]} images ({args.backend})"):
+        result = acc.run(images, args.method, target=args.target, backend=args.backend, steps=args.steps)
+    from xaihls.numerics import dequantize
+
+    attr = dequantize(result.attribution, result.attribution_fmt).to(torch.float32)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / f"{args.method}.npy", attr.numpy())
+    for i, src in enumerate(args.images):
+        png = save_heatmap(attr[i], out / f"{Path(src).stem}_{args.method}.png")
+        console.print(f"{src}: class {int(result.target[i])} -> {png}")
+    if result.saturations:
+        console.print(f"[yellow]saturations[/yellow]: {dict(result.saturations)}")
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "attribute": cmd_attribute, "boards": cmd_boards}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
