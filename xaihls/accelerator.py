@@ -19,7 +19,7 @@ from xaihls.quant.calibrate import calibrate
 from xaihls.quant.qgraph import QGraph
 
 BACKENDS = ("golden", "program", "csim", "rtl")
-AVAILABLE_BACKENDS = ("golden",)
+AVAILABLE_BACKENDS = ("golden", "program")
 
 
 class Accelerator:
@@ -29,9 +29,11 @@ class Accelerator:
     as float tensors holding the exact fixed-point values.
     """
 
-    def __init__(self, qgraph: QGraph, board: Board):
+    def __init__(self, qgraph: QGraph, board: Board, tiling: tuple[int, int] | None = None):
         self.qgraph = qgraph
         self.board = board
+        self.tiling = tiling
+        self._plan = None
 
     @property
     def graph(self) -> Graph:
@@ -49,13 +51,37 @@ class Accelerator:
                 f"backend '{backend}' is not available in this version; available: {', '.join(AVAILABLE_BACKENDS)}"
             )
 
+    @property
+    def plan(self):
+        """The engine and Program for this board (made on first use: it searches tilings)."""
+        if self._plan is None:
+            from xaihls.plan.planner import plan
+
+            self._plan = plan(self.qgraph, self.board, tiling=self.tiling)
+        return self._plan
+
     def run(self, x: Any, method: str | None = None, target=None, backend: str = "golden",
             steps: int | None = None, baseline=None, rule: str | None = None) -> golden.GoldenResult:
-        """Integer results with formats and saturation counts (``method=None``: predict only)."""
+        """Integer results with formats (and saturation counts from golden); ``method=None`` predicts."""
         self._check_backend(backend)
-        if method is None:
-            return golden.predict(self.qgraph, x)
-        return golden.attribute(self.qgraph, x, method, target, steps, baseline, rule)
+        qg = self.qgraph
+        if backend == "golden":
+            if method is None:
+                return golden.predict(qg, x)
+            return golden.attribute(qg, x, method, target, steps, baseline, rule)
+        if method is not None:
+            golden.check_compiled(qg, method)
+        x = golden.check_batch(qg, x)
+        target = golden.check_target(qg, target, x.shape[0])
+        x_q = golden.quantize_input(qg, x, golden.Saturations())
+        steps, rule = golden.ig_settings(qg, steps, rule)
+        base_q = golden.quantize_baseline(qg, baseline, x_q)
+        from xaihls.sim.program import run_batch
+
+        p = self.plan
+        logits, used, attr = run_batch(p.program, p.engine.tm, p.engine.tn, x_q, method, target, steps, rule, base_q)
+        fmt = golden.attribution_format(qg, method) if method else None
+        return golden.GoldenResult(logits, qg.logits_fmt, used, attr, fmt, None)
 
     def predict(self, x: Any, backend: str = "golden") -> torch.Tensor:
         """Dequantized logits (N, classes), float32."""
@@ -90,11 +116,13 @@ def compile(
     calibration: Any = None,
     config: dict | str | Path | None = None,
     ig_steps: int = 32,
+    tiling: tuple[int, int] | None = None,
 ) -> Accelerator:
     """Trace, calibrate and quantize ``model`` for ``board``.
 
     ``calibration``: a batch (N, C, H, W) of typical inputs; the ranges of every
     activation and every gradient of the requested ``methods`` are taken from it.
+    ``tiling=(Tm, Tn)`` fixes the MAC array instead of letting the planner choose.
     """
     methods = check_methods(methods)
     if isinstance(model, Graph):
@@ -106,4 +134,4 @@ def compile(
     if not isinstance(board, Board):
         board = load_board(board)  # an unknown board fails here, before the slow part
     qgraph = calibrate(graph, calibration, methods, config, ig_steps=ig_steps)
-    return Accelerator(qgraph, board)
+    return Accelerator(qgraph, board, tiling)

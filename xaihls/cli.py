@@ -66,6 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="golden", help="golden (default), program, csim or rtl")
     p.add_argument("--out", required=True, help="output folder")
 
+    p = sub.add_parser("plan", help="choose the engine tiling for a board and show its cost",
+                       description="Calibrate the model, choose the Tm x Tn engine and buffers that minimise "
+                                   "the workload's cycles on the board, and print per-layer cycles, roofline "
+                                   "bounds, MAC-array utilisation, latency per method and resources.")
+    _add_model_args(p)
+    p.add_argument("--methods", type=_methods, default="saliency,integrated_gradients",
+                   help="methods in the workload, comma-separated or 'all' (default saliency,integrated_gradients)")
+    p.add_argument("--calibration", help="calibration batch (.npy/.pt/.npz) or folder of images")
+    p.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (default 32)")
+    p.add_argument("--clock", type=float, help="clock in MHz (default: the board's)")
+    p.add_argument("--cap", type=float, default=0.8, help="utilisation cap on every resource (default 0.8)")
+    p.add_argument("--tiling", help="fix the array: TmxTn, e.g. 16x8")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
     p = sub.add_parser("boards", help="list the boards (bundled and user)",
                        description="List bundled boards and those in XAIHLS_BOARD_PATH / --board-path.")
     p.add_argument("--board-path", action="append", default=[], help="extra folder of board YAML files")
@@ -127,24 +141,20 @@ def cmd_attribute(args) -> int:
 
     import xaihls
     from xaihls.frontend.loaders import load_model
-    from xaihls.io import load_calibration, load_images
+    from xaihls.io import load_images
     from xaihls.reports.heatmaps import save_heatmap
 
     loaded = load_model(args.model, args.weights, args.input_shape)
     shape = loaded.graph.input_shape
     images = load_images(args.images, shape)
     console = _console()
-    if args.calibration:
-        calibration, source = load_calibration(args.calibration, shape), args.calibration
-    elif args.model.startswith("zoo:"):
-        from xaihls.models.zoo import get_zoo_model
-
-        calibration, source = get_zoo_model(args.model[4:]).calibration(), "the bundled calibration batch"
-    else:
-        calibration, source = images, "the given images (pass --calibration for a representative batch)"
+    calibration, source = _calibration_for(args, loaded, fallback=images)
     console.print(f"calibrating on {calibration.shape[0]} images from {source}")
+    from xaihls.plan.boards import load_board
+
+    board = load_board(args.board, args.board_path or None)
     with console.status("calibrating and compiling"):
-        acc = xaihls.compile(loaded.graph, board=args.board, methods=(args.method,), calibration=calibration,
+        acc = xaihls.compile(loaded.graph, board=board, methods=(args.method,), calibration=calibration,
                              config=args.config, ig_steps=args.steps)
     with console.status(f"{args.method} on {images.shape[0]} images ({args.backend})"):
         result = acc.run(images, args.method, target=args.target, backend=args.backend, steps=args.steps)
@@ -162,7 +172,73 @@ def cmd_attribute(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "attribute": cmd_attribute, "boards": cmd_boards}
+def _calibration_for(args, loaded, fallback=None):
+    """The calibration batch a command uses, and where it came from."""
+    from xaihls.io import load_calibration
+
+    shape = loaded.graph.input_shape
+    if args.calibration:
+        return load_calibration(args.calibration, shape), args.calibration
+    if args.model.startswith("zoo:"):
+        from xaihls.models.zoo import get_zoo_model
+
+        return get_zoo_model(args.model[4:]).calibration(), "the bundled calibration batch"
+    if fallback is not None:
+        return fallback, "the given images (pass --calibration for a representative batch)"
+    raise XaiHlsError("give a calibration batch with --calibration (a .npy/.pt/.npz array or a folder of images)")
+
+
+def _tiling(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        tm, tn = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise XaiHlsError(f"--tiling must look like 16x8 (Tm x Tn), got '{text}'") from None
+    if tm < 1 or tn < 1:
+        raise XaiHlsError(f"--tiling sizes must be positive, got '{text}'")
+    return tm, tn
+
+
+def cmd_plan(args) -> int:
+    import xaihls
+    from xaihls.frontend.loaders import load_model
+    from xaihls.plan.boards import load_board
+    from xaihls.plan.planner import describe, plan
+
+    loaded = load_model(args.model, args.weights, args.input_shape)
+    board = load_board(args.board, args.board_path or None)
+    calibration, _ = _calibration_for(args, loaded)
+    console = _console()
+    with console.status("calibrating"):
+        acc = xaihls.compile(loaded.graph, board=board, methods=args.methods, calibration=calibration,
+                             config=args.config, ig_steps=args.steps)
+    with console.status(f"planning for {board.name}"):
+        p = plan(acc.qgraph, board, cap=args.cap, clock_mhz=args.clock, tiling=_tiling(args.tiling))
+    if args.json:
+        print(json.dumps(plan_summary(p), indent=2))
+    else:
+        print(describe(p))
+    return 0
+
+
+def plan_summary(p) -> dict:
+    """A plan as plain data (the figures `describe` prints)."""
+    e = p.engine
+    return {
+        "board": p.board.name, "part": p.board.part, "clock_mhz": e.clock_mhz, "tm": e.tm, "tn": e.tn,
+        "in_depth": e.in_depth, "out_depth": e.out_depth, "bytes_per_cycle": e.bytes_per_cycle,
+        "cycles": dict(p.method_cycles),
+        "latency_ms": {m: p.latency_ms(m) for m in p.method_cycles},
+        "resources": p.resources.as_dict(), "utilization": p.utilization(),
+        "kept_bits": p.kept.kept_bits, "activation_bits": p.kept.activation_bits,
+        "layers": [{"layer": c.layer, "direction": c.direction, "op": c.op, "cycles": c.cycles,
+                    "bound": c.bound_cycles, "mac_utilization": c.utilization(e.tm, e.tn)}
+                   for c in p.forward_costs + p.backward_costs],
+    }
+
+
+COMMANDS = {"demo": cmd_demo, "attribute": cmd_attribute, "plan": cmd_plan, "boards": cmd_boards}
 
 
 if __name__ == "__main__":

@@ -50,6 +50,10 @@ METHODS: dict[str, Method] = {
 
 RIEMANN_RULES = ("trapezoid", "left", "right", "middle")
 
+PREDICT_CODE = 0
+METHOD_CODES: dict[str, int] = {name: code for code, name in enumerate(METHODS, start=1)}
+"""The run-time ``method`` argument of the hardware: 0 predicts only."""
+
 
 def get_method(name: str) -> Method:
     try:

@@ -182,14 +182,18 @@ def predicted_class(logits_q: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class GoldenResult:
-    """One golden run: integer results with their formats, and the saturation counts."""
+    """One run on any backend: integer results with their formats.
+
+    ``saturations`` counts saturation events per tensor; only the golden model counts
+    them (None from the hardware backends).
+    """
 
     logits: torch.Tensor
     logits_fmt: FixedFormat
     target: torch.Tensor
     attribution: torch.Tensor | None
     attribution_fmt: FixedFormat | None
-    saturations: dict[str, int]
+    saturations: dict[str, int] | None
 
 
 def quantize_input(qg: QGraph, x: torch.Tensor, sat: Saturations) -> torch.Tensor:
@@ -225,6 +229,27 @@ def check_target(qg: QGraph, target, n: int) -> torch.Tensor | None:
     return t
 
 
+def check_compiled(qg: QGraph, method: str):
+    """The method, if ``qg`` was calibrated for it; else a clear error."""
+    m = get_method(method)
+    if method not in qg.methods:
+        raise XaiHlsError(
+            f"method '{method}' was not compiled in (compiled: {', '.join(qg.methods)}); "
+            f"pass it in methods= when compiling"
+        )
+    return m
+
+
+def attribution_format(qg: QGraph, method: str) -> FixedFormat:
+    """The format of ``method``'s attribution (what the post-processing unit writes)."""
+    m = get_method(method)
+    if m.post is PostProcess.INTEGRATED:
+        return qg.attribution_formats.integrated_gradients
+    if m.post is PostProcess.TIMES_INPUT:
+        return qg.attribution_formats.input_x_gradient
+    return qg.grad_fmt(m.relu_backward, 0)
+
+
 def predict(qg: QGraph, x: torch.Tensor) -> GoldenResult:
     sat = Saturations()
     x_q = quantize_input(qg, check_batch(qg, x), sat)
@@ -242,12 +267,7 @@ def attribute(
     rule: str | None = None,
 ) -> GoldenResult:
     """Attribution of ``method`` for the target logit (predicted class by default)."""
-    m = get_method(method)
-    if method not in qg.methods:
-        raise XaiHlsError(
-            f"method '{method}' was not compiled in (compiled: {', '.join(qg.methods)}); "
-            f"pass it in methods= when compiling"
-        )
+    m = check_compiled(qg, method)
     x = check_batch(qg, x)
     n = x.shape[0]
     target = check_target(qg, target, n)
@@ -264,13 +284,13 @@ def attribute(
 
     g = backward(qg, kept, target, mode, sat)
     g_fmt = qg.grad_fmt(mode, 0)
+    fmt = attribution_format(qg, method)
     if m.post is PostProcess.ABS:
-        attr, fmt = sat.clip(g.abs(), g_fmt, "attribution"), g_fmt
+        attr = sat.clip(g.abs(), fmt, "attribution")
     elif m.post is PostProcess.TIMES_INPUT:
-        fmt = qg.attribution_formats.input_x_gradient
         attr = sat.requantize(x_q * g, qg.input_fmt.frac + g_fmt.frac, fmt, "attribution")
     else:
-        attr, fmt = g, g_fmt
+        attr = g
     return GoldenResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
 
 
@@ -278,24 +298,35 @@ IG_CHUNK_IMAGES = 256
 """Path images per forward/backward pass of integrated gradients (memory, not results)."""
 
 
-def _integrated_gradients(qg: QGraph, x_q, target, steps, baseline, rule, sat: Saturations):
+def quantize_baseline(qg: QGraph, baseline, x_q: torch.Tensor) -> torch.Tensor:
+    """The integrated-gradients baseline in the input format, one per image (zeros by default)."""
+    if baseline is None:
+        return torch.zeros_like(x_q)
+    b = torch.as_tensor(baseline)
+    try:
+        b = b.to(torch.float64).expand_as(x_q.to(torch.float64))
+    except RuntimeError:
+        raise XaiHlsError(
+            f"baseline has shape {tuple(b.shape)}; it must broadcast to the input {tuple(x_q.shape)}"
+        ) from None
+    return quantize(b, qg.input_fmt)
+
+
+def ig_settings(qg: QGraph, steps: int | None, rule: str | None) -> tuple[int, str]:
+    """Steps and rule of a run (compiled defaults), checked against the accumulator."""
     steps = qg.ig_steps if steps is None else steps
     rule = qg.ig_rule if rule is None else rule
-    c = ig_constants(steps, rule, qg.width)
+    ig_constants(steps, rule, qg.width)  # validates both
     if steps * (1 << (2 * (qg.width - 1))) >= 1 << (ACCUMULATOR_BITS - 1):
         raise XaiHlsError(f"integrated_gradients: {steps} steps can overflow the accumulator")
+    return steps, rule
+
+
+def _integrated_gradients(qg: QGraph, x_q, target, steps, baseline, rule, sat: Saturations):
+    steps, rule = ig_settings(qg, steps, rule)
+    c = ig_constants(steps, rule, qg.width)
     n = x_q.shape[0]
-    if baseline is None:
-        base_q = torch.zeros_like(x_q)
-    else:
-        b = torch.as_tensor(baseline)
-        try:
-            b = b.to(torch.float64).expand_as(x_q.to(torch.float64))
-        except RuntimeError:
-            raise XaiHlsError(
-                f"baseline has shape {tuple(b.shape)}; it must broadcast to the input {tuple(x_q.shape)}"
-            ) from None
-        base_q = quantize(b, qg.input_fmt)
+    base_q = quantize_baseline(qg, baseline, x_q)
     diff = x_q - base_q  # one bit wider than the input format, exact
     in_fmt = qg.input_fmt
     mode = ReluBackward.MASK
