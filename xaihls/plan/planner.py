@@ -69,6 +69,25 @@ class Plan:
         have = self.board.resources.as_dict()
         return {k: (v / have[k] if have[k] else 0.0) for k, v in self.resources.as_dict().items()}
 
+    def summary(self) -> dict:
+        """The plan's figures as plain data (what ``describe`` prints; a project's estimate.json)."""
+        e = self.engine
+        names = [layer.name for layer in self.program.qgraph.graph.layers] + ["logits"]
+        return {
+            "board": self.board.name, "part": self.board.part, "clock_mhz": e.clock_mhz, "tm": e.tm, "tn": e.tn,
+            "in_depth": e.in_depth, "out_depth": e.out_depth, "w_depth": e.w_depth,
+            "bytes_per_cycle": e.bytes_per_cycle, "cap": self.cap, "ig_steps": self.ig_steps,
+            "cycles": dict(self.method_cycles),
+            "latency_ms": {m: self.latency_ms(m) for m in self.method_cycles},
+            "resources": self.resources.as_dict(), "capacity": self.board.resources.as_dict(),
+            "utilization": self.utilization(),
+            "kept_bits": self.kept.kept_bits, "activation_bits": self.kept.activation_bits,
+            "layers": [{"layer": names[c.layer], "direction": c.direction, "op": c.op, "cycles": c.cycles,
+                        "bound": c.bound_cycles, "macs": c.macs, "memory_cycles": c.memory_cycles,
+                        "mac_utilization": round(c.utilization(e.tm, e.tn), 6)}
+                       for c in self.forward_costs + self.backward_costs],
+        }
+
 
 def kept_memory(qg: QGraph, program: Program) -> KeptMemory:
     layers = qg.graph.layers

@@ -1,0 +1,153 @@
+"""Comparing design points: one row per project and source (estimate, yosys, Vitis, Verilator).
+
+A project folder (written by ``xaihls compile`` / ``Accelerator.write``) holds
+``project.json`` and ``estimate.json`` (the plan's figures); tools add their reports:
+``reports/yosys_stat.txt`` (``xaihls synth``), ``reports/verilator.json`` (``xaihls sim``),
+and, on a machine with Vitis, ``<solution>/syn/report/*_csynth.xml``,
+``<solution>/sim/report/*_cosim.rpt`` and Vivado ``*utilization*.rpt`` files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xaihls.errors import XaiHlsError
+
+RESOURCE_KEYS = ("LUT", "FF", "DSP", "BRAM_18K", "URAM")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One design point as one source sees it. Cycles are per run of a method."""
+
+    project: str
+    board: str
+    part: str
+    clock_mhz: float
+    tiling: str
+    source: str
+    resources: dict = field(default_factory=dict)
+    capacity: dict = field(default_factory=dict)
+    cycles: dict = field(default_factory=dict)
+
+    def percent(self) -> dict[str, float]:
+        """Each resource as a share of this board's capacity (not of any other board's)."""
+        return {k: self.resources[k] / self.capacity[k] for k in self.resources
+                if self.capacity.get(k)}
+
+    def latency_ms(self) -> dict[str, float]:
+        return {m: c / (self.clock_mhz * 1e3) for m, c in self.cycles.items()}
+
+    def overhead(self) -> float | None:
+        """Saliency latency over inference latency (what the attribution adds)."""
+        if "predict" in self.cycles and "saliency" in self.cycles and self.cycles["predict"]:
+            return self.cycles["saliency"] / self.cycles["predict"]
+        return None
+
+    def as_dict(self) -> dict:
+        return {"project": self.project, "board": self.board, "part": self.part, "clock_mhz": self.clock_mhz,
+                "tiling": self.tiling, "source": self.source, "resources": self.resources,
+                "percent": self.percent(), "cycles": self.cycles, "latency_ms": self.latency_ms(),
+                "saliency_over_inference": self.overhead()}
+
+
+def _load_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise XaiHlsError(f"{path.parent}: no {path.name}; is this a folder written by xaihls compile?") from None
+    except json.JSONDecodeError as exc:
+        raise XaiHlsError(f"{path}: not valid JSON ({what}): {exc.msg} at line {exc.lineno}") from None
+
+
+def project_rows(folder: str | Path) -> list[Row]:
+    """Every source of figures found in one project folder, the estimate first."""
+    from xaihls.plan.boards import load_board
+
+    folder = Path(folder)
+    _load_json(folder / "project.json", "project description")  # only xaihls projects are compared
+    estimate = _load_json(folder / "estimate.json", "plan estimate")
+    name = folder.name
+    board_name = estimate["board"]
+    try:
+        capacity = load_board(board_name).resources.as_dict()
+    except XaiHlsError:
+        capacity = estimate.get("capacity", {})
+    tiling = f"{estimate['tm']}x{estimate['tn']}"
+    base = dict(project=name, board=board_name, part=estimate["part"], clock_mhz=float(estimate["clock_mhz"]),
+                tiling=tiling, capacity=capacity)
+    rows = [Row(source="estimate", resources=dict(estimate["resources"]), cycles=dict(estimate["cycles"]), **base)]
+    reports = folder / "reports"
+    verilator = reports / "verilator.json"
+    if verilator.is_file():
+        sim = _load_json(verilator, "Verilator cycles")
+        rows.append(Row(source="verilator", cycles=dict(sim["cycles"]), **base))
+    from xaihls.reports import readers
+
+    yosys = reports / "yosys_stat.txt"
+    if yosys.is_file():
+        r = readers.read_yosys_stat(yosys)
+        rows.append(Row(source="yosys", resources=dict(r.resources), **base))
+    for csynth in sorted(folder.glob("*/*/syn/report/*_csynth.xml")):
+        r = readers.read_csynth_xml(csynth)
+        cyc = {"predict": r.latency_max_cycles} if r.latency_max_cycles is not None else {}
+        rows.append(Row(source="vitis-csynth", resources=dict(r.resources), cycles=cyc, **base))
+    for cosim in sorted(folder.glob("*/*/sim/report/*_cosim.rpt")):
+        r = readers.read_cosim_rpt(cosim)
+        cyc = {"predict": r.latency_max_cycles} if r.latency_max_cycles is not None else {}
+        rows.append(Row(source="vitis-cosim", cycles=cyc, **base))
+    for util in sorted(folder.glob("**/*utilization*.rpt")):
+        r = readers.read_vivado_utilization(util)
+        rows.append(Row(source="vivado", resources=dict(r.resources), **base))
+    return rows
+
+
+def compare(folders) -> list[Row]:
+    rows: list[Row] = []
+    for folder in folders:
+        rows += project_rows(folder)
+    return rows
+
+
+def to_csv(rows: list[Row]) -> str:
+    import csv
+    import io
+
+    methods = sorted({m for r in rows for m in r.cycles}, key=lambda m: (m != "predict", m))
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["project", "board", "part", "clock_mhz", "tiling", "source"]
+               + [k for k in RESOURCE_KEYS] + [f"{k}_%" for k in RESOURCE_KEYS]
+               + [f"{m}_cycles" for m in methods] + [f"{m}_ms" for m in methods] + ["saliency_over_inference"])
+    for r in rows:
+        pct = r.percent()
+        lat = r.latency_ms()
+        w.writerow([r.project, r.board, r.part, r.clock_mhz, r.tiling, r.source]
+                   + [r.resources.get(k, "") for k in RESOURCE_KEYS]
+                   + [f"{100 * pct[k]:.1f}" if k in pct else "" for k in RESOURCE_KEYS]
+                   + [r.cycles.get(m, "") for m in methods] + [f"{lat[m]:.4f}" if m in lat else "" for m in methods]
+                   + [f"{r.overhead():.3f}" if r.overhead() else ""])
+    return out.getvalue()
+
+
+def to_table(rows: list[Row]):
+    from rich.table import Table
+
+    methods = sorted({m for r in rows for m in r.cycles}, key=lambda m: (m != "predict", m))
+    table = Table(title="design points")
+    for col in ("project", "board", "tiling", "source", "LUT", "FF", "DSP", "BRAM_18K"):
+        table.add_column(col, justify="right" if col in RESOURCE_KEYS else "left")
+    for m in methods:
+        table.add_column(f"{m} ms", justify="right")
+    table.add_column("sal/inf", justify="right")
+    for r in rows:
+        pct = r.percent()
+        res = [f"{r.resources[k]:,} ({pct[k]:.0%})" if k in r.resources and k in pct else
+               (f"{r.resources[k]:,}" if k in r.resources else "") for k in ("LUT", "FF", "DSP", "BRAM_18K")]
+        lat = r.latency_ms()
+        table.add_row(r.project, r.board, r.tiling, r.source, *res,
+                      *[f"{lat[m]:.3f}" if m in lat else "" for m in methods],
+                      f"{r.overhead():.2f}" if r.overhead() else "")
+    return table

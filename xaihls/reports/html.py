@@ -1,0 +1,157 @@
+"""A self-contained HTML report: the comparison table, plots and heatmaps (PNG embedded)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+from xaihls.reports.compare import RESOURCE_KEYS, Row
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
+th { background: #f3f3f3; } td.l { text-align: left; }
+figure { display: inline-block; margin: 0.5em; vertical-align: top; }
+figcaption { font-size: 0.85em; color: #555; }
+"""
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def resources_figure(rows: list[Row]) -> str:
+    """Bars: each design point's resources, with its board's capacity drawn behind."""
+    plt = _pyplot()
+    keyed = [r for r in rows if r.resources]
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
+    labels = [f"{r.project}\n{r.source}" for r in keyed]
+    for ax, key in zip(axes, ("LUT", "FF", "DSP", "BRAM_18K")):
+        xs = range(len(keyed))
+        ax.bar(xs, [r.capacity.get(key, 0) for r in keyed], color="#ddd", label="board capacity")
+        ax.bar(xs, [r.resources.get(key, 0) for r in keyed], color="#3b7dd8", label="used")
+        ax.set_title(key)
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(labels, rotation=60, fontsize=7, ha="right")
+        ax.set_yscale("log")
+    axes[0].legend(fontsize=7)
+    return _png(fig)
+
+
+def latency_figure(rows: list[Row]) -> str:
+    plt = _pyplot()
+    timed = [r for r in rows if r.cycles]
+    methods = sorted({m for r in timed for m in r.cycles}, key=lambda m: (m != "predict", m))
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    width = 0.8 / max(len(timed), 1)
+    for k, r in enumerate(timed):
+        lat = r.latency_ms()
+        ax.bar([i + k * width for i in range(len(methods))], [lat.get(m, 0) for m in methods], width,
+               label=f"{r.project} ({r.source})")
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(methods))])
+    ax.set_xticklabels(methods, fontsize=8)
+    ax.set_ylabel("latency per image (ms)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def roofline_figure(name: str, estimate: dict) -> str:
+    """Each layer's achieved MACs/cycle against its arithmetic intensity, under the roofs."""
+    plt = _pyplot()
+    peak = estimate["tm"] * estimate["tn"]
+    bpc = estimate["bytes_per_cycle"]
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    xs = []
+    for layer in estimate["layers"]:
+        if not layer["macs"]:
+            continue
+        nbytes = max(layer["memory_cycles"] * bpc, 1)
+        x, y = layer["macs"] / nbytes, layer["macs"] / layer["cycles"]
+        xs.append(x)
+        ax.scatter([x], [y], s=18, color="#d8533b" if layer["direction"] == "backward" else "#3b7dd8")
+        ax.annotate(f"{layer['layer']}{'ᵇ' if layer['direction'] == 'backward' else ''}", (x, y), fontsize=6)
+    if xs:
+        lo, hi = min(xs) / 2, max(xs) * 2
+        grid = [lo * (hi / lo) ** (k / 50) for k in range(51)]
+        ax.plot(grid, [min(peak, g * bpc) for g in grid], color="#222", lw=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("MACs per DDR byte")
+    ax.set_ylabel("MACs per cycle")
+    ax.set_title(f"{name}: roofline (peak {peak}, {bpc:g} B/cycle)", fontsize=9)
+    return _png(fig)
+
+
+def _table(rows: list[Row]) -> str:
+    methods = sorted({m for r in rows for m in r.cycles}, key=lambda m: (m != "predict", m))
+    head = ["project", "board", "part", "MHz", "tiling", "source", *RESOURCE_KEYS,
+            *[f"{m} (ms)" for m in methods], "saliency / inference"]
+    out = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for r in rows:
+        pct = r.percent()
+        lat = r.latency_ms()
+        cells = [f"<td class=l>{html.escape(str(v))}</td>" for v in (r.project, r.board, r.part)]
+        cells += [f"<td>{r.clock_mhz:g}</td>", f"<td class=l>{r.tiling}</td>", f"<td class=l>{r.source}</td>"]
+        for k in RESOURCE_KEYS:
+            v = r.resources.get(k)
+            cells.append("<td></td>" if v is None else f"<td>{v:,}" + (f" ({pct[k]:.1%})" if k in pct else "") + "</td>")
+        cells += [f"<td>{lat[m]:.3f}</td>" if m in lat else "<td></td>" for m in methods]
+        cells.append(f"<td>{r.overhead():.2f}</td>" if r.overhead() else "<td></td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def write_html(rows: list[Row], folders: list[Path], out: str | Path) -> Path:
+    """The report for ``folders`` (projects) as one HTML file with every picture inside."""
+    parts = ["<!doctype html><html><head><meta charset=utf-8><title>xaihls report</title>",
+             f"<style>{_STYLE}</style></head><body>", "<h1>xaihls design points</h1>",
+             "<p>Resources are shown as a share of each design point's own board. Sources: "
+             "<b>estimate</b> is xaihls's cost model; <b>yosys</b> is <code>synth_xilinx</code> on the RTL; "
+             "<b>verilator</b> is cycles measured in RTL simulation; <b>vitis-*</b> and <b>vivado</b> are "
+             "reports from a Vitis/Vivado run, where present.</p>", _table(rows), "<h2>Resources</h2>",
+             f'<figure><img alt="resources per design point" src="data:image/png;base64,{resources_figure(rows)}">'
+             "<figcaption>used (blue) against the board's capacity (grey), log scale</figcaption></figure>",
+             "<h2>Latency per method</h2>",
+             f'<figure><img alt="latency per method" src="data:image/png;base64,{latency_figure(rows)}">'
+             "<figcaption>one image, at each board's clock</figcaption></figure>", "<h2>Roofline</h2>"]
+    for folder in folders:
+        estimate = json.loads((Path(folder) / "estimate.json").read_text())
+        parts.append(f'<figure><img alt="roofline {html.escape(Path(folder).name)}" '
+                     f'src="data:image/png;base64,{roofline_figure(Path(folder).name, estimate)}">'
+                     "<figcaption>forward (blue) and backward (red) layers</figcaption></figure>")
+    pictures = [(Path(folder).name, png) for folder in folders
+                for png in sorted((Path(folder) / "reports").glob("heatmaps_*.png"))]
+    if pictures:
+        parts.append("<h2>Heatmaps</h2>")
+        for name, png in pictures:
+            data = base64.b64encode(png.read_bytes()).decode("ascii")
+            backend = png.stem.removeprefix("heatmaps_")
+            parts.append(f'<figure><img alt="heatmaps {html.escape(name)} {backend}" '
+                         f'src="data:image/png;base64,{data}" style="max-width:45em">'
+                         f"<figcaption>{html.escape(name)}: {backend}</figcaption></figure>")
+    parts.append("</body></html>")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts))
+    return out
