@@ -72,9 +72,7 @@ class ReLU:
 
 
 @dataclass(frozen=True)
-class MaxPool2d:
-    """Max pooling without padding; ties go to the first maximum in raster order."""
-
+class _Pool:
     name: str
     in_shape: Shape
     out_shape: Shape
@@ -83,14 +81,13 @@ class MaxPool2d:
 
 
 @dataclass(frozen=True)
-class AvgPool2d:
-    """Average pooling without padding (AdaptiveAvgPool2d(1) is the global case)."""
+class MaxPool2d(_Pool):
+    """Max pooling without padding; ties go to the first maximum in raster order."""
 
-    name: str
-    in_shape: Shape
-    out_shape: Shape
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
+
+@dataclass(frozen=True)
+class AvgPool2d(_Pool):
+    """Average pooling without padding (AdaptiveAvgPool2d(1) is the global case)."""
 
 
 @dataclass(frozen=True)
