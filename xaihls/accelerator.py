@@ -19,7 +19,7 @@ from xaihls.quant.calibrate import calibrate
 from xaihls.quant.qgraph import QGraph
 
 BACKENDS = ("golden", "program", "csim", "rtl")
-AVAILABLE_BACKENDS = ("golden", "program")
+AVAILABLE_BACKENDS = ("golden", "program", "csim")
 
 
 class Accelerator:
@@ -76,10 +76,16 @@ class Accelerator:
         x_q = golden.quantize_input(qg, x, golden.Saturations())
         steps, rule = golden.ig_settings(qg, steps, rule)
         base_q = golden.quantize_baseline(qg, baseline, x_q)
-        from xaihls.sim.program import run_batch
-
         p = self.plan
-        logits, used, attr = run_batch(p.program, p.engine.tm, p.engine.tn, x_q, method, target, steps, rule, base_q)
+        if backend == "program":
+            from xaihls.sim.program import run_batch
+
+            logits, used, attr = run_batch(p.program, p.engine.tm, p.engine.tn, x_q, method, target, steps, rule,
+                                           base_q)
+        elif backend == "csim":  # the HLS engine's C++, compiled with g++ (cached) and called in process
+            from xaihls.backends.hls.csim import run_batch as run_csim
+
+            logits, used, attr = run_csim(p, x_q, method, target, steps, rule, base_q)
         fmt = golden.attribution_format(qg, method) if method else None
         return golden.GoldenResult(logits, qg.logits_fmt, used, attr, fmt, None)
 
@@ -99,8 +105,14 @@ class Accelerator:
         r = self.run(x, method, target, backend, steps, baseline, rule)
         return dequantize(r.attribution, r.attribution_fmt).to(torch.float32)
 
-    def write(self, out_dir: str | Path) -> Path:
-        raise XaiHlsError("writing a hardware project is not available in this version (comes with the HLS backend)")
+    def write(self, out_dir: str | Path, force: bool = False) -> Path:
+        """Write the Vitis HLS project (engine, parameters, Program image, testbench, tcl, Makefile).
+
+        Refuses a non-empty folder that holds no xaihls project unless ``force``; never deletes files.
+        """
+        from xaihls.backends.hls.writer import write_project
+
+        return write_project(self, out_dir, force=force)
 
     def __repr__(self) -> str:
         layers = len(self.graph.layers)

@@ -80,6 +80,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tiling", help="fix the array: TmxTn, e.g. 16x8")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
+    p = sub.add_parser("compile", help="write the Vitis HLS project of a model for a board",
+                       description="Calibrate and quantize the model, plan the engine for the board and write "
+                                   "a Vitis HLS project: the engine C++, parameters.h, the Program image, a "
+                                   "testbench with golden test vectors, build_prj.tcl, a Makefile and a README.")
+    _add_model_args(p)
+    p.add_argument("--out", required=True, help="project folder (empty, new, or an earlier xaihls project)")
+    p.add_argument("--methods", type=_methods, default="all",
+                   help="methods compiled in, comma-separated or 'all' (default all)")
+    p.add_argument("--calibration", help="calibration batch (.npy/.pt/.npz) or folder of images; its first "
+                                         "images are the testbench's")
+    p.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (default 32)")
+    p.add_argument("--tiling", help="fix the array: TmxTn, e.g. 16x8 (default: the planner's choice)")
+    p.add_argument("--test-images", type=int, default=2, help="testbench images (default 2)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty folder that holds no xaihls project (writes only the "
+                        "project's files, deletes nothing)")
+
+    p = sub.add_parser("csim", help="run an HLS project's C-simulation with g++",
+                       description="Build an HLS project's testbench (tb/ and firmware/) with g++ and the ap_types "
+                                   "headers, run every test case and compare with the golden model bit for bit. "
+                                   "Exits 1 on any mismatch, naming the first differing tensor and element.")
+    p.add_argument("project", help="project folder written by `xaihls compile`")
+
     p = sub.add_parser("boards", help="list the boards (bundled and user)",
                        description="List bundled boards and those in XAIHLS_BOARD_PATH / --board-path.")
     p.add_argument("--board-path", action="append", default=[], help="extra folder of board YAML files")
@@ -216,29 +239,54 @@ def cmd_plan(args) -> int:
     with console.status(f"planning for {board.name}"):
         p = plan(acc.qgraph, board, cap=args.cap, clock_mhz=args.clock, tiling=_tiling(args.tiling))
     if args.json:
-        print(json.dumps(plan_summary(p), indent=2))
+        print(json.dumps(p.summary(), indent=2))
     else:
         print(describe(p))
     return 0
 
 
-def plan_summary(p) -> dict:
-    """A plan as plain data (the figures `describe` prints)."""
-    e = p.engine
-    return {
-        "board": p.board.name, "part": p.board.part, "clock_mhz": e.clock_mhz, "tm": e.tm, "tn": e.tn,
-        "in_depth": e.in_depth, "out_depth": e.out_depth, "bytes_per_cycle": e.bytes_per_cycle,
-        "cycles": dict(p.method_cycles),
-        "latency_ms": {m: p.latency_ms(m) for m in p.method_cycles},
-        "resources": p.resources.as_dict(), "utilization": p.utilization(),
-        "kept_bits": p.kept.kept_bits, "activation_bits": p.kept.activation_bits,
-        "layers": [{"layer": c.layer, "direction": c.direction, "op": c.op, "cycles": c.cycles,
-                    "bound": c.bound_cycles, "mac_utilization": c.utilization(e.tm, e.tn)}
-                   for c in p.forward_costs + p.backward_costs],
-    }
+def cmd_compile(args) -> int:
+    import xaihls
+    from xaihls.backends.hls.writer import check_project_folder, write_project
+    from xaihls.frontend.loaders import load_model
+    from xaihls.plan.boards import load_board
+
+    tiling = _tiling(args.tiling)
+    if args.test_images < 1:
+        raise XaiHlsError(f"--test-images must be at least 1, got {args.test_images}")
+    check_project_folder(args.out, args.force)  # before the slow part
+    loaded = load_model(args.model, args.weights, args.input_shape)
+    board = load_board(args.board, args.board_path or None)
+    calibration, source = _calibration_for(args, loaded)
+    console = _console()
+    console.print(f"calibrating on {calibration.shape[0]} images from {source}")
+    with console.status("calibrating"):
+        acc = xaihls.compile(loaded.graph, board=board, methods=args.methods, calibration=calibration,
+                             config=args.config, ig_steps=args.steps, tiling=tiling)
+    with console.status(f"planning for {board.name} and writing the project"):
+        out = write_project(acc, args.out, force=args.force, images=calibration[: args.test_images])
+    e = acc.plan.engine
+    console.print(f"wrote {out}: {board.name} ({board.part}) at {e.clock_mhz:g} MHz, Tm={e.tm} x Tn={e.tn}, "
+                  f"methods {', '.join(acc.methods)}")
+    console.print(f"C-simulation: xaihls csim {out}   (or make csim there); Vitis: vitis_hls -f build_prj.tcl")
+    return 0
 
 
-COMMANDS = {"demo": cmd_demo, "attribute": cmd_attribute, "plan": cmd_plan, "boards": cmd_boards}
+def cmd_csim(args) -> int:
+    from xaihls.backends.hls.csim import run_testbench
+
+    with _console().status(f"building and running the testbench of {args.project}"):
+        code, output = run_testbench(args.project)
+    sys.stdout.write(output)
+    if code != 0:
+        what = "does not match the golden model" if code == 1 else f"could not run (exit status {code})"
+        print(f"xaihls csim: {args.project}: the C-simulation {what}", file=sys.stderr)
+        return 1
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "attribute": cmd_attribute, "plan": cmd_plan, "compile": cmd_compile,
+            "csim": cmd_csim, "boards": cmd_boards}
 
 
 if __name__ == "__main__":

@@ -118,6 +118,7 @@ class Machine:
                 self._run_list(self.forward, 0, 0)
                 self._run_list(self.backward, mode, target)
                 acc += weight * self.read16(h.grad_input_addr, n)
+            self.write16(h.logits_addr, logits)  # the steps overwrote them: the image's logits again
             summed = _requant(acc, weight_frac + h.grad_frac0 - h.ig_sum_frac, width)
             attr = _requant(diff * summed, h.input_frac + h.ig_sum_frac - h.ig_frac, width)
         else:
