@@ -104,3 +104,14 @@ def test_missing_or_corrupt_project_files_are_named(tmp_path):
     (tmp_path / "estimate.json").write_text("{not json")
     with pytest.raises(XaiHlsError, match=r"estimate.json: not valid JSON"):
         compare([tmp_path])
+
+
+def test_report_verb_prints_csv_and_writes_html(projects, tmp_path, capsys):
+    from xaihls.cli import main
+
+    assert main(["report", *map(str, projects), "--csv", "--html", str(tmp_path / "r.html")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("project,board,part") and len(out) == 1 + len(BOARDS)
+    assert (tmp_path / "r.html").stat().st_size > 10_000
+    assert main(["report", str(tmp_path / "nothing-here")]) == 2
+    assert "no project.json" in capsys.readouterr().err

@@ -47,3 +47,15 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path):
     points = points_for("zoo:digits", ["pynq-z2"], str(tmp_path))
     with pytest.raises(XaiHlsError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         sweep(points, scheduler="tcp://127.0.0.1:9")
+
+
+def test_sweep_verb_writes_projects_and_the_combined_report(tmp_path, capsys):
+    from xaihls.cli import main
+
+    code = main(["sweep", "zoo:digits", "--boards", "pynq-z2", "--methods", "saliency", "--steps", "4",
+                 "--out", str(tmp_path), "--workers", "1", "--html", str(tmp_path / "report.html")])
+    assert code == 0
+    assert (tmp_path / "pynq-z2" / "project.json").is_file() and (tmp_path / "sweep.json").is_file()
+    assert (tmp_path / "report.html").is_file()
+    assert main(["sweep", "zoo:digits", "--boards", "pynq-z2,nope", "--out", str(tmp_path)]) == 2
+    assert "unknown board 'nope'" in capsys.readouterr().err

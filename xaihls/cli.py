@@ -103,6 +103,29 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Exits 1 on any mismatch, naming the first differing tensor and element.")
     p.add_argument("project", help="project folder written by `xaihls compile`")
 
+    p = sub.add_parser("report", help="compare projects: resources, latency per method, utilisation",
+                       description="One table over project folders (written by compile or sweep) with every "
+                                   "source found: the cost-model estimate, yosys, Verilator, Vitis/Vivado reports.")
+    p.add_argument("projects", nargs="+", help="project folders")
+    p.add_argument("--csv", action="store_true", help="print CSV")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--html", metavar="OUT", help="also write an HTML report with plots and heatmaps")
+
+    p = sub.add_parser("sweep", help="compile and evaluate a model over several boards in parallel",
+                       description="One project per board (and tiling) under --out, evaluated on a local "
+                                   "process pool, or on a Dask cluster with --scheduler; a combined report.")
+    _add_model_args(p)
+    p.add_argument("--boards", required=True, help="comma-separated board names")
+    p.add_argument("--tilings", help="comma-separated TmxTn overrides, e.g. 8x8,16x8 (default: the planner's)")
+    p.add_argument("--methods", type=_methods, default="saliency,integrated_gradients",
+                   help="methods, comma-separated or 'all' (default saliency,integrated_gradients)")
+    p.add_argument("--calibration", help="calibration batch (.npy/.pt/.npz) or folder of images")
+    p.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (default 32)")
+    p.add_argument("--out", required=True, help="folder for the projects and sweep.json")
+    p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (default: local processes)")
+    p.add_argument("--workers", type=int, help="local processes (default: one a core)")
+    p.add_argument("--html", metavar="OUT", help="also write the combined HTML report")
+
     p = sub.add_parser("boards", help="list the boards (bundled and user)",
                        description="List bundled boards and those in XAIHLS_BOARD_PATH / --board-path.")
     p.add_argument("--board-path", action="append", default=[], help="extra folder of board YAML files")
@@ -126,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _console():
     from rich.console import Console
 
-    return Console()
+    # a pipe gets a wide table rather than rich's 80-column default
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def cmd_boards(args) -> int:
@@ -285,8 +309,57 @@ def cmd_csim(args) -> int:
     return 0
 
 
+def _print_rows(rows, args) -> None:
+    from xaihls.reports.compare import to_csv, to_table
+
+    if args.csv:
+        sys.stdout.write(to_csv(rows))
+    elif args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        _console().print(to_table(rows))
+
+
+def cmd_report(args) -> int:
+    from xaihls.reports.compare import compare
+    from xaihls.reports.html import write_html
+
+    rows = compare(args.projects)
+    _print_rows(rows, args)
+    if args.html:
+        out = write_html(rows, [Path(p) for p in args.projects], args.html)
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from xaihls.reports.compare import compare, to_table
+    from xaihls.reports.html import write_html
+    from xaihls.sweep import points_for, sweep, write_sweep
+
+    boards = [b.strip() for b in args.boards.split(",") if b.strip()]
+    from xaihls.plan.boards import load_board
+
+    for board in boards:
+        load_board(board, args.board_path or None)  # an unknown board fails before any work starts
+    tilings = [_tiling(t) for t in args.tilings.split(",")] if args.tilings else None
+    points = points_for(args.model, boards, args.out, tilings, weights=args.weights, input_shape=args.input_shape,
+                        calibration=args.calibration, config=args.config, methods=args.methods, steps=args.steps)
+    console = _console()
+    where = f"the Dask cluster at {args.scheduler}" if args.scheduler else "local processes"
+    with console.status(f"{len(points)} design points on {where}"):
+        results = sweep(points, scheduler=args.scheduler, workers=args.workers)
+    write_sweep(results, args.out)
+    folders = [Path(r["project"]) for r in results]
+    rows = compare(folders)
+    console.print(to_table(rows))
+    if args.html:
+        console.print(f"wrote {write_html(rows, folders, args.html)}")
+    return 0
+
+
 COMMANDS = {"demo": cmd_demo, "attribute": cmd_attribute, "plan": cmd_plan, "compile": cmd_compile,
-            "csim": cmd_csim, "boards": cmd_boards}
+            "csim": cmd_csim, "report": cmd_report, "sweep": cmd_sweep, "boards": cmd_boards}
 
 
 if __name__ == "__main__":

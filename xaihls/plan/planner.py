@@ -69,6 +69,11 @@ class Plan:
         have = self.board.resources.as_dict()
         return {k: (v / have[k] if have[k] else 0.0) for k, v in self.resources.as_dict().items()}
 
+    @property
+    def workload_methods(self) -> list[str]:
+        """Prediction and the compiled methods, in the method table's order."""
+        return ["predict"] + [m for m in METHODS if m in self.program.qgraph.methods]
+
     def summary(self) -> dict:
         """The plan's figures as plain data (what ``describe`` prints; a project's estimate.json)."""
         e = self.engine
@@ -77,8 +82,8 @@ class Plan:
             "board": self.board.name, "part": self.board.part, "clock_mhz": e.clock_mhz, "tm": e.tm, "tn": e.tn,
             "in_depth": e.in_depth, "out_depth": e.out_depth, "w_depth": e.w_depth,
             "bytes_per_cycle": e.bytes_per_cycle, "cap": self.cap, "ig_steps": self.ig_steps,
-            "cycles": dict(self.method_cycles),
-            "latency_ms": {m: self.latency_ms(m) for m in self.method_cycles},
+            "cycles": {m: self.method_cycles[m] for m in self.workload_methods},
+            "latency_ms": {m: self.latency_ms(m) for m in self.workload_methods},
             "resources": self.resources.as_dict(), "capacity": self.board.resources.as_dict(),
             "utilization": self.utilization(),
             "kept_bits": self.kept.kept_bits, "activation_bits": self.kept.activation_bits,

@@ -133,21 +133,24 @@ def to_csv(rows: list[Row]) -> str:
 
 
 def to_table(rows: list[Row]):
+    """A terminal table: resources as shares of the board, latency per method in ms."""
     from rich.table import Table
 
     methods = sorted({m for r in rows for m in r.cycles}, key=lambda m: (m != "predict", m))
-    table = Table(title="design points")
-    for col in ("project", "board", "tiling", "source", "LUT", "FF", "DSP", "BRAM_18K"):
-        table.add_column(col, justify="right" if col in RESOURCE_KEYS else "left")
+    short = {"predict": "infer", "integrated_gradients": "IG", "input_x_gradient": "x*grad",
+             "guided_backprop": "guided", "saliency": "saliency", "gradient": "grad", "deconvnet": "deconv"}
+    table = Table(title="design points (resources: share of the board; latency: ms per image)")
+    for col in ("project", "board", "tiling", "source", "LUT", "FF", "DSP", "BRAM"):
+        table.add_column(col, justify="right" if col in ("LUT", "FF", "DSP", "BRAM") else "left")
     for m in methods:
-        table.add_column(f"{m} ms", justify="right")
+        table.add_column(short.get(m, m), justify="right")
     table.add_column("sal/inf", justify="right")
     for r in rows:
         pct = r.percent()
-        res = [f"{r.resources[k]:,} ({pct[k]:.0%})" if k in r.resources and k in pct else
-               (f"{r.resources[k]:,}" if k in r.resources else "") for k in ("LUT", "FF", "DSP", "BRAM_18K")]
+        res = [f"{pct[k]:.0%}" if k in pct else (f"{r.resources[k]:,}" if k in r.resources else "")
+               for k in ("LUT", "FF", "DSP", "BRAM_18K")]
         lat = r.latency_ms()
         table.add_row(r.project, r.board, r.tiling, r.source, *res,
-                      *[f"{lat[m]:.3f}" if m in lat else "" for m in methods],
+                      *[f"{lat[m]:.3g}" if m in lat else "" for m in methods],
                       f"{r.overhead():.2f}" if r.overhead() else "")
     return table
