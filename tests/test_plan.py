@@ -198,3 +198,14 @@ def test_unknown_and_infeasible_boards_are_clear_errors(tmp_path):
     msg = str(e.value)
     assert "board 'tiny': no tiling fits under the 80% cap; the smallest engine" in msg
     assert "needs" in msg and "the board has 4 DSP, 10 BRAM_18K, 3000 LUT" in msg and "\n" not in msg
+
+
+def test_program_equals_golden_on_many_integrated_gradient_steps():
+    """32 steps over ten images reach path points where a fully connected pre-activation is
+    positive in the accumulator but rounds to zero: the ReLU bit must come from the accumulator
+    in every executor (a regression: golden once took it from the rounded value)."""
+    acc, entry = compiled("digits", methods=("integrated_gradients",))
+    x = entry.samples()[0]
+    g = acc.run(x, "integrated_gradients", steps=32)
+    p = acc.run(x, "integrated_gradients", steps=32, backend="program")
+    assert torch.equal(g.attribution, p.attribution)

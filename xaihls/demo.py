@@ -16,7 +16,12 @@ from xaihls.reports.heatmaps import save_heatmap_grid
 
 
 def run_demo(out: Path, steps: int = 32, board: str = "pynq-z2", console=None, model: str = "digits") -> dict:
-    """Write ``heatmaps.png``, ``summary.json`` and ``summary.md`` under ``out``; return the summary."""
+    """The bundled model from calibration to every backend; returns the summary.
+
+    Writes under ``out``: ``heatmaps.png`` (golden), ``summary.json``/``summary.md`` (fidelity
+    against float, and each backend's bit-exactness with golden), ``project/`` (the Vitis HLS
+    project, with heatmaps per backend in ``project/reports``) and ``report.html``.
+    """
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
@@ -60,6 +65,20 @@ def run_demo(out: Path, steps: int = 32, board: str = "pynq-z2", console=None, m
     out.mkdir(parents=True, exist_ok=True)
     titles = [f"label {int(y)} -> {int(p)}" if y >= 0 else f"-> {int(p)}" for y, p in zip(labels, predicted)]
     save_heatmap_grid(images, attributions, out / "heatmaps.png", titles)
+
+    # The hardware: write the project, then run every backend whose toolchain is here.
+    project = acc.write(out / "project", force=True)
+    reports = project / "reports"
+    save_heatmap_grid(images, attributions, reports / "heatmaps_golden.png", titles)
+    summary["project"] = str(project)
+    summary["backends"] = {"golden": "reference"}
+    for backend in ("program", "csim", "rtl"):
+        summary["backends"][backend] = _check_backend(acc, backend, images, predicted, steps, attributions,
+                                                      reports, titles, console)
+    from xaihls.reports.compare import compare
+    from xaihls.reports.html import write_html
+
+    write_html(compare([project]), [project], out / "report.html")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "summary.md").write_text(_markdown(summary))
 
@@ -72,8 +91,37 @@ def run_demo(out: Path, steps: int = 32, board: str = "pynq-z2", console=None, m
     console.print(table)
     console.print(f"top-1 agreement with float: {summary['top1_agreement_with_float']:.0%} "
                   f"on {summary['images']} sample images")
-    console.print(f"wrote {out / 'heatmaps.png'}, {out / 'summary.md'}")
+    for backend, state in summary["backends"].items():
+        console.print(f"{backend:>8}: {state}")
+    console.print(f"wrote {out / 'heatmaps.png'}, {out / 'report.html'}, {out / 'summary.md'} and the project {project}")
     return summary
+
+
+def _check_backend(acc, backend, images, predicted, steps, golden_attr, reports, titles, console) -> str:
+    """Run every method on ``backend`` and compare with golden; a one-line verdict."""
+    from xaihls.errors import XaiHlsError
+
+    if backend == "rtl" and not _rtl_available():
+        return "skipped (the RTL simulation backend is not available in this version)"
+    try:
+        with console.status(f"{backend}: every method on {images.shape[0]} images"):
+            attrs = {}
+            for method in golden_attr:
+                r = acc.run(images, method, target=predicted, steps=steps, backend=backend)
+                attrs[method] = dequantize(r.attribution, r.attribution_fmt)
+    except XaiHlsError as exc:
+        return f"skipped ({exc})"
+    save_heatmap_grid(images, attrs, reports / f"heatmaps_{backend}.png", titles)
+    differ = [m for m in golden_attr if not torch.equal(attrs[m], golden_attr[m])]
+    if differ:
+        return f"DIFFERS from golden on {', '.join(differ)}"
+    return f"bit-exact with golden on all {len(golden_attr)} methods, {images.shape[0]} images"
+
+
+def _rtl_available() -> bool:
+    from xaihls.accelerator import AVAILABLE_BACKENDS
+
+    return "rtl" in AVAILABLE_BACKENDS
 
 
 def _markdown(summary: dict) -> str:
@@ -85,5 +133,7 @@ def _markdown(summary: dict) -> str:
     for method, row in summary["methods"].items():
         lines.append(f"| {method} | {row['reference']} | {row['pearson_mean']:.4f} | {row['pearson_min']:.4f} | "
                      f"{sum(row['saturations'].values())} |")
-    lines += ["", "![heatmaps](heatmaps.png)", ""]
+    lines += ["", "| backend | result |", "|---|---|"]
+    lines += [f"| {b} | {state} |" for b, state in summary.get("backends", {}).items()]
+    lines += ["", "![heatmaps](heatmaps.png)", "", "The hardware report: [report.html](report.html).", ""]
     return "\n".join(lines)

@@ -6,9 +6,10 @@ here because every product and partial sum is an integer below 2**53 (the 48-bit
 accumulator bound is checked when a network is quantized). Between the passes only
 ReLU bits and max-pool indices are kept (plus the input image where a method needs it).
 
-Decisions after a convolution are taken on its wide accumulator, as the engine's
-write-back unit does: the ReLU bit is [acc > 0] and a max-pool that follows (with or
-without the ReLU between) ranks its window by max(acc, 0) or acc. Requantization and
+Decisions after a convolution or fully connected layer are taken on its wide
+accumulator, as the engine's write-back unit does: the ReLU bit is [acc > 0] and a
+max-pool that follows a convolution (with or without the ReLU between) ranks its window
+by max(acc, 0) or acc. Requantization and
 ReLU are monotonic, so every stored value is the same as deciding on the rounded
 values; what changes is that near-ties and near-zeros keep their true order.
 """
@@ -103,7 +104,7 @@ def _layer_forward(q: QLayer, i: int, x: torch.Tensor, kept: Kept, sat: Saturati
         return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name), acc
     if isinstance(layer, Linear):
         acc = _i64(_f64(x) @ _f64(q.weight).T) + (q.bias << q.bias_shift)[None, :]
-        return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name), None
+        return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name), acc
     if isinstance(layer, ReLU):
         if keep_relu:
             kept.relu_bits[i] = (x if order is None else order) > 0
