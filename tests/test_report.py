@@ -115,3 +115,30 @@ def test_report_verb_prints_csv_and_writes_html(projects, tmp_path, capsys):
     assert (tmp_path / "r.html").stat().st_size > 10_000
     assert main(["report", str(tmp_path / "nothing-here")]) == 2
     assert "no project.json" in capsys.readouterr().err
+
+
+def test_html_report_renders_in_headless_chromium(projects, tmp_path):
+    """Where Chromium is installed (apt-get install chromium), the page loads with every picture decoded."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no headless Chromium on this machine; the HTML is validated by the parser test")
+    out = write_html(compare(projects), projects, tmp_path / "report.html")
+    script = tmp_path / "check.html"
+    # a page that loads the report in a frame and writes how many of its images decoded
+    script.write_text(
+        "<iframe id=f src='report.html'></iframe><script>document.getElementById('f').onload=function(){"
+        "var imgs=this.contentDocument.images,ok=0;for(var i=0;i<imgs.length;i++)if(imgs[i].naturalWidth>0)ok++;"
+        "document.title='decoded '+ok+' of '+imgs.length;};</script>"
+    )
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--allow-file-access-from-files", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+         "--dump-dom", script.as_uri()], capture_output=True, text=True, timeout=120)
+    assert out.is_file()
+    title = proc.stdout.split("<title>")[1].split("</title>")[0] if "<title>" in proc.stdout else proc.stdout[-300:]
+    decoded, total = (int(v) for v in title.removeprefix("decoded ").split(" of "))
+    assert total >= 2 + len(BOARDS) and decoded == total, title

@@ -15,7 +15,9 @@ body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
 th { background: #f3f3f3; } td.l { text-align: left; }
-figure { display: inline-block; margin: 0.5em; vertical-align: top; }
+figure { display: inline-block; margin: 0.5em; vertical-align: top; max-width: 100%; }
+img { max-width: 100%; height: auto; }
+.scroll { overflow-x: auto; }
 figcaption { font-size: 0.85em; color: #555; }
 """
 
@@ -43,7 +45,7 @@ def resources_figure(rows: list[Row]) -> str:
     """Bars: each design point's resources, with its board's capacity drawn behind."""
     plt = _pyplot()
     keyed = [r for r in rows if r.resources]
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
+    fig, axes = plt.subplots(1, 4, figsize=(11, 3.4))
     labels = [f"{r.project}\n{r.source}" for r in keyed]
     for ax, key in zip(axes, ("LUT", "FF", "DSP", "BRAM_18K")):
         xs = range(len(keyed))
@@ -106,7 +108,7 @@ def _table(rows: list[Row]) -> str:
     methods = sorted({m for r in rows for m in r.cycles}, key=lambda m: (m != "predict", m))
     head = ["project", "board", "part", "MHz", "tiling", "source", *RESOURCE_KEYS,
             *[f"{m} (ms)" for m in methods], "saliency / inference"]
-    out = ["<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    out = ["<div class=scroll><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
     for r in rows:
         pct = r.percent()
         lat = r.latency_ms()
@@ -118,7 +120,7 @@ def _table(rows: list[Row]) -> str:
         cells += [f"<td>{lat[m]:.3f}</td>" if m in lat else "<td></td>" for m in methods]
         cells.append(f"<td>{r.overhead():.2f}</td>" if r.overhead() else "<td></td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</table>")
+    out.append("</table></div>")
     return "\n".join(out)
 
 
@@ -140,15 +142,16 @@ def write_html(rows: list[Row], folders: list[Path], out: str | Path) -> Path:
         parts.append(f'<figure><img alt="roofline {html.escape(Path(folder).name)}" '
                      f'src="data:image/png;base64,{roofline_figure(Path(folder).name, estimate)}">'
                      "<figcaption>forward (blue) and backward (red) layers</figcaption></figure>")
-    pictures = [(Path(folder).name, png) for folder in folders
-                for png in sorted((Path(folder) / "reports").glob("heatmaps_*.png"))]
+    pictures = [(Path(folder).name, png) for folder in folders  # golden first, then the hardware
+                for png in sorted((Path(folder) / "reports").glob("heatmaps_*.png"),
+                                  key=lambda p: (p.stem != "heatmaps_golden", p.stem))]
     if pictures:
         parts.append("<h2>Heatmaps</h2>")
         for name, png in pictures:
             data = base64.b64encode(png.read_bytes()).decode("ascii")
             backend = png.stem.removeprefix("heatmaps_")
             parts.append(f'<figure><img alt="heatmaps {html.escape(name)} {backend}" '
-                         f'src="data:image/png;base64,{data}" style="max-width:45em">'
+                         f'src="data:image/png;base64,{data}" style="width:32em">'
                          f"<figcaption>{html.escape(name)}: {backend}</figcaption></figure>")
     parts.append("</body></html>")
     out = Path(out)
