@@ -26,18 +26,21 @@ from xaihls.reports.fidelity import captum_attribute, pearson_per_image
 RESULTS = Path(__file__).parent / "results"
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def _interleaved_medians(fns, repeats: int) -> list[float]:
+    """Median seconds of each function, run in turn (a, b, a, b, ...) so both see the same load."""
+    for fn in fns:
+        fn()  # warm-up
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for k, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return [statistics.median(t) for t in times]
 
 
 def throughput(batch: int = 64, repeats: int = 5) -> list[dict]:
-    """Images/s of golden and of Captum float, same model, same batch, same CPU, interleaved."""
+    """Images/s of golden and of Captum float: same model, batch and CPU, runs interleaved."""
     rows = []
     for name in ("digits", "cifar_ref"):
         entry = get_zoo_model(name)
@@ -49,8 +52,9 @@ def throughput(batch: int = 64, repeats: int = 5) -> list[dict]:
         target = acc.predict(x).argmax(1)
         for method, steps in (("saliency", None), ("integrated_gradients", 32)):
             label = "IG-32" if steps else method
-            g = _median_seconds(lambda: acc.attribute(x, method, target=target, steps=steps), repeats)
-            c = _median_seconds(lambda: captum_attribute(module, x, method, target, steps=steps or 32), repeats)
+            g, c = _interleaved_medians([lambda: acc.attribute(x, method, target=target, steps=steps),
+                                         lambda: captum_attribute(module, x, method, target, steps=steps or 32)],
+                                        repeats)
             rows.append({"model": name, "method": label, "batch": batch,
                          "golden_img_s": batch / g, "captum_img_s": batch / c, "ratio": c / g})
     return rows
