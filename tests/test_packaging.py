@@ -1,5 +1,6 @@
 """A non-editable install carries everything the package reads at run time."""
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -25,3 +26,35 @@ def test_wheel_ships_boards_models_and_templates(tmp_path):
         if path.is_file() and "__pycache__" not in path.parts:
             assert f"xaihls/hls_templates/{path.relative_to(templates).as_posix()}" in names
     assert any(n.endswith("entry_points.txt") for n in names)
+
+
+def test_non_editable_install_finds_its_files(tmp_path):
+    """Installed from the wheel (not editable), xaihls reads its boards, models and templates."""
+    wheel_dir = tmp_path / "wheel"
+    target = tmp_path / "site"
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                           str(wheel_dir), str(ROOT)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    wheel = next(wheel_dir.glob("xaihls-*.whl"))
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                           str(wheel)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    check = (
+        "import xaihls, pathlib\n"
+        "assert str(pathlib.Path(xaihls.__file__)).startswith(%r), xaihls.__file__\n"
+        "from xaihls.plan.boards import list_boards\n"
+        "from xaihls.models.zoo import get_zoo_model\n"
+        "from xaihls.backends.hls.templates import read_template\n"
+        "assert len(list_boards()) >= 7\n"
+        "e = get_zoo_model('digits'); e.build(); e.samples(); e.calibration()\n"
+        "assert 'xaihls_top' in read_template('firmware/xaihls_top.cpp')\n"
+        "print('ok')\n" % str(target)
+    )
+    # -S: no .pth files, so the development checkout's editable finder stays out of the way;
+    # the dependencies come from this environment's site-packages, after the installed copy.
+    import sysconfig
+
+    paths = os.pathsep.join([str(target), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    proc = subprocess.run([sys.executable, "-S", "-c", check], capture_output=True, text=True, cwd=tmp_path,
+                          env={"PYTHONPATH": paths, "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
