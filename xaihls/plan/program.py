@@ -47,8 +47,25 @@ class Flag(IntFlag):
     BIAS = 16  # forward: accumulators start at the bias
 
 
+class _Words:
+    """A record stored as WORDS little-endian 32-bit words, fields in declaration order, rest zero."""
+
+    WORDS = 0
+
+    def encode(self) -> bytes:
+        values = dataclasses.astuple(self)
+        assert len(values) <= self.WORDS
+        words = [v & 0xFFFFFFFF for v in values] + [0] * (self.WORDS - len(values))
+        return struct.pack(f"<{self.WORDS}I", *words)
+
+    @classmethod
+    def decode(cls, data: bytes):
+        words = struct.unpack(f"<{cls.WORDS}i", data[: 4 * cls.WORDS])
+        return cls(*words[: len(dataclasses.fields(cls))])
+
+
 @dataclass(frozen=True)
-class Descriptor:
+class Descriptor(_Words):
     """One job. Every field is a signed 32-bit word, in this order (docs/program.md).
 
     CONV computes, for m < M, oy < OH, ox < OW:
@@ -112,17 +129,6 @@ class Descriptor:
     def shift(self, mode: int) -> int:
         return (self.shift0, self.shift1, self.shift2)[mode]
 
-    def encode(self) -> bytes:
-        values = dataclasses.astuple(self)
-        assert len(values) <= self.WORDS
-        words = [v & 0xFFFFFFFF for v in values] + [0] * (self.WORDS - len(values))
-        return struct.pack(f"<{self.WORDS}I", *words)
-
-    @classmethod
-    def decode(cls, data: bytes) -> "Descriptor":
-        words = struct.unpack(f"<{cls.WORDS}i", data[: 4 * cls.WORDS])
-        return cls(*words[: len(dataclasses.fields(cls))])
-
 
 @dataclass(frozen=True)
 class Region:
@@ -132,7 +138,7 @@ class Region:
 
 
 @dataclass(frozen=True)
-class Header:
+class Header(_Words):
     """The words at DDR address 0. Addresses are byte offsets from the DDR base."""
 
     magic: int = PROGRAM_MAGIC
@@ -172,16 +178,6 @@ class Header:
 
     def grad_frac(self, mode: int) -> int:
         return (self.grad_frac0, self.grad_frac1, self.grad_frac2)[mode]
-
-    def encode(self) -> bytes:
-        values = dataclasses.astuple(self)
-        words = [v & 0xFFFFFFFF for v in values] + [0] * (self.WORDS - len(values))
-        return struct.pack(f"<{self.WORDS}I", *words)
-
-    @classmethod
-    def decode(cls, data: bytes) -> "Header":
-        words = struct.unpack(f"<{cls.WORDS}i", data[: 4 * cls.WORDS])
-        return cls(*words[: len(dataclasses.fields(cls))])
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,14 +222,6 @@ def _numel(shape) -> int:
     for d in shape:
         n *= d
     return n
-
-
-@dataclass
-class _Tiling:
-    """What the planner decided for one job (rows per tile); the lowering fills the rest."""
-
-    tile_rows: int
-    tile_step: int
 
 
 @dataclass(frozen=True, eq=False)
