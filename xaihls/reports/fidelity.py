@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 
@@ -62,12 +60,3 @@ def pearson_per_image(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     # Two constant maps agree perfectly; one constant and one not do not correlate.
     both_flat = (a.norm(dim=1) == 0) & (b.norm(dim=1) == 0)
     return torch.where(denom > 0, r, torch.where(both_flat, torch.ones_like(r), torch.zeros_like(r)))
-
-
-@dataclass(frozen=True)
-class Fidelity:
-    method: str
-    reference: str
-    mean: float
-    min: float
-    images: int

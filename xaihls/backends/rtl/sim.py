@@ -105,7 +105,9 @@ def build(params: RtlParams, waves: bool = False, netlist: Path | None = None) -
                     hdl_toplevel=TOP,
                     parameters={} if netlist else params.as_dict(),
                     build_dir=out,
-                    build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0"],
+                    build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0"]
+                    # a flat netlist compiles for minutes at -Os; -O0 (after it on the line) wins
+                    + (["-CFLAGS", "-O0"] if netlist else []),
                     waves=waves,
                     log_file=out / "build.log",
                 )
