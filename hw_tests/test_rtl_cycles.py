@@ -1,8 +1,7 @@
 """Verilator cycles per descriptor against the cost model (xaihls/plan/cost.py), both recorded.
 
-Every descriptor is within 10% of cost.job_cost, or (CONV jobs where the RTL and cost.py's
-closed form disagree for a stated hardware reason, see xaihls.backends.rtl.cycles) within
-10% of the proposed formula. The tables go to the test output (pytest -s, or -rA).
+Every descriptor of a forward and a backward pass is within 10% of cost.job_cost, and a whole
+prediction within 10% of the planner's figure. The tables go to the test output (pytest -s, or -rA).
 """
 
 import json

@@ -93,15 +93,22 @@ def brute_force_conv_cycles(d, tm, tn, bpc):
             if pooled:
                 p0 = r0 // d.pool_s
                 outputs = (min(d.pool_oh, p0 + (rows - d.pool_k) // d.pool_s + 1) - p0) * d.pool_ow
+                beats = math.ceil(2 * m_lanes * outputs / bpc)
+            elif d.osx > 1:  # strided row: 8-byte beats over the span of its outputs, per lane and row
+                beats = m_lanes * rows * math.ceil(((d.ow - 1) * d.osx + 1) / 4) * math.ceil(8 / bpc)
             else:
-                outputs = rows * d.ow
-            wb = max(rows * d.ow, math.ceil(2 * m_lanes * outputs / bpc)) + cost.WRITE_DRAIN
+                beats = math.ceil(2 * m_lanes * rows * d.ow / bpc)
+            wb = max(rows * d.ow, beats) + cost.WRITE_DRAIN
+            groups.append((len(tiles) + len(group) - 1, wb))
             tiles += group
-            groups.append((sum(max(c, l) for c, l in group), wb))
-    # first load exposed; tile k's compute hides the load of tile k+1 -- the sum above charges
-    # tile k with max(compute_k, load_k), which is the same total shifted by one tile
-    total = tiles[0][1] + cost.STREAM_LATENCY + sum(t for t, _ in groups) + groups[-1][1]
-    total += sum(max(0, groups[k][1] - groups[k + 1][0]) for k in range(len(groups) - 1))
+    # first load exposed; tile k costs max(its compute, the load of tile k+1), the last its compute
+    busy = [max(c, tiles[k + 1][1]) if k + 1 < len(tiles) else c for k, (c, _) in enumerate(tiles)]
+    ends = [last for last, _ in groups]
+    starts = [0] + [last + 1 for last in ends[:-1]]
+    sums = [sum(busy[a: e + 1]) for a, e in zip(starts, ends)]
+    total = tiles[0][1] + cost.STREAM_LATENCY + sum(busy) + groups[-1][1]
+    # a row tile's write-back runs under the next row tile's tiles
+    total += sum(max(0, groups[k][1] - sums[k + 1]) for k in range(len(groups) - 1))
     return total + cost.DESCRIPTOR_FETCH
 
 

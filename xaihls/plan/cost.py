@@ -4,15 +4,17 @@ The schedule it models (docs/program.md, "Schedule"), which the RTL implements:
 
 - CONV: tiles run in (output-channel tile, row tile, input-channel tile) order with double
   buffering across every tile boundary: the job's first load is exposed, then each tile
-  costs max(compute, loads of the next tile); a row tile's write-back runs under the next
+  costs max(compute, loads of the next tile), the last its compute; a row tile's write-back runs under the next
   row tile's computation (ping-pong accumulators) and stalls it only if longer.
   compute = KY*KX*rows*OW + PIPELINE_DEPTH (II = 1 over taps and positions, Tm x Tn MACs a cycle);
   loads = STREAM_LATENCY + max(bytes / bytes_per_cycle, BURST_ISSUE per burst): bursts are
   pipelined (several outstanding); a channel's rows are one contiguous run (tiles are
   full-width), each weight run is contiguous, and a burst is at most 2 KiB;
   write-back = max(one output position a cycle, bytes / bytes_per_cycle) + STREAM_LATENCY.
-- Pools: Tm channels a cycle (the write-back lanes); ReLU, seed and post-processing: one
-  element a cycle; or the DDR transfer if slower. Each stream pays STREAM_LATENCY once.
+- Pools: Tm channels a cycle (the write-back lanes) in chunks of Tm channels: the first
+  chunk's load is exposed, each chunk computes while the next loads and its results are
+  written (one burst per output row and channel) while it computes. ReLU, seed and post-processing: one element a cycle, or the DDR transfer
+  if slower. Each stream pays STREAM_LATENCY once.
 - Every descriptor costs DESCRIPTOR_FETCH cycles to read.
 """
 
@@ -30,6 +32,7 @@ STREAM_LATENCY = 24  # first data of a stream of bursts after its first address 
 WRITE_DRAIN = 4  # write-back pipeline: requantize, ReLU, pool compare before the first beat
 DESCRIPTOR_FETCH = 32  # 48 words over a 64-bit port plus latency
 MAX_BURST_BYTES = 2048  # AXI4: 256 beats of 8 bytes
+WRITE_BURST_MIN = 2.5  # cycles a write burst takes at least (address, data, response turnaround)
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,9 @@ def conv_cost(d: Descriptor, tm: int, tn: int, bpc: float, direction: str) -> Jo
 
     Tiles run in (m-tile, row-tile, n-tile) order; the loader works one tile ahead across
     every tile boundary (ping-pong input and weight buffers), so only the job's first
-    load is exposed; each row tile's write-back runs after its last compute.
+    load is exposed and a tile costs max(its compute, the next tile's load), the last tile
+    its compute; each row tile's write-back runs after its last compute. A row written with
+    an output stride (transposed phases) moves every 8-byte beat its outputs span.
     """
     pooled = bool(d.flags & Flag.POOL)
     conv_rows = (d.pool_oh - 1) * d.pool_s + d.pool_k if pooled else d.oh
@@ -81,8 +86,7 @@ def conv_cost(d: Descriptor, tm: int, tn: int, bpc: float, direction: str) -> Jo
     row_classes = [(rt, 1) for rt in range(d.row_tiles)] if d.row_tiles <= 2 else \
         [(0, d.row_tiles - 1), (d.row_tiles - 1, 1)]
     n_classes = _lanes(d.n, tn)
-    first_load = None
-    groups = []  # (tiles, write-back) per row tile, in execution order
+    groups = []  # per row tile, in execution order: [tiles, write-back, first tile's load, compute]
     compute_total = memory_total = 0
     for m_lanes, m_count in _lanes(d.m, tm):
         cls = []
@@ -98,26 +102,31 @@ def conv_cost(d: Descriptor, tm: int, tn: int, bpc: float, direction: str) -> Jo
                 w_runs = m_lanes if abs(d.ws_n) == block else n_lanes
                 nbytes = n_lanes * run + w_run * w_runs
                 loads.append((_transfer(nbytes, _bursts(run, n_lanes) + _bursts(w_run, w_runs), bpc), n_count))
-            if first_load is None:
-                first_load = loads[0][0]
             n_tiles = sum(c for _, c in loads)
-            # each tile's compute overlaps the next tile's load (the next row tile's first one too)
+            # each tile's compute overlaps the next tile's load; summed here against its own
+            # load, corrected below by shifting every row tile's first load to the tile before it
             tiles = sum(max(compute, cyc) * cnt for cyc, cnt in loads)
             if pooled:
                 p0 = r0 // d.pool_s
                 outputs = (min(d.pool_oh, p0 + (rows - d.pool_k) // d.pool_s + 1) - p0) * d.pool_ow
+                out_cycles = math.ceil(2 * m_lanes * outputs / bpc)
+            elif d.osx > 1:  # a transposed phase's row: every word between its outputs moves (strobed beats)
+                out_cycles = m_lanes * rows * math.ceil(((d.ow - 1) * d.osx + 1) / 4) * math.ceil(8 / bpc)
             else:
-                outputs = rows * d.ow
-            out_bytes = 2 * m_lanes * outputs
-            write_back = max(rows * d.ow, math.ceil(out_bytes / bpc)) + WRITE_DRAIN
-            cls += [(tiles, write_back)] * r_count
+                out_cycles = math.ceil(2 * m_lanes * rows * d.ow / bpc)
+            write_back = max(rows * d.ow, out_cycles) + WRITE_DRAIN
+            cls += [[tiles, write_back, loads[0][0], compute]] * r_count
             compute_total += m_count * r_count * compute * n_tiles
-            memory_total += m_count * r_count * (sum(c * k for c, k in loads) + math.ceil(out_bytes / bpc))
-        groups += cls * m_count
+            memory_total += m_count * r_count * (sum(c * k for c, k in loads) + out_cycles)
+        groups += [list(g) for g in cls * m_count]
+    first_load = groups[0][2]
+    for k, g in enumerate(groups):  # tile i costs max(compute, load of tile i + 1); the last, its compute
+        following = max(g[3], groups[k + 1][2]) if k + 1 < len(groups) else g[3]
+        g[0] += following - max(g[3], g[2])
     # ping-pong accumulators: a row tile's write-back runs under the next row tile's tiles
-    total = sum(t for t, _ in groups) + groups[-1][1]
+    total = sum(t for t, *_ in groups) + groups[-1][1]
     total += sum(max(0, groups[k][1] - groups[k + 1][0]) for k in range(len(groups) - 1))
-    total += (first_load or 0) + STREAM_LATENCY
+    total += first_load + STREAM_LATENCY
     macs = _job_macs(d)
     min_bytes = 2 * (d.n * d.ih * d.iw + d.m * d.n * d.ky * d.kx + d.m * (d.pool_oh * d.pool_ow if pooled
                                                                              else d.oh * d.ow))
@@ -145,19 +154,34 @@ def _job_macs(d: Descriptor) -> int:
 
 
 def elementwise_cost(d: Descriptor, tm: int, bpc: float, direction: str) -> JobCost:
-    """Pools run Tm channels a cycle (the write-back lanes); ReLU and seed one element a cycle."""
-    if d.op in (Op.MAXPOOL, Op.AVGPOOL):
-        steps = math.ceil(d.n / tm) * d.ih * d.iw
-        nbytes = 2 * (d.n * d.ih * d.iw + d.n * d.pool_oh * d.pool_ow)
-    elif d.op in (Op.MAXPOOL_BWD, Op.AVGPOOL_BWD):
-        reach = math.ceil(d.pool_k / d.pool_s) ** 2  # window outputs that can route to one input
-        steps = math.ceil(d.n / tm) * d.ih * d.iw * reach
-        nbytes = 2 * (d.n * d.ih * d.iw + d.n * d.pool_oh * d.pool_ow)
+    """Pools run Tm channels a cycle (the write-back lanes), a chunk of Tm channels at a time;
+    ReLU and seed one element a cycle.
+
+    A pool job's first chunk load is exposed; then each chunk computes while the next one
+    loads (reads and writes are separate AXI channels), and its results are written while it
+    computes, one burst per output row and channel (a short burst takes at least
+    WRITE_BURST_MIN cycles); the writes of the last chunk finish after its compute. The
+    write stream bounds the whole job from below.
+    """
+    if d.op in (Op.MAXPOOL, Op.AVGPOOL, Op.MAXPOOL_BWD, Op.AVGPOOL_BWD):
+        backward = d.op in (Op.MAXPOOL_BWD, Op.AVGPOOL_BWD)
+        reach = math.ceil(d.pool_k / d.pool_s) ** 2 if backward else 1  # outputs that can route to one input
+        in_words, out_words = (d.pool_oh * d.pool_ow, d.ih * d.iw) if backward else (d.ih * d.iw, d.pool_oh * d.pool_ow)
+        out_rows = d.ih if backward else d.pool_oh
+        compute = d.ih * d.iw * reach  # a chunk: every position of the larger map, its lanes in parallel
+        chunks = []  # (load, writes) per chunk, in order
+        for lanes, count in _lanes(d.n, tm):
+            writes = max(math.ceil(2 * lanes * out_words / bpc), math.ceil(lanes * out_rows * WRITE_BURST_MIN))
+            chunks += [(math.ceil(2 * lanes * in_words / bpc), writes)] * count
+        busy = sum(max(compute, chunks[k + 1][0]) for k in range(len(chunks) - 1)) + compute
+        busy += max(0, chunks[-1][1] - compute)
+        steps = compute * len(chunks)
+        memory = sum(r + w for r, w in chunks)
+        cycles = chunks[0][0] + STREAM_LATENCY + max(busy, sum(w for _, w in chunks)) + WRITE_DRAIN + DESCRIPTOR_FETCH
     else:  # RELU, SEED
         steps = d.n
-        nbytes = 2 * d.n * (2 if d.op == Op.RELU else 1)
-    memory = math.ceil(nbytes / bpc)
-    cycles = max(steps, memory) + STREAM_LATENCY + WRITE_DRAIN + DESCRIPTOR_FETCH
+        memory = math.ceil(2 * d.n * (2 if d.op == Op.RELU else 1) / bpc)
+        cycles = max(steps, memory) + STREAM_LATENCY + WRITE_DRAIN + DESCRIPTOR_FETCH
     return JobCost(d.layer, Op(d.op).name.lower(), direction, cycles, steps, memory, 0, max(memory, 1))
 
 
