@@ -28,7 +28,7 @@ def test_boards_lists_every_bundled_board(capsys):
 
 
 def test_demo_writes_heatmaps_and_a_fidelity_summary(tmp_path, capsys):
-    code, out, _ = run(capsys, "demo", "--out", str(tmp_path), "--steps", "8")
+    code, out, _ = run(capsys, "demo", "--out", str(tmp_path), "--steps", "8", "--rtl-images", "0")  # RTL: hw_tests
     assert code == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["methods"]) == {"gradient", "saliency", "input_x_gradient", "integrated_gradients",
@@ -37,6 +37,7 @@ def test_demo_writes_heatmaps_and_a_fidelity_summary(tmp_path, capsys):
     with Image.open(tmp_path / "heatmaps.png") as img:
         assert img.size[0] > 500 and img.size[1] > 500
     assert "Pearson" in out
+    assert summary["backends"]["csim"].startswith("bit-exact") and summary["backends"]["rtl"].startswith("skipped")
 
 
 def _sample_png(path, index=0):
@@ -125,3 +126,32 @@ def test_every_verb_has_help(capsys):
             main([verb, "--help"])
         assert e.value.code == 0
         assert "usage: xaihls " + verb in capsys.readouterr().out
+
+
+def test_sim_and_synth_refuse_what_is_not_an_rtl_project(tmp_path, capsys):
+    import torch.nn as nn
+
+    import xaihls
+    from xaihls.backends.hls.writer import write_project
+
+    (tmp_path / "empty").mkdir()
+    for verb in ("sim", "synth"):
+        code, _, err = run(capsys, verb, str(tmp_path / "empty"))
+        assert code == 2 and "holds no xaihls project" in err and err.count("\n") == 1
+        code, _, err = run(capsys, verb, str(tmp_path / "nowhere"))
+        assert code == 2 and "is not a folder" in err
+    # a ReLU whose bits are kept as a feature map but read back as a flat vector: the RTL refuses it
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 14 * 14, 10)).eval()
+    acc = xaihls.compile(net, (1, 16, 16), methods=("saliency",), calibration=torch.rand(8, 1, 16, 16))
+    project = write_project(acc, tmp_path / "prj")
+    assert not (project / "rtl").exists()
+    code, _, err = run(capsys, "sim", str(project))
+    assert code == 2 and "the RTL engine cannot run this network" in err and err.count("\n") == 1
+    # a supported project: wrong case selections are refused before anything is built
+    digits = get_zoo_model("digits")
+    acc = xaihls.compile(digits.build(), digits.input_shape, methods=("saliency",), calibration=digits.calibration())
+    project = write_project(acc, tmp_path / "digits")
+    code, _, err = run(capsys, "sim", str(project), "--methods", "predict,deconvnet")
+    assert code == 2 and "method 'deconvnet' has no test case" in err and "predict, saliency" in err
+    code, _, err = run(capsys, "sim", str(project), "--images", "0")
+    assert code == 2 and "--images must be at least 1, got 0" in err

@@ -59,8 +59,9 @@ def test_yosys_report_in_a_project_joins_the_comparison(projects, tmp_path):
     for name in ("project.json", "estimate.json"):
         (folder / name).write_text((projects[0] / name).read_text())
     (folder / "reports" / "yosys_stat.txt").write_text(fixture.read_text())
+    (folder / "reports" / "yosys_inference_stat.txt").write_text(fixture.read_text())
     rows = compare([folder])
-    assert [r.source for r in rows] == ["estimate", "yosys"]
+    assert [r.source for r in rows] == ["estimate", "yosys", "yosys (inference-only)"]
     assert rows[1].resources["LUT"] > 0 and rows[1].percent()["LUT"] < 1
 
 

@@ -19,7 +19,6 @@ from xaihls.quant.calibrate import calibrate
 from xaihls.quant.qgraph import QGraph
 
 BACKENDS = ("golden", "program", "csim", "rtl")
-AVAILABLE_BACKENDS = ("golden", "program", "csim")
 
 
 class Accelerator:
@@ -46,10 +45,6 @@ class Accelerator:
     def _check_backend(self, backend: str) -> None:
         if backend not in BACKENDS:
             raise XaiHlsError(f"unknown backend '{backend}'; backends: {', '.join(BACKENDS)}")
-        if backend not in AVAILABLE_BACKENDS:
-            raise XaiHlsError(
-                f"backend '{backend}' is not available in this version; available: {', '.join(AVAILABLE_BACKENDS)}"
-            )
 
     @property
     def plan(self):
@@ -77,6 +72,7 @@ class Accelerator:
         steps, rule = golden.ig_settings(qg, steps, rule)
         base_q = golden.quantize_baseline(qg, baseline, x_q)
         p = self.plan
+        cycles = None
         if backend == "program":
             from xaihls.sim.program import run_batch
 
@@ -86,8 +82,12 @@ class Accelerator:
             from xaihls.backends.hls.csim import run_batch as run_csim
 
             logits, used, attr = run_csim(p, x_q, method, target, steps, rule, base_q)
+        else:  # rtl: the SystemVerilog engine on Verilator (built once per parameter set, cached)
+            from xaihls.backends.rtl.sim import run_rtl
+
+            logits, used, attr, cycles = run_rtl(p.program, p.engine, x_q, method, target, steps, rule, base_q)
         fmt = golden.attribution_format(qg, method) if method else None
-        return golden.GoldenResult(logits, qg.logits_fmt, used, attr, fmt, None)
+        return golden.GoldenResult(logits, qg.logits_fmt, used, attr, fmt, None, cycles)
 
     def predict(self, x: Any, backend: str = "golden") -> torch.Tensor:
         """Dequantized logits (N, classes), float32."""

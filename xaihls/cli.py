@@ -48,10 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the bundled digits model end to end and write heatmaps",
                        description="Calibrate, compile and attribute the bundled digits model's sample "
-                                   "images with every method; write heatmaps and a fidelity summary.")
+                                   "images with every method; write heatmaps and a fidelity summary; write the "
+                                   "project and check the program interpreter, the C-simulation and the RTL "
+                                   "(Verilator) against the golden model; write report.html.")
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (default 32)")
     p.add_argument("--board", default="pynq-z2", help="board (default pynq-z2)")
+    p.add_argument("--rtl-images", type=int, default=1,
+                   help="sample images the RTL simulation runs, every method each (default 1; 0 skips it: "
+                        "cocotb simulates a few thousand cycles a second)")
 
     p = sub.add_parser("attribute", help="attribute images with one method on a backend",
                        description="Attribute image files (.png/.jpg, .npy, .pt) and write heatmaps and "
@@ -102,6 +107,25 @@ def build_parser() -> argparse.ArgumentParser:
                                    "headers, run every test case and compare with the golden model bit for bit. "
                                    "Exits 1 on any mismatch, naming the first differing tensor and element.")
     p.add_argument("project", help="project folder written by `xaihls compile`")
+
+    p = sub.add_parser("sim", help="simulate a project's RTL engine on Verilator: bits and cycles",
+                       description="Build the project's SystemVerilog engine (rtl/) with Verilator once (cached), run "
+                                   "the test cases of tb_data/ through cocotb (DDR: cocotbext-axi AxiRam), compare "
+                                   "with the golden model bit for bit, and report cycles per method and MAC-array "
+                                   "utilisation. Writes reports/verilator.json. Exits 1 on any mismatch.")
+    p.add_argument("project", help="project folder written by `xaihls compile`")
+    p.add_argument("--methods", help="comma-separated subset of the cases' methods (predict included)")
+    p.add_argument("--images", type=int, help="only the first N test images")
+    p.add_argument("--stalls", action="store_true", help="random AXI ready/valid stalls on every channel")
+    p.add_argument("--waves", action="store_true", help="write a VCD trace to rtl/sim/dump.vcd (a separate, slower build)")
+
+    p = sub.add_parser("synth", help="synthesize a project's RTL engine with yosys: LUT, FF, DSP, BRAM",
+                       description="yosys synth_xilinx (family from the project's board, flattened) on rtl/ with the "
+                                   "project's parameters; the counts next to the plan's estimate. Writes "
+                                   "reports/yosys_stat.txt. Takes minutes.")
+    p.add_argument("project", help="project folder written by `xaihls compile`")
+    p.add_argument("--inference-only", action="store_true",
+                   help="also synthesize the engine without the backward path and show the attribution overhead")
 
     p = sub.add_parser("report", help="compare projects: resources, latency per method, utilisation",
                        description="One table over project folders (written by compile or sweep) with every "
@@ -178,7 +202,9 @@ def cmd_boards(args) -> int:
 def cmd_demo(args) -> int:
     from xaihls.demo import run_demo
 
-    run_demo(Path(args.out), steps=args.steps, board=args.board, console=_console())
+    if args.rtl_images < 0:
+        raise XaiHlsError(f"--rtl-images must be 0 or more, got {args.rtl_images}")
+    run_demo(Path(args.out), steps=args.steps, board=args.board, console=_console(), rtl_images=args.rtl_images)
     return 0
 
 
@@ -271,7 +297,7 @@ def cmd_plan(args) -> int:
 
 def cmd_compile(args) -> int:
     import xaihls
-    from xaihls.backends.hls.writer import check_project_folder, write_project
+    from xaihls.backends.hls.writer import check_project_folder, read_project, write_project
     from xaihls.frontend.loaders import load_model
     from xaihls.plan.boards import load_board
 
@@ -293,6 +319,11 @@ def cmd_compile(args) -> int:
     console.print(f"wrote {out}: {board.name} ({board.part}) at {e.clock_mhz:g} MHz, Tm={e.tm} x Tn={e.tn}, "
                   f"methods {', '.join(acc.methods)}")
     console.print(f"C-simulation: xaihls csim {out}   (or make csim there); Vitis: vitis_hls -f build_prj.tcl")
+    rtl = read_project(out).get("rtl", {})
+    if rtl.get("unsupported"):
+        console.print(f"no RTL engine for this network: {rtl['unsupported']}")
+    else:
+        console.print(f"RTL: xaihls sim {out}   (Verilator, cycles);   xaihls synth {out}   (yosys resources)")
     return 0
 
 
@@ -306,6 +337,76 @@ def cmd_csim(args) -> int:
         what = "does not match the golden model" if code == 1 else f"could not run (exit status {code})"
         print(f"xaihls csim: {args.project}: the C-simulation {what}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_sim(args) -> int:
+    from rich.table import Table
+
+    from xaihls.backends.rtl.project import VERILATOR_REPORT, simulate_project
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else None
+    console = _console()
+    with console.status(f"Verilator: building (once) and simulating {args.project}"):
+        report = simulate_project(args.project, methods, args.images, args.stalls, args.waves)
+    table = Table(title=f"{args.project}: RTL on Verilator at {report['clock_mhz']:g} MHz"
+                        + (" (random AXI stalls)" if args.stalls else ""))
+    for col in ("method", "runs", "cycles (median)", "latency ms", "model cycles", "MAC utilisation", "bit-exact"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for method, m in report["methods"].items():
+        model = m["model_cycles"]
+        table.add_row(method, str(m["runs"]), f"{m['cycles']:,}", f"{m['latency_ms']:.3f}",
+                      f"{model:,}" if model else "-", f"{m['mac_utilization']:.1%}",
+                      "yes" if m["bit_exact"] else "[red]NO[/red]")
+    console.print(table)
+    console.print(f"wrote {Path(args.project) / VERILATOR_REPORT}")
+    if args.waves:
+        console.print(f"waves: {Path(args.project) / 'rtl' / 'sim' / 'dump.vcd'}")
+    bad = [c for c in report["cases"] if not c["bit_exact"]]
+    for c in bad:
+        why = f"status {c['status']:#x}" if c["status"] else "results differ from the golden model"
+        print(f"xaihls sim: {args.project}: image {c['image']} {c['method']}: {why}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def cmd_synth(args) -> int:
+    from rich.table import Table
+
+    from xaihls.backends.rtl.project import YOSYS_REPORT, load_project, synthesize_project
+    from xaihls.backends.rtl.synth import extra_dsps
+
+    project = load_project(args.project)  # a bad folder fails before the slow part
+    estimate = json.loads((project.folder / "estimate.json").read_text())
+    console = _console()
+    builds = [("full engine", False)] + ([("inference-only", True)] if args.inference_only else [])
+    results = {}
+    for label, inference in builds:
+        with console.status(f"yosys synth_xilinx: {label} (minutes)"):
+            results[label] = synthesize_project(args.project, inference_only=inference)
+    capacity = estimate.get("capacity", {})
+    table = Table(title=f"{args.project}: yosys synth_xilinx ({next(iter(results.values())).family}), "
+                        f"Tm x Tn = {project.params.TM} x {project.params.TN}")
+    table.add_column("resource")
+    for label in ("estimate", *results):
+        table.add_column(label, justify="right")
+    if args.inference_only:
+        table.add_column("attribution overhead", justify="right")
+    for key in ("LUT", "FF", "DSP", "BRAM_18K"):
+        have = capacity.get(key)
+        cells = [key, f"{estimate['resources'][key]:,}"]
+        for r in results.values():
+            v = r.as_dict()[key]
+            cells.append(f"{v:,}" + (f" ({v / have:.0%})" if have else ""))
+        if args.inference_only:
+            full, inf = (r.as_dict()[key] for r in results.values())
+            cells.append(f"{full - inf:+,}" + (f" ({(full - inf) / inf:+.1%})" if inf else ""))
+        table.add_row(*cells)
+    console.print(table)
+    full = results["full engine"]
+    console.print(f"DSP48: {project.params.TM} x {project.params.TN} MACs + {extra_dsps(project.params)} "
+                  f"setup multipliers = {project.params.TM * project.params.TN + extra_dsps(project.params)} expected, "
+                  f"{full.dsp} mapped; yosys took {sum(r.seconds for r in results.values()):.0f} s")
+    console.print(f"wrote {project.folder / YOSYS_REPORT}")
     return 0
 
 
@@ -359,7 +460,7 @@ def cmd_sweep(args) -> int:
 
 
 COMMANDS = {"demo": cmd_demo, "attribute": cmd_attribute, "plan": cmd_plan, "compile": cmd_compile,
-            "csim": cmd_csim, "report": cmd_report, "sweep": cmd_sweep, "boards": cmd_boards}
+            "csim": cmd_csim, "sim": cmd_sim, "synth": cmd_synth, "report": cmd_report, "sweep": cmd_sweep, "boards": cmd_boards}
 
 
 if __name__ == "__main__":

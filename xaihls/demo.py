@@ -15,12 +15,15 @@ from xaihls.reports.fidelity import float_reference, pearson_per_image
 from xaihls.reports.heatmaps import save_heatmap_grid
 
 
-def run_demo(out: Path, steps: int = 32, board: str = "pynq-z2", console=None, model: str = "digits") -> dict:
+def run_demo(out: Path, steps: int = 32, board: str = "pynq-z2", console=None, model: str = "digits",
+             rtl_images: int = 1) -> dict:
     """The bundled model from calibration to every backend; returns the summary.
 
     Writes under ``out``: ``heatmaps.png`` (golden), ``summary.json``/``summary.md`` (fidelity
     against float, and each backend's bit-exactness with golden), ``project/`` (the Vitis HLS
-    project, with heatmaps per backend in ``project/reports``) and ``report.html``.
+    and RTL project, with heatmaps per backend and the Verilator cycles in ``project/reports``)
+    and ``report.html``. The RTL runs every method on the first ``rtl_images`` sample images
+    (0: not at all), as the project's testbench cases.
     """
     from rich.console import Console
     from rich.progress import Progress
@@ -67,14 +70,17 @@ def run_demo(out: Path, steps: int = 32, board: str = "pynq-z2", console=None, m
     save_heatmap_grid(images, attributions, out / "heatmaps.png", titles)
 
     # The hardware: write the project, then run every backend whose toolchain is here.
-    project = acc.write(out / "project", force=True)
+    from xaihls.backends.hls.writer import write_project
+
+    project = write_project(acc, out / "project", force=True, images=images[: max(rtl_images, 1)])
     reports = project / "reports"
     save_heatmap_grid(images, attributions, reports / "heatmaps_golden.png", titles)
     summary["project"] = str(project)
     summary["backends"] = {"golden": "reference"}
-    for backend in ("program", "csim", "rtl"):
+    for backend in ("program", "csim"):
         summary["backends"][backend] = _check_backend(acc, backend, images, predicted, steps, attributions,
                                                       reports, titles, console)
+    summary["backends"]["rtl"] = _check_rtl(project, rtl_images, console)
     from xaihls.reports.compare import compare
     from xaihls.reports.html import write_html
 
@@ -101,8 +107,6 @@ def _check_backend(acc, backend, images, predicted, steps, golden_attr, reports,
     """Run every method on ``backend`` and compare with golden; a one-line verdict."""
     from xaihls.errors import XaiHlsError
 
-    if backend == "rtl" and not _rtl_available():
-        return "skipped (the RTL simulation backend is not available in this version)"
     try:
         with console.status(f"{backend}: every method on {images.shape[0]} images"):
             attrs = {}
@@ -118,10 +122,25 @@ def _check_backend(acc, backend, images, predicted, steps, golden_attr, reports,
     return f"bit-exact with golden on all {len(golden_attr)} methods, {images.shape[0]} images"
 
 
-def _rtl_available() -> bool:
-    from xaihls.accelerator import AVAILABLE_BACKENDS
+def _check_rtl(project: Path, images: int, console) -> str:
+    """The project's testbench cases on the RTL engine (Verilator through cocotb); a one-line verdict."""
+    from xaihls.backends.rtl.project import simulate_project
+    from xaihls.errors import XaiHlsError
 
-    return "rtl" in AVAILABLE_BACKENDS
+    if images == 0:
+        return "skipped (--rtl-images 0)"
+    try:
+        with console.status(f"rtl: Verilator build (once, minutes) and every method on {images} image(s)"):
+            report = simulate_project(project, images=images)
+    except XaiHlsError as exc:
+        return f"skipped ({exc})"
+    methods = report["methods"]
+    differ = [m for m, v in methods.items() if not v["bit_exact"]]
+    if differ:
+        return f"DIFFERS from golden on {', '.join(differ)}"
+    cycles = ", ".join(f"{m} {v['cycles']:,}" for m, v in methods.items())
+    return (f"bit-exact with golden on predict and all {len(methods) - 1} methods, {images} image(s); "
+            f"cycles: {cycles}")
 
 
 def _markdown(summary: dict) -> str:

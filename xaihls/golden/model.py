@@ -186,7 +186,8 @@ class GoldenResult:
     """One run on any backend: integer results with their formats.
 
     ``saturations`` counts saturation events per tensor; only the golden model counts
-    them (None from the hardware backends).
+    them (None from the hardware backends). ``cycles``: engine clock cycles of each image,
+    start to done, from the cycle-accurate backend (``rtl``); None from the others.
     """
 
     logits: torch.Tensor
@@ -195,6 +196,7 @@ class GoldenResult:
     attribution: torch.Tensor | None
     attribution_fmt: FixedFormat | None
     saturations: dict[str, int] | None
+    cycles: list[int] | None = None
 
 
 def quantize_input(qg: QGraph, x: torch.Tensor, sat: Saturations) -> torch.Tensor:

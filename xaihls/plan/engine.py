@@ -26,6 +26,13 @@ LUT_CONTROL = 4200  # descriptor fetch, loop counters, AXI4 master + AXI4-Lite, 
 FF_CONTROL = 5200
 
 
+# DSP48s outside the MAC array (the RTL's 25x18 address-setup multipliers: two in the tile
+# loader, one in the write-back unit; with the backward path, the post-processing unit's
+# 18x18 one). Checked against yosys synth_xilinx in hw_tests/test_rtl_synth.py.
+SETUP_DSPS = 3
+BACKWARD_DSPS = 1
+
+
 def bram18_count(width: int, depth: int) -> int:
     """RAMB18 primitives for a width x depth memory (0 when it fits in LUTRAM)."""
     if width <= 0 or depth <= 0:
@@ -80,7 +87,8 @@ class ResourceEstimate:
 
 
 def estimate_resources(cfg: EngineConfig) -> ResourceEstimate:
-    """DSP: one per 16x16 MAC. BRAM: the buffers' shapes. LUT/FF: the stated coefficients."""
+    """DSP: one per 16x16 MAC plus the setup multipliers. BRAM: the buffers' shapes. LUT/FF:
+    the stated coefficients."""
     brams = {
         "input buffers (ping-pong)": 2 * cfg.tn * bram18_count(DATA_BITS, cfg.in_depth),
         "weight buffers (ping-pong)": 2 * cfg.macs * bram18_count(DATA_BITS, cfg.w_depth),
@@ -96,4 +104,5 @@ def estimate_resources(cfg: EngineConfig) -> ResourceEstimate:
             lutram += copies * math.ceil(width * depth / 64)
     lut = cfg.macs * LUT_PER_MAC + cfg.tm * LUT_PER_LANE + LUT_CONTROL + lutram
     ff = cfg.macs * FF_PER_MAC + cfg.tm * FF_PER_LANE + FF_CONTROL
-    return ResourceEstimate(lut, ff, cfg.macs, sum(brams.values()), 0, brams)
+    dsp = cfg.macs + SETUP_DSPS + (BACKWARD_DSPS if cfg.backward else 0)
+    return ResourceEstimate(lut, ff, dsp, sum(brams.values()), 0, brams)

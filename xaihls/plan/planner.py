@@ -7,7 +7,7 @@ fewer BRAMs, then the smaller array.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import MaxPool2d, ReLU
@@ -85,6 +85,7 @@ class Plan:
             "cycles": {m: self.method_cycles[m] for m in self.workload_methods},
             "latency_ms": {m: self.latency_ms(m) for m in self.workload_methods},
             "resources": self.resources.as_dict(), "capacity": self.board.resources.as_dict(),
+            "resources_inference_only": estimate_resources(replace(e, backward=False)).as_dict(),
             "utilization": self.utilization(),
             "kept_bits": self.kept.kept_bits, "activation_bits": self.kept.activation_bits,
             "layers": [{"layer": names[c.layer], "direction": c.direction, "op": c.op, "cycles": c.cycles,

@@ -2,7 +2,8 @@
 
 A project folder (written by ``xaihls compile`` / ``Accelerator.write``) holds
 ``project.json`` and ``estimate.json`` (the plan's figures); tools add their reports:
-``reports/yosys_stat.txt`` (``xaihls synth``), ``reports/verilator.json`` (``xaihls sim``),
+``reports/yosys_stat.txt`` and ``reports/yosys_inference_stat.txt`` (``xaihls synth``, the
+engine with and without its backward path), ``reports/verilator.json`` (``xaihls sim``),
 and, on a machine with Vitis, ``<solution>/syn/report/*_csynth.xml``,
 ``<solution>/sim/report/*_cosim.rpt`` and Vivado ``*utilization*.rpt`` files.
 """
@@ -86,10 +87,10 @@ def project_rows(folder: str | Path) -> list[Row]:
         rows.append(Row(source="verilator", cycles=dict(sim["cycles"]), **base))
     from xaihls.reports import readers
 
-    yosys = reports / "yosys_stat.txt"
-    if yosys.is_file():
-        r = readers.read_yosys_stat(yosys)
-        rows.append(Row(source="yosys", resources=dict(r.resources), **base))
+    for name, source in (("yosys_stat.txt", "yosys"), ("yosys_inference_stat.txt", "yosys (inference-only)")):
+        if (reports / name).is_file():
+            r = readers.read_yosys_stat(reports / name)
+            rows.append(Row(source=source, resources=dict(r.resources), **base))
     for csynth in sorted(folder.glob("*/*/syn/report/*_csynth.xml")):
         r = readers.read_csynth_xml(csynth)
         cyc = {"predict": r.latency_max_cycles} if r.latency_max_cycles is not None else {}

@@ -4,7 +4,9 @@ A project holds the engine library and top (copied unchanged from ``xaihls/hls_t
 the one generated header ``parameters.h``, the Program's DDR image, a C++ testbench with test
 vectors from the golden model, a Vitis HLS tcl script, a g++ Makefile, a README,
 ``estimate.json`` (the plan's figures) and ``project.json`` (what it was made from; also the
-marker that the folder is ours).
+marker that the folder is ours). ``rtl/`` holds the same engine in SystemVerilog with its
+parameters for this network (``xaihls.backends.rtl.project``), unless the RTL refuses the
+Program, which project.json then says.
 
 Guarantees: the same accelerator and images give byte-identical files (no timestamps, sorted
 keys); a non-empty folder without our ``project.json`` is refused unless ``force=True``; no
@@ -280,10 +282,16 @@ def project_files(acc, images=None) -> dict[str, bytes]:
         f"| testbench | {cases} cases in `tb_data/` |",
     ])
     files["README.md"] = render(read_template("README.md"), {"summary": summary}).encode()
+    from xaihls.backends.rtl import project as rtl
+
+    rtl_unsupported = rtl.unsupported(plan)
+    if rtl_unsupported is None:  # the same engine in SystemVerilog (xaihls sim / xaihls synth)
+        files.update(rtl.project_files(plan))
     # the plan's figures, for `xaihls report` (estimate rows, roofline)
     files[ESTIMATE_FILE] = (json.dumps(plan.summary(), indent=2, sort_keys=True) + "\n").encode()
     names = sorted(set(files) | {PROJECT_FILE})
     description = project_description(acc, cases, names)
+    description["rtl"] = {"unsupported": rtl_unsupported} if rtl_unsupported else {"params": "rtl/params.json"}
     files[PROJECT_FILE] = (json.dumps(description, indent=2, sort_keys=True) + "\n").encode()
     return dict(sorted(files.items()))
 

