@@ -11,9 +11,10 @@ The schedule it models (docs/program.md, "Schedule"), which the RTL implements:
   pipelined (several outstanding); a channel's rows are one contiguous run (tiles are
   full-width), each weight run is contiguous, and a burst is at most 2 KiB;
   write-back = max(one output position a cycle, bytes / bytes_per_cycle) + STREAM_LATENCY.
-- Pools: Tm channels a cycle (the write-back lanes) in chunks of Tm channels: the first
-  chunk's load is exposed, each chunk computes while the next loads and its results are
-  written (one burst per output row and channel) while it computes. ReLU, seed and post-processing: one element a cycle, or the DDR transfer
+- Pools: Tm channels a cycle (the write-back lanes) in chunks of Tm channels and of the
+  pooled rows the accumulator set holds: the first chunk's load is exposed, each chunk
+  computes while the next loads; its output rows are written while it computes, or, rows
+  shorter than 16 words, as one run per lane after its compute, under the next chunk's. ReLU, seed and post-processing: one element a cycle, or the DDR transfer
   if slower. Each stream pays STREAM_LATENCY once.
 - Every descriptor costs DESCRIPTOR_FETCH cycles to read.
 """
@@ -32,7 +33,6 @@ STREAM_LATENCY = 24  # first data of a stream of bursts after its first address 
 WRITE_DRAIN = 4  # write-back pipeline: requantize, ReLU, pool compare before the first beat
 DESCRIPTOR_FETCH = 32  # 48 words over a 64-bit port plus latency
 MAX_BURST_BYTES = 2048  # AXI4: 256 beats of 8 bytes
-WRITE_BURST_MIN = 2.5  # cycles a write burst takes at least (address, data, response turnaround)
 
 
 @dataclass(frozen=True)
@@ -153,42 +153,78 @@ def _job_macs(d: Descriptor) -> int:
     return d.m * d.n * rows_ok * cols_ok
 
 
-def elementwise_cost(d: Descriptor, tm: int, bpc: float, direction: str) -> JobCost:
-    """Pools run Tm channels a cycle (the write-back lanes), a chunk of Tm channels at a time;
-    ReLU and seed one element a cycle.
+MERGE_SPAN = 16  # output rows shorter than this many words go out as one run per lane and chunk
 
-    A pool job's first chunk load is exposed; then each chunk computes while the next one
-    loads (reads and writes are separate AXI channels), and its results are written while it
-    computes, one burst per output row and channel (a short burst takes at least
-    WRITE_BURST_MIN cycles); the writes of the last chunk finish after its compute. The
-    write stream bounds the whole job from below.
-    """
+
+def _row_entries(words: int) -> int:
+    """64-bit accumulator-set entries a row of ``words`` outputs takes (it may start mid-entry)."""
+    return (words + 6) >> 2
+
+
+def _pool_chunk_rows(d: Descriptor, backward: bool, out_depth: int | None) -> int:
+    """Pooled rows per chunk: all of them if a lane's share fits the accumulator set (out_depth
+    64-bit entries of 4 words), else the largest power of two that does (the RTL's rule)."""
+    if out_depth is None:
+        return d.pool_oh
+    halo = max(d.pool_k - d.pool_s, 0)
+    out_w = d.iw if backward else d.pool_ow
+
+    def fits(rp: int) -> bool:
+        rows = rp * d.pool_s + halo if backward else rp
+        entries = _row_entries(rows * out_w) if out_w < MERGE_SPAN else rows * _row_entries(out_w)
+        in_words = (rp + 1) * d.pool_ow if backward else ((rp - 1) * d.pool_s + d.pool_k) * d.iw
+        return entries <= out_depth and in_words + 3 <= 4 * out_depth
+
+    if fits(d.pool_oh):
+        return d.pool_oh
+    rp = 1
+    while 2 * rp < d.pool_oh and fits(2 * rp):
+        rp *= 2
+    return rp
+
+
+def pool_cost(d: Descriptor, tm: int, bpc: float, direction: str, out_depth: int | None = None) -> JobCost:
+    """A pool job, forward or backward, in chunks of Tm channels (and of as many pooled rows as
+    the accumulator set holds): the first chunk's load is exposed, each chunk computes while
+    the next one loads. Output rows of MERGE_SPAN words or more are written row by row while
+    the chunk computes; shorter rows go out as one run per lane after the chunk's compute,
+    under the next chunk's compute."""
+    backward = d.op in (Op.MAXPOOL_BWD, Op.AVGPOOL_BWD)
+    reach = math.ceil(d.pool_k / d.pool_s) ** 2 if backward else 1  # outputs that can route to one input
+    row_chunks = math.ceil(d.pool_oh / _pool_chunk_rows(d, backward, out_depth))
+    in_words = d.pool_oh * d.pool_ow if backward else d.ih * d.iw  # per channel
+    out_words = d.ih * d.iw if backward else d.pool_oh * d.pool_ow
+    merged = (d.iw if backward else d.pool_ow) < MERGE_SPAN
+    compute = math.ceil(d.ih * d.iw * reach / row_chunks)  # every position of the larger map, lanes in parallel
+    chunks = []  # (load, writes) per chunk, in order
+    for lanes, count in _lanes(d.n, tm):
+        load = math.ceil(2 * lanes * in_words / row_chunks / bpc)
+        chunks += [(load, math.ceil(2 * lanes * out_words / row_chunks / bpc))] * (count * row_chunks)
+    stage = [max(compute, chunks[k + 1][0]) if k + 1 < len(chunks) else compute for k in range(len(chunks))]
+    if merged:  # two-stage pipeline: compute (with the next load), then the chunk's write
+        busy = stage[0] + sum(max(stage[k], chunks[k - 1][1]) for k in range(1, len(chunks))) + chunks[-1][1]
+    else:
+        busy = sum(max(c, w) for c, (_, w) in zip(stage, chunks))
+    memory = sum(r + w for r, w in chunks)
+    cycles = chunks[0][0] + STREAM_LATENCY + busy + WRITE_DRAIN + DESCRIPTOR_FETCH
+    return JobCost(d.layer, Op(d.op).name.lower(), direction, cycles, compute * len(chunks), memory, 0, max(memory, 1))
+
+
+def elementwise_cost(d: Descriptor, tm: int, bpc: float, direction: str, out_depth: int | None = None) -> JobCost:
+    """Pools (``pool_cost``); ReLU and seed: one element a cycle, or the DDR transfer if slower."""
     if d.op in (Op.MAXPOOL, Op.AVGPOOL, Op.MAXPOOL_BWD, Op.AVGPOOL_BWD):
-        backward = d.op in (Op.MAXPOOL_BWD, Op.AVGPOOL_BWD)
-        reach = math.ceil(d.pool_k / d.pool_s) ** 2 if backward else 1  # outputs that can route to one input
-        in_words, out_words = (d.pool_oh * d.pool_ow, d.ih * d.iw) if backward else (d.ih * d.iw, d.pool_oh * d.pool_ow)
-        out_rows = d.ih if backward else d.pool_oh
-        compute = d.ih * d.iw * reach  # a chunk: every position of the larger map, its lanes in parallel
-        chunks = []  # (load, writes) per chunk, in order
-        for lanes, count in _lanes(d.n, tm):
-            writes = max(math.ceil(2 * lanes * out_words / bpc), math.ceil(lanes * out_rows * WRITE_BURST_MIN))
-            chunks += [(math.ceil(2 * lanes * in_words / bpc), writes)] * count
-        busy = sum(max(compute, chunks[k + 1][0]) for k in range(len(chunks) - 1)) + compute
-        busy += max(0, chunks[-1][1] - compute)
-        steps = compute * len(chunks)
-        memory = sum(r + w for r, w in chunks)
-        cycles = chunks[0][0] + STREAM_LATENCY + max(busy, sum(w for _, w in chunks)) + WRITE_DRAIN + DESCRIPTOR_FETCH
-    else:  # RELU, SEED
-        steps = d.n
-        memory = math.ceil(2 * d.n * (2 if d.op == Op.RELU else 1) / bpc)
-        cycles = max(steps, memory) + STREAM_LATENCY + WRITE_DRAIN + DESCRIPTOR_FETCH
+        return pool_cost(d, tm, bpc, direction, out_depth)
+    steps = d.n
+    memory = math.ceil(2 * d.n * (2 if d.op == Op.RELU else 1) / bpc)
+    cycles = max(steps, memory) + STREAM_LATENCY + WRITE_DRAIN + DESCRIPTOR_FETCH
     return JobCost(d.layer, Op(d.op).name.lower(), direction, cycles, steps, memory, 0, max(memory, 1))
 
 
-def job_cost(d: Descriptor, tm: int, tn: int, bpc: float, direction: str) -> JobCost:
+def job_cost(d: Descriptor, tm: int, tn: int, bpc: float, direction: str, out_depth: int | None = None) -> JobCost:
+    """``out_depth``: the engine's accumulator depth (pool jobs chunk their rows to fit it)."""
     if d.op == Op.CONV:
         return conv_cost(d, tm, tn, bpc, direction)
-    return elementwise_cost(d, tm, bpc, direction)
+    return elementwise_cost(d, tm, bpc, direction, out_depth)
 
 
 def post_cycles(elems: int, bpc: float, streams: int) -> int:

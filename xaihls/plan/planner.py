@@ -167,8 +167,8 @@ def plan(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None = N
                     smallest = ev
                 if not fits:
                     continue
-                fwd = [job_cost(d, tm, tn, bpc, "forward") for d in fwd_ds]
-                bwd = [job_cost(d, tm, tn, bpc, "backward") for d in bwd_ds]
+                fwd = [job_cost(d, tm, tn, bpc, "forward", out_depth) for d in fwd_ds]
+                bwd = [job_cost(d, tm, tn, bpc, "backward", out_depth) for d in bwd_ds]
                 cycles = method_cycles(untiled.header, sum(c.cycles for c in fwd), sum(c.cycles for c in bwd), bpc,
                                        qg.ig_steps)
                 workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)

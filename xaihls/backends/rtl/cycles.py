@@ -48,7 +48,7 @@ def descriptor_profile(program: Program, profile: list[tuple[str, int]]) -> list
 def compare(program: Program, engine: EngineConfig, profile: list[tuple[str, int]]) -> list[CycleRow]:
     rows = []
     for direction, i, d, cycles in descriptor_profile(program, profile):
-        jc = job_cost(d, engine.tm, engine.tn, engine.bytes_per_cycle, direction)
+        jc = job_cost(d, engine.tm, engine.tn, engine.bytes_per_cycle, direction, engine.out_depth)
         rows.append(CycleRow(direction, i, Op(d.op).name.lower(), d.layer, cycles, jc.cycles, jc.macs))
     return rows
 
