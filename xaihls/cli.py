@@ -376,7 +376,7 @@ def cmd_synth(args) -> int:
     from xaihls.backends.rtl.synth import extra_dsps
 
     project = load_project(args.project)  # a bad folder fails before the slow part
-    estimate = json.loads((project.folder / "estimate.json").read_text())
+    estimate = project.estimate
     console = _console()
     builds = [("full engine", False)] + ([("inference-only", True)] if args.inference_only else [])
     results = {}

@@ -101,6 +101,7 @@ class RtlProject:
     description: dict
     params: RtlParams
     program: ProgramImage
+    estimate: dict  # the plan's figures (estimate.json)
 
     @property
     def sources(self) -> list[Path]:
@@ -132,11 +133,16 @@ def load_project(folder: str | Path) -> RtlProject:
         params = RtlParams(**json.loads(params_path.read_text()))
     except (ValueError, TypeError) as exc:
         raise XaiHlsError(f"{params_path}: not the parameters of {TOP} ({exc})") from None
-    missing = [p for p in [folder / RTL_FOLDER / "sources.f", folder / DDR_IMAGE] if not p.is_file()]
+    missing = [p for p in [folder / RTL_FOLDER / "sources.f", folder / DDR_IMAGE, folder / "estimate.json"]
+               if not p.is_file()]
     if missing:
         raise XaiHlsError(f"'{folder}': missing {missing[0].relative_to(folder)}")
     program = decode_image((folder / DDR_IMAGE).read_bytes(), str(folder / DDR_IMAGE))
-    project = RtlProject(folder, description, params, program)
+    try:
+        estimate = json.loads((folder / "estimate.json").read_text())
+    except ValueError as exc:
+        raise XaiHlsError(f"{folder / 'estimate.json'}: not valid JSON ({exc})") from None
+    project = RtlProject(folder, description, params, program, estimate)
     for path in project.sources:
         if not path.is_file():
             raise XaiHlsError(f"'{folder}': rtl/sources.f names {path.name}, which is not in rtl/")
@@ -213,7 +219,7 @@ def simulate_project(folder: str | Path, methods: tuple[str, ...] | None = None,
     work = project.folder / RTL_FOLDER / "sim"
     out = sim.simulate(program, project.params, runs, stalls=0.25 if stalls else 0.0, waves=waves, check=False,
                        work_dir=work if waves else None, files=project.sources)
-    estimate = json.loads((project.folder / "estimate.json").read_text())
+    estimate = project.estimate
     mhz = project.clock_mhz
     tm_tn = project.params.TM * project.params.TN
     rows = []
@@ -235,7 +241,7 @@ def simulate_project(folder: str | Path, methods: tuple[str, ...] | None = None,
                               "bit_exact": all(r["bit_exact"] for r in mine)}
     first = next((r for r in rows if r["method"] != "predict"), rows[0] if rows else None)
     descriptors = [] if first is None else [
-        {k: v for k, v in r.__dict__.items()} | {"mac_utilization": round(r.macs / tm_tn / r.rtl, 6) if r.macs else 0.0}
+        {**r.__dict__, "mac_utilization": round(r.macs / tm_tn / r.rtl, 6)}
         for r in compare(program, _engine(project, estimate), first["profile"])]
     report = {"tool": "verilator", "top": TOP, "params": project.params.as_dict(), "clock_mhz": mhz,
               "stalls": stalls, "cycles": {m: v["cycles"] for m, v in per_method.items()},

