@@ -155,3 +155,34 @@ def test_sim_and_synth_refuse_what_is_not_an_rtl_project(tmp_path, capsys):
     assert code == 2 and "method 'deconvnet' has no test case" in err and "predict, saliency" in err
     code, _, err = run(capsys, "sim", str(project), "--images", "0")
     assert code == 2 and "--images must be at least 1, got 0" in err
+
+
+def test_synth_shows_yosys_next_to_the_estimate_and_the_attribution_overhead(tmp_path, capsys, monkeypatch):
+    """`xaihls synth` on a project; yosys itself (minutes) is replaced by a stored real run's stat
+    (tests/fixtures/reports/README.md); hw_tests run yosys for real."""
+    from pathlib import Path
+
+    import xaihls
+    from xaihls.backends.hls.writer import write_project
+    from xaihls.backends.rtl import synth
+    from xaihls.reports.compare import compare
+
+    stat = (Path(__file__).parent / "fixtures" / "reports" / "yosys_engine_4x2_xc7_stat.txt").read_text()
+    calls = []
+
+    def stored_run(params, family="xc7", out_dir=None, run=None, timeout=3600, files=None, flatten=False):
+        calls.append((params.BACKWARD, family, [f.name for f in files]))
+        return synth.result_from_stat(params, family, stat, 1.0)  # the same run for both builds
+
+    monkeypatch.setattr(synth, "synthesize", stored_run)
+    digits = get_zoo_model("digits")
+    acc = xaihls.compile(digits.build(), digits.input_shape, calibration=digits.calibration()[:16], tiling=(4, 2))
+    project = write_project(acc, tmp_path / "prj")
+    code, out, err = run(capsys, "synth", str(project), "--inference-only")
+    assert code == 0, err
+    assert [c[:2] for c in calls] == [(1, "xc7"), (0, "xc7")] and "xaihls_top.sv" in calls[0][2]
+    assert "39,396" in out and "attribution overhead" in out and "DSP48" in out
+    rows = {r.source: r for r in compare([project])}
+    assert rows["yosys"].resources["LUT"] == 39396 and rows["yosys"].resources["DSP"] == 12
+    assert rows["yosys (inference-only)"].resources["DSP"] == 12
+    assert rows["yosys"].percent()["LUT"] == pytest.approx(39396 / 53200)

@@ -393,7 +393,8 @@ def cmd_synth(args) -> int:
         table.add_column("attribution overhead", justify="right")
     for key in ("LUT", "FF", "DSP", "BRAM_18K"):
         have = capacity.get(key)
-        cells = [key, f"{estimate['resources'][key]:,}"]
+        est = estimate["resources"][key]
+        cells = [key, f"{est:,}" + (f" ({est / have:.0%})" if have else "")]
         for r in results.values():
             v = r.as_dict()[key]
             cells.append(f"{v:,}" + (f" ({v / have:.0%})" if have else ""))

@@ -120,7 +120,12 @@ def synthesize(params: RtlParams, family: str = "xc7", out_dir: str | Path | Non
     if res.returncode or not stat_path.is_file():
         last = ((work / "yosys.log").read_text(errors="replace").strip().splitlines() or [""])[-1]
         raise XaiHlsError(f"yosys synth_xilinx failed (status {res.returncode}); see {work / 'yosys.log'}: {last[-200:]}")
-    stat = stat_path.read_text()
+    return result_from_stat(params, family, stat_path.read_text(), time.time() - t0)
+
+
+def result_from_stat(params: RtlParams, family: str, stat: str, seconds: float = 0.0) -> SynthResult:
+    """The counts of a yosys ``stat`` output (read_yosys_stat's totals; cell sums for a run
+    stopped before technology mapping)."""
     cells = _cells(stat)
     lutram = sum(v for k, v in cells.items() if re.fullmatch(r"RAM\d+[MSDX]\w*", k)) * 4 \
         if any(k.startswith("RAM") and "RAMB" not in k for k in cells) else 0
@@ -139,4 +144,4 @@ def synthesize(params: RtlParams, family: str = "xc7", out_dir: str | Path | Non
         dsp, bram = r.get("DSP", dsp), r.get("BRAM_18K", bram)
     except Exception:  # noqa: BLE001 - an early-stopped run has no technology cells for the reader
         pass
-    return SynthResult(family, params, lut, ff, dsp, bram, lutram, cells, time.time() - t0, stat)
+    return SynthResult(family, params, lut, ff, dsp, bram, lutram, cells, seconds, stat)
