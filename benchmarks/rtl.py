@@ -117,28 +117,39 @@ def evaluate(acc, raw: dict) -> dict:
             "descriptor_table": markdown(detail, layer_names)}
 
 
-def synthesize_both(acc, family: str | None) -> list[dict]:
-    """yosys synth_xilinx of the full engine and of the inference-only build, next to the estimate."""
-    from xaihls.backends.rtl.synth import extra_dsps, synthesize
+SYNTH_DEPTHS = dict(IN_DEPTH=256, OUT_DEPTH=64, W_DEPTH=9, MASK_BITS=1024, INDEX_ENTRIES=256, INDEX_BITS=2,
+                    MAX_INPUT_ELEMS=256)
+"""Buffer sizes of the synthesized engines (the array varies): yosys maps the 16 x 8 engine of
+the CIFAR plan out of memory (more than 22 GB in synth_xilinx's techmap), so resources are
+measured on smaller arrays."""
 
-    plan = acc.plan
-    params = rtl_params(plan.program, plan.engine)
-    family = family or plan.board.yosys_family
+
+def synthesize_arrays(arrays: list[tuple[int, int]], family: str) -> list[dict]:
+    """yosys synth_xilinx of each array, full and inference-only, next to the cost model's estimate."""
+    from xaihls.backends.rtl.params import RtlParams
+    from xaihls.backends.rtl.synth import extra_dsps, synthesize
+    from xaihls.plan.engine import EngineConfig, estimate_resources
+
     rows = []
-    for label, p in (("full engine", params), ("inference-only (BACKWARD=0)", params.inference_only())):
-        r = synthesize(p, family)
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"rtl_yosys_{family}_{'full' if p.BACKWARD else 'inference'}_stat.txt").write_text(r.stat_text)
-        rows.append({"build": label, "family": family, "LUT": r.lut, "FF": r.ff, "DSP": r.dsp,
-                     "DSP expected": p.TM * p.TN + extra_dsps(p), "BRAM_18K": r.bram_18k, "yosys s": round(r.seconds)})
-    full, inference = rows
-    rows.append({"build": "attribution overhead", "family": family,
-                 **{k: f"{full[k] - inference[k]:+,} ({(full[k] - inference[k]) / inference[k]:+.1%})"
-                    for k in ("LUT", "FF", "DSP", "BRAM_18K")}, "DSP expected": "-", "yosys s": "-"})
-    for label, est in (("cost-model estimate (plan)", plan.resources.as_dict()),
-                       ("estimate, inference-only", plan.summary()["resources_inference_only"])):
-        rows.append({"build": label, "family": "-", "LUT": est["LUT"], "FF": est["FF"], "DSP": est["DSP"],
-                     "DSP expected": "-", "BRAM_18K": est["BRAM_18K"], "yosys s": "-"})
+    for tm, tn in arrays:
+        full = RtlParams(TM=tm, TN=tn, **SYNTH_DEPTHS, BACKWARD=1)
+        measured = {}
+        for label, p in (("full", full), ("inference-only", full.inference_only())):
+            r = synthesize(p, family)
+            RESULTS.mkdir(exist_ok=True)
+            (RESULTS / f"rtl_yosys_{family}_{tm}x{tn}_{label}_stat.txt").write_text(r.stat_text)
+            measured[label] = r.as_dict()
+            cfg = EngineConfig(tm, tn, p.IN_DEPTH, p.OUT_DEPTH, p.W_DEPTH, p.MASK_BITS, p.INDEX_ENTRIES, p.INDEX_BITS,
+                               100.0, 8, bool(p.BACKWARD))
+            est = estimate_resources(cfg).as_dict()
+            rows.append({"array": f"{tm}x{tn}", "build": label, "family": family, "LUT": r.lut, "FF": r.ff,
+                         "DSP": r.dsp, "DSP expected": tm * tn + extra_dsps(p), "BRAM_18K": r.bram_18k,
+                         "estimate LUT / FF / DSP / BRAM": f"{est['LUT']:,} / {est['FF']:,} / {est['DSP']} / "
+                                                           f"{est['BRAM_18K']}", "yosys s": round(r.seconds)})
+        f, i = measured["full"], measured["inference-only"]
+        rows.append({"array": f"{tm}x{tn}", "build": "attribution overhead", "family": family,
+                     **{k: f"{f[k] - i[k]:+,} ({(f[k] - i[k]) / i[k]:+.1%})" for k in ("LUT", "FF", "DSP", "BRAM_18K")},
+                     "DSP expected": "-", "estimate LUT / FF / DSP / BRAM": "-", "yosys s": "-"})
     return rows
 
 
@@ -148,6 +159,7 @@ def main(argv=None) -> None:
     ap.add_argument("--no-synth", action="store_true", help="skip the yosys runs (keep earlier results)")
     ap.add_argument("--no-sim", action="store_true", help="skip the Verilator runs (keep earlier results)")
     ap.add_argument("--family", default=None, help="yosys synth_xilinx family (default: the board's)")
+    ap.add_argument("--arrays", default="4x2,8x4", help="Tm x Tn of the synthesized engines (default 4x2,8x4)")
     args = ap.parse_args(argv)
 
     entry = get_zoo_model("cifar_ref")
@@ -160,7 +172,8 @@ def main(argv=None) -> None:
         new["verilator"] = {"date": date.today().isoformat(), **simulate(acc, args.ig_steps)}
     if not args.no_synth:
         family = args.family or acc.plan.board.yosys_family
-        new["synthesis"] = {family: {"date": date.today().isoformat(), "rows": synthesize_both(acc, family)}}
+        arrays = [tuple(int(v) for v in a.split("x")) for a in args.arrays.split(",")]
+        new["synthesis"] = {family: {"date": date.today().isoformat(), "rows": synthesize_arrays(arrays, family)}}
     # read what is there only now: a run of the other part may have finished meanwhile
     results = json.loads(path.read_text()) if path.is_file() else {}
     results.update({k: v for k, v in new.items() if k != "synthesis"})

@@ -17,7 +17,11 @@ AXI_DATA_BYTES = 8  # one 64-bit AXI4 master (a Zynq HP port's width)
 _BRAM18_SHAPES = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))
 LUTRAM_MAX_BITS = 1024  # smaller memories go to LUTs (distributed RAM), as Vivado does
 
-# LUT/FF coefficients of the estimate (calibrated against yosys synth_xilinx; see benchmarks).
+# LUT/FF coefficients of the estimate: first estimates of a lean engine, NOT calibrated. yosys
+# synth_xilinx of our RTL engine measures far more (4 x 2: 39,396 LUT / 15,443 FF against 5,064 /
+# 6,112 here; 8 x 4: 60,279 / 21,811; benchmarks/RESULTS.md "RTL engine"), so on LUT-limited
+# boards the planner sizes arrays the RTL does not fit. Recalibrating needs yosys points that
+# vary Tm and Tn separately (two points put the RTL at ~435 LUT a MAC and ~2,600 a lane).
 LUT_PER_MAC = 12  # operand muxing into each DSP (address-pattern selects)
 FF_PER_MAC = 34  # pipeline registers around each DSP (operands, accumulate)
 LUT_PER_LANE = 180  # per output lane: requantize, saturate, ReLU, pool compare
