@@ -22,8 +22,6 @@ from xaihls.backends.rtl import sim
 from xaihls.backends.rtl.cycles import compare, markdown
 from xaihls.backends.rtl.params import rtl_params
 from xaihls.backends.rtl.project import method_macs
-from xaihls.golden import model as golden
-from xaihls.methods import METHOD_CODES, PREDICT_CODE
 from xaihls.models.zoo import get_zoo_model
 
 RESULTS = Path(__file__).parent / "results"
@@ -48,22 +46,8 @@ def simulate(acc, steps: int) -> dict:
     plan = acc.plan
     e = plan.engine
     params = rtl_params(plan.program, e)
-    entry = get_zoo_model("cifar_ref")
-    x = entry.samples()[0][:1]
-    qg = acc.qgraph
-    x_q = golden.quantize_input(qg, x, golden.Saturations())[0].reshape(-1).numpy()
-    table = sim.ig_table(steps, "trapezoid", qg.width)
-    runs = []
-    for method in (None, "saliency", "integrated_gradients"):
-        g = acc.run(x, method, steps=steps) if method else acc.run(x)
-        run = {"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": table, "target": -1,
-               "method": PREDICT_CODE if method is None else METHOD_CODES[method], "steps": steps,
-               "expect_logits": g.logits[0].numpy(), "expect_result": np.array([int(np.argmax(g.logits[0])),
-                                                                                int(g.target[0])])}
-        if method:
-            run["expect_attribution"] = g.attribution[0].reshape(-1).numpy()
-        runs.append(run)
-
+    x = get_zoo_model("cifar_ref").samples()[0][:1]
+    runs = sim.golden_runs(acc, x, steps, (None, "saliency", "integrated_gradients"))
     t0 = time.time()
     sim.build(params)
     build_s = time.time() - t0

@@ -9,14 +9,12 @@ from __future__ import annotations
 import functools
 import zlib
 
-import numpy as np
 import torch
 
 import xaihls
 from xaihls.backends.rtl import sim
 from xaihls.backends.rtl.params import RtlParams, rtl_params
-from xaihls.golden import model as golden
-from xaihls.methods import METHOD_CODES, METHODS, PREDICT_CODE
+from xaihls.methods import METHODS
 from xaihls.models.zoo import get_zoo_model
 
 NETS = ("digits", "digits_strided_bn")
@@ -56,23 +54,7 @@ def shared_params(tiling: tuple[int, int]) -> RtlParams:
 
 
 def golden_runs(acc, x: torch.Tensor, steps: int = IG_STEPS, methods=(None, *METHODS)) -> list[dict]:
-    """Simulation runs (one per method, None = predict) with the golden model's results as expectations."""
-    qg = acc.qgraph
-    x_q = golden.quantize_input(qg, x, golden.Saturations())[0].reshape(-1).numpy()
-    table = sim.ig_table(steps, "trapezoid", qg.width)
-    runs = []
-    for method in methods:
-        g = acc.run(x, method, steps=steps) if method else acc.run(x)
-        logits = g.logits[0].numpy()
-        predicted = int(np.argmax(logits))
-        run = {"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": table,
-               "method": PREDICT_CODE if method is None else METHOD_CODES[method], "target": -1, "steps": steps,
-               "expect_logits": logits, "expect_result": np.array([predicted, int(g.target[0])]),
-               "name": method or "predict"}
-        if method:
-            run["expect_attribution"] = g.attribution[0].reshape(-1).numpy()
-        runs.append(run)
-    return runs
+    return sim.golden_runs(acc, x, steps, methods)
 
 
 @functools.lru_cache(maxsize=None)

@@ -117,6 +117,14 @@ class IgConstants:
     weight_frac: int
     weights: tuple[int, ...]
 
+    def table(self) -> list[int]:
+        """The int32 words a host writes at the Program's ig_table_addr (docs/program.md):
+        alpha_frac, weight_frac, then (alpha_q, weight_q) per step."""
+        words = [self.alpha_frac, self.weight_frac]
+        for a, w in zip(self.alphas, self.weights):
+            words += [a, w]
+        return words
+
 
 def ig_constants(steps: int, rule: str, width: int) -> IgConstants:
     from xaihls.numerics import FixedFormat, quantize

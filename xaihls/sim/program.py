@@ -82,11 +82,7 @@ class Machine:
         h = self.header
         self.write16(h.image_addr, image_q)
         self.write16(h.baseline_addr, np.zeros(h.input_elems, np.int64) if baseline_q is None else baseline_q)
-        c = ig_constants(steps, rule, h.data_width)
-        table = [c.alpha_frac, c.weight_frac]
-        for a, w in zip(c.alphas, c.weights):
-            table += [a, w]
-        self.write32(h.ig_table_addr, table)
+        self.write32(h.ig_table_addr, ig_constants(steps, rule, h.data_width).table())
 
     # ---- the controller ----
     def run(self, method_code: int, target: int, steps: int) -> RunResult:

@@ -166,11 +166,7 @@ def test_vectors(acc, images=None) -> tuple[dict[str, bytes], int]:
                            "test images")
     x_q = golden.quantize_input(qg, x, golden.Saturations())
     steps, rule = qg.ig_steps, qg.ig_rule
-    c = ig_constants(steps, rule, qg.width)
-    table = [c.alpha_frac, c.weight_frac]
-    for a, w in zip(c.alphas, c.weights):
-        table += [a, w]
-    files = {"tb_data/ig_table.bin": _i32(table)}
+    files = {"tb_data/ig_table.bin": _i32(ig_constants(steps, rule, qg.width).table())}
     lines = ["# xaihls testbench cases, one run of xaihls_top each (files are little-endian, in tb_data/):",
              "# image image_file method method_code target steps ig_table baseline logits result attribution",
              f"# integrated gradients: {steps} steps, rule {rule}; baseline '-' is zeros; target -1 is the predicted class"]

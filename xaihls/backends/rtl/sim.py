@@ -230,11 +230,31 @@ def _failures(xml) -> str:
 
 def ig_table(steps: int, rule: str, width: int = 16) -> np.ndarray:
     """The int32 words the host writes to the ig table (as Machine.load_inputs)."""
-    c = ig_constants(steps, rule, width)
-    table = [c.alpha_frac, c.weight_frac]
-    for a, w in zip(c.alphas, c.weights):
-        table += [a, w]
-    return np.asarray(table, dtype=np.int64)
+    return np.asarray(ig_constants(steps, rule, width).table(), dtype=np.int64)
+
+
+def golden_runs(acc, x: torch.Tensor, steps: int, methods) -> list[dict]:
+    """``simulate`` runs of the first image of ``x``, one per method (None: predict), with the
+    golden model's results as the testbench's expectations (integrated gradients: trapezoid,
+    zero baseline)."""
+    from xaihls.golden import model as golden
+
+    qg = acc.qgraph
+    x_q = golden.quantize_input(qg, x, golden.Saturations())[0].reshape(-1).numpy()
+    table = ig_table(steps, "trapezoid", qg.width)
+    runs = []
+    for method in methods:
+        g = acc.run(x, method, steps=steps) if method else acc.run(x)
+        logits = g.logits[0].numpy()
+        predicted = int(np.argmax(logits))
+        run = {"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": table,
+               "method": PREDICT_CODE if method is None else METHOD_CODES[method], "target": -1, "steps": steps,
+               "expect_logits": logits, "expect_result": np.array([predicted, int(g.target[0])]),
+               "name": method or "predict"}
+        if method:
+            run["expect_attribution"] = g.attribution[0].reshape(-1).numpy()
+        runs.append(run)
+    return runs
 
 
 def run_rtl(program: Program, engine_config: EngineConfig, x_q: torch.Tensor, method: str | None,
