@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--waves", action="store_true", help="write a VCD trace to rtl/sim/dump.vcd (a separate, slower build)")
 
     p = sub.add_parser("synth", help="synthesize a project's RTL engine with yosys: LUT, FF, DSP, BRAM",
-                       description="yosys synth_xilinx (family from the project's board, flattened) on rtl/ with the "
+                       description="yosys synth_xilinx (family from the project's board, hierarchy kept) on rtl/ with the "
                                    "project's parameters; the counts next to the plan's estimate. Writes "
                                    "reports/yosys_stat.txt. Takes minutes.")
     p.add_argument("project", help="project folder written by `xaihls compile`")
