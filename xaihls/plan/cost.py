@@ -25,7 +25,7 @@ import functools
 import math
 from dataclasses import dataclass
 
-from xaihls.plan.program import Descriptor, Flag, Op, conv_input_cols, conv_input_rows
+from xaihls.plan.program import Descriptor, Flag, Op
 
 PIPELINE_DEPTH = 8  # MAC pipeline fill: operand read, multiply, add, accumulate write
 BURST_ISSUE = 1  # cycles to issue one AXI burst address (bursts are pipelined: several outstanding)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import MaxPool2d, ReLU
-from xaihls.methods import METHODS, PostProcess, get_method
+from xaihls.methods import METHODS, PostProcess
 from xaihls.plan.boards import Board
 from xaihls.plan.cost import DESCRIPTOR_FETCH, JobCost, job_cost, post_cycles
 from xaihls.plan.engine import AXI_DATA_BYTES, EngineConfig, ResourceEstimate, estimate_resources

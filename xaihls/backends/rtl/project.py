@@ -23,11 +23,9 @@ import numpy as np
 
 from xaihls.backends.rtl.params import RTL_DIR, SOURCES, TOP, RtlParams, rtl_params
 from xaihls.errors import XaiHlsError
-from xaihls.methods import METHOD_CODES, PREDICT_CODE
 
 RTL_FOLDER = "rtl"
 PARAMS_FILE = "rtl/params.json"
-REPORTS = "reports"
 VERILATOR_REPORT = "reports/verilator.json"
 YOSYS_REPORT = "reports/yosys_stat.txt"
 YOSYS_INFERENCE_REPORT = "reports/yosys_inference_stat.txt"
@@ -35,11 +33,8 @@ EXTRA_FILES = ("xaihls_lint.vlt", "README.md")
 
 
 def project_files(plan) -> dict[str, bytes]:
-    """``rtl/`` files of a project for ``plan`` (empty if the RTL engine cannot run its Program).
-
-    Raises nothing: a Program the RTL refuses still gets its HLS project; ``unsupported``
-    says why.
-    """
+    """``rtl/`` files of a project for ``plan``; XaiHlsError if the RTL cannot run its Program
+    (``unsupported`` says why first, so that such a Program still gets its HLS project)."""
     params = rtl_params(plan.program, plan.engine)
     files = {f"{RTL_FOLDER}/{name}": (RTL_DIR / name).read_bytes() for name in (*SOURCES, *EXTRA_FILES)}
     files[f"{RTL_FOLDER}/sources.f"] = ("\n".join(SOURCES) + "\n").encode()
