@@ -18,7 +18,7 @@ def test_rtl_equals_golden_for_predict_and_every_method(name, tiling, stalls):
         what = f"{name} {tiling} {run['name']} stalls={stalls}"
         assert r["status"] == 0, f"{what}: status {r['status']:#x}"
         assert np.array_equal(r["logits"], run["expect_logits"]), f"{what}: logits"
-        assert np.array_equal(r["result"], run["expect_result"]), f"{what}: result {r['result']}"
+        assert np.array_equal(r["result"][:2], run["expect_result"]), f"{what}: result {r['result']}"
         if "expect_attribution" in run:
             bad = int((r["attribution"] != run["expect_attribution"]).sum())
             assert bad == 0, f"{what}: attribution differs in {bad} of {r['attribution'].size} elements"
@@ -44,7 +44,7 @@ def test_run_rtl_mirrors_run_batch_with_target_baseline_and_rule():
     x_q = golden.quantize_input(qg, x, golden.Saturations())
     base_q = golden.quantize_baseline(qg, base, x_q)
     p = acc.plan
-    logits, used, attr, cycles = run_rtl(p.program, p.engine, x_q, "integrated_gradients",
+    logits, used, attr, _, cycles = run_rtl(p.program, p.engine, x_q, "integrated_gradients",
                                          torch.tensor([3, 3]), 4, "middle", base_q, params=shared_params((8, 4)))
     assert torch.equal(logits, g.logits) and torch.equal(used, g.target) and torch.equal(attr, g.attribution)
     assert len(cycles) == 2 and all(c > 0 for c in cycles)

@@ -140,9 +140,12 @@ def test_sim_and_synth_refuse_what_is_not_an_rtl_project(tmp_path, capsys):
         assert code == 2 and "holds no xaihls project" in err and err.count("\n") == 1
         code, _, err = run(capsys, verb, str(tmp_path / "nowhere"))
         assert code == 2 and "is not a folder" in err
-    # a ReLU whose bits are kept as a feature map but read back as a flat vector: the RTL refuses it
-    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 14 * 14, 10)).eval()
-    acc = xaihls.compile(net, (1, 16, 16), methods=("saliency",), calibration=torch.rand(8, 1, 16, 16))
+    # a pool with a non-square window: the RTL refuses it (the C++ engine runs it)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d((2, 1)), nn.Flatten(),
+                        nn.Linear(2 * 7 * 14, 10)).eval()
+    acc = xaihls.compile(net, (1, 16, 16), methods=("saliency",), calibration=torch.rand(8, 1, 16, 16),
+                         backends=("golden", "program", "csim"))
+    assert "square windows" in acc.refusals["rtl"]
     project = write_project(acc, tmp_path / "prj")
     assert not (project / "rtl").exists()
     code, _, err = run(capsys, "sim", str(project))

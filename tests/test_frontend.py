@@ -185,3 +185,42 @@ def test_factory_spec_with_weights(tmp_path, monkeypatch):
         load_model("userfactory:net")
     with pytest.raises(XaiHlsError, match="training mode"):
         load_model("xaihls.models.digits:DigitsCNN", input_shape=(1, 16, 16))
+
+
+def test_readme_and_docs_list_exactly_what_the_front_end_takes():
+    from pathlib import Path
+
+    from xaihls.frontend.trace import CHAIN_RULE, SUPPORTED_LAYERS, supported_table
+
+    root = Path(__file__).resolve().parents[1]
+    for doc in (root / "README.md", root / "docs" / "frontend.md"):
+        text = doc.read_text()
+        assert supported_table() in text and CHAIN_RULE in text, f"{doc.name}: the supported-layer table drifted"
+        # no other layer table: each row of the doc's table is one of the front end's
+        rows = [line for line in text.splitlines() if line.startswith("| ") and " | " in line[2:]]
+        layer_rows = rows[rows.index("| layer | what is supported |") + 1:][: len(SUPPORTED_LAYERS) + 1]
+        assert [r.split(" | ")[0][2:] for r in layer_rows[:len(SUPPORTED_LAYERS)]] == [n for n, _ in SUPPORTED_LAYERS]
+
+
+def test_each_supported_layer_traces():
+    """Every row of the table is taken: a model with each layer as the table states it compiles."""
+
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, (3, 2), stride=(2, 1), padding=(1, 0), bias=False)
+            self.bn = nn.BatchNorm2d(4)
+            self.fc = nn.Linear(4, 3)
+            self.drop = nn.Dropout(0.5)
+            self.ident = nn.Identity()
+
+        def forward(self, x):
+            x = F.relu(self.bn(self.conv(x))).relu()
+            x = nn.functional.max_pool2d(x, (2, 3), stride=(1, 2))
+            x = F.avg_pool2d(x, (1, 2))
+            x = F.adaptive_avg_pool2d(self.ident(x), 1)
+            return self.fc(self.drop(x.view(x.shape[0], -1)))
+
+    graph = graph_from_module(Functional().eval(), (3, 9, 11))
+    kinds = [type(layer).__name__ for layer in graph.layers]
+    assert kinds == ["Conv2d", "ReLU", "MaxPool2d", "AvgPool2d", "AvgPool2d", "Flatten", "Linear"]

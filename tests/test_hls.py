@@ -105,7 +105,7 @@ def test_engine_refuses_a_foreign_program_and_bad_arguments(accelerators):
     with pytest.raises(ValueError, match="bytes"):
         lib.run(np.zeros(64, np.uint8), 0, -1, 8)
     x = get_zoo_model("digits").samples()[0][:1]
-    with pytest.raises(XaiHlsError, match="2..1024 steps"):
+    with pytest.raises(XaiHlsError, match="steps must be 2..1024 on this backend"):
         acc.run(x, "integrated_gradients", steps=2000, backend="csim")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -9,30 +11,90 @@ import torch
 import torch.nn as nn
 
 from xaihls.errors import XaiHlsError
+from xaihls.executor import Executor, RunResult, prepare
 from xaihls.frontend.ir import Graph
 from xaihls.frontend.trace import graph_from_module
-from xaihls.golden import model as golden
 from xaihls.methods import METHODS, check_methods
 from xaihls.numerics import dequantize
 from xaihls.plan.boards import Board, load_board
 from xaihls.quant.calibrate import calibrate
 from xaihls.quant.qgraph import QGraph
 
-BACKENDS = ("golden", "program", "csim", "rtl")
+EXECUTORS = {
+    "golden": "xaihls.golden.model",       # the reference
+    "program": "xaihls.sim.program",       # the Program, tile by tile, in Python
+    "csim": "xaihls.backends.hls.csim",    # the HLS engine's C++ with g++
+    "rtl": "xaihls.backends.rtl.sim",      # the SystemVerilog engine on Verilator
+}
+"""Each backend's module; its ``EXECUTOR`` implements ``xaihls.executor.Executor``."""
+
+BACKENDS = tuple(EXECUTORS)
+
+
+def get_executor(backend: str) -> Executor:
+    if backend not in EXECUTORS:
+        raise XaiHlsError(f"unknown backend '{backend}'; backends: {', '.join(BACKENDS)}")
+    return importlib.import_module(EXECUTORS[backend]).EXECUTOR
+
+
+def check_backends(backends) -> tuple[str, ...]:
+    if isinstance(backends, str):
+        backends = (backends,)
+    backends = tuple(backends)
+    for b in backends:
+        get_executor(b)  # an unknown name fails here
+    if not backends:
+        raise XaiHlsError(f"backends: give at least one of {', '.join(BACKENDS)}")
+    return tuple(b for b in BACKENDS if b in backends)
+
+
+def check_tiling(tiling) -> tuple[int, int] | None:
+    """``(Tm, Tn)`` positive integers, or None (the planner chooses)."""
+    if tiling is None:
+        return None
+    try:
+        tm, tn = tiling
+    except (TypeError, ValueError):
+        raise XaiHlsError(f"tiling must be (Tm, Tn), two positive integers; got {tiling!r}") from None
+    if not all(isinstance(v, Integral) and not isinstance(v, bool) and v >= 1 for v in (tm, tn)):
+        raise XaiHlsError(f"tiling must be (Tm, Tn), two positive integers; got {tiling!r}")
+    return int(tm), int(tn)
 
 
 class Accelerator:
-    """A network quantized for one board: predictions and attributions on any backend.
+    """A network quantized for one board: predictions and attributions on any backend it was
+    compiled for.
 
     Every backend returns the same bits as ``golden`` (the reference); results come back
-    as float tensors holding the exact fixed-point values.
+    as float tensors holding the exact fixed-point values. ``refusals`` says, for each
+    backend that cannot run this network, why (known when it was compiled).
     """
 
-    def __init__(self, qgraph: QGraph, board: Board, tiling: tuple[int, int] | None = None):
+    def __init__(self, qgraph: QGraph, board: Board, tiling: tuple[int, int] | None = None,
+                 backends=BACKENDS):
         self.qgraph = qgraph
         self.board = board
-        self.tiling = tiling
+        self.tiling = check_tiling(tiling)
+        self.backends = check_backends(backends)
         self._plan = None
+        self._refusals: dict[str, str] | None = None
+        needs_plan = [b for b in self.backends if get_executor(b).capabilities.needs_plan]
+        asked = [b for b in needs_plan if b in self.refusals]
+        if asked:
+            keep = tuple(b for b in self.backends if b not in self.refusals)
+            raise XaiHlsError(f"the {asked[0]} backend cannot run this network: {self.refusals[asked[0]]}; "
+                              f"compile with backends={keep!r} to leave it out")
+
+    @property
+    def refusals(self) -> dict[str, str]:
+        """Why each backend that cannot run this network cannot (made with the plan)."""
+        if self._refusals is None:
+            from xaihls.plan.capabilities import refusal
+
+            found = {name: refusal(get_executor(name).capabilities, self.plan) for name in BACKENDS
+                     if get_executor(name).capabilities.needs_plan}
+            self._refusals = {name: why for name, why in found.items() if why}
+        return self._refusals
 
     @property
     def graph(self) -> Graph:
@@ -41,10 +103,6 @@ class Accelerator:
     @property
     def methods(self) -> tuple[str, ...]:
         return self.qgraph.methods
-
-    def _check_backend(self, backend: str) -> None:
-        if backend not in BACKENDS:
-            raise XaiHlsError(f"unknown backend '{backend}'; backends: {', '.join(BACKENDS)}")
 
     @property
     def plan(self):
@@ -55,39 +113,18 @@ class Accelerator:
             self._plan = plan(self.qgraph, self.board, tiling=self.tiling)
         return self._plan
 
+    def supports(self, backend: str) -> bool:
+        """Whether ``backend`` can run this network (``refusals`` says why not)."""
+        return not get_executor(backend).capabilities.needs_plan or backend not in self.refusals
+
     def run(self, x: Any, method: str | None = None, target=None, backend: str = "golden",
-            steps: int | None = None, baseline=None, rule: str | None = None) -> golden.GoldenResult:
-        """Integer results with formats (and saturation counts from golden); ``method=None`` predicts."""
-        self._check_backend(backend)
-        qg = self.qgraph
-        if backend == "golden":
-            if method is None:
-                return golden.predict(qg, x)
-            return golden.attribute(qg, x, method, target, steps, baseline, rule)
-        if method is not None:
-            golden.check_compiled(qg, method)
-        x = golden.check_batch(qg, x)
-        target = golden.check_target(qg, target, x.shape[0])
-        x_q = golden.quantize_input(qg, x, golden.Saturations())
-        steps, rule = golden.ig_settings(qg, steps, rule)
-        base_q = golden.quantize_baseline(qg, baseline, x_q)
-        p = self.plan
-        cycles = None
-        if backend == "program":
-            from xaihls.sim.program import run_batch
-
-            logits, used, attr = run_batch(p.program, p.engine.tm, p.engine.tn, x_q, method, target, steps, rule,
-                                           base_q)
-        elif backend == "csim":  # the HLS engine's C++, compiled with g++ (cached) and called in process
-            from xaihls.backends.hls.csim import run_batch as run_csim
-
-            logits, used, attr = run_csim(p, x_q, method, target, steps, rule, base_q)
-        else:  # rtl: the SystemVerilog engine on Verilator (built once per parameter set, cached)
-            from xaihls.backends.rtl.sim import run_rtl
-
-            logits, used, attr, cycles = run_rtl(p.program, p.engine, x_q, method, target, steps, rule, base_q)
-        fmt = golden.attribution_format(qg, method) if method else None
-        return golden.GoldenResult(logits, qg.logits_fmt, used, attr, fmt, None, cycles)
+            steps: int | None = None, baseline=None, rule: str | None = None) -> RunResult:
+        """Integer results with formats and saturation counts; ``method=None`` predicts."""
+        executor = get_executor(backend)
+        if not self.supports(backend):
+            raise XaiHlsError(f"the {backend} backend cannot run this network: {self.refusals[backend]}")
+        args = prepare(self.qgraph, x, method, target, steps, baseline, rule, executor.capabilities.max_ig_steps)
+        return executor.run(self.qgraph, self.plan if executor.capabilities.needs_plan else None, args)
 
     def predict(self, x: Any, backend: str = "golden") -> torch.Tensor:
         """Dequantized logits (N, classes), float32."""
@@ -129,14 +166,19 @@ def compile(
     config: dict | str | Path | None = None,
     ig_steps: int = 32,
     tiling: tuple[int, int] | None = None,
+    backends=BACKENDS,
 ) -> Accelerator:
-    """Trace, calibrate and quantize ``model`` for ``board``.
+    """Trace, calibrate and quantize ``model`` for ``board``, and plan its engine.
 
     ``calibration``: a batch (N, C, H, W) of typical inputs; the ranges of every
     activation and every gradient of the requested ``methods`` are taken from it.
     ``tiling=(Tm, Tn)`` fixes the MAC array instead of letting the planner choose.
+    ``backends``: the executors the network must run on (default all); one that cannot run
+    it is refused here, with the layer at fault named.
     """
     methods = check_methods(methods)
+    tiling = check_tiling(tiling)
+    backends = check_backends(backends)
     if isinstance(model, Graph):
         graph = model
     else:
@@ -146,4 +188,4 @@ def compile(
     if not isinstance(board, Board):
         board = load_board(board)  # an unknown board fails here, before the slow part
     qgraph = calibrate(graph, calibration, methods, config, ig_steps=ig_steps)
-    return Accelerator(qgraph, board, tiling)
+    return Accelerator(qgraph, board, tiling, backends)

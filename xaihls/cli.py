@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
-from xaihls.errors import XaiHlsError
+from xaihls.errors import XaiHlsError, XaiHlsWarning
 
 
 def _shape(text: str) -> tuple[int, int, int]:
@@ -160,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+
+    def one_line_warning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, XaiHlsWarning):
+            print(f"xaihls {args.command}: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    shown = warnings.showwarning
+    warnings.showwarning = one_line_warning
     try:
         return COMMANDS[args.command](args)
     except XaiHlsError as exc:
@@ -168,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = shown
 
 
 def _console():
@@ -217,6 +229,9 @@ def cmd_attribute(args) -> int:
     from xaihls.io import load_images
     from xaihls.reports.heatmaps import save_heatmap
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise XaiHlsError(f"--out '{out}' is a file; give a folder for the heatmaps and arrays")
     loaded = load_model(args.model, args.weights, args.input_shape)
     shape = loaded.graph.input_shape
     images = load_images(args.images, shape)
@@ -228,21 +243,27 @@ def cmd_attribute(args) -> int:
     board = load_board(args.board, args.board_path or None)
     with console.status("calibrating and compiling"):
         acc = xaihls.compile(loaded.graph, board=board, methods=(args.method,), calibration=calibration,
-                             config=args.config, ig_steps=args.steps)
+                             config=args.config, ig_steps=args.steps, backends=(args.backend,))
     with console.status(f"{args.method} on {images.shape[0]} images ({args.backend})"):
         result = acc.run(images, args.method, target=args.target, backend=args.backend, steps=args.steps)
     from xaihls.numerics import dequantize
 
     attr = dequantize(result.attribution, result.attribution_fmt).to(torch.float32)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / f"{args.method}.npy", attr.numpy())
     for i, src in enumerate(args.images):
         png = save_heatmap(attr[i], out / f"{Path(src).stem}_{args.method}.png")
         console.print(f"{src}: class {int(result.target[i])} -> {png}")
-    if result.saturations:
-        console.print(f"[yellow]saturations[/yellow]: {dict(result.saturations)}")
+    _warn_saturations(result.saturations, args.backend)
     return 0
+
+
+def _warn_saturations(saturations: dict[str, int], backend: str) -> None:
+    """One warning line when any value saturated on the run (any backend)."""
+    if saturations:
+        counts = ", ".join(f"{where} {n:,}" for where, n in saturations.items())
+        warnings.warn(f"values saturated on the {backend} backend ({counts}): a format is too narrow for these "
+                      "inputs; calibrate on typical inputs or widen it (docs/quantization.md)", XaiHlsWarning)
 
 
 def _calibration_for(args, loaded, fallback=None):
@@ -270,6 +291,8 @@ def _tiling(text: str | None) -> tuple[int, int] | None:
         raise XaiHlsError(f"--tiling must look like 16x8 (Tm x Tn), got '{text}'") from None
     if tm < 1 or tn < 1:
         raise XaiHlsError(f"--tiling sizes must be positive, got '{text}'")
+    if tm > 1024 or tn > 1024:
+        raise XaiHlsError(f"--tiling sizes must be at most 1024, got '{text}'")
     return tm, tn
 
 
@@ -283,16 +306,29 @@ def cmd_plan(args) -> int:
     board = load_board(args.board, args.board_path or None)
     calibration, _ = _calibration_for(args, loaded)
     console = _console()
+    tiling = _tiling(args.tiling)
     with console.status("calibrating"):
         acc = xaihls.compile(loaded.graph, board=board, methods=args.methods, calibration=calibration,
-                             config=args.config, ig_steps=args.steps)
+                             config=args.config, ig_steps=args.steps, backends=("golden",))
     with console.status(f"planning for {board.name}"):
-        p = plan(acc.qgraph, board, cap=args.cap, clock_mhz=args.clock, tiling=_tiling(args.tiling))
+        p = plan(acc.qgraph, board, cap=args.cap, clock_mhz=args.clock, tiling=tiling)
+    refusals = _refusals(p)
     if args.json:
-        print(json.dumps(p.summary(), indent=2))
+        print(json.dumps({**p.summary(), "refusals": refusals}, indent=2))
     else:
         print(describe(p))
+        for backend, why in refusals.items():
+            print(f"the {backend} backend cannot run this network: {why}")
     return 0
+
+
+def _refusals(p) -> dict[str, str]:
+    """Why each backend cannot run a plan (the checks xaihls.compile makes)."""
+    from xaihls.accelerator import BACKENDS, get_executor
+    from xaihls.plan.capabilities import refusal
+
+    found = {b: refusal(get_executor(b).capabilities, p) for b in BACKENDS}
+    return {b: why for b, why in found.items() if why}
 
 
 def cmd_compile(args) -> int:
@@ -312,7 +348,8 @@ def cmd_compile(args) -> int:
     console.print(f"calibrating on {calibration.shape[0]} images from {source}")
     with console.status("calibrating"):
         acc = xaihls.compile(loaded.graph, board=board, methods=args.methods, calibration=calibration,
-                             config=args.config, ig_steps=args.steps, tiling=tiling)
+                             config=args.config, ig_steps=args.steps, tiling=tiling,
+                             backends=("golden", "program", "csim"))  # the RTL where it can run the network
     with console.status(f"planning for {board.name} and writing the project"):
         out = write_project(acc, args.out, force=args.force, images=calibration[: args.test_images])
     e = acc.plan.engine

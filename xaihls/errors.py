@@ -7,3 +7,7 @@ class XaiHlsError(Exception):
     The message is one line that names the thing at fault and what is supported;
     the CLI prints it as is and exits non-zero.
     """
+
+
+class XaiHlsWarning(UserWarning):
+    """Something the user should know that does not stop the tool (one line; the CLI prints it)."""

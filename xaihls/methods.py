@@ -31,6 +31,7 @@ class PostProcess(IntEnum):
 @dataclass(frozen=True)
 class Method:
     name: str
+    code: int  # the hardware's run-time ``method`` argument (0 predicts)
     relu_backward: ReluBackward
     post: PostProcess
     captum: str
@@ -39,20 +40,24 @@ class Method:
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("gradient", ReluBackward.MASK, PostProcess.NONE, "Saliency(abs=False)"),
-        Method("saliency", ReluBackward.MASK, PostProcess.ABS, "Saliency(abs=True)"),
-        Method("input_x_gradient", ReluBackward.MASK, PostProcess.TIMES_INPUT, "InputXGradient"),
-        Method("integrated_gradients", ReluBackward.MASK, PostProcess.INTEGRATED, "IntegratedGradients"),
-        Method("guided_backprop", ReluBackward.GUIDED, PostProcess.NONE, "GuidedBackprop"),
-        Method("deconvnet", ReluBackward.DECONV, PostProcess.NONE, "Deconvolution"),
+        Method("gradient", 1, ReluBackward.MASK, PostProcess.NONE, "Saliency(abs=False)"),
+        Method("saliency", 2, ReluBackward.MASK, PostProcess.ABS, "Saliency(abs=True)"),
+        Method("input_x_gradient", 3, ReluBackward.MASK, PostProcess.TIMES_INPUT, "InputXGradient"),
+        Method("integrated_gradients", 4, ReluBackward.MASK, PostProcess.INTEGRATED, "IntegratedGradients"),
+        Method("guided_backprop", 5, ReluBackward.GUIDED, PostProcess.NONE, "GuidedBackprop"),
+        Method("deconvnet", 6, ReluBackward.DECONV, PostProcess.NONE, "Deconvolution"),
     )
 }
 
 RIEMANN_RULES = ("trapezoid", "left", "right", "middle")
 
 PREDICT_CODE = 0
-METHOD_CODES: dict[str, int] = {name: code for code, name in enumerate(METHODS, start=1)}
+METHOD_CODES: dict[str, int] = {m.name: m.code for m in METHODS.values()}
 """The run-time ``method`` argument of the hardware: 0 predicts only."""
+
+
+def method_of_code(code: int) -> Method:
+    return next(m for m in METHODS.values() if m.code == code)
 
 
 def get_method(name: str) -> Method:

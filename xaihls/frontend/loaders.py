@@ -53,7 +53,17 @@ def _factory(spec: str) -> nn.Module:
     factory = getattr(mod, attr, None)
     if factory is None or not callable(factory):
         raise XaiHlsError(f"model '{spec}': module '{module_name}' has no callable '{attr}'")
-    model = factory()
+    try:
+        model = factory()
+    except TypeError as exc:
+        if "argument" in str(exc):
+            raise XaiHlsError(f"model '{spec}': {attr}() needs arguments ({exc}); give a factory that takes "
+                              "none") from None
+        raise XaiHlsError(f"model '{spec}': {attr}() raised TypeError: {exc}") from None
+    except Exception as exc:  # the user's code: its error, shortened to one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise XaiHlsError(f"model '{spec}': {attr}() raised {type(exc).__name__}" + (f": {first}" if first else "")) \
+            from None
     if not isinstance(model, nn.Module):
         raise XaiHlsError(f"model '{spec}': {attr}() returned {type(model).__name__}, not an nn.Module")
     return model

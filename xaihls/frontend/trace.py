@@ -7,6 +7,7 @@ node, its op and the supported list. Nothing is guessed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import operator
 from dataclasses import dataclass
@@ -20,11 +21,31 @@ import torch.nn.functional as F
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Graph, Layer, Linear, MaxPool2d, ReLU, Shape
 
-SUPPORTED = (
-    "Conv2d (groups=1, zero padding), BatchNorm2d (after a Conv2d), ReLU (module or functional), "
-    "MaxPool2d, AvgPool2d (no padding), AdaptiveAvgPool2d(1), Flatten/view/reshape to 1-D, "
-    "Linear, Dropout, Identity"
+SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
+    ("Conv2d", "any kernel, stride and zero padding (`padding='same'` at stride 1 with odd kernels); "
+               "groups=1, dilation 1; bias or not"),
+    ("BatchNorm2d", "directly after a Conv2d (folded into it), with running statistics"),
+    ("ReLU", "module, functional or method; a ReLU of a ReLU's output is merged into it"),
+    ("MaxPool2d", "any window and stride, square or not; no padding, `ceil_mode=False`, dilation 1"),
+    ("AvgPool2d", "any window and stride, square or not; no padding, `ceil_mode=False`, no `divisor_override`"),
+    ("AdaptiveAvgPool2d", "output size 1 (a global average over any map)"),
+    ("Flatten, view, reshape", "to one dimension per sample"),
+    ("Linear", "bias or not"),
+    ("Dropout, Identity", "dropped (the model is in eval mode)"),
 )
+"""What the front end takes, layer by layer: the README and docs/frontend.md show this table
+(tests/test_frontend.py holds them to it)."""
+
+CHAIN_RULE = "The layers form a single chain: one input tensor, each layer feeding the next, logits out."
+
+SUPPORTED = (", ".join(name for name, _ in SUPPORTED_LAYERS) + " in a single chain "
+             "(README, 'What the front end takes')")
+
+
+def supported_table() -> str:
+    """The supported-layer table as Markdown (what the README and docs/frontend.md contain)."""
+    rows = ["| layer | what is supported |", "|---|---|"] + [f"| {name} | {what} |" for name, what in SUPPORTED_LAYERS]
+    return "\n".join(rows)
 
 
 def _pair(v: Any) -> tuple[int, int]:
@@ -125,6 +146,9 @@ class _Builder:
         self.add(Linear(_name(node), self.shape, (o,), weight, bias))
 
     def relu(self, node) -> None:
+        last = next((layer for layer in reversed(self.layers) if not isinstance(layer, Flatten)), None)
+        if isinstance(last, ReLU):
+            return  # a ReLU of a ReLU's output changes nothing, forward or backward, under every method
         self.add(ReLU(_name(node), self.shape, self.shape))
 
     def pool(self, node, kind: str, kernel, stride, padding=0, ceil_mode=False, dilation=1) -> None:
@@ -412,12 +436,29 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
     return handle
 
 
+@contextlib.contextmanager
+def _quiet_torch_logs():
+    """Silence torch's own loggers while it reads a user's file (its error becomes our one line)."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("torch", "torch.export", "torch._export", "torch.fx")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def graph_from_exported(path: str, input_shape: Any = None) -> Graph:
     """Load a torch.export program (``.pt2``) and convert its aten graph to a Graph."""
     import torch.export
 
     try:
-        program = torch.export.load(path)
+        with _quiet_torch_logs():  # torch logs a long traceback of its own before raising
+            program = torch.export.load(path)
     except FileNotFoundError:
         raise XaiHlsError(f"exported program not found: {path}") from None
     except Exception as exc:

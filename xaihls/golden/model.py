@@ -22,19 +22,18 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
-from xaihls.methods import PostProcess, ReluBackward, get_method, ig_constants
+from xaihls.methods import PostProcess, ReluBackward, ig_constants
 from xaihls.numerics import (
-    ACCUMULATOR_BITS,
     FixedFormat,
     count_saturated,
-    quantize,
     round_shift,
-    round_to_grid,
     saturate,
 )
+from xaihls import executor
 from xaihls.quant.qgraph import QGraph, QLayer
+from xaihls.executor import (Capabilities, RunArgs, RunResult, attribution_format, check_batch, check_target,
+                             quantize_baseline)
 
 
 def _f64(t: torch.Tensor) -> torch.Tensor:
@@ -181,83 +180,26 @@ def predicted_class(logits_q: torch.Tensor) -> torch.Tensor:
     return logits_q.argmax(dim=1)
 
 
-@dataclass(frozen=True)
-class GoldenResult:
-    """One run on any backend: integer results with their formats.
-
-    ``saturations`` counts saturation events per tensor; only the golden model counts
-    them (None from the hardware backends). ``cycles``: engine clock cycles of each image,
-    start to done, from the cycle-accurate backend (``rtl``); None from the others.
-    """
-
-    logits: torch.Tensor
-    logits_fmt: FixedFormat
-    target: torch.Tensor
-    attribution: torch.Tensor | None
-    attribution_fmt: FixedFormat | None
-    saturations: dict[str, int] | None
-    cycles: list[int] | None = None
+GoldenResult = RunResult  # the name earlier versions used
 
 
 def quantize_input(qg: QGraph, x: torch.Tensor, sat: Saturations) -> torch.Tensor:
-    return sat.clip(round_to_grid(x, qg.input_fmt), qg.input_fmt, "input")
+    """The input codes; saturated values are counted in ``sat`` under 'input'."""
+    x_q, saturated = executor.quantize_input(qg, x)
+    if saturated:
+        sat.counts["input"] += saturated
+    return x_q
 
 
-def check_batch(qg: QGraph, x, what: str = "input") -> torch.Tensor:
-    """A float batch (N, C, H, W) of the compiled input shape, or a clear error."""
-    t = torch.as_tensor(x)
-    if t.dim() == len(qg.graph.input_shape):
-        t = t[None]
-    if tuple(t.shape[1:]) != qg.graph.input_shape or t.dim() != 4:
-        raise XaiHlsError(
-            f"{what} has shape {tuple(torch.as_tensor(x).shape)}; the model was compiled for "
-            f"(N, {', '.join(map(str, qg.graph.input_shape))})"
-        )
-    if not torch.is_floating_point(t):
-        t = t.to(torch.float64)
-    if not torch.isfinite(t).all():
-        raise XaiHlsError(f"{what} contains NaN or infinite values")
-    return t
+check_compiled = executor.check_method
+ig_settings = executor.check_steps
 
 
-def check_target(qg: QGraph, target, n: int) -> torch.Tensor | None:
-    if target is None:
-        return None
-    t = torch.as_tensor(target, dtype=torch.int64).reshape(-1)
-    if t.numel() == 1:
-        t = t.expand(n).contiguous()
-    classes = qg.graph.num_classes
-    if t.numel() != n or (t < 0).any() or (t >= classes).any():
-        raise XaiHlsError(f"target must be one class or one per image, each in 0..{classes - 1}; got {target!r}")
-    return t
-
-
-def check_compiled(qg: QGraph, method: str):
-    """The method, if ``qg`` was calibrated for it; else a clear error."""
-    m = get_method(method)
-    if method not in qg.methods:
-        raise XaiHlsError(
-            f"method '{method}' was not compiled in (compiled: {', '.join(qg.methods)}); "
-            f"pass it in methods= when compiling"
-        )
-    return m
-
-
-def attribution_format(qg: QGraph, method: str) -> FixedFormat:
-    """The format of ``method``'s attribution (what the post-processing unit writes)."""
-    m = get_method(method)
-    if m.post is PostProcess.INTEGRATED:
-        return qg.attribution_formats.integrated_gradients
-    if m.post is PostProcess.TIMES_INPUT:
-        return qg.attribution_formats.input_x_gradient
-    return qg.grad_fmt(m.relu_backward, 0)
-
-
-def predict(qg: QGraph, x: torch.Tensor) -> GoldenResult:
+def predict(qg: QGraph, x: torch.Tensor) -> RunResult:
     sat = Saturations()
     x_q = quantize_input(qg, check_batch(qg, x), sat)
     logits, _ = forward(qg, x_q, sat, keep_relu=False)
-    return GoldenResult(logits, qg.logits_fmt, predicted_class(logits), None, None, dict(sat.counts))
+    return RunResult(logits, qg.logits_fmt, predicted_class(logits), None, None, dict(sat.counts))
 
 
 def attribute(
@@ -268,7 +210,7 @@ def attribute(
     steps: int | None = None,
     baseline: torch.Tensor | None = None,
     rule: str | None = None,
-) -> GoldenResult:
+) -> RunResult:
     """Attribution of ``method`` for the target logit (predicted class by default)."""
     m = check_compiled(qg, method)
     x = check_batch(qg, x)
@@ -283,7 +225,7 @@ def attribute(
 
     if m.post is PostProcess.INTEGRATED:
         attr, fmt = _integrated_gradients(qg, x_q, target, steps, baseline, rule, sat)
-        return GoldenResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
+        return RunResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
 
     g = backward(qg, kept, target, mode, sat)
     g_fmt = qg.grad_fmt(mode, 0)
@@ -294,35 +236,11 @@ def attribute(
         attr = sat.requantize(x_q * g, qg.input_fmt.frac + g_fmt.frac, fmt, "attribution")
     else:
         attr = g
-    return GoldenResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
+    return RunResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
 
 
 IG_CHUNK_IMAGES = 256
 """Path images per forward/backward pass of integrated gradients (memory, not results)."""
-
-
-def quantize_baseline(qg: QGraph, baseline, x_q: torch.Tensor) -> torch.Tensor:
-    """The integrated-gradients baseline in the input format, one per image (zeros by default)."""
-    if baseline is None:
-        return torch.zeros_like(x_q)
-    b = torch.as_tensor(baseline)
-    try:
-        b = b.to(torch.float64).expand_as(x_q.to(torch.float64))
-    except RuntimeError:
-        raise XaiHlsError(
-            f"baseline has shape {tuple(b.shape)}; it must broadcast to the input {tuple(x_q.shape)}"
-        ) from None
-    return quantize(b, qg.input_fmt)
-
-
-def ig_settings(qg: QGraph, steps: int | None, rule: str | None) -> tuple[int, str]:
-    """Steps and rule of a run (compiled defaults), checked against the accumulator."""
-    steps = qg.ig_steps if steps is None else steps
-    rule = qg.ig_rule if rule is None else rule
-    ig_constants(steps, rule, qg.width)  # validates both
-    if steps * (1 << (2 * (qg.width - 1))) >= 1 << (ACCUMULATOR_BITS - 1):
-        raise XaiHlsError(f"integrated_gradients: {steps} steps can overflow the accumulator")
-    return steps, rule
 
 
 def _integrated_gradients(qg: QGraph, x_q, target, steps, baseline, rule, sat: Saturations):
@@ -351,3 +269,17 @@ def _integrated_gradients(qg: QGraph, x_q, target, steps, baseline, rule, sat: S
     fmt = qg.attribution_formats.integrated_gradients
     attr = sat.requantize(diff * summed, in_fmt.frac + summed_fmt.frac, fmt, "attribution")
     return attr, fmt
+
+
+class GoldenExecutor:
+    """The reference: every tensor on the integer grid, no Program, no limits but the accumulator's."""
+
+    capabilities = Capabilities("golden", needs_plan=False)
+
+    def run(self, qg: QGraph, plan, args: RunArgs) -> RunResult:
+        if args.method is None:
+            return predict(qg, args.x)
+        return attribute(qg, args.x, args.method, args.target, args.steps, args.baseline, args.rule)
+
+
+EXECUTOR = GoldenExecutor()

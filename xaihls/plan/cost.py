@@ -81,7 +81,7 @@ def conv_cost(d: Descriptor, tm: int, tn: int, bpc: float, direction: str) -> Jo
     an output stride (transposed phases) moves every 8-byte beat its outputs span.
     """
     pooled = bool(d.flags & Flag.POOL)
-    conv_rows = (d.pool_oh - 1) * d.pool_s + d.pool_k if pooled else d.oh
+    conv_rows = (d.pool_oh - 1) * d.pool_sh + d.pool_kh if pooled else d.oh
     block = max(min(abs(d.ws_m), abs(d.ws_n)), 1)  # a (m, n) kernel's taps, contiguous in DDR
     row_classes = [(rt, 1) for rt in range(d.row_tiles)] if d.row_tiles <= 2 else \
         [(0, d.row_tiles - 1), (d.row_tiles - 1, 1)]
@@ -107,8 +107,8 @@ def conv_cost(d: Descriptor, tm: int, tn: int, bpc: float, direction: str) -> Jo
             # load, corrected below by shifting every row tile's first load to the tile before it
             tiles = sum(max(compute, cyc) * cnt for cyc, cnt in loads)
             if pooled:
-                p0 = r0 // d.pool_s
-                outputs = (min(d.pool_oh, p0 + (rows - d.pool_k) // d.pool_s + 1) - p0) * d.pool_ow
+                p0 = r0 // d.pool_sh
+                outputs = (min(d.pool_oh, p0 + (rows - d.pool_kh) // d.pool_sh + 1) - p0) * d.pool_ow
                 out_cycles = math.ceil(2 * m_lanes * outputs / bpc)
             elif d.osx > 1:  # a transposed phase's row: every word between its outputs moves (strobed beats)
                 out_cycles = m_lanes * rows * math.ceil(((d.ow - 1) * d.osx + 1) / 4) * math.ceil(8 / bpc)
@@ -145,7 +145,7 @@ def _rows_in_map(d: Descriptor, r0: int, rows: int) -> int:
 def _job_macs(d: Descriptor) -> int:
     """Useful multiply-accumulates: taps that land inside the input map (padding excluded)."""
     rows_ok = 0
-    for oy in range((d.pool_oh - 1) * d.pool_s + d.pool_k if d.flags & Flag.POOL else d.oh):
+    for oy in range((d.pool_oh - 1) * d.pool_sh + d.pool_kh if d.flags & Flag.POOL else d.oh):
         rows_ok += sum(1 for t in range(d.ky) if 0 <= oy * d.isy + t * d.iky + d.iy0 < d.ih)
     cols_ok = 0
     for ox in range(d.ow):
@@ -166,13 +166,13 @@ def _pool_chunk_rows(d: Descriptor, backward: bool, out_depth: int | None) -> in
     64-bit entries of 4 words), else the largest power of two that does (the RTL's rule)."""
     if out_depth is None:
         return d.pool_oh
-    halo = max(d.pool_k - d.pool_s, 0)
+    halo = max(d.pool_kh - d.pool_sh, 0)
     out_w = d.iw if backward else d.pool_ow
 
     def fits(rp: int) -> bool:
-        rows = rp * d.pool_s + halo if backward else rp
+        rows = rp * d.pool_sh + halo if backward else rp
         entries = _row_entries(rows * out_w) if out_w < MERGE_SPAN else rows * _row_entries(out_w)
-        in_words = (rp + 1) * d.pool_ow if backward else ((rp - 1) * d.pool_s + d.pool_k) * d.iw
+        in_words = (rp + 1) * d.pool_ow if backward else ((rp - 1) * d.pool_sh + d.pool_kh) * d.iw
         return entries <= out_depth and in_words + 3 <= 4 * out_depth
 
     if fits(d.pool_oh):
@@ -190,7 +190,7 @@ def pool_cost(d: Descriptor, tm: int, bpc: float, direction: str, out_depth: int
     the chunk computes; shorter rows go out as one run per lane after the chunk's compute,
     under the next chunk's compute."""
     backward = d.op in (Op.MAXPOOL_BWD, Op.AVGPOOL_BWD)
-    reach = math.ceil(d.pool_k / d.pool_s) ** 2 if backward else 1  # outputs that can route to one input
+    reach = math.ceil(d.pool_kh / d.pool_sh) * math.ceil(d.pool_kw / d.pool_sw) if backward else 1  # outputs that can route to one input
     row_chunks = math.ceil(d.pool_oh / _pool_chunk_rows(d, backward, out_depth))
     in_words = d.pool_oh * d.pool_ow if backward else d.ih * d.iw  # per channel
     out_words = d.ih * d.iw if backward else d.pool_oh * d.pool_ow

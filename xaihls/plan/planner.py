@@ -144,11 +144,11 @@ def plan(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None = N
     The workload is a prediction plus one run of each compiled method (integrated
     gradients with its compiled steps). ``tiling=(Tm, Tn)`` fixes the array.
     """
-    if not 0 < cap <= 1:
+    if not (isinstance(cap, (int, float)) and 0 < cap <= 1):
         raise XaiHlsError(f"utilisation cap must be in (0, 1], got {cap}")
-    clock = float(clock_mhz or board.clock_mhz)
-    if clock <= 0:
-        raise XaiHlsError(f"clock must be positive, got {clock} MHz")
+    clock = float(board.clock_mhz if clock_mhz is None else clock_mhz)
+    if not (math.isfinite(clock) and clock > 0):
+        raise XaiHlsError(f"clock must be a positive number of MHz, got {clock_mhz}")
     arrays = [tiling] if tiling else [(tm, tn) for tm in ARRAY_SIZES for tn in ARRAY_SIZES]
     untiled = lower_untiled(qg)
     best = None

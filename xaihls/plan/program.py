@@ -25,6 +25,9 @@ PROGRAM_MAGIC = 0x50494158  # "XAIP" little-endian
 PROGRAM_VERSION = 1
 ALIGN = 64  # every DDR region starts on a 64-byte boundary (an AXI burst never crosses 4 KiB badly)
 MAX_IG_STEPS = 1024
+RESULT_WORDS = 5
+"""The result region's int32 words: predicted class, target used, then the run's saturation counts
+of the forward pass, the backward pass and the post-processing (docs/program.md)."""
 FC_TAPS_MAX = 16  # a fully connected layer's input is read as channels of up to 16 taps
 
 
@@ -112,8 +115,8 @@ class Descriptor(_Words):
     bias_shift: int = 0
     mask_base: int = 0  # bit offset of this job's ReLU bits in the mask memory
     index_base: int = 0  # entry offset of this job's pool indices
-    pool_k: int = 0
-    pool_s: int = 0
+    pool_k: int = 0  # window: rows in bits 0-15, columns in bits 16-31 (0: as many as rows)
+    pool_s: int = 0  # stride, packed the same way
     pool_oh: int = 0
     pool_ow: int = 0
     recip: int = 0  # average pooling: 1/window in the format of frac ``recip_frac``
@@ -128,6 +131,30 @@ class Descriptor(_Words):
 
     def shift(self, mode: int) -> int:
         return (self.shift0, self.shift1, self.shift2)[mode]
+
+    @property
+    def pool_kh(self) -> int:
+        return self.pool_k & 0xFFFF
+
+    @property
+    def pool_kw(self) -> int:
+        return (self.pool_k >> 16) & 0xFFFF or self.pool_kh
+
+    @property
+    def pool_sh(self) -> int:
+        return self.pool_s & 0xFFFF
+
+    @property
+    def pool_sw(self) -> int:
+        return (self.pool_s >> 16) & 0xFFFF or self.pool_sh
+
+
+def pool_word(rows: int, cols: int) -> int:
+    """A pool window or stride as one descriptor word: rows in bits 0-15, columns in bits 16-31,
+    the upper half 0 when square (so square pools read as before)."""
+    if not (1 <= rows < 1 << 15 and 1 <= cols < 1 << 15):
+        raise XaiHlsError(f"pool window or stride {rows}x{cols} is outside 1..32767")
+    return rows if rows == cols else rows | (cols << 16)
 
 
 @dataclass(frozen=True)
@@ -267,6 +294,12 @@ def encode(u: Untiled, tm: int, tn: int, in_depth: int, out_depth: int) -> Progr
     return Program(h, forward, backward, u.regions, bytes(image), u.qgraph)
 
 
+IDENTITY_FRAC = 14
+"""An element-wise job with reciprocal 1 << IDENTITY_FRAC and shift IDENTITY_FRAC passes values
+unchanged (a 1x1 average pool): the lowering uses it where a ReLU must be applied on a feature
+map with its bits in the feature-map layout (docs/program.md, "Identity passes")."""
+
+
 def lower_untiled(qg: QGraph) -> Untiled:
     """Descriptors and memory map of ``qg``; tiling comes later (it depends on the engine)."""
     layers = qg.graph.layers
@@ -275,6 +308,19 @@ def lower_untiled(qg: QGraph) -> Untiled:
     alloc = _Allocator()
     alloc.take("header", 4 * Header.WORDS)
 
+    def before(i: int) -> int:
+        """The layer whose output is layer i's input, looking through Flattens (-1: the image)."""
+        k = i - 1
+        while k >= 0 and isinstance(layers[k], Flatten):
+            k -= 1
+        return k
+
+    def canon(pos: int) -> int:
+        """A chain position's first alias: a Flatten's output is its input's bytes."""
+        while pos > 0 and isinstance(layers[pos - 1], Flatten):
+            pos -= 1
+        return pos
+
     # ---- kept-state memories: a ReLU's bits and a max-pool's indices ----
     mask_base: dict[int, int] = {}
     index_base: dict[int, int] = {}
@@ -282,8 +328,11 @@ def lower_untiled(qg: QGraph) -> Untiled:
     index_bits = 1
     for i, layer in enumerate(layers):
         if isinstance(layer, ReLU):
-            if i > 0 and isinstance(layers[i - 1], ReLU):
-                raise XaiHlsError(f"layers '{layers[i - 1].name}' and '{layer.name}': two ReLUs in a row; drop one")
+            k = before(i)
+            if k >= 0 and isinstance(layers[k], ReLU):
+                # the front end merges such ReLUs; a Graph built by hand must too
+                raise XaiHlsError(f"layers '{layers[k].name}' and '{layer.name}': two ReLUs in a row; drop one "
+                                  "(the second changes nothing)")
             mask_base[i] = bits
             bits += _numel(layer.in_shape)
         elif isinstance(layer, MaxPool2d):
@@ -291,10 +340,17 @@ def lower_untiled(qg: QGraph) -> Untiled:
             entries += _numel(layer.out_shape)
             index_bits = max(index_bits, (layer.kernel[0] * layer.kernel[1] - 1).bit_length())
 
-    # Descriptors are placed before the weights; reserve the most they can take
-    # (forward jobs <= layers; backward jobs <= one per stride phase per layer, plus the seed).
+    def map_relu(i: int) -> bool:
+        """A ReLU on a feature map with several channels and positions (bits kept per channel)."""
+        shape = layers[i].in_shape
+        return len(shape) == 3 and shape[0] > 1 and shape[1] * shape[2] > 1
+
+    # Descriptors are placed before the weights; reserve the most they can take (forward jobs
+    # <= layers; backward jobs <= one per stride phase per layer, one identity pass per
+    # Linear, plus the seed).
     fwd_jobs_max = L
-    bwd_jobs_max = 1 + sum(layer.stride[0] * layer.stride[1] if isinstance(layer, Conv2d) else 1 for layer in layers)
+    bwd_jobs_max = 1 + sum(layer.stride[0] * layer.stride[1] if isinstance(layer, Conv2d) else
+                           2 if isinstance(layer, Linear) else 1 for layer in layers)
     forward_addr = alloc.take("forward descriptors", 4 * Descriptor.WORDS * fwd_jobs_max)
     backward_addr = alloc.take("backward descriptors", 4 * Descriptor.WORDS * bwd_jobs_max)
 
@@ -318,9 +374,10 @@ def lower_untiled(qg: QGraph) -> Untiled:
     baseline_addr = alloc.take("baseline", 2 * input_elems)
     ig_table_addr = alloc.take("ig table", 8 + 8 * MAX_IG_STEPS)
     logits_addr = alloc.take("logits", 2 * qg.graph.num_classes)
-    result_addr = alloc.take("result", 8)
+    result_addr = alloc.take("result", 4 * RESULT_WORDS)
     attr_addr = alloc.take("attribution", 2 * input_elems)
-    igacc_addr = alloc.take("ig accumulators", 8 * input_elems)
+    # (an engine may keep the image's logits here while integrated gradients overwrite them)
+    igacc_addr = alloc.take("ig accumulators", max(8 * input_elems, 2 * qg.graph.num_classes))
 
     # ---- forward list ----
     act_addr: dict[int, int] = {0: work_addr}  # chain position -> DDR address of that tensor
@@ -331,6 +388,10 @@ def lower_untiled(qg: QGraph) -> Untiled:
         if all(isinstance(layers[k], Flatten) for k in range(end, L)):
             return logits_addr
         return alloc.take(name, 2 * _numel(shape))
+
+    def pool_fields(p) -> dict:
+        return dict(pool_k=pool_word(*p.kernel), pool_s=pool_word(*p.stride), pool_oh=p.out_shape[1],
+                    pool_ow=p.out_shape[2])
 
     i = 0
     while i < L:
@@ -361,16 +422,13 @@ def lower_untiled(qg: QGraph) -> Untiled:
                 d = dataclasses.replace(d, mask_base=mask_base[relu_at])
             if pool_at is not None:
                 p = layers[pool_at]
-                d = dataclasses.replace(d, pool_k=p.kernel[0], pool_s=p.stride[0], pool_oh=p.out_shape[1],
-                                        pool_ow=p.out_shape[2], index_base=index_base[pool_at],
-                                        oph=p.out_shape[1], opw=p.out_shape[2])
-                _check_square_pool(p)
+                d = dataclasses.replace(d, index_base=index_base[pool_at], oph=p.out_shape[1], opw=p.out_shape[2],
+                                        **pool_fields(p))
             forward.append(d)
             act_addr[j] = out_addr
             i = j
             continue
         if isinstance(layer, (MaxPool2d, AvgPool2d)):
-            _check_square_pool(layer)
             j = i + 1
             flags = 0
             if j < L and isinstance(layers[j], ReLU):
@@ -382,10 +440,9 @@ def lower_untiled(qg: QGraph) -> Untiled:
             is_max = isinstance(layer, MaxPool2d)
             d = Descriptor(
                 Op.MAXPOOL if is_max else Op.AVGPOOL, flags, act_addr[i], out_addr, n=cin, m=cin, ih=ih, iw=iw,
-                oh=oh, ow=ow, pool_k=layer.kernel[0], pool_s=layer.stride[0], pool_oh=oh, pool_ow=ow,
-                index_base=index_base.get(i, 0), mask_base=mask_base.get(i + 1, 0), layer=i,
+                oh=oh, ow=ow, index_base=index_base.get(i, 0), mask_base=mask_base.get(i + 1, 0), layer=i,
                 recip=0 if is_max else int(q.weight[0]),
-                shift0=0 if is_max else q.acc_frac - q.out_fmt.frac,
+                shift0=0 if is_max else q.acc_frac - q.out_fmt.frac, **pool_fields(layer),
             )
             forward.append(d)
             act_addr[j] = out_addr
@@ -393,8 +450,17 @@ def lower_untiled(qg: QGraph) -> Untiled:
             continue
         if isinstance(layer, ReLU):
             out_addr = out_region(f"{layer.name}.out", layer.out_shape, i + 1)
-            forward.append(Descriptor(Op.RELU, Flag.RELU, act_addr[i], out_addr, n=_numel(layer.in_shape),
-                                      mask_base=mask_base[i], layer=i))
+            if map_relu(i):
+                # bits in the feature-map layout (as a conv's write-back keeps them): an identity
+                # 1x1 average pool with its ReLU flag
+                cin, ih, iw = layer.in_shape
+                forward.append(Descriptor(
+                    Op.AVGPOOL, Flag.RELU_AFTER_POOL, act_addr[i], out_addr, n=cin, m=cin, ih=ih, iw=iw, oh=ih,
+                    ow=iw, pool_k=1, pool_s=1, pool_oh=ih, pool_ow=iw, mask_base=mask_base[i], layer=i,
+                    recip=1 << IDENTITY_FRAC, shift0=IDENTITY_FRAC))
+            else:
+                forward.append(Descriptor(Op.RELU, Flag.RELU, act_addr[i], out_addr, n=_numel(layer.in_shape),
+                                          mask_base=mask_base[i], layer=i))
             act_addr[i + 1] = out_addr
             i += 1
             continue
@@ -405,9 +471,7 @@ def lower_untiled(qg: QGraph) -> Untiled:
 
     def relu_before(i: int) -> int | None:
         """The ReLU whose output is layer i's input (through Flattens), if any."""
-        k = i - 1
-        while k >= 0 and isinstance(layers[k], Flatten):
-            k -= 1
+        k = before(i)
         return k if k >= 0 and isinstance(layers[k], ReLU) else None
 
     def grad_target(i: int) -> tuple[int, int | None]:
@@ -416,6 +480,7 @@ def lower_untiled(qg: QGraph) -> Untiled:
         return (r, r) if r is not None else (i, None)
 
     def grad_region(pos: int) -> int:
+        pos = canon(pos)
         if pos not in grad_addr:
             shape = layers[pos].in_shape if pos < L else layers[-1].out_shape
             grad_addr[pos] = alloc.take(f"grad[{pos}]", 2 * _numel(shape))
@@ -448,7 +513,18 @@ def lower_untiled(qg: QGraph) -> Untiled:
             else:
                 shifts[mode] = g_out.frac - g_in.frac
         sh = [shifts.get(ReluBackward(k), 0) for k in range(3)]
-        if isinstance(layer, (Conv2d, Linear)):
+        if isinstance(layer, Linear) and relu is not None and map_relu(relu):
+            # A Linear's input gradient is a flat vector, the ReLU's bits a feature map: the
+            # Linear writes plainly, an identity pass over the map applies the ReLU rule.
+            flat = alloc.take(f"grad[{dst_pos}].flat", 2 * _numel(layers[relu].in_shape))
+            for d in _conv_backward(layer, src, flat, w_addr[i], 0, i):
+                backward.append(dataclasses.replace(d, shift0=sh[0], shift1=sh[1], shift2=sh[2]))
+            cin, ih, iw = layers[relu].in_shape
+            backward.append(Descriptor(
+                Op.AVGPOOL_BWD, Flag.BWD_RELU, flat, dst, n=cin, m=cin, ih=ih, iw=iw, oh=ih, ow=iw,
+                pool_k=1, pool_s=1, pool_oh=ih, pool_ow=iw, mask_base=mbase, recip=1 << IDENTITY_FRAC,
+                shift0=IDENTITY_FRAC, shift1=IDENTITY_FRAC, shift2=IDENTITY_FRAC, layer=relu))
+        elif isinstance(layer, (Conv2d, Linear)):
             for d in _conv_backward(layer, src, dst, w_addr[i], flags, i):
                 d = dataclasses.replace(d, mask_base=mbase, shift0=sh[0], shift1=sh[1], shift2=sh[2])
                 backward.append(d)
@@ -458,9 +534,9 @@ def lower_untiled(qg: QGraph) -> Untiled:
             is_max = isinstance(layer, MaxPool2d)
             backward.append(Descriptor(
                 Op.MAXPOOL_BWD if is_max else Op.AVGPOOL_BWD, flags, src, dst, n=cin, m=cin, ih=ih, iw=iw,
-                oh=oh, ow=ow, pool_k=layer.kernel[0], pool_s=layer.stride[0], pool_oh=oh, pool_ow=ow,
-                index_base=index_base.get(i, 0), mask_base=mbase, recip=0 if is_max else int(q.weight[0]),
-                shift0=sh[0], shift1=sh[1], shift2=sh[2], layer=i,
+                oh=oh, ow=ow, index_base=index_base.get(i, 0), mask_base=mbase,
+                recip=0 if is_max else int(q.weight[0]), shift0=sh[0], shift1=sh[1], shift2=sh[2], layer=i,
+                pool_k=pool_word(*layer.kernel), pool_s=pool_word(*layer.stride), pool_oh=oh, pool_ow=ow,
             ))
         pos = dst_pos
     grad_input_addr = grad_region(0)
@@ -479,14 +555,6 @@ def lower_untiled(qg: QGraph) -> Untiled:
         index_bits=index_bits, total_bytes=total,
     )
     return Untiled(header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(blobs), init_end, qg)
-
-
-def _check_square_pool(layer) -> None:
-    if layer.kernel[0] != layer.kernel[1] or layer.stride[0] != layer.stride[1]:
-        raise XaiHlsError(
-            f"layer '{layer.name}': the engine pools with square windows and strides; got kernel {layer.kernel}, "
-            f"stride {layer.stride}"
-        )
 
 
 def _conv_forward(layer, q, in_addr, out_addr, w_addr, b_addr, flags, index) -> Descriptor:
@@ -541,12 +609,11 @@ def _conv_backward(layer, src, dst, w_addr, flags, index) -> list[Descriptor]:
             taps_x = len(range(j0, kw, sx))
             if rows == 0 or cols == 0:
                 continue
-            if taps_y == 0 or taps_x == 0:
-                # No tap reaches this phase: its gradient is zero (stride larger than kernel).
-                taps_y = taps_x = 0
+            # no tap reaches a phase when the stride exceeds the kernel: its gradient is zero
+            ky, kx = (taps_y, taps_x) if taps_y and taps_x else (0, 0)
             jobs.append(Descriptor(
                 Op.CONV, flags, src, dst, w_addr, 0, n=cout, m=cin, ih=oh, iw=ow, oh=rows, ow=cols,
-                ky=taps_y, kx=taps_x, isy=1, isx=1, iky=-1, ikx=-1,
+                ky=ky, kx=kx, isy=1, isx=1, iky=-1, ikx=-1,
                 iy0=(ry + py - i0) // sy, ix0=(rx + px - j0) // sx,
                 ws_m=kh * kw, ws_n=cin * kh * kw, ws_ky=sy * kw, ws_kx=sx, w0=i0 * kw + j0,
                 oph=h, opw=w, osy=sy, osx=sx, oyo=ry, oxo=rx, layer=index,
@@ -571,7 +638,7 @@ def _tile(d: Descriptor, tm: int, tn: int, in_depth: int, out_depth: int) -> Des
     """
     cols_in = conv_input_cols(d)
     if d.flags & Flag.POOL:
-        k, s = d.pool_k, d.pool_s
+        k, s = d.pool_kh, d.pool_sh
         best = 0
         for pooled in range(1, d.pool_oh + 1):
             rows = (pooled - 1) * s + k

@@ -9,12 +9,13 @@ from the gradients of the same batch under each requested method's ReLU rule. A 
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from xaihls.errors import XaiHlsError
+from xaihls.errors import XaiHlsError, XaiHlsWarning
 from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Graph, Linear, MaxPool2d, ReLU
 from xaihls.frontend.reference import float_attribute
 from xaihls.methods import METHODS, PostProcess, ReluBackward, check_methods, get_method, ig_rule
@@ -173,6 +174,10 @@ def calibrate(
             post_max["ig_summed_gradient"] = _max_abs([trace.summed_gradient])
             post_max["integrated_gradients"] = _max_abs([trace.attribution])
 
+    if act_max[0] == 0.0 and "input" not in cfg:
+        raise XaiHlsError("calibration batch is all zeros: no format can be chosen from it; give typical inputs "
+                          "(or set the input format in the config)")
+    blind: list[str] = []  # calibrated tensors that were zero on every calibration image
     input_fmt = parse_format(cfg["input"], width, "input") if "input" in cfg else fmt(act_max[0])
     qlayers: list[QLayer] = []
     in_fmt = input_fmt
@@ -180,6 +185,8 @@ def calibrate(
         out_fmt = override(layer.name, "output")
         if out_fmt is None:
             out_fmt = in_fmt if _passes_values(layer) else fmt(act_max[i + 1])
+            if not _passes_values(layer) and act_max[i + 1] == 0.0:
+                blind.append(layer.name)
         elif _passes_values(layer) and out_fmt != in_fmt:
             raise XaiHlsError(
                 f"config layers.{layer.name}.output: a {type(layer).__name__} keeps its input format ({in_fmt})"
@@ -213,8 +220,15 @@ def calibrate(
                 fmts[i] = fmts[i + 1]
             else:
                 fmts[i] = fmt(gmax[i])
+                if gmax[i] == 0.0:
+                    blind.append(f"{layer.name}.grad ({mode.name.lower()})")
         grad_formats[mode] = tuple(fmts)
 
+    if blind:
+        warnings.warn(f"calibration: {', '.join(blind)} {'is' if len(blind) == 1 else 'are'} zero on every "
+                      f"calibration image, so {'its format was' if len(blind) == 1 else 'their formats were'} "
+                      "chosen blind and other inputs may saturate; calibrate on typical inputs", XaiHlsWarning,
+                      stacklevel=2)
     attribution_formats = AttributionFormats(
         input_x_gradient=fmt(post_max["input_x_gradient"]),
         ig_summed_gradient=fmt(post_max["ig_summed_gradient"]),

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from xaihls.errors import XaiHlsError
-from xaihls.methods import METHOD_CODES, PREDICT_CODE, PostProcess, get_method
-from xaihls.plan.program import MAX_IG_STEPS
+from xaihls.methods import METHOD_CODES, PREDICT_CODE
+from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
+from xaihls.plan.program import MAX_IG_STEPS, RESULT_WORDS
 
 CXX_FLAGS = ("-O2", "-std=c++14", "-Wno-uninitialized", "-Wno-maybe-uninitialized")
 CXX_ENV = "XAIHLS_CXX"  # the C++ compiler (default g++)
@@ -165,7 +166,8 @@ def run_batch(plan, x_q: torch.Tensor, method: str | None, target: torch.Tensor 
               baseline_q: torch.Tensor | None):
     """Run each image of an already-quantized batch on the C-simulated engine.
 
-    Same contract as ``xaihls.sim.program.run_batch``: int64 tensors (logits, target, attribution).
+    Same contract as ``xaihls.sim.program.run_batch``: int64 tensors (logits, target, attribution)
+    and each run's saturation counters (the result region's words 2..4).
     """
     from xaihls.sim.program import Machine
 
@@ -173,21 +175,35 @@ def run_batch(plan, x_q: torch.Tensor, method: str | None, target: torch.Tensor 
     machine = Machine(plan.program, plan.engine.tm, plan.engine.tn)
     h = machine.header
     code = PREDICT_CODE if method is None else METHOD_CODES[method]
-    if method is not None and get_method(method).post is PostProcess.INTEGRATED and not 2 <= steps <= MAX_IG_STEPS:
-        raise XaiHlsError(f"integrated_gradients on the hardware takes 2..{MAX_IG_STEPS} steps, got {steps}")
-    logits, targets, attrs = [], [], []
+    logits, targets, attrs, counters = [], [], [], []
     for k in range(x_q.shape[0]):
         base = None if baseline_q is None else baseline_q[k].reshape(-1).numpy()
         machine.load_inputs(x_q[k].reshape(-1).numpy(), base, steps, rule)
         status = library.run(machine.ddr, code, -1 if target is None else int(target[k]), steps)
         if status:
             raise XaiHlsError(f"the C-simulated engine stopped: {_status_text(status)}")
+        result = machine.read32(h.result_addr, RESULT_WORDS)
         logits.append(machine.read16(h.logits_addr, h.classes))
-        targets.append(int(machine.read32(h.result_addr, 2)[1]))
+        targets.append(int(result[1]))
+        counters.append(tuple(int(v) for v in result[2:]))
         if code != PREDICT_CODE:
             attrs.append(machine.read16(h.attr_addr, h.input_elems).reshape(x_q.shape[1:]))
     as_t = lambda a: torch.from_numpy(np.stack(a).astype(np.int64))  # noqa: E731
-    return as_t(logits), torch.tensor(targets, dtype=torch.int64), (as_t(attrs) if attrs else None)
+    return as_t(logits), torch.tensor(targets, dtype=torch.int64), (as_t(attrs) if attrs else None), counters
+
+
+class CSimExecutor:
+    """The HLS engine's C++ compiled with g++ (cached) and called in process."""
+
+    capabilities = Capabilities("csim", data_widths=(16,), max_ig_steps=MAX_IG_STEPS)
+
+    def run(self, qg, plan, args: RunArgs) -> RunResult:
+        logits, targets, attrs, counters = run_batch(plan, args.x_q, args.method, args.target, args.steps,
+                                                     args.rule, args.baseline_q)
+        return engine_result(qg, args, logits, targets, attrs, counters)
+
+
+EXECUTOR = CSimExecutor()
 
 
 def build_testbench(project: Path) -> Path:
@@ -204,10 +220,10 @@ def run_testbench(project: str | Path) -> tuple[int, str]:
     """Build and run an HLS project's testbench: (exit status, its output). Non-zero on any mismatch."""
     from xaihls.backends.hls.writer import PROJECT_FILE, read_project
 
-    folder = Path(project)
-    if read_project(folder) is None:
-        raise XaiHlsError(f"'{folder}' is not an xaihls HLS project (no {PROJECT_FILE} written by xaihls); "
-                          f"write one with `xaihls compile MODEL --out {folder}`")
+    if read_project(project) is None:
+        raise XaiHlsError(f"'{project}' is not an xaihls HLS project (no {PROJECT_FILE} written by xaihls); "
+                          f"write one with `xaihls compile MODEL --out {project}`")
+    folder = Path(project).resolve()  # the testbench runs in the project folder and is given its path
     exe = build_testbench(folder)
     proc = subprocess.run([str(exe), str(folder)], capture_output=True, text=True, cwd=folder)
     return proc.returncode, proc.stdout + proc.stderr

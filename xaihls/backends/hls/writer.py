@@ -64,14 +64,14 @@ def engine_parameters(plan) -> dict[str, dict[str, tuple[int, str]]]:
             b["positions"] = max(b["positions"], d.tile_rows * d.ow)
             b["mac"] = max(b["mac"], taps * d.tile_rows * d.ow)
             if d.flags & Flag.POOL:
-                b["pooled"] = max(b["pooled"], ((d.tile_rows - d.pool_k) // d.pool_s + 1) * d.pool_ow)
-                b["window"] = max(b["window"], d.pool_k * d.pool_k)
+                b["pooled"] = max(b["pooled"], ((d.tile_rows - d.pool_kh) // d.pool_sh + 1) * d.pool_ow)
+                b["window"] = max(b["window"], d.pool_kh * d.pool_kw)
         elif d.op in (Op.MAXPOOL, Op.AVGPOOL):
             b["elems"] = max(b["elems"], d.n * d.pool_oh * d.pool_ow)
-            b["window"] = max(b["window"], d.pool_k * d.pool_k)
+            b["window"] = max(b["window"], d.pool_kh * d.pool_kw)
         elif d.op in (Op.MAXPOOL_BWD, Op.AVGPOOL_BWD):
             b["elems"] = max(b["elems"], d.n * d.ih * d.iw)
-            b["window"] = max(b["window"], d.pool_k * d.pool_k)
+            b["window"] = max(b["window"], d.pool_kh * d.pool_kw)
         elif d.op in (Op.RELU, Op.SEED):
             b["elems"] = max(b["elems"], d.n)
     # The planner sized the buffers for these; a violation is a planner bug, not a user mistake.
@@ -280,7 +280,7 @@ def project_files(acc, images=None) -> dict[str, bytes]:
     files["README.md"] = render(read_template("README.md"), {"summary": summary}).encode()
     from xaihls.backends.rtl import project as rtl
 
-    rtl_unsupported = rtl.unsupported(plan)
+    rtl_unsupported = acc.refusals.get("rtl")
     if rtl_unsupported is None:  # the same engine in SystemVerilog (xaihls sim / xaihls synth)
         files.update(rtl.project_files(plan))
     # the plan's figures, for `xaihls report` (estimate rows, roofline)

@@ -12,7 +12,6 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from xaihls.errors import XaiHlsError
 from xaihls.plan.engine import EngineConfig
 from xaihls.plan.program import Descriptor, Flag, Op, Program
 
@@ -78,7 +77,7 @@ def _block(d: Descriptor) -> int:
 
 
 def _conv_rows(d: Descriptor) -> int:
-    return (d.pool_oh - 1) * d.pool_s + d.pool_k if d.flags & Flag.POOL else d.oh
+    return (d.pool_oh - 1) * d.pool_sh + d.pool_kh if d.flags & Flag.POOL else d.oh
 
 
 def _in_rows(d: Descriptor, r0: int, rows: int) -> int:
@@ -87,29 +86,16 @@ def _in_rows(d: Descriptor, r0: int, rows: int) -> int:
     return max(hi - lo + 1, 0)
 
 
-def _where(d: Descriptor, direction: str) -> str:
-    return f"{direction} job for layer {d.layer} ({Op(d.op).name})"
-
-
-def _check_conv(d: Descriptor, direction: str, tm: int, tn: int) -> tuple[int, int, int]:
-    """(input words per bank, pack entries per lane, weight taps per bank) the job needs."""
-    where = _where(d, direction)
+def _conv_needs(d: Descriptor) -> tuple[int, int, int]:
+    """(input words per bank, pack entries per lane, weight taps per bank) a CONV job needs."""
     if d.ky and d.kx:
         block = _block(d)
-        if not ((d.ws_n == block and d.ws_n > 0) or (d.ws_m == block and d.ws_m > 0)):
-            raise XaiHlsError(f"{where}: the RTL engine loads a weight tile as contiguous runs; strides "
-                              f"ws_m={d.ws_m}, ws_n={d.ws_n} give none")
-        taps = [d.w0 + y * d.ws_ky + x * d.ws_kx for y in range(d.ky) for x in range(d.kx)]
-        if min(taps) < 0 or max(taps) >= block:
-            raise XaiHlsError(f"{where}: kernel taps fall outside one (m, n) weight block of {block} words")
+        # the lowering's invariants, which the loader relies on
+        assert (d.ws_n == block and d.ws_n > 0) or (d.ws_m == block and d.ws_m > 0), d
+        assert all(0 <= d.w0 + y * d.ws_ky + x * d.ws_kx < block for y in range(d.ky) for x in range(d.kx)), d
     else:
         block = 1
-    if not 0 <= d.bias_shift < 32:
-        raise XaiHlsError(f"{where}: bias shift {d.bias_shift} is outside 0..31")
-    if not 1 <= d.osx <= 15:
-        raise XaiHlsError(f"{where}: output stride {d.osx} is outside what the RTL engine supports (1..15)")
-    if d.isy <= 0:
-        raise XaiHlsError(f"{where}: the RTL engine needs a positive row step (isy={d.isy})")
+    assert d.isy > 0, d
     conv_rows = _conv_rows(d)
     in_words = out_entries = 0
     for rt in range(d.row_tiles):
@@ -117,8 +103,8 @@ def _check_conv(d: Descriptor, direction: str, tm: int, tn: int) -> tuple[int, i
         rows = min(d.tile_rows, conv_rows - r0)
         in_words = max(in_words, _in_rows(d, r0, rows) * d.iw)
         if d.flags & Flag.POOL:
-            p0 = r0 // d.pool_s
-            pooled = min(d.pool_oh, p0 + (rows - d.pool_k) // d.pool_s + 1) - p0
+            p0 = r0 // d.pool_sh
+            pooled = min(d.pool_oh, p0 + (rows - d.pool_kh) // d.pool_sh + 1) - p0
             out_entries = max(out_entries, pooled * ((d.pool_ow + 6) // 4), rows * d.ow)
         else:
             span = (d.ow - 1) * d.osx + 1
@@ -126,71 +112,25 @@ def _check_conv(d: Descriptor, direction: str, tm: int, tn: int) -> tuple[int, i
     return in_words, out_entries, block
 
 
-def _mask_layouts(d: Descriptor) -> list[tuple[int, object]]:
-    """(mask_base, layout) of every ReLU-bit access of a job; layout 'flat' or (channels, plane)."""
-    def layout(c: int, p: int):
-        return "flat" if c == 1 or p == 1 else (c, p)
-
-    out = []
-    f = Flag(d.flags)
-    if d.op == Op.CONV:
-        if f & Flag.RELU:
-            out.append((d.mask_base, layout(d.m, d.oh * d.ow if f & Flag.POOL else d.oph * d.opw)))
-        if f & Flag.RELU_AFTER_POOL:
-            out.append((d.mask_base, layout(d.m, d.pool_oh * d.pool_ow)))
-        if f & Flag.BWD_RELU:
-            out.append((d.mask_base, layout(d.m, d.oph * d.opw)))
-    elif d.op in (Op.MAXPOOL, Op.AVGPOOL) and f & Flag.RELU_AFTER_POOL:
-        out.append((d.mask_base, layout(d.n, d.pool_oh * d.pool_ow)))
-    elif d.op in (Op.MAXPOOL_BWD, Op.AVGPOOL_BWD) and f & Flag.BWD_RELU:
-        out.append((d.mask_base, layout(d.n, d.ih * d.iw)))
-    elif d.op == Op.RELU:
-        out.append((d.mask_base, "flat"))
-    elif d.op == Op.SEED and f & Flag.BWD_RELU:
-        out.append((d.mask_base, "flat"))
-    return out
-
-
 def rtl_params(program: Program, engine: EngineConfig) -> RtlParams:
-    """The engine parameters that run ``program`` (XaiHlsError naming the job if it cannot)."""
+    """The engine parameters that run ``program`` (which ``xaihls.backends.rtl.sim.EXECUTOR``'s
+    capabilities admit: Accelerator.refusals)."""
     h = program.header
-    tm, tn = engine.tm, engine.tn
-    if tm & (tm - 1) or tn & (tn - 1):
-        raise XaiHlsError(f"the RTL engine needs power-of-two Tm and Tn, got Tm={tm}, Tn={tn}")
-    if tm > 128 or tn > 128:
-        raise XaiHlsError(f"the RTL engine supports Tm, Tn up to 128, got Tm={tm}, Tn={tn}")
-    if 8 * h.input_elems < 2 * h.classes:
-        raise XaiHlsError("the RTL engine keeps the logits in the ig accumulators region during integrated "
-                          f"gradients; {h.classes} classes do not fit {h.input_elems} input elements' region")
-    if h.data_width != 16:
-        raise XaiHlsError(f"the RTL engine is 16-bit; this Program is {h.data_width}-bit")
     in_words, out_entries, w_taps = engine.in_depth, engine.out_depth, engine.w_depth
-    layouts: dict[int, tuple[object, str]] = {}
-    for direction, ds in (("forward", program.forward), ("backward", program.backward)):
-        for d in ds:
-            if d.op == Op.CONV:
-                i, o, b = _check_conv(d, direction, tm, tn)
-                in_words, out_entries, w_taps = max(in_words, i), max(out_entries, o), max(w_taps, b)
-            elif d.op in (Op.MAXPOOL, Op.AVGPOOL, Op.MAXPOOL_BWD, Op.AVGPOOL_BWD):
-                if d.pool_k > 16 or d.pool_s < 1:
-                    raise XaiHlsError(f"{_where(d, direction)}: pool window {d.pool_k} / stride {d.pool_s} "
-                                      "is outside what the RTL engine supports (k <= 16, s >= 1)")
-                fwd = d.op in (Op.MAXPOOL, Op.AVGPOOL)
-                span = d.pool_ow if fwd else d.iw
-                src = (d.pool_k * d.iw) if fwd else (-(-d.pool_k // d.pool_s)) * d.pool_ow
-                rows = 1 if fwd else d.pool_s + max(d.ih - d.pool_oh * d.pool_s, 0)
-                out_entries = max(out_entries, rows * ((span + 6) // 4), (src + 3 + 3) // 4)
-            elif d.op == Op.SEED:
-                out_entries = max(out_entries, (d.n + 6) // 4 + 1)
-            for base, lay in _mask_layouts(d):
-                seen = layouts.setdefault(base, (lay, _where(d, direction)))
-                if seen[0] != lay:
-                    raise XaiHlsError(
-                        f"{_where(d, direction)}: the RTL engine keeps ReLU bits channel-interleaved and this "
-                        f"job reads them as {lay} while {seen[1]} used {seen[0]} (a ReLU before a Flatten "
-                        f"into a Linear layer, or a standalone ReLU on a feature map, is not supported)")
+    for d in program.forward + program.backward:
+        if d.op == Op.CONV:
+            i, o, b = _conv_needs(d)
+            in_words, out_entries, w_taps = max(in_words, i), max(out_entries, o), max(w_taps, b)
+        elif d.op in (Op.MAXPOOL, Op.AVGPOOL, Op.MAXPOOL_BWD, Op.AVGPOOL_BWD):
+            fwd = d.op in (Op.MAXPOOL, Op.AVGPOOL)
+            span = d.pool_ow if fwd else d.iw
+            src = (d.pool_kh * d.iw) if fwd else (-(-d.pool_kh // d.pool_sh)) * d.pool_ow
+            rows = 1 if fwd else d.pool_sh + max(d.ih - d.pool_oh * d.pool_sh, 0)
+            out_entries = max(out_entries, rows * ((span + 6) // 4), (src + 3 + 3) // 4)
+        elif d.op == Op.SEED:
+            out_entries = max(out_entries, (d.n + 6) // 4 + 1)
     return RtlParams(
-        TM=tm, TN=tn,
+        TM=engine.tm, TN=engine.tn,
         IN_DEPTH=-(-in_words // 4) * 4,
         OUT_DEPTH=_pow2(out_entries, 16),
         W_DEPTH=max(w_taps, 1),

@@ -23,9 +23,10 @@ import torch
 
 from xaihls.backends.rtl.params import TOP, RtlParams, rtl_params, sources
 from xaihls.errors import XaiHlsError
+from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
 from xaihls.plan.engine import EngineConfig
-from xaihls.plan.program import MAX_IG_STEPS, Program
+from xaihls.plan.program import MAX_IG_STEPS, RESULT_WORDS, Program
 
 TB_MODULE = "tb"  # xaihls/backends/rtl/tb.py, imported from its folder: the simulator never imports torch
 TB_DIR = Path(__file__).resolve().parent
@@ -145,8 +146,9 @@ def build(params: RtlParams, waves: bool = False, netlist: Path | None = None,
 
 def _header_dict(program: Program) -> dict[str, int]:
     h = program.header
-    return {k: getattr(h, k) for k in ("image_addr", "baseline_addr", "ig_table_addr", "logits_addr", "result_addr",
-                                       "attr_addr", "classes", "input_elems", "total_bytes")}
+    return {**{k: getattr(h, k) for k in ("image_addr", "baseline_addr", "ig_table_addr", "logits_addr",
+                                          "result_addr", "attr_addr", "classes", "input_elems", "total_bytes")},
+            "result_words": RESULT_WORDS}
 
 
 def simulate(program: Program, params: RtlParams, runs: list[dict], *, stalls: float = 0.0, seed: int = 1,
@@ -263,12 +265,10 @@ def run_rtl(program: Program, engine_config: EngineConfig, x_q: torch.Tensor, me
     """Run each image of an already-quantized batch on the simulated RTL engine.
 
     Mirrors ``xaihls.sim.program.run_batch``: returns int64 tensors (logits, target,
-    attribution or None) and, fourth, the cycles of each run (start to done). ``params``
-    overrides the engine parameters derived from the plan (they must cover it).
+    attribution or None), each run's saturation counters, and the cycles of each run (start
+    to done). ``params`` overrides the engine parameters derived from the plan (they must cover it).
     """
     code = PREDICT_CODE if method is None else METHOD_CODES[method]
-    if code and METHOD_CODES.get("integrated_gradients") == code and not 2 <= steps <= MAX_IG_STEPS:
-        raise XaiHlsError(f"integrated_gradients steps must be 2..{MAX_IG_STEPS}, got {steps}")
     needed = rtl_params(program, engine_config)
     if params is None:
         params = needed
@@ -291,5 +291,22 @@ def run_rtl(program: Program, engine_config: EngineConfig, x_q: torch.Tensor, me
     attrs = None
     if code != PREDICT_CODE:
         attrs = torch.from_numpy(np.stack([r["attribution"].reshape(x_q.shape[1:]) for r in out]).astype(np.int64))
+    counters = [tuple(int(v) for v in r["result"][2:]) for r in out]
     cycles = [r["cycles"] for r in out]
-    return logits, targets, attrs, cycles
+    return logits, targets, attrs, counters, cycles
+
+
+class RtlExecutor:
+    """The SystemVerilog engine on Verilator (built once per parameter set, cached)."""
+
+    capabilities = Capabilities("rtl", data_widths=(16,), array_sizes=(1, 2, 4, 8, 16, 32, 64, 128),
+                                square_pools=True, max_pool_side=16, max_output_stride=15, max_bias_shift=31,
+                                max_ig_steps=MAX_IG_STEPS, one_bit_layout=True)
+
+    def run(self, qg, plan, args: RunArgs) -> RunResult:
+        logits, targets, attrs, counters, cycles = run_rtl(plan.program, plan.engine, args.x_q, args.method,
+                                                           args.target, args.steps, args.rule, args.baseline_q)
+        return engine_result(qg, args, logits, targets, attrs, counters, cycles)
+
+
+EXECUTOR = RtlExecutor()

@@ -27,6 +27,7 @@ constexpr int DESC_BYTES = 4 * DESC_WORDS;
 constexpr int MAX_IG_STEPS = 1024;
 constexpr int ACC_BITS = 48;  // the wide accumulator: a DSP48's P register
 constexpr int METHODS = 6;    // method codes 1..6; 0 predicts
+constexpr int RESULT_WORDS = 5;  // predicted class, target used, saturations: forward, backward, post
 
 // The top's return value (docs/program.md, register 0x10).
 constexpr int STATUS_BUS_ERROR = 1;     // an access outside the Program's DDR (C-simulation)
@@ -64,7 +65,8 @@ struct Header {
         ig_sum_frac, ig_frac, data_width, mask_bits, index_entries, index_bits, total_bytes;
 };
 
-// One descriptor (48 words), in the order of docs/program.md.
+// One descriptor (48 words), in the order of docs/program.md. pool_k and pool_s hold rows in
+// bits 0-15 and columns in bits 16-31 (0: as many as rows); read them with the pool_* helpers.
 struct Desc {
     int op, flags, in_addr, out_addr, w_addr, b_addr, n, m, ih, iw, oh, ow, ky, kx, isy, isx, iky, ikx,
         iy0, ix0, ws_m, ws_n, ws_ky, ws_kx, w0, oph, opw, osy, osx, oyo, oxo, shift0, shift1, shift2,
@@ -73,6 +75,10 @@ struct Desc {
 };
 
 inline int imin(int a, int b) { return a < b ? a : b; }
+inline int pool_kh(const Desc &d) { return d.pool_k & 0xffff; }
+inline int pool_kw(const Desc &d) { return (d.pool_k >> 16) & 0xffff ? (d.pool_k >> 16) & 0xffff : pool_kh(d); }
+inline int pool_sh(const Desc &d) { return d.pool_s & 0xffff; }
+inline int pool_sw(const Desc &d) { return (d.pool_s >> 16) & 0xffff ? (d.pool_s >> 16) & 0xffff : pool_sh(d); }
 inline int imax(int a, int b) { return a > b ? a : b; }
 inline int iabs(int a) { return a < 0 ? -a : a; }
 
@@ -85,10 +91,18 @@ inline data_t saturate(wide_t v) {
     return data_t(v);
 }
 
+// Saturate, and count it in `saturated` when the value was outside the data width's range.
+inline data_t saturate_counted(wide_t v, int &saturated) {
+    const wide_t hi = (wide_t(1) << (DATA_WIDTH - 1)) - 1;
+    const wide_t lo = -(wide_t(1) << (DATA_WIDTH - 1));
+    if (v > hi || v < lo) saturated++;
+    return saturate(v);
+}
+
 // numerics.requantize: round half up by `shift` (arithmetic shift; a left shift when
-// shift <= 0, pinned at +-2^62 first), then saturate. ((a >> (s-1)) + 1) >> 1 equals
-// (a + 2^(s-1)) >> s without overflowing.
-inline data_t requantize(wide_t acc, int shift) {
+// shift <= 0, pinned at +-2^62 first), then saturate (counted in `saturated`).
+// ((a >> (s-1)) + 1) >> 1 equals (a + 2^(s-1)) >> s without overflowing.
+inline data_t requantize(wide_t acc, int shift, int &saturated) {
     wide_t r;
     if (shift > 0) {
         const int s = imin(shift - 1, 63);
@@ -101,7 +115,7 @@ inline data_t requantize(wide_t acc, int shift) {
         if (a < -bound) a = -bound;
         r = a << left;
     }
-    return saturate(r);
+    return saturate_counted(r, saturated);
 }
 
 // The ReLU-backward rule of a method (xaihls.methods.ReluBackward) for gradient g whose
@@ -238,7 +252,7 @@ inline ConvGeom conv_geometry(const Desc &d) {
     ConvGeom g;
     g.has_taps = d.ky > 0 && d.kx > 0;
     g.taps = g.has_taps ? d.ky * d.kx : 1;
-    g.conv_rows = (d.flags & FLAG_POOL) ? (d.pool_oh - 1) * d.pool_s + d.pool_k : d.oh;
+    g.conv_rows = (d.flags & FLAG_POOL) ? (d.pool_oh - 1) * pool_sh(d) + pool_kh(d) : d.oh;
     g.n_steps = g.has_taps ? d.n_tiles : 1;
     const int ky_span = imax(d.ky - 1, 0) * d.iky;  // negative when the kernel is read in reverse
     const int kx_span = imax(d.kx - 1, 0) * d.ikx;
@@ -404,7 +418,7 @@ mac:
 // bit to the mask memory, the fused max-pool with its index, the backward ReLU rule.
 inline void write_back(short *ddr, const Desc &d, const ConvGeom &g, const ConvTile &t, bool enable,
                        int mode, const acc_t acc[TM][OUT_DEPTH], bit_t mask[MASK_DEPTH],
-                       pool_index_t pool_index[INDEX_DEPTH]) {
+                       pool_index_t pool_index[INDEX_DEPTH], int &saturated) {
 #pragma HLS inline off
     if (!enable) return;
     const int m0 = t.mt * TM;
@@ -425,7 +439,7 @@ inline void write_back(short *ddr, const Desc &d, const ConvGeom &g, const ConvT
 #pragma HLS pipeline II=1
             if (i >= positions * lanes) break;
             const wide_t a = acc[m][pos];
-            wide_t out = requantize(a, shift);
+            wide_t out = requantize(a, shift, saturated);
             const int flat = (m0 + m) * plane + ((r0 + r) * d.osy + d.oyo) * d.opw + c * d.osx + d.oxo;
             if (relu) {
                 mask[d.mask_base + flat] = a > 0;
@@ -445,7 +459,7 @@ inline void write_back(short *ddr, const Desc &d, const ConvGeom &g, const ConvT
         return;
     }
     // Fused max-pool: the ReLU bits of every conv output of the tile first (from the accumulator).
-    const int k = d.pool_k, s = d.pool_s;
+    const int kh = pool_kh(d), kw = pool_kw(d), sh = pool_sh(d), sw = pool_sw(d);
     if (relu) {
         int pos = 0, r = 0, c = 0, m = 0;
     write_bits:
@@ -464,8 +478,8 @@ inline void write_back(short *ddr, const Desc &d, const ConvGeom &g, const ConvT
             }
         }
     }
-    const int p0 = r0 / s;
-    const int pooled_rows = rows >= k ? imin(d.pool_oh - p0, (rows - k) / s + 1) : 0;
+    const int p0 = r0 / sh;
+    const int pooled_rows = rows >= kh ? imin(d.pool_oh - p0, (rows - kh) / sh + 1) : 0;
     int py = p0, px = 0, m = 0;
 write_pooled:
     for (int i = 0; i < WRITE_POOLED_MAX; i++) {
@@ -478,20 +492,20 @@ write_pooled:
         for (int w = 0; w < MAX_POOL_WINDOW; w++) {
 #pragma HLS loop_tripcount min=1 max=MAX_POOL_WINDOW
 #pragma HLS pipeline II=1
-            if (w >= k * k) break;
-            const wide_t v = acc[m][(py * s - r0 + wy) * d.ow + px * s + wx];
+            if (w >= kh * kw) break;
+            const wide_t v = acc[m][(py * sh - r0 + wy) * d.ow + px * sw + wx];
             const wide_t rank = (relu && v < 0) ? wide_t(0) : v;
             if (w == 0 || rank > best_rank) {
                 best_rank = rank;
                 best = v;
                 best_w = w;
             }
-            if (++wx == k) {
+            if (++wx == kw) {
                 wx = 0;
                 wy++;
             }
         }
-        wide_t out = requantize(best, d.shift0);
+        wide_t out = requantize(best, d.shift0, saturated);
         if (relu && out < 0) out = 0;
         const int flat = ((m0 + m) * d.pool_oh + py) * d.pool_ow + px;
         pool_index[d.index_base + flat] = best_w;
@@ -516,7 +530,7 @@ write_pooled:
 // (In C the three calls of an iteration run one after the other; they touch disjoint
 // buffers and disjoint DDR, so the order cannot change a result.)
 inline void conv_job(short *ddr, const Desc &d, int mode, bit_t mask[MASK_DEPTH],
-                     pool_index_t pool_index[INDEX_DEPTH]) {
+                     pool_index_t pool_index[INDEX_DEPTH], int &saturated) {
     static data_t in_ping[TN][IN_DEPTH], in_pong[TN][IN_DEPTH];
 #pragma HLS array_partition variable=in_ping type=complete dim=1
 #pragma HLS array_partition variable=in_pong type=complete dim=1
@@ -553,19 +567,19 @@ conv_tiles:
         if (!in_bank && !acc_bank) {
             load_tile(ddr, d, g, nxt, more, in_pong, w_pong, b_pong);
             mac_tile(d, g, cur, in_ping, w_ping, b_ping, acc_ping);
-            write_back(ddr, d, g, pending, has_pending, mode, acc_pong, mask, pool_index);
+            write_back(ddr, d, g, pending, has_pending, mode, acc_pong, mask, pool_index, saturated);
         } else if (!in_bank && acc_bank) {
             load_tile(ddr, d, g, nxt, more, in_pong, w_pong, b_pong);
             mac_tile(d, g, cur, in_ping, w_ping, b_ping, acc_pong);
-            write_back(ddr, d, g, pending, has_pending, mode, acc_ping, mask, pool_index);
+            write_back(ddr, d, g, pending, has_pending, mode, acc_ping, mask, pool_index, saturated);
         } else if (in_bank && !acc_bank) {
             load_tile(ddr, d, g, nxt, more, in_ping, w_ping, b_ping);
             mac_tile(d, g, cur, in_pong, w_pong, b_pong, acc_ping);
-            write_back(ddr, d, g, pending, has_pending, mode, acc_pong, mask, pool_index);
+            write_back(ddr, d, g, pending, has_pending, mode, acc_pong, mask, pool_index, saturated);
         } else {
             load_tile(ddr, d, g, nxt, more, in_ping, w_ping, b_ping);
             mac_tile(d, g, cur, in_pong, w_pong, b_pong, acc_pong);
-            write_back(ddr, d, g, pending, has_pending, mode, acc_ping, mask, pool_index);
+            write_back(ddr, d, g, pending, has_pending, mode, acc_ping, mask, pool_index, saturated);
         }
         has_pending = false;
         if (cur.nt == g.n_steps - 1) {  // the row tile is complete: write it back during the next one
@@ -577,9 +591,9 @@ conv_tiles:
         cur = nxt;
     }
     if (acc_bank) {
-        write_back(ddr, d, g, pending, has_pending, mode, acc_ping, mask, pool_index);
+        write_back(ddr, d, g, pending, has_pending, mode, acc_ping, mask, pool_index, saturated);
     } else {
-        write_back(ddr, d, g, pending, has_pending, mode, acc_pong, mask, pool_index);
+        write_back(ddr, d, g, pending, has_pending, mode, acc_pong, mask, pool_index, saturated);
     }
 }
 
@@ -589,8 +603,8 @@ conv_tiles:
 
 // Standalone MAXPOOL / AVGPOOL over n channels of ih x iw (+ RELU_AFTER_POOL).
 inline void pool_job(short *ddr, const Desc &d, bit_t mask[MASK_DEPTH],
-                     pool_index_t pool_index[INDEX_DEPTH]) {
-    const int k = d.pool_k, s = d.pool_s;
+                     pool_index_t pool_index[INDEX_DEPTH], int &saturated) {
+    const int kh = pool_kh(d), kw = pool_kw(d), sh = pool_sh(d), sw = pool_sw(d);
     const int outputs = d.n * d.pool_oh * d.pool_ow;
     const bool is_max = d.op == OP_MAXPOOL;
     int ch = 0, py = 0, px = 0;
@@ -604,14 +618,14 @@ pool_outputs:
         for (int w = 0; w < MAX_POOL_WINDOW; w++) {
 #pragma HLS loop_tripcount min=1 max=MAX_POOL_WINDOW
 #pragma HLS pipeline II=1
-            if (w >= k * k) break;
-            const wide_t v = ddr_read16(ddr, (d.in_addr >> 1) + (ch * d.ih + py * s + wy) * d.iw + px * s + wx);
+            if (w >= kh * kw) break;
+            const wide_t v = ddr_read16(ddr, (d.in_addr >> 1) + (ch * d.ih + py * sh + wy) * d.iw + px * sw + wx);
             if (w == 0 || v > best) {
                 best = v;
                 best_w = w;
             }
             sum += v;
-            if (++wx == k) {
+            if (++wx == kw) {
                 wx = 0;
                 wy++;
             }
@@ -621,7 +635,7 @@ pool_outputs:
             out = best;
             pool_index[d.index_base + i] = best_w;
         } else {
-            out = requantize(sum * d.recip, d.shift0);
+            out = requantize(sum * d.recip, d.shift0, saturated);
         }
         if (d.flags & FLAG_RELU_AFTER_POOL) {
             mask[d.mask_base + i] = out > 0;
@@ -642,8 +656,8 @@ pool_outputs:
 // that route to it (max: whose stored index is its position; average: every covering
 // window, times recip), then the shift, saturation and the backward ReLU rule.
 inline void pool_backward_job(short *ddr, const Desc &d, int mode, const bit_t mask[MASK_DEPTH],
-                              const pool_index_t pool_index[INDEX_DEPTH]) {
-    const int k = d.pool_k, s = d.pool_s;
+                              const pool_index_t pool_index[INDEX_DEPTH], int &saturated) {
+    const int kh = pool_kh(d), kw = pool_kw(d), sh = pool_sh(d), sw = pool_sw(d);
     const int elems = d.n * d.ih * d.iw;
     const int shift = desc_shift(d, mode);
     const bool is_max = d.op == OP_MAXPOOL_BWD;
@@ -658,10 +672,10 @@ pool_bwd_inputs:
         for (int w = 0; w < MAX_POOL_WINDOW; w++) {
 #pragma HLS loop_tripcount min=1 max=MAX_POOL_WINDOW
 #pragma HLS pipeline II=1
-            if (w >= k * k) break;
+            if (w >= kh * kw) break;
             const int ty = y - wy, tx = x - wx;  // window origin if this input is at (wy, wx) in it
-            if (ty >= 0 && tx >= 0 && ty % s == 0 && tx % s == 0 && ty / s < d.pool_oh && tx / s < d.pool_ow) {
-                const int p = (ch * d.pool_oh + ty / s) * d.pool_ow + tx / s;
+            if (ty >= 0 && tx >= 0 && ty % sh == 0 && tx % sw == 0 && ty / sh < d.pool_oh && tx / sw < d.pool_ow) {
+                const int p = (ch * d.pool_oh + ty / sh) * d.pool_ow + tx / sw;
                 const wide_t g = ddr_read16(ddr, (d.in_addr >> 1) + p);
                 if (!is_max) {
                     acc += g * d.recip;
@@ -669,12 +683,12 @@ pool_bwd_inputs:
                     acc += g;
                 }
             }
-            if (++wx == k) {
+            if (++wx == kw) {
                 wx = 0;
                 wy++;
             }
         }
-        wide_t out = requantize(acc, shift);
+        wide_t out = requantize(acc, shift, saturated);
         if (d.flags & FLAG_BWD_RELU) out = relu_rule(out, mask[d.mask_base + i], mode);
         ddr_write16(ddr, (d.out_addr >> 1) + i, out);
         if (++x == d.iw) {
@@ -715,7 +729,8 @@ seed_elems:
 // A descriptor this engine can run: its counts within the static bounds it was built with
 // (which the planner chose within the buffers: MAX_IN_WORDS <= IN_DEPTH, MAX_POSITIONS <= OUT_DEPTH).
 inline bool pool_fits(const Desc &d) {
-    return d.pool_k >= 1 && d.pool_s >= 1 && d.pool_k * d.pool_k <= MAX_POOL_WINDOW;
+    return pool_kh(d) >= 1 && pool_kw(d) >= 1 && pool_sh(d) >= 1 && pool_sw(d) >= 1
+        && pool_kh(d) * pool_kw(d) <= MAX_POOL_WINDOW;
 }
 
 inline bool desc_fits(const Desc &d) {
@@ -728,8 +743,8 @@ inline bool desc_fits(const Desc &d) {
         const bool buffers = g.tiles <= MAX_TILES && g.taps <= MAX_TAPS && d.tile_rows * d.ow <= MAX_POSITIONS
             && g.taps * d.tile_rows * d.ow <= MAX_MAC_STEPS
             && (!g.has_taps || tile_input_rows(d, d.tile_rows) * g.cols_in <= MAX_IN_WORDS);
-        const bool pool = !pooled || (pool_fits(d) && d.tile_rows >= d.pool_k
-                                      && ((d.tile_rows - d.pool_k) / d.pool_s + 1) * d.pool_ow <= MAX_POOLED);
+        const bool pool = !pooled || (pool_fits(d) && d.tile_rows >= pool_kh(d)
+                                      && ((d.tile_rows - pool_kh(d)) / pool_sh(d) + 1) * d.pool_ow <= MAX_POOLED);
         return shapes && buffers && pool;
     }
     if (d.op == OP_MAXPOOL || d.op == OP_AVGPOOL) return pool_fits(d) && d.n * d.pool_oh * d.pool_ow <= MAX_ELEMS;
@@ -740,7 +755,7 @@ inline bool desc_fits(const Desc &d) {
 
 // Runs `count` descriptors from `list_addr` under ReLU-backward `mode`; a status on refusal.
 inline int run_list(short *ddr, int list_addr, int count, int mode, int target, bit_t mask[MASK_DEPTH],
-                    pool_index_t pool_index[INDEX_DEPTH]) {
+                    pool_index_t pool_index[INDEX_DEPTH], int &saturated) {
 jobs:
     for (int j = 0; j < MAX_JOBS; j++) {
 #pragma HLS loop_tripcount min=1 max=MAX_JOBS
@@ -749,11 +764,11 @@ jobs:
         read_desc(ddr, list_addr + j * DESC_BYTES, d);
         if (!desc_fits(d)) return STATUS_BAD_PROGRAM;
         switch (d.op) {
-            case OP_CONV: conv_job(ddr, d, mode, mask, pool_index); break;
+            case OP_CONV: conv_job(ddr, d, mode, mask, pool_index, saturated); break;
             case OP_MAXPOOL:
-            case OP_AVGPOOL: pool_job(ddr, d, mask, pool_index); break;
+            case OP_AVGPOOL: pool_job(ddr, d, mask, pool_index, saturated); break;
             case OP_MAXPOOL_BWD:
-            case OP_AVGPOOL_BWD: pool_backward_job(ddr, d, mode, mask, pool_index); break;
+            case OP_AVGPOOL_BWD: pool_backward_job(ddr, d, mode, mask, pool_index, saturated); break;
             case OP_RELU: relu_job(ddr, d, mask); break;
             case OP_SEED: seed_job(ddr, d, mode, target, mask); break;
             default: return STATUS_BAD_PROGRAM;
@@ -801,7 +816,9 @@ copy_image:
     // Pass 0: forward on the image. Then one backward pass, or for integrated gradients a
     // forward and a backward pass per step. One call site: one MAC array for all passes.
     const int passes = method == METHOD_PREDICT ? 1 : integrated ? 1 + 2 * steps : 2;
-    int used = target;
+    int used = target, predicted = 0;
+    // values saturated by requantization (docs/program.md, result region)
+    int sat_forward = 0, sat_backward = 0, sat_post = 0;
 passes_loop:
     for (int p = 0; p < MAX_PASSES; p++) {
 #pragma HLS loop_tripcount min=1 max=MAX_PASSES
@@ -814,15 +831,14 @@ passes_loop:
             for (int i = 0; i < INPUT_ELEMS; i++) {
 #pragma HLS pipeline II=1
                 const wide_t x = ddr_read16(ddr, image + i), b = ddr_read16(ddr, base + i);
-                ddr_write16(ddr, work + i, requantize((b << alpha_frac) + alpha * (x - b), alpha_frac));
+                ddr_write16(ddr, work + i, requantize((b << alpha_frac) + alpha * (x - b), alpha_frac, sat_post));
             }
         }
         const int status = run_list(ddr, backward ? h.backward_addr : h.forward_addr,
                                     backward ? h.n_backward : h.n_forward, backward ? mode : 0, used, mask,
-                                    pool_index);
+                                    pool_index, backward ? sat_backward : sat_forward);
         if (status) return status;
         if (p == 0) {  // first maximum of the logits
-            int predicted = 0;
             data_t best = 0;
         argmax:
             for (int c = 0; c < CLASSES; c++) {
@@ -835,8 +851,6 @@ passes_loop:
                 }
             }
             used = target < 0 ? predicted : target;
-            ddr_write32(ddr, h.result_addr, predicted);
-            ddr_write32(ddr, h.result_addr + 4, used);
         }
         if (integrated && backward) {  // sum += weight_k * grad_input, wide
             const wide_t weight = ddr_read32(ddr, h.ig_table_addr + 12 + 8 * step);
@@ -848,7 +862,6 @@ passes_loop:
             }
         }
     }
-    if (method == METHOD_PREDICT) return 0;
     if (integrated) {
     restore_logits:
         for (int c = 0; c < CLASSES; c++) {
@@ -864,23 +877,30 @@ passes_loop:
 post_process:
     for (int i = 0; i < INPUT_ELEMS; i++) {
 #pragma HLS pipeline II=1
+        if (method == METHOD_PREDICT) break;
         const wide_t x = ddr_read16(ddr, image + i);
         wide_t out;
         if (integrated) {
             const wide_t diff = x - ddr_read16(ddr, base + i);
-            const wide_t summed = requantize(ig_sum[i], sum_shift);
-            out = requantize(diff * summed, ig_shift);
+            const wide_t summed = requantize(ig_sum[i], sum_shift, sat_post);
+            out = requantize(diff * summed, ig_shift, sat_post);
         } else {
             const wide_t g = ddr_read16(ddr, grad + i);
             if (method == METHOD_SALIENCY) {
-                out = saturate(g < 0 ? wide_t(-g) : g);
+                out = saturate_counted(g < 0 ? wide_t(-g) : g, sat_post);
             } else if (method == METHOD_INPUT_X_GRADIENT) {
-                out = requantize(x * g, ixg_shift);
+                out = requantize(x * g, ixg_shift, sat_post);
             } else {
                 out = g;
             }
         }
         ddr_write16(ddr, attr + i, out);
+    }
+    const int result[RESULT_WORDS] = {predicted, used, sat_forward, sat_backward, sat_post};
+write_result:
+    for (int k = 0; k < RESULT_WORDS; k++) {
+#pragma HLS pipeline II=2
+        ddr_write32(ddr, h.result_addr + 4 * k, result[k]);
     }
     return 0;
 }

@@ -21,7 +21,8 @@ module xaihls_ctrl
     parameter int INDEX_ENTRIES   = 1024,
     parameter int MAX_INPUT_ELEMS = 4096,
     parameter int BACKWARD        = 1,
-    parameter int PROFILE_DEPTH   = 512
+    parameter int PROFILE_DEPTH   = 512,
+    parameter int SAT_WIDTH       = 8      // width of the engine's per-cycle saturation count
 ) (
     input  logic        clk,
     input  logic        rst,
@@ -53,6 +54,7 @@ module xaihls_ctrl
     output logic [1:0]  job_mode,
     output xaihls_pkg::s32_t        job_target,
     input  logic        engine_busy,
+    input  logic [SAT_WIDTH-1:0] engine_sat,   // values the engine's write-back saturated this cycle
 
     // post-processing
     output logic        post_start,
@@ -69,6 +71,7 @@ module xaihls_ctrl
     output xaihls_pkg::s32_t        post_shift_a,
     output xaihls_pkg::s32_t        post_shift_b,
     input  logic        post_busy,
+    input  logic [1:0]  post_sat,
 
     // the controller's own DDR traffic
     output logic        rd_cmd_valid,
@@ -94,7 +97,7 @@ module xaihls_ctrl
     typedef enum logic [4:0] {
         S_IDLE, S_HDR, S_HDR_WAIT, S_CHECK, S_POST, S_POST_WAIT, S_LIST, S_DESC, S_DESC_WAIT, S_JOB,
         S_JOB_WAIT, S_ARGMAX, S_ARGMAX_WAIT, S_RESULT, S_RESULT_WAIT, S_IGH, S_IGH_WAIT, S_IGE,
-        S_IGE_WAIT, S_AFTER, S_FINISH
+        S_IGE_WAIT, S_AFTER, S_SATS, S_SATS_BEAT, S_SATS_WAIT, S_FINISH
     } st_t;
     st_t st;
 
@@ -119,6 +122,8 @@ module xaihls_ctrl
     xaihls_pkg::s32_t predicted, best_val, used_target;
     xaihls_pkg::s32_t alpha_frac, weight_frac, alpha, weight, step;
     logic [31:0] cyc, phase_t0;
+    // the run's saturation counters (docs/program.md, result region words 2..4)
+    logic [31:0] sat_fwd, sat_bwd, sat_post;
     logic guard;   // one cycle after a start, before busy flags can be sampled
 
     xaihls_pkg::s32_t classes, input_elems;
@@ -196,10 +201,16 @@ module xaihls_ctrl
             if (rd_cmd_valid && rd_cmd_ready) rd_cmd_valid <= 1'b0;
             if (wr_cmd_valid && wr_cmd_ready) wr_cmd_valid <= 1'b0;
             if (wr_valid && wr_ready) wr_valid <= 1'b0;
+            if (list_bwd) sat_bwd <= sat_bwd + 32'(engine_sat);
+            else sat_fwd <= sat_fwd + 32'(engine_sat);
+            sat_post <= sat_post + 32'(post_sat);
 
             case (st)
                 S_IDLE: if (start) begin
                     busy <= 1'b1;
+                    sat_fwd <= '0;
+                    sat_bwd <= '0;
+                    sat_post <= '0;
                     status <= '0;
                     err_clear <= 1'b1;
                     meth <= method;
@@ -333,9 +344,29 @@ module xaihls_ctrl
                             phase <= (step + 1 < $signed(32'(stp))) ? P_IG_ENTRY : P_FINAL;
                             st <= S_POST;
                         end
+                        P_DONE: st <= S_SATS;
                         default: st <= S_FINISH;
                     endcase
                 end
+
+                // ---------------- saturation counters: result words 2..4, two beats
+                S_SATS: begin
+                    wr_cmd_valid <= 1'b1;
+                    wr_cmd_off <= 32'(hw(hdr, H_RESULT_ADDR) + 32'sd8);
+                    wr_cmd_words <= 24'd6;
+                    wr_valid <= 1'b1;
+                    wr_data <= {sat_bwd, sat_fwd};
+                    wr_strb <= 8'hff;
+                    st <= S_SATS_BEAT;
+                end
+                S_SATS_BEAT: if (!wr_valid || wr_ready) begin
+                    wr_valid <= 1'b1;
+                    wr_data <= {32'd0, sat_post};
+                    wr_strb <= 8'h0f;
+                    guard <= 1'b1;
+                    st <= S_SATS_WAIT;
+                end
+                S_SATS_WAIT: if (!guard && !wr_cmd_valid && !wr_valid && wr_idle) st <= S_FINISH;
 
                 // ---------------- post-processing pass
                 S_POST: begin

@@ -34,6 +34,7 @@ module xaihls_engine
     input  logic [1:0]  mode,
     input  xaihls_pkg::s32_t        target,
     output logic        busy,
+    output logic [$clog2(TM+1)-1:0] sat_count,   // values this cycle's write-back saturated
 
     output logic        rd_cmd_valid,
     input  logic        rd_cmd_ready,
@@ -230,7 +231,7 @@ module xaihls_engine
         .mask_rk, .mask_rbit, .mask_wk, .mask_wen, .mask_wbit, .idx_rk, .idx_rdata, .idx_wk, .idx_wen, .idx_wdata,
         .pm_we, .pm_addr, .pm_wdata,
         .row_push, .row_word, .row_base, .row_lanes, .row_lane_stride, .row_span, .row_osx, .row_rstride,
-        .row_free, .row_free_entries
+        .row_free, .row_free_entries, .sat_count
     );
 
     // ReLU bits and pool indices: only a build with the backward pass keeps them

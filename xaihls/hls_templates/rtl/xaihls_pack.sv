@@ -78,7 +78,10 @@ module xaihls_pack
     output xaihls_pkg::s32_t              row_osx,
     output xaihls_pkg::s32_t              row_rstride,      // entries per row
     input  logic              row_free,
-    input  xaihls_pkg::s32_t              row_free_entries
+    input  xaihls_pkg::s32_t              row_free_entries,
+
+    // values saturated by this cycle's requantizations (one per lane at most)
+    output logic [$clog2(TM+1)-1:0] sat_count
 );
     localparam int ROWQ = 8;   // rows allocated and not yet freed (the drain's row queue)
     xaihls_pkg::desc_t j;
@@ -579,11 +582,16 @@ module xaihls_pack
     logic [TM-1:0][IDX_BITS-1:0] idx6;
     step_t q6s;
     always_ff @(posedge clk) begin
+        logic [$clog2(TM+1)-1:0] sat_lanes;
         if (rst) q6_v <= 1'b0;
         else q6_v <= q5_v;
         q6s <= q5s;
+        sat_lanes = '0;
         for (int l = 0; l < TM; l++) begin
             logic signed [15:0] o;
+            if (q5_v && kind != K_SEED && kind != K_RELU && $signed(32'(l)) < q5s.lanes &&
+                xaihls_pkg::saturates(fin[l], shift))
+                sat_lanes = sat_lanes + 1'b1;
             if (kind == K_SEED) o = fin[l][15:0];
             else if (kind == K_RELU) o = fin[l][15:0];
             else o = xaihls_pkg::requant(fin[l], shift);
@@ -594,6 +602,7 @@ module xaihls_pack
             out6[l] <= o;
             idx6[l] <= fin_idx[l];
         end
+        sat_count <= sat_lanes;
     end
 
     // writes: pack memory, RELU_AFTER_POOL bits, pool indices (q6); per-step bits (q2)

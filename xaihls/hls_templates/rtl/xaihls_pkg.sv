@@ -96,6 +96,27 @@ package xaihls_pkg;
     end
   endfunction
 
+  // Whether `requant(acc, shift)` saturates: its rounded value lies outside 16 bits (what the
+  // engine's saturation counters count, as xaihls.numerics.count_saturated does).
+  function automatic logic saturates(input logic signed [63:0] acc, input logic signed [31:0] shift);
+    logic signed [63:0] t;
+    logic [5:0] amount;
+    if (shift > 0) begin
+      amount = (shift > 32'sd64) ? 6'd63 : 6'(shift - 32'sd1);
+      t = (acc >>> amount) + 64'sd1;
+      t = t >>> 1;
+      saturates = (t > 64'sd32767) || (t < -64'sd32768);
+    end else if (acc == 64'sd0) begin
+      saturates = 1'b0;
+    end else if (shift <= -32'sd16) begin
+      saturates = 1'b1;
+    end else begin
+      amount = 6'(-shift);
+      t = acc <<< amount;
+      saturates = (t > 64'sd32767) || (t < -64'sd32768);
+    end
+  endfunction
+
   // The ReLU-backward rule: plain g*bit, guided max(g, 0)*bit, deconvnet max(g, 0).
   function automatic logic signed [15:0] relu_rule(input logic signed [15:0] g, input logic bit_, input logic [1:0] mode);
     logic signed [15:0] v;

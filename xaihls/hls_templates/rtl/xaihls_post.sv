@@ -33,6 +33,7 @@ module xaihls_post
     input  xaihls_pkg::s32_t        shift_a,
     input  xaihls_pkg::s32_t        shift_b,
     output logic        busy,
+    output logic [1:0]  sat_count,   // values this cycle's result saturated (IG: sum and product)
 
     output logic        rd_cmd_valid,
     input  logic        rd_cmd_ready,
@@ -140,6 +141,7 @@ module xaihls_post
     logic signed [17:0] ma, mb, ma_d, mb_d;
     logic signed [15:0] e2_x, e2_y;
     logic signed [47:0] e2_sum;
+    logic e2_sum_sat, e3_sum_sat;
     logic signed [16:0] diff;
     logic signed [15:0] summed;
     always_comb begin
@@ -160,6 +162,7 @@ module xaihls_post
         e2_x <= e1_x;
         e2_y <= e1_y;
         e2_sum <= sum_rdata;
+        e2_sum_sat <= (opq == OPC_FINAL) && (fk == 2'd3) && xaihls_pkg::saturates(64'(sum_rdata), sha);
         e2_idx <= e1_idx;
         ma <= ma_d;
         mb <= mb_d;
@@ -176,11 +179,31 @@ module xaihls_post
         e3_x <= e2_x;
         e3_y <= e2_y;
         e3_sum <= e2_sum;
+        e3_sum_sat <= e2_sum_sat;
         e3_idx <= e2_idx;
     end
 
     // e4: result
     logic signed [15:0] e4_out;
+    logic e4_sat;
+    always_comb begin
+        case (opq)
+            OPC_IGPOINT: e4_sat = xaihls_pkg::saturates((64'(e3_y) <<< af[5:0]) + 64'(prod), af);
+            OPC_FINAL: begin
+                case (fk)
+                    2'd1: e4_sat = (e3_x == -16'sd32768);
+                    2'd2: e4_sat = xaihls_pkg::saturates(64'(prod), sha);
+                    2'd3: e4_sat = xaihls_pkg::saturates(64'(prod), shb);
+                    default: e4_sat = 1'b0;
+                endcase
+            end
+            default: e4_sat = 1'b0;
+        endcase
+    end
+    always_ff @(posedge clk) begin
+        if (rst) sat_count <= 2'd0;
+        else sat_count <= (e3_v && has_out) ? 2'(e4_sat) + 2'(e3_sum_sat) : 2'd0;
+    end
     always_ff @(posedge clk) begin
         if (rst) begin
             e4_v <= 1'b0;

@@ -196,17 +196,19 @@ module xaihls_top #(
     end
 
     logic job_start, engine_busy, post_start, post_busy, post_first;
+    logic [$clog2(TM+1)-1:0] engine_sat;
+    logic [1:0] post_sat;
     xaihls_pkg::desc_t job_desc;
     logic [1:0] job_mode, post_op, post_kind;
     xaihls_pkg::s32_t job_target, post_n, post_in0, post_in1, post_out, post_alpha, post_alpha_frac, post_weight,
           post_shift_a, post_shift_b;
 
     xaihls_ctrl #(.MASK_BITS(MASK_BITS), .INDEX_ENTRIES(INDEX_ENTRIES), .MAX_INPUT_ELEMS(MAX_INPUT_ELEMS),
-                  .BACKWARD(BACKWARD), .PROFILE_DEPTH(PROFILE_DEPTH)) u_ctrl (
+                  .BACKWARD(BACKWARD), .PROFILE_DEPTH(PROFILE_DEPTH), .SAT_WIDTH($clog2(TM+1))) u_ctrl (
         .clk, .rst, .start, .ddr_base, .method, .target_arg(target), .steps, .busy, .done, .status, .run_cycles,
         .profile_count, .prof_we, .prof_waddr, .prof_wdata,
         .rd_err, .wr_err, .err_clear, .rd_owner, .wr_owner, .wr_idle,
-        .job_start, .job_desc, .job_mode, .job_target, .engine_busy,
+        .job_start, .job_desc, .job_mode, .job_target, .engine_busy, .engine_sat, .post_sat,
         .post_start, .post_op, .post_kind, .post_n, .post_in0, .post_in1, .post_out, .post_alpha,
         .post_alpha_frac, .post_weight, .post_first, .post_shift_a, .post_shift_b, .post_busy,
         .rd_cmd_valid(c_rd_cmd_valid), .rd_cmd_ready(rd_cmd_ready && rd_owner == 2'd0), .rd_cmd_off(c_rd_cmd_off),
@@ -221,6 +223,7 @@ module xaihls_top #(
                     .MASK_BITS(MASK_BITS), .INDEX_ENTRIES(INDEX_ENTRIES), .INDEX_BITS(INDEX_BITS),
                     .BACKWARD(BACKWARD)) u_engine (
         .clk, .rst, .job_start, .desc(job_desc), .mode(job_mode), .target(job_target), .busy(engine_busy),
+        .sat_count(engine_sat),
         .rd_cmd_valid(e_rd_cmd_valid), .rd_cmd_ready(rd_cmd_ready && rd_owner == 2'd1), .rd_cmd_off(e_rd_cmd_off),
         .rd_cmd_words(e_rd_cmd_words), .rd_cmd_user(e_rd_cmd_user),
         .rd_valid(rd_valid && rd_owner == 2'd1), .rd_ready(e_rd_ready), .rd_data, .rd_user, .rd_beat, .rd_lead,
@@ -234,7 +237,7 @@ module xaihls_top #(
         .clk, .rst, .start(post_start), .op(post_op), .final_kind(post_kind), .n(post_n), .in0_addr(post_in0),
         .in1_addr(post_in1), .out_addr(post_out), .alpha(post_alpha), .alpha_frac(post_alpha_frac),
         .weight(post_weight), .first_step(post_first), .shift_a(post_shift_a), .shift_b(post_shift_b),
-        .busy(post_busy),
+        .busy(post_busy), .sat_count(post_sat),
         .rd_cmd_valid(p_rd_cmd_valid), .rd_cmd_ready(rd_cmd_ready && rd_owner == 2'd2), .rd_cmd_off(p_rd_cmd_off),
         .rd_cmd_words(p_rd_cmd_words), .rd_cmd_user(p_rd_cmd_user),
         .rd_valid(rd_valid && rd_owner == 2'd2), .rd_ready(p_rd_ready), .rd_data, .rd_user,

@@ -1,0 +1,88 @@
+"""Random small networks from the supported layers, for differential testing (as compiler testers use Csmith).
+
+``random_net(seed)`` gives an eval-mode ``nn.Sequential``, its input shape and a calibration
+batch, deterministic in the seed: random kernels, strides and zero padding (per dimension),
+pool windows and strides (square or not), Flatten at any position (first included), channel
+counts including primes, inputs non-square and as narrow as one column, ReLUs doubled now and
+then, BatchNorm with odd statistics, global average pools, Linear heads of 1 to 13 classes.
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+import torch.nn as nn
+
+CHANNELS = (1, 2, 3, 4, 5, 7, 8, 11, 13)
+
+
+def _conv_out(size: int, k: int, s: int, p: int) -> int:
+    return (size + 2 * p - k) // s + 1
+
+
+def random_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    c = rng.choice((1, 2, 3, 5))
+    h = rng.randint(1, 10)
+    w = rng.choice((1, rng.randint(1, 10)))
+    shape = (c, h, w)
+    layers: list[nn.Module] = []
+    flat = rng.random() < 0.12  # Flatten first: an MLP on an image
+    if flat:
+        layers.append(nn.Flatten())
+        features = c * h * w
+    for _ in range(rng.randint(1, 5)):
+        if flat:
+            break
+        kind = rng.choice(("conv", "conv", "conv", "maxpool", "avgpool", "relu", "gap", "flatten"))
+        if kind == "conv":
+            kh, kw = rng.randint(1, 4), rng.randint(1, 4)
+            sh, sw = rng.randint(1, 3), rng.randint(1, 3)
+            ph, pw = rng.randint(0, min(2, kh - 1)), rng.randint(0, min(2, kw - 1))
+            oh, ow = _conv_out(h, kh, sh, ph), _conv_out(w, kw, sw, pw)
+            if oh < 1 or ow < 1:
+                continue
+            o = rng.choice(CHANNELS)
+            layers.append(nn.Conv2d(c, o, (kh, kw), (sh, sw), (ph, pw), bias=rng.random() < 0.8))
+            if rng.random() < 0.25:
+                bn = nn.BatchNorm2d(o)
+                bn.running_mean.uniform_(-1, 1)
+                bn.running_var.uniform_(0.05, 4.0)
+                bn.weight.data.uniform_(-2, 2)
+                bn.bias.data.uniform_(-1, 1)
+                layers.append(bn)
+            c, h, w = o, oh, ow
+            if rng.random() < 0.6:
+                layers.append(nn.ReLU())
+                if rng.random() < 0.1:
+                    layers.append(nn.ReLU())
+        elif kind in ("maxpool", "avgpool"):
+            kh, kw = rng.randint(1, min(3, h)), rng.randint(1, min(3, w))
+            sh, sw = rng.randint(1, 3), rng.randint(1, 3)
+            pool = nn.MaxPool2d if kind == "maxpool" else nn.AvgPool2d
+            layers.append(pool((kh, kw), (sh, sw)))
+            h, w = _conv_out(h, kh, sh, 0), _conv_out(w, kw, sw, 0)
+        elif kind == "relu":
+            layers.append(nn.ReLU())
+        elif kind == "gap":
+            layers.append(nn.AdaptiveAvgPool2d(1))
+            h = w = 1
+        else:
+            layers.append(nn.Flatten())
+            flat = True
+            features = c * h * w
+    if not flat:
+        layers.append(nn.Flatten())
+        features = c * h * w
+    for _ in range(rng.randint(0, 2)):
+        width = rng.choice((1, 3, 5, 8, 13, 17))
+        layers += [nn.Linear(features, width), nn.ReLU()]
+        features = width
+    classes = rng.choice((1, 2, 3, 10, 13))
+    layers.append(nn.Linear(features, classes, bias=rng.random() < 0.8))
+    model = nn.Sequential(*layers).eval()
+    scale = rng.choice((1.0, 1.0, 4.0, 0.25))
+    calibration = torch.rand((rng.choice((1, 4, 8)), *shape)) * scale
+    return model, shape, calibration
