@@ -1,0 +1,76 @@
+"""The Program v2 interpreter (xaihls/sim/interpreter.py) equals the golden model bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import xaihls
+from tests.random_nets import random_net
+from xaihls.errors import XaiHlsError
+from xaihls.executor import quantize_input
+from xaihls.methods import METHOD_CODES, METHODS
+from xaihls.models.zoo import get_zoo_model
+from xaihls.plan.lowering import Buffers, Shape, feature_order, from_blocked, lower, to_blocked
+from xaihls.sim.interpreter import run_batch
+
+SHAPES = [(Shape(8, 4, 4), Buffers(1024, 256, 1024)), (Shape(16, 8, 4), Buffers(4096, 1024, 4096)),
+          (Shape(4, 4, 4), Buffers(256, 64, 1024))]  # the last one tiles rows
+
+
+def _check(acc, x, shape, buffers, steps=3):
+    program = lower(acc.qgraph, shape, buffers)
+    x_q = quantize_input(acc.qgraph, x)[0]
+    for method in (None, *METHODS):
+        g = acc.run(x, method, steps=steps)
+        logits, target, attr, counters = run_batch(program, x_q, METHOD_CODES[method] if method else 0, None, steps,
+                                                   "trapezoid", None)
+        what = f"{shape} {buffers} {method or 'predict'}"
+        assert torch.equal(logits, g.logits) and torch.equal(target, g.target), what
+        if method:
+            assert torch.equal(attr, g.attribution), what
+
+
+@pytest.mark.parametrize("shape,buffers", SHAPES, ids=["8x4", "16x8", "4x4_small_buffers"])
+@pytest.mark.parametrize("name", ["digits", "digits_strided_bn", "digits_gap"])
+def test_interpreter_equals_golden_on_the_zoo(name, shape, buffers):
+    entry = get_zoo_model(name)
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16], backends=("golden",))
+    _check(acc, entry.samples()[0][:2], shape, buffers)
+
+
+def test_interpreter_equals_golden_on_the_cifar_net_with_row_tiles():
+    entry = get_zoo_model("cifar_ref")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",))
+    _check(acc, entry.calibration()[:1], *SHAPES[2])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_interpreter_equals_golden_on_random_networks(seed):
+    model, shape, calibration = random_net(300 + seed)
+    acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=3, backends=("golden",))
+    x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
+    engine, buffers = SHAPES[seed % len(SHAPES)]
+    _check(acc, x, engine, buffers)
+
+
+def test_blocked_layout_round_trips_and_a_flattened_map_keeps_its_feature_order():
+    x = np.arange(5 * 3 * 2).reshape(5, 3, 2)
+    flat = to_blocked(x, 4)
+    assert flat.size == 2 * 4 * 3 * 2 and np.array_equal(from_blocked(flat, 5, 3, 2, 4), x)
+    order = feature_order((5, 3, 2), 4)
+    assert np.array_equal(flat[order >= 0], x.reshape(-1)[order[order >= 0]])
+    assert (flat[order < 0] == 0).all()  # padding channels
+
+
+def test_a_network_that_does_not_fit_the_engines_fields_is_refused_naming_the_field():
+    import torch.nn as nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, (33, 1)), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 8 * 4, 3)).eval()
+    acc = xaihls.compile(net, (1, 40, 4), calibration=torch.rand(2, 1, 40, 4), backends=("golden",),
+                         methods=("gradient",))
+    with pytest.raises(XaiHlsError, match=r"layer '0' \(forward\): descriptor\.ky = 33 does not fit the engine's "
+                                          r"5-bit field \(0\.\.31\)"):
+        lower(acc.qgraph, Shape(8, 4, 4), Buffers(1 << 16, 1 << 16, 1024))

@@ -1,0 +1,452 @@
+"""The hardware/software contract of Engine v2, written once.
+
+Every field of the Program (header, job descriptor, result), every op, flag, method and
+status code, and the AXI4-Lite register map are defined here with their bit widths and
+meanings. From this one definition come the Python encoder/decoder (``Record.encode`` /
+``Record.decode``), the C++ header of the HLS engine, the SystemVerilog package of the RTL
+engine and the table in docs/contract.md; ``python -m xaihls.plan.contract`` rewrites the
+three generated files and tests/test_contract.py fails if a checked-in copy differs (as VTA
+keeps its instructions in one ``hw_spec.h``; Gemmini generates its C header from its config).
+
+A record's fields are packed least significant bit first into 32-bit little-endian words; a
+field never straddles two words (it starts a new word when it does not fit), so every
+executor extracts a field with one shift and one mask. Field widths are the engine's
+capabilities: ``xaihls.compile`` refuses a network whose Program does not fit them.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+from xaihls.errors import XaiHlsError
+from xaihls.methods import METHODS, PREDICT_CODE
+
+PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
+PROGRAM_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field: ``bits`` wide, two's complement if ``signed``."""
+
+    name: str
+    bits: int
+    signed: bool
+    meaning: str
+
+    @property
+    def lo(self) -> int:
+        return -(1 << (self.bits - 1)) if self.signed else 0
+
+    @property
+    def hi(self) -> int:
+        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+
+def _u(name: str, bits: int, meaning: str) -> Field:
+    return Field(name, bits, False, meaning)
+
+
+def _s(name: str, bits: int, meaning: str) -> Field:
+    return Field(name, bits, True, meaning)
+
+
+@dataclass(frozen=True)
+class Placed:
+    field: Field
+    word: int
+    lsb: int
+
+
+class Record:
+    """A fixed-layout record of fields, packed into 32-bit words (see the module docstring)."""
+
+    def __init__(self, name: str, meaning: str, fields: tuple[Field, ...]):
+        self.name = name
+        self.meaning = meaning
+        self.fields = fields
+        placed, word, lsb = [], 0, 0
+        for f in fields:
+            assert 1 <= f.bits <= 32, f
+            if lsb + f.bits > 32:
+                word, lsb = word + 1, 0
+            placed.append(Placed(f, word, lsb))
+            lsb += f.bits
+        self.placed = tuple(placed)
+        self.words = word + 1
+        self.by_name = {p.field.name: p for p in placed}
+        assert len(self.by_name) == len(fields), f"{name}: repeated field"
+
+    @property
+    def bytes(self) -> int:
+        return 4 * self.words
+
+    def encode(self, values: dict[str, int], where: str = "") -> bytes:
+        """The record's words; every field must be given and fit (XaiHlsError names the one that does not)."""
+        unknown = set(values) - set(self.by_name)
+        if unknown:
+            raise KeyError(f"{self.name}: no field {sorted(unknown)[0]}")
+        words = [0] * self.words
+        for p in self.placed:
+            f = p.field
+            v = int(values.get(f.name, 0))
+            if not f.lo <= v <= f.hi:
+                raise XaiHlsError(f"{where}{self.name}.{f.name} = {v} does not fit the engine's {f.bits}-bit field "
+                                  f"({f.lo}..{f.hi}): {f.meaning}")
+            words[p.word] |= (v & ((1 << f.bits) - 1)) << p.lsb
+        return struct.pack(f"<{self.words}I", *words)
+
+    def decode(self, data: bytes) -> dict[str, int]:
+        words = struct.unpack(f"<{self.words}I", bytes(data[: self.bytes]).ljust(self.bytes, b"\0"))
+        out = {}
+        for p in self.placed:
+            f = p.field
+            v = (words[p.word] >> p.lsb) & ((1 << f.bits) - 1)
+            if f.signed and v >> (f.bits - 1):
+                v -= 1 << f.bits
+            out[f.name] = v
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Codes
+# --------------------------------------------------------------------------------------------
+
+class Op(IntEnum):
+    """What a job descriptor asks for."""
+
+    END = 0
+    CONV = 1  # the MAC array: forward and transposed conv/fc, pools and ReLUs as diagonal jobs
+    SEED = 2  # the write-back alone: one-hot gradient at the target logit
+
+
+class Flag(IntEnum):
+    """Bit positions in a descriptor's ``flags``."""
+
+    BIAS = 0  # write-back adds bias[m] << bias_shift to the accumulator
+    RELU = 1  # write-back: bit [v > 0] decided on the accumulator v (before requantization), value max(., 0)
+    POOL = 2  # write-back: max-pool over the tile's positions (argmax on the accumulator)
+    RAP = 3  # write-back: ReLU on the requantized value (after the pool, if any), with its bit
+    BWD_RELU = 4  # write-back: the method's ReLU rule with the bit of the element written
+    DIAG = 5  # each m-tile uses only the n-tiles of its own channels (diagonal weights)
+    GATE = 6  # MAC operand n is zero unless the pool index of its channel at that pixel is the pass's code
+
+
+class ReluMode(IntEnum):
+    """How a gradient passes a ReLU (xaihls.methods.ReluBackward)."""
+
+    MASK = 0
+    GUIDED = 1
+    DECONV = 2
+
+
+class Status(IntEnum):
+    """Bits of the top's return value (register RETURN)."""
+
+    BUS_ERROR = 0  # SLVERR/DECERR on an AXI response (C-simulation: an access outside the Program)
+    BAD_PROGRAM = 1  # not a version-2 Program, or one built for another engine
+    BAD_ARGUMENT = 2  # method, target or steps out of range
+
+
+METHOD_CODES = {"predict": PREDICT_CODE, **{m.name: m.code for m in METHODS.values()}}
+
+# --------------------------------------------------------------------------------------------
+# Records
+# --------------------------------------------------------------------------------------------
+
+ADDR = 32  # DDR byte offsets from the base address given at run time
+MAP = 12  # rows and columns of a map (up to 4,095)
+TILES = 12  # m-, n- and row-tile counts
+MEM = 24  # addresses in the ReLU-bit and pool-index memories
+
+HEADER = Record("header", "The words at DDR address 0 (addresses are byte offsets from the DDR base).", (
+    _u("magic", 32, "0x32494158, 'XAI2'"),
+    _u("version", 8, "2"),
+    _u("tm", 8, "output channels of the MAC array the Program was tiled for"),
+    _u("tn", 8, "input channels of the MAC array; every tensor is stored in blocks of tn channels"),
+    _u("beat_elems", 8, "16-bit elements per AXI data beat (AXI data width / 16)"),
+    _u("desc_words", 8, "32-bit words per job descriptor"),
+    _u("n_forward", 16, "jobs in the forward list"),
+    _u("n_backward", 16, "jobs in the backward list"),
+    _u("forward_addr", ADDR, "forward list"),
+    _u("backward_addr", ADDR, "backward list"),
+    _u("image_addr", ADDR, "the image (blocked layout), written by the host"),
+    _u("work_addr", ADDR, "what the forward list reads: a copy of the image or an IG path point"),
+    _u("baseline_addr", ADDR, "the integrated-gradients baseline, written by the host"),
+    _u("ig_table_addr", ADDR, "alpha_frac, weight_frac, then (alpha, weight) per step: int32, written by the host"),
+    _u("logits_addr", ADDR, "the logits (vector layout)"),
+    _u("logits_save_addr", ADDR, "the image's logits while integrated gradients rerun the forward list"),
+    _u("result_addr", ADDR, "the result record"),
+    _u("attr_addr", ADDR, "the attribution (blocked layout)"),
+    _u("grad_input_addr", ADDR, "the input gradient the backward list leaves"),
+    _u("total_bytes", ADDR, "DDR bytes the Program uses"),
+    _u("classes", 16, "logits"),
+    _u("in_c", 16, "input channels"),
+    _u("in_h", MAP, "input rows"),
+    _u("in_w", MAP, "input columns"),
+    _u("input_elems", 24, "elements of the blocked input (channels padded to blocks of tn)"),
+    _s("input_frac", 8, "fraction bits of the input format"),
+    _s("grad_frac0", 8, "input-gradient fraction, plain ReLU rule"),
+    _s("grad_frac1", 8, "input-gradient fraction, guided rule"),
+    _s("grad_frac2", 8, "input-gradient fraction, deconvnet rule"),
+    _s("ixg_frac", 8, "input x gradient fraction"),
+    _s("ig_sum_frac", 8, "summed IG gradient fraction"),
+    _s("ig_frac", 8, "integrated gradients fraction"),
+    _u("data_width", 8, "bits of every stored value (16)"),
+    _u("index_bits", 4, "bits of a pool index"),
+    _u("mask_bits", MEM, "ReLU bits the Program keeps"),
+    _u("index_entries", MEM, "pool indices the Program keeps"),
+))
+
+DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, "
+                                  "Tm x Tn products a cycle (docs/contract.md, 'The CONV job').", (
+    _u("op", 4, "Op: END, CONV, SEED"),
+    _u("flags", 8, "Flag bits"),
+    _u("layer", 8, "the network layer the job comes from (reports)"),
+    _u("m_tiles", TILES, "output-channel tiles of tm"),
+    _u("n_tiles", TILES, "input-channel tiles of tn (blocks of the input tensor)"),
+    _u("out_blocks", TILES, "blocks of tn channels of the output tensor; lanes beyond are not written"),
+    _u("row_tiles", TILES, "row tiles of the position grid"),
+    _u("oh", MAP, "rows of the position grid (conv output rows; a SEED's 1)"),
+    _u("ow", MAP, "columns of the position grid (a SEED's: classes)"),
+    _u("tile_rows", MAP, "grid rows of a full row tile"),
+    _u("last_rows", MAP, "grid rows of the last row tile"),
+    _u("tile_step", MAP, "grid rows between the first rows of consecutive row tiles"),
+    _u("ky", 5, "pass rows (taps); 0: no pass, the accumulators stay zero"),
+    _u("kx", 5, "pass columns (taps)"),
+    _u("ih", MAP, "input rows"),
+    _u("iw", MAP, "input columns"),
+    _u("isy", 4, "input rows per grid row"),
+    _u("isx", 4, "input columns per grid column"),
+    _s("iky", 3, "input rows per pass row (-1: the kernel read in reverse)"),
+    _s("ikx", 3, "input columns per pass column"),
+    _s("iy0", 14, "input row of grid row 0 at pass row 0"),
+    _s("ix0", 14, "input column of grid column 0 at pass column 0"),
+    _s("load_lo", 14, "first input row a tile needs, relative to its first grid row times isy"),
+    _u("load_rows", MAP, "input rows a full row tile needs"),
+    _u("load_rows_last", MAP, "input rows the last row tile needs"),
+    _u("load_step", MAP, "input rows between the first rows of consecutive row tiles (tile_step * isy)"),
+    _u("walk_row", 24, "buffer words per grid row (isy * iw)"),
+    _s("walk_pass_row", 24, "buffer words per pass row (iky * iw)"),
+    _s("walk_origin", 24, "buffer word of grid (0, 0), pass (0, 0): (iy0 - load_lo) * iw + ix0"),
+    _u("in_addr", ADDR, "input tensor: block 0, row 0, column 0"),
+    _u("in_block_bytes", ADDR, "bytes of one input block (ih * iw * tn * 2)"),
+    _u("in_row_bytes", 24, "bytes of one input row of one block (iw * tn * 2)"),
+    _u("w_addr", ADDR, "weights of (m-tile 0, its first n-tile): passes x tm x tn int16, pass-major then m, n"),
+    _u("w_mt_bytes", ADDR, "bytes between the weights of consecutive m-tiles (0: every m-tile reads the same)"),
+    _u("w_nt_bytes", 24, "bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2"),
+    _u("b_addr", ADDR, "bias, int16 per output channel (with BIAS)"),
+    _u("bias_shift", 6, "left shift that aligns the bias to the accumulator"),
+    _u("out_addr", ADDR, "output tensor: block 0, row 0, column 0"),
+    _u("out_block_bytes", ADDR, "bytes of one output block"),
+    _u("out_row_bytes", 24, "bytes of one output row of one block (opw * tn * 2)"),
+    _u("oph", MAP, "output tensor rows"),
+    _u("opw", MAP, "output tensor columns"),
+    _u("osy", 4, "output rows per grid row (a transposed conv's stride phase)"),
+    _u("osx", 4, "output columns per grid column"),
+    _u("oyo", 4, "output row of grid row 0"),
+    _u("oxo", 4, "output column of grid column 0"),
+    _s("shift0", 8, "requantization shift (accumulator fraction - output fraction), plain rule and forward"),
+    _s("shift1", 8, "requantization shift under the guided rule"),
+    _s("shift2", 8, "requantization shift under the deconvnet rule"),
+    _u("mask_base", MEM, "first ReLU bit of the tensor whose bits the write-back writes or reads"),
+    _u("mask_plane", MEM, "pixels of one block plane of that tensor"),
+    _u("index_base", MEM, "first pool index of the tensor written (POOL) or read (GATE)"),
+    _u("index_plane", MEM, "pixels of one block plane of that tensor"),
+    _u("pool_kh", 4, "pool window rows (POOL)"),
+    _u("pool_kw", 4, "pool window columns"),
+    _u("pool_sh", 4, "pool stride rows"),
+    _u("pool_sw", 4, "pool stride columns"),
+    _u("pool_oh", MAP, "pooled rows"),
+    _u("pool_ow", MAP, "pooled columns"),
+    _u("code0", 8, "GATE: the pool-window position of pass (0, 0)"),
+    _s("code_ky", 6, "GATE: window positions per pass row"),
+    _s("code_kx", 6, "GATE: window positions per pass column"),
+))
+
+RESULT = Record("result", "What the engine writes at result_addr when a run is done.", (
+    _u("predicted", 32, "the predicted class (first maximum of the logits)"),
+    _u("target", 32, "the class the attribution explains"),
+    _u("sat_forward", 32, "values the forward passes saturated"),
+    _u("sat_backward", 32, "values the backward passes saturated"),
+    _u("sat_post", 32, "values the post-processing saturated (IG path points, IG sum, attribution)"),
+))
+
+# AXI4-Lite registers as Vitis HLS generates them for
+#   int xaihls_top(short *ddr, int method, int target, int steps)   (ap_ctrl_hs)
+REGISTERS: tuple[tuple[str, int, str], ...] = (
+    ("CTRL", 0x00, "bit 0 ap_start, 1 ap_done (clear on read), 2 ap_idle, 3 ap_ready, 7 auto_restart"),
+    ("GIE", 0x04, "global interrupt enable"),
+    ("IER", 0x08, "interrupt enable: bit 0 ap_done, bit 1 ap_ready"),
+    ("ISR", 0x0C, "interrupt status (toggle on write)"),
+    ("RETURN", 0x10, "ap_return: Status bits (0: ok)"),
+    ("DDR_LO", 0x18, "DDR base address, low 32 bits"),
+    ("DDR_HI", 0x1C, "DDR base address, high 32 bits"),
+    ("METHOD", 0x24, "method code (0 predicts)"),
+    ("TARGET", 0x2C, "target class (-1: the predicted class)"),
+    ("STEPS", 0x34, "integrated-gradients steps"),
+    ("CYCLES", 0x40, "clock cycles of the last run (RTL only)"),
+    ("PROFILE_COUNT", 0x44, "profile entries of the last run (RTL only)"),
+    ("PROFILE", 0x800, "profile entries: phase << 24 | cycles (RTL only)"),
+)
+REGISTER = {name: offset for name, offset, _ in REGISTERS}
+
+MAX_IG_STEPS = 1024
+IG_TABLE_BYTES = 8 + 8 * MAX_IG_STEPS
+IDENTITY_FRAC = 14
+"""A diagonal job whose weights are 1 << IDENTITY_FRAC and whose shift adds IDENTITY_FRAC
+passes values unchanged (standalone max-pools and ReLUs run as such jobs)."""
+
+
+def field_limit(record: Record, name: str) -> int:
+    """The largest value a field holds (an engine capability)."""
+    return record.by_name[name].field.hi
+
+
+# --------------------------------------------------------------------------------------------
+# Generated files
+# --------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = Path(__file__).resolve().parents[1] / "hls_templates"
+GENERATED = {
+    "cpp": TEMPLATES / "firmware" / "xaihls_contract.h",
+    "sv": TEMPLATES / "rtl" / "xaihls_contract_pkg.sv",
+    "doc": ROOT / "docs" / "contract.md",
+}
+_BANNER = "Generated by `python -m xaihls.plan.contract` from xaihls/plan/contract.py: do not edit."
+
+
+def _codes() -> list[tuple[str, str, int, str]]:
+    """(group, name, value, meaning) of every named constant."""
+    out = [("op", op.name, int(op), "") for op in Op]
+    out += [("flag", f.name, int(f), "bit position") for f in Flag]
+    out += [("relu", m.name, int(m), "") for m in ReluMode]
+    out += [("status", s.name, int(s), "bit position") for s in Status]
+    out += [("method", name.upper(), code, "") for name, code in METHOD_CODES.items()]
+    out += [("reg", name, offset, meaning) for name, offset, meaning in REGISTERS]
+    return out
+
+
+def cpp_header() -> str:
+    lines = [f"// {_BANNER}", "#ifndef XAIHLS_CONTRACT_H_", "#define XAIHLS_CONTRACT_H_", "",
+             "#include <stdint.h>", "", "namespace xaihls {", "namespace contract {", "",
+             f"constexpr uint32_t PROGRAM_MAGIC = 0x{PROGRAM_MAGIC:08X};",
+             f"constexpr int PROGRAM_VERSION = {PROGRAM_VERSION};",
+             f"constexpr int MAX_IG_STEPS = {MAX_IG_STEPS};",
+             f"constexpr int IDENTITY_FRAC = {IDENTITY_FRAC};", ""]
+    for group, name, value, meaning in _codes():
+        comment = f"  // {meaning}" if meaning else ""
+        lines.append(f"constexpr int {group.upper()}_{name} = {value if group != 'reg' else hex(value)};{comment}")
+    lines.append("")
+    lines.append("// A field of a record: word index, least significant bit, width, signedness.")
+    lines.append("struct FieldSpec { int word, lsb, bits; bool is_signed; };")
+    lines.append("")
+    lines.append("// A field's value: unsigned fields as they are, signed ones sign-extended.")
+    lines.append("inline int64_t get_field(const uint32_t *words, FieldSpec f) {")
+    lines.append("    const uint32_t raw = (words[f.word] >> f.lsb) & (f.bits == 32 ? 0xFFFFFFFFu : ((1u << f.bits) - 1u));")
+    lines.append("    if (f.is_signed && (raw >> (f.bits - 1)) & 1u) return (int64_t)raw - ((int64_t)1 << f.bits);")
+    lines.append("    return (int64_t)raw;")
+    lines.append("}")
+    lines.append("")
+    lines.append("inline void set_field(uint32_t *words, FieldSpec f, int64_t value) {")
+    lines.append("    const uint32_t mask = f.bits == 32 ? 0xFFFFFFFFu : ((1u << f.bits) - 1u);")
+    lines.append("    words[f.word] = (words[f.word] & ~(mask << f.lsb)) | (((uint32_t)value & mask) << f.lsb);")
+    lines.append("}")
+    for rec in (HEADER, DESCRIPTOR, RESULT):
+        lines += ["", f"// {rec.name}: {rec.meaning}", f"constexpr int {rec.name.upper()}_WORDS = {rec.words};"]
+        for p in rec.placed:
+            f = p.field
+            lines.append(f"constexpr FieldSpec {rec.name.upper()}_{f.name.upper()} = {{{p.word}, {p.lsb}, {f.bits}, "
+                         f"{'true' if f.signed else 'false'}}};  // {f.meaning}")
+    lines += ["", "}  // namespace contract", "}  // namespace xaihls", "", "#endif", ""]
+    return "\n".join(lines)
+
+
+def sv_package() -> str:
+    lines = [f"// {_BANNER}", "package xaihls_contract_pkg;", "",
+             f"  localparam logic [31:0] PROGRAM_MAGIC = 32'h{PROGRAM_MAGIC:08x};",
+             f"  localparam int PROGRAM_VERSION = {PROGRAM_VERSION};",
+             f"  localparam int MAX_IG_STEPS = {MAX_IG_STEPS};",
+             f"  localparam int IDENTITY_FRAC = {IDENTITY_FRAC};", ""]
+    for group, name, value, meaning in _codes():
+        comment = f"  // {meaning}" if meaning else ""
+        literal = f"12'h{value:03x}" if group == "reg" else str(value)
+        kind = "logic [11:0]" if group == "reg" else "int"
+        lines.append(f"  localparam {kind} {group.upper()}_{name} = {literal};{comment}")
+    for rec in (HEADER, DESCRIPTOR, RESULT):
+        lines += ["", f"  // {rec.name}: {rec.meaning}", f"  localparam int {rec.name.upper()}_WORDS = {rec.words};"]
+        # a packed struct whose bit i is bit i of the record's words (word 0 lowest): fields listed msb first
+        lines.append("  typedef struct packed {")
+        entries = []
+        used = 0
+        for p in rec.placed:
+            pos = 32 * p.word + p.lsb
+            if pos > used:
+                entries.append(f"    logic [{pos - used - 1}:0] pad{used};")
+            sign = " signed" if p.field.signed else ""
+            entries.append(f"    logic{sign} [{p.field.bits - 1}:0] {p.field.name};  // {p.field.meaning}")
+            used = pos + p.field.bits
+        if 32 * rec.words > used:
+            entries.append(f"    logic [{32 * rec.words - used - 1}:0] pad{used};")
+        lines += list(reversed(entries))
+        lines.append(f"  }} {rec.name}_t;")
+    lines += ["", "endpackage", ""]
+    return "\n".join(lines)
+
+
+def doc_table() -> str:
+    lines = [f"<!-- {_BANNER} -->", "# The Program contract (version 2)", "",
+             "The one definition of what `xaihls.plan` hands to the hardware: xaihls/plan/contract.py.",
+             "Fields are packed least significant bit first into 32-bit little-endian words and never",
+             "straddle a word. The C++ header (`firmware/xaihls_contract.h`) and the SystemVerilog package",
+             "(`rtl/xaihls_contract_pkg.sv`) are generated from the same definition.", ""]
+    for rec in (HEADER, DESCRIPTOR, RESULT):
+        lines += [f"## {rec.name} ({rec.words} words)", "", rec.meaning, "",
+                  "| field | word | bits | width | signed | meaning |", "|---|---|---|---|---|---|"]
+        for p in rec.placed:
+            f = p.field
+            lines.append(f"| `{f.name}` | {p.word} | {p.lsb}..{p.lsb + f.bits - 1} | {f.bits} | "
+                         f"{'yes' if f.signed else ''} | {f.meaning} |")
+        lines.append("")
+    groups: dict[str, list] = {}
+    for group, name, value, meaning in _codes():
+        groups.setdefault(group, []).append((name, value, meaning))
+    titles = {"op": "Ops", "flag": "Flags (bit positions)", "relu": "ReLU-backward modes",
+              "status": "Status (bit positions of RETURN)", "method": "Method codes",
+              "reg": "AXI4-Lite registers (Vitis ap_ctrl_hs map)"}
+    for group, rows in groups.items():
+        lines += [f"## {titles[group]}", "", "| name | value | meaning |", "|---|---|---|"]
+        for name, value, meaning in rows:
+            lines.append(f"| `{name}` | {hex(value) if group == 'reg' else value} | {meaning} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def generated() -> dict[str, str]:
+    """The text every generated file must hold."""
+    return {"cpp": cpp_header(), "sv": sv_package(), "doc": doc_table()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    check = "--check" in argv
+    stale = []
+    for key, text in generated().items():
+        path = GENERATED[key]
+        if path.is_file() and path.read_text() == text:
+            continue
+        stale.append(path)
+        if not check:
+            path.write_text(text)
+    for path in stale:
+        print(f"{'differs' if check else 'wrote'}: {path}")
+    return 1 if check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

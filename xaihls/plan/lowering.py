@@ -1,0 +1,704 @@
+"""Lowering a QGraph to a Program v2 (docs/contract.md): every job a CONV on the MAC array.
+
+The compiler does everything that depends only on the network, so the hardware only counts:
+
+- **Blocked tensors.** Every activation and gradient is stored as ``[ceil(C/tn)][H][W][tn]``
+  int16 (channels padded with zeros to blocks of ``tn``): a tile of rows of one block is one
+  linear run in DDR, and a pixel's ``tn`` channels are whole AXI beats. A vector of F
+  features is the same with H = W = 1; a flattened map keeps its bytes, and the Linear layer
+  that reads it gets its weight columns permuted to that order.
+- **Weights in the order the array consumes them**: per job, ``[m-tile][n-tile][pass][m][n]``
+  (a pass is a kernel tap), zero-padded. A conv's backward pass reads a second, transposed
+  and rotated copy, one per stride phase; a Linear's backward pass its transposed matrix.
+- **Pools and standalone ReLUs are diagonal jobs**: average pooling multiplies by the
+  reciprocal on the diagonal; max-pooling and ReLUs pass values through an identity
+  (1 << IDENTITY_FRAC) and let the write-back pool or clamp; a max-pool's backward pass is a
+  transposed identity whose operands are gated by the kept argmax (GATE).
+- **Every derived constant precomputed**: tile counts and sizes, input rows per tile, buffer
+  strides, byte strides, pool geometry, requantization shifts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xaihls.errors import XaiHlsError
+from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from xaihls.methods import ReluBackward
+from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, PROGRAM_MAGIC,
+                                  PROGRAM_VERSION, RESULT, Flag, Op)
+from xaihls.quant.qgraph import QGraph
+
+ALIGN = 64  # every DDR region starts on a 64-byte boundary
+
+Job = dataclasses.make_dataclass(
+    "Job", [(p.field.name, int, dataclasses.field(default=0)) for p in DESCRIPTOR.placed], frozen=True,
+    namespace={
+        "__doc__": "One job descriptor: the fields of xaihls.plan.contract.DESCRIPTOR.",
+        "has": lambda self, flag: bool(self.flags >> int(flag) & 1),
+        "encode": lambda self, where="": DESCRIPTOR.encode(dataclasses.asdict(self), where),
+        "passes": property(lambda self: self.ky * self.kx),
+    })
+Job.__module__ = __name__
+
+
+def job_from_bytes(data: bytes) -> "Job":
+    return Job(**DESCRIPTOR.decode(data))
+
+
+def flags(*names: Flag) -> int:
+    return sum(1 << int(f) for f in names)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The engine shape a Program is built for: layouts and weight order depend on it."""
+
+    tm: int
+    tn: int
+    beat_elems: int  # 16-bit elements per AXI data beat
+
+    def __post_init__(self) -> None:
+        if self.tn % self.beat_elems or self.tm % self.tn:
+            raise XaiHlsError(f"engine {self.tm}x{self.tn}: Tn must be a multiple of the {self.beat_elems} elements "
+                              f"an AXI beat holds, and Tm a multiple of Tn")
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A tensor in DDR, blocked: ``[blocks][h][w][tn]`` int16."""
+
+    addr: int
+    c: int
+    h: int
+    w: int
+    tn: int
+
+    @property
+    def blocks(self) -> int:
+        return -(-self.c // self.tn)
+
+    @property
+    def plane(self) -> int:
+        return self.h * self.w
+
+    @property
+    def block_bytes(self) -> int:
+        return self.plane * self.tn * 2
+
+    @property
+    def row_bytes(self) -> int:
+        return self.w * self.tn * 2
+
+    @property
+    def elems(self) -> int:
+        return self.blocks * self.plane * self.tn
+
+    @property
+    def bytes(self) -> int:
+        return 2 * self.elems
+
+
+def blocked_size(c: int, h: int, w: int, tn: int) -> int:
+    return 2 * -(-c // tn) * tn * h * w
+
+
+def to_blocked(x: np.ndarray, tn: int) -> np.ndarray:
+    """(C, H, W) integers to the blocked layout (a flat int64 array, channels padded with zeros)."""
+    c, h, w = x.shape
+    blocks = -(-c // tn)
+    padded = np.zeros((blocks * tn, h, w), dtype=np.int64)
+    padded[:c] = x
+    return padded.reshape(blocks, tn, h, w).transpose(0, 2, 3, 1).reshape(-1)
+
+
+def from_blocked(flat: np.ndarray, c: int, h: int, w: int, tn: int) -> np.ndarray:
+    """The blocked layout back to (C, H, W)."""
+    blocks = -(-c // tn)
+    return np.asarray(flat).reshape(blocks, h, w, tn).transpose(0, 3, 1, 2).reshape(blocks * tn, h, w)[:c]
+
+
+def feature_order(shape: tuple[int, ...], tn: int) -> np.ndarray:
+    """For a tensor of ``shape`` read as a flat vector in its blocked DDR order: the C-order
+    (torch.flatten) feature index of each element, -1 for padding channels."""
+    if len(shape) == 1:
+        c, h, w = shape[0], 1, 1
+    else:
+        c, h, w = shape
+    index = np.arange(c * h * w, dtype=np.int64).reshape(c, h, w)
+    blocks = -(-c // tn)
+    padded = np.full((blocks * tn, h, w), -1, dtype=np.int64)
+    padded[:c] = index
+    return padded.reshape(blocks, tn, h, w).transpose(0, 2, 3, 1).reshape(-1)
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    addr: int
+    size: int
+
+
+class _Allocator:
+    def __init__(self) -> None:
+        self.top = 0
+        self.regions: list[Region] = []
+
+    def take(self, name: str, size: int) -> int:
+        addr = self.top
+        self.regions.append(Region(name, addr, size))
+        self.top = -(-(addr + size) // ALIGN) * ALIGN
+        return addr
+
+    def tensor(self, name: str, shape: tuple[int, ...], tn: int) -> Tensor:
+        c, h, w = (shape[0], 1, 1) if len(shape) == 1 else shape
+        size = blocked_size(c, h, w, tn)
+        return Tensor(self.take(name, size), c, h, w, tn)
+
+
+@dataclass(frozen=True, eq=False)
+class WeightBlob:
+    """A job's weights as the array consumes them: (m_tiles or 1, n-tiles of an m-tile, passes, tm, tn)."""
+
+    name: str
+    array: np.ndarray  # int64
+
+    @property
+    def bytes(self) -> int:
+        return 2 * self.array.size
+
+
+@dataclass(frozen=True, eq=False)
+class Lowered:
+    """Jobs before tiling, the memory map and the data the image holds (engine shape fixed)."""
+
+    shape: Shape
+    header: dict
+    forward: tuple[Job, ...]
+    backward: tuple[Job, ...]
+    regions: tuple[Region, ...]
+    blobs: tuple[tuple[int, np.ndarray], ...]  # (address, int64 values stored as int16)
+    init_end: int
+    qgraph: QGraph = field(repr=False)
+
+
+def _diag_blob(taps: int, value: int, shape: Shape) -> np.ndarray:
+    """Weights of a diagonal job: every pass puts ``value`` on the diagonal of an m-tile's own
+    n-tiles (tm / tn of them); the same block serves every m-tile (w_mt_bytes = 0)."""
+    per_mt = shape.tm // shape.tn
+    w = np.zeros((1, per_mt, taps, shape.tm, shape.tn), dtype=np.int64)
+    for k in range(per_mt):
+        for j in range(shape.tn):
+            w[0, k, :, k * shape.tn + j, j] = value
+    return w
+
+
+def _dense_blob(kernel: np.ndarray, shape: Shape) -> np.ndarray:
+    """kernel (M, N, passes) to (m_tiles, n_tiles, passes, tm, tn), zero-padded."""
+    m, n, taps = kernel.shape
+    mt, nt = -(-m // shape.tm), -(-n // shape.tn)
+    w = np.zeros((mt * shape.tm, nt * shape.tn, taps), dtype=np.int64)
+    w[:m, :n] = kernel
+    return w.reshape(mt, shape.tm, nt, shape.tn, taps).transpose(0, 2, 4, 1, 3)
+
+
+def _phase_taps(k: int, s: int, p: int, r: int) -> tuple[int, int, int]:
+    """Stride phase r of a transposed conv (kernel k, stride s, padding p): first kernel tap
+    i0, tap count, and the input offset iy0 (input row = out_row + iy0 - t)."""
+    i0 = (r + p) % s
+    taps = len(range(i0, k, s))
+    return i0, taps, (r + p - i0) // s
+
+
+class _Builder:
+    def __init__(self, qg: QGraph, shape: Shape):
+        self.qg = qg
+        self.shape = shape
+        self.alloc = _Allocator()
+        self.blobs: list[tuple[int, np.ndarray]] = []
+
+    def weights(self, name: str, blob: np.ndarray) -> dict:
+        """Place a weight blob (m-tiles, n-tiles, passes, tm, tn); the job's w_* fields. A blob
+        of one m-tile serves every m-tile (a diagonal job's)."""
+        addr = self.alloc.take(name, max(2 * blob.size, 2))
+        self.blobs.append((addr, blob.reshape(-1)))
+        mts, nts, passes, tm, tn = blob.shape
+        nt_bytes = 2 * passes * tm * tn
+        return dict(w_addr=addr, w_nt_bytes=nt_bytes, w_mt_bytes=nt_bytes * nts if mts > 1 else 0)
+
+
+def _conv_fields(src: Tensor, dst: Tensor, m: int, shape: Shape) -> dict:
+    return dict(op=Op.CONV, m_tiles=-(-m // shape.tm), n_tiles=src.blocks, out_blocks=dst.blocks,
+                in_addr=src.addr, in_block_bytes=src.block_bytes, in_row_bytes=src.row_bytes, ih=src.h, iw=src.w,
+                out_addr=dst.addr, out_block_bytes=dst.block_bytes, out_row_bytes=dst.row_bytes, oph=dst.h,
+                opw=dst.w)
+
+
+def lower_jobs(qg: QGraph, shape: Shape) -> Lowered:
+    """The jobs of ``qg`` for an engine of ``shape``, untiled, and the DDR memory map."""
+    layers = qg.graph.layers
+    L = len(layers)
+    tn = shape.tn
+    b = _Builder(qg, shape)
+    alloc = b.alloc
+    alloc.take("header", HEADER.bytes)
+
+    def before(i: int) -> int:
+        """The layer whose output is layer i's input, looking through Flattens (-1: the image)."""
+        k = i - 1
+        while k >= 0 and isinstance(layers[k], Flatten):
+            k -= 1
+        return k
+
+    def canon(pos: int) -> int:
+        """A chain position's first alias: a Flatten's output is its input's bytes."""
+        while pos > 0 and isinstance(layers[pos - 1], Flatten):
+            pos -= 1
+        return pos
+
+    # the shape whose blocked layout each chain position's bytes follow: a Flatten or a ReLU
+    # keeps its input's bytes, so a flattened map stays a map in DDR
+    layout: list[tuple[int, int, int]] = [_chw(qg.graph.input_shape)]
+    for layer in layers:
+        layout.append(layout[-1] if isinstance(layer, (Flatten, ReLU)) else _chw(layer.out_shape))
+    last = layout[L]
+    if last[1] * last[2] > 1:
+        raise XaiHlsError(f"the logits are a flattened {last[0]}x{last[1]}x{last[2]} map; the engine takes logits from "
+                          "a Linear layer or a 1x1 map (add a Linear, or pool to 1x1)")
+
+    # ---- kept state: a ReLU's bits and a max-pool's indices, in their tensor's blocked layout ----
+    mask_base: dict[int, int] = {}
+    index_base: dict[int, int] = {}
+    bits = entries = 0
+    index_bits = 1
+    for i, layer in enumerate(layers):
+        if isinstance(layer, ReLU):
+            k = before(i)
+            if k >= 0 and isinstance(layers[k], ReLU):  # the front end merges them; a Graph made by hand must too
+                raise XaiHlsError(f"layers '{layers[k].name}' and '{layer.name}': two ReLUs in a row; drop one "
+                                  "(the second changes nothing)")
+            mask_base[i] = bits
+            bits += blocked_size(*layout[i], tn) // 2
+        elif isinstance(layer, MaxPool2d):
+            index_base[i] = entries
+            entries += blocked_size(*_chw(layer.out_shape), tn) // 2
+            index_bits = max(index_bits, (layer.kernel[0] * layer.kernel[1] - 1).bit_length())
+
+    # descriptors come first; reserve the most they can take
+    fwd_max = L
+    bwd_max = 1 + sum(lay.stride[0] * lay.stride[1] if isinstance(lay, (Conv2d, MaxPool2d, AvgPool2d)) else 1
+                      for lay in layers)
+    forward_addr = alloc.take("forward descriptors", DESCRIPTOR.bytes * fwd_max)
+    backward_addr = alloc.take("backward descriptors", DESCRIPTOR.bytes * bwd_max)
+
+    # ---- weights (forward and backward copies) and biases: what the image holds ----
+    fw: dict[int, dict] = {}
+    bw: dict[int, list[dict | None]] = {}
+    bias: dict[int, int] = {}
+    diagonal: dict[tuple[int, int], dict] = {}
+
+    def diag(value: int, passes: int) -> dict:
+        if (value, passes) not in diagonal:
+            assert init_end is None, f"diagonal weights {value} x {passes} were not placed with the others"
+            diagonal[value, passes] = b.weights(f"diagonal {value} x {passes} passes", _diag_blob(passes, value, shape))
+        return diagonal[value, passes]
+
+    init_end = None
+    diag(0, 1)  # the weights of a phase no tap reaches (never read: it has no pass)
+
+    for i, layer in enumerate(layers):
+        q = qg.layers[i]
+        if isinstance(layer, Conv2d):
+            kh, kw = layer.kernel
+            kern = q.weight.numpy().astype(np.int64).reshape(layer.out_channels, layer.in_channels, kh * kw)
+            fw[i] = b.weights(f"{layer.name}.weight", _dense_blob(kern, shape))
+            bw[i] = []
+            for (ry, rx), (i0, ty, _), (j0, tx, _) in _phases(layer):
+                if ty and tx:
+                    taps = [(i0 + t * layer.stride[0]) * kw + j0 + u * layer.stride[1] for t in range(ty)
+                            for u in range(tx)]
+                    bw[i].append(b.weights(f"{layer.name}.weight.phase{ry}{rx}",
+                                           _dense_blob(kern[:, :, taps].transpose(1, 0, 2), shape)))
+                else:
+                    bw[i].append(None)  # no tap reaches the phase: its gradient is zero
+        elif isinstance(layer, Linear):
+            order = feature_order(layout[i], tn)  # the input's DDR order, as C-order features
+            wt = q.weight.numpy().astype(np.int64)
+            perm = np.zeros((wt.shape[0], order.size), dtype=np.int64)
+            perm[:, order >= 0] = wt[:, order[order >= 0]]
+            fw[i] = b.weights(f"{layer.name}.weight", _dense_blob(perm[:, :, None], shape))
+            bw[i] = [b.weights(f"{layer.name}.weight.transposed", _dense_blob(perm.T[:, :, None], shape))]
+        elif isinstance(layer, AvgPool2d):
+            diag(int(q.weight[0]), layer.kernel[0] * layer.kernel[1])
+            for _, (_, ty, _), (_, tx, _) in _phases(layer):
+                if ty and tx:
+                    diag(int(q.weight[0]), ty * tx)
+        elif isinstance(layer, MaxPool2d):
+            diag(1 << IDENTITY_FRAC, 1)
+            for _, (_, ty, _), (_, tx, _) in _phases(layer):
+                if ty and tx:
+                    diag(1 << IDENTITY_FRAC, ty * tx)
+        elif isinstance(layer, ReLU):
+            diag(1 << IDENTITY_FRAC, 1)
+        if isinstance(layer, (Conv2d, Linear)):
+            out_c = layer.out_shape[0]
+            padded = np.zeros(-(-out_c // shape.tm) * shape.tm, dtype=np.int64)
+            padded[:out_c] = q.bias.numpy()
+            bias[i] = alloc.take(f"{layer.name}.bias", 2 * padded.size)
+            b.blobs.append((bias[i], padded))
+    init_end = alloc.top
+
+    # ---- run-time regions ----
+    c, h, w = qg.graph.input_shape
+    image = alloc.tensor("image", (c, h, w), tn)
+    work = alloc.tensor("work image", (c, h, w), tn)
+    baseline = alloc.tensor("baseline", (c, h, w), tn)
+    ig_table_addr = alloc.take("ig table", IG_TABLE_BYTES)
+    logits = alloc.tensor("logits", (qg.graph.num_classes,), tn)
+    logits_save = alloc.tensor("saved logits", (qg.graph.num_classes,), tn)
+    result_addr = alloc.take("result", RESULT.bytes)
+    attr = alloc.tensor("attribution", (c, h, w), tn)
+
+    # ---- forward list ----
+    act: dict[int, Tensor] = {0: work}
+    forward: list[Job] = []
+
+    def out_tensor(name: str, end: int) -> Tensor:
+        """Where a job ending at chain position ``end`` writes: the logits region at the end."""
+        if all(isinstance(layers[k], Flatten) for k in range(end, L)):
+            return Tensor(logits.addr, *layout[end], tn)
+        return alloc.tensor(name, layout[end], tn)
+
+    def relu_bits(relu: int, writes: Tensor) -> dict:
+        """The ReLU's bits, addressed through the tensor a job writes or reads them with."""
+        return dict(mask_base=mask_base[relu], mask_plane=writes.plane)
+
+    i = 0
+    while i < L:
+        layer, q = layers[i], qg.layers[i]
+        if isinstance(layer, Flatten):
+            act[i + 1] = act[i]
+            i += 1
+            continue
+        src = act[i]
+        if isinstance(layer, (Conv2d, Linear)):
+            j = i + 1
+            fl = [Flag.BIAS]
+            relu_at = pool_at = None
+            if j < L and isinstance(layers[j], ReLU):
+                fl.append(Flag.RELU)
+                relu_at, j = j, j + 1
+            if isinstance(layer, Conv2d) and j < L and isinstance(layers[j], MaxPool2d):
+                fl.append(Flag.POOL)
+                pool_at, j = j, j + 1
+                if relu_at is None and j < L and isinstance(layers[j], ReLU):
+                    fl.append(Flag.RAP)
+                    relu_at, j = j, j + 1
+            dst = out_tensor(f"{layer.name}.out", j)
+            sh = q.acc_frac - q.out_fmt.frac
+            common = dict(fw[i], layer=i, b_addr=bias[i], bias_shift=q.bias_shift, shift0=sh, shift1=sh, shift2=sh)
+            if isinstance(layer, Conv2d):
+                (kh, kw), (sy, sx), (py, px) = layer.kernel, layer.stride, layer.padding
+                _, oh, ow = layer.out_shape
+                d = dict(_conv_fields(src, dst, layer.out_channels, shape), **common, ky=kh, kx=kw, isy=sy, isx=sx,
+                         iky=1, ikx=1, iy0=-py, ix0=-px, oh=oh, ow=ow)
+                conv_out = Tensor(dst.addr, *_chw(layer.out_shape), tn)
+            else:
+                vsrc = _vector(src)
+                d = dict(_conv_fields(vsrc, dst, layer.out_shape[0], shape), **common, **_one_position())
+                conv_out = dst
+            if relu_at is not None:
+                d.update(relu_bits(relu_at, dst if Flag.RAP in fl else conv_out))
+            if pool_at is not None:
+                p = layers[pool_at]
+                d.update(_pool_fields(p), index_base=index_base[pool_at], index_plane=dst.plane,
+                         oh=(p.out_shape[1] - 1) * p.stride[0] + p.kernel[0])
+            d["flags"] = flags(*fl)
+            forward.append(Job(**d))
+            act[j] = dst
+            i = j
+            continue
+        if isinstance(layer, (MaxPool2d, AvgPool2d, ReLU)):
+            # a diagonal job: the reciprocal (average), or an identity that the write-back pools or clamps
+            j = i + 1
+            fl = [Flag.DIAG]
+            relu_at = None
+            if isinstance(layer, ReLU):
+                fl.append(Flag.RELU)
+                relu_at = i
+            elif j < L and isinstance(layers[j], ReLU):
+                fl.append(Flag.RAP)
+                relu_at, j = j, j + 1
+            dst = out_tensor(f"{layer.name}.out", j)
+            d = dict(_conv_fields(src, dst, src.c, shape), layer=i, iky=1, ikx=1, isy=1, isx=1)
+            if isinstance(layer, AvgPool2d):
+                (kh, kw), (sy, sx) = layer.kernel, layer.stride
+                sh = q.acc_frac - q.out_fmt.frac
+                d.update(diag(int(q.weight[0]), kh * kw), ky=kh, kx=kw, isy=sy, isx=sx, oh=layer.out_shape[1],
+                         ow=layer.out_shape[2], shift0=sh, shift1=sh, shift2=sh)
+            else:
+                d.update(diag(1 << IDENTITY_FRAC, 1), ky=1, kx=1, oh=src.h, ow=src.w, shift0=IDENTITY_FRAC,
+                         shift1=IDENTITY_FRAC, shift2=IDENTITY_FRAC)
+                if isinstance(layer, MaxPool2d):
+                    fl.append(Flag.POOL)
+                    d.update(_pool_fields(layer), index_base=index_base[i], index_plane=dst.plane,
+                             oh=(layer.out_shape[1] - 1) * layer.stride[0] + layer.kernel[0])
+            if relu_at is not None:
+                d.update(relu_bits(relu_at, dst))
+            d["flags"] = flags(*fl)
+            forward.append(Job(**d))
+            act[j] = dst
+            i = j
+            continue
+        raise AssertionError(type(layer).__name__)
+
+    # ---- backward list ----
+    grad: dict[int, Tensor] = {}
+
+    def relu_before(i: int) -> int | None:
+        k = before(i)
+        return k if k >= 0 and isinstance(layers[k], ReLU) else None
+
+    def grad_target(i: int) -> tuple[int, int | None]:
+        """Chain position whose gradient a job for layer i writes, and the ReLU rule it applies."""
+        r = relu_before(i)
+        return (r, r) if r is not None else (i, None)
+
+    def grad_tensor(pos: int) -> Tensor:
+        pos = canon(pos)
+        if pos not in grad:
+            grad[pos] = alloc.tensor(f"grad[{pos}]", layout[pos], tn)
+        return grad[pos]
+
+    backward: list[Job] = []
+    seed_pos, seed_relu = grad_target(L)
+    seed = _vector(grad_tensor(seed_pos))
+    d = dict(op=Op.SEED, layer=L, out_addr=seed.addr, out_block_bytes=seed.block_bytes, out_row_bytes=seed.row_bytes,
+             out_blocks=seed.blocks, oph=1, opw=1, oh=1, ow=qg.graph.num_classes, shift0=qg.seed_fmt.frac)
+    if seed_relu is not None:
+        d.update(relu_bits(seed_relu, seed), flags=flags(Flag.BWD_RELU))
+    backward.append(Job(**d))
+    modes = tuple(qg.grad_formats)
+    pos = seed_pos
+    for i in range(L - 1, -1, -1):
+        layer, q = layers[i], qg.layers[i]
+        if isinstance(layer, (ReLU, Flatten)):
+            continue  # applied by the job that writes the gradient below it / a no-op
+        src = grad_tensor(pos)
+        dst_pos, relu = grad_target(i)
+        dst = grad_tensor(dst_pos)
+        shifts = [0, 0, 0]
+        for mode in modes:
+            g_out, g_in = qg.grad_fmt(mode, i + 1), qg.grad_fmt(mode, i)
+            weight_frac = IDENTITY_FRAC if isinstance(layer, MaxPool2d) else q.weight_fmt.frac
+            shifts[int(mode)] = g_out.frac + weight_frac - g_in.frac
+        common = dict(layer=i, shift0=shifts[0], shift1=shifts[1], shift2=shifts[2],
+                      flags=flags(Flag.BWD_RELU) if relu is not None else 0)
+        if isinstance(layer, Linear):
+            vsrc, vdst = _vector(src), _vector(dst)
+            d = dict(_conv_fields(vsrc, vdst, vdst.c, shape), **bw[i][0], **common, **_one_position())
+            if relu is not None:
+                d.update(relu_bits(relu, vdst))
+            backward.append(Job(**d))
+        else:
+            gsrc, gdst = src, dst  # maps: a conv's or pool's output and input
+            (_, gh, gw), (sy, sx) = _chw(layer.in_shape), layer.stride
+            kw = layer.kernel[1]
+            for k, ((ry, rx), (i0, ty, iy0), (j0, tx, ix0)) in enumerate(_phases(layer)):
+                if not (ty and tx):
+                    ty = tx = 0
+                d = dict(_conv_fields(gsrc, gdst, gdst.c, shape), **common, ky=ty, kx=tx, isy=1, isx=1, iky=-1,
+                         ikx=-1, iy0=iy0, ix0=ix0, oh=len(range(ry, gh, sy)), ow=len(range(rx, gw, sx)), osy=sy,
+                         osx=sx, oyo=ry, oxo=rx)
+                if isinstance(layer, Conv2d):
+                    d.update(bw[i][k] or diag(0, 1))
+                else:
+                    value = (1 << IDENTITY_FRAC) if isinstance(layer, MaxPool2d) else int(q.weight[0])
+                    d.update(diag(value, ty * tx) if ty else diag(0, 1))
+                    d["flags"] |= flags(Flag.DIAG)
+                    if isinstance(layer, MaxPool2d):
+                        # pass (t, u) reads pooled row oy + iy0 - t: window position (i0 + t*sy, j0 + u*sx)
+                        d.update(index_base=index_base[i], index_plane=gsrc.plane, code0=i0 * kw + j0,
+                                 code_ky=sy * kw, code_kx=sx)
+                        d["flags"] |= flags(Flag.GATE)
+                if relu is not None:
+                    d.update(relu_bits(relu, gdst))
+                backward.append(Job(**d))
+        pos = dst_pos
+    grad_input = grad_tensor(0)
+
+    af = qg.attribution_formats
+    gf = [qg.grad_fmt(ReluBackward(k), 0).frac if ReluBackward(k) in qg.grad_formats else 0 for k in range(3)]
+    header = dict(
+        magic=PROGRAM_MAGIC, version=PROGRAM_VERSION, tm=shape.tm, tn=tn, beat_elems=shape.beat_elems,
+        desc_words=DESCRIPTOR.words, n_forward=len(forward), n_backward=len(backward), forward_addr=forward_addr,
+        backward_addr=backward_addr, image_addr=image.addr, work_addr=work.addr, baseline_addr=baseline.addr,
+        ig_table_addr=ig_table_addr, logits_addr=logits.addr, logits_save_addr=logits_save.addr,
+        result_addr=result_addr, attr_addr=attr.addr, grad_input_addr=grad_input.addr, total_bytes=alloc.top,
+        classes=qg.graph.num_classes, in_c=c, in_h=h, in_w=w, input_elems=image.elems, input_frac=qg.input_fmt.frac,
+        grad_frac0=gf[0], grad_frac1=gf[1], grad_frac2=gf[2], ixg_frac=af.input_x_gradient.frac,
+        ig_sum_frac=af.ig_summed_gradient.frac, ig_frac=af.integrated_gradients.frac, data_width=qg.width,
+        index_bits=index_bits, mask_bits=bits, index_entries=entries,
+    )
+    return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end, qg)
+
+
+def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    return (shape[0], 1, 1) if len(shape) == 1 else tuple(shape)
+
+
+def _vector(t: Tensor) -> Tensor:
+    """A tensor's bytes read as a vector of its blocked elements (a flattened map, a vector)."""
+    return Tensor(t.addr, t.elems, 1, 1, t.tn)
+
+
+def _one_position() -> dict:
+    """A fully connected job: one position, one pass, the input a vector."""
+    return dict(ky=1, kx=1, isy=1, isx=1, iky=1, ikx=1, oh=1, ow=1)
+
+
+def _conv_fields(src: Tensor, dst: Tensor, m: int, shape: Shape) -> dict:
+    """The tensor fields of a CONV job reading ``src`` and writing ``m`` channels of ``dst``."""
+    return dict(op=Op.CONV, m_tiles=-(-m // shape.tm), n_tiles=src.blocks, out_blocks=dst.blocks,
+                in_addr=src.addr, in_block_bytes=src.block_bytes, in_row_bytes=src.row_bytes, ih=src.h, iw=src.w,
+                out_addr=dst.addr, out_block_bytes=dst.block_bytes, out_row_bytes=dst.row_bytes, oph=dst.h,
+                opw=dst.w, osy=1, osx=1)
+
+
+def _pool_fields(p) -> dict:
+    return dict(pool_kh=p.kernel[0], pool_kw=p.kernel[1], pool_sh=p.stride[0], pool_sw=p.stride[1],
+                pool_oh=p.out_shape[1], pool_ow=p.out_shape[2])
+
+
+def _phases(layer) -> list[tuple[tuple[int, int], tuple[int, int, int], tuple[int, int, int]]]:
+    """The stride phases of a conv's or pool's transposed pass that hold output pixels:
+    ((ry, rx), (i0, taps_y, iy0), (j0, taps_x, ix0)) (``_phase_taps``)."""
+    (kh, kw), (sy, sx) = layer.kernel, layer.stride
+    py, px = layer.padding if isinstance(layer, Conv2d) else (0, 0)
+    _, h, w = _chw(layer.in_shape)
+    return [((ry, rx), _phase_taps(kh, sy, py, ry), _phase_taps(kw, sx, px, rx))
+            for ry in range(min(sy, h)) for rx in range(min(sx, w))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiling and the Program image
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Buffers:
+    """On-chip buffer depths the jobs are tiled for: input words per bank, accumulators per
+    lane, weight rows (of tn weights) per set."""
+
+    in_depth: int
+    out_depth: int
+    w_depth: int
+
+
+def _load_span(d: Job) -> tuple[int, int]:
+    """(load_lo, rows beyond the first) of the input rows one grid row needs over its passes."""
+    if d.ky == 0:
+        return 0, 0
+    reach = (d.ky - 1) * d.iky
+    return d.iy0 + min(0, reach), abs(reach)
+
+
+def tile_job(d: Job, shape: Shape, buffers: Buffers) -> Job:
+    """Row tiles of a CONV job: as many grid rows as the input and accumulator buffers hold
+    (with a fused pool, whole pooled rows). XaiHlsError if one row does not fit."""
+    if d.op != Op.CONV:
+        return d
+    lo, span = _load_span(d)
+
+    def in_rows(rows: int) -> int:
+        return 0 if d.ky == 0 else (rows - 1) * d.isy + span + 1
+
+    def fits(rows: int) -> bool:
+        return rows * d.ow <= buffers.out_depth and in_rows(rows) * d.iw <= buffers.in_depth
+
+    if d.passes * shape.tm > buffers.w_depth:
+        raise XaiHlsError(f"layer {d.layer}: {d.passes} kernel taps of {shape.tm} rows need {d.passes * shape.tm} "
+                          f"weight-buffer rows; the engine has {buffers.w_depth}")
+    if d.has(Flag.POOL):
+        k, s = d.pool_kh, d.pool_sh
+        pooled = max((p for p in range(1, d.pool_oh + 1) if fits((p - 1) * s + k)), default=0)
+        if not pooled:
+            raise XaiHlsError(_no_fit(d, k, in_rows(k), buffers))
+        rows, step = (pooled - 1) * s + k, pooled * s
+        tiles = -(-d.pool_oh // pooled)
+    else:
+        rows = max((r for r in range(1, d.oh + 1) if fits(r)), default=0)
+        if not rows:
+            raise XaiHlsError(_no_fit(d, 1, in_rows(1), buffers))
+        step, tiles = rows, -(-d.oh // rows)
+    last = d.oh - (tiles - 1) * step
+    return dataclasses.replace(
+        d, row_tiles=tiles, tile_rows=min(rows, d.oh), last_rows=last, tile_step=step, load_lo=lo,
+        load_rows=in_rows(min(rows, d.oh)), load_rows_last=in_rows(last), load_step=step * d.isy,
+        walk_row=d.isy * d.iw, walk_pass_row=d.iky * d.iw, walk_origin=(d.iy0 - lo) * d.iw + d.ix0)
+
+
+def _no_fit(d: Job, rows: int, input_rows: int, buffers: Buffers) -> str:
+    return (f"layer {d.layer}: one row tile needs {input_rows * d.iw} input words and {rows * d.ow} accumulators "
+            f"per lane; the buffers hold {buffers.in_depth} and {buffers.out_depth}")
+
+
+@dataclass(frozen=True, eq=False)
+class ProgramV2:
+    """A tiled Program: header, jobs, memory map and the initial DDR image (header, descriptors,
+    weights, biases; the rest starts as zeros)."""
+
+    shape: Shape
+    buffers: Buffers
+    header: dict
+    forward: tuple[Job, ...]
+    backward: tuple[Job, ...]
+    regions: tuple[Region, ...]
+    image: bytes
+    qgraph: QGraph = field(repr=False)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.header["total_bytes"]
+
+    def region(self, name: str) -> Region:
+        return next(r for r in self.regions if r.name == name)
+
+    def ddr(self) -> np.ndarray:
+        """A fresh DDR array (uint8) with the Program loaded."""
+        mem = np.zeros(self.total_bytes, dtype=np.uint8)
+        mem[: len(self.image)] = np.frombuffer(self.image, dtype=np.uint8)
+        return mem
+
+    def input_tensor(self, name: str) -> Tensor:
+        h = self.header
+        return Tensor(h[f"{name}_addr"], h["in_c"], h["in_h"], h["in_w"], self.shape.tn)
+
+
+def tiled(lowered: Lowered, buffers: Buffers) -> tuple[tuple[Job, ...], tuple[Job, ...]]:
+    tile = lambda jobs: tuple(tile_job(d, lowered.shape, buffers) for d in jobs)  # noqa: E731
+    return tile(lowered.forward), tile(lowered.backward)
+
+
+def encode(lowered: Lowered, buffers: Buffers) -> ProgramV2:
+    """Tile the jobs and write the DDR image; XaiHlsError names a field the engine cannot hold."""
+    forward, backward = tiled(lowered, buffers)
+    h = lowered.header
+    image = bytearray(lowered.init_end)
+    image[: HEADER.bytes] = HEADER.encode(h)
+    names = [layer.name for layer in lowered.qgraph.graph.layers] + ["logits"]
+    for base, jobs, direction in ((h["forward_addr"], forward, "forward"), (h["backward_addr"], backward, "backward")):
+        for k, d in enumerate(jobs):
+            image[base + DESCRIPTOR.bytes * k: base + DESCRIPTOR.bytes * (k + 1)] = \
+                d.encode(f"layer '{names[d.layer]}' ({direction}): ")
+    for addr, values in lowered.blobs:
+        assert addr + 2 * values.size <= lowered.init_end, "a blob outside the image"
+        image[addr: addr + 2 * values.size] = values.astype("<i2").tobytes()
+    return ProgramV2(lowered.shape, buffers, h, forward, backward, lowered.regions, bytes(image), lowered.qgraph)
+
+
+def lower(qg: QGraph, shape: Shape, buffers: Buffers) -> ProgramV2:
+    """The Program v2 of ``qg`` for an engine of ``shape`` with ``buffers``."""
+    return encode(lower_jobs(qg, shape), buffers)

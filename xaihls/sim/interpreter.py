@@ -1,0 +1,320 @@
+"""The Program v2 interpreter: the engine's semantics, job by job, over a flat DDR array.
+
+It reads the header and every descriptor from DDR (so a field the compiler got wrong shows
+here), and runs each CONV job as the hardware does, tile by tile: the tile's input rows of
+one block from DDR into the buffer, its weights from the stream, every pass (tap) as a walk
+over the tile's positions with the buffer address the descriptor's walk fields give, the
+accumulation of Tm x Tn products, then the write-back (bias, requantization, ReLU and its
+bit, the pool and its index, the backward ReLU rule) into the blocked output tensor. ReLU
+bits and pool indices live in on-chip memories addressed as docs/contract.md says. Bit-exact
+with the golden model (tests/test_interpreter.py); the HLS and RTL engines implement the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from xaihls.errors import XaiHlsError
+from xaihls.methods import PREDICT_CODE, PostProcess, ReluBackward, ig_constants, method_of_code
+from xaihls.numerics import FixedFormat, count_saturated, round_shift, saturate
+from xaihls.plan.contract import DESCRIPTOR, HEADER, MAX_IG_STEPS, PROGRAM_MAGIC, PROGRAM_VERSION, RESULT, Flag, Op
+from xaihls.plan.lowering import Job, ProgramV2, Shape, from_blocked, job_from_bytes, to_blocked
+
+SATURATION_KINDS = ("forward", "backward", "post")
+
+
+def _relu_rule(g: np.ndarray, bits: np.ndarray, mode: int) -> np.ndarray:
+    if mode == ReluBackward.DECONV:
+        return np.maximum(g, 0)
+    g = g * bits
+    return np.maximum(g, 0) if mode == ReluBackward.GUIDED else g
+
+
+@dataclass
+class Run:
+    logits: np.ndarray  # int16 codes
+    predicted: int
+    target: int
+    attribution: np.ndarray | None  # codes, C x H x W
+    saturations: tuple[int, ...]  # per SATURATION_KINDS
+
+
+class Engine:
+    """One engine (Tm x Tn MAC array) with its DDR, ReLU-bit memory and pool-index memory."""
+
+    def __init__(self, program: ProgramV2):
+        self.program = program
+        self.ddr = program.ddr()
+        h = HEADER.decode(self.ddr[: HEADER.bytes].tobytes())
+        if h["magic"] != PROGRAM_MAGIC or h["version"] != PROGRAM_VERSION or h["desc_words"] != DESCRIPTOR.words:
+            raise XaiHlsError(f"not an xaihls Program version {PROGRAM_VERSION} (magic {h['magic']:#x}, "
+                              f"version {h['version']})")
+        self.h = h
+        self.shape = Shape(h["tm"], h["tn"], h["beat_elems"])
+        self.mask = np.zeros(max(h["mask_bits"], 1), dtype=np.int64)
+        self.index = np.zeros(max(h["index_entries"], 1), dtype=np.int64)
+        self.forward = self._jobs(h["forward_addr"], h["n_forward"])
+        self.backward = self._jobs(h["backward_addr"], h["n_backward"])
+        self.saturated = [0, 0, 0]
+        self.kind = 0
+
+    # ---- DDR ----
+    def _jobs(self, addr: int, count: int) -> list[Job]:
+        size = DESCRIPTOR.bytes
+        return [job_from_bytes(self.ddr[addr + k * size: addr + (k + 1) * size].tobytes()) for k in range(count)]
+
+    def read16(self, addr: int, count: int) -> np.ndarray:
+        if addr < 0 or addr + 2 * count > self.ddr.size:
+            raise AssertionError(f"a read outside the Program's DDR: {addr}+{2 * count}")
+        return self.ddr[addr: addr + 2 * count].view("<i2").astype(np.int64)
+
+    def write16(self, addr: int, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype="<i2").reshape(-1)
+        if addr < 0 or addr + 2 * values.size > self.ddr.size:
+            raise AssertionError(f"a write outside the Program's DDR: {addr}+{2 * values.size}")
+        self.ddr[addr: addr + 2 * values.size] = values.view(np.uint8)
+
+    def read32(self, addr: int, count: int) -> np.ndarray:
+        return self.ddr[addr: addr + 4 * count].view("<i4").astype(np.int64)
+
+    def write32(self, addr: int, values) -> None:
+        self.ddr[addr: addr + 4 * len(values)] = np.asarray(values, dtype="<i4").view(np.uint8)
+
+    def _requant(self, acc: np.ndarray, shift: int) -> np.ndarray:
+        fmt = FixedFormat(self.h["data_width"], 0)
+        wide = round_shift(torch.from_numpy(np.ascontiguousarray(acc, dtype=np.int64)), shift)
+        self.saturated[self.kind] += count_saturated(wide, fmt)
+        return saturate(wide, fmt).numpy()
+
+    # ---- the host's side ----
+    def load_inputs(self, image_q: np.ndarray, baseline_q: np.ndarray | None, steps: int, rule: str) -> None:
+        """Write the image and baseline (C, H, W codes) blocked, and the IG table."""
+        tn = self.shape.tn
+        self.write16(self.h["image_addr"], to_blocked(image_q, tn))
+        base = np.zeros_like(image_q) if baseline_q is None else baseline_q
+        self.write16(self.h["baseline_addr"], to_blocked(base, tn))
+        self.write32(self.h["ig_table_addr"], ig_constants(steps, rule, self.h["data_width"]).table())
+
+    def attribution(self) -> np.ndarray:
+        h = self.h
+        return from_blocked(self.read16(h["attr_addr"], h["input_elems"]), h["in_c"], h["in_h"], h["in_w"],
+                            self.shape.tn)
+
+    # ---- the controller ----
+    def run(self, method_code: int, target: int, steps: int) -> Run:
+        h = self.h
+        n = h["input_elems"]
+        self.saturated = [0, 0, 0]
+        self.write16(h["work_addr"], self.read16(h["image_addr"], n))
+        self._list(self.forward, 0, 0)
+        logits = self.read16(h["logits_addr"], h["classes"])
+        predicted = int(np.argmax(logits))  # the first maximum
+        target = predicted if target < 0 else target
+        attr = None
+        if method_code != PREDICT_CODE:
+            method = method_of_code(method_code)
+            self.write16(h["attr_addr"], self._attribute(method, target, steps))
+            attr = self.attribution().astype(np.int16)
+        self.write32(h["result_addr"], [predicted, target, *self.saturated])
+        result = RESULT.decode(self.ddr[h["result_addr"]: h["result_addr"] + RESULT.bytes].tobytes())
+        return Run(logits.astype(np.int16), predicted, target, attr,
+                   (result["sat_forward"], result["sat_backward"], result["sat_post"]))
+
+    def _attribute(self, method, target: int, steps: int) -> np.ndarray:
+        h = self.h
+        n = h["input_elems"]
+        mode = int(method.relu_backward)
+        x = self.read16(h["image_addr"], n)
+        if method.post is PostProcess.INTEGRATED:
+            if not 2 <= steps <= MAX_IG_STEPS:
+                raise ValueError(f"steps {steps} outside 2..{MAX_IG_STEPS}")
+            table = self.read32(h["ig_table_addr"], 2 + 2 * steps)
+            alpha_frac, weight_frac = int(table[0]), int(table[1])
+            base = self.read16(h["baseline_addr"], n)
+            diff = x - base
+            total = np.zeros(n, dtype=np.int64)
+            classes = h["classes"]
+            self.write16(h["logits_save_addr"], self.read16(h["logits_addr"], classes))
+            for k in range(steps):
+                alpha, weight = int(table[2 + 2 * k]), int(table[3 + 2 * k])
+                self.kind = 2
+                self.write16(h["work_addr"], self._requant((base << alpha_frac) + alpha * diff, alpha_frac))
+                self._list(self.forward, 0, 0)
+                self._list(self.backward, mode, target)
+                total += weight * self.read16(h["grad_input_addr"], n)
+            self.write16(h["logits_addr"], self.read16(h["logits_save_addr"], classes))
+            self.kind = 2
+            summed = self._requant(total, weight_frac + h["grad_frac0"] - h["ig_sum_frac"])
+            return self._requant(diff * summed, h["input_frac"] + h["ig_sum_frac"] - h["ig_frac"])
+        self._list(self.backward, mode, target)
+        g = self.read16(h["grad_input_addr"], n)
+        self.kind = 2
+        if method.post is PostProcess.ABS:
+            return self._requant(np.abs(g), 0)
+        if method.post is PostProcess.TIMES_INPUT:
+            grad_frac = (h["grad_frac0"], h["grad_frac1"], h["grad_frac2"])[mode]
+            return self._requant(x * g, h["input_frac"] + grad_frac - h["ixg_frac"])
+        return g
+
+    def _list(self, jobs: list[Job], mode: int, target: int) -> None:
+        self.kind = 0 if jobs is self.forward else 1
+        for d in jobs:
+            if d.op == Op.CONV:
+                self._conv(d, mode)
+            elif d.op == Op.SEED:
+                self._seed(d, mode, target)
+            else:
+                raise AssertionError(f"op {d.op} in a job list")
+
+    # ---- jobs ----
+    def _seed(self, d: Job, mode: int, target: int) -> None:
+        lanes = d.out_blocks * self.shape.tn
+        g = np.zeros(lanes, dtype=np.int64)
+        g[target] = 1 << d.shift0
+        if d.has(Flag.BWD_RELU):
+            g = _relu_rule(g, self.mask[d.mask_base + np.arange(lanes)], mode)
+        self.write16(d.out_addr, g)
+
+    def _n_tiles(self, d: Job, mt: int) -> range:
+        if not d.has(Flag.DIAG):
+            return range(d.n_tiles)
+        per = self.shape.tm // self.shape.tn
+        return range(mt * per, min((mt + 1) * per, d.n_tiles))
+
+    def _conv(self, d: Job, mode: int) -> None:
+        tm, tn = self.shape.tm, self.shape.tn
+        shift = (d.shift0, d.shift1, d.shift2)[mode]
+        for mt in range(d.m_tiles):
+            bias = self.read16(d.b_addr + 2 * tm * mt, tm) if d.has(Flag.BIAS) else np.zeros(tm, np.int64)
+            for rt in range(d.row_tiles):
+                last = rt == d.row_tiles - 1
+                r0 = rt * d.tile_step
+                rows = d.last_rows if last else d.tile_rows
+                acc = np.zeros((tm, rows * d.ow), dtype=np.int64)
+                if d.passes:
+                    for k, nt in enumerate(self._n_tiles(d, mt)):
+                        buf, first = self._load_input(d, nt, rt, last)
+                        w_addr = d.w_addr + mt * d.w_mt_bytes + k * d.w_nt_bytes
+                        weights = self.read16(w_addr, d.passes * tm * tn).reshape(d.passes, tm, tn)
+                        for ky in range(d.ky):
+                            for kx in range(d.kx):
+                                x = self._operands(d, buf, first, nt, r0, rows, ky, kx)
+                                acc += weights[ky * d.kx + kx] @ x
+                self._write_back(d, mt, r0, rows, acc + (bias << d.bias_shift)[:, None], shift, mode)
+
+    def _load_input(self, d: Job, nt: int, rt: int, last: bool) -> tuple[np.ndarray, int]:
+        """The tile's input rows of block ``nt`` (tn x rows x iw; rows outside the map stay zero)
+        and the input row its buffer row 0 holds."""
+        tn = self.shape.tn
+        first = rt * d.load_step + d.load_lo
+        count = d.load_rows_last if last else d.load_rows
+        buf = np.zeros((tn, count * d.iw), dtype=np.int64)
+        for y in range(max(first, 0), min(first + count, d.ih)):
+            row = self.read16(d.in_addr + nt * d.in_block_bytes + y * d.in_row_bytes, d.iw * tn)
+            buf[:, (y - first) * d.iw:(y - first + 1) * d.iw] = row.reshape(d.iw, tn).T
+        return buf, first
+
+    def _operands(self, d: Job, buf: np.ndarray, first: int, nt: int, r0: int, rows: int, ky: int, kx: int):
+        """Operand n of every position of the tile at pass (ky, kx): tn x positions."""
+        r = np.arange(rows)[:, None]
+        c = np.arange(d.ow)[None, :]
+        y = (r0 + r) * d.isy + ky * d.iky + d.iy0
+        x = c * d.isx + kx * d.ikx + d.ix0
+        valid = ((y >= 0) & (y < d.ih) & (x >= 0) & (x < d.iw)).reshape(-1)
+        addr = (d.walk_origin + r * d.walk_row + ky * d.walk_pass_row + c * d.isx + kx * d.ikx).reshape(-1)
+        expect = ((y - first) * d.iw + x).reshape(-1)
+        assert np.array_equal(addr[valid], expect[valid]), f"layer {d.layer}: walk fields disagree with the geometry"
+        out = np.zeros((self.shape.tn, addr.size), dtype=np.int64)
+        out[:, valid] = buf[:, addr[valid]]
+        if d.has(Flag.GATE):
+            tn = self.shape.tn
+            pixel = (y * d.iw + x).reshape(-1)[valid]
+            entries = d.index_base + (nt * d.index_plane + pixel)[None, :] * tn + np.arange(tn)[:, None]
+            code = d.code0 + ky * d.code_ky + kx * d.code_kx
+            out[:, valid] *= self.index[entries] == code
+        return out
+
+    def _write_back(self, d: Job, mt: int, r0: int, rows: int, v: np.ndarray, shift: int, mode: int) -> None:
+        """Requantize a finished row tile and store it (blocks of the m-tile that the tensor has)."""
+        tm, tn = self.shape.tm, self.shape.tn
+        for g in range(tm // tn):
+            block = mt * tm // tn + g
+            if block >= d.out_blocks:
+                break
+            lanes = v[g * tn:(g + 1) * tn]
+            if d.has(Flag.POOL):
+                self._pool(d, block, r0, rows, lanes)
+                continue
+            out = self._requant(lanes, shift)
+            oy = (r0 + np.arange(rows))[:, None] * d.osy + d.oyo
+            ox = np.arange(d.ow)[None, :] * d.osx + d.oxo
+            pixel = (oy * d.opw + ox).reshape(-1)
+            bits = d.mask_base + ((block * d.mask_plane + pixel)[None, :] * tn + np.arange(tn)[:, None])
+            if d.has(Flag.RELU):
+                self.mask[bits] = lanes > 0
+                out = np.maximum(out, 0)
+            if d.has(Flag.RAP):
+                self.mask[bits] = out > 0
+                out = np.maximum(out, 0)
+            if d.has(Flag.BWD_RELU):
+                out = _relu_rule(out, self.mask[bits], mode)
+            self._store(d, block, pixel, out)
+
+    def _store(self, d: Job, block: int, pixel: np.ndarray, out: np.ndarray) -> None:
+        tn = self.shape.tn
+        view = self.ddr[d.out_addr + block * d.out_block_bytes:].view("<i2")
+        view[(pixel[None, :] * tn + np.arange(tn)[:, None]).reshape(-1)] = out.reshape(-1)
+
+    def _pool(self, d: Job, block: int, r0: int, rows: int, lanes: np.ndarray) -> None:
+        tn = self.shape.tn
+        kh, kw, sh, sw = d.pool_kh, d.pool_kw, d.pool_sh, d.pool_sw
+        relu = d.has(Flag.RELU)
+        if relu:  # the bit of every conv output of the tile, from the accumulator
+            pixel = ((r0 + np.arange(rows))[:, None] * d.ow + np.arange(d.ow)[None, :]).reshape(-1)
+            self.mask[d.mask_base + (block * d.mask_plane + pixel)[None, :] * tn + np.arange(tn)[:, None]] = lanes > 0
+        rank = np.maximum(lanes, 0) if relu else lanes
+        p0 = r0 // sh
+        p1 = min(d.pool_oh, p0 + (rows - kh) // sh + 1)
+        py, px = np.arange(p0, p1), np.arange(d.pool_ow)
+        win_y = (py * sh - r0)[:, None] + np.arange(kh)[None, :]
+        win_x = (px * sw)[:, None] + np.arange(kw)[None, :]
+        grid = rank.reshape(tn, rows, d.ow)
+        windows = grid[:, win_y[:, :, None, None], win_x[None, None, :, :]].transpose(0, 1, 3, 2, 4)
+        windows = windows.reshape(tn, py.size, px.size, kh * kw)
+        index = windows.argmax(-1)  # first maximum in raster order
+        values = lanes.reshape(tn, rows, d.ow)[:, win_y[:, :, None, None], win_x[None, None, :, :]]
+        values = values.transpose(0, 1, 3, 2, 4).reshape(tn, py.size, px.size, kh * kw)
+        best = np.take_along_axis(values, index[..., None], -1)[..., 0]
+        out = self._requant(best, d.shift0)
+        if relu:
+            out = np.maximum(out, 0)
+        pixel = (py[:, None] * d.pool_ow + px[None, :]).reshape(-1)
+        entries = (block * d.index_plane + pixel)[None, :] * tn + np.arange(tn)[:, None]
+        self.index[d.index_base + entries] = index.reshape(tn, -1)
+        out = out.reshape(tn, -1)
+        if d.has(Flag.RAP):
+            self.mask[d.mask_base + (block * d.mask_plane + pixel)[None, :] * tn + np.arange(tn)[:, None]] = out > 0
+            out = np.maximum(out, 0)
+        self._store(d, block, pixel, out)
+
+
+def run_batch(program: ProgramV2, x_q: torch.Tensor, method_code: int, target: torch.Tensor | None, steps: int,
+              rule: str, baseline_q: torch.Tensor | None):
+    """Each image of a quantized batch (N, C, H, W): int64 tensors (logits, target, attribution
+    or None) and each run's saturation counters."""
+    engine = Engine(program)
+    logits, targets, attrs, counters = [], [], [], []
+    for k in range(x_q.shape[0]):
+        base = None if baseline_q is None else baseline_q[k].numpy()
+        engine.load_inputs(x_q[k].numpy(), base, steps, rule)
+        r = engine.run(method_code, -1 if target is None else int(target[k]), steps)
+        logits.append(r.logits)
+        targets.append(r.target)
+        counters.append(r.saturations)
+        if r.attribution is not None:
+            attrs.append(r.attribution)
+    as_t = lambda a: torch.from_numpy(np.stack(a).astype(np.int64))  # noqa: E731
+    return as_t(logits), torch.tensor(targets, dtype=torch.int64), (as_t(attrs) if attrs else None), counters
