@@ -110,3 +110,51 @@ def estimate_resources(cfg: EngineConfig) -> ResourceEstimate:
     ff = cfg.macs * FF_PER_MAC + cfg.tm * FF_PER_LANE + FF_CONTROL
     dsp = cfg.macs + SETUP_DSPS + (BACKWARD_DSPS if cfg.backward else 0)
     return ResourceEstimate(lut, ff, dsp, sum(brams.values()), 0, brams)
+
+
+@dataclass(frozen=True)
+class EngineV2:
+    """What an Engine v2 is built with (docs/engine_v2.md); its Program must fit it.
+
+    ``tm`` x ``tn`` MAC array; ``beat_elems`` 16-bit elements per AXI beat (the AXI data width
+    / 16); ``in_depth`` words per input-buffer bank, ``out_depth`` accumulators per lane,
+    ``w_depth`` weight rows (of tn weights) per set; the kept-state memories (``mask_bits``,
+    ``index_entries`` of ``index_bits``) and the IG-sum memory (``input_elems``); the clock,
+    DDR bytes per cycle and DDR read latency (cycles) the cost model uses; ``backward``: False
+    for an inference-only build.
+    """
+
+    tm: int
+    tn: int
+    beat_elems: int
+    in_depth: int
+    out_depth: int
+    w_depth: int
+    mask_bits: int
+    index_entries: int
+    index_bits: int
+    input_elems: int
+    clock_mhz: float
+    bytes_per_cycle: float
+    ddr_latency: int = 24
+    backward: bool = True
+
+    @property
+    def macs(self) -> int:
+        return self.tm * self.tn
+
+    @property
+    def axi_data_bits(self) -> int:
+        return 16 * self.beat_elems
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def for_program(cls, program, clock_mhz: float, bytes_per_cycle: float, ddr_latency: int = 24,
+                    backward: bool = True) -> "EngineV2":
+        """The smallest engine that runs ``program`` (xaihls.plan.lowering.ProgramV2)."""
+        h, s, b = program.header, program.shape, program.buffers
+        return cls(s.tm, s.tn, s.beat_elems, b.in_depth, b.out_depth, b.w_depth, h["mask_bits"],
+                   h["index_entries"], h["index_bits"], h["input_elems"], clock_mhz, bytes_per_cycle, ddr_latency,
+                   backward)
