@@ -1,0 +1,587 @@
+// The controller (docs/engine_v2.md, "The controller"): reads the header and checks it, copies
+// the image to the work tensor, runs the forward list, picks the predicted class (the first
+// maximum of the logits), and for an attribution method runs the backward list under the
+// method's ReLU rule and the post-processing (integrated gradients: per step the path point,
+// the forward and backward lists and the sum, with the image's logits kept and written back);
+// then writes the result record with the three saturation counters.
+//
+// One decode stage: a descriptor's (or the header's) beats land in one register; the units
+// take the narrow fields they need from it when a job starts, and the few products a job's
+// running sums start from are made here, one a cycle, on one multiplier.
+//
+// Status (RETURN): BUS_ERROR (an SLVERR/DECERR response; the run stops at the next job
+// boundary), BAD_PROGRAM (not a version-2 Program for this array and AXI width), BAD_ARGUMENT
+// (method, target or steps out of range, or a Program larger than this build's memories).
+// Profile entries {phase, cycles}: 1 header, 2 image copy, 3 forward job, 4 argmax + result,
+// 5 backward job, 6 post-processing, 7 IG table, 8 IG path point, 9 IG sum, 10 logits saved/restored.
+
+import xaihls_contract_pkg::*;
+import xaihls_engine_pkg::*;
+
+module xaihls_ctrl #(
+    parameter int TM            = 8,
+    parameter int TN            = 4,
+    parameter int E             = 4,
+    parameter int MASK_BITS     = 4096,
+    parameter int INDEX_ENTRIES = 1024,
+    parameter int INPUT_ELEMS   = 4096,   // the largest input the integrated-gradients sum holds
+    parameter int BACKWARD      = 1,
+    parameter int OFF_BITS      = 24,
+    parameter int LEN_BITS      = 20,
+    parameter int IXW           = 8,
+    parameter int PROFILE_DEPTH = 512,
+    parameter int SB            = 3
+) (
+    input  logic                     clk,
+    input  logic                     rst,
+
+    input  logic                     start,
+    input  logic [5:0]               ddr_base_lo,   // the DDR base's low bits (it must be 64-byte aligned)
+    input  logic [31:0]              method,
+    input  logic [31:0]              target_arg,
+    input  logic [31:0]              steps,
+    output logic                     busy,
+    output logic                     done,
+    output logic [31:0]              status,
+    output logic [31:0]              run_cycles,
+    output logic [31:0]              profile_count,
+    output logic                     prof_we,
+    output logic [$clog2(PROFILE_DEPTH)-1:0] prof_waddr,
+    output logic [31:0]              prof_wdata,
+    input  logic                     rd_err,
+    input  logic                     wr_err,
+    output logic                     err_clear,
+
+    // the units
+    output logic                     job_start,
+    output logic [1:0]               job_kind,
+    output descriptor_t              desc,
+    output post_cfg_t                post,
+    output logic [1:0]               mode,
+    output logic [15:0]              target,
+    output logic [OFF_BITS-1:0]      lo_off,
+    output logic [OFF_BITS-1:0]      step_off,
+    output logic [IXW-1:0]           lo_iw,
+    output logic [IXW-1:0]           step_iw,
+    output logic [OFF_BITS-1:0]      oyo_rb,
+    output logic [OFF_BITS-1:0]      osy_rb,
+    output logic [15:0]              span,
+    output logic [15:0]              sh_ow,
+    input  logic                     units_busy,
+    input  logic [SB-1:0]            sat,
+
+    // the controller's own DDR traffic
+    output logic                     rd_cmd_valid,
+    input  logic                     rd_cmd_ready,
+    output logic [OFF_BITS-1:0]      rd_cmd_off,
+    output logic [LEN_BITS-1:0]      rd_cmd_beats,
+    input  logic                     rd_valid,
+    output logic                     rd_ready,
+    input  logic [E*16-1:0]          rd_data,
+    input  logic [LEN_BITS-1:0]      rd_beat,
+    input  logic                     rd_last,
+    output logic                     wr_cmd_valid,
+    input  logic                     wr_cmd_ready,
+    output logic [OFF_BITS-1:0]      wr_cmd_off,
+    output logic [LEN_BITS-1:0]      wr_cmd_beats,
+    output logic                     wr_valid,
+    input  logic                     wr_ready,
+    output logic [E*16-1:0]          wr_data,
+    input  logic                     wr_idle
+);
+    localparam int DW  = E * 16;                        // bits a beat
+    localparam int RAW_BEATS = (DESCRIPTOR_WORDS * 32 + DW - 1) / DW;
+    localparam int HDR_BEATS = (HEADER_WORDS * 32 + DW - 1) / DW;
+    localparam int RES_BEATS = (RESULT_WORDS * 32 + DW - 1) / DW;
+    localparam int PW  = $clog2(PROFILE_DEPTH);
+
+    initial begin
+        if (HEADER_WORDS > DESCRIPTOR_WORDS) $error("xaihls_ctrl: the header must fit the descriptor register");
+    end
+
+    // ---------------------------------------------------------------- the decode register
+    logic [RAW_BEATS*DW-1:0] raw;
+    header_t hdr;
+    assign desc = descriptor_t'(raw[DESCRIPTOR_WORDS*32-1:0]);
+    assign hdr  = header_t'(raw[HEADER_WORDS*32-1:0]);
+
+    // header fields the run needs
+    logic [OFF_BITS-1:0] a_forward, a_backward, a_image, a_work, a_baseline, a_igtab, a_logits, a_save,
+                         a_result, a_attr, a_grad;
+    logic [15:0]  n_forward, n_backward, classes;
+    logic [23:0]  in_beats;
+    logic signed [7:0] f_input, f_grad0, f_grad1, f_grad2, f_ixg, f_igsum, f_ig;
+
+    // ---------------------------------------------------------------- state
+    typedef enum logic [4:0] {
+        S_IDLE, S_HDR, S_HDR_WAIT, S_CHECK, S_NEXT, S_DESC, S_DESC_WAIT, S_PRODUCTS, S_RUN, S_RUN_WAIT,
+        S_ARGMAX, S_ARGMAX_WAIT, S_IGH, S_IGH_WAIT, S_RESULT, S_RESULT_BEATS, S_RESULT_WAIT, S_FINISH
+    } st_t;
+    st_t st;
+
+    // what the run does next
+    typedef enum logic [3:0] {
+        P_COPY, P_FWD, P_ARGMAX, P_BWD, P_FINAL, P_SAVE, P_IGTAB, P_IGENTRY, P_IGPOINT, P_IGFWD, P_IGBWD,
+        P_IGACC, P_RESTORE, P_IGSUM, P_IGFINAL, P_DONE
+    } ph_t;
+    ph_t ph, after;
+
+    logic [2:0]   meth;
+    logic [1:0]   run_mode;   // the method's ReLU rule (the forward list runs with RELU_MASK)
+    logic [15:0]  n_steps;
+    logic signed [31:0] targ;
+    logic [31:0]  cyc, t0;
+    logic [31:0]  sat_fwd, sat_bwd, sat_post;
+    logic [1:0]   sat_kind;
+    logic [OFF_BITS-1:0] list_addr;
+    logic [15:0]  list_left;
+    logic         list_bwd;
+    logic [15:0]  predicted, best_idx, el_idx;
+    logic signed [15:0] best_val;
+    logic [$clog2(E)-1+1:0] scan;
+    logic [15:0]  step;
+    logic signed [7:0]  alpha_frac, weight_frac;
+    logic signed [17:0] alpha, weight;
+    logic         guard;
+    logic [7:0]   log_kind;
+    logic [3:0]   prod_i;
+    logic [$clog2(RES_BEATS+1)-1:0] res_beat;
+
+    logic [27:0] pair_unused;
+    logic any_err;
+    assign any_err = rd_err || wr_err;
+
+    task automatic log_phase(input logic [7:0] kind);
+        if (profile_count < 32'(PROFILE_DEPTH)) begin
+            prof_we <= 1'b1;
+            prof_waddr <= PW'(profile_count);
+            prof_wdata <= {kind, 24'((cyc - t0) > 32'hff_ffff ? 32'hff_ffff : (cyc - t0))};
+            profile_count <= profile_count + 1;
+        end
+        t0 <= cyc;
+    endtask
+
+    // ---- the products a job's running sums start from: one a cycle, (a, b) chosen by prod_i
+    logic signed [24:0] m_a;
+    logic signed [17:0] m_b;
+    localparam int PRW = (OFF_BITS > IXW) ? ((OFF_BITS > 16) ? OFF_BITS : 16) : ((IXW > 16) ? IXW : 16);
+    logic [PRW-1:0]     m_p;
+    logic [3:0]         m_i;
+    always_comb begin
+        m_a = '0;
+        m_b = '0;
+        case (prod_i)
+            4'd0: begin m_a = 25'(desc.in_row_bytes); m_b = 18'(desc.load_lo); end
+            4'd1: begin m_a = 25'(desc.in_row_bytes); m_b = 18'(desc.load_step); end
+            4'd2: begin m_a = 25'(desc.iw); m_b = 18'(desc.load_lo); end
+            4'd3: begin m_a = 25'(desc.iw); m_b = 18'(desc.load_step); end
+            4'd4: begin m_a = 25'(desc.out_row_bytes); m_b = 18'(desc.oyo); end
+            4'd5: begin m_a = 25'(desc.out_row_bytes); m_b = 18'(desc.osy); end
+            4'd6: begin m_a = 25'(desc.ow) - 25'sd1; m_b = 18'(desc.osx); end
+            4'd7: begin m_a = 25'(desc.ow); m_b = 18'(desc.pool_sh); end
+            default: ;
+        endcase
+    end
+    always_ff @(posedge clk) begin
+        m_p <= PRW'(m_a * m_b);
+        m_i <= prod_i;
+    end
+
+    // ---- argmax over a beat: element `scan` of the held beat
+    logic signed [15:0] el_val;
+    assign el_val = $signed(rd_data[16*scan[$clog2(E)-1:0] +: 16]);
+
+    // ---- the result record, beat by beat
+    logic [RES_BEATS*DW-1:0] result_bits;
+    assign result_bits = (RES_BEATS*DW)'({sat_post, sat_bwd, sat_fwd, 16'd0, target, 16'd0, predicted});
+
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            st <= S_IDLE;
+            busy <= 1'b0;
+            done <= 1'b0;
+            status <= '0;
+            run_cycles <= '0;
+            profile_count <= '0;
+            prof_we <= 1'b0;
+            rd_cmd_valid <= 1'b0;
+            wr_cmd_valid <= 1'b0;
+            wr_valid <= 1'b0;
+            job_start <= 1'b0;
+            err_clear <= 1'b0;
+            cyc <= '0;
+            guard <= 1'b0;
+            rd_ready <= 1'b0;
+            prod_i <= 4'd15;
+        end else begin
+            done <= 1'b0;
+            prof_we <= 1'b0;
+            job_start <= 1'b0;
+            err_clear <= 1'b0;
+            guard <= 1'b0;
+            cyc <= cyc + 1;
+            if (rd_cmd_valid && rd_cmd_ready) rd_cmd_valid <= 1'b0;
+            if (wr_cmd_valid && wr_cmd_ready) wr_cmd_valid <= 1'b0;
+            case (sat_kind)
+                2'd0: sat_fwd <= sat_fwd + 32'(sat);
+                2'd1: sat_bwd <= sat_bwd + 32'(sat);
+                default: sat_post <= sat_post + 32'(sat);
+            endcase
+            // products land two cycles after their index
+            case (m_i)
+                4'd0: lo_off <= OFF_BITS'(m_p);
+                4'd1: step_off <= OFF_BITS'(m_p);
+                4'd2: lo_iw <= IXW'(m_p);
+                4'd3: step_iw <= IXW'(m_p);
+                4'd4: oyo_rb <= OFF_BITS'(m_p);
+                4'd5: osy_rb <= OFF_BITS'(m_p);
+                4'd6: span <= 16'(m_p) + 16'd1;
+                4'd7: sh_ow <= 16'(m_p);
+                default: ;
+            endcase
+
+            case (st)
+                S_IDLE: if (start) begin
+                    busy <= 1'b1;
+                    status <= '0;
+                    err_clear <= 1'b1;
+                    meth <= method > 32'd7 ? 3'd7 : 3'(method);
+                    targ <= $signed(target_arg);
+                    n_steps <= (steps > 32'd65535) ? 16'hffff : 16'(steps);
+                    run_mode <= (method == 32'(METHOD_GUIDED_BACKPROP)) ? 2'(RELU_GUIDED)
+                          : (method == 32'(METHOD_DECONVNET)) ? 2'(RELU_DECONV) : 2'(RELU_MASK);
+                    sat_fwd <= '0;
+                    sat_bwd <= '0;
+                    sat_post <= '0;
+                    sat_kind <= 2'd0;
+                    cyc <= '0;
+                    t0 <= '0;
+                    profile_count <= '0;
+                    st <= S_HDR;
+                end
+                S_HDR: begin
+                    rd_cmd_valid <= 1'b1;
+                    rd_cmd_off <= '0;
+                    rd_cmd_beats <= LEN_BITS'(HDR_BEATS);
+                    rd_ready <= 1'b1;
+                    st <= S_HDR_WAIT;
+                end
+                S_HDR_WAIT, S_DESC_WAIT: if (rd_valid) begin
+                    for (int b = 0; b < RAW_BEATS; b++) if (rd_beat == LEN_BITS'(b)) raw[b*DW +: DW] <= rd_data;
+                    if (rd_last) begin
+                        rd_ready <= 1'b0;
+                        st <= (st == S_HDR_WAIT) ? S_CHECK : S_PRODUCTS;
+                        prod_i <= 4'd0;
+                    end
+                end
+                S_CHECK: begin
+                    prod_i <= 4'd15;
+                    a_forward <= OFF_BITS'(hdr.forward_addr);
+                    a_backward <= OFF_BITS'(hdr.backward_addr);
+                    a_image <= OFF_BITS'(hdr.image_addr);
+                    a_work <= OFF_BITS'(hdr.work_addr);
+                    a_baseline <= OFF_BITS'(hdr.baseline_addr);
+                    a_igtab <= OFF_BITS'(hdr.ig_table_addr);
+                    a_logits <= OFF_BITS'(hdr.logits_addr);
+                    a_save <= OFF_BITS'(hdr.logits_save_addr);
+                    a_result <= OFF_BITS'(hdr.result_addr);
+                    a_attr <= OFF_BITS'(hdr.attr_addr);
+                    a_grad <= OFF_BITS'(hdr.grad_input_addr);
+                    n_forward <= hdr.n_forward;
+                    n_backward <= hdr.n_backward;
+                    classes <= hdr.classes;
+                    in_beats <= hdr.input_elems >> $clog2(E);
+                    f_input <= hdr.input_frac;
+                    f_grad0 <= hdr.grad_frac0;
+                    f_grad1 <= hdr.grad_frac1;
+                    f_grad2 <= hdr.grad_frac2;
+                    f_ixg <= hdr.ixg_frac;
+                    f_igsum <= hdr.ig_sum_frac;
+                    f_ig <= hdr.ig_frac;
+                    log_phase(8'd1);
+                    if (any_err) begin
+                        status[STATUS_BUS_ERROR] <= 1'b1;
+                        st <= S_FINISH;
+                    end else if (hdr.magic != PROGRAM_MAGIC || 32'(hdr.version) != PROGRAM_VERSION ||
+                                 32'(hdr.desc_words) != DESCRIPTOR_WORDS || hdr.data_width != 8'd16 ||
+                                 32'(hdr.tm) != TM || 32'(hdr.tn) != TN || 32'(hdr.beat_elems) != E) begin
+                        status[STATUS_BAD_PROGRAM] <= 1'b1;
+                        st <= S_FINISH;
+                    end else if (meth > 3'd6 || (BACKWARD == 0 && meth != 3'd0) ||
+                                 (meth == 3'(METHOD_INTEGRATED_GRADIENTS) && (n_steps < 16'd2 || n_steps > 16'(MAX_IG_STEPS))) ||
+                                 targ >= $signed({16'd0, hdr.classes}) || ddr_base_lo != '0 ||
+                                 (OFF_BITS < 32 && hdr.total_bytes > (32'd1 << OFF_BITS)) ||
+                                 (BACKWARD != 0 && (32'(hdr.input_elems) > INPUT_ELEMS || 32'(hdr.mask_bits) > MASK_BITS ||
+                                                    32'(hdr.index_entries) > INDEX_ENTRIES))) begin
+                        status[STATUS_BAD_ARGUMENT] <= 1'b1;
+                        st <= S_FINISH;
+                    end else begin
+                        ph <= P_COPY;
+                        st <= S_NEXT;
+                    end
+                end
+
+                // ---------------- what comes next
+                S_NEXT: begin
+                    if (any_err) begin
+                        status[STATUS_BUS_ERROR] <= 1'b1;
+                        st <= S_FINISH;
+                    end else begin
+                        // a post-processing op, unless the phase says otherwise
+                        post.first <= 1'b0;
+                        post.src0 <= '0;
+                        post.src1 <= '0;
+                        post.src2 <= '0;
+                        post.k0 <= 18'sd1;
+                        post.k1 <= 18'sd0;
+                        post.shift <= '0;
+                        post.beats <= in_beats;
+                        job_kind <= JOB_POST;
+                        sat_kind <= 2'd2;
+                        st <= S_RUN;
+                        case (ph)
+                            P_COPY: begin
+                                post.op <= POST_COPY;
+                                post.src0 <= 32'(a_image);
+                                post.dst <= 32'(a_work);
+                                log_kind <= 8'd2;
+                                after <= P_FWD;
+                            end
+                            P_FWD, P_IGFWD: begin
+                                list_addr <= a_forward;
+                                list_left <= n_forward;
+                                list_bwd <= 1'b0;
+                                after <= (ph == P_FWD) ? P_ARGMAX : P_IGBWD;
+                                st <= S_DESC;
+                            end
+                            P_BWD, P_IGBWD: begin
+                                list_addr <= a_backward;
+                                list_left <= n_backward;
+                                list_bwd <= 1'b1;
+                                after <= (ph == P_BWD) ? P_FINAL : P_IGACC;
+                                st <= S_DESC;
+                            end
+                            P_ARGMAX: st <= S_ARGMAX;
+                            P_FINAL: begin
+                                post.src0 <= 32'(a_grad);
+                                post.dst <= 32'(a_attr);
+                                log_kind <= 8'd6;
+                                after <= P_DONE;
+                                case (meth)
+                                    3'(METHOD_SALIENCY): post.op <= POST_ABS;
+                                    3'(METHOD_INPUT_X_GRADIENT): begin
+                                        post.op <= POST_IXG;
+                                        post.src0 <= 32'(a_image);
+                                        post.src1 <= 32'(a_grad);
+                                        post.shift <= f_input + ((run_mode == 2'd1) ? f_grad1 : (run_mode == 2'd2) ? f_grad2 : f_grad0)
+                                                      - f_ixg;
+                                    end
+                                    default: post.op <= POST_COPY;
+                                endcase
+                            end
+                            P_SAVE, P_RESTORE: begin
+                                post.op <= POST_COPY;
+                                post.src0 <= 32'((ph == P_SAVE) ? a_logits : a_save);
+                                post.dst <= 32'((ph == P_SAVE) ? a_save : a_logits);
+                                post.beats <= 24'((32'(classes) + E - 1) / E);
+                                log_kind <= 8'd10;
+                                after <= (ph == P_SAVE) ? P_IGTAB : P_IGSUM;
+                            end
+                            P_IGTAB, P_IGENTRY: st <= S_IGH;
+                            P_IGPOINT: begin
+                                post.op <= POST_IG_POINT;
+                                post.src0 <= 32'(a_image);
+                                post.src1 <= 32'(a_baseline);
+                                post.dst <= 32'(a_work);
+                                post.k0 <= alpha;
+                                post.k1 <= (18'sd1 <<< alpha_frac) - alpha;
+                                post.shift <= alpha_frac;
+                                log_kind <= 8'd8;
+                                after <= P_IGFWD;
+                            end
+                            P_IGACC: begin
+                                post.op <= POST_IG_ACC;
+                                post.src0 <= 32'(a_grad);
+                                post.k0 <= weight;
+                                post.first <= step == '0;
+                                log_kind <= 8'd9;
+                                step <= step + 1'b1;
+                                after <= (step + 1'b1 < n_steps) ? P_IGENTRY : P_RESTORE;
+                            end
+                            P_IGSUM: begin
+                                post.op <= POST_IG_SUM;
+                                post.dst <= 32'(a_attr);
+                                post.shift <= weight_frac + f_grad0 - f_igsum;
+                                log_kind <= 8'd6;
+                                after <= P_IGFINAL;
+                            end
+                            P_IGFINAL: begin
+                                post.op <= POST_IG_FINAL;
+                                post.src0 <= 32'(a_image);
+                                post.src1 <= 32'(a_baseline);
+                                post.src2 <= 32'(a_attr);
+                                post.dst <= 32'(a_attr);
+                                post.shift <= f_input + f_igsum - f_ig;
+                                log_kind <= 8'd6;
+                                after <= P_DONE;
+                            end
+                            default: st <= S_RESULT;   // P_DONE
+                        endcase
+                    end
+                end
+
+                // ---------------- a job list: fetch, decode, run
+                S_DESC: begin
+                    if (list_left == '0) begin
+                        ph <= after;
+                        st <= S_NEXT;
+                    end else begin
+                        rd_cmd_valid <= 1'b1;
+                        rd_cmd_off <= list_addr;
+                        rd_cmd_beats <= LEN_BITS'(RAW_BEATS);
+                        rd_ready <= 1'b1;
+                        st <= S_DESC_WAIT;
+                    end
+                end
+                S_PRODUCTS: begin
+                    prod_i <= (prod_i == 4'd15) ? 4'd15 : prod_i + 1'b1;
+                    if (prod_i == 4'd10) begin   // the last product has landed
+                        prod_i <= 4'd15;
+                        sat_kind <= list_bwd ? 2'd1 : 2'd0;
+                        mode <= list_bwd ? run_mode : 2'(RELU_MASK);
+                        log_kind <= list_bwd ? 8'd5 : 8'd3;
+                        list_addr <= list_addr + OFF_BITS'(DESCRIPTOR_WORDS * 4);
+                        list_left <= list_left - 1'b1;
+                        if (any_err) begin
+                            status[STATUS_BUS_ERROR] <= 1'b1;
+                            st <= S_FINISH;
+                        end else if (32'(desc.op) == OP_CONV || 32'(desc.op) == OP_SEED) begin
+                            job_kind <= (32'(desc.op) == OP_SEED) ? JOB_SEED : JOB_CONV;
+                            st <= S_RUN;
+                        end else begin
+                            status[STATUS_BAD_PROGRAM] <= 1'b1;
+                            st <= S_FINISH;
+                        end
+                    end
+                end
+                S_RUN: begin
+                    job_start <= 1'b1;
+                    guard <= 1'b1;
+                    st <= S_RUN_WAIT;
+                end
+                S_RUN_WAIT: if (!guard && !job_start && !units_busy && wr_idle) begin
+                    log_phase(log_kind);
+                    if (job_kind == JOB_POST) begin
+                        ph <= after;
+                        st <= S_NEXT;
+                    end else begin
+                        st <= S_DESC;
+                    end
+                end
+
+                // ---------------- argmax (first maximum) and the result's first words
+                S_ARGMAX: begin
+                    rd_cmd_valid <= 1'b1;
+                    rd_cmd_off <= a_logits;
+                    rd_cmd_beats <= LEN_BITS'((32'(classes) + E - 1) / E);
+                    scan <= '0;
+                    el_idx <= '0;
+                    best_idx <= '0;
+                    best_val <= '0;
+                    st <= S_ARGMAX_WAIT;
+                end
+                S_ARGMAX_WAIT: if (rd_valid) begin
+                    rd_ready <= 1'b0;
+                    if (el_idx < classes && (el_idx == '0 || el_val > best_val)) begin
+                        best_val <= el_val;
+                        best_idx <= el_idx;
+                    end
+                    el_idx <= el_idx + 1'b1;
+                    scan <= scan + 1'b1;
+                    if (32'(scan) == E - 2) rd_ready <= 1'b1;   // the beat's last element is next
+                    if (32'(scan) == E - 1) begin
+                        scan <= '0;
+                        rd_ready <= 1'b0;
+                        if (rd_last) begin
+                            st <= S_RESULT;
+                            ph <= P_ARGMAX;
+                        end
+                    end
+                end
+
+                // ---------------- the IG table: (alpha_frac, weight_frac), then (alpha, weight) of a step
+                S_IGH: begin
+                    rd_cmd_valid <= 1'b1;
+                    rd_cmd_off <= (ph == P_IGTAB) ? a_igtab
+                                : (a_igtab + OFF_BITS'(8) + OFF_BITS'({step, 3'b000})) & ~OFF_BITS'(2 * E - 1);
+                    rd_cmd_beats <= LEN_BITS'(1);
+                    rd_ready <= 1'b1;
+                    st <= S_IGH_WAIT;
+                end
+                S_IGH_WAIT: if (rd_valid) begin
+                    logic [63:0] pair;
+                    pair = rd_data[64 * ((ph == P_IGTAB) ? 0 : (32'(step) + 1) % (E / 4)) +: 64];
+                    pair_unused <= {pair[31:18], pair[63:50]};
+                    rd_ready <= 1'b0;
+                    log_phase(8'd7);
+                    if (ph == P_IGTAB) begin
+                        alpha_frac <= 8'($signed(pair[31:0]));
+                        weight_frac <= 8'($signed(pair[63:32]));
+                        step <= '0;
+                        ph <= P_IGENTRY;
+                    end else begin
+                        alpha <= 18'($signed(pair[31:0]));
+                        weight <= 18'($signed(pair[63:32]));
+                        ph <= P_IGPOINT;
+                    end
+                    st <= S_NEXT;
+                end
+
+                // ---------------- the result record (predicted, target, then the counters at the end)
+                S_RESULT: begin
+                    if (ph == P_ARGMAX) begin
+                        predicted <= best_idx;
+                        target <= (targ < 0) ? best_idx : 16'(targ);
+                    end
+                    wr_cmd_valid <= 1'b1;
+                    wr_cmd_off <= a_result;
+                    wr_cmd_beats <= LEN_BITS'(RES_BEATS);
+                    res_beat <= '0;
+                    st <= S_RESULT_BEATS;
+                end
+                S_RESULT_BEATS: if (!wr_valid || wr_ready) begin
+                    if (32'(res_beat) == RES_BEATS) begin
+                        wr_valid <= 1'b0;
+                        guard <= 1'b1;
+                        st <= S_RESULT_WAIT;
+                    end else begin
+                        wr_valid <= 1'b1;
+                        wr_data <= result_bits[32'(res_beat) * DW +: DW];
+                        res_beat <= res_beat + 1'b1;
+                    end
+                end
+                S_RESULT_WAIT: if (!guard && !wr_cmd_valid && wr_idle) begin
+                    if (ph == P_ARGMAX) begin
+                        log_phase(8'd4);
+                        ph <= (meth == 3'd0) ? P_DONE : (meth == 3'(METHOD_INTEGRATED_GRADIENTS)) ? P_SAVE : P_BWD;
+                        st <= (meth == 3'd0) ? S_FINISH : S_NEXT;
+                    end else begin
+                        st <= S_FINISH;
+                    end
+                end
+
+                S_FINISH: if (!guard && wr_idle && !units_busy) begin
+                    if (any_err) status[STATUS_BUS_ERROR] <= 1'b1;
+                    busy <= 1'b0;
+                    done <= 1'b1;
+                    run_cycles <= cyc;
+                    st <= S_IDLE;
+                end
+                default: st <= S_IDLE;
+            endcase
+        end
+    end
+
+    logic unused;
+    assign unused = ^{hdr, pair_unused};
+endmodule

@@ -1,0 +1,547 @@
+// The walker (docs/engine_v2.md, "The CONV job"): for every tile it feeds the MAC array one
+// position a cycle, pass (kernel tap) after pass, and loads the next pass's weights into the
+// shadow chain while the current pass runs; for post-processing it feeds a chunk's elements to
+// lanes 0..E-1.
+//
+// Position (r, c) of pass (ky, kx) reads buffer word walk_origin + r*walk_row + ky*walk_pass_row
+// + c*isx + kx*ikx; its operands are zero outside the input map (0 <= y < ih, 0 <= x < iw) and,
+// with GATE, where the kept pool index of the channel differs from the pass's code. Every
+// address is a running sum: no multiplication. Guarantees: a pass starts only when its weights
+// are in the shadow chain, its tile is loaded and, on a row tile's first pass, an output set is
+// free; a position is re-read at least TN + 2 cycles after it was read (the accumulator's
+// read-to-write latency); a tile's buffers are released after its last read, and an output set
+// is handed to the write-back after the row tile's last sum is written.
+
+import xaihls_contract_pkg::*;
+import xaihls_engine_pkg::*;
+
+module xaihls_walker #(
+    parameter int TM         = 8,
+    parameter int TN         = 4,
+    parameter int E          = 4,
+    parameter int IN_DEPTH   = 1024,
+    parameter int W_DEPTH    = 64,
+    parameter int OUT_DEPTH  = 256,
+    parameter int IG_WORDS   = 0,
+    parameter int CHUNK      = 64,
+    parameter int INDEX_BITS = 2,
+    parameter int IXW        = 8,         // index-memory word address bits
+    parameter int BACKWARD   = 1,
+    parameter int IAW        = $clog2(IN_DEPTH),
+    parameter int WAW        = $clog2(W_DEPTH),
+    parameter int OAW        = $clog2(OUT_DEPTH),
+    parameter int AAW        = $clog2(OUT_DEPTH + IG_WORDS)
+) (
+    input  logic                     clk,
+    input  logic                     rst,
+
+    input  logic                     start,
+    input  logic [1:0]               kind,
+    input  descriptor_t              desc,
+    input  post_cfg_t                post,
+    input  logic [IXW-1:0]           lo_iw,      // load_lo * iw (mod 2**IXW)
+    input  logic [IXW-1:0]           step_iw,    // load_step * iw
+    output logic                     busy,
+
+    input  logic [1:0]               loaded,     // tiles loaded and not yet taken
+    output logic                     loaded_take,
+    output logic                     free_give,  // a tile's buffers (two sets after a post chunk)
+    output logic                     free_give2,
+    input  logic [1:0]               out_free,   // output sets the write-back released
+    output logic                     out_take,
+    output logic                     out_give,   // an output set is complete
+
+    output logic [WAW:0]             w_raddr,
+    input  logic [TN*16-1:0]         w_rdata,
+    output logic [IAW:0]             in_raddr,
+    input  logic [TN*16-1:0]         in_rdata,
+    output logic [IXW-1:0]           ix_raddr,
+    input  logic [TN*INDEX_BITS-1:0] ix_rdata,
+
+    output logic                     w_shift,
+    output logic                     swap,
+    output logic [TN*16-1:0]         x,
+    output logic [TN-1:0]            x_keep,
+    output logic                     post_mode,
+    output logic [E*18-1:0]          post_a,
+    output logic [E*18-1:0]          post_b,
+    output logic                     acc_zero,
+    output logic [AAW-1:0]           acc_addr,
+    output logic                     acc_we,
+    output logic                     out_we,
+    output logic                     out_set,
+    output logic [OAW-1:0]           out_addr
+);
+    localparam int TPB = TM / TN;
+    localparam int GAP = TN + 2;          // cycles between the starts of two passes
+    localparam int GW  = $clog2(GAP + 1);
+    localparam int RW  = $clog2(TM + 1);
+
+    // ---------------------------------------------------------------- configuration
+    logic               is_post, diag, gate;
+    logic [11:0]        m_tiles, row_tiles, n_tiles, tile_rows, last_rows, ow;
+    logic signed [13:0] ih, iw, isx, ikx, isy, iky, iy0, ix0, load_step;
+    logic [4:0]         ky_n, kx_n;
+    logic [IAW-1:0]     walk_origin, walk_row, walk_pass_row, a_isx, a_ikx;
+    logic [IXW-1:0]     ix_base, ix_plane, ix_isx, ix_ikx, ix_row, ix_pass_row, ix_lo, ix_step;
+    logic [7:0]         code0, code_ky, code_kx;
+    logic [2:0]         pc_op;
+    logic               pc_first;
+    logic signed [17:0] pc_k0, pc_k1;
+
+    function automatic logic [11:0] klast(input logic [11:0] mt);
+        if (!diag) return n_tiles - 1'b1;
+        if (12'(mt * TPB) + 12'(TPB) > n_tiles) return n_tiles - 12'(mt * TPB) - 1'b1;
+        return 12'(TPB - 1);
+    endfunction
+
+    // ---------------------------------------------------------------- fill: shadow chain
+    typedef enum logic [1:0] {F_IDLE, F_WAIT, F_READ} fst_t;
+    fst_t fst;
+    logic [11:0]    f_mt, f_rt, f_k;
+    logic [4:0]     f_ky, f_kx;
+    logic           f_set;
+    logic [WAW-1:0] f_row;
+    logic [RW-1:0]  f_r;
+    logic           shadow_full, shadow_free, fill_shift;
+    logic [GW:0]    free_count;
+
+    // ---------------------------------------------------------------- issue: positions
+    typedef enum logic [1:0] {I_IDLE, I_WAIT, I_RUN} ist_t;
+    ist_t ist;
+    logic [11:0]    i_mt, i_rt, i_k, i_klast, r, c, rows;
+    logic [4:0]     i_ky, i_kx;
+    logic           i_set, o_set;
+    logic [OAW-1:0] p;
+    logic [GW-1:0]  gap;
+    // running sums at position (0, 0) of the current pass (P_), of pass (ky, 0) (K_), of the
+    // current grid row (Q_) and of the current position (C_); tile bases (T_)
+    logic [IAW-1:0]     P_a, K_a, Q_a, C_a;
+    logic signed [13:0] P_y, K_y, Q_y, P_x, C_x, T_y;
+    logic [IXW-1:0]     P_g, K_g, Q_g, C_g, G_mt, G_nt, F_iw;
+    logic [7:0]         P_cd, K_cd;
+    logic               yok_row;
+    // post
+    logic [23:0]        p_left;
+    logic [AAW-1:0]     p_ig;          // the chunk's first integrated-gradients word
+    logic               p_pass, p_two;
+
+    logic first_pass, final_pass, tile_end;
+    assign first_pass = i_k == '0 && i_ky == '0 && i_kx == '0;
+    assign tile_end   = i_ky == ky_n - 1'b1 && i_kx == kx_n - 1'b1;
+    assign final_pass = i_k == i_klast && tile_end;
+
+    logic pos_last;
+    assign pos_last = is_post ? (12'(p) == rows - 1'b1) : (r == rows - 1'b1 && c == ow - 1'b1);
+
+    // stage 0 (registered): the reads of a position
+    logic           s0_valid, s0_keep, s0_swap, s0_zero, s0_accwe, s0_outwe, s0_oset, s0_bconst;
+    logic [7:0]     s0_code;
+    logic [AAW-1:0] s0_acc;
+    logic [OAW-1:0] s0_out;
+    logic [1:0]     s0_amode;   // post: 0 as read, 1 |.|, 2 negated, 3 zero
+    logic signed [17:0] s0_k;
+    logic [WAW:0]   w_raddr_post;
+
+    // out_give once the row tile's last sum is written (TN + 4 cycles after its issue)
+    localparam int DONE_DELAY = TN + 4;
+    logic [DONE_DELAY-1:0] done_pipe;
+    logic fin_now;   // the issue of an output set's last position
+    assign fin_now = ist == I_RUN && pos_last && (is_post ? !(p_two && !p_pass) : final_pass);
+
+    // the running sums a row tile's next tile starts from
+    logic [IXW-1:0]     g_tile, g_next;
+    logic signed [13:0] y_tile;
+    always_comb begin
+        g_next = diag ? G_nt + ix_plane : ix_base;
+        if (i_k != i_klast) begin
+            g_tile = G_nt + ix_plane + F_iw;
+            y_tile = T_y;
+        end else if (i_rt != row_tiles - 1'b1) begin
+            g_tile = G_mt + F_iw + ix_step;
+            y_tile = T_y + load_step;
+        end else begin
+            g_tile = g_next + ix_lo;
+            y_tile = iy0;
+        end
+    end
+
+    function automatic logic in_map(input logic signed [13:0] v, input logic signed [13:0] n);
+        return v >= 0 && v < n;
+    endfunction
+
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            fst <= F_IDLE;
+            ist <= I_IDLE;
+            shadow_full <= 1'b0;
+            shadow_free <= 1'b1;
+            fill_shift <= 1'b0;
+            free_count <= '0;
+            loaded_take <= 1'b0;
+            free_give <= 1'b0;
+            free_give2 <= 1'b0;
+            out_take <= 1'b0;
+            s0_valid <= 1'b0;
+            s0_swap <= 1'b0;
+            done_pipe <= '0;
+            gap <= '0;
+            is_post <= 1'b0;
+        end else begin
+            loaded_take <= 1'b0;
+            free_give <= 1'b0;
+            free_give2 <= 1'b0;
+            out_take <= 1'b0;
+            s0_valid <= 1'b0;
+            s0_swap <= 1'b0;
+            if (gap != '0) gap <= gap - 1'b1;
+            fill_shift <= fst == F_READ;
+            if (free_count != '0) begin
+                free_count <= free_count - 1'b1;
+                if (free_count == 1) shadow_free <= 1'b1;
+            end
+            if (fill_shift && fst != F_READ) shadow_full <= 1'b1;
+
+            if (start && fst == F_IDLE && ist == I_IDLE) begin
+                is_post <= kind == JOB_POST;
+                diag <= desc.flags[FLAG_DIAG];
+                gate <= BACKWARD != 0 && desc.flags[FLAG_GATE];
+                m_tiles <= desc.m_tiles;
+                row_tiles <= desc.row_tiles;
+                n_tiles <= desc.n_tiles;
+                tile_rows <= desc.tile_rows;
+                last_rows <= desc.last_rows;
+                ow <= desc.ow;
+                ih <= 14'(desc.ih);
+                iw <= 14'(desc.iw);
+                ky_n <= desc.ky;
+                kx_n <= desc.kx;
+                walk_origin <= IAW'(desc.walk_origin);
+                walk_row <= IAW'(desc.walk_row);
+                walk_pass_row <= IAW'(desc.walk_pass_row);
+                a_isx <= IAW'(desc.isx);
+                a_ikx <= IAW'(desc.ikx);
+                isx <= 14'(desc.isx);
+                ikx <= 14'(desc.ikx);
+                isy <= 14'(desc.isy);
+                iky <= 14'(desc.iky);
+                iy0 <= desc.iy0;
+                ix0 <= desc.ix0;
+                load_step <= 14'(desc.load_step);
+                ix_base <= IXW'(desc.index_base / TN);
+                ix_plane <= IXW'(desc.index_plane);
+                ix_isx <= IXW'(desc.isx);
+                ix_ikx <= IXW'(desc.ikx);
+                ix_row <= IXW'(desc.walk_row);
+                ix_pass_row <= IXW'(desc.walk_pass_row);
+                ix_lo <= lo_iw;
+                ix_step <= step_iw;
+                code0 <= desc.code0;
+                code_ky <= 8'(desc.code_ky);
+                code_kx <= 8'(desc.code_kx);
+                pc_op <= post.op;
+                pc_first <= post.first;
+                pc_k0 <= post.k0;
+                pc_k1 <= post.k1;
+                f_mt <= '0; f_rt <= '0; f_k <= '0; f_ky <= '0; f_kx <= '0; f_set <= 1'b0; f_row <= '0;
+                i_mt <= '0; i_rt <= '0; i_k <= '0; i_ky <= '0; i_kx <= '0; i_set <= 1'b0; o_set <= 1'b0;
+                i_klast <= !desc.flags[FLAG_DIAG] ? desc.n_tiles - 1'b1
+                         : (desc.n_tiles < 12'(TPB)) ? desc.n_tiles - 1'b1 : 12'(TPB - 1);
+                // the first pass of the first tile
+                P_a <= IAW'(desc.walk_origin);
+                K_a <= IAW'(desc.walk_origin);
+                P_y <= desc.iy0;
+                K_y <= desc.iy0;
+                T_y <= desc.iy0;
+                P_x <= desc.ix0;
+                G_mt <= IXW'(desc.index_base / TN);
+                G_nt <= IXW'(desc.index_base / TN);
+                F_iw <= lo_iw;
+                P_g <= IXW'(desc.index_base / TN) + lo_iw;
+                K_g <= IXW'(desc.index_base / TN) + lo_iw;
+                P_cd <= desc.code0;
+                K_cd <= desc.code0;
+                shadow_full <= 1'b0;
+                shadow_free <= 1'b1;
+                p_left <= post.beats;
+                p_ig <= AAW'(OUT_DEPTH);
+                p_pass <= 1'b0;
+                p_two <= post.op == POST_IG_POINT || post.op == POST_IG_FINAL;
+                if (kind == JOB_POST) begin
+                    ist <= I_WAIT;
+                end else if (kind == JOB_CONV && desc.ky != '0 && desc.kx != '0) begin
+                    fst <= F_WAIT;
+                    ist <= I_WAIT;
+                end
+            end
+
+            // ---------------- fill: the TM rows of a pass into the shadow chain, row 0 first
+            case (fst)
+                F_WAIT: if (shadow_free && (f_ky != '0 || f_kx != '0 || loaded != 2'd0)) begin
+                    if (f_ky == '0 && f_kx == '0) loaded_take <= 1'b1;
+                    shadow_free <= 1'b0;
+                    f_r <= '0;
+                    fst <= F_READ;
+                end
+                F_READ: begin
+                    f_row <= f_row + 1'b1;
+                    f_r <= f_r + 1'b1;
+                    if (f_r == RW'(TM - 1)) begin
+                        fst <= F_WAIT;
+                        if (f_kx != kx_n - 1'b1) f_kx <= f_kx + 1'b1;
+                        else begin
+                            f_kx <= '0;
+                            if (f_ky != ky_n - 1'b1) f_ky <= f_ky + 1'b1;
+                            else begin
+                                f_ky <= '0;
+                                f_row <= '0;
+                                f_set <= !f_set;
+                                if (f_k != klast(f_mt)) f_k <= f_k + 1'b1;
+                                else begin
+                                    f_k <= '0;
+                                    if (f_rt != row_tiles - 1'b1) f_rt <= f_rt + 1'b1;
+                                    else begin
+                                        f_rt <= '0;
+                                        f_mt <= f_mt + 1'b1;
+                                        if (f_mt + 1'b1 == m_tiles) fst <= F_IDLE;
+                                    end
+                                end
+                            end
+                        end
+                    end
+                end
+                default: ;
+            endcase
+
+            // ---------------- issue: wait for a pass's conditions
+            if (ist == I_WAIT) begin
+                if (is_post) begin
+                    if (p_pass) begin
+                        if (gap == '0) ist <= I_RUN;        // the second pass of a chunk
+                    end else if (p_left == '0) begin
+                        ist <= I_IDLE;
+                    end else if (loaded != 2'd0 && out_free != 2'd0) begin
+                        loaded_take <= 1'b1;
+                        out_take <= 1'b1;
+                        rows <= (p_left > 24'(CHUNK)) ? 12'(CHUNK) : 12'(p_left);
+                        p <= '0;
+                        ist <= I_RUN;
+                    end
+                end else if (shadow_full && gap == '0 && (!first_pass || out_free != 2'd0)) begin
+                    if (first_pass) out_take <= 1'b1;
+                    rows <= (i_rt == row_tiles - 1'b1) ? last_rows : tile_rows;
+                    shadow_full <= 1'b0;
+                    free_count <= (GW+1)'(TN + 1);
+                    r <= '0;
+                    c <= '0;
+                    p <= '0;
+                    Q_a <= P_a;
+                    C_a <= P_a;
+                    Q_y <= P_y;
+                    C_x <= P_x;
+                    Q_g <= P_g;
+                    C_g <= P_g;
+                    yok_row <= in_map(P_y, ih);
+                    ist <= I_RUN;
+                end
+            end
+
+            // ---------------- issue: the positions of a CONV pass
+            if (ist == I_RUN && !is_post) begin
+                if (p == '0) gap <= GW'(GAP - 1);
+                s0_swap <= p == '0;
+                s0_valid <= 1'b1;
+                s0_keep <= yok_row && in_map(C_x, iw);
+                s0_code <= P_cd;
+                s0_zero <= first_pass;
+                s0_acc <= AAW'(p);
+                s0_out <= p;
+                s0_accwe <= 1'b1;
+                s0_outwe <= final_pass;
+                s0_oset <= o_set;
+                in_raddr <= {i_set, C_a};
+                ix_raddr <= C_g;
+                p <= p + 1'b1;
+                if (c == ow - 1'b1) begin
+                    c <= '0;
+                    r <= r + 1'b1;
+                    Q_a <= Q_a + walk_row;
+                    C_a <= Q_a + walk_row;
+                    Q_y <= Q_y + isy;
+                    yok_row <= in_map(Q_y + isy, ih);
+                    C_x <= P_x;
+                    Q_g <= Q_g + ix_row;
+                    C_g <= Q_g + ix_row;
+                end else begin
+                    c <= c + 1'b1;
+                    C_a <= C_a + a_isx;
+                    C_x <= C_x + isx;
+                    C_g <= C_g + ix_isx;
+                end
+                if (pos_last) begin
+                    ist <= I_WAIT;
+                    if (i_kx != kx_n - 1'b1) begin
+                        // the next tap of the pass row
+                        i_kx <= i_kx + 1'b1;
+                        P_a <= P_a + a_ikx;
+                        P_x <= P_x + ikx;
+                        P_g <= P_g + ix_ikx;
+                        P_cd <= P_cd + code_kx;
+                    end else if (i_ky != ky_n - 1'b1) begin
+                        // the next pass row
+                        i_kx <= '0;
+                        i_ky <= i_ky + 1'b1;
+                        K_a <= K_a + walk_pass_row;
+                        P_a <= K_a + walk_pass_row;
+                        K_y <= K_y + iky;
+                        P_y <= K_y + iky;
+                        P_x <= ix0;
+                        K_g <= K_g + ix_pass_row;
+                        P_g <= K_g + ix_pass_row;
+                        K_cd <= K_cd + code_ky;
+                        P_cd <= K_cd + code_ky;
+                    end else begin
+                        // the tile's last pass: the next tile starts at pass (0, 0)
+                        i_kx <= '0;
+                        i_ky <= '0;
+                        i_set <= !i_set;
+                        free_give <= 1'b1;
+                        if (i_k != i_klast) begin
+                            i_k <= i_k + 1'b1;
+                            G_nt <= G_nt + ix_plane;
+                        end else begin
+                            o_set <= !o_set;
+                            i_k <= '0;
+                            if (i_rt != row_tiles - 1'b1) begin
+                                i_rt <= i_rt + 1'b1;
+                                T_y <= T_y + load_step;
+                                F_iw <= F_iw + ix_step;
+                                G_nt <= G_mt;
+                            end else begin
+                                i_rt <= '0;
+                                i_mt <= i_mt + 1'b1;
+                                i_klast <= klast(i_mt + 1'b1);
+                                T_y <= iy0;
+                                F_iw <= ix_lo;
+                                G_mt <= g_next;
+                                G_nt <= g_next;
+                                if (i_mt + 1'b1 == m_tiles) ist <= I_IDLE;
+                            end
+                        end
+                        P_a <= walk_origin;
+                        K_a <= walk_origin;
+                        P_y <= y_tile;
+                        K_y <= y_tile;
+                        P_x <= ix0;
+                        P_g <= g_tile;
+                        K_g <= g_tile;
+                        P_cd <= code0;
+                        K_cd <= code0;
+                    end
+                end
+            end
+
+            // ---------------- issue: a post-processing chunk, one or two passes over its beats
+            if (ist == I_RUN && is_post) begin
+                if (p == '0) gap <= GW'(GAP - 1);
+                s0_valid <= 1'b1;
+                s0_keep <= 1'b0;
+                in_raddr <= {p_pass, IAW'(p)};
+                w_raddr_post <= {1'b0, WAW'(p)};
+                s0_out <= p;
+                s0_oset <= o_set;
+                s0_accwe <= pc_op != POST_IG_SUM;
+                s0_outwe <= pc_op != POST_IG_ACC && (p_pass || !p_two);
+                if (pc_op == POST_IG_ACC || pc_op == POST_IG_SUM) begin
+                    s0_acc <= p_ig + AAW'(p);
+                    s0_zero <= pc_op == POST_IG_ACC && pc_first;
+                end else begin
+                    s0_acc <= AAW'(p);
+                    s0_zero <= !p_pass;
+                end
+                case (pc_op)
+                    POST_ABS:      s0_amode <= 2'd1;
+                    POST_IG_SUM:   s0_amode <= 2'd3;
+                    POST_IG_FINAL: s0_amode <= p_pass ? 2'd2 : 2'd0;
+                    default:       s0_amode <= 2'd0;
+                endcase
+                s0_bconst <= !(pc_op == POST_IXG || pc_op == POST_IG_FINAL);
+                s0_k <= p_pass ? pc_k1 : pc_k0;
+                p <= p + 1'b1;
+                if (pos_last) begin
+                    p <= '0;
+                    ist <= I_WAIT;
+                    if (p_two && !p_pass) begin
+                        p_pass <= 1'b1;
+                    end else begin
+                        p_pass <= 1'b0;
+                        o_set <= !o_set;
+                        free_give2 <= 1'b1;
+                        p_left <= p_left - 24'(rows);
+                        p_ig <= p_ig + AAW'(rows);
+                    end
+                end
+            end
+
+            done_pipe <= {done_pipe[DONE_DELAY-2:0], fin_now};
+        end
+    end
+
+    assign out_give = done_pipe[DONE_DELAY-1];
+    assign busy = fst != F_IDLE || ist != I_IDLE || done_pipe != '0;
+    assign w_raddr = is_post ? w_raddr_post : {f_set, f_row};
+    assign w_shift = fill_shift;
+
+    // ---------------------------------------------------------------- stage 1: the MAC array's inputs
+    logic           s1_keep, s1_bconst;
+    logic [7:0]     s1_code;
+    logic [1:0]     s1_amode;
+    logic signed [17:0] s1_k;
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            swap <= 1'b0;
+            acc_we <= 1'b0;
+            out_we <= 1'b0;
+        end else begin
+            swap <= s0_swap;
+            acc_we <= s0_valid && s0_accwe;
+            out_we <= s0_valid && s0_outwe;
+        end
+        s1_keep <= s0_valid && s0_keep;
+        s1_code <= s0_code;
+        s1_amode <= s0_amode;
+        s1_bconst <= s0_bconst;
+        s1_k <= s0_k;
+        acc_zero <= s0_zero;
+        acc_addr <= s0_acc;
+        out_set <= s0_oset;
+        out_addr <= s0_out;
+    end
+    assign post_mode = is_post;
+    assign x = in_rdata;
+
+    for (genvar n = 0; n < TN; n++) begin : g_keep
+        if (BACKWARD != 0) begin : g_gate
+            assign x_keep[n] = s1_keep && (!gate || ix_rdata[n*INDEX_BITS +: INDEX_BITS] == INDEX_BITS'(s1_code));
+        end else begin : g_nogate
+            assign x_keep[n] = s1_keep;
+        end
+    end
+
+    for (genvar e = 0; e < E; e++) begin : g_post
+        logic signed [17:0] v;
+        assign v = 18'($signed(in_rdata[e*16 +: 16]));
+        always_comb begin
+            case (s1_amode)
+                2'd1: post_a[e*18 +: 18] = v < 0 ? -v : v;
+                2'd2: post_a[e*18 +: 18] = -v;
+                2'd3: post_a[e*18 +: 18] = '0;
+                default: post_a[e*18 +: 18] = v;
+            endcase
+        end
+        assign post_b[e*18 +: 18] = s1_bconst ? s1_k : 18'($signed(w_rdata[e*16 +: 16]));
+    end
+
+    logic unused;
+    assign unused = ^{f_rt, i_rt, ix_rdata, desc, post, BACKWARD, s1_code};
+endmodule
