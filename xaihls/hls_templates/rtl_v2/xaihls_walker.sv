@@ -204,8 +204,8 @@ module xaihls_walker #(
 
             if (start && fst == F_IDLE && ist == I_IDLE) begin
                 is_post <= kind == JOB_POST;
-                diag <= desc.flags[FLAG_DIAG];
-                gate <= BACKWARD != 0 && desc.flags[FLAG_GATE];
+                diag <= kind == JOB_CONV && desc.flags[FLAG_DIAG];
+                gate <= BACKWARD != 0 && kind == JOB_CONV && desc.flags[FLAG_GATE];
                 m_tiles <= desc.m_tiles;
                 row_tiles <= desc.row_tiles;
                 n_tiles <= desc.n_tiles;

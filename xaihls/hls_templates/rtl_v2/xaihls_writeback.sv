@@ -157,11 +157,12 @@ module xaihls_writeback #(
             case (st)
                 W_IDLE: if (start) begin
                     is_post <= kind == JOB_POST;
-                    f_bias <= desc.flags[FLAG_BIAS];
-                    f_relu <= desc.flags[FLAG_RELU];
-                    f_pool <= desc.flags[FLAG_POOL];
-                    f_rap <= desc.flags[FLAG_RAP];
-                    f_bwd <= BACKWARD != 0 && desc.flags[FLAG_BWD_RELU];
+                    // post-processing uses none of the descriptor's flags; a SEED only BWD_RELU
+                    f_bias <= kind == JOB_CONV && desc.flags[FLAG_BIAS];
+                    f_relu <= kind == JOB_CONV && desc.flags[FLAG_RELU];
+                    f_pool <= kind == JOB_CONV && desc.flags[FLAG_POOL];
+                    f_rap <= kind == JOB_CONV && desc.flags[FLAG_RAP];
+                    f_bwd <= BACKWARD != 0 && kind != JOB_POST && desc.flags[FLAG_BWD_RELU];
                     has_pass <= desc.ky != '0 && desc.kx != '0;
                     m_tiles <= desc.m_tiles;
                     row_tiles <= desc.row_tiles;
@@ -181,7 +182,7 @@ module xaihls_writeback #(
                            : (mode == 2'd1) ? desc.shift1 : (mode == 2'd2) ? desc.shift2 : desc.shift0;
                     seed_val <= 16'(1) << desc.shift0[3:0];
                     out_block <= OFF_BITS'(desc.out_block_bytes);
-                    row_step <= desc.flags[FLAG_POOL] ? OFF_BITS'(desc.out_row_bytes) : osy_rb;
+                    row_step <= (kind == JOB_CONV && desc.flags[FLAG_POOL]) ? OFF_BITS'(desc.out_row_bytes) : osy_rb;
                     row0 <= desc.flags[FLAG_POOL] ? '0 : oyo_rb + OFF_BITS'({desc.oxo, $clog2(2 * TN)'(0)});
                     T_rowpos <= desc.flags[FLAG_POOL] ? '0 : oyo_rb + OFF_BITS'({desc.oxo, $clog2(2 * TN)'(0)});
                     mask_plane_w <= MKW'(desc.mask_plane * G);

@@ -1,0 +1,90 @@
+"""What the Engine v2 RTL (``xaihls/hls_templates/rtl_v2``) is built with for a Program.
+
+The engine is fixed source; per network only these top-level parameters change. Buffer depths
+are rounded up to powers of two (the hardware addresses its sets by the top bit), the kept-state
+sizes too, so that networks of similar shapes share one Verilator build.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from xaihls.plan.engine import EngineV2
+
+RTL_DIR = Path(__file__).resolve().parents[3] / "hls_templates" / "rtl_v2"
+SOURCES = (
+    "xaihls_contract_pkg.sv", "xaihls_engine_pkg.sv", "xaihls_fifo.sv", "xaihls_sdp_ram.sv", "xaihls_axil_regs.sv",
+    "xaihls_rd_dma.sv", "xaihls_wr_dma.sv", "xaihls_mac_array.sv", "xaihls_loader.sv", "xaihls_walker.sv",
+    "xaihls_writeback.sv", "xaihls_ctrl.sv", "xaihls_top.sv",
+)
+TOP = "xaihls_top"
+WAIVERS = RTL_DIR / "xaihls_lint.vlt"
+
+
+def sources() -> list[Path]:
+    """The RTL files in compile order (packages first, top last)."""
+    return [RTL_DIR / name for name in SOURCES]
+
+
+def pow2(n: int, floor: int = 1) -> int:
+    return max(floor, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+
+
+@dataclass(frozen=True)
+class RtlV2Params:
+    """The top-level parameters of the v2 ``xaihls_top`` (documented in xaihls_top.sv)."""
+
+    TM: int
+    TN: int
+    AXI_DATA_WIDTH: int
+    IN_DEPTH: int
+    OUT_DEPTH: int
+    W_DEPTH: int
+    MASK_BITS: int
+    INDEX_ENTRIES: int
+    INDEX_BITS: int
+    INPUT_ELEMS: int
+    BACKWARD: int = 1
+    OFF_BITS: int = 22
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @property
+    def beat_elems(self) -> int:
+        return self.AXI_DATA_WIDTH // 16
+
+    def covering(self, other: "RtlV2Params") -> "RtlV2Params":
+        """Parameters large enough for both (one build runs either)."""
+        a, b = self.as_dict(), other.as_dict()
+        for k in ("TM", "TN", "AXI_DATA_WIDTH", "BACKWARD"):
+            if a[k] != b[k]:
+                raise ValueError(f"engines with different {k} cannot share a build")
+        return RtlV2Params(**{k: max(a[k], b[k]) for k in a})
+
+    def inference_only(self) -> "RtlV2Params":
+        """The same engine without the backward path (no kept state, no IG sum)."""
+        return RtlV2Params(self.TM, self.TN, self.AXI_DATA_WIDTH, self.IN_DEPTH, self.OUT_DEPTH, self.W_DEPTH,
+                           self.TN, self.TN, 1, self.TN, 0, self.OFF_BITS)
+
+
+def rtl_params(program, engine: EngineV2 | None = None) -> RtlV2Params:
+    """The parameters that run ``program`` (a ProgramV2) on an engine ``engine`` (default: the
+    smallest one, EngineV2.for_program)."""
+    h, s, b = program.header, program.shape, program.buffers
+    backward = True if engine is None else engine.backward
+    in_depth = b.in_depth if engine is None else engine.in_depth
+    out_depth = b.out_depth if engine is None else engine.out_depth
+    w_depth = b.w_depth if engine is None else engine.w_depth
+    return RtlV2Params(
+        TM=s.tm, TN=s.tn, AXI_DATA_WIDTH=16 * s.beat_elems,
+        IN_DEPTH=pow2(in_depth), OUT_DEPTH=pow2(out_depth), W_DEPTH=pow2(max(w_depth, s.tm)),
+        MASK_BITS=pow2(max(h["mask_bits"], 1), 64) if backward else s.tn,
+        INDEX_ENTRIES=pow2(max(h["index_entries"], 1), 64) if backward else s.tn,
+        INDEX_BITS=max(h["index_bits"], 1) if backward else 1,
+        INPUT_ELEMS=pow2(h["input_elems"], s.tn) if backward else s.tn,
+        BACKWARD=1 if backward else 0,
+        OFF_BITS=max(12, math.ceil(math.log2(max(h["total_bytes"], 2)))),
+    )
