@@ -83,7 +83,7 @@ module xaihls_walker #(
     logic signed [13:0] ih, iw, isx, ikx, isy, iky, iy0, ix0, load_step;
     logic [4:0]         ky_n, kx_n;
     logic [IAW-1:0]     walk_origin, walk_row, walk_pass_row, a_isx, a_ikx;
-    logic [IXW-1:0]     ix_base, ix_plane, ix_isx, ix_ikx, ix_row, ix_pass_row, ix_lo, ix_step;
+    logic [IXW-1:0]     ix_origin, ix_base, ix_plane, ix_isx, ix_ikx, ix_row, ix_pass_row, ix_lo, ix_step;
     logic [7:0]         code0, code_ky, code_kx;
     logic [2:0]         pc_op;
     logic               pc_first;
@@ -155,13 +155,13 @@ module xaihls_walker #(
     always_comb begin
         g_next = diag ? G_nt + ix_plane : ix_base;
         if (i_k != i_klast) begin
-            g_tile = G_nt + ix_plane + F_iw;
+            g_tile = G_nt + ix_plane + F_iw + ix_origin;
             y_tile = T_y;
         end else if (i_rt != row_tiles - 1'b1) begin
-            g_tile = G_mt + F_iw + ix_step;
+            g_tile = G_mt + F_iw + ix_step + ix_origin;
             y_tile = T_y + load_step;
         end else begin
-            g_tile = g_next + ix_lo;
+            g_tile = g_next + ix_lo + ix_origin;
             y_tile = iy0;
         end
     end
@@ -229,6 +229,7 @@ module xaihls_walker #(
                 ix0 <= desc.ix0;
                 load_step <= 14'(desc.load_step);
                 ix_base <= IXW'(desc.index_base / TN);
+                ix_origin <= IXW'(desc.walk_origin);
                 ix_plane <= IXW'(desc.index_plane);
                 ix_isx <= IXW'(desc.isx);
                 ix_ikx <= IXW'(desc.ikx);
@@ -257,8 +258,8 @@ module xaihls_walker #(
                 G_mt <= IXW'(desc.index_base / TN);
                 G_nt <= IXW'(desc.index_base / TN);
                 F_iw <= lo_iw;
-                P_g <= IXW'(desc.index_base / TN) + lo_iw;
-                K_g <= IXW'(desc.index_base / TN) + lo_iw;
+                P_g <= IXW'(desc.index_base / TN) + lo_iw + IXW'(desc.walk_origin);
+                K_g <= IXW'(desc.index_base / TN) + lo_iw + IXW'(desc.walk_origin);
                 P_cd <= desc.code0;
                 K_cd <= desc.code0;
                 shadow_full <= 1'b0;
