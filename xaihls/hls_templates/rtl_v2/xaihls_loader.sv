@@ -319,7 +319,7 @@ module xaihls_loader #(
         w_we    = (rd_valid && u_dest == DEST_WEIGHT) ? slot : '0;
         w_addr  = {u_set, WAW'(pix)};
         b_we    = rd_valid && u_dest == DEST_BIAS;
-        b_addr  = {u_set, (BW-1)'(rd_beat)};
+        b_addr  = (BW'(u_set) << (BW - 1)) | (BW'(rd_beat) & BW'((1 << (BW - 1)) - 1));
     end
 
     // the walker may start on a tile once its last command's last beat is written

@@ -216,8 +216,9 @@ module xaihls_writeback #(
                 end
 
                 // ---------------- CONV: the output set of a row tile, block after block
-                W_TILE: if (out_ready != 2'd0) begin
-                    out_take <= 1'b1;
+                W_TILE: if (out_ready != 2'd0 || !has_pass) begin
+                    // a job without passes (a stride phase no tap reaches) writes bias or zeros alone
+                    out_take <= has_pass;
                     rows <= (rt == row_tiles - 1'b1) ? last_rows : tile_rows;
                     g <= '0;
                     g_base <= mt_base;
@@ -354,7 +355,7 @@ module xaihls_writeback #(
                 end
                 W_DRAIN: begin
                     // the set's words are all read (the last read was issued a cycle ago)
-                    out_give <= 1'b1;
+                    out_give <= has_pass;
                     oset <= !oset;
                     if (rt != row_tiles - 1'b1) begin
                         rt <= rt + 1'b1;
@@ -441,7 +442,8 @@ module xaihls_writeback #(
     end
 
     assign rd_set  = oset;
-    assign b_raddr = {mt[0], (BW-1)'(s0_grp)};   // read with the issue: valid at stage 1 (unused for post)
+    // the bias of the m-tile's lanes (set mt[0]), read with the issue: valid at stage 1
+    assign b_raddr = (BW'(mt[0]) << (BW - 1)) | (BW'(s0_grp) & BW'((1 << (BW - 1)) - 1));
 
     // ---------------------------------------------------------------- stage 1: the memories' words
     logic           s1_v, s1_out, s1_on, s1_first, s1_last, s1_seed, s1_hit;
@@ -487,7 +489,7 @@ module xaihls_writeback #(
             {s1_on, s1_first, s1_last, s1_seed, s1_hit, s1_idx, s1_mw, s1_iw, s1_j, s1_lane};
         s2_bits <= mask_rdata;
         for (int e = 0; e < E; e++) begin
-            s2_acc[e] <= $signed(rd_data[(32'(s1_grp) * E + e) * 48 +: 48]);
+            s2_acc[e] <= (has_pass || is_post) ? $signed(rd_data[(32'(s1_grp) * E + e) * 48 +: 48]) : '0;
             s2_bias[e] <= (f_bias && !is_post) ? 48'($signed(b_rdata[e*16 +: 16])) <<< bias_shift : '0;
         end
     end

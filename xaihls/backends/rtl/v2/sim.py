@@ -38,7 +38,7 @@ def build(params: RtlV2Params, waves: bool = False) -> Path:
 
 def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 0.0, seed: int = 1,
              waves: bool = False, ddr_base: int = DEFAULT_DDR_BASE, work_dir: str | Path | None = None,
-             dump_ddr: bool = False) -> list[dict]:
+             dump_ddr: bool = False, timeout_cycles: int = 20_000_000) -> list[dict]:
     """Run ``runs`` on one simulator process. A run: ``image`` and ``baseline`` (C, H, W codes),
     ``ig_table`` (int32 words), ``method`` (code), ``target`` (-1: predicted), ``steps``.
     Returns per run: status, cycles, profile, logits, result words and the attribution (C, H, W)."""
@@ -59,7 +59,7 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
     header = {k: int(h[k]) for k in ("image_addr", "baseline_addr", "ig_table_addr", "logits_addr", "result_addr",
                                      "attr_addr", "classes", "input_elems", "total_bytes")}
     job = {"header": header, "mem_size": mem_size, "ddr_base": ddr_base, "stalls": stalls, "seed": seed,
-           "runs": meta, "dump_ddr": dump_ddr}
+           "runs": meta, "dump_ddr": dump_ddr, "timeout_cycles": timeout_cycles}
     job_path.write_text(json.dumps(job))
     np.savez(job_path.with_suffix(".npz"), **arrays)
     out_path = job_path.with_suffix(".out.npz")
@@ -83,7 +83,7 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
         res = {k: npz[k] for k in npz.files}
     out = []
     c, hh, ww = h["in_c"], h["in_h"], h["in_w"]
-    for i in range(len(runs)):
+    for i in range(int(res["runs_done"][0])):
         r = {"status": int(res[f"status{i}"][0]), "cycles": int(res[f"cycles{i}"][0]),
              "profile": [(PROFILE_KINDS.get(int(k), str(k)), int(v)) for k, v in res[f"profile{i}"]],
              "logits": res[f"logits{i}"], "result": res[f"result{i}"],
