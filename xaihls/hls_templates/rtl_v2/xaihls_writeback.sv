@@ -97,6 +97,7 @@ module xaihls_writeback #(
     logic [IXW-1:0]     ix_plane;
     logic [11:0]        span_px;
     logic [OAW-1:0]     shov;
+    logic [23:0]        shov24;
     logic [LEN_BITS-1:0] row_beats, prow_beats;
     logic [1:0]         rmode;
     logic [15:0]        tgt;
@@ -117,6 +118,7 @@ module xaihls_writeback #(
     logic [11:0]    T_py, N_py;
     logic [23:0]    T_r0ow, N_r0ow;
     logic [OAW-1:0] prow, pxbase, pel, pc_addr;
+    logic [23:0]    prow24;   // prow without wrapping: the grid rows a tile's pooled rows advance
     logic [LEN_BITS-1:0] beat;
     logic [23:0]    p_left;
     logic [OFF_BITS-1:0] p_off;
@@ -189,6 +191,7 @@ module xaihls_writeback #(
                     ix_plane <= IXW'(desc.index_plane);
                     span_px <= 12'(span);
                     shov <= OAW'(sh_ow);
+                    shov24 <= 24'(sh_ow);
                     row_beats <= LEN_BITS'(span) << LG;
                     prow_beats <= LEN_BITS'(desc.pool_ow) << LG;
                     rmode <= mode;
@@ -230,6 +233,7 @@ module xaihls_writeback #(
                     r <= '0;
                     wy <= '0;
                     prow <= '0;
+                    prow24 <= '0;
                     st <= W_ROW;
                 end
                 W_ROW: if (!cmd_valid) begin
@@ -318,6 +322,7 @@ module xaihls_writeback #(
                                     wy <= wy + 12'(psh);
                                     py <= py + 1'b1;
                                     prow <= prow + shov;
+                                    prow24 <= prow24 + shov24;
                                     rowpos <= rowpos + row_step;
                                     pix <= pix + IXW'(pool_ow);
                                     st <= W_ROW;
@@ -335,7 +340,7 @@ module xaihls_writeback #(
                         N_rowpos <= rowpos;
                         N_pix <= pix;
                         N_py <= py;
-                        N_r0ow <= T_r0ow + 24'(prow);
+                        N_r0ow <= T_r0ow + prow24;
                     end
                     if (g + 1'b1 < 12'(TPB) && 12'(mt * TPB) + g + 1'b1 < out_blocks) begin
                         g <= g + 1'b1;
@@ -348,6 +353,7 @@ module xaihls_writeback #(
                         r <= '0;
                         wy <= '0;
                         prow <= '0;
+                        prow24 <= '0;
                         st <= W_ROW;
                     end else begin
                         st <= W_DRAIN;
@@ -362,7 +368,7 @@ module xaihls_writeback #(
                         T_rowpos <= (g == '0) ? rowpos : N_rowpos;
                         T_pix <= (g == '0) ? pix : N_pix;
                         T_py <= (g == '0) ? py : N_py;
-                        T_r0ow <= (g == '0) ? T_r0ow + 24'(prow) : N_r0ow;
+                        T_r0ow <= (g == '0) ? T_r0ow + prow24 : N_r0ow;
                         st <= W_TILE;
                     end else begin
                         rt <= '0;
@@ -402,10 +408,9 @@ module xaihls_writeback #(
                         out_take <= 1'b1;
                         rows <= (p_left > 24'(CHUNK)) ? 12'(CHUNK) : 12'(p_left);
                         if (pc_op == POST_IG_ACC) begin
-                            // the sums stay on chip
-                            out_give <= 1'b1;
-                            oset <= !oset;
+                            // the sums stay on chip: release the set (W_PDONE, after the token count moved)
                             p_left <= p_left - ((p_left > 24'(CHUNK)) ? 24'(CHUNK) : p_left);
+                            st <= W_PDONE;
                         end else begin
                             cmd_valid <= 1'b1;
                             cmd_off <= p_off;
@@ -602,5 +607,5 @@ module xaihls_writeback #(
     assign busy = st != W_IDLE || cmd_valid || !f_empty || s0_v || s1_v || s2_v || s3_v || s4_out;
 
     logic unused;
-    assign unused = ^{f_full, s1_last, s2_last, s3_last, c, sh_ow, span};
+    assign unused = ^{f_full, s1_last, s2_last, s3_last, c, span};
 endmodule

@@ -36,13 +36,30 @@ def build(params: RtlV2Params, waves: bool = False) -> Path:
     return v1sim.build(params, waves, files=sources())
 
 
+def build_debug(params: RtlV2Params) -> Path:
+    """A build whose every signal the testbench can read (slower: for localizing a hang)."""
+    from cocotb_tools.runner import Verilator
+
+    out = v1sim.cache_root() / ("debug-" + v1sim.build_key(params, False, None, sources()))
+    if (out / "build.ok").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    with v1sim._patched_env(v1sim.tool_env()):
+        Verilator().build(sources=[str(p) for p in sources()], hdl_toplevel=TOP, parameters=params.as_dict(),
+                          build_dir=out, build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0",
+                                                     "--x-initial", "0", "-O3", "-CFLAGS", "-O1"],
+                          log_file=out / "build.log")
+    (out / "build.ok").write_text("ok\n")
+    return out
+
+
 def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 0.0, seed: int = 1,
              waves: bool = False, ddr_base: int = DEFAULT_DDR_BASE, work_dir: str | Path | None = None,
-             dump_ddr: bool = False, timeout_cycles: int = 20_000_000) -> list[dict]:
+             dump_ddr: bool = False, timeout_cycles: int = 20_000_000, debug: bool = False) -> list[dict]:
     """Run ``runs`` on one simulator process. A run: ``image`` and ``baseline`` (C, H, W codes),
     ``ig_table`` (int32 words), ``method`` (code), ``target`` (-1: predicted), ``steps``.
     Returns per run: status, cycles, profile, logits, result words and the attribution (C, H, W)."""
-    build_dir = build(params, waves)
+    build_dir = build_debug(params) if debug else build(params, waves)
     h = program.header
     tn = program.shape.tn
     mem_size = 1 << max(16, (h["total_bytes"] + 4095).bit_length())
@@ -59,7 +76,7 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
     header = {k: int(h[k]) for k in ("image_addr", "baseline_addr", "ig_table_addr", "logits_addr", "result_addr",
                                      "attr_addr", "classes", "input_elems", "total_bytes")}
     job = {"header": header, "mem_size": mem_size, "ddr_base": ddr_base, "stalls": stalls, "seed": seed,
-           "runs": meta, "dump_ddr": dump_ddr, "timeout_cycles": timeout_cycles}
+           "runs": meta, "dump_ddr": dump_ddr, "timeout_cycles": timeout_cycles, "debug": debug}
     job_path.write_text(json.dumps(job))
     np.savez(job_path.with_suffix(".npz"), **arrays)
     out_path = job_path.with_suffix(".out.npz")

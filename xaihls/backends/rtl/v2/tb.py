@@ -96,6 +96,13 @@ async def run_job(dut):
         if not int(dut.interrupt.value):
             await First(RisingEdge(dut.interrupt), Timer(job.get("timeout_cycles", 50_000_000) * CLOCK_NS, unit="ns"))
         hung = not int(dut.interrupt.value)
+        if hung and job.get("debug"):
+            for path in ("u_ctrl.st", "u_loader.st", "u_walker.fst", "u_walker.ist", "u_wb.st", "tok_free", "tok_loaded",
+                         "tok_out_free", "tok_out_done", "tok_bias", "u_walker.p_left", "u_wb.p_left", "u_loader.p_left"):
+                obj = dut
+                for part in path.split("."):
+                    obj = getattr(obj, part)
+                dut._log.warning("hung: %s = %s", path, obj.value)
         if not hung:
             await tb.write_reg(REG_ISR, 1)
         # a run that never finishes reports status -1 and the profile so far (the job it hangs in)
