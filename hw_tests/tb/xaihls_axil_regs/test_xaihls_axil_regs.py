@@ -87,7 +87,7 @@ class TB:
 STALLS = [0.0, 0.5]
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=2, timeout_unit="ms")
 @cocotb.parametrize(stalls=STALLS)
 async def run_arguments(dut, stalls):
     """Reset values, full writes and byte-strobed writes of every argument, read back."""
@@ -113,7 +113,7 @@ async def run_arguments(dut, stalls):
     assert await tb.read(0x3C) == 0, "an unmapped register reads 0"
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=2, timeout_unit="ms")
 @cocotb.parametrize(stalls=STALLS)
 async def run_start_done(dut, stalls):
     """ap_start starts exactly one run; busy shows as ap_start=1, ap_idle=0; a start written
@@ -139,7 +139,7 @@ async def run_start_done(dut, stalls):
     assert tb.starts == 1
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=2, timeout_unit="ms")
 @cocotb.parametrize(stalls=STALLS)
 async def run_interrupts(dut, stalls):
     """ISR bit 0 (done) and bit 1 (ready) are set only when enabled in IER; ISR toggles on
@@ -168,7 +168,7 @@ async def run_interrupts(dut, stalls):
     assert await tb.read(GIE) == 1 and await tb.read(IER) == 3
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=2, timeout_unit="ms")
 @cocotb.parametrize(stalls=STALLS)
 async def run_done_is_never_lost(dut, stalls):
     """Polling the control register while runs end at random moments: each done is read once."""
@@ -194,7 +194,7 @@ async def run_done_is_never_lost(dut, stalls):
     assert seen == runs, f"{seen} dones read for {runs} runs"
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=2, timeout_unit="ms")
 async def run_auto_restart(dut):
     """With auto_restart set, the end of a run starts the next one once the engine is idle."""
     tb = TB(dut)
@@ -215,7 +215,7 @@ async def run_auto_restart(dut):
     assert tb.starts == 2, "auto_restart cleared: no new start"
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=2, timeout_unit="ms")
 @cocotb.parametrize(stalls=STALLS)
 async def run_profile(dut, stalls):
     """The profile count and entries (0x800 + 4k) read what the engine holds."""

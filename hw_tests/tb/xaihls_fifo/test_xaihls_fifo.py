@@ -28,7 +28,7 @@ class TB:
         await FallingEdge(self.dut.clk)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=1, timeout_unit="ms")
 @cocotb.parametrize(traffic=[(0.5, 0.5), (0.9, 0.2), (0.2, 0.9), (1.0, 1.0)])
 async def run_random_traffic(dut, traffic):
     """Random pushes and pops against a reference queue, checked every cycle (mid-cycle)."""
@@ -62,7 +62,7 @@ async def run_random_traffic(dut, traffic):
         assert seen_empty_pop, "the test never popped an empty FIFO"
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=1, timeout_unit="ms")
 async def run_reset_empties(dut):
     """Words held at a reset are gone after it."""
     tb = TB(dut)

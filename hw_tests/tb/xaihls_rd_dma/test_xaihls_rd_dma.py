@@ -142,7 +142,7 @@ def random_commands(rng: random.Random, n: int, lanes: int) -> list[tuple[int, i
     return out
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=5, timeout_unit="ms")
 @cocotb.parametrize(stalls=[0.0, 0.4])
 async def run_random_commands(dut, stalls):
     """Random commands (short, long, across 4 KiB), checked beat by beat and burst by burst."""
@@ -159,7 +159,7 @@ async def run_random_commands(dut, stalls):
     assert 2 <= tb.max_outstanding <= depth, f"{tb.max_outstanding} bursts outstanding (2..{depth} expected)"
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=5, timeout_unit="ms")
 async def run_back_to_back(dut):
     """Commands offered every cycle are taken without a gap in the address stream's order."""
     tb = TB(dut)
@@ -172,7 +172,7 @@ async def run_back_to_back(dut):
     tb.check(commands)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=5, timeout_unit="ms")
 @cocotb.parametrize(stalls=[0.0, 0.4])
 async def run_slverr_mid_burst(dut, stalls):
     """SLVERR on beats in the middle of a long burst: every beat still comes out, `err` rises

@@ -82,7 +82,7 @@ class TB:
         return self.err is not None and addr % self.mem_size < self.err[1] and (addr + length) % self.mem_size > self.err[0]
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=5, timeout_unit="ms")
 async def run_write_read(dut):
     """Random writes (any length and alignment), then reads of the same and of random spans."""
     tb = TB(dut)
@@ -109,7 +109,7 @@ async def run_write_read(dut):
         assert all(tb.stalled[c] > 0 for c in ("ar", "aw", "w")), f"stalls seen: {tb.stalled}"
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=5, timeout_unit="ms")
 async def run_latency(dut):
     """One beat at a time: read latency from AR handshake to R, write latency from the last W
     to B (exact without stalls, at least that with them)."""
@@ -125,7 +125,7 @@ async def run_latency(dut):
         assert got >= tb.latency if not exact else got == tb.latency, f"latencies {reads} / {writes}: {tb.latency}"
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=5, timeout_unit="ms")
 async def run_outstanding(dut):
     """Eight reads issued at once: several bursts open, and without stalls the 8 x 32 beats
     stream in latency + 256 cycles (one beat a cycle) unless a bandwidth cap slows them."""
@@ -148,7 +148,7 @@ async def run_outstanding(dut):
         assert 0.95 * ideal <= took <= 1.1 * ideal + tb.latency + 20, f"{took} cycles, cap gives {ideal:.0f}"
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=5, timeout_unit="ms")
 async def run_slverr(dut):
     """Inside the SLVERR window reads answer SLVERR with zeros and writes are dropped; outside,
     OKAY (only when the window is set)."""
@@ -171,7 +171,7 @@ async def run_slverr(dut):
     assert resp.resp == AxiResp.OKAY
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=5, timeout_unit="ms")
 async def run_backdoor(dut):
     """A $readmemh file's words are what the bus reads; a bus write is what $writememh dumps."""
     tb = TB(dut)

@@ -177,7 +177,7 @@ def random_commands(rng: random.Random, n: int, lanes: int):
     return out
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=5, timeout_unit="ms")
 @cocotb.parametrize(stalls=[0.0, 0.4])
 async def run_random_commands(dut, stalls):
     """Random commands (short, long, across 4 KiB, unaligned): memory, bursts, WLAST, idle."""
@@ -191,7 +191,7 @@ async def run_random_commands(dut, stalls):
     assert tb.max_outstanding >= 2, f"at most {tb.max_outstanding} burst outstanding"
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=5, timeout_unit="ms")
 async def run_w_does_not_wait_for_aw(dut):
     """With AWREADY held low for a while, W beats of an issued burst still flow."""
     def aw_pause():
@@ -209,7 +209,7 @@ async def run_w_does_not_wait_for_aw(dut):
     assert tb.w_before_aw > 0, "no W beat moved before its AW was accepted"
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=5, timeout_unit="ms")
 @cocotb.parametrize(stalls=[0.0, 0.4])
 async def run_slverr_mid_burst(dut, stalls):
     """SLVERR on a beat in the middle of a burst: err rises with that burst's response, is held
