@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from xaihls.plan.program import Descriptor, Flag, Op
 
+DDR_LATENCY = 24  # cycles from an AXI request to its first data / response (the simulated DDR's default)
 PIPELINE_DEPTH = 8  # MAC pipeline fill: operand read, multiply, add, accumulate write
 BURST_ISSUE = 1  # cycles to issue one AXI burst address (bursts are pipelined: several outstanding)
 STREAM_LATENCY = 24  # first data of a stream of bursts after its first address (DDR read latency)
