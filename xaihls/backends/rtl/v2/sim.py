@@ -2,67 +2,96 @@
 
 ``run_rtl_v2`` mirrors ``xaihls.sim.interpreter.run_batch``: same arguments, same results, plus
 the cycles of each run. Each parameter set is compiled once (cached, keyed by the parameters and
-the sources) with xaihls.backends.rtl.sim.build.
+the sources). The engine runs in xaihls_sim_top (rtl_v2/sim/) with the SystemVerilog DDR model
+of version 1 (rtl/sim/xaihls_sim_axi_ram.sv), driven by version 1's testbench (rtl/tb.py): no DDR
+beat goes through Python.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from xaihls.backends.rtl import sim as v1sim
-from xaihls.backends.rtl.v2.params import TOP, RtlV2Params, rtl_params, sources
+from xaihls.backends.rtl.v2.params import RTL_DIR, TOP, RtlV2Params, rtl_params, sources
 from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
-from xaihls.plan.contract import MAX_IG_STEPS
+from xaihls.plan.contract import MAX_IG_STEPS, RESULT
 from xaihls.plan.lowering import from_blocked, to_blocked
 
-TB_MODULE = "tb"
-TB_DIR = Path(__file__).resolve().parent
+SIM_DIR = RTL_DIR / "sim"
+DDR_MODEL = RTL_DIR.parent / "rtl" / "sim" / "xaihls_sim_axi_ram.sv"   # the DDR model, shared with version 1
 DEFAULT_DDR_BASE = 0x1_0000_0000
-PROFILE_KINDS = {1: "header", 2: "copy", 3: "forward", 4: "argmax", 5: "backward", 6: "post", 7: "ig table",
-                 8: "ig point", 9: "ig accumulate", 10: "logits save/restore"}
+MEMORIES = ("sv", "axiram")
 
 
-def build(params: RtlV2Params, waves: bool = False) -> Path:
-    """Compile the v2 xaihls_top with ``params`` (cached); returns the build folder."""
-    return v1sim.build(params, waves, files=sources())
+def _files(memory: str) -> list[Path]:
+    if memory == "sv":
+        return sources() + [DDR_MODEL, SIM_DIR / "xaihls_sim_top.sv", SIM_DIR / "xaihls_sim_top.vlt"]
+    return sources() + [v1sim.SIM_DIR / v1sim.TOP_PORTS_VLT]
 
 
-def build_debug(params: RtlV2Params) -> Path:
-    """A build whose every signal the testbench can read (slower: for localizing a hang)."""
-    from cocotb_tools.runner import Verilator
+def _parameters(params: RtlV2Params, mem_bits: int, memory: str) -> dict[str, int]:
+    ddr = {"MEM_ADDR_BITS": mem_bits, "READ_LATENCY": v1sim.DDR_LATENCY, "WRITE_LATENCY": v1sim.DDR_LATENCY}
+    return {**(ddr if memory == "sv" else {}), **params.as_dict()}
 
-    out = v1sim.cache_root() / ("debug-" + v1sim.build_key(params, False, None, sources()))
-    if (out / "build.ok").exists():
+
+def build(params: RtlV2Params, mem_bits: int = v1sim.MIN_MEM_ADDR_BITS, memory: str = "sv", waves: bool = False) -> Path:
+    """Compile the v2 engine (with its SystemVerilog DDR model of 2**mem_bits bytes, or alone for
+    cocotbext-axi's AxiRam), once per parameter set and sources; returns the build folder."""
+    h = hashlib.sha256()
+    h.update(json.dumps(_parameters(params, mem_bits, memory), sort_keys=True).encode())
+    h.update(" ".join((memory, "waves" if waves else "", *v1sim.BUILD_ARGS, v1sim.CFLAGS)).encode())
+    for path in _files(memory):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    import verilator
+
+    h.update(getattr(verilator, "__version__", "").encode())
+    out = v1sim.cache_root() / ("v2-" + h.hexdigest()[:16])
+    done = out / "build.ok"
+    if done.exists():
         return out
     out.mkdir(parents=True, exist_ok=True)
-    with v1sim._patched_env(v1sim.tool_env()):
-        Verilator().build(sources=[str(p) for p in sources()], hdl_toplevel=TOP, parameters=params.as_dict(),
-                          build_dir=out, build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0",
-                                                     "--x-initial", "0", "-O3", "-CFLAGS", "-O1"],
-                          log_file=out / "build.log")
-    (out / "build.ok").write_text("ok\n")
+    with open(out.parent / f"{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            with v1sim._patched_env(v1sim.tool_env()):
+                v1sim._runner().build(
+                    sources=[str(p) for p in _files(memory)], hdl_toplevel=v1sim.SIM_TOP if memory == "sv" else TOP,
+                    parameters=_parameters(params, mem_bits, memory), build_dir=out,
+                    build_args=[*v1sim.BUILD_ARGS, "-CFLAGS", v1sim.CFLAGS], waves=waves, log_file=out / "build.log")
+            done.write_text("ok\n")
     return out
 
 
 def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 0.0, seed: int = 1,
-             waves: bool = False, ddr_base: int = DEFAULT_DDR_BASE, work_dir: str | Path | None = None,
-             dump_ddr: bool = False, timeout_cycles: int = 20_000_000, debug: bool = False) -> list[dict]:
-    """Run ``runs`` on one simulator process. A run: ``image`` and ``baseline`` (C, H, W codes),
-    ``ig_table`` (int32 words), ``method`` (code), ``target`` (-1: predicted), ``steps``.
-    Returns per run: status, cycles, profile, logits, result words and the attribution (C, H, W)."""
-    build_dir = build_debug(params) if debug else build(params, waves)
+             ddr_latency: int | None = None, memory: str = "sv", ddr_base: int = DEFAULT_DDR_BASE,
+             work_dir: str | Path | None = None, dump_ddr: bool = False, timeout_cycles: int = 20_000_000,
+             check: bool = True) -> "v1sim.SimRuns":
+    """Run ``runs`` on one simulator process (xaihls/backends/rtl/tb.py drives it). A run: ``image``
+    and ``baseline`` (C, H, W codes), ``ig_table`` (int32 words), ``method`` (code), ``target``
+    (-1: predicted), ``steps``. Returns per run: status, cycles, profile, logits, the result words
+    and the attribution (C, H, W). The DDR: the SystemVerilog model (``ddr_latency`` cycles each
+    way, default the cost model's) or cocotbext-axi's AxiRam (``memory="axiram"``); ``stalls``:
+    the probability of a ready/valid stall on each channel each cycle."""
+    if memory not in MEMORIES:
+        raise XaiHlsError(f"unknown DDR model '{memory}'; use one of {', '.join(MEMORIES)}")
     h = program.header
     tn = program.shape.tn
-    mem_size = 1 << max(16, (h["total_bytes"] + 4095).bit_length())
+    mem_bits = max(v1sim.MIN_MEM_ADDR_BITS, (h["total_bytes"] + 4095).bit_length())
+    t0 = time.perf_counter()
+    build_dir = build(params, mem_bits, memory)
+    build_s = time.perf_counter() - t0
     tmp = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="xaihls_rtl2_"))
     tmp.mkdir(parents=True, exist_ok=True)
     job_path = tmp / "job.json"
@@ -75,39 +104,57 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
         meta.append({k: int(run[k]) for k in ("method", "target", "steps")})
     header = {k: int(h[k]) for k in ("image_addr", "baseline_addr", "ig_table_addr", "logits_addr", "result_addr",
                                      "attr_addr", "classes", "input_elems", "total_bytes")}
-    job = {"header": header, "mem_size": mem_size, "ddr_base": ddr_base, "stalls": stalls, "seed": seed,
-           "runs": meta, "dump_ddr": dump_ddr, "timeout_cycles": timeout_cycles, "debug": debug}
+    header["result_words"] = RESULT.words
+    job = {"header": header, "mem_size": 1 << mem_bits, "ddr_base": ddr_base, "stalls": stalls, "seed": seed,
+           "runs": meta, "dump_ddr": dump_ddr, "memory": memory, "data_bytes": params.AXI_DATA_WIDTH // 8,
+           "timeout_cycles": timeout_cycles, "load_file": str(tmp / "ddr_load.hex"),
+           "dump_file": str(tmp / "ddr_dump.hex")}
+    latency = v1sim.DDR_LATENCY if ddr_latency is None else ddr_latency
+    plusargs = []
+    if memory == "sv":
+        plusargs += [f"+ddr_load={job['load_file']}", f"+ddr_dump={job['dump_file']}", f"+ddr_latency={latency}"]
+        if stalls:
+            plusargs += [f"+ddr_stall_seed={(seed & 0x7FFFFFFF) or 1}", f"+ddr_stall_pct={round(100 * stalls)}"]
     job_path.write_text(json.dumps(job))
     np.savez(job_path.with_suffix(".npz"), **arrays)
     out_path = job_path.with_suffix(".out.npz")
     out_path.unlink(missing_ok=True)
     env = v1sim.tool_env()
     env["XAIHLS_RTL_JOB"] = str(job_path)
-    sys.path.insert(0, str(TB_DIR))
+    sys.path.insert(0, str(v1sim.TB_DIR))
+    t0, cpu0 = time.perf_counter(), v1sim._children_cpu()
     try:
         with v1sim._patched_env(v1sim.tool_env()):
-            runner = v1sim._runner()
             try:
-                runner.test(test_module=TB_MODULE, hdl_toplevel=TOP, hdl_toplevel_lang="verilog", build_dir=build_dir,
-                            test_dir=tmp, extra_env=env, waves=waves, log_file=tmp / "sim.log")
-            except SystemExit:
-                pass
+                xml = v1sim._runner().test(
+                    test_module=v1sim.TB_MODULE, hdl_toplevel=v1sim.SIM_TOP if memory == "sv" else TOP,
+                    hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=tmp, extra_env=env, plusargs=plusargs,
+                    log_file=tmp / "sim.log")
+            except SystemExit as exc:
+                xml, exit_code = None, exc.code
     finally:
-        sys.path.remove(str(TB_DIR))
+        sys.path.remove(str(v1sim.TB_DIR))
+    process_s, process_cpu_s = time.perf_counter() - t0, v1sim._children_cpu() - cpu0
     if not out_path.exists():
         raise RuntimeError(f"the RTL simulation produced no results; see {tmp / 'sim.log'}")
     with np.load(out_path) as npz:
         res = {k: npz[k] for k in npz.files}
-    out = []
+    failed = v1sim._failures(xml) if xml is not None else f"the testbench failed (exit status {exit_code})"
+    if check and failed:
+        raise AssertionError(f"RTL testbench failed: {failed}; see {tmp / 'sim.log'}")
+    out = v1sim.SimRuns()
     c, hh, ww = h["in_c"], h["in_h"], h["in_w"]
-    for i in range(int(res["runs_done"][0])):
+    for i in range(len(runs)):
         r = {"status": int(res[f"status{i}"][0]), "cycles": int(res[f"cycles{i}"][0]),
-             "profile": [(PROFILE_KINDS.get(int(k), str(k)), int(v)) for k, v in res[f"profile{i}"]],
-             "logits": res[f"logits{i}"], "result": res[f"result{i}"],
+             "profile": [(v1sim.PROFILE_KINDS.get(int(k), str(k)), int(v)) for k, v in res[f"profile{i}"]],
+             "logits": res[f"logits{i}"], "result": res[f"result{i}"], "run_s": float(res[f"wall{i}"][0]),
              "attribution": from_blocked(res[f"attribution{i}"], c, hh, ww, tn)}
         if f"ddr{i}" in res:
             r["ddr"] = res[f"ddr{i}"]
         out.append(r)
+    out.memory, out.ddr_latency, out.stalls = memory, latency if memory == "sv" else None, stalls
+    out.build_s, out.process_s, out.process_cpu_s = build_s, process_s, process_cpu_s
+    out.run_s = sum(r["run_s"] for r in out)
     if work_dir is None:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
