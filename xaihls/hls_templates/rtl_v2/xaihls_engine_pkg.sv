@@ -60,7 +60,7 @@ package xaihls_engine_pkg;
       end
     end
     if (sat) q = v < 0 ? 16'h8000 : 16'h7fff;
-    return {sat, q};
+    requant = {sat, q};
   endfunction
 
   // The ReLU rule of the backward pass (xaihls.methods.ReluBackward) on value g with the kept bit.
@@ -68,9 +68,9 @@ package xaihls_engine_pkg;
     logic pos;
     pos = !g[15] && g != '0;
     case (mode)
-      2'd2: return g[15] ? '0 : g;                       // DECONV: max(g, 0)
-      2'd1: return (bit_kept && pos) ? g : '0;           // GUIDED: max(g * bit, 0)
-      default: return bit_kept ? g : '0;                 // MASK: g * bit
+      2'd2: relu_rule = g[15] ? '0 : g;                  // DECONV: max(g, 0)
+      2'd1: relu_rule = (bit_kept && pos) ? g : '0;      // GUIDED: max(g * bit, 0)
+      default: relu_rule = bit_kept ? g : '0;            // MASK: g * bit
     endcase
   endfunction
 

@@ -64,19 +64,22 @@ module xaihls_mac_array #(
     assign keep_sk[0]  = x_keep[0];
     assign swap_sk[0]  = swap;
     for (genvar n = 1; n < TN; n++) begin : g_skew
-        logic [n-1:0][15:0] xd;   // xd[i]: i + 1 cycles late
-        logic [n-1:0]       kd, sd;
-        always_ff @(posedge clk) begin
-            xd[0] <= x[n*16 +: 16];
-            kd[0] <= x_keep[n];
-            sd[0] <= swap;
-            for (int i = 1; i < n; i++) begin
-                xd[i] <= xd[i-1];
-                kd[i] <= kd[i-1];
-                sd[i] <= sd[i-1];
+        logic [n*16-1:0] xd;   // the newest operand in the low bits, n cycles of them
+        logic [n-1:0]    kd, sd;
+        if (n == 1) begin : g_one
+            always_ff @(posedge clk) begin
+                xd <= x[n*16 +: 16];
+                kd <= x_keep[n];
+                sd <= swap;
+            end
+        end else begin : g_more
+            always_ff @(posedge clk) begin
+                xd <= {xd[(n-1)*16-1:0], x[n*16 +: 16]};
+                kd <= {kd[n-2:0], x_keep[n]};
+                sd <= {sd[n-2:0], swap};
             end
         end
-        assign x_sk[n*16 +: 16] = xd[n-1];
+        assign x_sk[n*16 +: 16] = xd[n*16-1 -: 16];
         assign keep_sk[n]       = kd[n-1];
         assign swap_sk[n]       = sd[n-1];
     end

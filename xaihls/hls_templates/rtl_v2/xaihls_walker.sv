@@ -90,9 +90,9 @@ module xaihls_walker #(
     logic signed [17:0] pc_k0, pc_k1;
 
     function automatic logic [11:0] klast(input logic [11:0] mt);
-        if (!diag) return n_tiles - 1'b1;
-        if (12'(mt * TPB) + 12'(TPB) > n_tiles) return n_tiles - 12'(mt * TPB) - 1'b1;
-        return 12'(TPB - 1);
+        if (!diag) klast = n_tiles - 1'b1;
+        else if (12'(mt * TPB) + 12'(TPB) > n_tiles) klast = n_tiles - 12'(mt * TPB) - 1'b1;
+        else klast = 12'(TPB - 1);
     endfunction
 
     // ---------------------------------------------------------------- fill: shadow chain
@@ -167,7 +167,7 @@ module xaihls_walker #(
     end
 
     function automatic logic in_map(input logic signed [13:0] v, input logic signed [13:0] n);
-        return v >= 0 && v < n;
+        in_map = v >= 0 && v < n;
     endfunction
 
     always_ff @(posedge clk) begin

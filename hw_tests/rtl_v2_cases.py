@@ -1,0 +1,94 @@
+"""Shared cases of the Engine v2 RTL tests: compiled nets, their Programs at a few engine shapes,
+one Verilator build per shape (parameters covering every net), memoized simulations."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+import xaihls
+from tests.random_nets import random_net
+from xaihls.backends.rtl.v2 import sim
+from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
+from xaihls.executor import quantize_input
+from xaihls.methods import METHOD_CODES, METHODS, PREDICT_CODE
+from xaihls.models.zoo import get_zoo_model
+from xaihls.plan.lowering import Buffers, Shape, lower
+from xaihls.sim.interpreter import Engine as Interpreter
+
+NETS = ("digits", "digits_strided_bn", "digits_gap", "random301", "random305")
+# (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one
+SHAPES = {
+    "4x4": (Shape(4, 4, 4), Buffers(256, 64, 1024)),
+    "16x8": (Shape(16, 8, 4), Buffers(4096, 1024, 4096)),
+    "16x8_128bit": (Shape(16, 8, 8), Buffers(4096, 1024, 4096)),
+}
+IG_STEPS = 3
+STALL_PROBABILITY = 0.3
+METHOD_LIST = (None, *METHODS)
+
+
+@functools.lru_cache(maxsize=None)
+def compiled(name: str):
+    """(QGraph owner, one input image) for a zoo net or a random net ('random<seed>')."""
+    if name.startswith("random"):
+        seed = int(name[len("random"):])
+        model, shape, calibration = random_net(seed)
+        acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=IG_STEPS, backends=("golden",))
+        x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
+        return acc, x
+    entry = get_zoo_model(name)
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16], ig_steps=IG_STEPS,
+                         backends=("golden",))
+    return acc, entry.samples()[0][:1]
+
+
+@functools.lru_cache(maxsize=None)
+def program(name: str, shape: str):
+    acc, _ = compiled(name)
+    return lower(acc.qgraph, *SHAPES[shape])
+
+
+@functools.lru_cache(maxsize=None)
+def shared_params(shape: str) -> RtlV2Params:
+    """One parameter set (one Verilator build) that runs every test net at this shape."""
+    params = None
+    for name in NETS:
+        p = rtl_params(program(name, shape))
+        params = p if params is None else params.covering(p)
+    return params
+
+
+def runs(name: str) -> list[dict]:
+    acc, x = compiled(name)
+    x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
+    table = sim.ig_table(IG_STEPS, "trapezoid", acc.qgraph.width)
+    return [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": table,
+             "method": PREDICT_CODE if m is None else METHOD_CODES[m], "target": -1, "steps": IG_STEPS,
+             "name": m or "predict"} for m in METHOD_LIST]
+
+
+def expected(name: str, shape: str) -> list[dict]:
+    """The golden model's logits, target and attribution, and the interpreter's saturation counters."""
+    acc, x = compiled(name)
+    prog = program(name, shape)
+    x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
+    out = []
+    for m in METHOD_LIST:
+        g = acc.run(x, m, steps=IG_STEPS) if m else acc.run(x)
+        engine = Interpreter(prog)
+        engine.load_inputs(x_q, None, IG_STEPS, "trapezoid")
+        ref = engine.run(PREDICT_CODE if m is None else METHOD_CODES[m], -1, IG_STEPS)
+        out.append({"name": m or "predict", "logits": g.logits[0].numpy(), "target": int(g.target[0]),
+                    "attribution": None if m is None else g.attribution[0].numpy(),
+                    "result": [ref.predicted, ref.target, *ref.saturations]})
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def simulated(name: str, shape: str, stalls: float = 0.0, ddr_latency: int | None = None):
+    """The RTL's results for predict and every method (a SimRuns list)."""
+    return sim.simulate(program(name, shape), shared_params(shape), runs(name), stalls=stalls,
+                        seed=sum(map(ord, name + shape)), ddr_latency=ddr_latency)

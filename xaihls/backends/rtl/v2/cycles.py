@@ -1,0 +1,51 @@
+"""Verilator cycles per job of the Engine v2 RTL next to the cycle model (xaihls/plan/timing.py).
+
+The RTL logs one profile entry per phase (header, image copy, each job from its descriptor's
+fetch to its last write response, argmax and result, post-processing). ``compare`` lines up the
+first forward and backward lists with the Program's jobs and ``timing.job_cost``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xaihls.plan.engine import EngineV2
+from xaihls.plan.timing import job_cost
+
+TOLERANCE = 0.10
+
+
+@dataclass(frozen=True)
+class CycleRow:
+    direction: str
+    index: int
+    op: str
+    layer: int
+    rtl: int
+    model: int
+
+    @property
+    def deviation(self) -> float:
+        return (self.rtl - self.model) / self.model
+
+    @property
+    def within(self) -> bool:
+        return abs(self.deviation) <= TOLERANCE
+
+
+def compare(program, engine: EngineV2, profile: list[tuple[str, int]], ddr_latency: int | None = None) -> list[CycleRow]:
+    fwd = [c for k, c in profile if k == "forward"][: len(program.forward)]
+    bwd = [c for k, c in profile if k == "backward"][: len(program.backward)]
+    rows = []
+    for direction, jobs, measured in (("forward", program.forward, fwd), ("backward", program.backward, bwd)):
+        for i, (d, cycles) in enumerate(zip(jobs, measured)):
+            jc = job_cost(d, engine, direction, ddr_latency)
+            rows.append(CycleRow(direction, i, jc.op, d.layer, cycles, jc.cycles))
+    return rows
+
+
+def markdown(rows: list[CycleRow]) -> str:
+    out = ["| dir | # | op | layer | RTL cycles | model | RTL vs model |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r.direction[:3]} | {r.index} | {r.op} | {r.layer} | {r.rtl:,} | {r.model:,} | {r.deviation:+.1%} |")
+    return "\n".join(out)

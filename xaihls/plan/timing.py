@@ -1,0 +1,274 @@
+"""The cycle model of Engine v2 (docs/engine_v2.md): what each job of a Program costs on the RTL
+engine, for a DDR of a given latency and bandwidth, and what predict and each method cost.
+
+The schedule it models, which the RTL (xaihls/hls_templates/rtl_v2) implements:
+
+- A job: the controller reads its descriptor (one burst: latency + the descriptor's beats),
+  makes the few products the units start from (DECODE cycles), starts the units, and waits for
+  all of them and for the last write response.
+- CONV: tiles (m-tile, row tile, n-tile) in order through three units that hand buffers over
+  with tokens. The loader reads a tile's input rows (one command a row, rows outside the map
+  skipped) and its weights into one of two buffer sets, as soon as the walker has freed the
+  set; data arrive `ddr_latency` cycles after a command and stream at one beat a cycle (or the
+  DDR's bytes per cycle). The walker runs a tile's passes (kernel taps) one after another: a
+  pass takes max(positions + 1, TM + TN + PASS_SLACK) cycles (the next pass's TM weight rows go
+  through the shadow chain while it runs); a tile's first pass waits for its loads and its first
+  weight rows. A row tile's sums go to one of two output sets; the write-back drains a set
+  (E lanes a cycle: one beat per output pixel and TN / E lanes; a max-pool reads its window one
+  element a cycle) while the walker fills the other.
+- SEED: the write-back alone, one beat a cycle.
+- Post-processing (image copy, |g|, x * g, the IG path point, sum and products): chunks of up
+  to CHUNK beats; per chunk the loader reads its tensors, lanes 0..E-1 run one or two passes,
+  and the write-back writes the chunk under the next chunk's loads.
+
+Every quantity is a sum over tiles in closed form (a recurrence over the tiles of a job, O(tiles));
+hw_tests/test_rtl_v2_cycles.py holds it to 10% of Verilator per job at DDR latencies 1 and 100.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from xaihls.plan.contract import DESCRIPTOR, HEADER, RESULT, Flag, Op
+from xaihls.plan.cost import JobCost
+from xaihls.plan.engine import EngineV2
+
+DECODE = 13  # descriptor decode: 8 products on one multiplier (two cycles each in flight), then the start
+FETCH_ISSUE = 4  # a read command's cycles before its address reaches the DDR (controller, splitter, AR)
+PASS_SLACK = 4  # cycles of a pass beyond the shadow chain's TM rows and the TN-column skew
+FILL_DELAY = 4  # a tile's first pass after its last beat: the token, the first weight row read, the chain full
+DRAIN_DELAY = 5  # a row tile's last position to its output set in the write-back's hands (TN + DRAIN_DELAY)
+WB_PIPE = 6  # the write-back's pipeline and output FIFO before a beat reaches the write mover
+JOB_END = 3  # last write response to the controller's next step
+
+
+@dataclass(frozen=True)
+class _Dram:
+    latency: int
+    beat_cycles: float  # cycles a beat takes at the DDR's rate (>= 1)
+
+    def stream(self, beats: int) -> int:
+        return math.ceil(beats * self.beat_cycles)
+
+
+def _dram(engine: EngineV2, ddr_latency: int | None, bytes_per_cycle: float | None) -> _Dram:
+    latency = engine.ddr_latency if ddr_latency is None else ddr_latency
+    bpc = engine.bytes_per_cycle if bytes_per_cycle is None else bytes_per_cycle
+    beat_bytes = 2 * engine.beat_elems
+    return _Dram(latency, max(1.0, beat_bytes / bpc) if bpc else 1.0)
+
+
+def fetch_cycles(engine: EngineV2, dram: _Dram) -> int:
+    """Reading one descriptor and decoding it."""
+    beats = math.ceil(DESCRIPTOR.bytes / (2 * engine.beat_elems))
+    return FETCH_ISSUE + dram.latency + dram.stream(beats) + DECODE
+
+
+def _n_tiles(d, engine: EngineV2, mt: int) -> int:
+    if not d.flags >> int(Flag.DIAG) & 1:
+        return d.n_tiles
+    per = engine.tm // engine.tn
+    return max(0, min(per, d.n_tiles - mt * per))
+
+
+def _valid_rows(d, rt: int, last: bool) -> int:
+    first = rt * d.load_step + d.load_lo
+    count = d.load_rows_last if last else d.load_rows
+    return max(0, min(first + count, d.ih) - max(first, 0))
+
+
+def _wb_row_tile(d, engine: EngineV2, rows: int, r0: int, mt: int, dram: _Dram) -> int:
+    """Cycles the write-back takes for one row tile (every block of the m-tile the tensor has)."""
+    g = engine.tn // engine.beat_elems
+    blocks = max(1, min(engine.tm // engine.tn, d.out_blocks - mt * (engine.tm // engine.tn)))
+    if d.flags >> int(Flag.POOL) & 1:
+        p0 = r0 // d.pool_sh
+        pooled = max(0, min(d.pool_oh, p0 + (rows - d.pool_kh) // d.pool_sh + 1) - p0)
+        per_row = 1 + d.pool_ow * g * d.pool_kh * d.pool_kw
+        per_block = pooled * per_row + 2
+    else:
+        span = (d.ow - 1) * d.osx + 1
+        per_block = rows * (1 + max(span * g, dram.stream(span * g))) + 2
+    return blocks * per_block + 2
+
+
+def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
+    tm, tn, e = engine.tm, engine.tn, engine.beat_elems
+    g = tn // e
+    passes = d.ky * d.kx
+    fetch = fetch_cycles(engine, dram)
+    span = (d.ow - 1) * d.osx + 1
+    if not passes:
+        # no tap reaches this stride phase: the write-back alone writes zeros (or the bias)
+        wb = sum(_wb_row_tile(d, engine, d.last_rows if rt == d.row_tiles - 1 else d.tile_rows, rt * d.tile_step, mt,
+                              dram) for mt in range(d.m_tiles) for rt in range(d.row_tiles))
+        total = fetch + 2 + wb + WB_PIPE + dram.latency + JOB_END
+        return JobCost(d.layer, "conv", direction, total, 0, wb, 0, 1)
+    period_min = tm + tn + PASS_SLACK
+    bias = d.flags >> int(Flag.BIAS) & 1
+    # event times (cycles from the job's start)
+    loader = 1              # the loader's next free cycle (issuing commands)
+    data_end = 0            # the DMA's last data beat so far
+    compute_free = 0        # the walker's next pass decision
+    set_free = [0, 0]       # when each buffer set was released by the walker
+    out_free = [0, 0]       # when each output set was released by the write-back
+    wb_free = 0
+    t = 0
+    r_tile = 0
+    compute_total = memory_total = 0
+    last_done = 0
+    for mt in range(d.m_tiles):
+        nts = _n_tiles(d, engine, mt)
+        loader += 1  # L_MT
+        if bias:
+            cmd = loader
+            start = max(cmd + FETCH_ISSUE - 1 + dram.latency, data_end)
+            data_end = start + dram.stream(tm // e)
+            memory_total += dram.stream(tm // e)
+            loader += 1
+        for rt in range(d.row_tiles):
+            last = rt == d.row_tiles - 1
+            rows = d.last_rows if last else d.tile_rows
+            positions = rows * d.ow
+            count = d.load_rows_last if last else d.load_rows
+            nv = _valid_rows(d, rt, last)
+            for k in range(nts):
+                # loads
+                issue = max(loader, set_free[t % 2]) + 1  # L_TILE takes the token
+                cmd = issue + 1
+                beats_in = nv * d.iw * g
+                beats_w = passes * tm * g
+                start = max(cmd + FETCH_ISSUE - 1 + dram.latency, data_end)
+                data_end = start + max(dram.stream(beats_in), 0)
+                w_cmd = cmd + count + 1
+                start = max(w_cmd + FETCH_ISSUE - 1 + dram.latency, data_end)
+                data_end = start + dram.stream(beats_w)
+                memory_total += dram.stream(beats_in + beats_w)
+                loaded = data_end + 1
+                loader = w_cmd + 1
+                # compute: the tile's passes
+                first = loaded + FILL_DELAY + tm
+                if k == 0:
+                    first = max(first, out_free[r_tile % 2])
+                w0 = max(first, compute_free)
+                per_pass = max(positions + 1, period_min)
+                end = w0 + (passes - 1) * per_pass + positions
+                compute_free = w0 + passes * per_pass
+                compute_total += passes * per_pass
+                set_free[t % 2] = end + 1
+                t += 1
+            # the row tile's output set to the write-back
+            done = end + tn + DRAIN_DELAY
+            wb = _wb_row_tile(d, engine, rows, rt * d.tile_step, mt, dram)
+            wb_start = max(done, wb_free)
+            wb_free = wb_start + wb
+            out_free[r_tile % 2] = wb_free + 1
+            r_tile += 1
+            last_done = wb_free
+            memory_total += wb
+    total = fetch + last_done + WB_PIPE + dram.latency + JOB_END
+    macs = _useful_macs(d)
+    min_bytes = 2 * (d.n_tiles * d.ih * d.iw * tn + d.m_tiles * tm * d.n_tiles * tn * passes
+                     + d.out_blocks * d.oph * d.opw * tn)
+    bound = max(math.ceil(macs / (tm * tn)), math.ceil(min_bytes / (2 * e / dram.beat_cycles)))
+    return JobCost(d.layer, "conv", direction, total, compute_total, memory_total, macs, bound)
+
+
+def _useful_macs(d) -> int:
+    """Multiply-accumulates on operands inside the input map (padding excluded), per channel pair."""
+    rows = sum(1 for r in range(d.oh) for t in range(d.ky)
+               if 0 <= r * d.isy + t * d.iky + d.iy0 < d.ih)
+    cols = sum(1 for c in range(d.ow) for t in range(d.kx)
+               if 0 <= c * d.isx + t * d.ikx + d.ix0 < d.iw)
+    return rows * cols * d.m_tiles * d.n_tiles
+
+
+def seed_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
+    beats = d.out_blocks * engine.tn // engine.beat_elems
+    total = fetch_cycles(engine, dram) + 2 + dram.stream(beats) + WB_PIPE + dram.latency + JOB_END
+    return JobCost(d.layer, "seed", direction, total, beats, dram.stream(beats), 0, beats)
+
+
+def job_cost(job, engine: EngineV2, direction: str, ddr_latency: int | None = None,
+             bytes_per_cycle: float | None = None) -> JobCost:
+    """Cycles of one job (descriptor fetch included) on ``engine`` with a DDR of ``ddr_latency``
+    cycles and ``bytes_per_cycle`` (default: the engine's)."""
+    dram = _dram(engine, ddr_latency, bytes_per_cycle)
+    if job.op == Op.SEED:
+        return seed_cost(job, engine, direction, dram)
+    return conv_cost(job, engine, direction, dram)
+
+
+# ---------------------------------------------------------------------------------------------
+# post-processing and whole runs
+# ---------------------------------------------------------------------------------------------
+
+POST_STREAMS = {"copy": (1, 1, True), "abs": (1, 1, True), "ixg": (2, 1, True), "ig_point": (2, 2, True),
+                "ig_acc": (1, 1, False), "ig_sum": (0, 1, True), "ig_final": (3, 2, True)}
+"""post op: (tensors read, passes, a tensor written)."""
+
+
+def chunk_beats(engine: EngineV2) -> int:
+    """Beats of a post-processing chunk: the smallest of the buffers' depths (rounded to powers of two)."""
+    p2 = lambda n: 1 << max(0, math.ceil(math.log2(max(n, 1))))  # noqa: E731
+    return min(p2(engine.in_depth), p2(max(engine.w_depth, engine.tm)), p2(engine.out_depth))
+
+
+def post_cycles(op: str, beats: int, engine: EngineV2, ddr_latency: int | None = None,
+                bytes_per_cycle: float | None = None) -> int:
+    """One post-processing op over ``beats`` beats of each tensor (start to the last write response)."""
+    dram = _dram(engine, ddr_latency, bytes_per_cycle)
+    reads, passes, writes = POST_STREAMS[op]
+    chunk = chunk_beats(engine)
+    total = 2
+    wb_free = 0
+    t = 2
+    left = beats
+    gap = engine.tn + 2
+    while left:
+        b = min(chunk, left)
+        load = (FETCH_ISSUE + dram.latency + dram.stream(reads * b)) if reads else 1
+        start = max(t, wb_free - 2 * dram.latency) + load
+        compute = passes * (b + 1) + (max(0, gap - b) if passes == 2 else 0)
+        end = start + compute + 2
+        wb = (b + 3) if writes else 1
+        wb_free = max(end + engine.tn + DRAIN_DELAY, wb_free) + wb
+        t = end + 1
+        left -= b
+    total = wb_free + (WB_PIPE + dram.latency if writes else 0) + JOB_END
+    return total
+
+
+def method_cycles(program, engine: EngineV2, method: str | None, steps: int = 32, ddr_latency: int | None = None,
+                  bytes_per_cycle: float | None = None) -> int:
+    """Cycles of one run, start to done: predict (``method`` None) or an attribution method (integrated
+    gradients with ``steps`` steps)."""
+    dram = _dram(engine, ddr_latency, bytes_per_cycle)
+    h = program.header
+    beats = h["input_elems"] // engine.beat_elems
+    classes_beats = -(-h["classes"] // engine.beat_elems)
+    header = FETCH_ISSUE + dram.latency + dram.stream(math.ceil(HEADER.bytes / (2 * engine.beat_elems))) + 2
+
+    def jobs(lst, direction):
+        return sum(job_cost(d, engine, direction, ddr_latency, bytes_per_cycle).cycles for d in lst)
+
+    def post(op, n=beats):
+        return post_cycles(op, n, engine, ddr_latency, bytes_per_cycle)
+
+    result = FETCH_ISSUE + dram.latency + dram.stream(classes_beats) + classes_beats * engine.beat_elems \
+        + 4 + math.ceil(RESULT.bytes / (2 * engine.beat_elems)) + dram.latency + JOB_END
+    forward = jobs(program.forward, "forward")
+    total = header + post("copy") + forward + result
+    if method is None:
+        return total
+    backward = jobs(program.backward, "backward")
+    if method == "integrated_gradients":
+        table = FETCH_ISSUE + dram.latency + 3
+        total += 2 * post("copy", classes_beats) + table
+        total += steps * (table + post("ig_point") + forward + backward + post("ig_acc"))
+        total += post("ig_sum") + post("ig_final")
+    else:
+        op = {"saliency": "abs", "input_x_gradient": "ixg"}.get(method, "copy")
+        total += backward + post(op)
+    return total + result
