@@ -34,13 +34,15 @@ from xaihls.plan.contract import DESCRIPTOR, HEADER, RESULT, Flag, Op
 from xaihls.plan.cost import JobCost
 from xaihls.plan.engine import EngineV2
 
-DECODE = 13  # descriptor decode: 8 products on one multiplier (two cycles each in flight), then the start
+DECODE = 9  # descriptor decode: 8 products on one multiplier, the last one landing, then the start
 FETCH_ISSUE = 4  # a read command's cycles before its address reaches the DDR (controller, splitter, AR)
 PASS_SLACK = 4  # cycles of a pass beyond the shadow chain's TM rows and the TN-column skew
 FILL_DELAY = 4  # a tile's first pass after its last beat: the token, the first weight row read, the chain full
 DRAIN_DELAY = 5  # a row tile's last position to its output set in the write-back's hands (TN + DRAIN_DELAY)
 WB_PIPE = 6  # the write-back's pipeline and output FIFO before a beat reaches the write mover
 JOB_END = 3  # last write response to the controller's next step
+BIAS_TOKEN = 3  # an m-tile's last write-back cycle to the loader taking its bias set for m-tile + 2
+CONV_TAIL = 3  # a CONV job's last write-back cycle to its last beat's write, as measured
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,11 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
     r_tile = 0
     compute_total = memory_total = 0
     last_done = 0
+    mt_done = []            # when the write-back finished each m-tile (frees its bias set)
     for mt in range(d.m_tiles):
         nts = _n_tiles(d, engine, mt)
+        if bias and mt >= 2:
+            loader = max(loader, mt_done[mt - 2] + BIAS_TOKEN)
         loader += 1  # L_MT
         if bias:
             cmd = loader
@@ -167,7 +172,8 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
             r_tile += 1
             last_done = wb_free
             memory_total += wb
-    total = fetch + last_done + WB_PIPE + dram.latency + JOB_END
+        mt_done.append(wb_free)
+    total = fetch + last_done + CONV_TAIL + dram.latency + JOB_END
     macs = _useful_macs(d)
     min_bytes = 2 * (d.n_tiles * d.ih * d.iw * tn + d.m_tiles * tm * d.n_tiles * tn * passes
                      + d.out_blocks * d.oph * d.opw * tn)

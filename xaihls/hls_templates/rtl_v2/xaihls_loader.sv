@@ -176,8 +176,9 @@ module xaihls_loader #(
                 end
 
                 // ---------------- CONV
-                L_MT: if (bias_free && !cmd_valid) begin
-                    bias_take <= 1'b1;
+                L_MT: if ((bias_free || !has_bias) && !cmd_valid) begin
+                    // the bias set of this m-tile (mt[0]) is free once the write-back is done with m-tile mt - 2
+                    bias_take <= has_bias;
                     if (has_bias) begin
                         cmd_valid <= 1'b1;
                         cmd_off <= b_off;

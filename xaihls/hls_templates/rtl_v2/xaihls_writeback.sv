@@ -373,7 +373,7 @@ module xaihls_writeback #(
                     end else begin
                         rt <= '0;
                         mt <= mt + 1'b1;
-                        if (has_pass) bias_give <= 1'b1;
+                        if (has_pass && f_bias) bias_give <= 1'b1;
                         mt_base <= mt_base + OFF_BITS'(out_block * TPB);
                         mt_mask <= mt_mask + MKW'(mask_plane_w * TPB);
                         mt_ix <= mt_ix + IXW'(ix_plane * TPB);
