@@ -1,0 +1,22 @@
+"""Verilator cycles per job of the Engine v2 RTL against the cycle model (xaihls/plan/timing.py), at
+DDR latencies 1 and 100; the tables go to the test output (pytest -s or -rA)."""
+
+import pytest
+
+from hw_tests.rtl_v2_cases import program, simulated
+from xaihls.backends.rtl.v2.cycles import TOLERANCE, compare, markdown
+from xaihls.plan.engine import EngineV2
+
+
+@pytest.mark.parametrize("latency", [1, 100])
+@pytest.mark.parametrize("name,shape", [("digits", "16x8"), ("digits_gap", "4x4"), ("random305", "4x4"),
+                                        ("digits_strided_bn", "16x8_128bit")])
+def test_cycles_per_job_match_the_cycle_model(name, shape, latency):
+    prog = program(name, shape)
+    engine = EngineV2.for_program(prog, clock_mhz=100.0, bytes_per_cycle=64.0, ddr_latency=latency)
+    gradient = simulated(name, shape, 0.0, latency)[1]
+    rows = compare(prog, engine, gradient["profile"], latency)
+    print(f"\n{name} {shape} DDR latency {latency}\n{markdown(rows)}")
+    assert len(rows) == len(prog.forward) + len(prog.backward)
+    bad = [r for r in rows if not r.within]
+    assert not bad, f"outside {TOLERANCE:.0%}:\n{markdown(bad)}"
