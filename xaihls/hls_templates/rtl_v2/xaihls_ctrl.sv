@@ -55,8 +55,8 @@ module xaihls_ctrl #(
     // the units
     output logic                     job_start,
     output logic [1:0]               job_kind,
-    output descriptor_t              desc,
-    output post_cfg_t                post,
+    output xaihls_contract_pkg::descriptor_t              desc,
+    output xaihls_engine_pkg::post_cfg_t                post,
     output logic [1:0]               mode,
     output logic [15:0]              target,
     output logic [OFF_BITS-1:0]      lo_off,
@@ -101,9 +101,9 @@ module xaihls_ctrl #(
 
     // ---------------------------------------------------------------- the decode register
     logic [RAW_BEATS*DW-1:0] raw;
-    header_t hdr;
-    assign desc = descriptor_t'(raw[DESCRIPTOR_WORDS*32-1:0]);
-    assign hdr  = header_t'(raw[HEADER_WORDS*32-1:0]);
+    xaihls_contract_pkg::header_t hdr;
+    assign desc = raw[DESCRIPTOR_WORDS*32-1:0];
+    assign hdr  = raw[HEADER_WORDS*32-1:0];
 
     // header fields the run needs
     logic [OFF_BITS-1:0] a_forward, a_backward, a_image, a_work, a_baseline, a_igtab, a_logits, a_save,

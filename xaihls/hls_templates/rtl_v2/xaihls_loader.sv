@@ -29,8 +29,8 @@ module xaihls_loader #(
 
     input  logic                     start,
     input  logic [1:0]               kind,
-    input  descriptor_t              desc,
-    input  post_cfg_t                post,
+    input  xaihls_contract_pkg::descriptor_t              desc,
+    input  xaihls_engine_pkg::post_cfg_t                post,
     input  logic [OFF_BITS-1:0]      lo_off,     // load_lo * in_row_bytes (mod 2**OFF_BITS)
     input  logic [OFF_BITS-1:0]      step_off,   // load_step * in_row_bytes
     output logic                     busy,

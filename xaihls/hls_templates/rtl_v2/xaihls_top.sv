@@ -189,8 +189,8 @@ module xaihls_top #(
     // ---------------------------------------------------------------- controller and decode
     logic job_start, units_busy;
     logic [1:0] job_kind, mode;
-    descriptor_t desc;
-    post_cfg_t post;
+    xaihls_contract_pkg::descriptor_t desc;
+    xaihls_engine_pkg::post_cfg_t post;
     logic [15:0] target, span, sh_ow;
     logic [OFF_BITS-1:0] lo_off, step_off, oyo_rb, osy_rb;
     logic [IXW-1:0] lo_iw, step_iw;

@@ -37,8 +37,8 @@ module xaihls_walker #(
 
     input  logic                     start,
     input  logic [1:0]               kind,
-    input  descriptor_t              desc,
-    input  post_cfg_t                post,
+    input  xaihls_contract_pkg::descriptor_t              desc,
+    input  xaihls_engine_pkg::post_cfg_t                post,
     input  logic [IXW-1:0]           lo_iw,      // load_lo * iw (mod 2**IXW)
     input  logic [IXW-1:0]           step_iw,    // load_step * iw
     output logic                     busy,

@@ -32,8 +32,8 @@ module xaihls_writeback #(
 
     input  logic                     start,
     input  logic [1:0]               kind,
-    input  descriptor_t              desc,
-    input  post_cfg_t                post,
+    input  xaihls_contract_pkg::descriptor_t              desc,
+    input  xaihls_engine_pkg::post_cfg_t                post,
     input  logic [1:0]               mode,        // the ReLU-backward rule of the run
     input  logic [15:0]              target,      // SEED: the class
     input  logic [OFF_BITS-1:0]      oyo_rb,      // oyo * out_row_bytes
