@@ -70,14 +70,28 @@ class RtlV2Params:
                            self.TN, self.TN, 1, self.TN, 0, self.OFF_BITS)
 
 
+def buffer_needs(program) -> tuple[int, int, int]:
+    """(input words a bank, positions a row tile, weight rows) the Program's jobs use: at most
+    the buffers it was tiled for, often less (the weight buffer holds the largest kernel's taps)."""
+    from xaihls.plan.contract import Op
+
+    in_words = out_pos = w_rows = 1
+    for d in program.forward + program.backward:
+        if d.op != Op.CONV or not d.ky * d.kx:
+            continue
+        in_words = max(in_words, max(d.load_rows, d.load_rows_last) * d.iw)
+        out_pos = max(out_pos, max(d.tile_rows, d.last_rows) * d.ow)
+        w_rows = max(w_rows, d.ky * d.kx * program.shape.tm)
+    return in_words, out_pos, w_rows
+
+
 def rtl_params(program, engine: EngineV2 | None = None) -> RtlV2Params:
-    """The parameters that run ``program`` (a ProgramV2) on an engine ``engine`` (default: the
-    smallest one, EngineV2.for_program)."""
-    h, s, b = program.header, program.shape, program.buffers
+    """The parameters that run ``program`` (a ProgramV2): buffers as deep as its jobs need (never
+    deeper than ``engine``'s, which the Program was tiled for), the kept-state memories of its
+    header; ``engine`` (default EngineV2.for_program) says whether the backward path is built."""
+    h, s = program.header, program.shape
     backward = True if engine is None else engine.backward
-    in_depth = b.in_depth if engine is None else engine.in_depth
-    out_depth = b.out_depth if engine is None else engine.out_depth
-    w_depth = b.w_depth if engine is None else engine.w_depth
+    in_depth, out_depth, w_depth = buffer_needs(program)
     return RtlV2Params(
         TM=s.tm, TN=s.tn, AXI_DATA_WIDTH=16 * s.beat_elems,
         IN_DEPTH=pow2(in_depth), OUT_DEPTH=pow2(out_depth), W_DEPTH=pow2(max(w_depth, s.tm)),
