@@ -321,8 +321,11 @@ module xaihls_top #(
             .clk, .we(ix_we), .waddr(ix_waddr), .wdata(ix_wdata), .re(1'b1), .raddr(ix_raddr), .rdata(ix_rdata)
         );
     end else begin : g_no_kept
+        // the inference-only build keeps no state: the units' kept-state ports go nowhere
         assign mask_rdata = '0;
         assign ix_rdata = '0;
+        logic unused_kept;
+        assign unused_kept = ^{ix_raddr, ix_waddr, ix_wdata, ix_we, mask_raddr, mask_waddr, mask_wdata, mask_we};
     end
 
     // ---------------------------------------------------------------- write-back

@@ -544,5 +544,5 @@ module xaihls_walker #(
     end
 
     logic unused;
-    assign unused = ^{f_rt, i_rt, ix_rdata, desc, post, BACKWARD, s1_code};
+    assign unused = ^{f_rt, i_rt, ix_rdata, desc, post, BACKWARD, s1_code, w_rdata, gate};
 endmodule
