@@ -148,7 +148,8 @@ module xaihls_mac_array #(
         end
 
         // the accumulator memory: lanes 0..E-1 also hold the integrated-gradients sums
-        localparam int DEPTH = (m < E) ? OUT_DEPTH + IG_WORDS : OUT_DEPTH;
+        // (a power of two: a deeper memory in one bank of block RAMs, no read multiplexer)
+        localparam int DEPTH = (m < E) ? 1 << $clog2(OUT_DEPTH + IG_WORDS) : OUT_DEPTH;
         localparam int LAW = $clog2(DEPTH);
         logic [47:0] acc_mem [DEPTH];
         always_ff @(posedge clk) begin

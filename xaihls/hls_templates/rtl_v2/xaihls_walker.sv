@@ -83,7 +83,7 @@ module xaihls_walker #(
     logic signed [13:0] ih, iw, isx, ikx, isy, iky, iy0, ix0, load_step;
     logic [4:0]         ky_n, kx_n;
     logic [IAW-1:0]     walk_origin, walk_row, walk_pass_row, a_isx, a_ikx;
-    logic [IXW-1:0]     ix_origin, ix_base, ix_plane, ix_isx, ix_ikx, ix_row, ix_pass_row, ix_lo, ix_step;
+    logic [IXW-1:0]     ix_base, ix_plane, ix_lo, ix_step;
     logic [7:0]         code0, code_ky, code_kx;
     logic [2:0]         pc_op;
     logic               pc_first;
@@ -118,7 +118,9 @@ module xaihls_walker #(
     // current grid row (Q_) and of the current position (C_); tile bases (T_)
     logic [IAW-1:0]     P_a, K_a, Q_a, C_a;
     logic signed [13:0] P_y, K_y, Q_y, P_x, C_x, T_y;
-    logic [IXW-1:0]     P_g, K_g, Q_g, C_g, G_mt, G_nt, F_iw;
+    // the GATE's index word of a position: GB + (buffer word), GB = index_base / TN + nt * index_plane
+    // + first * iw (the word of the tile's buffer row 0); exact for every position inside the map
+    logic [IXW-1:0]     GB, G_mt, G_nt, F_iw;
     logic [7:0]         P_cd, K_cd;
     logic               yok_row;
     // post
@@ -155,13 +157,13 @@ module xaihls_walker #(
     always_comb begin
         g_next = diag ? G_nt + ix_plane : ix_base;
         if (i_k != i_klast) begin
-            g_tile = G_nt + ix_plane + F_iw + ix_origin;
+            g_tile = G_nt + ix_plane + F_iw;
             y_tile = T_y;
         end else if (i_rt != row_tiles - 1'b1) begin
-            g_tile = G_mt + F_iw + ix_step + ix_origin;
+            g_tile = G_mt + F_iw + ix_step;
             y_tile = T_y + load_step;
         end else begin
-            g_tile = g_next + ix_lo + ix_origin;
+            g_tile = g_next + ix_lo;
             y_tile = iy0;
         end
     end
@@ -229,12 +231,7 @@ module xaihls_walker #(
                 ix0 <= desc.ix0;
                 load_step <= 14'(desc.load_step);
                 ix_base <= IXW'(desc.index_base / TN);
-                ix_origin <= IXW'(desc.walk_origin);
                 ix_plane <= IXW'(desc.index_plane);
-                ix_isx <= IXW'(desc.isx);
-                ix_ikx <= IXW'(desc.ikx);
-                ix_row <= IXW'(desc.walk_row);
-                ix_pass_row <= IXW'(desc.walk_pass_row);
                 ix_lo <= lo_iw;
                 ix_step <= step_iw;
                 code0 <= desc.code0;
@@ -258,8 +255,7 @@ module xaihls_walker #(
                 G_mt <= IXW'(desc.index_base / TN);
                 G_nt <= IXW'(desc.index_base / TN);
                 F_iw <= lo_iw;
-                P_g <= IXW'(desc.index_base / TN) + lo_iw + IXW'(desc.walk_origin);
-                K_g <= IXW'(desc.index_base / TN) + lo_iw + IXW'(desc.walk_origin);
+                GB <= IXW'(desc.index_base / TN) + lo_iw;
                 P_cd <= desc.code0;
                 K_cd <= desc.code0;
                 shadow_full <= 1'b0;
@@ -340,8 +336,6 @@ module xaihls_walker #(
                     C_a <= P_a;
                     Q_y <= P_y;
                     C_x <= P_x;
-                    Q_g <= P_g;
-                    C_g <= P_g;
                     yok_row <= in_map(P_y, ih);
                     ist <= I_RUN;
                 end
@@ -361,7 +355,7 @@ module xaihls_walker #(
                 s0_outwe <= final_pass;
                 s0_oset <= o_set;
                 in_raddr <= {i_set, C_a};
-                ix_raddr <= C_g;
+                ix_raddr <= GB + IXW'(C_a);
                 p <= p + 1'b1;
                 if (c == ow - 1'b1) begin
                     c <= '0;
@@ -371,13 +365,10 @@ module xaihls_walker #(
                     Q_y <= Q_y + isy;
                     yok_row <= in_map(Q_y + isy, ih);
                     C_x <= P_x;
-                    Q_g <= Q_g + ix_row;
-                    C_g <= Q_g + ix_row;
                 end else begin
                     c <= c + 1'b1;
                     C_a <= C_a + a_isx;
                     C_x <= C_x + isx;
-                    C_g <= C_g + ix_isx;
                 end
                 if (pos_last) begin
                     ist <= I_WAIT;
@@ -386,7 +377,6 @@ module xaihls_walker #(
                         i_kx <= i_kx + 1'b1;
                         P_a <= P_a + a_ikx;
                         P_x <= P_x + ikx;
-                        P_g <= P_g + ix_ikx;
                         P_cd <= P_cd + code_kx;
                     end else if (i_ky != ky_n - 1'b1) begin
                         // the next pass row
@@ -397,8 +387,6 @@ module xaihls_walker #(
                         K_y <= K_y + iky;
                         P_y <= K_y + iky;
                         P_x <= ix0;
-                        K_g <= K_g + ix_pass_row;
-                        P_g <= K_g + ix_pass_row;
                         K_cd <= K_cd + code_ky;
                         P_cd <= K_cd + code_ky;
                     end else begin
@@ -434,8 +422,7 @@ module xaihls_walker #(
                         P_y <= y_tile;
                         K_y <= y_tile;
                         P_x <= ix0;
-                        P_g <= g_tile;
-                        K_g <= g_tile;
+                        GB <= g_tile;
                         P_cd <= code0;
                         K_cd <= code0;
                     end

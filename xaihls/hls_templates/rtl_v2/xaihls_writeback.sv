@@ -97,7 +97,7 @@ module xaihls_writeback #(
     logic [IXW-1:0]     ix_plane;
     logic [11:0]        span_px;
     logic [OAW-1:0]     shov;
-    logic [23:0]        shov24;
+    logic [MKW-1:0]     shov24;
     logic [LEN_BITS-1:0] row_beats, prow_beats;
     logic [1:0]         rmode;
     logic [15:0]        tgt;
@@ -116,9 +116,9 @@ module xaihls_writeback #(
     logic [MKW-1:0] mt_mask, g_mask, mrow;
     logic [IXW-1:0] mt_ix, g_ix, pix, T_pix, N_pix;
     logic [11:0]    T_py, N_py;
-    logic [23:0]    T_r0ow, N_r0ow;
+    logic [MKW-1:0] T_r0ow, N_r0ow;   // grid pixel of the tile's first row (mod the mask words: only its ReLU words use it)
     logic [OAW-1:0] prow, pxbase, pel, pc_addr;
-    logic [23:0]    prow24;   // prow without wrapping: the grid rows a tile's pooled rows advance
+    logic [MKW-1:0] prow24;   // prow without wrapping at OUT_DEPTH: the grid pixels a tile's pooled rows advance
     logic [LEN_BITS-1:0] beat;
     logic [23:0]    p_left;
     logic [OFF_BITS-1:0] p_off;
@@ -191,7 +191,7 @@ module xaihls_writeback #(
                     ix_plane <= IXW'(desc.index_plane);
                     span_px <= 12'(span);
                     shov <= OAW'(sh_ow);
-                    shov24 <= 24'(sh_ow);
+                    shov24 <= MKW'(sh_ow);
                     row_beats <= LEN_BITS'(span) << LG;
                     prow_beats <= LEN_BITS'(desc.pool_ow) << LG;
                     rmode <= mode;
@@ -295,7 +295,7 @@ module xaihls_writeback #(
                         s0_first <= wi == '0 && wk == '0;
                         s0_last <= last_el;
                         s0_idx <= widx;
-                        s0_mw <= f_rap ? mrow + MKW'(beat) : g_mask + MKW'((T_r0ow + 24'(pel)) << LG) + MKW'(j);
+                        s0_mw <= f_rap ? mrow + MKW'(beat) : g_mask + ((T_r0ow + MKW'(pel)) << LG) + MKW'(j);
                         s0_iw <= g_ix + pix + IXW'(px);
                         rd_addr <= pel;
                         if (!last_el) begin
@@ -607,5 +607,5 @@ module xaihls_writeback #(
     assign busy = st != W_IDLE || cmd_valid || !f_empty || s0_v || s1_v || s2_v || s3_v || s4_out;
 
     logic unused;
-    assign unused = ^{f_full, s1_last, s2_last, s3_last, c, span};
+    assign unused = ^{f_full, s1_last, s2_last, s3_last, c, span, sh_ow};
 endmodule

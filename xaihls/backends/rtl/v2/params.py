@@ -21,6 +21,7 @@ SOURCES = (
 )
 TOP = "xaihls_top"
 WAIVERS = RTL_DIR / "xaihls_lint.vlt"
+MIN_DEPTH = 16  # the smallest buffer depth built (addresses of one bit or none would not elaborate)
 
 
 def sources() -> list[Path]:
@@ -94,7 +95,7 @@ def rtl_params(program, engine: EngineV2 | None = None) -> RtlV2Params:
     in_depth, out_depth, w_depth = buffer_needs(program)
     return RtlV2Params(
         TM=s.tm, TN=s.tn, AXI_DATA_WIDTH=16 * s.beat_elems,
-        IN_DEPTH=pow2(in_depth), OUT_DEPTH=pow2(out_depth), W_DEPTH=pow2(max(w_depth, s.tm)),
+        IN_DEPTH=pow2(in_depth, MIN_DEPTH), OUT_DEPTH=pow2(out_depth, MIN_DEPTH), W_DEPTH=pow2(max(w_depth, s.tm), MIN_DEPTH),
         MASK_BITS=pow2(max(h["mask_bits"], 1), 64) if backward else s.tn,
         INDEX_ENTRIES=pow2(max(h["index_entries"], 1), 64) if backward else s.tn,
         INDEX_BITS=max(h["index_bits"], 1) if backward else 1,
