@@ -161,6 +161,8 @@ inline int passes_of(const Desc &d) { return d.ky * d.kx; }
 // its kept state lies inside the on-chip memories. (The compiler guarantees all of it for the
 // engine it built the Program for; another Program is refused, not run out of bounds.)
 inline bool conv_fits(const Desc &d) {
+// Once a job: its products share one multiplier.
+#pragma HLS allocation operation instances=mul limit=1
     const int passes = passes_of(d);
     const bool shapes = d.m_tiles >= 1 && d.row_tiles >= 1 && d.out_blocks >= 1 && d.out_blocks <= d.m_tiles * GROUPS
         && d.ow >= 1 && d.tile_rows >= 1 && d.last_rows >= 1 && d.tile_rows * d.ow <= OUT_DEPTH
@@ -318,14 +320,16 @@ inline void load_bias(const beat_t *ddr, bool has_bias, int beat0, hls::stream<b
         bias[m] = 0;
     }
     if (has_bias) {
+        int m0 = 0;
     load_bias:
         for (int b = 0; b < TM / E; b++) {
 #pragma HLS pipeline II=1
             const beat_t beat = ddr_read(ddr, beat0 + b);
             for (int e = 0; e < E; e++) {
 #pragma HLS unroll
-                bias[b * E + e] = lane(beat, e);
+                bias[m0 + e] = lane(beat, e);
             }
+            m0 += E;
         }
     }
     biases.write(bias);
@@ -336,7 +340,7 @@ inline void load_bias(const beat_t *ddr, bool has_bias, int beat0, hls::stream<b
 // its buffer word (write enables, no crossbar). Returns the words written.
 inline int load_input(const beat_t *ddr, int block, int y0, int beats, int word0, in_tile_t &buf) {
     pixel_t pix;
-    int slot = 0, word = word0;
+    int slot = 0, n0 = 0, word = word0;  // n0 = slot * E: the beat's first channel
 load_input:
     for (int i = 0; i < beats; i++) {
 #pragma HLS loop_tripcount max=IN_DEPTH * PIX_BEATS
@@ -344,14 +348,16 @@ load_input:
         const beat_t beat = ddr_read(ddr, block + y0 + i);
         for (int e = 0; e < E; e++) {
 #pragma HLS unroll
-            pix[slot * E + e] = lane(beat, e);  // write enables by slot, no crossbar
+            pix[n0 + e] = lane(beat, e);  // write enables by slot, no crossbar
         }
         if (slot == PIX_BEATS - 1) {
             buf[word].x = pix;
             word++;
             slot = 0;
+            n0 = 0;
         } else {
             slot++;
+            n0 += E;
         }
     }
     return word - word0;
@@ -380,7 +386,7 @@ load_gate:
 // fill one wide word (m-major, as the compiler laid them out).
 inline void load_weights(const beat_t *ddr, int beat0, int beats, w_tile_t &buf) {
     pass_w_t w;
-    int slot = 0, pass = 0;
+    int slot = 0, k0 = 0, pass = 0;  // k0 = slot * E: the beat's first weight (m-major)
 load_weights:
     for (int i = 0; i < beats; i++) {
 #pragma HLS loop_tripcount max=W_PASSES * PASS_BEATS
@@ -388,14 +394,16 @@ load_weights:
         const beat_t beat = ddr_read(ddr, beat0 + i);
         for (int e = 0; e < E; e++) {
 #pragma HLS unroll
-            w[slot * E + e] = lane(beat, e);  // write enables by slot, no crossbar
+            w[k0 + e] = lane(beat, e);  // write enables by slot, no crossbar
         }
         if (slot == PASS_BEATS - 1) {
             buf[pass] = w;
             pass++;
             slot = 0;
+            k0 = 0;
         } else {
             slot++;
+            k0 += E;
         }
     }
 }
@@ -967,6 +975,8 @@ inline void conv_job(beat_t *ddr, const LoadCfg &lc, const MacCfg &mc, const Sto
 // ---------------------------------------------------------------------------------------
 
 inline bool seed_fits(const Desc &d, int target) {
+// Once a job: its products share one multiplier.
+#pragma HLS allocation operation instances=mul limit=1
     const bool bits = !flag(d.flags, c::FLAG_BWD_RELU)
         || ((d.mask_base & (TN - 1)) == 0 && int64_t(d.mask_base) + int64_t(d.out_blocks) * TN <= int64_t(MASK_WORDS) * E);
     return d.out_blocks >= 1 && aligned(d.out_addr) && d.shift0 >= 0 && d.shift0 <= 62 && target < d.out_blocks * TN
