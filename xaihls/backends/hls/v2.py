@@ -13,14 +13,16 @@ every method, saturation counters equal to the interpreter's (tests/test_hls_v2.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from xaihls.backends.hls.csim import CSimLibrary, ap_types_dir, build_library, cache_dir, load_library
+from xaihls.backends.hls.csim import ap_types_dir, build_library, cache_dir
 from xaihls.backends.hls.templates import read_template, render
 from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
@@ -92,35 +94,41 @@ def _tripcounts(program: ProgramV2) -> dict[str, int]:
     }
 
 
-def engine_parameters(program: ProgramV2, engine: EngineV2) -> dict[str, dict[str, tuple[int, str]]]:
-    """The values of parameters.h, by section: name -> (value, what it is)."""
-    check_engine(program, engine)
+PROGRAM_PARAMETERS = {
+    "DDR_BYTES": "bytes of DDR the Program uses",
+    "MAX_JOBS": "descriptors in the longer list",
+    "MAX_ROW_TILES": "row tiles of one job, over its m-tiles",
+    "MAX_N_TILES": "n-tiles of one row tile",
+    "MAX_WRITE_COMMANDS": "output runs of one job",
+    "MAX_SEED_BEATS": "beats of the logits vector",
+}
+"""parameters.h's Program section: the m_axi depth (co-simulation) and loop_tripcount hints."""
+
+
+def engine_parameters(program: ProgramV2 | None, engine: EngineV2) -> dict[str, dict[str, tuple[int, str]]]:
+    """The values of parameters.h, by section: name -> (value, what it is); the Program's
+    section only with a Program."""
     beat_bytes = 2 * engine.beat_elems
-    trips = _tripcounts(program)
-    return {
-        "engine": {
-            "TM": (engine.tm, "output channels (accumulator lanes) of the MAC array"),
-            "TN": (engine.tn, "input channels of the MAC array; tensors are stored in blocks of TN channels"),
-            "BEAT_ELEMS": (engine.beat_elems, f"16-bit elements per AXI beat ({engine.axi_data_bits}-bit data)"),
-            "BEAT_SHIFT": (beat_bytes.bit_length() - 1, f"log2 of a beat's {beat_bytes} bytes"),
-            "IN_DEPTH": (engine.in_depth, "words (pixels of TN channels) per input buffer"),
-            "OUT_DEPTH": (engine.out_depth, "accumulators per lane"),
-            "W_DEPTH": (engine.w_depth, "weight rows of TN per buffer (passes x TM)"),
-            "MASK_BITS": (engine.mask_bits, "ReLU bits kept between the passes"),
-            "INDEX_ENTRIES": (engine.index_entries, "max-pool indices kept between the passes"),
-            "INDEX_BITS": (max(engine.index_bits, 1), "bits of one max-pool index"),
-            "INPUT_ELEMS": (engine.input_elems, "elements of the blocked input (the IG-sum memory)"),
-            "DATA_WIDTH": (16, "bits of weights, activations and gradients"),
-        },
-        "program": {
-            "DDR_BYTES": (program.total_bytes, "bytes of DDR the Program uses"),
-            "MAX_JOBS": (trips["MAX_JOBS"], "descriptors in the longer list"),
-            "MAX_ROW_TILES": (trips["MAX_ROW_TILES"], "row tiles of one job, over its m-tiles"),
-            "MAX_N_TILES": (trips["MAX_N_TILES"], "n-tiles of one row tile"),
-            "MAX_WRITE_COMMANDS": (trips["MAX_WRITE_COMMANDS"], "output runs of one job"),
-            "MAX_SEED_BEATS": (trips["MAX_SEED_BEATS"], "beats of the logits vector"),
-        },
+    engine_section = {
+        "TM": (engine.tm, "output channels (accumulator lanes) of the MAC array"),
+        "TN": (engine.tn, "input channels of the MAC array; tensors are stored in blocks of TN channels"),
+        "BEAT_ELEMS": (engine.beat_elems, f"16-bit elements per AXI beat ({engine.axi_data_bits}-bit data)"),
+        "BEAT_SHIFT": (beat_bytes.bit_length() - 1, f"log2 of a beat's {beat_bytes} bytes"),
+        "IN_DEPTH": (engine.in_depth, "words (pixels of TN channels) per input buffer"),
+        "OUT_DEPTH": (engine.out_depth, "accumulators per lane"),
+        "W_DEPTH": (engine.w_depth, "weight rows of TN per buffer (passes x TM)"),
+        "MASK_BITS": (engine.mask_bits, "ReLU bits kept between the passes"),
+        "INDEX_ENTRIES": (engine.index_entries, "max-pool indices kept between the passes"),
+        "INDEX_BITS": (max(engine.index_bits, 1), "bits of one max-pool index"),
+        "INPUT_ELEMS": (engine.input_elems, "elements of the blocked input (the IG-sum memory)"),
+        "DATA_WIDTH": (16, "bits of weights, activations and gradients"),
     }
+    if program is None:
+        return {"engine": engine_section}
+    check_engine(program, engine)
+    values = {"DDR_BYTES": program.total_bytes, **_tripcounts(program)}
+    return {"engine": engine_section,
+            "program": {name: (values[name], meaning) for name, meaning in PROGRAM_PARAMETERS.items()}}
 
 
 def _constexpr_block(section: dict[str, tuple[int, str]]) -> str:
@@ -128,14 +136,26 @@ def _constexpr_block(section: dict[str, tuple[int, str]]) -> str:
     return "\n".join(f"constexpr int {name:<{width}} = {value};  // {what}" for name, (value, what) in section.items())
 
 
-def parameters_header(program: ProgramV2, engine: EngineV2) -> str:
-    """The generated ``firmware/parameters.h`` of an engine and its Program."""
+def parameters_header(program: ProgramV2 | None, engine: EngineV2) -> str:
+    """The generated ``firmware/parameters.h`` of an engine and its Program. Without a Program
+    (the C-simulation library, which runs any Program that fits the engine), the Program's
+    section holds placeholders: its values only size pragmas (the m_axi depth, tripcounts),
+    which C ignores."""
     import xaihls
 
-    params = engine_parameters(program, engine)
-    graph = program.qgraph.graph
-    provenance = (f"// Network: input {'x'.join(map(str, graph.input_shape))}, {graph.num_classes} classes, "
-                  f"{len(graph.layers)} layers. Engine {engine.tm}x{engine.tn}, {engine.axi_data_bits}-bit AXI, "
+    params = engine_parameters(program, engine) if program is not None else {
+        "engine": engine_parameters(None, engine)["engine"],
+        "program": {name: (2 * engine.beat_elems if name == "DDR_BYTES" else 1,
+                           "C-simulation library: the DDR's size comes at run time; pragmas only")
+                    for name in PROGRAM_PARAMETERS},
+    }
+    if program is not None:
+        graph = program.qgraph.graph
+        network = (f"// Network: input {'x'.join(map(str, graph.input_shape))}, {graph.num_classes} classes, "
+                   f"{len(graph.layers)} layers. ")
+    else:
+        network = "// The C-simulation library of an engine (any Program that fits it). "
+    provenance = (f"{network}Engine {engine.tm}x{engine.tn}, {engine.axi_data_bits}-bit AXI, "
                   f"{engine.clock_mhz:g} MHz.\n// Written by xaihls {xaihls.__version__}.")
     return render(read_template(f"{FIRMWARE}/{PARAMETERS}"), {
         "provenance": provenance,
@@ -144,8 +164,9 @@ def parameters_header(program: ProgramV2, engine: EngineV2) -> str:
     })
 
 
-def firmware_files(program: ProgramV2, engine: EngineV2) -> dict[str, bytes]:
-    """``firmware/*``: the fixed sources, the C-simulation sources and the generated parameters.h."""
+def firmware_files(program: ProgramV2 | None, engine: EngineV2) -> dict[str, bytes]:
+    """``firmware/*``: the fixed sources, the C-simulation sources and the generated parameters.h
+    (``program`` None: the C-simulation library's, see ``parameters_header``)."""
     files = {f"firmware/{name}": read_template(f"{FIRMWARE}/{name}").encode() for name in ENGINE_SOURCES + CSIM_SOURCES}
     files[f"firmware/{PARAMETERS}"] = parameters_header(program, engine).encode()
     return files
@@ -170,13 +191,42 @@ def _write_files(folder: Path, files: dict[str, bytes]) -> None:
             os.replace(partial, path)
 
 
-def library_for(program: ProgramV2, engine: EngineV2) -> CSimLibrary:
-    """The compiled engine from the cache (its firmware written and built on first use)."""
-    files = firmware_files(program, engine)
+class CSimV2Library:
+    """An engine compiled as a shared library: ``run`` executes one start of the top on a DDR
+    array of any size (every access is checked against it)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lib = ctypes.CDLL(str(path))
+        self._run = self._lib.xaihls_csim_run
+        self._run.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self._run.restype = ctypes.c_int
+        self._lock = threading.Lock()  # the engine's on-chip memories are static: one run at a time
+
+    def run(self, ddr: np.ndarray, method: int, target: int, steps: int) -> int:
+        """The top's status (0 ok) after it ran on ``ddr`` (uint8, whole beats)."""
+        if ddr.dtype != np.uint8 or not ddr.flags.c_contiguous or not ddr.flags.writeable:
+            raise ValueError("ddr must be a writeable, contiguous uint8 array")
+        with self._lock:
+            return int(self._run(ddr.ctypes.data, ddr.size, method, target, steps))
+
+
+_LIBRARIES: dict[Path, CSimV2Library] = {}
+_LIBRARIES_LOCK = threading.Lock()
+
+
+def library_for(engine: EngineV2) -> CSimV2Library:
+    """The compiled engine from the cache (its firmware written and built on first use). One
+    build serves every Program that fits the engine, as one bitstream would."""
+    files = firmware_files(None, engine)
     digest = hashlib.sha256(b"".join(name.encode() + b"\0" + data + b"\0" for name, data in sorted(files.items())))
     folder = cache_dir() / "csim_v2" / digest.hexdigest()[:16]
     _write_files(folder, files)
-    return load_library(build_library(folder / "firmware", folder / "build"))
+    path = build_library(folder / "firmware", folder / "build")
+    with _LIBRARIES_LOCK:
+        if path not in _LIBRARIES:
+            _LIBRARIES[path] = CSimV2Library(path)
+        return _LIBRARIES[path]
 
 
 def status_text(status: int) -> str:
@@ -190,7 +240,8 @@ def run_batch(program: ProgramV2, engine: EngineV2, x_q: torch.Tensor, method_co
     post), as ``xaihls.sim.interpreter.run_batch`` returns them."""
     from xaihls.sim.interpreter import Engine
 
-    library = library_for(program, engine)
+    check_engine(program, engine)
+    library = library_for(engine)
     host = Engine(program)  # the host side: DDR image, blocked inputs, IG table, result
     h = host.h
     logits, targets, attrs, counters = [], [], [], []
