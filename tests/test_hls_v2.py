@@ -149,7 +149,7 @@ def _random_program(seed: int, engines=None):
 
 def test_the_tests_reach_both_mac_loops_strided_outputs_pools_and_row_tiles(plans):
     """The networks of this file run every path of the engine: weight-stationary passes and
-    the position-major loop (fewer positions than ACC_DISTANCE), stride-phase writes, fused
+    the position-major order (fewer positions than ACC_DISTANCE), stride-phase writes, fused
     pools, max-pool gates, diagonal jobs, phases no tap reaches, jobs of several row tiles."""
     distance = int(re.search(r"constexpr int ACC_DISTANCE = (\d+);", (FIRMWARE / "xaihls_types.h").read_text())[1])
     seen = set()
@@ -334,9 +334,9 @@ def test_a_division_put_into_the_mac_loop_is_found(project, tmp_path):
     shutil.copytree(project / "firmware", copy)
     conv = copy / "xaihls_conv.h"
     text = conv.read_text()
-    old = "        acc[w.pos] = now;\n"
+    old = "if (pass_major || last_pass) acc[w.pos] = run;"
     assert text.count(old) == 1
-    conv.write_text(text.replace(old, "        acc[w.pos / mc.isx] = now;\n"))
+    conv.write_text(text.replace(old, "if (pass_major || last_pass) acc[w.pos / mc.isx] = run;"))
     found = check_files([copy / p.name for p in v2.synthesized_sources(project)])
     assert [(v.rule, v.text) for v in found] == [("division inside a pipelined loop", "w.pos / mc.isx")]
 
@@ -408,15 +408,15 @@ def test_pragmas_shape_the_dataflow_the_mac_loops_and_the_buffers():
     assert [a or b for a, b in calls] == ["load_tiles", "mac_tiles", "write_back_tiles", "write_tiles"]
     for channel in ("in_tiles", "w_tiles", "acc_tiles"):
         assert re.search(rf"hls::stream_of_blocks<\w+> {channel};", job), channel
-    for loop in ("mac_pass_major", "mac_position_major", "write_back", "pool_window", "load_input", "load_weights",
-                 "write_burst", "write_strided"):
+    for loop in ("mac", "write_back", "pool_window", "load_input", "load_weights", "write_burst", "write_strided"):
         body = conv[re.search(rf"^\s*{loop}:", conv, re.MULTILINE).start():]
         body = body[:body.index("{", body.index("for (")) + 400]
         assert "#pragma HLS pipeline II=1" in body, loop
-    pass_major = conv[conv.index("mac_pass_major:"):]
+    mac = conv[re.search(r"^mac:", conv, re.MULTILINE).start():]
     assert re.search(r"#pragma HLS dependence variable=acc type=inter direction=RAW dependent=true "
-                     r"distance=ACC_DISTANCE", pass_major[:600])
-    assert "positions >= ACC_DISTANCE" in conv  # the weight-stationary loop only where its distance holds
+                     r"distance=ACC_DISTANCE", mac[:300])
+    assert mac.count("dsp_mul") == 0 and conv.count("dsp_mul(") == 1  # one multiplier array, in products()
+    assert re.search(r"mac_tile\([^;]*positions >= ACC_DISTANCE", conv)  # weight-stationary where the distance holds
     top = (FIRMWARE / "xaihls_top.cpp").read_text()
     assert "#pragma HLS array_partition variable=index type=complete dim=1" in top
 

@@ -551,64 +551,44 @@ inline void products(const Walk &w, const MacCfg &mc, const in_tile_t &in, const
     }
 }
 
-// Weight-stationary: for each pass, every position once (positions >= ACC_DISTANCE).
-inline void mac_pass_major(const MacCfg &mc, int y_tile, int positions, int iters, bool first_nt,
-                           const in_tile_t &in, const w_tile_t &wt, acc_tile_t &acc) {
-    Walk w;
-    first_position(w, mc, y_tile);
-    first_pass(w, mc);
-mac_pass_major:
-    for (int i = 0; i < iters; i++) {
-#pragma HLS loop_tripcount max=W_PASSES * OUT_DEPTH
-#pragma HLS pipeline II=1
-// Valid: an accumulator is read again only by the next pass, positions >= ACC_DISTANCE iterations later.
-#pragma HLS dependence variable=acc type=inter direction=RAW dependent=true distance=ACC_DISTANCE
-        acc_t sums[TM];
-        products(w, mc, in, wt[w.pass], sums);
-        const acc_word_t old = acc[w.pos];
-        acc_word_t now;
-        for (int m = 0; m < TM; m++) {
-#pragma HLS unroll
-            now[m] = (first_nt && w.pass == 0 ? acc_t(0) : old[m]) + sums[m];
-        }
-        acc[w.pos] = now;
-        if (w.pos == positions - 1) {
-            first_position(w, mc, y_tile);
-            next_pass(w, mc);
-        } else {
-            next_position(w, mc);
-        }
-    }
-}
-
-// Few positions (a Linear layer has one): each position's passes in a row, the sum in
-// registers; an accumulator is read once, at its first pass, and written once, at its last.
-inline void mac_position_major(const MacCfg &mc, int y_tile, int iters, bool first_nt, const in_tile_t &in,
-                               const w_tile_t &wt, acc_tile_t &acc) {
+// The MAC array on one n-tile of a row tile, TM x TN products a cycle at II=1, in one of two
+// orders (one loop, so one set of multipliers):
+// - weight-stationary (positions >= ACC_DISTANCE): for each pass, every position once; an
+//   accumulator word is read and written every cycle, and read again one pass later;
+// - position-major (fewer positions; a Linear layer has one): each position's passes in a row,
+//   the sum in registers; an accumulator word is read at its first pass and written at its
+//   last, and not read again within the tile.
+// Either way no iteration reads an accumulator fewer than ACC_DISTANCE iterations after one
+// wrote it, which is what the dependence pragma states. (Tiles follow one another only after
+// the loop has drained: each call is a new pipeline.)
+inline void mac_tile(const MacCfg &mc, int y_tile, int positions, int iters, bool first_nt, bool pass_major,
+                     const in_tile_t &in, const w_tile_t &wt, acc_tile_t &acc) {
     Walk w;
     first_position(w, mc, y_tile);
     first_pass(w, mc);
     acc_word_t run;
-mac_position_major:
+mac:
     for (int i = 0; i < iters; i++) {
-#pragma HLS loop_tripcount max=W_PASSES * ACC_DISTANCE
+#pragma HLS loop_tripcount max=W_PASSES * OUT_DEPTH
 #pragma HLS pipeline II=1
-// Valid: within a tile each accumulator is read before it is written, and no later iteration reads it.
-#pragma HLS dependence variable=acc type=inter dependent=false
+#pragma HLS dependence variable=acc type=inter direction=RAW dependent=true distance=ACC_DISTANCE
         acc_t sums[TM];
         products(w, mc, in, wt[w.pass], sums);
         const acc_word_t old = acc[w.pos];
+        const bool from_memory = pass_major || w.pass == 0;  // else the position's running sum
+        const bool last_pass = w.pass == mc.passes - 1;
         for (int m = 0; m < TM; m++) {
 #pragma HLS unroll
-            const acc_t base = w.pass == 0 ? (first_nt ? acc_t(0) : old[m]) : run[m];
+            const acc_t base = !from_memory ? run[m] : first_nt && w.pass == 0 ? acc_t(0) : old[m];
             run[m] = base + sums[m];
         }
-        if (w.pass == mc.passes - 1) {
-            acc[w.pos] = run;
-            first_pass(w, mc);
-            next_position(w, mc);
-        } else {
+        if (pass_major || last_pass) acc[w.pos] = run;
+        if (pass_major ? w.pos == positions - 1 : !last_pass) {  // on to the next pass
+            if (pass_major) first_position(w, mc, y_tile);
             next_pass(w, mc);
+        } else {  // on to the next position
+            if (!pass_major) first_pass(w, mc);
+            next_position(w, mc);
         }
     }
 }
@@ -648,11 +628,8 @@ mac_row_tiles:
             hls::read_lock<w_tile_t> w_lock(w_tiles);
             const in_tile_t &in = in_lock;
             const w_tile_t &wt = w_lock;
-            if (positions >= ACC_DISTANCE) {
-                mac_pass_major(mc, y_tile, positions, iters, k == 0, in, wt, acc);
-            } else {
-                mac_position_major(mc, y_tile, iters, k == 0, in, wt, acc);
-            }
+            // the weight-stationary order only where its accumulator distance holds
+            mac_tile(mc, y_tile, positions, iters, k == 0, positions >= ACC_DISTANCE, in, wt, acc);
         }
         y_tile += mc.load_step;
         if (++rt == mc.row_tiles) {

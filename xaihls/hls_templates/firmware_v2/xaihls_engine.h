@@ -258,19 +258,18 @@ post_chunks:
             for (int e = 0; e < E; e++) {
 #pragma HLS unroll
                 const data_t x = lane(xs[i], e), y = lane(ys[i], e);  // y: the baseline, or the gradient
-                bool clamped = false, clamped2 = false;
-                data_t a;
-                if (integrated) {
-                    const data_t summed = requantize(s[e], sum_shift, clamped);
-                    a = requantize(dsp_mul(operand_t(wide_t(x) - wide_t(y)), operand_t(summed)), ig_shift, clamped2);
+                bool clamped_sum = false, clamped = false;
+                const data_t summed = requantize(s[e], sum_shift, clamped_sum);
+                // one multiplier a lane: (x - baseline) * summed, or x * gradient
+                const operand_t a_op = integrated ? operand_t(wide_t(x) - wide_t(y)) : operand_t(x);
+                const product_t p = dsp_mul(a_op, integrated ? operand_t(summed) : operand_t(y));
+                data_t a = y;
+                if (integrated || method == c::METHOD_INPUT_X_GRADIENT) {
+                    a = requantize(p, integrated ? ig_shift : ixg_shift, clamped);
                 } else if (method == c::METHOD_SALIENCY) {
                     a = requantize(y < 0 ? wide_t(-wide_t(y)) : wide_t(y), 0, clamped);
-                } else if (method == c::METHOD_INPUT_X_GRADIENT) {
-                    a = requantize(dsp_mul(operand_t(x), operand_t(y)), ixg_shift, clamped);
-                } else {
-                    a = y;
                 }
-                count += clamped + clamped2;
+                count += (integrated && clamped_sum) + clamped;
                 set_lane(o, e, a);
             }
             out[i] = o;
