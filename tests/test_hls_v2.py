@@ -4,6 +4,7 @@ the HLS rules (no division, modulo or run-time product inside a pipelined loop).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -147,7 +148,19 @@ def _random_program(seed: int, engines=None):
     return qg, shape, calibration, config, plan
 
 
-def test_the_tests_reach_both_mac_loops_strided_outputs_pools_and_row_tiles(plans):
+def test_csim_equals_golden_at_512_bit_beats(qgraphs, csim_cache):
+    """A 512-bit AXI beat holds 32 channels: descriptors, header and result are two, two and
+    one beat; Tn = 32."""
+    shape, buffers = Shape(32, 32, 32), Buffers(2048, 512, 8192)
+    names = ("digits", "digits_strided_bn")
+    engine = _engine_for_all([lower(qgraphs[name], shape, buffers) for name in names])
+    assert engine.axi_data_bits == 512
+    for name in names:
+        plan = _plan(qgraphs[name], shape, buffers, engine)
+        _check_runs(qgraphs[name], plan, get_zoo_model(name).samples()[0][:1], f"{name} 512-bit")
+
+
+def test_the_tests_reach_every_path_of_the_engine(plans):
     """The networks of this file run every path of the engine: weight-stationary passes and
     the position-major order (fewer positions than ACC_DISTANCE), stride-phase writes, fused
     pools, max-pool gates, diagonal jobs, phases no tap reaches, jobs of several row tiles."""
@@ -203,6 +216,14 @@ def test_status_bits_are_the_contracts(plans):
     broken[first:first + DESCRIPTOR.bytes] = np.frombuffer(
         DESCRIPTOR.encode({**job, "out_addr": plan.program.total_bytes}), np.uint8)
     assert lib.run(broken, 0, -1, STEPS) & (1 << Status.BUS_ERROR)
+    # walk fields that leave the input buffer: C-simulation says so instead of reading past it
+    broken = ddr.copy()
+    broken[first:first + DESCRIPTOR.bytes] = np.frombuffer(
+        DESCRIPTOR.encode({**job, "walk_origin": plan.engine.in_depth}), np.uint8)
+    assert lib.run(broken, 0, -1, STEPS) == v2.CSIM_FAULT
+    with pytest.raises(XaiHlsError, match="C-simulation fault"):
+        v2.run_batch(dataclasses.replace(plan.program, image=bytes(broken[:len(plan.program.image)])), plan.engine,
+                     torch.zeros((1, 1, 16, 16), dtype=torch.int64), 0, None, STEPS, "trapezoid", None)
 
 
 def test_the_top_gives_its_arguments_the_contracts_registers():
