@@ -54,11 +54,10 @@ constexpr int INDEX_WORDS = INDEX_ENTRIES > 0 ? (INDEX_ENTRIES + TN - 1) / TN : 
 constexpr bool HAS_GATE = INDEX_ENTRIES > 0;  // the max-pool backward reads kept indices
 constexpr int INPUT_BEATS = INPUT_ELEMS / E;
 constexpr int DESC_BEATS = (4 * c::DESCRIPTOR_WORDS + BEAT_BYTES - 1) / BEAT_BYTES;
-constexpr int HEADER_BEATS = (4 * c::HEADER_WORDS + BEAT_BYTES - 1) / BEAT_BYTES;
 constexpr int RESULT_BEATS = (4 * c::RESULT_WORDS + BEAT_BYTES - 1) / BEAT_BYTES;
 constexpr int CHUNK_BEATS = 64;  // post-processing: burst length of its reads and writes
-// A pass over the positions of a tile is the weight-stationary loop only when it is at least
-// this long: the read-modify-write of an accumulator (read, add, write) completes within it.
+// The MAC loop runs a tile weight-stationary (pass by pass) only when a pass has at least this
+// many positions: an accumulator's read-modify-write (read, add, write) completes within them.
 constexpr int ACC_DISTANCE = 8;
 
 static_assert(DW == 64 || DW == 128 || DW == 256 || DW == 512, "the AXI data width is 64, 128, 256 or 512 bits");
