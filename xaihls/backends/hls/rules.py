@@ -129,6 +129,7 @@ class Function:
     file: str
     name: str
     code: str  # the file's text, comments stripped
+    name_start: int
     body_start: int
     body_end: int
 
@@ -145,7 +146,7 @@ def function_definitions(name: str, code: str) -> list[Function]:
         if after is None:
             continue
         start = close + after.end() - 1
-        found.append(Function(name, fname, code, start, _balanced(code, start, "{", "}")))
+        found.append(Function(name, fname, code, m.start(), start, _balanced(code, start, "{", "}")))
     return found
 
 
@@ -312,18 +313,9 @@ def check_source(name: str, code: str, constants: set[str]) -> list[Violation]:
         add(m.start(), "unbounded loop", m.group(0))
 
     # Recursion: a function definition whose body calls the function itself.
-    for m in re.finditer(r"\b(\w+)\s*\(", src):
-        fname = m.group(1)
-        if fname in _KEYWORDS:
-            continue
-        close = _balanced(src, m.end() - 1, "(", ")")
-        after = re.match(r"\s*(?:const\s*)?\{", src[close:])
-        if after is None or re.match(r"\s*[;=]", src[close:]):
-            continue
-        body_start = close + after.end() - 1
-        body_end = _balanced(src, body_start, "{", "}")
-        if re.search(rf"\b{re.escape(fname)}\s*\(", src[body_start + 1:body_end - 1]):
-            add(m.start(), "recursion", f"{fname} calls itself")
+    for f in function_definitions(name, src):
+        if re.search(rf"\b{re.escape(f.name)}\s*\(", src[f.body_start + 1:f.body_end - 1]):
+            add(f.name_start, "recursion", f"{f.name} calls itself")
 
     # Loops: a static bound (a constant on the right of < or <=), or a tripcount pragma in the body.
     for m in re.finditer(r"\bfor\s*\(", src):
