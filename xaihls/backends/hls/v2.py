@@ -26,10 +26,12 @@ from xaihls.backends.hls.csim import ap_types_dir, build_library, cache_dir
 from xaihls.backends.hls.templates import read_template, render
 from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
+from xaihls.golden import model as golden
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
 from xaihls.plan.contract import MAX_IG_STEPS, RESULT, Flag, Op, Status
 from xaihls.plan.engine import EngineV2
 from xaihls.plan.lowering import ProgramV2, to_blocked
+from xaihls.sim.interpreter import Engine
 
 FIRMWARE = "firmware_v2"
 ENGINE_SOURCES = ("xaihls_contract.h", "xaihls_types.h", "xaihls_conv.h", "xaihls_engine.h", "xaihls_top.h",
@@ -238,8 +240,6 @@ def run_batch(program: ProgramV2, engine: EngineV2, x_q: torch.Tensor, method_co
     """Each image of a quantized batch (N, C, H, W) on the C-simulated engine: int64 tensors
     (logits, target, attribution or None) and each run's saturation counters (forward, backward,
     post), as ``xaihls.sim.interpreter.run_batch`` returns them."""
-    from xaihls.sim.interpreter import Engine
-
     check_engine(program, engine)
     library = library_for(engine)
     host = Engine(program)  # the host side: DDR image, blocked inputs, IG table, result
@@ -298,8 +298,6 @@ def test_vectors(qg, tn: int, images=None) -> tuple[dict[str, bytes], int]:
     """``tb_data/``: the images (blocked), the IG table, and the golden model's logits, result
     and attribution (blocked) of predict and every compiled method. Returns the files and the
     number of cases."""
-    from xaihls.golden import model as golden
-
     x = golden.check_batch(qg, default_test_images(qg.graph.input_shape) if images is None else images,
                            "test images")
     x_q = golden.quantize_input(qg, x, golden.Saturations())
