@@ -194,7 +194,8 @@ def _synthesized_sources(project: Path) -> list[Path]:
 def test_synthesized_sources_keep_the_hls_rules(project):
     sources = _synthesized_sources(project)
     assert {p.name for p in sources} == {"parameters.h", "xaihls_engine.h", "xaihls_top.cpp", "xaihls_top.h"}
-    assert check_files(sources) == []
+    # version 1 predates the pipelined-arithmetic rule (issue 12); Engine v2 keeps it (tests/test_hls_v2.py)
+    assert check_files(sources, pipelined=False) == []
     # the library as shipped is what projects contain
     for p in sources:
         if p.name != "parameters.h":
