@@ -30,7 +30,8 @@ from xaihls.plan import contract
 from xaihls.plan.boards import load_board
 from xaihls.plan.contract import DESCRIPTOR, HEADER, REGISTER, Flag, Op, Status
 from xaihls.plan.engine import EngineV2
-from xaihls.plan.lowering import Buffers, Shape, lower, to_blocked
+from xaihls.plan.contract import to_blocked
+from xaihls.plan.lowering import Buffers, Shape, lower
 from xaihls.sim import interpreter
 
 FIRMWARE = TEMPLATE_DIR / v2.FIRMWARE

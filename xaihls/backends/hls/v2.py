@@ -30,7 +30,8 @@ from xaihls.golden import model as golden
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
 from xaihls.plan.contract import MAX_IG_STEPS, RESULT, Flag, Op, Status
 from xaihls.plan.engine import EngineV2
-from xaihls.plan.lowering import ProgramV2, to_blocked
+from xaihls.plan.contract import to_blocked
+from xaihls.plan.lowering import ProgramV2
 from xaihls.sim.interpreter import Engine
 
 FIRMWARE = "firmware_v2"
