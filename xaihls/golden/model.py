@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from xaihls.errors import XaiHlsError
+from xaihls.golden import kernels
 from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from xaihls.methods import PostProcess, ReluBackward, get_method, ig_constants
 from xaihls.numerics import (
@@ -99,11 +100,11 @@ def _layer_forward(q: QLayer, i: int, x: torch.Tensor, kept: Kept, sat: Saturati
     """Layer i's integer output, and the wide values that decide a following ReLU bit or argmax."""
     layer = q.layer
     if isinstance(layer, Conv2d):
-        acc = _i64(F.conv2d(_f64(x), _f64(q.weight), None, layer.stride, layer.padding))
-        acc = acc + (q.bias << q.bias_shift)[None, :, None, None]
+        acc = kernels.conv2d(x, q.weight, layer.stride, layer.padding, (q.in_fmt.width, q.weight_fmt.width),
+                             q.bias << q.bias_shift)
         return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name), acc
     if isinstance(layer, Linear):
-        acc = _i64(_f64(x) @ _f64(q.weight).T) + (q.bias << q.bias_shift)[None, :]
+        acc = kernels.matmul(x, q.weight.T, (q.in_fmt.width, q.weight_fmt.width), q.bias << q.bias_shift)
         return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name), acc
     if isinstance(layer, ReLU):
         if keep_relu:
@@ -135,10 +136,11 @@ def _layer_backward(
         _, oh, ow = layer.out_shape
         (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
         extra = (h - ((oh - 1) * sh - 2 * ph + kh), w - ((ow - 1) * sw - 2 * pw + kw))
-        acc = _i64(F.conv_transpose2d(_f64(g), _f64(q.weight), None, layer.stride, layer.padding, extra))
+        acc = kernels.conv_transpose2d(g, q.weight, layer.stride, layer.padding, extra,
+                                       (g_out_fmt.width, q.weight_fmt.width))
         return sat.requantize(acc, g_out_fmt.frac + q.weight_fmt.frac, g_in_fmt, where)
     if isinstance(layer, Linear):
-        acc = _i64(_f64(g) @ _f64(q.weight))
+        acc = kernels.matmul(g, q.weight, (g_out_fmt.width, q.weight_fmt.width))
         return sat.requantize(acc, g_out_fmt.frac + q.weight_fmt.frac, g_in_fmt, where)
     if isinstance(layer, ReLU):
         if mode is ReluBackward.DECONV:
