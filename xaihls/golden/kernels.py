@@ -1,58 +1,72 @@
 """Exact integer products for the golden model: convolution, transposed convolution, matrix product.
 
-Every function returns the exact int64 sums of products of its integer operands; the
-golden model rounds and saturates them afterwards. Three ways to get those sums, chosen
-per call by ``choose_path``, give the same integers:
+Every product function returns the exact int64 sums of products of its integer operands;
+the golden model rounds and saturates them afterwards. There are three ways to get those
+sums; each is exact under a condition, and they return the same integers.
 
-``digits`` (operands of at most 16 bits, at most 131,071 terms, int8 GEMM hardware)
+``digits`` (operands of at most 16 bits, at most 131,071 terms, an int8 GEMM that is exact here)
     Each operand is written in base 256 with two int8 digits, ``v = 256*h + l + 128``:
     ``h = v >> 8`` and ``l = (v & 255) - 128``, both in [-128, 127] for every 16-bit v
     (the ``+ 128`` offset is what gives 32767 and -32768 two int8 digits each). For a
     sum over K terms, with ``a = 256*A1 + A0`` the offset-free part of the left operand
-    and ``b = 256*B1 + B0`` of the right one::
+    and ``b = 256*B1 + B0`` that of the right one::
 
         sum (a + 128)(b + 128) = 2^16 sum A1*B1 + 2^8 sum (A1*B0 + A0*B1) + sum A0*B0
-                                 + 2^15 sum A1 + 2^7 sum A0 + 128 * sum B
+                                 + 2^15 sum A1 + 2^7 sum A0 + 128 * sum (b + 128)
 
-    (the 128^2 * K terms cancel). One ``torch._int_mm`` (int8 x int8 -> int32) gives
-    every digit sum: the left operand's digit planes are stacked as rows [A1; A0], the
-    right operand's as columns [B1 | B0 | 1], so the product's four quadrants are the
-    four digit products and the last column the digit sums of A; ``128 * sum B`` is a
-    constant of the weights. Each int32 entry sums K products of magnitude at most
-    128 * 128 = 2^14, exact while K * 2^14 < 2^31: K <= 131,071, the largest fan-in the
-    48-bit accumulator check lets a 16-bit network have. The recombination is in int64,
-    where the true sum (magnitude at most K * 2^30) cannot overflow.
+    (the 128^2 * K terms cancel). One ``torch._int_mm`` (int8 x int8 -> int32) gives all
+    the digit sums: the left operand's digit planes are stacked as rows [A1; A0], the
+    right operand's as columns [B1 | B0 | 1], so the product's quadrants are the four
+    digit products and its last column the digit sums of the left operand;
+    ``128 * sum (b + 128)`` is a constant of the weights. Each int32 entry sums K
+    products of magnitude at most 128 * 128 = 2^14, exact while K * 2^14 < 2^31:
+    K <= 131,071, the largest fan-in the 48-bit accumulator check lets a 16-bit network
+    have. The recombination is in int64, where the true sum (magnitude at most K * 2^30)
+    and every partial sum of it cannot overflow.
 
-``float64`` (operands wider than 16 bits, longer sums, or no usable int8 GEMM)
-    Products and sums in float64: every partial sum is an integer of magnitude at most
-    K * 2^(bits_a + bits_b - 2), exact while that is at most 2^53 (checked; the golden
-    model's sums fit the 48-bit accumulator, far below).
+``float64`` (operands whose products and sums stay below 2^53: always, for the golden model)
+    ``F.conv2d``, ``F.conv_transpose2d`` and ``@`` in float64: every product and partial
+    sum is an integer of magnitude at most K * 2^(bits_a + bits_b - 2); at most 2^53,
+    every float64 operation on them is exact. (The golden model's sums fit the 48-bit
+    accumulator, far below.)
 
-``int64`` (beyond the float64 bound): int64 products and sums; exact, slow, a guard
-    rather than a path the golden model takes.
+``int64`` (beyond the float64 bound; a guard, not a path the golden model takes):
+    int64 products and sums, exact and slow.
 
-The int8 GEMM is used only where PyTorch runs it on VNNI/AMX hardware (elsewhere it
-falls back to a scalar loop far slower than float64), on a little-endian machine, after
-a probe on extreme operands has returned exact sums (``int8_gemm_available``); it has
-no shape constraints on the CPU (checked down to 1 x 1 x 1).
+Choice. ``exact_paths`` lists the paths whose condition holds. The int8 GEMM is used only
+where PyTorch runs it on VNNI/AMX hardware (elsewhere its scalar loop is far slower than
+float64), on a little-endian machine, after a probe on extreme operands returned exact
+sums (``int8_gemm_available``); ``torch._int_mm`` has no shape constraint on the CPU
+(checked down to 1 x 1 x 1). Where both digits and float64 are exact, the first call of
+each problem shape runs both twice, checks that they agree bit for bit, and keeps the
+faster (as ``torch.backends.cudnn.benchmark`` does): digits win on wide layers (float64
+convolution has no oneDNN kernel and its im2col is slow), float64 on small ones (the
+digit path is two dozen tensor operations). ``force_path`` pins one path (tests).
 
-Convolutions are im2col + GEMM: the input is copied once into a zero-framed canvas,
-channels last, so every window row is one contiguous run copied in 8-byte words
-(channels are padded with zeros to a multiple of 8 for that), and the work runs in
-blocks of images so the int8 columns and int32 products stay in cache. A transposed
-convolution is the convolution of the gradient spread out by the stride (zeros between
-its pixels) with the kernel rotated by 180 degrees and its channel roles swapped.
-Results come back channels-last (a permuted view; values in NCHW order as usual).
+Digit convolutions are im2col + GEMM: the input is copied once into a zero-framed
+canvas, channels last, so every window row is one contiguous run copied in 8-byte words
+(channels are padded with zeros to a multiple of 8 for that), in blocks of images so
+the int8 columns and int32 products stay in cache. A transposed convolution is the
+convolution of the gradient spread out by the stride (zeros between its pixels) with
+the kernel rotated by 180 degrees and its channel roles swapped. Results are int64 in
+NCHW order; digit results are channels-last in memory (a permuted view).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import time
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
+
+from xaihls import numerics
+from xaihls.numerics import FixedFormat
 
 DIGIT_MAX_BITS = 16
 """Widest operand the digit GEMM takes (two int8 digits)."""
@@ -63,7 +77,12 @@ DIGIT_MAX_TERMS = (1 << 17) - 1
 FLOAT64_EXACT = 1 << 53
 
 BLOCK_ROWS = 4096
-"""Output pixels per im2col/GEMM block: int8 columns and int32 products stay in cache."""
+"""Output pixels per im2col/GEMM block of the digit path: int8 columns and int32 products stay in cache."""
+
+PATHS = ("digits", "float64", "int64")
+
+
+# ---------------------------------------------------------------- which path
 
 
 @lru_cache(maxsize=1)
@@ -74,8 +93,8 @@ def int8_gemm_available() -> bool:
     vnni = getattr(torch.cpu, "_is_vnni_supported", None)
     if vnni is None or not vnni():
         return False
-    k = DIGIT_MAX_TERMS
     gen = torch.Generator().manual_seed(0)
+    k = DIGIT_MAX_TERMS
     probes = [
         (torch.full((17, k), -128, dtype=torch.int8), torch.full((k, 9), -128, dtype=torch.int8)),
         (torch.full((17, k), 127, dtype=torch.int8), torch.full((k, 9), -128, dtype=torch.int8)),
@@ -93,27 +112,79 @@ def int8_gemm_available() -> bool:
     return True
 
 
-def choose_path(terms: int, bits_a: int, bits_b: int) -> str:
-    """How to sum ``terms`` products of a ``bits_a``-bit and a ``bits_b``-bit integer exactly."""
+def exact_paths(terms: int, bits_a: int, bits_b: int) -> tuple[str, ...]:
+    """The paths that sum ``terms`` products of ``bits_a``- and ``bits_b``-bit integers exactly."""
+    paths = []
     if max(bits_a, bits_b) <= DIGIT_MAX_BITS and terms <= DIGIT_MAX_TERMS and int8_gemm_available():
-        return "digits"
-    if terms << (bits_a + bits_b - 2) <= FLOAT64_EXACT:
-        return "float64"
-    return "int64"
+        paths.append("digits")
+    paths.append("float64" if terms << max(0, bits_a + bits_b - 2) <= FLOAT64_EXACT else "int64")
+    return tuple(paths)
+
+
+_forced: str | None = None
+_fastest: dict[tuple, str] = {}
+
+
+@contextlib.contextmanager
+def force_path(path: str | None) -> Iterator[None]:
+    """Within the block, use ``path`` wherever it is exact (``None``: choose as usual)."""
+    global _forced
+    if path is not None and path not in PATHS:
+        raise ValueError(f"unknown path {path!r}; paths: {', '.join(PATHS)}")
+    before, _forced = _forced, path
+    try:
+        yield
+    finally:
+        _forced = before
+
+
+def chosen_paths() -> dict[tuple, str]:
+    """The path kept for each problem shape met so far (key: kind, shapes, ...)."""
+    return dict(_fastest)
+
+
+def _run(key: tuple, paths: tuple[str, ...], run: Callable[[str], torch.Tensor]) -> torch.Tensor:
+    """``run`` on the pinned path, the only exact one, or the faster of two (timed once per key)."""
+    if _forced in paths:
+        return run(_forced)
+    if len(paths) == 1:
+        return run(paths[0])
+    kept = _fastest.get(key)
+    if kept is not None:
+        return run(kept)
+    results: dict[str, torch.Tensor] = {}
+    seconds: dict[str, float] = {}
+    for _ in range(2):  # the second round is the one timed: first calls pay one-off set-up
+        for path in paths:
+            start = time.perf_counter()
+            results[path] = run(path)
+            seconds[path] = time.perf_counter() - start
+    first = results[paths[0]]
+    for path in paths[1:]:
+        if not torch.equal(first, results[path]):
+            raise AssertionError(f"exact paths {paths[0]} and {path} disagree on {key}")
+    _fastest[key] = min(paths, key=seconds.__getitem__)
+    return first
 
 
 # ---------------------------------------------------------------- digits
 
 
+def _bytes(v: torch.Tensor) -> torch.Tensor:
+    """16-bit integers (any shape S) as their two's-complement bytes (*S, 2): low byte, high byte."""
+    v16 = v.to(torch.int16, memory_format=torch.contiguous_format)
+    return v16.view(torch.int8).view(*v.shape, 2)
+
+
 def digit_planes(v: torch.Tensor) -> torch.Tensor:
-    """16-bit integers (any shape S) to int8 digits (2, *S): [v >> 8, (v & 255) - 128]."""
-    encoded = (v.to(torch.int16, memory_format=torch.contiguous_format) ^ 0x80).view(torch.int8)  # low, high
-    return encoded.view(*v.shape, 2).movedim(-1, 0).flip(0)
+    """16-bit integers (any shape S) to their int8 digits (2, *S): [v >> 8, (v & 255) - 128]."""
+    b = _bytes(v)
+    return torch.stack((b[..., 1], b[..., 0] ^ -128))  # flipping bit 7 of the low byte subtracts 128
 
 
 @dataclass(frozen=True)
 class DigitWeights:
-    """A right operand b (K, N) for ``digit_matmul``: int8 columns [B1 | B0 | 1] and 128 * sum b."""
+    """A right operand b (K, N) for ``digit_matmul_into``: int8 columns [B1 | B0 | 1] and 128 * sum b."""
 
     columns: torch.Tensor
     column_term: torch.Tensor
@@ -124,11 +195,25 @@ class DigitWeights:
 
 
 def digit_weights(b: torch.Tensor) -> DigitWeights:
-    """Lay out integers ``b`` (K, N) of at most 16 bits for ``digit_matmul``."""
+    """Lay out integers ``b`` (K, N) of at most 16 bits for ``digit_matmul_into``."""
     k, n = b.shape
     columns = torch.ones((k, 2 * n + 1), dtype=torch.int8)
     columns[:, :2 * n].view(k, 2, n).copy_(digit_planes(b).permute(1, 0, 2))
     return DigitWeights(columns, b.to(torch.int64).sum(0) * 128)
+
+
+_digit_weights: dict[tuple, tuple[weakref.ref, DigitWeights]] = {}
+
+
+def _cached_digit_weights(weight: torch.Tensor, role: tuple, make: Callable[[], torch.Tensor]) -> DigitWeights:
+    """``digit_weights(make())``, kept while ``weight`` lives and is not modified in place."""
+    key = (id(weight), weight._version, role)
+    hit = _digit_weights.get(key)
+    if hit is not None and hit[0]() is weight:
+        return hit[1]
+    laid_out = digit_weights(make())
+    _digit_weights[key] = (weakref.ref(weight, lambda _: _digit_weights.pop(key, None)), laid_out)
+    return laid_out
 
 
 def digit_matmul_into(out: torch.Tensor, a_digits: torch.Tensor, w: DigitWeights) -> None:
@@ -136,16 +221,16 @@ def digit_matmul_into(out: torch.Tensor, a_digits: torch.Tensor, w: DigitWeights
     m, n = out.shape
     p = torch._int_mm(a_digits, w.columns)
     high, low = p[:m], p[m:]
-    out.copy_(high[:, :n])  # 2^16 A1*B1 ...
-    torch.add(high[:, n:2 * n], out, alpha=256, out=out)  # ... + 2^8 A1*B0
-    out += low[:, :n]  # ... + 2^8 A0*B1
-    torch.add(low[:, n:2 * n], out, alpha=256, out=out)  # ... + A0*B0
+    out.copy_(high[:, :n])  # A1*B1 ...
+    torch.add(high[:, n:2 * n], out, alpha=256, out=out)  # ... * 2^8 + A1*B0
+    out += low[:, :n]  # ... + A0*B1
+    torch.add(low[:, n:2 * n], out, alpha=256, out=out)  # ... * 2^8 + A0*B0
     digit_sums = high[:, 2 * n].to(torch.int64) * 256 + low[:, 2 * n]
     out += digit_sums.mul_(128)[:, None]
     out += w.column_term
 
 
-# ---------------------------------------------------------------- layouts
+# ---------------------------------------------------------------- im2col layouts
 
 
 def _canvas(x: torch.Tensor, top_left: tuple[int, int], size: tuple[int, int], step: tuple[int, int],
@@ -154,7 +239,7 @@ def _canvas(x: torch.Tensor, top_left: tuple[int, int], size: tuple[int, int], s
 
     Input pixel (i, j) lands at (top_left[0] + i*step[0], top_left[1] + j*step[1]);
     pixels that land outside the canvas are dropped (a negative top-left crops).
-    Digit canvases hold int8 digit planes, C padded with zeros to a multiple of 8.
+    A digit canvas holds the two int8 digit planes, C padded with zeros to a multiple of 8.
     """
     n, c, h, w = x.shape
     hc, wc = size
@@ -164,7 +249,6 @@ def _canvas(x: torch.Tensor, top_left: tuple[int, int], size: tuple[int, int], s
     j0, j1 = max(0, -(l // sx)), min(w, (wc - 1 - l) // sx + 1)
     if digits:
         canvas = torch.zeros((2, n, hc, wc, -(-c // 8) * 8), dtype=torch.int8)
-        canvas[1] = -128  # 0 = 256*0 + (-128) + 128
     else:
         canvas = torch.zeros((n, hc, wc, c), dtype=torch.int64)
     if i1 > i0 and j1 > j0:
@@ -172,9 +256,13 @@ def _canvas(x: torch.Tensor, top_left: tuple[int, int], size: tuple[int, int], s
         rows, cols = slice(y0, y0 + (i1 - i0 - 1) * sy + 1, sy), slice(x0, x0 + (j1 - j0 - 1) * sx + 1, sx)
         src = x[:, :, i0:i1, j0:j1].permute(0, 2, 3, 1)
         if digits:
-            canvas[:, :, rows, cols, :c] = digit_planes(src)
+            b = _bytes(src)
+            canvas[0, :, rows, cols, :c] = b[..., 1]
+            canvas[1, :, rows, cols, :c] = b[..., 0]
         else:
             canvas[:, rows, cols, :] = src
+    if digits:
+        canvas[1] ^= -128  # low bytes to low digits; a zero's low digit is -128
     return canvas
 
 
@@ -190,9 +278,8 @@ def _windows(canvas: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, i
     (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
     *lead, _, _, cw = word.shape
     s = word.stride()
-    lead_strides = s[:len(lead)]
     return word.as_strided((*lead, oh, ow, kh, kw, cw),
-                           (*lead_strides, sh * s[-3], sw * s[-2], s[-3], s[-2], 1), word.storage_offset())
+                           (*s[:len(lead)], sh * s[-3], sw * s[-2], s[-3], s[-2], 1), word.storage_offset())
 
 
 def _weight_matrix(weight: torch.Tensor, channels: int) -> torch.Tensor:
@@ -203,73 +290,160 @@ def _weight_matrix(weight: torch.Tensor, channels: int) -> torch.Tensor:
     return weight.permute(2, 3, 1, 0).reshape(kh * kw * channels, o)
 
 
-def _plain_matmul(a: torch.Tensor, b: torch.Tensor, path: str) -> torch.Tensor:
-    if path == "float64":
-        return (a.to(torch.float64) @ b.to(torch.float64)).to(torch.int64)
-    return a.to(torch.int64) @ b.to(torch.int64)
+def _im2col_convolve(x: torch.Tensor, weight: torch.Tensor, owner: torch.Tensor, role: str, top_left, canvas_hw,
+                     step, stride, out_hw, digits: bool) -> torch.Tensor:
+    """Valid convolution (stride ``stride``) of x placed on a canvas, as im2col + GEMM; int64 (N, OH, OW, O).
 
-
-def _convolve(x: torch.Tensor, weight: torch.Tensor, top_left, canvas_hw, step, stride, out_hw, bits,
-              bias) -> torch.Tensor:
-    """Valid convolution (stride ``stride``) of x placed on a canvas; int64 channels-last result."""
-    n, c = x.shape[:2]
+    ``weight`` is ``owner`` (a layer's stored weight) as ``role`` transforms it: the digit
+    layout is kept with ``owner``.
+    """
+    n = x.shape[0]
     o, _, kh, kw = weight.shape
     oh, ow = out_hw
-    path = choose_path(kh * kw * c, *bits)
-    canvas = _canvas(x, top_left, canvas_hw, step, path == "digits")
+    canvas = _canvas(x, top_left, canvas_hw, step, digits)
     windows = _windows(canvas, (kh, kw), stride, out_hw)
-    wmat = _weight_matrix(weight, canvas.shape[-1])
     out = torch.empty((n, oh, ow, o), dtype=torch.int64)
-    if path == "digits":
-        w = digit_weights(wmat)
-        flat_out = out.view(n * oh * ow, o)
-        per_image = oh * ow
-        step_n = max(1, BLOCK_ROWS // max(1, per_image))
-        for n0 in range(0, n, step_n):
-            n1 = min(n, n0 + step_n)
-            cols = windows[:, n0:n1].reshape(2 * (n1 - n0) * per_image, -1).view(torch.int8)
-            digit_matmul_into(flat_out[n0 * per_image:n1 * per_image], cols, w)
-    else:
+    flat_out = out.view(n * oh * ow, o)
+    if not digits:
         cols = windows.reshape(n * oh * ow, -1)
-        out.view(n * oh * ow, o).copy_(_plain_matmul(cols, wmat, path))
-    if bias is not None:
-        out += bias
-    return out.permute(0, 3, 1, 2)
+        torch.mm(cols, _weight_matrix(weight, canvas.shape[-1]), out=flat_out)
+        return out
+    w = _cached_digit_weights(owner, (role, canvas.shape[-1]), lambda: _weight_matrix(weight, canvas.shape[-1]))
+    per_image = oh * ow
+    images = max(1, BLOCK_ROWS // max(1, per_image))
+    row_shape = torch.Size((oh, ow, *windows.shape[-3:]))
+    buffer = torch.empty(2 * min(n, images) * row_shape.numel(), dtype=windows.dtype)
+    for n0 in range(0, n, images):
+        n1 = min(n, n0 + images)
+        block = buffer[:2 * (n1 - n0) * row_shape.numel()].view(2, n1 - n0, *row_shape)
+        for ky in range(kh):  # one copy per kernel row: long runs for the copy loop
+            block[:, :, :, :, ky] = windows[:, n0:n1, :, :, ky]
+        rows = block.view(2 * (n1 - n0) * per_image, -1).view(torch.int8)
+        digit_matmul_into(flat_out[n0 * per_image:n1 * per_image], rows, w)
+    return out
+
+
+# ---------------------------------------------------------------- products
 
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, stride: tuple[int, int], padding: tuple[int, int],
            bits: tuple[int, int], bias: torch.Tensor | None = None) -> torch.Tensor:
     """Exact int64 ``F.conv2d(x, weight, bias, stride, padding)`` of integers of ``bits`` (x, weight) bits."""
-    _, _, h, w = x.shape
-    _, _, kh, kw = weight.shape
-    (sh, sw), (ph, pw) = stride, padding
+    n, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    (sh, sw), (ph, pw) = tuple(stride), tuple(padding)
     out_hw = ((h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
-    return _convolve(x, weight, (ph, pw), (h + 2 * ph, w + 2 * pw), (1, 1), stride, out_hw, bits, bias)
+
+    def run(path: str) -> torch.Tensor:
+        if path == "float64":
+            acc = F.conv2d(x.to(torch.float64), weight.to(torch.float64), None, stride, padding).to(torch.int64)
+        else:
+            acc = _im2col_convolve(x, weight, weight, "conv2d", (ph, pw), (h + 2 * ph, w + 2 * pw), (1, 1), (sh, sw),
+                                   out_hw, path == "digits").permute(0, 3, 1, 2)
+        return acc if bias is None else acc.add_(bias[:, None, None])
+
+    key = ("conv2d", tuple(x.shape), tuple(weight.shape), (sh, sw), (ph, pw), bits, bias is not None)
+    return _run(key, exact_paths(c * kh * kw, *bits), run)
 
 
 def conv_transpose2d(g: torch.Tensor, weight: torch.Tensor, stride: tuple[int, int], padding: tuple[int, int],
                      output_padding: tuple[int, int], bits: tuple[int, int]) -> torch.Tensor:
     """Exact int64 ``F.conv_transpose2d(g, weight, None, stride, padding, output_padding)``.
 
-    A stride-1 convolution of g spread out by the stride, framed by kh-1-p rows above and
-    kh-1-p+output_padding below (a negative frame crops), with the rotated kernel.
+    On the im2col paths: a stride-1 convolution of g spread out by the stride, framed by
+    kh-1-p rows above and kh-1-p+output_padding below (a negative frame crops), with the
+    rotated kernel.
     """
-    _, _, oh, ow = g.shape
-    _, _, kh, kw = weight.shape
-    (sh, sw), (ph, pw), (eh, ew) = stride, padding, output_padding
+    n, o, oh, ow = g.shape
+    _, c, kh, kw = weight.shape
+    (sh, sw), (ph, pw), (eh, ew) = tuple(stride), tuple(padding), tuple(output_padding)
     h, w = (oh - 1) * sh - 2 * ph + kh + eh, (ow - 1) * sw - 2 * pw + kw + ew
-    rotated = weight.flip(2, 3).transpose(0, 1)
-    return _convolve(g, rotated, (kh - 1 - ph, kw - 1 - pw), (h + kh - 1, w + kw - 1), (sh, sw), (1, 1),
-                     (h, w), bits, None)
+
+    def run(path: str) -> torch.Tensor:
+        if path == "float64":
+            return F.conv_transpose2d(g.to(torch.float64), weight.to(torch.float64), None, stride, padding,
+                                      output_padding).to(torch.int64)
+        rotated = weight.flip(2, 3).transpose(0, 1)
+        return _im2col_convolve(g, rotated, weight, "conv_transpose2d", (kh - 1 - ph, kw - 1 - pw),
+                                (h + kh - 1, w + kw - 1), (sh, sw), (1, 1), (h, w),
+                                path == "digits").permute(0, 3, 1, 2)
+
+    key = ("conv_transpose2d", tuple(g.shape), tuple(weight.shape), (sh, sw), (ph, pw), (eh, ew), bits)
+    return _run(key, exact_paths(o * kh * kw, *bits), run)
 
 
-def matmul(a: torch.Tensor, b: torch.Tensor, bits: tuple[int, int], bias: torch.Tensor | None = None) -> torch.Tensor:
-    """Exact int64 ``a @ b (+ bias)`` of integers of ``bits`` (a, b) bits; a (M, K), b (K, N)."""
+def _matmul(a: torch.Tensor, b: torch.Tensor, owner: torch.Tensor, role: str, bits: tuple[int, int],
+            bias: torch.Tensor | None) -> torch.Tensor:
     m, k = a.shape
-    path = choose_path(k, *bits)
-    if path == "digits":
-        out = torch.empty((m, b.shape[1]), dtype=torch.int64)
-        digit_matmul_into(out, digit_planes(a).reshape(2 * m, k), digit_weights(b))
-    else:
-        out = _plain_matmul(a, b, path)
-    return out if bias is None else out.add_(bias)
+
+    def run(path: str) -> torch.Tensor:
+        if path == "digits":
+            acc = torch.empty((m, b.shape[1]), dtype=torch.int64)
+            digit_matmul_into(acc, digit_planes(a).view(2 * m, k), _cached_digit_weights(owner, (role,), lambda: b))
+        elif path == "float64":
+            acc = (a.to(torch.float64) @ b.to(torch.float64)).to(torch.int64)
+        else:
+            acc = a.to(torch.int64) @ b.to(torch.int64)
+        return acc if bias is None else acc.add_(bias)
+
+    key = (role, tuple(a.shape), tuple(b.shape), bits, bias is not None)
+    return _run(key, exact_paths(k, *bits), run)
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bits: tuple[int, int], bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Exact int64 ``x @ weight.T (+ bias)`` of integers of ``bits`` (x, weight) bits; x (N, I), weight (O, I)."""
+    return _matmul(x, weight.T, weight, "linear", bits, bias)
+
+
+def linear_transposed(g: torch.Tensor, weight: torch.Tensor, bits: tuple[int, int]) -> torch.Tensor:
+    """Exact int64 ``g @ weight`` (a linear layer's input gradient); g (N, O), weight (O, I)."""
+    return _matmul(g, weight, weight, "linear_transposed", bits, None)
+
+
+# ---------------------------------------------------------------- windows and requantization
+
+
+def scatter_windows(per_position: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                    in_hw: tuple[int, int]) -> torch.Tensor:
+    """(N, C, OH, OW, kh*kw) values back onto a zero (N, C, H, W) int64 map, summed where windows overlap.
+
+    One strided add per kernel tap (integer adds: exact); windows that do not overlap
+    are copied instead.
+    """
+    n, c, oh, ow, _ = per_position.shape
+    (kh, kw), (sh, sw), (h, w) = kernel, stride, in_hw
+    out = torch.zeros((n, c, h, w), dtype=torch.int64)
+    overlap = sh < kh or sw < kw
+    for ky in range(kh):
+        for kx in range(kw):
+            dst = out[:, :, ky:ky + (oh - 1) * sh + 1:sh, kx:kx + (ow - 1) * sw + 1:sw]
+            src = per_position[..., ky * kw + kx]
+            if overlap:
+                dst += src
+            else:
+                dst.copy_(src)
+    return out
+
+
+def round_shift(acc: torch.Tensor, shift: int) -> torch.Tensor:
+    """``numerics.round_shift`` in a new tensor, the rounding done in place (fewer passes)."""
+    if shift <= 0:
+        return numerics.round_shift(acc, shift)
+    out = acc >> min(shift - 1, 63)
+    out += 1
+    out >>= 1
+    return out
+
+
+def saturate_counted(wide: torch.Tensor, fmt: FixedFormat) -> tuple[torch.Tensor, int]:
+    """``numerics.saturate(wide, fmt)`` and ``numerics.count_saturated(wide, fmt)``.
+
+    One reading pass (the extremes) when nothing saturates, which is the usual case; the
+    result is then ``wide`` itself.
+    """
+    if wide.numel() == 0:
+        return wide, 0
+    low, high = torch.aminmax(wide)
+    if low >= fmt.qmin and high <= fmt.qmax:
+        return wide, 0
+    return numerics.saturate(wide, fmt), numerics.count_saturated(wide, fmt)

@@ -53,13 +53,13 @@ class Saturations:
     counts: Counter = field(default_factory=Counter)
 
     def clip(self, wide: torch.Tensor, fmt: FixedFormat, where: str) -> torch.Tensor:
-        n = count_saturated(wide, fmt)
+        clipped, n = kernels.saturate_counted(wide, fmt)
         if n:
             self.counts[where] += n
-        return saturate(wide, fmt)
+        return clipped
 
     def requantize(self, acc: torch.Tensor, acc_frac: int, fmt: FixedFormat, where: str) -> torch.Tensor:
-        return self.clip(round_shift(acc, acc_frac - fmt.frac), fmt, where)
+        return self.clip(kernels.round_shift(acc, acc_frac - fmt.frac), fmt, where)
 
 
 @dataclass
@@ -84,15 +84,9 @@ def _windows(x: torch.Tensor, layer) -> torch.Tensor:
 def _scatter_windows(per_position: torch.Tensor, layer) -> torch.Tensor:
     """(N, C, OH, OW, window) values back onto (N, C, H, W), summing where windows overlap.
 
-    A depthwise transposed convolution with one-hot kernels: exact in float64.
+    Integer adds, one per kernel tap: exact.
     """
-    n, c, oh, ow, k = per_position.shape
-    (kh, kw), stride = layer.kernel, layer.stride
-    _, h, w = layer.in_shape
-    one_hot = torch.eye(k, dtype=torch.float64).view(k, 1, kh, kw).repeat(c, 1, 1, 1)
-    extra = (h - ((oh - 1) * stride[0] + kh), w - ((ow - 1) * stride[1] + kw))
-    planes = _f64(per_position).permute(0, 1, 4, 2, 3).reshape(n, c * k, oh, ow)
-    return _i64(F.conv_transpose2d(planes, one_hot, None, stride, 0, extra, groups=c))
+    return kernels.scatter_windows(per_position, layer.kernel, layer.stride, layer.in_shape[1:])
 
 
 def _layer_forward(q: QLayer, i: int, x: torch.Tensor, kept: Kept, sat: Saturations, keep_relu: bool,
@@ -104,7 +98,7 @@ def _layer_forward(q: QLayer, i: int, x: torch.Tensor, kept: Kept, sat: Saturati
                              q.bias << q.bias_shift)
         return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name), acc
     if isinstance(layer, Linear):
-        acc = kernels.matmul(x, q.weight.T, (q.in_fmt.width, q.weight_fmt.width), q.bias << q.bias_shift)
+        acc = kernels.linear(x, q.weight, (q.in_fmt.width, q.weight_fmt.width), q.bias << q.bias_shift)
         return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name), acc
     if isinstance(layer, ReLU):
         if keep_relu:
@@ -140,7 +134,7 @@ def _layer_backward(
                                        (g_out_fmt.width, q.weight_fmt.width))
         return sat.requantize(acc, g_out_fmt.frac + q.weight_fmt.frac, g_in_fmt, where)
     if isinstance(layer, Linear):
-        acc = kernels.matmul(g, q.weight, (g_out_fmt.width, q.weight_fmt.width))
+        acc = kernels.linear_transposed(g, q.weight, (g_out_fmt.width, q.weight_fmt.width))
         return sat.requantize(acc, g_out_fmt.frac + q.weight_fmt.frac, g_in_fmt, where)
     if isinstance(layer, ReLU):
         if mode is ReluBackward.DECONV:
