@@ -76,7 +76,7 @@ DIGIT_MAX_TERMS = (1 << 17) - 1
 
 FLOAT64_EXACT = 1 << 53
 
-BLOCK_ROWS = 4096
+BLOCK_ROWS = 8192
 """Output pixels per im2col/GEMM block of the digit path: int8 columns and int32 products stay in cache."""
 
 PATHS = ("digits", "float64", "int64")
@@ -403,6 +403,52 @@ def linear_transposed(g: torch.Tensor, weight: torch.Tensor, bits: tuple[int, in
 # ---------------------------------------------------------------- windows and requantization
 
 
+def _taps(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], out_hw: tuple[int, int]) -> list:
+    """Views (N, C, OH, OW) of each window tap of x (N, C, H, W), in raster order."""
+    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
+    return [x[:, :, ky:ky + (oh - 1) * sh + 1:sh, kx:kx + (ow - 1) * sw + 1:sw] for ky in range(kh) for kx in range(kw)]
+
+
+def _pooled_hw(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int]) -> tuple[int, int]:
+    return (x.shape[2] - kernel[0]) // stride[0] + 1, (x.shape[3] - kernel[1]) // stride[1] + 1
+
+
+def max_pool(x: torch.Tensor, rank: torch.Tensor | None, kernel: tuple[int, int],
+             stride: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each window's value of x at the first maximum of ``rank`` (x if None) in raster order, and its tap.
+
+    The tap (N, C, OH, OW) is uint8 (int32 for windows of more than 256 taps). A running
+    maximum over the taps, replaced only by a strictly larger value, keeps the first.
+    """
+    taps = torch.stack(_taps(x if rank is None else rank, kernel, stride, _pooled_hw(x, kernel, stride)))
+    best = taps[0].clone()
+    index = torch.zeros(best.shape, dtype=torch.uint8 if len(taps) <= 256 else torch.int32)
+    for t in range(1, len(taps)):
+        index.masked_fill_(taps[t] > best, t)
+        torch.maximum(best, taps[t], out=best)
+    if rank is None:
+        return best, index
+    values = torch.stack(_taps(x, kernel, stride, best.shape[2:]))
+    return values.gather(0, index[None].to(torch.int64))[0], index
+
+
+def max_pool_backward(g: torch.Tensor, index: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                      in_hw: tuple[int, int]) -> torch.Tensor:
+    """Each gradient (N, C, OH, OW) routed to its window's kept tap on a zero (N, C, H, W) int64 map, summed."""
+    routed = torch.zeros((kernel[0] * kernel[1], *g.shape), dtype=torch.int64)
+    routed.scatter_(0, index[None].to(torch.int64), g[None])
+    return scatter_windows(routed.permute(1, 2, 3, 4, 0), kernel, stride, in_hw)
+
+
+def window_sum(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
+    """Each window's int64 sum (N, C, OH, OW)."""
+    taps = _taps(x, kernel, stride, _pooled_hw(x, kernel, stride))
+    total = taps[0].clone()
+    for tap in taps[1:]:
+        total += tap
+    return total
+
+
 def scatter_windows(per_position: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
                     in_hw: tuple[int, int]) -> torch.Tensor:
     """(N, C, OH, OW, kh*kw) values back onto a zero (N, C, H, W) int64 map, summed where windows overlap.
@@ -414,14 +460,11 @@ def scatter_windows(per_position: torch.Tensor, kernel: tuple[int, int], stride:
     (kh, kw), (sh, sw), (h, w) = kernel, stride, in_hw
     out = torch.zeros((n, c, h, w), dtype=torch.int64)
     overlap = sh < kh or sw < kw
-    for ky in range(kh):
-        for kx in range(kw):
-            dst = out[:, :, ky:ky + (oh - 1) * sh + 1:sh, kx:kx + (ow - 1) * sw + 1:sw]
-            src = per_position[..., ky * kw + kx]
-            if overlap:
-                dst += src
-            else:
-                dst.copy_(src)
+    for t, dst in enumerate(_taps(out, kernel, stride, (oh, ow))):
+        if overlap:
+            dst += per_position[..., t]
+        else:
+            dst.copy_(per_position[..., t])
     return out
 
 

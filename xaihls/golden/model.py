@@ -1,9 +1,9 @@
 """The golden model: bit-accurate integer execution of a QGraph, forward and backward.
 
 This is the reference every other executor must equal bit for bit. Arithmetic is on
-int64 tensors; multiply-accumulate runs as float64 convolution/matmul, which is exact
-here because every product and partial sum is an integer below 2**53 (the 48-bit
-accumulator bound is checked when a network is quantized). Between the passes only
+int64 tensors; multiply-accumulate runs in ``kernels`` (int8 digit GEMMs or float64,
+each exact, its argument written there; the 48-bit accumulator bound is checked when a
+network is quantized). Between the passes only
 ReLU bits and max-pool indices are kept (plus the input image where a method needs it).
 
 Decisions after a convolution or fully connected layer are taken on its wide
@@ -16,34 +16,18 @@ values; what changes is that near-ties and near-zeros keep their true order.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from xaihls.errors import XaiHlsError
-from xaihls.golden import kernels
 from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from xaihls.golden import kernels
 from xaihls.methods import PostProcess, ReluBackward, get_method, ig_constants
-from xaihls.numerics import (
-    ACCUMULATOR_BITS,
-    FixedFormat,
-    count_saturated,
-    quantize,
-    round_shift,
-    round_to_grid,
-    saturate,
-)
+from xaihls.numerics import ACCUMULATOR_BITS, FixedFormat, quantize, round_to_grid
 from xaihls.quant.qgraph import QGraph, QLayer
-
-
-def _f64(t: torch.Tensor) -> torch.Tensor:
-    return t.to(torch.float64)
-
-
-def _i64(t: torch.Tensor) -> torch.Tensor:
-    return t.to(torch.int64)  # exact: the float64 values are integers
 
 
 @dataclass
@@ -74,13 +58,6 @@ def _window(layer) -> int:
     return layer.kernel[0] * layer.kernel[1]
 
 
-def _windows(x: torch.Tensor, layer) -> torch.Tensor:
-    """(N, C, H, W) to (N, C, OH, OW, window): each output's window in raster order (a view)."""
-    (kh, kw), (sh, sw) = layer.kernel, layer.stride
-    w = x.unfold(2, kh, sh).unfold(3, kw, sw)
-    return w.reshape(*w.shape[:4], kh * kw)
-
-
 def _scatter_windows(per_position: torch.Tensor, layer) -> torch.Tensor:
     """(N, C, OH, OW, window) values back onto (N, C, H, W), summing where windows overlap.
 
@@ -105,12 +82,11 @@ def _layer_forward(q: QLayer, i: int, x: torch.Tensor, kept: Kept, sat: Saturati
             kept.relu_bits[i] = (x if order is None else order) > 0
         return x.clamp(min=0), None if order is None else order.clamp(min=0)
     if isinstance(layer, MaxPool2d):
-        rank = _windows(x if order is None else order, layer)
-        index = rank.argmax(dim=-1, keepdim=True)  # first maximum in raster order on ties
+        out, index = kernels.max_pool(x, order, layer.kernel, layer.stride)  # first maximum in raster order on ties
         kept.pool_indices[i] = index.to(torch.uint8 if _window(layer) <= 256 else torch.int32)
-        return _windows(x, layer).gather(-1, index).squeeze(-1), None
+        return out, None
     if isinstance(layer, AvgPool2d):
-        sums = _windows(x, layer).sum(-1)
+        sums = kernels.window_sum(x, layer.kernel, layer.stride)
         return sat.requantize(sums * q.weight[0], q.acc_frac, q.out_fmt, layer.name), None
     if isinstance(layer, Flatten):
         return x.reshape(x.shape[0], -1), None
@@ -142,9 +118,8 @@ def _layer_backward(
         passed = g * kept.relu_bits[i]
         return passed.clamp(min=0) if mode is ReluBackward.GUIDED else passed
     if isinstance(layer, MaxPool2d):
-        index = kept.pool_indices[i].to(torch.int64)
-        routed = torch.zeros((*g.shape, _window(layer)), dtype=torch.int64).scatter_(-1, index, g[..., None])
-        return sat.requantize(_scatter_windows(routed, layer), g_out_fmt.frac, g_in_fmt, where)
+        routed = kernels.max_pool_backward(g, kept.pool_indices[i], layer.kernel, layer.stride, layer.in_shape[1:])
+        return sat.requantize(routed, g_out_fmt.frac, g_in_fmt, where)
     if isinstance(layer, AvgPool2d):
         spread = (g * q.weight[0])[..., None].expand(*g.shape, _window(layer))
         return sat.requantize(_scatter_windows(spread, layer), g_out_fmt.frac + q.weight_fmt.frac, g_in_fmt, where)
@@ -293,8 +268,14 @@ def attribute(
     return GoldenResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
 
 
-IG_CHUNK_IMAGES = 256
-"""Path images per forward/backward pass of integrated gradients (memory, not results)."""
+IG_CHUNK_BYTES = 4 << 20
+"""Largest int64 activation of one integrated-gradients pass (memory and cache, not results)."""
+
+
+def ig_path_images_per_pass(qg: QGraph) -> int:
+    """Path images per forward/backward pass: the widest layer's int64 output within ``IG_CHUNK_BYTES``."""
+    widest = max(math.prod(layer.out_shape) for layer in qg.graph.layers)
+    return max(1, IG_CHUNK_BYTES // (8 * max(widest, math.prod(qg.graph.input_shape))))
 
 
 def quantize_baseline(qg: QGraph, baseline, x_q: torch.Tensor) -> torch.Tensor:
@@ -329,17 +310,20 @@ def _integrated_gradients(qg: QGraph, x_q, target, steps, baseline, rule, sat: S
     diff = x_q - base_q  # one bit wider than the input format, exact
     in_fmt = qg.input_fmt
     mode = ReluBackward.MASK
+    alphas = torch.tensor(c.alphas, dtype=torch.int64)
+    weights = torch.tensor(c.weights, dtype=torch.int64)
     weighted_sum = torch.zeros_like(x_q)
-    chunk = max(1, IG_CHUNK_IMAGES // n)  # steps per pass: keeps the working set in cache
-    for k0 in range(0, steps, chunk):
-        alphas = torch.tensor(c.alphas[k0:k0 + chunk], dtype=torch.int64).view(-1, 1, 1, 1, 1)
-        point_acc = (base_q << c.alpha_frac)[None] + alphas * diff[None]
+    # Path image j is step j // n of image j % n; a pass takes a run of them, whatever the steps.
+    per_pass = ig_path_images_per_pass(qg)
+    for j0 in range(0, steps * n, per_pass):
+        j = torch.arange(j0, min(steps * n, j0 + per_pass))
+        step, image = j // n, j % n
+        alpha = alphas[step].view(-1, 1, 1, 1)
+        point_acc = (base_q[image] << c.alpha_frac) + alpha * diff[image]
         points = sat.requantize(point_acc, c.alpha_frac + in_fmt.frac, in_fmt, "ig_path")
-        k = points.shape[0]
-        _, kept = forward(qg, points.reshape(-1, *x_q.shape[1:]), sat)
-        g = backward(qg, kept, target.repeat(k), mode, sat).view(k, *x_q.shape)
-        weights = torch.tensor(c.weights[k0:k0 + chunk], dtype=torch.int64).view(-1, 1, 1, 1, 1)
-        weighted_sum += (weights * g).sum(0)
+        _, kept = forward(qg, points, sat)
+        g = backward(qg, kept, target[image], mode, sat)
+        weighted_sum.index_add_(0, image, g * weights[step].view(-1, 1, 1, 1))
     summed_fmt = qg.attribution_formats.ig_summed_gradient
     summed = sat.requantize(
         weighted_sum, c.weight_frac + qg.grad_fmt(mode, 0).frac, summed_fmt, "ig_sum"
