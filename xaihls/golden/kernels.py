@@ -317,6 +317,8 @@ def _im2col_convolve(x: torch.Tensor, weight: torch.Tensor, owner: torch.Tensor,
     canvas = _canvas(x, top_left, canvas_hw, step, digits)
     windows = _windows(canvas, (kh, kw), stride, out_hw)
     out = torch.empty((n, oh, ow, o), dtype=torch.int64)
+    if out.numel() == 0:
+        return out
     flat_out = out.view(n * oh * ow, o)
     if not digits:
         cols = windows.reshape(n * oh * ow, -1)
