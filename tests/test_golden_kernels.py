@@ -303,7 +303,7 @@ def test_integrated_gradients_passes_change_no_bit_and_no_count(monkeypatch, bud
     qg = calibrate(graph_from_module(model, (1, 8, 8)), torch.rand(8, 1, 8, 8), methods=("integrated_gradients",),
                    config={"layers": {"0": {"output": "ap_fixed<16,1>"}}})  # narrow: some saturation
     x = torch.rand(5, 1, 8, 8) * 3
-    monkeypatch.setattr(golden, "IG_CHUNK_BYTES", budget)
+    monkeypatch.setattr(golden, "PASS_BYTES", budget)
     r = golden.attribute(qg, x, "integrated_gradients", target=1, steps=7, rule="trapezoid")
     sat = golden.Saturations()
     x_q = golden.quantize_input(qg, x, sat)
@@ -314,3 +314,20 @@ def test_integrated_gradients_passes_change_no_bit_and_no_count(monkeypatch, bud
     golden.forward(qg, x_q, logits_sat, keep_relu=True)
     counts.update(logits_sat.counts)
     assert r.saturations == dict(counts) and counts["0"] > 0
+
+
+@pytest.mark.parametrize("method", ["gradient", "saliency", "input_x_gradient", "guided_backprop", "deconvnet"])
+def test_a_batch_in_passes_gives_the_same_bits_and_counts_as_in_one(monkeypatch, method):
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, stride=2),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(4, 3)).eval()
+    qg = calibrate(graph_from_module(model, (2, 8, 8)), torch.rand(8, 2, 8, 8),
+                   config={"layers": {"0": {"output": "ap_fixed<16,-3>", "gradient": "ap_fixed<16,-9>"}}})
+    x = torch.rand(7, 2, 8, 8) * 3
+    whole = golden.attribute(qg, x, method)
+    monkeypatch.setattr(golden, "PASS_BYTES", 3 * 8 * 4 * 8 * 8)  # three images a pass: 3 + 3 + 1
+    assert golden.images_per_pass(qg) == 3
+    passes = golden.attribute(qg, x, method)
+    assert torch.equal(passes.logits, whole.logits) and torch.equal(passes.attribution, whole.attribution)
+    assert passes.saturations == whole.saturations and whole.saturations.get("0", 0) > 0, whole.saturations
+    assert torch.equal(golden.predict(qg, x).logits, whole.logits)

@@ -53,6 +53,11 @@ class Kept:
     relu_bits: dict[int, torch.Tensor] = field(default_factory=dict)
     pool_indices: dict[int, torch.Tensor] = field(default_factory=dict)
 
+    def images(self, start: int, stop: int) -> "Kept":
+        """What was kept for images start..stop-1 (views)."""
+        return Kept({i: t[start:stop] for i, t in self.relu_bits.items()},
+                    {i: t[start:stop] for i, t in self.pool_indices.items()})
+
 
 def _window(layer) -> int:
     return layer.kernel[0] * layer.kernel[1]
@@ -128,8 +133,32 @@ def _layer_backward(
     raise AssertionError(f"no backward for {type(layer).__name__}")
 
 
+PASS_BYTES = 4 << 20
+"""Largest int64 activation of one pass: a batch goes through the layers in passes of this size.
+
+Memory and speed, not results (every image is computed alone). Larger passes cost page
+faults: glibc maps allocations of 32 MB and more afresh every time.
+"""
+
+
+def images_per_pass(qg: QGraph) -> int:
+    """Images per forward/backward pass: the widest int64 activation within ``PASS_BYTES``."""
+    widest = max([math.prod(qg.graph.input_shape)] + [math.prod(layer.out_shape) for layer in qg.graph.layers])
+    return max(1, PASS_BYTES // (8 * widest))
+
+
 def forward(qg: QGraph, x_q: torch.Tensor, sat: Saturations, keep_relu: bool = True) -> tuple[torch.Tensor, Kept]:
-    """Integer logits of quantized inputs, and what the backward pass needs."""
+    """Integer logits of quantized inputs, and what the backward pass needs (in passes of images)."""
+    per_pass = images_per_pass(qg)
+    if x_q.shape[0] <= per_pass:
+        return _forward(qg, x_q, sat, keep_relu)
+    passes = [_forward(qg, x_q[i:i + per_pass], sat, keep_relu) for i in range(0, x_q.shape[0], per_pass)]
+    kept = Kept({i: torch.cat([k.relu_bits[i] for _, k in passes]) for i in passes[0][1].relu_bits},
+                {i: torch.cat([k.pool_indices[i] for _, k in passes]) for i in passes[0][1].pool_indices})
+    return torch.cat([logits for logits, _ in passes]), kept
+
+
+def _forward(qg: QGraph, x_q: torch.Tensor, sat: Saturations, keep_relu: bool) -> tuple[torch.Tensor, Kept]:
     kept = Kept()
     order = None
     for i, q in enumerate(qg.layers):
@@ -138,7 +167,15 @@ def forward(qg: QGraph, x_q: torch.Tensor, sat: Saturations, keep_relu: bool = T
 
 
 def backward(qg: QGraph, kept: Kept, target: torch.Tensor, mode: ReluBackward, sat: Saturations) -> torch.Tensor:
-    """Integer input gradient of the target logits, from a one-hot seed of 1.0."""
+    """Integer input gradient of the target logits, from a one-hot seed of 1.0 (in passes of images)."""
+    per_pass = images_per_pass(qg)
+    if target.shape[0] <= per_pass:
+        return _backward(qg, kept, target, mode, sat)
+    return torch.cat([_backward(qg, kept.images(i, i + per_pass), target[i:i + per_pass], mode, sat)
+                      for i in range(0, target.shape[0], per_pass)])
+
+
+def _backward(qg: QGraph, kept: Kept, target: torch.Tensor, mode: ReluBackward, sat: Saturations) -> torch.Tensor:
     seed = torch.zeros((target.shape[0], qg.graph.num_classes), dtype=torch.int64)
     seed[torch.arange(target.shape[0]), target] = 1 << qg.seed_fmt.frac
     g = seed
@@ -268,16 +305,6 @@ def attribute(
     return GoldenResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
 
 
-IG_CHUNK_BYTES = 4 << 20
-"""Largest int64 activation of one integrated-gradients pass (memory and cache, not results)."""
-
-
-def ig_path_images_per_pass(qg: QGraph) -> int:
-    """Path images per forward/backward pass: the widest layer's int64 output within ``IG_CHUNK_BYTES``."""
-    widest = max(math.prod(layer.out_shape) for layer in qg.graph.layers)
-    return max(1, IG_CHUNK_BYTES // (8 * max(widest, math.prod(qg.graph.input_shape))))
-
-
 def quantize_baseline(qg: QGraph, baseline, x_q: torch.Tensor) -> torch.Tensor:
     """The integrated-gradients baseline in the input format, one per image (zeros by default)."""
     if baseline is None:
@@ -314,7 +341,7 @@ def _integrated_gradients(qg: QGraph, x_q, target, steps, baseline, rule, sat: S
     weights = torch.tensor(c.weights, dtype=torch.int64)
     weighted_sum = torch.zeros_like(x_q)
     # Path image j is step j // n of image j % n; a pass takes a run of them, whatever the steps.
-    per_pass = ig_path_images_per_pass(qg)
+    per_pass = images_per_pass(qg)
     for j0 in range(0, steps * n, per_pass):
         j = torch.arange(j0, min(steps * n, j0 + per_pass))
         step, image = j // n, j % n
