@@ -225,8 +225,12 @@ def _cached_digit_weights(weight: torch.Tensor, role: tuple, make: Callable[[], 
     return laid_out
 
 
-def digit_matmul_into(out: torch.Tensor, a_digits: torch.Tensor, w: DigitWeights) -> None:
-    """``out`` (M, N) int64 = a @ b exactly, from a's digit rows [A1; A0] (2M, K) and ``w``."""
+def digit_matmul_into(out: torch.Tensor, a_digits: torch.Tensor, w: DigitWeights,
+                      column_term: torch.Tensor | None = None) -> None:
+    """``out`` (M, N) int64 = a @ b (+ bias) exactly, from a's digit rows [A1; A0] (2M, K) and ``w``.
+
+    ``column_term``: ``w.column_term`` plus the bias, if any.
+    """
     m, n = out.shape
     p = torch._int_mm(a_digits, w.columns)
     high, low = p[:m], p[m:]
@@ -236,7 +240,7 @@ def digit_matmul_into(out: torch.Tensor, a_digits: torch.Tensor, w: DigitWeights
     torch.add(low[:, n:2 * n], out, alpha=256, out=out)  # ... * 2^8 + A0*B0
     digit_sums = high[:, 2 * n].to(torch.int64) * 256 + low[:, 2 * n]
     out += digit_sums.mul_(128)[:, None]
-    out += w.column_term
+    out += w.column_term if column_term is None else column_term
 
 
 # ---------------------------------------------------------------- im2col layouts
@@ -305,7 +309,7 @@ def _weight_matrix(weight: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def _im2col_convolve(x: torch.Tensor, weight: torch.Tensor, owner: torch.Tensor, role: str, top_left, canvas_hw,
-                     step, stride, out_hw, digits: bool) -> torch.Tensor:
+                     step, stride, out_hw, digits: bool, bias: torch.Tensor | None = None) -> torch.Tensor:
     """Valid convolution (stride ``stride``) of x placed on a canvas, as im2col + GEMM; int64 (N, OH, OW, O).
 
     ``weight`` is ``owner`` (a layer's stored weight) as ``role`` transforms it: the digit
@@ -323,8 +327,9 @@ def _im2col_convolve(x: torch.Tensor, weight: torch.Tensor, owner: torch.Tensor,
     if not digits:
         cols = windows.reshape(n * oh * ow, -1)
         torch.mm(cols, _weight_matrix(weight, canvas.shape[-1]), out=flat_out)
-        return out
+        return out if bias is None else out.add_(bias)
     w = _cached_digit_weights(owner, (role, canvas.shape[-1]), lambda: _weight_matrix(weight, canvas.shape[-1]))
+    column_term = None if bias is None else w.column_term + bias
     per_image = oh * ow
     images = max(1, BLOCK_ROWS // max(1, per_image))
     row_shape = torch.Size((oh, ow, *windows.shape[-3:]))
@@ -335,7 +340,7 @@ def _im2col_convolve(x: torch.Tensor, weight: torch.Tensor, owner: torch.Tensor,
         for ky in range(kh):  # one copy per kernel row: long runs for the copy loop
             block[:, :, :, :, ky] = windows[:, n0:n1, :, :, ky]
         rows = block.view(2 * (n1 - n0) * per_image, -1).view(torch.int8)
-        digit_matmul_into(flat_out[n0 * per_image:n1 * per_image], rows, w)
+        digit_matmul_into(flat_out[n0 * per_image:n1 * per_image], rows, w, column_term)
     return out
 
 
@@ -353,10 +358,9 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, stride: tuple[int, int], paddi
     def run(path: str) -> torch.Tensor:
         if path == "float64":
             acc = F.conv2d(x.to(torch.float64), weight.to(torch.float64), None, stride, padding).to(torch.int64)
-        else:
-            acc = _im2col_convolve(x, weight, weight, "conv2d", (ph, pw), (h + 2 * ph, w + 2 * pw), (1, 1), (sh, sw),
-                                   out_hw, path == "digits").permute(0, 3, 1, 2)
-        return acc if bias is None else acc.add_(bias[:, None, None])
+            return acc if bias is None else acc.add_(bias[:, None, None])
+        return _im2col_convolve(x, weight, weight, "conv2d", (ph, pw), (h + 2 * ph, w + 2 * pw), (1, 1), (sh, sw),
+                                out_hw, path == "digits", bias).permute(0, 3, 1, 2)
 
     key = ("conv2d", tuple(x.shape), tuple(weight.shape), (sh, sw), (ph, pw), bits, bias is not None)
     return _run(key, exact_paths(c * kh * kw, *bits, digit_terms=_digit_channels(c) * kh * kw), run)
@@ -395,8 +399,10 @@ def _matmul(a: torch.Tensor, b: torch.Tensor, owner: torch.Tensor, role: str, bi
     def run(path: str) -> torch.Tensor:
         if path == "digits":
             acc = torch.empty((m, b.shape[1]), dtype=torch.int64)
-            digit_matmul_into(acc, digit_planes(a).view(2 * m, k), _cached_digit_weights(owner, (role,), lambda: b))
-        elif path == "float64":
+            w = _cached_digit_weights(owner, (role,), lambda: b)
+            digit_matmul_into(acc, digit_planes(a).view(2 * m, k), w, None if bias is None else w.column_term + bias)
+            return acc
+        if path == "float64":
             acc = (a.to(torch.float64) @ b.to(torch.float64)).to(torch.int64)
         else:
             acc = a.to(torch.int64) @ b.to(torch.int64)
@@ -485,12 +491,16 @@ def scatter_windows(per_position: torch.Tensor, kernel: tuple[int, int], stride:
 
 
 def round_shift(acc: torch.Tensor, shift: int) -> torch.Tensor:
-    """``numerics.round_shift`` in a new tensor, the rounding done in place (fewer passes)."""
-    if shift <= 0:
+    """``numerics.round_shift(acc, shift)`` in two passes, for |acc| < 2^62.
+
+    ``(acc + 2^(shift-1)) >> shift`` is the contract's rounding; numerics writes it so that it
+    cannot overflow for any int64, which costs a third pass. Every value the golden model
+    rounds is below 2^48 (its accumulators are checked at 48 bits), far from overflowing.
+    """
+    if not 0 < shift < 63:
         return numerics.round_shift(acc, shift)
-    out = acc >> min(shift - 1, 63)
-    out += 1
-    out >>= 1
+    out = acc + (1 << (shift - 1))
+    out >>= shift
     return out
 
 
