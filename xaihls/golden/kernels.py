@@ -151,6 +151,11 @@ def chosen_paths() -> dict[tuple, str]:
     return dict(_fastest)
 
 
+def forget_chosen_paths() -> None:
+    """Time the paths again on the next call of each problem shape."""
+    _fastest.clear()
+
+
 def _run(key: tuple, paths: tuple[str, ...], run: Callable[[str], torch.Tensor]) -> torch.Tensor:
     """``run`` on the pinned path, else on the faster of digits and float64 (timed once per key), else int64."""
     if _forced in paths:
