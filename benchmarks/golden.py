@@ -116,7 +116,10 @@ def kernel_paths(batch: int = 64) -> list[dict]:
 
 
 def _peak_memory_case(name: str, method: str, backend: str, batch: int) -> dict:
-    """Resident memory of this process around one run (after a warm-up run), in MiB."""
+    """Resident memory of this fresh process just before one run and at its peak during the run, in MiB.
+
+    The run is the first (golden's includes its one-off timing of both kernel paths).
+    """
     torch.set_num_threads(THREADS)
     steps = 32 if method == "integrated_gradients" else None
     acc, module, x, target = _setup(name, batch)
@@ -124,14 +127,13 @@ def _peak_memory_case(name: str, method: str, backend: str, batch: int) -> dict:
         run = lambda: acc.attribute(x, method, target=target, steps=steps)  # noqa: E731
     else:
         run = lambda: captum_attribute(module, x, method, target, steps=32)  # noqa: E731
-    run()
     status = Path("/proc/self/status")
     try:
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current size
         before = _status_mib(status, "VmRSS")
         run()
         return {"rss_before_mib": before, "peak_mib": _status_mib(status, "VmHWM"), "measure": "VmHWM"}
-    except OSError:  # no /proc: the process's peak since it started
+    except OSError:  # no /proc: the process's peak since it started (imports and compile included)
         run()
         return {"rss_before_mib": None, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "measure": "ru_maxrss"}

@@ -20,36 +20,46 @@ sums; each is exact under a condition, and they return the same integers.
     digit products and its last column the digit sums of the left operand;
     ``128 * sum (b + 128)`` is a constant of the weights. Each int32 entry sums K
     products of magnitude at most 128 * 128 = 2^14, exact while K * 2^14 < 2^31:
-    K <= 131,071, the largest fan-in the 48-bit accumulator check lets a 16-bit network
-    have. The recombination is in int64, where the true sum (magnitude at most K * 2^30)
-    and every partial sum of it cannot overflow.
+    K <= 131,071, just above the largest fan-in (131,070) the 48-bit accumulator check
+    lets a 16-bit network have. K counts the zero channels a convolution's canvas adds
+    (each is a term too: its digits are 0 and -128). The recombination is in int64,
+    where the true sum (magnitude at most K * 2^30) and every partial sum of it cannot
+    overflow.
 
-``float64`` (operands whose products and sums stay below 2^53: always, for the golden model)
+``float64`` (products and sums below 2^53: always, for the golden model)
     ``F.conv2d``, ``F.conv_transpose2d`` and ``@`` in float64: every product and partial
     sum is an integer of magnitude at most K * 2^(bits_a + bits_b - 2); at most 2^53,
     every float64 operation on them is exact. (The golden model's sums fit the 48-bit
     accumulator, far below.)
 
-``int64`` (beyond the float64 bound; a guard, not a path the golden model takes):
-    int64 products and sums, exact and slow.
+``int64`` (always exact; slow): int64 products and sums. Taken only where neither of
+    the others is exact, which the golden model never needs.
 
-Choice. ``exact_paths`` lists the paths whose condition holds. The int8 GEMM is used only
-where PyTorch runs it on VNNI/AMX hardware (elsewhere its scalar loop is far slower than
-float64), on a little-endian machine, after a probe on extreme operands returned exact
-sums (``int8_gemm_available``); ``torch._int_mm`` has no shape constraint on the CPU
-(checked down to 1 x 1 x 1). Where both digits and float64 are exact, the first call of
-each problem shape runs both twice, checks that they agree bit for bit, and keeps the
-faster (as ``torch.backends.cudnn.benchmark`` does): digits win on wide layers (float64
-convolution has no oneDNN kernel and its im2col is slow), float64 on small ones (the
-digit path is two dozen tensor operations). ``force_path`` pins one path (tests).
+Which path runs (``exact_paths`` lists those whose condition holds):
+
+- digits are not exact, so float64 runs, for an operand wider than 16 bits (a ``width``
+  above 16 in the config), for more than 131,071 terms (padded channels included), and
+  on a platform where ``int8_gemm_available`` is false: no ``torch._int_mm``, no
+  VNNI/AMX (PyTorch's scalar int8 loop there is far slower than float64), a big-endian
+  machine, or a probe on extreme operands that did not return the exact sums.
+  ``torch._int_mm`` has no shape constraint on the CPU (the probe includes 5 x 3 x 7).
+- Where digits and float64 are both exact, the first call of each problem shape runs
+  both twice, checks that they agree bit for bit (an error otherwise), and keeps the
+  faster, as ``torch.backends.cudnn.benchmark`` does: digits win on wide layers (float64
+  convolution has no oneDNN kernel and a slow im2col), float64 on small ones (the digit
+  path is two dozen tensor operations, float64 three). ``chosen_paths`` reports the
+  choices; ``force_path`` pins a path (tests).
 
 Digit convolutions are im2col + GEMM: the input is copied once into a zero-framed
 canvas, channels last, so every window row is one contiguous run copied in 8-byte words
 (channels are padded with zeros to a multiple of 8 for that), in blocks of images so
-the int8 columns and int32 products stay in cache. A transposed convolution is the
-convolution of the gradient spread out by the stride (zeros between its pixels) with
-the kernel rotated by 180 degrees and its channel roles swapped. Results are int64 in
-NCHW order; digit results are channels-last in memory (a permuted view).
+the int8 columns and int32 products stay in cache. A direct form (one GEMM per kernel
+tap over shifted canvas rows, the int32 products summed) measured 2.2-3.9x slower here,
+recombination not even included, on cifar_ref's and a 64-channel layer's shapes. A
+transposed convolution is the convolution of the gradient spread out by the stride
+(zeros between its pixels) with the kernel rotated by 180 degrees and its channel roles
+swapped. Results are int64 in NCHW order; digit results are channels-last in memory (a
+permuted view).
 """
 
 from __future__ import annotations
