@@ -266,6 +266,20 @@ def test_two_exact_paths_that_disagree_stop_the_run(monkeypatch):
         kernels.conv2d(x, w, (1, 1), (1, 1), (16, 16))
 
 
+def test_a_shape_the_int8_gemm_refuses_is_left_to_float64(monkeypatch):
+    if not kernels.int8_gemm_available():
+        pytest.skip("no int8 GEMM here")
+
+    def refuse(a, b):
+        raise RuntimeError("_int_mm: self.size(0) needs to be greater than 16")
+
+    monkeypatch.setattr(torch, "_int_mm", refuse)
+    monkeypatch.setattr(kernels, "_fastest", {})
+    x, w = torch.randint(-100, 100, (1, 3, 5, 7)), torch.randint(-100, 100, (2, 3, 3, 3))
+    assert torch.equal(kernels.conv2d(x, w, (1, 1), (1, 1), (16, 16)), int64_conv(x, w, (1, 1), (1, 1)))
+    assert set(kernels.chosen_paths().values()) == {"float64"}
+
+
 def test_the_digit_layout_of_weights_follows_in_place_changes():
     if not kernels.int8_gemm_available():
         pytest.skip("no int8 GEMM here")
