@@ -1,7 +1,7 @@
 """Golden model benchmarks: speed and peak memory against Captum float, IG completeness, fidelity.
 
 Run ``python -m benchmarks.golden`` for every section, or name some: ``throughput``,
-``kernel_paths``, ``memory``, ``completeness``, ``fidelity``. It prints Markdown tables and
+``kernel_paths``, ``conv_breakdown``, ``memory``, ``completeness``, ``fidelity``. It prints Markdown tables and
 updates those sections of benchmarks/results/golden.json (``section_meta`` records the date,
 machine and command of each); copy the tables into benchmarks/RESULTS.md. The speed and memory
 sections are heavy: on a shared machine run them under ``flock /tmp/xaihls-heavy.lock``.
@@ -77,16 +77,16 @@ def _setup(name: str, batch: int):
     return acc, graph_to_module(acc.graph), x, acc.predict(x).argmax(1)
 
 
-def _interleaved_medians(fns, repeats: int) -> list[float]:
+def _interleaved_medians(fns, repeats: int, clock=time.perf_counter) -> list[float]:
     """Median seconds of each function, run in turn (a, b, a, b, ...) so both see the same load."""
     for fn in fns:
         fn()  # warm-up (and golden's one-off choice of kernel path per layer shape)
     times = [[] for _ in fns]
     for _ in range(repeats):
         for k, fn in enumerate(fns):
-            t = time.perf_counter()
+            t = clock()
             fn()
-            times[k].append(time.perf_counter() - t)
+            times[k].append(clock() - t)
     return [statistics.median(t) for t in times]
 
 
@@ -115,6 +115,52 @@ def kernel_paths(batch: int = 64) -> list[dict]:
         for key, path in kernels.chosen_paths().items():
             rows.append({"model": name, "product": key[0], "input": "x".join(map(str, key[1])),
                          "weight": "x".join(map(str, key[2])), "path": path})
+    return rows
+
+
+def conv_breakdown(batch: int = 64, repeats: int = 7) -> list[dict]:
+    """CPU milliseconds of one 3x3 convolution on one thread: Captum's float32, the previous float64, and
+    golden's digit path by stage (the int8 GEMMs; their recombination into int64; the layout, canvas
+    and im2col, as the rest). One thread and CPU time, so that other jobs on a shared machine blur
+    the stages less.
+    """
+    import torch.nn.functional as F
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows = []
+    for layer, c, o, hw in (("cifar_ref conv2", 16, 16, 32), ("cifar_ref conv4", 32, 32, 16),
+                            ("net64 conv2", 32, 64, 32), ("net64 conv4", 128, 128, 8)):
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randint(0, 1 << 15, (batch, c, hw, hw), generator=gen)
+        w = torch.randint(-(1 << 15), 1 << 15, (o, c, 3, 3), generator=gen)
+        xf, wf = x.float(), w.float()
+        images = max(1, kernels.BLOCK_ROWS // (hw * hw))
+        windows = kernels._windows(kernels._canvas(x, (1, 1), (hw + 2, hw + 2), (1, 1), True), (3, 3), (1, 1),
+                                   (hw, hw))
+        blocks = [windows[:, n0:n0 + images].reshape(-1, windows[0, 0, 0, 0].numel()).view(torch.int8)
+                  for n0 in range(0, batch, images)]  # the digit rows the path multiplies, made once here
+        laid_out = kernels.digit_weights(kernels._weight_matrix(w, blocks[0].shape[1] // 9))
+        out = torch.empty((batch * hw * hw, o), dtype=torch.int64)
+
+        def digits():
+            with kernels.force_path("digits"):
+                return kernels.conv2d(x, w, (1, 1), (1, 1), (16, 16))
+
+        def gemm():
+            return [torch._int_mm(b, laid_out.columns) for b in blocks]
+
+        def gemm_recombined():
+            for k, b in enumerate(blocks):
+                kernels.digit_matmul_into(out[k * b.shape[0] // 2:(k + 1) * b.shape[0] // 2], b, laid_out)
+
+        f32, f64, total, mm, recombined = _interleaved_medians(
+            [lambda: F.conv2d(xf, wf, padding=1), lambda: F.conv2d(x.double(), w.double(), padding=1).long(),
+             digits, gemm, gemm_recombined], repeats, time.process_time)
+        rows.append({"layer": layer, "input": f"{batch}x{c}x{hw}x{hw}", "out_channels": o, "captum_f32_ms": f32 * 1e3,
+                     "float64_ms": f64 * 1e3, "digits_ms": total * 1e3, "int8_gemm_ms": mm * 1e3,
+                     "recombination_ms": (recombined - mm) * 1e3, "layout_ms": (total - recombined) * 1e3})
+    torch.set_num_threads(threads)
     return rows
 
 
@@ -226,6 +272,8 @@ def _table(rows: list[dict], fmt: dict[str, str]) -> str:
 SECTIONS = {
     "throughput": (throughput, {"golden_img_s": ".1f", "captum_img_s": ".1f", "ratio": ".2f"}),
     "kernel_paths": (kernel_paths, {}),
+    "conv_breakdown": (conv_breakdown, {k: ".2f" for k in ("captum_f32_ms", "float64_ms", "digits_ms", "layout_ms",
+                                                           "int8_gemm_ms", "recombination_ms")}),
     "memory": (peak_memory, {k: ".0f" for k in ("golden_peak_mib", "golden_rss_before_mib", "captum_peak_mib",
                                                 "captum_rss_before_mib")}),
     "completeness": (completeness, {k: ".4f" for k in ("golden_gap_median", "golden_gap_max", "captum_gap_median")}),
