@@ -2,9 +2,9 @@
 
 This is the reference every other executor must equal bit for bit. Arithmetic is on
 int64 tensors; multiply-accumulate runs in ``kernels`` (int8 digit GEMMs or float64,
-each exact, its argument written there; the 48-bit accumulator bound is checked when a
-network is quantized). Between the passes only
-ReLU bits and max-pool indices are kept (plus the input image where a method needs it).
+each exact, the argument written there; the 48-bit accumulator bound is checked when a
+network is quantized). Between the passes only ReLU bits and max-pool indices are kept
+(plus the input image where a method needs it).
 
 Decisions after a convolution or fully connected layer are taken on its wide
 accumulator, as the engine's write-back unit does: the ReLU bit is [acc > 0] and a
