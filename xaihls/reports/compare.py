@@ -32,6 +32,7 @@ class Row:
     resources: dict = field(default_factory=dict)
     capacity: dict = field(default_factory=dict)
     cycles: dict = field(default_factory=dict)
+    conditions: str = ""  # how the figures were measured (the simulated DDR of a Verilator run)
 
     def percent(self) -> dict[str, float]:
         """Each resource as a share of this board's capacity (not of any other board's)."""
@@ -51,7 +52,7 @@ class Row:
         return {"project": self.project, "board": self.board, "part": self.part, "clock_mhz": self.clock_mhz,
                 "tiling": self.tiling, "source": self.source, "resources": self.resources,
                 "percent": self.percent(), "cycles": self.cycles, "latency_ms": self.latency_ms(),
-                "saliency_over_inference": self.overhead()}
+                "saliency_over_inference": self.overhead(), "conditions": self.conditions}
 
 
 def _load_json(path: Path, what: str) -> dict:
@@ -84,7 +85,7 @@ def project_rows(folder: str | Path) -> list[Row]:
     verilator = reports / "verilator.json"
     if verilator.is_file():
         sim = _load_json(verilator, "Verilator cycles")
-        rows.append(Row(source="verilator", cycles=dict(sim["cycles"]), **base))
+        rows.append(Row(source="verilator", cycles=dict(sim["cycles"]), conditions=verilator_conditions(sim), **base))
     from xaihls.reports import readers
 
     for name, source in (("yosys_stat.txt", "yosys"), ("yosys_inference_stat.txt", "yosys (inference-only)")):
@@ -105,6 +106,16 @@ def project_rows(folder: str | Path) -> list[Row]:
     return rows
 
 
+def verilator_conditions(report: dict) -> str:
+    """The DDR a verilator.json's cycles were measured with, in a few words."""
+    ddr = report.get("memory")
+    if not ddr:  # reports written before the SystemVerilog DDR model
+        return "DDR: cocotbext-axi AxiRam" + (", random stalls" if report.get("stalls") else "")
+    text = (f"DDR: SV model, latency {ddr['ddr_latency']}" if str(ddr.get("memory", "")).startswith("SystemVerilog")
+            else "DDR: cocotbext-axi AxiRam")
+    return text + (", random stalls" if ddr.get("stalls") else "")
+
+
 def compare(folders) -> list[Row]:
     rows: list[Row] = []
     for folder in folders:
@@ -121,7 +132,8 @@ def to_csv(rows: list[Row]) -> str:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["project", "board", "part", "clock_mhz", "tiling", "source"]
                + [k for k in RESOURCE_KEYS] + [f"{k}_%" for k in RESOURCE_KEYS]
-               + [f"{m}_cycles" for m in methods] + [f"{m}_ms" for m in methods] + ["saliency_over_inference"])
+               + [f"{m}_cycles" for m in methods] + [f"{m}_ms" for m in methods] + ["saliency_over_inference",
+                                                                                       "conditions"])
     for r in rows:
         pct = r.percent()
         lat = r.latency_ms()
@@ -129,7 +141,7 @@ def to_csv(rows: list[Row]) -> str:
                    + [r.resources.get(k, "") for k in RESOURCE_KEYS]
                    + [f"{100 * pct[k]:.1f}" if k in pct else "" for k in RESOURCE_KEYS]
                    + [r.cycles.get(m, "") for m in methods] + [f"{lat[m]:.4f}" if m in lat else "" for m in methods]
-                   + [f"{r.overhead():.3f}" if r.overhead() else ""])
+                   + [f"{r.overhead():.3f}" if r.overhead() else "", r.conditions])
     return out.getvalue()
 
 
@@ -151,7 +163,7 @@ def to_table(rows: list[Row]):
         res = [f"{pct[k]:.0%}" if k in pct else (f"{r.resources[k]:,}" if k in r.resources else "")
                for k in ("LUT", "FF", "DSP", "BRAM_18K")]
         lat = r.latency_ms()
-        table.add_row(r.project, r.board, r.tiling, r.source, *res,
+        table.add_row(r.project, r.board, r.tiling, r.source + (f" ({r.conditions})" if r.conditions else ""), *res,
                       *[f"{lat[m]:.3g}" if m in lat else "" for m in methods],
                       f"{r.overhead():.2f}" if r.overhead() else "")
     return table

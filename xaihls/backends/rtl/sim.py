@@ -29,19 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xaihls.backends.rtl.params import RTL_DIR, TOP, RtlParams, rtl_params, sources
+from xaihls.backends.rtl.params import SIM_DIR, SIM_SOURCES, SIM_TOP, TOP, RtlParams, rtl_params, sources
 from xaihls.errors import XaiHlsError
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
-from xaihls.plan.cost import DDR_LATENCY
-from xaihls.plan.engine import AXI_DATA_BYTES, EngineConfig
+from xaihls.plan.engine import AXI_DATA_BYTES, DDR_LATENCY, EngineConfig
 from xaihls.plan.program import MAX_IG_STEPS, Program
 
 TB_MODULE = "tb"  # xaihls/backends/rtl/tb.py, imported from its folder: the simulator never imports torch
 TB_DIR = Path(__file__).resolve().parent
 DEFAULT_DDR_BASE = 0x1_0000_0000  # above 4 GiB: the high address word is exercised
-SIM_TOP = "xaihls_sim_top"
-SIM_DIR = RTL_DIR / "sim"
-SIM_SOURCES = ("xaihls_sim_axi_ram.sv", "xaihls_sim_top.sv", "xaihls_sim_top.vlt")
 TOP_PORTS_VLT = "xaihls_top_ports.vlt"  # the protocol-test build's public signals
 MEMORIES = ("sv", "axiram")
 """DDR models: the SystemVerilog memory (default) or cocotbext-axi's AxiRam (protocol tests)."""
@@ -386,8 +382,9 @@ def run_rtl(program: Program, engine_config: EngineConfig, x_q: torch.Tensor, me
     """Run each image of an already-quantized batch on the simulated RTL engine.
 
     Mirrors ``xaihls.sim.program.run_batch``: returns int64 tensors (logits, target,
-    attribution or None) and, fourth, the cycles of each run (start to done). ``params``
-    overrides the engine parameters derived from the plan (they must cover it).
+    attribution or None) and, fourth, the cycles of each run (start to done), with the DDR
+    model at the engine's ``ddr_latency``. ``params`` overrides the engine parameters derived
+    from the plan (they must cover it).
     """
     code = PREDICT_CODE if method is None else METHOD_CODES[method]
     if code and METHOD_CODES.get("integrated_gradients") == code and not 2 <= steps <= MAX_IG_STEPS:
@@ -404,7 +401,8 @@ def run_rtl(program: Program, engine_config: EngineConfig, x_q: torch.Tensor, me
         base = np.zeros(n, np.int64) if baseline_q is None else baseline_q[k].reshape(-1).numpy()
         runs.append({"image": x_q[k].reshape(-1).numpy(), "baseline": base, "ig_table": table, "method": code,
                      "target": -1 if target is None else int(target[k]), "steps": steps})
-    out = simulate(program, params, runs, stalls=0.25 if stalls else 0.0, waves=waves)
+    out = simulate(program, params, runs, stalls=0.25 if stalls else 0.0, waves=waves,
+                   ddr_latency=engine_config.ddr_latency)
     for r in out:
         if r["status"]:
             raise XaiHlsError(f"the RTL engine stopped with status {r['status']:#x} (bit 0 bus error, bit 1 "
