@@ -37,6 +37,7 @@ class Row:
     capacity: dict = field(default_factory=dict)
     cycles: dict = field(default_factory=dict)
     timing: dict = field(default_factory=dict)  # TimingSummary.as_dict() of a Vivado timing summary
+    conditions: str = ""  # how the figures were measured (the simulated DDR of a Verilator run)
 
     def percent(self) -> dict[str, float]:
         """Each resource as a share of this board's capacity (not of any other board's)."""
@@ -56,7 +57,7 @@ class Row:
         return {"project": self.project, "board": self.board, "part": self.part, "clock_mhz": self.clock_mhz,
                 "tiling": self.tiling, "source": self.source, "resources": self.resources,
                 "percent": self.percent(), "cycles": self.cycles, "latency_ms": self.latency_ms(),
-                "saliency_over_inference": self.overhead(), "timing": self.timing}
+                "saliency_over_inference": self.overhead(), "timing": self.timing, "conditions": self.conditions}
 
 
 def _load_json(path: Path, what: str) -> dict:
@@ -89,7 +90,7 @@ def project_rows(folder: str | Path) -> list[Row]:
     verilator = reports / "verilator.json"
     if verilator.is_file():
         sim = _load_json(verilator, "Verilator cycles")
-        rows.append(Row(source="verilator", cycles=dict(sim["cycles"]), **base))
+        rows.append(Row(source="verilator", cycles=dict(sim["cycles"]), conditions=verilator_conditions(sim), **base))
     from xaihls.reports import readers
 
     for name, source in (("yosys_stat.txt", "yosys"), ("yosys_inference_stat.txt", "yosys (inference-only)")):
@@ -128,6 +129,16 @@ def _in_tool_tree(path: Path, folder: Path) -> bool:
     return any(part.endswith(_TOOL_TREE_SUFFIXES) or part in ("_x", ".Xil") for part in parts)
 
 
+def verilator_conditions(report: dict) -> str:
+    """The DDR a verilator.json's cycles were measured with, in a few words."""
+    ddr = report.get("memory")
+    if not ddr:  # reports written before the SystemVerilog DDR model
+        return "DDR: cocotbext-axi AxiRam" + (", random stalls" if report.get("stalls") else "")
+    text = (f"DDR: SV model, latency {ddr['ddr_latency']}" if str(ddr.get("memory", "")).startswith("SystemVerilog")
+            else "DDR: cocotbext-axi AxiRam")
+    return text + (", random stalls" if ddr.get("stalls") else "")
+
+
 def compare(folders) -> list[Row]:
     rows: list[Row] = []
     for folder in folders:
@@ -145,7 +156,7 @@ def to_csv(rows: list[Row]) -> str:
     w.writerow(["project", "board", "part", "clock_mhz", "tiling", "source"]
                + [k for k in RESOURCE_KEYS] + [f"{k}_%" for k in RESOURCE_KEYS]
                + [f"{m}_cycles" for m in methods] + [f"{m}_ms" for m in methods] + ["saliency_over_inference"]
-               + ["wns_ns", "tns_ns", "whs_ns", "timing_met", "fmax_mhz"])
+               + ["wns_ns", "tns_ns", "whs_ns", "timing_met", "fmax_mhz", "conditions"])
     for r in rows:
         pct = r.percent()
         lat = r.latency_ms()
@@ -155,7 +166,7 @@ def to_csv(rows: list[Row]) -> str:
                    + [r.cycles.get(m, "") for m in methods] + [f"{lat[m]:.4f}" if m in lat else "" for m in methods]
                    + [f"{r.overhead():.3f}" if r.overhead() else ""]
                    + [_blank(r.timing.get(k)) for k in ("wns_ns", "tns_ns", "whs_ns", "met")]
-                   + [f"{r.timing['fmax_mhz']:.1f}" if r.timing.get("fmax_mhz") else ""])
+                   + [f"{r.timing['fmax_mhz']:.1f}" if r.timing.get("fmax_mhz") else "", r.conditions])
     return out.getvalue()
 
 
@@ -195,7 +206,7 @@ def to_table(rows: list[Row]):
         res = [f"{pct[k]:.0%}" if k in pct else (f"{r.resources[k]:,}" if k in r.resources else "")
                for k in ("LUT", "FF", "DSP", "BRAM_18K")]
         lat = r.latency_ms()
-        table.add_row(r.project, r.board, r.tiling, r.source, *res,
+        table.add_row(r.project, r.board, r.tiling, r.source + (f" ({r.conditions})" if r.conditions else ""), *res,
                       *[f"{lat[m]:.3g}" if m in lat else "" for m in methods],
                       f"{r.overhead():.2f}" if r.overhead() else "", *(timing_cells(r) if timed else ()))
     return table

@@ -137,7 +137,7 @@ def _table(rows: list[Row]) -> str:
         pct = r.percent()
         lat = r.latency_ms()
         cells = [f"<td class=l>{html.escape(str(v))}</td>" for v in (r.project, r.board, r.part)]
-        cells += [f"<td>{r.clock_mhz:g}</td>", f"<td class=l>{r.tiling}</td>", f"<td class=l>{r.source}</td>"]
+        cells += [f"<td>{r.clock_mhz:g}</td>", f"<td class=l>{r.tiling}</td>", f"<td class=l>{r.source}" + (f"<br><small>{html.escape(r.conditions)}</small>" if r.conditions else "") + "</td>"]
         for k in RESOURCE_KEYS:
             v = r.resources.get(k)
             cells.append("<td></td>" if v is None else f"<td>{v:,}" + (f" ({pct[k]:.1%})" if k in pct else "") + "</td>")

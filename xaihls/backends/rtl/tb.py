@@ -1,4 +1,4 @@
-"""cocotb testbench of ``xaihls_top`` (run through xaihls.backends.rtl.sim, never imported directly).
+"""cocotb testbench of the RTL engine (run through xaihls.backends.rtl.sim, never imported directly).
 
 A job file (path in ``XAIHLS_RTL_JOB``) holds the DDR image, the header addresses and a list
 of runs (image, baseline, IG table, method, target, steps, expected results). The TB loads
@@ -6,6 +6,16 @@ DDR exactly as ``Machine.load_inputs`` does, drives the AXI4-Lite registers, wai
 interrupt, reads back logits, result and attribution, the cycle count and the per-phase
 profile, and writes everything to ``<job>.out.npz``. Expected values, when given, are
 compared bit for bit (the test fails on any difference).
+
+Two DDR models (``memory`` in the job):
+
+- ``sv`` (default): xaihls_sim_top's SystemVerilog memory. Python only drives the clock (in
+  the simulator: cocotb's GPI clock), the reset and AXI4-Lite; DDR contents move through the
+  memory's backdoor as $readmemh / $writememh files, so no DDR beat wakes Python. Latency,
+  stalls and SLVERR are the memory's plusargs (set by the runner).
+- ``axiram``: the protocol-test mode. cocotbext-axi's AxiRam answers the AXI4 master of a
+  bare xaihls_top, with seeded random pauses on every channel of both buses and SLVERR
+  injection; every beat goes through Python.
 """
 
 from __future__ import annotations
@@ -14,12 +24,13 @@ import json
 import logging
 import os
 import random
+import time
 from pathlib import Path
 
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 REG_CTRL, REG_GIE, REG_IER, REG_ISR, REG_RETURN = 0x00, 0x04, 0x08, 0x0C, 0x10
@@ -34,37 +45,68 @@ def _pauses(rng: random.Random, p: float):
         yield rng.random() < p
 
 
-class TB:
-    """Clock, reset, DDR (AxiRam) and the control port (AxiLiteMaster) of one xaihls_top."""
+class SvDdr:
+    """The SystemVerilog memory of xaihls_sim_top, through its backdoor: DDR contents in and out as
+    $readmemh / $writememh files (paths given to the simulator as +ddr_load / +ddr_dump)."""
 
-    def __init__(self, dut, mem_size: int, ddr_base: int, stalls: float = 0.0, seed: int = 1):
-        self.dut = dut
-        self.ddr_base = ddr_base
-        self.mem_size = mem_size
-        cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
+    def __init__(self, dut, ddr_base: int, mem_size: int, data_bytes: int, load_file: str, dump_file: str):
+        self.dut, self.ddr_base, self.mem_size, self.data_bytes = dut, ddr_base, mem_size, data_bytes
+        self.load_file, self.dump_file = Path(load_file), Path(dump_file)
+        dut.ddr_load.value = 0
+        dut.ddr_dump.value = 0
+        dut.ddr_first.value = 0
+        dut.ddr_last.value = 0
+
+    def _word(self, offset: int) -> int:
+        addr = (self.ddr_base + offset) % self.mem_size
+        assert addr % self.data_bytes == 0, f"DDR offset {offset:#x} is not aligned to a {self.data_bytes}-byte word"
+        return addr // self.data_bytes
+
+    async def _pulse(self, signal) -> None:
+        signal.value = 1
+        await RisingEdge(self.dut.clk)
+        signal.value = 0
+        await RisingEdge(self.dut.clk)
+
+    async def load(self, blocks: list[tuple[int, bytes]]) -> None:
+        """Write each (offset, bytes) block; a block's last word is padded with zeros (regions are
+        64-byte aligned in the Program's memory map, so the padding lands in no other region)."""
+        lines = []
+        for offset, data in blocks:
+            words = np.frombuffer(bytes(data) + bytes(-len(data) % self.data_bytes), dtype=np.uint8)
+            text = words.reshape(-1, self.data_bytes)[:, ::-1].tobytes().hex()
+            n = 2 * self.data_bytes
+            lines.append(f"@{self._word(offset):x}")
+            lines += [text[i:i + n] for i in range(0, len(text), n)]
+        self.load_file.write_text("\n".join(lines) + "\n")
+        await self._pulse(self.dut.ddr_load)
+
+    async def fetch(self, offset: int, length: int) -> bytes:
+        first = self._word(offset)
+        last = first + (length + self.data_bytes - 1) // self.data_bytes - 1
+        self.dut.ddr_first.value = first
+        self.dut.ddr_last.value = last
+        await self._pulse(self.dut.ddr_dump)
+        text = "".join(line for line in self.dump_file.read_text().split() if line and line[0] not in "@/")
+        data = np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(-1, self.data_bytes)[:, ::-1]
+        return data.tobytes()[:length]
+
+
+class AxiRamDdr:
+    """cocotbext-axi's AxiRam on xaihls_top's m_axi_* ports (protocol-test mode)."""
+
+    def __init__(self, dut, ddr_base: int, mem_size: int, stalls: float, rng: random.Random):
+        self.ddr_base, self.mem_size = ddr_base, mem_size
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=mem_size)
-        for name in ("cocotb.xaihls_top.s_axil", "cocotb.xaihls_top.m_axi", "cocotb.xaihls_top"):
-            logging.getLogger(name).setLevel(logging.WARNING)
         self.ram.write_if.log.setLevel(logging.WARNING)
         self.ram.read_if.log.setLevel(logging.WARNING)
         if stalls:
-            rng = random.Random(seed)
             for ch in (self.ram.write_if.aw_channel, self.ram.write_if.w_channel, self.ram.write_if.b_channel,
                        self.ram.read_if.ar_channel, self.ram.read_if.r_channel):
                 ch.set_pause_generator(_pauses(random.Random(rng.random()), stalls))
-            for ch in (self.axil.write_if.aw_channel, self.axil.write_if.w_channel, self.axil.write_if.b_channel,
-                       self.axil.read_if.ar_channel, self.axil.read_if.r_channel):
-                ch.set_pause_generator(_pauses(random.Random(rng.random()), stalls))
-
-    async def reset(self) -> None:
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 8)
-        self.dut.rst.value = 0
-        await ClockCycles(self.dut.clk, 8)
 
     def inject_read_errors(self, lo: int, hi: int) -> None:
-        """Answer SLVERR to every read of DDR offsets [lo, hi)."""
+        """Answer SLVERR to every read beat of DDR offsets [lo, hi)."""
         read_if = self.ram.read_if
         plain = read_if._read
         base = self.ddr_base % self.mem_size
@@ -77,11 +119,45 @@ class TB:
 
         read_if._read = faulty
 
-    def load(self, offset: int, data: bytes) -> None:
-        self.ram.write((self.ddr_base + offset) % self.mem_size, data)
+    async def load(self, blocks: list[tuple[int, bytes]]) -> None:
+        for offset, data in blocks:
+            self.ram.write((self.ddr_base + offset) % self.mem_size, data)
 
-    def fetch(self, offset: int, length: int) -> bytes:
+    async def fetch(self, offset: int, length: int) -> bytes:
         return self.ram.read((self.ddr_base + offset) % self.mem_size, length)
+
+
+class TB:
+    """Clock, reset, DDR (SvDdr or AxiRamDdr) and the control port (AxiLiteMaster) of the engine."""
+
+    def __init__(self, dut, job: dict):
+        self.dut = dut
+        self.ddr_base = job["ddr_base"]
+        stalls = job.get("stalls", 0.0)
+        rng = random.Random(job.get("seed", 1))
+        # cocotb's C++ clock: no Python runs on a clock edge
+        cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns", impl="gpi").start())
+        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
+        for name in ("cocotb.xaihls_top.s_axil", "cocotb.xaihls_top.m_axi", "cocotb.xaihls_sim_top.s_axil",
+                     "cocotb.xaihls_sim_top.m_axi", "cocotb.xaihls_top", "cocotb.xaihls_sim_top"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        if job.get("memory", "sv") == "sv":
+            self.ddr = SvDdr(dut, self.ddr_base, job["mem_size"], job["data_bytes"], job["load_file"],
+                             job["dump_file"])
+        else:
+            self.ddr = AxiRamDdr(dut, self.ddr_base, job["mem_size"], stalls, rng)
+            if stalls:  # the control bus too; a pause generator wakes Python every cycle, so only here
+                for ch in (self.axil.write_if.aw_channel, self.axil.write_if.w_channel,
+                           self.axil.write_if.b_channel, self.axil.read_if.ar_channel, self.axil.read_if.r_channel):
+                    ch.set_pause_generator(_pauses(random.Random(rng.random()), stalls))
+            if job.get("slverr"):
+                self.ddr.inject_read_errors(*job["slverr"])
+
+    async def reset(self) -> None:
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, 8)
+        self.dut.rst.value = 0
+        await ClockCycles(self.dut.clk, 8)
 
     async def write_reg(self, addr: int, value: int) -> None:
         await self.axil.write_dword(addr, value & 0xFFFFFFFF)
@@ -103,7 +179,7 @@ class TB:
         """Wait for the interrupt (ap_done), then acknowledge it; the control register must show done."""
         if not int(self.dut.interrupt.value):
             # a Timer, not ClockCycles: ClockCycles wakes Python on every clock edge
-            await _first(RisingEdge(self.dut.interrupt), Timer(timeout_cycles * CLOCK_NS, unit="ns"))
+            await First(RisingEdge(self.dut.interrupt), Timer(timeout_cycles * CLOCK_NS, unit="ns"))
         if not int(self.dut.interrupt.value):
             raise TimeoutError(f"no ap_done within {timeout_cycles} cycles")
         ctrl = await self.read_reg(REG_CTRL)
@@ -119,12 +195,6 @@ class TB:
         return out
 
 
-async def _first(*triggers):
-    from cocotb.triggers import First
-
-    await First(*triggers)
-
-
 def _i16(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<i2").astype(np.int64)
 
@@ -136,18 +206,21 @@ async def run_job(dut):
     job = json.loads(job_path.read_text())
     arrays = np.load(job_path.with_suffix(".npz"))
     h = job["header"]
-    tb = TB(dut, job["mem_size"], job["ddr_base"], job.get("stalls", 0.0), job.get("seed", 1))
-    if job.get("slverr"):
-        tb.inject_read_errors(*job["slverr"])
+    tb = TB(dut, job)
     await tb.reset()
-    tb.load(0, arrays["program"].tobytes())
+    ddr = tb.ddr
+    await ddr.load([(0, arrays["program"].tobytes())])
     results: dict[str, np.ndarray] = {}
     mismatches = []
     timeout = job.get("timeout_cycles", 50_000_000)
+    # logits, result and attribution lie in one span of the memory map: fetched at once
+    out_lo = min(h["logits_addr"], h["result_addr"], h["attr_addr"])
+    out_hi = max(h["logits_addr"] + 2 * h["classes"], h["result_addr"] + 8, h["attr_addr"] + 2 * h["input_elems"])
     for i, run in enumerate(job["runs"]):
-        tb.load(h["image_addr"], arrays[f"image{i}"].astype("<i2").tobytes())
-        tb.load(h["baseline_addr"], arrays[f"baseline{i}"].astype("<i2").tobytes())
-        tb.load(h["ig_table_addr"], arrays[f"ig_table{i}"].astype("<i4").tobytes())
+        await ddr.load([(h["image_addr"], arrays[f"image{i}"].astype("<i2").tobytes()),
+                        (h["baseline_addr"], arrays[f"baseline{i}"].astype("<i2").tobytes()),
+                        (h["ig_table_addr"], arrays[f"ig_table{i}"].astype("<i4").tobytes())])
+        t_start = time.perf_counter()
         await tb.start(run["method"], run["target"], run["steps"])
         if run.get("restart_after"):
             # a start while the engine is busy must be ignored
@@ -156,6 +229,7 @@ async def run_job(dut):
             await tb.write_reg(REG_CTRL, 1)
             results[f"busy_ctrl{i}"] = np.array([busy_ctrl])
         await tb.wait_done(timeout)
+        results[f"wall{i}"] = np.array([time.perf_counter() - t_start])
         if run.get("restart_after"):
             # no second run may follow: the engine stays idle and raises no second done
             await ClockCycles(dut.clk, 2000)
@@ -163,9 +237,14 @@ async def run_job(dut):
         status = await tb.read_reg(REG_RETURN)
         cycles = await tb.read_reg(REG_CYCLES)
         profile = await tb.profile()
-        logits = _i16(tb.fetch(h["logits_addr"], 2 * h["classes"]))
-        res = np.frombuffer(tb.fetch(h["result_addr"], 4 * h["result_words"]), dtype="<i4").astype(np.int64)
-        attr = _i16(tb.fetch(h["attr_addr"], 2 * h["input_elems"]))
+        span = await ddr.fetch(out_lo, out_hi - out_lo)
+
+        def part(addr: int, nbytes: int) -> bytes:
+            return span[addr - out_lo: addr - out_lo + nbytes]
+
+        logits = _i16(part(h["logits_addr"], 2 * h["classes"]))
+        res = np.frombuffer(part(h["result_addr"], 4 * h["result_words"]), dtype="<i4").astype(np.int64)
+        attr = _i16(part(h["attr_addr"], 2 * h["input_elems"]))
         results[f"status{i}"] = np.array([status])
         results[f"cycles{i}"] = np.array([cycles])
         results[f"profile{i}"] = np.array(profile, dtype=np.int64).reshape(-1, 2)
@@ -173,7 +252,7 @@ async def run_job(dut):
         results[f"result{i}"] = res
         results[f"attribution{i}"] = attr
         if job.get("dump_ddr"):
-            results[f"ddr{i}"] = np.frombuffer(tb.fetch(0, h["total_bytes"]), dtype=np.uint8).copy()
+            results[f"ddr{i}"] = np.frombuffer(await ddr.fetch(0, h["total_bytes"]), dtype=np.uint8).copy()
         dut._log.info("run %d: method %d status %d, %d cycles", i, run["method"], status, cycles)
         if f"expect_logits{i}" in arrays.files:
             if not np.array_equal(logits, arrays[f"expect_logits{i}"]):

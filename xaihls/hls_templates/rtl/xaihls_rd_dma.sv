@@ -52,6 +52,15 @@ module xaihls_rd_dma #(
     input  logic                   m_axi_rvalid,
     output logic                   m_axi_rready
 );
+    initial begin
+        if (ADDR_WIDTH < 32 || ADDR_WIDTH > 64)
+            $error("xaihls_rd_dma: ADDR_WIDTH %0d is outside 32..64 (instance %m)", ADDR_WIDTH);
+        if (ID_WIDTH < 1) $error("xaihls_rd_dma: ID_WIDTH %0d must be at least 1 (instance %m)", ID_WIDTH);
+        if (USER_WIDTH < 1) $error("xaihls_rd_dma: USER_WIDTH %0d must be at least 1 (instance %m)", USER_WIDTH);
+        if (META_DEPTH < 2 || (META_DEPTH & (META_DEPTH - 1)) != 0)
+            $error("xaihls_rd_dma: META_DEPTH %0d must be a power of two >= 2 (instance %m)", META_DEPTH);
+    end
+
     assign m_axi_arid    = '0;
     assign m_axi_arsize  = 3'd3;   // 8 bytes
     assign m_axi_arburst = 2'b01;  // INCR

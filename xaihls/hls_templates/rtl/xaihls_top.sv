@@ -95,6 +95,12 @@ module xaihls_top #(
     output logic                       dbg_busy
 );
 
+    initial begin
+        if (TM < 1 || TM > 128 || (TM & (TM - 1)) != 0 || TN < 1 || TN > 128 || (TN & (TN - 1)) != 0)
+            $error("xaihls_top: TM %0d and TN %0d must be powers of two up to 128 (instance %m)", TM, TN);
+        if (BACKWARD != 0 && BACKWARD != 1) $error("xaihls_top: BACKWARD must be 0 or 1 (instance %m)");
+    end
+
     localparam int PW = $clog2(PROFILE_DEPTH);
 
     // ---------------------------------------------------------------- control registers

@@ -49,6 +49,14 @@ module xaihls_wr_dma #(
     input  logic                   m_axi_bvalid,
     output logic                   m_axi_bready
 );
+    initial begin
+        if (ADDR_WIDTH < 32 || ADDR_WIDTH > 64)
+            $error("xaihls_wr_dma: ADDR_WIDTH %0d is outside 32..64 (instance %m)", ADDR_WIDTH);
+        if (ID_WIDTH < 1) $error("xaihls_wr_dma: ID_WIDTH %0d must be at least 1 (instance %m)", ID_WIDTH);
+        if (LEN_DEPTH < 2 || (LEN_DEPTH & (LEN_DEPTH - 1)) != 0)
+            $error("xaihls_wr_dma: LEN_DEPTH %0d must be a power of two >= 2 (instance %m)", LEN_DEPTH);
+    end
+
     assign m_axi_awid    = '0;
     assign m_axi_awsize  = 3'd3;
     assign m_axi_awburst = 2'b01;
