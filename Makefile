@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.xaihls-installed
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench venv clean system-tools
 
 venv: $(STAMP)
 
@@ -20,8 +20,28 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/xaihls demo --out demo_out
 
-test: $(STAMP)
+test: $(STAMP) system-tools
 	$(BIN)/python -m pytest -q
+
+# Programs some tests drive outside Python, as command:Debian-package: tclsh runs the board
+# flow's Vivado scripts under stand-ins (tests/test_board_flow.py), headless Chromium renders
+# the HTML report (tests/test_report.py). Installed with apt-get where it exists and we are
+# root (CI on a fresh machine); elsewhere the tests that need them skip and say why.
+SYSTEM_TOOLS := tclsh:tcl chromium:chromium
+
+system-tools:
+	@missing=""; \
+	for pair in $(SYSTEM_TOOLS); do \
+	    command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then \
+	    true; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing$$missing (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+	    echo "not installed:$$missing (needs apt-get as root); the tests that use them will skip"; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -58,10 +58,15 @@ def golden_runs(acc, x: torch.Tensor, steps: int = IG_STEPS, methods=(None, *MET
 
 
 @functools.lru_cache(maxsize=None)
-def simulated(name: str, tiling: tuple[int, int], stalls: float):
-    """(runs, results) of predict and every method on the RTL engine (testbench compares bits)."""
+def simulated(name: str, tiling: tuple[int, int], stalls: float, ddr_latency: int | None = None,
+              memory: str = "sv"):
+    """(runs, results) of predict and every method on the RTL engine (testbench compares bits).
+
+    The DDR: the SystemVerilog model at ``ddr_latency`` (default: the model's default) or, with
+    ``memory="axiram"``, cocotbext-axi's AxiRam; ``stalls``: random ready/valid stalls."""
     acc, x = compiled(name, tiling)
     runs = golden_runs(acc, x)
-    out = sim.simulate(acc.plan.program, shared_params(tiling), runs, stalls=stalls, seed=zlib.crc32(f"{name}{tiling}".encode()) % 997,
-                       check=False)
+    out = sim.simulate(acc.plan.program, shared_params(tiling), runs, stalls=stalls,
+                       seed=zlib.crc32(f"{name}{tiling}".encode()) % 997 + 1, check=False, ddr_latency=ddr_latency,
+                       memory=memory)
     return runs, out

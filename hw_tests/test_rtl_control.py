@@ -1,12 +1,15 @@
 """The control interface: bus errors reach the status and still end the run; a start while busy is ignored."""
 
 import numpy as np
+import pytest
 
 from hw_tests.rtl_cases import compiled, golden_runs, shared_params
 from xaihls.backends.rtl import sim
 
 
-def test_slverr_in_the_weights_sets_status_bit_0_and_still_raises_done():
+@pytest.mark.parametrize("memory", ["sv", "axiram"])
+def test_slverr_in_the_weights_sets_status_bit_0_and_still_raises_done(memory):
+    """SLVERR from the SystemVerilog DDR's error window, and from cocotbext-axi (protocol mode)."""
     acc, x = compiled("digits", (4, 2))
     program = acc.plan.program
     weights = next(r for r in program.regions if r.name.endswith(".weight"))
@@ -15,7 +18,7 @@ def test_slverr_in_the_weights_sets_status_bit_0_and_still_raises_done():
         run.pop(key)
     # the testbench raises if no done (interrupt) comes; status is read after it
     out = sim.simulate(program, shared_params((4, 2)), [run], slverr=(weights.addr, weights.addr + weights.size),
-                       check=False)[0]
+                       check=False, memory=memory)[0]
     assert out["status"] & 1, f"status {out['status']:#x}: bus error bit expected"
     assert out["status"] & ~1 == 0
 

@@ -1,4 +1,6 @@
-"""The RTL engine (Verilator via cocotb) equals the golden model bit for bit, with and without AXI stalls."""
+"""The RTL engine (Verilator via cocotb) equals the golden model bit for bit: with the SystemVerilog
+DDR at its default latency, with random stalls, at latency 1 and 100, and (the protocol test)
+with cocotbext-axi's AxiRam pausing every channel of both buses."""
 
 import numpy as np
 import pytest
@@ -7,15 +9,20 @@ import torch
 from hw_tests.rtl_cases import IG_STEPS, NETS, STALL_PROBABILITY, TILINGS, compiled, shared_params, simulated
 from xaihls.backends.rtl.sim import run_rtl
 from xaihls.golden import model as golden
+from xaihls.plan.engine import DDR_LATENCY
 
 
-@pytest.mark.parametrize("stalls", [0.0, STALL_PROBABILITY], ids=["no_stalls", "axi_stalls"])
-@pytest.mark.parametrize("tiling", TILINGS, ids=lambda t: f"{t[0]}x{t[1]}")
-@pytest.mark.parametrize("name", NETS)
-def test_rtl_equals_golden_for_predict_and_every_method(name, tiling, stalls):
-    runs, out = simulated(name, tiling, stalls)
+DDR_SETTINGS = {  # (stall probability, DDR latency, memory model)
+    "no_stalls": (0.0, None, "sv"),
+    "axi_stalls": (STALL_PROBABILITY, None, "sv"),
+    "latency1": (0.0, 1, "sv"),
+    "latency100": (0.0, 100, "sv"),
+}
+
+
+def _check_bits(runs, out, where):
     for run, r in zip(runs, out):
-        what = f"{name} {tiling} {run['name']} stalls={stalls}"
+        what = f"{where} {run['name']}"
         assert r["status"] == 0, f"{what}: status {r['status']:#x}"
         assert np.array_equal(r["logits"], run["expect_logits"]), f"{what}: logits"
         assert np.array_equal(r["result"][:2], run["expect_result"]), f"{what}: result {r['result']}"
@@ -24,11 +31,30 @@ def test_rtl_equals_golden_for_predict_and_every_method(name, tiling, stalls):
             assert bad == 0, f"{what}: attribution differs in {bad} of {r['attribution'].size} elements"
 
 
-def test_stalls_change_timing_not_results():
+@pytest.mark.parametrize("ddr", list(DDR_SETTINGS))
+@pytest.mark.parametrize("tiling", TILINGS, ids=lambda t: f"{t[0]}x{t[1]}")
+@pytest.mark.parametrize("name", NETS)
+def test_rtl_equals_golden_for_predict_and_every_method(name, tiling, ddr):
+    runs, out = simulated(name, tiling, *DDR_SETTINGS[ddr])
+    assert out.memory == "sv" and out.ddr_latency == (DDR_SETTINGS[ddr][1] or DDR_LATENCY)
+    _check_bits(runs, out, f"{name} {tiling} {ddr}")
+
+
+def test_protocol_mode_cocotbext_axi_with_stalls_equals_golden():
+    """The engine's AXI4 master against cocotbext-axi's AxiRam, every channel of both buses pausing."""
+    runs, out = simulated("digits", (4, 2), STALL_PROBABILITY, None, "axiram")
+    assert out.memory == "axiram"
+    _check_bits(runs, out, "digits (4, 2) AxiRam with stalls")
     _, calm = simulated("digits", (4, 2), 0.0)
-    _, stalled = simulated("digits", (4, 2), STALL_PROBABILITY)
-    assert all(s["cycles"] > c["cycles"] for s, c in zip(stalled, calm))
-    for s, c in zip(stalled, calm):
+    assert all(s["cycles"] > c["cycles"] for s, c in zip(out, calm))
+
+
+@pytest.mark.parametrize("slow", [(STALL_PROBABILITY, None), (0.0, 100)], ids=["stalls", "latency100"])
+def test_stalls_and_latency_change_timing_not_results(slow):
+    _, calm = simulated("digits", (4, 2), 0.0, 1)
+    _, slowed = simulated("digits", (4, 2), *slow)
+    assert all(s["cycles"] > c["cycles"] for s, c in zip(slowed, calm))
+    for s, c in zip(slowed, calm):
         assert np.array_equal(s["attribution"], c["attribution"]) and np.array_equal(s["logits"], c["logits"])
 
 

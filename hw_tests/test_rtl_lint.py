@@ -1,4 +1,5 @@
-"""The RTL is clean under verilator --lint-only -Wall (waivers stated in xaihls_lint.vlt)."""
+"""The RTL is clean under verilator --lint-only -Wall (waivers stated in xaihls_lint.vlt), the
+simulation top and its SystemVerilog DDR model included."""
 
 import pytest
 
@@ -24,3 +25,8 @@ def test_rtl_is_lint_clean(tiling):
 
 def test_inference_only_build_is_lint_clean():
     assert lint(shared_params((4, 2)).inference_only()) == ""
+
+
+@pytest.mark.parametrize("tiling", [None, (4, 2)], ids=lambda t: "defaults" if t is None else f"{t[0]}x{t[1]}")
+def test_simulation_top_and_ddr_model_are_lint_clean(tiling):
+    assert lint(None if tiling is None else shared_params(tiling), simulation=True) == ""

@@ -262,3 +262,15 @@ def test_broken_user_board_is_reported_when_listing(tmp_path: Path) -> None:
     with pytest.raises(XaiHlsError) as exc:
         list_boards(search_path=[tmp_path])
     assert_one_line_error(exc, str(path.resolve()), "resources.DSP")
+
+
+def test_each_family_has_its_ddr_port_width_and_a_board_may_set_its_own(tmp_path):
+    assert {b.name: b.axi_data_bits for b in list_boards()} == {
+        "alveo-u250": 512, "arty-a7-100t": 64, "kv260": 128, "pynq-z2": 64, "ultra96-v2": 128, "zcu102": 128,
+        "zcu104": 128}
+    text = (Path(load_board("pynq-z2").path)).read_text().replace("name: pynq-z2", "name: mine")
+    (tmp_path / "mine.yaml").write_text(text + "axi_data_bits: 128\n")
+    assert load_board(tmp_path / "mine.yaml").beat_elems == 8
+    (tmp_path / "mine.yaml").write_text(text + "axi_data_bits: 96\n")
+    with pytest.raises(XaiHlsError, match="field 'axi_data_bits' must be one of 64, 128, 256, 512"):
+        load_board(tmp_path / "mine.yaml")

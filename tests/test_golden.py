@@ -5,13 +5,11 @@ import torch
 import torch.nn as nn
 
 from xaihls.errors import XaiHlsError
-from xaihls.frontend.ir import Conv2d, Graph, Linear, MaxPool2d
+from xaihls.frontend.ir import Conv2d, Graph, Linear
 from xaihls.frontend.trace import graph_from_module
 from xaihls.golden import model as golden
 from xaihls.methods import ReluBackward
-from xaihls.numerics import FixedFormat
 from xaihls.quant.calibrate import calibrate
-from xaihls.quant.qgraph import QGraph, QLayer, AttributionFormats
 
 
 def int_conv(x, w, stride, padding):

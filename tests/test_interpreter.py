@@ -12,7 +12,8 @@ from xaihls.errors import XaiHlsError
 from xaihls.executor import quantize_input
 from xaihls.methods import METHOD_CODES, METHODS
 from xaihls.models.zoo import get_zoo_model
-from xaihls.plan.lowering import Buffers, Shape, feature_order, from_blocked, lower, to_blocked
+from xaihls.plan.contract import from_blocked, to_blocked
+from xaihls.plan.lowering import Buffers, Shape, feature_order, lower
 from xaihls.sim.interpreter import run_batch
 
 SHAPES = [(Shape(8, 4, 4), Buffers(1024, 256, 1024)), (Shape(16, 8, 4), Buffers(4096, 1024, 4096)),

@@ -1,6 +1,5 @@
 """The plan: the Program executes bit-exactly, the planner respects boards, the cost model is the schedule."""
 
-import dataclasses
 import math
 
 import pytest
@@ -15,7 +14,7 @@ from xaihls.models.zoo import get_zoo_model
 from xaihls.plan import cost
 from xaihls.plan.boards import list_boards, load_board
 from xaihls.plan.planner import describe, plan
-from xaihls.plan.program import Descriptor, Flag, Header, Op, lower
+from xaihls.plan.program import Descriptor, Flag, Header, Op
 
 
 def compiled(name, tiling=None, methods=tuple(METHODS)):
@@ -96,27 +95,46 @@ def brute_force_conv_cycles(d, tm, tn, bpc):
                 by_m = abs(d.ws_n) == block
                 w_run = (n_lanes if by_m else m_lanes) * block * 2
                 w_runs = m_lanes if by_m else n_lanes
-                nbytes = n_lanes * run + w_run * w_runs
-                bursts = n_lanes * math.ceil(run / 2048) + w_runs * math.ceil(w_run / 2048)
+                bias = bool(d.flags & Flag.BIAS) and nt == 0  # the first n-tile loads the bias too
+                nbytes = n_lanes * run + w_run * w_runs + 2 * m_lanes * bias
+                # lanes that each load their whole plane load them as one run
+                in_bursts = math.ceil(n_lanes * run / 2048) if real == d.ih else n_lanes * math.ceil(run / 2048)
+                bursts = in_bursts + w_runs * math.ceil(w_run / 2048) + bias
                 load = max(math.ceil(nbytes / bpc), bursts)
-                group.append((d.ky * d.kx * rows * d.ow + cost.PIPELINE_DEPTH, load))
+                # Little's law: at most READ_OUTSTANDING bursts in flight, each for the latency and
+                # its beats, and TILES_AHEAD tiles, each for the latency; not for the first tiles
+                flight = math.ceil((bursts * (cost.DDR_LATENCY + cost.READ_TURNAROUND) + math.ceil(nbytes / 8))
+                                   / cost.READ_OUTSTANDING)
+                ahead = math.ceil((cost.DDR_LATENCY + cost.TILE_TURNAROUND) / cost.TILES_AHEAD)
+                bounded = load if len(tiles) + len(group) < cost.TILES_AHEAD else max(load, flight, ahead)
+                group.append((d.ky * d.kx * rows * d.ow + cost.PIPELINE_DEPTH, bounded, load))
             if pooled:
                 p0 = r0 // d.pool_s
-                outputs = (min(d.pool_oh, p0 + (rows - d.pool_k) // d.pool_s + 1) - p0) * d.pool_ow
-                beats = math.ceil(2 * m_lanes * outputs / bpc)
+                out_rows = min(d.pool_oh, p0 + (rows - d.pool_k) // d.pool_s + 1) - p0
+                beats = math.ceil(2 * m_lanes * out_rows * d.pool_ow / bpc)
+                span = d.pool_ow
             elif d.osx > 1:  # strided row: 8-byte beats over the span of its outputs, per lane and row
-                beats = m_lanes * rows * math.ceil(((d.ow - 1) * d.osx + 1) / 4) * math.ceil(8 / bpc)
+                out_rows, span = rows, (d.ow - 1) * d.osx + 1
+                beats = m_lanes * rows * math.ceil(span / 4) * math.ceil(8 / bpc)
             else:
+                out_rows, span = rows, d.ow
                 beats = math.ceil(2 * m_lanes * rows * d.ow / bpc)
-            wb = max(rows * d.ow, beats) + cost.WRITE_DRAIN
-            groups.append((len(tiles) + len(group) - 1, wb))
+            # write commands: a lane's rows as one run when short and contiguous, else one a row;
+            # at most WRITE_OUTSTANDING responses awaited at once
+            merged = span < cost.MERGE_SPAN and d.osx == 1
+            w_bursts = m_lanes * (math.ceil(2 * out_rows * span / 2048) if merged else out_rows * math.ceil(2 * span / 2048))
+            slots = math.ceil(w_bursts * (cost.DDR_LATENCY + 1) / cost.WRITE_OUTSTANDING)
+            wb = max(rows * d.ow, beats, slots) + cost.WRITE_DRAIN
+            # the job's last write-back: its last round trip is the job's (STREAM_LATENCY)
+            last_wb = max(rows * d.ow, beats, slots - cost.DDR_LATENCY - 1) + cost.WRITE_DRAIN
+            groups.append((len(tiles) + len(group) - 1, wb, last_wb))
             tiles += group
     # first load exposed; tile k costs max(its compute, the load of tile k+1), the last its compute
-    busy = [max(c, tiles[k + 1][1]) if k + 1 < len(tiles) else c for k, (c, _) in enumerate(tiles)]
-    ends = [last for last, _ in groups]
+    busy = [max(c, tiles[k + 1][1]) if k + 1 < len(tiles) else c for k, (c, *_) in enumerate(tiles)]
+    ends = [last for last, *_ in groups]
     starts = [0] + [last + 1 for last in ends[:-1]]
     sums = [sum(busy[a: e + 1]) for a, e in zip(starts, ends)]
-    total = tiles[0][1] + cost.STREAM_LATENCY + sum(busy) + groups[-1][1]
+    total = tiles[0][2] + cost.STREAM_LATENCY + sum(busy) + groups[-1][2]  # the first load at the port's rate
     # a row tile's write-back runs under the next row tile's tiles
     total += sum(max(0, groups[k][1] - sums[k + 1]) for k in range(len(groups) - 1))
     return total + cost.DESCRIPTOR_FETCH
@@ -127,16 +145,20 @@ def test_cost_of_a_hand_computed_convolution():
 
     Tiles: 2 m-tiles x 2 row tiles x 2 n-tiles. compute = 9*4*8 + 8 = 296 cycles.
     A tile loads 2 channels x 5 input rows (4 + halo 1, clipped at the map edge) x 8 cols x 2 B
-    = 160 B and 4 x 2 kernels x 9 taps x 2 B = 144 B: 304 B = 38 cycles (< compute, hidden).
+    = 160 B and 4 x 2 kernels x 9 taps x 2 B = 144 B: 304 B = 38 cycles (< compute, hidden);
+    the first n-tile of a row tile also the 4 biases: 312 B = 39 cycles.
     Write-back of a row tile: 32 positions (4 lanes x 32 x 2 B = 256 B = 32 cycles) + 4 = 36,
     hidden under the next row tile's 592 cycles except the last.
-    Total = first load 38 + latency 24 + 8 tiles x 296 + last write-back 36 + fetch 32 = 2498.
+    At the default DDR latency (24): the job exposes two round trips, its first load and its
+    last write's response (22 + 2 x 24 = 70), and its descriptor read one (31 + 24 = 55).
+    Total = first load 39 + 70 + 8 tiles x 296 + last write-back 36 + fetch 55 = 2568.
     """
     d = Descriptor(Op.CONV, Flag.BIAS, n=4, m=8, ih=8, iw=8, oh=8, ow=8, ky=3, kx=3, iy0=-1, ix0=-1,
                    ws_m=36, ws_n=9, ws_ky=3, ws_kx=1, oph=8, opw=8, tile_rows=4, tile_step=4, row_tiles=2,
                    m_tiles=2, n_tiles=2)
     c = cost.conv_cost(d, tm=4, tn=2, bpc=8.0, direction="forward")
-    assert c.cycles == 38 + 24 + 8 * 296 + 36 + 32 == 2498
+    assert cost.DDR_LATENCY == 24 and cost.stream_latency() == 70 and cost.descriptor_fetch() == 55
+    assert c.cycles == 39 + 70 + 8 * 296 + 36 + 55 == 2568
     assert c.macs == 8 * 4 * (8 * 3 - 2) ** 2  # taps on the padding are not useful MACs
     assert c.bound_cycles == math.ceil(c.macs / 8)
 
@@ -201,8 +223,8 @@ def test_planner_is_deterministic(reference_plans):
 
 def test_unknown_and_infeasible_boards_are_clear_errors(tmp_path):
     with pytest.raises(XaiHlsError, match="unknown board 'vu13p'"):
-        compiled_acc = xaihls.compile(get_zoo_model("digits").build(), (1, 16, 16), board="vu13p",
-                                      calibration=torch.rand(2, 1, 16, 16))
+        xaihls.compile(get_zoo_model("digits").build(), (1, 16, 16), board="vu13p",
+                       calibration=torch.rand(2, 1, 16, 16))
     tiny = tmp_path / "tiny.yaml"
     tiny.write_text(
         "name: tiny\ndescription: too small\npart: xc7s6cpga196-1\nfamily: artix7\nyosys_family: xc7\n"

@@ -6,6 +6,7 @@ The fixtures and their provenance are described in tests/fixtures/reports/README
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from xaihls.reports.readers import (
     read_cosim_rpt,
     read_csynth_xml,
     read_report,
+    read_vivado_timing_summary,
     read_vivado_utilization,
     read_yosys_stat,
 )
@@ -30,8 +32,11 @@ VIVADO_ZU9 = FIXTURES / "vivado_placed_xczu9eg.rpt"
 YOSYS_XC7 = FIXTURES / "yosys_xc7_stat.txt"
 YOSYS_XCUP_LOG = FIXTURES / "yosys_xcup_flat.log"
 YOSYS_OLD = FIXTURES / "yosys_old_format_stat.txt"
+TIMING_Z7 = FIXTURES / "vivado_timing_xc7z020.rpt"
+TIMING_ZU7 = FIXTURES / "vivado_timing_xczu7ev.rpt"
 
-ALL_REPORTS = [CSYNTH_Z7, CSYNTH_ZU9, COSIM, VIVADO_Z7, VIVADO_ZU9, YOSYS_XC7, YOSYS_XCUP_LOG, YOSYS_OLD]
+ALL_REPORTS = [CSYNTH_Z7, CSYNTH_ZU9, COSIM, VIVADO_Z7, VIVADO_ZU9, YOSYS_XC7, YOSYS_XCUP_LOG, YOSYS_OLD,
+               TIMING_Z7, TIMING_ZU7]
 
 
 @pytest.fixture(autouse=True)
@@ -283,6 +288,72 @@ def test_vivado_board_of_another_part_is_refused() -> None:
     assert_one_line_naming(error, VIVADO_ZU9, "xczu9eg-ffvb1156-2-e", "'pynq-z2'", "xc7z020clg400-1")
 
 
+# ----------------------------------------------------------------------------- Vivado timing summary
+
+
+def test_vivado_timing_7series_failing_exact() -> None:
+    report = read_vivado_timing_summary(TIMING_Z7)
+    assert (report.source, report.top, report.part, report.board) == (
+        "vivado-timing", "xaihls_bd_wrapper", "xc7z020clg400-1", "pynq-z2")
+    t = report.timing
+    assert (t.wns_ns, t.tns_ns, t.whs_ns, t.ths_ns, t.failing_endpoints, t.met) == (-0.412, -12.345, 0.018, 0.0, 57, False)
+    assert (t.clock, t.clock_period_ns, t.clock_wns_ns) == ("clk_fpga_0", 10.0, -0.412)
+    assert t.target_mhz == pytest.approx(100.0) and t.fmax_mhz == pytest.approx(1000 / 10.412)
+    # latency in cycles converts at the clock the routed design reaches, not the target
+    assert (report.clock_target_ns, report.clock_estimate_ns) == (10.0, pytest.approx(10.412))
+    assert report.resources == {} and report.latency_seconds() is None
+
+
+def test_vivado_timing_ultrascale_met_exact() -> None:
+    report = read_report(TIMING_ZU7)
+    assert (report.part, report.board) == ("xczu7ev-ffvc1156-2-e", "zcu104")
+    t = report.timing
+    assert (t.wns_ns, t.tns_ns, t.whs_ns, t.failing_endpoints, t.met, t.clock) == (0.731, 0.0, 0.01, 0, True, "clk_pl_0")
+    assert t.fmax_mhz == pytest.approx(1000 / (5.0 - 0.731))
+    assert t.as_dict()["fmax_mhz"] == pytest.approx(234.2, abs=0.05)
+
+
+def _with_second_clock(text: str, name: str, endpoints: str, wns: str) -> str:
+    """The report with another clock in the Clock Summary and the Intra Clock Table."""
+    summary_row = next(line for line in text.splitlines() if line.startswith("clk_pl_0  "))
+    intra_row = next(line for line in text.splitlines() if line.startswith("clk_pl_0          "))
+    other_intra = intra_row.replace("clk_pl_0", name.ljust(8), 1).replace("  0.731", wns.rjust(7), 1)
+    other_intra = other_intra.replace("91276", endpoints.rjust(5), 1)
+    text = text.replace(summary_row, summary_row + "\n" + summary_row.replace("clk_pl_0", name.ljust(8), 1)
+                        .replace("5.000 ", "3.333 ", 1), 1)
+    return text.replace(intra_row, intra_row + "\n" + other_intra, 1)
+
+
+def test_vivado_timing_takes_the_busiest_clock_or_the_one_named(tmp_path: Path) -> None:
+    path = copy_cut(tmp_path, TIMING_ZU7, _with_second_clock(TIMING_ZU7.read_text(), "clk_pl_1", "312", "-0.050"))
+    busiest = read_vivado_timing_summary(path).timing
+    assert (busiest.clock, busiest.clock_wns_ns) == ("clk_pl_0", 0.731)
+    named = read_vivado_timing_summary(path, clock="clk_pl_1").timing
+    assert (named.clock, named.clock_period_ns, named.clock_wns_ns) == ("clk_pl_1", 3.333, -0.05)
+    with pytest.raises(XaiHlsError) as error:
+        read_vivado_timing_summary(path, clock="clk_pl_3")
+    assert_one_line_naming(error, path, "no clock 'clk_pl_3'", "clk_pl_0, clk_pl_1")
+
+
+def test_vivado_timing_na_slacks_are_none(tmp_path: Path) -> None:
+    """A design without hold paths (Vivado writes NA) has no hold slack, not a zero one."""
+    text = TIMING_ZU7.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("      0.731        0.000"))
+    tokens = list(re.finditer(r"\S+", row))
+    na_row = row
+    for token in tokens[4:8]:  # WHS, THS and their endpoint counts, right-aligned as Vivado writes NA
+        na_row = na_row[:token.start()] + "NA".rjust(token.end() - token.start()) + na_row[token.end():]
+    path = copy_cut(tmp_path, TIMING_ZU7, text.replace(row, na_row, 1))
+    t = read_vivado_timing_summary(path).timing
+    assert t.wns_ns == 0.731 and t.whs_ns is None and t.ths_ns is None
+
+
+def test_vivado_timing_board_of_another_part_is_refused() -> None:
+    with pytest.raises(XaiHlsError) as error:
+        read_vivado_timing_summary(TIMING_ZU7, board="pynq-z2")
+    assert_one_line_naming(error, TIMING_ZU7, "xczu7ev-ffvc1156-2-e", "pynq-z2")
+
+
 # ----------------------------------------------------------------------------- yosys
 
 
@@ -377,6 +448,8 @@ def _cuts(text: str, key_rows: list[str]) -> list[int]:
         (YOSYS_XC7, ["       16   RAM64X1D\n", "       16   SRL16E\n"], "=== design hierarchy ==="),
         (YOSYS_XCUP_LOG, ["      160   FDRE\n", "       16   SRL16E\n"], "3. Printing statistics."),
         (YOSYS_OLD, ["     SRL16E                         16\n"], "=== design hierarchy ==="),
+        (TIMING_Z7, ["     -0.412      -12.345                     57", "clk_fpga_0  {0.000 5.000}        10.000"], None),
+        (TIMING_ZU7, ["clk_pl_0            0.731        0.000"], None),
     ],
 )
 def test_any_cut_is_refused_or_changes_nothing(
@@ -414,6 +487,8 @@ def test_any_cut_is_refused_or_changes_nothing(
         (YOSYS_XC7, "yosys"),
         (YOSYS_XCUP_LOG, "yosys"),
         (YOSYS_OLD, "yosys"),
+        (TIMING_Z7, "vivado-timing"),
+        (TIMING_ZU7, "vivado-timing"),
     ],
 )
 def test_dispatch_by_name_and_content(tmp_path: Path, fixture: Path, source: str) -> None:

@@ -1,6 +1,7 @@
 """Comparing design points: percentages against each board's own capacity, CSV/JSON/HTML outputs."""
 
 import json
+import subprocess
 from html.parser import HTMLParser
 
 import pytest
@@ -118,28 +119,127 @@ def test_report_verb_prints_csv_and_writes_html(projects, tmp_path, capsys):
     assert "no project.json" in capsys.readouterr().err
 
 
+def test_vivado_reports_of_the_board_flow_join_the_comparison(projects, tmp_path, capsys):
+    """reports/vivado_utilization.rpt and vivado_timing_summary.rpt make one row; Vivado's own
+    per-step copies inside its project tree are not read."""
+    from pathlib import Path
+
+    from xaihls.cli import main
+    from xaihls.reports.compare import to_csv
+
+    fixtures = Path(__file__).parent / "fixtures" / "reports"
+    folder = tmp_path / "pynq-z2"
+    (folder / "reports").mkdir(parents=True)
+    for name in ("project.json", "estimate.json"):
+        (folder / name).write_text((projects[0] / name).read_text())
+    (folder / "reports" / "vivado_utilization.rpt").write_text((fixtures / "vivado_synth_xc7z020.rpt").read_text())
+    (folder / "reports" / "vivado_timing_summary.rpt").write_text((fixtures / "vivado_timing_xc7z020.rpt").read_text())
+    runs = folder / "vivado" / "xaihls_vivado" / "xaihls_vivado.runs" / "impl_1"
+    runs.mkdir(parents=True)
+    (runs / "xaihls_bd_wrapper_utilization_placed.rpt").write_text("not read\n")
+    (runs / "xaihls_bd_wrapper_timing_summary_routed.rpt").write_text("not read\n")
+
+    rows = compare([folder])
+    assert [r.source for r in rows] == ["estimate", "vivado"]
+    vivado = rows[1]
+    assert vivado.resources["DSP"] == 144 and vivado.timing["wns_ns"] == -0.412 and vivado.timing["met"] is False
+    assert vivado.timing["fmax_mhz"] == pytest.approx(1000 / 10.412)
+    header, _, vivado_line = to_csv(rows).splitlines()
+    cells = dict(zip(header.split(","), vivado_line.split(",")))
+    assert (cells["wns_ns"], cells["timing_met"], cells["fmax_mhz"]) == ("-0.412", "False", "96.0")
+    assert main(["report", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "-0.412 (fails)" in out and "96.0" in out
+
+
+def _rows_with_one_over_its_board():
+    from xaihls.reports.compare import Row
+
+    capacity = load_board("pynq-z2").resources.as_dict()
+    base = dict(board="pynq-z2", part="xc7z020clg400-1", clock_mhz=100.0, tiling="16x8", capacity=capacity)
+    fits = Row(project="fits", source="estimate", resources={"LUT": 21280, "FF": 30000, "DSP": 88, "BRAM_18K": 100}, **base)
+    over = Row(project="too-big", source="yosys", resources={"LUT": 133000, "FF": 60000, "DSP": 132, "BRAM_18K": 300}, **base)
+    return [fits, over]
+
+
+def test_resource_bars_are_linear_percent_of_the_board_with_the_100_percent_line():
+    from matplotlib.colors import to_hex
+
+    from xaihls.reports.html import OVER_BUDGET_COLOR, RESOURCE_PLOTS, resources_axes
+
+    fig = resources_axes(_rows_with_one_over_its_board())
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == list(RESOURCE_PLOTS)
+    lut = axes[0]
+    heights = [bar.get_height() for bar in lut.patches]
+    assert heights == pytest.approx([40.0, 250.0])  # 21,280 and 133,000 of 53,200 LUTs
+    for ax in axes:
+        assert ax.get_yscale() == "linear"
+        assert any(list(line.get_ydata()) == [100, 100] for line in ax.get_lines()), "the 100% line"
+        assert ax.get_ylim()[1] > 250.0 > 100.0 > ax.get_ylim()[0]  # the line and the tallest bar in view
+    assert to_hex(lut.patches[1].get_facecolor()) == OVER_BUDGET_COLOR != to_hex(lut.patches[0].get_facecolor())
+    bram = axes[3]  # 300 of 280 BRAM halves: over, and drawn over the line
+    assert bram.patches[1].get_height() == pytest.approx(100 * 300 / 280) and to_hex(bram.patches[1].get_facecolor()) == OVER_BUDGET_COLOR
+
+
+def _chromium(browser: str, profile, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+         "--force-device-scale-factor=1", "--allow-file-access-from-files", f"--user-data-dir={profile}",
+         "--virtual-time-budget=5000", *args], capture_output=True, text=True, timeout=timeout)
+
+
 def test_html_report_renders_in_headless_chromium(projects, tmp_path):
-    """Where Chromium is installed (apt-get install chromium), the page loads with every picture decoded."""
+    """In Chromium the page loads, every picture decodes, and every plot is drawn: its region of a
+    screenshot is not blank, and the resource plot shows a design over its board in red."""
+    import html as html_lib
     import shutil
-    import subprocess
+
+    import numpy as np
+    from PIL import Image
 
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        pytest.skip("no headless Chromium on this machine; the HTML is validated by the parser test")
-    out = write_html(compare(projects), projects, tmp_path / "report.html")
-    script = tmp_path / "check.html"
-    # a page that loads the report in a frame and writes how many of its images decoded
-    script.write_text(
+        pytest.skip("no Chromium: `make test` installs Debian's chromium where apt-get runs as root; "
+                    "elsewhere install it to render the report (the HTML itself is checked by the parser test)")
+    rows = compare(projects) + _rows_with_one_over_its_board()
+    out = write_html(rows, projects, tmp_path / "report.html")
+    width, height = 1200, 5000
+    page = tmp_path / "check.html"
+    # the report in a frame of the screenshot's size at the page's origin: what the frame's
+    # script measures is where the screenshot shows it
+    page.write_text(
+        "<!doctype html><html><head><title>waiting</title><style>body{margin:0}iframe{border:0;position:absolute;"
+        f"left:0;top:0;width:{width}px;height:{height}px}}</style></head><body>"
         "<iframe id=f src='report.html'></iframe><script>document.getElementById('f').onload=function(){"
-        "var imgs=this.contentDocument.images,ok=0;for(var i=0;i<imgs.length;i++)if(imgs[i].naturalWidth>0)ok++;"
-        "document.title='decoded '+ok+' of '+imgs.length;};</script>"
-    )
-    proc = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--allow-file-access-from-files", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
-         "--dump-dom", script.as_uri()], capture_output=True, text=True, timeout=120)
-    assert out.is_file()
-    title = proc.stdout.split("<title>")[1].split("</title>")[0] if "<title>" in proc.stdout else proc.stdout[-300:]
-    decoded, total = (int(v) for v in title.removeprefix("decoded ").split(" of "))
-    assert total >= 2 + len(BOARDS) and decoded == total, title
+        "var d=this.contentDocument,imgs=d.images,r=[];for(var i=0;i<imgs.length;i++){var b=imgs[i].getBoundingClientRect();"
+        "r.push({alt:imgs[i].alt,ok:imgs[i].naturalWidth>0&&imgs[i].complete,x:b.left,y:b.top,w:b.width,h:b.height});}"
+        "document.title=JSON.stringify({height:d.documentElement.scrollHeight,images:r});};</script></body></html>")
+    dom = _chromium(browser, tmp_path / "profile", "--dump-dom", page.as_uri())
+    assert out.is_file() and "<title>" in dom.stdout, dom.stderr[-1000:]
+    layout = json.loads(html_lib.unescape(dom.stdout.split("<title>")[1].split("</title>")[0]))
+    images = layout["images"]
+    assert len(images) >= 2 + len(BOARDS) and all(img["ok"] for img in images), images
+    assert layout["height"] <= height, "the report grew past the frame; raise the frame's height"
+
+    shot = tmp_path / "shot.png"
+    proc = _chromium(browser, tmp_path / "profile", f"--screenshot={shot}", f"--window-size={width},{height}",
+                     page.as_uri())
+    assert shot.is_file(), proc.stderr[-1000:]
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert pixels.shape[:2] == (height, width)
+    plots = [img for img in images if not img["alt"].startswith("heatmaps")]
+    assert {"resources per design point", "latency per method"} <= {img["alt"] for img in plots}
+    for img in plots:
+        x0, y0 = int(img["x"]) + 2, int(img["y"]) + 2
+        region = pixels[y0:y0 + int(img["h"]) - 4, x0:x0 + int(img["w"]) - 4]
+        assert region.size, img
+        drawn = (np.abs(region - 255).sum(axis=2) > 60).mean()  # share of pixels far from white
+        colors = len(np.unique(region.reshape(-1, 3) // 16, axis=0))
+        assert drawn > 0.02 and colors > 8, f"{img['alt']}: {drawn:.1%} drawn, {colors} colours (blank plot?)"
+    (resources,) = [img for img in plots if img["alt"] == "resources per design point"]
+    region = pixels[int(resources["y"]):int(resources["y"] + resources["h"]),
+                    int(resources["x"]):int(resources["x"] + resources["w"])]
+    red = np.array([0xd8, 0x53, 0x3b])
+    assert (np.abs(region - red).sum(axis=2) < 40).sum() > 200, "no over-budget (red) bar in the resource plot"

@@ -111,13 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sim", help="simulate a project's RTL engine on Verilator: bits and cycles",
                        description="Build the project's SystemVerilog engine (rtl/) with Verilator once (cached), run "
-                                   "the test cases of tb_data/ through cocotb (DDR: cocotbext-axi AxiRam), compare "
-                                   "with the golden model bit for bit, and report cycles per method and MAC-array "
-                                   "utilisation. Writes reports/verilator.json. Exits 1 on any mismatch.")
+                                   "the test cases of tb_data/ through cocotb (DDR: a SystemVerilog AXI4 memory, "
+                                   "rtl/sim/), compare with the golden model bit for bit, and report cycles per method "
+                                   "and MAC-array utilisation next to the cost model at the same DDR latency. Writes "
+                                   "reports/verilator.json. Exits 1 on any mismatch.")
     p.add_argument("project", help="project folder written by `xaihls compile`")
     p.add_argument("--methods", help="comma-separated subset of the cases' methods (predict included)")
     p.add_argument("--images", type=int, help="only the first N test images")
-    p.add_argument("--stalls", action="store_true", help="random AXI ready/valid stalls on every channel")
+    p.add_argument("--stalls", nargs="?", type=int, const=1, default=None, metavar="SEED",
+                   help="random ready/valid stalls on every DDR channel, a quarter of the cycles (seed, default 1)")
+    p.add_argument("--ddr-latency", type=int, default=None, metavar="N",
+                   help="DDR latency in cycles, request to first data and last write to response "
+                        "(default 24: an idle Zynq-7000 HP port to DDR3 at 100 MHz)")
     p.add_argument("--waves", action="store_true", help="write a VCD trace to rtl/sim/dump.vcd (a separate, slower build)")
 
     p = sub.add_parser("synth", help="synthesize a project's RTL engine with yosys: LUT, FF, DSP, BRAM",
@@ -384,10 +389,16 @@ def cmd_sim(args) -> int:
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else None
     console = _console()
+    if args.ddr_latency is not None and not 1 <= args.ddr_latency <= 100_000:
+        raise XaiHlsError(f"--ddr-latency must be 1..100000 cycles, got {args.ddr_latency}")
+    if args.stalls is not None and args.stalls < 1:
+        raise XaiHlsError(f"--stalls takes a seed of 1 or more, got {args.stalls}")
+    stalls = False if args.stalls is None else args.stalls
     with console.status(f"Verilator: building (once) and simulating {args.project}"):
-        report = simulate_project(args.project, methods, args.images, args.stalls, args.waves)
-    table = Table(title=f"{args.project}: RTL on Verilator at {report['clock_mhz']:g} MHz"
-                        + (" (random AXI stalls)" if args.stalls else ""))
+        report = simulate_project(args.project, methods, args.images, stalls, args.waves, args.ddr_latency)
+    ddr = report["memory"]
+    table = Table(title=f"{args.project}: RTL on Verilator at {report['clock_mhz']:g} MHz, DDR latency "
+                        f"{ddr['ddr_latency']} cycles" + (f" (random stalls, seed {ddr['stall_seed']})" if stalls else ""))
     for col in ("method", "runs", "cycles (median)", "latency ms", "model cycles", "MAC utilisation", "bit-exact"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for method, m in report["methods"].items():
@@ -396,6 +407,10 @@ def cmd_sim(args) -> int:
                       f"{model:,}" if model else "-", f"{m['mac_utilization']:.1%}",
                       "yes" if m["bit_exact"] else "[red]NO[/red]")
     console.print(table)
+    speed = report["simulation"]
+    console.print(f"simulated {speed['cycles']:,} cycles in {speed['run_s']:.2f} s: {speed['cycles_per_second']:,} "
+                  f"cycles/s (simulator process {speed['process_s']:.1f} s; Verilator build "
+                  + (f"{speed['build_s']:.0f} s)" if speed["build_s"] >= 1 else "cached)"))
     console.print(f"wrote {Path(args.project) / VERILATOR_REPORT}")
     if args.waves:
         console.print(f"waves: {Path(args.project) / 'rtl' / 'sim' / 'dump.vcd'}")

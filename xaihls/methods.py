@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from xaihls.errors import XaiHlsError
+from xaihls.numerics import FixedFormat, quantize_array
 
 
 class ReluBackward(IntEnum):
@@ -132,12 +133,9 @@ class IgConstants:
 
 
 def ig_constants(steps: int, rule: str, width: int) -> IgConstants:
-    from xaihls.numerics import FixedFormat, quantize
-    import torch
-
     alphas, weights = ig_rule(steps, rule)
     alpha_fmt = FixedFormat(width, width - 2)  # alpha in [0, 1]: 1.0 must be exact
     weight_fmt = FixedFormat.covering(max(weights), width)
-    a = quantize(torch.tensor(alphas, dtype=torch.float64), alpha_fmt)
-    w = quantize(torch.tensor(weights, dtype=torch.float64), weight_fmt)
+    a = quantize_array(alphas, alpha_fmt)
+    w = quantize_array(weights, weight_fmt)
     return IgConstants(alpha_fmt.frac, tuple(int(v) for v in a), weight_fmt.frac, tuple(int(v) for v in w))

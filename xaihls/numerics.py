@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+import numpy as np
 
 from xaihls.errors import XaiHlsError
+
+if TYPE_CHECKING:  # torch is imported where a tensor function runs: the host side needs numpy only
+    import torch
 
 ACCUMULATOR_BITS = 48
 """Width of the wide accumulator (a DSP48's P register); sums never exceed it."""
@@ -119,6 +123,8 @@ def round_to_grid(x: torch.Tensor, fmt: FixedFormat) -> torch.Tensor:
 
     Scaling by a power of two is exact in float64, so the only rounding is this one.
     """
+    import torch
+
     scaled = x.detach().to(torch.float64) * (2.0 ** fmt.frac)
     top = float(1 << 62)
     return torch.floor(scaled.clamp(-top, top) + 0.5).to(torch.int64)
@@ -131,4 +137,14 @@ def quantize(x: torch.Tensor, fmt: FixedFormat) -> torch.Tensor:
 
 def dequantize(q: torch.Tensor, fmt: FixedFormat) -> torch.Tensor:
     """Integers of ``fmt`` to float64 values (exact)."""
+    import torch
+
     return q.to(torch.float64) * fmt.lsb
+
+
+def quantize_array(x, fmt: FixedFormat) -> np.ndarray:
+    """``quantize`` on numpy (the host side: a driver, the IG constants): the same round half up
+    on the grid (a scaling by a power of two is exact in float64), then saturation."""
+    scaled = np.asarray(x, dtype=np.float64) * (2.0 ** fmt.frac)
+    top = float(1 << 62)
+    return np.clip(np.floor(np.clip(scaled, -top, top) + 0.5), fmt.qmin, fmt.qmax).astype(np.int64)

@@ -1,10 +1,10 @@
 """The golden model: bit-accurate integer execution of a QGraph, forward and backward.
 
 This is the reference every other executor must equal bit for bit. Arithmetic is on
-int64 tensors; multiply-accumulate runs as float64 convolution/matmul, which is exact
-here because every product and partial sum is an integer below 2**53 (the 48-bit
-accumulator bound is checked when a network is quantized). Between the passes only
-ReLU bits and max-pool indices are kept (plus the input image where a method needs it).
+int64 tensors; multiply-accumulate runs in ``kernels`` (int8 digit GEMMs or float64,
+each exact, the argument written there; the 48-bit accumulator bound is checked when a
+network is quantized). Between the passes only ReLU bits and max-pool indices are kept
+(plus the input image where a method needs it).
 
 Decisions after a convolution or fully connected layer are taken on its wide
 accumulator, as the engine's write-back unit does: the ReLU bit is [acc > 0] and a
@@ -16,32 +16,20 @@ values; what changes is that near-ties and near-zeros keep their true order.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
-from xaihls.methods import PostProcess, ReluBackward, ig_constants
-from xaihls.numerics import (
-    FixedFormat,
-    count_saturated,
-    round_shift,
-    saturate,
-)
 from xaihls import executor
+from xaihls.golden import kernels
+from xaihls.methods import PostProcess, ReluBackward, ig_constants
+from xaihls.numerics import FixedFormat
 from xaihls.quant.qgraph import QGraph, QLayer
 from xaihls.executor import (Capabilities, RunArgs, RunResult, attribution_format, check_batch, check_target,
                              quantize_baseline)
-
-
-def _f64(t: torch.Tensor) -> torch.Tensor:
-    return t.to(torch.float64)
-
-
-def _i64(t: torch.Tensor) -> torch.Tensor:
-    return t.to(torch.int64)  # exact: the float64 values are integers
 
 
 @dataclass
@@ -51,13 +39,13 @@ class Saturations:
     counts: Counter = field(default_factory=Counter)
 
     def clip(self, wide: torch.Tensor, fmt: FixedFormat, where: str) -> torch.Tensor:
-        n = count_saturated(wide, fmt)
+        clipped, n = kernels.saturate_counted(wide, fmt)
         if n:
             self.counts[where] += n
-        return saturate(wide, fmt)
+        return clipped
 
     def requantize(self, acc: torch.Tensor, acc_frac: int, fmt: FixedFormat, where: str) -> torch.Tensor:
-        return self.clip(round_shift(acc, acc_frac - fmt.frac), fmt, where)
+        return self.clip(kernels.round_shift(acc, acc_frac - fmt.frac), fmt, where)
 
 
 @dataclass
@@ -67,30 +55,22 @@ class Kept:
     relu_bits: dict[int, torch.Tensor] = field(default_factory=dict)
     pool_indices: dict[int, torch.Tensor] = field(default_factory=dict)
 
+    def images(self, start: int, stop: int) -> "Kept":
+        """What was kept for images start..stop-1 (views)."""
+        return Kept({i: t[start:stop] for i, t in self.relu_bits.items()},
+                    {i: t[start:stop] for i, t in self.pool_indices.items()})
+
 
 def _window(layer) -> int:
     return layer.kernel[0] * layer.kernel[1]
 
 
-def _windows(x: torch.Tensor, layer) -> torch.Tensor:
-    """(N, C, H, W) to (N, C, OH, OW, window): each output's window in raster order (a view)."""
-    (kh, kw), (sh, sw) = layer.kernel, layer.stride
-    w = x.unfold(2, kh, sh).unfold(3, kw, sw)
-    return w.reshape(*w.shape[:4], kh * kw)
-
-
 def _scatter_windows(per_position: torch.Tensor, layer) -> torch.Tensor:
     """(N, C, OH, OW, window) values back onto (N, C, H, W), summing where windows overlap.
 
-    A depthwise transposed convolution with one-hot kernels: exact in float64.
+    Integer adds, one per kernel tap: exact.
     """
-    n, c, oh, ow, k = per_position.shape
-    (kh, kw), stride = layer.kernel, layer.stride
-    _, h, w = layer.in_shape
-    one_hot = torch.eye(k, dtype=torch.float64).view(k, 1, kh, kw).repeat(c, 1, 1, 1)
-    extra = (h - ((oh - 1) * stride[0] + kh), w - ((ow - 1) * stride[1] + kw))
-    planes = _f64(per_position).permute(0, 1, 4, 2, 3).reshape(n, c * k, oh, ow)
-    return _i64(F.conv_transpose2d(planes, one_hot, None, stride, 0, extra, groups=c))
+    return kernels.scatter_windows(per_position, layer.kernel, layer.stride, layer.in_shape[1:])
 
 
 def _layer_forward(q: QLayer, i: int, x: torch.Tensor, kept: Kept, sat: Saturations, keep_relu: bool,
@@ -98,23 +78,22 @@ def _layer_forward(q: QLayer, i: int, x: torch.Tensor, kept: Kept, sat: Saturati
     """Layer i's integer output, and the wide values that decide a following ReLU bit or argmax."""
     layer = q.layer
     if isinstance(layer, Conv2d):
-        acc = _i64(F.conv2d(_f64(x), _f64(q.weight), None, layer.stride, layer.padding))
-        acc = acc + (q.bias << q.bias_shift)[None, :, None, None]
+        acc = kernels.conv2d(x, q.weight, layer.stride, layer.padding, (q.in_fmt.width, q.weight_fmt.width),
+                             q.bias << q.bias_shift)
         return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name), acc
     if isinstance(layer, Linear):
-        acc = _i64(_f64(x) @ _f64(q.weight).T) + (q.bias << q.bias_shift)[None, :]
+        acc = kernels.linear(x, q.weight, (q.in_fmt.width, q.weight_fmt.width), q.bias << q.bias_shift)
         return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name), acc
     if isinstance(layer, ReLU):
         if keep_relu:
             kept.relu_bits[i] = (x if order is None else order) > 0
         return x.clamp(min=0), None if order is None else order.clamp(min=0)
     if isinstance(layer, MaxPool2d):
-        rank = _windows(x if order is None else order, layer)
-        index = rank.argmax(dim=-1, keepdim=True)  # first maximum in raster order on ties
+        out, index = kernels.max_pool(x, order, layer.kernel, layer.stride)  # first maximum in raster order on ties
         kept.pool_indices[i] = index.to(torch.uint8 if _window(layer) <= 256 else torch.int32)
-        return _windows(x, layer).gather(-1, index).squeeze(-1), None
+        return out, None
     if isinstance(layer, AvgPool2d):
-        sums = _windows(x, layer).sum(-1)
+        sums = kernels.window_sum(x, layer.kernel, layer.stride)
         return sat.requantize(sums * q.weight[0], q.acc_frac, q.out_fmt, layer.name), None
     if isinstance(layer, Flatten):
         return x.reshape(x.shape[0], -1), None
@@ -134,10 +113,11 @@ def _layer_backward(
         _, oh, ow = layer.out_shape
         (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
         extra = (h - ((oh - 1) * sh - 2 * ph + kh), w - ((ow - 1) * sw - 2 * pw + kw))
-        acc = _i64(F.conv_transpose2d(_f64(g), _f64(q.weight), None, layer.stride, layer.padding, extra))
+        acc = kernels.conv_transpose2d(g, q.weight, layer.stride, layer.padding, extra,
+                                       (g_out_fmt.width, q.weight_fmt.width))
         return sat.requantize(acc, g_out_fmt.frac + q.weight_fmt.frac, g_in_fmt, where)
     if isinstance(layer, Linear):
-        acc = _i64(_f64(g) @ _f64(q.weight))
+        acc = kernels.linear_transposed(g, q.weight, (g_out_fmt.width, q.weight_fmt.width))
         return sat.requantize(acc, g_out_fmt.frac + q.weight_fmt.frac, g_in_fmt, where)
     if isinstance(layer, ReLU):
         if mode is ReluBackward.DECONV:
@@ -145,9 +125,8 @@ def _layer_backward(
         passed = g * kept.relu_bits[i]
         return passed.clamp(min=0) if mode is ReluBackward.GUIDED else passed
     if isinstance(layer, MaxPool2d):
-        index = kept.pool_indices[i].to(torch.int64)
-        routed = torch.zeros((*g.shape, _window(layer)), dtype=torch.int64).scatter_(-1, index, g[..., None])
-        return sat.requantize(_scatter_windows(routed, layer), g_out_fmt.frac, g_in_fmt, where)
+        routed = kernels.max_pool_backward(g, kept.pool_indices[i], layer.kernel, layer.stride, layer.in_shape[1:])
+        return sat.requantize(routed, g_out_fmt.frac, g_in_fmt, where)
     if isinstance(layer, AvgPool2d):
         spread = (g * q.weight[0])[..., None].expand(*g.shape, _window(layer))
         return sat.requantize(_scatter_windows(spread, layer), g_out_fmt.frac + q.weight_fmt.frac, g_in_fmt, where)
@@ -156,8 +135,32 @@ def _layer_backward(
     raise AssertionError(f"no backward for {type(layer).__name__}")
 
 
+PASS_BYTES = 4 << 20
+"""Largest int64 activation of one pass: a batch goes through the layers in passes of this size.
+
+Memory and speed, not results (every image is computed alone). Larger passes cost page
+faults: glibc maps allocations of 32 MB and more afresh every time.
+"""
+
+
+def images_per_pass(qg: QGraph) -> int:
+    """Images per forward/backward pass: the widest int64 activation within ``PASS_BYTES``."""
+    widest = max([math.prod(qg.graph.input_shape)] + [math.prod(layer.out_shape) for layer in qg.graph.layers])
+    return max(1, PASS_BYTES // (8 * widest))
+
+
 def forward(qg: QGraph, x_q: torch.Tensor, sat: Saturations, keep_relu: bool = True) -> tuple[torch.Tensor, Kept]:
-    """Integer logits of quantized inputs, and what the backward pass needs."""
+    """Integer logits of quantized inputs, and what the backward pass needs (in passes of images)."""
+    per_pass = images_per_pass(qg)
+    if x_q.shape[0] <= per_pass:
+        return _forward(qg, x_q, sat, keep_relu)
+    passes = [_forward(qg, x_q[i:i + per_pass], sat, keep_relu) for i in range(0, x_q.shape[0], per_pass)]
+    kept = Kept({i: torch.cat([k.relu_bits[i] for _, k in passes]) for i in passes[0][1].relu_bits},
+                {i: torch.cat([k.pool_indices[i] for _, k in passes]) for i in passes[0][1].pool_indices})
+    return torch.cat([logits for logits, _ in passes]), kept
+
+
+def _forward(qg: QGraph, x_q: torch.Tensor, sat: Saturations, keep_relu: bool) -> tuple[torch.Tensor, Kept]:
     kept = Kept()
     order = None
     for i, q in enumerate(qg.layers):
@@ -166,7 +169,15 @@ def forward(qg: QGraph, x_q: torch.Tensor, sat: Saturations, keep_relu: bool = T
 
 
 def backward(qg: QGraph, kept: Kept, target: torch.Tensor, mode: ReluBackward, sat: Saturations) -> torch.Tensor:
-    """Integer input gradient of the target logits, from a one-hot seed of 1.0."""
+    """Integer input gradient of the target logits, from a one-hot seed of 1.0 (in passes of images)."""
+    per_pass = images_per_pass(qg)
+    if target.shape[0] <= per_pass:
+        return _backward(qg, kept, target, mode, sat)
+    return torch.cat([_backward(qg, kept.images(i, i + per_pass), target[i:i + per_pass], mode, sat)
+                      for i in range(0, target.shape[0], per_pass)])
+
+
+def _backward(qg: QGraph, kept: Kept, target: torch.Tensor, mode: ReluBackward, sat: Saturations) -> torch.Tensor:
     seed = torch.zeros((target.shape[0], qg.graph.num_classes), dtype=torch.int64)
     seed[torch.arange(target.shape[0]), target] = 1 << qg.seed_fmt.frac
     g = seed
@@ -239,8 +250,6 @@ def attribute(
     return RunResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
 
 
-IG_CHUNK_IMAGES = 256
-"""Path images per forward/backward pass of integrated gradients (memory, not results)."""
 
 
 def _integrated_gradients(qg: QGraph, x_q, target, steps, baseline, rule, sat: Saturations):
@@ -251,17 +260,20 @@ def _integrated_gradients(qg: QGraph, x_q, target, steps, baseline, rule, sat: S
     diff = x_q - base_q  # one bit wider than the input format, exact
     in_fmt = qg.input_fmt
     mode = ReluBackward.MASK
+    alphas = torch.tensor(c.alphas, dtype=torch.int64)
+    weights = torch.tensor(c.weights, dtype=torch.int64)
     weighted_sum = torch.zeros_like(x_q)
-    chunk = max(1, IG_CHUNK_IMAGES // n)  # steps per pass: keeps the working set in cache
-    for k0 in range(0, steps, chunk):
-        alphas = torch.tensor(c.alphas[k0:k0 + chunk], dtype=torch.int64).view(-1, 1, 1, 1, 1)
-        point_acc = (base_q << c.alpha_frac)[None] + alphas * diff[None]
+    # Path image j is step j // n of image j % n; a pass takes a run of them, whatever the steps.
+    per_pass = images_per_pass(qg)
+    for j0 in range(0, steps * n, per_pass):
+        j = torch.arange(j0, min(steps * n, j0 + per_pass))
+        step, image = j // n, j % n
+        alpha = alphas[step].view(-1, 1, 1, 1)
+        point_acc = (base_q[image] << c.alpha_frac) + alpha * diff[image]
         points = sat.requantize(point_acc, c.alpha_frac + in_fmt.frac, in_fmt, "ig_path")
-        k = points.shape[0]
-        _, kept = forward(qg, points.reshape(-1, *x_q.shape[1:]), sat)
-        g = backward(qg, kept, target.repeat(k), mode, sat).view(k, *x_q.shape)
-        weights = torch.tensor(c.weights[k0:k0 + chunk], dtype=torch.int64).view(-1, 1, 1, 1, 1)
-        weighted_sum += (weights * g).sum(0)
+        _, kept = forward(qg, points, sat)
+        g = backward(qg, kept, target[image], mode, sat)
+        weighted_sum.index_add_(0, image, g * weights[step].view(-1, 1, 1, 1))
     summed_fmt = qg.attribution_formats.ig_summed_gradient
     summed = sat.requantize(
         weighted_sum, c.weight_frac + qg.grad_fmt(mode, 0).frac, summed_fmt, "ig_sum"

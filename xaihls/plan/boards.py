@@ -33,6 +33,18 @@ YOSYS_FAMILY_OF = {
     "virtexuplus": "xcup",
 }
 
+# Device family -> the data width of the AXI4 port an accelerator gets to DDR: Zynq-7000's HP
+# ports are 64 bits (UG585, "AXI_HP interfaces"), Zynq UltraScale+'s 128 (UG1085, "PL-PS
+# interfaces"), an Alveo shell's memory ports 512 (UG1393); an Artix-7 board's MIG user port
+# is taken at 64 bits. A board file may set ``axi_data_bits`` to override it.
+AXI_DATA_BITS_OF = {
+    "zynq7": 64,
+    "artix7": 64,
+    "zynqmp": 128,
+    "virtexuplus": 512,
+}
+AXI_DATA_WIDTHS = (64, 128, 256, 512)
+
 RESOURCE_KEYS = ("LUT", "FF", "DSP", "BRAM_18K", "URAM")
 
 # Field -> what it must be, in the words the error message uses.
@@ -46,6 +58,10 @@ _FIELD_EXPECTATIONS = {
     "resources": "a mapping with keys " + ", ".join(RESOURCE_KEYS),
     "ddr_bandwidth_gbps": "a number > 0 (GB/s)",
     "source": "a non-empty string naming the data sheet or product page of the figures",
+}
+_OPTIONAL_FIELDS = {
+    "axi_data_bits": "one of " + ", ".join(map(str, AXI_DATA_WIDTHS)) + " (the accelerator's DDR port; "
+                     "default: the family's)",
 }
 
 
@@ -84,6 +100,12 @@ class Board:
     ddr_bandwidth_gbps: float
     source: str
     path: Path
+    axi_data_bits: int = 64
+
+    @property
+    def beat_elems(self) -> int:
+        """16-bit elements per beat of the accelerator's DDR port."""
+        return self.axi_data_bits // 16
 
     def bytes_per_cycle(self, clock_mhz: float | None = None) -> float:
         """Peak DDR bytes per design clock cycle (GB = 1e9 bytes), at the board's
@@ -214,18 +236,19 @@ def _load_board_file(path: Path) -> Board:
             f"got {_show(data)}"
         )
 
+    known = {**_FIELD_EXPECTATIONS, **_OPTIONAL_FIELDS}
     for key in data:
-        if key not in _FIELD_EXPECTATIONS:
+        if key not in known:
             raise XaiHlsError(
-                f"board file {path}: unknown field {_show(key)}{_did_you_mean(key, _FIELD_EXPECTATIONS)}; "
-                f"expected fields: {', '.join(_FIELD_EXPECTATIONS)}"
+                f"board file {path}: unknown field {_show(key)}{_did_you_mean(key, known)}; "
+                f"expected fields: {', '.join(known)}"
             )
     for field, expectation in _FIELD_EXPECTATIONS.items():
         if field not in data:
             raise XaiHlsError(f"board file {path}: field '{field}' is missing; it must be {expectation}")
 
     def fail(field: str, value: Any, expectation: str | None = None) -> XaiHlsError:
-        expected = expectation or _FIELD_EXPECTATIONS[field]
+        expected = expectation or known[field]
         return XaiHlsError(f"board file {path}: field '{field}' must be {expected}, got {_show(value)}")
 
     strings = {}
@@ -253,7 +276,12 @@ def _load_board_file(path: Path) -> Board:
             raise fail(field, value)
         numbers[field] = float(value)
 
+    axi_bits = data.get("axi_data_bits", AXI_DATA_BITS_OF[strings["family"]])
+    if isinstance(axi_bits, bool) or axi_bits not in AXI_DATA_WIDTHS:
+        raise fail("axi_data_bits", axi_bits)
+
     return Board(
+        axi_data_bits=int(axi_bits),
         name=strings["name"],
         description=strings["description"],
         part=strings["part"],

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
+import numpy as np
+
 from xaihls.errors import XaiHlsError
 from xaihls.methods import METHODS, PREDICT_CODE
 
@@ -300,6 +302,26 @@ IG_TABLE_BYTES = 8 + 8 * MAX_IG_STEPS
 IDENTITY_FRAC = 14
 """A diagonal job whose weights are 1 << IDENTITY_FRAC and whose shift adds IDENTITY_FRAC
 passes values unchanged (standalone max-pools and ReLUs run as such jobs)."""
+
+
+# --------------------------------------------------------------------------------------------
+# The blocked layout every tensor has in DDR: [ceil(C/tn)][H][W][tn] int16, zero-padded
+# --------------------------------------------------------------------------------------------
+
+def to_blocked(x: np.ndarray, tn: int) -> np.ndarray:
+    """(C, H, W) integers to the blocked layout (a flat int64 array, channels padded with zeros)."""
+    c, h, w = x.shape
+    blocks = -(-c // tn)
+    padded = np.zeros((blocks * tn, h, w), dtype=np.int64)
+    padded[:c] = x
+    return padded.reshape(blocks, tn, h, w).transpose(0, 2, 3, 1).reshape(-1)
+
+
+def from_blocked(flat: np.ndarray, c: int, h: int, w: int, tn: int) -> np.ndarray:
+    """The blocked layout back to (C, H, W)."""
+    blocks = -(-c // tn)
+    return np.asarray(flat).reshape(blocks, h, w, tn).transpose(0, 3, 1, 2).reshape(blocks * tn, h, w)[:c]
+
 
 
 def field_limit(record: Record, name: str) -> int:

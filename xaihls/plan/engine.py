@@ -12,6 +12,10 @@ from dataclasses import asdict, dataclass
 ACC_BITS = 48  # the wide accumulator (DSP48 P register)
 DATA_BITS = 16
 AXI_DATA_BYTES = 8  # one 64-bit AXI4 master (a Zynq HP port's width)
+DDR_LATENCY = 24
+"""Cycles from an AXI request to its first data (or its write response) at the engine's clock:
+an estimate for an idle Zynq-7000 HP port to DDR3 at 100 MHz (240 ns), not a board measurement.
+The cost model's default and the simulated DDR's (xaihls_sim_axi_ram READ/WRITE_LATENCY)."""
 
 # Block RAM aspect ratios of a RAMB18 (width, depth): the best one is taken per memory.
 _BRAM18_SHAPES = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))
@@ -54,7 +58,8 @@ class EngineConfig:
     accumulators per output bank (one per Tm lane); ``w_depth``: kernel taps per weight
     bank (one per MAC). Input, weight and accumulator buffers are ping-pong (two copies).
     ``mask_bits`` and ``index_entries`` size the on-chip memories that keep ReLU bits and
-    max-pool indices between the passes; ``index_bits`` is an index's width.
+    max-pool indices between the passes; ``index_bits`` is an index's width. ``ddr_latency``:
+    cycles from a DDR request to its data, charged by the cost model where it is exposed.
     """
 
     tm: int
@@ -68,6 +73,7 @@ class EngineConfig:
     clock_mhz: float
     bytes_per_cycle: float
     backward: bool = True
+    ddr_latency: int = DDR_LATENCY
 
     @property
     def macs(self) -> int:

@@ -106,21 +106,6 @@ def blocked_size(c: int, h: int, w: int, tn: int) -> int:
     return 2 * -(-c // tn) * tn * h * w
 
 
-def to_blocked(x: np.ndarray, tn: int) -> np.ndarray:
-    """(C, H, W) integers to the blocked layout (a flat int64 array, channels padded with zeros)."""
-    c, h, w = x.shape
-    blocks = -(-c // tn)
-    padded = np.zeros((blocks * tn, h, w), dtype=np.int64)
-    padded[:c] = x
-    return padded.reshape(blocks, tn, h, w).transpose(0, 2, 3, 1).reshape(-1)
-
-
-def from_blocked(flat: np.ndarray, c: int, h: int, w: int, tn: int) -> np.ndarray:
-    """The blocked layout back to (C, H, W)."""
-    blocks = -(-c // tn)
-    return np.asarray(flat).reshape(blocks, h, w, tn).transpose(0, 3, 1, 2).reshape(blocks * tn, h, w)[:c]
-
-
 def feature_order(shape: tuple[int, ...], tn: int) -> np.ndarray:
     """For a tensor of ``shape`` read as a flat vector in its blocked DDR order: the C-order
     (torch.flatten) feature index of each element, -1 for padding channels."""

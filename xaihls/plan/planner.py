@@ -13,8 +13,9 @@ from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import MaxPool2d, ReLU
 from xaihls.methods import METHODS, PostProcess
 from xaihls.plan.boards import Board
-from xaihls.plan.cost import DESCRIPTOR_FETCH, JobCost, job_cost, post_cycles
-from xaihls.plan.engine import AXI_DATA_BYTES, EngineConfig, ResourceEstimate, estimate_resources
+from xaihls.plan.cost import (ARGMAX_CYCLES, HEADER_CYCLES, IG_TABLE_CYCLES, LOGITS_SAVE_CYCLES, JobCost, job_cost,
+                              post_cycles)
+from xaihls.plan.engine import AXI_DATA_BYTES, DDR_LATENCY, EngineConfig, ResourceEstimate, estimate_resources
 from xaihls.plan.program import Header, Program, encode, lower_untiled
 from xaihls.quant.qgraph import QGraph
 
@@ -81,7 +82,8 @@ class Plan:
         return {
             "board": self.board.name, "part": self.board.part, "clock_mhz": e.clock_mhz, "tm": e.tm, "tn": e.tn,
             "in_depth": e.in_depth, "out_depth": e.out_depth, "w_depth": e.w_depth,
-            "bytes_per_cycle": e.bytes_per_cycle, "cap": self.cap, "ig_steps": self.ig_steps,
+            "bytes_per_cycle": e.bytes_per_cycle, "ddr_latency": e.ddr_latency, "cap": self.cap,
+            "ig_steps": self.ig_steps,
             "cycles": {m: self.method_cycles[m] for m in self.workload_methods},
             "latency_ms": {m: self.latency_ms(m) for m in self.workload_methods},
             "resources": self.resources.as_dict(), "capacity": self.board.resources.as_dict(),
@@ -105,22 +107,31 @@ def kept_memory(qg: QGraph, program: Program) -> KeptMemory:
     return KeptMemory(h.mask_bits, h.index_entries * h.index_bits, act)
 
 
-def method_cycles(header: Header, fwd: int, bwd: int, bpc: float, ig_steps: int) -> dict[str, int]:
-    """Cycles of one run of each method (and of a prediction), controller steps included."""
+def method_cycles(header: Header, fwd: int, bwd: int, bpc: float, ig_steps: int,
+                  ddr_latency: int = DDR_LATENCY) -> dict[str, int]:
+    """Cycles of one run of each method (and of a prediction), controller steps included: the
+    header read, the image copy, the forward list, the argmax and result; then the backward
+    list and the post-processing pass, or, for integrated gradients, the logits kept and
+    restored, a table read and a path point, both lists and an accumulation each step."""
     n = header.input_elems
-    copy = post_cycles(n, bpc, 2)
-    cycles = {"predict": copy + fwd + DESCRIPTOR_FETCH}
+    trip = ddr_latency - 1
+
+    def post(streams: int) -> int:
+        return post_cycles(n, bpc, streams, ddr_latency)
+
+    cycles = {"predict": HEADER_CYCLES + trip + post(2) + fwd + ARGMAX_CYCLES + 2 * trip}
     for name, m in METHODS.items():
         if m.post is PostProcess.INTEGRATED:
-            per_step = post_cycles(n, bpc, 3) + fwd + bwd + post_cycles(n, bpc, 1)
-            cycles[name] = cycles["predict"] + ig_steps * per_step + post_cycles(n, bpc, 3)
+            per_step = post(3) + fwd + bwd + post(1)
+            cycles[name] = (cycles["predict"] + 2 * (LOGITS_SAVE_CYCLES + 2 * trip)
+                            + (ig_steps + 1) * (IG_TABLE_CYCLES + trip) + ig_steps * per_step + post(3))
         else:
             streams = {PostProcess.NONE: 2, PostProcess.ABS: 2, PostProcess.TIMES_INPUT: 3}[m.post]
-            cycles[name] = cycles["predict"] + bwd + post_cycles(n, bpc, streams)
+            cycles[name] = cycles["predict"] + bwd + post(streams)
     return cycles
 
 
-def _evaluate(untiled, qg, board, tm, tn, in_depth, out_depth, clock, cap, backward=True):
+def _evaluate(untiled, qg, board, tm, tn, in_depth, out_depth, clock, cap, backward=True, ddr_latency=DDR_LATENCY):
     try:
         forward, backward_ds = untiled.tiled(tm, tn, in_depth, out_depth)
     except XaiHlsError:
@@ -129,7 +140,7 @@ def _evaluate(untiled, qg, board, tm, tn, in_depth, out_depth, clock, cap, backw
     h = untiled.header
     w_depth = max([d.ky * d.kx for d in forward + backward_ds] + [1])
     engine = EngineConfig(tm, tn, in_depth, out_depth, w_depth, h.mask_bits, h.index_entries, h.index_bits,
-                          clock, bpc, backward)
+                          clock, bpc, backward, ddr_latency)
     res = estimate_resources(engine)
     have = board.resources
     fits = (res.dsp <= cap * have.dsp and res.bram_18k <= cap * have.bram_18k and res.lut <= cap * have.lut
@@ -138,12 +149,15 @@ def _evaluate(untiled, qg, board, tm, tn, in_depth, out_depth, clock, cap, backw
 
 
 def plan(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None = None,
-         tiling: tuple[int, int] | None = None) -> Plan:
+         tiling: tuple[int, int] | None = None, ddr_latency: int = DDR_LATENCY) -> Plan:
     """The fastest engine for ``qg``'s workload that fits ``board`` under the utilisation cap.
 
     The workload is a prediction plus one run of each compiled method (integrated
-    gradients with its compiled steps). ``tiling=(Tm, Tn)`` fixes the array.
+    gradients with its compiled steps). ``tiling=(Tm, Tn)`` fixes the array. ``ddr_latency``:
+    cycles from a DDR request to its data, which the cost model charges where exposed.
     """
+    if ddr_latency < 1:
+        raise XaiHlsError(f"the DDR latency must be at least 1 cycle, got {ddr_latency}")
     if not (isinstance(cap, (int, float)) and 0 < cap <= 1):
         raise XaiHlsError(f"utilisation cap must be in (0, 1], got {cap}")
     clock = float(board.clock_mhz if clock_mhz is None else clock_mhz)
@@ -158,7 +172,7 @@ def plan(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None = N
             continue
         for in_depth in IN_DEPTHS:
             for out_depth in OUT_DEPTHS:
-                ev = _evaluate(untiled, qg, board, tm, tn, in_depth, out_depth, clock, cap)
+                ev = _evaluate(untiled, qg, board, tm, tn, in_depth, out_depth, clock, cap, ddr_latency=ddr_latency)
                 if ev is None:
                     continue
                 (fwd_ds, bwd_ds), engine, res, bpc, fits = ev
@@ -167,10 +181,10 @@ def plan(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None = N
                     smallest = ev
                 if not fits:
                     continue
-                fwd = [job_cost(d, tm, tn, bpc, "forward", out_depth) for d in fwd_ds]
-                bwd = [job_cost(d, tm, tn, bpc, "backward", out_depth) for d in bwd_ds]
+                fwd = [job_cost(d, tm, tn, bpc, "forward", out_depth, ddr_latency) for d in fwd_ds]
+                bwd = [job_cost(d, tm, tn, bpc, "backward", out_depth, ddr_latency) for d in bwd_ds]
                 cycles = method_cycles(untiled.header, sum(c.cycles for c in fwd), sum(c.cycles for c in bwd), bpc,
-                                       qg.ig_steps)
+                                       qg.ig_steps, ddr_latency)
                 workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
                 key = (workload, res.dsp, res.bram_18k, tm * tn, tm)
                 if best is None or key < best[0]:

@@ -100,7 +100,6 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
     g = tn // e
     passes = d.ky * d.kx
     fetch = fetch_cycles(engine, dram)
-    span = (d.ow - 1) * d.osx + 1
     if not passes:
         # no tap reaches this stride phase: the write-back alone writes zeros (or the bias)
         wb = sum(_wb_row_tile(d, engine, d.last_rows if rt == d.row_tiles - 1 else d.tile_rows, rt * d.tile_step, mt,

@@ -5,7 +5,11 @@ A project folder (written by ``xaihls compile`` / ``Accelerator.write``) holds
 ``reports/yosys_stat.txt`` and ``reports/yosys_inference_stat.txt`` (``xaihls synth``, the
 engine with and without its backward path), ``reports/verilator.json`` (``xaihls sim``),
 and, on a machine with Vitis, ``<solution>/syn/report/*_csynth.xml``,
-``<solution>/sim/report/*_cosim.rpt`` and Vivado ``*utilization*.rpt`` files.
+``<solution>/sim/report/*_cosim.rpt`` and Vivado ``*utilization*.rpt`` and
+``*timing_summary*.rpt`` files (the board flow writes ``reports/vivado_utilization.rpt`` and
+``reports/vivado_timing_summary.rpt``; a timing summary joins the utilization row of its
+folder). Reports inside Vivado's and Vitis's own build trees (``*.runs``, ``*.gen``, ``_x``,
+...) are per-step or per-IP copies and are not read.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ class Row:
     resources: dict = field(default_factory=dict)
     capacity: dict = field(default_factory=dict)
     cycles: dict = field(default_factory=dict)
+    timing: dict = field(default_factory=dict)  # TimingSummary.as_dict() of a Vivado timing summary
+    conditions: str = ""  # how the figures were measured (the simulated DDR of a Verilator run)
 
     def percent(self) -> dict[str, float]:
         """Each resource as a share of this board's capacity (not of any other board's)."""
@@ -51,7 +57,7 @@ class Row:
         return {"project": self.project, "board": self.board, "part": self.part, "clock_mhz": self.clock_mhz,
                 "tiling": self.tiling, "source": self.source, "resources": self.resources,
                 "percent": self.percent(), "cycles": self.cycles, "latency_ms": self.latency_ms(),
-                "saliency_over_inference": self.overhead()}
+                "saliency_over_inference": self.overhead(), "timing": self.timing, "conditions": self.conditions}
 
 
 def _load_json(path: Path, what: str) -> dict:
@@ -84,7 +90,7 @@ def project_rows(folder: str | Path) -> list[Row]:
     verilator = reports / "verilator.json"
     if verilator.is_file():
         sim = _load_json(verilator, "Verilator cycles")
-        rows.append(Row(source="verilator", cycles=dict(sim["cycles"]), **base))
+        rows.append(Row(source="verilator", cycles=dict(sim["cycles"]), conditions=verilator_conditions(sim), **base))
     from xaihls.reports import readers
 
     for name, source in (("yosys_stat.txt", "yosys"), ("yosys_inference_stat.txt", "yosys (inference-only)")):
@@ -99,10 +105,38 @@ def project_rows(folder: str | Path) -> list[Row]:
         r = readers.read_cosim_rpt(cosim)
         cyc = {"predict": r.latency_max_cycles} if r.latency_max_cycles is not None else {}
         rows.append(Row(source="vitis-cosim", cycles=cyc, **base))
-    for util in sorted(folder.glob("**/*utilization*.rpt")):
+    utilization = [p for p in sorted(folder.glob("**/*utilization*.rpt")) if not _in_tool_tree(p, folder)]
+    timing = [p for p in sorted(folder.glob("**/*timing_summary*.rpt")) if not _in_tool_tree(p, folder)]
+    for util in utilization:
         r = readers.read_vivado_utilization(util)
-        rows.append(Row(source="vivado", resources=dict(r.resources), **base))
+        beside = [t for t in timing if t.parent == util.parent]
+        summary = {}
+        if len(beside) == 1:  # one timing summary in the folder: the same run's
+            timing.remove(beside[0])
+            summary = readers.read_vivado_timing_summary(beside[0]).timing.as_dict()
+        rows.append(Row(source="vivado", resources=dict(r.resources), timing=summary, **base))
+    for path in timing:
+        rows.append(Row(source="vivado", timing=readers.read_vivado_timing_summary(path).timing.as_dict(), **base))
     return rows
+
+
+# Folders of the tools' own build trees: per-step and per-IP copies of reports.
+_TOOL_TREE_SUFFIXES = (".runs", ".gen", ".srcs", ".cache", ".hw", ".sim", ".ip_user_files", ".Xil")
+
+
+def _in_tool_tree(path: Path, folder: Path) -> bool:
+    parts = path.relative_to(folder).parts[:-1]
+    return any(part.endswith(_TOOL_TREE_SUFFIXES) or part in ("_x", ".Xil") for part in parts)
+
+
+def verilator_conditions(report: dict) -> str:
+    """The DDR a verilator.json's cycles were measured with, in a few words."""
+    ddr = report.get("memory")
+    if not ddr:  # reports written before the SystemVerilog DDR model
+        return "DDR: cocotbext-axi AxiRam" + (", random stalls" if report.get("stalls") else "")
+    text = (f"DDR: SV model, latency {ddr['ddr_latency']}" if str(ddr.get("memory", "")).startswith("SystemVerilog")
+            else "DDR: cocotbext-axi AxiRam")
+    return text + (", random stalls" if ddr.get("stalls") else "")
 
 
 def compare(folders) -> list[Row]:
@@ -121,7 +155,8 @@ def to_csv(rows: list[Row]) -> str:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["project", "board", "part", "clock_mhz", "tiling", "source"]
                + [k for k in RESOURCE_KEYS] + [f"{k}_%" for k in RESOURCE_KEYS]
-               + [f"{m}_cycles" for m in methods] + [f"{m}_ms" for m in methods] + ["saliency_over_inference"])
+               + [f"{m}_cycles" for m in methods] + [f"{m}_ms" for m in methods] + ["saliency_over_inference"]
+               + ["wns_ns", "tns_ns", "whs_ns", "timing_met", "fmax_mhz", "conditions"])
     for r in rows:
         pct = r.percent()
         lat = r.latency_ms()
@@ -129,8 +164,24 @@ def to_csv(rows: list[Row]) -> str:
                    + [r.resources.get(k, "") for k in RESOURCE_KEYS]
                    + [f"{100 * pct[k]:.1f}" if k in pct else "" for k in RESOURCE_KEYS]
                    + [r.cycles.get(m, "") for m in methods] + [f"{lat[m]:.4f}" if m in lat else "" for m in methods]
-                   + [f"{r.overhead():.3f}" if r.overhead() else ""])
+                   + [f"{r.overhead():.3f}" if r.overhead() else ""]
+                   + [_blank(r.timing.get(k)) for k in ("wns_ns", "tns_ns", "whs_ns", "met")]
+                   + [f"{r.timing['fmax_mhz']:.1f}" if r.timing.get("fmax_mhz") else "", r.conditions])
     return out.getvalue()
+
+
+def _blank(value) -> str:
+    return "" if value is None else str(value)
+
+
+def timing_cells(row: Row) -> tuple[str, str]:
+    """(WNS, achieved clock) as the tables print them; empty without a timing summary."""
+    t = row.timing
+    if not t:
+        return "", ""
+    wns = "" if t.get("wns_ns") is None else f"{t['wns_ns']:+.3f}" + ("" if t.get("met") else " (fails)")
+    fmax = "" if t.get("fmax_mhz") is None else f"{t['fmax_mhz']:.1f}"
+    return wns, fmax
 
 
 def to_table(rows: list[Row]):
@@ -146,12 +197,16 @@ def to_table(rows: list[Row]):
     for m in methods:
         table.add_column(short.get(m, m), justify="right")
     table.add_column("sal/inf", justify="right")
+    timed = any(r.timing for r in rows)
+    if timed:
+        table.add_column("WNS ns", justify="right")
+        table.add_column("Fmax MHz", justify="right")
     for r in rows:
         pct = r.percent()
         res = [f"{pct[k]:.0%}" if k in pct else (f"{r.resources[k]:,}" if k in r.resources else "")
                for k in ("LUT", "FF", "DSP", "BRAM_18K")]
         lat = r.latency_ms()
-        table.add_row(r.project, r.board, r.tiling, r.source, *res,
+        table.add_row(r.project, r.board, r.tiling, r.source + (f" ({r.conditions})" if r.conditions else ""), *res,
                       *[f"{lat[m]:.3g}" if m in lat else "" for m in methods],
-                      f"{r.overhead():.2f}" if r.overhead() else "")
+                      f"{r.overhead():.2f}" if r.overhead() else "", *(timing_cells(r) if timed else ()))
     return table

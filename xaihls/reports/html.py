@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from xaihls.reports.compare import RESOURCE_KEYS, Row
+from xaihls.reports.compare import RESOURCE_KEYS, Row, timing_cells
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -41,22 +41,44 @@ def _pyplot():
     return plt
 
 
-def resources_figure(rows: list[Row]) -> str:
-    """Bars: each design point's resources, with its board's capacity drawn behind."""
+RESOURCE_PLOTS = ("LUT", "FF", "DSP", "BRAM_18K")
+OVER_BUDGET_COLOR = "#d8533b"
+USED_COLOR = "#3b7dd8"
+
+
+def resources_axes(rows: list[Row]):
+    """The resource figure: each design point's use as a percent of its own board (linear),
+    with the board's 100% drawn as a line; a design larger than its board stands over it."""
     plt = _pyplot()
     keyed = [r for r in rows if r.resources]
-    fig, axes = plt.subplots(1, 4, figsize=(11, 3.4))
+    shares = {key: [100.0 * r.percent()[key] if key in r.percent() else float("nan") for r in keyed]
+              for key in RESOURCE_PLOTS}
+    highest = max([v for values in shares.values() for v in values if v == v] + [0.0])
+    fig, axes = plt.subplots(1, len(RESOURCE_PLOTS), figsize=(11, 3.6), sharey=True)
     labels = [f"{r.project}\n{r.source}" for r in keyed]
-    for ax, key in zip(axes, ("LUT", "FF", "DSP", "BRAM_18K")):
-        xs = range(len(keyed))
-        ax.bar(xs, [r.capacity.get(key, 0) for r in keyed], color="#ddd", label="board capacity")
-        ax.bar(xs, [r.resources.get(key, 0) for r in keyed], color="#3b7dd8", label="used")
+    xs = list(range(len(keyed)))
+    for ax, key in zip(axes, RESOURCE_PLOTS):
+        values = shares[key]
+        colors = [OVER_BUDGET_COLOR if v > 100 else USED_COLOR for v in values]
+        ax.bar(xs, values, color=colors)
+        ax.axhline(100, color="#222", lw=1.2, ls="--", label="the board (100%)")
+        for x, v in zip(xs, values):
+            if v == v:
+                ax.annotate(f"{v:.0f}%", (x, v), ha="center", va="bottom", fontsize=6,
+                            color=OVER_BUDGET_COLOR if v > 100 else "#222")
         ax.set_title(key)
-        ax.set_xticks(list(xs))
+        ax.set_xticks(xs)
         ax.set_xticklabels(labels, rotation=60, fontsize=7, ha="right")
-        ax.set_yscale("log")
-    axes[0].legend(fontsize=7)
-    return _png(fig)
+    # the line stays in view however small the designs, and every bar stays in view however large
+    axes[0].set_ylim(0, max(110.0, highest * 1.12))
+    axes[0].set_ylabel("% of the board")
+    axes[0].legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def resources_figure(rows: list[Row]) -> str:
+    """The resource figure as base64 PNG."""
+    return _png(resources_axes(rows))
 
 
 def latency_figure(rows: list[Row]) -> str:
@@ -106,19 +128,23 @@ def roofline_figure(name: str, estimate: dict) -> str:
 
 def _table(rows: list[Row]) -> str:
     methods = sorted({m for r in rows for m in r.cycles}, key=lambda m: (m != "predict", m))
+    timed = any(r.timing for r in rows)
     head = ["project", "board", "part", "MHz", "tiling", "source", *RESOURCE_KEYS,
-            *[f"{m} (ms)" for m in methods], "saliency / inference"]
+            *[f"{m} (ms)" for m in methods], "saliency / inference",
+            *(["WNS (ns)", "Fmax (MHz)"] if timed else [])]
     out = ["<div class=scroll><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
     for r in rows:
         pct = r.percent()
         lat = r.latency_ms()
         cells = [f"<td class=l>{html.escape(str(v))}</td>" for v in (r.project, r.board, r.part)]
-        cells += [f"<td>{r.clock_mhz:g}</td>", f"<td class=l>{r.tiling}</td>", f"<td class=l>{r.source}</td>"]
+        cells += [f"<td>{r.clock_mhz:g}</td>", f"<td class=l>{r.tiling}</td>", f"<td class=l>{r.source}" + (f"<br><small>{html.escape(r.conditions)}</small>" if r.conditions else "") + "</td>"]
         for k in RESOURCE_KEYS:
             v = r.resources.get(k)
             cells.append("<td></td>" if v is None else f"<td>{v:,}" + (f" ({pct[k]:.1%})" if k in pct else "") + "</td>")
         cells += [f"<td>{lat[m]:.3f}</td>" if m in lat else "<td></td>" for m in methods]
         cells.append(f"<td>{r.overhead():.2f}</td>" if r.overhead() else "<td></td>")
+        if timed:
+            cells += [f"<td>{html.escape(cell)}</td>" for cell in timing_cells(r)]
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</table></div>")
     return "\n".join(out)
@@ -133,7 +159,8 @@ def write_html(rows: list[Row], folders: list[Path], out: str | Path) -> Path:
              "<b>verilator</b> is cycles measured in RTL simulation; <b>vitis-*</b> and <b>vivado</b> are "
              "reports from a Vitis/Vivado run, where present.</p>", _table(rows), "<h2>Resources</h2>",
              f'<figure><img alt="resources per design point" src="data:image/png;base64,{resources_figure(rows)}">'
-             "<figcaption>used (blue) against the board's capacity (grey), log scale</figcaption></figure>",
+             "<figcaption>share of each design point's own board, linear; the dashed line is the whole "
+             "board (100%), a design over it (red) does not fit</figcaption></figure>",
              "<h2>Latency per method</h2>",
              f'<figure><img alt="latency per method" src="data:image/png;base64,{latency_figure(rows)}">'
              "<figcaption>one image, at each board's clock</figcaption></figure>", "<h2>Roofline</h2>"]

@@ -1,7 +1,8 @@
 """Readers of vendor and open-source tool reports, each into one `ToolReport` record.
 
 Supported: Vitis HLS ``<top>_csynth.xml``, Vitis/Vivado HLS ``<top>_cosim.rpt``, the text of
-Vivado ``report_utilization`` (7-series and UltraScale+ layouts) and the output of yosys
+Vivado ``report_utilization`` (7-series and UltraScale+ layouts) and ``report_timing_summary``
+(worst slacks and the achieved clock), and the output of yosys
 ``stat`` after ``synth_xilinx`` (the table layout of recent yosys, checked with 0.70, and
 the older ``Number of cells:`` layout). Every reader either returns a complete record or raises
 `XaiHlsError` with one line naming the file and what is missing; a report is never
@@ -24,7 +25,43 @@ from pathlib import Path
 from xaihls.errors import XaiHlsError
 from xaihls.plan.boards import RESOURCE_KEYS, Board, list_boards, load_board
 
-SOURCES = ("vitis-csynth", "vitis-cosim", "vivado-utilization", "yosys")
+SOURCES = ("vitis-csynth", "vitis-cosim", "vivado-utilization", "vivado-timing", "yosys")
+
+
+@dataclass(frozen=True)
+class TimingSummary:
+    """What Vivado ``report_timing_summary`` says about a routed (or synthesized) design.
+
+    Slacks are in ns, None where Vivado writes NA (no path of that kind). ``clock`` is the
+    design clock the figures below it refer to: the one asked for, else the clock of the
+    Intra Clock Table with the most setup endpoints (the engine's, in a board-flow design).
+    """
+
+    wns_ns: float | None  # worst setup slack of the whole design
+    tns_ns: float | None  # total negative setup slack
+    whs_ns: float | None  # worst hold slack
+    ths_ns: float | None  # total negative hold slack
+    failing_endpoints: int | None  # setup endpoints that fail
+    met: bool  # Vivado's own verdict: "All user specified timing constraints are met."
+    clock: str | None = None
+    clock_period_ns: float | None = None  # the constraint
+    clock_wns_ns: float | None = None  # worst setup slack of that clock's own paths
+
+    @property
+    def target_mhz(self) -> float | None:
+        return None if self.clock_period_ns is None else 1000.0 / self.clock_period_ns
+
+    @property
+    def fmax_mhz(self) -> float | None:
+        """The clock the design's slowest path of ``clock`` allows: 1 / (period - WNS)."""
+        if self.clock_period_ns is None or self.clock_wns_ns is None:
+            return None
+        return 1000.0 / (self.clock_period_ns - self.clock_wns_ns)
+
+    def as_dict(self) -> dict:
+        return {"wns_ns": self.wns_ns, "tns_ns": self.tns_ns, "whs_ns": self.whs_ns, "ths_ns": self.ths_ns,
+                "failing_endpoints": self.failing_endpoints, "met": self.met, "clock": self.clock,
+                "target_mhz": self.target_mhz, "fmax_mhz": self.fmax_mhz}
 
 
 @dataclass(frozen=True)
@@ -51,6 +88,7 @@ class ToolReport:
     interval_max: int | None = None
     resources: dict[str, int] = field(default_factory=dict)
     available: dict[str, int] = field(default_factory=dict)
+    timing: TimingSummary | None = None  # vivado-timing only
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -102,6 +140,8 @@ def read_report(path: str | Path, *, board: str | None = None) -> ToolReport:
     head = text[:4096]
     if "<profile" in head:
         return read_csynth_xml(path, board=board)
+    if "report_timing_summary" in head or "Timing Summary Report" in head:
+        return read_vivado_timing_summary(path, board=board)
     if "report_utilization" in head or "Utilization Design Information" in head:
         return read_vivado_utilization(path, board=board)
     if "Latency(Clock Cycles)" in text or re.search(r"^\|\s*(Verilog|VHDL)\s*\|", text, re.MULTILINE):
@@ -110,7 +150,7 @@ def read_report(path: str | Path, *, board: str | None = None) -> ToolReport:
         return read_yosys_stat(path, board=board)
     raise XaiHlsError(
         f"report {path}: not a report xaihls reads (supported: Vitis HLS <top>_csynth.xml, "
-        "<top>_cosim.rpt, Vivado report_utilization text, yosys stat output)"
+        "<top>_cosim.rpt, Vivado report_utilization and report_timing_summary text, yosys stat output)"
     )
 
 
@@ -376,6 +416,174 @@ def _vivado_number(path: str | Path, label: str, column: str, value: str) -> flo
         return float(value)
     except ValueError:
         raise XaiHlsError(f"report {path}: '{label}' {column} is {value!r}, not a number") from None
+
+
+# --------------------------------------------------------------------------- Vivado report_timing_summary
+
+
+_TIMING_KIND = "Vivado report_timing_summary report"
+_DESIGN_COLUMNS = ("WNS(ns)", "TNS(ns)", "TNS Failing Endpoints", "TNS Total Endpoints", "WHS(ns)", "THS(ns)",
+                   "THS Failing Endpoints", "THS Total Endpoints", "WPWS(ns)", "TPWS(ns)", "TPWS Failing Endpoints",
+                   "TPWS Total Endpoints")
+
+
+def read_vivado_timing_summary(path: str | Path, *, board: str | None = None, clock: str | None = None) -> ToolReport:
+    """Read the text of Vivado ``report_timing_summary``: worst slacks and the achieved clock.
+
+    ``clock`` names the design clock to report (default: the Intra Clock Table's clock with
+    the most setup endpoints). ``clock_target_ns`` of the record is that clock's period,
+    ``clock_estimate_ns`` the period its worst path needs (period - WNS), so latency in
+    cycles converts at the clock the design reaches.
+    """
+    text = _read_text(path)
+    lines = text.splitlines()
+    header: dict[str, str] = {}
+    for line in lines[:40]:
+        match = re.match(r"^\|\s*(Design|Device|Speed File|Temperature Grade)\s*:\s*(\S.*?)\s*$", line)
+        if match:
+            header.setdefault(match.group(1), match.group(2))
+
+    # Everything read here comes before the Inter Clock Table: a file that reaches it is whole
+    # where it matters.
+    if not any(line.strip() == "| Inter Clock Table" for line in lines):
+        raise _missing(path, "no 'Inter Clock Table' section after the clock tables", _TIMING_KIND)
+    verdicts = ("All user specified timing constraints are met.", "Timing constraints are not met.",
+                "There are no user specified timing constraints.")
+    if not any(verdict in text for verdict in verdicts):
+        raise _missing(path, "no verdict line ('... timing constraints are met.' or '... not met.')", _TIMING_KIND)
+    summary = _timing_table(lines, "Design Timing Summary", named=False)
+    if not summary or len(summary[0]) < len(_DESIGN_COLUMNS) or not set(_DESIGN_COLUMNS) <= set(summary[0]):
+        raise _missing(path, "no whole 'Design Timing Summary' row (WNS, TNS, ... TPWS Total Endpoints)", _TIMING_KIND)
+    design = summary[0]
+
+    periods: dict[str, float] = {}
+    for row in _timing_section_lines(lines, "Clock Summary"):
+        match = re.match(r"^\s*(\S+)\s+\{[^}]*\}\s+([\d.]+)\s+[\d.]+\s*$", row)
+        if match:
+            periods[match.group(1)] = float(match.group(2))
+    intra = {row["Clock"]: row for row in _timing_table(lines, "Intra Clock Table", named=True)}
+    for name, row in intra.items():
+        # every clock of the table has pulse-width figures, the last columns of its row
+        if "TPWS Total Endpoints" not in row:
+            raise _missing(path, f"the Intra Clock Table row of {name} is cut short", _TIMING_KIND)
+
+    chosen = clock
+    if chosen is not None:
+        if chosen not in periods:
+            raise XaiHlsError(f"report {path}: no clock '{chosen}' (clocks: {', '.join(periods) or 'none'})")
+    else:
+        timed = [name for name, row in intra.items() if _slack(path, row, "WNS(ns)") is not None]
+        if timed:
+            chosen = max(timed, key=lambda name: _timing_int(path, intra[name], "TNS Total Endpoints") or 0)
+        elif len(periods) == 1:
+            chosen = next(iter(periods))
+    clock_wns = None
+    if chosen is not None:
+        clock_wns = _slack(path, intra[chosen], "WNS(ns)") if chosen in intra else _slack(path, design, "WNS(ns)")
+
+    timing = TimingSummary(
+        wns_ns=_slack(path, design, "WNS(ns)"),
+        tns_ns=_slack(path, design, "TNS(ns)"),
+        whs_ns=_slack(path, design, "WHS(ns)"),
+        ths_ns=_slack(path, design, "THS(ns)"),
+        failing_endpoints=_timing_int(path, design, "TNS Failing Endpoints"),
+        met="All user specified timing constraints are met." in text,
+        clock=chosen,
+        clock_period_ns=periods.get(chosen) if chosen is not None else None,
+        clock_wns_ns=clock_wns,
+    )
+    part = _timing_part(header)
+    board_name, part, _ = _resolve_board(path, part, board)
+    period = timing.clock_period_ns
+    return ToolReport(
+        source="vivado-timing",
+        path=str(path),
+        top=header.get("Design"),
+        part=part,
+        board=board_name,
+        clock_target_ns=period,
+        clock_estimate_ns=None if period is None or clock_wns is None else period - clock_wns,
+        timing=timing,
+    )
+
+
+def _timing_section_lines(lines: list[str], title: str) -> list[str]:
+    """The lines of one ``| Title`` section, up to the next section's rule."""
+    for index, line in enumerate(lines):
+        if line.strip() == f"| {title}":
+            body = []
+            for row in lines[index + 3:]:  # past "| ----" and the closing rule
+                if row.startswith("-----") and len(row.strip("-")) == 0 and body:
+                    break
+                if row.startswith("| "):
+                    break
+                body.append(row)
+            return body
+    return []
+
+
+def _timing_table(lines: list[str], title: str, named: bool) -> list[dict[str, str]]:
+    """The rows of a section's table, each column -> cell.
+
+    Vivado right-aligns every number under the end of its column title, and leaves a cell
+    blank (not NA) where a clock has no path of that kind, so cells are found by position.
+    With ``named``, the first column (left-aligned) is the row's name.
+    """
+    body = _timing_section_lines(lines, title)
+    head_index = next((i for i, row in enumerate(body) if "WNS(ns)" in row), None)
+    if head_index is None:
+        return []
+    head = body[head_index]
+    columns = [(m.group(0), m.end()) for m in re.finditer(r"\S+(?: \S+)*", head)]
+    rows = []
+    for row in body[head_index + 2:]:
+        if not row.strip():
+            if rows or not named:
+                break
+            continue
+        cells: dict[str, str] = {}
+        tokens = list(re.finditer(r"\S+", row))
+        if named:
+            cells[columns[0][0]] = tokens[0].group(0)
+            tokens = tokens[1:]
+        for token in tokens:
+            name, _ = min(columns[1 if named else 0:], key=lambda c: abs(c[1] - token.end()))
+            cells[name] = token.group(0)
+        rows.append(cells)
+    return rows
+
+
+def _slack(path: str | Path, row: dict[str, str], column: str) -> float | None:
+    value = row.get(column, "NA")
+    if value == "NA":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise XaiHlsError(f"report {path}: {column} is {value!r}, not a number") from None
+
+
+def _timing_int(path: str | Path, row: dict[str, str], column: str) -> int | None:
+    value = row.get(column, "NA")
+    return None if value == "NA" else _count(path, column, value)
+
+
+def _timing_part(header: dict[str, str]) -> str | None:
+    """The part from the report's Device, Speed File and Temperature Grade lines.
+
+    report_timing_summary prints the device and package ('7z020-clg400', 'xczu7ev-ffvc1156')
+    and the speed grade apart ('-1  PRODUCTION 1.12 ...'); UltraScale+ part names end in the
+    temperature grade ('-e'), 7-series names do not.
+    """
+    device = header.get("Device")
+    if device is None:
+        return None
+    speed = header.get("Speed File", "").split()
+    part = device + (speed[0] if speed and speed[0].startswith("-") else "")
+    grade = header.get("Temperature Grade")
+    if grade and not re.match(r"(xc)?7", device):
+        part += "-" + grade.lower()
+    return _canonical_part(part)
 
 
 # --------------------------------------------------------------------------- yosys stat

@@ -21,7 +21,8 @@ from xaihls.errors import XaiHlsError
 from xaihls.methods import PREDICT_CODE, PostProcess, ReluBackward, ig_constants, method_of_code
 from xaihls.numerics import FixedFormat, count_saturated, round_shift, saturate
 from xaihls.plan.contract import DESCRIPTOR, HEADER, MAX_IG_STEPS, PROGRAM_MAGIC, PROGRAM_VERSION, RESULT, Flag, Op
-from xaihls.plan.lowering import Job, ProgramV2, Shape, from_blocked, job_from_bytes, to_blocked
+from xaihls.plan.contract import from_blocked, to_blocked
+from xaihls.plan.lowering import Job, ProgramV2, Shape, job_from_bytes
 
 SATURATION_KINDS = ("forward", "backward", "post")
 
@@ -45,9 +46,9 @@ class Run:
 class Engine:
     """One engine (Tm x Tn MAC array) with its DDR, ReLU-bit memory and pool-index memory."""
 
-    def __init__(self, program: ProgramV2):
-        self.program = program
-        self.ddr = program.ddr()
+    def __init__(self, program: ProgramV2 | np.ndarray):
+        """On a fresh DDR holding ``program``, or on a DDR array (uint8) that already holds one."""
+        self.ddr = program.ddr() if isinstance(program, ProgramV2) else program
         h = HEADER.decode(self.ddr[: HEADER.bytes].tobytes())
         if h["magic"] != PROGRAM_MAGIC or h["version"] != PROGRAM_VERSION or h["desc_words"] != DESCRIPTOR.words:
             raise XaiHlsError(f"not an xaihls Program version {PROGRAM_VERSION} (magic {h['magic']:#x}, "

@@ -1,9 +1,11 @@
-"""What Vitis HLS refuses to synthesize, found by reading the C++ (no Vitis needed).
+"""What Vitis HLS refuses to synthesize, or synthesizes badly, found by reading the C++ (no Vitis needed).
 
 A lightweight lexical check of the synthesized sources: dynamic memory, the standard
-library, recursion, loops without a static bound, variable-length arrays. It reads the
-code the way the engine is written (one function per definition, counted ``for`` loops);
-it is a tripwire for CI, not a C++ parser.
+library, recursion, loops without a static bound, variable-length arrays; and, inside
+pipelined loops (issue 12), division, modulo and products of two run-time values, each of
+which costs a divider or a DSP in every pipeline that has it. It reads the code the way the
+engine is written (one function per definition, counted ``for`` loops); it is a tripwire for
+CI, not a C++ parser.
 """
 
 from __future__ import annotations
@@ -12,7 +14,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-ALLOWED_SYSTEM_INCLUDES = {"ap_int.h", "ap_fixed.h", "hls_stream.h", "hls_math.h", "hls_vector.h"}
+ALLOWED_SYSTEM_INCLUDES = {"ap_int.h", "ap_fixed.h", "hls_stream.h", "hls_math.h", "hls_vector.h",
+                           "hls_streamofblocks.h", "stdint.h"}
+DATA_MULTIPLIERS = {"dsp_mul"}
+"""The functions a pipelined loop may multiply two run-time values with: the data path's
+multiplier (one DSP, operands of at most 18 bits). Any other product in a pipelined loop, or
+in a function it calls, needs a compile-time-constant operand."""
+_BUILTIN_TYPES = {"int", "char", "short", "long", "unsigned", "signed", "float", "double", "bool", "void", "auto",
+                  "size_t", "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t", "uint64_t"}
 _KEYWORDS = {"if", "for", "while", "switch", "return", "sizeof", "else", "case", "do", "catch", "static_cast",
              "reinterpret_cast", "const_cast", "new", "delete", "throw", "typedef", "using", "goto"}
 
@@ -64,18 +73,31 @@ def constant_names(code: str) -> set[str]:
     names |= set(re.findall(r"\bconst\s+int\s+(\w+)\s*=\s*[-\w\s*+()]+[;,]", code))
     for body in re.findall(r"\benum\b[^{;]*\{([^}]*)\}", code):
         names |= {m.group(1) for m in re.finditer(r"(\w+)\s*(?:=[^,]*)?(?:,|$)", body.strip())}
+    for params in re.findall(r"\btemplate\s*<([^<>]*)>", code):  # non-type template parameters
+        names |= set(re.findall(r"\b(?:int|unsigned|bool|long|size_t)\s+(\w+)", params))
     return names
 
 
-def is_constant(expr: str, constants: set[str]) -> bool:
-    """An integer expression of literals, constant names and + - * / ( )."""
-    tokens = re.findall(r"(?:\w+::)*\w+|\S", expr)
+def type_names(code: str) -> set[str]:
+    """Names of types: the built-in ones, typedefs, usings, structs and classes."""
+    code = strip_comments(code)
+    names = set(_BUILTIN_TYPES)
+    names |= set(re.findall(r"\btypedef\b[^;]*?\b(\w+)\s*(?:\[[^\]]*\]\s*)*;", code))
+    names |= set(re.findall(r"\busing\s+(\w+)\s*=", code))
+    names |= set(re.findall(r"\b(?:struct|class)\s+(\w+)", code))
+    return names
+
+
+def is_constant(expr: str, constants: set[str], types: frozenset[str] | set[str] = frozenset()) -> bool:
+    """An integer expression of literals, constant names and + - * / ( ) (``types``: names
+    that may appear as casts, e.g. ``int(N)``)."""
+    tokens = re.findall(r"(?:\w+::)*\w+|<<|>>|\S", expr)
     if not tokens:
         return False
     for tok in tokens:
-        if re.fullmatch(r"\d+[uUlL]*", tok) or tok in ("+", "-", "*", "/", "(", ")"):
+        if re.fullmatch(r"(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*", tok) or tok in ("+", "-", "*", "/", "%", "(", ")", "<<", ">>"):
             continue
-        if tok.split("::")[-1] in constants:
+        if tok.split("::")[-1] in constants or tok in types:
             continue
         return False
     return True
@@ -98,6 +120,180 @@ def _balanced(code: str, start: int, open_: str, close: str) -> int:
     return len(code)
 
 
+# ---- arithmetic inside pipelined loops ----
+
+@dataclass(frozen=True)
+class Function:
+    """A function definition: the file it is in and where its body is."""
+
+    file: str
+    name: str
+    code: str  # the file's text, comments stripped
+    name_start: int
+    body_start: int
+    body_end: int
+
+
+def function_definitions(name: str, code: str) -> list[Function]:
+    """The function definitions of a (comment-stripped) source."""
+    found = []
+    for m in re.finditer(r"\b(\w+)\s*\(", code):
+        fname = m.group(1)
+        if fname in _KEYWORDS:
+            continue
+        close = _balanced(code, m.end() - 1, "(", ")")
+        after = re.match(r"\s*(?:const\s*)?\{", code[close:])
+        if after is None:
+            continue
+        start = close + after.end() - 1
+        found.append(Function(name, fname, code, m.start(), start, _balanced(code, start, "{", "}")))
+    return found
+
+
+def _operand_before(code: str, i: int) -> str:
+    """The primary expression that ends just before index ``i`` (``a``, ``a[k]``, ``f(x)``, ``(x + y)``)."""
+    j = i
+    while j > 0 and code[j - 1].isspace():
+        j -= 1
+    end = j
+    while True:
+        if j > 0 and code[j - 1] in ")]":
+            close, open_ = code[j - 1], "(" if code[j - 1] == ")" else "["
+            depth = 0
+            while j > 0:
+                j -= 1
+                if code[j] == close:
+                    depth += 1
+                elif code[j] == open_:
+                    depth -= 1
+                    if depth == 0:
+                        break
+            continue
+        k = j
+        while k > 0 and (code[k - 1].isalnum() or code[k - 1] in "_:."):
+            k -= 1
+        if k == j:
+            break
+        j = k
+        if j > 0 and code[j - 1] in ")]":
+            continue
+        if code[j - 2:j] == "->":
+            j -= 2
+            continue
+        break
+    return code[j:end]
+
+
+def _operand_after(code: str, i: int) -> str:
+    """The primary expression that starts at index ``i`` (after spaces and unary signs)."""
+    j = i
+    while j < len(code) and (code[j].isspace() or code[j] in "+-!~"):
+        j += 1
+    start = j
+    while j < len(code):
+        if code[j] in "([":
+            j = _balanced(code, j, code[j], ")" if code[j] == "(" else "]")
+            continue
+        k = j
+        while k < len(code) and (code[k].isalnum() or code[k] in "_:."):
+            k += 1
+        if k == j:
+            if code[j:j + 2] == "->":
+                j += 2
+                continue
+            break
+        j = k
+    return code[start:j]
+
+
+def _is_compile_time(operand: str, constants: set[str], types: set[str]) -> bool:
+    operand = operand.strip()
+    if not operand or re.search(r"[\[.]|->", operand):
+        return False
+    call = re.fullmatch(r"((?:\w+::)*\w+)\s*\((.*)\)", operand, re.DOTALL)
+    if call is not None and call.group(1).split("::")[-1] not in types and call.group(1) != "sizeof":
+        return False  # a function's result
+    return is_constant(operand, constants, types)
+
+
+def _unrolled_counters(body: str, constants: set[str]) -> set[str]:
+    """Counters of the fully unrolled, statically bounded loops inside ``body``: a constant in each copy."""
+    names = set()
+    for m in re.finditer(r"\bfor\s*\(", body):
+        close = _balanced(body, m.end() - 1, "(", ")")
+        header = re.fullmatch(r"\s*(?:int|unsigned)\s+(\w+)\s*=\s*([^;]+);\s*\1\s*(?:<|<=)\s*([^;]+);.*", body[m.end():close - 1],
+                              re.DOTALL)
+        brace = re.match(r"\s*\{", body[close:])
+        if header is None or brace is None:
+            continue
+        own = re.split(r"\bfor\s*\(", body[close:_balanced(body, close + brace.end() - 1, "{", "}")])[0]
+        full = re.search(r"#\s*pragma\s+HLS\s+unroll\s*(?:\n|$)", own, re.IGNORECASE)
+        if full and is_constant(header.group(2), constants) and is_constant(header.group(3), constants):
+            names.add(header.group(1))
+    return names
+
+
+def _arithmetic(code: str, start: int, end: int, constants: set[str], types: set[str]):
+    """(offset, rule, text, called) for each division, modulo or run-time product in
+    code[start:end], and the functions it calls."""
+    consts = constants | _unrolled_counters(code[start:end], constants)
+    text = re.sub(r"#\s*pragma[^\n]*", lambda m: " " * len(m.group(0)), code[start:end])
+    issues = []
+    for m in re.finditer(r"(?<![/*])([/%*])(=?)(?![/*])", text):
+        op, i = m.group(1), m.start()
+        left = _operand_before(text, i)
+        if op == "*":
+            before = text[:i].rstrip()
+            if not before or before[-1] not in ")]_" and not before[-1].isalnum():
+                continue  # a dereference or a pointer declarator after punctuation
+            word = re.search(r"(\w+)$", before)
+            if word and (word.group(1) in types or word.group(1) in ("operator", "const")):
+                continue  # a pointer declarator: T *p
+        right = _operand_after(text, m.end())
+        if _is_compile_time(left, consts, types) and _is_compile_time(right, consts, types):
+            continue
+        if op == "*" and (_is_compile_time(left, consts, types) or _is_compile_time(right, consts, types)):
+            continue  # a constant product: shifts and adds
+        rule = {"/": "division", "%": "modulo", "*": "run-time product"}[op] + " inside a pipelined loop"
+        issues.append((start + i, rule, f"{left.strip()} {op}{m.group(2)} {right.strip()}"))
+    called = {c for c in re.findall(r"(?<![\w.>])(\w+)\s*\(", text) if c not in _KEYWORDS and c not in types}
+    return issues, called
+
+
+def pipelined_arithmetic(files: dict[str, str], constants: set[str]) -> list[Violation]:
+    """Division, modulo and products of two run-time values inside pipelined loops of
+    ``files`` (name -> source), or in a function such a loop calls (DATA_MULTIPLIERS aside)."""
+    stripped = {name: strip_comments(code) for name, code in files.items()}
+    types = set().union(*(type_names(code) for code in stripped.values()))
+    functions: dict[str, list[Function]] = {}
+    for name, code in stripped.items():
+        for f in function_definitions(name, code):
+            functions.setdefault(f.name, []).append(f)
+    found: dict[tuple, Violation] = {}
+
+    def visit(file: str, code: str, start: int, end: int, where: str, seen: set[str]) -> None:
+        issues, called = _arithmetic(code, start, end, constants, types)
+        for offset, rule, text in issues:
+            v = Violation(file, _line(code, offset), rule, text + where)
+            found[(v.file, v.line, v.text)] = v
+        for fname in sorted(called - DATA_MULTIPLIERS - seen):
+            for d in functions.get(fname, []):
+                visit(d.file, d.code, d.body_start, d.body_end,
+                      where or f" (in {fname}, called inside a pipelined loop)", seen | {fname})
+
+    for name, code in stripped.items():
+        for m in re.finditer(r"\bfor\s*\(", code):
+            close = _balanced(code, m.end() - 1, "(", ")")
+            brace = re.match(r"\s*\{", code[close:])
+            if brace is None:
+                continue
+            body_end = _balanced(code, close + brace.end() - 1, "{", "}")
+            own = re.split(r"\bfor\s*\(", code[close:body_end])[0]
+            if re.search(r"#\s*pragma\s+HLS\s+pipeline\b(?!\s+off)", own, re.IGNORECASE):
+                visit(name, code, close, body_end, "", set())
+    return sorted(found.values(), key=lambda v: (v.file, v.line, v.text))
+
+
 def check_source(name: str, code: str, constants: set[str]) -> list[Violation]:
     """Violations in one synthesized source; ``constants`` are the compile-time names it may use."""
     src = strip_comments(code)
@@ -117,18 +313,9 @@ def check_source(name: str, code: str, constants: set[str]) -> list[Violation]:
         add(m.start(), "unbounded loop", m.group(0))
 
     # Recursion: a function definition whose body calls the function itself.
-    for m in re.finditer(r"\b(\w+)\s*\(", src):
-        fname = m.group(1)
-        if fname in _KEYWORDS:
-            continue
-        close = _balanced(src, m.end() - 1, "(", ")")
-        after = re.match(r"\s*(?:const\s*)?\{", src[close:])
-        if after is None or re.match(r"\s*[;=]", src[close:]):
-            continue
-        body_start = close + after.end() - 1
-        body_end = _balanced(src, body_start, "{", "}")
-        if re.search(rf"\b{re.escape(fname)}\s*\(", src[body_start + 1:body_end - 1]):
-            add(m.start(), "recursion", f"{fname} calls itself")
+    for f in function_definitions(name, src):
+        if re.search(rf"\b{re.escape(f.name)}\s*\(", src[f.body_start + 1:f.body_end - 1]):
+            add(f.name_start, "recursion", f"{f.name} calls itself")
 
     # Loops: a static bound (a constant on the right of < or <=), or a tripcount pragma in the body.
     for m in re.finditer(r"\bfor\s*\(", src):
@@ -160,8 +347,9 @@ def check_source(name: str, code: str, constants: set[str]) -> list[Violation]:
     return found
 
 
-def check_files(paths: list[Path]) -> list[Violation]:
-    """Violations in synthesized sources; constants are gathered from all of them together."""
+def check_files(paths: list[Path], pipelined: bool = True) -> list[Violation]:
+    """Violations in synthesized sources; constants and functions are gathered from all of
+    them together. ``pipelined``: also check the arithmetic inside pipelined loops."""
     texts = {str(p): Path(p).read_text(encoding="utf-8") for p in paths}
     constants = set()
     for text in texts.values():
@@ -169,4 +357,6 @@ def check_files(paths: list[Path]) -> list[Violation]:
     found = []
     for name, text in texts.items():
         found += check_source(name, text, constants)
+    if pipelined:
+        found += pipelined_arithmetic(texts, constants)
     return found

@@ -283,11 +283,21 @@ def project_files(acc, images=None) -> dict[str, bytes]:
     rtl_unsupported = acc.refusals.get("rtl")
     if rtl_unsupported is None:  # the same engine in SystemVerilog (xaihls sim / xaihls synth)
         files.update(rtl.project_files(plan))
+    # the board flow: Vivado block design and bitstream (Zynq) or a v++ link (Alveo); not run here
+    from xaihls.backends.board import board_files
+
+    try:
+        files.update(board_files(acc.board, axi_data_bits=acc.board.axi_data_bits, clock_mhz=e.clock_mhz))
+        board_flow = None
+    except XaiHlsError as exc:
+        board_flow = str(exc)
     # the plan's figures, for `xaihls report` (estimate rows, roofline)
     files[ESTIMATE_FILE] = (json.dumps(plan.summary(), indent=2, sort_keys=True) + "\n").encode()
     names = sorted(set(files) | {PROJECT_FILE})
     description = project_description(acc, cases, names)
     description["rtl"] = {"unsupported": rtl_unsupported} if rtl_unsupported else {"params": "rtl/params.json"}
+    description["board_flow"] = {"unsupported": board_flow} if board_flow else {
+        "folder": "vitis" if any(name.startswith("vitis/") for name in names) else "vivado"}
     files[PROJECT_FILE] = (json.dumps(description, indent=2, sort_keys=True) + "\n").encode()
     return dict(sorted(files.items()))
 

@@ -46,9 +46,10 @@ def descriptor_profile(program: Program, profile: list[tuple[str, int]]) -> list
 
 
 def compare(program: Program, engine: EngineConfig, profile: list[tuple[str, int]]) -> list[CycleRow]:
+    """Each descriptor's measured cycles next to the model's at the engine's DDR latency."""
     rows = []
     for direction, i, d, cycles in descriptor_profile(program, profile):
-        jc = job_cost(d, engine.tm, engine.tn, engine.bytes_per_cycle, direction, engine.out_depth)
+        jc = job_cost(d, engine.tm, engine.tn, engine.bytes_per_cycle, direction, engine.out_depth, engine.ddr_latency)
         rows.append(CycleRow(direction, i, Op(d.op).name.lower(), d.layer, cycles, jc.cycles, jc.macs))
     return rows
 

@@ -25,6 +25,12 @@ SOURCES = (
 )
 TOP = "xaihls_top"
 
+SIM_DIR = RTL_DIR / "sim"
+SIM_SOURCES = ("xaihls_sim_axi_ram.sv", "xaihls_sim_top.sv", "xaihls_sim_top.vlt")
+"""The simulation top (xaihls_top and its DDR model) and its public ports: simulation only, never
+in SOURCES, never synthesized."""
+SIM_TOP = "xaihls_sim_top"
+
 
 def sources() -> list[Path]:
     """The RTL files in compile order (package first, top last)."""

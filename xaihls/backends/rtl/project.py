@@ -2,8 +2,9 @@
 
 ``xaihls compile`` writes ``DIR/rtl/`` next to the Vitis HLS files: the engine's fixed
 SystemVerilog (copied unchanged from ``xaihls/hls_templates/rtl``), its lint waivers,
-``sources.f`` (compile order), and the only per-network part, the top's parameters
-(``xaihls_params.svh`` and ``params.json``). The Program's DDR image and the test vectors
+``sources.f`` (compile order), the simulation top and DDR model (``rtl/sim/``, never
+synthesized), and the only per-network part, the top's parameters (``xaihls_params.svh`` and
+``params.json``). The Program's DDR image and the test vectors
 (images and the golden model's results) are the HLS project's own, shared by both engines.
 
 Simulation and synthesis read the project's copy of the sources, so what runs is what a user
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xaihls.backends.rtl.params import RTL_DIR, SOURCES, TOP, RtlParams, rtl_params
+from xaihls.backends.rtl.params import RTL_DIR, SIM_SOURCES, SOURCES, TOP, RtlParams, rtl_params
 from xaihls.errors import XaiHlsError
 
 RTL_FOLDER = "rtl"
@@ -30,6 +31,7 @@ VERILATOR_REPORT = "reports/verilator.json"
 YOSYS_REPORT = "reports/yosys_stat.txt"
 YOSYS_INFERENCE_REPORT = "reports/yosys_inference_stat.txt"
 EXTRA_FILES = ("xaihls_lint.vlt", "README.md")
+STALL_PROBABILITY = 0.25  # xaihls sim --stalls: each DDR channel stalls a quarter of the cycles
 
 
 def project_files(plan) -> dict[str, bytes]:
@@ -37,6 +39,8 @@ def project_files(plan) -> dict[str, bytes]:
     params = rtl_params(plan.program, plan.engine)
     files = {f"{RTL_FOLDER}/{name}": (RTL_DIR / name).read_bytes() for name in (*SOURCES, *EXTRA_FILES)}
     files[f"{RTL_FOLDER}/sources.f"] = ("\n".join(SOURCES) + "\n").encode()
+    for name in SIM_SOURCES:
+        files[f"{RTL_FOLDER}/sim/{name}"] = (RTL_DIR / "sim" / name).read_bytes()
     files[f"{RTL_FOLDER}/xaihls_params.svh"] = params.svh().encode()
     files[PARAMS_FILE] = (json.dumps(params.as_dict(), indent=1) + "\n").encode()
     return files
@@ -176,12 +180,16 @@ def method_macs(plan_summary: dict, method: str, steps: int) -> int:
 
 
 def simulate_project(folder: str | Path, methods: tuple[str, ...] | None = None, images: int | None = None,
-                     stalls: bool = False, waves: bool = False) -> dict:
+                     stalls: bool | int = False, waves: bool = False, ddr_latency: int | None = None,
+                     memory: str = "sv") -> dict:
     """Run the project's testbench cases on the simulated RTL; write and return reports/verilator.json.
 
     ``methods`` / ``images``: a subset of the cases (method names, 'predict' included; the
-    first ``images`` images). ``waves``: a VCD trace of the session, ``DIR/rtl/sim/dump.vcd``
-    (a separate Verilator build with tracing).
+    first ``images`` images). ``stalls``: random ready/valid stalls on every DDR channel (an
+    int: their seed). ``ddr_latency``: the DDR model's latency in cycles (default the cost
+    model's DDR_LATENCY); the model's cycles in the report are computed for the same latency.
+    ``memory="axiram"``: cocotbext-axi's AxiRam instead (protocol test, slow). ``waves``: a VCD
+    trace of the session, ``DIR/rtl/sim/dump.vcd`` (a separate Verilator build with tracing).
     """
     from xaihls.backends.rtl import sim
     from xaihls.backends.rtl.cycles import compare
@@ -202,9 +210,12 @@ def simulate_project(folder: str | Path, methods: tuple[str, ...] | None = None,
              "expect_logits": c.expect["logits"], "expect_result": c.expect["result"],
              "expect_attribution": c.expect.get("attribution")} for c in cases]
     work = project.folder / RTL_FOLDER / "sim"
-    out = sim.simulate(program, project.params, runs, stalls=0.25 if stalls else 0.0, waves=waves, check=False,
-                       work_dir=work if waves else None, files=project.sources)
+    seed = 1 if stalls is True else int(stalls)
+    out = sim.simulate(program, project.params, runs, stalls=STALL_PROBABILITY if stalls else 0.0, seed=seed,
+                       waves=waves, check=False, work_dir=work if waves else None, files=project.sources,
+                       ddr_latency=ddr_latency, memory=memory)
     estimate = project.estimate
+    engine = _engine(project, estimate, out.ddr_latency)
     mhz = project.clock_mhz
     tm_tn = project.params.TM * project.params.TN
     rows = []
@@ -213,7 +224,7 @@ def simulate_project(folder: str | Path, methods: tuple[str, ...] | None = None,
                  and np.array_equal(o["result"][:2], case.expect["result"])
                  and ("attribution" not in case.expect or np.array_equal(o["attribution"], case.expect["attribution"])))
         macs = method_macs(estimate, case.method, case.steps)
-        rows.append({"image": case.image, "method": case.method, "cycles": o["cycles"],
+        rows.append({"image": case.image, "method": case.method, "steps": case.steps, "cycles": o["cycles"],
                      "latency_us": round(o["cycles"] / mhz, 3), "mac_utilization": round(macs / tm_tn / o["cycles"], 6),
                      "status": o["status"], "bit_exact": bool(exact), "profile": o["profile"]})
     per_method = {}
@@ -222,14 +233,17 @@ def simulate_project(folder: str | Path, methods: tuple[str, ...] | None = None,
         cyc = int(statistics.median(r["cycles"] for r in mine))
         per_method[method] = {"cycles": cyc, "latency_ms": cyc / (mhz * 1e3), "runs": len(mine),
                               "mac_utilization": statistics.median(r["mac_utilization"] for r in mine),
-                              "model_cycles": estimate["cycles"].get(method),
+                              "model_cycles": model_cycles(program, engine, method, mine[0]["steps"]),
                               "bit_exact": all(r["bit_exact"] for r in mine)}
     first = next((r for r in rows if r["method"] != "predict"), rows[0] if rows else None)
     descriptors = [] if first is None else [
         {**r.__dict__, "mac_utilization": round(r.macs / tm_tn / r.rtl, 6)}
-        for r in compare(program, _engine(project, estimate), first["profile"])]
+        for r in compare(program, engine, first["profile"])]
+    speed = {"cycles": out.cycles, "run_s": round(out.run_s, 3), "cycles_per_second": round(out.cycles_per_second),
+             "process_s": round(out.process_s, 3), "build_s": round(out.build_s, 3)}
     report = {"tool": "verilator", "top": TOP, "params": project.params.as_dict(), "clock_mhz": mhz,
-              "stalls": stalls, "cycles": {m: v["cycles"] for m, v in per_method.items()},
+              "stalls": bool(stalls), "memory": {**out.conditions(), "stall_seed": seed if stalls else None},
+              "simulation": speed, "cycles": {m: v["cycles"] for m, v in per_method.items()},
               "methods": per_method, "cases": [{k: v for k, v in r.items() if k != "profile"} for r in rows],
               "descriptors_of": first["method"] if first else None, "descriptors": descriptors}
     path = project.folder / VERILATOR_REPORT
@@ -238,14 +252,28 @@ def simulate_project(folder: str | Path, methods: tuple[str, ...] | None = None,
     return report
 
 
-def _engine(project: RtlProject, estimate: dict):
-    """The EngineConfig the plan had (what the cost model needs)."""
-    from xaihls.plan.engine import EngineConfig
+def _engine(project: RtlProject, estimate: dict, ddr_latency: int | None = None):
+    """The EngineConfig the plan had (what the cost model needs), at ``ddr_latency`` if given."""
+    from xaihls.plan.engine import DDR_LATENCY, EngineConfig
 
     p = project.params
+    latency = ddr_latency if ddr_latency is not None else estimate.get("ddr_latency", DDR_LATENCY)
     return EngineConfig(p.TM, p.TN, estimate["in_depth"], estimate["out_depth"], estimate["w_depth"], p.MASK_BITS,
                         p.INDEX_ENTRIES, p.INDEX_BITS, estimate["clock_mhz"], estimate["bytes_per_cycle"],
-                        bool(p.BACKWARD))
+                        bool(p.BACKWARD), latency)
+
+
+def model_cycles(program: ProgramImage, engine, method: str, steps: int) -> int:
+    """The cost model's cycles of one run of ``method`` on this Program and engine (its DDR latency)."""
+    from xaihls.plan.cost import job_cost
+    from xaihls.plan.planner import method_cycles
+
+    def total(ds, direction):
+        return sum(job_cost(d, engine.tm, engine.tn, engine.bytes_per_cycle, direction, engine.out_depth,
+                            engine.ddr_latency).cycles for d in ds)
+
+    return method_cycles(program.header, total(program.forward, "forward"), total(program.backward, "backward"),
+                         engine.bytes_per_cycle, steps, engine.ddr_latency)[method]
 
 
 def synthesize_project(folder: str | Path, inference_only: bool = False, family: str | None = None):

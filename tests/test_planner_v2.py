@@ -1,0 +1,73 @@
+"""The Engine v2 planner's choice: the smallest engine within the slack of the fastest that fits.
+
+The cycle and resource models are stand-ins here (a roofline and a linear LUT model) so that the
+test states the selection rule alone; tests of the real models hold them to Verilator and yosys.
+"""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+import xaihls
+from xaihls.errors import XaiHlsError
+from xaihls.models.zoo import get_zoo_model
+from xaihls.plan.boards import load_board
+from xaihls.plan.cost import JobCost
+from xaihls.plan.planner_v2 import array_candidates, describe_candidates, plan_v2
+from xaihls.plan.resources import ResourceModel
+
+
+def _roofline(d, engine, direction):
+    macs = max(d.m_tiles * engine.tm * d.n_tiles * engine.tn * d.passes * d.oh * d.ow, 1)
+    cycles = macs // (engine.tm * engine.tn) + 2000  # a fixed cost per job: large arrays stop paying
+    return JobCost(d.layer, "conv", direction, cycles, cycles, 0, macs, cycles)
+
+
+def _method_cycles(header, fwd, bwd, engine, steps):
+    f, b = sum(c.cycles for c in fwd), sum(c.cycles for c in bwd)
+    return {"predict": f, **{m: f + (steps if m == "integrated_gradients" else 1) * (f + b) for m in xaihls.METHODS}}
+
+
+TIMING = types.SimpleNamespace(job_cost=_roofline, method_cycles=_method_cycles)
+MODEL = ResourceModel(lut=(3000.0, 100.0, 50.0, 20.0, 200.0), ff=(4000.0, 150.0, 60.0, 30.0, 100.0), bram=(4.0, 1.0),
+                      dsp_extra=0, points=(), source="test stand-in")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    entry = get_zoo_model("digits")
+    return xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8],
+                          methods=("saliency",), backends=("golden",)).qgraph
+
+
+def test_the_chosen_engine_is_the_smallest_within_the_slack_of_the_fastest(digits):
+    board = load_board("zcu104")
+    p = plan_v2(digits, board, timing=TIMING, model=MODEL)
+    fits = [c for c in p.candidates if c.fits]
+    fastest = min(c.workload_cycles for c in fits)
+    chosen = next(c for c in p.candidates if c.engine == p.engine)
+    assert chosen.workload_cycles <= 1.1 * fastest
+    smaller = [c for c in fits if c.key < chosen.key]
+    assert all(c.workload_cycles > 1.1 * fastest for c in smaller)
+    assert p.engine.tn % board.beat_elems == 0 and p.engine.tm % p.engine.tn == 0
+    # no slack: the fastest itself
+    q = plan_v2(digits, board, slack=0.0, timing=TIMING, model=MODEL)
+    assert next(c for c in q.candidates if c.engine == q.engine).workload_cycles == fastest
+    assert q.resources.dsp >= p.resources.dsp
+    shown = describe_candidates(p)
+    assert "<- chosen" in shown and (p.next_larger is None or "next larger engine" in shown)
+
+
+def test_arrays_follow_the_boards_axi_beat():
+    assert all(tn % 8 == 0 and tm % tn == 0 for tm, tn in array_candidates(load_board("zcu104"), 0.8))
+    assert (4, 4) in array_candidates(load_board("pynq-z2"), 0.8)
+
+
+def test_a_fixed_tiling_the_beat_does_not_divide_and_a_board_too_small_are_refused(digits):
+    with pytest.raises(XaiHlsError, match="Tn must be a multiple of the 8 elements"):
+        plan_v2(digits, load_board("zcu104"), tiling=(8, 4), timing=TIMING, model=MODEL)
+    huge = ResourceModel(lut=(1e7, 0, 0, 0, 0), ff=(0, 0, 0, 0, 0), bram=(0, 1), dsp_extra=0, points=(), source="")
+    with pytest.raises(XaiHlsError, match="board 'pynq-z2': no engine fits under the 80% cap; the smallest"):
+        plan_v2(digits, load_board("pynq-z2"), timing=TIMING, model=huge)

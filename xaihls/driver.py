@@ -1,0 +1,310 @@
+"""The host driver of a compiled project: ``Device(project).predict(x)`` / ``.attribute(x, method)``.
+
+One register sequence for every transport (docs/contract.md): load the Program's DDR image
+once; per image write the blocked image, baseline and IG table, set the DDR base, method,
+target and steps, start (ap_start), wait for ap_done, read the status, the result record, the
+logits and the blocked attribution. Transports:
+
+- ``PynqTransport``: a board running PYNQ (``pynq.Overlay`` of the project's
+  ``vivado/overlay/xaihls.bit``, ``pynq.allocate`` for the DDR buffer, the IP's MMIO); pynq is
+  imported only when this transport is made.
+- ``ModelTransport``: the Program interpreter (xaihls.sim.interpreter) answering the same
+  registers in process, for host code without a board.
+- the RTL simulation: ``xaihls.backends.rtl`` runs ``Device.sequence`` against the Verilator
+  top through cocotb (the same operations, awaited).
+
+This module imports no torch: a board without PyTorch runs it (numpy only).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import numpy as np
+
+from xaihls.errors import XaiHlsError
+from xaihls.methods import PREDICT_CODE, PostProcess, get_method, ig_constants
+from xaihls.numerics import FixedFormat, quantize_array
+from xaihls.plan.contract import (HEADER, MAX_IG_STEPS, PROGRAM_MAGIC, PROGRAM_VERSION, REGISTER, RESULT, Status,
+                                  from_blocked, to_blocked)
+
+DDR_IMAGE = "firmware/weights/ddr_image.bin"
+OVERLAY = "vivado/overlay/xaihls.bit"
+CTRL_START, CTRL_DONE, CTRL_IDLE = 0x1, 0x2, 0x4
+
+
+# ---- the operations of a run, executed by a transport ----
+
+@dataclass(frozen=True)
+class WriteMemory:
+    offset: int  # bytes from the DDR base
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ReadMemory:
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class WriteRegister:
+    offset: int
+    value: int
+
+
+@dataclass(frozen=True)
+class ReadRegister:
+    offset: int
+
+
+@dataclass(frozen=True)
+class WaitDone:
+    timeout_s: float
+
+
+Operation = WriteMemory | ReadMemory | WriteRegister | ReadRegister | WaitDone
+
+
+class Transport(Protocol):
+    """Executes a run's operations against one engine and its DDR buffer."""
+
+    ddr_base: int  # the physical address of the DDR buffer the engine reaches
+
+    def execute(self, op: Operation):
+        """Do ``op``; return what it reads (bytes, an int) or None."""
+
+
+def _fmt(text: str) -> FixedFormat:
+    """A format as project.json writes it: 'fixed<W,F>'."""
+    width, frac = (int(v) for v in text.strip()[len("fixed<"):-1].split(","))
+    return FixedFormat(width, frac)
+
+
+@dataclass(frozen=True)
+class DeviceRun:
+    """One image's results: integer codes and their formats, as the engine wrote them."""
+
+    logits: np.ndarray
+    logits_fmt: FixedFormat
+    predicted: int
+    target: int
+    attribution: np.ndarray | None
+    attribution_fmt: FixedFormat | None
+    saturations: dict[str, int]
+
+
+class Device:
+    """A project's engine behind a transport (the board's PYNQ overlay by default)."""
+
+    def __init__(self, project: str | Path, transport: Transport | None = None):
+        folder = Path(project)
+        try:
+            self.description = json.loads((folder / "project.json").read_text())
+        except (OSError, ValueError):
+            raise XaiHlsError(f"'{folder}' holds no xaihls project (project.json); write one with xaihls compile") \
+                from None
+        image_path = folder / DDR_IMAGE
+        if not image_path.is_file():
+            raise XaiHlsError(f"'{folder}': no {DDR_IMAGE}; write the project again with xaihls compile")
+        self.image = image_path.read_bytes()
+        self.header = HEADER.decode(self.image[: HEADER.bytes])
+        h = self.header
+        if h["magic"] != PROGRAM_MAGIC or h["version"] != PROGRAM_VERSION:
+            raise XaiHlsError(f"'{folder}': its Program is not version {PROGRAM_VERSION}; compile it again")
+        network = self.description["network"]
+        self.input_shape = tuple(network["input_shape"])
+        self.classes = int(network["classes"])
+        formats = self.description["formats"]
+        self.input_fmt = _fmt(formats["input"])
+        self.logits_fmt = _fmt(formats["logits"])
+        self.attribution_fmts = {m: _fmt(f) for m, f in formats["attribution"].items()}
+        self.methods = tuple(self.description["methods"])
+        ig = self.description["integrated_gradients"]
+        self.ig_steps, self.ig_rule = int(ig["steps"]), ig["rule"]
+        self.transport = transport or PynqTransport(folder / OVERLAY, h["total_bytes"])
+        self._loaded = False
+
+    # ---- checks, as the compiler's API makes them (xaihls.executor) ----
+    def _batch(self, x) -> np.ndarray:
+        a = np.asarray(x, dtype=np.float64)
+        if a.ndim == len(self.input_shape):
+            a = a[None]
+        if a.ndim != 4 or tuple(a.shape[1:]) != self.input_shape or a.shape[0] == 0:
+            raise XaiHlsError(f"input has shape {np.shape(x)}; the project was compiled for (N, "
+                              f"{', '.join(map(str, self.input_shape))})")
+        if not np.isfinite(a).all():
+            raise XaiHlsError("input contains NaN or infinite values")
+        return a
+
+    def _method(self, method: str | None) -> int:
+        if method is None:
+            return PREDICT_CODE
+        m = get_method(method)
+        if method not in self.methods:
+            raise XaiHlsError(f"method '{method}' was not compiled in (compiled: {', '.join(self.methods)})")
+        return m.code
+
+    # ---- the register sequence ----
+    def sequence(self, image_q: np.ndarray, baseline_q: np.ndarray, method: int, target: int, steps: int,
+                 rule: str, timeout_s: float = 60.0) -> Iterator[Operation]:
+        """The operations of one run; a transport sends each operation's answer back in."""
+        h, tn = self.header, self.header["tn"]
+        if not self._loaded:
+            yield WriteMemory(0, self.image)
+            self._loaded = True
+        table = np.asarray(ig_constants(steps, rule, h["data_width"]).table(), dtype="<i4").tobytes()
+        yield WriteMemory(h["image_addr"], to_blocked(image_q, tn).astype("<i2").tobytes())
+        yield WriteMemory(h["baseline_addr"], to_blocked(baseline_q, tn).astype("<i2").tobytes())
+        yield WriteMemory(h["ig_table_addr"], table)
+        base = self.transport.ddr_base
+        for name, value in (("DDR_LO", base & 0xFFFFFFFF), ("DDR_HI", base >> 32), ("METHOD", method),
+                            ("TARGET", target & 0xFFFFFFFF), ("STEPS", steps), ("GIE", 1), ("IER", 1),
+                            ("CTRL", CTRL_START)):
+            yield WriteRegister(REGISTER[name], value)
+        yield WaitDone(timeout_s)
+        status = yield ReadRegister(REGISTER["RETURN"])
+        yield WriteRegister(REGISTER["ISR"], 1)  # toggle-on-write: acknowledge the done interrupt
+        if status:
+            bits = [s.name for s in Status if status >> int(s) & 1]
+            raise XaiHlsError(f"the engine stopped with status {status:#x} ({', '.join(bits) or 'unknown'})")
+        result = yield ReadMemory(h["result_addr"], RESULT.bytes)
+        logits = yield ReadMemory(h["logits_addr"], 2 * h["classes"])
+        attribution = None
+        if method != PREDICT_CODE:
+            attribution = yield ReadMemory(h["attr_addr"], 2 * h["input_elems"])
+        return result, logits, attribution
+
+    def _execute(self, ops) -> tuple:
+        answer = None
+        try:
+            while True:
+                answer = self.transport.execute(ops.send(answer))
+        except StopIteration as done:
+            return done.value
+
+    def run(self, x, method: str | None = None, target=None, steps: int | None = None, baseline=None,
+            rule: str | None = None) -> list[DeviceRun]:
+        """Each image of ``x`` (N, C, H, W floats) on the engine: codes and formats."""
+        code = self._method(method)
+        batch = self._batch(x)
+        n = batch.shape[0]
+        targets = np.full(n, -1, dtype=np.int64) if target is None else np.broadcast_to(
+            np.asarray(target), (n,)).astype(np.int64)
+        if target is not None and (np.asarray(target).dtype.kind not in "iu" or (targets < 0).any()
+                                   or (targets >= self.classes).any()):
+            raise XaiHlsError(f"target must be one class or one per image, integers in 0..{self.classes - 1}; "
+                              f"got {target!r}")
+        steps = self.ig_steps if steps is None else steps
+        rule = self.ig_rule if rule is None else rule
+        ig_constants(steps, rule, self.header["data_width"])  # validates both
+        if method and get_method(method).post is PostProcess.INTEGRATED and not 2 <= steps <= MAX_IG_STEPS:
+            raise XaiHlsError(f"integrated_gradients steps must be 2..{MAX_IG_STEPS}, got {steps}")
+        base = np.zeros_like(batch) if baseline is None else np.broadcast_to(
+            np.asarray(baseline, dtype=np.float64), batch.shape)
+        if not np.isfinite(base).all():
+            raise XaiHlsError("baseline contains NaN or infinite values")
+        h = self.header
+        runs = []
+        for k in range(n):
+            ops = self.sequence(quantize_array(batch[k], self.input_fmt), quantize_array(base[k], self.input_fmt),
+                                code, int(targets[k]), steps, rule)
+            result, logits, attribution = self._execute(ops)
+            r = RESULT.decode(result)
+            attr = None
+            if attribution is not None:
+                codes = np.frombuffer(attribution, dtype="<i2").astype(np.int64)
+                attr = from_blocked(codes, h["in_c"], h["in_h"], h["in_w"], h["tn"])
+            counts = {"forward": r["sat_forward"], "backward": r["sat_backward"], "post": r["sat_post"]}
+            runs.append(DeviceRun(np.frombuffer(logits, dtype="<i2").astype(np.int64), self.logits_fmt,
+                                  r["predicted"], r["target"], attr, self.attribution_fmts.get(method),
+                                  {k_: v for k_, v in counts.items() if v}))
+        return runs
+
+    def predict(self, x) -> np.ndarray:
+        """Logits (N, classes), float64 holding the exact fixed-point values."""
+        return np.stack([r.logits * r.logits_fmt.lsb for r in self.run(x)])
+
+    def attribute(self, x, method: str = "saliency", target=None, steps: int | None = None, baseline=None,
+                  rule: str | None = None) -> np.ndarray:
+        """The attribution (N, C, H, W), float64 holding the exact fixed-point values."""
+        runs = self.run(x, method, target, steps, baseline, rule)
+        return np.stack([r.attribution * r.attribution_fmt.lsb for r in runs])
+
+
+class ModelTransport:
+    """The Program interpreter behind the engine's registers, in process (needs the full xaihls)."""
+
+    ddr_base = 0x1_0000_0000  # any base: the interpreter sees offsets
+
+    def __init__(self, total_bytes: int):
+        self.ddr = np.zeros(total_bytes, dtype=np.uint8)
+        self.registers = {offset: 0 for offset in REGISTER.values()}
+
+    def execute(self, op: Operation):
+        if isinstance(op, WriteMemory):
+            self.ddr[op.offset: op.offset + len(op.data)] = np.frombuffer(op.data, dtype=np.uint8)
+        elif isinstance(op, ReadMemory):
+            return self.ddr[op.offset: op.offset + op.size].tobytes()
+        elif isinstance(op, WriteRegister):
+            self.registers[op.offset] = op.value
+            if op.offset == REGISTER["CTRL"] and op.value & CTRL_START:
+                self._start()
+        elif isinstance(op, ReadRegister):
+            return self.registers[op.offset]
+        elif isinstance(op, WaitDone):
+            if not self.registers[REGISTER["CTRL"]] & CTRL_DONE:
+                raise TimeoutError("no ap_done")
+        return None
+
+    def _start(self) -> None:
+        from xaihls.sim.interpreter import Engine
+
+        r = self.registers
+        target = r[REGISTER["TARGET"]]
+        target = target - (1 << 32) if target >> 31 else target
+        Engine(self.ddr).run(r[REGISTER["METHOD"]], target, r[REGISTER["STEPS"]])
+        r[REGISTER["RETURN"]] = 0
+        r[REGISTER["CTRL"]] = CTRL_DONE | CTRL_IDLE
+
+
+class PynqTransport:
+    """A PYNQ board: the overlay's IP registers and a contiguous DDR buffer (pynq imported here)."""
+
+    def __init__(self, bitfile: str | Path, total_bytes: int, ip_name: str = "xaihls_top_0"):
+        try:
+            import pynq
+        except ImportError:
+            raise XaiHlsError("the PYNQ transport needs the pynq package (on the board's image); "
+                              "elsewhere give Device a transport") from None
+        if not Path(bitfile).is_file():
+            raise XaiHlsError(f"no bitstream at {bitfile}; build it with the project's vivado/build_bitstream.tcl")
+        self.overlay = pynq.Overlay(str(bitfile))
+        self.ip = getattr(self.overlay, ip_name)
+        self.buffer = pynq.allocate(shape=(total_bytes,), dtype=np.uint8)
+        self.ddr_base = int(self.buffer.physical_address)
+
+    def execute(self, op: Operation):
+        if isinstance(op, WriteMemory):
+            self.buffer[op.offset: op.offset + len(op.data)] = np.frombuffer(op.data, dtype=np.uint8)
+            self.buffer.flush()
+        elif isinstance(op, ReadMemory):
+            self.buffer.invalidate()
+            return bytes(self.buffer[op.offset: op.offset + op.size])
+        elif isinstance(op, WriteRegister):
+            self.ip.write(op.offset, op.value)
+        elif isinstance(op, ReadRegister):
+            return int(self.ip.read(op.offset))
+        elif isinstance(op, WaitDone):
+            deadline = time.monotonic() + op.timeout_s
+            while not self.ip.read(REGISTER["CTRL"]) & CTRL_DONE:
+                if time.monotonic() > deadline:
+                    raise XaiHlsError(f"the engine raised no ap_done within {op.timeout_s:g} s")
+        return None
+
+
+__all__ = ["Device", "DeviceRun", "ModelTransport", "PynqTransport", "Transport"]

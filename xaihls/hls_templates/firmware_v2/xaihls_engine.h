@@ -1,0 +1,359 @@
+// Engine v2: the controller (docs/engine_v2.md, "The controller") and the post-processing.
+//
+// A run copies the image to the work area, runs the forward list, takes the first maximum
+// of the logits, and for a method runs the backward list (integrated gradients: per step a
+// path point, the forward and the backward list, the weighted sum on chip), then the
+// post-processing, and writes the result record with the three saturation counters.
+// Bit-exact with the Program interpreter (xaihls/sim/interpreter.py, Engine.run).
+#ifndef XAIHLS_ENGINE_H_
+#define XAIHLS_ENGINE_H_
+
+#include "xaihls_conv.h"
+
+namespace xaihls {
+
+// The top's return value (contract.Status bits; 0: ok).
+constexpr int BUS_ERROR = 1 << c::STATUS_BUS_ERROR;
+constexpr int BAD_PROGRAM = 1 << c::STATUS_BAD_PROGRAM;
+constexpr int BAD_ARGUMENT = 1 << c::STATUS_BAD_ARGUMENT;
+constexpr int CSIM_FAULT = 1 << 7;  // C-simulation only: see csim_channel_fault, csim_walk_fault
+
+// The header fields the controller reads (contract.HEADER).
+struct Header {
+    uint32_t magic, forward_addr, backward_addr, image_addr, work_addr, baseline_addr, ig_table_addr, logits_addr,
+        logits_save_addr, result_addr, attr_addr, grad_input_addr;
+    int version, tm, tn, beat_elems, desc_words, n_forward, n_backward, classes, input_elems, input_frac;
+    int grad_frac[3], ixg_frac, ig_sum_frac, ig_frac, data_width, index_bits, mask_bits, index_entries;
+};
+
+inline Header decode_header(const uint32_t w[c::HEADER_WORDS]) {
+    Header h;
+    h.magic = address(w, c::HEADER_MAGIC);
+    h.version = field(w, c::HEADER_VERSION);
+    h.tm = field(w, c::HEADER_TM);
+    h.tn = field(w, c::HEADER_TN);
+    h.beat_elems = field(w, c::HEADER_BEAT_ELEMS);
+    h.desc_words = field(w, c::HEADER_DESC_WORDS);
+    h.n_forward = field(w, c::HEADER_N_FORWARD);
+    h.n_backward = field(w, c::HEADER_N_BACKWARD);
+    h.forward_addr = address(w, c::HEADER_FORWARD_ADDR);
+    h.backward_addr = address(w, c::HEADER_BACKWARD_ADDR);
+    h.image_addr = address(w, c::HEADER_IMAGE_ADDR);
+    h.work_addr = address(w, c::HEADER_WORK_ADDR);
+    h.baseline_addr = address(w, c::HEADER_BASELINE_ADDR);
+    h.ig_table_addr = address(w, c::HEADER_IG_TABLE_ADDR);
+    h.logits_addr = address(w, c::HEADER_LOGITS_ADDR);
+    h.logits_save_addr = address(w, c::HEADER_LOGITS_SAVE_ADDR);
+    h.result_addr = address(w, c::HEADER_RESULT_ADDR);
+    h.attr_addr = address(w, c::HEADER_ATTR_ADDR);
+    h.grad_input_addr = address(w, c::HEADER_GRAD_INPUT_ADDR);
+    h.classes = field(w, c::HEADER_CLASSES);
+    h.input_elems = field(w, c::HEADER_INPUT_ELEMS);
+    h.input_frac = field(w, c::HEADER_INPUT_FRAC);
+    h.grad_frac[c::RELU_MASK] = field(w, c::HEADER_GRAD_FRAC0);
+    h.grad_frac[c::RELU_GUIDED] = field(w, c::HEADER_GRAD_FRAC1);
+    h.grad_frac[c::RELU_DECONV] = field(w, c::HEADER_GRAD_FRAC2);
+    h.ixg_frac = field(w, c::HEADER_IXG_FRAC);
+    h.ig_sum_frac = field(w, c::HEADER_IG_SUM_FRAC);
+    h.ig_frac = field(w, c::HEADER_IG_FRAC);
+    h.data_width = field(w, c::HEADER_DATA_WIDTH);
+    h.index_bits = field(w, c::HEADER_INDEX_BITS);
+    h.mask_bits = field(w, c::HEADER_MASK_BITS);
+    h.index_entries = field(w, c::HEADER_INDEX_ENTRIES);
+    return h;
+}
+
+// A version-2 Program built for this engine (array, beat, kept state and input within it,
+// every region on a beat boundary).
+inline bool header_fits(const Header &h) {
+    const bool identity = h.magic == c::PROGRAM_MAGIC && h.version == c::PROGRAM_VERSION
+        && h.desc_words == c::DESCRIPTOR_WORDS && h.tm == TM && h.tn == TN && h.beat_elems == E
+        && h.data_width == DATA_WIDTH;
+    const bool sizes = h.mask_bits <= MASK_BITS && h.index_entries <= INDEX_ENTRIES && h.index_bits <= INDEX_BITS
+        && h.classes >= 1 && h.input_elems >= 1 && h.input_elems <= INPUT_ELEMS && (h.input_elems & (E - 1)) == 0;
+    const bool regions = aligned(h.forward_addr) && aligned(h.backward_addr) && aligned(h.image_addr)
+        && aligned(h.work_addr) && aligned(h.baseline_addr) && aligned(h.ig_table_addr) && aligned(h.logits_addr)
+        && aligned(h.logits_save_addr) && aligned(h.result_addr) && aligned(h.attr_addr)
+        && aligned(h.grad_input_addr);
+    return identity && sizes && regions;
+}
+
+// One 32-bit word at a 4-byte aligned address (the IG table).
+inline int word_at(const beat_t *ddr, uint32_t byte_addr) {
+    const beat_t beat = ddr_read(ddr, beat_of(byte_addr));
+    const int j = int((byte_addr >> 2) & (WORDS_PER_BEAT - 1));
+    int word = 0;
+    for (int k = 0; k < WORDS_PER_BEAT; k++) {
+#pragma HLS unroll
+        if (k == j) word = int(uint32_t(beat.range(32 * k + 31, 32 * k)));
+    }
+    return word;
+}
+
+// Runs `count` descriptors from `list_addr` under ReLU-backward `mode`; a status on refusal.
+inline int run_list(beat_t *ddr, uint32_t list_addr, int count, int mode, int target, mask_mem_t mask,
+                    index_mem_t index, int &saturated) {
+    int beat = beat_of(list_addr);
+run_jobs:
+    for (int j = 0; j < count; j++) {
+#pragma HLS loop_tripcount max=MAX_JOBS
+        uint32_t words[c::DESCRIPTOR_WORDS];
+        read_words<c::DESCRIPTOR_WORDS>(ddr, beat, words);
+        const Desc d = decode_desc(words);
+        if (d.op == c::OP_CONV) {
+            if (!conv_fits(d)) return BAD_PROGRAM;
+            LoadCfg lc;
+            MacCfg mc;
+            StoreCfg sc;
+            decode_conv(d, mode, lc, mc, sc);
+            int sat = 0;
+            conv_job(ddr, lc, mc, sc, sc.commands, mask, index, sat);
+            saturated += sat;
+        } else if (d.op == c::OP_SEED) {
+            if (!seed_fits(d, target)) return BAD_PROGRAM;
+            seed_job(ddr, d, mode, target, mask);
+        } else {
+            return BAD_PROGRAM;
+        }
+        beat += DESC_BEATS;
+    }
+    return 0;
+}
+
+// The first maximum of the `classes` logits.
+inline int argmax(const beat_t *ddr, int base, int classes) {
+    const int beats = (classes + E - 1) / E;
+    int best_class = 0, c0 = 0;
+    data_t best = 0;
+argmax:
+    for (int b = 0; b < beats; b++) {
+#pragma HLS loop_tripcount max=MAX_SEED_BEATS
+#pragma HLS pipeline II=1
+        const beat_t beat = ddr_read(ddr, base + b);
+        for (int e = 0; e < E; e++) {
+#pragma HLS unroll
+            const data_t v = lane(beat, e);
+            if (c0 + e < classes && (c0 + e == 0 || v > best)) {
+                best = v;
+                best_class = c0 + e;
+            }
+        }
+        c0 += E;
+    }
+    return best_class;
+}
+
+// ---------------------------------------------------------------------------------------
+// Post-processing: element-wise passes over the blocked input, E lanes a cycle, in chunks
+// whose reads and writes are each one burst
+// ---------------------------------------------------------------------------------------
+
+inline void read_chunk(const beat_t *ddr, int base, int count, beat_t buf[CHUNK_BEATS]) {
+read_chunk:
+    for (int i = 0; i < count; i++) {
+#pragma HLS loop_tripcount max=CHUNK_BEATS
+#pragma HLS pipeline II=1
+        buf[i] = ddr_read(ddr, base + i);
+    }
+}
+
+inline void write_chunk(beat_t *ddr, int base, int count, const beat_t buf[CHUNK_BEATS]) {
+write_chunk:
+    for (int i = 0; i < count; i++) {
+#pragma HLS loop_tripcount max=CHUNK_BEATS
+#pragma HLS pipeline II=1
+        ddr_write(ddr, base + i, buf[i]);
+    }
+}
+
+inline void copy_beats(beat_t *ddr, int src, int dst, int beats) {
+    beat_t buf[CHUNK_BEATS];
+copy_chunks:
+    for (int base = 0; base < beats; base += CHUNK_BEATS) {
+#pragma HLS loop_tripcount max=INPUT_BEATS / CHUNK_BEATS + 1
+        const int count = imin(CHUNK_BEATS, beats - base);
+        read_chunk(ddr, src + base, count, buf);
+        write_chunk(ddr, dst + base, count, buf);
+    }
+}
+
+// Integrated gradients' path point k: work = round(base + alpha_k (x - base)) in the input format.
+inline void ig_point(beat_t *ddr, const Header &h, int beats, int alpha, int alpha_frac, int &sat) {
+    beat_t xs[CHUNK_BEATS], bs[CHUNK_BEATS], out[CHUNK_BEATS];
+    const int image = beat_of(h.image_addr), base = beat_of(h.baseline_addr), work = beat_of(h.work_addr);
+    int count = 0;
+ig_point_chunks:
+    for (int c0 = 0; c0 < beats; c0 += CHUNK_BEATS) {
+#pragma HLS loop_tripcount max=INPUT_BEATS / CHUNK_BEATS + 1
+        const int len = imin(CHUNK_BEATS, beats - c0);
+        read_chunk(ddr, image + c0, len, xs);
+        read_chunk(ddr, base + c0, len, bs);
+    ig_point:
+        for (int i = 0; i < len; i++) {
+#pragma HLS loop_tripcount max=CHUNK_BEATS
+#pragma HLS pipeline II=1
+            beat_t o;
+            for (int e = 0; e < E; e++) {
+#pragma HLS unroll
+                const wide_t x = lane(xs[i], e), b = lane(bs[i], e);
+                bool clamped;
+                set_lane(o, e, requantize((b << alpha_frac) + dsp_mul(operand_t(alpha), operand_t(x - b)), alpha_frac,
+                                          clamped));
+                count += clamped;
+            }
+            out[i] = o;
+        }
+        write_chunk(ddr, work + c0, len, out);
+    }
+    sat += count;
+}
+
+// sum += weight_k * grad_input, in the on-chip IG-sum memory (48 bits a lane).
+inline void ig_accumulate(const beat_t *ddr, const Header &h, int beats, int weight, bool first,
+                          ig_word_t ig_sum[INPUT_BEATS]) {
+    beat_t gs[CHUNK_BEATS];
+    const int grad = beat_of(h.grad_input_addr);
+ig_sum_chunks:
+    for (int c0 = 0; c0 < beats; c0 += CHUNK_BEATS) {
+#pragma HLS loop_tripcount max=INPUT_BEATS / CHUNK_BEATS + 1
+        const int len = imin(CHUNK_BEATS, beats - c0);
+        read_chunk(ddr, grad + c0, len, gs);
+    ig_sum:
+        for (int i = 0; i < len; i++) {
+#pragma HLS loop_tripcount max=CHUNK_BEATS
+#pragma HLS pipeline II=1
+            ig_word_t s = ig_sum[c0 + i];
+            for (int e = 0; e < E; e++) {
+#pragma HLS unroll
+                s[e] = (first ? acc_t(0) : s[e]) + dsp_mul(operand_t(weight), operand_t(lane(gs[i], e)));
+            }
+            ig_sum[c0 + i] = s;
+        }
+    }
+}
+
+// The attribution from the input gradient (or, for integrated gradients, the IG sum).
+inline void post_process(beat_t *ddr, const Header &h, int method, int mode, int beats, int weight_frac,
+                         const ig_word_t ig_sum[INPUT_BEATS], int &sat) {
+    beat_t xs[CHUNK_BEATS], ys[CHUNK_BEATS], out[CHUNK_BEATS];
+    const bool integrated = method == c::METHOD_INTEGRATED_GRADIENTS;
+    const int image = beat_of(h.image_addr), attr = beat_of(h.attr_addr);
+    const int other = beat_of(integrated ? h.baseline_addr : h.grad_input_addr);
+    const int ixg_shift = h.input_frac + h.grad_frac[mode] - h.ixg_frac;
+    const int sum_shift = weight_frac + h.grad_frac[c::RELU_MASK] - h.ig_sum_frac;
+    const int ig_shift = h.input_frac + h.ig_sum_frac - h.ig_frac;
+    int count = 0;
+post_chunks:
+    for (int c0 = 0; c0 < beats; c0 += CHUNK_BEATS) {
+#pragma HLS loop_tripcount max=INPUT_BEATS / CHUNK_BEATS + 1
+        const int len = imin(CHUNK_BEATS, beats - c0);
+        read_chunk(ddr, image + c0, len, xs);
+        read_chunk(ddr, other + c0, len, ys);
+    post:
+        for (int i = 0; i < len; i++) {
+#pragma HLS loop_tripcount max=CHUNK_BEATS
+#pragma HLS pipeline II=1
+            const ig_word_t s = ig_sum[c0 + i];
+            beat_t o;
+            for (int e = 0; e < E; e++) {
+#pragma HLS unroll
+                const data_t x = lane(xs[i], e), y = lane(ys[i], e);  // y: the baseline, or the gradient
+                bool clamped_sum = false, clamped = false;
+                const data_t summed = requantize(s[e], sum_shift, clamped_sum);
+                // one multiplier a lane: (x - baseline) * summed, or x * gradient
+                const operand_t a_op = integrated ? operand_t(wide_t(x) - wide_t(y)) : operand_t(x);
+                const product_t p = dsp_mul(a_op, integrated ? operand_t(summed) : operand_t(y));
+                data_t a = y;
+                if (integrated || method == c::METHOD_INPUT_X_GRADIENT) {
+                    a = requantize(p, integrated ? ig_shift : ixg_shift, clamped);
+                } else if (method == c::METHOD_SALIENCY) {
+                    a = requantize(y < 0 ? wide_t(-wide_t(y)) : wide_t(y), 0, clamped);
+                }
+                count += (integrated && clamped_sum) + clamped;
+                set_lane(o, e, a);
+            }
+            out[i] = o;
+        }
+        write_chunk(ddr, attr + c0, len, out);
+    }
+    sat += count;
+}
+
+inline bool fits_operand(int v) { return v >= -(1 << 17) && v < (1 << 17); }
+
+// Integrated gradients: per step the path point, the forward and the backward list, and the
+// weighted sum; the image's logits are kept aside and written back.
+inline int integrated_gradients(beat_t *ddr, const Header &h, int target, int steps, int beats, mask_mem_t mask,
+                                index_mem_t index, ig_word_t ig_sum[INPUT_BEATS], int sat[3]) {
+    const int alpha_frac = word_at(ddr, h.ig_table_addr);
+    const int logit_beats = (h.classes + TN - 1) / TN * PIX_BEATS;
+    copy_beats(ddr, beat_of(h.logits_addr), beat_of(h.logits_save_addr), logit_beats);
+    uint32_t entry = h.ig_table_addr + 8;
+ig_steps:
+    for (int k = 0; k < steps; k++) {
+#pragma HLS loop_tripcount max=c::MAX_IG_STEPS
+        const int alpha = word_at(ddr, entry), weight = word_at(ddr, entry + 4);
+        if (!fits_operand(alpha) || !fits_operand(weight)) return BAD_ARGUMENT;
+        ig_point(ddr, h, beats, alpha, alpha_frac, sat[2]);
+        int status = run_list(ddr, h.forward_addr, h.n_forward, c::RELU_MASK, target, mask, index, sat[0]);
+        if (status == 0)
+            status = run_list(ddr, h.backward_addr, h.n_backward, c::RELU_MASK, target, mask, index, sat[1]);
+        if (status) return status;
+        ig_accumulate(ddr, h, beats, weight, k == 0, ig_sum);
+        entry += 8;
+    }
+    copy_beats(ddr, beat_of(h.logits_save_addr), beat_of(h.logits_addr), logit_beats);
+    return 0;
+}
+
+inline void write_result(beat_t *ddr, uint32_t result_addr, const uint32_t words[c::RESULT_WORDS]) {
+    const int base = beat_of(result_addr);
+    int w = 0;
+write_result:
+    for (int b = 0; b < RESULT_BEATS; b++) {
+#pragma HLS pipeline II=1
+        beat_t beat = 0;  // the record's beats end in padding: the region is padded to 64 bytes
+        for (int j = 0; j < WORDS_PER_BEAT; j++) {
+#pragma HLS unroll
+            if (w + j < c::RESULT_WORDS) beat.range(32 * j + 31, 32 * j) = words[w + j];
+        }
+        ddr_write(ddr, base + b, beat);
+        w += WORDS_PER_BEAT;
+    }
+}
+
+// One run: the prediction and, unless method is PREDICT, the method's attribution.
+inline int run_program(beat_t *ddr, int method, int target, int steps, mask_mem_t mask, index_mem_t index,
+                       ig_word_t ig_sum[INPUT_BEATS]) {
+    uint32_t hw[c::HEADER_WORDS];
+    read_words<c::HEADER_WORDS>(ddr, 0, hw);
+    const Header h = decode_header(hw);
+    if (!header_fits(h)) return BAD_PROGRAM;
+    const bool integrated = method == c::METHOD_INTEGRATED_GRADIENTS;
+    if (method < c::METHOD_PREDICT || method > c::METHOD_DECONVNET || target >= h.classes
+        || (integrated && (steps < 2 || steps > c::MAX_IG_STEPS)))
+        return BAD_ARGUMENT;
+    const int beats = h.input_elems / E;
+    int sat[3] = {0, 0, 0};  // forward, backward, post (contract.RESULT)
+    copy_beats(ddr, beat_of(h.image_addr), beat_of(h.work_addr), beats);
+    int status = run_list(ddr, h.forward_addr, h.n_forward, c::RELU_MASK, 0, mask, index, sat[0]);
+    if (status) return status;
+    const int predicted = argmax(ddr, beat_of(h.logits_addr), h.classes);
+    const int used = target < 0 ? predicted : target;
+    if (method != c::METHOD_PREDICT) {
+        const int mode = relu_mode(method);
+        status = integrated ? integrated_gradients(ddr, h, used, steps, beats, mask, index, ig_sum, sat)
+                            : run_list(ddr, h.backward_addr, h.n_backward, mode, used, mask, index, sat[1]);
+        if (status) return status;
+        const int weight_frac = integrated ? word_at(ddr, h.ig_table_addr + 4) : 0;
+        post_process(ddr, h, method, mode, beats, weight_frac, ig_sum, sat[2]);
+    }
+    const uint32_t result[c::RESULT_WORDS] = {uint32_t(predicted), uint32_t(used), uint32_t(sat[0]),
+                                              uint32_t(sat[1]), uint32_t(sat[2])};
+    write_result(ddr, h.result_addr, result);
+    return 0;
+}
+
+}  // namespace xaihls
+
+#endif

@@ -1,0 +1,171 @@
+"""The Engine v2 planner: the smallest engine within a slack of the fastest that fits the board.
+
+Every candidate array (Tm x Tn with Tn a multiple of the board's AXI beat and Tm a multiple of
+Tn) and buffer depth is lowered, tiled and costed by the cycle model (xaihls.plan.timing) on
+the workload (a prediction and one run of each compiled method); its resources come from the
+model fitted on yosys (xaihls.plan.resources). Among the engines that fit under the cap, the
+fastest sets the bar: the chosen engine is the smallest (DSP, then LUT, then BRAM) whose
+workload takes at most (1 + slack) times the fastest's. Deterministic: candidates are
+enumerated in a fixed order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from xaihls.errors import XaiHlsError
+from xaihls.plan import resources as resource_model
+from xaihls.plan.boards import Board
+from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate
+from xaihls.plan.lowering import Buffers, ProgramV2, Shape, encode, lower_jobs, tiled
+from xaihls.quant.qgraph import QGraph
+
+ARRAY_SIDES = (4, 8, 16, 32, 64, 128, 256)
+IN_DEPTHS = (1024, 2048, 4096, 8192)
+OUT_DEPTHS = (256, 512, 1024, 2048)
+SLACK = 0.10
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One engine the planner weighed."""
+
+    engine: EngineV2
+    resources: ResourceEstimate
+    method_cycles: dict[str, int]
+    workload_cycles: int
+    fits: bool
+
+    @property
+    def key(self) -> tuple:
+        return (self.resources.dsp, self.resources.lut, self.resources.bram_18k, self.workload_cycles)
+
+
+@dataclass(frozen=True, eq=False)
+class PlanV2:
+    board: Board
+    engine: EngineV2
+    program: ProgramV2
+    resources: ResourceEstimate
+    forward_costs: tuple
+    backward_costs: tuple
+    cap: float
+    slack: float
+    ig_steps: int
+    method_cycles: dict[str, int]
+    candidates: tuple[Candidate, ...] = field(default_factory=tuple)
+    next_larger: Candidate | None = None
+
+    def latency_ms(self, method: str = "predict") -> float:
+        return self.method_cycles[method] / (self.engine.clock_mhz * 1e3)
+
+    def utilization(self) -> dict[str, float]:
+        have = self.board.resources.as_dict()
+        return {k: (v / have[k] if have[k] else 0.0) for k, v in self.resources.as_dict().items()}
+
+
+def array_candidates(board: Board, cap: float) -> list[tuple[int, int]]:
+    """(Tm, Tn) pairs an engine on ``board`` can have: Tn a multiple of the AXI beat, Tm of Tn,
+    Tm*Tn DSPs within the cap."""
+    e = board.beat_elems
+    out = []
+    for tn in ARRAY_SIDES:
+        if tn % e:
+            continue
+        for tm in ARRAY_SIDES:
+            if tm % tn == 0 and tm * tn <= cap * board.resources.dsp:
+                out.append((tm, tn))
+    return out
+
+
+def _fits(res: ResourceEstimate, board: Board, cap: float) -> bool:
+    have = board.resources
+    return (res.dsp <= cap * have.dsp and res.lut <= cap * have.lut and res.ff <= cap * have.ff
+            and res.bram_18k <= cap * have.bram_18k)
+
+
+def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None = None,
+            tiling: tuple[int, int] | None = None, slack: float = SLACK, ddr_latency: int = DDR_LATENCY,
+            timing=None, model: resource_model.ResourceModel | None = None) -> PlanV2:
+    """The engine and Program for ``qg`` on ``board`` (``tiling=(Tm, Tn)`` fixes the array)."""
+    if not (isinstance(cap, (int, float)) and 0 < cap <= 1):
+        raise XaiHlsError(f"utilisation cap must be in (0, 1], got {cap}")
+    if not (isinstance(slack, (int, float)) and 0 <= slack <= 10):
+        raise XaiHlsError(f"slack must be a fraction of the fastest latency in 0..10, got {slack}")
+    clock = float(board.clock_mhz if clock_mhz is None else clock_mhz)
+    if not (math.isfinite(clock) and clock > 0):
+        raise XaiHlsError(f"clock must be a positive number of MHz, got {clock_mhz}")
+    if timing is None:
+        from xaihls.plan import timing
+    model = model or resource_model.load()
+    bpc = min(board.bytes_per_cycle(clock), 2 * board.beat_elems)
+    arrays = [tiling] if tiling else array_candidates(board, cap)
+    if tiling:
+        Shape(*tiling, board.beat_elems)  # refuses an array the board's beat does not divide
+    best_of: dict[tuple[int, int], tuple[Candidate, tuple, tuple, object, Buffers]] = {}
+    for tm, tn in arrays:
+        lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems))
+        passes = max([d.passes for d in lowered.forward + lowered.backward] + [1])
+        w_depth = 1 << max(4, math.ceil(math.log2(passes * tm)))
+        for in_depth in IN_DEPTHS:
+            for out_depth in OUT_DEPTHS:
+                buffers = Buffers(in_depth, out_depth, w_depth)
+                try:
+                    forward, backward = tiled(lowered, buffers)
+                except XaiHlsError:
+                    continue
+                h = lowered.header
+                engine = EngineV2(tm, tn, board.beat_elems, in_depth, out_depth, w_depth, h["mask_bits"],
+                                  h["index_entries"], h["index_bits"], h["input_elems"], clock, bpc, ddr_latency)
+                res = model.estimate(engine)
+                fwd = tuple(timing.job_cost(d, engine, "forward") for d in forward)
+                bwd = tuple(timing.job_cost(d, engine, "backward") for d in backward)
+                cycles = timing.method_cycles(h, fwd, bwd, engine, qg.ig_steps)
+                workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
+                cand = Candidate(engine, res, cycles, workload, _fits(res, board, cap))
+                prev = best_of.get((tm, tn))
+                rank = (not cand.fits, workload, res.bram_18k)
+                if prev is None or rank < (not prev[0].fits, prev[0].workload_cycles, prev[0].resources.bram_18k):
+                    best_of[tm, tn] = (cand, fwd, bwd, lowered, buffers)
+    if not best_of:
+        raise XaiHlsError("no engine can hold one row of this network's layers in its largest buffers "
+                          f"({max(IN_DEPTHS)} input words, {max(OUT_DEPTHS)} accumulators)")
+    candidates = tuple(c for c, *_ in best_of.values())
+    feasible = [c for c in candidates if c.fits]
+    if not feasible:
+        small = min(candidates, key=lambda c: c.key)
+        have = board.resources
+        r = small.resources
+        raise XaiHlsError(
+            f"board '{board.name}': no engine fits under the {cap:.0%} cap; the smallest "
+            f"(Tm={small.engine.tm}, Tn={small.engine.tn}) needs {r.dsp} DSP, {r.bram_18k} BRAM_18K, {r.lut} LUT, "
+            f"{r.ff} FF; the board has {have.dsp} DSP, {have.bram_18k} BRAM_18K, {have.lut} LUT, {have.ff} FF")
+    fastest = min(c.workload_cycles for c in feasible)
+    chosen = min((c for c in feasible if c.workload_cycles <= (1 + slack) * fastest), key=lambda c: c.key)
+    larger = [c for c in feasible if c.resources.dsp > chosen.resources.dsp]
+    next_larger = min(larger, key=lambda c: (c.workload_cycles, c.key)) if larger else None
+    cand, fwd, bwd, lowered, buffers = best_of[chosen.engine.tm, chosen.engine.tn]
+    program = encode(lowered, buffers)
+    return PlanV2(board, cand.engine, program, cand.resources, fwd, bwd, cap, slack, qg.ig_steps,
+                  cand.method_cycles, candidates, next_larger)
+
+
+def describe_candidates(p: PlanV2) -> str:
+    """The engines the planner weighed, the chosen one marked, and what the next larger would buy."""
+    lines = [f"{'Tm x Tn':<9}{'in/out/w depth':>18}{'DSP':>6}{'LUT':>8}{'FF':>8}{'BRAM':>6}{'workload cycles':>17}"
+             f"{'vs fastest':>11}  fits"]
+    fastest = min(c.workload_cycles for c in p.candidates if c.fits)
+    for c in sorted(p.candidates, key=lambda c: (c.engine.tm * c.engine.tn, c.engine.tm)):
+        e, r = c.engine, c.resources
+        mark = "  <- chosen" if (e.tm, e.tn) == (p.engine.tm, p.engine.tn) else ""
+        lines.append(f"{e.tm:>3} x {e.tn:<3}{f'{e.in_depth}/{e.out_depth}/{e.w_depth}':>18}{r.dsp:>6}{r.lut:>8,}"
+                     f"{r.ff:>8,}{r.bram_18k:>6}{c.workload_cycles:>17,}{c.workload_cycles / fastest:>10.2f}x  "
+                     f"{'yes' if c.fits else 'no'}{mark}")
+    if p.next_larger is not None:
+        n = p.next_larger
+        chosen = next(c for c in p.candidates if (c.engine.tm, c.engine.tn) == (p.engine.tm, p.engine.tn))
+        lines.append(f"the next larger engine that fits, {n.engine.tm} x {n.engine.tn}, would take "
+                     f"{n.workload_cycles / chosen.workload_cycles:.2f}x the workload's cycles for "
+                     f"{n.resources.dsp - chosen.resources.dsp:+} DSP, {n.resources.lut - chosen.resources.lut:+,} LUT")
+    return "\n".join(lines)
