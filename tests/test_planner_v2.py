@@ -30,7 +30,7 @@ def _method_cycles(header, fwd, bwd, engine, steps):
     return {"predict": f, **{m: f + (steps if m == "integrated_gradients" else 1) * (f + b) for m in xaihls.METHODS}}
 
 
-TIMING = types.SimpleNamespace(job_cost=_roofline, method_cycles=_method_cycles)
+TIMING = types.SimpleNamespace(job_cost=_roofline, workload=_method_cycles)
 MODEL = ResourceModel(lut=(3000.0, 100.0, 50.0, 20.0, 200.0), ff=(4000.0, 150.0, 60.0, 30.0, 100.0), bram=(4.0, 1.0),
                       dsp_extra=0, points=(), source="test stand-in")
 

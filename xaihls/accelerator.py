@@ -22,9 +22,9 @@ from xaihls.quant.qgraph import QGraph
 
 EXECUTORS = {
     "golden": "xaihls.golden.model",       # the reference
-    "program": "xaihls.sim.program",       # the Program, tile by tile, in Python
-    "csim": "xaihls.backends.hls.csim",    # the HLS engine's C++ with g++
-    "rtl": "xaihls.backends.rtl.sim",      # the SystemVerilog engine on Verilator
+    "program": "xaihls.sim.interpreter",   # the Program, job by job, in Python
+    "csim": "xaihls.backends.hls.v2",      # the HLS engine's C++ with g++
+    "rtl": "xaihls.backends.rtl.v2.sim",   # the SystemVerilog engine on Verilator
 }
 """Each backend's module; its ``EXECUTOR`` implements ``xaihls.executor.Executor``."""
 
@@ -108,9 +108,9 @@ class Accelerator:
     def plan(self):
         """The engine and Program for this board (made on first use: it searches tilings)."""
         if self._plan is None:
-            from xaihls.plan.planner import plan
+            from xaihls.plan.planner_v2 import plan_v2
 
-            self._plan = plan(self.qgraph, self.board, tiling=self.tiling)
+            self._plan = plan_v2(self.qgraph, self.board, tiling=self.tiling)
         return self._plan
 
     def supports(self, backend: str) -> bool:

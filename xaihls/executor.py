@@ -20,7 +20,7 @@ from xaihls.numerics import ACCUMULATOR_BITS, FixedFormat, count_saturated, quan
 from xaihls.quant.qgraph import QGraph
 
 if TYPE_CHECKING:  # the plan stage comes after this module; only its type is named here
-    from xaihls.plan.planner import Plan
+    from xaihls.plan.planner_v2 import PlanV2 as Plan
 
 
 @dataclass(frozen=True)
@@ -222,12 +222,7 @@ class Capabilities:
     needs_plan: bool = True            # runs the Program (every executor but golden)
     data_widths: tuple[int, ...] | None = None
     array_sizes: tuple[int, ...] | None = None  # the values Tm and Tn may take
-    square_pools: bool = False         # pool windows and strides must be square
-    max_pool_side: int | None = None   # largest pool window side
-    max_output_stride: int | None = None  # largest output stride of a CONV job (transposed phases)
-    max_bias_shift: int | None = None
     max_ig_steps: int | None = None
-    one_bit_layout: bool = False       # ReLU bits must be read in the layout they were written in
 
 
 class Executor(Protocol):

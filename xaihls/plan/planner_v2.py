@@ -21,7 +21,7 @@ from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate
 from xaihls.plan.lowering import Buffers, ProgramV2, Shape, encode, lower_jobs, tiled
 from xaihls.quant.qgraph import QGraph
 
-ARRAY_SIDES = (4, 8, 16, 32, 64, 128, 256)
+ARRAY_SIDES = (4, 8, 16, 32, 64, 128)  # the RTL takes Tm, Tn up to 128
 IN_DEPTHS = (1024, 2048, 4096, 8192)
 OUT_DEPTHS = (256, 512, 1024, 2048)
 SLACK = 0.10
@@ -121,7 +121,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                 res = model.estimate(engine)
                 fwd = tuple(timing.job_cost(d, engine, "forward") for d in forward)
                 bwd = tuple(timing.job_cost(d, engine, "backward") for d in backward)
-                cycles = timing.method_cycles(h, fwd, bwd, engine, qg.ig_steps)
+                cycles = timing.workload(h, fwd, bwd, engine, qg.ig_steps)
                 workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
                 cand = Candidate(engine, res, cycles, workload, _fits(res, board, cap))
                 prev = best_of.get((tm, tn))

@@ -247,27 +247,44 @@ def post_cycles(op: str, beats: int, engine: EngineV2, ddr_latency: int | None =
 
 def method_cycles(program, engine: EngineV2, method: str | None, steps: int = 32, ddr_latency: int | None = None,
                   bytes_per_cycle: float | None = None) -> int:
-    """Cycles of one run, start to done: predict (``method`` None) or an attribution method (integrated
-    gradients with ``steps`` steps)."""
-    dram = _dram(engine, ddr_latency, bytes_per_cycle)
-    h = program.header
-    beats = h["input_elems"] // engine.beat_elems
-    classes_beats = -(-h["classes"] // engine.beat_elems)
-    header = FETCH_ISSUE + dram.latency + dram.stream(math.ceil(HEADER.bytes / (2 * engine.beat_elems))) + 2
-
+    """Cycles of one run of ``program``, start to done: predict (``method`` None) or an attribution
+    method (integrated gradients with ``steps`` steps)."""
     def jobs(lst, direction):
         return sum(job_cost(d, engine, direction, ddr_latency, bytes_per_cycle).cycles for d in lst)
+
+    backward = jobs(program.backward, "backward") if method is not None else 0
+    return run_cycles(program.header, engine, jobs(program.forward, "forward"), backward, method, steps,
+                      ddr_latency, bytes_per_cycle)
+
+
+def workload(header, forward_costs, backward_costs, engine: EngineV2, steps: int) -> dict[str, int]:
+    """Cycles of predict and of every method (by name) from the jobs' costs: what the planner weighs."""
+    from xaihls.methods import METHODS
+
+    f = sum(c.cycles for c in forward_costs)
+    b = sum(c.cycles for c in backward_costs)
+    return {"predict": run_cycles(header, engine, f, b, None, steps),
+            **{m: run_cycles(header, engine, f, b, m, steps) for m in METHODS}}
+
+
+def run_cycles(header, engine: EngineV2, forward: int, backward: int, method: str | None, steps: int = 32,
+               ddr_latency: int | None = None, bytes_per_cycle: float | None = None) -> int:
+    """Cycles of one run, start to done, given its forward and backward jobs' cycles: the header,
+    the post-processing and the result around them."""
+    dram = _dram(engine, ddr_latency, bytes_per_cycle)
+    h = header
+    beats = h["input_elems"] // engine.beat_elems
+    classes_beats = -(-h["classes"] // engine.beat_elems)
+    header_cycles = FETCH_ISSUE + dram.latency + dram.stream(math.ceil(HEADER.bytes / (2 * engine.beat_elems))) + 2
 
     def post(op, n=beats):
         return post_cycles(op, n, engine, ddr_latency, bytes_per_cycle)
 
     result = FETCH_ISSUE + dram.latency + dram.stream(classes_beats) + classes_beats * engine.beat_elems \
         + 4 + math.ceil(RESULT.bytes / (2 * engine.beat_elems)) + dram.latency + JOB_END
-    forward = jobs(program.forward, "forward")
-    total = header + post("copy") + forward + result
+    total = header_cycles + post("copy") + forward + result
     if method is None:
         return total
-    backward = jobs(program.backward, "backward")
     if method == "integrated_gradients":
         table = FETCH_ISSUE + dram.latency + 3
         total += 2 * post("copy", classes_beats) + table

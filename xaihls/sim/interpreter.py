@@ -18,10 +18,12 @@ import numpy as np
 import torch
 
 from xaihls.errors import XaiHlsError
-from xaihls.methods import PREDICT_CODE, PostProcess, ReluBackward, ig_constants, method_of_code
+from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
+from xaihls.methods import METHOD_CODES, PREDICT_CODE, PostProcess, ReluBackward, ig_constants, method_of_code
 from xaihls.numerics import FixedFormat, count_saturated, round_shift, saturate
 from xaihls.plan.contract import DESCRIPTOR, HEADER, MAX_IG_STEPS, PROGRAM_MAGIC, PROGRAM_VERSION, RESULT, Flag, Op
 from xaihls.plan.contract import from_blocked, to_blocked
+from xaihls.plan.engine import DATA_BITS
 from xaihls.plan.lowering import Job, ProgramV2, Shape, job_from_bytes
 
 SATURATION_KINDS = ("forward", "backward", "post")
@@ -319,3 +321,18 @@ def run_batch(program: ProgramV2, x_q: torch.Tensor, method_code: int, target: t
             attrs.append(r.attribution)
     as_t = lambda a: torch.from_numpy(np.stack(a).astype(np.int64))  # noqa: E731
     return as_t(logits), torch.tensor(targets, dtype=torch.int64), (as_t(attrs) if attrs else None), counters
+
+
+class InterpreterExecutor:
+    """The Program interpreted job by job in Python (numpy), as the engine runs it."""
+
+    capabilities = Capabilities("program", data_widths=(DATA_BITS,), max_ig_steps=MAX_IG_STEPS)
+
+    def run(self, qg, plan, args: RunArgs) -> RunResult:
+        code = PREDICT_CODE if args.method is None else METHOD_CODES[args.method]
+        logits, targets, attrs, counters = run_batch(plan.program, args.x_q, code, args.target, args.steps,
+                                                     args.rule, args.baseline_q)
+        return engine_result(qg, args, logits, targets, attrs, counters)
+
+
+EXECUTOR = InterpreterExecutor()

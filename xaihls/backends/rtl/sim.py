@@ -434,8 +434,7 @@ class RtlExecutor:
     """The SystemVerilog engine on Verilator (built once per parameter set, cached)."""
 
     capabilities = Capabilities("rtl", data_widths=(16,), array_sizes=(1, 2, 4, 8, 16, 32, 64, 128),
-                                square_pools=True, max_pool_side=16, max_output_stride=15, max_bias_shift=31,
-                                max_ig_steps=MAX_IG_STEPS, one_bit_layout=True)
+                                max_ig_steps=MAX_IG_STEPS)
 
     def run(self, qg, plan, args: RunArgs) -> RunResult:
         logits, targets, attrs, counters, cycles = run_rtl(plan.program, plan.engine, args.x_q, args.method,

@@ -27,7 +27,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
 from xaihls.plan.contract import MAX_IG_STEPS, RESULT
-from xaihls.plan.lowering import from_blocked, to_blocked
+from xaihls.plan.contract import from_blocked, to_blocked
 
 SIM_DIR = RTL_DIR / "sim"
 DDR_MODEL = RTL_DIR.parent / "rtl" / "sim" / "xaihls_sim_axi_ram.sv"   # the DDR model, shared with version 1
@@ -199,8 +199,8 @@ class RtlV2Executor:
     """The Engine v2 SystemVerilog engine on Verilator. ``plan``: any object with ``.program``
     (ProgramV2) and ``.engine`` (EngineV2)."""
 
-    capabilities = Capabilities("rtl", data_widths=(16,), array_sizes=(4, 8, 16, 32, 64, 128), square_pools=False,
-                                max_pool_side=15, max_output_stride=15, max_bias_shift=63, max_ig_steps=MAX_IG_STEPS)
+    capabilities = Capabilities("rtl", data_widths=(16,), array_sizes=(4, 8, 16, 32, 64, 128),
+                                max_ig_steps=MAX_IG_STEPS)
 
     def run(self, qg, plan, args: RunArgs) -> RunResult:
         logits, targets, attrs, counters, cycles = run_rtl_v2(plan.program, plan.engine, args.x_q, args.method,
