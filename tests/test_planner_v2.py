@@ -14,7 +14,7 @@ import xaihls
 from xaihls.errors import XaiHlsError
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan.boards import load_board
-from xaihls.plan.cost import JobCost
+from xaihls.plan.timing import JobCost
 from xaihls.plan.planner_v2 import array_candidates, describe_candidates, plan_v2
 from xaihls.plan.resources import ResourceModel
 

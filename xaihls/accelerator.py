@@ -143,11 +143,11 @@ class Accelerator:
         return dequantize(r.attribution, r.attribution_fmt).to(torch.float32)
 
     def write(self, out_dir: str | Path, force: bool = False) -> Path:
-        """Write the Vitis HLS project (engine, parameters, Program image, testbench, tcl, Makefile).
+        """Write the project: the Vitis HLS engine (Program image, testbench, tcl, Makefile), the RTL, the board flow.
 
         Refuses a non-empty folder that holds no xaihls project unless ``force``; never deletes files.
         """
-        from xaihls.backends.hls.writer import write_project
+        from xaihls.writer import write_project
 
         return write_project(self, out_dir, force=force)
 

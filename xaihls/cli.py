@@ -338,7 +338,8 @@ def _refusals(p) -> dict[str, str]:
 
 def cmd_compile(args) -> int:
     import xaihls
-    from xaihls.backends.hls.writer import check_project_folder, read_project, write_project
+    from xaihls.project import check_project_folder, read_project
+    from xaihls.writer import write_project
     from xaihls.frontend.loaders import load_model
     from xaihls.plan.boards import load_board
 

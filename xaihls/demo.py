@@ -70,7 +70,7 @@ def run_demo(out: Path, steps: int = 32, board: str = "pynq-z2", console=None, m
     save_heatmap_grid(images, attributions, out / "heatmaps.png", titles)
 
     # The hardware: write the project, then run every backend whose toolchain is here.
-    from xaihls.backends.hls.writer import write_project
+    from xaihls.writer import write_project
 
     project = write_project(acc, out / "project", force=True, images=images[: max(rtl_images, 1)])
     reports = project / "reports"

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field
 
 from xaihls.errors import XaiHlsError
+from xaihls.frontend.ir import MaxPool2d, ReLU
 from xaihls.plan import resources as resource_model
 from xaihls.plan.boards import Board
 from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate
@@ -63,6 +64,69 @@ class PlanV2:
     def utilization(self) -> dict[str, float]:
         have = self.board.resources.as_dict()
         return {k: (v / have[k] if have[k] else 0.0) for k, v in self.resources.as_dict().items()}
+
+    @property
+    def workload_methods(self) -> tuple[str, ...]:
+        return ("predict", *self.program.qgraph.methods)
+
+    @property
+    def kept(self) -> "KeptMemory":
+        return kept_memory(self.program)
+
+    def summary(self) -> dict:
+        """The plan's figures as plain data (what ``describe`` prints; a project's estimate.json)."""
+        e = self.engine
+        names = [layer.name for layer in self.program.qgraph.graph.layers] + ["logits"]
+        k = self.kept
+        return {
+            "board": self.board.name, "part": self.board.part, "clock_mhz": e.clock_mhz, "tm": e.tm, "tn": e.tn,
+            "axi_data_bits": e.axi_data_bits, "in_depth": e.in_depth, "out_depth": e.out_depth,
+            "w_depth": e.w_depth, "bytes_per_cycle": e.bytes_per_cycle, "ddr_latency": e.ddr_latency,
+            "cap": self.cap, "slack": self.slack, "ig_steps": self.ig_steps,
+            "cycles": {m: self.method_cycles[m] for m in self.workload_methods},
+            "latency_ms": {m: self.latency_ms(m) for m in self.workload_methods},
+            "resources": self.resources.as_dict(), "resources_model": resource_model.MODEL_FILE.name,
+            "memories_bram_18k": dict(self.resources.breakdown or {}),
+            "capacity": self.board.resources.as_dict(), "utilization": self.utilization(),
+            "kept_bits": k.kept_bits, "activation_bits": k.activation_bits,
+            "layers": [{"layer": names[c.layer], "direction": c.direction, "op": c.op, "cycles": c.cycles,
+                        "bound": c.bound_cycles, "macs": c.macs, "memory_cycles": c.memory_cycles,
+                        "mac_utilization": round(c.utilization(e.tm, e.tn), 6)}
+                       for c in self.forward_costs + self.backward_costs],
+            "candidates": [{"tm": c.engine.tm, "tn": c.engine.tn, "in_depth": c.engine.in_depth,
+                            "out_depth": c.engine.out_depth, "w_depth": c.engine.w_depth,
+                            "resources": c.resources.as_dict(), "workload_cycles": c.workload_cycles,
+                            "fits": c.fits} for c in self.candidates],
+        }
+
+
+@dataclass(frozen=True)
+class KeptMemory:
+    """What the engine keeps between the forward and backward passes, against the activations
+    a backward pass would otherwise need (16-bit, every ReLU and max-pool input)."""
+
+    relu_bits: int
+    index_bits: int
+    activation_bits: int
+
+    @property
+    def kept_bits(self) -> int:
+        return self.relu_bits + self.index_bits
+
+    @property
+    def ratio(self) -> float:
+        return self.activation_bits / self.kept_bits if self.kept_bits else float("inf")
+
+
+def kept_memory(program: ProgramV2) -> KeptMemory:
+    qg = program.qgraph
+    layers = qg.graph.layers
+    act = 0
+    for i, layer in enumerate(layers):
+        if isinstance(layer, ReLU) or (isinstance(layer, MaxPool2d) and not (i and isinstance(layers[i - 1], ReLU))):
+            act += qg.width * math.prod(layer.in_shape)
+    h = program.header
+    return KeptMemory(h["mask_bits"], h["index_entries"] * h["index_bits"], act)
 
 
 def array_candidates(board: Board, cap: float) -> list[tuple[int, int]]:
@@ -168,4 +232,38 @@ def describe_candidates(p: PlanV2) -> str:
         lines.append(f"the next larger engine that fits, {n.engine.tm} x {n.engine.tn}, would take "
                      f"{n.workload_cycles / chosen.workload_cycles:.2f}x the workload's cycles for "
                      f"{n.resources.dsp - chosen.resources.dsp:+} DSP, {n.resources.lut - chosen.resources.lut:+,} LUT")
+    return "\n".join(lines)
+
+
+def describe(p: PlanV2, methods=None) -> str:
+    """A plain-text account of the plan: the engine, per-job cycles and bounds, the methods'
+    latencies, the resources by the fitted model, and the candidates weighed."""
+    e = p.engine
+    qg = p.program.qgraph
+    lines = [
+        f"board {p.board.name} ({p.board.part}) at {e.clock_mhz:g} MHz, {e.axi_data_bits}-bit AXI, "
+        f"{e.bytes_per_cycle:g} DDR bytes/cycle, DDR latency {e.ddr_latency} cycles",
+        f"engine: Tm={e.tm} x Tn={e.tn} MACs, input buffer {e.in_depth} words, {e.out_depth} accumulators a lane, "
+        f"weight buffer {e.w_depth} rows",
+        "",
+        f"{'layer':<14}{'dir':<5}{'op':<6}{'cycles':>11}{'bound':>11}{'MAC util':>10}",
+    ]
+    names = [layer.name for layer in qg.graph.layers] + ["logits"]
+    for cost in p.forward_costs + p.backward_costs:
+        util = f"{cost.utilization(e.tm, e.tn):.1%}" if cost.macs else "-"
+        lines.append(f"{names[cost.layer]:<14}{cost.direction[:3]:<5}{cost.op:<6}{cost.cycles:>11,}"
+                     f"{cost.bound_cycles:>11,}{util:>10}")
+    lines.append("")
+    for method in ["predict"] + list(methods or qg.methods):
+        lines.append(f"{method:<22}{p.method_cycles[method]:>12,} cycles {p.latency_ms(method):>10.3f} ms")
+    util = p.utilization()
+    lines.append("")
+    lines.append("resources (model fitted on yosys / board): " + ", ".join(
+        f"{k} {v:,}/{p.board.resources.as_dict()[k]:,} ({util[k]:.0%})" for k, v in p.resources.as_dict().items()
+        if k != "URAM"))
+    k = p.kept
+    lines.append(f"kept for the backward pass: {k.kept_bits:,} bits (ReLU {k.relu_bits:,} + pool indices "
+                 f"{k.index_bits:,}) vs {k.activation_bits:,} bits of 16-bit activations: {k.ratio:.1f}x smaller")
+    lines += ["", f"engines weighed (the smallest within {p.slack:.0%} of the fastest that fits under the "
+              f"{p.cap:.0%} cap; workload: predict + one run of each method):", describe_candidates(p)]
     return "\n".join(lines)

@@ -31,7 +31,6 @@ import math
 from dataclasses import dataclass
 
 from xaihls.plan.contract import DESCRIPTOR, HEADER, RESULT, Flag, Op
-from xaihls.plan.cost import JobCost
 from xaihls.plan.engine import EngineV2
 
 DECODE = 9  # descriptor decode: 8 products on one multiplier, the last one landing, then the start
@@ -43,6 +42,24 @@ WB_PIPE = 6  # the write-back's pipeline and output FIFO before a beat reaches t
 JOB_END = 3  # last write response to the controller's next step
 BIAS_TOKEN = 3  # an m-tile's last write-back cycle to the loader taking its bias set for m-tile + 2
 CONV_TAIL = 3  # a CONV job's last write-back cycle to its last beat's write, as measured
+
+
+@dataclass(frozen=True)
+class JobCost:
+    """Cycles of one job, and what bounds it."""
+
+    layer: int
+    op: str
+    direction: str
+    cycles: int
+    compute_cycles: int  # the MAC array busy
+    memory_cycles: int  # DDR transfers alone
+    macs: int  # useful multiply-accumulates
+    bound_cycles: int  # roofline: max(MACs / (Tm*Tn), the transfers at the DDR's rate)
+
+    def utilization(self, tm: int, tn: int) -> float:
+        """MAC-array utilisation: the useful MACs over what the array could do in the cycles taken."""
+        return self.macs / (tm * tn) / self.cycles if self.macs else 0.0
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,4 @@
-"""The HLS backend: a Vitis HLS project of the engine (writer) and its g++ C-simulation (csim).
-
-The engine's C++ lives in ``xaihls/hls_templates`` (fixed library + templates with holes);
-the writer fills in only parameters.h, the Program image, test vectors and the scripts.
+"""The HLS backend: the Engine v2 C++ (``xaihls/hls_templates/firmware_v2``) as a Vitis HLS
+project and its g++ C-simulation. ``v2`` writes the project's HLS files and runs the engine in
+process; ``csim`` owns the compiler, the ap_types headers and the project testbench's build.
 """
-
-from xaihls.backends.hls.writer import read_project, write_project
-
-__all__ = ["write_project", "read_project"]

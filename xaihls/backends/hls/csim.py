@@ -63,11 +63,9 @@ def compiler() -> str:
 
 
 def cache_dir() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "xaihls"
+    from xaihls.project import cache_dir as project_cache
+
+    return project_cache()
 
 
 def _build_key(sources: list[Path], headers: list[Path], extra: tuple[str, ...]) -> str:
@@ -218,7 +216,7 @@ def build_testbench(project: Path) -> Path:
 
 def run_testbench(project: str | Path) -> tuple[int, str]:
     """Build and run an HLS project's testbench: (exit status, its output). Non-zero on any mismatch."""
-    from xaihls.backends.hls.writer import PROJECT_FILE, read_project
+    from xaihls.project import PROJECT_FILE, read_project
 
     if read_project(project) is None:
         raise XaiHlsError(f"'{project}' is not an xaihls HLS project (no {PROJECT_FILE} written by xaihls); "
