@@ -73,9 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
 
     p = sub.add_parser("plan", help="choose the engine tiling for a board and show its cost",
-                       description="Calibrate the model, choose the Tm x Tn engine and buffers that minimise "
-                                   "the workload's cycles on the board, and print per-layer cycles, roofline "
-                                   "bounds, MAC-array utilisation, latency per method and resources.")
+                       description="Calibrate the model, choose the smallest Tm x Tn engine and buffers whose "
+                                   "workload is within a slack of the fastest engine that fits the board, and "
+                                   "print per-job cycles, roofline bounds, MAC-array utilisation, latency per "
+                                   "method, resources (the model fitted on yosys) and the engines weighed.")
     _add_model_args(p)
     p.add_argument("--methods", type=_methods, default="saliency,integrated_gradients",
                    help="methods in the workload, comma-separated or 'all' (default saliency,integrated_gradients)")
@@ -83,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (default 32)")
     p.add_argument("--clock", type=float, help="clock in MHz (default: the board's)")
     p.add_argument("--cap", type=float, default=0.8, help="utilisation cap on every resource (default 0.8)")
+    p.add_argument("--slack", type=float, default=0.10,
+                   help="take the smallest engine within this fraction of the fastest's workload (default 0.10)")
     p.add_argument("--tiling", help="fix the array: TmxTn, e.g. 16x8")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -305,7 +308,7 @@ def cmd_plan(args) -> int:
     import xaihls
     from xaihls.frontend.loaders import load_model
     from xaihls.plan.boards import load_board
-    from xaihls.plan.planner import describe, plan
+    from xaihls.plan.planner_v2 import describe, plan_v2
 
     loaded = load_model(args.model, args.weights, args.input_shape)
     board = load_board(args.board, args.board_path or None)
@@ -316,7 +319,7 @@ def cmd_plan(args) -> int:
         acc = xaihls.compile(loaded.graph, board=board, methods=args.methods, calibration=calibration,
                              config=args.config, ig_steps=args.steps, backends=("golden",))
     with console.status(f"planning for {board.name}"):
-        p = plan(acc.qgraph, board, cap=args.cap, clock_mhz=args.clock, tiling=tiling)
+        p = plan_v2(acc.qgraph, board, cap=args.cap, clock_mhz=args.clock, tiling=tiling, slack=args.slack)
     refusals = _refusals(p)
     if args.json:
         print(json.dumps({**p.summary(), "refusals": refusals}, indent=2))

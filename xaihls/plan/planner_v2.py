@@ -165,6 +165,12 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     model = model or resource_model.load()
     bpc = min(board.bytes_per_cycle(clock), 2 * board.beat_elems)
     arrays = [tiling] if tiling else array_candidates(board, cap)
+    if not arrays:
+        tm = tn = max(ARRAY_SIDES[0], board.beat_elems)
+        have = board.resources
+        raise XaiHlsError(f"board '{board.name}': no engine fits under the {cap:.0%} cap; the smallest engine "
+                          f"(Tm={tm}, Tn={tn}) needs {tm * tn} DSP for its MACs; the board has {have.dsp} DSP, "
+                          f"{have.bram_18k} BRAM_18K, {have.lut} LUT, {have.ff} FF")
     if tiling:
         Shape(*tiling, board.beat_elems)  # refuses an array the board's beat does not divide
     best_of: dict[tuple[int, int], tuple[Candidate, tuple, tuple, object, Buffers]] = {}
@@ -202,7 +208,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
         have = board.resources
         r = small.resources
         raise XaiHlsError(
-            f"board '{board.name}': no engine fits under the {cap:.0%} cap; the smallest "
+            f"board '{board.name}': no engine fits under the {cap:.0%} cap; the smallest engine "
             f"(Tm={small.engine.tm}, Tn={small.engine.tn}) needs {r.dsp} DSP, {r.bram_18k} BRAM_18K, {r.lut} LUT, "
             f"{r.ff} FF; the board has {have.dsp} DSP, {have.bram_18k} BRAM_18K, {have.lut} LUT, {have.ff} FF")
     fastest = min(c.workload_cycles for c in feasible)
