@@ -39,7 +39,7 @@ def _net(*layers) -> nn.Module:
 def test_a_model_that_starts_with_flatten_gets_its_attribution_on_every_executor():
     net = _net(nn.Flatten(), nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 3))
     x = torch.rand(4, 1, 3, 4, generator=torch.Generator().manual_seed(1))
-    acc = xaihls.compile(net, (1, 3, 4), calibration=x, tiling=(4, 2))
+    acc = xaihls.compile(net, (1, 3, 4), calibration=x, tiling=(4, 4))
     g = acc.run(x, "gradient")
     assert g.attribution.abs().sum() > 0
     _bit_exact(acc, x)
@@ -55,21 +55,29 @@ def test_a_model_that_starts_with_flatten_gets_its_attribution_on_every_executor
     (_net(nn.Conv2d(3, 5, 3, padding=1), nn.ReLU(), nn.AvgPool2d((3, 2), stride=(1, 2)), nn.Flatten(),
           nn.Linear(5 * 5 * 4, 3)), (3, 7, 8)),
 ], ids=["maxpool_2x3_stride_2x1", "pool_2x1_on_width_1", "maxpool_whole_6x7_map", "gap_on_7x9", "avgpool_3x2"])
-def test_non_square_pools_run_bit_exact_where_supported_and_are_refused_at_compile_elsewhere(net, shape):
+def test_non_square_pools_compile_for_every_backend_and_run_bit_exact(net, shape):
+    """Engine v2 pools any window and stride its fields hold (up to 15 x 15), on every executor;
+    the RTL's bits are in hw_tests/test_rtl_v2_exact.py."""
     x = torch.rand(3, *shape, generator=torch.Generator().manual_seed(2))
-    acc = xaihls.compile(net, shape, calibration=x, tiling=(4, 4), backends=SOFTWARE)
+    acc = xaihls.compile(net, shape, calibration=x, tiling=(4, 4))  # every backend, the RTL included
+    assert acc.refusals == {}
     _bit_exact(acc, x[:2])
-    with pytest.raises(XaiHlsError) as refused:  # every backend asked for: the RTL pools square windows
-        xaihls.compile(net, shape, calibration=x, tiling=(4, 4))
+
+
+def test_a_pool_wider_than_the_contracts_fields_is_refused_at_compile_naming_the_layer():
+    net = _net(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d((16, 2)), nn.Flatten(), nn.Linear(4, 3))
+    x = torch.rand(3, 1, 18, 4, generator=torch.Generator().manual_seed(2))
+    xaihls.compile(net, (1, 18, 4), calibration=x, backends=("golden",))  # the reference takes it
+    with pytest.raises(XaiHlsError) as refused:
+        xaihls.compile(net, (1, 18, 4), calibration=x, tiling=(4, 4))
     message = str(refused.value)
-    assert "\n" not in message and "the rtl backend cannot run this network" in message
-    assert "layer '2'" in message and ("square" in message or "16x16" in message)
+    assert "\n" not in message and "max-pool '2'" in message and "pool_kh = 16" in message and "4-bit field" in message
 
 
 def test_two_relus_in_a_row_are_one_relu():
     net = _net(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.ReLU(), nn.Flatten(), nn.ReLU(), nn.Linear(3 * 4 * 4, 4))
     x = torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(3))
-    acc = xaihls.compile(net, (1, 6, 6), calibration=x, tiling=(4, 2))  # every backend, the RTL included
+    acc = xaihls.compile(net, (1, 6, 6), calibration=x, tiling=(4, 4))  # every backend, the RTL included
     assert [type(layer).__name__ for layer in acc.graph.layers] == ["Conv2d", "ReLU", "Flatten", "Linear"]
     _bit_exact(acc, x[:2])
 
@@ -80,11 +88,11 @@ def test_the_common_cifar_head_without_pooling_is_accepted_by_every_backend():
     net = _net(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 3, stride=2), nn.ReLU(), nn.Flatten(),
                nn.Linear(5 * 3 * 3, 10))
     x = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(4))
-    acc = xaihls.compile(net, (3, 8, 8), calibration=x, tiling=(4, 2))
+    acc = xaihls.compile(net, (3, 8, 8), calibration=x, tiling=(4, 4))
     assert acc.refusals == {}
     _bit_exact(acc, x[:2])
     relu_first = _net(nn.ReLU(), nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
-    acc = xaihls.compile(relu_first, (3, 8, 8), calibration=x - 0.5, tiling=(4, 2))
+    acc = xaihls.compile(relu_first, (3, 8, 8), calibration=x - 0.5, tiling=(4, 4))
     assert acc.refusals == {}
     _bit_exact(acc, x[:2] - 0.5)
 
@@ -107,7 +115,7 @@ def test_compile_refuses_bad_arguments_with_one_line(kwargs, message):
 def digits_acc():
     digits = get_zoo_model("digits")
     return xaihls.compile(digits.build(), digits.input_shape, calibration=digits.calibration()[:16],
-                          tiling=(4, 2)), digits.samples()[0][:2]
+                          tiling=(4, 4)), digits.samples()[0][:2]
 
 
 @pytest.mark.parametrize("backend", ["golden", "program"])
@@ -144,12 +152,12 @@ def test_a_calibration_tensor_that_is_always_zero_is_named_in_a_warning():
         net[0].weight.fill_(-1.0)
         net[0].bias.fill_(-1.0)  # the ReLU's output is zero on every non-negative image
     with pytest.warns(XaiHlsWarning, match=r"calibration: .*zero on every calibration image"):
-        xaihls.compile(net, (1, 6, 6), calibration=torch.rand(4, 1, 6, 6), tiling=(2, 2))
+        xaihls.compile(net, (1, 6, 6), calibration=torch.rand(4, 1, 6, 6), tiling=(4, 4))
 
 
 def test_every_backend_reports_saturations_and_the_cli_warns(tmp_path, capsys):
     digits = get_zoo_model("digits")
-    acc = xaihls.compile(digits.build(), digits.input_shape, calibration=digits.calibration()[:16], tiling=(4, 2),
+    acc = xaihls.compile(digits.build(), digits.input_shape, calibration=digits.calibration()[:16], tiling=(4, 4),
                          backends=SOFTWARE)
     x = digits.samples()[0][:2] * 4  # four times the calibrated range
     counts = {b: acc.run(x, "input_x_gradient", backend=b).saturations for b in SOFTWARE}
@@ -164,12 +172,12 @@ def test_every_backend_reports_saturations_and_the_cli_warns(tmp_path, capsys):
 
 
 def test_project_verbs_take_a_relative_path_from_another_folder(tmp_path, capsys, monkeypatch):
-    from xaihls.backends.hls.writer import write_project
+    from xaihls.writer import write_project
     from xaihls.backends.rtl import synth
 
     digits = get_zoo_model("digits")
     acc = xaihls.compile(digits.build(), digits.input_shape, methods=("gradient",),
-                         calibration=digits.calibration()[:8], tiling=(4, 2))
+                         calibration=digits.calibration()[:8], tiling=(4, 4))
     write_project(acc, tmp_path / "work" / "prj", images=digits.samples()[0][:1])
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
@@ -251,7 +259,7 @@ def test_every_phase_of_a_stride_larger_than_its_kernel_gets_its_gradient():
     net = nn.Sequential(nn.Conv2d(2, 3, (1, 2), stride=(2, 3), padding=(0, 1)), nn.ReLU(), nn.Flatten(),
                         nn.Linear(3 * 2 * 3, 4)).eval()
     x = torch.rand(3, 2, 3, 7, generator=torch.Generator().manual_seed(7))
-    acc = xaihls.compile(net, (2, 3, 7), calibration=x, tiling=(4, 2), backends=SOFTWARE)
+    acc = xaihls.compile(net, (2, 3, 7), calibration=x, tiling=(4, 4), backends=SOFTWARE)
     gradient = acc.run(x, "gradient").attribution
     assert (gradient[..., 2::3] != 0).any()  # phase 2 of 3 along x: reached by the kernel's first tap
     _bit_exact(acc, x[:2])

@@ -266,8 +266,8 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
     _u("pool_oh", MAP, "pooled rows"),
     _u("pool_ow", MAP, "pooled columns"),
     _u("code0", 8, "GATE: the pool-window position of pass (0, 0)"),
-    _s("code_ky", 6, "GATE: window positions per pass row"),
-    _s("code_kx", 6, "GATE: window positions per pass column"),
+    _s("code_ky", 9, "GATE: window positions per pass row"),
+    _s("code_kx", 9, "GATE: window positions per pass column"),
 ))
 
 RESULT = Record("result", "What the engine writes at result_addr when a run is done.", (

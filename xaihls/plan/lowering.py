@@ -673,11 +673,18 @@ def encode(lowered: Lowered, buffers: Buffers) -> ProgramV2:
     h = lowered.header
     image = bytearray(lowered.init_end)
     image[: HEADER.bytes] = HEADER.encode(h)
-    names = [layer.name for layer in lowered.qgraph.graph.layers] + ["logits"]
+    layers = lowered.qgraph.graph.layers
+    names = [layer.name for layer in layers] + ["logits"]
+
+    def where(d: Job, direction: str) -> str:
+        if d.has(Flag.POOL) and d.layer < len(layers) and isinstance(layers[d.layer], Conv2d):
+            pool = next(k for k in range(d.layer + 1, len(layers)) if isinstance(layers[k], MaxPool2d))
+            return f"layer '{names[d.layer]}' with its max-pool '{names[pool]}' ({direction}): "
+        return f"layer '{names[d.layer]}' ({direction}): "
+
     for base, jobs, direction in ((h["forward_addr"], forward, "forward"), (h["backward_addr"], backward, "backward")):
         for k, d in enumerate(jobs):
-            image[base + DESCRIPTOR.bytes * k: base + DESCRIPTOR.bytes * (k + 1)] = \
-                d.encode(f"layer '{names[d.layer]}' ({direction}): ")
+            image[base + DESCRIPTOR.bytes * k: base + DESCRIPTOR.bytes * (k + 1)] = d.encode(where(d, direction))
     for addr, values in lowered.blobs:
         assert addr + 2 * values.size <= lowered.init_end, "a blob outside the image"
         image[addr: addr + 2 * values.size] = values.astype("<i2").tobytes()

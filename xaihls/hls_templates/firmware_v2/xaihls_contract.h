@@ -165,8 +165,8 @@ constexpr FieldSpec DESCRIPTOR_POOL_SW = {30, 4, 4, false};  // pool stride colu
 constexpr FieldSpec DESCRIPTOR_POOL_OH = {30, 8, 12, false};  // pooled rows
 constexpr FieldSpec DESCRIPTOR_POOL_OW = {30, 20, 12, false};  // pooled columns
 constexpr FieldSpec DESCRIPTOR_CODE0 = {31, 0, 8, false};  // GATE: the pool-window position of pass (0, 0)
-constexpr FieldSpec DESCRIPTOR_CODE_KY = {31, 8, 6, true};  // GATE: window positions per pass row
-constexpr FieldSpec DESCRIPTOR_CODE_KX = {31, 14, 6, true};  // GATE: window positions per pass column
+constexpr FieldSpec DESCRIPTOR_CODE_KY = {31, 8, 9, true};  // GATE: window positions per pass row
+constexpr FieldSpec DESCRIPTOR_CODE_KX = {31, 17, 9, true};  // GATE: window positions per pass column
 
 // result: What the engine writes at result_addr when a run is done.
 constexpr int RESULT_WORDS = 5;

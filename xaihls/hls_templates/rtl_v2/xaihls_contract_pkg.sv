@@ -93,9 +93,9 @@ package xaihls_contract_pkg;
   // descriptor: One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, Tm x Tn products a cycle (docs/contract.md, 'The CONV job').
   localparam int DESCRIPTOR_WORDS = 32;
   typedef struct packed {
-    logic [11:0] pad1012;
-    logic signed [5:0] code_kx;  // GATE: window positions per pass column
-    logic signed [5:0] code_ky;  // GATE: window positions per pass row
+    logic [5:0] pad1018;
+    logic signed [8:0] code_kx;  // GATE: window positions per pass column
+    logic signed [8:0] code_ky;  // GATE: window positions per pass row
     logic [7:0] code0;  // GATE: the pool-window position of pass (0, 0)
     logic [11:0] pool_ow;  // pooled columns
     logic [11:0] pool_oh;  // pooled rows
