@@ -76,7 +76,7 @@ def tool_env() -> dict[str, str]:
 
 def cache_root() -> Path:
     """Verilator builds, next to the C-simulation's (``$XAIHLS_CACHE_DIR``, default ~/.cache/xaihls)."""
-    from xaihls.backends.hls.csim import cache_dir
+    from xaihls.project import cache_dir
 
     return cache_dir() / "verilator"
 
