@@ -190,20 +190,21 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
             memory_total += wb
         mt_done.append(wb_free)
     total = fetch + last_done + CONV_TAIL + dram.latency + JOB_END
-    macs = _useful_macs(d)
+    macs = _useful_macs(d, tm, tn)
     min_bytes = 2 * (d.n_tiles * d.ih * d.iw * tn + d.m_tiles * tm * d.n_tiles * tn * passes
                      + d.out_blocks * d.oph * d.opw * tn)
     bound = max(math.ceil(macs / (tm * tn)), math.ceil(min_bytes / (2 * e / dram.beat_cycles)))
     return JobCost(d.layer, "conv", direction, total, compute_total, memory_total, macs, bound)
 
 
-def _useful_macs(d) -> int:
-    """Multiply-accumulates on operands inside the input map (padding excluded), per channel pair."""
+def _useful_macs(d, tm: int, tn: int) -> int:
+    """Multiply-accumulates of the array on operands inside the input map (spatial padding
+    excluded; the channels of the last tile count whole, which a descriptor does not tell apart)."""
     rows = sum(1 for r in range(d.oh) for t in range(d.ky)
                if 0 <= r * d.isy + t * d.iky + d.iy0 < d.ih)
     cols = sum(1 for c in range(d.ow) for t in range(d.kx)
                if 0 <= c * d.isx + t * d.ikx + d.ix0 < d.iw)
-    return rows * cols * d.m_tiles * d.n_tiles
+    return rows * cols * d.m_tiles * tm * d.n_tiles * tn
 
 
 def seed_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
