@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_wheel_ships_boards_models_and_templates(tmp_path):
+def test_wheel_ships_boards_models_templates_and_the_resource_model(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
         capture_output=True, text=True,
@@ -25,11 +25,13 @@ def test_wheel_ships_boards_models_and_templates(tmp_path):
     for path in templates.rglob("*") if templates.exists() else []:
         if path.is_file() and "__pycache__" not in path.parts:
             assert f"xaihls/hls_templates/{path.relative_to(templates).as_posix()}" in names
+    assert "xaihls/plan/resource_model.json" in names
     assert any(n.endswith("entry_points.txt") for n in names)
 
 
 def test_non_editable_install_finds_its_files(tmp_path):
-    """Installed from the wheel (not editable), xaihls reads its boards, models and templates."""
+    """Installed from the wheel (not editable), xaihls reads its boards, models, templates and
+    fitted resource model."""
     wheel_dir = tmp_path / "wheel"
     target = tmp_path / "site"
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
@@ -46,6 +48,8 @@ def test_non_editable_install_finds_its_files(tmp_path):
         "from xaihls.models.zoo import get_zoo_model\n"
         "from xaihls.backends.hls.templates import read_template\n"
         "assert len(list_boards()) >= 7\n"
+        "from xaihls.plan.resources import load\n"
+        "assert load().points\n"
         "e = get_zoo_model('digits'); e.build(); e.samples(); e.calibration()\n"
         "assert 'xaihls_top' in read_template('firmware/xaihls_top.cpp')\n"
         "print('ok')\n" % str(target)

@@ -31,8 +31,8 @@ def _method_cycles(header, fwd, bwd, engine, steps):
 
 
 TIMING = types.SimpleNamespace(job_cost=_roofline, workload=_method_cycles)
-MODEL = ResourceModel(lut=(3000.0, 100.0, 50.0, 20.0, 200.0), ff=(4000.0, 150.0, 60.0, 30.0, 100.0), bram=(4.0, 1.0),
-                      dsp_extra=0, points=(), source="test stand-in")
+MODEL = ResourceModel(lut=(3000.0, 100.0, 50.0, 20.0, 200.0, 0.0), ff=(4000.0, 150.0, 60.0, 30.0, 100.0, 0.0),
+                      dsp_extra=0, source="test stand-in")
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,6 @@ def test_arrays_follow_the_boards_axi_beat():
 def test_a_fixed_tiling_the_beat_does_not_divide_and_a_board_too_small_are_refused(digits):
     with pytest.raises(XaiHlsError, match="Tn must be a multiple of the 8 elements"):
         plan_v2(digits, load_board("zcu104"), tiling=(8, 4), timing=TIMING, model=MODEL)
-    huge = ResourceModel(lut=(1e7, 0, 0, 0, 0), ff=(0, 0, 0, 0, 0), bram=(0, 1), dsp_extra=0, points=(), source="")
+    huge = ResourceModel(lut=(1e7, 0, 0, 0, 0, 0), ff=(0, 0, 0, 0, 0, 0), dsp_extra=0)
     with pytest.raises(XaiHlsError, match="board 'pynq-z2': no engine fits under the 80% cap; the smallest"):
         plan_v2(digits, load_board("pynq-z2"), timing=TIMING, model=huge)

@@ -7,7 +7,7 @@ compared with yosys `synth_xilinx` (and Vitis reports where a user has them) in 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 ACC_BITS = 48  # the wide accumulator (DSP48 P register)
 DATA_BITS = 16
@@ -118,6 +118,14 @@ def estimate_resources(cfg: EngineConfig) -> ResourceEstimate:
     return ResourceEstimate(lut, ff, dsp, sum(brams.values()), 0, brams)
 
 
+MIN_DEPTH = 16  # the smallest buffer depth built (addresses of one bit or none would not elaborate)
+
+
+def pow2(n: int, floor: int = 1) -> int:
+    """The smallest power of two >= n and >= floor."""
+    return max(floor, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+
+
 @dataclass(frozen=True)
 class EngineV2:
     """What an Engine v2 is built with (docs/engine_v2.md); its Program must fit it.
@@ -155,6 +163,18 @@ class EngineV2:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def as_built(self) -> "EngineV2":
+        """The same engine with its memories as the RTL builds them (xaihls.backends.rtl.v2.params):
+        buffer depths and kept-state sizes rounded up to powers of two (the hardware addresses its
+        sets by the top bit), no kept state and no IG sums in an inference-only build."""
+        b = self.backward
+        return replace(self, in_depth=pow2(self.in_depth, MIN_DEPTH), out_depth=pow2(self.out_depth, MIN_DEPTH),
+                       w_depth=pow2(max(self.w_depth, self.tm), MIN_DEPTH),
+                       mask_bits=pow2(max(self.mask_bits, 1), 64) if b else self.tn,
+                       index_entries=pow2(max(self.index_entries, 1), 64) if b else self.tn,
+                       index_bits=max(self.index_bits, 1) if b else 1,
+                       input_elems=pow2(self.input_elems, self.tn) if b else self.tn)
 
     @classmethod
     def for_program(cls, program, clock_mhz: float, bytes_per_cycle: float, ddr_latency: int = 24,

@@ -3,10 +3,10 @@
 Every candidate array (Tm x Tn with Tn a multiple of the board's AXI beat and Tm a multiple of
 Tn) and buffer depth is lowered, tiled and costed by the cycle model (xaihls.plan.timing) on
 the workload (a prediction and one run of each compiled method); its resources come from the
-model fitted on yosys (xaihls.plan.resources). Among the engines that fit under the cap, the
-fastest sets the bar: the chosen engine is the smallest (DSP, then LUT, then BRAM) whose
-workload takes at most (1 + slack) times the fastest's. Deterministic: candidates are
-enumerated in a fixed order.
+model fitted on yosys (xaihls.plan.resources), and arrays outside that model's range are not
+weighed. Among the engines that fit under the cap, the fastest sets the bar: the chosen engine
+is the smallest (DSP, then LUT, then BRAM) whose workload takes at most (1 + slack) times the
+fastest's. Deterministic: candidates are enumerated in a fixed order.
 """
 
 from __future__ import annotations
@@ -173,6 +173,12 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                           f"{have.bram_18k} BRAM_18K, {have.lut} LUT, {have.ff} FF")
     if tiling:
         Shape(*tiling, board.beat_elems)  # refuses an array the board's beat does not divide
+    refusals = [why for tm, tn in arrays if (why := model.refusal(tm, tn, board.beat_elems))]
+    arrays = [(tm, tn) for tm, tn in arrays if not model.refusal(tm, tn, board.beat_elems)]
+    if not arrays:
+        raise XaiHlsError(f"board '{board.name}': {refusals[0]}" if refusals else
+                          f"board '{board.name}': no Tm x Tn array has Tn a multiple of its {board.beat_elems}-element "
+                          f"AXI beat within {cap:.0%} of its {board.resources.dsp} DSPs")
     best_of: dict[tuple[int, int], tuple[Candidate, tuple, tuple, object, Buffers]] = {}
     for tm, tn in arrays:
         lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems))

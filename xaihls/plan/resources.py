@@ -1,16 +1,22 @@
 """The resource model of Engine v2, fitted on yosys runs of the RTL (never guessed).
 
-``synth_xilinx`` of the RTL at several array shapes (Tm and Tn varied separately, and the AXI
-width) gives LUT, FF, DSP and BRAM_18K counts; ``fit`` finds the coefficients of
+For an engine (as the RTL builds it: ``EngineV2.as_built``):
 
-    LUT, FF = c0 + c1*Tm + c2*Tn + c3*Tm*Tn + c4*E          (E: 16-bit elements per AXI beat)
+- BRAM_18K and LUTRAM are counted, not fitted: ``memories`` lists every memory the RTL
+  (xaihls/hls_templates/rtl_v2) instantiates, with its width, depth, write-enable segments and
+  copies, and ``memory_cells`` maps each one as yosys ``synth_xilinx`` does (memory_libmap's
+  cost function over the 7-series RAMs). The rule is checked shape by shape against yosys
+  (``python -m benchmarks.resources --memories``) and in total at every yosys point.
+- DSP = Tm * Tn + ``dsp_extra`` (the controller's one setup multiplier), exact at every point.
+- LUT (less the counted LUTRAM) and FF are linear in ``FEATURES``, fitted by least squares on
+  yosys points that vary Tm, Tn and the AXI width apart.
 
-by least squares, and BRAM_18K = b0 + b1 * (the block RAMs the engine's memories need at the
-point's buffer depths, counted shape by shape). DSP is Tm*Tn plus a constant, fitted exactly.
-The coefficients, the points they come from and each point's residual are stored in
-``resource_model.json`` (written by ``python -m benchmarks.resources --fit``); the planner
-uses the model only through ``estimate``, and tests/test_resources.py holds it to within
-15% of every stored point.
+The coefficients, the points they come from, the points held out of the fit and every residual
+are stored in ``resource_model.json`` (``python -m benchmarks.resources --fit``); the planner uses
+the model only through ``estimate``; tests/test_resources.py holds it to 15% of every stored point.
+The model answers only inside its points' range (``refusal``): Tm, Tn and Tm * Tn up to twice the
+largest measured, the AXI width between the narrowest and the widest measured; it refuses the
+rest rather than extrapolate further.
 """
 
 from __future__ import annotations
@@ -23,112 +29,240 @@ from pathlib import Path
 import numpy as np
 
 from xaihls.errors import XaiHlsError
-from xaihls.plan.engine import ACC_BITS, DATA_BITS, EngineV2, ResourceEstimate, bram18_count
+from xaihls.plan.engine import ACC_BITS, DATA_BITS, EngineV2, ResourceEstimate
 
 MODEL_FILE = Path(__file__).with_name("resource_model.json")
-FEATURES = ("1", "tm", "tn", "tm*tn", "beat_elems")
+FEATURES = ("1", "tm", "tn", "tm*tn", "beat_elems", "backward")
+RESULTS_OF = ("LUT", "FF", "DSP", "BRAM_18K")
+TOLERANCE = 0.15
+"""The largest relative error on LUT, FF and BRAM_18K the model may have at any stored point."""
+REACH = 2
+"""How far past its largest measured Tm, Tn and Tm * Tn the model answers (a factor): the terms
+that grow with the array (16 FF a MAC for the weight shadow chain, the write-back's lane
+multiplexers) are structural, so one doubling is a short step; further is a guess."""
+
+# xaihls_top's fixed memories and FIFOs (their sizes are localparams of the RTL, not top parameters)
+PROFILE_WORDS, PROFILE_BITS = 512, 32  # the cycle profile (u_profile)
+FIFO_DEPTH = 16  # the read mover's burst FIFO, the write mover's length FIFO, the write-back's output FIFO
+LEN_BITS = 20  # beats of one mover command (xaihls_top LEN_BITS)
+
+# The RAMs yosys's memory_libmap may map a memory to on 7-series (techlibs/xilinx brams_xc4v.txt
+# "$__XILINX_BLOCKRAM_SDP_" and lutrams_xc5v.txt "$__XILINX_LUTRAM_SDP_"): (cell, RAMB18 halves a
+# cell takes (0: LUT RAM), cost, widthscale, write-enable byte, ((address bits, data width), ...)).
+RAM_KINDS = (
+    ("RAM32M", 0, 8, 7, 0, ((5, 6),)),
+    ("RAM64M", 0, 8, 7, 0, ((6, 3),)),
+    ("RAMB18E1", 1, 129, 0, 9, ((14, 1), (13, 2), (12, 4), (11, 9), (10, 18), (9, 36))),
+    ("RAMB36E1", 2, 257, 0, 9, ((15, 1), (14, 2), (13, 4), (12, 9), (11, 18), (10, 36), (9, 72))),
+)
+MUX_COST = DEMUX_COST = 0.5  # memory_libmap's FACTOR_MUX / FACTOR_DEMUX: a bit of read mux or write demux
+LUTRAM_LUTS = 4  # a RAM32M (32 x 6) or RAM64M (64 x 3) takes one slice's four LUTs
 
 
-def features(tm: int, tn: int, beat_elems: int) -> list[float]:
-    return [1.0, float(tm), float(tn), float(tm * tn), float(beat_elems)]
+@dataclass(frozen=True)
+class Memory:
+    """One memory of the RTL: ``copies`` identical ones of ``width`` x ``depth`` bits, written in
+    ``segments`` equal parts with their own enables; ``async_read`` for the FIFOs (LUT RAM only)."""
+
+    name: str
+    width: int
+    depth: int
+    copies: int = 1
+    segments: int = 1
+    async_read: bool = False
 
 
-def memories(e: EngineV2) -> dict[str, tuple[int, int, int]]:
-    """The engine's memories as (width bits, depth, copies), as docs/engine_v2.md builds them."""
-    return {
-        "input buffers (ping-pong)": (DATA_BITS, e.in_depth, 2 * e.tn),
-        "weight buffer (ping-pong)": (DATA_BITS * e.tn, 2 * e.w_depth, 1),
-        "accumulators (two sets)": (ACC_BITS, 2 * e.out_depth, e.tm),
-        "ReLU bits": (e.beat_elems, max(1, math.ceil(e.mask_bits / e.beat_elems)), 1 if e.backward else 0),
-        "pool indices": (e.beat_elems * max(e.index_bits, 1), max(1, math.ceil(e.index_entries / e.tn)),
-                         (e.tn // e.beat_elems) if e.backward else 0),
-        "IG sums": (ACC_BITS * e.beat_elems, max(1, math.ceil(e.input_elems / e.beat_elems)),
-                    1 if e.backward else 0),
-    }
+def memories(e: EngineV2) -> tuple[Memory, ...]:
+    """Every memory xaihls_top instantiates for ``e`` (give it ``e.as_built()``: the sizes the RTL has)."""
+    tm, tn, be = e.tm, e.tn, e.beat_elems
+    g = tn // be  # AXI beats a pixel: the buffers' write-enable segments
+    ig_words = e.input_elems // be if e.backward else 0
+    iaw = max(1, math.ceil(math.log2(e.in_depth)))
+    out = [
+        Memory("input buffer (two sets)", DATA_BITS * tn, 2 * e.in_depth, 1, g),
+        Memory("weight buffer (two sets)", DATA_BITS * tn, 2 * e.w_depth, 1, g),
+        Memory("bias (two sets)", DATA_BITS * be, 2 * tm // be),
+        Memory("cycle profile", PROFILE_BITS, PROFILE_WORDS),
+        # lanes 0..E-1 keep the integrated-gradients sums above the row tile's accumulators
+        Memory("accumulators, lanes 0..E-1", ACC_BITS, 1 << math.ceil(math.log2(e.out_depth + ig_words)), be),
+        Memory("accumulators, other lanes", ACC_BITS, e.out_depth, tm - be),
+        Memory("output sums (two sets a lane)", ACC_BITS, 2 * e.out_depth, tm),
+    ]
+    if e.backward:
+        out += [Memory("ReLU bits", be, e.mask_bits // be),
+                Memory("pool indices", tn * e.index_bits, e.index_entries // tn, 1, g)]
+    out += [Memory("read mover burst FIFO", (5 + iaw) + LEN_BITS + 2, FIFO_DEPTH, async_read=True),
+            Memory("write mover length FIFO", 8, FIFO_DEPTH, async_read=True),
+            Memory("write-back output FIFO", (DATA_BITS + 2) * be, FIFO_DEPTH, async_read=True)]
+    return tuple(m for m in out if m.copies > 0)
 
 
-def memory_brams(e: EngineV2) -> dict[str, int]:
-    """RAMB18s each memory takes (LUTRAM for small ones, as the vendor tools do)."""
-    return {name: copies * bram18_count(width, depth) for name, (width, depth, copies) in memories(e).items()}
+def _configs(width: int, depth: int, segments: int, async_read: bool):
+    """(cost, RAMB18 halves a cell, cells) of every way memory_libmap can map the memory, by its
+    cost function: a cell's fixed cost, the width-scaled part, and half a unit a bit of read
+    multiplexer and of write demultiplexer when the memory is deeper than one cell. A write
+    segment starts on a write-enable byte (9 bits in block RAM, a cell's whole width in LUT RAM)."""
+    seg = width // segments
+    for _, halves, cost, widthscale, byte, options in RAM_KINDS:
+        if async_read and halves:
+            continue  # block RAM reads only on a clock edge
+        for abits, unit in options:
+            lane = unit if byte == 0 or byte > unit else byte
+            bits = segments * math.ceil(seg / lane) * lane
+            mult = math.ceil(depth / (1 << abits))
+            n = math.ceil(mult * bits / unit)
+            c = (cost - widthscale) * n + widthscale * mult * width / unit + MUX_COST * (mult - 1) * width
+            c += DEMUX_COST * mult * segments if mult > 1 else 0
+            yield c, halves, n
+
+
+def memory_cells(m: Memory) -> tuple[int, int]:
+    """(BRAM_18K, LUTs used as LUT RAM) of all copies of ``m``: yosys synth_xilinx's choice, the
+    cheapest by memory_libmap's cost (a RAMB36 counts two BRAM_18K)."""
+    _, halves, n = min(_configs(m.width, m.depth, m.segments, m.async_read), key=lambda c: c[0])
+    return (m.copies * n * halves, 0) if halves else (0, m.copies * n * LUTRAM_LUTS)
+
+
+def block_ram_halves(width: int, depth: int, segments: int = 1) -> int:
+    """RAMB18s (a RAMB36 counts two) of the cheapest block-RAM mapping of a memory."""
+    _, halves, n = min((c for c in _configs(width, depth, segments, False) if c[1]), key=lambda c: c[0])
+    return n * halves
+
+
+def counted(e: EngineV2) -> dict[str, tuple[int, int]]:
+    """(BRAM_18K, LUTRAM LUTs) per memory of the engine as built."""
+    return {m.name: memory_cells(m) for m in memories(e.as_built())}
+
+
+def features(e: EngineV2) -> list[float]:
+    return [1.0, float(e.tm), float(e.tn), float(e.tm * e.tn), float(e.beat_elems), float(bool(e.backward))]
+
+
+POINT_ENGINE_KEYS = {"TM": "tm", "TN": "tn", "IN_DEPTH": "in_depth", "OUT_DEPTH": "out_depth", "W_DEPTH": "w_depth",
+                     "MASK_BITS": "mask_bits", "INDEX_ENTRIES": "index_entries", "INDEX_BITS": "index_bits",
+                     "INPUT_ELEMS": "input_elems"}
+
+
+def engine_of_point(p: dict) -> EngineV2:
+    """The EngineV2 a yosys point was built with (its RTL parameters are stored with its counts)."""
+    q = p["params"]
+    return EngineV2(beat_elems=q["AXI_DATA_WIDTH"] // 16, backward=bool(q["BACKWARD"]), clock_mhz=100.0,
+                    bytes_per_cycle=8.0, **{v: q[k] for k, v in POINT_ENGINE_KEYS.items()})
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The engines the model answers for: Tm, Tn and Tm * Tn up to REACH x the largest measured,
+    the AXI beat between the narrowest and widest measured."""
+
+    tm_max: int
+    tn_max: int
+    macs_max: int
+    beat_min: int
+    beat_max: int
+
+    @classmethod
+    def of(cls, points) -> "Domain":
+        es = [engine_of_point(p) for p in points]
+        return cls(REACH * max(e.tm for e in es), REACH * max(e.tn for e in es), REACH * max(e.macs for e in es),
+                   min(e.beat_elems for e in es), max(e.beat_elems for e in es))
 
 
 @dataclass(frozen=True)
 class ResourceModel:
-    """Coefficients of LUT and FF over FEATURES, BRAM_18K = b0 + b1 * memory_brams, DSP =
-    Tm*Tn + dsp_extra; ``points`` are the yosys runs they were fitted on."""
+    """LUT (less LUTRAM) and FF coefficients over FEATURES; DSP = Tm*Tn + dsp_extra; BRAM_18K and
+    LUTRAM counted. ``points``: the yosys runs fitted on; ``held_out``: runs kept out of the fit."""
 
     lut: tuple[float, ...]
     ff: tuple[float, ...]
-    bram: tuple[float, float]
     dsp_extra: int
-    points: tuple[dict, ...]
-    source: str
+    points: tuple[dict, ...] = ()
+    held_out: tuple[dict, ...] = ()
+    source: str = ""
+
+    @property
+    def domain(self) -> Domain | None:
+        return Domain.of(self.points) if self.points else None
+
+    def refusal(self, tm: int, tn: int, beat_elems: int) -> str | None:
+        """Why the model does not answer for this array (None: it does)."""
+        d = self.domain
+        if d is None or (tm <= d.tm_max and tn <= d.tn_max and tm * tn <= d.macs_max
+                         and d.beat_min <= beat_elems <= d.beat_max):
+            return None
+        return (f"the Engine v2 resource model does not cover Tm={tm}, Tn={tn} at {16 * beat_elems}-bit AXI: "
+                f"it answers for Tm <= {d.tm_max}, Tn <= {d.tn_max}, Tm*Tn <= {d.macs_max}, AXI "
+                f"{16 * d.beat_min}..{16 * d.beat_max} bits (twice its largest yosys points); add a yosys point "
+                f"near it (python -m benchmarks.resources --run {tm}x{tn}@{16 * beat_elems} --fit)")
 
     def estimate(self, e: EngineV2) -> ResourceEstimate:
-        x = np.array(features(e.tm, e.tn, e.beat_elems))
-        brams = memory_brams(e)
-        bram = self.bram[0] + self.bram[1] * sum(brams.values())
-        return ResourceEstimate(int(round(float(x @ np.array(self.lut)))), int(round(float(x @ np.array(self.ff)))),
-                                e.tm * e.tn + self.dsp_extra, int(round(bram)), 0, brams)
+        """LUT, FF, DSP and BRAM_18K of ``e`` as yosys synth_xilinx (xc7) counts them. The planner's
+        engines carry the buffer depths the Program was tiled for; the RTL built for a Program
+        (rtl_params) may be shallower where its jobs use less, so this is then an upper bound."""
+        b = e.as_built()
+        why = self.refusal(b.tm, b.tn, b.beat_elems)
+        if why:
+            raise XaiHlsError(why)
+        per = counted(b)
+        x = np.array(features(b))
+        lutram = sum(lr for _, lr in per.values())
+        lut = float(x @ np.array(self.lut)) + lutram
+        ff = float(x @ np.array(self.ff))
+        return ResourceEstimate(int(round(lut)), int(round(ff)), b.tm * b.tn + self.dsp_extra,
+                                sum(br for br, _ in per.values()), 0,
+                                {"LUTRAM": lutram, "BRAM_18K by memory": {k: br for k, (br, _) in per.items() if br}})
 
-    def residuals(self) -> list[dict]:
-        """Each fitting point: measured, model, and the relative error per resource."""
+    def residuals(self, points=None) -> list[dict]:
+        """Each point (default: the fitting points, then the held-out): yosys, model, relative error."""
         out = []
-        for p in self.points:
+        for p in (self.points + self.held_out) if points is None else points:
             est = self.estimate(engine_of_point(p)).as_dict()
-            out.append({**{k: p[k] for k in ("tm", "tn", "beat_elems")},
+            out.append({"tag": p["tag"], "held_out": p in self.held_out,
                         **{k: {"yosys": p[k], "model": est[k], "error": (est[k] - p[k]) / p[k] if p[k] else 0.0}
-                           for k in ("LUT", "FF", "DSP", "BRAM_18K")}})
+                           for k in RESULTS_OF}})
         return out
 
     def as_dict(self) -> dict:
-        return {"source": self.source, "features": list(FEATURES), "lut": list(self.lut), "ff": list(self.ff),
-                "bram": list(self.bram), "dsp_extra": self.dsp_extra, "points": list(self.points)}
+        d = self.domain
+        return {"source": self.source, "features": list(FEATURES),
+                "lut": list(self.lut), "ff": list(self.ff), "dsp_extra": self.dsp_extra,
+                "domain": d.__dict__ if d else None, "points": list(self.points), "held_out": list(self.held_out),
+                "residuals": self.residuals()}
 
 
-POINT_ENGINE_KEYS = ("tm", "tn", "beat_elems", "in_depth", "out_depth", "w_depth", "mask_bits", "index_entries",
-                     "index_bits", "input_elems", "backward")
-
-
-def engine_of_point(p: dict) -> EngineV2:
-    """The EngineV2 a yosys point was built with (its parameters are stored with its counts)."""
-    return EngineV2(**{k: p[k] for k in POINT_ENGINE_KEYS}, clock_mhz=100.0, bytes_per_cycle=8.0)
-
-
-def fit(points: list[dict], source: str) -> ResourceModel:
-    """Least-squares coefficients from yosys points (each: the engine's parameters and LUT, FF,
-    DSP, BRAM_18K). Needs at least as many points as coefficients, with Tm and Tn varied apart."""
-    if len(points) < len(FEATURES):
-        raise XaiHlsError(f"the resource model needs at least {len(FEATURES)} yosys points, got {len(points)}")
-    x = np.array([features(p["tm"], p["tn"], p["beat_elems"]) for p in points])
+def fit(points: list[dict], held_out: list[dict] = (), source: str = "") -> ResourceModel:
+    """Least-squares LUT and FF coefficients from yosys points (each: "tag", the RTL "params" and
+    LUT, FF, DSP, BRAM_18K as yosys counted them); the points must vary every feature."""
+    if len(points) <= len(FEATURES):
+        raise XaiHlsError(f"the resource model needs more than {len(FEATURES)} yosys points, got {len(points)}")
+    es = [engine_of_point(p) for p in points]
+    x = np.array([features(e) for e in es])
     if np.linalg.matrix_rank(x) < len(FEATURES):
-        # e.g. every point at one AXI width: fit without the features the points do not vary
-        varied = [j for j in range(len(FEATURES)) if np.ptp(x[:, j]) > 0 or j == 0]
-    else:
-        varied = list(range(len(FEATURES)))
+        flat = [f for j, f in enumerate(FEATURES) if j and np.ptp(x[:, j]) == 0]
+        raise XaiHlsError(f"the yosys points do not vary the model's features apart (constant: {', '.join(flat) or '-'}); "
+                          f"add points that vary Tm, Tn, the AXI width and the backward path")
+    lutram = np.array([sum(lr for _, lr in counted(e).values()) for e in es])
     coef = {}
-    for key in ("LUT", "FF"):
-        y = np.array([p[key] for p in points], dtype=float)
-        c, *_ = np.linalg.lstsq(x[:, varied], y, rcond=None)
-        full = np.zeros(len(FEATURES))
-        full[varied] = c
-        coef[key] = tuple(float(v) for v in full)
-    dsp_extra = {p["DSP"] - p["tm"] * p["tn"] for p in points}
-    if len(dsp_extra) != 1:
-        raise XaiHlsError(f"DSP count is not Tm*Tn plus a constant across the points: extras {sorted(dsp_extra)}")
-    mem = np.array([sum(memory_brams(engine_of_point(p)).values()) for p in points], dtype=float)
-    y = np.array([p["BRAM_18K"] for p in points], dtype=float)
-    b, *_ = np.linalg.lstsq(np.stack([np.ones_like(mem), mem], 1), y, rcond=None)
-    return ResourceModel(coef["LUT"], coef["FF"], (float(b[0]), float(b[1])), dsp_extra.pop(), tuple(points), source)
+    for key, y in (("LUT", np.array([p["LUT"] for p in points]) - lutram), ("FF", np.array([p["FF"] for p in points]))):
+        c, *_ = np.linalg.lstsq(x, y.astype(float), rcond=None)
+        coef[key] = tuple(round(float(v), 6) for v in c)
+    extra = {p["DSP"] - e.tm * e.tn for p, e in zip(list(points) + list(held_out),
+                                                    es + [engine_of_point(p) for p in held_out])}
+    if len(extra) != 1:
+        raise XaiHlsError(f"DSP count is not Tm*Tn plus one constant across the yosys points: extras {sorted(extra)}")
+    return ResourceModel(coef["LUT"], coef["FF"], extra.pop(), tuple(points), tuple(held_out), source)
 
 
 def load(path: Path = MODEL_FILE) -> ResourceModel:
-    """The fitted model the planner uses; a clear error if it was never fitted."""
+    """The fitted model the planner uses; a clear error if it was never fitted or is stale."""
     if not path.is_file():
         raise XaiHlsError(f"no fitted resource model at {path}; run `python -m benchmarks.resources --fit`")
     data = json.loads(path.read_text())
-    return ResourceModel(tuple(data["lut"]), tuple(data["ff"]), tuple(data["bram"]), int(data["dsp_extra"]),
-                         tuple(data["points"]), data["source"])
+    if tuple(data.get("features", ())) != FEATURES:
+        raise XaiHlsError(f"resource model {path} was fitted over features {data.get('features')}, this version "
+                          f"uses {list(FEATURES)}; run `python -m benchmarks.resources --fit`")
+    return ResourceModel(tuple(data["lut"]), tuple(data["ff"]), int(data["dsp_extra"]), tuple(data["points"]),
+                         tuple(data["held_out"]), data["source"])
 
 
 def save(model: ResourceModel, path: Path = MODEL_FILE) -> None:

@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from xaihls.plan.engine import EngineV2
+from xaihls.plan.engine import MIN_DEPTH, EngineV2, pow2  # noqa: F401 - MIN_DEPTH and pow2 are this module's too
 
 RTL_DIR = Path(__file__).resolve().parents[3] / "hls_templates" / "rtl_v2"
 SOURCES = (
@@ -21,16 +21,9 @@ SOURCES = (
 )
 TOP = "xaihls_top"
 WAIVERS = RTL_DIR / "xaihls_lint.vlt"
-MIN_DEPTH = 16  # the smallest buffer depth built (addresses of one bit or none would not elaborate)
-
-
 def sources() -> list[Path]:
     """The RTL files in compile order (packages first, top last)."""
     return [RTL_DIR / name for name in SOURCES]
-
-
-def pow2(n: int, floor: int = 1) -> int:
-    return max(floor, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
 
 
 @dataclass(frozen=True)
@@ -93,13 +86,11 @@ def rtl_params(program, engine: EngineV2 | None = None) -> RtlV2Params:
     h, s = program.header, program.shape
     backward = True if engine is None else engine.backward
     in_depth, out_depth, w_depth = buffer_needs(program)
+    e = EngineV2(s.tm, s.tn, s.beat_elems, in_depth, out_depth, w_depth, h["mask_bits"], h["index_entries"],
+                 h["index_bits"], h["input_elems"], 0.0, 0.0, backward=backward).as_built()
     return RtlV2Params(
-        TM=s.tm, TN=s.tn, AXI_DATA_WIDTH=16 * s.beat_elems,
-        IN_DEPTH=pow2(in_depth, MIN_DEPTH), OUT_DEPTH=pow2(out_depth, MIN_DEPTH), W_DEPTH=pow2(max(w_depth, s.tm), MIN_DEPTH),
-        MASK_BITS=pow2(max(h["mask_bits"], 1), 64) if backward else s.tn,
-        INDEX_ENTRIES=pow2(max(h["index_entries"], 1), 64) if backward else s.tn,
-        INDEX_BITS=max(h["index_bits"], 1) if backward else 1,
-        INPUT_ELEMS=pow2(h["input_elems"], s.tn) if backward else s.tn,
-        BACKWARD=1 if backward else 0,
+        TM=e.tm, TN=e.tn, AXI_DATA_WIDTH=16 * e.beat_elems, IN_DEPTH=e.in_depth, OUT_DEPTH=e.out_depth,
+        W_DEPTH=e.w_depth, MASK_BITS=e.mask_bits, INDEX_ENTRIES=e.index_entries, INDEX_BITS=e.index_bits,
+        INPUT_ELEMS=e.input_elems, BACKWARD=1 if backward else 0,
         OFF_BITS=max(12, math.ceil(math.log2(max(h["total_bytes"], 2)))),
     )

@@ -1,0 +1,92 @@
+"""The Engine v2 resource model against the yosys runs it was fitted on and the ones held out.
+
+The stored model (xaihls/plan/resource_model.json) and the stored yosys runs
+(benchmarks/results/rtl_v2_yosys*): `python -m benchmarks.resources --fit` writes the first
+from the second; these tests hold the model to them without running yosys.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xaihls
+from xaihls.errors import XaiHlsError
+from xaihls.models.zoo import get_zoo_model
+from xaihls.plan import resources as rm
+from xaihls.plan.boards import list_boards
+from xaihls.plan.engine import EngineV2
+from xaihls.plan.planner_v2 import plan_v2
+from xaihls.reports.readers import read_yosys_stat
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+MODEL = rm.load()
+
+
+def test_the_model_is_within_15_percent_of_every_yosys_point_held_out_included_and_dsp_is_exact():
+    rows = MODEL.residuals()
+    assert len(MODEL.points) >= 6 and MODEL.held_out
+    assert {p["tag"] for p in MODEL.points}.isdisjoint(p["tag"] for p in MODEL.held_out)
+    for r in rows:
+        for key in ("LUT", "FF", "BRAM_18K"):
+            assert abs(r[key]["error"]) <= rm.TOLERANCE, (r["tag"], key, r[key])
+        assert r["DSP"]["model"] == r["DSP"]["yosys"], r["tag"]
+
+
+def test_the_points_vary_tm_and_tn_apart_and_the_axi_width():
+    shapes = {(p["params"]["TM"], p["params"]["TN"], p["params"]["AXI_DATA_WIDTH"]) for p in MODEL.points}
+    assert len({tm for tm, tn, _ in shapes if tn == 4}) >= 3 and len({tn for tm, tn, _ in shapes if tm == 16}) >= 3
+    assert len({axi for *_, axi in shapes}) >= 2
+
+
+def test_the_stored_points_are_the_counts_of_the_kept_stat_files():
+    for p in MODEL.points + MODEL.held_out:
+        counts = read_yosys_stat(RESULTS / p["stat"]).resources
+        assert {k: counts[k] for k in rm.RESULTS_OF} == {k: p[k] for k in rm.RESULTS_OF}, p["tag"]
+
+
+def test_refitting_the_stored_points_gives_the_stored_coefficients():
+    again = rm.fit(list(MODEL.points), list(MODEL.held_out), MODEL.source)
+    assert np.allclose(again.lut, MODEL.lut, rtol=0, atol=1e-5) and np.allclose(again.ff, MODEL.ff, rtol=0, atol=1e-5)
+    assert again.dsp_extra == MODEL.dsp_extra
+    assert json.loads(rm.MODEL_FILE.read_text())["residuals"] == json.loads(json.dumps(again.residuals()))
+
+
+def test_block_ram_and_lutram_are_counted_as_yosys_maps_each_memory_shape():
+    shapes = json.loads((RESULTS / "rtl_v2_memories_xc7.json").read_text())["shapes"]
+    assert len(shapes) >= 50
+    for s in shapes:
+        m = rm.Memory(s["module"], s["width"], s["depth"], 1, s["segments"], s["module"] == "xaihls_fifo")
+        assert list(rm.memory_cells(m)) == s["yosys"], s
+    # a 128-bit word written in two 64-bit halves takes 2 x 72 bits of 9-bit byte lanes: 16 RAMB36, not 15
+    assert rm.block_ram_halves(128, 4096, 2) == 32 and rm.block_ram_halves(128, 4096, 1) == 30
+
+
+def test_shapes_far_outside_the_points_are_refused_in_one_line():
+    d = MODEL.domain
+    e = rm.engine_of_point(MODEL.points[0])
+    for tm, tn in ((4 * d.tm_max, e.tn), (2 * d.tn_max, 2 * d.tn_max), (d.tm_max, d.tn_max)):
+        with pytest.raises(XaiHlsError) as exc:
+            MODEL.estimate(EngineV2(**{**e.as_dict(), "tm": tm, "tn": tn}))
+        msg = str(exc.value)
+        assert "\n" not in msg and f"does not cover Tm={tm}, Tn={tn}" in msg and f"Tm <= {d.tm_max}" in msg
+    inside = EngineV2(**{**e.as_dict(), "tm": d.tm_max, "tn": d.tm_max // 4})
+    assert MODEL.estimate(inside).dsp == inside.tm * inside.tn + MODEL.dsp_extra
+
+
+@pytest.fixture(scope="module")
+def cifar():
+    entry = get_zoo_model("cifar_ref")
+    return xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8],
+                          backends=("golden",)).qgraph
+
+
+@pytest.mark.parametrize("board", list_boards(), ids=lambda b: b.name)
+def test_every_bundled_board_gets_a_cifar_plan_under_the_cap_by_the_model(cifar, board):
+    p = plan_v2(cifar, board, model=MODEL)
+    assert p.resources.as_dict() == MODEL.estimate(p.engine).as_dict()
+    have = board.resources.as_dict()
+    assert all(p.resources.as_dict()[k] <= 0.8 * have[k] for k in rm.RESULTS_OF), (board.name, p.resources)
