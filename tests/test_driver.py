@@ -12,10 +12,11 @@ import pytest
 import torch
 
 import xaihls
-from xaihls.driver import DDR_IMAGE, Device, ModelTransport
+from xaihls.driver import DDR_IMAGE, Device, ModelTransport, WriteMemory
 from xaihls.errors import XaiHlsError
 from xaihls.golden.model import attribution_format
 from xaihls.models.zoo import get_zoo_model
+from xaihls.plan.contract import REGISTER
 from xaihls.plan.lowering import Buffers, Shape, lower
 
 
@@ -63,6 +64,37 @@ def test_device_checks_its_arguments(project):
             call()
     with pytest.raises(XaiHlsError, match="the PYNQ transport needs the pynq package"):
         Device(folder)
+
+
+class _FailingSecondRun(ModelTransport):
+    """The interpreter, but the second start ends with BAD_ARGUMENT; records each call's operations."""
+
+    def __init__(self, total_bytes):
+        super().__init__(total_bytes)
+        self.calls, self.starts = [], 0
+
+    def execute_all(self, ops):
+        self.calls.append(list(ops))
+        return super().execute_all(ops)
+
+    def _start(self):
+        super()._start()
+        self.starts += 1
+        if self.starts == 2:
+            self.registers[REGISTER["RETURN"]] = 4
+
+
+def test_a_failing_run_names_its_image_and_stops_the_batch(project):
+    folder, acc, program, x = project
+    transport = _FailingSecondRun(program.total_bytes)
+    device = Device(folder, transport)
+    batch = np.concatenate([x.numpy()] * 3)
+    with pytest.raises(XaiHlsError, match="image 1: the engine stopped with status 0x4 \\(BAD_ARGUMENT\\)"):
+        device.predict(batch)
+    # one run a call, the Program's image with the first only; the third image was never written
+    assert len(transport.calls) == 2
+    assert [op.offset for op in transport.calls[0] if isinstance(op, WriteMemory)][0] == 0
+    assert all(op.offset for op in transport.calls[1] if isinstance(op, WriteMemory))
 
 
 def test_the_driver_imports_no_torch():
