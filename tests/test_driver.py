@@ -3,7 +3,6 @@ Program-interpreter transport, and free of torch (a PYNQ board runs it with nump
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -12,9 +11,9 @@ import pytest
 import torch
 
 import xaihls
-from xaihls.driver import DDR_IMAGE, Device, ModelTransport, WriteMemory
+from tests.driver_project import write_driver_project
+from xaihls.driver import Device, ModelTransport, WriteMemory
 from xaihls.errors import XaiHlsError
-from xaihls.golden.model import attribution_format
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan.contract import REGISTER
 from xaihls.plan.lowering import Buffers, Shape, lower
@@ -27,16 +26,8 @@ def project(tmp_path_factory):
     acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16],
                          methods=("gradient", "integrated_gradients", "guided_backprop"), ig_steps=4,
                          backends=("golden",))
-    qg = acc.qgraph
-    program = lower(qg, Shape(8, 4, 4), Buffers(1024, 256, 1024))
-    folder = tmp_path_factory.mktemp("project")
-    (folder / DDR_IMAGE).parent.mkdir(parents=True)
-    (folder / DDR_IMAGE).write_bytes(program.image)
-    (folder / "project.json").write_text(json.dumps({
-        "network": {"input_shape": list(qg.graph.input_shape), "classes": qg.graph.num_classes},
-        "formats": {"input": str(qg.input_fmt), "logits": str(qg.logits_fmt),
-                    "attribution": {m: str(attribution_format(qg, m)) for m in qg.methods}},
-        "methods": list(qg.methods), "integrated_gradients": {"steps": qg.ig_steps, "rule": qg.ig_rule}}))
+    program = lower(acc.qgraph, Shape(8, 4, 4), Buffers(1024, 256, 1024))
+    folder = write_driver_project(tmp_path_factory.mktemp("project"), acc.qgraph, program)
     return folder, acc, program, entry.samples()[0][:2]
 
 
