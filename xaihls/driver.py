@@ -12,8 +12,12 @@ an earlier one's answer, and a transport's ``execute_all`` answers them in order
   imported only when this transport is made. One run a call: a failing run stops the batch.
 - ``ModelTransport``: the Program interpreter (xaihls.sim.interpreter) answering the same
   registers in process, for host code without a board.
-- the RTL simulation: ``xaihls.backends.rtl`` runs ``Device.sequence`` against the Verilator
-  top through cocotb (the same operations, awaited).
+- ``SimulationTransport`` (xaihls.backends.rtl.v2.transport): Engine v2's RTL on Verilator. A
+  batch's operations go to one simulator process, where the cocotb testbench
+  (xaihls/backends/rtl/tb.py, ``run_operations``) does each in order against xaihls_sim_top:
+  registers through AXI4-Lite, DDR through the SystemVerilog memory's backdoor, WaitDone on the
+  interrupt or ap_done; it also records each run's cycles. Bit-exact with golden
+  (hw_tests/test_rtl_v2_driver.py).
 
 This module imports no torch: a board without PyTorch runs it (numpy only).
 """
