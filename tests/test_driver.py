@@ -3,7 +3,6 @@ Program-interpreter transport, and free of torch (a PYNQ board runs it with nump
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -12,10 +11,11 @@ import pytest
 import torch
 
 import xaihls
-from xaihls.driver import DDR_IMAGE, Device, ModelTransport
+from tests.driver_project import write_driver_project
+from xaihls.driver import Device, ModelTransport, WriteMemory
 from xaihls.errors import XaiHlsError
-from xaihls.golden.model import attribution_format
 from xaihls.models.zoo import get_zoo_model
+from xaihls.plan.contract import REGISTER
 from xaihls.plan.lowering import Buffers, Shape, lower
 
 
@@ -26,16 +26,8 @@ def project(tmp_path_factory):
     acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16],
                          methods=("gradient", "integrated_gradients", "guided_backprop"), ig_steps=4,
                          backends=("golden",))
-    qg = acc.qgraph
-    program = lower(qg, Shape(8, 4, 4), Buffers(1024, 256, 1024))
-    folder = tmp_path_factory.mktemp("project")
-    (folder / DDR_IMAGE).parent.mkdir(parents=True)
-    (folder / DDR_IMAGE).write_bytes(program.image)
-    (folder / "project.json").write_text(json.dumps({
-        "network": {"input_shape": list(qg.graph.input_shape), "classes": qg.graph.num_classes},
-        "formats": {"input": str(qg.input_fmt), "logits": str(qg.logits_fmt),
-                    "attribution": {m: str(attribution_format(qg, m)) for m in qg.methods}},
-        "methods": list(qg.methods), "integrated_gradients": {"steps": qg.ig_steps, "rule": qg.ig_rule}}))
+    program = lower(acc.qgraph, Shape(8, 4, 4), Buffers(1024, 256, 1024))
+    folder = write_driver_project(tmp_path_factory.mktemp("project"), acc.qgraph, program)
     return folder, acc, program, entry.samples()[0][:2]
 
 
@@ -63,6 +55,37 @@ def test_device_checks_its_arguments(project):
             call()
     with pytest.raises(XaiHlsError, match="the PYNQ transport needs the pynq package"):
         Device(folder)
+
+
+class _FailingSecondRun(ModelTransport):
+    """The interpreter, but the second start ends with BAD_ARGUMENT; records each call's operations."""
+
+    def __init__(self, total_bytes):
+        super().__init__(total_bytes)
+        self.calls, self.starts = [], 0
+
+    def execute_all(self, ops):
+        self.calls.append(list(ops))
+        return super().execute_all(ops)
+
+    def _start(self):
+        super()._start()
+        self.starts += 1
+        if self.starts == 2:
+            self.registers[REGISTER["RETURN"]] = 4
+
+
+def test_a_failing_run_names_its_image_and_stops_the_batch(project):
+    folder, acc, program, x = project
+    transport = _FailingSecondRun(program.total_bytes)
+    device = Device(folder, transport)
+    batch = np.concatenate([x.numpy()] * 3)
+    with pytest.raises(XaiHlsError, match="image 1: the engine stopped with status 0x4 \\(BAD_ARGUMENT\\)"):
+        device.predict(batch)
+    # one run a call, the Program's image with the first only; the third image was never written
+    assert len(transport.calls) == 2
+    assert [op.offset for op in transport.calls[0] if isinstance(op, WriteMemory)][0] == 0
+    assert all(op.offset for op in transport.calls[1] if isinstance(op, WriteMemory))
 
 
 def test_the_driver_imports_no_torch():

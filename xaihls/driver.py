@@ -1,17 +1,23 @@
 """The host driver of a compiled project: ``Device(project).predict(x)`` / ``.attribute(x, method)``.
 
-One register sequence for every transport (docs/contract.md): load the Program's DDR image
-once; per image write the blocked image, baseline and IG table, set the DDR base, method,
-target and steps, start (ap_start), wait for ap_done, read the status, the result record, the
-logits and the blocked attribution. Transports:
+One register sequence for every transport (docs/contract.md, "The host's sequence"): load the
+Program's DDR image once; per image write the blocked image, baseline and IG table, set the DDR
+base, method, target and steps, start (ap_start), wait for ap_done, read the status, the result
+record, the logits and the blocked attribution. ``Device.sequence`` returns a run's operations
+(WriteMemory, ReadMemory, WriteRegister, ReadRegister, WaitDone) as a list, none depending on
+an earlier one's answer, and a transport's ``execute_all`` answers them in order. Transports:
 
 - ``PynqTransport``: a board running PYNQ (``pynq.Overlay`` of the project's
   ``vivado/overlay/xaihls.bit``, ``pynq.allocate`` for the DDR buffer, the IP's MMIO); pynq is
-  imported only when this transport is made.
+  imported only when this transport is made. One run a call: a failing run stops the batch.
 - ``ModelTransport``: the Program interpreter (xaihls.sim.interpreter) answering the same
   registers in process, for host code without a board.
-- the RTL simulation: ``xaihls.backends.rtl`` runs ``Device.sequence`` against the Verilator
-  top through cocotb (the same operations, awaited).
+- ``SimulationTransport`` (xaihls.backends.rtl.v2.transport): Engine v2's RTL on Verilator. A
+  batch's operations go to one simulator process, where the cocotb testbench
+  (xaihls/backends/rtl/tb.py, ``run_operations``) does each in order against xaihls_sim_top:
+  registers through AXI4-Lite, DDR through the SystemVerilog memory's backdoor, WaitDone on the
+  interrupt or ap_done; it also records each run's cycles. Bit-exact with golden
+  (hw_tests/test_rtl_v2_driver.py).
 
 This module imports no torch: a board without PyTorch runs it (numpy only).
 """
@@ -22,7 +28,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -71,12 +77,26 @@ Operation = WriteMemory | ReadMemory | WriteRegister | ReadRegister | WaitDone
 
 
 class Transport(Protocol):
-    """Executes a run's operations against one engine and its DDR buffer."""
+    """Executes runs' operations against one engine and its DDR buffer."""
 
     ddr_base: int  # the physical address of the DDR buffer the engine reaches
+    runs_per_call: int | None  # runs Device hands over in one execute_all (None: a whole batch)
+
+    def execute_all(self, ops: Sequence[Operation]) -> list:
+        """Do ``ops`` in order; one answer per operation: bytes (ReadMemory), an int (ReadRegister), else None."""
+
+
+class StepTransport:
+    """A transport that does one operation at a time (``execute``); Device hands it one run a call,
+    so a failing run stops a batch before the next image is written."""
+
+    runs_per_call: int | None = 1
 
     def execute(self, op: Operation):
-        """Do ``op``; return what it reads (bytes, an int) or None."""
+        raise NotImplementedError
+
+    def execute_all(self, ops: Sequence[Operation]) -> list:
+        return [self.execute(op) for op in ops]
 
 
 def _fmt(text: str) -> FixedFormat:
@@ -151,45 +171,53 @@ class Device:
 
     # ---- the register sequence ----
     def sequence(self, image_q: np.ndarray, baseline_q: np.ndarray, method: int, target: int, steps: int,
-                 rule: str, timeout_s: float = 60.0) -> Iterator[Operation]:
-        """The operations of one run; a transport sends each operation's answer back in."""
+                 rule: str, timeout_s: float = 60.0) -> list[Operation]:
+        """The operations of one run (``run`` loads the Program's DDR image before a device's first).
+        No operation depends on what an earlier one read, so a batch's runs form one list that a
+        transport may execute at once; the reads are, in order: status, result, logits and, for a
+        method, the attribution (``_results``)."""
         h, tn = self.header, self.header["tn"]
-        if not self._loaded:
-            yield WriteMemory(0, self.image)
-            self._loaded = True
         table = np.asarray(ig_constants(steps, rule, h["data_width"]).table(), dtype="<i4").tobytes()
-        yield WriteMemory(h["image_addr"], to_blocked(image_q, tn).astype("<i2").tobytes())
-        yield WriteMemory(h["baseline_addr"], to_blocked(baseline_q, tn).astype("<i2").tobytes())
-        yield WriteMemory(h["ig_table_addr"], table)
+        ops: list[Operation] = [
+            WriteMemory(h["image_addr"], to_blocked(image_q, tn).astype("<i2").tobytes()),
+            WriteMemory(h["baseline_addr"], to_blocked(baseline_q, tn).astype("<i2").tobytes()),
+            WriteMemory(h["ig_table_addr"], table)]
         base = self.transport.ddr_base
         for name, value in (("DDR_LO", base & 0xFFFFFFFF), ("DDR_HI", base >> 32), ("METHOD", method),
                             ("TARGET", target & 0xFFFFFFFF), ("STEPS", steps), ("GIE", 1), ("IER", 1),
                             ("CTRL", CTRL_START)):
-            yield WriteRegister(REGISTER[name], value)
-        yield WaitDone(timeout_s)
-        status = yield ReadRegister(REGISTER["RETURN"])
-        yield WriteRegister(REGISTER["ISR"], 1)  # toggle-on-write: acknowledge the done interrupt
+            ops.append(WriteRegister(REGISTER[name], value))
+        ops += [WaitDone(timeout_s),
+                ReadRegister(REGISTER["RETURN"]),
+                WriteRegister(REGISTER["ISR"], 1),  # toggle-on-write: acknowledge the done interrupt
+                ReadMemory(h["result_addr"], RESULT.bytes),
+                ReadMemory(h["logits_addr"], 2 * h["classes"])]
+        if method != PREDICT_CODE:
+            ops.append(ReadMemory(h["attr_addr"], 2 * h["input_elems"]))
+        return ops
+
+    def _results(self, ops: list[Operation], answers: list, method: str | None, image: int) -> DeviceRun:
+        """One run's reads (``sequence``'s order) as a DeviceRun; XaiHlsError on a failing status."""
+        h = self.header
+        status, result, logits, *attribution = [a for op, a in zip(ops, answers)
+                                                if isinstance(op, (ReadRegister, ReadMemory))]
         if status:
             bits = [s.name for s in Status if status >> int(s) & 1]
-            raise XaiHlsError(f"the engine stopped with status {status:#x} ({', '.join(bits) or 'unknown'})")
-        result = yield ReadMemory(h["result_addr"], RESULT.bytes)
-        logits = yield ReadMemory(h["logits_addr"], 2 * h["classes"])
-        attribution = None
-        if method != PREDICT_CODE:
-            attribution = yield ReadMemory(h["attr_addr"], 2 * h["input_elems"])
-        return result, logits, attribution
-
-    def _execute(self, ops) -> tuple:
-        answer = None
-        try:
-            while True:
-                answer = self.transport.execute(ops.send(answer))
-        except StopIteration as done:
-            return done.value
+            raise XaiHlsError(f"image {image}: the engine stopped with status {status:#x} "
+                              f"({', '.join(bits) or 'unknown'})")
+        r = RESULT.decode(result)
+        attr = None
+        if attribution:
+            codes = np.frombuffer(attribution[0], dtype="<i2").astype(np.int64)
+            attr = from_blocked(codes, h["in_c"], h["in_h"], h["in_w"], h["tn"])
+        counts = {"forward": r["sat_forward"], "backward": r["sat_backward"], "post": r["sat_post"]}
+        return DeviceRun(np.frombuffer(logits, dtype="<i2").astype(np.int64), self.logits_fmt, r["predicted"],
+                         r["target"], attr, self.attribution_fmts.get(method), {k: v for k, v in counts.items() if v})
 
     def run(self, x, method: str | None = None, target=None, steps: int | None = None, baseline=None,
             rule: str | None = None) -> list[DeviceRun]:
-        """Each image of ``x`` (N, C, H, W floats) on the engine: codes and formats."""
+        """Each image of ``x`` (N, C, H, W floats) on the engine: codes and formats. The transport
+        gets ``runs_per_call`` runs' operations at a time (a board one, the simulation a batch)."""
         code = self._method(method)
         batch = self._batch(x)
         n = batch.shape[0]
@@ -208,21 +236,21 @@ class Device:
             np.asarray(baseline, dtype=np.float64), batch.shape)
         if not np.isfinite(base).all():
             raise XaiHlsError("baseline contains NaN or infinite values")
-        h = self.header
-        runs = []
-        for k in range(n):
-            ops = self.sequence(quantize_array(batch[k], self.input_fmt), quantize_array(base[k], self.input_fmt),
-                                code, int(targets[k]), steps, rule)
-            result, logits, attribution = self._execute(ops)
-            r = RESULT.decode(result)
-            attr = None
-            if attribution is not None:
-                codes = np.frombuffer(attribution, dtype="<i2").astype(np.int64)
-                attr = from_blocked(codes, h["in_c"], h["in_h"], h["in_w"], h["tn"])
-            counts = {"forward": r["sat_forward"], "backward": r["sat_backward"], "post": r["sat_post"]}
-            runs.append(DeviceRun(np.frombuffer(logits, dtype="<i2").astype(np.int64), self.logits_fmt,
-                                  r["predicted"], r["target"], attr, self.attribution_fmts.get(method),
-                                  {k_: v for k_, v in counts.items() if v}))
+        per_call = self.transport.runs_per_call or n
+        runs: list[DeviceRun] = []
+        for first in range(0, n, per_call):
+            ops: list[Operation] = [] if self._loaded else [WriteMemory(0, self.image)]
+            spans = []
+            for k in range(first, min(n, first + per_call)):
+                seq = self.sequence(quantize_array(batch[k], self.input_fmt),
+                                    quantize_array(base[k], self.input_fmt), code, int(targets[k]), steps, rule)
+                spans.append((k, len(ops), len(ops) + len(seq)))
+                ops += seq
+            answers = self.transport.execute_all(ops)
+            if len(answers) != len(ops):
+                raise RuntimeError(f"the transport answered {len(answers)} of {len(ops)} operations")
+            self._loaded = True
+            runs += [self._results(ops[lo:hi], answers[lo:hi], method, k) for k, lo, hi in spans]
         return runs
 
     def predict(self, x) -> np.ndarray:
@@ -236,7 +264,7 @@ class Device:
         return np.stack([r.attribution * r.attribution_fmt.lsb for r in runs])
 
 
-class ModelTransport:
+class ModelTransport(StepTransport):
     """The Program interpreter behind the engine's registers, in process (needs the full xaihls)."""
 
     ddr_base = 0x1_0000_0000  # any base: the interpreter sees offsets
@@ -272,7 +300,7 @@ class ModelTransport:
         r[REGISTER["CTRL"]] = CTRL_DONE | CTRL_IDLE
 
 
-class PynqTransport:
+class PynqTransport(StepTransport):
     """A PYNQ board: the overlay's IP registers and a contiguous DDR buffer (pynq imported here)."""
 
     def __init__(self, bitfile: str | Path, total_bytes: int, ip_name: str = "xaihls_top_0"):
@@ -307,4 +335,5 @@ class PynqTransport:
         return None
 
 
-__all__ = ["Device", "DeviceRun", "ModelTransport", "PynqTransport", "Transport"]
+__all__ = ["Device", "DeviceRun", "ModelTransport", "Operation", "PynqTransport", "ReadMemory", "ReadRegister",
+           "StepTransport", "Transport", "WaitDone", "WriteMemory", "WriteRegister"]

@@ -446,7 +446,30 @@ def doc_table() -> str:
         for name, value, meaning in rows:
             lines.append(f"| `{name}` | {hex(value) if group == 'reg' else value} | {meaning} |")
         lines.append("")
+    lines += HOST_SEQUENCE.splitlines() + [""]
     return "\n".join(lines)
+
+
+HOST_SEQUENCE = """## The host's sequence
+
+What the host driver (`xaihls/driver.py`, `Device.sequence`) does for one run, on every
+transport. No operation depends on what an earlier one read, so a batch's runs are one list.
+
+1. Once per device: the Program's DDR image at offset 0.
+2. The image and the baseline (blocked layout) at `image_addr` and `baseline_addr`, the IG
+   table at `ig_table_addr`.
+3. Registers `DDR_LO`, `DDR_HI` (the buffer's address), `METHOD`, `TARGET` (-1 as a 32-bit word:
+   the predicted class), `STEPS`, `GIE` = 1, `IER` = 1, then `CTRL` = 1 (ap_start).
+4. Wait for ap_done: the interrupt, or reading `CTRL` (which clears ap_done).
+5. Read `RETURN` (non-zero: the driver raises, naming the bits), write `ISR` = 1 (acknowledge).
+6. Read the result record, the logits and, for a method, the attribution (blocked layout).
+
+Transports: `PynqTransport` (a board's overlay and DDR buffer; one run a call, never run on a
+board yet), `ModelTransport` (the Program interpreter, in process) and `SimulationTransport`
+(`xaihls/backends/rtl/v2/transport.py`: a batch's operations in one Verilator process, done by
+the cocotb testbench against `xaihls_sim_top`, registers through AXI4-Lite, DDR through the
+SystemVerilog memory's backdoor; the DDR is kept from one call to the next; each run's `CYCLES`
+recorded)."""
 
 
 def generated() -> dict[str, str]:

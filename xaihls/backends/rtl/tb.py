@@ -1,5 +1,11 @@
 """cocotb testbench of the RTL engine (run through xaihls.backends.rtl.sim, never imported directly).
 
+Two tests, each run only when its file is named in the environment:
+
+- ``run_job`` (``XAIHLS_RTL_JOB``): the runs of xaihls.backends.rtl.sim / rtl.v2.sim.simulate.
+- ``run_operations`` (``XAIHLS_RTL_OPERATIONS``): a host driver's operations (xaihls.driver),
+  in order, as xaihls.backends.rtl.v2.transport.SimulationTransport writes them.
+
 A job file (path in ``XAIHLS_RTL_JOB``) holds the DDR image, the header addresses and a list
 of runs (image, baseline, IG table, method, target, steps, expected results). The TB loads
 DDR exactly as ``Machine.load_inputs`` does, drives the AXI4-Lite registers, waits for the
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -30,6 +37,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
@@ -81,15 +89,33 @@ class SvDdr:
         self.load_file.write_text("\n".join(lines) + "\n")
         await self._pulse(self.dut.ddr_load)
 
+    async def write(self, blocks: list[tuple[int, bytes]]) -> None:
+        """Write each (offset, bytes) block exactly, in order: a word a block covers only in part
+        keeps its other bytes (read first), unlike ``load``."""
+        whole = []
+        for offset, data in blocks:
+            head, tail = offset % self.data_bytes, -(offset + len(data)) % self.data_bytes
+            if head or tail:
+                if whole:  # the words read below must hold the blocks before this one
+                    await self.load(whole)
+                    whole = []
+                old = await self.fetch(offset - head, head + len(data) + tail)
+                data = old[:head] + bytes(data) + old[len(old) - tail:]
+                offset -= head
+            whole.append((offset, bytes(data)))
+        if whole:
+            await self.load(whole)
+
     async def fetch(self, offset: int, length: int) -> bytes:
-        first = self._word(offset)
-        last = first + (length + self.data_bytes - 1) // self.data_bytes - 1
+        skip = offset % self.data_bytes
+        first = self._word(offset - skip)
+        last = first + (skip + length + self.data_bytes - 1) // self.data_bytes - 1
         self.dut.ddr_first.value = first
         self.dut.ddr_last.value = last
         await self._pulse(self.dut.ddr_dump)
         text = "".join(line for line in self.dump_file.read_text().split() if line and line[0] not in "@/")
         data = np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(-1, self.data_bytes)[:, ::-1]
-        return data.tobytes()[:length]
+        return data.tobytes()[skip:skip + length]
 
 
 class AxiRamDdr:
@@ -122,6 +148,8 @@ class AxiRamDdr:
     async def load(self, blocks: list[tuple[int, bytes]]) -> None:
         for offset, data in blocks:
             self.ram.write((self.ddr_base + offset) % self.mem_size, data)
+
+    write = load  # byte-exact already
 
     async def fetch(self, offset: int, length: int) -> bytes:
         return self.ram.read((self.ddr_base + offset) % self.mem_size, length)
@@ -186,6 +214,21 @@ class TB:
         assert ctrl & 0b0110 == 0b0110, f"control register {ctrl:#x}: ap_done and ap_idle expected at the interrupt"
         await self.write_reg(REG_ISR, 1)  # toggle-on-write clears the done status
 
+    async def poll_done(self, timeout_cycles: int, poll_cycles: int = 1 << 16) -> None:
+        """Wait for ap_done as a host does: read the control register when the interrupt rises, or
+        every ``poll_cycles`` cycles if it is not enabled. Reading clears ap_done; the interrupt is
+        left for the host to acknowledge."""
+        deadline = get_sim_time(unit="ns") + timeout_cycles * CLOCK_NS
+        while True:
+            left = deadline - get_sim_time(unit="ns")
+            if not int(self.dut.interrupt.value) and left > 0:
+                # a Timer, not ClockCycles: ClockCycles wakes Python on every clock edge
+                await First(RisingEdge(self.dut.interrupt), Timer(min(poll_cycles * CLOCK_NS, left), unit="ns"))
+            if await self.read_reg(REG_CTRL) & 0b10:
+                return
+            if get_sim_time(unit="ns") >= deadline:
+                raise TimeoutError(f"no ap_done within {timeout_cycles} cycles")
+
     async def profile(self) -> list[tuple[int, int]]:
         count = await self.read_reg(REG_PROFILE_COUNT)
         out = []
@@ -199,7 +242,7 @@ def _i16(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<i2").astype(np.int64)
 
 
-@cocotb.test()
+@cocotb.test(skip="XAIHLS_RTL_JOB" not in os.environ)
 async def run_job(dut):
     """Run every run of the job file; record results; compare with expected values if given."""
     job_path = Path(os.environ["XAIHLS_RTL_JOB"])
@@ -268,3 +311,53 @@ async def run_job(dut):
     np.savez(out, **results)
     await Timer(1, unit="ns")
     assert not mismatches, "; ".join(mismatches)
+
+
+@cocotb.test(skip="XAIHLS_RTL_OPERATIONS" not in os.environ)
+async def run_operations(dut):
+    """Do a driver's operations in order and record every read's answer, the cycles and wall time
+    of each WaitDone's run (the engine's CYCLES register) and the DDR at the end (the next process
+    starts from it). An operation that fails is recorded with its index (first and last of a group
+    of writes) and its error."""
+    path = Path(os.environ["XAIHLS_RTL_OPERATIONS"])
+    job = json.loads(path.read_text())
+    data = np.load(path.with_suffix(".npz"))
+    tb = TB(dut, job)
+    await tb.reset()
+    ops = job["operations"]
+    out: dict[str, np.ndarray] = {}
+    cycles, walls = [], []
+    i = j = 0
+    try:
+        if "ddr" in data.files:
+            await tb.ddr.write([(0, data["ddr"].tobytes())])
+        while i < len(ops):
+            op, j = ops[i], i + 1
+            kind = op["kind"]
+            if kind == "write_memory":  # consecutive writes: one backdoor load
+                while j < len(ops) and ops[j]["kind"] == kind:
+                    j += 1
+                await tb.ddr.write([(ops[k]["offset"], data[f"data{k}"].tobytes()) for k in range(i, j)])
+            elif kind == "read_memory":
+                out[f"answer{i}"] = np.frombuffer(await tb.ddr.fetch(op["offset"], op["size"]), dtype=np.uint8)
+            elif kind == "write_register":
+                await tb.write_reg(op["offset"], op["value"])
+            elif kind == "read_register":
+                out[f"answer{i}"] = np.array([await tb.read_reg(op["offset"])], dtype=np.int64)
+            elif kind == "wait_done":
+                t0 = time.perf_counter()
+                await tb.poll_done(min(job["timeout_cycles"], math.ceil(op["timeout_s"] * 1e9 / CLOCK_NS)))
+                walls.append(time.perf_counter() - t0)
+                cycles.append(await tb.read_reg(REG_CYCLES))
+            else:
+                raise ValueError(f"unknown operation {kind!r}")
+            i = j
+        out["ddr"] = np.frombuffer(await tb.ddr.fetch(0, job["ddr_bytes"]), dtype=np.uint8)
+    except Exception as exc:
+        out["failed_at"] = np.array([i, max(i, j - 1)])  # a group of writes fails as one
+        out["error"] = np.array(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        out["cycles"] = np.array(cycles, dtype=np.int64)
+        out["wall"] = np.array(walls, dtype=np.float64)
+        np.savez(path.with_suffix(".out.npz"), **out)

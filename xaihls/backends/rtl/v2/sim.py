@@ -73,6 +73,44 @@ def build(params: RtlV2Params, mem_bits: int = v1sim.MIN_MEM_ADDR_BITS, memory: 
     return out
 
 
+def mem_addr_bits(total_bytes: int) -> int:
+    """Address bits of the DDR model for a Program of ``total_bytes`` (16 MiB at least: one build for most nets)."""
+    return max(v1sim.MIN_MEM_ADDR_BITS, (total_bytes + 4095).bit_length())
+
+
+def ddr_plusargs(load_file: Path, dump_file: Path, ddr_latency: int | None, stalls: float, seed: int) -> list[str]:
+    """The SystemVerilog DDR model's run-time settings: backdoor files, latency (default the cost
+    model's) and seeded ready/valid stalls."""
+    latency = v1sim.DDR_LATENCY if ddr_latency is None else ddr_latency
+    plusargs = [f"+ddr_load={load_file}", f"+ddr_dump={dump_file}", f"+ddr_latency={latency}"]
+    if stalls:
+        plusargs += [f"+ddr_stall_seed={(seed & 0x7FFFFFFF) or 1}", f"+ddr_stall_pct={round(100 * stalls)}"]
+    return plusargs
+
+
+def run_testbench(build_dir: Path, test_dir: Path, testcase: str, env: dict[str, str], plusargs: list[str],
+                  memory: str = "sv") -> tuple[str, float, float]:
+    """One simulator process of ``build_dir`` running ``testcase`` of xaihls/backends/rtl/tb.py:
+    (what failed, "" if nothing; seconds; CPU seconds). The log is test_dir/sim.log."""
+    env = {**v1sim.tool_env(), **env}
+    # the runner hands its own sys.path to the simulator as PYTHONPATH: add the TB's folder for the call
+    sys.path.insert(0, str(v1sim.TB_DIR))
+    t0, cpu0 = time.perf_counter(), v1sim._children_cpu()
+    try:
+        with v1sim._patched_env(v1sim.tool_env()):
+            try:
+                xml = v1sim._runner().test(
+                    test_module=v1sim.TB_MODULE, hdl_toplevel=v1sim.SIM_TOP if memory == "sv" else TOP,
+                    hdl_toplevel_lang="verilog", testcase=testcase, build_dir=build_dir, test_dir=test_dir,
+                    extra_env=env, plusargs=plusargs, log_file=test_dir / "sim.log")
+                failed = v1sim._failures(xml)
+            except SystemExit as exc:  # cocotb's runner exits on a failed test under pytest, and on a crash
+                failed = f"the testbench failed (exit status {exc.code})"
+    finally:
+        sys.path.remove(str(v1sim.TB_DIR))
+    return failed, time.perf_counter() - t0, v1sim._children_cpu() - cpu0
+
+
 def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 0.0, seed: int = 1,
              ddr_latency: int | None = None, memory: str = "sv", ddr_base: int = DEFAULT_DDR_BASE,
              work_dir: str | Path | None = None, dump_ddr: bool = False, timeout_cycles: int = 20_000_000,
@@ -87,7 +125,7 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
         raise XaiHlsError(f"unknown DDR model '{memory}'; use one of {', '.join(MEMORIES)}")
     h = program.header
     tn = program.shape.tn
-    mem_bits = max(v1sim.MIN_MEM_ADDR_BITS, (h["total_bytes"] + 4095).bit_length())
+    mem_bits = mem_addr_bits(h["total_bytes"])
     t0 = time.perf_counter()
     build_dir = build(params, mem_bits, memory)
     build_s = time.perf_counter() - t0
@@ -109,36 +147,17 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
            "timeout_cycles": timeout_cycles, "load_file": str(tmp / "ddr_load.hex"),
            "dump_file": str(tmp / "ddr_dump.hex")}
     latency = v1sim.DDR_LATENCY if ddr_latency is None else ddr_latency
-    plusargs = []
-    if memory == "sv":
-        plusargs += [f"+ddr_load={job['load_file']}", f"+ddr_dump={job['dump_file']}", f"+ddr_latency={latency}"]
-        if stalls:
-            plusargs += [f"+ddr_stall_seed={(seed & 0x7FFFFFFF) or 1}", f"+ddr_stall_pct={round(100 * stalls)}"]
+    plusargs = ddr_plusargs(tmp / "ddr_load.hex", tmp / "ddr_dump.hex", latency, stalls, seed) if memory == "sv" else []
     job_path.write_text(json.dumps(job))
     np.savez(job_path.with_suffix(".npz"), **arrays)
     out_path = job_path.with_suffix(".out.npz")
     out_path.unlink(missing_ok=True)
-    env = v1sim.tool_env()
-    env["XAIHLS_RTL_JOB"] = str(job_path)
-    sys.path.insert(0, str(v1sim.TB_DIR))
-    t0, cpu0 = time.perf_counter(), v1sim._children_cpu()
-    try:
-        with v1sim._patched_env(v1sim.tool_env()):
-            try:
-                xml = v1sim._runner().test(
-                    test_module=v1sim.TB_MODULE, hdl_toplevel=v1sim.SIM_TOP if memory == "sv" else TOP,
-                    hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=tmp, extra_env=env, plusargs=plusargs,
-                    log_file=tmp / "sim.log")
-            except SystemExit as exc:
-                xml, exit_code = None, exc.code
-    finally:
-        sys.path.remove(str(v1sim.TB_DIR))
-    process_s, process_cpu_s = time.perf_counter() - t0, v1sim._children_cpu() - cpu0
+    failed, process_s, process_cpu_s = run_testbench(build_dir, tmp, "run_job", {"XAIHLS_RTL_JOB": str(job_path)},
+                                                     plusargs, memory)
     if not out_path.exists():
         raise RuntimeError(f"the RTL simulation produced no results; see {tmp / 'sim.log'}")
     with np.load(out_path) as npz:
         res = {k: npz[k] for k in npz.files}
-    failed = v1sim._failures(xml) if xml is not None else f"the testbench failed (exit status {exit_code})"
     if check and failed:
         raise AssertionError(f"RTL testbench failed: {failed}; see {tmp / 'sim.log'}")
     out = v1sim.SimRuns()
