@@ -1,8 +1,13 @@
-"""The RTL as users reach it: a compiled project's rtl/, `xaihls sim DIR`, and backend="rtl"."""
+"""The version-1 RTL as users reached it: a compiled project's rtl/, `xaihls sim DIR`, and backend="rtl".
+
+Projects and the verbs are Engine v2's since the switch (test_rtl_v2_project.py); what is left
+here runs version 1's writer and executor explicitly (rtl_cases.V1Accelerator).
+"""
 
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from hw_tests.rtl_cases import compiled, shared_params
@@ -29,6 +34,7 @@ def test_project_holds_the_fixed_sources_and_only_parameters_per_network(tmp_pat
     assert project.program.forward == acc.plan.program.forward
 
 
+@pytest.mark.skip(reason="version 1: xaihls sim/synth/demo run Engine v2 projects now; replaced by test_rtl_v2_project.py / test_rtl_v2_synth.py, delete with version 1")
 def test_sim_runs_the_testbench_cases_bit_exactly_and_reports_cycles(tmp_path, capsys):
     acc, x = compiled("digits", (4, 2))
     write_project(acc, tmp_path, images=x)
@@ -57,6 +63,7 @@ def test_sim_runs_the_testbench_cases_bit_exactly_and_reports_cycles(tmp_path, c
     assert "image 0 saliency: results differ from the golden model" in err
 
 
+@pytest.mark.skip(reason="version 1: xaihls sim/synth/demo run Engine v2 projects now; replaced by test_rtl_v2_project.py / test_rtl_v2_synth.py, delete with version 1")
 def test_sim_takes_the_ddr_latency_and_seeded_stalls_and_says_so(tmp_path, capsys):
     acc, x = compiled("digits", (4, 2))
     write_project(acc, tmp_path, images=x)
@@ -81,6 +88,7 @@ def test_rtl_backend_returns_golden_bits_and_cycles():
     assert len(rtl.cycles) == 2 and all(c > 0 for c in rtl.cycles) and golden.cycles is None
 
 
+@pytest.mark.skip(reason="version 1: xaihls sim/synth/demo run Engine v2 projects now; replaced by test_rtl_v2_project.py / test_rtl_v2_synth.py, delete with version 1")
 def test_sim_writes_waves_on_request(tmp_path):
     acc, x = compiled("digits", (4, 2))
     write_project(acc, tmp_path, images=x)
@@ -92,6 +100,7 @@ def test_sim_writes_waves_on_request(tmp_path):
     assert vcd.stat().st_size > 100_000
 
 
+@pytest.mark.skip(reason="version 1: xaihls sim/synth/demo run Engine v2 projects now; replaced by test_rtl_v2_project.py / test_rtl_v2_synth.py, delete with version 1")
 def test_demo_runs_the_rtl_and_its_report_shows_the_cycles(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--steps", "4", "--rtl-images", "1"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())

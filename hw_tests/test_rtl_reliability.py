@@ -1,5 +1,5 @@
-"""The RTL side of the reliability fixes: networks it used to refuse, its saturation counters,
-and `xaihls sim` on a relative project path."""
+"""The version-1 RTL side of the reliability fixes: networks it used to refuse, its saturation
+counters, and `xaihls sim` on a relative project path (now Engine v2's: test_rtl_v2_project.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import functools
 import os
 
 import numpy as np
+import pytest
 import torch
 import torch.nn as nn
 
 import xaihls
-from hw_tests.rtl_cases import compiled, golden_runs, shared_params
+from hw_tests.rtl_cases import V1Accelerator, compiled, golden_runs, shared_params
 from xaihls.backends.hls.writer import write_project
 from xaihls.backends.rtl import sim
 from xaihls.backends.rtl.params import rtl_params
@@ -39,7 +40,7 @@ def _relu_first() -> nn.Module:
 def _compiled(name: str):
     net = {"head_without_pool": _head_without_pool, "relu_first": _relu_first}[name]()
     x = get_zoo_model("digits").calibration()[:16] - 0.25
-    return xaihls.compile(net, (1, 16, 16), calibration=x, tiling=(4, 2)), x[:1]
+    return V1Accelerator(xaihls.compile(net, (1, 16, 16), calibration=x, backends=("golden",)), (4, 2)), x[:1]
 
 
 def test_rtl_runs_a_flatten_head_without_pooling_and_a_relu_on_the_input_bit_exactly():
@@ -75,6 +76,7 @@ def test_rtl_saturation_counters_equal_the_program_interpreters():
         assert rtl == {k: v for k, v in program.saturations.items() if k != "input"} and rtl["forward"] > 0, method
 
 
+@pytest.mark.skip(reason="version 1: xaihls sim/synth/demo run Engine v2 projects now; replaced by test_rtl_v2_project.py / test_rtl_v2_synth.py, delete with version 1")
 def test_sim_takes_a_relative_project_path_from_another_folder(tmp_path, monkeypatch):
     acc, x = compiled("digits", (4, 2))
     write_project(acc, tmp_path / "work" / "prj", images=x)

@@ -31,6 +31,7 @@ def test_dsp_count_is_one_per_mac_plus_the_stated_few(tmp_path, backward):
     assert estimate_resources(engine).dsp == params.TM * params.TN + extra_dsps(shared_params((4, 2)))
 
 
+@pytest.mark.skip(reason="version 1: xaihls sim/synth/demo run Engine v2 projects now; replaced by test_rtl_v2_project.py / test_rtl_v2_synth.py, delete with version 1")
 @pytest.mark.skipif(not os.environ.get("XAIHLS_SLOW_TESTS"), reason="slow: set XAIHLS_SLOW_TESTS=1")
 def test_synth_reports_resources_next_to_the_estimate(tmp_path, capsys):
     acc, x = compiled("digits", (4, 2))

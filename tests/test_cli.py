@@ -7,7 +7,6 @@ import textwrap
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from xaihls.cli import main
@@ -129,10 +128,7 @@ def test_every_verb_has_help(capsys):
 
 
 def test_sim_and_synth_refuse_what_is_not_an_rtl_project(tmp_path, capsys):
-    import torch.nn as nn
-
     import xaihls
-    from xaihls.backends.hls.writer import write_project
 
     (tmp_path / "empty").mkdir()
     for verb in ("sim", "synth"):
@@ -140,52 +136,109 @@ def test_sim_and_synth_refuse_what_is_not_an_rtl_project(tmp_path, capsys):
         assert code == 2 and "holds no xaihls project" in err and err.count("\n") == 1
         code, _, err = run(capsys, verb, str(tmp_path / "nowhere"))
         assert code == 2 and "is not a folder" in err
-    # a pool with a non-square window: the RTL refuses it (the C++ engine runs it)
-    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d((2, 1)), nn.Flatten(),
-                        nn.Linear(2 * 7 * 14, 10)).eval()
-    acc = xaihls.compile(net, (1, 16, 16), methods=("saliency",), calibration=torch.rand(8, 1, 16, 16),
-                         backends=("golden", "program", "csim"))
-    assert "square windows" in acc.refusals["rtl"]
-    project = write_project(acc, tmp_path / "prj")
-    assert not (project / "rtl").exists()
-    code, _, err = run(capsys, "sim", str(project))
-    assert code == 2 and "the RTL engine cannot run this network" in err and err.count("\n") == 1
-    # a supported project: wrong case selections are refused before anything is built
     digits = get_zoo_model("digits")
+    # a 12 x 4 array: the RTL refuses it (its Tm and Tn are powers of two), the C++ engine runs it
+    acc = xaihls.compile(digits.build(), digits.input_shape, methods=("saliency",), calibration=digits.calibration(),
+                         tiling=(12, 4), backends=("golden", "program", "csim"))
+    assert "takes Tm and Tn from" in acc.refusals["rtl"]
+    project = acc.write(tmp_path / "prj")
+    assert not (project / "rtl").exists()
+    for verb in ("sim", "synth"):
+        code, _, err = run(capsys, verb, str(project))
+        assert code == 2 and "the RTL engine cannot run this network" in err and err.count("\n") == 1
+    # a supported project: wrong case selections are refused before anything is built
     acc = xaihls.compile(digits.build(), digits.input_shape, methods=("saliency",), calibration=digits.calibration())
-    project = write_project(acc, tmp_path / "digits")
+    project = acc.write(tmp_path / "digits")
     code, _, err = run(capsys, "sim", str(project), "--methods", "predict,deconvnet")
     assert code == 2 and "method 'deconvnet' has no test case" in err and "predict, saliency" in err
     code, _, err = run(capsys, "sim", str(project), "--images", "0")
     assert code == 2 and "--images must be at least 1, got 0" in err
 
 
+@pytest.fixture(scope="module")
+def digits_project(tmp_path_factory):
+    """A written digits project (gradient only), copied by each test that damages it."""
+    import xaihls
+    from xaihls.writer import write_project
+
+    digits = get_zoo_model("digits")
+    acc = xaihls.compile(digits.build(), digits.input_shape, methods=("gradient",), calibration=digits.calibration(),
+                         ig_steps=2)
+    return write_project(acc, tmp_path_factory.mktemp("digits") / "prj", images=digits.samples()[0][:1])
+
+
+def _truncate(path, keep=100):
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+DAMAGE = {
+    "an older project format": ("project.json", lambda p: p.write_text(p.read_text().replace('"format": 2', '"format": 1')),
+                                "was written in project format 1"),
+    "a cut DDR image": ("firmware/weights/ddr_image.bin", _truncate, "is not the Program image this project was written with"),
+    "unreadable RTL parameters": ("rtl/params.json", lambda p: p.write_text("{"), "not the parameters of the Engine v2"),
+    "parameters of another engine": ("rtl/params.json", lambda p: p.write_text(p.read_text().replace('"TM": 8', '"TM": 16')),
+                                     "the Program is tiled for 8x8"),
+    "a source gone": ("rtl/xaihls_walker.sv", lambda p: p.unlink(), "names xaihls_walker.sv, which is not in rtl/"),
+    "no estimate": ("estimate.json", lambda p: p.unlink(), "no readable estimate.json"),
+    "a cut test vector": ("tb_data/image0.bin", _truncate, "tb_data/image0.bin: 50 values, expected"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_project_is_one_line_naming_what_is_wrong(digits_project, tmp_path, capsys, damage):
+    import shutil
+
+    rel, spoil, needle = DAMAGE[damage]
+    project = tmp_path / "prj"
+    shutil.copytree(digits_project, project)
+    assert json.loads((project / "rtl" / "params.json").read_text())["TM"] == 8  # what the damage assumes
+    spoil(project / rel)
+    verbs = ("sim",) if rel.startswith("tb_data") else ("sim", "synth")  # synth reads no test vector
+    for verb in verbs:
+        code, out, err = run(capsys, verb, str(project))
+        assert code == 2 and needle in err and err.count("\n") == 1, (verb, err)
+        assert not (project / "reports").exists() and not (project / "rtl" / "synth").exists()
+
+
+def test_a_ddr_image_that_is_no_program_is_named():
+    from xaihls.backends.rtl.v2.project import decode_image
+    from xaihls.errors import XaiHlsError
+
+    with pytest.raises(XaiHlsError, match="image.bin does not start with an xaihls Program header"):
+        decode_image(bytes(4096), "image.bin")
+    with pytest.raises(XaiHlsError, match="shorter than a Program header"):
+        decode_image(b"XAI2", "image.bin")
+
+
 def test_synth_shows_yosys_next_to_the_estimate_and_the_attribution_overhead(tmp_path, capsys, monkeypatch):
-    """`xaihls synth` on a project; yosys itself (minutes) is replaced by a stored real run's stat
-    (tests/fixtures/reports/README.md); hw_tests run yosys for real."""
+    """`xaihls synth` on a project; yosys itself (a minute or more) is replaced by a stored real run's
+    stat (tests/fixtures/reports/README.md); hw_tests run yosys for real."""
     from pathlib import Path
 
     import xaihls
-    from xaihls.backends.hls.writer import write_project
-    from xaihls.backends.rtl import synth
+    from xaihls.backends.rtl import synth as v1synth
+    from xaihls.backends.rtl.v2 import synth
     from xaihls.reports.compare import compare
 
-    stat = (Path(__file__).parent / "fixtures" / "reports" / "yosys_engine_4x2_xc7_stat.txt").read_text()
+    stat = (Path(__file__).parent / "fixtures" / "reports" / "yosys_engine_v2_8x4_xc7_stat.txt").read_text()
     calls = []
 
-    def stored_run(params, family="xc7", out_dir=None, run=None, timeout=3600, files=None, flatten=False):
-        calls.append((params.BACKWARD, family, [f.name for f in files]))
-        return synth.result_from_stat(params, family, stat, 1.0)  # the same run for both builds
+    def stored_run(params, family="xc7", out_dir=None, run=None, timeout=3600, flatten=False, files=None):
+        calls.append((params.BACKWARD, family, [f.name for f in files], Path(files[0]).parent))
+        return v1synth.result_from_stat(params, family, stat, 1.0)  # the same run for both builds
 
     monkeypatch.setattr(synth, "synthesize", stored_run)
     digits = get_zoo_model("digits")
-    acc = xaihls.compile(digits.build(), digits.input_shape, calibration=digits.calibration()[:16], tiling=(4, 2))
-    project = write_project(acc, tmp_path / "prj")
+    acc = xaihls.compile(digits.build(), digits.input_shape, calibration=digits.calibration()[:16], tiling=(8, 4))
+    project = acc.write(tmp_path / "prj")
     code, out, err = run(capsys, "synth", str(project), "--inference-only")
     assert code == 0, err
-    assert [c[:2] for c in calls] == [(1, "xc7"), (0, "xc7")] and "xaihls_top.sv" in calls[0][2]
-    assert "39,396" in out and "attribution overhead" in out and "DSP48" in out
+    assert [c[:2] for c in calls] == [(1, "xc7"), (0, "xc7")]
+    assert "xaihls_top.sv" in calls[0][2] and calls[0][3] == (project / "rtl").resolve()  # the project's copy
+    estimate = json.loads((project / "estimate.json").read_text())["resources"]
+    assert f"{estimate['LUT']:,}" in out and "7,088" in out and "attribution overhead" in out
+    assert "DSP48: 8 x 4 MACs + 1 controller multiplier = 33 expected, 33 mapped" in out
     rows = {r.source: r for r in compare([project])}
-    assert rows["yosys"].resources["LUT"] == 39396 and rows["yosys"].resources["DSP"] == 12
-    assert rows["yosys (inference-only)"].resources["DSP"] == 12
-    assert rows["yosys"].percent()["LUT"] == pytest.approx(39396 / 53200)
+    assert rows["yosys"].resources["LUT"] == 7088 and rows["yosys"].resources["DSP"] == 33
+    assert rows["yosys (inference-only)"].resources["DSP"] == 33
+    assert rows["yosys"].percent()["LUT"] == pytest.approx(7088 / 53200)

@@ -172,8 +172,8 @@ def test_every_backend_reports_saturations_and_the_cli_warns(tmp_path, capsys):
 
 
 def test_project_verbs_take_a_relative_path_from_another_folder(tmp_path, capsys, monkeypatch):
+    from xaihls.backends.rtl.v2 import synth
     from xaihls.writer import write_project
-    from xaihls.backends.rtl import synth
 
     digits = get_zoo_model("digits")
     acc = xaihls.compile(digits.build(), digits.input_shape, methods=("gradient",),
@@ -186,14 +186,14 @@ def test_project_verbs_take_a_relative_path_from_another_folder(tmp_path, capsys
     assert main(["report", relative, "--json"]) == 0, capsys.readouterr()
     real = synth.synthesize
 
-    def read_only(params, family="xc7", out_dir=None, run=None, timeout=3600, files=None, flatten=False):
+    def read_only(params, family="xc7", out_dir=None, run=None, timeout=3600, flatten=False, files=None):
         # yosys reads the sources and elaborates (synth_xilinx's `begin` step), in its own working folder
-        return real(params, family, out_dir, "begin:coarse", timeout, files, flatten)
+        return real(params, family, out_dir, "begin:coarse", timeout, flatten, files)
 
     monkeypatch.setattr(synth, "synthesize", read_only)
     code = main(["synth", relative])
     assert code == 0, capsys.readouterr().err
-    # (`xaihls sim` with a relative path: hw_tests/test_rtl_project.py)
+    # (`xaihls sim` with a relative path: hw_tests/test_rtl_v2_project.py)
 
 
 BAD_FACTORIES = textwrap.dedent("""

@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Build the project's SystemVerilog engine (rtl/) with Verilator once (cached), run "
                                    "the test cases of tb_data/ through cocotb (DDR: a SystemVerilog AXI4 memory, "
                                    "rtl/sim/), compare with the golden model bit for bit, and report cycles per method "
-                                   "and MAC-array utilisation next to the cost model at the same DDR latency. Writes "
+                                   "and MAC-array utilisation next to the cycle model for the same DDR. Writes "
                                    "reports/verilator.json. Exits 1 on any mismatch.")
     p.add_argument("project", help="project folder written by `xaihls compile`")
     p.add_argument("--methods", help="comma-separated subset of the cases' methods (predict included)")
@@ -130,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="synthesize a project's RTL engine with yosys: LUT, FF, DSP, BRAM",
                        description="yosys synth_xilinx (family from the project's board, hierarchy kept) on rtl/ with the "
-                                   "project's parameters; the counts next to the plan's estimate. Writes "
-                                   "reports/yosys_stat.txt. Takes minutes.")
+                                   "project's parameters; the counts next to the plan's estimate (the resource model "
+                                   "fitted on yosys). Writes reports/yosys_stat.txt. Takes about a minute for a "
+                                   "small array, several for a large one.")
     p.add_argument("project", help="project folder written by `xaihls compile`")
     p.add_argument("--inference-only", action="store_true",
                    help="also synthesize the engine without the backward path and show the attribution overhead")
@@ -389,7 +390,7 @@ def cmd_csim(args) -> int:
 def cmd_sim(args) -> int:
     from rich.table import Table
 
-    from xaihls.backends.rtl.project import VERILATOR_REPORT, simulate_project
+    from xaihls.backends.rtl.v2.project import VERILATOR_REPORT, simulate_project
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else None
     console = _console()
@@ -428,8 +429,8 @@ def cmd_sim(args) -> int:
 def cmd_synth(args) -> int:
     from rich.table import Table
 
-    from xaihls.backends.rtl.project import YOSYS_REPORT, load_project, synthesize_project
-    from xaihls.backends.rtl.synth import extra_dsps
+    from xaihls.backends.rtl.v2.project import YOSYS_REPORT, load_project, synthesize_project
+    from xaihls.backends.rtl.v2.synth import extra_dsps
 
     project = load_project(args.project)  # a bad folder fails before the slow part
     estimate = project.estimate
@@ -460,9 +461,10 @@ def cmd_synth(args) -> int:
         table.add_row(*cells)
     console.print(table)
     full = results["full engine"]
-    console.print(f"DSP48: {project.params.TM} x {project.params.TN} MACs + {extra_dsps(project.params)} "
-                  f"setup multipliers = {project.params.TM * project.params.TN + extra_dsps(project.params)} expected, "
-                  f"{full.dsp} mapped; yosys took {sum(r.seconds for r in results.values()):.0f} s")
+    p = project.params
+    console.print(f"DSP48: {p.TM} x {p.TN} MACs + {extra_dsps(p)} controller multiplier = "
+                  f"{p.TM * p.TN + extra_dsps(p)} expected, {full.dsp} mapped; "
+                  f"yosys took {sum(r.seconds for r in results.values()):.0f} s")
     console.print(f"wrote {project.folder / YOSYS_REPORT}")
     return 0
 

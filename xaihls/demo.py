@@ -124,7 +124,7 @@ def _check_backend(acc, backend, images, predicted, steps, golden_attr, reports,
 
 def _check_rtl(project: Path, images: int, console) -> str:
     """The project's testbench cases on the RTL engine (Verilator through cocotb); a one-line verdict."""
-    from xaihls.backends.rtl.project import simulate_project
+    from xaihls.backends.rtl.v2.project import simulate_project
     from xaihls.errors import XaiHlsError
 
     if images == 0:

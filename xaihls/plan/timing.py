@@ -190,21 +190,24 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
             memory_total += wb
         mt_done.append(wb_free)
     total = fetch + last_done + CONV_TAIL + dram.latency + JOB_END
-    macs = _useful_macs(d, tm, tn)
+    macs = _useful_macs(d, engine)
     min_bytes = 2 * (d.n_tiles * d.ih * d.iw * tn + d.m_tiles * tm * d.n_tiles * tn * passes
                      + d.out_blocks * d.oph * d.opw * tn)
     bound = max(math.ceil(macs / (tm * tn)), math.ceil(min_bytes / (2 * e / dram.beat_cycles)))
     return JobCost(d.layer, "conv", direction, total, compute_total, memory_total, macs, bound)
 
 
-def _useful_macs(d, tm: int, tn: int) -> int:
-    """Multiply-accumulates of the array on operands inside the input map (spatial padding
-    excluded; the channels of the last tile count whole, which a descriptor does not tell apart)."""
+def _useful_macs(d, engine: EngineV2) -> int:
+    """Multiply-accumulates of the job's tiles on operands inside the input map (taps on the
+    padding excluded): Tm x Tn a position and pass, Tn on a diagonal job (one input channel an
+    output channel); channels padded to whole tiles count as the array computes them."""
     rows = sum(1 for r in range(d.oh) for t in range(d.ky)
                if 0 <= r * d.isy + t * d.iky + d.iy0 < d.ih)
     cols = sum(1 for c in range(d.ow) for t in range(d.kx)
                if 0 <= c * d.isx + t * d.ikx + d.ix0 < d.iw)
-    return rows * cols * d.m_tiles * tm * d.n_tiles * tn
+    pairs = sum(_n_tiles(d, engine, mt) for mt in range(d.m_tiles))
+    per_pair = engine.tn if d.flags >> int(Flag.DIAG) & 1 else engine.tm * engine.tn
+    return rows * cols * pairs * per_pair
 
 
 def seed_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:

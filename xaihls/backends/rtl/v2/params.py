@@ -20,6 +20,11 @@ SOURCES = (
     "xaihls_writeback.sv", "xaihls_ctrl.sv", "xaihls_top.sv",
 )
 TOP = "xaihls_top"
+SIM_SOURCES = {  # the simulation top and its DDR model (never synthesized), in compile order, by file name
+    "xaihls_sim_axi_ram.sv": RTL_DIR.parent / "rtl" / "sim" / "xaihls_sim_axi_ram.sv",  # shared with version 1
+    "xaihls_sim_top.sv": RTL_DIR / "sim" / "xaihls_sim_top.sv",
+    "xaihls_sim_top.vlt": RTL_DIR / "sim" / "xaihls_sim_top.vlt",
+}
 WAIVERS = RTL_DIR / "xaihls_lint.vlt"
 def sources() -> list[Path]:
     """The RTL files in compile order (packages first, top last)."""

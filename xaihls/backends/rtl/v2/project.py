@@ -4,22 +4,39 @@
 SystemVerilog (copied unchanged from ``xaihls/hls_templates/rtl_v2``), its lint waivers,
 ``sources.f`` (compile order), the simulation top and DDR model (``rtl/sim/``, never
 synthesized) and the only per-network part, the top's parameters (``params.json``). The
-Program's DDR image and the test vectors (images and the golden model's results) are the HLS
-project's own, shared by both engines.
+Program's DDR image and the test vectors (images and the golden model's results, in the DDR's
+blocked layout) are the HLS project's own, shared by both engines.
+
+Simulation and synthesis read the project's copy of the sources, so what runs is what a user
+takes to Vivado, and the Program from its DDR image, so what runs is what a board would load.
+Their reports land in ``DIR/reports/``: ``verilator.json`` (cycles per method, per case and per
+job, next to the cycle model) and ``yosys_stat.txt`` / ``yosys_inference_stat.txt``, which
+``xaihls report`` reads.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
 
-from xaihls.backends.rtl.v2.params import RTL_DIR, SOURCES, rtl_params
+import numpy as np
+
+from xaihls.backends.rtl.v2.params import RTL_DIR, SIM_SOURCES, SOURCES, TOP, RtlV2Params, rtl_params
+from xaihls.errors import XaiHlsError
+from xaihls.plan.contract import DESCRIPTOR, HEADER, PROGRAM_MAGIC, PROGRAM_VERSION, from_blocked
+from xaihls.project import DDR_IMAGE, REPORTS, read_estimate
+from xaihls.project import load_project as load_project_folder
 
 RTL_FOLDER = "rtl"
 PARAMS_FILE = "rtl/params.json"
-SIM_FILES = {"xaihls_sim_top.sv": RTL_DIR / "sim" / "xaihls_sim_top.sv",
-             "xaihls_sim_top.vlt": RTL_DIR / "sim" / "xaihls_sim_top.vlt",
-             "xaihls_sim_axi_ram.sv": RTL_DIR.parent / "rtl" / "sim" / "xaihls_sim_axi_ram.sv"}
 EXTRA_FILES = ("xaihls_lint.vlt",)
+VERILATOR_REPORT = f"{REPORTS}/verilator.json"
+YOSYS_REPORT = f"{REPORTS}/yosys_stat.txt"
+YOSYS_INFERENCE_REPORT = f"{REPORTS}/yosys_inference_stat.txt"
+STALL_PROBABILITY = 0.25  # xaihls sim --stalls: each DDR channel stalls a quarter of the cycles
 
 
 def project_files(plan) -> dict[str, bytes]:
@@ -27,7 +44,322 @@ def project_files(plan) -> dict[str, bytes]:
     params = rtl_params(plan.program, plan.engine)
     files = {f"{RTL_FOLDER}/{name}": (RTL_DIR / name).read_bytes() for name in (*SOURCES, *EXTRA_FILES)}
     files[f"{RTL_FOLDER}/sources.f"] = ("\n".join(SOURCES) + "\n").encode()
-    for name, path in SIM_FILES.items():
+    for name, path in SIM_SOURCES.items():
         files[f"{RTL_FOLDER}/sim/{name}"] = path.read_bytes()
     files[PARAMS_FILE] = (json.dumps(params.as_dict(), indent=1, sort_keys=True) + "\n").encode()
     return files
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a project
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProgramImage:
+    """A Program read back from its DDR image: what the simulation (``sim.simulate``), the RTL
+    parameters and the cycle model (``xaihls.plan.timing``) read of a ProgramV2."""
+
+    shape: object      # xaihls.plan.lowering.Shape
+    header: dict
+    forward: tuple     # xaihls.plan.lowering.Job
+    backward: tuple
+    regions: tuple     # xaihls.plan.lowering.Region (from project.json)
+    image: bytes
+
+    @property
+    def total_bytes(self) -> int:
+        return self.header["total_bytes"]
+
+
+def decode_image(image: bytes, where: str = "the DDR image", regions: tuple = ()) -> ProgramImage:
+    """The Program in a DDR image (header, then the two job lists); XaiHlsError naming ``where``
+    if it is not a version-2 Program whole."""
+    from xaihls.plan.lowering import Shape, job_from_bytes
+
+    if len(image) < HEADER.bytes:
+        raise XaiHlsError(f"{where}: {len(image)} bytes, shorter than a Program header ({HEADER.bytes})")
+    h = HEADER.decode(image[: HEADER.bytes])
+    if h["magic"] != PROGRAM_MAGIC:
+        raise XaiHlsError(f"{where} does not start with an xaihls Program header (magic {h['magic']:#x})")
+    if h["version"] != PROGRAM_VERSION or h["desc_words"] != DESCRIPTOR.words:
+        raise XaiHlsError(f"{where} holds a version-{h['version']} Program with {h['desc_words']}-word descriptors; "
+                          f"this xaihls runs version {PROGRAM_VERSION} ({DESCRIPTOR.words} words): "
+                          "write the project again with xaihls compile")
+    size = DESCRIPTOR.bytes
+
+    def jobs(addr: int, n: int, what: str) -> tuple:
+        if addr + n * size > len(image):
+            raise XaiHlsError(f"{where}: the {what} list ({n} jobs at {addr:#x}) runs past the image's end "
+                              f"({len(image)} bytes)")
+        return tuple(job_from_bytes(image[addr + k * size: addr + (k + 1) * size]) for k in range(n))
+
+    try:
+        shape = Shape(h["tm"], h["tn"], h["beat_elems"])
+    except XaiHlsError as exc:
+        raise XaiHlsError(f"{where}: {exc}") from None
+    return ProgramImage(shape, h, jobs(h["forward_addr"], h["n_forward"], "forward"),
+                        jobs(h["backward_addr"], h["n_backward"], "backward"), tuple(regions), bytes(image))
+
+
+@dataclass(frozen=True)
+class RtlProject:
+    folder: Path
+    description: dict   # project.json
+    params: RtlV2Params
+    program: ProgramImage
+    estimate: dict      # the plan's figures (estimate.json)
+
+    @property
+    def sources(self) -> list[Path]:
+        """The project's copy of the engine's sources, in compile order (rtl/sources.f)."""
+        names = (self.folder / RTL_FOLDER / "sources.f").read_text().split()
+        return [self.folder / RTL_FOLDER / n for n in names]
+
+    @property
+    def clock_mhz(self) -> float:
+        return float(self.description["clock_mhz"])
+
+
+def _params(folder: Path) -> RtlV2Params:
+    path = folder / PARAMS_FILE
+    if not path.is_file():
+        raise XaiHlsError(f"'{folder}': no {PARAMS_FILE}; write the project again with xaihls compile")
+    try:
+        values = json.loads(path.read_text())
+        params = RtlV2Params(**values)
+    except (ValueError, TypeError) as exc:
+        raise XaiHlsError(f"{path}: not the parameters of the Engine v2 {TOP} ({exc})") from None
+    bad = [k for k, v in params.as_dict().items() if not isinstance(v, int) or isinstance(v, bool) or v < 0]
+    if bad:
+        raise XaiHlsError(f"{path}: {bad[0]} must be a non-negative integer, got {values[bad[0]]!r}")
+    return params
+
+
+def load_project(folder: str | Path) -> RtlProject:
+    """A project written by ``xaihls compile``, with its RTL; one clear line (XaiHlsError) otherwise."""
+    path, description = load_project_folder(folder)
+    folder = path.resolve()  # the tools run in other working directories
+    rtl = description.get("rtl", {})
+    if rtl.get("unsupported"):
+        raise XaiHlsError(f"'{path}': the RTL engine cannot run this network: {rtl['unsupported']}")
+    params = _params(folder)
+    for rel in (f"{RTL_FOLDER}/sources.f", DDR_IMAGE):
+        if not (folder / rel).is_file():
+            raise XaiHlsError(f"'{path}': missing {rel}; write the project again with xaihls compile")
+    image = (folder / DDR_IMAGE).read_bytes()
+    written = description.get("program", {})
+    if written.get("image_sha256") and hashlib.sha256(image).hexdigest() != written["image_sha256"]:
+        raise XaiHlsError(f"{folder / DDR_IMAGE} is not the Program image this project was written with "
+                          f"({len(image)} bytes, {written.get('image_bytes')} written); write the project again "
+                          "with xaihls compile")
+    from xaihls.plan.lowering import Region
+
+    regions = tuple(Region(r["name"], r["addr"], r["size"]) for r in written.get("regions", []))
+    program = decode_image(image, str(folder / DDR_IMAGE), regions)
+    s = program.shape
+    if (params.TM, params.TN, params.beat_elems) != (s.tm, s.tn, s.beat_elems):
+        raise XaiHlsError(f"{folder / PARAMS_FILE}: the engine is {params.TM}x{params.TN} with "
+                          f"{params.AXI_DATA_WIDTH}-bit data; the Program is tiled for {s.tm}x{s.tn} with "
+                          f"{16 * s.beat_elems}-bit beats")
+    project = RtlProject(folder, description, params, program, read_estimate(folder))
+    for source in project.sources:
+        if not source.is_file():
+            raise XaiHlsError(f"'{path}': rtl/sources.f names {source.name}, which is not in rtl/")
+    return project
+
+
+@dataclass(frozen=True)
+class Case:
+    """One testbench case of the project (tb_data/cases.txt): an image, a method, the golden results.
+    Tensors are (C, H, W) here; the files hold them in the DDR's blocked layout."""
+
+    image: int
+    method: str
+    code: int
+    target: int
+    steps: int
+    inputs: dict[str, np.ndarray]   # image, baseline, ig_table
+    expect: dict[str, np.ndarray]   # logits, result (predicted, target), attribution (if a method)
+
+
+def _read(path: Path, dtype, count: int | None = None) -> np.ndarray:
+    if not path.is_file():
+        raise XaiHlsError(f"missing test vector {path}")
+    data = np.fromfile(path, dtype=dtype).astype(np.int64)
+    if count is not None and data.size != count:
+        raise XaiHlsError(f"{path}: {data.size} values, expected {count}")
+    return data
+
+
+def load_cases(project: RtlProject) -> list[Case]:
+    """The testbench's cases (tb_data/cases.txt), as the HLS testbench reads them."""
+    tb = project.folder / "tb_data"
+    path = tb / "cases.txt"
+    if not path.is_file():
+        raise XaiHlsError(f"'{project.folder}': no tb_data/cases.txt")
+    h, tn = project.program.header, project.program.shape.tn
+    c, hh, ww = h["in_c"], h["in_h"], h["in_w"]
+    blocked = -(-c // tn) * tn * hh * ww
+
+    def tensor(name: str) -> np.ndarray:
+        return from_blocked(_read(tb / name, "<i2", blocked), c, hh, ww, tn)
+
+    cases = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        f = line.split()
+        if len(f) != 11:
+            raise XaiHlsError(f"{path}:{n}: expected 11 fields, found {len(f)}")
+        k, image, name, code, target, steps, table, baseline, logits, result, attribution = f
+        try:
+            k, code, target, steps = int(k), int(code), int(target), int(steps)
+        except ValueError:
+            raise XaiHlsError(f"{path}:{n}: image, method code, target and steps must be integers") from None
+        inputs = {"image": tensor(image), "ig_table": _read(tb / table, "<i4"),
+                  "baseline": np.zeros((c, hh, ww), np.int64) if baseline == "-" else tensor(baseline)}
+        expect = {"logits": _read(tb / logits, "<i2", h["classes"]), "result": _read(tb / result, "<i4", 2)}
+        if attribution != "-":
+            expect["attribution"] = tensor(attribution)
+        cases.append(Case(k, name, code, target, steps, inputs, expect))
+    return cases
+
+
+# ---------------------------------------------------------------------------------------------
+# xaihls sim
+# ---------------------------------------------------------------------------------------------
+
+def simulated_engine(project: RtlProject, ddr_latency: int):
+    """The EngineV2 the simulation runs, as the cycle model needs it: the project's RTL parameters
+    (the post-processing chunk follows its buffer depths) and the simulated DDR (``ddr_latency``,
+    one beat a cycle: the SystemVerilog model has no bandwidth cap)."""
+    from xaihls.plan.engine import EngineV2
+
+    p = project.params
+    return EngineV2(p.TM, p.TN, p.beat_elems, p.IN_DEPTH, p.OUT_DEPTH, p.W_DEPTH, p.MASK_BITS, p.INDEX_ENTRIES,
+                    p.INDEX_BITS, p.INPUT_ELEMS, project.clock_mhz, float(p.AXI_DATA_WIDTH // 8), ddr_latency,
+                    bool(p.BACKWARD))
+
+
+def method_macs(program, engine, method: str, steps: int) -> int:
+    """Multiply-accumulates of one run of ``method`` (predict: one forward pass), by the cycle model."""
+    from xaihls.plan.timing import job_cost
+
+    fwd = sum(job_cost(d, engine, "forward").macs for d in program.forward)
+    if method == "predict":
+        return fwd
+    bwd = sum(job_cost(d, engine, "backward").macs for d in program.backward)
+    return fwd + steps * (fwd + bwd) if method == "integrated_gradients" else fwd + bwd
+
+
+def model_cycles(program, engine, method: str, steps: int) -> int:
+    """The cycle model's cycles of one run of ``method`` on ``engine`` (at its DDR latency)."""
+    from xaihls.plan.timing import method_cycles
+
+    return method_cycles(program, engine, None if method == "predict" else method, steps)
+
+
+def _bit_exact(case: Case, out: dict) -> bool:
+    return (out["status"] == 0 and np.array_equal(out["logits"], case.expect["logits"])
+            and np.array_equal(out["result"][:2], case.expect["result"])
+            and ("attribution" not in case.expect or np.array_equal(out["attribution"], case.expect["attribution"])))
+
+
+def simulate_project(folder: str | Path, methods: tuple[str, ...] | None = None, images: int | None = None,
+                     stalls: bool | int = False, waves: bool = False, ddr_latency: int | None = None,
+                     memory: str = "sv") -> dict:
+    """Run the project's testbench cases on the simulated RTL; write and return reports/verilator.json.
+
+    ``methods`` / ``images``: a subset of the cases (method names, 'predict' included; the
+    first ``images`` images). ``stalls``: random ready/valid stalls on every DDR channel (an
+    int: their seed). ``ddr_latency``: the DDR model's latency in cycles (default 24); the
+    model's cycles in the report are the cycle model's for the same DDR. ``memory="axiram"``:
+    cocotbext-axi's AxiRam instead (protocol test, slow). ``waves``: a VCD trace of the session,
+    ``DIR/rtl/sim/dump.vcd`` (a separate Verilator build with tracing).
+    """
+    from xaihls.backends.rtl.v2 import sim
+    from xaihls.backends.rtl.v2.cycles import compare
+    from xaihls.plan.engine import DDR_LATENCY
+
+    project = load_project(folder)
+    cases = load_cases(project)
+    known = sorted({c.method for c in cases})
+    if methods:
+        unknown = [m for m in methods if m not in known]
+        if unknown:
+            raise XaiHlsError(f"method '{unknown[0]}' has no test case in {project.folder}; it has: {', '.join(known)}")
+        cases = [c for c in cases if c.method in methods]
+    if images is not None:
+        if images < 1:
+            raise XaiHlsError(f"--images must be at least 1, got {images}")
+        cases = [c for c in cases if c.image < images]
+    if not cases:
+        raise XaiHlsError(f"'{project.folder}': no test case to run (tb_data/cases.txt)")
+    program = project.program
+    runs = [{**c.inputs, "method": c.code, "target": c.target, "steps": c.steps} for c in cases]
+    seed = 1 if stalls is True else int(stalls)
+    out = sim.simulate(program, project.params, runs, stalls=STALL_PROBABILITY if stalls else 0.0, seed=seed,
+                       ddr_latency=ddr_latency, memory=memory, check=False, files=project.sources, waves=waves,
+                       work_dir=project.folder / RTL_FOLDER / "sim" if waves else None)
+    latency = out.ddr_latency if out.ddr_latency is not None else project.estimate.get("ddr_latency", DDR_LATENCY)
+    engine = simulated_engine(project, latency)
+    mhz = project.clock_mhz
+    tm_tn = project.params.TM * project.params.TN
+    rows = []
+    for case, o in zip(cases, out):
+        macs = method_macs(program, engine, case.method, case.steps)
+        rows.append({"image": case.image, "method": case.method, "steps": case.steps, "cycles": o["cycles"],
+                     "latency_us": round(o["cycles"] / mhz, 3), "mac_utilization": round(macs / tm_tn / o["cycles"], 6),
+                     "status": o["status"], "bit_exact": bool(_bit_exact(case, o)), "profile": o["profile"]})
+    per_method = {}
+    for method in dict.fromkeys(c.method for c in cases):
+        mine = [r for r in rows if r["method"] == method]
+        cyc = int(statistics.median(r["cycles"] for r in mine))
+        per_method[method] = {"cycles": cyc, "latency_ms": cyc / (mhz * 1e3), "runs": len(mine),
+                              "mac_utilization": statistics.median(r["mac_utilization"] for r in mine),
+                              "model_cycles": model_cycles(program, engine, method, mine[0]["steps"]),
+                              "bit_exact": all(r["bit_exact"] for r in mine)}
+    first = next((r for r in rows if r["method"] != "predict"), rows[0])
+    descriptors = [{**r.__dict__, "deviation": round(r.deviation, 6), "mac_utilization": round(r.macs / tm_tn / r.rtl, 6)}
+                   for r in compare(program, engine, first["profile"])]
+    speed = {"cycles": out.cycles, "run_s": round(out.run_s, 3), "cycles_per_second": round(out.cycles_per_second),
+             "process_s": round(out.process_s, 3), "build_s": round(out.build_s, 3)}
+    report = {"tool": "verilator", "top": TOP, "params": project.params.as_dict(), "clock_mhz": mhz,
+              "stalls": bool(stalls), "memory": {**out.conditions(), "stall_seed": seed if stalls else None},
+              "simulation": speed, "cycles": {m: v["cycles"] for m, v in per_method.items()},
+              "methods": per_method, "cases": [{k: v for k, v in r.items() if k != "profile"} for r in rows],
+              "descriptors_of": first["method"], "descriptors": descriptors}
+    path = project.folder / VERILATOR_REPORT
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# xaihls synth
+# ---------------------------------------------------------------------------------------------
+
+def yosys_family(project: RtlProject) -> str:
+    """synth_xilinx's family for the project's board (its device family, as project.json says)."""
+    from xaihls.plan.boards import YOSYS_FAMILY_OF, load_board
+
+    board = project.description.get("board", {})
+    if board.get("family") in YOSYS_FAMILY_OF:
+        return YOSYS_FAMILY_OF[board["family"]]
+    return load_board(board.get("name", "")).yosys_family
+
+
+def synthesize_project(folder: str | Path, inference_only: bool = False, family: str | None = None):
+    """yosys synth_xilinx of the project's engine (family from its board) on its rtl/ sources;
+    the stat lands in reports/ (yosys_stat.txt, or yosys_inference_stat.txt without the backward path)."""
+    from xaihls.backends.rtl.v2 import synth
+
+    project = load_project(folder)
+    family = family or yosys_family(project)
+    params = project.params.inference_only() if inference_only else project.params
+    name = "synth-inference" if inference_only else "synth"
+    result = synth.synthesize(params, family, project.folder / RTL_FOLDER / name, files=project.sources)
+    report = project.folder / (YOSYS_INFERENCE_REPORT if inference_only else YOSYS_REPORT)
+    report.parent.mkdir(exist_ok=True)
+    report.write_text(result.stat_text)
+    return result

