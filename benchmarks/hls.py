@@ -15,7 +15,9 @@ from pathlib import Path
 
 import xaihls
 from xaihls.backends.hls import csim
-from xaihls.backends.hls.writer import read_project, write_project
+from xaihls.backends.hls import v2
+from xaihls.project import read_project
+from xaihls.writer import write_project
 from xaihls.methods import METHODS
 from xaihls.models.zoo import get_zoo_model
 
@@ -49,7 +51,7 @@ def main() -> None:
             tiling = f"{e.tm}x{e.tn}"
             project = Path(tmp) / name
             t_write, _ = _timed(lambda: write_project(acc, project))
-            t_lib, _ = _timed(lambda: csim.library_for(acc.plan))
+            t_lib, _ = _timed(lambda: v2.library_for(acc.plan.engine))
             t_tb, _ = _timed(lambda: csim.build_testbench(project))
             t_run, (code, _) = _timed(lambda: csim.run_testbench(project))
             assert code == 0, f"{name}: the testbench does not pass"

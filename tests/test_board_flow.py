@@ -18,7 +18,7 @@ import pytest
 
 from xaihls.backends.board import CU_NAME, FLOWS, AlveoFlow, ZynqFlow, board_files, board_flow
 from xaihls.backends.hls.templates import TEMPLATE_DIR
-from xaihls.backends.rtl.params import RTL_DIR, SOURCES, RtlParams
+from xaihls.backends.rtl.v2.params import RTL_DIR, SOURCES, RtlV2Params
 from xaihls.errors import XaiHlsError
 from xaihls.plan.boards import load_board
 
@@ -89,7 +89,7 @@ def write_project(tmp: Path, files: dict[str, bytes]) -> Path:
     for name in SOURCES:
         shutil.copy(RTL_DIR / name, rtl / name)
     (rtl / "sources.f").write_text("\n".join(SOURCES) + "\n")
-    (rtl / "xaihls_params.svh").write_text(RtlParams(8, 4, 512, 128, 9, 2048, 512, 2, 256).svh())
+    (rtl / "xaihls_params.svh").write_text(RtlV2Params(8, 4, 64, 512, 128, 128, 2048, 512, 2, 256).svh())
     (tmp / "firmware").mkdir()
     (tmp / "firmware" / "xaihls_top.cpp").write_text("// stand-in\n")
     return tmp
@@ -306,7 +306,7 @@ def test_alveo_flow_names_its_platform_and_reports_the_compute_unit(board_name, 
     assert ("sp", f"{CU_NAME}.ddr:{flow.memory}") in sections["connectivity"]
     assert sections["clock"] == [("freqHz", f"{round(board.clock_mhz * 1e6)}:{CU_NAME}")]
     top = (TEMPLATE_DIR / "firmware" / "xaihls_top.cpp").read_text()
-    assert re.search(r"int xaihls_top\(short \*ddr,", top), "the kernel's DDR argument is `ddr`"
+    assert re.search(r"int xaihls_top\([\w:]+ \*ddr,", top), "the kernel's DDR argument is `ddr`"
 
     project = write_project(tmp_path, files)
     if shutil.which("make"):  # the commands make would run name the platform

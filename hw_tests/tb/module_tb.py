@@ -14,10 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-from xaihls.backends.rtl.params import RTL_DIR
-from xaihls.backends.rtl.sim import _patched_env, cache_root, tool_env
+from xaihls.backends.rtl.sim import SIM_DIR, _patched_env, cache_root, tool_env
 
-SIM_DIR = RTL_DIR / "sim"
+RTL_DIR = SIM_DIR.parent  # the DDR model and the modules these testbenches test
 BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0", "-CFLAGS", "-O0"]
 
 

@@ -336,7 +336,7 @@ def field_limit(record: Record, name: str) -> int:
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = Path(__file__).resolve().parents[1] / "hls_templates"
 GENERATED = {
-    "cpp": TEMPLATES / "firmware_v2" / "xaihls_contract.h",
+    "cpp": TEMPLATES / "firmware" / "xaihls_contract.h",
     "sv": TEMPLATES / "rtl_v2" / "xaihls_contract_pkg.sv",
     "doc": ROOT / "docs" / "contract.md",
 }
@@ -425,7 +425,7 @@ def doc_table() -> str:
     lines = [f"<!-- {_BANNER} -->", "# The Program contract (version 2)", "",
              "The one definition of what `xaihls.plan` hands to the hardware: xaihls/plan/contract.py.",
              "Fields are packed least significant bit first into 32-bit little-endian words and never",
-             "straddle a word. The C++ header (`firmware_v2/xaihls_contract.h`) and the SystemVerilog package",
+             "straddle a word. The C++ header (`firmware/xaihls_contract.h`) and the SystemVerilog package",
              "(`rtl_v2/xaihls_contract_pkg.sv`) are generated from the same definition.", ""]
     for rec in (HEADER, DESCRIPTOR, RESULT):
         lines += [f"## {rec.name} ({rec.words} words)", "", rec.meaning, "",

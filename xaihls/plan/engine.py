@@ -1,7 +1,6 @@
-"""The engine's parameters (one Tm x Tn MAC array for the whole network) and its resource estimate.
-
-The estimate's coefficients are stated here, each with where it comes from; they are
-compared with yosys `synth_xilinx` (and Vitis reports where a user has them) in the reports.
+"""The engine's parameters (one Tm x Tn MAC array for the whole network, its buffers, its AXI
+width) and the shape of a resource estimate. The estimate itself is the model fitted on yosys
+(xaihls.plan.resources); the cycles are the cycle model's (xaihls.plan.timing).
 """
 
 from __future__ import annotations
@@ -11,77 +10,10 @@ from dataclasses import asdict, dataclass, replace
 
 ACC_BITS = 48  # the wide accumulator (DSP48 P register)
 DATA_BITS = 16
-AXI_DATA_BYTES = 8  # one 64-bit AXI4 master (a Zynq HP port's width)
 DDR_LATENCY = 24
 """Cycles from an AXI request to its first data (or its write response) at the engine's clock:
 an estimate for an idle Zynq-7000 HP port to DDR3 at 100 MHz (240 ns), not a board measurement.
 The cost model's default and the simulated DDR's (xaihls_sim_axi_ram READ/WRITE_LATENCY)."""
-
-# Block RAM aspect ratios of a RAMB18 (width, depth): the best one is taken per memory.
-_BRAM18_SHAPES = ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512))
-LUTRAM_MAX_BITS = 1024  # smaller memories go to LUTs (distributed RAM), as Vivado does
-
-# LUT/FF coefficients of the estimate: first estimates of a lean engine, NOT calibrated. yosys
-# synth_xilinx of our RTL engine measures far more (4 x 2: 39,396 LUT / 15,443 FF against 5,064 /
-# 6,112 here; 8 x 4: 60,279 / 21,811; benchmarks/RESULTS.md "RTL engine"), so on LUT-limited
-# boards the planner sizes arrays the RTL does not fit. Recalibrating needs yosys points that
-# vary Tm and Tn separately (two points put the RTL at ~435 LUT a MAC and ~2,600 a lane).
-LUT_PER_MAC = 12  # operand muxing into each DSP (address-pattern selects)
-FF_PER_MAC = 34  # pipeline registers around each DSP (operands, accumulate)
-LUT_PER_LANE = 180  # per output lane: requantize, saturate, ReLU, pool compare
-FF_PER_LANE = 160
-LUT_CONTROL = 4200  # descriptor fetch, loop counters, AXI4 master + AXI4-Lite, post-processing unit
-FF_CONTROL = 5200
-
-
-# DSP48s outside the MAC array (the RTL's 25x18 address-setup multipliers: two in the tile
-# loader, one in the write-back unit; with the backward path, the post-processing unit's
-# 18x18 one). Checked against yosys synth_xilinx in hw_tests/test_rtl_synth.py.
-SETUP_DSPS = 3
-BACKWARD_DSPS = 1
-
-
-def bram18_count(width: int, depth: int) -> int:
-    """RAMB18 primitives for a width x depth memory (0 when it fits in LUTRAM)."""
-    if width <= 0 or depth <= 0:
-        return 0
-    if width * depth <= LUTRAM_MAX_BITS:
-        return 0
-    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in _BRAM18_SHAPES)
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """What the hardware is built with; the Program must fit it.
-
-    ``in_depth``: words per input-buffer bank (one bank per Tn lane); ``out_depth``:
-    accumulators per output bank (one per Tm lane); ``w_depth``: kernel taps per weight
-    bank (one per MAC). Input, weight and accumulator buffers are ping-pong (two copies).
-    ``mask_bits`` and ``index_entries`` size the on-chip memories that keep ReLU bits and
-    max-pool indices between the passes; ``index_bits`` is an index's width. ``ddr_latency``:
-    cycles from a DDR request to its data, charged by the cost model where it is exposed.
-    """
-
-    tm: int
-    tn: int
-    in_depth: int
-    out_depth: int
-    w_depth: int
-    mask_bits: int
-    index_entries: int
-    index_bits: int
-    clock_mhz: float
-    bytes_per_cycle: float
-    backward: bool = True
-    ddr_latency: int = DDR_LATENCY
-
-    @property
-    def macs(self) -> int:
-        return self.tm * self.tn
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class ResourceEstimate:
@@ -94,28 +26,6 @@ class ResourceEstimate:
 
     def as_dict(self) -> dict:
         return {"LUT": self.lut, "FF": self.ff, "DSP": self.dsp, "BRAM_18K": self.bram_18k, "URAM": self.uram}
-
-
-def estimate_resources(cfg: EngineConfig) -> ResourceEstimate:
-    """DSP: one per 16x16 MAC plus the setup multipliers. BRAM: the buffers' shapes. LUT/FF:
-    the stated coefficients."""
-    brams = {
-        "input buffers (ping-pong)": 2 * cfg.tn * bram18_count(DATA_BITS, cfg.in_depth),
-        "weight buffers (ping-pong)": 2 * cfg.macs * bram18_count(DATA_BITS, cfg.w_depth),
-        "output accumulators (ping-pong)": 2 * cfg.tm * bram18_count(ACC_BITS, cfg.out_depth),
-        "ReLU bits": bram18_count(1, cfg.mask_bits) if cfg.backward else 0,
-        "pool indices": bram18_count(cfg.index_bits, cfg.index_entries) if cfg.backward else 0,
-    }
-    # LUTRAM for the memories that are too small for a block RAM: one LUT6 holds 64 bits.
-    lutram = 0
-    for width, depth, copies in ((DATA_BITS, cfg.in_depth, 2 * cfg.tn), (DATA_BITS, cfg.w_depth, 2 * cfg.macs),
-                                 (ACC_BITS, cfg.out_depth, 2 * cfg.tm)):
-        if bram18_count(width, depth) == 0:
-            lutram += copies * math.ceil(width * depth / 64)
-    lut = cfg.macs * LUT_PER_MAC + cfg.tm * LUT_PER_LANE + LUT_CONTROL + lutram
-    ff = cfg.macs * FF_PER_MAC + cfg.tm * FF_PER_LANE + FF_CONTROL
-    dsp = cfg.macs + SETUP_DSPS + (BACKWARD_DSPS if cfg.backward else 0)
-    return ResourceEstimate(lut, ff, dsp, sum(brams.values()), 0, brams)
 
 
 MIN_DEPTH = 16  # the smallest buffer depth built (addresses of one bit or none would not elaborate)

@@ -27,7 +27,9 @@ def test_illegal_parameters_stop_the_simulation_with_their_message(tmp_path):
     from pathlib import Path
 
     from hw_tests.tb.module_tb import run
-    from xaihls.backends.rtl.params import RTL_DIR
+    from xaihls.backends.rtl.sim import SIM_DIR
+
+    RTL_DIR = SIM_DIR.parent
 
     sources = [RTL_DIR / n for n in ("xaihls_fifo.sv", "xaihls_rd_dma.sv", "xaihls_wr_dma.sv", "xaihls_axil_regs.sv",
                                      "sim/xaihls_sim_axi_ram.sv")]

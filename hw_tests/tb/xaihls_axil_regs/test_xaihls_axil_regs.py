@@ -228,7 +228,9 @@ async def run_profile(dut, stalls):
 
 
 def _sources():
-    from xaihls.backends.rtl.params import RTL_DIR
+    from xaihls.backends.rtl.sim import SIM_DIR
+
+    RTL_DIR = SIM_DIR.parent
 
     return [RTL_DIR / "xaihls_axil_regs.sv"]
 

@@ -76,7 +76,9 @@ async def run_reset_empties(dut):
 
 def test_xaihls_fifo(tmp_path, width, depth):
     from hw_tests.tb.module_tb import run
-    from xaihls.backends.rtl.params import RTL_DIR
+    from xaihls.backends.rtl.sim import SIM_DIR
+
+    RTL_DIR = SIM_DIR.parent
 
     run(__file__, "xaihls_fifo", [RTL_DIR / "xaihls_fifo.sv"], {"WIDTH": width, "DEPTH": depth}, tmp_path)
 

@@ -215,7 +215,9 @@ async def run_slverr_mid_burst(dut, stalls):
 
 
 def _sources():
-    from xaihls.backends.rtl.params import RTL_DIR
+    from xaihls.backends.rtl.sim import SIM_DIR
+
+    RTL_DIR = SIM_DIR.parent
 
     return [RTL_DIR / "xaihls_fifo.sv", RTL_DIR / "xaihls_rd_dma.sv"]
 

@@ -199,7 +199,9 @@ async def run_backdoor(dut):
 
 
 def _sources():
-    from xaihls.backends.rtl.params import RTL_DIR
+    from xaihls.backends.rtl.sim import SIM_DIR
+
+    RTL_DIR = SIM_DIR.parent
 
     return [RTL_DIR / "sim" / "xaihls_sim_axi_ram.sv"]
 

@@ -1,15 +1,10 @@
-"""C-simulation of the HLS engine with g++ (``backend="csim"``, ``xaihls csim DIR``).
-
-The engine's C++ is compiled once per source hash into a shared library (in a cache folder)
-and called through ctypes. The host side — what a driver writes into DDR before start and
-reads after done — is the program interpreter's (``xaihls.sim.program.Machine``), so only
-the engine differs between ``backend="program"`` and ``backend="csim"``. Bit-exact with the
-golden model for every method (tests/test_hls.py).
+"""The g++ side of the HLS backend: the compiler, the ap_types headers, content-hashed builds and
+a project's testbench (``xaihls csim DIR``, ``make csim``). The in-process engine
+(``backend="csim"``) is ``xaihls.backends.hls.v2``; it builds through ``build_library`` here.
 """
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import importlib.util
 import os
@@ -18,23 +13,13 @@ import subprocess
 import threading
 from pathlib import Path
 
-import numpy as np
-import torch
 
 from xaihls.errors import XaiHlsError
-from xaihls.methods import METHOD_CODES, PREDICT_CODE
-from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
-from xaihls.plan.program import MAX_IG_STEPS, RESULT_WORDS
+from xaihls.project import CACHE_ENV  # noqa: F401 - the cache variable, named where the builds are
 
 CXX_FLAGS = ("-O2", "-std=c++14", "-Wno-uninitialized", "-Wno-maybe-uninitialized")
 CXX_ENV = "XAIHLS_CXX"  # the C++ compiler (default g++)
 AP_TYPES_ENV = "XAIHLS_AP_TYPES_DIR"  # other ap_types headers (default: hls4ml's copy)
-CACHE_ENV = "XAIHLS_CACHE_DIR"  # where backend="csim" keeps its builds (default ~/.cache/xaihls)
-
-STATUS_BITS = {1: "bus error (an access outside the Program's DDR)",
-               2: "the Program is not version 1 or larger than the engine was built for",
-               4: "an argument (method, target or steps) out of range"}
-
 
 def ap_types_dir() -> Path:
     """The folder with ap_int.h: $XAIHLS_AP_TYPES_DIR, else the copy inside the hls4ml package."""
@@ -99,109 +84,10 @@ def _compile(sources: list[Path], headers: list[Path], out_dir: Path, stem: str,
     return target
 
 
-class CSimLibrary:
-    """The engine as a shared library: ``run`` executes one start of the top on a DDR array."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._lib = ctypes.CDLL(str(path))
-        self._run = self._lib.xaihls_csim_run
-        self._run.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        self._run.restype = ctypes.c_int
-        self._lib.xaihls_csim_total_bytes.restype = ctypes.c_int
-        self.total_bytes = int(self._lib.xaihls_csim_total_bytes())
-        self._lock = threading.Lock()  # the engine's on-chip memories are static: one run at a time
-
-    def run(self, ddr: np.ndarray, method: int, target: int, steps: int) -> int:
-        """The top's status (0 ok) after it ran on ``ddr`` (uint8, the Program's total bytes)."""
-        if ddr.dtype != np.uint8 or not ddr.flags.c_contiguous or not ddr.flags.writeable:
-            raise ValueError("ddr must be a writeable, contiguous uint8 array")
-        if ddr.size < self.total_bytes:
-            raise ValueError(f"ddr has {ddr.size} bytes; this engine's Program uses {self.total_bytes}")
-        with self._lock:
-            return int(self._run(ddr.ctypes.data, method, target, steps))
-
-
-_LIBRARIES: dict[Path, CSimLibrary] = {}
-_LIBRARIES_LOCK = threading.Lock()
-
-
-def load_library(path: Path) -> CSimLibrary:
-    with _LIBRARIES_LOCK:
-        if path not in _LIBRARIES:
-            _LIBRARIES[path] = CSimLibrary(path)
-        return _LIBRARIES[path]
-
-
 def build_library(firmware: Path, build_dir: Path) -> Path:
     """Compile a project's firmware folder (with the C-simulation entry) into a shared library."""
     sources = [firmware / "xaihls_top.cpp", firmware / "xaihls_csim.cpp"]
     return _compile(sources, sorted(firmware.glob("*.h")), build_dir, "xaihls_csim", shared=True)
-
-
-def library_for(plan) -> CSimLibrary:
-    """The compiled engine of ``plan`` from the cache (its firmware written and built on first use)."""
-    from xaihls.backends.hls.writer import firmware_files
-
-    files = firmware_files(plan)
-    digest = hashlib.sha256(b"".join(name.encode() + b"\0" + data + b"\0" for name, data in sorted(files.items())))
-    folder = cache_dir() / "csim" / digest.hexdigest()[:16]
-    for rel, data in files.items():
-        path = folder / rel
-        if not path.is_file() or path.read_bytes() != data:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            partial.write_bytes(data)
-            os.replace(partial, path)
-    return load_library(build_library(folder / "firmware", folder / "build"))
-
-
-def _status_text(status: int) -> str:
-    return "; ".join(text for bit, text in STATUS_BITS.items() if status & bit) or f"status {status}"
-
-
-def run_batch(plan, x_q: torch.Tensor, method: str | None, target: torch.Tensor | None, steps: int, rule: str,
-              baseline_q: torch.Tensor | None):
-    """Run each image of an already-quantized batch on the C-simulated engine.
-
-    Same contract as ``xaihls.sim.program.run_batch``: int64 tensors (logits, target, attribution)
-    and each run's saturation counters (the result region's words 2..4).
-    """
-    from xaihls.sim.program import Machine
-
-    library = library_for(plan)
-    machine = Machine(plan.program, plan.engine.tm, plan.engine.tn)
-    h = machine.header
-    code = PREDICT_CODE if method is None else METHOD_CODES[method]
-    logits, targets, attrs, counters = [], [], [], []
-    for k in range(x_q.shape[0]):
-        base = None if baseline_q is None else baseline_q[k].reshape(-1).numpy()
-        machine.load_inputs(x_q[k].reshape(-1).numpy(), base, steps, rule)
-        status = library.run(machine.ddr, code, -1 if target is None else int(target[k]), steps)
-        if status:
-            raise XaiHlsError(f"the C-simulated engine stopped: {_status_text(status)}")
-        result = machine.read32(h.result_addr, RESULT_WORDS)
-        logits.append(machine.read16(h.logits_addr, h.classes))
-        targets.append(int(result[1]))
-        counters.append(tuple(int(v) for v in result[2:]))
-        if code != PREDICT_CODE:
-            attrs.append(machine.read16(h.attr_addr, h.input_elems).reshape(x_q.shape[1:]))
-    as_t = lambda a: torch.from_numpy(np.stack(a).astype(np.int64))  # noqa: E731
-    return as_t(logits), torch.tensor(targets, dtype=torch.int64), (as_t(attrs) if attrs else None), counters
-
-
-class CSimExecutor:
-    """The HLS engine's C++ compiled with g++ (cached) and called in process."""
-
-    capabilities = Capabilities("csim", data_widths=(16,), max_ig_steps=MAX_IG_STEPS)
-
-    def run(self, qg, plan, args: RunArgs) -> RunResult:
-        logits, targets, attrs, counters = run_batch(plan, args.x_q, args.method, args.target, args.steps,
-                                                     args.rule, args.baseline_q)
-        return engine_result(qg, args, logits, targets, attrs, counters)
-
-
-EXECUTOR = CSimExecutor()
 
 
 def build_testbench(project: Path) -> Path:

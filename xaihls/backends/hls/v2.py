@@ -1,6 +1,6 @@
 """Engine v2 in Vitis HLS C++: parameters.h, the g++ C-simulation, and the project's files.
 
-The engine is the fixed library in ``xaihls/hls_templates/firmware_v2`` (docs/engine_v2.md);
+The engine is the fixed library in ``xaihls/hls_templates/firmware`` (docs/engine_v2.md);
 for a network this module writes only ``parameters.h`` (from an EngineV2 and the ProgramV2 it
 runs), and, for a project, the Program's DDR image, the testbench's golden vectors and the
 scripts. The C-simulation compiles the same sources with g++ once per content hash (cached,
@@ -34,7 +34,7 @@ from xaihls.plan.contract import to_blocked
 from xaihls.plan.lowering import ProgramV2
 from xaihls.sim.interpreter import Engine
 
-FIRMWARE = "firmware_v2"
+FIRMWARE = "firmware"
 ENGINE_SOURCES = ("xaihls_contract.h", "xaihls_types.h", "xaihls_conv.h", "xaihls_engine.h", "xaihls_top.h",
                   "xaihls_top.cpp")
 """The fixed, synthesized sources (with the generated parameters.h): what Vitis HLS compiles."""
@@ -45,8 +45,8 @@ hls_streamofblocks.h (used when the ap_types headers lack them), the host's byte
 conversion, and the ctypes entry."""
 
 PARAMETERS = "parameters.h"
-TESTBENCH = "tb_v2/xaihls_tb.cpp"
-README = "project_v2/README.md"
+TESTBENCH = "tb/xaihls_tb.cpp"
+README = "README.md"
 DDR_IMAGE = "firmware/weights/ddr_image.bin"
 TOP = "xaihls_top"
 HLS_PROJECT_NAME = "xaihls_prj"

@@ -1,8 +1,9 @@
-// The engine's configuration for one network on one board: the only per-network C++.
+// The engine's configuration: the only per-network C++ of an Engine v2 (docs/engine_v2.md).
 //
-// xaihls writes this file from the plan (xaihls/backends/hls/writer.py); the engine
-// library (xaihls_engine.h) and the top (xaihls_top.cpp) never change between networks.
-// In the template (xaihls/hls_templates) four marked lines are holes the writer fills.
+// xaihls writes this file (xaihls/backends/hls/v2.py) from an EngineV2 and its Program; the
+// engine library (xaihls_types.h, xaihls_conv.h, xaihls_engine.h) and the top never change
+// between networks. In the template (xaihls/hls_templates/firmware) the marked lines are
+// holes the writer fills.
 #ifndef XAIHLS_PARAMETERS_H_
 #define XAIHLS_PARAMETERS_H_
 
@@ -10,17 +11,15 @@
 
 namespace xaihls {
 
-// ---- The engine (xaihls.plan.engine.EngineConfig): array, buffers, kept-state memories ----
-// TM x TN multipliers; IN_DEPTH words per input bank (one bank per TN lane); OUT_DEPTH
-// accumulators per output bank (one per TM lane); W_DEPTH taps per weight bank (one per MAC).
+// ---- The engine (xaihls.plan.engine.EngineV2) ----
+// TM x TN multipliers; BEAT_ELEMS 16-bit elements per AXI beat (BEAT_SHIFT = log2 of its
+// bytes); IN_DEPTH words per input buffer, OUT_DEPTH accumulators per lane, W_DEPTH weight
+// rows of TN per buffer; the kept-state memories and the IG-sum memory.
 // xaihls insert engine
 
-// ---- Static loop bounds: the largest count any descriptor of this Program asks for ----
-// Loops over descriptor-given counts run to these constants and leave early (break);
-// a Program that needs more is refused at run time (status bit 1).
-// xaihls insert bounds
-
-// ---- The Program's DDR image ----
+// ---- The Program it was built for ----
+// DDR_BYTES sizes the co-simulation's memory model (the m_axi depth). The MAX_* counts only
+// inform Vitis HLS's latency report (loop_tripcount); they limit nothing.
 // xaihls insert program
 
 }  // namespace xaihls

@@ -1,15 +1,13 @@
-// C-simulation entry points for Python (ctypes): the engine compiled with g++ as a shared
-// library (-fvisibility=hidden: only these two are exported). Not synthesized:
-// build_prj.tcl does not add this file.
-#include "parameters.h"
+// C-simulation entry point for Python (ctypes): the engine compiled with g++ as a shared
+// library (-fvisibility=hidden: only this is exported). Not synthesized: build_prj.tcl does
+// not add this file.
 #include "xaihls_top.h"
+#include "xaihls_host.h"
 
 #define XAIHLS_EXPORT extern "C" __attribute__((visibility("default")))
 
-// One start of the top on a DDR array of at least xaihls_csim_total_bytes() bytes.
-XAIHLS_EXPORT int xaihls_csim_run(unsigned char *ddr, int method, int target, int steps) {
-    return xaihls_top(reinterpret_cast<short *>(ddr), method, target, steps);
+// One start of the top on a DDR array of `bytes` bytes (as a host sees them; the entry hands
+// the top DW-bit beats, checks every access against the array, and copies the beats back).
+XAIHLS_EXPORT int xaihls_csim_run(unsigned char *ddr, long bytes, int method, int target, int steps) {
+    return xaihls::run_on_bytes(ddr, bytes, method, target, steps);
 }
-
-// The DDR size (bytes) the engine was built for: the Program's total_bytes.
-XAIHLS_EXPORT int xaihls_csim_total_bytes() { return xaihls::TOTAL_BYTES; }

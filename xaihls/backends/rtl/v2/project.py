@@ -47,6 +47,7 @@ def project_files(plan) -> dict[str, bytes]:
     for name, path in SIM_SOURCES.items():
         files[f"{RTL_FOLDER}/sim/{name}"] = path.read_bytes()
     files[PARAMS_FILE] = (json.dumps(params.as_dict(), indent=1, sort_keys=True) + "\n").encode()
+    files[f"{RTL_FOLDER}/xaihls_params.svh"] = params.svh().encode()  # the board flow's RTL IP reads it
     return files
 
 
