@@ -31,7 +31,7 @@ class RunResult:
     it requantizes (``input``, ``<layer>``, ``<layer>.grad``, ``ig_path``, ``ig_sum``,
     ``attribution``); the hardware executors count what their engine requantizes, by kind
     (``input``: the host's quantization; ``forward``, ``backward``, ``post``: the engine's
-    counters, docs/program.md). Only non-zero counts appear. ``cycles``: engine clock cycles
+    counters, docs/contract.md). Only non-zero counts appear. ``cycles``: engine clock cycles
     of each image, start to done, from the cycle-accurate backend (``rtl``); None elsewhere.
     """
 

@@ -124,7 +124,7 @@ class IgConstants:
     weights: tuple[int, ...]
 
     def table(self) -> list[int]:
-        """The int32 words a host writes at the Program's ig_table_addr (docs/program.md):
+        """The int32 words a host writes at the Program's ig_table_addr (docs/contract.md):
         alpha_frac, weight_frac, then (alpha_q, weight_q) per step."""
         words = [self.alpha_frac, self.weight_frac]
         for a, w in zip(self.alphas, self.weights):
