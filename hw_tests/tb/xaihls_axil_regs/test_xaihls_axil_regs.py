@@ -228,9 +228,9 @@ async def run_profile(dut, stalls):
 
 
 def _sources():
-    from xaihls.backends.rtl.params import RTL_DIR
+    from hw_tests.tb.module_tb import rtl_dir
 
-    return [RTL_DIR / "xaihls_axil_regs.sv"]
+    return [rtl_dir() / "xaihls_axil_regs.sv"]
 
 
 def test_xaihls_axil_regs(tmp_path, params):

@@ -199,9 +199,9 @@ async def run_backdoor(dut):
 
 
 def _sources():
-    from xaihls.backends.rtl.params import RTL_DIR
+    from hw_tests.tb.module_tb import rtl_dir
 
-    return [RTL_DIR / "sim" / "xaihls_sim_axi_ram.sv"]
+    return [rtl_dir() / "sim" / "xaihls_sim_axi_ram.sv"]
 
 
 SETTINGS = {
