@@ -7,7 +7,9 @@ byte outside a write's strobes changes);
 read latency = cycles from the AR handshake to the first R beat, write latency = cycles from
 the last W beat to the response (exactly, without stalls); several bursts outstanding and
 back-to-back bursts at one beat a cycle; the cap in bytes a cycle; SLVERR inside the window
-(reads return zeros, writes are dropped); the backdoor ($readmemh / $writememh files).
+(reads return zeros, writes are dropped); the backdoor ($readmemh / $writememh files); and
+the model's own protocol checks: a burst across 4 KiB, a WRAP burst and a misplaced WLAST are
+each reported (the fast simulation has no other AXI checker on the engine's bus).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 from cocotbext.axi import AxiBus, AxiMaster, AxiResp
 
 from tb_util import parameters
@@ -219,6 +221,48 @@ async def run_backdoor(dut):
     assert dumped == [int.from_bytes(data[k * tb.byte_lanes:(k + 1) * tb.byte_lanes], "little") for k in range(3)]
 
 
+async def _beat(dut, ch: str, **fields) -> None:
+    """One handshake on channel ``ch`` driven by hand (no bus model: it would refuse to break
+    the rules). Set at a falling edge; the model's READY is a register, so stable until the edge."""
+    await FallingEdge(dut.clk)
+    for name, value in fields.items():
+        getattr(dut, f"s_axi_{ch}{name}").value = value
+    getattr(dut, f"s_axi_{ch}valid").value = 1
+    while not int(getattr(dut, f"s_axi_{ch}ready").value):
+        await FallingEdge(dut.clk)
+    await RisingEdge(dut.clk)
+    getattr(dut, f"s_axi_{ch}valid").value = 0
+
+
+@cocotb.test(timeout_time=1, timeout_unit="ms")
+async def run_protocol_errors(dut):
+    """Only with +ddr_expect_errors (test_protocol_errors_are_reported): bursts that break AXI4,
+    each of which the model must report with $error."""
+    if "ddr_expect_errors" not in cocotb.plusargs:
+        return
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    for name in dir(dut):
+        if name.startswith("s_axi_") and name.rsplit("_", 1)[1] in (
+                "arid", "araddr", "arlen", "arsize", "arburst", "arvalid", "awid", "awaddr", "awlen", "awsize",
+                "awburst", "awvalid", "wdata", "wstrb", "wlast", "wvalid"):
+            getattr(dut, name).value = 0
+    dut.s_axi_rready.value, dut.s_axi_bready.value = 1, 1
+    for s in ("bd_load", "bd_dump", "bd_first", "bd_last"):
+        getattr(dut, s).value = 0
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 4)
+    dut.rst.value = 0
+    lanes = len(dut.s_axi_wdata) // 8
+    size = lanes.bit_length() - 1
+    await _beat(dut, "ar", addr=0x1000 - lanes, len=1, size=size, burst=1)   # INCR across 4 KiB
+    await _beat(dut, "ar", addr=0x2000, len=3, size=size, burst=2)           # WRAP
+    await _beat(dut, "aw", addr=0x3000 - lanes, len=1, size=size, burst=1)   # INCR across 4 KiB
+    await _beat(dut, "aw", addr=0x4000, len=3, size=size, burst=1)
+    for k in range(2 + 4):  # the crossing burst's two beats, then WLAST on beat 1 of the 4-beat burst
+        await _beat(dut, "w", data=k, strb=(1 << lanes) - 1, last=int(k in (1, 3)))
+    await ClockCycles(dut.clk, 200)
+
+
 def _sources():
     from hw_tests.tb.module_tb import rtl_dir
 
@@ -239,9 +283,34 @@ def test_xaihls_sim_axi_ram(tmp_path, params, setting):
     run(__file__, "xaihls_sim_axi_ram", _sources(), params, tmp_path, plusargs=SETTINGS[setting] + files)
 
 
+PROTOCOL_ERRORS = (
+    r"read burst at [0-9a-f]+, 2 beats, crosses 4 KiB",
+    r"read burst type 2 at",
+    r"write burst at [0-9a-f]+, 2 beats, crosses 4 KiB",
+    r"WLAST=1 on beat 1 of a 4-beat burst",
+)
+
+
+def test_protocol_errors_are_reported(tmp_path, params):
+    import re
+
+    from hw_tests.tb.module_tb import run
+
+    # as in the parameter checks: the error limit lets every $error report; the run still fails
+    try:
+        run(__file__, "xaihls_sim_axi_ram", _sources(), params, tmp_path, testcase="run_protocol_errors",
+            plusargs=["+ddr_expect_errors", "+verilator+error+limit+100"])
+    except AssertionError:
+        pass
+    log = (tmp_path / "sim.log").read_text()
+    missing = [m for m in PROTOCOL_ERRORS if not re.search(r"xaihls_sim_axi_ram: " + m, log)]
+    assert not missing, f"protocol errors the DDR model did not report: {missing}"
+
+
 def pytest_generate_tests(metafunc):
     if "params" in metafunc.fixturenames:
         sets = [{"DATA_WIDTH": 64, "ID_WIDTH": 1, "MEM_ADDR_BITS": 22},
                 {"DATA_WIDTH": 512, "ID_WIDTH": 4, "MEM_ADDR_BITS": 20}]
         metafunc.parametrize("params", sets, ids=["64bit", "512bit"])
+    if "setting" in metafunc.fixturenames:
         metafunc.parametrize("setting", list(SETTINGS))
