@@ -26,8 +26,7 @@ from xaihls.backends.rtl.v2.params import RTL_DIR, TOP, RtlV2Params, rtl_params,
 from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
-from xaihls.plan.contract import MAX_IG_STEPS, RESULT
-from xaihls.plan.lowering import from_blocked, to_blocked
+from xaihls.plan.contract import MAX_IG_STEPS, RESULT, from_blocked, to_blocked
 
 SIM_DIR = RTL_DIR / "sim"
 DDR_MODEL = RTL_DIR.parent / "rtl" / "sim" / "xaihls_sim_axi_ram.sv"   # the DDR model, shared with version 1
