@@ -11,13 +11,22 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
 from xaihls.backends.rtl.sim import SIM_DIR, _patched_env, cache_root, tool_env
 
 RTL_DIR = SIM_DIR.parent  # the DDR model and the modules these testbenches test
+RTL_DIR_ENV = "XAIHLS_TB_RTL_DIR"
 BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0", "-CFLAGS", "-O0"]
+
+
+def rtl_dir() -> Path:
+    """The RTL folder the module testbenches build from: ``$XAIHLS_TB_RTL_DIR`` when set (a copy
+    with a deliberate breakage, benchmarks/tb_mutations.py), else the package's."""
+    override = os.environ.get(RTL_DIR_ENV)
+    return Path(override) if override else RTL_DIR
 
 
 def _runner():

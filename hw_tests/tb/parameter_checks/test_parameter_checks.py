@@ -26,12 +26,9 @@ async def run_to_time_0(dut):
 def test_illegal_parameters_stop_the_simulation_with_their_message(tmp_path):
     from pathlib import Path
 
-    from hw_tests.tb.module_tb import run
-    from xaihls.backends.rtl.sim import SIM_DIR
+    from hw_tests.tb.module_tb import rtl_dir, run
 
-    RTL_DIR = SIM_DIR.parent
-
-    sources = [RTL_DIR / n for n in ("xaihls_fifo.sv", "xaihls_rd_dma.sv", "xaihls_wr_dma.sv", "xaihls_axil_regs.sv",
+    sources = [rtl_dir() / n for n in ("xaihls_fifo.sv", "xaihls_rd_dma.sv", "xaihls_wr_dma.sv", "xaihls_axil_regs.sv",
                                      "sim/xaihls_sim_axi_ram.sv")]
     sources.append(Path(__file__).with_name("tb_parameter_checks.sv"))
     # Verilator stops at the first $error: the error limit lets every check report (each $stop

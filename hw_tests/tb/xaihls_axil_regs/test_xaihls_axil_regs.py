@@ -228,11 +228,9 @@ async def run_profile(dut, stalls):
 
 
 def _sources():
-    from xaihls.backends.rtl.sim import SIM_DIR
+    from hw_tests.tb.module_tb import rtl_dir
 
-    RTL_DIR = SIM_DIR.parent
-
-    return [RTL_DIR / "xaihls_axil_regs.sv"]
+    return [rtl_dir() / "xaihls_axil_regs.sv"]
 
 
 def test_xaihls_axil_regs(tmp_path, params):

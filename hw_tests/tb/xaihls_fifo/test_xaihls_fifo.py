@@ -75,12 +75,9 @@ async def run_reset_empties(dut):
 
 
 def test_xaihls_fifo(tmp_path, width, depth):
-    from hw_tests.tb.module_tb import run
-    from xaihls.backends.rtl.sim import SIM_DIR
+    from hw_tests.tb.module_tb import rtl_dir, run
 
-    RTL_DIR = SIM_DIR.parent
-
-    run(__file__, "xaihls_fifo", [RTL_DIR / "xaihls_fifo.sv"], {"WIDTH": width, "DEPTH": depth}, tmp_path)
+    run(__file__, "xaihls_fifo", [rtl_dir() / "xaihls_fifo.sv"], {"WIDTH": width, "DEPTH": depth}, tmp_path)
 
 
 def pytest_generate_tests(metafunc):

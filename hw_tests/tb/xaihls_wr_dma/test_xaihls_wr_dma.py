@@ -243,11 +243,9 @@ async def run_slverr_mid_burst(dut, stalls):
 
 
 def _sources():
-    from xaihls.backends.rtl.sim import SIM_DIR
+    from hw_tests.tb.module_tb import rtl_dir
 
-    RTL_DIR = SIM_DIR.parent
-
-    return [RTL_DIR / "xaihls_fifo.sv", RTL_DIR / "xaihls_wr_dma.sv"]
+    return [rtl_dir() / "xaihls_fifo.sv", rtl_dir() / "xaihls_wr_dma.sv"]
 
 
 PARAMETER_SETS = [{"ADDR_WIDTH": 64, "ID_WIDTH": 1, "LEN_DEPTH": 16},
