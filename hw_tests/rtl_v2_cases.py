@@ -88,7 +88,8 @@ def expected(name: str, shape: str) -> list[dict]:
 
 
 @functools.lru_cache(maxsize=None)
-def simulated(name: str, shape: str, stalls: float = 0.0, ddr_latency: int | None = None):
-    """The RTL's results for predict and every method (a SimRuns list)."""
+def simulated(name: str, shape: str, stalls: float = 0.0, ddr_latency: int | None = None, memory: str = "sv"):
+    """The RTL's results for predict and every method (a SimRuns list); ``memory="axiram"``:
+    cocotbext-axi's AxiRam as the DDR (the protocol-test mode)."""
     return sim.simulate(program(name, shape), shared_params(shape), runs(name), stalls=stalls,
-                        seed=sum(map(ord, name + shape)), ddr_latency=ddr_latency)
+                        seed=sum(map(ord, name + shape)), ddr_latency=ddr_latency, memory=memory)

@@ -7,8 +7,8 @@ import pytest
 from hw_tests.rtl_v2_cases import NETS, STALL_PROBABILITY, expected, simulated
 
 
-def _check(name, shape, stalls):
-    out = simulated(name, shape, stalls)
+def _check(name, shape, stalls, memory="sv"):
+    out = simulated(name, shape, stalls, memory=memory)
     for want, r in zip(expected(name, shape), out):
         what = f"{name} {shape} {want['name']} stalls={stalls}"
         assert r["status"] == 0, f"{what}: status {r['status']:#x}"
@@ -31,3 +31,9 @@ def test_rtl_v2_equals_golden_under_random_axi_stalls(name, shape):
     _check(name, shape, STALL_PROBABILITY)
     calm, stalled = simulated(name, shape, 0.0), simulated(name, shape, STALL_PROBABILITY)
     assert all(s["cycles"] > c["cycles"] for s, c in zip(stalled, calm))
+
+
+def test_rtl_v2_equals_golden_on_cocotbext_axi_with_stalls():
+    """The protocol-test mode: a bare xaihls_top against cocotbext-axi's AxiRam, random pauses on
+    every channel of both buses (every beat through Python: one small net)."""
+    _check("digits", "4x4", STALL_PROBABILITY, memory="axiram")
