@@ -215,13 +215,6 @@ class _Builder:
         return dict(w_addr=addr, w_nt_bytes=nt_bytes, w_mt_bytes=nt_bytes * nts if mts > 1 else 0)
 
 
-def _conv_fields(src: Tensor, dst: Tensor, m: int, shape: Shape) -> dict:
-    return dict(op=Op.CONV, m_tiles=-(-m // shape.tm), n_tiles=src.blocks, out_blocks=dst.blocks,
-                in_addr=src.addr, in_block_bytes=src.block_bytes, in_row_bytes=src.row_bytes, ih=src.h, iw=src.w,
-                out_addr=dst.addr, out_block_bytes=dst.block_bytes, out_row_bytes=dst.row_bytes, oph=dst.h,
-                opw=dst.w)
-
-
 def lower_jobs(qg: QGraph, shape: Shape) -> Lowered:
     """The jobs of ``qg`` for an engine of ``shape``, untiled, and the DDR memory map."""
     layers = qg.graph.layers
