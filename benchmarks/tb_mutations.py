@@ -70,7 +70,7 @@ class Mutation:
 
 BURST_LIMIT_OLD = "blen = 9'd256;\n        if (sp_left < LEN_BITS'(256)) blen = 9'(sp_left);"
 BURST_LIMIT_NEW = "blen = 9'd257;\n        if (sp_left < LEN_BITS'(257)) blen = 9'(sp_left);"
-FOUR_K_OLD = "if (to_4k < (PB+1)'(blen)) blen = 9'(to_4k);"
+FOUR_K_OLD = "if (13'(to_4k) < 13'(blen)) blen = 9'(to_4k);"
 FOUR_K_NEW = "if (1'b0) blen = 9'(to_4k);"
 
 MUTATIONS = [

@@ -82,7 +82,8 @@ module xaihls_wr_dma #(
     always_comb begin
         blen = 9'd256;
         if (sp_left < LEN_BITS'(256)) blen = 9'(sp_left);
-        if (to_4k < (PB+1)'(blen)) blen = 9'(to_4k);
+        // compared in 13 bits: at 256 and 512 bits blen (up to 256) does not fit to_4k's PB + 1 bits
+        if (13'(to_4k) < 13'(blen)) blen = 9'(to_4k);
     end
 
     logic len_pop, len_empty, len_full;
