@@ -16,15 +16,25 @@ import sys
 from pathlib import Path
 
 from xaihls.backends.rtl.sim import SIM_DIR, _patched_env, cache_root, tool_env
+from xaihls.backends.rtl.v2.params import RTL_DIR as ENGINE_RTL_DIR
 
-RTL_DIR = SIM_DIR.parent  # the DDR model and the modules these testbenches test
+ENGINE_DIR = ENGINE_RTL_DIR  # Engine v2's FIFO, movers and AXI4-Lite block
+ENGINE_DIR_ENV = "XAIHLS_TB_ENGINE_DIR"
+RTL_DIR = SIM_DIR.parent  # the DDR model (sim/xaihls_sim_axi_ram.sv), shared by every engine simulation
 RTL_DIR_ENV = "XAIHLS_TB_RTL_DIR"
 BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0", "-CFLAGS", "-O0"]
 
 
+def engine_dir() -> Path:
+    """The folder of the engine modules under test: ``$XAIHLS_TB_ENGINE_DIR`` when set (a copy
+    with a deliberate breakage, benchmarks/tb_mutations.py), else the package's rtl_v2/."""
+    override = os.environ.get(ENGINE_DIR_ENV)
+    return Path(override) if override else ENGINE_DIR
+
+
 def rtl_dir() -> Path:
-    """The RTL folder the module testbenches build from: ``$XAIHLS_TB_RTL_DIR`` when set (a copy
-    with a deliberate breakage, benchmarks/tb_mutations.py), else the package's."""
+    """The folder holding the DDR model (``sim/xaihls_sim_axi_ram.sv``): ``$XAIHLS_TB_RTL_DIR``
+    when set (a mutated copy), else the package's rtl/."""
     override = os.environ.get(RTL_DIR_ENV)
     return Path(override) if override else RTL_DIR
 

@@ -1,5 +1,6 @@
 // Every module with a parameter range, instantiated once with a parameter outside it: each
-// must report its own $error at time 0 (hw_tests/tb/test_parameter_checks.py).
+// must report its own $error at time 0 (test_parameter_checks.py). The engine modules are
+// Engine v2's (rtl_v2/); the DDR model is the shared one (rtl/sim/).
 
 module tb_parameter_checks (
     input logic clk,
@@ -13,24 +14,24 @@ module tb_parameter_checks (
         .full(fifo_full), .count(fifo_count)
     );
 
-    logic rd_cmd_ready, rd_out_valid, rd_first, rd_last, rd_busy, rd_err, rd_arvalid, rd_rready;
+    logic rd_cmd_ready, rd_out_valid, rd_first, rd_last, rd_err, rd_arvalid, rd_rready;
     logic rd_arlock;
-    logic [63:0] rd_data;
-    logic [15:0] rd_user, rd_beat;
-    logic [1:0] rd_lead, rd_arburst;
+    logic [95:0] rd_data;
+    logic [15:0] rd_user;
+    logic [19:0] rd_beat;
+    logic [1:0] rd_arburst;
     logic [0:0] rd_arid;
     logic [63:0] rd_araddr;
     logic [7:0] rd_arlen;
     logic [2:0] rd_arsize, rd_arprot;
     logic [3:0] rd_arcache;
-    xaihls_rd_dma #(.ADDR_WIDTH(64), .META_DEPTH(6)) u_rd (
-        .clk, .rst, .base(64'd0), .clear(1'b0), .cmd_valid(1'b0), .cmd_ready(rd_cmd_ready), .cmd_off(32'd0),
-        .cmd_words(24'd1), .cmd_user(16'd0), .out_valid(rd_out_valid), .out_ready(1'b1), .out_data(rd_data),
-        .out_user(rd_user), .out_beat(rd_beat), .out_lead(rd_lead), .out_first(rd_first), .out_last(rd_last),
-        .busy(rd_busy), .err(rd_err), .m_axi_arid(rd_arid), .m_axi_araddr(rd_araddr), .m_axi_arlen(rd_arlen),
+    xaihls_rd_dma #(.DATA_WIDTH(96), .ADDR_WIDTH(64), .META_DEPTH(6)) u_rd (
+        .clk, .rst, .base(64'd0), .clear(1'b0), .cmd_valid(1'b0), .cmd_ready(rd_cmd_ready), .cmd_off(24'd0),
+        .cmd_beats(20'd1), .cmd_user(16'd0), .out_valid(rd_out_valid), .out_ready(1'b1), .out_data(rd_data),
+        .out_user(rd_user), .out_beat(rd_beat), .out_first(rd_first), .out_last(rd_last), .err(rd_err), .m_axi_arid(rd_arid), .m_axi_araddr(rd_araddr), .m_axi_arlen(rd_arlen),
         .m_axi_arsize(rd_arsize), .m_axi_arburst(rd_arburst), .m_axi_arlock(rd_arlock), .m_axi_arcache(rd_arcache),
         .m_axi_arprot(rd_arprot), .m_axi_arvalid(rd_arvalid), .m_axi_arready(1'b0), .m_axi_rid(1'b0),
-        .m_axi_rdata(64'd0), .m_axi_rresp(2'd0), .m_axi_rlast(1'b0), .m_axi_rvalid(1'b0), .m_axi_rready(rd_rready)
+        .m_axi_rdata(96'd0), .m_axi_rresp(2'd0), .m_axi_rlast(1'b0), .m_axi_rvalid(1'b0), .m_axi_rready(rd_rready)
     );
 
     logic wr_cmd_ready, wr_s_ready, wr_idle, wr_err, wr_awvalid, wr_wvalid, wr_wlast, wr_bready, wr_awlock;
@@ -41,8 +42,8 @@ module tb_parameter_checks (
     logic [1:0] wr_awburst;
     logic [3:0] wr_awcache;
     xaihls_wr_dma #(.ADDR_WIDTH(16), .LEN_DEPTH(16)) u_wr (
-        .clk, .rst, .base(16'd0), .clear(1'b0), .cmd_valid(1'b0), .cmd_ready(wr_cmd_ready), .cmd_off(32'd0),
-        .cmd_words(24'd1), .s_valid(1'b0), .s_ready(wr_s_ready), .s_data(64'd0), .s_strb(8'd0), .idle(wr_idle),
+        .clk, .rst, .base(16'd0), .clear(1'b0), .cmd_valid(1'b0), .cmd_ready(wr_cmd_ready), .cmd_off(24'd0),
+        .cmd_beats(20'd1), .s_valid(1'b0), .s_ready(wr_s_ready), .s_data(64'd0), .s_strb(8'd0), .idle(wr_idle),
         .err(wr_err), .m_axi_awid(wr_awid), .m_axi_awaddr(wr_awaddr[15:0]), .m_axi_awlen(wr_awlen),
         .m_axi_awsize(wr_awsize), .m_axi_awburst(wr_awburst), .m_axi_awlock(wr_awlock), .m_axi_awcache(wr_awcache),
         .m_axi_awprot(wr_awprot), .m_axi_awvalid(wr_awvalid), .m_axi_awready(1'b0), .m_axi_wdata(wr_wdata),

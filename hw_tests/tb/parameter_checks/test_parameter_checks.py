@@ -11,6 +11,7 @@ from cocotb.triggers import Timer
 EXPECTED = (
     "xaihls_fifo: DEPTH 3 must be a power of two >= 2",
     "xaihls_rd_dma: META_DEPTH 6 must be a power of two >= 2",
+    "xaihls_rd_dma: DATA_WIDTH 96 is not a power of two in 32..1024",
     "xaihls_wr_dma: ADDR_WIDTH 16 is outside 32..64",
     "xaihls_axil_regs: PROFILE_DEPTH 1024 must be a power of two in 2..512",
     "xaihls_sim_axi_ram: DATA_WIDTH 48 is not a power of two",
@@ -26,10 +27,11 @@ async def run_to_time_0(dut):
 def test_illegal_parameters_stop_the_simulation_with_their_message(tmp_path):
     from pathlib import Path
 
-    from hw_tests.tb.module_tb import rtl_dir, run
+    from hw_tests.tb.module_tb import engine_dir, rtl_dir, run
 
-    sources = [rtl_dir() / n for n in ("xaihls_fifo.sv", "xaihls_rd_dma.sv", "xaihls_wr_dma.sv", "xaihls_axil_regs.sv",
-                                     "sim/xaihls_sim_axi_ram.sv")]
+    sources = [engine_dir() / n for n in ("xaihls_contract_pkg.sv", "xaihls_fifo.sv", "xaihls_rd_dma.sv",
+                                          "xaihls_wr_dma.sv", "xaihls_axil_regs.sv")]
+    sources.append(rtl_dir() / "sim" / "xaihls_sim_axi_ram.sv")
     sources.append(Path(__file__).with_name("tb_parameter_checks.sv"))
     # Verilator stops at the first $error: the error limit lets every check report (each $stop
     # is then logged as ignored); the simulator still exits with an error status at the end

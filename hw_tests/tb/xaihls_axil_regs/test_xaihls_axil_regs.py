@@ -228,9 +228,9 @@ async def run_profile(dut, stalls):
 
 
 def _sources():
-    from hw_tests.tb.module_tb import rtl_dir
+    from hw_tests.tb.module_tb import engine_dir
 
-    return [rtl_dir() / "xaihls_axil_regs.sv"]
+    return [engine_dir() / "xaihls_contract_pkg.sv", engine_dir() / "xaihls_axil_regs.sv"]
 
 
 def test_xaihls_axil_regs(tmp_path, params):

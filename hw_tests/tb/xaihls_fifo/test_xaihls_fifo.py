@@ -1,5 +1,5 @@
 """xaihls_fifo: order, full/empty/count, pushes while full and pops while empty ignored,
-first-word-fall-through (its parameter check: hw_tests/tb/test_parameter_checks.py)."""
+first-word-fall-through (its parameter check: hw_tests/tb/parameter_checks/)."""
 
 from __future__ import annotations
 
@@ -75,9 +75,9 @@ async def run_reset_empties(dut):
 
 
 def test_xaihls_fifo(tmp_path, width, depth):
-    from hw_tests.tb.module_tb import rtl_dir, run
+    from hw_tests.tb.module_tb import engine_dir, run
 
-    run(__file__, "xaihls_fifo", [rtl_dir() / "xaihls_fifo.sv"], {"WIDTH": width, "DEPTH": depth}, tmp_path)
+    run(__file__, "xaihls_fifo", [engine_dir() / "xaihls_fifo.sv"], {"WIDTH": width, "DEPTH": depth}, tmp_path)
 
 
 def pytest_generate_tests(metafunc):

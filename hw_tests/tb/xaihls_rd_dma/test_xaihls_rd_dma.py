@@ -1,12 +1,11 @@
-"""xaihls_rd_dma: (offset, words) commands to AXI4 INCR read bursts and beats out.
+"""xaihls_rd_dma (Engine v2): (beat offset, beat count) commands to AXI4 INCR read bursts and beats out.
 
 Checked against cocotbext-axi's AxiRamRead, with and without random pauses on every channel
-(command valid, AR ready, R valid, out ready): every beat's data, user field, beat index, lead
-and first/last flags; bursts of at most 256 beats that never cross 4 KiB and tile each command
-exactly, in order; several bursts outstanding but never more than META_DEPTH; SLVERR in the
-middle of a burst sets `err` (every beat still delivered), held until `clear`; `busy` until the
-last beat. Written against the bus widths read from the ports, so it holds when the mover gains
-a DATA_WIDTH parameter.
+(command valid, AR ready, R valid, out ready): every beat's data, user field, index within its
+command (out_beat) and first/last flags; bursts of at most 256 beats that never cross 4 KiB and
+tile each command exactly, in order; several bursts outstanding but never more than META_DEPTH;
+SLVERR in the middle of a burst sets `err` (every beat still delivered), held until `clear`.
+Widths come from the ports and parameters: the same tests run at 64, 128 and 512 bits.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ class TB:
         self.beats: list[dict] = []
         self.outstanding = self.max_outstanding = 0
         self.errors: list[str] = []
-        for s in ("cmd_valid", "cmd_off", "cmd_words", "cmd_user", "out_ready", "clear"):
+        for s in ("cmd_valid", "cmd_off", "cmd_beats", "cmd_user", "out_ready", "clear"):
             getattr(dut, s).value = 0
         dut.base.value = BASE
 
@@ -74,16 +73,16 @@ class TB:
             self.max_outstanding = max(self.max_outstanding, self.outstanding)
             if int(dut.out_valid.value) and int(dut.out_ready.value):
                 self.beats.append({k: int(getattr(dut, f"out_{k}").value)
-                                   for k in ("data", "user", "beat", "lead", "first", "last")})
+                                   for k in ("data", "user", "beat", "first", "last")})
             dut.out_ready.value = int(not next(out_pause)) if out_pause else 1
 
     async def send(self, commands: list[tuple[int, int, int]]) -> None:
-        """Issue (offset, words, user) commands, with random idle cycles when stalling."""
+        """Issue (byte offset, beats, user) commands, with random idle cycles when stalling."""
         dut = self.dut
-        for off, words, user in commands:
+        for off, beats, user in commands:
             while self.stalls and self.rng.random() < self.stalls:
                 await RisingEdge(dut.clk)
-            dut.cmd_valid.value, dut.cmd_off.value, dut.cmd_words.value, dut.cmd_user.value = 1, off, words, user
+            dut.cmd_valid.value, dut.cmd_off.value, dut.cmd_beats.value, dut.cmd_user.value = 1, off, beats, user
             while True:
                 await RisingEdge(dut.clk)
                 if int(dut.cmd_ready.value):
@@ -94,23 +93,22 @@ class TB:
         """The beats and the byte ranges of the bursts each command must produce."""
         beats, spans = [], []
         lanes = self.byte_lanes
-        for off, words, user in commands:
-            addr = BASE + off
-            first = addr - addr % lanes
-            n = (addr % lanes + 2 * words + lanes - 1) // lanes
+        for off, n, user in commands:
+            first = BASE + off
             spans.append((first, n))
             for k in range(n):
                 a = (first + k * lanes) % self.mem_size
                 beats.append({"data": int.from_bytes(self.ram.read(a, lanes), "little"), "user": user, "beat": k,
-                              "lead": (addr % lanes) // 2, "first": int(k == 0), "last": int(k == n - 1)})
+                              "first": int(k == 0), "last": int(k == n - 1)})
         return beats, spans
 
     async def drain(self, n_beats: int, timeout: int = 200_000) -> None:
         for _ in range(timeout):
-            if len(self.beats) >= n_beats and not int(self.dut.busy.value):
+            if len(self.beats) >= n_beats and not self.outstanding:
+                await ClockCycles(self.dut.clk, 20)  # and nothing more comes out
                 return
             await RisingEdge(self.dut.clk)
-        raise TimeoutError(f"{len(self.beats)} of {n_beats} beats came out; busy={int(self.dut.busy.value)}")
+        raise TimeoutError(f"{len(self.beats)} of {n_beats} beats came out; {self.outstanding} bursts outstanding")
 
     def check(self, commands) -> None:
         beats, spans = self.expected(commands)
@@ -134,11 +132,11 @@ def random_commands(rng: random.Random, n: int, lanes: int) -> list[tuple[int, i
     out = []
     for i in range(n):
         kind = rng.random()
-        words = rng.randint(1, 12) if kind < 0.4 else rng.randint(13, 400) if kind < 0.8 else rng.randint(401, 3000)
-        off = 2 * rng.randrange(0, 1 << 19)
+        beats = rng.randint(1, 12) if kind < 0.4 else rng.randint(13, 300) if kind < 0.8 else rng.randint(301, 1200)
+        off = lanes * rng.randrange(0, (1 << 20) // lanes)
         if rng.random() < 0.3:  # start just below a 4 KiB boundary
-            off = (off | 0xFFF) - 2 * rng.randrange(0, 2 * lanes)
-        out.append((off, words, rng.getrandbits(16)))
+            off = (off | 0xFFF) + 1 - lanes * rng.randint(1, 3)
+        out.append((off, beats, rng.getrandbits(16)))
     return out
 
 
@@ -165,7 +163,7 @@ async def run_back_to_back(dut):
     tb = TB(dut)
     tb.fill()
     await tb.reset()
-    commands = [(2 * k * 37, 1 + k % 5, k) for k in range(40)]
+    commands = [(tb.byte_lanes * k * 37, 1 + k % 5, k) for k in range(40)]
     await tb.send(commands)
     beats, _ = tb.expected(commands)
     await tb.drain(len(beats))
@@ -191,18 +189,18 @@ async def run_slverr_mid_burst(dut, stalls):
 
     tb.ram._read = faulty
     await tb.reset()
-    await tb.send([(0x2000, 256 * lanes // 2, 1)])  # 256 beats: one burst
+    await tb.send([(0x2000, 256, 1)])  # 256 beats: one burst at 64 bits, several when wider
     err_before_bad_beat = False
     for _ in range(20_000):
         await RisingEdge(dut.clk)
         if int(dut.err.value) and len(tb.beats) < 100:
             err_before_bad_beat = True
-        if len(tb.beats) == 256 and not int(dut.busy.value):
+        if len(tb.beats) == 256 and not tb.outstanding:
             break
     assert not err_before_bad_beat, "err rose before the bad beat came back"
     assert len(tb.beats) == 256, f"{len(tb.beats)} of 256 beats came out after the error"
     assert int(dut.err.value) == 1, "err not set by SLVERR"
-    await tb.send([(0x8000, 64, 2)])  # a clean command: err is held
+    await tb.send([(0x10000, 64, 2)])  # a clean command: err is held
     await ClockCycles(dut.clk, 200)
     assert int(dut.err.value) == 1, "err must be held until clear"
     dut.clear.value = 1
@@ -215,13 +213,14 @@ async def run_slverr_mid_burst(dut, stalls):
 
 
 def _sources():
-    from hw_tests.tb.module_tb import rtl_dir
+    from hw_tests.tb.module_tb import engine_dir
 
-    return [rtl_dir() / "xaihls_fifo.sv", rtl_dir() / "xaihls_rd_dma.sv"]
+    return [engine_dir() / "xaihls_fifo.sv", engine_dir() / "xaihls_rd_dma.sv"]
 
 
-PARAMETER_SETS = [{"ADDR_WIDTH": 64, "ID_WIDTH": 1, "META_DEPTH": 16},
-                  {"ADDR_WIDTH": 40, "ID_WIDTH": 4, "META_DEPTH": 4}]
+# the engine's own settings (OFF_BITS and LEN_BITS as xaihls_top sets them), then narrower ones
+PARAMETER_SETS = [{"ADDR_WIDTH": 64, "ID_WIDTH": 1, "META_DEPTH": 16, "OFF_BITS": 22, "LEN_BITS": 20},
+                  {"ADDR_WIDTH": 40, "ID_WIDTH": 4, "META_DEPTH": 4, "OFF_BITS": 24, "LEN_BITS": 12}]
 
 
 def test_xaihls_rd_dma(tmp_path, params):

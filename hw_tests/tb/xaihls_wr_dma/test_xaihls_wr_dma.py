@@ -1,12 +1,13 @@
-"""xaihls_wr_dma: (offset, words) commands and a stream of beats to AXI4 INCR write bursts.
+"""xaihls_wr_dma (Engine v2): (beat offset, beat count) commands and a stream of beats with byte
+strobes to AXI4 INCR write bursts.
 
 Checked against cocotbext-axi's AxiRamWrite, with and without random pauses on every channel
-(command valid, stream valid, AW ready, W ready, B valid): memory holds exactly the words
-written (bytes outside them untouched: byte strobes); bursts of at most 256 beats that never
-cross 4 KiB and tile each command in order, each with awlen + 1 W beats and WLAST on the last;
-W beats flow before their AW is accepted; several bursts outstanding; `idle` only once every
-burst has its response; SLVERR on a beat in the middle of a burst sets `err`, held until
-`clear`. Widths come from the ports, so the test holds once the mover takes a DATA_WIDTH.
+(command valid, stream valid, AW ready, W ready, B valid): memory holds exactly the strobed
+bytes written (every other byte untouched); bursts of at most 256 beats that never cross 4 KiB
+and tile each command in order, each with awlen + 1 W beats and WLAST on the last; W beats flow
+before their AW is accepted; several bursts outstanding; `idle` only once every burst has its
+response; SLVERR on a beat in the middle of a burst sets `err`, held until `clear`. Widths come
+from the ports and parameters: the same tests run at 64, 128 and 512 bits.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class TB:
         self.w_before_aw = 0        # W beats of a burst whose AW had not been accepted yet
         self.outstanding = self.max_outstanding = 0
         self.errors: list[str] = []
-        for s in ("cmd_valid", "cmd_off", "cmd_words", "s_valid", "s_data", "s_strb", "clear"):
+        for s in ("cmd_valid", "cmd_off", "cmd_beats", "s_valid", "s_data", "s_strb", "clear"):
             getattr(dut, s).value = 0
         dut.base.value = BASE
 
@@ -91,24 +92,17 @@ class TB:
             if int(dut.idle.value) and self.outstanding:
                 self.errors.append(f"idle with {self.outstanding} bursts unanswered")
 
-    def beats_of(self, off: int, words: int, data: bytes) -> list[tuple[int, int]]:
+    def beats_of(self, data: bytes, strb: list[int]) -> list[tuple[int, int]]:
         """(data, strobes) beats the producer streams for one command."""
         lanes = self.byte_lanes
-        lead = (BASE + off) % lanes
-        n = (lead + 2 * words + lanes - 1) // lanes
-        span = bytearray(n * lanes)
-        span[lead:lead + 2 * words] = data
-        strb = [0] * (n * lanes)
-        strb[lead:lead + 2 * words] = [1] * (2 * words)
-        return [(int.from_bytes(span[k * lanes:(k + 1) * lanes], "little"),
-                 sum(b << i for i, b in enumerate(strb[k * lanes:(k + 1) * lanes]))) for k in range(n)]
+        return [(int.from_bytes(data[k * lanes:(k + 1) * lanes], "little"), s) for k, s in enumerate(strb)]
 
     async def send_commands(self, commands):
         dut = self.dut
-        for off, words, _ in commands:
+        for off, data, strb in commands:
             while self.stalls and self.rng.random() < self.stalls:
                 await RisingEdge(dut.clk)
-            dut.cmd_valid.value, dut.cmd_off.value, dut.cmd_words.value = 1, off, words
+            dut.cmd_valid.value, dut.cmd_off.value, dut.cmd_beats.value = 1, off, len(strb)
             while True:
                 await RisingEdge(dut.clk)
                 if int(dut.cmd_ready.value):
@@ -117,8 +111,8 @@ class TB:
 
     async def send_stream(self, commands):
         dut = self.dut
-        for off, words, data in commands:
-            for word, strb in self.beats_of(off, words, data):
+        for _, data, strbs in commands:
+            for word, strb in self.beats_of(data, strbs):
                 while self.stalls and self.rng.random() < self.stalls:
                     dut.s_valid.value = 0
                     await RisingEdge(dut.clk)
@@ -144,11 +138,13 @@ class TB:
         expect = bytearray(before)
         lanes = self.byte_lanes
         spans = []
-        for off, words, data in commands:
+        for off, data, strbs in commands:
             a = (BASE + off) % self.mem_size
-            expect[a:a + 2 * words] = data
-            first = (BASE + off) - (BASE + off) % lanes
-            spans.append((first, ((BASE + off) % lanes + 2 * words + lanes - 1) // lanes))
+            for k, s in enumerate(strbs):
+                for b in range(lanes):
+                    if s >> b & 1:
+                        expect[a + k * lanes + b] = data[k * lanes + b]
+            spans.append((BASE + off, len(strbs)))
         got = self.ram.read(0, self.mem_size)
         if got != bytes(expect):
             bad = next(i for i in range(self.mem_size) if got[i] != expect[i])
@@ -166,14 +162,17 @@ class TB:
 
 
 def random_commands(rng: random.Random, n: int, lanes: int):
+    """(byte offset, data, strobes of each beat): a third of the commands with random strobes."""
     out = []
     for _ in range(n):
         kind = rng.random()
-        words = rng.randint(1, 12) if kind < 0.4 else rng.randint(13, 400) if kind < 0.8 else rng.randint(401, 2500)
-        off = 2 * rng.randrange(0, 1 << 19)
-        if rng.random() < 0.3:
-            off = (off | 0xFFF) - 2 * rng.randrange(0, 2 * lanes)
-        out.append((off, words, bytes(rng.getrandbits(8) for _ in range(2 * words))))
+        beats = rng.randint(1, 12) if kind < 0.4 else rng.randint(13, 300) if kind < 0.8 else rng.randint(301, 1000)
+        off = lanes * rng.randrange(0, (1 << 20) // lanes)
+        if rng.random() < 0.3:  # start just below a 4 KiB boundary
+            off = (off | 0xFFF) + 1 - lanes * rng.randint(1, 3)
+        full = (1 << lanes) - 1
+        strb = [rng.getrandbits(lanes) for _ in range(beats)] if rng.random() < 0.3 else [full] * beats
+        out.append((off, rng.randbytes(beats * lanes), strb))
     return out
 
 
@@ -227,8 +226,7 @@ async def run_slverr_mid_burst(dut, stalls):
 
     tb.ram._write = faulty
     await tb.reset()
-    data = bytes(random.Random(1).getrandbits(8) for _ in range(2 * 128 * lanes // 2))
-    await tb.run([(0x3000, 128 * lanes // 2, data)])
+    await tb.run([(0x3000, random.Random(1).randbytes(128 * lanes), [(1 << lanes) - 1] * 128)])
     assert int(dut.err.value) == 1, "err not set by a SLVERR write response"
     clean = random_commands(random.Random(3), 3, lanes)
     await tb.run(clean)
@@ -243,13 +241,14 @@ async def run_slverr_mid_burst(dut, stalls):
 
 
 def _sources():
-    from hw_tests.tb.module_tb import rtl_dir
+    from hw_tests.tb.module_tb import engine_dir
 
-    return [rtl_dir() / "xaihls_fifo.sv", rtl_dir() / "xaihls_wr_dma.sv"]
+    return [engine_dir() / "xaihls_fifo.sv", engine_dir() / "xaihls_wr_dma.sv"]
 
 
-PARAMETER_SETS = [{"ADDR_WIDTH": 64, "ID_WIDTH": 1, "LEN_DEPTH": 16},
-                  {"ADDR_WIDTH": 40, "ID_WIDTH": 4, "LEN_DEPTH": 2}]
+# the engine's own settings (OFF_BITS and LEN_BITS as xaihls_top sets them), then narrower ones
+PARAMETER_SETS = [{"ADDR_WIDTH": 64, "ID_WIDTH": 1, "LEN_DEPTH": 16, "OFF_BITS": 22, "LEN_BITS": 20},
+                  {"ADDR_WIDTH": 40, "ID_WIDTH": 4, "LEN_DEPTH": 2, "OFF_BITS": 24, "LEN_BITS": 12}]
 
 
 def test_xaihls_wr_dma(tmp_path, params):

@@ -58,6 +58,14 @@ module xaihls_axil_regs #(
 );
     localparam int PW = $clog2(PROFILE_DEPTH);
 
+    initial begin
+        if (ADDR_WIDTH != 12)  // the map: registers below 0x800, the profile from 0x800
+            $error("xaihls_axil_regs: ADDR_WIDTH %0d must be 12 (instance %m)", ADDR_WIDTH);
+        if (PROFILE_DEPTH < 2 || PROFILE_DEPTH > 512 || (PROFILE_DEPTH & (PROFILE_DEPTH - 1)) != 0)
+            $error("xaihls_axil_regs: PROFILE_DEPTH %0d must be a power of two in 2..512 (instance %m)",
+                   PROFILE_DEPTH);
+    end
+
     logic ap_done, ap_ready, auto_restart, gie, restart_pending;
     logic [1:0] ier, isr;
     logic [31:0] ret;

@@ -59,7 +59,14 @@ module xaihls_rd_dma #(
 
     initial begin
         if (DATA_WIDTH < 32 || (1 << BB) * 8 != DATA_WIDTH || DATA_WIDTH > 1024)
-            $error("xaihls_rd_dma: DATA_WIDTH %0d is not a power of two in 32..1024", DATA_WIDTH);
+            $error("xaihls_rd_dma: DATA_WIDTH %0d is not a power of two in 32..1024 (instance %m)", DATA_WIDTH);
+        if (ADDR_WIDTH < 32 || ADDR_WIDTH > 64)
+            $error("xaihls_rd_dma: ADDR_WIDTH %0d is outside 32..64 (instance %m)", ADDR_WIDTH);
+        if (ID_WIDTH < 1) $error("xaihls_rd_dma: ID_WIDTH %0d must be at least 1 (instance %m)", ID_WIDTH);
+        if (USER_WIDTH < 1) $error("xaihls_rd_dma: USER_WIDTH %0d must be at least 1 (instance %m)", USER_WIDTH);
+        if (LEN_BITS < 9) $error("xaihls_rd_dma: LEN_BITS %0d must be at least 9 (instance %m)", LEN_BITS);
+        if (META_DEPTH < 2 || (META_DEPTH & (META_DEPTH - 1)) != 0)
+            $error("xaihls_rd_dma: META_DEPTH %0d must be a power of two >= 2 (instance %m)", META_DEPTH);
     end
 
     assign m_axi_arid    = '0;
@@ -87,7 +94,8 @@ module xaihls_rd_dma #(
     always_comb begin
         blen = 9'd256;
         if (sp_left < LEN_BITS'(256)) blen = 9'(sp_left);
-        if (to_4k < (PB+1)'(blen)) blen = 9'(to_4k);
+        // compared in 13 bits: at 256 and 512 bits blen (up to 256) does not fit to_4k's PB + 1 bits
+        if (13'(to_4k) < 13'(blen)) blen = 9'(to_4k);
     end
 
     logic issue, last_burst;

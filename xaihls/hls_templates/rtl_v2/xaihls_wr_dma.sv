@@ -54,6 +54,17 @@ module xaihls_wr_dma #(
     localparam int BB = $clog2(DATA_WIDTH / 8);
     localparam int PB = 12 - BB;
 
+    initial begin
+        if (DATA_WIDTH < 32 || (1 << BB) * 8 != DATA_WIDTH || DATA_WIDTH > 1024)
+            $error("xaihls_wr_dma: DATA_WIDTH %0d is not a power of two in 32..1024 (instance %m)", DATA_WIDTH);
+        if (ADDR_WIDTH < 32 || ADDR_WIDTH > 64)
+            $error("xaihls_wr_dma: ADDR_WIDTH %0d is outside 32..64 (instance %m)", ADDR_WIDTH);
+        if (ID_WIDTH < 1) $error("xaihls_wr_dma: ID_WIDTH %0d must be at least 1 (instance %m)", ID_WIDTH);
+        if (LEN_BITS < 9) $error("xaihls_wr_dma: LEN_BITS %0d must be at least 9 (instance %m)", LEN_BITS);
+        if (LEN_DEPTH < 2 || LEN_DEPTH > 128 || (LEN_DEPTH & (LEN_DEPTH - 1)) != 0)  // `outstanding` is 8 bits
+            $error("xaihls_wr_dma: LEN_DEPTH %0d must be a power of two in 2..128 (instance %m)", LEN_DEPTH);
+    end
+
     assign m_axi_awid    = '0;
     assign m_axi_awsize  = 3'(BB);
     assign m_axi_awburst = 2'b01;
@@ -71,7 +82,8 @@ module xaihls_wr_dma #(
     always_comb begin
         blen = 9'd256;
         if (sp_left < LEN_BITS'(256)) blen = 9'(sp_left);
-        if (to_4k < (PB+1)'(blen)) blen = 9'(to_4k);
+        // compared in 13 bits: at 256 and 512 bits blen (up to 256) does not fit to_4k's PB + 1 bits
+        if (13'(to_4k) < 13'(blen)) blen = 9'(to_4k);
     end
 
     logic len_pop, len_empty, len_full;
