@@ -126,9 +126,10 @@ def _failed_names(results: Path) -> list[str]:
     return names
 
 
-def with_data_widths(source: Path, sets: list[dict], widths: tuple[int, ...] = (128, 512)) -> list[dict]:
+def with_data_widths(source: Path, sets: list[dict], widths: tuple[int, ...] = (128, 256, 512)) -> list[dict]:
     """``sets``, plus the first set at wider AXI data widths once the module takes a DATA_WIDTH
-    parameter (the board families' 128- and 512-bit ports)."""
+    parameter (the board families' 128- and 512-bit ports, and 256 bits, where a 4 KiB page is
+    128 beats: the width at which the movers' burst cut once failed)."""
     if "DATA_WIDTH" not in module_parameters(source):
         return sets
     return sets + [{**sets[0], "DATA_WIDTH": w} for w in widths]

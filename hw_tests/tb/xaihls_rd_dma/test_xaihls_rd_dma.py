@@ -5,7 +5,7 @@ Checked against cocotbext-axi's AxiRamRead, with and without random pauses on ev
 command (out_beat) and first/last flags; bursts of at most 256 beats that never cross 4 KiB and
 tile each command exactly, in order; several bursts outstanding but never more than META_DEPTH;
 SLVERR in the middle of a burst sets `err` (every beat still delivered), held until `clear`.
-Widths come from the ports and parameters: the same tests run at 64, 128 and 512 bits.
+Widths come from the ports and parameters: the same tests run at 64, 128, 256 and 512 bits.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ bytes written (every other byte untouched); bursts of at most 256 beats that nev
 and tile each command in order, each with awlen + 1 W beats and WLAST on the last; W beats flow
 before their AW is accepted; several bursts outstanding; `idle` only once every burst has its
 response; SLVERR on a beat in the middle of a burst sets `err`, held until `clear`. Widths come
-from the ports and parameters: the same tests run at 64, 128 and 512 bits.
+from the ports and parameters: the same tests run at 64, 128, 256 and 512 bits.
 """
 
 from __future__ import annotations
