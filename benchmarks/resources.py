@@ -116,7 +116,7 @@ def memory_shapes() -> list[tuple[str, int, int, int]]:
 
 def check_memories() -> list[dict]:
     """yosys synth_xilinx of each memory shape alone (those not yet in MEMORIES); its counts beside the rule's."""
-    from xaihls.backends.rtl import synth as v1synth
+    from xaihls.backends.rtl import synth as common
     from xaihls.backends.rtl.synth import _cells
     from xaihls.backends.rtl.v2.params import RTL_DIR
 
@@ -134,7 +134,7 @@ def check_memories() -> list[dict]:
     if shapes:
         (work / "mem.ys").write_text("\n".join(lines) + "\n")
         with open(work / "yosys.log", "w") as log:
-            subprocess.run([sys.executable, "-c", v1synth._PYOSYS_RUNNER, "mem.ys"], cwd=work, stdout=log,
+            subprocess.run([sys.executable, "-c", common._PYOSYS_RUNNER, "mem.ys"], cwd=work, stdout=log,
                            stderr=subprocess.STDOUT, timeout=3000, check=True)
     text_path = RESULTS / "rtl_v2_memories_xc7_stat.txt"
     text = [text_path.read_text()] if text_path.exists() and done else []

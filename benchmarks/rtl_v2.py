@@ -44,7 +44,7 @@ def cifar(shape: Shape):
 def simulate(ig_steps: int) -> dict:
     acc, prog, x = cifar(Shape(16, 8, 4))
     params = rtl_params(prog)
-    engine = EngineV2.for_program(prog, clock_mhz=100.0, bytes_per_cycle=64.0, ddr_latency=sim.v1sim.DDR_LATENCY)
+    engine = EngineV2.for_program(prog, clock_mhz=100.0, bytes_per_cycle=64.0, ddr_latency=sim.common.DDR_LATENCY)
     x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
     table = sim.ig_table(ig_steps, "trapezoid", acc.qgraph.width)
     methods = [None, "gradient", "saliency", "integrated_gradients"]

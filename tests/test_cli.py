@@ -216,7 +216,7 @@ def test_synth_shows_yosys_next_to_the_estimate_and_the_attribution_overhead(tmp
     from pathlib import Path
 
     import xaihls
-    from xaihls.backends.rtl import synth as v1synth
+    from xaihls.backends.rtl import synth as common
     from xaihls.backends.rtl.v2 import synth
     from xaihls.reports.compare import compare
 
@@ -225,7 +225,7 @@ def test_synth_shows_yosys_next_to_the_estimate_and_the_attribution_overhead(tmp
 
     def stored_run(params, family="xc7", out_dir=None, run=None, timeout=3600, flatten=False, files=None):
         calls.append((params.BACKWARD, family, [f.name for f in files], Path(files[0]).parent))
-        return v1synth.result_from_stat(params, family, stat, 1.0)  # the same run for both builds
+        return common.result_from_stat(params, family, stat, 1.0)  # the same run for both builds
 
     monkeypatch.setattr(synth, "synthesize", stored_run)
     digits = get_zoo_model("digits")

