@@ -27,6 +27,7 @@ from xaihls.golden import model as golden
 from xaihls.methods import METHOD_CODES, METHODS
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan import contract
+from xaihls.project import write_files
 from xaihls.plan.boards import load_board
 from xaihls.plan.contract import DESCRIPTOR, HEADER, REGISTER, Flag, Op, Status
 from xaihls.plan.engine import EngineV2
@@ -273,7 +274,7 @@ def project_plan(qgraphs):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, qgraphs, project_plan):
     folder = tmp_path_factory.mktemp("prj") / "digits_v2"
-    v2.write_files(folder, v2.project_files(qgraphs["digits"], project_plan))
+    write_files(folder, v2.project_files(qgraphs["digits"], project_plan))
     return folder
 
 

@@ -38,6 +38,11 @@ def cache_dir() -> Path:
     return (Path(base) if base else Path.home() / ".cache") / "xaihls"
 
 
+def clock_period_ns(clock_mhz: float) -> str:
+    """The clock period as the tcl scripts and project.json state it (6 significant digits)."""
+    return f"{1000.0 / clock_mhz:.6g}"
+
+
 def read_project(folder: str | Path) -> dict[str, Any] | None:
     """The project.json of an xaihls project in ``folder``, or None if it is not one."""
     path = Path(folder) / PROJECT_FILE

@@ -22,7 +22,7 @@ from typing import Any
 from xaihls.errors import XaiHlsError
 from xaihls.methods import METHOD_CODES, PREDICT_CODE
 from xaihls.project import (DDR_IMAGE, ESTIMATE_FILE, PROJECT_FILE, PROJECT_FORMAT, PROJECT_KIND,
-                            check_project_folder, write_files)
+                            check_project_folder, clock_period_ns, write_files)
 
 TOP = "xaihls_top"
 
@@ -45,7 +45,7 @@ def project_description(acc, cases: int, files: list[str]) -> dict[str, Any]:
         "board": {"name": acc.board.name, "part": acc.board.part, "family": acc.board.family},
         "part": acc.board.part,
         "clock_mhz": e.clock_mhz,
-        "clock_period_ns": float(f"{1000.0 / e.clock_mhz:.6g}"),
+        "clock_period_ns": float(clock_period_ns(e.clock_mhz)),
         "axi_data_bits": e.axi_data_bits,
         "tiling": {"tm": e.tm, "tn": e.tn, "in_depth": e.in_depth, "out_depth": e.out_depth, "w_depth": e.w_depth},
         "kept_state": {"mask_bits": e.mask_bits, "index_entries": e.index_entries, "index_bits": e.index_bits},

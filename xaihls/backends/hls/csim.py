@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 from xaihls.errors import XaiHlsError
-from xaihls.project import CACHE_ENV  # noqa: F401 - the cache variable, named where the builds are
+from xaihls.project import CACHE_ENV, cache_dir  # noqa: F401 - the build cache (CACHE_ENV named here for the tests)
 
 CXX_FLAGS = ("-O2", "-std=c++14", "-Wno-uninitialized", "-Wno-maybe-uninitialized")
 CXX_ENV = "XAIHLS_CXX"  # the C++ compiler (default g++)
@@ -45,12 +45,6 @@ def compiler() -> str:
     if path is None:
         raise XaiHlsError(f"the C-simulation needs a C++ compiler; '{name}' is not on PATH (install g++ or set {CXX_ENV})")
     return path
-
-
-def cache_dir() -> Path:
-    from xaihls.project import cache_dir as project_cache
-
-    return project_cache()
 
 
 def _build_key(sources: list[Path], headers: list[Path], extra: tuple[str, ...]) -> str:

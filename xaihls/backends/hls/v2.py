@@ -32,6 +32,7 @@ from xaihls.plan.contract import MAX_IG_STEPS, RESULT, Flag, Op, Status
 from xaihls.plan.engine import EngineV2
 from xaihls.plan.contract import to_blocked
 from xaihls.plan.lowering import ProgramV2
+from xaihls.project import clock_period_ns
 from xaihls.sim.interpreter import Engine
 
 FIRMWARE = "firmware"
@@ -327,10 +328,6 @@ def test_vectors(qg, tn: int, images=None) -> tuple[dict[str, bytes], int]:
     return files, len(runs) * x.shape[0]
 
 
-def _clock_period_ns(clock_mhz: float) -> str:
-    return f"{1000.0 / clock_mhz:.6g}"
-
-
 def project_files(qg, plan, images=None) -> dict[str, bytes]:
     """Every file of an Engine v2 Vitis HLS project but project.json, by relative path.
 
@@ -343,7 +340,7 @@ def project_files(qg, plan, images=None) -> dict[str, bytes]:
     files["tb/xaihls_tb.cpp"] = read_template(TESTBENCH).encode()
     tb, cases = test_vectors(qg, program.shape.tn, images)
     files.update(tb)
-    period = _clock_period_ns(engine.clock_mhz)
+    period = clock_period_ns(engine.clock_mhz)
     settings = "\n".join([f"set project_name {HLS_PROJECT_NAME}", f"set top {TOP}", f"set part {{{board.part}}}",
                           f"# {board.name}: {engine.clock_mhz:g} MHz", f"set clock_period {period}"])
     files["build_prj.tcl"] = render(read_template("build_prj.tcl"), {"settings": settings}).encode()
@@ -368,13 +365,6 @@ def project_files(qg, plan, images=None) -> dict[str, bytes]:
     ])
     files["README.md"] = render(read_template(README), {"summary": summary}).encode()
     return dict(sorted(files.items()))
-
-
-def write_files(folder: str | Path, files: dict[str, bytes]) -> Path:
-    """Write ``files`` (relative path -> bytes) under ``folder``; unchanged files are left alone."""
-    out = Path(folder)
-    _write_files(out, files)
-    return out
 
 
 __all__ = ["CSimV2Executor", "EXECUTOR", "check_engine", "engine_parameters", "firmware_files", "library_for",
