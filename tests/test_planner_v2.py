@@ -19,10 +19,10 @@ from xaihls.plan.planner_v2 import array_candidates, describe_candidates, plan_v
 from xaihls.plan.resources import ResourceModel
 
 
-def _roofline(d, engine, direction):
+def _roofline(d, engine, direction, layers=None):
     macs = max(d.m_tiles * engine.tm * d.n_tiles * engine.tn * d.passes * d.oh * d.ow, 1)
     cycles = macs // (engine.tm * engine.tn) + 2000  # a fixed cost per job: large arrays stop paying
-    return JobCost(d.layer, "conv", direction, cycles, cycles, 0, macs, cycles)
+    return JobCost(d.layer, "conv", direction, cycles, cycles, 0, macs, cycles, macs)
 
 
 def _method_cycles(header, fwd, bwd, engine, steps):

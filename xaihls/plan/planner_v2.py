@@ -90,7 +90,8 @@ class PlanV2:
             "capacity": self.board.resources.as_dict(), "utilization": self.utilization(),
             "kept_bits": k.kept_bits, "activation_bits": k.activation_bits,
             "layers": [{"layer": names[c.layer], "direction": c.direction, "op": c.op, "cycles": c.cycles,
-                        "bound": c.bound_cycles, "macs": c.macs, "memory_cycles": c.memory_cycles,
+                        "bound": c.bound_cycles, "macs": c.macs, "array_macs": c.array_macs,
+                        "memory_cycles": c.memory_cycles,
                         "mac_utilization": round(c.utilization(e.tm, e.tn), 6)}
                        for c in self.forward_costs + self.backward_costs],
             "candidates": [{"tm": c.engine.tm, "tn": c.engine.tn, "in_depth": c.engine.in_depth,
@@ -180,6 +181,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                           f"board '{board.name}': no Tm x Tn array has Tn a multiple of its {board.beat_elems}-element "
                           f"AXI beat within {cap:.0%} of its {board.resources.dsp} DSPs")
     best_of: dict[tuple[int, int], tuple[Candidate, tuple, tuple, object, Buffers]] = {}
+    layers = qg.graph.layers
     for tm, tn in arrays:
         lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems))
         passes = max([d.passes for d in lowered.forward + lowered.backward] + [1])
@@ -195,8 +197,8 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                 engine = EngineV2(tm, tn, board.beat_elems, in_depth, out_depth, w_depth, h["mask_bits"],
                                   h["index_entries"], h["index_bits"], h["input_elems"], clock, bpc, ddr_latency)
                 res = model.estimate(engine)
-                fwd = tuple(timing.job_cost(d, engine, "forward") for d in forward)
-                bwd = tuple(timing.job_cost(d, engine, "backward") for d in backward)
+                fwd = tuple(timing.job_cost(d, engine, "forward", layers=layers) for d in forward)
+                bwd = tuple(timing.job_cost(d, engine, "backward", layers=layers) for d in backward)
                 cycles = timing.workload(h, fwd, bwd, engine, qg.ig_steps)
                 workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
                 cand = Candidate(engine, res, cycles, workload, _fits(res, board, cap))

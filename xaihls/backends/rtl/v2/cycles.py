@@ -23,7 +23,7 @@ class CycleRow:
     layer: int
     rtl: int
     model: int
-    macs: int = 0  # the job's multiply-accumulates (the cycle model's)
+    macs: int = 0  # the network's multiply-accumulates in the job (timing.network_macs)
 
     @property
     def deviation(self) -> float:
@@ -40,7 +40,7 @@ def compare(program, engine: EngineV2, profile: list[tuple[str, int]], ddr_laten
     rows = []
     for direction, jobs, measured in (("forward", program.forward, fwd), ("backward", program.backward, bwd)):
         for i, (d, cycles) in enumerate(zip(jobs, measured)):
-            jc = job_cost(d, engine, direction, ddr_latency)
+            jc = job_cost(d, engine, direction, ddr_latency, layers=program.qgraph.graph.layers)
             rows.append(CycleRow(direction, i, jc.op, d.layer, cycles, jc.cycles, jc.macs))
     return rows
 

@@ -243,13 +243,14 @@ def simulated_engine(project: RtlProject, ddr_latency: int):
 
 
 def method_macs(program, engine, method: str, steps: int) -> int:
-    """Multiply-accumulates of one run of ``method`` (predict: one forward pass), by the cycle model."""
+    """The network's multiply-accumulates in one run of ``method`` (predict: one forward pass)."""
     from xaihls.plan.timing import job_cost
 
-    fwd = sum(job_cost(d, engine, "forward").macs for d in program.forward)
+    layers = program.qgraph.graph.layers
+    fwd = sum(job_cost(d, engine, "forward", layers=layers).macs for d in program.forward)
     if method == "predict":
         return fwd
-    bwd = sum(job_cost(d, engine, "backward").macs for d in program.backward)
+    bwd = sum(job_cost(d, engine, "backward", layers=layers).macs for d in program.backward)
     return fwd + steps * (fwd + bwd) if method == "integrated_gradients" else fwd + bwd
 
 
