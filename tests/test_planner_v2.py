@@ -71,3 +71,4 @@ def test_a_fixed_tiling_the_beat_does_not_divide_and_a_board_too_small_are_refus
     huge = ResourceModel(lut=(1e7, 0, 0, 0, 0, 0), ff=(0, 0, 0, 0, 0, 0), dsp_extra=0)
     with pytest.raises(XaiHlsError, match="board 'pynq-z2': no engine fits under the 80% cap; the smallest"):
         plan_v2(digits, load_board("pynq-z2"), timing=TIMING, model=huge)
+

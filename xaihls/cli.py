@@ -409,7 +409,8 @@ def cmd_sim(args) -> int:
     for method, m in report["methods"].items():
         model = m["model_cycles"]
         table.add_row(method, str(m["runs"]), f"{m['cycles']:,}", f"{m['latency_ms']:.3f}",
-                      f"{model:,}" if model else "-", f"{m['mac_utilization']:.1%}",
+                      f"{model:,}" if model else "-",
+                      "-" if m["mac_utilization"] is None else f"{m['mac_utilization']:.1%}",
                       "yes" if m["bit_exact"] else "[red]NO[/red]")
     console.print(table)
     speed = report["simulation"]
