@@ -2,9 +2,9 @@
 Dask cluster (a LocalCluster of two worker processes here), and both give the same figures.
 
 Two tiny points, digits on pynq-z2 at 4 x 4 and 8 x 4 (one saliency method, so the Verilator runs
-are short): different DSP counts and cycles, so a figure given to the wrong point shows. Four yosys
-runs of about a minute each dominate; they go two at a time (``tool_jobs=2``, one a core of this
-2-core machine: yosys is single-threaded), the CLI's default would be one.
+are short): different DSP counts and cycles, so a figure given to the wrong point shows. The four
+yosys runs, about 50 s each, dominate: with the default tool slots (half the cores: one at a time on
+a 2-core machine) the module takes about 3.5 minutes there.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from xaihls.cli import main
 from xaihls.sweep import VERILATOR, YOSYS, points_for, sweep, write_sweep
 
 TILINGS = [(4, 4), (8, 4)]
-TOOL_JOBS = 2
 
 
 def _points(out):
@@ -35,7 +34,7 @@ def _figures(records):
 @pytest.fixture(scope="module")
 def on_the_pool(tmp_path_factory):
     out = tmp_path_factory.mktemp("pool")
-    records = sweep(_points(out), workers=2, synth=True, sim=True, tool_jobs=TOOL_JOBS)
+    records = sweep(_points(out), workers=2, synth=True, sim=True)
     write_sweep(records, out)
     return out, records
 
@@ -73,7 +72,6 @@ def test_a_dask_local_cluster_gives_the_pools_figures(on_the_pool, tmp_path):
     _, expected = on_the_pool
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster:
-        records = sweep(_points(tmp_path), scheduler=cluster.scheduler_address, synth=True, sim=True,
-                        tool_jobs=TOOL_JOBS)
+        records = sweep(_points(tmp_path), scheduler=cluster.scheduler_address, synth=True, sim=True)
     assert all(r["errors"] == {} for r in records), [r["errors"] for r in records]
     assert _figures(records) == _figures(expected)

@@ -164,7 +164,8 @@ def slot_folder() -> Path:
 def tool_slot(tool_jobs: int | None = None, poll_s: float = 0.5):
     """Hold one of ``tool_jobs`` machine-wide slots (default ``default_tool_jobs()``) while a yosys or
     Verilator run goes on; yields the seconds waited for it. Every process on the machine that asks
-    for slots shares them; the kernel frees a slot when its holder exits, however it exits."""
+    for slots shares them; the kernel frees a slot when its holder exits, however it exits. Waiting
+    runs take free slots in no particular order (one may wait through several others)."""
     jobs = default_tool_jobs() if tool_jobs is None else tool_jobs
     if jobs < 1:
         raise XaiHlsError(f"sweep: --tool-jobs must be at least 1, got {jobs}")
