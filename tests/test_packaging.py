@@ -17,14 +17,19 @@ def test_wheel_ships_boards_models_templates_and_the_resource_model(tmp_path):
     assert proc.returncode == 0, proc.stderr
     wheel = next(tmp_path.glob("xaihls-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for board in (ROOT / "xaihls" / "boards").glob("*.yaml"):
+    boards = list((ROOT / "boards").glob("*.yaml"))  # top-level folders of the repository, inside the package
+    assert len(boards) >= 7
+    for board in boards:
         assert f"xaihls/boards/{board.name}" in names
     for data in (ROOT / "xaihls" / "models" / "data").iterdir():
         assert f"xaihls/models/data/{data.name}" in names
-    templates = ROOT / "xaihls" / "hls_templates"
-    for path in templates.rglob("*") if templates.exists() else []:
-        if path.is_file() and "__pycache__" not in path.parts:
-            assert f"xaihls/hls_templates/{path.relative_to(templates).as_posix()}" in names
+    templates = ROOT / "hls_templates"
+    shipped = [p for p in templates.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert len(shipped) > 20
+    for path in shipped:
+        assert f"xaihls/hls_templates/{path.relative_to(templates).as_posix()}" in names
+    for init in (ROOT / "xaihls").rglob("__init__.py"):  # pyproject.toml lists the packages: none forgotten
+        assert init.relative_to(ROOT).as_posix() in names
     assert "xaihls/plan/resource_model.json" in names
     assert any(n.endswith("entry_points.txt") for n in names)
 

@@ -18,10 +18,11 @@ import os
 import sys
 from pathlib import Path
 
+from xaihls.bundled import TEMPLATES_DIR
 from xaihls.errors import XaiHlsError
 from xaihls.plan.engine import DDR_LATENCY  # noqa: F401 - the simulated DDR's default latency, named here too
 
-SIM_DIR = Path(__file__).resolve().parents[2] / "hls_templates" / "rtl" / "sim"  # the DDR model
+SIM_DIR = TEMPLATES_DIR / "rtl" / "sim"  # the DDR model
 SIM_TOP = "xaihls_sim_top"
 
 TB_MODULE = "tb"  # xaihls/backends/rtl/tb.py, imported from its folder: the simulator never imports torch
