@@ -74,6 +74,17 @@ def tool_env() -> dict[str, str]:
     return env
 
 
+def cocotb_libs() -> str:
+    """The folder of cocotb's VPI libraries, which a Verilator build links to by path (its runpath):
+    part of every build's cache key, so a build made in another environment (perhaps deleted since,
+    leaving the simulator unable to load) is never reused."""
+    try:
+        from cocotb_tools import config
+    except ImportError:  # pragma: no cover - the hw extra
+        return ""
+    return str(config.libs_dir)
+
+
 def cache_root() -> Path:
     """Verilator builds, next to the C-simulation's (``$XAIHLS_CACHE_DIR``, default ~/.cache/xaihls)."""
     from xaihls.project import cache_dir
