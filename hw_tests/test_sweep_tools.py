@@ -4,7 +4,7 @@ Dask cluster (a LocalCluster of two worker processes here), and both give the sa
 Two tiny points, digits on pynq-z2 at 4 x 4 and 8 x 4 (one saliency method, so the Verilator runs
 are short): different DSP counts and cycles, so a figure given to the wrong point shows. The four
 yosys runs, about 50 s each, dominate: with the default tool slots (half the cores: one at a time on
-a 2-core machine) the module takes about 3.5 minutes there.
+a 2-core machine) the module takes about 4 minutes there.
 """
 
 from __future__ import annotations

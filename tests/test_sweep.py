@@ -62,8 +62,9 @@ def test_a_failed_task_is_one_line_naming_its_point_and_the_others_go_on(tmp_pat
 def test_a_task_that_raises_becomes_its_error_line():
     from xaihls.sweep import run_task
 
-    outcome = run_task("yosys", "/nonexistent/project", 1)
-    assert set(outcome) == {"error"} and "/nonexistent/project" in outcome["error"]
+    for task in ("yosys", "verilator"):  # the folder is checked before a tool slot is asked for
+        outcome = run_task(task, "/nonexistent/project", 1)
+        assert set(outcome) == {"error"} and "/nonexistent/project" in outcome["error"], outcome
 
 
 def test_tool_slots_hold_back_runs_beyond_the_limit(tmp_path, monkeypatch):

@@ -112,8 +112,9 @@ def synthesize_point(project: str, tool_jobs: int | None = None) -> dict:
     """yosys synth_xilinx of a written project (``xaihls synth DIR``): its resources and their share of the board."""
     from importlib.metadata import version
 
-    from xaihls.backends.rtl.v2.project import synthesize_project
+    from xaihls.backends.rtl.v2.project import load_project, synthesize_project
 
+    load_project(project)  # a project the RTL cannot take fails now, not after waiting for a slot
     with tool_slot(tool_jobs) as waited:
         result = synthesize_project(project)
     capacity = json.loads((Path(project) / "estimate.json").read_text()).get("capacity", {})
@@ -128,9 +129,10 @@ def simulate_point(project: str, tool_jobs: int | None = None) -> dict:
     --images 1``): cycles per method, bit-exactness against golden, the simulated DDR."""
     from importlib.metadata import version
 
-    from xaihls.backends.rtl.v2.project import simulate_project
+    from xaihls.backends.rtl.v2.project import load_project, simulate_project
     from xaihls.reports.compare import verilator_conditions
 
+    load_project(project)  # a project the RTL cannot take fails now, not after waiting for a slot
     with tool_slot(tool_jobs) as waited:
         report = simulate_project(project, images=SIM_IMAGES)
     methods = report["methods"]
