@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xaihls.bundled import TEMPLATES_DIR
 from xaihls.errors import XaiHlsError
 from xaihls.methods import METHODS, PREDICT_CODE
 
@@ -334,7 +335,7 @@ def field_limit(record: Record, name: str) -> int:
 # --------------------------------------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = Path(__file__).resolve().parents[1] / "hls_templates"
+TEMPLATES = TEMPLATES_DIR
 GENERATED = {
     "cpp": TEMPLATES / "firmware" / "xaihls_contract.h",
     "sv": TEMPLATES / "rtl_v2" / "xaihls_contract_pkg.sv",

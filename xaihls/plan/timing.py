@@ -1,7 +1,7 @@
 """The cycle model of Engine v2 (docs/engine_v2.md): what each job of a Program costs on the RTL
 engine, for a DDR of a given latency and bandwidth, and what predict and each method cost.
 
-The schedule it models, which the RTL (xaihls/hls_templates/rtl_v2) implements:
+The schedule it models, which the RTL (hls_templates/rtl_v2) implements:
 
 - A job: the controller reads its descriptor (one burst: latency + the descriptor's beats),
   makes the few products the units start from (DECODE cycles), starts the units, and waits for

@@ -1,7 +1,7 @@
 """The RTL half of an Engine v2 project folder: what ``xaihls sim DIR`` and ``xaihls synth DIR`` work on.
 
 ``xaihls compile`` writes ``DIR/rtl/`` next to the Vitis HLS files: the engine's fixed
-SystemVerilog (copied unchanged from ``xaihls/hls_templates/rtl_v2``), its lint waivers,
+SystemVerilog (copied unchanged from ``hls_templates/rtl_v2``), its lint waivers,
 ``sources.f`` (compile order), the simulation top and DDR model (``rtl/sim/``, never
 synthesized) and the only per-network part, the top's parameters (``params.json``). The
 Program's DDR image and the test vectors (images and the golden model's results, in the DDR's
