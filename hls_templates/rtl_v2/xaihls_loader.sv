@@ -2,8 +2,10 @@
 // order, the input rows of the tile's block and the tile's weights into one set of the ping-pong
 // input and weight buffers; a bias per m-tile; for post-processing, a chunk's tensors.
 //
-// Guarantees: a set is written only after the walker freed it (`free` tokens); `loaded` pulses
-// once per tile after the tile's last beat is written; the input rows outside the map are not
+// Guarantees: a set is written only after the walker freed it (`free` tokens): a tile's read
+// commands go out one tile ahead of the free sets, and its beats wait on the read channel
+// (rd_ready low) until a set is free, so the DDR's latency overlaps the walker's work; `loaded`
+// pulses once per tile after the tile's last beat is written; the input rows outside the map are not
 // read (the walker zeroes their operands); one beat is written per cycle, into E banks of the
 // input buffer (bank n takes slot n mod E of beat n / E of a pixel) or E columns of a weight row,
 // with no crossbar: every address is a counter plus the beat's index.
@@ -36,7 +38,7 @@ module xaihls_loader #(
     output logic                     busy,
 
     input  logic [1:0]               free,       // buffer sets the walker has released
-    output logic                     take,       // one set (two for a post chunk)
+    output logic                     take,       // one set: a tile's first beat (combinational)
     output logic                     take2,
     output logic                     loaded,     // a tile's loads are all written
     input  logic                     bias_free,
@@ -49,6 +51,7 @@ module xaihls_loader #(
     output logic [USER_WIDTH-1:0]    cmd_user,
 
     input  logic                     rd_valid,
+    output logic                     rd_ready,
     input  logic [E*16-1:0]          rd_data,
     input  logic [USER_WIDTH-1:0]    rd_user,
     input  logic [LEN_BITS-1:0]      rd_beat,
@@ -96,6 +99,7 @@ module xaihls_loader #(
     st_t st;
     logic [11:0]       mt, rt, k, nt, k_last;
     logic              set;
+    logic              ahead;     // a tile's commands are out and its beats hold no set yet
     logic [OFF_BITS-1:0] mt_in, nt_off, first_off, row_off, mt_w, w_off, b_off;
     logic signed [13:0] first, y;
     logic [11:0]       rows_left;
@@ -134,12 +138,12 @@ module xaihls_loader #(
         if (rst) begin
             st <= L_IDLE;
             cmd_valid <= 1'b0;
-            take <= 1'b0;
+            ahead <= 1'b0;
             take2 <= 1'b0;
             bias_take <= 1'b0;
         end else begin
-            take <= 1'b0;
             take2 <= 1'b0;
+            if (take) ahead <= 1'b0;
             bias_take <= 1'b0;
             if (cmd_valid && cmd_ready) cmd_valid <= 1'b0;
             case (st)
@@ -165,7 +169,7 @@ module xaihls_loader #(
                     p_src0    <= OFF_BITS'(post.src0);
                     p_src1    <= OFF_BITS'(post.src1);
                     p_src2    <= OFF_BITS'(post.src2);
-                    mt <= '0; rt <= '0; k <= '0; set <= 1'b0;
+                    mt <= '0; rt <= '0; k <= '0; set <= 1'b0; ahead <= 1'b0;
                     mt_in <= OFF_BITS'(desc.in_addr);
                     mt_w <= OFF_BITS'(desc.w_addr);
                     b_off <= OFF_BITS'(desc.b_addr);
@@ -198,8 +202,8 @@ module xaihls_loader #(
                     k <= '0;
                     st <= L_TILE;
                 end
-                L_TILE: if (!cmd_valid && free != 2'd0) begin
-                    take <= 1'b1;
+                L_TILE: if (!cmd_valid && (!ahead || take)) begin
+                    ahead <= 1'b1;
                     y <= first;
                     row_off <= nt_off + first_off;
                     word <= '0;
@@ -312,21 +316,33 @@ module xaihls_loader #(
         slot = (G == 1 || u_flat) ? (TN/E)'(1) : (TN/E)'(1) << (32'(rd_beat) % G);
     end
 
+    // a CONV tile's beats hold a buffer set from its first beat to its last: the first one waits
+    // until the walker has freed a set and takes it
+    logic tile_beat, owned, rd_take;
+    assign tile_beat = rd_valid && !u_flat && (u_dest == DEST_INPUT || u_dest == DEST_WEIGHT);
+    assign rd_ready  = !tile_beat || owned || free != 2'd0;
+    assign take      = tile_beat && !owned && free != 2'd0;
+    assign rd_take   = rd_valid && rd_ready;
+    always_ff @(posedge clk) begin
+        if (rst || start) owned <= 1'b0;
+        else if (tile_beat && rd_ready) owned <= !(rd_last && u_end);
+    end
+
     assign in_data = {G{rd_data}};
     assign w_data  = {G{rd_data}};
     always_comb begin
-        in_we   = (rd_valid && u_dest == DEST_INPUT) ? slot : '0;
+        in_we   = (rd_take && u_dest == DEST_INPUT) ? slot : '0;
         in_addr = {u_set, u_word + IAW'(pix)};
-        w_we    = (rd_valid && u_dest == DEST_WEIGHT) ? slot : '0;
+        w_we    = (rd_take && u_dest == DEST_WEIGHT) ? slot : '0;
         w_addr  = {u_set, WAW'(pix)};
-        b_we    = rd_valid && u_dest == DEST_BIAS;
+        b_we    = rd_take && u_dest == DEST_BIAS;
         b_addr  = (BW'(u_set) << (BW - 1)) | (BW'(rd_beat) & BW'((1 << (BW - 1)) - 1));
     end
 
     // the walker may start on a tile once its last command's last beat is written
     always_ff @(posedge clk) begin
         if (rst) loaded <= 1'b0;
-        else loaded <= (rd_valid && rd_last && u_end) || (st == L_PSTREAM && p_need == 3'b000);
+        else loaded <= (rd_take && rd_last && u_end) || (st == L_PSTREAM && p_need == 3'b000);
     end
 
     logic unused;

@@ -239,7 +239,7 @@ module xaihls_top #(
     end
 
     // ---------------------------------------------------------------- loader and buffers
-    logic l_cmd_valid;
+    logic l_cmd_valid, ld_rd_ready;
     logic [OFF_BITS-1:0] l_cmd_off;
     logic [LEN_BITS-1:0] l_cmd_beats;
     logic [USER_WIDTH-1:0] l_cmd_user;
@@ -259,7 +259,7 @@ module xaihls_top #(
         .bias_take(ld_bias_take),
         .cmd_valid(l_cmd_valid), .cmd_ready(rd_cmd_ready && !c_rd_cmd_valid), .cmd_off(l_cmd_off),
         .cmd_beats(l_cmd_beats), .cmd_user(l_cmd_user),
-        .rd_valid(rd_valid && !to_ctrl), .rd_data, .rd_user, .rd_beat, .rd_last,
+        .rd_valid(rd_valid && !to_ctrl), .rd_ready(ld_rd_ready), .rd_data, .rd_user, .rd_beat, .rd_last,
         .in_we, .in_addr(in_waddr), .in_data(in_wdata), .w_we, .w_addr(w_waddr), .w_data(w_wdata),
         .b_we, .b_addr(b_waddr)
     );
@@ -268,7 +268,7 @@ module xaihls_top #(
     assign rd_cmd_off   = c_rd_cmd_valid ? c_rd_cmd_off : l_cmd_off;
     assign rd_cmd_beats = c_rd_cmd_valid ? c_rd_cmd_beats : l_cmd_beats;
     assign rd_cmd_user  = c_rd_cmd_valid ? {2'd3, (USER_WIDTH-2)'(0)} : l_cmd_user;
-    assign rd_ready     = to_ctrl ? c_rd_ready : 1'b1;
+    assign rd_ready     = to_ctrl ? c_rd_ready : ld_rd_ready;
 
     xaihls_sdp_ram #(.WIDTH(TN*16), .DEPTH(2*IN_DEPTH), .SEGMENTS(G)) u_inbuf (
         .clk, .we(in_we), .waddr(in_waddr), .wdata(in_wdata), .re(1'b1), .raddr(in_raddr), .rdata(in_rdata)

@@ -8,10 +8,11 @@ The schedule it models, which the RTL (hls_templates/rtl_v2) implements:
   all of them and for the last write response.
 - CONV: tiles (m-tile, row tile, n-tile) in order through three units that hand buffers over
   with tokens. The loader reads a tile's input rows (one command a row, rows outside the map
-  skipped) and its weights into one of two buffer sets, as soon as the walker has freed the
-  set; data arrive `ddr_latency` cycles after a command and stream at one beat a cycle (or the
-  DDR's bytes per cycle). The walker runs a tile's passes (kernel taps) one after another: a
-  pass takes max(positions + 1, TM + TN + PASS_SLACK) cycles (the next pass's TM weight rows go
+  skipped) and its weights into one of two buffer sets; a tile's commands go out once the
+  previous tile's first beat has taken its set, and its own first beat waits on the read channel
+  until the walker frees one; data arrive `ddr_latency` cycles after a command and stream at one
+  beat a cycle (or the DDR's bytes per cycle). The walker runs a tile's passes (kernel taps) one
+  after another: a pass takes max(positions + 1, TM + TN + PASS_SLACK) cycles (the next pass's TM weight rows go
   through the shadow chain while it runs); a tile's first pass waits for its loads and its first
   weight rows. A row tile's sums go to one of two output sets; the write-back drains a set
   (E lanes a cycle: one beat per output pixel and TN / E lanes; a max-pool reads its window one
@@ -42,6 +43,7 @@ WB_PIPE = 6  # the write-back's pipeline and output FIFO before a beat reaches t
 JOB_END = 3  # last write response to the controller's next step
 BIAS_TOKEN = 3  # an m-tile's last write-back cycle to the loader taking its bias set for m-tile + 2
 CONV_TAIL = 3  # a CONV job's last write-back cycle to its last beat's write, as measured
+SET_WAIT = 1  # a set released by the walker to the first beat the read channel then lets through
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
     data_end = 0            # the DMA's last data beat so far
     compute_free = 0        # the walker's next pass decision
     set_free = [0, 0]       # when each buffer set was released by the walker
+    taken = 0               # when the last tile's first beat took its set
     out_free = [0, 0]       # when each output set was released by the write-back
     wb_free = 0
     t = 0
@@ -160,14 +163,20 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
             nv = _valid_rows(d, rt, last)
             for k in range(nts):
                 # loads
-                issue = max(loader, set_free[t % 2]) + 1  # L_TILE takes the token
+                # the tile's commands go out once the previous tile's first beat took its set;
+                # its own first beat waits for a free set (the read channel holds it)
+                issue = max(loader, taken) + 1
                 cmd = issue + 1
                 beats_in = nv * d.iw * g
                 beats_w = passes * tm * g
                 start = max(cmd + FETCH_ISSUE - 1 + dram.latency, data_end)
-                data_end = start + max(dram.stream(beats_in), 0)
+                if beats_in:
+                    start = taken = max(start, set_free[t % 2] + SET_WAIT)
+                data_end = start + dram.stream(beats_in)
                 w_cmd = cmd + count + 1
                 start = max(w_cmd + FETCH_ISSUE - 1 + dram.latency, data_end)
+                if not beats_in:
+                    start = taken = max(start, set_free[t % 2] + SET_WAIT)
                 data_end = start + dram.stream(beats_w)
                 memory_total += dram.stream(beats_in + beats_w)
                 loaded = data_end + 1
