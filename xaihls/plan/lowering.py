@@ -629,6 +629,20 @@ def tile_job(d: Job, shape: Shape, buffers: Buffers, cost: Callable[[Job], int] 
     return min(reversed(weighed), key=cost)  # min keeps the first of equals: the tallest
 
 
+def buffer_needs(jobs, tm: int) -> tuple[int, int, int]:
+    """(input words a bank, positions a row tile, weight rows) tiled ``jobs`` use: at most the
+    buffers they were tiled for, often less (short row tiles, the largest kernel's taps). The RTL
+    is built this deep (xaihls.backends.rtl.v2.params) and the planner prices that engine."""
+    in_words = out_pos = w_rows = 1
+    for d in jobs:
+        if d.op != Op.CONV or not d.ky * d.kx:
+            continue
+        in_words = max(in_words, max(d.load_rows, d.load_rows_last) * d.iw)
+        out_pos = max(out_pos, max(d.tile_rows, d.last_rows) * d.ow)
+        w_rows = max(w_rows, d.ky * d.kx * tm)
+    return in_words, out_pos, w_rows
+
+
 def _no_fit(d: Job, rows: int, input_rows: int, buffers: Buffers) -> str:
     return (f"layer {d.layer}: one row tile needs {input_rows * d.iw} input words and {rows * d.ow} accumulators "
             f"per lane; the buffers hold {buffers.in_depth} and {buffers.out_depth}")

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 
 import math
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple, dataclass, field, replace
 
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import MaxPool2d, ReLU
 from xaihls.plan import resources as resource_model
 from xaihls.plan.boards import Board
 from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate
-from xaihls.plan.lowering import Buffers, ProgramV2, Shape, encode, lower_jobs, tiled
+from xaihls.plan.lowering import Buffers, ProgramV2, Shape, buffer_needs, encode, lower_jobs, tiled
 from xaihls.quant.qgraph import QGraph
 
 ARRAY_SIDES = (4, 8, 16, 32, 64, 128)  # the RTL takes Tm, Tn up to 128
@@ -212,6 +212,9 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                     forward, backward = tiled(lowered, buffers, _row_tile_cost(timing, engine, memo))
                 except XaiHlsError:
                     continue
+                # the engine as the RTL is built for this Program: buffers as deep as its tiles use
+                in_used, out_used, w_used = buffer_needs(forward + backward, tm)
+                engine = replace(engine, in_depth=in_used, out_depth=out_used, w_depth=w_used)
                 res = model.estimate(engine)
                 fwd = tuple(timing.job_cost(d, engine, "forward", layers=layers) for d in forward)
                 bwd = tuple(timing.job_cost(d, engine, "backward", layers=layers) for d in backward)

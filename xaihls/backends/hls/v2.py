@@ -31,7 +31,7 @@ from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
 from xaihls.plan.contract import MAX_IG_STEPS, RESULT, Flag, Op, Status
 from xaihls.plan.engine import EngineV2
 from xaihls.plan.contract import to_blocked
-from xaihls.plan.lowering import ProgramV2
+from xaihls.plan.lowering import ProgramV2, buffer_needs
 from xaihls.project import clock_period_ns
 from xaihls.sim.interpreter import Engine
 
@@ -69,14 +69,15 @@ STATUS_TEXT = {
 
 def check_engine(program: ProgramV2, engine: EngineV2) -> None:
     """XaiHlsError unless ``engine`` can run ``program`` (same array and beat, room for it)."""
-    s, b, h = program.shape, program.buffers, program.header
+    s, h = program.shape, program.header
     if (s.tm, s.tn, s.beat_elems) != (engine.tm, engine.tn, engine.beat_elems):
         raise XaiHlsError(f"the Program is tiled for a {s.tm}x{s.tn} array with {16 * s.beat_elems}-bit beats; the "
                           f"engine is {engine.tm}x{engine.tn} with {engine.axi_data_bits}-bit beats")
     if h["data_width"] != 16:
         raise XaiHlsError(f"the HLS engine moves 16-bit data; this network is quantized to {h['data_width']} bits "
                           "(set width: 16 in the quantization config)")
-    needs = {"in_depth": b.in_depth, "out_depth": b.out_depth, "w_depth": b.w_depth, "mask_bits": h["mask_bits"],
+    in_used, out_used, w_used = buffer_needs(program.forward + program.backward, s.tm)
+    needs = {"in_depth": in_used, "out_depth": out_used, "w_depth": w_used, "mask_bits": h["mask_bits"],
              "index_entries": h["index_entries"], "index_bits": h["index_bits"], "input_elems": h["input_elems"]}
     for name, need in needs.items():
         if getattr(engine, name) < need:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from xaihls.bundled import TEMPLATES_DIR
 from xaihls.plan.engine import MIN_DEPTH, EngineV2, pow2  # noqa: F401 - MIN_DEPTH and pow2 are this module's too
+from xaihls.plan.lowering import buffer_needs  # noqa: F401 - callers read it here too
 
 RTL_DIR = TEMPLATES_DIR / "rtl_v2"
 SOURCES = (
@@ -78,28 +79,13 @@ class RtlV2Params:
                            self.TN, self.TN, 1, self.TN, 0, self.OFF_BITS)
 
 
-def buffer_needs(program) -> tuple[int, int, int]:
-    """(input words a bank, positions a row tile, weight rows) the Program's jobs use: at most
-    the buffers it was tiled for, often less (the weight buffer holds the largest kernel's taps)."""
-    from xaihls.plan.contract import Op
-
-    in_words = out_pos = w_rows = 1
-    for d in program.forward + program.backward:
-        if d.op != Op.CONV or not d.ky * d.kx:
-            continue
-        in_words = max(in_words, max(d.load_rows, d.load_rows_last) * d.iw)
-        out_pos = max(out_pos, max(d.tile_rows, d.last_rows) * d.ow)
-        w_rows = max(w_rows, d.ky * d.kx * program.shape.tm)
-    return in_words, out_pos, w_rows
-
-
 def rtl_params(program, engine: EngineV2 | None = None) -> RtlV2Params:
     """The parameters that run ``program`` (a ProgramV2): buffers as deep as its jobs need (never
     deeper than ``engine``'s, which the Program was tiled for), the kept-state memories of its
     header; ``engine`` (default EngineV2.for_program) says whether the backward path is built."""
     h, s = program.header, program.shape
     backward = True if engine is None else engine.backward
-    in_depth, out_depth, w_depth = buffer_needs(program)
+    in_depth, out_depth, w_depth = buffer_needs(program.forward + program.backward, s.tm)
     e = EngineV2(s.tm, s.tn, s.beat_elems, in_depth, out_depth, w_depth, h["mask_bits"], h["index_entries"],
                  h["index_bits"], h["input_elems"], 0.0, 0.0, backward=backward).as_built()
     return RtlV2Params(
