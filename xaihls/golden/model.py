@@ -300,18 +300,23 @@ def _integrated_gradients(qg: QGraph, x_q, target, steps, baseline, rule, sat: S
     mode = ReluBackward.MASK
     alphas = torch.tensor(c.alphas, dtype=torch.int64)
     weights = torch.tensor(c.weights, dtype=torch.int64)
-    weighted_sum = torch.zeros_like(x_q)
     # Path image j is step j // n of image j % n; a pass takes a run of them, whatever the steps.
     per_pass = _images_per_pass(qg)
-    for j0 in range(0, steps * n, per_pass):
-        j = torch.arange(j0, min(steps * n, j0 + per_pass))
-        step, image = j // n, j % n
-        alpha = alphas[step].view(-1, 1, 1, 1)
-        point_acc = (base_q[image] << c.alpha_frac) + alpha * diff[image]
-        points = sat.requantize(point_acc, c.alpha_frac + in_fmt.frac, in_fmt, "ig_path")
-        _, kept = _run_forward(qg, points, sat, True)
-        g = backward(qg, kept, target[image], mode, sat)
-        weighted_sum.index_add_(0, image, g * weights[step].view(-1, 1, 1, 1))
+    plan = stages.plan(qg)
+    if plan is not None:
+        weighted_sum = stages.integrated_gradients_sum(qg, plan, x_q, base_q, target, alphas, weights, c.alpha_frac,
+                                                       per_pass, sat.counts)
+    else:
+        weighted_sum = torch.zeros_like(x_q)
+        for j0 in range(0, steps * n, per_pass):
+            j = torch.arange(j0, min(steps * n, j0 + per_pass))
+            step, image = j // n, j % n
+            alpha = alphas[step].view(-1, 1, 1, 1)
+            point_acc = (base_q[image] << c.alpha_frac) + alpha * diff[image]
+            points = sat.requantize(point_acc, c.alpha_frac + in_fmt.frac, in_fmt, "ig_path")
+            _, kept = _forward(qg, points, sat, True)
+            g = _backward(qg, kept, target[image], mode, sat)
+            weighted_sum.index_add_(0, image, g * weights[step].view(-1, 1, 1, 1))
     summed_fmt = qg.attribution_formats.ig_summed_gradient
     summed = sat.requantize(
         weighted_sum, c.weight_frac + qg.grad_fmt(mode, 0).frac, summed_fmt, "ig_sum"

@@ -171,7 +171,7 @@ void parallel_for(int64_t tasks, int threads, const std::function<void(int64_t)>
 
 // Per-thread scratch that keeps its memory between calls (large fresh allocations are
 // page-faulted mappings every time).
-enum Slot { CANVAS, VALUES, RANK, BIAS, SUMS, OFFSETS, POOL_BEST, ROUTED, GRADIENT, SLOTS };
+enum Slot { CANVAS, STAGING, VALUES, RANK, BIAS, SUMS, OFFSETS, POOL_BEST, ROUTED, GRADIENT, SLOTS };
 
 template <class T>
 T* scratch(Slot slot, int64_t n) {
@@ -260,28 +260,65 @@ struct Placement {
   int64_t hs, ws, c, top, left, sy, sx, hc, wc;
 };
 
-struct CanvasWriter {  // writes value v at canvas element `at`
+// With stack = kh > 1 (small channel counts), canvas row r holds rows r..r+kh-1 of the
+// image's canvas side by side in each pixel ((kh, c) channels): a window row of kw pixels is
+// then the whole window, kw * kh * c contiguous values, read in fewer 64-byte chunks. Values
+// are written to an unstacked staging canvas first; finish() stacks it.
+struct CanvasWriter {
   int kernel;
-  int64_t plane;
+  int64_t plane;  // elements of one plane of the canvas the blocks read
   void* canvas;
-  int8_t* hi() const { return static_cast<int8_t*>(canvas); }
-  uint8_t* lo() const { return reinterpret_cast<uint8_t*>(static_cast<int8_t*>(canvas) + plane); }
-  int16_t* words() const { return static_cast<int16_t*>(canvas); }
-  void clear() const { std::memset(canvas, 0, kernel == AMX ? 2 * plane : plane * sizeof(int16_t)); }
-  // n consecutive values src(from), src(from+1), ... at elements at, at+1, ...
+  int64_t hc, wc, c, stack;  // the image's canvas: rows, pixels a row, channels; kernel rows stacked (1: none)
+  void* staging;             // stack > 1: the image's canvas, unstacked (planes of `staged` elements)
+  int64_t staged;
+  void* target() const { return stack > 1 ? staging : canvas; }
+  int64_t target_plane() const { return stack > 1 ? staged : plane; }
+  void clear() const {
+    std::memset(target(), 0, kernel == AMX ? 2 * target_plane() : target_plane() * sizeof(int16_t));
+  }
+  // n consecutive values src(from), src(from+1), ... at elements at, at+1, ... of the image's canvas
   template <class Src>
   void run(int64_t at, int64_t from, int64_t n, const Src& src) const {
     if (kernel == AMX) {
-      int8_t* h = hi() + at;
-      uint8_t* l = lo() + at;
+      int8_t* h = static_cast<int8_t*>(target()) + at;
+      uint8_t* l = reinterpret_cast<uint8_t*>(static_cast<int8_t*>(target()) + target_plane()) + at;
       for (int64_t i = 0; i < n; ++i) {
         const int16_t v = src(from + i);
         h[i] = static_cast<int8_t>(v >> 8);
         l[i] = static_cast<uint8_t>(v & 255);
       }
     } else {
-      int16_t* w = words() + at;
+      int16_t* w = static_cast<int16_t*>(target()) + at;
       for (int64_t i = 0; i < n; ++i) w[i] = src(from + i);
+    }
+  }
+  // the c channels of pixel (y, x) of the image's canvas: src(from), ..., src(from + c - 1)
+  template <class Src>
+  void pixel(int64_t y, int64_t x, int64_t from, const Src& src) const {
+    run((y * wc + x) * c, from, c, src);
+  }
+  // n pixels (y, x), (y, x+1), ...
+  template <class Src>
+  void pixels(int64_t y, int64_t x, int64_t n, int64_t from, const Src& src) const {
+    run((y * wc + x) * c, from, n * c, src);
+  }
+  // the canvas the blocks read: stacked row r, pixel x, slot ky = staged row r + ky, pixel x
+  void finish() const {
+    if (stack == 1) return;
+    const int64_t rows = hc - stack + 1, size = kernel == AMX ? 1 : 2;
+    for (int p = 0; p < (kernel == AMX ? 2 : 1); ++p) {
+      const uint8_t* from = static_cast<const uint8_t*>(staging) + p * staged * size;
+      uint8_t* to = static_cast<uint8_t*>(canvas) + p * plane * size;
+      const int64_t bytes = c * size;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t x = 0; x < wc; ++x)
+          for (int64_t ky = 0; ky < stack; ++ky, to += bytes) {
+            const uint8_t* f = from + ((r + ky) * wc + x) * bytes;
+            if (bytes <= 16)
+              std::memcpy(to, f, 16);  // the extra bytes land where the next copies go (slack after the last)
+            else
+              std::memcpy(to, f, bytes);
+          }
     }
   }
 };
@@ -293,15 +330,16 @@ void fill_canvas(const CanvasWriter& out, const Placement& p, const Src& src) {
   for (int64_t i = 0; i < p.hs; ++i) {
     const int64_t y = p.top + i * p.sy;
     if (y < 0 || y >= p.hc) continue;
-    if (whole_rows) {  // one run of ws * c values
-      out.run((y * p.wc + p.left) * p.c, i * p.ws * p.c, p.ws * p.c, src);
+    if (whole_rows) {
+      out.pixels(y, p.left, p.ws, i * p.ws * p.c, src);
       continue;
     }
     for (int64_t j = 0; j < p.ws; ++j) {
       const int64_t x = p.left + j * p.sx;
-      if (x >= 0 && x < p.wc) out.run((y * p.wc + x) * p.c, (i * p.ws + j) * p.c, p.c, src);
+      if (x >= 0 && x < p.wc) out.pixel(y, x, (i * p.ws + j) * p.c, src);
     }
   }
+  out.finish();
 }
 
 // ------------------------------------------------------------------ 16 x 16 product blocks
@@ -314,6 +352,34 @@ struct Block {  // where a block's sums go
   int64_t index[16];  // output position of each row, -1 if none
   int64_t rows;       // rows up to the last valid one
   int64_t c0, cols;   // first column, valid columns
+};
+
+// A block's exact sums, row-major 16 x 16: int64 (`wide`), or AMX's three int32 digit sums
+// (`t`: xl*wl, the cross products, xh*wh) recombined as they are read, plus `wide` if the
+// sums were flushed before (more than FLUSH_CHUNKS chunks).
+struct Sums {
+  const int64_t* wide;  // or null
+  const int32_t* t;     // or null
+  int64_t at(int64_t m, int64_t col) const {
+    const int64_t i = m * 16 + col;
+    int64_t v = wide ? wide[i] : 0;
+    if (t) v += (static_cast<int64_t>(t[512 + i]) << 16) + (static_cast<int64_t>(t[256 + i]) << 8) + t[i];
+    return v;
+  }
+#if defined(__AVX512F__)
+  __m512i half(int64_t m, int h) const {  // columns 8h .. 8h+7 of row m
+    const int64_t i = m * 16 + 8 * h;
+    __m512i v = wide ? _mm512_loadu_si512(wide + i) : _mm512_setzero_si512();
+    if (t) {
+      const __m512i low = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + i)));
+      const __m512i mid = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 256 + i)));
+      const __m512i top = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 512 + i)));
+      v = _mm512_add_epi64(v, _mm512_add_epi64(_mm512_add_epi64(_mm512_slli_epi64(top, 16), _mm512_slli_epi64(mid, 8)),
+                                              low));
+    }
+    return v;
+  }
+#endif
 };
 
 #if XG_HAVE_AMX
@@ -416,10 +482,15 @@ void portable_block(const int16_t* a, const int64_t* offs, int64_t groups, int64
 
 struct Conv {
   int64_t cin, hc, wc, kh, kw, sh, sw, oh, ow, cout;
+  bool stack = false;  // compute it on a canvas with the kernel rows stacked (CanvasWriter)
+  // the geometry the blocks compute: with stacking, one kernel row of kh * cin channels
+  Conv blocks_view() const {
+    return stack ? Conv{cin * kh, hc - kh + 1, wc, 1, kw, sh, sw, oh, ow, cout} : *this;
+  }
   Shape weights() const { return Shape{kh, kw * cin, cout}; }
   bool flat() const { return sh == 1 && sw == 1; }  // positions y*wc + x are one strided run
   int64_t blocks() const { return flat() ? ((oh - 1) * wc + ow + 15) / 16 : oh * ((ow + 15) / 16); }
-  // elements (bytes for AMX) of one canvas plane, up to the last one a tile reads
+  // elements (bytes for AMX) of one canvas plane, up to the last one a tile reads (of blocks_view())
   int64_t plane() const {
     const int64_t chunked = (kw * cin + 63) / 64 * 64;
     int64_t end;
@@ -431,7 +502,6 @@ struct Conv {
     }
     return (std::max(end, hc * wc * cin) + 63) / 64 * 64;
   }
-  int64_t canvas_bytes() const { return 2 * plane(); }  // two byte planes, or one int16 plane
   Placement placement(const int64_t* src_shape_top_left_step) const {
     const int64_t* q = src_shape_top_left_step;
     return Placement{q[0], q[1], cin, q[2], q[3], q[4], q[5], hc, wc};
@@ -439,7 +509,10 @@ struct Conv {
 };
 
 CanvasWriter canvas_for(int kernel, const Conv& cv) {
-  return CanvasWriter{kernel, cv.plane(), scratch<uint8_t>(CANVAS, cv.canvas_bytes())};
+  const Conv b = cv.blocks_view();
+  const int64_t staged = cv.stack ? cv.hc * cv.wc * cv.cin + 64 : 0;  // 64: finish()'s 16-byte reads
+  return CanvasWriter{kernel, b.plane(), scratch<uint8_t>(CANVAS, 2 * b.plane() + 64), cv.hc, cv.wc, cv.cin,
+                      cv.stack ? cv.kh : 1, cv.stack ? scratch<uint8_t>(STAGING, 2 * staged) : nullptr, staged};
 }
 
 // Block b's rows and the canvas offset of each kernel row.
@@ -463,7 +536,9 @@ int64_t block_rows(const Conv& cv, int64_t b, int64_t* index, int64_t* offs) {
 }
 
 template <class Epilogue>
-void conv_blocks(int kernel, const Conv& cv, const CanvasWriter& canvas, const uint8_t* packed, Epilogue&& epilogue) {
+void conv_blocks(int kernel, const Conv& stated, const CanvasWriter& canvas, const uint8_t* packed,
+                 Epilogue&& epilogue) {
+  const Conv cv = stated.blocks_view();
   const Shape ws = cv.weights();
   const int64_t jblocks = ws.blocks();
   const int64_t per_block = kernel == AMX ? ws.r * ws.chunks() * 2048 : ws.r * ws.k * 16 * 4;
@@ -482,11 +557,8 @@ void conv_blocks(int kernel, const Conv& cv, const CanvasWriter& canvas, const u
       if (blk.rows == 0) continue;
       for (int64_t j = 0; j < jblocks; ++j, ++i) {
         AmxSums& s = slots[i & 1];
-        amx_products(canvas.hi(), canvas.plane, offs, ws.r, stride, ws.chunks(), packed + j * per_block, s);
-        if (done) {
-          recombine(done->t, done->wide, done->has_wide, sums);
-          epilogue(static_cast<const int64_t*>(sums), static_cast<const Block&>(done->block));
-        }
+        amx_products(static_cast<const int8_t*>(canvas.canvas), canvas.plane, offs, ws.r, stride, ws.chunks(), packed + j * per_block, s);
+        if (done) epilogue(Sums{done->has_wide ? done->wide : nullptr, done->t}, static_cast<const Block&>(done->block));
         amx_store(s.t);
         s.block = blk;
         s.block.c0 = j * 16;
@@ -494,10 +566,7 @@ void conv_blocks(int kernel, const Conv& cv, const CanvasWriter& canvas, const u
         done = &s;
       }
     }
-    if (done) {
-      recombine(done->t, done->wide, done->has_wide, sums);
-      epilogue(static_cast<const int64_t*>(sums), static_cast<const Block&>(done->block));
-    }
+    if (done) epilogue(Sums{done->has_wide ? done->wide : nullptr, done->t}, static_cast<const Block&>(done->block));
     return;
   }
 #endif
@@ -506,11 +575,11 @@ void conv_blocks(int kernel, const Conv& cv, const CanvasWriter& canvas, const u
     blk.rows = block_rows(cv, b, blk.index, offs);
     if (blk.rows == 0) continue;
     for (int64_t j = 0; j < jblocks; ++j) {
-      portable_block(canvas.words(), offs, ws.r, stride, ws.k,
+      portable_block(static_cast<const int16_t*>(canvas.canvas), offs, ws.r, stride, ws.k,
                      reinterpret_cast<const int32_t*>(packed + j * per_block), blk.rows, sums);
       blk.c0 = j * 16;
       blk.cols = std::min<int64_t>(16, cv.cout - j * 16);
-      epilogue(static_cast<const int64_t*>(sums), static_cast<const Block&>(blk));
+      epilogue(Sums{sums, nullptr}, static_cast<const Block&>(blk));
     }
   }
 }
@@ -539,12 +608,12 @@ struct Requantizer {
     padded_bias = scratch<int64_t>(BIAS, (cout + 15) / 16 * 16);
     for (int64_t i = 0; i < (cout + 15) / 16 * 16; ++i) padded_bias[i] = bias && i < cout ? bias[i] : 0;
   }
-  void operator()(const int64_t* sums, const Block& blk) {
+  void operator()(const Sums& sums, const Block& blk) {
     if (rq.right) return dispatch<true>(sums, blk);
     return dispatch<false>(sums, blk);
   }
   template <bool RIGHT>
-  void dispatch(const int64_t* sums, const Block& blk) {
+  void dispatch(const Sums& sums, const Block& blk) {
     if (!relu) return rank ? run<RIGHT, false, false, true>(sums, blk) : run<RIGHT, false, false, false>(sums, blk);
     if (bits && rank) return run<RIGHT, true, true, true>(sums, blk);
     if (bits) return run<RIGHT, true, true, false>(sums, blk);
@@ -552,20 +621,20 @@ struct Requantizer {
     return run<RIGHT, true, false, false>(sums, blk);
   }
   template <bool RIGHT, bool RELU, bool BITS, bool RANK>
-  void run(const int64_t* __restrict sums, const Block& blk) {
+  void run(const Sums& sums, const Block& blk) {
     const int64_t* __restrict b = padded_bias + blk.c0;
     int64_t count = 0;
     for (int64_t m = 0; m < blk.rows; ++m) {
       if (blk.index[m] < 0) continue;
       const int64_t at = blk.index[m] * cout + blk.c0;
-      count += row<RIGHT, RELU, BITS, RANK>(sums + m * 16, b, blk.cols, values + at, BITS ? bits + at : nullptr,
+      count += row<RIGHT, RELU, BITS, RANK>(sums, m, b, blk.cols, values + at, BITS ? bits + at : nullptr,
                                             RANK ? rank + at : nullptr);
     }
     saturated += count;
   }
-  // 16 sums of a row (plus the bias) finished; the first `cols` stored. Returns the saturations.
+  // The 16 sums of row m (plus the bias) finished; the first `cols` stored. Returns the saturations.
   template <bool RIGHT, bool RELU, bool BITS, bool RANK>
-  int64_t row(const int64_t* __restrict s, const int64_t* __restrict b, int64_t cols, int16_t* __restrict v,
+  int64_t row(const Sums& s, int64_t m, const int64_t* __restrict b, int64_t cols, int16_t* __restrict v,
               uint8_t* __restrict bt, int64_t* __restrict rk) const {
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
     const __mmask16 keep = static_cast<__mmask16>((1u << cols) - 1);
@@ -576,7 +645,7 @@ struct Requantizer {
     __mmask8 positive[2];
     int64_t count = 0;
     for (int h = 0; h < 2; ++h) {
-      const __m512i acc = _mm512_add_epi64(_mm512_loadu_si512(s + 8 * h), _mm512_loadu_si512(b + 8 * h));
+      const __m512i acc = _mm512_add_epi64(s.half(m, h), _mm512_loadu_si512(b + 8 * h));
       const __m512i r = RIGHT ? _mm512_srai_epi64(_mm512_add_epi64(_mm512_sra_epi64(acc, s1), one), 1)
                               : _mm512_sll_epi64(_mm512_min_epi64(_mm512_max_epi64(acc, _mm512_sub_epi64(zero, bound)),
                                                                   bound), left);
@@ -595,7 +664,7 @@ struct Requantizer {
 #else
     int64_t count = 0;
     for (int64_t col = 0; col < cols; ++col) {
-      const int64_t acc = s[col] + b[col];
+      const int64_t acc = s.at(m, col) + b[col];
       const int64_t r = rq.round(acc);
       count += rq.saturates(r);
       const int16_t c = rq.clip(r);
@@ -621,11 +690,11 @@ struct WideWriter {
   const int64_t* bias;
   int64_t cout;
   int64_t* out;
-  void operator()(const int64_t* sums, const Block& blk) const {
+  void operator()(const Sums& sums, const Block& blk) const {
     for (int64_t m = 0; m < blk.rows; ++m)
       if (blk.index[m] >= 0)
         for (int64_t col = 0; col < blk.cols; ++col)
-          out[blk.index[m] * cout + blk.c0 + col] = sums[m * 16 + col] + (bias ? bias[blk.c0 + col] : 0);
+          out[blk.index[m] * cout + blk.c0 + col] = sums.at(m, col) + (bias ? bias[blk.c0 + col] : 0);
   }
 };
 
@@ -639,6 +708,7 @@ enum ConvParam {
   C_POOL, C_PKH, C_PKW, C_PSH, C_PSW, C_POH, C_POW,     // a max-pool follows (after the ReLU if any)
   C_MODE,                                               // backward: 0 mask, 1 guided, 2 deconv
   C_PSHIFT, C_PQMIN, C_PQMAX,                           // backward: requantization of the pool's gradient
+  C_STACK,                                              // stack kernel rows (CanvasWriter); the weights packed so
   C_PARAMS
 };
 
@@ -680,18 +750,32 @@ struct Counts {  // saturation counts summed over tasks
     int64_t i##0 = 0;                                           \
     for (; i##0 + 16 <= (n); i##0 += 16)                        \
       for (int64_t i = i##0; i < i##0 + 16; ++i) body;          \
+    for (; i##0 + 8 <= (n); i##0 += 8)                          \
+      for (int64_t i = i##0; i < i##0 + 8; ++i) body;           \
     for (int64_t i = i##0; i < (n); ++i) body;                  \
   }
 
 // One more tap of a max-pool window: where its rank is strictly larger, it becomes the kept one.
 void pool_tap(int64_t* __restrict best, int16_t* __restrict val, uint8_t* __restrict tap, const int64_t* __restrict r,
               const int16_t* __restrict v, uint8_t t, int64_t o) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+  const __m128i tt = _mm_set1_epi8(static_cast<char>(t));
+  for (int64_t ch = 0; ch < o; ch += 8) {
+    const __mmask8 lanes = static_cast<__mmask8>(o - ch >= 8 ? 0xff : (1u << (o - ch)) - 1);
+    const __m512i rc = _mm512_maskz_loadu_epi64(lanes, r + ch), bc = _mm512_maskz_loadu_epi64(lanes, best + ch);
+    const __mmask8 gt = _mm512_mask_cmpgt_epi64_mask(lanes, rc, bc);
+    _mm512_mask_storeu_epi64(best + ch, gt, rc);
+    _mm_mask_storeu_epi16(val + ch, gt, _mm_maskz_loadu_epi16(lanes, v + ch));
+    _mm_mask_storeu_epi8(tap + ch, gt, tt);
+  }
+#else
   XG_BY16(o, ch, {
     const bool gt = r[ch] > best[ch];
     best[ch] = gt ? r[ch] : best[ch];
     val[ch] = gt ? v[ch] : val[ch];
     tap[ch] = gt ? t : tap[ch];
   })
+#endif
 }
 
 // First maximum of rank in raster order over each window, channels innermost.
@@ -739,10 +823,10 @@ XG_API void xg_pack(int kernel, const int16_t* m, int64_t r, int64_t k, int64_t 
 }
 
 // The exact int64 sums of a convolution of n images placed on canvases (kernels.conv2d and
-// kernels.conv_transpose2d): p = hs, ws, top, left, sy, sx, cin, hc, wc, kh, kw, sh, sw, oh, ow, cout, n.
+// kernels.conv_transpose2d): p = hs, ws, top, left, sy, sx, cin, hc, wc, kh, kw, sh, sw, oh, ow, cout, n, stack.
 XG_API int xg_conv_acc(int kernel, int threads, const int64_t* p, const int16_t* x, const uint8_t* packed,
                        const int64_t* bias, int64_t* acc) {
-  const Conv cv{p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15]};
+  const Conv cv{p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14], p[15], p[17] != 0};
   const Placement pl = cv.placement(p);
   parallel_for(p[16], threads, [&](int64_t img) {
     AmxScope amx(kernel);
@@ -762,7 +846,7 @@ XG_API int xg_conv_acc(int kernel, int threads, const int64_t* p, const int16_t*
 XG_API int xg_conv_forward(int kernel, int threads, const int64_t* p, const int16_t* x, const uint8_t* packed,
                            const int64_t* bias, int16_t* y, uint8_t* bits, uint8_t* index, int64_t* counts) {
   const Conv cv{p[C_C], p[C_H] + 2 * p[C_PH], p[C_W] + 2 * p[C_PW], p[C_KH], p[C_KW], p[C_SH], p[C_SW],
-                p[C_OH], p[C_OW], p[C_O]};
+                p[C_OH], p[C_OW], p[C_O], p[C_STACK] != 0};
   const Placement pl{p[C_H], p[C_W], p[C_C], p[C_PH], p[C_PW], 1, 1, cv.hc, cv.wc};
   const Requant rq(p[C_SHIFT], p[C_QMIN], p[C_QMAX]);
   const PoolGeometry pg{p[C_PKH], p[C_PKW], p[C_PSH], p[C_PSW], p[C_POH], p[C_POW]};
@@ -794,7 +878,8 @@ XG_API int xg_conv_forward(int kernel, int threads, const int64_t* p, const int1
 XG_API int xg_conv_backward(int kernel, int threads, const int64_t* p, const int16_t* g, const uint8_t* index,
                             const uint8_t* bits, const uint8_t* packed, int16_t* g_in, int64_t* counts) {
   const int64_t o = p[C_O], oh = p[C_OH], ow = p[C_OW], sh = p[C_SH], sw = p[C_SW];
-  const Conv cv{o, p[C_H] + p[C_KH] - 1, p[C_W] + p[C_KW] - 1, p[C_KH], p[C_KW], 1, 1, p[C_H], p[C_W], p[C_C]};
+  const Conv cv{o, p[C_H] + p[C_KH] - 1, p[C_W] + p[C_KW] - 1, p[C_KH], p[C_KW], 1, 1, p[C_H], p[C_W], p[C_C],
+                p[C_STACK] != 0};
   const Placement pl{oh, ow, o, p[C_KH] - 1 - p[C_PH], p[C_KW] - 1 - p[C_PW], sh, sw, cv.hc, cv.wc};
   const Requant rq(p[C_SHIFT], p[C_QMIN], p[C_QMAX]);
   const Requant pq(p[C_PSHIFT], p[C_PQMIN], p[C_PQMAX]);
@@ -840,14 +925,15 @@ XG_API int xg_conv_backward(int kernel, int threads, const int64_t* p, const int
           relu_backward_run(row, b ? b + y * ow * o : nullptr, ow * o, mode);
         }
         if (sw == 1 && pl.left >= 0 && pl.left + ow <= cv.wc) {
-          canvas.run((cy * cv.wc + pl.left) * o, 0, ow * o, [row](int64_t i) { return row[i]; });
+          canvas.pixels(cy, pl.left, ow, 0, [row](int64_t i) { return row[i]; });
         } else {
           for (int64_t x = 0; x < ow; ++x) {
             const int64_t cx = pl.left + x * sw;
-            if (cx >= 0 && cx < cv.wc) canvas.run((cy * cv.wc + cx) * o, x * o, o, [row](int64_t i) { return row[i]; });
+            if (cx >= 0 && cx < cv.wc) canvas.pixel(cy, cx, x * o, [row](int64_t i) { return row[i]; });
           }
         }
       }
+      canvas.finish();
     } else {
       const int16_t* gsrc = g + img * outputs;
       if (pooling) {  // windows overlap: sum what each position receives first
@@ -957,6 +1043,49 @@ XG_API int xg_matmul_acc(int kernel, int threads, int64_t m, int64_t k, int64_t 
     const int16_t* src = a + r0 * k;
     int64_t* dst = acc + r0 * n;
     linear_rows(kernel, rows, k, n, packed, [src](int64_t i) { return src[i]; }, WideWriter{bias, n, dst});
+  });
+  return 0;
+}
+
+// Integrated gradients: path image j is image image_of[j] at alpha alpha_of[j] (fraction
+// alpha_frac); its input is round((base << alpha_frac) + alpha * (x - base)) requantized by
+// (shift, qmin, qmax) (counted in counts[0]). x, base (n, e) int16; out (paths, e) int16.
+XG_API int xg_ig_points(int threads, int64_t paths, int64_t e, const int16_t* x, const int16_t* base,
+                        const int64_t* image_of, const int64_t* alpha_of, int64_t alpha_frac, int64_t shift,
+                        int64_t qmin, int64_t qmax, int16_t* out, int64_t* counts) {
+  const Requant rq(shift, qmin, qmax);
+  Counts sat;
+  parallel_for(paths, threads, [&](int64_t j) {
+    const int16_t* __restrict xi = x + image_of[j] * e;
+    const int16_t* __restrict bi = base + image_of[j] * e;
+    int16_t* __restrict o = out + j * e;
+    const int64_t alpha = alpha_of[j];
+    int64_t count = 0;
+    for (int64_t i = 0; i < e; ++i) {
+      const int64_t b = bi[i];
+      const int64_t v = rq.round(static_cast<int64_t>(static_cast<uint64_t>(b) << alpha_frac) + alpha * (xi[i] - b));
+      count += rq.saturates(v);
+      o[i] = rq.clip(v);
+    }
+    sat.add(0, count);
+  });
+  counts[0] = sat.v[0].load();
+  return 0;
+}
+
+// sum[image_of[j]] += g[j] * weight_of[j] for every path image j (int64 sums; g (paths, e) int16).
+// Threads take slices of the e values, so two path images of one image never race.
+XG_API int xg_ig_accumulate(int threads, int64_t paths, int64_t e, const int16_t* g, const int64_t* image_of,
+                            const int64_t* weight_of, int64_t* sum) {
+  constexpr int64_t SLICE = 4096;
+  parallel_for((e + SLICE - 1) / SLICE, threads, [&](int64_t s) {
+    const int64_t i0 = s * SLICE, i1 = std::min(e, i0 + SLICE);
+    for (int64_t j = 0; j < paths; ++j) {
+      const int16_t* __restrict gj = g + j * e;
+      int64_t* __restrict out = sum + image_of[j] * e;
+      const int64_t w = weight_of[j];
+      for (int64_t i = i0; i < i1; ++i) out[i] += gj[i] * w;
+    }
   });
   return 0;
 }

@@ -49,7 +49,7 @@ KERNELS = {"portable": 0, "amx": 1}
 CONV_PARAMS = ("n", "h", "w", "c", "o", "kh", "kw", "sh", "sw", "ph", "pw", "oh", "ow",
                "shift", "qmin", "qmax", "relu", "keep_bits",
                "pool", "pkh", "pkw", "psh", "psw", "poh", "pow",
-               "mode", "pshift", "pqmin", "pqmax")
+               "mode", "pshift", "pqmin", "pqmax", "stack")
 LINEAR_PARAMS = ("n", "i", "o", "shift", "qmin", "qmax", "relu", "keep_bits", "mode")
 
 _P = ctypes.c_void_p
@@ -66,6 +66,8 @@ _SIGNATURES = {
     "xg_linear_forward": ([_INT, _INT, _P, _P, _P, _P, _P, _P, _P], _INT),
     "xg_linear_backward": ([_INT, _INT, _P, _P, _P, _P, _P, _P], _INT),
     "xg_matmul_acc": ([_INT, _INT, _I64, _I64, _I64, _P, _P, _P, _P], _INT),
+    "xg_ig_points": ([_INT, _I64, _I64, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _P, _P], _INT),
+    "xg_ig_accumulate": ([_INT, _I64, _I64, _P, _P, _P, _P], _INT),
 }
 
 
@@ -236,16 +238,28 @@ def packed(weight: torch.Tensor, role: tuple, make: Callable[[], torch.Tensor]) 
     return out
 
 
-def conv_matrix(weight: torch.Tensor) -> torch.Tensor:
-    """(O, C, kh, kw) to (kh, kw*C, O): a kernel row's terms in the canvas's (kx, c) order."""
+def stacks(kh: int, kw: int, cin: int) -> bool:
+    """Whether the AMX kernel reads a window in fewer 64-term chunks with the kernel rows stacked into
+    channels (a window row is kw * cin terms; stacked, the whole window is one row)."""
+    return kernel_name() == "amx" and kh > 1 and -(-kh * kw * cin // 64) < kh * -(-kw * cin // 64)
+
+
+def conv_matrix(weight: torch.Tensor, stack: bool) -> torch.Tensor:
+    """(O, C, kh, kw) to (kh, kw*C, O): a kernel row's terms in the canvas's (kx, c) order; stacked, one
+    (1, kw*kh*C, O) row in (kx, ky, c) order."""
     o, c, kh, kw = weight.shape
+    if stack:
+        return weight.permute(3, 2, 1, 0).reshape(1, kw * kh * c, o)
     return weight.permute(2, 3, 1, 0).reshape(kh, kw * c, o)
 
 
-def conv_transposed_matrix(weight: torch.Tensor) -> torch.Tensor:
-    """The rotated kernel with channel roles swapped, as a (kh, kw*O, C) matrix."""
+def conv_transposed_matrix(weight: torch.Tensor, stack: bool) -> torch.Tensor:
+    """The rotated kernel with channel roles swapped, as a (kh, kw*O, C) matrix (stacked: (1, kw*kh*O, C))."""
     o, c, kh, kw = weight.shape
-    return weight.flip(2, 3).permute(2, 3, 0, 1).reshape(kh, kw * o, c)
+    rotated = weight.flip(2, 3)
+    if stack:
+        return rotated.permute(3, 2, 0, 1).reshape(1, kw * kh * o, c)
+    return rotated.permute(2, 3, 0, 1).reshape(kh, kw * o, c)
 
 
 def hwc_columns(weight: torch.Tensor, in_shape: tuple[int, int, int] | None) -> torch.Tensor:
@@ -264,17 +278,23 @@ def _params(values) -> torch.Tensor:
     return torch.tensor([int(v) for v in values], dtype=torch.int64)
 
 
-def conv_acc(x: torch.Tensor, matrix_owner: torch.Tensor, role: tuple, make: Callable[[], torch.Tensor],
-             placement: tuple, canvas_hw: tuple[int, int], kernel_hw: tuple[int, int], stride: tuple[int, int],
-             out_hw: tuple[int, int], cout: int, bias: torch.Tensor | None) -> torch.Tensor:
-    """int64 (N, OH, OW, cout): x (N, C, H, W) placed on canvases (top, left, step_y, step_x), convolved."""
+def conv_acc(x: torch.Tensor, weight: torch.Tensor, transposed: bool, placement: tuple, canvas_hw: tuple[int, int],
+             stride: tuple[int, int], out_hw: tuple[int, int], bias: torch.Tensor | None) -> torch.Tensor:
+    """int64 (N, OH, OW, cout) sums: x (N, C, H, W) placed on canvases (top, left, step_y, step_x) and
+    convolved with ``weight`` (O, C, kh, kw), or with its rotated, channel-swapped kernel if ``transposed``."""
     n, c, h, w = x.shape
+    kh, kw = weight.shape[2:]
+    cout = weight.shape[1] if transposed else weight.shape[0]
+    stack = stacks(kh, kw, c)
+    if transposed:
+        matrix = packed(weight, ("conv_transposed", stack), lambda: conv_transposed_matrix(weight, stack))
+    else:
+        matrix = packed(weight, ("conv", stack), lambda: conv_matrix(weight, stack))
     src = x.permute(0, 2, 3, 1).to(torch.int16).contiguous()
     top, left, sy, sx = placement
-    p = _params((h, w, top, left, sy, sx, c, *canvas_hw, *kernel_hw, *stride, *out_hw, cout, n))
+    p = _params((h, w, top, left, sy, sx, c, *canvas_hw, kh, kw, *stride, *out_hw, cout, n, stack))
     acc = torch.empty((n, *out_hw, cout), dtype=torch.int64)
     b = None if bias is None else bias.to(torch.int64).contiguous()
-    matrix = packed(matrix_owner, role, make)
     library().lib.xg_conv_acc(_kernel(), _threads(), p.data_ptr(), src.data_ptr(), matrix.data_ptr(), _ptr(b),
                               acc.data_ptr())
     return acc
@@ -319,14 +339,14 @@ def conv_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, geom
     oh, ow = geometry["out_hw"]
     p = dict(n=n, h=h, w=w, c=c, o=o, kh=kh, kw=kw, sh=geometry["stride"][0], sw=geometry["stride"][1],
              ph=geometry["padding"][0], pw=geometry["padding"][1], oh=oh, ow=ow, relu=relu, keep_bits=keep_bits,
-             pool=pool is not None, mode=0, pshift=0, pqmin=0, pqmax=0)
+             pool=pool is not None, mode=0, pshift=0, pqmin=0, pqmax=0, stack=stacks(kh, kw, c))
     p.update(zip(("shift", "qmin", "qmax"), out.fields()))
     p.update(_pool_fields(pool))
     y = torch.empty((n, p["poh"], p["pow"], o) if pool else (n, oh, ow, o), dtype=torch.int16)
     bits = torch.empty((n, oh, ow, o), dtype=torch.uint8) if relu and keep_bits else None
     index = torch.empty(y.shape, dtype=torch.uint8) if pool else None
     counts = torch.zeros(2, dtype=torch.int64)
-    w_packed = packed(weight, ("conv",), lambda: conv_matrix(weight))
+    w_packed = packed(weight, ("conv", p["stack"]), lambda: conv_matrix(weight, p["stack"]))
     params, x, bias = _params(p[k] for k in CONV_PARAMS), x.contiguous(), bias.contiguous()  # alive through the call
     library().lib.xg_conv_forward(_kernel(), _threads(), params.data_ptr(), x.data_ptr(), w_packed.data_ptr(),
                                   bias.data_ptr(), y.data_ptr(), _ptr(bits), _ptr(index), counts.data_ptr())
@@ -350,13 +370,13 @@ def conv_backward(g: torch.Tensor, weight: torch.Tensor, geometry: dict, in_hw: 
     (h, w), (oh, ow) = in_hw, geometry["out_hw"]
     p = dict(n=n, h=h, w=w, c=c, o=o, kh=kh, kw=kw, sh=geometry["stride"][0], sw=geometry["stride"][1],
              ph=geometry["padding"][0], pw=geometry["padding"][1], oh=oh, ow=ow, relu=relu, keep_bits=0,
-             pool=pool is not None, mode=mode)
+             pool=pool is not None, mode=mode, stack=stacks(kh, kw, o))
     p.update(zip(("shift", "qmin", "qmax"), out.fields()))
     p.update(_pool_fields(pool))
     p.update(zip(("pshift", "pqmin", "pqmax"), pool_out.fields() if pool_out else NO_REQUANT))
     g_in = torch.empty((n, h, w, c), dtype=torch.int16)
     counts = torch.zeros(2, dtype=torch.int64)
-    w_packed = packed(weight, ("conv_transposed",), lambda: conv_transposed_matrix(weight))
+    w_packed = packed(weight, ("conv_transposed", p["stack"]), lambda: conv_transposed_matrix(weight, p["stack"]))
     params, g = _params(p[k] for k in CONV_PARAMS), g.contiguous()
     index = None if index is None else index.contiguous()
     bits = None if bits is None else bits.contiguous()
@@ -399,3 +419,29 @@ def linear_backward(g: torch.Tensor, weight: torch.Tensor, in_shape: tuple, out:
     library().lib.xg_linear_backward(_kernel(), _threads(), params.data_ptr(), g.data_ptr(), _ptr(bits),
                                      w_packed.data_ptr(), g_in.data_ptr(), counts.data_ptr())
     return g_in, int(counts[0])
+
+
+# ---------------------------------------------------------------- integrated gradients
+
+
+def ig_points(x: torch.Tensor, base: torch.Tensor, image_of: torch.Tensor, alpha_of: torch.Tensor, alpha_frac: int,
+              out: Requant) -> tuple[torch.Tensor, int]:
+    """The path images (paths, ...) int16: image ``image_of[j]`` of x and base (int16, any layout, same for
+    both) at alpha ``alpha_of[j]``, requantized; and how many saturated."""
+    x, base = x.contiguous(), base.contiguous()
+    image_of, alpha_of = image_of.to(torch.int64).contiguous(), alpha_of.to(torch.int64).contiguous()
+    paths, e = image_of.shape[0], x[0].numel()
+    points = torch.empty((paths, *x.shape[1:]), dtype=torch.int16)
+    counts = torch.zeros(1, dtype=torch.int64)
+    library().lib.xg_ig_points(_threads(), paths, e, x.data_ptr(), base.data_ptr(), image_of.data_ptr(),
+                               alpha_of.data_ptr(), alpha_frac, *out.fields(), points.data_ptr(), counts.data_ptr())
+    return points, int(counts[0])
+
+
+def ig_accumulate(total: torch.Tensor, g: torch.Tensor, image_of: torch.Tensor, weight_of: torch.Tensor) -> None:
+    """``total[image_of[j]] += g[j] * weight_of[j]`` in place (total int64 contiguous, g int16, same layout)."""
+    g = g.contiguous()
+    image_of, weight_of = image_of.to(torch.int64).contiguous(), weight_of.to(torch.int64).contiguous()
+    assert total.is_contiguous() and total.dtype == torch.int64
+    library().lib.xg_ig_accumulate(_threads(), g.shape[0], g[0].numel(), g.data_ptr(), image_of.data_ptr(),
+                                   weight_of.data_ptr(), total.data_ptr())

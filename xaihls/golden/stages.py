@@ -219,6 +219,32 @@ def backward(qg: QGraph, stages: tuple[Stage, ...], kept: StageKept, target: tor
     return g
 
 
+def integrated_gradients_sum(qg: QGraph, stages: tuple[Stage, ...], x_q: torch.Tensor, base_q: torch.Tensor,
+                             target: torch.Tensor, alphas: torch.Tensor, weights: torch.Tensor, alpha_frac: int,
+                             per_pass: int, counts) -> torch.Tensor:
+    """sum over steps k of weights[k] * (input gradient at the path point of step k), int64 channels first.
+
+    The path point of step k is base + alphas[k] (x - base) (fraction alpha_frac), requantized to the input
+    format (saturations under 'ig_path'); path image j is step j // n of image j % n, and a pass takes a
+    run of them, as in model.py.
+    """
+    n = x_q.shape[0]
+    steps = alphas.shape[0]
+    x16, base16 = channels_last(x_q), channels_last(base_q)
+    total = torch.zeros(x16.shape, dtype=torch.int64)
+    to_input = native.Requant(alpha_frac, qg.input_fmt)
+    for j0 in range(0, steps * n, per_pass):
+        j = torch.arange(j0, min(steps * n, j0 + per_pass))
+        step, image = j // n, j % n
+        points, saturated = native.ig_points(x16, base16, image, alphas[step], alpha_frac, to_input)
+        if saturated:
+            counts["ig_path"] += saturated
+        _, kept = forward(qg, stages, points, counts, keep_relu=True)
+        g = backward(qg, stages, kept, target[image], ReluBackward.MASK, counts)
+        native.ig_accumulate(total, g, image, weights[step])
+    return channels_first(total)
+
+
 def reference_layout(kept: StageKept) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
     """``kept`` in model.py's layout: bool ReLU bits and pool taps, channels first."""
     bits = {i: t.permute(0, 3, 1, 2).bool() if t.dim() == 4 else t.bool() for i, t in kept.relu_bits.items()}
