@@ -300,16 +300,15 @@ def conv_acc(x: torch.Tensor, weight: torch.Tensor, transposed: bool, placement:
     return acc
 
 
-def matmul_acc(a: torch.Tensor, owner: torch.Tensor, role: tuple, make: Callable[[], torch.Tensor],
+def matmul_acc(a: torch.Tensor, b: torch.Tensor, owner: torch.Tensor, role: tuple,
                bias: torch.Tensor | None) -> torch.Tensor:
-    """int64 a (M, K) @ make() (K, N) (+ bias), exactly."""
-    m, k = a.shape
-    matrix = packed(owner, role, lambda: make()[None])
-    n = make().shape[1] if bias is None else bias.shape[0]
+    """int64 a (M, K) @ b (K, N) (+ bias), exactly; b's layout is kept with ``owner`` (a layer's weight)."""
+    (m, k), n = a.shape, b.shape[1]
+    matrix = packed(owner, role, lambda: b[None])
     acc = torch.empty((m, n), dtype=torch.int64)
     src = a.to(torch.int16).contiguous()
-    b = None if bias is None else bias.to(torch.int64).contiguous()
-    library().lib.xg_matmul_acc(_kernel(), _threads(), m, k, n, src.data_ptr(), matrix.data_ptr(), _ptr(b),
+    bias = None if bias is None else bias.to(torch.int64).contiguous()
+    library().lib.xg_matmul_acc(_kernel(), _threads(), m, k, n, src.data_ptr(), matrix.data_ptr(), _ptr(bias),
                                 acc.data_ptr())
     return acc
 
