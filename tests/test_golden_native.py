@@ -250,3 +250,18 @@ def test_a_fresh_cache_builds_the_library(tmp_path):
     assert built.parent == tmp_path / "golden" and built.is_file(), out.stdout + out.stderr
     again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert again.stdout.strip() == str(built)  # the cached library, not a second build
+
+
+def test_the_executor_path_takes_the_checked_arguments_and_gives_the_same_results():
+    """accelerator.run checks and quantizes once (executor.prepare); golden uses those codes."""
+    model, shape, calibration, _ = stageable_net(4)
+    acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=3, backends=("golden",))
+    x = torch.rand((4, *shape)) * 2 - 0.2  # some inputs saturate
+    baseline = torch.rand((4, *shape)) * 0.1
+    for method in (None, *acc.methods):
+        kwargs = {"steps": 5, "baseline": baseline, "rule": "left"} if method == "integrated_gradients" else {}
+        r = acc.run(x, method, target=1, **kwargs)
+        ref = golden.predict(acc.qgraph, x) if method is None else golden.attribute(acc.qgraph, x, method, 1, **kwargs)
+        assert torch.equal(r.logits, ref.logits) and r.saturations == ref.saturations, method
+        if method:
+            assert torch.equal(r.attribution, ref.attribution), method

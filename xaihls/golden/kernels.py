@@ -184,7 +184,7 @@ def _run(key: tuple, paths: tuple[str, ...], run: Callable[[str], torch.Tensor])
     if len(candidates) == 1:
         return run(candidates[0])
     kept = _fastest.get(key)
-    if kept is not None:
+    if kept in candidates:  # (a path chosen before may be off now: native.disabled())
         return run(kept)
     results: dict[str, torch.Tensor] = {}
     seconds: dict[str, float] = {}

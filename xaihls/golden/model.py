@@ -29,7 +29,7 @@ from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, Re
 from xaihls import executor
 from xaihls.golden import kernels, stages
 from xaihls.golden.stages import StageKept
-from xaihls.methods import PostProcess, ReluBackward, ig_constants
+from xaihls.methods import PostProcess, ReluBackward, get_method, ig_constants
 from xaihls.numerics import FixedFormat
 from xaihls.quant.qgraph import QGraph, QLayer
 from xaihls.executor import (Capabilities, RunArgs, RunResult, attribution_format, check_batch, check_target,
@@ -247,6 +247,10 @@ ig_settings = executor.check_steps
 def predict(qg: QGraph, x: torch.Tensor) -> RunResult:
     sat = Saturations()
     x_q = quantize_input(qg, check_batch(qg, x), sat)
+    return _predict(qg, x_q, sat)
+
+
+def _predict(qg: QGraph, x_q: torch.Tensor, sat: Saturations) -> RunResult:
     logits, _ = _run_forward(qg, x_q, sat, keep_relu=False)
     return RunResult(logits, qg.logits_fmt, predicted_class(logits), None, None, dict(sat.counts))
 
@@ -261,19 +265,29 @@ def attribute(
     rule: str | None = None,
 ) -> RunResult:
     """Attribution of ``method`` for the target logit (predicted class by default)."""
-    m = check_compiled(qg, method)
+    check_compiled(qg, method)
     x = check_batch(qg, x)
-    n = x.shape[0]
-    target = check_target(qg, target, n)
+    target = check_target(qg, target, x.shape[0])
     sat = Saturations()
     x_q = quantize_input(qg, x, sat)
+    if get_method(method).post is PostProcess.INTEGRATED:
+        steps, rule = ig_settings(qg, steps, rule)
+        return _attribute(qg, x_q, method, target, sat, steps, rule, quantize_baseline(qg, baseline, x_q))
+    return _attribute(qg, x_q, method, target, sat)
+
+
+def _attribute(qg: QGraph, x_q: torch.Tensor, method: str, target: torch.Tensor | None, sat: Saturations,
+               steps: int | None = None, rule: str | None = None, base_q: torch.Tensor | None = None) -> RunResult:
+    """``attribute`` of checked arguments: the input codes and, for integrated gradients, checked steps
+    and rule and the baseline's codes."""
+    m = get_method(method)
     mode = m.relu_backward
     logits, kept = _run_forward(qg, x_q, sat, keep_relu=mode is not ReluBackward.DECONV)
     if target is None:
         target = predicted_class(logits)
 
     if m.post is PostProcess.INTEGRATED:
-        attr, fmt = _integrated_gradients(qg, x_q, target, steps, baseline, rule, sat)
+        attr, fmt = _integrated_gradients(qg, x_q, target, steps, rule, base_q, sat)
         return RunResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
 
     g = backward(qg, kept, target, mode, sat)
@@ -288,13 +302,9 @@ def attribute(
     return RunResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
 
 
-
-
-def _integrated_gradients(qg: QGraph, x_q, target, steps, baseline, rule, sat: Saturations):
-    steps, rule = ig_settings(qg, steps, rule)
+def _integrated_gradients(qg: QGraph, x_q, target, steps: int, rule: str, base_q, sat: Saturations):
     c = ig_constants(steps, rule, qg.width)
     n = x_q.shape[0]
-    base_q = quantize_baseline(qg, baseline, x_q)
     diff = x_q - base_q  # one bit wider than the input format, exact
     in_fmt = qg.input_fmt
     mode = ReluBackward.MASK
@@ -332,9 +342,12 @@ class GoldenExecutor:
     capabilities = Capabilities("golden", needs_plan=False)
 
     def run(self, qg: QGraph, plan, args: RunArgs) -> RunResult:
+        sat = Saturations()  # the arguments come checked and quantized (executor.prepare)
+        if args.input_saturations:
+            sat.counts["input"] += args.input_saturations
         if args.method is None:
-            return predict(qg, args.x)
-        return attribute(qg, args.x, args.method, args.target, args.steps, args.baseline, args.rule)
+            return _predict(qg, args.x_q, sat)
+        return _attribute(qg, args.x_q, args.method, args.target, sat, args.steps, args.rule, args.baseline_q)
 
 
 EXECUTOR = GoldenExecutor()

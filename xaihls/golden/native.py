@@ -82,6 +82,7 @@ _lock = threading.Lock()
 _library: Library | None = None
 _reason: str | None = None  # why there is no library, once known
 _forced: str | None = None
+_off = False
 
 
 def _compiler() -> str | None:
@@ -140,9 +141,22 @@ def _load() -> Library:
     return Library(lib, path, bool(lib.xg_amx_usable()))
 
 
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Within the block, no native kernels: the golden model as it ran before them (benchmarks)."""
+    global _off
+    before, _off = _off, True
+    try:
+        yield
+    finally:
+        _off = before
+
+
 def library() -> Library | None:
     """The loaded native library, built on first use; None (logged once) where it cannot be."""
     global _library, _reason
+    if _off:
+        return None
     if _library is not None or _reason is not None:
         return _library
     with _lock:
