@@ -26,6 +26,7 @@ def test_wheel_ships_boards_models_templates_and_the_resource_model(tmp_path):
         if path.is_file() and "__pycache__" not in path.parts:
             assert f"xaihls/hls_templates/{path.relative_to(templates).as_posix()}" in names
     assert "xaihls/plan/resource_model.json" in names
+    assert "xaihls/golden/native.cpp" in names  # the golden model's native kernels, compiled on first use
     assert any(n.endswith("entry_points.txt") for n in names)
 
 
