@@ -171,7 +171,7 @@ void parallel_for(int64_t tasks, int threads, const std::function<void(int64_t)>
 
 // Per-thread scratch that keeps its memory between calls (large fresh allocations are
 // page-faulted mappings every time).
-enum Slot { CANVAS, STAGING, VALUES, RANK, BIAS, SUMS, OFFSETS, POOL_BEST, ROUTED, GRADIENT, SLOTS };
+enum Slot { CANVAS, STAGING, VALUES, RANK, BIAS, SUMS, OFFSETS, ROUTED, GRADIENT, SLOTS };
 
 template <class T>
 T* scratch(Slot slot, int64_t n) {
@@ -310,15 +310,25 @@ struct CanvasWriter {
       const uint8_t* from = static_cast<const uint8_t*>(staging) + p * staged * size;
       uint8_t* to = static_cast<uint8_t*>(canvas) + p * plane * size;
       const int64_t bytes = c * size;
-      for (int64_t r = 0; r < rows; ++r)
+      for (int64_t r = 0; r < rows; ++r) {
+        if (bytes == 1) {  // one channel: interleave the rows byte by byte
+          for (int64_t ky = 0; ky < stack; ++ky) {
+            const uint8_t* __restrict f = from + (r + ky) * wc;
+            uint8_t* __restrict t = to + r * wc * stack + ky;
+            for (int64_t x = 0; x < wc; ++x) t[x * stack] = f[x];
+          }
+          continue;
+        }
+        uint8_t* t = to + r * wc * stack * bytes;
         for (int64_t x = 0; x < wc; ++x)
-          for (int64_t ky = 0; ky < stack; ++ky, to += bytes) {
+          for (int64_t ky = 0; ky < stack; ++ky, t += bytes) {
             const uint8_t* f = from + ((r + ky) * wc + x) * bytes;
             if (bytes <= 16)
-              std::memcpy(to, f, 16);  // the extra bytes land where the next copies go (slack after the last)
+              std::memcpy(t, f, 16);  // the extra bytes land where the next copies go (slack after the last)
             else
-              std::memcpy(to, f, bytes);
+              std::memcpy(t, f, bytes);
           }
+      }
     }
   }
 };
@@ -641,10 +651,10 @@ struct Requantizer {
     const __m512i lo = _mm512_set1_epi64(rq.qmin), hi = _mm512_set1_epi64(rq.qmax), zero = _mm512_setzero_si512();
     const __m512i one = _mm512_set1_epi64(1), bound = _mm512_set1_epi64(rq.bound);
     const __m128i s1 = _mm_cvtsi64_si128(rq.s1), left = _mm_cvtsi64_si128(rq.left);
-    __m128i q16[2];
-    __mmask8 positive[2];
+    __m128i q16[2] = {_mm_setzero_si128(), _mm_setzero_si128()};
+    __mmask8 positive[2] = {0, 0};
     int64_t count = 0;
-    for (int h = 0; h < 2; ++h) {
+    for (int h = 0; h < (cols > 8 ? 2 : 1); ++h) {  // (8 columns or fewer: one half)
       const __m512i acc = _mm512_add_epi64(s.half(m, h), _mm512_loadu_si512(b + 8 * h));
       const __m512i r = RIGHT ? _mm512_srai_epi64(_mm512_add_epi64(_mm512_sra_epi64(acc, s1), one), 1)
                               : _mm512_sll_epi64(_mm512_min_epi64(_mm512_max_epi64(acc, _mm512_sub_epi64(zero, bound)),
@@ -720,21 +730,19 @@ struct PoolGeometry {
   bool overlapping() const { return sh < kh || sw < kw; }
 };
 
-// g through a ReLU backwards, in place: mask g * bit; guided max(g * bit, 0); deconv max(g, 0) (bits unused)
-void relu_backward_run(int16_t* __restrict g, const uint8_t* __restrict bits, int64_t n, int64_t mode) {
+// g through a ReLU backwards into out (may be g itself): mask g * bit; guided max(g * bit, 0);
+// deconv max(g, 0) (bits unused; none given: every bit set).
+void relu_backward_run(int16_t* out, const int16_t* g, const uint8_t* bits, int64_t n, int64_t mode) {
   if (mode == 2) {
-    for (int64_t i = 0; i < n; ++i) g[i] = std::max<int16_t>(g[i], 0);
-    return;
+    for (int64_t i = 0; i < n; ++i) out[i] = std::max<int16_t>(g[i], 0);
+  } else if (bits == nullptr) {
+    if (out != g) std::memcpy(out, g, n * sizeof(int16_t));
+  } else if (mode == 1) {
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int16_t>(std::max<int16_t>(g[i], 0) * (bits[i] != 0));
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int16_t>(g[i] * (bits[i] != 0));
   }
-  if (bits)  // (none: every bit set)
-    for (int64_t i = 0; i < n; ++i) {
-      const int16_t v = g[i];
-      g[i] = bits[i] ? v : 0;
-    }
-  if (mode == 1)
-    for (int64_t i = 0; i < n; ++i) g[i] = std::max<int16_t>(g[i], 0);
 }
-
 
 struct Counts {  // saturation counts summed over tasks
   std::atomic<int64_t> v[2] = {{0}, {0}};
@@ -755,48 +763,47 @@ struct Counts {  // saturation counts summed over tasks
     for (int64_t i = i##0; i < (n); ++i) body;                  \
   }
 
-// One more tap of a max-pool window: where its rank is strictly larger, it becomes the kept one.
-void pool_tap(int64_t* __restrict best, int16_t* __restrict val, uint8_t* __restrict tap, const int64_t* __restrict r,
-              const int16_t* __restrict v, uint8_t t, int64_t o) {
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-  const __m128i tt = _mm_set1_epi8(static_cast<char>(t));
-  for (int64_t ch = 0; ch < o; ch += 8) {
-    const __mmask8 lanes = static_cast<__mmask8>(o - ch >= 8 ? 0xff : (1u << (o - ch)) - 1);
-    const __m512i rc = _mm512_maskz_loadu_epi64(lanes, r + ch), bc = _mm512_maskz_loadu_epi64(lanes, best + ch);
-    const __mmask8 gt = _mm512_mask_cmpgt_epi64_mask(lanes, rc, bc);
-    _mm512_mask_storeu_epi64(best + ch, gt, rc);
-    _mm_mask_storeu_epi16(val + ch, gt, _mm_maskz_loadu_epi16(lanes, v + ch));
-    _mm_mask_storeu_epi8(tap + ch, gt, tt);
-  }
-#else
-  XG_BY16(o, ch, {
-    const bool gt = r[ch] > best[ch];
-    best[ch] = gt ? r[ch] : best[ch];
-    val[ch] = gt ? v[ch] : val[ch];
-    tap[ch] = gt ? t : tap[ch];
-  })
-#endif
-}
-
-// First maximum of rank in raster order over each window, channels innermost.
+// First maximum of rank in raster order over each window (a later tap is kept only where its rank is
+// strictly larger), channels innermost; the value and tap of the kept one.
 void max_pool(const PoolGeometry& pg, int64_t ow, int64_t o, const int64_t* rank, const int16_t* values, int16_t* out,
               uint8_t* index) {
-  int64_t* best = scratch<int64_t>(POOL_BEST, o);
   for (int64_t py = 0; py < pg.oh; ++py)
     for (int64_t px = 0; px < pg.ow; ++px) {
       int16_t* val = out + (py * pg.ow + px) * o;
       uint8_t* tap = index + (py * pg.ow + px) * o;
-      for (int64_t ky = 0, t = 0; ky < pg.kh; ++ky)
-        for (int64_t kx = 0; kx < pg.kw; ++kx, ++t) {
-          const int64_t at = ((py * pg.sh + ky) * ow + px * pg.sw + kx) * o;
-          if (t == 0) {
-            std::memcpy(best, rank + at, o * sizeof(int64_t));
-            std::memcpy(val, values + at, o * sizeof(int16_t));
-            std::memset(tap, 0, o);
-          } else {
-            pool_tap(best, val, tap, rank + at, values + at, static_cast<uint8_t>(t), o);
+      const int64_t first = ((py * pg.sh) * ow + px * pg.sw) * o;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+      for (int64_t ch = 0; ch < o; ch += 8) {  // 8 channels in registers across the window's taps
+        const __mmask8 lanes = static_cast<__mmask8>(o - ch >= 8 ? 0xff : (1u << (o - ch)) - 1);
+        __m512i best = _mm512_maskz_loadu_epi64(lanes, rank + first + ch);
+        __m128i v = _mm_maskz_loadu_epi16(lanes, values + first + ch), t = _mm_setzero_si128();
+        for (int64_t ky = 0, k = 0; ky < pg.kh; ++ky)
+          for (int64_t kx = 0; kx < pg.kw; ++kx, ++k) {
+            if (k == 0) continue;
+            const int64_t at = ((py * pg.sh + ky) * ow + px * pg.sw + kx) * o + ch;
+            const __m512i r = _mm512_maskz_loadu_epi64(lanes, rank + at);
+            const __mmask8 gt = _mm512_mask_cmpgt_epi64_mask(lanes, r, best);
+            best = _mm512_mask_mov_epi64(best, gt, r);
+            v = _mm_mask_mov_epi16(v, gt, _mm_maskz_loadu_epi16(lanes, values + at));
+            t = _mm_mask_mov_epi8(t, gt, _mm_set1_epi8(static_cast<char>(k)));
           }
-        }
+        _mm_mask_storeu_epi16(val + ch, lanes, v);
+        _mm_mask_storeu_epi8(tap + ch, lanes, t);
+      }
+#else
+      for (int64_t ch = 0; ch < o; ++ch) {
+        int64_t best = rank[first + ch];
+        int16_t v = values[first + ch];
+        uint8_t t = 0;
+        for (int64_t ky = 0, k = 0; ky < pg.kh; ++ky)
+          for (int64_t kx = 0; kx < pg.kw; ++kx, ++k) {
+            const int64_t at = ((py * pg.sh + ky) * ow + px * pg.sw + kx) * o + ch;
+            if (k > 0 && rank[at] > best) best = rank[at], v = values[at], t = static_cast<uint8_t>(k);
+          }
+        val[ch] = v;
+        tap[ch] = t;
+      }
+#endif
     }
 }
 
@@ -922,7 +929,7 @@ XG_API int xg_conv_backward(int kernel, int threads, const int64_t* p, const int
           route_tap(row + x * o, idx + w, gq + w, static_cast<uint8_t>(ky * pg.kw + kx), o);
         }
         if (relu) {
-          relu_backward_run(row, b ? b + y * ow * o : nullptr, ow * o, mode);
+          relu_backward_run(row, row, b ? b + y * ow * o : nullptr, ow * o, mode);
         }
         if (sw == 1 && pl.left >= 0 && pl.left + ow <= cv.wc) {
           canvas.pixels(cy, pl.left, ow, 0, [row](int64_t i) { return row[i]; });
@@ -958,8 +965,7 @@ XG_API int xg_conv_backward(int kernel, int threads, const int64_t* p, const int
       }
       if (relu) {
         int16_t* grad = scratch<int16_t>(GRADIENT, outputs);
-        if (grad != gsrc) std::memcpy(grad, gsrc, outputs * sizeof(int16_t));
-        relu_backward_run(grad, b, outputs, mode);
+        relu_backward_run(grad, gsrc, b, outputs, mode);
         gsrc = grad;
       }
       fill_canvas(canvas, pl, [gsrc](int64_t i) { return gsrc[i]; });
@@ -1023,8 +1029,7 @@ XG_API int xg_linear_backward(int kernel, int threads, const int64_t* p, const i
     Requantizer epilogue{rq, nullptr, in, g_in + r0 * in, false, nullptr, nullptr};
     if (relu) {
       int16_t* passed = scratch<int16_t>(GRADIENT, rows * out);
-      std::memcpy(passed, gr, rows * out * sizeof(int16_t));
-      relu_backward_run(passed, b, rows * out, mode);
+      relu_backward_run(passed, gr, b, rows * out, mode);
       gr = passed;
     }
     linear_rows(kernel, rows, out, in, packed, [gr](int64_t i) { return gr[i]; }, epilogue);
