@@ -265,3 +265,11 @@ def test_the_executor_path_takes_the_checked_arguments_and_gives_the_same_result
         assert torch.equal(r.logits, ref.logits) and r.saturations == ref.saturations, method
         if method:
             assert torch.equal(r.attribution, ref.attribution), method
+
+
+def test_the_kernel_a_user_pins_is_used_and_an_unusable_one_is_refused(monkeypatch):
+    monkeypatch.setenv(native.KERNEL_ENV, "portable")
+    assert native.kernel_name() == "portable"
+    monkeypatch.setenv(native.KERNEL_ENV, "tpu")
+    with pytest.raises(XaiHlsError, match="XAIHLS_GOLDEN_KERNEL='tpu'.*usable here"):
+        native.kernel_name()

@@ -8,9 +8,9 @@ native.cpp); tests check both product kernels against plain int64 references and
 model against the PyTorch path.
 
 Product kernels, chosen at run time: ``amx`` where the CPU has AMX-INT8 and the OS grants the
-tile state, else ``portable`` (int64 sums, any CPU). Without a compiler, or with
-``XAIHLS_GOLDEN_NATIVE=0``, nothing here is used: the golden model runs on PyTorch alone, and
-says so once in the log.
+tile state, else ``portable`` (int64 sums, any CPU); ``XAIHLS_GOLDEN_KERNEL=portable`` pins the
+portable one. Without a compiler, or with ``XAIHLS_GOLDEN_NATIVE=0``, nothing here is used: the
+golden model runs on PyTorch alone, and says so once in the log.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from xaihls.errors import XaiHlsError
 from xaihls.numerics import FixedFormat
 from xaihls.project import cache_dir
 
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("native.cpp")
 CXX_ENV = "XAIHLS_CXX"  # the same variable the C-simulation reads
 ENABLE_ENV = "XAIHLS_GOLDEN_NATIVE"  # "0": the PyTorch path only
+KERNEL_ENV = "XAIHLS_GOLDEN_KERNEL"  # "portable" or "amx": that product kernel (default: the fastest usable)
 VERSION = 1  # xg_version() of a library this module can call
 MAX_BITS = 16
 """Widest operand the native kernels take (values are passed as int16)."""
@@ -185,6 +187,12 @@ def kernel_name() -> str | None:
         return None
     if _forced is not None:
         return _forced
+    chosen = os.environ.get(KERNEL_ENV)
+    if chosen:
+        if chosen not in available_kernels():
+            raise XaiHlsError(f"{KERNEL_ENV}='{chosen}' is not a product kernel usable here; usable: "
+                              f"{', '.join(available_kernels())}")
+        return chosen
     return "amx" if lib.amx else "portable"
 
 
