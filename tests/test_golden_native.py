@@ -57,7 +57,7 @@ def operands(rng: random.Random, shape, kind: str) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(4))
 def test_every_product_kernel_gives_the_int64_sums(kernel, seed):
     rng = random.Random(seed)
     with native.force_kernel(kernel):
@@ -136,14 +136,15 @@ def stageable_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Ten
         features = width
     layers.append(nn.Linear(features, rng.choice((1, 3, 10))))
     model = nn.Sequential(*layers).eval()
+    kind = ("narrow", "left shift", "8 bits", "pool gradient", "12 bits", "calibrated")[seed % 6]
     config = {}
-    if rng.random() < 0.4:  # a narrow output format: values saturate
+    if kind == "narrow":  # a narrow output format: values saturate, forward and backward
         config = {"layers": {"0": {"output": "ap_fixed<16,-2>", "gradient": "ap_fixed<16,-9>"}}}
-    elif rng.random() < 0.3:  # an output finer than the accumulator: the requantization shifts left
+    elif kind == "left shift":  # an output finer than the accumulator: the requantization shifts left
         config = {"layers": {"0": {"output": "ap_fixed<16,-20>"}}}
-    elif rng.random() < 0.3:  # narrower words than int16
-        config = {"width": rng.choice((8, 12))}
-    elif pools and rng.random() < 0.5:  # a max-pool whose input gradient is narrower: routed values saturate
+    elif kind in ("8 bits", "12 bits"):  # narrower words than int16
+        config = {"width": int(kind.split()[0])}
+    elif kind == "pool gradient" and pools:  # a max-pool whose input gradient is narrower: routed values saturate
         config = {"layers": {pools[0]: {"gradient": "ap_fixed<16,-14>"}}}
     return model, shape, torch.rand((8, *shape)) * rng.choice((0.5, 1.0, 3.0)), config
 
@@ -167,7 +168,7 @@ def assert_same_as_the_pytorch_path(qg, x, what: str, steps: int = 3):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("seed", range(16))
+@pytest.mark.parametrize("seed", range(12))
 def test_fused_stages_equal_the_layer_by_layer_path(kernel, seed):
     model, shape, calibration, config = stageable_net(seed)
     try:
@@ -180,7 +181,7 @@ def test_fused_stages_equal_the_layer_by_layer_path(kernel, seed):
         assert_same_as_the_pytorch_path(qg, x, f"seed {seed} {kernel} {model}")
 
 
-@pytest.mark.parametrize("seed", range(24))
+@pytest.mark.parametrize("seed", range(20))
 def test_random_nets_the_stages_run_equal_the_layer_by_layer_path(seed):
     model, shape, calibration = random_net(seed)
     try:
