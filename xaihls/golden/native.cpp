@@ -320,6 +320,11 @@ struct CanvasWriter {
           continue;
         }
         uint8_t* t = to + r * wc * stack * bytes;
+        if (bytes == 8) {  // word copies
+          for (int64_t x = 0; x < wc; ++x)
+            for (int64_t ky = 0; ky < stack; ++ky, t += 8) std::memcpy(t, from + ((r + ky) * wc + x) * 8, 8);
+          continue;
+        }
         for (int64_t x = 0; x < wc; ++x)
           for (int64_t ky = 0; ky < stack; ++ky, t += bytes) {
             const uint8_t* f = from + ((r + ky) * wc + x) * bytes;
@@ -810,7 +815,16 @@ void max_pool(const PoolGeometry& pg, int64_t ow, int64_t o, const int64_t* rank
 // A window's gradient at one of its taps: its value where the kept tap is t, else 0.
 void route_tap(int16_t* __restrict out, const uint8_t* __restrict index, const int16_t* __restrict g, uint8_t t,
                int64_t o) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+  const __m128i tt = _mm_set1_epi8(static_cast<char>(t));
+  for (int64_t ch = 0; ch < o; ch += 16) {
+    const __mmask16 lanes = static_cast<__mmask16>(o - ch >= 16 ? 0xffff : (1u << (o - ch)) - 1);
+    const __mmask16 kept = _mm_mask_cmpeq_epi8_mask(lanes, _mm_maskz_loadu_epi8(lanes, index + ch), tt);
+    _mm256_mask_storeu_epi16(out + ch, lanes, _mm256_maskz_loadu_epi16(kept, g + ch));
+  }
+#else
   XG_BY16(o, ch, out[ch] = static_cast<int16_t>(g[ch] * static_cast<int16_t>(index[ch] == t)))
+#endif
 }
 
 }  // namespace
