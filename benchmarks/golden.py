@@ -1,8 +1,8 @@
 """Golden model benchmarks: speed and peak memory against Captum float, IG completeness, fidelity.
 
 Run ``python -m benchmarks.golden`` for every section, or name some: ``throughput``,
-``kernel_paths``, ``conv_breakdown``, ``memory``, ``completeness``, ``fidelity``. It prints Markdown tables and
-updates those sections of benchmarks/results/golden.json (``section_meta`` records the date,
+``portable_throughput``, ``kernel_paths``, ``conv_breakdown``, ``memory``, ``completeness``,
+``fidelity``. It prints Markdown tables and updates those sections of benchmarks/results/golden.json (``section_meta`` records the date,
 machine and command of each); copy the tables into benchmarks/RESULTS.md. The speed and memory
 sections are heavy: on a shared machine run them under ``flock /tmp/xaihls-heavy.lock``.
 """
@@ -107,6 +107,25 @@ def throughput(batch: int = 64, repeats: int = 5) -> list[dict]:
             rows.append({"model": name, "method": f"IG-{steps}" if steps else method, "batch": batch,
                          "golden_img_s": batch / g, "captum_img_s": batch / c, "ratio": c / g,
                          "before_img_s": batch / b, "before_ratio": c / b})
+    return rows
+
+
+def portable_throughput(batch: int = 64, repeats: int = 5) -> list[dict]:
+    """``throughput`` with golden's portable product kernel pinned (what a CPU without AMX-INT8 runs: the
+    same fused stages, int16 products summed in int64), against Captum, digits and cifar_ref."""
+    rows = []
+    for name in NETS[:2]:
+        acc, module, x, target = _setup(name, batch)
+        for method, steps in CASES:
+            def portable():
+                with native.force_kernel("portable"):
+                    return acc.attribute(x, method, target=target, steps=steps)
+
+            g, c = _interleaved_medians([portable, lambda: captum_attribute(module, x, method, target,
+                                                                            steps=steps or 32)],
+                                        repeats if steps is None else max(3, repeats - 2))
+            rows.append({"model": name, "method": f"IG-{steps}" if steps else method, "batch": batch,
+                         "portable_img_s": batch / g, "captum_img_s": batch / c, "ratio": c / g})
     return rows
 
 
@@ -303,6 +322,7 @@ def _table(rows: list[dict], fmt: dict[str, str]) -> str:
 SECTIONS = {
     "throughput": (throughput, {"golden_img_s": ".1f", "captum_img_s": ".1f", "ratio": ".2f", "before_img_s": ".1f",
                                 "before_ratio": ".2f"}),
+    "portable_throughput": (portable_throughput, {"portable_img_s": ".1f", "captum_img_s": ".1f", "ratio": ".2f"}),
     "kernel_paths": (kernel_paths, {}),
     "conv_breakdown": (conv_breakdown, {k: ".2f" for k in ("f32_forward_ms", "f32_backward_ms", "golden_forward_ms",
                                                            "golden_backward_ms", "previous_digit_products_ms")}),
