@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
@@ -93,15 +94,21 @@ struct Requant {  // numerics.round_shift by `shift`, then numerics.saturate to 
 // PyTorch's own threads). run() hands out task indices under a lock; the caller works too and
 // waits only for tasks that were started, never for a worker to wake up (on a busy machine
 // that can take a scheduler tick): a worker that wakes late finds nothing left, or the tasks
-// of a later call.
+// of a later call. When the caller waited longer for a started task than it worked itself, a
+// helper was descheduled mid-task (another process holds its core): the next BACKOFF calls run
+// on the caller alone, then helpers are tried again.
 class Pool {
  public:
+  static constexpr int BACKOFF = 32;
+
   void run(int64_t tasks, int threads, const std::function<void(int64_t)>& fn) {
-    if (threads <= 1 || tasks <= 1) {
+    std::lock_guard<std::mutex> one_call(call_mu_);
+    if (threads <= 1 || tasks <= 1 || backoff_ > 0) {
+      if (threads > 1 && tasks > 1) --backoff_;
       for (int64_t t = 0; t < tasks; ++t) fn(t);
       return;
     }
-    std::lock_guard<std::mutex> one_call(call_mu_);
+    const auto start = std::chrono::steady_clock::now();
     const int helpers = static_cast<int>(std::min<int64_t>(threads, tasks)) - 1;
     std::unique_lock<std::mutex> lock(mu_);
     while (static_cast<int>(workers_.size()) < helpers) {
@@ -118,9 +125,11 @@ class Pool {
     wake_.notify_all();
     lock.lock();
     drain(lock);
+    const auto drained = std::chrono::steady_clock::now();
     finished_.wait(lock, [this] { return done_ == tasks_; });
     tasks_ = 0;
     fn_ = nullptr;
+    if (std::chrono::steady_clock::now() - drained > drained - start) backoff_ = BACKOFF;
   }
 
  private:
@@ -148,7 +157,7 @@ class Pool {
   std::vector<std::thread> workers_;
   const std::function<void(int64_t)>* fn_ = nullptr;
   int64_t tasks_ = 0, next_ = 0, done_ = 0, generation_ = 0;
-  int wanted_ = 0;
+  int wanted_ = 0, backoff_ = 0;
 };
 
 Pool& pool() {
