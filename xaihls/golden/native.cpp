@@ -1117,3 +1117,26 @@ XG_API int xg_ig_accumulate(int threads, int64_t paths, int64_t e, const int16_t
   });
   return 0;
 }
+
+// int64 (n, c, hw) -> int16 (n, hw, c): the golden model's inputs to channels last (values of
+// at most 16 bits, checked by the caller).
+XG_API int xg_to_channels_last(int threads, int64_t n, int64_t c, int64_t hw, const int64_t* src, int16_t* dst) {
+  parallel_for(n, threads, [&](int64_t img) {
+    const int64_t* s = src + img * c * hw;
+    int16_t* d = dst + img * c * hw;
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t i = 0; i < hw; ++i) d[i * c + ch] = static_cast<int16_t>(s[ch * hw + i]);
+  });
+  return 0;
+}
+
+// int16 (n, hw, c) -> int64 (n, c, hw): gradients back to the layout of the reference.
+XG_API int xg_to_channels_first(int threads, int64_t n, int64_t c, int64_t hw, const int16_t* src, int64_t* dst) {
+  parallel_for(n, threads, [&](int64_t img) {
+    const int16_t* s = src + img * c * hw;
+    int64_t* d = dst + img * c * hw;
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t i = 0; i < hw; ++i) d[ch * hw + i] = s[i * c + ch];
+  });
+  return 0;
+}

@@ -70,6 +70,8 @@ _SIGNATURES = {
     "xg_matmul_acc": ([_INT, _INT, _I64, _I64, _I64, _P, _P, _P, _P], _INT),
     "xg_ig_points": ([_INT, _I64, _I64, _P, _P, _P, _P, _I64, _I64, _I64, _I64, _P, _P], _INT),
     "xg_ig_accumulate": ([_INT, _I64, _I64, _P, _P, _P, _P], _INT),
+    "xg_to_channels_last": ([_INT, _I64, _I64, _I64, _P, _P], _INT),
+    "xg_to_channels_first": ([_INT, _I64, _I64, _I64, _P, _P], _INT),
 }
 
 
@@ -466,3 +468,24 @@ def ig_accumulate(total: torch.Tensor, g: torch.Tensor, image_of: torch.Tensor, 
     assert total.is_contiguous() and total.dtype == torch.int64
     library().lib.xg_ig_accumulate(_threads(), g.shape[0], g[0].numel(), g.data_ptr(), image_of.data_ptr(),
                                    weight_of.data_ptr(), total.data_ptr())
+
+
+# ---------------------------------------------------------------- layouts
+
+
+def to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """int64 (N, C, H, W) integers of at most 16 bits as int16 (N, H, W, C), in one pass."""
+    x = x.to(torch.int64).contiguous()
+    n, c, h, w = x.shape
+    out = torch.empty((n, h, w, c), dtype=torch.int16)
+    library().lib.xg_to_channels_last(_threads(), n, c, h * w, x.data_ptr(), out.data_ptr())
+    return out
+
+
+def to_channels_first(x: torch.Tensor) -> torch.Tensor:
+    """int16 (N, H, W, C) as int64 (N, C, H, W), in one pass."""
+    x = x.contiguous()
+    n, h, w, c = x.shape
+    out = torch.empty((n, c, h, w), dtype=torch.int64)
+    library().lib.xg_to_channels_first(_threads(), n, c, h * w, x.data_ptr(), out.data_ptr())
+    return out

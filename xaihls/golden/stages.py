@@ -139,16 +139,16 @@ def _pool(layer: MaxPool2d | None) -> dict | None:
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) integers of at most 16 bits as int16 (N, H, W, C); vectors (N, F) as int16."""
-    if x.dim() == 4:
-        x = x.permute(0, 2, 3, 1)
-    return x.to(torch.int16).contiguous()
+    return native.to_channels_last(x) if x.dim() == 4 else x.to(torch.int16).contiguous()
 
 
 def channels_first(x: torch.Tensor) -> torch.Tensor:
-    """int16 (N, H, W, C) back to int64 (N, C, H, W); vectors to int64."""
-    if x.dim() == 4:
-        x = x.permute(0, 3, 1, 2)
-    return x.to(torch.int64).contiguous()
+    """Integers (N, H, W, C) back to int64 (N, C, H, W); vectors to int64."""
+    if x.dim() != 4:
+        return x.to(torch.int64).contiguous()
+    if x.dtype == torch.int16:
+        return native.to_channels_first(x)
+    return x.permute(0, 3, 1, 2).to(torch.int64).contiguous()
 
 
 def forward(qg: QGraph, stages: tuple[Stage, ...], x16: torch.Tensor, counts, keep_relu: bool
