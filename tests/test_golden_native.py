@@ -274,3 +274,23 @@ def test_the_kernel_a_user_pins_is_used_and_an_unusable_one_is_refused(monkeypat
     monkeypatch.setenv(native.KERNEL_ENV, "tpu")
     with pytest.raises(XaiHlsError, match="XAIHLS_GOLDEN_KERNEL='tpu'.*usable here"):
         native.kernel_name()
+
+
+def test_a_build_without_openmp_runs_its_own_threads_to_the_same_results(tmp_path, monkeypatch):
+    """A compiler without -fopenmp: native.cpp's own pool of sleeping threads instead of OpenMP's."""
+    own = native._load(native._build(native._compiler(), flag_sets=(native.NATIVE_FLAGS, ()), folder=tmp_path))
+    assert not own.openmp
+    model, shape, calibration, config = stageable_net(2)
+    qg = calibrate(graph_from_module(model, shape), calibration, config=config)
+    x = torch.rand((9, *shape), generator=torch.Generator().manual_seed(2)) * 2
+    with stages.disabled():
+        ref = golden.attribute(qg, x, "integrated_gradients", steps=3)
+    monkeypatch.setattr(native, "_library", own)
+    monkeypatch.setattr(native, "_packed", {})
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        r = golden.attribute(qg, x, "integrated_gradients", steps=3)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(r.attribution, ref.attribution) and r.saturations == ref.saturations

@@ -48,6 +48,10 @@
 
 #include <unistd.h>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #if defined(__x86_64__) && !defined(XG_NO_AMX) && ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11) || \
                                                   (defined(__clang__) && __clang_major__ >= 12))
 #define XG_HAVE_AMX 1
@@ -90,25 +94,73 @@ struct Requant {  // numerics.round_shift by `shift`, then numerics.saturate to 
 
 // ------------------------------------------------------------------ threads
 
-// A fixed set of workers that sleep between calls (no spinning: the machine is shared with
-// PyTorch's own threads). run() hands out task indices under a lock; the caller works too and
-// waits only for tasks that were started, never for a worker to wake up (on a busy machine
-// that can take a scheduler tick): a worker that wakes late finds nothing left, or the tasks
-// of a later call. When the caller waited longer for a started task than it worked itself, a
-// helper was descheduled mid-task (another process holds its core): the next BACKOFF calls run
-// on the caller alone, then helpers are tried again.
-class Pool {
+// Tasks run in parallel on the threads PyTorch uses: built with OpenMP, this library shares
+// the process's OpenMP runtime (PyTorch's wheels load theirs as libgomp.so.1, the name an
+// OpenMP build links against), so its threads are the ones PyTorch keeps warm and no second
+// set competes with them for the cores. Tasks are handed out one by one; results never depend
+// on which thread runs what. When the calling thread, done with its share, waited longer for
+// the others than it worked itself, and a millisecond or more, a thread was descheduled
+// mid-task (its core taken by another process): calls run on the caller alone for a while,
+// 10 ms, doubled on each such call in a row up to a second, then threads are tried again. Without OpenMP (a compiler
+// without -fopenmp), a small pool of sleeping std::threads does the same.
+class Backoff {
  public:
-  static constexpr int BACKOFF = 32;
+  using Clock = std::chrono::steady_clock;
+  bool alone(Clock::time_point now) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return now < until_;
+  }
+  void record(Clock::time_point start, Clock::time_point own_done, Clock::time_point end) {
+    std::lock_guard<std::mutex> lock(mu_);
+    // a wait of a millisecond or more: a scheduler time slice, not a late wake-up
+    if (end - own_done > std::max<Clock::duration>(own_done - start, std::chrono::milliseconds(1))) {
+      for_ = std::min<Clock::duration>(for_ * 2, std::chrono::seconds(1));
+      until_ = end + for_;
+    } else {
+      for_ = std::chrono::milliseconds(5);  // the next slow call backs off 10 ms
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  Clock::time_point until_{};
+  Clock::duration for_ = std::chrono::milliseconds(5);
+};
+
+Backoff& backoff() {
+  static Backoff* b = new Backoff();  // never destroyed: threads may outlive static destructors
+  return *b;
+}
+
+#if defined(_OPENMP)
+void parallel_for(int64_t tasks, int threads, const std::function<void(int64_t)>& fn) {
+  using Clock = Backoff::Clock;
+  const Clock::time_point start = Clock::now();
+  if (threads <= 1 || tasks <= 1 || backoff().alone(start)) {
+    for (int64_t t = 0; t < tasks; ++t) fn(t);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  Clock::time_point own_done = start;
+#pragma omp parallel num_threads(static_cast<int>(std::min<int64_t>(threads, tasks)))
+  {
+    for (int64_t t = next.fetch_add(1); t < tasks; t = next.fetch_add(1)) fn(t);
+    if (omp_get_thread_num() == 0) own_done = Clock::now();
+  }
+  backoff().record(start, own_done, Clock::now());
+}
+#else
+class Pool {  // workers that sleep between calls; the caller works too and waits only for started tasks
+ public:
+  using Clock = Backoff::Clock;
 
   void run(int64_t tasks, int threads, const std::function<void(int64_t)>& fn) {
     std::lock_guard<std::mutex> one_call(call_mu_);
-    if (threads <= 1 || tasks <= 1 || backoff_ > 0) {
-      if (threads > 1 && tasks > 1) --backoff_;
+    const Clock::time_point start = Clock::now();
+    if (threads <= 1 || tasks <= 1 || backoff().alone(start)) {
       for (int64_t t = 0; t < tasks; ++t) fn(t);
       return;
     }
-    const auto start = std::chrono::steady_clock::now();
     const int helpers = static_cast<int>(std::min<int64_t>(threads, tasks)) - 1;
     std::unique_lock<std::mutex> lock(mu_);
     while (static_cast<int>(workers_.size()) < helpers) {
@@ -125,11 +177,11 @@ class Pool {
     wake_.notify_all();
     lock.lock();
     drain(lock);
-    const auto drained = std::chrono::steady_clock::now();
+    const Clock::time_point drained = Clock::now();
     finished_.wait(lock, [this] { return done_ == tasks_; });
     tasks_ = 0;
     fn_ = nullptr;
-    if (std::chrono::steady_clock::now() - drained > drained - start) backoff_ = BACKOFF;
+    backoff().record(start, drained, Clock::now());
   }
 
  private:
@@ -157,7 +209,7 @@ class Pool {
   std::vector<std::thread> workers_;
   const std::function<void(int64_t)>* fn_ = nullptr;
   int64_t tasks_ = 0, next_ = 0, done_ = 0, generation_ = 0;
-  int wanted_ = 0, backoff_ = 0;
+  int wanted_ = 0;
 };
 
 Pool& pool() {
@@ -177,6 +229,7 @@ Pool& pool() {
 void parallel_for(int64_t tasks, int threads, const std::function<void(int64_t)>& fn) {
   pool().run(tasks, threads, fn);
 }
+#endif
 
 // Per-thread scratch that keeps its memory between calls (large fresh allocations are
 // page-faulted mappings every time).
@@ -843,6 +896,14 @@ void route_tap(int16_t* __restrict out, const uint8_t* __restrict index, const i
 XG_API int xg_version() { return XG_VERSION; }
 
 XG_API int xg_amx_usable() { return amx_usable() ? 1 : 0; }
+
+XG_API int xg_openmp() {
+#if defined(_OPENMP)
+  return 1;
+#else
+  return 0;
+#endif
+}
 
 XG_API int64_t xg_packed_bytes(int kernel, int64_t r, int64_t k, int64_t n) {
   return packed_bytes(kernel, Shape{r, k, n});

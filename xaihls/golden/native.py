@@ -60,6 +60,7 @@ _INT = ctypes.c_int
 _SIGNATURES = {
     "xg_version": ([], _INT),
     "xg_amx_usable": ([], _INT),
+    "xg_openmp": ([], _INT),
     "xg_packed_bytes": ([_INT, _I64, _I64, _I64], _I64),
     "xg_pack": ([_INT, _P, _I64, _I64, _I64, _P], None),
     "xg_conv_acc": ([_INT, _INT, _P, _P, _P, _P, _P], _INT),
@@ -79,7 +80,8 @@ _SIGNATURES = {
 class Library:
     lib: ctypes.CDLL
     path: Path
-    amx: bool
+    amx: bool  # the AMX product kernel is usable here
+    openmp: bool  # threads are the process's OpenMP ones (else native.cpp's own pool)
 
 
 _lock = threading.Lock()
@@ -104,16 +106,19 @@ def _cpu_identity() -> str:
 
 
 BASE_FLAGS = ("-O3", "-std=c++17", "-fPIC", "-shared", "-pthread", "-fvisibility=hidden", "-fno-gnu-unique")
-NATIVE_FLAGS = ("-march=native", "-mprefer-vector-width=512")  # wide vectors where the CPU has them
+NATIVE_FLAGS = ("-march=native", "-mprefer-vector-width=512")  # the CPU's own instructions, wide vectors
+OPENMP_FLAGS = ("-fopenmp",)  # PyTorch's OpenMP runtime and threads (native.cpp, parallel_for)
+FLAG_SETS = (NATIVE_FLAGS + OPENMP_FLAGS, OPENMP_FLAGS, NATIVE_FLAGS, ())
+"""Tried in turn until one compiles: a compiler without some of these flags still builds a library."""
 
 
-def _build(cxx: str) -> Path:
-    """Compile native.cpp once per source, compiler and CPU; the cached library otherwise."""
+def _build(cxx: str, flag_sets=FLAG_SETS, folder: Path | None = None) -> Path:
+    """Compile native.cpp once per source, compiler, flags and CPU; the cached library otherwise."""
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
     source = SOURCE.read_bytes()
-    folder = cache_dir() / "golden"
+    folder = folder or cache_dir() / "golden"
     errors = []
-    for extra in (NATIVE_FLAGS, ()):  # a compiler without these flags still builds a portable library
+    for extra in flag_sets:
         key = hashlib.sha256(b"\0".join([cxx.encode(), version.encode(), " ".join(BASE_FLAGS + extra).encode(),
                                          _cpu_identity().encode(), source])).hexdigest()[:16]
         target = folder / f"libxaihls_golden_{key}.so"
@@ -131,18 +136,19 @@ def _build(cxx: str) -> Path:
     raise OSError(f"{cxx} could not compile {SOURCE.name}: {errors[-1].strip()}")
 
 
-def _load() -> Library:
-    cxx = _compiler()
-    if cxx is None:
-        raise OSError(f"no C++ compiler ('{os.environ.get(CXX_ENV, 'g++')}' is not on PATH; set {CXX_ENV})")
-    path = _build(cxx)
+def _load(path: Path | None = None) -> Library:
+    if path is None:
+        cxx = _compiler()
+        if cxx is None:
+            raise OSError(f"no C++ compiler ('{os.environ.get(CXX_ENV, 'g++')}' is not on PATH; set {CXX_ENV})")
+        path = _build(cxx)
     lib = ctypes.CDLL(str(path))
     for name, (args, result) in _SIGNATURES.items():
         fn = getattr(lib, name)
         fn.argtypes, fn.restype = args, result
     if lib.xg_version() != VERSION:
         raise OSError(f"{path} is version {lib.xg_version()}, not {VERSION}")
-    return Library(lib, path, bool(lib.xg_amx_usable()))
+    return Library(lib, path, bool(lib.xg_amx_usable()), bool(lib.xg_openmp()))
 
 
 @contextlib.contextmanager
