@@ -23,9 +23,12 @@
 //   recombination is in int64, where the true sum (at most K * 2^30 with K < 2^33) fits.
 //   Convolutions read their A tiles straight from a zero-framed digit canvas of one image,
 //   channels last: one tile row is one output position's window row (kw * C bytes, read as
-//   64-byte chunks); bytes of a chunk past the window row belong to other pixels and meet
-//   zero rows of the packed weights, so they add 0 (canvas memory is zeroed to the last
-//   byte any tile reads). Output positions past a row's end are computed and dropped.
+//   64-byte chunks; with few channels the kernel rows are stacked into each pixel first, so
+//   a window row is the whole window). Bytes of a chunk past the window row belong to other
+//   pixels, or to the canvas's slack, and meet zero rows of the packed weights: they add 0,
+//   whatever they hold (digits all the same, so every bound above still holds). Tile rows
+//   past the last output position of a row are computed and dropped. The zero frame (the
+//   convolution's padding) is written on every image.
 //
 // Portable (any CPU, any compiler): int16 * int16 products are exact in int32 (|p| <= 2^30)
 //   and summed in int64. Slow, simple, and the reference the AMX kernel is also tested against.
@@ -896,6 +899,12 @@ void route_tap(int16_t* __restrict out, const uint8_t* __restrict index, const i
 XG_API int xg_version() { return XG_VERSION; }
 
 XG_API int xg_amx_usable() { return amx_usable() ? 1 : 0; }
+
+// The lengths of the parameter blocks, which Python checks against its field names when loading.
+XG_API void xg_param_counts(int64_t* out) {
+  out[0] = C_PARAMS;
+  out[1] = L_PARAMS;
+}
 
 XG_API int xg_openmp() {
 #if defined(_OPENMP)

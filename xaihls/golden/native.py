@@ -1,9 +1,10 @@
 """The golden model's native kernels (native.cpp): exact 16-bit products fused with requantization.
 
 The C++ source is compiled with the system C++ compiler (``$XAIHLS_CXX``, default g++, the one
-the C-simulation needs) on first use, once per source, compiler and CPU, into the build cache
-(``xaihls.project.cache_dir()``), and called through ctypes. Every function returns the same
-integers as the golden model's PyTorch path (the exactness argument is at the top of
+the C-simulation needs) on first use (about 5 s), once per source, compiler, flags and CPU, into
+the build cache (``xaihls.project.cache_dir()``), and called through ctypes; with OpenMP it runs
+on PyTorch's own OpenMP threads (``torch.get_num_threads()`` of them). Every function returns
+the same integers as the golden model's PyTorch path (the exactness argument is at the top of
 native.cpp); tests check both product kernels against plain int64 references and the whole
 model against the PyTorch path.
 
@@ -61,6 +62,7 @@ _SIGNATURES = {
     "xg_version": ([], _INT),
     "xg_amx_usable": ([], _INT),
     "xg_openmp": ([], _INT),
+    "xg_param_counts": ([_P], None),
     "xg_packed_bytes": ([_INT, _I64, _I64, _I64], _I64),
     "xg_pack": ([_INT, _P, _I64, _I64, _I64, _P], None),
     "xg_conv_acc": ([_INT, _INT, _P, _P, _P, _P, _P], _INT),
@@ -148,6 +150,11 @@ def _load(path: Path | None = None) -> Library:
         fn.argtypes, fn.restype = args, result
     if lib.xg_version() != VERSION:
         raise OSError(f"{path} is version {lib.xg_version()}, not {VERSION}")
+    counts = (ctypes.c_int64 * 2)()
+    lib.xg_param_counts(counts)
+    if tuple(counts) != (len(CONV_PARAMS), len(LINEAR_PARAMS)):  # an edit of one side only: a bug, not a user error
+        raise AssertionError(f"native.cpp has {tuple(counts)} parameters, native.py names "
+                             f"{(len(CONV_PARAMS), len(LINEAR_PARAMS))}")
     return Library(lib, path, bool(lib.xg_amx_usable()), bool(lib.xg_openmp()))
 
 
