@@ -1,8 +1,8 @@
 """Golden model benchmarks: speed and peak memory against Captum float, IG completeness, fidelity.
 
 Run ``python -m benchmarks.golden`` for every section, or name some: ``throughput``,
-``kernel_paths``, ``conv_breakdown``, ``memory``, ``completeness``, ``fidelity``. It prints Markdown tables and
-updates those sections of benchmarks/results/golden.json (``section_meta`` records the date,
+``portable_throughput``, ``kernel_paths``, ``conv_breakdown``, ``memory``, ``completeness``,
+``fidelity``. It prints Markdown tables and updates those sections of benchmarks/results/golden.json (``section_meta`` records the date,
 machine and command of each); copy the tables into benchmarks/RESULTS.md. The speed and memory
 sections are heavy: on a shared machine run them under ``flock /tmp/xaihls-heavy.lock``.
 """
@@ -28,10 +28,10 @@ from torch import nn
 
 import xaihls
 from xaihls.frontend.reference import graph_to_module
-from xaihls.golden import kernels
+from xaihls.golden import kernels, native, stages
 from xaihls.methods import METHODS
 from xaihls.models.zoo import get_zoo_model
-from xaihls.numerics import dequantize
+from xaihls.numerics import FixedFormat, dequantize
 from xaihls.reports.fidelity import captum_attribute, pearson_per_image
 
 RESULTS = Path(__file__).parent / "results"
@@ -91,75 +91,125 @@ def _interleaved_medians(fns, repeats: int, clock=time.perf_counter) -> list[flo
 
 
 def throughput(batch: int = 64, repeats: int = 5) -> list[dict]:
-    """Images/s of golden and of Captum float: same model, batch and CPU, runs interleaved."""
+    """Images/s of golden, of golden without its native kernels (the PyTorch path it had before them) and of
+    Captum float: same model, batch and CPU, runs interleaved (golden, before, Captum, golden, ...)."""
     rows = []
     for name in NETS:
         acc, module, x, target = _setup(name, batch)
         for method, steps in CASES:
-            g, c = _interleaved_medians([lambda: acc.attribute(x, method, target=target, steps=steps),
-                                         lambda: captum_attribute(module, x, method, target, steps=steps or 32)],
+            def before():
+                with native.disabled():
+                    return acc.attribute(x, method, target=target, steps=steps)
+
+            g, b, c = _interleaved_medians([lambda: acc.attribute(x, method, target=target, steps=steps), before,
+                                            lambda: captum_attribute(module, x, method, target, steps=steps or 32)],
+                                           repeats if steps is None else max(3, repeats - 2))
+            rows.append({"model": name, "method": f"IG-{steps}" if steps else method, "batch": batch,
+                         "golden_img_s": batch / g, "captum_img_s": batch / c, "ratio": c / g,
+                         "before_img_s": batch / b, "before_ratio": c / b})
+    return rows
+
+
+def portable_throughput(batch: int = 64, repeats: int = 5) -> list[dict]:
+    """``throughput`` with golden's portable product kernel pinned (what a CPU without AMX-INT8 runs: the
+    same fused stages, int16 products summed in int64), against Captum, digits and cifar_ref."""
+    rows = []
+    for name in NETS[:2]:
+        acc, module, x, target = _setup(name, batch)
+        for method, steps in CASES:
+            def portable():
+                with native.force_kernel("portable"):
+                    return acc.attribute(x, method, target=target, steps=steps)
+
+            g, c = _interleaved_medians([portable, lambda: captum_attribute(module, x, method, target,
+                                                                            steps=steps or 32)],
                                         repeats if steps is None else max(3, repeats - 2))
             rows.append({"model": name, "method": f"IG-{steps}" if steps else method, "batch": batch,
-                         "golden_img_s": batch / g, "captum_img_s": batch / c, "ratio": c / g})
+                         "portable_img_s": batch / g, "captum_img_s": batch / c, "ratio": c / g})
     return rows
 
 
 def kernel_paths(batch: int = 64) -> list[dict]:
-    """The exact path golden keeps for each product of each network (a batch and an IG pass)."""
+    """What runs each network: golden's fused native stages (and their product kernel), else the
+    layer-by-layer PyTorch path with the exact product path it keeps for each product."""
     rows = []
     for name in NETS:
         acc, _, x, target = _setup(name, batch)
+        plan = stages.plan(acc.qgraph)
+        if plan is not None:
+            kinds = [type(acc.qgraph.layers[st.layer].layer).__name__ + ("+ReLU" if st.relu is not None else "")
+                     + ("+MaxPool" if st.pool is not None else "") for st in plan]
+            rows.append({"model": name, "runs_on": f"native stages ({native.kernel_name()} products)",
+                         "product": ", ".join(kinds), "input": "", "weight": "", "path": ""})
+            continue
         kernels.forget_chosen_paths()
         for method, steps in CASES:
             acc.attribute(x, method, target=target, steps=steps)
         for key, path in kernels.chosen_paths().items():
-            rows.append({"model": name, "product": key[0], "input": "x".join(map(str, key[1])),
-                         "weight": "x".join(map(str, key[2])), "path": path})
+            rows.append({"model": name, "runs_on": "layer by layer", "product": key[0],
+                         "input": "x".join(map(str, key[1])), "weight": "x".join(map(str, key[2])), "path": path})
     return rows
 
 
+BREAKDOWN_LAYERS = (  # name, in channels, out channels, size, max-pool after the ReLU
+    ("cifar_ref conv1", 3, 16, 32, False), ("cifar_ref conv2", 16, 16, 32, True),
+    ("cifar_ref conv4", 32, 32, 16, True), ("net64 conv2", 32, 64, 32, True), ("net64 conv4", 128, 128, 8, True))
+
+
 def conv_breakdown(batch: int = 64, repeats: int = 7) -> list[dict]:
-    """CPU milliseconds of one 3x3 convolution on one thread: Captum's float32, the previous float64, and
-    golden's digit path by stage (the int8 GEMMs; their recombination into int64; the layout, canvas
-    and im2col, as the rest). One thread and CPU time, so that other jobs on a shared machine blur
-    the stages less.
+    """CPU milliseconds of one 3x3 convolution layer (with its ReLU, and 2x2 max-pool where the network has
+    one), batch 64, one thread: float32 as Captum runs it (forward; backward from the layer's output
+    gradient to its input), golden's fused native stage (forward: products, requantization, ReLU bits,
+    pool taps; backward: routing, ReLU, transposed products, requantization), and golden's previous int8
+    digit products alone (the products of the forward convolution, no requantization). One thread and CPU
+    time, so that other jobs on a shared machine blur the figures less.
     """
     import torch.nn.functional as F
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     rows = []
-    for layer, c, o, hw in (("cifar_ref conv2", 16, 16, 32), ("cifar_ref conv4", 32, 32, 16),
-                            ("net64 conv2", 32, 64, 32), ("net64 conv4", 128, 128, 8)):
+    for layer, c, o, hw, pool in BREAKDOWN_LAYERS:
         gen = torch.Generator().manual_seed(0)
         x = torch.randint(0, 1 << 15, (batch, c, hw, hw), generator=gen)
         w = torch.randint(-(1 << 15), 1 << 15, (o, c, 3, 3), generator=gen)
-        xf, wf = x.float(), w.float()
-        images = max(1, kernels.BLOCK_ROWS // (hw * hw))
-        windows = kernels._windows(kernels._canvas(x, (1, 1), (hw + 2, hw + 2), (1, 1), True), (3, 3), (1, 1),
-                                   (hw, hw))
-        blocks = [windows[:, n0:n0 + images].reshape(-1, windows[0, 0, 0, 0].numel()).view(torch.int8)
-                  for n0 in range(0, batch, images)]  # the digit rows the path multiplies, made once here
-        laid_out = kernels.digit_weights(kernels._weight_matrix(w, blocks[0].shape[1] // 9))
-        out = torch.empty((batch * hw * hw, o), dtype=torch.int64)
+        bias = torch.zeros(o, dtype=torch.int64)
+        xf, wf = x.float().requires_grad_(False), w.float()
+        geometry = {"out_hw": (hw, hw), "stride": (1, 1), "padding": (1, 1)}
+        pooling = {"kernel": (2, 2), "stride": (2, 2), "out_hw": (hw // 2, hw // 2)} if pool else None
+        out = native.Requant(20, FixedFormat(16, 4))
+        x16 = stages.channels_last(x)
+        y16, bits, index, _ = native.conv_forward(x16, w, bias, geometry, out, True, True, pooling)
+        g16 = torch.randint(-(1 << 12), 1 << 12, y16.shape, generator=gen).to(torch.int16)
+        grad = native.Requant(16, FixedFormat(16, 8))
+        yf = F.relu(F.conv2d(xf, wf, padding=1))
+        mask = yf > 0
+        if pool:
+            pooled, taps = F.max_pool2d(yf, 2, return_indices=True)
+        gf = torch.randn(pooled.shape if pool else yf.shape, generator=gen)
+
+        def f32_forward():
+            z = F.relu(F.conv2d(xf, wf, padding=1))
+            return F.max_pool2d(z, 2, return_indices=True) if pool else z
+
+        def f32_backward():
+            g = F.max_unpool2d(gf, taps, 2, output_size=yf.shape[2:]) if pool else gf
+            return F.conv_transpose2d(g * mask, wf, padding=1)
 
         def digits():
             with kernels.force_path("digits"):
                 return kernels.conv2d(x, w, (1, 1), (1, 1), (16, 16))
 
-        def gemm():
-            return [torch._int_mm(b, laid_out.columns) for b in blocks]
-
-        def gemm_recombined():
-            for k, b in enumerate(blocks):
-                kernels.digit_matmul_into(out[k * b.shape[0] // 2:(k + 1) * b.shape[0] // 2], b, laid_out)
-
-        f32, f64, total, mm, recombined = _interleaved_medians(
-            [lambda: F.conv2d(xf, wf, padding=1), lambda: F.conv2d(x.double(), w.double(), padding=1).long(),
-             digits, gemm, gemm_recombined], repeats, time.process_time)
-        rows.append({"layer": layer, "input": f"{batch}x{c}x{hw}x{hw}", "out_channels": o, "captum_f32_ms": f32 * 1e3,
-                     "float64_ms": f64 * 1e3, "digits_ms": total * 1e3, "int8_gemm_ms": mm * 1e3,
-                     "recombination_ms": (recombined - mm) * 1e3, "layout_ms": (total - recombined) * 1e3})
+        f32f, f32b, fwd, bwd, dig = _interleaved_medians(
+            [f32_forward, f32_backward,
+             lambda: native.conv_forward(x16, w, bias, geometry, out, True, True, pooling),
+             lambda: native.conv_backward(g16, w, geometry, (hw, hw), grad, True, 0, bits, pooling, index,
+                                          native.Requant(0, FixedFormat(16, 8)) if pool else None),
+             digits], repeats, time.process_time)
+        rows.append({"layer": layer + (" +ReLU+pool" if pool else " +ReLU"), "input": f"{batch}x{c}x{hw}x{hw}",
+                     "out_channels": o, "f32_forward_ms": f32f * 1e3, "f32_backward_ms": f32b * 1e3,
+                     "golden_forward_ms": fwd * 1e3, "golden_backward_ms": bwd * 1e3,
+                     "previous_digit_products_ms": dig * 1e3})
     torch.set_num_threads(threads)
     return rows
 
@@ -270,10 +320,12 @@ def _table(rows: list[dict], fmt: dict[str, str]) -> str:
 
 
 SECTIONS = {
-    "throughput": (throughput, {"golden_img_s": ".1f", "captum_img_s": ".1f", "ratio": ".2f"}),
+    "throughput": (throughput, {"golden_img_s": ".1f", "captum_img_s": ".1f", "ratio": ".2f", "before_img_s": ".1f",
+                                "before_ratio": ".2f"}),
+    "portable_throughput": (portable_throughput, {"portable_img_s": ".1f", "captum_img_s": ".1f", "ratio": ".2f"}),
     "kernel_paths": (kernel_paths, {}),
-    "conv_breakdown": (conv_breakdown, {k: ".2f" for k in ("captum_f32_ms", "float64_ms", "digits_ms", "layout_ms",
-                                                           "int8_gemm_ms", "recombination_ms")}),
+    "conv_breakdown": (conv_breakdown, {k: ".2f" for k in ("f32_forward_ms", "f32_backward_ms", "golden_forward_ms",
+                                                           "golden_backward_ms", "previous_digit_products_ms")}),
     "memory": (peak_memory, {k: ".0f" for k in ("golden_peak_mib", "golden_rss_before_mib", "captum_peak_mib",
                                                 "captum_rss_before_mib")}),
     "completeness": (completeness, {k: ".4f" for k in ("golden_gap_median", "golden_gap_max", "captum_gap_median")}),

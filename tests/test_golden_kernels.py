@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from xaihls import numerics
 from xaihls.frontend.trace import graph_from_module
-from xaihls.golden import kernels
+from xaihls.golden import kernels, native
 from xaihls.golden import model as golden
 from xaihls.numerics import ACCUMULATOR_BITS, FixedFormat
 from xaihls.quant.calibrate import calibrate
@@ -240,8 +240,9 @@ def test_rounding_and_counted_saturation_equal_the_numerics_contract(values, shi
 
 def test_exact_paths_follow_the_bounds():
     digits = ("digits",) if kernels.int8_gemm_available() else ()
-    assert kernels.exact_paths(kernels.DIGIT_MAX_TERMS, 16, 16) == (*digits, "float64", "int64")
-    assert kernels.exact_paths(kernels.DIGIT_MAX_TERMS + 1, 16, 16) == ("float64", "int64")
+    nat = ("native",) if native.library() is not None else ()  # 16-bit operands, any number of terms
+    assert kernels.exact_paths(kernels.DIGIT_MAX_TERMS, 16, 16) == (*nat, *digits, "float64", "int64")
+    assert kernels.exact_paths(kernels.DIGIT_MAX_TERMS + 1, 16, 16) == (*nat, "float64", "int64")
     assert kernels.exact_paths(100, 17, 16) == ("float64", "int64")
     assert kernels.exact_paths(1 << 20, 24, 24) == ("int64",)  # 2^20 * 2^46 > 2^53
     with pytest.raises(ValueError, match="unknown path"):
@@ -277,15 +278,16 @@ def test_a_shape_the_int8_gemm_refuses_is_left_to_float64(monkeypatch):
     monkeypatch.setattr(kernels, "_fastest", {})
     x, w = torch.randint(-100, 100, (1, 3, 5, 7)), torch.randint(-100, 100, (2, 3, 3, 3))
     assert torch.equal(kernels.conv2d(x, w, (1, 1), (1, 1), (16, 16)), int64_conv(x, w, (1, 1), (1, 1)))
-    assert set(kernels.chosen_paths().values()) == {"float64"}
+    assert set(kernels.chosen_paths().values()) <= {"float64", "native"}
 
 
-def test_the_digit_layout_of_weights_follows_in_place_changes():
-    if not kernels.int8_gemm_available():
-        pytest.skip("no int8 GEMM here")
+@pytest.mark.parametrize("path", ["digits", "native"])
+def test_the_packed_layout_of_weights_follows_in_place_changes(path):
+    if path not in kernels.exact_paths(5, 16, 16):
+        pytest.skip(f"no {path} path here")
     x = torch.randint(-100, 100, (4, 5))
     w = torch.randint(-100, 100, (3, 5))
-    with kernels.force_path("digits"):
+    with kernels.force_path(path):
         assert torch.equal(kernels.linear(x, w, (16, 16)), x @ w.T)
         w.mul_(-3)
         assert torch.equal(kernels.linear(x, w, (16, 16)), x @ w.T)

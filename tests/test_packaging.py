@@ -49,6 +49,7 @@ def test_wheel_ships_boards_models_templates_and_the_resource_model(tmp_path):
     for init in (ROOT / "xaihls").rglob("__init__.py"):  # pyproject.toml lists the packages: none forgotten
         assert init.relative_to(ROOT).as_posix() in names
     assert "xaihls/plan/resource_model.json" in names
+    assert "xaihls/golden/native.cpp" in names  # the golden model's native kernels, compiled on first use
     assert any(n.endswith("entry_points.txt") for n in names)
 
 

@@ -113,23 +113,26 @@ def check_target(qg: QGraph, target, n: int) -> torch.Tensor | None:
     if target is None:
         return None
     classes = qg.graph.num_classes
-    bad = XaiHlsError(f"target must be one class or one per image, integers in 0..{classes - 1}; got {target!r}")
+
+    def bad() -> XaiHlsError:  # made only when raised: printing a tensor costs milliseconds
+        return XaiHlsError(f"target must be one class or one per image, integers in 0..{classes - 1}; got {target!r}")
+
     if isinstance(target, bool):
-        raise bad
+        raise bad()
     if isinstance(target, Integral):
         t = torch.tensor([int(target)], dtype=torch.int64)
     else:
         try:
             a = torch.as_tensor(target)
         except (TypeError, ValueError, RuntimeError):
-            raise bad from None
+            raise bad() from None
         if a.dtype == torch.bool or a.is_floating_point() or a.is_complex():
-            raise bad  # 2.7 is not a class: never truncate it
+            raise bad()  # 2.7 is not a class: never truncate it
         t = a.to(torch.int64).reshape(-1)
     if t.numel() == 1:
         t = t.expand(n).contiguous()
     if t.numel() != n or (t < 0).any() or (t >= classes).any():
-        raise bad
+        raise bad()
     return t
 
 

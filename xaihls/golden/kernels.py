@@ -1,8 +1,13 @@
 """Exact integer products for the golden model: convolution, transposed convolution, matrix product.
 
 Every product function returns the exact int64 sums of products of its integer operands;
-the golden model rounds and saturates them afterwards. There are three ways to get those
+the golden model rounds and saturates them afterwards. There are four ways to get those
 sums; each is exact under a condition, and they return the same integers.
+
+``native`` (operands of at most 16 bits, any number of terms, the native library built)
+    native.cpp's product kernels (AMX digit products or int64 sums; the exactness argument is
+    at the top of native.cpp). The golden model's fused stages (stages.py) use the same
+    kernels; here they serve model.py's layer-by-layer path.
 
 ``digits`` (operands of at most 16 bits, at most 131,071 terms, an int8 GEMM that is exact here)
     Each operand is written in base 256 with two int8 digits, ``v = 256*h + l + 128``:
@@ -37,6 +42,7 @@ sums; each is exact under a condition, and they return the same integers.
 
 Which path runs (``exact_paths`` lists those whose condition holds):
 
+- native runs where the native library is built and both operands have at most 16 bits.
 - digits are not exact, so float64 runs, for an operand wider than 16 bits (a ``width``
   above 16 in the config), for more than 131,071 terms (padded channels included), and
   on a platform where ``int8_gemm_available`` is false: no ``torch._int_mm``, no
@@ -44,9 +50,9 @@ Which path runs (``exact_paths`` lists those whose condition holds):
   machine, or a probe on extreme operands that did not return the exact sums.
   ``torch._int_mm`` has no shape constraint on the CPU (the probe includes 5 x 3 x 7);
   should another PyTorch build refuse a shape, that shape is left to float64.
-- Where digits and float64 are both exact, the first call of each problem shape runs
-  both twice, checks that they agree bit for bit (an error otherwise), and keeps the
-  faster, as ``torch.backends.cudnn.benchmark`` does: digits win on wide layers (float64
+- Where several of native, digits and float64 are exact, the first call of each problem
+  shape runs each twice, checks that they agree bit for bit (an error otherwise), and keeps
+  the fastest, as ``torch.backends.cudnn.benchmark`` does: digits win on wide layers (float64
   convolution has no oneDNN kernel and a slow im2col), float64 on small ones (the digit
   path is two dozen tensor operations, float64 three). ``chosen_paths`` reports the
   choices; ``force_path`` pins a path (tests).
@@ -77,6 +83,7 @@ import torch
 import torch.nn.functional as F
 
 from xaihls import numerics
+from xaihls.golden import native
 from xaihls.numerics import FixedFormat
 
 DIGIT_MAX_BITS = 16
@@ -90,7 +97,7 @@ FLOAT64_EXACT = 1 << 53
 BLOCK_ROWS = 8192
 """Output pixels per im2col/GEMM block of the digit path: int8 columns and int32 products stay in cache."""
 
-PATHS = ("digits", "float64", "int64")
+PATHS = ("native", "digits", "float64", "int64")
 
 
 # ---------------------------------------------------------------- which path
@@ -132,6 +139,8 @@ def exact_paths(terms: int, bits_a: int, bits_b: int, digit_terms: int | None = 
     is always among the paths (the golden model's sums are far from 2^63).
     """
     paths = []
+    if native.fits(bits_a, bits_b) and native.library() is not None:
+        paths.append("native")
     if (max(bits_a, bits_b) <= DIGIT_MAX_BITS and max(terms, digit_terms or 0) <= DIGIT_MAX_TERMS
             and int8_gemm_available()):
         paths.append("digits")
@@ -175,7 +184,7 @@ def _run(key: tuple, paths: tuple[str, ...], run: Callable[[str], torch.Tensor])
     if len(candidates) == 1:
         return run(candidates[0])
     kept = _fastest.get(key)
-    if kept is not None:
+    if kept in candidates:  # (a path chosen before may be off now: native.disabled())
         return run(kept)
     results: dict[str, torch.Tensor] = {}
     seconds: dict[str, float] = {}
@@ -378,6 +387,9 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, stride: tuple[int, int], paddi
     out_hw = ((h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
 
     def run(path: str) -> torch.Tensor:
+        if path == "native":
+            return native.conv_acc(x, weight, False, (ph, pw, 1, 1), (h + 2 * ph, w + 2 * pw), (sh, sw), out_hw,
+                                   bias).permute(0, 3, 1, 2)
         if path == "float64":
             acc = F.conv2d(x.to(torch.float64), weight.to(torch.float64), None, stride, padding).to(torch.int64)
             return acc if bias is None else acc.add_(bias[:, None, None])
@@ -402,6 +414,9 @@ def conv_transpose2d(g: torch.Tensor, weight: torch.Tensor, stride: tuple[int, i
     h, w = (oh - 1) * sh - 2 * ph + kh + eh, (ow - 1) * sw - 2 * pw + kw + ew
 
     def run(path: str) -> torch.Tensor:
+        if path == "native":
+            return native.conv_acc(g, weight, True, (kh - 1 - ph, kw - 1 - pw, sh, sw), (h + kh - 1, w + kw - 1),
+                                   (1, 1), (h, w), None).permute(0, 3, 1, 2)
         if path == "float64":
             return F.conv_transpose2d(g.to(torch.float64), weight.to(torch.float64), None, stride, padding,
                                       output_padding).to(torch.int64)
@@ -419,6 +434,8 @@ def _matmul(a: torch.Tensor, b: torch.Tensor, owner: torch.Tensor, role: str, bi
     m, k = a.shape
 
     def run(path: str) -> torch.Tensor:
+        if path == "native":
+            return native.matmul_acc(a, b, owner, (role,), bias)
         if path == "digits":
             acc = torch.empty((m, b.shape[1]), dtype=torch.int64)
             w = _cached_digit_weights(owner, (role,), lambda: b)

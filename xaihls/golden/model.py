@@ -1,10 +1,13 @@
 """The golden model: bit-accurate integer execution of a QGraph, forward and backward.
 
-This is the reference every other executor must equal bit for bit. Arithmetic is on
-int64 tensors; multiply-accumulate runs in ``kernels`` (int8 digit GEMMs or float64,
-each exact, the argument written there; the 48-bit accumulator bound is checked when a
-network is quantized). Between the passes only ReLU bits and max-pool indices are kept
-(plus the input image where a method needs it).
+This is the reference every other executor must equal bit for bit. This module states it
+layer by layer on int64 tensors; multiply-accumulate runs in ``kernels`` (exact products, the
+argument written there; the 48-bit accumulator bound is checked when a network is quantized).
+Where every operand has at most 16 bits and the layers fall into stages (a convolution with
+its ReLU and max-pool, a linear layer with its ReLU), ``stages`` runs the same computation on
+fused native kernels, many times faster; tests hold the two to the same bits and saturation
+counts. Between the passes only ReLU bits and max-pool indices are kept (plus the input image
+where a method needs it).
 
 Decisions after a convolution or fully connected layer are taken on its wide
 accumulator, as the engine's write-back unit does: the ReLU bit is [acc > 0] and a
@@ -24,8 +27,9 @@ import torch
 
 from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from xaihls import executor
-from xaihls.golden import kernels
-from xaihls.methods import PostProcess, ReluBackward, ig_constants
+from xaihls.golden import kernels, stages
+from xaihls.golden.stages import StageKept
+from xaihls.methods import PostProcess, ReluBackward, get_method, ig_constants
 from xaihls.numerics import FixedFormat
 from xaihls.quant.qgraph import QGraph, QLayer
 from xaihls.executor import (Capabilities, RunArgs, RunResult, attribution_format, check_batch, check_target,
@@ -149,8 +153,33 @@ def images_per_pass(qg: QGraph) -> int:
     return max(1, PASS_BYTES // (8 * widest))
 
 
+def _images_per_pass(qg: QGraph) -> int:
+    """Images per pass of whichever path runs ``qg`` (native stages hold int16 activations)."""
+    if stages.plan(qg) is not None:
+        return max(1, PASS_BYTES // stages.activation_bytes(qg))
+    return images_per_pass(qg)
+
+
 def forward(qg: QGraph, x_q: torch.Tensor, sat: Saturations, keep_relu: bool = True) -> tuple[torch.Tensor, Kept]:
     """Integer logits of quantized inputs, and what the backward pass needs (in passes of images)."""
+    logits, kept = _run_forward(qg, x_q, sat, keep_relu)
+    if isinstance(kept, StageKept):
+        kept = Kept(*stages.reference_layout(kept))
+    return logits, kept
+
+
+def _run_forward(qg: QGraph, x_q: torch.Tensor, sat: Saturations, keep_relu: bool
+                 ) -> tuple[torch.Tensor, Kept | StageKept]:
+    """``forward`` on native stages where the network allows (what is kept then in their layout)."""
+    plan = stages.plan(qg)
+    if plan is not None:
+        per_pass = _images_per_pass(qg)
+        x16 = stages.channels_last(x_q)
+        passes = [stages.forward(qg, plan, x16[i:i + per_pass], sat.counts, keep_relu)
+                  for i in range(0, x16.shape[0], per_pass)]
+        if len(passes) == 1:
+            return passes[0][0].to(torch.int64), passes[0][1]
+        return torch.cat([logits for logits, _ in passes]).to(torch.int64), StageKept.cat([k for _, k in passes])
     per_pass = images_per_pass(qg)
     if x_q.shape[0] <= per_pass:
         return _forward(qg, x_q, sat, keep_relu)
@@ -168,8 +197,17 @@ def _forward(qg: QGraph, x_q: torch.Tensor, sat: Saturations, keep_relu: bool) -
     return x_q, kept
 
 
-def backward(qg: QGraph, kept: Kept, target: torch.Tensor, mode: ReluBackward, sat: Saturations) -> torch.Tensor:
-    """Integer input gradient of the target logits, from a one-hot seed of 1.0 (in passes of images)."""
+def backward(qg: QGraph, kept: Kept | StageKept, target: torch.Tensor, mode: ReluBackward,
+             sat: Saturations) -> torch.Tensor:
+    """Integer input gradient of the target logits, from a one-hot seed of 1.0 (in passes of images).
+
+    ``kept``: what ``forward`` kept (or, internally, what the native stages kept).
+    """
+    if isinstance(kept, StageKept):
+        plan, per_pass = stages.plan(qg), _images_per_pass(qg)
+        g = torch.cat([stages.backward(qg, plan, kept.images(i, i + per_pass), target[i:i + per_pass], mode,
+                                       sat.counts) for i in range(0, target.shape[0], per_pass)])
+        return stages.channels_first(g)
     per_pass = images_per_pass(qg)
     if target.shape[0] <= per_pass:
         return _backward(qg, kept, target, mode, sat)
@@ -209,7 +247,11 @@ ig_settings = executor.check_steps
 def predict(qg: QGraph, x: torch.Tensor) -> RunResult:
     sat = Saturations()
     x_q = quantize_input(qg, check_batch(qg, x), sat)
-    logits, _ = forward(qg, x_q, sat, keep_relu=False)
+    return _predict(qg, x_q, sat)
+
+
+def _predict(qg: QGraph, x_q: torch.Tensor, sat: Saturations) -> RunResult:
+    logits, _ = _run_forward(qg, x_q, sat, keep_relu=False)
     return RunResult(logits, qg.logits_fmt, predicted_class(logits), None, None, dict(sat.counts))
 
 
@@ -223,19 +265,29 @@ def attribute(
     rule: str | None = None,
 ) -> RunResult:
     """Attribution of ``method`` for the target logit (predicted class by default)."""
-    m = check_compiled(qg, method)
+    check_compiled(qg, method)
     x = check_batch(qg, x)
-    n = x.shape[0]
-    target = check_target(qg, target, n)
+    target = check_target(qg, target, x.shape[0])
     sat = Saturations()
     x_q = quantize_input(qg, x, sat)
+    if get_method(method).post is PostProcess.INTEGRATED:
+        steps, rule = ig_settings(qg, steps, rule)
+        return _attribute(qg, x_q, method, target, sat, steps, rule, quantize_baseline(qg, baseline, x_q))
+    return _attribute(qg, x_q, method, target, sat)
+
+
+def _attribute(qg: QGraph, x_q: torch.Tensor, method: str, target: torch.Tensor | None, sat: Saturations,
+               steps: int | None = None, rule: str | None = None, base_q: torch.Tensor | None = None) -> RunResult:
+    """``attribute`` of checked arguments: the input codes and, for integrated gradients, checked steps
+    and rule and the baseline's codes."""
+    m = get_method(method)
     mode = m.relu_backward
-    logits, kept = forward(qg, x_q, sat, keep_relu=mode is not ReluBackward.DECONV)
+    logits, kept = _run_forward(qg, x_q, sat, keep_relu=mode is not ReluBackward.DECONV)
     if target is None:
         target = predicted_class(logits)
 
     if m.post is PostProcess.INTEGRATED:
-        attr, fmt = _integrated_gradients(qg, x_q, target, steps, baseline, rule, sat)
+        attr, fmt = _integrated_gradients(qg, x_q, target, steps, rule, base_q, sat)
         return RunResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
 
     g = backward(qg, kept, target, mode, sat)
@@ -250,30 +302,31 @@ def attribute(
     return RunResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
 
 
-
-
-def _integrated_gradients(qg: QGraph, x_q, target, steps, baseline, rule, sat: Saturations):
-    steps, rule = ig_settings(qg, steps, rule)
+def _integrated_gradients(qg: QGraph, x_q, target, steps: int, rule: str, base_q, sat: Saturations):
     c = ig_constants(steps, rule, qg.width)
     n = x_q.shape[0]
-    base_q = quantize_baseline(qg, baseline, x_q)
     diff = x_q - base_q  # one bit wider than the input format, exact
     in_fmt = qg.input_fmt
     mode = ReluBackward.MASK
     alphas = torch.tensor(c.alphas, dtype=torch.int64)
     weights = torch.tensor(c.weights, dtype=torch.int64)
-    weighted_sum = torch.zeros_like(x_q)
     # Path image j is step j // n of image j % n; a pass takes a run of them, whatever the steps.
-    per_pass = images_per_pass(qg)
-    for j0 in range(0, steps * n, per_pass):
-        j = torch.arange(j0, min(steps * n, j0 + per_pass))
-        step, image = j // n, j % n
-        alpha = alphas[step].view(-1, 1, 1, 1)
-        point_acc = (base_q[image] << c.alpha_frac) + alpha * diff[image]
-        points = sat.requantize(point_acc, c.alpha_frac + in_fmt.frac, in_fmt, "ig_path")
-        _, kept = forward(qg, points, sat)
-        g = backward(qg, kept, target[image], mode, sat)
-        weighted_sum.index_add_(0, image, g * weights[step].view(-1, 1, 1, 1))
+    per_pass = _images_per_pass(qg)
+    plan = stages.plan(qg)
+    if plan is not None:
+        weighted_sum = stages.integrated_gradients_sum(qg, plan, x_q, base_q, target, alphas, weights, c.alpha_frac,
+                                                       per_pass, sat.counts)
+    else:
+        weighted_sum = torch.zeros_like(x_q)
+        for j0 in range(0, steps * n, per_pass):
+            j = torch.arange(j0, min(steps * n, j0 + per_pass))
+            step, image = j // n, j % n
+            alpha = alphas[step].view(-1, 1, 1, 1)
+            point_acc = (base_q[image] << c.alpha_frac) + alpha * diff[image]
+            points = sat.requantize(point_acc, c.alpha_frac + in_fmt.frac, in_fmt, "ig_path")
+            _, kept = _forward(qg, points, sat, True)
+            g = _backward(qg, kept, target[image], mode, sat)
+            weighted_sum.index_add_(0, image, g * weights[step].view(-1, 1, 1, 1))
     summed_fmt = qg.attribution_formats.ig_summed_gradient
     summed = sat.requantize(
         weighted_sum, c.weight_frac + qg.grad_fmt(mode, 0).frac, summed_fmt, "ig_sum"
@@ -289,9 +342,12 @@ class GoldenExecutor:
     capabilities = Capabilities("golden", needs_plan=False)
 
     def run(self, qg: QGraph, plan, args: RunArgs) -> RunResult:
+        sat = Saturations()  # the arguments come checked and quantized (executor.prepare)
+        if args.input_saturations:
+            sat.counts["input"] += args.input_saturations
         if args.method is None:
-            return predict(qg, args.x)
-        return attribute(qg, args.x, args.method, args.target, args.steps, args.baseline, args.rule)
+            return _predict(qg, args.x_q, sat)
+        return _attribute(qg, args.x_q, args.method, args.target, sat, args.steps, args.rule, args.baseline_q)
 
 
 EXECUTOR = GoldenExecutor()
