@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.xaihls-installed
 
-.PHONY: demo test bench venv clean system-tools
+.PHONY: demo test bench venv clean system-tools report-screenshot
 
 venv: $(STAMP)
 
@@ -42,6 +42,12 @@ system-tools:
 	else \
 	    echo "not installed:$$missing (needs apt-get as root); the tests that use them will skip"; \
 	fi
+
+# docs/report_screenshot.png, the picture in the README: the demo's report as headless Chromium draws it
+report-screenshot: demo
+	chromium --headless --no-sandbox --disable-gpu --no-first-run --hide-scrollbars --force-device-scale-factor=1 \
+	    --virtual-time-budget=5000 --window-size=1300,2600 --screenshot=$(CURDIR)/docs/report_screenshot.png \
+	    file://$(CURDIR)/demo_out/report.html
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

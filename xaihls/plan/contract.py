@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xaihls.bundled import TEMPLATES_DIR
 from xaihls.errors import XaiHlsError
 from xaihls.methods import METHODS, PREDICT_CODE
 
@@ -255,9 +256,9 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
     _s("shift0", 8, "requantization shift (accumulator fraction - output fraction), plain rule and forward"),
     _s("shift1", 8, "requantization shift under the guided rule"),
     _s("shift2", 8, "requantization shift under the deconvnet rule"),
-    _u("mask_base", MEM, "first ReLU bit of the tensor whose bits the write-back writes or reads"),
+    _u("mask_base", MEM, "first ReLU bit of the tensor whose bits the write-back writes or reads (a multiple of tn)"),
     _u("mask_plane", MEM, "pixels of one block plane of that tensor"),
-    _u("index_base", MEM, "first pool index of the tensor written (POOL) or read (GATE)"),
+    _u("index_base", MEM, "first pool index of the tensor written (POOL) or read (GATE) (a multiple of tn)"),
     _u("index_plane", MEM, "pixels of one block plane of that tensor"),
     _u("pool_kh", 4, "pool window rows (POOL)"),
     _u("pool_kw", 4, "pool window columns"),
@@ -334,7 +335,7 @@ def field_limit(record: Record, name: str) -> int:
 # --------------------------------------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATES = Path(__file__).resolve().parents[1] / "hls_templates"
+TEMPLATES = TEMPLATES_DIR
 GENERATED = {
     "cpp": TEMPLATES / "firmware" / "xaihls_contract.h",
     "sv": TEMPLATES / "rtl_v2" / "xaihls_contract_pkg.sv",

@@ -11,8 +11,9 @@ fastest's. Deterministic: candidates are enumerated in a fixed order.
 
 from __future__ import annotations
 
+
 import math
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import MaxPool2d, ReLU
@@ -90,7 +91,8 @@ class PlanV2:
             "capacity": self.board.resources.as_dict(), "utilization": self.utilization(),
             "kept_bits": k.kept_bits, "activation_bits": k.activation_bits,
             "layers": [{"layer": names[c.layer], "direction": c.direction, "op": c.op, "cycles": c.cycles,
-                        "bound": c.bound_cycles, "macs": c.macs, "memory_cycles": c.memory_cycles,
+                        "bound": c.bound_cycles, "macs": c.macs, "array_macs": c.array_macs,
+                        "memory_cycles": c.memory_cycles,
                         "mac_utilization": round(c.utilization(e.tm, e.tn), 6)}
                        for c in self.forward_costs + self.backward_costs],
             "candidates": [{"tm": c.engine.tm, "tn": c.engine.tn, "in_depth": c.engine.in_depth,
@@ -149,6 +151,20 @@ def _fits(res: ResourceEstimate, board: Board, cap: float) -> bool:
             and res.bram_18k <= cap * have.bram_18k)
 
 
+def _row_tile_cost(timing, engine: EngineV2, memo: dict | None = None):
+    """The cycle model as the row tiling's judge (lowering.tile_job). ``memo`` keeps the cycles of
+    jobs seen before across the buffer depths the planner tries: the model does not read them."""
+    memo = {} if memo is None else memo
+    model = (engine.tm, engine.tn, engine.beat_elems, engine.bytes_per_cycle, engine.ddr_latency)
+
+    def cost(d) -> int:
+        key = (model, astuple(d))
+        if key not in memo:
+            memo[key] = timing.job_cost(d, engine, "tiling").cycles
+        return memo[key]
+    return cost
+
+
 def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None = None,
             tiling: tuple[int, int] | None = None, slack: float = SLACK, ddr_latency: int = DDR_LATENCY,
             timing=None, model: resource_model.ResourceModel | None = None) -> PlanV2:
@@ -180,6 +196,8 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                           f"board '{board.name}': no Tm x Tn array has Tn a multiple of its {board.beat_elems}-element "
                           f"AXI beat within {cap:.0%} of its {board.resources.dsp} DSPs")
     best_of: dict[tuple[int, int], tuple[Candidate, tuple, tuple, object, Buffers]] = {}
+    layers = qg.graph.layers
+    memo: dict = {}
     for tm, tn in arrays:
         lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems))
         passes = max([d.passes for d in lowered.forward + lowered.backward] + [1])
@@ -187,16 +205,16 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
         for in_depth in IN_DEPTHS:
             for out_depth in OUT_DEPTHS:
                 buffers = Buffers(in_depth, out_depth, w_depth)
-                try:
-                    forward, backward = tiled(lowered, buffers)
-                except XaiHlsError:
-                    continue
                 h = lowered.header
                 engine = EngineV2(tm, tn, board.beat_elems, in_depth, out_depth, w_depth, h["mask_bits"],
                                   h["index_entries"], h["index_bits"], h["input_elems"], clock, bpc, ddr_latency)
+                try:
+                    forward, backward = tiled(lowered, buffers, _row_tile_cost(timing, engine, memo))
+                except XaiHlsError:
+                    continue
                 res = model.estimate(engine)
-                fwd = tuple(timing.job_cost(d, engine, "forward") for d in forward)
-                bwd = tuple(timing.job_cost(d, engine, "backward") for d in backward)
+                fwd = tuple(timing.job_cost(d, engine, "forward", layers=layers) for d in forward)
+                bwd = tuple(timing.job_cost(d, engine, "backward", layers=layers) for d in backward)
                 cycles = timing.workload(h, fwd, bwd, engine, qg.ig_steps)
                 workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
                 cand = Candidate(engine, res, cycles, workload, _fits(res, board, cap))
@@ -222,7 +240,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     larger = [c for c in feasible if c.resources.dsp > chosen.resources.dsp]
     next_larger = min(larger, key=lambda c: (c.workload_cycles, c.key)) if larger else None
     cand, fwd, bwd, lowered, buffers = best_of[chosen.engine.tm, chosen.engine.tn]
-    program = encode(lowered, buffers)
+    program = encode(lowered, buffers, _row_tile_cost(timing, cand.engine, memo))
     return PlanV2(board, cand.engine, program, cand.resources, fwd, bwd, cap, slack, qg.ig_steps,
                   cand.method_cycles, candidates, next_larger)
 

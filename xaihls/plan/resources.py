@@ -3,7 +3,7 @@
 For an engine (as the RTL builds it: ``EngineV2.as_built``):
 
 - BRAM_18K and LUTRAM are counted, not fitted: ``memories`` lists every memory the RTL
-  (xaihls/hls_templates/rtl_v2) instantiates, with its width, depth, write-enable segments and
+  (hls_templates/rtl_v2) instantiates, with its width, depth, write-enable segments and
   copies, and ``memory_cells`` maps each one as yosys ``synth_xilinx`` does (memory_libmap's
   cost function over the 7-series RAMs). The rule is checked shape by shape against yosys
   (``python -m benchmarks.resources --memories``) and in total at every yosys point.

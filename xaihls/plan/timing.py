@@ -1,7 +1,7 @@
 """The cycle model of Engine v2 (docs/engine_v2.md): what each job of a Program costs on the RTL
 engine, for a DDR of a given latency and bandwidth, and what predict and each method cost.
 
-The schedule it models, which the RTL (xaihls/hls_templates/rtl_v2) implements:
+The schedule it models, which the RTL (hls_templates/rtl_v2) implements:
 
 - A job: the controller reads its descriptor (one burst: latency + the descriptor's beats),
   makes the few products the units start from (DECODE cycles), starts the units, and waits for
@@ -28,7 +28,7 @@ hw_tests/test_rtl_v2_cycles.py holds it to 10% of Verilator per job at DDR laten
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xaihls.plan.contract import DESCRIPTOR, HEADER, RESULT, Flag, Op
 from xaihls.plan.engine import EngineV2
@@ -54,12 +54,16 @@ class JobCost:
     cycles: int
     compute_cycles: int  # the MAC array busy
     memory_cycles: int  # DDR transfers alone
-    macs: int  # useful multiply-accumulates
-    bound_cycles: int  # roofline: max(MACs / (Tm*Tn), the transfers at the DDR's rate)
+    array_macs: int  # what the array computes: channels padded to whole tiles count, taps on the padding not
+    bound_cycles: int  # roofline of the job as mapped: max(array MACs / (Tm*Tn), the transfers at the DDR's rate)
+    macs: int | None = None  # the network's multiply-accumulates in the job (None: the layers were not given)
 
     def utilization(self, tm: int, tn: int) -> float:
-        """MAC-array utilisation: the useful MACs over what the array could do in the cycles taken."""
-        return self.macs / (tm * tn) / self.cycles if self.macs else 0.0
+        """MAC-array utilisation: the network's MACs over what the array could do in the cycles taken
+        (padding channels, pooling and data movement are not useful work)."""
+        if self.macs is None:
+            raise ValueError("job_cost(..., layers=...) is needed for the network's MACs of a job")
+        return self.macs / (tm * tn) / self.cycles
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,7 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
         wb = sum(_wb_row_tile(d, engine, d.last_rows if rt == d.row_tiles - 1 else d.tile_rows, rt * d.tile_step, mt,
                               dram) for mt in range(d.m_tiles) for rt in range(d.row_tiles))
         total = fetch + 2 + wb + WB_PIPE + dram.latency + JOB_END
-        return JobCost(d.layer, "conv", direction, total, 0, wb, 0, 1)
+        return JobCost(d.layer, "conv", direction, total, 0, wb, 0, 1, 0)
     period_min = tm + tn + PASS_SLACK
     bias = d.flags >> int(Flag.BIAS) & 1
     # event times (cycles from the job's start)
@@ -190,40 +194,58 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
             memory_total += wb
         mt_done.append(wb_free)
     total = fetch + last_done + CONV_TAIL + dram.latency + JOB_END
-    macs = _useful_macs(d, engine)
+    macs = _array_macs(d, engine)
     min_bytes = 2 * (d.n_tiles * d.ih * d.iw * tn + d.m_tiles * tm * d.n_tiles * tn * passes
                      + d.out_blocks * d.oph * d.opw * tn)
     bound = max(math.ceil(macs / (tm * tn)), math.ceil(min_bytes / (2 * e / dram.beat_cycles)))
     return JobCost(d.layer, "conv", direction, total, compute_total, memory_total, macs, bound)
 
 
-def _useful_macs(d, engine: EngineV2) -> int:
-    """Multiply-accumulates of the job's tiles on operands inside the input map (taps on the
-    padding excluded): Tm x Tn a position and pass, Tn on a diagonal job (one input channel an
-    output channel); channels padded to whole tiles count as the array computes them."""
+def _tap_pairs(d) -> int:
+    """(position, tap) pairs of a job whose operand lies inside the input map."""
     rows = sum(1 for r in range(d.oh) for t in range(d.ky)
                if 0 <= r * d.isy + t * d.iky + d.iy0 < d.ih)
     cols = sum(1 for c in range(d.ow) for t in range(d.kx)
                if 0 <= c * d.isx + t * d.ikx + d.ix0 < d.iw)
+    return rows * cols
+
+
+def _array_macs(d, engine: EngineV2) -> int:
+    """Multiply-accumulates of the job's tiles on operands inside the input map (taps on the
+    padding excluded): Tm x Tn a position and pass, Tn on a diagonal job (one input channel an
+    output channel); channels padded to whole tiles count as the array computes them."""
     pairs = sum(_n_tiles(d, engine, mt) for mt in range(d.m_tiles))
     per_pair = engine.tn if d.flags >> int(Flag.DIAG) & 1 else engine.tm * engine.tn
-    return rows * cols * pairs * per_pair
+    return _tap_pairs(d) * pairs * per_pair
+
+
+def network_macs(d, layers) -> int:
+    """The network's multiply-accumulates a job computes: its (position, tap) pairs inside the map
+    times the real input and output channels of its Conv2d or Linear layer (a backward job swaps
+    their roles, not their product). A diagonal job (max- or average-pool, a lone ReLU) and a SEED
+    move data and count none; neither do channels padded to whole tiles."""
+    if d.op != Op.CONV or d.flags >> int(Flag.DIAG) & 1 or d.layer >= len(layers):
+        return 0
+    w = getattr(layers[d.layer], "weight", None)
+    if w is None or w.dim() < 2:
+        return 0
+    return _tap_pairs(d) * int(w.shape[0]) * int(w.shape[1])
 
 
 def seed_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
     beats = d.out_blocks * engine.tn // engine.beat_elems
     total = fetch_cycles(engine, dram) + 2 + dram.stream(beats) + WB_PIPE + dram.latency + JOB_END
-    return JobCost(d.layer, "seed", direction, total, beats, dram.stream(beats), 0, beats)
+    return JobCost(d.layer, "seed", direction, total, beats, dram.stream(beats), 0, beats, 0)
 
 
 def job_cost(job, engine: EngineV2, direction: str, ddr_latency: int | None = None,
-             bytes_per_cycle: float | None = None) -> JobCost:
+             bytes_per_cycle: float | None = None, layers=None) -> JobCost:
     """Cycles of one job (descriptor fetch included) on ``engine`` with a DDR of ``ddr_latency``
-    cycles and ``bytes_per_cycle`` (default: the engine's)."""
+    cycles and ``bytes_per_cycle`` (default: the engine's); with the network's ``layers`` (the
+    QGraph's graph.layers) also its MACs, for the utilisation."""
     dram = _dram(engine, ddr_latency, bytes_per_cycle)
-    if job.op == Op.SEED:
-        return seed_cost(job, engine, direction, dram)
-    return conv_cost(job, engine, direction, dram)
+    cost = seed_cost(job, engine, direction, dram) if job.op == Op.SEED else conv_cost(job, engine, direction, dram)
+    return cost if layers is None else replace(cost, macs=network_macs(job, layers))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -139,9 +139,24 @@ def verilator_conditions(report: dict) -> str:
     return text + (", random stalls" if ddr.get("stalls") else "")
 
 
+def project_folders(paths) -> list[Path]:
+    """The project folders behind ``paths``: a project folder itself, a sweep's folder (``xaihls sweep
+    --out``, with sweep.json and no project.json) as the projects of its points, in the sweep's order."""
+    folders = []
+    for path in map(Path, paths):
+        sweep = path / "sweep.json"
+        if not (path / "project.json").is_file() and sweep.is_file():
+            records = _load_json(sweep, "sweep results")
+            folders += [path / r["point"] for r in records if "project" in r]  # the points that compiled
+        else:
+            folders.append(path)
+    return folders
+
+
 def compare(folders) -> list[Row]:
+    """The rows of every project folder (see ``project_folders`` for a sweep's folder)."""
     rows: list[Row] = []
-    for folder in folders:
+    for folder in project_folders(folders):
         rows += project_rows(folder)
     return rows
 

@@ -1,4 +1,4 @@
-"""The HLS project templates (``xaihls/hls_templates``) and how their holes are filled.
+"""The HLS project templates (``hls_templates/``) and how their holes are filled.
 
 A template is a real file (C++, tcl, Makefile, Markdown) with a few lines of the form
 ``// xaihls insert NAME`` (or ``# xaihls insert NAME``, ``<!-- xaihls insert NAME -->``);
@@ -9,9 +9,10 @@ given fill must have a hole, so a renamed hole fails loudly instead of leaving a
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "hls_templates"
+from xaihls.bundled import TEMPLATES_DIR
+
+TEMPLATE_DIR = TEMPLATES_DIR
 
 ENGINE_SOURCES = ("firmware/xaihls_engine.h", "firmware/xaihls_top.h", "firmware/xaihls_top.cpp")
 """The fixed, synthesized sources: copied into every project unchanged."""

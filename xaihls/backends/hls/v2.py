@@ -1,6 +1,6 @@
 """Engine v2 in Vitis HLS C++: parameters.h, the g++ C-simulation, and the project's files.
 
-The engine is the fixed library in ``xaihls/hls_templates/firmware`` (docs/engine_v2.md);
+The engine is the fixed library in ``hls_templates/firmware`` (docs/engine_v2.md);
 for a network this module writes only ``parameters.h`` (from an EngineV2 and the ProgramV2 it
 runs), and, for a project, the Program's DDR image, the testbench's golden vectors and the
 scripts. The C-simulation compiles the same sources with g++ once per content hash (cached,

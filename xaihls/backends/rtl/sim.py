@@ -18,10 +18,11 @@ import os
 import sys
 from pathlib import Path
 
+from xaihls.bundled import TEMPLATES_DIR
 from xaihls.errors import XaiHlsError
 from xaihls.plan.engine import DDR_LATENCY  # noqa: F401 - the simulated DDR's default latency, named here too
 
-SIM_DIR = Path(__file__).resolve().parents[2] / "hls_templates" / "rtl" / "sim"  # the DDR model
+SIM_DIR = TEMPLATES_DIR / "rtl" / "sim"  # the DDR model
 SIM_TOP = "xaihls_sim_top"
 
 TB_MODULE = "tb"  # xaihls/backends/rtl/tb.py, imported from its folder: the simulator never imports torch
@@ -71,6 +72,17 @@ def tool_env() -> dict[str, str]:
     # The wheel's verilated.mk leaves the precompiled-header include flag empty; give it to make.
     env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
     return env
+
+
+def cocotb_libs() -> str:
+    """The folder of cocotb's VPI libraries, which a Verilator build links to by path (its runpath):
+    part of every build's cache key, so a build made in another environment (perhaps deleted since,
+    leaving the simulator unable to load) is never reused."""
+    try:
+        from cocotb_tools import config
+    except ImportError:  # pragma: no cover - the hw extra
+        return ""
+    return str(config.libs_dir)
 
 
 def cache_root() -> Path:

