@@ -276,11 +276,18 @@ def test_the_kernel_a_user_pins_is_used_and_an_unusable_one_is_refused(monkeypat
         native.kernel_name()
 
 
+@pytest.fixture(scope="module")
+def plain_library(tmp_path_factory):
+    """native.cpp built as a compiler without -fopenmp or -march=native would build it (once a module)."""
+    return native._load(native._build(native._compiler(), flag_sets=((),), folder=tmp_path_factory.mktemp("plain")))
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_a_plain_build_runs_its_own_threads_and_scalar_epilogues_to_the_same_results(tmp_path, monkeypatch, kernel):
+def test_a_plain_build_runs_its_own_threads_and_scalar_epilogues_to_the_same_results(plain_library, monkeypatch,
+                                                                                      kernel):
     """A compiler without -fopenmp or -march=native: native.cpp's own pool of sleeping threads instead of
     OpenMP's, and its scalar requantization, pooling and routing loops instead of AVX-512 ones."""
-    plain = native._load(native._build(native._compiler(), flag_sets=((),), folder=tmp_path))
+    plain = plain_library
     assert not plain.openmp
     model, shape, calibration, config = stageable_net(2)
     qg = calibrate(graph_from_module(model, shape), calibration, config=config)
