@@ -276,21 +276,33 @@ def test_the_kernel_a_user_pins_is_used_and_an_unusable_one_is_refused(monkeypat
         native.kernel_name()
 
 
-def test_a_build_without_openmp_runs_its_own_threads_to_the_same_results(tmp_path, monkeypatch):
-    """A compiler without -fopenmp: native.cpp's own pool of sleeping threads instead of OpenMP's."""
-    own = native._load(native._build(native._compiler(), flag_sets=(native.NATIVE_FLAGS, ()), folder=tmp_path))
-    assert not own.openmp
+@pytest.fixture(scope="module")
+def plain_library(tmp_path_factory):
+    """native.cpp built as a compiler without -fopenmp or -march=native would build it (once a module)."""
+    return native._load(native._build(native._compiler(), flag_sets=((),), folder=tmp_path_factory.mktemp("plain")))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_plain_build_runs_its_own_threads_and_scalar_epilogues_to_the_same_results(plain_library, monkeypatch,
+                                                                                      kernel):
+    """A compiler without -fopenmp or -march=native: native.cpp's own pool of sleeping threads instead of
+    OpenMP's, and its scalar requantization, pooling and routing loops instead of AVX-512 ones."""
+    plain = plain_library
+    assert not plain.openmp
     model, shape, calibration, config = stageable_net(2)
     qg = calibrate(graph_from_module(model, shape), calibration, config=config)
     x = torch.rand((9, *shape), generator=torch.Generator().manual_seed(2)) * 2
     with stages.disabled():
-        ref = golden.attribute(qg, x, "integrated_gradients", steps=3)
-    monkeypatch.setattr(native, "_library", own)
+        ref = [golden.attribute(qg, x, m, steps=3) for m in ("integrated_gradients", "guided_backprop")]
+    monkeypatch.setattr(native, "_library", plain)
     monkeypatch.setattr(native, "_packed", {})
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        r = golden.attribute(qg, x, "integrated_gradients", steps=3)
+        with native.force_kernel(kernel):
+            runs = [golden.attribute(qg, x, m, steps=3) for m in ("integrated_gradients", "guided_backprop")]
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(r.attribution, ref.attribution) and r.saturations == ref.saturations
+    for r, f in zip(runs, ref):
+        assert torch.equal(r.attribution, f.attribution) and torch.equal(r.logits, f.logits)
+        assert r.saturations == f.saturations

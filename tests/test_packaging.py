@@ -72,7 +72,9 @@ def test_non_editable_install_finds_its_files(tmp_path):
         "assert load().points\n"
         "e = get_zoo_model('digits'); e.build(); e.samples(); e.calibration()\n"
         "assert 'xaihls_top' in read_template('firmware/xaihls_top.cpp')\n"
-        "print('ok')\n" % str(target)
+        "from xaihls.golden import native\n"
+        "assert native.SOURCE.is_file() and str(native.SOURCE).startswith(%r)\n"
+        "print('ok')\n" % (str(target), str(target))
     )
     # -S: no .pth files, so the development checkout's editable finder stays out of the way;
     # the dependencies come from this environment's site-packages, after the installed copy.

@@ -55,8 +55,9 @@
 #include <omp.h>
 #endif
 
-#if defined(__x86_64__) && !defined(XG_NO_AMX) && ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11) || \
-                                                  (defined(__clang__) && __clang_major__ >= 12))
+// AMX needs Linux (the tile state is granted per process by arch_prctl) and a compiler that knows it.
+#if defined(__x86_64__) && defined(__linux__) && !defined(XG_NO_AMX) && \
+    ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11) || (defined(__clang__) && __clang_major__ >= 12))
 #define XG_HAVE_AMX 1
 #include <immintrin.h>
 #include <cpuid.h>
@@ -469,12 +470,20 @@ struct TileConfig {
   uint8_t rows[16] = {};
 };
 
-__attribute__((target("amx-tile,amx-int8"))) void amx_begin() {
+TileConfig seven_full_tiles() {
   TileConfig cfg;
   for (int t = 0; t < 7; ++t) {
     cfg.rows[t] = 16;
     cfg.colsb[t] = 64;
   }
+  return cfg;
+}
+
+__attribute__((target("amx-tile,amx-int8"))) void amx_begin() {
+  // A static object, and a barrier that shows the compiler its bytes are read: GCC 12 treated a
+  // stack copy's stores as dead before LDTILECFG in one build (the tiles then came up invalid).
+  alignas(64) static const TileConfig cfg = seven_full_tiles();
+  __asm__ __volatile__("" : : "r"(&cfg) : "memory");
   _tile_loadconfig(&cfg);
 }
 
