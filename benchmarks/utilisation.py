@@ -26,6 +26,7 @@ import xaihls
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.cycles import compare
 from xaihls.backends.rtl.v2.params import rtl_params
+from xaihls.backends.rtl.v2.project import method_macs
 from xaihls.executor import quantize_input
 from xaihls.frontend.ir import Conv2d
 from xaihls.methods import METHOD_CODES, PREDICT_CODE
@@ -41,9 +42,9 @@ METHODS = (None, "saliency", "integrated_gradients")
 
 def run_macs(program, engine, method: str | None, steps: int) -> int:
     layers = program.qgraph.graph.layers
-    fwd = sum(job_cost(d, engine, "forward", layers=layers).macs for d in program.forward)
-    bwd = sum(job_cost(d, engine, "backward", layers=layers).macs for d in program.backward)
-    return fwd if method is None else fwd + steps * (fwd + bwd) if method == "integrated_gradients" else fwd + bwd
+    per_job = ([job_cost(d, engine, "forward", layers=layers).macs for d in program.forward],
+               [job_cost(d, engine, "backward", layers=layers).macs for d in program.backward])
+    return method_macs(per_job, method or "predict", steps)
 
 
 def measure(board: str, ig_steps: int) -> dict:
