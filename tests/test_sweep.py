@@ -110,3 +110,12 @@ def test_sweep_verb_writes_projects_and_the_combined_report(tmp_path, capsys):
     assert (tmp_path / "report.html").is_file()
     assert main(["sweep", "zoo:digits", "--boards", "pynq-z2,nope", "--out", str(tmp_path)]) == 2
     assert "unknown board 'nope'" in capsys.readouterr().err
+
+
+def test_sweep_refuses_a_single_board_option(tmp_path, capsys):
+    """sweep takes --boards; a --board it silently ignored would sweep a board the user did not mean."""
+    from xaihls.cli import main
+
+    assert main(["sweep", "zoo:digits", "--boards", "pynq-z2", "--board", "zcu104", "--out", str(tmp_path)]) == 2
+    assert "sweep takes --boards (comma-separated), not --board: use --boards zcu104" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

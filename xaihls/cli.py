@@ -30,12 +30,13 @@ def _methods(text: str) -> tuple[str, ...]:
     return tuple(m.strip() for m in text.split(",") if m.strip())
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_model_args(p: argparse.ArgumentParser, board: bool = True) -> None:
     p.add_argument("model", help="zoo:NAME, package.module:factory, or a torch.export .pt2 file")
     p.add_argument("--weights", help="state_dict file for a package.module:factory model")
     p.add_argument("--input-shape", type=_shape, help="C,H,W (required for package.module:factory)")
     p.add_argument("--config", help="YAML file of per-layer formats (see docs/quantization.md)")
-    p.add_argument("--board", default="pynq-z2", help="board name or board YAML file (default pynq-z2)")
+    if board:  # sweep takes --boards instead: a --board it ignored would mislead
+        p.add_argument("--board", default="pynq-z2", help="board name or board YAML file (default pynq-z2)")
     p.add_argument("--board-path", action="append", default=[], help="extra folder of board YAML files")
 
 
@@ -154,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "sweep.json and prints the estimate, yosys and Verilator figures of every point "
                                    "side by side; a failed task is one line naming its point (exit status 1), the "
                                    "other points go on.")
-    _add_model_args(p)
+    _add_model_args(p, board=False)
     p.add_argument("--boards", required=True, help="comma-separated board names")
+    p.add_argument("--board", dest="single_board", help=argparse.SUPPRESS)
     p.add_argument("--tilings", help="comma-separated TmxTn overrides, e.g. 8x8,16x8 (default: the planner's)")
     p.add_argument("--methods", type=_methods, default="saliency,integrated_gradients",
                    help="methods, comma-separated or 'all' (default saliency,integrated_gradients)")
@@ -513,6 +515,8 @@ def cmd_sweep(args) -> int:
     from xaihls.reports.html import write_html
     from xaihls.sweep import failures, points_for, sweep, sweep_rows, write_sweep
 
+    if args.single_board is not None:
+        raise XaiHlsError(f"sweep takes --boards (comma-separated), not --board: use --boards {args.single_board}")
     boards = [b.strip() for b in args.boards.split(",") if b.strip()]
     for board in boards:
         load_board(board, args.board_path or None)  # an unknown board fails before any work starts
