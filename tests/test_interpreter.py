@@ -13,15 +13,16 @@ from xaihls.executor import quantize_input
 from xaihls.methods import METHOD_CODES, METHODS
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan.contract import from_blocked, to_blocked
-from xaihls.plan.lowering import Buffers, Shape, feature_order, lower
+from xaihls.plan.contract import Flag
+from xaihls.plan.lowering import Buffers, Shape, encode, feature_order, lower, lower_jobs
 from xaihls.sim.interpreter import run_batch
 
 SHAPES = [(Shape(8, 4, 4), Buffers(1024, 256, 1024)), (Shape(16, 8, 4), Buffers(4096, 1024, 4096)),
           (Shape(4, 4, 4), Buffers(256, 64, 1024))]  # the last one tiles rows
 
 
-def _check(acc, x, shape, buffers, steps=3):
-    program = lower(acc.qgraph, shape, buffers)
+def _check(acc, x, shape, buffers, steps=3, fuse_pools=None):
+    program = encode(lower_jobs(acc.qgraph, shape, fuse_pools), buffers)
     x_q = quantize_input(acc.qgraph, x)[0]
     for method in (None, *METHODS):
         g = acc.run(x, method, steps=steps)
@@ -45,6 +46,21 @@ def test_interpreter_equals_golden_on_the_cifar_net_with_row_tiles():
     entry = get_zoo_model("cifar_ref")
     acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",))
     _check(acc, entry.calibration()[:1], *SHAPES[2])
+
+
+@pytest.mark.parametrize("fuse_pools", [False, True], ids=["pool_jobs", "pools_fused"])
+@pytest.mark.parametrize("name", ["digits", "cifar_ref"])
+def test_max_pool_backward_fused_into_the_convolution_is_bit_exact(name, fuse_pools):
+    """UNPOOL: every max-pool of these nets is fusable; the backward list loses its phase jobs and
+    every method stays bit-exact (cifar_ref at 4x4 with small buffers: row tiles of whole windows)."""
+    entry = get_zoo_model(name)
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",))
+    shape, buffers = SHAPES[2] if name == "cifar_ref" else SHAPES[0]
+    jobs = lower_jobs(acc.qgraph, shape, fuse_pools).backward
+    pools = sum(1 for layer in acc.qgraph.graph.layers if type(layer).__name__ == "MaxPool2d")
+    assert sum(d.has(Flag.UNPOOL) for d in jobs) == (pools if fuse_pools else 0)
+    assert sum(d.has(Flag.GATE) and not d.has(Flag.UNPOOL) for d in jobs) == (0 if fuse_pools else 4 * pools)
+    _check(acc, entry.calibration()[:1], shape, buffers, fuse_pools=fuse_pools)
 
 
 @pytest.mark.parametrize("seed", range(8))

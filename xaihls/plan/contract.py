@@ -137,6 +137,9 @@ class Flag(IntEnum):
     BWD_RELU = 4  # write-back: the method's ReLU rule with the bit of the element written
     DIAG = 5  # each m-tile uses only the n-tiles of its own channels (diagonal weights)
     GATE = 6  # MAC operand n is zero unless the pool index of its channel at that pixel is the pass's code
+    UNPOOL = 7  # with GATE: the input is a max-pool's output; operand (y, x) reads its window's pixel, the code is
+    #             (y mod s, x mod s) (docs/engine_v2.md, "Max-pool backward fused")
+    UNPOOL_RELU = 8  # with UNPOOL: the method's ReLU rule on the operand, the ReLU bit being the window's alive bit
 
 
 class ReluMode(IntEnum):
@@ -208,7 +211,7 @@ HEADER = Record("header", "The words at DDR address 0 (addresses are byte offset
 DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, "
                                   "Tm x Tn products a cycle (docs/contract.md, 'The CONV job').", (
     _u("op", 4, "Op: END, CONV, SEED"),
-    _u("flags", 8, "Flag bits"),
+    _u("flags", 10, "Flag bits"),
     _u("layer", 8, "the network layer the job comes from (reports)"),
     _u("m_tiles", TILES, "output-channel tiles of tm"),
     _u("n_tiles", TILES, "input-channel tiles of tn (blocks of the input tensor)"),

@@ -216,8 +216,36 @@ class _Builder:
         return dict(w_addr=addr, w_nt_bytes=nt_bytes, w_mt_bytes=nt_bytes * nts if mts > 1 else 0)
 
 
-def lower_jobs(qg: QGraph, shape: Shape) -> Lowered:
-    """The jobs of ``qg`` for an engine of ``shape``, untiled, and the DDR memory map."""
+FUSE_POOL_BACKWARD = False
+"""Whether a max-pool's backward is fused into the backward convolution below it (UNPOOL) where
+it can be (``fusable_pool``) instead of running as stride-phase jobs. Off until every engine runs
+UNPOOL jobs."""
+
+
+def fusable_pool(qg: QGraph, i: int, mode_formats=None) -> bool:
+    """Whether max-pool ``i``'s backward can be fused into the backward convolution of the conv
+    before it (through a ReLU): non-overlapping square windows of a power-of-two side up to 8,
+    and the same gradient format on both sides of the pool under every ReLU rule (the phase jobs'
+    requantization is then the identity)."""
+    layers = qg.graph.layers
+    layer = layers[i]
+    if not isinstance(layer, MaxPool2d):
+        return False
+    (kh, kw), (sh, sw) = layer.kernel, layer.stride
+    if not (kh == kw == sh == sw and kh in (2, 4, 8)):
+        return False
+    k = i - 1
+    if k >= 0 and isinstance(layers[k], ReLU):
+        k -= 1
+    if k < 0 or not isinstance(layers[k], Conv2d):
+        return False
+    return all(qg.grad_fmt(m, i + 1).frac == qg.grad_fmt(m, i).frac for m in qg.grad_formats)
+
+
+def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None) -> Lowered:
+    """The jobs of ``qg`` for an engine of ``shape``, untiled, and the DDR memory map
+    (``fuse_pools``: see FUSE_POOL_BACKWARD, its default)."""
+    fuse_pools = FUSE_POOL_BACKWARD if fuse_pools is None else fuse_pools
     layers = qg.graph.layers
     L = len(layers)
     tn = shape.tn
@@ -462,12 +490,18 @@ def lower_jobs(qg: QGraph, shape: Shape) -> Lowered:
     backward.append(Job(**d))
     modes = tuple(qg.grad_formats)
     pos = seed_pos
+    unpool = None  # a fused max-pool's (layer, pooled gradient, ReLU before it) for the next job
     for i in range(L - 1, -1, -1):
         layer, q = layers[i], qg.layers[i]
         if isinstance(layer, (ReLU, Flatten)):
             continue  # applied by the job that writes the gradient below it / a no-op
-        src = grad_tensor(pos)
+        src = grad_tensor(pos) if unpool is None else None  # a fused pool's input gradient is never stored
         dst_pos, relu = grad_target(i)
+        if fuse_pools and fusable_pool(qg, i):
+            # no job: the convolution below reads the pooled gradient through the kept indices
+            unpool = (i, src, relu)
+            pos = dst_pos
+            continue
         dst = grad_tensor(dst_pos)
         shifts = [0, 0, 0]
         for mode in modes:
@@ -486,12 +520,22 @@ def lower_jobs(qg: QGraph, shape: Shape) -> Lowered:
             gsrc, gdst = src, dst  # maps: a conv's or pool's output and input
             (_, gh, gw), (sy, sx) = _chw(layer.in_shape), layer.stride
             kw = layer.kernel[1]
+            fused = None
+            if unpool is not None:
+                p, gsrc, p_relu = unpool
+                unpool = None
+                s = layers[p].stride[0]
+                fused = dict(index_base=index_base[p], index_plane=gsrc.plane, pool_kh=s, pool_kw=s, pool_sh=s,
+                             pool_sw=s, flags=flags(Flag.GATE, Flag.UNPOOL, *([Flag.UNPOOL_RELU] if p_relu is not None
+                                                                              else [])))
             for k, ((ry, rx), (i0, ty, iy0), (j0, tx, ix0)) in enumerate(_phases(layer)):
                 if not (ty and tx):
                     ty = tx = 0
                 d = dict(_conv_fields(gsrc, gdst, gdst.c, shape), **common, ky=ty, kx=tx, isy=1, isx=1, iky=-1,
                          ikx=-1, iy0=iy0, ix0=ix0, oh=len(range(ry, gh, sy)), ow=len(range(rx, gw, sx)), osy=sy,
                          osx=sx, oyo=ry, oxo=rx)
+                if fused is not None and ty:
+                    d.update(fused, flags=d["flags"] | fused["flags"])
                 if isinstance(layer, Conv2d):
                     d.update(bw[i][k] or diag(0, 1))
                 else:
@@ -594,15 +638,21 @@ def tile_job(d: Job, shape: Shape, buffers: Buffers, cost: Callable[[Job], int] 
     if d.op != Op.CONV:
         return d
     lo, span = _load_span(d)
+    u = d.pool_sh if d.has(Flag.UNPOOL) else 1  # UNPOOL: the buffer holds rows of the pooled map
 
     def in_rows(rows: int) -> int:
-        return 0 if d.ky == 0 else (rows - 1) * d.isy + span + 1
+        return 0 if d.ky == 0 else (lo + (rows - 1) * d.isy + span) // u - lo // u + 1
 
     def fits(rows: int) -> bool:
         return rows * d.ow <= buffers.out_depth and in_rows(rows) * d.iw <= buffers.in_depth
 
     def tiled(rows: int, step: int, tiles: int) -> Job:
         last = d.oh - (tiles - 1) * step
+        if u > 1:  # running sums step by +-iw and +-1 as (y, x) cross a window edge (isy = isx = 1)
+            return dataclasses.replace(
+                d, row_tiles=tiles, tile_rows=min(rows, d.oh), last_rows=last, tile_step=step, load_lo=lo // u,
+                load_rows=in_rows(min(rows, d.oh)), load_rows_last=in_rows(last), load_step=step // u,
+                walk_row=d.iw, walk_pass_row=-d.iw, walk_origin=(d.iy0 // u - lo // u) * d.iw + d.ix0 // u)
         return dataclasses.replace(
             d, row_tiles=tiles, tile_rows=min(rows, d.oh), last_rows=last, tile_step=step, load_lo=lo,
             load_rows=in_rows(min(rows, d.oh)), load_rows_last=in_rows(last), load_step=step * d.isy,
@@ -618,9 +668,10 @@ def tile_job(d: Job, shape: Shape, buffers: Buffers, cost: Callable[[Job], int] 
             raise XaiHlsError(_no_fit(d, k, in_rows(k), buffers))
         options = [tiled((p - 1) * s + k, p * s, -(-d.pool_oh // p)) for p in heights]
     else:
-        heights = [r for r in range(1, d.oh + 1) if fits(r)]
+        # UNPOOL: a tile's first row on a window edge, so every tile starts at the same walk_origin
+        heights = [r for r in range(1, d.oh + 1) if fits(r) and (r % u == 0 or r >= d.oh)]
         if not heights:
-            raise XaiHlsError(_no_fit(d, 1, in_rows(1), buffers))
+            raise XaiHlsError(_no_fit(d, u, in_rows(u), buffers))
         options = [tiled(r, r, -(-d.oh // r)) for r in heights]
     if cost is None or d.ky == 0:
         return options[-1]

@@ -59,6 +59,7 @@ class Engine:
         self.shape = Shape(h["tm"], h["tn"], h["beat_elems"])
         self.mask = np.zeros(max(h["mask_bits"], 1), dtype=np.int64)
         self.index = np.zeros(max(h["index_entries"], 1), dtype=np.int64)
+        self.alive = np.zeros_like(self.index)  # beside each index: [the window's ranked maximum > 0]
         self.forward = self._jobs(h["forward_addr"], h["n_forward"])
         self.backward = self._jobs(h["backward_addr"], h["n_backward"])
         self.saturated = [0, 0, 0]
@@ -204,7 +205,7 @@ class Engine:
                         weights = self.read16(w_addr, d.passes * tm * tn).reshape(d.passes, tm, tn)
                         for ky in range(d.ky):
                             for kx in range(d.kx):
-                                x = self._operands(d, buf, first, nt, r0, rows, ky, kx)
+                                x = self._operands(d, buf, first, nt, r0, rows, ky, kx, mode)
                                 acc += weights[ky * d.kx + kx] @ x
                 self._write_back(d, mt, r0, rows, acc + (bias << d.bias_shift)[:, None], shift, mode)
 
@@ -220,12 +221,19 @@ class Engine:
             buf[:, (y - first) * d.iw:(y - first + 1) * d.iw] = row.reshape(d.iw, tn).T
         return buf, first
 
-    def _operands(self, d: Job, buf: np.ndarray, first: int, nt: int, r0: int, rows: int, ky: int, kx: int):
+    def _operands(self, d: Job, buf: np.ndarray, first: int, nt: int, r0: int, rows: int, ky: int, kx: int,
+                  mode: int):
         """Operand n of every position of the tile at pass (ky, kx): tn x positions."""
         r = np.arange(rows)[:, None]
         c = np.arange(d.ow)[None, :]
         y = (r0 + r) * d.isy + ky * d.iky + d.iy0
         x = c * d.isx + kx * d.ikx + d.ix0
+        if d.has(Flag.UNPOOL):
+            if ky == kx == 0:
+                s = d.pool_sh
+                origin = ((r0 + d.iy0) // s - first) * d.iw + d.ix0 // s
+                assert d.walk_origin == origin, f"layer {d.layer}: walk_origin disagrees with the unpooled geometry"
+            return self._unpool(d, buf, first, nt, y, x, mode)
         valid = ((y >= 0) & (y < d.ih) & (x >= 0) & (x < d.iw)).reshape(-1)
         addr = (d.walk_origin + r * d.walk_row + ky * d.walk_pass_row + c * d.isx + kx * d.ikx).reshape(-1)
         expect = ((y - first) * d.iw + x).reshape(-1)
@@ -238,6 +246,27 @@ class Engine:
             entries = d.index_base + (nt * d.index_plane + pixel)[None, :] * tn + np.arange(tn)[:, None]
             code = d.code0 + ky * d.code_ky + kx * d.code_kx
             out[:, valid] *= self.index[entries] == code
+        return out
+
+    def _unpool(self, d: Job, buf: np.ndarray, first: int, nt: int, y: np.ndarray, x: np.ndarray, mode: int):
+        """UNPOOL operands: the buffer holds rows of a max-pool's output (ih x iw, window and stride s);
+        position (y, x) of its input map reads pooled pixel (y // s, x // s), kept where the window's
+        index is (y mod s, x mod s) and, with UNPOOL_RELU, where the ReLU rule passes it (the window's
+        alive bit is the ReLU bit of its maximum)."""
+        tn, s = self.shape.tn, d.pool_sh
+        assert d.pool_sw == s == d.pool_kh == d.pool_kw and (d.isy, d.isx, d.iky, d.ikx) == (1, 1, -1, -1)
+        y, x = (a.reshape(-1) for a in np.broadcast_arrays(y, x))
+        valid = (y >= 0) & (y < d.ih * s) & (x >= 0) & (x < d.iw * s)
+        yq, xq = y[valid] // s, x[valid] // s
+        out = np.zeros((tn, y.size), dtype=np.int64)
+        v = buf[:, (yq - first) * d.iw + xq]
+        entries = d.index_base + (nt * d.index_plane + yq * d.iw + xq)[None, :] * tn + np.arange(tn)[:, None]
+        keep = self.index[entries] == (y[valid] % s) * s + x[valid] % s
+        if d.has(Flag.UNPOOL_RELU):
+            keep &= (v > 0) if mode == ReluBackward.DECONV else self.alive[entries].astype(bool)
+            if mode == ReluBackward.GUIDED:
+                keep &= v > 0
+        out[:, valid] = v * keep
         return out
 
     def _write_back(self, d: Job, mt: int, r0: int, rows: int, v: np.ndarray, shift: int, mode: int) -> None:
@@ -291,12 +320,14 @@ class Engine:
         values = lanes.reshape(tn, rows, d.ow)[:, win_y[:, :, None, None], win_x[None, None, :, :]]
         values = values.transpose(0, 1, 3, 2, 4).reshape(tn, py.size, px.size, kh * kw)
         best = np.take_along_axis(values, index[..., None], -1)[..., 0]
+        alive = np.take_along_axis(windows, index[..., None], -1)[..., 0] > 0
         out = self._requant(best, d.shift0)
         if relu:
             out = np.maximum(out, 0)
         pixel = (py[:, None] * d.pool_ow + px[None, :]).reshape(-1)
         entries = (block * d.index_plane + pixel)[None, :] * tn + np.arange(tn)[:, None]
         self.index[d.index_base + entries] = index.reshape(tn, -1)
+        self.alive[d.index_base + entries] = alive.reshape(tn, -1)
         out = out.reshape(tn, -1)
         if d.has(Flag.RAP):
             self.mask[d.mask_base + (block * d.mask_plane + pixel)[None, :] * tn + np.arange(tn)[:, None]] = out > 0
