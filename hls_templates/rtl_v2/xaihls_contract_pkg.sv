@@ -16,11 +16,12 @@ package xaihls_contract_pkg;
   localparam int FLAG_BWD_RELU = 4;  // bit position
   localparam int FLAG_DIAG = 5;  // bit position
   localparam int FLAG_GATE = 6;  // bit position
-  localparam int FLAG_UNPOOL = 7;  // bit position
-  localparam int FLAG_UNPOOL_RELU = 8;  // bit position
   localparam int RELU_MASK = 0;
   localparam int RELU_GUIDED = 1;
   localparam int RELU_DECONV = 2;
+  localparam int UNPOOL_OFF = 0;
+  localparam int UNPOOL_ON = 1;
+  localparam int UNPOOL_RELU = 2;
   localparam int STATUS_BUS_ERROR = 0;  // bit position
   localparam int STATUS_BAD_PROGRAM = 1;  // bit position
   localparam int STATUS_BAD_ARGUMENT = 2;  // bit position
@@ -93,9 +94,10 @@ package xaihls_contract_pkg;
   } header_t;
 
   // descriptor: One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, Tm x Tn products a cycle (docs/contract.md, 'The CONV job').
-  localparam int DESCRIPTOR_WORDS = 33;
+  localparam int DESCRIPTOR_WORDS = 32;
   typedef struct packed {
-    logic [5:0] pad1050;
+    logic [3:0] pad1020;
+    logic [1:0] unpool;  // Unpool: the input is a max-pool's output, unpooled by the kept index (window and stride pool_sh), with or without the ReLU rule
     logic signed [8:0] code_kx;  // GATE: window positions per pass column
     logic signed [8:0] code_ky;  // GATE: window positions per pass row
     logic [7:0] code0;  // GATE: the pool-window position of pass (0, 0)
@@ -106,11 +108,11 @@ package xaihls_contract_pkg;
     logic [3:0] pool_kw;  // pool window columns
     logic [3:0] pool_kh;  // pool window rows (POOL)
     logic [23:0] index_plane;  // pixels of one block plane of that tensor
-    logic [7:0] pad952;
-    logic [23:0] index_base;  // first pool index of the tensor written (POOL) or read (GATE) (a multiple of tn)
     logic [7:0] pad920;
-    logic [23:0] mask_plane;  // pixels of one block plane of that tensor
+    logic [23:0] index_base;  // first pool index of the tensor written (POOL) or read (GATE) (a multiple of tn)
     logic [7:0] pad888;
+    logic [23:0] mask_plane;  // pixels of one block plane of that tensor
+    logic [7:0] pad856;
     logic [23:0] mask_base;  // first ReLU bit of the tensor whose bits the write-back writes or reads (a multiple of tn)
     logic signed [7:0] shift2;  // requantization shift under the deconvnet rule
     logic signed [7:0] shift1;  // requantization shift under the guided rule
@@ -121,62 +123,61 @@ package xaihls_contract_pkg;
     logic [3:0] osy;  // output rows per grid row (a transposed conv's stride phase)
     logic [11:0] opw;  // output tensor columns
     logic [11:0] oph;  // output tensor rows
-    logic [7:0] pad792;
+    logic [7:0] pad760;
     logic [23:0] out_row_bytes;  // bytes of one output row of one block (opw * tn * 2)
     logic [31:0] out_block_bytes;  // bytes of one output block
     logic [31:0] out_addr;  // output tensor: block 0, row 0, column 0
-    logic [25:0] pad678;
+    logic [25:0] pad646;
     logic [5:0] bias_shift;  // left shift that aligns the bias to the accumulator
     logic [31:0] b_addr;  // bias, int16 per output channel (with BIAS)
-    logic [7:0] pad632;
+    logic [7:0] pad600;
     logic [23:0] w_nt_bytes;  // bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2
     logic [31:0] w_mt_bytes;  // bytes between the weights of consecutive m-tiles (0: every m-tile reads the same)
     logic [31:0] w_addr;  // weights of (m-tile 0, its first n-tile): passes x tm x tn int16, pass-major then m, n
-    logic [7:0] pad536;
+    logic [7:0] pad504;
     logic [23:0] in_row_bytes;  // bytes of one input row of one block (iw * tn * 2)
     logic [31:0] in_block_bytes;  // bytes of one input block (ih * iw * tn * 2)
     logic [31:0] in_addr;  // input tensor: block 0, row 0, column 0
-    logic [7:0] pad440;
-    logic signed [23:0] walk_origin;  // buffer word of grid (0, 0), pass (0, 0): (iy0 - load_lo) * iw + ix0
     logic [7:0] pad408;
-    logic signed [23:0] walk_pass_row;  // buffer words per pass row (iky * iw)
+    logic signed [23:0] walk_origin;  // buffer word of grid (0, 0), pass (0, 0): (iy0 - load_lo) * iw + ix0
     logic [7:0] pad376;
+    logic signed [23:0] walk_pass_row;  // buffer words per pass row (iky * iw)
+    logic [7:0] pad344;
     logic [23:0] walk_row;  // buffer words per grid row (isy * iw)
-    logic [19:0] pad332;
+    logic [19:0] pad300;
     logic [11:0] load_step;  // input rows between the first rows of consecutive row tiles (tile_step * isy)
-    logic [7:0] pad312;
+    logic [7:0] pad280;
     logic [11:0] load_rows_last;  // input rows the last row tile needs
     logic [11:0] load_rows;  // input rows a full row tile needs
-    logic [3:0] pad284;
+    logic [3:0] pad252;
     logic signed [13:0] load_lo;  // first input row a tile needs, relative to its first grid row times isy
     logic signed [13:0] ix0;  // input column of grid column 0 at pass column 0
-    logic [11:0] pad244;
+    logic [3:0] pad220;
     logic signed [13:0] iy0;  // input row of grid row 0 at pass row 0
     logic signed [2:0] ikx;  // input columns per pass column
     logic signed [2:0] iky;  // input rows per pass row (-1: the kernel read in reverse)
     logic [3:0] isx;  // input columns per grid column
     logic [3:0] isy;  // input rows per grid row
+    logic [2:0] pad189;
     logic [11:0] iw;  // input columns
     logic [11:0] ih;  // input rows
-    logic [9:0] pad182;
     logic [4:0] kx;  // pass columns (taps)
+    logic [2:0] pad157;
     logic [4:0] ky;  // pass rows (taps); 0: no pass, the accumulators stay zero
     logic [11:0] tile_step;  // grid rows between the first rows of consecutive row tiles
-    logic [7:0] pad152;
     logic [11:0] last_rows;  // grid rows of the last row tile
-    logic [11:0] tile_rows;  // grid rows of a full row tile
     logic [7:0] pad120;
+    logic [11:0] tile_rows;  // grid rows of a full row tile
     logic [11:0] ow;  // columns of the position grid (a SEED's: classes)
-    logic [11:0] oh;  // rows of the position grid (conv output rows; a SEED's 1)
     logic [7:0] pad88;
+    logic [11:0] oh;  // rows of the position grid (conv output rows; a SEED's 1)
     logic [11:0] row_tiles;  // row tiles of the position grid
-    logic [11:0] out_blocks;  // blocks of tn channels of the output tensor; lanes beyond are not written
     logic [7:0] pad56;
+    logic [11:0] out_blocks;  // blocks of tn channels of the output tensor; lanes beyond are not written
     logic [11:0] n_tiles;  // input-channel tiles of tn (blocks of the input tensor)
     logic [11:0] m_tiles;  // output-channel tiles of tm
-    logic [9:0] pad22;
     logic [7:0] layer;  // the network layer the job comes from (reports)
-    logic [9:0] flags;  // Flag bits
+    logic [7:0] flags;  // Flag bits
     logic [3:0] op;  // Op: END, CONV, SEED
   } descriptor_t;
 

@@ -137,9 +137,16 @@ class Flag(IntEnum):
     BWD_RELU = 4  # write-back: the method's ReLU rule with the bit of the element written
     DIAG = 5  # each m-tile uses only the n-tiles of its own channels (diagonal weights)
     GATE = 6  # MAC operand n is zero unless the pool index of its channel at that pixel is the pass's code
-    UNPOOL = 7  # with GATE: the input is a max-pool's output; operand (y, x) reads its window's pixel, the code is
-    #             (y mod s, x mod s) (docs/engine_v2.md, "Max-pool backward fused")
-    UNPOOL_RELU = 8  # with UNPOOL: the method's ReLU rule on the operand, the ReLU bit being the window's alive bit
+
+
+class Unpool(IntEnum):
+    """A descriptor's ``unpool`` field: a max-pool's backward fused into a CONV job's operands
+    (docs/engine_v2.md, "Max-pool backward fused")."""
+
+    OFF = 0
+    ON = 1  # with GATE: the input is the pooled gradient; operand (y, x) reads pixel (y // s, x // s), kept
+    #         where the window's index is (y mod s) * s + x mod s
+    RELU = 2  # ON, and the method's ReLU rule on the operand with the window's alive bit as the ReLU bit
 
 
 class ReluMode(IntEnum):
@@ -211,7 +218,7 @@ HEADER = Record("header", "The words at DDR address 0 (addresses are byte offset
 DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, "
                                   "Tm x Tn products a cycle (docs/contract.md, 'The CONV job').", (
     _u("op", 4, "Op: END, CONV, SEED"),
-    _u("flags", 10, "Flag bits"),
+    _u("flags", 8, "Flag bits"),
     _u("layer", 8, "the network layer the job comes from (reports)"),
     _u("m_tiles", TILES, "output-channel tiles of tm"),
     _u("n_tiles", TILES, "input-channel tiles of tn (blocks of the input tensor)"),
@@ -272,6 +279,8 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
     _u("code0", 8, "GATE: the pool-window position of pass (0, 0)"),
     _s("code_ky", 9, "GATE: window positions per pass row"),
     _s("code_kx", 9, "GATE: window positions per pass column"),
+    _u("unpool", 2, "Unpool: the input is a max-pool's output, unpooled by the kept index (window and stride "
+                    "pool_sh), with or without the ReLU rule"),
 ))
 
 RESULT = Record("result", "What the engine writes at result_addr when a run is done.", (
@@ -352,6 +361,7 @@ def _codes() -> list[tuple[str, str, int, str]]:
     out = [("op", op.name, int(op), "") for op in Op]
     out += [("flag", f.name, int(f), "bit position") for f in Flag]
     out += [("relu", m.name, int(m), "") for m in ReluMode]
+    out += [("unpool", u.name, int(u), "") for u in Unpool]
     out += [("status", s.name, int(s), "bit position") for s in Status]
     out += [("method", name.upper(), code, "") for name, code in METHOD_CODES.items()]
     out += [("reg", name, offset, meaning) for name, offset, meaning in REGISTERS]
@@ -442,7 +452,7 @@ def doc_table() -> str:
     groups: dict[str, list] = {}
     for group, name, value, meaning in _codes():
         groups.setdefault(group, []).append((name, value, meaning))
-    titles = {"op": "Ops", "flag": "Flags (bit positions)", "relu": "ReLU-backward modes",
+    titles = {"op": "Ops", "flag": "Flags (bit positions)", "relu": "ReLU-backward modes", "unpool": "Unpool modes (the descriptor's unpool field)",
               "status": "Status (bit positions of RETURN)", "method": "Method codes",
               "reg": "AXI4-Lite registers (Vitis ap_ctrl_hs map)"}
     for group, rows in groups.items():

@@ -29,7 +29,7 @@ import numpy as np
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from xaihls.methods import ReluBackward
-from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, PROGRAM_MAGIC,
+from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, PROGRAM_MAGIC, Unpool,
                                   PROGRAM_VERSION, RESULT, Flag, Op)
 from xaihls.quant.qgraph import QGraph
 
@@ -526,8 +526,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None) -> Lowe
                 unpool = None
                 s = layers[p].stride[0]
                 fused = dict(index_base=index_base[p], index_plane=gsrc.plane, pool_kh=s, pool_kw=s, pool_sh=s,
-                             pool_sw=s, flags=flags(Flag.GATE, Flag.UNPOOL, *([Flag.UNPOOL_RELU] if p_relu is not None
-                                                                              else [])))
+                             pool_sw=s, unpool=Unpool.RELU if p_relu is not None else Unpool.ON)
             for k, ((ry, rx), (i0, ty, iy0), (j0, tx, ix0)) in enumerate(_phases(layer)):
                 if not (ty and tx):
                     ty = tx = 0
@@ -535,7 +534,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None) -> Lowe
                          ikx=-1, iy0=iy0, ix0=ix0, oh=len(range(ry, gh, sy)), ow=len(range(rx, gw, sx)), osy=sy,
                          osx=sx, oyo=ry, oxo=rx)
                 if fused is not None and ty:
-                    d.update(fused, flags=d["flags"] | fused["flags"])
+                    d.update(fused, flags=d["flags"] | flags(Flag.GATE))
                 if isinstance(layer, Conv2d):
                     d.update(bw[i][k] or diag(0, 1))
                 else:
@@ -638,7 +637,7 @@ def tile_job(d: Job, shape: Shape, buffers: Buffers, cost: Callable[[Job], int] 
     if d.op != Op.CONV:
         return d
     lo, span = _load_span(d)
-    u = d.pool_sh if d.has(Flag.UNPOOL) else 1  # UNPOOL: the buffer holds rows of the pooled map
+    u = d.pool_sh if d.unpool else 1  # UNPOOL: the buffer holds rows of the pooled map
 
     def in_rows(rows: int) -> int:
         return 0 if d.ky == 0 else (lo + (rows - 1) * d.isy + span) // u - lo // u + 1

@@ -21,7 +21,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, PostProcess, ReluBackward, ig_constants, method_of_code
 from xaihls.numerics import FixedFormat, count_saturated, round_shift, saturate
-from xaihls.plan.contract import DESCRIPTOR, HEADER, MAX_IG_STEPS, PROGRAM_MAGIC, PROGRAM_VERSION, RESULT, Flag, Op
+from xaihls.plan.contract import DESCRIPTOR, HEADER, MAX_IG_STEPS, PROGRAM_MAGIC, PROGRAM_VERSION, RESULT, Flag, Op, Unpool
 from xaihls.plan.contract import from_blocked, to_blocked
 from xaihls.plan.engine import DATA_BITS
 from xaihls.plan.lowering import Job, ProgramV2, Shape, job_from_bytes
@@ -228,7 +228,7 @@ class Engine:
         c = np.arange(d.ow)[None, :]
         y = (r0 + r) * d.isy + ky * d.iky + d.iy0
         x = c * d.isx + kx * d.ikx + d.ix0
-        if d.has(Flag.UNPOOL):
+        if d.unpool:
             if ky == kx == 0:
                 s = d.pool_sh
                 origin = ((r0 + d.iy0) // s - first) * d.iw + d.ix0 // s
@@ -251,7 +251,7 @@ class Engine:
     def _unpool(self, d: Job, buf: np.ndarray, first: int, nt: int, y: np.ndarray, x: np.ndarray, mode: int):
         """UNPOOL operands: the buffer holds rows of a max-pool's output (ih x iw, window and stride s);
         position (y, x) of its input map reads pooled pixel (y // s, x // s), kept where the window's
-        index is (y mod s, x mod s) and, with UNPOOL_RELU, where the ReLU rule passes it (the window's
+        index is (y mod s, x mod s) and, with the RELU mode, where the ReLU rule passes it (the window's
         alive bit is the ReLU bit of its maximum)."""
         tn, s = self.shape.tn, d.pool_sh
         assert d.pool_sw == s == d.pool_kh == d.pool_kw and (d.isy, d.isx, d.iky, d.ikx) == (1, 1, -1, -1)
@@ -262,7 +262,7 @@ class Engine:
         v = buf[:, (yq - first) * d.iw + xq]
         entries = d.index_base + (nt * d.index_plane + yq * d.iw + xq)[None, :] * tn + np.arange(tn)[:, None]
         keep = self.index[entries] == (y[valid] % s) * s + x[valid] % s
-        if d.has(Flag.UNPOOL_RELU):
+        if d.unpool == Unpool.RELU:
             keep &= (v > 0) if mode == ReluBackward.DECONV else self.alive[entries].astype(bool)
             if mode == ReluBackward.GUIDED:
                 keep &= v > 0
