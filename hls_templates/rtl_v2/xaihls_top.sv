@@ -282,7 +282,7 @@ module xaihls_top #(
 
     // ---------------------------------------------------------------- walker and MAC array
     logic [IXW-1:0] ix_raddr, ix_waddr;
-    logic [TN*INDEX_BITS-1:0] ix_rdata, ix_wdata;
+    logic [TN*(INDEX_BITS+1)-1:0] ix_rdata, ix_wdata;   // an entry: {alive bit, window position}
     logic [G-1:0] ix_we;
     logic w_shift, swap, post_mode, acc_zero, acc_we, out_we, out_set, rd_set;
     logic [TN*16-1:0] x;
@@ -295,7 +295,7 @@ module xaihls_top #(
     xaihls_walker #(.TM(TM), .TN(TN), .E(E), .IN_DEPTH(IN_DEPTH), .W_DEPTH(W_DEPTH), .OUT_DEPTH(OUT_DEPTH),
                     .IG_WORDS(IG_WORDS), .CHUNK(CHUNK), .INDEX_BITS(INDEX_BITS), .IXW(IXW), .BACKWARD(BACKWARD))
     u_walker (
-        .clk, .rst, .start(job_start), .kind(job_kind), .desc, .post, .lo_iw, .step_iw, .busy(wk_busy),
+        .clk, .rst, .start(job_start), .kind(job_kind), .desc, .post, .mode, .lo_iw, .step_iw, .busy(wk_busy),
         .loaded(tok_loaded), .loaded_take(wk_loaded_take), .free_give(wk_free_give), .free_give2(wk_free_give2),
         .out_free(tok_out_free), .out_take(wk_out_take), .out_give(wk_out_give),
         .w_raddr, .w_rdata, .in_raddr, .in_rdata, .ix_raddr, .ix_rdata,
@@ -317,7 +317,7 @@ module xaihls_top #(
             .clk, .we(mask_we), .waddr(mask_waddr), .wdata(mask_wdata), .re(1'b1), .raddr(mask_raddr),
             .rdata(mask_rdata)
         );
-        xaihls_sdp_ram #(.WIDTH(TN*INDEX_BITS), .DEPTH(INDEX_WORDS), .SEGMENTS(G)) u_index (
+        xaihls_sdp_ram #(.WIDTH(TN*(INDEX_BITS+1)), .DEPTH(INDEX_WORDS), .SEGMENTS(G)) u_index (
             .clk, .we(ix_we), .waddr(ix_waddr), .wdata(ix_wdata), .re(1'b1), .raddr(ix_raddr), .rdata(ix_rdata)
         );
     end else begin : g_no_kept

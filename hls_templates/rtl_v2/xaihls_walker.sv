@@ -5,7 +5,11 @@
 //
 // Position (r, c) of pass (ky, kx) reads buffer word walk_origin + r*walk_row + ky*walk_pass_row
 // + c*isx + kx*ikx; its operands are zero outside the input map (0 <= y < ih, 0 <= x < iw) and,
-// with GATE, where the kept pool index of the channel differs from the pass's code. Every
+// with GATE, where the kept pool index of the channel differs from the pass's code. UNPOOL (a
+// max-pool's backward fused here): the buffer holds pooled rows, position (y, x) reads pooled
+// word (y >> ls, x >> ls) (ls = log2 of the window), so each running sum steps by walk_row, -1,
+// walk_pass_row or +1 only where y or x crosses a window edge; the code is the position in the
+// window, and with the RELU mode the method's ReLU rule uses the window's kept alive bit. Every
 // address is a running sum: no multiplication. Guarantees: a pass starts only when its weights
 // are in the shadow chain, its tile is loaded and, on a row tile's first pass, an output set is
 // free; a position is re-read at least TN + 2 cycles after it was read (the accumulator's
@@ -39,6 +43,7 @@ module xaihls_walker #(
     input  logic [1:0]               kind,
     input  xaihls_contract_pkg::descriptor_t              desc,
     input  xaihls_engine_pkg::post_cfg_t                post,
+    input  logic [1:0]               mode,       // the run's ReLU-backward rule (UNPOOL with its ReLU)
     input  logic [IXW-1:0]           lo_iw,      // load_lo * iw (mod 2**IXW)
     input  logic [IXW-1:0]           step_iw,    // load_step * iw
     output logic                     busy,
@@ -56,7 +61,7 @@ module xaihls_walker #(
     output logic [IAW:0]             in_raddr,
     input  logic [TN*16-1:0]         in_rdata,
     output logic [IXW-1:0]           ix_raddr,
-    input  logic [TN*INDEX_BITS-1:0] ix_rdata,
+    input  logic [TN*(INDEX_BITS+1)-1:0] ix_rdata,   // an entry: {alive bit, window position}
 
     output logic                     w_shift,
     output logic                     swap,
@@ -78,9 +83,11 @@ module xaihls_walker #(
     localparam int RW  = $clog2(TM + 1);
 
     // ---------------------------------------------------------------- configuration
-    logic               is_post, diag, gate;
+    logic               is_post, diag, gate, unp, unp_relu;
+    logic [2:0]         umsk;       // UNPOOL: window side - 1 (1, 3 or 7)
+    logic [1:0]         uls, rmode;
     logic [11:0]        m_tiles, row_tiles, n_tiles, tile_rows, last_rows, ow;
-    logic signed [13:0] ih, iw, isx, ikx, isy, iky, iy0, ix0, load_step;
+    logic signed [13:0] ih, iw, isx, ikx, isy, iky, iy0, ix0, load_step;   // load_step: input rows a row tile advances
     logic [4:0]         ky_n, kx_n;
     logic [IAW-1:0]     walk_origin, walk_row, walk_pass_row, a_isx, a_ikx;
     logic [IXW-1:0]     ix_base, ix_plane, ix_lo, ix_step;
@@ -172,6 +179,27 @@ module xaihls_walker #(
         in_map = v >= 0 && v < n;
     endfunction
 
+    function automatic logic [1:0] ulog(input logic [3:2] side);   // log2 of an UNPOOL window side: 2, 4 or 8
+        ulog = side[3] ? 2'd3 : side[2] ? 2'd2 : 2'd1;
+    endfunction
+
+    // UNPOOL: where a coordinate steps across a window edge (the running sums move only there)
+    function automatic logic at_last(input logic [2:0] v);    // low bits of a coordinate: +1 leaves the window
+        at_last = (v & umsk) == umsk;
+    endfunction
+    function automatic logic at_first(input logic [2:0] v);   // -1 leaves the window
+        at_first = (v & umsk) == '0;
+    endfunction
+
+    // the running sums' steps (UNPOOL: isx = isy = 1, ikx = iky = -1, the lowering's guarantee)
+    logic [IAW-1:0] col_inc, row_inc, tap_inc, prow_inc;
+    always_comb begin
+        col_inc  = !unp ? a_isx : at_last(C_x[2:0]) ? IAW'(1) : '0;
+        row_inc  = !unp ? walk_row : at_last(Q_y[2:0]) ? walk_row : '0;
+        tap_inc  = !unp ? a_ikx : at_first(P_x[2:0]) ? a_ikx : '0;
+        prow_inc = !unp ? walk_pass_row : at_first(K_y[2:0]) ? walk_pass_row : '0;
+    end
+
     always_ff @(posedge clk) begin
         if (rst) begin
             fst <= F_IDLE;
@@ -208,14 +236,20 @@ module xaihls_walker #(
                 is_post <= kind == JOB_POST;
                 diag <= kind == JOB_CONV && desc.flags[FLAG_DIAG];
                 gate <= BACKWARD != 0 && kind == JOB_CONV && desc.flags[FLAG_GATE];
+                unp <= BACKWARD != 0 && kind == JOB_CONV && desc.unpool != 2'(UNPOOL_OFF);
+                unp_relu <= BACKWARD != 0 && desc.unpool == 2'(UNPOOL_RELU);
+                umsk <= 3'(desc.pool_sh - 1'b1);
+                uls <= ulog(desc.pool_sh[3:2]);
+                rmode <= mode;
                 m_tiles <= desc.m_tiles;
                 row_tiles <= desc.row_tiles;
                 n_tiles <= desc.n_tiles;
                 tile_rows <= desc.tile_rows;
                 last_rows <= desc.last_rows;
                 ow <= desc.ow;
-                ih <= 14'(desc.ih);
-                iw <= 14'(desc.iw);
+                // the map's bounds: UNPOOL's input is the pooled map, its positions those of the window grid
+                ih <= (BACKWARD != 0 && desc.unpool != 2'(UNPOOL_OFF)) ? 14'(desc.ih) << ulog(desc.pool_sh[3:2]) : 14'(desc.ih);
+                iw <= (BACKWARD != 0 && desc.unpool != 2'(UNPOOL_OFF)) ? 14'(desc.iw) << ulog(desc.pool_sh[3:2]) : 14'(desc.iw);
                 ky_n <= desc.ky;
                 kx_n <= desc.kx;
                 walk_origin <= IAW'(desc.walk_origin);
@@ -229,7 +263,8 @@ module xaihls_walker #(
                 iky <= 14'(desc.iky);
                 iy0 <= desc.iy0;
                 ix0 <= desc.ix0;
-                load_step <= 14'(desc.load_step);
+                // the first input row of the next row tile (UNPOOL: grid rows, isy = 1; load_step counts pooled rows)
+                load_step <= (BACKWARD != 0 && desc.unpool != 2'(UNPOOL_OFF)) ? 14'(desc.tile_step) : 14'(desc.load_step);
                 ix_base <= IXW'(desc.index_base / TN);
                 ix_plane <= IXW'(desc.index_plane);
                 ix_lo <= lo_iw;
@@ -347,7 +382,7 @@ module xaihls_walker #(
                 s0_swap <= p == '0;
                 s0_valid <= 1'b1;
                 s0_keep <= yok_row && in_map(C_x, iw);
-                s0_code <= P_cd;
+                s0_code <= unp ? (8'(3'(Q_y) & umsk) << uls) | 8'(3'(C_x) & umsk) : P_cd;   // (y mod s) * s + x mod s
                 s0_zero <= first_pass;
                 s0_acc <= AAW'(p);
                 s0_out <= p;
@@ -360,14 +395,14 @@ module xaihls_walker #(
                 if (c == ow - 1'b1) begin
                     c <= '0;
                     r <= r + 1'b1;
-                    Q_a <= Q_a + walk_row;
-                    C_a <= Q_a + walk_row;
+                    Q_a <= Q_a + row_inc;
+                    C_a <= Q_a + row_inc;
                     Q_y <= Q_y + isy;
                     yok_row <= in_map(Q_y + isy, ih);
                     C_x <= P_x;
                 end else begin
                     c <= c + 1'b1;
-                    C_a <= C_a + a_isx;
+                    C_a <= C_a + col_inc;
                     C_x <= C_x + isx;
                 end
                 if (pos_last) begin
@@ -375,15 +410,15 @@ module xaihls_walker #(
                     if (i_kx != kx_n - 1'b1) begin
                         // the next tap of the pass row
                         i_kx <= i_kx + 1'b1;
-                        P_a <= P_a + a_ikx;
+                        P_a <= P_a + tap_inc;
                         P_x <= P_x + ikx;
                         P_cd <= P_cd + code_kx;
                     end else if (i_ky != ky_n - 1'b1) begin
                         // the next pass row
                         i_kx <= '0;
                         i_ky <= i_ky + 1'b1;
-                        K_a <= K_a + walk_pass_row;
-                        P_a <= K_a + walk_pass_row;
+                        K_a <= K_a + prow_inc;
+                        P_a <= K_a + prow_inc;
                         K_y <= K_y + iky;
                         P_y <= K_y + iky;
                         P_x <= ix0;
@@ -481,7 +516,7 @@ module xaihls_walker #(
     assign w_shift = fill_shift;
 
     // ---------------------------------------------------------------- stage 1: the MAC array's inputs
-    logic           s1_keep, s1_bconst;
+    logic           s1_keep, s1_bconst, s1_urelu;
     logic [7:0]     s1_code;
     logic [1:0]     s1_amode;
     logic signed [17:0] s1_k;
@@ -496,6 +531,7 @@ module xaihls_walker #(
             out_we <= s0_valid && s0_outwe;
         end
         s1_keep <= s0_valid && s0_keep;
+        s1_urelu <= unp_relu;
         s1_code <= s0_code;
         s1_amode <= s0_amode;
         s1_bconst <= s0_bconst;
@@ -510,7 +546,13 @@ module xaihls_walker #(
 
     for (genvar n = 0; n < TN; n++) begin : g_keep
         if (BACKWARD != 0) begin : g_gate
-            assign x_keep[n] = s1_keep && (!gate || ix_rdata[n*INDEX_BITS +: INDEX_BITS] == INDEX_BITS'(s1_code));
+            logic alive, positive, rule;
+            assign alive = ix_rdata[n*(INDEX_BITS+1) + INDEX_BITS];
+            assign positive = !in_rdata[n*16 + 15] && in_rdata[n*16 +: 16] != '0;
+            // the ReLU rule of the run on an unpooled operand: its bit is the window's alive bit
+            assign rule = rmode == 2'(RELU_DECONV) ? positive : alive && (rmode != 2'(RELU_GUIDED) || positive);
+            assign x_keep[n] = s1_keep && (!gate || ix_rdata[n*(INDEX_BITS+1) +: INDEX_BITS] == INDEX_BITS'(s1_code))
+                               && (!s1_urelu || rule);
         end else begin : g_nogate
             assign x_keep[n] = s1_keep;
         end
@@ -531,5 +573,5 @@ module xaihls_walker #(
     end
 
     logic unused;
-    assign unused = ^{f_rt, i_rt, ix_rdata, desc, post, BACKWARD, s1_code, w_rdata, gate};
+    assign unused = ^{f_rt, i_rt, ix_rdata, desc, post, BACKWARD, s1_code, w_rdata, gate, uls, rmode, s1_urelu};
 endmodule

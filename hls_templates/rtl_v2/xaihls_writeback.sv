@@ -60,7 +60,7 @@ module xaihls_writeback #(
     output logic [E-1:0]             mask_wdata,
     output logic [TN/E-1:0]          ix_we,
     output logic [IXW-1:0]           ix_waddr,
-    output logic [TN*INDEX_BITS-1:0] ix_wdata,
+    output logic [TN*(INDEX_BITS+1)-1:0] ix_wdata,   // an entry: {alive bit, window position}
 
     output logic                     cmd_valid,
     input  logic                     cmd_ready,
@@ -533,6 +533,7 @@ module xaihls_writeback #(
     logic [E-1:0]   s4_bits;
     logic signed [47:0] s4_val [E];
     logic [7:0]     s4_idx [E];
+    logic [E-1:0]   s4_alive;     // the window's ranked maximum > 0: the ReLU bit of its argmax (UNPOOL reads it)
     logic signed [47:0] best_v [E];
     logic signed [47:0] best_rank [E];
     logic [7:0]     best_idx [E];
@@ -553,6 +554,7 @@ module xaihls_writeback #(
             end
             s4_val[e] <= (f_pool && !take) ? best_v[e] : s3_val[e];
             s4_idx[e] <= (f_pool && !take) ? best_idx[e] : s3_idx;
+            s4_alive[e] <= ((f_pool && !take) ? best_rank[e] : rank) > 0;
         end
     end
 
@@ -594,7 +596,7 @@ module xaihls_writeback #(
         mask_wdata = f_rap ? rap_bits : relu_bits;
         ix_we = (BACKWARD != 0 && f_pool && s4_out) ? (TN/E)'(1) << s4_j : '0;
         ix_waddr = s4_iw;
-        for (int n = 0; n < TN; n++) ix_wdata[n*INDEX_BITS +: INDEX_BITS] = INDEX_BITS'(s4_idx[n % E]);
+        for (int n = 0; n < TN; n++) ix_wdata[n*(INDEX_BITS+1) +: INDEX_BITS+1] = {s4_alive[n % E], INDEX_BITS'(s4_idx[n % E])};
     end
 
     // ---------------------------------------------------------------- output FIFO

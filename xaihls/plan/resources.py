@@ -90,7 +90,7 @@ def memories(e: EngineV2) -> tuple[Memory, ...]:
     ]
     if e.backward:
         out += [Memory("ReLU bits", be, e.mask_bits // be),
-                Memory("pool indices", tn * e.index_bits, e.index_entries // tn, 1, g)]
+                Memory("pool indices and alive bits", tn * (e.index_bits + 1), e.index_entries // tn, 1, g)]
     out += [Memory("read mover burst FIFO", (5 + iaw) + LEN_BITS + 2, FIFO_DEPTH, async_read=True),
             Memory("write mover length FIFO", 8, FIFO_DEPTH, async_read=True),
             Memory("write-back output FIFO", (DATA_BITS + 2) * be, FIFO_DEPTH, async_read=True)]
