@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 import xaihls
-from tests.random_nets import random_net
+from tests.random_nets import pool_net, random_net
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -18,7 +18,7 @@ from xaihls.models.zoo import get_zoo_model
 from xaihls.plan.lowering import Buffers, Shape, lower
 from xaihls.sim.interpreter import Engine as Interpreter
 
-NETS = ("digits", "digits_strided_bn", "digits_gap", "random301", "random305")
+NETS = ("digits", "digits_strided_bn", "digits_gap", "random301", "random305", "pools7")
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one
 SHAPES = {
     "4x4": (Shape(4, 4, 4), Buffers(256, 64, 1024)),
@@ -33,9 +33,9 @@ METHOD_LIST = (None, *METHODS)
 @functools.lru_cache(maxsize=None)
 def compiled(name: str):
     """(QGraph owner, one input image) for a zoo net or a random net ('random<seed>')."""
-    if name.startswith("random"):
-        seed = int(name[len("random"):])
-        model, shape, calibration = random_net(seed)
+    if name.startswith(("random", "pools")):  # tests.random_nets: random_net, or pool_net (fused max-pools)
+        seed = int(name.lstrip("randompols"))
+        model, shape, calibration = (random_net if name.startswith("random") else pool_net)(seed)
         acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=IG_STEPS, backends=("golden",))
         x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
         return acc, x

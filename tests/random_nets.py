@@ -86,3 +86,35 @@ def random_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor
     scale = rng.choice((1.0, 1.0, 4.0, 0.25))
     calibration = torch.rand((rng.choice((1, 4, 8)), *shape)) * scale
     return model, shape, calibration
+
+
+def pool_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """A random network whose max-pools are the kind the compiler fuses into the convolution below
+    them (square windows of side 2 or 4 equal to their stride, after a conv): ReLU before the pool,
+    after it (its backward then has no ReLU rule) or none, maps that the windows tile or leave a
+    ragged edge, channels across several blocks."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    c = rng.choice((1, 3, 5))
+    h, w = rng.randint(8, 14), rng.randint(8, 14)
+    shape = (c, h, w)
+    layers: list[nn.Module] = []
+    for _ in range(2):
+        k = rng.choice((1, 3, 5))
+        o = rng.choice((3, 4, 7, 11, 16))
+        layers.append(nn.Conv2d(c, o, k, 1, k // 2))
+        c = o
+        s = rng.choice((2, 2, 4)) if min(h, w) >= 4 else 2
+        where = rng.choice(("before", "after", "none"))
+        if where == "before":
+            layers.append(nn.ReLU())
+        layers.append(nn.MaxPool2d(s))
+        if where == "after":
+            layers.append(nn.ReLU())
+        h, w = h // s, w // s
+        if min(h, w) < 2:
+            break
+    layers += [nn.Flatten(), nn.Linear(c * h * w, rng.choice((3, 10)))]
+    model = nn.Sequential(*layers).eval()
+    calibration = torch.rand((4, *shape)) * rng.choice((1.0, 4.0))
+    return model, shape, calibration

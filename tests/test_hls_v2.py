@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import xaihls
-from tests.random_nets import random_net
+from tests.random_nets import pool_net, random_net
 from xaihls.backends.hls import csim, v2
 from xaihls.backends.hls.rules import check_files, check_source, constant_names, pipelined_arithmetic
 from xaihls.backends.hls.templates import TEMPLATE_DIR
@@ -29,7 +29,7 @@ from xaihls.models.zoo import get_zoo_model
 from xaihls.plan import contract
 from xaihls.project import write_files
 from xaihls.plan.boards import load_board
-from xaihls.plan.contract import DESCRIPTOR, HEADER, REGISTER, Flag, Op, Status
+from xaihls.plan.contract import DESCRIPTOR, HEADER, REGISTER, Flag, Op, Status, Unpool
 from xaihls.plan.engine import EngineV2
 from xaihls.plan.contract import to_blocked
 from xaihls.plan.lowering import Buffers, Shape, buffer_needs, lower
@@ -165,10 +165,15 @@ def test_csim_equals_golden_at_512_bit_beats(qgraphs, csim_cache):
 def test_the_tests_reach_every_path_of_the_engine(plans):
     """The networks of this file run every path of the engine: weight-stationary passes and
     the position-major order (fewer positions than ACC_DISTANCE), stride-phase writes, fused
-    pools, max-pool gates, diagonal jobs, phases no tap reaches, jobs of several row tiles."""
+    pools, max-pool gates, max-pool backward fused into a convolution (with and without the
+    ReLU rule), diagonal jobs, phases no tap reaches, jobs of several row tiles."""
     distance = int(re.search(r"constexpr int ACC_DISTANCE = (\d+);", (FIRMWARE / "xaihls_types.h").read_text())[1])
     seen = set()
     programs = [plan.program for plan in plans.values()] + [_random_program(s)[-1].program for s in RANDOM_SEEDS]
+    for seed in (3, 4):  # test_csim_equals_golden_with_max_pools_fused_into_the_convolution's
+        model, shape, calibration = pool_net(seed)
+        qg = xaihls.compile(model, shape, calibration=calibration, ig_steps=STEPS, backends=("golden",)).qgraph
+        programs.append(_plan(qg, *CONFIGS[list(CONFIGS)[seed % len(CONFIGS)]]).program)
     for program in programs:
         for d in program.forward + program.backward:
             if d.op != Op.CONV:
@@ -180,8 +185,22 @@ def test_the_tests_reach_every_path_of_the_engine(plans):
                 seen.add("strided")
             if d.row_tiles > 1:
                 seen.add("row tiles")
-    assert {"pass-major", "position-major", "empty", "strided", "row tiles"} <= seen
+            if d.unpool:
+                seen.add(f"unpool {Unpool(d.unpool).name}")
+    assert {"pass-major", "position-major", "empty", "strided", "row tiles", "unpool ON", "unpool RELU"} <= seen
     assert {f.name for f in Flag} <= seen
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_csim_equals_golden_with_max_pools_fused_into_the_convolution(seed):
+    """UNPOOL jobs with and without the ReLU rule, windows of 2 and 4 (tests.random_nets.pool_net)."""
+    model, shape, calibration = pool_net(seed)
+    qg = xaihls.compile(model, shape, calibration=calibration, ig_steps=STEPS, backends=("golden",)).qgraph
+    config = list(CONFIGS)[seed % len(CONFIGS)]
+    plan = _plan(qg, *CONFIGS[config])
+    assert {d.unpool for d in plan.program.backward} >= {Unpool.ON, Unpool.RELU}
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
+    _check_runs(qg, plan, x, f"pool net {seed} {config}")
 
 
 @pytest.mark.parametrize("seed", RANDOM_SEEDS)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import xaihls
-from tests.random_nets import random_net
+from tests.random_nets import pool_net, random_net
 from xaihls.errors import XaiHlsError
 from xaihls.executor import quantize_input
 from xaihls.methods import METHOD_CODES, METHODS
@@ -61,6 +61,18 @@ def test_max_pool_backward_fused_into_the_convolution_is_bit_exact(name, fuse_po
     assert sum(d.unpool != 0 for d in jobs) == (pools if fuse_pools else 0)
     assert sum(d.has(Flag.GATE) and not d.unpool for d in jobs) == (0 if fuse_pools else 4 * pools)
     _check(acc, entry.calibration()[:1], shape, buffers, fuse_pools=fuse_pools)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_interpreter_equals_golden_on_random_networks_with_fused_pools(seed):
+    """Windows of 2 and 4, a ReLU before the pool (the rule on the unpooled operand), after it or
+    none, ragged map edges, row tiles (the small-buffer shape)."""
+    model, shape, calibration = pool_net(seed)
+    acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=3, backends=("golden",))
+    engine, buffers = SHAPES[seed % len(SHAPES)]
+    assert any(d.unpool for d in lower_jobs(acc.qgraph, engine).backward)
+    x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
+    _check(acc, x, engine, buffers)
 
 
 @pytest.mark.parametrize("seed", range(8))

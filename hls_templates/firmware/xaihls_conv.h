@@ -35,7 +35,7 @@ struct Desc {
     uint32_t out_addr, out_block_bytes, out_row_bytes;
     int bias_shift, oph, opw, osy, osx, oyo, oxo, shift0, shift1, shift2;
     int mask_base, mask_plane, index_base, index_plane;
-    int pool_kh, pool_kw, pool_sh, pool_sw, pool_oh, pool_ow, code0, code_ky, code_kx;
+    int pool_kh, pool_kw, pool_sh, pool_sw, pool_oh, pool_ow, code0, code_ky, code_kx, unpool;
 };
 
 inline int field(const uint32_t *w, c::FieldSpec f) { return int(c::get_field(w, f)); }
@@ -104,6 +104,7 @@ inline Desc decode_desc(const uint32_t w[c::DESCRIPTOR_WORDS]) {
     d.code0 = field(w, c::DESCRIPTOR_CODE0);
     d.code_ky = field(w, c::DESCRIPTOR_CODE_KY);
     d.code_kx = field(w, c::DESCRIPTOR_CODE_KX);
+    d.unpool = field(w, c::DESCRIPTOR_UNPOOL);
     return d;
 }
 
@@ -129,7 +130,15 @@ struct MacCfg {
     int walk_origin, walk_row, walk_pass_row, isx, ikx, kx_back;  // buffer words
     int iy0, load_step, isy, iky, ih, ix0, iw;                   // input rows and columns (padding)
     int code0, code_ky, code_kx, kx_code_back;                    // GATE: the pass's window position
+    int unpool, uls, umsk, mode, piw;  // UNPOOL: mode, log2 and side - 1 of the window, the run's rule, pooled width
+    int load_lo, load_rows, load_step_pooled;  // UNPOOL: the tiles' pooled rows
 };
+
+// UNPOOL: the buffer word of each loaded pooled row (row j at j * piw), made by additions once a
+// job so that the walker looks a row up instead of multiplying.
+static_assert(IN_DEPTH <= 65536, "a buffer word address fits 16 bits");
+typedef ap_uint<16> row_word_t;
+typedef row_word_t row_words_t[IN_DEPTH];
 
 // What the write-back needs: requantization, ReLU bits, pool, and where each output run goes.
 struct StoreCfg {
@@ -179,11 +188,15 @@ inline bool conv_fits(const Desc &d) {
     const bool pool = !flag(d.flags, c::FLAG_POOL)
         || (d.pool_kh >= 1 && d.pool_kw >= 1 && d.pool_sh >= 1 && d.pool_sw >= 1 && d.pool_ow >= 1
             && d.pool_kh * d.pool_kw <= (1 << INDEX_BITS) && d.tile_rows >= d.pool_kh && d.last_rows >= d.pool_kh);
+    const bool unpool = d.unpool == c::UNPOOL_OFF
+        || (HAS_GATE && flag(d.flags, c::FLAG_GATE) && d.unpool <= c::UNPOOL_RELU && d.isy == 1 && d.isx == 1
+            && d.iky == -1 && d.ikx == -1 && d.pool_kh == d.pool_sh && d.pool_kw == d.pool_sw && d.pool_sh == d.pool_sw
+            && (d.pool_sh == 2 || d.pool_sh == 4 || d.pool_sh == 8) && d.pool_sh * d.pool_sw <= (1 << INDEX_BITS));
     const int index_blocks = flag(d.flags, c::FLAG_POOL) ? d.out_blocks : flag(d.flags, c::FLAG_GATE) ? d.n_tiles : 0;
     const bool index = index_blocks == 0
         || (HAS_GATE && d.index_base % TN == 0
             && int64_t(d.index_base / TN) + int64_t(index_blocks) * d.index_plane <= INDEX_WORDS);
-    return d.op == c::OP_CONV && shapes && input && beats && bits && pool && index;
+    return d.op == c::OP_CONV && shapes && input && beats && bits && pool && unpool && index;
 }
 
 inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreCfg &sc) {
@@ -233,13 +246,22 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     mc.isx = d.isx;
     mc.ikx = d.ikx;
     mc.kx_back = d.kx * d.ikx;
+    mc.unpool = d.unpool;
+    mc.uls = d.pool_sh == 8 ? 3 : d.pool_sh == 4 ? 2 : 1;
+    mc.umsk = d.pool_sh - 1;
+    mc.mode = mode;
+    mc.piw = d.iw;
+    mc.load_lo = d.load_lo;
+    mc.load_rows = imax(d.load_rows, d.load_rows_last);
+    mc.load_step_pooled = d.load_step;
     mc.iy0 = d.iy0;
-    mc.load_step = d.load_step;
+    // UNPOOL: the input is the pooled map; positions and bounds are those of the window grid
+    mc.load_step = d.unpool ? d.tile_step : d.load_step;
     mc.isy = d.isy;
     mc.iky = d.iky;
-    mc.ih = d.ih;
+    mc.ih = d.unpool ? d.ih << mc.uls : d.ih;
     mc.ix0 = d.ix0;
-    mc.iw = d.iw;
+    mc.iw = d.unpool ? d.iw << mc.uls : d.iw;
     mc.code0 = d.code0;
     mc.code_ky = d.code_ky;
     mc.code_kx = d.code_kx;
@@ -526,10 +548,18 @@ inline void next_pass(Walk &w, const MacCfg &mc) {
 
 // sums[m] = sum over n of W[pass][m][n] * x_n, x_n the walker's operand of channel n: zero
 // outside the map (padding) and, under GATE, unless its kept pool index is the pass's code.
-inline void products(const Walk &w, const MacCfg &mc, const in_tile_t &in, const pass_w_t &wt, acc_t sums[TM]) {
+// UNPOOL: the buffer holds pooled rows; (y, x) reads pooled pixel (y >> uls, x >> uls) (the tile's
+// buffer starts at pooled row first_pooled), open where the kept window
+// position is (y mod s, x mod s), and with the RELU mode where the run's rule passes it (the ReLU
+// bit of the window's maximum is its alive bit).
+inline void products(const Walk &w, const MacCfg &mc, int first_pooled, const row_words_t rows, const in_tile_t &in,
+                     const pass_w_t &wt, acc_t sums[TM]) {
     const int y = w.y_row + w.y_pass, x = w.x_col + w.x_pass;
     const bool valid = y >= 0 && y < mc.ih && x >= 0 && x < mc.iw;
-    const int a = w.a_row + w.a_col + w.a_pass;
+    const int j = (y >> mc.uls) - first_pooled;  // UNPOOL: the pooled row in the tile's buffer
+    const int a = !mc.unpool ? w.a_row + w.a_col + w.a_pass
+        : int(rows[j >= 0 && j < IN_DEPTH ? j : 0]) + (x >> mc.uls);
+    const int code = !mc.unpool ? w.code : ((y & mc.umsk) << mc.uls) | (x & mc.umsk);
 #ifndef __SYNTHESIS__
     if (valid && (a < 0 || a >= IN_DEPTH)) csim_walk_fault() = true;
 #endif
@@ -537,8 +567,11 @@ inline void products(const Walk &w, const MacCfg &mc, const in_tile_t &in, const
     operand_t x_n[TN];
     for (int n = 0; n < TN; n++) {
 #pragma HLS unroll
-        const bool open = !mc.gate || int(word.g[n]) == w.code;
-        x_n[n] = valid && open ? operand_t(word.x[n]) : operand_t(0);
+        const bool open = !mc.gate || int(word.g[n] & (ALIVE - 1)) == code;
+        const bool positive = word.x[n] > 0;
+        const bool rule = mc.unpool != c::UNPOOL_RELU
+            || (mc.mode == c::RELU_DECONV ? positive : (word.g[n] & ALIVE) != 0 && (mc.mode != c::RELU_GUIDED || positive));
+        x_n[n] = valid && open && rule ? operand_t(word.x[n]) : operand_t(0);
     }
     for (int m = 0; m < TM; m++) {
 #pragma HLS unroll
@@ -561,8 +594,8 @@ inline void products(const Walk &w, const MacCfg &mc, const in_tile_t &in, const
 // Either way no iteration reads an accumulator fewer than ACC_DISTANCE iterations after one
 // wrote it, which is what the dependence pragma states. (Tiles follow one another only after
 // the loop has drained: each call is a new pipeline.)
-inline void mac_tile(const MacCfg &mc, int y_tile, int positions, int iters, bool first_nt, bool pass_major,
-                     const in_tile_t &in, const w_tile_t &wt, acc_tile_t &acc) {
+inline void mac_tile(const MacCfg &mc, int y_tile, int first_pooled, const row_words_t rows, int positions, int iters,
+                     bool first_nt, bool pass_major, const in_tile_t &in, const w_tile_t &wt, acc_tile_t &acc) {
     Walk w;
     first_position(w, mc, y_tile);
     first_pass(w, mc);
@@ -573,7 +606,7 @@ mac:
 #pragma HLS pipeline II=1
 #pragma HLS dependence variable=acc type=inter direction=RAW dependent=true distance=ACC_DISTANCE
         acc_t sums[TM];
-        products(w, mc, in, wt[w.pass], sums);
+        products(w, mc, first_pooled, rows, in, wt[w.pass], sums);
         const acc_word_t old = acc[w.pos];
         const bool from_memory = pass_major || w.pass == 0;  // else the position's running sum
         const bool last_pass = w.pass == mc.passes - 1;
@@ -610,7 +643,18 @@ mac_zero:
 inline void mac_tiles(const MacCfg &mc, hls::stream_of_blocks<in_tile_t> &in_tiles,
                       hls::stream_of_blocks<w_tile_t> &w_tiles, hls::stream_of_blocks<acc_tile_t> &acc_tiles) {
 #pragma HLS inline off
-    int rt = 0, mt_first_nt = 0, y_tile = mc.iy0;
+    int rt = 0, mt_first_nt = 0, y_tile = mc.iy0, first_pooled = mc.load_lo;
+    row_words_t rows;
+    if (mc.unpool) {
+        int word = 0;
+    mac_unpool_rows:
+        for (int j = 0; j < mc.load_rows; j++) {
+#pragma HLS loop_tripcount max=IN_DEPTH
+#pragma HLS pipeline II=1
+            rows[j] = word;
+            word += mc.piw;
+        }
+    }
 mac_row_tiles:
     for (int t = 0; t < mc.row_tiles_total; t++) {
 #pragma HLS loop_tripcount max=MAX_ROW_TILES
@@ -629,12 +673,14 @@ mac_row_tiles:
             const in_tile_t &in = in_lock;
             const w_tile_t &wt = w_lock;
             // the weight-stationary order only where its accumulator distance holds
-            mac_tile(mc, y_tile, positions, iters, k == 0, positions >= ACC_DISTANCE, in, wt, acc);
+            mac_tile(mc, y_tile, first_pooled, rows, positions, iters, k == 0, positions >= ACC_DISTANCE, in, wt, acc);
         }
         y_tile += mc.load_step;
+        first_pooled += mc.load_step_pooled;
         if (++rt == mc.row_tiles) {
             rt = 0;
             y_tile = mc.iy0;
+            first_pooled = mc.load_lo;
             if (mc.diag) mt_first_nt += GROUPS;
         }
     }
@@ -790,7 +836,7 @@ pool_rows:
                     data_t out = requantize(best[e], sc.shift, clamped);
                     count += clamped;
                     if (sc.relu && out < 0) out = 0;
-                    kept[e] = where[e];
+                    kept[e] = where[e] | (rank[e] > 0 ? index_t(ALIVE) : index_t(0));
                     bits[e] = out > 0;
                     if (sc.rap && out < 0) out = 0;
                     set_lane(beat, e, out);

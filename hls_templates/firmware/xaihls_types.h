@@ -74,7 +74,8 @@ typedef ap_int<48> acc_t;        // a DSP48's P register: sums never overflow (c
 typedef ap_int<64> wide_t;       // bias-aligned sums, post-processing products before requantization
 typedef ap_int<18> operand_t;    // a DSP48 multiplier input
 typedef ap_int<36> product_t;
-typedef ap_uint<INDEX_BITS> index_t;   // a max-pool's window position
+typedef ap_uint<INDEX_BITS + 1> index_t;   // a max-pool's window position, its alive bit above it (ALIVE)
+constexpr int ALIVE = 1 << INDEX_BITS;       // [the window's ranked maximum > 0]: the ReLU bit of its argmax
 typedef ap_uint<E> mask_word_t;        // the ReLU bits of E lanes of one pixel
 
 typedef hls::vector<data_t, TN> pixel_t;            // an input-buffer word: TN channels of one pixel

@@ -216,10 +216,10 @@ class _Builder:
         return dict(w_addr=addr, w_nt_bytes=nt_bytes, w_mt_bytes=nt_bytes * nts if mts > 1 else 0)
 
 
-FUSE_POOL_BACKWARD = False
+FUSE_POOL_BACKWARD = True
 """Whether a max-pool's backward is fused into the backward convolution below it (UNPOOL) where
-it can be (``fusable_pool``) instead of running as stride-phase jobs. Off until every engine runs
-UNPOOL jobs."""
+it can be (``fusable_pool``) instead of running as stride-phase jobs (docs/engine_v2.md, "Max-pool
+backward fused"). Every engine runs both; off only to measure the difference."""
 
 
 def fusable_pool(qg: QGraph, i: int, mode_formats=None) -> bool:
