@@ -18,7 +18,7 @@ from xaihls.models.zoo import get_zoo_model
 from xaihls.plan.lowering import Buffers, Shape, lower
 from xaihls.sim.interpreter import Engine as Interpreter
 
-NETS = ("digits", "digits_strided_bn", "digits_gap", "random301", "random305", "pools7")
+NETS = ("digits", "digits_strided_bn", "digits_gap", "random301", "random305", "pools3", "pools8")
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one
 SHAPES = {
     "4x4": (Shape(4, 4, 4), Buffers(256, 64, 1024)),

@@ -27,7 +27,7 @@ def test_rtl_v2_equals_golden_for_predict_and_every_method(name, shape):
 
 
 @pytest.mark.parametrize("name,shape", [("digits", "4x4"), ("digits_gap", "16x8_128bit"), ("random305", "16x8"),
-                                        ("pools7", "4x4")])
+                                        ("pools8", "4x4")])
 def test_rtl_v2_equals_golden_under_random_axi_stalls(name, shape):
     _check(name, shape, STALL_PROBABILITY)
     calm, stalled = simulated(name, shape, 0.0), simulated(name, shape, STALL_PROBABILITY)

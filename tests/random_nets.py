@@ -90,19 +90,21 @@ def random_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor
 
 def pool_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
     """A random network whose max-pools are the kind the compiler fuses into the convolution below
-    them (square windows of side 2 or 4 equal to their stride, after a conv): ReLU before the pool,
-    after it (its backward then has no ReLU rule) or none, maps that the windows tile or leave a
-    ragged edge, channels across several blocks."""
+    them (square windows of side 2 or 4 equal to their stride, after a conv, strided or not): ReLU
+    before the pool, after it (its backward then has no ReLU rule) or none, maps that the windows
+    tile or leave a ragged edge, channels across several blocks."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     c = rng.choice((1, 3, 5))
-    h, w = rng.randint(8, 14), rng.randint(8, 14)
+    h, w = rng.randint(9, 16), rng.randint(9, 16)
     shape = (c, h, w)
     layers: list[nn.Module] = []
-    for _ in range(2):
+    for i in range(2):
         k = rng.choice((1, 3, 5))
         o = rng.choice((3, 4, 7, 11, 16))
-        layers.append(nn.Conv2d(c, o, k, 1, k // 2))
+        stride = rng.choice((1, 1, 2)) if i == 0 else 1  # a strided conv's backward is one job per phase
+        layers.append(nn.Conv2d(c, o, k, stride, k // 2))
+        h, w = _conv_out(h, k, stride, k // 2), _conv_out(w, k, stride, k // 2)
         c = o
         s = rng.choice((2, 2, 4)) if min(h, w) >= 4 else 2
         where = rng.choice(("before", "after", "none"))

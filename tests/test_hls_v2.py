@@ -170,7 +170,7 @@ def test_the_tests_reach_every_path_of_the_engine(plans):
     distance = int(re.search(r"constexpr int ACC_DISTANCE = (\d+);", (FIRMWARE / "xaihls_types.h").read_text())[1])
     seen = set()
     programs = [plan.program for plan in plans.values()] + [_random_program(s)[-1].program for s in RANDOM_SEEDS]
-    for seed in (3, 4):  # test_csim_equals_golden_with_max_pools_fused_into_the_convolution's
+    for seed in (4, 8):  # test_csim_equals_golden_with_max_pools_fused_into_the_convolution's
         model, shape, calibration = pool_net(seed)
         qg = xaihls.compile(model, shape, calibration=calibration, ig_steps=STEPS, backends=("golden",)).qgraph
         programs.append(_plan(qg, *CONFIGS[list(CONFIGS)[seed % len(CONFIGS)]]).program)
@@ -191,9 +191,9 @@ def test_the_tests_reach_every_path_of_the_engine(plans):
     assert {f.name for f in Flag} <= seen
 
 
-@pytest.mark.parametrize("seed", [3, 4])
+@pytest.mark.parametrize("seed", [4, 8])
 def test_csim_equals_golden_with_max_pools_fused_into_the_convolution(seed):
-    """UNPOOL jobs with and without the ReLU rule, windows of 2 and 4 (tests.random_nets.pool_net)."""
+    """UNPOOL jobs with and without the ReLU rule, after a strided convolution too (tests.random_nets.pool_net)."""
     model, shape, calibration = pool_net(seed)
     qg = xaihls.compile(model, shape, calibration=calibration, ig_steps=STEPS, backends=("golden",)).qgraph
     config = list(CONFIGS)[seed % len(CONFIGS)]
