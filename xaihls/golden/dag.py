@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6)
+from xaihls.executor import attribution_format
 from xaihls.frontend.reference import upsample_nearest
 from xaihls.golden import kernels
 from xaihls.methods import LAYER_METHODS, PostProcess, ReluBackward, get_method, ig_constants
@@ -289,15 +290,13 @@ def backward(qg: QGraph, kept: Kept, target: torch.Tensor, mode: ReluBackward, s
     return _sum_once(qg, stop, parts.pop(stop), qg.grad_fmt(mode, stop), sat)
 
 
-def _passes(qg: QGraph, n: int):
-    from xaihls.golden.model import images_per_pass
-
-    per_pass = images_per_pass(qg)
+def _passes(n: int, per_pass: int):
     return [(i, min(n, i + per_pass)) for i in range(0, n, per_pass)]
 
 
-def predict(qg: QGraph, x_q: torch.Tensor, sat) -> torch.Tensor:
-    return torch.cat([forward(qg, x_q[a:b], sat, keep_relu=False)[0] for a, b in _passes(qg, x_q.shape[0])])
+def predict(qg: QGraph, x_q: torch.Tensor, sat, per_pass: int) -> torch.Tensor:
+    """Integer logits, computed in passes of ``per_pass`` images (memory, not results)."""
+    return torch.cat([forward(qg, x_q[a:b], sat, keep_relu=False)[0] for a, b in _passes(x_q.shape[0], per_pass)])
 
 
 def _cam(qg: QGraph, x_q: torch.Tensor, target: torch.Tensor | None, sat, guided: bool):
@@ -321,14 +320,13 @@ def _cam(qg: QGraph, x_q: torch.Tensor, target: torch.Tensor | None, sat, guided
     return logits, target, up, guided_g
 
 
-def attribute(qg: QGraph, x_q: torch.Tensor, method: str, target: torch.Tensor | None, sat,
+def attribute(qg: QGraph, x_q: torch.Tensor, method: str, target: torch.Tensor | None, sat, per_pass: int,
               steps: int | None = None, rule: str | None = None, base_q: torch.Tensor | None = None):
-    """Logits, target, attribution codes and their format (model.py's ``_attribute`` on any graph)."""
-    from xaihls.executor import attribution_format
-
+    """Logits, target, attribution codes and their format (model.py's ``_attribute`` on any graph),
+    in passes of ``per_pass`` images."""
     m = get_method(method)
     outs = []
-    for a, b in _passes(qg, x_q.shape[0]):
+    for a, b in _passes(x_q.shape[0], per_pass):
         t = None if target is None else target[a:b]
         outs.append(_attribute_pass(qg, x_q[a:b], m, t, sat, steps, rule, None if base_q is None else base_q[a:b]))
     logits, targets, attrs = (torch.cat(parts) for parts in zip(*outs))

@@ -255,7 +255,7 @@ def predict(qg: QGraph, x: torch.Tensor) -> RunResult:
 
 def _predict(qg: QGraph, x_q: torch.Tensor, sat: Saturations) -> RunResult:
     if dag.needed(qg):
-        logits = dag.predict(qg, x_q, sat)
+        logits = dag.predict(qg, x_q, sat, images_per_pass(qg))
         return RunResult(logits, qg.logits_fmt, predicted_class(logits), None, None, dict(sat.counts))
     logits, _ = _run_forward(qg, x_q, sat, keep_relu=False)
     return RunResult(logits, qg.logits_fmt, predicted_class(logits), None, None, dict(sat.counts))
@@ -287,7 +287,7 @@ def _attribute(qg: QGraph, x_q: torch.Tensor, method: str, target: torch.Tensor 
     """``attribute`` of checked arguments: the input codes and, for integrated gradients, checked steps
     and rule and the baseline's codes."""
     if dag.needed(qg, method):
-        logits, target, attr, fmt = dag.attribute(qg, x_q, method, target, sat, steps, rule, base_q)
+        logits, target, attr, fmt = dag.attribute(qg, x_q, method, target, sat, images_per_pass(qg), steps, rule, base_q)
         return RunResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
     m = get_method(method)
     mode = m.relu_backward
