@@ -413,3 +413,16 @@ def test_grad_cam_layer_is_the_last_conv_by_default_and_can_be_named():
     with pytest.raises(XaiHlsError, match="grad_cam_layer: no layer named 'nope'"):
         xaihls.compile(_block(), (3, 16, 16), calibration=torch.rand(4, 3, 16, 16), methods=("grad_cam",),
                        backends=("golden",), config={"grad_cam_layer": "nope"})
+
+
+def test_torch_export_program_of_a_residual_block_traces_like_the_module(tmp_path):
+    from xaihls.frontend.trace import graph_from_exported
+
+    model = _block()
+    path = tmp_path / "block.pt2"
+    torch.export.save(torch.export.export(model, (torch.rand(1, 3, 16, 16),)), str(path))
+    graph = graph_from_exported(str(path))
+    assert not graph.is_chain and any(isinstance(layer, Add) for layer in graph.layers)
+    assert any(isinstance(layer, ReLU6) for layer in graph.layers)
+    x = torch.rand(3, 3, 16, 16)
+    torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
