@@ -113,7 +113,8 @@ def test_unknown_zoo_model() -> None:
     with pytest.raises(XaiHlsError) as err:
         get_zoo_model("resnet50")
     assert str(err.value) == (
-        "unknown zoo model 'resnet50'; bundled models: cifar_ref, digits, digits_gap, digits_strided_bn"
+        "unknown zoo model 'resnet50'; bundled models: cifar_ref, digits, digits_gap, digits_mobilenet, "
+        "digits_resnet, digits_strided_bn, mobilenet_v2_tiny, resnet8"
     )
 
 
