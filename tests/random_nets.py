@@ -120,3 +120,53 @@ def pool_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
     model = nn.Sequential(*layers).eval()
     calibration = torch.rand((4, *shape)) * rng.choice((1.0, 4.0))
     return model, shape, calibration
+
+
+class _RandomDag(nn.Module):
+    """Blocks over a (C, H, W) map: each a conv branch (maybe depthwise, maybe ReLU6) added to a skip
+    (identity, or a strided 1x1 projection), maybe a padded pool, then a GAP/flatten and a Linear."""
+
+    def __init__(self, rng: random.Random, c: int, h: int, w: int):
+        super().__init__()
+        self.blocks = nn.ModuleList()
+        self.kinds = []
+        for _ in range(rng.randint(1, 3)):
+            o = rng.choice((2, 3, 4, 6))
+            stride = rng.choice((1, 1, 2)) if min(h, w) >= 3 else 1
+            depthwise = rng.random() < 0.4
+            branch = [nn.Conv2d(c, c, 3, stride, 1, groups=c)] if depthwise else [nn.Conv2d(c, o, 3, stride, 1)]
+            out = c if depthwise else o
+            if rng.random() < 0.5:
+                branch.append(nn.BatchNorm2d(out))
+            branch.append(nn.ReLU6() if rng.random() < 0.5 else nn.ReLU())
+            branch.append(nn.Conv2d(out, out, 1))
+            skip = None if (stride == 1 and out == c) else nn.Conv2d(c, out, 1, stride)
+            pool = None
+            h2, w2 = _conv_out(h, 3, stride, 1), _conv_out(w, 3, stride, 1)
+            if rng.random() < 0.4 and min(h2, w2) >= 2:
+                pool = (nn.MaxPool2d if rng.random() < 0.5 else nn.AvgPool2d)(3, 2, padding=1,
+                                                                               ceil_mode=rng.random() < 0.5)
+            self.blocks.append(nn.ModuleList([nn.Sequential(*branch), skip or nn.Identity(), pool or nn.Identity()]))
+            c, h, w = out, h2, w2
+            if pool is not None:
+                h, w = (pool(torch.zeros(1, 1, h, w)).shape[2:])
+        self.head = nn.Linear(c, rng.choice((2, 3, 10)))
+
+    def forward(self, x):
+        for branch, skip, pool in self.blocks:
+            x = pool(torch.relu(branch(x) + skip(x)))
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def random_dag_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """A random residual network (skip connections, depthwise layers, ReLU6, padded pools), its input
+    shape and a calibration batch, deterministic in the seed."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    shape = (rng.choice((1, 2, 3)), rng.randint(2, 9), rng.randint(2, 9))
+    model = _RandomDag(rng, *shape)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return model.eval(), shape, torch.rand((8, *shape))

@@ -47,3 +47,35 @@ def test_random_net_is_refused_at_compile_or_bit_exact_everywhere(seed):
             if method:
                 assert torch.equal(r.attribution, g.attribution), f"{what}: attribution"
         assert runs["program"].saturations == runs["csim"].saturations, f"seed {seed} {method}: saturation counts"
+
+
+DAG_NETS = int(os.environ.get("XAIHLS_FUZZ_DAG_NETS", "12"))
+
+
+@pytest.mark.parametrize("seed", range(FIRST_SEED, FIRST_SEED + DAG_NETS))
+def test_random_dag_is_refused_by_hardware_in_one_line_and_golden_follows_float(seed):
+    """Random residual nets (tests/random_nets.py ``random_dag_net``): every hardware backend refuses
+    them at compile with one line; the golden model runs every method, its logits within a few
+    percent of the float graph's and its gradient correlated with the float one."""
+    from tests.random_nets import random_dag_net
+    from xaihls.frontend.reference import float_attribute, forward_float
+    from xaihls.methods import ALL_METHODS
+    from xaihls.reports.fidelity import pearson_per_image
+
+    model, shape, calibration = random_dag_net(seed)
+    with pytest.raises(XaiHlsError) as e:
+        xaihls.compile(model, shape, calibration=calibration, ig_steps=3, backends=("golden", "program", "csim"))
+    assert "\n" not in str(e.value) and "golden-only for now" in str(e.value), str(e.value)
+    acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=3, methods=tuple(ALL_METHODS),
+                         backends=("golden",))
+    x = torch.rand((3, *shape), generator=torch.Generator().manual_seed(seed))
+    ref = forward_float(acc.graph, x.double())
+    err = (acc.predict(x).double() - ref).abs().max()
+    assert float(err) <= 0.05 * float(ref.abs().max()) + 64 * acc.qgraph.logits_fmt.lsb, f"seed {seed}: {err}"
+    target = acc.predict(x).argmax(1)
+    for method in ALL_METHODS:
+        r = acc.run(x, method, target)
+        assert r.attribution.shape[0] == 3 and r.attribution.shape[2:] == x.shape[2:], method
+    g = acc.attribute(x, "gradient", target)
+    f = float_attribute(acc.graph, x.double(), "gradient", target).attribution
+    assert float(pearson_per_image(g, f).mean()) >= 0.95, f"seed {seed}"

@@ -99,3 +99,45 @@ def test_integrated_gradients_scale_matches_a_true_trapezoid_rule(compiled, digi
     theirs = captum_attribute(module, x, "integrated_gradients", target, steps=16).double()
     ratio = (ours * theirs).sum() / (theirs * theirs).sum()
     assert abs(float(ratio) - 16 / 15) < 0.01
+
+
+@pytest.fixture(scope="module", params=["digits_resnet", "digits_mobilenet"])
+def compiled_edge(request):
+    from xaihls.methods import ALL_METHODS
+
+    entry = get_zoo_model(request.param)
+    module = entry.build()
+    acc = xaihls.compile(module, entry.input_shape, calibration=entry.calibration(), methods=tuple(ALL_METHODS),
+                         backends=("golden",))
+    return request.param, module, acc
+
+
+@pytest.mark.parametrize("method", ["gradient", "saliency", "input_x_gradient", "integrated_gradients",
+                                    "guided_backprop", "deconvnet", "grad_cam", "guided_grad_cam"])
+def test_edge_net_attribution_correlates_with_captum(compiled_edge, digits_test, method):
+    """The residual and depthwise-separable digits nets: mean >= 0.995 and min >= 0.98 per image against
+    Captum on the traced graph (LayerGradCam and GuidedGradCam at the last Conv2d for the Grad-CAM methods)."""
+    from xaihls.frontend.reference import layer_module
+
+    name, _, acc = compiled_edge
+    x = digits_test[0][:TEST_IMAGES]
+    target = acc.predict(x).argmax(1)
+    golden = acc.attribute(x, method, target=target, steps=32)
+    module = graph_to_module(acc.graph)
+    layer = layer_module(module, acc.graph, acc.qgraph.cam_layer) if acc.qgraph.cam_layer else None
+    reference = captum_attribute(module, x, method, target, steps=32, layer=layer)
+    r = pearson_per_image(golden, reference)
+    assert float(r.mean()) >= 0.995, f"{name}/{method}: mean Pearson {float(r.mean()):.4f}"
+    assert float(r.min()) >= 0.98, f"{name}/{method}: min Pearson {float(r.min()):.4f}"
+
+
+def test_edge_nets_top1_matches_float(digits_test):
+    x_test, _ = digits_test
+    for name in ("digits_resnet", "digits_mobilenet"):
+        entry = get_zoo_model(name)
+        module = entry.build()
+        acc = xaihls.compile(module, entry.input_shape, calibration=entry.calibration(), methods=("gradient",),
+                             backends=("golden",))
+        with torch.no_grad():
+            float_top1 = module(x_test).argmax(1)
+        assert float((acc.predict(x_test).argmax(1) == float_top1).float().mean()) >= 0.98, name

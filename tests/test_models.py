@@ -22,7 +22,8 @@ from xaihls.models import (
 )
 from xaihls.models.zoo import DATA_DIR
 
-BUNDLED = ["cifar_ref", "digits", "digits_gap", "digits_strided_bn"]
+BUNDLED = ["cifar_ref", "digits", "digits_gap", "digits_mobilenet", "digits_resnet", "digits_strided_bn",
+           "mobilenet_v2_tiny", "resnet8"]
 
 
 def test_zoo_names() -> None:
@@ -44,7 +45,7 @@ def test_build_is_eval_mode_with_ten_logits(name: str) -> None:
         assert model(images).shape == (len(images), 10)
 
 
-@pytest.mark.parametrize("name", ["digits", "digits_strided_bn", "digits_gap"])
+@pytest.mark.parametrize("name", ["digits", "digits_strided_bn", "digits_gap", "digits_resnet", "digits_mobilenet"])
 def test_digits_models_classify_their_samples(name: str) -> None:
     entry = get_zoo_model(name)
     images, labels = entry.samples()
@@ -68,7 +69,7 @@ def test_digits_cnn_test_accuracy() -> None:
 
 def test_models_json_matches_weights() -> None:
     record = json.loads((DATA_DIR / "models.json").read_text())
-    assert sorted(record) == ["digits_cnn", "digits_gap", "digits_strided_bn"]
+    assert sorted(record) == ["digits_cnn", "digits_gap", "digits_mobilenet", "digits_resnet", "digits_strided_bn"]
     assert record["digits_cnn"]["float_test_accuracy"] >= 0.97
     for entry in record.values():
         assert (entry["train_size"], entry["test_size"]) == (1347, 450)
@@ -112,7 +113,8 @@ def test_unknown_zoo_model() -> None:
     with pytest.raises(XaiHlsError) as err:
         get_zoo_model("resnet50")
     assert str(err.value) == (
-        "unknown zoo model 'resnet50'; bundled models: cifar_ref, digits, digits_gap, digits_strided_bn"
+        "unknown zoo model 'resnet50'; bundled models: cifar_ref, digits, digits_gap, digits_mobilenet, "
+        "digits_resnet, digits_strided_bn, mobilenet_v2_tiny, resnet8"
     )
 
 

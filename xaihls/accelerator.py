@@ -89,10 +89,12 @@ class Accelerator:
     def refusals(self) -> dict[str, str]:
         """Why each backend that cannot run this network cannot (made with the plan)."""
         if self._refusals is None:
-            from xaihls.plan.capabilities import refusal
+            from xaihls.plan.capabilities import graph_refusal, refusal
 
-            found = {name: refusal(get_executor(name).capabilities, self.plan) for name in BACKENDS
+            found = {name: graph_refusal(get_executor(name).capabilities, self.qgraph) for name in BACKENDS
                      if get_executor(name).capabilities.needs_plan}
+            if not any(found.values()):  # the plan is made only for a graph the engine runs
+                found = {name: refusal(get_executor(name).capabilities, self.plan) for name in found}
             self._refusals = {name: why for name, why in found.items() if why}
         return self._refusals
 
@@ -108,7 +110,12 @@ class Accelerator:
     def plan(self):
         """The engine and Program for this board (made on first use: it searches tilings)."""
         if self._plan is None:
+            from xaihls.plan.capabilities import program_refusal
             from xaihls.plan.planner_v2 import plan_v2
+
+            why = program_refusal(self.qgraph)
+            if why:
+                raise XaiHlsError(f"no engine plan for this network: {why}")
 
             self._plan = plan_v2(self.qgraph, self.board, tiling=self.tiling)
         return self._plan

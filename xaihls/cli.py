@@ -334,6 +334,11 @@ def cmd_plan(args) -> int:
     with console.status("calibrating"):
         acc = xaihls.compile(loaded.graph, board=board, methods=args.methods, calibration=calibration,
                              config=args.config, ig_steps=args.steps, backends=("golden",))
+    from xaihls.plan.capabilities import program_refusal
+
+    why = program_refusal(acc.qgraph)
+    if why:
+        raise XaiHlsError(f"no engine plan for this network: {why}")
     with console.status(f"planning for {board.name}"):
         p = plan_v2(acc.qgraph, board, cap=args.cap, clock_mhz=args.clock, tiling=tiling, slack=args.slack)
     refusals = _refusals(p)

@@ -66,6 +66,10 @@ def saturation_kinds(counts: dict[str, int]) -> dict[str, int]:
 def attribution_format(qg: QGraph, method: str) -> FixedFormat:
     """The format of ``method``'s attribution (what the post-processing unit writes)."""
     m = get_method(method)
+    if m.post is PostProcess.GRAD_CAM:
+        return qg.attribution_formats.grad_cam
+    if m.post is PostProcess.GUIDED_GRAD_CAM:
+        return qg.attribution_formats.guided_grad_cam
     if m.post is PostProcess.INTEGRATED:
         return qg.attribution_formats.integrated_gradients
     if m.post is PostProcess.TIMES_INPUT:

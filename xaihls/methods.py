@@ -27,12 +27,14 @@ class PostProcess(IntEnum):
     ABS = 1
     TIMES_INPUT = 2
     INTEGRATED = 3  # (x - x') * sum_k w_k g_k
+    GRAD_CAM = 4  # relu(sum_c mean_hw(g_layer)[c] * a_layer[c]), upsampled (golden only for now)
+    GUIDED_GRAD_CAM = 5  # guided-backprop input gradient * upsampled Grad-CAM (golden only for now)
 
 
 @dataclass(frozen=True)
 class Method:
     name: str
-    code: int  # the hardware's run-time ``method`` argument (0 predicts)
+    code: int | None  # the hardware's run-time ``method`` argument (0 predicts); None: no engine code yet
     relu_backward: ReluBackward
     post: PostProcess
     captum: str
@@ -50,6 +52,19 @@ METHODS: dict[str, Method] = {
     )
 }
 
+LAYER_METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("grad_cam", None, ReluBackward.MASK, PostProcess.GRAD_CAM, "LayerGradCam"),
+        Method("guided_grad_cam", None, ReluBackward.GUIDED, PostProcess.GUIDED_GRAD_CAM, "GuidedGradCam"),
+    )
+}
+"""Methods that read a layer's activations and gradient (Grad-CAM, docs/dag.md): the golden model
+runs them; the engine has no code for them yet, so they are not in ``METHODS`` (the engine's
+methods, and the default of ``xaihls.compile``)."""
+
+ALL_METHODS: dict[str, Method] = {**METHODS, **LAYER_METHODS}
+
 RIEMANN_RULES = ("trapezoid", "left", "right", "middle")
 
 PREDICT_CODE = 0
@@ -63,9 +78,9 @@ def method_of_code(code: int) -> Method:
 
 def get_method(name: str) -> Method:
     try:
-        return METHODS[name]
-    except KeyError:
-        raise XaiHlsError(f"unknown attribution method '{name}'; supported: {', '.join(METHODS)}") from None
+        return ALL_METHODS[name]
+    except (KeyError, TypeError):
+        raise XaiHlsError(f"unknown attribution method '{name}'; supported: {', '.join(ALL_METHODS)}") from None
 
 
 def check_methods(names) -> tuple[str, ...]:
@@ -77,8 +92,8 @@ def check_methods(names) -> tuple[str, ...]:
         get_method(name)
         wanted.add(name)
     if not wanted:
-        raise XaiHlsError("methods: give at least one attribution method; supported: " + ", ".join(METHODS))
-    return tuple(m for m in METHODS if m in wanted)
+        raise XaiHlsError("methods: give at least one attribution method; supported: " + ", ".join(ALL_METHODS))
+    return tuple(m for m in ALL_METHODS if m in wanted)
 
 
 def ig_rule(steps: int, rule: str = "trapezoid") -> tuple[list[float], list[float]]:

@@ -1,23 +1,38 @@
-"""The layer-graph IR: a chain of float layers with their shapes.
+"""The layer-graph IR: a DAG of float layers with their shapes, in topological order.
 
-A Graph is what the front end makes of a PyTorch model: BatchNorm already folded into
-the convolution before it, Dropout and Identity dropped, every shape known. Shapes are
-per sample: (C, H, W) for feature maps, (F,) for vectors.
+A Graph is what the front end makes of a PyTorch model: BatchNorm folded into the
+convolution before it (where that convolution feeds nothing else), Dropout and Identity
+dropped, every shape known. Shapes are per sample: (C, H, W) for feature maps, (F,) for
+vectors.
+
+Tensors are named by what produces them: ``INPUT`` for the image, a layer's name for its
+output. Each layer names the tensors it reads (``inputs``); an empty ``inputs`` reads the
+tensor before it in the chain (the image for the first layer, else the previous layer's
+output), so a chain built by hand stays valid. ``Graph.is_chain`` says whether the graph is
+a single chain, which every hardware executor requires for now.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Union
 
 import torch
 
 Shape = tuple[int, ...]
 
+INPUT = "input"
+"""The name of the image tensor (no layer takes it)."""
+
 
 @dataclass(frozen=True, eq=False)
 class Conv2d:
-    """2-D convolution, groups = 1, zero padding. Weight (O, I, kh, kw), bias (O,)."""
+    """2-D convolution with zero padding. Weight (O, I / groups, kh, kw), bias (O,).
+
+    ``groups`` splits the channels as PyTorch does: output channel o reads the input channels of
+    group o // (O / groups) (depthwise: groups = I).
+    """
 
     name: str
     in_shape: Shape
@@ -27,6 +42,8 @@ class Conv2d:
     kernel: tuple[int, int]
     stride: tuple[int, int]
     padding: tuple[int, int]
+    groups: int = 1
+    inputs: tuple[str, ...] = ()
 
     @property
     def in_channels(self) -> int:
@@ -38,7 +55,7 @@ class Conv2d:
 
     @property
     def fan_in(self) -> int:
-        return self.in_channels * self.kernel[0] * self.kernel[1]
+        return self.in_channels // self.groups * self.kernel[0] * self.kernel[1]
 
     @property
     def macs(self) -> int:
@@ -54,6 +71,7 @@ class Linear:
     out_shape: Shape
     weight: torch.Tensor
     bias: torch.Tensor
+    inputs: tuple[str, ...] = ()
 
     @property
     def fan_in(self) -> int:
@@ -69,25 +87,53 @@ class ReLU:
     name: str
     in_shape: Shape
     out_shape: Shape
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReLU6:
+    """min(max(x, 0), 6) (``nn.ReLU6``, ``hardtanh(x, 0, 6)``, ``clamp(x, 0, 6)``)."""
+
+    name: str
+    in_shape: Shape
+    out_shape: Shape
+    inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class _Pool:
+    """A pooling window. ``padding`` on each side, ``ceil_mode`` as PyTorch: with it, a last
+    window may run past the padded input, but never starts beyond it."""
+
     name: str
     in_shape: Shape
     out_shape: Shape
     kernel: tuple[int, int]
     stride: tuple[int, int]
+    padding: tuple[int, int] = (0, 0)
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+    inputs: tuple[str, ...] = ()
+
+    @property
+    def is_plain(self) -> bool:
+        """No padding and floor mode: every window lies inside the input."""
+        return self.padding == (0, 0) and not self.ceil_mode
 
 
 @dataclass(frozen=True)
 class MaxPool2d(_Pool):
-    """Max pooling without padding; ties go to the first maximum in raster order."""
+    """Max pooling; padding counts as -infinity (PyTorch); ties go to the first maximum in raster order."""
 
 
 @dataclass(frozen=True)
 class AvgPool2d(_Pool):
-    """Average pooling without padding (AdaptiveAvgPool2d(1) is the global case)."""
+    """Average pooling (AdaptiveAvgPool2d(s) with s dividing the map is the case kernel = stride = map / s).
+
+    The divisor of a window is PyTorch's: with ``count_include_pad`` the window's taps inside the
+    padded input (zeros of the padding counted, a ceil-mode overhang past it not); without it, the
+    taps inside the input only.
+    """
 
 
 @dataclass(frozen=True)
@@ -97,17 +143,95 @@ class Flatten:
     name: str
     in_shape: Shape
     out_shape: Shape
+    inputs: tuple[str, ...] = ()
 
 
-Layer = Union[Conv2d, Linear, ReLU, MaxPool2d, AvgPool2d, Flatten]
+@dataclass(frozen=True)
+class Add:
+    """The element-wise sum of two tensors of one shape (a residual connection)."""
+
+    name: str
+    in_shape: Shape
+    out_shape: Shape
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelAffine:
+    """y[c] = x[c] * scale[c] + shift[c] on a (C, H, W) map: a BatchNorm2d that could not be folded."""
+
+    name: str
+    in_shape: Shape
+    out_shape: Shape
+    scale: torch.Tensor
+    shift: torch.Tensor
+    inputs: tuple[str, ...] = ()
+
+
+Layer = Union[Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, Flatten, Add, ChannelAffine]
 
 
 @dataclass(frozen=True, eq=False)
 class Graph:
-    """A chain of layers from one input to the logits."""
+    """Layers in topological order from one input to the logits (the last layer's output).
+
+    Tensor k is the image for k = 0 and layer k-1's output otherwise; in a chain, tensor k is
+    also layer k's input.
+    """
 
     input_shape: Shape
     layers: tuple[Layer, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not any(layer.inputs for layer in self.layers):
+            return  # a chain: layer i reads tensor i whatever the names
+        seen = {INPUT: self.input_shape}
+        for layer in self.layers:
+            if layer.name in seen:
+                raise ValueError(f"layer name '{layer.name}' is used twice (or is the input's)")
+            for name in layer.inputs:
+                if name not in seen:
+                    raise ValueError(f"layer '{layer.name}' reads '{name}', which no earlier layer produces")
+            seen[layer.name] = layer.out_shape
+
+    @cached_property
+    def tensor_names(self) -> tuple[str, ...]:
+        """The name of tensor k: ``INPUT``, then each layer's."""
+        return (INPUT, *(layer.name for layer in self.layers))
+
+    @cached_property
+    def _tensor_index(self) -> dict[str, int]:
+        index: dict[str, int] = {}
+        for k, name in enumerate(self.tensor_names):
+            index.setdefault(name, k)
+        return index
+
+    def tensor_index(self, name: str) -> int:
+        return self._tensor_index[name]
+
+    @cached_property
+    def input_tensors(self) -> tuple[tuple[int, ...], ...]:
+        """For each layer, the indices of the tensors it reads, in order."""
+        return tuple(tuple(self._tensor_index[n] for n in layer.inputs) if layer.inputs else (i,)
+                     for i, layer in enumerate(self.layers))
+
+    @cached_property
+    def consumers(self) -> tuple[tuple[int, ...], ...]:
+        """For each tensor, the layers that read it (a layer reading it twice is listed twice)."""
+        out: list[list[int]] = [[] for _ in range(len(self.layers) + 1)]
+        for i, reads in enumerate(self.input_tensors):
+            for k in reads:
+                out[k].append(i)
+        return tuple(tuple(c) for c in out)
+
+    @cached_property
+    def is_chain(self) -> bool:
+        """Each layer reads only the tensor before it, and each tensor but the logits feeds one layer."""
+        return (all(reads == (i,) for i, reads in enumerate(self.input_tensors))
+                and all(len(c) == 1 for c in self.consumers[:-1]))
+
+    def tensor_shape(self, k: int) -> Shape:
+        return self.input_shape if k == 0 else self.layers[k - 1].out_shape
 
     @property
     def output_shape(self) -> Shape:

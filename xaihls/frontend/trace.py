@@ -19,16 +19,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from xaihls.errors import XaiHlsError
-from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Graph, Layer, Linear, MaxPool2d, ReLU, Shape
+from xaihls.frontend.ir import (INPUT, Add, AvgPool2d, ChannelAffine, Conv2d, Flatten, Graph, Layer, Linear,
+                                MaxPool2d, ReLU, ReLU6, Shape)
 
 SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
     ("Conv2d", "any kernel, stride and zero padding (`padding='same'` at stride 1 with odd kernels); "
-               "groups=1, dilation 1; bias or not"),
-    ("BatchNorm2d", "directly after a Conv2d (folded into it), with running statistics"),
-    ("ReLU", "module, functional or method; a ReLU of a ReLU's output is merged into it"),
-    ("MaxPool2d", "any window and stride, square or not; no padding, `ceil_mode=False`, dilation 1"),
-    ("AvgPool2d", "any window and stride, square or not; no padding, `ceil_mode=False`, no `divisor_override`"),
-    ("AdaptiveAvgPool2d", "output size 1 (a global average over any map)"),
+               "any `groups` (depthwise included), dilation 1; bias or not"),
+    ("BatchNorm2d", "with running statistics: folded into a Conv2d that feeds only it, "
+                    "else a per-channel affine layer"),
+    ("ReLU", "module, functional or method; a ReLU of a ReLU's output that feeds nothing else is merged into it"),
+    ("ReLU6", "`nn.ReLU6`, `F.relu6`, `hardtanh(x, 0, 6)`, `clamp(x, 0, 6)`"),
+    ("MaxPool2d", "any window, stride and padding (padding counts as -inf), `ceil_mode` either way, dilation 1"),
+    ("AvgPool2d", "any window, stride and padding, `ceil_mode` and `count_include_pad` either way "
+                  "(PyTorch's divisors); no `divisor_override`"),
+    ("AdaptiveAvgPool2d", "to an output size that divides the map (a global average at size 1)"),
+    ("add", "`x + y`, `torch.add(x, y)`, `operator.add` of two tensors of one shape (residual connections)"),
     ("Flatten, view, reshape", "to one dimension per sample"),
     ("Linear", "bias or not"),
     ("Dropout, Identity", "dropped (the model is in eval mode)"),
@@ -36,9 +41,10 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
 """What the front end takes, layer by layer: the README and docs/frontend.md show this table
 (tests/test_frontend.py holds them to it)."""
 
-CHAIN_RULE = "The layers form a single chain: one input tensor, each layer feeding the next, logits out."
+CHAIN_RULE = ("The layers form a graph with one input tensor and one output, the logits: a tensor may feed "
+              "several layers and an add joins two; every layer must reach the logits.")
 
-SUPPORTED = (", ".join(name for name, _ in SUPPORTED_LAYERS) + " in a single chain "
+SUPPORTED = (", ".join(name for name, _ in SUPPORTED_LAYERS) + " in a graph from one input to the logits "
              "(README, 'What the front end takes')")
 
 
@@ -76,36 +82,80 @@ def _target_name(node: torch.fx.Node, target: Any) -> str:
     return getattr(target, "__name__", str(target))
 
 
+def _pool_size(size: int, k: int, s: int, p: int, ceil_mode: bool) -> int:
+    """PyTorch's pooled size: a ceil-mode window must start inside the input or its left padding."""
+    span = size + 2 * p - k
+    if span < 0:
+        return 0
+    out = (span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _data_users(node: torch.fx.Node) -> list[torch.fx.Node]:
+    """Users that read the node's values (not only its shape)."""
+    return [u for u in node.users
+            if not (u.op == "call_method" and u.target in ("size", "dim"))
+            and not (u.op == "call_function" and u.target is getattr)]
+
+
 @dataclass
 class _Builder:
-    """Accumulates layers while walking the node chain; tracks the current shape."""
+    """Accumulates layers while walking the traced nodes; ``current`` is the tensor the node reads."""
 
-    shape: Shape
+    shapes: dict[str, Shape]
     layers: list[Layer]
+    current: str = INPUT
+    produced: dict = dataclasses.field(default_factory=dict)  # fx node -> the layer it added (None: passed through)
+
+    @property
+    def shape(self) -> Shape:
+        return self.shapes[self.current]
 
     def add(self, layer: Layer) -> None:
-        taken = {existing.name for existing in self.layers}
+        taken = {existing.name for existing in self.layers} | {INPUT}
         if layer.name in taken:  # a module called twice: keep names unique
             k = 1
             while f"{layer.name}_{k}" in taken:
                 k += 1
             layer = dataclasses.replace(layer, name=f"{layer.name}_{k}")
+        if not layer.inputs:
+            layer = dataclasses.replace(layer, inputs=(self.current,))
         self.layers.append(layer)
-        self.shape = layer.out_shape
+        self.shapes[layer.name] = layer.out_shape
+        self.current = layer.name
+
+    def _index(self, name: str) -> int:
+        return next(i for i, layer in enumerate(self.layers) if layer.name == name)
+
+    def sole_producer(self, node: torch.fx.Node, through_flatten: bool) -> int | None:
+        """The index of the layer whose output ``node`` reads, if every node on the way from it
+        (pass-throughs and, with ``through_flatten``, Flatten layers) feeds nothing else."""
+        s = _data_input(node)
+        while s is not None and s.op != "placeholder":
+            if len(_data_users(s)) != 1:
+                return None
+            layer = self.produced.get(s)
+            if layer is not None:
+                index = self._index(layer.name)
+                if not (through_flatten and isinstance(self.layers[index], Flatten)):
+                    return index
+            s = _data_input(s)
+        return None
 
     def conv(self, node, weight, bias, stride, padding, dilation, groups, padding_mode="zeros") -> None:
         if len(self.shape) != 3:
             raise _refuse(node, f"Conv2d needs a (C, H, W) input, got shape {self.shape}")
-        if groups != 1:
-            raise _refuse(node, f"groups={groups} (only groups=1 is supported)")
         if _pair(dilation) != (1, 1):
             raise _refuse(node, f"dilation={dilation} (only 1 is supported)")
         if padding_mode != "zeros":
             raise _refuse(node, f"padding_mode='{padding_mode}' (only 'zeros' is supported)")
+        groups = int(groups)
         weight = weight.detach().to(torch.float32).clone()
         o, i, kh, kw = weight.shape
-        if i != self.shape[0]:
-            raise _refuse(node, f"expects {i} input channels, gets {self.shape[0]}")
+        if i * groups != self.shape[0] or o % groups:
+            raise _refuse(node, f"expects {i * groups} input channels in {groups} groups, gets {self.shape[0]}")
         sh, sw = _pair(stride)
         if isinstance(padding, str):
             if padding == "valid":
@@ -120,20 +170,23 @@ class _Builder:
         if oh < 1 or ow < 1:
             raise _refuse(node, f"kernel {(kh, kw)} does not fit the {h}x{w} input")
         bias = torch.zeros(o) if bias is None else bias.detach().to(torch.float32).clone()
-        self.add(Conv2d(_name(node), self.shape, (o, oh, ow), weight, bias, (kh, kw), (sh, sw), (ph, pw)))
+        self.add(Conv2d(_name(node), self.shape, (o, oh, ow), weight, bias, (kh, kw), (sh, sw), (ph, pw), groups))
 
     def batchnorm(self, node, mean, var, gamma, beta, eps) -> None:
-        prev = self.layers[-1] if self.layers else None
-        if not isinstance(prev, Conv2d):
-            raise _refuse(node, "BatchNorm2d must directly follow a Conv2d, into which it is folded")
+        if len(self.shape) != 3:
+            raise _refuse(node, f"BatchNorm2d needs a (C, H, W) input, got shape {self.shape}")
         scale = (gamma.detach().double() if gamma is not None else torch.ones_like(mean, dtype=torch.float64))
         scale = scale / torch.sqrt(var.detach().double() + eps)
         shift = beta.detach().double() if beta is not None else torch.zeros_like(scale)
+        k = self.sole_producer(node, through_flatten=False)
+        prev = self.layers[k] if k is not None else None
+        if not isinstance(prev, Conv2d):  # a per-channel affine of its own
+            offset = shift - mean.detach().double() * scale
+            self.add(ChannelAffine(_name(node), self.shape, self.shape, scale.float(), offset.float()))
+            return
         weight = (prev.weight.double() * scale[:, None, None, None]).float()
         bias = ((prev.bias.double() - mean.detach().double()) * scale + shift).float()
-        self.layers[-1] = Conv2d(
-            prev.name, prev.in_shape, prev.out_shape, weight, bias, prev.kernel, prev.stride, prev.padding
-        )
+        self.layers[k] = dataclasses.replace(prev, weight=weight, bias=bias)
 
     def linear(self, node, weight, bias) -> None:
         if len(self.shape) != 1:
@@ -146,36 +199,62 @@ class _Builder:
         self.add(Linear(_name(node), self.shape, (o,), weight, bias))
 
     def relu(self, node) -> None:
-        last = next((layer for layer in reversed(self.layers) if not isinstance(layer, Flatten)), None)
-        if isinstance(last, ReLU):
+        k = self.sole_producer(node, through_flatten=True)
+        if k is not None and isinstance(self.layers[k], ReLU):
             return  # a ReLU of a ReLU's output changes nothing, forward or backward, under every method
         self.add(ReLU(_name(node), self.shape, self.shape))
 
-    def pool(self, node, kind: str, kernel, stride, padding=0, ceil_mode=False, dilation=1) -> None:
+    def clamp(self, node, low, high) -> None:
+        """A clamp to [low, high]: ReLU6 for [0, 6], a ReLU for [0, None]; refused otherwise."""
+        low = None if low is None else float(low)
+        high = None if high is None else float(high)
+        if low == 0.0 and high == 6.0:
+            self.add(ReLU6(_name(node), self.shape, self.shape))
+        elif low == 0.0 and high is None:
+            self.relu(node)
+        else:
+            raise _refuse(node, f"clamp to [{low}, {high}] (only [0, 6], ReLU6, and [0, inf), ReLU)")
+
+    def add_tensors(self, node, left: str, right: str) -> None:
+        a, b = self.shapes[left], self.shapes[right]
+        if a != b:
+            raise _refuse(node, f"add of shapes {a} and {b} (both operands must have one shape; no broadcasting)")
+        self.add(Add(_name(node), a, a, (left, right)))
+
+    def pool(self, node, kind: str, kernel, stride, padding=0, ceil_mode=False, dilation=1,
+             count_include_pad=True) -> None:
         if len(self.shape) != 3:
             raise _refuse(node, f"pooling needs a (C, H, W) input, got shape {self.shape}")
         kh, kw = _pair(kernel)
         sh, sw = _pair(stride if stride not in (None, [], ()) else kernel)
-        if _pair(padding) != (0, 0):
-            raise _refuse(node, f"padding={padding} (pooling without padding only)")
-        if ceil_mode:
-            raise _refuse(node, "ceil_mode=True (only floor mode is supported)")
+        ph, pw = _pair(padding)
         if _pair(dilation) != (1, 1):
             raise _refuse(node, f"dilation={dilation} (only 1 is supported)")
+        if ph > kh // 2 or pw > kw // 2:
+            raise _refuse(node, f"padding {(ph, pw)} is more than half the window {(kh, kw)}")
         c, h, w = self.shape
-        oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+        oh, ow = _pool_size(h, kh, sh, ph, bool(ceil_mode)), _pool_size(w, kw, sw, pw, bool(ceil_mode))
         if oh < 1 or ow < 1:
             raise _refuse(node, f"window {(kh, kw)} does not fit the {h}x{w} input")
         cls = MaxPool2d if kind == "max" else AvgPool2d
-        self.add(cls(_name(node), self.shape, (c, oh, ow), (kh, kw), (sh, sw)))
+        self.add(cls(_name(node), self.shape, (c, oh, ow), (kh, kw), (sh, sw), (ph, pw), bool(ceil_mode),
+                     bool(count_include_pad)))
 
-    def global_avg(self, node, output_size) -> None:
-        if _pair(output_size) != (1, 1):
-            raise _refuse(node, f"AdaptiveAvgPool2d output size {output_size} (only 1 is supported)")
+    def adaptive_avg(self, node, output_size) -> None:
         if len(self.shape) != 3:
             raise _refuse(node, f"AdaptiveAvgPool2d needs a (C, H, W) input, got shape {self.shape}")
         _, h, w = self.shape
-        self.pool(node, "avg", (h, w), (h, w))
+        size = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+        if len(size) == 1:
+            size = (size[0], size[0])
+        oh, ow = (h if size[0] is None else int(size[0])), (w if size[1] is None else int(size[1]))
+        if oh < 1 or ow < 1 or h % oh or w % ow:
+            raise _refuse(node, f"AdaptiveAvgPool2d output size {output_size} on a {h}x{w} map (the output "
+                                "size must divide the map)")
+        self.pool(node, "avg", (h // oh, w // ow), (h // oh, w // ow))
+
+    def global_avg(self, node, output_size) -> None:
+        self.adaptive_avg(node, output_size)
 
     def flatten(self, node, out_shape: Shape) -> None:
         """A view/reshape/flatten; only the per-sample flattening to 1-D is supported."""
@@ -192,6 +271,7 @@ class _Builder:
 
 
 _RELU_FUNCS = {F.relu, torch.relu, torch.nn.functional.relu, torch.relu_}
+_ADD_FUNCS = {operator.add, operator.iadd, torch.add}
 _FLATTEN_FUNCS = {torch.flatten}
 _SHAPE_HELPERS = {operator.getitem, getattr, torch.Tensor.size}
 _DROP_FUNCS = {F.dropout, torch.dropout}
@@ -244,18 +324,28 @@ def _arg(node: torch.fx.Node, index: int, name: str, default: Any = None) -> Any
     return node.kwargs.get(name, default)
 
 
-def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Builder, torch.fx.Node], bool]) -> Graph:
+def _tensor_arg(node: torch.fx.Node, index: int, name: str, env: dict) -> str:
+    """The tensor an add reads as operand ``index``; a constant or a non-tensor is refused."""
+    a = _arg(node, index, name)
+    if not isinstance(a, torch.fx.Node) or a not in env:
+        raise _refuse(node, f"adding {a!r} (only the sum of two tensors the layers compute is supported)")
+    return env[a]
+
+
+def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Builder, torch.fx.Node, dict], bool]
+          ) -> Graph:
     """Walk the traced nodes in order; ``handle`` turns one call node into layers.
 
-    The data path must be a chain: each layer node consumes the previous one.
+    ``env`` maps each node that holds a data tensor to that tensor's name (the input, or the
+    layer that made it); a node that passes its input through maps to the same name.
     """
-    builder = _Builder(input_shape, [])
-    current: torch.fx.Node | None = None
+    builder = _Builder({INPUT: input_shape}, [])
+    env: dict[torch.fx.Node, str] = {}
     for node in gm.graph.nodes:
         if node.op == "placeholder":
-            if current is not None:
+            if env:
                 raise _refuse(node, "the model must take exactly one input tensor")
-            current = node
+            env[node] = INPUT
             continue
         if node.op == "get_attr" or (node.op == "call_module" and node.target == "_guards_fn"):
             continue  # parameters, and torch.export's input-shape guard
@@ -265,27 +355,46 @@ def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Build
                 if len(result) != 1:
                     raise _refuse(node, "the model must return one tensor of logits")
                 result = result[0]
-            if result is not current:
-                raise _refuse(node, "the output is not the end of the layer chain")
+            last = builder.layers[-1].name if builder.layers else INPUT
+            if env.get(result) != last:
+                raise _refuse(node, "the output is not the last layer's result")
             break
+        if node.op == "call_function" and node.target is operator.getitem:
+            source = node.args[0]
+            if source in env:  # an element of a data value: the first of an op's tuple of results only
+                if node.args[1] == 0 and isinstance(source.meta.get("tensor_meta"), (tuple, list)):
+                    env[node] = env[source]
+                    continue
+                raise _refuse(node, "indexing or slicing a tensor")
+            continue  # shape arithmetic
         if node.op == "call_function" and node.target in _SHAPE_HELPERS:
             continue
         if node.op == "call_method" and node.target in ("size", "dim"):
             continue
         source = _data_input(node)
-        if source is not current:
-            raise _refuse(node, "the layers must form a single chain (no branches or skip connections)")
-        handle(builder, node)
-        current = node
+        if source not in env:
+            raise _refuse(node, "it does not read a tensor of the model's layers")
+        builder.current = env[source]
+        before = len(builder.layers), builder.current
+        handle(builder, node, env)
+        env[node] = builder.current
+        added = len(builder.layers) > before[0]
+        builder.produced[node] = builder.layers[-1] if added else None
     if not builder.layers:
         raise XaiHlsError("model has no layers to compile")
-    if len(builder.shape) != 1:
-        raise XaiHlsError(f"model output must be a vector of logits per sample, got shape {builder.shape}")
-    return Graph(input_shape, tuple(builder.layers))
+    graph = Graph(input_shape, tuple(builder.layers))
+    for k, users in enumerate(graph.consumers[:-1]):
+        if not users:
+            name = graph.tensor_names[k]
+            raise XaiHlsError(f"layer '{name}' does not reach the logits (its result is never used); "
+                              "remove it from the model")
+    if len(graph.output_shape) != 1:
+        raise XaiHlsError(f"model output must be a vector of logits per sample, got shape {graph.output_shape}")
+    return graph
 
 
-def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.Node], bool]:
-    def handle(b: _Builder, node: torch.fx.Node) -> bool:
+def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.Node, dict], bool]:
+    def handle(b: _Builder, node: torch.fx.Node, env: dict) -> bool:
         if node.op == "call_module":
             m = gm.get_submodule(node.target)
             if isinstance(m, nn.Conv2d):
@@ -296,6 +405,8 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 b.batchnorm(node, m.running_mean, m.running_var, m.weight, m.bias, m.eps)
             elif isinstance(m, nn.ReLU):
                 b.relu(node)
+            elif isinstance(m, nn.Hardtanh):  # nn.ReLU6 is a Hardtanh(0, 6)
+                b.clamp(node, m.min_val, m.max_val)
             elif isinstance(m, nn.MaxPool2d):
                 if m.return_indices:
                     raise _refuse(node, "return_indices=True")
@@ -303,9 +414,9 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
             elif isinstance(m, nn.AvgPool2d):
                 if m.divisor_override is not None:
                     raise _refuse(node, "divisor_override")
-                b.pool(node, "avg", m.kernel_size, m.stride, m.padding, m.ceil_mode)
+                b.pool(node, "avg", m.kernel_size, m.stride, m.padding, m.ceil_mode, 1, m.count_include_pad)
             elif isinstance(m, nn.AdaptiveAvgPool2d):
-                b.global_avg(node, m.output_size)
+                b.adaptive_avg(node, m.output_size)
             elif isinstance(m, nn.Flatten):
                 if m.start_dim != 1 or m.end_dim != -1:
                     raise _refuse(node, f"Flatten(start_dim={m.start_dim}, end_dim={m.end_dim})")
@@ -320,16 +431,29 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
         if node.op == "call_function":
             if node.target in _RELU_FUNCS:
                 b.relu(node)
+            elif node.target in _ADD_FUNCS:
+                if _arg(node, 2, "alpha", 1) != 1:
+                    raise _refuse(node, "torch.add with alpha != 1")
+                b.add_tensors(node, _tensor_arg(node, 0, "input", env), _tensor_arg(node, 1, "other", env))
+            elif node.target is F.relu6:
+                b.clamp(node, 0, 6)
+            elif node.target is F.hardtanh:
+                b.clamp(node, _arg(node, 1, "min_val", -1.0), _arg(node, 2, "max_val", 1.0))
+            elif node.target is torch.clamp:
+                b.clamp(node, _arg(node, 1, "min"), _arg(node, 2, "max"))
             elif node.target in _FLATTEN_FUNCS:
                 b.flatten(node, _out_shape(node))
             elif node.target is F.max_pool2d:
                 b.pool(node, "max", _arg(node, 1, "kernel_size"), _arg(node, 2, "stride"),
                        _arg(node, 3, "padding", 0), _arg(node, 5, "ceil_mode", False), _arg(node, 4, "dilation", 1))
             elif node.target is F.avg_pool2d:
+                if _arg(node, 6, "divisor_override") is not None:
+                    raise _refuse(node, "divisor_override")
                 b.pool(node, "avg", _arg(node, 1, "kernel_size"), _arg(node, 2, "stride"),
-                       _arg(node, 3, "padding", 0), _arg(node, 4, "ceil_mode", False))
+                       _arg(node, 3, "padding", 0), _arg(node, 4, "ceil_mode", False), 1,
+                       _arg(node, 5, "count_include_pad", True))
             elif node.target is F.adaptive_avg_pool2d:
-                b.global_avg(node, _arg(node, 1, "output_size"))
+                b.adaptive_avg(node, _arg(node, 1, "output_size"))
             elif node.target in _DROP_FUNCS:
                 pass
             else:
@@ -340,6 +464,12 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 b.flatten(node, _out_shape(node))
             elif node.target in ("relu", "relu_"):
                 b.relu(node)
+            elif node.target in ("add", "add_", "__add__", "__iadd__"):
+                if _arg(node, 2, "alpha", 1) != 1:
+                    raise _refuse(node, "add with alpha != 1")
+                b.add_tensors(node, _tensor_arg(node, 0, "input", env), _tensor_arg(node, 1, "other", env))
+            elif node.target in ("clamp", "clamp_", "clip"):
+                b.clamp(node, _arg(node, 1, "min"), _arg(node, 2, "max"))
             elif node.target in ("contiguous",):
                 pass
             else:
@@ -371,7 +501,7 @@ def _aten(name: str):
     return getattr(torch.ops.aten, name, None)
 
 
-def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.Node], bool]:
+def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.Node, dict], bool]:
     def value(a: Any) -> Any:
         if isinstance(a, torch.fx.Node) and a.op == "get_attr":
             obj = gm
@@ -385,7 +515,7 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
 
     aten = torch.ops.aten
 
-    def handle(b: _Builder, node: torch.fx.Node) -> bool:
+    def handle(b: _Builder, node: torch.fx.Node, env: dict) -> bool:
         if node.op != "call_function":
             raise _refuse(node)
         op = packet(node)
@@ -407,6 +537,17 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
             b.batchnorm(node, mean, var, gamma, beta, eps)
         elif op in (aten.relu, aten.relu_):
             b.relu(node)
+        elif op in (aten.add, aten.add_):
+            if node.kwargs.get("alpha", 1) != 1:
+                raise _refuse(node, "add with alpha != 1")
+            b.add_tensors(node, _tensor_arg(node, 0, "input", env), _tensor_arg(node, 1, "other", env))
+        elif op in (aten.hardtanh, aten.hardtanh_):
+            a = args + [None] * 3
+            b.clamp(node, -1.0 if a[1] is None else a[1], 1.0 if a[2] is None else a[2])
+        elif op in (aten.clamp, aten.clamp_, aten.clip):
+            a = args + [None] * 3
+            b.clamp(node, a[1] if a[1] is not None else node.kwargs.get("min"),
+                    a[2] if a[2] is not None else node.kwargs.get("max"))
         elif op in (aten.max_pool2d, aten.max_pool2d_with_indices):
             a = args + [None] * 6
             b.pool(node, "max", a[1], a[2] or a[1], a[3] or 0, bool(a[5]), a[4] or 1)
@@ -414,9 +555,9 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
             a = args + [None] * 7
             if a[6] is not None:
                 raise _refuse(node, "divisor_override")
-            b.pool(node, "avg", a[1], a[2] or a[1], a[3] or 0, bool(a[4]))
+            b.pool(node, "avg", a[1], a[2] or a[1], a[3] or 0, bool(a[4]), 1, True if a[5] is None else bool(a[5]))
         elif op is aten.adaptive_avg_pool2d:
-            b.global_avg(node, args[1])
+            b.adaptive_avg(node, args[1])
         elif op is aten.mean and len(args) > 1 and sorted(int(d) % 4 for d in args[1]) == [2, 3]:
             b.global_avg(node, 1)
             if not (len(args) > 2 and args[2]):
@@ -426,8 +567,6 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
         elif op in (aten.view, aten.reshape, aten.flatten, aten._unsafe_view):
             b.flatten(node, _out_shape(node))
         elif op in (aten.dropout, aten.clone, aten.alias, aten.detach, aten.contiguous):
-            pass
-        elif node.target is operator.getitem:
             pass
         else:
             raise _refuse(node)

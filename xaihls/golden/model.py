@@ -1,5 +1,8 @@
 """The golden model: bit-accurate integer execution of a QGraph, forward and backward.
 
+(This module runs chains of the engine's layers; ``dag`` runs every other graph, and the
+Grad-CAM methods, with the same rules; ``predict`` and ``attribute`` pick the module.)
+
 This is the reference every other executor must equal bit for bit. This module states it
 layer by layer on int64 tensors; multiply-accumulate runs in ``kernels`` (exact products, the
 argument written there; the 48-bit accumulator bound is checked when a network is quantized).
@@ -27,7 +30,7 @@ import torch
 
 from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from xaihls import executor
-from xaihls.golden import kernels, stages
+from xaihls.golden import dag, kernels, stages
 from xaihls.golden.stages import StageKept
 from xaihls.methods import PostProcess, ReluBackward, get_method, ig_constants
 from xaihls.numerics import FixedFormat
@@ -251,6 +254,9 @@ def predict(qg: QGraph, x: torch.Tensor) -> RunResult:
 
 
 def _predict(qg: QGraph, x_q: torch.Tensor, sat: Saturations) -> RunResult:
+    if dag.needed(qg):
+        logits = dag.predict(qg, x_q, sat, images_per_pass(qg))
+        return RunResult(logits, qg.logits_fmt, predicted_class(logits), None, None, dict(sat.counts))
     logits, _ = _run_forward(qg, x_q, sat, keep_relu=False)
     return RunResult(logits, qg.logits_fmt, predicted_class(logits), None, None, dict(sat.counts))
 
@@ -280,6 +286,9 @@ def _attribute(qg: QGraph, x_q: torch.Tensor, method: str, target: torch.Tensor 
                steps: int | None = None, rule: str | None = None, base_q: torch.Tensor | None = None) -> RunResult:
     """``attribute`` of checked arguments: the input codes and, for integrated gradients, checked steps
     and rule and the baseline's codes."""
+    if dag.needed(qg, method):
+        logits, target, attr, fmt = dag.attribute(qg, x_q, method, target, sat, images_per_pass(qg), steps, rule, base_q)
+        return RunResult(logits, qg.logits_fmt, target, attr, fmt, dict(sat.counts))
     m = get_method(method)
     mode = m.relu_backward
     logits, kept = _run_forward(qg, x_q, sat, keep_relu=mode is not ReluBackward.DECONV)

@@ -2,6 +2,7 @@
 
 from xaihls.models.cifar import CifarRefNet, load_cifar10
 from xaihls.models.digits import DigitsCNN, DigitsGAP, DigitsStridedBN, load_digits_split
+from xaihls.models.edge import DigitsMobileNet, DigitsResNet, MobileNetV2Tiny, ResNet8
 from xaihls.models.zoo import ZOO, ZooEntry, get_zoo_model
 
 __all__ = [
@@ -9,6 +10,10 @@ __all__ = [
     "CifarRefNet",
     "DigitsCNN",
     "DigitsGAP",
+    "DigitsMobileNet",
+    "DigitsResNet",
+    "MobileNetV2Tiny",
+    "ResNet8",
     "DigitsStridedBN",
     "ZooEntry",
     "get_zoo_model",

@@ -1,12 +1,14 @@
-"""Train the three bundled digits nets and write their weights, a record and sample images.
+"""Train the bundled digits nets and write their weights, a record and sample images.
 
-    python -m xaihls.models.train_digits
+    python -m xaihls.models.train_digits                 # all of them
+    python -m xaihls.models.train_digits digits_resnet   # only the nets named
 
-Writes, in xaihls/models/data/: digits_cnn.pt, digits_strided_bn.pt, digits_gap.pt
-(state_dicts, loadable with `torch.load(path, weights_only=True)`), models.json (test
-accuracy and training settings of each) and digits_samples.npz (the first test image of
-each class). Deterministic on a given torch version and CPU: same seed, same weights.
-Takes about a minute in all on two CPU cores.
+Writes, in xaihls/models/data/: digits_cnn.pt, digits_strided_bn.pt, digits_gap.pt,
+digits_resnet.pt, digits_mobilenet.pt (state_dicts, loadable with
+`torch.load(path, weights_only=True)`), models.json (test accuracy and training settings of
+each; a run of some nets keeps the others' records) and, on a run of all, digits_samples.npz
+(the first test image of each class) and the calibration batch. Deterministic on a given
+torch version and CPU: same seed, same weights. Under a minute a net on two CPU cores.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xaihls.models.digits import DigitsCNN, DigitsGAP, DigitsStridedBN, load_digits_split
+from xaihls.models.edge import DigitsMobileNet, DigitsResNet
 
 DATA_DIR = Path(__file__).parent / "data"
 SPLIT_SEED = 0
@@ -51,6 +54,9 @@ NETS: dict[str, tuple[Callable[[], nn.Module], TrainConfig]] = {
     "digits_strided_bn": (DigitsStridedBN, TrainConfig()),
     # The smallest net underfits the jittered data in 60 epochs.
     "digits_gap": (DigitsGAP, TrainConfig(epochs=120)),
+    # The edge nets (residual, depthwise-separable): fewer epochs keep each under a minute.
+    "digits_resnet": (DigitsResNet, TrainConfig(epochs=10)),
+    "digits_mobilenet": (DigitsMobileNet, TrainConfig(epochs=10)),
 }
 
 
@@ -114,14 +120,22 @@ def write_calibration(x_train: Tensor) -> None:
     np.savez(DATA_DIR / "digits_calibration.npz", images=x_train[:CALIBRATION_IMAGES].numpy().astype(np.float32))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    names = list(sys.argv[1:] if argv is None else argv) or list(NETS)
+    unknown = [n for n in names if n not in NETS]
+    if unknown:
+        raise SystemExit(f"unknown net '{unknown[0]}'; nets: {', '.join(NETS)}")
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     x_train, y_train, x_test, y_test = load_digits_split(SPLIT_SEED)
 
-    record: dict[str, dict] = {}
-    for name, (factory, cfg) in NETS.items():
+    records = DATA_DIR / "models.json"
+    record: dict[str, dict] = json.loads(records.read_text()) if records.is_file() else {}
+    for name in names:
+        factory, cfg = NETS[name]
         t0 = time.perf_counter()
         model = train(factory, cfg, x_train, y_train)
         seconds = time.perf_counter() - t0
@@ -141,7 +155,10 @@ def main() -> None:
         }
         print(f"{name:18s} test accuracy {acc:.4f}  ({seconds:.1f} s)")
 
-    (DATA_DIR / "models.json").write_text(json.dumps(record, indent=2) + "\n")
+    (DATA_DIR / "models.json").write_text(json.dumps({n: record[n] for n in NETS if n in record}, indent=2) + "\n")
+    if names != list(NETS):
+        print(f"wrote {DATA_DIR}")
+        return
     images, labels = first_of_each_class(x_test, y_test)
     np.savez(DATA_DIR / "digits_samples.npz", images=images, labels=labels)
     write_calibration(x_train)

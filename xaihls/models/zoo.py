@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from xaihls.errors import XaiHlsError
 from xaihls.models.cifar import CIFAR_INPUT_SHAPE, CifarRefNet
 from xaihls.models.digits import DIGITS_INPUT_SHAPE, DigitsCNN, DigitsGAP, DigitsStridedBN
+from xaihls.models.edge import DigitsMobileNet, DigitsResNet, MobileNetV2Tiny, ResNet8
 
 DATA_DIR = Path(__file__).parent / "data"
 DIGITS_SAMPLES = "digits_samples.npz"
@@ -106,6 +107,40 @@ ZOO: dict[str, ZooEntry] = {
             "representative CIFAR-10 CNN (Bhat et al. 2022), deterministic random weights (3x32x32)",
             CIFAR_INPUT_SHAPE,
             CifarRefNet,
+        ),
+        ZooEntry(
+            "resnet8",
+            "MLPerf Tiny image classification ResNet-8 (residual adds, stride-2 1x1 projection shortcuts), "
+            "deterministic random weights (3x32x32); golden only for now",
+            CIFAR_INPUT_SHAPE,
+            ResNet8,
+        ),
+        ZooEntry(
+            "mobilenet_v2_tiny",
+            "small MobileNetV2 (depthwise-separable inverted residuals, ReLU6), deterministic random weights "
+            "(3x32x32); golden only for now",
+            CIFAR_INPUT_SHAPE,
+            MobileNetV2Tiny,
+        ),
+        ZooEntry(
+            "digits_resnet",
+            "ResNet with a padded max-pool stem, an identity and a projection block; trained on sklearn digits "
+            "(16x16); golden only for now",
+            DIGITS_INPUT_SHAPE,
+            DigitsResNet,
+            "digits_resnet.pt",
+            DIGITS_SAMPLES,
+            DIGITS_CALIBRATION,
+        ),
+        ZooEntry(
+            "digits_mobilenet",
+            "MobileNetV2 blocks (depthwise, ReLU6, a residual add), adaptive average pool to 2x2; trained on "
+            "sklearn digits (16x16); golden only for now",
+            DIGITS_INPUT_SHAPE,
+            DigitsMobileNet,
+            "digits_mobilenet.pt",
+            DIGITS_SAMPLES,
+            DIGITS_CALIBRATION,
         ),
     )
 }

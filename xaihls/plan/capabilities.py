@@ -13,6 +13,47 @@ when it is compiled, never by the engine later.
 from __future__ import annotations
 
 from xaihls.executor import Capabilities
+from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from xaihls.methods import METHODS
+
+PROGRAM_LAYERS = (Conv2d, Linear, ReLU, MaxPool2d, AvgPool2d, Flatten)
+"""The layers a Program job runs (docs/contract.md); everything else the front end takes is golden-only for now."""
+
+
+def _layer_refusal(layer) -> str | None:
+    kind = type(layer).__name__
+    if not isinstance(layer, PROGRAM_LAYERS):
+        return f"layer '{layer.name}' ({kind})"
+    if isinstance(layer, Conv2d) and layer.groups != 1:
+        return f"layer '{layer.name}' (Conv2d with groups={layer.groups})"
+    if isinstance(layer, (MaxPool2d, AvgPool2d)) and not layer.is_plain:
+        what = "padding" if layer.padding != (0, 0) else "ceil_mode"
+        return f"layer '{layer.name}' ({kind} with {what})"
+    return None
+
+
+def graph_refusal(caps: Capabilities, qg) -> str | None:
+    """Why an executor cannot run ``qg``'s graph or methods (one line), or None; checked before any
+    plan is made, so no chain-only code of the planner or the engines sees such a graph."""
+    return program_refusal(qg) if caps.needs_plan else None
+
+
+def program_refusal(qg) -> str | None:
+    """Why no Program can be made for ``qg`` (one line naming the layer, tensor or method), or None."""
+    graph = qg.graph
+    for layer in graph.layers:
+        what = _layer_refusal(layer)
+        if what is not None:
+            return f"{what} is golden-only for now: the engine runs chains of Conv2d (groups=1), Linear, ReLU, " \
+                   "unpadded floor-mode MaxPool2d/AvgPool2d and Flatten"
+    if not graph.is_chain:
+        k = next(k for k, users in enumerate(graph.consumers[:-1]) if len(users) != 1)
+        return (f"tensor '{graph.tensor_names[k]}' feeds {len(graph.consumers[k])} layers; a graph that is not "
+                "a single chain is golden-only for now")
+    for method in qg.methods:
+        if method not in METHODS:
+            return f"method '{method}' is golden-only for now: the engine has no code for it"
+    return None
 
 
 def refusal(caps: Capabilities, plan) -> str | None:

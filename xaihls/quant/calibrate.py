@@ -16,13 +16,13 @@ from typing import Any
 import torch
 
 from xaihls.errors import XaiHlsError, XaiHlsWarning
-from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Graph, Linear, MaxPool2d, ReLU
-from xaihls.frontend.reference import float_attribute
+from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, Conv2d, Flatten, Graph, Linear, MaxPool2d, ReLU, ReLU6
+from xaihls.frontend.reference import cam_layer_name, float_attribute
 from xaihls.methods import METHODS, PostProcess, ReluBackward, check_methods, get_method, ig_rule
 from xaihls.numerics import ACCUMULATOR_BITS, FixedFormat, quantize
 from xaihls.quant.qgraph import AttributionFormats, QGraph, QLayer
 
-_CONFIG_KEYS = {"width", "headroom", "input", "layers", "ig_steps", "ig_rule"}
+_CONFIG_KEYS = {"width", "headroom", "input", "layers", "ig_steps", "ig_rule", "grad_cam_layer"}
 _LAYER_KEYS = {"weight", "bias", "output", "gradient"}
 _AP_FIXED = re.compile(r"^\s*(?:ap_)?fixed\s*<\s*(\d+)\s*,\s*(-?\d+)\s*(?:,[^>]*)?>\s*$")
 
@@ -82,14 +82,33 @@ def _max_abs(tensors) -> float:
 
 def _passes_values(layer) -> bool:
     """Layers whose output values are some of their input values (no new range)."""
-    return isinstance(layer, (ReLU, MaxPool2d, Flatten))
+    return isinstance(layer, (ReLU, ReLU6, MaxPool2d, Flatten))
 
 
 def _route_only(layer) -> bool:
     """Layers whose input gradient holds output-gradient values unchanged (no sums)."""
     if isinstance(layer, MaxPool2d):
         return layer.stride[0] >= layer.kernel[0] and layer.stride[1] >= layer.kernel[1]
-    return isinstance(layer, (ReLU, Flatten))
+    return isinstance(layer, (ReLU, ReLU6, Flatten, Add))
+
+
+def avg_pool_divisors(layer: AvgPool2d) -> torch.Tensor:
+    """The divisor of each window (OH, OW) of an average pool, as PyTorch counts it.
+
+    With ``count_include_pad``: the window's taps inside the padded input (a ceil-mode overhang
+    past it not counted); without: its taps inside the input.
+    """
+    def extent(size: int, out: int, k: int, s: int, p: int, with_pad: bool) -> torch.Tensor:
+        start = torch.arange(out) * s - p
+        stop = torch.minimum(start + k, torch.tensor(size + p))
+        if not with_pad:
+            start, stop = start.clamp(min=0), stop.clamp(max=size)
+        return stop - start
+
+    (_, h, w), (_, oh, ow) = layer.in_shape, layer.out_shape
+    rows = extent(h, oh, layer.kernel[0], layer.stride[0], layer.padding[0], layer.count_include_pad)
+    cols = extent(w, ow, layer.kernel[1], layer.stride[1], layer.padding[1], layer.count_include_pad)
+    return rows[:, None] * cols[None, :]
 
 
 def _check_accumulator(graph: Graph, width: int) -> None:
@@ -99,7 +118,7 @@ def _check_accumulator(graph: Graph, width: int) -> None:
     for layer in graph.layers:
         terms = 0
         if isinstance(layer, Conv2d):
-            terms = max(layer.fan_in, layer.out_channels * layer.kernel[0] * layer.kernel[1]) + 1
+            terms = max(layer.fan_in, layer.out_channels // layer.groups * layer.kernel[0] * layer.kernel[1]) + 1
         elif isinstance(layer, Linear):
             terms = max(layer.in_shape[0], layer.out_shape[0]) + 1
         elif isinstance(layer, AvgPool2d):
@@ -119,7 +138,12 @@ def calibrate(
     ig_steps: int = 32,
     ig_rule_name: str = "trapezoid",
 ) -> QGraph:
-    """Choose every format of ``graph`` from ``calibration`` (N, C, H, W) and ``config``."""
+    """Choose every format of ``graph`` from ``calibration`` (N, C, H, W) and ``config``.
+
+    A chain gets exactly the formats it always had. On a DAG, every tensor gets one format
+    (its producer's ``out``), an Add's operands a common format covering both, and the gradient
+    at a tensor read by several layers one format for the sum of what they send back.
+    """
     cfg = load_config(config)
     methods = check_methods(methods)
     width = cfg.get("width", 16)
@@ -147,6 +171,8 @@ def calibrate(
 
     x = _calibration_batch(calibration, graph)
     L = len(graph.layers)
+    cams = [name for name in methods if get_method(name).post in (PostProcess.GRAD_CAM, PostProcess.GUIDED_GRAD_CAM)]
+    cam_layer = cam_layer_name(graph, cfg.get("grad_cam_layer")) if cams else None
 
     def fmt(max_abs: float) -> FixedFormat:
         return FixedFormat.covering(max_abs, width, headroom)
@@ -158,10 +184,21 @@ def calibrate(
     # Ranges: forward activations (all passes see the same forward for x; IG adds path points).
     act_max = [0.0] * (L + 1)
     grad_max: dict[ReluBackward, list[float]] = {}
-    post_max = {"input_x_gradient": 0.0, "ig_summed_gradient": 0.0, "integrated_gradients": 0.0}
+    post_max = {"input_x_gradient": 0.0, "ig_summed_gradient": 0.0, "integrated_gradients": 0.0,
+                "grad_cam_weights": 0.0, "grad_cam": 0.0, "guided_grad_cam": 0.0}
     for name in methods:
         m = get_method(name)
-        trace = float_attribute(graph, x, name, steps=ig_steps, rule=ig_rule_name)
+        trace = float_attribute(graph, x, name, steps=ig_steps, rule=ig_rule_name, cam_layer=cam_layer)
+        if trace.cam is not None:
+            post_max["grad_cam_weights"] = max(post_max["grad_cam_weights"], _max_abs([trace.cam_weights]))
+            post_max["grad_cam"] = max(post_max["grad_cam"], _max_abs([trace.cam]))
+            if m.post is PostProcess.GUIDED_GRAD_CAM:
+                post_max["guided_grad_cam"] = max(post_max["guided_grad_cam"], _max_abs([trace.attribution]))
+                # its Grad-CAM half runs the true gradient down to the layer: those formats too
+                mask = float_attribute(graph, x, "grad_cam", cam_layer=cam_layer)
+                g = grad_max.setdefault(ReluBackward.MASK, [0.0] * L)
+                for i, t in enumerate(mask.gradients):
+                    g[i] = max(g[i], _max_abs([t]))
         act_max[0] = max(act_max[0], float(x.abs().max()))
         for i, a in enumerate(trace.activations):
             act_max[i + 1] = max(act_max[i + 1], _max_abs([a]))
@@ -180,8 +217,13 @@ def calibrate(
     blind: list[str] = []  # calibrated tensors that were zero on every calibration image
     input_fmt = parse_format(cfg["input"], width, "input") if "input" in cfg else fmt(act_max[0])
     qlayers: list[QLayer] = []
-    in_fmt = input_fmt
+    tensor_fmts = [input_fmt]
     for i, layer in enumerate(graph.layers):
+        reads = graph.input_tensors[i]
+        if isinstance(layer, Add):  # both operands requantized to one format covering both
+            in_fmt = fmt(max(act_max[k] for k in reads))
+        else:
+            in_fmt = tensor_fmts[reads[0]]
         out_fmt = override(layer.name, "output")
         if out_fmt is None:
             out_fmt = in_fmt if _passes_values(layer) else fmt(act_max[i + 1])
@@ -198,30 +240,46 @@ def calibrate(
             if b_fmt.frac > acc_frac:  # the bias is added into the accumulator: no finer than it
                 b_fmt = FixedFormat(b_fmt.width, acc_frac)
             q = QLayer(layer, in_fmt, out_fmt, w_fmt, quantize(layer.weight, w_fmt), b_fmt, quantize(layer.bias, b_fmt))
-        elif isinstance(layer, AvgPool2d):
+        elif isinstance(layer, ChannelAffine):
+            w_fmt = override(layer.name, "weight") or fmt(float(layer.scale.abs().max()))
+            b_fmt = override(layer.name, "bias") or fmt(float(layer.shift.abs().max()))
+            if b_fmt.frac > in_fmt.frac + w_fmt.frac:
+                b_fmt = FixedFormat(b_fmt.width, in_fmt.frac + w_fmt.frac)
+            q = QLayer(layer, in_fmt, out_fmt, w_fmt, quantize(layer.scale, w_fmt), b_fmt, quantize(layer.shift, b_fmt))
+        elif isinstance(layer, AvgPool2d) and layer.is_plain:
             recip = 1.0 / (layer.kernel[0] * layer.kernel[1])
             r_fmt = fmt(recip)
             q = QLayer(layer, in_fmt, out_fmt, r_fmt, quantize(torch.tensor([recip]), r_fmt))
+        elif isinstance(layer, AvgPool2d):
+            recips = 1.0 / avg_pool_divisors(layer).to(torch.float64)
+            r_fmt = fmt(float(recips.max()))
+            q = QLayer(layer, in_fmt, out_fmt, r_fmt, quantize(recips, r_fmt))
         else:
             q = QLayer(layer, in_fmt, out_fmt)
         qlayers.append(q)
-        in_fmt = out_fmt
+        tensor_fmts.append(out_fmt)
 
     seed_fmt = FixedFormat(width, width - 2)
     grad_formats: dict[ReluBackward, tuple[FixedFormat, ...]] = {}
     for mode, gmax in grad_max.items():
         fmts: list[FixedFormat] = [seed_fmt] * (L + 1)
-        for i in range(L - 1, -1, -1):
-            layer = graph.layers[i]
-            forced = override(layer.name, "gradient")
-            if forced is not None:
-                fmts[i] = forced
-            elif _route_only(layer):
-                fmts[i] = fmts[i + 1]
-            else:
-                fmts[i] = fmt(gmax[i])
-                if gmax[i] == 0.0:
-                    blind.append(f"{layer.name}.grad ({mode.name.lower()})")
+        for k in range(L - 1, -1, -1):  # tensor k; in a chain, layer k's input
+            users = graph.consumers[k]
+            if len(users) == 1:
+                layer = graph.layers[users[0]]
+                forced = override(layer.name, "gradient")
+                if forced is not None:
+                    fmts[k] = forced
+                    continue
+                if _route_only(layer):
+                    fmts[k] = fmts[users[0] + 1]
+                    continue
+                where = f"{layer.name}.grad"
+            else:  # several layers send gradients back: one format for their sum
+                where = f"{graph.tensor_names[k]}.out.grad"
+            fmts[k] = fmt(gmax[k])
+            if gmax[k] == 0.0:
+                blind.append(f"{where} ({mode.name.lower()})")
         grad_formats[mode] = tuple(fmts)
 
     if blind:
@@ -233,10 +291,12 @@ def calibrate(
         input_x_gradient=fmt(post_max["input_x_gradient"]),
         ig_summed_gradient=fmt(post_max["ig_summed_gradient"]),
         integrated_gradients=fmt(post_max["integrated_gradients"]),
+        **({"grad_cam_weights": fmt(post_max["grad_cam_weights"]), "grad_cam": fmt(post_max["grad_cam"]),
+            "guided_grad_cam": fmt(post_max["guided_grad_cam"])} if cams else {}),
     )
     return QGraph(
         graph, width, tuple(qlayers), methods, grad_formats, attribution_formats, ig_steps, ig_rule_name,
-        notes={"calibration_images": int(x.shape[0]), "headroom": float(headroom)},
+        notes={"calibration_images": int(x.shape[0]), "headroom": float(headroom)}, cam_layer=cam_layer,
     )
 
 

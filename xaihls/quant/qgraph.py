@@ -1,11 +1,13 @@
 """The quantized graph: a FixedFormat for every tensor of the forward AND backward passes.
 
-Tensors are named by position in the chain: ``act[i]`` is the input of layer i
-(``act[0]`` the image, ``act[L]`` the logits); ``grad[mode][i]`` is the gradient at the
-input of layer i under a ReLU-backward mode (``grad[mode][0]`` the input gradient,
-``grad[mode][L]`` the one-hot seed). Every requantization point is explicit: a layer's
-``out`` format differs from the accumulator fraction it computes in, and the shift between
-them is what every executor applies.
+Tensors are numbered as in the Graph: tensor 0 is the image, tensor k the output of layer
+k-1 (tensor L the logits). ``grad[mode][k]`` is the gradient at tensor k under a
+ReLU-backward mode, summed over the layers that read it (``grad[mode][0]`` the input
+gradient, ``grad[mode][L]`` the one-hot seed); in a chain, tensor k is the input of layer k,
+so ``act[i]`` and ``grad[mode][i]`` are layer i's input's. A layer's ``in`` format is the
+format it reads its input in (an Add's: the common format both operands are requantized to).
+Every requantization point is explicit: a layer's ``out`` format differs from the
+accumulator fraction it computes in, and the shift between them is what every executor applies.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from xaihls.frontend.ir import AvgPool2d, Conv2d, Graph, Layer, Linear
+from xaihls.frontend.ir import AvgPool2d, ChannelAffine, Conv2d, Graph, Layer, Linear
 from xaihls.methods import ReluBackward
 from xaihls.numerics import FixedFormat
 
@@ -23,8 +25,10 @@ from xaihls.numerics import FixedFormat
 class QLayer:
     """One layer with its integer parameters and the formats around it.
 
-    ``weight``/``bias`` are int64 (conv, linear); for average pooling ``weight`` is the
-    1-element reciprocal of the window size in ``weight_fmt``.
+    ``weight``/``bias`` are int64 (conv, linear; a ChannelAffine's scale and shift per channel);
+    for average pooling ``weight`` is the 1-element reciprocal of the window size in
+    ``weight_fmt``, or, where padding or ceil mode makes windows differ, the (OH, OW) map of
+    each window's reciprocal divisor.
     """
 
     layer: Layer
@@ -56,6 +60,10 @@ class QLayer:
         return isinstance(self.layer, (Conv2d, Linear))
 
     @property
+    def is_affine(self) -> bool:
+        return isinstance(self.layer, ChannelAffine)
+
+    @property
     def is_avgpool(self) -> bool:
         return isinstance(self.layer, AvgPool2d)
 
@@ -67,6 +75,9 @@ class AttributionFormats:
     input_x_gradient: FixedFormat
     ig_summed_gradient: FixedFormat
     integrated_gradients: FixedFormat
+    grad_cam_weights: FixedFormat | None = None  # the channel weights (spatial means of the layer's gradient)
+    grad_cam: FixedFormat | None = None  # the map (after its ReLU), before and after upsampling
+    guided_grad_cam: FixedFormat | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,6 +93,7 @@ class QGraph:
     ig_steps: int = 32
     ig_rule: str = "trapezoid"
     notes: dict = field(default_factory=dict)
+    cam_layer: str | None = None  # the Grad-CAM layer, when a Grad-CAM method is compiled
 
     @property
     def input_fmt(self) -> FixedFormat:
@@ -98,6 +110,10 @@ class QGraph:
 
     def act_fmt(self, i: int) -> FixedFormat:
         return self.layers[i].in_fmt if i < len(self.layers) else self.logits_fmt
+
+    def tensor_fmt(self, k: int) -> FixedFormat:
+        """The format of tensor k (the image's, or layer k-1's output format)."""
+        return self.input_fmt if k == 0 else self.layers[k - 1].out_fmt
 
     def grad_fmt(self, mode: ReluBackward, i: int) -> FixedFormat:
         return self.grad_formats[mode][i]

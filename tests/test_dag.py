@@ -1,0 +1,428 @@
+"""The DAG front end, golden model and refusals: residual adds, shared tensors, grouped and depthwise
+convolutions, ReLU6, unfolded BatchNorm, padded and ceil-mode pools, adaptive pools, Grad-CAM."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import xaihls
+from xaihls.errors import XaiHlsError
+from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, Conv2d, MaxPool2d, ReLU, ReLU6
+from xaihls.frontend.reference import float_attribute, forward_float, graph_to_module, nearest_index
+from xaihls.frontend.trace import graph_from_module
+from xaihls.golden import dag
+from xaihls.golden import model as golden
+from xaihls.methods import ALL_METHODS, METHODS, ReluBackward
+from xaihls.numerics import requantize
+from xaihls.reports.fidelity import pearson_per_image
+
+
+class Block(nn.Module):
+    """Everything new at once: a shared tensor, a residual add with a projection, depthwise conv,
+    ReLU6, BatchNorm after an add, a padded ceil-mode max-pool, an avg-pool without counting padding."""
+
+    def __init__(self, add="plus"):
+        super().__init__()
+        self.add = add
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.r6 = nn.ReLU6()
+        self.c2 = nn.Conv2d(8, 8, 1, stride=2)
+        self.proj = nn.Conv2d(8, 8, 1, stride=2)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.pool = nn.MaxPool2d(3, 2, padding=1, ceil_mode=True)
+        self.ap = nn.AvgPool2d(3, 2, padding=1, count_include_pad=False)
+        self.fc = nn.Linear(72, 5)
+        for bn in (self.bn1, self.bn2):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.c1(x)))
+        z = self.r6(self.dw(y))
+        a, b = self.c2(z), self.proj(y)
+        z = {"plus": lambda: a + b, "torch": lambda: torch.add(a, b), "method": lambda: a.add(b)}[self.add]()
+        z = self.pool(torch.relu(self.bn2(z)))
+        return self.fc(torch.flatten(self.ap(z), 1))
+
+
+def _block(add="plus"):
+    torch.manual_seed(0)
+    return Block(add).eval()
+
+
+@pytest.mark.parametrize("add", ["plus", "torch", "method"])
+def test_residual_block_traces_to_a_dag_that_computes_the_model(add):
+    model = _block(add)
+    graph = graph_from_module(model, (3, 16, 16))
+    kinds = {layer.name: type(layer) for layer in graph.layers}
+    assert not graph.is_chain
+    assert kinds["dw"] is Conv2d and graph.layer("dw").groups == 8
+    assert kinds["r6"] is ReLU6
+    assert kinds["bn2"] is ChannelAffine  # after an add: nothing to fold into
+    assert "bn1" not in kinds  # folded into c1, which feeds only it
+    adds = [layer for layer in graph.layers if isinstance(layer, Add)]
+    assert len(adds) == 1 and adds[0].inputs == ("c2", "proj")
+    relu = next(layer.name for layer in graph.layers if isinstance(layer, ReLU))
+    assert graph.consumers[graph.tensor_index(relu)] == (graph.tensor_names.index("dw") - 1,
+                                                         graph.tensor_names.index("proj") - 1)
+    pool = graph.layer("pool")
+    assert isinstance(pool, MaxPool2d) and pool.padding == (1, 1) and pool.ceil_mode and pool.out_shape == (8, 5, 5)
+    ap = graph.layer("ap")
+    assert isinstance(ap, AvgPool2d) and not ap.count_include_pad and ap.out_shape == (8, 3, 3)
+    x = torch.rand(4, 3, 16, 16)
+    torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("act", [nn.ReLU6(), nn.Hardtanh(0.0, 6.0), "relu6", "hardtanh", "clamp", "clamp_method"])
+def test_relu6_spellings(act):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(1, 2, 3)
+            self.fc = nn.Linear(2 * 4 * 4, 2)
+            self.act = act if isinstance(act, nn.Module) else None
+
+        def forward(self, x):
+            x = self.c(x)
+            if self.act is not None:
+                x = self.act(x)
+            elif act == "relu6":
+                x = F.relu6(x)
+            elif act == "hardtanh":
+                x = F.hardtanh(x, 0.0, 6.0)
+            elif act == "clamp":
+                x = torch.clamp(x, 0, 6)
+            else:
+                x = x.clamp(min=0, max=6)
+            return self.fc(torch.flatten(x, 1))
+
+    graph = graph_from_module(Net().eval(), (1, 6, 6))
+    assert [type(layer).__name__ for layer in graph.layers] == ["Conv2d", "ReLU6", "Flatten", "Linear"]
+    assert graph.is_chain
+
+
+@pytest.mark.parametrize("pool,shape", [
+    ((nn.MaxPool2d(3, 2, padding=1), (8, 8)), (2, 4, 4)),
+    ((nn.MaxPool2d(2, 2, ceil_mode=True), (7, 7)), (2, 4, 4)),
+    ((nn.MaxPool2d((3, 2), (2, 3), padding=(1, 1), ceil_mode=True), (8, 8)), (2, 5, 3)),
+    ((nn.AvgPool2d(3, 2, padding=1), (8, 8)), (2, 4, 4)),
+    ((nn.AvgPool2d(3, 2, padding=1, count_include_pad=False, ceil_mode=True), (8, 8)), (2, 5, 5)),
+    ((nn.AvgPool2d(2, 2, ceil_mode=True), (7, 7)), (2, 4, 4)),
+    ((nn.AdaptiveAvgPool2d(2), (8, 8)), (2, 2, 2)),
+    ((nn.AdaptiveAvgPool2d((1, 7)), (8, 7)), (2, 1, 7)),
+])
+def test_padded_ceil_and_adaptive_pools_trace_and_compute_as_pytorch(pool, shape):
+    pool, hw = pool
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 1), pool, nn.Flatten(), nn.LazyLinear(3))
+    model(torch.zeros(1, 1, *hw))
+    model.eval()
+    graph = graph_from_module(model, (1, *hw))
+    assert graph.layers[1].out_shape == shape
+    x = torch.randn(3, 1, *hw)
+    torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
+
+
+class _Bad(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.c = nn.Conv2d(2, 2, 3, padding=1)
+        self.d = nn.Conv2d(2, 2, 3, padding=1)
+        self.fc = nn.Linear(2 * 4 * 4, 2)
+        self.fc1 = nn.Linear(2 * 4 * 4, 1)
+
+    def forward(self, x):
+        y = self.c(x)
+        if self.kind == "constant":
+            y = y + 1.0
+        elif self.kind == "broadcast":
+            y = y + self.c(x)[:, :1]
+        elif self.kind == "clamp":
+            y = y.clamp(-1, 1)
+        elif self.kind == "dead":
+            self.d(x)
+        elif self.kind == "alpha":
+            y = torch.add(y, x, alpha=2)
+        return self.fc(torch.flatten(y, 1))
+
+
+@pytest.mark.parametrize("kind,needle", [
+    ("constant", "adding 1.0"),
+    ("broadcast", "indexing or slicing"),
+    ("clamp", r"clamp to \[-1.0, 1.0\]"),
+    ("dead", "layer 'd' does not reach the logits"),
+    ("alpha", "alpha"),
+])
+def test_what_the_dag_front_end_still_refuses_is_one_line(kind, needle):
+    with pytest.raises(XaiHlsError, match=needle) as e:
+        graph_from_module(_Bad(kind).eval(), (2, 4, 4))
+    assert "\n" not in str(e.value)
+
+
+def test_adaptive_pool_that_does_not_divide_the_map_is_refused():
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(3), nn.Flatten(), nn.Linear(18, 2)).eval()
+    with pytest.raises(XaiHlsError, match="output size must divide the map"):
+        graph_from_module(model, (2, 8, 8))
+
+
+def test_batchnorm_is_folded_only_into_a_conv_that_feeds_nothing_else():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(2, 2, 3, padding=1)
+            self.bn = nn.BatchNorm2d(2)
+            self.fc = nn.Linear(32, 2)
+
+        def forward(self, x):
+            y = self.c(x)
+            return self.fc(torch.flatten(self.bn(y) + y, 1))
+
+    torch.manual_seed(0)
+    model = Net().eval()
+    model.bn.running_mean.uniform_(-1, 1)
+    graph = graph_from_module(model, (2, 4, 4))
+    assert isinstance(graph.layer("bn"), ChannelAffine)
+    x = torch.randn(2, 2, 4, 4)
+    torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_relu_of_a_shared_relu_is_not_merged():
+    """relu(relu(x)) merges only where the inner ReLU feeds nothing else: under guided backprop the
+    two rules differ on a DAG."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(1, 2, 3, padding=1)
+            self.fc = nn.Linear(32, 2)
+
+        def forward(self, x):
+            y = torch.relu(self.c(x))
+            return self.fc(torch.flatten(torch.relu(y) + y, 1))
+
+    graph = graph_from_module(Net().eval(), (1, 4, 4))
+    assert sum(isinstance(layer, ReLU) for layer in graph.layers) == 2
+
+
+# --- hardware executors refuse at compile ----------------------------------------------------------
+
+def _net(*layers):
+    return nn.Sequential(*layers, nn.Flatten(), nn.LazyLinear(3))
+
+
+def _compiled_refusal(model, shape, methods=tuple(METHODS)) -> str:
+    model(torch.zeros(1, *shape))
+    with pytest.raises(XaiHlsError) as e:
+        xaihls.compile(model.eval(), shape, calibration=torch.rand(4, *shape), methods=methods)
+    msg = str(e.value)
+    assert "\n" not in msg and "golden-only for now" in msg and "backends=('golden',)" in msg
+    return msg
+
+
+@pytest.mark.parametrize("layers,needle", [
+    ((nn.Conv2d(2, 4, 3, groups=2),), "layer '0' (Conv2d with groups=2)"),
+    ((nn.Conv2d(2, 2, 3), nn.ReLU6()), "layer '1' (ReLU6)"),
+    ((nn.MaxPool2d(3, 2, padding=1),), "layer '0' (MaxPool2d with padding)"),
+    ((nn.MaxPool2d(2, ceil_mode=True),), "layer '0' (MaxPool2d with ceil_mode)"),
+    ((nn.AvgPool2d(3, 2, padding=1),), "layer '0' (AvgPool2d with padding)"),
+    ((nn.BatchNorm2d(2),), "layer '0' (ChannelAffine)"),
+])
+def test_hardware_backends_refuse_new_layers_at_compile(layers, needle):
+    assert needle in _compiled_refusal(_net(*layers), (2, 7, 7))
+
+
+def test_hardware_backends_refuse_a_residual_net_naming_its_first_golden_only_layer():
+    msg = _compiled_refusal(_block(), (3, 16, 16))
+    assert "layer 'dw' (Conv2d with groups=8)" in msg
+
+
+def test_hardware_backends_refuse_a_dag_of_engine_layers():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(1, 2, 3, padding=1)
+            self.b = nn.Conv2d(1, 2, 3, padding=1)
+            self.fc = nn.Linear(32, 2)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.a(x) + self.b(x), 1))
+
+    msg = _compiled_refusal(Net(), (1, 4, 4))
+    assert "layer 'add' (Add)" in msg
+
+
+def test_hardware_backends_refuse_grad_cam_on_a_chain():
+    msg = _compiled_refusal(_net(nn.Conv2d(1, 2, 3), nn.ReLU()), (1, 6, 6), methods=("gradient", "grad_cam"))
+    assert "method 'grad_cam'" in msg
+
+
+def test_golden_only_accelerator_refuses_engine_work_in_one_line():
+    acc = xaihls.compile(_block(), (3, 16, 16), calibration=torch.rand(4, 3, 16, 16), backends=("golden",))
+    assert set(acc.refusals) == {"program", "csim", "rtl"}
+    for call in (lambda: acc.plan, lambda: acc.run(torch.rand(1, 3, 16, 16), backend="csim")):
+        with pytest.raises(XaiHlsError, match="golden-only for now") as e:
+            call()
+        assert "\n" not in str(e.value)
+
+
+# --- golden on a DAG ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def block_acc():
+    torch.manual_seed(1)
+    return xaihls.compile(_block(), (3, 16, 16), calibration=torch.rand(16, 3, 16, 16), methods=tuple(ALL_METHODS),
+                          backends=("golden",), ig_steps=8)
+
+
+@pytest.mark.parametrize("method", list(ALL_METHODS))
+def test_golden_on_a_dag_follows_the_float_graph(block_acc, method):
+    x = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    r = block_acc.run(x, method)
+    ref = float_attribute(block_acc.graph, x.double(), method, target=r.target, steps=8,
+                          cam_layer=block_acc.qgraph.cam_layer).attribution
+    got = block_acc.attribute(x, method, target=r.target)
+    assert got.shape == ref.shape
+    corr = pearson_per_image(got, ref)
+    assert float(corr.min()) >= 0.99, f"{method}: {corr}"
+
+
+def test_golden_logits_of_a_dag_are_the_float_logits_to_a_few_lsb(block_acc):
+    x = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    err = (block_acc.predict(x).double() - forward_float(block_acc.graph, x.double())).abs().max()
+    assert float(err) < 64 * block_acc.qgraph.logits_fmt.lsb
+
+
+def test_gradients_from_several_consumers_are_summed_once():
+    """y = conv(x) feeds an identity branch and a ReLU branch: the gradient at y is g + g*[y>0],
+    rounded once, never g rounded plus g*[y>0] rounded."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(1, 2, 3, padding=1)
+            self.fc = nn.Linear(32, 3)
+
+        def forward(self, x):
+            y = self.c(x)
+            return self.fc(torch.flatten(y + torch.relu(y), 1))
+
+    torch.manual_seed(0)
+    acc = xaihls.compile(Net().eval(), (1, 4, 4), calibration=torch.rand(8, 1, 4, 4), methods=("gradient",),
+                         backends=("golden",))
+    qg = acc.qgraph
+    x_q = golden.quantize_input(qg, torch.rand(2, 1, 4, 4), golden.Saturations())
+    sat = golden.Saturations()
+    _, kept = dag.forward(qg, x_q, sat)
+    target = torch.tensor([0, 2])
+    k = qg.graph.tensor_index("c")
+    g_y = dag.backward(qg, kept, target, ReluBackward.MASK, sat, stop=k)
+    g_add = dag.backward(qg, kept, target, ReluBackward.MASK, sat, stop=qg.graph.tensor_index("add"))
+    relu_i = next(i for i, layer in enumerate(qg.graph.layers) if isinstance(layer, ReLU))
+    expected = g_add + g_add * kept.relu_bits[relu_i]  # both in grad[add]'s format
+    add_frac = qg.grad_fmt(ReluBackward.MASK, qg.graph.tensor_index("add")).frac
+    assert torch.equal(g_y, requantize(expected, add_frac, qg.grad_fmt(ReluBackward.MASK, k)))
+
+
+# --- the DAG path equals the chain path on chains -------------------------------------------------
+
+@pytest.mark.parametrize("name", ["digits", "digits_strided_bn", "digits_gap"])
+def test_dag_path_is_bit_exact_with_the_chain_path_on_chains(name):
+    from xaihls.models.zoo import get_zoo_model
+
+    entry = get_zoo_model(name)
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration(), backends=("golden",),
+                         ig_steps=4)
+    qg = acc.qgraph
+    x, _ = entry.samples()
+    assert not dag.needed(qg)
+    for method in (None, *METHODS):
+        chain = acc.run(x, method)
+        sat = golden.Saturations()
+        x_q = golden.quantize_input(qg, x, sat)
+        if method is None:
+            logits = dag.predict(qg, x_q, sat, 3)
+            assert torch.equal(logits, chain.logits)
+        else:
+            logits, target, attr, fmt = dag.attribute(qg, x_q, method, None, sat, 3, 4, "trapezoid",
+                                                      torch.zeros_like(x_q))
+            assert torch.equal(logits, chain.logits) and torch.equal(target, chain.target), method
+            assert torch.equal(attr, chain.attribution) and fmt == chain.attribution_fmt, method
+        assert dict(sat.counts) == chain.saturations, method
+
+
+# --- ReLU6 rules and Grad-CAM against Captum ----------------------------------------------------------
+
+def test_relu6_rules_in_captum_terms():
+    """Our guided/deconvnet ReLU6 rules are Captum's on ReLU6 rebuilt as nn.ReLU then min(., 6);
+    on an nn.ReLU6 module Captum overrides nothing and returns the plain gradient."""
+    from captum.attr import Deconvolution, GuidedBackprop, Saliency
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU6(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3)).eval()
+    with torch.no_grad():
+        model[0].weight.mul_(20)  # many units above 6
+    graph = graph_from_module(model, (1, 6, 6))
+    x = torch.rand(4, 1, 6, 6)
+    target = torch.tensor([0, 1, 2, 0])
+    rebuilt = graph_to_module(graph)
+    for method, captum in (("guided_backprop", GuidedBackprop), ("deconvnet", Deconvolution)):
+        ours = float_attribute(graph, x.double(), method, target).attribution.float()
+        theirs = captum(rebuilt).attribute(x.clone().requires_grad_(True), target=target)
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+        plain = captum(model).attribute(x.clone().requires_grad_(True), target=target)
+        torch.testing.assert_close(plain, Saliency(model).attribute(x.clone().requires_grad_(True), target=target,
+                                                                     abs=False))
+        assert not torch.allclose(ours, plain, atol=1e-4), method
+
+
+def test_nearest_upsampling_uses_pytorchs_source_indices():
+    for size_in in range(1, 20):
+        for size_out in range(size_in, 40):
+            probe = torch.arange(size_in, dtype=torch.float32).view(1, 1, size_in)
+            expect = F.interpolate(probe, size=size_out, mode="nearest").view(-1).long()
+            assert torch.equal(nearest_index(size_in, size_out), expect)
+
+
+def test_grad_cam_float_matches_captum(block_acc):
+    from xaihls.frontend.reference import layer_module
+    from xaihls.reports.fidelity import captum_attribute
+
+    graph = block_acc.graph
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    target = torch.tensor([0, 1, 2, 3])
+    module = graph_to_module(graph)
+    layer = layer_module(module, graph, block_acc.qgraph.cam_layer)
+    for method in ("grad_cam", "guided_grad_cam"):
+        ours = float_attribute(graph, x.double(), method, target, cam_layer=block_acc.qgraph.cam_layer).attribution
+        theirs = captum_attribute(module, x, method, target, layer=layer)
+        torch.testing.assert_close(ours.float(), theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_grad_cam_layer_is_the_last_conv_by_default_and_can_be_named():
+    acc = xaihls.compile(_block(), (3, 16, 16), calibration=torch.rand(4, 3, 16, 16), methods=("grad_cam",),
+                         backends=("golden",))
+    assert acc.qgraph.cam_layer == "proj"
+    named = xaihls.compile(_block(), (3, 16, 16), calibration=torch.rand(4, 3, 16, 16), methods=("grad_cam",),
+                           backends=("golden",), config={"grad_cam_layer": "r6"})
+    assert named.qgraph.cam_layer == "r6"
+    assert named.attribute(torch.rand(2, 3, 16, 16), "grad_cam").shape == (2, 1, 16, 16)
+    with pytest.raises(XaiHlsError, match="grad_cam_layer: no layer named 'nope'"):
+        xaihls.compile(_block(), (3, 16, 16), calibration=torch.rand(4, 3, 16, 16), methods=("grad_cam",),
+                       backends=("golden",), config={"grad_cam_layer": "nope"})
+
+
+def test_torch_export_program_of_a_residual_block_traces_like_the_module(tmp_path):
+    from xaihls.frontend.trace import graph_from_exported
+
+    model = _block()
+    path = tmp_path / "block.pt2"
+    torch.export.save(torch.export.export(model, (torch.rand(1, 3, 16, 16),)), str(path))
+    graph = graph_from_exported(str(path))
+    assert not graph.is_chain and any(isinstance(layer, Add) for layer in graph.layers)
+    assert any(isinstance(layer, ReLU6) for layer in graph.layers)
+    x = torch.rand(3, 3, 16, 16)
+    torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
