@@ -20,6 +20,7 @@ from xaihls.frontend.ir import MaxPool2d, ReLU
 from xaihls.plan import resources as resource_model
 from xaihls.plan.boards import Board
 from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate
+from xaihls.plan.capabilities import program_refusal
 from xaihls.plan.lowering import Buffers, ProgramV2, Shape, buffer_needs, encode, lower_jobs, tiled
 from xaihls.quant.qgraph import QGraph
 
@@ -168,7 +169,12 @@ def _row_tile_cost(timing, engine: EngineV2, memo: dict | None = None):
 def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None = None,
             tiling: tuple[int, int] | None = None, slack: float = SLACK, ddr_latency: int = DDR_LATENCY,
             timing=None, model: resource_model.ResourceModel | None = None) -> PlanV2:
-    """The engine and Program for ``qg`` on ``board`` (``tiling=(Tm, Tn)`` fixes the array)."""
+    """The engine and Program for ``qg`` on ``board`` (``tiling=(Tm, Tn)`` fixes the array); a
+    network the engine cannot run (``capabilities.program_refusal``) is refused in one line here
+    too, whoever calls."""
+    why = program_refusal(qg)
+    if why:
+        raise XaiHlsError(f"no engine plan for this network: {why}")
     if not (isinstance(cap, (int, float)) and 0 < cap <= 1):
         raise XaiHlsError(f"utilisation cap must be in (0, 1], got {cap}")
     if not (isinstance(slack, (int, float)) and 0 <= slack <= 10):
