@@ -210,12 +210,16 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
     return JobCost(d.layer, "conv", direction, total, compute_total, memory_total, macs, bound)
 
 
-def _tap_pairs(d) -> int:
-    """(position, tap) pairs of a job whose operand lies inside the input map."""
+def _tap_pairs(d, bounds: tuple[int, int] | None = None) -> int:
+    """(position, tap) pairs of a job whose operand lies inside the input map (``bounds``: its
+    rows and columns; by default the map the engine walks: an UNPOOL job's is the pooled map
+    times the window)."""
+    s = d.pool_sh if d.unpool else 1
+    ih, iw = bounds or (d.ih * s, d.iw * s)
     rows = sum(1 for r in range(d.oh) for t in range(d.ky)
-               if 0 <= r * d.isy + t * d.iky + d.iy0 < d.ih)
+               if 0 <= r * d.isy + t * d.iky + d.iy0 < ih)
     cols = sum(1 for c in range(d.ow) for t in range(d.kx)
-               if 0 <= c * d.isx + t * d.ikx + d.ix0 < d.iw)
+               if 0 <= c * d.isx + t * d.ikx + d.ix0 < iw)
     return rows * cols
 
 
@@ -235,10 +239,14 @@ def network_macs(d, layers) -> int:
     move data and count none; neither do channels padded to whole tiles."""
     if d.op != Op.CONV or d.flags >> int(Flag.DIAG) & 1 or d.layer >= len(layers):
         return 0
-    w = getattr(layers[d.layer], "weight", None)
+    layer = layers[d.layer]
+    w = getattr(layer, "weight", None)
     if w is None or w.dim() < 2:
         return 0
-    return _tap_pairs(d) * int(w.shape[0]) * int(w.shape[1])
+    # an UNPOOL job walks only the rows and columns a pool window covers; the network's transposed
+    # conv also multiplies the zero gradients of a ragged edge: the conv's whole output map
+    bounds = tuple(layer.out_shape[1:]) if d.unpool else None
+    return _tap_pairs(d, bounds) * int(w.shape[0]) * int(w.shape[1])
 
 
 def seed_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
