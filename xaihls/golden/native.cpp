@@ -55,11 +55,19 @@
 #include <omp.h>
 #endif
 
-// AMX needs Linux (the tile state is granted per process by arch_prctl) and a compiler that knows it.
-#if defined(__x86_64__) && defined(__linux__) && !defined(XG_NO_AMX) && \
+// The SIMD kernels need x86-64 and a compiler that takes per-function targets with their
+// intrinsics (GCC >= 9 and Clang >= 8 know AVX512-VNNI); AMX needs Linux as well (the tile state
+// is granted per process by arch_prctl) and a newer compiler.
+#if defined(__x86_64__) && !defined(XG_NO_SIMD) && \
+    ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 9) || (defined(__clang__) && __clang_major__ >= 8))
+#define XG_HAVE_SIMD 1
+#include <immintrin.h>
+#else
+#define XG_HAVE_SIMD 0
+#endif
+#if XG_HAVE_SIMD && defined(__linux__) && !defined(XG_NO_AMX) && \
     ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11) || (defined(__clang__) && __clang_major__ >= 12))
 #define XG_HAVE_AMX 1
-#include <immintrin.h>
 #include <cpuid.h>
 #include <sys/syscall.h>
 #else
@@ -70,11 +78,14 @@
 
 namespace {
 
-constexpr int XG_VERSION = 1;
+constexpr int XG_VERSION = 2;
 
-enum Kernel : int { PORTABLE = 0, AMX = 1 };
+enum Kernel : int { PORTABLE = 0, AMX = 1, AVX512_VNNI = 2, AVX2 = 3, KERNELS };
+
+bool pairs_layout(int kernel) { return kernel == AVX512_VNNI || kernel == AVX2; }  // the SIMD kernels' weights
 
 constexpr int64_t FLUSH_CHUNKS = 256;  // 64-term chunks per int32 tile sum: 16,384 terms, see the top
+constexpr int64_t FLUSH_PAIRS = 128;   // term pairs per int32 SIMD sum: 256 terms, see the top
 
 // ------------------------------------------------------------------ numerics
 
@@ -274,6 +285,28 @@ bool amx_usable() {
 #endif
 }
 
+// The CPU has the instructions and the OS saves their registers (the compiler runtime's checks
+// include XGETBV's ZMM and YMM state bits).
+bool kernel_usable(int kernel) {
+  switch (kernel) {
+    case PORTABLE:
+      return true;
+    case AMX:
+      return amx_usable();
+#if XG_HAVE_SIMD
+    case AVX512_VNNI:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vnni");
+    case AVX2:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx2");
+#endif
+    default:
+      return false;
+  }
+}
+
 // ------------------------------------------------------------------ packed weights
 //
 // A weight matrix M (R row groups, K terms each, N columns), int16; a convolution's row
@@ -283,16 +316,22 @@ bool amx_usable() {
 // AMX: for each block of 16 columns j, row group r and 64-term chunk kc: the high-digit B
 // tile, then the low-digit one, 1,024 bytes each, in AMX's layout (tile row t holds terms
 // 4t..4t+3 of the chunk for each of the 16 columns). Terms past K and columns past N are 0.
+// AVX-512 VNNI and AVX2 (pairs layout): for each block j, row group r and pair of terms p
+// (2p, 2p+1): the high digits, then the low digits, 16 columns x 2 terms of int16 each
+// (element 2*col + q is term 2p+q of column col), 128 bytes a pair. Terms past K and columns
+// past N are 0.
 // Portable: for each block j and row group r, K rows of 16 int32 (columns past N are 0).
 
 struct Shape {
   int64_t r, k, n;
   int64_t blocks() const { return (n + 15) / 16; }
   int64_t chunks() const { return (k + 63) / 64; }
+  int64_t pairs() const { return (k + 1) / 2; }
 };
 
 int64_t packed_bytes(int kernel, const Shape& s) {
   if (kernel == AMX) return s.blocks() * s.r * s.chunks() * 2048;
+  if (pairs_layout(kernel)) return s.blocks() * s.r * s.pairs() * 128;
   return s.blocks() * s.r * s.k * 16 * 4;
 }
 
@@ -308,6 +347,10 @@ void pack(int kernel, const int16_t* m, const Shape& s, uint8_t* out) {
             uint8_t* tile = out + ((j * s.r + r) * s.chunks() + kc) * 2048;
             tile[t * 64 + col * 4 + q] = static_cast<uint8_t>(static_cast<int8_t>(v >> 8));
             tile[1024 + t * 64 + col * 4 + q] = static_cast<uint8_t>(v & 255);
+          } else if (pairs_layout(kernel)) {
+            int16_t* pair = reinterpret_cast<int16_t*>(out) + ((j * s.r + r) * s.pairs() + k / 2) * 64;
+            pair[col * 2 + k % 2] = static_cast<int16_t>(v >> 8);
+            pair[32 + col * 2 + k % 2] = static_cast<int16_t>(v & 255);
           } else {
             reinterpret_cast<int32_t*>(out)[((j * s.r + r) * s.k + k) * 16 + col] = v;
           }
@@ -564,6 +607,112 @@ void portable_block(const int16_t* a, const int64_t* offs, int64_t groups, int64
   }
 }
 
+#if XG_HAVE_SIMD
+// Term pair p of canvas row `row`, (a[2p], a[2p+1]), as one int32 (the lanes a pair product takes).
+inline int32_t term_pair(const int16_t* row, int64_t p) {
+  int32_t v;
+  std::memcpy(&v, row + 2 * p, 4);
+  return v;
+}
+
+// The SIMD kernels' int32 digit sums (hi: x*wh, lo: x*wl) of 8 rows added to their int64 sums
+// as (hi << 8) + lo, and cleared.
+__attribute__((target("avx512f,avx512bw"))) inline void flush8(__m512i (&hi)[8], __m512i (&lo)[8],
+                                                                 __m512i (&wide)[8][2]) {
+  for (int i = 0; i < 8; ++i) {
+    const __m256i h[2] = {_mm512_castsi512_si256(hi[i]), _mm512_extracti64x4_epi64(hi[i], 1)};
+    const __m256i l[2] = {_mm512_castsi512_si256(lo[i]), _mm512_extracti64x4_epi64(lo[i], 1)};
+    for (int half = 0; half < 2; ++half)
+      wide[i][half] = _mm512_add_epi64(wide[i][half], _mm512_add_epi64(_mm512_slli_epi64(_mm512_cvtepi32_epi64(h[half]), 8),
+                                                                       _mm512_cvtepi32_epi64(l[half])));
+    hi[i] = lo[i] = _mm512_setzero_si512();
+  }
+}
+
+__attribute__((target("avx2"))) inline void flush4(__m256i (&hi)[4], __m256i (&lo)[4], int64_t (&wide)[4][8]) {
+  for (int i = 0; i < 4; ++i) {
+    alignas(32) int32_t h[8], l[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(h), hi[i]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(l), lo[i]);
+    for (int col = 0; col < 8; ++col) wide[i][col] += (static_cast<int64_t>(h[col]) << 8) + l[col];
+    hi[i] = lo[i] = _mm256_setzero_si256();
+  }
+}
+
+// One block's exact sums with AVX-512 VNNI: 8 rows at a time, the two digit sums of each row in
+// one zmm of 16 int32 columns each (VPDPWSSD: a broadcast term pair of the row times a pair of
+// weight digits for 16 columns); into `out` (int64, 16 x 16) every FLUSH_PAIRS pairs and at the end.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni512_block(const int16_t* a, const int64_t* offs,
+                                                                           int64_t groups, int64_t stride,
+                                                                           int64_t pairs, const int16_t* b,
+                                                                           int64_t rows, int64_t* out) {
+  for (int64_t m0 = 0; m0 < rows; m0 += 8) {
+    __m512i hi[8], lo[8], wide[8][2];
+    for (int i = 0; i < 8; ++i) {
+      hi[i] = lo[i] = _mm512_setzero_si512();
+      wide[i][0] = wide[i][1] = _mm512_setzero_si512();
+    }
+    int64_t since_flush = 0;
+    for (int64_t r = 0; r < groups; ++r) {
+      const int16_t* row = a + offs[r] + m0 * stride;
+      const int16_t* w = b + r * pairs * 64;
+      for (int64_t p = 0; p < pairs; ++p, w += 64) {
+        if (since_flush == FLUSH_PAIRS) {  // int32 sums hold FLUSH_PAIRS pairs exactly (see the top)
+          flush8(hi, lo, wide);
+          since_flush = 0;
+        }
+        const __m512i wh = _mm512_loadu_si512(w), wl = _mm512_loadu_si512(w + 32);
+        for (int i = 0; i < 8; ++i) {
+          const __m512i x = _mm512_set1_epi32(term_pair(row + i * stride, p));
+          hi[i] = _mm512_dpwssd_epi32(hi[i], x, wh);
+          lo[i] = _mm512_dpwssd_epi32(lo[i], x, wl);
+        }
+        ++since_flush;
+      }
+    }
+    flush8(hi, lo, wide);
+    for (int i = 0; i < 8; ++i) {
+      _mm512_store_si512(out + (m0 + i) * 16, wide[i][0]);
+      _mm512_store_si512(out + (m0 + i) * 16 + 8, wide[i][1]);
+    }
+  }
+}
+
+// The same with AVX2: VPMADDWD (a term pair times a pair of weight digits, summed into int32
+// lanes) then VPADDD, 4 rows x 8 columns at a time (16 ymm registers).
+__attribute__((target("avx2"))) void avx2_block(const int16_t* a, const int64_t* offs, int64_t groups,
+                                                int64_t stride, int64_t pairs, const int16_t* b, int64_t rows,
+                                                int64_t* out) {
+  for (int64_t m0 = 0; m0 < rows; m0 += 4)
+    for (int half = 0; half < 2; ++half) {
+      __m256i hi[4], lo[4];
+      int64_t wide[4][8] = {};
+      for (int i = 0; i < 4; ++i) hi[i] = lo[i] = _mm256_setzero_si256();
+      int64_t since_flush = 0;
+      for (int64_t r = 0; r < groups; ++r) {
+        const int16_t* row = a + offs[r] + m0 * stride;
+        const int16_t* w = b + r * pairs * 64 + half * 16;
+        for (int64_t p = 0; p < pairs; ++p, w += 64) {
+          if (since_flush == FLUSH_PAIRS) {  // int32 sums hold FLUSH_PAIRS pairs exactly (see the top)
+            flush4(hi, lo, wide);
+            since_flush = 0;
+          }
+          const __m256i wh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+          const __m256i wl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32));
+          for (int i = 0; i < 4; ++i) {
+            const __m256i x = _mm256_set1_epi32(term_pair(row + i * stride, p));
+            hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(x, wh));
+            lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(x, wl));
+          }
+          ++since_flush;
+        }
+      }
+      flush4(hi, lo, wide);
+      for (int i = 0; i < 4; ++i) std::memcpy(out + (m0 + i) * 16 + half * 8, wide[i], sizeof wide[i]);
+    }
+}
+#endif
+
 // ------------------------------------------------------------------ one image's convolution
 //
 // The valid convolution (kernel kh x kw, stride sh x sw) of a canvas of hc x wc x cin to
@@ -630,7 +779,7 @@ void conv_blocks(int kernel, const Conv& stated, const CanvasWriter& canvas, con
   const Conv cv = stated.blocks_view();
   const Shape ws = cv.weights();
   const int64_t jblocks = ws.blocks();
-  const int64_t per_block = kernel == AMX ? ws.r * ws.chunks() * 2048 : ws.r * ws.k * 16 * 4;
+  const int64_t per_block = packed_bytes(kernel, Shape{ws.r, ws.k, 16});
   const int64_t stride = cv.sw * cv.cin;
   int64_t* offs = scratch<int64_t>(OFFSETS, cv.kh);
   alignas(64) int64_t sums[256];
@@ -659,13 +808,21 @@ void conv_blocks(int kernel, const Conv& stated, const CanvasWriter& canvas, con
     return;
   }
 #endif
+  const int16_t* a = static_cast<const int16_t*>(canvas.canvas);
   for (int64_t b = 0; b < cv.blocks(); ++b) {
     Block blk;
     blk.rows = block_rows(cv, b, blk.index, offs);
     if (blk.rows == 0) continue;
     for (int64_t j = 0; j < jblocks; ++j) {
-      portable_block(static_cast<const int16_t*>(canvas.canvas), offs, ws.r, stride, ws.k,
-                     reinterpret_cast<const int32_t*>(packed + j * per_block), blk.rows, sums);
+      const uint8_t* m = packed + j * per_block;
+#if XG_HAVE_SIMD
+      if (kernel == AVX512_VNNI)
+        vnni512_block(a, offs, ws.r, stride, ws.pairs(), reinterpret_cast<const int16_t*>(m), blk.rows, sums);
+      else if (kernel == AVX2)
+        avx2_block(a, offs, ws.r, stride, ws.pairs(), reinterpret_cast<const int16_t*>(m), blk.rows, sums);
+      else
+#endif
+        portable_block(a, offs, ws.r, stride, ws.k, reinterpret_cast<const int32_t*>(m), blk.rows, sums);
       blk.c0 = j * 16;
       blk.cols = std::min<int64_t>(16, cv.cout - j * 16);
       epilogue(Sums{sums, nullptr}, static_cast<const Block&>(blk));
@@ -908,6 +1065,9 @@ void route_tap(int16_t* __restrict out, const uint8_t* __restrict index, const i
 XG_API int xg_version() { return XG_VERSION; }
 
 XG_API int xg_amx_usable() { return amx_usable() ? 1 : 0; }
+
+// Whether product kernel `kernel` (Kernel's numbers, named in native.py) runs on this CPU and build.
+XG_API int xg_kernel_usable(int kernel) { return kernel_usable(kernel) ? 1 : 0; }
 
 // The lengths of the parameter blocks, which Python checks against its field names when loading.
 XG_API void xg_param_counts(int64_t* out) {
