@@ -7,7 +7,10 @@
 // (xaihls/golden/model.py on xaihls/golden/kernels.py and xaihls/numerics.py), for every
 // operand of at most 16 bits (the callers check widths; all values passed in are int16).
 //
-// Two product kernels, chosen at run time:
+// Four product kernels; the fastest one the CPU runs is chosen at run time (native.py):
+// AMX, AVX-512 VNNI, AVX2, portable. The AMX and SIMD ones are compiled with per-function
+// targets and called only after a run-time check of the CPU (cpuid, and for AMX the OS's
+// grant of the tile state), so a build without -march=native has them all.
 //
 // AMX (x86 with AMX-INT8, the OS granting the tile state): each 16-bit operand is written as
 //   two digits, v = 256*h + l with h = v >> 8 in [-128, 127] (signed) and l = v & 255 in
@@ -30,8 +33,24 @@
 //   past the last output position of a row are computed and dropped. The zero frame (the
 //   convolution's padding) is written on every image.
 //
+// AVX-512 VNNI and AVX2 (x86 without AMX): each 16-bit weight is written as two digits when it
+//   is packed, w = 256*wh + wl with wh = w >> 8 in [-128, 127] and wl = w & 255 in [0, 255],
+//   both held in int16 lanes; the activation x stays whole. For a sum over K terms:
+//       sum x*w = 2^8 sum x*wh + sum x*wl
+//   Two int32 sums a row and column: VPDPWSSD (AVX-512 VNNI) adds a pair of int16 products to
+//   an int32 lane; VPMADDWD (AVX2) forms the same pair sum, VPADDD adds it. Terms are at most,
+//   in magnitude, 32,768 * 128 = 4,194,304 (x*wh) and 32,768 * 255 = 8,355,840 (x*wl); a sum
+//   holds at most FLUSH_PAIRS * 2 = 256 terms between two flushes into int64, so
+//   |sum| <= 256 * 8,355,840 = 2,139,095,040 < 2^31 - 1: every int32 sum is exact, and so is
+//   every partial sum on the way (a pair's sum, an instruction's result: sums of fewer of the
+//   same terms). The recombination is in int64. K odd: the last pair's second term reads the
+//   canvas element after the window row (inside the canvas plane, which has a chunk of slack)
+//   and meets a zero weight digit: it adds 0 whatever it holds. Canvases are the portable
+//   kernel's (int16, channels last); rows of a block past its last output position are computed
+//   from canvas elements inside the plane (which covers 16 rows a block, as for AMX) and dropped.
+//
 // Portable (any CPU, any compiler): int16 * int16 products are exact in int32 (|p| <= 2^30)
-//   and summed in int64. Slow, simple, and the reference the AMX kernel is also tested against.
+//   and summed in int64. Slow, simple, and the reference the other kernels are tested against.
 //
 // Requantization is numerics.round_shift then numerics.saturate, written as there:
 //   shift > 0:  ((acc >> min(shift-1, 63)) + 1) >> 1     (= (acc + 2^(shift-1)) >> shift)
