@@ -635,15 +635,17 @@ inline int32_t term_pair(const int16_t* row, int64_t p) {
 }
 
 // The SIMD kernels' int32 digit sums (hi: x*wh, lo: x*wl) of 8 rows added to their int64 sums
-// as (hi << 8) + lo, and cleared.
-__attribute__((target("avx512f,avx512bw"))) inline void flush8(__m512i (&hi)[8], __m512i (&lo)[8],
-                                                                 __m512i (&wide)[8][2]) {
+// (rows of 16 in memory: registers hold the int32 sums) as (hi << 8) + lo, and cleared.
+__attribute__((target("avx512f,avx512bw"))) inline void flush8(__m512i (&hi)[8], __m512i (&lo)[8], int64_t* wide) {
   for (int i = 0; i < 8; ++i) {
     const __m256i h[2] = {_mm512_castsi512_si256(hi[i]), _mm512_extracti64x4_epi64(hi[i], 1)};
     const __m256i l[2] = {_mm512_castsi512_si256(lo[i]), _mm512_extracti64x4_epi64(lo[i], 1)};
-    for (int half = 0; half < 2; ++half)
-      wide[i][half] = _mm512_add_epi64(wide[i][half], _mm512_add_epi64(_mm512_slli_epi64(_mm512_cvtepi32_epi64(h[half]), 8),
-                                                                       _mm512_cvtepi32_epi64(l[half])));
+    for (int half = 0; half < 2; ++half) {
+      int64_t* at = wide + i * 16 + half * 8;
+      _mm512_store_si512(at, _mm512_add_epi64(_mm512_load_si512(at),
+                                              _mm512_add_epi64(_mm512_slli_epi64(_mm512_cvtepi32_epi64(h[half]), 8),
+                                                               _mm512_cvtepi32_epi64(l[half]))));
+    }
     hi[i] = lo[i] = _mm512_setzero_si512();
   }
 }
@@ -666,10 +668,12 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni512_block(const 
                                                                            int64_t pairs, const int16_t* b,
                                                                            int64_t rows, int64_t* out) {
   for (int64_t m0 = 0; m0 < rows; m0 += 8) {
-    __m512i hi[8], lo[8], wide[8][2];
+    __m512i hi[8], lo[8];
+    int64_t* wide = out + m0 * 16;
     for (int i = 0; i < 8; ++i) {
       hi[i] = lo[i] = _mm512_setzero_si512();
-      wide[i][0] = wide[i][1] = _mm512_setzero_si512();
+      _mm512_store_si512(wide + i * 16, _mm512_setzero_si512());
+      _mm512_store_si512(wide + i * 16 + 8, _mm512_setzero_si512());
     }
     int64_t since_flush = 0;
     for (int64_t r = 0; r < groups; ++r) {
@@ -690,10 +694,6 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni512_block(const 
       }
     }
     flush8(hi, lo, wide);
-    for (int i = 0; i < 8; ++i) {
-      _mm512_store_si512(out + (m0 + i) * 16, wide[i][0]);
-      _mm512_store_si512(out + (m0 + i) * 16 + 8, wide[i][1]);
-    }
   }
 }
 
