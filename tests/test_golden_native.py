@@ -102,6 +102,25 @@ def test_extreme_sums_at_the_largest_fan_in(kernel, a, b):
                            int64_conv_transpose(g, w, (1, 1), (1, 1), (0, 0)))
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("width,kw", [(16, 3), (32, 3), (16, 1), (48, 5), (8, 3)])
+def test_stride_one_convolutions_in_either_block_geometry(kernel, width, kw):
+    """At stride 1 the kernels take blocks of 16 positions either along the zero-framed canvas (computing
+    the frame's columns too) or within an output row (computing past its end): whichever computes fewer;
+    output widths that are multiples of 16 take the second, the others mostly the first."""
+    rng = random.Random(width * 10 + kw)
+    with native.force_kernel(kernel):
+        for kind in ("uniform", "min", "max"):
+            x, w = operands(rng, (2, 5, 6, width), kind), operands(rng, (17, 5, 3, kw), kind)
+            padding = (1, kw // 2)
+            ref = int64_conv(x, w, (1, 1), padding)
+            assert ref.shape[3] == width
+            assert torch.equal(conv_sums(x, w, (1, 1), padding), ref), kind
+            g = operands(rng, ref.shape, kind)
+            assert torch.equal(conv_transposed_sums(g, w, (1, 1), padding, (6, width)),
+                               int64_conv_transpose(g, w, (1, 1), padding, (0, 0))), kind
+
+
 SIMD_KERNELS = [k for k in KERNELS if k in ("avx512_vnni", "avx2")]
 
 

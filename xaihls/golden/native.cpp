@@ -745,8 +745,13 @@ struct Conv {
     return stack ? Conv{cin * kh, hc - kh + 1, wc, 1, kw, sh, sw, oh, ow, cout} : *this;
   }
   Shape weights() const { return Shape{kh, kw * cin, cout}; }
-  bool flat() const { return sh == 1 && sw == 1; }  // positions y*wc + x are one strided run
-  int64_t blocks() const { return flat() ? ((oh - 1) * wc + ow + 15) / 16 : oh * ((ow + 15) / 16); }
+  // Blocks of 16 positions y*wc + x taken as one strided run (stride 1 only; computes the wc - ow
+  // positions past each output row too), else 16 positions of one output row at a time (computes
+  // the positions past ow in a row's last block): whichever computes fewer.
+  bool flat() const { return sh == 1 && sw == 1 && flat_blocks() <= row_blocks(); }
+  int64_t flat_blocks() const { return ((oh - 1) * wc + ow + 15) / 16; }
+  int64_t row_blocks() const { return oh * ((ow + 15) / 16); }
+  int64_t blocks() const { return flat() ? flat_blocks() : row_blocks(); }
   // elements (bytes for AMX) of one canvas plane, up to the last one a tile reads (of blocks_view())
   int64_t plane() const {
     const int64_t chunked = (kw * cin + 63) / 64 * 64;
