@@ -80,9 +80,11 @@
 #if defined(__x86_64__) && !defined(XG_NO_SIMD) && \
     ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 9) || (defined(__clang__) && __clang_major__ >= 8))
 #define XG_HAVE_SIMD 1
-#include <immintrin.h>
 #else
 #define XG_HAVE_SIMD 0
+#endif
+#if XG_HAVE_SIMD || defined(__AVX512F__)
+#include <immintrin.h>  // also for the epilogues' AVX-512 forms in a -march=native build
 #endif
 #if XG_HAVE_SIMD && defined(__linux__) && !defined(XG_NO_AMX) && \
     ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11) || (defined(__clang__) && __clang_major__ >= 12))
@@ -663,10 +665,14 @@ __attribute__((target("avx2"))) inline void flush4(__m256i (&hi)[4], __m256i (&l
 // One block's exact sums with AVX-512 VNNI: 8 rows at a time, the two digit sums of each row in
 // one zmm of 16 int32 columns each (VPDPWSSD: a broadcast term pair of the row times a pair of
 // weight digits for 16 columns); into `out` (int64, 16 x 16) every FLUSH_PAIRS pairs and at the end.
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni512_block(const int16_t* a, const int64_t* offs,
-                                                                           int64_t groups, int64_t stride,
-                                                                           int64_t pairs, const int16_t* b,
-                                                                           int64_t rows, int64_t* out) {
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni512_narrow_block(
+    const int16_t* a, const int64_t* offs, int64_t groups, int64_t stride, int64_t pairs, const int16_t* b,
+    int64_t* out);
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni512_block(
+    const int16_t* a, const int64_t* offs, int64_t groups, int64_t stride, int64_t pairs, const int16_t* b,
+    int64_t rows, int64_t cols, int64_t* out) {
+  if (cols <= 8 && rows > 8) return vnni512_narrow_block(a, offs, groups, stride, pairs, b, out);
   for (int64_t m0 = 0; m0 < rows; m0 += 8) {
     __m512i hi[8], lo[8];
     int64_t* wide = out + m0 * 16;
@@ -697,13 +703,62 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni512_block(const 
   }
 }
 
+// The int32 digit sums of rows m (lanes 0-7) and m + 8 (lanes 8-15), i = 0..7, columns 0-7, added
+// to their int64 sums and cleared.
+__attribute__((target("avx512f,avx512bw"))) inline void flush_paired(__m512i (&hi)[8], __m512i (&lo)[8],
+                                                                       int64_t* wide) {
+  for (int i = 0; i < 8; ++i) {
+    const __m256i h[2] = {_mm512_castsi512_si256(hi[i]), _mm512_extracti64x4_epi64(hi[i], 1)};
+    const __m256i l[2] = {_mm512_castsi512_si256(lo[i]), _mm512_extracti64x4_epi64(lo[i], 1)};
+    for (int half = 0; half < 2; ++half) {
+      int64_t* at = wide + (i + 8 * half) * 16;
+      _mm512_store_si512(at, _mm512_add_epi64(_mm512_load_si512(at),
+                                              _mm512_add_epi64(_mm512_slli_epi64(_mm512_cvtepi32_epi64(h[half]), 8),
+                                                               _mm512_cvtepi32_epi64(l[half]))));
+    }
+    hi[i] = lo[i] = _mm512_setzero_si512();
+  }
+}
+
+// vnni512_block for blocks of at most 8 columns: rows m and m + 8 share a register (lanes 0-7 and
+// 8-15: each half takes its row's term pair, the 8 columns' weights are repeated), so 16 rows take
+// the instructions of 8. Columns 8-15 of `out` are left as they are (past the block's columns).
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni512_narrow_block(
+    const int16_t* a, const int64_t* offs, int64_t groups, int64_t stride, int64_t pairs, const int16_t* b,
+    int64_t* out) {
+  __m512i hi[8], lo[8];
+  for (int i = 0; i < 8; ++i) hi[i] = lo[i] = _mm512_setzero_si512();
+  for (int i = 0; i < 16; ++i) _mm512_store_si512(out + i * 16, _mm512_setzero_si512());
+  int64_t since_flush = 0;
+  for (int64_t r = 0; r < groups; ++r) {
+    const int16_t* row = a + offs[r];
+    const int16_t* w = b + r * pairs * 64;
+    for (int64_t p = 0; p < pairs; ++p, w += 64) {
+      if (since_flush == FLUSH_PAIRS) {  // int32 sums hold FLUSH_PAIRS pairs exactly (see the top)
+        flush_paired(hi, lo, out);
+        since_flush = 0;
+      }
+      const __m512i wh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)));
+      const __m512i wl = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32)));
+      for (int i = 0; i < 8; ++i) {
+        const __m512i x = _mm512_mask_set1_epi32(_mm512_set1_epi32(term_pair(row + i * stride, p)), 0xff00,
+                                                 term_pair(row + (i + 8) * stride, p));
+        hi[i] = _mm512_dpwssd_epi32(hi[i], x, wh);
+        lo[i] = _mm512_dpwssd_epi32(lo[i], x, wl);
+      }
+      ++since_flush;
+    }
+  }
+  flush_paired(hi, lo, out);
+}
+
 // The same with AVX2: VPMADDWD (a term pair times a pair of weight digits, summed into int32
 // lanes) then VPADDD, 4 rows x 8 columns at a time (16 ymm registers).
 __attribute__((target("avx2"))) void avx2_block(const int16_t* a, const int64_t* offs, int64_t groups,
                                                 int64_t stride, int64_t pairs, const int16_t* b, int64_t rows,
-                                                int64_t* out) {
+                                                int64_t cols, int64_t* out) {
   for (int64_t m0 = 0; m0 < rows; m0 += 4)
-    for (int half = 0; half < 2; ++half) {
+    for (int half = 0; half < (cols > 8 ? 2 : 1); ++half) {
       __m256i hi[4], lo[4];
       int64_t wide[4][8] = {};
       for (int i = 0; i < 4; ++i) hi[i] = lo[i] = _mm256_setzero_si256();
@@ -839,16 +894,17 @@ void conv_blocks(int kernel, const Conv& stated, const CanvasWriter& canvas, con
     if (blk.rows == 0) continue;
     for (int64_t j = 0; j < jblocks; ++j) {
       const uint8_t* m = packed + j * per_block;
+      blk.c0 = j * 16;
+      blk.cols = std::min<int64_t>(16, cv.cout - j * 16);
 #if XG_HAVE_SIMD
       if (kernel == AVX512_VNNI)
-        vnni512_block(a, offs, ws.r, stride, ws.pairs(), reinterpret_cast<const int16_t*>(m), blk.rows, sums);
+        vnni512_block(a, offs, ws.r, stride, ws.pairs(), reinterpret_cast<const int16_t*>(m), blk.rows, blk.cols,
+                      sums);
       else if (kernel == AVX2)
-        avx2_block(a, offs, ws.r, stride, ws.pairs(), reinterpret_cast<const int16_t*>(m), blk.rows, sums);
+        avx2_block(a, offs, ws.r, stride, ws.pairs(), reinterpret_cast<const int16_t*>(m), blk.rows, blk.cols, sums);
       else
 #endif
         portable_block(a, offs, ws.r, stride, ws.k, reinterpret_cast<const int32_t*>(m), blk.rows, sums);
-      blk.c0 = j * 16;
-      blk.cols = std::min<int64_t>(16, cv.cout - j * 16);
       epilogue(Sums{sums, nullptr}, static_cast<const Block&>(blk));
     }
   }
