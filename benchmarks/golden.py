@@ -1,7 +1,7 @@
 """Golden model benchmarks: speed and peak memory against Captum float, IG completeness, fidelity.
 
 Run ``python -m benchmarks.golden`` for every section, or name some: ``throughput``,
-``portable_throughput``, ``kernel_paths``, ``conv_breakdown``, ``memory``, ``completeness``,
+``portable_throughput``, ``portable_cpu``, ``kernel_paths``, ``conv_breakdown``, ``memory``, ``completeness``,
 ``fidelity``. It prints Markdown tables and updates those sections of benchmarks/results/golden.json (``section_meta`` records the date,
 machine and command of each); copy the tables into benchmarks/RESULTS.md. The speed and memory
 sections are heavy: on a shared machine run them under ``flock /tmp/xaihls-heavy.lock``.
@@ -110,7 +110,7 @@ def throughput(batch: int = 64, repeats: int = 5) -> list[dict]:
     return rows
 
 
-def portable_throughput(batch: int = 64, repeats: int = 5) -> list[dict]:
+def portable_throughput(batch: int = 64, repeats: int = 5, clock=time.perf_counter) -> list[dict]:
     """``throughput`` with each of golden's product kernels for CPUs without AMX-INT8 pinned in turn (what
     such a CPU runs: the same fused stages; AVX-512 VNNI or AVX2 int32 digit sums where the CPU has them,
     else the portable int64 sums), against Captum, digits and cifar_ref: one row per kernel, all of a case's
@@ -128,12 +128,23 @@ def portable_throughput(batch: int = 64, repeats: int = 5) -> list[dict]:
 
             *times, c = _interleaved_medians([*map(pinned, without_amx),
                                               lambda: captum_attribute(module, x, method, target, steps=steps or 32)],
-                                             repeats if steps is None else max(3, repeats - 2))
+                                             repeats if steps is None else max(3, repeats - 2), clock)
             for kernel, g in zip(without_amx, times):
                 rows.append({"model": name, "method": f"IG-{steps}" if steps else method, "batch": batch,
                              "kernel": kernel, "golden_img_s": batch / g, "captum_img_s": batch / c,
                              "ratio": c / g})
     return rows
+
+
+def portable_cpu(batch: int = 64, repeats: int = 5) -> list[dict]:
+    """``portable_throughput`` on one thread, in CPU seconds (images per CPU second): the work each side
+    does, which other jobs on a shared machine change less than they change elapsed time on two threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return portable_throughput(batch, repeats, time.process_time)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def kernel_paths(batch: int = 64) -> list[dict]:
@@ -331,6 +342,7 @@ SECTIONS = {
     "throughput": (throughput, {"golden_img_s": ".1f", "captum_img_s": ".1f", "ratio": ".2f", "before_img_s": ".1f",
                                 "before_ratio": ".2f"}),
     "portable_throughput": (portable_throughput, {"golden_img_s": ".1f", "captum_img_s": ".1f", "ratio": ".2f"}),
+    "portable_cpu": (portable_cpu, {"golden_img_s": ".1f", "captum_img_s": ".1f", "ratio": ".2f"}),
     "kernel_paths": (kernel_paths, {}),
     "conv_breakdown": (conv_breakdown, {k: ".2f" for k in ("f32_forward_ms", "f32_backward_ms", "golden_forward_ms",
                                                            "golden_backward_ms", "previous_digit_products_ms")}),
