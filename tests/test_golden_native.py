@@ -1,7 +1,7 @@
 """The golden model's native kernels (xaihls/golden/native.cpp) and fused stages (stages.py).
 
-Facts a user relies on: every product kernel usable here (AMX, AVX-512 VNNI and AVX2 where
-the CPU has them, the portable one everywhere) returns the exact int64 sums of a plain int64
+Facts a user relies on: every product kernel usable here (AMX, AVX-512 VNNI, AVX-VNNI and
+AVX2 where the CPU has them, the portable one everywhere) returns the exact int64 sums of a plain int64
 reference, on random and extreme operands, at the largest fan-in and at the SIMD kernels'
 flush boundaries; the fused stages give the same attributions, logits, targets and saturation
 counts as the layer-by-layer PyTorch path, for every method and kernel; the fastest usable
@@ -121,7 +121,7 @@ def test_stride_one_convolutions_in_either_block_geometry(kernel, width, kw):
                                int64_conv_transpose(g, w, (1, 1), padding, (0, 0))), kind
 
 
-SIMD_KERNELS = [k for k in KERNELS if k in ("avx512_vnni", "avx2")]
+SIMD_KERNELS = [k for k in KERNELS if k in ("avx512_vnni", "avx_vnni", "avx2")]
 
 
 @pytest.mark.parametrize("kernel", SIMD_KERNELS)
@@ -140,14 +140,16 @@ def test_simd_sums_on_each_side_of_a_flush(kernel, k):
 
 
 def test_the_simd_kernels_are_usable_where_the_cpu_has_them():
-    """On an x86 CPU with AVX-512 VNNI (AVX2) the library offers that kernel, ahead of the portable one, and
-    without AMX the default is the fastest of them."""
+    """On an x86 CPU with AVX-512 VNNI (AVX-VNNI, AVX2) the library offers that kernel, ahead of the portable
+    one, and without AMX the default is the fastest of them."""
     flags = next((line.split(":")[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("flags")), []) if Path("/proc/cpuinfo").exists() else []
     if "avx512_vnni" in flags and "avx512bw" in flags:
         assert "avx512_vnni" in KERNELS
     if "avx2" in flags:
         assert "avx2" in KERNELS
+    if "avx2" in flags and "avx_vnni" in flags:
+        assert "avx_vnni" in KERNELS
     assert KERNELS[-1] == "portable" and list(KERNELS) == [k for k in native.KERNELS if k in KERNELS]
     assert native.kernel_name() == KERNELS[0] or os.environ.get(native.KERNEL_ENV)
 

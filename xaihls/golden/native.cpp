@@ -7,10 +7,10 @@
 // (xaihls/golden/model.py on xaihls/golden/kernels.py and xaihls/numerics.py), for every
 // operand of at most 16 bits (the callers check widths; all values passed in are int16).
 //
-// Four product kernels; the fastest one the CPU runs is chosen at run time (native.py):
-// AMX, AVX-512 VNNI, AVX2, portable. The AMX and SIMD ones are compiled with per-function
-// targets and called only after a run-time check of the CPU (cpuid, and for AMX the OS's
-// grant of the tile state), so a build without -march=native has them all.
+// Five product kernels; the fastest one the CPU runs is chosen at run time (native.py): AMX,
+// AVX-512 VNNI, AVX-VNNI, AVX2, portable. All but the portable one are compiled with per-function
+// targets and called only after a run-time check of the CPU (cpuid, and for AMX the OS's grant
+// of the tile state), so a build without -march=native has them all.
 //
 // AMX (x86 with AMX-INT8, the OS granting the tile state): each 16-bit operand is written as
 //   two digits, v = 256*h + l with h = v >> 8 in [-128, 127] (signed) and l = v & 255 in
@@ -33,14 +33,16 @@
 //   past the last output position of a row are computed and dropped. The zero frame (the
 //   convolution's padding) is written on every image.
 //
-// AVX-512 VNNI and AVX2 (x86 without AMX): each 16-bit weight is written as two digits when it
-//   is packed, w = 256*wh + wl with wh = w >> 8 in [-128, 127] and wl = w & 255 in [0, 255],
-//   both held in int16 lanes; the activation x stays whole. For a sum over K terms:
+// AVX-512 VNNI, AVX-VNNI and AVX2 (x86 without AMX): each 16-bit weight is written as two
+//   digits when it is packed, w = 256*wh + wl with wh = w >> 8 in [-128, 127] and
+//   wl = w & 255 in [0, 255], both held in int16 lanes; the activation x stays whole. For a
+//   sum over K terms:
 //       sum x*w = 2^8 sum x*wh + sum x*wl
-//   Two int32 sums a row and column: VPDPWSSD (AVX-512 VNNI) adds a pair of int16 products to
-//   an int32 lane; VPMADDWD (AVX2) forms the same pair sum, VPADDD adds it. Terms are at most,
-//   in magnitude, 32,768 * 128 = 4,194,304 (x*wh) and 32,768 * 255 = 8,355,840 (x*wl); a sum
-//   holds at most FLUSH_PAIRS * 2 = 256 terms between two flushes into int64, so
+//   Two int32 sums a row and column: VPDPWSSD (AVX-512 VNNI, 512 bits; AVX-VNNI, 256) adds a
+//   pair of int16 products to an int32 lane; VPMADDWD (AVX2) forms the same pair sum, VPADDD
+//   adds it. Terms are at most, in magnitude, 32,768 * 128 = 4,194,304 (x*wh) and
+//   32,768 * 255 = 8,355,840 (x*wl); a sum holds at most FLUSH_PAIRS * 2 = 256 terms between
+//   two flushes into int64, so
 //   |sum| <= 256 * 8,355,840 = 2,139,095,040 < 2^31 - 1: every int32 sum is exact, and so is
 //   every partial sum on the way (a pair's sum, an instruction's result: sums of fewer of the
 //   same terms). The recombination is in int64. K odd: the last pair's second term reads the
@@ -83,6 +85,13 @@
 #else
 #define XG_HAVE_SIMD 0
 #endif
+// AVX-VNNI (the VEX form, for CPUs without AVX-512) needs GCC >= 11 or Clang >= 12.
+#if XG_HAVE_SIMD && ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11) || \
+                     (defined(__clang__) && __clang_major__ >= 12))
+#define XG_HAVE_AVX_VNNI 1
+#else
+#define XG_HAVE_AVX_VNNI 0
+#endif
 #if XG_HAVE_SIMD || defined(__AVX512F__)
 #include <immintrin.h>  // also for the epilogues' AVX-512 forms in a -march=native build
 #endif
@@ -101,9 +110,11 @@ namespace {
 
 constexpr int XG_VERSION = 2;
 
-enum Kernel : int { PORTABLE = 0, AMX = 1, AVX512_VNNI = 2, AVX2 = 3, KERNELS };
+enum Kernel : int { PORTABLE = 0, AMX = 1, AVX512_VNNI = 2, AVX2 = 3, AVX_VNNI = 4 };
 
-bool pairs_layout(int kernel) { return kernel == AVX512_VNNI || kernel == AVX2; }  // the SIMD kernels' weights
+bool pairs_layout(int kernel) {  // the SIMD kernels' weights
+  return kernel == AVX512_VNNI || kernel == AVX_VNNI || kernel == AVX2;
+}
 
 constexpr int64_t FLUSH_CHUNKS = 256;  // 64-term chunks per int32 tile sum: 16,384 terms, see the top
 constexpr int64_t FLUSH_PAIRS = 128;   // term pairs per int32 SIMD sum: 256 terms, see the top
@@ -322,6 +333,11 @@ bool kernel_usable(int kernel) {
     case AVX2:
       __builtin_cpu_init();
       return __builtin_cpu_supports("avx2");
+#endif
+#if XG_HAVE_AVX_VNNI
+    case AVX_VNNI:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
 #endif
     default:
       return false;
@@ -785,6 +801,42 @@ __attribute__((target("avx2"))) void avx2_block(const int16_t* a, const int64_t*
       for (int i = 0; i < 4; ++i) std::memcpy(out + (m0 + i) * 16 + half * 8, wide[i], sizeof wide[i]);
     }
 }
+
+#if XG_HAVE_AVX_VNNI
+// avx2_block with AVX-VNNI (x86 with AVX2 and the VEX form of VPDPWSSD, no AVX-512: Intel client
+// CPUs since Alder Lake): one VPDPWSSD where AVX2 takes VPMADDWD and VPADDD; the same sums.
+__attribute__((target("avx2,avxvnni"))) void avx_vnni_block(const int16_t* a, const int64_t* offs, int64_t groups,
+                                                            int64_t stride, int64_t pairs, const int16_t* b,
+                                                            int64_t rows, int64_t cols, int64_t* out) {
+  for (int64_t m0 = 0; m0 < rows; m0 += 4)
+    for (int half = 0; half < (cols > 8 ? 2 : 1); ++half) {
+      __m256i hi[4], lo[4];
+      int64_t wide[4][8] = {};
+      for (int i = 0; i < 4; ++i) hi[i] = lo[i] = _mm256_setzero_si256();
+      int64_t since_flush = 0;
+      for (int64_t r = 0; r < groups; ++r) {
+        const int16_t* row = a + offs[r] + m0 * stride;
+        const int16_t* w = b + r * pairs * 64 + half * 16;
+        for (int64_t p = 0; p < pairs; ++p, w += 64) {
+          if (since_flush == FLUSH_PAIRS) {  // int32 sums hold FLUSH_PAIRS pairs exactly (see the top)
+            flush4(hi, lo, wide);
+            since_flush = 0;
+          }
+          const __m256i wh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+          const __m256i wl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32));
+          for (int i = 0; i < 4; ++i) {
+            const __m256i x = _mm256_set1_epi32(term_pair(row + i * stride, p));
+            hi[i] = _mm256_dpwssd_avx_epi32(hi[i], x, wh);
+            lo[i] = _mm256_dpwssd_avx_epi32(lo[i], x, wl);
+          }
+          ++since_flush;
+        }
+      }
+      flush4(hi, lo, wide);
+      for (int i = 0; i < 4; ++i) std::memcpy(out + (m0 + i) * 16 + half * 8, wide[i], sizeof wide[i]);
+    }
+}
+#endif
 #endif
 
 // ------------------------------------------------------------------ one image's convolution
@@ -902,6 +954,11 @@ void conv_blocks(int kernel, const Conv& stated, const CanvasWriter& canvas, con
                       sums);
       else if (kernel == AVX2)
         avx2_block(a, offs, ws.r, stride, ws.pairs(), reinterpret_cast<const int16_t*>(m), blk.rows, blk.cols, sums);
+#if XG_HAVE_AVX_VNNI
+      else if (kernel == AVX_VNNI)
+        avx_vnni_block(a, offs, ws.r, stride, ws.pairs(), reinterpret_cast<const int16_t*>(m), blk.rows, blk.cols,
+                       sums);
+#endif
       else
 #endif
         portable_block(a, offs, ws.r, stride, ws.k, reinterpret_cast<const int32_t*>(m), blk.rows, sums);

@@ -10,8 +10,8 @@ model against the PyTorch path.
 
 Product kernels, the fastest one the CPU runs chosen at run time (``KERNELS``, fastest first):
 ``amx`` where the CPU has AMX-INT8 and the OS grants the tile state; ``avx512_vnni`` (VPDPWSSD)
-where it has AVX-512 BW and VNNI; ``avx2`` (VPMADDWD) where it has AVX2; else ``portable`` (int64
-sums, any CPU, any compiler). ``XAIHLS_GOLDEN_KERNEL=<name>`` pins one of those usable here. The
+where it has AVX-512 BW and VNNI; ``avx_vnni`` (the 256-bit VEX VPDPWSSD) where it has AVX-VNNI;
+``avx2`` (VPMADDWD) where it has AVX2; else ``portable`` (int64 sums, any CPU, any compiler). ``XAIHLS_GOLDEN_KERNEL=<name>`` pins one of those usable here. The
 library is built for the CPU it runs on, but the SIMD and AMX kernels are compiled with
 per-function targets and taken only after a run-time check of the CPU, so a build without
 ``-march=native`` has them too. Without a compiler, or with ``XAIHLS_GOLDEN_NATIVE=0``, nothing
@@ -50,7 +50,7 @@ VERSION = 2  # xg_version() of a library this module can call
 MAX_BITS = 16
 """Widest operand the native kernels take (values are passed as int16)."""
 
-KERNELS = {"amx": 1, "avx512_vnni": 2, "avx2": 3, "portable": 0}
+KERNELS = {"amx": 1, "avx512_vnni": 2, "avx_vnni": 4, "avx2": 3, "portable": 0}
 """Product kernels by name, fastest first, with native.cpp's numbers (its ``Kernel``)."""
 
 # int64 parameter blocks, in native.cpp's ConvParam and LinearParam order
