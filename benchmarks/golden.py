@@ -1,8 +1,8 @@
 """Golden model benchmarks: speed and peak memory against Captum float, IG completeness, fidelity.
 
 Run ``python -m benchmarks.golden`` for every section, or name some: ``throughput``,
-``portable_throughput``, ``portable_cpu``, ``kernel_paths``, ``conv_breakdown``, ``memory``, ``completeness``,
-``fidelity``. It prints Markdown tables and updates those sections of benchmarks/results/golden.json (``section_meta`` records the date,
+``portable_throughput``, ``portable_cpu``, ``kernel_paths``, ``conv_breakdown``, ``memory``,
+``completeness``, ``fidelity``. It prints Markdown tables and updates those sections of benchmarks/results/golden.json (``section_meta`` records the date,
 machine and command of each); copy the tables into benchmarks/RESULTS.md. The speed and memory
 sections are heavy: on a shared machine run them under ``flock /tmp/xaihls-heavy.lock``.
 """
@@ -112,9 +112,9 @@ def throughput(batch: int = 64, repeats: int = 5) -> list[dict]:
 
 def portable_throughput(batch: int = 64, repeats: int = 5, clock=time.perf_counter) -> list[dict]:
     """``throughput`` with each of golden's product kernels for CPUs without AMX-INT8 pinned in turn (what
-    such a CPU runs: the same fused stages; AVX-512 VNNI or AVX2 int32 digit sums where the CPU has them,
-    else the portable int64 sums), against Captum, digits and cifar_ref: one row per kernel, all of a case's
-    kernels and Captum interleaved."""
+    such a CPU runs: the same fused stages; AVX-512 VNNI, AVX-VNNI or AVX2 int32 digit sums where the CPU
+    has them, else the portable int64 sums), against Captum, digits and cifar_ref: one row per kernel, all
+    of a case's kernels and Captum interleaved."""
     without_amx = [k for k in native.available_kernels() if k != "amx"]
     rows = []
     for name in NETS[:2]:

@@ -1201,8 +1201,6 @@ void route_tap(int16_t* __restrict out, const uint8_t* __restrict index, const i
 
 XG_API int xg_version() { return XG_VERSION; }
 
-XG_API int xg_amx_usable() { return amx_usable() ? 1 : 0; }
-
 // Whether product kernel `kernel` (Kernel's numbers, named in native.py) runs on this CPU and build.
 XG_API int xg_kernel_usable(int kernel) { return kernel_usable(kernel) ? 1 : 0; }
 

@@ -5,17 +5,18 @@ the C-simulation needs) on first use (about 5 s), once per source, compiler, fla
 the build cache (``xaihls.project.cache_dir()``), and called through ctypes; with OpenMP it runs
 on PyTorch's own OpenMP threads (``torch.get_num_threads()`` of them). Every function returns
 the same integers as the golden model's PyTorch path (the exactness argument is at the top of
-native.cpp); tests check both product kernels against plain int64 references and the whole
+native.cpp); tests check every product kernel against plain int64 references and the whole
 model against the PyTorch path.
 
 Product kernels, the fastest one the CPU runs chosen at run time (``KERNELS``, fastest first):
 ``amx`` where the CPU has AMX-INT8 and the OS grants the tile state; ``avx512_vnni`` (VPDPWSSD)
-where it has AVX-512 BW and VNNI; ``avx_vnni`` (the 256-bit VEX VPDPWSSD) where it has AVX-VNNI;
-``avx2`` (VPMADDWD) where it has AVX2; else ``portable`` (int64 sums, any CPU, any compiler). ``XAIHLS_GOLDEN_KERNEL=<name>`` pins one of those usable here. The
-library is built for the CPU it runs on, but the SIMD and AMX kernels are compiled with
-per-function targets and taken only after a run-time check of the CPU, so a build without
-``-march=native`` has them too. Without a compiler, or with ``XAIHLS_GOLDEN_NATIVE=0``, nothing
-here is used: the golden model runs on PyTorch alone, and says so once in the log.
+where it has AVX-512 BW and VNNI; ``avx_vnni`` (the 256-bit VEX VPDPWSSD) where it has AVX2 and
+AVX-VNNI; ``avx2`` (VPMADDWD) where it has AVX2; else ``portable`` (int64 sums, any CPU, any
+compiler). ``XAIHLS_GOLDEN_KERNEL=<name>`` pins one of those usable here. All but the portable
+one are compiled with per-function targets and taken only after a run-time check of the CPU, so
+a build without ``-march=native`` has them too. Without a compiler, or with
+``XAIHLS_GOLDEN_NATIVE=0``, nothing here is used: the golden model runs on PyTorch alone, and
+says so once in the log.
 """
 
 from __future__ import annotations
@@ -65,7 +66,6 @@ _I64 = ctypes.c_int64
 _INT = ctypes.c_int
 _SIGNATURES = {
     "xg_version": ([], _INT),
-    "xg_amx_usable": ([], _INT),
     "xg_kernel_usable": ([_INT], _INT),
     "xg_openmp": ([], _INT),
     "xg_param_counts": ([_P], None),
