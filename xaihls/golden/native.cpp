@@ -353,7 +353,7 @@ bool kernel_usable(int kernel) {
 // AMX: for each block of 16 columns j, row group r and 64-term chunk kc: the high-digit B
 // tile, then the low-digit one, 1,024 bytes each, in AMX's layout (tile row t holds terms
 // 4t..4t+3 of the chunk for each of the 16 columns). Terms past K and columns past N are 0.
-// AVX-512 VNNI and AVX2 (pairs layout): for each block j, row group r and pair of terms p
+// AVX-512 VNNI, AVX-VNNI and AVX2 (pairs layout): for each block j, row group r and pair of terms p
 // (2p, 2p+1): the high digits, then the low digits, 16 columns x 2 terms of int16 each
 // (element 2*col + q is term 2p+q of column col), 128 bytes a pair. Terms past K and columns
 // past N are 0.
@@ -680,7 +680,8 @@ __attribute__((target("avx2"))) inline void flush4(__m256i (&hi)[4], __m256i (&l
 
 // One block's exact sums with AVX-512 VNNI: 8 rows at a time, the two digit sums of each row in
 // one zmm of 16 int32 columns each (VPDPWSSD: a broadcast term pair of the row times a pair of
-// weight digits for 16 columns); into `out` (int64, 16 x 16) every FLUSH_PAIRS pairs and at the end.
+// weight digits for 16 columns); into `out` (int64, 16 x 16, 64-byte aligned) every FLUSH_PAIRS
+// pairs and at the end. Blocks of at most 8 columns go to vnni512_narrow_block.
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni512_narrow_block(
     const int16_t* a, const int64_t* offs, int64_t groups, int64_t stride, int64_t pairs, const int16_t* b,
     int64_t* out);
