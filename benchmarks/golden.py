@@ -1,8 +1,8 @@
 """Golden model benchmarks: speed and peak memory against Captum float, IG completeness, fidelity.
 
 Run ``python -m benchmarks.golden`` for every section, or name some: ``throughput``,
-``portable_throughput``, ``kernel_paths``, ``conv_breakdown``, ``memory``, ``completeness``,
-``fidelity``. It prints Markdown tables and updates those sections of benchmarks/results/golden.json (``section_meta`` records the date,
+``portable_throughput``, ``portable_cpu``, ``kernel_paths``, ``conv_breakdown``, ``memory``,
+``completeness``, ``fidelity``. It prints Markdown tables and updates those sections of benchmarks/results/golden.json (``section_meta`` records the date,
 machine and command of each); copy the tables into benchmarks/RESULTS.md. The speed and memory
 sections are heavy: on a shared machine run them under ``flock /tmp/xaihls-heavy.lock``.
 """
@@ -110,23 +110,41 @@ def throughput(batch: int = 64, repeats: int = 5) -> list[dict]:
     return rows
 
 
-def portable_throughput(batch: int = 64, repeats: int = 5) -> list[dict]:
-    """``throughput`` with golden's portable product kernel pinned (what a CPU without AMX-INT8 runs: the
-    same fused stages, int16 products summed in int64), against Captum, digits and cifar_ref."""
+def portable_throughput(batch: int = 64, repeats: int = 5, clock=time.perf_counter) -> list[dict]:
+    """``throughput`` with each of golden's product kernels for CPUs without AMX-INT8 pinned in turn (what
+    such a CPU runs: the same fused stages; AVX-512 VNNI, AVX-VNNI or AVX2 int32 digit sums where the CPU
+    has them, else the portable int64 sums), against Captum, digits and cifar_ref: one row per kernel, all
+    of a case's kernels and Captum interleaved."""
+    without_amx = [k for k in native.available_kernels() if k != "amx"]
     rows = []
     for name in NETS[:2]:
         acc, module, x, target = _setup(name, batch)
         for method, steps in CASES:
-            def portable():
-                with native.force_kernel("portable"):
-                    return acc.attribute(x, method, target=target, steps=steps)
+            def pinned(kernel):
+                def run():
+                    with native.force_kernel(kernel):
+                        return acc.attribute(x, method, target=target, steps=steps)
+                return run
 
-            g, c = _interleaved_medians([portable, lambda: captum_attribute(module, x, method, target,
-                                                                            steps=steps or 32)],
-                                        repeats if steps is None else max(3, repeats - 2))
-            rows.append({"model": name, "method": f"IG-{steps}" if steps else method, "batch": batch,
-                         "portable_img_s": batch / g, "captum_img_s": batch / c, "ratio": c / g})
+            *times, c = _interleaved_medians([*map(pinned, without_amx),
+                                              lambda: captum_attribute(module, x, method, target, steps=steps or 32)],
+                                             repeats if steps is None else max(3, repeats - 2), clock)
+            for kernel, g in zip(without_amx, times):
+                rows.append({"model": name, "method": f"IG-{steps}" if steps else method, "batch": batch,
+                             "kernel": kernel, "golden_img_s": batch / g, "captum_img_s": batch / c,
+                             "ratio": c / g})
     return rows
+
+
+def portable_cpu(batch: int = 64, repeats: int = 5) -> list[dict]:
+    """``portable_throughput`` on one thread, in CPU seconds (images per CPU second): the work each side
+    does, which other jobs on a shared machine change less than they change elapsed time on two threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return portable_throughput(batch, repeats, time.process_time)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def kernel_paths(batch: int = 64) -> list[dict]:
@@ -139,7 +157,8 @@ def kernel_paths(batch: int = 64) -> list[dict]:
         if plan is not None:
             kinds = [type(acc.qgraph.layers[st.layer].layer).__name__ + ("+ReLU" if st.relu is not None else "")
                      + ("+MaxPool" if st.pool is not None else "") for st in plan]
-            rows.append({"model": name, "runs_on": f"native stages ({native.kernel_name()} products)",
+            rows.append({"model": name, "runs_on": f"native stages ({native.kernel_name()} products; usable: "
+                         f"{', '.join(native.available_kernels())})",
                          "product": ", ".join(kinds), "input": "", "weight": "", "path": ""})
             continue
         kernels.forget_chosen_paths()
@@ -322,7 +341,8 @@ def _table(rows: list[dict], fmt: dict[str, str]) -> str:
 SECTIONS = {
     "throughput": (throughput, {"golden_img_s": ".1f", "captum_img_s": ".1f", "ratio": ".2f", "before_img_s": ".1f",
                                 "before_ratio": ".2f"}),
-    "portable_throughput": (portable_throughput, {"portable_img_s": ".1f", "captum_img_s": ".1f", "ratio": ".2f"}),
+    "portable_throughput": (portable_throughput, {"golden_img_s": ".1f", "captum_img_s": ".1f", "ratio": ".2f"}),
+    "portable_cpu": (portable_cpu, {"golden_img_s": ".1f", "captum_img_s": ".1f", "ratio": ".2f"}),
     "kernel_paths": (kernel_paths, {}),
     "conv_breakdown": (conv_breakdown, {k: ".2f" for k in ("f32_forward_ms", "f32_backward_ms", "golden_forward_ms",
                                                            "golden_backward_ms", "previous_digit_products_ms")}),

@@ -1,10 +1,12 @@
 """The golden model's native kernels (xaihls/golden/native.cpp) and fused stages (stages.py).
 
-Facts a user relies on: every product kernel (AMX where the CPU has it, the portable one
-everywhere) returns the exact int64 sums of a plain int64 reference, on random and extreme
-operands and at the largest fan-in; the fused stages give the same attributions, logits,
-targets and saturation counts as the layer-by-layer PyTorch path, for every method; without
-a compiler the golden model still runs (on PyTorch), saying so once.
+Facts a user relies on: every product kernel usable here (AMX, AVX-512 VNNI, AVX-VNNI and
+AVX2 where the CPU has them, the portable one everywhere) returns the exact int64 sums of a plain int64
+reference, on random and extreme operands, at the largest fan-in and at the SIMD kernels'
+flush boundaries; the fused stages give the same attributions, logits, targets and saturation
+counts as the layer-by-layer PyTorch path, for every method and kernel; the fastest usable
+kernel is the default, also in a build without -march=native; without a compiler the golden
+model still runs (on PyTorch), saying so once.
 """
 
 from __future__ import annotations
@@ -81,9 +83,10 @@ def test_every_product_kernel_gives_the_int64_sums(kernel, seed):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("a,b", [(-32768, -32768), (32767, 32767), (32767, -32768)])
+@pytest.mark.parametrize("a,b", [(-32768, -32768), (32767, 32767), (32767, -32768), (-32768, 32767), (-32768, -1)])
 def test_extreme_sums_at_the_largest_fan_in(kernel, a, b):
-    """131,070 terms of 2^30: the AMX kernel flushes its int32 digit sums eight times on the way."""
+    """131,070 terms of up to 2^30: the AMX kernel flushes its int32 digit sums eight times on the way, the
+    SIMD ones 512 times (x = -32768 with w = 32767 or -1: low-digit terms of -8,355,840, the largest)."""
     k = LARGEST_FAN_IN
     with native.force_kernel(kernel):
         x, w = torch.full((3, k), a), torch.full((k, 2), b)
@@ -97,6 +100,58 @@ def test_extreme_sums_at_the_largest_fan_in(kernel, a, b):
         w = torch.full((2, c, 3, 3), b)
         assert torch.equal(conv_transposed_sums(g, w, (1, 1), (1, 1), (3, 3)),
                            int64_conv_transpose(g, w, (1, 1), (1, 1), (0, 0)))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("width,kw", [(16, 3), (32, 3), (16, 1), (48, 5), (8, 3)])
+def test_stride_one_convolutions_in_either_block_geometry(kernel, width, kw):
+    """At stride 1 the kernels take blocks of 16 positions either along the zero-framed canvas (computing
+    the frame's columns too) or within an output row (computing past its end): whichever computes fewer;
+    output widths that are multiples of 16 take the second, the others mostly the first."""
+    rng = random.Random(width * 10 + kw)
+    with native.force_kernel(kernel):
+        for kind in ("uniform", "min", "max"):
+            x, w = operands(rng, (2, 5, 6, width), kind), operands(rng, (17, 5, 3, kw), kind)
+            padding = (1, kw // 2)
+            ref = int64_conv(x, w, (1, 1), padding)
+            assert ref.shape[3] == width
+            assert torch.equal(conv_sums(x, w, (1, 1), padding), ref), kind
+            g = operands(rng, ref.shape, kind)
+            assert torch.equal(conv_transposed_sums(g, w, (1, 1), padding, (6, width)),
+                               int64_conv_transpose(g, w, (1, 1), padding, (0, 0))), kind
+
+
+SIMD_KERNELS = [k for k in KERNELS if k in ("avx512_vnni", "avx_vnni", "avx2")]
+
+
+@pytest.mark.parametrize("kernel", SIMD_KERNELS)
+@pytest.mark.parametrize("k", [1, 2, 255, 256, 257, 258, 511, 512, 513, 769])
+def test_simd_sums_on_each_side_of_a_flush(kernel, k):
+    """The SIMD kernels' int32 sums take 256 terms (128 pairs) between flushes: sums of the largest terms
+    (x*wl = -32768 * 255 on the low digit) just under, at and over each boundary, odd K (a last half pair)."""
+    with native.force_kernel(kernel):
+        for a, b in ((-32768, 32767), (-32768, -1), (32767, 32767), (-32768, -32768)):
+            x, w = torch.full((17, k), a), torch.full((k, 18), b)
+            x[5, -1], w[-1, 3] = -a if a > -32768 else 32767, 12345  # not all alike: a last term that differs
+            assert torch.equal(native.matmul_acc(x, w, w, ("test",), None), int64_matmul(x, w)), (a, b, k)
+            c = torch.full((2, k, 3, 3), a)
+            v = torch.full((3, k, 3, 3), b)
+            assert torch.equal(conv_sums(c, v, (1, 1), (1, 1)), int64_conv(c, v, (1, 1), (1, 1))), (a, b, k)
+
+
+def test_the_simd_kernels_are_usable_where_the_cpu_has_them():
+    """On an x86 CPU with AVX-512 VNNI (AVX-VNNI, AVX2) the library offers that kernel, ahead of the portable
+    one, and without AMX the default is the fastest of them."""
+    flags = next((line.split(":")[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("flags")), []) if Path("/proc/cpuinfo").exists() else []
+    if "avx512_vnni" in flags and "avx512bw" in flags:
+        assert "avx512_vnni" in KERNELS
+    if "avx2" in flags:
+        assert "avx2" in KERNELS
+    if "avx2" in flags and "avx_vnni" in flags:
+        assert "avx_vnni" in KERNELS
+    assert KERNELS[-1] == "portable" and list(KERNELS) == [k for k in native.KERNELS if k in KERNELS]
+    assert native.kernel_name() == KERNELS[0] or os.environ.get(native.KERNEL_ENV)
 
 
 def stageable_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor, dict]:
@@ -269,8 +324,9 @@ def test_the_executor_path_takes_the_checked_arguments_and_gives_the_same_result
 
 
 def test_the_kernel_a_user_pins_is_used_and_an_unusable_one_is_refused(monkeypatch):
-    monkeypatch.setenv(native.KERNEL_ENV, "portable")
-    assert native.kernel_name() == "portable"
+    for name in KERNELS:
+        monkeypatch.setenv(native.KERNEL_ENV, name)
+        assert native.kernel_name() == name
     monkeypatch.setenv(native.KERNEL_ENV, "tpu")
     with pytest.raises(XaiHlsError, match="XAIHLS_GOLDEN_KERNEL='tpu'.*usable here"):
         native.kernel_name()
@@ -289,6 +345,7 @@ def test_a_plain_build_runs_its_own_threads_and_scalar_epilogues_to_the_same_res
     OpenMP's, and its scalar requantization, pooling and routing loops instead of AVX-512 ones."""
     plain = plain_library
     assert not plain.openmp
+    assert plain.kernels == KERNELS  # per-function targets: the same kernels without -march=native
     model, shape, calibration, config = stageable_net(2)
     qg = calibrate(graph_from_module(model, shape), calibration, config=config)
     x = torch.rand((9, *shape), generator=torch.Generator().manual_seed(2)) * 2

@@ -7,7 +7,10 @@
 // (xaihls/golden/model.py on xaihls/golden/kernels.py and xaihls/numerics.py), for every
 // operand of at most 16 bits (the callers check widths; all values passed in are int16).
 //
-// Two product kernels, chosen at run time:
+// Five product kernels; the fastest one the CPU runs is chosen at run time (native.py): AMX,
+// AVX-512 VNNI, AVX-VNNI, AVX2, portable. All but the portable one are compiled with per-function
+// targets and called only after a run-time check of the CPU (cpuid, and for AMX the OS's grant
+// of the tile state), so a build without -march=native has them all.
 //
 // AMX (x86 with AMX-INT8, the OS granting the tile state): each 16-bit operand is written as
 //   two digits, v = 256*h + l with h = v >> 8 in [-128, 127] (signed) and l = v & 255 in
@@ -30,8 +33,26 @@
 //   past the last output position of a row are computed and dropped. The zero frame (the
 //   convolution's padding) is written on every image.
 //
+// AVX-512 VNNI, AVX-VNNI and AVX2 (x86 without AMX): each 16-bit weight is written as two
+//   digits when it is packed, w = 256*wh + wl with wh = w >> 8 in [-128, 127] and
+//   wl = w & 255 in [0, 255], both held in int16 lanes; the activation x stays whole. For a
+//   sum over K terms:
+//       sum x*w = 2^8 sum x*wh + sum x*wl
+//   Two int32 sums a row and column: VPDPWSSD (AVX-512 VNNI, 512 bits; AVX-VNNI, 256) adds a
+//   pair of int16 products to an int32 lane; VPMADDWD (AVX2) forms the same pair sum, VPADDD
+//   adds it. Terms are at most, in magnitude, 32,768 * 128 = 4,194,304 (x*wh) and
+//   32,768 * 255 = 8,355,840 (x*wl); a sum holds at most FLUSH_PAIRS * 2 = 256 terms between
+//   two flushes into int64, so
+//   |sum| <= 256 * 8,355,840 = 2,139,095,040 < 2^31 - 1: every int32 sum is exact, and so is
+//   every partial sum on the way (a pair's sum, an instruction's result: sums of fewer of the
+//   same terms). The recombination is in int64. K odd: the last pair's second term reads the
+//   canvas element after the window row (inside the canvas plane, which has a chunk of slack)
+//   and meets a zero weight digit: it adds 0 whatever it holds. Canvases are the portable
+//   kernel's (int16, channels last); rows of a block past its last output position are computed
+//   from canvas elements inside the plane (which covers 16 rows a block, as for AMX) and dropped.
+//
 // Portable (any CPU, any compiler): int16 * int16 products are exact in int32 (|p| <= 2^30)
-//   and summed in int64. Slow, simple, and the reference the AMX kernel is also tested against.
+//   and summed in int64. Slow, simple, and the reference the other kernels are tested against.
 //
 // Requantization is numerics.round_shift then numerics.saturate, written as there:
 //   shift > 0:  ((acc >> min(shift-1, 63)) + 1) >> 1     (= (acc + 2^(shift-1)) >> shift)
@@ -55,11 +76,28 @@
 #include <omp.h>
 #endif
 
-// AMX needs Linux (the tile state is granted per process by arch_prctl) and a compiler that knows it.
-#if defined(__x86_64__) && defined(__linux__) && !defined(XG_NO_AMX) && \
+// The SIMD kernels need x86-64 and a compiler that takes per-function targets with their
+// intrinsics (GCC >= 9 and Clang >= 8 know AVX512-VNNI); AMX needs Linux as well (the tile state
+// is granted per process by arch_prctl) and a newer compiler.
+#if defined(__x86_64__) && !defined(XG_NO_SIMD) && \
+    ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 9) || (defined(__clang__) && __clang_major__ >= 8))
+#define XG_HAVE_SIMD 1
+#else
+#define XG_HAVE_SIMD 0
+#endif
+// AVX-VNNI (the VEX form, for CPUs without AVX-512) needs GCC >= 11 or Clang >= 12.
+#if XG_HAVE_SIMD && ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11) || \
+                     (defined(__clang__) && __clang_major__ >= 12))
+#define XG_HAVE_AVX_VNNI 1
+#else
+#define XG_HAVE_AVX_VNNI 0
+#endif
+#if XG_HAVE_SIMD || defined(__AVX512F__)
+#include <immintrin.h>  // also for the epilogues' AVX-512 forms in a -march=native build
+#endif
+#if XG_HAVE_SIMD && defined(__linux__) && !defined(XG_NO_AMX) && \
     ((defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11) || (defined(__clang__) && __clang_major__ >= 12))
 #define XG_HAVE_AMX 1
-#include <immintrin.h>
 #include <cpuid.h>
 #include <sys/syscall.h>
 #else
@@ -70,11 +108,16 @@
 
 namespace {
 
-constexpr int XG_VERSION = 1;
+constexpr int XG_VERSION = 2;
 
-enum Kernel : int { PORTABLE = 0, AMX = 1 };
+enum Kernel : int { PORTABLE = 0, AMX = 1, AVX512_VNNI = 2, AVX2 = 3, AVX_VNNI = 4 };
+
+bool pairs_layout(int kernel) {  // the SIMD kernels' weights
+  return kernel == AVX512_VNNI || kernel == AVX_VNNI || kernel == AVX2;
+}
 
 constexpr int64_t FLUSH_CHUNKS = 256;  // 64-term chunks per int32 tile sum: 16,384 terms, see the top
+constexpr int64_t FLUSH_PAIRS = 128;   // term pairs per int32 SIMD sum: 256 terms, see the top
 
 // ------------------------------------------------------------------ numerics
 
@@ -274,6 +317,33 @@ bool amx_usable() {
 #endif
 }
 
+// The CPU has the instructions and the OS saves their registers (the compiler runtime's checks
+// include XGETBV's ZMM and YMM state bits).
+bool kernel_usable(int kernel) {
+  switch (kernel) {
+    case PORTABLE:
+      return true;
+    case AMX:
+      return amx_usable();
+#if XG_HAVE_SIMD
+    case AVX512_VNNI:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vnni");
+    case AVX2:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx2");
+#endif
+#if XG_HAVE_AVX_VNNI
+    case AVX_VNNI:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+#endif
+    default:
+      return false;
+  }
+}
+
 // ------------------------------------------------------------------ packed weights
 //
 // A weight matrix M (R row groups, K terms each, N columns), int16; a convolution's row
@@ -283,16 +353,22 @@ bool amx_usable() {
 // AMX: for each block of 16 columns j, row group r and 64-term chunk kc: the high-digit B
 // tile, then the low-digit one, 1,024 bytes each, in AMX's layout (tile row t holds terms
 // 4t..4t+3 of the chunk for each of the 16 columns). Terms past K and columns past N are 0.
+// AVX-512 VNNI, AVX-VNNI and AVX2 (pairs layout): for each block j, row group r and pair of terms p
+// (2p, 2p+1): the high digits, then the low digits, 16 columns x 2 terms of int16 each
+// (element 2*col + q is term 2p+q of column col), 128 bytes a pair. Terms past K and columns
+// past N are 0.
 // Portable: for each block j and row group r, K rows of 16 int32 (columns past N are 0).
 
 struct Shape {
   int64_t r, k, n;
   int64_t blocks() const { return (n + 15) / 16; }
   int64_t chunks() const { return (k + 63) / 64; }
+  int64_t pairs() const { return (k + 1) / 2; }
 };
 
 int64_t packed_bytes(int kernel, const Shape& s) {
   if (kernel == AMX) return s.blocks() * s.r * s.chunks() * 2048;
+  if (pairs_layout(kernel)) return s.blocks() * s.r * s.pairs() * 128;
   return s.blocks() * s.r * s.k * 16 * 4;
 }
 
@@ -308,6 +384,10 @@ void pack(int kernel, const int16_t* m, const Shape& s, uint8_t* out) {
             uint8_t* tile = out + ((j * s.r + r) * s.chunks() + kc) * 2048;
             tile[t * 64 + col * 4 + q] = static_cast<uint8_t>(static_cast<int8_t>(v >> 8));
             tile[1024 + t * 64 + col * 4 + q] = static_cast<uint8_t>(v & 255);
+          } else if (pairs_layout(kernel)) {
+            int16_t* pair = reinterpret_cast<int16_t*>(out) + ((j * s.r + r) * s.pairs() + k / 2) * 64;
+            pair[col * 2 + k % 2] = static_cast<int16_t>(v >> 8);
+            pair[32 + col * 2 + k % 2] = static_cast<int16_t>(v & 255);
           } else {
             reinterpret_cast<int32_t*>(out)[((j * s.r + r) * s.k + k) * 16 + col] = v;
           }
@@ -564,6 +644,202 @@ void portable_block(const int16_t* a, const int64_t* offs, int64_t groups, int64
   }
 }
 
+#if XG_HAVE_SIMD
+// Term pair p of canvas row `row`, (a[2p], a[2p+1]), as one int32 (the lanes a pair product takes).
+inline int32_t term_pair(const int16_t* row, int64_t p) {
+  int32_t v;
+  std::memcpy(&v, row + 2 * p, 4);
+  return v;
+}
+
+// The SIMD kernels' int32 digit sums (hi: x*wh, lo: x*wl) of 8 rows added to their int64 sums
+// (rows of 16 in memory: registers hold the int32 sums) as (hi << 8) + lo, and cleared.
+__attribute__((target("avx512f,avx512bw"))) inline void flush8(__m512i (&hi)[8], __m512i (&lo)[8], int64_t* wide) {
+  for (int i = 0; i < 8; ++i) {
+    const __m256i h[2] = {_mm512_castsi512_si256(hi[i]), _mm512_extracti64x4_epi64(hi[i], 1)};
+    const __m256i l[2] = {_mm512_castsi512_si256(lo[i]), _mm512_extracti64x4_epi64(lo[i], 1)};
+    for (int half = 0; half < 2; ++half) {
+      int64_t* at = wide + i * 16 + half * 8;
+      _mm512_store_si512(at, _mm512_add_epi64(_mm512_load_si512(at),
+                                              _mm512_add_epi64(_mm512_slli_epi64(_mm512_cvtepi32_epi64(h[half]), 8),
+                                                               _mm512_cvtepi32_epi64(l[half]))));
+    }
+    hi[i] = lo[i] = _mm512_setzero_si512();
+  }
+}
+
+__attribute__((target("avx2"))) inline void flush4(__m256i (&hi)[4], __m256i (&lo)[4], int64_t (&wide)[4][8]) {
+  for (int i = 0; i < 4; ++i) {
+    alignas(32) int32_t h[8], l[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(h), hi[i]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(l), lo[i]);
+    for (int col = 0; col < 8; ++col) wide[i][col] += (static_cast<int64_t>(h[col]) << 8) + l[col];
+    hi[i] = lo[i] = _mm256_setzero_si256();
+  }
+}
+
+// One block's exact sums with AVX-512 VNNI: 8 rows at a time, the two digit sums of each row in
+// one zmm of 16 int32 columns each (VPDPWSSD: a broadcast term pair of the row times a pair of
+// weight digits for 16 columns); into `out` (int64, 16 x 16, 64-byte aligned) every FLUSH_PAIRS
+// pairs and at the end. Blocks of at most 8 columns go to vnni512_narrow_block.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni512_narrow_block(
+    const int16_t* a, const int64_t* offs, int64_t groups, int64_t stride, int64_t pairs, const int16_t* b,
+    int64_t* out);
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni512_block(
+    const int16_t* a, const int64_t* offs, int64_t groups, int64_t stride, int64_t pairs, const int16_t* b,
+    int64_t rows, int64_t cols, int64_t* out) {
+  if (cols <= 8 && rows > 8) return vnni512_narrow_block(a, offs, groups, stride, pairs, b, out);
+  for (int64_t m0 = 0; m0 < rows; m0 += 8) {
+    __m512i hi[8], lo[8];
+    int64_t* wide = out + m0 * 16;
+    for (int i = 0; i < 8; ++i) {
+      hi[i] = lo[i] = _mm512_setzero_si512();
+      _mm512_store_si512(wide + i * 16, _mm512_setzero_si512());
+      _mm512_store_si512(wide + i * 16 + 8, _mm512_setzero_si512());
+    }
+    int64_t since_flush = 0;
+    for (int64_t r = 0; r < groups; ++r) {
+      const int16_t* row = a + offs[r] + m0 * stride;
+      const int16_t* w = b + r * pairs * 64;
+      for (int64_t p = 0; p < pairs; ++p, w += 64) {
+        if (since_flush == FLUSH_PAIRS) {  // int32 sums hold FLUSH_PAIRS pairs exactly (see the top)
+          flush8(hi, lo, wide);
+          since_flush = 0;
+        }
+        const __m512i wh = _mm512_loadu_si512(w), wl = _mm512_loadu_si512(w + 32);
+        for (int i = 0; i < 8; ++i) {
+          const __m512i x = _mm512_set1_epi32(term_pair(row + i * stride, p));
+          hi[i] = _mm512_dpwssd_epi32(hi[i], x, wh);
+          lo[i] = _mm512_dpwssd_epi32(lo[i], x, wl);
+        }
+        ++since_flush;
+      }
+    }
+    flush8(hi, lo, wide);
+  }
+}
+
+// The int32 digit sums of rows m (lanes 0-7) and m + 8 (lanes 8-15), i = 0..7, columns 0-7, added
+// to their int64 sums and cleared.
+__attribute__((target("avx512f,avx512bw"))) inline void flush_paired(__m512i (&hi)[8], __m512i (&lo)[8],
+                                                                       int64_t* wide) {
+  for (int i = 0; i < 8; ++i) {
+    const __m256i h[2] = {_mm512_castsi512_si256(hi[i]), _mm512_extracti64x4_epi64(hi[i], 1)};
+    const __m256i l[2] = {_mm512_castsi512_si256(lo[i]), _mm512_extracti64x4_epi64(lo[i], 1)};
+    for (int half = 0; half < 2; ++half) {
+      int64_t* at = wide + (i + 8 * half) * 16;
+      _mm512_store_si512(at, _mm512_add_epi64(_mm512_load_si512(at),
+                                              _mm512_add_epi64(_mm512_slli_epi64(_mm512_cvtepi32_epi64(h[half]), 8),
+                                                               _mm512_cvtepi32_epi64(l[half]))));
+    }
+    hi[i] = lo[i] = _mm512_setzero_si512();
+  }
+}
+
+// vnni512_block for blocks of at most 8 columns: rows m and m + 8 share a register (lanes 0-7 and
+// 8-15: each half takes its row's term pair, the 8 columns' weights are repeated), so 16 rows take
+// the instructions of 8. Columns 8-15 of `out` are left as they are (past the block's columns).
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void vnni512_narrow_block(
+    const int16_t* a, const int64_t* offs, int64_t groups, int64_t stride, int64_t pairs, const int16_t* b,
+    int64_t* out) {
+  __m512i hi[8], lo[8];
+  for (int i = 0; i < 8; ++i) hi[i] = lo[i] = _mm512_setzero_si512();
+  for (int i = 0; i < 16; ++i) _mm512_store_si512(out + i * 16, _mm512_setzero_si512());
+  int64_t since_flush = 0;
+  for (int64_t r = 0; r < groups; ++r) {
+    const int16_t* row = a + offs[r];
+    const int16_t* w = b + r * pairs * 64;
+    for (int64_t p = 0; p < pairs; ++p, w += 64) {
+      if (since_flush == FLUSH_PAIRS) {  // int32 sums hold FLUSH_PAIRS pairs exactly (see the top)
+        flush_paired(hi, lo, out);
+        since_flush = 0;
+      }
+      const __m512i wh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)));
+      const __m512i wl = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32)));
+      for (int i = 0; i < 8; ++i) {
+        const __m512i x = _mm512_mask_set1_epi32(_mm512_set1_epi32(term_pair(row + i * stride, p)), 0xff00,
+                                                 term_pair(row + (i + 8) * stride, p));
+        hi[i] = _mm512_dpwssd_epi32(hi[i], x, wh);
+        lo[i] = _mm512_dpwssd_epi32(lo[i], x, wl);
+      }
+      ++since_flush;
+    }
+  }
+  flush_paired(hi, lo, out);
+}
+
+// The same with AVX2: VPMADDWD (a term pair times a pair of weight digits, summed into int32
+// lanes) then VPADDD, 4 rows x 8 columns at a time (16 ymm registers).
+__attribute__((target("avx2"))) void avx2_block(const int16_t* a, const int64_t* offs, int64_t groups,
+                                                int64_t stride, int64_t pairs, const int16_t* b, int64_t rows,
+                                                int64_t cols, int64_t* out) {
+  for (int64_t m0 = 0; m0 < rows; m0 += 4)
+    for (int half = 0; half < (cols > 8 ? 2 : 1); ++half) {
+      __m256i hi[4], lo[4];
+      int64_t wide[4][8] = {};
+      for (int i = 0; i < 4; ++i) hi[i] = lo[i] = _mm256_setzero_si256();
+      int64_t since_flush = 0;
+      for (int64_t r = 0; r < groups; ++r) {
+        const int16_t* row = a + offs[r] + m0 * stride;
+        const int16_t* w = b + r * pairs * 64 + half * 16;
+        for (int64_t p = 0; p < pairs; ++p, w += 64) {
+          if (since_flush == FLUSH_PAIRS) {  // int32 sums hold FLUSH_PAIRS pairs exactly (see the top)
+            flush4(hi, lo, wide);
+            since_flush = 0;
+          }
+          const __m256i wh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+          const __m256i wl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32));
+          for (int i = 0; i < 4; ++i) {
+            const __m256i x = _mm256_set1_epi32(term_pair(row + i * stride, p));
+            hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(x, wh));
+            lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(x, wl));
+          }
+          ++since_flush;
+        }
+      }
+      flush4(hi, lo, wide);
+      for (int i = 0; i < 4; ++i) std::memcpy(out + (m0 + i) * 16 + half * 8, wide[i], sizeof wide[i]);
+    }
+}
+
+#if XG_HAVE_AVX_VNNI
+// avx2_block with AVX-VNNI (x86 with AVX2 and the VEX form of VPDPWSSD, no AVX-512: Intel client
+// CPUs since Alder Lake): one VPDPWSSD where AVX2 takes VPMADDWD and VPADDD; the same sums.
+__attribute__((target("avx2,avxvnni"))) void avx_vnni_block(const int16_t* a, const int64_t* offs, int64_t groups,
+                                                            int64_t stride, int64_t pairs, const int16_t* b,
+                                                            int64_t rows, int64_t cols, int64_t* out) {
+  for (int64_t m0 = 0; m0 < rows; m0 += 4)
+    for (int half = 0; half < (cols > 8 ? 2 : 1); ++half) {
+      __m256i hi[4], lo[4];
+      int64_t wide[4][8] = {};
+      for (int i = 0; i < 4; ++i) hi[i] = lo[i] = _mm256_setzero_si256();
+      int64_t since_flush = 0;
+      for (int64_t r = 0; r < groups; ++r) {
+        const int16_t* row = a + offs[r] + m0 * stride;
+        const int16_t* w = b + r * pairs * 64 + half * 16;
+        for (int64_t p = 0; p < pairs; ++p, w += 64) {
+          if (since_flush == FLUSH_PAIRS) {  // int32 sums hold FLUSH_PAIRS pairs exactly (see the top)
+            flush4(hi, lo, wide);
+            since_flush = 0;
+          }
+          const __m256i wh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+          const __m256i wl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32));
+          for (int i = 0; i < 4; ++i) {
+            const __m256i x = _mm256_set1_epi32(term_pair(row + i * stride, p));
+            hi[i] = _mm256_dpwssd_avx_epi32(hi[i], x, wh);
+            lo[i] = _mm256_dpwssd_avx_epi32(lo[i], x, wl);
+          }
+          ++since_flush;
+        }
+      }
+      flush4(hi, lo, wide);
+      for (int i = 0; i < 4; ++i) std::memcpy(out + (m0 + i) * 16 + half * 8, wide[i], sizeof wide[i]);
+    }
+}
+#endif
+#endif
+
 // ------------------------------------------------------------------ one image's convolution
 //
 // The valid convolution (kernel kh x kw, stride sh x sw) of a canvas of hc x wc x cin to
@@ -577,8 +853,13 @@ struct Conv {
     return stack ? Conv{cin * kh, hc - kh + 1, wc, 1, kw, sh, sw, oh, ow, cout} : *this;
   }
   Shape weights() const { return Shape{kh, kw * cin, cout}; }
-  bool flat() const { return sh == 1 && sw == 1; }  // positions y*wc + x are one strided run
-  int64_t blocks() const { return flat() ? ((oh - 1) * wc + ow + 15) / 16 : oh * ((ow + 15) / 16); }
+  // Blocks of 16 positions y*wc + x taken as one strided run (stride 1 only; computes the wc - ow
+  // positions past each output row too), else 16 positions of one output row at a time (computes
+  // the positions past ow in a row's last block): whichever computes fewer.
+  bool flat() const { return sh == 1 && sw == 1 && flat_blocks() <= row_blocks(); }
+  int64_t flat_blocks() const { return ((oh - 1) * wc + ow + 15) / 16; }
+  int64_t row_blocks() const { return oh * ((ow + 15) / 16); }
+  int64_t blocks() const { return flat() ? flat_blocks() : row_blocks(); }
   // elements (bytes for AMX) of one canvas plane, up to the last one a tile reads (of blocks_view())
   int64_t plane() const {
     const int64_t chunked = (kw * cin + 63) / 64 * 64;
@@ -630,7 +911,7 @@ void conv_blocks(int kernel, const Conv& stated, const CanvasWriter& canvas, con
   const Conv cv = stated.blocks_view();
   const Shape ws = cv.weights();
   const int64_t jblocks = ws.blocks();
-  const int64_t per_block = kernel == AMX ? ws.r * ws.chunks() * 2048 : ws.r * ws.k * 16 * 4;
+  const int64_t per_block = packed_bytes(kernel, Shape{ws.r, ws.k, 16});
   const int64_t stride = cv.sw * cv.cin;
   int64_t* offs = scratch<int64_t>(OFFSETS, cv.kh);
   alignas(64) int64_t sums[256];
@@ -659,15 +940,29 @@ void conv_blocks(int kernel, const Conv& stated, const CanvasWriter& canvas, con
     return;
   }
 #endif
+  const int16_t* a = static_cast<const int16_t*>(canvas.canvas);
   for (int64_t b = 0; b < cv.blocks(); ++b) {
     Block blk;
     blk.rows = block_rows(cv, b, blk.index, offs);
     if (blk.rows == 0) continue;
     for (int64_t j = 0; j < jblocks; ++j) {
-      portable_block(static_cast<const int16_t*>(canvas.canvas), offs, ws.r, stride, ws.k,
-                     reinterpret_cast<const int32_t*>(packed + j * per_block), blk.rows, sums);
+      const uint8_t* m = packed + j * per_block;
       blk.c0 = j * 16;
       blk.cols = std::min<int64_t>(16, cv.cout - j * 16);
+#if XG_HAVE_SIMD
+      if (kernel == AVX512_VNNI)
+        vnni512_block(a, offs, ws.r, stride, ws.pairs(), reinterpret_cast<const int16_t*>(m), blk.rows, blk.cols,
+                      sums);
+      else if (kernel == AVX2)
+        avx2_block(a, offs, ws.r, stride, ws.pairs(), reinterpret_cast<const int16_t*>(m), blk.rows, blk.cols, sums);
+#if XG_HAVE_AVX_VNNI
+      else if (kernel == AVX_VNNI)
+        avx_vnni_block(a, offs, ws.r, stride, ws.pairs(), reinterpret_cast<const int16_t*>(m), blk.rows, blk.cols,
+                       sums);
+#endif
+      else
+#endif
+        portable_block(a, offs, ws.r, stride, ws.k, reinterpret_cast<const int32_t*>(m), blk.rows, sums);
       epilogue(Sums{sums, nullptr}, static_cast<const Block&>(blk));
     }
   }
@@ -907,7 +1202,8 @@ void route_tap(int16_t* __restrict out, const uint8_t* __restrict index, const i
 
 XG_API int xg_version() { return XG_VERSION; }
 
-XG_API int xg_amx_usable() { return amx_usable() ? 1 : 0; }
+// Whether product kernel `kernel` (Kernel's numbers, named in native.py) runs on this CPU and build.
+XG_API int xg_kernel_usable(int kernel) { return kernel_usable(kernel) ? 1 : 0; }
 
 // The lengths of the parameter blocks, which Python checks against its field names when loading.
 XG_API void xg_param_counts(int64_t* out) {

@@ -5,13 +5,18 @@ the C-simulation needs) on first use (about 5 s), once per source, compiler, fla
 the build cache (``xaihls.project.cache_dir()``), and called through ctypes; with OpenMP it runs
 on PyTorch's own OpenMP threads (``torch.get_num_threads()`` of them). Every function returns
 the same integers as the golden model's PyTorch path (the exactness argument is at the top of
-native.cpp); tests check both product kernels against plain int64 references and the whole
+native.cpp); tests check every product kernel against plain int64 references and the whole
 model against the PyTorch path.
 
-Product kernels, chosen at run time: ``amx`` where the CPU has AMX-INT8 and the OS grants the
-tile state, else ``portable`` (int64 sums, any CPU); ``XAIHLS_GOLDEN_KERNEL=portable`` pins the
-portable one. Without a compiler, or with ``XAIHLS_GOLDEN_NATIVE=0``, nothing here is used: the
-golden model runs on PyTorch alone, and says so once in the log.
+Product kernels, the fastest one the CPU runs chosen at run time (``KERNELS``, fastest first):
+``amx`` where the CPU has AMX-INT8 and the OS grants the tile state; ``avx512_vnni`` (VPDPWSSD)
+where it has AVX-512 BW and VNNI; ``avx_vnni`` (the 256-bit VEX VPDPWSSD) where it has AVX2 and
+AVX-VNNI; ``avx2`` (VPMADDWD) where it has AVX2; else ``portable`` (int64 sums, any CPU, any
+compiler). ``XAIHLS_GOLDEN_KERNEL=<name>`` pins one of those usable here. All but the portable
+one are compiled with per-function targets and taken only after a run-time check of the CPU, so
+a build without ``-march=native`` has them too. Without a compiler, or with
+``XAIHLS_GOLDEN_NATIVE=0``, nothing here is used: the golden model runs on PyTorch alone, and
+says so once in the log.
 """
 
 from __future__ import annotations
@@ -41,12 +46,13 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("native.cpp")
 CXX_ENV = "XAIHLS_CXX"  # the same variable the C-simulation reads
 ENABLE_ENV = "XAIHLS_GOLDEN_NATIVE"  # "0": the PyTorch path only
-KERNEL_ENV = "XAIHLS_GOLDEN_KERNEL"  # "portable" or "amx": that product kernel (default: the fastest usable)
-VERSION = 1  # xg_version() of a library this module can call
+KERNEL_ENV = "XAIHLS_GOLDEN_KERNEL"  # a name in KERNELS: that product kernel (default: the fastest usable)
+VERSION = 2  # xg_version() of a library this module can call
 MAX_BITS = 16
 """Widest operand the native kernels take (values are passed as int16)."""
 
-KERNELS = {"portable": 0, "amx": 1}
+KERNELS = {"amx": 1, "avx512_vnni": 2, "avx_vnni": 4, "avx2": 3, "portable": 0}
+"""Product kernels by name, fastest first, with native.cpp's numbers (its ``Kernel``)."""
 
 # int64 parameter blocks, in native.cpp's ConvParam and LinearParam order
 CONV_PARAMS = ("n", "h", "w", "c", "o", "kh", "kw", "sh", "sw", "ph", "pw", "oh", "ow",
@@ -60,7 +66,7 @@ _I64 = ctypes.c_int64
 _INT = ctypes.c_int
 _SIGNATURES = {
     "xg_version": ([], _INT),
-    "xg_amx_usable": ([], _INT),
+    "xg_kernel_usable": ([_INT], _INT),
     "xg_openmp": ([], _INT),
     "xg_param_counts": ([_P], None),
     "xg_packed_bytes": ([_INT, _I64, _I64, _I64], _I64),
@@ -82,7 +88,7 @@ _SIGNATURES = {
 class Library:
     lib: ctypes.CDLL
     path: Path
-    amx: bool  # the AMX product kernel is usable here
+    kernels: tuple[str, ...]  # the product kernels usable here, fastest first
     openmp: bool  # threads are the process's OpenMP ones (else native.cpp's own pool)
 
 
@@ -155,7 +161,8 @@ def _load(path: Path | None = None) -> Library:
     if tuple(counts) != (len(CONV_PARAMS), len(LINEAR_PARAMS)):  # an edit of one side only: a bug, not a user error
         raise AssertionError(f"native.cpp has {tuple(counts)} parameters, native.py names "
                              f"{(len(CONV_PARAMS), len(LINEAR_PARAMS))}")
-    return Library(lib, path, bool(lib.xg_amx_usable()), bool(lib.xg_openmp()))
+    usable = tuple(name for name, number in KERNELS.items() if lib.xg_kernel_usable(number))
+    return Library(lib, path, usable, bool(lib.xg_openmp()))
 
 
 @contextlib.contextmanager
@@ -196,7 +203,7 @@ def unavailable_reason() -> str | None:
 
 
 def kernel_name() -> str | None:
-    """The product kernel in use: 'amx', 'portable', or None (no native library)."""
+    """The product kernel in use (a name in ``KERNELS``), or None (no native library)."""
     lib = library()
     if lib is None:
         return None
@@ -208,19 +215,20 @@ def kernel_name() -> str | None:
             raise XaiHlsError(f"{KERNEL_ENV}='{chosen}' is not a product kernel usable here; usable: "
                               f"{', '.join(available_kernels())}")
         return chosen
-    return "amx" if lib.amx else "portable"
+    return lib.kernels[0]
 
 
 def available_kernels() -> tuple[str, ...]:
+    """The product kernels this CPU and build run, fastest first (the portable one always, last)."""
     lib = library()
     if lib is None:
         return ()
-    return ("amx", "portable") if lib.amx else ("portable",)
+    return lib.kernels
 
 
 @contextlib.contextmanager
 def force_kernel(name: str | None) -> Iterator[None]:
-    """Within the block, use product kernel ``name`` (tests; 'amx' only where usable)."""
+    """Within the block, use product kernel ``name`` (tests, benchmarks; one of ``available_kernels()``)."""
     global _forced
     if name is not None and name not in available_kernels():
         raise ValueError(f"kernel {name!r} is not usable here; usable: {', '.join(available_kernels()) or 'none'}")
