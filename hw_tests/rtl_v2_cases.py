@@ -34,7 +34,7 @@ METHOD_LIST = (None, *METHODS)
 def compiled(name: str):
     """(QGraph owner, one input image) for a zoo net or a random net ('random<seed>')."""
     if name.startswith(("random", "pools")):  # tests.random_nets: random_net, or pool_net (fused max-pools)
-        seed = int(name.lstrip("randompols"))
+        seed = int(name.removeprefix("random").removeprefix("pools"))
         model, shape, calibration = (random_net if name.startswith("random") else pool_net)(seed)
         acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=IG_STEPS, backends=("golden",))
         x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2

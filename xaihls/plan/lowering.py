@@ -29,8 +29,8 @@ import numpy as np
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from xaihls.methods import ReluBackward
-from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, PROGRAM_MAGIC, Unpool,
-                                  PROGRAM_VERSION, RESULT, Flag, Op)
+from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, PROGRAM_MAGIC,
+                                  PROGRAM_VERSION, RESULT, Flag, Op, Unpool)
 from xaihls.quant.qgraph import QGraph
 
 ALIGN = 64  # every DDR region starts on a 64-byte boundary
@@ -222,7 +222,7 @@ it can be (``fusable_pool``) instead of running as stride-phase jobs (docs/engin
 backward fused"). Every engine runs both; off only to measure the difference."""
 
 
-def fusable_pool(qg: QGraph, i: int, mode_formats=None) -> bool:
+def fusable_pool(qg: QGraph, i: int) -> bool:
     """Whether max-pool ``i``'s backward can be fused into the backward convolution of the conv
     before it (through a ReLU): non-overlapping square windows of a power-of-two side up to 8,
     and the same gradient format on both sides of the pool under every ReLU rule (the phase jobs'
