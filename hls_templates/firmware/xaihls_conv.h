@@ -568,10 +568,9 @@ inline void products(const Walk &w, const MacCfg &mc, int first_pooled, const ro
     for (int n = 0; n < TN; n++) {
 #pragma HLS unroll
         const bool open = !mc.gate || int(word.g[n] & (ALIVE - 1)) == code;
-        const bool positive = word.x[n] > 0;
-        const bool rule = mc.unpool != c::UNPOOL_RELU
-            || (mc.mode == c::RELU_DECONV ? positive : (word.g[n] & ALIVE) != 0 && (mc.mode != c::RELU_GUIDED || positive));
-        x_n[n] = valid && open && rule ? operand_t(word.x[n]) : operand_t(0);
+        const wide_t v = mc.unpool == c::UNPOOL_RELU ? relu_rule(word.x[n], (word.g[n] & ALIVE) != 0, mc.mode)
+                                                     : wide_t(word.x[n]);
+        x_n[n] = valid && open ? operand_t(v) : operand_t(0);
     }
     for (int m = 0; m < TM; m++) {
 #pragma HLS unroll

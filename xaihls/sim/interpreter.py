@@ -261,12 +261,8 @@ class Engine:
         out = np.zeros((tn, y.size), dtype=np.int64)
         v = buf[:, (yq - first) * d.iw + xq]
         entries = d.index_base + (nt * d.index_plane + yq * d.iw + xq)[None, :] * tn + np.arange(tn)[:, None]
-        keep = self.index[entries] == (y[valid] % s) * s + x[valid] % s
-        if d.unpool == Unpool.RELU:
-            keep &= (v > 0) if mode == ReluBackward.DECONV else self.alive[entries].astype(bool)
-            if mode == ReluBackward.GUIDED:
-                keep &= v > 0
-        out[:, valid] = v * keep
+        v = v * (self.index[entries] == (y[valid] % s) * s + x[valid] % s)
+        out[:, valid] = _relu_rule(v, self.alive[entries], mode) if d.unpool == Unpool.RELU else v
         return out
 
     def _write_back(self, d: Job, mt: int, r0: int, rows: int, v: np.ndarray, shift: int, mode: int) -> None:
