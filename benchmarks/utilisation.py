@@ -2,8 +2,9 @@
 
 Run: ``python -m benchmarks.utilisation [--boards pynq-z2 ultra96-v2] [--ig-steps 32]``, under the
 shared heavy-tool lock. For each board: the planner's engine and Program for the reference CIFAR
-net, and beside it the same engine's Program with every max-pool's backward as stride-phase jobs
-(``fuse_pools=False``, as before the fusion), tiled the same way, both simulated on the same
+net (integrated gradients' steps in batches on its batched lists), and beside it the same
+engine's Program without batched lists (one step at a time, as before), tiled the same way, both
+simulated on the same
 Verilator build (xaihls_sim_top, SystemVerilog DDR model at latency 24, one beat a cycle) for
 predict, saliency and integrated gradients, every run compared with the golden model.
 
@@ -54,10 +55,10 @@ def measure(board: str, ig_steps: int) -> dict:
                          methods=("saliency", "integrated_gradients"), ig_steps=ig_steps)
     plan = plan_v2(acc.qgraph, load_board(board))
     engine = plan.engine
-    phases = encode(lower_jobs(acc.qgraph, plan.program.shape, fuse_pools=False), plan.program.buffers,
+    single = encode(lower_jobs(acc.qgraph, plan.program.shape), plan.program.buffers,
                     _row_tile_cost(timing, engine, {}))
-    programs = {"pool phase jobs": phases, "pools fused": plan.program}
-    params = rtl_params(phases, engine).covering(rtl_params(plan.program, engine))
+    programs = {"one step at a time": single, f"batches of {plan.program.batch} steps": plan.program}
+    params = rtl_params(single, engine).covering(rtl_params(plan.program, engine))
     x = entry.calibration()[:1]
     x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
     table = sim.ig_table(ig_steps, "trapezoid", acc.qgraph.width)
@@ -66,7 +67,8 @@ def measure(board: str, ig_steps: int) -> dict:
     names = [layer.name for layer in layers] + ["logits"]
     tm_tn = engine.tm * engine.tn
     out = {"board": board, "tm": engine.tm, "tn": engine.tn, "buffers": plan.program.buffers.__dict__,
-           "params": params.as_dict(), "programs": {}}
+           "batch": plan.program.batch, "batch_cycles": {str(k): v for k, v in plan.batch_cycles.items()},
+           "resources": plan.resources.as_dict(), "params": params.as_dict(), "programs": {}}
     for label, program in programs.items():
         model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
         runs = [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": table, "target": -1, "steps": ig_steps,
@@ -88,7 +90,12 @@ def measure(board: str, ig_steps: int) -> dict:
                          "conv": isinstance(layers[row.layer], Conv2d) if row.layer < len(layers) else False,
                          "tile_rows": d.tile_rows, "row_tiles": d.row_tiles, "rtl": row.rtl, "model": row.model,
                          "deviation": row.deviation, "macs": row.macs, "mac_utilization": row.macs / tm_tn / row.rtl})
-        out["programs"][label] = {"runs": rows, "jobs": jobs}
+        batched = []
+        if program.batch > 1:  # the first step batch of the integrated-gradients run
+            for row in compare(program, model_engine, res[2]["profile"], batched=True):
+                batched.append({"direction": row.direction, "index": row.index, "layer": names[row.layer],
+                                "rtl": row.rtl, "model": row.model, "deviation": row.deviation, "macs": row.macs})
+        out["programs"][label] = {"runs": rows, "jobs": jobs, "batched_jobs": batched}
     return out
 
 
@@ -109,6 +116,17 @@ def markdown(result: dict) -> str:
                   "|---|---|---|---|---|---|"]
         lines += [f"| {j['direction'][:3]} | {j['layer']} | {j['tile_rows']} x {j['row_tiles']} | {j['rtl']:,} | "
                   f"{j['mac_utilization']:.0%} | {j['deviation']:+.1%} |" for j in js]
+    for k in labels:
+        bj = result["programs"][k].get("batched_jobs")
+        if bj:
+            lines += ["", f"{k}, the batched lists of the integrated-gradients run (one step batch):", "",
+                      "| dir | layer | jobs | cycles (sum) | RTL vs model (worst job) |", "|---|---|---|---|---|"]
+            groups: dict = {}
+            for j in bj:
+                groups.setdefault((j["direction"], j["layer"]), []).append(j)
+            for (direction, layer), js in groups.items():
+                worst = max(js, key=lambda j: abs(j["deviation"]))["deviation"]
+                lines.append(f"| {direction[:3]} | {layer} | {len(js)} | {sum(j['rtl'] for j in js):,} | {worst:+.1%} |")
     for k, js in zip(labels, jobs):
         for direction in ("forward", "backward"):
             u = [j["mac_utilization"] for j in js if j["conv"] and j["direction"] == direction]

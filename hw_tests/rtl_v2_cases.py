@@ -26,6 +26,9 @@ SHAPES = {
     "16x8_128bit": (Shape(16, 8, 8), Buffers(4096, 1024, 4096)),
 }
 IG_STEPS = 3
+# integrated gradients on the batched lists: a batch of 2 steps, then one step on the plain lists;
+# digits_gap keeps a Program without batched lists
+BATCH = {"digits_gap": 1}
 STALL_PROBABILITY = 0.3
 METHOD_LIST = (None, *METHODS)
 
@@ -48,7 +51,7 @@ def compiled(name: str):
 @functools.lru_cache(maxsize=None)
 def program(name: str, shape: str):
     acc, _ = compiled(name)
-    return lower(acc.qgraph, *SHAPES[shape])
+    return lower(acc.qgraph, *SHAPES[shape], batch=BATCH.get(name, 2))
 
 
 @functools.lru_cache(maxsize=None)

@@ -44,13 +44,14 @@ CONFIGS = {  # 64-bit AXI at two array sizes (the small buffers tile rows), and 
 NETWORKS = {"digits": 2, "digits_strided_bn": 2, "digits_gap": 2, "cifar_ref": 1}  # name -> sample images
 RANDOM_SEEDS = (300, 301, 302)
 STEPS = 3
+BATCH = 2  # integrated gradients: a batch of 2 steps on the batched lists, then one step on the plain ones
 MISMATCH = re.compile(r"MISMATCH image \d+ method \w+ (logits|result|attribution)\[\d+\]"
                       r"(?: \(channel \d+, row \d+, column \d+\))?: got -?\d+ expected -?\d+")
 
 
 def _plan(qg, shape: Shape, buffers: Buffers, engine: EngineV2 | None = None):
     """A plan of ``qg``: its Program and an engine that runs it (by default the smallest)."""
-    program = lower(qg, shape, buffers)
+    program = lower(qg, shape, buffers, batch=BATCH)
     board = load_board("pynq-z2")
     if engine is None:
         engine = EngineV2.for_program(program, board.clock_mhz, 8.0)
@@ -87,7 +88,8 @@ def qgraphs():
 @pytest.fixture(scope="module")
 def engines(qgraphs, csim_cache):
     """config -> one engine that runs the Program of every network (and the random ones), compiled."""
-    out = {config: _engine_for_all([lower(qg, *CONFIGS[config]) for qg in qgraphs.values()]) for config in CONFIGS}
+    out = {config: _engine_for_all([lower(qg, *CONFIGS[config], batch=BATCH) for qg in qgraphs.values()])
+           for config in CONFIGS}
     with ThreadPoolExecutor(2) as pool:  # g++ runs outside the GIL
         list(pool.map(v2.library_for, out.values()))
     return out
@@ -155,7 +157,7 @@ def test_csim_equals_golden_at_512_bit_beats(qgraphs, csim_cache):
     one beat; Tn = 32."""
     shape, buffers = Shape(32, 32, 32), Buffers(2048, 512, 8192)
     names = ("digits", "digits_strided_bn")
-    engine = _engine_for_all([lower(qgraphs[name], shape, buffers) for name in names])
+    engine = _engine_for_all([lower(qgraphs[name], shape, buffers, batch=BATCH) for name in names])
     assert engine.axi_data_bits == 512
     for name in names:
         plan = _plan(qgraphs[name], shape, buffers, engine)

@@ -115,3 +115,60 @@ def test_kept_state_bases_are_multiples_of_tn(name):
         program = lower(acc.qgraph, shape, buffers)
         for job in program.forward + program.backward:
             assert job.mask_base % shape.tn == 0 and job.index_base % shape.tn == 0, (shape, job.layer)
+
+
+def _batched_ig_matches(acc, x, shape, buffers, batch: int, steps: int) -> None:
+    """Integrated gradients on a Program with batched lists equal golden, with the counters of the
+    same Program run without them (``steps`` not a multiple of ``batch``: both kinds of list run)."""
+    plain = encode(lower_jobs(acc.qgraph, shape), buffers)
+    batched = encode(lower_jobs(acc.qgraph, shape, batch=batch), buffers)
+    assert batched.batch == batch and batched.forward_batch and batched.backward_batch
+    x_q = quantize_input(acc.qgraph, x)[0]
+    code = METHOD_CODES["integrated_gradients"]
+    for rule in ("trapezoid", "right"):
+        g = acc.run(x, "integrated_gradients", steps=steps, rule=rule)
+        want = run_batch(plain, x_q, code, None, steps, rule, None)
+        got = run_batch(batched, x_q, code, None, steps, rule, None)
+        assert torch.equal(got[2], g.attribution), f"{batch} slots, {steps} steps, {rule}"
+        assert got[3] == want[3], f"{batch} slots, {steps} steps, {rule}: saturation counters"
+
+
+@pytest.mark.parametrize("name,batch,steps", [("digits", 2, 5), ("digits", 4, 9), ("cifar_ref", 2, 3)])
+def test_integrated_gradients_on_batched_lists_are_bit_exact(name, batch, steps):
+    entry = get_zoo_model(name)
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",))
+    shape, buffers = SHAPES[2] if name == "cifar_ref" else SHAPES[0]
+    _batched_ig_matches(acc, entry.samples()[0][:2], shape, buffers, batch, steps)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_integrated_gradients_on_batched_lists_of_random_networks(seed):
+    model, shape, calibration = random_net(300 + seed)
+    acc = xaihls.compile(model, shape, calibration=calibration, backends=("golden",))
+    x = torch.cat([calibration[:1], calibration[:1] * 5])  # the second saturates
+    _batched_ig_matches(acc, x, *SHAPES[seed % 2], batch=3, steps=4)
+
+
+def test_batched_lists_run_a_linear_layer_once_for_every_slot_unless_its_bits_are_a_slots():
+    """The batched lists: convolutions once per slot; a Linear layer once for all slots (a grid row
+    a slot), except where the ReLU bits its job touches are also a per-slot job's: here fc1's
+    backward writes the gradient under the conv's ReLU, and fc2's forward the bits the seed reads;
+    fc1's forward and fc2's backward touch the bits of the ReLU between them, batched."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(64, 12), torch.nn.ReLU(), torch.nn.Linear(12, 5), torch.nn.ReLU()).eval()
+    calibration = torch.rand(8, 1, 6, 6)
+    acc = xaihls.compile(model, (1, 6, 6), calibration=calibration, backends=("golden",))
+    batch = 3
+    program = encode(lower_jobs(acc.qgraph, Shape(8, 4, 4), batch=batch), SHAPES[0][1])
+    counts = {}
+    for direction, jobs in (("forward", program.forward_batch), ("backward", program.backward_batch)):
+        for d in jobs:
+            counts[direction, d.layer, d.op] = counts.get((direction, d.layer, d.op), 0) + 1
+            if d.oh == batch and d.ow == 1:
+                assert d.in_row_bytes > d.iw * 4 * 2 and d.mask_plane == batch, d
+    conv, fc1, fc2, seed = 0, 3, 5, 7
+    assert counts == {("forward", conv, 1): batch, ("forward", fc1, 1): 1, ("forward", fc2, 1): batch,
+                      ("backward", seed, 2): batch, ("backward", fc2, 1): 1, ("backward", fc1, 1): batch,
+                      ("backward", conv, 1): batch}
+    _batched_ig_matches(acc, calibration[:2], Shape(8, 4, 4), SHAPES[0][1], batch, 4)

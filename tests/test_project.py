@@ -16,6 +16,7 @@ from xaihls.cli import main
 from xaihls.errors import XaiHlsError
 from xaihls.methods import METHODS
 from xaihls.models.zoo import get_zoo_model
+from xaihls.plan.contract import PROGRAM_VERSION
 from xaihls.project import PROJECT_FORMAT, read_project
 from xaihls.writer import write_project
 
@@ -60,7 +61,7 @@ def test_pynq_project_has_every_file_and_targets_the_board(project):
                 "rtl/sim/xaihls_sim_top.sv", "vivado/build_bitstream.tcl"):
         assert rel in files, rel
     meta = read_project(project)
-    assert meta["format"] == PROJECT_FORMAT and meta["program"]["version"] == 2
+    assert meta["format"] == PROJECT_FORMAT and meta["program"]["version"] == PROGRAM_VERSION
     assert meta["board"]["name"] == "pynq-z2" and meta["part"] == "xc7z020clg400-1" and meta["clock_period_ns"] == 10
     assert meta["axi_data_bits"] == 64 and meta["board_flow"] == {"folder": "vivado"}
     assert meta["methods"] == list(METHODS) and sorted(meta["files"]) == sorted(files)

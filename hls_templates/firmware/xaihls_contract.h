@@ -8,7 +8,7 @@ namespace xaihls {
 namespace contract {
 
 constexpr uint32_t PROGRAM_MAGIC = 0x32494158;
-constexpr int PROGRAM_VERSION = 2;
+constexpr int PROGRAM_VERSION = 3;
 constexpr int MAX_IG_STEPS = 1024;
 constexpr int IDENTITY_FRAC = 14;
 
@@ -68,7 +68,7 @@ inline void set_field(uint32_t *words, FieldSpec f, int64_t value) {
 }
 
 // header: The words at DDR address 0 (addresses are byte offsets from the DDR base).
-constexpr int HEADER_WORDS = 23;
+constexpr int HEADER_WORDS = 27;
 constexpr FieldSpec HEADER_MAGIC = {0, 0, 32, false};  // 0x32494158, 'XAI2'
 constexpr FieldSpec HEADER_VERSION = {1, 0, 8, false};  // 2
 constexpr FieldSpec HEADER_TM = {1, 8, 8, false};  // output channels of the MAC array the Program was tiled for
@@ -77,34 +77,40 @@ constexpr FieldSpec HEADER_BEAT_ELEMS = {1, 24, 8, false};  // 16-bit elements p
 constexpr FieldSpec HEADER_DESC_WORDS = {2, 0, 8, false};  // 32-bit words per job descriptor
 constexpr FieldSpec HEADER_N_FORWARD = {2, 8, 16, false};  // jobs in the forward list
 constexpr FieldSpec HEADER_N_BACKWARD = {3, 0, 16, false};  // jobs in the backward list
-constexpr FieldSpec HEADER_FORWARD_ADDR = {4, 0, 32, false};  // forward list
-constexpr FieldSpec HEADER_BACKWARD_ADDR = {5, 0, 32, false};  // backward list
-constexpr FieldSpec HEADER_IMAGE_ADDR = {6, 0, 32, false};  // the image (blocked layout), written by the host
-constexpr FieldSpec HEADER_WORK_ADDR = {7, 0, 32, false};  // what the forward list reads: a copy of the image or an IG path point
-constexpr FieldSpec HEADER_BASELINE_ADDR = {8, 0, 32, false};  // the integrated-gradients baseline, written by the host
-constexpr FieldSpec HEADER_IG_TABLE_ADDR = {9, 0, 32, false};  // alpha_frac, weight_frac, then (alpha, weight) per step: int32, written by the host
-constexpr FieldSpec HEADER_LOGITS_ADDR = {10, 0, 32, false};  // the logits (vector layout)
-constexpr FieldSpec HEADER_LOGITS_SAVE_ADDR = {11, 0, 32, false};  // the image's logits while integrated gradients rerun the forward list
-constexpr FieldSpec HEADER_RESULT_ADDR = {12, 0, 32, false};  // the result record
-constexpr FieldSpec HEADER_ATTR_ADDR = {13, 0, 32, false};  // the attribution (blocked layout)
-constexpr FieldSpec HEADER_GRAD_INPUT_ADDR = {14, 0, 32, false};  // the input gradient the backward list leaves
-constexpr FieldSpec HEADER_TOTAL_BYTES = {15, 0, 32, false};  // DDR bytes the Program uses
-constexpr FieldSpec HEADER_CLASSES = {16, 0, 16, false};  // logits
-constexpr FieldSpec HEADER_IN_C = {16, 16, 16, false};  // input channels
-constexpr FieldSpec HEADER_IN_H = {17, 0, 12, false};  // input rows
-constexpr FieldSpec HEADER_IN_W = {17, 12, 12, false};  // input columns
-constexpr FieldSpec HEADER_INPUT_ELEMS = {18, 0, 24, false};  // elements of the blocked input (channels padded to blocks of tn)
-constexpr FieldSpec HEADER_INPUT_FRAC = {18, 24, 8, true};  // fraction bits of the input format
-constexpr FieldSpec HEADER_GRAD_FRAC0 = {19, 0, 8, true};  // input-gradient fraction, plain ReLU rule
-constexpr FieldSpec HEADER_GRAD_FRAC1 = {19, 8, 8, true};  // input-gradient fraction, guided rule
-constexpr FieldSpec HEADER_GRAD_FRAC2 = {19, 16, 8, true};  // input-gradient fraction, deconvnet rule
-constexpr FieldSpec HEADER_IXG_FRAC = {19, 24, 8, true};  // input x gradient fraction
-constexpr FieldSpec HEADER_IG_SUM_FRAC = {20, 0, 8, true};  // summed IG gradient fraction
-constexpr FieldSpec HEADER_IG_FRAC = {20, 8, 8, true};  // integrated gradients fraction
-constexpr FieldSpec HEADER_DATA_WIDTH = {20, 16, 8, false};  // bits of every stored value (16)
-constexpr FieldSpec HEADER_INDEX_BITS = {20, 24, 4, false};  // bits of a pool index
-constexpr FieldSpec HEADER_MASK_BITS = {21, 0, 24, false};  // ReLU bits the Program keeps
-constexpr FieldSpec HEADER_INDEX_ENTRIES = {22, 0, 24, false};  // pool indices the Program keeps
+constexpr FieldSpec HEADER_BATCH = {3, 16, 8, false};  // slots of the batched lists (1: none): integrated gradients run this many steps at a time
+constexpr FieldSpec HEADER_N_FORWARD_BATCH = {4, 0, 16, false};  // jobs in the batched forward list
+constexpr FieldSpec HEADER_N_BACKWARD_BATCH = {4, 16, 16, false};  // jobs in the batched backward list
+constexpr FieldSpec HEADER_FORWARD_ADDR = {5, 0, 32, false};  // forward list
+constexpr FieldSpec HEADER_BACKWARD_ADDR = {6, 0, 32, false};  // backward list
+constexpr FieldSpec HEADER_FORWARD_BATCH_ADDR = {7, 0, 32, false};  // batched forward list: the forward list for every slot, a Linear layer once for all (one position a slot)
+constexpr FieldSpec HEADER_BACKWARD_BATCH_ADDR = {8, 0, 32, false};  // batched backward list
+constexpr FieldSpec HEADER_SLOT_BYTES = {9, 0, 32, false};  // bytes between the slots of the work tensor and of the input gradient
+constexpr FieldSpec HEADER_IMAGE_ADDR = {10, 0, 32, false};  // the image (blocked layout), written by the host
+constexpr FieldSpec HEADER_WORK_ADDR = {11, 0, 32, false};  // what the forward list reads: a copy of the image or an IG path point
+constexpr FieldSpec HEADER_BASELINE_ADDR = {12, 0, 32, false};  // the integrated-gradients baseline, written by the host
+constexpr FieldSpec HEADER_IG_TABLE_ADDR = {13, 0, 32, false};  // alpha_frac, weight_frac, then (alpha, weight) per step: int32, written by the host
+constexpr FieldSpec HEADER_LOGITS_ADDR = {14, 0, 32, false};  // the logits (vector layout)
+constexpr FieldSpec HEADER_LOGITS_SAVE_ADDR = {15, 0, 32, false};  // the image's logits while integrated gradients rerun the forward list
+constexpr FieldSpec HEADER_RESULT_ADDR = {16, 0, 32, false};  // the result record
+constexpr FieldSpec HEADER_ATTR_ADDR = {17, 0, 32, false};  // the attribution (blocked layout)
+constexpr FieldSpec HEADER_GRAD_INPUT_ADDR = {18, 0, 32, false};  // the input gradient the backward list leaves
+constexpr FieldSpec HEADER_TOTAL_BYTES = {19, 0, 32, false};  // DDR bytes the Program uses
+constexpr FieldSpec HEADER_CLASSES = {20, 0, 16, false};  // logits
+constexpr FieldSpec HEADER_IN_C = {20, 16, 16, false};  // input channels
+constexpr FieldSpec HEADER_IN_H = {21, 0, 12, false};  // input rows
+constexpr FieldSpec HEADER_IN_W = {21, 12, 12, false};  // input columns
+constexpr FieldSpec HEADER_INPUT_ELEMS = {22, 0, 24, false};  // elements of the blocked input (channels padded to blocks of tn)
+constexpr FieldSpec HEADER_INPUT_FRAC = {22, 24, 8, true};  // fraction bits of the input format
+constexpr FieldSpec HEADER_GRAD_FRAC0 = {23, 0, 8, true};  // input-gradient fraction, plain ReLU rule
+constexpr FieldSpec HEADER_GRAD_FRAC1 = {23, 8, 8, true};  // input-gradient fraction, guided rule
+constexpr FieldSpec HEADER_GRAD_FRAC2 = {23, 16, 8, true};  // input-gradient fraction, deconvnet rule
+constexpr FieldSpec HEADER_IXG_FRAC = {23, 24, 8, true};  // input x gradient fraction
+constexpr FieldSpec HEADER_IG_SUM_FRAC = {24, 0, 8, true};  // summed IG gradient fraction
+constexpr FieldSpec HEADER_IG_FRAC = {24, 8, 8, true};  // integrated gradients fraction
+constexpr FieldSpec HEADER_DATA_WIDTH = {24, 16, 8, false};  // bits of every stored value (16)
+constexpr FieldSpec HEADER_INDEX_BITS = {24, 24, 4, false};  // bits of a pool index
+constexpr FieldSpec HEADER_MASK_BITS = {25, 0, 24, false};  // ReLU bits the Program keeps
+constexpr FieldSpec HEADER_INDEX_ENTRIES = {26, 0, 24, false};  // pool indices the Program keeps
 
 // descriptor: One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, Tm x Tn products a cycle (docs/contract.md, 'The CONV job').
 constexpr int DESCRIPTOR_WORDS = 32;
@@ -139,7 +145,7 @@ constexpr FieldSpec DESCRIPTOR_WALK_PASS_ROW = {11, 0, 24, true};  // buffer wor
 constexpr FieldSpec DESCRIPTOR_WALK_ORIGIN = {12, 0, 24, true};  // buffer word of grid (0, 0), pass (0, 0): (iy0 - load_lo) * iw + ix0
 constexpr FieldSpec DESCRIPTOR_IN_ADDR = {13, 0, 32, false};  // input tensor: block 0, row 0, column 0
 constexpr FieldSpec DESCRIPTOR_IN_BLOCK_BYTES = {14, 0, 32, false};  // bytes of one input block (ih * iw * tn * 2)
-constexpr FieldSpec DESCRIPTOR_IN_ROW_BYTES = {15, 0, 24, false};  // bytes of one input row of one block (iw * tn * 2)
+constexpr FieldSpec DESCRIPTOR_IN_ROW_BYTES = {15, 0, 24, false};  // bytes between consecutive input rows of one block: iw * tn * 2 for a map, more where the rows are slots (a row reads iw * tn * 2 bytes)
 constexpr FieldSpec DESCRIPTOR_W_ADDR = {16, 0, 32, false};  // weights of (m-tile 0, its first n-tile): passes x tm x tn int16, pass-major then m, n
 constexpr FieldSpec DESCRIPTOR_W_MT_BYTES = {17, 0, 32, false};  // bytes between the weights of consecutive m-tiles (0: every m-tile reads the same)
 constexpr FieldSpec DESCRIPTOR_W_NT_BYTES = {18, 0, 24, false};  // bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2
@@ -147,7 +153,7 @@ constexpr FieldSpec DESCRIPTOR_B_ADDR = {19, 0, 32, false};  // bias, int16 per 
 constexpr FieldSpec DESCRIPTOR_BIAS_SHIFT = {20, 0, 6, false};  // left shift that aligns the bias to the accumulator
 constexpr FieldSpec DESCRIPTOR_OUT_ADDR = {21, 0, 32, false};  // output tensor: block 0, row 0, column 0
 constexpr FieldSpec DESCRIPTOR_OUT_BLOCK_BYTES = {22, 0, 32, false};  // bytes of one output block
-constexpr FieldSpec DESCRIPTOR_OUT_ROW_BYTES = {23, 0, 24, false};  // bytes of one output row of one block (opw * tn * 2)
+constexpr FieldSpec DESCRIPTOR_OUT_ROW_BYTES = {23, 0, 24, false};  // bytes between consecutive output rows of one block: opw * tn * 2 for a map, more where the rows are slots
 constexpr FieldSpec DESCRIPTOR_OPH = {24, 0, 12, false};  // output tensor rows
 constexpr FieldSpec DESCRIPTOR_OPW = {24, 12, 12, false};  // output tensor columns
 constexpr FieldSpec DESCRIPTOR_OSY = {24, 24, 4, false};  // output rows per grid row (a transposed conv's stride phase)

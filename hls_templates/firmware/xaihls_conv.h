@@ -113,10 +113,14 @@ struct LoadCfg {
     int row_tiles_total, row_tiles, n_tiles, passes;
     bool diag, bias, gate;
     int bias_beat;                         // m-tile 0's biases
-    int in_beat, block_beats;              // block 0 of the input tensor; beats of a block
+    int in_beat, block_beats;              // block 0 of the input tensor; beats between blocks
+    int map_beats;                         // beats of a block's ih rows (rows beyond are not read)
     int first_beats, step_beats;           // (first input row of row tile 0, rows between tiles) x a row's beats
     int count_beats, count_beats_last;     // input rows of a full / the last row tile, in beats
     int first_word, step_words;            // the same in buffer words (pixels)
+    bool strided;                          // rows farther apart than their length (a batched job's slots)
+    int ih, iw, row_len, row_stride;       // strided: rows of the input; a row's beats; beats between rows
+    int first_row, step_rows, rows, rows_last;  // strided: load_lo, load_step, load_rows, load_rows_last
     int diag_block_step;                   // DIAG: blocks between m-tiles, in beats
     int gate_word, index_plane, diag_gate_step;  // GATE: pool-index words of block 0; per block; per m-tile
     int w_beat, w_mt_beats, w_nt_beats;    // weights of (m-tile 0, its first n-tile); strides
@@ -192,11 +196,14 @@ inline bool conv_fits(const Desc &d) {
         || (HAS_GATE && flag(d.flags, c::FLAG_GATE) && d.unpool <= c::UNPOOL_RELU && d.isy == 1 && d.isx == 1
             && d.iky == -1 && d.ikx == -1 && d.pool_kh == d.pool_sh && d.pool_kw == d.pool_sw && d.pool_sh == d.pool_sw
             && (d.pool_sh == 2 || d.pool_sh == 4 || d.pool_sh == 8) && d.pool_sh * d.pool_sw <= (1 << INDEX_BITS));
+    // rows farther apart than their length (slots) are loaded one by one, with no gate
+    const bool rows = int64_t(d.in_row_bytes) == int64_t(d.iw) * PIX_BEATS * BEAT_BYTES
+        || (!flag(d.flags, c::FLAG_GATE) && d.unpool == c::UNPOOL_OFF);
     const int index_blocks = flag(d.flags, c::FLAG_POOL) ? d.out_blocks : flag(d.flags, c::FLAG_GATE) ? d.n_tiles : 0;
     const bool index = index_blocks == 0
         || (HAS_GATE && d.index_base % TN == 0
             && int64_t(d.index_base / TN) + int64_t(index_blocks) * d.index_plane <= INDEX_WORDS);
-    return d.op == c::OP_CONV && shapes && input && beats && bits && pool && unpool && index;
+    return d.op == c::OP_CONV && shapes && input && beats && rows && bits && pool && unpool && index;
 }
 
 inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreCfg &sc) {
@@ -214,11 +221,21 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     lc.bias_beat = beat_of(d.b_addr);
     lc.in_beat = beat_of(d.in_addr);
     lc.block_beats = beat_of(d.in_block_bytes);
+    lc.map_beats = d.ih * row_beats;
     lc.first_beats = d.load_lo * row_beats;
     lc.step_beats = d.load_step * row_beats;
     lc.count_beats = d.load_rows * row_beats;
     lc.count_beats_last = d.load_rows_last * row_beats;
     lc.first_word = d.load_lo * d.iw;
+    lc.row_len = d.iw << PIX_SHIFT;
+    lc.row_stride = row_beats;
+    lc.strided = row_beats != lc.row_len;
+    lc.ih = d.ih;
+    lc.iw = d.iw;
+    lc.first_row = d.load_lo;
+    lc.step_rows = d.load_step;
+    lc.rows = d.load_rows;
+    lc.rows_last = d.load_rows_last;
     lc.step_words = d.load_step * d.iw;
     lc.diag_block_step = GROUPS * lc.block_beats;
     lc.gate_word = d.index_base / TN;
@@ -284,7 +301,7 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     sc.positions_last = mc.positions_last;
     sc.tile_rows = d.tile_rows;
     sc.last_rows = d.last_rows;
-    sc.contiguous = d.osx == 1 && d.osy == 1 && d.oxo == 0 && d.ow == d.opw;
+    sc.contiguous = d.osx == 1 && d.osy == 1 && d.oxo == 0 && d.ow == d.opw && out_row_beats == (d.opw << PIX_SHIFT);
     sc.out_beat = beat_of(d.out_addr);
     sc.block_beats = beat_of(d.out_block_bytes);
     sc.mt_out_step = GROUPS * sc.block_beats;
@@ -360,6 +377,23 @@ inline void load_bias(const beat_t *ddr, bool has_bias, int beat0, hls::stream<b
 // A tile's input rows of one block: one linear run (rows outside the map are not read; the
 // walker never reads their words). Beat slot s of a pixel goes to channels s*E .. s*E+E-1 of
 // its buffer word (write enables, no crossbar). Returns the words written.
+inline int load_input(const beat_t *ddr, int block, int y0, int beats, int word0, in_tile_t &buf);
+
+// A tile's input rows one at a time, where rows lie farther apart than their length (a batched
+// job: a row is a slot); rows outside 0..ih-1 stay unread.
+inline int load_strided(const beat_t *ddr, int block, const LoadCfg &lc, int first, bool last, in_tile_t &buf) {
+    const int y0 = imax(first, 0), y1 = imin(first + (last ? lc.rows_last : lc.rows), lc.ih);
+    int row = block + y0 * lc.row_stride, word = (y0 - first) * lc.iw, words = 0;
+load_strided:
+    for (int y = y0; y < y1; y++) {
+#pragma HLS loop_tripcount max=MAX_BATCH
+        words += load_input(ddr, row, 0, lc.row_len, word, buf);
+        row += lc.row_stride;
+        word += lc.iw;
+    }
+    return words;
+}
+
 inline int load_input(const beat_t *ddr, int block, int y0, int beats, int word0, in_tile_t &buf) {
     pixel_t pix;
     int slot = 0, n0 = 0, word = word0;  // n0 = slot * E: the beat's first channel
@@ -436,7 +470,7 @@ inline void load_tiles(const beat_t *ddr, const LoadCfg &lc, const index_mem_t i
 #pragma HLS inline off
     int rt = 0, mt_first_nt = 0;
     int bias_beat = lc.bias_beat, w_mt = lc.w_beat, block_mt = lc.in_beat, gate_mt = lc.gate_word;
-    int first_beats = lc.first_beats, first_word = lc.first_word;
+    int first_beats = lc.first_beats, first_word = lc.first_word, first_row = lc.first_row;
 load_row_tiles:
     for (int t = 0; t < lc.row_tiles_total; t++) {
 #pragma HLS loop_tripcount max=MAX_ROW_TILES
@@ -444,7 +478,7 @@ load_row_tiles:
         load_bias(ddr, lc.bias, bias_beat, biases);
         // the tile's rows, clipped to the map: beats from the block's start, and buffer words
         const int y0 = imax(first_beats, 0);
-        const int y1 = imin(first_beats + (last ? lc.count_beats_last : lc.count_beats), lc.block_beats);
+        const int y1 = imin(first_beats + (last ? lc.count_beats_last : lc.count_beats), lc.map_beats);
         const int word0 = imax(first_word, 0) - first_word;
         const int count = lc.passes == 0 ? 0 : n_tiles_of(lc.diag, lc.n_tiles, mt_first_nt);
         int block = block_mt, w = w_mt, gate = gate_mt + imax(first_word, 0);
@@ -454,7 +488,8 @@ load_row_tiles:
             {
                 hls::write_lock<in_tile_t> in_lock(in_tiles);
                 in_tile_t &buf = in_lock;
-                const int words = load_input(ddr, block, y0, y1 - y0, word0, buf);
+                const int words = lc.strided ? load_strided(ddr, block, lc, first_row, last, buf)
+                                             : load_input(ddr, block, y0, y1 - y0, word0, buf);
                 if (lc.gate) load_gate(index, gate, word0, words, buf);
             }
             {
@@ -468,10 +503,12 @@ load_row_tiles:
         }
         first_beats += lc.step_beats;
         first_word += lc.step_words;
+        first_row += lc.step_rows;
         if (++rt == lc.row_tiles) {
             rt = 0;
             first_beats = lc.first_beats;
             first_word = lc.first_word;
+            first_row = lc.first_row;
             bias_beat += TM / E;
             w_mt += lc.w_mt_beats;
             if (lc.diag) {

@@ -21,8 +21,9 @@ constexpr int CSIM_FAULT = 1 << 7;  // C-simulation only: see csim_channel_fault
 // The header fields the controller reads (contract.HEADER).
 struct Header {
     uint32_t magic, forward_addr, backward_addr, image_addr, work_addr, baseline_addr, ig_table_addr, logits_addr,
-        logits_save_addr, result_addr, attr_addr, grad_input_addr;
+        logits_save_addr, result_addr, attr_addr, grad_input_addr, forward_batch_addr, backward_batch_addr, slot_bytes;
     int version, tm, tn, beat_elems, desc_words, n_forward, n_backward, classes, input_elems, input_frac;
+    int batch, n_forward_batch, n_backward_batch;
     int grad_frac[3], ixg_frac, ig_sum_frac, ig_frac, data_width, index_bits, mask_bits, index_entries;
 };
 
@@ -38,6 +39,12 @@ inline Header decode_header(const uint32_t w[c::HEADER_WORDS]) {
     h.n_backward = field(w, c::HEADER_N_BACKWARD);
     h.forward_addr = address(w, c::HEADER_FORWARD_ADDR);
     h.backward_addr = address(w, c::HEADER_BACKWARD_ADDR);
+    h.batch = field(w, c::HEADER_BATCH);
+    h.n_forward_batch = field(w, c::HEADER_N_FORWARD_BATCH);
+    h.n_backward_batch = field(w, c::HEADER_N_BACKWARD_BATCH);
+    h.forward_batch_addr = address(w, c::HEADER_FORWARD_BATCH_ADDR);
+    h.backward_batch_addr = address(w, c::HEADER_BACKWARD_BATCH_ADDR);
+    h.slot_bytes = address(w, c::HEADER_SLOT_BYTES);
     h.image_addr = address(w, c::HEADER_IMAGE_ADDR);
     h.work_addr = address(w, c::HEADER_WORK_ADDR);
     h.baseline_addr = address(w, c::HEADER_BASELINE_ADDR);
@@ -63,7 +70,7 @@ inline Header decode_header(const uint32_t w[c::HEADER_WORDS]) {
     return h;
 }
 
-// A version-2 Program built for this engine (array, beat, kept state and input within it,
+// A Program of this contract version built for this engine (array, beat, kept state and input within it,
 // every region on a beat boundary).
 inline bool header_fits(const Header &h) {
     const bool identity = h.magic == c::PROGRAM_MAGIC && h.version == c::PROGRAM_VERSION
@@ -74,7 +81,8 @@ inline bool header_fits(const Header &h) {
     const bool regions = aligned(h.forward_addr) && aligned(h.backward_addr) && aligned(h.image_addr)
         && aligned(h.work_addr) && aligned(h.baseline_addr) && aligned(h.ig_table_addr) && aligned(h.logits_addr)
         && aligned(h.logits_save_addr) && aligned(h.result_addr) && aligned(h.attr_addr)
-        && aligned(h.grad_input_addr);
+        && aligned(h.grad_input_addr) && aligned(h.forward_batch_addr) && aligned(h.backward_batch_addr)
+        && aligned(h.slot_bytes) && h.batch >= 1;
     return identity && sizes && regions;
 }
 
@@ -178,9 +186,10 @@ copy_chunks:
 }
 
 // Integrated gradients' path point k: work = round(base + alpha_k (x - base)) in the input format.
-inline void ig_point(beat_t *ddr, const Header &h, int beats, int alpha, int alpha_frac, int &sat) {
+inline void ig_point(beat_t *ddr, const Header &h, int beats, int alpha, int alpha_frac, uint32_t slot_off,
+                     int &sat) {
     beat_t xs[CHUNK_BEATS], bs[CHUNK_BEATS], out[CHUNK_BEATS];
-    const int image = beat_of(h.image_addr), base = beat_of(h.baseline_addr), work = beat_of(h.work_addr);
+    const int image = beat_of(h.image_addr), base = beat_of(h.baseline_addr), work = beat_of(h.work_addr + slot_off);
     int count = 0;
 ig_point_chunks:
     for (int c0 = 0; c0 < beats; c0 += CHUNK_BEATS) {
@@ -209,10 +218,10 @@ ig_point_chunks:
 }
 
 // sum += weight_k * grad_input, in the on-chip IG-sum memory (48 bits a lane).
-inline void ig_accumulate(const beat_t *ddr, const Header &h, int beats, int weight, bool first,
+inline void ig_accumulate(const beat_t *ddr, const Header &h, int beats, int weight, bool first, uint32_t slot_off,
                           ig_word_t ig_sum[INPUT_BEATS]) {
     beat_t gs[CHUNK_BEATS];
-    const int grad = beat_of(h.grad_input_addr);
+    const int grad = beat_of(h.grad_input_addr + slot_off);
 ig_sum_chunks:
     for (int c0 = 0; c0 < beats; c0 += CHUNK_BEATS) {
 #pragma HLS loop_tripcount max=INPUT_BEATS / CHUNK_BEATS + 1
@@ -281,26 +290,45 @@ post_chunks:
 
 inline bool fits_operand(int v) { return v >= -(1 << 17) && v < (1 << 17); }
 
-// Integrated gradients: per step the path point, the forward and the backward list, and the
-// weighted sum; the image's logits are kept aside and written back.
+// Integrated gradients: the steps in batches of h.batch on the batched lists while that many are
+// left, the rest one at a time; per batch every slot's path point, the forward and the backward
+// list, and every slot's weighted sum; the image's logits are kept aside and written back.
 inline int integrated_gradients(beat_t *ddr, const Header &h, int target, int steps, int beats, mask_mem_t mask,
                                 index_mem_t index, ig_word_t ig_sum[INPUT_BEATS], int sat[3]) {
     const int alpha_frac = word_at(ddr, h.ig_table_addr);
     const int logit_beats = (h.classes + TN - 1) / TN * PIX_BEATS;
     copy_beats(ddr, beat_of(h.logits_addr), beat_of(h.logits_save_addr), logit_beats);
-    uint32_t entry = h.ig_table_addr + 8;
+    const uint32_t table = h.ig_table_addr + 8;
 ig_steps:
-    for (int k = 0; k < steps; k++) {
+    for (int k = 0; k < steps;) {
 #pragma HLS loop_tripcount max=c::MAX_IG_STEPS
-        const int alpha = word_at(ddr, entry), weight = word_at(ddr, entry + 4);
-        if (!fits_operand(alpha) || !fits_operand(weight)) return BAD_ARGUMENT;
-        ig_point(ddr, h, beats, alpha, alpha_frac, sat[2]);
-        int status = run_list(ddr, h.forward_addr, h.n_forward, c::RELU_MASK, target, mask, index, sat[0]);
+        const bool batched = h.batch > 1 && steps - k >= h.batch;
+        const int slots = batched ? h.batch : 1;
+        uint32_t slot_off = 0;
+    ig_points:
+        for (int s = 0; s < slots; s++) {
+#pragma HLS loop_tripcount max=MAX_BATCH
+            const int alpha = word_at(ddr, table + 8 * (k + s));
+            if (!fits_operand(alpha)) return BAD_ARGUMENT;
+            ig_point(ddr, h, beats, alpha, alpha_frac, slot_off, sat[2]);
+            slot_off += h.slot_bytes;
+        }
+        int status = run_list(ddr, batched ? h.forward_batch_addr : h.forward_addr,
+                              batched ? h.n_forward_batch : h.n_forward, c::RELU_MASK, target, mask, index, sat[0]);
         if (status == 0)
-            status = run_list(ddr, h.backward_addr, h.n_backward, c::RELU_MASK, target, mask, index, sat[1]);
+            status = run_list(ddr, batched ? h.backward_batch_addr : h.backward_addr,
+                              batched ? h.n_backward_batch : h.n_backward, c::RELU_MASK, target, mask, index, sat[1]);
         if (status) return status;
-        ig_accumulate(ddr, h, beats, weight, k == 0, ig_sum);
-        entry += 8;
+        slot_off = 0;
+    ig_sums:
+        for (int s = 0; s < slots; s++) {
+#pragma HLS loop_tripcount max=MAX_BATCH
+            const int weight = word_at(ddr, table + 8 * (k + s) + 4);
+            if (!fits_operand(weight)) return BAD_ARGUMENT;
+            ig_accumulate(ddr, h, beats, weight, k + s == 0, slot_off, ig_sum);
+            slot_off += h.slot_bytes;
+        }
+        k += slots;
     }
     copy_beats(ddr, beat_of(h.logits_save_addr), beat_of(h.logits_addr), logit_beats);
     return 0;

@@ -45,6 +45,8 @@ constexpr int E = BEAT_ELEMS;                // 16-bit elements per AXI beat
 constexpr int DW = 16 * E;                   // the AXI data width
 constexpr int BEAT_BYTES = 2 * E;
 constexpr int PIX_BEATS = TN / E;            // beats of one pixel of one block (TN channels)
+constexpr int PIX_SHIFT = PIX_BEATS >= 32 ? 5 : PIX_BEATS >= 16 ? 4 : PIX_BEATS >= 8 ? 3 : PIX_BEATS >= 4 ? 2
+                        : PIX_BEATS >= 2 ? 1 : 0;  // log2 of PIX_BEATS, a power of two up to 32 (checked below)
 constexpr int PASS_BEATS = TM * TN / E;      // beats of one pass's TM x TN weights
 constexpr int GROUPS = TM / TN;              // blocks of TN lanes in an m-tile
 constexpr int W_PASSES = W_DEPTH / TM;       // passes (kernel taps) a weight buffer holds
@@ -63,6 +65,7 @@ constexpr int ACC_DISTANCE = 8;
 static_assert(DW == 64 || DW == 128 || DW == 256 || DW == 512, "the AXI data width is 64, 128, 256 or 512 bits");
 static_assert((1 << BEAT_SHIFT) == BEAT_BYTES, "BEAT_SHIFT is log2 of the beat's bytes");
 static_assert(TN % E == 0 && TM % TN == 0, "Tn is a multiple of the beat's elements, Tm of Tn");
+static_assert((1 << PIX_SHIFT) == PIX_BEATS, "Tn / E is a power of two");
 static_assert(W_PASSES >= 1, "the weight buffer holds at least one pass of TM rows");
 static_assert(DATA_WIDTH == 16, "the engine moves 16-bit data");
 static_assert(INPUT_ELEMS % E == 0, "the blocked input is whole beats");

@@ -2,7 +2,7 @@
 package xaihls_contract_pkg;
 
   localparam logic [31:0] PROGRAM_MAGIC = 32'h32494158;
-  localparam int PROGRAM_VERSION = 2;
+  localparam int PROGRAM_VERSION = 3;
   localparam int MAX_IG_STEPS = 1024;
   localparam int IDENTITY_FRAC = 14;
 
@@ -47,13 +47,13 @@ package xaihls_contract_pkg;
   localparam logic [11:0] REG_PROFILE = 12'h800;  // profile entries: phase << 24 | cycles (RTL only)
 
   // header: The words at DDR address 0 (addresses are byte offsets from the DDR base).
-  localparam int HEADER_WORDS = 23;
+  localparam int HEADER_WORDS = 27;
   typedef struct packed {
-    logic [7:0] pad728;
+    logic [7:0] pad856;
     logic [23:0] index_entries;  // pool indices the Program keeps
-    logic [7:0] pad696;
+    logic [7:0] pad824;
     logic [23:0] mask_bits;  // ReLU bits the Program keeps
-    logic [3:0] pad668;
+    logic [3:0] pad796;
     logic [3:0] index_bits;  // bits of a pool index
     logic [7:0] data_width;  // bits of every stored value (16)
     logic signed [7:0] ig_frac;  // integrated gradients fraction
@@ -64,7 +64,7 @@ package xaihls_contract_pkg;
     logic signed [7:0] grad_frac0;  // input-gradient fraction, plain ReLU rule
     logic signed [7:0] input_frac;  // fraction bits of the input format
     logic [23:0] input_elems;  // elements of the blocked input (channels padded to blocks of tn)
-    logic [7:0] pad568;
+    logic [7:0] pad696;
     logic [11:0] in_w;  // input columns
     logic [11:0] in_h;  // input rows
     logic [15:0] in_c;  // input channels
@@ -79,9 +79,15 @@ package xaihls_contract_pkg;
     logic [31:0] baseline_addr;  // the integrated-gradients baseline, written by the host
     logic [31:0] work_addr;  // what the forward list reads: a copy of the image or an IG path point
     logic [31:0] image_addr;  // the image (blocked layout), written by the host
+    logic [31:0] slot_bytes;  // bytes between the slots of the work tensor and of the input gradient
+    logic [31:0] backward_batch_addr;  // batched backward list
+    logic [31:0] forward_batch_addr;  // batched forward list: the forward list for every slot, a Linear layer once for all (one position a slot)
     logic [31:0] backward_addr;  // backward list
     logic [31:0] forward_addr;  // forward list
-    logic [15:0] pad112;
+    logic [15:0] n_backward_batch;  // jobs in the batched backward list
+    logic [15:0] n_forward_batch;  // jobs in the batched forward list
+    logic [7:0] pad120;
+    logic [7:0] batch;  // slots of the batched lists (1: none): integrated gradients run this many steps at a time
     logic [15:0] n_backward;  // jobs in the backward list
     logic [7:0] pad88;
     logic [15:0] n_forward;  // jobs in the forward list
@@ -124,7 +130,7 @@ package xaihls_contract_pkg;
     logic [11:0] opw;  // output tensor columns
     logic [11:0] oph;  // output tensor rows
     logic [7:0] pad760;
-    logic [23:0] out_row_bytes;  // bytes of one output row of one block (opw * tn * 2)
+    logic [23:0] out_row_bytes;  // bytes between consecutive output rows of one block: opw * tn * 2 for a map, more where the rows are slots
     logic [31:0] out_block_bytes;  // bytes of one output block
     logic [31:0] out_addr;  // output tensor: block 0, row 0, column 0
     logic [25:0] pad646;
@@ -135,7 +141,7 @@ package xaihls_contract_pkg;
     logic [31:0] w_mt_bytes;  // bytes between the weights of consecutive m-tiles (0: every m-tile reads the same)
     logic [31:0] w_addr;  // weights of (m-tile 0, its first n-tile): passes x tm x tn int16, pass-major then m, n
     logic [7:0] pad504;
-    logic [23:0] in_row_bytes;  // bytes of one input row of one block (iw * tn * 2)
+    logic [23:0] in_row_bytes;  // bytes between consecutive input rows of one block: iw * tn * 2 for a map, more where the rows are slots (a row reads iw * tn * 2 bytes)
     logic [31:0] in_block_bytes;  // bytes of one input block (ih * iw * tn * 2)
     logic [31:0] in_addr;  // input tensor: block 0, row 0, column 0
     logic [7:0] pad408;

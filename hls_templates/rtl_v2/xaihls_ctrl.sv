@@ -1,8 +1,10 @@
 // The controller (docs/engine_v2.md, "The controller"): reads the header and checks it, copies
 // the image to the work tensor, runs the forward list, picks the predicted class (the first
 // maximum of the logits), and for an attribution method runs the backward list under the
-// method's ReLU rule and the post-processing (integrated gradients: per step the path point,
-// the forward and backward lists and the sum, with the image's logits kept and written back);
+// method's ReLU rule and the post-processing (integrated gradients: the steps in batches of the
+// header's `batch` on the batched lists, the rest one at a time; per batch the path point of every
+// slot, the forward and backward lists and every slot's sum, with the image's logits kept and
+// written back);
 // then writes the result record with the three saturation counters.
 //
 // One decode stage: a descriptor's (or the header's) beats land in one register; the units
@@ -10,7 +12,7 @@
 // running sums start from are made here, one a cycle, on one multiplier.
 //
 // Status (RETURN): BUS_ERROR (an SLVERR/DECERR response; the run stops at the next job
-// boundary), BAD_PROGRAM (not a version-2 Program for this array and AXI width), BAD_ARGUMENT
+// boundary), BAD_PROGRAM (not a Program of this contract version for this array and AXI width), BAD_ARGUMENT
 // (method, target or steps out of range, or a Program larger than this build's memories).
 // Profile entries {phase, cycles}: 1 header, 2 image copy, 3 forward job, 4 argmax + result,
 // 5 backward job, 6 post-processing, 7 IG table, 8 IG path point, 9 IG sum, 10 logits saved/restored.
@@ -107,8 +109,9 @@ module xaihls_ctrl #(
 
     // header fields the run needs
     logic [OFF_BITS-1:0] a_forward, a_backward, a_image, a_work, a_baseline, a_igtab, a_logits, a_save,
-                         a_result, a_attr, a_grad;
-    logic [15:0]  n_forward, n_backward, classes;
+                         a_result, a_attr, a_grad, a_forward_b, a_backward_b, slot_bytes;
+    logic [15:0]  n_forward, n_backward, n_forward_b, n_backward_b, classes;
+    logic [7:0]   batch;
     logic [23:0]  in_beats;
     logic signed [7:0] f_input, f_grad0, f_grad1, f_grad2, f_ixg, f_igsum, f_ig;
 
@@ -120,9 +123,9 @@ module xaihls_ctrl #(
     st_t st;
 
     // what the run does next
-    typedef enum logic [3:0] {
+    typedef enum logic [4:0] {
         P_COPY, P_FWD, P_ARGMAX, P_BWD, P_FINAL, P_SAVE, P_IGTAB, P_IGENTRY, P_IGPOINT, P_IGFWD, P_IGBWD,
-        P_IGACC, P_RESTORE, P_IGSUM, P_IGFINAL, P_DONE
+        P_IGWENTRY, P_IGACC, P_RESTORE, P_IGSUM, P_IGFINAL, P_DONE
     } ph_t;
     ph_t ph, after;
 
@@ -139,7 +142,13 @@ module xaihls_ctrl #(
     logic [15:0]  predicted, best_idx, el_idx;
     logic signed [15:0] best_val;
     logic [$clog2(E)-1+1:0] scan;
-    logic [15:0]  step;
+    logic [15:0]  step;       // the first step of the batch running
+    logic [7:0]   slot, n_slots;   // the slot whose path point or sum is next; slots of this batch
+    logic [OFF_BITS-1:0] slot_off;  // slot * slot_bytes
+    logic [15:0]  entry;      // the step of that slot: its (alpha, weight) in the IG table
+    logic         more_slots;
+    assign entry = step + 16'(slot);
+    assign more_slots = slot + 1'b1 < n_slots;
     logic signed [7:0]  alpha_frac, weight_frac;
     logic signed [17:0] alpha, weight;
     logic         guard;
@@ -287,8 +296,14 @@ module xaihls_ctrl #(
                     a_result <= OFF_BITS'(hdr.result_addr);
                     a_attr <= OFF_BITS'(hdr.attr_addr);
                     a_grad <= OFF_BITS'(hdr.grad_input_addr);
+                    a_forward_b <= OFF_BITS'(hdr.forward_batch_addr);
+                    a_backward_b <= OFF_BITS'(hdr.backward_batch_addr);
+                    slot_bytes <= OFF_BITS'(hdr.slot_bytes);
+                    batch <= hdr.batch;
                     n_forward <= hdr.n_forward;
                     n_backward <= hdr.n_backward;
+                    n_forward_b <= hdr.n_forward_batch;
+                    n_backward_b <= hdr.n_backward_batch;
                     classes <= hdr.classes;
                     in_beats <= hdr.input_elems >> $clog2(E);
                     f_input <= hdr.input_frac;
@@ -303,7 +318,7 @@ module xaihls_ctrl #(
                         status[STATUS_BUS_ERROR] <= 1'b1;
                         st <= S_FINISH;
                     end else if (hdr.magic != PROGRAM_MAGIC || 32'(hdr.version) != PROGRAM_VERSION ||
-                                 32'(hdr.desc_words) != DESCRIPTOR_WORDS || hdr.data_width != 8'd16 ||
+                                 32'(hdr.desc_words) != DESCRIPTOR_WORDS || hdr.data_width != 8'd16 || hdr.batch == '0 ||
                                  32'(hdr.tm) != TM || 32'(hdr.tn) != TN || 32'(hdr.beat_elems) != E) begin
                         status[STATUS_BAD_PROGRAM] <= 1'b1;
                         st <= S_FINISH;
@@ -348,17 +363,17 @@ module xaihls_ctrl #(
                                 after <= P_FWD;
                             end
                             P_FWD, P_IGFWD: begin
-                                list_addr <= a_forward;
-                                list_left <= n_forward;
+                                list_addr <= (n_slots > 8'd1 && ph == P_IGFWD) ? a_forward_b : a_forward;
+                                list_left <= (n_slots > 8'd1 && ph == P_IGFWD) ? n_forward_b : n_forward;
                                 list_bwd <= 1'b0;
                                 after <= (ph == P_FWD) ? P_ARGMAX : P_IGBWD;
                                 st <= S_DESC;
                             end
                             P_BWD, P_IGBWD: begin
-                                list_addr <= a_backward;
-                                list_left <= n_backward;
+                                list_addr <= (n_slots > 8'd1 && ph == P_IGBWD) ? a_backward_b : a_backward;
+                                list_left <= (n_slots > 8'd1 && ph == P_IGBWD) ? n_backward_b : n_backward;
                                 list_bwd <= 1'b1;
-                                after <= (ph == P_BWD) ? P_FINAL : P_IGACC;
+                                after <= (ph == P_BWD) ? P_FINAL : P_IGWENTRY;
                                 st <= S_DESC;
                             end
                             P_ARGMAX: st <= S_ARGMAX;
@@ -387,26 +402,37 @@ module xaihls_ctrl #(
                                 log_kind <= 8'd10;
                                 after <= (ph == P_SAVE) ? P_IGTAB : P_IGSUM;
                             end
-                            P_IGTAB, P_IGENTRY: st <= S_IGH;
+                            P_IGTAB, P_IGENTRY, P_IGWENTRY: st <= S_IGH;
                             P_IGPOINT: begin
                                 post.op <= POST_IG_POINT;
                                 post.src0 <= 32'(a_image);
                                 post.src1 <= 32'(a_baseline);
-                                post.dst <= 32'(a_work);
+                                post.dst <= 32'(a_work + slot_off);
                                 post.k0 <= alpha;
                                 post.k1 <= (18'sd1 <<< alpha_frac) - alpha;
                                 post.shift <= alpha_frac;
                                 log_kind <= 8'd8;
-                                after <= P_IGFWD;
+                                // the next slot's path point, or the batch's lists
+                                after <= more_slots ? P_IGENTRY : P_IGFWD;
+                                slot <= more_slots ? slot + 1'b1 : '0;
+                                slot_off <= more_slots ? slot_off + slot_bytes : '0;
                             end
                             P_IGACC: begin
                                 post.op <= POST_IG_ACC;
-                                post.src0 <= 32'(a_grad);
+                                post.src0 <= 32'(a_grad + slot_off);
                                 post.k0 <= weight;
-                                post.first <= step == '0;
+                                post.first <= entry == '0;
                                 log_kind <= 8'd9;
-                                step <= step + 1'b1;
-                                after <= (step + 1'b1 < n_steps) ? P_IGENTRY : P_RESTORE;
+                                slot <= more_slots ? slot + 1'b1 : '0;
+                                slot_off <= more_slots ? slot_off + slot_bytes : '0;
+                                if (more_slots) begin
+                                    after <= P_IGWENTRY;
+                                end else begin
+                                    // the next batch: `batch` steps on the batched lists while that many are left
+                                    step <= step + 16'(n_slots);
+                                    n_slots <= (batch > 8'd1 && n_steps - step - 16'(n_slots) >= 16'(batch)) ? batch : 8'd1;
+                                    after <= (step + 16'(n_slots) < n_steps) ? P_IGENTRY : P_RESTORE;
+                                end
                             end
                             P_IGSUM: begin
                                 post.op <= POST_IG_SUM;
@@ -513,14 +539,14 @@ module xaihls_ctrl #(
                 S_IGH: begin
                     rd_cmd_valid <= 1'b1;
                     rd_cmd_off <= (ph == P_IGTAB) ? a_igtab
-                                : (a_igtab + OFF_BITS'(8) + OFF_BITS'({step, 3'b000})) & ~OFF_BITS'(2 * E - 1);
+                                : (a_igtab + OFF_BITS'(8) + OFF_BITS'({entry, 3'b000})) & ~OFF_BITS'(2 * E - 1);
                     rd_cmd_beats <= LEN_BITS'(1);
                     rd_ready <= 1'b1;
                     st <= S_IGH_WAIT;
                 end
                 S_IGH_WAIT: if (rd_valid) begin
                     logic [63:0] pair;
-                    pair = rd_data[64 * ((ph == P_IGTAB) ? 0 : (32'(step) + 1) % (E / 4)) +: 64];
+                    pair = rd_data[64 * ((ph == P_IGTAB) ? 0 : (32'(entry) + 1) % (E / 4)) +: 64];
                     pair_unused <= {pair[31:18], pair[63:50]};
                     rd_ready <= 1'b0;
                     log_phase(8'd7);
@@ -528,11 +554,14 @@ module xaihls_ctrl #(
                         alpha_frac <= 8'($signed(pair[31:0]));
                         weight_frac <= 8'($signed(pair[63:32]));
                         step <= '0;
+                        slot <= '0;
+                        slot_off <= '0;
+                        n_slots <= (batch > 8'd1 && n_steps >= 16'(batch)) ? batch : 8'd1;
                         ph <= P_IGENTRY;
                     end else begin
                         alpha <= 18'($signed(pair[31:0]));
                         weight <= 18'($signed(pair[63:32]));
-                        ph <= P_IGPOINT;
+                        ph <= (ph == P_IGENTRY) ? P_IGPOINT : P_IGACC;
                     end
                     st <= S_NEXT;
                 end

@@ -161,7 +161,7 @@ module xaihls_loader #(
                     load_lo   <= desc.load_lo;
                     in_block  <= OFF_BITS'(desc.in_block_bytes);
                     in_row    <= OFF_BITS'(desc.in_row_bytes);
-                    row_beats <= LEN_BITS'(desc.in_row_bytes >> LBB);
+                    row_beats <= LEN_BITS'(desc.iw) << $clog2(TN / E);   // a row: iw pixels of TN / E beats
                     w_mt      <= OFF_BITS'(desc.w_mt_bytes);
                     w_nt      <= OFF_BITS'(desc.w_nt_bytes);
                     w_beats   <= LEN_BITS'(desc.w_nt_bytes >> LBB);

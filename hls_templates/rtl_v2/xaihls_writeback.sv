@@ -114,6 +114,12 @@ module xaihls_writeback #(
     logic           oset;
     logic [OFF_BITS-1:0] mt_base, g_base, rowpos, T_rowpos, N_rowpos;
     logic [MKW-1:0] mt_mask, g_mask, mrow;   // mrow: the ReLU word of the next beat (RELU, RAP, SEED)
+    // a row's first ReLU word within its block plane, beside rowpos (its byte offset): rowpos / (2E)
+    // where rows are opw pixels apart; where they lie farther apart (a batched job's slots, with
+    // osy = 1 and oyo = oxo = 0) opw * G words a row
+    logic [MKW-1:0] mpos, T_mpos, N_mpos, mrow_step, mrow0;
+    logic           strided_rows;
+    assign strided_rows = 32'(desc.out_row_bytes) != (32'(desc.opw) << $clog2(2 * TN));
     logic [IXW-1:0] mt_ix, g_ix, pix, T_pix, N_pix;
     logic [11:0]    T_py, N_py;
     logic [MKW-1:0] T_r0ow, N_r0ow;   // grid pixel of the tile's first row (mod the mask words: only its ReLU words use it)
@@ -187,6 +193,12 @@ module xaihls_writeback #(
                     row_step <= (kind == JOB_CONV && desc.flags[FLAG_POOL]) ? OFF_BITS'(desc.out_row_bytes) : osy_rb;
                     row0 <= desc.flags[FLAG_POOL] ? '0 : oyo_rb + OFF_BITS'({desc.oxo, $clog2(2 * TN)'(0)});
                     T_rowpos <= desc.flags[FLAG_POOL] ? '0 : oyo_rb + OFF_BITS'({desc.oxo, $clog2(2 * TN)'(0)});
+                    mrow_step <= strided_rows ? MKW'(desc.opw) << LG
+                               : MKW'(((kind == JOB_CONV && desc.flags[FLAG_POOL]) ? OFF_BITS'(desc.out_row_bytes) : osy_rb) >> LBB);
+                    mrow0 <= (strided_rows || desc.flags[FLAG_POOL]) ? '0
+                           : MKW'((oyo_rb + OFF_BITS'({desc.oxo, $clog2(2 * TN)'(0)})) >> LBB);
+                    T_mpos <= (strided_rows || desc.flags[FLAG_POOL]) ? '0
+                            : MKW'((oyo_rb + OFF_BITS'({desc.oxo, $clog2(2 * TN)'(0)})) >> LBB);
                     mask_plane_w <= MKW'(desc.mask_plane * G);
                     ix_plane <= IXW'(desc.index_plane);
                     span_px <= 12'(span);
@@ -229,6 +241,7 @@ module xaihls_writeback #(
                     g_mask <= mt_mask;
                     g_ix <= mt_ix;
                     rowpos <= T_rowpos;
+                    mpos <= T_mpos;
                     pix <= T_pix;
                     py <= T_py;
                     r <= '0;
@@ -244,7 +257,7 @@ module xaihls_writeback #(
                         cmd_valid <= 1'b1;
                         cmd_off <= g_base + rowpos;
                         cmd_beats <= f_pool ? prow_beats : row_beats;
-                        mrow <= g_mask + MKW'(rowpos >> LBB);
+                        mrow <= g_mask + mpos;
                         k <= '0;
                         c <= '0;
                         kmod <= '0;
@@ -282,6 +295,7 @@ module xaihls_writeback #(
                             if (k == span_px - 1'b1) begin
                                 r <= r + 1'b1;
                                 rowpos <= rowpos + row_step;
+                                mpos <= mpos + mrow_step;
                                 prow <= prow + ow;
                                 st <= W_ROW;
                             end
@@ -325,6 +339,7 @@ module xaihls_writeback #(
                                     prow <= prow + shov;
                                     prow24 <= prow24 + shov24;
                                     rowpos <= rowpos + row_step;
+                                    mpos <= mpos + mrow_step;
                                     pix <= pix + IXW'(pool_ow);
                                     st <= W_ROW;
                                 end
@@ -339,6 +354,7 @@ module xaihls_writeback #(
                     // block g is done: the next block of the m-tile, or release the set
                     if (g == '0) begin
                         N_rowpos <= rowpos;
+                        N_mpos <= mpos;
                         N_pix <= pix;
                         N_py <= py;
                         N_r0ow <= T_r0ow + prow24;
@@ -349,6 +365,7 @@ module xaihls_writeback #(
                         g_mask <= g_mask + mask_plane_w;
                         g_ix <= g_ix + ix_plane;
                         rowpos <= T_rowpos;
+                        mpos <= T_mpos;
                         pix <= T_pix;
                         py <= T_py;
                         r <= '0;
@@ -368,6 +385,7 @@ module xaihls_writeback #(
                         rt <= rt + 1'b1;
                         // block 0's ends, which W_NEXT saved on the way here
                         T_rowpos <= N_rowpos;
+                        T_mpos <= N_mpos;
                         T_pix <= N_pix;
                         T_py <= N_py;
                         T_r0ow <= N_r0ow;
@@ -380,6 +398,7 @@ module xaihls_writeback #(
                         mt_mask <= mt_mask + MKW'(mask_plane_w * TPB);
                         mt_ix <= mt_ix + IXW'(ix_plane * TPB);
                         T_rowpos <= row0;
+                        T_mpos <= mrow0;
                         T_pix <= '0;
                         T_py <= '0;
                         T_r0ow <= '0;

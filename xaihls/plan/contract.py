@@ -29,7 +29,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.methods import METHODS, PREDICT_CODE
 
 PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
-PROGRAM_VERSION = 2
+PROGRAM_VERSION = 3  # 3: batched job lists in the header, row strides apart from row lengths
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ class Status(IntEnum):
     """Bits of the top's return value (register RETURN)."""
 
     BUS_ERROR = 0  # SLVERR/DECERR on an AXI response (C-simulation: an access outside the Program)
-    BAD_PROGRAM = 1  # not a version-2 Program, or one built for another engine
+    BAD_PROGRAM = 1  # not a Program of this version, or one built for another engine
     BAD_ARGUMENT = 2  # method, target or steps out of range
 
 
@@ -185,8 +185,15 @@ HEADER = Record("header", "The words at DDR address 0 (addresses are byte offset
     _u("desc_words", 8, "32-bit words per job descriptor"),
     _u("n_forward", 16, "jobs in the forward list"),
     _u("n_backward", 16, "jobs in the backward list"),
+    _u("batch", 8, "slots of the batched lists (1: none): integrated gradients run this many steps at a time"),
+    _u("n_forward_batch", 16, "jobs in the batched forward list"),
+    _u("n_backward_batch", 16, "jobs in the batched backward list"),
     _u("forward_addr", ADDR, "forward list"),
     _u("backward_addr", ADDR, "backward list"),
+    _u("forward_batch_addr", ADDR, "batched forward list: the forward list for every slot, a Linear layer once "
+                                   "for all (one position a slot)"),
+    _u("backward_batch_addr", ADDR, "batched backward list"),
+    _u("slot_bytes", ADDR, "bytes between the slots of the work tensor and of the input gradient"),
     _u("image_addr", ADDR, "the image (blocked layout), written by the host"),
     _u("work_addr", ADDR, "what the forward list reads: a copy of the image or an IG path point"),
     _u("baseline_addr", ADDR, "the integrated-gradients baseline, written by the host"),
@@ -248,7 +255,8 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
     _s("walk_origin", 24, "buffer word of grid (0, 0), pass (0, 0): (iy0 - load_lo) * iw + ix0"),
     _u("in_addr", ADDR, "input tensor: block 0, row 0, column 0"),
     _u("in_block_bytes", ADDR, "bytes of one input block (ih * iw * tn * 2)"),
-    _u("in_row_bytes", 24, "bytes of one input row of one block (iw * tn * 2)"),
+    _u("in_row_bytes", 24, "bytes between consecutive input rows of one block: iw * tn * 2 for a map, more "
+                           "where the rows are slots (a row reads iw * tn * 2 bytes)"),
     _u("w_addr", ADDR, "weights of (m-tile 0, its first n-tile): passes x tm x tn int16, pass-major then m, n"),
     _u("w_mt_bytes", ADDR, "bytes between the weights of consecutive m-tiles (0: every m-tile reads the same)"),
     _u("w_nt_bytes", 24, "bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2"),
@@ -256,7 +264,8 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
     _u("bias_shift", 6, "left shift that aligns the bias to the accumulator"),
     _u("out_addr", ADDR, "output tensor: block 0, row 0, column 0"),
     _u("out_block_bytes", ADDR, "bytes of one output block"),
-    _u("out_row_bytes", 24, "bytes of one output row of one block (opw * tn * 2)"),
+    _u("out_row_bytes", 24, "bytes between consecutive output rows of one block: opw * tn * 2 for a map, more "
+                            "where the rows are slots"),
     _u("oph", MAP, "output tensor rows"),
     _u("opw", MAP, "output tensor columns"),
     _u("osy", 4, "output rows per grid row (a transposed conv's stride phase)"),
@@ -436,7 +445,7 @@ def sv_package() -> str:
 
 
 def doc_table() -> str:
-    lines = [f"<!-- {_BANNER} -->", "# The Program contract (version 2)", "",
+    lines = [f"<!-- {_BANNER} -->", f"# The Program contract (version {PROGRAM_VERSION})", "",
              "The one definition of what `xaihls.plan` hands to the hardware: xaihls/plan/contract.py.",
              "Fields are packed least significant bit first into 32-bit little-endian words and never",
              "straddle a word. The C++ header (`firmware/xaihls_contract.h`) and the SystemVerilog package",

@@ -30,7 +30,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from xaihls.methods import ReluBackward
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, PROGRAM_MAGIC,
-                                  PROGRAM_VERSION, RESULT, Flag, Op, Unpool)
+                                  PROGRAM_VERSION, RESULT, Flag, Op, Unpool, field_limit)
 from xaihls.quant.qgraph import QGraph
 
 ALIGN = 64  # every DDR region starts on a 64-byte boundary
@@ -129,9 +129,11 @@ class Region:
 
 
 class _Allocator:
-    def __init__(self) -> None:
+    def __init__(self, slots: int = 1) -> None:
         self.top = 0
         self.regions: list[Region] = []
+        self.slots = slots
+        self.slot_bytes: dict[int, int] = {}  # a per-run tensor's address: bytes between its slots
 
     def take(self, name: str, size: int) -> int:
         addr = self.top
@@ -139,10 +141,16 @@ class _Allocator:
         self.top = -(-(addr + size) // ALIGN) * ALIGN
         return addr
 
-    def tensor(self, name: str, shape: tuple[int, ...], tn: int) -> Tensor:
+    def tensor(self, name: str, shape: tuple[int, ...], tn: int, slotted: bool = False) -> Tensor:
+        """A blocked tensor; ``slotted``: one copy per slot of the batched lists, ``slot_bytes`` apart."""
         c, h, w = (shape[0], 1, 1) if len(shape) == 1 else shape
         size = blocked_size(c, h, w, tn)
-        return Tensor(self.take(name, size), c, h, w, tn)
+        if not slotted or self.slots == 1:
+            return Tensor(self.take(name, size), c, h, w, tn)
+        stride = -(-size // ALIGN) * ALIGN
+        addr = self.take(f"{name} ({self.slots} slots)", stride * self.slots)
+        self.slot_bytes[addr] = stride
+        return Tensor(addr, c, h, w, tn)
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,6 +177,7 @@ class Lowered:
     blobs: tuple[tuple[int, np.ndarray], ...]  # (address, int64 values stored as int16)
     init_end: int
     qgraph: QGraph = field(repr=False)
+    slots: "Slots | None" = None  # how the batched lists address each slot (batch > 1)
 
 
 def _diag_blob(taps: int, value: int, shape: Shape) -> np.ndarray:
@@ -242,14 +251,19 @@ def fusable_pool(qg: QGraph, i: int) -> bool:
     return all(qg.grad_fmt(m, i + 1).frac == qg.grad_fmt(m, i).frac for m in qg.grad_formats)
 
 
-def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None) -> Lowered:
+def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: int = 1) -> Lowered:
     """The jobs of ``qg`` for an engine of ``shape``, untiled, and the DDR memory map
-    (``fuse_pools``: see FUSE_POOL_BACKWARD, its default)."""
+    (``fuse_pools``: see FUSE_POOL_BACKWARD, its default). With ``batch`` > 1, every tensor a run
+    writes, every ReLU's bits and every max-pool's indices have ``batch`` slots, for the batched
+    lists ``tiled`` makes (docs/engine_v2.md, "Batched lists")."""
     fuse_pools = FUSE_POOL_BACKWARD if fuse_pools is None else fuse_pools
+    if not 1 <= batch <= field_limit(HEADER, "batch"):
+        raise XaiHlsError(f"batch {batch} outside 1..{field_limit(HEADER, 'batch')}")
     layers = qg.graph.layers
     L = len(layers)
     tn = shape.tn
     b = _Builder(qg, shape)
+    b.alloc.slots = batch
     alloc = b.alloc
     alloc.take("header", HEADER.bytes)
 
@@ -279,6 +293,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None) -> Lowe
     # ---- kept state: a ReLU's bits and a max-pool's indices, in their tensor's blocked layout ----
     mask_base: dict[int, int] = {}
     index_base: dict[int, int] = {}
+    mask_slot: dict[int, int] = {}  # a ReLU's first bit: bits a slot
+    index_slot: dict[int, int] = {}
     bits = entries = 0
     index_bits = 1
     for i, layer in enumerate(layers):
@@ -288,10 +304,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None) -> Lowe
                 raise XaiHlsError(f"layers '{layers[k].name}' and '{layer.name}': two ReLUs in a row; drop one "
                                   "(the second changes nothing)")
             mask_base[i] = bits
-            bits += blocked_size(*layout[i], tn) // 2
+            mask_slot[bits] = blocked_size(*layout[i], tn) // 2
+            bits += batch * mask_slot[bits]
         elif isinstance(layer, MaxPool2d):
             index_base[i] = entries
-            entries += blocked_size(*_chw(layer.out_shape), tn) // 2
+            index_slot[entries] = blocked_size(*_chw(layer.out_shape), tn) // 2
+            entries += batch * index_slot[entries]
             index_bits = max(index_bits, (layer.kernel[0] * layer.kernel[1] - 1).bit_length())
 
     # descriptors come first; reserve the most they can take
@@ -300,6 +318,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None) -> Lowe
                       for lay in layers)
     forward_addr = alloc.take("forward descriptors", DESCRIPTOR.bytes * fwd_max)
     backward_addr = alloc.take("backward descriptors", DESCRIPTOR.bytes * bwd_max)
+    forward_batch_addr = backward_batch_addr = 0
+    if batch > 1:
+        forward_batch_addr = alloc.take("batched forward descriptors", DESCRIPTOR.bytes * fwd_max * batch)
+        backward_batch_addr = alloc.take("batched backward descriptors", DESCRIPTOR.bytes * bwd_max * batch)
 
     # ---- weights (forward and backward copies) and biases: what the image holds ----
     fw: dict[int, dict] = {}
@@ -361,10 +383,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None) -> Lowe
     # ---- run-time regions ----
     c, h, w = qg.graph.input_shape
     image = alloc.tensor("image", (c, h, w), tn)
-    work = alloc.tensor("work image", (c, h, w), tn)
+    work = alloc.tensor("work image", (c, h, w), tn, slotted=True)
     baseline = alloc.tensor("baseline", (c, h, w), tn)
     ig_table_addr = alloc.take("ig table", IG_TABLE_BYTES)
-    logits = alloc.tensor("logits", (qg.graph.num_classes,), tn)
+    logits = alloc.tensor("logits", (qg.graph.num_classes,), tn, slotted=True)
     logits_save = alloc.tensor("saved logits", (qg.graph.num_classes,), tn)
     result_addr = alloc.take("result", RESULT.bytes)
     attr = alloc.tensor("attribution", (c, h, w), tn)
@@ -377,7 +399,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None) -> Lowe
         """Where a job ending at chain position ``end`` writes: the logits region at the end."""
         if all(isinstance(layers[k], Flatten) for k in range(end, L)):
             return Tensor(logits.addr, *layout[end], tn)
-        return alloc.tensor(name, layout[end], tn)
+        return alloc.tensor(name, layout[end], tn, slotted=True)
 
     def relu_bits(relu: int, writes: Tensor) -> dict:
         """The ReLU's bits, addressed through the tensor a job writes or reads them with."""
@@ -477,7 +499,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None) -> Lowe
     def grad_tensor(pos: int) -> Tensor:
         pos = canon(pos)
         if pos not in grad:
-            grad[pos] = alloc.tensor(f"grad[{pos}]", layout[pos], tn)
+            grad[pos] = alloc.tensor(f"grad[{pos}]", layout[pos], tn, slotted=True)
         return grad[pos]
 
     backward: list[Job] = []
@@ -557,7 +579,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None) -> Lowe
     header = dict(
         magic=PROGRAM_MAGIC, version=PROGRAM_VERSION, tm=shape.tm, tn=tn, beat_elems=shape.beat_elems,
         desc_words=DESCRIPTOR.words, n_forward=len(forward), n_backward=len(backward), forward_addr=forward_addr,
-        backward_addr=backward_addr, image_addr=image.addr, work_addr=work.addr, baseline_addr=baseline.addr,
+        backward_addr=backward_addr, batch=batch, forward_batch_addr=forward_batch_addr,
+        backward_batch_addr=backward_batch_addr, slot_bytes=alloc.slot_bytes.get(work.addr, 0), image_addr=image.addr, work_addr=work.addr, baseline_addr=baseline.addr,
         ig_table_addr=ig_table_addr, logits_addr=logits.addr, logits_save_addr=logits_save.addr,
         result_addr=result_addr, attr_addr=attr.addr, grad_input_addr=grad_input.addr, total_bytes=alloc.top,
         classes=qg.graph.num_classes, in_c=c, in_h=h, in_w=w, input_elems=image.elems, input_frac=qg.input_fmt.frac,
@@ -565,7 +588,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None) -> Lowe
         ig_sum_frac=af.ig_summed_gradient.frac, ig_frac=af.integrated_gradients.frac, data_width=qg.width,
         index_bits=index_bits, mask_bits=bits, index_entries=entries,
     )
-    return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end, qg)
+    slots = Slots(batch, dict(alloc.slot_bytes), mask_slot, index_slot) if batch > 1 else None
+    return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end, qg,
+                   slots)
 
 
 def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -698,8 +723,27 @@ def _no_fit(d: Job, rows: int, input_rows: int, buffers: Buffers) -> str:
             f"per lane; the buffers hold {buffers.in_depth} and {buffers.out_depth}")
 
 
+class JobLists:
+    """What a Program's header and job lists give every reader (ProgramV2 and the images read back
+    from DDR): ``header``, ``forward``, ``backward``, ``forward_batch``, ``backward_batch``."""
+
+    @property
+    def batch(self) -> int:
+        return self.header["batch"]
+
+    @property
+    def all_jobs(self) -> tuple[Job, ...]:
+        return self.forward + self.backward + self.forward_batch + self.backward_batch
+
+
+def read_lists(h: dict, jobs: Callable[[int, int, str], tuple]) -> dict[str, tuple]:
+    """The four job lists of header ``h``, each read by ``jobs(addr, count, name)``."""
+    return {name: jobs(h[f"{name}_addr"], h[f"n_{name}"], name.replace("_", " "))
+            for name in ("forward", "backward", "forward_batch", "backward_batch")}
+
+
 @dataclass(frozen=True, eq=False)
-class ProgramV2:
+class ProgramV2(JobLists):
     """A tiled Program: header, jobs, memory map and the initial DDR image (header, descriptors,
     weights, biases; the rest starts as zeros)."""
 
@@ -711,6 +755,8 @@ class ProgramV2:
     regions: tuple[Region, ...]
     image: bytes
     qgraph: QGraph = field(repr=False)
+    forward_batch: tuple[Job, ...] = ()  # the batched lists (header batch > 1)
+    backward_batch: tuple[Job, ...] = ()
 
     @property
     def total_bytes(self) -> int:
@@ -730,6 +776,68 @@ class ProgramV2:
         return Tensor(h[f"{name}_addr"], h["in_c"], h["in_h"], h["in_w"], self.shape.tn)
 
 
+@dataclass(frozen=True)
+class Slots:
+    """How the batched lists address slot s of what a run writes: a tensor at ``addr`` has slot s
+    at addr + s * tensor_slot[addr]; a ReLU whose bits start at ``base``, at base + s * mask_slot[base]
+    (likewise a max-pool's indices)."""
+
+    batch: int
+    tensor_slot: dict[int, int]
+    mask_slot: dict[int, int]
+    index_slot: dict[int, int]
+
+
+_MASK_FLAGS = (Flag.RELU, Flag.RAP, Flag.BWD_RELU)
+
+
+def _touches_mask(d: Job) -> bool:
+    return any(d.has(f) for f in _MASK_FLAGS)
+
+
+def _touches_index(d: Job) -> bool:
+    return d.has(Flag.POOL) or d.has(Flag.GATE) or bool(d.unpool)
+
+
+def batch_lists(forward: tuple[Job, ...], backward: tuple[Job, ...], slots: Slots, layers,
+                tile: Callable[[Job], Job]) -> tuple[tuple[Job, ...], tuple[Job, ...]]:
+    """The batched lists from the (tiled) lists of one run (docs/engine_v2.md, "Batched lists"):
+    every job once per slot, at the slot's tensors, bits and indices; a Linear layer's job once
+    for all slots, one position (a grid row) a slot, so its weights stream once for the batch.
+    Such a job keeps the bits of the ReLU after it in the batched order (feature block, then
+    slot), so it runs batched only where every job touching those bits does (SEED does not);
+    ``tile`` tiles the batched ones."""
+    jobs = forward + backward
+    linear = [d.op == Op.CONV and d.layer < len(layers) and isinstance(layers[d.layer], Linear) for d in jobs]
+    while True:  # a ReLU's bits are in the batched order iff every job touching them runs batched
+        apart = {d.mask_base for d, lin in zip(jobs, linear) if _touches_mask(d) and not lin}
+        demote = [k for k, d in enumerate(jobs) if linear[k] and _touches_mask(d) and d.mask_base in apart]
+        if not demote:
+            break
+        for k in demote:
+            linear[k] = False
+    n = slots.batch
+
+    def per_slot(d: Job, s: int) -> Job:
+        t = slots.tensor_slot
+        return dataclasses.replace(
+            d, in_addr=d.in_addr + s * t.get(d.in_addr, 0), out_addr=d.out_addr + s * t.get(d.out_addr, 0),
+            mask_base=d.mask_base + s * slots.mask_slot[d.mask_base] if _touches_mask(d) else d.mask_base,
+            index_base=d.index_base + s * slots.index_slot[d.index_base] if _touches_index(d) else d.index_base)
+
+    def batched(d: Job) -> Job:
+        assert (d.oh, d.ow, d.ih, d.iw, d.ky, d.kx) == (1, 1, 1, 1, 1, 1), d
+        return tile(dataclasses.replace(
+            d, ih=n, oh=n, oph=n, in_row_bytes=slots.tensor_slot[d.in_addr],
+            out_row_bytes=slots.tensor_slot[d.out_addr], mask_plane=n if _touches_mask(d) else d.mask_plane))
+
+    out = []
+    for k, d in enumerate(jobs):
+        out.append((batched(d),) if linear[k] else tuple(per_slot(d, s) for s in range(n)))
+    flat = lambda part: tuple(j for group in part for j in group)  # noqa: E731
+    return flat(out[:len(forward)]), flat(out[len(forward):])
+
+
 def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None = None
           ) -> tuple[tuple[Job, ...], tuple[Job, ...]]:
     """Every job tiled (``cost``: see ``tile_job``)."""
@@ -737,11 +845,22 @@ def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None 
     return tile(lowered.forward), tile(lowered.backward)
 
 
+def tiled_batch(lowered: Lowered, buffers: Buffers, forward: tuple[Job, ...], backward: tuple[Job, ...],
+                cost: Callable[[Job], int] | None = None) -> tuple[tuple[Job, ...], tuple[Job, ...]]:
+    """The batched lists of ``lowered`` from its tiled lists ``forward``, ``backward`` (empty
+    without slots)."""
+    if lowered.slots is None:
+        return (), ()
+    return batch_lists(forward, backward, lowered.slots, lowered.qgraph.graph.layers,
+                       lambda d: tile_job(d, lowered.shape, buffers, cost))
+
+
 def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None = None) -> ProgramV2:
     """Tile the jobs (``cost``: see ``tile_job``) and write the DDR image; XaiHlsError names a
     field the engine cannot hold."""
     forward, backward = tiled(lowered, buffers, cost)
-    h = lowered.header
+    forward_batch, backward_batch = tiled_batch(lowered, buffers, forward, backward, cost)
+    h = dict(lowered.header, n_forward_batch=len(forward_batch), n_backward_batch=len(backward_batch))
     image = bytearray(lowered.init_end)
     image[: HEADER.bytes] = HEADER.encode(h)
     layers = lowered.qgraph.graph.layers
@@ -753,15 +872,20 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
             return f"layer '{names[d.layer]}' with its max-pool '{names[pool]}' ({direction}): "
         return f"layer '{names[d.layer]}' ({direction}): "
 
-    for base, jobs, direction in ((h["forward_addr"], forward, "forward"), (h["backward_addr"], backward, "backward")):
+    lists = ((h["forward_addr"], forward, "forward"), (h["backward_addr"], backward, "backward"),
+             (h["forward_batch_addr"], forward_batch, "batched forward"),
+             (h["backward_batch_addr"], backward_batch, "batched backward"))
+    for base, jobs, direction in lists:
         for k, d in enumerate(jobs):
             image[base + DESCRIPTOR.bytes * k: base + DESCRIPTOR.bytes * (k + 1)] = d.encode(where(d, direction))
     for addr, values in lowered.blobs:
         assert addr + 2 * values.size <= lowered.init_end, "a blob outside the image"
         image[addr: addr + 2 * values.size] = values.astype("<i2").tobytes()
-    return ProgramV2(lowered.shape, buffers, h, forward, backward, lowered.regions, bytes(image), lowered.qgraph)
+    return ProgramV2(lowered.shape, buffers, h, forward, backward, lowered.regions, bytes(image), lowered.qgraph,
+                     forward_batch, backward_batch)
 
 
-def lower(qg: QGraph, shape: Shape, buffers: Buffers) -> ProgramV2:
-    """The Program v2 of ``qg`` for an engine of ``shape`` with ``buffers``."""
-    return encode(lower_jobs(qg, shape), buffers)
+def lower(qg: QGraph, shape: Shape, buffers: Buffers, batch: int = 1) -> ProgramV2:
+    """The Program v2 of ``qg`` for an engine of ``shape`` with ``buffers`` (``batch``: slots of
+    its batched lists)."""
+    return encode(lower_jobs(qg, shape, batch=batch), buffers)

@@ -21,13 +21,15 @@ from xaihls.plan import resources as resource_model
 from xaihls.plan.boards import Board
 from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate
 from xaihls.plan.capabilities import program_refusal
-from xaihls.plan.lowering import Buffers, ProgramV2, Shape, buffer_needs, encode, lower_jobs, tiled
+from xaihls.plan.lowering import Buffers, ProgramV2, Shape, buffer_needs, encode, lower_jobs, tiled, tiled_batch
 from xaihls.quant.qgraph import QGraph
 
 ARRAY_SIDES = (4, 8, 16, 32, 64, 128)  # the RTL takes Tm, Tn up to 128
 IN_DEPTHS = (1024, 2048, 4096, 8192)
 OUT_DEPTHS = (256, 512, 1024, 2048)
 SLACK = 0.10
+BATCHES = (2, 4, 8, 16, 32)  # slots of the batched lists the planner weighs
+BATCH_SLACK = 0.02  # the smallest batch whose integrated-gradients run is within this of the fastest batch's
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class PlanV2:
     method_cycles: dict[str, int]
     candidates: tuple[Candidate, ...] = field(default_factory=tuple)
     next_larger: Candidate | None = None
+    batch_cycles: dict[int, int] = field(default_factory=dict)  # IG run cycles by batch weighed (1: none)
 
     def latency_ms(self, method: str = "predict") -> float:
         return self.method_cycles[method] / (self.engine.clock_mhz * 1e3)
@@ -84,7 +87,8 @@ class PlanV2:
             "board": self.board.name, "part": self.board.part, "clock_mhz": e.clock_mhz, "tm": e.tm, "tn": e.tn,
             "axi_data_bits": e.axi_data_bits, "in_depth": e.in_depth, "out_depth": e.out_depth,
             "w_depth": e.w_depth, "bytes_per_cycle": e.bytes_per_cycle, "ddr_latency": e.ddr_latency,
-            "cap": self.cap, "slack": self.slack, "ig_steps": self.ig_steps,
+            "cap": self.cap, "slack": self.slack, "ig_steps": self.ig_steps, "batch": self.program.batch,
+            "batch_cycles": {str(k): v for k, v in self.batch_cycles.items()},
             "cycles": {m: self.method_cycles[m] for m in self.workload_methods},
             "latency_ms": {m: self.latency_ms(m) for m in self.workload_methods},
             "resources": self.resources.as_dict(), "resources_model": resource_model.MODEL_FILE.name,
@@ -105,8 +109,8 @@ class PlanV2:
 
 @dataclass(frozen=True)
 class KeptMemory:
-    """What the engine keeps between the forward and backward passes, against the activations
-    a backward pass would otherwise need (16-bit, every ReLU and max-pool input)."""
+    """What the engine keeps between the forward and backward passes for one image, against the
+    activations a backward pass would otherwise need (16-bit, every ReLU and max-pool input)."""
 
     relu_bits: int
     index_bits: int
@@ -128,8 +132,8 @@ def kept_memory(program: ProgramV2) -> KeptMemory:
     for i, layer in enumerate(layers):
         if isinstance(layer, ReLU) or (isinstance(layer, MaxPool2d) and not (i and isinstance(layers[i - 1], ReLU))):
             act += qg.width * math.prod(layer.in_shape)
-    h = program.header
-    return KeptMemory(h["mask_bits"], h["index_entries"] * h["index_bits"], act)
+    h = program.header  # the memories hold one image's per slot of the batched lists
+    return KeptMemory(h["mask_bits"] // h["batch"], h["index_entries"] * h["index_bits"] // h["batch"], act)
 
 
 def array_candidates(board: Board, cap: float) -> list[tuple[int, int]]:
@@ -249,9 +253,48 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     larger = [c for c in feasible if c.resources.dsp > chosen.resources.dsp]
     next_larger = min(larger, key=lambda c: (c.workload_cycles, c.key)) if larger else None
     cand, fwd, bwd, lowered, buffers = best_of[chosen.engine.tm, chosen.engine.tn]
+    cand, lowered, batch_cycles = _batch(qg, cand, lowered, buffers, fwd, bwd, board, cap, timing, model, memo)
     program = encode(lowered, buffers, _row_tile_cost(timing, cand.engine, memo))
     return PlanV2(board, cand.engine, program, cand.resources, fwd, bwd, cap, slack, qg.ig_steps,
-                  cand.method_cycles, candidates, next_larger)
+                  cand.method_cycles, candidates, next_larger, batch_cycles)
+
+
+def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, fwd, bwd, board: Board, cap: float, timing,
+           model, memo) -> tuple[Candidate, object, dict[int, int]]:
+    """The slots of the batched lists integrated gradients run their steps on (docs/engine_v2.md,
+    "Batched lists"): of the batches up to the compiled steps whose engine still fits (the kept
+    ReLU bits and pool indices grow with the batch), the smallest whose integrated-gradients run
+    takes at most (1 + BATCH_SLACK) times the fastest's; 1 (no batched lists) if none beats it."""
+    method = "integrated_gradients"
+    if method not in qg.methods:
+        return cand, lowered, {}
+    options = {1: (cand, lowered)}
+    cycles = {1: cand.method_cycles[method]}
+    for batch in (b for b in BATCHES if b <= qg.ig_steps):
+        low = lower_jobs(qg, lowered.shape, batch=batch)
+        h = low.header
+        cost = _row_tile_cost(timing, cand.engine, memo)
+        forward, backward = tiled(low, buffers, cost)
+        lists = tiled_batch(low, buffers, forward, backward, cost)
+        # the engine as built for this Program: a batched Linear job's rows may need deeper buffers
+        in_used, out_used, w_used = buffer_needs(forward + backward + lists[0] + lists[1], cand.engine.tm)
+        e = cand.engine
+        engine = replace(e, mask_bits=h["mask_bits"], index_entries=h["index_entries"],
+                         in_depth=max(e.in_depth, in_used), out_depth=max(e.out_depth, out_used),
+                         w_depth=max(e.w_depth, w_used))
+        res = model.estimate(engine)
+        if not _fits(res, board, cap):
+            break
+        batched = tuple(tuple(timing.job_cost(d, engine, direction) for d in jobs)
+                        for jobs, direction in zip(lists, ("forward", "backward")))
+        h = dict(h, n_forward_batch=len(lists[0]), n_backward_batch=len(lists[1]))
+        method_cycles = timing.workload(h, fwd, bwd, engine, qg.ig_steps, batched)
+        workload = method_cycles["predict"] + sum(method_cycles[m] for m in qg.methods)
+        options[batch] = (Candidate(engine, res, method_cycles, workload, True), low)
+        cycles[batch] = method_cycles[method]
+    fastest = min(cycles.values())
+    batch = min(b for b, c in cycles.items() if c <= (1 + BATCH_SLACK) * fastest)
+    return (*options[batch], cycles)
 
 
 def describe_candidates(p: PlanV2) -> str:
@@ -295,14 +338,19 @@ def describe(p: PlanV2, methods=None) -> str:
     lines.append("")
     for method in ["predict"] + list(methods or qg.methods):
         lines.append(f"{method:<22}{p.method_cycles[method]:>12,} cycles {p.latency_ms(method):>10.3f} ms")
+    if p.batch_cycles:
+        weighed = ", ".join(f"{b}: {c:,}" for b, c in p.batch_cycles.items())
+        lines.append(f"integrated gradients ({p.ig_steps} steps) run {p.program.batch} steps at a time on the batched "
+                     f"lists (cycles by batch weighed: {weighed}); the engines below are weighed without them")
     util = p.utilization()
     lines.append("")
     lines.append("resources (model fitted on yosys / board): " + ", ".join(
         f"{k} {v:,}/{p.board.resources.as_dict()[k]:,} ({util[k]:.0%})" for k, v in p.resources.as_dict().items()
         if k != "URAM"))
     k = p.kept
-    lines.append(f"kept for the backward pass: {k.kept_bits:,} bits (ReLU {k.relu_bits:,} + pool indices "
-                 f"{k.index_bits:,}) vs {k.activation_bits:,} bits of 16-bit activations: {k.ratio:.1f}x smaller")
+    slots = f", held for each of {p.program.batch} slots" if p.program.batch > 1 else ""
+    lines.append(f"kept for the backward pass: {k.kept_bits:,} bits an image (ReLU {k.relu_bits:,} + pool indices "
+                 f"{k.index_bits:,}{slots}) vs {k.activation_bits:,} bits of 16-bit activations: {k.ratio:.1f}x smaller")
     lines += ["", f"engines weighed (the smallest within {p.slack:.0%} of the fastest that fits under the "
               f"{p.cap:.0%} cap; workload: predict + one run of each method):", describe_candidates(p)]
     return "\n".join(lines)

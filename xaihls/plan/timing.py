@@ -313,24 +313,32 @@ def method_cycles(program, engine: EngineV2, method: str | None, steps: int = 32
         return sum(job_cost(d, engine, direction, ddr_latency, bytes_per_cycle).cycles for d in lst)
 
     backward = jobs(program.backward, "backward") if method is not None else 0
+    batched = (0, 0)
+    if method == "integrated_gradients" and program.batch > 1:
+        batched = (jobs(program.forward_batch, "forward"), jobs(program.backward_batch, "backward"))
     return run_cycles(program.header, engine, jobs(program.forward, "forward"), backward, method, steps,
-                      ddr_latency, bytes_per_cycle)
+                      ddr_latency, bytes_per_cycle, batched)
 
 
-def workload(header, forward_costs, backward_costs, engine: EngineV2, steps: int) -> dict[str, int]:
-    """Cycles of predict and of every method (by name) from the jobs' costs: what the planner weighs."""
+def workload(header, forward_costs, backward_costs, engine: EngineV2, steps: int,
+             batched_costs: tuple = ((), ())) -> dict[str, int]:
+    """Cycles of predict and of every method (by name) from the jobs' costs (``batched_costs``:
+    the batched lists'): what the planner weighs."""
     from xaihls.methods import METHODS
 
     f = sum(c.cycles for c in forward_costs)
     b = sum(c.cycles for c in backward_costs)
+    batched = tuple(sum(c.cycles for c in costs) for costs in batched_costs)
     return {"predict": run_cycles(header, engine, f, b, None, steps),
-            **{m: run_cycles(header, engine, f, b, m, steps) for m in METHODS}}
+            **{m: run_cycles(header, engine, f, b, m, steps, batched=batched) for m in METHODS}}
 
 
 def run_cycles(header, engine: EngineV2, forward: int, backward: int, method: str | None, steps: int = 32,
-               ddr_latency: int | None = None, bytes_per_cycle: float | None = None) -> int:
-    """Cycles of one run, start to done, given its forward and backward jobs' cycles: the header,
-    the post-processing and the result around them."""
+               ddr_latency: int | None = None, bytes_per_cycle: float | None = None,
+               batched: tuple[int, int] = (0, 0)) -> int:
+    """Cycles of one run, start to done, given its forward and backward jobs' cycles (``batched``:
+    the batched lists', which integrated gradients run while ``batch`` steps are left): the
+    header, the post-processing and the result around them."""
     dram = _dram(engine, ddr_latency, bytes_per_cycle)
     h = header
     beats = h["input_elems"] // engine.beat_elems
@@ -348,7 +356,10 @@ def run_cycles(header, engine: EngineV2, forward: int, backward: int, method: st
     if method == "integrated_gradients":
         table = FETCH_ISSUE + dram.latency + 3
         total += 2 * post("copy", classes_beats) + table
-        total += steps * (table + post("ig_point") + forward + backward + post("ig_acc"))
+        batch = h["batch"]
+        full, rest = divmod(steps, batch) if batch > 1 else (0, steps)
+        slot = 2 * table + post("ig_point") + post("ig_acc")  # an entry read before the point and the sum
+        total += full * (batch * slot + sum(batched)) + rest * (slot + forward + backward)
         total += post("ig_sum") + post("ig_final")
     else:
         op = {"saliency": "abs", "input_x_gradient": "ixg"}.get(method, "copy")

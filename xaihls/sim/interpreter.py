@@ -62,6 +62,8 @@ class Engine:
         self.alive = np.zeros_like(self.index)  # beside each index: [the window's ranked maximum > 0]
         self.forward = self._jobs(h["forward_addr"], h["n_forward"])
         self.backward = self._jobs(h["backward_addr"], h["n_backward"])
+        self.forward_batch = self._jobs(h["forward_batch_addr"], h["n_forward_batch"])
+        self.backward_batch = self._jobs(h["backward_batch_addr"], h["n_backward_batch"])
         self.saturated = [0, 0, 0]
         self.kind = 0
 
@@ -142,18 +144,25 @@ class Engine:
             total = np.zeros(n, dtype=np.int64)
             classes = h["classes"]
             self.write16(h["logits_save_addr"], self.read16(h["logits_addr"], classes))
-            for k in range(steps):
-                alpha, weight = int(table[2 + 2 * k]), int(table[3 + 2 * k])
-                self.kind = 2
-                self.write16(h["work_addr"], self._requant((base << alpha_frac) + alpha * diff, alpha_frac))
-                self._list(self.forward, 0, 0)
-                self._list(self.backward, mode, target)
-                total += weight * self.read16(h["grad_input_addr"], n)
+            k = 0
+            while k < steps:  # the steps in batches of `batch` on the batched lists, the rest one at a time
+                slots = h["batch"] if h["batch"] > 1 and steps - k >= h["batch"] else 1
+                for s in range(slots):
+                    alpha = int(table[2 + 2 * (k + s)])
+                    self.kind = 2
+                    self.write16(h["work_addr"] + s * h["slot_bytes"],
+                                 self._requant((base << alpha_frac) + alpha * diff, alpha_frac))
+                self._list(self.forward_batch if slots > 1 else self.forward, 0, 0)
+                self._list(self.backward_batch if slots > 1 else self.backward, mode, target, backward=True)
+                for s in range(slots):
+                    weight = int(table[3 + 2 * (k + s)])
+                    total += weight * self.read16(h["grad_input_addr"] + s * h["slot_bytes"], n)
+                k += slots
             self.write16(h["logits_addr"], self.read16(h["logits_save_addr"], classes))
             self.kind = 2
             summed = self._requant(total, weight_frac + h["grad_frac0"] - h["ig_sum_frac"])
             return self._requant(diff * summed, h["input_frac"] + h["ig_sum_frac"] - h["ig_frac"])
-        self._list(self.backward, mode, target)
+        self._list(self.backward, mode, target, backward=True)
         g = self.read16(h["grad_input_addr"], n)
         self.kind = 2
         if method.post is PostProcess.ABS:
@@ -163,8 +172,8 @@ class Engine:
             return self._requant(x * g, h["input_frac"] + grad_frac - h["ixg_frac"])
         return g
 
-    def _list(self, jobs: list[Job], mode: int, target: int) -> None:
-        self.kind = 0 if jobs is self.forward else 1
+    def _list(self, jobs: list[Job], mode: int, target: int, backward: bool = False) -> None:
+        self.kind = 1 if backward else 0
         for d in jobs:
             if d.op == Op.CONV:
                 self._conv(d, mode)
@@ -279,7 +288,8 @@ class Engine:
             out = self._requant(lanes, shift)
             oy = (r0 + np.arange(rows))[:, None] * d.osy + d.oyo
             ox = np.arange(d.ow)[None, :] * d.osx + d.oxo
-            pixel = (oy * d.opw + ox).reshape(-1)
+            oy, ox = (a.reshape(-1) for a in np.broadcast_arrays(oy, ox))
+            pixel = oy * d.opw + ox
             bits = d.mask_base + ((block * d.mask_plane + pixel)[None, :] * tn + np.arange(tn)[:, None])
             if d.has(Flag.RELU):
                 self.mask[bits] = lanes > 0
@@ -289,12 +299,15 @@ class Engine:
                 out = np.maximum(out, 0)
             if d.has(Flag.BWD_RELU):
                 out = _relu_rule(out, self.mask[bits], mode)
-            self._store(d, block, pixel, out)
+            self._store(d, block, oy, ox, out)
 
-    def _store(self, d: Job, block: int, pixel: np.ndarray, out: np.ndarray) -> None:
+    def _store(self, d: Job, block: int, oy: np.ndarray, ox: np.ndarray, out: np.ndarray) -> None:
+        """Lanes x pixels (oy, ox) of block ``block``: rows ``out_row_bytes`` apart, pixels tn elements."""
         tn = self.shape.tn
         view = self.ddr[d.out_addr + block * d.out_block_bytes:].view("<i2")
-        view[(pixel[None, :] * tn + np.arange(tn)[:, None]).reshape(-1)] = out.reshape(-1)
+        assert d.out_row_bytes % 2 == 0
+        elem = oy * (d.out_row_bytes // 2) + ox * tn
+        view[(elem[None, :] + np.arange(tn)[:, None]).reshape(-1)] = out.reshape(-1)
 
     def _pool(self, d: Job, block: int, r0: int, rows: int, lanes: np.ndarray) -> None:
         tn = self.shape.tn
@@ -320,7 +333,8 @@ class Engine:
         out = self._requant(best, d.shift0)
         if relu:
             out = np.maximum(out, 0)
-        pixel = (py[:, None] * d.pool_ow + px[None, :]).reshape(-1)
+        oy, ox = (a.reshape(-1) for a in np.meshgrid(py, px, indexing="ij"))
+        pixel = oy * d.pool_ow + ox
         entries = (block * d.index_plane + pixel)[None, :] * tn + np.arange(tn)[:, None]
         self.index[d.index_base + entries] = index.reshape(tn, -1)
         self.alive[d.index_base + entries] = alive.reshape(tn, -1)
@@ -328,7 +342,7 @@ class Engine:
         if d.has(Flag.RAP):
             self.mask[d.mask_base + (block * d.mask_plane + pixel)[None, :] * tn + np.arange(tn)[:, None]] = out > 0
             out = np.maximum(out, 0)
-        self._store(d, block, pixel, out)
+        self._store(d, block, oy, ox, out)
 
 
 def run_batch(program: ProgramV2, x_q: torch.Tensor, method_code: int, target: torch.Tensor | None, steps: int,

@@ -28,7 +28,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
 from xaihls.golden import model as golden
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
-from xaihls.plan.contract import MAX_IG_STEPS, RESULT, Flag, Op, Status
+from xaihls.plan.contract import MAX_IG_STEPS, PROGRAM_VERSION, RESULT, Flag, Op, Status
 from xaihls.plan.engine import EngineV2
 from xaihls.plan.contract import to_blocked
 from xaihls.plan.lowering import ProgramV2, buffer_needs
@@ -56,7 +56,7 @@ CSIM_FAULT = 1 << 7  # the top's C-simulation-only status bit (xaihls_engine.h)
 
 STATUS_TEXT = {
     1 << Status.BUS_ERROR: "bus error (an access outside the Program's DDR)",
-    1 << Status.BAD_PROGRAM: "the Program is not version 2 or was built for another engine",
+    1 << Status.BAD_PROGRAM: f"the Program is not contract version {PROGRAM_VERSION} or was built for another engine",
     1 << Status.BAD_ARGUMENT: "an argument (method, target, steps or the IG table) out of range",
     CSIM_FAULT: "C-simulation fault: the engine's units disagreed on a job's tiles, or an operand address left "
                 "the input buffer (an engine or compiler bug)",
@@ -76,7 +76,7 @@ def check_engine(program: ProgramV2, engine: EngineV2) -> None:
     if h["data_width"] != 16:
         raise XaiHlsError(f"the HLS engine moves 16-bit data; this network is quantized to {h['data_width']} bits "
                           "(set width: 16 in the quantization config)")
-    in_used, out_used, w_used = buffer_needs(program.forward + program.backward, s.tm)
+    in_used, out_used, w_used = buffer_needs(program.all_jobs, s.tm)
     needs = {"in_depth": in_used, "out_depth": out_used, "w_depth": w_used, "mask_bits": h["mask_bits"],
              "index_entries": h["index_entries"], "index_bits": h["index_bits"], "input_elems": h["input_elems"]}
     for name, need in needs.items():
@@ -87,11 +87,13 @@ def check_engine(program: ProgramV2, engine: EngineV2) -> None:
 def _tripcounts(program: ProgramV2) -> dict[str, int]:
     """The largest count of each kind any job of ``program`` asks for (Vitis's latency report)."""
     per = program.shape.tm // program.shape.tn
-    jobs = program.forward + program.backward
+    jobs = program.all_jobs
     conv = [d for d in jobs if d.op == Op.CONV]
     seed = [d for d in jobs if d.op == Op.SEED]
     return {
-        "MAX_JOBS": max(len(program.forward), len(program.backward), 1),
+        "MAX_JOBS": max(len(program.forward), len(program.backward), len(program.forward_batch),
+                        len(program.backward_batch), 1),
+        "MAX_BATCH": program.batch,
         "MAX_ROW_TILES": max([d.m_tiles * d.row_tiles for d in conv], default=1),
         "MAX_N_TILES": max([min(per, d.n_tiles) if d.has(Flag.DIAG) else d.n_tiles for d in conv], default=1),
         "MAX_WRITE_COMMANDS": max([d.out_blocks * (d.pool_oh if d.has(Flag.POOL) else d.oh) for d in conv], default=1),
@@ -101,7 +103,8 @@ def _tripcounts(program: ProgramV2) -> dict[str, int]:
 
 PROGRAM_PARAMETERS = {
     "DDR_BYTES": "bytes of DDR the Program uses",
-    "MAX_JOBS": "descriptors in the longer list",
+    "MAX_JOBS": "descriptors in the longest list",
+    "MAX_BATCH": "slots of the batched lists",
     "MAX_ROW_TILES": "row tiles of one job, over its m-tiles",
     "MAX_N_TILES": "n-tiles of one row tile",
     "MAX_WRITE_COMMANDS": "output runs of one job",

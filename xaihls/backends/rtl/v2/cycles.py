@@ -2,7 +2,8 @@
 
 The RTL logs one profile entry per phase (header, image copy, each job from its descriptor's
 fetch to its last write response, argmax and result, post-processing). ``compare`` lines up the
-first forward and backward lists with the Program's jobs and ``timing.job_cost``.
+first forward and backward lists with the Program's jobs and ``timing.job_cost``, or (``batched``)
+the batched lists an integrated-gradients run takes first.
 """
 
 from __future__ import annotations
@@ -35,15 +36,19 @@ class CycleRow:
 
 
 def compare(program, engine: EngineV2, profile: list[tuple[str, int]], ddr_latency: int | None = None,
-            macs: tuple[list[int], list[int]] | None = None) -> list[CycleRow]:
+            macs: tuple[list[int], list[int]] | None = None, batched: bool = False) -> list[CycleRow]:
     """Per job: Verilator's cycles (the run's ``profile``), the model's, and the network's MACs
-    (``macs``: per forward and per backward job; default from the Program's network when it has one)."""
-    fwd = [c for k, c in profile if k == "forward"][: len(program.forward)]
-    bwd = [c for k, c in profile if k == "backward"][: len(program.backward)]
+    (``macs``: per forward and per backward job; default from the Program's network when it has one).
+    ``batched``: the profile of an integrated-gradients run of at least ``batch`` steps, whose first
+    step batch runs the batched lists after the image's forward list."""
+    forward, backward = (program.forward_batch, program.backward_batch) if batched else (program.forward,
+                                                                                        program.backward)
+    skip = len(program.forward) if batched else 0
+    fwd = [c for k, c in profile if k == "forward"][skip: skip + len(forward)]
+    bwd = [c for k, c in profile if k == "backward"][: len(backward)]
     layers = getattr(getattr(program, "qgraph", None), "graph", None)
     rows = []
-    for side, (direction, jobs, measured) in enumerate((("forward", program.forward, fwd),
-                                                        ("backward", program.backward, bwd))):
+    for side, (direction, jobs, measured) in enumerate((("forward", forward, fwd), ("backward", backward, bwd))):
         for i, (d, cycles) in enumerate(zip(jobs, measured)):
             jc = job_cost(d, engine, direction, ddr_latency, layers=layers.layers if layers else None)
             rows.append(CycleRow(direction, i, jc.op, d.layer, cycles, jc.cycles,

@@ -85,7 +85,7 @@ def rtl_params(program, engine: EngineV2 | None = None) -> RtlV2Params:
     header; ``engine`` (default EngineV2.for_program) says whether the backward path is built."""
     h, s = program.header, program.shape
     backward = True if engine is None else engine.backward
-    in_depth, out_depth, w_depth = buffer_needs(program.forward + program.backward, s.tm)
+    in_depth, out_depth, w_depth = buffer_needs(program.all_jobs, s.tm)
     e = EngineV2(s.tm, s.tn, s.beat_elems, in_depth, out_depth, w_depth, h["mask_bits"], h["index_entries"],
                  h["index_bits"], h["input_elems"], 0.0, 0.0, backward=backward).as_built()
     return RtlV2Params(

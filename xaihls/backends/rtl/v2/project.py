@@ -27,6 +27,7 @@ import numpy as np
 from xaihls.backends.rtl.v2.params import RTL_DIR, SIM_SOURCES, SOURCES, TOP, RtlV2Params, rtl_params
 from xaihls.errors import XaiHlsError
 from xaihls.plan.contract import DESCRIPTOR, HEADER, PROGRAM_MAGIC, PROGRAM_VERSION, from_blocked
+from xaihls.plan.lowering import JobLists
 from xaihls.project import DDR_IMAGE, REPORTS, read_estimate
 from xaihls.project import load_project as load_project_folder
 
@@ -56,7 +57,7 @@ def project_files(plan) -> dict[str, bytes]:
 # ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class ProgramImage:
+class ProgramImage(JobLists):
     """A Program read back from its DDR image: what the simulation (``sim.simulate``), the RTL
     parameters and the cycle model (``xaihls.plan.timing``) read of a ProgramV2."""
 
@@ -64,6 +65,8 @@ class ProgramImage:
     header: dict
     forward: tuple     # xaihls.plan.lowering.Job
     backward: tuple
+    forward_batch: tuple
+    backward_batch: tuple
     regions: tuple     # xaihls.plan.lowering.Region (from project.json)
     image: bytes
 
@@ -73,9 +76,9 @@ class ProgramImage:
 
 
 def decode_image(image: bytes, where: str = "the DDR image", regions: tuple = ()) -> ProgramImage:
-    """The Program in a DDR image (header, then the two job lists); XaiHlsError naming ``where``
-    if it is not a version-2 Program whole."""
-    from xaihls.plan.lowering import Shape, job_from_bytes
+    """The Program in a DDR image (header, then the job lists); XaiHlsError naming ``where``
+    if it is not a whole Program of this contract version."""
+    from xaihls.plan.lowering import Shape, job_from_bytes, read_lists
 
     if len(image) < HEADER.bytes:
         raise XaiHlsError(f"{where}: {len(image)} bytes, shorter than a Program header ({HEADER.bytes})")
@@ -98,8 +101,7 @@ def decode_image(image: bytes, where: str = "the DDR image", regions: tuple = ()
         shape = Shape(h["tm"], h["tn"], h["beat_elems"])
     except XaiHlsError as exc:
         raise XaiHlsError(f"{where}: {exc}") from None
-    return ProgramImage(shape, h, jobs(h["forward_addr"], h["n_forward"], "forward"),
-                        jobs(h["backward_addr"], h["n_backward"], "backward"), tuple(regions), bytes(image))
+    return ProgramImage(shape, h, **read_lists(h, jobs), regions=tuple(regions), image=bytes(image))
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,8 @@ def run_rtl_v2(program, engine, x_q: torch.Tensor, method: str | None, target: t
     for r in out:
         if r["status"]:
             raise XaiHlsError(f"the RTL engine stopped with status {r['status']:#x} (bit 0 bus error, bit 1 not a "
-                              "version-2 Program for this engine, bit 2 arguments or Program do not fit this build)")
+                              "Program of this contract version for this engine, bit 2 arguments or Program do not "
+                              "fit this build)")
     logits = torch.from_numpy(np.stack([r["logits"] for r in out]).astype(np.int64))
     targets = torch.tensor([int(r["result"][1]) for r in out], dtype=torch.int64)
     attrs = None

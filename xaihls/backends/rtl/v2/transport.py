@@ -30,7 +30,7 @@ from xaihls.driver import (DDR_IMAGE, Operation, ReadMemory, ReadRegister, WaitD
                            WriteRegister)
 from xaihls.errors import XaiHlsError
 from xaihls.plan.contract import HEADER, PROGRAM_MAGIC, PROGRAM_VERSION
-from xaihls.plan.lowering import Job, Shape, job_from_bytes
+from xaihls.plan.lowering import Job, JobLists, Shape, job_from_bytes, read_lists
 
 KINDS = {WriteMemory: "write_memory", ReadMemory: "read_memory", WriteRegister: "write_register",
          ReadRegister: "read_register", WaitDone: "wait_done"}
@@ -38,13 +38,15 @@ KINDS = {WriteMemory: "write_memory", ReadMemory: "read_memory", WriteRegister: 
 
 
 @dataclass(frozen=True)
-class ProgramImage:
+class ProgramImage(JobLists):
     """What ``rtl_params`` reads of a Program, decoded from its DDR image: header, array shape, jobs."""
 
     header: dict
     shape: Shape
     forward: tuple[Job, ...]
     backward: tuple[Job, ...]
+    forward_batch: tuple[Job, ...]
+    backward_batch: tuple[Job, ...]
 
     @classmethod
     def decode(cls, image: bytes) -> "ProgramImage":
@@ -53,11 +55,10 @@ class ProgramImage:
             raise XaiHlsError(f"the DDR image holds no version-{PROGRAM_VERSION} Program; compile it again")
         size = 4 * h["desc_words"]
 
-        def jobs(addr: int, n: int) -> tuple[Job, ...]:
+        def jobs(addr: int, n: int, _name: str) -> tuple[Job, ...]:
             return tuple(job_from_bytes(image[addr + k * size: addr + (k + 1) * size]) for k in range(n))
 
-        return cls(h, Shape(h["tm"], h["tn"], h["beat_elems"]), jobs(h["forward_addr"], h["n_forward"]),
-                   jobs(h["backward_addr"], h["n_backward"]))
+        return cls(h, Shape(h["tm"], h["tn"], h["beat_elems"]), **read_lists(h, jobs))
 
 
 class SimulationTransport:
