@@ -63,15 +63,20 @@ package xaihls_engine_pkg;
     requant = {sat, q};
   endfunction
 
-  // The ReLU rule of the backward pass (xaihls.methods.ReluBackward) on value g with the kept bit.
-  function automatic logic [15:0] relu_rule(input logic [15:0] g, input logic bit_kept, input logic [1:0] mode);
-    logic pos;
-    pos = !g[15] && g != '0;
+  // Whether the ReLU rule of the backward pass (xaihls.methods.ReluBackward) keeps a value of
+  // sign ``negative`` with the kept bit (else it gives zero; zero stays zero either way).
+  function automatic logic relu_keeps(input logic negative, input logic bit_kept, input logic [1:0] mode);
     case (mode)
-      2'd2: relu_rule = g[15] ? '0 : g;                  // DECONV: max(g, 0)
-      2'd1: relu_rule = (bit_kept && pos) ? g : '0;      // GUIDED: max(g * bit, 0)
-      default: relu_rule = bit_kept ? g : '0;            // MASK: g * bit
+      2'd2: relu_keeps = !negative;                      // DECONV: max(g, 0)
+      2'd1: relu_keeps = bit_kept && !negative;          // GUIDED: max(g * bit, 0)
+      default: relu_keeps = bit_kept;                    // MASK: g * bit
     endcase
+  endfunction
+
+  // The ReLU rule on value g: g where it keeps it, else zero (the walker zeroes a kept-not operand
+  // through its register's reset instead).
+  function automatic logic [15:0] relu_rule(input logic [15:0] g, input logic bit_kept, input logic [1:0] mode);
+    relu_rule = relu_keeps(g[15], bit_kept, mode) ? g : '0;
   endfunction
 
 endpackage

@@ -86,6 +86,8 @@ module xaihls_walker #(
     logic               is_post, diag, gate, unp, unp_relu;
     logic [2:0]         umsk;       // UNPOOL: window side - 1 (1, 3 or 7)
     logic [1:0]         uls, rmode;
+    logic               starts_unpool;   // the job starting is a CONV job with UNPOOL
+    assign starts_unpool = BACKWARD != 0 && kind == JOB_CONV && desc.unpool != 2'(UNPOOL_OFF);
     logic [11:0]        m_tiles, row_tiles, n_tiles, tile_rows, last_rows, ow;
     logic signed [13:0] ih, iw, isx, ikx, isy, iky, iy0, ix0, load_step;   // load_step: input rows a row tile advances
     logic [4:0]         ky_n, kx_n;
@@ -236,8 +238,8 @@ module xaihls_walker #(
                 is_post <= kind == JOB_POST;
                 diag <= kind == JOB_CONV && desc.flags[FLAG_DIAG];
                 gate <= BACKWARD != 0 && kind == JOB_CONV && desc.flags[FLAG_GATE];
-                unp <= BACKWARD != 0 && kind == JOB_CONV && desc.unpool != 2'(UNPOOL_OFF);
-                unp_relu <= BACKWARD != 0 && desc.unpool == 2'(UNPOOL_RELU);
+                unp <= starts_unpool;
+                unp_relu <= starts_unpool && desc.unpool == 2'(UNPOOL_RELU);
                 umsk <= 3'(desc.pool_sh - 1'b1);
                 uls <= ulog(desc.pool_sh[3:2]);
                 rmode <= mode;
@@ -248,8 +250,8 @@ module xaihls_walker #(
                 last_rows <= desc.last_rows;
                 ow <= desc.ow;
                 // the map's bounds: UNPOOL's input is the pooled map, its positions those of the window grid
-                ih <= (BACKWARD != 0 && desc.unpool != 2'(UNPOOL_OFF)) ? 14'(desc.ih) << ulog(desc.pool_sh[3:2]) : 14'(desc.ih);
-                iw <= (BACKWARD != 0 && desc.unpool != 2'(UNPOOL_OFF)) ? 14'(desc.iw) << ulog(desc.pool_sh[3:2]) : 14'(desc.iw);
+                ih <= starts_unpool ? 14'(desc.ih) << ulog(desc.pool_sh[3:2]) : 14'(desc.ih);
+                iw <= starts_unpool ? 14'(desc.iw) << ulog(desc.pool_sh[3:2]) : 14'(desc.iw);
                 ky_n <= desc.ky;
                 kx_n <= desc.kx;
                 walk_origin <= IAW'(desc.walk_origin);
@@ -264,7 +266,7 @@ module xaihls_walker #(
                 iy0 <= desc.iy0;
                 ix0 <= desc.ix0;
                 // the first input row of the next row tile (UNPOOL: grid rows, isy = 1; load_step counts pooled rows)
-                load_step <= (BACKWARD != 0 && desc.unpool != 2'(UNPOOL_OFF)) ? 14'(desc.tile_step) : 14'(desc.load_step);
+                load_step <= starts_unpool ? 14'(desc.tile_step) : 14'(desc.load_step);
                 ix_base <= IXW'(desc.index_base / TN);
                 ix_plane <= IXW'(desc.index_plane);
                 ix_lo <= lo_iw;
@@ -546,11 +548,11 @@ module xaihls_walker #(
 
     for (genvar n = 0; n < TN; n++) begin : g_keep
         if (BACKWARD != 0) begin : g_gate
-            logic alive, positive, rule;
+            logic alive, negative, rule;
             assign alive = ix_rdata[n*(INDEX_BITS+1) + INDEX_BITS];
-            assign positive = !in_rdata[n*16 + 15] && in_rdata[n*16 +: 16] != '0;
+            assign negative = in_rdata[n*16 + 15];
             // the ReLU rule of the run on an unpooled operand: its bit is the window's alive bit
-            assign rule = rmode == 2'(RELU_DECONV) ? positive : alive && (rmode != 2'(RELU_GUIDED) || positive);
+            always_comb rule = relu_keeps(negative, alive, rmode);
             assign x_keep[n] = s1_keep && (!gate || ix_rdata[n*(INDEX_BITS+1) +: INDEX_BITS] == INDEX_BITS'(s1_code))
                                && (!s1_urelu || rule);
         end else begin : g_nogate
@@ -573,5 +575,5 @@ module xaihls_walker #(
     end
 
     logic unused;
-    assign unused = ^{f_rt, i_rt, ix_rdata, desc, post, BACKWARD, s1_code, w_rdata, gate, uls, rmode, s1_urelu};
+    assign unused = ^{f_rt, i_rt, ix_rdata, desc, post, BACKWARD, s1_code, w_rdata, gate, rmode, s1_urelu};
 endmodule
