@@ -41,6 +41,8 @@ def main() -> None:
             "buffers in/out": f"{e.in_depth}/{e.out_depth}",
             "inference cycles": p.method_cycles["predict"], "inference ms": p.latency_ms("predict"),
             "saliency ms": p.latency_ms("saliency"), "IG-32 ms": p.latency_ms("integrated_gradients"),
+            "IG batch (largest fitting)": f"{p.program.batch} ({max(p.batch_cycles, default=1)})",
+            "IG-32/saliency": p.method_cycles["integrated_gradients"] / p.method_cycles["saliency"],
             "conv util min/median": f"{min(conv_fwd):.0%}/{statistics.median(conv_fwd):.0%}",
             "saliency/inference": p.method_cycles["saliency"] / p.method_cycles["predict"],
             "DSP": r["DSP"], "BRAM_18K": r["BRAM_18K"], "LUT": r["LUT"], "FF": r["FF"],

@@ -225,7 +225,8 @@ def test_status_bits_are_the_contracts(plans):
 
     bad_program = 1 << Status.BAD_PROGRAM
     header = HEADER.decode(ddr[:HEADER.bytes].tobytes())
-    for field, value in (("version", 1), ("tm", 8), ("beat_elems", 8), ("mask_bits", plan.engine.mask_bits + 1)):
+    for field, value in (("version", 1), ("tm", 8), ("beat_elems", 8), ("mask_bits", plan.engine.mask_bits + 1),
+                         ("batch", 0), ("n_forward_batch", 0), ("slot_bytes", 0)):  # batch 2 without its lists
         broken = ddr.copy()
         broken[:HEADER.bytes] = np.frombuffer(HEADER.encode({**header, field: value}), np.uint8)
         assert lib.run(broken, 0, -1, STEPS) == bad_program, field

@@ -13,9 +13,9 @@ from xaihls.executor import quantize_input
 from xaihls.methods import METHOD_CODES, METHODS
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan.contract import from_blocked, to_blocked
-from xaihls.plan.contract import Flag
+from xaihls.plan.contract import HEADER, Flag
 from xaihls.plan.lowering import Buffers, Shape, encode, feature_order, lower, lower_jobs
-from xaihls.sim.interpreter import run_batch
+from xaihls.sim.interpreter import Engine, run_batch
 
 SHAPES = [(Shape(8, 4, 4), Buffers(1024, 256, 1024)), (Shape(16, 8, 4), Buffers(4096, 1024, 4096)),
           (Shape(4, 4, 4), Buffers(256, 64, 1024))]  # the last one tiles rows
@@ -172,3 +172,16 @@ def test_batched_lists_run_a_linear_layer_once_for_every_slot_unless_its_bits_ar
                       ("backward", seed, 2): batch, ("backward", fc2, 1): 1, ("backward", fc1, 1): batch,
                       ("backward", conv, 1): batch}
     _batched_ig_matches(acc, calibration[:2], Shape(8, 4, 4), SHAPES[0][1], batch, 4)
+
+
+def test_a_program_of_several_slots_without_its_batched_lists_is_refused():
+    entry = get_zoo_model("digits")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",))
+    program = encode(lower_jobs(acc.qgraph, *SHAPES[0][:1], batch=2), SHAPES[0][1])
+    Engine(program)
+    for field in ("n_forward_batch", "n_backward_batch", "slot_bytes"):
+        ddr = program.ddr()
+        header = HEADER.decode(ddr[:HEADER.bytes].tobytes())
+        ddr[:HEADER.bytes] = np.frombuffer(HEADER.encode({**header, field: 0}), np.uint8)
+        with pytest.raises(XaiHlsError, match="2 slots without batched lists"):
+            Engine(ddr)

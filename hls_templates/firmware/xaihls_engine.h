@@ -82,7 +82,8 @@ inline bool header_fits(const Header &h) {
         && aligned(h.work_addr) && aligned(h.baseline_addr) && aligned(h.ig_table_addr) && aligned(h.logits_addr)
         && aligned(h.logits_save_addr) && aligned(h.result_addr) && aligned(h.attr_addr)
         && aligned(h.grad_input_addr) && aligned(h.forward_batch_addr) && aligned(h.backward_batch_addr)
-        && aligned(h.slot_bytes) && h.batch >= 1;
+        && aligned(h.slot_bytes) && h.batch >= 1
+        && (h.batch == 1 || (h.n_forward_batch >= 1 && h.n_backward_batch >= 1 && h.slot_bytes >= 1));
     return identity && sizes && regions;
 }
 

@@ -319,6 +319,8 @@ module xaihls_ctrl #(
                         st <= S_FINISH;
                     end else if (hdr.magic != PROGRAM_MAGIC || 32'(hdr.version) != PROGRAM_VERSION ||
                                  32'(hdr.desc_words) != DESCRIPTOR_WORDS || hdr.data_width != 8'd16 || hdr.batch == '0 ||
+                                 (hdr.batch != 8'd1 && (hdr.n_forward_batch == '0 || hdr.n_backward_batch == '0 ||
+                                                        hdr.slot_bytes == '0)) ||
                                  32'(hdr.tm) != TM || 32'(hdr.tn) != TN || 32'(hdr.beat_elems) != E) begin
                         status[STATUS_BAD_PROGRAM] <= 1'b1;
                         st <= S_FINISH;

@@ -62,6 +62,7 @@ class PlanV2:
     candidates: tuple[Candidate, ...] = field(default_factory=tuple)
     next_larger: Candidate | None = None
     batch_cycles: dict[int, int] = field(default_factory=dict)  # IG run cycles by batch weighed (1: none)
+    batch_too_large: int | None = None  # the smallest batch weighed whose engine did not fit the board
 
     def latency_ms(self, method: str = "predict") -> float:
         return self.method_cycles[method] / (self.engine.clock_mhz * 1e3)
@@ -89,6 +90,7 @@ class PlanV2:
             "w_depth": e.w_depth, "bytes_per_cycle": e.bytes_per_cycle, "ddr_latency": e.ddr_latency,
             "cap": self.cap, "slack": self.slack, "ig_steps": self.ig_steps, "batch": self.program.batch,
             "batch_cycles": {str(k): v for k, v in self.batch_cycles.items()},
+            "batch_too_large": self.batch_too_large,
             "cycles": {m: self.method_cycles[m] for m in self.workload_methods},
             "latency_ms": {m: self.latency_ms(m) for m in self.workload_methods},
             "resources": self.resources.as_dict(), "resources_model": resource_model.MODEL_FILE.name,
@@ -253,22 +255,25 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     larger = [c for c in feasible if c.resources.dsp > chosen.resources.dsp]
     next_larger = min(larger, key=lambda c: (c.workload_cycles, c.key)) if larger else None
     cand, fwd, bwd, lowered, buffers = best_of[chosen.engine.tm, chosen.engine.tn]
-    cand, lowered, batch_cycles = _batch(qg, cand, lowered, buffers, fwd, bwd, board, cap, timing, model, memo)
+    cand, lowered, batch_cycles, too_large = _batch(qg, cand, lowered, buffers, fwd, bwd, board, cap, timing, model,
+                                                    memo)
     program = encode(lowered, buffers, _row_tile_cost(timing, cand.engine, memo))
     return PlanV2(board, cand.engine, program, cand.resources, fwd, bwd, cap, slack, qg.ig_steps,
-                  cand.method_cycles, candidates, next_larger, batch_cycles)
+                  cand.method_cycles, candidates, next_larger, batch_cycles, too_large)
 
 
 def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, fwd, bwd, board: Board, cap: float, timing,
-           model, memo) -> tuple[Candidate, object, dict[int, int]]:
+           model, memo) -> tuple[Candidate, object, dict[int, int], int | None]:
     """The slots of the batched lists integrated gradients run their steps on (docs/engine_v2.md,
     "Batched lists"): of the batches up to the compiled steps whose engine still fits (the kept
     ReLU bits and pool indices grow with the batch), the smallest whose integrated-gradients run
-    takes at most (1 + BATCH_SLACK) times the fastest's; 1 (no batched lists) if none beats it."""
+    takes at most (1 + BATCH_SLACK) times the fastest's; 1 (no batched lists) if none beats it.
+    Also the cycles of each batch weighed and the first batch that did not fit (None: all did)."""
     method = "integrated_gradients"
     if method not in qg.methods:
-        return cand, lowered, {}
+        return cand, lowered, {}, None
     options = {1: (cand, lowered)}
+    too_large = None
     cycles = {1: cand.method_cycles[method]}
     for batch in (b for b in BATCHES if b <= qg.ig_steps):
         low = lower_jobs(qg, lowered.shape, batch=batch)
@@ -284,6 +289,7 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, fwd, bwd, boa
                          w_depth=max(e.w_depth, w_used))
         res = model.estimate(engine)
         if not _fits(res, board, cap):
+            too_large = batch
             break
         batched = tuple(tuple(timing.job_cost(d, engine, direction) for d in jobs)
                         for jobs, direction in zip(lists, ("forward", "backward")))
@@ -294,7 +300,7 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, fwd, bwd, boa
         cycles[batch] = method_cycles[method]
     fastest = min(cycles.values())
     batch = min(b for b, c in cycles.items() if c <= (1 + BATCH_SLACK) * fastest)
-    return (*options[batch], cycles)
+    return (*options[batch], cycles, too_large)
 
 
 def describe_candidates(p: PlanV2) -> str:
@@ -340,8 +346,9 @@ def describe(p: PlanV2, methods=None) -> str:
         lines.append(f"{method:<22}{p.method_cycles[method]:>12,} cycles {p.latency_ms(method):>10.3f} ms")
     if p.batch_cycles:
         weighed = ", ".join(f"{b}: {c:,}" for b, c in p.batch_cycles.items())
+        limit = (f"; {p.batch_too_large} slots do not fit the board under the cap" if p.batch_too_large else "")
         lines.append(f"integrated gradients ({p.ig_steps} steps) run {p.program.batch} steps at a time on the batched "
-                     f"lists (cycles by batch weighed: {weighed}); the engines below are weighed without them")
+                     f"lists (cycles by batch weighed: {weighed}{limit}); the engines below are weighed without them")
     util = p.utilization()
     lines.append("")
     lines.append("resources (model fitted on yosys / board): " + ", ".join(

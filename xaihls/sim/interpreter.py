@@ -55,6 +55,9 @@ class Engine:
         if h["magic"] != PROGRAM_MAGIC or h["version"] != PROGRAM_VERSION or h["desc_words"] != DESCRIPTOR.words:
             raise XaiHlsError(f"not an xaihls Program version {PROGRAM_VERSION} (magic {h['magic']:#x}, "
                               f"version {h['version']})")
+        if h["batch"] < 1 or (h["batch"] > 1 and not (h["n_forward_batch"] and h["n_backward_batch"]
+                                                      and h["slot_bytes"])):
+            raise XaiHlsError(f"a Program of {h['batch']} slots without batched lists or slot stride")
         self.h = h
         self.shape = Shape(h["tm"], h["tn"], h["beat_elems"])
         self.mask = np.zeros(max(h["mask_bits"], 1), dtype=np.int64)
