@@ -573,6 +573,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 backward.append(Job(**d))
         pos = dst_pos
     grad_input = grad_tensor(0)
+    # the controller steps through the work tensor's and the input gradient's slots by one stride
+    assert alloc.slot_bytes.get(grad_input.addr) == alloc.slot_bytes.get(work.addr), "slot strides differ"
 
     af = qg.attribution_formats
     gf = [qg.grad_fmt(ReluBackward(k), 0).frac if ReluBackward(k) in qg.grad_formats else 0 for k in range(3)]
