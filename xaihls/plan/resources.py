@@ -8,8 +8,9 @@ For an engine (as the RTL builds it: ``EngineV2.as_built``):
   cost function over the 7-series RAMs). The rule is checked shape by shape against yosys
   (``python -m benchmarks.resources --memories``) and in total at every yosys point.
 - DSP = Tm * Tn + ``dsp_extra`` (the controller's one setup multiplier), exact at every point.
-- LUT (less the counted LUTRAM) and FF are linear in ``FEATURES``, fitted by least squares on
-  yosys points that vary Tm, Tn and the AXI width apart.
+- LUT (less the counted LUTRAM) and FF (less the counted read registers of the memories in LUT
+  RAM, ``read_registers``) are linear in ``FEATURES``, fitted by least squares on yosys points
+  that vary Tm, Tn and the AXI width apart.
 
 The coefficients, the points they come from, the points held out of the fit and every residual
 are stored in ``resource_model.json`` (``python -m benchmarks.resources --fit``); the planner uses
@@ -123,6 +124,15 @@ def memory_cells(m: Memory) -> tuple[int, int]:
     return (m.copies * n * halves, 0) if halves else (0, m.copies * n * LUTRAM_LUTS)
 
 
+def read_registers(e: EngineV2) -> int:
+    """FFs of the registered read ports of the memories mapped to LUT RAM (give it ``e.as_built()``):
+    block RAM keeps a synchronous read's register inside the cell, LUT RAM needs one in the fabric
+    (xaihls_sdp_ram's rdata). On the pynq-z2 project (16 x 8, 64 accumulators a lane) the other
+    lanes' accumulators map to LUT RAM: 12 x 48 = 576 FF, the project's whole FF excess over the
+    16 x 8 point of 1,024 accumulators."""
+    return sum(m.copies * m.width for m in memories(e) if not m.async_read and memory_cells(m)[0] == 0)
+
+
 def block_ram_halves(width: int, depth: int, segments: int = 1) -> int:
     """RAMB18s (a RAMB36 counts two) of the cheapest block-RAM mapping of a memory."""
     _, halves, n = min((c for c in _configs(width, depth, segments, False) if c[1]), key=lambda c: c[0])
@@ -207,7 +217,7 @@ class ResourceModel:
         x = np.array(features(b))
         lutram = sum(lr for _, lr in per.values())
         lut = float(x @ np.array(self.lut)) + lutram
-        ff = float(x @ np.array(self.ff))
+        ff = float(x @ np.array(self.ff)) + read_registers(b)
         return ResourceEstimate(int(round(lut)), int(round(ff)), b.tm * b.tn + self.dsp_extra,
                                 sum(br for br, _ in per.values()), 0,
                                 {"LUTRAM": lutram, "BRAM_18K by memory": {k: br for k, (br, _) in per.items() if br}})
@@ -242,8 +252,10 @@ def fit(points: list[dict], held_out: list[dict] = (), source: str = "") -> Reso
         raise XaiHlsError(f"the yosys points do not vary the model's features apart (constant: {', '.join(flat) or '-'}); "
                           f"add points that vary Tm, Tn, the AXI width and the backward path")
     lutram = np.array([sum(lr for _, lr in counted(e).values()) for e in es])
+    registers = np.array([read_registers(e.as_built()) for e in es])
     coef = {}
-    for key, y in (("LUT", np.array([p["LUT"] for p in points]) - lutram), ("FF", np.array([p["FF"] for p in points]))):
+    for key, y in (("LUT", np.array([p["LUT"] for p in points]) - lutram),
+                   ("FF", np.array([p["FF"] for p in points]) - registers)):
         c, *_ = np.linalg.lstsq(x, y.astype(float), rcond=None)
         coef[key] = tuple(round(float(v), 6) for v in c)
     extra = {p["DSP"] - e.tm * e.tn for p, e in zip(list(points) + list(held_out),
