@@ -149,6 +149,8 @@ module xaihls_ctrl #(
     logic         more_slots;
     assign entry = step + 16'(slot);
     assign more_slots = slot + 1'b1 < n_slots;
+    logic         batched;    // an IG step batch of several slots runs the batched lists
+    assign batched = n_slots > 8'd1;
     logic signed [7:0]  alpha_frac, weight_frac;
     logic signed [17:0] alpha, weight;
     logic         guard;
@@ -365,15 +367,15 @@ module xaihls_ctrl #(
                                 after <= P_FWD;
                             end
                             P_FWD, P_IGFWD: begin
-                                list_addr <= (n_slots > 8'd1 && ph == P_IGFWD) ? a_forward_b : a_forward;
-                                list_left <= (n_slots > 8'd1 && ph == P_IGFWD) ? n_forward_b : n_forward;
+                                list_addr <= (batched && ph == P_IGFWD) ? a_forward_b : a_forward;
+                                list_left <= (batched && ph == P_IGFWD) ? n_forward_b : n_forward;
                                 list_bwd <= 1'b0;
                                 after <= (ph == P_FWD) ? P_ARGMAX : P_IGBWD;
                                 st <= S_DESC;
                             end
                             P_BWD, P_IGBWD: begin
-                                list_addr <= (n_slots > 8'd1 && ph == P_IGBWD) ? a_backward_b : a_backward;
-                                list_left <= (n_slots > 8'd1 && ph == P_IGBWD) ? n_backward_b : n_backward;
+                                list_addr <= (batched && ph == P_IGBWD) ? a_backward_b : a_backward;
+                                list_left <= (batched && ph == P_IGBWD) ? n_backward_b : n_backward;
                                 list_bwd <= 1'b1;
                                 after <= (ph == P_BWD) ? P_FINAL : P_IGWENTRY;
                                 st <= S_DESC;

@@ -120,6 +120,12 @@ module xaihls_writeback #(
     logic [MKW-1:0] mpos, T_mpos, N_mpos, mrow_step, mrow0;
     logic           strided_rows;
     assign strided_rows = 32'(desc.out_row_bytes) != (32'(desc.opw) << $clog2(2 * TN));
+    // the starting job's bytes between output rows and the offset of its first row, and the same in ReLU words
+    logic [OFF_BITS-1:0] row_step_d, row0_d;
+    logic [MKW-1:0]      mrow0_d;
+    assign row_step_d = (kind == JOB_CONV && desc.flags[FLAG_POOL]) ? OFF_BITS'(desc.out_row_bytes) : osy_rb;
+    assign row0_d = desc.flags[FLAG_POOL] ? '0 : oyo_rb + OFF_BITS'({desc.oxo, $clog2(2 * TN)'(0)});
+    assign mrow0_d = strided_rows ? '0 : MKW'(row0_d >> LBB);
     logic [IXW-1:0] mt_ix, g_ix, pix, T_pix, N_pix;
     logic [11:0]    T_py, N_py;
     logic [MKW-1:0] T_r0ow, N_r0ow;   // grid pixel of the tile's first row (mod the mask words: only its ReLU words use it)
@@ -190,15 +196,12 @@ module xaihls_writeback #(
                            : (mode == 2'd1) ? desc.shift1 : (mode == 2'd2) ? desc.shift2 : desc.shift0;
                     seed_val <= 16'(1) << desc.shift0[3:0];
                     out_block <= OFF_BITS'(desc.out_block_bytes);
-                    row_step <= (kind == JOB_CONV && desc.flags[FLAG_POOL]) ? OFF_BITS'(desc.out_row_bytes) : osy_rb;
-                    row0 <= desc.flags[FLAG_POOL] ? '0 : oyo_rb + OFF_BITS'({desc.oxo, $clog2(2 * TN)'(0)});
-                    T_rowpos <= desc.flags[FLAG_POOL] ? '0 : oyo_rb + OFF_BITS'({desc.oxo, $clog2(2 * TN)'(0)});
-                    mrow_step <= strided_rows ? MKW'(desc.opw) << LG
-                               : MKW'(((kind == JOB_CONV && desc.flags[FLAG_POOL]) ? OFF_BITS'(desc.out_row_bytes) : osy_rb) >> LBB);
-                    mrow0 <= (strided_rows || desc.flags[FLAG_POOL]) ? '0
-                           : MKW'((oyo_rb + OFF_BITS'({desc.oxo, $clog2(2 * TN)'(0)})) >> LBB);
-                    T_mpos <= (strided_rows || desc.flags[FLAG_POOL]) ? '0
-                            : MKW'((oyo_rb + OFF_BITS'({desc.oxo, $clog2(2 * TN)'(0)})) >> LBB);
+                    row_step <= row_step_d;
+                    row0 <= row0_d;
+                    T_rowpos <= row0_d;
+                    mrow_step <= strided_rows ? MKW'(desc.opw) << LG : MKW'(row_step_d >> LBB);
+                    mrow0 <= mrow0_d;
+                    T_mpos <= mrow0_d;
                     mask_plane_w <= MKW'(desc.mask_plane * G);
                     ix_plane <= IXW'(desc.index_plane);
                     span_px <= 12'(span);
