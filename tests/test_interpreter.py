@@ -185,3 +185,51 @@ def test_a_program_of_several_slots_without_its_batched_lists_is_refused():
         ddr[:HEADER.bytes] = np.frombuffer(HEADER.encode({**header, field: 0}), np.uint8)
         with pytest.raises(XaiHlsError, match="2 slots without batched lists"):
             Engine(ddr)
+
+
+def _image_batches_match(acc, x, shape, buffers, batch: int) -> None:
+    """Every method on an image batch (``batch`` images at one engine start, the rest one at a time)
+    equals golden, with the predicted class or a target per image, and the batch's saturation
+    counters sum to those of the same images run one at a time."""
+    plain = encode(lower_jobs(acc.qgraph, shape), buffers)
+    batched = encode(lower_jobs(acc.qgraph, shape, batch=batch), buffers)
+    x_q = quantize_input(acc.qgraph, x)[0]
+    classes = acc.qgraph.graph.num_classes
+    for target in (None, torch.arange(x.shape[0]) % classes):
+        for method in (None, *(m for m in METHODS if m != "integrated_gradients")):
+            code = METHOD_CODES[method] if method else 0
+            g = acc.run(x, method, target=target)
+            want = run_batch(plain, x_q, code, target, 3, "trapezoid", None)
+            got = run_batch(batched, x_q, code, target, 3, "trapezoid", None)
+            what = f"{batch} slots, {method or 'predict'}, target {target}"
+            assert torch.equal(got[0], g.logits) and torch.equal(got[1], want[1]), what
+            if method:
+                assert torch.equal(got[1], g.target) and torch.equal(got[2], g.attribution), what
+            assert np.sum(got[3], axis=0).tolist() == np.sum(want[3], axis=0).tolist(), what
+            assert all(c == (0, 0, 0) for c in got[3][1:batch]), f"{what}: the counters are in the first record"
+
+
+@pytest.mark.parametrize("name,batch", [("digits", 2), ("digits_gap", 3), ("cifar_ref", 2)])
+def test_image_batches_on_the_batched_lists_are_bit_exact(name, batch):
+    entry = get_zoo_model(name)
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",))
+    shape, buffers = SHAPES[2] if name == "cifar_ref" else SHAPES[0]
+    x = entry.samples()[0][: batch + 1]
+    _image_batches_match(acc, x, shape, buffers, batch)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_image_batches_of_random_networks(seed):
+    model, shape, calibration = random_net(400 + seed)
+    acc = xaihls.compile(model, shape, calibration=calibration, backends=("golden",))
+    x = torch.cat([calibration[:3], calibration[:1] * 5])  # the last saturates
+    _image_batches_match(acc, x, *SHAPES[seed % 2], batch=3)
+
+
+def test_an_engine_start_of_a_wrong_number_of_images_is_refused():
+    entry = get_zoo_model("digits")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",))
+    engine = Engine(encode(lower_jobs(acc.qgraph, *SHAPES[0][:1], batch=3), SHAPES[0][1]))
+    for images, method in ((2, "saliency"), (4, "saliency"), (3, "integrated_gradients")):
+        with pytest.raises(XaiHlsError, match="the Program runs 1 or 3"):
+            engine.run(METHOD_CODES[method], -1, 3, images=images)

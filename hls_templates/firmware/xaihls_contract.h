@@ -8,8 +8,9 @@ namespace xaihls {
 namespace contract {
 
 constexpr uint32_t PROGRAM_MAGIC = 0x32494158;
-constexpr int PROGRAM_VERSION = 3;
+constexpr int PROGRAM_VERSION = 4;
 constexpr int MAX_IG_STEPS = 1024;
+constexpr int RESULT_SLOT_BYTES = 64;
 constexpr int IDENTITY_FRAC = 14;
 
 constexpr int OP_END = 0;
@@ -48,6 +49,7 @@ constexpr int REG_DDR_HI = 0x1c;  // DDR base address, high 32 bits
 constexpr int REG_METHOD = 0x24;  // method code (0 predicts)
 constexpr int REG_TARGET = 0x2c;  // target class (-1: the predicted class)
 constexpr int REG_STEPS = 0x34;  // integrated-gradients steps
+constexpr int REG_IMAGES = 0x3c;  // images of the run: 0 or 1, or the Program's batch (an image batch on the batched lists; not with integrated gradients, whose steps take the slots)
 constexpr int REG_CYCLES = 0x40;  // clock cycles of the last run (RTL only)
 constexpr int REG_PROFILE_COUNT = 0x44;  // profile entries of the last run (RTL only)
 constexpr int REG_PROFILE = 0x800;  // profile entries: phase << 24 | cycles (RTL only)
@@ -68,31 +70,31 @@ inline void set_field(uint32_t *words, FieldSpec f, int64_t value) {
 }
 
 // header: The words at DDR address 0 (addresses are byte offsets from the DDR base).
-constexpr int HEADER_WORDS = 27;
+constexpr int HEADER_WORDS = 29;
 constexpr FieldSpec HEADER_MAGIC = {0, 0, 32, false};  // 0x32494158, 'XAI2'
-constexpr FieldSpec HEADER_VERSION = {1, 0, 8, false};  // 2
+constexpr FieldSpec HEADER_VERSION = {1, 0, 8, false};  // PROGRAM_VERSION
 constexpr FieldSpec HEADER_TM = {1, 8, 8, false};  // output channels of the MAC array the Program was tiled for
 constexpr FieldSpec HEADER_TN = {1, 16, 8, false};  // input channels of the MAC array; every tensor is stored in blocks of tn channels
 constexpr FieldSpec HEADER_BEAT_ELEMS = {1, 24, 8, false};  // 16-bit elements per AXI data beat (AXI data width / 16)
 constexpr FieldSpec HEADER_DESC_WORDS = {2, 0, 8, false};  // 32-bit words per job descriptor
 constexpr FieldSpec HEADER_N_FORWARD = {2, 8, 16, false};  // jobs in the forward list
 constexpr FieldSpec HEADER_N_BACKWARD = {3, 0, 16, false};  // jobs in the backward list
-constexpr FieldSpec HEADER_BATCH = {3, 16, 8, false};  // slots of the batched lists (1: none): integrated gradients run this many steps at a time
+constexpr FieldSpec HEADER_BATCH = {3, 16, 8, false};  // slots of the batched lists (1: none): integrated gradients run this many steps at a time, an image batch this many images
 constexpr FieldSpec HEADER_N_FORWARD_BATCH = {4, 0, 16, false};  // jobs in the batched forward list
 constexpr FieldSpec HEADER_N_BACKWARD_BATCH = {4, 16, 16, false};  // jobs in the batched backward list
 constexpr FieldSpec HEADER_FORWARD_ADDR = {5, 0, 32, false};  // forward list
 constexpr FieldSpec HEADER_BACKWARD_ADDR = {6, 0, 32, false};  // backward list
 constexpr FieldSpec HEADER_FORWARD_BATCH_ADDR = {7, 0, 32, false};  // batched forward list: the forward list for every slot, a Linear layer once for all (one position a slot)
 constexpr FieldSpec HEADER_BACKWARD_BATCH_ADDR = {8, 0, 32, false};  // batched backward list
-constexpr FieldSpec HEADER_SLOT_BYTES = {9, 0, 32, false};  // bytes between the slots of the work tensor and of the input gradient
-constexpr FieldSpec HEADER_IMAGE_ADDR = {10, 0, 32, false};  // the image (blocked layout), written by the host
+constexpr FieldSpec HEADER_SLOT_BYTES = {9, 0, 32, false};  // bytes between the slots of the image, the work tensor, the input gradient and the attribution
+constexpr FieldSpec HEADER_IMAGE_ADDR = {10, 0, 32, false};  // the image (blocked layout), written by the host; image s of a batch at + s * slot_bytes
 constexpr FieldSpec HEADER_WORK_ADDR = {11, 0, 32, false};  // what the forward list reads: a copy of the image or an IG path point
 constexpr FieldSpec HEADER_BASELINE_ADDR = {12, 0, 32, false};  // the integrated-gradients baseline, written by the host
 constexpr FieldSpec HEADER_IG_TABLE_ADDR = {13, 0, 32, false};  // alpha_frac, weight_frac, then (alpha, weight) per step: int32, written by the host
-constexpr FieldSpec HEADER_LOGITS_ADDR = {14, 0, 32, false};  // the logits (vector layout)
+constexpr FieldSpec HEADER_LOGITS_ADDR = {14, 0, 32, false};  // the logits (vector layout); slot s's at + s * logits_slot_bytes
 constexpr FieldSpec HEADER_LOGITS_SAVE_ADDR = {15, 0, 32, false};  // the image's logits while integrated gradients rerun the forward list
-constexpr FieldSpec HEADER_RESULT_ADDR = {16, 0, 32, false};  // the result record
-constexpr FieldSpec HEADER_ATTR_ADDR = {17, 0, 32, false};  // the attribution (blocked layout)
+constexpr FieldSpec HEADER_RESULT_ADDR = {16, 0, 32, false};  // the result record; slot s's at + s * RESULT_SLOT_BYTES
+constexpr FieldSpec HEADER_ATTR_ADDR = {17, 0, 32, false};  // the attribution (blocked layout); slot s's at + s * slot_bytes
 constexpr FieldSpec HEADER_GRAD_INPUT_ADDR = {18, 0, 32, false};  // the input gradient the backward list leaves
 constexpr FieldSpec HEADER_TOTAL_BYTES = {19, 0, 32, false};  // DDR bytes the Program uses
 constexpr FieldSpec HEADER_CLASSES = {20, 0, 16, false};  // logits
@@ -111,6 +113,8 @@ constexpr FieldSpec HEADER_DATA_WIDTH = {24, 16, 8, false};  // bits of every st
 constexpr FieldSpec HEADER_INDEX_BITS = {24, 24, 4, false};  // bits of a pool index
 constexpr FieldSpec HEADER_MASK_BITS = {25, 0, 24, false};  // ReLU bits the Program keeps
 constexpr FieldSpec HEADER_INDEX_ENTRIES = {26, 0, 24, false};  // pool indices the Program keeps
+constexpr FieldSpec HEADER_TARGETS_ADDR = {27, 0, 32, false};  // an image batch's targets, int32 per slot, written by the host (-1: the predicted class)
+constexpr FieldSpec HEADER_LOGITS_SLOT_BYTES = {28, 0, 32, false};  // bytes between the slots of the logits
 
 // descriptor: One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, Tm x Tn products a cycle (docs/contract.md, 'The CONV job').
 constexpr int DESCRIPTOR_WORDS = 32;
@@ -122,6 +126,7 @@ constexpr FieldSpec DESCRIPTOR_N_TILES = {1, 0, 12, false};  // input-channel ti
 constexpr FieldSpec DESCRIPTOR_OUT_BLOCKS = {1, 12, 12, false};  // blocks of tn channels of the output tensor; lanes beyond are not written
 constexpr FieldSpec DESCRIPTOR_ROW_TILES = {2, 0, 12, false};  // row tiles of the position grid
 constexpr FieldSpec DESCRIPTOR_OH = {2, 12, 12, false};  // rows of the position grid (conv output rows; a SEED's 1)
+constexpr FieldSpec DESCRIPTOR_SLOT = {2, 24, 8, false};  // SEED: the slot whose target it seeds (an image batch takes it from that slot's result record)
 constexpr FieldSpec DESCRIPTOR_OW = {3, 0, 12, false};  // columns of the position grid (a SEED's: classes)
 constexpr FieldSpec DESCRIPTOR_TILE_ROWS = {3, 12, 12, false};  // grid rows of a full row tile
 constexpr FieldSpec DESCRIPTOR_LAST_ROWS = {4, 0, 12, false};  // grid rows of the last row tile
@@ -178,7 +183,7 @@ constexpr FieldSpec DESCRIPTOR_CODE_KY = {31, 8, 9, true};  // GATE: window posi
 constexpr FieldSpec DESCRIPTOR_CODE_KX = {31, 17, 9, true};  // GATE: window positions per pass column
 constexpr FieldSpec DESCRIPTOR_UNPOOL = {31, 26, 2, false};  // Unpool: the input is a max-pool's output, unpooled by the kept index (window and stride pool_sh), with or without the ReLU rule
 
-// result: What the engine writes at result_addr when a run is done.
+// result: What the engine writes at result_addr when a run is done; an image batch writes one per slot, RESULT_SLOT_BYTES apart, the run's counters in the first (0 in the others).
 constexpr int RESULT_WORDS = 5;
 constexpr FieldSpec RESULT_PREDICTED = {0, 0, 32, false};  // the predicted class (first maximum of the logits)
 constexpr FieldSpec RESULT_TARGET = {1, 0, 32, false};  // the class the attribution explains

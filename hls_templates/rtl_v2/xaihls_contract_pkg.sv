@@ -2,8 +2,9 @@
 package xaihls_contract_pkg;
 
   localparam logic [31:0] PROGRAM_MAGIC = 32'h32494158;
-  localparam int PROGRAM_VERSION = 3;
+  localparam int PROGRAM_VERSION = 4;
   localparam int MAX_IG_STEPS = 1024;
+  localparam int RESULT_SLOT_BYTES = 64;
   localparam int IDENTITY_FRAC = 14;
 
   localparam int OP_END = 0;
@@ -42,13 +43,16 @@ package xaihls_contract_pkg;
   localparam logic [11:0] REG_METHOD = 12'h024;  // method code (0 predicts)
   localparam logic [11:0] REG_TARGET = 12'h02c;  // target class (-1: the predicted class)
   localparam logic [11:0] REG_STEPS = 12'h034;  // integrated-gradients steps
+  localparam logic [11:0] REG_IMAGES = 12'h03c;  // images of the run: 0 or 1, or the Program's batch (an image batch on the batched lists; not with integrated gradients, whose steps take the slots)
   localparam logic [11:0] REG_CYCLES = 12'h040;  // clock cycles of the last run (RTL only)
   localparam logic [11:0] REG_PROFILE_COUNT = 12'h044;  // profile entries of the last run (RTL only)
   localparam logic [11:0] REG_PROFILE = 12'h800;  // profile entries: phase << 24 | cycles (RTL only)
 
   // header: The words at DDR address 0 (addresses are byte offsets from the DDR base).
-  localparam int HEADER_WORDS = 27;
+  localparam int HEADER_WORDS = 29;
   typedef struct packed {
+    logic [31:0] logits_slot_bytes;  // bytes between the slots of the logits
+    logic [31:0] targets_addr;  // an image batch's targets, int32 per slot, written by the host (-1: the predicted class)
     logic [7:0] pad856;
     logic [23:0] index_entries;  // pool indices the Program keeps
     logic [7:0] pad824;
@@ -71,15 +75,15 @@ package xaihls_contract_pkg;
     logic [15:0] classes;  // logits
     logic [31:0] total_bytes;  // DDR bytes the Program uses
     logic [31:0] grad_input_addr;  // the input gradient the backward list leaves
-    logic [31:0] attr_addr;  // the attribution (blocked layout)
-    logic [31:0] result_addr;  // the result record
+    logic [31:0] attr_addr;  // the attribution (blocked layout); slot s's at + s * slot_bytes
+    logic [31:0] result_addr;  // the result record; slot s's at + s * RESULT_SLOT_BYTES
     logic [31:0] logits_save_addr;  // the image's logits while integrated gradients rerun the forward list
-    logic [31:0] logits_addr;  // the logits (vector layout)
+    logic [31:0] logits_addr;  // the logits (vector layout); slot s's at + s * logits_slot_bytes
     logic [31:0] ig_table_addr;  // alpha_frac, weight_frac, then (alpha, weight) per step: int32, written by the host
     logic [31:0] baseline_addr;  // the integrated-gradients baseline, written by the host
     logic [31:0] work_addr;  // what the forward list reads: a copy of the image or an IG path point
-    logic [31:0] image_addr;  // the image (blocked layout), written by the host
-    logic [31:0] slot_bytes;  // bytes between the slots of the work tensor and of the input gradient
+    logic [31:0] image_addr;  // the image (blocked layout), written by the host; image s of a batch at + s * slot_bytes
+    logic [31:0] slot_bytes;  // bytes between the slots of the image, the work tensor, the input gradient and the attribution
     logic [31:0] backward_batch_addr;  // batched backward list
     logic [31:0] forward_batch_addr;  // batched forward list: the forward list for every slot, a Linear layer once for all (one position a slot)
     logic [31:0] backward_addr;  // backward list
@@ -87,7 +91,7 @@ package xaihls_contract_pkg;
     logic [15:0] n_backward_batch;  // jobs in the batched backward list
     logic [15:0] n_forward_batch;  // jobs in the batched forward list
     logic [7:0] pad120;
-    logic [7:0] batch;  // slots of the batched lists (1: none): integrated gradients run this many steps at a time
+    logic [7:0] batch;  // slots of the batched lists (1: none): integrated gradients run this many steps at a time, an image batch this many images
     logic [15:0] n_backward;  // jobs in the backward list
     logic [7:0] pad88;
     logic [15:0] n_forward;  // jobs in the forward list
@@ -95,7 +99,7 @@ package xaihls_contract_pkg;
     logic [7:0] beat_elems;  // 16-bit elements per AXI data beat (AXI data width / 16)
     logic [7:0] tn;  // input channels of the MAC array; every tensor is stored in blocks of tn channels
     logic [7:0] tm;  // output channels of the MAC array the Program was tiled for
-    logic [7:0] version;  // 2
+    logic [7:0] version;  // PROGRAM_VERSION
     logic [31:0] magic;  // 0x32494158, 'XAI2'
   } header_t;
 
@@ -175,7 +179,7 @@ package xaihls_contract_pkg;
     logic [7:0] pad120;
     logic [11:0] tile_rows;  // grid rows of a full row tile
     logic [11:0] ow;  // columns of the position grid (a SEED's: classes)
-    logic [7:0] pad88;
+    logic [7:0] slot;  // SEED: the slot whose target it seeds (an image batch takes it from that slot's result record)
     logic [11:0] oh;  // rows of the position grid (conv output rows; a SEED's 1)
     logic [11:0] row_tiles;  // row tiles of the position grid
     logic [7:0] pad56;
@@ -187,7 +191,7 @@ package xaihls_contract_pkg;
     logic [3:0] op;  // Op: END, CONV, SEED
   } descriptor_t;
 
-  // result: What the engine writes at result_addr when a run is done.
+  // result: What the engine writes at result_addr when a run is done; an image batch writes one per slot, RESULT_SLOT_BYTES apart, the run's counters in the first (0 in the others).
   localparam int RESULT_WORDS = 5;
   typedef struct packed {
     logic [31:0] sat_post;  // values the post-processing saturated (IG path points, IG sum, attribution)

@@ -29,7 +29,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.methods import METHODS, PREDICT_CODE
 
 PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
-PROGRAM_VERSION = 3  # 3: batched job lists in the header, row strides apart from row lengths
+PROGRAM_VERSION = 4  # 3: batched job lists, row strides apart from row lengths; 4: image batches
 
 
 @dataclass(frozen=True)
@@ -178,14 +178,15 @@ MEM = 24  # addresses in the ReLU-bit and pool-index memories
 
 HEADER = Record("header", "The words at DDR address 0 (addresses are byte offsets from the DDR base).", (
     _u("magic", 32, "0x32494158, 'XAI2'"),
-    _u("version", 8, "2"),
+    _u("version", 8, "PROGRAM_VERSION"),
     _u("tm", 8, "output channels of the MAC array the Program was tiled for"),
     _u("tn", 8, "input channels of the MAC array; every tensor is stored in blocks of tn channels"),
     _u("beat_elems", 8, "16-bit elements per AXI data beat (AXI data width / 16)"),
     _u("desc_words", 8, "32-bit words per job descriptor"),
     _u("n_forward", 16, "jobs in the forward list"),
     _u("n_backward", 16, "jobs in the backward list"),
-    _u("batch", 8, "slots of the batched lists (1: none): integrated gradients run this many steps at a time"),
+    _u("batch", 8, "slots of the batched lists (1: none): integrated gradients run this many steps at a time, "
+                   "an image batch this many images"),
     _u("n_forward_batch", 16, "jobs in the batched forward list"),
     _u("n_backward_batch", 16, "jobs in the batched backward list"),
     _u("forward_addr", ADDR, "forward list"),
@@ -193,15 +194,16 @@ HEADER = Record("header", "The words at DDR address 0 (addresses are byte offset
     _u("forward_batch_addr", ADDR, "batched forward list: the forward list for every slot, a Linear layer once "
                                    "for all (one position a slot)"),
     _u("backward_batch_addr", ADDR, "batched backward list"),
-    _u("slot_bytes", ADDR, "bytes between the slots of the work tensor and of the input gradient"),
-    _u("image_addr", ADDR, "the image (blocked layout), written by the host"),
+    _u("slot_bytes", ADDR, "bytes between the slots of the image, the work tensor, the input gradient and the "
+                           "attribution"),
+    _u("image_addr", ADDR, "the image (blocked layout), written by the host; image s of a batch at + s * slot_bytes"),
     _u("work_addr", ADDR, "what the forward list reads: a copy of the image or an IG path point"),
     _u("baseline_addr", ADDR, "the integrated-gradients baseline, written by the host"),
     _u("ig_table_addr", ADDR, "alpha_frac, weight_frac, then (alpha, weight) per step: int32, written by the host"),
-    _u("logits_addr", ADDR, "the logits (vector layout)"),
+    _u("logits_addr", ADDR, "the logits (vector layout); slot s's at + s * logits_slot_bytes"),
     _u("logits_save_addr", ADDR, "the image's logits while integrated gradients rerun the forward list"),
-    _u("result_addr", ADDR, "the result record"),
-    _u("attr_addr", ADDR, "the attribution (blocked layout)"),
+    _u("result_addr", ADDR, "the result record; slot s's at + s * RESULT_SLOT_BYTES"),
+    _u("attr_addr", ADDR, "the attribution (blocked layout); slot s's at + s * slot_bytes"),
     _u("grad_input_addr", ADDR, "the input gradient the backward list leaves"),
     _u("total_bytes", ADDR, "DDR bytes the Program uses"),
     _u("classes", 16, "logits"),
@@ -220,6 +222,9 @@ HEADER = Record("header", "The words at DDR address 0 (addresses are byte offset
     _u("index_bits", 4, "bits of a pool index"),
     _u("mask_bits", MEM, "ReLU bits the Program keeps"),
     _u("index_entries", MEM, "pool indices the Program keeps"),
+    _u("targets_addr", ADDR, "an image batch's targets, int32 per slot, written by the host (-1: the predicted "
+                             "class)"),
+    _u("logits_slot_bytes", ADDR, "bytes between the slots of the logits"),
 ))
 
 DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, "
@@ -232,6 +237,7 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
     _u("out_blocks", TILES, "blocks of tn channels of the output tensor; lanes beyond are not written"),
     _u("row_tiles", TILES, "row tiles of the position grid"),
     _u("oh", MAP, "rows of the position grid (conv output rows; a SEED's 1)"),
+    _u("slot", 8, "SEED: the slot whose target it seeds (an image batch takes it from that slot's result record)"),
     _u("ow", MAP, "columns of the position grid (a SEED's: classes)"),
     _u("tile_rows", MAP, "grid rows of a full row tile"),
     _u("last_rows", MAP, "grid rows of the last row tile"),
@@ -292,7 +298,8 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
                     "pool_sh), with or without the ReLU rule"),
 ))
 
-RESULT = Record("result", "What the engine writes at result_addr when a run is done.", (
+RESULT = Record("result", "What the engine writes at result_addr when a run is done; an image batch writes one per "
+                          "slot, RESULT_SLOT_BYTES apart, the run's counters in the first (0 in the others).", (
     _u("predicted", 32, "the predicted class (first maximum of the logits)"),
     _u("target", 32, "the class the attribution explains"),
     _u("sat_forward", 32, "values the forward passes saturated"),
@@ -301,7 +308,7 @@ RESULT = Record("result", "What the engine writes at result_addr when a run is d
 ))
 
 # AXI4-Lite registers as Vitis HLS generates them for
-#   int xaihls_top(short *ddr, int method, int target, int steps)   (ap_ctrl_hs)
+#   int xaihls_top(short *ddr, int method, int target, int steps, int images)   (ap_ctrl_hs)
 REGISTERS: tuple[tuple[str, int, str], ...] = (
     ("CTRL", 0x00, "bit 0 ap_start, 1 ap_done (clear on read), 2 ap_idle, 3 ap_ready, 7 auto_restart"),
     ("GIE", 0x04, "global interrupt enable"),
@@ -313,6 +320,8 @@ REGISTERS: tuple[tuple[str, int, str], ...] = (
     ("METHOD", 0x24, "method code (0 predicts)"),
     ("TARGET", 0x2C, "target class (-1: the predicted class)"),
     ("STEPS", 0x34, "integrated-gradients steps"),
+    ("IMAGES", 0x3C, "images of the run: 0 or 1, or the Program's batch (an image batch on the batched lists; "
+                     "not with integrated gradients, whose steps take the slots)"),
     ("CYCLES", 0x40, "clock cycles of the last run (RTL only)"),
     ("PROFILE_COUNT", 0x44, "profile entries of the last run (RTL only)"),
     ("PROFILE", 0x800, "profile entries: phase << 24 | cycles (RTL only)"),
@@ -320,10 +329,24 @@ REGISTERS: tuple[tuple[str, int, str], ...] = (
 REGISTER = {name: offset for name, offset, _ in REGISTERS}
 
 MAX_IG_STEPS = 1024
+RESULT_SLOT_BYTES = 64  # a result record a slot, whole beats at every AXI width
 IG_TABLE_BYTES = 8 + 8 * MAX_IG_STEPS
 IDENTITY_FRAC = 14
 """A diagonal job whose weights are 1 << IDENTITY_FRAC and whose shift adds IDENTITY_FRAC
 passes values unchanged (standalone max-pools and ReLUs run as such jobs)."""
+
+
+def engine_starts(images: int, batch: int, method_code: int) -> list[tuple[int, int]]:
+    """How a host runs ``images`` images on a Program of ``batch`` slots: (first image, images)
+    of each engine start, ``batch`` at a time while that many are left, the rest one at a time;
+    integrated gradients one at a time (their steps take the slots)."""
+    per = batch if batch > 1 and method_code != METHOD_CODES["integrated_gradients"] else 1
+    starts, k = [], 0
+    while k < images:
+        count = per if images - k >= per else 1
+        starts.append((k, count))
+        k += count
+    return starts
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,6 +406,7 @@ def cpp_header() -> str:
              f"constexpr uint32_t PROGRAM_MAGIC = 0x{PROGRAM_MAGIC:08X};",
              f"constexpr int PROGRAM_VERSION = {PROGRAM_VERSION};",
              f"constexpr int MAX_IG_STEPS = {MAX_IG_STEPS};",
+             f"constexpr int RESULT_SLOT_BYTES = {RESULT_SLOT_BYTES};",
              f"constexpr int IDENTITY_FRAC = {IDENTITY_FRAC};", ""]
     for group, name, value, meaning in _codes():
         comment = f"  // {meaning}" if meaning else ""
@@ -417,6 +441,7 @@ def sv_package() -> str:
              f"  localparam logic [31:0] PROGRAM_MAGIC = 32'h{PROGRAM_MAGIC:08x};",
              f"  localparam int PROGRAM_VERSION = {PROGRAM_VERSION};",
              f"  localparam int MAX_IG_STEPS = {MAX_IG_STEPS};",
+             f"  localparam int RESULT_SLOT_BYTES = {RESULT_SLOT_BYTES};",
              f"  localparam int IDENTITY_FRAC = {IDENTITY_FRAC};", ""]
     for group, name, value, meaning in _codes():
         comment = f"  // {meaning}" if meaning else ""
@@ -486,6 +511,14 @@ transport. No operation depends on what an earlier one read, so a batch's runs a
 4. Wait for ap_done: the interrupt, or reading `CTRL` (which clears ap_done).
 5. Read `RETURN` (non-zero: the driver raises, naming the bits), write `ISR` = 1 (acknowledge).
 6. Read the result record, the logits and, for a method, the attribution (blocked layout).
+
+An image batch (a Program whose `batch` > 1, a method other than integrated gradients): the
+host writes image s at `image_addr + s * slot_bytes` and its target at `targets_addr + 4 * s`
+(-1: the predicted class), sets `IMAGES` = `batch` (`TARGET` is not read), and reads result
+record s at `result_addr + s * RESULT_SLOT_BYTES`, logits s at `logits_addr + s * logits_slot_bytes`
+and attribution s at `attr_addr + s * slot_bytes`; the run's saturation counters are in record 0.
+The driver runs a batch's images `batch` at a time while that many are left, the rest one at a
+time.
 
 Transports: `PynqTransport` (a board's overlay and DDR buffer; one run a call, never run on a
 board yet), `ModelTransport` (the Program interpreter, in process) and `SimulationTransport`

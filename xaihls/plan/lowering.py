@@ -30,7 +30,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from xaihls.methods import ReluBackward
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, PROGRAM_MAGIC,
-                                  PROGRAM_VERSION, RESULT, Flag, Op, Unpool, field_limit)
+                                  PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Unpool, field_limit)
 from xaihls.quant.qgraph import QGraph
 
 ALIGN = 64  # every DDR region starts on a 64-byte boundary
@@ -382,14 +382,16 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
 
     # ---- run-time regions ----
     c, h, w = qg.graph.input_shape
-    image = alloc.tensor("image", (c, h, w), tn)
+    image = alloc.tensor("image", (c, h, w), tn, slotted=True)
     work = alloc.tensor("work image", (c, h, w), tn, slotted=True)
     baseline = alloc.tensor("baseline", (c, h, w), tn)
     ig_table_addr = alloc.take("ig table", IG_TABLE_BYTES)
     logits = alloc.tensor("logits", (qg.graph.num_classes,), tn, slotted=True)
     logits_save = alloc.tensor("saved logits", (qg.graph.num_classes,), tn)
-    result_addr = alloc.take("result", RESULT.bytes)
-    attr = alloc.tensor("attribution", (c, h, w), tn)
+    result_addr = alloc.take("result" if batch == 1 else f"results ({batch} slots)",
+                             RESULT.bytes if batch == 1 else RESULT_SLOT_BYTES * batch)
+    targets_addr = alloc.take(f"targets ({batch} slots)", 4 * batch) if batch > 1 else 0
+    attr = alloc.tensor("attribution", (c, h, w), tn, slotted=True)
 
     # ---- forward list ----
     act: dict[int, Tensor] = {0: work}
@@ -573,8 +575,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 backward.append(Job(**d))
         pos = dst_pos
     grad_input = grad_tensor(0)
-    # the controller steps through the work tensor's and the input gradient's slots by one stride
-    assert alloc.slot_bytes.get(grad_input.addr) == alloc.slot_bytes.get(work.addr), "slot strides differ"
+    # the controller steps through the slots of the image, the work tensor, the input gradient
+    # and the attribution by one stride
+    assert len({alloc.slot_bytes.get(t.addr) for t in (image, work, grad_input, attr)}) == 1, "slot strides differ"
 
     af = qg.attribution_formats
     gf = [qg.grad_fmt(ReluBackward(k), 0).frac if ReluBackward(k) in qg.grad_formats else 0 for k in range(3)]
@@ -588,7 +591,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         classes=qg.graph.num_classes, in_c=c, in_h=h, in_w=w, input_elems=image.elems, input_frac=qg.input_fmt.frac,
         grad_frac0=gf[0], grad_frac1=gf[1], grad_frac2=gf[2], ixg_frac=af.input_x_gradient.frac,
         ig_sum_frac=af.ig_summed_gradient.frac, ig_frac=af.integrated_gradients.frac, data_width=qg.width,
-        index_bits=index_bits, mask_bits=bits, index_entries=entries,
+        index_bits=index_bits, mask_bits=bits, index_entries=entries, targets_addr=targets_addr,
+        logits_slot_bytes=alloc.slot_bytes.get(logits.addr, 0),
     )
     slots = Slots(batch, dict(alloc.slot_bytes), mask_slot, index_slot) if batch > 1 else None
     return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end, qg,
@@ -824,6 +828,7 @@ def batch_lists(forward: tuple[Job, ...], backward: tuple[Job, ...], slots: Slot
         t = slots.tensor_slot
         return dataclasses.replace(
             d, in_addr=d.in_addr + s * t.get(d.in_addr, 0), out_addr=d.out_addr + s * t.get(d.out_addr, 0),
+            slot=s if d.op == Op.SEED else 0,
             mask_base=d.mask_base + s * slots.mask_slot[d.mask_base] if _touches_mask(d) else d.mask_base,
             index_base=d.index_base + s * slots.index_slot[d.index_base] if _touches_index(d) else d.index_base)
 

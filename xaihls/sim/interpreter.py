@@ -21,7 +21,8 @@ from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, PostProcess, ReluBackward, ig_constants, method_of_code
 from xaihls.numerics import FixedFormat, count_saturated, round_shift, saturate
-from xaihls.plan.contract import DESCRIPTOR, HEADER, MAX_IG_STEPS, PROGRAM_MAGIC, PROGRAM_VERSION, RESULT, Flag, Op, Unpool
+from xaihls.plan.contract import (DESCRIPTOR, HEADER, MAX_IG_STEPS, PROGRAM_MAGIC, PROGRAM_VERSION, RESULT,
+                                  RESULT_SLOT_BYTES, Flag, Op, Unpool, engine_starts)
 from xaihls.plan.contract import from_blocked, to_blocked
 from xaihls.plan.engine import DATA_BITS
 from xaihls.plan.lowering import Job, ProgramV2, Shape, job_from_bytes
@@ -107,30 +108,63 @@ class Engine:
         self.write16(self.h["baseline_addr"], to_blocked(base, tn))
         self.write32(self.h["ig_table_addr"], ig_constants(steps, rule, self.h["data_width"]).table())
 
-    def attribution(self) -> np.ndarray:
+    def load_images(self, images_q: np.ndarray, targets) -> None:
+        """An image batch's inputs: image s (C, H, W codes) blocked in slot s, its target (-1: the
+        predicted class) at targets_addr + 4 s (docs/contract.md, "The host's sequence")."""
         h = self.h
-        return from_blocked(self.read16(h["attr_addr"], h["input_elems"]), h["in_c"], h["in_h"], h["in_w"],
-                            self.shape.tn)
+        for s, image in enumerate(images_q):
+            self.write16(h["image_addr"] + s * h["slot_bytes"], to_blocked(image, self.shape.tn))
+        self.write32(h["targets_addr"], [int(t) for t in targets])
+
+    def attribution(self, slot: int = 0) -> np.ndarray:
+        h = self.h
+        return from_blocked(self.read16(h["attr_addr"] + slot * h["slot_bytes"], h["input_elems"]), h["in_c"], h["in_h"],
+                            h["in_w"], self.shape.tn)
 
     # ---- the controller ----
-    def run(self, method_code: int, target: int, steps: int) -> Run:
+    def run(self, method_code: int, target: int, steps: int, images: int = 1) -> list[Run]:
+        """One start of the engine: one image (``target``: -1 the predicted class), or with
+        ``images`` = the Program's batch an image batch on the batched lists (targets from the
+        targets table); a Run per image, the run's counters in the first."""
         h = self.h
-        n = h["input_elems"]
+        images = max(images, 1)
+        if images > 1 and (images != h["batch"] or method_code == METHOD_CODES["integrated_gradients"]):
+            raise XaiHlsError(f"an engine start of {images} images: the Program runs 1 or {h['batch']}, and "
+                              "integrated gradients one")
+        n, classes, stride = h["input_elems"], h["classes"], h["slot_bytes"]
         self.saturated = [0, 0, 0]
-        self.write16(h["work_addr"], self.read16(h["image_addr"], n))
-        self._list(self.forward, 0, 0)
-        logits = self.read16(h["logits_addr"], h["classes"])
-        predicted = int(np.argmax(logits))  # the first maximum
-        target = predicted if target < 0 else target
-        attr = None
+        for s in range(images):
+            self.write16(h["work_addr"] + s * stride, self.read16(h["image_addr"] + s * stride, n))
+        self._list(self.forward if images == 1 else self.forward_batch, 0, 0)
+        picks = []
+        for s in range(images):  # the first maximum of each slot's logits; the slot's target
+            logits = self.read16(h["logits_addr"] + s * h["logits_slot_bytes"], classes)
+            predicted = int(np.argmax(logits))
+            asked = target if images == 1 else int(self.read32(h["targets_addr"] + 4 * s, 1)[0])
+            if asked >= classes:
+                raise XaiHlsError(f"target {asked} of a {classes}-class network")
+            picks.append((logits, predicted, predicted if asked < 0 else asked))
+            self.write32(h["result_addr"] + s * RESULT_SLOT_BYTES, [predicted, picks[-1][2], 0, 0, 0])
+        attrs = [None] * images
         if method_code != PREDICT_CODE:
             method = method_of_code(method_code)
-            self.write16(h["attr_addr"], self._attribute(method, target, steps))
-            attr = self.attribution().astype(np.int16)
-        self.write32(h["result_addr"], [predicted, target, *self.saturated])
-        result = RESULT.decode(self.ddr[h["result_addr"]: h["result_addr"] + RESULT.bytes].tobytes())
-        return Run(logits.astype(np.int16), predicted, target, attr,
-                   (result["sat_forward"], result["sat_backward"], result["sat_post"]))
+            if images == 1:
+                self.write16(h["attr_addr"], self._attribute(method, picks[0][2], steps))
+            else:
+                mode = int(method.relu_backward)
+                self._list(self.backward_batch, mode, None, backward=True)
+                for s in range(images):
+                    x = self.read16(h["image_addr"] + s * stride, n)
+                    g = self.read16(h["grad_input_addr"] + s * stride, n)
+                    self.write16(h["attr_addr"] + s * stride, self._post(method, x, g))
+            attrs = [self.attribution(s).astype(np.int16) for s in range(images)]
+        self.write32(h["result_addr"], [picks[0][1], picks[0][2], *self.saturated])
+        out = []
+        for s, (logits, predicted, tgt) in enumerate(picks):
+            r = RESULT.decode(self.ddr[h["result_addr"] + s * RESULT_SLOT_BYTES:][: RESULT.bytes].tobytes())
+            out.append(Run(logits.astype(np.int16), predicted, tgt, attrs[s],
+                           (r["sat_forward"], r["sat_backward"], r["sat_post"])))
+        return out
 
     def _attribute(self, method, target: int, steps: int) -> np.ndarray:
         h = self.h
@@ -166,16 +200,21 @@ class Engine:
             summed = self._requant(total, weight_frac + h["grad_frac0"] - h["ig_sum_frac"])
             return self._requant(diff * summed, h["input_frac"] + h["ig_sum_frac"] - h["ig_frac"])
         self._list(self.backward, mode, target, backward=True)
-        g = self.read16(h["grad_input_addr"], n)
+        return self._post(method, x, self.read16(h["grad_input_addr"], n))
+
+    def _post(self, method, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """The attribution from the input gradient ``g`` of image ``x`` (every method but IG)."""
         self.kind = 2
         if method.post is PostProcess.ABS:
             return self._requant(np.abs(g), 0)
         if method.post is PostProcess.TIMES_INPUT:
-            grad_frac = (h["grad_frac0"], h["grad_frac1"], h["grad_frac2"])[mode]
+            h = self.h
+            grad_frac = (h["grad_frac0"], h["grad_frac1"], h["grad_frac2"])[int(method.relu_backward)]
             return self._requant(x * g, h["input_frac"] + grad_frac - h["ixg_frac"])
         return g
 
-    def _list(self, jobs: list[Job], mode: int, target: int, backward: bool = False) -> None:
+    def _list(self, jobs: list[Job], mode: int, target: int | None, backward: bool = False) -> None:
+        """Run ``jobs``; a SEED seeds ``target``, or in an image batch (None) its slot's target."""
         self.kind = 1 if backward else 0
         for d in jobs:
             if d.op == Op.CONV:
@@ -186,7 +225,9 @@ class Engine:
                 raise AssertionError(f"op {d.op} in a job list")
 
     # ---- jobs ----
-    def _seed(self, d: Job, mode: int, target: int) -> None:
+    def _seed(self, d: Job, mode: int, target: int | None) -> None:
+        if target is None:  # an image batch: the target picked for the SEED's slot
+            target = int(self.read32(self.h["result_addr"] + d.slot * RESULT_SLOT_BYTES + 4, 1)[0])
         lanes = d.out_blocks * self.shape.tn
         g = np.zeros(lanes, dtype=np.int64)
         g[target] = 1 << d.shift0
@@ -354,15 +395,19 @@ def run_batch(program: ProgramV2, x_q: torch.Tensor, method_code: int, target: t
     or None) and each run's saturation counters."""
     engine = Engine(program)
     logits, targets, attrs, counters = [], [], [], []
-    for k in range(x_q.shape[0]):
-        base = None if baseline_q is None else baseline_q[k].numpy()
-        engine.load_inputs(x_q[k].numpy(), base, steps, rule)
-        r = engine.run(method_code, -1 if target is None else int(target[k]), steps)
-        logits.append(r.logits)
-        targets.append(r.target)
-        counters.append(r.saturations)
-        if r.attribution is not None:
-            attrs.append(r.attribution)
+    for first, count in engine_starts(x_q.shape[0], engine.h["batch"], method_code):
+        wanted = [-1 if target is None else int(target[k]) for k in range(first, first + count)]
+        if count == 1:
+            base = None if baseline_q is None else baseline_q[first].numpy()
+            engine.load_inputs(x_q[first].numpy(), base, steps, rule)
+        else:
+            engine.load_images(x_q[first: first + count].numpy(), wanted)
+        for r in engine.run(method_code, wanted[0], steps, images=count):
+            logits.append(r.logits)
+            targets.append(r.target)
+            counters.append(r.saturations)
+            if r.attribution is not None:
+                attrs.append(r.attribution)
     as_t = lambda a: torch.from_numpy(np.stack(a).astype(np.int64))  # noqa: E731
     return as_t(logits), torch.tensor(targets, dtype=torch.int64), (as_t(attrs) if attrs else None), counters
 
