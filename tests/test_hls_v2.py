@@ -44,7 +44,7 @@ CONFIGS = {  # 64-bit AXI at two array sizes (the small buffers tile rows), and 
 NETWORKS = {"digits": 2, "digits_strided_bn": 2, "digits_gap": 2, "cifar_ref": 1}  # name -> sample images
 RANDOM_SEEDS = (300, 301, 302)
 STEPS = 3
-BATCH = 2  # integrated gradients: a batch of 2 steps on the batched lists, then one step on the plain ones
+BATCH = 2  # integrated gradients: 2 steps on the batched lists, then one on the plain ones; images: 2 a start, then 1
 MISMATCH = re.compile(r"MISMATCH image \d+ method \w+ (logits|result|attribution)\[\d+\]"
                       r"(?: \(channel \d+, row \d+, column \d+\))?: got -?\d+ expected -?\d+")
 
@@ -137,6 +137,22 @@ def test_csim_equals_golden_and_counts_saturations_as_the_interpreter(qgraphs, p
         assert totals["forward"] > 0, totals
 
 
+def test_csim_image_batches_take_a_target_per_image(qgraphs, plans):
+    """An image batch with explicit targets (one per image, different) equals golden; the batch's
+    counters are the interpreter's."""
+    qg, plan = qgraphs["digits"], plans["digits", "16x8"]
+    x = get_zoo_model("digits").samples()[0][:BATCH + 1]
+    target = torch.arange(BATCH + 1) % qg.graph.num_classes
+    for method in ("saliency", "input_x_gradient", "guided_backprop"):
+        args = prepare(qg, x, method, target=target)
+        got, want = v2.EXECUTOR.run(qg, plan, args), golden.EXECUTOR.run(qg, None, args)
+        assert torch.equal(got.target, target) and torch.equal(got.attribution, want.attribution), method
+        assert torch.equal(got.logits, want.logits), method
+        expected = engine_result(qg, args, *interpreter.run_batch(plan.program, args.x_q, METHOD_CODES[method], target,
+                                                                   args.steps, args.rule, None)).saturations
+        assert got.saturations == expected, method
+
+
 def _random_program(seed: int, engines=None):
     """A random network's Program, on the config's shared engine when it fits (else its own)."""
     model, shape, calibration = random_net(seed)
@@ -222,6 +238,15 @@ def test_status_bits_are_the_contracts(plans):
     assert lib.run(ddr, METHOD_CODES["integrated_gradients"], -1, 1) == bad_argument  # IG needs 2..1024 steps
     assert lib.run(ddr, METHOD_CODES["gradient"], classes, STEPS) == bad_argument
     assert lib.run(ddr, max(METHOD_CODES.values()) + 1, -1, STEPS) == bad_argument
+    # an image batch: IMAGES is 1 or the Program's batch, not with IG; every slot's target in range
+    h = plan.program.header
+    assert lib.run(ddr, METHOD_CODES["saliency"], -1, STEPS, images=BATCH + 1) == bad_argument
+    assert lib.run(ddr, METHOD_CODES["integrated_gradients"], -1, STEPS, images=BATCH) == bad_argument
+    ddr[h["targets_addr"]: h["targets_addr"] + 4 * BATCH] = np.array([-1] * BATCH, "<i4").view(np.uint8)
+    assert lib.run(ddr, METHOD_CODES["saliency"], -1, STEPS, images=BATCH) == 0
+    ddr[h["targets_addr"] + 4: h["targets_addr"] + 8] = np.array([classes], "<i4").view(np.uint8)
+    assert lib.run(ddr, METHOD_CODES["saliency"], -1, STEPS, images=BATCH) == bad_argument
+    ddr = plan.program.ddr()
 
     bad_program = 1 << Status.BAD_PROGRAM
     header = HEADER.decode(ddr[:HEADER.bytes].tobytes())
@@ -256,14 +281,14 @@ def test_the_top_gives_its_arguments_the_contracts_registers():
     top = (FIRMWARE / "xaihls_top.cpp").read_text()
     signature = re.search(r"int xaihls_top\(([^)]*)\)", top)[1]
     names = [re.search(r"(\w+)$", arg.strip())[1] for arg in signature.split(",")]
-    assert names == ["ddr", "method", "target", "steps"]
+    assert names == ["ddr", "method", "target", "steps", "images"]
     assert REGISTER["RETURN"] == 0x10 and "ap_uint<DW>" not in signature and "beat_t *ddr" in signature
     offset = 0x18
-    for name, size in (("DDR_LO", 12), ("METHOD", 8), ("TARGET", 8), ("STEPS", 8)):
+    for name, size in (("DDR_LO", 12), ("METHOD", 8), ("TARGET", 8), ("STEPS", 8), ("IMAGES", 8)):
         assert REGISTER[name] == offset, name
         offset += size
     assert re.search(r"#pragma HLS INTERFACE m_axi port=ddr offset=slave bundle=gmem\b", top)
-    for port in ("ddr", "method", "target", "steps", "return"):
+    for port in ("ddr", "method", "target", "steps", "images", "return"):
         assert f"#pragma HLS INTERFACE s_axilite port={port}\n" in top
 
 

@@ -28,7 +28,7 @@ namespace xaihls {
 
 // The descriptor fields the engine reads (contract.DESCRIPTOR), as integers.
 struct Desc {
-    int op, flags, m_tiles, n_tiles, out_blocks, row_tiles, oh, ow, tile_rows, last_rows, tile_step;
+    int op, flags, m_tiles, n_tiles, out_blocks, row_tiles, oh, slot, ow, tile_rows, last_rows, tile_step;
     int ky, kx, ih, iw, isy, isx, iky, ikx, iy0, ix0, load_lo, load_rows, load_rows_last, load_step;
     int walk_row, walk_pass_row, walk_origin;
     uint32_t in_addr, in_block_bytes, in_row_bytes, w_addr, w_mt_bytes, w_nt_bytes, b_addr;
@@ -50,6 +50,7 @@ inline Desc decode_desc(const uint32_t w[c::DESCRIPTOR_WORDS]) {
     d.out_blocks = field(w, c::DESCRIPTOR_OUT_BLOCKS);
     d.row_tiles = field(w, c::DESCRIPTOR_ROW_TILES);
     d.oh = field(w, c::DESCRIPTOR_OH);
+    d.slot = field(w, c::DESCRIPTOR_SLOT);
     d.ow = field(w, c::DESCRIPTOR_OW);
     d.tile_rows = field(w, c::DESCRIPTOR_TILE_ROWS);
     d.last_rows = field(w, c::DESCRIPTOR_LAST_ROWS);

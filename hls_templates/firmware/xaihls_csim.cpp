@@ -8,6 +8,6 @@
 
 // One start of the top on a DDR array of `bytes` bytes (as a host sees them; the entry hands
 // the top DW-bit beats, checks every access against the array, and copies the beats back).
-XAIHLS_EXPORT int xaihls_csim_run(unsigned char *ddr, long bytes, int method, int target, int steps) {
-    return xaihls::run_on_bytes(ddr, bytes, method, target, steps);
+XAIHLS_EXPORT int xaihls_csim_run(unsigned char *ddr, long bytes, int method, int target, int steps, int images) {
+    return xaihls::run_on_bytes(ddr, bytes, method, target, steps, images);
 }

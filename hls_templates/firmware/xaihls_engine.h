@@ -3,7 +3,10 @@
 // A run copies the image to the work area, runs the forward list, takes the first maximum
 // of the logits, and for a method runs the backward list (integrated gradients: per step a
 // path point, the forward and the backward list, the weighted sum on chip), then the
-// post-processing, and writes the result record with the three saturation counters.
+// post-processing, and writes the result record with the three saturation counters. An image
+// batch (`images` = the header's batch) does the same for every slot on the batched lists: a
+// copy, a class and a result record, an attribution per slot around one forward and one
+// backward list, whose SEED jobs read their slot's target back from its record.
 // Bit-exact with the Program interpreter (xaihls/sim/interpreter.py, Engine.run).
 #ifndef XAIHLS_ENGINE_H_
 #define XAIHLS_ENGINE_H_
@@ -21,7 +24,8 @@ constexpr int CSIM_FAULT = 1 << 7;  // C-simulation only: see csim_channel_fault
 // The header fields the controller reads (contract.HEADER).
 struct Header {
     uint32_t magic, forward_addr, backward_addr, image_addr, work_addr, baseline_addr, ig_table_addr, logits_addr,
-        logits_save_addr, result_addr, attr_addr, grad_input_addr, forward_batch_addr, backward_batch_addr, slot_bytes;
+        logits_save_addr, result_addr, attr_addr, grad_input_addr, forward_batch_addr, backward_batch_addr, slot_bytes,
+        targets_addr, logits_slot_bytes;
     int version, tm, tn, beat_elems, desc_words, n_forward, n_backward, classes, input_elems, input_frac;
     int batch, n_forward_batch, n_backward_batch;
     int grad_frac[3], ixg_frac, ig_sum_frac, ig_frac, data_width, index_bits, mask_bits, index_entries;
@@ -67,6 +71,8 @@ inline Header decode_header(const uint32_t w[c::HEADER_WORDS]) {
     h.index_bits = field(w, c::HEADER_INDEX_BITS);
     h.mask_bits = field(w, c::HEADER_MASK_BITS);
     h.index_entries = field(w, c::HEADER_INDEX_ENTRIES);
+    h.targets_addr = address(w, c::HEADER_TARGETS_ADDR);
+    h.logits_slot_bytes = address(w, c::HEADER_LOGITS_SLOT_BYTES);
     return h;
 }
 
@@ -82,7 +88,7 @@ inline bool header_fits(const Header &h) {
         && aligned(h.work_addr) && aligned(h.baseline_addr) && aligned(h.ig_table_addr) && aligned(h.logits_addr)
         && aligned(h.logits_save_addr) && aligned(h.result_addr) && aligned(h.attr_addr)
         && aligned(h.grad_input_addr) && aligned(h.forward_batch_addr) && aligned(h.backward_batch_addr)
-        && aligned(h.slot_bytes) && h.batch >= 1
+        && aligned(h.slot_bytes) && aligned(h.targets_addr) && aligned(h.logits_slot_bytes) && h.batch >= 1
         && (h.batch == 1 || (h.n_forward_batch >= 1 && h.n_backward_batch >= 1 && h.slot_bytes >= 1));
     return identity && sizes && regions;
 }
@@ -99,9 +105,10 @@ inline int word_at(const beat_t *ddr, uint32_t byte_addr) {
     return word;
 }
 
-// Runs `count` descriptors from `list_addr` under ReLU-backward `mode`; a status on refusal.
+// Runs `count` descriptors from `list_addr` under ReLU-backward `mode`; a status on refusal. A
+// SEED seeds `target`, or with `records` (an image batch's result records) its slot's target.
 inline int run_list(beat_t *ddr, uint32_t list_addr, int count, int mode, int target, mask_mem_t mask,
-                    index_mem_t index, int &saturated) {
+                    index_mem_t index, int &saturated, uint32_t records = 0) {
     int beat = beat_of(list_addr);
 run_jobs:
     for (int j = 0; j < count; j++) {
@@ -119,8 +126,9 @@ run_jobs:
             conv_job(ddr, lc, mc, sc, sc.commands, mask, index, sat);
             saturated += sat;
         } else if (d.op == c::OP_SEED) {
-            if (!seed_fits(d, target)) return BAD_PROGRAM;
-            seed_job(ddr, d, mode, target, mask);
+            const int seeded = records ? word_at(ddr, records + uint32_t(d.slot) * c::RESULT_SLOT_BYTES + 4) : target;
+            if (!seed_fits(d, seeded)) return BAD_PROGRAM;
+            seed_job(ddr, d, mode, seeded, mask);
         } else {
             return BAD_PROGRAM;
         }
@@ -243,12 +251,13 @@ ig_sum_chunks:
 }
 
 // The attribution from the input gradient (or, for integrated gradients, the IG sum).
+// `slot_off`: an image batch's slot (image, input gradient and attribution slot_off bytes on).
 inline void post_process(beat_t *ddr, const Header &h, int method, int mode, int beats, int weight_frac,
-                         const ig_word_t ig_sum[INPUT_BEATS], int &sat) {
+                         const ig_word_t ig_sum[INPUT_BEATS], int &sat, uint32_t slot_off = 0) {
     beat_t xs[CHUNK_BEATS], ys[CHUNK_BEATS], out[CHUNK_BEATS];
     const bool integrated = method == c::METHOD_INTEGRATED_GRADIENTS;
-    const int image = beat_of(h.image_addr), attr = beat_of(h.attr_addr);
-    const int other = beat_of(integrated ? h.baseline_addr : h.grad_input_addr);
+    const int image = beat_of(h.image_addr + slot_off), attr = beat_of(h.attr_addr + slot_off);
+    const int other = beat_of(integrated ? h.baseline_addr : h.grad_input_addr + slot_off);
     const int ixg_shift = h.input_frac + h.grad_frac[mode] - h.ixg_frac;
     const int sum_shift = weight_frac + h.grad_frac[c::RELU_MASK] - h.ig_sum_frac;
     const int ig_shift = h.input_frac + h.ig_sum_frac - h.ig_frac;
@@ -351,31 +360,84 @@ write_result:
     }
 }
 
-// One run: the prediction and, unless method is PREDICT, the method's attribution.
-inline int run_program(beat_t *ddr, int method, int target, int steps, mask_mem_t mask, index_mem_t index,
-                       ig_word_t ig_sum[INPUT_BEATS]) {
+// An image batch (docs/contract.md, "The host's sequence"): every slot's image copied to its
+// work slot, the batched forward list, every slot's class and target in its result record, the
+// batched backward list and every slot's attribution; the run's counters go in record 0.
+inline int run_images(beat_t *ddr, const Header &h, int method, int images, int beats, mask_mem_t mask,
+                      index_mem_t index, ig_word_t ig_sum[INPUT_BEATS], int sat[3], int &predicted0, int &used0) {
+    uint32_t slot_off = 0;
+copy_slots:
+    for (int s = 0; s < images; s++) {
+#pragma HLS loop_tripcount max=MAX_BATCH
+        copy_beats(ddr, beat_of(h.image_addr + slot_off), beat_of(h.work_addr + slot_off), beats);
+        slot_off += h.slot_bytes;
+    }
+    int status = run_list(ddr, h.forward_batch_addr, h.n_forward_batch, c::RELU_MASK, 0, mask, index, sat[0]);
+    if (status) return status;
+    uint32_t logits = h.logits_addr, record = h.result_addr;
+pick_slots:
+    for (int s = 0; s < images; s++) {
+#pragma HLS loop_tripcount max=MAX_BATCH
+        const int asked = word_at(ddr, h.targets_addr + 4 * s);
+        if (asked >= h.classes) return BAD_ARGUMENT;
+        const int predicted = argmax(ddr, beat_of(logits), h.classes);
+        const int used = asked < 0 ? predicted : asked;
+        if (s == 0) {
+            predicted0 = predicted;
+            used0 = used;
+        }
+        const uint32_t result[c::RESULT_WORDS] = {uint32_t(predicted), uint32_t(used), 0, 0, 0};
+        write_result(ddr, record, result);
+        logits += h.logits_slot_bytes;
+        record += c::RESULT_SLOT_BYTES;
+    }
+    if (method == c::METHOD_PREDICT) return 0;
+    const int mode = relu_mode(method);
+    status = run_list(ddr, h.backward_batch_addr, h.n_backward_batch, mode, 0, mask, index, sat[1], h.result_addr);
+    if (status) return status;
+    slot_off = 0;
+post_slots:
+    for (int s = 0; s < images; s++) {
+#pragma HLS loop_tripcount max=MAX_BATCH
+        post_process(ddr, h, method, mode, beats, 0, ig_sum, sat[2], slot_off);
+        slot_off += h.slot_bytes;
+    }
+    return 0;
+}
+
+// One start: the prediction and, unless method is PREDICT, the method's attribution, of one
+// image or (`images` = the header's batch) of an image batch.
+inline int run_program(beat_t *ddr, int method, int target, int steps, int images, mask_mem_t mask,
+                       index_mem_t index, ig_word_t ig_sum[INPUT_BEATS]) {
     uint32_t hw[c::HEADER_WORDS];
     read_words<c::HEADER_WORDS>(ddr, 0, hw);
     const Header h = decode_header(hw);
     if (!header_fits(h)) return BAD_PROGRAM;
     const bool integrated = method == c::METHOD_INTEGRATED_GRADIENTS;
-    if (method < c::METHOD_PREDICT || method > c::METHOD_DECONVNET || target >= h.classes
-        || (integrated && (steps < 2 || steps > c::MAX_IG_STEPS)))
+    const bool batch = images > 1;
+    if (method < c::METHOD_PREDICT || method > c::METHOD_DECONVNET || (!batch && target >= h.classes)
+        || (integrated && (steps < 2 || steps > c::MAX_IG_STEPS)) || (batch && (images != h.batch || integrated)))
         return BAD_ARGUMENT;
     const int beats = h.input_elems / E;
     int sat[3] = {0, 0, 0};  // forward, backward, post (contract.RESULT)
-    copy_beats(ddr, beat_of(h.image_addr), beat_of(h.work_addr), beats);
-    int status = run_list(ddr, h.forward_addr, h.n_forward, c::RELU_MASK, 0, mask, index, sat[0]);
-    if (status) return status;
-    const int predicted = argmax(ddr, beat_of(h.logits_addr), h.classes);
-    const int used = target < 0 ? predicted : target;
-    if (method != c::METHOD_PREDICT) {
-        const int mode = relu_mode(method);
-        status = integrated ? integrated_gradients(ddr, h, used, steps, beats, mask, index, ig_sum, sat)
-                            : run_list(ddr, h.backward_addr, h.n_backward, mode, used, mask, index, sat[1]);
+    int predicted = 0, used = 0, status = 0;
+    if (batch) {
+        status = run_images(ddr, h, method, images, beats, mask, index, ig_sum, sat, predicted, used);
         if (status) return status;
-        const int weight_frac = integrated ? word_at(ddr, h.ig_table_addr + 4) : 0;
-        post_process(ddr, h, method, mode, beats, weight_frac, ig_sum, sat[2]);
+    } else {
+        copy_beats(ddr, beat_of(h.image_addr), beat_of(h.work_addr), beats);
+        status = run_list(ddr, h.forward_addr, h.n_forward, c::RELU_MASK, 0, mask, index, sat[0]);
+        if (status) return status;
+        predicted = argmax(ddr, beat_of(h.logits_addr), h.classes);
+        used = target < 0 ? predicted : target;
+        if (method != c::METHOD_PREDICT) {
+            const int mode = relu_mode(method);
+            status = integrated ? integrated_gradients(ddr, h, used, steps, beats, mask, index, ig_sum, sat)
+                                : run_list(ddr, h.backward_addr, h.n_backward, mode, used, mask, index, sat[1]);
+            if (status) return status;
+            const int weight_frac = integrated ? word_at(ddr, h.ig_table_addr + 4) : 0;
+            post_process(ddr, h, method, mode, beats, weight_frac, ig_sum, sat[2]);
+        }
     }
     const uint32_t result[c::RESULT_WORDS] = {uint32_t(predicted), uint32_t(used), uint32_t(sat[0]),
                                               uint32_t(sat[1]), uint32_t(sat[2])};

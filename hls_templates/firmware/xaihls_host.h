@@ -34,12 +34,12 @@ inline void beats_to_bytes(const beat_t *beats, long count, unsigned char *bytes
 
 // Runs the top on a DDR of `bytes` bytes (a multiple of the beat), checking every access
 // against it (an access outside is status bit BUS_ERROR).
-inline int run_on_bytes(unsigned char *bytes, long size, int method, int target, int steps) {
+inline int run_on_bytes(unsigned char *bytes, long size, int method, int target, int steps, int images) {
     const long beats = size / BEAT_BYTES;
     beat_t *mem = new beat_t[beats];
     bytes_to_beats(bytes, beats, mem);
     csim_ddr().beats = beats;
-    const int status = xaihls_top(mem, method, target, steps);
+    const int status = xaihls_top(mem, method, target, steps, images);
     beats_to_bytes(mem, beats, bytes);
     delete[] mem;
     return status;

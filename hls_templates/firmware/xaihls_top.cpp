@@ -1,12 +1,12 @@
 // The top: AXI4-Lite control (ap_ctrl_hs) and one AXI4 master to DDR, DW bits wide. Vitis HLS
 // gives its arguments the registers of contract.REGISTERS in this order (ddr 0x18, method
-// 0x24, target 0x2c, steps 0x34, the return value 0x10). Everything else is the engine
+// 0x24, target 0x2c, steps 0x34, images 0x3c, the return value 0x10). Everything else is the engine
 // library (xaihls_engine.h).
 #include "xaihls_top.h"
 
 #include "xaihls_engine.h"
 
-int xaihls_top(xaihls::beat_t *ddr, int method, int target, int steps) {
+int xaihls_top(xaihls::beat_t *ddr, int method, int target, int steps, int images) {
     // depth: the Program's DDR in beats (C/RTL co-simulation sizes its memory model by it);
     // latency: the DDR read latency the cost model assumes; bursts of up to 256 beats, several
     // outstanding, so a tile's runs stream back to back.
@@ -18,6 +18,7 @@ int xaihls_top(xaihls::beat_t *ddr, int method, int target, int steps) {
 #pragma HLS INTERFACE s_axilite port=method
 #pragma HLS INTERFACE s_axilite port=target
 #pragma HLS INTERFACE s_axilite port=steps
+#pragma HLS INTERFACE s_axilite port=images
 #pragma HLS INTERFACE s_axilite port=return
 
     // What the forward pass keeps for the backward pass (E ReLU bits a word; one pool index a
@@ -34,7 +35,7 @@ int xaihls_top(xaihls::beat_t *ddr, int method, int target, int steps) {
     xaihls::csim_channel_fault() = false;
     xaihls::csim_walk_fault() = false;
 #endif
-    int status = xaihls::run_program(ddr, method, target, steps, mask, index, ig_sum);
+    int status = xaihls::run_program(ddr, method, target, steps, images, mask, index, ig_sum);
 #ifndef __SYNTHESIS__
     if (xaihls::csim_ddr().fault) status |= xaihls::BUS_ERROR;
     if (xaihls::csim_channel_fault() || xaihls::csim_walk_fault()) status |= xaihls::CSIM_FAULT;

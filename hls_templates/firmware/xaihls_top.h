@@ -9,6 +9,6 @@
 // explains the predicted class; steps is the integrated-gradients step count (2..1024).
 // Returns 0, or contract.Status bits: BUS_ERROR, BAD_PROGRAM (not a Program of this contract version built
 // for this engine), BAD_ARGUMENT (method, target, steps or IG table out of range).
-int xaihls_top(xaihls::beat_t *ddr, int method, int target, int steps);
+int xaihls_top(xaihls::beat_t *ddr, int method, int target, int steps, int images);
 
 #endif

@@ -168,7 +168,7 @@ int main(int argc, char **argv) {
             return 2;
         }
 
-        const int status = xaihls::run_on_bytes(mem.data(), total, cs.code, cs.target, cs.steps);
+        const int status = xaihls::run_on_bytes(mem.data(), total, cs.code, cs.target, cs.steps, 1);
 
         cases++;
         bool same = true;

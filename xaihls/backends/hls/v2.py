@@ -28,7 +28,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
 from xaihls.golden import model as golden
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
-from xaihls.plan.contract import MAX_IG_STEPS, PROGRAM_VERSION, RESULT, Flag, Op, Status
+from xaihls.plan.contract import MAX_IG_STEPS, PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Status, engine_starts
 from xaihls.plan.engine import EngineV2
 from xaihls.plan.contract import to_blocked
 from xaihls.plan.lowering import ProgramV2, buffer_needs
@@ -207,16 +207,17 @@ class CSimV2Library:
         self.path = path
         self._lib = ctypes.CDLL(str(path))
         self._run = self._lib.xaihls_csim_run
-        self._run.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self._run.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int]
         self._run.restype = ctypes.c_int
         self._lock = threading.Lock()  # the engine's on-chip memories are static: one run at a time
 
-    def run(self, ddr: np.ndarray, method: int, target: int, steps: int) -> int:
-        """The top's status (0 ok) after it ran on ``ddr`` (uint8, whole beats)."""
+    def run(self, ddr: np.ndarray, method: int, target: int, steps: int, images: int = 1) -> int:
+        """The top's status (0 ok) after it ran on ``ddr`` (uint8, whole beats); ``images``: the
+        IMAGES register (1, or the Program's batch: an image batch)."""
         if ddr.dtype != np.uint8 or not ddr.flags.c_contiguous or not ddr.flags.writeable:
             raise ValueError("ddr must be a writeable, contiguous uint8 array")
         with self._lock:
-            return int(self._run(ddr.ctypes.data, ddr.size, method, target, steps))
+            return int(self._run(ddr.ctypes.data, ddr.size, method, target, steps, images))
 
 
 _LIBRARIES: dict[Path, CSimV2Library] = {}
@@ -243,7 +244,7 @@ def status_text(status: int) -> str:
 
 def run_batch(program: ProgramV2, engine: EngineV2, x_q: torch.Tensor, method_code: int, target: torch.Tensor | None,
               steps: int, rule: str, baseline_q: torch.Tensor | None):
-    """Each image of a quantized batch (N, C, H, W) on the C-simulated engine: int64 tensors
+    """Each image of a quantized batch (N, C, H, W) on the C-simulated engine (`batch` images a start while that many are left: contract.engine_starts): int64 tensors
     (logits, target, attribution or None) and each run's saturation counters (forward, backward,
     post), as ``xaihls.sim.interpreter.run_batch`` returns them."""
     check_engine(program, engine)
@@ -251,18 +252,24 @@ def run_batch(program: ProgramV2, engine: EngineV2, x_q: torch.Tensor, method_co
     host = Engine(program)  # the host side: DDR image, blocked inputs, IG table, result
     h = host.h
     logits, targets, attrs, counters = [], [], [], []
-    for k in range(x_q.shape[0]):
-        base = None if baseline_q is None else baseline_q[k].numpy()
-        host.load_inputs(x_q[k].numpy(), base, steps, rule)
-        status = library.run(host.ddr, method_code, -1 if target is None else int(target[k]), steps)
+    for first, count in engine_starts(x_q.shape[0], h["batch"], method_code):
+        wanted = [-1 if target is None else int(target[k]) for k in range(first, first + count)]
+        if count == 1:
+            base = None if baseline_q is None else baseline_q[first].numpy()
+            host.load_inputs(x_q[first].numpy(), base, steps, rule)
+        else:
+            host.load_images(x_q[first: first + count].numpy(), wanted)
+        status = library.run(host.ddr, method_code, wanted[0], steps, images=count)
         if status:
             raise XaiHlsError(f"the C-simulated engine stopped: {status_text(status)}")
-        result = RESULT.decode(host.ddr[h["result_addr"]: h["result_addr"] + RESULT.bytes].tobytes())
-        logits.append(host.read16(h["logits_addr"], h["classes"]))
-        targets.append(result["target"])
-        counters.append((result["sat_forward"], result["sat_backward"], result["sat_post"]))
-        if method_code != PREDICT_CODE:
-            attrs.append(host.attribution())
+        for s in range(count):
+            at = h["result_addr"] + s * RESULT_SLOT_BYTES
+            result = RESULT.decode(host.ddr[at: at + RESULT.bytes].tobytes())
+            logits.append(host.read16(h["logits_addr"] + s * h["logits_slot_bytes"], h["classes"]))
+            targets.append(result["target"])
+            counters.append((result["sat_forward"], result["sat_backward"], result["sat_post"]))
+            if method_code != PREDICT_CODE:
+                attrs.append(host.attribution(s))
     as_t = lambda a: torch.from_numpy(np.stack(a).astype(np.int64))  # noqa: E731
     return as_t(logits), torch.tensor(targets, dtype=torch.int64), (as_t(attrs) if attrs else None), counters
 
