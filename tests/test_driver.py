@@ -12,7 +12,7 @@ import torch
 
 import xaihls
 from tests.driver_project import write_driver_project
-from xaihls.driver import Device, ModelTransport, WriteMemory
+from xaihls.driver import Device, ModelTransport, WriteMemory, WriteRegister
 from xaihls.errors import XaiHlsError
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan.contract import REGISTER
@@ -93,3 +93,37 @@ def test_the_driver_imports_no_torch():
             "import xaihls.driver\n"
             "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_device_runs_image_batches_on_a_program_with_batched_lists(project, tmp_path):
+    """A Program of 2 slots: 5 images are two image-batch starts and one single start, each
+    image's results (and targets, given or predicted) equal golden; IG stays one image a start;
+    a failing batch start names its images."""
+    _, acc, _, _ = project
+    program = lower(acc.qgraph, Shape(8, 4, 4), Buffers(1024, 256, 1024), batch=2)
+    folder = write_driver_project(tmp_path, acc.qgraph, program)
+    x = get_zoo_model("digits_gap").samples()[0][:5]
+    transport = _FailingSecondRun(program.total_bytes)
+    transport.starts = -10  # no failure for now
+    device = Device(folder, transport)
+    for method, target in ((None, None), ("gradient", None), ("guided_backprop", torch.tensor([1, 2, 3, 4, 5]))):
+        runs = device.run(x.numpy(), method, target=None if target is None else target.numpy())
+        g = acc.run(x, method, target=target)
+        assert np.array_equal(np.stack([r.logits for r in runs]), g.logits.numpy()), method
+        if method:
+            assert [r.target for r in runs] == g.target.tolist(), method
+            assert np.array_equal(np.stack([r.attribution for r in runs]), g.attribution.numpy()), method
+        assert all(not r.saturations for r in runs[1:2] + runs[3:4]), "an image batch's counters are its first image's"
+    assert images_of(transport)[-3:] == [2, 2, 1]
+    runs = device.run(x[:2].numpy(), "integrated_gradients", steps=4)
+    assert images_of(transport)[-2:] == [1, 1]
+    g = acc.run(x[:2], "integrated_gradients", steps=4)
+    assert np.array_equal(np.stack([r.attribution for r in runs]), g.attribution.numpy())
+    transport.starts = 0
+    with pytest.raises(XaiHlsError, match="images 2..3: the engine stopped with status 0x4"):
+        device.predict(x.numpy())
+
+
+def images_of(transport) -> list[int]:
+    return [op.value for call in transport.calls for op in call
+            if isinstance(op, WriteRegister) and op.offset == REGISTER["IMAGES"]]

@@ -35,8 +35,8 @@ import numpy as np
 from xaihls.errors import XaiHlsError
 from xaihls.methods import PREDICT_CODE, PostProcess, get_method, ig_constants
 from xaihls.numerics import FixedFormat, quantize_array
-from xaihls.plan.contract import (HEADER, MAX_IG_STEPS, PROGRAM_MAGIC, PROGRAM_VERSION, REGISTER, RESULT, Status,
-                                  from_blocked, to_blocked)
+from xaihls.plan.contract import (HEADER, MAX_IG_STEPS, PROGRAM_MAGIC, PROGRAM_VERSION, REGISTER, RESULT,
+                                  RESULT_SLOT_BYTES, Status, engine_starts, from_blocked, to_blocked)
 
 DDR_IMAGE = "firmware/weights/ddr_image.bin"
 OVERLAY = "vivado/overlay/xaihls.bit"
@@ -170,54 +170,70 @@ class Device:
         return m.code
 
     # ---- the register sequence ----
-    def sequence(self, image_q: np.ndarray, baseline_q: np.ndarray, method: int, target: int, steps: int,
-                 rule: str, timeout_s: float = 60.0) -> list[Operation]:
-        """The operations of one run (``run`` loads the Program's DDR image before a device's first).
-        No operation depends on what an earlier one read, so a batch's runs form one list that a
-        transport may execute at once; the reads are, in order: status, result, logits and, for a
-        method, the attribution (``_results``)."""
+    def sequence(self, images_q: list[np.ndarray], baseline_q: np.ndarray, method: int, targets: list[int],
+                 steps: int, rule: str, timeout_s: float = 60.0) -> list[Operation]:
+        """The operations of one engine start on ``images_q`` (one image, or the Program's batch of
+        them: an image batch; ``run`` loads the Program's DDR image before a device's first). No
+        operation depends on what an earlier one read, so a batch's starts form one list that a
+        transport may execute at once; the reads are, in order: status, then per image its result
+        record, logits and, for a method, attribution (``_results``)."""
         h, tn = self.header, self.header["tn"]
-        table = np.asarray(ig_constants(steps, rule, h["data_width"]).table(), dtype="<i4").tobytes()
-        ops: list[Operation] = [
-            WriteMemory(h["image_addr"], to_blocked(image_q, tn).astype("<i2").tobytes()),
-            WriteMemory(h["baseline_addr"], to_blocked(baseline_q, tn).astype("<i2").tobytes()),
-            WriteMemory(h["ig_table_addr"], table)]
+        images = len(images_q)
+        ops: list[Operation] = [WriteMemory(h["image_addr"] + s * h["slot_bytes"],
+                                            to_blocked(image, tn).astype("<i2").tobytes())
+                                for s, image in enumerate(images_q)]
+        if images == 1:
+            table = np.asarray(ig_constants(steps, rule, h["data_width"]).table(), dtype="<i4").tobytes()
+            ops += [WriteMemory(h["baseline_addr"], to_blocked(baseline_q, tn).astype("<i2").tobytes()),
+                    WriteMemory(h["ig_table_addr"], table)]
+        else:
+            ops.append(WriteMemory(h["targets_addr"], np.asarray(targets, dtype="<i4").tobytes()))
         base = self.transport.ddr_base
         for name, value in (("DDR_LO", base & 0xFFFFFFFF), ("DDR_HI", base >> 32), ("METHOD", method),
-                            ("TARGET", target & 0xFFFFFFFF), ("STEPS", steps), ("GIE", 1), ("IER", 1),
-                            ("CTRL", CTRL_START)):
+                            ("TARGET", targets[0] & 0xFFFFFFFF), ("STEPS", steps), ("IMAGES", images), ("GIE", 1),
+                            ("IER", 1), ("CTRL", CTRL_START)):
             ops.append(WriteRegister(REGISTER[name], value))
         ops += [WaitDone(timeout_s),
                 ReadRegister(REGISTER["RETURN"]),
-                WriteRegister(REGISTER["ISR"], 1),  # toggle-on-write: acknowledge the done interrupt
-                ReadMemory(h["result_addr"], RESULT.bytes),
-                ReadMemory(h["logits_addr"], 2 * h["classes"])]
-        if method != PREDICT_CODE:
-            ops.append(ReadMemory(h["attr_addr"], 2 * h["input_elems"]))
+                WriteRegister(REGISTER["ISR"], 1)]  # toggle-on-write: acknowledge the done interrupt
+        for s in range(images):
+            ops += [ReadMemory(h["result_addr"] + s * RESULT_SLOT_BYTES, RESULT.bytes),
+                    ReadMemory(h["logits_addr"] + s * h["logits_slot_bytes"], 2 * h["classes"])]
+            if method != PREDICT_CODE:
+                ops.append(ReadMemory(h["attr_addr"] + s * h["slot_bytes"], 2 * h["input_elems"]))
         return ops
 
-    def _results(self, ops: list[Operation], answers: list, method: str | None, image: int) -> DeviceRun:
-        """One run's reads (``sequence``'s order) as a DeviceRun; XaiHlsError on a failing status."""
+    def _results(self, ops: list[Operation], answers: list, method: str | None, first: int,
+                 count: int) -> list[DeviceRun]:
+        """One start's reads (``sequence``'s order) as a DeviceRun per image; XaiHlsError on a failing status."""
         h = self.header
-        status, result, logits, *attribution = [a for op, a in zip(ops, answers)
-                                                if isinstance(op, (ReadRegister, ReadMemory))]
+        status, *reads = [a for op, a in zip(ops, answers) if isinstance(op, (ReadRegister, ReadMemory))]
         if status:
             bits = [s.name for s in Status if status >> int(s) & 1]
-            raise XaiHlsError(f"image {image}: the engine stopped with status {status:#x} "
-                              f"({', '.join(bits) or 'unknown'})")
-        r = RESULT.decode(result)
-        attr = None
-        if attribution:
-            codes = np.frombuffer(attribution[0], dtype="<i2").astype(np.int64)
-            attr = from_blocked(codes, h["in_c"], h["in_h"], h["in_w"], h["tn"])
-        counts = {"forward": r["sat_forward"], "backward": r["sat_backward"], "post": r["sat_post"]}
-        return DeviceRun(np.frombuffer(logits, dtype="<i2").astype(np.int64), self.logits_fmt, r["predicted"],
-                         r["target"], attr, self.attribution_fmts.get(method), {k: v for k, v in counts.items() if v})
+            which = f"image {first}" if count == 1 else f"images {first}..{first + count - 1}"
+            raise XaiHlsError(f"{which}: the engine stopped with status {status:#x} ({', '.join(bits) or 'unknown'})")
+        per = 2 if method is None else 3
+        runs = []
+        for k in range(0, len(reads), per):
+            result, logits, *attribution = reads[k: k + per]
+            r = RESULT.decode(result)
+            attr = None
+            if attribution:
+                codes = np.frombuffer(attribution[0], dtype="<i2").astype(np.int64)
+                attr = from_blocked(codes, h["in_c"], h["in_h"], h["in_w"], h["tn"])
+            counts = {"forward": r["sat_forward"], "backward": r["sat_backward"], "post": r["sat_post"]}
+            runs.append(DeviceRun(np.frombuffer(logits, dtype="<i2").astype(np.int64), self.logits_fmt,
+                                  r["predicted"], r["target"], attr, self.attribution_fmts.get(method),
+                                  {k: v for k, v in counts.items() if v}))
+        return runs
 
     def run(self, x, method: str | None = None, target=None, steps: int | None = None, baseline=None,
             rule: str | None = None) -> list[DeviceRun]:
-        """Each image of ``x`` (N, C, H, W floats) on the engine: codes and formats. The transport
-        gets ``runs_per_call`` runs' operations at a time (a board one, the simulation a batch)."""
+        """Each image of ``x`` (N, C, H, W floats) on the engine: codes and formats. A Program with
+        batched lists takes ``batch`` images a start while that many are left (the rest, and
+        integrated gradients, one a start; ``contract.engine_starts``); an image batch's
+        saturation counters are the first image's DeviceRun's (0 in the others). The transport
+        gets ``runs_per_call`` starts' operations at a time (a board one, the simulation a batch)."""
         code = self._method(method)
         batch = self._batch(x)
         n = batch.shape[0]
@@ -236,21 +252,24 @@ class Device:
             np.asarray(baseline, dtype=np.float64), batch.shape)
         if not np.isfinite(base).all():
             raise XaiHlsError("baseline contains NaN or infinite values")
-        per_call = self.transport.runs_per_call or n
+        starts = engine_starts(n, self.header["batch"], code)
+        per_call = self.transport.runs_per_call or len(starts)
         runs: list[DeviceRun] = []
-        for first in range(0, n, per_call):
+        for group in range(0, len(starts), per_call):
             ops: list[Operation] = [] if self._loaded else [WriteMemory(0, self.image)]
             spans = []
-            for k in range(first, min(n, first + per_call)):
-                seq = self.sequence(quantize_array(batch[k], self.input_fmt),
-                                    quantize_array(base[k], self.input_fmt), code, int(targets[k]), steps, rule)
-                spans.append((k, len(ops), len(ops) + len(seq)))
+            for first, count in starts[group: group + per_call]:
+                images = [quantize_array(batch[k], self.input_fmt) for k in range(first, first + count)]
+                seq = self.sequence(images, quantize_array(base[first], self.input_fmt), code,
+                                    [int(t) for t in targets[first: first + count]], steps, rule)
+                spans.append((first, count, len(ops), len(ops) + len(seq)))
                 ops += seq
             answers = self.transport.execute_all(ops)
             if len(answers) != len(ops):
                 raise RuntimeError(f"the transport answered {len(answers)} of {len(ops)} operations")
             self._loaded = True
-            runs += [self._results(ops[lo:hi], answers[lo:hi], method, k) for k, lo, hi in spans]
+            for first, count, lo, hi in spans:
+                runs += self._results(ops[lo:hi], answers[lo:hi], method, first, count)
         return runs
 
     def predict(self, x) -> np.ndarray:
@@ -295,7 +314,7 @@ class ModelTransport(StepTransport):
         r = self.registers
         target = r[REGISTER["TARGET"]]
         target = target - (1 << 32) if target >> 31 else target
-        Engine(self.ddr).run(r[REGISTER["METHOD"]], target, r[REGISTER["STEPS"]])
+        Engine(self.ddr).run(r[REGISTER["METHOD"]], target, r[REGISTER["STEPS"]], images=r[REGISTER["IMAGES"]])
         r[REGISTER["RETURN"]] = 0
         r[REGISTER["CTRL"]] = CTRL_DONE | CTRL_IDLE
 
