@@ -85,7 +85,7 @@ def expected(name: str, shape: str) -> list[dict]:
         g = acc.run(x, m, steps=IG_STEPS) if m else acc.run(x)
         engine = Interpreter(prog)
         engine.load_inputs(x_q, None, IG_STEPS, "trapezoid")
-        ref = engine.run(PREDICT_CODE if m is None else METHOD_CODES[m], -1, IG_STEPS)
+        ref = engine.run(PREDICT_CODE if m is None else METHOD_CODES[m], -1, IG_STEPS)[0]  # one image: one Run
         out.append({"name": m or "predict", "logits": g.logits[0].numpy(), "target": int(g.target[0]),
                     "attribution": None if m is None else g.attribution[0].numpy(),
                     "result": [ref.predicted, ref.target, *ref.saturations]})
