@@ -1,9 +1,9 @@
 """Image batches on the Engine v2 RTL (IMAGES = the Program's batch): every image of a batch
 equals the golden model bit for bit for predict and every method but integrated gradients, with
 the predicted class and with explicit targets, its result record equals the interpreter's (the
-start's counters in the first), with and without AXI stalls; IMAGES outside {0, 1, batch} and an
-image batch of integrated gradients are refused; the executor runs batches the way the
-interpreter does."""
+start's counters in the first), with and without AXI stalls; IMAGES outside {0, 1, batch}, an
+image batch of integrated gradients and a slot's target beyond the classes are refused; the
+executor runs batches the way the interpreter does."""
 
 import numpy as np
 import pytest
@@ -51,7 +51,7 @@ def test_image_batches_equal_golden_under_random_axi_stalls():
     _check("digits_strided_bn", "4x4", STALL_PROBABILITY)
 
 
-def test_images_outside_one_or_the_batch_and_an_image_batch_of_ig_are_refused():
+def test_images_outside_one_or_the_batch_an_image_batch_of_ig_and_a_target_too_large_are_refused():
     name, shape = "digits", "4x4"
     by_name = {r["name"]: r for r in runs(name)}
     x_q = quantize_input(compiled(name)[0].qgraph, batch_images(name, shape))[0].numpy()
@@ -59,7 +59,8 @@ def test_images_outside_one_or_the_batch_and_an_image_batch_of_ig_are_refused():
     cases = [{**by_name["gradient"], "images_register": 0},             # 0: one image, as 1
              {**by_name["gradient"], "images_register": 3},             # neither 1 nor the batch (2)
              {**by_name["gradient"], "images_register": 258},           # 2 in its low byte
-             {**by_name["integrated_gradients"], **pair}]               # IG's steps take the slots
+             {**by_name["integrated_gradients"], **pair},               # IG's steps take the slots
+             {**by_name["gradient"], **pair, "targets": [-1, program(name, shape).header["classes"]]}]
     out = sim.simulate(program(name, shape), shared_params(shape), cases)
     one = simulated(name, shape)[[r["name"] for r in runs(name)].index("gradient")]
     assert out[0]["status"] == 0 and np.array_equal(out[0]["attribution"], one["attribution"])
