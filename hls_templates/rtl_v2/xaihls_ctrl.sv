@@ -161,7 +161,7 @@ module xaihls_ctrl #(
     logic signed [15:0] best_val;
     logic [$clog2(E)-1+1:0] scan;
     logic [15:0]  step;       // the first step of the batch running
-    logic [7:0]   slot, n_slots;   // the slot whose path point or sum is next; slots of this batch
+    logic [7:0]   slot, n_slots;   // the slot whose copy, record, post, path point or sum is next; slots of this batch
     logic [OFF_BITS-1:0] slot_off;  // slot * slot_bytes
     logic [OFF_BITS-1:0] logits_off;  // slot * logits_slot_bytes (an image batch's argmax)
     logic [OFF_BITS-1:0] targ_addr;   // an image batch: the slot's word of the targets table
