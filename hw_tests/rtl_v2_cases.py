@@ -15,8 +15,10 @@ from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
 from xaihls.methods import METHOD_CODES, METHODS, PREDICT_CODE
 from xaihls.models.zoo import get_zoo_model
+from xaihls.plan.contract import engine_starts
 from xaihls.plan.lowering import Buffers, Shape, lower
 from xaihls.sim.interpreter import Engine as Interpreter
+from xaihls.sim.interpreter import run_batch
 
 NETS = ("digits", "digits_strided_bn", "digits_gap", "random301", "random305", "pools3", "pools8")
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one
@@ -83,7 +85,7 @@ def expected(name: str, shape: str) -> list[dict]:
         g = acc.run(x, m, steps=IG_STEPS) if m else acc.run(x)
         engine = Interpreter(prog)
         engine.load_inputs(x_q, None, IG_STEPS, "trapezoid")
-        ref = engine.run(PREDICT_CODE if m is None else METHOD_CODES[m], -1, IG_STEPS)
+        ref = engine.run(PREDICT_CODE if m is None else METHOD_CODES[m], -1, IG_STEPS)[0]  # one image: one Run
         out.append({"name": m or "predict", "logits": g.logits[0].numpy(), "target": int(g.target[0]),
                     "attribution": None if m is None else g.attribution[0].numpy(),
                     "result": [ref.predicted, ref.target, *ref.saturations]})
@@ -96,3 +98,68 @@ def simulated(name: str, shape: str, stalls: float = 0.0, ddr_latency: int | Non
     cocotbext-axi's AxiRam as the DDR (the protocol-test mode)."""
     return sim.simulate(program(name, shape), shared_params(shape), runs(name), stalls=stalls,
                         seed=sum(map(ord, name + shape)), ddr_latency=ddr_latency, memory=memory)
+
+
+# ---- image batches: N = batch + 1 images, so one image-batch start and one single start follow
+IMAGE_METHODS = tuple(m for m in METHOD_LIST if m != "integrated_gradients")
+
+
+@functools.lru_cache(maxsize=None)
+def batch_images(name: str, shape: str) -> torch.Tensor:
+    """batch + 1 distinct images of the net: its test image shifted along its rows."""
+    _, x = compiled(name)
+    return torch.cat([x.roll(3 * k, dims=-1) for k in range(program(name, shape).batch + 1)])
+
+
+def batch_targets(name: str, shape: str) -> list[int]:
+    """Explicit targets, one per image, most of them not the predicted class."""
+    classes = program(name, shape).header["classes"]
+    return [(classes - 1 - 2 * k) % classes for k in range(program(name, shape).batch + 1)]
+
+
+def batch_runs(name: str, shape: str) -> list[dict]:
+    """Predict and every method but integrated gradients, with the predicted class and with explicit
+    targets: per (method, targets) the engine starts of ``engine_starts``, an image batch first."""
+    acc, _ = compiled(name)
+    x_q = quantize_input(acc.qgraph, batch_images(name, shape))[0].numpy()
+    prog = program(name, shape)
+    table = sim.ig_table(IG_STEPS, "trapezoid", acc.qgraph.width)
+    out = []
+    for targets in (None, batch_targets(name, shape)):
+        wanted = [-1] * len(x_q) if targets is None else targets
+        for m in IMAGE_METHODS:
+            code = PREDICT_CODE if m is None else METHOD_CODES[m]
+            for first, count in engine_starts(len(x_q), prog.batch, code):
+                run = {"image": x_q[first], "baseline": np.zeros_like(x_q[first]), "ig_table": table, "method": code,
+                       "target": wanted[first], "steps": IG_STEPS, "name": m or "predict", "first": first,
+                       "count": count, "targets": wanted[first: first + count], "explicit": targets is not None}
+                if count > 1:
+                    run["images"] = x_q[first: first + count]
+                out.append(run)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def batch_expected(name: str, shape: str, method: str | None, explicit: bool) -> dict:
+    """Golden's logits, targets and attributions of the batch_images (``explicit``: for
+    batch_targets, else the predicted classes), and the interpreter's result records
+    (``run_batch``: the same engine starts; an image batch's counters in its first record)."""
+    acc, _ = compiled(name)
+    xs = batch_images(name, shape)
+    t = torch.tensor(batch_targets(name, shape)) if explicit else None
+    g = acc.run(xs, method, target=t)
+    code = PREDICT_CODE if method is None else METHOD_CODES[method]
+    logits, picked, _, counters = run_batch(program(name, shape), quantize_input(acc.qgraph, xs)[0], code, t,
+                                            IG_STEPS, "trapezoid", None)
+    # predict: golden reports the predicted class, the engine's record the target it was given
+    assert torch.equal(logits, g.logits) and (method is None or torch.equal(picked, g.target))
+    return {"logits": g.logits.numpy(), "target": g.target.numpy(),
+            "attribution": None if method is None else g.attribution.numpy(),
+            "result": [[int(np.argmax(g.logits[k].numpy())), int(picked[k]), *counters[k]] for k in range(len(xs))]}
+
+
+@functools.lru_cache(maxsize=None)
+def batch_simulated(name: str, shape: str, stalls: float = 0.0, ddr_latency: int | None = None):
+    """The RTL's results of ``batch_runs`` (a SimRuns list, one entry per engine start)."""
+    return sim.simulate(program(name, shape), shared_params(shape), batch_runs(name, shape), stalls=stalls,
+                        seed=sum(map(ord, "batch" + name + shape)), ddr_latency=ddr_latency)

@@ -1,11 +1,13 @@
 """Verilator cycles per job of the Engine v2 RTL against the cycle model (xaihls/plan/timing.py), at
-DDR latencies 1 and 100; the tables go to the test output (pytest -s or -rA)."""
+DDR latencies 1 and 100, and of whole image-batch starts; the tables go to the test output (pytest -s
+or -rA)."""
 
 import pytest
 
-from hw_tests.rtl_v2_cases import METHOD_LIST, program, simulated
+from hw_tests.rtl_v2_cases import METHOD_LIST, batch_runs, batch_simulated, program, simulated
 from xaihls.backends.rtl.v2.cycles import TOLERANCE, compare, markdown
 from xaihls.plan.engine import EngineV2
+from xaihls.plan.timing import method_cycles
 
 
 @pytest.mark.parametrize("latency", [1, 100])
@@ -35,3 +37,28 @@ def test_cycles_per_job_of_the_batched_lists_match_the_cycle_model(name, shape):
     assert len(rows) == len(prog.forward_batch) + len(prog.backward_batch)
     bad = [r for r in rows if not r.within]
     assert not bad, f"outside {TOLERANCE:.0%}:\n{markdown(bad)}"
+
+
+@pytest.mark.parametrize("name,shape,latency", [("digits", "16x8", 1), ("digits", "16x8", 100),
+                                                ("random305", "4x4", 100)])
+def test_an_image_batch_start_matches_the_cycle_model(name, shape, latency):
+    """An image batch's start: every job of the batched lists (a SEED with its record read) and the
+    whole start (timing.method_cycles with images = batch), for predict and every method it runs;
+    the single start that follows it too."""
+    prog = program(name, shape)
+    engine = EngineV2.for_program(prog, clock_mhz=100.0, bytes_per_cycle=64.0, ddr_latency=latency)
+    starts = [(run, r) for run, r in zip(batch_runs(name, shape), batch_simulated(name, shape, 0.0, latency))
+              if not run["explicit"]]
+    assert {run["count"] for run, _ in starts} == {1, prog.batch}
+    for run, r in starts:
+        method = None if run["name"] == "predict" else run["name"]
+        if run["count"] > 1:
+            rows = compare(prog, engine, r["profile"], latency, image_batch=True)
+            print(f"\n{name} {shape} image batch, {run['name']}, DDR latency {latency}\n{markdown(rows)}")
+            assert len(rows) == len(prog.forward_batch) + (len(prog.backward_batch) if method else 0)
+            bad = [row for row in rows if not row.within]
+            assert not bad, f"outside {TOLERANCE:.0%}:\n{markdown(bad)}"
+        model = method_cycles(prog, engine, method, ddr_latency=latency, images=run["count"])
+        off = (r["cycles"] - model) / model
+        print(f"{run['name']} start of {run['count']}: RTL {r['cycles']:,} model {model:,} ({off:+.1%})")
+        assert abs(off) <= TOLERANCE, f"{run['name']}, {run['count']} images: RTL {r['cycles']} model {model}"

@@ -32,7 +32,9 @@ class RunResult:
     ``attribution``); the hardware executors count what their engine requantizes, by kind
     (``input``: the host's quantization; ``forward``, ``backward``, ``post``: the engine's
     counters, docs/contract.md). Only non-zero counts appear. ``cycles``: engine clock cycles
-    of each image, start to done, from the cycle-accurate backend (``rtl``); None elsewhere.
+    of each image, start to done, from the cycle-accurate backend (``rtl``); None elsewhere. The
+    images of an image batch (one engine start for the Program's ``batch`` images) share their
+    start's cycles: each carries cycles // batch, the first also the remainder.
     """
 
     logits: torch.Tensor

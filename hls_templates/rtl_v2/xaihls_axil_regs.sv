@@ -1,12 +1,13 @@
 // AXI4-Lite control registers of xaihls_top (docs/contract.md, "AXI4-Lite registers"):
 // the ap_ctrl_hs block and the arguments of
-//   int xaihls_top(short *ddr, int method, int target, int steps);
+//   int xaihls_top(short *ddr, int method, int target, int steps, int images);
 // at the offsets Vitis HLS gives them, plus read-only debug registers.
 //
 //   0x00 control: 0 ap_start (reads 1 while running), 1 ap_done (clear on read), 2 ap_idle,
 //        3 ap_ready (clear on read), 7 auto_restart
 //   0x04 global interrupt enable   0x08 IP interrupt enable   0x0c IP interrupt status (toggle on write)
 //   0x10 ap_return (status)        0x18/0x1c ddr base         0x24 method   0x2c target   0x34 steps
+//   0x3c images (0 or 1: one image; the Program's batch: an image batch)
 //   0x40 cycles of the last run (start to done)   0x44 profile entries of the last run
 //   0x800 + 4k: profile entry k = {kind[31:24], cycles[23:0]}
 // Guarantees: a start written while the engine runs is ignored; one response per request;
@@ -48,6 +49,7 @@ module xaihls_axil_regs #(
     output logic [31:0]             method,
     output logic [31:0]             target,
     output logic [31:0]             steps,
+    output logic [31:0]             images,
     input  logic                    busy,
     input  logic                    done,        // one-cycle pulse at the end of a run
     input  logic [31:0]             status,
@@ -109,7 +111,7 @@ module xaihls_axil_regs #(
             aw_hold <= 1'b0; w_hold <= 1'b0; s_axil_bvalid <= 1'b0;
             rd_pending <= 1'b0; s_axil_rvalid <= 1'b0; s_axil_rdata <= '0;
             ap_done <= 1'b0; ap_ready <= 1'b0; auto_restart <= 1'b0; gie <= 1'b0; ier <= '0; isr <= '0;
-            ret <= '0; ddr_base <= '0; method <= '0; target <= '1; steps <= 32'd32;
+            ret <= '0; ddr_base <= '0; method <= '0; target <= '1; steps <= 32'd32; images <= 32'd1;
             start <= 1'b0; restart_pending <= 1'b0;
             awaddr_q <= '0; wdata_q <= '0; wstrb_q <= '0; araddr_q <= '0;
         end else begin
@@ -148,6 +150,7 @@ module xaihls_axil_regs #(
                     (ADDR_WIDTH-2)'(REG_METHOD >> 2): method <= merge(method, wdata_q, wstrb_q);
                     (ADDR_WIDTH-2)'(REG_TARGET >> 2): target <= merge(target, wdata_q, wstrb_q);
                     (ADDR_WIDTH-2)'(REG_STEPS >> 2): steps <= merge(steps, wdata_q, wstrb_q);
+                    (ADDR_WIDTH-2)'(REG_IMAGES >> 2): images <= merge(images, wdata_q, wstrb_q);
                     default: ;
                 endcase
             end
@@ -173,6 +176,7 @@ module xaihls_axil_regs #(
                         (ADDR_WIDTH-3)'(REG_METHOD >> 2): s_axil_rdata <= method;
                         (ADDR_WIDTH-3)'(REG_TARGET >> 2): s_axil_rdata <= target;
                         (ADDR_WIDTH-3)'(REG_STEPS >> 2): s_axil_rdata <= steps;
+                        (ADDR_WIDTH-3)'(REG_IMAGES >> 2): s_axil_rdata <= images;
                         (ADDR_WIDTH-3)'(REG_CYCLES >> 2): s_axil_rdata <= run_cycles;
                         (ADDR_WIDTH-3)'(REG_PROFILE_COUNT >> 2): s_axil_rdata <= profile_count;
                         default: s_axil_rdata <= '0;

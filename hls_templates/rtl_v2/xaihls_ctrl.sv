@@ -7,15 +7,27 @@
 // written back);
 // then writes the result record with the three saturation counters.
 //
+// An image batch (IMAGES = the header's batch > 1, any method but integrated gradients) runs the
+// same sequence on the batched lists with a loop over the slots at each per-image step: every
+// image slot copied to its work slot; the batched forward list; per slot its requested target
+// (the targets table), the argmax of its logits and its result record (counters 0); the batched
+// backward list, where a SEED first reads the target of its descriptor's slot back from that
+// slot's record; per slot the post-processing into its attribution slot; then record 0 read back
+// and written again with the run's counters. Nothing is kept per slot: the slot index and two
+// running offsets (slot * slot_bytes, slot * logits_slot_bytes) address everything, and what a
+// slot picked lives in its record in DDR.
+//
 // One decode stage: a descriptor's (or the header's) beats land in one register; the units
 // take the narrow fields they need from it when a job starts, and the few products a job's
 // running sums start from are made here, one a cycle, on one multiplier.
 //
 // Status (RETURN): BUS_ERROR (an SLVERR/DECERR response; the run stops at the next job
 // boundary), BAD_PROGRAM (not a Program of this contract version for this array and AXI width), BAD_ARGUMENT
-// (method, target or steps out of range, or a Program larger than this build's memories).
-// Profile entries {phase, cycles}: 1 header, 2 image copy, 3 forward job, 4 argmax + result,
-// 5 backward job, 6 post-processing, 7 IG table, 8 IG path point, 9 IG sum, 10 logits saved/restored.
+// (method, target, steps or images out of range, or a Program larger than this build's memories).
+// Profile entries {phase, cycles}: 1 header, 2 image copy (one a slot), 3 forward job, 4 argmax +
+// result (one a slot; an image batch's with its target read first), 5 backward job (an image
+// batch's SEED with its record read), 6 post-processing (one a slot), 7 IG table, 8 IG path point,
+// 9 IG sum, 10 logits saved/restored. An image batch's last record read and write are not logged.
 
 import xaihls_contract_pkg::*;
 import xaihls_engine_pkg::*;
@@ -42,6 +54,7 @@ module xaihls_ctrl #(
     input  logic [31:0]              method,
     input  logic [31:0]              target_arg,
     input  logic [31:0]              steps,
+    input  logic [31:0]              images,        // IMAGES: 0 or 1 one image, the header's batch an image batch
     output logic                     busy,
     output logic                     done,
     output logic [31:0]              status,
@@ -96,6 +109,7 @@ module xaihls_ctrl #(
     localparam int HDR_BEATS = (HEADER_WORDS * 32 + DW - 1) / DW;
     localparam int RES_BEATS = (RESULT_WORDS * 32 + DW - 1) / DW;
     localparam int PW  = $clog2(PROFILE_DEPTH);
+    localparam int BB  = $clog2(2 * E);                 // byte-offset bits within a beat
 
     initial begin
         if (HEADER_WORDS > DESCRIPTOR_WORDS) $error("xaihls_ctrl: the header must fit the descriptor register");
@@ -109,7 +123,8 @@ module xaihls_ctrl #(
 
     // header fields the run needs
     logic [OFF_BITS-1:0] a_forward, a_backward, a_image, a_work, a_baseline, a_igtab, a_logits, a_save,
-                         a_result, a_attr, a_grad, a_forward_b, a_backward_b, slot_bytes;
+                         a_result, a_attr, a_grad, a_forward_b, a_backward_b, slot_bytes, a_targets,
+                         logits_bytes;
     logic [15:0]  n_forward, n_backward, n_forward_b, n_backward_b, classes;
     logic [7:0]   batch;
     logic [23:0]  in_beats;
@@ -118,7 +133,8 @@ module xaihls_ctrl #(
     // ---------------------------------------------------------------- state
     typedef enum logic [4:0] {
         S_IDLE, S_HDR, S_HDR_WAIT, S_CHECK, S_NEXT, S_DESC, S_DESC_WAIT, S_PRODUCTS, S_RUN, S_RUN_WAIT,
-        S_ARGMAX, S_ARGMAX_WAIT, S_IGH, S_IGH_WAIT, S_RESULT, S_RESULT_BEATS, S_RESULT_WAIT, S_FINISH
+        S_ARGMAX, S_ARGMAX_WAIT, S_IGH, S_IGH_WAIT, S_RESULT, S_RESULT_BEATS, S_RESULT_WAIT, S_FINISH,
+        S_TARGET, S_TARGET_WAIT, S_RECORD, S_RECORD_WAIT
     } st_t;
     st_t st;
 
@@ -132,6 +148,8 @@ module xaihls_ctrl #(
     logic [2:0]   meth;
     logic [1:0]   run_mode;   // the method's ReLU rule (the forward list runs with RELU_MASK)
     logic [15:0]  n_steps;
+    logic [8:0]   n_images;   // IMAGES, 9'h1ff for anything above 255 (no batch)
+    logic         img;        // this run is an image batch
     logic signed [31:0] targ;
     logic [31:0]  cyc, t0;
     logic [31:0]  sat_fwd, sat_bwd, sat_post;
@@ -143,13 +161,18 @@ module xaihls_ctrl #(
     logic signed [15:0] best_val;
     logic [$clog2(E)-1+1:0] scan;
     logic [15:0]  step;       // the first step of the batch running
-    logic [7:0]   slot, n_slots;   // the slot whose path point or sum is next; slots of this batch
+    logic [7:0]   slot, n_slots;   // the slot whose copy, record, post, path point or sum is next; slots of this batch
     logic [OFF_BITS-1:0] slot_off;  // slot * slot_bytes
+    logic [OFF_BITS-1:0] logits_off;  // slot * logits_slot_bytes (an image batch's argmax)
+    logic [OFF_BITS-1:0] targ_addr;   // an image batch: the slot's word of the targets table
+    assign targ_addr = a_targets + OFF_BITS'({slot, 2'b00});
+    logic [OFF_BITS-1:0] rec_off;     // the result record of `slot` (the argmax) or of the SEED's slot
+    assign rec_off = OFF_BITS'(32'((st == S_RECORD) ? desc.slot : slot) * RESULT_SLOT_BYTES);
     logic [15:0]  entry;      // the step of that slot: its (alpha, weight) in the IG table
     logic         more_slots;
     assign entry = step + 16'(slot);
     assign more_slots = slot + 1'b1 < n_slots;
-    logic         batched;    // an IG step batch of several slots runs the batched lists
+    logic         batched;    // an image batch or an IG step batch of several slots runs the batched lists
     assign batched = n_slots > 8'd1;
     logic signed [7:0]  alpha_frac, weight_frac;
     logic signed [17:0] alpha, weight;
@@ -204,7 +227,10 @@ module xaihls_ctrl #(
 
     // ---- the result record, beat by beat
     logic [RES_BEATS*DW-1:0] result_bits;
-    assign result_bits = (RES_BEATS*DW)'({sat_post, sat_bwd, sat_fwd, 16'd0, target, 16'd0, predicted});
+    logic         no_counts;  // an image batch's record of one slot: the counters come in record 0 at the end
+    assign no_counts = img && ph == P_ARGMAX;
+    assign result_bits = (RES_BEATS*DW)'({no_counts ? 96'd0 : {sat_post, sat_bwd, sat_fwd}, 16'd0, target, 16'd0,
+                                          predicted});
 
     always_ff @(posedge clk) begin
         if (rst) begin
@@ -259,6 +285,7 @@ module xaihls_ctrl #(
                     meth <= method > 32'd7 ? 3'd7 : 3'(method);
                     targ <= $signed(target_arg);
                     n_steps <= (steps > 32'd65535) ? 16'hffff : 16'(steps);
+                    n_images <= (images > 32'd255) ? 9'h1ff : 9'(images);
                     run_mode <= (method == 32'(METHOD_GUIDED_BACKPROP)) ? 2'(RELU_GUIDED)
                           : (method == 32'(METHOD_DECONVNET)) ? 2'(RELU_DECONV) : 2'(RELU_MASK);
                     sat_fwd <= '0;
@@ -301,6 +328,13 @@ module xaihls_ctrl #(
                     a_forward_b <= OFF_BITS'(hdr.forward_batch_addr);
                     a_backward_b <= OFF_BITS'(hdr.backward_batch_addr);
                     slot_bytes <= OFF_BITS'(hdr.slot_bytes);
+                    a_targets <= OFF_BITS'(hdr.targets_addr);
+                    logits_bytes <= OFF_BITS'(hdr.logits_slot_bytes);
+                    img <= n_images > 9'd1;
+                    n_slots <= (n_images > 9'd1) ? hdr.batch : 8'd1;
+                    slot <= '0;
+                    slot_off <= '0;
+                    logits_off <= '0;
                     batch <= hdr.batch;
                     n_forward <= hdr.n_forward;
                     n_backward <= hdr.n_backward;
@@ -328,7 +362,9 @@ module xaihls_ctrl #(
                         st <= S_FINISH;
                     end else if (meth > 3'd6 || (BACKWARD == 0 && meth != 3'd0) ||
                                  (meth == 3'(METHOD_INTEGRATED_GRADIENTS) && (n_steps < 16'd2 || n_steps > 16'(MAX_IG_STEPS))) ||
-                                 targ >= $signed({16'd0, hdr.classes}) || ddr_base_lo != '0 ||
+                                 (n_images > 9'd1 && (n_images != {1'b0, hdr.batch} ||
+                                                      meth == 3'(METHOD_INTEGRATED_GRADIENTS))) ||
+                                 (n_images <= 9'd1 && targ >= $signed({16'd0, hdr.classes})) || ddr_base_lo != '0 ||
                                  (OFF_BITS < 32 && hdr.total_bytes > (32'd1 << OFF_BITS)) ||
                                  (BACKWARD != 0 && (32'(hdr.input_elems) > INPUT_ELEMS || 32'(hdr.mask_bits) > MASK_BITS ||
                                                     32'(hdr.index_entries) > INDEX_ENTRIES))) begin
@@ -361,37 +397,41 @@ module xaihls_ctrl #(
                         case (ph)
                             P_COPY: begin
                                 post.op <= POST_COPY;
-                                post.src0 <= 32'(a_image);
-                                post.dst <= 32'(a_work);
+                                post.src0 <= 32'(a_image + slot_off);
+                                post.dst <= 32'(a_work + slot_off);
                                 log_kind <= 8'd2;
-                                after <= P_FWD;
+                                after <= more_slots ? P_COPY : P_FWD;
+                                slot <= more_slots ? slot + 1'b1 : '0;
+                                slot_off <= more_slots ? slot_off + slot_bytes : '0;
                             end
                             P_FWD, P_IGFWD: begin
-                                list_addr <= (batched && ph == P_IGFWD) ? a_forward_b : a_forward;
-                                list_left <= (batched && ph == P_IGFWD) ? n_forward_b : n_forward;
+                                list_addr <= batched ? a_forward_b : a_forward;
+                                list_left <= batched ? n_forward_b : n_forward;
                                 list_bwd <= 1'b0;
                                 after <= (ph == P_FWD) ? P_ARGMAX : P_IGBWD;
                                 st <= S_DESC;
                             end
                             P_BWD, P_IGBWD: begin
-                                list_addr <= (batched && ph == P_IGBWD) ? a_backward_b : a_backward;
-                                list_left <= (batched && ph == P_IGBWD) ? n_backward_b : n_backward;
+                                list_addr <= batched ? a_backward_b : a_backward;
+                                list_left <= batched ? n_backward_b : n_backward;
                                 list_bwd <= 1'b1;
                                 after <= (ph == P_BWD) ? P_FINAL : P_IGWENTRY;
                                 st <= S_DESC;
                             end
-                            P_ARGMAX: st <= S_ARGMAX;
+                            P_ARGMAX: st <= img ? S_TARGET : S_ARGMAX;
                             P_FINAL: begin
-                                post.src0 <= 32'(a_grad);
-                                post.dst <= 32'(a_attr);
+                                post.src0 <= 32'(a_grad + slot_off);
+                                post.dst <= 32'(a_attr + slot_off);
                                 log_kind <= 8'd6;
-                                after <= P_DONE;
+                                after <= more_slots ? P_FINAL : P_DONE;
+                                slot <= more_slots ? slot + 1'b1 : '0;
+                                slot_off <= more_slots ? slot_off + slot_bytes : '0;
                                 case (meth)
                                     3'(METHOD_SALIENCY): post.op <= POST_ABS;
                                     3'(METHOD_INPUT_X_GRADIENT): begin
                                         post.op <= POST_IXG;
-                                        post.src0 <= 32'(a_image);
-                                        post.src1 <= 32'(a_grad);
+                                        post.src0 <= 32'(a_image + slot_off);
+                                        post.src1 <= 32'(a_grad + slot_off);
                                         post.shift <= f_input + ((run_mode == 2'd1) ? f_grad1 : (run_mode == 2'd2) ? f_grad2 : f_grad0)
                                                       - f_ixg;
                                     end
@@ -455,7 +495,7 @@ module xaihls_ctrl #(
                                 log_kind <= 8'd6;
                                 after <= P_DONE;
                             end
-                            default: st <= S_RESULT;   // P_DONE
+                            default: st <= img ? S_RECORD : S_RESULT;   // P_DONE (an image batch: record 0 first)
                         endcase
                     end
                 end
@@ -487,7 +527,8 @@ module xaihls_ctrl #(
                             st <= S_FINISH;
                         end else if (32'(desc.op) == OP_CONV || 32'(desc.op) == OP_SEED) begin
                             job_kind <= (32'(desc.op) == OP_SEED) ? JOB_SEED : JOB_CONV;
-                            st <= S_RUN;
+                            // an image batch's SEED seeds the target its slot picked: read it back first
+                            st <= (img && 32'(desc.op) == OP_SEED) ? S_RECORD : S_RUN;
                         end else begin
                             status[STATUS_BAD_PROGRAM] <= 1'b1;
                             st <= S_FINISH;
@@ -512,7 +553,7 @@ module xaihls_ctrl #(
                 // ---------------- argmax (first maximum) and the result's first words
                 S_ARGMAX: begin
                     rd_cmd_valid <= 1'b1;
-                    rd_cmd_off <= a_logits;
+                    rd_cmd_off <= a_logits + logits_off;
                     rd_cmd_beats <= LEN_BITS'((32'(classes) + E - 1) / E);
                     scan <= '0;
                     el_idx <= '0;
@@ -537,6 +578,43 @@ module xaihls_ctrl #(
                             ph <= P_ARGMAX;
                         end
                     end
+                end
+
+                // ---------------- an image batch: the slot's requested target (-1: the predicted class)
+                S_TARGET: begin
+                    rd_cmd_valid <= 1'b1;
+                    rd_cmd_off <= targ_addr & ~OFF_BITS'(2 * E - 1);
+                    rd_cmd_beats <= LEN_BITS'(1);
+                    rd_ready <= 1'b1;
+                    st <= S_TARGET_WAIT;
+                end
+                S_TARGET_WAIT: if (rd_valid) begin
+                    logic signed [31:0] asked;
+                    asked = $signed(rd_data[32 * 32'(targ_addr[BB-1:2]) +: 32]);
+                    rd_ready <= 1'b0;
+                    targ <= asked;
+                    if (asked >= $signed({16'd0, classes})) begin
+                        status[STATUS_BAD_ARGUMENT] <= 1'b1;
+                        st <= S_FINISH;
+                    end else begin
+                        st <= S_ARGMAX;
+                    end
+                end
+
+                // ---------------- an image batch: a slot's record read back (predicted, target): the
+                // SEED's slot before the SEED runs, slot 0 before the last record write (P_DONE)
+                S_RECORD: begin
+                    rd_cmd_valid <= 1'b1;
+                    rd_cmd_off <= a_result + ((ph == P_DONE) ? '0 : rec_off);
+                    rd_cmd_beats <= LEN_BITS'(1);
+                    rd_ready <= 1'b1;
+                    st <= S_RECORD_WAIT;
+                end
+                S_RECORD_WAIT: if (rd_valid) begin
+                    rd_ready <= 1'b0;
+                    predicted <= rd_data[15:0];
+                    target <= rd_data[47:32];
+                    st <= (ph == P_DONE) ? S_RESULT : S_RUN;
                 end
 
                 // ---------------- the IG table: (alpha_frac, weight_frac), then (alpha, weight) of a step
@@ -577,7 +655,7 @@ module xaihls_ctrl #(
                         target <= (targ < 0) ? best_idx : 16'(targ);
                     end
                     wr_cmd_valid <= 1'b1;
-                    wr_cmd_off <= a_result;
+                    wr_cmd_off <= a_result + ((ph == P_ARGMAX) ? rec_off : '0);
                     wr_cmd_beats <= LEN_BITS'(RES_BEATS);
                     res_beat <= '0;
                     st <= S_RESULT_BEATS;
@@ -596,8 +674,15 @@ module xaihls_ctrl #(
                 S_RESULT_WAIT: if (!guard && !wr_cmd_valid && wr_idle) begin
                     if (ph == P_ARGMAX) begin
                         log_phase(8'd4);
-                        ph <= (meth == 3'd0) ? P_DONE : (meth == 3'(METHOD_INTEGRATED_GRADIENTS)) ? P_SAVE : P_BWD;
-                        st <= (meth == 3'd0) ? S_FINISH : S_NEXT;
+                        if (img && more_slots) begin   // the next slot's target, argmax and record
+                            slot <= slot + 1'b1;
+                            logits_off <= logits_off + logits_bytes;
+                            st <= S_TARGET;
+                        end else begin
+                            slot <= '0;
+                            ph <= (meth == 3'd0) ? P_DONE : (meth == 3'(METHOD_INTEGRATED_GRADIENTS)) ? P_SAVE : P_BWD;
+                            st <= (meth == 3'd0 && !img) ? S_FINISH : S_NEXT;
+                        end
                     end else begin
                         st <= S_FINISH;
                     end

@@ -1,5 +1,5 @@
 // xaihls_top, Engine v2 (docs/engine_v2.md): the accelerator with the interface of
-//   int xaihls_top(short *ddr, int method, int target, int steps);
+//   int xaihls_top(short *ddr, int method, int target, int steps, int images);
 // AXI4-Lite control (ap_ctrl_hs, docs/contract.md) and one AXI4 master of AXI_DATA_WIDTH bits.
 //
 // The engine is fixed; a network sets only these parameters (xaihls.backends.rtl.v2) and the DDR image:
@@ -134,7 +134,7 @@ module xaihls_top #(
     // ---------------------------------------------------------------- control registers
     logic start, busy, done, err_clear, rd_err, wr_err;
     logic [63:0] ddr_base;
-    logic [31:0] method, target_arg, steps, status, run_cycles, profile_count, prof_rdata, prof_wdata;
+    logic [31:0] method, target_arg, steps, images, status, run_cycles, profile_count, prof_rdata, prof_wdata;
     logic [PW-1:0] prof_raddr, prof_waddr;
     logic prof_we;
 
@@ -144,7 +144,7 @@ module xaihls_top #(
         .s_axil_wvalid, .s_axil_wready, .s_axil_bresp, .s_axil_bvalid, .s_axil_bready, .s_axil_araddr,
         .s_axil_arprot, .s_axil_arvalid, .s_axil_arready, .s_axil_rdata, .s_axil_rresp, .s_axil_rvalid,
         .s_axil_rready, .interrupt,
-        .start, .ddr_base, .method, .target(target_arg), .steps, .busy, .done, .status, .run_cycles,
+        .start, .ddr_base, .method, .target(target_arg), .steps, .images, .busy, .done, .status, .run_cycles,
         .profile_count, .profile_addr(prof_raddr), .profile_data(prof_rdata)
     );
 
@@ -206,7 +206,7 @@ module xaihls_top #(
     xaihls_ctrl #(.TM(TM), .TN(TN), .E(E), .MASK_BITS(MASK_BITS), .INDEX_ENTRIES(INDEX_ENTRIES),
                   .INPUT_ELEMS(INPUT_ELEMS), .BACKWARD(BACKWARD), .OFF_BITS(OFF_BITS), .LEN_BITS(LEN_BITS),
 .IXW(IXW), .PROFILE_DEPTH(PROFILE_DEPTH), .SB(SB)) u_ctrl (
-        .clk, .rst, .start, .ddr_base_lo(ddr_base[5:0]), .method, .target_arg, .steps, .busy, .done, .status, .run_cycles,
+        .clk, .rst, .start, .ddr_base_lo(ddr_base[5:0]), .method, .target_arg, .steps, .images, .busy, .done, .status, .run_cycles,
         .profile_count, .prof_we, .prof_waddr, .prof_wdata, .rd_err, .wr_err, .err_clear,
         .job_start, .job_kind, .desc, .post, .mode, .target, .lo_off, .step_off, .lo_iw, .step_iw, .oyo_rb,
         .osy_rb, .span, .sh_ow, .units_busy, .sat,

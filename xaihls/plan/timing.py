@@ -17,10 +17,14 @@ The schedule it models, which the RTL (hls_templates/rtl_v2) implements:
   weight rows. A row tile's sums go to one of two output sets; the write-back drains a set
   (E lanes a cycle: one beat per output pixel and TN / E lanes; a max-pool reads its window one
   element a cycle) while the walker fills the other.
-- SEED: the write-back alone, one beat a cycle.
+- SEED: the write-back alone, one beat a cycle; in an image batch after reading its slot's
+  target back from the slot's result record (one beat).
 - Post-processing (image copy, |g|, x * g, the IG path point, sum and products): chunks of up
   to CHUNK beats; per chunk the loader reads its tensors, lanes 0..E-1 run one or two passes,
   and the write-back writes the chunk under the next chunk's loads.
+- An image batch (``images`` = the Program's batch): the batched lists once; the copy, the
+  target read, the argmax and the result record, and the post-processing once a slot; then
+  record 0 read back and written again.
 
 Every quantity is a sum over tiles in closed form (a recurrence over the tiles of a job, O(tiles));
 hw_tests/test_rtl_v2_cycles.py holds it to 10% of Verilator per job at DDR latencies 1 and 100.
@@ -249,19 +253,28 @@ def network_macs(d, layers) -> int:
     return _tap_pairs(d, bounds) * int(w.shape[0]) * int(w.shape[1])
 
 
-def seed_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
+def word_read_cycles(dram: _Dram) -> int:
+    """The controller reading one beat of its own (an image batch's target, a slot's result record)."""
+    return FETCH_ISSUE + dram.latency
+
+
+def seed_cost(d, engine: EngineV2, direction: str, dram: _Dram, image_batch: bool = False) -> JobCost:
     beats = d.out_blocks * engine.tn // engine.beat_elems
     total = fetch_cycles(engine, dram) + 2 + dram.stream(beats) + WB_PIPE + dram.latency + JOB_END
+    if image_batch:  # the slot's target read back from its result record first
+        total += word_read_cycles(dram)
     return JobCost(d.layer, "seed", direction, total, beats, dram.stream(beats), 0, beats, 0)
 
 
 def job_cost(job, engine: EngineV2, direction: str, ddr_latency: int | None = None,
-             bytes_per_cycle: float | None = None, layers=None) -> JobCost:
+             bytes_per_cycle: float | None = None, layers=None, image_batch: bool = False) -> JobCost:
     """Cycles of one job (descriptor fetch included) on ``engine`` with a DDR of ``ddr_latency``
     cycles and ``bytes_per_cycle`` (default: the engine's); with the network's ``layers`` (the
-    QGraph's graph.layers) also its MACs, for the utilisation."""
+    QGraph's graph.layers) also its MACs, for the utilisation. ``image_batch``: a job of an image
+    batch's lists (a SEED then reads its slot's target back first)."""
     dram = _dram(engine, ddr_latency, bytes_per_cycle)
-    cost = seed_cost(job, engine, direction, dram) if job.op == Op.SEED else conv_cost(job, engine, direction, dram)
+    cost = (seed_cost(job, engine, direction, dram, image_batch) if job.op == Op.SEED
+            else conv_cost(job, engine, direction, dram))
     return cost if layers is None else replace(cost, macs=network_macs(job, layers))
 
 
@@ -272,6 +285,8 @@ def job_cost(job, engine: EngineV2, direction: str, ddr_latency: int | None = No
 POST_STREAMS = {"copy": (1, 1, True), "abs": (1, 1, True), "ixg": (2, 1, True), "ig_point": (2, 2, True),
                 "ig_acc": (1, 1, False), "ig_sum": (0, 1, True), "ig_final": (3, 2, True)}
 """post op: (tensors read, passes, a tensor written)."""
+FINAL_POST = {"saliency": "abs", "input_x_gradient": "ixg"}
+"""The post op that makes a method's attribution from the input gradient (integrated gradients aside)."""
 
 
 def chunk_beats(engine: EngineV2) -> int:
@@ -306,18 +321,23 @@ def post_cycles(op: str, beats: int, engine: EngineV2, ddr_latency: int | None =
 
 
 def method_cycles(program, engine: EngineV2, method: str | None, steps: int = 32, ddr_latency: int | None = None,
-                  bytes_per_cycle: float | None = None) -> int:
-    """Cycles of one run of ``program``, start to done: predict (``method`` None) or an attribution
-    method (integrated gradients with ``steps`` steps)."""
+                  bytes_per_cycle: float | None = None, images: int = 1) -> int:
+    """Cycles of one engine start of ``program``, start to done: predict (``method`` None) or an
+    attribution method (integrated gradients with ``steps`` steps), on one image or (``images`` =
+    the Program's batch) on an image batch."""
+    image_batch = images > 1
+
     def jobs(lst, direction):
-        return sum(job_cost(d, engine, direction, ddr_latency, bytes_per_cycle).cycles for d in lst)
+        return sum(job_cost(d, engine, direction, ddr_latency, bytes_per_cycle, image_batch=image_batch).cycles
+                   for d in lst)
 
     backward = jobs(program.backward, "backward") if method is not None else 0
     batched = (0, 0)
-    if method == "integrated_gradients" and program.batch > 1:
-        batched = (jobs(program.forward_batch, "forward"), jobs(program.backward_batch, "backward"))
+    if (method == "integrated_gradients" or image_batch) and program.batch > 1:
+        batched = (jobs(program.forward_batch, "forward"),
+                   jobs(program.backward_batch, "backward") if method is not None else 0)
     return run_cycles(program.header, engine, jobs(program.forward, "forward"), backward, method, steps,
-                      ddr_latency, bytes_per_cycle, batched)
+                      ddr_latency, bytes_per_cycle, batched, images)
 
 
 def workload(header, forward_costs, backward_costs, engine: EngineV2, steps: int,
@@ -335,10 +355,12 @@ def workload(header, forward_costs, backward_costs, engine: EngineV2, steps: int
 
 def run_cycles(header, engine: EngineV2, forward: int, backward: int, method: str | None, steps: int = 32,
                ddr_latency: int | None = None, bytes_per_cycle: float | None = None,
-               batched: tuple[int, int] = (0, 0)) -> int:
+               batched: tuple[int, int] = (0, 0), images: int = 1) -> int:
     """Cycles of one run, start to done, given its forward and backward jobs' cycles (``batched``:
     the batched lists', which integrated gradients run while ``batch`` steps are left): the
-    header, the post-processing and the result around them."""
+    header, the post-processing and the result around them. ``images`` = the header's batch: an
+    image batch, which runs only the batched lists (their SEEDs costed with their record read,
+    ``job_cost(..., image_batch=True)``)."""
     dram = _dram(engine, ddr_latency, bytes_per_cycle)
     h = header
     beats = h["input_elems"] // engine.beat_elems
@@ -350,6 +372,16 @@ def run_cycles(header, engine: EngineV2, forward: int, backward: int, method: st
 
     result = FETCH_ISSUE + dram.latency + dram.stream(classes_beats) + classes_beats * engine.beat_elems \
         + 4 + math.ceil(RESULT.bytes / (2 * engine.beat_elems)) + dram.latency + JOB_END
+    if images > 1:
+        if images != h["batch"] or method == "integrated_gradients":
+            raise ValueError(f"an image batch of {images} on a Program of {h['batch']} slots, method {method}")
+        word = word_read_cycles(dram)
+        write = 4 + math.ceil(RESULT.bytes / (2 * engine.beat_elems)) + dram.latency + JOB_END
+        total = header_cycles + images * (post("copy") + word + result) + batched[0]
+        if method is not None:
+            op = FINAL_POST.get(method, "copy")
+            total += batched[1] + images * post(op)
+        return total + word + write  # record 0 read back, written with the counters
     total = header_cycles + post("copy") + forward + result
     if method is None:
         return total
@@ -362,6 +394,6 @@ def run_cycles(header, engine: EngineV2, forward: int, backward: int, method: st
         total += full * (batch * slot + sum(batched)) + rest * (slot + forward + backward)
         total += post("ig_sum") + post("ig_final")
     else:
-        op = {"saliency": "abs", "input_x_gradient": "ixg"}.get(method, "copy")
+        op = FINAL_POST.get(method, "copy")
         total += backward + post(op)
     return total + result

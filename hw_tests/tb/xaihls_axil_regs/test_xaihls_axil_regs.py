@@ -21,7 +21,7 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
 from tb_util import pauses
 
 CTRL, GIE, IER, ISR, RETURN = 0x00, 0x04, 0x08, 0x0C, 0x10
-DDR_LO, DDR_HI, METHOD, TARGET, STEPS = 0x18, 0x1C, 0x24, 0x2C, 0x34
+DDR_LO, DDR_HI, METHOD, TARGET, STEPS, IMAGES = 0x18, 0x1C, 0x24, 0x2C, 0x34, 0x3C
 CYCLES, PROFILE_COUNT, PROFILE = 0x40, 0x44, 0x800
 AP_START, AP_DONE, AP_IDLE, AP_READY, AUTO_RESTART = 1, 2, 4, 8, 0x80
 
@@ -94,9 +94,10 @@ async def run_arguments(dut, stalls):
     tb = TB(dut, stalls)
     await tb.reset()
     assert await tb.read(TARGET) == 0xFFFFFFFF and await tb.read(STEPS) == 32 and await tb.read(METHOD) == 0
+    assert await tb.read(IMAGES) == 1
     rng = random.Random(2)
     shadow = {}
-    for addr in (DDR_LO, DDR_HI, METHOD, TARGET, STEPS):
+    for addr in (DDR_LO, DDR_HI, METHOD, TARGET, STEPS, IMAGES):
         shadow[addr] = rng.getrandbits(32)
         await tb.write(addr, shadow[addr])
     for _ in range(20):
@@ -109,8 +110,8 @@ async def run_arguments(dut, stalls):
         assert await tb.read(addr) == value, f"{addr:#x} reads {await tb.read(addr):#x}, expected {value:#x}"
     assert int(dut.ddr_base.value) == shadow[DDR_HI] << 32 | shadow[DDR_LO]
     assert int(dut.method.value) == shadow[METHOD] and int(dut.target.value) == shadow[TARGET]
-    assert int(dut.steps.value) == shadow[STEPS]
-    assert await tb.read(0x3C) == 0, "an unmapped register reads 0"
+    assert int(dut.steps.value) == shadow[STEPS] and int(dut.images.value) == shadow[IMAGES]
+    assert await tb.read(0x38) == 0, "an unmapped register reads 0"
 
 
 @cocotb.test(timeout_time=2, timeout_unit="ms")

@@ -7,11 +7,13 @@ Two tests, each run only when its file is named in the environment:
   in order, as xaihls.backends.rtl.v2.transport.SimulationTransport writes them.
 
 A job file (path in ``XAIHLS_RTL_JOB``) holds the DDR image, the header addresses and a list
-of runs (image, baseline, IG table, method, target, steps, expected results). The TB loads
-DDR exactly as ``Machine.load_inputs`` does, drives the AXI4-Lite registers, waits for the
-interrupt, reads back logits, result and attribution, the cycle count and the per-phase
-profile, and writes everything to ``<job>.out.npz``. Expected values, when given, are
-compared bit for bit (the test fails on any difference).
+of runs (images, baseline, IG table, method, target, steps, expected results). A run of one
+image loads it at ``image_addr``; a run of several (an image batch, docs/contract.md "The host's
+sequence") loads image s in slot s and its target in the targets table, and sets ``IMAGES``. The
+TB drives the AXI4-Lite registers, waits for the interrupt, reads back every slot's logits,
+result and attribution, the cycle count and the per-phase profile, and writes everything to
+``<job>.out.npz``. Expected values, when given, are compared bit for bit (the test fails on any
+difference).
 
 Two DDR models (``memory`` in the job):
 
@@ -42,7 +44,7 @@ from cocotb.triggers import ClockCycles, First, RisingEdge, Timer
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 REG_CTRL, REG_GIE, REG_IER, REG_ISR, REG_RETURN = 0x00, 0x04, 0x08, 0x0C, 0x10
-REG_DDR_LO, REG_DDR_HI, REG_METHOD, REG_TARGET, REG_STEPS = 0x18, 0x1C, 0x24, 0x2C, 0x34
+REG_DDR_LO, REG_DDR_HI, REG_METHOD, REG_TARGET, REG_STEPS, REG_IMAGES = 0x18, 0x1C, 0x24, 0x2C, 0x34, 0x3C
 REG_CYCLES, REG_PROFILE_COUNT, REG_PROFILE = 0x40, 0x44, 0x800
 CLOCK_NS = 10  # simulation time only: cycles are what the testbench measures
 
@@ -193,12 +195,13 @@ class TB:
     async def read_reg(self, addr: int) -> int:
         return await self.axil.read_dword(addr)
 
-    async def start(self, method: int, target: int, steps: int) -> None:
+    async def start(self, method: int, target: int, steps: int, images: int = 1) -> None:
         await self.write_reg(REG_DDR_LO, self.ddr_base & 0xFFFFFFFF)
         await self.write_reg(REG_DDR_HI, self.ddr_base >> 32)
         await self.write_reg(REG_METHOD, method)
         await self.write_reg(REG_TARGET, target)
         await self.write_reg(REG_STEPS, steps)
+        await self.write_reg(REG_IMAGES, images)
         await self.write_reg(REG_GIE, 1)
         await self.write_reg(REG_IER, 1)
         await self.write_reg(REG_CTRL, 1)
@@ -256,15 +259,19 @@ async def run_job(dut):
     results: dict[str, np.ndarray] = {}
     mismatches = []
     timeout = job.get("timeout_cycles", 50_000_000)
-    # logits, result and attribution lie in one span of the memory map: fetched at once
-    out_lo = min(h["logits_addr"], h["result_addr"], h["attr_addr"])
-    out_hi = max(h["logits_addr"] + 2 * h["classes"], h["result_addr"] + 4 * h["result_words"], h["attr_addr"] + 2 * h["input_elems"])
+    # slot s of the image, the attribution, the logits and the result record
+    slot = {"image_addr": h["slot_bytes"], "attr_addr": h["slot_bytes"], "logits_addr": h["logits_slot_bytes"],
+            "result_addr": h["result_slot_bytes"]}
     for i, run in enumerate(job["runs"]):
-        await ddr.load([(h["image_addr"], arrays[f"image{i}"].astype("<i2").tobytes()),
-                        (h["baseline_addr"], arrays[f"baseline{i}"].astype("<i2").tobytes()),
-                        (h["ig_table_addr"], arrays[f"ig_table{i}"].astype("<i4").tobytes())])
+        images = arrays[f"image{i}"]  # (slots, blocked elements)
+        n = images.shape[0]
+        blocks = [(h["image_addr"] + s * slot["image_addr"], images[s].astype("<i2").tobytes()) for s in range(n)]
+        if n > 1:
+            blocks.append((h["targets_addr"], arrays[f"targets{i}"].astype("<i4").tobytes()))
+        await ddr.load(blocks + [(h["baseline_addr"], arrays[f"baseline{i}"].astype("<i2").tobytes()),
+                                 (h["ig_table_addr"], arrays[f"ig_table{i}"].astype("<i4").tobytes())])
         t_start = time.perf_counter()
-        await tb.start(run["method"], run["target"], run["steps"])
+        await tb.start(run["method"], run["target"], run["steps"], run.get("images_register", n))
         if run.get("restart_after"):
             # a start while the engine is busy must be ignored
             await ClockCycles(dut.clk, run["restart_after"])
@@ -280,14 +287,19 @@ async def run_job(dut):
         status = await tb.read_reg(REG_RETURN)
         cycles = await tb.read_reg(REG_CYCLES)
         profile = await tb.profile()
+        # every slot's logits, result and attribution lie in one span of the memory map: fetched at once
+        sizes = {"logits_addr": 2 * h["classes"], "result_addr": 4 * h["result_words"], "attr_addr": 2 * h["input_elems"]}
+        out_lo = min(h[k] for k in sizes)
+        out_hi = max(h[k] + (n - 1) * slot[k] + size for k, size in sizes.items())
         span = await ddr.fetch(out_lo, out_hi - out_lo)
 
-        def part(addr: int, nbytes: int) -> bytes:
-            return span[addr - out_lo: addr - out_lo + nbytes]
+        def part(key: str, s: int) -> bytes:
+            at = h[key] + s * slot[key] - out_lo
+            return span[at: at + sizes[key]]
 
-        logits = _i16(part(h["logits_addr"], 2 * h["classes"]))
-        res = np.frombuffer(part(h["result_addr"], 4 * h["result_words"]), dtype="<i4").astype(np.int64)
-        attr = _i16(part(h["attr_addr"], 2 * h["input_elems"]))
+        logits = np.stack([_i16(part("logits_addr", s)) for s in range(n)])
+        res = np.stack([np.frombuffer(part("result_addr", s), dtype="<i4").astype(np.int64) for s in range(n)])
+        attr = np.stack([_i16(part("attr_addr", s)) for s in range(n)])
         results[f"status{i}"] = np.array([status])
         results[f"cycles{i}"] = np.array([cycles])
         results[f"profile{i}"] = np.array(profile, dtype=np.int64).reshape(-1, 2)
@@ -300,7 +312,7 @@ async def run_job(dut):
         if f"expect_logits{i}" in arrays.files:
             if not np.array_equal(logits, arrays[f"expect_logits{i}"]):
                 mismatches.append(f"run {i}: logits differ")
-            if not np.array_equal(res[:2], arrays[f"expect_result{i}"]):
+            if not np.array_equal(res[:, :2], arrays[f"expect_result{i}"]):
                 mismatches.append(f"run {i}: result {res.tolist()} != {arrays[f'expect_result{i}'].tolist()}")
             if f"expect_attribution{i}" in arrays.files and not np.array_equal(attr, arrays[f"expect_attribution{i}"]):
                 bad = int((attr != arrays[f"expect_attribution{i}"]).sum())

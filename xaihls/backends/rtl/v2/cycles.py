@@ -3,7 +3,8 @@
 The RTL logs one profile entry per phase (header, image copy, each job from its descriptor's
 fetch to its last write response, argmax and result, post-processing). ``compare`` lines up the
 first forward and backward lists with the Program's jobs and ``timing.job_cost``, or (``batched``)
-the batched lists an integrated-gradients run takes first.
+the batched lists an integrated-gradients run takes first, or (``image_batch``) the batched lists
+of an image batch.
 """
 
 from __future__ import annotations
@@ -36,13 +37,16 @@ class CycleRow:
 
 
 def compare(program, engine: EngineV2, profile: list[tuple[str, int]], ddr_latency: int | None = None,
-            macs: tuple[list[int], list[int]] | None = None, batched: bool = False) -> list[CycleRow]:
+            macs: tuple[list[int], list[int]] | None = None, batched: bool = False,
+            image_batch: bool = False) -> list[CycleRow]:
     """Per job: Verilator's cycles (the run's ``profile``), the model's, and the network's MACs
     (``macs``: per forward and per backward job; default from the Program's network when it has one).
     ``batched``: the profile of an integrated-gradients run of at least ``batch`` steps, whose first
-    step batch runs the batched lists after the image's forward list."""
-    forward, backward = (program.forward_batch, program.backward_batch) if batched else (program.forward,
-                                                                                        program.backward)
+    step batch runs the batched lists after the image's forward list. ``image_batch``: the profile of
+    an image batch's start (the batched lists only; a SEED's entry holds its record read)."""
+    on_batch = batched or image_batch
+    forward, backward = (program.forward_batch, program.backward_batch) if on_batch else (program.forward,
+                                                                                         program.backward)
     skip = len(program.forward) if batched else 0
     fwd = [c for k, c in profile if k == "forward"][skip: skip + len(forward)]
     bwd = [c for k, c in profile if k == "backward"][: len(backward)]
@@ -50,7 +54,8 @@ def compare(program, engine: EngineV2, profile: list[tuple[str, int]], ddr_laten
     rows = []
     for side, (direction, jobs, measured) in enumerate((("forward", forward, fwd), ("backward", backward, bwd))):
         for i, (d, cycles) in enumerate(zip(jobs, measured)):
-            jc = job_cost(d, engine, direction, ddr_latency, layers=layers.layers if layers else None)
+            jc = job_cost(d, engine, direction, ddr_latency, layers=layers.layers if layers else None,
+                          image_batch=image_batch)
             rows.append(CycleRow(direction, i, jc.op, d.layer, cycles, jc.cycles,
                                  macs[side][i] if macs is not None else jc.macs))
     return rows

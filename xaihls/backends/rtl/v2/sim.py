@@ -1,7 +1,8 @@
 """Verilator simulation of the Engine v2 RTL through cocotb's Python runner, and its executor.
 
-``run_rtl_v2`` mirrors ``xaihls.sim.interpreter.run_batch``: same arguments, same results, plus
-the cycles of each run. Each parameter set is compiled once (cached, keyed by the parameters and
+``run_rtl_v2`` mirrors ``xaihls.sim.interpreter.run_batch``: same arguments, same engine starts
+(``contract.engine_starts``: image batches of the Program's ``batch`` while that many are left,
+the rest one at a time), same results, plus the cycles of each image. Each parameter set is compiled once (cached, keyed by the parameters and
 the sources). The engine runs in xaihls_sim_top (rtl_v2/sim/) with the SystemVerilog DDR model
 (rtl/sim/xaihls_sim_axi_ram.sv), driven by the cocotb testbench xaihls/backends/rtl/tb.py; the
 tool, cache and runner are xaihls.backends.rtl.sim's. No DDR beat goes through Python.
@@ -26,7 +27,7 @@ from xaihls.backends.rtl.v2.params import RTL_DIR, SIM_SOURCES, TOP, RtlV2Params
 from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
-from xaihls.plan.contract import MAX_IG_STEPS, RESULT, from_blocked, to_blocked
+from xaihls.plan.contract import MAX_IG_STEPS, RESULT, RESULT_SLOT_BYTES, engine_starts, from_blocked, to_blocked
 
 SIM_DIR = RTL_DIR / "sim"
 DDR_MODEL = RTL_DIR.parent / "rtl" / "sim" / "xaihls_sim_axi_ram.sv"   # the DDR model
@@ -128,8 +129,11 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
     """Run ``runs`` on one simulator process (xaihls/backends/rtl/tb.py drives it). A run: ``image``
     and ``baseline`` (C, H, W codes), ``ig_table`` (int32 words), ``method`` (code), ``target``
     (-1: predicted), ``steps``, optionally ``restart_after`` (cycles after the start at which
-    ap_start is written again: the result holds ``busy_ctrl`` and ``after_ctrl``). Returns per run:
-    status, cycles, profile, logits, the result words and the attribution (C, H, W). The DDR: the
+    ap_start is written again: the result holds ``busy_ctrl`` and ``after_ctrl``). An image batch:
+    ``images`` (N, C, H, W) and ``targets`` (N classes, -1: predicted) instead of ``image``, one in
+    each slot, IMAGES = N. ``images_register`` writes another IMAGES (the engine must refuse it).
+    Returns per run: status, cycles, profile, and slot 0's logits, result words and attribution
+    (C, H, W); ``slots``: those of every image of the run. The DDR: the
     SystemVerilog model (``ddr_latency`` cycles each way, default the cost model's) or cocotbext-axi's
     AxiRam (``memory="axiram"``); ``stalls``: the probability of a ready/valid stall on each channel
     each cycle; ``slverr``: DDR offsets [lo, hi) whose reads answer SLVERR. ``files``: the engine's
@@ -148,13 +152,20 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
     arrays = {"program": np.frombuffer(program.image, dtype=np.uint8)}
     meta = []
     for i, run in enumerate(runs):
-        arrays[f"image{i}"] = to_blocked(np.asarray(run["image"]), tn)
+        images = np.asarray(run["images"]) if "images" in run else np.asarray(run["image"])[None]
+        if images.shape[0] > 1 and images.shape[0] != h["batch"]:
+            raise XaiHlsError(f"an image batch of {images.shape[0]}: the Program's slots are {h['batch']}")
+        arrays[f"image{i}"] = np.stack([to_blocked(image, tn) for image in images])
+        arrays[f"targets{i}"] = np.asarray(run.get("targets", [-1] * images.shape[0]), dtype=np.int64)
         arrays[f"baseline{i}"] = to_blocked(np.asarray(run["baseline"]), tn)
         arrays[f"ig_table{i}"] = np.asarray(run["ig_table"], dtype=np.int64)
-        meta.append({k: int(run[k]) for k in ("method", "target", "steps", "restart_after") if k in run})
+        meta.append({"target": -1, **{k: int(run[k]) for k in ("method", "target", "steps", "restart_after",
+                                                                "images_register") if k in run}})
     header = {k: int(h[k]) for k in ("image_addr", "baseline_addr", "ig_table_addr", "logits_addr", "result_addr",
-                                     "attr_addr", "classes", "input_elems", "total_bytes")}
+                                     "attr_addr", "classes", "input_elems", "total_bytes", "slot_bytes",
+                                     "targets_addr", "logits_slot_bytes")}
     header["result_words"] = RESULT.words
+    header["result_slot_bytes"] = RESULT_SLOT_BYTES
     job = {"header": header, "mem_size": 1 << mem_bits, "ddr_base": ddr_base, "stalls": stalls, "seed": seed,
            "runs": meta, "slverr": list(slverr) if slverr else None, "dump_ddr": dump_ddr, "memory": memory, "data_bytes": params.AXI_DATA_WIDTH // 8,
            "timeout_cycles": timeout_cycles, "load_file": str(tmp / "ddr_load.hex"),
@@ -179,10 +190,11 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
     out = common.SimRuns()
     c, hh, ww = h["in_c"], h["in_h"], h["in_w"]
     for i in range(len(runs)):
+        slots = [{"logits": logits, "result": result, "attribution": from_blocked(attr, c, hh, ww, tn)}
+                 for logits, result, attr in zip(res[f"logits{i}"], res[f"result{i}"], res[f"attribution{i}"])]
         r = {"status": int(res[f"status{i}"][0]), "cycles": int(res[f"cycles{i}"][0]),
              "profile": [(common.PROFILE_KINDS.get(int(k), str(k)), int(v)) for k, v in res[f"profile{i}"]],
-             "logits": res[f"logits{i}"], "result": res[f"result{i}"], "run_s": float(res[f"wall{i}"][0]),
-             "attribution": from_blocked(res[f"attribution{i}"], c, hh, ww, tn)}
+             "run_s": float(res[f"wall{i}"][0]), **slots[0], "slots": slots}
         for key in ("busy_ctrl", "after_ctrl", "ddr"):
             if f"{key}{i}" in res:
                 r[key] = res[f"{key}{i}"]
@@ -201,8 +213,12 @@ def ig_table(steps: int, rule: str, width: int = 16) -> np.ndarray:
 
 def run_rtl_v2(program, engine, x_q: torch.Tensor, method: str | None, target: torch.Tensor | None, steps: int,
                rule: str, baseline_q: torch.Tensor | None, stalls: bool = False, params: RtlV2Params | None = None):
-    """Each image of a quantized batch on the simulated engine: int64 tensors (logits, target,
-    attribution or None), each run's saturation counters and cycles."""
+    """Each image of a quantized batch on the simulated engine, in the engine starts of
+    ``contract.engine_starts``: int64 tensors (logits, target, attribution or None), each image's
+    saturation counters (an image batch's in its first image, zero in the others, as the result
+    records hold them) and each image's cycles (an image batch's start shared among its images:
+    each carries cycles // N, the first also the remainder, so a batch's images sum to its start's
+    cycles)."""
     code = PREDICT_CODE if method is None else METHOD_CODES[method]
     needed = rtl_params(program, engine)
     if params is None:
@@ -211,29 +227,42 @@ def run_rtl_v2(program, engine, x_q: torch.Tensor, method: str | None, target: t
         raise XaiHlsError(f"RTL parameters {params} do not cover this Program's needs {needed}")
     table = ig_table(steps, rule, program.header["data_width"])
     runs = []
-    for k in range(x_q.shape[0]):
-        img = x_q[k].numpy()
-        base = np.zeros_like(img) if baseline_q is None else baseline_q[k].numpy()
-        runs.append({"image": img, "baseline": base, "ig_table": table, "method": code,
-                     "target": -1 if target is None else int(target[k]), "steps": steps})
+    wanted = [-1 if target is None else int(target[k]) for k in range(x_q.shape[0])]
+    for first, count in engine_starts(x_q.shape[0], program.header["batch"], code):
+        img = x_q[first].numpy()
+        base = np.zeros_like(img) if baseline_q is None else baseline_q[first].numpy()
+        run = {"image": img, "baseline": base, "ig_table": table, "method": code, "target": wanted[first],
+               "steps": steps}
+        if count > 1:
+            run.update(images=x_q[first: first + count].numpy(), targets=wanted[first: first + count])
+        runs.append(run)
     out = simulate(program, params, runs, stalls=0.3 if stalls else 0.0)
     for r in out:
         if r["status"]:
             raise XaiHlsError(f"the RTL engine stopped with status {r['status']:#x} (bit 0 bus error, bit 1 not a "
                               "Program of this contract version for this engine, bit 2 arguments or Program do not "
                               "fit this build)")
-    logits = torch.from_numpy(np.stack([r["logits"] for r in out]).astype(np.int64))
-    targets = torch.tensor([int(r["result"][1]) for r in out], dtype=torch.int64)
+    images = [s for r in out for s in r["slots"]]
+    logits = torch.from_numpy(np.stack([s["logits"] for s in images]).astype(np.int64))
+    targets = torch.tensor([int(s["result"][1]) for s in images], dtype=torch.int64)
     attrs = None
     if code != PREDICT_CODE:
-        attrs = torch.from_numpy(np.stack([r["attribution"] for r in out]).astype(np.int64))
-    counters = [tuple(int(v) for v in r["result"][2:5]) for r in out]
-    return logits, targets, attrs, counters, [r["cycles"] for r in out]
+        attrs = torch.from_numpy(np.stack([s["attribution"] for s in images]).astype(np.int64))
+    counters = [tuple(int(v) for v in s["result"][2:5]) for s in images]
+    cycles = []
+    for r in out:
+        n = len(r["slots"])
+        share = r["cycles"] // n
+        cycles += [r["cycles"] - share * (n - 1)] + [share] * (n - 1)
+    return logits, targets, attrs, counters, cycles
 
 
 class RtlV2Executor:
     """The Engine v2 SystemVerilog engine on Verilator. ``plan``: any object with ``.program``
-    (ProgramV2) and ``.engine`` (EngineV2)."""
+    (ProgramV2) and ``.engine`` (EngineV2). A batch runs ``batch`` images per engine start while
+    that many are left (an image batch), the rest one at a time; ``RunResult.cycles`` holds each
+    image's share of its start: an image batch's cycles divided among its images (the first takes
+    the remainder), so the list sums to the cycles of every start."""
 
     capabilities = Capabilities("rtl", data_widths=(16,), array_sizes=(4, 8, 16, 32, 64, 128),
                                 max_ig_steps=MAX_IG_STEPS)
