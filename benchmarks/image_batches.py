@@ -1,32 +1,39 @@
 """Image batches on Engine v2's RTL (contract v4): one engine start of ``batch`` images against
-``batch`` single starts, on Verilator.
+``batch`` single starts, on Verilator; and beside it Captum's float saliency on this CPU.
 
-Run: ``python -m benchmarks.image_batches [--board pynq-z2] [--methods saliency]``, under the
-shared heavy-tool lock. The planner's engine and Program for the reference CIFAR net on the board
+Run: ``python -m benchmarks.image_batches [--boards pynq-z2 ultra96-v2] [--methods saliency]``,
+under the shared heavy-tool lock. The planner's engine and Program for the reference CIFAR net on the board
 (its batched lists, ``batch`` slots), simulated on one Verilator build (xaihls_sim_top,
 SystemVerilog DDR model at latency 24, one beat a cycle): ``batch`` calibration images as one
 image batch and one at a time, every image compared with the golden model, each start's cycles
-next to the cycle model (``timing.method_cycles``). Results in benchmarks/results/image_batches.json.
+next to the cycle model (``timing.method_cycles``); images per second at the plan's clock.
+Captum: float saliency of the same net on 64 random images, the median of five runs on this CPU
+(torch's threads as set). Results in benchmarks/results/image_batches.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import xaihls
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import rtl_params
 from xaihls.executor import quantize_input
+from xaihls.frontend.reference import graph_to_module
 from xaihls.methods import METHOD_CODES, PREDICT_CODE
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan.boards import load_board
 from xaihls.plan.planner_v2 import plan_v2
 from xaihls.plan.timing import method_cycles
+from xaihls.reports.fidelity import captum_attribute
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -42,7 +49,7 @@ def measure(board: str, methods: list[str | None]) -> dict:
     x = entry.calibration()[:n]
     x_q = quantize_input(acc.qgraph, x)[0].numpy()
     table = sim.ig_table(2, "trapezoid", acc.qgraph.width)
-    out = {"board": board, "tm": engine.tm, "tn": engine.tn, "batch": n, "runs": []}
+    out = {"board": board, "tm": engine.tm, "tn": engine.tn, "clock_mhz": engine.clock_mhz, "batch": n, "runs": []}
     for m in methods:
         code = PREDICT_CODE if m is None else METHOD_CODES[m]
         base = {"baseline": np.zeros_like(x_q[0]), "ig_table": table, "method": code, "target": -1, "steps": 2}
@@ -64,20 +71,56 @@ def measure(board: str, methods: list[str | None]) -> dict:
     return out
 
 
+def captum_rate(batch: int = 64, repeats: int = 5) -> dict:
+    """Captum's float saliency of cifar_ref on this CPU: images per second (median of ``repeats``)."""
+    entry = get_zoo_model("cifar_ref")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
+                         methods=("saliency",))
+    module = graph_to_module(acc.graph)
+    x = torch.rand((batch, *entry.input_shape), generator=torch.Generator().manual_seed(0))
+    target = acc.predict(x).argmax(1)
+    captum_attribute(module, x, "saliency", target)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        captum_attribute(module, x, "saliency", target)
+        times.append(time.perf_counter() - t)
+    return {"batch": batch, "repeats": repeats, "threads": torch.get_num_threads(),
+            "img_s": batch / statistics.median(times)}
+
+
+def markdown(results: list[dict], captum: dict) -> str:
+    lines = ["| board | Tm x Tn | clock | run | 8 single starts (model) | one start of 8 (model) | batch / single "
+             "cycles | throughput | img/s single | img/s batch | batch vs Captum | bit-exact |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for res in results:
+        n, hz = res["batch"], res["clock_mhz"] * 1e6
+        for r in res["runs"]:
+            single = sum(r["single_start_cycles"])
+            rate = n * hz / r["batch_start_cycles"]
+            vs_captum = f"{rate / captum['img_s']:.2f}x" if r["run"] == "saliency" else "-"
+            lines.append(
+                f"| {res['board']} | {res['tm']} x {res['tn']} | {res['clock_mhz']:g} MHz | {r['run']} | {single:,} "
+                f"({n * r['model_single_start']:,}) | {r['batch_start_cycles']:,} ({r['model_batch_start']:,}) | "
+                f"{r['batch_over_singles']:.3f} | **{1 / r['batch_over_singles']:.2f}x** | {n * hz / single:,.0f} | "
+                f"{rate:,.0f} | {vs_captum} | "
+                f"{'yes' if r['bit_exact'] else 'NO'} |")
+    lines.append(f"\nCaptum float saliency, cifar_ref, batch {captum['batch']}, {captum['threads']} threads: "
+                 f"{captum['img_s']:,.0f} images/s (median of {captum['repeats']}).")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--board", default="pynq-z2")
+    ap.add_argument("--boards", nargs="+", default=["pynq-z2", "ultra96-v2"])
     ap.add_argument("--methods", nargs="+", default=["predict", "saliency"])
     args = ap.parse_args()
-    result = measure(args.board, [None if m == "predict" else m for m in args.methods])
-    result["date"] = date.today().isoformat()
+    results = [measure(b, [None if m == "predict" else m for m in args.methods]) for b in args.boards]
+    captum = captum_rate()
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "image_batches.json").write_text(json.dumps(result, indent=1) + "\n")
-    for r in result["runs"]:
-        print(f"{r['run']}: one start of {result['batch']} images {r['batch_start_cycles']:,} cycles "
-              f"(model {r['model_batch_start']:,}), {result['batch']} single starts {sum(r['single_start_cycles']):,} "
-              f"(model {result['batch'] * r['model_single_start']:,}): {r['batch_over_singles']:.3f}; "
-              f"bit-exact: {'yes' if r['bit_exact'] else 'NO'}")
+    (RESULTS / "image_batches.json").write_text(json.dumps(
+        {"date": date.today().isoformat(), "results": results, "captum": captum}, indent=1) + "\n")
+    print(markdown(results, captum))
 
 
 if __name__ == "__main__":
