@@ -144,7 +144,7 @@ def test_row_tiles_are_as_tall_as_the_cycle_model_finds_fastest():
     acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:4],
                          methods=("saliency",), backends=("golden",))
     p = plan(acc.qgraph, load_board("pynq-z2"))
-    lowered = lower_jobs(acc.qgraph, p.program.shape)
+    lowered = lower_jobs(acc.qgraph, p.program.shape, batch=p.program.batch)
     buffers = p.program.buffers
     cost = lambda d: timing.job_cost(d, p.engine, "x").cycles  # noqa: E731
     changed = 0

@@ -19,18 +19,23 @@ from xaihls.plan.planner_v2 import array_candidates, describe_candidates, plan_v
 from xaihls.plan.resources import ResourceModel
 
 
-def _roofline(d, engine, direction, layers=None):
+def _roofline(d, engine, direction, layers=None, image_batch=False):
     macs = max(d.m_tiles * engine.tm * d.n_tiles * engine.tn * d.passes * d.oh * d.ow, 1)
     cycles = macs // (engine.tm * engine.tn) + 2000  # a fixed cost per job: large arrays stop paying
     return JobCost(d.layer, "conv", direction, cycles, cycles, 0, macs, cycles, macs)
 
 
-def _method_cycles(header, fwd, bwd, engine, steps):
+def _method_cycles(header, fwd, bwd, engine, steps, batched_costs=((), ())):
     f, b = sum(c.cycles for c in fwd), sum(c.cycles for c in bwd)
     return {"predict": f, **{m: f + (steps if m == "integrated_gradients" else 1) * (f + b) for m in xaihls.METHODS}}
 
 
-TIMING = types.SimpleNamespace(job_cost=_roofline, workload=_method_cycles)
+def _run_cycles(header, engine, forward, backward, method, steps, batched=(0, 0), images=1):
+    """An image batch's start: its batched lists alone."""
+    return batched[0] + (batched[1] if method else 0)
+
+
+TIMING = types.SimpleNamespace(job_cost=_roofline, workload=_method_cycles, run_cycles=_run_cycles)
 MODEL = ResourceModel(lut=(3000.0, 100.0, 50.0, 20.0, 200.0, 0.0), ff=(4000.0, 150.0, 60.0, 30.0, 100.0, 0.0),
                       dsp_extra=0, source="test stand-in")
 
@@ -47,14 +52,16 @@ def test_the_chosen_engine_is_the_smallest_within_the_slack_of_the_fastest(digit
     p = plan_v2(digits, board, timing=TIMING, model=MODEL)
     fits = [c for c in p.candidates if c.fits]
     fastest = min(c.workload_cycles for c in fits)
-    chosen = next(c for c in p.candidates if c.engine == p.engine)
+    # the candidate of the chosen array (the plan's engine may hold the batched lists' deeper memories)
+    chosen = next(c for c in p.candidates if (c.engine.tm, c.engine.tn) == (p.engine.tm, p.engine.tn))
     assert chosen.workload_cycles <= 1.1 * fastest
     smaller = [c for c in fits if c.key < chosen.key]
     assert all(c.workload_cycles > 1.1 * fastest for c in smaller)
     assert p.engine.tn % board.beat_elems == 0 and p.engine.tm % p.engine.tn == 0
     # no slack: the fastest itself
     q = plan_v2(digits, board, slack=0.0, timing=TIMING, model=MODEL)
-    assert next(c for c in q.candidates if c.engine == q.engine).workload_cycles == fastest
+    assert next(c for c in q.candidates if (c.engine.tm, c.engine.tn) == (q.engine.tm, q.engine.tn)).workload_cycles \
+        == fastest
     assert q.resources.dsp >= p.resources.dsp
     shown = describe_candidates(p)
     assert "<- chosen" in shown and (p.next_larger is None or "next larger engine" in shown)
@@ -72,3 +79,23 @@ def test_a_fixed_tiling_the_beat_does_not_divide_and_a_board_too_small_are_refus
     with pytest.raises(XaiHlsError, match="board 'pynq-z2': no engine fits under the 80% cap; the smallest"):
         plan_v2(digits, load_board("pynq-z2"), timing=TIMING, model=huge)
 
+
+
+def test_without_integrated_gradients_the_batch_is_sized_for_image_batches():
+    """A saliency-only net gets batched lists for image batches: the smallest batch whose cycles an
+    image (predict + saliency, image-batch starts) are within BATCH_SLACK of the best batch's, and
+    the plan reports each run's image-batch start."""
+    from xaihls.plan.planner_v2 import BATCH_SLACK, describe
+
+    entry = get_zoo_model("cifar_ref")
+    qg = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:4],
+                        methods=("saliency",), backends=("golden",)).qgraph
+    p = plan_v2(qg, load_board("pynq-z2"))
+    n = p.program.batch
+    best = min(p.batch_cycles.values())
+    assert n > 1 and p.batch_cycles[n] <= (1 + BATCH_SLACK) * best
+    assert all(c > (1 + BATCH_SLACK) * best for b, c in p.batch_cycles.items() if b < n)
+    assert set(p.image_batch_cycles) == {"predict", "saliency"}
+    assert p.batch_cycles[n] == round(sum(p.image_batch_cycles.values()) / n)
+    assert p.image_batch_cycles["saliency"] < n * p.method_cycles["saliency"]
+    assert f"cycles an image in image batches of {n}" in describe(p)

@@ -61,8 +61,9 @@ class PlanV2:
     method_cycles: dict[str, int]
     candidates: tuple[Candidate, ...] = field(default_factory=tuple)
     next_larger: Candidate | None = None
-    batch_cycles: dict[int, int] = field(default_factory=dict)  # IG run cycles by batch weighed (1: none)
+    batch_cycles: dict[int, int] = field(default_factory=dict)  # the batch's figure by batch weighed (1: none)
     batch_too_large: int | None = None  # the smallest batch weighed whose engine did not fit the board
+    image_batch_cycles: dict[str, int] = field(default_factory=dict)  # an image-batch start's cycles by run
 
     def latency_ms(self, method: str = "predict") -> float:
         return self.method_cycles[method] / (self.engine.clock_mhz * 1e3)
@@ -90,7 +91,7 @@ class PlanV2:
             "w_depth": e.w_depth, "bytes_per_cycle": e.bytes_per_cycle, "ddr_latency": e.ddr_latency,
             "cap": self.cap, "slack": self.slack, "ig_steps": self.ig_steps, "batch": self.program.batch,
             "batch_cycles": {str(k): v for k, v in self.batch_cycles.items()},
-            "batch_too_large": self.batch_too_large,
+            "batch_too_large": self.batch_too_large, "image_batch_cycles": dict(self.image_batch_cycles),
             "cycles": {m: self.method_cycles[m] for m in self.workload_methods},
             "latency_ms": {m: self.latency_ms(m) for m in self.workload_methods},
             "resources": self.resources.as_dict(), "resources_model": resource_model.MODEL_FILE.name,
@@ -255,27 +256,37 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     larger = [c for c in feasible if c.resources.dsp > chosen.resources.dsp]
     next_larger = min(larger, key=lambda c: (c.workload_cycles, c.key)) if larger else None
     cand, fwd, bwd, lowered, buffers = best_of[chosen.engine.tm, chosen.engine.tn]
-    cand, lowered, batch_cycles, too_large = _batch(qg, cand, lowered, buffers, fwd, bwd, board, cap, timing, model,
-                                                    memo)
+    cand, lowered, batch_cycles, too_large, image_batch = _batch(qg, cand, lowered, buffers, fwd, bwd, board, cap,
+                                                                 timing, model, memo)
     program = encode(lowered, buffers, _row_tile_cost(timing, cand.engine, memo))
     return PlanV2(board, cand.engine, program, cand.resources, fwd, bwd, cap, slack, qg.ig_steps,
-                  cand.method_cycles, candidates, next_larger, batch_cycles, too_large)
+                  cand.method_cycles, candidates, next_larger, batch_cycles, too_large, image_batch)
+
+
+def _image_methods(qg: QGraph) -> tuple[str | None, ...]:
+    """The runs an image batch serves: predict and every compiled method but integrated gradients
+    (whose steps take the slots)."""
+    return (None, *(m for m in qg.methods if m != "integrated_gradients"))
 
 
 def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, fwd, bwd, board: Board, cap: float, timing,
-           model, memo) -> tuple[Candidate, object, dict[int, int], int | None]:
-    """The slots of the batched lists integrated gradients run their steps on (docs/engine_v2.md,
-    "Batched lists"): of the batches up to the compiled steps whose engine still fits (the kept
-    ReLU bits and pool indices grow with the batch), the smallest whose integrated-gradients run
-    takes at most (1 + BATCH_SLACK) times the fastest's; 1 (no batched lists) if none beats it.
-    Also the cycles of each batch weighed and the first batch that did not fit (None: all did)."""
-    method = "integrated_gradients"
-    if method not in qg.methods:
-        return cand, lowered, {}, None
-    options = {1: (cand, lowered)}
+           model, memo) -> tuple[Candidate, object, dict[int, int], int | None, dict[str, int]]:
+    """The slots of the batched lists (docs/engine_v2.md, "Batched lists"): of the batches whose
+    engine still fits (the kept ReLU bits and pool indices grow with the batch), the smallest whose
+    figure is within (1 + BATCH_SLACK) of the best batch's; 1 (no batched lists) if none beats
+    one at a time. The figure: the integrated-gradients run when that method is compiled (batches
+    up to its steps), else the cycles an image of predict and each method take in image batches.
+    Also that figure for each batch weighed, the first batch that did not fit (None: all did) and
+    the cycles of an image-batch start of the chosen batch for each run it serves (empty: batch 1)."""
+    if not qg.methods:
+        return cand, lowered, {}, None, {}
+    ig = "integrated_gradients" in qg.methods
+    runs = _image_methods(qg)
+    options = {1: (cand, lowered, {})}
     too_large = None
-    cycles = {1: cand.method_cycles[method]}
-    for batch in (b for b in BATCHES if b <= qg.ig_steps):
+    figure = {1: cand.method_cycles["integrated_gradients"] if ig
+              else sum(cand.method_cycles[m or "predict"] for m in runs)}
+    for batch in (b for b in BATCHES if not ig or b <= qg.ig_steps):
         low = lower_jobs(qg, lowered.shape, batch=batch)
         h = low.header
         cost = _row_tile_cost(timing, cand.engine, memo)
@@ -291,16 +302,22 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, fwd, bwd, boa
         if not _fits(res, board, cap):
             too_large = batch
             break
+        directions = ("forward", "backward")
         batched = tuple(tuple(timing.job_cost(d, engine, direction) for d in jobs)
-                        for jobs, direction in zip(lists, ("forward", "backward")))
+                        for jobs, direction in zip(lists, directions))
         h = dict(h, n_forward_batch=len(lists[0]), n_backward_batch=len(lists[1]))
         method_cycles = timing.workload(h, fwd, bwd, engine, qg.ig_steps, batched)
         workload = method_cycles["predict"] + sum(method_cycles[m] for m in qg.methods)
-        options[batch] = (Candidate(engine, res, method_cycles, workload, True), low)
-        cycles[batch] = method_cycles[method]
-    fastest = min(cycles.values())
-    batch = min(b for b, c in cycles.items() if c <= (1 + BATCH_SLACK) * fastest)
-    return (*options[batch], cycles, too_large)
+        in_images = tuple(sum(timing.job_cost(d, engine, direction, image_batch=True).cycles for d in jobs)
+                          for jobs, direction in zip(lists, directions))
+        starts = {m or "predict": timing.run_cycles(h, engine, 0, 0, m, qg.ig_steps, batched=in_images, images=batch)
+                  for m in runs}
+        options[batch] = (Candidate(engine, res, method_cycles, workload, True), low, starts)
+        figure[batch] = method_cycles["integrated_gradients"] if ig else sum(starts.values()) / batch
+    best = min(figure.values())
+    batch = min(b for b, c in figure.items() if c <= (1 + BATCH_SLACK) * best)
+    cand, low, starts = options[batch]
+    return cand, low, {b: round(c) for b, c in figure.items()}, too_large, starts
 
 
 def describe_candidates(p: PlanV2) -> str:
@@ -347,8 +364,18 @@ def describe(p: PlanV2, methods=None) -> str:
     if p.batch_cycles:
         weighed = ", ".join(f"{b}: {c:,}" for b, c in p.batch_cycles.items())
         limit = (f"; {p.batch_too_large} slots do not fit the board under the cap" if p.batch_too_large else "")
-        lines.append(f"integrated gradients ({p.ig_steps} steps) run {p.program.batch} steps at a time on the batched "
-                     f"lists (cycles by batch weighed: {weighed}{limit}); the engines below are weighed without them")
+        if "integrated_gradients" in qg.methods:
+            lines.append(f"integrated gradients ({p.ig_steps} steps) run {p.program.batch} steps at a time on the "
+                         f"batched lists (IG cycles by batch weighed: {weighed}{limit})")
+        else:
+            lines.append(f"the batched lists hold {p.program.batch} slots (cycles an image of predict and each method "
+                         f"in image batches, by batch weighed: {weighed}{limit})")
+    n = p.program.batch
+    for run, cycles in p.image_batch_cycles.items():
+        lines.append(f"{run:<22}{cycles / n:>12,.0f} cycles an image in image batches of {n} "
+                     f"({p.method_cycles[run] * n / cycles:.2f}x the images/s of one at a time)")
+    if p.batch_cycles:
+        lines.append("the engines below are weighed without batched lists")
     util = p.utilization()
     lines.append("")
     lines.append("resources (model fitted on yosys / board): " + ", ".join(
