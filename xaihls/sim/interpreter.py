@@ -116,6 +116,18 @@ class Engine:
             self.write16(h["image_addr"] + s * h["slot_bytes"], to_blocked(image, self.shape.tn))
         self.write32(h["targets_addr"], [int(t) for t in targets])
 
+    def load_start(self, x_q: torch.Tensor, baseline_q: torch.Tensor | None, target: torch.Tensor | None, first: int,
+                   count: int, steps: int, rule: str) -> list[int]:
+        """The host's writes before an engine start on images ``first`` .. ``first + count - 1`` of
+        a quantized batch: one image, its baseline and the IG table, or an image batch and its
+        targets. Returns the targets asked (-1: the predicted class)."""
+        wanted = [-1 if target is None else int(target[k]) for k in range(first, first + count)]
+        if count == 1:
+            self.load_inputs(x_q[first].numpy(), None if baseline_q is None else baseline_q[first].numpy(), steps, rule)
+        else:
+            self.load_images(x_q[first: first + count].numpy(), wanted)
+        return wanted
+
     def attribution(self, slot: int = 0) -> np.ndarray:
         h = self.h
         return from_blocked(self.read16(h["attr_addr"] + slot * h["slot_bytes"], h["input_elems"]), h["in_c"], h["in_h"],
@@ -391,17 +403,14 @@ class Engine:
 
 def run_batch(program: ProgramV2, x_q: torch.Tensor, method_code: int, target: torch.Tensor | None, steps: int,
               rule: str, baseline_q: torch.Tensor | None):
-    """Each image of a quantized batch (N, C, H, W): int64 tensors (logits, target, attribution
-    or None) and each run's saturation counters."""
+    """Each image of a quantized batch (N, C, H, W) in the engine starts of
+    ``contract.engine_starts`` (``batch`` images a start while that many are left, the rest and
+    integrated gradients one a start): int64 tensors (logits, target, attribution or None) and
+    each image's saturation counters (an image batch's in its first image, 0 in the others)."""
     engine = Engine(program)
     logits, targets, attrs, counters = [], [], [], []
     for first, count in engine_starts(x_q.shape[0], engine.h["batch"], method_code):
-        wanted = [-1 if target is None else int(target[k]) for k in range(first, first + count)]
-        if count == 1:
-            base = None if baseline_q is None else baseline_q[first].numpy()
-            engine.load_inputs(x_q[first].numpy(), base, steps, rule)
-        else:
-            engine.load_images(x_q[first: first + count].numpy(), wanted)
+        wanted = engine.load_start(x_q, baseline_q, target, first, count, steps, rule)
         for r in engine.run(method_code, wanted[0], steps, images=count):
             logits.append(r.logits)
             targets.append(r.target)

@@ -244,21 +244,18 @@ def status_text(status: int) -> str:
 
 def run_batch(program: ProgramV2, engine: EngineV2, x_q: torch.Tensor, method_code: int, target: torch.Tensor | None,
               steps: int, rule: str, baseline_q: torch.Tensor | None):
-    """Each image of a quantized batch (N, C, H, W) on the C-simulated engine (`batch` images a start while that many are left: contract.engine_starts): int64 tensors
-    (logits, target, attribution or None) and each run's saturation counters (forward, backward,
-    post), as ``xaihls.sim.interpreter.run_batch`` returns them."""
+    """Each image of a quantized batch (N, C, H, W) on the C-simulated engine, in the engine starts
+    of ``contract.engine_starts`` (``batch`` images a start while that many are left): int64
+    tensors (logits, target, attribution or None) and each image's saturation counters (forward,
+    backward, post; an image batch's in its first image), as ``xaihls.sim.interpreter.run_batch``
+    returns them."""
     check_engine(program, engine)
     library = library_for(engine)
     host = Engine(program)  # the host side: DDR image, blocked inputs, IG table, result
     h = host.h
     logits, targets, attrs, counters = [], [], [], []
     for first, count in engine_starts(x_q.shape[0], h["batch"], method_code):
-        wanted = [-1 if target is None else int(target[k]) for k in range(first, first + count)]
-        if count == 1:
-            base = None if baseline_q is None else baseline_q[first].numpy()
-            host.load_inputs(x_q[first].numpy(), base, steps, rule)
-        else:
-            host.load_images(x_q[first: first + count].numpy(), wanted)
+        wanted = host.load_start(x_q, baseline_q, target, first, count, steps, rule)
         status = library.run(host.ddr, method_code, wanted[0], steps, images=count)
         if status:
             raise XaiHlsError(f"the C-simulated engine stopped: {status_text(status)}")
