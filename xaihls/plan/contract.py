@@ -507,7 +507,7 @@ transport. No operation depends on what an earlier one read, so a batch's runs a
 2. The image and the baseline (blocked layout) at `image_addr` and `baseline_addr`, the IG
    table at `ig_table_addr`.
 3. Registers `DDR_LO`, `DDR_HI` (the buffer's address), `METHOD`, `TARGET` (-1 as a 32-bit word:
-   the predicted class), `STEPS`, `GIE` = 1, `IER` = 1, then `CTRL` = 1 (ap_start).
+   the predicted class), `STEPS`, `IMAGES` = 1, `GIE` = 1, `IER` = 1, then `CTRL` = 1 (ap_start).
 4. Wait for ap_done: the interrupt, or reading `CTRL` (which clears ap_done).
 5. Read `RETURN` (non-zero: the driver raises, naming the bits), write `ISR` = 1 (acknowledge).
 6. Read the result record, the logits and, for a method, the attribution (blocked layout).
