@@ -20,6 +20,7 @@ from xaihls.frontend.ir import MaxPool2d, ReLU
 from xaihls.plan import resources as resource_model
 from xaihls.plan.boards import Board
 from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate
+from xaihls.plan.contract import Op
 from xaihls.plan.capabilities import program_refusal
 from xaihls.plan.lowering import Buffers, ProgramV2, Shape, buffer_needs, encode, lower_jobs, tiled, tiled_batch
 from xaihls.quant.qgraph import QGraph
@@ -308,8 +309,10 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, fwd, bwd, boa
         h = dict(h, n_forward_batch=len(lists[0]), n_backward_batch=len(lists[1]))
         method_cycles = timing.workload(h, fwd, bwd, engine, qg.ig_steps, batched)
         workload = method_cycles["predict"] + sum(method_cycles[m] for m in qg.methods)
-        in_images = tuple(sum(timing.job_cost(d, engine, direction, image_batch=True).cycles for d in jobs)
-                          for jobs, direction in zip(lists, directions))
+        # in an image batch a SEED also reads its slot's target back: only its cost differs
+        in_images = tuple(sum(timing.job_cost(d, engine, direction, image_batch=True).cycles if d.op == Op.SEED
+                              else c.cycles for d, c in zip(jobs, costs))
+                          for jobs, costs, direction in zip(lists, batched, directions))
         starts = {m or "predict": timing.run_cycles(h, engine, 0, 0, m, qg.ig_steps, batched=in_images, images=batch)
                   for m in runs}
         options[batch] = (Candidate(engine, res, method_cycles, workload, True), low, starts)

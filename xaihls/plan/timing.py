@@ -331,13 +331,15 @@ def method_cycles(program, engine: EngineV2, method: str | None, steps: int = 32
         return sum(job_cost(d, engine, direction, ddr_latency, bytes_per_cycle, image_batch=image_batch).cycles
                    for d in lst)
 
-    backward = jobs(program.backward, "backward") if method is not None else 0
+    # an image batch runs the batched lists alone; one image, the plain lists (and IG both)
+    forward = 0 if image_batch else jobs(program.forward, "forward")
+    backward = jobs(program.backward, "backward") if method is not None and not image_batch else 0
     batched = (0, 0)
     if (method == "integrated_gradients" or image_batch) and program.batch > 1:
         batched = (jobs(program.forward_batch, "forward"),
                    jobs(program.backward_batch, "backward") if method is not None else 0)
-    return run_cycles(program.header, engine, jobs(program.forward, "forward"), backward, method, steps,
-                      ddr_latency, bytes_per_cycle, batched, images)
+    return run_cycles(program.header, engine, forward, backward, method, steps, ddr_latency, bytes_per_cycle,
+                      batched, images)
 
 
 def workload(header, forward_costs, backward_costs, engine: EngineV2, steps: int,

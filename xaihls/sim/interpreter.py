@@ -12,6 +12,7 @@ with the golden model (tests/test_interpreter.py); the HLS and RTL engines imple
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,6 +129,19 @@ class Engine:
             self.load_images(x_q[first: first + count].numpy(), wanted)
         return wanted
 
+    def results(self, images: int, attribution: bool) -> list[Run]:
+        """What an engine start left in DDR for each of its ``images``: the logits, the result
+        record and (``attribution``) the attribution, as the host reads them."""
+        h = self.h
+        out = []
+        for s in range(images):
+            at = h["result_addr"] + s * RESULT_SLOT_BYTES
+            r = RESULT.decode(self.ddr[at: at + RESULT.bytes].tobytes())
+            logits = self.read16(h["logits_addr"] + s * h["logits_slot_bytes"], h["classes"]).astype(np.int16)
+            out.append(Run(logits, r["predicted"], r["target"], self.attribution(s).astype(np.int16) if attribution
+                           else None, (r["sat_forward"], r["sat_backward"], r["sat_post"])))
+        return out
+
     def attribution(self, slot: int = 0) -> np.ndarray:
         h = self.h
         return from_blocked(self.read16(h["attr_addr"] + slot * h["slot_bytes"], h["input_elems"]), h["in_c"], h["in_h"],
@@ -155,13 +169,12 @@ class Engine:
             asked = target if images == 1 else int(self.read32(h["targets_addr"] + 4 * s, 1)[0])
             if asked >= classes:
                 raise XaiHlsError(f"target {asked} of a {classes}-class network")
-            picks.append((logits, predicted, predicted if asked < 0 else asked))
-            self.write32(h["result_addr"] + s * RESULT_SLOT_BYTES, [predicted, picks[-1][2], 0, 0, 0])
-        attrs = [None] * images
+            picks.append((predicted, predicted if asked < 0 else asked))
+            self.write32(h["result_addr"] + s * RESULT_SLOT_BYTES, [*picks[-1], 0, 0, 0])
         if method_code != PREDICT_CODE:
             method = method_of_code(method_code)
             if images == 1:
-                self.write16(h["attr_addr"], self._attribute(method, picks[0][2], steps))
+                self.write16(h["attr_addr"], self._attribute(method, picks[0][1], steps))
             else:
                 mode = int(method.relu_backward)
                 self._list(self.backward_batch, mode, None, backward=True)
@@ -169,14 +182,8 @@ class Engine:
                     x = self.read16(h["image_addr"] + s * stride, n)
                     g = self.read16(h["grad_input_addr"] + s * stride, n)
                     self.write16(h["attr_addr"] + s * stride, self._post(method, x, g))
-            attrs = [self.attribution(s).astype(np.int16) for s in range(images)]
-        self.write32(h["result_addr"], [picks[0][1], picks[0][2], *self.saturated])
-        out = []
-        for s, (logits, predicted, tgt) in enumerate(picks):
-            r = RESULT.decode(self.ddr[h["result_addr"] + s * RESULT_SLOT_BYTES:][: RESULT.bytes].tobytes())
-            out.append(Run(logits.astype(np.int16), predicted, tgt, attrs[s],
-                           (r["sat_forward"], r["sat_backward"], r["sat_post"])))
-        return out
+        self.write32(h["result_addr"], [*picks[0], *self.saturated])
+        return self.results(images, method_code != PREDICT_CODE)
 
     def _attribute(self, method, target: int, steps: int) -> np.ndarray:
         h = self.h
@@ -401,17 +408,19 @@ class Engine:
         self._store(d, block, oy, ox, out)
 
 
-def run_batch(program: ProgramV2, x_q: torch.Tensor, method_code: int, target: torch.Tensor | None, steps: int,
-              rule: str, baseline_q: torch.Tensor | None):
-    """Each image of a quantized batch (N, C, H, W) in the engine starts of
-    ``contract.engine_starts`` (``batch`` images a start while that many are left, the rest and
-    integrated gradients one a start): int64 tensors (logits, target, attribution or None) and
-    each image's saturation counters (an image batch's in its first image, 0 in the others)."""
-    engine = Engine(program)
+def host_runs(host: Engine, x_q: torch.Tensor, method_code: int, target: torch.Tensor | None, steps: int, rule: str,
+              baseline_q: torch.Tensor | None, start: Callable[[int, int], None]):
+    """The host's side of a quantized batch (N, C, H, W) on an engine whose DDR is ``host.ddr``:
+    the engine starts of ``contract.engine_starts`` (``batch`` images a start while that many are
+    left, the rest and integrated gradients one a start), each loaded (``Engine.load_start``), run
+    by ``start(target, images)`` and read back (``Engine.results``). Returns int64 tensors (logits,
+    target, attribution or None) and each image's saturation counters (an image batch's in its
+    first image, 0 in the others)."""
     logits, targets, attrs, counters = [], [], [], []
-    for first, count in engine_starts(x_q.shape[0], engine.h["batch"], method_code):
-        wanted = engine.load_start(x_q, baseline_q, target, first, count, steps, rule)
-        for r in engine.run(method_code, wanted[0], steps, images=count):
+    for first, count in engine_starts(x_q.shape[0], host.h["batch"], method_code):
+        wanted = host.load_start(x_q, baseline_q, target, first, count, steps, rule)
+        start(wanted[0], count)
+        for r in host.results(count, method_code != PREDICT_CODE):
             logits.append(r.logits)
             targets.append(r.target)
             counters.append(r.saturations)
@@ -419,6 +428,14 @@ def run_batch(program: ProgramV2, x_q: torch.Tensor, method_code: int, target: t
                 attrs.append(r.attribution)
     as_t = lambda a: torch.from_numpy(np.stack(a).astype(np.int64))  # noqa: E731
     return as_t(logits), torch.tensor(targets, dtype=torch.int64), (as_t(attrs) if attrs else None), counters
+
+
+def run_batch(program: ProgramV2, x_q: torch.Tensor, method_code: int, target: torch.Tensor | None, steps: int,
+              rule: str, baseline_q: torch.Tensor | None):
+    """Each image of a quantized batch on the interpreted engine (``host_runs``)."""
+    engine = Engine(program)
+    return host_runs(engine, x_q, method_code, target, steps, rule, baseline_q,
+                     lambda asked, images: engine.run(method_code, asked, steps, images=images))
 
 
 class InterpreterExecutor:

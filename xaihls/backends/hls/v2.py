@@ -28,12 +28,12 @@ from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
 from xaihls.golden import model as golden
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
-from xaihls.plan.contract import MAX_IG_STEPS, PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Status, engine_starts
+from xaihls.plan.contract import MAX_IG_STEPS, PROGRAM_VERSION, Flag, Op, Status
 from xaihls.plan.engine import EngineV2
 from xaihls.plan.contract import to_blocked
 from xaihls.plan.lowering import ProgramV2, buffer_needs
 from xaihls.project import clock_period_ns
-from xaihls.sim.interpreter import Engine
+from xaihls.sim.interpreter import Engine, host_runs
 
 FIRMWARE = "firmware"
 ENGINE_SOURCES = ("xaihls_contract.h", "xaihls_types.h", "xaihls_conv.h", "xaihls_engine.h", "xaihls_top.h",
@@ -244,31 +244,18 @@ def status_text(status: int) -> str:
 
 def run_batch(program: ProgramV2, engine: EngineV2, x_q: torch.Tensor, method_code: int, target: torch.Tensor | None,
               steps: int, rule: str, baseline_q: torch.Tensor | None):
-    """Each image of a quantized batch (N, C, H, W) on the C-simulated engine, in the engine starts
-    of ``contract.engine_starts`` (``batch`` images a start while that many are left): int64
-    tensors (logits, target, attribution or None) and each image's saturation counters (forward,
-    backward, post; an image batch's in its first image), as ``xaihls.sim.interpreter.run_batch``
-    returns them."""
+    """Each image of a quantized batch on the C-simulated engine (``interpreter.host_runs``: its
+    engine starts, results and saturation counters, as ``interpreter.run_batch`` returns them)."""
     check_engine(program, engine)
     library = library_for(engine)
-    host = Engine(program)  # the host side: DDR image, blocked inputs, IG table, result
-    h = host.h
-    logits, targets, attrs, counters = [], [], [], []
-    for first, count in engine_starts(x_q.shape[0], h["batch"], method_code):
-        wanted = host.load_start(x_q, baseline_q, target, first, count, steps, rule)
-        status = library.run(host.ddr, method_code, wanted[0], steps, images=count)
+    host = Engine(program)  # the host side: DDR image, blocked inputs, IG table, results
+
+    def start(asked: int, images: int) -> None:
+        status = library.run(host.ddr, method_code, asked, steps, images=images)
         if status:
             raise XaiHlsError(f"the C-simulated engine stopped: {status_text(status)}")
-        for s in range(count):
-            at = h["result_addr"] + s * RESULT_SLOT_BYTES
-            result = RESULT.decode(host.ddr[at: at + RESULT.bytes].tobytes())
-            logits.append(host.read16(h["logits_addr"] + s * h["logits_slot_bytes"], h["classes"]))
-            targets.append(result["target"])
-            counters.append((result["sat_forward"], result["sat_backward"], result["sat_post"]))
-            if method_code != PREDICT_CODE:
-                attrs.append(host.attribution(s))
-    as_t = lambda a: torch.from_numpy(np.stack(a).astype(np.int64))  # noqa: E731
-    return as_t(logits), torch.tensor(targets, dtype=torch.int64), (as_t(attrs) if attrs else None), counters
+
+    return host_runs(host, x_q, method_code, target, steps, rule, baseline_q, start)
 
 
 class CSimV2Executor:
