@@ -14,6 +14,7 @@ Captum: float saliency of the same net on 64 random images, the median of five r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -32,7 +33,8 @@ from xaihls.methods import METHOD_CODES, PREDICT_CODE
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan.boards import load_board
 from xaihls.plan.planner_v2 import plan_v2
-from xaihls.plan.timing import method_cycles
+from xaihls.plan.contract import Op
+from xaihls.plan.timing import job_cost, method_cycles
 from xaihls.reports.fidelity import captum_attribute
 
 RESULTS = Path(__file__).parent / "results"
@@ -69,6 +71,31 @@ def measure(board: str, methods: list[str | None]) -> dict:
             "model_batch_start": method_cycles(program, model_engine, m, images=n),
             "model_single_start": method_cycles(program, model_engine, m), "bit_exact": bool(exact)})
     return out
+
+
+def slot_jobs_estimate(board: str) -> dict:
+    """What the cycle model says one job for all slots of a convolution would save (not built): each
+    conv job of the Program's plain lists costed once per slot (as the batched lists run it), and as
+    one job whose row tiles repeat for every slot (each slot's rows as more row tiles of a map
+    ``batch`` times as tall: the next slot's first load under this slot's last write-back)."""
+    entry = get_zoo_model("cifar_ref")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
+                         methods=("saliency", "integrated_gradients"))
+    plan = plan_v2(acc.qgraph, load_board(board))
+    program, engine, n = plan.program, plan.engine, plan.program.batch
+    per_slot = together = 0
+    for direction, jobs in (("forward", program.forward), ("backward", program.backward)):
+        for d in jobs:
+            if d.op != Op.CONV or (d.ih, d.oh) == (1, 1):  # Linear jobs already run once for all slots
+                continue
+            single = d.row_tiles == 1
+            tall = dataclasses.replace(d, row_tiles=d.row_tiles * n, oh=d.oh * n, ih=d.ih * n, oph=d.oph * n,
+                                       last_rows=d.tile_rows if single else d.last_rows,
+                                       tile_step=d.oh if single else d.tile_step,
+                                       load_step=d.ih if single else d.load_step)
+            per_slot += n * job_cost(d, engine, direction).cycles
+            together += job_cost(tall, engine, direction).cycles
+    return {"board": board, "batch": n, "conv_cycles_per_slot_jobs": per_slot, "conv_cycles_one_job": together}
 
 
 def captum_rate(batch: int = 64, repeats: int = 5) -> dict:
@@ -114,7 +141,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--boards", nargs="+", default=["pynq-z2", "ultra96-v2"])
     ap.add_argument("--methods", nargs="+", default=["predict", "saliency"])
+    ap.add_argument("--slot-jobs", action="store_true", help="only the cycle model's estimate of one conv job "
+                                                            "for all slots (no simulation)")
     args = ap.parse_args()
+    if args.slot_jobs:
+        for b in args.boards:
+            e = slot_jobs_estimate(b)
+            print(f"{b}: a batch of {e['batch']}: conv jobs once per slot {e['conv_cycles_per_slot_jobs']:,} cycles, "
+                  f"one job for all slots {e['conv_cycles_one_job']:,} "
+                  f"({e['conv_cycles_one_job'] / e['conv_cycles_per_slot_jobs'] - 1:+.1%})")
+        return
     results = [measure(b, [None if m == "predict" else m for m in args.methods]) for b in args.boards]
     captum = captum_rate()
     RESULTS.mkdir(exist_ok=True)
