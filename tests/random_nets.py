@@ -170,3 +170,73 @@ def random_dag_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Te
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
     return model.eval(), shape, torch.rand((8, *shape))
+
+
+def edge_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """A random chain of the edge layers the engine runs: depthwise and grouped convolutions, ReLU6
+    (after a convolution, a pool or on its own), BatchNorm that no convolution takes (a per-channel
+    affine), max-pools with padding or ceil mode, zero-padded average pools with whole windows, then a
+    Linear head; deterministic in the seed."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    c = rng.choice((1, 2, 3, 4))
+    h, w = rng.randint(5, 12), rng.randint(5, 12)
+    shape = (c, h, w)
+    layers: list[nn.Module] = [nn.Conv2d(c, 8, 3, 1, 1), nn.ReLU6()]
+    c = 8
+    rectified = True
+    for _ in range(rng.randint(2, 5)):
+        kind = rng.choice(("depthwise", "depthwise", "grouped", "conv", "maxpool", "avgpool", "bn", "relu6"))
+        if kind in ("depthwise", "grouped", "conv"):
+            k = rng.choice((1, 3, 3, 5))
+            s = rng.choice((1, 1, 2)) if min(h, w) >= 4 else 1
+            p = rng.randint(0, k // 2)
+            oh, ow = _conv_out(h, k, s, p), _conv_out(w, k, s, p)
+            if oh < 1 or ow < 1:
+                continue
+            if kind == "depthwise":
+                o, groups = c * rng.choice((1, 1, 2)), c
+            elif kind == "grouped" and c % 2 == 0:
+                o, groups = rng.choice((2, 4, 6)), 2
+            else:
+                o, groups = rng.choice((3, 4, 8, 11)), 1
+            layers.append(nn.Conv2d(c, o, k, s, p, groups=groups, bias=rng.random() < 0.7))
+            c, h, w = o, oh, ow
+            rectified = False
+            r = rng.random()
+            if r < 0.5:
+                layers.append(nn.ReLU6())
+                rectified = True
+            elif r < 0.7:
+                layers.append(nn.ReLU())
+                rectified = True
+        elif kind in ("maxpool", "avgpool"):
+            k = rng.choice((2, 3))
+            if min(h, w) < k:
+                continue
+            s = rng.choice((1, 2))
+            p = rng.randint(0, k // 2)
+            if kind == "maxpool":
+                pool = nn.MaxPool2d(k, s, p, ceil_mode=rng.random() < 0.5)
+            else:  # count_include_pad and floor mode: every window's divisor is k * k
+                pool = nn.AvgPool2d(k, s, p)
+            layers.append(pool)
+            h, w = pool(torch.zeros(1, 1, h, w)).shape[2:]
+            if rng.random() < 0.3:
+                layers.append(nn.ReLU6())
+        elif kind == "bn" and not isinstance(layers[-1], (nn.Conv2d, nn.BatchNorm2d)):
+            bn = nn.BatchNorm2d(c)
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.data.uniform_(-1.5, 1.5)
+            bn.bias.data.uniform_(-0.5, 0.5)
+            layers.append(bn)
+            if rng.random() < 0.5:
+                layers.append(nn.ReLU6() if rng.random() < 0.5 else nn.ReLU())
+        elif kind == "relu6" and not rectified:
+            layers.append(nn.ReLU6())
+            rectified = True
+    layers += [nn.Flatten(), nn.Linear(c * h * w, rng.choice((3, 10)))]
+    model = nn.Sequential(*layers).eval()
+    calibration = torch.rand((4, *shape)) * rng.choice((1.0, 4.0))
+    return model, shape, calibration

@@ -8,7 +8,7 @@ namespace xaihls {
 namespace contract {
 
 constexpr uint32_t PROGRAM_MAGIC = 0x32494158;
-constexpr int PROGRAM_VERSION = 4;
+constexpr int PROGRAM_VERSION = 5;
 constexpr int MAX_IG_STEPS = 1024;
 constexpr int RESULT_SLOT_BYTES = 64;
 constexpr int IDENTITY_FRAC = 14;
@@ -23,6 +23,7 @@ constexpr int FLAG_RAP = 3;  // bit position
 constexpr int FLAG_BWD_RELU = 4;  // bit position
 constexpr int FLAG_DIAG = 5;  // bit position
 constexpr int FLAG_GATE = 6;  // bit position
+constexpr int FLAG_RELU6 = 7;  // bit position
 constexpr int RELU_MASK = 0;
 constexpr int RELU_GUIDED = 1;
 constexpr int RELU_DECONV = 2;
@@ -156,6 +157,7 @@ constexpr FieldSpec DESCRIPTOR_W_MT_BYTES = {17, 0, 32, false};  // bytes betwee
 constexpr FieldSpec DESCRIPTOR_W_NT_BYTES = {18, 0, 24, false};  // bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2
 constexpr FieldSpec DESCRIPTOR_B_ADDR = {19, 0, 32, false};  // bias, int16 per output channel (with BIAS)
 constexpr FieldSpec DESCRIPTOR_BIAS_SHIFT = {20, 0, 6, false};  // left shift that aligns the bias to the accumulator
+constexpr FieldSpec DESCRIPTOR_CAP = {20, 6, 16, false};  // RELU6: 6.0 in the output format (a code; the forward clamps to it)
 constexpr FieldSpec DESCRIPTOR_OUT_ADDR = {21, 0, 32, false};  // output tensor: block 0, row 0, column 0
 constexpr FieldSpec DESCRIPTOR_OUT_BLOCK_BYTES = {22, 0, 32, false};  // bytes of one output block
 constexpr FieldSpec DESCRIPTOR_OUT_ROW_BYTES = {23, 0, 24, false};  // bytes between consecutive output rows of one block: opw * tn * 2 for a map, more where the rows are slots

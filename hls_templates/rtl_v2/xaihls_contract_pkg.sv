@@ -2,7 +2,7 @@
 package xaihls_contract_pkg;
 
   localparam logic [31:0] PROGRAM_MAGIC = 32'h32494158;
-  localparam int PROGRAM_VERSION = 4;
+  localparam int PROGRAM_VERSION = 5;
   localparam int MAX_IG_STEPS = 1024;
   localparam int RESULT_SLOT_BYTES = 64;
   localparam int IDENTITY_FRAC = 14;
@@ -17,6 +17,7 @@ package xaihls_contract_pkg;
   localparam int FLAG_BWD_RELU = 4;  // bit position
   localparam int FLAG_DIAG = 5;  // bit position
   localparam int FLAG_GATE = 6;  // bit position
+  localparam int FLAG_RELU6 = 7;  // bit position
   localparam int RELU_MASK = 0;
   localparam int RELU_GUIDED = 1;
   localparam int RELU_DECONV = 2;
@@ -137,7 +138,8 @@ package xaihls_contract_pkg;
     logic [23:0] out_row_bytes;  // bytes between consecutive output rows of one block: opw * tn * 2 for a map, more where the rows are slots
     logic [31:0] out_block_bytes;  // bytes of one output block
     logic [31:0] out_addr;  // output tensor: block 0, row 0, column 0
-    logic [25:0] pad646;
+    logic [9:0] pad662;
+    logic [15:0] cap;  // RELU6: 6.0 in the output format (a code; the forward clamps to it)
     logic [5:0] bias_shift;  // left shift that aligns the bias to the accumulator
     logic [31:0] b_addr;  // bias, int16 per output channel (with BIAS)
     logic [7:0] pad600;

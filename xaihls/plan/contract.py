@@ -29,7 +29,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.methods import METHODS, PREDICT_CODE
 
 PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
-PROGRAM_VERSION = 4  # 3: batched job lists, row strides apart from row lengths; 4: image batches
+PROGRAM_VERSION = 5  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap)
 
 
 @dataclass(frozen=True)
@@ -132,11 +132,15 @@ class Flag(IntEnum):
 
     BIAS = 0  # write-back adds bias[m] << bias_shift to the accumulator
     RELU = 1  # write-back: bit [v > 0] decided on the accumulator v (before requantization), value max(., 0)
-    POOL = 2  # write-back: max-pool over the tile's positions (argmax on the accumulator)
+    POOL = 2  # write-back: max-pool over the tile's positions (argmax on the accumulator); with DIAG, a position
+    #           whose input pixel (y + iy0, x + ix0) lies outside the ih x iw map never wins (a padded pool)
     RAP = 3  # write-back: ReLU on the requantized value (after the pool, if any), with its bit
     BWD_RELU = 4  # write-back: the method's ReLU rule with the bit of the element written
     DIAG = 5  # each m-tile uses only the n-tiles of its own channels (diagonal weights)
     GATE = 6  # MAC operand n is zero unless the pool index of its channel at that pixel is the pass's code
+    RELU6 = 7  # the job's ReLU (RAP forward, BWD_RELU backward) is a ReLU6 capped at ``cap``: forward out =
+    #            min(max(out, 0), cap) and bit [out < cap] under the deconvnet rule, else [0 < out < cap];
+    #            backward the deconvnet rule also multiplies by the bit
 
 
 class Unpool(IntEnum):
@@ -268,6 +272,7 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
     _u("w_nt_bytes", 24, "bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2"),
     _u("b_addr", ADDR, "bias, int16 per output channel (with BIAS)"),
     _u("bias_shift", 6, "left shift that aligns the bias to the accumulator"),
+    _u("cap", 16, "RELU6: 6.0 in the output format (a code; the forward clamps to it)"),
     _u("out_addr", ADDR, "output tensor: block 0, row 0, column 0"),
     _u("out_block_bytes", ADDR, "bytes of one output block"),
     _u("out_row_bytes", 24, "bytes between consecutive output rows of one block: opw * tn * 2 for a map, more "

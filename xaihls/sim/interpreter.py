@@ -31,11 +31,26 @@ from xaihls.plan.lowering import Job, ProgramV2, Shape, job_from_bytes
 SATURATION_KINDS = ("forward", "backward", "post")
 
 
-def _relu_rule(g: np.ndarray, bits: np.ndarray, mode: int) -> np.ndarray:
+def _relu_rule(g: np.ndarray, bits: np.ndarray, mode: int, relu6: bool = False) -> np.ndarray:
+    """The method's rule at a ReLU (bits [x > 0]) or a ReLU6 (bits [0 < x < cap], or [x < cap]
+    where the forward ran under the deconvnet rule)."""
     if mode == ReluBackward.DECONV:
-        return np.maximum(g, 0)
+        return np.maximum(g, 0) * bits if relu6 else np.maximum(g, 0)
     g = g * bits
     return np.maximum(g, 0) if mode == ReluBackward.GUIDED else g
+
+
+def _rap(out: np.ndarray, d: Job, mode: int) -> tuple[np.ndarray, np.ndarray]:
+    """RAP: the ReLU (or, with RELU6, the ReLU6) on requantized values: (bits, values)."""
+    if not d.has(Flag.RELU6):
+        return out > 0, np.maximum(out, 0)
+    below = out < d.cap
+    bits = below if mode == ReluBackward.DECONV else below & (out > 0)
+    return bits, np.clip(out, 0, d.cap)
+
+
+NEVER_WINS = -(1 << 62)
+"""A padded pool's rank outside the map: below every accumulator."""
 
 
 @dataclass
@@ -251,7 +266,7 @@ class Engine:
         g = np.zeros(lanes, dtype=np.int64)
         g[target] = 1 << d.shift0
         if d.has(Flag.BWD_RELU):
-            g = _relu_rule(g, self.mask[d.mask_base + np.arange(lanes)], mode)
+            g = _relu_rule(g, self.mask[d.mask_base + np.arange(lanes)], mode, d.has(Flag.RELU6))
         self.write16(d.out_addr, g)
 
     def _n_tiles(self, d: Job, mt: int) -> range:
@@ -346,7 +361,7 @@ class Engine:
                 break
             lanes = v[g * tn:(g + 1) * tn]
             if d.has(Flag.POOL):
-                self._pool(d, block, r0, rows, lanes)
+                self._pool(d, block, r0, rows, lanes, mode)
                 continue
             out = self._requant(lanes, shift)
             oy = (r0 + np.arange(rows))[:, None] * d.osy + d.oyo
@@ -358,10 +373,9 @@ class Engine:
                 self.mask[bits] = lanes > 0
                 out = np.maximum(out, 0)
             if d.has(Flag.RAP):
-                self.mask[bits] = out > 0
-                out = np.maximum(out, 0)
+                self.mask[bits], out = _rap(out, d, mode)
             if d.has(Flag.BWD_RELU):
-                out = _relu_rule(out, self.mask[bits], mode)
+                out = _relu_rule(out, self.mask[bits], mode, d.has(Flag.RELU6))
             self._store(d, block, oy, ox, out)
 
     def _store(self, d: Job, block: int, oy: np.ndarray, ox: np.ndarray, out: np.ndarray) -> None:
@@ -372,7 +386,7 @@ class Engine:
         elem = oy * (d.out_row_bytes // 2) + ox * tn
         view[(elem[None, :] + np.arange(tn)[:, None]).reshape(-1)] = out.reshape(-1)
 
-    def _pool(self, d: Job, block: int, r0: int, rows: int, lanes: np.ndarray) -> None:
+    def _pool(self, d: Job, block: int, r0: int, rows: int, lanes: np.ndarray, mode: int) -> None:
         tn = self.shape.tn
         kh, kw, sh, sw = d.pool_kh, d.pool_kw, d.pool_sh, d.pool_sw
         relu = d.has(Flag.RELU)
@@ -380,6 +394,11 @@ class Engine:
             pixel = ((r0 + np.arange(rows))[:, None] * d.ow + np.arange(d.ow)[None, :]).reshape(-1)
             self.mask[d.mask_base + (block * d.mask_plane + pixel)[None, :] * tn + np.arange(tn)[:, None]] = lanes > 0
         rank = np.maximum(lanes, 0) if relu else lanes
+        if d.has(Flag.DIAG):  # a padded pool: grid positions outside the input map never win
+            y = (r0 + np.arange(rows))[:, None] * d.isy + d.iy0
+            x = np.arange(d.ow)[None, :] * d.isx + d.ix0
+            outside = ((y < 0) | (y >= d.ih) | (x < 0) | (x >= d.iw)).reshape(-1)
+            rank = np.where(outside[None, :], NEVER_WINS, rank)
         p0 = r0 // sh
         p1 = min(d.pool_oh, p0 + (rows - kh) // sh + 1)
         py, px = np.arange(p0, p1), np.arange(d.pool_ow)
@@ -403,8 +422,8 @@ class Engine:
         self.alive[d.index_base + entries] = alive.reshape(tn, -1)
         out = out.reshape(tn, -1)
         if d.has(Flag.RAP):
-            self.mask[d.mask_base + (block * d.mask_plane + pixel)[None, :] * tn + np.arange(tn)[:, None]] = out > 0
-            out = np.maximum(out, 0)
+            bits = d.mask_base + (block * d.mask_plane + pixel)[None, :] * tn + np.arange(tn)[:, None]
+            self.mask[bits], out = _rap(out, d, mode)
         self._store(d, block, oy, ox, out)
 
 
