@@ -1,6 +1,7 @@
 // The write-back (docs/engine_v2.md, "Write-back"): E lanes (one AXI beat) a cycle drain a
-// finished output set: bias, requantization (round half up, saturate, count), ReLU and its bit,
-// the max-pool and its index, the backward ReLU rule, one row of one block per write command
+// finished output set: bias, requantization (round half up, saturate, count), ReLU (or ReLU6) and
+// its bit, the max-pool (padded: positions outside the input map never win) and its index, the
+// backward ReLU rule, one row of one block per write command
 // (zero strobes where an output stride skips pixels). It also writes the SEED vector and the
 // results of post-processing chunks.
 //
@@ -87,6 +88,11 @@ module xaihls_writeback #(
 
     // ---------------------------------------------------------------- configuration
     logic               is_post, f_bias, f_relu, f_pool, f_rap, f_bwd, has_pass;
+    logic               f_relu6, r6_deconv;   // RAP is a ReLU6; its bit under the deconvnet rule: [out < cap]
+    logic signed [16:0] cap;                  // the ReLU6 clamp (a 16-bit code, compared with signed outputs)
+    logic               f_padded;             // a DIAG max-pool: grid positions outside the input map never win
+    logic signed [13:0] ih, iw, isy, isx, iy0, ix0, load_step;
+    logic signed [13:0] psh_isy, psw_isx;     // input rows (columns) between the windows of consecutive pooled rows (columns)
     logic [11:0]        m_tiles, row_tiles, tile_rows, last_rows, out_blocks, pool_ow, pool_oh;
     logic [OAW-1:0]     ow;
     logic [3:0]         osx, pkh, pkw, psh, psw;
@@ -99,7 +105,7 @@ module xaihls_writeback #(
     logic [OAW-1:0]     shov;
     logic [MKW-1:0]     shov24;
     logic [LEN_BITS-1:0] row_beats, prow_beats;
-    logic [1:0]         rmode;
+    logic [1:0]         rmode;   // the backward ReLU rule (BWD_RELU)
     logic [15:0]        tgt;
     logic [15:0]        seed_val;
     logic [2:0]         pc_op;
@@ -131,12 +137,19 @@ module xaihls_writeback #(
     logic [MKW-1:0] T_r0ow, N_r0ow;   // grid pixel of the tile's first row (mod the mask words: only its ReLU words use it)
     logic [OAW-1:0] prow, pxbase, pel, pc_addr;
     logic [MKW-1:0] prow24;   // prow without wrapping at OUT_DEPTH: the grid pixels a tile's pooled rows advance
+    // a padded pool's input pixel (y_e, x_e) of the window element read; y_w, x_w: of the window's
+    // first element; T_y: of the tile's grid row 0 (rt * load_step + iy0)
+    logic signed [13:0] T_y, y_w, y_e, x_w, x_e;
     logic [LEN_BITS-1:0] beat;
     logic [23:0]    p_left;
     logic [OFF_BITS-1:0] p_off;
 
-    // stage 0 (issue)
-    logic           s0_v, s0_out, s0_on, s0_first, s0_last, s0_seed, s0_hit;
+    function automatic logic in_map(input logic signed [13:0] v, input logic signed [13:0] n);
+        in_map = v >= 0 && v < n;
+    endfunction
+
+    // stage 0 (issue); s*_pad: a padded pool's window element outside the input map
+    logic           s0_v, s0_out, s0_on, s0_first, s0_last, s0_seed, s0_hit, s0_pad;
     logic [GW-1:0]  s0_grp;
     logic [7:0]     s0_idx;
     logic [MKW-1:0] s0_mw;
@@ -177,6 +190,20 @@ module xaihls_writeback #(
                     f_pool <= kind == JOB_CONV && desc.flags[FLAG_POOL];
                     f_rap <= kind == JOB_CONV && desc.flags[FLAG_RAP];
                     f_bwd <= BACKWARD != 0 && kind != JOB_POST && desc.flags[FLAG_BWD_RELU];
+                    f_relu6 <= kind == JOB_CONV && desc.flags[FLAG_RELU6];
+                    r6_deconv <= mode == 2'(RELU_DECONV);
+                    cap <= 17'(desc.cap);
+                    f_padded <= kind == JOB_CONV && desc.flags[FLAG_POOL] && desc.flags[FLAG_DIAG];
+                    ih <= 14'(desc.ih);
+                    iw <= 14'(desc.iw);
+                    isy <= 14'(desc.isy);
+                    isx <= 14'(desc.isx);
+                    iy0 <= desc.iy0;
+                    ix0 <= desc.ix0;
+                    load_step <= 14'(desc.load_step);
+                    psh_isy <= 14'(desc.pool_sh * desc.isy);
+                    psw_isx <= 14'(desc.pool_sw * desc.isx);
+                    T_y <= desc.iy0;
                     has_pass <= desc.ky != '0 && desc.kx != '0;
                     m_tiles <= desc.m_tiles;
                     row_tiles <= desc.row_tiles;
@@ -209,7 +236,9 @@ module xaihls_writeback #(
                     shov24 <= MKW'(sh_ow);
                     row_beats <= LEN_BITS'(span) << LG;
                     prow_beats <= LEN_BITS'(desc.pool_ow) << LG;
-                    rmode <= mode;
+                    // the deconvnet rule at a ReLU6, max(g, 0) * bit, is the guided rule max(g * bit, 0)
+                    rmode <= (kind != JOB_POST && desc.flags[FLAG_RELU6] && mode == 2'(RELU_DECONV))
+                           ? 2'(RELU_GUIDED) : mode;
                     tgt <= target;
                     pc_op <= post.op;
                     mt <= '0;
@@ -249,6 +278,7 @@ module xaihls_writeback #(
                     py <= T_py;
                     r <= '0;
                     wy <= '0;
+                    y_w <= T_y;
                     prow <= '0;
                     prow24 <= '0;
                     st <= W_ROW;
@@ -272,6 +302,9 @@ module xaihls_writeback #(
                         pc_addr <= prow;
                         pxbase <= prow;
                         pel <= prow;
+                        y_e <= y_w;
+                        x_w <= ix0;
+                        x_e <= ix0;
                         st <= W_BEATS;
                     end
                 end
@@ -312,6 +345,7 @@ module xaihls_writeback #(
                         s0_first <= wi == '0 && wk == '0;
                         s0_last <= last_el;
                         s0_idx <= widx;
+                        s0_pad <= f_padded && !(in_map(y_e, ih) && in_map(x_e, iw));
                         // a grid pixel's TN bits are G aligned words (g_mask is a multiple of G): lane group j is an OR
                         s0_mw <= f_rap ? mrow : (MKW'((g_mask >> LG) + T_r0ow + MKW'(pel)) << LG) | MKW'(j);
                         s0_iw <= g_ix + pix + IXW'(px);
@@ -322,22 +356,30 @@ module xaihls_writeback #(
                                 wk <= '0;
                                 wi <= wi + 1'b1;
                                 pel <= pel + ow - OAW'(pkw - 1'b1);
+                                y_e <= y_e + isy;
+                                x_e <= x_w;
                             end else begin
                                 wk <= wk + 1'b1;
                                 pel <= pel + 1'b1;
+                                x_e <= x_e + isx;
                             end
                         end else begin
                             wi <= '0;
                             wk <= '0;
                             widx <= '0;
                             mrow <= mrow + 1'b1;
+                            y_e <= y_w;
+                            x_e <= x_w;
                             if (j == JW'(G - 1)) begin
                                 j <= '0;
                                 px <= px + 1'b1;
                                 pxbase <= pxbase + OAW'(psw);
                                 pel <= pxbase + OAW'(psw);
+                                x_w <= x_w + psw_isx;
+                                x_e <= x_w + psw_isx;
                                 if (px == pool_ow - 1'b1) begin
                                     wy <= wy + 12'(psh);
+                                    y_w <= y_w + psh_isy;
                                     py <= py + 1'b1;
                                     prow <= prow + shov;
                                     prow24 <= prow24 + shov24;
@@ -373,6 +415,7 @@ module xaihls_writeback #(
                         py <= T_py;
                         r <= '0;
                         wy <= '0;
+                        y_w <= T_y;
                         prow <= '0;
                         prow24 <= '0;
                         st <= W_ROW;
@@ -392,6 +435,7 @@ module xaihls_writeback #(
                         T_pix <= N_pix;
                         T_py <= N_py;
                         T_r0ow <= N_r0ow;
+                        T_y <= T_y + load_step;
                         st <= W_TILE;
                     end else begin
                         rt <= '0;
@@ -405,6 +449,7 @@ module xaihls_writeback #(
                         T_pix <= '0;
                         T_py <= '0;
                         T_r0ow <= '0;
+                        T_y <= iy0;
                         st <= (mt + 1'b1 == m_tiles) ? W_IDLE : W_TILE;
                     end
                 end
@@ -476,7 +521,7 @@ module xaihls_writeback #(
     assign b_raddr = (BW'(mt[0]) << (BW - 1)) | (BW'(s0_grp) & BW'((1 << (BW - 1)) - 1));
 
     // ---------------------------------------------------------------- stage 1: the memories' words
-    logic           s1_v, s1_out, s1_on, s1_first, s1_last, s1_seed, s1_hit;
+    logic           s1_v, s1_out, s1_on, s1_first, s1_last, s1_seed, s1_hit, s1_pad;
     logic [GW-1:0]  s1_grp;
     logic [7:0]     s1_idx;
     logic [MKW-1:0] s1_mw;
@@ -493,12 +538,12 @@ module xaihls_writeback #(
             s1_v <= s0_v;
             s1_out <= s0_v && s0_out;
         end
-        {s1_on, s1_first, s1_last, s1_seed, s1_hit, s1_grp, s1_idx, s1_mw, s1_iw, s1_j, s1_lane} <=
-            {s0_on, s0_first, s0_last, s0_seed, s0_hit, s0_grp, s0_idx, s0_mw, s0_iw, s0_j, s0_lane};
+        {s1_on, s1_first, s1_last, s1_seed, s1_hit, s1_pad, s1_grp, s1_idx, s1_mw, s1_iw, s1_j, s1_lane} <=
+            {s0_on, s0_first, s0_last, s0_seed, s0_hit, s0_pad, s0_grp, s0_idx, s0_mw, s0_iw, s0_j, s0_lane};
     end
 
     // ---------------------------------------------------------------- stage 2: lanes and bias
-    logic           s2_v, s2_out, s2_on, s2_first, s2_last, s2_seed, s2_hit;
+    logic           s2_v, s2_out, s2_on, s2_first, s2_last, s2_seed, s2_hit, s2_pad;
     logic [7:0]     s2_idx;
     logic [MKW-1:0] s2_mw;
     logic [IXW-1:0] s2_iw;
@@ -515,8 +560,8 @@ module xaihls_writeback #(
             s2_v <= s1_v;
             s2_out <= s1_out;
         end
-        {s2_on, s2_first, s2_last, s2_seed, s2_hit, s2_idx, s2_mw, s2_iw, s2_j, s2_lane} <=
-            {s1_on, s1_first, s1_last, s1_seed, s1_hit, s1_idx, s1_mw, s1_iw, s1_j, s1_lane};
+        {s2_on, s2_first, s2_last, s2_seed, s2_hit, s2_pad, s2_idx, s2_mw, s2_iw, s2_j, s2_lane} <=
+            {s1_on, s1_first, s1_last, s1_seed, s1_hit, s1_pad, s1_idx, s1_mw, s1_iw, s1_j, s1_lane};
         s2_bits <= mask_rdata;
         for (int e = 0; e < E; e++) begin
             s2_acc[e] <= (has_pass || is_post) ? $signed(rd_data[(32'(s1_grp) * E + e) * 48 +: 48]) : '0;
@@ -525,7 +570,7 @@ module xaihls_writeback #(
     end
 
     // ---------------------------------------------------------------- stage 3: v = acc + bias
-    logic           s3_v, s3_out, s3_on, s3_first, s3_last, s3_seed, s3_hit;
+    logic           s3_v, s3_out, s3_on, s3_first, s3_last, s3_seed, s3_hit, s3_pad;
     logic [7:0]     s3_idx;
     logic [MKW-1:0] s3_mw;
     logic [IXW-1:0] s3_iw;
@@ -541,8 +586,8 @@ module xaihls_writeback #(
             s3_v <= s2_v;
             s3_out <= s2_out;
         end
-        {s3_on, s3_first, s3_last, s3_seed, s3_hit, s3_idx, s3_mw, s3_iw, s3_j, s3_lane, s3_bits} <=
-            {s2_on, s2_first, s2_last, s2_seed, s2_hit, s2_idx, s2_mw, s2_iw, s2_j, s2_lane, s2_bits};
+        {s3_on, s3_first, s3_last, s3_seed, s3_hit, s3_pad, s3_idx, s3_mw, s3_iw, s3_j, s3_lane, s3_bits} <=
+            {s2_on, s2_first, s2_last, s2_seed, s2_hit, s2_pad, s2_idx, s2_mw, s2_iw, s2_j, s2_lane, s2_bits};
         for (int e = 0; e < E; e++) s3_val[e] <= s2_acc[e] + s2_bias[e];
     end
 
@@ -559,16 +604,20 @@ module xaihls_writeback #(
     logic signed [47:0] best_v [E];
     logic signed [47:0] best_rank [E];
     logic [7:0]     best_idx [E];
+    logic           best_pad;     // the best so far lies outside the input map (lanes agree: a position's property)
     always_ff @(posedge clk) begin
         if (rst) s4_out <= 1'b0;
         else s4_out <= s3_out;
         {s4_on, s4_seed, s4_hit, s4_mw, s4_iw, s4_j, s4_lane, s4_bits} <=
             {s3_on, s3_seed, s3_hit, s3_mw, s3_iw, s3_j, s3_lane, s3_bits};
+        // a padded pool ranks a position outside the map below everything (a window has one inside)
+        if (s3_v && f_pool) best_pad <= s3_first ? s3_pad : best_pad && s3_pad;
         for (int e = 0; e < E; e++) begin
             logic signed [47:0] rank;
             logic take;
             rank = (f_relu && s3_val[e] < 0) ? '0 : s3_val[e];
-            take = s3_first || rank > best_rank[e];   // the first maximum in raster order
+            // the first maximum in raster order
+            take = s3_first || (!s3_pad && (best_pad || rank > best_rank[e]));
             if (s3_v && f_pool && take) begin
                 best_v[e] <= s3_val[e];
                 best_rank[e] <= rank;
@@ -592,13 +641,18 @@ module xaihls_writeback #(
         for (int e = 0; e < E; e++) begin
             logic [16:0] rq;
             logic [15:0] q;
+            logic below;
             rq = requant(s4_val[e], shift);
             q = rq[15:0];
             o_sat[e] = rq[16] && s4_on && !s4_seed;
             if (s4_seed) q = (s4_hit && 32'(s4_lane) == e) ? seed_val : '0;
             if (f_relu && q[15]) q = '0;
-            rap_bits[e] = !q[15] && q != '0;
+            // RAP: bit [out > 0], out = max(out, 0); a ReLU6: bit [0 < out < cap] ([out < cap] under
+            // the deconvnet rule), out = min(max(out, 0), cap)
+            below = $signed({q[15], q}) < cap;
+            rap_bits[e] = f_relu6 ? below && (r6_deconv || (!q[15] && q != '0)) : !q[15] && q != '0;
             if (f_rap && q[15]) q = '0;
+            if (f_rap && f_relu6 && !below) q = cap[15:0];
             if (f_bwd) q = relu_rule(q, s4_bits[e], rmode);
             o_data[e*16 +: 16] = s4_on ? q : '0;
             o_strb[2*e +: 2] = s4_on ? 2'b11 : 2'b00;
