@@ -146,7 +146,7 @@ module xaihls_ctrl #(
     ph_t ph, after;
 
     logic [2:0]   meth;
-    logic [1:0]   run_mode;   // the method's ReLU rule (the forward list runs with RELU_MASK)
+    logic [1:0]   run_mode;   // the method's ReLU rule, both lists' (a ReLU6's forward bit depends on it)
     logic [15:0]  n_steps;
     logic [8:0]   n_images;   // IMAGES, 9'h1ff for anything above 255 (no batch)
     logic         img;        // this run is an image batch
@@ -518,7 +518,7 @@ module xaihls_ctrl #(
                     if (prod_i == 4'd10) begin   // the last product has landed
                         prod_i <= 4'd15;
                         sat_kind <= list_bwd ? 2'd1 : 2'd0;
-                        mode <= list_bwd ? run_mode : 2'(RELU_MASK);
+                        mode <= run_mode;
                         log_kind <= list_bwd ? 8'd5 : 8'd3;
                         list_addr <= list_addr + OFF_BITS'(DESCRIPTOR_WORDS * 4);
                         list_left <= list_left - 1'b1;
