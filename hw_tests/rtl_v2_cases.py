@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 import xaihls
-from tests.random_nets import pool_net, random_net
+from tests.random_nets import edge_net, pool_net, random_net
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -21,6 +21,13 @@ from xaihls.sim.interpreter import Engine as Interpreter
 from xaihls.sim.interpreter import run_batch
 
 NETS = ("digits", "digits_strided_bn", "digits_gap", "random301", "random305", "pools3", "pools8")
+# edge layers (tests.random_nets.edge_net): ReLU6 forward (RAP + RELU6) and backward (BWD_RELU + RELU6) in
+# each; edge6 a padded max-pool right after a depthwise conv (no ReLU: windows whose maximum is negative),
+# edge14 one after a ReLU6 (zeros tie with the pads), a BatchNorm as an affine and grouped convs; edge45
+# depthwise and grouped convs, every one with a ReLU6
+EDGE_NETS = ("edge6", "edge14", "edge45")
+# random chains from tests.random_nets, named <kind><seed>
+RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one
 SHAPES = {
     "4x4": (Shape(4, 4, 4), Buffers(256, 64, 1024)),
@@ -37,10 +44,12 @@ METHOD_LIST = (None, *METHODS)
 
 @functools.lru_cache(maxsize=None)
 def compiled(name: str):
-    """(QGraph owner, one input image) for a zoo net or a random net ('random<seed>')."""
-    if name.startswith(("random", "pools")):  # tests.random_nets: random_net, or pool_net (fused max-pools)
-        seed = int(name.removeprefix("random").removeprefix("pools"))
-        model, shape, calibration = (random_net if name.startswith("random") else pool_net)(seed)
+    """(QGraph owner, one input image) for a zoo net or a random net ('random<seed>', 'pools<seed>',
+    'edge<seed>')."""
+    kind = next((k for k in RANDOM_NETS if name.startswith(k)), None)
+    if kind is not None:
+        seed = int(name.removeprefix(kind))
+        model, shape, calibration = RANDOM_NETS[kind](seed)
         acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=IG_STEPS, backends=("golden",))
         x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
         return acc, x
@@ -60,7 +69,7 @@ def program(name: str, shape: str):
 def shared_params(shape: str) -> RtlV2Params:
     """One parameter set (one Verilator build) that runs every test net at this shape."""
     params = None
-    for name in NETS:
+    for name in NETS + EDGE_NETS:
         p = rtl_params(program(name, shape))
         params = p if params is None else params.covering(p)
     return params

@@ -4,7 +4,7 @@ and every method, and its three saturation counters equal the interpreter's, wit
 import numpy as np
 import pytest
 
-from hw_tests.rtl_v2_cases import NETS, STALL_PROBABILITY, expected, simulated
+from hw_tests.rtl_v2_cases import EDGE_NETS, NETS, STALL_PROBABILITY, expected, simulated
 
 
 def _check(name, shape, stalls, memory="sv"):
@@ -26,8 +26,15 @@ def test_rtl_v2_equals_golden_for_predict_and_every_method(name, shape):
     _check(name, shape, 0.0)
 
 
+@pytest.mark.parametrize("shape", ["4x4", "16x8"])
+@pytest.mark.parametrize("name", EDGE_NETS)
+def test_rtl_v2_equals_golden_on_edge_layers(name, shape):
+    """ReLU6 forward and backward, padded max-pools, depthwise and grouped convs, BatchNorm as an affine."""
+    _check(name, shape, 0.0)
+
+
 @pytest.mark.parametrize("name,shape", [("digits", "4x4"), ("digits_gap", "16x8_128bit"), ("random305", "16x8"),
-                                        ("pools8", "4x4")])
+                                        ("pools8", "4x4"), ("edge14", "4x4")])
 def test_rtl_v2_equals_golden_under_random_axi_stalls(name, shape):
     _check(name, shape, STALL_PROBABILITY)
     calm, stalled = simulated(name, shape, 0.0), simulated(name, shape, STALL_PROBABILITY)
