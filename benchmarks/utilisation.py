@@ -1,8 +1,9 @@
 """MAC utilisation of Engine v2 on whole runs and per job (issue 13's measure), on Verilator.
 
-Run: ``python -m benchmarks.utilisation [--boards pynq-z2 ultra96-v2] [--ig-steps 32]``, under the
-shared heavy-tool lock. For each board: the planner's engine and Program for the reference CIFAR
-net (integrated gradients' steps in batches on its batched lists), and beside it the same
+Run: ``python -m benchmarks.utilisation [--boards pynq-z2 ultra96-v2] [--ig-steps 32] [--model cifar_ref]``,
+under the shared heavy-tool lock. For each board: the planner's engine and Program for the zoo net
+(the reference CIFAR net by default; ``ds_cnn`` for the depthwise-separable one) (integrated
+gradients' steps in batches on its batched lists), and beside it the same
 engine's Program without batched lists (one step at a time, as before), tiled the same way, both
 simulated on the same
 Verilator build (xaihls_sim_top, SystemVerilog DDR model at latency 24, one beat a cycle) for
@@ -10,7 +11,7 @@ predict, saliency and integrated gradients, every run compared with the golden m
 
 Utilisation = the network's multiply-accumulates (``timing.network_macs``: real channels, taps
 inside the map; pool, copy and post-processing jobs count none) / (Tm x Tn x cycles). Results in
-benchmarks/results/utilisation.json.
+benchmarks/results/utilisation.json (utilisation_<model>.json for another model).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from xaihls.frontend.ir import Conv2d
 from xaihls.methods import METHOD_CODES, PREDICT_CODE
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan.boards import load_board
-from xaihls.plan.lowering import encode, lower_jobs
+from xaihls.plan.lowering import encode, is_depthwise, lower_jobs
 from xaihls.plan import timing
 from xaihls.plan.planner_v2 import _row_tile_cost, plan_v2
 from xaihls.plan.timing import job_cost, method_cycles
@@ -49,8 +50,8 @@ def run_macs(program, engine, method: str | None, steps: int) -> int:
     return method_macs(per_job, method or "predict", steps)
 
 
-def measure(board: str, ig_steps: int) -> dict:
-    entry = get_zoo_model("cifar_ref")
+def measure(board: str, ig_steps: int, model: str = "cifar_ref") -> dict:
+    entry = get_zoo_model(model)
     acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
                          methods=("saliency", "integrated_gradients"), ig_steps=ig_steps)
     plan = plan_v2(acc.qgraph, load_board(board))
@@ -66,7 +67,7 @@ def measure(board: str, ig_steps: int) -> dict:
     layers = acc.qgraph.graph.layers
     names = [layer.name for layer in layers] + ["logits"]
     tm_tn = engine.tm * engine.tn
-    out = {"board": board, "tm": engine.tm, "tn": engine.tn, "buffers": plan.program.buffers.__dict__,
+    out = {"model": model, "board": board, "tm": engine.tm, "tn": engine.tn, "buffers": plan.program.buffers.__dict__,
            "batch": plan.program.batch, "batch_cycles": {str(k): v for k, v in plan.batch_cycles.items()},
            "resources": plan.resources.as_dict(), "params": params.as_dict(), "programs": {}}
     for label, program in programs.items():
@@ -88,6 +89,7 @@ def measure(board: str, ig_steps: int) -> dict:
             d = (program.forward if row.direction == "forward" else program.backward)[row.index]
             jobs.append({"direction": row.direction, "index": row.index, "layer": names[row.layer],
                          "conv": isinstance(layers[row.layer], Conv2d) if row.layer < len(layers) else False,
+                         "depthwise": row.layer < len(layers) and is_depthwise(layers[row.layer]),
                          "tile_rows": d.tile_rows, "row_tiles": d.row_tiles, "rtl": row.rtl, "model": row.model,
                          "deviation": row.deviation, "macs": row.macs, "mac_utilization": row.macs / tm_tn / row.rtl})
         batched = []
@@ -101,8 +103,8 @@ def measure(board: str, ig_steps: int) -> dict:
 
 def markdown(result: dict) -> str:
     labels = list(result["programs"])
-    lines = [f"**{result['board']}**, Tm x Tn = {result['tm']} x {result['tn']}, buffers "
-             f"{result['buffers']['in_depth']}/{result['buffers']['out_depth']}", "",
+    lines = [f"**{result.get('model', 'cifar_ref')} on {result['board']}**, Tm x Tn = {result['tm']} x "
+             f"{result['tn']}, buffers {result['buffers']['in_depth']}/{result['buffers']['out_depth']}", "",
              "| run | " + " | ".join(f"{k}: cycles | util" for k in labels) + " | cycles after / before | bit-exact |",
              "|---|" + "---|---|" * len(labels) + "---|---|"]
     runs = [result["programs"][k]["runs"] for k in labels]
@@ -129,9 +131,12 @@ def markdown(result: dict) -> str:
                 lines.append(f"| {direction[:3]} | {layer} | {len(js)} | {sum(j['rtl'] for j in js):,} | {worst:+.1%} |")
     for k, js in zip(labels, jobs):
         for direction in ("forward", "backward"):
-            u = [j["mac_utilization"] for j in js if j["conv"] and j["direction"] == direction]
-            lines.append(f"\n{k}, conv jobs {direction}: utilisation min {min(u):.0%}, median "
-                         f"{statistics.median(u):.0%}, max {max(u):.0%}")
+            for kind, depthwise in (("conv", False), ("depthwise conv", True)):
+                u = [j["mac_utilization"] for j in js
+                     if j["conv"] and j["direction"] == direction and j.get("depthwise", False) == depthwise]
+                if u:
+                    lines.append(f"\n{k}, {kind} jobs {direction}: utilisation min {min(u):.0%}, median "
+                                 f"{statistics.median(u):.0%}, max {max(u):.0%}")
     return "\n".join(lines)
 
 
@@ -139,10 +144,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--boards", nargs="+", default=["pynq-z2", "ultra96-v2"])
     ap.add_argument("--ig-steps", type=int, default=32)
+    ap.add_argument("--model", default="cifar_ref", help="a zoo model (default cifar_ref)")
     args = ap.parse_args()
-    results = [measure(b, args.ig_steps) for b in args.boards]
+    results = [measure(b, args.ig_steps, args.model) for b in args.boards]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "utilisation.json").write_text(json.dumps({"date": str(date.today()), "results": results}, indent=2)
+    name = "utilisation.json" if args.model == "cifar_ref" else f"utilisation_{args.model}.json"
+    (RESULTS / name).write_text(json.dumps({"date": str(date.today()), "results": results}, indent=2)
                                               + "\n")
     for r in results:
         print(markdown(r) + "\n")

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import xaihls
-from tests.random_nets import random_net
+from tests.random_nets import edge_net, random_net
 from xaihls.errors import XaiHlsError
 from xaihls.methods import METHODS
 
@@ -26,15 +26,14 @@ FIRST_SEED = int(os.environ.get("XAIHLS_FUZZ_SEED", "0"))
 TILINGS = ((4, 2), (2, 4), (8, 8), (3, 5))
 
 
-@pytest.mark.parametrize("seed", range(FIRST_SEED, FIRST_SEED + NETS))
-def test_random_net_is_refused_at_compile_or_bit_exact_everywhere(seed):
-    model, shape, calibration = random_net(seed)
+def _refused_or_bit_exact_everywhere(seed, model, shape, calibration, may_refuse=True):
     tiling = TILINGS[seed % len(TILINGS)]
     try:
         acc = xaihls.compile(model, shape, calibration=calibration, tiling=tiling, ig_steps=3,
                              backends=("golden", "program", "csim"))
     except XaiHlsError as exc:
         assert "\n" not in str(exc), f"seed {seed}: a refusal must be one line: {exc}"
+        assert may_refuse, f"seed {seed}: {exc}"
         return
     x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
     for method in (None, *METHODS):
@@ -47,6 +46,22 @@ def test_random_net_is_refused_at_compile_or_bit_exact_everywhere(seed):
             if method:
                 assert torch.equal(r.attribution, g.attribution), f"{what}: attribution"
         assert runs["program"].saturations == runs["csim"].saturations, f"seed {seed} {method}: saturation counts"
+
+
+@pytest.mark.parametrize("seed", range(FIRST_SEED, FIRST_SEED + NETS))
+def test_random_net_is_refused_at_compile_or_bit_exact_everywhere(seed):
+    _refused_or_bit_exact_everywhere(seed, *random_net(seed))
+
+
+EDGE_NETS = int(os.environ.get("XAIHLS_FUZZ_EDGE_NETS", "8"))
+
+
+@pytest.mark.parametrize("seed", range(FIRST_SEED, FIRST_SEED + EDGE_NETS))
+def test_random_edge_chain_is_refused_at_compile_or_bit_exact_everywhere(seed):
+    """Random chains of the edge layers (tests/random_nets.py ``edge_net``: depthwise and grouped
+    convolutions, ReLU6, BatchNorm as an affine, padded pools) on the program and csim engines; the
+    engine takes every one of them."""
+    _refused_or_bit_exact_everywhere(seed, *edge_net(seed), may_refuse=False)
 
 
 DAG_NETS = int(os.environ.get("XAIHLS_FUZZ_DAG_NETS", "12"))

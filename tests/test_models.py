@@ -22,7 +22,7 @@ from xaihls.models import (
 )
 from xaihls.models.zoo import DATA_DIR
 
-BUNDLED = ["cifar_ref", "digits", "digits_gap", "digits_mobilenet", "digits_resnet", "digits_strided_bn",
+BUNDLED = ["cifar_ref", "digits", "digits_gap", "digits_mobilenet", "digits_resnet", "digits_strided_bn", "ds_cnn",
            "mobilenet_v2_tiny", "resnet8"]
 
 
@@ -114,7 +114,7 @@ def test_unknown_zoo_model() -> None:
         get_zoo_model("resnet50")
     assert str(err.value) == (
         "unknown zoo model 'resnet50'; bundled models: cifar_ref, digits, digits_gap, digits_mobilenet, "
-        "digits_resnet, digits_strided_bn, mobilenet_v2_tiny, resnet8"
+        "digits_resnet, digits_strided_bn, ds_cnn, mobilenet_v2_tiny, resnet8"
     )
 
 

@@ -401,9 +401,11 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             bw[i] = [b.weights(f"{layer.name}.weight.transposed", _dense_blob(perm.T[:, :, None], shape))]
         elif isinstance(layer, AvgPool2d):
             diag(int(q.weight[0]), layer.kernel[0] * layer.kernel[1])
-            for _, (_, ty, _), (_, tx, _) in _phases(layer):
+            for _, (_, ty, _), (_, tx, _) in [] if _is_global(layer) else _phases(layer):
                 if ty and tx:
                     diag(int(q.weight[0]), ty * tx)
+            if _is_global(layer):
+                diag(int(q.weight[0]), 1)
         elif isinstance(layer, MaxPool2d):
             diag(1 << IDENTITY_FRAC, 1)
             for _, (_, ty, _), (_, tx, _) in _phases(layer):
@@ -491,8 +493,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             if isinstance(layer, Conv2d):
                 (kh, kw), (sy, sx), (py, px) = layer.kernel, layer.stride, layer.padding
                 _, oh, ow = layer.out_shape
-                d = dict(_conv_fields(src, dst, layer.out_channels, shape), **common, ky=kh, kx=kw, isy=sy, isx=sx,
-                         iky=1, ikx=1, iy0=-py, ix0=-px, oh=oh, ow=ow)
+                d = dict(_conv_fields(src, dst, layer.out_channels, shape), **common, ky=kh, kx=kw,
+                         isy=_stride(sy, oh), isx=_stride(sx, ow), iky=1, ikx=1, iy0=-py, ix0=-px, oh=oh, ow=ow)
                 conv_out = Tensor(dst.addr, *_chw(layer.out_shape), tn)
             else:
                 vsrc = _vector(src)
@@ -523,10 +525,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             dst = out_tensor(f"{layer.name}.out", j)
             d = dict(_conv_fields(src, dst, src.c, shape), layer=i, iky=1, ikx=1, isy=1, isx=1)
             if isinstance(layer, AvgPool2d):
-                (kh, kw), (sy, sx), (py, px) = layer.kernel, layer.stride, layer.padding
+                (kh, kw), (sy, sx), (py, px), (_, oh, ow) = layer.kernel, layer.stride, layer.padding, layer.out_shape
                 sh = q.acc_frac - q.out_fmt.frac
-                d.update(diag(int(q.weight[0]), kh * kw), ky=kh, kx=kw, isy=sy, isx=sx, iy0=-py, ix0=-px,
-                         oh=layer.out_shape[1], ow=layer.out_shape[2], shift0=sh, shift1=sh, shift2=sh)
+                d.update(diag(int(q.weight[0]), kh * kw), ky=kh, kx=kw, isy=_stride(sy, oh), isx=_stride(sx, ow),
+                         iy0=-py, ix0=-px, oh=oh, ow=ow, shift0=sh, shift1=sh, shift2=sh)
             elif isinstance(layer, ChannelAffine):
                 fl.append(Flag.BIAS)
                 sh = q.acc_frac - q.out_fmt.frac
@@ -613,6 +615,14 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             if relu is not None:
                 d.update(relu_bits(relu, dst))
             backward.append(Job(**d))
+        elif isinstance(layer, AvgPool2d) and _is_global(layer):
+            # every input pixel gets g * r: one job whose whole grid reads the pooled pixel (strides 0)
+            d = dict(_conv_fields(src, dst, dst.c, shape), **common, **diag(int(q.weight[0]), 1), ky=1, kx=1,
+                     isy=0, isx=0, iky=1, ikx=1, oh=dst.h, ow=dst.w)
+            d["flags"] |= flags(Flag.DIAG)
+            if relu is not None:
+                d.update(relu_bits(relu, dst))
+            backward.append(Job(**d))
         elif isinstance(layer, Linear):
             vsrc, vdst = _vector(src), _vector(dst)
             d = dict(_conv_fields(vsrc, vdst, vdst.c, shape), **bw[i][0], **common, **_one_position())
@@ -682,6 +692,17 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
 
 def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return (shape[0], 1, 1) if len(shape) == 1 else tuple(shape)
+
+
+def _stride(s: int, positions: int) -> int:
+    """A grid's input stride: any stride reads the same pixels where the grid has one row (column)."""
+    return s if positions > 1 else 1
+
+
+def _is_global(layer: AvgPool2d) -> bool:
+    """An average pool of one window that covers the whole unpadded map."""
+    _, h, w = layer.in_shape
+    return layer.out_shape[1:] == (1, 1) and layer.kernel == (h, w) and layer.padding == (0, 0)
 
 
 def _vector(t: Tensor) -> Tensor:

@@ -239,9 +239,10 @@ def _array_macs(d, engine: EngineV2) -> int:
 def network_macs(d, layers) -> int:
     """The network's multiply-accumulates a job computes: its (position, tap) pairs inside the map
     times the real input and output channels of its Conv2d or Linear layer (a backward job swaps
-    their roles, not their product). A diagonal job (max- or average-pool, a lone ReLU) and a SEED
-    move data and count none; neither do channels padded to whole tiles."""
-    if d.op != Op.CONV or d.flags >> int(Flag.DIAG) & 1 or d.layer >= len(layers):
+    their roles, not their product; a grouped or depthwise convolution's are those of its groups).
+    Other diagonal jobs (max- or average-pool, a lone ReLU, a per-channel affine) and a SEED move
+    data and count none; neither do channels padded to whole tiles."""
+    if d.op != Op.CONV or d.layer >= len(layers):
         return 0
     layer = layers[d.layer]
     w = getattr(layer, "weight", None)
