@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import xaihls
-from tests.random_nets import pool_net, random_net
+from tests.random_nets import edge_net, pool_net, random_net
 from xaihls.errors import XaiHlsError
 from xaihls.executor import quantize_input
 from xaihls.methods import METHOD_CODES, METHODS
@@ -80,6 +80,17 @@ def test_interpreter_equals_golden_on_random_networks(seed):
     model, shape, calibration = random_net(300 + seed)
     acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=3, backends=("golden",))
     x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
+    engine, buffers = SHAPES[seed % len(SHAPES)]
+    _check(acc, x, engine, buffers)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_interpreter_equals_golden_on_random_edge_networks(seed):
+    """Depthwise and grouped convolutions, ReLU6 (fused after a conv, a pool or an affine, or alone),
+    BatchNorm as a per-channel affine, padded and ceil-mode max-pools, padded average pools."""
+    model, shape, calibration = edge_net(seed)
+    acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=3, backends=("golden",))
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
     engine, buffers = SHAPES[seed % len(SHAPES)]
     _check(acc, x, engine, buffers)
 

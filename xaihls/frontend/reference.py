@@ -54,10 +54,25 @@ def _relu6(relu):
     return lambda x: relu(x).clamp(max=6.0)
 
 
+def _grouped_conv2d(x: torch.Tensor, layer: Conv2d) -> torch.Tensor:
+    """A grouped convolution as unfolded windows times each group's weights: the same sums as
+    F.conv2d, which takes a slow path for grouped float64 convolutions on the CPU (0.1 s for one
+    depthwise layer of DS-CNN on 8 images, 30x this)."""
+    n, g = x.shape[0], layer.groups
+    _, oh, ow = layer.out_shape
+    cols = F.unfold(x, layer.kernel, padding=layer.padding, stride=layer.stride)  # N, C*kh*kw, L
+    cols = cols.reshape(n, g, -1, oh * ow)
+    w = layer.weight.to(x.dtype).reshape(g, layer.out_channels // g, -1)
+    out = torch.einsum("ngkl,gok->ngol", cols, w).reshape(n, layer.out_channels, oh, ow)
+    return out + layer.bias.to(x.dtype)[:, None, None]
+
+
 def layer_float(layer, inputs: list[torch.Tensor], relu=F.relu) -> torch.Tensor:
     """One layer of the float graph on its input tensors."""
     x = inputs[0]
     if isinstance(layer, Conv2d):
+        if layer.groups > 1 and x.dtype == torch.float64:
+            return _grouped_conv2d(x, layer)
         return F.conv2d(x, layer.weight.to(x.dtype), layer.bias.to(x.dtype), layer.stride, layer.padding,
                         groups=layer.groups)
     if isinstance(layer, Linear):

@@ -13,7 +13,9 @@ the rounding points are these, each ``numerics`` round half up then saturate:
   whole, else 1/(PyTorch's divisor of that window) (``calibrate.avg_pool_divisors``), each
   quantized in one format. Max-pool padding is -infinity: a padded tap never wins. The ReLU bit
   and a max-pool's ranking are taken on the wide accumulator of a Conv2d/Linear directly before
-  (through a ReLU), as model.py does; everything else decides on its input codes.
+  (through a ReLU), as model.py does, except that a padded or ceil-mode max-pool ranks its input
+  codes (the engine runs such a pool as a job of its own, not in the convolution's write-back);
+  everything else decides on its input codes.
 - ReLU6: y = min(max(x, 0), c) with c = 6.0 in the input format (exact for a fraction >= -1;
   else 6.0 rounded half up); it keeps [0 < x < c] and [x < c] for the backward pass.
 - Add: each operand is requantized from its own format to the layer's common ``in`` format,
@@ -171,7 +173,8 @@ def _forward_layer(qg: QGraph, i: int, xs: list[torch.Tensor], ranks: list, kept
         return x.clamp(0, cap), None
     if isinstance(layer, MaxPool2d):
         canvas = _canvas(x, layer, NEVER_WINS)
-        order = None if rank is None else _canvas(rank, layer, NEVER_WINS)
+        # a padded or ceil-mode pool ranks its input codes: the engine runs it as a job of its own
+        order = None if rank is None or not layer.is_plain else _canvas(rank, layer, NEVER_WINS)
         out, index = kernels.max_pool(canvas, order, layer.kernel, layer.stride)
         kept.pool_indices[i] = index
         return out, None

@@ -1,9 +1,10 @@
-"""Edge CNNs with residual and depthwise-separable blocks: MLPerf Tiny's ResNet-8, a small
-MobileNetV2, and digits-sized versions of both (trained by ``train_digits``).
+"""Edge CNNs with residual and depthwise-separable blocks: MLPerf Tiny's ResNet-8 and DS-CNN, a
+small MobileNetV2, and digits-sized versions of ResNet and MobileNet (trained by ``train_digits``).
 
-The CIFAR-sized nets have deterministic random weights (and BatchNorm statistics) drawn from
-a seed, like CifarRefNet: enough for everything but accuracy. They run on the golden model
-only for now (the engine runs chains; issue 15's engine half).
+The nets that are not digits-sized have deterministic random weights (and BatchNorm statistics)
+drawn from a seed, like CifarRefNet: enough for everything but accuracy. The residual nets run on
+the golden model only for now (the engine runs chains; issue 15's engine half); DS-CNN is a chain
+and runs on every executor.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ResNet8", "MobileNetV2Tiny", "DigitsResNet", "DigitsMobileNet"]
+__all__ = ["ResNet8", "DSCNN", "MobileNetV2Tiny", "DigitsResNet", "DigitsMobileNet"]
+
+KWS_INPUT_SHAPE = (1, 49, 10)
+"""MLPerf Tiny keyword spotting's input: 49 frames of 10 MFCC features."""
 
 
 def _randomize_batchnorm(model: nn.Module) -> None:
@@ -69,6 +73,33 @@ class ResNet8(nn.Module):
         x = torch.relu(self.bn(self.stem(x)))
         x = self.block3(self.block2(self.block1(x)))
         return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class DSCNN(nn.Module):
+    """MLPerf Tiny keyword spotting's DS-CNN on 1x49x10 MFCCs: a 10x4 stride-2 conv of 64 channels,
+    four depthwise-separable blocks (3x3 depthwise-BN-ReLU, 1x1 pointwise-BN-ReLU), average pooling
+    over the 25x5 map, 12 logits. 23k parameters. The reference pads the first conv as Keras's
+    'same' does (4 rows above, 5 below); PyTorch pads symmetrically, so this one takes 5 and 5, which
+    gives the same 25x5 map."""
+
+    def __init__(self, seed: int | None = 0, channels: int = 64, blocks: int = 4, classes: int = 12) -> None:
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            super().__init__()
+            layers: list[nn.Module] = [nn.Conv2d(1, channels, (10, 4), 2, (5, 1)), nn.BatchNorm2d(channels),
+                                       nn.ReLU()]
+            for _ in range(blocks):
+                layers += [nn.Conv2d(channels, channels, 3, 1, 1, groups=channels), nn.BatchNorm2d(channels),
+                           nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels), nn.ReLU()]
+            self.features = nn.Sequential(*layers)
+            self.pool = nn.AvgPool2d((25, 5))
+            self.fc = nn.Linear(channels, classes)
+            if seed is not None:
+                _randomize_batchnorm(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
 
 
 class InvertedResidual(nn.Module):

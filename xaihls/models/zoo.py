@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from xaihls.errors import XaiHlsError
 from xaihls.models.cifar import CIFAR_INPUT_SHAPE, CifarRefNet
 from xaihls.models.digits import DIGITS_INPUT_SHAPE, DigitsCNN, DigitsGAP, DigitsStridedBN
-from xaihls.models.edge import DigitsMobileNet, DigitsResNet, MobileNetV2Tiny, ResNet8
+from xaihls.models.edge import KWS_INPUT_SHAPE, DSCNN, DigitsMobileNet, DigitsResNet, MobileNetV2Tiny, ResNet8
 
 DATA_DIR = Path(__file__).parent / "data"
 DIGITS_SAMPLES = "digits_samples.npz"
@@ -114,6 +114,13 @@ ZOO: dict[str, ZooEntry] = {
             "deterministic random weights (3x32x32); golden only for now",
             CIFAR_INPUT_SHAPE,
             ResNet8,
+        ),
+        ZooEntry(
+            "ds_cnn",
+            "MLPerf Tiny keyword spotting DS-CNN (depthwise-separable blocks), deterministic random weights "
+            "(1x49x10 MFCCs)",
+            KWS_INPUT_SHAPE,
+            DSCNN,
         ),
         ZooEntry(
             "mobilenet_v2_tiny",

@@ -13,22 +13,23 @@ when it is compiled, never by the engine later.
 from __future__ import annotations
 
 from xaihls.executor import Capabilities
-from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from xaihls.frontend.ir import AvgPool2d, ChannelAffine, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6
 from xaihls.methods import METHODS
 
-PROGRAM_LAYERS = (Conv2d, Linear, ReLU, MaxPool2d, AvgPool2d, Flatten)
+PROGRAM_LAYERS = (Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, ChannelAffine, Flatten)
 """The layers a Program job runs (docs/contract.md); everything else the front end takes is golden-only for now."""
 
 
-def _layer_refusal(layer) -> str | None:
+def _layer_refusal(q) -> str | None:
+    layer = q.layer
     kind = type(layer).__name__
     if not isinstance(layer, PROGRAM_LAYERS):
-        return f"layer '{layer.name}' ({kind})"
-    if isinstance(layer, Conv2d) and layer.groups != 1:
-        return f"layer '{layer.name}' (Conv2d with groups={layer.groups})"
-    if isinstance(layer, (MaxPool2d, AvgPool2d)) and not layer.is_plain:
-        what = "padding" if layer.padding != (0, 0) else "ceil_mode"
-        return f"layer '{layer.name}' ({kind} with {what})"
+        return (f"layer '{layer.name}' ({kind}) is golden-only for now: the engine runs chains of Conv2d (any "
+                "groups), Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, BatchNorm2d and Flatten")
+    if isinstance(layer, AvgPool2d) and q.weight.numel() != 1:
+        return (f"layer '{layer.name}' (AvgPool2d whose windows have different divisors: count_include_pad=False "
+                "or a ceil-mode window past the padding) is golden-only for now: the engine multiplies every "
+                "window by one reciprocal")
     return None
 
 
@@ -41,15 +42,19 @@ def graph_refusal(caps: Capabilities, qg) -> str | None:
 def program_refusal(qg) -> str | None:
     """Why no Program can be made for ``qg`` (one line naming the layer, tensor or method), or None."""
     graph = qg.graph
-    for layer in graph.layers:
-        what = _layer_refusal(layer)
+    for q in qg.layers:
+        what = _layer_refusal(q)
         if what is not None:
-            return f"{what} is golden-only for now: the engine runs chains of Conv2d (groups=1), Linear, ReLU, " \
-                   "unpadded floor-mode MaxPool2d/AvgPool2d and Flatten"
+            return what
     if not graph.is_chain:
         k = next(k for k, users in enumerate(graph.consumers[:-1]) if len(users) != 1)
         return (f"tensor '{graph.tensor_names[k]}' feeds {len(graph.consumers[k])} layers; a graph that is not "
                 "a single chain is golden-only for now")
+    steps = [k for k, layer in enumerate(graph.layers) if not isinstance(layer, Flatten)]
+    for a, b in zip(steps, steps[1:]):
+        if all(isinstance(graph.layers[k], (ReLU, ReLU6)) for k in (a, b)):
+            return (f"layers '{graph.layers[a].name}' and '{graph.layers[b].name}': two rectifiers in a row, which "
+                    "the engine does not run; keep one (a ReLU6 after a ReLU is the ReLU6 alone)")
     for method in qg.methods:
         if method not in METHODS:
             return f"method '{method}' is golden-only for now: the engine has no code for it"

@@ -10,10 +10,13 @@ The compiler does everything that depends only on the network, so the hardware o
 - **Weights in the order the array consumes them**: per job, ``[m-tile][n-tile][pass][m][n]``
   (a pass is a kernel tap), zero-padded. A conv's backward pass reads a second, transposed
   and rotated copy, one per stride phase; a Linear's backward pass its transposed matrix.
-- **Pools and standalone ReLUs are diagonal jobs**: average pooling multiplies by the
-  reciprocal on the diagonal; max-pooling and ReLUs pass values through an identity
-  (1 << IDENTITY_FRAC) and let the write-back pool or clamp; a max-pool's backward pass is a
-  transposed identity whose operands are gated by the kept argmax (GATE).
+- **Pools, standalone ReLUs, per-channel affines and depthwise convolutions are diagonal
+  jobs**: average pooling multiplies by the reciprocal on the diagonal; max-pooling and ReLUs
+  pass values through an identity (1 << IDENTITY_FRAC) and let the write-back pool or clamp; a
+  max-pool's backward pass is a transposed identity whose operands are gated by the kept argmax
+  (GATE); a BatchNorm no convolution takes and a depthwise convolution put their per-channel
+  scale or taps on the diagonal. Other grouped convolutions are dense jobs with the weights of
+  other groups zero.
 - **Every derived constant precomputed**: tile counts and sizes, input rows per tile, buffer
   strides, byte strides, pool geometry, requantization shifts.
 """
@@ -27,7 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xaihls.errors import XaiHlsError
-from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from xaihls.frontend.ir import AvgPool2d, ChannelAffine, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6
+from xaihls.golden.dag import relu6_cap
 from xaihls.methods import ReluBackward
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, PROGRAM_MAGIC,
                                   PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Unpool, field_limit)
@@ -200,6 +204,33 @@ def _dense_blob(kernel: np.ndarray, shape: Shape) -> np.ndarray:
     return w.reshape(mt, shape.tm, nt, shape.tn, taps).transpose(0, 2, 4, 1, 3)
 
 
+def _depthwise_blob(kernel: np.ndarray, shape: Shape) -> np.ndarray:
+    """Per-channel taps (C, passes) on the diagonal: (m_tiles, tm / tn, passes, tm, tn), channel c
+    at lane c mod tm of m-tile c // tm, column c mod tn of that m-tile's n-tile (c mod tm) // tn."""
+    c, taps = kernel.shape
+    mts = -(-c // shape.tm)
+    w = np.zeros((mts, shape.tm // shape.tn, taps, shape.tm, shape.tn), dtype=np.int64)
+    ch = np.arange(c)
+    lane = ch % shape.tm
+    w[ch // shape.tm, lane // shape.tn, :, lane, ch % shape.tn] = kernel
+    return w
+
+
+def is_depthwise(layer) -> bool:
+    """A convolution each of whose output channels reads only its own input channel: a diagonal job."""
+    return isinstance(layer, Conv2d) and layer.groups > 1 and layer.groups == layer.in_channels == layer.out_channels
+
+
+def _ungrouped(kernel: np.ndarray, groups: int) -> np.ndarray:
+    """A grouped kernel (M, N / groups, taps) as the dense (M, N, taps) kernel, zero across groups."""
+    m, per, taps = kernel.shape
+    dense = np.zeros((m, per * groups, taps), dtype=np.int64)
+    for o in range(m):
+        g = o // (m // groups)
+        dense[o, g * per:(g + 1) * per] = kernel[o]
+    return dense
+
+
 def _phase_taps(k: int, s: int, p: int, r: int) -> tuple[int, int, int]:
     """Stride phase r of a transposed conv (kernel k, stride s, padding p): first kernel tap
     i0, tap count, and the input offset iy0 (input row = out_row + iy0 - t)."""
@@ -238,7 +269,7 @@ def fusable_pool(qg: QGraph, i: int) -> bool:
     requantization is then the identity)."""
     layers = qg.graph.layers
     layer = layers[i]
-    if not isinstance(layer, MaxPool2d):
+    if not isinstance(layer, MaxPool2d) or not layer.is_plain:
         return False
     (kh, kw), (sh, sw) = layer.kernel, layer.stride
     if not (kh == kw == sh == sw and kh in (2, 4, 8)):
@@ -246,7 +277,7 @@ def fusable_pool(qg: QGraph, i: int) -> bool:
     k = i - 1
     if k >= 0 and isinstance(layers[k], ReLU):
         k -= 1
-    if k < 0 or not isinstance(layers[k], Conv2d):
+    if k < 0 or not isinstance(layers[k], Conv2d) or layers[k].groups != 1:
         return False
     return all(qg.grad_fmt(m, i + 1).frac == qg.grad_fmt(m, i).frac for m in qg.grad_formats)
 
@@ -284,7 +315,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     # keeps its input's bytes, so a flattened map stays a map in DDR
     layout: list[tuple[int, int, int]] = [_chw(qg.graph.input_shape)]
     for layer in layers:
-        layout.append(layout[-1] if isinstance(layer, (Flatten, ReLU)) else _chw(layer.out_shape))
+        layout.append(layout[-1] if isinstance(layer, (Flatten, ReLU, ReLU6)) else _chw(layer.out_shape))
     last = layout[L]
     if last[1] * last[2] > 1:
         raise XaiHlsError(f"the logits are a flattened {last[0]}x{last[1]}x{last[2]} map; the engine takes logits from "
@@ -298,11 +329,11 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     bits = entries = 0
     index_bits = 1
     for i, layer in enumerate(layers):
-        if isinstance(layer, ReLU):
+        if isinstance(layer, (ReLU, ReLU6)):
             k = before(i)
-            if k >= 0 and isinstance(layers[k], ReLU):  # the front end merges them; a Graph made by hand must too
-                raise XaiHlsError(f"layers '{layers[k].name}' and '{layer.name}': two ReLUs in a row; drop one "
-                                  "(the second changes nothing)")
+            if k >= 0 and isinstance(layers[k], (ReLU, ReLU6)):  # the front end merges two ReLUs
+                raise XaiHlsError(f"layers '{layers[k].name}' and '{layer.name}': two rectifiers in a row, which "
+                                  "the engine does not run; keep one (a ReLU6 after a ReLU is the ReLU6 alone)")
             mask_base[i] = bits
             mask_slot[bits] = blocked_size(*layout[i], tn) // 2
             bits += batch * mask_slot[bits]
@@ -342,17 +373,25 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         q = qg.layers[i]
         if isinstance(layer, Conv2d):
             kh, kw = layer.kernel
-            kern = q.weight.numpy().astype(np.int64).reshape(layer.out_channels, layer.in_channels, kh * kw)
-            fw[i] = b.weights(f"{layer.name}.weight", _dense_blob(kern, shape))
+            kern = q.weight.numpy().astype(np.int64).reshape(layer.out_channels, -1, kh * kw)
+            depthwise = is_depthwise(layer)
+            if not depthwise and layer.groups > 1:
+                kern = _ungrouped(kern, layer.groups)
+            fw[i] = b.weights(f"{layer.name}.weight",
+                              _depthwise_blob(kern[:, 0], shape) if depthwise else _dense_blob(kern, shape))
             bw[i] = []
             for (ry, rx), (i0, ty, _), (j0, tx, _) in _phases(layer):
                 if ty and tx:
                     taps = [(i0 + t * layer.stride[0]) * kw + j0 + u * layer.stride[1] for t in range(ty)
                             for u in range(tx)]
-                    bw[i].append(b.weights(f"{layer.name}.weight.phase{ry}{rx}",
-                                           _dense_blob(kern[:, :, taps].transpose(1, 0, 2), shape)))
+                    blob = (_depthwise_blob(kern[:, 0, taps], shape) if depthwise
+                            else _dense_blob(kern[:, :, taps].transpose(1, 0, 2), shape))
+                    bw[i].append(b.weights(f"{layer.name}.weight.phase{ry}{rx}", blob))
                 else:
                     bw[i].append(None)  # no tap reaches the phase: its gradient is zero
+        elif isinstance(layer, ChannelAffine):
+            fw[i] = b.weights(f"{layer.name}.scale", _depthwise_blob(q.weight.numpy().astype(np.int64)[:, None], shape))
+            bw[i] = [fw[i]]
         elif isinstance(layer, Linear):
             order = feature_order(layout[i], tn)  # the input's DDR order, as C-order features
             wt = q.weight.numpy().astype(np.int64)
@@ -362,17 +401,19 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             bw[i] = [b.weights(f"{layer.name}.weight.transposed", _dense_blob(perm.T[:, :, None], shape))]
         elif isinstance(layer, AvgPool2d):
             diag(int(q.weight[0]), layer.kernel[0] * layer.kernel[1])
-            for _, (_, ty, _), (_, tx, _) in _phases(layer):
+            for _, (_, ty, _), (_, tx, _) in [] if _is_global(layer) else _phases(layer):
                 if ty and tx:
                     diag(int(q.weight[0]), ty * tx)
+            if _is_global(layer):
+                diag(int(q.weight[0]), 1)
         elif isinstance(layer, MaxPool2d):
             diag(1 << IDENTITY_FRAC, 1)
             for _, (_, ty, _), (_, tx, _) in _phases(layer):
                 if ty and tx:
                     diag(1 << IDENTITY_FRAC, ty * tx)
-        elif isinstance(layer, ReLU):
+        elif isinstance(layer, (ReLU, ReLU6)):
             diag(1 << IDENTITY_FRAC, 1)
-        if isinstance(layer, (Conv2d, Linear)):
+        if isinstance(layer, (Conv2d, Linear, ChannelAffine)):
             out_c = layer.out_shape[0]
             padded = np.zeros(-(-out_c // shape.tm) * shape.tm, dtype=np.int64)
             padded[:out_c] = q.bias.numpy()
@@ -404,8 +445,23 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         return alloc.tensor(name, layout[end], tn, slotted=True)
 
     def relu_bits(relu: int, writes: Tensor) -> dict:
-        """The ReLU's bits, addressed through the tensor a job writes or reads them with."""
+        """The ReLU's bits, addressed through the tensor a job writes or reads them with (a ReLU6's cap
+        with them)."""
+        if isinstance(layers[relu], ReLU6):
+            return dict(mask_base=mask_base[relu], mask_plane=writes.plane, cap=relu6_cap(qg.layers[relu].in_fmt))
         return dict(mask_base=mask_base[relu], mask_plane=writes.plane)
+
+    def rectifier(j: int, fl: list, on_acc: bool) -> int | None:
+        """A ReLU or ReLU6 at layer j that the job takes (its flags go in ``fl``): a ReLU decides on the
+        accumulator (RELU) where ``on_acc`` (after a Conv2d/Linear, or alone on an identity), else on the
+        requantized value (RAP); a ReLU6 always on the requantized value."""
+        if j >= L or not isinstance(layers[j], (ReLU, ReLU6)):
+            return None
+        if isinstance(layers[j], ReLU6):
+            fl += [Flag.RAP, Flag.RELU6]
+        else:
+            fl.append(Flag.RELU if on_acc else Flag.RAP)
+        return j
 
     i = 0
     while i < L:
@@ -418,11 +474,14 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         if isinstance(layer, (Conv2d, Linear)):
             j = i + 1
             fl = [Flag.BIAS]
-            relu_at = pool_at = None
-            if j < L and isinstance(layers[j], ReLU):
-                fl.append(Flag.RELU)
-                relu_at, j = j, j + 1
-            if isinstance(layer, Conv2d) and j < L and isinstance(layers[j], MaxPool2d):
+            if is_depthwise(layer):
+                fl.append(Flag.DIAG)
+            pool_at = None
+            relu_at = rectifier(j, fl, on_acc=True)
+            if relu_at is not None:
+                j += 1
+            if (isinstance(layer, Conv2d) and j < L and isinstance(layers[j], MaxPool2d) and layers[j].is_plain
+                    and Flag.RELU6 not in fl):
                 fl.append(Flag.POOL)
                 pool_at, j = j, j + 1
                 if relu_at is None and j < L and isinstance(layers[j], ReLU):
@@ -434,8 +493,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             if isinstance(layer, Conv2d):
                 (kh, kw), (sy, sx), (py, px) = layer.kernel, layer.stride, layer.padding
                 _, oh, ow = layer.out_shape
-                d = dict(_conv_fields(src, dst, layer.out_channels, shape), **common, ky=kh, kx=kw, isy=sy, isx=sx,
-                         iky=1, ikx=1, iy0=-py, ix0=-px, oh=oh, ow=ow)
+                d = dict(_conv_fields(src, dst, layer.out_channels, shape), **common, ky=kh, kx=kw,
+                         isy=_stride(sy, oh), isx=_stride(sx, ow), iky=1, ikx=1, iy0=-py, ix0=-px, oh=oh, ow=ow)
                 conv_out = Tensor(dst.addr, *_chw(layer.out_shape), tn)
             else:
                 vsrc = _vector(src)
@@ -452,31 +511,41 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             act[j] = dst
             i = j
             continue
-        if isinstance(layer, (MaxPool2d, AvgPool2d, ReLU)):
-            # a diagonal job: the reciprocal (average), or an identity that the write-back pools or clamps
+        if isinstance(layer, (MaxPool2d, AvgPool2d, ReLU, ReLU6, ChannelAffine)):
+            # a diagonal job: the reciprocal (average), a per-channel affine, or an identity that the
+            # write-back pools or clamps
             j = i + 1
             fl = [Flag.DIAG]
-            relu_at = None
-            if isinstance(layer, ReLU):
-                fl.append(Flag.RELU)
-                relu_at = i
-            elif j < L and isinstance(layers[j], ReLU):
-                fl.append(Flag.RAP)
-                relu_at, j = j, j + 1
+            if isinstance(layer, (ReLU, ReLU6)):
+                relu_at = rectifier(i, fl, on_acc=True)
+            else:
+                relu_at = rectifier(j, fl, on_acc=False)
+                if relu_at is not None:
+                    j += 1
             dst = out_tensor(f"{layer.name}.out", j)
             d = dict(_conv_fields(src, dst, src.c, shape), layer=i, iky=1, ikx=1, isy=1, isx=1)
             if isinstance(layer, AvgPool2d):
-                (kh, kw), (sy, sx) = layer.kernel, layer.stride
+                (kh, kw), (sy, sx), (py, px), (_, oh, ow) = layer.kernel, layer.stride, layer.padding, layer.out_shape
                 sh = q.acc_frac - q.out_fmt.frac
-                d.update(diag(int(q.weight[0]), kh * kw), ky=kh, kx=kw, isy=sy, isx=sx, oh=layer.out_shape[1],
-                         ow=layer.out_shape[2], shift0=sh, shift1=sh, shift2=sh)
+                d.update(diag(int(q.weight[0]), kh * kw), ky=kh, kx=kw, isy=_stride(sy, oh), isx=_stride(sx, ow),
+                         iy0=-py, ix0=-px, oh=oh, ow=ow, shift0=sh, shift1=sh, shift2=sh)
+            elif isinstance(layer, ChannelAffine):
+                fl.append(Flag.BIAS)
+                sh = q.acc_frac - q.out_fmt.frac
+                d.update(fw[i], ky=1, kx=1, oh=src.h, ow=src.w, b_addr=bias[i], bias_shift=q.bias_shift,
+                         shift0=sh, shift1=sh, shift2=sh)
             else:
                 d.update(diag(1 << IDENTITY_FRAC, 1), ky=1, kx=1, oh=src.h, ow=src.w, shift0=IDENTITY_FRAC,
                          shift1=IDENTITY_FRAC, shift2=IDENTITY_FRAC)
                 if isinstance(layer, MaxPool2d):
+                    # the grid is the canvas the windows cover; positions outside the map never win
+                    (kh, kw), (sy, sx), (py, px) = layer.kernel, layer.stride, layer.padding
+                    _, poh, pow_ = layer.out_shape
                     fl.append(Flag.POOL)
                     d.update(_pool_fields(layer), index_base=index_base[i], index_plane=dst.plane,
-                             oh=(layer.out_shape[1] - 1) * layer.stride[0] + layer.kernel[0])
+                             oh=(poh - 1) * sy + kh, iy0=-py, ix0=-px)
+                    if not layer.is_plain:
+                        d["ow"] = (pow_ - 1) * sx + kw
             if relu_at is not None:
                 d.update(relu_bits(relu_at, dst))
             d["flags"] = flags(*fl)
@@ -491,7 +560,13 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
 
     def relu_before(i: int) -> int | None:
         k = before(i)
-        return k if k >= 0 and isinstance(layers[k], ReLU) else None
+        return k if k >= 0 and isinstance(layers[k], (ReLU, ReLU6)) else None
+
+    def rule_flags(relu: int | None) -> int:
+        """BWD_RELU where a rectifier's rule applies (RELU6 where it is a ReLU6)."""
+        if relu is None:
+            return 0
+        return flags(Flag.BWD_RELU, Flag.RELU6) if isinstance(layers[relu], ReLU6) else flags(Flag.BWD_RELU)
 
     def grad_target(i: int) -> tuple[int, int | None]:
         """Chain position whose gradient a job for layer i writes, and the ReLU rule it applies."""
@@ -510,14 +585,14 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     d = dict(op=Op.SEED, layer=L, out_addr=seed.addr, out_block_bytes=seed.block_bytes, out_row_bytes=seed.row_bytes,
              out_blocks=seed.blocks, oph=1, opw=1, oh=1, ow=qg.graph.num_classes, shift0=qg.seed_fmt.frac)
     if seed_relu is not None:
-        d.update(relu_bits(seed_relu, seed), flags=flags(Flag.BWD_RELU))
+        d.update(relu_bits(seed_relu, seed), flags=rule_flags(seed_relu))
     backward.append(Job(**d))
     modes = tuple(qg.grad_formats)
     pos = seed_pos
     unpool = None  # a fused max-pool's (layer, pooled gradient, ReLU before it) for the next job
     for i in range(L - 1, -1, -1):
         layer, q = layers[i], qg.layers[i]
-        if isinstance(layer, (ReLU, Flatten)):
+        if isinstance(layer, (ReLU, ReLU6, Flatten)):
             continue  # applied by the job that writes the gradient below it / a no-op
         src = grad_tensor(pos) if unpool is None else None  # a fused pool's input gradient is never stored
         dst_pos, relu = grad_target(i)
@@ -532,9 +607,23 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             g_out, g_in = qg.grad_fmt(mode, i + 1), qg.grad_fmt(mode, i)
             weight_frac = IDENTITY_FRAC if isinstance(layer, MaxPool2d) else q.weight_fmt.frac
             shifts[int(mode)] = g_out.frac + weight_frac - g_in.frac
-        common = dict(layer=i, shift0=shifts[0], shift1=shifts[1], shift2=shifts[2],
-                      flags=flags(Flag.BWD_RELU) if relu is not None else 0)
-        if isinstance(layer, Linear):
+        common = dict(layer=i, shift0=shifts[0], shift1=shifts[1], shift2=shifts[2], flags=rule_flags(relu))
+        if isinstance(layer, ChannelAffine):  # g * scale, on the diagonal
+            d = dict(_conv_fields(src, dst, dst.c, shape), **bw[i][0], **common, ky=1, kx=1, isy=1, isx=1, iky=1,
+                     ikx=1, oh=dst.h, ow=dst.w)
+            d["flags"] |= flags(Flag.DIAG)
+            if relu is not None:
+                d.update(relu_bits(relu, dst))
+            backward.append(Job(**d))
+        elif isinstance(layer, AvgPool2d) and _is_global(layer):
+            # every input pixel gets g * r: one job whose whole grid reads the pooled pixel (strides 0)
+            d = dict(_conv_fields(src, dst, dst.c, shape), **common, **diag(int(q.weight[0]), 1), ky=1, kx=1,
+                     isy=0, isx=0, iky=1, ikx=1, oh=dst.h, ow=dst.w)
+            d["flags"] |= flags(Flag.DIAG)
+            if relu is not None:
+                d.update(relu_bits(relu, dst))
+            backward.append(Job(**d))
+        elif isinstance(layer, Linear):
             vsrc, vdst = _vector(src), _vector(dst)
             d = dict(_conv_fields(vsrc, vdst, vdst.c, shape), **bw[i][0], **common, **_one_position())
             if relu is not None:
@@ -561,6 +650,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     d.update(fused, flags=d["flags"] | flags(Flag.GATE))
                 if isinstance(layer, Conv2d):
                     d.update(bw[i][k] or diag(0, 1))
+                    if is_depthwise(layer):
+                        d["flags"] |= flags(Flag.DIAG)
                 else:
                     value = (1 << IDENTITY_FRAC) if isinstance(layer, MaxPool2d) else int(q.weight[0])
                     d.update(diag(value, ty * tx) if ty else diag(0, 1))
@@ -603,6 +694,17 @@ def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return (shape[0], 1, 1) if len(shape) == 1 else tuple(shape)
 
 
+def _stride(s: int, positions: int) -> int:
+    """A grid's input stride: any stride reads the same pixels where the grid has one row (column)."""
+    return s if positions > 1 else 1
+
+
+def _is_global(layer: AvgPool2d) -> bool:
+    """An average pool of one window that covers the whole unpadded map."""
+    _, h, w = layer.in_shape
+    return layer.out_shape[1:] == (1, 1) and layer.kernel == (h, w) and layer.padding == (0, 0)
+
+
 def _vector(t: Tensor) -> Tensor:
     """A tensor's bytes read as a vector of its blocked elements (a flattened map, a vector)."""
     return Tensor(t.addr, t.elems, 1, 1, t.tn)
@@ -630,7 +732,7 @@ def _phases(layer) -> list[tuple[tuple[int, int], tuple[int, int, int], tuple[in
     """The stride phases of a conv's or pool's transposed pass that hold output pixels:
     ((ry, rx), (i0, taps_y, iy0), (j0, taps_x, ix0)) (``_phase_taps``)."""
     (kh, kw), (sy, sx) = layer.kernel, layer.stride
-    py, px = layer.padding if isinstance(layer, Conv2d) else (0, 0)
+    py, px = layer.padding
     _, h, w = _chw(layer.in_shape)
     return [((ry, rx), _phase_taps(kh, sy, py, ry), _phase_taps(kw, sx, px, rx))
             for ry in range(min(sy, h)) for rx in range(min(sx, w))]

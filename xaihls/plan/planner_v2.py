@@ -13,7 +13,7 @@ from __future__ import annotations
 
 
 import math
-from dataclasses import astuple, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import MaxPool2d, ReLU
@@ -167,7 +167,7 @@ def _row_tile_cost(timing, engine: EngineV2, memo: dict | None = None):
     model = (engine.tm, engine.tn, engine.beat_elems, engine.bytes_per_cycle, engine.ddr_latency)
 
     def cost(d) -> int:
-        key = (model, astuple(d))
+        key = (model, d)  # a Job is a frozen dataclass: hashed by its fields
         if key not in memo:
             memo[key] = timing.job_cost(d, engine, "tiling").cycles
         return memo[key]

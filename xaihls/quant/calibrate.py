@@ -246,8 +246,9 @@ def calibrate(
             if b_fmt.frac > in_fmt.frac + w_fmt.frac:
                 b_fmt = FixedFormat(b_fmt.width, in_fmt.frac + w_fmt.frac)
             q = QLayer(layer, in_fmt, out_fmt, w_fmt, quantize(layer.scale, w_fmt), b_fmt, quantize(layer.shift, b_fmt))
-        elif isinstance(layer, AvgPool2d) and layer.is_plain:
-            recip = 1.0 / (layer.kernel[0] * layer.kernel[1])
+        elif isinstance(layer, AvgPool2d) and avg_pool_divisors(layer).unique().numel() == 1:
+            # one divisor (every window whole, or zero padding counted): one reciprocal, a diagonal job's
+            recip = 1.0 / float(avg_pool_divisors(layer).flatten()[0])
             r_fmt = fmt(recip)
             q = QLayer(layer, in_fmt, out_fmt, r_fmt, quantize(torch.tensor([recip]), r_fmt))
         elif isinstance(layer, AvgPool2d):

@@ -174,9 +174,11 @@ class Engine:
                               "integrated gradients one")
         n, classes, stride = h["input_elems"], h["classes"], h["slot_bytes"]
         self.saturated = [0, 0, 0]
+        method = None if method_code == PREDICT_CODE else method_of_code(method_code)
+        mode = 0 if method is None else int(method.relu_backward)  # a ReLU6 keeps the bit its rule reads
         for s in range(images):
             self.write16(h["work_addr"] + s * stride, self.read16(h["image_addr"] + s * stride, n))
-        self._list(self.forward if images == 1 else self.forward_batch, 0, 0)
+        self._list(self.forward if images == 1 else self.forward_batch, mode, 0)
         picks = []
         for s in range(images):  # the first maximum of each slot's logits; the slot's target
             logits = self.read16(h["logits_addr"] + s * h["logits_slot_bytes"], classes)
@@ -186,12 +188,10 @@ class Engine:
                 raise XaiHlsError(f"target {asked} of a {classes}-class network")
             picks.append((predicted, predicted if asked < 0 else asked))
             self.write32(h["result_addr"] + s * RESULT_SLOT_BYTES, [*picks[-1], 0, 0, 0])
-        if method_code != PREDICT_CODE:
-            method = method_of_code(method_code)
+        if method is not None:
             if images == 1:
                 self.write16(h["attr_addr"], self._attribute(method, picks[0][1], steps))
             else:
-                mode = int(method.relu_backward)
                 self._list(self.backward_batch, mode, None, backward=True)
                 for s in range(images):
                     x = self.read16(h["image_addr"] + s * stride, n)
@@ -223,7 +223,7 @@ class Engine:
                     self.kind = 2
                     self.write16(h["work_addr"] + s * h["slot_bytes"],
                                  self._requant((base << alpha_frac) + alpha * diff, alpha_frac))
-                self._list(self.forward_batch if slots > 1 else self.forward, 0, 0)
+                self._list(self.forward_batch if slots > 1 else self.forward, mode, 0)
                 self._list(self.backward_batch if slots > 1 else self.backward, mode, target, backward=True)
                 for s in range(slots):
                     weight = int(table[3 + 2 * (k + s)])
