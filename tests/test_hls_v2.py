@@ -15,9 +15,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import xaihls
-from tests.random_nets import pool_net, random_net
+from tests.random_nets import edge_net, pool_net, random_net
 from xaihls.backends.hls import csim, v2
 from xaihls.backends.hls.rules import check_files, check_source, constant_names, pipelined_arithmetic
 from xaihls.backends.hls.templates import TEMPLATE_DIR
@@ -43,6 +44,10 @@ CONFIGS = {  # 64-bit AXI at two array sizes (the small buffers tile rows), and 
 }
 NETWORKS = {"digits": 2, "digits_strided_bn": 2, "digits_gap": 2, "cifar_ref": 1}  # name -> sample images
 RANDOM_SEEDS = (300, 301, 302)
+# tests.random_nets.edge_net seeds whose Programs have ReLU6 jobs (RAP, after a pool, BWD_RELU) and
+# padded max-pools (a DIAG job over the canvas), each on a config: 128-bit, row tiles, 64-bit
+EDGE_SEEDS = {4: "16x8_128bit", 6: "4x4_row_tiles", 12: "16x8"}
+EDGE_CALIBRATION = 8.0  # times edge_net's calibration: 6.0 lies inside the formats, so the ReLU6 cap clamps
 STEPS = 3
 BATCH = 2  # integrated gradients: 2 steps on the batched lists, then one on the plain ones; images: 2 a start, then 1
 MISMATCH = re.compile(r"MISMATCH image \d+ method \w+ (logits|result|attribution)\[\d+\]"
@@ -153,11 +158,9 @@ def test_csim_image_batches_take_a_target_per_image(qgraphs, plans):
         assert got.saturations == expected, method
 
 
-def _random_program(seed: int, engines=None):
-    """A random network's Program, on the config's shared engine when it fits (else its own)."""
-    model, shape, calibration = random_net(seed)
+def _shared_plan(model, shape, calibration, config: str, engines=None):
+    """A network's Program on ``config``, on the config's shared engine when it fits (else its own)."""
     qg = xaihls.compile(model, shape, calibration=calibration, ig_steps=STEPS, backends=("golden",)).qgraph
-    config = list(CONFIGS)[seed % len(CONFIGS)]
     plan = _plan(qg, *CONFIGS[config])
     if engines is not None:
         try:
@@ -168,16 +171,60 @@ def _random_program(seed: int, engines=None):
     return qg, shape, calibration, config, plan
 
 
+def _random_program(seed: int, engines=None):
+    """A random network's Program (tests.random_nets.random_net) on the seed's config."""
+    model, shape, calibration = random_net(seed)
+    return _shared_plan(model, shape, calibration, list(CONFIGS)[seed % len(CONFIGS)], engines)
+
+
 def test_csim_equals_golden_at_512_bit_beats(qgraphs, csim_cache):
     """A 512-bit AXI beat holds 32 channels: descriptors, header and result are two, two and
-    one beat; Tn = 32."""
+    one beat; Tn = 32. An edge network brings ReLU6 and a padded max-pool to these beats."""
     shape, buffers = Shape(32, 32, 32), Buffers(2048, 512, 8192)
     names = ("digits", "digits_strided_bn")
-    engine = _engine_for_all([lower(qgraphs[name], shape, buffers, batch=BATCH) for name in names])
+    model, edge_shape, calibration = edge_net(4)  # ReLU6 and a padded pool
+    calibration = calibration * EDGE_CALIBRATION
+    edge = xaihls.compile(model, edge_shape, calibration=calibration, ig_steps=STEPS, backends=("golden",)).qgraph
+    graphs = {**{name: qgraphs[name] for name in names}, "edge net 4": edge}
+    engine = _engine_for_all([lower(qg, shape, buffers, batch=BATCH) for qg in graphs.values()])
     assert engine.axi_data_bits == 512
-    for name in names:
-        plan = _plan(qgraphs[name], shape, buffers, engine)
-        _check_runs(qgraphs[name], plan, get_zoo_model(name).samples()[0][:1], f"{name} 512-bit")
+    for name, qg in graphs.items():
+        plan = _plan(qg, shape, buffers, engine)
+        x = get_zoo_model(name).samples()[0][:1] if name in names else calibration[:1] * 1.2
+        _check_runs(qg, plan, x, f"{name} 512-bit")
+
+
+def _edge_program(seed: int, engines=None):
+    """An edge network's Program (tests.random_nets.edge_net) on its config of EDGE_SEEDS."""
+    model, shape, calibration = edge_net(seed)
+    return _shared_plan(model, shape, calibration * EDGE_CALIBRATION, EDGE_SEEDS[seed], engines)
+
+
+def _relu6_head_net() -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """ReLU6 on the logits (a SEED with the ReLU6 rule), a padded max-pool over several row tiles
+    of the small config, a ceil-mode one whose canvas passes the map's edge."""
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Conv2d(2, 6, 3, 1, 1), nn.ReLU6(), nn.MaxPool2d(3, 2, 1), nn.Conv2d(6, 4, 3, 1, 1),
+                          nn.ReLU6(), nn.MaxPool2d(2, 2, ceil_mode=True), nn.Flatten(), nn.Linear(4 * 4 * 4, 10),
+                          nn.ReLU6()).eval()
+    return model, (2, 13, 13), torch.rand((4, 2, 13, 13)) * 16
+
+
+def _edge_paths(program) -> set[str]:
+    """The ReLU6 and padded-pool paths a Program's jobs take."""
+    seen = set()
+    for d in program.forward:
+        if d.has(Flag.RAP) and d.has(Flag.RELU6):
+            seen.add("ReLU6 after a pool" if d.has(Flag.POOL) else "ReLU6")
+            if d.cap < 32767:
+                seen.add("ReLU6 cap inside the format")
+        if d.has(Flag.DIAG) and d.has(Flag.POOL) and (d.iy0 < 0 or d.ix0 < 0 or d.oh + d.iy0 > d.ih
+                                                      or d.ow + d.ix0 > d.iw):
+            seen.add("padded pool of several row tiles" if d.row_tiles > 1 else "padded pool")
+    for d in program.backward:
+        if d.has(Flag.BWD_RELU) and d.has(Flag.RELU6):
+            seen.add("ReLU6 rule at a SEED" if d.op == Op.SEED else "ReLU6 rule")
+    return seen
 
 
 def test_the_tests_reach_every_path_of_the_engine(plans):
@@ -192,6 +239,9 @@ def test_the_tests_reach_every_path_of_the_engine(plans):
         model, shape, calibration = pool_net(seed)
         qg = xaihls.compile(model, shape, calibration=calibration, ig_steps=STEPS, backends=("golden",)).qgraph
         programs.append(_plan(qg, *CONFIGS[list(CONFIGS)[seed % len(CONFIGS)]]).program)
+    edge = [_edge_program(seed)[-1].program for seed in EDGE_SEEDS]
+    edge.append(_shared_plan(*_relu6_head_net(), "4x4_row_tiles")[-1].program)
+    programs += edge
     for program in programs:
         for d in program.forward + program.backward:
             if d.op != Op.CONV:
@@ -207,6 +257,9 @@ def test_the_tests_reach_every_path_of_the_engine(plans):
                 seen.add(f"unpool {Unpool(d.unpool).name}")
     assert {"pass-major", "position-major", "empty", "strided", "row tiles", "unpool ON", "unpool RELU"} <= seen
     assert {f.name for f in Flag} <= seen
+    assert set().union(*map(_edge_paths, edge)) == {
+        "ReLU6", "ReLU6 after a pool", "ReLU6 cap inside the format", "padded pool", "padded pool of several row tiles",
+        "ReLU6 rule", "ReLU6 rule at a SEED"}
 
 
 @pytest.mark.parametrize("seed", [4, 8])
@@ -226,6 +279,23 @@ def test_csim_equals_golden_on_random_networks(seed, engines):
     qg, shape, calibration, config, plan = _random_program(seed, engines)
     x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
     _check_runs(qg, plan, x, f"seed {seed} {config}")
+
+
+@pytest.mark.parametrize("seed", list(EDGE_SEEDS))
+def test_csim_equals_golden_on_edge_networks(seed, engines):
+    """ReLU6 (its cap, its bit under each method's rule) and padded max-pools, among depthwise,
+    grouped and plain convolutions, BatchNorm and average pools (tests.random_nets.edge_net)."""
+    qg, shape, calibration, config, plan = _edge_program(seed, engines)
+    assert {"ReLU6", "ReLU6 cap inside the format", "ReLU6 rule"} <= _edge_paths(plan.program)
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
+    _check_runs(qg, plan, x, f"edge seed {seed} {config}")
+
+
+def test_csim_equals_golden_with_relu6_on_the_logits_and_padded_pools_across_row_tiles(engines):
+    qg, shape, calibration, config, plan = _shared_plan(*_relu6_head_net(), "4x4_row_tiles", engines)
+    assert {"ReLU6 rule at a SEED", "padded pool of several row tiles"} <= _edge_paths(plan.program)
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(7)) * calibration.abs().max() * 1.2
+    _check_runs(qg, plan, x, f"ReLU6 head {config}")
 
 
 def test_status_bits_are_the_contracts(plans):

@@ -33,7 +33,7 @@ struct Desc {
     int walk_row, walk_pass_row, walk_origin;
     uint32_t in_addr, in_block_bytes, in_row_bytes, w_addr, w_mt_bytes, w_nt_bytes, b_addr;
     uint32_t out_addr, out_block_bytes, out_row_bytes;
-    int bias_shift, oph, opw, osy, osx, oyo, oxo, shift0, shift1, shift2;
+    int bias_shift, cap, oph, opw, osy, osx, oyo, oxo, shift0, shift1, shift2;
     int mask_base, mask_plane, index_base, index_plane;
     int pool_kh, pool_kw, pool_sh, pool_sw, pool_oh, pool_ow, code0, code_ky, code_kx, unpool;
 };
@@ -80,6 +80,7 @@ inline Desc decode_desc(const uint32_t w[c::DESCRIPTOR_WORDS]) {
     d.w_nt_bytes = address(w, c::DESCRIPTOR_W_NT_BYTES);
     d.b_addr = address(w, c::DESCRIPTOR_B_ADDR);
     d.bias_shift = field(w, c::DESCRIPTOR_BIAS_SHIFT);
+    d.cap = field(w, c::DESCRIPTOR_CAP);
     d.out_addr = address(w, c::DESCRIPTOR_OUT_ADDR);
     d.out_block_bytes = address(w, c::DESCRIPTOR_OUT_BLOCK_BYTES);
     d.out_row_bytes = address(w, c::DESCRIPTOR_OUT_ROW_BYTES);
@@ -150,6 +151,8 @@ struct StoreCfg {
     int row_tiles_total, row_tiles, out_blocks;
     bool relu, pool, rap, bwd_relu;
     int mode, shift, bias_shift;
+    int bwd_mode;                    // BWD_RELU's rule (the ReLU6 deconvnet rule is the guided one)
+    int rap_bit_lo, rap_bit_hi, rap_hi;  // RAP: bit [lo < out < hi], out clamped to 0..hi (ReLU or ReLU6)
     int ow, positions, positions_last, tile_rows, last_rows;
     bool contiguous;                 // a row tile of a block is one linear run of beats
     int out_beat, block_beats, mt_out_step;           // output block 0; a block; an m-tile's blocks
@@ -160,6 +163,8 @@ struct StoreCfg {
     int kh, kw, sh, pool_oh, window_last, window_iters, window_wrap, window_step, top_step;
     int pool_row_beats, pool_out_step;                // a pooled row's beats; beats between pooled rows
     int index_word, index_plane, mt_index_step, pool_ow;
+    bool padded;                                      // DIAG with POOL: grid positions outside the map never win
+    int ih, iw, iy0, ix0, tile_y_step, row_y_step, isy, isx, window_x_step;  // padded: the input pixel of a position
     int commands;                                     // output runs of the job
 };
 
@@ -168,6 +173,10 @@ inline int relu_mode(int method) {
     if (method == c::METHOD_DECONVNET) return c::RELU_DECONV;
     return c::RELU_MASK;
 }
+
+// The rule BWD_RELU applies: the run's, but at a ReLU6 the deconvnet rule also keeps only the
+// elements whose bit is set, max(g, 0) * bit, which is the guided rule.
+inline int bwd_relu_mode(int mode, bool relu6) { return relu6 && mode == c::RELU_DECONV ? c::RELU_GUIDED : mode; }
 
 inline int passes_of(const Desc &d) { return d.ky * d.kx; }
 
@@ -295,6 +304,13 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     sc.rap = flag(d.flags, c::FLAG_RAP);
     sc.bwd_relu = flag(d.flags, c::FLAG_BWD_RELU);
     sc.mode = mode;
+    const bool relu6 = flag(d.flags, c::FLAG_RELU6);
+    sc.bwd_mode = bwd_relu_mode(mode, relu6);
+    // RAP: a ReLU is bit [0 < out], out >= 0; a ReLU6 also [out < cap], out <= cap, and under the
+    // deconvnet rule its bit drops [0 < out] (the backward rule multiplies by it instead)
+    sc.rap_bit_lo = relu6 && mode == c::RELU_DECONV ? -32769 : 0;
+    sc.rap_bit_hi = relu6 ? d.cap : 32768;
+    sc.rap_hi = relu6 ? imin(d.cap, 32767) : 32767;
     sc.shift = pool || mode == c::RELU_MASK ? d.shift0 : mode == c::RELU_GUIDED ? d.shift1 : d.shift2;
     sc.bias_shift = lc.bias ? d.bias_shift : 0;
     sc.ow = d.ow;
@@ -334,6 +350,16 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     sc.index_plane = d.index_plane;
     sc.mt_index_step = GROUPS * d.index_plane;
     sc.pool_ow = d.pool_ow;
+    sc.padded = pool && lc.diag;
+    sc.ih = d.ih;
+    sc.iw = d.iw;
+    sc.iy0 = d.iy0;
+    sc.ix0 = d.ix0;
+    sc.isy = d.isy;
+    sc.isx = d.isx;
+    sc.tile_y_step = d.tile_step * d.isy;
+    sc.row_y_step = d.pool_sh * d.isy;
+    sc.window_x_step = d.pool_sw * d.isx;
     sc.commands = d.out_blocks * (pool ? d.pool_oh : sc.contiguous ? d.row_tiles : d.oh);
 }
 
@@ -745,6 +771,14 @@ inline void pick_lanes(const acc_word_t &word, const bias_t &bias, int q, int bi
     }
 }
 
+// RAP on a requantized value, the job's ReLU or ReLU6: clamps it and returns its bit.
+inline bool rap(const StoreCfg &sc, data_t &out) {
+    const bool bit = out > sc.rap_bit_lo && out < sc.rap_bit_hi;
+    if (out < 0) out = 0;
+    if (out > sc.rap_hi) out = data_t(sc.rap_hi);
+    return bit;
+}
+
 // A non-pooled block of a row tile: requantize, ReLU and its bit, the backward rule; the
 // beats in output order (a run per row tile, or per row when the output is strided).
 inline void plain_block(const StoreCfg &sc, const acc_tile_t &acc, const bias_t &bias, int g, int positions,
@@ -776,11 +810,8 @@ write_back:
                 bit = v[e] > 0;
                 if (out < 0) out = 0;
             }
-            if (sc.rap) {
-                bit = out > 0;
-                if (out < 0) out = 0;
-            }
-            if (sc.bwd_relu) out = data_t(relu_rule(out, bits_in[e], sc.mode));
+            if (sc.rap) bit = rap(sc, out);
+            if (sc.bwd_relu) out = data_t(relu_rule(out, bits_in[e], sc.bwd_mode));
             bits[e] = bit;
             set_lane(beat, e, out);
         }
@@ -812,10 +843,12 @@ struct PoolRow {
 
 // A pooled block of a row tile: the ReLU bit of every grid position (with RELU), then each
 // whole pooled row: window max ranked on max(v, 0) with RELU, the first maximum in raster
-// order, its window position to the index memory, requantize, RAP.
+// order, its window position to the index memory, requantize, RAP. A padded pool's positions
+// outside the input map rank below every other (`y_tile`: the input row of the tile's grid row 0).
 inline void pool_block(const StoreCfg &sc, const acc_tile_t &acc, const bias_t &bias, int g, int positions, int rows,
-                       int out_blk, int mask_blk, int index_blk, int grid_start, PoolRow &row, mask_mem_t mask,
-                       index_mem_t index, hls::stream<beat_t> &out_beats, hls::stream<WriteCmd> &cmds, int &sat) {
+                       int y_tile, int out_blk, int mask_blk, int index_blk, int grid_start, PoolRow &row,
+                       mask_mem_t mask, index_mem_t index, hls::stream<beat_t> &out_beats, hls::stream<WriteCmd> &cmds,
+                       int &sat) {
     const int q0 = g * PIX_BEATS;
     if (sc.relu) {
         int slot = 0, pos = 0;
@@ -840,11 +873,14 @@ inline void pool_block(const StoreCfg &sc, const acc_tile_t &acc, const bias_t &
         }
     }
     int count = 0, top = 0, top_row = 0;  // the window's first grid position and grid row
+    int y_top = y_tile;                   // the input row of the window's first grid row
 pool_rows:
     for (int pr = 0; pr < OUT_DEPTH; pr++) {
         if (top_row + sc.kh > rows || row.py >= sc.pool_oh) break;
         cmds.write(WriteCmd{out_blk + row.out, sc.pool_row_beats, 0});
         int slot = 0, w = 0, wx = 0, wy = 0, win = top, pos = top;
+        int x_win = sc.ix0, iy = y_top, ix = x_win;  // the input pixel of the window's first position; of pos
+        bool seen = false;                           // a position inside the map is in the window so far
         int index_addr = index_blk + row.index, mask_addr = mask_blk + row.mask;
         wide_t best[E], rank[E];
         index_t where[E];
@@ -854,15 +890,18 @@ pool_rows:
 #pragma HLS pipeline II=1
             wide_t v[E];
             pick_lanes(acc[pos], bias, q0 + slot, sc.bias_shift, v);
+            const bool inside = !sc.padded || (iy >= 0 && iy < sc.ih && ix >= 0 && ix < sc.iw);
             for (int e = 0; e < E; e++) {
 #pragma HLS unroll
                 const wide_t r = sc.relu && v[e] < 0 ? wide_t(0) : v[e];
-                if (w == 0 || r > rank[e]) {
-                    rank[e] = r;
+                // outside positions never displace one inside; the first inside one takes the window
+                if (w == 0 || (inside && (!seen || r > rank[e]))) {
+                    rank[e] = inside ? r : wide_t(0);
                     best[e] = v[e];
                     where[e] = w;
                 }
             }
+            seen = (w != 0 && seen) || inside;
             if (w == sc.window_last) {
                 beat_t beat;
                 mask_word_t bits;
@@ -874,8 +913,9 @@ pool_rows:
                     count += clamped;
                     if (sc.relu && out < 0) out = 0;
                     kept[e] = where[e] | (rank[e] > 0 ? index_t(ALIVE) : index_t(0));
-                    bits[e] = out > 0;
-                    if (sc.rap && out < 0) out = 0;
+                    bool bit = false;
+                    if (sc.rap) bit = rap(sc, out);
+                    bits[e] = bit;
                     set_lane(beat, e, out);
                 }
                 index[slot][index_addr] = kept;
@@ -891,24 +931,30 @@ pool_rows:
                     if (slot == PIX_BEATS - 1) {
                         slot = 0;
                         win += sc.window_step;
+                        x_win += sc.window_x_step;
                         index_addr++;
                     } else {
                         slot++;
                     }
                     pos = win;
+                    iy = y_top;
                 } else {
                     wy++;
                     w++;
                     pos += sc.window_wrap + 1;
+                    iy += sc.isy;
                 }
+                ix = x_win;
             } else {
                 wx++;
                 w++;
                 pos++;
+                ix += sc.isx;
             }
         }
         top += sc.top_step;
         top_row += sc.sh;
+        y_top += sc.row_y_step;
         row.py++;
         row.out += sc.pool_out_step;
         row.mask += sc.pool_row_beats;
@@ -924,6 +970,7 @@ inline void write_back_tiles(const StoreCfg &sc, hls::stream<bias_t> &biases,
     int sat = 0, rt = 0, blk0 = 0;
     int out_mt = sc.out_beat, mask_mt = sc.mask_word, index_mt = sc.index_word;  // block blk0
     int out_tile = sc.origin, mask_tile = sc.mask_origin, grid_tile = 0;          // the row tile within a block
+    int y_tile = sc.iy0;                                                          // its grid row 0's input row
     PoolRow pooled = {0, 0, 0, 0};
 write_back_row_tiles:
     for (int t = 0; t < sc.row_tiles_total; t++) {
@@ -941,8 +988,8 @@ write_back_row_tiles:
             if (blk0 + g >= sc.out_blocks) break;  // lanes beyond the tensor's blocks are not written
             if (sc.pool) {
                 next = pooled;
-                pool_block(sc, acc, bias, g, positions, rows, out_blk, mask_blk, index_blk, grid_tile, next, mask,
-                           index, out_beats, cmds, sat);
+                pool_block(sc, acc, bias, g, positions, rows, y_tile, out_blk, mask_blk, index_blk, grid_tile, next,
+                           mask, index, out_beats, cmds, sat);
             } else {
                 plain_block(sc, acc, bias, g, positions, out_blk + out_tile, mask_blk + mask_tile, mask, out_beats,
                             cmds, sat);
@@ -955,8 +1002,10 @@ write_back_row_tiles:
         out_tile += sc.tile_out_step;
         mask_tile += sc.tile_mask_step;
         grid_tile += sc.grid_tile_words;
+        y_tile += sc.tile_y_step;
         if (++rt == sc.row_tiles) {
             rt = 0;
+            y_tile = sc.iy0;
             out_tile = sc.origin;
             mask_tile = sc.mask_origin;
             grid_tile = 0;
@@ -1046,6 +1095,7 @@ inline bool seed_fits(const Desc &d, int target) {
 inline void seed_job(beat_t *ddr, const Desc &d, int mode, int target, const mask_mem_t mask) {
     const int base = beat_of(d.out_addr), bits0 = d.mask_base / E, beats = d.out_blocks * PIX_BEATS;
     const bool bwd = flag(d.flags, c::FLAG_BWD_RELU);
+    const int rule = bwd_relu_mode(mode, flag(d.flags, c::FLAG_RELU6));
     const wide_t one = wide_t(1) << d.shift0;
     int c0 = 0;
 seed:
@@ -1057,7 +1107,7 @@ seed:
         for (int e = 0; e < E; e++) {
 #pragma HLS unroll
             wide_t g = c0 + e == target ? one : wide_t(0);
-            if (bwd) g = relu_rule(g, bits[e], mode);
+            if (bwd) g = relu_rule(g, bits[e], rule);
             set_lane(beat, e, data_t(g));  // the low 16 bits, as a 16-bit store keeps them
         }
         ddr_write(ddr, base + i, beat);

@@ -372,7 +372,9 @@ copy_slots:
         copy_beats(ddr, beat_of(h.image_addr + slot_off), beat_of(h.work_addr + slot_off), beats);
         slot_off += h.slot_bytes;
     }
-    int status = run_list(ddr, h.forward_batch_addr, h.n_forward_batch, c::RELU_MASK, 0, mask, index, sat[0]);
+    // the forward list runs under the run's rule too: a ReLU6 keeps the bit that rule reads
+    const int mode = relu_mode(method);
+    int status = run_list(ddr, h.forward_batch_addr, h.n_forward_batch, mode, 0, mask, index, sat[0]);
     if (status) return status;
     uint32_t logits = h.logits_addr, record = h.result_addr;
 pick_slots:
@@ -392,7 +394,6 @@ pick_slots:
         record += c::RESULT_SLOT_BYTES;
     }
     if (method == c::METHOD_PREDICT) return 0;
-    const int mode = relu_mode(method);
     status = run_list(ddr, h.backward_batch_addr, h.n_backward_batch, mode, 0, mask, index, sat[1], h.result_addr);
     if (status) return status;
     slot_off = 0;
@@ -426,12 +427,13 @@ inline int run_program(beat_t *ddr, int method, int target, int steps, int image
         if (status) return status;
     } else {
         copy_beats(ddr, beat_of(h.image_addr), beat_of(h.work_addr), beats);
-        status = run_list(ddr, h.forward_addr, h.n_forward, c::RELU_MASK, 0, mask, index, sat[0]);
+        // the forward list runs under the run's rule too: a ReLU6 keeps the bit that rule reads
+        const int mode = relu_mode(method);
+        status = run_list(ddr, h.forward_addr, h.n_forward, mode, 0, mask, index, sat[0]);
         if (status) return status;
         predicted = argmax(ddr, beat_of(h.logits_addr), h.classes);
         used = target < 0 ? predicted : target;
         if (method != c::METHOD_PREDICT) {
-            const int mode = relu_mode(method);
             status = integrated ? integrated_gradients(ddr, h, used, steps, beats, mask, index, ig_sum, sat)
                                 : run_list(ddr, h.backward_addr, h.n_backward, mode, used, mask, index, sat[1]);
             if (status) return status;
