@@ -28,9 +28,6 @@ NETS = ("digits", "digits_strided_bn", "digits_gap", "random301", "random305", "
 EDGE_NETS = ("edge6", "edge14", "edge45")
 # random chains from tests.random_nets, named <kind><seed>
 RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net}
-# edge nets calibrated and fed this many times their own inputs: their random weights rarely take a
-# value past 6.0, and a ReLU6 that never clamps tests half of it (this way 12-15 % of the first one's)
-EDGE_GAIN = 16.0
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one
 SHAPES = {
     "4x4": (Shape(4, 4, 4), Buffers(256, 64, 1024)),
@@ -53,7 +50,6 @@ def compiled(name: str):
     if kind is not None:
         seed = int(name.removeprefix(kind))
         model, shape, calibration = RANDOM_NETS[kind](seed)
-        calibration = calibration * (EDGE_GAIN if kind == "edge" else 1.0)
         acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=IG_STEPS, backends=("golden",))
         x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
         return acc, x

@@ -172,11 +172,16 @@ def random_dag_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Te
     return model.eval(), shape, torch.rand((8, *shape))
 
 
+EDGE_GAIN = 16.0
+"""edge_net's inputs: 16 times [0, 1] (or [0, 4]), so 12-15 % of the first ReLU6's outputs clamp."""
+
+
 def edge_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
     """A random chain of the edge layers the engine runs: depthwise and grouped convolutions, ReLU6
     (after a convolution, a pool or on its own), BatchNorm that no convolution takes (a per-channel
     affine), max-pools with padding or ceil mode, zero-padded average pools with whole windows, then a
-    Linear head; deterministic in the seed."""
+    Linear head; deterministic in the seed. The calibration batch is scaled up (``EDGE_GAIN``) so the
+    first ReLU6 clamps: at PyTorch's default weights and inputs in [0, 1] no value reaches 6.0."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     c = rng.choice((1, 2, 3, 4))
@@ -238,5 +243,5 @@ def edge_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
             rectified = True
     layers += [nn.Flatten(), nn.Linear(c * h * w, rng.choice((3, 10)))]
     model = nn.Sequential(*layers).eval()
-    calibration = torch.rand((4, *shape)) * rng.choice((1.0, 4.0))
+    calibration = torch.rand((4, *shape)) * rng.choice((1.0, 4.0)) * EDGE_GAIN
     return model, shape, calibration

@@ -47,7 +47,6 @@ RANDOM_SEEDS = (300, 301, 302)
 # tests.random_nets.edge_net seeds whose Programs have ReLU6 jobs (RAP, after a pool, BWD_RELU) and
 # padded max-pools (a DIAG job over the canvas), each on a config: 128-bit, row tiles, 64-bit
 EDGE_SEEDS = {4: "16x8_128bit", 6: "4x4_row_tiles", 12: "16x8"}
-EDGE_CALIBRATION = 8.0  # times edge_net's calibration: 6.0 lies inside the formats, so the ReLU6 cap clamps
 STEPS = 3
 BATCH = 2  # integrated gradients: 2 steps on the batched lists, then one on the plain ones; images: 2 a start, then 1
 MISMATCH = re.compile(r"MISMATCH image \d+ method \w+ (logits|result|attribution)\[\d+\]"
@@ -183,7 +182,6 @@ def test_csim_equals_golden_at_512_bit_beats(qgraphs, csim_cache):
     shape, buffers = Shape(32, 32, 32), Buffers(2048, 512, 8192)
     names = ("digits", "digits_strided_bn")
     model, edge_shape, calibration = edge_net(4)  # ReLU6 and a padded pool
-    calibration = calibration * EDGE_CALIBRATION
     edge = xaihls.compile(model, edge_shape, calibration=calibration, ig_steps=STEPS, backends=("golden",)).qgraph
     graphs = {**{name: qgraphs[name] for name in names}, "edge net 4": edge}
     engine = _engine_for_all([lower(qg, shape, buffers, batch=BATCH) for qg in graphs.values()])
@@ -197,7 +195,7 @@ def test_csim_equals_golden_at_512_bit_beats(qgraphs, csim_cache):
 def _edge_program(seed: int, engines=None):
     """An edge network's Program (tests.random_nets.edge_net) on its config of EDGE_SEEDS."""
     model, shape, calibration = edge_net(seed)
-    return _shared_plan(model, shape, calibration * EDGE_CALIBRATION, EDGE_SEEDS[seed], engines)
+    return _shared_plan(model, shape, calibration, EDGE_SEEDS[seed], engines)
 
 
 def _relu6_head_net() -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
