@@ -13,7 +13,8 @@ from hw_tests.rtl_v2_cases import program as case_program
 from tests.driver_project import write_driver_project
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import rtl_params
-from xaihls.backends.rtl.v2.transport import ProgramImage, SimulationTransport
+from xaihls.backends.rtl.v2.project import decode_image
+from xaihls.backends.rtl.v2.transport import SimulationTransport
 from xaihls.driver import Device, ReadMemory, WriteMemory
 from xaihls.errors import XaiHlsError
 from xaihls.executor import quantize_input
@@ -116,5 +117,5 @@ def test_the_same_bits_under_ddr_stalls_and_a_timeout_is_an_error(project):
 def test_the_build_comes_from_the_program_image(name, shape):
     """SimulationTransport's default parameters, read from the DDR image alone, are rtl_params of the Program."""
     prog = case_program(name, shape)
-    assert rtl_params(ProgramImage.decode(prog.image)) == rtl_params(prog)
+    assert rtl_params(decode_image(prog.image)) == rtl_params(prog)
     assert SimulationTransport(prog.image).params == rtl_params(prog)

@@ -26,11 +26,10 @@ import numpy as np
 
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
+from xaihls.backends.rtl.v2.project import decode_image
 from xaihls.driver import (DDR_IMAGE, Operation, ReadMemory, ReadRegister, WaitDone, WriteMemory,
                            WriteRegister)
 from xaihls.errors import XaiHlsError
-from xaihls.plan.contract import HEADER, PROGRAM_MAGIC, PROGRAM_VERSION
-from xaihls.plan.lowering import Job, JobLists, Shape, job_from_bytes, read_lists
 
 KINDS = {WriteMemory: "write_memory", ReadMemory: "read_memory", WriteRegister: "write_register",
          ReadRegister: "read_register", WaitDone: "wait_done"}
@@ -38,29 +37,6 @@ KINDS = {WriteMemory: "write_memory", ReadMemory: "read_memory", WriteRegister: 
 
 
 @dataclass(frozen=True)
-class ProgramImage(JobLists):
-    """What ``rtl_params`` reads of a Program, decoded from its DDR image: header, array shape, jobs."""
-
-    header: dict
-    shape: Shape
-    forward: tuple[Job, ...]
-    backward: tuple[Job, ...]
-    forward_batch: tuple[Job, ...]
-    backward_batch: tuple[Job, ...]
-
-    @classmethod
-    def decode(cls, image: bytes) -> "ProgramImage":
-        h = HEADER.decode(image[: HEADER.bytes])
-        if h["magic"] != PROGRAM_MAGIC or h["version"] != PROGRAM_VERSION:
-            raise XaiHlsError(f"the DDR image holds no version-{PROGRAM_VERSION} Program; compile it again")
-        size = 4 * h["desc_words"]
-
-        def jobs(addr: int, n: int, _name: str) -> tuple[Job, ...]:
-            return tuple(job_from_bytes(image[addr + k * size: addr + (k + 1) * size]) for k in range(n))
-
-        return cls(h, Shape(h["tm"], h["tn"], h["beat_elems"]), **read_lists(h, jobs))
-
-
 class SimulationTransport:
     """The Engine v2 RTL (Verilator, the SystemVerilog DDR model) behind the driver's operations.
 
@@ -77,7 +53,7 @@ class SimulationTransport:
     def __init__(self, image: bytes, params: RtlV2Params | None = None, *, ddr_latency: int | None = None,
                  stalls: float = 0.0, seed: int = 1, timeout_cycles: int = 20_000_000,
                  ddr_base: int = sim.DEFAULT_DDR_BASE, work_dir: str | Path | None = None):
-        program = ProgramImage.decode(image)
+        program = decode_image(image)
         needed = rtl_params(program)
         if params is not None and params.covering(needed) != params:
             raise XaiHlsError(f"RTL parameters {params} do not cover this Program's needs {needed}")
@@ -183,4 +159,4 @@ class SimulationTransport:
         return sum(self.cycles) / sum(self.run_s) if self.run_s else 0.0
 
 
-__all__ = ["ProgramImage", "SimulationTransport"]
+__all__ = ["SimulationTransport"]
