@@ -239,7 +239,9 @@ def test_hardware_backends_refuse_average_pools_of_several_divisors_at_compile(l
     (nn.Conv2d(2, 2, 3, padding=1, groups=2), nn.BatchNorm2d(2), nn.ReLU6(), nn.MaxPool2d(3, 2, padding=1)),
     (nn.MaxPool2d(2, ceil_mode=True), nn.BatchNorm2d(2), nn.ReLU()),
     (nn.AvgPool2d(3, 2, padding=1), nn.ReLU6()),
-], ids=["grouped_relu6", "depthwise_bn_relu6_padded_maxpool", "ceil_maxpool_affine", "padded_avgpool"])
+    (nn.Conv2d(2, 2, 3, padding=1, groups=2), nn.ReLU(), nn.MaxPool2d(2)),
+], ids=["grouped_relu6", "depthwise_bn_relu6_padded_maxpool", "ceil_maxpool_affine", "padded_avgpool",
+        "depthwise_relu_maxpool"])
 def test_the_engine_runs_chains_of_edge_layers_bit_exact_with_golden(layers):
     """What the engine took on for issue 15: compiled for the program backend, every method equals golden
     (the random edge chains of tests/test_interpreter.py go further)."""
