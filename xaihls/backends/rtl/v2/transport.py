@@ -18,7 +18,6 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -36,7 +35,6 @@ KINDS = {WriteMemory: "write_memory", ReadMemory: "read_memory", WriteRegister: 
 """How the testbench names each operation (it imports nothing of xaihls)."""
 
 
-@dataclass(frozen=True)
 class SimulationTransport:
     """The Engine v2 RTL (Verilator, the SystemVerilog DDR model) behind the driver's operations.
 
