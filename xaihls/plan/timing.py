@@ -208,8 +208,8 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
         mt_done.append(wb_free)
     total = fetch + last_done + CONV_TAIL + dram.latency + JOB_END
     macs = _array_macs(d, engine)
-    min_bytes = 2 * (d.n_tiles * d.ih * d.iw * tn + d.m_tiles * tm * d.n_tiles * tn * passes
-                     + d.out_blocks * d.oph * d.opw * tn)
+    pairs = sum(_n_tiles(d, engine, mt) for mt in range(d.m_tiles))  # (m-tile, n-tile) weight streams
+    min_bytes = 2 * (d.n_tiles * d.ih * d.iw * tn + pairs * tm * tn * passes + d.out_blocks * d.oph * d.opw * tn)
     bound = max(math.ceil(macs / (tm * tn)), math.ceil(min_bytes / (2 * e / dram.beat_cycles)))
     return JobCost(d.layer, "conv", direction, total, compute_total, memory_total, macs, bound)
 
