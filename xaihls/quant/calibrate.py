@@ -246,15 +246,17 @@ def calibrate(
             if b_fmt.frac > in_fmt.frac + w_fmt.frac:
                 b_fmt = FixedFormat(b_fmt.width, in_fmt.frac + w_fmt.frac)
             q = QLayer(layer, in_fmt, out_fmt, w_fmt, quantize(layer.scale, w_fmt), b_fmt, quantize(layer.shift, b_fmt))
-        elif isinstance(layer, AvgPool2d) and avg_pool_divisors(layer).unique().numel() == 1:
-            # one divisor (every window whole, or zero padding counted): one reciprocal, a diagonal job's
-            recip = 1.0 / float(avg_pool_divisors(layer).flatten()[0])
-            r_fmt = fmt(recip)
-            q = QLayer(layer, in_fmt, out_fmt, r_fmt, quantize(torch.tensor([recip]), r_fmt))
         elif isinstance(layer, AvgPool2d):
-            recips = 1.0 / avg_pool_divisors(layer).to(torch.float64)
-            r_fmt = fmt(float(recips.max()))
-            q = QLayer(layer, in_fmt, out_fmt, r_fmt, quantize(recips, r_fmt))
+            divisors = avg_pool_divisors(layer)
+            if divisors.unique().numel() == 1:
+                # one divisor (every window whole, or zero padding counted): one reciprocal, a diagonal job's
+                recip = 1.0 / float(divisors.flatten()[0])
+                r_fmt = fmt(recip)
+                q = QLayer(layer, in_fmt, out_fmt, r_fmt, quantize(torch.tensor([recip]), r_fmt))
+            else:
+                recips = 1.0 / divisors.to(torch.float64)
+                r_fmt = fmt(float(recips.max()))
+                q = QLayer(layer, in_fmt, out_fmt, r_fmt, quantize(recips, r_fmt))
         else:
             q = QLayer(layer, in_fmt, out_fmt)
         qlayers.append(q)

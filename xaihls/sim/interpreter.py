@@ -20,6 +20,7 @@ import torch
 
 from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
+from xaihls.golden.dag import NEVER_WINS
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, PostProcess, ReluBackward, ig_constants, method_of_code
 from xaihls.numerics import FixedFormat, count_saturated, round_shift, saturate
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, MAX_IG_STEPS, PROGRAM_MAGIC, PROGRAM_VERSION, RESULT,
@@ -47,10 +48,6 @@ def _rap(out: np.ndarray, d: Job, mode: int) -> tuple[np.ndarray, np.ndarray]:
     below = out < d.cap
     bits = below if mode == ReluBackward.DECONV else below & (out > 0)
     return bits, np.clip(out, 0, d.cap)
-
-
-NEVER_WINS = -(1 << 62)
-"""A padded pool's rank outside the map: below every accumulator."""
 
 
 @dataclass
@@ -394,7 +391,7 @@ class Engine:
             pixel = ((r0 + np.arange(rows))[:, None] * d.ow + np.arange(d.ow)[None, :]).reshape(-1)
             self.mask[d.mask_base + (block * d.mask_plane + pixel)[None, :] * tn + np.arange(tn)[:, None]] = lanes > 0
         rank = np.maximum(lanes, 0) if relu else lanes
-        if d.has(Flag.DIAG):  # a padded pool: grid positions outside the input map never win
+        if d.has(Flag.DIAG):  # a padded pool: grid positions outside the input map never win (golden's padding)
             y = (r0 + np.arange(rows))[:, None] * d.isy + d.iy0
             x = np.arange(d.ow)[None, :] * d.isx + d.ix0
             outside = ((y < 0) | (y >= d.ih) | (x < 0) | (x >= d.iw)).reshape(-1)
