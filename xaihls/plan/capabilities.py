@@ -33,6 +33,17 @@ def _layer_refusal(q) -> str | None:
     return None
 
 
+def rectifiers_in_a_row(layers) -> str | None:
+    """Two ReLU/ReLU6 layers in a row (looking through Flattens), which no job runs: one line, or None.
+    The front end merges two ReLUs; a ReLU6 next to a ReLU, or a Graph made by hand, can have them."""
+    steps = [k for k, layer in enumerate(layers) if not isinstance(layer, Flatten)]
+    for a, b in zip(steps, steps[1:]):
+        if all(isinstance(layers[k], (ReLU, ReLU6)) for k in (a, b)):
+            return (f"layers '{layers[a].name}' and '{layers[b].name}': two rectifiers in a row, which "
+                    "the engine does not run; keep one (a ReLU6 after a ReLU is the ReLU6 alone)")
+    return None
+
+
 def graph_refusal(caps: Capabilities, qg) -> str | None:
     """Why an executor cannot run ``qg``'s graph or methods (one line), or None; checked before any
     plan is made, so no chain-only code of the planner or the engines sees such a graph."""
@@ -50,11 +61,9 @@ def program_refusal(qg) -> str | None:
         k = next(k for k, users in enumerate(graph.consumers[:-1]) if len(users) != 1)
         return (f"tensor '{graph.tensor_names[k]}' feeds {len(graph.consumers[k])} layers; a graph that is not "
                 "a single chain is golden-only for now")
-    steps = [k for k, layer in enumerate(graph.layers) if not isinstance(layer, Flatten)]
-    for a, b in zip(steps, steps[1:]):
-        if all(isinstance(graph.layers[k], (ReLU, ReLU6)) for k in (a, b)):
-            return (f"layers '{graph.layers[a].name}' and '{graph.layers[b].name}': two rectifiers in a row, which "
-                    "the engine does not run; keep one (a ReLU6 after a ReLU is the ReLU6 alone)")
+    what = rectifiers_in_a_row(graph.layers)
+    if what is not None:
+        return what
     for method in qg.methods:
         if method not in METHODS:
             return f"method '{method}' is golden-only for now: the engine has no code for it"

@@ -32,6 +32,7 @@ import numpy as np
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import AvgPool2d, ChannelAffine, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6
 from xaihls.golden.dag import relu6_cap
+from xaihls.plan.capabilities import rectifiers_in_a_row
 from xaihls.methods import ReluBackward
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, PROGRAM_MAGIC,
                                   PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Unpool, field_limit)
@@ -328,12 +329,11 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     index_slot: dict[int, int] = {}
     bits = entries = 0
     index_bits = 1
+    twice = rectifiers_in_a_row(layers)
+    if twice is not None:
+        raise XaiHlsError(twice)
     for i, layer in enumerate(layers):
         if isinstance(layer, (ReLU, ReLU6)):
-            k = before(i)
-            if k >= 0 and isinstance(layers[k], (ReLU, ReLU6)):  # the front end merges two ReLUs
-                raise XaiHlsError(f"layers '{layers[k].name}' and '{layer.name}': two rectifiers in a row, which "
-                                  "the engine does not run; keep one (a ReLU6 after a ReLU is the ReLU6 alone)")
             mask_base[i] = bits
             mask_slot[bits] = blocked_size(*layout[i], tn) // 2
             bits += batch * mask_slot[bits]
