@@ -21,6 +21,16 @@ def _conv_out(size: int, k: int, s: int, p: int) -> int:
     return (size + 2 * p - k) // s + 1
 
 
+def _batchnorm(c: int, mean: tuple, var: tuple, weight: tuple, bias: tuple) -> nn.BatchNorm2d:
+    """A BatchNorm with statistics and affine terms drawn uniformly from these ranges (in this order)."""
+    bn = nn.BatchNorm2d(c)
+    bn.running_mean.uniform_(*mean)
+    bn.running_var.uniform_(*var)
+    bn.weight.data.uniform_(*weight)
+    bn.bias.data.uniform_(*bias)
+    return bn
+
+
 def random_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
     rng = random.Random(seed)
     torch.manual_seed(seed)
@@ -47,12 +57,7 @@ def random_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor
             o = rng.choice(CHANNELS)
             layers.append(nn.Conv2d(c, o, (kh, kw), (sh, sw), (ph, pw), bias=rng.random() < 0.8))
             if rng.random() < 0.25:
-                bn = nn.BatchNorm2d(o)
-                bn.running_mean.uniform_(-1, 1)
-                bn.running_var.uniform_(0.05, 4.0)
-                bn.weight.data.uniform_(-2, 2)
-                bn.bias.data.uniform_(-1, 1)
-                layers.append(bn)
+                layers.append(_batchnorm(o, mean=(-1, 1), var=(0.05, 4.0), weight=(-2, 2), bias=(-1, 1)))
             c, h, w = o, oh, ow
             if rng.random() < 0.6:
                 layers.append(nn.ReLU())
@@ -230,12 +235,7 @@ def edge_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
             if rng.random() < 0.3:
                 layers.append(nn.ReLU6())
         elif kind == "bn" and not isinstance(layers[-1], (nn.Conv2d, nn.BatchNorm2d)):
-            bn = nn.BatchNorm2d(c)
-            bn.running_mean.uniform_(-0.5, 0.5)
-            bn.running_var.uniform_(0.5, 2.0)
-            bn.weight.data.uniform_(-1.5, 1.5)
-            bn.bias.data.uniform_(-0.5, 0.5)
-            layers.append(bn)
+            layers.append(_batchnorm(c, mean=(-0.5, 0.5), var=(0.5, 2.0), weight=(-1.5, 1.5), bias=(-0.5, 0.5)))
             if rng.random() < 0.5:
                 layers.append(nn.ReLU6() if rng.random() < 0.5 else nn.ReLU())
         elif kind == "relu6" and not rectified:
