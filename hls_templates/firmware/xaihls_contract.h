@@ -8,7 +8,7 @@ namespace xaihls {
 namespace contract {
 
 constexpr uint32_t PROGRAM_MAGIC = 0x32494158;
-constexpr int PROGRAM_VERSION = 5;
+constexpr int PROGRAM_VERSION = 6;
 constexpr int MAX_IG_STEPS = 1024;
 constexpr int RESULT_SLOT_BYTES = 64;
 constexpr int IDENTITY_FRAC = 14;
@@ -146,8 +146,15 @@ constexpr FieldSpec DESCRIPTOR_LOAD_LO = {7, 14, 14, true};  // first input row 
 constexpr FieldSpec DESCRIPTOR_LOAD_ROWS = {8, 0, 12, false};  // input rows a full row tile needs
 constexpr FieldSpec DESCRIPTOR_LOAD_ROWS_LAST = {8, 12, 12, false};  // input rows the last row tile needs
 constexpr FieldSpec DESCRIPTOR_LOAD_STEP = {9, 0, 12, false};  // input rows between the first rows of consecutive row tiles (tile_step * isy)
+constexpr FieldSpec DESCRIPTOR_SRC_B = {9, 12, 12, false};  // first input block of the second source (0: one source); the sources are adjacent blocks
+constexpr FieldSpec DESCRIPTOR_XS_A0 = {9, 24, 4, false};  // left shift of the first source's operands, plain rule and forward (at most MAX_X_SHIFT)
+constexpr FieldSpec DESCRIPTOR_XS_A1 = {9, 28, 4, false};  // left shift of the first source's operands under the guided rule
 constexpr FieldSpec DESCRIPTOR_WALK_ROW = {10, 0, 24, false};  // buffer words per grid row (isy * iw)
+constexpr FieldSpec DESCRIPTOR_XS_A2 = {10, 24, 4, false};  // left shift of the first source's operands under the deconvnet rule
+constexpr FieldSpec DESCRIPTOR_XS_B0 = {10, 28, 4, false};  // left shift of the second source's operands, plain rule and forward
 constexpr FieldSpec DESCRIPTOR_WALK_PASS_ROW = {11, 0, 24, true};  // buffer words per pass row (iky * iw)
+constexpr FieldSpec DESCRIPTOR_XS_B1 = {11, 24, 4, false};  // left shift of the second source's operands under the guided rule
+constexpr FieldSpec DESCRIPTOR_XS_B2 = {11, 28, 4, false};  // left shift of the second source's operands under the deconvnet rule
 constexpr FieldSpec DESCRIPTOR_WALK_ORIGIN = {12, 0, 24, true};  // buffer word of grid (0, 0), pass (0, 0): (iy0 - load_lo) * iw + ix0
 constexpr FieldSpec DESCRIPTOR_IN_ADDR = {13, 0, 32, false};  // input tensor: block 0, row 0, column 0
 constexpr FieldSpec DESCRIPTOR_IN_BLOCK_BYTES = {14, 0, 32, false};  // bytes of one input block (ih * iw * tn * 2)

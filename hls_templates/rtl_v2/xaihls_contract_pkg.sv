@@ -2,7 +2,7 @@
 package xaihls_contract_pkg;
 
   localparam logic [31:0] PROGRAM_MAGIC = 32'h32494158;
-  localparam int PROGRAM_VERSION = 5;
+  localparam int PROGRAM_VERSION = 6;
   localparam int MAX_IG_STEPS = 1024;
   localparam int RESULT_SLOT_BYTES = 64;
   localparam int IDENTITY_FRAC = 14;
@@ -152,11 +152,15 @@ package xaihls_contract_pkg;
     logic [31:0] in_addr;  // input tensor: block 0, row 0, column 0
     logic [7:0] pad408;
     logic signed [23:0] walk_origin;  // buffer word of grid (0, 0), pass (0, 0): (iy0 - load_lo) * iw + ix0
-    logic [7:0] pad376;
+    logic [3:0] xs_b2;  // left shift of the second source's operands under the deconvnet rule
+    logic [3:0] xs_b1;  // left shift of the second source's operands under the guided rule
     logic signed [23:0] walk_pass_row;  // buffer words per pass row (iky * iw)
-    logic [7:0] pad344;
+    logic [3:0] xs_b0;  // left shift of the second source's operands, plain rule and forward
+    logic [3:0] xs_a2;  // left shift of the first source's operands under the deconvnet rule
     logic [23:0] walk_row;  // buffer words per grid row (isy * iw)
-    logic [19:0] pad300;
+    logic [3:0] xs_a1;  // left shift of the first source's operands under the guided rule
+    logic [3:0] xs_a0;  // left shift of the first source's operands, plain rule and forward (at most MAX_X_SHIFT)
+    logic [11:0] src_b;  // first input block of the second source (0: one source); the sources are adjacent blocks
     logic [11:0] load_step;  // input rows between the first rows of consecutive row tiles (tile_step * isy)
     logic [7:0] pad280;
     logic [11:0] load_rows_last;  // input rows the last row tile needs

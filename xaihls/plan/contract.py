@@ -29,7 +29,8 @@ from xaihls.errors import XaiHlsError
 from xaihls.methods import METHODS, PREDICT_CODE
 
 PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
-PROGRAM_VERSION = 5  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap)
+PROGRAM_VERSION = 6  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
+#                     6: two sources in one job, each with its operand shift (residual adds, gradient sums)
 
 
 @dataclass(frozen=True)
@@ -260,8 +261,15 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
     _u("load_rows", MAP, "input rows a full row tile needs"),
     _u("load_rows_last", MAP, "input rows the last row tile needs"),
     _u("load_step", MAP, "input rows between the first rows of consecutive row tiles (tile_step * isy)"),
+    _u("src_b", TILES, "first input block of the second source (0: one source); the sources are adjacent blocks"),
+    _u("xs_a0", 4, "left shift of the first source's operands, plain rule and forward (at most MAX_X_SHIFT)"),
+    _u("xs_a1", 4, "left shift of the first source's operands under the guided rule"),
     _u("walk_row", 24, "buffer words per grid row (isy * iw)"),
+    _u("xs_a2", 4, "left shift of the first source's operands under the deconvnet rule"),
+    _u("xs_b0", 4, "left shift of the second source's operands, plain rule and forward"),
     _s("walk_pass_row", 24, "buffer words per pass row (iky * iw)"),
+    _u("xs_b1", 4, "left shift of the second source's operands under the guided rule"),
+    _u("xs_b2", 4, "left shift of the second source's operands under the deconvnet rule"),
     _s("walk_origin", 24, "buffer word of grid (0, 0), pass (0, 0): (iy0 - load_lo) * iw + ix0"),
     _u("in_addr", ADDR, "input tensor: block 0, row 0, column 0"),
     _u("in_block_bytes", ADDR, "bytes of one input block (ih * iw * tn * 2)"),
@@ -337,6 +345,9 @@ MAX_IG_STEPS = 1024
 RESULT_SLOT_BYTES = 64  # a result record a slot, whole beats at every AXI width
 IG_TABLE_BYTES = 8 + 8 * MAX_IG_STEPS
 IDENTITY_FRAC = 14
+MAX_X_SHIFT = 9
+"""The largest operand shift (xs_*): a 16-bit operand shifted by 9 fills the 25-bit multiplier input of
+a DSP48, so the shift costs no DSP."""
 """A diagonal job whose weights are 1 << IDENTITY_FRAC and whose shift adds IDENTITY_FRAC
 passes values unchanged (standalone max-pools and ReLUs run as such jobs)."""
 

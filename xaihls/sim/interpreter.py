@@ -41,6 +41,14 @@ def _relu_rule(g: np.ndarray, bits: np.ndarray, mode: int, relu6: bool = False) 
     return np.maximum(g, 0) if mode == ReluBackward.GUIDED else g
 
 
+def x_shift(d: Job, nt: int, mode: int) -> int:
+    """The left shift of block ``nt``'s operands under ReLU ``mode``: the second source's from block
+    ``src_b`` on, else the first's (docs/engine_v2.md, "The CONV job")."""
+    if d.src_b and nt >= d.src_b:
+        return (d.xs_b0, d.xs_b1, d.xs_b2)[mode]
+    return (d.xs_a0, d.xs_a1, d.xs_a2)[mode]
+
+
 def _rap(out: np.ndarray, d: Job, mode: int) -> tuple[np.ndarray, np.ndarray]:
     """RAP: the ReLU (or, with RELU6, the ReLU6) on requantized values: (bits, values)."""
     if not d.has(Flag.RELU6):
@@ -287,10 +295,11 @@ class Engine:
                         buf, first = self._load_input(d, nt, rt, last)
                         w_addr = d.w_addr + mt * d.w_mt_bytes + k * d.w_nt_bytes
                         weights = self.read16(w_addr, d.passes * tm * tn).reshape(d.passes, tm, tn)
+                        xs = x_shift(d, nt, mode)
                         for ky in range(d.ky):
                             for kx in range(d.kx):
                                 x = self._operands(d, buf, first, nt, r0, rows, ky, kx, mode)
-                                acc += weights[ky * d.kx + kx] @ x
+                                acc += weights[ky * d.kx + kx] @ (x << xs)
                 self._write_back(d, mt, r0, rows, acc + (bias << d.bias_shift)[:, None], shift, mode)
 
     def _load_input(self, d: Job, nt: int, rt: int, last: bool) -> tuple[np.ndarray, int]:
