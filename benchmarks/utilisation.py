@@ -30,7 +30,7 @@ from xaihls.backends.rtl.v2.cycles import compare
 from xaihls.backends.rtl.v2.params import rtl_params
 from xaihls.backends.rtl.v2.project import method_macs
 from xaihls.executor import quantize_input
-from xaihls.frontend.ir import Conv2d
+from xaihls.frontend.ir import Add, Conv2d
 from xaihls.methods import METHOD_CODES, PREDICT_CODE
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan.boards import load_board
@@ -90,6 +90,8 @@ def measure(board: str, ig_steps: int, model: str = "cifar_ref") -> dict:
             jobs.append({"direction": row.direction, "index": row.index, "layer": names[row.layer],
                          "conv": isinstance(layers[row.layer], Conv2d) if row.layer < len(layers) else False,
                          "depthwise": row.layer < len(layers) and is_depthwise(layers[row.layer]),
+                         "add": row.layer < len(layers) and isinstance(layers[row.layer], Add),
+                         "two_sources": bool(d.src_b),
                          "tile_rows": d.tile_rows, "row_tiles": d.row_tiles, "rtl": row.rtl, "model": row.model,
                          "deviation": row.deviation, "macs": row.macs, "mac_utilization": row.macs / tm_tn / row.rtl})
         batched = []
@@ -137,6 +139,17 @@ def markdown(result: dict) -> str:
                 if u:
                     lines.append(f"\n{k}, {kind} jobs {direction}: utilisation min {min(u):.0%}, median "
                                  f"{statistics.median(u):.0%}, max {max(u):.0%}")
+        run = next(r for r in result["programs"][k]["runs"] if r["run"] == "saliency")["cycles"]
+        adds = [j for j in js if j.get("add")]
+        sums = [j for j in js if j.get("two_sources") and not j.get("add")]
+        if adds:
+            lines.append(f"\n{k}, residual adds (forward, two sources; no network MACs): {len(adds)} jobs, "
+                         f"{sum(j['rtl'] for j in adds):,} cycles ({sum(j['rtl'] for j in adds) / run:.1%} of saliency)")
+        if sums:
+            u = [j["mac_utilization"] for j in sums]
+            lines.append(f"\n{k}, gradient sums (backward, two sources; the convolution's MACs): {len(sums)} jobs, "
+                         f"{sum(j['rtl'] for j in sums):,} cycles, utilisation min {min(u):.0%}, median "
+                         f"{statistics.median(u):.0%}, max {max(u):.0%}")
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 import xaihls
-from tests.random_nets import edge_net, pool_net, random_net
+from tests.random_nets import edge_net, pool_net, random_dag_net, random_net
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -26,8 +26,12 @@ NETS = ("digits", "digits_strided_bn", "digits_gap", "random301", "random305", "
 # edge14 one after a ReLU6 (zeros tie with the pads), a BatchNorm as an affine and grouped convs; edge45
 # depthwise and grouped convs, every one with a ReLU6
 EDGE_NETS = ("edge6", "edge14", "edge45")
+# residual nets (two-source jobs: residual adds and gradient sums): digits_resnet (an identity block and a
+# projection shortcut after a padded max-pool), digits_mobilenet (inverted residuals: depthwise, ReLU6),
+# dag4 (tests.random_nets.random_dag_net: the input image added, a depthwise branch, projections)
+DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4")
 # random chains from tests.random_nets, named <kind><seed>
-RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net}
+RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag": random_dag_net}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one
 SHAPES = {
     "4x4": (Shape(4, 4, 4), Buffers(256, 64, 1024)),
@@ -69,7 +73,7 @@ def program(name: str, shape: str):
 def shared_params(shape: str) -> RtlV2Params:
     """One parameter set (one Verilator build) that runs every test net at this shape."""
     params = None
-    for name in NETS + EDGE_NETS:
+    for name in NETS + EDGE_NETS + DAG_NETS:
         p = rtl_params(program(name, shape))
         params = p if params is None else params.covering(p)
     return params

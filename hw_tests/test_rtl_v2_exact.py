@@ -4,7 +4,7 @@ and every method, and its three saturation counters equal the interpreter's, wit
 import numpy as np
 import pytest
 
-from hw_tests.rtl_v2_cases import EDGE_NETS, NETS, STALL_PROBABILITY, expected, simulated
+from hw_tests.rtl_v2_cases import DAG_NETS, EDGE_NETS, NETS, STALL_PROBABILITY, expected, simulated
 
 
 def _check(name, shape, stalls, memory="sv"):
@@ -33,8 +33,17 @@ def test_rtl_v2_equals_golden_on_edge_layers(name, shape):
     _check(name, shape, 0.0)
 
 
+@pytest.mark.parametrize("shape", ["4x4", "16x8"])
+@pytest.mark.parametrize("name", DAG_NETS)
+def test_rtl_v2_equals_golden_on_residual_nets(name, shape):
+    """Residual adds and the gradient sums of tensors read by two layers: two-source jobs, each source's
+    operands shifted to one fraction (docs/engine_v2.md, "Residual adds and gradient sums")."""
+    _check(name, shape, 0.0)
+
+
 @pytest.mark.parametrize("name,shape", [("digits", "4x4"), ("digits_gap", "16x8_128bit"), ("random305", "16x8"),
-                                        ("pools8", "4x4"), ("edge14", "4x4")])
+                                        ("pools8", "4x4"), ("edge14", "4x4"), ("digits_resnet", "4x4"),
+                                        ("digits_mobilenet", "16x8")])
 def test_rtl_v2_equals_golden_under_random_axi_stalls(name, shape):
     _check(name, shape, STALL_PROBABILITY)
     calm, stalled = simulated(name, shape, 0.0), simulated(name, shape, STALL_PROBABILITY)

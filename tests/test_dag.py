@@ -265,22 +265,46 @@ def test_the_engine_refuses_two_rectifiers_in_a_row_at_compile():
 
 def test_hardware_backends_refuse_a_residual_net_naming_its_first_golden_only_layer():
     msg = _compiled_refusal(_block(), (3, 16, 16))
-    assert "(Add)" in msg
+    assert "layer 'ap' (AvgPool2d whose windows have different divisors" in msg
 
 
-def test_hardware_backends_refuse_a_dag_of_engine_layers():
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a = nn.Conv2d(1, 2, 3, padding=1)
-            self.b = nn.Conv2d(1, 2, 3, padding=1)
-            self.fc = nn.Linear(32, 2)
+class _TwoReaders(nn.Module):
+    """A tensor y read by two layers, which ``kind`` picks."""
 
-        def forward(self, x):
-            return self.fc(torch.flatten(self.a(x) + self.b(x), 1))
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.c = nn.Conv2d(1, 4, 3, padding=1)
+        self.a = nn.Conv2d(4, 4, 3, padding=1)
+        self.b = nn.Conv2d(4, 4, 1, stride=2 if kind == "strides" else 1)
+        self.d = nn.Conv2d(4, 4, 1)
+        self.fc = nn.LazyLinear(2)
 
-    msg = _compiled_refusal(Net(), (1, 4, 4))
-    assert "layer 'add' (Add)" in msg
+    def forward(self, x):
+        y = self.c(x)
+        if self.kind == "strides":
+            z = nn.functional.max_pool2d(self.a(y), 2) + self.b(y)
+        elif self.kind == "three":
+            z = self.a(y) + self.b(y) + self.d(y)
+        elif self.kind == "rectifier":
+            z = torch.relu(y) + self.a(y)
+        elif self.kind == "pool":
+            z = nn.functional.max_pool2d(y, 2) + nn.functional.max_pool2d(self.a(y), 2)
+        else:
+            z = y + y
+        return self.fc(torch.flatten(z, 1))
+
+
+@pytest.mark.parametrize("kind,needle", [
+    ("three", "tensor 'c' is read by 3 layers ('a' (Conv2d), 'b' (Conv2d), 'd' (Conv2d))"),
+    ("rectifier", "tensor 'c' is read by 'relu' (ReLU) and by other layers"),
+    ("pool", "tensor 'c' is read by 'max_pool2d' (MaxPool2d), 'a' (Conv2d); the engine sums"),
+    ("self", "adds tensor 'c' to itself"),
+    ("strides", "tensor 'c' is read by 'a' (Conv2d), 'b' (Conv2d) with different strides"),
+])
+def test_hardware_backends_refuse_a_dag_the_two_source_jobs_cannot_express(kind, needle):
+    msg = _compiled_refusal(_TwoReaders(kind), (1, 6, 6), golden_only=False)
+    assert needle in msg, msg
 
 
 def test_hardware_backends_refuse_grad_cam_on_a_chain():

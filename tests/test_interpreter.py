@@ -48,6 +48,37 @@ def test_interpreter_equals_golden_on_the_cifar_net_with_row_tiles():
     _check(acc, entry.calibration()[:1], *SHAPES[2])
 
 
+def _two_source_jobs(lowered) -> tuple[list, list]:
+    """(forward, backward) jobs that read two sources."""
+    return [d for d in lowered.forward if d.src_b], [d for d in lowered.backward if d.src_b]
+
+
+@pytest.mark.parametrize("shape,buffers", [SHAPES[0], SHAPES[2]], ids=["8x4", "4x4_small_buffers"])
+@pytest.mark.parametrize("name", ["digits_resnet", "digits_mobilenet"])
+def test_interpreter_equals_golden_on_residual_nets(name, shape, buffers):
+    """Residual adds and gradient sums (docs/engine_v2.md, "Residual adds and gradient sums"):
+    digits_resnet has an identity block and a stride-2 block with a projection shortcut after a
+    padded max-pool, digits_mobilenet an inverted residual (depthwise, ReLU6) whose input a 1x1
+    conv and the add read. Each add is one two-source job, each tensor read by two layers one
+    two-source job per stride phase that reaches both readers; every method is bit-exact."""
+    entry = get_zoo_model(name)
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16], backends=("golden",))
+    graph = acc.qgraph.graph
+    adds = sum(type(layer).__name__ == "Add" for layer in graph.layers)
+    shared = sum(len(users) == 2 for users in graph.consumers)
+    forward, backward = _two_source_jobs(lower_jobs(acc.qgraph, shape))
+    assert len(forward) == adds and {d.ky * d.kx for d in forward} == {1}
+    assert len({d.out_addr for d in backward}) == shared
+    _check(acc, entry.samples()[0][:2], shape, buffers)
+
+
+def test_interpreter_equals_golden_on_resnet8():
+    """MLPerf Tiny's ResNet-8 (random weights) at 16x8: three residual blocks, two with projections."""
+    entry = get_zoo_model("resnet8")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",))
+    _check(acc, entry.calibration()[:1], *SHAPES[1])
+
+
 @pytest.mark.parametrize("fuse_pools", [False, True], ids=["pool_jobs", "pools_fused"])
 @pytest.mark.parametrize("name", ["digits", "cifar_ref"])
 def test_max_pool_backward_fused_into_the_convolution_is_bit_exact(name, fuse_pools):

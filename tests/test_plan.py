@@ -160,3 +160,24 @@ def test_row_tiles_are_as_tall_as_the_cycle_model_finds_fastest():
     x_q = quantize_input(acc.qgraph, x)[0]
     logits, _, attr, _ = run_batch(p.program, x_q, METHOD_CODES["saliency"], None, 2, "trapezoid", None)
     assert torch.equal(logits, g.logits) and torch.equal(attr, g.attribution)
+
+
+def test_two_source_alignment_meets_at_one_fraction_or_refuses_naming_the_tensor():
+    """lowering._align: every term of a two-source job reaches one fraction per mode through an
+    identity's power-of-two weight (the same in every mode) and operand shifts of at most
+    MAX_X_SHIFT; terms too far apart are refused in one line."""
+    from xaihls.plan.contract import MAX_X_SHIFT
+    from xaihls.plan.lowering import WEIGHT_SHIFT, _align
+
+    cases = [([[10] * 3, [12] * 3], [True, True]),  # an Add's operands
+             ([[26, 25, 27], [12, 12, 11]], [False, True]),  # a conv's transposed product and an identity
+             ([[20, 22, 21], [23, 20, 21]], [False, False]),  # two convs: shifts only
+             ([[3, 3, 3], [9, 9, 9]], [False, True])]  # the identity finer than the conv: the conv shifts
+    for bases, identity in cases:
+        e, xs, frac = _align(bases, identity, "tensor 't'")
+        for s in range(2):
+            assert 0 <= e[s] <= (WEIGHT_SHIFT if identity[s] else 0)
+            for m in range(3):
+                assert 0 <= xs[s][m] <= MAX_X_SHIFT and bases[s][m] + e[s] + xs[s][m] == frac[m], (bases, e, xs)
+    with pytest.raises(XaiHlsError, match=r"^the gradient at tensor 't': the two terms' fractions differ by 40 bits"):
+        _align([[50] * 3, [10] * 3], [False, True], "the gradient at tensor 't'")

@@ -18,8 +18,8 @@ the rounding points are these, each ``numerics`` round half up then saturate:
   everything else decides on its input codes.
 - ReLU6: y = min(max(x, 0), c) with c = 6.0 in the input format (exact for a fraction >= -1;
   else 6.0 rounded half up); it keeps [0 < x < c] and [x < c] for the backward pass.
-- Add: each operand is requantized from its own format to the layer's common ``in`` format,
-  the two are added exactly, and the sum is requantized to ``out``.
+- Add: the two operands are aligned exactly to the finer of their two fractions (the layer's
+  ``in`` format; left shifts, no rounding), added exactly, and the sum is rounded once to ``out``.
 - Backward: each layer sends back to each tensor it reads a wide, unrounded contribution (a
   transposed product, a routed or masked gradient); at a tensor they are aligned to the finest
   fraction among them (exact left shifts), summed, and requantized once to the tensor's
@@ -184,9 +184,8 @@ def _forward_layer(qg: QGraph, i: int, xs: list[torch.Tensor], ranks: list, kept
     if isinstance(layer, Flatten):
         return x.reshape(x.shape[0], -1), None
     if isinstance(layer, Add):
-        a, b = (sat.requantize(t, qg.tensor_fmt(k).frac, q.in_fmt, layer.name)
-                for t, k in zip(xs, qg.graph.input_tensors[i]))
-        return sat.requantize(a + b, q.in_fmt.frac, q.out_fmt, layer.name), None
+        total = sum(t << (q.in_fmt.frac - qg.tensor_fmt(k).frac) for t, k in zip(xs, qg.graph.input_tensors[i]))
+        return sat.requantize(total, q.in_fmt.frac, q.out_fmt, layer.name), None
     raise AssertionError(f"no forward for {type(layer).__name__}")
 
 

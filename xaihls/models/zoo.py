@@ -111,7 +111,7 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry(
             "resnet8",
             "MLPerf Tiny image classification ResNet-8 (residual adds, stride-2 1x1 projection shortcuts), "
-            "deterministic random weights (3x32x32); golden only for now",
+            "deterministic random weights (3x32x32)",
             CIFAR_INPUT_SHAPE,
             ResNet8,
         ),
@@ -125,14 +125,14 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry(
             "mobilenet_v2_tiny",
             "small MobileNetV2 (depthwise-separable inverted residuals, ReLU6), deterministic random weights "
-            "(3x32x32); golden only for now",
+            "(3x32x32)",
             CIFAR_INPUT_SHAPE,
             MobileNetV2Tiny,
         ),
         ZooEntry(
             "digits_resnet",
             "ResNet with a padded max-pool stem, an identity and a projection block; trained on sklearn digits "
-            "(16x16); golden only for now",
+            "(16x16)",
             DIGITS_INPUT_SHAPE,
             DigitsResNet,
             "digits_resnet.pt",
@@ -142,7 +142,7 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry(
             "digits_mobilenet",
             "MobileNetV2 blocks (depthwise, ReLU6, a residual add), adaptive average pool to 2x2; trained on "
-            "sklearn digits (16x16); golden only for now",
+            "sklearn digits (16x16)",
             DIGITS_INPUT_SHAPE,
             DigitsMobileNet,
             "digits_mobilenet.pt",

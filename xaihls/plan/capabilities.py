@@ -12,11 +12,13 @@ when it is compiled, never by the engine later.
 
 from __future__ import annotations
 
+from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities
-from xaihls.frontend.ir import AvgPool2d, ChannelAffine, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6
+from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6
+from xaihls.plan.dag import canon, structure
 from xaihls.methods import METHODS
 
-PROGRAM_LAYERS = (Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, ChannelAffine, Flatten)
+PROGRAM_LAYERS = (Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, ChannelAffine, Flatten, Add)
 """The layers a Program job runs (docs/contract.md); everything else the front end takes is golden-only for now."""
 
 
@@ -24,8 +26,8 @@ def _layer_refusal(q) -> str | None:
     layer = q.layer
     kind = type(layer).__name__
     if not isinstance(layer, PROGRAM_LAYERS):
-        return (f"layer '{layer.name}' ({kind}) is golden-only for now: the engine runs chains of Conv2d (any "
-                "groups), Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, BatchNorm2d and Flatten")
+        return (f"layer '{layer.name}' ({kind}) is golden-only for now: the engine runs Conv2d (any "
+                "groups), Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, BatchNorm2d, Flatten and Add")
     if isinstance(layer, AvgPool2d) and q.weight.numel() != 1:
         return (f"layer '{layer.name}' (AvgPool2d whose windows have different divisors: count_include_pad=False "
                 "or a ceil-mode window past the padding) is golden-only for now: the engine multiplies every "
@@ -33,13 +35,14 @@ def _layer_refusal(q) -> str | None:
     return None
 
 
-def rectifiers_in_a_row(layers) -> str | None:
-    """Two ReLU/ReLU6 layers in a row (looking through Flattens), which no job runs: one line, or None.
+def rectifiers_in_a_row(graph) -> str | None:
+    """A ReLU/ReLU6 reading a ReLU/ReLU6's output (through Flattens), which no job runs: one line, or None.
     The front end merges two ReLUs; a ReLU6 next to a ReLU, or a Graph made by hand, can have them."""
-    steps = [k for k, layer in enumerate(layers) if not isinstance(layer, Flatten)]
-    for a, b in zip(steps, steps[1:]):
-        if all(isinstance(layers[k], (ReLU, ReLU6)) for k in (a, b)):
-            return (f"layers '{layers[a].name}' and '{layers[b].name}': two rectifiers in a row, which "
+    layers = graph.layers
+    for j, layer in enumerate(layers):
+        t = canon(graph, graph.input_tensors[j][0])
+        if isinstance(layer, (ReLU, ReLU6)) and t > 0 and isinstance(layers[t - 1], (ReLU, ReLU6)):
+            return (f"layers '{layers[t - 1].name}' and '{layer.name}': two rectifiers in a row, which "
                     "the engine does not run; keep one (a ReLU6 after a ReLU is the ReLU6 alone)")
     return None
 
@@ -57,13 +60,13 @@ def program_refusal(qg) -> str | None:
         what = _layer_refusal(q)
         if what is not None:
             return what
-    if not graph.is_chain:
-        k = next(k for k, users in enumerate(graph.consumers[:-1]) if len(users) != 1)
-        return (f"tensor '{graph.tensor_names[k]}' feeds {len(graph.consumers[k])} layers; a graph that is not "
-                "a single chain is golden-only for now")
-    what = rectifiers_in_a_row(graph.layers)
+    what = rectifiers_in_a_row(graph)
     if what is not None:
         return what
+    try:
+        structure(graph)
+    except XaiHlsError as e:
+        return str(e)
     for method in qg.methods:
         if method not in METHODS:
             return f"method '{method}' is golden-only for now: the engine has no code for it"

@@ -24,18 +24,20 @@ The compiler does everything that depends only on the network, so the hardware o
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from xaihls.errors import XaiHlsError
-from xaihls.frontend.ir import AvgPool2d, ChannelAffine, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6
+from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6
 from xaihls.golden.dag import relu6_cap
 from xaihls.plan.capabilities import rectifiers_in_a_row
 from xaihls.methods import ReluBackward
-from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, PROGRAM_MAGIC,
+from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, MAX_X_SHIFT, PROGRAM_MAGIC,
                                   PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Unpool, field_limit)
+from xaihls.plan.dag import grad_dest, grad_store, structure
 from xaihls.quant.qgraph import QGraph
 
 ALIGN = 64  # every DDR region starts on a 64-byte boundary
@@ -157,6 +159,20 @@ class _Allocator:
         self.slot_bytes[addr] = stride
         return Tensor(addr, c, h, w, tn)
 
+    def pair(self, name: str, first: tuple[int, int, int], second: tuple[int, int, int], tn: int
+             ) -> tuple[Tensor, Tensor]:
+        """Two blocked tensors side by side (the second's blocks follow the first's: one job reads both),
+        one copy of the two per slot."""
+        size = blocked_size(*first, tn)
+        total = size + blocked_size(*second, tn)
+        if self.slots == 1:
+            addr = self.take(name, total)
+        else:
+            stride = -(-total // ALIGN) * ALIGN
+            addr = self.take(f"{name} ({self.slots} slots)", stride * self.slots)
+            self.slot_bytes[addr] = self.slot_bytes[addr + size] = stride
+        return Tensor(addr, *first, tn), Tensor(addr + size, *second, tn)
+
 
 @dataclass(frozen=True, eq=False)
 class WeightBlob:
@@ -240,6 +256,41 @@ def _phase_taps(k: int, s: int, p: int, r: int) -> tuple[int, int, int]:
     return i0, taps, (r + p - i0) // s
 
 
+WEIGHT_SHIFT = 14
+"""The largest power of two an identity weight carries (an int16 code); past it, the operand shift."""
+
+
+def _align(bases: list[list[int]], identity: list[bool], where: str) -> tuple[list[int], list[list[int]], list[int]]:
+    """How a two-source job sums its terms exactly. ``bases[s][m]``: the fraction of source s's
+    products under mode m (a convolution's: its gradient's plus its weights'; an identity's: its
+    operand's). An identity source's weight is 2^e (e up to WEIGHT_SHIFT, the same in every mode);
+    every source's operands are shifted left by xs[s][m] (up to MAX_X_SHIFT) so that all terms meet
+    at fraction frac[m]. Returns (e per source, xs per source and mode, frac per mode), the largest
+    shift the least; XaiHlsError names ``where`` if none fits."""
+    modes = range(len(bases[0]))
+    best = None
+    for e in itertools.product(*[range(WEIGHT_SHIFT + 1) if ident else (0,) for ident in identity]):
+        frac = [max(b[m] + k for b, k in zip(bases, e)) for m in modes]
+        xs = [[frac[m] - b[m] - k for m in modes] for b, k in zip(bases, e)]
+        worst = max(max(x) for x in xs)
+        if worst <= MAX_X_SHIFT and (best is None or worst < best[0]):
+            best = (worst, list(e), xs, frac)
+    if best is None:
+        spread = max(max(b[m] for b in bases) - min(b[m] for b in bases) for m in modes)
+        raise XaiHlsError(f"{where}: the two terms' fractions differ by {spread} bits; the engine aligns them by "
+                          f"at most {MAX_X_SHIFT} (an operand shift) plus {WEIGHT_SHIFT} (an identity's weight)")
+    return best[1], best[2], best[3]
+
+
+def _shift_fields(xs: list[list[int]], frac: list[int], out_fracs: list[int]) -> dict:
+    """A two-source job's operand shifts and requantization shifts by mode (index 0, 1, 2)."""
+    d = {}
+    for m in range(3):
+        d[f"xs_a{m}"], d[f"xs_b{m}"] = xs[0][m], xs[1][m]
+        d[f"shift{m}"] = frac[m] - out_fracs[m]
+    return d
+
+
 class _Builder:
     def __init__(self, qg: QGraph, shape: Shape):
         self.qg = qg
@@ -263,23 +314,33 @@ it can be (``fusable_pool``) instead of running as stride-phase jobs (docs/engin
 backward fused"). Every engine runs both; off only to measure the difference."""
 
 
+def _link(graph, j: int, t: int) -> bool:
+    """Layer j reads tensor t alone and is its only reader: a job can take layer j into the one before."""
+    return j < len(graph.layers) and graph.input_tensors[j] == (t,) and graph.consumers[t] == (j,)
+
+
 def fusable_pool(qg: QGraph, i: int) -> bool:
     """Whether max-pool ``i``'s backward can be fused into the backward convolution of the conv
     before it (through a ReLU): non-overlapping square windows of a power-of-two side up to 8,
     and the same gradient format on both sides of the pool under every ReLU rule (the phase jobs'
     requantization is then the identity)."""
-    layers = qg.graph.layers
+    graph = qg.graph
+    layers = graph.layers
     layer = layers[i]
-    if not isinstance(layer, MaxPool2d) or not layer.is_plain:
+    if not isinstance(layer, MaxPool2d) or not layer.is_plain or not _link(graph, i, i):
         return False
     (kh, kw), (sh, sw) = layer.kernel, layer.stride
     if not (kh == kw == sh == sw and kh in (2, 4, 8)):
         return False
     k = i - 1
     if k >= 0 and isinstance(layers[k], ReLU):
+        if not _link(graph, k, k):
+            return False
         k -= 1
     if k < 0 or not isinstance(layers[k], Conv2d) or layers[k].groups != 1:
         return False
+    if len(graph.consumers[graph.input_tensors[k][0]]) > 1:
+        return False  # the convolution's backward is half of a gradient sum's job
     return all(qg.grad_fmt(m, i + 1).frac == qg.grad_fmt(m, i).frac for m in qg.grad_formats)
 
 
@@ -291,32 +352,29 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     fuse_pools = FUSE_POOL_BACKWARD if fuse_pools is None else fuse_pools
     if not 1 <= batch <= field_limit(HEADER, "batch"):
         raise XaiHlsError(f"batch {batch} outside 1..{field_limit(HEADER, 'batch')}")
-    layers = qg.graph.layers
+    graph = qg.graph
+    layers = graph.layers
+    reads, users = graph.input_tensors, graph.consumers
     L = len(layers)
     tn = shape.tn
     b = _Builder(qg, shape)
     b.alloc.slots = batch
     alloc = b.alloc
     alloc.take("header", HEADER.bytes)
+    twice = rectifiers_in_a_row(graph)
+    if twice is not None:
+        raise XaiHlsError(twice)
+    dag = structure(graph)  # the tensors stored side by side (a chain: none)
+    act_pair, grad_pair = dag.pairs()
 
-    def before(i: int) -> int:
-        """The layer whose output is layer i's input, looking through Flattens (-1: the image)."""
-        k = i - 1
-        while k >= 0 and isinstance(layers[k], Flatten):
-            k -= 1
-        return k
+    def link(j: int, t: int) -> bool:
+        return _link(graph, j, t)
 
-    def canon(pos: int) -> int:
-        """A chain position's first alias: a Flatten's output is its input's bytes."""
-        while pos > 0 and isinstance(layers[pos - 1], Flatten):
-            pos -= 1
-        return pos
-
-    # the shape whose blocked layout each chain position's bytes follow: a Flatten or a ReLU
-    # keeps its input's bytes, so a flattened map stays a map in DDR
-    layout: list[tuple[int, int, int]] = [_chw(qg.graph.input_shape)]
-    for layer in layers:
-        layout.append(layout[-1] if isinstance(layer, (Flatten, ReLU, ReLU6)) else _chw(layer.out_shape))
+    # the shape whose blocked layout each tensor's bytes follow: a Flatten or a ReLU keeps its
+    # input's bytes, so a flattened map stays a map in DDR
+    layout: list[tuple[int, int, int]] = [_chw(graph.input_shape)]
+    for i, layer in enumerate(layers):
+        layout.append(layout[reads[i][0]] if isinstance(layer, (Flatten, ReLU, ReLU6)) else _chw(layer.out_shape))
     last = layout[L]
     if last[1] * last[2] > 1:
         raise XaiHlsError(f"the logits are a flattened {last[0]}x{last[1]}x{last[2]} map; the engine takes logits from "
@@ -329,13 +387,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     index_slot: dict[int, int] = {}
     bits = entries = 0
     index_bits = 1
-    twice = rectifiers_in_a_row(layers)
-    if twice is not None:
-        raise XaiHlsError(twice)
     for i, layer in enumerate(layers):
         if isinstance(layer, (ReLU, ReLU6)):
             mask_base[i] = bits
-            mask_slot[bits] = blocked_size(*layout[i], tn) // 2
+            mask_slot[bits] = blocked_size(*layout[reads[i][0]], tn) // 2
             bits += batch * mask_slot[bits]
         elif isinstance(layer, MaxPool2d):
             index_base[i] = entries
@@ -344,9 +399,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             index_bits = max(index_bits, (layer.kernel[0] * layer.kernel[1] - 1).bit_length())
 
     # descriptors come first; reserve the most they can take
-    fwd_max = L
-    bwd_max = 1 + sum(lay.stride[0] * lay.stride[1] if isinstance(lay, (Conv2d, MaxPool2d, AvgPool2d)) else 1
-                      for lay in layers)
+    fwd_max = L + 1  # an Add of the image: its copy
+    bwd_max = 1 + 2 * len(dag.adds) + sum(lay.stride[0] * lay.stride[1] if isinstance(lay, (Conv2d, MaxPool2d, AvgPool2d))
+                                          else 1 for lay in layers)  # an Add: a rule job for each operand at most
     forward_addr = alloc.take("forward descriptors", DESCRIPTOR.bytes * fwd_max)
     backward_addr = alloc.take("backward descriptors", DESCRIPTOR.bytes * bwd_max)
     forward_batch_addr = backward_batch_addr = 0
@@ -419,6 +474,75 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             padded[:out_c] = q.bias.numpy()
             bias[i] = alloc.take(f"{layer.name}.bias", 2 * padded.size)
             b.blobs.append((bias[i], padded))
+
+    # ---- two-source jobs: an Add's identities, the merged kernels of a gradient sum ----
+    present = [m for m in range(3) if ReluBackward(m) in qg.grad_formats] or [0]
+
+    def by_mode(f: Callable[[ReluBackward], int]) -> list[int]:
+        """f of each ReLU mode's formats (a mode the network was not calibrated for: the first one's)."""
+        return [f(ReluBackward(m if m in present else present[0])) for m in range(3)]
+
+    add_fields: dict[int, dict] = {}
+    for i, (ta, tb) in dag.adds.items():
+        fa, fb = qg.tensor_fmt(ta).frac, qg.tensor_fmt(tb).frac
+        e, xs, frac = _align([[fa] * 3, [fb] * 3], [True, True], f"layer '{layers[i].name}'")
+        c, na, nb = layout[ta][0], -(-layout[ta][0] // tn), -(-layout[tb][0] // tn)
+        kern = np.zeros((c, (na + nb) * tn, 1), dtype=np.int64)
+        kern[np.arange(c), np.arange(c), 0] = 1 << e[0]
+        kern[np.arange(c), na * tn + np.arange(c), 0] = 1 << e[1]
+        add_fields[i] = dict(b.weights(f"{layers[i].name}.identities", _dense_blob(kern, shape)), src_b=na,
+                             **_shift_fields(xs, frac, [qg.layers[i].out_fmt.frac] * 3))
+        diag(1 << IDENTITY_FRAC, 1)  # an operand's rectifier rule (backward), the image's copy
+
+    def reader_terms(r: int, t: int) -> tuple[np.ndarray, int, tuple[int, int], list]:
+        """Reader r of tensor t as a transposed conv: kernel (t's channels, r's output channels, taps),
+        kernel columns, stride, stride phases (an Add: the identity)."""
+        layer = layers[r]
+        if isinstance(layer, Add):
+            return np.eye(layout[t][0], dtype=np.int64)[:, :, None], 1, (1, 1), [((0, 0), (0, 1, 0), (0, 1, 0))]
+        kh, kw = layer.kernel
+        kern = qg.layers[r].weight.numpy().astype(np.int64).reshape(layer.out_channels, -1, kh * kw)
+        if layer.groups > 1:
+            kern = _ungrouped(kern, layer.groups)
+        return kern.transpose(1, 0, 2), kw, layer.stride, _phases(layer)
+
+    sum_jobs: dict[int, tuple[list[dict], dict]] = {}
+    for t, readers in dag.sums.items():
+        terms = [reader_terms(r, t) for r in readers]
+        bases = [by_mode(lambda mode, r=r: qg.grad_fmt(mode, r + 1).frac
+                         + (qg.layers[r].weight_fmt.frac if isinstance(layers[r], Conv2d) else 0)) for r in readers]
+        e, xs, frac = _align(bases, [isinstance(layers[r], Add) for r in readers],
+                             f"the gradient at tensor '{graph.tensor_names[t]}'")
+        blocks = [-(-_chw(layers[r].out_shape)[0] // tn) for r in readers]
+        phases = []
+        for k in range(len(terms[0][3])):
+            parts = [term[3][k] for term in terms]
+            (ry, rx) = parts[0][0]
+            assert all(p[0] == (ry, rx) for p in parts), "readers of one stride have the same phases"
+            reach = [bool(p[1][1] and p[2][1]) for p in parts]  # whether a tap of the reader reaches the phase
+            live = [p for p, r in zip(parts, reach) if r]
+            if not live:  # no tap of either reader reaches the phase: it writes zeros
+                phases.append(dict(diag(0, 1), ky=0, kx=0, iy0=0, ix0=0, ry=ry, rx=rx, reach=reach))
+                continue
+            # one pass grid for both: pass (t, u) reads gradient row oy + hi_y - t (as every backward conv)
+            hi_y, lo_y = max(p[1][2] for p in live), min(p[1][2] - p[1][1] + 1 for p in live)
+            hi_x, lo_x = max(p[2][2] for p in live), min(p[2][2] - p[2][1] + 1 for p in live)
+            ty_all, tx_all = hi_y - lo_y + 1, hi_x - lo_x + 1
+            # the sources the phase reads: both, or the one whose taps reach it
+            offset = [0, blocks[0] * tn if reach[0] else 0]
+            kern = np.zeros((layout[t][0], sum(n for n, r in zip(blocks, reach) if r) * tn, ty_all * tx_all),
+                            dtype=np.int64)
+            for (kt, kw, (sy, sx), _), ((_, (i0, ty, iy0), (j0, tx, ix0))), off, ek, r in zip(terms, parts, offset, e,
+                                                                                                reach):
+                if not r:
+                    continue
+                for v in range(ty):
+                    for u in range(tx):
+                        tap = (i0 + v * sy) * kw + j0 + u * sx
+                        kern[:, off:off + kt.shape[1], (hi_y - iy0 + v) * tx_all + hi_x - ix0 + u] = kt[:, :, tap] << ek
+            w = b.weights(f"{graph.tensor_names[t]}.gradient_sum.phase{ry}{rx}", _dense_blob(kern, shape))
+            phases.append(dict(w, ky=ty_all, kx=tx_all, iy0=hi_y, ix0=hi_x, ry=ry, rx=rx, reach=reach))
+        sum_jobs[t] = (phases, dict(src_b=blocks[0], **_shift_fields(xs, frac, by_mode(lambda mode: qg.grad_fmt(mode, t).frac))))
     init_end = alloc.top
 
     # ---- run-time regions ----
@@ -438,10 +562,19 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     act: dict[int, Tensor] = {0: work}
     forward: list[Job] = []
 
+    side_by_side: dict[int, Tensor] = {}
+
     def out_tensor(name: str, end: int) -> Tensor:
-        """Where a job ending at chain position ``end`` writes: the logits region at the end."""
+        """Where a job ending at tensor ``end`` writes: the logits region at the end; an Add's operand
+        next to the other one."""
         if all(isinstance(layers[k], Flatten) for k in range(end, L)):
             return Tensor(logits.addr, *layout[end], tn)
+        if end in act_pair:
+            if end not in side_by_side:
+                first, second = act_pair[end]
+                side_by_side[first], side_by_side[second] = alloc.pair(
+                    f"{graph.tensor_names[first]} | {graph.tensor_names[second]}", layout[first], layout[second], tn)
+            return side_by_side[end]
         return alloc.tensor(name, layout[end], tn, slotted=True)
 
     def relu_bits(relu: int, writes: Tensor) -> dict:
@@ -451,11 +584,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             return dict(mask_base=mask_base[relu], mask_plane=writes.plane, cap=relu6_cap(qg.layers[relu].in_fmt))
         return dict(mask_base=mask_base[relu], mask_plane=writes.plane)
 
-    def rectifier(j: int, fl: list, on_acc: bool) -> int | None:
-        """A ReLU or ReLU6 at layer j that the job takes (its flags go in ``fl``): a ReLU decides on the
-        accumulator (RELU) where ``on_acc`` (after a Conv2d/Linear, or alone on an identity), else on the
-        requantized value (RAP); a ReLU6 always on the requantized value."""
-        if j >= L or not isinstance(layers[j], (ReLU, ReLU6)):
+    def rectifier(j: int, fl: list, on_acc: bool, alone: bool = False) -> int | None:
+        """A ReLU or ReLU6 at layer j that the job takes (its flags go in ``fl``): the job's own layer
+        (``alone``), or the one after it that reads its output alone. A ReLU decides on the accumulator
+        (RELU) where ``on_acc`` (after a Conv2d/Linear, or alone on an identity), else on the requantized
+        value (RAP); a ReLU6 always on the requantized value."""
+        if j >= L or not isinstance(layers[j], (ReLU, ReLU6)) or not (alone or link(j, j)):
             return None
         if isinstance(layers[j], ReLU6):
             fl += [Flag.RAP, Flag.RELU6]
@@ -463,14 +597,41 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             fl.append(Flag.RELU if on_acc else Flag.RAP)
         return j
 
+    operand = dict(act)  # the tensor an Add reads: the image's copy next to the other operand
+    if 0 in act_pair:
+        copy = out_tensor("image copy", 0)
+        forward.append(Job(**dict(_conv_fields(work, copy, work.c, shape), **diag(1 << IDENTITY_FRAC, 1), layer=0,
+                                  ky=1, kx=1, isy=1, isx=1, iky=1, ikx=1, oh=work.h, ow=work.w, flags=flags(Flag.DIAG),
+                                  shift0=IDENTITY_FRAC, shift1=IDENTITY_FRAC, shift2=IDENTITY_FRAC)))
+        operand[0] = copy
     i = 0
     while i < L:
         layer, q = layers[i], qg.layers[i]
         if isinstance(layer, Flatten):
-            act[i + 1] = act[i]
+            act[i + 1] = act[reads[i][0]]
             i += 1
             continue
-        src = act[i]
+        src = act[reads[i][0]]
+        if isinstance(layer, Add):
+            # one 1 x 1 job over the two operands, stored side by side: each on the diagonal of its own
+            # source, shifted to the finer fraction; the sum rounded once
+            first, second = (operand.get(t, act.get(t)) for t in reads[i])
+            assert second.addr == first.addr + first.bytes, f"layer {i}: the operands are not side by side"
+            both = Tensor(first.addr, (first.blocks + second.blocks) * tn, first.h, first.w, tn)
+            fl = []
+            j = i + 1
+            relu_at = rectifier(j, fl, on_acc=False)
+            if relu_at is not None:
+                j += 1
+            dst = out_tensor(f"{layer.name}.out", j)
+            d = dict(_conv_fields(both, dst, first.c, shape), **add_fields[i], layer=i, ky=1, kx=1, isy=1, isx=1,
+                     iky=1, ikx=1, oh=first.h, ow=first.w, flags=flags(*fl))
+            if relu_at is not None:
+                d.update(relu_bits(relu_at, dst))
+            forward.append(Job(**d))
+            act[j] = dst
+            i = j
+            continue
         if isinstance(layer, (Conv2d, Linear)):
             j = i + 1
             fl = [Flag.BIAS]
@@ -483,10 +644,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             # a max-pool fused into the write-back: not after a ReLU6 (which decides on codes), not a padded
             # one (its own job), not after a depthwise conv (POOL on a DIAG job is a pool's own job)
             if (isinstance(layer, Conv2d) and j < L and isinstance(layers[j], MaxPool2d) and layers[j].is_plain
-                    and Flag.RELU6 not in fl and Flag.DIAG not in fl):
+                    and link(j, j) and Flag.RELU6 not in fl and Flag.DIAG not in fl):
                 fl.append(Flag.POOL)
                 pool_at, j = j, j + 1
-                if relu_at is None and j < L and isinstance(layers[j], ReLU):
+                if relu_at is None and j < L and isinstance(layers[j], ReLU) and link(j, j):
                     fl.append(Flag.RAP)
                     relu_at, j = j, j + 1
             dst = out_tensor(f"{layer.name}.out", j)
@@ -519,7 +680,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             j = i + 1
             fl = [Flag.DIAG]
             if isinstance(layer, (ReLU, ReLU6)):
-                relu_at = rectifier(i, fl, on_acc=True)
+                relu_at = rectifier(i, fl, on_acc=True, alone=True)
             else:
                 relu_at = rectifier(j, fl, on_acc=False)
                 if relu_at is not None:
@@ -558,11 +719,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         raise AssertionError(type(layer).__name__)
 
     # ---- backward list ----
+    # A tensor's gradient buffer (xaihls.plan.dag): a rectifier's output gradient is stored at its
+    # input, the rule applied by the job that writes it; an Add's operand that only the Add reads
+    # shares the Add's; the two gradients a sum reads lie side by side.
     grad: dict[int, Tensor] = {}
-
-    def relu_before(i: int) -> int | None:
-        k = before(i)
-        return k if k >= 0 and isinstance(layers[k], (ReLU, ReLU6)) else None
 
     def rule_flags(relu: int | None) -> int:
         """BWD_RELU where a rectifier's rule applies (RELU6 where it is a ReLU6)."""
@@ -570,19 +730,18 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             return 0
         return flags(Flag.BWD_RELU, Flag.RELU6) if isinstance(layers[relu], ReLU6) else flags(Flag.BWD_RELU)
 
-    def grad_target(i: int) -> tuple[int, int | None]:
-        """Chain position whose gradient a job for layer i writes, and the ReLU rule it applies."""
-        r = relu_before(i)
-        return (r, r) if r is not None else (i, None)
-
-    def grad_tensor(pos: int) -> Tensor:
-        pos = canon(pos)
-        if pos not in grad:
-            grad[pos] = alloc.tensor(f"grad[{pos}]", layout[pos], tn, slotted=True)
-        return grad[pos]
+    def grad_tensor(key: int) -> Tensor:
+        if key not in grad:
+            if key in grad_pair:
+                first, second = grad_pair[key]
+                grad[first], grad[second] = alloc.pair(f"grad[{first}] | grad[{second}]", layout[first],
+                                                       layout[second], tn)
+            else:
+                grad[key] = alloc.tensor(f"grad[{key}]", layout[key], tn, slotted=True)
+        return grad[key]
 
     backward: list[Job] = []
-    seed_pos, seed_relu = grad_target(L)
+    seed_pos, seed_relu = grad_dest(graph, L)
     seed = _vector(grad_tensor(seed_pos))
     d = dict(op=Op.SEED, layer=L, out_addr=seed.addr, out_block_bytes=seed.block_bytes, out_row_bytes=seed.row_bytes,
              out_blocks=seed.blocks, oph=1, opw=1, oh=1, ow=qg.graph.num_classes, shift0=qg.seed_fmt.frac)
@@ -590,23 +749,50 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         d.update(relu_bits(seed_relu, seed), flags=rule_flags(seed_relu))
     backward.append(Job(**d))
     modes = tuple(qg.grad_formats)
-    pos = seed_pos
+
+    def gradient_sum(t: int) -> None:
+        """The jobs of the gradient at tensor t, read by two layers: one per stride phase over the two
+        readers' output gradients, side by side."""
+        key, relu = grad_dest(graph, t)
+        dst = grad_tensor(key)
+        first, second = (grad_tensor(k) for k in dag.sources[t])
+        assert second.addr == first.addr + first.bytes, f"tensor {t}: the summed gradients are not side by side"
+        phases, fields = sum_jobs[t]
+        r = next((r for r in dag.sums[t] if isinstance(layers[r], Conv2d)), dag.sums[t][0])  # for reports
+        (sy, sx), (_, gh, gw) = _stride2(layers[r]), _chw(layout[t])
+        for ph in phases:
+            ry, rx, reach = ph["ry"], ph["rx"], ph["reach"]
+            geometry = {k: v for k, v in ph.items() if k not in ("ry", "rx", "reach")}
+            if all(reach):  # both sources, the second from block src_b on
+                src, shifts = Tensor(first.addr, (first.blocks + second.blocks) * tn, first.h, first.w, tn), fields
+            else:  # one source (or none: a phase of zeros), its shifts as the first's
+                src = second if reach[1] else first
+                shifts = {k: v for k, v in fields.items() if k.startswith("shift")}
+                for m in range(3):
+                    shifts[f"xs_a{m}"] = fields[f"xs_b{m}" if reach[1] else f"xs_a{m}"]
+            d = dict(_conv_fields(src, dst, dst.c, shape), **geometry, **shifts, layer=r, isy=1, isx=1, iky=-1,
+                     ikx=-1, oh=len(range(ry, gh, sy)), ow=len(range(rx, gw, sx)), osy=sy, osx=sx, oyo=ry, oxo=rx,
+                     flags=rule_flags(relu))
+            if relu is not None:
+                d.update(relu_bits(relu, dst))
+            backward.append(Job(**d))
+
     unpool = None  # a fused max-pool's (layer, pooled gradient, ReLU before it) for the next job
-    for i in range(L - 1, -1, -1):
+    def _backward_jobs(i: int) -> None:
+        """Layer i's backward jobs, from the gradient at its output to the one at its input (which it
+        alone reads)."""
+        nonlocal unpool
         layer, q = layers[i], qg.layers[i]
-        if isinstance(layer, (ReLU, ReLU6, Flatten)):
-            continue  # applied by the job that writes the gradient below it / a no-op
-        src = grad_tensor(pos) if unpool is None else None  # a fused pool's input gradient is never stored
-        dst_pos, relu = grad_target(i)
+        src = grad_tensor(grad_store(graph, i + 1)) if unpool is None else None  # a fused pool's: never stored
+        dst_pos, relu = grad_dest(graph, reads[i][0])
         if fuse_pools and fusable_pool(qg, i):
             # no job: the convolution below reads the pooled gradient through the kept indices
             unpool = (i, src, relu)
-            pos = dst_pos
-            continue
+            return
         dst = grad_tensor(dst_pos)
         shifts = [0, 0, 0]
         for mode in modes:
-            g_out, g_in = qg.grad_fmt(mode, i + 1), qg.grad_fmt(mode, i)
+            g_out, g_in = qg.grad_fmt(mode, i + 1), qg.grad_fmt(mode, reads[i][0])
             weight_frac = IDENTITY_FRAC if isinstance(layer, MaxPool2d) else q.weight_fmt.frac
             shifts[int(mode)] = g_out.frac + weight_frac - g_in.frac
         common = dict(layer=i, shift0=shifts[0], shift1=shifts[1], shift2=shifts[2], flags=rule_flags(relu))
@@ -666,7 +852,28 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 if relu is not None:
                     d.update(relu_bits(relu, gdst))
                 backward.append(Job(**d))
-        pos = dst_pos
+
+    for i in range(L - 1, -1, -1):
+        layer, q = layers[i], qg.layers[i]
+        if isinstance(layer, (ReLU, ReLU6, Flatten)):
+            continue  # applied by the job that writes the gradient below it / a no-op
+        if isinstance(layer, Add):
+            for t in reads[i]:
+                key, relu = grad_dest(graph, t)
+                if len(users[t]) == 1 and relu is not None:
+                    # the operand is a rectifier's output: its rule on the diagonal (else the operand's
+                    # gradient is the Add's, grad_store)
+                    src, dst = grad_tensor(grad_store(graph, i + 1)), grad_tensor(key)
+                    d = dict(_conv_fields(src, dst, dst.c, shape), **diag(1 << IDENTITY_FRAC, 1), layer=i, ky=1, kx=1,
+                             isy=1, isx=1, iky=1, ikx=1, oh=dst.h, ow=dst.w, shift0=IDENTITY_FRAC,
+                             shift1=IDENTITY_FRAC, shift2=IDENTITY_FRAC, flags=rule_flags(relu) | flags(Flag.DIAG))
+                    d.update(relu_bits(relu, dst))
+                    backward.append(Job(**d))
+        elif len(users[reads[i][0]]) == 1:
+            _backward_jobs(i)
+        for t in sorted(set(reads[i])):
+            if len(users[t]) > 1 and i == min(users[t]):
+                gradient_sum(t)
     grad_input = grad_tensor(0)
     # the controller steps through the slots of the image, the work tensor, the input gradient
     # and the attribution by one stride
@@ -699,6 +906,11 @@ def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
 def _stride(s: int, positions: int) -> int:
     """A grid's input stride: any stride reads the same pixels where the grid has one row (column)."""
     return s if positions > 1 else 1
+
+
+def _stride2(layer) -> tuple[int, int]:
+    """A layer's stride (an Add's: 1)."""
+    return (1, 1) if isinstance(layer, Add) else layer.stride
 
 
 def _is_global(layer: AvgPool2d) -> bool:

@@ -354,12 +354,13 @@ def describe(p: PlanV2, methods=None) -> str:
         f"engine: Tm={e.tm} x Tn={e.tn} MACs, input buffer {e.in_depth} words, {e.out_depth} accumulators a lane, "
         f"weight buffer {e.w_depth} rows",
         "",
-        f"{'layer':<14}{'dir':<5}{'op':<6}{'cycles':>11}{'bound':>11}{'MAC util':>10}",
     ]
     names = [layer.name for layer in qg.graph.layers] + ["logits"]
+    width = max(14, 2 + max(map(len, names)))
+    lines.append(f"{'layer':<{width}}{'dir':<5}{'op':<6}{'cycles':>11}{'bound':>11}{'MAC util':>10}")
     for cost in p.forward_costs + p.backward_costs:
         util = f"{cost.utilization(e.tm, e.tn):.1%}" if cost.macs else "-"
-        lines.append(f"{names[cost.layer]:<14}{cost.direction[:3]:<5}{cost.op:<6}{cost.cycles:>11,}"
+        lines.append(f"{names[cost.layer]:<{width}}{cost.direction[:3]:<5}{cost.op:<6}{cost.cycles:>11,}"
                      f"{cost.bound_cycles:>11,}{util:>10}")
     lines.append("")
     for method in ["predict"] + list(methods or qg.methods):

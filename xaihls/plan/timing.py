@@ -61,7 +61,7 @@ class JobCost:
     compute_cycles: int  # the MAC array busy
     memory_cycles: int  # DDR transfers alone
     array_macs: int  # what the array computes: channels padded to whole tiles count, taps on the padding not
-    bound_cycles: int  # roofline of the job as mapped: max(array MACs / (Tm*Tn), the transfers at the DDR's rate)
+    bound_cycles: int  # roofline of the job as mapped: max(array MACs / (Tm*Tn), each direction's transfers at the DDR's rate)
     macs: int | None = None  # the network's multiply-accumulates in the job (None: the layers were not given)
 
     def utilization(self, tm: int, tn: int) -> float:
@@ -209,8 +209,10 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
     total = fetch + last_done + CONV_TAIL + dram.latency + JOB_END
     macs = _array_macs(d, engine)
     pairs = sum(_n_tiles(d, engine, mt) for mt in range(d.m_tiles))  # (m-tile, n-tile) weight streams
-    min_bytes = 2 * (d.n_tiles * d.ih * d.iw * tn + pairs * tm * tn * passes + d.out_blocks * d.oph * d.opw * tn)
-    bound = max(math.ceil(macs / (tm * tn)), math.ceil(min_bytes / (2 * e / dram.beat_cycles)))
+    # AXI reads and writes have channels of their own: each direction streams at the DDR's rate
+    read_bytes = 2 * (d.n_tiles * d.ih * d.iw * tn + pairs * tm * tn * passes)
+    write_bytes = 2 * d.out_blocks * d.oph * d.opw * tn
+    bound = max(math.ceil(macs / (tm * tn)), math.ceil(max(read_bytes, write_bytes) / (2 * e / dram.beat_cycles)))
     return JobCost(d.layer, "conv", direction, total, compute_total, memory_total, macs, bound)
 
 

@@ -141,7 +141,8 @@ def calibrate(
     """Choose every format of ``graph`` from ``calibration`` (N, C, H, W) and ``config``.
 
     A chain gets exactly the formats it always had. On a DAG, every tensor gets one format
-    (its producer's ``out``), an Add's operands a common format covering both, and the gradient
+    (its producer's ``out``), an Add's ``in`` the finer of its operands' formats (they are aligned
+    to it exactly, docs/dag.md), and the gradient
     at a tensor read by several layers one format for the sum of what they send back.
     """
     cfg = load_config(config)
@@ -220,8 +221,8 @@ def calibrate(
     tensor_fmts = [input_fmt]
     for i, layer in enumerate(graph.layers):
         reads = graph.input_tensors[i]
-        if isinstance(layer, Add):  # both operands requantized to one format covering both
-            in_fmt = fmt(max(act_max[k] for k in reads))
+        if isinstance(layer, Add):  # the operands aligned exactly to the finer of their fractions
+            in_fmt = max((tensor_fmts[k] for k in reads), key=lambda f: f.frac)
         else:
             in_fmt = tensor_fmts[reads[0]]
         out_fmt = override(layer.name, "output")

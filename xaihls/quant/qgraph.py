@@ -5,7 +5,7 @@ k-1 (tensor L the logits). ``grad[mode][k]`` is the gradient at tensor k under a
 ReLU-backward mode, summed over the layers that read it (``grad[mode][0]`` the input
 gradient, ``grad[mode][L]`` the one-hot seed); in a chain, tensor k is the input of layer k,
 so ``act[i]`` and ``grad[mode][i]`` are layer i's input's. A layer's ``in`` format is the
-format it reads its input in (an Add's: the common format both operands are requantized to).
+format it reads its input in (an Add's: the finer of its operands' formats, which both are aligned to exactly).
 Every requantization point is explicit: a layer's ``out`` format differs from the
 accumulator fraction it computes in, and the shift between them is what every executor applies.
 """

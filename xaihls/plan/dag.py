@@ -1,0 +1,146 @@
+"""How the engine runs a graph that is not a chain: residual adds and tensors read by two layers.
+
+Both become two-source CONV jobs (docs/engine_v2.md, "Residual adds and gradient sums"): a job
+whose input blocks are two tensors stored next to each other, each source's operands shifted
+to one fraction, so that a sum of two terms is one accumulator and one rounding, as the golden
+model computes it (docs/dag.md):
+
+- **An Add** is a 1 x 1 job over its two operands (the identity on each source's diagonal); the
+  compiler stores the two operand tensors side by side (an operand that is the input image is
+  copied there first).
+- **The gradient at a tensor read by two layers** is one transposed job over the gradients at the
+  two readers' outputs, stored side by side: a convolution's rotated kernel on its source, the
+  identity (an Add's) on the other, their stride phases merged into one pass grid.
+
+This module decides the structure from the graph alone (which tensors sit side by side, where
+each gradient is stored) and refuses, in one line naming the tensor or layer, a graph the two
+sources cannot express. The lowering (``xaihls.plan.lowering``) builds the jobs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xaihls.errors import XaiHlsError
+from xaihls.frontend.ir import Add, Conv2d, Flatten, Graph, ReLU, ReLU6
+
+RECTIFIERS = (ReLU, ReLU6)
+
+
+def canon(graph: Graph, t: int) -> int:
+    """A tensor's first alias: a Flatten's output is its input's bytes."""
+    layers, reads = graph.layers, graph.input_tensors
+    while t > 0 and isinstance(layers[t - 1], Flatten):
+        t = reads[t - 1][0]
+    return t
+
+
+def grad_dest(graph: Graph, t: int) -> tuple[int, int | None]:
+    """Where the gradient at tensor ``t`` is written, and the rectifier whose rule its writer applies:
+    a rectifier's output gradient is stored at the rectifier's input, the rule applied (the
+    rectifier's input has no other reader: ``structure`` refuses that)."""
+    t = canon(graph, t)
+    if t > 0 and isinstance(graph.layers[t - 1], RECTIFIERS):
+        return canon(graph, graph.input_tensors[t - 1][0]), t - 1
+    return t, None
+
+
+def grad_store(graph: Graph, t: int) -> int:
+    """The tensor whose gradient buffer holds the gradient at ``t``: an Add's operand that only the Add
+    reads has the Add's output gradient itself (the same values, the same format), unless a rule
+    must be applied to it first."""
+    key, rule = grad_dest(graph, t)
+    users = graph.consumers[key]
+    if rule is None and len(users) == 1 and isinstance(graph.layers[users[0]], Add):
+        return grad_store(graph, users[0] + 1)
+    return key
+
+
+@dataclass(frozen=True)
+class DagPlan:
+    """``adds``: Add layer -> its operand tensors (first, second), stored side by side in that order.
+    ``sums``: tensor read by two layers -> the readers (first, second); their output gradients are
+    stored side by side in that order (``sources``: the gradient buffers, by ``grad_store``)."""
+
+    adds: dict[int, tuple[int, int]]
+    sums: dict[int, tuple[int, int]]
+    sources: dict[int, tuple[int, int]]
+
+    def pairs(self) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
+        """(activation tensor -> (first, second) of its pair, gradient buffer -> (first, second) of its pair)."""
+        act = {t: pair for pair in self.adds.values() for t in pair}
+        grad = {k: pair for pair in self.sources.values() for k in pair}
+        return act, grad
+
+
+def _reader_refusal(graph: Graph, t: int, readers: tuple[int, ...]) -> str | None:
+    layers = graph.layers
+    name = graph.tensor_names[t]
+    kinds = ", ".join(f"'{layers[r].name}' ({type(layers[r]).__name__})" for r in readers)
+    if len(readers) > 2:
+        return (f"tensor '{name}' is read by {len(readers)} layers ({kinds}); the engine sums the gradients of "
+                "two readers (one two-source job)")
+    if any(not isinstance(layers[r], (Conv2d, Add)) for r in readers):
+        return (f"tensor '{name}' is read by {kinds}; the engine sums the gradients of two readers only where "
+                "each is a Conv2d or an Add")
+    convs = [layers[r] for r in readers if isinstance(layers[r], Conv2d)]
+    strides = {c.stride for c in convs} | ({(1, 1)} if len(convs) < len(readers) else set())
+    if len(strides) > 1:
+        return (f"tensor '{name}' is read by {kinds} with different strides; the engine sums the gradients of "
+                "two readers of one stride")
+    shapes = {tuple(layers[r].out_shape[1:]) for r in readers}
+    if len(shapes) > 1:
+        return (f"tensor '{name}' is read by {kinds}, whose outputs differ in size; the engine sums the "
+                "gradients of two readers whose outputs have one size")
+    return None
+
+
+def structure(graph: Graph) -> DagPlan:
+    """The side-by-side tensors of ``graph`` (a chain: none); XaiHlsError, one line, where the engine
+    cannot run it."""
+    layers, reads, users = graph.layers, graph.input_tensors, graph.consumers
+    names = graph.tensor_names
+    for j, layer in enumerate(layers):
+        if isinstance(layer, RECTIFIERS):
+            t = canon(graph, reads[j][0])
+            if len(users[t]) > 1:
+                raise XaiHlsError(
+                    f"tensor '{names[t]}' is read by '{layer.name}' ({type(layer).__name__}) and by other layers; "
+                    "the engine applies a rectifier's backward rule only to a tensor the rectifier alone reads")
+    adds: dict[int, tuple[int, int]] = {}
+    paired: dict[int, int] = {}
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Add):
+            continue
+        a, b = reads[i]
+        if a == b:
+            raise XaiHlsError(f"layer '{layer.name}' adds tensor '{names[a]}' to itself; the engine adds two "
+                              "tensors (write it as a multiplication by 2)")
+        for t in (a, b):
+            if canon(graph, t) != t:
+                raise XaiHlsError(f"layer '{layer.name}' adds a flattened tensor '{names[t]}'; the engine adds maps "
+                                  "(add before the Flatten)")
+            if t in paired:
+                raise XaiHlsError(f"tensor '{names[t]}' is added by '{layers[paired[t]].name}' and "
+                                  f"'{layer.name}'; the engine stores an operand next to one other")
+            paired[t] = i
+        adds[i] = (a, b)
+    sums: dict[int, tuple[int, int]] = {}
+    sources: dict[int, tuple[int, int]] = {}
+    taken: dict[int, int] = {}
+    for t, readers in enumerate(users[:-1]):
+        if len(readers) < 2:
+            continue
+        why = _reader_refusal(graph, t, readers)
+        if why is not None:
+            raise XaiHlsError(why)
+        pair = tuple(grad_store(graph, r + 1) for r in readers)
+        for k in pair:
+            if k in taken or pair[0] == pair[1]:
+                raise XaiHlsError(f"the gradients summed at tensor '{names[t]}' and at tensor "
+                                  f"'{names[taken.get(k, t)]}' share a buffer; the engine stores each "
+                                  "gradient next to one other")
+            taken[k] = t
+        sums[t] = readers
+        sources[t] = pair
+    return DagPlan(adds, sums, sources)
