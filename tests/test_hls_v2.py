@@ -20,7 +20,8 @@ from torch import nn
 import xaihls
 from tests.random_nets import edge_net, pool_net, random_net
 from xaihls.backends.hls import csim, v2
-from xaihls.backends.hls.rules import check_files, check_source, constant_names, pipelined_arithmetic
+from xaihls.backends.hls.rules import (check_files, check_source, constant_names, multiplier_widths,
+                                       pipelined_arithmetic)
 from xaihls.backends.hls.templates import TEMPLATE_DIR
 from xaihls.errors import XaiHlsError
 from xaihls.executor import engine_result, prepare
@@ -531,11 +532,38 @@ def test_the_pipelined_arithmetic_rule_catches_each_kind_and_allows_constants():
     assert check_source("bad.cpp", BAD_LOOPS, constant_names(BAD_LOOPS)) == []
 
 
-def test_the_data_path_multiplier_takes_at_most_18_bit_operands():
-    types = (FIRMWARE / "xaihls_types.h").read_text()
-    assert re.search(r"typedef ap_int<18> operand_t;", types)
-    assert re.search(r"inline product_t dsp_mul\(operand_t a, operand_t b\)", types)
-    assert set(re.findall(r"\b(\w+)\s*\(", "".join(re.findall(r"inline \w+ dsp_mul\([^)]*\)", types)))) == {"dsp_mul"}
+def test_the_data_path_multiplier_is_one_dsp48_and_exact(project, tmp_path):
+    """dsp_mul takes an 18-bit and a 25-bit operand (a 16-bit one shifted by up to MAX_X_SHIFT):
+    one DSP48 multiplier (25 x 18), its 43-bit product exact. A wider operand, a narrower
+    product, or widths the check cannot read, are found."""
+    sources = v2.synthesized_sources(project)
+    texts = {p.name: p.read_text() for p in sources}
+    assert multiplier_widths(texts) == []
+    types = texts["xaihls_types.h"]
+    assert "inline product_t dsp_mul(operand_t a, x_operand_t b)" in types
+    for name, bits in (("operand_t", 18), ("x_operand_t", 25), ("product_t", 43)):
+        assert f"typedef ap_int<{bits}> {name};" in types, name
+    assert 16 + contract.MAX_X_SHIFT == 25 and multiplier_widths({
+        "t.h": f"typedef ap_int<{16 + contract.MAX_X_SHIFT}> x_t;\ntypedef ap_int<18> w_t;\n"
+               "ap_int<43> dsp_mul(w_t a, x_t b) { return a * b; }"}) == []
+    wide = "data-path multiplier wider than one DSP48 (25 x 18)"
+    narrow = "data-path product narrower than its operands' (not exact)"
+    unread = "data-path multiplier whose widths cannot be read"
+    for old, replacement, rules in (
+            ("typedef ap_int<25> x_operand_t;", "typedef ap_int<26> x_operand_t;", {wide, narrow}),
+            ("typedef ap_int<18> operand_t;", "typedef ap_int<19> operand_t;", {wide, narrow}),
+            ("typedef ap_int<43> product_t;", "typedef ap_int<42> product_t;", {narrow}),
+            ("dsp_mul(operand_t a, x_operand_t b)", "dsp_mul(x_operand_t a, x_operand_t b)", {wide, narrow}),
+            ("dsp_mul(operand_t a, x_operand_t b)", "dsp_mul(operand_t a, ap_uint<25> b)", {wide, narrow}),
+            ("dsp_mul(operand_t a, x_operand_t b)", "dsp_mul(operand_t a, wide_t b)", {wide, narrow}),
+            ("dsp_mul(operand_t a, x_operand_t b)", "dsp_mul(operand_t a, auto b)", {unread})):
+        copy = tmp_path / f"firmware_{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(project / "firmware", copy)
+        assert types.count(old) == 1, old
+        (copy / "xaihls_types.h").write_text(types.replace(old, replacement))
+        found = check_files([copy / p.name for p in sources])
+        assert {v.rule for v in found} == rules and {v.file for v in found} == {str(copy / "xaihls_types.h")}, (
+            replacement, [str(v) for v in found])
 
 
 def test_pragmas_shape_the_dataflow_the_mac_loops_and_the_buffers():
