@@ -20,7 +20,8 @@ from torch import nn
 import xaihls
 from tests.random_nets import edge_net, pool_net, random_net
 from xaihls.backends.hls import csim, v2
-from xaihls.backends.hls.rules import check_files, check_source, constant_names, pipelined_arithmetic
+from xaihls.backends.hls.rules import (check_files, check_source, constant_names, multiplier_widths,
+                                       pipelined_arithmetic)
 from xaihls.backends.hls.templates import TEMPLATE_DIR
 from xaihls.errors import XaiHlsError
 from xaihls.executor import engine_result, prepare
@@ -33,7 +34,7 @@ from xaihls.plan.boards import load_board
 from xaihls.plan.contract import DESCRIPTOR, HEADER, REGISTER, Flag, Op, Status, Unpool
 from xaihls.plan.engine import EngineV2
 from xaihls.plan.contract import to_blocked
-from xaihls.plan.lowering import Buffers, Shape, buffer_needs, lower
+from xaihls.plan.lowering import Buffers, Shape, buffer_needs, encode, lower, lower_jobs
 from xaihls.sim import interpreter
 
 FIRMWARE = TEMPLATE_DIR / v2.FIRMWARE
@@ -296,6 +297,93 @@ def test_csim_equals_golden_with_relu6_on_the_logits_and_padded_pools_across_row
     _check_runs(qg, plan, x, f"ReLU6 head {config}")
 
 
+# Contract v6's two sources and operand shifts (src_b, xs_a*, xs_b*): no compiler emits them yet, so
+# jobs of compiled networks get them by hand. Forward jobs shift equally under every mode (as a
+# compiler would write them); backward jobs differently under each mode and for each source, up to
+# MAX_X_SHIFT (a 16-bit operand shifted into all 25 bits of the multiplier's input).
+XS_FORWARD = ((0, 0, 0), (1, 1, 1))  # (first source, second source), a shift a mode
+XS_BACKWARD = (((0, 9, 2), (3, 0, 1)), ((2, 0, 0), (0, 1, 3)), ((1, 2, 0), (0, 0, 2)))
+
+
+def _with_operand_shifts(lowered):
+    """``lowered`` with every weighted CONV job given operand shifts: a job that reads at least
+    two blocks a second source from half its blocks on, except the last of each list; any other
+    one source (with the second source's shifts, and the first's in xs_b, which it must ignore);
+    and the kinds of jobs changed."""
+    kinds = set()
+    groups = lowered.shape.tm // lowered.shape.tn
+
+    def shifted(d, xs, direction, last):
+        if d.op != Op.CONV or not d.passes:
+            return d
+        split = d.n_tiles >= 2 and not last
+        a, b = xs if split else reversed(xs)
+        kind = f"{direction} {'two sources' if split else 'one source'}"
+        detail = [f.name for f in (Flag.DIAG, Flag.GATE) if d.has(f)] + (["UNPOOL"] if d.unpool else [])
+        if d.has(Flag.DIAG) and split:
+            detail.append("across m-tiles" if d.n_tiles > groups else "within an m-tile")
+        kinds.update({kind, " ".join([kind] + detail)})
+        return dataclasses.replace(d, src_b=d.n_tiles // 2 if split else 0, xs_a0=a[0], xs_a1=a[1], xs_a2=a[2],
+                                   xs_b0=b[0], xs_b1=b[1], xs_b2=b[2])
+
+    def shift_list(jobs, direction, xs):
+        last = max(k for k, d in enumerate(jobs) if d.op == Op.CONV and d.passes)
+        return tuple(shifted(d, xs(k), direction, k == last) for k, d in enumerate(jobs))
+
+    forward = shift_list(lowered.forward, "forward", lambda k: XS_FORWARD)
+    backward = shift_list(lowered.backward, "backward", lambda k: XS_BACKWARD[k % len(XS_BACKWARD)])
+    return dataclasses.replace(lowered, forward=forward, backward=backward), kinds
+
+
+SHIFTED_JOBS = {  # (network, config) -> the job kinds its Program must have
+    ("digits", "16x8"): {"backward two sources GATE UNPOOL"},
+    ("digits_gap", "16x8"): {"forward two sources DIAG within an m-tile", "backward two sources DIAG within an m-tile"},
+    ("digits_gap", "4x4_row_tiles"): {"forward two sources DIAG across m-tiles",
+                                      "backward two sources DIAG GATE across m-tiles"},
+}
+
+
+@pytest.mark.parametrize("name,config", list(SHIFTED_JOBS))
+def test_csim_shifts_each_sources_operands_as_the_interpreter(qgraphs, engines, name, config):
+    """Two-source jobs (dense, DIAG within and across m-tiles, GATE, UNPOOL; forward and
+    backward) and one-source jobs with operand shifts: C-simulation equals the interpreter
+    (logits, targets, attributions, saturation counters) for predict and for a method of each
+    ReLU mode, on the batched and the plain lists; and the shifts change what the Program computes."""
+    qg, (shape, buffers) = qgraphs[name], CONFIGS[config]
+    lowered, kinds = _with_operand_shifts(lower_jobs(qg, shape, batch=BATCH))
+    program = encode(lowered, buffers)
+    assert {"forward two sources", "forward one source", "backward two sources", "backward one source"} <= kinds
+    assert SHIFTED_JOBS[name, config] <= kinds, kinds
+    unshifted = lower(qg, shape, buffers, batch=BATCH)
+    x = get_zoo_model(name).samples()[0][:BATCH + 1]  # a batched start and a plain one
+    saturated = 0
+    for method in (None, "gradient", "guided_backprop", "deconvnet"):
+        args = prepare(qg, x, method, steps=STEPS)
+        code = METHOD_CODES.get(method, 0)
+        label = f"{name} {config} {method or 'predict'}"
+        run = (args.x_q, code, args.target, args.steps, args.rule, None)
+        got = v2.run_batch(program, engines[config], *run)
+        want = interpreter.run_batch(program, *run)
+        before = interpreter.run_batch(unshifted, *run)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]), f"{label}: logits, target"
+        assert got[3] == want[3], f"{label}: saturation counters"
+        assert not torch.equal(want[0], before[0]), f"{label}: the shifts change the logits"
+        if method:
+            assert torch.equal(got[2], want[2]), f"{label}: attribution"
+            assert not torch.equal(want[2], before[2]), f"{label}: the shifts change the attribution"
+        saturated += sum(sum(c) for c in want[3])
+    assert saturated > 0
+    # a shift beyond MAX_X_SHIFT would overflow the multiplier's input: the engine refuses the Program
+    lib, ddr, first = v2.library_for(engines[config]), program.ddr(), program.header["forward_addr"]
+    assert lib.run(ddr.copy(), 0, -1, STEPS) == 0
+    for field in ("xs_a0", "xs_b2"):
+        broken = ddr.copy()
+        job = DESCRIPTOR.decode(ddr[first:first + DESCRIPTOR.bytes].tobytes())
+        broken[first:first + DESCRIPTOR.bytes] = np.frombuffer(
+            DESCRIPTOR.encode({**job, field: contract.MAX_X_SHIFT + 1}), np.uint8)
+        assert lib.run(broken, 0, -1, STEPS) == 1 << Status.BAD_PROGRAM, field
+
+
 def test_status_bits_are_the_contracts(plans):
     plan = plans["digits", "16x8"]
     lib = v2.library_for(plan.engine)
@@ -531,11 +619,38 @@ def test_the_pipelined_arithmetic_rule_catches_each_kind_and_allows_constants():
     assert check_source("bad.cpp", BAD_LOOPS, constant_names(BAD_LOOPS)) == []
 
 
-def test_the_data_path_multiplier_takes_at_most_18_bit_operands():
-    types = (FIRMWARE / "xaihls_types.h").read_text()
-    assert re.search(r"typedef ap_int<18> operand_t;", types)
-    assert re.search(r"inline product_t dsp_mul\(operand_t a, operand_t b\)", types)
-    assert set(re.findall(r"\b(\w+)\s*\(", "".join(re.findall(r"inline \w+ dsp_mul\([^)]*\)", types)))) == {"dsp_mul"}
+def test_the_data_path_multiplier_is_one_dsp48_and_exact(project, tmp_path):
+    """dsp_mul takes an 18-bit and a 25-bit operand (a 16-bit one shifted by up to MAX_X_SHIFT):
+    one DSP48 multiplier (25 x 18), its 43-bit product exact. A wider operand, a narrower
+    product, or widths the check cannot read, are found."""
+    sources = v2.synthesized_sources(project)
+    texts = {p.name: p.read_text() for p in sources}
+    assert multiplier_widths(texts) == []
+    types = texts["xaihls_types.h"]
+    assert "inline product_t dsp_mul(operand_t a, x_operand_t b)" in types
+    for name, bits in (("operand_t", 18), ("x_operand_t", 25), ("product_t", 43)):
+        assert f"typedef ap_int<{bits}> {name};" in types, name
+    assert 16 + contract.MAX_X_SHIFT == 25 and multiplier_widths({
+        "t.h": f"typedef ap_int<{16 + contract.MAX_X_SHIFT}> x_t;\ntypedef ap_int<18> w_t;\n"
+               "ap_int<43> dsp_mul(w_t a, x_t b) { return a * b; }"}) == []
+    wide = "data-path multiplier wider than one DSP48 (25 x 18)"
+    narrow = "data-path product narrower than its operands' (not exact)"
+    unread = "data-path multiplier whose widths cannot be read"
+    for old, replacement, rules in (
+            ("typedef ap_int<25> x_operand_t;", "typedef ap_int<26> x_operand_t;", {wide, narrow}),
+            ("typedef ap_int<18> operand_t;", "typedef ap_int<19> operand_t;", {wide, narrow}),
+            ("typedef ap_int<43> product_t;", "typedef ap_int<42> product_t;", {narrow}),
+            ("dsp_mul(operand_t a, x_operand_t b)", "dsp_mul(x_operand_t a, x_operand_t b)", {wide, narrow}),
+            ("dsp_mul(operand_t a, x_operand_t b)", "dsp_mul(operand_t a, ap_uint<25> b)", {wide, narrow}),
+            ("dsp_mul(operand_t a, x_operand_t b)", "dsp_mul(operand_t a, wide_t b)", {wide, narrow}),
+            ("dsp_mul(operand_t a, x_operand_t b)", "dsp_mul(operand_t a, auto b)", {unread})):
+        copy = tmp_path / f"firmware_{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(project / "firmware", copy)
+        assert types.count(old) == 1, old
+        (copy / "xaihls_types.h").write_text(types.replace(old, replacement))
+        found = check_files([copy / p.name for p in sources])
+        assert {v.rule for v in found} == rules and {v.file for v in found} == {str(copy / "xaihls_types.h")}, (
+            replacement, [str(v) for v in found])
 
 
 def test_pragmas_shape_the_dataflow_the_mac_loops_and_the_buffers():

@@ -12,6 +12,7 @@ constexpr int PROGRAM_VERSION = 6;
 constexpr int MAX_IG_STEPS = 1024;
 constexpr int RESULT_SLOT_BYTES = 64;
 constexpr int IDENTITY_FRAC = 14;
+constexpr int MAX_X_SHIFT = 9;
 
 constexpr int OP_END = 0;
 constexpr int OP_CONV = 1;

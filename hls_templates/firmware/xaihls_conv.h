@@ -36,6 +36,7 @@ struct Desc {
     int bias_shift, cap, oph, opw, osy, osx, oyo, oxo, shift0, shift1, shift2;
     int mask_base, mask_plane, index_base, index_plane;
     int pool_kh, pool_kw, pool_sh, pool_sw, pool_oh, pool_ow, code0, code_ky, code_kx, unpool;
+    int src_b, xs_a[3], xs_b[3];  // the second source's first block; each source's operand shift by ReLU mode
 };
 
 inline int field(const uint32_t *w, c::FieldSpec f) { return int(c::get_field(w, f)); }
@@ -107,6 +108,13 @@ inline Desc decode_desc(const uint32_t w[c::DESCRIPTOR_WORDS]) {
     d.code_ky = field(w, c::DESCRIPTOR_CODE_KY);
     d.code_kx = field(w, c::DESCRIPTOR_CODE_KX);
     d.unpool = field(w, c::DESCRIPTOR_UNPOOL);
+    d.src_b = field(w, c::DESCRIPTOR_SRC_B);
+    d.xs_a[c::RELU_MASK] = field(w, c::DESCRIPTOR_XS_A0);
+    d.xs_a[c::RELU_GUIDED] = field(w, c::DESCRIPTOR_XS_A1);
+    d.xs_a[c::RELU_DECONV] = field(w, c::DESCRIPTOR_XS_A2);
+    d.xs_b[c::RELU_MASK] = field(w, c::DESCRIPTOR_XS_B0);
+    d.xs_b[c::RELU_GUIDED] = field(w, c::DESCRIPTOR_XS_B1);
+    d.xs_b[c::RELU_DECONV] = field(w, c::DESCRIPTOR_XS_B2);
     return d;
 }
 
@@ -138,6 +146,8 @@ struct MacCfg {
     int code0, code_ky, code_kx, kx_code_back;                    // GATE: the pass's window position
     int unpool, uls, umsk, mode, piw;  // UNPOOL: mode, log2 and side - 1 of the window, the run's rule, pooled width
     int load_lo, load_rows, load_step_pooled;  // UNPOOL: the tiles' pooled rows
+    int src_b;                  // the first n-tile of the second source (0: one source)
+    x_shift_t xs_a, xs_b;       // the operand shift of each source under the run's ReLU mode
 };
 
 // UNPOOL: the buffer word of each loaded pooled row (row j at j * piw), made by additions once a
@@ -213,7 +223,10 @@ inline bool conv_fits(const Desc &d) {
     const bool index = index_blocks == 0
         || (HAS_GATE && d.index_base % TN == 0
             && int64_t(d.index_base / TN) + int64_t(index_blocks) * d.index_plane <= INDEX_WORDS);
-    return d.op == c::OP_CONV && shapes && input && beats && rows && bits && pool && unpool && index;
+    // an operand shifted by xs_* fits the multiplier's 25-bit input
+    bool shifts = true;
+    for (int k = 0; k < 3; k++) shifts = shifts && d.xs_a[k] <= c::MAX_X_SHIFT && d.xs_b[k] <= c::MAX_X_SHIFT;
+    return d.op == c::OP_CONV && shapes && input && beats && rows && bits && pool && unpool && index && shifts;
 }
 
 inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreCfg &sc) {
@@ -293,6 +306,9 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     mc.code_ky = d.code_ky;
     mc.code_kx = d.code_kx;
     mc.kx_code_back = d.kx * d.code_kx;
+    mc.src_b = d.src_b;
+    mc.xs_a = d.xs_a[mode];
+    mc.xs_b = d.xs_b[mode];
 
     const bool pool = flag(d.flags, c::FLAG_POOL);
     const int out_row_beats = beat_of(d.out_row_bytes);
@@ -610,14 +626,16 @@ inline void next_pass(Walk &w, const MacCfg &mc) {
     }
 }
 
-// sums[m] = sum over n of W[pass][m][n] * x_n, x_n the walker's operand of channel n: zero
-// outside the map (padding) and, under GATE, unless its kept pool index is the pass's code.
+// sums[m] = sum over n of W[pass][m][n] * (x_n << xs), x_n the walker's operand of channel n: zero
+// outside the map (padding) and, under GATE, unless its kept pool index is the pass's code; xs
+// the n-tile's source's shift. Each x_n is shifted once, for all TM lanes, into the 25-bit input
+// of the lanes' DSP48s (16 + MAX_X_SHIFT bits): the shift costs no DSP.
 // UNPOOL: the buffer holds pooled rows; (y, x) reads pooled pixel (y >> uls, x >> uls) (the tile's
 // buffer starts at pooled row first_pooled), open where the kept window
 // position is (y mod s, x mod s), and with the RELU mode where the run's rule passes it (the ReLU
 // bit of the window's maximum is its alive bit).
-inline void products(const Walk &w, const MacCfg &mc, int first_pooled, const row_words_t rows, const in_tile_t &in,
-                     const pass_w_t &wt, acc_t sums[TM]) {
+inline void products(const Walk &w, const MacCfg &mc, int first_pooled, const row_words_t rows, x_shift_t xs,
+                     const in_tile_t &in, const pass_w_t &wt, acc_t sums[TM]) {
     const int y = w.y_row + w.y_pass, x = w.x_col + w.x_pass;
     const bool valid = y >= 0 && y < mc.ih && x >= 0 && x < mc.iw;
     const int j = (y >> mc.uls) - first_pooled;  // UNPOOL: the pooled row in the tile's buffer
@@ -628,13 +646,13 @@ inline void products(const Walk &w, const MacCfg &mc, int first_pooled, const ro
     if (valid && (a < 0 || a >= IN_DEPTH)) csim_walk_fault() = true;
 #endif
     const InWord word = in[valid && a >= 0 && a < IN_DEPTH ? a : 0];
-    operand_t x_n[TN];
+    x_operand_t x_n[TN];
     for (int n = 0; n < TN; n++) {
 #pragma HLS unroll
         const bool open = !mc.gate || int(word.g[n] & (ALIVE - 1)) == code;
-        const wide_t v = mc.unpool == c::UNPOOL_RELU ? relu_rule(word.x[n], (word.g[n] & ALIVE) != 0, mc.mode)
-                                                     : wide_t(word.x[n]);
-        x_n[n] = valid && open ? operand_t(v) : operand_t(0);
+        const data_t v = mc.unpool == c::UNPOOL_RELU ? data_t(relu_rule(word.x[n], (word.g[n] & ALIVE) != 0, mc.mode))
+                                                     : word.x[n];
+        x_n[n] = valid && open ? x_operand_t(x_operand_t(v) << xs) : x_operand_t(0);
     }
     for (int m = 0; m < TM; m++) {
 #pragma HLS unroll
@@ -657,8 +675,9 @@ inline void products(const Walk &w, const MacCfg &mc, int first_pooled, const ro
 // Either way no iteration reads an accumulator fewer than ACC_DISTANCE iterations after one
 // wrote it, which is what the dependence pragma states. (Tiles follow one another only after
 // the loop has drained: each call is a new pipeline.)
-inline void mac_tile(const MacCfg &mc, int y_tile, int first_pooled, const row_words_t rows, int positions, int iters,
-                     bool first_nt, bool pass_major, const in_tile_t &in, const w_tile_t &wt, acc_tile_t &acc) {
+inline void mac_tile(const MacCfg &mc, int y_tile, int first_pooled, const row_words_t rows, x_shift_t xs,
+                     int positions, int iters, bool first_nt, bool pass_major, const in_tile_t &in, const w_tile_t &wt,
+                     acc_tile_t &acc) {
     Walk w;
     first_position(w, mc, y_tile);
     first_pass(w, mc);
@@ -669,7 +688,7 @@ mac:
 #pragma HLS pipeline II=1
 #pragma HLS dependence variable=acc type=inter direction=RAW dependent=true distance=ACC_DISTANCE
         acc_t sums[TM];
-        products(w, mc, first_pooled, rows, in, wt[w.pass], sums);
+        products(w, mc, first_pooled, rows, xs, in, wt[w.pass], sums);
         const acc_word_t old = acc[w.pos];
         const bool from_memory = pass_major || w.pass == 0;  // else the position's running sum
         const bool last_pass = w.pass == mc.passes - 1;
@@ -735,8 +754,11 @@ mac_row_tiles:
             hls::read_lock<w_tile_t> w_lock(w_tiles);
             const in_tile_t &in = in_lock;
             const w_tile_t &wt = w_lock;
+            // n-tile mt_first_nt + k (its input block) is the second source's from src_b on
+            const x_shift_t xs = mc.src_b != 0 && mt_first_nt + k >= mc.src_b ? mc.xs_b : mc.xs_a;
             // the weight-stationary order only where its accumulator distance holds
-            mac_tile(mc, y_tile, first_pooled, rows, positions, iters, k == 0, positions >= ACC_DISTANCE, in, wt, acc);
+            mac_tile(mc, y_tile, first_pooled, rows, xs, positions, iters, k == 0, positions >= ACC_DISTANCE, in, wt,
+                     acc);
         }
         y_tile += mc.load_step;
         first_pooled += mc.load_step_pooled;

@@ -75,8 +75,14 @@ typedef ap_uint<DW> beat_t;
 typedef ap_int<16> data_t;       // weights, activations, gradients
 typedef ap_int<48> acc_t;        // a DSP48's P register: sums never overflow (checked by the compiler)
 typedef ap_int<64> wide_t;       // bias-aligned sums, post-processing products before requantization
-typedef ap_int<18> operand_t;    // a DSP48 multiplier input
-typedef ap_int<36> product_t;
+// A DSP48's multiplier is 25 x 18 bits (DSP48E1; 27 x 18 on DSP48E2): one product of an
+// operand_t (the 18-bit input: weights, post-processing factors) and an x_operand_t (the 25-bit
+// input: a 16-bit operand shifted left by at most MAX_X_SHIFT, the CONV job's xs_*).
+typedef ap_int<18> operand_t;
+typedef ap_int<25> x_operand_t;
+typedef ap_int<43> product_t;      // 25 + 18 bits: every product exact
+typedef ap_uint<4> x_shift_t;      // a CONV job's operand shift (xs_a*, xs_b*: 4-bit fields)
+static_assert(DATA_WIDTH + c::MAX_X_SHIFT <= x_operand_t::width, "a shifted operand fits the 25-bit input");
 typedef ap_uint<INDEX_BITS + 1> index_t;   // a max-pool's window position, its alive bit above it (ALIVE)
 constexpr int ALIVE = 1 << INDEX_BITS;       // [the window's ranked maximum > 0]: the ReLU bit of its argmax
 typedef ap_uint<E> mask_word_t;        // the ReLU bits of E lanes of one pixel
@@ -103,10 +109,11 @@ inline bool flag(int flags, int bit) { return (flags >> bit) & 1; }
 
 // ---- Numerics (xaihls/numerics.py) ----
 
-// The data path's one multiplier: two operands of at most 18 bits, one DSP48. Inside a
-// pipelined loop every non-constant product is written as a call of this function
-// (the HLS-rules check, xaihls/backends/hls/rules.py, refuses any other).
-inline product_t dsp_mul(operand_t a, operand_t b) {
+// The data path's one multiplier: an 18-bit and a 25-bit operand, one DSP48. Inside a
+// pipelined loop every non-constant product is written as a call of this function (the
+// HLS-rules check, xaihls/backends/hls/rules.py, refuses any other, and refuses this one with
+// operands wider than a DSP48's or a product narrower than exact).
+inline product_t dsp_mul(operand_t a, x_operand_t b) {
 #ifdef __SYNTHESIS__
     return a * b;
 #else

@@ -6,6 +6,7 @@ package xaihls_contract_pkg;
   localparam int MAX_IG_STEPS = 1024;
   localparam int RESULT_SLOT_BYTES = 64;
   localparam int IDENTITY_FRAC = 14;
+  localparam int MAX_X_SHIFT = 9;
 
   localparam int OP_END = 0;
   localparam int OP_CONV = 1;

@@ -345,11 +345,11 @@ MAX_IG_STEPS = 1024
 RESULT_SLOT_BYTES = 64  # a result record a slot, whole beats at every AXI width
 IG_TABLE_BYTES = 8 + 8 * MAX_IG_STEPS
 IDENTITY_FRAC = 14
+"""A diagonal job whose weights are 1 << IDENTITY_FRAC and whose shift adds IDENTITY_FRAC
+passes values unchanged (standalone max-pools and ReLUs run as such jobs)."""
 MAX_X_SHIFT = 9
 """The largest operand shift (xs_*): a 16-bit operand shifted by 9 fills the 25-bit multiplier input of
 a DSP48, so the shift costs no DSP."""
-"""A diagonal job whose weights are 1 << IDENTITY_FRAC and whose shift adds IDENTITY_FRAC
-passes values unchanged (standalone max-pools and ReLUs run as such jobs)."""
 
 
 def engine_starts(images: int, batch: int, method_code: int) -> list[tuple[int, int]]:
@@ -423,7 +423,8 @@ def cpp_header() -> str:
              f"constexpr int PROGRAM_VERSION = {PROGRAM_VERSION};",
              f"constexpr int MAX_IG_STEPS = {MAX_IG_STEPS};",
              f"constexpr int RESULT_SLOT_BYTES = {RESULT_SLOT_BYTES};",
-             f"constexpr int IDENTITY_FRAC = {IDENTITY_FRAC};", ""]
+             f"constexpr int IDENTITY_FRAC = {IDENTITY_FRAC};",
+             f"constexpr int MAX_X_SHIFT = {MAX_X_SHIFT};", ""]
     for group, name, value, meaning in _codes():
         comment = f"  // {meaning}" if meaning else ""
         lines.append(f"constexpr int {group.upper()}_{name} = {value if group != 'reg' else hex(value)};{comment}")
@@ -458,7 +459,8 @@ def sv_package() -> str:
              f"  localparam int PROGRAM_VERSION = {PROGRAM_VERSION};",
              f"  localparam int MAX_IG_STEPS = {MAX_IG_STEPS};",
              f"  localparam int RESULT_SLOT_BYTES = {RESULT_SLOT_BYTES};",
-             f"  localparam int IDENTITY_FRAC = {IDENTITY_FRAC};", ""]
+             f"  localparam int IDENTITY_FRAC = {IDENTITY_FRAC};",
+             f"  localparam int MAX_X_SHIFT = {MAX_X_SHIFT};", ""]
     for group, name, value, meaning in _codes():
         comment = f"  // {meaning}" if meaning else ""
         literal = f"12'h{value:03x}" if group == "reg" else str(value)

@@ -10,6 +10,8 @@ CI, not a C++ parser.
 
 from __future__ import annotations
 
+import ast
+import operator
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +20,15 @@ ALLOWED_SYSTEM_INCLUDES = {"ap_int.h", "ap_fixed.h", "hls_stream.h", "hls_math.h
                            "hls_streamofblocks.h", "stdint.h"}
 DATA_MULTIPLIERS = {"dsp_mul"}
 """The functions a pipelined loop may multiply two run-time values with: the data path's
-multiplier (one DSP, operands of at most 18 bits). Any other product in a pipelined loop, or
-in a function it calls, needs a compile-time-constant operand."""
+multiplier (one DSP: operands that fit DSP_INPUTS, checked by ``multiplier_widths``). Any other
+product in a pipelined loop, or in a function it calls, needs a compile-time-constant operand."""
+DSP_INPUTS = (25, 18)
+"""A DSP48's multiplier inputs, signed bits: 25 x 18 on a DSP48E1 (7-series, Zynq-7000), 27 x 18 on a
+DSP48E2 (UltraScale): a product of operands that fit 25 x 18 is one DSP on both."""
+_BUILTIN_WIDTHS = {"bool": (1, False), "char": (8, True), "int8_t": (8, True), "uint8_t": (8, False),
+                   "short": (16, True), "int16_t": (16, True), "uint16_t": (16, False), "int": (32, True),
+                   "int32_t": (32, True), "uint32_t": (32, False), "unsigned": (32, False), "long": (64, True),
+                   "int64_t": (64, True), "uint64_t": (64, False), "size_t": (64, False)}
 _BUILTIN_TYPES = {"int", "char", "short", "long", "unsigned", "signed", "float", "double", "bool", "void", "auto",
                   "size_t", "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t", "uint64_t"}
 _KEYWORDS = {"if", "for", "while", "switch", "return", "sizeof", "else", "case", "do", "catch", "static_cast",
@@ -294,6 +303,116 @@ def pipelined_arithmetic(files: dict[str, str], constants: set[str]) -> list[Vio
     return sorted(found.values(), key=lambda v: (v.file, v.line, v.text))
 
 
+# ---- the data path's multiplier ----
+
+def constant_values(code: str) -> dict[str, int]:
+    """The values of the ``constexpr int`` names of a (comment-stripped) source whose expression
+    is of literals and names defined before (+ - * / << >> and parentheses)."""
+    values: dict[str, int] = {}
+    for m in re.finditer(r"\bconstexpr\s+(?:unsigned\s+|long\s+|int\s+|short\s+)+(\w+)\s*=\s*([^;]+);", code):
+        value = _evaluate(m.group(2), values)
+        if value is not None:
+            values[m.group(1)] = value
+    return values
+
+
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.FloorDiv: operator.floordiv,
+           ast.LShift: operator.lshift, ast.RShift: operator.rshift}
+
+
+def _evaluate(expr: str, values: dict[str, int]) -> int | None:
+    """An integer expression of literals and ``values``' names (+ - * / << >>), or None."""
+    out = []
+    for tok in re.findall(r"(?:\w+::)*\w+|<<|>>|\S", expr):
+        literal = re.fullmatch(r"(0[xX][0-9a-fA-F]+|\d+)[uUlL]*", tok)
+        if literal:
+            out.append(str(int(literal.group(1), 0)))
+        elif tok.split("::")[-1] in values:
+            out.append(f"({values[tok.split('::')[-1]]})")
+        elif tok in ("+", "-", "*", "/", "(", ")", "<<", ">>"):
+            out.append("//" if tok == "/" else tok)
+        else:
+            return None
+
+    def value(node: ast.expr) -> int:
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            return -value(node.operand) if isinstance(node.op, ast.USub) else value(node.operand)
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            return _BINARY[type(node.op)](value(node.left), value(node.right))
+        raise ValueError(ast.dump(node))
+
+    try:
+        return value(ast.parse(" ".join(out), mode="eval").body)
+    except (SyntaxError, ValueError, ZeroDivisionError):
+        return None
+
+
+def integer_widths(code: str, values: dict[str, int]) -> dict[str, tuple[int, bool]]:
+    """(bits, signed) of the built-in integer types and of the typedefs and usings of a
+    (comment-stripped) source that name an ap_int, ap_uint or another such type."""
+    widths = dict(_BUILTIN_WIDTHS)
+    decls = [(m.group(2), m.group(1)) for m in re.finditer(r"\btypedef\s+([^;{}]+?)\s+(\w+)\s*;", code)]
+    decls += [(m.group(1), m.group(2)) for m in re.finditer(r"\busing\s+(\w+)\s*=\s*([^;{}]+);", code)]
+    for name, spelled in decls:
+        width = type_width(spelled, widths, values)
+        if width is not None:
+            widths[name] = width
+    return widths
+
+
+def type_width(spelled: str, widths: dict[str, tuple[int, bool]], values: dict[str, int]) -> tuple[int, bool] | None:
+    """(bits, signed) of a type as written (``const ap_int<25>``, ``operand_t``, ``unsigned int``), or None."""
+    spelled = re.sub(r"\b(?:const|volatile|inline|static)\b|&", " ", spelled).strip()
+    ap = re.fullmatch(r"(?:\w+::)*ap_(u?)int\s*<(.+)>", spelled)
+    if ap is not None:
+        bits = _evaluate(ap.group(2), values)
+        return None if bits is None else (bits, ap.group(1) == "")
+    words = spelled.split()
+    if len(words) > 1 and set(words) <= set(_BUILTIN_WIDTHS):
+        return (64 if "long" in words else 32, "unsigned" not in words)
+    return widths.get(spelled.split("::")[-1]) if len(words) == 1 else None
+
+
+def multiplier_widths(files: dict[str, str]) -> list[Violation]:
+    """The data path's multipliers (DATA_MULTIPLIERS) of ``files`` (name -> source) are one DSP48
+    each and exact: the operands fit DSP_INPUTS as signed values (an unsigned n-bit operand takes
+    n + 1), and the product type holds their product. A multiplier whose widths cannot be read
+    counts as too wide."""
+    stripped = {name: strip_comments(code) for name, code in files.items()}
+    joined = "\n".join(stripped.values())
+    values = constant_values(joined)
+    widths = integer_widths(joined, values)
+    found = []
+    wide, narrow = DSP_INPUTS
+    for name, code in stripped.items():
+        for f in function_definitions(name, code):
+            if f.name not in DATA_MULTIPLIERS:
+                continue
+            start = max(code.rfind(c, 0, f.name_start) for c in ";{}") + 1  # the declaration's start
+            head = re.sub(r"#[^\n]*", " ", code[start:f.body_start])
+            m = re.search(rf"([\w:<>\s]+?)\s*\b{f.name}\s*\((.*)\)\s*$", head, re.DOTALL)
+            params = [p.strip() for p in m.group(2).split(",")] if m else []
+            types = [re.sub(r"\s*&?\s*\w+$", "", p) for p in params]
+            operand = [type_width(t, widths, values) for t in types]
+            result = type_width(m.group(1), widths, values) if m else None
+            line = _line(code, f.name_start)
+            if len(operand) != 2 or None in operand or result is None:
+                found.append(Violation(name, line, "data-path multiplier whose widths cannot be read",
+                                       f"{f.name}({', '.join(params)})"))
+                continue
+            bits = sorted((w if s else w + 1 for w, s in operand), reverse=True)
+            text = f"{f.name}({', '.join(params)}): {bits[0]} x {bits[1]} bits"
+            if bits[0] > wide or bits[1] > narrow:
+                found.append(Violation(name, line, f"data-path multiplier wider than one DSP48 ({wide} x {narrow})",
+                                       text))
+            if result[0] + (0 if result[1] else 1) < bits[0] + bits[1]:
+                found.append(Violation(name, line, "data-path product narrower than its operands' (not exact)",
+                                       f"{text}, product {result[0]} bits"))
+    return found
+
+
 def check_source(name: str, code: str, constants: set[str]) -> list[Violation]:
     """Violations in one synthesized source; ``constants`` are the compile-time names it may use."""
     src = strip_comments(code)
@@ -359,4 +478,5 @@ def check_files(paths: list[Path], pipelined: bool = True) -> list[Violation]:
         found += check_source(name, text, constants)
     if pipelined:
         found += pipelined_arithmetic(texts, constants)
+    found += multiplier_widths(texts)
     return found
