@@ -67,7 +67,7 @@ def test_random_edge_chain_is_refused_at_compile_or_bit_exact_everywhere(seed):
 
 
 DAG_NETS = int(os.environ.get("XAIHLS_FUZZ_DAG_NETS", "12"))
-DAG_BACKENDS = ("program",)
+DAG_BACKENDS = ("program", "csim")
 
 
 @pytest.mark.parametrize("seed", range(FIRST_SEED, FIRST_SEED + DAG_NETS))

@@ -290,6 +290,21 @@ def test_csim_equals_golden_on_edge_networks(seed, engines):
     _check_runs(qg, plan, x, f"edge seed {seed} {config}")
 
 
+@pytest.mark.parametrize("name,config", [("digits_resnet", "4x4_row_tiles"), ("digits_resnet", "16x8_128bit"),
+                                         ("digits_mobilenet", "16x8")])
+def test_csim_equals_golden_on_residual_nets(name, config, engines):
+    """Residual adds and gradient sums, two-source jobs with operand shifts per ReLU rule
+    (docs/engine_v2.md, "Residual adds and gradient sums"): an identity block and a projection
+    shortcut after a padded max-pool; inverted residuals with depthwise convolutions and ReLU6."""
+    entry = get_zoo_model(name)
+    qg, _, _, _, plan = _shared_plan(entry.build(), entry.input_shape, entry.calibration()[:8], config, engines)
+    two = [d for d in plan.program.forward + plan.program.backward if d.src_b]
+    shifted = any(d.xs_a1 != d.xs_a0 or d.xs_b1 != d.xs_b0 or d.xs_b0 for d in two)
+    assert two and (shifted or name != "digits_resnet")  # digits_resnet's operand shifts differ by rule
+    x = entry.samples()[0][:2]
+    _check_runs(qg, plan, torch.cat([x, x[:1] * 4]), f"{name} {config}")
+
+
 def test_csim_equals_golden_with_relu6_on_the_logits_and_padded_pools_across_row_tiles(engines):
     qg, shape, calibration, config, plan = _shared_plan(*_relu6_head_net(), "4x4_row_tiles", engines)
     assert {"ReLU6 rule at a SEED", "padded pool of several row tiles"} <= _edge_paths(plan.program)

@@ -38,6 +38,7 @@ from xaihls.methods import ReluBackward
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, MAX_X_SHIFT, PROGRAM_MAGIC,
                                   PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Unpool, field_limit)
 from xaihls.plan.dag import grad_dest, grad_store, structure
+from xaihls.numerics import ACCUMULATOR_BITS
 from xaihls.quant.qgraph import QGraph
 
 ALIGN = 64  # every DDR region starts on a 64-byte boundary
@@ -511,8 +512,14 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         terms = [reader_terms(r, t) for r in readers]
         bases = [by_mode(lambda mode, r=r: qg.grad_fmt(mode, r + 1).frac
                          + (qg.layers[r].weight_fmt.frac if isinstance(layers[r], Conv2d) else 0)) for r in readers]
-        e, xs, frac = _align(bases, [isinstance(layers[r], Add) for r in readers],
-                             f"the gradient at tensor '{graph.tensor_names[t]}'")
+        where = f"the gradient at tensor '{graph.tensor_names[t]}'"
+        e, xs, frac = _align(bases, [isinstance(layers[r], Add) for r in readers], where)
+        # the shifted terms must still fit the accumulator (calibrate's check, per source, with the shifts)
+        reach = sum(int(np.count_nonzero(kt, axis=(1, 2)).max()) * (int(np.abs(kt).max()) << k)
+                    << (qg.width - 1 + max(x)) for (kt, *_), k, x in zip(terms, e, xs))
+        if reach >= 1 << (ACCUMULATOR_BITS - 1):
+            raise XaiHlsError(f"{where}: the two readers' terms, shifted to one fraction, can overflow the "
+                              f"{ACCUMULATOR_BITS}-bit accumulator; use a narrower width")
         blocks = [-(-_chw(layers[r].out_shape)[0] // tn) for r in readers]
         phases = []
         for k in range(len(terms[0][3])):
