@@ -6,8 +6,8 @@ saturation counters, also under random AXI stalls.
 No lowering emits such jobs yet, so the Programs here are a compiled net's jobs with the fields set
 by hand: every CONV job of two or more n-tiles gets a second source starting inside it (its shifts
 differ per ReLU mode on the backward list, as the contract allows; the forward list has one value
-for the three modes, as a lowering gives it), one job keeps a single source with a shift, and the
-shifts reach MAX_X_SHIFT. The cases cover an UNPOOL + GATE job, DIAG jobs whose n-tiles are those
+for the three modes, as a lowering gives it), one forward job keeps a single source with a shift,
+and the shifts reach MAX_X_SHIFT. The cases cover an UNPOOL + GATE job, DIAG jobs whose n-tiles are those
 of the m-tile (at 4 x 4 one n-tile an m-tile: the split falls between m-tiles; at 16 x 8 two: it
 falls inside one). A test checks that each case's results depend on src_b and on the shifts."""
 
@@ -19,7 +19,13 @@ import functools
 import numpy as np
 import pytest
 
-from hw_tests.rtl_v2_cases import IG_STEPS, SHAPES, STALL_PROBABILITY, compiled, shared_params
+from hw_tests.rtl_v2_cases import (
+    IG_STEPS,
+    SHAPES,
+    STALL_PROBABILITY,
+    compiled,
+    shared_params,
+)
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import rtl_params
 from xaihls.executor import quantize_input
@@ -33,15 +39,14 @@ METHODS = (None, "gradient", "guided_backprop", "deconvnet")
 CASES = [("digits", "4x4"), ("edge6", "4x4"), ("edge6", "16x8")]
 # (xs_a0, xs_a1, xs_a2, xs_b0, xs_b1, xs_b2) in turn; the forward list uses each pattern's mode-0 pair
 SHIFTS = ((0, 2, 1, 3, 0, 5), (2, 0, 4, 0, 3, 1), (1, 3, 0, MAX_X_SHIFT, 2, 0), (3, 1, 2, 1, MAX_X_SHIFT, 4))
-SINGLE = (2, 1, 3)  # the single-source job's xs_a0..2
+SINGLE = 2  # the single-source (forward) job's xs_a0..2; its xs_b* are set but unused (src_b = 0)
 
 
 def _sourced(d, k: int, backward: bool, single: bool):
     """Job ``d`` with a second source from about two thirds of its n-tiles on (``single``: one source,
     shifted), with the k-th shift pattern."""
     if single:
-        a = SINGLE if backward else (SINGLE[0],) * 3
-        return dataclasses.replace(d, src_b=0, xs_a0=a[0], xs_a1=a[1], xs_a2=a[2], xs_b0=7, xs_b1=7, xs_b2=7)
+        return dataclasses.replace(d, src_b=0, xs_a0=SINGLE, xs_a1=SINGLE, xs_a2=SINGLE, xs_b0=7, xs_b1=7, xs_b2=7)
     s = SHIFTS[k % len(SHIFTS)]
     a, b = (s[:3], s[3:]) if backward else ((s[0],) * 3, (s[3],) * 3)
     return dataclasses.replace(d, src_b=max(1, 2 * d.n_tiles // 3), xs_a0=a[0], xs_a1=a[1], xs_a2=a[2],
@@ -49,17 +54,20 @@ def _sourced(d, k: int, backward: bool, single: bool):
 
 
 def _split(jobs, backward: bool, kept: bool = True):
-    """Every CONV job of two or more n-tiles with sources (the list's last such job with one source);
-    ``kept=False``: the plain jobs back (for the sensitivity check)."""
+    """Every CONV job of two or more n-tiles with sources (the forward list's last such job, when it
+    has three, with one source); ``kept=False``: the plain jobs back (for the sensitivity check).
+    Every backward one is split: a padded convolution's backward pass (kernel reversed) reads inside
+    the map at its tile's last position, so the operands just before an n-tile boundary are not pad
+    zeros, and a shift that changes with the wrong column's operands shows."""
     picked = [i for i, d in enumerate(jobs) if d.op == Op.CONV and d.n_tiles >= 2 and d.passes]
     out = list(jobs)
     if kept:
         for k, i in enumerate(picked):
-            out[i] = _sourced(jobs[i], k, backward, single=k == len(picked) - 1 and len(picked) > 2)
+            out[i] = _sourced(jobs[i], k, backward, single=not backward and k == len(picked) - 1 and len(picked) > 2)
     return tuple(out), [jobs[i] for i in picked]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sourced_program(name: str, shape: str, variant: str = "sources"):
     """The net's Program with sourced jobs; ``variant``: "sources", or "no_src_b" (the same shifts with
     src_b = 0: every n-tile shifted as the first source) and "plain" (no shifts) for the sensitivity check."""
@@ -82,7 +90,7 @@ def _runs(name: str) -> list[dict]:
              "name": m or "predict"} for m in METHODS]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def interpreted(name: str, shape: str, variant: str = "sources") -> tuple:
     """The interpreter's (logits, result record, attribution) per method."""
     prog = sourced_program(name, shape, variant)[0]
