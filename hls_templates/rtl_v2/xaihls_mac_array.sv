@@ -1,5 +1,5 @@
 // The weight-stationary MAC array (docs/engine_v2.md, "The hardware"): TM lanes x TN columns of
-// 16 x 16-bit products, one position a cycle.
+// products of a 16-bit weight and a shifted 16-bit operand (25 bits), one position a cycle.
 //
 // Lane m is a chain of TN multiply-adds (DSP48s, 25 x 18): column 0 adds the accumulator word of the
 // position (the accumulator memory's output register, held at zero on a row tile's first pass)
