@@ -1,13 +1,20 @@
 // The weight-stationary MAC array (docs/engine_v2.md, "The hardware"): TM lanes x TN columns of
-// 16 x 16-bit products, one position a cycle.
+// products of a 16-bit weight and a shifted 16-bit operand (25 bits), one position a cycle.
 //
-// Lane m is a chain of TN multiply-adds (DSP48s): column 0 adds the accumulator word of the
+// Lane m is a chain of TN multiply-adds (DSP48s, 25 x 18): column 0 adds the accumulator word of the
 // position (the accumulator memory's output register, held at zero on a row tile's first pass)
 // and column n adds column n-1's sum, so a lane's sum and its accumulation take no LUT. Column n
 // sees the position n cycles after column 0 (the activations and the weight swap are skewed
 // here); the sum leaves column TN-1 into the lane's accumulator memory (`acc`, one set, plus
 // the integrated-gradients sum of lanes 0..E-1 above OUT_DEPTH) and, on a tile's final pass,
 // into the output memory (`out`, two sets) that the write-back drains.
+//
+// Operand shift: a CONV job's operands are shifted left by the shift of their n-tile's source
+// (docs/engine_v2.md, "The CONV job"; at most MAX_X_SHIFT = 9), so the A input is 25 bits: a
+// 16-bit operand shifted by 9 still fits the DSP48's multiplier, no DSP is added. The x bus is
+// shared by the TM lanes, so each column shifts its operand once, after the skew and before the
+// fan-out; the shift amount travels with the position through the skew (its n-tile can change
+// between two positions in a row, and column n sees that boundary n cycles after column 0).
 //
 // Weights: a pass's TM x TN weights sit in the DSPs' B registers; the next pass's rows are
 // shifted into a shadow chain (one row a cycle, row 0 first) and copied at `swap`.
@@ -36,6 +43,7 @@ module xaihls_mac_array #(
     // one position: activations of the columns (unskewed) and where its sum goes
     input  logic [TN*16-1:0]            x,
     input  logic [TN-1:0]               x_keep,      // 0: the column's operand is zero
+    input  logic [3:0]                  x_shift,     // left shift of the position's operands (0..9)
     input  logic                        post,
     input  logic [E*18-1:0]             post_a,
     input  logic [E*18-1:0]             post_b,
@@ -57,31 +65,57 @@ module xaihls_mac_array #(
     end
 
     // ---------------------------------------------------------------- skew
-    // column n's operand, keep flag and swap, n cycles late (shift registers without reset: SRLs)
+    // column n's operand, keep flag, shift and swap, n cycles late (shift registers without
+    // reset: SRLs); the 4-bit shift is skewed rather than the shifted 25-bit operand (fewer SRLs)
     logic [TN*16-1:0] x_sk;
     logic [TN-1:0]    keep_sk, swap_sk;
+    logic [TN*4-1:0]  xs_sk;
     assign x_sk[15:0]  = x[15:0];
     assign keep_sk[0]  = x_keep[0];
     assign swap_sk[0]  = swap;
+    assign xs_sk[3:0]  = x_shift;
     for (genvar n = 1; n < TN; n++) begin : g_skew
         logic [n*16-1:0] xd;   // the newest operand in the low bits, n cycles of them
+        logic [n*4-1:0]  hd;
         logic [n-1:0]    kd, sd;
         if (n == 1) begin : g_one
             always_ff @(posedge clk) begin
                 xd <= x[n*16 +: 16];
+                hd <= x_shift;
                 kd <= x_keep[n];
                 sd <= swap;
             end
         end else begin : g_more
             always_ff @(posedge clk) begin
                 xd <= {xd[(n-1)*16-1:0], x[n*16 +: 16]};
+                hd <= {hd[(n-1)*4-1:0], x_shift};
                 kd <= {kd[n-2:0], x_keep[n]};
                 sd <= {sd[n-2:0], swap};
             end
         end
         assign x_sk[n*16 +: 16] = xd[n*16-1 -: 16];
+        assign xs_sk[n*4 +: 4]  = hd[n*4-1 -: 4];
         assign keep_sk[n]       = kd[n-1];
         assign swap_sk[n]       = sd[n-1];
+    end
+
+    // ---------------------------------------------------------------- operand shift
+    // column n's operand shifted by its skewed shift, once for all TM lanes: two 4-way steps
+    // (by 0..3, then by 0, 4 or 8), each output bit one LUT6 of four candidates and two selects;
+    // a shift past MAX_X_SHIFT is not the contract's (its top step wraps to no shift)
+    logic signed [24:0] x_op [TN];
+    for (genvar n = 0; n < TN; n++) begin : g_shift
+        logic signed [18:0] fine;   // by xs[1:0]: 16 + 3 bits
+        logic [3:0] xs;
+        assign xs = xs_sk[n*4 +: 4];
+        always_comb begin
+            fine = 19'($signed(x_sk[n*16 +: 16])) <<< xs[1:0];
+            case (xs[3:2])
+                2'd1: x_op[n] = 25'(fine) <<< 4;
+                2'd2: x_op[n] = 25'(fine) <<< 8;
+                default: x_op[n] = 25'(fine);
+            endcase
+        end
     end
 
     // ---------------------------------------------------------------- shadow chain
@@ -117,25 +151,25 @@ module xaihls_mac_array #(
 
     // ---------------------------------------------------------------- lanes
     for (genvar m = 0; m < TM; m++) begin : g_lane
-        logic signed [17:0] a_r [TN];
+        logic signed [24:0] a_r [TN];
         logic signed [17:0] b_r [TN];
-        logic signed [35:0] m_r [TN];
+        logic signed [42:0] m_r [TN];
         logic signed [47:0] p_r [TN];
         logic signed [47:0] c_in;
 
         for (genvar n = 0; n < TN; n++) begin : g_col
             if (n == 0 && m < E) begin : g_borrowed
                 always_ff @(posedge clk) begin
-                    if (post) a_r[n] <= $signed(post_a[m*18 +: 18]);
+                    if (post) a_r[n] <= 25'($signed(post_a[m*18 +: 18]));
                     else if (!keep_sk[n]) a_r[n] <= '0;
-                    else a_r[n] <= 18'($signed(x_sk[n*16 +: 16]));
+                    else a_r[n] <= x_op[n];
                     if (post) b_r[n] <= $signed(post_b[m*18 +: 18]);
                     else if (swap_sk[n]) b_r[n] <= 18'($signed(shadow[m][n*16 +: 16]));
                 end
             end else begin : g_plain
                 always_ff @(posedge clk) begin
                     if (!keep_sk[n]) a_r[n] <= '0;
-                    else a_r[n] <= 18'($signed(x_sk[n*16 +: 16]));
+                    else a_r[n] <= x_op[n];
                     if (swap_sk[n]) b_r[n] <= 18'($signed(shadow[m][n*16 +: 16]));
                 end
             end

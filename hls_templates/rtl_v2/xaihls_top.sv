@@ -287,6 +287,7 @@ module xaihls_top #(
     logic w_shift, swap, post_mode, acc_zero, acc_we, out_we, out_set, rd_set;
     logic [TN*16-1:0] x;
     logic [TN-1:0] x_keep;
+    logic [3:0] x_shift;
     logic [E*18-1:0] post_a, post_b;
     logic [AAW-1:0] acc_addr;
     logic [OAW-1:0] out_addr, wb_raddr;
@@ -299,12 +300,12 @@ module xaihls_top #(
         .loaded(tok_loaded), .loaded_take(wk_loaded_take), .free_give(wk_free_give), .free_give2(wk_free_give2),
         .out_free(tok_out_free), .out_take(wk_out_take), .out_give(wk_out_give),
         .w_raddr, .w_rdata, .in_raddr, .in_rdata, .ix_raddr, .ix_rdata,
-        .w_shift, .swap, .x, .x_keep, .post_mode, .post_a, .post_b, .acc_zero, .acc_addr, .acc_we, .out_we,
-        .out_set, .out_addr
+        .w_shift, .swap, .x, .x_keep, .x_shift, .post_mode, .post_a, .post_b, .acc_zero, .acc_addr, .acc_we,
+        .out_we, .out_set, .out_addr
     );
 
     xaihls_mac_array #(.TM(TM), .TN(TN), .E(E), .OUT_DEPTH(OUT_DEPTH), .IG_WORDS(IG_WORDS)) u_mac (
-        .clk, .w_row(w_rdata), .w_shift, .swap, .x, .x_keep, .post(post_mode), .post_a, .post_b, .acc_zero,
+        .clk, .w_row(w_rdata), .w_shift, .swap, .x, .x_keep, .x_shift, .post(post_mode), .post_a, .post_b, .acc_zero,
         .acc_addr, .acc_we, .out_we, .out_set, .out_addr, .rd_set, .rd_addr(wb_raddr), .rd_data(wb_rdata)
     );
 

@@ -10,6 +10,8 @@
 // word (y >> ls, x >> ls) (ls = log2 of the window), so each running sum steps by walk_row, -1,
 // walk_pass_row or +1 only where y or x crosses a window edge; the code is the position in the
 // window, and with the RELU mode the method's ReLU rule uses the window's kept alive bit. Every
+// position carries the operand shift of its n-tile (xs_b of the run's mode from n-tile src_b on
+// when src_b != 0, else xs_a; the MAC array applies it per column). Every
 // address is a running sum: no multiplication. Guarantees: a pass starts only when its weights
 // are in the shadow chain, its tile is loaded and, on a row tile's first pass, an output set is
 // free; a position is re-read at least TN + 2 cycles after it was read (the accumulator's
@@ -67,6 +69,7 @@ module xaihls_walker #(
     output logic                     swap,
     output logic [TN*16-1:0]         x,
     output logic [TN-1:0]            x_keep,
+    output logic [3:0]               x_shift,    // the left shift of the position's operands
     output logic                     post_mode,
     output logic [E*18-1:0]          post_a,
     output logic [E*18-1:0]          post_b,
@@ -97,6 +100,8 @@ module xaihls_walker #(
     logic [2:0]         pc_op;
     logic               pc_first;
     logic signed [17:0] pc_k0, pc_k1;
+    logic [11:0]        src_b;
+    logic [3:0]         xs_a, xs_b;   // the two sources' operand shifts under the run's mode
 
     function automatic logic [11:0] klast(input logic [11:0] mt);
         if (!diag) klast = n_tiles - 1'b1;
@@ -147,6 +152,7 @@ module xaihls_walker #(
 
     // stage 0 (registered): the reads of a position
     logic           s0_valid, s0_keep, s0_swap, s0_zero, s0_accwe, s0_outwe, s0_oset, s0_bconst;
+    logic [3:0]     s0_xs;
     logic [7:0]     s0_code;
     logic [AAW-1:0] s0_acc;
     logic [OAW-1:0] s0_out;
@@ -176,6 +182,11 @@ module xaihls_walker #(
             y_tile = iy0;
         end
     end
+
+    // the n-tile being issued: i_k of the m-tile's n-tiles, which on a DIAG job start at mt * TPB
+    // (TPB a power of two: an OR, no multiplier); its source picks the operand shift
+    logic [11:0] i_nt;
+    assign i_nt = diag ? 12'(i_mt * TPB) | i_k : i_k;
 
     function automatic logic in_map(input logic signed [13:0] v, input logic signed [13:0] n);
         in_map = v >= 0 && v < n;
@@ -278,6 +289,10 @@ module xaihls_walker #(
                 pc_first <= post.first;
                 pc_k0 <= post.k0;
                 pc_k1 <= post.k1;
+                // the shifts of the run's mode, as the write-back picks shift0/1/2 (3: the plain rule's)
+                src_b <= desc.src_b;
+                xs_a <= (mode == 2'd1) ? desc.xs_a1 : (mode == 2'd2) ? desc.xs_a2 : desc.xs_a0;
+                xs_b <= (mode == 2'd1) ? desc.xs_b1 : (mode == 2'd2) ? desc.xs_b2 : desc.xs_b0;
                 f_mt <= '0; f_rt <= '0; f_k <= '0; f_ky <= '0; f_kx <= '0; f_set <= 1'b0; f_row <= '0;
                 i_mt <= '0; i_rt <= '0; i_k <= '0; i_ky <= '0; i_kx <= '0; i_set <= 1'b0; o_set <= 1'b0;
                 i_klast <= !desc.flags[FLAG_DIAG] ? desc.n_tiles - 1'b1
@@ -384,6 +399,7 @@ module xaihls_walker #(
                 s0_swap <= p == '0;
                 s0_valid <= 1'b1;
                 s0_keep <= yok_row && in_map(C_x, iw);
+                s0_xs <= (src_b != '0 && i_nt >= src_b) ? xs_b : xs_a;
                 s0_code <= unp ? (8'(3'(Q_y) & umsk) << uls) | 8'(3'(C_x) & umsk) : P_cd;   // (y mod s) * s + x mod s
                 s0_zero <= first_pass;
                 s0_acc <= AAW'(p);
@@ -519,6 +535,7 @@ module xaihls_walker #(
 
     // ---------------------------------------------------------------- stage 1: the MAC array's inputs
     logic           s1_keep, s1_bconst, s1_urelu;
+    logic [3:0]     s1_xs;
     logic [7:0]     s1_code;
     logic [1:0]     s1_amode;
     logic signed [17:0] s1_k;
@@ -533,6 +550,7 @@ module xaihls_walker #(
             out_we <= s0_valid && s0_outwe;
         end
         s1_keep <= s0_valid && s0_keep;
+        s1_xs <= s0_xs;
         s1_urelu <= unp_relu;
         s1_code <= s0_code;
         s1_amode <= s0_amode;
@@ -545,6 +563,7 @@ module xaihls_walker #(
     end
     assign post_mode = is_post;
     assign x = in_rdata;
+    assign x_shift = s1_xs;   // with x: the operands read at s0 arrive now
 
     for (genvar n = 0; n < TN; n++) begin : g_keep
         if (BACKWARD != 0) begin : g_gate
