@@ -37,6 +37,14 @@ def test_records_round_trip_and_refuse_what_does_not_fit(record):
         record.encode({field.name: field.hi + 1})
 
 
+def test_an_operand_shift_above_the_engines_bound_is_refused_though_its_field_holds_it():
+    field = DESCRIPTOR.by_name["xs_b2"].field
+    assert field.hi == contract.MAX_X_SHIFT < (1 << field.bits) - 1
+    DESCRIPTOR.encode({"xs_b2": contract.MAX_X_SHIFT})
+    with pytest.raises(XaiHlsError, match=f"descriptor.xs_b2 = {contract.MAX_X_SHIFT + 1} does not fit"):
+        DESCRIPTOR.encode({"xs_b2": contract.MAX_X_SHIFT + 1})
+
+
 def test_the_systemverilog_struct_puts_every_field_where_the_definition_does():
     text = contract.sv_package()
     for record in (HEADER, DESCRIPTOR, RESULT):

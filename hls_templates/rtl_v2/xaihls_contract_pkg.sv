@@ -153,14 +153,14 @@ package xaihls_contract_pkg;
     logic [31:0] in_addr;  // input tensor: block 0, row 0, column 0
     logic [7:0] pad408;
     logic signed [23:0] walk_origin;  // buffer word of grid (0, 0), pass (0, 0): (iy0 - load_lo) * iw + ix0
-    logic [3:0] xs_b2;  // left shift of the second source's operands under the deconvnet rule
-    logic [3:0] xs_b1;  // left shift of the second source's operands under the guided rule
+    logic [3:0] xs_b2;  // left shift of the second source's operands under the deconvnet rule (at most 9)
+    logic [3:0] xs_b1;  // left shift of the second source's operands under the guided rule (at most 9)
     logic signed [23:0] walk_pass_row;  // buffer words per pass row (iky * iw)
-    logic [3:0] xs_b0;  // left shift of the second source's operands, plain rule and forward
-    logic [3:0] xs_a2;  // left shift of the first source's operands under the deconvnet rule
+    logic [3:0] xs_b0;  // left shift of the second source's operands, plain rule and forward (at most 9)
+    logic [3:0] xs_a2;  // left shift of the first source's operands under the deconvnet rule (at most 9)
     logic [23:0] walk_row;  // buffer words per grid row (isy * iw)
-    logic [3:0] xs_a1;  // left shift of the first source's operands under the guided rule
-    logic [3:0] xs_a0;  // left shift of the first source's operands, plain rule and forward (at most MAX_X_SHIFT)
+    logic [3:0] xs_a1;  // left shift of the first source's operands under the guided rule (at most 9)
+    logic [3:0] xs_a0;  // left shift of the first source's operands, plain rule and forward (at most 9)
     logic [11:0] src_b;  // first input block of the second source (0: one source); the sources are adjacent blocks
     logic [11:0] load_step;  // input rows between the first rows of consecutive row tiles (tile_step * isy)
     logic [7:0] pad280;

@@ -41,6 +41,7 @@ class Field:
     bits: int
     signed: bool
     meaning: str
+    limit: int | None = None  # a largest value below what the bits hold (an engine bound)
 
     @property
     def lo(self) -> int:
@@ -48,11 +49,17 @@ class Field:
 
     @property
     def hi(self) -> int:
+        if self.limit is not None:
+            return self.limit
         return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
 
+    @property
+    def described(self) -> str:
+        return self.meaning if self.limit is None else f"{self.meaning} (at most {self.limit})"
 
-def _u(name: str, bits: int, meaning: str) -> Field:
-    return Field(name, bits, False, meaning)
+
+def _u(name: str, bits: int, meaning: str, limit: int | None = None) -> Field:
+    return Field(name, bits, False, meaning, limit)
 
 
 def _s(name: str, bits: int, meaning: str) -> Field:
@@ -232,6 +239,11 @@ HEADER = Record("header", "The words at DDR address 0 (addresses are byte offset
     _u("logits_slot_bytes", ADDR, "bytes between the slots of the logits"),
 ))
 
+MAX_X_SHIFT = 9
+"""The largest operand shift (xs_*): a 16-bit operand shifted by 9 fills the 25-bit multiplier input of
+a DSP48, so the shift costs no DSP."""
+
+
 DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, "
                                   "Tm x Tn products a cycle (docs/contract.md, 'The CONV job').", (
     _u("op", 4, "Op: END, CONV, SEED"),
@@ -262,14 +274,14 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
     _u("load_rows_last", MAP, "input rows the last row tile needs"),
     _u("load_step", MAP, "input rows between the first rows of consecutive row tiles (tile_step * isy)"),
     _u("src_b", TILES, "first input block of the second source (0: one source); the sources are adjacent blocks"),
-    _u("xs_a0", 4, "left shift of the first source's operands, plain rule and forward (at most MAX_X_SHIFT)"),
-    _u("xs_a1", 4, "left shift of the first source's operands under the guided rule"),
+    _u("xs_a0", 4, "left shift of the first source's operands, plain rule and forward", MAX_X_SHIFT),
+    _u("xs_a1", 4, "left shift of the first source's operands under the guided rule", MAX_X_SHIFT),
     _u("walk_row", 24, "buffer words per grid row (isy * iw)"),
-    _u("xs_a2", 4, "left shift of the first source's operands under the deconvnet rule"),
-    _u("xs_b0", 4, "left shift of the second source's operands, plain rule and forward"),
+    _u("xs_a2", 4, "left shift of the first source's operands under the deconvnet rule", MAX_X_SHIFT),
+    _u("xs_b0", 4, "left shift of the second source's operands, plain rule and forward", MAX_X_SHIFT),
     _s("walk_pass_row", 24, "buffer words per pass row (iky * iw)"),
-    _u("xs_b1", 4, "left shift of the second source's operands under the guided rule"),
-    _u("xs_b2", 4, "left shift of the second source's operands under the deconvnet rule"),
+    _u("xs_b1", 4, "left shift of the second source's operands under the guided rule", MAX_X_SHIFT),
+    _u("xs_b2", 4, "left shift of the second source's operands under the deconvnet rule", MAX_X_SHIFT),
     _s("walk_origin", 24, "buffer word of grid (0, 0), pass (0, 0): (iy0 - load_lo) * iw + ix0"),
     _u("in_addr", ADDR, "input tensor: block 0, row 0, column 0"),
     _u("in_block_bytes", ADDR, "bytes of one input block (ih * iw * tn * 2)"),
@@ -347,9 +359,6 @@ IG_TABLE_BYTES = 8 + 8 * MAX_IG_STEPS
 IDENTITY_FRAC = 14
 """A diagonal job whose weights are 1 << IDENTITY_FRAC and whose shift adds IDENTITY_FRAC
 passes values unchanged (standalone max-pools and ReLUs run as such jobs)."""
-MAX_X_SHIFT = 9
-"""The largest operand shift (xs_*): a 16-bit operand shifted by 9 fills the 25-bit multiplier input of
-a DSP48, so the shift costs no DSP."""
 
 
 def engine_starts(images: int, batch: int, method_code: int) -> list[tuple[int, int]]:
@@ -448,7 +457,7 @@ def cpp_header() -> str:
         for p in rec.placed:
             f = p.field
             lines.append(f"constexpr FieldSpec {rec.name.upper()}_{f.name.upper()} = {{{p.word}, {p.lsb}, {f.bits}, "
-                         f"{'true' if f.signed else 'false'}}};  // {f.meaning}")
+                         f"{'true' if f.signed else 'false'}}};  // {f.described}")
     lines += ["", "}  // namespace contract", "}  // namespace xaihls", "", "#endif", ""]
     return "\n".join(lines)
 
@@ -477,7 +486,7 @@ def sv_package() -> str:
             if pos > used:
                 entries.append(f"    logic [{pos - used - 1}:0] pad{used};")
             sign = " signed" if p.field.signed else ""
-            entries.append(f"    logic{sign} [{p.field.bits - 1}:0] {p.field.name};  // {p.field.meaning}")
+            entries.append(f"    logic{sign} [{p.field.bits - 1}:0] {p.field.name};  // {p.field.described}")
             used = pos + p.field.bits
         if 32 * rec.words > used:
             entries.append(f"    logic [{32 * rec.words - used - 1}:0] pad{used};")
@@ -499,7 +508,7 @@ def doc_table() -> str:
         for p in rec.placed:
             f = p.field
             lines.append(f"| `{f.name}` | {p.word} | {p.lsb}..{p.lsb + f.bits - 1} | {f.bits} | "
-                         f"{'yes' if f.signed else ''} | {f.meaning} |")
+                         f"{'yes' if f.signed else ''} | {f.described} |")
         lines.append("")
     groups: dict[str, list] = {}
     for group, name, value, meaning in _codes():
