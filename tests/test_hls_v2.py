@@ -391,11 +391,12 @@ def test_csim_shifts_each_sources_operands_as_the_interpreter(qgraphs, engines, 
     # a shift beyond MAX_X_SHIFT would overflow the multiplier's input: the engine refuses the Program
     lib, ddr, first = v2.library_for(engines[config]), program.ddr(), program.header["forward_addr"]
     assert lib.run(ddr.copy(), 0, -1, STEPS) == 0
-    for field in ("xs_a0", "xs_b2"):
-        broken = ddr.copy()
-        job = DESCRIPTOR.decode(ddr[first:first + DESCRIPTOR.bytes].tobytes())
-        broken[first:first + DESCRIPTOR.bytes] = np.frombuffer(
-            DESCRIPTOR.encode({**job, field: contract.MAX_X_SHIFT + 1}), np.uint8)
+    for field in ("xs_a0", "xs_b2"):  # encode refuses the value, so the test writes the field's bits itself
+        broken, placed = ddr.copy(), DESCRIPTOR.by_name[field]
+        words = broken[first:first + DESCRIPTOR.bytes].view("<u4")
+        words[placed.word] = (words[placed.word] & ~np.uint32(((1 << placed.field.bits) - 1) << placed.lsb)) | np.uint32(
+            (contract.MAX_X_SHIFT + 1) << placed.lsb)
+        assert DESCRIPTOR.decode(broken[first:first + DESCRIPTOR.bytes].tobytes())[field] == contract.MAX_X_SHIFT + 1
         assert lib.run(broken, 0, -1, STEPS) == 1 << Status.BAD_PROGRAM, field
 
 
