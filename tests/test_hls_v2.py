@@ -394,8 +394,8 @@ def test_csim_shifts_each_sources_operands_as_the_interpreter(qgraphs, engines, 
     for field in ("xs_a0", "xs_b2"):  # encode refuses the value, so the test writes the field's bits itself
         broken, placed = ddr.copy(), DESCRIPTOR.by_name[field]
         words = broken[first:first + DESCRIPTOR.bytes].view("<u4")
-        words[placed.word] = (words[placed.word] & ~np.uint32(((1 << placed.field.bits) - 1) << placed.lsb)) | np.uint32(
-            (contract.MAX_X_SHIFT + 1) << placed.lsb)
+        mask = ((1 << placed.field.bits) - 1) << placed.lsb
+        words[placed.word] = (words[placed.word] & ~np.uint32(mask)) | np.uint32((contract.MAX_X_SHIFT + 1) << placed.lsb)
         assert DESCRIPTOR.decode(broken[first:first + DESCRIPTOR.bytes].tobytes())[field] == contract.MAX_X_SHIFT + 1
         assert lib.run(broken, 0, -1, STEPS) == 1 << Status.BAD_PROGRAM, field
 
