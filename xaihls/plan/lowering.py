@@ -35,10 +35,10 @@ from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, Conv2d, Flatten, L
 from xaihls.golden.dag import relu6_cap
 from xaihls.plan.capabilities import rectifiers_in_a_row
 from xaihls.methods import ReluBackward
+from xaihls.numerics import ACCUMULATOR_BITS
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, MAX_X_SHIFT, PROGRAM_MAGIC,
                                   PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Unpool, field_limit)
 from xaihls.plan.dag import grad_dest, grad_store, structure
-from xaihls.numerics import ACCUMULATOR_BITS
 from xaihls.quant.qgraph import QGraph
 
 ALIGN = 64  # every DDR region starts on a 64-byte boundary
