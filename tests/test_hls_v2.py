@@ -312,8 +312,8 @@ def test_csim_equals_golden_with_relu6_on_the_logits_and_padded_pools_across_row
     _check_runs(qg, plan, x, f"ReLU6 head {config}")
 
 
-# Contract v6's two sources and operand shifts (src_b, xs_a*, xs_b*): no compiler emits them yet, so
-# jobs of compiled networks get them by hand. Forward jobs shift equally under every mode (as a
+# Contract v6's two sources and operand shifts (src_b, xs_a*, xs_b*) on job kinds the compiler never
+# gives two sources (DIAG, GATE, UNPOOL) as well as dense ones: jobs of compiled networks get them by hand. Forward jobs shift equally under every mode (as a
 # compiler would write them); backward jobs differently under each mode and for each source, up to
 # MAX_X_SHIFT (a 16-bit operand shifted into all 25 bits of the multiplier's input).
 XS_FORWARD = ((0, 0, 0), (1, 1, 1))  # (first source, second source), a shift a mode

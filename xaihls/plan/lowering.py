@@ -422,6 +422,13 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             diagonal[value, passes] = b.weights(f"diagonal {value} x {passes} passes", _diag_blob(passes, value, shape))
         return diagonal[value, passes]
 
+    def identity(src: Tensor, dst: Tensor, layer: int) -> dict:
+        """A diagonal 1 x 1 job that passes src's values unchanged into dst (its flags, pool or rule added by
+        the caller)."""
+        return dict(_conv_fields(src, dst, src.c, shape), **diag(1 << IDENTITY_FRAC, 1), layer=layer, ky=1, kx=1,
+                    isy=1, isx=1, iky=1, ikx=1, oh=src.h, ow=src.w, shift0=IDENTITY_FRAC, shift1=IDENTITY_FRAC,
+                    shift2=IDENTITY_FRAC)
+
     init_end = None
     diag(0, 1)  # the weights of a phase no tap reaches (never read: it has no pass)
 
@@ -607,9 +614,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     operand = dict(act)  # the tensor an Add reads: the image's copy next to the other operand
     if 0 in act_pair:
         copy = out_tensor("image copy", 0)
-        forward.append(Job(**dict(_conv_fields(work, copy, work.c, shape), **diag(1 << IDENTITY_FRAC, 1), layer=0,
-                                  ky=1, kx=1, isy=1, isx=1, iky=1, ikx=1, oh=work.h, ow=work.w, flags=flags(Flag.DIAG),
-                                  shift0=IDENTITY_FRAC, shift1=IDENTITY_FRAC, shift2=IDENTITY_FRAC)))
+        forward.append(Job(**identity(work, copy, 0), flags=flags(Flag.DIAG)))
         operand[0] = copy
     i = 0
     while i < L:
@@ -705,8 +710,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 d.update(fw[i], ky=1, kx=1, oh=src.h, ow=src.w, b_addr=bias[i], bias_shift=q.bias_shift,
                          shift0=sh, shift1=sh, shift2=sh)
             else:
-                d.update(diag(1 << IDENTITY_FRAC, 1), ky=1, kx=1, oh=src.h, ow=src.w, shift0=IDENTITY_FRAC,
-                         shift1=IDENTITY_FRAC, shift2=IDENTITY_FRAC)
+                d.update(identity(src, dst, i))
                 if isinstance(layer, MaxPool2d):
                     # the grid is the canvas the windows cover; positions outside the map never win
                     (kh, kw), (sy, sx), (py, px) = layer.kernel, layer.stride, layer.padding
@@ -871,9 +875,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     # the operand is a rectifier's output: its rule on the diagonal (else the operand's
                     # gradient is the Add's, grad_store)
                     src, dst = grad_tensor(grad_store(graph, i + 1)), grad_tensor(key)
-                    d = dict(_conv_fields(src, dst, dst.c, shape), **diag(1 << IDENTITY_FRAC, 1), layer=i, ky=1, kx=1,
-                             isy=1, isx=1, iky=1, ikx=1, oh=dst.h, ow=dst.w, shift0=IDENTITY_FRAC,
-                             shift1=IDENTITY_FRAC, shift2=IDENTITY_FRAC, flags=rule_flags(relu) | flags(Flag.DIAG))
+                    d = dict(identity(src, dst, i), flags=rule_flags(relu) | flags(Flag.DIAG))
                     d.update(relu_bits(relu, dst))
                     backward.append(Job(**d))
         elif len(users[reads[i][0]]) == 1:
