@@ -79,13 +79,14 @@ def shared_params(shape: str) -> RtlV2Params:
     return params
 
 
-def runs(name: str) -> list[dict]:
+def runs(name: str, methods: tuple = METHOD_LIST) -> list[dict]:
+    """One simulation run per method (None: predict) on the net's sample image."""
     acc, x = compiled(name)
     x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
     table = sim.ig_table(IG_STEPS, "trapezoid", acc.qgraph.width)
     return [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": table,
              "method": PREDICT_CODE if m is None else METHOD_CODES[m], "target": -1, "steps": IG_STEPS,
-             "name": m or "predict"} for m in METHOD_LIST]
+             "name": m or "predict"} for m in methods]
 
 
 def expected(name: str, shape: str) -> list[dict]:

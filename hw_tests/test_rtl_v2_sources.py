@@ -24,12 +24,11 @@ from hw_tests.rtl_v2_cases import (
     SHAPES,
     STALL_PROBABILITY,
     compiled,
+    runs,
     shared_params,
 )
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import rtl_params
-from xaihls.executor import quantize_input
-from xaihls.methods import METHOD_CODES, PREDICT_CODE
 from xaihls.plan.contract import MAX_X_SHIFT, Flag, Op
 from xaihls.plan.lowering import encode, lower_jobs
 from xaihls.sim.interpreter import Engine as Interpreter
@@ -81,21 +80,12 @@ def sourced_program(name: str, shape: str, variant: str = "sources"):
     return encode(dataclasses.replace(lowered, forward=forward, backward=backward), SHAPES[shape][1]), fpicked, bpicked
 
 
-def _runs(name: str) -> list[dict]:
-    acc, x = compiled(name)
-    x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
-    table = sim.ig_table(IG_STEPS, "trapezoid", acc.qgraph.width)
-    return [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": table,
-             "method": PREDICT_CODE if m is None else METHOD_CODES[m], "target": -1, "steps": IG_STEPS,
-             "name": m or "predict"} for m in METHODS]
-
-
 @functools.cache
 def interpreted(name: str, shape: str, variant: str = "sources") -> tuple:
     """The interpreter's (logits, result record, attribution) per method."""
     prog = sourced_program(name, shape, variant)[0]
     out = []
-    for run in _runs(name):
+    for run in runs(name, METHODS):
         engine = Interpreter(prog)
         engine.load_inputs(run["image"], None, IG_STEPS, "trapezoid")
         ref = engine.run(run["method"], -1, IG_STEPS)[0]
@@ -133,7 +123,7 @@ def test_cases_have_what_they_claim(name, shape):
 
 def _check(name: str, shape: str, stalls: float):
     prog = sourced_program(name, shape)[0]
-    out = sim.simulate(prog, shared_params(shape), _runs(name), stalls=stalls, seed=sum(map(ord, name + shape)))
+    out = sim.simulate(prog, shared_params(shape), runs(name, METHODS), stalls=stalls, seed=sum(map(ord, name + shape)))
     for m, (logits, record, attribution), r in zip(METHODS, interpreted(name, shape), out):
         what = f"{name} {shape} {m or 'predict'} stalls={stalls}"
         assert r["status"] == 0, f"{what}: status {r['status']:#x}"

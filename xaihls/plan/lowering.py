@@ -401,8 +401,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
 
     # descriptors come first; reserve the most they can take
     fwd_max = L + 1  # an Add of the image: its copy
-    bwd_max = 1 + 2 * len(dag.adds) + sum(lay.stride[0] * lay.stride[1] if isinstance(lay, (Conv2d, MaxPool2d, AvgPool2d))
-                                          else 1 for lay in layers)  # an Add: a rule job for each operand at most
+    strided = (Conv2d, MaxPool2d, AvgPool2d)
+    bwd_max = 1 + 2 * len(dag.adds) + sum(lay.stride[0] * lay.stride[1] if isinstance(lay, strided) else 1
+                                          for lay in layers)  # an Add: a rule job for each operand at most
     forward_addr = alloc.take("forward descriptors", DESCRIPTOR.bytes * fwd_max)
     backward_addr = alloc.take("backward descriptors", DESCRIPTOR.bytes * bwd_max)
     forward_batch_addr = backward_batch_addr = 0
@@ -556,7 +557,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                         kern[:, off:off + kt.shape[1], (hi_y - iy0 + v) * tx_all + hi_x - ix0 + u] = kt[:, :, tap] << ek
             w = b.weights(f"{graph.tensor_names[t]}.gradient_sum.phase{ry}{rx}", _dense_blob(kern, shape))
             phases.append(dict(w, ky=ty_all, kx=tx_all, iy0=hi_y, ix0=hi_x, ry=ry, rx=rx, reach=reach))
-        sum_jobs[t] = (phases, dict(src_b=blocks[0], **_shift_fields(xs, frac, by_mode(lambda mode: qg.grad_fmt(mode, t).frac))))
+        out_fracs = by_mode(lambda mode: qg.grad_fmt(mode, t).frac)
+        sum_jobs[t] = (phases, dict(src_b=blocks[0], **_shift_fields(xs, frac, out_fracs)))
     init_end = alloc.top
 
     # ---- run-time regions ----
