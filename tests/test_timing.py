@@ -45,6 +45,28 @@ def test_a_jobs_macs_are_the_networks_multiply_accumulates_inside_the_map():
         assert cost.utilization(8, 4) <= 1.0
 
 
+def test_a_gradient_sums_jobs_count_every_readers_macs():
+    """A tensor read by a 3x3 stride-2 conv and by a 1x1 stride-2 projection: each stride phase of
+    its gradient sum computes both readers' taps of the phase, so the backward jobs count exactly
+    the forward MACs (counting the first reader's alone left the projection's out)."""
+    from xaihls.models.zoo import get_zoo_model
+
+    entry = get_zoo_model("digits_resnet")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:4],
+                         methods=("gradient",), backends=("golden",))
+    program = lower(acc.qgraph, Shape(8, 4, 4), Buffers(1024, 256, 1024))
+    engine = EngineV2.for_program(program, clock_mhz=100.0, bytes_per_cycle=8.0)
+    layers = acc.qgraph.graph.layers
+    sums = [d for d in program.backward if d.src_b]
+    projection = next(lay for lay in layers if type(lay).__name__ == "Conv2d" and lay.kernel == (1, 1))
+    assert sums and projection.stride == (2, 2)
+    fwd = sum(job_cost(d, engine, "forward", layers=layers).macs for d in program.forward)
+    bwd = sum(job_cost(d, engine, "backward", layers=layers).macs for d in program.backward)
+    assert fwd == bwd
+    for d in program.backward:
+        assert job_cost(d, engine, "backward", layers=layers).utilization(8, 4) <= 1.0
+
+
 @pytest.mark.parametrize("name", ["cifar_ref", "ds_cnn"])
 def test_a_jobs_bound_is_below_its_cycles(name):
     """The roofline bound `xaihls plan` prints is a lower bound on every job: a diagonal job

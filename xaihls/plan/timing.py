@@ -35,8 +35,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from xaihls.frontend.ir import INPUT
 from xaihls.plan.contract import DESCRIPTOR, HEADER, RESULT, Flag, Op
 from xaihls.plan.engine import EngineV2
+from xaihls.plan.lowering import _phase_taps
 
 DECODE = 9  # descriptor decode: 8 products on one multiplier, the last one landing, then the start
 FETCH_ISSUE = 4  # a read command's cycles before its address reaches the DDR (controller, splitter, AR)
@@ -238,22 +240,53 @@ def _array_macs(d, engine: EngineV2) -> int:
     return _tap_pairs(d) * pairs * per_pair
 
 
+def _reads(layers, j: int) -> str:
+    """The name of the tensor layer j reads first (a chain's layer reads the one before it)."""
+    layer = layers[j]
+    return layer.inputs[0] if layer.inputs else layers[j - 1].name if j else INPUT
+
+
+def _conv_weight(layer):
+    w = getattr(layer, "weight", None)
+    return None if w is None or w.dim() < 2 else w
+
+
 def network_macs(d, layers) -> int:
     """The network's multiply-accumulates a job computes: its (position, tap) pairs inside the map
     times the real input and output channels of its Conv2d or Linear layer (a backward job swaps
     their roles, not their product; a grouped or depthwise convolution's are those of its groups).
-    Other diagonal jobs (max- or average-pool, a lone ReLU, a per-channel affine) and a SEED move
-    data and count none; neither do channels padded to whole tiles."""
+    A gradient-sum phase job (the transposed pass of a tensor two layers read) computes each
+    reader's taps of the phase: the sum over the readers. Other diagonal jobs (max- or
+    average-pool, a lone ReLU, a per-channel affine, an Add's identity) and a SEED move data and
+    count none; neither do channels padded to whole tiles."""
     if d.op != Op.CONV or d.layer >= len(layers):
         return 0
     layer = layers[d.layer]
-    w = getattr(layer, "weight", None)
-    if w is None or w.dim() < 2:
+    w = _conv_weight(layer)
+    if w is None:
         return 0
+    if d.iky < 0:
+        read = _reads(layers, d.layer)
+        readers = [j for j in range(len(layers)) if _reads(layers, j) == read or read in layers[j].inputs[1:]]
+        if len(readers) > 1:
+            return sum(_phase_macs(d, layers[j]) for j in readers)
     # an UNPOOL job walks only the rows and columns a pool window covers; the network's transposed
     # conv also multiplies the zero gradients of a ragged edge: the conv's whole output map
     bounds = tuple(layer.out_shape[1:]) if d.unpool else None
     return _tap_pairs(d, bounds) * int(w.shape[0]) * int(w.shape[1])
+
+
+def _phase_macs(d, reader) -> int:
+    """The MACs of ``reader``'s taps in the stride phase (oyo, oxo) of gradient-sum job ``d``."""
+    w = _conv_weight(reader)
+    if w is None:  # an Add: the identity
+        return 0
+    (kh, kw), (sy, sx), (py, px) = reader.kernel, reader.stride, reader.padding
+    _, ty, iy0 = _phase_taps(kh, sy, py, d.oyo)
+    _, tx, ix0 = _phase_taps(kw, sx, px, d.oxo)
+    if not (ty and tx):
+        return 0
+    return _tap_pairs(replace(d, ky=ty, kx=tx, iy0=iy0, ix0=ix0)) * int(w.shape[0]) * int(w.shape[1])
 
 
 def word_read_cycles(dram: _Dram) -> int:
