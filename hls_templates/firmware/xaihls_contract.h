@@ -206,7 +206,7 @@ constexpr FieldSpec RESULT_PREDICTED = {0, 0, 32, false};  // the predicted clas
 constexpr FieldSpec RESULT_TARGET = {1, 0, 32, false};  // the class the attribution explains
 constexpr FieldSpec RESULT_SAT_FORWARD = {2, 0, 32, false};  // values the forward passes saturated
 constexpr FieldSpec RESULT_SAT_BACKWARD = {3, 0, 32, false};  // values the backward passes saturated
-constexpr FieldSpec RESULT_SAT_POST = {4, 0, 32, false};  // values the post-processing saturated (IG path points, IG sum, attribution)
+constexpr FieldSpec RESULT_SAT_POST = {4, 0, 32, false};  // values the post-processing saturated (IG path points, IG sum, attribution) and the Grad-CAM list
 
 }  // namespace contract
 }  // namespace xaihls

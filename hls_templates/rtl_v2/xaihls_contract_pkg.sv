@@ -206,7 +206,7 @@ package xaihls_contract_pkg;
   // result: What the engine writes at result_addr when a run is done; an image batch writes one per slot, RESULT_SLOT_BYTES apart, the run's counters in the first (0 in the others).
   localparam int RESULT_WORDS = 5;
   typedef struct packed {
-    logic [31:0] sat_post;  // values the post-processing saturated (IG path points, IG sum, attribution)
+    logic [31:0] sat_post;  // values the post-processing saturated (IG path points, IG sum, attribution) and the Grad-CAM list
     logic [31:0] sat_backward;  // values the backward passes saturated
     logic [31:0] sat_forward;  // values the forward passes saturated
     logic [31:0] target;  // the class the attribution explains

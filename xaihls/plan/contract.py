@@ -337,7 +337,8 @@ RESULT = Record("result", "What the engine writes at result_addr when a run is d
     _u("target", 32, "the class the attribution explains"),
     _u("sat_forward", 32, "values the forward passes saturated"),
     _u("sat_backward", 32, "values the backward passes saturated"),
-    _u("sat_post", 32, "values the post-processing saturated (IG path points, IG sum, attribution)"),
+    _u("sat_post", 32, "values the post-processing saturated (IG path points, IG sum, attribution) and "
+                          "the Grad-CAM list"),
 ))
 
 # AXI4-Lite registers as Vitis HLS generates them for

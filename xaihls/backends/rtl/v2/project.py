@@ -69,6 +69,7 @@ class ProgramImage(JobLists):
     backward_batch: tuple
     regions: tuple     # xaihls.plan.lowering.Region (from project.json)
     image: bytes
+    cam: tuple = ()    # the Grad-CAM list (the RTL does not run it yet)
 
     @property
     def total_bytes(self) -> int:
