@@ -422,6 +422,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     strided = (Conv2d, MaxPool2d, AvgPool2d)
     bwd_max = 1 + 2 * len(dag.adds) + sum(lay.stride[0] * lay.stride[1] if isinstance(lay, strided) else 1
                                           for lay in layers)  # an Add: a rule job for each operand at most
+    bwd_max += cam is not None  # the rule below a rectifier whose output gradient the Grad-CAM list reads
     forward_addr = alloc.take("forward descriptors", DESCRIPTOR.bytes * fwd_max)
     backward_addr = alloc.take("backward descriptors", DESCRIPTOR.bytes * bwd_max)
     cam_addr = alloc.take("grad-cam descriptors", DESCRIPTOR.bytes * (3 + fy * fx)) if cam is not None else 0
@@ -981,6 +982,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         grad_cam_frac=af.grad_cam.frac if cam is not None else 0,
         guided_grad_cam_frac=af.guided_grad_cam.frac if cam is not None else 0,
     )
+    assert len(forward) <= fwd_max and len(backward) <= bwd_max and len(cam_jobs) <= 3 + fy * fx, "descriptor room"
     slots = Slots(batch, dict(alloc.slot_bytes), mask_slot, index_slot) if batch > 1 else None
     return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end, qg,
                    slots, tuple(cam_jobs))

@@ -236,7 +236,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                 res = model.estimate(engine)
                 fwd = tuple(timing.job_cost(d, engine, "forward", layers=layers) for d in forward)
                 bwd = tuple(timing.job_cost(d, engine, "backward", layers=layers) for d in backward)
-                cams = tuple(timing.job_cost(d, engine, "grad-cam") for d in cam)
+                cams = tuple(timing.job_cost(d, engine, "cam") for d in cam)
                 cycles = timing.workload(h, fwd, bwd, engine, qg.ig_steps, cam_costs=cams)
                 workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
                 cand = Candidate(engine, res, cycles, workload, _fits(res, board, cap))
@@ -363,7 +363,7 @@ def describe(p: PlanV2, methods=None) -> str:
     names = [layer.name for layer in qg.graph.layers] + ["logits"]
     width = max(14, 2 + max(map(len, names)))
     lines.append(f"{'layer':<{width}}{'dir':<5}{'op':<6}{'cycles':>11}{'bound':>11}{'MAC util':>10}")
-    for cost in p.forward_costs + p.backward_costs:
+    for cost in p.forward_costs + p.backward_costs + p.cam_costs:
         util = f"{cost.utilization(e.tm, e.tn):.1%}" if cost.macs else "-"
         lines.append(f"{names[cost.layer]:<{width}}{cost.direction[:3]:<5}{cost.op:<6}{cost.cycles:>11,}"
                      f"{cost.bound_cycles:>11,}{util:>10}")

@@ -355,7 +355,7 @@ def method_cycles(program, engine: EngineV2, method: str | None, steps: int = 32
                    jobs(program.backward_batch, "backward") if method is not None else 0)
     cam = (0, 0)
     if method in CAM_METHODS:
-        cam = (jobs(program.backward[:program.header["n_backward_cam"]], "backward"), jobs(program.cam, "grad-cam"))
+        cam = (jobs(program.backward[:program.header["n_backward_cam"]], "backward"), jobs(program.cam, "cam"))
     return run_cycles(program.header, engine, forward, backward, method, steps, ddr_latency, bytes_per_cycle,
                       batched, images, cam)
 
