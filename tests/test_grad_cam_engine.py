@@ -1,7 +1,7 @@
 """Grad-CAM and guided Grad-CAM on the Program (docs/dag.md, "Grad-CAM on the engine"): the program
-executor equals the golden model bit for bit (attribution, logits, target, saturation counters), the
-csim and rtl engines refuse the methods at compile, and a layer the jobs cannot upsample is refused
-at compile in one line."""
+executor equals the golden model bit for bit (attribution, logits, target, saturation counters; the
+csim engine: tests/test_hls_v2.py), the rtl engine refuses the methods at compile, and a layer the
+jobs cannot upsample is refused at compile in one line."""
 
 from __future__ import annotations
 
@@ -91,8 +91,8 @@ def test_a_given_target_and_the_public_api_on_the_program_backend():
     assert engine_starts(3, max(plan.program.batch, 2), METHOD_CODES["grad_cam"]) == [(0, 1), (1, 1), (2, 1)]
 
 
-@pytest.mark.parametrize("backend", ["csim", "rtl"])
-def test_csim_and_rtl_refuse_the_grad_cam_methods_at_compile(backend):
+@pytest.mark.parametrize("backend", ["rtl"])
+def test_rtl_refuses_the_grad_cam_methods_at_compile(backend):
     entry = get_zoo_model("digits")
     for method in CAMS:
         with pytest.raises(XaiHlsError) as e:
