@@ -61,8 +61,7 @@ LAYER_METHODS: dict[str, Method] = {
 }
 """Methods that read a layer's activations and gradient (Grad-CAM, docs/dag.md). They are not in
 ``METHODS`` (the default of ``xaihls.compile``), since they need a layer with a feature map; the
-program executor runs them on the Program's Grad-CAM list (docs/dag.md, "Grad-CAM on the engine");
-the csim and rtl engines do not yet (``xaihls.plan.capabilities``)."""
+engines run them on the Program's Grad-CAM list (docs/dag.md, "Grad-CAM on the engine")."""
 
 ALL_METHODS: dict[str, Method] = {**METHODS, **LAYER_METHODS}
 
