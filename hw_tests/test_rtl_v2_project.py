@@ -10,12 +10,18 @@ import numpy as np
 import torch
 
 import xaihls
+from hw_tests.rtl_v2_cases import CAMS, shared_params
+from tests.random_nets import random_dag_net
+from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.cycles import TOLERANCE
 from xaihls.backends.rtl.v2.params import RTL_DIR, SIM_SOURCES, SOURCES, rtl_params
 from xaihls.backends.rtl.v2.project import VERILATOR_REPORT, load_project
 from xaihls.cli import main
+from xaihls.executor import quantize_input
+from xaihls.methods import METHOD_CODES
 from xaihls.models.zoo import get_zoo_model
 from xaihls.reports.compare import compare
+from xaihls.sim.interpreter import run_batch
 from xaihls.writer import write_project
 
 TILING = (4, 4)  # the smallest array a 64-bit board takes: a quick Verilator build
@@ -142,3 +148,26 @@ def test_demo_runs_the_rtl_and_its_report_shows_the_cycles(tmp_path):
     report = json.loads((tmp_path / "project" / VERILATOR_REPORT).read_text())
     assert len(report["cycles"]) == 7 and all(m["bit_exact"] for m in report["methods"].values())
     assert "verilator" in (tmp_path / "report.html").read_text()
+
+
+def test_rtl_executor_runs_the_grad_cam_methods_one_image_a_start_as_golden():
+    """The rtl backend compiles the Grad-CAM methods and runs them (run_rtl_v2 on this suite's 4 x 4
+    build) one image a start, bit-exact with golden and with the interpreter's counters, on a
+    3-channel net: Grad-CAM's attribution is the map (one channel), guided Grad-CAM's all three."""
+    model, shape, calibration = random_dag_net(20)
+    acc = xaihls.compile(model, shape, calibration=calibration, methods=CAMS, tiling=TILING,
+                         backends=("golden", "program", "rtl"))
+    x = torch.rand((3, *shape), generator=torch.Generator().manual_seed(1)) * calibration.max()
+    x_q = quantize_input(acc.qgraph, x)[0]
+    plan = acc.plan
+    classes = acc.qgraph.graph.num_classes
+    for method, target in (("grad_cam", None), ("guided_grad_cam", torch.tensor([k % classes for k in (1, 0, 2)]))):
+        logits, targets, attrs, counters, cycles = sim.run_rtl_v2(plan.program, plan.engine, x_q, method, target,
+                                                                  IG_STEPS, "trapezoid", None,
+                                                                  params=shared_params("4x4"))
+        g = acc.run(x, method, target)
+        assert torch.equal(logits, g.logits) and torch.equal(targets, g.target), method
+        assert attrs.shape == (3, 1 if method == "grad_cam" else shape[0], *shape[1:]), (method, attrs.shape)
+        assert torch.equal(attrs, g.attribution), method
+        assert counters == run_batch(plan.program, x_q, METHOD_CODES[method], target, IG_STEPS, "trapezoid", None)[3]
+        assert len(cycles) == 3 and len(set(cycles)) == 1, (method, cycles)
