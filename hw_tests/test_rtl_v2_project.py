@@ -18,7 +18,7 @@ from xaihls.backends.rtl.v2.params import RTL_DIR, SIM_SOURCES, SOURCES, rtl_par
 from xaihls.backends.rtl.v2.project import VERILATOR_REPORT, load_project
 from xaihls.cli import main
 from xaihls.executor import quantize_input
-from xaihls.methods import METHOD_CODES
+from xaihls.methods import METHOD_CODES, METHODS
 from xaihls.models.zoo import get_zoo_model
 from xaihls.reports.compare import compare
 from xaihls.sim.interpreter import run_batch
@@ -30,10 +30,11 @@ IG_STEPS = 3
 
 @functools.lru_cache(maxsize=None)
 def compiled():
-    """(accelerator, one sample image): digits on a 4 x 4 array, every method (one build for every test here)."""
+    """(accelerator, one sample image): digits on a 4 x 4 array, every method, the Grad-CAM ones too (one
+    build for every test here; the csim backend does not run Grad-CAM yet)."""
     entry = get_zoo_model("digits")
     acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16], tiling=TILING,
-                         ig_steps=IG_STEPS)
+                         ig_steps=IG_STEPS, methods=(*METHODS, *CAMS), backends=("golden", "program", "rtl"))
     acc.plan
     return acc, entry.samples()[0][:1]
 
@@ -88,6 +89,25 @@ def test_sim_runs_the_testbench_cases_bit_exactly_and_reports_cycles(tmp_path, c
     data.tofile(bad)
     assert main(["sim", str(tmp_path), "--methods", "saliency"]) == 1
     assert "image 0 saliency: results differ from the golden model" in capsys.readouterr().err
+
+
+def test_sim_runs_the_grad_cam_cases_bit_exactly(tmp_path, capsys):
+    """A project's Grad-CAM cases: the map (one channel) and guided Grad-CAM's product equal golden's,
+    each start within the cycle model's tolerance; no MAC count (the estimate counts no Grad-CAM job)."""
+    project(tmp_path)
+    assert main(["sim", str(tmp_path), "--methods", ",".join(CAMS)]) == 0
+    report = json.loads((tmp_path / VERILATOR_REPORT).read_text())
+    assert set(report["methods"]) == set(CAMS)
+    for method, m in report["methods"].items():
+        assert m["bit_exact"] and abs(m["cycles"] - m["model_cycles"]) <= TOLERANCE * m["model_cycles"], (method, m)
+        assert m["mac_utilization"] is None
+    bad = tmp_path / "tb_data" / "image0_grad_cam_attribution.bin"
+    data = np.fromfile(bad, dtype="<i2")
+    data[5 * TILING[1]] += 1  # the map at pixel 5
+    data.tofile(bad)
+    capsys.readouterr()
+    assert main(["sim", str(tmp_path), "--methods", "grad_cam"]) == 1
+    assert "image 0 grad_cam: results differ from the golden model" in capsys.readouterr().err
 
 
 def test_sim_takes_the_ddr_latency_and_seeded_stalls_and_says_so(tmp_path, capsys):
