@@ -307,13 +307,14 @@ def test_hardware_backends_refuse_a_dag_the_two_source_jobs_cannot_express(kind,
     assert needle in msg, msg
 
 
-def test_rtl_refuses_grad_cam_and_the_program_a_map_it_cannot_upsample():
-    """The program and csim executors run Grad-CAM (tests/test_grad_cam_engine.py, test_hls_v2.py);
-    rtl refuses it at compile, and the program a map that no integer factor upsamples to the input
-    (4x4 to 6x6)."""
-    msg = _compiled_refusal(_net(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU()), (1, 6, 6),
-                            methods=("gradient", "grad_cam"), golden_only=False)
-    assert "the rtl backend" in msg and "method 'grad_cam' runs on the program executor only" in msg, msg
+def test_the_engines_refuse_a_grad_cam_map_no_integer_factor_upsamples():
+    """Every engine runs Grad-CAM (tests/test_grad_cam_engine.py, test_hls_v2.py,
+    hw_tests/test_rtl_v2_exact.py); a map that no integer factor upsamples to the input (4x4 to 6x6)
+    is refused at compile, naming the layer."""
+    torch.manual_seed(0)
+    acc = xaihls.compile(_net(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU()).eval(), (1, 6, 6),
+                         calibration=torch.rand(4, 1, 6, 6), methods=("gradient", "grad_cam"))
+    assert not acc.refusals
     msg = _compiled_refusal(_net(nn.Conv2d(1, 2, 3), nn.ReLU()), (1, 6, 6), methods=("gradient", "grad_cam"),
                             golden_only=False)
     assert "the program backend" in msg and "grad_cam_layer '0': its 4x4 map" in msg, msg

@@ -1,7 +1,7 @@
 """Grad-CAM and guided Grad-CAM on the Program (docs/dag.md, "Grad-CAM on the engine"): the program
-executor equals the golden model bit for bit (attribution, logits, target, saturation counters; the
-csim engine: tests/test_hls_v2.py), the rtl engine refuses the methods at compile, and a layer the
-jobs cannot upsample is refused at compile in one line."""
+executor equals the golden model bit for bit (attribution, logits, target, saturation counters; csim:
+tests/test_hls_v2.py, rtl: hw_tests/test_rtl_v2_exact.py), and a layer the jobs cannot upsample is
+refused at compile in one line."""
 
 from __future__ import annotations
 
@@ -89,18 +89,6 @@ def test_a_given_target_and_the_public_api_on_the_program_backend():
     assert cycles["grad_cam"] < cycles["guided_grad_cam"]  # guided runs the whole backward list again
     assert cycles["grad_cam"] > cycles["predict"] + sum(c.cycles for c in plan.cam_costs)
     assert engine_starts(3, max(plan.program.batch, 2), METHOD_CODES["grad_cam"]) == [(0, 1), (1, 1), (2, 1)]
-
-
-@pytest.mark.parametrize("backend", ["rtl"])
-def test_rtl_refuses_the_grad_cam_methods_at_compile(backend):
-    entry = get_zoo_model("digits")
-    for method in CAMS:
-        with pytest.raises(XaiHlsError) as e:
-            xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], methods=(method,),
-                           backends=("golden", backend))
-        message = str(e.value)
-        assert "\n" not in message and f"the {backend} backend cannot run" in message
-        assert f"method '{method}' runs on the program executor only" in message
 
 
 def test_a_map_the_engine_cannot_upsample_is_refused_naming_the_layer():

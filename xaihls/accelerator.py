@@ -91,12 +91,10 @@ class Accelerator:
         if self._refusals is None:
             from xaihls.plan.capabilities import graph_refusal, refusal
 
-            from xaihls.plan.capabilities import program_refusal
-
             found = {name: graph_refusal(get_executor(name).capabilities, self.qgraph) for name in BACKENDS
                      if get_executor(name).capabilities.needs_plan}
-            if program_refusal(self.qgraph) is None:  # the plan is made only for a graph the engine runs
-                found = {name: why or refusal(get_executor(name).capabilities, self.plan) for name, why in found.items()}
+            if not any(found.values()):  # the plan is made only for a graph the engine runs
+                found = {name: refusal(get_executor(name).capabilities, self.plan) for name in found}
             self._refusals = {name: why for name, why in found.items() if why}
         return self._refusals
 

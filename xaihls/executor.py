@@ -233,7 +233,6 @@ class Capabilities:
     data_widths: tuple[int, ...] | None = None
     array_sizes: tuple[int, ...] | None = None  # the values Tm and Tn may take
     max_ig_steps: int | None = None
-    layer_methods: bool = False  # runs the Grad-CAM methods (the Program's Grad-CAM list)
 
 
 class Executor(Protocol):

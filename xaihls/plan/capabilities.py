@@ -54,15 +54,7 @@ def rectifiers_in_a_row(graph) -> str | None:
 def graph_refusal(caps: Capabilities, qg) -> str | None:
     """Why an executor cannot run ``qg``'s graph or methods (one line), or None; checked before any
     plan is made, so no chain-only code of the planner or the engines sees such a graph."""
-    if not caps.needs_plan:
-        return None
-    why = program_refusal(qg)
-    if why is None and not caps.layer_methods:
-        for method in qg.methods:
-            if method in LAYER_METHODS:
-                return (f"method '{method}' runs on the program executor only for now: the {caps.executor} "
-                        "engine has no Grad-CAM list yet (compile without it, or run it on backend='program')")
-    return why
+    return program_refusal(qg) if caps.needs_plan else None
 
 
 def upsampling_factors(qg) -> tuple[int, int]:

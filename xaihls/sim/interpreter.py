@@ -495,7 +495,7 @@ def run_batch(program: ProgramV2, x_q: torch.Tensor, method_code: int, target: t
 class InterpreterExecutor:
     """The Program interpreted job by job in Python (numpy), as the engine runs it."""
 
-    capabilities = Capabilities("program", data_widths=(DATA_BITS,), max_ig_steps=MAX_IG_STEPS, layer_methods=True)
+    capabilities = Capabilities("program", data_widths=(DATA_BITS,), max_ig_steps=MAX_IG_STEPS)
 
     def run(self, qg, plan, args: RunArgs) -> RunResult:
         code = PREDICT_CODE if args.method is None else METHOD_CODES[args.method]

@@ -262,7 +262,7 @@ class CSimV2Executor:
     """The Engine v2 HLS C++ compiled with g++ (cached) and called in process. ``plan``: any
     object with ``.program`` (ProgramV2) and ``.engine`` (EngineV2)."""
 
-    capabilities = Capabilities("csim", data_widths=(16,), max_ig_steps=MAX_IG_STEPS, layer_methods=True)
+    capabilities = Capabilities("csim", data_widths=(16,), max_ig_steps=MAX_IG_STEPS)
 
     def run(self, qg, plan, args: RunArgs) -> RunResult:
         code = PREDICT_CODE if args.method is None else METHOD_CODES[args.method]

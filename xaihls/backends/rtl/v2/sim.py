@@ -267,7 +267,7 @@ class RtlV2Executor:
     the remainder), so the list sums to the cycles of every start."""
 
     capabilities = Capabilities("rtl", data_widths=(16,), array_sizes=(4, 8, 16, 32, 64, 128),
-                                max_ig_steps=MAX_IG_STEPS, layer_methods=True)
+                                max_ig_steps=MAX_IG_STEPS)
 
     def run(self, qg, plan, args: RunArgs) -> RunResult:
         logits, targets, attrs, counters, cycles = run_rtl_v2(plan.program, plan.engine, args.x_q, args.method,
