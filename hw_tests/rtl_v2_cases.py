@@ -28,8 +28,14 @@ NETS = ("digits", "digits_strided_bn", "digits_gap", "random301", "random305", "
 EDGE_NETS = ("edge6", "edge14", "edge45")
 # residual nets (two-source jobs: residual adds and gradient sums): digits_resnet (an identity block and a
 # projection shortcut after a padded max-pool), digits_mobilenet (inverted residuals: depthwise, ReLU6),
-# dag4 (tests.random_nets.random_dag_net: the input image added, a depthwise branch, projections)
-DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4")
+# dag4 (tests.random_nets.random_dag_net: the input image added, a depthwise branch, projections),
+# dag20 (a 3-channel input)
+DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4", "dag20")
+# nets compiled with the Grad-CAM methods too (a Grad-CAM list: the layer's activations recomputed, its
+# channel weights written where the next job reads its weights, nearest upsampling by output strides);
+# dag20's 2 x 3 map is upsampled by 2 and repeated over the input's 3 channels
+CAM_NETS = ("digits_resnet", "digits_mobilenet", "dag20")
+CAMS = ("grad_cam", "guided_grad_cam")
 # random chains from tests.random_nets, named <kind><seed>
 RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag": random_dag_net}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one
@@ -49,18 +55,24 @@ METHOD_LIST = (None, *METHODS)
 @functools.lru_cache(maxsize=None)
 def compiled(name: str):
     """(QGraph owner, one input image) for a zoo net or a random net ('random<seed>', 'pools<seed>',
-    'edge<seed>')."""
+    'edge<seed>', 'dag<seed>'), compiled with the methods of ``method_list``."""
     kind = next((k for k in RANDOM_NETS if name.startswith(k)), None)
     if kind is not None:
         seed = int(name.removeprefix(kind))
         model, shape, calibration = RANDOM_NETS[kind](seed)
-        acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=IG_STEPS, backends=("golden",))
+        acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=IG_STEPS, methods=method_list(name)[1:],
+                             backends=("golden",))
         x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
         return acc, x
     entry = get_zoo_model(name)
     acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16], ig_steps=IG_STEPS,
-                         backends=("golden",))
+                         methods=method_list(name)[1:], backends=("golden",))
     return acc, entry.samples()[0][:1]
+
+
+def method_list(name: str) -> tuple:
+    """Predict (None) and every method the net is compiled with."""
+    return (*METHOD_LIST, *CAMS) if name in CAM_NETS else METHOD_LIST
 
 
 @functools.lru_cache(maxsize=None)
@@ -79,9 +91,10 @@ def shared_params(shape: str) -> RtlV2Params:
     return params
 
 
-def runs(name: str, methods: tuple = METHOD_LIST) -> list[dict]:
-    """One simulation run per method (None: predict) on the net's sample image."""
+def runs(name: str, methods: tuple | None = None) -> list[dict]:
+    """One simulation run per method (None: predict; default ``method_list``) on the net's sample image."""
     acc, x = compiled(name)
+    methods = method_list(name) if methods is None else methods
     x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
     table = sim.ig_table(IG_STEPS, "trapezoid", acc.qgraph.width)
     return [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": table,
@@ -95,7 +108,7 @@ def expected(name: str, shape: str) -> list[dict]:
     prog = program(name, shape)
     x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
     out = []
-    for m in METHOD_LIST:
+    for m in method_list(name):
         g = acc.run(x, m, steps=IG_STEPS) if m else acc.run(x)
         engine = Interpreter(prog)
         engine.load_inputs(x_q, None, IG_STEPS, "trapezoid")
@@ -108,7 +121,7 @@ def expected(name: str, shape: str) -> list[dict]:
 
 @functools.lru_cache(maxsize=None)
 def simulated(name: str, shape: str, stalls: float = 0.0, ddr_latency: int | None = None, memory: str = "sv"):
-    """The RTL's results for predict and every method (a SimRuns list); ``memory="axiram"``:
+    """The RTL's results of ``runs`` (a SimRuns list); ``memory="axiram"``:
     cocotbext-axi's AxiRam as the DDR (the protocol-test mode)."""
     return sim.simulate(program(name, shape), shared_params(shape), runs(name), stalls=stalls,
                         seed=sum(map(ord, name + shape)), ddr_latency=ddr_latency, memory=memory)

@@ -1,11 +1,17 @@
 """The Engine v2 control interface: a bus error reaches the status and still ends the run; a start
-while busy is ignored."""
+while busy is ignored; a Grad-CAM method where the Program or the start cannot run it, and a method
+code beyond the last, are refused."""
 
 import numpy as np
 import pytest
 
-from hw_tests.rtl_v2_cases import expected, program, runs, shared_params
+from hw_tests.rtl_v2_cases import batch_images, compiled, expected, program, runs, shared_params
 from xaihls.backends.rtl.v2 import sim
+from xaihls.executor import quantize_input
+from xaihls.methods import METHOD_CODES
+from xaihls.plan.contract import Status
+
+BAD_ARGUMENT = 1 << Status.BAD_ARGUMENT
 
 
 def _gradient(name: str = "digits") -> dict:
@@ -36,3 +42,25 @@ def test_a_start_while_busy_is_ignored():
     want = next(e for e in expected("digits", "4x4") if e["name"] == "gradient")
     assert out["status"] == 0 and np.array_equal(out["attribution"], want["attribution"])
     assert out["cycles"] == out_plain["cycles"], "the ignored start must not disturb the run"
+
+
+def test_grad_cam_on_an_image_batch_or_without_its_list_and_a_method_code_above_8_are_refused():
+    """BAD_ARGUMENT, as the interpreter refuses them: Grad-CAM and guided Grad-CAM run one image a start
+    (IMAGES = the Program's batch is refused, as for integrated gradients), need the Program's Grad-CAM
+    list (digits is compiled without it), and 9 is no method; the same Grad-CAM start of one image runs."""
+    name, shape = "digits_resnet", "4x4"
+    by_name = {r["name"]: r for r in runs(name)}
+    x_q = quantize_input(compiled(name)[0].qgraph, batch_images(name, shape))[0].numpy()
+    assert program(name, shape).batch == 2 and program(name, shape).cam and not program("digits", "4x4").cam
+    pair = {"images": x_q[:2], "targets": [-1, -1]}
+    cases = [by_name["grad_cam"], {**by_name["grad_cam"], **pair}, {**by_name["guided_grad_cam"], **pair},
+             {**by_name["gradient"], "method": max(METHOD_CODES.values()) + 1}]
+    out = sim.simulate(program(name, shape), shared_params(shape), cases)
+    want = next(e for e in expected(name, shape) if e["name"] == "grad_cam")
+    assert out[0]["status"] == 0 and np.array_equal(out[0]["attribution"], want["attribution"])
+    for case, r in zip(cases[1:], out[1:]):
+        assert r["status"] == BAD_ARGUMENT, f"method {case['method']}: status {r['status']:#x}"
+    gradient = _gradient()
+    without = [{**gradient, "method": METHOD_CODES[m], "name": m} for m in ("grad_cam", "guided_grad_cam")]
+    for case, r in zip(without, sim.simulate(program("digits", "4x4"), shared_params("4x4"), without)):
+        assert r["status"] == BAD_ARGUMENT, f"{case['name']} on a Program without the list: status {r['status']:#x}"

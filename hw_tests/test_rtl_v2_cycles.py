@@ -4,10 +4,11 @@ or -rA)."""
 
 import pytest
 
-from hw_tests.rtl_v2_cases import METHOD_LIST, batch_runs, batch_simulated, program, simulated
+from hw_tests.rtl_v2_cases import (CAM_NETS, CAMS, METHOD_LIST, batch_runs, batch_simulated, method_list, program,
+                                   simulated)
 from xaihls.backends.rtl.v2.cycles import TOLERANCE, compare, markdown
 from xaihls.plan.engine import EngineV2
-from xaihls.plan.timing import method_cycles
+from xaihls.plan.timing import job_cost, method_cycles
 
 
 @pytest.mark.parametrize("latency", [1, 100])
@@ -62,3 +63,27 @@ def test_an_image_batch_start_matches_the_cycle_model(name, shape, latency):
         off = (r["cycles"] - model) / model
         print(f"{run['name']} start of {run['count']}: RTL {r['cycles']:,} model {model:,} ({off:+.1%})")
         assert abs(off) <= TOLERANCE, f"{run['name']}, {run['count']} images: RTL {r['cycles']} model {model}"
+
+
+@pytest.mark.parametrize("shape", ["4x4", "16x8"])
+@pytest.mark.parametrize("name", CAM_NETS)
+def test_grad_cam_runs_and_their_list_match_the_cycle_model(name, shape):
+    """Grad-CAM and guided Grad-CAM (the exactness tests' runs, DDR latency 24): the backward list's
+    prefix, then each job of the Grad-CAM list (profile phase 11) within the tolerance of its
+    ``job_cost``, guided Grad-CAM's whole backward list after it, and the whole start of
+    ``timing.method_cycles``."""
+    prog = program(name, shape)
+    engine = EngineV2.for_program(prog, clock_mhz=100.0, bytes_per_cycle=64.0, ddr_latency=24)
+    prefix = prog.header["n_backward_cam"]
+    for method in CAMS:
+        r = simulated(name, shape)[method_list(name).index(method)]
+        kinds = [k for k, _ in r["profile"] if k in ("backward", "grad-cam")]
+        backward_after = len(prog.backward) if method == "guided_grad_cam" else 0
+        assert kinds == ["backward"] * prefix + ["grad-cam"] * len(prog.cam) + ["backward"] * backward_after, method
+        rows = [(c, job_cost(d, engine, "cam", 24).cycles) for c, d in zip((c for k, c in r["profile"]
+                                                                          if k == "grad-cam"), prog.cam)]
+        bad = [(i, rtl, model) for i, (rtl, model) in enumerate(rows) if abs(rtl - model) > TOLERANCE * model]
+        assert not bad, f"{method}: Grad-CAM jobs (index, RTL, model) outside {TOLERANCE:.0%}: {bad}"
+        model = method_cycles(prog, engine, method, ddr_latency=24)
+        print(f"{name} {shape} {method}: RTL {r['cycles']:,} model {model:,} ({(r['cycles'] - model) / model:+.1%})")
+        assert abs(r["cycles"] - model) <= TOLERANCE * model, f"{method}: RTL {r['cycles']} model {model}"

@@ -1,10 +1,13 @@
 """Engine v2 RTL (Verilator, SystemVerilog DDR model) equals the golden model bit for bit for predict
-and every method, and its three saturation counters equal the interpreter's, with and without AXI stalls."""
+and every method (Grad-CAM and guided Grad-CAM on the residual nets), and its three saturation counters
+equal the interpreter's, with and without AXI stalls."""
 
 import numpy as np
 import pytest
 
-from hw_tests.rtl_v2_cases import DAG_NETS, EDGE_NETS, NETS, STALL_PROBABILITY, expected, simulated
+from hw_tests.rtl_v2_cases import (CAM_NETS, CAMS, DAG_NETS, EDGE_NETS, NETS, STALL_PROBABILITY, compiled, expected,
+                                   program, simulated)
+from xaihls.plan.contract import Op
 
 
 def _check(name, shape, stalls, memory="sv"):
@@ -16,6 +19,7 @@ def _check(name, shape, stalls, memory="sv"):
         assert r["result"].tolist() == want["result"], f"{what}: result record {r['result'].tolist()}"
         assert int(r["result"][1]) == want["target"], what
         if want["attribution"] is not None:
+            assert r["attribution"].shape == want["attribution"].shape, f"{what}: {r['attribution'].shape}"
             bad = int((r["attribution"] != want["attribution"]).sum())
             assert bad == 0, f"{what}: attribution differs in {bad} of {want['attribution'].size} elements"
 
@@ -39,6 +43,24 @@ def test_rtl_v2_equals_golden_on_residual_nets(name, shape):
     """Residual adds and the gradient sums of tensors read by two layers: two-source jobs, each source's
     operands shifted to one fraction (docs/engine_v2.md, "Residual adds and gradient sums")."""
     _check(name, shape, 0.0)
+
+
+@pytest.mark.parametrize("shape", ["4x4", "16x8"])
+@pytest.mark.parametrize("name", CAM_NETS)
+def test_grad_cam_cases_have_what_they_claim(name, shape):
+    """The residual nets' Grad-CAM runs test something: a Grad-CAM list after a proper prefix of the
+    backward list, whose first job (a SEED) the prefix includes; maps and guided products of more than
+    two values; dag20's map upsampled (its layer's map is smaller than the input) over 3 channels."""
+    prog = program(name, shape)
+    h = prog.header
+    assert prog.cam and 0 < h["n_backward_cam"] < len(prog.backward) and prog.backward[0].op == Op.SEED
+    for want in expected(name, shape):
+        if want["name"] in CAMS:
+            assert (want["attribution"] != 0).any() and len(np.unique(want["attribution"])) > 2, want["name"]
+    if name == "dag20":
+        qg = compiled(name)[0].qgraph
+        _, map_h, map_w = qg.graph.layers[qg.graph.tensor_index(qg.cam_layer) - 1].out_shape
+        assert h["in_c"] == 3 and (map_h, map_w) < (h["in_h"], h["in_w"])
 
 
 @pytest.mark.parametrize("name,shape", [("digits", "4x4"), ("digits_gap", "16x8_128bit"), ("random305", "16x8"),

@@ -10,12 +10,18 @@ import numpy as np
 import torch
 
 import xaihls
+from hw_tests.rtl_v2_cases import CAMS, shared_params
+from tests.random_nets import random_dag_net
+from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.cycles import TOLERANCE
 from xaihls.backends.rtl.v2.params import RTL_DIR, SIM_SOURCES, SOURCES, rtl_params
 from xaihls.backends.rtl.v2.project import VERILATOR_REPORT, load_project
 from xaihls.cli import main
+from xaihls.executor import quantize_input
+from xaihls.methods import METHOD_CODES, METHODS
 from xaihls.models.zoo import get_zoo_model
 from xaihls.reports.compare import compare
+from xaihls.sim.interpreter import run_batch
 from xaihls.writer import write_project
 
 TILING = (4, 4)  # the smallest array a 64-bit board takes: a quick Verilator build
@@ -24,10 +30,11 @@ IG_STEPS = 3
 
 @functools.lru_cache(maxsize=None)
 def compiled():
-    """(accelerator, one sample image): digits on a 4 x 4 array, every method (one build for every test here)."""
+    """(accelerator, one sample image): digits on a 4 x 4 array, every method, the Grad-CAM ones too (one
+    build for every test here)."""
     entry = get_zoo_model("digits")
     acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16], tiling=TILING,
-                         ig_steps=IG_STEPS)
+                         ig_steps=IG_STEPS, methods=(*METHODS, *CAMS))
     acc.plan
     return acc, entry.samples()[0][:1]
 
@@ -82,6 +89,25 @@ def test_sim_runs_the_testbench_cases_bit_exactly_and_reports_cycles(tmp_path, c
     data.tofile(bad)
     assert main(["sim", str(tmp_path), "--methods", "saliency"]) == 1
     assert "image 0 saliency: results differ from the golden model" in capsys.readouterr().err
+
+
+def test_sim_runs_the_grad_cam_cases_bit_exactly(tmp_path, capsys):
+    """A project's Grad-CAM cases: the map (one channel) and guided Grad-CAM's product equal golden's,
+    each start within the cycle model's tolerance; no MAC count (the estimate counts no Grad-CAM job)."""
+    project(tmp_path)
+    assert main(["sim", str(tmp_path), "--methods", ",".join(CAMS)]) == 0
+    report = json.loads((tmp_path / VERILATOR_REPORT).read_text())
+    assert set(report["methods"]) == set(CAMS)
+    for method, m in report["methods"].items():
+        assert m["bit_exact"] and abs(m["cycles"] - m["model_cycles"]) <= TOLERANCE * m["model_cycles"], (method, m)
+        assert m["mac_utilization"] is None
+    bad = tmp_path / "tb_data" / "image0_grad_cam_attribution.bin"
+    data = np.fromfile(bad, dtype="<i2")
+    data[5 * TILING[1]] += 1  # the map at pixel 5
+    data.tofile(bad)
+    capsys.readouterr()
+    assert main(["sim", str(tmp_path), "--methods", "grad_cam"]) == 1
+    assert "image 0 grad_cam: results differ from the golden model" in capsys.readouterr().err
 
 
 def test_sim_takes_the_ddr_latency_and_seeded_stalls_and_says_so(tmp_path, capsys):
@@ -142,3 +168,26 @@ def test_demo_runs_the_rtl_and_its_report_shows_the_cycles(tmp_path):
     report = json.loads((tmp_path / "project" / VERILATOR_REPORT).read_text())
     assert len(report["cycles"]) == 7 and all(m["bit_exact"] for m in report["methods"].values())
     assert "verilator" in (tmp_path / "report.html").read_text()
+
+
+def test_rtl_executor_runs_the_grad_cam_methods_one_image_a_start_as_golden():
+    """The rtl backend compiles the Grad-CAM methods and runs them (run_rtl_v2 on this suite's 4 x 4
+    build) one image a start, bit-exact with golden and with the interpreter's counters, on a
+    3-channel net: Grad-CAM's attribution is the map (one channel), guided Grad-CAM's all three."""
+    model, shape, calibration = random_dag_net(20)
+    acc = xaihls.compile(model, shape, calibration=calibration, methods=CAMS, tiling=TILING,
+                         backends=("golden", "program", "rtl"))
+    x = torch.rand((3, *shape), generator=torch.Generator().manual_seed(1)) * calibration.max()
+    x_q = quantize_input(acc.qgraph, x)[0]
+    plan = acc.plan
+    classes = acc.qgraph.graph.num_classes
+    for method, target in (("grad_cam", None), ("guided_grad_cam", torch.tensor([k % classes for k in (1, 0, 2)]))):
+        logits, targets, attrs, counters, cycles = sim.run_rtl_v2(plan.program, plan.engine, x_q, method, target,
+                                                                  IG_STEPS, "trapezoid", None,
+                                                                  params=shared_params("4x4"))
+        g = acc.run(x, method, target)
+        assert torch.equal(logits, g.logits) and torch.equal(targets, g.target), method
+        assert attrs.shape == (3, 1 if method == "grad_cam" else shape[0], *shape[1:]), (method, attrs.shape)
+        assert torch.equal(attrs, g.attribution), method
+        assert counters == run_batch(plan.program, x_q, METHOD_CODES[method], target, IG_STEPS, "trapezoid", None)[3]
+        assert len(cycles) == 3 and len(set(cycles)) == 1, (method, cycles)

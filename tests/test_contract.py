@@ -92,4 +92,4 @@ def test_codes_are_named_constants_in_every_generated_file():
         literal = hex(value) if group == "reg" else str(value)
         assert f"constexpr int {group.upper()}_{name} = {literal};" in cpp
         assert re.search(rf"localparam \S+(?: \[\d+:0\])? {group.upper()}_{name} = ", sv)
-    assert contract.METHOD_CODES["predict"] == 0 and sorted(contract.METHOD_CODES.values()) == list(range(7))
+    assert contract.METHOD_CODES["predict"] == 0 and sorted(contract.METHOD_CODES.values()) == list(range(9))

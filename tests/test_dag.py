@@ -220,7 +220,7 @@ def _compiled_refusal(model, shape, methods=tuple(METHODS), golden_only=True) ->
     with pytest.raises(XaiHlsError) as e:
         xaihls.compile(model.eval(), shape, calibration=torch.rand(4, *shape), methods=methods)
     msg = str(e.value)
-    assert "\n" not in msg and "backends=('golden',)" in msg, msg
+    assert "\n" not in msg and "backends=('golden'," in msg, msg  # golden, and any backend that runs it
     assert not golden_only or "golden-only for now" in msg, msg
     return msg
 
@@ -307,9 +307,17 @@ def test_hardware_backends_refuse_a_dag_the_two_source_jobs_cannot_express(kind,
     assert needle in msg, msg
 
 
-def test_hardware_backends_refuse_grad_cam_on_a_chain():
-    msg = _compiled_refusal(_net(nn.Conv2d(1, 2, 3), nn.ReLU()), (1, 6, 6), methods=("gradient", "grad_cam"))
-    assert "method 'grad_cam'" in msg
+def test_the_engines_refuse_a_grad_cam_map_no_integer_factor_upsamples():
+    """Every engine runs Grad-CAM (tests/test_grad_cam_engine.py, test_hls_v2.py,
+    hw_tests/test_rtl_v2_exact.py); a map that no integer factor upsamples to the input (4x4 to 6x6)
+    is refused at compile, naming the layer."""
+    torch.manual_seed(0)
+    acc = xaihls.compile(_net(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU()).eval(), (1, 6, 6),
+                         calibration=torch.rand(4, 1, 6, 6), methods=("gradient", "grad_cam"))
+    assert not acc.refusals
+    msg = _compiled_refusal(_net(nn.Conv2d(1, 2, 3), nn.ReLU()), (1, 6, 6), methods=("gradient", "grad_cam"),
+                            golden_only=False)
+    assert "the program backend" in msg and "grad_cam_layer '0': its 4x4 map" in msg, msg
 
 
 def test_golden_only_accelerator_refuses_engine_work_in_one_line():

@@ -26,7 +26,7 @@ from xaihls.backends.hls.templates import TEMPLATE_DIR
 from xaihls.errors import XaiHlsError
 from xaihls.executor import engine_result, prepare
 from xaihls.golden import model as golden
-from xaihls.methods import METHOD_CODES, METHODS
+from xaihls.methods import LAYER_METHODS, METHOD_CODES, METHODS
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan import contract
 from xaihls.project import write_files
@@ -108,10 +108,10 @@ def plans(qgraphs, engines):
 
 
 def _check_runs(qg, plan, x, what: str) -> dict[str, int]:
-    """predict and every method: csim == golden bit for bit, counters == the interpreter's.
-    Returns the engine's saturation counts, summed over the runs."""
+    """predict and every method compiled in: csim == golden bit for bit, counters == the
+    interpreter's. Returns the engine's saturation counts, summed over the runs."""
     totals = {"forward": 0, "backward": 0, "post": 0}
-    for method in (None, *METHODS):
+    for method in (None, *qg.methods):
         args = prepare(qg, x, method, steps=STEPS)
         got = v2.EXECUTOR.run(qg, plan, args)
         want = golden.EXECUTOR.run(qg, None, args)
@@ -158,9 +158,10 @@ def test_csim_image_batches_take_a_target_per_image(qgraphs, plans):
         assert got.saturations == expected, method
 
 
-def _shared_plan(model, shape, calibration, config: str, engines=None):
+def _shared_plan(model, shape, calibration, config: str, engines=None, methods=tuple(METHODS)):
     """A network's Program on ``config``, on the config's shared engine when it fits (else its own)."""
-    qg = xaihls.compile(model, shape, calibration=calibration, ig_steps=STEPS, backends=("golden",)).qgraph
+    qg = xaihls.compile(model, shape, calibration=calibration, ig_steps=STEPS, methods=methods,
+                        backends=("golden",)).qgraph
     plan = _plan(qg, *CONFIGS[config])
     if engines is not None:
         try:
@@ -295,9 +296,12 @@ def test_csim_equals_golden_on_edge_networks(seed, engines):
 def test_csim_equals_golden_on_residual_nets(name, config, engines):
     """Residual adds and gradient sums, two-source jobs with operand shifts per ReLU rule
     (docs/engine_v2.md, "Residual adds and gradient sums"): an identity block and a projection
-    shortcut after a padded max-pool; inverted residuals with depthwise convolutions and ReLU6."""
+    shortcut after a padded max-pool; inverted residuals with depthwise convolutions and ReLU6.
+    Every method, Grad-CAM and guided Grad-CAM (the Program's Grad-CAM list) included."""
     entry = get_zoo_model(name)
-    qg, _, _, _, plan = _shared_plan(entry.build(), entry.input_shape, entry.calibration()[:8], config, engines)
+    qg, _, _, _, plan = _shared_plan(entry.build(), entry.input_shape, entry.calibration()[:8], config, engines,
+                                     methods=(*METHODS, *LAYER_METHODS))
+    assert plan.program.cam
     two = [d for d in plan.program.forward + plan.program.backward if d.src_b]
     shifted = any(d.xs_a1 != d.xs_a0 or d.xs_b1 != d.xs_b0 or d.xs_b0 for d in two)
     assert two and (shifted or name != "digits_resnet")  # digits_resnet's operand shifts differ by rule
@@ -558,6 +562,21 @@ def test_project_testbench_passes_and_names_a_corrupted_element(project, project
         (project / "tb_data/image0_gradient_attribution.bin").read_bytes())
     proc = _run_testbench(broken)
     assert proc.returncode == 1 and MISMATCH.search(proc.stdout), proc.stdout
+
+
+def test_project_testbench_runs_grad_cam(tmp_path):
+    """A project compiled with the Grad-CAM methods: its testbench runs the Grad-CAM list and
+    compares the map, repeated over the input's channels as the engine leaves it at attr_addr."""
+    entry = get_zoo_model("digits_resnet")
+    qg = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8],
+                        methods=("saliency", *LAYER_METHODS), backends=("golden",)).qgraph
+    folder = tmp_path / "digits_resnet_cam"
+    write_files(folder, v2.project_files(qg, _plan(qg, *CONFIGS["16x8"])))
+    proc = _run_testbench(folder)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = 2 + len(LAYER_METHODS)  # predict, saliency and the Grad-CAM methods, of each test image
+    assert f"xaihls csim: {runs * v2.TEST_IMAGES} cases, 0 mismatches" in proc.stdout, proc.stdout
+    assert "ok image 1 method grad_cam" in proc.stdout and "ok image 1 method guided_grad_cam" in proc.stdout
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def _roofline(d, engine, direction, layers=None, image_batch=False):
     return JobCost(d.layer, "conv", direction, cycles, cycles, 0, macs, cycles, macs)
 
 
-def _method_cycles(header, fwd, bwd, engine, steps, batched_costs=((), ())):
+def _method_cycles(header, fwd, bwd, engine, steps, batched_costs=((), ()), cam_costs=()):
     f, b = sum(c.cycles for c in fwd), sum(c.cycles for c in bwd)
     return {"predict": f, **{m: f + (steps if m == "integrated_gradients" else 1) * (f + b) for m in xaihls.METHODS}}
 

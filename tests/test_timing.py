@@ -82,3 +82,28 @@ def test_a_jobs_bound_is_below_its_cycles(name):
     plan = plan_v2(acc.qgraph, load_board("pynq-z2"))
     for cost in plan.forward_costs + plan.backward_costs:
         assert cost.bound_cycles <= cost.cycles, (name, cost)
+
+
+def test_the_grad_cam_list_is_costed_job_by_job():
+    """A Grad-CAM run costs the forward list, the backward list's jobs down to the layer and every
+    job of the Grad-CAM list; guided Grad-CAM adds the whole backward list and one product of two
+    tensors (the post-processing of input x gradient)."""
+    from xaihls.models.zoo import get_zoo_model
+    from xaihls.plan.boards import load_board
+    from xaihls.plan.planner_v2 import plan_v2
+    from xaihls.plan.timing import method_cycles, post_cycles
+
+    entry = get_zoo_model("digits")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:4],
+                         methods=("grad_cam", "guided_grad_cam"), backends=("golden",))
+    plan = plan_v2(acc.qgraph, load_board("pynq-z2"))
+    program, engine = plan.program, plan.engine
+    cam = [job_cost(d, engine, "cam") for d in program.cam]
+    assert len(cam) == program.header["n_cam"] == len(plan.cam_costs) > 0 and all(c.cycles > 0 for c in cam)
+    assert 0 < program.header["n_backward_cam"] < len(program.backward)
+    grad_cam, guided = (method_cycles(program, engine, m) for m in ("grad_cam", "guided_grad_cam"))
+    backward = sum(job_cost(d, engine, "backward").cycles for d in program.backward)
+    prefix = sum(job_cost(d, engine, "backward").cycles for d in program.backward[:program.header["n_backward_cam"]])
+    assert grad_cam - method_cycles(program, engine, None) > prefix + sum(c.cycles for c in cam)
+    assert guided - grad_cam == backward + post_cycles("ixg", program.header["input_elems"] // engine.beat_elems, engine)
+    assert {"grad_cam", "guided_grad_cam"} <= set(plan.method_cycles)

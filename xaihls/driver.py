@@ -221,6 +221,8 @@ class Device:
             if attribution:
                 codes = np.frombuffer(attribution[0], dtype="<i2").astype(np.int64)
                 attr = from_blocked(codes, h["in_c"], h["in_h"], h["in_w"], h["tn"])
+                if method == "grad_cam":  # the map, repeated over the input's channels: one is the attribution
+                    attr = attr[:1]
             counts = {"forward": r["sat_forward"], "backward": r["sat_backward"], "post": r["sat_post"]}
             runs.append(DeviceRun(np.frombuffer(logits, dtype="<i2").astype(np.int64), self.logits_fmt,
                                   r["predicted"], r["target"], attr, self.attribution_fmts.get(method),

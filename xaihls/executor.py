@@ -31,7 +31,8 @@ class RunResult:
     it requantizes (``input``, ``<layer>``, ``<layer>.grad``, ``ig_path``, ``ig_sum``,
     ``attribution``); the hardware executors count what their engine requantizes, by kind
     (``input``: the host's quantization; ``forward``, ``backward``, ``post``: the engine's
-    counters, docs/contract.md). Only non-zero counts appear. ``cycles``: engine clock cycles
+    counters, docs/contract.md; golden's ``grad_cam.weights`` and ``grad_cam`` count as ``post``,
+    where the engine's Grad-CAM list counts them). Only non-zero counts appear. ``cycles``: engine clock cycles
     of each image, start to done, from the cycle-accurate backend (``rtl``); None elsewhere. The
     images of an image batch (one engine start for the Program's ``batch`` images) share their
     start's cycles: each carries cycles // batch, the first also the remainder.
@@ -55,7 +56,7 @@ def saturation_kinds(counts: dict[str, int]) -> dict[str, int]:
     for where, n in counts.items():
         if where in SATURATION_KINDS:
             kind = where
-        elif where in ("ig_path", "ig_sum", "attribution"):
+        elif where in ("ig_path", "ig_sum", "attribution", "grad_cam.weights", "grad_cam"):
             kind = "post"
         elif where.endswith(".grad"):
             kind = "backward"

@@ -27,14 +27,14 @@ class PostProcess(IntEnum):
     ABS = 1
     TIMES_INPUT = 2
     INTEGRATED = 3  # (x - x') * sum_k w_k g_k
-    GRAD_CAM = 4  # relu(sum_c mean_hw(g_layer)[c] * a_layer[c]), upsampled (golden only for now)
-    GUIDED_GRAD_CAM = 5  # guided-backprop input gradient * upsampled Grad-CAM (golden only for now)
+    GRAD_CAM = 4  # relu(sum_c mean_hw(g_layer)[c] * a_layer[c]), upsampled (the Program's Grad-CAM list)
+    GUIDED_GRAD_CAM = 5  # guided-backprop input gradient * upsampled Grad-CAM
 
 
 @dataclass(frozen=True)
 class Method:
     name: str
-    code: int | None  # the hardware's run-time ``method`` argument (0 predicts); None: no engine code yet
+    code: int  # the hardware's run-time ``method`` argument (0 predicts)
     relu_backward: ReluBackward
     post: PostProcess
     captum: str
@@ -55,25 +55,30 @@ METHODS: dict[str, Method] = {
 LAYER_METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("grad_cam", None, ReluBackward.MASK, PostProcess.GRAD_CAM, "LayerGradCam"),
-        Method("guided_grad_cam", None, ReluBackward.GUIDED, PostProcess.GUIDED_GRAD_CAM, "GuidedGradCam"),
+        Method("grad_cam", 7, ReluBackward.MASK, PostProcess.GRAD_CAM, "LayerGradCam"),
+        Method("guided_grad_cam", 8, ReluBackward.GUIDED, PostProcess.GUIDED_GRAD_CAM, "GuidedGradCam"),
     )
 }
-"""Methods that read a layer's activations and gradient (Grad-CAM, docs/dag.md): the golden model
-runs them; the engine has no code for them yet, so they are not in ``METHODS`` (the engine's
-methods, and the default of ``xaihls.compile``)."""
+"""Methods that read a layer's activations and gradient (Grad-CAM, docs/dag.md). They are not in
+``METHODS`` (the default of ``xaihls.compile``), since they need a layer with a feature map; the
+engines run them on the Program's Grad-CAM list (docs/dag.md, "Grad-CAM on the engine")."""
 
 ALL_METHODS: dict[str, Method] = {**METHODS, **LAYER_METHODS}
 
 RIEMANN_RULES = ("trapezoid", "left", "right", "middle")
 
 PREDICT_CODE = 0
-METHOD_CODES: dict[str, int] = {m.name: m.code for m in METHODS.values()}
+METHOD_CODES: dict[str, int] = {m.name: m.code for m in ALL_METHODS.values()}
 """The run-time ``method`` argument of the hardware: 0 predicts only."""
+
+ONE_IMAGE_CODES = frozenset(m.code for m in ALL_METHODS.values()
+                            if m.post in (PostProcess.INTEGRATED, PostProcess.GRAD_CAM, PostProcess.GUIDED_GRAD_CAM))
+"""Methods an engine start runs on one image (never an image batch): integrated gradients (its steps
+take the slots) and the Grad-CAM methods (their list has no batched copy)."""
 
 
 def method_of_code(code: int) -> Method:
-    return next(m for m in METHODS.values() if m.code == code)
+    return next(m for m in ALL_METHODS.values() if m.code == code)
 
 
 def get_method(name: str) -> Method:

@@ -8,7 +8,7 @@ namespace xaihls {
 namespace contract {
 
 constexpr uint32_t PROGRAM_MAGIC = 0x32494158;
-constexpr int PROGRAM_VERSION = 6;
+constexpr int PROGRAM_VERSION = 7;
 constexpr int MAX_IG_STEPS = 1024;
 constexpr int RESULT_SLOT_BYTES = 64;
 constexpr int IDENTITY_FRAC = 14;
@@ -41,6 +41,8 @@ constexpr int METHOD_INPUT_X_GRADIENT = 3;
 constexpr int METHOD_INTEGRATED_GRADIENTS = 4;
 constexpr int METHOD_GUIDED_BACKPROP = 5;
 constexpr int METHOD_DECONVNET = 6;
+constexpr int METHOD_GRAD_CAM = 7;
+constexpr int METHOD_GUIDED_GRAD_CAM = 8;
 constexpr int REG_CTRL = 0x0;  // bit 0 ap_start, 1 ap_done (clear on read), 2 ap_idle, 3 ap_ready, 7 auto_restart
 constexpr int REG_GIE = 0x4;  // global interrupt enable
 constexpr int REG_IER = 0x8;  // interrupt enable: bit 0 ap_done, bit 1 ap_ready
@@ -51,7 +53,7 @@ constexpr int REG_DDR_HI = 0x1c;  // DDR base address, high 32 bits
 constexpr int REG_METHOD = 0x24;  // method code (0 predicts)
 constexpr int REG_TARGET = 0x2c;  // target class (-1: the predicted class)
 constexpr int REG_STEPS = 0x34;  // integrated-gradients steps
-constexpr int REG_IMAGES = 0x3c;  // images of the run: 0 or 1, or the Program's batch (an image batch on the batched lists; not with integrated gradients, whose steps take the slots)
+constexpr int REG_IMAGES = 0x3c;  // images of the run: 0 or 1, or the Program's batch (an image batch on the batched lists; not with integrated gradients, whose steps take the slots, nor a Grad-CAM method)
 constexpr int REG_CYCLES = 0x40;  // clock cycles of the last run (RTL only)
 constexpr int REG_PROFILE_COUNT = 0x44;  // profile entries of the last run (RTL only)
 constexpr int REG_PROFILE = 0x800;  // profile entries: phase << 24 | cycles (RTL only)
@@ -72,7 +74,7 @@ inline void set_field(uint32_t *words, FieldSpec f, int64_t value) {
 }
 
 // header: The words at DDR address 0 (addresses are byte offsets from the DDR base).
-constexpr int HEADER_WORDS = 29;
+constexpr int HEADER_WORDS = 31;
 constexpr FieldSpec HEADER_MAGIC = {0, 0, 32, false};  // 0x32494158, 'XAI2'
 constexpr FieldSpec HEADER_VERSION = {1, 0, 8, false};  // PROGRAM_VERSION
 constexpr FieldSpec HEADER_TM = {1, 8, 8, false};  // output channels of the MAC array the Program was tiled for
@@ -114,9 +116,14 @@ constexpr FieldSpec HEADER_IG_FRAC = {24, 8, 8, true};  // integrated gradients 
 constexpr FieldSpec HEADER_DATA_WIDTH = {24, 16, 8, false};  // bits of every stored value (16)
 constexpr FieldSpec HEADER_INDEX_BITS = {24, 24, 4, false};  // bits of a pool index
 constexpr FieldSpec HEADER_MASK_BITS = {25, 0, 24, false};  // ReLU bits the Program keeps
+constexpr FieldSpec HEADER_GRAD_CAM_FRAC = {25, 24, 8, true};  // Grad-CAM map fraction (what the Grad-CAM list leaves at attr_addr)
 constexpr FieldSpec HEADER_INDEX_ENTRIES = {26, 0, 24, false};  // pool indices the Program keeps
+constexpr FieldSpec HEADER_GUIDED_GRAD_CAM_FRAC = {26, 24, 8, true};  // guided Grad-CAM fraction
 constexpr FieldSpec HEADER_TARGETS_ADDR = {27, 0, 32, false};  // an image batch's targets, int32 per slot, written by the host (-1: the predicted class)
 constexpr FieldSpec HEADER_LOGITS_SLOT_BYTES = {28, 0, 32, false};  // bytes between the slots of the logits
+constexpr FieldSpec HEADER_CAM_ADDR = {29, 0, 32, false};  // the Grad-CAM list: run after the first n_backward_cam jobs of the backward list, it writes the upsampled map, repeated over the input's channels, at attr_addr
+constexpr FieldSpec HEADER_N_CAM = {30, 0, 16, false};  // jobs in the Grad-CAM list (0: the Program runs no Grad-CAM method)
+constexpr FieldSpec HEADER_N_BACKWARD_CAM = {30, 16, 16, false};  // jobs of the backward list that leave the gradient the Grad-CAM list reads (a prefix)
 
 // descriptor: One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, Tm x Tn products a cycle (docs/contract.md, 'The CONV job').
 constexpr int DESCRIPTOR_WORDS = 32;
@@ -199,7 +206,7 @@ constexpr FieldSpec RESULT_PREDICTED = {0, 0, 32, false};  // the predicted clas
 constexpr FieldSpec RESULT_TARGET = {1, 0, 32, false};  // the class the attribution explains
 constexpr FieldSpec RESULT_SAT_FORWARD = {2, 0, 32, false};  // values the forward passes saturated
 constexpr FieldSpec RESULT_SAT_BACKWARD = {3, 0, 32, false};  // values the backward passes saturated
-constexpr FieldSpec RESULT_SAT_POST = {4, 0, 32, false};  // values the post-processing saturated (IG path points, IG sum, attribution)
+constexpr FieldSpec RESULT_SAT_POST = {4, 0, 32, false};  // values the post-processing saturated (IG path points, IG sum, attribution) and the Grad-CAM list
 
 }  // namespace contract
 }  // namespace xaihls

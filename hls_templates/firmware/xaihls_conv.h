@@ -179,7 +179,7 @@ struct StoreCfg {
 };
 
 inline int relu_mode(int method) {
-    if (method == c::METHOD_GUIDED_BACKPROP) return c::RELU_GUIDED;
+    if (method == c::METHOD_GUIDED_BACKPROP || method == c::METHOD_GUIDED_GRAD_CAM) return c::RELU_GUIDED;
     if (method == c::METHOD_DECONVNET) return c::RELU_DECONV;
     return c::RELU_MASK;
 }

@@ -25,10 +25,11 @@ constexpr int CSIM_FAULT = 1 << 7;  // C-simulation only: see csim_channel_fault
 struct Header {
     uint32_t magic, forward_addr, backward_addr, image_addr, work_addr, baseline_addr, ig_table_addr, logits_addr,
         logits_save_addr, result_addr, attr_addr, grad_input_addr, forward_batch_addr, backward_batch_addr, slot_bytes,
-        targets_addr, logits_slot_bytes;
+        targets_addr, logits_slot_bytes, cam_addr;
     int version, tm, tn, beat_elems, desc_words, n_forward, n_backward, classes, input_elems, input_frac;
     int batch, n_forward_batch, n_backward_batch;
     int grad_frac[3], ixg_frac, ig_sum_frac, ig_frac, data_width, index_bits, mask_bits, index_entries;
+    int n_cam, n_backward_cam, grad_cam_frac, guided_grad_cam_frac;
 };
 
 inline Header decode_header(const uint32_t w[c::HEADER_WORDS]) {
@@ -73,6 +74,11 @@ inline Header decode_header(const uint32_t w[c::HEADER_WORDS]) {
     h.index_entries = field(w, c::HEADER_INDEX_ENTRIES);
     h.targets_addr = address(w, c::HEADER_TARGETS_ADDR);
     h.logits_slot_bytes = address(w, c::HEADER_LOGITS_SLOT_BYTES);
+    h.cam_addr = address(w, c::HEADER_CAM_ADDR);
+    h.n_cam = field(w, c::HEADER_N_CAM);
+    h.n_backward_cam = field(w, c::HEADER_N_BACKWARD_CAM);
+    h.grad_cam_frac = field(w, c::HEADER_GRAD_CAM_FRAC);
+    h.guided_grad_cam_frac = field(w, c::HEADER_GUIDED_GRAD_CAM_FRAC);
     return h;
 }
 
@@ -88,8 +94,9 @@ inline bool header_fits(const Header &h) {
         && aligned(h.work_addr) && aligned(h.baseline_addr) && aligned(h.ig_table_addr) && aligned(h.logits_addr)
         && aligned(h.logits_save_addr) && aligned(h.result_addr) && aligned(h.attr_addr)
         && aligned(h.grad_input_addr) && aligned(h.forward_batch_addr) && aligned(h.backward_batch_addr)
-        && aligned(h.slot_bytes) && aligned(h.targets_addr) && aligned(h.logits_slot_bytes) && h.batch >= 1
-        && (h.batch == 1 || (h.n_forward_batch >= 1 && h.n_backward_batch >= 1 && h.slot_bytes >= 1));
+        && aligned(h.slot_bytes) && aligned(h.targets_addr) && aligned(h.logits_slot_bytes) && aligned(h.cam_addr)
+        && h.batch >= 1 && (h.batch == 1 || (h.n_forward_batch >= 1 && h.n_backward_batch >= 1 && h.slot_bytes >= 1))
+        && h.n_backward_cam <= h.n_backward;
     return identity && sizes && regions;
 }
 
@@ -250,17 +257,23 @@ ig_sum_chunks:
     }
 }
 
-// The attribution from the input gradient (or, for integrated gradients, the IG sum).
+// The attribution from the input gradient (or, for integrated gradients, the IG sum; for guided
+// Grad-CAM, the product of the guided input gradient with the upsampled map the Grad-CAM list left
+// at attr_addr, read in place: each chunk is read before it is written).
 // `slot_off`: an image batch's slot (image, input gradient and attribution slot_off bytes on).
 inline void post_process(beat_t *ddr, const Header &h, int method, int mode, int beats, int weight_frac,
                          const ig_word_t ig_sum[INPUT_BEATS], int &sat, uint32_t slot_off = 0) {
     beat_t xs[CHUNK_BEATS], ys[CHUNK_BEATS], out[CHUNK_BEATS];
     const bool integrated = method == c::METHOD_INTEGRATED_GRADIENTS;
-    const int image = beat_of(h.image_addr + slot_off), attr = beat_of(h.attr_addr + slot_off);
+    const bool guided_cam = method == c::METHOD_GUIDED_GRAD_CAM;
+    const int image = beat_of((guided_cam ? h.attr_addr : h.image_addr) + slot_off);
+    const int attr = beat_of(h.attr_addr + slot_off);
     const int other = beat_of(integrated ? h.baseline_addr : h.grad_input_addr + slot_off);
     const int ixg_shift = h.input_frac + h.grad_frac[mode] - h.ixg_frac;
     const int sum_shift = weight_frac + h.grad_frac[c::RELU_MASK] - h.ig_sum_frac;
     const int ig_shift = h.input_frac + h.ig_sum_frac - h.ig_frac;
+    const int product_shift = integrated ? ig_shift
+                            : guided_cam ? h.grad_cam_frac + h.grad_frac[mode] - h.guided_grad_cam_frac : ixg_shift;
     int count = 0;
 post_chunks:
     for (int c0 = 0; c0 < beats; c0 += CHUNK_BEATS) {
@@ -276,15 +289,16 @@ post_chunks:
             beat_t o;
             for (int e = 0; e < E; e++) {
 #pragma HLS unroll
-                const data_t x = lane(xs[i], e), y = lane(ys[i], e);  // y: the baseline, or the gradient
+                // x: the image (or the map); y: the baseline, or the gradient
+                const data_t x = lane(xs[i], e), y = lane(ys[i], e);
                 bool clamped_sum = false, clamped = false;
                 const data_t summed = requantize(s[e], sum_shift, clamped_sum);
                 // one multiplier a lane: (x - baseline) * summed, or x * gradient
                 const operand_t a_op = integrated ? operand_t(wide_t(x) - wide_t(y)) : operand_t(x);
                 const product_t p = dsp_mul(a_op, integrated ? operand_t(summed) : operand_t(y));
                 data_t a = y;
-                if (integrated || method == c::METHOD_INPUT_X_GRADIENT) {
-                    a = requantize(p, integrated ? ig_shift : ixg_shift, clamped);
+                if (integrated || guided_cam || method == c::METHOD_INPUT_X_GRADIENT) {
+                    a = requantize(p, product_shift, clamped);
                 } else if (method == c::METHOD_SALIENCY) {
                     a = requantize(y < 0 ? wide_t(-wide_t(y)) : wide_t(y), 0, clamped);
                 }
@@ -406,6 +420,20 @@ post_slots:
     return 0;
 }
 
+// Grad-CAM (docs/dag.md, "Grad-CAM on the engine"): the backward list's first n_backward_cam jobs
+// under the true-gradient rule, then the Grad-CAM list, whose saturations count as post-processing;
+// it leaves the upsampled map at attr_addr. Guided Grad-CAM: then the whole backward list under the
+// guided rule and the product of its input gradient with the map.
+inline int grad_cam(beat_t *ddr, const Header &h, int method, int target, int beats, mask_mem_t mask,
+                    index_mem_t index, ig_word_t ig_sum[INPUT_BEATS], int sat[3]) {
+    int status = run_list(ddr, h.backward_addr, h.n_backward_cam, c::RELU_MASK, target, mask, index, sat[1]);
+    if (status == 0) status = run_list(ddr, h.cam_addr, h.n_cam, c::RELU_MASK, target, mask, index, sat[2]);
+    if (status || method == c::METHOD_GRAD_CAM) return status;
+    status = run_list(ddr, h.backward_addr, h.n_backward, c::RELU_GUIDED, target, mask, index, sat[1]);
+    if (status == 0) post_process(ddr, h, method, c::RELU_GUIDED, beats, 0, ig_sum, sat[2]);
+    return status;
+}
+
 // One start: the prediction and, unless method is PREDICT, the method's attribution, of one
 // image or (`images` = the header's batch) of an image batch.
 inline int run_program(beat_t *ddr, int method, int target, int steps, int images, mask_mem_t mask,
@@ -415,9 +443,11 @@ inline int run_program(beat_t *ddr, int method, int target, int steps, int image
     const Header h = decode_header(hw);
     if (!header_fits(h)) return BAD_PROGRAM;
     const bool integrated = method == c::METHOD_INTEGRATED_GRADIENTS;
+    const bool cam = method == c::METHOD_GRAD_CAM || method == c::METHOD_GUIDED_GRAD_CAM;
     const bool batch = images > 1;
-    if (method < c::METHOD_PREDICT || method > c::METHOD_DECONVNET || (!batch && target >= h.classes)
-        || (integrated && (steps < 2 || steps > c::MAX_IG_STEPS)) || (batch && (images != h.batch || integrated)))
+    if (method < c::METHOD_PREDICT || method > c::METHOD_GUIDED_GRAD_CAM || (!batch && target >= h.classes)
+        || (integrated && (steps < 2 || steps > c::MAX_IG_STEPS)) || (cam && h.n_cam == 0)
+        || (batch && (images != h.batch || integrated || cam)))
         return BAD_ARGUMENT;
     const int beats = h.input_elems / E;
     int sat[3] = {0, 0, 0};  // forward, backward, post (contract.RESULT)
@@ -433,7 +463,10 @@ inline int run_program(beat_t *ddr, int method, int target, int steps, int image
         if (status) return status;
         predicted = argmax(ddr, beat_of(h.logits_addr), h.classes);
         used = target < 0 ? predicted : target;
-        if (method != c::METHOD_PREDICT) {
+        if (cam) {
+            status = grad_cam(ddr, h, method, used, beats, mask, index, ig_sum, sat);
+            if (status) return status;
+        } else if (method != c::METHOD_PREDICT) {
             status = integrated ? integrated_gradients(ddr, h, used, steps, beats, mask, index, ig_sum, sat)
                                 : run_list(ddr, h.backward_addr, h.n_backward, mode, used, mask, index, sat[1]);
             if (status) return status;

@@ -2,7 +2,7 @@
 package xaihls_contract_pkg;
 
   localparam logic [31:0] PROGRAM_MAGIC = 32'h32494158;
-  localparam int PROGRAM_VERSION = 6;
+  localparam int PROGRAM_VERSION = 7;
   localparam int MAX_IG_STEPS = 1024;
   localparam int RESULT_SLOT_BYTES = 64;
   localparam int IDENTITY_FRAC = 14;
@@ -35,6 +35,8 @@ package xaihls_contract_pkg;
   localparam int METHOD_INTEGRATED_GRADIENTS = 4;
   localparam int METHOD_GUIDED_BACKPROP = 5;
   localparam int METHOD_DECONVNET = 6;
+  localparam int METHOD_GRAD_CAM = 7;
+  localparam int METHOD_GUIDED_GRAD_CAM = 8;
   localparam logic [11:0] REG_CTRL = 12'h000;  // bit 0 ap_start, 1 ap_done (clear on read), 2 ap_idle, 3 ap_ready, 7 auto_restart
   localparam logic [11:0] REG_GIE = 12'h004;  // global interrupt enable
   localparam logic [11:0] REG_IER = 12'h008;  // interrupt enable: bit 0 ap_done, bit 1 ap_ready
@@ -45,19 +47,22 @@ package xaihls_contract_pkg;
   localparam logic [11:0] REG_METHOD = 12'h024;  // method code (0 predicts)
   localparam logic [11:0] REG_TARGET = 12'h02c;  // target class (-1: the predicted class)
   localparam logic [11:0] REG_STEPS = 12'h034;  // integrated-gradients steps
-  localparam logic [11:0] REG_IMAGES = 12'h03c;  // images of the run: 0 or 1, or the Program's batch (an image batch on the batched lists; not with integrated gradients, whose steps take the slots)
+  localparam logic [11:0] REG_IMAGES = 12'h03c;  // images of the run: 0 or 1, or the Program's batch (an image batch on the batched lists; not with integrated gradients, whose steps take the slots, nor a Grad-CAM method)
   localparam logic [11:0] REG_CYCLES = 12'h040;  // clock cycles of the last run (RTL only)
   localparam logic [11:0] REG_PROFILE_COUNT = 12'h044;  // profile entries of the last run (RTL only)
   localparam logic [11:0] REG_PROFILE = 12'h800;  // profile entries: phase << 24 | cycles (RTL only)
 
   // header: The words at DDR address 0 (addresses are byte offsets from the DDR base).
-  localparam int HEADER_WORDS = 29;
+  localparam int HEADER_WORDS = 31;
   typedef struct packed {
+    logic [15:0] n_backward_cam;  // jobs of the backward list that leave the gradient the Grad-CAM list reads (a prefix)
+    logic [15:0] n_cam;  // jobs in the Grad-CAM list (0: the Program runs no Grad-CAM method)
+    logic [31:0] cam_addr;  // the Grad-CAM list: run after the first n_backward_cam jobs of the backward list, it writes the upsampled map, repeated over the input's channels, at attr_addr
     logic [31:0] logits_slot_bytes;  // bytes between the slots of the logits
     logic [31:0] targets_addr;  // an image batch's targets, int32 per slot, written by the host (-1: the predicted class)
-    logic [7:0] pad856;
+    logic signed [7:0] guided_grad_cam_frac;  // guided Grad-CAM fraction
     logic [23:0] index_entries;  // pool indices the Program keeps
-    logic [7:0] pad824;
+    logic signed [7:0] grad_cam_frac;  // Grad-CAM map fraction (what the Grad-CAM list leaves at attr_addr)
     logic [23:0] mask_bits;  // ReLU bits the Program keeps
     logic [3:0] pad796;
     logic [3:0] index_bits;  // bits of a pool index
@@ -201,7 +206,7 @@ package xaihls_contract_pkg;
   // result: What the engine writes at result_addr when a run is done; an image batch writes one per slot, RESULT_SLOT_BYTES apart, the run's counters in the first (0 in the others).
   localparam int RESULT_WORDS = 5;
   typedef struct packed {
-    logic [31:0] sat_post;  // values the post-processing saturated (IG path points, IG sum, attribution)
+    logic [31:0] sat_post;  // values the post-processing saturated (IG path points, IG sum, attribution) and the Grad-CAM list
     logic [31:0] sat_backward;  // values the backward passes saturated
     logic [31:0] sat_forward;  // values the forward passes saturated
     logic [31:0] target;  // the class the attribution explains

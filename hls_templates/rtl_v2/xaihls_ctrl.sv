@@ -4,7 +4,10 @@
 // method's ReLU rule and the post-processing (integrated gradients: the steps in batches of the
 // header's `batch` on the batched lists, the rest one at a time; per batch the path point of every
 // slot, the forward and backward lists and every slot's sum, with the image's logits kept and
-// written back);
+// written back; Grad-CAM: the backward list's first n_backward_cam jobs under the true-gradient
+// rule, then the Grad-CAM list (its saturations count as post-processing), which leaves the map at
+// attr_addr; guided Grad-CAM then the whole backward list under the guided rule and the product of
+// that gradient with the map, written over the map);
 // then writes the result record with the three saturation counters.
 //
 // An image batch (IMAGES = the header's batch > 1, any method but integrated gradients) runs the
@@ -23,11 +26,13 @@
 //
 // Status (RETURN): BUS_ERROR (an SLVERR/DECERR response; the run stops at the next job
 // boundary), BAD_PROGRAM (not a Program of this contract version for this array and AXI width), BAD_ARGUMENT
-// (method, target, steps or images out of range, or a Program larger than this build's memories).
+// (method, target, steps or images out of range, a Grad-CAM method on a Program without its list or
+// on an image batch, or a Program larger than this build's memories).
 // Profile entries {phase, cycles}: 1 header, 2 image copy (one a slot), 3 forward job, 4 argmax +
 // result (one a slot; an image batch's with its target read first), 5 backward job (an image
 // batch's SEED with its record read), 6 post-processing (one a slot), 7 IG table, 8 IG path point,
-// 9 IG sum, 10 logits saved/restored. An image batch's last record read and write are not logged.
+// 9 IG sum, 10 logits saved/restored, 11 Grad-CAM job. An image batch's last record read and write
+// are not logged.
 
 import xaihls_contract_pkg::*;
 import xaihls_engine_pkg::*;
@@ -141,12 +146,15 @@ module xaihls_ctrl #(
     // what the run does next
     typedef enum logic [4:0] {
         P_COPY, P_FWD, P_ARGMAX, P_BWD, P_FINAL, P_SAVE, P_IGTAB, P_IGENTRY, P_IGPOINT, P_IGFWD, P_IGBWD,
-        P_IGWENTRY, P_IGACC, P_RESTORE, P_IGSUM, P_IGFINAL, P_DONE
+        P_IGWENTRY, P_IGACC, P_RESTORE, P_IGSUM, P_IGFINAL, P_CAMBWD, P_CAM, P_DONE
     } ph_t;
     ph_t ph, after;
 
-    logic [2:0]   meth;
-    logic [1:0]   run_mode;   // the method's ReLU rule, both lists' (a ReLU6's forward bit depends on it)
+    logic [3:0]   meth;       // the method code, 4'hf for anything above 15
+    logic         cam;        // a Grad-CAM method
+    assign cam = meth == 4'(METHOD_GRAD_CAM) || meth == 4'(METHOD_GUIDED_GRAD_CAM);
+    logic [1:0]   run_mode;   // the method's ReLU rule: the forward and backward lists run under it (a
+                              // ReLU6's forward bit depends on it); Grad-CAM's two lists under the true gradient's
     logic [15:0]  n_steps;
     logic [8:0]   n_images;   // IMAGES, 9'h1ff for anything above 255 (no batch)
     logic         img;        // this run is an image batch
@@ -156,7 +164,12 @@ module xaihls_ctrl #(
     logic [1:0]   sat_kind;
     logic [OFF_BITS-1:0] list_addr;
     logic [15:0]  list_left;
-    logic         list_bwd;
+    localparam logic [1:0] LIST_FORWARD = 2'd0, LIST_BACKWARD = 2'd1, LIST_CAM = 2'd2;
+    logic [1:0]   list_kind;  // which list runs: its jobs' saturation counter and profile entry
+    logic [1:0]   list_mode;  // the ReLU rule its jobs run under
+    logic [15:0]  n_backward_cam, n_cam;
+    logic [OFF_BITS-1:0] a_cam;
+    logic signed [7:0] f_cam, f_gcam;
     logic [15:0]  predicted, best_idx, el_idx;
     logic signed [15:0] best_val;
     logic [$clog2(E)-1+1:0] scan;
@@ -282,11 +295,12 @@ module xaihls_ctrl #(
                     busy <= 1'b1;
                     status <= '0;
                     err_clear <= 1'b1;
-                    meth <= method > 32'd7 ? 3'd7 : 3'(method);
+                    meth <= method > 32'd15 ? 4'hf : 4'(method);
                     targ <= $signed(target_arg);
                     n_steps <= (steps > 32'd65535) ? 16'hffff : 16'(steps);
                     n_images <= (images > 32'd255) ? 9'h1ff : 9'(images);
-                    run_mode <= (method == 32'(METHOD_GUIDED_BACKPROP)) ? 2'(RELU_GUIDED)
+                    run_mode <= (method == 32'(METHOD_GUIDED_BACKPROP) || method == 32'(METHOD_GUIDED_GRAD_CAM))
+                                ? 2'(RELU_GUIDED)
                           : (method == 32'(METHOD_DECONVNET)) ? 2'(RELU_DECONV) : 2'(RELU_MASK);
                     sat_fwd <= '0;
                     sat_bwd <= '0;
@@ -349,6 +363,11 @@ module xaihls_ctrl #(
                     f_ixg <= hdr.ixg_frac;
                     f_igsum <= hdr.ig_sum_frac;
                     f_ig <= hdr.ig_frac;
+                    a_cam <= OFF_BITS'(hdr.cam_addr);
+                    n_cam <= hdr.n_cam;
+                    n_backward_cam <= hdr.n_backward_cam;
+                    f_cam <= hdr.grad_cam_frac;
+                    f_gcam <= hdr.guided_grad_cam_frac;
                     log_phase(8'd1);
                     if (any_err) begin
                         status[STATUS_BUS_ERROR] <= 1'b1;
@@ -360,10 +379,11 @@ module xaihls_ctrl #(
                                  32'(hdr.tm) != TM || 32'(hdr.tn) != TN || 32'(hdr.beat_elems) != E) begin
                         status[STATUS_BAD_PROGRAM] <= 1'b1;
                         st <= S_FINISH;
-                    end else if (meth > 3'd6 || (BACKWARD == 0 && meth != 3'd0) ||
-                                 (meth == 3'(METHOD_INTEGRATED_GRADIENTS) && (n_steps < 16'd2 || n_steps > 16'(MAX_IG_STEPS))) ||
+                    end else if (meth > 4'(METHOD_GUIDED_GRAD_CAM) || (BACKWARD == 0 && meth != 4'd0) ||
+                                 (meth == 4'(METHOD_INTEGRATED_GRADIENTS) && (n_steps < 16'd2 || n_steps > 16'(MAX_IG_STEPS))) ||
+                                 (cam && hdr.n_cam == '0) ||
                                  (n_images > 9'd1 && (n_images != {1'b0, hdr.batch} ||
-                                                      meth == 3'(METHOD_INTEGRATED_GRADIENTS))) ||
+                                                      meth == 4'(METHOD_INTEGRATED_GRADIENTS) || cam)) ||
                                  (n_images <= 9'd1 && targ >= $signed({16'd0, hdr.classes})) || ddr_base_lo != '0 ||
                                  (OFF_BITS < 32 && hdr.total_bytes > (32'd1 << OFF_BITS)) ||
                                  (BACKWARD != 0 && (32'(hdr.input_elems) > INPUT_ELEMS || 32'(hdr.mask_bits) > MASK_BITS ||
@@ -407,15 +427,35 @@ module xaihls_ctrl #(
                             P_FWD, P_IGFWD: begin
                                 list_addr <= batched ? a_forward_b : a_forward;
                                 list_left <= batched ? n_forward_b : n_forward;
-                                list_bwd <= 1'b0;
+                                list_kind <= LIST_FORWARD;
+                                list_mode <= run_mode;
                                 after <= (ph == P_FWD) ? P_ARGMAX : P_IGBWD;
                                 st <= S_DESC;
                             end
                             P_BWD, P_IGBWD: begin
                                 list_addr <= batched ? a_backward_b : a_backward;
                                 list_left <= batched ? n_backward_b : n_backward;
-                                list_bwd <= 1'b1;
+                                list_kind <= LIST_BACKWARD;
+                                list_mode <= run_mode;
                                 after <= (ph == P_BWD) ? P_FINAL : P_IGWENTRY;
+                                st <= S_DESC;
+                            end
+                            // Grad-CAM: the backward list down to the layer, then the Grad-CAM list,
+                            // both under the true-gradient rule; guided Grad-CAM goes on with P_BWD
+                            P_CAMBWD: begin
+                                list_addr <= a_backward;
+                                list_left <= n_backward_cam;
+                                list_kind <= LIST_BACKWARD;
+                                list_mode <= 2'(RELU_MASK);
+                                after <= P_CAM;
+                                st <= S_DESC;
+                            end
+                            P_CAM: begin
+                                list_addr <= a_cam;
+                                list_left <= n_cam;
+                                list_kind <= LIST_CAM;
+                                list_mode <= 2'(RELU_MASK);
+                                after <= (meth == 4'(METHOD_GUIDED_GRAD_CAM)) ? P_BWD : P_DONE;
                                 st <= S_DESC;
                             end
                             P_ARGMAX: st <= img ? S_TARGET : S_ARGMAX;
@@ -427,13 +467,22 @@ module xaihls_ctrl #(
                                 slot <= more_slots ? slot + 1'b1 : '0;
                                 slot_off <= more_slots ? slot_off + slot_bytes : '0;
                                 case (meth)
-                                    3'(METHOD_SALIENCY): post.op <= POST_ABS;
-                                    3'(METHOD_INPUT_X_GRADIENT): begin
+                                    4'(METHOD_SALIENCY): post.op <= POST_ABS;
+                                    4'(METHOD_INPUT_X_GRADIENT): begin
                                         post.op <= POST_IXG;
                                         post.src0 <= 32'(a_image + slot_off);
                                         post.src1 <= 32'(a_grad + slot_off);
                                         post.shift <= f_input + ((run_mode == 2'd1) ? f_grad1 : (run_mode == 2'd2) ? f_grad2 : f_grad0)
                                                       - f_ixg;
+                                    end
+                                    // the map times the guided gradient, written over the map: a result
+                                    // beat is made from the beats read at its own offset, so it is
+                                    // written after they were read (as the IG's last pass)
+                                    4'(METHOD_GUIDED_GRAD_CAM): begin
+                                        post.op <= POST_IXG;
+                                        post.src0 <= 32'(a_attr);
+                                        post.src1 <= 32'(a_grad);
+                                        post.shift <= f_cam + f_grad1 - f_gcam;
                                     end
                                     default: post.op <= POST_COPY;
                                 endcase
@@ -517,9 +566,9 @@ module xaihls_ctrl #(
                     prod_i <= (prod_i == 4'd15) ? 4'd15 : prod_i + 1'b1;
                     if (prod_i == 4'd10) begin   // the last product has landed
                         prod_i <= 4'd15;
-                        sat_kind <= list_bwd ? 2'd1 : 2'd0;
-                        mode <= run_mode;
-                        log_kind <= list_bwd ? 8'd5 : 8'd3;
+                        sat_kind <= list_kind;
+                        mode <= list_mode;
+                        log_kind <= (list_kind == LIST_CAM) ? 8'd11 : (list_kind == LIST_BACKWARD) ? 8'd5 : 8'd3;
                         list_addr <= list_addr + OFF_BITS'(DESCRIPTOR_WORDS * 4);
                         list_left <= list_left - 1'b1;
                         if (any_err) begin
@@ -680,8 +729,9 @@ module xaihls_ctrl #(
                             st <= S_TARGET;
                         end else begin
                             slot <= '0;
-                            ph <= (meth == 3'd0) ? P_DONE : (meth == 3'(METHOD_INTEGRATED_GRADIENTS)) ? P_SAVE : P_BWD;
-                            st <= (meth == 3'd0 && !img) ? S_FINISH : S_NEXT;
+                            ph <= (meth == 4'd0) ? P_DONE : (meth == 4'(METHOD_INTEGRATED_GRADIENTS)) ? P_SAVE
+                                : cam ? P_CAMBWD : P_BWD;
+                            st <= (meth == 4'd0 && !img) ? S_FINISH : S_NEXT;
                         end
                     end else begin
                         st <= S_FINISH;

@@ -30,7 +30,8 @@ the rounding points are these, each ``numerics`` round half up then saturate:
 - Grad-CAM (layer tensor k, activations A in its format, true gradient G at it in
   ``grad[MASK][k]``): channel weights w_c = round(sum_hw G[c] * r) to ``grad_cam_weights``, r
   = 1/(h*w) quantized to the finest 16-bit format holding it; map = round(max(sum_c w_c A[c],
-  0)) to ``grad_cam`` (the ReLU on the wide sum); nearest upsampling to the input size by
+  0)) to ``grad_cam`` (the ReLU on the wide sum, which equals max(round(sum), 0); saturations are
+  counted on the rounded sum, before the ReLU, as a convolution's are); nearest upsampling to the input size by
   PyTorch's source indices (``reference.nearest_index``: a gather, no rounding). Guided Grad-CAM
   = round(guided-backprop input gradient * upsampled map) to ``guided_grad_cam``.
 """
@@ -301,6 +302,13 @@ def predict(qg: QGraph, x_q: torch.Tensor, sat, per_pass: int) -> torch.Tensor:
     return torch.cat([forward(qg, x_q[a:b], sat, keep_relu=False)[0] for a, b in _passes(x_q.shape[0], per_pass)])
 
 
+def cam_reciprocal(h: int, w: int, width: int) -> tuple[int, FixedFormat]:
+    """1/(h*w), the Grad-CAM channel weights' averaging constant: its code in the finest format of
+    ``width`` bits that holds it, and that format."""
+    fmt = FixedFormat.covering(1.0 / (h * w), width)
+    return int(quantize(torch.tensor(1.0 / (h * w), dtype=torch.float64), fmt)), fmt
+
+
 def _cam(qg: QGraph, x_q: torch.Tensor, target: torch.Tensor | None, sat, guided: bool):
     """Logits, target, and the Grad-CAM map (N, 1, H, W) upsampled (and the guided-backprop gradient)."""
     k = qg.graph.tensor_index(qg.cam_layer)
@@ -311,12 +319,14 @@ def _cam(qg: QGraph, x_q: torch.Tensor, target: torch.Tensor | None, sat, guided
     g = backward(qg, kept, target, ReluBackward.MASK, sat, stop=k)
     acts = kept.tensors[k]
     h, w = acts.shape[2:]
-    r_fmt = FixedFormat.covering(1.0 / (h * w), qg.width)
-    r = int(quantize(torch.tensor(1.0 / (h * w), dtype=torch.float64), r_fmt))
+    r, r_fmt = cam_reciprocal(h, w, qg.width)
     weights = sat.requantize(g.sum(dim=(2, 3)) * r, qg.grad_fmt(ReluBackward.MASK, k).frac + r_fmt.frac,
                              fmts.grad_cam_weights, "grad_cam.weights")
-    acc = (weights[:, :, None, None] * acts).sum(dim=1, keepdim=True).clamp(min=0)
+    # round(max(acc, 0)) = max(round(acc), 0): rounded first, as a convolution's ReLU is, so that the
+    # saturations counted are those of the sum (the engine's map job counts them so)
+    acc = (weights[:, :, None, None] * acts).sum(dim=1, keepdim=True)
     cam = sat.requantize(acc, fmts.grad_cam_weights.frac + qg.tensor_fmt(k).frac, fmts.grad_cam, "grad_cam")
+    cam = cam.clamp(min=0)
     up = upsample_nearest(cam, tuple(qg.graph.input_shape[1:]))
     guided_g = backward(qg, kept, target, ReluBackward.GUIDED, sat) if guided else None
     return logits, target, up, guided_g

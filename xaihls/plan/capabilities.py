@@ -12,11 +12,15 @@ when it is compiled, never by the engine later.
 
 from __future__ import annotations
 
+import torch
+
 from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities
 from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6
+from xaihls.frontend.reference import nearest_index
+from xaihls.plan.contract import DESCRIPTOR, field_limit
 from xaihls.plan.dag import canon, structure
-from xaihls.methods import METHODS
+from xaihls.methods import ALL_METHODS, LAYER_METHODS
 
 PROGRAM_LAYERS = (Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, ChannelAffine, Flatten, Add)
 """The layers a Program job runs (docs/contract.md); everything else the front end takes is golden-only for now."""
@@ -53,6 +57,43 @@ def graph_refusal(caps: Capabilities, qg) -> str | None:
     return program_refusal(qg) if caps.needs_plan else None
 
 
+def upsampling_factors(qg) -> tuple[int, int]:
+    """The integer factors (rows, columns) by which the Grad-CAM map is upsampled to the input;
+    XaiHlsError, one line naming the layer, where the engine's nearest upsampling cannot express it:
+    a factor that is not an integer, one above what a job's output stride holds, or PyTorch's nearest
+    table not row i // factor (its float32 scale)."""
+    graph = qg.graph
+    name = qg.cam_layer
+    _, h, w = graph.layers[graph.tensor_index(name) - 1].out_shape
+    _, in_h, in_w = graph.input_shape
+    most = field_limit(DESCRIPTOR, "osy")
+    factors = []
+    for small, big in ((h, in_h), (w, in_w)):
+        k = big // small
+        if big % small or k > most or not torch.equal(nearest_index(small, big), torch.arange(big) // k):
+            raise XaiHlsError(f"grad_cam_layer '{name}': its {h}x{w} map is upsampled to the {in_h}x{in_w} input; "
+                              f"the engine upsamples by an integer factor of at most {most} in each direction")
+        factors.append(k)
+    return factors[0], factors[1]
+
+
+def cam_refusal(qg) -> str | None:
+    """Why the Program cannot run the Grad-CAM methods of ``qg`` (one line naming the layer), or None:
+    the channel weights are one pass a pixel of the layer's map, the upsampling an integer factor."""
+    graph = qg.graph
+    name = qg.cam_layer
+    _, h, w = graph.layers[graph.tensor_index(name) - 1].out_shape
+    passes = field_limit(DESCRIPTOR, "ky")
+    if h > passes or w > passes:
+        return (f"grad_cam_layer '{name}': its map is {h}x{w}; the engine averages the layer's gradient in one job "
+                f"of one pass a pixel, at most {passes}x{passes} (choose a later layer)")
+    try:
+        upsampling_factors(qg)
+    except XaiHlsError as exc:
+        return str(exc)
+    return None
+
+
 def program_refusal(qg) -> str | None:
     """Why no Program can be made for ``qg`` (one line naming the layer, tensor or method), or None."""
     graph = qg.graph
@@ -68,8 +109,10 @@ def program_refusal(qg) -> str | None:
     except XaiHlsError as e:
         return str(e)
     for method in qg.methods:
-        if method not in METHODS:
+        if method not in ALL_METHODS:
             return f"method '{method}' is golden-only for now: the engine has no code for it"
+    if any(method in LAYER_METHODS for method in qg.methods):
+        return cam_refusal(qg)
     return None
 
 

@@ -26,11 +26,12 @@ import numpy as np
 
 from xaihls.bundled import TEMPLATES_DIR
 from xaihls.errors import XaiHlsError
-from xaihls.methods import METHODS, PREDICT_CODE
+from xaihls.methods import ALL_METHODS, ONE_IMAGE_CODES, PREDICT_CODE
 
 PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
-PROGRAM_VERSION = 6  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
-#                     6: two sources in one job, each with its operand shift (residual adds, gradient sums)
+PROGRAM_VERSION = 7  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
+#                     6: two sources in one job, each with its operand shift (residual adds, gradient sums);
+#                     7: the Grad-CAM list (cam_addr, n_cam, n_backward_cam) and its fractions, methods 7 and 8
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ class Status(IntEnum):
     BAD_ARGUMENT = 2  # method, target or steps out of range
 
 
-METHOD_CODES = {"predict": PREDICT_CODE, **{m.name: m.code for m in METHODS.values()}}
+METHOD_CODES = {"predict": PREDICT_CODE, **{m.name: m.code for m in ALL_METHODS.values()}}
 
 # --------------------------------------------------------------------------------------------
 # Records
@@ -233,10 +234,17 @@ HEADER = Record("header", "The words at DDR address 0 (addresses are byte offset
     _u("data_width", 8, "bits of every stored value (16)"),
     _u("index_bits", 4, "bits of a pool index"),
     _u("mask_bits", MEM, "ReLU bits the Program keeps"),
+    _s("grad_cam_frac", 8, "Grad-CAM map fraction (what the Grad-CAM list leaves at attr_addr)"),
     _u("index_entries", MEM, "pool indices the Program keeps"),
+    _s("guided_grad_cam_frac", 8, "guided Grad-CAM fraction"),
     _u("targets_addr", ADDR, "an image batch's targets, int32 per slot, written by the host (-1: the predicted "
                              "class)"),
     _u("logits_slot_bytes", ADDR, "bytes between the slots of the logits"),
+    _u("cam_addr", ADDR, "the Grad-CAM list: run after the first n_backward_cam jobs of the backward list, it "
+                         "writes the upsampled map, repeated over the input's channels, at attr_addr"),
+    _u("n_cam", 16, "jobs in the Grad-CAM list (0: the Program runs no Grad-CAM method)"),
+    _u("n_backward_cam", 16, "jobs of the backward list that leave the gradient the Grad-CAM list reads (a "
+                             "prefix)"),
 ))
 
 MAX_X_SHIFT = 9
@@ -329,7 +337,8 @@ RESULT = Record("result", "What the engine writes at result_addr when a run is d
     _u("target", 32, "the class the attribution explains"),
     _u("sat_forward", 32, "values the forward passes saturated"),
     _u("sat_backward", 32, "values the backward passes saturated"),
-    _u("sat_post", 32, "values the post-processing saturated (IG path points, IG sum, attribution)"),
+    _u("sat_post", 32, "values the post-processing saturated (IG path points, IG sum, attribution) and "
+                          "the Grad-CAM list"),
 ))
 
 # AXI4-Lite registers as Vitis HLS generates them for
@@ -346,7 +355,7 @@ REGISTERS: tuple[tuple[str, int, str], ...] = (
     ("TARGET", 0x2C, "target class (-1: the predicted class)"),
     ("STEPS", 0x34, "integrated-gradients steps"),
     ("IMAGES", 0x3C, "images of the run: 0 or 1, or the Program's batch (an image batch on the batched lists; "
-                     "not with integrated gradients, whose steps take the slots)"),
+                     "not with integrated gradients, whose steps take the slots, nor a Grad-CAM method)"),
     ("CYCLES", 0x40, "clock cycles of the last run (RTL only)"),
     ("PROFILE_COUNT", 0x44, "profile entries of the last run (RTL only)"),
     ("PROFILE", 0x800, "profile entries: phase << 24 | cycles (RTL only)"),
@@ -364,8 +373,8 @@ passes values unchanged (standalone max-pools and ReLUs run as such jobs)."""
 def engine_starts(images: int, batch: int, method_code: int) -> list[tuple[int, int]]:
     """How a host runs ``images`` images on a Program of ``batch`` slots: (first image, images)
     of each engine start, ``batch`` at a time while that many are left, the rest one at a time;
-    integrated gradients one at a time (their steps take the slots)."""
-    per = batch if batch > 1 and method_code != METHOD_CODES["integrated_gradients"] else 1
+    integrated gradients and the Grad-CAM methods one at a time (``methods.ONE_IMAGE_CODES``)."""
+    per = batch if batch > 1 and method_code not in ONE_IMAGE_CODES else 1
     starts, k = [], 0
     while k < images:
         count = per if images - k >= per else 1
@@ -537,9 +546,11 @@ transport. No operation depends on what an earlier one read, so a batch's runs a
    the predicted class), `STEPS`, `IMAGES` = 1, `GIE` = 1, `IER` = 1, then `CTRL` = 1 (ap_start).
 4. Wait for ap_done: the interrupt, or reading `CTRL` (which clears ap_done).
 5. Read `RETURN` (non-zero: the driver raises, naming the bits), write `ISR` = 1 (acknowledge).
-6. Read the result record, the logits and, for a method, the attribution (blocked layout).
+6. Read the result record, the logits and, for a method, the attribution (blocked layout; for
+   `grad_cam` its channel 0 is the map, the other channels repeat it).
 
-An image batch (a Program whose `batch` > 1, a method other than integrated gradients): the
+An image batch (a Program whose `batch` > 1, a method other than integrated gradients and the
+Grad-CAM methods): the
 host writes image s at `image_addr + s * slot_bytes` and its target at `targets_addr + 4 * s`
 (-1: the predicted class), sets `IMAGES` = `batch` (`TARGET` is not read), and reads result
 record s at `result_addr + s * RESULT_SLOT_BYTES`, logits s at `logits_addr + s * logits_slot_bytes`

@@ -32,13 +32,13 @@ import numpy as np
 
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6
-from xaihls.golden.dag import relu6_cap
-from xaihls.plan.capabilities import rectifiers_in_a_row
-from xaihls.methods import ReluBackward
+from xaihls.golden.dag import cam_reciprocal, relu6_cap
+from xaihls.plan.capabilities import rectifiers_in_a_row, upsampling_factors
+from xaihls.methods import LAYER_METHODS, ReluBackward
 from xaihls.numerics import ACCUMULATOR_BITS
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, MAX_X_SHIFT, PROGRAM_MAGIC,
                                   PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Unpool, field_limit)
-from xaihls.plan.dag import grad_dest, grad_store, structure
+from xaihls.plan.dag import RECTIFIERS, canon, grad_dest, grad_store, structure
 from xaihls.quant.qgraph import QGraph
 
 ALIGN = 64  # every DDR region starts on a 64-byte boundary
@@ -200,6 +200,7 @@ class Lowered:
     init_end: int
     qgraph: QGraph = field(repr=False)
     slots: "Slots | None" = None  # how the batched lists address each slot (batch > 1)
+    cam: tuple[Job, ...] = ()  # the Grad-CAM list (docs/dag.md, "Grad-CAM on the engine")
 
 
 def _diag_blob(taps: int, value: int, shape: Shape) -> np.ndarray:
@@ -320,11 +321,20 @@ def _link(graph, j: int, t: int) -> bool:
     return j < len(graph.layers) and graph.input_tensors[j] == (t,) and graph.consumers[t] == (j,)
 
 
+def cam_tensor(qg: QGraph) -> int | None:
+    """The tensor whose activations and gradient the Grad-CAM list reads (the Grad-CAM layer's
+    output), or None where no Grad-CAM method is compiled."""
+    if qg.cam_layer is None or not any(m in LAYER_METHODS for m in qg.methods):
+        return None
+    return qg.graph.tensor_index(qg.cam_layer)
+
+
 def fusable_pool(qg: QGraph, i: int) -> bool:
     """Whether max-pool ``i``'s backward can be fused into the backward convolution of the conv
     before it (through a ReLU): non-overlapping square windows of a power-of-two side up to 8,
-    and the same gradient format on both sides of the pool under every ReLU rule (the phase jobs'
-    requantization is then the identity)."""
+    the same gradient format on both sides of the pool under every ReLU rule (the phase jobs'
+    requantization is then the identity), and no gradient the fusion skips (the convolution's
+    output, the ReLU's) is the one the Grad-CAM list reads."""
     graph = qg.graph
     layers = graph.layers
     layer = layers[i]
@@ -342,6 +352,9 @@ def fusable_pool(qg: QGraph, i: int) -> bool:
         return False
     if len(graph.consumers[graph.input_tensors[k][0]]) > 1:
         return False  # the convolution's backward is half of a gradient sum's job
+    cam = cam_tensor(qg)
+    if cam is not None and k < cam <= i:
+        return False  # the fused job never stores the gradient at the Grad-CAM layer
     return all(qg.grad_fmt(m, i + 1).frac == qg.grad_fmt(m, i).frac for m in qg.grad_formats)
 
 
@@ -367,6 +380,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         raise XaiHlsError(twice)
     dag = structure(graph)  # the tensors stored side by side (a chain: none)
     act_pair, grad_pair = dag.pairs()
+    cam = cam_tensor(qg)  # the tensor the Grad-CAM list reads (its layer's output), or None
+    fy, fx = upsampling_factors(qg) if cam is not None else (1, 1)
 
     def link(j: int, t: int) -> bool:
         return _link(graph, j, t)
@@ -398,14 +413,19 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             index_slot[entries] = blocked_size(*_chw(layer.out_shape), tn) // 2
             entries += batch * index_slot[entries]
             index_bits = max(index_bits, (layer.kernel[0] * layer.kernel[1] - 1).bit_length())
+    cam_mask = bits  # the bits the Grad-CAM map's ReLU writes (read by no job; kept apart from the others)
+    if cam is not None:
+        bits += blocked_size(1, *layout[cam][1:], tn) // 2
 
     # descriptors come first; reserve the most they can take
     fwd_max = L + 1  # an Add of the image: its copy
     strided = (Conv2d, MaxPool2d, AvgPool2d)
     bwd_max = 1 + 2 * len(dag.adds) + sum(lay.stride[0] * lay.stride[1] if isinstance(lay, strided) else 1
                                           for lay in layers)  # an Add: a rule job for each operand at most
+    bwd_max += cam is not None  # the rule below a rectifier whose output gradient the Grad-CAM list reads
     forward_addr = alloc.take("forward descriptors", DESCRIPTOR.bytes * fwd_max)
     backward_addr = alloc.take("backward descriptors", DESCRIPTOR.bytes * bwd_max)
+    cam_addr = alloc.take("grad-cam descriptors", DESCRIPTOR.bytes * (3 + fy * fx)) if cam is not None else 0
     forward_batch_addr = backward_batch_addr = 0
     if batch > 1:
         forward_batch_addr = alloc.take("batched forward descriptors", DESCRIPTOR.bytes * fwd_max * batch)
@@ -559,6 +579,17 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             phases.append(dict(w, ky=ty_all, kx=tx_all, iy0=hi_y, ix0=hi_x, ry=ry, rx=rx, reach=reach))
         out_fracs = by_mode(lambda mode: qg.grad_fmt(mode, t).frac)
         sum_jobs[t] = (phases, dict(src_b=blocks[0], **_shift_fields(xs, frac, out_fracs)))
+
+    # ---- the Grad-CAM list's constants: 1/(h*w) on a diagonal, the weights' block (zeros past each
+    # block of tn weights, written in the image), the map to every input channel ----
+    if cam is not None:
+        cc, ch, cw = layout[cam]
+        r_code, r_fmt = cam_reciprocal(ch, cw, qg.width)
+        cam_mean = diag(r_code, ch * cw)
+        cam_weights_addr = alloc.take("grad_cam channel weights", -(-cc // tn) * shape.tm * tn * 2)
+        c_in = graph.input_shape[0]
+        cam_spread = b.weights("grad_cam upsampling", _dense_blob(np.full((c_in, 1, 1), 1 << IDENTITY_FRAC), shape))
+        diag(1 << IDENTITY_FRAC, 1)  # a rectifier's rule below the gradient the list reads
     init_end = alloc.top
 
     # ---- run-time regions ----
@@ -613,6 +644,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             fl.append(Flag.RELU if on_acc else Flag.RAP)
         return j
 
+    spans: list[tuple[int, int, int]] = []  # (first layer, layer after the last, forward job) of each layer job
     operand = dict(act)  # the tensor an Add reads: the image's copy next to the other operand
     if 0 in act_pair:
         copy = out_tensor("image copy", 0)
@@ -643,6 +675,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             if relu_at is not None:
                 d.update(relu_bits(relu_at, dst))
             forward.append(Job(**d))
+            spans.append((i, j, len(forward) - 1))
             act[j] = dst
             i = j
             continue
@@ -685,6 +718,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                          oh=(p.out_shape[1] - 1) * p.stride[0] + p.kernel[0])
             d["flags"] = flags(*fl)
             forward.append(Job(**d))
+            spans.append((i, j, len(forward) - 1))
             act[j] = dst
             i = j
             continue
@@ -726,6 +760,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 d.update(relu_bits(relu_at, dst))
             d["flags"] = flags(*fl)
             forward.append(Job(**d))
+            spans.append((i, j, len(forward) - 1))
             act[j] = dst
             i = j
             continue
@@ -743,6 +778,19 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             return 0
         return flags(Flag.BWD_RELU, Flag.RELU6) if isinstance(layers[relu], ReLU6) else flags(Flag.BWD_RELU)
 
+    def cam_gradient(t: int, unruled: bool) -> tuple[Tensor, int]:
+        """The buffer holding the true gradient at tensor t (the Grad-CAM layer's output), its key."""
+        if unruled:
+            key = t
+        elif isinstance(layers[t - 1], RECTIFIERS):  # an Add alone reads it: the Add's output gradient
+            key = grad_store(graph, users[t][0] + 1)
+        else:
+            key = grad_store(graph, t)
+        if qg.grad_fmt(ReluBackward.MASK, key) != qg.grad_fmt(ReluBackward.MASK, t):
+            raise XaiHlsError(f"grad_cam_layer '{layers[t - 1].name}': its gradient is stored in the format of "
+                              f"tensor '{graph.tensor_names[key]}', which differs from its own")
+        return grad_tensor(key), key
+
     def grad_tensor(key: int) -> Tensor:
         if key not in grad:
             if key in grad_pair:
@@ -752,6 +800,24 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             else:
                 grad[key] = alloc.tensor(f"grad[{key}]", layout[key], tn, slotted=True)
         return grad[key]
+
+    # the gradient the Grad-CAM list reads at a rectifier's output is stored there, unruled, and a
+    # diagonal job applies the rule below it (unless it is an Add's gradient, stored anyway)
+    cam_unruled = (cam is not None and isinstance(layers[cam - 1], RECTIFIERS)
+                   and not (len(users[cam]) == 1 and isinstance(layers[users[cam][0]], Add)))
+
+    def dest(t: int) -> tuple[int, int | None]:
+        if cam_unruled and canon(graph, t) == cam:
+            return cam, None
+        return grad_dest(graph, t)
+
+    def rule_job(src: Tensor, key: int, relu: int, i: int, shifts: list[int]) -> Job:
+        """A diagonal identity from ``src`` to the gradient buffer ``key`` with rectifier ``relu``'s rule."""
+        dst = grad_tensor(key)
+        d = dict(identity(src, dst, i), shift0=shifts[0], shift1=shifts[1], shift2=shifts[2],
+                 flags=rule_flags(relu) | flags(Flag.DIAG))
+        d.update(relu_bits(relu, dst))
+        return Job(**d)
 
     backward: list[Job] = []
     seed_pos, seed_relu = grad_dest(graph, L)
@@ -766,7 +832,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     def gradient_sum(t: int) -> None:
         """The jobs of the gradient at tensor t, read by two layers: one per stride phase over the two
         readers' output gradients, side by side."""
-        key, relu = grad_dest(graph, t)
+        key, relu = dest(t)
         dst = grad_tensor(key)
         first, second = (grad_tensor(k) for k in dag.sources[t])
         assert second.addr == first.addr + first.bytes, f"tensor {t}: the summed gradients are not side by side"
@@ -797,7 +863,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         nonlocal unpool
         layer, q = layers[i], qg.layers[i]
         src = grad_tensor(grad_store(graph, i + 1)) if unpool is None else None  # a fused pool's: never stored
-        dst_pos, relu = grad_dest(graph, reads[i][0])
+        dst_pos, relu = dest(reads[i][0])
         if fuse_pools and fusable_pool(qg, i):
             # no job: the convolution below reads the pooled gradient through the kept indices
             unpool = (i, src, relu)
@@ -866,8 +932,15 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     d.update(relu_bits(relu, gdst))
                 backward.append(Job(**d))
 
+    n_backward_cam = 0
     for i in range(L - 1, -1, -1):
         layer, q = layers[i], qg.layers[i]
+        if i == (cam or 0) - 1:  # every job of a layer after the Grad-CAM layer's is in the list
+            n_backward_cam = len(backward)
+            if cam_unruled:
+                key, relu = grad_dest(graph, cam)
+                shifts = by_mode(lambda mode: qg.grad_fmt(mode, cam).frac + IDENTITY_FRAC - qg.grad_fmt(mode, key).frac)
+                backward.append(rule_job(grad_tensor(cam), key, relu, i, shifts))
         if isinstance(layer, (ReLU, ReLU6, Flatten)):
             continue  # applied by the job that writes the gradient below it / a no-op
         if isinstance(layer, Add):
@@ -876,16 +949,17 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 if len(users[t]) == 1 and relu is not None:
                     # the operand is a rectifier's output: its rule on the diagonal (else the operand's
                     # gradient is the Add's, grad_store)
-                    src, dst = grad_tensor(grad_store(graph, i + 1)), grad_tensor(key)
-                    d = dict(identity(src, dst, i), flags=rule_flags(relu) | flags(Flag.DIAG))
-                    d.update(relu_bits(relu, dst))
-                    backward.append(Job(**d))
+                    backward.append(rule_job(grad_tensor(grad_store(graph, i + 1)), key, relu, i, [IDENTITY_FRAC] * 3))
         elif len(users[reads[i][0]]) == 1:
             _backward_jobs(i)
         for t in sorted(set(reads[i])):
             if len(users[t]) > 1 and i == min(users[t]):
                 gradient_sum(t)
     grad_input = grad_tensor(0)
+    cam_jobs: list[Job] = []
+    if cam is not None:
+        cam_jobs = _cam_list(qg, cam, shape, alloc, layout, act, forward, spans, attr, cam_mean, r_fmt,
+                             cam_weights_addr, cam_spread, cam_mask, (fy, fx), cam_gradient(cam, cam_unruled))
     # the controller steps through the slots of the image, the work tensor, the input gradient
     # and the attribution by one stride
     assert len({alloc.slot_bytes.get(t.addr) for t in (image, work, grad_input, attr)}) == 1, "slot strides differ"
@@ -903,11 +977,93 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         grad_frac0=gf[0], grad_frac1=gf[1], grad_frac2=gf[2], ixg_frac=af.input_x_gradient.frac,
         ig_sum_frac=af.ig_summed_gradient.frac, ig_frac=af.integrated_gradients.frac, data_width=qg.width,
         index_bits=index_bits, mask_bits=bits, index_entries=entries, targets_addr=targets_addr,
-        logits_slot_bytes=alloc.slot_bytes.get(logits.addr, 0),
+        logits_slot_bytes=alloc.slot_bytes.get(logits.addr, 0), cam_addr=cam_addr, n_cam=len(cam_jobs),
+        n_backward_cam=n_backward_cam,
+        grad_cam_frac=af.grad_cam.frac if cam is not None else 0,
+        guided_grad_cam_frac=af.guided_grad_cam.frac if cam is not None else 0,
     )
+    assert len(forward) <= fwd_max and len(backward) <= bwd_max and len(cam_jobs) <= 3 + fy * fx, "descriptor room"
     slots = Slots(batch, dict(alloc.slot_bytes), mask_slot, index_slot) if batch > 1 else None
     return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end, qg,
-                   slots)
+                   slots, tuple(cam_jobs))
+
+
+def _cam_activations(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, act: dict[int, Tensor],
+                     forward: list[Job], spans: list[tuple[int, int, int]]) -> tuple[Tensor, list[Job]]:
+    """The Grad-CAM layer's activations A in DDR, and the jobs that put them there: none where the
+    forward list stores the layer's output; else its forward job again, without what the job takes
+    after the layer (a ReLU, a max-pool), into a tensor of its own. Recomputing keeps the forward
+    list as it is: a ReLU or max-pool fused into a convolution decides on the wide accumulator,
+    which a job of its own over A's codes would not."""
+    if cam in act:
+        return act[cam], []
+    layers = qg.graph.layers
+    first, _, k = next(sp for sp in spans if sp[0] <= cam - 1 < sp[1])
+    d = forward[k]
+    if first == cam - 1:  # the job's own layer: drop the rectifiers and (unless it is the pool) the pool after it
+        drop = [Flag.RELU, Flag.RAP, Flag.RELU6] + ([] if isinstance(layers[first], MaxPool2d) else [Flag.POOL])
+    elif isinstance(layers[cam - 1], RECTIFIERS):  # a convolution's ReLU (on the accumulator) before its pool
+        drop = [Flag.POOL, Flag.RAP]
+    else:  # a convolution's max-pool, before a ReLU on its values
+        drop = [Flag.RAP, Flag.RELU6]
+    a = alloc.tensor(f"{layers[cam - 1].name} activations (grad_cam)", layout[cam], shape.tn)
+    fl = d.flags & ~flags(*drop)
+    new = dataclasses.replace(d, flags=fl, out_addr=a.addr, out_block_bytes=a.block_bytes, out_row_bytes=a.row_bytes,
+                              oph=a.h, opw=a.w, out_blocks=a.blocks)
+    if d.has(Flag.POOL) and Flag.POOL in drop:
+        new = dataclasses.replace(new, oh=_chw(layers[first].out_shape)[1], pool_kh=0, pool_kw=0, pool_sh=0,
+                                  pool_sw=0, pool_oh=0, pool_ow=0, index_base=0, index_plane=0)
+    if not any(fl >> int(f) & 1 for f in (Flag.RELU, Flag.RAP)):
+        new = dataclasses.replace(new, mask_base=0, mask_plane=0, cap=0)
+    return a, [new]
+
+
+def _cam_list(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, act: dict[int, Tensor],
+              forward: list[Job], spans: list[tuple[int, int, int]], attr: Tensor, mean: dict, r_fmt, weights_addr: int,
+              spread: dict, mask_base: int, factors: tuple[int, int], gradient: tuple[Tensor, int]) -> list[Job]:
+    """The Grad-CAM list (docs/dag.md, "Grad-CAM on the engine"), run after the backward list's jobs
+    down to the layer under the true-gradient rule; every job a CONV the contract has:
+
+    1. A, the layer's activations (``_cam_activations``: stored already, or its forward job again);
+    2. the channel weights w = round(sum_hw G * 1/(h*w)): a diagonal job of one position and h*w
+       passes over the gradient G at the layer, each block of tn weights written tm*tn elements
+       apart, so that the zeros after it (in the image) make it the first row of a tm x tn tile;
+    3. the map = round(max(sum_c w_c A_c, 0)): a 1 x 1 dense job over A whose weights are those
+       tiles (``w_addr`` at w, read at run time), one output channel, RELU on the accumulator;
+    4. the map upsampled by the integer factors (fy, fx) to the input and repeated over its
+       channels, at ``attr_addr``: one 1 x 1 job a phase (ry, rx), 2^14 from the map's channel to
+       every input channel, output stride (fy, fx) and offset (ry, rx)."""
+    layers = qg.graph.layers
+    tm, tn = shape.tm, shape.tn
+    fmts = qg.attribution_formats
+    cc, ch, cw = layout[cam]
+    acts, jobs = _cam_activations(qg, cam, shape, alloc, layout, act, forward, spans)
+    grad, _ = gradient
+    here = dict(layer=cam - 1)
+    one_tap = dict(ky=1, kx=1, isy=1, isx=1, iky=1, ikx=1)
+
+    def shifts(s: int) -> dict:
+        return dict(shift0=s, shift1=s, shift2=s)
+
+    g_frac = qg.grad_fmt(ReluBackward.MASK, cam).frac
+    jobs.append(Job(**mean, **here, **shifts(g_frac + r_fmt.frac - fmts.grad_cam_weights.frac),
+                    op=Op.CONV, flags=flags(Flag.DIAG), m_tiles=-(-cc // tm), n_tiles=grad.blocks,
+                    out_blocks=-(-cc // tn), in_addr=grad.addr, in_block_bytes=grad.block_bytes,
+                    in_row_bytes=grad.row_bytes, ih=ch, iw=cw, ky=ch, kx=cw, isy=1, isx=1, iky=1, ikx=1, oh=1, ow=1,
+                    out_addr=weights_addr, out_block_bytes=2 * tm * tn, out_row_bytes=2 * tn, oph=1, opw=1, osy=1,
+                    osx=1))
+    cam_map = alloc.tensor(f"{layers[cam - 1].name} grad_cam map", (1, ch, cw), tn)
+    a_frac = qg.tensor_fmt(cam).frac
+    jobs.append(Job(**dict(_conv_fields(acts, cam_map, 1, shape), **here, **one_tap, oh=ch, ow=cw,
+                           **shifts(fmts.grad_cam_weights.frac + a_frac - fmts.grad_cam.frac), flags=flags(Flag.RELU),
+                           w_addr=weights_addr, w_nt_bytes=2 * tm * tn, w_mt_bytes=0, mask_base=mask_base,
+                           mask_plane=ch * cw)))
+    fy, fx = factors
+    for ry in range(fy):
+        for rx in range(fx):
+            jobs.append(Job(**dict(_conv_fields(cam_map, attr, attr.c, shape), **spread, **here, **one_tap, oh=ch,
+                                   ow=cw, osy=fy, osx=fx, oyo=ry, oxo=rx, **shifts(IDENTITY_FRAC))))
+    return jobs
 
 
 def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -1058,7 +1214,7 @@ def _no_fit(d: Job, rows: int, input_rows: int, buffers: Buffers) -> str:
 
 class JobLists:
     """What a Program's header and job lists give every reader (ProgramV2 and the images read back
-    from DDR): ``header``, ``forward``, ``backward``, ``forward_batch``, ``backward_batch``."""
+    from DDR): ``header``, ``forward``, ``backward``, ``forward_batch``, ``backward_batch``, ``cam``."""
 
     @property
     def batch(self) -> int:
@@ -1066,13 +1222,13 @@ class JobLists:
 
     @property
     def all_jobs(self) -> tuple[Job, ...]:
-        return self.forward + self.backward + self.forward_batch + self.backward_batch
+        return self.forward + self.backward + self.forward_batch + self.backward_batch + self.cam
 
 
 def read_lists(h: dict, jobs: Callable[[int, int, str], tuple]) -> dict[str, tuple]:
-    """The four job lists of header ``h``, each read by ``jobs(addr, count, name)``."""
+    """The five job lists of header ``h``, each read by ``jobs(addr, count, name)``."""
     return {name: jobs(h[f"{name}_addr"], h[f"n_{name}"], name.replace("_", " "))
-            for name in ("forward", "backward", "forward_batch", "backward_batch")}
+            for name in ("forward", "backward", "forward_batch", "backward_batch", "cam")}
 
 
 @dataclass(frozen=True, eq=False)
@@ -1090,6 +1246,7 @@ class ProgramV2(JobLists):
     qgraph: QGraph = field(repr=False)
     forward_batch: tuple[Job, ...] = ()  # the batched lists (header batch > 1)
     backward_batch: tuple[Job, ...] = ()
+    cam: tuple[Job, ...] = ()  # the Grad-CAM list (header n_cam > 0)
 
     @property
     def total_bytes(self) -> int:
@@ -1179,6 +1336,11 @@ def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None 
     return tile(lowered.forward), tile(lowered.backward)
 
 
+def tiled_cam(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None = None) -> tuple[Job, ...]:
+    """The Grad-CAM list tiled (``cost``: see ``tile_job``)."""
+    return tuple(tile_job(d, lowered.shape, buffers, cost) for d in lowered.cam)
+
+
 def tiled_batch(lowered: Lowered, buffers: Buffers, forward: tuple[Job, ...], backward: tuple[Job, ...],
                 cost: Callable[[Job], int] | None = None) -> tuple[tuple[Job, ...], tuple[Job, ...]]:
     """The batched lists of ``lowered`` from its tiled lists ``forward``, ``backward`` (empty
@@ -1194,6 +1356,7 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
     field the engine cannot hold."""
     forward, backward = tiled(lowered, buffers, cost)
     forward_batch, backward_batch = tiled_batch(lowered, buffers, forward, backward, cost)
+    cam = tiled_cam(lowered, buffers, cost)
     h = dict(lowered.header, n_forward_batch=len(forward_batch), n_backward_batch=len(backward_batch))
     image = bytearray(lowered.init_end)
     image[: HEADER.bytes] = HEADER.encode(h)
@@ -1208,7 +1371,7 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
 
     lists = ((h["forward_addr"], forward, "forward"), (h["backward_addr"], backward, "backward"),
              (h["forward_batch_addr"], forward_batch, "batched forward"),
-             (h["backward_batch_addr"], backward_batch, "batched backward"))
+             (h["backward_batch_addr"], backward_batch, "batched backward"), (h["cam_addr"], cam, "grad-cam"))
     for base, jobs, direction in lists:
         for k, d in enumerate(jobs):
             image[base + DESCRIPTOR.bytes * k: base + DESCRIPTOR.bytes * (k + 1)] = d.encode(where(d, direction))
@@ -1216,7 +1379,7 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
         assert addr + 2 * values.size <= lowered.init_end, "a blob outside the image"
         image[addr: addr + 2 * values.size] = values.astype("<i2").tobytes()
     return ProgramV2(lowered.shape, buffers, h, forward, backward, lowered.regions, bytes(image), lowered.qgraph,
-                     forward_batch, backward_batch)
+                     forward_batch, backward_batch, cam)
 
 
 def lower(qg: QGraph, shape: Shape, buffers: Buffers, batch: int = 1) -> ProgramV2:

@@ -22,7 +22,9 @@ from xaihls.plan.boards import Board
 from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate
 from xaihls.plan.contract import Op
 from xaihls.plan.capabilities import program_refusal
-from xaihls.plan.lowering import Buffers, ProgramV2, Shape, buffer_needs, encode, lower_jobs, tiled, tiled_batch
+from xaihls.plan.lowering import (Buffers, ProgramV2, Shape, buffer_needs, encode, lower_jobs, tiled, tiled_batch,
+                                  tiled_cam)
+from xaihls.methods import LAYER_METHODS
 from xaihls.quant.qgraph import QGraph
 
 ARRAY_SIDES = (4, 8, 16, 32, 64, 128)  # the RTL takes Tm, Tn up to 128
@@ -65,6 +67,7 @@ class PlanV2:
     batch_cycles: dict[int, int] = field(default_factory=dict)  # the batch's figure by batch weighed (1: none)
     batch_too_large: int | None = None  # the smallest batch weighed whose engine did not fit the board
     image_batch_cycles: dict[str, int] = field(default_factory=dict)  # an image-batch start's cycles by run
+    cam_costs: tuple = ()  # the Grad-CAM list's jobs (a Grad-CAM method compiled)
 
     def latency_ms(self, method: str = "predict") -> float:
         return self.method_cycles[method] / (self.engine.clock_mhz * 1e3)
@@ -214,7 +217,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     memo: dict = {}
     for tm, tn in arrays:
         lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems))
-        passes = max([d.passes for d in lowered.forward + lowered.backward] + [1])
+        passes = max([d.passes for d in lowered.forward + lowered.backward + lowered.cam] + [1])
         w_depth = 1 << max(4, math.ceil(math.log2(passes * tm)))
         for in_depth in IN_DEPTHS:
             for out_depth in OUT_DEPTHS:
@@ -224,21 +227,23 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                                   h["index_entries"], h["index_bits"], h["input_elems"], clock, bpc, ddr_latency)
                 try:
                     forward, backward = tiled(lowered, buffers, _row_tile_cost(timing, engine, memo))
+                    cam = tiled_cam(lowered, buffers, _row_tile_cost(timing, engine, memo))
                 except XaiHlsError:
                     continue
                 # the engine as the RTL is built for this Program: buffers as deep as its tiles use
-                in_used, out_used, w_used = buffer_needs(forward + backward, tm)
+                in_used, out_used, w_used = buffer_needs(forward + backward + cam, tm)
                 engine = replace(engine, in_depth=in_used, out_depth=out_used, w_depth=w_used)
                 res = model.estimate(engine)
                 fwd = tuple(timing.job_cost(d, engine, "forward", layers=layers) for d in forward)
                 bwd = tuple(timing.job_cost(d, engine, "backward", layers=layers) for d in backward)
-                cycles = timing.workload(h, fwd, bwd, engine, qg.ig_steps)
+                cams = tuple(timing.job_cost(d, engine, "cam") for d in cam)
+                cycles = timing.workload(h, fwd, bwd, engine, qg.ig_steps, cam_costs=cams)
                 workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
                 cand = Candidate(engine, res, cycles, workload, _fits(res, board, cap))
                 prev = best_of.get((tm, tn))
                 rank = (not cand.fits, workload, res.bram_18k)
                 if prev is None or rank < (not prev[0].fits, prev[0].workload_cycles, prev[0].resources.bram_18k):
-                    best_of[tm, tn] = (cand, fwd, bwd, lowered, buffers)
+                    best_of[tm, tn] = (cand, fwd, bwd, lowered, buffers, cams)
     if not best_of:
         raise XaiHlsError("no engine can hold one row of this network's layers in its largest buffers "
                           f"({max(IN_DEPTHS)} input words, {max(OUT_DEPTHS)} accumulators)")
@@ -256,22 +261,22 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     chosen = min((c for c in feasible if c.workload_cycles <= (1 + slack) * fastest), key=lambda c: c.key)
     larger = [c for c in feasible if c.resources.dsp > chosen.resources.dsp]
     next_larger = min(larger, key=lambda c: (c.workload_cycles, c.key)) if larger else None
-    cand, fwd, bwd, lowered, buffers = best_of[chosen.engine.tm, chosen.engine.tn]
+    cand, fwd, bwd, lowered, buffers, cams = best_of[chosen.engine.tm, chosen.engine.tn]
     cand, lowered, batch_cycles, too_large, image_batch = _batch(qg, cand, lowered, buffers, fwd, bwd, board, cap,
-                                                                 timing, model, memo)
+                                                                 timing, model, memo, cams)
     program = encode(lowered, buffers, _row_tile_cost(timing, cand.engine, memo))
     return PlanV2(board, cand.engine, program, cand.resources, fwd, bwd, cap, slack, qg.ig_steps,
-                  cand.method_cycles, candidates, next_larger, batch_cycles, too_large, image_batch)
+                  cand.method_cycles, candidates, next_larger, batch_cycles, too_large, image_batch, cams)
 
 
 def _image_methods(qg: QGraph) -> tuple[str | None, ...]:
     """The runs an image batch serves: predict and every compiled method but integrated gradients
-    (whose steps take the slots)."""
-    return (None, *(m for m in qg.methods if m != "integrated_gradients"))
+    (whose steps take the slots) and the Grad-CAM methods (one image a start)."""
+    return (None, *(m for m in qg.methods if m != "integrated_gradients" and m not in LAYER_METHODS))
 
 
 def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, fwd, bwd, board: Board, cap: float, timing,
-           model, memo) -> tuple[Candidate, object, dict[int, int], int | None, dict[str, int]]:
+           model, memo, cams: tuple = ()) -> tuple[Candidate, object, dict[int, int], int | None, dict[str, int]]:
     """The slots of the batched lists (docs/engine_v2.md, "Batched lists"): of the batches whose
     engine still fits (the kept ReLU bits and pool indices grow with the batch), the smallest whose
     figure is within (1 + BATCH_SLACK) of the best batch's; 1 (no batched lists) if none beats
@@ -307,7 +312,7 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, fwd, bwd, boa
         batched = tuple(tuple(timing.job_cost(d, engine, direction) for d in jobs)
                         for jobs, direction in zip(lists, directions))
         h = dict(h, n_forward_batch=len(lists[0]), n_backward_batch=len(lists[1]))
-        method_cycles = timing.workload(h, fwd, bwd, engine, qg.ig_steps, batched)
+        method_cycles = timing.workload(h, fwd, bwd, engine, qg.ig_steps, batched, cam_costs=cams)
         workload = method_cycles["predict"] + sum(method_cycles[m] for m in qg.methods)
         # in an image batch a SEED also reads its slot's target back: only its cost differs
         in_images = tuple(sum(timing.job_cost(d, engine, direction, image_batch=True).cycles if d.op == Op.SEED
@@ -358,7 +363,7 @@ def describe(p: PlanV2, methods=None) -> str:
     names = [layer.name for layer in qg.graph.layers] + ["logits"]
     width = max(14, 2 + max(map(len, names)))
     lines.append(f"{'layer':<{width}}{'dir':<5}{'op':<6}{'cycles':>11}{'bound':>11}{'MAC util':>10}")
-    for cost in p.forward_costs + p.backward_costs:
+    for cost in p.forward_costs + p.backward_costs + p.cam_costs:
         util = f"{cost.utilization(e.tm, e.tn):.1%}" if cost.macs else "-"
         lines.append(f"{names[cost.layer]:<{width}}{cost.direction[:3]:<5}{cost.op:<6}{cost.cycles:>11,}"
                      f"{cost.bound_cycles:>11,}{util:>10}")

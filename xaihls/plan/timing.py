@@ -25,6 +25,9 @@ The schedule it models, which the RTL (hls_templates/rtl_v2) implements:
 - An image batch (``images`` = the Program's batch): the batched lists once; the copy, the
   target read, the argmax and the result record, and the post-processing once a slot; then
   record 0 read back and written again.
+- Grad-CAM: the backward list's first ``n_backward_cam`` jobs, then the Grad-CAM list (CONV jobs,
+  costed as every job); guided Grad-CAM then the whole backward list and the product of two
+  tensors (as input x gradient's).
 
 Every quantity is a sum over tiles in closed form (a recurrence over the tiles of a job, O(tiles));
 hw_tests/test_rtl_v2_cycles.py holds it to 10% of Verilator per job at DDR latencies 1 and 100.
@@ -356,6 +359,15 @@ def post_cycles(op: str, beats: int, engine: EngineV2, ddr_latency: int | None =
     return total
 
 
+CAM_METHODS = ("grad_cam", "guided_grad_cam")
+
+
+def cam_cycles(header, backward_costs, cam_costs) -> tuple[int, int]:
+    """(the backward list's jobs down to the Grad-CAM layer, the Grad-CAM list): what ``run_cycles``
+    takes as ``cam``."""
+    return (sum(c.cycles for c in backward_costs[:header["n_backward_cam"]]), sum(c.cycles for c in cam_costs))
+
+
 def method_cycles(program, engine: EngineV2, method: str | None, steps: int = 32, ddr_latency: int | None = None,
                   bytes_per_cycle: float | None = None, images: int = 1) -> int:
     """Cycles of one engine start of ``program``, start to done: predict (``method`` None) or an
@@ -374,31 +386,39 @@ def method_cycles(program, engine: EngineV2, method: str | None, steps: int = 32
     if (method == "integrated_gradients" or image_batch) and program.batch > 1:
         batched = (jobs(program.forward_batch, "forward"),
                    jobs(program.backward_batch, "backward") if method is not None else 0)
+    cam = (0, 0)
+    if method in CAM_METHODS:
+        cam = (jobs(program.backward[:program.header["n_backward_cam"]], "backward"), jobs(program.cam, "cam"))
     return run_cycles(program.header, engine, forward, backward, method, steps, ddr_latency, bytes_per_cycle,
-                      batched, images)
+                      batched, images, cam)
 
 
 def workload(header, forward_costs, backward_costs, engine: EngineV2, steps: int,
-             batched_costs: tuple = ((), ())) -> dict[str, int]:
+             batched_costs: tuple = ((), ()), cam_costs: tuple = ()) -> dict[str, int]:
     """Cycles of predict and of every method (by name) from the jobs' costs (``batched_costs``:
-    the batched lists'): what the planner weighs."""
+    the batched lists'; ``cam_costs``: the Grad-CAM list's, whose methods are weighed where the
+    Program has one): what the planner weighs."""
     from xaihls.methods import METHODS
 
     f = sum(c.cycles for c in forward_costs)
     b = sum(c.cycles for c in backward_costs)
     batched = tuple(sum(c.cycles for c in costs) for costs in batched_costs)
-    return {"predict": run_cycles(header, engine, f, b, None, steps),
-            **{m: run_cycles(header, engine, f, b, m, steps, batched=batched) for m in METHODS}}
+    cycles = {"predict": run_cycles(header, engine, f, b, None, steps),
+              **{m: run_cycles(header, engine, f, b, m, steps, batched=batched) for m in METHODS}}
+    if header.get("n_cam"):
+        cam = cam_cycles(header, backward_costs, cam_costs)
+        cycles.update({m: run_cycles(header, engine, f, b, m, steps, cam=cam) for m in CAM_METHODS})
+    return cycles
 
 
 def run_cycles(header, engine: EngineV2, forward: int, backward: int, method: str | None, steps: int = 32,
                ddr_latency: int | None = None, bytes_per_cycle: float | None = None,
-               batched: tuple[int, int] = (0, 0), images: int = 1) -> int:
+               batched: tuple[int, int] = (0, 0), images: int = 1, cam: tuple[int, int] = (0, 0)) -> int:
     """Cycles of one run, start to done, given its forward and backward jobs' cycles (``batched``:
-    the batched lists', which integrated gradients run while ``batch`` steps are left): the
-    header, the post-processing and the result around them. ``images`` = the header's batch: an
-    image batch, which runs only the batched lists (their SEEDs costed with their record read,
-    ``job_cost(..., image_batch=True)``)."""
+    the batched lists', which integrated gradients run while ``batch`` steps are left; ``cam``:
+    ``cam_cycles``, for the Grad-CAM methods): the header, the post-processing and the result
+    around them. ``images`` = the header's batch: an image batch, which runs only the batched
+    lists (their SEEDs costed with their record read, ``job_cost(..., image_batch=True)``)."""
     dram = _dram(engine, ddr_latency, bytes_per_cycle)
     h = header
     beats = h["input_elems"] // engine.beat_elems
@@ -411,7 +431,7 @@ def run_cycles(header, engine: EngineV2, forward: int, backward: int, method: st
     result = FETCH_ISSUE + dram.latency + dram.stream(classes_beats) + classes_beats * engine.beat_elems \
         + 4 + math.ceil(RESULT.bytes / (2 * engine.beat_elems)) + dram.latency + JOB_END
     if images > 1:
-        if images != h["batch"] or method == "integrated_gradients":
+        if images != h["batch"] or method == "integrated_gradients" or method in CAM_METHODS:
             raise ValueError(f"an image batch of {images} on a Program of {h['batch']} slots, method {method}")
         word = word_read_cycles(dram)
         write = 4 + math.ceil(RESULT.bytes / (2 * engine.beat_elems)) + dram.latency + JOB_END
@@ -431,6 +451,10 @@ def run_cycles(header, engine: EngineV2, forward: int, backward: int, method: st
         slot = 2 * table + post("ig_point") + post("ig_acc")  # an entry read before the point and the sum
         total += full * (batch * slot + sum(batched)) + rest * (slot + forward + backward)
         total += post("ig_sum") + post("ig_final")
+    elif method in CAM_METHODS:
+        total += sum(cam)  # the map lands at attr_addr
+        if method == "guided_grad_cam":
+            total += backward + post("ixg")  # the map times the guided input gradient
     else:
         op = FINAL_POST.get(method, "copy")
         total += backward + post(op)

@@ -21,7 +21,8 @@ import torch
 from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
 from xaihls.golden.dag import NEVER_WINS
-from xaihls.methods import METHOD_CODES, PREDICT_CODE, PostProcess, ReluBackward, ig_constants, method_of_code
+from xaihls.methods import (METHOD_CODES, ONE_IMAGE_CODES, PREDICT_CODE, PostProcess, ReluBackward, ig_constants,
+                             method_of_code)
 from xaihls.numerics import FixedFormat, count_saturated, round_shift, saturate
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, MAX_IG_STEPS, PROGRAM_MAGIC, PROGRAM_VERSION, RESULT,
                                   RESULT_SLOT_BYTES, Flag, Op, Unpool, engine_starts)
@@ -89,6 +90,7 @@ class Engine:
         self.backward = self._jobs(h["backward_addr"], h["n_backward"])
         self.forward_batch = self._jobs(h["forward_batch_addr"], h["n_forward_batch"])
         self.backward_batch = self._jobs(h["backward_batch_addr"], h["n_backward_batch"])
+        self.cam = self._jobs(h["cam_addr"], h["n_cam"])
         self.saturated = [0, 0, 0]
         self.kind = 0
 
@@ -149,17 +151,21 @@ class Engine:
             self.load_images(x_q[first: first + count].numpy(), wanted)
         return wanted
 
-    def results(self, images: int, attribution: bool) -> list[Run]:
+    def results(self, images: int, method_code: int) -> list[Run]:
         """What an engine start left in DDR for each of its ``images``: the logits, the result
-        record and (``attribution``) the attribution, as the host reads them."""
+        record and (a method) the attribution, as the host reads them (``grad_cam``: channel 0,
+        the map; the others repeat it)."""
+        attribution = method_code != PREDICT_CODE
+        channels = 1 if method_code == METHOD_CODES["grad_cam"] else None
         h = self.h
         out = []
         for s in range(images):
             at = h["result_addr"] + s * RESULT_SLOT_BYTES
             r = RESULT.decode(self.ddr[at: at + RESULT.bytes].tobytes())
             logits = self.read16(h["logits_addr"] + s * h["logits_slot_bytes"], h["classes"]).astype(np.int16)
-            out.append(Run(logits, r["predicted"], r["target"], self.attribution(s).astype(np.int16) if attribution
-                           else None, (r["sat_forward"], r["sat_backward"], r["sat_post"])))
+            out.append(Run(logits, r["predicted"], r["target"],
+                           self.attribution(s)[:channels].astype(np.int16) if attribution else None,
+                           (r["sat_forward"], r["sat_backward"], r["sat_post"])))
         return out
 
     def attribution(self, slot: int = 0) -> np.ndarray:
@@ -174,9 +180,9 @@ class Engine:
         targets table); a Run per image, the run's counters in the first."""
         h = self.h
         images = max(images, 1)
-        if images > 1 and (images != h["batch"] or method_code == METHOD_CODES["integrated_gradients"]):
+        if images > 1 and (images != h["batch"] or method_code in ONE_IMAGE_CODES):
             raise XaiHlsError(f"an engine start of {images} images: the Program runs 1 or {h['batch']}, and "
-                              "integrated gradients one")
+                              "integrated gradients and the Grad-CAM methods one")
         n, classes, stride = h["input_elems"], h["classes"], h["slot_bytes"]
         self.saturated = [0, 0, 0]
         method = None if method_code == PREDICT_CODE else method_of_code(method_code)
@@ -203,7 +209,7 @@ class Engine:
                     g = self.read16(h["grad_input_addr"] + s * stride, n)
                     self.write16(h["attr_addr"] + s * stride, self._post(method, x, g))
         self.write32(h["result_addr"], [*picks[0], *self.saturated])
-        return self.results(images, method_code != PREDICT_CODE)
+        return self.results(images, method_code)
 
     def _attribute(self, method, target: int, steps: int) -> np.ndarray:
         h = self.h
@@ -238,8 +244,29 @@ class Engine:
             self.kind = 2
             summed = self._requant(total, weight_frac + h["grad_frac0"] - h["ig_sum_frac"])
             return self._requant(diff * summed, h["input_frac"] + h["ig_sum_frac"] - h["ig_frac"])
+        if method.post in (PostProcess.GRAD_CAM, PostProcess.GUIDED_GRAD_CAM):
+            return self._grad_cam(method, target)
         self._list(self.backward, mode, target, backward=True)
         return self._post(method, x, self.read16(h["grad_input_addr"], n))
+
+    def _grad_cam(self, method, target: int) -> np.ndarray:
+        """Grad-CAM: the backward list's jobs down to the layer under the true-gradient rule, then the
+        Grad-CAM list, which leaves the upsampled map (repeated over the input's channels) at
+        attr_addr. Guided Grad-CAM: then the whole backward list under the guided rule and the
+        product of that input gradient with the map, rounded once."""
+        h = self.h
+        n = h["input_elems"]
+        if not h["n_cam"]:
+            raise XaiHlsError(f"method '{method.name}': the Program has no Grad-CAM list (compile the method in)")
+        self._list(self.backward[:h["n_backward_cam"]], int(ReluBackward.MASK), target, backward=True)
+        self._list(self.cam, int(ReluBackward.MASK), None, kind=2)
+        up = self.read16(h["attr_addr"], n)
+        if method.post is PostProcess.GRAD_CAM:
+            return up
+        self._list(self.backward, int(ReluBackward.GUIDED), target, backward=True)
+        g = self.read16(h["grad_input_addr"], n)
+        self.kind = 2
+        return self._requant(up * g, h["grad_cam_frac"] + h["grad_frac1"] - h["guided_grad_cam_frac"])
 
     def _post(self, method, x: np.ndarray, g: np.ndarray) -> np.ndarray:
         """The attribution from the input gradient ``g`` of image ``x`` (every method but IG)."""
@@ -252,9 +279,11 @@ class Engine:
             return self._requant(x * g, h["input_frac"] + grad_frac - h["ixg_frac"])
         return g
 
-    def _list(self, jobs: list[Job], mode: int, target: int | None, backward: bool = False) -> None:
-        """Run ``jobs``; a SEED seeds ``target``, or in an image batch (None) its slot's target."""
-        self.kind = 1 if backward else 0
+    def _list(self, jobs: list[Job], mode: int, target: int | None, backward: bool = False,
+              kind: int | None = None) -> None:
+        """Run ``jobs``; a SEED seeds ``target``, or in an image batch (None) its slot's target. Their
+        saturations count as ``kind`` (default: forward, or backward)."""
+        self.kind = (1 if backward else 0) if kind is None else kind
         for d in jobs:
             if d.op == Op.CONV:
                 self._conv(d, mode)
@@ -445,7 +474,7 @@ def host_runs(host: Engine, x_q: torch.Tensor, method_code: int, target: torch.T
     for first, count in engine_starts(x_q.shape[0], host.h["batch"], method_code):
         wanted = host.load_start(x_q, baseline_q, target, first, count, steps, rule)
         start(wanted[0], count)
-        for r in host.results(count, method_code != PREDICT_CODE):
+        for r in host.results(count, method_code):
             logits.append(r.logits)
             targets.append(r.target)
             counters.append(r.saturations)

@@ -92,7 +92,7 @@ def _tripcounts(program: ProgramV2) -> dict[str, int]:
     seed = [d for d in jobs if d.op == Op.SEED]
     return {
         "MAX_JOBS": max(len(program.forward), len(program.backward), len(program.forward_batch),
-                        len(program.backward_batch), 1),
+                        len(program.backward_batch), len(program.cam), 1),
         "MAX_BATCH": program.batch,
         "MAX_ROW_TILES": max([d.m_tiles * d.row_tiles for d in conv], default=1),
         "MAX_N_TILES": max([min(per, d.n_tiles) if d.has(Flag.DIAG) else d.n_tiles for d in conv], default=1),
@@ -316,7 +316,10 @@ def test_vectors(qg, tn: int, images=None) -> tuple[dict[str, bytes], int]:
             attribution = "-"
             if r.attribution is not None:
                 attribution = f"{stem}_attribution.bin"
-                files[f"tb_data/{attribution}"] = _i16(to_blocked(r.attribution[k].numpy(), tn))
+                a = r.attribution[k]
+                if name == "grad_cam":  # the engine leaves the map repeated over the input's channels
+                    a = a.expand(qg.graph.input_shape[0], -1, -1)
+                files[f"tb_data/{attribution}"] = _i16(to_blocked(a.numpy(), tn))
             lines.append(f"{k} image{k}.bin {name} {code} -1 {steps} ig_table.bin - {stem}_logits.bin "
                          f"{stem}_result.bin {attribution}")
     files["tb_data/cases.txt"] = ("\n".join(lines) + "\n").encode()

@@ -51,7 +51,7 @@ CFLAGS = "-O2 -march=native"
 
 
 PROFILE_KINDS = {1: "header", 2: "copy", 3: "forward", 4: "argmax", 5: "backward", 6: "post", 7: "ig table",
-                 8: "ig point", 9: "ig accumulate", 10: "logits save/restore"}
+                 8: "ig point", 9: "ig accumulate", 10: "logits save/restore", 11: "grad-cam"}
 
 
 def verilator_root() -> Path:

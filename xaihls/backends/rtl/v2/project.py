@@ -26,6 +26,7 @@ import numpy as np
 
 from xaihls.backends.rtl.v2.params import RTL_DIR, SIM_SOURCES, SOURCES, TOP, RtlV2Params, rtl_params
 from xaihls.errors import XaiHlsError
+from xaihls.methods import LAYER_METHODS, METHOD_CODES
 from xaihls.plan.contract import DESCRIPTOR, HEADER, PROGRAM_MAGIC, PROGRAM_VERSION, from_blocked
 from xaihls.plan.lowering import JobLists
 from xaihls.project import DDR_IMAGE, REPORTS, read_estimate
@@ -69,6 +70,7 @@ class ProgramImage(JobLists):
     backward_batch: tuple
     regions: tuple     # xaihls.plan.lowering.Region (from project.json)
     image: bytes
+    cam: tuple = ()    # the Grad-CAM list (run after the backward list's first n_backward_cam jobs)
 
     @property
     def total_bytes(self) -> int:
@@ -195,17 +197,17 @@ def _read(path: Path, dtype, count: int | None = None) -> np.ndarray:
 
 
 def load_cases(project: RtlProject) -> list[Case]:
-    """The testbench's cases (tb_data/cases.txt), as the HLS testbench reads them."""
+    """The testbench's cases (tb_data/cases.txt), as the HLS testbench reads them (a ``grad_cam``
+    attribution is one channel, the map)."""
     tb = project.folder / "tb_data"
     path = tb / "cases.txt"
     if not path.is_file():
         raise XaiHlsError(f"'{project.folder}': no tb_data/cases.txt")
     h, tn = project.program.header, project.program.shape.tn
     c, hh, ww = h["in_c"], h["in_h"], h["in_w"]
-    blocked = -(-c // tn) * tn * hh * ww
 
-    def tensor(name: str) -> np.ndarray:
-        return from_blocked(_read(tb / name, "<i2", blocked), c, hh, ww, tn)
+    def tensor(name: str, channels: int = c) -> np.ndarray:
+        return from_blocked(_read(tb / name, "<i2", -(-channels // tn) * tn * hh * ww), channels, hh, ww, tn)
 
     cases = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
@@ -223,7 +225,7 @@ def load_cases(project: RtlProject) -> list[Case]:
                   "baseline": np.zeros((c, hh, ww), np.int64) if baseline == "-" else tensor(baseline)}
         expect = {"logits": _read(tb / logits, "<i2", h["classes"]), "result": _read(tb / result, "<i4", 2)}
         if attribution != "-":
-            expect["attribution"] = tensor(attribution)
+            expect["attribution"] = tensor(attribution, 1 if code == METHOD_CODES["grad_cam"] else c)
         cases.append(Case(k, name, code, target, steps, inputs, expect))
     return cases
 
@@ -257,8 +259,9 @@ def job_macs(project: RtlProject) -> tuple[list[int], list[int]] | None:
 
 
 def method_macs(macs: tuple[list[int], list[int]] | None, method: str, steps: int) -> int | None:
-    """The network's multiply-accumulates in one run of ``method`` (predict: one forward pass)."""
-    if macs is None:
+    """The network's multiply-accumulates in one run of ``method`` (predict: one forward pass);
+    None for a Grad-CAM method, whose list's jobs estimate.json does not count."""
+    if macs is None or method in LAYER_METHODS:
         return None
     fwd, bwd = sum(macs[0]), sum(macs[1])
     if method == "predict":
@@ -332,7 +335,7 @@ def simulate_project(folder: str | Path, methods: tuple[str, ...] | None = None,
         mine = [r for r in rows if r["method"] == method]
         cyc = int(statistics.median(r["cycles"] for r in mine))
         per_method[method] = {"cycles": cyc, "latency_ms": cyc / (mhz * 1e3), "runs": len(mine),
-                              "mac_utilization": None if per_job is None else
+                              "mac_utilization": None if any(r["mac_utilization"] is None for r in mine) else
                               statistics.median(r["mac_utilization"] for r in mine),
                               "model_cycles": model_cycles(program, engine, method, mine[0]["steps"]),
                               "bit_exact": all(r["bit_exact"] for r in mine)}

@@ -133,7 +133,8 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
     ``images`` (N, C, H, W) and ``targets`` (N classes, -1: predicted) instead of ``image``, one in
     each slot, IMAGES = N. ``images_register`` writes another IMAGES (the engine must refuse it).
     Returns per run: status, cycles, profile, and slot 0's logits, result words and attribution
-    (C, H, W); ``slots``: those of every image of the run. The DDR: the
+    (C, H, W as the host reads it: ``grad_cam``'s channel 0, the map, which the other channels
+    repeat); ``slots``: those of every image of the run. The DDR: the
     SystemVerilog model (``ddr_latency`` cycles each way, default the cost model's) or cocotbext-axi's
     AxiRam (``memory="axiram"``); ``stalls``: the probability of a ready/valid stall on each channel
     each cycle; ``slverr``: DDR offsets [lo, hi) whose reads answer SLVERR. ``files``: the engine's
@@ -189,8 +190,9 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
         raise AssertionError(f"RTL testbench failed: {failed}; see {tmp / 'sim.log'}")
     out = common.SimRuns()
     c, hh, ww = h["in_c"], h["in_h"], h["in_w"]
-    for i in range(len(runs)):
-        slots = [{"logits": logits, "result": result, "attribution": from_blocked(attr, c, hh, ww, tn)}
+    for i, run in enumerate(runs):
+        channels = 1 if run["method"] == METHOD_CODES["grad_cam"] else c
+        slots = [{"logits": logits, "result": result, "attribution": from_blocked(attr, c, hh, ww, tn)[:channels]}
                  for logits, result, attr in zip(res[f"logits{i}"], res[f"result{i}"], res[f"attribution{i}"])]
         r = {"status": int(res[f"status{i}"][0]), "cycles": int(res[f"cycles{i}"][0]),
              "profile": [(common.PROFILE_KINDS.get(int(k), str(k)), int(v)) for k, v in res[f"profile{i}"]],

@@ -1,0 +1,146 @@
+"""Grad-CAM and guided Grad-CAM on the Program (docs/dag.md, "Grad-CAM on the engine"): the program
+executor equals the golden model bit for bit (attribution, logits, target, saturation counters; csim:
+tests/test_hls_v2.py, rtl: hw_tests/test_rtl_v2_exact.py), and a layer the jobs cannot upsample is
+refused at compile in one line."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+import torch.nn as nn
+
+import xaihls
+from tests.random_nets import random_dag_net
+from xaihls.errors import XaiHlsError
+from xaihls.executor import quantize_input, saturation_kinds
+from xaihls.methods import METHOD_CODES
+from xaihls.models.zoo import get_zoo_model
+from xaihls.plan.contract import Flag, engine_starts
+from xaihls.plan.lowering import Buffers, Shape, encode, lower_jobs
+from xaihls.sim.interpreter import Engine, run_batch
+
+CAMS = ("grad_cam", "guided_grad_cam")
+SHAPES = {"4x4_small_buffers": (Shape(4, 4, 4), Buffers(256, 64, 1024)),
+          "16x8": (Shape(16, 8, 4), Buffers(4096, 1024, 4096))}
+
+# (net, grad_cam_layer): the default layer (None) and named ones that take every path of the lowering
+LAYERS = [
+    ("digits", None),  # conv2: its ReLU and max-pool are fused into its forward job: A recomputed
+    ("digits", "relu2"),  # a ReLU's output before a pool: recomputed without the pool, gradient stored unruled
+    ("digits", "pool1"),  # a max-pool's output, stored by the forward list
+    ("digits_resnet", None),  # block2.shortcut, an Add operand: its gradient is the Add's
+    ("digits_resnet", "relu_4"),  # a ReLU's output read by the global pool: gradient stored before the rule
+    ("digits_resnet", "relu_2"),  # a ReLU's output read by two convolutions: the gradient sum stored unruled
+    ("digits_resnet", "add"),
+    ("digits_mobilenet", None),  # blocks.2.project.0
+    ("digits_mobilenet", "blocks.2.expand.2"),  # a ReLU6's output
+    ("digits_mobilenet", "add"),
+]
+
+
+@functools.cache
+def _compiled(name: str, layer: str | None):
+    entry = get_zoo_model(name)
+    config = {"grad_cam_layer": layer} if layer else None
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16], methods=CAMS,
+                         config=config, backends=("golden",))
+    return acc, entry.samples()[0][:2]
+
+
+def _engine_kinds(counters) -> dict[str, int]:
+    totals = dict(zip(("forward", "backward", "post"), (sum(int(c[k]) for c in counters) for k in range(3))))
+    return {k: v for k, v in totals.items() if v}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("name,layer", LAYERS, ids=[f"{n}-{lay or 'default'}" for n, lay in LAYERS])
+def test_grad_cam_on_the_program_is_bit_exact_with_golden(name, layer, shape):
+    acc, x = _compiled(name, layer)
+    program = encode(lower_jobs(acc.qgraph, SHAPES[shape][0]), SHAPES[shape][1])
+    x_q = quantize_input(acc.qgraph, x)[0]
+    for method in CAMS:
+        g = acc.run(x, method)
+        logits, target, attr, counters = run_batch(program, x_q, METHOD_CODES[method], None, 3, "trapezoid", None)
+        what = f"{name} {layer} {shape} {method}"
+        assert torch.equal(logits, g.logits) and torch.equal(target, g.target), what
+        assert attr.shape == g.attribution.shape and torch.equal(attr, g.attribution), what
+        assert (attr != 0).any(), f"{what}: an all-zero map tests nothing"
+        golden = {k: v for k, v in saturation_kinds(g.saturations).items() if k != "input"}
+        assert _engine_kinds(counters) == golden, what
+
+
+def test_a_given_target_and_the_public_api_on_the_program_backend():
+    """Through ``xaihls.compile``: the planner costs the Grad-CAM list, the Program runs it for any
+    target, one image a start even where the Program has image-batch slots."""
+    entry = get_zoo_model("digits_resnet")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16],
+                         methods=("saliency", *CAMS), backends=("golden", "program"))
+    x = entry.samples()[0][:3]
+    for method in CAMS:
+        for target in (None, 3):
+            g, p = acc.run(x, method, target), acc.run(x, method, target, backend="program")
+            assert torch.equal(g.attribution, p.attribution) and torch.equal(g.target, p.target), (method, target)
+            assert saturation_kinds(g.saturations) == p.saturations, (method, target)
+    plan = acc.plan
+    assert plan.program.cam and len(plan.cam_costs) == len(plan.program.cam)
+    cycles = plan.method_cycles
+    assert cycles["grad_cam"] < cycles["guided_grad_cam"]  # guided runs the whole backward list again
+    assert cycles["grad_cam"] > cycles["predict"] + sum(c.cycles for c in plan.cam_costs)
+    assert engine_starts(3, max(plan.program.batch, 2), METHOD_CODES["grad_cam"]) == [(0, 1), (1, 1), (2, 1)]
+
+
+def test_a_map_the_engine_cannot_upsample_is_refused_naming_the_layer():
+    """A 4x4 map of a 10x10 input: nearest upsampling by 2.5 is no integer factor."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(64, 3)).eval()
+    with pytest.raises(XaiHlsError) as e:
+        xaihls.compile(model, (1, 10, 10), calibration=torch.rand(8, 1, 10, 10), methods=("grad_cam",),
+                       backends=("golden", "program"))
+    message = str(e.value)
+    assert "\n" not in message and "grad_cam_layer '0'" in message and "integer factor" in message
+
+
+def test_the_forward_list_is_unchanged_and_a_grad_cam_start_is_one_image():
+    """Compiling Grad-CAM in changes no forward job (a fused ReLU and pool stay fused: the list
+    recomputes the layer's output instead); the pool whose fused backward would skip the gradient at
+    the layer runs as its own jobs; an engine start of several images is refused."""
+    acc, x = _compiled("digits", None)
+    entry = get_zoo_model("digits")
+    plain = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16],
+                           methods=("gradient",), backends=("golden",))
+    shape = Shape(8, 4, 4)
+    with_cam, without = lower_jobs(acc.qgraph, shape), lower_jobs(plain.qgraph, shape)
+    geometry = lambda jobs: [(d.layer, d.flags, d.ky, d.kx, d.oh, d.ow, d.m_tiles, d.n_tiles) for d in jobs]  # noqa: E731
+    assert geometry(with_cam.forward) == geometry(without.forward)
+    conv2 = next(d for d in with_cam.forward if d.layer == 3)
+    assert conv2.has(Flag.RELU) and conv2.has(Flag.POOL)
+    recompute = with_cam.cam[0]
+    assert recompute.layer == 3 and not (recompute.has(Flag.RELU) or recompute.has(Flag.POOL))
+    assert sum(d.unpool != 0 for d in with_cam.backward) == sum(d.unpool != 0 for d in without.backward) - 1
+    engine = Engine(encode(lower_jobs(acc.qgraph, shape, batch=2), Buffers(1024, 256, 1024)))
+    with pytest.raises(XaiHlsError):
+        engine.run(METHOD_CODES["grad_cam"], -1, 3, images=2)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_residual_nets_are_refused_at_compile_or_bit_exact(seed):
+    """random_dag_net's last convolution as the layer: refused in one line where its map does not
+    upsample by an integer factor, else bit-exact on every tiling shape."""
+    model, shape, calibration = random_dag_net(seed)
+    acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=3, methods=CAMS, backends=("golden",))
+    from xaihls.plan.capabilities import program_refusal
+
+    why = program_refusal(acc.qgraph)
+    if why is not None:
+        assert "\n" not in why and "integer factor" in why
+        return
+    engine, buffers = list(SHAPES.values())[seed % 2]
+    program = encode(lower_jobs(acc.qgraph, engine), buffers)
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
+    x_q = quantize_input(acc.qgraph, x)[0]
+    for method in CAMS:
+        g = acc.run(x, method)
+        logits, target, attr, _ = run_batch(program, x_q, METHOD_CODES[method], None, 3, "trapezoid", None)
+        assert torch.equal(logits, g.logits) and torch.equal(attr, g.attribution), (seed, method)
