@@ -102,6 +102,7 @@ def runs(name: str, methods: tuple | None = None) -> list[dict]:
              "name": m or "predict"} for m in methods]
 
 
+@functools.lru_cache(maxsize=None)
 def expected(name: str, shape: str) -> list[dict]:
     """The golden model's logits, target and attribution, and the interpreter's saturation counters."""
     acc, x = compiled(name)
@@ -119,10 +120,15 @@ def expected(name: str, shape: str) -> list[dict]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
 def simulated(name: str, shape: str, stalls: float = 0.0, ddr_latency: int | None = None, memory: str = "sv"):
     """The RTL's results of ``runs`` (a SimRuns list); ``memory="axiram"``:
-    cocotbext-axi's AxiRam as the DDR (the protocol-test mode)."""
+    cocotbext-axi's AxiRam as the DDR (the protocol-test mode). Memoized by value, however the
+    arguments are spelled (positional, keyword or default), so tests share a simulation."""
+    return _simulated(name, shape, stalls, ddr_latency, memory)
+
+
+@functools.lru_cache(maxsize=None)
+def _simulated(name: str, shape: str, stalls: float, ddr_latency: int | None, memory: str):
     return sim.simulate(program(name, shape), shared_params(shape), runs(name), stalls=stalls,
                         seed=sum(map(ord, name + shape)), ddr_latency=ddr_latency, memory=memory)
 
