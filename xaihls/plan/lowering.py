@@ -235,6 +235,52 @@ def _depthwise_blob(kernel: np.ndarray, shape: Shape) -> np.ndarray:
     return w
 
 
+LANE_COLUMNS = True
+"""Whether a depthwise convolution runs its lane groups at consecutive output columns (LANES)
+where that takes fewer passes than lane groups at blocks (docs/engine_v2.md, "Depthwise
+convolutions"). Every engine runs both; off only to measure the difference."""
+
+
+def lane_columns(shape: Shape, kx: int, isx: int, ow: int) -> bool:
+    """Whether a diagonal job of ``kx`` pass columns, ``isx`` input columns a grid column and
+    ``ow`` output columns (every one of its tensor's) runs as a LANES job: its G = tm / tn lane
+    groups at G output columns take kx + (G - 1) * isx pass columns for G columns, against kx for
+    one."""
+    g = shape.tm // shape.tn
+    q = kx + (g - 1) * isx
+    return (LANE_COLUMNS and g > 1 and ow > 1 and q < g * kx and q <= field_limit(DESCRIPTOR, "kx")
+            and g * isx <= field_limit(DESCRIPTOR, "isx"))
+
+
+def _lanes_blob(kernel: np.ndarray, kx: int, isx: int, reverse: bool, shape: Shape) -> np.ndarray:
+    """Per-channel taps (C, ky * kx) as a LANES job's weights, (blocks of tn, 1, ky * q, tm, tn)
+    with q = kx + (G - 1) * isx pass columns: channel c at column c mod tn and lane g * tn + c mod tn
+    of every lane group g, whose tap u is at pass column g * isx + u ((G - 1 - g) * isx + u where
+    the kernel is read in reverse, ikx = -1); zero where a tap falls outside a group's kernel."""
+    c, taps = kernel.shape
+    tm, tn = shape.tm, shape.tn
+    groups = tm // tn
+    q = kx + (groups - 1) * isx
+    w = np.zeros((-(-c // tn), 1, taps // kx, q, tm, tn), dtype=np.int64)
+    ch = np.arange(c)
+    rows = kernel.reshape(c, taps // kx, kx)
+    for g in range(groups):
+        first = ((groups - 1 - g) if reverse else g) * isx
+        for u in range(kx):
+            w[ch // tn, 0, :, first + u, g * tn + ch % tn, ch % tn] = rows[:, :, u]
+    return w.reshape(w.shape[0], 1, -1, tm, tn)
+
+
+def _as_lanes(d: dict, channels: int, shape: Shape) -> dict:
+    """A diagonal job's fields as the LANES job of the same convolution (weights from
+    ``_lanes_blob``): an m-tile a block, G grid columns an output column group, q pass columns."""
+    groups = shape.tm // shape.tn
+    assert d["osx"] == 1 and d.get("oxo", 0) == 0 and d["ow"] == d["opw"], "a LANES job writes every output column"
+    return dict(d, flags=d["flags"] | flags(Flag.LANES), m_tiles=-(-channels // shape.tn),
+                ow=-(-d["ow"] // groups), isx=groups * d["isx"], kx=d["kx"] + (groups - 1) * d["isx"],
+                ix0=d["ix0"] + ((groups - 1) * d["isx"] if d["ikx"] < 0 else 0))
+
+
 def is_depthwise(layer) -> bool:
     """A convolution each of whose output channels reads only its own input channel: a diagonal job."""
     return isinstance(layer, Conv2d) and layer.groups > 1 and layer.groups == layer.in_channels == layer.out_channels
@@ -452,6 +498,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
 
     init_end = None
     diag(0, 1)  # the weights of a phase no tap reaches (never read: it has no pass)
+    lanes_fw: set[int] = set()  # depthwise convolutions whose forward (backward) job runs as LANES
+    lanes_bw: set[int] = set()
 
     for i, layer in enumerate(layers):
         q = qg.layers[i]
@@ -461,15 +509,25 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             depthwise = is_depthwise(layer)
             if not depthwise and layer.groups > 1:
                 kern = _ungrouped(kern, layer.groups)
-            fw[i] = b.weights(f"{layer.name}.weight",
-                              _depthwise_blob(kern[:, 0], shape) if depthwise else _dense_blob(kern, shape))
+            out_w, in_w, sx = layer.out_shape[2], layer.in_shape[2], layer.stride[1]
+            if depthwise and lane_columns(shape, kw, _stride(sx, out_w), out_w):
+                lanes_fw.add(i)
+                blob = _lanes_blob(kern[:, 0], kw, _stride(sx, out_w), False, shape)
+            else:
+                blob = _depthwise_blob(kern[:, 0], shape) if depthwise else _dense_blob(kern, shape)
+            fw[i] = b.weights(f"{layer.name}.weight", blob)
             bw[i] = []
             for (ry, rx), (i0, ty, _), (j0, tx, _) in _phases(layer):
                 if ty and tx:
                     taps = [(i0 + t * layer.stride[0]) * kw + j0 + u * layer.stride[1] for t in range(ty)
                             for u in range(tx)]
-                    blob = (_depthwise_blob(kern[:, 0, taps], shape) if depthwise
-                            else _dense_blob(kern[:, :, taps].transpose(1, 0, 2), shape))
+                    if depthwise and layer.stride == (1, 1) and lane_columns(shape, tx, 1, in_w):
+                        lanes_bw.add(i)  # stride 1: one phase, every column of the input gradient
+                        blob = _lanes_blob(kern[:, 0, taps], tx, 1, True, shape)
+                    elif depthwise:
+                        blob = _depthwise_blob(kern[:, 0, taps], shape)
+                    else:
+                        blob = _dense_blob(kern[:, :, taps].transpose(1, 0, 2), shape)
                     bw[i].append(b.weights(f"{layer.name}.weight.phase{ry}{rx}", blob))
                 else:
                     bw[i].append(None)  # no tap reaches the phase: its gradient is zero
@@ -501,6 +559,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             out_c = layer.out_shape[0]
             padded = np.zeros(-(-out_c // shape.tm) * shape.tm, dtype=np.int64)
             padded[:out_c] = q.bias.numpy()
+            if i in lanes_fw:  # an m-tile's tn channels in every lane group
+                padded = np.zeros((-(-out_c // shape.tn) * shape.tn), dtype=np.int64)
+                padded[:out_c] = q.bias.numpy()
+                padded = np.repeat(padded.reshape(-1, 1, shape.tn), shape.tm // shape.tn, axis=1).reshape(-1)
             bias[i] = alloc.take(f"{layer.name}.bias", 2 * padded.size)
             b.blobs.append((bias[i], padded))
 
@@ -704,7 +766,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 (kh, kw), (sy, sx), (py, px) = layer.kernel, layer.stride, layer.padding
                 _, oh, ow = layer.out_shape
                 d = dict(_conv_fields(src, dst, layer.out_channels, shape), **common, ky=kh, kx=kw,
-                         isy=_stride(sy, oh), isx=_stride(sx, ow), iky=1, ikx=1, iy0=-py, ix0=-px, oh=oh, ow=ow)
+                         isy=_stride(sy, oh), isx=_stride(sx, ow), iky=1, ikx=1, iy0=-py, ix0=-px, oh=oh, ow=ow,
+                         flags=flags(*fl))
+                if i in lanes_fw:
+                    d = _as_lanes(d, layer.out_channels, shape)
                 conv_out = Tensor(dst.addr, *_chw(layer.out_shape), tn)
             else:
                 vsrc = _vector(src)
@@ -716,7 +781,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 p = layers[pool_at]
                 d.update(_pool_fields(p), index_base=index_base[pool_at], index_plane=dst.plane,
                          oh=(p.out_shape[1] - 1) * p.stride[0] + p.kernel[0])
-            d["flags"] = flags(*fl)
+            d["flags"] = flags(*fl) | d.get("flags", 0)
             forward.append(Job(**d))
             spans.append((i, j, len(forward) - 1))
             act[j] = dst
@@ -919,6 +984,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     d.update(bw[i][k] or diag(0, 1))
                     if is_depthwise(layer):
                         d["flags"] |= flags(Flag.DIAG)
+                    if i in lanes_bw:
+                        d = _as_lanes(d, gdst.c, shape)
                 else:
                     value = (1 << IDENTITY_FRAC) if isinstance(layer, MaxPool2d) else int(q.weight[0])
                     d.update(diag(value, ty * tx) if ty else diag(0, 1))
