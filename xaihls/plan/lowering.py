@@ -201,6 +201,7 @@ class Lowered:
     qgraph: QGraph = field(repr=False)
     slots: "Slots | None" = None  # how the batched lists address each slot (batch > 1)
     cam: tuple[Job, ...] = ()  # the Grad-CAM list (docs/dag.md, "Grad-CAM on the engine")
+    lanes: dict = field(default_factory=dict)  # a diagonal job -> its LANES twin, the tiler's choice (``tiled``)
 
 
 def _diag_blob(taps: int, value: int, shape: Shape) -> np.ndarray:
@@ -236,19 +237,18 @@ def _depthwise_blob(kernel: np.ndarray, shape: Shape) -> np.ndarray:
 
 
 LANE_COLUMNS = True
-"""Whether a depthwise convolution runs its lane groups at consecutive output columns (LANES)
-where that takes fewer passes than lane groups at blocks (docs/engine_v2.md, "Depthwise
-convolutions"). Every engine runs both; off only to measure the difference."""
+"""Whether a depthwise convolution may run its lane groups at consecutive output columns (LANES)
+where that is cheaper than lane groups at blocks (docs/engine_v2.md, "Depthwise convolutions").
+Every engine runs both; off only to measure the difference."""
 
 
 def lane_columns(shape: Shape, kx: int, isx: int, ow: int) -> bool:
     """Whether a diagonal job of ``kx`` pass columns, ``isx`` input columns a grid column and
-    ``ow`` output columns (every one of its tensor's) runs as a LANES job: its G = tm / tn lane
-    groups at G output columns take kx + (G - 1) * isx pass columns for G columns, against kx for
-    one."""
+    ``ow`` output columns (every one of its tensor's) can run as a LANES job: G = tm / tn > 1 lane
+    groups, whose kx + (G - 1) * isx pass columns and G * isx input columns a grid column the
+    descriptor holds. Whether it does is the tiler's choice (``tiled``)."""
     g = shape.tm // shape.tn
-    q = kx + (g - 1) * isx
-    return (LANE_COLUMNS and g > 1 and ow > 1 and q < g * kx and q <= field_limit(DESCRIPTOR, "kx")
+    return (LANE_COLUMNS and g > 1 and ow > 1 and kx + (g - 1) * isx <= field_limit(DESCRIPTOR, "kx")
             and g * isx <= field_limit(DESCRIPTOR, "isx"))
 
 
@@ -498,8 +498,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
 
     init_end = None
     diag(0, 1)  # the weights of a phase no tap reaches (never read: it has no pass)
-    lanes_fw: set[int] = set()  # depthwise convolutions whose forward (backward) job runs as LANES
-    lanes_bw: set[int] = set()
+    lanes_fw: dict[int, dict] = {}  # a depthwise conv's LANES weights and bias, forward; backward (stride 1)
+    lanes_bw: dict[int, dict] = {}
+    lanes: dict[Job, Job] = {}  # a diagonal job -> the LANES job of the same convolution
 
     for i, layer in enumerate(layers):
         q = qg.layers[i]
@@ -510,21 +511,21 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             if not depthwise and layer.groups > 1:
                 kern = _ungrouped(kern, layer.groups)
             out_w, in_w, sx = layer.out_shape[2], layer.in_shape[2], layer.stride[1]
+            fw[i] = b.weights(f"{layer.name}.weight",
+                              _depthwise_blob(kern[:, 0], shape) if depthwise else _dense_blob(kern, shape))
             if depthwise and lane_columns(shape, kw, _stride(sx, out_w), out_w):
-                lanes_fw.add(i)
-                blob = _lanes_blob(kern[:, 0], kw, _stride(sx, out_w), False, shape)
-            else:
-                blob = _depthwise_blob(kern[:, 0], shape) if depthwise else _dense_blob(kern, shape)
-            fw[i] = b.weights(f"{layer.name}.weight", blob)
+                lanes_fw[i] = b.weights(f"{layer.name}.weight.lanes",
+                                        _lanes_blob(kern[:, 0], kw, _stride(sx, out_w), False, shape))
             bw[i] = []
             for (ry, rx), (i0, ty, _), (j0, tx, _) in _phases(layer):
                 if ty and tx:
                     taps = [(i0 + t * layer.stride[0]) * kw + j0 + u * layer.stride[1] for t in range(ty)
                             for u in range(tx)]
                     if depthwise and layer.stride == (1, 1) and lane_columns(shape, tx, 1, in_w):
-                        lanes_bw.add(i)  # stride 1: one phase, every column of the input gradient
-                        blob = _lanes_blob(kern[:, 0, taps], tx, 1, True, shape)
-                    elif depthwise:
+                        # stride 1: one phase, every column of the input gradient
+                        lanes_bw[i] = b.weights(f"{layer.name}.weight.phase{ry}{rx}.lanes",
+                                                _lanes_blob(kern[:, 0, taps], tx, 1, True, shape))
+                    if depthwise:
                         blob = _depthwise_blob(kern[:, 0, taps], shape)
                     else:
                         blob = _dense_blob(kern[:, :, taps].transpose(1, 0, 2), shape)
@@ -559,10 +560,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             out_c = layer.out_shape[0]
             padded = np.zeros(-(-out_c // shape.tm) * shape.tm, dtype=np.int64)
             padded[:out_c] = q.bias.numpy()
-            if i in lanes_fw:  # an m-tile's tn channels in every lane group
-                padded = np.zeros((-(-out_c // shape.tn) * shape.tn), dtype=np.int64)
-                padded[:out_c] = q.bias.numpy()
-                padded = np.repeat(padded.reshape(-1, 1, shape.tn), shape.tm // shape.tn, axis=1).reshape(-1)
+            if i in lanes_fw:  # a LANES m-tile's tn channels in every lane group
+                per_block = np.zeros(-(-out_c // tn) * tn, dtype=np.int64)
+                per_block[:out_c] = q.bias.numpy()
+                lanes_fw[i]["b_addr"] = alloc.take(f"{layer.name}.bias.lanes", 2 * per_block.size * (shape.tm // tn))
+                b.blobs.append((lanes_fw[i]["b_addr"],
+                                np.repeat(per_block.reshape(-1, 1, tn), shape.tm // tn, axis=1).reshape(-1)))
             bias[i] = alloc.take(f"{layer.name}.bias", 2 * padded.size)
             b.blobs.append((bias[i], padded))
 
@@ -766,10 +769,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 (kh, kw), (sy, sx), (py, px) = layer.kernel, layer.stride, layer.padding
                 _, oh, ow = layer.out_shape
                 d = dict(_conv_fields(src, dst, layer.out_channels, shape), **common, ky=kh, kx=kw,
-                         isy=_stride(sy, oh), isx=_stride(sx, ow), iky=1, ikx=1, iy0=-py, ix0=-px, oh=oh, ow=ow,
-                         flags=flags(*fl))
-                if i in lanes_fw:
-                    d = _as_lanes(d, layer.out_channels, shape)
+                         isy=_stride(sy, oh), isx=_stride(sx, ow), iky=1, ikx=1, iy0=-py, ix0=-px, oh=oh, ow=ow)
                 conv_out = Tensor(dst.addr, *_chw(layer.out_shape), tn)
             else:
                 vsrc = _vector(src)
@@ -781,8 +781,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 p = layers[pool_at]
                 d.update(_pool_fields(p), index_base=index_base[pool_at], index_plane=dst.plane,
                          oh=(p.out_shape[1] - 1) * p.stride[0] + p.kernel[0])
-            d["flags"] = flags(*fl) | d.get("flags", 0)
+            d["flags"] = flags(*fl)
             forward.append(Job(**d))
+            if i in lanes_fw:
+                lanes[forward[-1]] = Job(**dict(_as_lanes(d, layer.out_channels, shape), **lanes_fw[i]))
             spans.append((i, j, len(forward) - 1))
             act[j] = dst
             i = j
@@ -984,8 +986,6 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     d.update(bw[i][k] or diag(0, 1))
                     if is_depthwise(layer):
                         d["flags"] |= flags(Flag.DIAG)
-                    if i in lanes_bw:
-                        d = _as_lanes(d, gdst.c, shape)
                 else:
                     value = (1 << IDENTITY_FRAC) if isinstance(layer, MaxPool2d) else int(q.weight[0])
                     d.update(diag(value, ty * tx) if ty else diag(0, 1))
@@ -998,6 +998,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 if relu is not None:
                     d.update(relu_bits(relu, gdst))
                 backward.append(Job(**d))
+                if i in lanes_bw:
+                    lanes[backward[-1]] = Job(**dict(_as_lanes(d, gdst.c, shape), **lanes_bw[i]))
 
     n_backward_cam = 0
     for i in range(L - 1, -1, -1):
@@ -1052,7 +1054,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     assert len(forward) <= fwd_max and len(backward) <= bwd_max and len(cam_jobs) <= 3 + fy * fx, "descriptor room"
     slots = Slots(batch, dict(alloc.slot_bytes), mask_slot, index_slot) if batch > 1 else None
     return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end, qg,
-                   slots, tuple(cam_jobs))
+                   slots, tuple(cam_jobs), lanes)
 
 
 def _cam_activations(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, act: dict[int, Tensor],
@@ -1398,9 +1400,20 @@ def batch_lists(forward: tuple[Job, ...], backward: tuple[Job, ...], slots: Slot
 
 def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None = None
           ) -> tuple[tuple[Job, ...], tuple[Job, ...]]:
-    """Every job tiled (``cost``: see ``tile_job``)."""
-    tile = lambda jobs: tuple(tile_job(d, lowered.shape, buffers, cost) for d in jobs)  # noqa: E731
-    return tile(lowered.forward), tile(lowered.backward)
+    """Every job tiled (``cost``: see ``tile_job``); a diagonal job with a LANES twin as the
+    cheaper of the two that fit: by ``cost``, or without it the one of fewer pass-positions
+    (LANES: kx + (G - 1) * isx pass columns for G output columns, the last group maybe ragged)."""
+    def tile(d: Job) -> Job:
+        job = tile_job(d, lowered.shape, buffers, cost)
+        twin = lowered.lanes.get(d)
+        if twin is None or twin.passes * lowered.shape.tm > buffers.w_depth:
+            return job
+        twin = tile_job(twin, lowered.shape, buffers, cost)
+        if cost is None:
+            return twin if twin.kx * twin.ow < d.kx * d.ow else job
+        return twin if cost(twin) < cost(job) else job
+
+    return tuple(map(tile, lowered.forward)), tuple(map(tile, lowered.backward))
 
 
 def tiled_cam(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None = None) -> tuple[Job, ...]:
