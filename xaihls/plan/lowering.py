@@ -201,7 +201,7 @@ class Lowered:
     qgraph: QGraph = field(repr=False)
     slots: "Slots | None" = None  # how the batched lists address each slot (batch > 1)
     cam: tuple[Job, ...] = ()  # the Grad-CAM list (docs/dag.md, "Grad-CAM on the engine")
-    lanes: dict = field(default_factory=dict)  # a diagonal job -> its LANES twin, the tiler's choice (``tiled``)
+    lanes: dict[Job, Job] = field(default_factory=dict)  # a diagonal job -> its LANES twin: the tiler picks (``tiled``)
 
 
 def _diag_blob(taps: int, value: int, shape: Shape) -> np.ndarray:
