@@ -38,11 +38,13 @@ CAM_NETS = ("digits_resnet", "digits_mobilenet", "dag20")
 CAMS = ("grad_cam", "guided_grad_cam")
 # random chains from tests.random_nets, named <kind><seed>
 RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag": random_dag_net}
-# (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one
+# (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,
+# and 32 x 8 (four lane groups: LANES jobs of four columns)
 SHAPES = {
     "4x4": (Shape(4, 4, 4), Buffers(256, 64, 1024)),
     "16x8": (Shape(16, 8, 4), Buffers(4096, 1024, 4096)),
     "16x8_128bit": (Shape(16, 8, 8), Buffers(4096, 1024, 4096)),
+    "32x8": (Shape(32, 8, 4), Buffers(4096, 1024, 4096)),
 }
 IG_STEPS = 3
 # integrated gradients on the batched lists: a batch of 2 steps, then one step on the plain lists;

@@ -7,7 +7,7 @@ import pytest
 
 from hw_tests.rtl_v2_cases import (CAM_NETS, CAMS, DAG_NETS, EDGE_NETS, NETS, STALL_PROBABILITY, compiled, expected,
                                    program, simulated)
-from xaihls.plan.contract import Op
+from xaihls.plan.contract import Flag, Op
 
 
 def _check(name, shape, stalls, memory="sv"):
@@ -43,6 +43,19 @@ def test_rtl_v2_equals_golden_on_residual_nets(name, shape):
     """Residual adds and the gradient sums of tensors read by two layers: two-source jobs, each source's
     operands shifted to one fraction (docs/engine_v2.md, "Residual adds and gradient sums")."""
     _check(name, shape, 0.0)
+
+
+@pytest.mark.parametrize("name,shape", [("digits_mobilenet", "16x8"), ("edge45", "16x8"), ("edge14", "16x8"),
+                                        ("digits_mobilenet", "32x8"), ("edge45", "32x8")])
+def test_depthwise_convolutions_run_lane_groups_at_consecutive_columns(name, shape):
+    """LANES jobs (docs/engine_v2.md, "Depthwise convolutions") forward and backward in the depthwise
+    nets' Programs: at 16 x 8 two lane groups (the exactness tests above run these Programs; and
+    digits_mobilenet's stride-2 conv forward, edge14's on a 5-column map: a ragged last group), at 32 x 8 four,
+    run here."""
+    prog = program(name, shape)
+    assert any(d.has(Flag.LANES) for d in prog.forward) and any(d.has(Flag.LANES) for d in prog.backward)
+    if shape == "32x8":
+        _check(name, shape, 0.0)
 
 
 @pytest.mark.parametrize("shape", ["4x4", "16x8"])

@@ -227,11 +227,12 @@ def _edge_paths(program) -> set[str]:
     return seen
 
 
-def test_the_tests_reach_every_path_of_the_engine(plans):
+def test_the_tests_reach_every_path_of_the_engine(plans, ds_cnn):
     """The networks of this file run every path of the engine: weight-stationary passes and
     the position-major order (fewer positions than ACC_DISTANCE), stride-phase writes, fused
     pools, max-pool gates, max-pool backward fused into a convolution (with and without the
-    ReLU rule), diagonal jobs, phases no tap reaches, jobs of several row tiles."""
+    ReLU rule), diagonal jobs, lane groups at output columns, phases no tap reaches, jobs of
+    several row tiles."""
     distance = int(re.search(r"constexpr int ACC_DISTANCE = (\d+);", (FIRMWARE / "xaihls_types.h").read_text())[1])
     seen = set()
     programs = [plan.program for plan in plans.values()] + [_random_program(s)[-1].program for s in RANDOM_SEEDS]
@@ -239,6 +240,7 @@ def test_the_tests_reach_every_path_of_the_engine(plans):
         model, shape, calibration = pool_net(seed)
         qg = xaihls.compile(model, shape, calibration=calibration, ig_steps=STEPS, backends=("golden",)).qgraph
         programs.append(_plan(qg, *CONFIGS[list(CONFIGS)[seed % len(CONFIGS)]]).program)
+    programs += [_plan(ds_cnn[1], *LANES_CONFIGS[config]).program for config in LANES_CONFIGS]
     edge = [_edge_program(seed)[-1].program for seed in EDGE_SEEDS]
     edge.append(_shared_plan(*_relu6_head_net(), "4x4_row_tiles")[-1].program)
     programs += edge
@@ -307,6 +309,37 @@ def test_csim_equals_golden_on_residual_nets(name, config, engines):
     assert two and (shifted or name != "digits_resnet")  # digits_resnet's operand shifts differ by rule
     x = entry.samples()[0][:2]
     _check_runs(qg, plan, torch.cat([x, x[:1] * 4]), f"{name} {config}")
+
+
+LANES_CONFIGS = {  # ds_cnn's depthwise convolutions at G = 2 lane groups over two row tiles, and at G = 4
+    "16x8_row_tiles": (Shape(16, 8, 4), Buffers(512, 64, 4096)),
+    "32x8": (Shape(32, 8, 8), Buffers(512, 64, 4096)),
+}
+
+
+@pytest.fixture(scope="module")
+def ds_cnn():
+    entry = get_zoo_model("ds_cnn")
+    qg = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], ig_steps=STEPS,
+                        backends=("golden",)).qgraph
+    return entry, qg
+
+
+@pytest.mark.parametrize("config", list(LANES_CONFIGS))
+def test_csim_equals_golden_on_depthwise_convolutions_at_lane_columns(ds_cnn, config):
+    """LANES jobs (an m-tile a block, its lane groups at consecutive output columns), forward and
+    backward: ds_cnn's 5 output columns leave the last grid column ragged (one of its 2, or 4,
+    lane groups written)."""
+    entry, qg = ds_cnn
+    shape, buffers = LANES_CONFIGS[config]
+    plan = _plan(qg, shape, buffers)
+    groups = shape.tm // shape.tn
+    for jobs in (plan.program.forward, plan.program.backward):
+        lanes = [d for d in jobs if d.op == Op.CONV and d.has(Flag.LANES)]
+        assert lanes and any(d.opw < d.ow * groups for d in lanes)
+        assert any(d.row_tiles > 1 for d in lanes) or config != "16x8_row_tiles"
+    x = entry.samples()[0][:2]
+    _check_runs(qg, plan, torch.cat([x, x[:1] * 4]), f"ds_cnn {config}")
 
 
 def test_csim_equals_golden_with_relu6_on_the_logits_and_padded_pools_across_row_tiles(engines):

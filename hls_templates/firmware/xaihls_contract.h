@@ -8,7 +8,7 @@ namespace xaihls {
 namespace contract {
 
 constexpr uint32_t PROGRAM_MAGIC = 0x32494158;
-constexpr int PROGRAM_VERSION = 7;
+constexpr int PROGRAM_VERSION = 8;
 constexpr int MAX_IG_STEPS = 1024;
 constexpr int RESULT_SLOT_BYTES = 64;
 constexpr int IDENTITY_FRAC = 14;
@@ -25,6 +25,7 @@ constexpr int FLAG_BWD_RELU = 4;  // bit position
 constexpr int FLAG_DIAG = 5;  // bit position
 constexpr int FLAG_GATE = 6;  // bit position
 constexpr int FLAG_RELU6 = 7;  // bit position
+constexpr int FLAG_LANES = 8;  // bit position
 constexpr int RELU_MASK = 0;
 constexpr int RELU_GUIDED = 1;
 constexpr int RELU_DECONV = 2;
@@ -127,8 +128,8 @@ constexpr FieldSpec HEADER_N_BACKWARD_CAM = {30, 16, 16, false};  // jobs of the
 
 // descriptor: One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, Tm x Tn products a cycle (docs/contract.md, 'The CONV job').
 constexpr int DESCRIPTOR_WORDS = 32;
-constexpr FieldSpec DESCRIPTOR_OP = {0, 0, 4, false};  // Op: END, CONV, SEED
-constexpr FieldSpec DESCRIPTOR_FLAGS = {0, 4, 8, false};  // Flag bits
+constexpr FieldSpec DESCRIPTOR_OP = {0, 0, 3, false};  // Op: END, CONV, SEED
+constexpr FieldSpec DESCRIPTOR_FLAGS = {0, 3, 9, false};  // Flag bits
 constexpr FieldSpec DESCRIPTOR_LAYER = {0, 12, 8, false};  // the network layer the job comes from (reports)
 constexpr FieldSpec DESCRIPTOR_M_TILES = {0, 20, 12, false};  // output-channel tiles of tm
 constexpr FieldSpec DESCRIPTOR_N_TILES = {1, 0, 12, false};  // input-channel tiles of tn (blocks of the input tensor)

@@ -131,7 +131,7 @@ struct LoadCfg {
     bool strided;                          // rows farther apart than their length (a batched job's slots)
     int ih, iw, row_len, row_stride;       // strided: rows of the input; a row's beats; beats between rows
     int first_row, step_rows, rows, rows_last;  // strided: load_lo, load_step, load_rows, load_rows_last
-    int diag_block_step;                   // DIAG: blocks between m-tiles, in beats
+    int diag_n_tiles, diag_block_step;     // DIAG: n-tiles of an m-tile (GROUPS, or 1 with LANES); their beats
     int gate_word, index_plane, diag_gate_step;  // GATE: pool-index words of block 0; per block; per m-tile
     int w_beat, w_mt_beats, w_nt_beats;    // weights of (m-tile 0, its first n-tile); strides
 };
@@ -140,6 +140,7 @@ struct LoadCfg {
 struct MacCfg {
     int row_tiles_total, row_tiles, n_tiles, passes, kx;
     bool diag, gate;
+    int diag_n_tiles;           // DIAG: n-tiles of an m-tile (GROUPS, or 1 with LANES)
     int ow, positions, positions_last, iters, iters_last;
     int walk_origin, walk_row, walk_pass_row, isx, ikx, kx_back;  // buffer words
     int iy0, load_step, isy, iky, ih, ix0, iw;                   // input rows and columns (padding)
@@ -163,8 +164,10 @@ struct StoreCfg {
     int mode, shift, bias_shift;
     int bwd_mode;                    // BWD_RELU's rule (the ReLU6 deconvnet rule is the guided one)
     int rap_bit_lo, rap_bit_hi, rap_hi;  // RAP: bit [lo < out < hi], out clamped to 0..hi (ReLU or ReLU6)
-    int ow, positions, positions_last, tile_rows, last_rows;
+    int ow, positions, positions_last, tile_rows, last_rows;  // output columns of a row; pixels of a row tile
+    bool lanes;                      // LANES: output column x*GROUPS + g is lane group g's of grid column x
     bool contiguous;                 // a row tile of a block is one linear run of beats
+    int mt_blocks;                   // output blocks of an m-tile: GROUPS, or 1 with LANES
     int out_beat, block_beats, mt_out_step;           // output block 0; a block; an m-tile's blocks
     int origin, tile_out_step, row_out_step, row_beats, gap;  // beats within a block
     int mask_word, mask_block_words, mt_mask_step;    // ReLU-bit words
@@ -226,7 +229,13 @@ inline bool conv_fits(const Desc &d) {
     // an operand shifted by xs_* fits the multiplier's 25-bit input
     bool shifts = true;
     for (int k = 0; k < 3; k++) shifts = shifts && d.xs_a[k] <= c::MAX_X_SHIFT && d.xs_b[k] <= c::MAX_X_SHIFT;
-    return d.op == c::OP_CONV && shapes && input && beats && rows && bits && pool && unpool && index && shifts;
+    // LANES: a diagonal job of one source writing every column, its grid columns the opw output columns'
+    const bool lanes = !flag(d.flags, c::FLAG_LANES)
+        || (flag(d.flags, c::FLAG_DIAG) && !flag(d.flags, c::FLAG_POOL) && !flag(d.flags, c::FLAG_GATE)
+            && d.unpool == c::UNPOOL_OFF && d.src_b == 0 && d.osx == 1 && d.oxo == 0 && d.out_blocks <= d.m_tiles
+            && (passes == 0 || d.n_tiles >= d.m_tiles) && (d.ow - 1) * GROUPS < d.opw && d.opw <= d.ow * GROUPS);
+    return d.op == c::OP_CONV && shapes && input && beats && rows && bits && pool && unpool && index && shifts
+        && lanes;
 }
 
 inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreCfg &sc) {
@@ -260,10 +269,12 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     lc.rows = d.load_rows;
     lc.rows_last = d.load_rows_last;
     lc.step_words = d.load_step * d.iw;
-    lc.diag_block_step = GROUPS * lc.block_beats;
+    const bool lanes = flag(d.flags, c::FLAG_LANES);
+    lc.diag_n_tiles = lanes ? 1 : GROUPS;
+    lc.diag_block_step = lc.diag_n_tiles * lc.block_beats;
     lc.gate_word = d.index_base / TN;
     lc.index_plane = d.index_plane;
-    lc.diag_gate_step = GROUPS * d.index_plane;
+    lc.diag_gate_step = lc.diag_n_tiles * d.index_plane;
     lc.w_beat = beat_of(d.w_addr);
     lc.w_mt_beats = beat_of(d.w_mt_bytes);
     lc.w_nt_beats = beat_of(d.w_nt_bytes);
@@ -275,6 +286,7 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     mc.kx = d.kx;
     mc.diag = lc.diag;
     mc.gate = lc.gate;
+    mc.diag_n_tiles = lc.diag_n_tiles;
     mc.ow = d.ow;
     mc.positions = d.tile_rows * d.ow;
     mc.positions_last = d.last_rows * d.ow;
@@ -329,23 +341,26 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     sc.rap_hi = relu6 ? imin(d.cap, 32767) : 32767;
     sc.shift = pool || mode == c::RELU_MASK ? d.shift0 : mode == c::RELU_GUIDED ? d.shift1 : d.shift2;
     sc.bias_shift = lc.bias ? d.bias_shift : 0;
-    sc.ow = d.ow;
-    sc.positions = mc.positions;
-    sc.positions_last = mc.positions_last;
+    // LANES: a row tile's lane groups write its rows' opw columns of one block
+    sc.lanes = lanes;
+    sc.ow = lanes ? d.opw : d.ow;
+    sc.positions = lanes ? d.tile_rows * d.opw : mc.positions;
+    sc.positions_last = lanes ? d.last_rows * d.opw : mc.positions_last;
     sc.tile_rows = d.tile_rows;
     sc.last_rows = d.last_rows;
-    sc.contiguous = d.osx == 1 && d.osy == 1 && d.oxo == 0 && d.ow == d.opw && out_row_beats == (d.opw << PIX_SHIFT);
+    sc.contiguous = d.osx == 1 && d.osy == 1 && d.oxo == 0 && sc.ow == d.opw && out_row_beats == (d.opw << PIX_SHIFT);
+    sc.mt_blocks = lanes ? 1 : GROUPS;
     sc.out_beat = beat_of(d.out_addr);
     sc.block_beats = beat_of(d.out_block_bytes);
-    sc.mt_out_step = GROUPS * sc.block_beats;
+    sc.mt_out_step = sc.mt_blocks * sc.block_beats;
     sc.origin = d.oyo * out_row_beats + d.oxo * PIX_BEATS;
     sc.tile_out_step = d.tile_step * d.osy * out_row_beats;
     sc.row_out_step = d.osy * out_row_beats;
-    sc.row_beats = d.ow * PIX_BEATS;
+    sc.row_beats = sc.ow * PIX_BEATS;
     sc.gap = (d.osx - 1) * PIX_BEATS;
     sc.mask_word = d.mask_base / E;
     sc.mask_block_words = d.mask_plane * PIX_BEATS;
-    sc.mt_mask_step = GROUPS * sc.mask_block_words;
+    sc.mt_mask_step = sc.mt_blocks * sc.mask_block_words;
     sc.mask_origin = (d.oyo * d.opw + d.oxo) * PIX_BEATS;
     sc.tile_mask_step = d.tile_step * d.osy * d.opw * PIX_BEATS;
     sc.row_mask_step = d.osy * d.opw * PIX_BEATS;
@@ -364,7 +379,7 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     sc.pool_out_step = out_row_beats;
     sc.index_word = d.index_base / TN;
     sc.index_plane = d.index_plane;
-    sc.mt_index_step = GROUPS * d.index_plane;
+    sc.mt_index_step = sc.mt_blocks * d.index_plane;
     sc.pool_ow = d.pool_ow;
     sc.padded = pool && lc.diag;
     sc.ih = d.ih;
@@ -379,9 +394,10 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     sc.commands = d.out_blocks * (pool ? d.pool_oh : sc.contiguous ? d.row_tiles : d.oh);
 }
 
-// The n-tiles m-tile `first_nt / GROUPS` reads: all of them, or (DIAG) the GROUPS of its own channels.
-inline int n_tiles_of(bool diag, int n_tiles, int first_nt) {
-    return diag ? imin(GROUPS, n_tiles - first_nt) : n_tiles;
+// The n-tiles an m-tile reads: all of them, or (DIAG) the `per` of its own channels from `first_nt` on
+// (GROUPS: its TM channels; 1 with LANES: its TN channels, at every lane group).
+inline int n_tiles_of(bool diag, int per, int n_tiles, int first_nt) {
+    return diag ? imin(per, n_tiles - first_nt) : n_tiles;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -523,7 +539,7 @@ load_row_tiles:
         const int y0 = imax(first_beats, 0);
         const int y1 = imin(first_beats + (last ? lc.count_beats_last : lc.count_beats), lc.map_beats);
         const int word0 = imax(first_word, 0) - first_word;
-        const int count = lc.passes == 0 ? 0 : n_tiles_of(lc.diag, lc.n_tiles, mt_first_nt);
+        const int count = lc.passes == 0 ? 0 : n_tiles_of(lc.diag, lc.diag_n_tiles, lc.n_tiles, mt_first_nt);
         int block = block_mt, w = w_mt, gate = gate_mt + imax(first_word, 0);
     load_n_tiles:
         for (int k = 0; k < count; k++) {
@@ -555,7 +571,7 @@ load_row_tiles:
             bias_beat += TM / E;
             w_mt += lc.w_mt_beats;
             if (lc.diag) {
-                mt_first_nt += GROUPS;
+                mt_first_nt += lc.diag_n_tiles;
                 block_mt += lc.diag_block_step;
                 gate_mt += lc.diag_gate_step;
             }
@@ -743,7 +759,7 @@ mac_row_tiles:
         const bool last = rt == mc.row_tiles - 1;
         const int positions = last ? mc.positions_last : mc.positions;
         const int iters = last ? mc.iters_last : mc.iters;
-        const int count = mc.passes == 0 ? 0 : n_tiles_of(mc.diag, mc.n_tiles, mt_first_nt);
+        const int count = mc.passes == 0 ? 0 : n_tiles_of(mc.diag, mc.diag_n_tiles, mc.n_tiles, mt_first_nt);
         hls::write_lock<acc_tile_t> acc_lock(acc_tiles);
         acc_tile_t &acc = acc_lock;
         if (count <= 0) zero_accumulators(positions, acc);  // a phase no tap reaches: zeros
@@ -766,7 +782,7 @@ mac_row_tiles:
             rt = 0;
             y_tile = mc.iy0;
             first_pooled = mc.load_lo;
-            if (mc.diag) mt_first_nt += GROUPS;
+            if (mc.diag) mt_first_nt += mc.diag_n_tiles;
         }
     }
 }
@@ -802,13 +818,17 @@ inline bool rap(const StoreCfg &sc, data_t &out) {
 }
 
 // A non-pooled block of a row tile: requantize, ReLU and its bit, the backward rule; the
-// beats in output order (a run per row tile, or per row when the output is strided).
+// beats in output order (a run per row tile, or per row when the output is strided). With
+// LANES (g = 0) the block's output columns are the lane groups of each grid column in turn:
+// column x*GROUPS + k is lane group k of grid position x, up to the row's last column (a ragged
+// last grid column's groups beyond it are neither written nor counted).
 inline void plain_block(const StoreCfg &sc, const acc_tile_t &acc, const bias_t &bias, int g, int positions,
                         int out_start, int mask_start, mask_mem_t mask, hls::stream<beat_t> &out_beats,
                         hls::stream<WriteCmd> &cmds, int &sat) {
     const int beats = positions * PIX_BEATS;
     if (sc.contiguous) cmds.write(WriteCmd{out_start, beats, 0});
-    int q = g * PIX_BEATS, slot = 0, pos = 0, c = 0;
+    const int q0 = g * PIX_BEATS, q_last = (GROUPS - 1) * PIX_BEATS;
+    int q = q0, slot = 0, pos = 0, c = 0;
     int out_row = out_start, mask_row = mask_start, mask_pixel = mask_start;
     int count = 0;
 write_back:
@@ -841,7 +861,12 @@ write_back:
         out_beats.write(beat);
         if (slot == PIX_BEATS - 1) {
             slot = 0;
-            pos++;
+            if (sc.lanes && q != q_last && c != sc.ow - 1) {  // the next lane group of the grid position
+                q += PIX_BEATS;
+            } else {
+                q = q0;
+                pos++;
+            }
             mask_pixel += sc.pixel_mask_step;
             if (c == sc.ow - 1) {
                 c = 0;
@@ -1007,7 +1032,8 @@ write_back_row_tiles:
         PoolRow next = pooled;
     write_back_blocks:
         for (int g = 0; g < GROUPS; g++) {
-            if (blk0 + g >= sc.out_blocks) break;  // lanes beyond the tensor's blocks are not written
+            // lanes beyond the tensor's blocks are not written; with LANES one block holds every lane group
+            if (g == sc.mt_blocks || blk0 + g >= sc.out_blocks) break;
             if (sc.pool) {
                 next = pooled;
                 pool_block(sc, acc, bias, g, positions, rows, y_tile, out_blk, mask_blk, index_blk, grid_tile, next,
@@ -1032,7 +1058,7 @@ write_back_row_tiles:
             mask_tile = sc.mask_origin;
             grid_tile = 0;
             pooled = PoolRow{0, 0, 0, 0};
-            blk0 += GROUPS;
+            blk0 += sc.mt_blocks;
             out_mt += sc.mt_out_step;
             mask_mt += sc.mt_mask_step;
             index_mt += sc.mt_index_step;

@@ -2,7 +2,7 @@
 package xaihls_contract_pkg;
 
   localparam logic [31:0] PROGRAM_MAGIC = 32'h32494158;
-  localparam int PROGRAM_VERSION = 7;
+  localparam int PROGRAM_VERSION = 8;
   localparam int MAX_IG_STEPS = 1024;
   localparam int RESULT_SLOT_BYTES = 64;
   localparam int IDENTITY_FRAC = 14;
@@ -19,6 +19,7 @@ package xaihls_contract_pkg;
   localparam int FLAG_DIAG = 5;  // bit position
   localparam int FLAG_GATE = 6;  // bit position
   localparam int FLAG_RELU6 = 7;  // bit position
+  localparam int FLAG_LANES = 8;  // bit position
   localparam int RELU_MASK = 0;
   localparam int RELU_GUIDED = 1;
   localparam int RELU_DECONV = 2;
@@ -199,8 +200,8 @@ package xaihls_contract_pkg;
     logic [11:0] n_tiles;  // input-channel tiles of tn (blocks of the input tensor)
     logic [11:0] m_tiles;  // output-channel tiles of tm
     logic [7:0] layer;  // the network layer the job comes from (reports)
-    logic [7:0] flags;  // Flag bits
-    logic [3:0] op;  // Op: END, CONV, SEED
+    logic [8:0] flags;  // Flag bits
+    logic [2:0] op;  // Op: END, CONV, SEED
   } descriptor_t;
 
   // result: What the engine writes at result_addr when a run is done; an image batch writes one per slot, RESULT_SLOT_BYTES apart, the run's counters in the first (0 in the others).

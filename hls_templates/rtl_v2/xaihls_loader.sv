@@ -84,7 +84,7 @@ module xaihls_loader #(
     endfunction
 
     // ---- configuration (decoded once a job)
-    logic              diag, has_bias;
+    logic              diag, lanes, has_bias;
     logic [11:0]       m_tiles, row_tiles, n_tiles;
     logic [11:0]       ih, load_rows, load_rows_last, load_step;
     logic [IAW-1:0]    iw;
@@ -149,6 +149,7 @@ module xaihls_loader #(
             case (st)
                 L_IDLE: if (start) begin
                     diag      <= desc.flags[FLAG_DIAG];
+                    lanes     <= desc.flags[FLAG_LANES];
                     has_bias  <= desc.flags[FLAG_BIAS];
                     m_tiles   <= desc.m_tiles;
                     row_tiles <= desc.row_tiles;
@@ -189,11 +190,11 @@ module xaihls_loader #(
                         cmd_beats <= LEN_BITS'(TM / E);
                         cmd_user <= user(DEST_BIAS, mt[0], 1'b0, 1'b0, '0);
                     end
-                    // the n-tiles of this m-tile: all, or (DIAG) its own TM / TN blocks
+                    // the n-tiles of this m-tile: all, or (DIAG) its own TM / TN blocks, or (LANES) block mt
                     nt <= diag ? 12'(mt * TPB) : '0;
-                    k_last <= diag ? ((12'(mt * TPB) + 12'(TPB) > n_tiles) ? n_tiles - 12'(mt * TPB) - 1'b1
-                                                                            : 12'(TPB - 1))
-                                   : n_tiles - 1'b1;
+                    k_last <= !diag ? n_tiles - 1'b1
+                            : lanes ? '0
+                            : (12'(mt * TPB) + 12'(TPB) > n_tiles) ? n_tiles - 12'(mt * TPB) - 1'b1 : 12'(TPB - 1);
                     nt_off <= mt_in;
                     w_off <= mt_w;
                     first <= load_lo;

@@ -86,7 +86,7 @@ module xaihls_walker #(
     localparam int RW  = $clog2(TM + 1);
 
     // ---------------------------------------------------------------- configuration
-    logic               is_post, diag, gate, unp, unp_relu;
+    logic               is_post, diag, lanes, gate, unp, unp_relu;
     logic [2:0]         umsk;       // UNPOOL: window side - 1 (1, 3 or 7)
     logic [1:0]         uls, rmode;
     logic               starts_unpool;   // the job starting is a CONV job with UNPOOL
@@ -105,6 +105,7 @@ module xaihls_walker #(
 
     function automatic logic [11:0] klast(input logic [11:0] mt);
         if (!diag) klast = n_tiles - 1'b1;
+        else if (lanes) klast = '0;   // block mt alone
         else if (12'(mt * TPB) + 12'(TPB) > n_tiles) klast = n_tiles - 12'(mt * TPB) - 1'b1;
         else klast = 12'(TPB - 1);
     endfunction
@@ -184,7 +185,8 @@ module xaihls_walker #(
     end
 
     // the n-tile being issued: i_k of the m-tile's n-tiles, which on a DIAG job start at mt * TPB
-    // (TPB a power of two: an OR, no multiplier); its source picks the operand shift
+    // (TPB a power of two: an OR, no multiplier); its source picks the operand shift (a LANES job
+    // has one source: its n-tile, block mt, never reaches src_b)
     logic [11:0] i_nt;
     assign i_nt = diag ? 12'(i_mt * TPB) | i_k : i_k;
 
@@ -248,6 +250,7 @@ module xaihls_walker #(
             if (start && fst == F_IDLE && ist == I_IDLE) begin
                 is_post <= kind == JOB_POST;
                 diag <= kind == JOB_CONV && desc.flags[FLAG_DIAG];
+                lanes <= kind == JOB_CONV && desc.flags[FLAG_LANES];
                 gate <= BACKWARD != 0 && kind == JOB_CONV && desc.flags[FLAG_GATE];
                 unp <= starts_unpool;
                 unp_relu <= starts_unpool && desc.unpool == 2'(UNPOOL_RELU);
@@ -295,7 +298,7 @@ module xaihls_walker #(
                 xs_b <= (mode == 2'd1) ? desc.xs_b1 : (mode == 2'd2) ? desc.xs_b2 : desc.xs_b0;
                 f_mt <= '0; f_rt <= '0; f_k <= '0; f_ky <= '0; f_kx <= '0; f_set <= 1'b0; f_row <= '0;
                 i_mt <= '0; i_rt <= '0; i_k <= '0; i_ky <= '0; i_kx <= '0; i_set <= 1'b0; o_set <= 1'b0;
-                i_klast <= !desc.flags[FLAG_DIAG] ? desc.n_tiles - 1'b1
+                i_klast <= !desc.flags[FLAG_DIAG] ? desc.n_tiles - 1'b1 : desc.flags[FLAG_LANES] ? '0
                          : (desc.n_tiles < 12'(TPB)) ? desc.n_tiles - 1'b1 : 12'(TPB - 1);
                 // the first pass of the first tile
                 P_a <= IAW'(desc.walk_origin);

@@ -91,11 +91,12 @@ module xaihls_writeback #(
     logic               f_relu6, r6_deconv;   // RAP is a ReLU6; its bit under the deconvnet rule: [out < cap]
     logic signed [16:0] cap;                  // the ReLU6 clamp (a 16-bit code, compared with signed outputs)
     logic               f_padded;             // a DIAG max-pool: grid positions outside the input map never win
+    logic               f_lanes;              // LANES: lane group g of grid column x is output column x * TPB + g
     logic signed [13:0] ih, iw, isy, isx, iy0, ix0, load_step;
     logic signed [13:0] psh_isy, psw_isx;     // input rows (columns) between the windows of consecutive pooled rows (columns)
     logic [11:0]        m_tiles, row_tiles, tile_rows, last_rows, out_blocks, pool_ow, pool_oh;
     logic [OAW-1:0]     ow;
-    logic [3:0]         osx, pkh, pkw, psh, psw;
+    logic [3:0]         col_last, pkh, pkw, psh, psw;   // col_last: output columns a grid column, less one
     logic [5:0]         bias_shift;
     logic signed [7:0]  shift;
     logic [OFF_BITS-1:0] out_block, row_step, row0;
@@ -194,6 +195,7 @@ module xaihls_writeback #(
                     r6_deconv <= mode == 2'(RELU_DECONV);
                     cap <= 17'(desc.cap);
                     f_padded <= kind == JOB_CONV && desc.flags[FLAG_POOL] && desc.flags[FLAG_DIAG];
+                    f_lanes <= kind == JOB_CONV && desc.flags[FLAG_LANES];
                     ih <= 14'(desc.ih);
                     iw <= 14'(desc.iw);
                     isy <= 14'(desc.isy);
@@ -211,7 +213,7 @@ module xaihls_writeback #(
                     last_rows <= desc.last_rows;
                     out_blocks <= desc.out_blocks;
                     ow <= OAW'(desc.ow);
-                    osx <= desc.osx;
+                    col_last <= desc.flags[FLAG_LANES] ? 4'(TPB - 1) : desc.osx - 1'b1;
                     pool_ow <= desc.pool_ow;
                     pool_oh <= desc.pool_oh;
                     pkh <= desc.pool_kh;
@@ -231,10 +233,11 @@ module xaihls_writeback #(
                     T_mpos <= mrow0_d;
                     mask_plane_w <= MKW'(desc.mask_plane * G);
                     ix_plane <= IXW'(desc.index_plane);
-                    span_px <= 12'(span);
+                    // a LANES job writes every column of its rows: opw, not its grid's span
+                    span_px <= desc.flags[FLAG_LANES] ? desc.opw : 12'(span);
                     shov <= OAW'(sh_ow);
                     shov24 <= MKW'(sh_ow);
-                    row_beats <= LEN_BITS'(span) << LG;
+                    row_beats <= LEN_BITS'(desc.flags[FLAG_LANES] ? 16'(desc.opw) : span) << LG;
                     prow_beats <= LEN_BITS'(desc.pool_ow) << LG;
                     // the deconvnet rule at a ReLU6, max(g, 0) * bit, is the guided rule max(g * bit, 0)
                     rmode <= (kind != JOB_POST && desc.flags[FLAG_RELU6] && mode == 2'(RELU_DECONV))
@@ -310,12 +313,13 @@ module xaihls_writeback #(
                 end
                 W_BEATS: if (issue_ok) begin
                     s0_v <= 1'b1;
-                    s0_grp <= GW'(g * G) + GW'(j);
+                    s0_grp <= GW'((f_lanes ? 32'(kmod) : 32'(g)) * G) + GW'(j);
                     s0_j <= j;
                     if (!f_pool) begin
-                        // pixel k of the row's span (on the grid when k mod osx == 0), lanes j
+                        // pixel k of the row's span (on the grid when k mod osx == 0; LANES: every
+                        // pixel, lane group k mod TPB), lanes j
                         s0_out <= 1'b1;
-                        s0_on <= kmod == '0;
+                        s0_on <= f_lanes || kmod == '0;
                         s0_first <= 1'b1;
                         s0_last <= 1'b1;
                         s0_mw <= mrow;
@@ -324,7 +328,7 @@ module xaihls_writeback #(
                         if (j == JW'(G - 1)) begin
                             j <= '0;
                             k <= k + 1'b1;
-                            if (kmod == osx - 1'b1) begin
+                            if (kmod == col_last) begin
                                 kmod <= '0;
                                 pc_addr <= pc_addr + 1'b1;
                             end else kmod <= kmod + 1'b1;
@@ -404,7 +408,7 @@ module xaihls_writeback #(
                         N_py <= py;
                         N_r0ow <= T_r0ow + prow24;
                     end
-                    if (g + 1'b1 < 12'(TPB) && 12'(mt * TPB) + g + 1'b1 < out_blocks) begin
+                    if (!f_lanes && g + 1'b1 < 12'(TPB) && 12'(mt * TPB) + g + 1'b1 < out_blocks) begin
                         g <= g + 1'b1;
                         g_base <= g_base + out_block;
                         g_mask <= g_mask + mask_plane_w;
@@ -441,8 +445,9 @@ module xaihls_writeback #(
                         rt <= '0;
                         mt <= mt + 1'b1;
                         if (has_pass && f_bias) bias_give <= 1'b1;
-                        mt_base <= mt_base + OFF_BITS'(out_block * TPB);
-                        mt_mask <= mt_mask + MKW'(mask_plane_w * TPB);
+                        // the next m-tile's first block: TPB blocks on, or (LANES) the next one
+                        mt_base <= mt_base + (f_lanes ? out_block : OFF_BITS'(out_block * TPB));
+                        mt_mask <= mt_mask + (f_lanes ? mask_plane_w : MKW'(mask_plane_w * TPB));
                         mt_ix <= mt_ix + IXW'(ix_plane * TPB);
                         T_rowpos <= row0;
                         T_mpos <= mrow0;

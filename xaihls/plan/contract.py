@@ -29,9 +29,10 @@ from xaihls.errors import XaiHlsError
 from xaihls.methods import ALL_METHODS, ONE_IMAGE_CODES, PREDICT_CODE
 
 PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
-PROGRAM_VERSION = 7  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
+PROGRAM_VERSION = 8  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
 #                     6: two sources in one job, each with its operand shift (residual adds, gradient sums);
-#                     7: the Grad-CAM list (cam_addr, n_cam, n_backward_cam) and its fractions, methods 7 and 8
+#                     7: the Grad-CAM list (cam_addr, n_cam, n_backward_cam) and its fractions, methods 7 and 8;
+#                     8: LANES (a depthwise job's lane groups at consecutive output columns), op 3 bits
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,9 @@ class Flag(IntEnum):
     RELU6 = 7  # the job's ReLU (RAP forward, BWD_RELU backward) is a ReLU6 capped at ``cap``: forward out =
     #            min(max(out, 0), cap) and bit [out < cap] under the deconvnet rule, else [0 < out < cap];
     #            backward the deconvnet rule also multiplies by the bit
+    LANES = 8  # with DIAG: an m-tile is the tn channels of block mt (n-tile mt, output block mt), and its tm / tn
+    #            lane groups are consecutive output columns: lane group g of grid column x writes output column
+    #            x * (tm / tn) + g, the columns below opw (every one of them: osx = 1, oxo = 0)
 
 
 class Unpool(IntEnum):
@@ -254,8 +258,8 @@ a DSP48, so the shift costs no DSP."""
 
 DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, "
                                   "Tm x Tn products a cycle (docs/contract.md, 'The CONV job').", (
-    _u("op", 4, "Op: END, CONV, SEED"),
-    _u("flags", 8, "Flag bits"),
+    _u("op", 3, "Op: END, CONV, SEED"),
+    _u("flags", 9, "Flag bits"),
     _u("layer", 8, "the network layer the job comes from (reports)"),
     _u("m_tiles", TILES, "output-channel tiles of tm"),
     _u("n_tiles", TILES, "input-channel tiles of tn (blocks of the input tensor)"),

@@ -201,6 +201,7 @@ class Lowered:
     qgraph: QGraph = field(repr=False)
     slots: "Slots | None" = None  # how the batched lists address each slot (batch > 1)
     cam: tuple[Job, ...] = ()  # the Grad-CAM list (docs/dag.md, "Grad-CAM on the engine")
+    lanes: dict[Job, Job] = field(default_factory=dict)  # a diagonal job -> its LANES twin: the tiler picks (``tiled``)
 
 
 def _diag_blob(taps: int, value: int, shape: Shape) -> np.ndarray:
@@ -233,6 +234,51 @@ def _depthwise_blob(kernel: np.ndarray, shape: Shape) -> np.ndarray:
     lane = ch % shape.tm
     w[ch // shape.tm, lane // shape.tn, :, lane, ch % shape.tn] = kernel
     return w
+
+
+LANE_COLUMNS = True
+"""Whether a depthwise convolution may run its lane groups at consecutive output columns (LANES)
+where that is cheaper than lane groups at blocks (docs/engine_v2.md, "Depthwise convolutions").
+Every engine runs both; off only to measure the difference."""
+
+
+def lane_columns(shape: Shape, kx: int, isx: int, ow: int) -> bool:
+    """Whether a diagonal job of ``kx`` pass columns, ``isx`` input columns a grid column and
+    ``ow`` output columns (every one of its tensor's) can run as a LANES job: G = tm / tn > 1 lane
+    groups, whose kx + (G - 1) * isx pass columns and G * isx input columns a grid column the
+    descriptor holds. Whether it does is the tiler's choice (``tiled``)."""
+    g = shape.tm // shape.tn
+    return (LANE_COLUMNS and g > 1 and ow > 1 and kx + (g - 1) * isx <= field_limit(DESCRIPTOR, "kx")
+            and g * isx <= field_limit(DESCRIPTOR, "isx"))
+
+
+def _lanes_blob(kernel: np.ndarray, kx: int, isx: int, reverse: bool, shape: Shape) -> np.ndarray:
+    """Per-channel taps (C, ky * kx) as a LANES job's weights, (blocks of tn, 1, ky * q, tm, tn)
+    with q = kx + (G - 1) * isx pass columns: channel c at column c mod tn and lane g * tn + c mod tn
+    of every lane group g, whose tap u is at pass column g * isx + u ((G - 1 - g) * isx + u where
+    the kernel is read in reverse, ikx = -1); zero where a tap falls outside a group's kernel."""
+    c, taps = kernel.shape
+    tm, tn = shape.tm, shape.tn
+    groups = tm // tn
+    q = kx + (groups - 1) * isx
+    w = np.zeros((-(-c // tn), 1, taps // kx, q, tm, tn), dtype=np.int64)
+    ch = np.arange(c)
+    rows = kernel.reshape(c, taps // kx, kx)
+    for g in range(groups):
+        first = ((groups - 1 - g) if reverse else g) * isx
+        for u in range(kx):
+            w[ch // tn, 0, :, first + u, g * tn + ch % tn, ch % tn] = rows[:, :, u]
+    return w.reshape(w.shape[0], 1, -1, tm, tn)
+
+
+def _as_lanes(d: dict, channels: int, shape: Shape) -> dict:
+    """A diagonal job's fields as the LANES job of the same convolution (weights from
+    ``_lanes_blob``): an m-tile a block, G grid columns an output column group, q pass columns."""
+    groups = shape.tm // shape.tn
+    assert d["osx"] == 1 and d.get("oxo", 0) == 0 and d["ow"] == d["opw"], "a LANES job writes every output column"
+    return dict(d, flags=d["flags"] | flags(Flag.LANES), m_tiles=-(-channels // shape.tn),
+                ow=-(-d["ow"] // groups), isx=groups * d["isx"], kx=d["kx"] + (groups - 1) * d["isx"],
+                ix0=d["ix0"] + ((groups - 1) * d["isx"] if d["ikx"] < 0 else 0))
 
 
 def is_depthwise(layer) -> bool:
@@ -452,6 +498,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
 
     init_end = None
     diag(0, 1)  # the weights of a phase no tap reaches (never read: it has no pass)
+    lanes_fw: dict[int, dict] = {}  # a depthwise conv's LANES weights and bias, forward; backward (stride 1)
+    lanes_bw: dict[int, dict] = {}
+    lanes: dict[Job, Job] = {}  # a diagonal job -> the LANES job of the same convolution
 
     for i, layer in enumerate(layers):
         q = qg.layers[i]
@@ -461,15 +510,25 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             depthwise = is_depthwise(layer)
             if not depthwise and layer.groups > 1:
                 kern = _ungrouped(kern, layer.groups)
+            out_w, in_w, sx = layer.out_shape[2], layer.in_shape[2], layer.stride[1]
             fw[i] = b.weights(f"{layer.name}.weight",
                               _depthwise_blob(kern[:, 0], shape) if depthwise else _dense_blob(kern, shape))
+            if depthwise and lane_columns(shape, kw, _stride(sx, out_w), out_w):
+                lanes_fw[i] = b.weights(f"{layer.name}.weight.lanes",
+                                        _lanes_blob(kern[:, 0], kw, _stride(sx, out_w), False, shape))
             bw[i] = []
             for (ry, rx), (i0, ty, _), (j0, tx, _) in _phases(layer):
                 if ty and tx:
                     taps = [(i0 + t * layer.stride[0]) * kw + j0 + u * layer.stride[1] for t in range(ty)
                             for u in range(tx)]
-                    blob = (_depthwise_blob(kern[:, 0, taps], shape) if depthwise
-                            else _dense_blob(kern[:, :, taps].transpose(1, 0, 2), shape))
+                    if depthwise and layer.stride == (1, 1) and lane_columns(shape, tx, 1, in_w):
+                        # stride 1: one phase, every column of the input gradient
+                        lanes_bw[i] = b.weights(f"{layer.name}.weight.phase{ry}{rx}.lanes",
+                                                _lanes_blob(kern[:, 0, taps], tx, 1, True, shape))
+                    if depthwise:
+                        blob = _depthwise_blob(kern[:, 0, taps], shape)
+                    else:
+                        blob = _dense_blob(kern[:, :, taps].transpose(1, 0, 2), shape)
                     bw[i].append(b.weights(f"{layer.name}.weight.phase{ry}{rx}", blob))
                 else:
                     bw[i].append(None)  # no tap reaches the phase: its gradient is zero
@@ -501,6 +560,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             out_c = layer.out_shape[0]
             padded = np.zeros(-(-out_c // shape.tm) * shape.tm, dtype=np.int64)
             padded[:out_c] = q.bias.numpy()
+            if i in lanes_fw:  # a LANES m-tile's tn channels in every lane group
+                per_block = np.zeros(-(-out_c // tn) * tn, dtype=np.int64)
+                per_block[:out_c] = q.bias.numpy()
+                lanes_fw[i]["b_addr"] = alloc.take(f"{layer.name}.bias.lanes", 2 * per_block.size * (shape.tm // tn))
+                b.blobs.append((lanes_fw[i]["b_addr"],
+                                np.repeat(per_block.reshape(-1, 1, tn), shape.tm // tn, axis=1).reshape(-1)))
             bias[i] = alloc.take(f"{layer.name}.bias", 2 * padded.size)
             b.blobs.append((bias[i], padded))
 
@@ -718,6 +783,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                          oh=(p.out_shape[1] - 1) * p.stride[0] + p.kernel[0])
             d["flags"] = flags(*fl)
             forward.append(Job(**d))
+            if i in lanes_fw:
+                lanes[forward[-1]] = Job(**dict(_as_lanes(d, layer.out_channels, shape), **lanes_fw[i]))
             spans.append((i, j, len(forward) - 1))
             act[j] = dst
             i = j
@@ -931,6 +998,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 if relu is not None:
                     d.update(relu_bits(relu, gdst))
                 backward.append(Job(**d))
+                if i in lanes_bw:
+                    lanes[backward[-1]] = Job(**dict(_as_lanes(d, gdst.c, shape), **lanes_bw[i]))
 
     n_backward_cam = 0
     for i in range(L - 1, -1, -1):
@@ -985,7 +1054,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     assert len(forward) <= fwd_max and len(backward) <= bwd_max and len(cam_jobs) <= 3 + fy * fx, "descriptor room"
     slots = Slots(batch, dict(alloc.slot_bytes), mask_slot, index_slot) if batch > 1 else None
     return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end, qg,
-                   slots, tuple(cam_jobs))
+                   slots, tuple(cam_jobs), lanes)
 
 
 def _cam_activations(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, act: dict[int, Tensor],
@@ -1331,9 +1400,20 @@ def batch_lists(forward: tuple[Job, ...], backward: tuple[Job, ...], slots: Slot
 
 def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None = None
           ) -> tuple[tuple[Job, ...], tuple[Job, ...]]:
-    """Every job tiled (``cost``: see ``tile_job``)."""
-    tile = lambda jobs: tuple(tile_job(d, lowered.shape, buffers, cost) for d in jobs)  # noqa: E731
-    return tile(lowered.forward), tile(lowered.backward)
+    """Every job tiled (``cost``: see ``tile_job``); a diagonal job with a LANES twin as the
+    cheaper of the two that fit: by ``cost``, or without it the one of fewer pass-positions
+    (LANES: kx + (G - 1) * isx pass columns for G output columns, the last group maybe ragged)."""
+    def tile(d: Job) -> Job:
+        job = tile_job(d, lowered.shape, buffers, cost)
+        twin = lowered.lanes.get(d)
+        if twin is None or twin.passes * lowered.shape.tm > buffers.w_depth:
+            return job
+        twin = tile_job(twin, lowered.shape, buffers, cost)
+        if cost is None:
+            return twin if twin.kx * twin.ow < d.kx * d.ow else job
+        return twin if cost(twin) < cost(job) else job
+
+    return tuple(map(tile, lowered.forward)), tuple(map(tile, lowered.backward))
 
 
 def tiled_cam(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None = None) -> tuple[Job, ...]:

@@ -102,6 +102,8 @@ def fetch_cycles(engine: EngineV2, dram: _Dram) -> int:
 def _n_tiles(d, engine: EngineV2, mt: int) -> int:
     if not d.flags >> int(Flag.DIAG) & 1:
         return d.n_tiles
+    if d.flags >> int(Flag.LANES) & 1:
+        return int(mt < d.n_tiles)
     per = engine.tm // engine.tn
     return max(0, min(per, d.n_tiles - mt * per))
 
@@ -115,14 +117,15 @@ def _valid_rows(d, rt: int, last: bool) -> int:
 def _wb_row_tile(d, engine: EngineV2, rows: int, r0: int, mt: int, dram: _Dram) -> int:
     """Cycles the write-back takes for one row tile (every block of the m-tile the tensor has)."""
     g = engine.tn // engine.beat_elems
-    blocks = max(1, min(engine.tm // engine.tn, d.out_blocks - mt * (engine.tm // engine.tn)))
+    lanes = d.flags >> int(Flag.LANES) & 1
+    blocks = 1 if lanes else max(1, min(engine.tm // engine.tn, d.out_blocks - mt * (engine.tm // engine.tn)))
     if d.flags >> int(Flag.POOL) & 1:
         p0 = r0 // d.pool_sh
         pooled = max(0, min(d.pool_oh, p0 + (rows - d.pool_kh) // d.pool_sh + 1) - p0)
         per_row = 1 + d.pool_ow * g * d.pool_kh * d.pool_kw
         per_block = pooled * per_row + 2
     else:
-        span = (d.ow - 1) * d.osx + 1
+        span = d.opw if lanes else (d.ow - 1) * d.osx + 1
         per_block = rows * (1 + max(span * g, dram.stream(span * g))) + 2
     return blocks * per_block + 2
 
@@ -237,9 +240,13 @@ def _tap_pairs(d, bounds: tuple[int, int] | None = None) -> int:
 def _array_macs(d, engine: EngineV2) -> int:
     """Multiply-accumulates of the job's tiles on operands inside the input map (taps on the
     padding excluded): Tm x Tn a position and pass, Tn on a diagonal job (one input channel an
-    output channel); channels padded to whole tiles count as the array computes them."""
+    output channel), Tm on a LANES job (one column a lane); channels padded to whole tiles count
+    as the array computes them."""
     pairs = sum(_n_tiles(d, engine, mt) for mt in range(d.m_tiles))
-    per_pair = engine.tn if d.flags >> int(Flag.DIAG) & 1 else engine.tm * engine.tn
+    if d.flags >> int(Flag.LANES) & 1:
+        per_pair = engine.tm
+    else:
+        per_pair = engine.tn if d.flags >> int(Flag.DIAG) & 1 else engine.tm * engine.tn
     return _tap_pairs(d) * pairs * per_pair
 
 
@@ -254,16 +261,28 @@ def _conv_weight(layer):
     return None if w is None or w.dim() < 2 else w
 
 
-def network_macs(d, layers) -> int:
+def columns(d, groups: int):
+    """A LANES job (``groups`` = tm / tn lane groups) as the diagonal job of the same convolution,
+    whose grid has one output column a column; any other job as it is."""
+    if not d.flags >> int(Flag.LANES) & 1:
+        return d
+    isx = d.isx // groups
+    return replace(d, ow=d.opw, isx=isx, kx=d.kx - (groups - 1) * isx,
+                   ix0=d.ix0 - ((groups - 1) * isx if d.ikx < 0 else 0))
+
+
+def network_macs(d, layers, groups: int = 1) -> int:
     """The network's multiply-accumulates a job computes: its (position, tap) pairs inside the map
     times the real input and output channels of its Conv2d or Linear layer (a backward job swaps
     their roles, not their product; a grouped or depthwise convolution's are those of its groups).
     A gradient-sum phase job (the transposed pass of a tensor two layers read) computes each
     reader's taps of the phase: the sum over the readers. Other diagonal jobs (max- or
     average-pool, a lone ReLU, a per-channel affine, an Add's identity) and a SEED move data and
-    count none; neither do channels padded to whole tiles."""
+    count none; neither do channels padded to whole tiles. A LANES job (``groups`` lane groups)
+    counts as the convolution it computes (``columns``)."""
     if d.op != Op.CONV or d.layer >= len(layers):
         return 0
+    d = columns(d, groups)
     layer = layers[d.layer]
     w = _conv_weight(layer)
     if w is None:
@@ -314,7 +333,7 @@ def job_cost(job, engine: EngineV2, direction: str, ddr_latency: int | None = No
     dram = _dram(engine, ddr_latency, bytes_per_cycle)
     cost = (seed_cost(job, engine, direction, dram, image_batch) if job.op == Op.SEED
             else conv_cost(job, engine, direction, dram))
-    return cost if layers is None else replace(cost, macs=network_macs(job, layers))
+    return cost if layers is None else replace(cost, macs=network_macs(job, layers, engine.tm // engine.tn))
 
 
 # ---------------------------------------------------------------------------------------------

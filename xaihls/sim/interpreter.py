@@ -306,6 +306,8 @@ class Engine:
     def _n_tiles(self, d: Job, mt: int) -> range:
         if not d.has(Flag.DIAG):
             return range(d.n_tiles)
+        if d.has(Flag.LANES):
+            return range(mt, mt + 1)
         per = self.shape.tm // self.shape.tn
         return range(mt * per, min((mt + 1) * per, d.n_tiles))
 
@@ -390,17 +392,24 @@ class Engine:
     def _write_back(self, d: Job, mt: int, r0: int, rows: int, v: np.ndarray, shift: int, mode: int) -> None:
         """Requantize a finished row tile and store it (blocks of the m-tile that the tensor has)."""
         tm, tn = self.shape.tm, self.shape.tn
-        for g in range(tm // tn):
-            block = mt * tm // tn + g
+        groups = tm // tn
+        for g in range(groups):
+            block = mt if d.has(Flag.LANES) else mt * groups + g
             if block >= d.out_blocks:
                 break
             lanes = v[g * tn:(g + 1) * tn]
             if d.has(Flag.POOL):
                 self._pool(d, block, r0, rows, lanes, mode)
                 continue
-            out = self._requant(lanes, shift)
             oy = (r0 + np.arange(rows))[:, None] * d.osy + d.oyo
             ox = np.arange(d.ow)[None, :] * d.osx + d.oxo
+            if d.has(Flag.LANES):  # lane group g: output column x * groups + g, those the tensor has
+                assert d.osx == 1 and d.oxo == 0, f"layer {d.layer}: a LANES job writes every column"
+                ox = ox * groups + g
+                keep = np.broadcast_to(ox < d.opw, (rows, d.ow)).reshape(-1)
+                lanes = lanes[:, keep]
+                ox = ox[:, ox[0] < d.opw]
+            out = self._requant(lanes, shift)
             oy, ox = (a.reshape(-1) for a in np.broadcast_arrays(oy, ox))
             pixel = oy * d.opw + ox
             bits = d.mask_base + ((block * d.mask_plane + pixel)[None, :] * tn + np.arange(tn)[:, None])

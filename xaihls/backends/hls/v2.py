@@ -95,7 +95,8 @@ def _tripcounts(program: ProgramV2) -> dict[str, int]:
                         len(program.backward_batch), len(program.cam), 1),
         "MAX_BATCH": program.batch,
         "MAX_ROW_TILES": max([d.m_tiles * d.row_tiles for d in conv], default=1),
-        "MAX_N_TILES": max([min(per, d.n_tiles) if d.has(Flag.DIAG) else d.n_tiles for d in conv], default=1),
+        "MAX_N_TILES": max([min(1 if d.has(Flag.LANES) else per, d.n_tiles) if d.has(Flag.DIAG) else d.n_tiles
+                            for d in conv], default=1),
         "MAX_WRITE_COMMANDS": max([d.out_blocks * (d.pool_oh if d.has(Flag.POOL) else d.oh) for d in conv], default=1),
         "MAX_SEED_BEATS": max([d.out_blocks * program.shape.tn // program.shape.beat_elems for d in seed], default=1),
     }
