@@ -2,8 +2,8 @@
 // finished output set: bias, requantization (round half up, saturate, count), ReLU (or ReLU6) and
 // its bit, the max-pool (padded: positions outside the input map never win) and its index, the
 // backward ReLU rule, one row of one block per write command
-// (zero strobes where an output stride skips pixels). It also writes the SEED vector and the
-// results of post-processing chunks.
+// (zero strobes where an output stride skips pixels; a LANES job's row takes lane group k mod
+// TPB at its pixel k). It also writes the SEED vector and the results of post-processing chunks.
 //
 // Guarantees: beats reach the write mover in issue order with backpressure (a beat is issued
 // only while the output FIFO has room for it and for every beat still in the pipeline); an
