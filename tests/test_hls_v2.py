@@ -231,8 +231,9 @@ def test_the_tests_reach_every_path_of_the_engine(plans, ds_cnn):
     """The networks of this file run every path of the engine: weight-stationary passes and
     the position-major order (fewer positions than ACC_DISTANCE), stride-phase writes, fused
     pools, max-pool gates, max-pool backward fused into a convolution (with and without the
-    ReLU rule), diagonal jobs, lane groups at output columns, phases no tap reaches, jobs of
-    several row tiles."""
+    ReLU rule), diagonal jobs, lane groups at output columns (diagonal and dense, over one n-tile
+    and several), one pass of weights for every pass (w_once, with and without a gate), phases no
+    tap reaches, jobs of several row tiles."""
     distance = int(re.search(r"constexpr int ACC_DISTANCE = (\d+);", (FIRMWARE / "xaihls_types.h").read_text())[1])
     seen = set()
     programs = [plan.program for plan in plans.values()] + [_random_program(s)[-1].program for s in RANDOM_SEEDS]
@@ -257,7 +258,12 @@ def test_the_tests_reach_every_path_of_the_engine(plans, ds_cnn):
                 seen.add("row tiles")
             if d.unpool:
                 seen.add(f"unpool {Unpool(d.unpool).name}")
-    assert {"pass-major", "position-major", "empty", "strided", "row tiles", "unpool ON", "unpool RELU"} <= seen
+            if d.has(Flag.LANES) and not d.has(Flag.DIAG):
+                seen.add("dense lanes, several n-tiles" if d.n_tiles > 1 else "dense lanes")
+            if d.w_once:
+                seen.add("one pass of weights, gated" if d.has(Flag.GATE) else "one pass of weights")
+    assert {"pass-major", "position-major", "empty", "strided", "row tiles", "unpool ON", "unpool RELU", "dense lanes",
+            "dense lanes, several n-tiles", "one pass of weights", "one pass of weights, gated"} <= seen
     assert {f.name for f in Flag} <= seen
     assert set().union(*map(_edge_paths, edge)) == {
         "ReLU6", "ReLU6 after a pool", "ReLU6 cap inside the format", "padded pool", "padded pool of several row tiles",

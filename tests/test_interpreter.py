@@ -16,7 +16,7 @@ from xaihls.plan.contract import from_blocked, to_blocked
 from xaihls.plan.contract import HEADER, Flag
 from xaihls.plan import lowering
 from xaihls.plan.engine import EngineV2
-from xaihls.plan.lowering import Buffers, Shape, encode, feature_order, lower, lower_jobs
+from xaihls.plan.lowering import Buffers, Shape, buffer_needs, encode, feature_order, lower, lower_jobs
 from xaihls.plan.timing import job_cost
 from xaihls.sim.interpreter import Engine, run_batch
 
@@ -320,3 +320,82 @@ def test_depthwise_convolutions_run_their_lane_groups_at_consecutive_columns(sha
         for layer in depthwise:
             ratio = cycles(program, layer) / cycles(plain, layer)
             assert ratio <= 0.85 if cheaper else ratio > 1, (lst, layer, ratio)
+
+
+@pytest.mark.parametrize("shape", [Shape(16, 8, 4), Shape(32, 8, 4)], ids=["16x8", "32x8"])
+def test_narrow_dense_convolutions_run_their_lane_groups_at_consecutive_columns(shape):
+    """LANES on a dense job (contract v9): a convolution of at most tm - tn output channels, its lane
+    group g at output column x * G + g, over every n-tile. digits_strided_bn's conv1 (1 -> 8
+    channels, bias and ReLU) forward and its input gradient; digits_gap's conv2 backward (2 n-tiles
+    of gradient, 7 columns: a ragged last group). Without a cost the tiler takes them (fewer
+    pass-positions); bit-exact with golden for every method."""
+    dense = {}
+    for name in ("digits_strided_bn", "digits_gap"):
+        entry = get_zoo_model(name)
+        acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], ig_steps=2,
+                             backends=("golden",))
+        buffers = Buffers(4096, 1024, 4096)
+        program = encode(lower_jobs(acc.qgraph, shape), buffers)
+        for lst in ("forward", "backward"):
+            dense[name, lst] = [d for d in getattr(program, lst) if d.has(Flag.LANES) and not d.has(Flag.DIAG)]
+            assert all(d.m_tiles == d.out_blocks and d.osx == 1 for d in dense[name, lst])
+        _check(acc, entry.samples()[0][:1], shape, buffers, steps=2)
+    groups = shape.tm // shape.tn
+    first = dense["digits_strided_bn", "forward"][0]
+    assert first.layer == 0 and first.has(Flag.BIAS) and first.has(Flag.RELU)
+    assert dense["digits_strided_bn", "backward"][-1].layer == 0
+    assert any(d.n_tiles > 1 and d.opw < d.ow * groups for d in dense["digits_gap", "backward"])
+
+
+@pytest.mark.parametrize("shape", [Shape(8, 4, 4), Shape(16, 8, 4)], ids=["8x4", "16x8"])
+def test_the_first_convolutions_backward_runs_in_lane_groups_where_the_cycle_model_says_it_is_cheaper(shape, monkeypatch):
+    """cifar_ref's conv1 backward writes the 3 image channels on tm lanes: as a LANES job (two lane
+    groups at consecutive columns) it takes at most 0.75 of the plain job's cycles by the cycle model
+    (64-bit bus, the pynq-z2 plan's buffers), and the tiler, judging by that model, takes it."""
+    entry = get_zoo_model("cifar_ref")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
+                         methods=("saliency",))
+    buffers = Buffers(1024, 256, 256)
+    engine = EngineV2.for_program(encode(lower_jobs(acc.qgraph, shape), buffers), clock_mhz=100.0,
+                                  bytes_per_cycle=8.0, ddr_latency=24)
+    judged = encode(lower_jobs(acc.qgraph, shape), buffers, lambda d: job_cost(d, engine, "tiling").cycles)
+    monkeypatch.setattr(lowering, "LANE_COLUMNS", False)
+    plain = encode(lower_jobs(acc.qgraph, shape), buffers, lambda d: job_cost(d, engine, "tiling").cycles)
+    conv1 = judged.backward[-1]
+    assert conv1.layer == 0 and conv1.has(Flag.LANES) and not conv1.has(Flag.DIAG)
+    assert not any(d.has(Flag.LANES) for d in judged.forward + judged.backward[:-1])
+    ratio = job_cost(conv1, engine, "backward").cycles / job_cost(plain.backward[-1], engine, "backward").cycles
+    assert ratio <= 0.75, ratio
+
+
+def test_pools_keep_one_pass_of_weights_for_every_pass(monkeypatch):
+    """w_once (contract v9): a diagonal job whose passes share their weights stores one pass's and
+    the array keeps them. ds_cnn's global average pool (25 x 5 passes of one position) at 16 x 8:
+    one pass of weights in DDR, a weight buffer of 1,024 rows instead of 2,048, and at most 0.35 of
+    the cycles by the cycle model. Bit-exact with golden for every method, as with a copy a pass,
+    on nets with average pools (global and 2 x 2) and max-pool backward phases (GATE)."""
+    shape, buffers = Shape(16, 8, 4), Buffers(4096, 1024, 4096)
+    entry = get_zoo_model("ds_cnn")
+    qg = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
+                        methods=("saliency",)).qgraph
+    once = encode(lower_jobs(qg, shape), buffers)
+    monkeypatch.setattr(lowering, "WEIGHTS_ONCE", False)
+    copies = encode(lower_jobs(qg, shape), buffers)
+    pool = next(d for d in once.forward if d.w_once)
+    plain = next(d for d in copies.forward if d.layer == pool.layer)
+    assert pool.passes == 125 and pool.w_nt_bytes == 2 * shape.tm * shape.tn and plain.w_nt_bytes == 125 * 256
+    assert not any(d.w_once for d in copies.forward + copies.backward)
+    assert buffer_needs(once.all_jobs, shape.tm)[2] == 40 * shape.tm  # the first conv's 10 x 4 taps
+    assert buffer_needs(copies.all_jobs, shape.tm)[2] == 125 * shape.tm
+    engine = EngineV2.for_program(copies, clock_mhz=100.0, bytes_per_cycle=8.0, ddr_latency=24)
+    ratio = job_cost(pool, engine, "forward").cycles / job_cost(plain, engine, "forward").cycles
+    assert ratio <= 0.35, ratio
+    for name in ("digits_gap", "digits_strided_bn", "digits_resnet"):
+        net = get_zoo_model(name)
+        acc = xaihls.compile(net.build(), net.input_shape, calibration=net.calibration()[:8], ig_steps=2,
+                             backends=("golden",))
+        for on in (True, False):
+            monkeypatch.setattr(lowering, "WEIGHTS_ONCE", on)
+            program = encode(lower_jobs(acc.qgraph, shape), buffers)
+            assert any(d.w_once for d in program.forward + program.backward) == on, name
+            _check(acc, net.samples()[0][:1], shape, buffers, steps=2)

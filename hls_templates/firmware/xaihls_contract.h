@@ -8,7 +8,7 @@ namespace xaihls {
 namespace contract {
 
 constexpr uint32_t PROGRAM_MAGIC = 0x32494158;
-constexpr int PROGRAM_VERSION = 8;
+constexpr int PROGRAM_VERSION = 9;
 constexpr int MAX_IG_STEPS = 1024;
 constexpr int RESULT_SLOT_BYTES = 64;
 constexpr int IDENTITY_FRAC = 14;
@@ -170,7 +170,7 @@ constexpr FieldSpec DESCRIPTOR_IN_BLOCK_BYTES = {14, 0, 32, false};  // bytes of
 constexpr FieldSpec DESCRIPTOR_IN_ROW_BYTES = {15, 0, 24, false};  // bytes between consecutive input rows of one block: iw * tn * 2 for a map, more where the rows are slots (a row reads iw * tn * 2 bytes)
 constexpr FieldSpec DESCRIPTOR_W_ADDR = {16, 0, 32, false};  // weights of (m-tile 0, its first n-tile): passes x tm x tn int16, pass-major then m, n
 constexpr FieldSpec DESCRIPTOR_W_MT_BYTES = {17, 0, 32, false};  // bytes between the weights of consecutive m-tiles (0: every m-tile reads the same)
-constexpr FieldSpec DESCRIPTOR_W_NT_BYTES = {18, 0, 24, false};  // bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2
+constexpr FieldSpec DESCRIPTOR_W_NT_BYTES = {18, 0, 24, false};  // bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2 (w_once: one pass's)
 constexpr FieldSpec DESCRIPTOR_B_ADDR = {19, 0, 32, false};  // bias, int16 per output channel (with BIAS)
 constexpr FieldSpec DESCRIPTOR_BIAS_SHIFT = {20, 0, 6, false};  // left shift that aligns the bias to the accumulator
 constexpr FieldSpec DESCRIPTOR_CAP = {20, 6, 16, false};  // RELU6: 6.0 in the output format (a code; the forward clamps to it)
@@ -200,6 +200,7 @@ constexpr FieldSpec DESCRIPTOR_CODE0 = {31, 0, 8, false};  // GATE: the pool-win
 constexpr FieldSpec DESCRIPTOR_CODE_KY = {31, 8, 9, true};  // GATE: window positions per pass row
 constexpr FieldSpec DESCRIPTOR_CODE_KX = {31, 17, 9, true};  // GATE: window positions per pass column
 constexpr FieldSpec DESCRIPTOR_UNPOOL = {31, 26, 2, false};  // Unpool: the input is a max-pool's output, unpooled by the kept index (window and stride pool_sh), with or without the ReLU rule
+constexpr FieldSpec DESCRIPTOR_W_ONCE = {31, 28, 1, false};  // 1: every pass has the weights of pass (0, 0), which alone are stored (w_nt_bytes = tm * tn * 2) and stay in the array for the tile's passes (a pool's reciprocal, an identity)
 
 // result: What the engine writes at result_addr when a run is done; an image batch writes one per slot, RESULT_SLOT_BYTES apart, the run's counters in the first (0 in the others).
 constexpr int RESULT_WORDS = 5;

@@ -36,6 +36,7 @@ struct Desc {
     int bias_shift, cap, oph, opw, osy, osx, oyo, oxo, shift0, shift1, shift2;
     int mask_base, mask_plane, index_base, index_plane;
     int pool_kh, pool_kw, pool_sh, pool_sw, pool_oh, pool_ow, code0, code_ky, code_kx, unpool;
+    bool w_once;                  // pass (0, 0)'s weights serve every pass
     int src_b, xs_a[3], xs_b[3];  // the second source's first block; each source's operand shift by ReLU mode
 };
 
@@ -108,6 +109,7 @@ inline Desc decode_desc(const uint32_t w[c::DESCRIPTOR_WORDS]) {
     d.code_ky = field(w, c::DESCRIPTOR_CODE_KY);
     d.code_kx = field(w, c::DESCRIPTOR_CODE_KX);
     d.unpool = field(w, c::DESCRIPTOR_UNPOOL);
+    d.w_once = field(w, c::DESCRIPTOR_W_ONCE) != 0;
     d.src_b = field(w, c::DESCRIPTOR_SRC_B);
     d.xs_a[c::RELU_MASK] = field(w, c::DESCRIPTOR_XS_A0);
     d.xs_a[c::RELU_GUIDED] = field(w, c::DESCRIPTOR_XS_A1);
@@ -139,7 +141,7 @@ struct LoadCfg {
 // What the MAC array and its walker need.
 struct MacCfg {
     int row_tiles_total, row_tiles, n_tiles, passes, kx;
-    bool diag, gate;
+    bool diag, gate, w_once;
     int diag_n_tiles;           // DIAG: n-tiles of an m-tile (GROUPS, or 1 with LANES)
     int ow, positions, positions_last, iters, iters_last;
     int walk_origin, walk_row, walk_pass_row, isx, ikx, kx_back;  // buffer words
@@ -192,6 +194,8 @@ inline int relu_mode(int method) {
 inline int bwd_relu_mode(int mode, bool relu6) { return relu6 && mode == c::RELU_DECONV ? c::RELU_GUIDED : mode; }
 
 inline int passes_of(const Desc &d) { return d.ky * d.kx; }
+// weight passes a tile stores: one with w_once (every pass reads it)
+inline int w_passes_of(const Desc &d) { return d.w_once ? imin(1, passes_of(d)) : passes_of(d); }
 
 // A CONV descriptor this engine can run: its tiles fit the buffers, its runs are whole beats,
 // its kept state lies inside the on-chip memories. (The compiler guarantees all of it for the
@@ -202,10 +206,10 @@ inline bool conv_fits(const Desc &d) {
     const int passes = passes_of(d);
     const bool shapes = d.m_tiles >= 1 && d.row_tiles >= 1 && d.out_blocks >= 1 && d.out_blocks <= d.m_tiles * GROUPS
         && d.ow >= 1 && d.tile_rows >= 1 && d.last_rows >= 1 && d.tile_rows * d.ow <= OUT_DEPTH
-        && d.last_rows * d.ow <= OUT_DEPTH && passes <= W_PASSES;
+        && d.last_rows * d.ow <= OUT_DEPTH && w_passes_of(d) <= W_PASSES;
     const bool input = passes == 0 || (d.n_tiles >= 1 && d.iw >= 1 && d.load_rows * d.iw <= IN_DEPTH
                                        && d.load_rows_last * d.iw <= IN_DEPTH
-                                       && int64_t(d.w_nt_bytes) == int64_t(passes) * PASS_BEATS * BEAT_BYTES);
+                                       && int64_t(d.w_nt_bytes) == int64_t(w_passes_of(d)) * PASS_BEATS * BEAT_BYTES);
     const bool beats = aligned(d.in_addr) && aligned(d.in_block_bytes) && aligned(d.in_row_bytes)
         && aligned(d.w_addr) && aligned(d.w_mt_bytes) && aligned(d.b_addr) && aligned(d.out_addr)
         && aligned(d.out_block_bytes) && aligned(d.out_row_bytes);
@@ -229,11 +233,13 @@ inline bool conv_fits(const Desc &d) {
     // an operand shifted by xs_* fits the multiplier's 25-bit input
     bool shifts = true;
     for (int k = 0; k < 3; k++) shifts = shifts && d.xs_a[k] <= c::MAX_X_SHIFT && d.xs_b[k] <= c::MAX_X_SHIFT;
-    // LANES: a diagonal job of one source writing every column, its grid columns the opw output columns'
+    // LANES: a job of one source writing every column, its grid columns the opw output columns'; a
+    // diagonal one reads n-tile mt, a dense one every n-tile
     const bool lanes = !flag(d.flags, c::FLAG_LANES)
-        || (flag(d.flags, c::FLAG_DIAG) && !flag(d.flags, c::FLAG_POOL) && !flag(d.flags, c::FLAG_GATE)
+        || (!flag(d.flags, c::FLAG_POOL) && !flag(d.flags, c::FLAG_GATE)
             && d.unpool == c::UNPOOL_OFF && d.src_b == 0 && d.osx == 1 && d.oxo == 0 && d.out_blocks <= d.m_tiles
-            && (passes == 0 || d.n_tiles >= d.m_tiles) && (d.ow - 1) * GROUPS < d.opw && d.opw <= d.ow * GROUPS);
+            && (passes == 0 || !flag(d.flags, c::FLAG_DIAG) || d.n_tiles >= d.m_tiles)
+            && (d.ow - 1) * GROUPS < d.opw && d.opw <= d.ow * GROUPS);
     return d.op == c::OP_CONV && shapes && input && beats && rows && bits && pool && unpool && index && shifts
         && lanes;
 }
@@ -285,6 +291,7 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     mc.passes = passes;
     mc.kx = d.kx;
     mc.diag = lc.diag;
+    mc.w_once = d.w_once;
     mc.gate = lc.gate;
     mc.diag_n_tiles = lc.diag_n_tiles;
     mc.ow = d.ow;
@@ -700,11 +707,11 @@ inline void mac_tile(const MacCfg &mc, int y_tile, int first_pooled, const row_w
     acc_word_t run;
 mac:
     for (int i = 0; i < iters; i++) {
-#pragma HLS loop_tripcount max=W_PASSES * OUT_DEPTH
+#pragma HLS loop_tripcount max=MAX_PASSES * OUT_DEPTH
 #pragma HLS pipeline II=1
 #pragma HLS dependence variable=acc type=inter direction=RAW dependent=true distance=ACC_DISTANCE
         acc_t sums[TM];
-        products(w, mc, first_pooled, rows, xs, in, wt[w.pass], sums);
+        products(w, mc, first_pooled, rows, xs, in, wt[mc.w_once ? 0 : w.pass], sums);
         const acc_word_t old = acc[w.pos];
         const bool from_memory = pass_major || w.pass == 0;  // else the position's running sum
         const bool last_pass = w.pass == mc.passes - 1;

@@ -2,7 +2,7 @@
 package xaihls_contract_pkg;
 
   localparam logic [31:0] PROGRAM_MAGIC = 32'h32494158;
-  localparam int PROGRAM_VERSION = 8;
+  localparam int PROGRAM_VERSION = 9;
   localparam int MAX_IG_STEPS = 1024;
   localparam int RESULT_SLOT_BYTES = 64;
   localparam int IDENTITY_FRAC = 14;
@@ -114,7 +114,8 @@ package xaihls_contract_pkg;
   // descriptor: One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, Tm x Tn products a cycle (docs/contract.md, 'The CONV job').
   localparam int DESCRIPTOR_WORDS = 32;
   typedef struct packed {
-    logic [3:0] pad1020;
+    logic [2:0] pad1021;
+    logic [0:0] w_once;  // 1: every pass has the weights of pass (0, 0), which alone are stored (w_nt_bytes = tm * tn * 2) and stay in the array for the tile's passes (a pool's reciprocal, an identity)
     logic [1:0] unpool;  // Unpool: the input is a max-pool's output, unpooled by the kept index (window and stride pool_sh), with or without the ReLU rule
     logic signed [8:0] code_kx;  // GATE: window positions per pass column
     logic signed [8:0] code_ky;  // GATE: window positions per pass row
@@ -150,7 +151,7 @@ package xaihls_contract_pkg;
     logic [5:0] bias_shift;  // left shift that aligns the bias to the accumulator
     logic [31:0] b_addr;  // bias, int16 per output channel (with BIAS)
     logic [7:0] pad600;
-    logic [23:0] w_nt_bytes;  // bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2
+    logic [23:0] w_nt_bytes;  // bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2 (w_once: one pass's)
     logic [31:0] w_mt_bytes;  // bytes between the weights of consecutive m-tiles (0: every m-tile reads the same)
     logic [31:0] w_addr;  // weights of (m-tile 0, its first n-tile): passes x tm x tn int16, pass-major then m, n
     logic [7:0] pad504;

@@ -1,7 +1,8 @@
 // The walker (docs/engine_v2.md, "The CONV job"): for every tile it feeds the MAC array one
 // position a cycle, pass (kernel tap) after pass, and loads the next pass's weights into the
-// shadow chain while the current pass runs; for post-processing it feeds a chunk's elements to
-// lanes 0..E-1.
+// shadow chain while the current pass runs (w_once: a tile's one pass of weights, kept in the array
+// for all its passes, which then wait only for GAP); for post-processing it feeds a chunk's
+// elements to lanes 0..E-1.
 //
 // Position (r, c) of pass (ky, kx) reads buffer word walk_origin + r*walk_row + ky*walk_pass_row
 // + c*isx + kx*ikx; its operands are zero outside the input map (0 <= y < ih, 0 <= x < iw) and,
@@ -87,6 +88,7 @@ module xaihls_walker #(
 
     // ---------------------------------------------------------------- configuration
     logic               is_post, diag, lanes, gate, unp, unp_relu;
+    logic               w_once;     // the tile's first pass's weights stay in the array for its other passes
     logic [2:0]         umsk;       // UNPOOL: window side - 1 (1, 3 or 7)
     logic [1:0]         uls, rmode;
     logic               starts_unpool;   // the job starting is a CONV job with UNPOOL
@@ -143,8 +145,9 @@ module xaihls_walker #(
     logic [AAW-1:0]     p_ig;          // the chunk's first integrated-gradients word
     logic               p_pass, p_two;
 
-    logic first_pass, final_pass, tile_end;
+    logic first_pass, final_pass, tile_end, keep;
     assign first_pass = i_k == '0 && i_ky == '0 && i_kx == '0;
+    assign keep = w_once && (i_ky != '0 || i_kx != '0);   // a pass on the weights already in the array
     assign tile_end   = i_ky == ky_n - 1'b1 && i_kx == kx_n - 1'b1;
     assign final_pass = i_k == i_klast && tile_end;
 
@@ -251,6 +254,7 @@ module xaihls_walker #(
                 is_post <= kind == JOB_POST;
                 diag <= kind == JOB_CONV && desc.flags[FLAG_DIAG];
                 lanes <= kind == JOB_CONV && desc.flags[FLAG_LANES];
+                w_once <= kind == JOB_CONV && desc.w_once;
                 gate <= BACKWARD != 0 && kind == JOB_CONV && desc.flags[FLAG_GATE];
                 unp <= starts_unpool;
                 unp_relu <= starts_unpool && desc.unpool == 2'(UNPOOL_RELU);
@@ -340,10 +344,11 @@ module xaihls_walker #(
                     f_r <= f_r + 1'b1;
                     if (f_r == RW'(TM - 1)) begin
                         fst <= F_WAIT;
-                        if (f_kx != kx_n - 1'b1) f_kx <= f_kx + 1'b1;
+                        // w_once: a tile's one pass of weights, then the next tile's
+                        if (!w_once && f_kx != kx_n - 1'b1) f_kx <= f_kx + 1'b1;
                         else begin
                             f_kx <= '0;
-                            if (f_ky != ky_n - 1'b1) f_ky <= f_ky + 1'b1;
+                            if (!w_once && f_ky != ky_n - 1'b1) f_ky <= f_ky + 1'b1;
                             else begin
                                 f_ky <= '0;
                                 f_row <= '0;
@@ -379,11 +384,13 @@ module xaihls_walker #(
                         p <= '0;
                         ist <= I_RUN;
                     end
-                end else if (shadow_full && gap == '0 && (!first_pass || out_free != 2'd0)) begin
+                end else if ((shadow_full || keep) && gap == '0 && (!first_pass || out_free != 2'd0)) begin
                     if (first_pass) out_take <= 1'b1;
                     rows <= (i_rt == row_tiles - 1'b1) ? last_rows : tile_rows;
-                    shadow_full <= 1'b0;
-                    free_count <= (GW+1)'(TN + 1);
+                    if (!keep) begin
+                        shadow_full <= 1'b0;
+                        free_count <= (GW+1)'(TN + 1);
+                    end
                     r <= '0;
                     c <= '0;
                     p <= '0;
@@ -399,7 +406,7 @@ module xaihls_walker #(
             // ---------------- issue: the positions of a CONV pass
             if (ist == I_RUN && !is_post) begin
                 if (p == '0) gap <= GW'(GAP - 1);
-                s0_swap <= p == '0;
+                s0_swap <= p == '0 && !keep;
                 s0_valid <= 1'b1;
                 s0_keep <= yok_row && in_map(C_x, iw);
                 s0_xs <= (src_b != '0 && i_nt >= src_b) ? xs_b : xs_a;

@@ -29,10 +29,12 @@ from xaihls.errors import XaiHlsError
 from xaihls.methods import ALL_METHODS, ONE_IMAGE_CODES, PREDICT_CODE
 
 PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
-PROGRAM_VERSION = 8  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
+PROGRAM_VERSION = 9  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
 #                     6: two sources in one job, each with its operand shift (residual adds, gradient sums);
 #                     7: the Grad-CAM list (cam_addr, n_cam, n_backward_cam) and its fractions, methods 7 and 8;
-#                     8: LANES (a depthwise job's lane groups at consecutive output columns), op 3 bits
+#                     8: LANES (a depthwise job's lane groups at consecutive output columns), op 3 bits;
+#                     9: LANES on a dense job too (the backward of a first convolution); w_once (one pass's
+#                        weights for every pass)
 
 
 @dataclass(frozen=True)
@@ -151,9 +153,9 @@ class Flag(IntEnum):
     RELU6 = 7  # the job's ReLU (RAP forward, BWD_RELU backward) is a ReLU6 capped at ``cap``: forward out =
     #            min(max(out, 0), cap) and bit [out < cap] under the deconvnet rule, else [0 < out < cap];
     #            backward the deconvnet rule also multiplies by the bit
-    LANES = 8  # with DIAG: an m-tile is the tn channels of block mt (n-tile mt, output block mt), and its tm / tn
-    #            lane groups are consecutive output columns: lane group g of grid column x writes output column
-    #            x * (tm / tn) + g, the columns below opw (every one of them: osx = 1, oxo = 0)
+    LANES = 8  # an m-tile is the tn channels of block mt (output block mt; with DIAG it reads n-tile mt, else
+    #            every n-tile), and its tm / tn lane groups are consecutive output columns: lane group g of grid
+    #            column x writes output column x * (tm / tn) + g, the columns below opw (every one: osx = 1, oxo = 0)
 
 
 class Unpool(IntEnum):
@@ -301,7 +303,7 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
                            "where the rows are slots (a row reads iw * tn * 2 bytes)"),
     _u("w_addr", ADDR, "weights of (m-tile 0, its first n-tile): passes x tm x tn int16, pass-major then m, n"),
     _u("w_mt_bytes", ADDR, "bytes between the weights of consecutive m-tiles (0: every m-tile reads the same)"),
-    _u("w_nt_bytes", 24, "bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2"),
+    _u("w_nt_bytes", 24, "bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2 (w_once: one pass's)"),
     _u("b_addr", ADDR, "bias, int16 per output channel (with BIAS)"),
     _u("bias_shift", 6, "left shift that aligns the bias to the accumulator"),
     _u("cap", 16, "RELU6: 6.0 in the output format (a code; the forward clamps to it)"),
@@ -333,6 +335,8 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
     _s("code_kx", 9, "GATE: window positions per pass column"),
     _u("unpool", 2, "Unpool: the input is a max-pool's output, unpooled by the kept index (window and stride "
                     "pool_sh), with or without the ReLU rule"),
+    _u("w_once", 1, "1: every pass has the weights of pass (0, 0), which alone are stored (w_nt_bytes = tm * tn * 2) "
+                    "and stay in the array for the tile's passes (a pool's reciprocal, an identity)"),
 ))
 
 RESULT = Record("result", "What the engine writes at result_addr when a run is done; an image batch writes one per "

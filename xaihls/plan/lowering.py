@@ -50,6 +50,7 @@ Job = dataclasses.make_dataclass(
         "has": lambda self, flag: bool(self.flags >> int(flag) & 1),
         "encode": lambda self, where="": DESCRIPTOR.encode(dataclasses.asdict(self), where),
         "passes": property(lambda self: self.ky * self.kx),
+        "w_passes": property(lambda self: min(1, self.ky * self.kx) if self.w_once else self.ky * self.kx),
     })
 Job.__module__ = __name__
 
@@ -242,38 +243,50 @@ where that is cheaper than lane groups at blocks (docs/engine_v2.md, "Depthwise 
 Every engine runs both; off only to measure the difference."""
 
 
-def lane_columns(shape: Shape, kx: int, isx: int, ow: int) -> bool:
-    """Whether a diagonal job of ``kx`` pass columns, ``isx`` input columns a grid column and
+def lane_columns(shape: Shape, kx: int, isx: int, ow: int, dense_channels: int | None = None) -> bool:
+    """Whether a convolution job of ``kx`` pass columns, ``isx`` input columns a grid column and
     ``ow`` output columns (every one of its tensor's) can run as a LANES job: G = tm / tn > 1 lane
     groups, whose kx + (G - 1) * isx pass columns and G * isx input columns a grid column the
-    descriptor holds. Whether it does is the tiler's choice (``tiled``)."""
+    descriptor holds. A diagonal job always may; a dense one (``dense_channels`` output channels)
+    where they leave at least a block of tn lanes idle on its plain m-tile (the backward of a first
+    convolution: 1 to 3 image channels). Whether it does is the tiler's choice (``tiled``)."""
     g = shape.tm // shape.tn
     return (LANE_COLUMNS and g > 1 and ow > 1 and kx + (g - 1) * isx <= field_limit(DESCRIPTOR, "kx")
-            and g * isx <= field_limit(DESCRIPTOR, "isx"))
+            and g * isx <= field_limit(DESCRIPTOR, "isx")
+            and (dense_channels is None or dense_channels <= shape.tm - shape.tn))
 
 
 def _lanes_blob(kernel: np.ndarray, kx: int, isx: int, reverse: bool, shape: Shape) -> np.ndarray:
-    """Per-channel taps (C, ky * kx) as a LANES job's weights, (blocks of tn, 1, ky * q, tm, tn)
-    with q = kx + (G - 1) * isx pass columns: channel c at column c mod tn and lane g * tn + c mod tn
-    of every lane group g, whose tap u is at pass column g * isx + u ((G - 1 - g) * isx + u where
-    the kernel is read in reverse, ikx = -1); zero where a tap falls outside a group's kernel."""
-    c, taps = kernel.shape
+    """A LANES job's weights, (blocks of tn, n-tiles, ky * q, tm, tn) with q = kx + (G - 1) * isx
+    pass columns, from per-channel taps (C, ky * kx) of a depthwise convolution (one n-tile: the
+    block's own) or a dense kernel (M, N, ky * kx): output channel m at lane g * tn + m mod tn of
+    every lane group g, whose tap u is at pass column g * isx + u ((G - 1 - g) * isx + u where the
+    kernel is read in reverse, ikx = -1); zero where a tap falls outside a group's kernel."""
     tm, tn = shape.tm, shape.tn
+    if kernel.ndim == 2:  # depthwise: channel c at column c mod tn of its block's n-tile
+        c, taps = kernel.shape
+        dense = np.zeros((c, tn, taps), dtype=np.int64)
+        dense[np.arange(c), np.arange(c) % tn] = kernel
+        kernel = dense
+    m, n, taps = kernel.shape
+    nts, ky = -(-n // tn), taps // kx
+    padded = np.zeros((m, nts * tn, taps), dtype=np.int64)
+    padded[:, :n] = kernel
+    rows = padded.reshape(m, nts, tn, ky, kx).transpose(0, 1, 3, 2, 4)  # (m, n-tile, ky, column, kx)
     groups = tm // tn
     q = kx + (groups - 1) * isx
-    w = np.zeros((-(-c // tn), 1, taps // kx, q, tm, tn), dtype=np.int64)
-    ch = np.arange(c)
-    rows = kernel.reshape(c, taps // kx, kx)
+    w = np.zeros((-(-m // tn), nts, ky, q, tm, tn), dtype=np.int64)
+    out = np.arange(m)
     for g in range(groups):
         first = ((groups - 1 - g) if reverse else g) * isx
         for u in range(kx):
-            w[ch // tn, 0, :, first + u, g * tn + ch % tn, ch % tn] = rows[:, :, u]
-    return w.reshape(w.shape[0], 1, -1, tm, tn)
+            w[out // tn, :, :, first + u, g * tn + out % tn] = rows[..., u]
+    return w.reshape(w.shape[0], nts, -1, tm, tn)
 
 
 def _as_lanes(d: dict, channels: int, shape: Shape) -> dict:
-    """A diagonal job's fields as the LANES job of the same convolution (weights from
-    ``_lanes_blob``): an m-tile a block, G grid columns an output column group, q pass columns."""
+    """A convolution job's fields as its LANES job (weights from ``_lanes_blob``): an m-tile a
+    block, G grid columns an output column group, q pass columns."""
     groups = shape.tm // shape.tn
     assert d["osx"] == 1 and d.get("oxo", 0) == 0 and d["ow"] == d["opw"], "a LANES job writes every output column"
     return dict(d, flags=d["flags"] | flags(Flag.LANES), m_tiles=-(-channels // shape.tn),
@@ -354,6 +367,13 @@ class _Builder:
         mts, nts, passes, tm, tn = blob.shape
         nt_bytes = 2 * passes * tm * tn
         return dict(w_addr=addr, w_nt_bytes=nt_bytes, w_mt_bytes=nt_bytes * nts if mts > 1 else 0)
+
+
+WEIGHTS_ONCE = True
+"""Whether a diagonal job whose passes all have the same weights (a pool's reciprocal, an
+identity) stores one pass's and keeps them in the array for every pass (w_once) instead of a copy
+a pass (docs/engine_v2.md, "Weights kept across passes"). Every engine runs both; off only to
+measure the difference."""
 
 
 FUSE_POOL_BACKWARD = True
@@ -484,10 +504,14 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     diagonal: dict[tuple[int, int], dict] = {}
 
     def diag(value: int, passes: int) -> dict:
-        if (value, passes) not in diagonal:
-            assert init_end is None, f"diagonal weights {value} x {passes} were not placed with the others"
-            diagonal[value, passes] = b.weights(f"diagonal {value} x {passes} passes", _diag_blob(passes, value, shape))
-        return diagonal[value, passes]
+        """The weight fields of a diagonal job of ``passes`` passes that each put ``value`` on the
+        diagonal: one pass's weights, kept for every pass (w_once), or a copy a pass."""
+        once = WEIGHTS_ONCE and passes > 1
+        stored = 1 if WEIGHTS_ONCE else passes
+        if (value, stored) not in diagonal:
+            assert init_end is None, f"diagonal weights {value} x {stored} were not placed with the others"
+            diagonal[value, stored] = b.weights(f"diagonal {value} x {stored} passes", _diag_blob(stored, value, shape))
+        return dict(diagonal[value, stored], w_once=int(once))
 
     def identity(src: Tensor, dst: Tensor, layer: int) -> dict:
         """A diagonal 1 x 1 job that passes src's values unchanged into dst (its flags, pool or rule added by
@@ -513,18 +537,21 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             out_w, in_w, sx = layer.out_shape[2], layer.in_shape[2], layer.stride[1]
             fw[i] = b.weights(f"{layer.name}.weight",
                               _depthwise_blob(kern[:, 0], shape) if depthwise else _dense_blob(kern, shape))
-            if depthwise and lane_columns(shape, kw, _stride(sx, out_w), out_w):
+            if lane_columns(shape, kw, _stride(sx, out_w), out_w, None if depthwise else layer.out_channels):
                 lanes_fw[i] = b.weights(f"{layer.name}.weight.lanes",
-                                        _lanes_blob(kern[:, 0], kw, _stride(sx, out_w), False, shape))
+                                        _lanes_blob(kern[:, 0] if depthwise else kern, kw, _stride(sx, out_w),
+                                                    False, shape))
             bw[i] = []
             for (ry, rx), (i0, ty, _), (j0, tx, _) in _phases(layer):
                 if ty and tx:
                     taps = [(i0 + t * layer.stride[0]) * kw + j0 + u * layer.stride[1] for t in range(ty)
                             for u in range(tx)]
-                    if depthwise and layer.stride == (1, 1) and lane_columns(shape, tx, 1, in_w):
+                    if layer.stride == (1, 1) and lane_columns(shape, tx, 1, in_w,
+                                                               None if depthwise else layer.in_channels):
                         # stride 1: one phase, every column of the input gradient
                         lanes_bw[i] = b.weights(f"{layer.name}.weight.phase{ry}{rx}.lanes",
-                                                _lanes_blob(kern[:, 0, taps], tx, 1, True, shape))
+                                                _lanes_blob(kern[:, 0, taps] if depthwise else
+                                                            kern[:, :, taps].transpose(1, 0, 2), tx, 1, True, shape))
                     if depthwise:
                         blob = _depthwise_blob(kern[:, 0, taps], shape)
                     else:
@@ -783,7 +810,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                          oh=(p.out_shape[1] - 1) * p.stride[0] + p.kernel[0])
             d["flags"] = flags(*fl)
             forward.append(Job(**d))
-            if i in lanes_fw:
+            if i in lanes_fw and Flag.POOL not in fl:  # a LANES job writes every pixel: no pool on it
                 lanes[forward[-1]] = Job(**dict(_as_lanes(d, layer.out_channels, shape), **lanes_fw[i]))
             spans.append((i, j, len(forward) - 1))
             act[j] = dst
@@ -998,7 +1025,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 if relu is not None:
                     d.update(relu_bits(relu, gdst))
                 backward.append(Job(**d))
-                if i in lanes_bw:
+                if i in lanes_bw and fused is None:  # a LANES job reads its operands unpooled
                     lanes[backward[-1]] = Job(**dict(_as_lanes(d, gdst.c, shape), **lanes_bw[i]))
 
     n_backward_cam = 0
@@ -1240,8 +1267,8 @@ def tile_job(d: Job, shape: Shape, buffers: Buffers, cost: Callable[[Job], int] 
             load_rows=in_rows(min(rows, d.oh)), load_rows_last=in_rows(last), load_step=step * d.isy,
             walk_row=d.isy * d.iw, walk_pass_row=d.iky * d.iw, walk_origin=(d.iy0 - lo) * d.iw + d.ix0)
 
-    if d.passes * shape.tm > buffers.w_depth:
-        raise XaiHlsError(f"layer {d.layer}: {d.passes} kernel taps of {shape.tm} rows need {d.passes * shape.tm} "
+    if d.w_passes * shape.tm > buffers.w_depth:
+        raise XaiHlsError(f"layer {d.layer}: {d.w_passes} kernel taps of {shape.tm} rows need {d.w_passes * shape.tm} "
                           f"weight-buffer rows; the engine has {buffers.w_depth}")
     if d.has(Flag.POOL):
         k, s = d.pool_kh, d.pool_sh
@@ -1272,7 +1299,7 @@ def buffer_needs(jobs, tm: int) -> tuple[int, int, int]:
             continue
         in_words = max(in_words, max(d.load_rows, d.load_rows_last) * d.iw)
         out_pos = max(out_pos, max(d.tile_rows, d.last_rows) * d.ow)
-        w_rows = max(w_rows, d.ky * d.kx * tm)
+        w_rows = max(w_rows, d.w_passes * tm)
     return in_words, out_pos, w_rows
 
 
@@ -1406,7 +1433,7 @@ def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None 
     def tile(d: Job) -> Job:
         job = tile_job(d, lowered.shape, buffers, cost)
         twin = lowered.lanes.get(d)
-        if twin is None or twin.passes * lowered.shape.tm > buffers.w_depth:
+        if twin is None or twin.w_passes * lowered.shape.tm > buffers.w_depth:
             return job
         twin = tile_job(twin, lowered.shape, buffers, cost)
         if cost is None:

@@ -218,7 +218,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     for tm, tn in arrays:
         lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems))
         jobs = lowered.forward + lowered.backward + lowered.cam + tuple(lowered.lanes.values())
-        passes = max([d.passes for d in jobs] + [1])
+        passes = max([d.w_passes for d in jobs] + [1])
         w_depth = 1 << max(4, math.ceil(math.log2(passes * tm)))
         for in_depth in IN_DEPTHS:
             for out_depth in OUT_DEPTHS:

@@ -142,6 +142,7 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
         total = fetch + 2 + wb + WB_PIPE + dram.latency + JOB_END
         return JobCost(d.layer, "conv", direction, total, 0, wb, 0, 1, 0)
     period_min = tm + tn + PASS_SLACK
+    w_passes = 1 if d.w_once else passes
     bias = d.flags >> int(Flag.BIAS) & 1
     # event times (cycles from the job's start)
     loader = 1              # the loader's next free cycle (issuing commands)
@@ -180,7 +181,7 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
                 issue = max(loader, taken) + 1
                 cmd = issue + 1
                 beats_in = nv * d.iw * g
-                beats_w = passes * tm * g
+                beats_w = w_passes * tm * g
                 start = max(cmd + FETCH_ISSUE - 1 + dram.latency, data_end)
                 if beats_in:
                     start = taken = max(start, set_free[t % 2] + SET_WAIT)
@@ -198,7 +199,9 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
                 if k == 0:
                     first = max(first, out_free[r_tile % 2])
                 w0 = max(first, compute_free)
-                per_pass = max(positions + 1, period_min)
+                # a pass loads the next pass's weights into the shadow chain; w_once keeps the first
+                # pass's, and a pass waits only for the accumulators' read-to-write distance
+                per_pass = max(positions, tn + 2) + 1 if d.w_once else max(positions + 1, period_min)
                 end = w0 + (passes - 1) * per_pass + positions
                 compute_free = w0 + passes * per_pass
                 compute_total += passes * per_pass
@@ -218,7 +221,7 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
     macs = _array_macs(d, engine)
     pairs = sum(_n_tiles(d, engine, mt) for mt in range(d.m_tiles))  # (m-tile, n-tile) weight streams
     # AXI reads and writes have channels of their own: each direction streams at the DDR's rate
-    read_bytes = 2 * (d.n_tiles * d.ih * d.iw * tn + pairs * tm * tn * passes)
+    read_bytes = 2 * (d.n_tiles * d.ih * d.iw * tn + pairs * tm * tn * w_passes)
     write_bytes = 2 * d.out_blocks * d.oph * d.opw * tn
     bound = max(math.ceil(macs / (tm * tn)), math.ceil(max(read_bytes, write_bytes) / (2 * e / dram.beat_cycles)))
     return JobCost(d.layer, "conv", direction, total, compute_total, memory_total, macs, bound)
@@ -240,13 +243,13 @@ def _tap_pairs(d, bounds: tuple[int, int] | None = None) -> int:
 def _array_macs(d, engine: EngineV2) -> int:
     """Multiply-accumulates of the job's tiles on operands inside the input map (taps on the
     padding excluded): Tm x Tn a position and pass, Tn on a diagonal job (one input channel an
-    output channel), Tm on a LANES job (one column a lane); channels padded to whole tiles count
-    as the array computes them."""
+    output channel), Tm on a diagonal LANES job (one column a lane); channels padded to whole tiles
+    count as the array computes them."""
     pairs = sum(_n_tiles(d, engine, mt) for mt in range(d.m_tiles))
-    if d.flags >> int(Flag.LANES) & 1:
-        per_pair = engine.tm
+    if not d.flags >> int(Flag.DIAG) & 1:
+        per_pair = engine.tm * engine.tn
     else:
-        per_pair = engine.tn if d.flags >> int(Flag.DIAG) & 1 else engine.tm * engine.tn
+        per_pair = engine.tm if d.flags >> int(Flag.LANES) & 1 else engine.tn
     return _tap_pairs(d) * pairs * per_pair
 
 

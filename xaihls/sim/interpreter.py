@@ -325,7 +325,8 @@ class Engine:
                     for k, nt in enumerate(self._n_tiles(d, mt)):
                         buf, first = self._load_input(d, nt, rt, last)
                         w_addr = d.w_addr + mt * d.w_mt_bytes + k * d.w_nt_bytes
-                        weights = self.read16(w_addr, d.passes * tm * tn).reshape(d.passes, tm, tn)
+                        weights = self.read16(w_addr, d.w_passes * tm * tn).reshape(d.w_passes, tm, tn)
+                        weights = np.broadcast_to(weights, (d.passes, tm, tn))  # w_once: pass (0, 0)'s for all
                         xs = x_shift(d, nt, mode)
                         for ky in range(d.ky):
                             for kx in range(d.kx):

@@ -95,6 +95,7 @@ def _tripcounts(program: ProgramV2) -> dict[str, int]:
                         len(program.backward_batch), len(program.cam), 1),
         "MAX_BATCH": program.batch,
         "MAX_ROW_TILES": max([d.m_tiles * d.row_tiles for d in conv], default=1),
+        "MAX_PASSES": max([d.passes for d in conv], default=1),
         "MAX_N_TILES": max([min(1 if d.has(Flag.LANES) else per, d.n_tiles) if d.has(Flag.DIAG) else d.n_tiles
                             for d in conv], default=1),
         "MAX_WRITE_COMMANDS": max([d.out_blocks * (d.pool_oh if d.has(Flag.POOL) else d.oh) for d in conv], default=1),
@@ -108,6 +109,7 @@ PROGRAM_PARAMETERS = {
     "MAX_BATCH": "slots of the batched lists",
     "MAX_ROW_TILES": "row tiles of one job, over its m-tiles",
     "MAX_N_TILES": "n-tiles of one row tile",
+    "MAX_PASSES": "passes (kernel taps) of one tile",
     "MAX_WRITE_COMMANDS": "output runs of one job",
     "MAX_SEED_BEATS": "beats of the logits vector",
 }
