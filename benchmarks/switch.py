@@ -1,0 +1,90 @@
+"""A compiler switch of xaihls.plan.lowering measured on the Engine v2 RTL (Verilator): the
+planner's engine and Program for a zoo model and board, and beside it the same engine's Program
+with the switch off, tiled by the same cycle model; both simulated on one Verilator build
+(SystemVerilog DDR model at latency 24), every run compared with the golden model bit for bit and
+with ``timing.method_cycles``, every job of the saliency run with ``timing.job_cost``; and the
+weight-buffer rows each Program needs. Used by
+benchmarks.depthwise (``LANE_COLUMNS``) and benchmarks.weights_once (``WEIGHTS_ONCE``)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import xaihls
+from xaihls.backends.rtl.v2 import sim
+from xaihls.backends.rtl.v2.cycles import compare
+from xaihls.backends.rtl.v2.params import rtl_params
+from xaihls.executor import quantize_input
+from xaihls.methods import METHOD_CODES, PREDICT_CODE
+from xaihls.models.zoo import get_zoo_model
+from xaihls.plan import lowering, timing
+from xaihls.plan.boards import load_board
+from xaihls.plan.lowering import buffer_needs, encode, lower_jobs
+from xaihls.plan.planner_v2 import _row_tile_cost, plan_v2
+from xaihls.plan.timing import method_cycles
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _switched_off(program, qg, engine, switch: str):
+    """The Program of the same engine and buffers with ``lowering.<switch>`` off."""
+    setattr(lowering, switch, False)
+    try:
+        return encode(lower_jobs(qg, program.shape, batch=program.header["batch"]), program.buffers,
+                      _row_tile_cost(timing, engine))
+    finally:
+        setattr(lowering, switch, True)
+
+
+def measure(model: str, board: str, switch: str, on: str, off: str, runs: tuple, job_fields: Callable) -> dict:
+    """Both Programs (labelled ``on`` and ``off``) on Verilator for ``runs`` (None: predict);
+    ``job_fields(descriptor, layer or None)`` adds fields to each job row of the saliency run."""
+    entry = get_zoo_model(model)
+    methods = tuple(m for m in runs if m)
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
+                         methods=methods)
+    plan = plan_v2(acc.qgraph, load_board(board))
+    engine = plan.engine
+    model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
+    programs = {on: plan.program, off: _switched_off(plan.program, acc.qgraph, engine, switch)}
+    params = rtl_params(programs[on], engine).covering(rtl_params(programs[off]))
+    x = entry.calibration()[:1]
+    x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
+    sim_runs = [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": sim.ig_table(2, "trapezoid",
+                                                                                        acc.qgraph.width),
+                 "target": -1, "steps": 2, "method": PREDICT_CODE if m is None else METHOD_CODES[m]} for m in runs]
+    layers = acc.qgraph.graph.layers
+    tmtn = engine.tm * engine.tn
+    out = {"model": model, "board": board, "tm": engine.tm, "tn": engine.tn, "switch": switch, "programs": {}}
+    for kind, program in programs.items():
+        res = sim.simulate(program, params, sim_runs)
+        rows = []
+        for m, r in zip(runs, res):
+            g = acc.run(x, m) if m else acc.run(x)
+            exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy())
+                     and (m is None or np.array_equal(r["attribution"], g.attribution[0].numpy())))
+            rows.append({"run": m or "predict", "cycles": r["cycles"],
+                         "model_cycles": method_cycles(program, model_engine, m), "bit_exact": bool(exact)})
+        jobs = []
+        saliency = res[runs.index("saliency")]["profile"]
+        descs = {"forward": program.forward, "backward": program.backward}
+        for row in compare(program, model_engine, saliency, sim.common.DDR_LATENCY):
+            d = descs[row.direction][row.index]
+            layer = layers[d.layer] if d.layer < len(layers) else None
+            jobs.append({"direction": row.direction, "index": row.index,
+                         "layer": layer.name if layer is not None else "logits", **job_fields(d, layer),
+                         "rtl": row.rtl, "model": row.model, "deviation": row.deviation,
+                         "utilisation": None if not row.macs else row.macs / (tmtn * row.rtl)})
+        out["programs"][kind] = {"runs": rows, "jobs": jobs,
+                                 "weight_rows": buffer_needs(program.all_jobs, engine.tm)[2]}
+    return out
+
+
+def write(name: str, results: list[dict]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / name).write_text(json.dumps({"date": str(date.today()), "results": results}, indent=2) + "\n")

@@ -1,0 +1,58 @@
+"""One pass of weights kept for every pass (w_once) on the Engine v2 RTL (Verilator): pool jobs that
+keep their weights in the array against a copy of the weights a pass.
+
+Run: ``python -m benchmarks.weights_once [--models ds_cnn mobilenet_v2_tiny resnet8] [--boards pynq-z2]``,
+under the shared heavy-tool lock. For each zoo model (random weights, one calibration image) and
+board: the planner's engine and Program (every diagonal job whose passes share one weight matrix
+keeps it: docs/engine_v2.md, "Weights kept across passes"), and beside it the same engine's Program
+with ``lowering.WEIGHTS_ONCE`` off, for predict, saliency and Grad-CAM (benchmarks.switch: one
+Verilator build, bit-exact checks, the cycle model per run and per job). Also the weight-buffer
+rows each Program needs (``lowering.buffer_needs``), which the planner sizes the engine by.
+Results in benchmarks/results/weights_once.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmarks import switch
+from xaihls.frontend.ir import AvgPool2d, MaxPool2d
+
+RUNS = (None, "saliency", "grad_cam")
+
+
+def measure(model: str, board: str) -> dict:
+    return switch.measure(model, board, "WEIGHTS_ONCE", "once", "a copy a pass", RUNS, lambda d, layer: {
+        "pool": isinstance(layer, (AvgPool2d, MaxPool2d)), "w_once": bool(d.w_once)})
+
+
+def markdown(result: dict) -> str:
+    lines = [f"**{result['model']} on {result['board']}** ({result['tm']} x {result['tn']})", "",
+             "| weights | predict | saliency | grad_cam | worst run vs model | pool jobs (saliency run) | "
+             "weight-buffer rows | bit-exact |", "|---|---|---|---|---|---|---|---|"]
+    for kind, p in result["programs"].items():
+        runs = {r["run"]: r for r in p["runs"]}
+        worst = max((r["cycles"] / r["model_cycles"] - 1 for r in p["runs"]), key=abs)
+        pools = sum(j["rtl"] for j in p["jobs"] if j["pool"])
+        lines.append(f"| {kind} | {runs['predict']['cycles']:,} | {runs['saliency']['cycles']:,} | "
+                     f"{runs['grad_cam']['cycles']:,} | {worst:+.1%} | {pools:,} | {p['weight_rows']:,} | "
+                     f"{'yes' if all(r['bit_exact'] for r in p['runs']) else 'NO'} |")
+    worst = max(abs(j["deviation"]) for p in result["programs"].values() for j in p["jobs"])
+    once = [j for j in result["programs"]["once"]["jobs"] if j["w_once"]]
+    lines += ["", f"w_once jobs: {len(once)}; every job within {worst:.1%} of the cycle model."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["ds_cnn", "mobilenet_v2_tiny", "resnet8"])
+    ap.add_argument("--boards", nargs="+", default=["pynq-z2"])
+    args = ap.parse_args()
+    results = [measure(m, b) for b in args.boards for m in args.models]
+    switch.write("weights_once.json", results)
+    for r in results:
+        print(markdown(r) + "\n")
+
+
+if __name__ == "__main__":
+    main()
