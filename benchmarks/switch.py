@@ -9,6 +9,7 @@ benchmarks.depthwise (``LANE_COLUMNS``) and benchmarks.weights_once (``WEIGHTS_O
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Callable
@@ -24,7 +25,7 @@ from xaihls.methods import METHOD_CODES, PREDICT_CODE
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan import lowering, timing
 from xaihls.plan.boards import load_board
-from xaihls.plan.lowering import buffer_needs, encode, lower_jobs
+from xaihls.plan.lowering import buffer_needs, encode, lower_jobs, weight_depth
 from xaihls.plan.planner_v2 import _row_tile_cost, plan_v2
 from xaihls.plan.timing import method_cycles
 
@@ -32,11 +33,13 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def _switched_off(program, qg, engine, switch: str):
-    """The Program of the same engine and buffers with ``lowering.<switch>`` off."""
+    """The Program of the same engine and buffers with ``lowering.<switch>`` off (a weight buffer as
+    deep as the planner would build for it: w_once off needs a row a pass)."""
     setattr(lowering, switch, False)
     try:
-        return encode(lower_jobs(qg, program.shape, batch=program.header["batch"]), program.buffers,
-                      _row_tile_cost(timing, engine))
+        lowered = lower_jobs(qg, program.shape, batch=program.header["batch"])
+        buffers = replace(program.buffers, w_depth=max(program.buffers.w_depth, weight_depth(lowered)))
+        return encode(lowered, buffers, _row_tile_cost(timing, engine))
     finally:
         setattr(lowering, switch, True)
 

@@ -19,10 +19,14 @@ from benchmarks import switch
 from xaihls.frontend.ir import AvgPool2d, MaxPool2d
 
 RUNS = (None, "saliency", "grad_cam")
+# ds_cnn's last conv map (25 x 5) does not upsample to its 49 x 10 input by whole factors: the
+# engine refuses Grad-CAM there
+NO_GRAD_CAM = ("ds_cnn",)
 
 
 def measure(model: str, board: str) -> dict:
-    return switch.measure(model, board, "WEIGHTS_ONCE", "once", "a copy a pass", RUNS, lambda d, layer: {
+    runs = RUNS[:2] if model in NO_GRAD_CAM else RUNS
+    return switch.measure(model, board, "WEIGHTS_ONCE", "once", "a copy a pass", runs, lambda d, layer: {
         "pool": isinstance(layer, (AvgPool2d, MaxPool2d)), "w_once": bool(d.w_once)})
 
 
@@ -34,8 +38,9 @@ def markdown(result: dict) -> str:
         runs = {r["run"]: r for r in p["runs"]}
         worst = max((r["cycles"] / r["model_cycles"] - 1 for r in p["runs"]), key=abs)
         pools = sum(j["rtl"] for j in p["jobs"] if j["pool"])
+        cam = f"{runs['grad_cam']['cycles']:,}" if "grad_cam" in runs else "refused"
         lines.append(f"| {kind} | {runs['predict']['cycles']:,} | {runs['saliency']['cycles']:,} | "
-                     f"{runs['grad_cam']['cycles']:,} | {worst:+.1%} | {pools:,} | {p['weight_rows']:,} | "
+                     f"{cam} | {worst:+.1%} | {pools:,} | {p['weight_rows']:,} | "
                      f"{'yes' if all(r['bit_exact'] for r in p['runs']) else 'NO'} |")
     worst = max(abs(j["deviation"]) for p in result["programs"].values() for j in p["jobs"])
     once = [j for j in result["programs"]["once"]["jobs"] if j["w_once"]]

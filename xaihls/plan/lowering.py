@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -1301,6 +1302,14 @@ def buffer_needs(jobs, tm: int) -> tuple[int, int, int]:
         out_pos = max(out_pos, max(d.tile_rows, d.last_rows) * d.ow)
         w_rows = max(w_rows, d.w_passes * tm)
     return in_words, out_pos, w_rows
+
+
+def weight_depth(lowered: "Lowered") -> int:
+    """The weight-buffer rows the planner builds for ``lowered``: the most weight passes of any of
+    its jobs (LANES twins included) times tm, as a power of two of at least 16."""
+    jobs = lowered.forward + lowered.backward + lowered.cam + tuple(lowered.lanes.values())
+    passes = max([d.w_passes for d in jobs] + [1])
+    return 1 << max(4, math.ceil(math.log2(passes * lowered.shape.tm)))
 
 
 def _no_fit(d: Job, rows: int, input_rows: int, buffers: Buffers) -> str:

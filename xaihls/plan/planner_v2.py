@@ -23,7 +23,7 @@ from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate
 from xaihls.plan.contract import Op
 from xaihls.plan.capabilities import program_refusal
 from xaihls.plan.lowering import (Buffers, ProgramV2, Shape, buffer_needs, encode, lower_jobs, tiled, tiled_batch,
-                                  tiled_cam)
+                                  tiled_cam, weight_depth)
 from xaihls.methods import LAYER_METHODS
 from xaihls.quant.qgraph import QGraph
 
@@ -217,9 +217,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     memo: dict = {}
     for tm, tn in arrays:
         lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems))
-        jobs = lowered.forward + lowered.backward + lowered.cam + tuple(lowered.lanes.values())
-        passes = max([d.w_passes for d in jobs] + [1])
-        w_depth = 1 << max(4, math.ceil(math.log2(passes * tm)))
+        w_depth = weight_depth(lowered)
         for in_depth in IN_DEPTHS:
             for out_depth in OUT_DEPTHS:
                 buffers = Buffers(in_depth, out_depth, w_depth)
