@@ -50,9 +50,12 @@ def markdown(result: dict) -> str:
                      f"{f[2]:.1%}–{f[3]:.1%} / {b[2]:.1%}–{b[3]:.1%} | "
                      f"{'yes' if all(r['bit_exact'] for r in p['runs']) else 'NO'} |")
     worst = max(abs(j["deviation"]) for p in result["programs"].values() for j in p["jobs"])
-    lanes = [j for j in result["programs"]["lanes"]["jobs"] if j["lanes"]]
-    lines += ["", f"LANES jobs: {len(lanes)} of {sum(j['depthwise'] for j in result['programs']['lanes']['jobs'])} "
-              f"depthwise jobs; every job within {worst:.1%} of the cycle model."]
+    jobs = result["programs"]["lanes"]["jobs"]
+    dense = sum(j["lanes"] and not j["depthwise"] for j in jobs)
+    lines += ["", f"LANES jobs: {sum(j['lanes'] and j['depthwise'] for j in jobs)} of "
+              f"{sum(j['depthwise'] for j in jobs)} depthwise jobs"
+              + (f", and {dense} dense (narrow convolutions, docs/engine_v2.md)" if dense else "")
+              + f"; every job within {worst:.1%} of the cycle model."]
     return "\n".join(lines)
 
 
