@@ -14,8 +14,6 @@ Results in benchmarks/results/depthwise.json.
 
 from __future__ import annotations
 
-import argparse
-
 from benchmarks import switch
 from xaihls.plan.contract import Flag
 from xaihls.plan.lowering import is_depthwise
@@ -60,14 +58,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["mobilenet_v2_tiny", "ds_cnn"])
-    ap.add_argument("--boards", nargs="+", default=["pynq-z2"])
-    args = ap.parse_args()
-    results = [measure(m, b) for b in args.boards for m in args.models]
-    switch.write("depthwise.json", results)
-    for r in results:
-        print(markdown(r) + "\n")
+    switch.main(__doc__, ["mobilenet_v2_tiny", "ds_cnn"], measure, markdown, "depthwise.json")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ benchmarks.depthwise (``LANE_COLUMNS``) and benchmarks.weights_once (``WEIGHTS_O
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import replace
 from datetime import date
@@ -88,6 +89,16 @@ def measure(model: str, board: str, switch: str, on: str, off: str, runs: tuple,
     return out
 
 
-def write(name: str, results: list[dict]) -> None:
+def main(doc: str, models: list[str], measure: Callable[[str, str], dict], markdown: Callable[[dict], str],
+         name: str) -> None:
+    """A benchmark's command line: --models (default ``models``) and --boards (pynq-z2); the results
+    in benchmarks/results/``name`` and as Markdown on stdout."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=models)
+    ap.add_argument("--boards", nargs="+", default=["pynq-z2"])
+    args = ap.parse_args()
+    results = [measure(m, b) for b in args.boards for m in args.models]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / name).write_text(json.dumps({"date": str(date.today()), "results": results}, indent=2) + "\n")
+    for r in results:
+        print(markdown(r) + "\n")

@@ -13,8 +13,6 @@ Results in benchmarks/results/weights_once.json.
 
 from __future__ import annotations
 
-import argparse
-
 from benchmarks import switch
 from xaihls.frontend.ir import AvgPool2d, MaxPool2d
 
@@ -49,14 +47,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["ds_cnn", "mobilenet_v2_tiny", "resnet8"])
-    ap.add_argument("--boards", nargs="+", default=["pynq-z2"])
-    args = ap.parse_args()
-    results = [measure(m, b) for b in args.boards for m in args.models]
-    switch.write("weights_once.json", results)
-    for r in results:
-        print(markdown(r) + "\n")
+    switch.main(__doc__, ["ds_cnn", "mobilenet_v2_tiny", "resnet8"], measure, markdown, "weights_once.json")
 
 
 if __name__ == "__main__":
