@@ -142,7 +142,7 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
         total = fetch + 2 + wb + WB_PIPE + dram.latency + JOB_END
         return JobCost(d.layer, "conv", direction, total, 0, wb, 0, 1, 0)
     period_min = tm + tn + PASS_SLACK
-    w_passes = 1 if d.w_once else passes
+    w_passes = d.w_passes  # weight passes a tile streams: one with w_once
     bias = d.flags >> int(Flag.BIAS) & 1
     # event times (cycles from the job's start)
     loader = 1              # the loader's next free cycle (issuing commands)
