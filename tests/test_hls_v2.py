@@ -233,7 +233,8 @@ def test_the_tests_reach_every_path_of_the_engine(plans, ds_cnn):
     pools, max-pool gates, max-pool backward fused into a convolution (with and without the
     ReLU rule), diagonal jobs, lane groups at output columns (diagonal and dense, over one n-tile
     and several), one pass of weights for every pass (w_once, with and without a gate), phases no
-    tap reaches, jobs of several row tiles."""
+    tap reaches, jobs of several row tiles, slot jobs of the batched lists (a CONV job run once a
+    slot, at its slot's tensors, ReLU bits and pool indices)."""
     distance = int(re.search(r"constexpr int ACC_DISTANCE = (\d+);", (FIRMWARE / "xaihls_types.h").read_text())[1])
     seen = set()
     programs = [plan.program for plan in plans.values()] + [_random_program(s)[-1].program for s in RANDOM_SEEDS]
@@ -262,8 +263,16 @@ def test_the_tests_reach_every_path_of_the_engine(plans, ds_cnn):
                 seen.add("dense lanes, several n-tiles" if d.n_tiles > 1 else "dense lanes")
             if d.w_once:
                 seen.add("one pass of weights, gated" if d.has(Flag.GATE) else "one pass of weights")
+        for d in program.forward_batch + program.backward_batch:
+            if d.op == Op.CONV and d.slots > 1:
+                seen.add("slot job")
+                if d.mask_slot:
+                    seen.add("slot job, ReLU bits a slot")
+                if d.index_slot:
+                    seen.add("slot job, pool indices a slot")
     assert {"pass-major", "position-major", "empty", "strided", "row tiles", "unpool ON", "unpool RELU", "dense lanes",
-            "dense lanes, several n-tiles", "one pass of weights", "one pass of weights, gated"} <= seen
+            "dense lanes, several n-tiles", "one pass of weights", "one pass of weights, gated", "slot job",
+            "slot job, ReLU bits a slot", "slot job, pool indices a slot"} <= seen
     assert {f.name for f in Flag} <= seen
     assert set().union(*map(_edge_paths, edge)) == {
         "ReLU6", "ReLU6 after a pool", "ReLU6 cap inside the format", "padded pool", "padded pool of several row tiles",

@@ -13,7 +13,7 @@ from xaihls.executor import quantize_input
 from xaihls.methods import METHOD_CODES, METHODS
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan.contract import from_blocked, to_blocked
-from xaihls.plan.contract import HEADER, Flag
+from xaihls.plan.contract import HEADER, Flag, Op
 from xaihls.plan import lowering
 from xaihls.plan.engine import EngineV2
 from xaihls.plan.lowering import Buffers, Shape, buffer_needs, encode, feature_order, lower, lower_jobs
@@ -195,10 +195,11 @@ def test_integrated_gradients_on_batched_lists_of_random_networks(seed):
 
 
 def test_batched_lists_run_a_linear_layer_once_for_every_slot_unless_its_bits_are_a_slots():
-    """The batched lists: convolutions once per slot; a Linear layer once for all slots (a grid row
-    a slot), except where the ReLU bits its job touches are also a per-slot job's: here fc1's
-    backward writes the gradient under the conv's ReLU, and fc2's forward the bits the seed reads;
-    fc1's forward and fc2's backward touch the bits of the ReLU between them, batched."""
+    """The batched lists: a convolution as one slot job, which runs every slot; a Linear layer once
+    for all slots (a grid row a slot), except where the ReLU bits its job touches are also a
+    per-slot job's: here fc1's backward writes the gradient under the conv's ReLU, and fc2's
+    forward the bits the seed reads; fc1's forward and fc2's backward touch the bits of the ReLU
+    between them, batched. A SEED is a job a slot (it seeds its own slot's target)."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
                                 torch.nn.Linear(64, 12), torch.nn.ReLU(), torch.nn.Linear(12, 5), torch.nn.ReLU()).eval()
@@ -206,17 +207,50 @@ def test_batched_lists_run_a_linear_layer_once_for_every_slot_unless_its_bits_ar
     acc = xaihls.compile(model, (1, 6, 6), calibration=calibration, backends=("golden",))
     batch = 3
     program = encode(lower_jobs(acc.qgraph, Shape(8, 4, 4), batch=batch), SHAPES[0][1])
-    counts = {}
+    counts, slot_jobs = {}, 0
     for direction, jobs in (("forward", program.forward_batch), ("backward", program.backward_batch)):
         for d in jobs:
-            counts[direction, d.layer, d.op] = counts.get((direction, d.layer, d.op), 0) + 1
+            assert d.slots in (0, batch) and (d.slots == 0 or d.op == Op.CONV), d
+            slot_jobs += d.slots == batch
+            counts[direction, d.layer, d.op] = counts.get((direction, d.layer, d.op), 0) + max(1, d.slots)
             if d.oh == batch and d.ow == 1:
                 assert d.in_row_bytes > d.iw * 4 * 2 and d.mask_plane == batch, d
     conv, fc1, fc2, seed = 0, 3, 5, 7
     assert counts == {("forward", conv, 1): batch, ("forward", fc1, 1): 1, ("forward", fc2, 1): batch,
                       ("backward", seed, 2): batch, ("backward", fc2, 1): 1, ("backward", fc1, 1): batch,
                       ("backward", conv, 1): batch}
+    assert slot_jobs == 4  # the conv both ways, fc2 forward and fc1 backward
     _batched_ig_matches(acc, calibration[:2], Shape(8, 4, 4), SHAPES[0][1], batch, 4)
+
+
+@pytest.mark.parametrize("name", ["digits", "cifar_ref"])
+def test_a_convolution_of_the_batched_lists_is_one_slot_job_that_runs_every_slot(name, monkeypatch):
+    """Slot jobs (docs/engine_v2.md): every convolution of the batched lists is one job of `batch`
+    slots whose slot s (``lowering.slot_job``) is, field for field, the job a slot the batched lists
+    held before (``SLOT_JOBS`` off); a SEED stays a job a slot. The cycle model, which runs the
+    slots as one sequence of tiles, finds each slot job cheaper than its slots as separate jobs
+    (the next slot's first loads under this slot's last write-back)."""
+    entry = get_zoo_model(name)
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",))
+    shape, buffers = SHAPES[1]
+    batch = 3
+    together = encode(lower_jobs(acc.qgraph, shape, batch=batch), buffers)
+    monkeypatch.setattr(lowering, "SLOT_JOBS", False)
+    apart = encode(lower_jobs(acc.qgraph, shape, batch=batch), buffers)
+    engine = EngineV2(shape.tm, shape.tn, shape.beat_elems, *buffer_needs(together.all_jobs, shape.tm),
+                      together.header["mask_bits"], together.header["index_entries"], together.header["index_bits"],
+                      together.header["input_elems"], 100.0, 8.0, 24)
+    for direction in ("forward_batch", "backward_batch"):
+        jobs, per_slot = getattr(together, direction), list(getattr(apart, direction))
+        assert sum(d.slots == batch for d in jobs) >= 2 and all(d.slots in (0, batch) for d in jobs), direction
+        for d in jobs:
+            slots = [lowering.slot_job(d, s) for s in range(batch)] if d.slots else [d]
+            assert slots == per_slot[:len(slots)], (direction, d.layer)
+            del per_slot[:len(slots)]
+            if d.slots:
+                alone = sum(job_cost(j, engine, "forward").cycles for j in slots)
+                assert job_cost(d, engine, "forward").cycles < alone, (direction, d.layer)
+        assert not per_slot
 
 
 def test_a_program_of_several_slots_without_its_batched_lists_is_refused():

@@ -38,6 +38,9 @@ struct Desc {
     int pool_kh, pool_kw, pool_sh, pool_sw, pool_oh, pool_ow, code0, code_ky, code_kx, unpool;
     bool w_once;                  // pass (0, 0)'s weights serve every pass
     int src_b, xs_a[3], xs_b[3];  // the second source's first block; each source's operand shift by ReLU mode
+    int slots;                    // a slot job: runs this many times (0 or 1: once), one after another,
+    uint32_t in_slot_bytes, out_slot_bytes;  // slot s at in_addr, out_addr + s times these,
+    int mask_slot, index_slot;    // mask_base, index_base + s times these
 };
 
 inline int field(const uint32_t *w, c::FieldSpec f) { return int(c::get_field(w, f)); }
@@ -117,6 +120,11 @@ inline Desc decode_desc(const uint32_t w[c::DESCRIPTOR_WORDS]) {
     d.xs_b[c::RELU_MASK] = field(w, c::DESCRIPTOR_XS_B0);
     d.xs_b[c::RELU_GUIDED] = field(w, c::DESCRIPTOR_XS_B1);
     d.xs_b[c::RELU_DECONV] = field(w, c::DESCRIPTOR_XS_B2);
+    d.slots = field(w, c::DESCRIPTOR_SLOTS);
+    d.mask_slot = field(w, c::DESCRIPTOR_MASK_SLOT);
+    d.in_slot_bytes = address(w, c::DESCRIPTOR_IN_SLOT_BYTES);
+    d.out_slot_bytes = address(w, c::DESCRIPTOR_OUT_SLOT_BYTES);
+    d.index_slot = field(w, c::DESCRIPTOR_INDEX_SLOT);
     return d;
 }
 

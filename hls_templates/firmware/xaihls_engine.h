@@ -124,14 +124,26 @@ run_jobs:
         read_words<c::DESCRIPTOR_WORDS>(ddr, beat, words);
         const Desc d = decode_desc(words);
         if (d.op == c::OP_CONV) {
-            if (!conv_fits(d)) return BAD_PROGRAM;
-            LoadCfg lc;
-            MacCfg mc;
-            StoreCfg sc;
-            decode_conv(d, mode, lc, mc, sc);
-            int sat = 0;
-            conv_job(ddr, lc, mc, sc, sc.commands, mask, index, sat);
-            saturated += sat;
+            // a slot job runs once a slot, one after another: slot s is the job at in_addr,
+            // out_addr, mask_base and index_base plus s times their strides (0 or 1 slots: once)
+            const int slots = imax(1, d.slots);
+            Desc s = d;
+        run_slots:
+            for (int k = 0; k < slots; k++) {
+#pragma HLS loop_tripcount max=MAX_BATCH
+                if (!conv_fits(s)) return BAD_PROGRAM;
+                LoadCfg lc;
+                MacCfg mc;
+                StoreCfg sc;
+                decode_conv(s, mode, lc, mc, sc);
+                int sat = 0;
+                conv_job(ddr, lc, mc, sc, sc.commands, mask, index, sat);
+                saturated += sat;
+                s.in_addr += d.in_slot_bytes;
+                s.out_addr += d.out_slot_bytes;
+                s.mask_base += d.mask_slot;
+                s.index_base += d.index_slot;
+            }
         } else if (d.op == c::OP_SEED) {
             const int seeded = records ? word_at(ddr, records + uint32_t(d.slot) * c::RESULT_SLOT_BYTES + 4) : target;
             if (!seed_fits(d, seeded)) return BAD_PROGRAM;

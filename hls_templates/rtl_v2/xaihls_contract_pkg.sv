@@ -2,7 +2,7 @@
 package xaihls_contract_pkg;
 
   localparam logic [31:0] PROGRAM_MAGIC = 32'h32494158;
-  localparam int PROGRAM_VERSION = 9;
+  localparam int PROGRAM_VERSION = 10;
   localparam int MAX_IG_STEPS = 1024;
   localparam int RESULT_SLOT_BYTES = 64;
   localparam int IDENTITY_FRAC = 14;
@@ -112,8 +112,14 @@ package xaihls_contract_pkg;
   } header_t;
 
   // descriptor: One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, Tm x Tn products a cycle (docs/contract.md, 'The CONV job').
-  localparam int DESCRIPTOR_WORDS = 32;
+  localparam int DESCRIPTOR_WORDS = 48;
   typedef struct packed {
+    logic [391:0] pad1144;
+    logic [23:0] index_slot;  // pool indices between the slots' indices (index_base's stride)
+    logic [31:0] out_slot_bytes;  // bytes between the slots' output tensors (out_addr's stride)
+    logic [31:0] in_slot_bytes;  // bytes between the slots' input tensors (in_addr's stride)
+    logic [23:0] mask_slot;  // ReLU bits between the slots' bits (mask_base's stride)
+    logic [7:0] slots;  // CONV: the slots the job runs, one after another (0 or 1: one); slot s reads and writes at the bases plus s times the strides below, with the same weights and bias
     logic [2:0] pad1021;
     logic [0:0] w_once;  // 1: every pass has the weights of pass (0, 0), which alone are stored (w_nt_bytes = tm * tn * 2) and stay in the array for the tile's passes (a pool's reciprocal, an identity)
     logic [1:0] unpool;  // Unpool: the input is a max-pool's output, unpooled by the kept index (window and stride pool_sh), with or without the ReLU rule

@@ -93,12 +93,15 @@ module xaihls_loader #(
     logic [LEN_BITS-1:0] row_beats, w_beats;
     logic [2:0]        p_op;
     logic [OFF_BITS-1:0] p_src0, p_src1, p_src2;
+    logic [7:0]        slots_left;        // a slot job's slots after this one
+    logic [OFF_BITS-1:0] in_slot, slot_in, w0, b0;   // the input's slot stride, this slot's input, m-tile 0's weights and bias
 
     // ---- loop state
     typedef enum logic [2:0] {L_IDLE, L_MT, L_TILE, L_ROWS, L_W, L_POST, L_PSTREAM} st_t;
     st_t st;
     logic [11:0]       mt, rt, k, nt, k_last;
     logic              set;
+    logic              bset;      // the bias set of this m-tile: m-tiles alternate across a slot job's slots too
     logic              ahead;     // a tile's commands are out and its beats hold no set yet
     logic [OFF_BITS-1:0] mt_in, nt_off, first_off, row_off, mt_w, w_off, b_off;
     logic signed [13:0] first, y;
@@ -170,10 +173,15 @@ module xaihls_loader #(
                     p_src0    <= OFF_BITS'(post.src0);
                     p_src1    <= OFF_BITS'(post.src1);
                     p_src2    <= OFF_BITS'(post.src2);
-                    mt <= '0; rt <= '0; k <= '0; set <= 1'b0; ahead <= 1'b0;
+                    mt <= '0; rt <= '0; k <= '0; set <= 1'b0; bset <= 1'b0; ahead <= 1'b0;
                     mt_in <= OFF_BITS'(desc.in_addr);
                     mt_w <= OFF_BITS'(desc.w_addr);
                     b_off <= OFF_BITS'(desc.b_addr);
+                    slots_left <= (desc.slots > 8'd1) ? desc.slots - 1'b1 : '0;
+                    in_slot <= OFF_BITS'(desc.in_slot_bytes);
+                    slot_in <= OFF_BITS'(desc.in_addr);
+                    w0 <= OFF_BITS'(desc.w_addr);
+                    b0 <= OFF_BITS'(desc.b_addr);
                     p_left <= post.beats;
                     p_off <= '0;
                     if (kind == JOB_POST) st <= L_POST;
@@ -182,13 +190,13 @@ module xaihls_loader #(
 
                 // ---------------- CONV
                 L_MT: if ((bias_free || !has_bias) && !cmd_valid) begin
-                    // the bias set of this m-tile (mt[0]) is free once the write-back is done with m-tile mt - 2
+                    // the bias set of this m-tile (bset) is free once the write-back is done with m-tile mt - 2
                     bias_take <= has_bias;
                     if (has_bias) begin
                         cmd_valid <= 1'b1;
                         cmd_off <= b_off;
                         cmd_beats <= LEN_BITS'(TM / E);
-                        cmd_user <= user(DEST_BIAS, mt[0], 1'b0, 1'b0, '0);
+                        cmd_user <= user(DEST_BIAS, bset, 1'b0, 1'b0, '0);
                     end
                     // the n-tiles of this m-tile: all, or (DIAG) its own TM / TN blocks, or (LANES) block mt
                     nt <= diag ? 12'(mt * TPB) : '0;
@@ -248,12 +256,25 @@ module xaihls_loader #(
                         first <= first + $signed({2'b00, load_step});
                         first_off <= first_off + step_off;
                         st <= L_TILE;
-                    end else begin
+                    end else if (mt + 1'b1 != m_tiles) begin
                         mt <= mt + 1'b1;
+                        bset <= !bset;
                         if (diag) mt_in <= nt_off + in_block;
                         mt_w <= mt_w + w_mt;
                         b_off <= b_off + OFF_BITS'(2 * TM);
-                        st <= (mt + 1'b1 == m_tiles) ? L_IDLE : L_MT;
+                        st <= L_MT;
+                    end else if (slots_left != '0) begin
+                        // a slot job's next slot: m-tile 0 again, at that slot's input
+                        slots_left <= slots_left - 1'b1;
+                        mt <= '0;
+                        bset <= !bset;
+                        slot_in <= slot_in + in_slot;
+                        mt_in <= slot_in + in_slot;
+                        mt_w <= w0;
+                        b_off <= b0;
+                        st <= L_MT;
+                    end else begin
+                        st <= L_IDLE;
                     end
                 end
 

@@ -127,6 +127,8 @@ module xaihls_walker #(
     typedef enum logic [1:0] {I_IDLE, I_WAIT, I_RUN} ist_t;
     ist_t ist;
     logic [11:0]    i_mt, i_rt, i_k, i_klast, r, c, rows;
+    logic [7:0]     f_slots, i_slots;   // a slot job's slots after the fill's and the issue's current one
+    logic [IXW-1:0] ix_slot;            // pool indices between its slots' (in TN-index words)
     logic [4:0]     i_ky, i_kx;
     logic           i_set, o_set;
     logic [OAW-1:0] p;
@@ -174,7 +176,8 @@ module xaihls_walker #(
     logic [IXW-1:0]     g_tile, g_next;
     logic signed [13:0] y_tile;
     always_comb begin
-        g_next = diag ? G_nt + ix_plane : ix_base;
+        // the next m-tile's first index word; after a slot's last m-tile, the next slot's
+        g_next = (i_mt + 1'b1 == m_tiles) ? ix_base + ix_slot : diag ? G_nt + ix_plane : ix_base;
         if (i_k != i_klast) begin
             g_tile = G_nt + ix_plane + F_iw;
             y_tile = T_y;
@@ -286,6 +289,9 @@ module xaihls_walker #(
                 // the first input row of the next row tile (UNPOOL: grid rows, isy = 1; load_step counts pooled rows)
                 load_step <= starts_unpool ? 14'(desc.tile_step) : 14'(desc.load_step);
                 ix_base <= IXW'(desc.index_base / TN);
+                ix_slot <= IXW'(desc.index_slot / TN);
+                f_slots <= (desc.slots > 8'd1) ? desc.slots - 1'b1 : '0;
+                i_slots <= (desc.slots > 8'd1) ? desc.slots - 1'b1 : '0;
                 ix_plane <= IXW'(desc.index_plane);
                 ix_lo <= lo_iw;
                 ix_step <= step_iw;
@@ -360,7 +366,12 @@ module xaihls_walker #(
                                     else begin
                                         f_rt <= '0;
                                         f_mt <= f_mt + 1'b1;
-                                        if (f_mt + 1'b1 == m_tiles) fst <= F_IDLE;
+                                        if (f_mt + 1'b1 == m_tiles) begin
+                                            // a slot job's next slot runs the m-tiles again
+                                            f_mt <= '0;
+                                            if (f_slots != '0) f_slots <= f_slots - 1'b1;
+                                            else fst <= F_IDLE;
+                                        end
                                     end
                                 end
                             end
@@ -477,7 +488,14 @@ module xaihls_walker #(
                                 F_iw <= ix_lo;
                                 G_mt <= g_next;
                                 G_nt <= g_next;
-                                if (i_mt + 1'b1 == m_tiles) ist <= I_IDLE;
+                                if (i_mt + 1'b1 == m_tiles) begin
+                                    // a slot job's next slot: m-tile 0 at that slot's indices
+                                    i_mt <= '0;
+                                    i_klast <= klast('0);
+                                    ix_base <= g_next;
+                                    if (i_slots != '0) i_slots <= i_slots - 1'b1;
+                                    else ist <= I_IDLE;
+                                end
                             end
                         end
                         P_a <= walk_origin;

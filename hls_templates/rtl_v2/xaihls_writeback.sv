@@ -134,6 +134,12 @@ module xaihls_writeback #(
     assign row0_d = desc.flags[FLAG_POOL] ? '0 : oyo_rb + OFF_BITS'({desc.oxo, $clog2(2 * TN)'(0)});
     assign mrow0_d = strided_rows ? '0 : MKW'(row0_d >> LBB);
     logic [IXW-1:0] mt_ix, g_ix, pix, T_pix, N_pix;
+    // a slot job: its slots after this one, this slot's bases and the strides to the next slot's
+    logic [7:0]          slots_left;
+    logic [OFF_BITS-1:0] slot_base, out_slot;
+    logic [MKW-1:0]      slot_mask, mask_slot_w;
+    logic [IXW-1:0]      slot_ix, ix_slot;
+    logic                bset;   // the bias set of this m-tile: m-tiles alternate across the slots too
     logic [11:0]    T_py, N_py;
     logic [MKW-1:0] T_r0ow, N_r0ow;   // grid pixel of the tile's first row (mod the mask words: only its ReLU words use it)
     logic [OAW-1:0] prow, pxbase, pel, pc_addr;
@@ -251,6 +257,14 @@ module xaihls_writeback #(
                     mt_mask <= MKW'(desc.mask_base / E);
                     mrow <= MKW'(desc.mask_base / E);   // a SEED's first word; a CONV row's is set per row
                     mt_ix <= IXW'(desc.index_base / TN);
+                    bset <= 1'b0;
+                    slots_left <= (desc.slots > 8'd1) ? desc.slots - 1'b1 : '0;
+                    slot_base <= OFF_BITS'(desc.out_addr);
+                    out_slot <= OFF_BITS'(desc.out_slot_bytes);
+                    slot_mask <= MKW'(desc.mask_base / E);
+                    mask_slot_w <= MKW'(desc.mask_slot / E);
+                    slot_ix <= IXW'(desc.index_base / TN);
+                    ix_slot <= IXW'(desc.index_slot / TN);
                     T_pix <= '0;
                     T_py <= '0;
                     T_r0ow <= '0;
@@ -444,6 +458,7 @@ module xaihls_writeback #(
                     end else begin
                         rt <= '0;
                         mt <= mt + 1'b1;
+                        bset <= !bset;
                         if (has_pass && f_bias) bias_give <= 1'b1;
                         // the next m-tile's first block: TPB blocks on, or (LANES) the next one
                         mt_base <= mt_base + (f_lanes ? out_block : OFF_BITS'(out_block * TPB));
@@ -455,7 +470,19 @@ module xaihls_writeback #(
                         T_py <= '0;
                         T_r0ow <= '0;
                         T_y <= iy0;
-                        st <= (mt + 1'b1 == m_tiles) ? W_IDLE : W_TILE;
+                        st <= W_TILE;
+                        if (mt + 1'b1 == m_tiles) begin
+                            // a slot job's next slot: m-tile 0 at that slot's tensor, bits and indices
+                            mt <= '0;
+                            slots_left <= slots_left - 1'b1;
+                            slot_base <= slot_base + out_slot;
+                            slot_mask <= slot_mask + mask_slot_w;
+                            slot_ix <= slot_ix + ix_slot;
+                            mt_base <= slot_base + out_slot;
+                            mt_mask <= slot_mask + mask_slot_w;
+                            mt_ix <= slot_ix + ix_slot;
+                            if (slots_left == '0) st <= W_IDLE;
+                        end
                     end
                 end
 
@@ -522,8 +549,8 @@ module xaihls_writeback #(
     end
 
     assign rd_set  = oset;
-    // the bias of the m-tile's lanes (set mt[0]), read with the issue: valid at stage 1
-    assign b_raddr = (BW'(mt[0]) << (BW - 1)) | (BW'(s0_grp) & BW'((1 << (BW - 1)) - 1));
+    // the bias of the m-tile's lanes (set bset), read with the issue: valid at stage 1
+    assign b_raddr = (BW'(bset) << (BW - 1)) | (BW'(s0_grp) & BW'((1 << (BW - 1)) - 1));
 
     // ---------------------------------------------------------------- stage 1: the memories' words
     logic           s1_v, s1_out, s1_on, s1_first, s1_last, s1_seed, s1_hit, s1_pad;

@@ -29,12 +29,14 @@ from xaihls.errors import XaiHlsError
 from xaihls.methods import ALL_METHODS, ONE_IMAGE_CODES, PREDICT_CODE
 
 PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
-PROGRAM_VERSION = 9  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
+PROGRAM_VERSION = 10  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
 #                     6: two sources in one job, each with its operand shift (residual adds, gradient sums);
 #                     7: the Grad-CAM list (cam_addr, n_cam, n_backward_cam) and its fractions, methods 7 and 8;
 #                     8: LANES (a depthwise job's lane groups at consecutive output columns), op 3 bits;
 #                     9: LANES on a dense job too (the backward of a first convolution); w_once (one pass's
 #                        weights for every pass)
+#                     10: slot jobs (slots, their strides: a job of a batched list runs every slot);
+#                         the descriptor padded to 48 words, a whole number of 512-bit beats
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class Placed:
 class Record:
     """A fixed-layout record of fields, packed into 32-bit words (see the module docstring)."""
 
-    def __init__(self, name: str, meaning: str, fields: tuple[Field, ...]):
+    def __init__(self, name: str, meaning: str, fields: tuple[Field, ...], align_words: int = 1):
         self.name = name
         self.meaning = meaning
         self.fields = fields
@@ -92,7 +94,7 @@ class Record:
             placed.append(Placed(f, word, lsb))
             lsb += f.bits
         self.placed = tuple(placed)
-        self.words = word + 1
+        self.words = -(-(word + 1) // align_words) * align_words  # the words past the last field are 0
         self.by_name = {p.field.name: p for p in placed}
         assert len(self.by_name) == len(fields), f"{name}: repeated field"
 
@@ -337,7 +339,13 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
                     "pool_sh), with or without the ReLU rule"),
     _u("w_once", 1, "1: every pass has the weights of pass (0, 0), which alone are stored (w_nt_bytes = tm * tn * 2) "
                     "and stay in the array for the tile's passes (a pool's reciprocal, an identity)"),
-))
+    _u("slots", 8, "CONV: the slots the job runs, one after another (0 or 1: one); slot s reads and writes at the "
+                   "bases plus s times the strides below, with the same weights and bias"),
+    _u("mask_slot", MEM, "ReLU bits between the slots' bits (mask_base's stride)"),
+    _u("in_slot_bytes", ADDR, "bytes between the slots' input tensors (in_addr's stride)"),
+    _u("out_slot_bytes", ADDR, "bytes between the slots' output tensors (out_addr's stride)"),
+    _u("index_slot", MEM, "pool indices between the slots' indices (index_base's stride)"),
+), align_words=16)
 
 RESULT = Record("result", "What the engine writes at result_addr when a run is done; an image batch writes one per "
                           "slot, RESULT_SLOT_BYTES apart, the run's counters in the first (0 in the others).", (

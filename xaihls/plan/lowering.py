@@ -1394,6 +1394,18 @@ def _touches_index(d: Job) -> bool:
     return d.has(Flag.POOL) or d.has(Flag.GATE) or bool(d.unpool)
 
 
+SLOT_JOBS = True
+"""A convolution of the batched lists runs as one job for all slots (docs/engine_v2.md, "Slot
+jobs"); False: a job a slot, as before contract 10 (to measure the difference)."""
+
+
+def slot_job(d: Job, s: int) -> Job:
+    """Slot ``s`` of a slot job: the job alone at that slot's tensors, bits and indices."""
+    return dataclasses.replace(d, slots=0, in_slot_bytes=0, out_slot_bytes=0, mask_slot=0, index_slot=0,
+                               in_addr=d.in_addr + s * d.in_slot_bytes, out_addr=d.out_addr + s * d.out_slot_bytes,
+                               mask_base=d.mask_base + s * d.mask_slot, index_base=d.index_base + s * d.index_slot)
+
+
 def batch_lists(forward: tuple[Job, ...], backward: tuple[Job, ...], slots: Slots, layers,
                 tile: Callable[[Job], Job]) -> tuple[tuple[Job, ...], tuple[Job, ...]]:
     """The batched lists from the (tiled) lists of one run (docs/engine_v2.md, "Batched lists"):
@@ -1413,13 +1425,21 @@ def batch_lists(forward: tuple[Job, ...], backward: tuple[Job, ...], slots: Slot
             linear[k] = False
     n = slots.batch
 
-    def per_slot(d: Job, s: int) -> Job:
+    def strides(d: Job) -> dict:
         t = slots.tensor_slot
-        return dataclasses.replace(
-            d, in_addr=d.in_addr + s * t.get(d.in_addr, 0), out_addr=d.out_addr + s * t.get(d.out_addr, 0),
-            slot=s if d.op == Op.SEED else 0,
-            mask_base=d.mask_base + s * slots.mask_slot[d.mask_base] if _touches_mask(d) else d.mask_base,
-            index_base=d.index_base + s * slots.index_slot[d.index_base] if _touches_index(d) else d.index_base)
+        return dict(in_slot_bytes=t.get(d.in_addr, 0), out_slot_bytes=t.get(d.out_addr, 0),
+                    mask_slot=slots.mask_slot[d.mask_base] if _touches_mask(d) else 0,
+                    index_slot=slots.index_slot[d.index_base] if _touches_index(d) else 0)
+
+    def per_slot(d: Job, s: int) -> Job:
+        return slot_job(dataclasses.replace(d, **strides(d)), s)
+
+    def slot_jobs(d: Job) -> tuple[Job, ...]:
+        if d.op == Op.SEED:  # a SEED seeds its own slot's target
+            return tuple(dataclasses.replace(per_slot(d, s), slot=s) for s in range(n))
+        if SLOT_JOBS:
+            return (dataclasses.replace(d, slots=n, **strides(d)),)
+        return tuple(per_slot(d, s) for s in range(n))
 
     def batched(d: Job) -> Job:
         assert (d.oh, d.ow, d.ih, d.iw, d.ky, d.kx) == (1, 1, 1, 1, 1, 1), d
@@ -1429,7 +1449,7 @@ def batch_lists(forward: tuple[Job, ...], backward: tuple[Job, ...], slots: Slot
 
     out = []
     for k, d in enumerate(jobs):
-        out.append((batched(d),) if linear[k] else tuple(per_slot(d, s) for s in range(n)))
+        out.append((batched(d),) if linear[k] else slot_jobs(d))
     flat = lambda part: tuple(j for group in part for j in group)  # noqa: E731
     return flat(out[:len(forward)]), flat(out[len(forward):])
 

@@ -134,11 +134,12 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
     tm, tn, e = engine.tm, engine.tn, engine.beat_elems
     g = tn // e
     passes = d.ky * d.kx
+    slots = max(1, d.slots)
     fetch = fetch_cycles(engine, dram)
     if not passes:
         # no tap reaches this stride phase: the write-back alone writes zeros (or the bias)
-        wb = sum(_wb_row_tile(d, engine, d.last_rows if rt == d.row_tiles - 1 else d.tile_rows, rt * d.tile_step, mt,
-                              dram) for mt in range(d.m_tiles) for rt in range(d.row_tiles))
+        wb = slots * sum(_wb_row_tile(d, engine, d.last_rows if rt == d.row_tiles - 1 else d.tile_rows,
+                                      rt * d.tile_step, mt, dram) for mt in range(d.m_tiles) for rt in range(d.row_tiles))
         total = fetch + 2 + wb + WB_PIPE + dram.latency + JOB_END
         return JobCost(d.layer, "conv", direction, total, 0, wb, 0, 1, 0)
     period_min = tm + tn + PASS_SLACK
@@ -157,10 +158,11 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
     compute_total = memory_total = 0
     last_done = 0
     mt_done = []            # when the write-back finished each m-tile (frees its bias set)
-    for mt in range(d.m_tiles):
+    # a slot job's slots one after another: its m-tiles again at each slot's tensors
+    for mt in [mt for _ in range(slots) for mt in range(d.m_tiles)]:
         nts = _n_tiles(d, engine, mt)
-        if bias and mt >= 2:
-            loader = max(loader, mt_done[mt - 2] + BIAS_TOKEN)
+        if bias and len(mt_done) >= 2:
+            loader = max(loader, mt_done[-2] + BIAS_TOKEN)
         loader += 1  # L_MT
         if bias:
             cmd = loader
@@ -221,8 +223,8 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
     macs = _array_macs(d, engine)
     pairs = sum(_n_tiles(d, engine, mt) for mt in range(d.m_tiles))  # (m-tile, n-tile) weight streams
     # AXI reads and writes have channels of their own: each direction streams at the DDR's rate
-    read_bytes = 2 * (d.n_tiles * d.ih * d.iw * tn + pairs * tm * tn * w_passes)
-    write_bytes = 2 * d.out_blocks * d.oph * d.opw * tn
+    read_bytes = 2 * slots * (d.n_tiles * d.ih * d.iw * tn + pairs * tm * tn * w_passes)
+    write_bytes = 2 * slots * d.out_blocks * d.oph * d.opw * tn
     bound = max(math.ceil(macs / (tm * tn)), math.ceil(max(read_bytes, write_bytes) / (2 * e / dram.beat_cycles)))
     return JobCost(d.layer, "conv", direction, total, compute_total, memory_total, macs, bound)
 
@@ -250,7 +252,7 @@ def _array_macs(d, engine: EngineV2) -> int:
         per_pair = engine.tm * engine.tn
     else:
         per_pair = engine.tm if d.flags >> int(Flag.LANES) & 1 else engine.tn
-    return _tap_pairs(d) * pairs * per_pair
+    return _tap_pairs(d) * pairs * per_pair * max(1, d.slots)
 
 
 def _reads(layers, j: int) -> str:
@@ -294,11 +296,11 @@ def network_macs(d, layers, groups: int = 1) -> int:
         read = _reads(layers, d.layer)
         readers = [j for j in range(len(layers)) if _reads(layers, j) == read or read in layers[j].inputs[1:]]
         if len(readers) > 1:
-            return sum(_phase_macs(d, layers[j]) for j in readers)
+            return sum(_phase_macs(d, layers[j]) for j in readers) * max(1, d.slots)
     # an UNPOOL job walks only the rows and columns a pool window covers; the network's transposed
     # conv also multiplies the zero gradients of a ragged edge: the conv's whole output map
     bounds = tuple(layer.out_shape[1:]) if d.unpool else None
-    return _tap_pairs(d, bounds) * int(w.shape[0]) * int(w.shape[1])
+    return _tap_pairs(d, bounds) * int(w.shape[0]) * int(w.shape[1]) * max(1, d.slots)
 
 
 def _phase_macs(d, reader) -> int:

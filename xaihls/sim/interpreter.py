@@ -28,7 +28,7 @@ from xaihls.plan.contract import (DESCRIPTOR, HEADER, MAX_IG_STEPS, PROGRAM_MAGI
                                   RESULT_SLOT_BYTES, Flag, Op, Unpool, engine_starts)
 from xaihls.plan.contract import from_blocked, to_blocked
 from xaihls.plan.engine import DATA_BITS
-from xaihls.plan.lowering import Job, ProgramV2, Shape, job_from_bytes
+from xaihls.plan.lowering import Job, ProgramV2, Shape, job_from_bytes, slot_job
 
 SATURATION_KINDS = ("forward", "backward", "post")
 
@@ -286,7 +286,8 @@ class Engine:
         self.kind = (1 if backward else 0) if kind is None else kind
         for d in jobs:
             if d.op == Op.CONV:
-                self._conv(d, mode)
+                for slot in range(max(1, d.slots)):
+                    self._conv(slot_job(d, slot), mode)
             elif d.op == Op.SEED:
                 self._seed(d, mode, target)
             else:
