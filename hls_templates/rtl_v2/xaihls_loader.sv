@@ -38,7 +38,7 @@ module xaihls_loader #(
     output logic                     busy,
 
     input  logic [1:0]               free,       // buffer sets the walker has released
-    output logic                     take,       // one set: a tile's first beat (combinational)
+    output logic                     take,       // one set: a tile's first beat (combinational), or a one-stream post chunk's
     output logic                     take2,
     output logic                     loaded,     // a tile's loads are all written
     input  logic                     bias_free,
@@ -92,6 +92,9 @@ module xaihls_loader #(
     logic [OFF_BITS-1:0] in_block, in_row, w_mt, w_nt;
     logic [LEN_BITS-1:0] row_beats, w_beats;
     logic [2:0]        p_op;
+    // a post op of one input stream (IXG: and its second, in the weight buffer) takes one set a
+    // chunk, alternating, so the next chunk loads while the walker runs this one
+    logic              p_one, pset, ptake;
     logic [OFF_BITS-1:0] p_src0, p_src1, p_src2;
     logic [7:0]        slots_left;        // a slot job's slots after this one
     logic [OFF_BITS-1:0] in_slot, slot_in, w0, b0;   // the input's slot stride, this slot's input, m-tile 0's weights and bias
@@ -143,9 +146,11 @@ module xaihls_loader #(
             cmd_valid <= 1'b0;
             ahead <= 1'b0;
             take2 <= 1'b0;
+            ptake <= 1'b0;
             bias_take <= 1'b0;
         end else begin
             take2 <= 1'b0;
+            ptake <= 1'b0;
             if (take) ahead <= 1'b0;
             bias_take <= 1'b0;
             if (cmd_valid && cmd_ready) cmd_valid <= 1'b0;
@@ -170,6 +175,9 @@ module xaihls_loader #(
                     w_nt      <= OFF_BITS'(desc.w_nt_bytes);
                     w_beats   <= LEN_BITS'(desc.w_nt_bytes >> LBB);
                     p_op      <= post.op;
+                    p_one     <= post.op == POST_COPY || post.op == POST_ABS || post.op == POST_IG_ACC
+                              || post.op == POST_IXG;
+                    pset      <= 1'b0;
                     p_src0    <= OFF_BITS'(post.src0);
                     p_src1    <= OFF_BITS'(post.src1);
                     p_src2    <= OFF_BITS'(post.src2);
@@ -282,8 +290,9 @@ module xaihls_loader #(
                 L_POST: if (!cmd_valid || cmd_ready) begin
                     if (p_left == '0) begin
                         st <= L_IDLE;
-                    end else if (free == 2'd2) begin
-                        take2 <= 1'b1;
+                    end else if (p_one ? free != 2'd0 : free == 2'd2) begin
+                        if (p_one) ptake <= 1'b1;
+                        else take2 <= 1'b1;
                         p_beats <= (p_left > 24'(CHUNK)) ? LEN_BITS'(CHUNK) : LEN_BITS'(p_left);
                         p_stream <= p_need[0] ? 2'd0 : p_need[1] ? 2'd1 : 2'd2;
                         st <= L_PSTREAM;
@@ -298,11 +307,11 @@ module xaihls_loader #(
                         case (p_stream)
                             2'd0: begin
                                 cmd_off <= p_src0 + p_off;
-                                cmd_user <= user(DEST_INPUT, 1'b0, p_is_last, 1'b1, '0);
+                                cmd_user <= user(DEST_INPUT, p_one && pset, p_is_last, 1'b1, '0);
                             end
                             2'd1: begin
                                 cmd_off <= p_src1 + p_off;
-                                cmd_user <= (p_op == POST_IXG) ? user(DEST_WEIGHT, 1'b0, p_is_last, 1'b1, '0)
+                                cmd_user <= (p_op == POST_IXG) ? user(DEST_WEIGHT, pset, p_is_last, 1'b1, '0)
                                                                 : user(DEST_INPUT, 1'b1, p_is_last, 1'b1, '0);
                             end
                             default: begin
@@ -314,6 +323,7 @@ module xaihls_loader #(
                         p_stream <= (p_stream == 2'd0 && p_need[1]) ? 2'd1 : 2'd2;
                     end
                     if (p_is_last || p_need == 3'b000) begin
+                        pset <= !pset;
                         p_left <= p_left - 24'(p_beats);
                         p_off <= p_off + OFF_BITS'({p_beats, LBB'(0)});
                     end
@@ -343,7 +353,7 @@ module xaihls_loader #(
     logic tile_beat, owned, rd_take;
     assign tile_beat = rd_valid && !u_flat && (u_dest == DEST_INPUT || u_dest == DEST_WEIGHT);
     assign rd_ready  = !tile_beat || owned || free != 2'd0;
-    assign take      = tile_beat && !owned && free != 2'd0;
+    assign take      = (tile_beat && !owned && free != 2'd0) || ptake;
     assign rd_take   = rd_valid && rd_ready;
     always_ff @(posedge clk) begin
         if (rst || start) owned <= 1'b0;

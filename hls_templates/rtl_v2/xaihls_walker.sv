@@ -53,7 +53,7 @@ module xaihls_walker #(
 
     input  logic [1:0]               loaded,     // tiles loaded and not yet taken
     output logic                     loaded_take,
-    output logic                     free_give,  // a tile's buffers (two sets after a post chunk)
+    output logic                     free_give,  // a tile's buffer set, or a one-stream post chunk's (free_give2: a post chunk's two sets)
     output logic                     free_give2,
     input  logic [1:0]               out_free,   // output sets the write-back released
     output logic                     out_take,
@@ -146,6 +146,7 @@ module xaihls_walker #(
     logic [23:0]        p_left;
     logic [AAW-1:0]     p_ig;          // the chunk's first integrated-gradients word
     logic               p_pass, p_two;
+    logic               p_one, p_set;   // a one-stream post op's chunks alternate buffer sets (the loader's pset)
 
     logic first_pass, final_pass, tile_end, keep;
     assign first_pass = i_k == '0 && i_ky == '0 && i_kx == '0;
@@ -329,6 +330,8 @@ module xaihls_walker #(
                 p_ig <= AAW'(OUT_DEPTH);
                 p_pass <= 1'b0;
                 p_two <= post.op == POST_IG_POINT || post.op == POST_IG_FINAL;
+                p_one <= post.op == POST_COPY || post.op == POST_ABS || post.op == POST_IG_ACC || post.op == POST_IXG;
+                p_set <= 1'b0;
                 if (kind == JOB_POST) begin
                     ist <= I_WAIT;
                 end else if (kind == JOB_CONV && desc.ky != '0 && desc.kx != '0) begin
@@ -515,8 +518,8 @@ module xaihls_walker #(
                 if (p == '0) gap <= GW'(GAP - 1);
                 s0_valid <= 1'b1;
                 s0_keep <= 1'b0;
-                in_raddr <= {p_pass, IAW'(p)};
-                w_raddr_post <= {1'b0, WAW'(p)};
+                in_raddr <= {p_one ? p_set : p_pass, IAW'(p)};
+                w_raddr_post <= {p_one && p_set, WAW'(p)};
                 s0_out <= p;
                 s0_oset <= o_set;
                 s0_accwe <= pc_op != POST_IG_SUM;
@@ -545,7 +548,9 @@ module xaihls_walker #(
                     end else begin
                         p_pass <= 1'b0;
                         o_set <= !o_set;
-                        free_give2 <= 1'b1;
+                        p_set <= !p_set;
+                        if (p_one) free_give <= 1'b1;   // the chunk's one set
+                        else free_give2 <= 1'b1;
                         p_left <= p_left - 24'(rows);
                         p_ig <= p_ig + AAW'(rows);
                     end

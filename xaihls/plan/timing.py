@@ -21,7 +21,9 @@ The schedule it models, which the RTL (hls_templates/rtl_v2) implements:
   target back from the slot's result record (one beat).
 - Post-processing (image copy, |g|, x * g, the IG path point, sum and products): chunks of up
   to CHUNK beats; per chunk the loader reads its tensors, lanes 0..E-1 run one or two passes,
-  and the write-back writes the chunk under the next chunk's loads.
+  and the write-back writes the chunk under the next chunk's loads. An op of one input tensor
+  (``ONE_SET_POSTS``) takes one buffer set a chunk: the next chunk loads while this one runs.
+- A slot job: its m-tiles once a slot, one sequence of tiles.
 - An image batch (``images`` = the Program's batch): the batched lists once; the copy, the
   target read, the argmax and the result record, and the post-processing once a slot; then
   record 0 read back and written again.
@@ -53,6 +55,8 @@ JOB_END = 3  # last write response to the controller's next step
 BIAS_TOKEN = 3  # an m-tile's last write-back cycle to the loader taking its bias set for m-tile + 2
 CONV_TAIL = 3  # a CONV job's last write-back cycle to its last beat's write, as measured
 SET_WAIT = 1  # a set released by the walker to the first beat the read channel then lets through
+POST_TAKE = 1  # a one-set post chunk: its set released to the loader's first command
+POST_LOADED = 1  # a post chunk's last beat to its first position issued
 
 
 @dataclass(frozen=True)
@@ -358,29 +362,41 @@ def chunk_beats(engine: EngineV2) -> int:
     return min(p2(engine.in_depth), p2(max(engine.w_depth, engine.tm)), p2(engine.out_depth))
 
 
+ONE_SET_POSTS = ("copy", "abs", "ixg", "ig_acc")
+"""Post ops whose chunk takes one input-buffer set (ixg: and one weight set): chunks alternate between
+the two sets, the next one loading while the walker runs this one. The others (two input tensors
+and two passes, or none) take both sets a chunk."""
+
+
 def post_cycles(op: str, beats: int, engine: EngineV2, ddr_latency: int | None = None,
                 bytes_per_cycle: float | None = None) -> int:
-    """One post-processing op over ``beats`` beats of each tensor (start to the last write response)."""
+    """One post-processing op over ``beats`` beats of each tensor (start to the last write response):
+    chunks through the loader (a chunk's reads once its buffer sets are free), the walker (one or
+    two passes once the chunk is loaded and an output set is free) and the write-back."""
     dram = _dram(engine, ddr_latency, bytes_per_cycle)
     reads, passes, writes = POST_STREAMS[op]
     chunk = chunk_beats(engine)
-    total = 2
-    wb_free = 0
-    t = 2
-    left = beats
-    gap = engine.tn + 2
-    while left:
-        b = min(chunk, left)
-        load = (FETCH_ISSUE + dram.latency + dram.stream(reads * b)) if reads else 1
-        start = max(t, wb_free - 2 * dram.latency) + load
-        compute = passes * (b + 1) + (max(0, gap - b) if passes == 2 else 0)
-        end = start + compute + 2
-        wb = (b + 3) if writes else 1
-        wb_free = max(end + engine.tn + DRAIN_DELAY, wb_free) + wb
-        t = end + 1
-        left -= b
-    total = wb_free + (WB_PIPE + dram.latency if writes else 0) + JOB_END
-    return total
+    one_set = op in ONE_SET_POSTS
+    set_free = [0, 0]   # when the walker released each buffer set
+    out_free = [0, 0]   # when the write-back released each output set
+    loader = data_end = compute_free = wb_free = 0
+    for k in range(-(-beats // chunk)):
+        b = min(chunk, beats - k * chunk)
+        issue = max(loader, set_free[k % 2] if one_set else max(set_free)) + POST_TAKE
+        if reads:
+            start = max(issue + FETCH_ISSUE + dram.latency, data_end)
+            data_end = start + dram.stream(reads * b)
+        else:
+            data_end = issue
+        loader = issue + max(reads, 1)
+        run = max(data_end + POST_LOADED, compute_free, out_free[k % 2])
+        end = run + passes * (b + 1) + (max(0, engine.tn + 2 - b) if passes == 2 else 0)
+        set_free[k % 2] = compute_free = end + 1
+        if not one_set:
+            set_free = [end + 1, end + 1]
+        wb_free = max(end + engine.tn + DRAIN_DELAY, wb_free) + ((b + 3) if writes else 1)
+        out_free[k % 2] = wb_free + 1
+    return wb_free + (WB_PIPE + dram.latency if writes else 0) + JOB_END
 
 
 CAM_METHODS = ("grad_cam", "guided_grad_cam")
