@@ -2,10 +2,12 @@
 DDR latencies 1 and 100, and of whole image-batch starts; the tables go to the test output (pytest -s
 or -rA)."""
 
+from dataclasses import replace
+
 import pytest
 
 from hw_tests.rtl_v2_cases import (CAM_NETS, CAMS, METHOD_LIST, batch_runs, batch_simulated, method_list, program,
-                                   simulated)
+                                   shared_params, simulated)
 from xaihls.backends.rtl.v2.cycles import TOLERANCE, compare, markdown
 from xaihls.plan.engine import EngineV2
 from xaihls.plan.timing import FINAL_POST, job_cost, method_cycles, post_cycles
@@ -36,7 +38,9 @@ def test_post_processing_ops_match_the_cycle_model(name, shape, latency):
     ``timing.post_cycles`` (5%; every op was within 1.5% when this was written): the ops of one
     input tensor with their chunks in alternating buffer sets, the others a chunk at a time."""
     prog = program(name, shape)
-    engine = EngineV2.for_program(prog, clock_mhz=100.0, bytes_per_cycle=64.0, ddr_latency=latency)
+    built = shared_params(shape)  # the buffers of the build the tests simulate set the chunk
+    engine = replace(EngineV2.for_program(prog, clock_mhz=100.0, bytes_per_cycle=64.0, ddr_latency=latency),
+                     in_depth=built.IN_DEPTH, out_depth=built.OUT_DEPTH, w_depth=built.W_DEPTH)
     beats = prog.header["input_elems"] // engine.beat_elems
     ops = {"copy": ["copy"], "ig point": ["ig_point"], "ig accumulate": ["ig_acc"]}
     seen, bad = set(), []

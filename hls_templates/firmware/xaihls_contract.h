@@ -76,6 +76,7 @@ inline void set_field(uint32_t *words, FieldSpec f, int64_t value) {
 
 // header: The words at DDR address 0 (addresses are byte offsets from the DDR base).
 constexpr int HEADER_WORDS = 31;
+constexpr int HEADER_FIELD_WORDS = 31;  // the words that hold fields
 constexpr FieldSpec HEADER_MAGIC = {0, 0, 32, false};  // 0x32494158, 'XAI2'
 constexpr FieldSpec HEADER_VERSION = {1, 0, 8, false};  // PROGRAM_VERSION
 constexpr FieldSpec HEADER_TM = {1, 8, 8, false};  // output channels of the MAC array the Program was tiled for
@@ -128,6 +129,7 @@ constexpr FieldSpec HEADER_N_BACKWARD_CAM = {30, 16, 16, false};  // jobs of the
 
 // descriptor: One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, Tm x Tn products a cycle (docs/contract.md, 'The CONV job').
 constexpr int DESCRIPTOR_WORDS = 48;
+constexpr int DESCRIPTOR_FIELD_WORDS = 36;  // the words that hold fields
 constexpr FieldSpec DESCRIPTOR_OP = {0, 0, 3, false};  // Op: END, CONV, SEED
 constexpr FieldSpec DESCRIPTOR_FLAGS = {0, 3, 9, false};  // Flag bits
 constexpr FieldSpec DESCRIPTOR_LAYER = {0, 12, 8, false};  // the network layer the job comes from (reports)
@@ -209,6 +211,7 @@ constexpr FieldSpec DESCRIPTOR_INDEX_SLOT = {35, 0, 24, false};  // pool indices
 
 // result: What the engine writes at result_addr when a run is done; an image batch writes one per slot, RESULT_SLOT_BYTES apart, the run's counters in the first (0 in the others).
 constexpr int RESULT_WORDS = 5;
+constexpr int RESULT_FIELD_WORDS = 5;  // the words that hold fields
 constexpr FieldSpec RESULT_PREDICTED = {0, 0, 32, false};  // the predicted class (first maximum of the logits)
 constexpr FieldSpec RESULT_TARGET = {1, 0, 32, false};  // the class the attribution explains
 constexpr FieldSpec RESULT_SAT_FORWARD = {2, 0, 32, false};  // values the forward passes saturated

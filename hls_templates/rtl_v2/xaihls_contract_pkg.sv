@@ -55,6 +55,7 @@ package xaihls_contract_pkg;
 
   // header: The words at DDR address 0 (addresses are byte offsets from the DDR base).
   localparam int HEADER_WORDS = 31;
+  localparam int HEADER_FIELD_WORDS = 31;  // the words that hold fields
   typedef struct packed {
     logic [15:0] n_backward_cam;  // jobs of the backward list that leave the gradient the Grad-CAM list reads (a prefix)
     logic [15:0] n_cam;  // jobs in the Grad-CAM list (0: the Program runs no Grad-CAM method)
@@ -113,6 +114,7 @@ package xaihls_contract_pkg;
 
   // descriptor: One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, Tm x Tn products a cycle (docs/contract.md, 'The CONV job').
   localparam int DESCRIPTOR_WORDS = 48;
+  localparam int DESCRIPTOR_FIELD_WORDS = 36;  // the words that hold fields
   typedef struct packed {
     logic [391:0] pad1144;
     logic [23:0] index_slot;  // pool indices between the slots' indices (index_base's stride)
@@ -213,6 +215,7 @@ package xaihls_contract_pkg;
 
   // result: What the engine writes at result_addr when a run is done; an image batch writes one per slot, RESULT_SLOT_BYTES apart, the run's counters in the first (0 in the others).
   localparam int RESULT_WORDS = 5;
+  localparam int RESULT_FIELD_WORDS = 5;  // the words that hold fields
   typedef struct packed {
     logic [31:0] sat_post;  // values the post-processing saturated (IG path points, IG sum, attribution) and the Grad-CAM list
     logic [31:0] sat_backward;  // values the backward passes saturated

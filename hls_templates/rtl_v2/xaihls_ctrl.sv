@@ -110,20 +110,21 @@ module xaihls_ctrl #(
     input  logic                     wr_idle
 );
     localparam int DW  = E * 16;                        // bits a beat
-    localparam int RAW_BEATS = (DESCRIPTOR_WORDS * 32 + DW - 1) / DW;
+    localparam int RAW_BEATS = (DESCRIPTOR_FIELD_WORDS * 32 + DW - 1) / DW;   // the words with fields
     localparam int HDR_BEATS = (HEADER_WORDS * 32 + DW - 1) / DW;
     localparam int RES_BEATS = (RESULT_WORDS * 32 + DW - 1) / DW;
     localparam int PW  = $clog2(PROFILE_DEPTH);
     localparam int BB  = $clog2(2 * E);                 // byte-offset bits within a beat
 
     initial begin
-        if (HEADER_WORDS > DESCRIPTOR_WORDS) $error("xaihls_ctrl: the header must fit the descriptor register");
+        if (HEADER_WORDS > RAW_BEATS * DW / 32) $error("xaihls_ctrl: the header must fit the descriptor register");
     end
 
     // ---------------------------------------------------------------- the decode register
     logic [RAW_BEATS*DW-1:0] raw;
     xaihls_contract_pkg::header_t hdr;
-    assign desc = raw[DESCRIPTOR_WORDS*32-1:0];
+    // the words past the fields are zero: no register holds them
+    assign desc = (DESCRIPTOR_WORDS * 32)'(raw[DESCRIPTOR_FIELD_WORDS*32-1:0]);
     assign hdr  = raw[HEADER_WORDS*32-1:0];
 
     // header fields the run needs

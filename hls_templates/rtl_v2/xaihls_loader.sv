@@ -92,9 +92,11 @@ module xaihls_loader #(
     logic [OFF_BITS-1:0] in_block, in_row, w_mt, w_nt;
     logic [LEN_BITS-1:0] row_beats, w_beats;
     logic [2:0]        p_op;
-    // a post op of one input stream (IXG: and its second, in the weight buffer) takes one set a
-    // chunk, alternating, so the next chunk loads while the walker runs this one
+    // a post op that reads takes one set a chunk (and its weight set), alternating, so the next
+    // chunk loads while the walker runs this one; an op of two input tensors (the IG path point
+    // and final product) takes half chunks, its second tensor in the set's upper half
     logic              p_one, pset, ptake;
+    logic [LEN_BITS-1:0] pch;   // the op's chunk
     logic [OFF_BITS-1:0] p_src0, p_src1, p_src2;
     logic [7:0]        slots_left;        // a slot job's slots after this one
     logic [OFF_BITS-1:0] in_slot, slot_in, w0, b0;   // the input's slot stride, this slot's input, m-tile 0's weights and bias
@@ -175,8 +177,9 @@ module xaihls_loader #(
                     w_nt      <= OFF_BITS'(desc.w_nt_bytes);
                     w_beats   <= LEN_BITS'(desc.w_nt_bytes >> LBB);
                     p_op      <= post.op;
-                    p_one     <= post.op == POST_COPY || post.op == POST_ABS || post.op == POST_IG_ACC
-                              || post.op == POST_IXG;
+                    p_one     <= post.op != POST_IG_SUM;
+                    pch       <= (post.op == POST_IG_POINT || post.op == POST_IG_FINAL) ? LEN_BITS'(CHUNK / 2)
+                                                                                     : LEN_BITS'(CHUNK);
                     pset      <= 1'b0;
                     p_src0    <= OFF_BITS'(post.src0);
                     p_src1    <= OFF_BITS'(post.src1);
@@ -293,7 +296,7 @@ module xaihls_loader #(
                     end else if (p_one ? free != 2'd0 : free == 2'd2) begin
                         if (p_one) ptake <= 1'b1;
                         else take2 <= 1'b1;
-                        p_beats <= (p_left > 24'(CHUNK)) ? LEN_BITS'(CHUNK) : LEN_BITS'(p_left);
+                        p_beats <= (p_left > 24'(pch)) ? pch : LEN_BITS'(p_left);
                         p_stream <= p_need[0] ? 2'd0 : p_need[1] ? 2'd1 : 2'd2;
                         st <= L_PSTREAM;
                     end
@@ -307,16 +310,16 @@ module xaihls_loader #(
                         case (p_stream)
                             2'd0: begin
                                 cmd_off <= p_src0 + p_off;
-                                cmd_user <= user(DEST_INPUT, p_one && pset, p_is_last, 1'b1, '0);
+                                cmd_user <= user(DEST_INPUT, pset, p_is_last, 1'b1, '0);
                             end
                             2'd1: begin
                                 cmd_off <= p_src1 + p_off;
                                 cmd_user <= (p_op == POST_IXG) ? user(DEST_WEIGHT, pset, p_is_last, 1'b1, '0)
-                                                                : user(DEST_INPUT, 1'b1, p_is_last, 1'b1, '0);
+                                            : user(DEST_INPUT, pset, p_is_last, 1'b1, IAW'(CHUNK / 2));
                             end
                             default: begin
                                 cmd_off <= p_src2 + p_off;
-                                cmd_user <= user(DEST_WEIGHT, 1'b0, p_is_last, 1'b1, '0);
+                                cmd_user <= user(DEST_WEIGHT, pset, p_is_last, 1'b1, '0);
                             end
                         endcase
                         if (p_is_last) st <= L_POST;

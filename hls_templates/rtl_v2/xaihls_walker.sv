@@ -146,7 +146,8 @@ module xaihls_walker #(
     logic [23:0]        p_left;
     logic [AAW-1:0]     p_ig;          // the chunk's first integrated-gradients word
     logic               p_pass, p_two;
-    logic               p_one, p_set;   // a one-stream post op's chunks alternate buffer sets (the loader's pset)
+    logic               p_one, p_set;   // a post op that reads: its chunks alternate buffer sets (the loader's pset)
+    logic [11:0]        pch;            // the op's chunk (half for two input tensors, the second in the upper half)
 
     logic first_pass, final_pass, tile_end, keep;
     assign first_pass = i_k == '0 && i_ky == '0 && i_kx == '0;
@@ -330,7 +331,8 @@ module xaihls_walker #(
                 p_ig <= AAW'(OUT_DEPTH);
                 p_pass <= 1'b0;
                 p_two <= post.op == POST_IG_POINT || post.op == POST_IG_FINAL;
-                p_one <= post.op == POST_COPY || post.op == POST_ABS || post.op == POST_IG_ACC || post.op == POST_IXG;
+                p_one <= post.op != POST_IG_SUM;
+                pch <= (post.op == POST_IG_POINT || post.op == POST_IG_FINAL) ? 12'(CHUNK / 2) : 12'(CHUNK);
                 p_set <= 1'b0;
                 if (kind == JOB_POST) begin
                     ist <= I_WAIT;
@@ -394,7 +396,7 @@ module xaihls_walker #(
                     end else if (loaded != 2'd0 && out_free != 2'd0) begin
                         loaded_take <= 1'b1;
                         out_take <= 1'b1;
-                        rows <= (p_left > 24'(CHUNK)) ? 12'(CHUNK) : 12'(p_left);
+                        rows <= (p_left > 24'(pch)) ? pch : 12'(p_left);
                         p <= '0;
                         ist <= I_RUN;
                     end
@@ -518,7 +520,7 @@ module xaihls_walker #(
                 if (p == '0) gap <= GW'(GAP - 1);
                 s0_valid <= 1'b1;
                 s0_keep <= 1'b0;
-                in_raddr <= {p_one ? p_set : p_pass, IAW'(p)};
+                in_raddr <= {p_one && p_set, IAW'(p) + (p_pass ? IAW'(CHUNK / 2) : '0)};
                 w_raddr_post <= {p_one && p_set, WAW'(p)};
                 s0_out <= p;
                 s0_oset <= o_set;

@@ -110,6 +110,7 @@ module xaihls_writeback #(
     logic [15:0]        tgt;
     logic [15:0]        seed_val;
     logic [2:0]         pc_op;
+    logic [11:0]        pch;     // a post op's chunk: half for the two-tensor ops (the walker's and the loader's)
 
     // ---------------------------------------------------------------- loop state
     typedef enum logic [3:0] {W_IDLE, W_TILE, W_ROW, W_BEATS, W_NEXT, W_DRAIN, W_SEED, W_POST, W_PBEATS, W_PDONE} st_t;
@@ -250,6 +251,7 @@ module xaihls_writeback #(
                            ? 2'(RELU_GUIDED) : mode;
                     tgt <= target;
                     pc_op <= post.op;
+                    pch <= (post.op == POST_IG_POINT || post.op == POST_IG_FINAL) ? 12'(CHUNK / 2) : 12'(CHUNK);
                     mt <= '0;
                     rt <= '0;
                     oset <= 1'b0;
@@ -508,15 +510,15 @@ module xaihls_writeback #(
                         st <= W_IDLE;
                     end else if (out_ready != 2'd0 && !cmd_valid) begin
                         out_take <= 1'b1;
-                        rows <= (p_left > 24'(CHUNK)) ? 12'(CHUNK) : 12'(p_left);
+                        rows <= (p_left > 24'(pch)) ? pch : 12'(p_left);
                         if (pc_op == POST_IG_ACC) begin
                             // the sums stay on chip: release the set (W_PDONE, after the token count moved)
-                            p_left <= p_left - ((p_left > 24'(CHUNK)) ? 24'(CHUNK) : p_left);
+                            p_left <= p_left - ((p_left > 24'(pch)) ? 24'(pch) : p_left);
                             st <= W_PDONE;
                         end else begin
                             cmd_valid <= 1'b1;
                             cmd_off <= p_off;
-                            cmd_beats <= (p_left > 24'(CHUNK)) ? LEN_BITS'(CHUNK) : LEN_BITS'(p_left);
+                            cmd_beats <= (p_left > 24'(pch)) ? LEN_BITS'(pch) : LEN_BITS'(p_left);
                             pc_addr <= '0;
                             st <= W_PBEATS;
                         end

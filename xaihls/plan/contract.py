@@ -94,7 +94,8 @@ class Record:
             placed.append(Placed(f, word, lsb))
             lsb += f.bits
         self.placed = tuple(placed)
-        self.words = -(-(word + 1) // align_words) * align_words  # the words past the last field are 0
+        self.field_words = word + 1  # the words that hold fields; those past them up to `words` are 0
+        self.words = -(-self.field_words // align_words) * align_words
         self.by_name = {p.field.name: p for p in placed}
         assert len(self.by_name) == len(fields), f"{name}: repeated field"
 
@@ -478,7 +479,8 @@ def cpp_header() -> str:
     lines.append("    words[f.word] = (words[f.word] & ~(mask << f.lsb)) | (((uint32_t)value & mask) << f.lsb);")
     lines.append("}")
     for rec in (HEADER, DESCRIPTOR, RESULT):
-        lines += ["", f"// {rec.name}: {rec.meaning}", f"constexpr int {rec.name.upper()}_WORDS = {rec.words};"]
+        lines += ["", f"// {rec.name}: {rec.meaning}", f"constexpr int {rec.name.upper()}_WORDS = {rec.words};",
+                  f"constexpr int {rec.name.upper()}_FIELD_WORDS = {rec.field_words};  // the words that hold fields"]
         for p in rec.placed:
             f = p.field
             lines.append(f"constexpr FieldSpec {rec.name.upper()}_{f.name.upper()} = {{{p.word}, {p.lsb}, {f.bits}, "
@@ -501,7 +503,8 @@ def sv_package() -> str:
         kind = "logic [11:0]" if group == "reg" else "int"
         lines.append(f"  localparam {kind} {group.upper()}_{name} = {literal};{comment}")
     for rec in (HEADER, DESCRIPTOR, RESULT):
-        lines += ["", f"  // {rec.name}: {rec.meaning}", f"  localparam int {rec.name.upper()}_WORDS = {rec.words};"]
+        lines += ["", f"  // {rec.name}: {rec.meaning}", f"  localparam int {rec.name.upper()}_WORDS = {rec.words};",
+                  f"  localparam int {rec.name.upper()}_FIELD_WORDS = {rec.field_words};  // the words that hold fields"]
         # a packed struct whose bit i is bit i of the record's words (word 0 lowest): fields listed msb first
         lines.append("  typedef struct packed {")
         entries = []
@@ -528,7 +531,9 @@ def doc_table() -> str:
              "straddle a word. The C++ header (`firmware/xaihls_contract.h`) and the SystemVerilog package",
              "(`rtl_v2/xaihls_contract_pkg.sv`) are generated from the same definition.", ""]
     for rec in (HEADER, DESCRIPTOR, RESULT):
-        lines += [f"## {rec.name} ({rec.words} words)", "", rec.meaning, "",
+        padded = (f": fields in the first {rec.field_words}, the others 0, so that a list of them is a whole "
+                  f"number of 512-bit beats" if rec.words > rec.field_words else "")
+        lines += [f"## {rec.name} ({rec.words} words{padded})", "", rec.meaning, "",
                   "| field | word | bits | width | signed | meaning |", "|---|---|---|---|---|---|"]
         for p in rec.placed:
             f = p.field

@@ -21,8 +21,8 @@ The schedule it models, which the RTL (hls_templates/rtl_v2) implements:
   target back from the slot's result record (one beat).
 - Post-processing (image copy, |g|, x * g, the IG path point, sum and products): chunks of up
   to CHUNK beats; per chunk the loader reads its tensors, lanes 0..E-1 run one or two passes,
-  and the write-back writes the chunk under the next chunk's loads. An op of one input tensor
-  (``ONE_SET_POSTS``) takes one buffer set a chunk: the next chunk loads while this one runs.
+  and the write-back writes the chunk under the next chunk's loads. An op that reads takes one
+  buffer set a chunk (half chunks for two input tensors): the next chunk loads while this one runs.
 - A slot job: its m-tiles once a slot, one sequence of tiles.
 - An image batch (``images`` = the Program's batch): the batched lists once; the copy, the
   target read, the argmax and the result record, and the post-processing once a slot; then
@@ -99,7 +99,7 @@ def _dram(engine: EngineV2, ddr_latency: int | None, bytes_per_cycle: float | No
 
 def fetch_cycles(engine: EngineV2, dram: _Dram) -> int:
     """Reading one descriptor and decoding it."""
-    beats = math.ceil(DESCRIPTOR.bytes / (2 * engine.beat_elems))
+    beats = math.ceil(4 * DESCRIPTOR.field_words / (2 * engine.beat_elems))  # the words with fields
     return FETCH_ISSUE + dram.latency + dram.stream(beats) + DECODE
 
 
@@ -362,10 +362,10 @@ def chunk_beats(engine: EngineV2) -> int:
     return min(p2(engine.in_depth), p2(max(engine.w_depth, engine.tm)), p2(engine.out_depth))
 
 
-ONE_SET_POSTS = ("copy", "abs", "ixg", "ig_acc")
-"""Post ops whose chunk takes one input-buffer set (ixg: and one weight set): chunks alternate between
-the two sets, the next one loading while the walker runs this one. The others (two input tensors
-and two passes, or none) take both sets a chunk."""
+HALF_CHUNK_POSTS = ("ig_point", "ig_final")
+"""Post ops of two input tensors: half chunks, the second tensor in the upper half of the chunk's set.
+Every op that reads takes one buffer set a chunk (and one weight set): chunks alternate between the
+two sets, the next one loading while the walker runs this one; the IG sum (no reads) takes both."""
 
 
 def post_cycles(op: str, beats: int, engine: EngineV2, ddr_latency: int | None = None,
@@ -375,8 +375,8 @@ def post_cycles(op: str, beats: int, engine: EngineV2, ddr_latency: int | None =
     two passes once the chunk is loaded and an output set is free) and the write-back."""
     dram = _dram(engine, ddr_latency, bytes_per_cycle)
     reads, passes, writes = POST_STREAMS[op]
-    chunk = chunk_beats(engine)
-    one_set = op in ONE_SET_POSTS
+    chunk = chunk_beats(engine) // (2 if op in HALF_CHUNK_POSTS else 1)
+    one_set = reads > 0
     set_free = [0, 0]   # when the walker released each buffer set
     out_free = [0, 0]   # when the write-back released each output set
     loader = data_end = compute_free = wb_free = 0
