@@ -357,9 +357,10 @@ FINAL_POST = {"saliency": "abs", "input_x_gradient": "ixg"}
 
 
 def chunk_beats(engine: EngineV2) -> int:
-    """Beats of a post-processing chunk: the smallest of the buffers' depths (rounded to powers of two)."""
-    p2 = lambda n: 1 << max(0, math.ceil(math.log2(max(n, 1))))  # noqa: E731
-    return min(p2(engine.in_depth), p2(max(engine.w_depth, engine.tm)), p2(engine.out_depth))
+    """Beats of a post-processing chunk: the smallest of the buffers' depths as the RTL builds them
+    (powers of two, at least MIN_DEPTH)."""
+    e = engine.as_built()
+    return min(e.in_depth, e.w_depth, e.out_depth)
 
 
 HALF_CHUNK_POSTS = ("ig_point", "ig_final")
