@@ -1,12 +1,15 @@
-"""Image batches on Engine v2's RTL (contract v4): one engine start of ``batch`` images against
-``batch`` single starts, on Verilator; and beside it Captum's float saliency on this CPU.
+"""Image batches on Engine v2's RTL (contract v4; slot jobs, contract v10): one engine start of
+``batch`` images against ``batch`` single starts, on Verilator; and beside it Captum's float
+saliency on this CPU.
 
 Run: ``python -m benchmarks.image_batches [--boards pynq-z2 ultra96-v2] [--methods saliency]``,
 under the shared heavy-tool lock. The planner's engine and Program for the reference CIFAR net on the board
 (its batched lists, ``batch`` slots), simulated on one Verilator build (xaihls_sim_top,
 SystemVerilog DDR model at latency 24, one beat a cycle): ``batch`` calibration images as one
 image batch and one at a time, every image compared with the golden model, each start's cycles
-next to the cycle model (``timing.method_cycles``); images per second at the plan's clock.
+next to the cycle model (``timing.method_cycles``); images per second at the plan's clock. The
+image batch also on the same engine's Program with ``lowering.SLOT_JOBS`` off (a convolution of
+the batched lists as a job a slot, as before contract 10), on the same build.
 Captum: float saliency of the same net on 64 random images, the median of five runs on this CPU
 (torch's threads as set). Results in benchmarks/results/image_batches.json.
 """
@@ -14,7 +17,6 @@ Captum: float saliency of the same net on 64 random images, the median of five r
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import time
@@ -33,9 +35,10 @@ from xaihls.methods import METHOD_CODES, PREDICT_CODE
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan.boards import load_board
 from xaihls.plan.planner_v2 import plan_v2
-from xaihls.plan.contract import Op
-from xaihls.plan.timing import job_cost, method_cycles
+from xaihls.plan.timing import method_cycles
 from xaihls.reports.fidelity import captum_attribute
+
+from benchmarks.switch import _switched_off
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -46,6 +49,8 @@ def measure(board: str, methods: list[str | None]) -> dict:
                          methods=("saliency", "integrated_gradients"))
     plan = plan_v2(acc.qgraph, load_board(board))
     program, engine = plan.program, plan.engine
+    apart = _switched_off(program, acc.qgraph, engine, "SLOT_JOBS")
+    params = rtl_params(program, engine).covering(rtl_params(apart, engine))
     n = program.batch
     model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
     x = entry.calibration()[:n]
@@ -55,12 +60,12 @@ def measure(board: str, methods: list[str | None]) -> dict:
     for m in methods:
         code = PREDICT_CODE if m is None else METHOD_CODES[m]
         base = {"baseline": np.zeros_like(x_q[0]), "ig_table": table, "method": code, "target": -1, "steps": 2}
-        runs = [{**base, "image": x_q[0], "images": x_q, "targets": [-1] * n}]
-        runs += [{**base, "image": x_q[k]} for k in range(n)]
-        res = sim.simulate(program, rtl_params(program, engine), runs)
+        batch_run = {**base, "image": x_q[0], "images": x_q, "targets": [-1] * n}
+        res = sim.simulate(program, params, [batch_run] + [{**base, "image": x_q[k]} for k in range(n)])
+        res_apart = sim.simulate(apart, params, [batch_run])
         g = acc.run(x, m)
-        images = list(enumerate(res[0]["slots"])) + list(enumerate(res[1:]))  # (image, its results)
-        exact = all(r["status"] == 0 for r in res) and all(
+        images = [*enumerate(res[0]["slots"]), *enumerate(res_apart[0]["slots"]), *enumerate(res[1:])]
+        exact = all(r["status"] == 0 for r in res + res_apart) and all(
             np.array_equal(s["logits"], g.logits[k].numpy())
             and (m is None or np.array_equal(s["attribution"], g.attribution[k].numpy()))
             for k, s in images)
@@ -68,34 +73,11 @@ def measure(board: str, methods: list[str | None]) -> dict:
         out["runs"].append({
             "run": m or "predict", "batch_start_cycles": res[0]["cycles"], "single_start_cycles": single,
             "batch_over_singles": res[0]["cycles"] / sum(single),
+            "batch_start_cycles_job_a_slot": res_apart[0]["cycles"],
             "model_batch_start": method_cycles(program, model_engine, m, images=n),
+            "model_batch_start_job_a_slot": method_cycles(apart, model_engine, m, images=n),
             "model_single_start": method_cycles(program, model_engine, m), "bit_exact": bool(exact)})
     return out
-
-
-def slot_jobs_estimate(board: str) -> dict:
-    """What the cycle model says one job for all slots of a convolution would save (not built): each
-    conv job of the Program's plain lists costed once per slot (as the batched lists run it), and as
-    one job whose row tiles repeat for every slot (each slot's rows as more row tiles of a map
-    ``batch`` times as tall: the next slot's first load under this slot's last write-back)."""
-    entry = get_zoo_model("cifar_ref")
-    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
-                         methods=("saliency", "integrated_gradients"))
-    plan = plan_v2(acc.qgraph, load_board(board))
-    program, engine, n = plan.program, plan.engine, plan.program.batch
-    per_slot = together = 0
-    for direction, jobs in (("forward", program.forward), ("backward", program.backward)):
-        for d in jobs:
-            if d.op != Op.CONV or (d.ih, d.oh) == (1, 1):  # Linear jobs already run once for all slots
-                continue
-            single = d.row_tiles == 1
-            tall = dataclasses.replace(d, row_tiles=d.row_tiles * n, oh=d.oh * n, ih=d.ih * n, oph=d.oph * n,
-                                       last_rows=d.tile_rows if single else d.last_rows,
-                                       tile_step=d.oh if single else d.tile_step,
-                                       load_step=d.ih if single else d.load_step)
-            per_slot += n * job_cost(d, engine, direction).cycles
-            together += job_cost(tall, engine, direction).cycles
-    return {"board": board, "batch": n, "conv_cycles_per_slot_jobs": per_slot, "conv_cycles_one_job": together}
 
 
 def captum_rate(batch: int = 64, repeats: int = 5) -> dict:
@@ -117,9 +99,10 @@ def captum_rate(batch: int = 64, repeats: int = 5) -> dict:
 
 
 def markdown(results: list[dict], captum: dict) -> str:
-    lines = ["| board | Tm x Tn | clock | run | 8 single starts (model) | one start of 8 (model) | batch / single "
-             "cycles | throughput | img/s single | img/s batch | batch vs Captum | bit-exact |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| board | Tm x Tn | clock | batch | run | single starts (model) | one start, a job a slot (model) | "
+             "one start, slot jobs (model) | batch / single cycles | throughput | img/s single | img/s batch | "
+             "batch vs Captum | bit-exact |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for res in results:
         n, hz = res["batch"], res["clock_mhz"] * 1e6
         for r in res["runs"]:
@@ -127,8 +110,9 @@ def markdown(results: list[dict], captum: dict) -> str:
             rate = n * hz / r["batch_start_cycles"]
             vs_captum = f"{rate / captum['img_s']:.2f}x" if r["run"] == "saliency" else "-"
             lines.append(
-                f"| {res['board']} | {res['tm']} x {res['tn']} | {res['clock_mhz']:g} MHz | {r['run']} | {single:,} "
-                f"({n * r['model_single_start']:,}) | {r['batch_start_cycles']:,} ({r['model_batch_start']:,}) | "
+                f"| {res['board']} | {res['tm']} x {res['tn']} | {res['clock_mhz']:g} MHz | {n} | {r['run']} | {single:,} "
+                f"({n * r['model_single_start']:,}) | {r['batch_start_cycles_job_a_slot']:,} "
+                f"({r['model_batch_start_job_a_slot']:,}) | {r['batch_start_cycles']:,} ({r['model_batch_start']:,}) | "
                 f"{r['batch_over_singles']:.3f} | **{1 / r['batch_over_singles']:.2f}x** | {n * hz / single:,.0f} | "
                 f"{rate:,.0f} | {vs_captum} | "
                 f"{'yes' if r['bit_exact'] else 'NO'} |")
@@ -141,16 +125,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--boards", nargs="+", default=["pynq-z2", "ultra96-v2"])
     ap.add_argument("--methods", nargs="+", default=["predict", "saliency"])
-    ap.add_argument("--slot-jobs", action="store_true", help="only the cycle model's estimate of one conv job "
-                                                            "for all slots (no simulation)")
     args = ap.parse_args()
-    if args.slot_jobs:
-        for b in args.boards:
-            e = slot_jobs_estimate(b)
-            print(f"{b}: a batch of {e['batch']}: conv jobs once per slot {e['conv_cycles_per_slot_jobs']:,} cycles, "
-                  f"one job for all slots {e['conv_cycles_one_job']:,} "
-                  f"({e['conv_cycles_one_job'] / e['conv_cycles_per_slot_jobs'] - 1:+.1%})")
-        return
     results = [measure(b, [None if m == "predict" else m for m in args.methods]) for b in args.boards]
     captum = captum_rate()
     RESULTS.mkdir(exist_ok=True)
