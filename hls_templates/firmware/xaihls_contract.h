@@ -204,10 +204,10 @@ constexpr FieldSpec DESCRIPTOR_CODE_KX = {31, 17, 9, true};  // GATE: window pos
 constexpr FieldSpec DESCRIPTOR_UNPOOL = {31, 26, 2, false};  // Unpool: the input is a max-pool's output, unpooled by the kept index (window and stride pool_sh), with or without the ReLU rule
 constexpr FieldSpec DESCRIPTOR_W_ONCE = {31, 28, 1, false};  // 1: every pass has the weights of pass (0, 0), which alone are stored (w_nt_bytes = tm * tn * 2) and stay in the array for the tile's passes (a pool's reciprocal, an identity)
 constexpr FieldSpec DESCRIPTOR_SLOTS = {32, 0, 8, false};  // CONV: the slots the job runs, one after another (0 or 1: one); slot s reads and writes at the bases plus s times the strides below, with the same weights and bias
-constexpr FieldSpec DESCRIPTOR_MASK_SLOT = {32, 8, 24, false};  // ReLU bits between the slots' bits (mask_base's stride)
+constexpr FieldSpec DESCRIPTOR_MASK_SLOT = {32, 8, 24, false};  // ReLU bits between the slots' bits (mask_base's stride; a multiple of tn)
 constexpr FieldSpec DESCRIPTOR_IN_SLOT_BYTES = {33, 0, 32, false};  // bytes between the slots' input tensors (in_addr's stride)
 constexpr FieldSpec DESCRIPTOR_OUT_SLOT_BYTES = {34, 0, 32, false};  // bytes between the slots' output tensors (out_addr's stride)
-constexpr FieldSpec DESCRIPTOR_INDEX_SLOT = {35, 0, 24, false};  // pool indices between the slots' indices (index_base's stride)
+constexpr FieldSpec DESCRIPTOR_INDEX_SLOT = {35, 0, 24, false};  // pool indices between the slots' indices (index_base's stride; a multiple of tn)
 
 // result: What the engine writes at result_addr when a run is done; an image batch writes one per slot, RESULT_SLOT_BYTES apart, the run's counters in the first (0 in the others).
 constexpr int RESULT_WORDS = 5;

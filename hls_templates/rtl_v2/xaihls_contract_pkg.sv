@@ -117,10 +117,10 @@ package xaihls_contract_pkg;
   localparam int DESCRIPTOR_FIELD_WORDS = 36;  // the words that hold fields
   typedef struct packed {
     logic [391:0] pad1144;
-    logic [23:0] index_slot;  // pool indices between the slots' indices (index_base's stride)
+    logic [23:0] index_slot;  // pool indices between the slots' indices (index_base's stride; a multiple of tn)
     logic [31:0] out_slot_bytes;  // bytes between the slots' output tensors (out_addr's stride)
     logic [31:0] in_slot_bytes;  // bytes between the slots' input tensors (in_addr's stride)
-    logic [23:0] mask_slot;  // ReLU bits between the slots' bits (mask_base's stride)
+    logic [23:0] mask_slot;  // ReLU bits between the slots' bits (mask_base's stride; a multiple of tn)
     logic [7:0] slots;  // CONV: the slots the job runs, one after another (0 or 1: one); slot s reads and writes at the bases plus s times the strides below, with the same weights and bias
     logic [2:0] pad1021;
     logic [0:0] w_once;  // 1: every pass has the weights of pass (0, 0), which alone are stored (w_nt_bytes = tm * tn * 2) and stay in the array for the tile's passes (a pool's reciprocal, an identity)

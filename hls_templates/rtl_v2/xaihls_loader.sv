@@ -38,7 +38,7 @@ module xaihls_loader #(
     output logic                     busy,
 
     input  logic [1:0]               free,       // buffer sets the walker has released
-    output logic                     take,       // one set: a tile's first beat (combinational), or a one-stream post chunk's
+    output logic                     take,       // one set: a tile's first beat (combinational), or a post chunk's
     output logic                     take2,
     output logic                     loaded,     // a tile's loads are all written
     input  logic                     bias_free,
@@ -75,6 +75,7 @@ module xaihls_loader #(
     initial begin
         if (USER_WIDTH < 5 + IAW) $error("xaihls_loader: USER_WIDTH %0d < %0d", USER_WIDTH, 5 + IAW);
         if ((1 << LG) != G) $error("xaihls_loader: TN / E = %0d is not a power of two", G);
+        if (CHUNK < 2) $error("xaihls_loader: CHUNK %0d < 2 (a two-tensor post chunk is half a buffer set)", CHUNK);
     end
 
     // ---- the user field: destination, set, last command of a tile, flat (post) layout, first word

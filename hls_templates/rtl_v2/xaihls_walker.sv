@@ -53,7 +53,7 @@ module xaihls_walker #(
 
     input  logic [1:0]               loaded,     // tiles loaded and not yet taken
     output logic                     loaded_take,
-    output logic                     free_give,  // a tile's buffer set, or a one-stream post chunk's (free_give2: a post chunk's two sets)
+    output logic                     free_give,  // a tile's buffer set, or a post chunk's (free_give2: the IG sum's two)
     output logic                     free_give2,
     input  logic [1:0]               out_free,   // output sets the write-back released
     output logic                     out_take,

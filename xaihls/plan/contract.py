@@ -342,10 +342,10 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
                     "and stay in the array for the tile's passes (a pool's reciprocal, an identity)"),
     _u("slots", 8, "CONV: the slots the job runs, one after another (0 or 1: one); slot s reads and writes at the "
                    "bases plus s times the strides below, with the same weights and bias"),
-    _u("mask_slot", MEM, "ReLU bits between the slots' bits (mask_base's stride)"),
+    _u("mask_slot", MEM, "ReLU bits between the slots' bits (mask_base's stride; a multiple of tn)"),
     _u("in_slot_bytes", ADDR, "bytes between the slots' input tensors (in_addr's stride)"),
     _u("out_slot_bytes", ADDR, "bytes between the slots' output tensors (out_addr's stride)"),
-    _u("index_slot", MEM, "pool indices between the slots' indices (index_base's stride)"),
+    _u("index_slot", MEM, "pool indices between the slots' indices (index_base's stride; a multiple of tn)"),
 ), align_words=16)
 
 RESULT = Record("result", "What the engine writes at result_addr when a run is done; an image batch writes one per "

@@ -1409,8 +1409,9 @@ def slot_job(d: Job, s: int) -> Job:
 def batch_lists(forward: tuple[Job, ...], backward: tuple[Job, ...], slots: Slots, layers,
                 tile: Callable[[Job], Job]) -> tuple[tuple[Job, ...], tuple[Job, ...]]:
     """The batched lists from the (tiled) lists of one run (docs/engine_v2.md, "Batched lists"):
-    every job once per slot, at the slot's tensors, bits and indices; a Linear layer's job once
-    for all slots, one position (a grid row) a slot, so its weights stream once for the batch.
+    every job for every slot, at the slot's tensors, bits and indices: a convolution as one slot
+    job (``SLOT_JOBS``; "Slot jobs"), a SEED once per slot; a Linear layer's job once for all
+    slots, one position (a grid row) a slot, so its weights stream once for the batch.
     Such a job keeps the bits of the ReLU after it in the batched order (feature block, then
     slot), so it runs batched only where every job touching those bits does (SEED does not);
     ``tile`` tiles the batched ones."""
