@@ -495,8 +495,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     cam_addr = alloc.take("grad-cam descriptors", DESCRIPTOR.bytes * (3 + fy * fx)) if cam is not None else 0
     forward_batch_addr = backward_batch_addr = 0
     if batch > 1:
-        forward_batch_addr = alloc.take("batched forward descriptors", DESCRIPTOR.bytes * fwd_max * batch)
-        backward_batch_addr = alloc.take("batched backward descriptors", DESCRIPTOR.bytes * bwd_max * batch)
+        # slot jobs: every job once, a SEED once a slot; a job a slot: every job once a slot
+        fwd_batch, bwd_batch = (fwd_max, bwd_max - 1 + batch) if SLOT_JOBS else (fwd_max * batch, bwd_max * batch)
+        forward_batch_addr = alloc.take("batched forward descriptors", DESCRIPTOR.bytes * fwd_batch)
+        backward_batch_addr = alloc.take("batched backward descriptors", DESCRIPTOR.bytes * bwd_batch)
 
     # ---- weights (forward and backward copies) and biases: what the image holds ----
     fw: dict[int, dict] = {}
@@ -1495,6 +1497,10 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
     forward_batch, backward_batch = tiled_batch(lowered, buffers, forward, backward, cost)
     cam = tiled_cam(lowered, buffers, cost)
     h = dict(lowered.header, n_forward_batch=len(forward_batch), n_backward_batch=len(backward_batch))
+    room = {r.name: r.size for r in lowered.regions}
+    for name, jobs in (("batched forward descriptors", forward_batch), ("batched backward descriptors", backward_batch)):
+        # the room lower_jobs reserved (for slot jobs, or a job a slot: lowering.SLOT_JOBS then and now)
+        assert not jobs or DESCRIPTOR.bytes * len(jobs) <= room[name], f"{name}: {len(jobs)} jobs, no room"
     image = bytearray(lowered.init_end)
     image[: HEADER.bytes] = HEADER.encode(h)
     layers = lowered.qgraph.graph.layers
