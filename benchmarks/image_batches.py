@@ -38,7 +38,7 @@ from xaihls.plan.planner_v2 import plan_v2
 from xaihls.plan.timing import method_cycles
 from xaihls.reports.fidelity import captum_attribute
 
-from benchmarks.switch import _switched_off
+from benchmarks.switch import switched_off
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -49,7 +49,7 @@ def measure(board: str, methods: list[str | None]) -> dict:
                          methods=("saliency", "integrated_gradients"))
     plan = plan_v2(acc.qgraph, load_board(board))
     program, engine = plan.program, plan.engine
-    apart = _switched_off(program, acc.qgraph, engine, "SLOT_JOBS")
+    apart = switched_off(program, acc.qgraph, engine, "SLOT_JOBS")
     params = rtl_params(program, engine).covering(rtl_params(apart, engine))
     n = program.batch
     model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})

@@ -4,7 +4,8 @@ with the switch off, tiled by the same cycle model; both simulated on one Verila
 (SystemVerilog DDR model at latency 24), every run compared with the golden model bit for bit and
 with ``timing.method_cycles``, every job of the saliency run with ``timing.job_cost``; and the
 weight-buffer rows each Program needs. Used by
-benchmarks.depthwise (``LANE_COLUMNS``) and benchmarks.weights_once (``WEIGHTS_ONCE``)."""
+benchmarks.depthwise (``LANE_COLUMNS``) and benchmarks.weights_once (``WEIGHTS_ONCE``);
+benchmarks.image_batches takes ``switched_off`` for ``SLOT_JOBS``."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from xaihls.plan.timing import method_cycles
 RESULTS = Path(__file__).parent / "results"
 
 
-def _switched_off(program, qg, engine, switch: str):
+def switched_off(program, qg, engine, switch: str):
     """The Program of the same engine and buffers with ``lowering.<switch>`` off (a weight buffer as
     deep as the planner would build for it: w_once off needs a row a pass)."""
     setattr(lowering, switch, False)
@@ -55,7 +56,7 @@ def measure(model: str, board: str, switch: str, on: str, off: str, runs: tuple,
     plan = plan_v2(acc.qgraph, load_board(board))
     engine = plan.engine
     model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
-    programs = {on: plan.program, off: _switched_off(plan.program, acc.qgraph, engine, switch)}
+    programs = {on: plan.program, off: switched_off(plan.program, acc.qgraph, engine, switch)}
     params = rtl_params(programs[on], engine).covering(rtl_params(programs[off]))
     x = entry.calibration()[:1]
     x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
