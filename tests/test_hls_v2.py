@@ -33,7 +33,7 @@ from xaihls.project import write_files
 from xaihls.plan.boards import load_board
 from xaihls.plan.contract import DESCRIPTOR, HEADER, REGISTER, Flag, Op, Status, Unpool
 from xaihls.plan.engine import EngineV2
-from xaihls.plan.contract import to_blocked
+from xaihls.plan.contract import fold_image, to_blocked
 from xaihls.plan.lowering import Buffers, Shape, buffer_needs, encode, lower, lower_jobs
 from xaihls.sim import interpreter
 
@@ -575,11 +575,15 @@ def test_project_has_every_file_targets_the_board_and_keeps_the_blocked_layout(p
     make = (project / "Makefile").read_text()
     assert "SOURCES := tb/xaihls_tb.cpp firmware/xaihls_top.cpp" in make
     assert f"AP_TYPES_DIR ?= {csim.ap_types_dir()}" in make
-    # the testbench's images and attributions are stored as the DDR holds them
+    # the testbench's images and attributions are stored as the DDR holds them (the image folded:
+    # digits' 1 channel and 3 x 3 first kernel, a word of 8 holds the pixel and its neighbours)
     qg = qgraphs["digits"]
     x = v2.default_test_images(qg.graph.input_shape)
     x_q = golden.quantize_input(qg, x, golden.Saturations())
-    assert (project / "tb_data/image1.bin").read_bytes() == to_blocked(x_q[1].numpy(), 8).astype("<i2").tobytes()
+    h = plan.program.header
+    assert h["fold_rows"] * h["fold_cols"] > 1
+    folded = fold_image(x_q[1].numpy(), h["fold_rows"], h["fold_cols"])
+    assert (project / "tb_data/image1.bin").read_bytes() == to_blocked(folded, 8).astype("<i2").tobytes()
     want = golden.attribute(qg, x, "saliency").attribution[0].numpy()
     stored = np.frombuffer((project / "tb_data/image0_saliency_attribution.bin").read_bytes(), "<i2")
     assert np.array_equal(stored, to_blocked(want, 8))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -144,8 +145,9 @@ def test_a_network_that_does_not_fit_the_engines_fields_is_refused_naming_the_fi
     import torch.nn as nn
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 2, (33, 1)), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 8 * 4, 3)).eval()
-    acc = xaihls.compile(net, (1, 40, 4), calibration=torch.rand(2, 1, 40, 4), backends=("golden",),
+    # four input channels fill a word of tn = 4: no folded image shortens the kernel
+    net = nn.Sequential(nn.Conv2d(4, 2, (33, 1)), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 8 * 4, 3)).eval()
+    acc = xaihls.compile(net, (4, 40, 4), calibration=torch.rand(2, 4, 40, 4), backends=("golden",),
                          methods=("gradient",))
     with pytest.raises(XaiHlsError, match=r"layer '0' \(forward\): descriptor\.ky = 33 does not fit the engine's "
                                           r"5-bit field \(0\.\.31\)"):
@@ -368,12 +370,14 @@ def test_depthwise_convolutions_run_their_lane_groups_at_consecutive_columns(sha
 
 
 @pytest.mark.parametrize("shape", [Shape(16, 8, 4), Shape(32, 8, 4)], ids=["16x8", "32x8"])
-def test_narrow_dense_convolutions_run_their_lane_groups_at_consecutive_columns(shape):
+def test_narrow_dense_convolutions_run_their_lane_groups_at_consecutive_columns(shape, monkeypatch):
     """LANES on a dense job (contract v9): a convolution of at most tm - tn output channels, its lane
     group g at output column x * G + g, over every n-tile. digits_strided_bn's conv1 (1 -> 8
-    channels, bias and ReLU) forward and its input gradient; digits_gap's conv2 backward (2 n-tiles
-    of gradient, 7 columns: a ragged last group). Without a cost the tiler takes them (fewer
-    pass-positions); bit-exact with golden for every method."""
+    channels, bias and ReLU) forward (on the image unfolded: folded, it takes fewer passes plain)
+    and its input gradient; digits_gap's conv2 backward (2 n-tiles of gradient, 7 columns: a ragged
+    last group). Without a cost the tiler takes them (fewer pass-positions); bit-exact with golden
+    for every method."""
+    monkeypatch.setattr(lowering, "FOLD_IMAGE", False)
     dense = {}
     for name in ("digits_strided_bn", "digits_gap"):
         entry = get_zoo_model(name)
@@ -416,7 +420,7 @@ def test_the_first_convolutions_backward_runs_in_lane_groups_where_the_cycle_mod
 def test_pools_keep_one_pass_of_weights_for_every_pass(monkeypatch):
     """w_once (contract v9): a diagonal job whose passes share their weights stores one pass's and
     the array keeps them. ds_cnn's global average pool (25 x 5 passes of one position) at 16 x 8:
-    one pass of weights in DDR, a weight buffer of 1,024 rows instead of 2,048, and at most 0.35 of
+    one pass of weights in DDR, a weight buffer of 192 rows instead of 2,000, and at most 0.35 of
     the cycles by the cycle model. Bit-exact with golden for every method, as with a copy a pass,
     on nets with average pools (global and 2 x 2) and max-pool backward phases (GATE)."""
     shape, buffers = Shape(16, 8, 4), Buffers(4096, 1024, 4096)
@@ -430,7 +434,8 @@ def test_pools_keep_one_pass_of_weights_for_every_pass(monkeypatch):
     plain = next(d for d in copies.forward if d.layer == pool.layer)
     assert pool.passes == 125 and pool.w_nt_bytes == 2 * shape.tm * shape.tn and plain.w_nt_bytes == 125 * 256
     assert not any(d.w_once for d in copies.forward + copies.backward)
-    assert buffer_needs(once.all_jobs, shape.tm)[2] == 40 * shape.tm  # the first conv's 10 x 4 taps
+    # the depthwise LANES jobs' 3 x 4 passes (the first conv's 10 x 4 taps take 10 on the folded image)
+    assert buffer_needs(once.all_jobs, shape.tm)[2] == 12 * shape.tm
     assert buffer_needs(copies.all_jobs, shape.tm)[2] == 125 * shape.tm
     engine = EngineV2.for_program(copies, clock_mhz=100.0, bytes_per_cycle=8.0, ddr_latency=24)
     ratio = job_cost(pool, engine, "forward").cycles / job_cost(plain, engine, "forward").cycles
@@ -444,3 +449,77 @@ def test_pools_keep_one_pass_of_weights_for_every_pass(monkeypatch):
             program = encode(lower_jobs(acc.qgraph, shape), buffers)
             assert any(d.w_once for d in program.forward + program.backward) == on, name
             _check(acc, net.samples()[0][:1], shape, buffers, steps=2)
+
+
+def test_a_folded_image_holds_each_pixels_neighbours_after_its_own_channels():
+    """fold_image: slot (0, 0) is the image itself; slot (a, b) the pixel fold_offset(a),
+    fold_offset(b) away (0, -1, +1), zero past the edge; host_image folds then blocks."""
+    from xaihls.plan.contract import fold_image, fold_offset, host_image
+
+    assert [fold_offset(k) for k in range(5)] == [0, -1, 1, -2, 2]
+    x = np.arange(2 * 4 * 5).reshape(2, 4, 5) + 1
+    f = fold_image(x, 2, 3)
+    assert f.shape == (12, 4, 5) and np.array_equal(f[:2], x)
+    for a, b in itertools.product(range(2), range(3)):
+        dy, dx = fold_offset(a), fold_offset(b)
+        k = (a * 3 + b) * 2
+        for y, col in itertools.product(range(4), range(5)):
+            inside = 0 <= y + dy < 4 and 0 <= col + dx < 5
+            assert np.array_equal(f[k:k + 2, y, col], x[:, y + dy, col + dx] if inside else [0, 0])
+    assert np.array_equal(fold_image(x), x)
+    assert np.array_equal(host_image(x, {"fold_rows": 2, "fold_cols": 3, "tn": 16}), to_blocked(f, 16))
+
+
+@pytest.mark.parametrize("shape,taps", [(Shape(16, 8, 4), (1, 2, 6)), (Shape(16, 16, 4), (1, 3, 3)),
+                                        (Shape(8, 4, 4), (1, 1, 9))], ids=["16x8", "16x16", "8x4"])
+def test_the_first_convolution_reads_a_folded_image_in_fewer_passes(shape, taps, monkeypatch):
+    """cifar_ref's conv1 (3 image channels, 3 x 3): at tn = 8 a word holds 2 columns (6 passes
+    instead of 9), at tn = 16 three (3 passes); at tn = 4 nothing folds. The header says how the
+    host folds the image; bit-exact with golden for predict and every method (here at 16 x 8 and
+    in every other interpreter, csim and RTL test, which fold where this does)."""
+    entry = get_zoo_model("cifar_ref")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
+                         ig_steps=2)
+    buffers = Buffers(4096, 1024, 4096)
+    program = encode(lower_jobs(acc.qgraph, shape), buffers)
+    conv1 = program.forward[0]
+    assert (program.header["fold_rows"], program.header["fold_cols"], conv1.passes) == taps
+    monkeypatch.setattr(lowering, "FOLD_IMAGE", False)
+    plain = encode(lower_jobs(acc.qgraph, shape), buffers).forward[0]
+    assert plain.passes == 9 and (conv1.passes < 9) == (taps[1] > 1)
+    if shape.tn == 8:
+        monkeypatch.setattr(lowering, "FOLD_IMAGE", True)
+        _check(acc, entry.calibration()[:1], shape, buffers, steps=2)
+
+
+@pytest.mark.parametrize("c,kernel,stride,padding,hw", [
+    (1, (3, 3), (1, 1), (1, 1), (9, 7)), (1, (5, 5), (2, 2), (2, 2), (11, 10)), (2, (3, 3), (2, 1), (0, 1), (8, 9)),
+    (1, (7, 1), (1, 1), (3, 0), (12, 5)), (1, (2, 4), (1, 2), (1, 2), (7, 9)), (3, (3, 3), (2, 2), (1, 1), (9, 9)),
+])
+def test_first_convolutions_on_folded_images_are_bit_exact(c, kernel, stride, padding, hw, monkeypatch):
+    """Kernels of 1 to 7 taps a side, strides 1 and 2, every padding up to k // 2 (the fold's edges:
+    a tap of a real pixel read through a word past the map would be lost; ``_fold_dim`` checks
+    every position), on a 4 x 4 engine with small buffers (row tiles) and 8 x 4: every method
+    bit-exact with golden, and the folded image takes fewer pass-positions than the image (the
+    job, or its LANES twin where the tiler takes that)."""
+    import torch.nn as nn
+
+    torch.manual_seed(sum(kernel) + c)
+    conv = nn.Conv2d(c, 4, kernel, stride, padding)
+    h, w = hw
+    oh = (h + 2 * padding[0] - kernel[0]) // stride[0] + 1
+    ow = (w + 2 * padding[1] - kernel[1]) // stride[1] + 1
+    net = nn.Sequential(conv, nn.ReLU(), nn.Flatten(), nn.Linear(4 * oh * ow, 3)).eval()
+    x = torch.rand(6, c, h, w)
+    acc = xaihls.compile(net, (c, h, w), calibration=x, backends=("golden",), ig_steps=2)
+    def positions(d):
+        return d.passes * d.oh * d.ow
+
+    for shape, buffers in (SHAPES[0], SHAPES[2]):
+        program = encode(lower_jobs(acc.qgraph, shape), buffers)
+        folded = program.header["fold_rows"] * program.header["fold_cols"] > 1
+        with monkeypatch.context() as m:
+            m.setattr(lowering, "FOLD_IMAGE", False)
+            plain = encode(lower_jobs(acc.qgraph, shape), buffers).forward[0]
+        assert folded == (c * 2 <= shape.tn) and (not folded or positions(program.forward[0]) < positions(plain))
+        _check(acc, x[:1], shape, buffers, steps=2)

@@ -36,7 +36,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.methods import PREDICT_CODE, PostProcess, get_method, ig_constants
 from xaihls.numerics import FixedFormat, quantize_array
 from xaihls.plan.contract import (HEADER, MAX_IG_STEPS, PROGRAM_MAGIC, PROGRAM_VERSION, REGISTER, RESULT,
-                                  RESULT_SLOT_BYTES, Status, engine_starts, from_blocked, to_blocked)
+                                  RESULT_SLOT_BYTES, Status, engine_starts, from_blocked, host_image)
 
 DDR_IMAGE = "firmware/weights/ddr_image.bin"
 OVERLAY = "vivado/overlay/xaihls.bit"
@@ -177,14 +177,14 @@ class Device:
         operation depends on what an earlier one read, so a batch's starts form one list that a
         transport may execute at once; the reads are, in order: status, then per image its result
         record, logits and, for a method, attribution (``_results``)."""
-        h, tn = self.header, self.header["tn"]
+        h = self.header
         images = len(images_q)
         ops: list[Operation] = [WriteMemory(h["image_addr"] + s * h["slot_bytes"],
-                                            to_blocked(image, tn).astype("<i2").tobytes())
+                                            host_image(image, h).astype("<i2").tobytes())
                                 for s, image in enumerate(images_q)]
         if images == 1:
             table = np.asarray(ig_constants(steps, rule, h["data_width"]).table(), dtype="<i4").tobytes()
-            ops += [WriteMemory(h["baseline_addr"], to_blocked(baseline_q, tn).astype("<i2").tobytes()),
+            ops += [WriteMemory(h["baseline_addr"], host_image(baseline_q, h).astype("<i2").tobytes()),
                     WriteMemory(h["ig_table_addr"], table)]
         else:
             ops.append(WriteMemory(h["targets_addr"], np.asarray(targets, dtype="<i4").tobytes()))

@@ -8,7 +8,7 @@ namespace xaihls {
 namespace contract {
 
 constexpr uint32_t PROGRAM_MAGIC = 0x32494158;
-constexpr int PROGRAM_VERSION = 10;
+constexpr int PROGRAM_VERSION = 11;
 constexpr int MAX_IG_STEPS = 1024;
 constexpr int RESULT_SLOT_BYTES = 64;
 constexpr int IDENTITY_FRAC = 14;
@@ -107,6 +107,8 @@ constexpr FieldSpec HEADER_CLASSES = {20, 0, 16, false};  // logits
 constexpr FieldSpec HEADER_IN_C = {20, 16, 16, false};  // input channels
 constexpr FieldSpec HEADER_IN_H = {21, 0, 12, false};  // input rows
 constexpr FieldSpec HEADER_IN_W = {21, 12, 12, false};  // input columns
+constexpr FieldSpec HEADER_FOLD_ROWS = {21, 24, 4, false};  // image rows a pixel of the image the host writes holds (1: its own; see fold_image)
+constexpr FieldSpec HEADER_FOLD_COLS = {21, 28, 4, false};  // image columns a pixel of the image the host writes holds (1: its own; see fold_image)
 constexpr FieldSpec HEADER_INPUT_ELEMS = {22, 0, 24, false};  // elements of the blocked input (channels padded to blocks of tn)
 constexpr FieldSpec HEADER_INPUT_FRAC = {22, 24, 8, true};  // fraction bits of the input format
 constexpr FieldSpec HEADER_GRAD_FRAC0 = {23, 0, 8, true};  // input-gradient fraction, plain ReLU rule

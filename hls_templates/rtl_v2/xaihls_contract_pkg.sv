@@ -2,7 +2,7 @@
 package xaihls_contract_pkg;
 
   localparam logic [31:0] PROGRAM_MAGIC = 32'h32494158;
-  localparam int PROGRAM_VERSION = 10;
+  localparam int PROGRAM_VERSION = 11;
   localparam int MAX_IG_STEPS = 1024;
   localparam int RESULT_SLOT_BYTES = 64;
   localparam int IDENTITY_FRAC = 14;
@@ -77,7 +77,8 @@ package xaihls_contract_pkg;
     logic signed [7:0] grad_frac0;  // input-gradient fraction, plain ReLU rule
     logic signed [7:0] input_frac;  // fraction bits of the input format
     logic [23:0] input_elems;  // elements of the blocked input (channels padded to blocks of tn)
-    logic [7:0] pad696;
+    logic [3:0] fold_cols;  // image columns a pixel of the image the host writes holds (1: its own; see fold_image)
+    logic [3:0] fold_rows;  // image rows a pixel of the image the host writes holds (1: its own; see fold_image)
     logic [11:0] in_w;  // input columns
     logic [11:0] in_h;  // input rows
     logic [15:0] in_c;  // input channels

@@ -29,7 +29,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.methods import ALL_METHODS, ONE_IMAGE_CODES, PREDICT_CODE
 
 PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
-PROGRAM_VERSION = 10  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
+PROGRAM_VERSION = 11  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
 #                     6: two sources in one job, each with its operand shift (residual adds, gradient sums);
 #                     7: the Grad-CAM list (cam_addr, n_cam, n_backward_cam) and its fractions, methods 7 and 8;
 #                     8: LANES (a depthwise job's lane groups at consecutive output columns), op 3 bits;
@@ -37,6 +37,8 @@ PROGRAM_VERSION = 10  # 3: batched job lists, row strides apart from row lengths
 #                        weights for every pass)
 #                     10: slot jobs (slots, their strides: a job of a batched list runs every slot);
 #                         the descriptor padded to 48 words, a whole number of 512-bit beats
+#                     11: the folded image (fold_rows, fold_cols: a thin first convolution's taps in the
+#                         channels of the image the host writes)
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,8 @@ HEADER = Record("header", "The words at DDR address 0 (addresses are byte offset
     _u("in_c", 16, "input channels"),
     _u("in_h", MAP, "input rows"),
     _u("in_w", MAP, "input columns"),
+    _u("fold_rows", 4, "image rows a pixel of the image the host writes holds (1: its own; see fold_image)"),
+    _u("fold_cols", 4, "image columns a pixel of the image the host writes holds (1: its own; see fold_image)"),
     _u("input_elems", 24, "elements of the blocked input (channels padded to blocks of tn)"),
     _s("input_frac", 8, "fraction bits of the input format"),
     _s("grad_frac0", 8, "input-gradient fraction, plain ReLU rule"),
@@ -413,6 +417,35 @@ def to_blocked(x: np.ndarray, tn: int) -> np.ndarray:
     return padded.reshape(blocks, tn, h, w).transpose(0, 2, 3, 1).reshape(-1)
 
 
+def fold_offset(slot: int) -> int:
+    """The pixel offset a folded image's slot holds along a dimension: 0, -1, +1, -2, +2, ... (slot 0
+    the pixel itself, so the image's own channels stay channels 0 .. C - 1)."""
+    return -(slot + 1) // 2 if slot % 2 else slot // 2
+
+
+def fold_image(x: np.ndarray, rows: int = 1, cols: int = 1) -> np.ndarray:
+    """The image a Program of ``fold_rows`` = ``rows``, ``fold_cols`` = ``cols`` reads, from (C, H, W)
+    integers: (rows * cols * C, H, W), whose channel (a * cols + b) * C + c at pixel (y, x) is channel c
+    of the image's pixel (y + fold_offset(a), x + fold_offset(b)), zero outside the image: slot
+    (0, 0) is the image itself. The first convolution then reads several of its kernel taps in one
+    word (docs/engine_v2.md, "The folded image"). rows = cols = 1: the image itself."""
+    c, h, w = x.shape
+    out = np.zeros((rows * cols * c, h, w), dtype=np.asarray(x).dtype)
+    for a in range(rows):
+        for b in range(cols):
+            dy, dx = fold_offset(a), fold_offset(b)
+            k = (a * cols + b) * c
+            out[k:k + c, max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)] = \
+                x[:, max(0, dy):h - max(0, -dy), max(0, dx):w - max(0, -dx)]
+    return out
+
+
+def host_image(x: np.ndarray, header: dict) -> np.ndarray:
+    """What the host writes at ``image_addr`` (and ``baseline_addr``) for the (C, H, W) integers ``x``:
+    the folded image (``fold_image``) in the blocked layout."""
+    return to_blocked(fold_image(np.asarray(x), header["fold_rows"], header["fold_cols"]), header["tn"])
+
+
 def from_blocked(flat: np.ndarray, c: int, h: int, w: int, tn: int) -> np.ndarray:
     """The blocked layout back to (C, H, W)."""
     blocks = -(-c // tn)
@@ -561,7 +594,8 @@ What the host driver (`xaihls/driver.py`, `Device.sequence`) does for one run, o
 transport. No operation depends on what an earlier one read, so a batch's runs are one list.
 
 1. Once per device: the Program's DDR image at offset 0.
-2. The image and the baseline (blocked layout) at `image_addr` and `baseline_addr`, the IG
+2. The image and the baseline at `image_addr` and `baseline_addr`, folded as the header's
+   `fold_rows` and `fold_cols` say (`fold_image`) and in the blocked layout (`host_image`), the IG
    table at `ig_table_addr`.
 3. Registers `DDR_LO`, `DDR_HI` (the buffer's address), `METHOD`, `TARGET` (-1 as a 32-bit word:
    the predicted class), `STEPS`, `IMAGES` = 1, `GIE` = 1, `IER` = 1, then `CTRL` = 1 (ap_start).

@@ -38,7 +38,8 @@ from xaihls.plan.capabilities import rectifiers_in_a_row, upsampling_factors
 from xaihls.methods import LAYER_METHODS, ReluBackward
 from xaihls.numerics import ACCUMULATOR_BITS
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, MAX_X_SHIFT, PROGRAM_MAGIC,
-                                  PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Unpool, field_limit)
+                                  PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Unpool, field_limit,
+                                  fold_offset)
 from xaihls.plan.dag import RECTIFIERS, canon, grad_dest, grad_store, structure
 from xaihls.quant.qgraph import QGraph
 
@@ -295,6 +296,97 @@ def _as_lanes(d: dict, channels: int, shape: Shape) -> dict:
                 ix0=d["ix0"] + ((groups - 1) * d["isx"] if d["ikx"] < 0 else 0))
 
 
+FOLD_IMAGE = True
+"""Whether a thin first convolution reads a folded image (several image pixels in one word, so
+several kernel taps in one pass) where that takes fewer passes (docs/engine_v2.md, "The folded
+image"). Every engine runs it (it is a plain CONV job); off only to measure the difference."""
+
+MAX_FOLD = field_limit(DESCRIPTOR, "ikx")
+"""Image pixels a word holds along a dimension at most: the pass step (ikx, iky) of a fold of f
+pixels that steps over them is f."""
+
+
+@dataclass(frozen=True)
+class FoldDim:
+    """A first convolution's kernel along one dimension on a folded image of ``f`` pixels a word
+    (in pixel order: slot k of position q holds image pixel q + k - f // 2; ``fold_image`` stores
+    them in another order): ``passes`` pass positions ``step``
+    apart from ``origin`` (iy0 / ix0); ``taps[p][k]`` the kernel tap that pass p reads in slot k,
+    -1 where its weight is zero (a tap another pass takes, or past the kernel)."""
+    f: int
+    step: int
+    origin: int
+    taps: tuple[tuple[int, ...], ...]
+
+    @property
+    def passes(self) -> int:
+        return len(self.taps)
+
+
+def _fold_dim(k: int, s: int, pad: int, n_in: int, n_out: int, f: int) -> FoldDim | None:
+    """The fewest passes of a kernel of ``k`` taps (stride ``s``, padding ``pad``, ``n_in`` input and
+    ``n_out`` output positions) on an image folded ``f`` pixels a word, or None where none is
+    exact. Pass p reads position o * s - pad + f // 2 + p * step; its slot k is tap p * step + k,
+    taken by the first pass that reaches it. Exact when every position a tap of a real pixel is read
+    through lies in the map (the engine reads zeros outside it, and the neighbours a word folds in
+    would be lost): checked for every output position."""
+    if f == 1:
+        return FoldDim(1, 1, -pad, tuple((t,) for t in range(k)))
+    best = None
+    for step in sorted({1, f}):
+        taps, seen = [], set()
+        for p in range(-(-k // f) if step == f else k - f + 1):
+            row = tuple(t if t < k and t not in seen else -1 for t in range(p * step, p * step + f))
+            seen.update(row)
+            taps.append(row)
+        exact = all(not 0 <= o * s - pad + t < n_in or 0 <= o * s - pad + t - slot + f // 2 < n_in
+                    for o in range(n_out) for row in taps for slot, t in enumerate(row) if t >= 0)
+        if exact and (best is None or len(taps) < best.passes):
+            best = FoldDim(f, step, f // 2 - pad, tuple(taps))
+    return best
+
+
+def image_fold(qg: QGraph, shape: Shape) -> tuple[FoldDim, FoldDim] | None:
+    """How the first convolution reads a folded image (rows, columns), where it reads the image
+    alone, is dense, and a fold of at most tn channels takes fewer passes; else None."""
+    graph = qg.graph
+    layer = graph.layers[0] if graph.layers else None
+    if (not FOLD_IMAGE or not isinstance(layer, Conv2d) or layer.groups != 1
+            or list(graph.consumers[0]) != [0]):
+        return None
+    c, h, w = _chw(graph.input_shape)
+    (kh, kw), (sy, sx), (py, px) = layer.kernel, layer.stride, layer.padding
+    _, oh, ow = layer.out_shape
+    best = None
+    for fy in range(1, min(kh, MAX_FOLD) + 1):
+        for fx in range(1, min(kw, MAX_FOLD) + 1):
+            if fy * fx * c > shape.tn:
+                continue
+            dims = _fold_dim(kh, sy, py, h, oh, fy), _fold_dim(kw, sx, px, w, ow, fx)
+            if None in dims:
+                continue
+            key = (dims[0].passes * dims[1].passes, fy * fx)
+            if key < (kh * kw, 1) and (best is None or key < best[0]):
+                best = key, dims
+    return None if best is None else best[1]
+
+
+def _folded_kernel(kern: np.ndarray, fold: tuple[FoldDim, FoldDim], kw: int) -> np.ndarray:
+    """A first convolution's kernel (M, C, kh * kw) on the folded image: (M, fy * fx * C, passes),
+    the image's slot (a, b) (``fold_image``) of pass (p, q) the tap (fold rows' taps[p][k], fold
+    columns' taps[q][l]) of the slots k, l at offsets fold_offset(a), fold_offset(b)."""
+    fy, fx = fold
+    m, c, _ = kern.shape
+    out = np.zeros((m, fy.f * fx.f * c, fy.passes * fx.passes), dtype=np.int64)
+    for p, q in itertools.product(range(fy.passes), range(fx.passes)):
+        for a, b in itertools.product(range(fy.f), range(fx.f)):
+            ty = fy.taps[p][fold_offset(a) + fy.f // 2]
+            tx = fx.taps[q][fold_offset(b) + fx.f // 2]
+            if ty >= 0 and tx >= 0:
+                out[:, (a * fx.f + b) * c:(a * fx.f + b + 1) * c, p * fx.passes + q] = kern[:, :, ty * kw + tx]
+    return out
+
+
 def is_depthwise(layer) -> bool:
     """A convolution each of whose output channels reads only its own input channel: a diagonal job."""
     return isinstance(layer, Conv2d) and layer.groups > 1 and layer.groups == layer.in_channels == layer.out_channels
@@ -448,6 +540,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     dag = structure(graph)  # the tensors stored side by side (a chain: none)
     act_pair, grad_pair = dag.pairs()
     cam = cam_tensor(qg)  # the tensor the Grad-CAM list reads (its layer's output), or None
+    fold = image_fold(qg, shape)  # the folded image the first convolution reads, or None
     fy, fx = upsampling_factors(qg) if cam is not None else (1, 1)
 
     def link(j: int, t: int) -> bool:
@@ -538,12 +631,21 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             if not depthwise and layer.groups > 1:
                 kern = _ungrouped(kern, layer.groups)
             out_w, in_w, sx = layer.out_shape[2], layer.in_shape[2], layer.stride[1]
-            fw[i] = b.weights(f"{layer.name}.weight",
-                              _depthwise_blob(kern[:, 0], shape) if depthwise else _dense_blob(kern, shape))
-            if lane_columns(shape, kw, _stride(sx, out_w), out_w, None if depthwise else layer.out_channels):
-                lanes_fw[i] = b.weights(f"{layer.name}.weight.lanes",
-                                        _lanes_blob(kern[:, 0] if depthwise else kern, kw, _stride(sx, out_w),
-                                                    False, shape))
+            if i == 0 and fold is not None:
+                # the folded image: a LANES twin where its pass columns are consecutive input columns
+                folded = _folded_kernel(kern, fold, kw)
+                fw[i] = b.weights(f"{layer.name}.weight.folded", _dense_blob(folded, shape))
+                if fold[1].step == 1 and lane_columns(shape, fold[1].passes, _stride(sx, out_w), out_w,
+                                                      layer.out_channels):
+                    lanes_fw[i] = b.weights(f"{layer.name}.weight.folded.lanes",
+                                            _lanes_blob(folded, fold[1].passes, _stride(sx, out_w), False, shape))
+            else:
+                fw[i] = b.weights(f"{layer.name}.weight",
+                                  _depthwise_blob(kern[:, 0], shape) if depthwise else _dense_blob(kern, shape))
+                if lane_columns(shape, kw, _stride(sx, out_w), out_w, None if depthwise else layer.out_channels):
+                    lanes_fw[i] = b.weights(f"{layer.name}.weight.lanes",
+                                            _lanes_blob(kern[:, 0] if depthwise else kern, kw, _stride(sx, out_w),
+                                                        False, shape))
             bw[i] = []
             for (ry, rx), (i0, ty, _), (j0, tx, _) in _phases(layer):
                 if ty and tx:
@@ -800,6 +902,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 _, oh, ow = layer.out_shape
                 d = dict(_conv_fields(src, dst, layer.out_channels, shape), **common, ky=kh, kx=kw,
                          isy=_stride(sy, oh), isx=_stride(sx, ow), iky=1, ikx=1, iy0=-py, ix0=-px, oh=oh, ow=ow)
+                if i == 0 and fold is not None:
+                    rows, cols = fold
+                    d.update(ky=rows.passes, kx=cols.passes, iky=rows.step, ikx=cols.step, iy0=rows.origin,
+                             ix0=cols.origin)
                 conv_out = Tensor(dst.addr, *_chw(layer.out_shape), tn)
             else:
                 vsrc = _vector(src)
@@ -1072,7 +1178,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         backward_batch_addr=backward_batch_addr, slot_bytes=alloc.slot_bytes.get(work.addr, 0), image_addr=image.addr, work_addr=work.addr, baseline_addr=baseline.addr,
         ig_table_addr=ig_table_addr, logits_addr=logits.addr, logits_save_addr=logits_save.addr,
         result_addr=result_addr, attr_addr=attr.addr, grad_input_addr=grad_input.addr, total_bytes=alloc.top,
-        classes=qg.graph.num_classes, in_c=c, in_h=h, in_w=w, input_elems=image.elems, input_frac=qg.input_fmt.frac,
+        classes=qg.graph.num_classes, in_c=c, in_h=h, in_w=w, fold_rows=fold[0].f if fold else 1,
+        fold_cols=fold[1].f if fold else 1, input_elems=image.elems, input_frac=qg.input_fmt.frac,
         grad_frac0=gf[0], grad_frac1=gf[1], grad_frac2=gf[2], ixg_frac=af.input_x_gradient.frac,
         ig_sum_frac=af.ig_summed_gradient.frac, ig_frac=af.integrated_gradients.frac, data_width=qg.width,
         index_bits=index_bits, mask_bits=bits, index_entries=entries, targets_addr=targets_addr,

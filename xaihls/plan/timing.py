@@ -288,7 +288,8 @@ def network_macs(d, layers, groups: int = 1) -> int:
     reader's taps of the phase: the sum over the readers. Other diagonal jobs (max- or
     average-pool, a lone ReLU, a per-channel affine, an Add's identity) and a SEED move data and
     count none; neither do channels padded to whole tiles. A LANES job (``groups`` lane groups)
-    counts as the convolution it computes (``columns``)."""
+    counts as the convolution it computes (``columns``), and so does a first convolution on a
+    folded image (its kernel's taps, not its passes)."""
     if d.op != Op.CONV or d.layer >= len(layers):
         return 0
     d = columns(d, groups)
@@ -301,6 +302,11 @@ def network_macs(d, layers, groups: int = 1) -> int:
         readers = [j for j in range(len(layers)) if _reads(layers, j) == read or read in layers[j].inputs[1:]]
         if len(readers) > 1:
             return sum(_phase_macs(d, layers[j]) for j in readers) * max(1, d.slots)
+    kernel = getattr(layer, "kernel", None)
+    if d.iky > 0 and kernel is not None and (d.ky, d.kx) != tuple(kernel):
+        # the first convolution on a folded image (lowering.image_fold): a pass holds several taps
+        (kh, kw), (py, px) = kernel, layer.padding
+        d = replace(d, ky=kh, kx=kw, iky=1, ikx=1, iy0=-py, ix0=-px)
     # an UNPOOL job walks only the rows and columns a pool window covers; the network's transposed
     # conv also multiplies the zero gradients of a ragged edge: the conv's whole output map
     bounds = tuple(layer.out_shape[1:]) if d.unpool else None

@@ -26,7 +26,7 @@ from xaihls.methods import (METHOD_CODES, ONE_IMAGE_CODES, PREDICT_CODE, PostPro
 from xaihls.numerics import FixedFormat, count_saturated, round_shift, saturate
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, MAX_IG_STEPS, PROGRAM_MAGIC, PROGRAM_VERSION, RESULT,
                                   RESULT_SLOT_BYTES, Flag, Op, Unpool, engine_starts)
-from xaihls.plan.contract import from_blocked, to_blocked
+from xaihls.plan.contract import from_blocked, host_image
 from xaihls.plan.engine import DATA_BITS
 from xaihls.plan.lowering import Job, ProgramV2, Shape, job_from_bytes, slot_job
 
@@ -124,19 +124,18 @@ class Engine:
 
     # ---- the host's side ----
     def load_inputs(self, image_q: np.ndarray, baseline_q: np.ndarray | None, steps: int, rule: str) -> None:
-        """Write the image and baseline (C, H, W codes) blocked, and the IG table."""
-        tn = self.shape.tn
-        self.write16(self.h["image_addr"], to_blocked(image_q, tn))
+        """Write the image and baseline (C, H, W codes) as the host does (``host_image``), and the IG table."""
+        self.write16(self.h["image_addr"], host_image(image_q, self.h))
         base = np.zeros_like(image_q) if baseline_q is None else baseline_q
-        self.write16(self.h["baseline_addr"], to_blocked(base, tn))
+        self.write16(self.h["baseline_addr"], host_image(base, self.h))
         self.write32(self.h["ig_table_addr"], ig_constants(steps, rule, self.h["data_width"]).table())
 
     def load_images(self, images_q: np.ndarray, targets) -> None:
-        """An image batch's inputs: image s (C, H, W codes) blocked in slot s, its target (-1: the
+        """An image batch's inputs: image s (C, H, W codes) as the host writes it in slot s, its target (-1: the
         predicted class) at targets_addr + 4 s (docs/contract.md, "The host's sequence")."""
         h = self.h
         for s, image in enumerate(images_q):
-            self.write16(h["image_addr"] + s * h["slot_bytes"], to_blocked(image, self.shape.tn))
+            self.write16(h["image_addr"] + s * h["slot_bytes"], host_image(image, h))
         self.write32(h["targets_addr"], [int(t) for t in targets])
 
     def load_start(self, x_q: torch.Tensor, baseline_q: torch.Tensor | None, target: torch.Tensor | None, first: int,

@@ -30,7 +30,7 @@ from xaihls.golden import model as golden
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
 from xaihls.plan.contract import MAX_IG_STEPS, PROGRAM_VERSION, Flag, Op, Status
 from xaihls.plan.engine import EngineV2
-from xaihls.plan.contract import to_blocked
+from xaihls.plan.contract import host_image, to_blocked
 from xaihls.plan.lowering import ProgramV2, buffer_needs
 from xaihls.project import clock_period_ns
 from xaihls.sim.interpreter import Engine, host_runs
@@ -294,8 +294,8 @@ def default_test_images(input_shape: tuple[int, int, int], count: int = TEST_IMA
     return torch.rand((count, *input_shape), generator=torch.Generator().manual_seed(0))
 
 
-def test_vectors(qg, tn: int, images=None) -> tuple[dict[str, bytes], int]:
-    """``tb_data/``: the images (blocked), the IG table, and the golden model's logits, result
+def test_vectors(qg, header: dict, images=None) -> tuple[dict[str, bytes], int]:
+    """``tb_data/``: the images (as the host writes them for the Program of ``header``), the IG table, and the golden model's logits, result
     and attribution (blocked) of predict and every compiled method. Returns the files and the
     number of cases."""
     x = golden.check_batch(qg, default_test_images(qg.graph.input_shape) if images is None else images,
@@ -304,11 +304,12 @@ def test_vectors(qg, tn: int, images=None) -> tuple[dict[str, bytes], int]:
     steps, rule = qg.ig_steps, qg.ig_rule
     files = {"tb_data/ig_table.bin": _i32(ig_constants(steps, rule, qg.width).table())}
     lines = ["# xaihls Engine v2 testbench cases, one run of xaihls_top each (little-endian files in tb_data/;",
-             "# images and attributions in the DDR's blocked layout [C/Tn][H][W][Tn]):",
+             "# images as the host writes them (folded, host_image) and attributions in the DDR's blocked layout",
+             "# [C/Tn][H][W][Tn]):",
              "# image image_file method method_code target steps ig_table baseline logits result attribution",
              f"# integrated gradients: {steps} steps, rule {rule}; baseline '-' is zeros; target -1 is the predicted class"]
     for k in range(x.shape[0]):
-        files[f"tb_data/image{k}.bin"] = _i16(to_blocked(x_q[k].numpy(), tn))
+        files[f"tb_data/image{k}.bin"] = _i16(host_image(x_q[k].numpy(), header))
     runs = [("predict", PREDICT_CODE, golden.predict(qg, x))]
     runs += [(m, METHOD_CODES[m], golden.attribute(qg, x, m)) for m in qg.methods]
     for name, code, r in runs:
@@ -322,7 +323,7 @@ def test_vectors(qg, tn: int, images=None) -> tuple[dict[str, bytes], int]:
                 a = r.attribution[k]
                 if name == "grad_cam":  # the engine leaves the map repeated over the input's channels
                     a = a.expand(qg.graph.input_shape[0], -1, -1)
-                files[f"tb_data/{attribution}"] = _i16(to_blocked(a.numpy(), tn))
+                files[f"tb_data/{attribution}"] = _i16(to_blocked(a.numpy(), header["tn"]))
             lines.append(f"{k} image{k}.bin {name} {code} -1 {steps} ig_table.bin - {stem}_logits.bin "
                          f"{stem}_result.bin {attribution}")
     files["tb_data/cases.txt"] = ("\n".join(lines) + "\n").encode()
@@ -339,7 +340,7 @@ def project_files(qg, plan, images=None) -> dict[str, bytes]:
     files = firmware_files(program, engine)
     files[DDR_IMAGE] = program.image
     files["tb/xaihls_tb.cpp"] = read_template(TESTBENCH).encode()
-    tb, cases = test_vectors(qg, program.shape.tn, images)
+    tb, cases = test_vectors(qg, program.header, images)
     files.update(tb)
     period = clock_period_ns(engine.clock_mhz)
     settings = "\n".join([f"set project_name {HLS_PROJECT_NAME}", f"set top {TOP}", f"set part {{{board.part}}}",

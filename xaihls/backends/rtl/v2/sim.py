@@ -27,7 +27,7 @@ from xaihls.backends.rtl.v2.params import RTL_DIR, SIM_SOURCES, TOP, RtlV2Params
 from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
-from xaihls.plan.contract import MAX_IG_STEPS, RESULT, RESULT_SLOT_BYTES, engine_starts, from_blocked, to_blocked
+from xaihls.plan.contract import MAX_IG_STEPS, RESULT, RESULT_SLOT_BYTES, engine_starts, from_blocked, host_image
 
 SIM_DIR = RTL_DIR / "sim"
 DDR_MODEL = RTL_DIR.parent / "rtl" / "sim" / "xaihls_sim_axi_ram.sv"   # the DDR model
@@ -156,9 +156,9 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
         images = np.asarray(run["images"]) if "images" in run else np.asarray(run["image"])[None]
         if images.shape[0] > 1 and images.shape[0] != h["batch"]:
             raise XaiHlsError(f"an image batch of {images.shape[0]}: the Program's slots are {h['batch']}")
-        arrays[f"image{i}"] = np.stack([to_blocked(image, tn) for image in images])
+        arrays[f"image{i}"] = np.stack([host_image(image, h) for image in images])
         arrays[f"targets{i}"] = np.asarray(run.get("targets", [-1] * images.shape[0]), dtype=np.int64)
-        arrays[f"baseline{i}"] = to_blocked(np.asarray(run["baseline"]), tn)
+        arrays[f"baseline{i}"] = host_image(np.asarray(run["baseline"]), h)
         arrays[f"ig_table{i}"] = np.asarray(run["ig_table"], dtype=np.int64)
         meta.append({"target": -1, **{k: int(run[k]) for k in ("method", "target", "steps", "restart_after",
                                                                 "images_register") if k in run}})
