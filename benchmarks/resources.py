@@ -7,12 +7,15 @@ Run: ``python -m benchmarks.resources [--run [SHAPE ...]] [--memories] [--fit]``
   recorded. SHAPE is ``TMxTN``, with ``@AXI_BITS`` for another AXI data width,
   ``:IN_DEPTH/OUT_DEPTH`` for other buffer depths, a trailing ``i`` for the inference-only
   build. One line a run in results/rtl_v2_yosys.jsonl, the stat file beside it
-  (rtl_v2_yosys_xc7_<tag>_stat.txt). Run it under the shared heavy-tool lock.
+  (rtl_v2_yosys_xc7_<tag>_stat.txt), with the digest of the RTL synthesized (``rtl_digest``). Run
+  it under the shared heavy-tool lock.
 - ``--memories``: the memory-mapping check: yosys maps each memory shape of ``memory_shapes``
   alone (``xaihls_sdp_ram``, ``xaihls_fifo``) and its counts are set beside
   ``xaihls.plan.resources.memory_cells``; results/rtl_v2_memories_xc7.json and its stat text.
 - ``--fit``: LUT and FF coefficients by least squares on FIT_SHAPES, BRAM_18K and LUTRAM
   counted, DSP exact, HELD_OUT checked; writes xaihls/plan/resource_model.json, prints Markdown.
+  Every point must be of one RTL digest, which the model keeps: ``resources.load`` warns when the
+  sources changed since (the model's LUT and FF then describe other RTL).
 """
 from __future__ import annotations
 
@@ -82,8 +85,8 @@ def run_point(shape: str) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"xaihls_yosys_v2_{tag}_"))
     r = synthesize(params, FAMILY, work, timeout=3000)
     shutil.copy(work / "stat.txt", stat_path(tag))
-    rec = {"tag": tag, "params": params.as_dict(), "lut": r.lut, "ff": r.ff, "dsp": r.dsp, "bram_18k": r.bram_18k,
-           "lutram": r.lutram, "seconds": round(r.seconds, 1), "peak_rss_kib": r.cells.get("peak_rss_kib", 0),
+    rec = {"tag": tag, "rtl": rm.rtl_digest(), "params": params.as_dict(), "lut": r.lut, "ff": r.ff, "dsp": r.dsp,
+           "bram_18k": r.bram_18k, "lutram": r.lutram, "seconds": round(r.seconds, 1), "peak_rss_kib": r.cells.get("peak_rss_kib", 0),
            "date": str(date.today()), "family": FAMILY, "stat": stat_path(tag).name}
     with POINTS.open("a") as f:
         f.write(json.dumps(rec) + "\n")
@@ -170,7 +173,7 @@ def load_points(tags) -> list[dict]:
         counts = read_yosys_stat(stat_path(tag)).resources
         if (counts["LUT"], counts["FF"], counts["DSP"], counts["BRAM_18K"]) != (r["lut"], r["ff"], r["dsp"], r["bram_18k"]):
             raise SystemExit(f"{stat_path(tag).name} does not hold the counts recorded for {tag}")
-        out.append({"tag": tag, "params": r["params"], **{k: counts[k] for k in rm.RESULTS_OF},
+        out.append({"tag": tag, "rtl": r.get("rtl", ""), "params": r["params"], **{k: counts[k] for k in rm.RESULTS_OF},
                     "LUTRAM": r["lutram"], "seconds": r["seconds"], "peak_rss_mib": round(r["peak_rss_kib"] / 1024),
                     "stat": stat_path(tag).name})
     return out
@@ -216,7 +219,12 @@ def run_fit() -> rm.ResourceModel:
     source = (f"{yosys_version()} synth_xilinx -family {FAMILY} (hierarchy kept) of hls_templates/rtl_v2 built "
               f"for the CIFAR reference net; points in benchmarks/results/rtl_v2_yosys.jsonl; fitted {date.today()} "
               f"on {platform.machine()} {platform.system()} by `python -m benchmarks.resources --fit`")
-    model = rm.fit(fit_points, held, source)
+    rtl = {p["rtl"] for p in fit_points + held}
+    if len(rtl) != 1 or "" in rtl:
+        stale = [p["tag"] for p in fit_points + held if p["rtl"] != rm.rtl_digest()]
+        raise SystemExit(f"the yosys points are of different RTL sources ({', '.join(stale)} not of today's "
+                         f"{rm.rtl_digest()}); empty the records and run `python -m benchmarks.resources --run`")
+    model = rm.fit(fit_points, held, source, rtl.pop())
     rm.save(model)
     return model
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import xaihls
-from xaihls.errors import XaiHlsError
+from xaihls.errors import XaiHlsError, XaiHlsWarning
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan import resources as rm
 from xaihls.plan.boards import list_boards
@@ -48,8 +48,25 @@ def test_the_stored_points_are_the_counts_of_the_kept_stat_files():
         assert {k: counts[k] for k in rm.RESULTS_OF} == {k: p[k] for k in rm.RESULTS_OF}, p["tag"]
 
 
+def test_the_model_was_fitted_on_yosys_runs_of_the_rtl_it_estimates():
+    """Every point (fitted and held out) was synthesized from the RTL sources as they are, comments
+    aside: an RTL change needs a refit (``python -m benchmarks.resources --run`` on emptied records,
+    then ``--fit``), or the planner's LUT and FF figures describe other hardware."""
+    assert MODEL.rtl == rm.rtl_digest(), "hls_templates/rtl_v2 changed since the resource model's yosys points"
+    assert all(p["rtl"] == MODEL.rtl for p in MODEL.points + MODEL.held_out)
+
+
+def test_a_model_of_other_rtl_sources_loads_with_a_one_line_warning(tmp_path):
+    path = tmp_path / "model.json"
+    rm.save(rm.ResourceModel(MODEL.lut, MODEL.ff, MODEL.dsp_extra, MODEL.points, MODEL.held_out, MODEL.source,
+                             rtl="0123456789abcdef"), path)
+    with pytest.warns(XaiHlsWarning, match=r"other RTL sources .* unchecked until a refit"):
+        stale = rm.load(path)
+    assert stale.lut == MODEL.lut and stale.rtl == "0123456789abcdef"
+
+
 def test_refitting_the_stored_points_gives_the_stored_coefficients():
-    again = rm.fit(list(MODEL.points), list(MODEL.held_out), MODEL.source)
+    again = rm.fit(list(MODEL.points), list(MODEL.held_out), MODEL.source, MODEL.rtl)
     assert np.allclose(again.lut, MODEL.lut, rtol=0, atol=1e-5) and np.allclose(again.ff, MODEL.ff, rtol=0, atol=1e-5)
     assert again.dsp_extra == MODEL.dsp_extra
     assert json.loads(rm.MODEL_FILE.read_text())["residuals"] == json.loads(json.dumps(again.residuals()))

@@ -22,14 +22,16 @@ rest rather than extrapolate further.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from xaihls.errors import XaiHlsError
+from xaihls.errors import XaiHlsError, XaiHlsWarning
 from xaihls.plan.engine import ACC_BITS, DATA_BITS, EngineV2, ResourceEstimate
 
 MODEL_FILE = Path(__file__).with_name("resource_model.json")
@@ -189,6 +191,7 @@ class ResourceModel:
     points: tuple[dict, ...] = ()
     held_out: tuple[dict, ...] = ()
     source: str = ""
+    rtl: str = ""  # rtl_digest() of the sources every point was synthesized from
 
     @property
     def domain(self) -> Domain | None:
@@ -234,15 +237,28 @@ class ResourceModel:
 
     def as_dict(self) -> dict:
         d = self.domain
-        return {"source": self.source, "features": list(FEATURES),
+        return {"source": self.source, "rtl": self.rtl, "features": list(FEATURES),
                 "lut": list(self.lut), "ff": list(self.ff), "dsp_extra": self.dsp_extra,
                 "domain": d.__dict__ if d else None, "points": list(self.points), "held_out": list(self.held_out),
                 "residuals": self.residuals()}
 
 
-def fit(points: list[dict], held_out: list[dict] = (), source: str = "") -> ResourceModel:
+def rtl_digest() -> str:
+    """A digest of the RTL sources yosys synthesizes (``hls_templates/rtl_v2``), their comments and
+    blank lines left out: what a yosys point and the model fitted on it belong to."""
+    from xaihls.backends.rtl.v2.params import sources
+
+    h = hashlib.sha256()
+    for path in sources():
+        code = [line.split("//", 1)[0].rstrip() for line in path.read_text().splitlines()]
+        h.update(path.name.encode() + b"\0" + "\n".join(line for line in code if line).encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def fit(points: list[dict], held_out: list[dict] = (), source: str = "", rtl: str = "") -> ResourceModel:
     """Least-squares LUT and FF coefficients from yosys points (each: "tag", the RTL "params" and
-    LUT, FF, DSP, BRAM_18K as yosys counted them); the points must vary every feature."""
+    LUT, FF, DSP, BRAM_18K as yosys counted them) of the RTL ``rtl`` (``rtl_digest``); the points
+    must vary every feature."""
     if len(points) <= len(FEATURES):
         raise XaiHlsError(f"the resource model needs more than {len(FEATURES)} yosys points, got {len(points)}")
     es = [engine_of_point(p) for p in points]
@@ -262,19 +278,26 @@ def fit(points: list[dict], held_out: list[dict] = (), source: str = "") -> Reso
                                                     es + [engine_of_point(p) for p in held_out])}
     if len(extra) != 1:
         raise XaiHlsError(f"DSP count is not Tm*Tn plus one constant across the yosys points: extras {sorted(extra)}")
-    return ResourceModel(coef["LUT"], coef["FF"], extra.pop(), tuple(points), tuple(held_out), source)
+    return ResourceModel(coef["LUT"], coef["FF"], extra.pop(), tuple(points), tuple(held_out), source, rtl)
 
 
 def load(path: Path = MODEL_FILE) -> ResourceModel:
-    """The fitted model the planner uses; a clear error if it was never fitted or is stale."""
+    """The fitted model the planner uses; a clear error if it was never fitted or fitted over other
+    features, a warning if the RTL sources changed since its yosys points (its LUT and FF figures
+    are then not checked against the RTL they describe)."""
     if not path.is_file():
         raise XaiHlsError(f"no fitted resource model at {path}; run `python -m benchmarks.resources --fit`")
     data = json.loads(path.read_text())
     if tuple(data.get("features", ())) != FEATURES:
         raise XaiHlsError(f"resource model {path} was fitted over features {data.get('features')}, this version "
                           f"uses {list(FEATURES)}; run `python -m benchmarks.resources --fit`")
-    return ResourceModel(tuple(data["lut"]), tuple(data["ff"]), int(data["dsp_extra"]), tuple(data["points"]),
-                         tuple(data["held_out"]), data["source"])
+    model = ResourceModel(tuple(data["lut"]), tuple(data["ff"]), int(data["dsp_extra"]), tuple(data["points"]),
+                          tuple(data["held_out"]), data["source"], data.get("rtl", ""))
+    if model.rtl != rtl_digest():
+        warnings.warn(f"the resource model ({path.name}) was fitted on yosys runs of other RTL sources than "
+                      "hls_templates/rtl_v2 holds now: its LUT and FF figures are unchecked until a refit "
+                      "(python -m benchmarks.resources --run on emptied records, then --fit)", XaiHlsWarning, stacklevel=2)
+    return model
 
 
 def save(model: ResourceModel, path: Path = MODEL_FILE) -> None:
