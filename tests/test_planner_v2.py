@@ -99,3 +99,7 @@ def test_without_integrated_gradients_the_batch_is_sized_for_image_batches():
     assert p.batch_cycles[n] == round(sum(p.image_batch_cycles.values()) / n)
     assert p.image_batch_cycles["saliency"] < n * p.method_cycles["saliency"]
     assert f"cycles an image in image batches of {n}" in describe(p)
+    # the 16 x 8 plan reads cifar_ref's image folded 1 x 2 (docs/engine_v2.md, "The folded image")
+    assert (p.engine.tn, p.summary()["image_fold"]) == (8, [1, 2])
+    assert "image folded 1 x 2: the host writes each pixel's neighbours after its 3 channels, so the first " \
+           "convolution's 3 x 3 taps take 6 passes" in describe(p)

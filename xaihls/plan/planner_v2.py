@@ -102,6 +102,7 @@ class PlanV2:
             "memories_bram_18k": dict(self.resources.breakdown or {}),
             "capacity": self.board.resources.as_dict(), "utilization": self.utilization(),
             "kept_bits": k.kept_bits, "activation_bits": k.activation_bits,
+            "image_fold": [self.program.header["fold_rows"], self.program.header["fold_cols"]],
             "layers": [{"layer": names[c.layer], "direction": c.direction, "op": c.op, "cycles": c.cycles,
                         "bound": c.bound_cycles, "macs": c.macs, "array_macs": c.array_macs,
                         "memory_cycles": c.memory_cycles,
@@ -389,6 +390,13 @@ def describe(p: PlanV2, methods=None) -> str:
     lines.append("resources (model fitted on yosys / board): " + ", ".join(
         f"{k} {v:,}/{p.board.resources.as_dict()[k]:,} ({util[k]:.0%})" for k, v in p.resources.as_dict().items()
         if k != "URAM"))
+    h = p.program.header
+    if h["fold_rows"] * h["fold_cols"] > 1:
+        first = p.program.forward[0]
+        kh, kw = p.program.qgraph.graph.layers[0].kernel
+        lines.append(f"image folded {h['fold_rows']} x {h['fold_cols']}: the host writes each pixel's neighbours "
+                     f"after its {h['in_c']} channels, so the first convolution's {kh} x {kw} taps take "
+                     f"{first.ky * first.kx} passes")
     k = p.kept
     slots = f", held for each of {p.program.batch} slots" if p.program.batch > 1 else ""
     lines.append(f"kept for the backward pass: {k.kept_bits:,} bits an image (ReLU {k.relu_bits:,} + pool indices "

@@ -303,7 +303,8 @@ def network_macs(d, layers, groups: int = 1) -> int:
         if len(readers) > 1:
             return sum(_phase_macs(d, layers[j]) for j in readers) * max(1, d.slots)
     kernel = getattr(layer, "kernel", None)
-    if d.iky > 0 and kernel is not None and (d.ky, d.kx) != tuple(kernel):
+    if (d.layer == 0 and d.iky > 0 and not d.flags >> int(Flag.DIAG) & 1 and kernel is not None
+            and (d.ky, d.kx) != tuple(kernel)):
         # the first convolution on a folded image (lowering.image_fold): a pass holds several taps
         (kh, kw), (py, px) = kernel, layer.padding
         d = replace(d, ky=kh, kx=kw, iky=1, ikx=1, iy0=-py, ix0=-px)
