@@ -52,6 +52,9 @@ def test_the_model_was_fitted_on_yosys_runs_of_the_rtl_it_estimates():
     """Every point (fitted and held out) was synthesized from the RTL sources as they are, comments
     aside: an RTL change needs a refit (``python -m benchmarks.resources --run`` on emptied records,
     then ``--fit``), or the planner's LUT and FF figures describe other hardware."""
+    from xaihls.backends.rtl.v2.params import RTL_DIR, sources
+
+    assert sorted(sources()) == sorted(RTL_DIR.glob("*.sv")), "the digest reads every synthesized source"
     assert MODEL.rtl == rm.rtl_digest(), "hls_templates/rtl_v2 changed since the resource model's yosys points"
     assert all(p["rtl"] == MODEL.rtl for p in MODEL.points + MODEL.held_out)
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xaihls.bundled import TEMPLATES_DIR
 from xaihls.errors import XaiHlsError, XaiHlsWarning
 from xaihls.plan.engine import ACC_BITS, DATA_BITS, EngineV2, ResourceEstimate
 
@@ -244,12 +245,11 @@ class ResourceModel:
 
 
 def rtl_digest() -> str:
-    """A digest of the RTL sources yosys synthesizes (``hls_templates/rtl_v2``), their comments and
-    blank lines left out: what a yosys point and the model fitted on it belong to."""
-    from xaihls.backends.rtl.v2.params import sources
-
+    """A digest of the RTL sources yosys synthesizes (the ``.sv`` files of ``hls_templates/rtl_v2``;
+    its simulation top lies in ``sim/``), their comments and blank lines left out: what a yosys
+    point and the model fitted on it belong to."""
     h = hashlib.sha256()
-    for path in sources():
+    for path in sorted((TEMPLATES_DIR / "rtl_v2").glob("*.sv")):
         code = [line.split("//", 1)[0].rstrip() for line in path.read_text().splitlines()]
         h.update(path.name.encode() + b"\0" + "\n".join(line for line in code if line).encode() + b"\0")
     return h.hexdigest()[:16]
@@ -296,7 +296,8 @@ def load(path: Path = MODEL_FILE) -> ResourceModel:
     if model.rtl != rtl_digest():
         warnings.warn(f"the resource model ({path.name}) was fitted on yosys runs of other RTL sources than "
                       "hls_templates/rtl_v2 holds now: its LUT and FF figures are unchecked until a refit "
-                      "(python -m benchmarks.resources --run on emptied records, then --fit)", XaiHlsWarning, stacklevel=2)
+                      "(python -m benchmarks.resources --run on emptied records, then --fit)",
+                      XaiHlsWarning, stacklevel=2)
     return model
 
 

@@ -295,9 +295,9 @@ def default_test_images(input_shape: tuple[int, int, int], count: int = TEST_IMA
 
 
 def test_vectors(qg, header: dict, images=None) -> tuple[dict[str, bytes], int]:
-    """``tb_data/``: the images (as the host writes them for the Program of ``header``), the IG table, and the golden model's logits, result
-    and attribution (blocked) of predict and every compiled method. Returns the files and the
-    number of cases."""
+    """``tb_data/``: the images (as the host writes them for the Program of ``header``), the IG
+    table, and the golden model's logits, result and attribution (blocked) of predict and every
+    compiled method. Returns the files and the number of cases."""
     x = golden.check_batch(qg, default_test_images(qg.graph.input_shape) if images is None else images,
                            "test images")
     x_q = golden.quantize_input(qg, x, golden.Saturations())
