@@ -54,6 +54,11 @@ class Conv2d:
         return self.out_shape[0]
 
     @property
+    def depthwise(self) -> bool:
+        """Each output channel reads only its own input channel (the engine's diagonal job)."""
+        return self.groups > 1 and self.groups == self.in_channels == self.out_channels
+
+    @property
     def fan_in(self) -> int:
         return self.in_channels // self.groups * self.kernel[0] * self.kernel[1]
 

@@ -13,9 +13,9 @@ the rounding points are these, each ``numerics`` round half up then saturate:
   whole, else 1/(PyTorch's divisor of that window) (``calibrate.avg_pool_divisors``), each
   quantized in one format. Max-pool padding is -infinity: a padded tap never wins. The ReLU bit
   and a max-pool's ranking are taken on the wide accumulator of a Conv2d/Linear directly before
-  (through a ReLU), as model.py does, except that a padded or ceil-mode max-pool ranks its input
-  codes (the engine runs such a pool as a job of its own, not in the convolution's write-back);
-  everything else decides on its input codes.
+  (through a ReLU), as model.py does, except that a padded or ceil-mode max-pool, or one after a
+  depthwise convolution, ranks its input codes (the engine runs such a pool as a job of its own,
+  not in the convolution's write-back); everything else decides on its input codes.
 - ReLU6: y = min(max(x, 0), c) with c = 6.0 in the input format (exact for a fraction >= -1;
   else 6.0 rounded half up); it keeps [0 < x < c] and [x < c] for the backward pass.
 - Add: the two operands are aligned exactly to the finer of their two fractions (the layer's
@@ -149,6 +149,15 @@ def _recips(q) -> torch.Tensor:
     return q.weight[0] if q.weight.numel() == 1 else q.weight
 
 
+def _after_depthwise(qg: QGraph, i: int) -> bool:
+    """Whether layer i reads a depthwise convolution's output, directly or through a ReLU."""
+    reads = qg.graph.input_tensors
+    k = reads[i][0] - 1  # tensor t is layer t - 1's output
+    if k >= 0 and isinstance(qg.layers[k].layer, ReLU):
+        k = reads[k][0] - 1
+    return k >= 0 and isinstance(qg.layers[k].layer, Conv2d) and qg.layers[k].layer.depthwise
+
+
 def _forward_layer(qg: QGraph, i: int, xs: list[torch.Tensor], ranks: list, kept: Kept, sat, keep_relu: bool):
     """Layer i's output codes and the wide values that rank it (a Conv2d/Linear's accumulator)."""
     q = qg.layers[i]
@@ -174,8 +183,10 @@ def _forward_layer(qg: QGraph, i: int, xs: list[torch.Tensor], ranks: list, kept
         return x.clamp(0, cap), None
     if isinstance(layer, MaxPool2d):
         canvas = _canvas(x, layer, NEVER_WINS)
-        # a padded or ceil-mode pool ranks its input codes: the engine runs it as a job of its own
-        order = None if rank is None or not layer.is_plain else _canvas(rank, layer, NEVER_WINS)
+        # a padded or ceil-mode pool, or one after a depthwise conv, ranks its input codes: the engine
+        # runs it as a job of its own, not in the convolution's write-back
+        on_acc = rank is not None and layer.is_plain and not _after_depthwise(qg, i)
+        order = _canvas(rank, layer, NEVER_WINS) if on_acc else None
         out, index = kernels.max_pool(canvas, order, layer.kernel, layer.stride)
         kept.pool_indices[i] = index
         return out, None

@@ -389,7 +389,7 @@ def _folded_kernel(kern: np.ndarray, fold: tuple[FoldDim, FoldDim], kw: int) -> 
 
 def is_depthwise(layer) -> bool:
     """A convolution each of whose output channels reads only its own input channel: a diagonal job."""
-    return isinstance(layer, Conv2d) and layer.groups > 1 and layer.groups == layer.in_channels == layer.out_channels
+    return isinstance(layer, Conv2d) and layer.depthwise
 
 
 def _ungrouped(kernel: np.ndarray, groups: int) -> np.ndarray:
