@@ -86,7 +86,8 @@ def run_point(shape: str) -> dict:
     r = synthesize(params, FAMILY, work, timeout=3000)
     shutil.copy(work / "stat.txt", stat_path(tag))
     rec = {"tag": tag, "rtl": rm.rtl_digest(), "params": params.as_dict(), "lut": r.lut, "ff": r.ff, "dsp": r.dsp,
-           "bram_18k": r.bram_18k, "lutram": r.lutram, "seconds": round(r.seconds, 1), "peak_rss_kib": r.cells.get("peak_rss_kib", 0),
+           "bram_18k": r.bram_18k, "lutram": r.lutram, "seconds": round(r.seconds, 1),
+           "peak_rss_kib": r.cells.get("peak_rss_kib", 0),
            "date": str(date.today()), "family": FAMILY, "stat": stat_path(tag).name}
     with POINTS.open("a") as f:
         f.write(json.dumps(rec) + "\n")
@@ -173,7 +174,8 @@ def load_points(tags) -> list[dict]:
         counts = read_yosys_stat(stat_path(tag)).resources
         if (counts["LUT"], counts["FF"], counts["DSP"], counts["BRAM_18K"]) != (r["lut"], r["ff"], r["dsp"], r["bram_18k"]):
             raise SystemExit(f"{stat_path(tag).name} does not hold the counts recorded for {tag}")
-        out.append({"tag": tag, "rtl": r.get("rtl", ""), "params": r["params"], **{k: counts[k] for k in rm.RESULTS_OF},
+        out.append({"tag": tag, "rtl": r.get("rtl", ""), "params": r["params"],
+                    **{k: counts[k] for k in rm.RESULTS_OF},
                     "LUTRAM": r["lutram"], "seconds": r["seconds"], "peak_rss_mib": round(r["peak_rss_kib"] / 1024),
                     "stat": stat_path(tag).name})
     return out
@@ -221,9 +223,10 @@ def run_fit() -> rm.ResourceModel:
               f"on {platform.machine()} {platform.system()} by `python -m benchmarks.resources --fit`")
     rtl = {p["rtl"] for p in fit_points + held}
     if len(rtl) != 1 or "" in rtl:
-        stale = [p["tag"] for p in fit_points + held if p["rtl"] != rm.rtl_digest()]
+        today = rm.rtl_digest()
+        stale = [p["tag"] for p in fit_points + held if p["rtl"] != today]
         raise SystemExit(f"the yosys points are of different RTL sources ({', '.join(stale)} not of today's "
-                         f"{rm.rtl_digest()}); empty the records and run `python -m benchmarks.resources --run`")
+                         f"{today}); empty the records and run `python -m benchmarks.resources --run`")
     model = rm.fit(fit_points, held, source, rtl.pop())
     rm.save(model)
     return model

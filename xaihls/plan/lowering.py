@@ -631,21 +631,15 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             if not depthwise and layer.groups > 1:
                 kern = _ungrouped(kern, layer.groups)
             out_w, in_w, sx = layer.out_shape[2], layer.in_shape[2], layer.stride[1]
-            if i == 0 and fold is not None:
-                # the folded image: a LANES twin where its pass columns are consecutive input columns
-                folded = _folded_kernel(kern, fold, kw)
-                fw[i] = b.weights(f"{layer.name}.weight.folded", _dense_blob(folded, shape))
-                if fold[1].step == 1 and lane_columns(shape, fold[1].passes, _stride(sx, out_w), out_w,
-                                                      layer.out_channels):
-                    lanes_fw[i] = b.weights(f"{layer.name}.weight.folded.lanes",
-                                            _lanes_blob(folded, fold[1].passes, _stride(sx, out_w), False, shape))
-            else:
-                fw[i] = b.weights(f"{layer.name}.weight",
-                                  _depthwise_blob(kern[:, 0], shape) if depthwise else _dense_blob(kern, shape))
-                if lane_columns(shape, kw, _stride(sx, out_w), out_w, None if depthwise else layer.out_channels):
-                    lanes_fw[i] = b.weights(f"{layer.name}.weight.lanes",
-                                            _lanes_blob(kern[:, 0] if depthwise else kern, kw, _stride(sx, out_w),
-                                                        False, shape))
+            # the forward kernel; on the folded image (a dense first conv) a pass holds several taps, and a
+            # LANES twin needs its pass columns to be consecutive input columns (step 1)
+            folded = i == 0 and fold is not None
+            k_fw, cols, name = ((_folded_kernel(kern, fold, kw), fold[1].passes, f"{layer.name}.weight.folded")
+                                if folded else (kern[:, 0] if depthwise else kern, kw, f"{layer.name}.weight"))
+            fw[i] = b.weights(name, _depthwise_blob(k_fw, shape) if depthwise else _dense_blob(k_fw, shape))
+            if (not folded or fold[1].step == 1) and lane_columns(shape, cols, _stride(sx, out_w), out_w,
+                                                                  None if depthwise else layer.out_channels):
+                lanes_fw[i] = b.weights(f"{name}.lanes", _lanes_blob(k_fw, cols, _stride(sx, out_w), False, shape))
             bw[i] = []
             for (ry, rx), (i0, ty, _), (j0, tx, _) in _phases(layer):
                 if ty and tx:

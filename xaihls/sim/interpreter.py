@@ -124,15 +124,17 @@ class Engine:
 
     # ---- the host's side ----
     def load_inputs(self, image_q: np.ndarray, baseline_q: np.ndarray | None, steps: int, rule: str) -> None:
-        """Write the image and baseline (C, H, W codes) as the host does (``host_image``), and the IG table."""
+        """Write the image and baseline (C, H, W codes) as the host does (``host_image``), and the IG
+        table."""
         self.write16(self.h["image_addr"], host_image(image_q, self.h))
         base = np.zeros_like(image_q) if baseline_q is None else baseline_q
         self.write16(self.h["baseline_addr"], host_image(base, self.h))
         self.write32(self.h["ig_table_addr"], ig_constants(steps, rule, self.h["data_width"]).table())
 
     def load_images(self, images_q: np.ndarray, targets) -> None:
-        """An image batch's inputs: image s (C, H, W codes) as the host writes it in slot s, its target (-1: the
-        predicted class) at targets_addr + 4 s (docs/contract.md, "The host's sequence")."""
+        """An image batch's inputs: image s (C, H, W codes) as the host writes it in slot s, its
+        target (-1: the predicted class) at targets_addr + 4 s (docs/contract.md, "The host's
+        sequence")."""
         h = self.h
         for s, image in enumerate(images_q):
             self.write16(h["image_addr"] + s * h["slot_bytes"], host_image(image, h))
