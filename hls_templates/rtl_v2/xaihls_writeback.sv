@@ -625,6 +625,10 @@ module xaihls_writeback #(
         for (int e = 0; e < E; e++) s3_val[e] <= s2_acc[e] + s2_bias[e];
     end
 
+    // ReLU bits from the accumulator (RELU): every grid position the write-back reads
+    logic [E-1:0] relu_bits;
+    always_comb for (int e = 0; e < E; e++) relu_bits[e] = s3_val[e] > 0;
+
     // ---------------------------------------------------------------- stage 4: the pool's choice
     logic           s4_out, s4_on, s4_seed, s4_hit;
     logic [MKW-1:0] s4_mw;
@@ -638,6 +642,7 @@ module xaihls_writeback #(
     logic signed [47:0] best_v [E];
     logic signed [47:0] best_rank [E];
     logic [7:0]     best_idx [E];
+    logic [E-1:0]   best_alive;   // best_rank > 0, kept as a bit: no second 48-bit choice for the index path
     logic           best_pad;     // the best so far lies outside the input map (lanes agree: a position's property)
     always_ff @(posedge clk) begin
         if (rst) s4_out <= 1'b0;
@@ -656,16 +661,14 @@ module xaihls_writeback #(
                 best_v[e] <= s3_val[e];
                 best_rank[e] <= rank;
                 best_idx[e] <= s3_idx;
+                best_alive[e] <= relu_bits[e];
             end
             s4_val[e] <= (f_pool && !take) ? best_v[e] : s3_val[e];
             s4_idx[e] <= (f_pool && !take) ? best_idx[e] : s3_idx;
-            s4_alive[e] <= ((f_pool && !take) ? best_rank[e] : rank) > 0;
+            // rank > 0 is v > 0 with or without the ReLU (max(v, 0) > 0 iff v > 0): the ReLU bit
+            s4_alive[e] <= (f_pool && !take) ? best_alive[e] : relu_bits[e];
         end
     end
-
-    // ReLU bits from the accumulator (RELU): every grid position the write-back reads
-    logic [E-1:0] relu_bits;
-    always_comb for (int e = 0; e < E; e++) relu_bits[e] = s3_val[e] > 0;
 
     // ---------------------------------------------------------------- the output beat
     logic [E*16-1:0] o_data;
