@@ -258,7 +258,8 @@ def test_the_engine_runs_chains_of_edge_layers_bit_exact_with_golden(layers):
             assert torch.equal(g.attribution, p.attribution), method
 
 
-def test_a_max_pool_after_a_depthwise_conv_ranks_its_input_codes():
+@pytest.mark.parametrize("relu", [True, False], ids=["relu", "no_relu"])
+def test_a_max_pool_after_a_depthwise_conv_ranks_its_input_codes(relu):
     """The engine runs a depthwise conv as a diagonal job, whose write-back does not pool, and the
     pool as a job of its own on the rounded codes: two accumulators that differ by less than an
     output LSB tie there, and the first wins. Golden ranks the same way (it once ranked the
@@ -270,7 +271,7 @@ def test_a_max_pool_after_a_depthwise_conv_ranks_its_input_codes():
         conv.bias.zero_()
         fc.weight.fill_(1.0)
         fc.bias.zero_()
-    model = nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), fc).eval()
+    model = nn.Sequential(conv, *([nn.ReLU()] if relu else []), nn.MaxPool2d(2), nn.Flatten(), fc).eval()
     calibration = torch.rand(4, 2, 2, 2, generator=torch.Generator().manual_seed(0))
     acc = xaihls.compile(model, (2, 2, 2), calibration=calibration, methods=("gradient",),
                          backends=("golden", "program"))
