@@ -235,6 +235,25 @@ class Graph:
         return (all(reads == (i,) for i, reads in enumerate(self.input_tensors))
                 and all(len(c) == 1 for c in self.consumers[:-1]))
 
+    def takes(self, j: int) -> bool:
+        """Layer j reads tensor j (layer j - 1's output) alone and is its only reader: one engine
+        job can take layer j in with the layer before it."""
+        return 0 < j < len(self.layers) and self.input_tensors[j] == (j,) and self.consumers[j] == (j,)
+
+    def pool_ranks_accumulator(self, i: int) -> bool:
+        """Whether layer i is a max-pool that ranks the wide accumulator of the convolution below it
+        rather than its input codes: a plain MaxPool2d that takes a dense (not depthwise) Conv2d's
+        output, directly or through one ReLU. Exactly the pools the engine fuses into that
+        convolution's write-back; every other pool is a job of its own, which sees codes. The golden
+        model and the lowering both ask this, so they cannot disagree."""
+        layers = self.layers
+        if not (0 <= i < len(layers) and isinstance(layers[i], MaxPool2d) and layers[i].is_plain and self.takes(i)):
+            return False
+        k = i - 1
+        if isinstance(layers[k], ReLU) and self.takes(k):
+            k -= 1
+        return k >= 0 and isinstance(layers[k], Conv2d) and not layers[k].depthwise
+
     def tensor_shape(self, k: int) -> Shape:
         return self.input_shape if k == 0 else self.layers[k - 1].out_shape
 

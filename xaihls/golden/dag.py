@@ -149,15 +149,6 @@ def _recips(q) -> torch.Tensor:
     return q.weight[0] if q.weight.numel() == 1 else q.weight
 
 
-def _after_depthwise(qg: QGraph, i: int) -> bool:
-    """Whether layer i reads a depthwise convolution's output, directly or through a ReLU."""
-    reads = qg.graph.input_tensors
-    k = reads[i][0] - 1  # tensor t is layer t - 1's output
-    if k >= 0 and isinstance(qg.layers[k].layer, ReLU):
-        k = reads[k][0] - 1
-    return k >= 0 and isinstance(qg.layers[k].layer, Conv2d) and qg.layers[k].layer.depthwise
-
-
 def _forward_layer(qg: QGraph, i: int, xs: list[torch.Tensor], ranks: list, kept: Kept, sat, keep_relu: bool):
     """Layer i's output codes and the wide values that rank it (a Conv2d/Linear's accumulator)."""
     q = qg.layers[i]
@@ -183,9 +174,9 @@ def _forward_layer(qg: QGraph, i: int, xs: list[torch.Tensor], ranks: list, kept
         return x.clamp(0, cap), None
     if isinstance(layer, MaxPool2d):
         canvas = _canvas(x, layer, NEVER_WINS)
-        # a padded or ceil-mode pool, or one after a depthwise conv, ranks its input codes: the engine
-        # runs it as a job of its own, not in the convolution's write-back
-        on_acc = rank is not None and layer.is_plain and not _after_depthwise(qg, i)
+        # the pools the engine fuses into a convolution's write-back rank its accumulator; every other
+        # (padded, ceil-mode, after a depthwise conv) is a job of its own and ranks its input codes
+        on_acc = rank is not None and qg.graph.pool_ranks_accumulator(i)
         order = _canvas(rank, layer, NEVER_WINS) if on_acc else None
         out, index = kernels.max_pool(canvas, order, layer.kernel, layer.stride)
         kept.pool_indices[i] = index

@@ -879,10 +879,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             relu_at = rectifier(j, fl, on_acc=True)
             if relu_at is not None:
                 j += 1
-            # a max-pool fused into the write-back: not after a ReLU6 (which decides on codes), not a padded
-            # one (its own job), not after a depthwise conv (POOL on a DIAG job is a pool's own job)
-            if (isinstance(layer, Conv2d) and j < L and isinstance(layers[j], MaxPool2d) and layers[j].is_plain
-                    and link(j, j) and Flag.RELU6 not in fl and Flag.DIAG not in fl):
+            # a max-pool fused into the write-back, ranking the accumulator as golden does (not after a
+            # ReLU6, a padded pool, a pool after a depthwise conv: each of those is a pool's own job)
+            if j < L and graph.pool_ranks_accumulator(j):
                 fl.append(Flag.POOL)
                 pool_at, j = j, j + 1
                 if relu_at is None and j < L and isinstance(layers[j], ReLU) and link(j, j):
