@@ -198,12 +198,14 @@ def test_integrated_gradients_on_batched_lists_of_random_networks(seed):
     _batched_ig_matches(acc, x, *SHAPES[seed % 2], batch=3, steps=4)
 
 
-def test_batched_lists_run_a_linear_layer_once_for_every_slot_unless_its_bits_are_a_slots():
+def test_batched_lists_run_a_linear_layer_once_for_every_slot_unless_its_slots_are_padded():
     """The batched lists: a convolution as one slot job, which runs every slot; a Linear layer once
-    for all slots (a grid row a slot), except where the ReLU bits its job touches are also a
-    per-slot job's: here fc1's backward writes the gradient under the conv's ReLU, and fc2's
-    forward the bits the seed reads; fc1's forward and fc2's backward touch the bits of the ReLU
-    between them, batched. A SEED is a job a slot (it seeds its own slot's target)."""
+    for all slots (a grid row a slot). Its ReLU bits follow its output's bytes, so slot s's lie
+    where the slot jobs keep them only if the tensor's slots are as far apart as the ReLU's bits:
+    here fc1's 12 outputs (24 bytes) and fc2's 5 have 64-byte slots, so the jobs that write them
+    under a ReLU (fc1 and fc2 forward, fc2 backward) run as slot jobs, while fc1's backward (the
+    gradient under the conv's ReLU, whose bits the conv's slot job wrote) runs once for all slots.
+    A SEED is a job a slot (it seeds its own slot's target)."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
                                 torch.nn.Linear(64, 12), torch.nn.ReLU(), torch.nn.Linear(12, 5), torch.nn.ReLU()).eval()
@@ -218,12 +220,12 @@ def test_batched_lists_run_a_linear_layer_once_for_every_slot_unless_its_bits_ar
             slot_jobs += d.slots == batch
             counts[direction, d.layer, d.op] = counts.get((direction, d.layer, d.op), 0) + max(1, d.slots)
             if d.oh == batch and d.ow == 1:
-                assert d.in_row_bytes > d.iw * 4 * 2 and d.mask_plane == batch, d
+                assert d.in_row_bytes > d.iw * 4 * 2 and d.out_row_bytes >= d.out_blocks * 4 * 2, d  # rows a slot apart
     conv, fc1, fc2, seed = 0, 3, 5, 7
-    assert counts == {("forward", conv, 1): batch, ("forward", fc1, 1): 1, ("forward", fc2, 1): batch,
-                      ("backward", seed, 2): batch, ("backward", fc2, 1): 1, ("backward", fc1, 1): batch,
+    assert counts == {("forward", conv, 1): batch, ("forward", fc1, 1): batch, ("forward", fc2, 1): batch,
+                      ("backward", seed, 2): batch, ("backward", fc2, 1): batch, ("backward", fc1, 1): 1,
                       ("backward", conv, 1): batch}
-    assert slot_jobs == 4  # the conv both ways, fc2 forward and fc1 backward
+    assert slot_jobs == 5  # the conv both ways, fc1 and fc2 forward, fc2 backward
     _batched_ig_matches(acc, calibration[:2], Shape(8, 4, 4), SHAPES[0][1], batch, 4)
 
 

@@ -185,7 +185,7 @@ struct StoreCfg {
     int grid_tile_words;                              // POOL with RELU: the conv grid's bits per row tile
     int kh, kw, sh, pool_oh, window_last, window_iters, window_wrap, window_step, top_step;
     int pool_row_beats, pool_out_step;                // a pooled row's beats; beats between pooled rows
-    int index_word, index_plane, mt_index_step, pool_ow;
+    int index_word, index_plane, index_row_step, mt_index_step;  // a pool's index words: pixels a block, a row
     bool padded;                                      // DIAG with POOL: grid positions outside the map never win
     int ih, iw, iy0, ix0, tile_y_step, row_y_step, isy, isx, window_x_step;  // padded: the input pixel of a position
     int commands;                                     // output runs of the job
@@ -221,9 +221,14 @@ inline bool conv_fits(const Desc &d) {
     const bool beats = aligned(d.in_addr) && aligned(d.in_block_bytes) && aligned(d.in_row_bytes)
         && aligned(d.w_addr) && aligned(d.w_mt_bytes) && aligned(d.b_addr) && aligned(d.out_addr)
         && aligned(d.out_block_bytes) && aligned(d.out_row_bytes);
+    // kept state at the written elements' offsets (a pool's grid bits: mask_plane pixels a block)
+    const int64_t out_extent = int64_t(d.out_blocks - 1) * d.out_block_bytes + int64_t(d.oph - 1) * d.out_row_bytes
+        + int64_t(d.opw) * PIX_BEATS * BEAT_BYTES;  // bytes from out_addr past the last element written
+    const bool grid_bits = flag(d.flags, c::FLAG_POOL) && flag(d.flags, c::FLAG_RELU);
     const bool bits = !(flag(d.flags, c::FLAG_RELU) || flag(d.flags, c::FLAG_RAP) || flag(d.flags, c::FLAG_BWD_RELU))
-        || ((d.mask_base & (TN - 1)) == 0
-            && int64_t(d.mask_base) + int64_t(d.out_blocks) * d.mask_plane * TN <= int64_t(MASK_WORDS) * E);
+        || ((d.mask_base & (TN - 1)) == 0 && d.oph >= 1 && d.opw >= 1
+            && (grid_bits ? int64_t(d.mask_base) + int64_t(d.out_blocks) * d.mask_plane * TN
+                          : int64_t(d.mask_base) + out_extent / 2) <= int64_t(MASK_WORDS) * E);
     const bool pool = !flag(d.flags, c::FLAG_POOL)
         || (d.pool_kh >= 1 && d.pool_kw >= 1 && d.pool_sh >= 1 && d.pool_sw >= 1 && d.pool_ow >= 1
             && d.pool_kh * d.pool_kw <= (1 << INDEX_BITS) && d.tile_rows >= d.pool_kh && d.last_rows >= d.pool_kh);
@@ -234,10 +239,11 @@ inline bool conv_fits(const Desc &d) {
     // rows farther apart than their length (slots) are loaded one by one, with no gate
     const bool rows = int64_t(d.in_row_bytes) == int64_t(d.iw) * PIX_BEATS * BEAT_BYTES
         || (!flag(d.flags, c::FLAG_GATE) && d.unpool == c::UNPOOL_OFF);
-    const int index_blocks = flag(d.flags, c::FLAG_POOL) ? d.out_blocks : flag(d.flags, c::FLAG_GATE) ? d.n_tiles : 0;
-    const bool index = index_blocks == 0
-        || (HAS_GATE && d.index_base % TN == 0
-            && int64_t(d.index_base / TN) + int64_t(index_blocks) * d.index_plane <= INDEX_WORDS);
+    const bool index = !(flag(d.flags, c::FLAG_POOL) || flag(d.flags, c::FLAG_GATE))
+        || (HAS_GATE && d.index_base % TN == 0 && d.oph >= 1 && d.opw >= 1
+            && int64_t(d.index_base / TN) + (flag(d.flags, c::FLAG_POOL) ? out_extent / (2 * TN)
+                                                                           : int64_t(d.n_tiles) * d.index_plane)
+                   <= INDEX_WORDS);
     // an operand shifted by xs_* fits the multiplier's 25-bit input
     bool shifts = true;
     for (int k = 0; k < 3; k++) shifts = shifts && d.xs_a[k] <= c::MAX_X_SHIFT && d.xs_b[k] <= c::MAX_X_SHIFT;
@@ -373,12 +379,14 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     sc.row_out_step = d.osy * out_row_beats;
     sc.row_beats = sc.ow * PIX_BEATS;
     sc.gap = (d.osx - 1) * PIX_BEATS;
+    // the ReLU bits of an element written lie at its beat's offset from out_addr (a word a beat);
+    // a pool's grid bits (RELU with POOL), mask_plane pixels a block
     sc.mask_word = d.mask_base / E;
-    sc.mask_block_words = d.mask_plane * PIX_BEATS;
+    sc.mask_block_words = pool && sc.relu ? d.mask_plane * PIX_BEATS : sc.block_beats;
     sc.mt_mask_step = sc.mt_blocks * sc.mask_block_words;
-    sc.mask_origin = (d.oyo * d.opw + d.oxo) * PIX_BEATS;
-    sc.tile_mask_step = d.tile_step * d.osy * d.opw * PIX_BEATS;
-    sc.row_mask_step = d.osy * d.opw * PIX_BEATS;
+    sc.mask_origin = sc.origin;
+    sc.tile_mask_step = sc.tile_out_step;
+    sc.row_mask_step = sc.row_out_step;
     sc.pixel_mask_step = d.osx * PIX_BEATS;
     sc.grid_tile_words = d.tile_step * d.ow * PIX_BEATS;
     sc.kh = d.pool_kh;
@@ -392,10 +400,11 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     sc.top_step = d.pool_sh * d.ow;
     sc.pool_row_beats = d.pool_ow * PIX_BEATS;
     sc.pool_out_step = out_row_beats;
+    // a pool's index words (a pixel's TN entries) at its pixel's offset from out_addr
     sc.index_word = d.index_base / TN;
-    sc.index_plane = d.index_plane;
-    sc.mt_index_step = sc.mt_blocks * d.index_plane;
-    sc.pool_ow = d.pool_ow;
+    sc.index_plane = sc.block_beats / PIX_BEATS;
+    sc.index_row_step = out_row_beats / PIX_BEATS;
+    sc.mt_index_step = sc.mt_blocks * sc.index_plane;
     sc.padded = pool && lc.diag;
     sc.ih = d.ih;
     sc.iw = d.iw;
@@ -1019,8 +1028,8 @@ pool_rows:
         y_top += sc.row_y_step;
         row.py++;
         row.out += sc.pool_out_step;
-        row.mask += sc.pool_row_beats;
-        row.index += sc.pool_ow;
+        row.mask += sc.pool_out_step;
+        row.index += sc.index_row_step;
     }
     sat += count;
 }

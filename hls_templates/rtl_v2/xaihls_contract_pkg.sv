@@ -2,7 +2,7 @@
 package xaihls_contract_pkg;
 
   localparam logic [31:0] PROGRAM_MAGIC = 32'h32494158;
-  localparam int PROGRAM_VERSION = 11;
+  localparam int PROGRAM_VERSION = 12;
   localparam int MAX_IG_STEPS = 1024;
   localparam int RESULT_SLOT_BYTES = 64;
   localparam int IDENTITY_FRAC = 14;
@@ -135,13 +135,13 @@ package xaihls_contract_pkg;
     logic [3:0] pool_sh;  // pool stride rows
     logic [3:0] pool_kw;  // pool window columns
     logic [3:0] pool_kh;  // pool window rows (POOL)
-    logic [23:0] index_plane;  // pixels of one block plane of that tensor
+    logic [23:0] index_plane;  // GATE, UNPOOL: pixels of one block plane of the pooled map read, else 0
     logic [7:0] pad920;
-    logic [23:0] index_base;  // first pool index of the tensor written (POOL) or read (GATE) (a multiple of tn)
+    logic [23:0] index_base;  // first pool index of the tensor written (POOL: an element written at byte offset o from out_addr has its index at index_base + o / 2) or read (GATE) (a multiple of tn)
     logic [7:0] pad888;
-    logic [23:0] mask_plane;  // pixels of one block plane of that tensor
+    logic [23:0] mask_plane;  // RELU with POOL: pixels of one block plane of the grid whose bits it writes (the convolution's map), else 0
     logic [7:0] pad856;
-    logic [23:0] mask_base;  // first ReLU bit of the tensor whose bits the write-back writes or reads (a multiple of tn)
+    logic [23:0] mask_base;  // first ReLU bit of the tensor whose bits the write-back writes or reads (a multiple of tn): an element written at byte offset o from out_addr has its bit at mask_base + o / 2
     logic signed [7:0] shift2;  // requantization shift under the deconvnet rule
     logic signed [7:0] shift1;  // requantization shift under the guided rule
     logic signed [7:0] shift0;  // requantization shift (accumulator fraction - output fraction), plain rule and forward

@@ -77,7 +77,8 @@ module xaihls_writeback #(
     localparam int G    = TN / E;
     localparam int LG   = $clog2(G);
     localparam int LE   = $clog2(E);
-    localparam int LBB  = $clog2(2 * E);
+    localparam int LBB  = $clog2(2 * E);    // bytes of a beat (a ReLU word's elements), log2
+    localparam int LPB  = $clog2(2 * TN);   // bytes of a pixel's block (an index word's elements), log2
     localparam int TPB  = TM / TN;
     localparam int NGRP = TM / E;
     localparam int GW   = (NGRP > 1) ? $clog2(NGRP) : 1;
@@ -101,7 +102,6 @@ module xaihls_writeback #(
     logic signed [7:0]  shift;
     logic [OFF_BITS-1:0] out_block, row_step, row0;
     logic [MKW-1:0]     mask_plane_w;
-    logic [IXW-1:0]     ix_plane;
     logic [11:0]        span_px;
     logic [OAW-1:0]     shov;
     logic [MKW-1:0]     shov24;
@@ -121,25 +121,21 @@ module xaihls_writeback #(
     logic [7:0]     widx;
     logic           oset;
     logic [OFF_BITS-1:0] mt_base, g_base, rowpos, T_rowpos, N_rowpos;
-    logic [MKW-1:0] mt_mask, g_mask, mrow;   // mrow: the ReLU word of the next beat (RELU, RAP, SEED)
-    // a row's first ReLU word within its block plane, beside rowpos (its byte offset): rowpos / (2E)
-    // where rows are opw pixels apart; where they lie farther apart (a batched job's slots, with
-    // osy = 1 and oyo = oxo = 0) opw * G words a row
-    logic [MKW-1:0] mpos, T_mpos, N_mpos, mrow_step, mrow0;
-    logic           strided_rows;
-    assign strided_rows = 32'(desc.out_row_bytes) != (32'(desc.opw) << $clog2(2 * TN));
-    // the starting job's bytes between output rows and the offset of its first row, and the same in ReLU words
+    logic [MKW-1:0] mt_mask, g_mask;   // a pool's grid bits (RELU with POOL): the m-tile's and the block's first word
+    logic [MKW-1:0] mrow;              // the ReLU word of the next beat (RELU, RAP, BWD_RELU, SEED)
+    // the kept state of an element written follows its bytes (the contract's mask_base, index_base):
+    // its ReLU word is its byte address / 2E + mbias, a pooled pixel's index word its byte address /
+    // 2TN + ixbias; both biases step once a slot
+    logic [MKW-1:0] mbias, mbias_step;
+    logic [IXW-1:0] ixbias, ixbias_step;
+    // the starting job's bytes between output rows and the offset of its first row
     logic [OFF_BITS-1:0] row_step_d, row0_d;
-    logic [MKW-1:0]      mrow0_d;
     assign row_step_d = (kind == JOB_CONV && desc.flags[FLAG_POOL]) ? OFF_BITS'(desc.out_row_bytes) : osy_rb;
     assign row0_d = desc.flags[FLAG_POOL] ? '0 : oyo_rb + OFF_BITS'({desc.oxo, $clog2(2 * TN)'(0)});
-    assign mrow0_d = strided_rows ? '0 : MKW'(row0_d >> LBB);
-    logic [IXW-1:0] mt_ix, g_ix, pix, T_pix, N_pix;
     // a slot job: its slots after this one, this slot's bases and the strides to the next slot's
     logic [7:0]          slots_left;
     logic [OFF_BITS-1:0] slot_base, out_slot;
     logic [MKW-1:0]      slot_mask, mask_slot_w;
-    logic [IXW-1:0]      slot_ix, ix_slot;
     logic                bset;   // the bias set of this m-tile: m-tiles alternate across the slots too
     logic [11:0]    T_py, N_py;
     logic [MKW-1:0] T_r0ow, N_r0ow;   // grid pixel of the tile's first row (mod the mask words: only its ReLU words use it)
@@ -235,11 +231,11 @@ module xaihls_writeback #(
                     row_step <= row_step_d;
                     row0 <= row0_d;
                     T_rowpos <= row0_d;
-                    mrow_step <= strided_rows ? MKW'(desc.opw) << LG : MKW'(row_step_d >> LBB);
-                    mrow0 <= mrow0_d;
-                    T_mpos <= mrow0_d;
                     mask_plane_w <= MKW'(desc.mask_plane * G);
-                    ix_plane <= IXW'(desc.index_plane);
+                    mbias <= MKW'(desc.mask_base / E) - MKW'(OFF_BITS'(desc.out_addr) >> LBB);
+                    mbias_step <= MKW'(desc.mask_slot / E) - MKW'(OFF_BITS'(desc.out_slot_bytes) >> LBB);
+                    ixbias <= IXW'(desc.index_base / TN) - IXW'(OFF_BITS'(desc.out_addr) >> LPB);
+                    ixbias_step <= IXW'(desc.index_slot / TN) - IXW'(OFF_BITS'(desc.out_slot_bytes) >> LPB);
                     // a LANES job writes every column of its rows: opw, not its grid's span
                     span_px <= desc.flags[FLAG_LANES] ? desc.opw : 12'(span);
                     shov <= OAW'(sh_ow);
@@ -258,16 +254,12 @@ module xaihls_writeback #(
                     mt_base <= OFF_BITS'(desc.out_addr);
                     mt_mask <= MKW'(desc.mask_base / E);
                     mrow <= MKW'(desc.mask_base / E);   // a SEED's first word; a CONV row's is set per row
-                    mt_ix <= IXW'(desc.index_base / TN);
                     bset <= 1'b0;
                     slots_left <= (desc.slots > 8'd1) ? desc.slots - 1'b1 : '0;
                     slot_base <= OFF_BITS'(desc.out_addr);
                     out_slot <= OFF_BITS'(desc.out_slot_bytes);
                     slot_mask <= MKW'(desc.mask_base / E);
                     mask_slot_w <= MKW'(desc.mask_slot / E);
-                    slot_ix <= IXW'(desc.index_base / TN);
-                    ix_slot <= IXW'(desc.index_slot / TN);
-                    T_pix <= '0;
                     T_py <= '0;
                     T_r0ow <= '0;
                     p_left <= post.beats;
@@ -290,10 +282,7 @@ module xaihls_writeback #(
                     g <= '0;
                     g_base <= mt_base;
                     g_mask <= mt_mask;
-                    g_ix <= mt_ix;
                     rowpos <= T_rowpos;
-                    mpos <= T_mpos;
-                    pix <= T_pix;
                     py <= T_py;
                     r <= '0;
                     wy <= '0;
@@ -309,7 +298,7 @@ module xaihls_writeback #(
                         cmd_valid <= 1'b1;
                         cmd_off <= g_base + rowpos;
                         cmd_beats <= f_pool ? prow_beats : row_beats;
-                        mrow <= g_mask + mpos;
+                        mrow <= MKW'((g_base + rowpos) >> LBB) + mbias;
                         k <= '0;
                         c <= '0;
                         kmod <= '0;
@@ -351,7 +340,6 @@ module xaihls_writeback #(
                             if (k == span_px - 1'b1) begin
                                 r <= r + 1'b1;
                                 rowpos <= rowpos + row_step;
-                                mpos <= mpos + mrow_step;
                                 prow <= prow + ow;
                                 st <= W_ROW;
                             end
@@ -368,7 +356,7 @@ module xaihls_writeback #(
                         s0_pad <= f_padded && !(in_map(y_e, ih) && in_map(x_e, iw));
                         // a grid pixel's TN bits are G aligned words (g_mask is a multiple of G): lane group j is an OR
                         s0_mw <= f_rap ? mrow : (MKW'((g_mask >> LG) + T_r0ow + MKW'(pel)) << LG) | MKW'(j);
-                        s0_iw <= g_ix + pix + IXW'(px);
+                        s0_iw <= IXW'((g_base + rowpos) >> LPB) + ixbias + IXW'(px);
                         rd_addr <= pel;
                         if (!last_el) begin
                             widx <= widx + 1'b1;
@@ -404,8 +392,6 @@ module xaihls_writeback #(
                                     prow <= prow + shov;
                                     prow24 <= prow24 + shov24;
                                     rowpos <= rowpos + row_step;
-                                    mpos <= mpos + mrow_step;
-                                    pix <= pix + IXW'(pool_ow);
                                     st <= W_ROW;
                                 end
                             end else begin
@@ -419,8 +405,6 @@ module xaihls_writeback #(
                     // block g is done: the next block of the m-tile, or release the set
                     if (g == '0) begin
                         N_rowpos <= rowpos;
-                        N_mpos <= mpos;
-                        N_pix <= pix;
                         N_py <= py;
                         N_r0ow <= T_r0ow + prow24;
                     end
@@ -428,10 +412,7 @@ module xaihls_writeback #(
                         g <= g + 1'b1;
                         g_base <= g_base + out_block;
                         g_mask <= g_mask + mask_plane_w;
-                        g_ix <= g_ix + ix_plane;
                         rowpos <= T_rowpos;
-                        mpos <= T_mpos;
-                        pix <= T_pix;
                         py <= T_py;
                         r <= '0;
                         wy <= '0;
@@ -451,8 +432,6 @@ module xaihls_writeback #(
                         rt <= rt + 1'b1;
                         // block 0's ends, which W_NEXT saved on the way here
                         T_rowpos <= N_rowpos;
-                        T_mpos <= N_mpos;
-                        T_pix <= N_pix;
                         T_py <= N_py;
                         T_r0ow <= N_r0ow;
                         T_y <= T_y + load_step;
@@ -465,10 +444,7 @@ module xaihls_writeback #(
                         // the next m-tile's first block: TPB blocks on, or (LANES) the next one
                         mt_base <= mt_base + (f_lanes ? out_block : OFF_BITS'(out_block * TPB));
                         mt_mask <= mt_mask + (f_lanes ? mask_plane_w : MKW'(mask_plane_w * TPB));
-                        mt_ix <= mt_ix + IXW'(ix_plane * TPB);
                         T_rowpos <= row0;
-                        T_mpos <= mrow0;
-                        T_pix <= '0;
                         T_py <= '0;
                         T_r0ow <= '0;
                         T_y <= iy0;
@@ -479,10 +455,10 @@ module xaihls_writeback #(
                             slots_left <= slots_left - 1'b1;
                             slot_base <= slot_base + out_slot;
                             slot_mask <= slot_mask + mask_slot_w;
-                            slot_ix <= slot_ix + ix_slot;
                             mt_base <= slot_base + out_slot;
                             mt_mask <= slot_mask + mask_slot_w;
-                            mt_ix <= slot_ix + ix_slot;
+                            mbias <= mbias + mbias_step;
+                            ixbias <= ixbias + ixbias_step;
                             if (slots_left == '0) st <= W_IDLE;
                         end
                     end

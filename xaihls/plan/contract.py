@@ -29,7 +29,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.methods import ALL_METHODS, ONE_IMAGE_CODES, PREDICT_CODE
 
 PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
-PROGRAM_VERSION = 11  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
+PROGRAM_VERSION = 12  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
 #                     6: two sources in one job, each with its operand shift (residual adds, gradient sums);
 #                     7: the Grad-CAM list (cam_addr, n_cam, n_backward_cam) and its fractions, methods 7 and 8;
 #                     8: LANES (a depthwise job's lane groups at consecutive output columns), op 3 bits;
@@ -39,6 +39,9 @@ PROGRAM_VERSION = 11  # 3: batched job lists, row strides apart from row lengths
 #                         the descriptor padded to 48 words, a whole number of 512-bit beats
 #                     11: the folded image (fold_rows, fold_cols: a thin first convolution's taps in the
 #                         channels of the image the host writes)
+#                     12: kept state follows the output's bytes (an element's ReLU bit and pool index at its
+#                         byte offset / 2 from mask_base, index_base); mask_plane only for a pool's grid bits,
+#                         index_plane only for its readers
 
 
 @dataclass(frozen=True)
@@ -327,10 +330,13 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
     _s("shift0", 8, "requantization shift (accumulator fraction - output fraction), plain rule and forward"),
     _s("shift1", 8, "requantization shift under the guided rule"),
     _s("shift2", 8, "requantization shift under the deconvnet rule"),
-    _u("mask_base", MEM, "first ReLU bit of the tensor whose bits the write-back writes or reads (a multiple of tn)"),
-    _u("mask_plane", MEM, "pixels of one block plane of that tensor"),
-    _u("index_base", MEM, "first pool index of the tensor written (POOL) or read (GATE) (a multiple of tn)"),
-    _u("index_plane", MEM, "pixels of one block plane of that tensor"),
+    _u("mask_base", MEM, "first ReLU bit of the tensor whose bits the write-back writes or reads (a multiple of tn): "
+                         "an element written at byte offset o from out_addr has its bit at mask_base + o / 2"),
+    _u("mask_plane", MEM, "RELU with POOL: pixels of one block plane of the grid whose bits it writes (the "
+                          "convolution's map), else 0"),
+    _u("index_base", MEM, "first pool index of the tensor written (POOL: an element written at byte offset o from "
+                          "out_addr has its index at index_base + o / 2) or read (GATE) (a multiple of tn)"),
+    _u("index_plane", MEM, "GATE, UNPOOL: pixels of one block plane of the pooled map read, else 0"),
     _u("pool_kh", 4, "pool window rows (POOL)"),
     _u("pool_kw", 4, "pool window columns"),
     _u("pool_sh", 4, "pool stride rows"),

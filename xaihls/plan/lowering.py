@@ -815,12 +815,13 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             return side_by_side[end]
         return alloc.tensor(name, layout[end], tn, slotted=True)
 
-    def relu_bits(relu: int, writes: Tensor) -> dict:
-        """The ReLU's bits, addressed through the tensor a job writes or reads them with (a ReLU6's cap
-        with them)."""
+    def relu_bits(relu: int, grid: Tensor | None = None) -> dict:
+        """The ReLU's bits (a ReLU6's cap with them): at the offsets of the elements the job writes, or
+        (a RELU before a fused max-pool) at the pixels of the convolution's ``grid``."""
+        plane = grid.plane if grid is not None else 0
         if isinstance(layers[relu], ReLU6):
-            return dict(mask_base=mask_base[relu], mask_plane=writes.plane, cap=relu6_cap(qg.layers[relu].in_fmt))
-        return dict(mask_base=mask_base[relu], mask_plane=writes.plane)
+            return dict(mask_base=mask_base[relu], mask_plane=plane, cap=relu6_cap(qg.layers[relu].in_fmt))
+        return dict(mask_base=mask_base[relu], mask_plane=plane)
 
     def rectifier(j: int, fl: list, on_acc: bool, alone: bool = False) -> int | None:
         """A ReLU or ReLU6 at layer j that the job takes (its flags go in ``fl``): the job's own layer
@@ -864,7 +865,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             d = dict(_conv_fields(both, dst, first.c, shape), **add_fields[i], layer=i, ky=1, kx=1, isy=1, isx=1,
                      iky=1, ikx=1, oh=first.h, ow=first.w, flags=flags(*fl))
             if relu_at is not None:
-                d.update(relu_bits(relu_at, dst))
+                d.update(relu_bits(relu_at))
             forward.append(Job(**d))
             spans.append((i, j, len(forward) - 1))
             act[j] = dst
@@ -905,10 +906,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 d = dict(_conv_fields(vsrc, dst, layer.out_shape[0], shape), **common, **_one_position())
                 conv_out = dst
             if relu_at is not None:
-                d.update(relu_bits(relu_at, dst if Flag.RAP in fl else conv_out))
+                d.update(relu_bits(relu_at, conv_out if Flag.POOL in fl and Flag.RAP not in fl else None))
             if pool_at is not None:
                 p = layers[pool_at]
-                d.update(_pool_fields(p), index_base=index_base[pool_at], index_plane=dst.plane,
+                d.update(_pool_fields(p), index_base=index_base[pool_at],
                          oh=(p.out_shape[1] - 1) * p.stride[0] + p.kernel[0])
             d["flags"] = flags(*fl)
             forward.append(Job(**d))
@@ -948,12 +949,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     (kh, kw), (sy, sx), (py, px) = layer.kernel, layer.stride, layer.padding
                     _, poh, pow_ = layer.out_shape
                     fl.append(Flag.POOL)
-                    d.update(_pool_fields(layer), index_base=index_base[i], index_plane=dst.plane,
+                    d.update(_pool_fields(layer), index_base=index_base[i],
                              oh=(poh - 1) * sy + kh, iy0=-py, ix0=-px)
                     if not layer.is_plain:
                         d["ow"] = (pow_ - 1) * sx + kw
             if relu_at is not None:
-                d.update(relu_bits(relu_at, dst))
+                d.update(relu_bits(relu_at))
             d["flags"] = flags(*fl)
             forward.append(Job(**d))
             spans.append((i, j, len(forward) - 1))
@@ -1012,7 +1013,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         dst = grad_tensor(key)
         d = dict(identity(src, dst, i), shift0=shifts[0], shift1=shifts[1], shift2=shifts[2],
                  flags=rule_flags(relu) | flags(Flag.DIAG))
-        d.update(relu_bits(relu, dst))
+        d.update(relu_bits(relu))
         return Job(**d)
 
     backward: list[Job] = []
@@ -1021,7 +1022,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     d = dict(op=Op.SEED, layer=L, out_addr=seed.addr, out_block_bytes=seed.block_bytes, out_row_bytes=seed.row_bytes,
              out_blocks=seed.blocks, oph=1, opw=1, oh=1, ow=qg.graph.num_classes, shift0=qg.seed_fmt.frac)
     if seed_relu is not None:
-        d.update(relu_bits(seed_relu, seed), flags=rule_flags(seed_relu))
+        d.update(relu_bits(seed_relu), flags=rule_flags(seed_relu))
     backward.append(Job(**d))
     modes = tuple(qg.grad_formats)
 
@@ -1049,7 +1050,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                      ikx=-1, oh=len(range(ry, gh, sy)), ow=len(range(rx, gw, sx)), osy=sy, osx=sx, oyo=ry, oxo=rx,
                      flags=rule_flags(relu))
             if relu is not None:
-                d.update(relu_bits(relu, dst))
+                d.update(relu_bits(relu))
             backward.append(Job(**d))
 
     unpool = None  # a fused max-pool's (layer, pooled gradient, ReLU before it) for the next job
@@ -1076,7 +1077,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                      ikx=1, oh=dst.h, ow=dst.w)
             d["flags"] |= flags(Flag.DIAG)
             if relu is not None:
-                d.update(relu_bits(relu, dst))
+                d.update(relu_bits(relu))
             backward.append(Job(**d))
         elif isinstance(layer, AvgPool2d) and _is_global(layer):
             # every input pixel gets g * r: one job whose whole grid reads the pooled pixel (strides 0)
@@ -1084,13 +1085,13 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                      isy=0, isx=0, iky=1, ikx=1, oh=dst.h, ow=dst.w)
             d["flags"] |= flags(Flag.DIAG)
             if relu is not None:
-                d.update(relu_bits(relu, dst))
+                d.update(relu_bits(relu))
             backward.append(Job(**d))
         elif isinstance(layer, Linear):
             vsrc, vdst = _vector(src), _vector(dst)
             d = dict(_conv_fields(vsrc, vdst, vdst.c, shape), **bw[i][0], **common, **_one_position())
             if relu is not None:
-                d.update(relu_bits(relu, vdst))
+                d.update(relu_bits(relu))
             backward.append(Job(**d))
         else:
             gsrc, gdst = src, dst  # maps: a conv's or pool's output and input
@@ -1125,7 +1126,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                                  code_ky=sy * kw, code_kx=sx)
                         d["flags"] |= flags(Flag.GATE)
                 if relu is not None:
-                    d.update(relu_bits(relu, gdst))
+                    d.update(relu_bits(relu))
                 backward.append(Job(**d))
                 if i in lanes_bw and fused is None:  # a LANES job reads its operands unpooled
                     lanes[backward[-1]] = Job(**dict(_as_lanes(d, gdst.c, shape), **lanes_bw[i]))
@@ -1514,22 +1515,17 @@ def batch_lists(forward: tuple[Job, ...], backward: tuple[Job, ...], slots: Slot
     every job for every slot, at the slot's tensors, bits and indices: a convolution as one slot
     job (``SLOT_JOBS``; "Slot jobs"), a SEED once per slot; a Linear layer's job once for all
     slots, one position (a grid row) a slot, so its weights stream once for the batch.
-    Such a job keeps the bits of the ReLU after it in the batched order (feature block, then
-    slot), so it runs batched only where every job touching those bits does (SEED does not);
-    ``tile`` tiles the batched ones."""
+    Such a job's ReLU bits follow its output's bytes, slot s's at its row s: they are where every
+    other job of the lists keeps slot s's bits when the tensor's slots lie as far apart (in
+    elements) as the ReLU's (mask_slot); a Linear job whose tensor's slots do not runs a job a
+    slot. ``tile`` tiles the batched ones."""
     jobs = forward + backward
-    linear = [d.op == Op.CONV and d.layer < len(layers) and isinstance(layers[d.layer], Linear) for d in jobs]
-    while True:  # a ReLU's bits are in the batched order iff every job touching them runs batched
-        apart = {d.mask_base for d, lin in zip(jobs, linear) if _touches_mask(d) and not lin}
-        demote = [k for k, d in enumerate(jobs) if linear[k] and _touches_mask(d) and d.mask_base in apart]
-        if not demote:
-            break
-        for k in demote:
-            linear[k] = False
+    t = slots.tensor_slot
+    linear = [d.op == Op.CONV and d.layer < len(layers) and isinstance(layers[d.layer], Linear)
+              and (not _touches_mask(d) or t[d.out_addr] == 2 * slots.mask_slot[d.mask_base]) for d in jobs]
     n = slots.batch
 
     def strides(d: Job) -> dict:
-        t = slots.tensor_slot
         return dict(in_slot_bytes=t.get(d.in_addr, 0), out_slot_bytes=t.get(d.out_addr, 0),
                     mask_slot=slots.mask_slot[d.mask_base] if _touches_mask(d) else 0,
                     index_slot=slots.index_slot[d.index_base] if _touches_index(d) else 0)
@@ -1548,7 +1544,7 @@ def batch_lists(forward: tuple[Job, ...], backward: tuple[Job, ...], slots: Slot
         assert (d.oh, d.ow, d.ih, d.iw, d.ky, d.kx) == (1, 1, 1, 1, 1, 1), d
         return tile(dataclasses.replace(
             d, ih=n, oh=n, oph=n, in_row_bytes=slots.tensor_slot[d.in_addr],
-            out_row_bytes=slots.tensor_slot[d.out_addr], mask_plane=n if _touches_mask(d) else d.mask_plane))
+            out_row_bytes=slots.tensor_slot[d.out_addr]))
 
     out = []
     for k, d in enumerate(jobs):

@@ -414,8 +414,7 @@ class Engine:
                 ox = ox[:, ox[0] < d.opw]
             out = self._requant(lanes, shift)
             oy, ox = (a.reshape(-1) for a in np.broadcast_arrays(oy, ox))
-            pixel = oy * d.opw + ox
-            bits = d.mask_base + ((block * d.mask_plane + pixel)[None, :] * tn + np.arange(tn)[:, None])
+            bits = d.mask_base + self._elems(d, block, oy, ox)
             if d.has(Flag.RELU):
                 self.mask[bits] = lanes > 0
                 out = np.maximum(out, 0)
@@ -425,13 +424,18 @@ class Engine:
                 out = _relu_rule(out, self.mask[bits], mode, d.has(Flag.RELU6))
             self._store(d, block, oy, ox, out)
 
+    def _elems(self, d: Job, block: int, oy: np.ndarray, ox: np.ndarray) -> np.ndarray:
+        """Lanes x pixels (oy, ox) of block ``block``: each element's offset from out_addr, in elements
+        (rows ``out_row_bytes`` apart, pixels tn elements). A non-pool job's ReLU bits and a pool's
+        indices and RAP bits are kept at the same offsets from mask_base and index_base."""
+        assert d.out_row_bytes % 2 == 0 and d.out_block_bytes % 2 == 0
+        elem = block * (d.out_block_bytes // 2) + oy * (d.out_row_bytes // 2) + ox * self.shape.tn
+        return elem[None, :] + np.arange(self.shape.tn)[:, None]
+
     def _store(self, d: Job, block: int, oy: np.ndarray, ox: np.ndarray, out: np.ndarray) -> None:
-        """Lanes x pixels (oy, ox) of block ``block``: rows ``out_row_bytes`` apart, pixels tn elements."""
-        tn = self.shape.tn
-        view = self.ddr[d.out_addr + block * d.out_block_bytes:].view("<i2")
-        assert d.out_row_bytes % 2 == 0
-        elem = oy * (d.out_row_bytes // 2) + ox * tn
-        view[(elem[None, :] + np.arange(tn)[:, None]).reshape(-1)] = out.reshape(-1)
+        """Lanes x pixels (oy, ox) of block ``block`` to the output tensor."""
+        view = self.ddr[d.out_addr:].view("<i2")
+        view[self._elems(d, block, oy, ox).reshape(-1)] = out.reshape(-1)
 
     def _pool(self, d: Job, block: int, r0: int, rows: int, lanes: np.ndarray, mode: int) -> None:
         tn = self.shape.tn
@@ -463,13 +467,12 @@ class Engine:
         if relu:
             out = np.maximum(out, 0)
         oy, ox = (a.reshape(-1) for a in np.meshgrid(py, px, indexing="ij"))
-        pixel = oy * d.pool_ow + ox
-        entries = (block * d.index_plane + pixel)[None, :] * tn + np.arange(tn)[:, None]
+        entries = self._elems(d, block, oy, ox)
         self.index[d.index_base + entries] = index.reshape(tn, -1)
         self.alive[d.index_base + entries] = alive.reshape(tn, -1)
         out = out.reshape(tn, -1)
         if d.has(Flag.RAP):
-            bits = d.mask_base + (block * d.mask_plane + pixel)[None, :] * tn + np.arange(tn)[:, None]
+            bits = d.mask_base + entries
             self.mask[bits], out = _rap(out, d, mode)
         self._store(d, block, oy, ox, out)
 
