@@ -193,7 +193,7 @@ constexpr FieldSpec DESCRIPTOR_SHIFT2 = {25, 24, 8, true};  // requantization sh
 constexpr FieldSpec DESCRIPTOR_MASK_BASE = {26, 0, 24, false};  // first ReLU bit of the tensor whose bits the write-back writes or reads (a multiple of tn): an element written at byte offset o from out_addr has its bit at mask_base + o / 2
 constexpr FieldSpec DESCRIPTOR_MASK_PLANE = {27, 0, 24, false};  // RELU with POOL: pixels of one block plane of the grid whose bits it writes (the convolution's map), else 0
 constexpr FieldSpec DESCRIPTOR_INDEX_BASE = {28, 0, 24, false};  // first pool index of the tensor written (POOL: an element written at byte offset o from out_addr has its index at index_base + o / 2) or read (GATE) (a multiple of tn)
-constexpr FieldSpec DESCRIPTOR_INDEX_PLANE = {29, 0, 24, false};  // GATE, UNPOOL: pixels of one block plane of the pooled map read, else 0
+constexpr FieldSpec DESCRIPTOR_INDEX_PLANE = {29, 0, 24, false};  // GATE, UNPOOL: pixels of one block plane of the pooled map read, else 0 (that map lies as its indices do: in_block_bytes = 2 tn index_plane, in_row_bytes = 2 tn iw)
 constexpr FieldSpec DESCRIPTOR_POOL_KH = {29, 24, 4, false};  // pool window rows (POOL)
 constexpr FieldSpec DESCRIPTOR_POOL_KW = {29, 28, 4, false};  // pool window columns
 constexpr FieldSpec DESCRIPTOR_POOL_SH = {30, 0, 4, false};  // pool stride rows

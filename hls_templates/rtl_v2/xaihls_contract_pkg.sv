@@ -135,7 +135,7 @@ package xaihls_contract_pkg;
     logic [3:0] pool_sh;  // pool stride rows
     logic [3:0] pool_kw;  // pool window columns
     logic [3:0] pool_kh;  // pool window rows (POOL)
-    logic [23:0] index_plane;  // GATE, UNPOOL: pixels of one block plane of the pooled map read, else 0
+    logic [23:0] index_plane;  // GATE, UNPOOL: pixels of one block plane of the pooled map read, else 0 (that map lies as its indices do: in_block_bytes = 2 tn index_plane, in_row_bytes = 2 tn iw)
     logic [7:0] pad920;
     logic [23:0] index_base;  // first pool index of the tensor written (POOL: an element written at byte offset o from out_addr has its index at index_base + o / 2) or read (GATE) (a multiple of tn)
     logic [7:0] pad888;

@@ -81,8 +81,6 @@ module xaihls_ctrl #(
     output logic [15:0]              target,
     output logic [OFF_BITS-1:0]      lo_off,
     output logic [OFF_BITS-1:0]      step_off,
-    output logic [IXW-1:0]           lo_iw,
-    output logic [IXW-1:0]           step_iw,
     output logic [OFF_BITS-1:0]      oyo_rb,
     output logic [OFF_BITS-1:0]      osy_rb,
     output logic [15:0]              span,
@@ -221,8 +219,6 @@ module xaihls_ctrl #(
         case (prod_i)
             4'd0: begin m_a = 25'(desc.in_row_bytes); m_b = 18'(desc.load_lo); end
             4'd1: begin m_a = 25'(desc.in_row_bytes); m_b = 18'(desc.load_step); end
-            4'd2: begin m_a = 25'(desc.iw); m_b = 18'(desc.load_lo); end
-            4'd3: begin m_a = 25'(desc.iw); m_b = 18'(desc.load_step); end
             4'd4: begin m_a = 25'(desc.out_row_bytes); m_b = 18'(desc.oyo); end
             4'd5: begin m_a = 25'(desc.out_row_bytes); m_b = 18'(desc.osy); end
             4'd6: begin m_a = 25'(desc.ow) - 25'sd1; m_b = 18'(desc.osx); end
@@ -282,8 +278,6 @@ module xaihls_ctrl #(
             case (m_i)
                 4'd0: lo_off <= OFF_BITS'(m_p);
                 4'd1: step_off <= OFF_BITS'(m_p);
-                4'd2: lo_iw <= IXW'(m_p);
-                4'd3: step_iw <= IXW'(m_p);
                 4'd4: oyo_rb <= OFF_BITS'(m_p);
                 4'd5: osy_rb <= OFF_BITS'(m_p);
                 4'd6: span <= 16'(m_p) + 16'd1;

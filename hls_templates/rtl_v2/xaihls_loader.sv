@@ -8,7 +8,9 @@
 // pulses once per tile after the tile's last beat is written; the input rows outside the map are not
 // read (the walker zeroes their operands); one beat is written per cycle, into E banks of the
 // input buffer (bank n takes slot n mod E of beat n / E of a pixel) or E columns of a weight row,
-// with no crossbar: every address is a counter plus the beat's index.
+// with no crossbar: every address is a counter plus the beat's index. For the walker's index reads
+// it hands over, per set, the pixel address (byte address / 2TN) of the set's buffer row 0, taken
+// when the tile's first beat takes the set.
 
 import xaihls_contract_pkg::*;
 import xaihls_engine_pkg::*;
@@ -23,6 +25,8 @@ module xaihls_loader #(
     parameter int OFF_BITS  = 24,
     parameter int LEN_BITS  = 20,
     parameter int USER_WIDTH = 16,
+    parameter int IXW       = 8,      // index-memory word address bits
+    parameter int BACKWARD  = 1,      // 0: no ix_row0 (no GATE or UNPOOL reads indices)
     parameter int IAW       = $clog2(IN_DEPTH),
     parameter int WAW       = $clog2(W_DEPTH)
 ) (
@@ -41,6 +45,7 @@ module xaihls_loader #(
     output logic                     take,       // one set: a tile's first beat (combinational), or a post chunk's
     output logic                     take2,
     output logic                     loaded,     // a tile's loads are all written
+    output logic [2*IXW-1:0]         ix_row0,    // per input set: its buffer row 0's byte address / 2TN (mod 2**IXW)
     input  logic                     bias_free,
     output logic                     bias_take,
 
@@ -111,6 +116,7 @@ module xaihls_loader #(
     logic              ahead;     // a tile's commands are out and its beats hold no set yet
     logic [OFF_BITS-1:0] mt_in, nt_off, first_off, row_off, mt_w, w_off, b_off;
     logic signed [13:0] first, y;
+    logic [IXW-1:0]    ix_pend;   // the pending tile's buffer row 0: byte address / 2TN
     logic [11:0]       rows_left;
     logic [IAW-1:0]    word;
     // post
@@ -225,6 +231,7 @@ module xaihls_loader #(
                 end
                 L_TILE: if (!cmd_valid && (!ahead || take)) begin
                     ahead <= 1'b1;
+                    if (BACKWARD != 0) ix_pend <= IXW'((nt_off + first_off) >> $clog2(2 * TN));
                     y <= first;
                     row_off <= nt_off + first_off;
                     word <= '0;
@@ -362,6 +369,13 @@ module xaihls_loader #(
     always_ff @(posedge clk) begin
         if (rst || start) owned <= 1'b0;
         else if (tile_beat && rd_ready) owned <= !(rd_last && u_end);
+    end
+    // the pixel address of the pending tile's buffer row 0 (its commands are out, at most one tile
+    // ahead) becomes its set's when its first beat takes the set: the walker's GATE and UNPOOL read
+    // a pixel's pool indices at that address plus its buffer word (plus the job's bias)
+    always_ff @(posedge clk) begin
+        if (BACKWARD == 0) ix_row0 <= '0;
+        else if (tile_beat && !owned && free != 2'd0) ix_row0[(u_set ? IXW : 0) +: IXW] <= ix_pend;
     end
 
     assign in_data = {G{rd_data}};

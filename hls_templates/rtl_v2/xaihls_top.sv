@@ -128,6 +128,9 @@ module xaihls_top #(
         if (BACKWARD != 0 && (MASK_BITS % E != 0 || INDEX_ENTRIES % TN != 0 || INPUT_ELEMS % TN != 0))
             $error("xaihls_top: MASK_BITS, INDEX_ENTRIES and INPUT_ELEMS must be multiples of E and TN");
         if (OFF_BITS < 12 || OFF_BITS > 32) $error("xaihls_top: OFF_BITS %0d outside 12..32", OFF_BITS);
+        // a tile's pixel address (byte address / 2TN, mod 2**IXW) stays exact through the DDR offset's wrap
+        if (BACKWARD != 0 && OFF_BITS < IXW + $clog2(2 * TN))
+            $error("xaihls_top: OFF_BITS %0d below the index words' %0d bits plus log2(2 TN)", OFF_BITS, IXW);
         if (INDEX_BITS < 1 || INDEX_BITS > 8) $error("xaihls_top: INDEX_BITS %0d outside 1..8", INDEX_BITS);
     end
 
@@ -193,7 +196,7 @@ module xaihls_top #(
     xaihls_engine_pkg::post_cfg_t post;
     logic [15:0] target, span, sh_ow;
     logic [OFF_BITS-1:0] lo_off, step_off, oyo_rb, osy_rb;
-    logic [IXW-1:0] lo_iw, step_iw;
+    logic [2*IXW-1:0] ix_row0;
     logic [SB-1:0] sat;
     logic c_rd_cmd_valid, c_rd_ready, c_wr_cmd_valid, c_wr_valid;
     logic [OFF_BITS-1:0] c_rd_cmd_off, c_wr_cmd_off;
@@ -208,7 +211,7 @@ module xaihls_top #(
 .IXW(IXW), .PROFILE_DEPTH(PROFILE_DEPTH), .SB(SB)) u_ctrl (
         .clk, .rst, .start, .ddr_base_lo(ddr_base[5:0]), .method, .target_arg, .steps, .images, .busy, .done, .status, .run_cycles,
         .profile_count, .prof_we, .prof_waddr, .prof_wdata, .rd_err, .wr_err, .err_clear,
-        .job_start, .job_kind, .desc, .post, .mode, .target, .lo_off, .step_off, .lo_iw, .step_iw, .oyo_rb,
+        .job_start, .job_kind, .desc, .post, .mode, .target, .lo_off, .step_off, .oyo_rb,
         .osy_rb, .span, .sh_ow, .units_busy, .sat,
         .rd_cmd_valid(c_rd_cmd_valid), .rd_cmd_ready(rd_cmd_ready && c_rd_cmd_valid), .rd_cmd_off(c_rd_cmd_off),
         .rd_cmd_beats(c_rd_cmd_beats), .rd_valid(rd_valid && to_ctrl), .rd_ready(c_rd_ready), .rd_data,
@@ -253,10 +256,11 @@ module xaihls_top #(
     logic [E*16-1:0] b_rdata;
 
     xaihls_loader #(.TM(TM), .TN(TN), .E(E), .IN_DEPTH(IN_DEPTH), .W_DEPTH(W_DEPTH), .CHUNK(CHUNK),
-                    .OFF_BITS(OFF_BITS), .LEN_BITS(LEN_BITS), .USER_WIDTH(USER_WIDTH)) u_loader (
+                    .OFF_BITS(OFF_BITS), .LEN_BITS(LEN_BITS), .USER_WIDTH(USER_WIDTH), .IXW(IXW),
+                    .BACKWARD(BACKWARD)) u_loader (
         .clk, .rst, .start(job_start), .kind(job_kind), .desc, .post, .lo_off, .step_off, .busy(ld_busy),
         .free(tok_free), .take(ld_take), .take2(ld_take2), .loaded(ld_loaded), .bias_free(tok_bias != 2'd0),
-        .bias_take(ld_bias_take),
+        .bias_take(ld_bias_take), .ix_row0,
         .cmd_valid(l_cmd_valid), .cmd_ready(rd_cmd_ready && !c_rd_cmd_valid), .cmd_off(l_cmd_off),
         .cmd_beats(l_cmd_beats), .cmd_user(l_cmd_user),
         .rd_valid(rd_valid && !to_ctrl), .rd_ready(ld_rd_ready), .rd_data, .rd_user, .rd_beat, .rd_last,
@@ -296,7 +300,7 @@ module xaihls_top #(
     xaihls_walker #(.TM(TM), .TN(TN), .E(E), .IN_DEPTH(IN_DEPTH), .W_DEPTH(W_DEPTH), .OUT_DEPTH(OUT_DEPTH),
                     .IG_WORDS(IG_WORDS), .CHUNK(CHUNK), .INDEX_BITS(INDEX_BITS), .IXW(IXW), .BACKWARD(BACKWARD))
     u_walker (
-        .clk, .rst, .start(job_start), .kind(job_kind), .desc, .post, .mode, .lo_iw, .step_iw, .busy(wk_busy),
+        .clk, .rst, .start(job_start), .kind(job_kind), .desc, .post, .mode, .ix_row0, .busy(wk_busy),
         .loaded(tok_loaded), .loaded_take(wk_loaded_take), .free_give(wk_free_give), .free_give2(wk_free_give2),
         .out_free(tok_out_free), .out_take(wk_out_take), .out_give(wk_out_give),
         .w_raddr, .w_rdata, .in_raddr, .in_rdata, .ix_raddr, .ix_rdata,

@@ -13,7 +13,9 @@
 // window, and with the RELU mode the method's ReLU rule uses the window's kept alive bit. Every
 // position carries the operand shift of its n-tile (xs_b of the run's mode from n-tile src_b on
 // when src_b != 0, else xs_a; the MAC array applies it per column). Every
-// address is a running sum: no multiplication. Guarantees: a pass starts only when its weights
+// address is a running sum: no multiplication. The pool index of buffer word a (GATE, UNPOOL) is
+// read at ix_row0 (the loader's address of the set's buffer row 0, in pixels) + a + ixbias: a
+// pooled map's indices lie as its bytes do (contract 12), so no index-word sums of their own. Guarantees: a pass starts only when its weights
 // are in the shadow chain, its tile is loaded and, on a row tile's first pass, an output set is
 // free; a position is re-read at least TN + 2 cycles after it was read (the accumulator's
 // read-to-write latency); a tile's buffers are released after its last read, and an output set
@@ -47,8 +49,7 @@ module xaihls_walker #(
     input  xaihls_contract_pkg::descriptor_t              desc,
     input  xaihls_engine_pkg::post_cfg_t                post,
     input  logic [1:0]               mode,       // the run's ReLU-backward rule (UNPOOL with its ReLU)
-    input  logic [IXW-1:0]           lo_iw,      // load_lo * iw (mod 2**IXW)
-    input  logic [IXW-1:0]           step_iw,    // load_step * iw
+    input  logic [2*IXW-1:0]         ix_row0,    // the loader's: per input set, its buffer row 0's byte address / 2TN
     output logic                     busy,
 
     input  logic [1:0]               loaded,     // tiles loaded and not yet taken
@@ -97,7 +98,9 @@ module xaihls_walker #(
     logic signed [13:0] ih, iw, isx, ikx, isy, iky, iy0, ix0, load_step;   // load_step: input rows a row tile advances
     logic [4:0]         ky_n, kx_n;
     logic [IAW-1:0]     walk_origin, walk_row, walk_pass_row, a_isx, a_ikx;
-    logic [IXW-1:0]     ix_base, ix_plane, ix_lo, ix_step;
+    // GATE, UNPOOL: a pixel's index word is its byte address / 2TN + ixbias (the map's indices
+    // follow its bytes), so the one at buffer word a of set s is ix_row0[s] + ixbias + a
+    logic [IXW-1:0]     ixbias, ixbias_step;
     logic [7:0]         code0, code_ky, code_kx;
     logic [2:0]         pc_op;
     logic               pc_first;
@@ -128,7 +131,6 @@ module xaihls_walker #(
     ist_t ist;
     logic [11:0]    i_mt, i_rt, i_k, i_klast, r, c, rows;
     logic [7:0]     f_slots, i_slots;   // a slot job's slots after the fill's and the issue's current one
-    logic [IXW-1:0] ix_slot;            // pool indices between its slots' (in TN-index words)
     logic [4:0]     i_ky, i_kx;
     logic           i_set, o_set;
     logic [OAW-1:0] p;
@@ -137,9 +139,6 @@ module xaihls_walker #(
     // current grid row (Q_) and of the current position (C_); tile bases (T_)
     logic [IAW-1:0]     P_a, K_a, Q_a, C_a;
     logic signed [13:0] P_y, K_y, Q_y, P_x, C_x, T_y;
-    // the GATE's index word of a position: GB + (buffer word), GB = index_base / TN + nt * index_plane
-    // + first * iw (the word of the tile's buffer row 0); exact for every position inside the map
-    logic [IXW-1:0]     GB, G_mt, G_nt, F_iw;
     logic [7:0]         P_cd, K_cd;
     logic               yok_row;
     // post
@@ -175,21 +174,11 @@ module xaihls_walker #(
     assign fin_now = ist == I_RUN && pos_last && (is_post ? !(p_two && !p_pass) : final_pass);
 
     // the running sums a row tile's next tile starts from
-    logic [IXW-1:0]     g_tile, g_next;
     logic signed [13:0] y_tile;
     always_comb begin
-        // the next m-tile's first index word; after a slot's last m-tile, the next slot's
-        g_next = (i_mt + 1'b1 == m_tiles) ? ix_base + ix_slot : diag ? G_nt + ix_plane : ix_base;
-        if (i_k != i_klast) begin
-            g_tile = G_nt + ix_plane + F_iw;
-            y_tile = T_y;
-        end else if (i_rt != row_tiles - 1'b1) begin
-            g_tile = G_mt + F_iw + ix_step;
-            y_tile = T_y + load_step;
-        end else begin
-            g_tile = g_next + ix_lo;
-            y_tile = iy0;
-        end
+        if (i_k != i_klast) y_tile = T_y;
+        else if (i_rt != row_tiles - 1'b1) y_tile = T_y + load_step;
+        else y_tile = iy0;
     end
 
     // the n-tile being issued: i_k of the m-tile's n-tiles, which on a DIAG job start at mt * TPB
@@ -290,13 +279,10 @@ module xaihls_walker #(
                 ix0 <= desc.ix0;
                 // the first input row of the next row tile (UNPOOL: grid rows, isy = 1; load_step counts pooled rows)
                 load_step <= starts_unpool ? 14'(desc.tile_step) : 14'(desc.load_step);
-                ix_base <= IXW'(desc.index_base / TN);
-                ix_slot <= IXW'(desc.index_slot / TN);
+                ixbias <= IXW'(desc.index_base / TN) - IXW'(desc.in_addr >> $clog2(2 * TN));
+                ixbias_step <= IXW'(desc.index_slot / TN) - IXW'(desc.in_slot_bytes >> $clog2(2 * TN));
                 f_slots <= (desc.slots > 8'd1) ? desc.slots - 1'b1 : '0;
                 i_slots <= (desc.slots > 8'd1) ? desc.slots - 1'b1 : '0;
-                ix_plane <= IXW'(desc.index_plane);
-                ix_lo <= lo_iw;
-                ix_step <= step_iw;
                 code0 <= desc.code0;
                 code_ky <= 8'(desc.code_ky);
                 code_kx <= 8'(desc.code_kx);
@@ -319,10 +305,6 @@ module xaihls_walker #(
                 K_y <= desc.iy0;
                 T_y <= desc.iy0;
                 P_x <= desc.ix0;
-                G_mt <= IXW'(desc.index_base / TN);
-                G_nt <= IXW'(desc.index_base / TN);
-                F_iw <= lo_iw;
-                GB <= IXW'(desc.index_base / TN) + lo_iw;
                 P_cd <= desc.code0;
                 K_cd <= desc.code0;
                 shadow_full <= 1'b0;
@@ -434,7 +416,7 @@ module xaihls_walker #(
                 s0_outwe <= final_pass;
                 s0_oset <= o_set;
                 in_raddr <= {i_set, C_a};
-                ix_raddr <= GB + IXW'(C_a);
+                ix_raddr <= BACKWARD != 0 ? ix_row0[(i_set ? IXW : 0) +: IXW] + ixbias + IXW'(C_a) : '0;
                 p <= p + 1'b1;
                 if (c == ow - 1'b1) begin
                     c <= '0;
@@ -476,28 +458,22 @@ module xaihls_walker #(
                         free_give <= 1'b1;
                         if (i_k != i_klast) begin
                             i_k <= i_k + 1'b1;
-                            G_nt <= G_nt + ix_plane;
                         end else begin
                             o_set <= !o_set;
                             i_k <= '0;
                             if (i_rt != row_tiles - 1'b1) begin
                                 i_rt <= i_rt + 1'b1;
                                 T_y <= T_y + load_step;
-                                F_iw <= F_iw + ix_step;
-                                G_nt <= G_mt;
                             end else begin
                                 i_rt <= '0;
                                 i_mt <= i_mt + 1'b1;
                                 i_klast <= klast(i_mt + 1'b1);
                                 T_y <= iy0;
-                                F_iw <= ix_lo;
-                                G_mt <= g_next;
-                                G_nt <= g_next;
                                 if (i_mt + 1'b1 == m_tiles) begin
                                     // a slot job's next slot: m-tile 0 at that slot's indices
                                     i_mt <= '0;
                                     i_klast <= klast('0);
-                                    ix_base <= g_next;
+                                    ixbias <= ixbias + ixbias_step;
                                     if (i_slots != '0) i_slots <= i_slots - 1'b1;
                                     else ist <= I_IDLE;
                                 end
@@ -508,7 +484,6 @@ module xaihls_walker #(
                         P_y <= y_tile;
                         K_y <= y_tile;
                         P_x <= ix0;
-                        GB <= g_tile;
                         P_cd <= code0;
                         K_cd <= code0;
                     end

@@ -125,8 +125,8 @@ module xaihls_writeback #(
     logic [MKW-1:0] mrow;              // the ReLU word of the next beat (RELU, RAP, BWD_RELU, SEED)
     // the kept state of an element written follows its bytes (the contract's mask_base, index_base):
     // its ReLU word is its byte address / 2E + mbias, a pooled pixel's index word its byte address /
-    // 2TN + ixbias; both biases step once a slot
-    logic [MKW-1:0] mbias, mbias_step;
+    // 2TN + ixbias; both biases move once a slot (mbias from the slot's bases, which the grid bits keep)
+    logic [MKW-1:0] mbias;
     logic [IXW-1:0] ixbias, ixbias_step;
     // the starting job's bytes between output rows and the offset of its first row
     logic [OFF_BITS-1:0] row_step_d, row0_d;
@@ -233,7 +233,6 @@ module xaihls_writeback #(
                     T_rowpos <= row0_d;
                     mask_plane_w <= MKW'(desc.mask_plane * G);
                     mbias <= MKW'(desc.mask_base / E) - MKW'(OFF_BITS'(desc.out_addr) >> LBB);
-                    mbias_step <= MKW'(desc.mask_slot / E) - MKW'(OFF_BITS'(desc.out_slot_bytes) >> LBB);
                     ixbias <= IXW'(desc.index_base / TN) - IXW'(OFF_BITS'(desc.out_addr) >> LPB);
                     ixbias_step <= IXW'(desc.index_slot / TN) - IXW'(OFF_BITS'(desc.out_slot_bytes) >> LPB);
                     // a LANES job writes every column of its rows: opw, not its grid's span
@@ -457,7 +456,7 @@ module xaihls_writeback #(
                             slot_mask <= slot_mask + mask_slot_w;
                             mt_base <= slot_base + out_slot;
                             mt_mask <= slot_mask + mask_slot_w;
-                            mbias <= mbias + mbias_step;
+                            mbias <= (slot_mask + mask_slot_w) - MKW'((slot_base + out_slot) >> LBB);
                             ixbias <= ixbias + ixbias_step;
                             if (slots_left == '0) st <= W_IDLE;
                         end

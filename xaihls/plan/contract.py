@@ -41,7 +41,7 @@ PROGRAM_VERSION = 12  # 3: batched job lists, row strides apart from row lengths
 #                         channels of the image the host writes)
 #                     12: kept state follows the output's bytes (an element's ReLU bit and pool index at its
 #                         byte offset / 2 from mask_base, index_base); mask_plane only for a pool's grid bits,
-#                         index_plane only for its readers
+#                         index_plane only for its readers, whose map lies as its indices do
 
 
 @dataclass(frozen=True)
@@ -336,7 +336,8 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
                           "convolution's map), else 0"),
     _u("index_base", MEM, "first pool index of the tensor written (POOL: an element written at byte offset o from "
                           "out_addr has its index at index_base + o / 2) or read (GATE) (a multiple of tn)"),
-    _u("index_plane", MEM, "GATE, UNPOOL: pixels of one block plane of the pooled map read, else 0"),
+    _u("index_plane", MEM, "GATE, UNPOOL: pixels of one block plane of the pooled map read, else 0 (that map "
+                           "lies as its indices do: in_block_bytes = 2 tn index_plane, in_row_bytes = 2 tn iw)"),
     _u("pool_kh", 4, "pool window rows (POOL)"),
     _u("pool_kw", 4, "pool window columns"),
     _u("pool_sh", 4, "pool stride rows"),

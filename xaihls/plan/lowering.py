@@ -1611,8 +1611,13 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
     lists = ((h["forward_addr"], forward, "forward"), (h["backward_addr"], backward, "backward"),
              (h["forward_batch_addr"], forward_batch, "batched forward"),
              (h["backward_batch_addr"], backward_batch, "batched backward"), (h["cam_addr"], cam, "grad-cam"))
+    tn = lowered.shape.tn
     for base, jobs, direction in lists:
         for k, d in enumerate(jobs):
+            # a pooled map's indices follow its bytes: the RTL reads them from the loader's addresses
+            assert not (d.has(Flag.GATE) or d.unpool) or (
+                d.in_block_bytes == 2 * tn * d.index_plane and d.in_row_bytes == 2 * tn * d.iw), \
+                f"{where(d, direction)}the pooled map it reads is not laid out as its indices"
             image[base + DESCRIPTOR.bytes * k: base + DESCRIPTOR.bytes * (k + 1)] = d.encode(where(d, direction))
     for addr, values in lowered.blobs:
         assert addr + 2 * values.size <= lowered.init_end, "a blob outside the image"

@@ -92,5 +92,8 @@ def rtl_params(program, engine: EngineV2 | None = None) -> RtlV2Params:
         TM=e.tm, TN=e.tn, AXI_DATA_WIDTH=16 * e.beat_elems, IN_DEPTH=e.in_depth, OUT_DEPTH=e.out_depth,
         W_DEPTH=e.w_depth, MASK_BITS=e.mask_bits, INDEX_ENTRIES=e.index_entries, INDEX_BITS=e.index_bits,
         INPUT_ELEMS=e.input_elems, BACKWARD=1 if backward else 0,
-        OFF_BITS=max(12, math.ceil(math.log2(max(h["total_bytes"], 2)))),
+        # DDR offsets, and wide enough that a pixel's index word (its byte address / 2 TN, modulo the
+        # index words) survives an offset's wrap below address 0 (xaihls_loader's ix_row0)
+        OFF_BITS=max(12, math.ceil(math.log2(max(h["total_bytes"], 2))),
+                     math.ceil(math.log2(max(2 * e.index_entries, 2)))),
     )
