@@ -475,11 +475,6 @@ it can be (``fusable_pool``) instead of running as stride-phase jobs (docs/engin
 backward fused"). Every engine runs both; off only to measure the difference."""
 
 
-def _link(graph, j: int, t: int) -> bool:
-    """Layer j reads tensor t alone and is its only reader: a job can take layer j into the one before."""
-    return j < len(graph.layers) and graph.input_tensors[j] == (t,) and graph.consumers[t] == (j,)
-
-
 def cam_tensor(qg: QGraph) -> int | None:
     """The tensor whose activations and gradient the Grad-CAM list reads (the Grad-CAM layer's
     output), or None where no Grad-CAM method is compiled."""
@@ -497,14 +492,14 @@ def fusable_pool(qg: QGraph, i: int) -> bool:
     graph = qg.graph
     layers = graph.layers
     layer = layers[i]
-    if not isinstance(layer, MaxPool2d) or not layer.is_plain or not _link(graph, i, i):
+    if not isinstance(layer, MaxPool2d) or not layer.is_plain or not graph.takes(i):
         return False
     (kh, kw), (sh, sw) = layer.kernel, layer.stride
     if not (kh == kw == sh == sw and kh in (2, 4, 8)):
         return False
     k = i - 1
     if k >= 0 and isinstance(layers[k], ReLU):
-        if not _link(graph, k, k):
+        if not graph.takes(k):
             return False
         k -= 1
     if k < 0 or not isinstance(layers[k], Conv2d) or layers[k].groups != 1:
@@ -542,9 +537,6 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     cam = cam_tensor(qg)  # the tensor the Grad-CAM list reads (its layer's output), or None
     fold = image_fold(qg, shape)  # the folded image the first convolution reads, or None
     fy, fx = upsampling_factors(qg) if cam is not None else (1, 1)
-
-    def link(j: int, t: int) -> bool:
-        return _link(graph, j, t)
 
     # the shape whose blocked layout each tensor's bytes follow: a Flatten or a ReLU keeps its
     # input's bytes, so a flattened map stays a map in DDR
@@ -828,7 +820,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         (``alone``), or the one after it that reads its output alone. A ReLU decides on the accumulator
         (RELU) where ``on_acc`` (after a Conv2d/Linear, or alone on an identity), else on the requantized
         value (RAP); a ReLU6 always on the requantized value."""
-        if j >= L or not isinstance(layers[j], (ReLU, ReLU6)) or not (alone or link(j, j)):
+        if j >= L or not isinstance(layers[j], (ReLU, ReLU6)) or not (alone or graph.takes(j)):
             return None
         if isinstance(layers[j], ReLU6):
             fl += [Flag.RAP, Flag.RELU6]
@@ -885,7 +877,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             if j < L and graph.pool_ranks_accumulator(j):
                 fl.append(Flag.POOL)
                 pool_at, j = j, j + 1
-                if relu_at is None and j < L and isinstance(layers[j], ReLU) and link(j, j):
+                if relu_at is None and j < L and isinstance(layers[j], ReLU) and graph.takes(j):
                     fl.append(Flag.RAP)
                     relu_at, j = j, j + 1
             dst = out_tensor(f"{layer.name}.out", j)
