@@ -157,13 +157,17 @@ def test_a_network_that_does_not_fit_the_engines_fields_is_refused_naming_the_fi
 @pytest.mark.parametrize("name", ["digits", "cifar_ref"])
 def test_kept_state_bases_are_multiples_of_tn(name):
     """The contract's mask_base and index_base are multiples of tn: the RTL's write-back ORs a
-    lane group into a grid pixel's words instead of adding it."""
+    lane group into a grid pixel's words instead of adding it. So are mask_bias and its slot step,
+    which the write-back takes in words (and which the interpreter, running on them, holds to
+    mask_base)."""
     entry = get_zoo_model(name)
     acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:4], backends=("golden",))
     for shape, buffers in SHAPES:
-        program = lower(acc.qgraph, shape, buffers)
-        for job in program.forward + program.backward:
+        program = lower(acc.qgraph, shape, buffers, batch=2)
+        assert program.forward_batch
+        for job in program.all_jobs:
             assert job.mask_base % shape.tn == 0 and job.index_base % shape.tn == 0, (shape, job.layer)
+            assert job.mask_bias % shape.tn == 0 and job.mask_slot_bias % shape.tn == 0, (shape, job.layer)
 
 
 def _batched_ig_matches(acc, x, shape, buffers, batch: int, steps: int) -> None:
@@ -251,9 +255,10 @@ def test_a_convolution_of_the_batched_lists_is_one_slot_job_that_runs_every_slot
     delta = apart.header["work_addr"] - together.header["work_addr"]
     assert delta > 0
 
-    def moved(j):
-        return dataclasses.replace(j, **{f: getattr(j, f) + delta for f in ("in_addr", "out_addr", "w_addr", "b_addr")
-                                         if getattr(j, f)})  # 0: none (the header is there)
+    def moved(j):  # mask_bias follows out_addr
+        return lowering.with_mask_bias(dataclasses.replace(
+            j, **{f: getattr(j, f) + delta for f in ("in_addr", "out_addr", "w_addr", "b_addr")
+                  if getattr(j, f)}))  # 0: none (the header is there)
 
     for direction in ("forward_batch", "backward_batch"):
         jobs, per_slot = getattr(together, direction), list(getattr(apart, direction))

@@ -124,6 +124,10 @@ module xaihls_ctrl #(
     // the words past the fields are zero: no register holds them
     assign desc = (DESCRIPTOR_WORDS * 32)'(raw[DESCRIPTOR_FIELD_WORDS*32-1:0]);
     assign hdr  = raw[HEADER_WORDS*32-1:0];
+    if (RAW_BEATS * DW > DESCRIPTOR_FIELD_WORDS * 32) begin : g_raw_pad
+        logic unused_pad;   // the last beat's bits past the fields
+        assign unused_pad = ^raw[RAW_BEATS*DW-1:DESCRIPTOR_FIELD_WORDS*32];
+    end
 
     // header fields the run needs
     logic [OFF_BITS-1:0] a_forward, a_backward, a_image, a_work, a_baseline, a_igtab, a_logits, a_save,

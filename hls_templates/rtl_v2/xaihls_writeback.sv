@@ -123,10 +123,10 @@ module xaihls_writeback #(
     logic [OFF_BITS-1:0] mt_base, g_base, rowpos, T_rowpos, N_rowpos;
     logic [MKW-1:0] mt_mask, g_mask;   // a pool's grid bits (RELU with POOL): the m-tile's and the block's first word
     logic [MKW-1:0] mrow;              // the ReLU word of the next beat (RELU, RAP, BWD_RELU, SEED)
-    // the kept state of an element written follows its bytes (the contract's mask_base, index_base):
+    // the kept state of an element written follows its bytes (the contract's mask_bias, index_base):
     // its ReLU word is its byte address / 2E + mbias, a pooled pixel's index word its byte address /
-    // 2TN + ixbias; both biases move once a slot (mbias from the slot's bases, which the grid bits keep)
-    logic [MKW-1:0] mbias;
+    // 2TN + ixbias; both biases move once a slot (mbias by the compiler's mask_slot_bias)
+    logic [MKW-1:0] mbias, mbias_step;
     logic [IXW-1:0] ixbias, ixbias_step;
     // the starting job's bytes between output rows and the offset of its first row
     logic [OFF_BITS-1:0] row_step_d, row0_d;
@@ -232,7 +232,8 @@ module xaihls_writeback #(
                     row0 <= row0_d;
                     T_rowpos <= row0_d;
                     mask_plane_w <= MKW'(desc.mask_plane * G);
-                    mbias <= MKW'(desc.mask_base / E) - MKW'(OFF_BITS'(desc.out_addr) >> LBB);
+                    mbias <= MKW'(desc.mask_bias / E);
+                    mbias_step <= MKW'(desc.mask_slot_bias / E);
                     ixbias <= IXW'(desc.index_base / TN) - IXW'(OFF_BITS'(desc.out_addr) >> LPB);
                     ixbias_step <= IXW'(desc.index_slot / TN) - IXW'(OFF_BITS'(desc.out_slot_bytes) >> LPB);
                     // a LANES job writes every column of its rows: opw, not its grid's span
@@ -456,7 +457,7 @@ module xaihls_writeback #(
                             slot_mask <= slot_mask + mask_slot_w;
                             mt_base <= slot_base + out_slot;
                             mt_mask <= slot_mask + mask_slot_w;
-                            mbias <= (slot_mask + mask_slot_w) - MKW'((slot_base + out_slot) >> LBB);
+                            mbias <= mbias + mbias_step;
                             ixbias <= ixbias + ixbias_step;
                             if (slots_left == '0) st <= W_IDLE;
                         end

@@ -29,7 +29,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.methods import ALL_METHODS, ONE_IMAGE_CODES, PREDICT_CODE
 
 PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
-PROGRAM_VERSION = 12  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
+PROGRAM_VERSION = 13  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
 #                     6: two sources in one job, each with its operand shift (residual adds, gradient sums);
 #                     7: the Grad-CAM list (cam_addr, n_cam, n_backward_cam) and its fractions, methods 7 and 8;
 #                     8: LANES (a depthwise job's lane groups at consecutive output columns), op 3 bits;
@@ -42,6 +42,8 @@ PROGRAM_VERSION = 12  # 3: batched job lists, row strides apart from row lengths
 #                     12: kept state follows the output's bytes (an element's ReLU bit and pool index at its
 #                         byte offset / 2 from mask_base, index_base); mask_plane only for a pool's grid bits,
 #                         index_plane only for its readers, whose map lies as its indices do
+#                     13: mask_bias, mask_slot_bias (mask_base and mask_slot less out_addr / 2 and
+#                         out_slot_bytes / 2, computed by the compiler so the write-back need not subtract)
 
 
 @dataclass(frozen=True)
@@ -357,6 +359,11 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
     _u("in_slot_bytes", ADDR, "bytes between the slots' input tensors (in_addr's stride)"),
     _u("out_slot_bytes", ADDR, "bytes between the slots' output tensors (out_addr's stride)"),
     _u("index_slot", MEM, "pool indices between the slots' indices (index_base's stride; a multiple of tn)"),
+    _u("mask_bias", MEM, "RELU without POOL, RAP, BWD_RELU: (mask_base - out_addr / 2) mod 2^24, else 0: an element "
+                         "written at DDR byte offset A has its ReLU bit at (A / 2 + mask_bias) mod 2^24 (a multiple "
+                         "of tn)"),
+    _u("mask_slot_bias", MEM, "with mask_bias: (mask_slot - out_slot_bytes / 2) mod 2^24, mask_bias's stride between "
+                              "the slots (0 for a job of one slot), else 0"),
 ), align_words=16)
 
 RESULT = Record("result", "What the engine writes at result_addr when a run is done; an image batch writes one per "

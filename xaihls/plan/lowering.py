@@ -37,7 +37,7 @@ from xaihls.golden.dag import cam_reciprocal, relu6_cap
 from xaihls.plan.capabilities import rectifiers_in_a_row, upsampling_factors
 from xaihls.methods import LAYER_METHODS, ReluBackward
 from xaihls.numerics import ACCUMULATOR_BITS
-from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, MAX_X_SHIFT, PROGRAM_MAGIC,
+from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, MAX_X_SHIFT, MEM, PROGRAM_MAGIC,
                                   PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Unpool, field_limit,
                                   fold_offset)
 from xaihls.plan.dag import RECTIFIERS, canon, grad_dest, grad_store, structure
@@ -1489,6 +1489,22 @@ def _touches_index(d: Job) -> bool:
     return d.has(Flag.POOL) or d.has(Flag.GATE) or bool(d.unpool)
 
 
+def _bits_follow_bytes(d: Job) -> bool:
+    """The job's ReLU bits lie at its output's bytes (mask_base + o / 2), not at a pool's grid."""
+    return d.op == Op.CONV and (d.has(Flag.RAP) or d.has(Flag.BWD_RELU) or (d.has(Flag.RELU) and not d.has(Flag.POOL)))
+
+
+def with_mask_bias(d: Job) -> Job:
+    """``d`` with the contract's mask_bias and mask_slot_bias: mask_base and mask_slot less out_addr / 2
+    and out_slot_bytes / 2 (modulo the field), so the write-back takes an element's bit word from the
+    byte address it writes plus one bias, with no subtraction of its own."""
+    if not _bits_follow_bytes(d):
+        return dataclasses.replace(d, mask_bias=0, mask_slot_bias=0)
+    assert d.out_addr % 2 == 0 and d.out_slot_bytes % 2 == 0
+    return dataclasses.replace(d, mask_bias=(d.mask_base - d.out_addr // 2) % (1 << MEM),
+                               mask_slot_bias=(d.mask_slot - d.out_slot_bytes // 2) % (1 << MEM))
+
+
 SLOT_JOBS = True
 """A convolution of the batched lists runs as one job for all slots (docs/engine_v2.md, "Slot
 jobs"); False: a job a slot, as before contract 10 (to measure the difference)."""
@@ -1498,7 +1514,8 @@ def slot_job(d: Job, s: int) -> Job:
     """Slot ``s`` of a slot job: the job alone at that slot's tensors, bits and indices."""
     return dataclasses.replace(d, slots=0, in_slot_bytes=0, out_slot_bytes=0, mask_slot=0, index_slot=0,
                                in_addr=d.in_addr + s * d.in_slot_bytes, out_addr=d.out_addr + s * d.out_slot_bytes,
-                               mask_base=d.mask_base + s * d.mask_slot, index_base=d.index_base + s * d.index_slot)
+                               mask_base=d.mask_base + s * d.mask_slot, index_base=d.index_base + s * d.index_slot,
+                               mask_bias=(d.mask_bias + s * d.mask_slot_bias) % (1 << MEM), mask_slot_bias=0)
 
 
 def batch_lists(forward: tuple[Job, ...], backward: tuple[Job, ...], slots: Slots, layers,
@@ -1584,6 +1601,8 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
     forward, backward = tiled(lowered, buffers, cost)
     forward_batch, backward_batch = tiled_batch(lowered, buffers, forward, backward, cost)
     cam = tiled_cam(lowered, buffers, cost)
+    forward, backward, forward_batch, backward_batch, cam = (
+        tuple(map(with_mask_bias, jobs)) for jobs in (forward, backward, forward_batch, backward_batch, cam))
     h = dict(lowered.header, n_forward_batch=len(forward_batch), n_backward_batch=len(backward_batch))
     room = {r.name: r.size for r in lowered.regions}
     for name, jobs in (("batched forward descriptors", forward_batch), ("batched backward descriptors", backward_batch)):

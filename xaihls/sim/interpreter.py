@@ -26,7 +26,7 @@ from xaihls.methods import (METHOD_CODES, ONE_IMAGE_CODES, PREDICT_CODE, PostPro
 from xaihls.numerics import FixedFormat, count_saturated, round_shift, saturate
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, MAX_IG_STEPS, PROGRAM_MAGIC, PROGRAM_VERSION, RESULT,
                                   RESULT_SLOT_BYTES, Flag, Op, Unpool, engine_starts)
-from xaihls.plan.contract import from_blocked, host_image
+from xaihls.plan.contract import MEM, from_blocked, host_image
 from xaihls.plan.engine import DATA_BITS
 from xaihls.plan.lowering import Job, ProgramV2, Shape, job_from_bytes, slot_job
 
@@ -414,7 +414,7 @@ class Engine:
                 ox = ox[:, ox[0] < d.opw]
             out = self._requant(lanes, shift)
             oy, ox = (a.reshape(-1) for a in np.broadcast_arrays(oy, ox))
-            bits = d.mask_base + self._elems(d, block, oy, ox)
+            bits = self._bits(d, self._elems(d, block, oy, ox))
             if d.has(Flag.RELU):
                 self.mask[bits] = lanes > 0
                 out = np.maximum(out, 0)
@@ -431,6 +431,12 @@ class Engine:
         assert d.out_row_bytes % 2 == 0 and d.out_block_bytes % 2 == 0
         elem = block * (d.out_block_bytes // 2) + oy * (d.out_row_bytes // 2) + ox * self.shape.tn
         return elem[None, :] + np.arange(self.shape.tn)[:, None]
+
+    @staticmethod
+    def _bits(d: Job, elems: np.ndarray) -> np.ndarray:
+        """The ReLU bits of the elements ``elems`` (offsets from out_addr): at the byte address / 2 plus
+        mask_bias, as the write-back takes them (the contract's mask_bias; mask_base + elems)."""
+        return (d.out_addr // 2 + d.mask_bias + elems) % (1 << MEM)
 
     def _store(self, d: Job, block: int, oy: np.ndarray, ox: np.ndarray, out: np.ndarray) -> None:
         """Lanes x pixels (oy, ox) of block ``block`` to the output tensor."""
@@ -472,7 +478,7 @@ class Engine:
         self.alive[d.index_base + entries] = alive.reshape(tn, -1)
         out = out.reshape(tn, -1)
         if d.has(Flag.RAP):
-            bits = d.mask_base + entries
+            bits = self._bits(d, entries)
             self.mask[bits], out = _rap(out, d, mode)
         self._store(d, block, oy, ox, out)
 
