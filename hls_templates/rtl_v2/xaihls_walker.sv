@@ -12,14 +12,14 @@
 // walk_pass_row or +1 only where y or x crosses a window edge; the code is the position in the
 // window, and with the RELU mode the method's ReLU rule uses the window's kept alive bit. Every
 // position carries the operand shift of its n-tile (xs_b of the run's mode from n-tile src_b on
-// when src_b != 0, else xs_a; the MAC array applies it per column). Every
-// address is a running sum: no multiplication. The pool index of buffer word a (GATE, UNPOOL) is
-// read at ix_row0 (the loader's address of the set's buffer row 0, in pixels) + a + ixbias: a
-// pooled map's indices lie as its bytes do (contract 12), so no index-word sums of their own. Guarantees: a pass starts only when its weights
-// are in the shadow chain, its tile is loaded and, on a row tile's first pass, an output set is
-// free; a position is re-read at least TN + 2 cycles after it was read (the accumulator's
-// read-to-write latency); a tile's buffers are released after its last read, and an output set
-// is handed to the write-back after the row tile's last sum is written.
+// when src_b != 0, else xs_a; the MAC array applies it per column). Every address is a running
+// sum: no multiplication. The pool index of buffer word a (GATE, UNPOOL) is read at ix_row0 (the
+// loader's address of the set's buffer row 0, in pixels) + a + ixbias: a pooled map's indices lie
+// as its bytes do (contract 12), so no index-word sums of their own. Guarantees: a pass starts
+// only when its weights are in the shadow chain, its tile is loaded and, on a row tile's first
+// pass, an output set is free; a position is re-read at least TN + 2 cycles after it was read
+// (the accumulator's read-to-write latency); a tile's buffers are released after its last read,
+// and an output set is handed to the write-back after the row tile's last sum is written.
 
 import xaihls_contract_pkg::*;
 import xaihls_engine_pkg::*;
