@@ -488,21 +488,17 @@ def fusable_pool(qg: QGraph, i: int) -> bool:
     before it (through a ReLU): non-overlapping square windows of a power-of-two side up to 8,
     the same gradient format on both sides of the pool under every ReLU rule (the phase jobs'
     requantization is then the identity), and no gradient the fusion skips (the convolution's
-    output, the ReLU's) is the one the Grad-CAM list reads."""
+    output, the ReLU's) is the one the Grad-CAM list reads. Only a pool that ranks the
+    convolution's accumulator (``Graph.pool_ranks_accumulator``) is fused at all."""
     graph = qg.graph
     layers = graph.layers
-    layer = layers[i]
-    if not isinstance(layer, MaxPool2d) or not layer.is_plain or not graph.takes(i):
+    if not graph.pool_ranks_accumulator(i):
         return False
-    (kh, kw), (sh, sw) = layer.kernel, layer.stride
+    (kh, kw), (sh, sw) = layers[i].kernel, layers[i].stride
     if not (kh == kw == sh == sw and kh in (2, 4, 8)):
         return False
-    k = i - 1
-    if k >= 0 and isinstance(layers[k], ReLU):
-        if not graph.takes(k):
-            return False
-        k -= 1
-    if k < 0 or not isinstance(layers[k], Conv2d) or layers[k].groups != 1:
+    k = i - 2 if isinstance(layers[i - 1], ReLU) else i - 1  # the convolution
+    if layers[k].groups != 1:
         return False
     if len(graph.consumers[graph.input_tensors[k][0]]) > 1:
         return False  # the convolution's backward is half of a gradient sum's job
