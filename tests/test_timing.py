@@ -107,3 +107,33 @@ def test_the_grad_cam_list_is_costed_job_by_job():
     assert grad_cam - method_cycles(program, engine, None) > prefix + sum(c.cycles for c in cam)
     assert guided - grad_cam == backward + post_cycles("ixg", program.header["input_elems"] // engine.beat_elems, engine)
     assert {"grad_cam", "guided_grad_cam"} <= set(plan.method_cycles)
+
+
+def test_the_walker_skips_rows_off_the_map_on_middle_passes():
+    """conv 3x3, padding 1, on 8x8, one row tile of the whole map: tap row 0 reads input row -1 at
+    grid row 0 and tap row 2 input row 8 at grid row 7, so those passes walk 7 rows and take one
+    cycle for the eighth (docs/engine_v2.md, "Rows off the map"). The row tile's first pass (it
+    zeroes the sums) and final pass (it writes them out) walk every row, and a grid narrower than
+    Tn is never skipped (the accumulators' read-to-write distance)."""
+    from dataclasses import replace
+
+    from xaihls.plan.timing import _Walks, skips_rows
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 8 * 8, 10)).eval()
+    acc = xaihls.compile(net, (3, 8, 8), calibration=torch.rand(8, 3, 8, 8), methods=("gradient",),
+                         backends=("golden",))
+    program = lower(acc.qgraph, Shape(8, 4, 4), Buffers(1024, 256, 1024))
+    engine = EngineV2.for_program(program, clock_mhz=100.0, bytes_per_cycle=8.0)
+    conv = next(d for d in program.forward if d.op == Op.CONV and d.ky == 3)
+    assert (conv.row_tiles, conv.tile_rows, conv.ow, conv.kx) == (1, 8, 8, 3) and skips_rows(conv, engine)
+    walks = _Walks(conv, engine, 0, 8, period_min=8 + 4 + 4)
+    assert walks.lens == [57] * 3 + [64] * 3 + [57] * 3
+    periods = [n + 1 for n in walks.lens]  # every pass is longer than the shadow chain's 16 cycles
+    assert walks.tile(False, False) == (sum(periods), sum(periods[:-1]) + 57)
+    assert walks.tile(True, True) == (sum(periods) + 2 * 7, sum(periods[:-1]) + 7 + 64)
+    wide = replace(engine, tm=16, tn=16)
+    assert not skips_rows(conv, wide) and _Walks(conv, wide, 0, 8, period_min=36).lens == [64] * 9
+    # one m-tile, one n-tile: the job is that one tile, the row tile's first and final
+    assert (conv.m_tiles, conv.n_tiles) == (1, 1)
+    assert job_cost(conv, engine, "forward").compute_cycles == sum(periods) + 2 * 7

@@ -6,7 +6,8 @@
 //
 // Position (r, c) of pass (ky, kx) reads buffer word walk_origin + r*walk_row + ky*walk_pass_row
 // + c*isx + kx*ikx; its operands are zero outside the input map (0 <= y < ih, 0 <= x < iw) and,
-// with GATE, where the kept pool index of the channel differs from the pass's code. UNPOOL (a
+// with GATE, where the kept pool index of the channel differs from the pass's code (a grid row
+// off the map takes one cycle on a row tile's passes between its first and final). UNPOOL (a
 // max-pool's backward fused here): the buffer holds pooled rows, position (y, x) reads pooled
 // word (y >> ls, x >> ls) (ls = log2 of the window), so each running sum steps by walk_row, -1,
 // walk_pass_row or +1 only where y or x crosses a window edge; the code is the position in the
@@ -154,8 +155,16 @@ module xaihls_walker #(
     assign tile_end   = i_ky == ky_n - 1'b1 && i_kx == kx_n - 1'b1;
     assign final_pass = i_k == i_klast && tile_end;
 
+    // a grid row whose input row is off the map takes one cycle on a pass other than the row
+    // tile's first (which zeroes the sums) and final (which writes them out): its products are
+    // zero. Only on grids of at least TN columns (skips), where a pass that skips its leading rows
+    // still re-reads a position TN + 2 cycles or more after the pass before it read it
+    logic skips, skip_row, row_end;
+    assign skip_row = skips && !yok_row && !first_pass && !final_pass;
+    assign row_end  = c == ow - 1'b1 || skip_row;
+
     logic pos_last;
-    assign pos_last = is_post ? (12'(p) == rows - 1'b1) : (r == rows - 1'b1 && c == ow - 1'b1);
+    assign pos_last = is_post ? (12'(p) == rows - 1'b1) : (r == rows - 1'b1 && row_end);
 
     // stage 0 (registered): the reads of a position
     logic           s0_valid, s0_keep, s0_swap, s0_zero, s0_accwe, s0_outwe, s0_oset, s0_bconst;
@@ -261,6 +270,7 @@ module xaihls_walker #(
                 tile_rows <= desc.tile_rows;
                 last_rows <= desc.last_rows;
                 ow <= desc.ow;
+                skips <= desc.ow >= 12'(TN);
                 // the map's bounds: UNPOOL's input is the pooled map, its positions those of the window grid
                 ih <= starts_unpool ? 14'(desc.ih) << ulog(desc.pool_sh[3:2]) : 14'(desc.ih);
                 iw <= starts_unpool ? 14'(desc.iw) << ulog(desc.pool_sh[3:2]) : 14'(desc.iw);
@@ -405,7 +415,7 @@ module xaihls_walker #(
             if (ist == I_RUN && !is_post) begin
                 if (p == '0) gap <= GW'(GAP - 1);
                 s0_swap <= p == '0 && !keep;
-                s0_valid <= 1'b1;
+                s0_valid <= !skip_row;
                 s0_keep <= yok_row && in_map(C_x, iw);
                 s0_xs <= (src_b != '0 && i_nt >= src_b) ? xs_b : xs_a;
                 s0_code <= unp ? (8'(3'(Q_y) & umsk) << uls) | 8'(3'(C_x) & umsk) : P_cd;   // (y mod s) * s + x mod s
@@ -417,8 +427,8 @@ module xaihls_walker #(
                 s0_oset <= o_set;
                 in_raddr <= {i_set, C_a};
                 ix_raddr <= BACKWARD != 0 ? ix_row0[(i_set ? IXW : 0) +: IXW] + ixbias + IXW'(C_a) : '0;
-                p <= p + 1'b1;
-                if (c == ow - 1'b1) begin
+                p <= skip_row ? p + OAW'(ow) : p + 1'b1;
+                if (row_end) begin
                     c <= '0;
                     r <= r + 1'b1;
                     Q_a <= Q_a + row_inc;

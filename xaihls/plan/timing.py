@@ -134,6 +134,57 @@ def _wb_row_tile(d, engine: EngineV2, rows: int, r0: int, mt: int, dram: _Dram) 
     return blocks * per_block + 2
 
 
+def skips_rows(d, engine: EngineV2) -> bool:
+    """Whether the walker skips a grid row whose input row is off the map (one cycle instead of
+    ``ow``) on the passes other than a row tile's first and final: only on grids at least Tn
+    columns wide, where a pass that skips leading rows still reads a position no sooner than
+    Tn + 2 cycles after the pass before it did (the accumulators' read-to-write distance)."""
+    return d.ow >= engine.tn
+
+
+def _rows_in(y: int, step: int, rows: int, n: int) -> int:
+    """How many of the rows y, y + step, ... (``rows`` of them) lie in 0 .. n - 1."""
+    if step < 0:
+        y, step = y + (rows - 1) * step, -step
+    if step == 0:
+        return rows if 0 <= y < n else 0
+    lo, hi = max(0, -(y // step)), min(rows - 1, (n - 1 - y) // step)
+    return max(0, hi - lo + 1)
+
+
+class _Walks:
+    """The walker's passes over one row tile (docs/engine_v2.md, "Rows off the map"): pass i (tap
+    row i // kx) walks ``rows`` grid rows of ``ow`` positions a cycle each, except that a row whose
+    input row lies off the map takes one cycle where the walker skips it, which it does on every
+    pass but the row tile's first (it zeroes the sums) and final (it writes them out)."""
+
+    def __init__(self, d, engine: EngineV2, rt: int, rows: int, period_min: int):
+        self.d, self.tn, self.period_min = d, engine.tn, period_min
+        self.full = rows * d.ow
+        ih = d.ih * (d.pool_sh if d.unpool else 1)  # UNPOOL walks the window grid of the pooled map
+        y0 = d.iy0 + rt * d.tile_step * d.isy
+        self.lens = []
+        for ky in range(d.ky):
+            off = rows - _rows_in(y0 + ky * d.iky, d.isy, rows, ih) if skips_rows(d, engine) else 0
+            self.lens += [self.full - off * (d.ow - 1)] * d.kx
+        self._tiles = {}
+
+    def tile(self, first: bool, final: bool) -> tuple[int, int]:
+        """A tile's passes (the row tile's first n-tile, its last): cycles from its first pass's
+        start to the next tile's, and to its last position's issue."""
+        if (first, final) not in self._tiles:
+            lens = list(self.lens)
+            if first:
+                lens[0] = self.full
+            if final:
+                lens[-1] = self.full
+            # a pass loads the next pass's weights into the shadow chain; w_once keeps the first
+            # pass's, and a pass waits only for the accumulators' read-to-write distance
+            periods = [max(n, self.tn + 2) + 1 if self.d.w_once else max(n + 1, self.period_min) for n in lens]
+            self._tiles[first, final] = sum(periods), sum(periods[:-1]) + lens[-1]
+        return self._tiles[first, final]
+
+
 def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
     tm, tn, e = engine.tm, engine.tn, engine.beat_elems
     g = tn // e
@@ -177,9 +228,9 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
         for rt in range(d.row_tiles):
             last = rt == d.row_tiles - 1
             rows = d.last_rows if last else d.tile_rows
-            positions = rows * d.ow
             count = d.load_rows_last if last else d.load_rows
             nv = _valid_rows(d, rt, last)
+            walks = _Walks(d, engine, rt, rows, period_min)
             for k in range(nts):
                 # loads
                 # the tile's commands go out once the previous tile's first beat took its set;
@@ -205,12 +256,10 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
                 if k == 0:
                     first = max(first, out_free[r_tile % 2])
                 w0 = max(first, compute_free)
-                # a pass loads the next pass's weights into the shadow chain; w_once keeps the first
-                # pass's, and a pass waits only for the accumulators' read-to-write distance
-                per_pass = max(positions, tn + 2) + 1 if d.w_once else max(positions + 1, period_min)
-                end = w0 + (passes - 1) * per_pass + positions
-                compute_free = w0 + passes * per_pass
-                compute_total += passes * per_pass
+                took, issued = walks.tile(k == 0, k == nts - 1)
+                end = w0 + issued
+                compute_free = w0 + took
+                compute_total += took
                 set_free[t % 2] = end + 1
                 t += 1
             # the row tile's output set to the write-back
