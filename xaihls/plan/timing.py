@@ -159,13 +159,14 @@ class _Walks:
     pass but the row tile's first (it zeroes the sums) and final (it writes them out)."""
 
     def __init__(self, d, engine: EngineV2, rt: int, rows: int, period_min: int):
-        self.d, self.tn, self.period_min = d, engine.tn, period_min
+        self.w_once, self.tn, self.period_min = d.w_once, engine.tn, period_min
         self.full = rows * d.ow
         ih = d.ih * (d.pool_sh if d.unpool else 1)  # UNPOOL walks the window grid of the pooled map
         y0 = d.iy0 + rt * d.tile_step * d.isy
+        skips = skips_rows(d, engine)
         self.lens = []
         for ky in range(d.ky):
-            off = rows - _rows_in(y0 + ky * d.iky, d.isy, rows, ih) if skips_rows(d, engine) else 0
+            off = rows - _rows_in(y0 + ky * d.iky, d.isy, rows, ih) if skips else 0
             self.lens += [self.full - off * (d.ow - 1)] * d.kx
         self._tiles = {}
 
@@ -180,7 +181,7 @@ class _Walks:
                 lens[-1] = self.full
             # a pass loads the next pass's weights into the shadow chain; w_once keeps the first
             # pass's, and a pass waits only for the accumulators' read-to-write distance
-            periods = [max(n, self.tn + 2) + 1 if self.d.w_once else max(n + 1, self.period_min) for n in lens]
+            periods = [max(n, self.tn + 2) + 1 if self.w_once else max(n + 1, self.period_min) for n in lens]
             self._tiles[first, final] = sum(periods), sum(periods[:-1]) + lens[-1]
         return self._tiles[first, final]
 
@@ -288,10 +289,8 @@ def _tap_pairs(d, bounds: tuple[int, int] | None = None) -> int:
     times the window)."""
     s = d.pool_sh if d.unpool else 1
     ih, iw = bounds or (d.ih * s, d.iw * s)
-    rows = sum(1 for r in range(d.oh) for t in range(d.ky)
-               if 0 <= r * d.isy + t * d.iky + d.iy0 < ih)
-    cols = sum(1 for c in range(d.ow) for t in range(d.kx)
-               if 0 <= c * d.isx + t * d.ikx + d.ix0 < iw)
+    rows = sum(_rows_in(d.iy0 + t * d.iky, d.isy, d.oh, ih) for t in range(d.ky))
+    cols = sum(_rows_in(d.ix0 + t * d.ikx, d.isx, d.ow, iw) for t in range(d.kx))
     return rows * cols
 
 
