@@ -28,7 +28,7 @@ from xaihls.executor import engine_result, prepare
 from xaihls.golden import model as golden
 from xaihls.methods import LAYER_METHODS, METHOD_CODES, METHODS
 from xaihls.models.zoo import get_zoo_model
-from xaihls.plan import contract
+from xaihls.plan import contract, timing
 from xaihls.project import write_files
 from xaihls.plan.boards import load_board
 from xaihls.plan.contract import DESCRIPTOR, HEADER, REGISTER, Flag, Op, Status, Unpool
@@ -277,6 +277,55 @@ def test_the_tests_reach_every_path_of_the_engine(plans, ds_cnn):
     assert set().union(*map(_edge_paths, edge)) == {
         "ReLU6", "ReLU6 after a pool", "ReLU6 cap inside the format", "padded pool", "padded pool of several row tiles",
         "ReLU6 rule", "ReLU6 rule at a SEED"}
+
+
+def _rows_skipped(jobs, engine: EngineV2) -> int:
+    """Grid rows the HLS walker takes in one iteration as off the map over ``jobs`` (xaihls_conv.h,
+    mac_tile): on grids at least ACC_DISTANCE wide, every pass of a row tile but its first and its
+    final, each grid row whose input row lies off the map (UNPOOL: off the window grid)."""
+    distance = int(re.search(r"constexpr int ACC_DISTANCE = (\d+);", (FIRMWARE / "xaihls_types.h").read_text())[1])
+    total = 0
+    for d in jobs:
+        if d.op != Op.CONV or not d.passes or d.ow < distance:
+            continue
+        ih = d.ih * d.pool_sh if d.unpool else d.ih
+        for mt in [mt for _ in range(max(1, d.slots)) for mt in range(d.m_tiles)]:
+            count = timing._n_tiles(d, engine, mt)
+            for rt in range(d.row_tiles):
+                rows = d.last_rows if rt == d.row_tiles - 1 else d.tile_rows
+                y0 = d.iy0 + rt * d.tile_step * d.isy
+                off = [rows - timing._rows_in(y0 + ky * d.iky, d.isy, rows, ih) for ky in range(d.ky)]
+                total += sum(off[p // d.kx] for k in range(count) for p in range(d.passes)
+                             if (k, p) not in ((0, 0), (count - 1, d.passes - 1)))
+    return total
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_csim_skips_exactly_the_rows_off_the_map_and_stays_bit_exact(qgraphs, plans, config):
+    """The HLS walker skips the grid rows the RTL's rule names ("Rows off the map" in
+    docs/engine_v2.md, with ACC_DISTANCE for Tn as its width bound): the count it keeps in
+    C-simulation is the one worked out from the descriptors, over forward and backward jobs
+    (fused max-pool backward included), and the results stay golden's bit for bit."""
+    networks = [(name, qgraphs[name], plans[name, config], get_zoo_model(name).samples()[0][:1])
+                for name in ("cifar_ref", "digits")]
+    model, shape, calibration = pool_net(4)  # UNPOOL jobs, with and without the ReLU rule
+    qg = xaihls.compile(model, shape, calibration=calibration, ig_steps=STEPS, backends=("golden",)).qgraph
+    networks.append(("pool net 4", qg, _plan(qg, *CONFIGS[config]), calibration[:1] * 1.2))
+    skipped = 0
+    for name, qg, plan, x in networks:
+        lib = v2.library_for(plan.engine)
+        for method in (None, "saliency"):
+            jobs = plan.program.forward + (plan.program.backward if method else ())
+            before = lib.skipped_rows()
+            args = prepare(qg, x, method, steps=STEPS)
+            got, want = v2.EXECUTOR.run(qg, plan, args), golden.EXECUTOR.run(qg, None, args)
+            label = f"{name} {config} {method or 'predict'}"
+            assert torch.equal(got.logits, want.logits), label
+            if method:
+                assert torch.equal(got.attribution, want.attribution), label
+            assert lib.skipped_rows() - before == _rows_skipped(jobs, plan.engine), label
+            skipped += lib.skipped_rows() - before
+    assert skipped > 0
 
 
 @pytest.mark.parametrize("seed", [4, 8])
@@ -647,9 +696,9 @@ def test_a_division_put_into_the_mac_loop_is_found(project, tmp_path):
     shutil.copytree(project / "firmware", copy)
     conv = copy / "xaihls_conv.h"
     text = conv.read_text()
-    old = "if (pass_major || last_pass) acc[w.pos] = run;"
+    old = "if (!skip && (pass_major || last_pass)) acc[w.pos] = run;"
     assert text.count(old) == 1
-    conv.write_text(text.replace(old, "if (pass_major || last_pass) acc[w.pos / mc.isx] = run;"))
+    conv.write_text(text.replace(old, "if (!skip && (pass_major || last_pass)) acc[w.pos / mc.isx] = run;"))
     found = check_files([copy / p.name for p in v2.synthesized_sources(project)])
     assert [(v.rule, v.text) for v in found] == [("division inside a pipelined loop", "w.pos / mc.isx")]
 

@@ -641,6 +641,16 @@ inline void next_position(Walk &w, const MacCfg &mc) {
     }
 }
 
+// From a row's first position to the next row's first (a row off the map, skipped).
+inline void next_row(Walk &w, const MacCfg &mc) {
+    w.pos += mc.ow;
+    w.c = 0;
+    w.a_row += mc.walk_row;
+    w.a_col = 0;
+    w.y_row += mc.isy;
+    w.x_col = mc.ix0;
+}
+
 inline void first_pass(Walk &w, const MacCfg &mc) {
     w.pass = 0;
     w.kxi = 0;
@@ -712,37 +722,60 @@ inline void products(const Walk &w, const MacCfg &mc, int first_pooled, const ro
 // - position-major (fewer positions; a Linear layer has one): each position's passes in a row,
 //   the sum in registers; an accumulator word is read at its first pass and written at its
 //   last, and not read again within the tile.
+// Rows off the map (docs/engine_v2.md): in the weight-stationary order, on a grid at least
+// ACC_DISTANCE columns wide, a grid row whose input row lies off the map (every product zero)
+// takes one iteration instead of ow, with no accumulator access, on every pass of the row tile
+// but its first (first_nt, pass 0: it zeroes the sums) and its final (last_nt, last pass), as the
+// RTL walker does. Its words keep their sums, which is what adding zeros would do.
 // Either way no iteration reads an accumulator fewer than ACC_DISTANCE iterations after one
-// wrote it, which is what the dependence pragma states. (Tiles follow one another only after
-// the loop has drained: each call is a new pipeline.)
+// wrote it, which is what the dependence pragma states: a pass that skips rows reads position
+// (r, c) at least (ow - 1 - c) + 1 + c = ow iterations after the pass before wrote it (that pass's
+// rest of row r, at least one iteration a row between, and the c positions of row r before it).
+// (Tiles follow one another only after the loop has drained: each call is a new pipeline.)
 inline void mac_tile(const MacCfg &mc, int y_tile, int first_pooled, const row_words_t rows, x_shift_t xs,
-                     int positions, int iters, bool first_nt, bool pass_major, const in_tile_t &in, const w_tile_t &wt,
-                     acc_tile_t &acc) {
+                     int positions, int iters, bool first_nt, bool last_nt, bool pass_major, const in_tile_t &in,
+                     const w_tile_t &wt, acc_tile_t &acc) {
     Walk w;
     first_position(w, mc, y_tile);
     first_pass(w, mc);
     acc_word_t run;
+    const bool skips = pass_major && mc.ow >= ACC_DISTANCE;
 mac:
     for (int i = 0; i < iters; i++) {
 #pragma HLS loop_tripcount max=MAX_PASSES * OUT_DEPTH
 #pragma HLS pipeline II=1
 #pragma HLS dependence variable=acc type=inter direction=RAW dependent=true distance=ACC_DISTANCE
+        const bool last_pass = w.pass == mc.passes - 1;
+        const int y = w.y_row + w.y_pass;
+        const bool skip = skips && w.c == 0 && (y < 0 || y >= mc.ih) && !(first_nt && w.pass == 0)
+                          && !(last_nt && last_pass);
+#ifndef __SYNTHESIS__
+        if (skip) csim_skipped_rows()++;
+#endif
         acc_t sums[TM];
         products(w, mc, first_pooled, rows, xs, in, wt[mc.w_once ? 0 : w.pass], sums);
         const acc_word_t old = acc[w.pos];
         const bool from_memory = pass_major || w.pass == 0;  // else the position's running sum
-        const bool last_pass = w.pass == mc.passes - 1;
         for (int m = 0; m < TM; m++) {
 #pragma HLS unroll
             const acc_t base = !from_memory ? run[m] : first_nt && w.pass == 0 ? acc_t(0) : old[m];
             run[m] = base + sums[m];
         }
-        if (pass_major || last_pass) acc[w.pos] = run;
-        if (pass_major ? w.pos == positions - 1 : !last_pass) {  // on to the next pass
-            if (pass_major) first_position(w, mc, y_tile);
+        if (!skip && (pass_major || last_pass)) acc[w.pos] = run;
+        if (pass_major) {
+            if ((skip ? w.pos + mc.ow : w.pos + 1) == positions) {  // the pass's last row is done
+                if (last_pass) break;  // fewer than iters iterations where rows were skipped
+                first_position(w, mc, y_tile);
+                next_pass(w, mc);
+            } else if (skip) {
+                next_row(w, mc);
+            } else {
+                next_position(w, mc);
+            }
+        } else if (!last_pass) {  // the position's next pass
             next_pass(w, mc);
-        } else {  // on to the next position
-            if (!pass_major) first_pass(w, mc);
+        } else {  // the next position's first pass
+            first_pass(w, mc);
             next_position(w, mc);
         }
     }
@@ -797,8 +830,8 @@ mac_row_tiles:
             // n-tile mt_first_nt + k (its input block) is the second source's from src_b on
             const x_shift_t xs = mc.src_b != 0 && mt_first_nt + k >= mc.src_b ? mc.xs_b : mc.xs_a;
             // the weight-stationary order only where its accumulator distance holds
-            mac_tile(mc, y_tile, first_pooled, rows, xs, positions, iters, k == 0, positions >= ACC_DISTANCE, in, wt,
-                     acc);
+            mac_tile(mc, y_tile, first_pooled, rows, xs, positions, iters, k == 0, k == count - 1,
+                     positions >= ACC_DISTANCE, in, wt, acc);
         }
         y_tile += mc.load_step;
         first_pooled += mc.load_step_pooled;

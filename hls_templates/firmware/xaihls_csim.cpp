@@ -11,3 +11,6 @@
 XAIHLS_EXPORT int xaihls_csim_run(unsigned char *ddr, long bytes, int method, int target, int steps, int images) {
     return xaihls::run_on_bytes(ddr, bytes, method, target, steps, images);
 }
+
+// Grid rows the walker skipped as off the map since the library was loaded (a test's count).
+XAIHLS_EXPORT long xaihls_csim_skipped_rows() { return xaihls::csim_skipped_rows(); }

@@ -22,6 +22,11 @@ inline bool &csim_walk_fault() {
     static bool fault = false;
     return fault;
 }
+// Grid rows the walker skipped (rows off the map), counted for the tests.
+inline long &csim_skipped_rows() {
+    static long rows = 0;
+    return rows;
+}
 }  // namespace xaihls
 #endif
 

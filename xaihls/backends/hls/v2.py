@@ -212,6 +212,9 @@ class CSimV2Library:
         self._run = self._lib.xaihls_csim_run
         self._run.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int]
         self._run.restype = ctypes.c_int
+        self._skipped = self._lib.xaihls_csim_skipped_rows
+        self._skipped.argtypes = []
+        self._skipped.restype = ctypes.c_long
         self._lock = threading.Lock()  # the engine's on-chip memories are static: one run at a time
 
     def run(self, ddr: np.ndarray, method: int, target: int, steps: int, images: int = 1) -> int:
@@ -221,6 +224,11 @@ class CSimV2Library:
             raise ValueError("ddr must be a writeable, contiguous uint8 array")
         with self._lock:
             return int(self._run(ddr.ctypes.data, ddr.size, method, target, steps, images))
+
+    def skipped_rows(self) -> int:
+        """Grid rows the walker has skipped as off the map since the library was loaded."""
+        with self._lock:
+            return int(self._skipped())
 
 
 _LIBRARIES: dict[Path, CSimV2Library] = {}
