@@ -146,6 +146,34 @@ def test_integrated_gradients_steps_beyond_the_table_are_refused_before_running(
     assert acc.run(x[:1], "integrated_gradients", steps=2000).attribution is not None  # golden has no table
 
 
+def test_compiled_integrated_gradients_steps_are_checked_before_calibration(monkeypatch):
+    """ig_steps beyond a requested backend's IG table, or not an integer >= 2, is refused by compile in
+    one line naming the backend, before calibration (which runs the method with those steps); golden
+    alone takes any number, and a compile without the method ignores it."""
+    import xaihls.accelerator as accelerator
+
+    def calibrated(*args, **kwargs):
+        raise AssertionError("calibration ran")
+
+    net = _net(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+    x = torch.rand(4, 1, 6, 6)
+    with monkeypatch.context() as mp:
+        mp.setattr(accelerator, "calibrate", calibrated)
+        for steps, backends, message in (
+                (2000, ("golden", "program"), "integrated_gradients steps must be 2..1024 on the program backend, "
+                                              "got 2000; compile with fewer"),
+                (1025, ("csim",), "must be 2..1024 on the csim backend, got 1025"),
+                (1, ("golden",), r"steps \(ig_steps\) must be an integer >= 2, got 1"),
+                (4.0, ("golden",), r"steps \(ig_steps\) must be an integer >= 2, got 4.0")):
+            with pytest.raises(XaiHlsError, match=message) as exc:
+                xaihls.compile(net, (1, 6, 6), calibration=x, ig_steps=steps, backends=backends)
+            assert "\n" not in str(exc.value)
+    acc = xaihls.compile(net, (1, 6, 6), calibration=x, ig_steps=2000, backends=("golden",))
+    assert acc.run(x[:1], "integrated_gradients").attribution is not None
+    acc = xaihls.compile(net, (1, 6, 6), calibration=x, ig_steps=2000, methods=("saliency",), backends=("program",))
+    assert acc.run(x[:1], "saliency", backend="program").attribution is not None
+
+
 def test_a_calibration_tensor_that_is_always_zero_is_named_in_a_warning():
     net = _net(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
     with torch.no_grad():
@@ -223,7 +251,7 @@ def factories(tmp_path, monkeypatch):
      "model 'factories:raises': raises() raised RuntimeError: weights server unreachable"),
     (["attribute", "zoo:digits", "{digit}", "--out", "{notes}"], "--out '{notes}' is a file"),
     (["attribute", "zoo:digits", "{digit}", "--method", "integrated_gradients", "--steps", "2000",
-      "--backend", "program", "--out", "{out}"], "steps must be 2..1024 on this backend, got 2000"),
+      "--backend", "program", "--out", "{out}"], "steps must be 2..1024 on the program backend, got 2000"),
     (["attribute", "{corrupt}", "{x}", "--out", "{out}"], "cannot load exported program"),
     (["plan", "zoo:digits", "--clock", "0"], "clock must be a positive number of MHz, got 0.0"),
     (["plan", "zoo:digits", "--clock", "nan"], "clock must be a positive number of MHz"),

@@ -48,6 +48,18 @@ def check_backends(backends) -> tuple[str, ...]:
     return tuple(b for b in BACKENDS if b in backends)
 
 
+def check_ig_steps(ig_steps, backends: tuple[str, ...]) -> None:
+    """The compiled integrated-gradients steps: an integer >= 2 that every backend's IG table
+    holds, refused before calibration (which runs the method with these steps)."""
+    if not isinstance(ig_steps, Integral) or isinstance(ig_steps, bool) or ig_steps < 2:
+        raise XaiHlsError(f"integrated_gradients steps (ig_steps) must be an integer >= 2, got {ig_steps!r}")
+    for b in backends:
+        most = get_executor(b).capabilities.max_ig_steps
+        if most is not None and ig_steps > most:
+            raise XaiHlsError(f"integrated_gradients steps must be 2..{most} on the {b} backend, got {ig_steps}; "
+                              f"compile with fewer (ig_steps), or with backends that leave {b} out")
+
+
 def check_tiling(tiling) -> tuple[int, int] | None:
     """``(Tm, Tn)`` positive integers, or None (the planner chooses)."""
     if tiling is None:
@@ -186,6 +198,8 @@ def compile(
     methods = check_methods(methods)
     tiling = check_tiling(tiling)
     backends = check_backends(backends)
+    if "integrated_gradients" in methods:
+        check_ig_steps(ig_steps, backends)
     if isinstance(model, Graph):
         graph = model
     else:
