@@ -252,12 +252,14 @@ def factories(tmp_path, monkeypatch):
     (["attribute", "zoo:digits", "{digit}", "--out", "{notes}"], "--out '{notes}' is a file"),
     (["attribute", "zoo:digits", "{digit}", "--method", "integrated_gradients", "--steps", "2000",
       "--backend", "program", "--out", "{out}"], "steps must be 2..1024 on the program backend, got 2000"),
+    (["attribute", "zoo:digits", "{digit}", "--target", "10", "--out", "{out}"],
+     "--target must be a class of zoo:digits, 0..9; got 10"),
     (["attribute", "{corrupt}", "{x}", "--out", "{out}"], "cannot load exported program"),
     (["plan", "zoo:digits", "--clock", "0"], "clock must be a positive number of MHz, got 0.0"),
     (["plan", "zoo:digits", "--clock", "nan"], "clock must be a positive number of MHz"),
     (["plan", "zoo:digits", "--cap", "0"], "utilisation cap must be in (0, 1]"),
-], ids=["factory_arguments", "factory_raises", "out_is_a_file", "steps_2000_program", "corrupt_pt2", "clock_0",
-        "clock_nan", "cap_0"])
+], ids=["factory_arguments", "factory_raises", "out_is_a_file", "steps_2000_program", "target_10", "corrupt_pt2",
+        "clock_0", "clock_nan", "cap_0"])
 def test_cli_mistakes_are_one_line_and_status_2(factories, capsys, argv, message):
     folder, x = factories
     digit = folder / "digit.npy"

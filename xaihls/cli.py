@@ -258,6 +258,9 @@ def cmd_attribute(args) -> int:
         raise XaiHlsError(f"--out '{out}' is a file; give a folder for the heatmaps and arrays")
     loaded = load_model(args.model, args.weights, args.input_shape)
     shape = loaded.graph.input_shape
+    classes = loaded.graph.num_classes
+    if args.target is not None and not 0 <= args.target < classes:  # known before the slow part
+        raise XaiHlsError(f"--target must be a class of {args.model}, 0..{classes - 1}; got {args.target}")
     images = load_images(args.images, shape)
     console = _console()
     calibration, source = _calibration_for(args, loaded, fallback=images)
