@@ -38,6 +38,8 @@ from xaihls.plan.lowering import Buffers, Shape, buffer_needs, encode, lower, lo
 from xaihls.sim import interpreter
 
 FIRMWARE = TEMPLATE_DIR / v2.FIRMWARE
+# the MAC loop's accumulator distance, read from the engine's own header
+ACC_DISTANCE = int(re.search(r"constexpr int ACC_DISTANCE = (\d+);", (FIRMWARE / "xaihls_types.h").read_text())[1])
 CONFIGS = {  # 64-bit AXI at two array sizes (the small buffers tile rows), and 128-bit
     "16x8": (Shape(16, 8, 4), Buffers(4096, 1024, 4096)),
     "4x4_row_tiles": (Shape(4, 4, 4), Buffers(256, 64, 1024)),
@@ -235,7 +237,6 @@ def test_the_tests_reach_every_path_of_the_engine(plans, ds_cnn):
     and several), one pass of weights for every pass (w_once, with and without a gate), phases no
     tap reaches, jobs of several row tiles, slot jobs of the batched lists (a CONV job run once a
     slot, at its slot's tensors, ReLU bits and pool indices)."""
-    distance = int(re.search(r"constexpr int ACC_DISTANCE = (\d+);", (FIRMWARE / "xaihls_types.h").read_text())[1])
     seen = set()
     programs = [plan.program for plan in plans.values()] + [_random_program(s)[-1].program for s in RANDOM_SEEDS]
     for seed in (4, 8):  # test_csim_equals_golden_with_max_pools_fused_into_the_convolution's
@@ -251,7 +252,7 @@ def test_the_tests_reach_every_path_of_the_engine(plans, ds_cnn):
             if d.op != Op.CONV:
                 continue
             positions = d.tile_rows * d.ow
-            seen.add("pass-major" if d.passes and positions >= distance else "position-major" if d.passes else "empty")
+            seen.add("pass-major" if d.passes and positions >= ACC_DISTANCE else "position-major" if d.passes else "empty")
             seen |= {f.name for f in Flag if d.has(f)}
             if d.osx > 1:
                 seen.add("strided")
@@ -283,10 +284,9 @@ def _rows_skipped(jobs, engine: EngineV2) -> int:
     """Grid rows the HLS walker takes in one iteration as off the map over ``jobs`` (xaihls_conv.h,
     mac_tile): on grids at least ACC_DISTANCE wide, every pass of a row tile but its first and its
     final, each grid row whose input row lies off the map (UNPOOL: off the window grid)."""
-    distance = int(re.search(r"constexpr int ACC_DISTANCE = (\d+);", (FIRMWARE / "xaihls_types.h").read_text())[1])
     total = 0
     for d in jobs:
-        if d.op != Op.CONV or not d.passes or d.ow < distance:
+        if d.op != Op.CONV or not d.passes or d.ow < ACC_DISTANCE:
             continue
         ih = d.ih * d.pool_sh if d.unpool else d.ih
         for mt in [mt for _ in range(max(1, d.slots)) for mt in range(d.m_tiles)]:

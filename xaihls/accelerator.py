@@ -14,7 +14,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.executor import Executor, RunResult, prepare
 from xaihls.frontend.ir import Graph
 from xaihls.frontend.trace import graph_from_module
-from xaihls.methods import METHODS, check_methods
+from xaihls.methods import METHODS, check_ig_steps_count, check_methods
 from xaihls.numerics import dequantize
 from xaihls.plan.boards import Board, load_board
 from xaihls.quant.calibrate import calibrate
@@ -51,8 +51,7 @@ def check_backends(backends) -> tuple[str, ...]:
 def check_ig_steps(ig_steps, backends: tuple[str, ...]) -> None:
     """The compiled integrated-gradients steps: an integer >= 2 that every backend's IG table
     holds, refused before calibration (which runs the method with these steps)."""
-    if not isinstance(ig_steps, Integral) or isinstance(ig_steps, bool) or ig_steps < 2:
-        raise XaiHlsError(f"integrated_gradients steps (ig_steps) must be an integer >= 2, got {ig_steps!r}")
+    check_ig_steps_count(ig_steps, "integrated_gradients steps (ig_steps)")
     for b in backends:
         most = get_executor(b).capabilities.max_ig_steps
         if most is not None and ig_steps > most:

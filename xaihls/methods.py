@@ -101,6 +101,13 @@ def check_methods(names) -> tuple[str, ...]:
     return tuple(m for m in ALL_METHODS if m in wanted)
 
 
+def check_ig_steps_count(steps, name: str = "integrated_gradients steps") -> None:
+    """A number of integrated-gradients steps: an int >= 2 (a bool is not one); ``name`` is what the
+    one-line refusal calls it."""
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
+        raise XaiHlsError(f"{name} must be an integer >= 2, got {steps!r}")
+
+
 def ig_rule(steps: int, rule: str = "trapezoid") -> tuple[list[float], list[float]]:
     """Path points alpha_k and weights w_k of a uniform Riemann rule on [0, 1].
 
@@ -108,8 +115,7 @@ def ig_rule(steps: int, rule: str = "trapezoid") -> tuple[list[float], list[floa
     1/n with halved ends, which sum to (n-1)/n; its attributions are that factor
     smaller than a true trapezoid rule, and correlate perfectly with ours.)
     """
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
-        raise XaiHlsError(f"integrated_gradients steps must be an integer >= 2, got {steps!r}")
+    check_ig_steps_count(steps)
     n = steps
     if rule == "trapezoid":
         alphas = [k / (n - 1) for k in range(n)]
