@@ -129,11 +129,22 @@ def test_the_walker_skips_rows_off_the_map_on_middle_passes():
     assert (conv.row_tiles, conv.tile_rows, conv.ow, conv.kx) == (1, 8, 8, 3) and skips_rows(conv, engine)
     walks = _Walks(conv, engine, 0, 8, period_min=8 + 4 + 4)
     assert walks.lens == [57] * 3 + [64] * 3 + [57] * 3
-    periods = [n + 1 for n in walks.lens]  # every pass is longer than the shadow chain's 16 cycles
+    # every pass is longer than the shadow chain's 16 cycles, and the next pass is chained to it,
+    # without a waiting cycle (docs/engine_v2.md, "Chained passes": ow + rows >= Tn + 3)
+    periods = list(walks.lens)
     assert walks.tile(False, False) == (sum(periods), sum(periods[:-1]) + 57)
     assert walks.tile(True, True) == (sum(periods) + 2 * 7, sum(periods[:-1]) + 7 + 64)
     wide = replace(engine, tm=16, tn=16)
     assert not skips_rows(conv, wide) and _Walks(conv, wide, 0, 8, period_min=36).lens == [64] * 9
+    # a grid that walks every row chains its passes (each position is re-read as long after as the
+    # passes' starts are apart); one that skips rows waits a cycle after each pass where a position
+    # could come back sooner than the accumulators allow: ow + rows < Tn + 3 with two rows or more
+    assert _Walks(conv, wide, 0, 8, period_min=36).tile(False, False) == (9 * 64, 8 * 64 + 64)
+    square = replace(engine, tm=8, tn=8)
+    two, three = _Walks(conv, square, 0, 2, period_min=8), _Walks(conv, square, 0, 3, period_min=8)
+    assert skips_rows(conv, square) and two.lens == [9] * 3 + [16] * 6 and three.lens == [17] * 3 + [24] * 6
+    assert two.tile(False, False)[0] == sum(n + 1 for n in two.lens)
+    assert three.tile(False, False)[0] == sum(three.lens)
     # one m-tile, one n-tile: the job is that one tile, the row tile's first and final
     assert (conv.m_tiles, conv.n_tiles) == (1, 1)
     assert job_cost(conv, engine, "forward").compute_cycles == sum(periods) + 2 * 7

@@ -18,7 +18,8 @@
 // loader's address of the set's buffer row 0, in pixels) + a + ixbias: a pooled map's indices lie
 // as its bytes do (contract 12), so no index-word sums of their own. Guarantees: a pass starts
 // only when its weights are in the shadow chain, its tile is loaded and, on a row tile's first
-// pass, an output set is free; a position is re-read at least TN + 2 cycles after it was read
+// pass, an output set is free (it follows the pass before without a waiting cycle when these
+// already hold at that pass's last position and the accumulators' distance allows: chained); a position is re-read at least TN + 2 cycles after it was read
 // (the accumulator's read-to-write latency); a tile's buffers are released after its last read,
 // and an output set is handed to the write-back after the row tile's last sum is written.
 
@@ -220,6 +221,49 @@ module xaihls_walker #(
         tap_inc  = !unp ? a_ikx : at_first(P_x[2:0]) ? a_ikx : '0;
         prow_inc = !unp ? walk_pass_row : at_first(K_y[2:0]) ? walk_pass_row : '0;
     end
+
+    // the pass after the current one: the next tap of the pass row, the next pass row, or the
+    // next tile's pass (0, 0); its running sums' start, and whether it opens a row tile
+    logic               nx_tap, nx_row, nx_first, nx_keep, job_last;
+    logic [IAW-1:0]     nP_a;
+    logic signed [13:0] nP_y, nP_x;
+    logic [11:0]        nx_rows;
+    assign nx_tap   = i_kx != kx_n - 1'b1;
+    assign nx_row   = !nx_tap && i_ky != ky_n - 1'b1;
+    assign nx_first = tile_end && i_k == i_klast;
+    assign nx_keep  = w_once && (nx_tap || nx_row);
+    assign job_last = nx_first && i_rt == row_tiles - 1'b1 && i_mt + 1'b1 == m_tiles && i_slots == '0;
+    always_comb begin
+        if (nx_tap) begin
+            nP_a = P_a + tap_inc;
+            nP_y = P_y;
+            nP_x = P_x + ikx;
+        end else if (nx_row) begin
+            nP_a = K_a + prow_inc;
+            nP_y = K_y + iky;
+            nP_x = ix0;
+        end else begin
+            nP_a = walk_origin;
+            nP_y = y_tile;
+            nP_x = ix0;
+        end
+        if (!nx_first) nx_rows = rows;
+        else if (i_rt != row_tiles - 1'b1) nx_rows = (i_rt + 1'b1 == row_tiles - 1'b1) ? last_rows : tile_rows;
+        else nx_rows = (row_tiles == 12'd1) ? last_rows : tile_rows;
+    end
+
+    // a pass follows the one before without a waiting cycle (chained) when the next pass's
+    // weights are in the shadow chain (or kept), an output set is free if it opens a row tile,
+    // and the current pass started at least GAP cycles ago (so the next starts GAP + 1 or more
+    // after it), where that keeps the accumulators' read-to-write distance of TN + 2: always on a
+    // grid that walks every row (each position is re-read as long after as the passes' starts are
+    // apart) or of one row; on a grid that skips rows off the map, a position is re-read at least
+    // ow + rows - 1 cycles after (its own row, one cycle or more for each other row), so there
+    // ow + rows >= TN + 3; otherwise the pass waits a cycle as before
+    logic chains, chain;
+    assign chains = !skips || rows == 12'd1 || 13'(ow) + 13'(rows) >= 13'(TN + 3);
+    assign chain = chains && ist == I_RUN && !is_post && pos_last && !job_last && p != '0 && gap == '0
+                   && (shadow_full || nx_keep) && (!nx_first || out_free != 2'd0);
 
     always_ff @(posedge clk) begin
         if (rst) begin
@@ -443,21 +487,19 @@ module xaihls_walker #(
                 end
                 if (pos_last) begin
                     ist <= I_WAIT;
-                    if (i_kx != kx_n - 1'b1) begin
+                    P_a <= nP_a;
+                    P_y <= nP_y;
+                    P_x <= nP_x;
+                    if (nx_tap) begin
                         // the next tap of the pass row
                         i_kx <= i_kx + 1'b1;
-                        P_a <= P_a + tap_inc;
-                        P_x <= P_x + ikx;
                         P_cd <= P_cd + code_kx;
-                    end else if (i_ky != ky_n - 1'b1) begin
+                    end else if (nx_row) begin
                         // the next pass row
                         i_kx <= '0;
                         i_ky <= i_ky + 1'b1;
-                        K_a <= K_a + prow_inc;
-                        P_a <= K_a + prow_inc;
-                        K_y <= K_y + iky;
-                        P_y <= K_y + iky;
-                        P_x <= ix0;
+                        K_a <= nP_a;
+                        K_y <= nP_y;
                         K_cd <= K_cd + code_ky;
                         P_cd <= K_cd + code_ky;
                     end else begin
@@ -489,14 +531,29 @@ module xaihls_walker #(
                                 end
                             end
                         end
-                        P_a <= walk_origin;
                         K_a <= walk_origin;
-                        P_y <= y_tile;
                         K_y <= y_tile;
-                        P_x <= ix0;
                         P_cd <= code0;
                         K_cd <= code0;
                     end
+                end
+                // chained: the next pass's first position is issued next cycle (as I_WAIT would)
+                if (chain) begin
+                    if (nx_first) out_take <= 1'b1;
+                    rows <= nx_rows;
+                    if (!nx_keep) begin
+                        shadow_full <= 1'b0;
+                        free_count <= (GW+1)'(TN + 1);
+                    end
+                    r <= '0;
+                    c <= '0;
+                    p <= '0;
+                    Q_a <= nP_a;
+                    C_a <= nP_a;
+                    Q_y <= nP_y;
+                    C_x <= nP_x;
+                    yok_row <= in_map(nP_y, ih);
+                    ist <= I_RUN;
                 end
             end
 

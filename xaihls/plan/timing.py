@@ -13,8 +13,8 @@ The schedule it models, which the RTL (hls_templates/rtl_v2) implements:
   until the walker frees one; data arrive `ddr_latency` cycles after a command and stream at one
   beat a cycle (or the DDR's bytes per cycle). The walker runs a tile's passes (kernel taps) one
   after another: a pass takes max(positions + 1, TM + TN + PASS_SLACK) cycles (the next pass's TM weight rows go
-  through the shadow chain while it runs); a tile's first pass waits for its loads and its first
-  weight rows. A row tile's sums go to one of two output sets; the write-back drains a set
+  through the shadow chain while it runs; no + 1 where passes are chained);
+  a tile's first pass waits for its loads and its first weight rows. A row tile's sums go to one of two output sets; the write-back drains a set
   (E lanes a cycle: one beat per output pixel and TN / E lanes; a max-pool reads its window one
   element a cycle) while the walker fills the other.
 - SEED: the write-back alone, one beat a cycle; in an image batch after reading its slot's
@@ -153,20 +153,25 @@ def _rows_in(y: int, step: int, rows: int, n: int) -> int:
 
 
 class _Walks:
-    """The walker's passes over one row tile (docs/engine_v2.md, "Rows off the map"): pass i (tap
-    row i // kx) walks ``rows`` grid rows of ``ow`` positions a cycle each, except that a row whose
-    input row lies off the map takes one cycle where the walker skips it, which it does on every
-    pass but the row tile's first (it zeroes the sums) and final (it writes them out)."""
+    """The walker's passes over one row tile (docs/engine_v2.md, "Rows off the map" and "Chained
+    passes"): pass i (tap row i // kx) walks ``rows`` grid rows of ``ow`` positions a cycle each,
+    except that a row whose input row lies off the map takes one cycle where the walker skips it,
+    which it does on every pass but the row tile's first (it zeroes the sums) and final (it writes
+    them out)."""
 
     def __init__(self, d, engine: EngineV2, rt: int, rows: int, period_min: int):
         self.w_once, self.tn, self.period_min = d.w_once, engine.tn, period_min
+        self.skips = skips_rows(d, engine)
+        # passes chained (docs/engine_v2.md, "Chained passes"): a position is re-read as long after
+        # as the passes' starts are apart on a grid that walks every row or has one; on one that
+        # skips rows off the map, ow + rows - 1 cycles or more after
+        self.chains = not self.skips or rows == 1 or d.ow + rows >= engine.tn + 3
         self.full = rows * d.ow
         ih = d.ih * (d.pool_sh if d.unpool else 1)  # UNPOOL walks the window grid of the pooled map
         y0 = d.iy0 + rt * d.tile_step * d.isy
-        skips = skips_rows(d, engine)
         self.lens = []
         for ky in range(d.ky):
-            off = rows - _rows_in(y0 + ky * d.iky, d.isy, rows, ih) if skips else 0
+            off = rows - _rows_in(y0 + ky * d.iky, d.isy, rows, ih) if self.skips else 0
             self.lens += [self.full - off * (d.ow - 1)] * d.kx
         self._tiles = {}
 
@@ -180,8 +185,13 @@ class _Walks:
             if final:
                 lens[-1] = self.full
             # a pass loads the next pass's weights into the shadow chain; w_once keeps the first
-            # pass's, and a pass waits only for the accumulators' read-to-write distance
-            periods = [max(n, self.tn + 2) + 1 if self.w_once else max(n + 1, self.period_min) for n in lens]
+            # pass's, and a pass waits only for the accumulators' read-to-write distance (TN + 3
+            # cycles from one pass's start to the next's). One waiting cycle follows a pass where
+            # the passes are not chained; chained, the next starts once that distance and its
+            # weights allow
+            wait = 0 if self.chains else 1
+            periods = [(max(n, self.tn + 3) if self.chains else max(n, self.tn + 2) + 1) if self.w_once
+                       else max(n + wait, self.period_min) for n in lens]
             self._tiles[first, final] = sum(periods), sum(periods[:-1]) + lens[-1]
         return self._tiles[first, final]
 
