@@ -265,6 +265,21 @@ module xaihls_walker #(
     assign chain = chains && ist == I_RUN && !is_post && pos_last && !job_last && p != '0 && gap == '0
                    && (shadow_full || nx_keep) && (!nx_first || out_free != 2'd0);
 
+    // a CONV pass starts (its first position is issued next cycle): the pass in P_* after a
+    // waiting cycle (I_WAIT), or the next pass chained to the current one
+    logic               go, go_first, go_keep;
+    logic [11:0]        go_rows;
+    logic [IAW-1:0]     go_a;
+    logic signed [13:0] go_y, go_x;
+    assign go = chain || (ist == I_WAIT && !is_post && (shadow_full || keep) && gap == '0
+                          && (!first_pass || out_free != 2'd0));
+    assign go_first = chain ? nx_first : first_pass;
+    assign go_keep  = chain ? nx_keep : keep;
+    assign go_rows  = chain ? nx_rows : (i_rt == row_tiles - 1'b1) ? last_rows : tile_rows;
+    assign go_a     = chain ? nP_a : P_a;
+    assign go_y     = chain ? nP_y : P_y;
+    assign go_x     = chain ? nP_x : P_x;
+
     always_ff @(posedge clk) begin
         if (rst) begin
             fst <= F_IDLE;
@@ -422,35 +437,17 @@ module xaihls_walker #(
                 default: ;
             endcase
 
-            // ---------------- issue: wait for a pass's conditions
-            if (ist == I_WAIT) begin
-                if (is_post) begin
-                    if (p_pass) begin
-                        if (gap == '0) ist <= I_RUN;        // the second pass of a chunk
-                    end else if (p_left == '0) begin
-                        ist <= I_IDLE;
-                    end else if (loaded != 2'd0 && out_free != 2'd0) begin
-                        loaded_take <= 1'b1;
-                        out_take <= 1'b1;
-                        rows <= (p_left > 24'(pch)) ? pch : 12'(p_left);
-                        p <= '0;
-                        ist <= I_RUN;
-                    end
-                end else if ((shadow_full || keep) && gap == '0 && (!first_pass || out_free != 2'd0)) begin
-                    if (first_pass) out_take <= 1'b1;
-                    rows <= (i_rt == row_tiles - 1'b1) ? last_rows : tile_rows;
-                    if (!keep) begin
-                        shadow_full <= 1'b0;
-                        free_count <= (GW+1)'(TN + 1);
-                    end
-                    r <= '0;
-                    c <= '0;
+            // ---------------- issue: wait for a post chunk's conditions (a CONV pass's: go, below)
+            if (ist == I_WAIT && is_post) begin
+                if (p_pass) begin
+                    if (gap == '0) ist <= I_RUN;        // the second pass of a chunk
+                end else if (p_left == '0) begin
+                    ist <= I_IDLE;
+                end else if (loaded != 2'd0 && out_free != 2'd0) begin
+                    loaded_take <= 1'b1;
+                    out_take <= 1'b1;
+                    rows <= (p_left > 24'(pch)) ? pch : 12'(p_left);
                     p <= '0;
-                    Q_a <= P_a;
-                    C_a <= P_a;
-                    Q_y <= P_y;
-                    C_x <= P_x;
-                    yok_row <= in_map(P_y, ih);
                     ist <= I_RUN;
                 end
             end
@@ -537,24 +534,25 @@ module xaihls_walker #(
                         K_cd <= code0;
                     end
                 end
-                // chained: the next pass's first position is issued next cycle (as I_WAIT would)
-                if (chain) begin
-                    if (nx_first) out_take <= 1'b1;
-                    rows <= nx_rows;
-                    if (!nx_keep) begin
-                        shadow_full <= 1'b0;
-                        free_count <= (GW+1)'(TN + 1);
-                    end
-                    r <= '0;
-                    c <= '0;
-                    p <= '0;
-                    Q_a <= nP_a;
-                    C_a <= nP_a;
-                    Q_y <= nP_y;
-                    C_x <= nP_x;
-                    yok_row <= in_map(nP_y, ih);
-                    ist <= I_RUN;
+            end
+
+            // ---------------- a CONV pass starts (after I_WAIT, or chained at the last position)
+            if (go) begin
+                if (go_first) out_take <= 1'b1;
+                rows <= go_rows;
+                if (!go_keep) begin
+                    shadow_full <= 1'b0;
+                    free_count <= (GW+1)'(TN + 1);
                 end
+                r <= '0;
+                c <= '0;
+                p <= '0;
+                Q_a <= go_a;
+                C_a <= go_a;
+                Q_y <= go_y;
+                C_x <= go_x;
+                yok_row <= in_map(go_y, ih);
+                ist <= I_RUN;
             end
 
             // ---------------- issue: a post-processing chunk, one or two passes over its beats
