@@ -31,9 +31,9 @@ def test_cycles_per_job_match_the_cycle_model(name, shape, latency):
 
 
 @pytest.mark.parametrize("name,shape", [("digits_gap", "4x4"), ("pools3", "4x4")])
-def test_passes_on_grids_wider_than_tn_follow_each_other_without_a_waiting_cycle(name, shape, monkeypatch):
-    """On a grid wider than Tn the walker chains a pass to the one before it (docs/engine_v2.md,
-    "Chained passes"): each conv job whose model with a waiting cycle after every pass differs by
+def test_passes_follow_each_other_without_a_waiting_cycle_where_the_accumulators_allow(name, shape, monkeypatch):
+    """The walker chains a pass to the one before it where the accumulators' read-to-write distance
+    allows (docs/engine_v2.md, "Chained passes"): each conv job whose model with a waiting cycle after every pass differs by
     20 cycles or more from the chained model is measured nearer the chained one (the RTL is within
     1-3 cycles of the chained model on these jobs; a few jobs of short passes on tiny maps are
     10-17 cycles below either model). digits_gap's first conv saves 223."""

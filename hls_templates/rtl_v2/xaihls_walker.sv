@@ -19,8 +19,9 @@
 // as its bytes do (contract 12), so no index-word sums of their own. Guarantees: a pass starts
 // only when its weights are in the shadow chain, its tile is loaded and, on a row tile's first
 // pass, an output set is free (it follows the pass before without a waiting cycle when these
-// already hold at that pass's last position and the accumulators' distance allows: chained); a position is re-read at least TN + 2 cycles after it was read
-// (the accumulator's read-to-write latency); a tile's buffers are released after its last read,
+// already hold at that pass's last position and the accumulators' distance allows: chained); a
+// position is re-read at least TN + 2 cycles after it was read (the accumulator's read-to-write
+// latency); a tile's buffers are released after its last read,
 // and an output set is handed to the write-back after the row tile's last sum is written.
 
 import xaihls_contract_pkg::*;
