@@ -346,7 +346,8 @@ def test_depthwise_convolutions_run_their_lane_groups_at_consecutive_columns(sha
     Without a cost the tiler takes LANES where it has fewer pass-positions: all four, forward and
     backward (digits_mobilenet has one of stride 2, forward). Bit-exact with golden for every method, as with plain diagonal
     jobs. With the cycle model as the judge (a 64-bit bus), the tiler takes the cheaper of the two
-    for each job: LANES at 8 x 4 and 16 x 8 (at most 0.85 of the cycles); at 32 x 8 a LANES job
+    for each job, with the row tiles the model finds cheapest (so no dearer than either kind at the
+    default row tiles): LANES at 8 x 4 and 16 x 8 (at most 0.85 of the cycles); at 32 x 8 a LANES job
     streams 6 x 3 passes of 32 x 8 weights a block for 10 positions a row, more than the map's
     work, and the diagonal job stays."""
     entry = get_zoo_model("ds_cnn")
@@ -374,7 +375,10 @@ def test_depthwise_convolutions_run_their_lane_groups_at_consecutive_columns(sha
         def cycles(p, layer):
             return sum(job_cost(d, engine, lst).cycles for d in getattr(p, lst) if d.layer == layer)
         for layer in depthwise:
-            assert cycles(judged, layer) == min(cycles(program, layer), cycles(plain, layer)), (lst, layer)
+            # the judge takes the cheaper kind, and its own row tiles, so no dearer than either
+            lanes = any(d.has(Flag.LANES) for d in getattr(judged, lst) if d.layer == layer)
+            assert lanes == cheaper, (lst, layer)
+            assert cycles(judged, layer) <= min(cycles(program, layer), cycles(plain, layer)), (lst, layer)
         for layer in depthwise:
             ratio = cycles(program, layer) / cycles(plain, layer)
             assert ratio <= 0.85 if cheaper else ratio > 1, (lst, layer, ratio)
