@@ -161,17 +161,17 @@ class _Walks:
 
     def __init__(self, d, engine: EngineV2, rt: int, rows: int, period_min: int):
         self.w_once, self.tn, self.period_min = d.w_once, engine.tn, period_min
-        self.skips = skips_rows(d, engine)
+        skips = skips_rows(d, engine)
         # passes chained (docs/engine_v2.md, "Chained passes"): a position is re-read as long after
         # as the passes' starts are apart on a grid that walks every row or has one; on one that
         # skips rows off the map, ow + rows - 1 cycles or more after
-        self.chains = not self.skips or rows == 1 or d.ow + rows >= engine.tn + 3
+        self.chains = not skips or rows == 1 or d.ow + rows >= engine.tn + 3
         self.full = rows * d.ow
         ih = d.ih * (d.pool_sh if d.unpool else 1)  # UNPOOL walks the window grid of the pooled map
         y0 = d.iy0 + rt * d.tile_step * d.isy
         self.lens = []
         for ky in range(d.ky):
-            off = rows - _rows_in(y0 + ky * d.iky, d.isy, rows, ih) if self.skips else 0
+            off = rows - _rows_in(y0 + ky * d.iky, d.isy, rows, ih) if skips else 0
             self.lens += [self.full - off * (d.ow - 1)] * d.kx
         self._tiles = {}
 
