@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 import xaihls
-from tests.random_nets import edge_net, pool_net, random_dag_net, random_net
+from tests.random_nets import edge_net, narrow_net, pool_net, random_dag_net, random_net
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -37,7 +37,10 @@ DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4", "dag20")
 CAM_NETS = ("digits_resnet", "digits_mobilenet", "dag20")
 CAMS = ("grad_cam", "guided_grad_cam")
 # random chains from tests.random_nets, named <kind><seed>
-RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag": random_dag_net}
+# narrow<width>: tests.random_nets.narrow_net, two rows of <width> columns through padded pools of stride 1
+RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag": random_dag_net, "narrow": narrow_net}
+# the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
+NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,
 # and 32 x 8 (four lane groups: LANES jobs of four columns)
 SHAPES = {
@@ -57,7 +60,7 @@ METHOD_LIST = (None, *METHODS)
 @functools.lru_cache(maxsize=None)
 def compiled(name: str):
     """(QGraph owner, one input image) for a zoo net or a random net ('random<seed>', 'pools<seed>',
-    'edge<seed>', 'dag<seed>'), compiled with the methods of ``method_list``."""
+    'edge<seed>', 'dag<seed>', 'narrow<width>'), compiled with the methods of ``method_list``."""
     kind = next((k for k in RANDOM_NETS if name.startswith(k)), None)
     if kind is not None:
         seed = int(name.removeprefix(kind))
@@ -87,7 +90,7 @@ def program(name: str, shape: str):
 def shared_params(shape: str) -> RtlV2Params:
     """One parameter set (one Verilator build) that runs every test net at this shape."""
     params = None
-    for name in NETS + EDGE_NETS + DAG_NETS:
+    for name in NETS + EDGE_NETS + DAG_NETS + ((NARROW_NETS[shape],) if shape in NARROW_NETS else ()):
         p = rtl_params(program(name, shape))
         params = p if params is None else params.covering(p)
     return params

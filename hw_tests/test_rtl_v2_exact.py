@@ -5,8 +5,8 @@ equal the interpreter's, with and without AXI stalls."""
 import numpy as np
 import pytest
 
-from hw_tests.rtl_v2_cases import (CAM_NETS, CAMS, DAG_NETS, EDGE_NETS, NETS, STALL_PROBABILITY, compiled, expected,
-                                   program, simulated)
+from hw_tests.rtl_v2_cases import (CAM_NETS, CAMS, DAG_NETS, EDGE_NETS, NARROW_NETS, NETS, STALL_PROBABILITY, compiled,
+                                   expected, program, simulated)
 from xaihls.plan.contract import Flag, Op
 
 
@@ -42,6 +42,24 @@ def test_rtl_v2_equals_golden_on_edge_layers(name, shape):
 def test_rtl_v2_equals_golden_on_residual_nets(name, shape):
     """Residual adds and the gradient sums of tensors read by two layers: two-source jobs, each source's
     operands shifted to one fraction (docs/engine_v2.md, "Residual adds and gradient sums")."""
+    _check(name, shape, 0.0)
+
+
+@pytest.mark.parametrize("shape", sorted(NARROW_NETS))
+def test_rtl_v2_equals_golden_where_the_walker_must_wait_between_passes(shape):
+    """Pools whose passes keep their weights, on a grid of Tn columns and two rows with a row off the
+    map: a pass that skips the row re-reads a position ow + rows - 1 < Tn + 2 cycles after the pass
+    before it did, so the walker waits a cycle between them (docs/engine_v2.md, "Chained passes").
+    The case is made to hold that shape: the cycle model's bound says the passes must not chain."""
+    from xaihls.plan.engine import EngineV2
+    from xaihls.plan.timing import _Walks
+
+    name = NARROW_NETS[shape]
+    prog = program(name, shape)
+    engine = EngineV2.for_program(prog, clock_mhz=100.0, bytes_per_cycle=8.0)
+    unchained = [d for d in (*prog.forward, *prog.backward) if d.op != Op.SEED and d.w_once
+                 and not _Walks(d, engine, 0, d.tile_rows, 0).chains]
+    assert len(unchained) >= 3, f"{name}: {len(unchained)} pool jobs the walker must not chain"
     _check(name, shape, 0.0)
 
 

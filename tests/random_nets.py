@@ -245,3 +245,16 @@ def edge_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
     model = nn.Sequential(*layers).eval()
     calibration = torch.rand((4, *shape)) * rng.choice((1.0, 4.0)) * EDGE_GAIN
     return model, shape, calibration
+
+
+def narrow_net(width: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """A map of two rows and ``width`` columns through zero-padded 3 x 3 pools of stride 1: the one
+    shape where the walker must not chain a pass to the one before it (docs/engine_v2.md, "Chained
+    passes"). With ``width`` equal to the array's Tn the pools' passes keep their weights (w_once),
+    skip the row off the map, and would re-read a position sooner than the accumulators allow
+    (ow + rows - 1 < Tn + 2 cycles after) if they followed each other without the waiting cycle."""
+    torch.manual_seed(width)
+    c = width
+    model = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.AvgPool2d(3, 1, 1), nn.Conv2d(c, c, 1),
+                          nn.MaxPool2d(3, 1, 1), nn.Flatten(), nn.Linear(c * 2 * width, 3)).eval()
+    return model, (c, 2, width), torch.rand((4, c, 2, width)) * 2.0
