@@ -66,8 +66,7 @@ def run_bound(program, engine, method: str | None, steps: int) -> int:
     backward = jobs(program.backward, "backward")
     if method != "integrated_gradients":
         return forward + backward
-    batch = program.batch
-    full, rest = divmod(steps, batch) if batch > 1 else (0, steps)
+    full, rest = timing.ig_step_batches(steps, program.batch)
     batched = jobs(program.forward_batch, "forward") + jobs(program.backward_batch, "backward") if full else 0
     return forward + full * batched + rest * (forward + backward)
 

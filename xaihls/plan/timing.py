@@ -517,6 +517,13 @@ def workload(header, forward_costs, backward_costs, engine: EngineV2, steps: int
     return cycles
 
 
+def ig_step_batches(steps: int, batch: int) -> tuple[int, int]:
+    """How the engine runs integrated gradients' ``steps`` on a Program of ``batch`` slots: (batches
+    of ``batch`` steps on the batched lists, while that many steps are left; single steps on the
+    plain lists)."""
+    return divmod(steps, batch) if batch > 1 else (0, steps)
+
+
 def run_cycles(header, engine: EngineV2, forward: int, backward: int, method: str | None, steps: int = 32,
                ddr_latency: int | None = None, bytes_per_cycle: float | None = None,
                batched: tuple[int, int] = (0, 0), images: int = 1, cam: tuple[int, int] = (0, 0)) -> int:
@@ -553,7 +560,7 @@ def run_cycles(header, engine: EngineV2, forward: int, backward: int, method: st
         table = FETCH_ISSUE + dram.latency + 3
         total += 2 * post("copy", classes_beats) + table
         batch = h["batch"]
-        full, rest = divmod(steps, batch) if batch > 1 else (0, steps)
+        full, rest = ig_step_batches(steps, batch)
         slot = 2 * table + post("ig_point") + post("ig_acc")  # an entry read before the point and the sum
         total += full * (batch * slot + sum(batched)) + rest * (slot + forward + backward)
         total += post("ig_sum") + post("ig_final")
