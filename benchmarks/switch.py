@@ -4,9 +4,9 @@ with the switch off, tiled by the same cycle model; both simulated on one Verila
 (SystemVerilog DDR model at latency 24), every run compared with the golden model bit for bit and
 with ``timing.method_cycles``, every job of the saliency run with ``timing.job_cost``; and the
 weight-buffer rows each Program needs. Used by
-benchmarks.depthwise (``LANE_COLUMNS``), benchmarks.weights_once (``WEIGHTS_ONCE``) and
-benchmarks.folded_image (``FOLD_IMAGE``); benchmarks.image_batches takes ``switched_off`` for
-``SLOT_JOBS``."""
+benchmarks.depthwise (``LANE_COLUMNS``), benchmarks.weights_once (``WEIGHTS_ONCE``),
+benchmarks.folded_image (``FOLD_IMAGE``) and benchmarks.kept_inputs (``KEEP_INPUTS``);
+benchmarks.image_batches takes ``switched_off`` for ``SLOT_JOBS``."""
 
 from __future__ import annotations
 

@@ -538,3 +538,46 @@ def test_first_convolutions_on_folded_images_are_bit_exact(c, kernel, stride, pa
             plain = encode(lower_jobs(acc.qgraph, shape), buffers).forward[0]
         assert folded == (c * 2 <= shape.tn) and (not folded or positions(program.forward[0]) < positions(plain))
         _check(acc, x[:1], shape, buffers, steps=2)
+
+
+def test_a_job_of_one_row_tile_loads_its_input_once_for_all_its_m_tiles(monkeypatch):
+    """in_keep (contract v14): a job of one row tile whose m-tiles each read every n-tile loads its
+    input once, n-tiles side by side in the input buffer, where they fit the engine built for the
+    Program. ds_cnn's pointwise convolutions at 16 x 8 (4 m-tiles of 8 n-tiles of 125 words) keep
+    theirs and take at most 0.65 of the cycles of loading it for every m-tile by the cycle model;
+    no diagonal job keeps one. The interpreter refuses a Program whose kept input its engine cannot
+    hold. Bit-exact with golden either way on a residual and an inverted-residual net."""
+    shape, buffers = Shape(16, 8, 4), Buffers(4096, 1024, 4096)
+    entry = get_zoo_model("ds_cnn")
+    qg = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
+                        methods=("saliency",)).qgraph
+    kept = encode(lower_jobs(qg, shape), buffers)
+    monkeypatch.setattr(lowering, "KEEP_INPUTS", False)
+    loaded = encode(lower_jobs(qg, shape), buffers)
+    monkeypatch.setattr(lowering, "KEEP_INPUTS", True)
+    in_words = buffer_needs(kept.all_jobs, shape.tm)[0]
+    assert in_words == buffer_needs(loaded.all_jobs, shape.tm)[0]
+    pointwise = [(k, d) for k, d in enumerate(kept.forward) if d.kx * d.ky == 1 and d.m_tiles == 4 and d.n_tiles == 8]
+    assert len(pointwise) == 4 and all(d.in_keep == d.load_rows_last * d.iw == 125 for _, d in pointwise)
+    assert not any(d.in_keep for d in kept.all_jobs if d.has(Flag.DIAG))
+    assert all(d.n_tiles * d.in_keep <= 2 * in_words for d in kept.all_jobs)
+    engine = EngineV2.for_program(kept, clock_mhz=100.0, bytes_per_cycle=8.0, ddr_latency=24)
+    for k, d in pointwise:
+        ratio = job_cost(d, engine, "forward").cycles / job_cost(loaded.forward[k], engine, "forward").cycles
+        assert ratio <= 0.65, ratio
+    # a kept input on a job that reads its n-tiles from the two buffer sets one by one is refused
+    k, d = next((k, d) for k, d in enumerate(kept.forward) if d.has(Flag.DIAG) and d.row_tiles == 1)
+    ddr = kept.ddr()
+    at = kept.header["forward_addr"] + k * len(d.encode())
+    ddr[at: at + len(d.encode())] = np.frombuffer(dataclasses.replace(d, in_keep=1).encode(), np.uint8)
+    with pytest.raises(XaiHlsError, match="cannot run: layer .* in_keep on a job that cannot keep its input"):
+        Engine(ddr)
+    for name in ("digits_resnet", "digits_mobilenet"):
+        net = get_zoo_model(name)
+        acc = xaihls.compile(net.build(), net.input_shape, calibration=net.calibration()[:8], ig_steps=2,
+                             backends=("golden",))
+        for on in (True, False):
+            monkeypatch.setattr(lowering, "KEEP_INPUTS", on)
+            program = encode(lower_jobs(acc.qgraph, SHAPES[2][0]), SHAPES[2][1])
+            assert any(d.in_keep for d in program.all_jobs) == on, name
+            _check(acc, net.samples()[0][:1], *SHAPES[2], steps=2)

@@ -13,7 +13,7 @@ from xaihls.models.zoo import get_zoo_model
 from xaihls.plan import timing
 from xaihls.plan.boards import list_boards, load_board
 from xaihls.plan.contract import Flag, Op
-from xaihls.plan.lowering import lower_jobs, tile_job, with_mask_bias
+from xaihls.plan.lowering import buffer_needs, lower_jobs, tile_job, with_kept_input, with_mask_bias
 from xaihls.plan.planner_v2 import describe
 from xaihls.plan.planner_v2 import plan_v2 as plan
 from xaihls.sim.interpreter import run_batch
@@ -147,12 +147,14 @@ def test_row_tiles_are_as_tall_as_the_cycle_model_finds_fastest():
     lowered = lower_jobs(acc.qgraph, p.program.shape, batch=p.program.batch)
     buffers = p.program.buffers
     cost = lambda d: timing.job_cost(d, p.engine, "x").cycles  # noqa: E731
+    in_words = buffer_needs(p.program.all_jobs, p.program.shape.tm)[0]
     changed = 0
     for d, planned in zip(lowered.forward + lowered.backward, p.program.forward + p.program.backward):
         if planned.has(Flag.LANES):  # the tiler kept the job's LANES twin (conv1's backward)
             d = lowered.lanes[d]
         tallest = tile_job(d, p.program.shape, buffers)
-        assert with_mask_bias(tile_job(d, p.program.shape, buffers, cost)) == planned  # the bias: at encode
+        # the bias and the kept input: at encode
+        assert with_kept_input(with_mask_bias(tile_job(d, p.program.shape, buffers, cost)), in_words) == planned
         if d.op == Op.CONV:
             assert planned.tile_rows <= tallest.tile_rows and cost(planned) <= cost(tallest)
             changed += planned.tile_rows < tallest.tile_rows

@@ -8,7 +8,7 @@ namespace xaihls {
 namespace contract {
 
 constexpr uint32_t PROGRAM_MAGIC = 0x32494158;
-constexpr int PROGRAM_VERSION = 13;
+constexpr int PROGRAM_VERSION = 14;
 constexpr int MAX_IG_STEPS = 1024;
 constexpr int RESULT_SLOT_BYTES = 64;
 constexpr int IDENTITY_FRAC = 14;
@@ -131,7 +131,7 @@ constexpr FieldSpec HEADER_N_BACKWARD_CAM = {30, 16, 16, false};  // jobs of the
 
 // descriptor: One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, Tm x Tn products a cycle (docs/contract.md, 'The CONV job').
 constexpr int DESCRIPTOR_WORDS = 48;
-constexpr int DESCRIPTOR_FIELD_WORDS = 38;  // the words that hold fields
+constexpr int DESCRIPTOR_FIELD_WORDS = 39;  // the words that hold fields
 constexpr FieldSpec DESCRIPTOR_OP = {0, 0, 3, false};  // Op: END, CONV, SEED
 constexpr FieldSpec DESCRIPTOR_FLAGS = {0, 3, 9, false};  // Flag bits
 constexpr FieldSpec DESCRIPTOR_LAYER = {0, 12, 8, false};  // the network layer the job comes from (reports)
@@ -212,6 +212,7 @@ constexpr FieldSpec DESCRIPTOR_OUT_SLOT_BYTES = {34, 0, 32, false};  // bytes be
 constexpr FieldSpec DESCRIPTOR_INDEX_SLOT = {35, 0, 24, false};  // pool indices between the slots' indices (index_base's stride; a multiple of tn)
 constexpr FieldSpec DESCRIPTOR_MASK_BIAS = {36, 0, 24, false};  // RELU without POOL, RAP, BWD_RELU: (mask_base - out_addr / 2) mod 2^24, else 0: an element written at DDR byte offset A has its ReLU bit at (A / 2 + mask_bias) mod 2^24 (a multiple of tn)
 constexpr FieldSpec DESCRIPTOR_MASK_SLOT_BIAS = {37, 0, 24, false};  // with mask_bias: (mask_slot - out_slot_bytes / 2) mod 2^24, mask_bias's stride between the slots (0 for a job of one slot), else 0
+constexpr FieldSpec DESCRIPTOR_IN_KEEP = {38, 0, 18, false};  // 0: each tile's input rows are loaded into the tile's buffer set. Else (one row tile): input-buffer words between the n-tiles' inputs, which m-tile 0 (of each slot) loads side by side, n-tile k at word k * in_keep of the buffer's two sets taken as one, and every later m-tile reads there without loading them again
 
 // result: What the engine writes at result_addr when a run is done; an image batch writes one per slot, RESULT_SLOT_BYTES apart, the run's counters in the first (0 in the others).
 constexpr int RESULT_WORDS = 5;

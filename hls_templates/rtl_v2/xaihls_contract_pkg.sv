@@ -2,7 +2,7 @@
 package xaihls_contract_pkg;
 
   localparam logic [31:0] PROGRAM_MAGIC = 32'h32494158;
-  localparam int PROGRAM_VERSION = 13;
+  localparam int PROGRAM_VERSION = 14;
   localparam int MAX_IG_STEPS = 1024;
   localparam int RESULT_SLOT_BYTES = 64;
   localparam int IDENTITY_FRAC = 14;
@@ -115,9 +115,11 @@ package xaihls_contract_pkg;
 
   // descriptor: One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, Tm x Tn products a cycle (docs/contract.md, 'The CONV job').
   localparam int DESCRIPTOR_WORDS = 48;
-  localparam int DESCRIPTOR_FIELD_WORDS = 38;  // the words that hold fields
+  localparam int DESCRIPTOR_FIELD_WORDS = 39;  // the words that hold fields
   typedef struct packed {
-    logic [327:0] pad1208;
+    logic [301:0] pad1234;
+    logic [17:0] in_keep;  // 0: each tile's input rows are loaded into the tile's buffer set. Else (one row tile): input-buffer words between the n-tiles' inputs, which m-tile 0 (of each slot) loads side by side, n-tile k at word k * in_keep of the buffer's two sets taken as one, and every later m-tile reads there without loading them again
+    logic [7:0] pad1208;
     logic [23:0] mask_slot_bias;  // with mask_bias: (mask_slot - out_slot_bytes / 2) mod 2^24, mask_bias's stride between the slots (0 for a job of one slot), else 0
     logic [7:0] pad1176;
     logic [23:0] mask_bias;  // RELU without POOL, RAP, BWD_RELU: (mask_base - out_addr / 2) mod 2^24, else 0: an element written at DDR byte offset A has its ReLU bit at (A / 2 + mask_bias) mod 2^24 (a multiple of tn)

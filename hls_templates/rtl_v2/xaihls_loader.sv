@@ -11,6 +11,12 @@
 // with no crossbar: every address is a counter plus the beat's index. For the walker's index reads
 // it hands over, per set, the pixel address (byte address / 2TN) of the set's buffer row 0, taken
 // when the tile's first beat takes the set.
+//
+// A job with in_keep (one row tile; docs/engine_v2.md, "Inputs kept across m-tiles") loads its
+// input once: m-tile 0 (of each slot) writes n-tile k's rows at word k * in_keep of the two input
+// sets taken as one, and later m-tiles stream only their weights, still taking a set a tile for
+// them. The compiler keeps the n-tiles within the buffer and never on a slot job of one n-tile, so
+// a write, one tile ahead of the walker, never lands on the n-tile the walker reads.
 
 import xaihls_contract_pkg::*;
 import xaihls_engine_pkg::*;
@@ -91,6 +97,10 @@ module xaihls_loader #(
 
     // ---- configuration (decoded once a job)
     logic              diag, lanes, has_bias;
+    // in_keep (one row tile): m-tile 0 of each slot loads n-tile k's rows at buffer word
+    // kbase = k * keep_words of the two sets taken as one; later m-tiles load only weights
+    logic              in_kept;
+    logic [IAW:0]      keep_words, kbase, kword;
     logic [11:0]       m_tiles, row_tiles, n_tiles;
     logic [11:0]       ih, load_rows, load_rows_last, load_step;
     logic [IAW-1:0]    iw;
@@ -127,6 +137,7 @@ module xaihls_loader #(
 
     logic last_rt;
     assign last_rt = rt == row_tiles - 1'b1;
+    assign kword = kbase + (IAW+1)'(word);
 
     // streams of a post op: bit s set when stream s (src0 -> input set 0, src1 -> input set 1
     // (or the weight buffer for POST_IXG), src2 -> weight buffer) is read
@@ -168,6 +179,8 @@ module xaihls_loader #(
                     diag      <= desc.flags[FLAG_DIAG];
                     lanes     <= desc.flags[FLAG_LANES];
                     has_bias  <= desc.flags[FLAG_BIAS];
+                    in_kept   <= desc.in_keep != '0;
+                    keep_words <= (IAW+1)'(desc.in_keep);
                     m_tiles   <= desc.m_tiles;
                     row_tiles <= desc.row_tiles;
                     n_tiles   <= desc.n_tiles;
@@ -223,6 +236,7 @@ module xaihls_loader #(
                             : (12'(mt * TPB) + 12'(TPB) > n_tiles) ? n_tiles - 12'(mt * TPB) - 1'b1 : 12'(TPB - 1);
                     nt_off <= mt_in;
                     w_off <= mt_w;
+                    kbase <= '0;
                     first <= load_lo;
                     first_off <= lo_off;
                     rt <= '0;
@@ -235,7 +249,8 @@ module xaihls_loader #(
                     y <= first;
                     row_off <= nt_off + first_off;
                     word <= '0;
-                    rows_left <= last_rt ? load_rows_last : load_rows;
+                    // a kept input is in the buffer already after m-tile 0
+                    rows_left <= (in_kept && mt != '0) ? '0 : last_rt ? load_rows_last : load_rows;
                     st <= L_ROWS;
                 end
                 L_ROWS: if (!cmd_valid || cmd_ready) begin
@@ -246,7 +261,8 @@ module xaihls_loader #(
                             cmd_valid <= 1'b1;
                             cmd_off <= row_off;
                             cmd_beats <= row_beats;
-                            cmd_user <= user(DEST_INPUT, set, 1'b0, 1'b0, word);
+                            cmd_user <= in_kept ? user(DEST_INPUT, kword[IAW], 1'b0, 1'b0, kword[IAW-1:0])
+                                             : user(DEST_INPUT, set, 1'b0, 1'b0, word);
                         end
                         y <= y + 1'b1;
                         row_off <= row_off + in_row;
@@ -262,12 +278,14 @@ module xaihls_loader #(
                     set <= !set;
                     if (k != k_last) begin
                         k <= k + 1'b1;
+                        kbase <= kbase + keep_words;
                         nt <= nt + 1'b1;
                         nt_off <= nt_off + in_block;
                         w_off <= w_off + w_nt;
                         st <= L_TILE;
                     end else if (!last_rt) begin
                         k <= '0;
+                        kbase <= '0;
                         nt <= diag ? 12'(mt * TPB) : '0;
                         nt_off <= mt_in;
                         w_off <= mt_w;
@@ -382,7 +400,7 @@ module xaihls_loader #(
     assign w_data  = {G{rd_data}};
     always_comb begin
         in_we   = (rd_take && u_dest == DEST_INPUT) ? slot : '0;
-        in_addr = {u_set, u_word + IAW'(pix)};
+        in_addr = {u_set, u_word} + (IAW+1)'(pix);   // a kept n-tile's rows may cross into set 1
         w_we    = (rd_take && u_dest == DEST_WEIGHT) ? slot : '0;
         w_addr  = {u_set, WAW'(pix)};
         b_we    = rd_take && u_dest == DEST_BIAS;

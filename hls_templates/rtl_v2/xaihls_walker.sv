@@ -98,6 +98,10 @@ module xaihls_walker #(
     logic               starts_unpool;   // the job starting is a CONV job with UNPOOL
     assign starts_unpool = BACKWARD != 0 && kind == JOB_CONV && desc.unpool != 2'(UNPOOL_OFF);
     logic [11:0]        m_tiles, row_tiles, n_tiles, tile_rows, last_rows, ow;
+    // in_keep: the job's n-tiles lie side by side in the input buffer (its two sets as one), n-tile
+    // i_k's at kbase = i_k * keep_words, for every m-tile (the loader loads them once)
+    logic               in_kept;
+    logic [IAW:0]       keep_words, kbase;
     logic signed [13:0] ih, iw, isx, ikx, isy, iky, iy0, ix0, load_step;   // load_step: input rows a row tile advances
     logic [4:0]         ky_n, kx_n;
     logic [IAW-1:0]     walk_origin, walk_row, walk_pass_row, a_isx, a_ikx;
@@ -318,6 +322,9 @@ module xaihls_walker #(
                 diag <= kind == JOB_CONV && desc.flags[FLAG_DIAG];
                 lanes <= kind == JOB_CONV && desc.flags[FLAG_LANES];
                 w_once <= kind == JOB_CONV && desc.w_once;
+                in_kept <= kind == JOB_CONV && desc.in_keep != '0;
+                keep_words <= (IAW+1)'(desc.in_keep);
+                kbase <= '0;
                 gate <= BACKWARD != 0 && kind == JOB_CONV && desc.flags[FLAG_GATE];
                 unp <= starts_unpool;
                 unp_relu <= starts_unpool && desc.unpool == 2'(UNPOOL_RELU);
@@ -467,7 +474,7 @@ module xaihls_walker #(
                 s0_accwe <= 1'b1;
                 s0_outwe <= final_pass;
                 s0_oset <= o_set;
-                in_raddr <= {i_set, C_a};
+                in_raddr <= in_kept ? kbase + (IAW+1)'(C_a) : {i_set, C_a};
                 ix_raddr <= BACKWARD != 0 ? ix_row0[(i_set ? IXW : 0) +: IXW] + ixbias + IXW'(C_a) : '0;
                 p <= skip_row ? p + OAW'(ow) : p + 1'b1;
                 if (row_end) begin
@@ -508,9 +515,11 @@ module xaihls_walker #(
                         free_give <= 1'b1;
                         if (i_k != i_klast) begin
                             i_k <= i_k + 1'b1;
+                            kbase <= kbase + keep_words;
                         end else begin
                             o_set <= !o_set;
                             i_k <= '0;
+                            kbase <= '0;
                             if (i_rt != row_tiles - 1'b1) begin
                                 i_rt <= i_rt + 1'b1;
                                 T_y <= T_y + load_step;

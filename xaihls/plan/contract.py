@@ -29,7 +29,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.methods import ALL_METHODS, ONE_IMAGE_CODES, PREDICT_CODE
 
 PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
-PROGRAM_VERSION = 13  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
+PROGRAM_VERSION = 14  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
 #                     6: two sources in one job, each with its operand shift (residual adds, gradient sums);
 #                     7: the Grad-CAM list (cam_addr, n_cam, n_backward_cam) and its fractions, methods 7 and 8;
 #                     8: LANES (a depthwise job's lane groups at consecutive output columns), op 3 bits;
@@ -44,6 +44,7 @@ PROGRAM_VERSION = 13  # 3: batched job lists, row strides apart from row lengths
 #                         index_plane only for its readers, whose map lies as its indices do
 #                     13: mask_bias, mask_slot_bias (mask_base and mask_slot less out_addr / 2 and
 #                         out_slot_bytes / 2, computed by the compiler so the write-back need not subtract)
+#                     14: in_keep (a job's input loaded once, kept in the input buffer for every m-tile)
 
 
 @dataclass(frozen=True)
@@ -364,6 +365,10 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
                          "of tn)"),
     _u("mask_slot_bias", MEM, "with mask_bias: (mask_slot - out_slot_bytes / 2) mod 2^24, mask_bias's stride between "
                               "the slots (0 for a job of one slot), else 0"),
+    _u("in_keep", 18, "0: each tile's input rows are loaded into the tile's buffer set. Else (one row tile): "
+                      "input-buffer words between the n-tiles' inputs, which m-tile 0 (of each slot) loads side "
+                      "by side, n-tile k at word k * in_keep of the buffer's two sets taken as one, and every "
+                      "later m-tile reads there without loading them again"),
 ), align_words=16)
 
 RESULT = Record("result", "What the engine writes at result_addr when a run is done; an image batch writes one per "

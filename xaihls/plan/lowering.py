@@ -1501,6 +1501,41 @@ def with_mask_bias(d: Job) -> Job:
                                mask_slot_bias=(d.mask_slot - d.out_slot_bytes // 2) % (1 << MEM))
 
 
+KEEP_INPUTS = True
+"""A job of one row tile whose m-tiles all read every n-tile loads its input once, for all of them,
+where the n-tiles' inputs fit the input buffer (contract ``in_keep``; docs/engine_v2.md, "Inputs
+kept across m-tiles"); False: every m-tile loads them again, as before contract 14 (to measure)."""
+
+
+def keeps_input(d: Job, in_words: int) -> bool:
+    """Whether ``d`` can keep its input in the input buffer (two sets of ``in_words`` words, taken
+    as one) for all its m-tiles: a CONV job of one row tile and several m-tiles that each read
+    every n-tile (not DIAG), whose operands take no pool index from a buffer set (GATE, UNPOOL),
+    and whose n-tiles' inputs fit side by side. A slot job of one n-tile keeps none: its next
+    slot's input would land on the one the slot's last m-tile still reads."""
+    return (d.op == Op.CONV and d.ky * d.kx > 0 and d.row_tiles == 1 and d.m_tiles > 1
+            and not d.has(Flag.DIAG) and not d.has(Flag.GATE) and not d.unpool and (d.n_tiles > 1 or d.slots <= 1)
+            and d.n_tiles * d.load_rows_last * d.iw <= 2 * in_words)
+
+
+def kept_input_fault(d: Job, in_words: int) -> str | None:
+    """What is wrong with ``d``'s in_keep on an engine of ``in_words`` input words a set (None: nothing)."""
+    if not d.in_keep:
+        return None
+    if not keeps_input(d, in_words):
+        return f"layer {d.layer}: in_keep on a job that cannot keep its input in {2 * in_words} buffer words"
+    if d.in_keep != d.load_rows_last * d.iw:
+        return f"layer {d.layer}: in_keep {d.in_keep} is not the words of its tile ({d.load_rows_last} x {d.iw})"
+    return None
+
+
+def with_kept_input(d: Job, in_words: int) -> Job:
+    """``d`` keeping its input (``in_keep``) where ``keeps_input`` allows and ``KEEP_INPUTS`` is on."""
+    if KEEP_INPUTS and keeps_input(d, in_words):
+        return dataclasses.replace(d, in_keep=d.load_rows_last * d.iw)
+    return d
+
+
 SLOT_JOBS = True
 """A convolution of the batched lists runs as one job for all slots (docs/engine_v2.md, "Slot
 jobs"); False: a job a slot, as before contract 10 (to measure the difference)."""
@@ -1597,8 +1632,11 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
     forward, backward = tiled(lowered, buffers, cost)
     forward_batch, backward_batch = tiled_batch(lowered, buffers, forward, backward, cost)
     cam = tiled_cam(lowered, buffers, cost)
+    # the input words a set of the engine built for these jobs (buffer_needs): a kept input fits twice that
+    in_words = buffer_needs(forward + backward + forward_batch + backward_batch + cam, lowered.shape.tm)[0]
     forward, backward, forward_batch, backward_batch, cam = (
-        tuple(map(with_mask_bias, jobs)) for jobs in (forward, backward, forward_batch, backward_batch, cam))
+        tuple(with_kept_input(with_mask_bias(d), in_words) for d in jobs)
+        for jobs in (forward, backward, forward_batch, backward_batch, cam))
     h = dict(lowered.header, n_forward_batch=len(forward_batch), n_backward_batch=len(backward_batch))
     room = {r.name: r.size for r in lowered.regions}
     for name, jobs in (("batched forward descriptors", forward_batch), ("batched backward descriptors", backward_batch)):

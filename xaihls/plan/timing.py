@@ -241,6 +241,8 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
             rows = d.last_rows if last else d.tile_rows
             count = d.load_rows_last if last else d.load_rows
             nv = _valid_rows(d, rt, last)
+            if d.in_keep and mt > 0:  # the input loaded by m-tile 0 stays in the buffer (contract in_keep)
+                count = nv = 0
             walks = _Walks(d, engine, rt, rows, period_min)
             for k in range(nts):
                 # loads

@@ -28,7 +28,7 @@ from xaihls.plan.contract import (DESCRIPTOR, HEADER, MAX_IG_STEPS, PROGRAM_MAGI
                                   RESULT_SLOT_BYTES, Flag, Op, Unpool, engine_starts)
 from xaihls.plan.contract import MEM, from_blocked, host_image
 from xaihls.plan.engine import DATA_BITS
-from xaihls.plan.lowering import Job, ProgramV2, Shape, job_from_bytes, slot_job
+from xaihls.plan.lowering import Job, ProgramV2, Shape, buffer_needs, job_from_bytes, kept_input_fault, slot_job
 
 SATURATION_KINDS = ("forward", "backward", "post")
 
@@ -91,6 +91,12 @@ class Engine:
         self.forward_batch = self._jobs(h["forward_batch_addr"], h["n_forward_batch"])
         self.backward_batch = self._jobs(h["backward_batch_addr"], h["n_backward_batch"])
         self.cam = self._jobs(h["cam_addr"], h["n_cam"])
+        # a kept input lies side by side in the input buffer of the engine built for these jobs
+        jobs = self.forward + self.backward + self.forward_batch + self.backward_batch + self.cam
+        in_words = buffer_needs(jobs, self.shape.tm)[0]
+        fault = next(filter(None, (kept_input_fault(d, in_words) for d in jobs)), None)
+        if fault:
+            raise XaiHlsError(f"a Program this engine cannot run: {fault}")
         self.saturated = [0, 0, 0]
         self.kind = 0
 

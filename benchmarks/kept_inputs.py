@@ -1,0 +1,49 @@
+"""Inputs kept across m-tiles (contract in_keep) on the Engine v2 RTL (Verilator): jobs of one row
+tile that load their input once for all their m-tiles, against loading it again for every m-tile.
+
+Run: ``python -m benchmarks.kept_inputs [--models ds_cnn mobilenet_v2_tiny resnet8 cifar_ref]
+[--boards pynq-z2]``, under the shared heavy-tool lock. For each zoo model (random weights, one
+calibration image) and board: the planner's engine and Program (docs/engine_v2.md, "Inputs kept
+across m-tiles"), and beside it the same engine's Program with ``lowering.KEEP_INPUTS`` off, for
+predict and saliency (benchmarks.switch: one Verilator build, bit-exact checks, the cycle model per
+run and per job). Results in benchmarks/results/kept_inputs.json.
+"""
+
+from __future__ import annotations
+
+from benchmarks import switch
+
+RUNS = (None, "saliency")
+
+
+def measure(model: str, board: str) -> dict:
+    return switch.measure(model, board, "KEEP_INPUTS", "kept", "loaded every m-tile", RUNS,
+                          lambda d, layer: {"kept": bool(d.in_keep)})
+
+
+def markdown(result: dict) -> str:
+    lines = [f"**{result['model']} on {result['board']}** ({result['tm']} x {result['tn']})", "",
+             "| inputs | predict | saliency | worst run vs model | kept jobs (saliency run): cycles, utilisation "
+             "| bit-exact |", "|---|---|---|---|---|---|"]
+    kept_layers = {(j["direction"], j["index"]) for j in result["programs"]["kept"]["jobs"] if j["kept"]}
+    for kind, p in result["programs"].items():
+        runs = {r["run"]: r for r in p["runs"]}
+        worst = max((r["cycles"] / r["model_cycles"] - 1 for r in p["runs"]), key=abs)
+        jobs = [j for j in p["jobs"] if (j["direction"], j["index"]) in kept_layers]
+        cycles = sum(j["rtl"] for j in jobs)
+        useful = sum((j["utilisation"] or 0) * j["rtl"] for j in jobs)
+        lines.append(f"| {kind} | {runs['predict']['cycles']:,} | {runs['saliency']['cycles']:,} | {worst:+.1%} | "
+                     f"{len(jobs)} jobs, {cycles:,} ({useful / cycles if cycles else 0:.1%}) | "
+                     f"{'yes' if all(r['bit_exact'] for r in p['runs']) else 'NO'} |")
+    worst = max(abs(j["deviation"]) for p in result["programs"].values() for j in p["jobs"])
+    lines += ["", f"Every job within {worst:.1%} of the cycle model."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    switch.main(__doc__, ["ds_cnn", "mobilenet_v2_tiny", "resnet8", "cifar_ref"], measure, markdown,
+                "kept_inputs.json")
+
+
+if __name__ == "__main__":
+    main()
