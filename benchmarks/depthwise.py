@@ -47,7 +47,7 @@ def markdown(result: dict) -> str:
                      f"{s['cycles'] / s['model_cycles'] - 1:+.1%} | {f[0]:,} ({f[1]:,}) / {b[0]:,} ({b[1]:,}) | "
                      f"{f[2]:.1%}–{f[3]:.1%} / {b[2]:.1%}–{b[3]:.1%} | "
                      f"{'yes' if all(r['bit_exact'] for r in p['runs']) else 'NO'} |")
-    worst = max(abs(j["deviation"]) for p in result["programs"].values() for j in p["jobs"])
+    worst = switch.worst_job(result)
     jobs = result["programs"]["lanes"]["jobs"]
     dense = sum(j["lanes"] and not j["depthwise"] for j in jobs)
     lines += ["", f"LANES jobs: {sum(j['lanes'] and j['depthwise'] for j in jobs)} of "

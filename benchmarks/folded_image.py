@@ -28,13 +28,12 @@ def markdown(result: dict) -> str:
              "| image | predict | saliency | worst run vs model | first conv forward: passes | cycles | "
              "utilisation | bit-exact |", "|---|---|---|---|---|---|---|---|"]
     for kind, p in result["programs"].items():
-        runs = {r["run"]: r for r in p["runs"]}
-        worst = max((r["cycles"] / r["model_cycles"] - 1 for r in p["runs"]), key=abs)
+        runs, worst = switch.runs_of(p)
         first = next(j for j in p["jobs"] if j["first"])
         lines.append(f"| {kind} | {runs['predict']['cycles']:,} | {runs['saliency']['cycles']:,} | {worst:+.2%} | "
                      f"{first['passes']} | {first['rtl']:,} | {first['utilisation']:.1%} | "
                      f"{'yes' if all(r['bit_exact'] for r in p['runs']) else 'NO'} |")
-    worst = max(abs(j["deviation"]) for p in result["programs"].values() for j in p["jobs"])
+    worst = switch.worst_job(result)
     lines += ["", f"Every job of both saliency runs within {worst:.1%} of the cycle model."]
     return "\n".join(lines)
 

@@ -27,15 +27,14 @@ def markdown(result: dict) -> str:
              "| bit-exact |", "|---|---|---|---|---|---|"]
     kept_layers = {(j["direction"], j["index"]) for j in result["programs"]["kept"]["jobs"] if j["kept"]}
     for kind, p in result["programs"].items():
-        runs = {r["run"]: r for r in p["runs"]}
-        worst = max((r["cycles"] / r["model_cycles"] - 1 for r in p["runs"]), key=abs)
+        runs, worst = switch.runs_of(p)
         jobs = [j for j in p["jobs"] if (j["direction"], j["index"]) in kept_layers]
         cycles = sum(j["rtl"] for j in jobs)
         useful = sum((j["utilisation"] or 0) * j["rtl"] for j in jobs)
         lines.append(f"| {kind} | {runs['predict']['cycles']:,} | {runs['saliency']['cycles']:,} | {worst:+.1%} | "
                      f"{len(jobs)} jobs, {cycles:,} ({useful / cycles if cycles else 0:.1%}) | "
                      f"{'yes' if all(r['bit_exact'] for r in p['runs']) else 'NO'} |")
-    worst = max(abs(j["deviation"]) for p in result["programs"].values() for j in p["jobs"])
+    worst = switch.worst_job(result)
     lines += ["", f"Every job within {worst:.1%} of the cycle model."]
     return "\n".join(lines)
 

@@ -91,6 +91,17 @@ def measure(model: str, board: str, switch: str, on: str, off: str, runs: tuple,
     return out
 
 
+def runs_of(program: dict) -> tuple[dict, float]:
+    """A measured Program's runs by name, and the deviation from the cycle model of the run furthest from it."""
+    runs = {r["run"]: r for r in program["runs"]}
+    return runs, max((r["cycles"] / r["model_cycles"] - 1 for r in program["runs"]), key=abs)
+
+
+def worst_job(result: dict) -> float:
+    """The largest deviation from the cycle model of any job of ``measure``'s saliency runs."""
+    return max(abs(j["deviation"]) for p in result["programs"].values() for j in p["jobs"])
+
+
 def main(doc: str, models: list[str], measure: Callable[[str, str], dict], markdown: Callable[[dict], str],
          name: str) -> None:
     """A benchmark's command line: --models (default ``models``) and --boards (pynq-z2); the results

@@ -33,14 +33,13 @@ def markdown(result: dict) -> str:
              "| weights | predict | saliency | grad_cam | worst run vs model | pool jobs (saliency run) | "
              "weight-buffer rows | bit-exact |", "|---|---|---|---|---|---|---|---|"]
     for kind, p in result["programs"].items():
-        runs = {r["run"]: r for r in p["runs"]}
-        worst = max((r["cycles"] / r["model_cycles"] - 1 for r in p["runs"]), key=abs)
+        runs, worst = switch.runs_of(p)
         pools = sum(j["rtl"] for j in p["jobs"] if j["pool"])
         cam = f"{runs['grad_cam']['cycles']:,}" if "grad_cam" in runs else "refused"
         lines.append(f"| {kind} | {runs['predict']['cycles']:,} | {runs['saliency']['cycles']:,} | "
                      f"{cam} | {worst:+.1%} | {pools:,} | {p['weight_rows']:,} | "
                      f"{'yes' if all(r['bit_exact'] for r in p['runs']) else 'NO'} |")
-    worst = max(abs(j["deviation"]) for p in result["programs"].values() for j in p["jobs"])
+    worst = switch.worst_job(result)
     once = [j for j in result["programs"]["once"]["jobs"] if j["w_once"]]
     lines += ["", f"w_once jobs: {len(once)}; every job within {worst:.1%} of the cycle model."]
     return "\n".join(lines)
