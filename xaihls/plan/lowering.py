@@ -1536,6 +1536,11 @@ def with_kept_input(d: Job, in_words: int) -> Job:
     return d
 
 
+def kept_inputs(jobs, in_words: int) -> tuple[Job, ...]:
+    """``jobs`` with their inputs kept where ``with_kept_input`` keeps them."""
+    return tuple(with_kept_input(d, in_words) for d in jobs)
+
+
 SLOT_JOBS = True
 """A convolution of the batched lists runs as one job for all slots (docs/engine_v2.md, "Slot
 jobs"); False: a job a slot, as before contract 10 (to measure the difference)."""
@@ -1635,8 +1640,7 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
     # the input words a set of the engine built for these jobs (buffer_needs): a kept input fits twice that
     in_words = buffer_needs(forward + backward + forward_batch + backward_batch + cam, lowered.shape.tm)[0]
     forward, backward, forward_batch, backward_batch, cam = (
-        tuple(with_kept_input(with_mask_bias(d), in_words) for d in jobs)
-        for jobs in (forward, backward, forward_batch, backward_batch, cam))
+        kept_inputs(map(with_mask_bias, jobs), in_words) for jobs in (forward, backward, forward_batch, backward_batch, cam))
     h = dict(lowered.header, n_forward_batch=len(forward_batch), n_backward_batch=len(backward_batch))
     room = {r.name: r.size for r in lowered.regions}
     for name, jobs in (("batched forward descriptors", forward_batch), ("batched backward descriptors", backward_batch)):

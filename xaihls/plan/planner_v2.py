@@ -22,8 +22,8 @@ from xaihls.plan.boards import Board
 from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate
 from xaihls.plan.contract import Op
 from xaihls.plan.capabilities import program_refusal
-from xaihls.plan.lowering import (Buffers, ProgramV2, Shape, buffer_needs, encode, lower_jobs, tiled, tiled_batch,
-                                  tiled_cam, weight_depth)
+from xaihls.plan.lowering import (Buffers, ProgramV2, Shape, buffer_needs, encode, kept_inputs, lower_jobs, tiled,
+                                  tiled_batch, tiled_cam, weight_depth)
 from xaihls.methods import LAYER_METHODS
 from xaihls.quant.qgraph import QGraph
 
@@ -178,6 +178,32 @@ def _row_tile_cost(timing, engine: EngineV2, memo: dict | None = None):
     return cost
 
 
+def _costs(timing, qg: QGraph, engine: EngineV2, h: dict, lists: tuple) -> tuple:
+    """What the planner weighs of job ``lists`` (forward, backward, Grad-CAM, batched forward,
+    batched backward; the inputs kept as ``encode`` keeps them on ``engine``'s input buffer):
+    (forward costs, backward costs, Grad-CAM costs, the cycles of predict and every method, an
+    image-batch start's cycles for each run it serves (empty without batched lists))."""
+    forward, backward, cam, fbatch, bbatch = (kept_inputs(jobs, engine.in_depth) for jobs in lists)
+    layers = qg.graph.layers
+    fwd = tuple(timing.job_cost(d, engine, "forward", layers=layers) for d in forward)
+    bwd = tuple(timing.job_cost(d, engine, "backward", layers=layers) for d in backward)
+    cams = tuple(timing.job_cost(d, engine, "cam") for d in cam)
+    if not fbatch:
+        return fwd, bwd, cams, timing.workload(h, fwd, bwd, engine, qg.ig_steps, cam_costs=cams), {}
+    directions = ("forward", "backward")
+    batched = tuple(tuple(timing.job_cost(d, engine, direction) for d in jobs)
+                    for jobs, direction in zip((fbatch, bbatch), directions))
+    h = dict(h, n_forward_batch=len(fbatch), n_backward_batch=len(bbatch))
+    cycles = timing.workload(h, fwd, bwd, engine, qg.ig_steps, batched, cam_costs=cams)
+    # in an image batch a SEED also reads its slot's target back: only its cost differs
+    in_images = tuple(sum(timing.job_cost(d, engine, direction, image_batch=True).cycles if d.op == Op.SEED
+                          else c.cycles for d, c in zip(jobs, costs))
+                      for jobs, costs, direction in zip((fbatch, bbatch), batched, directions))
+    starts = {m or "predict": timing.run_cycles(h, engine, 0, 0, m, qg.ig_steps, batched=in_images, images=h["batch"])
+              for m in _image_methods(qg)}
+    return fwd, bwd, cams, cycles, starts
+
+
 def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None = None,
             tiling: tuple[int, int] | None = None, slack: float = SLACK, ddr_latency: int = DDR_LATENCY,
             timing=None, model: resource_model.ResourceModel | None = None) -> PlanV2:
@@ -213,8 +239,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
         raise XaiHlsError(f"board '{board.name}': {refusals[0]}" if refusals else
                           f"board '{board.name}': no Tm x Tn array has Tn a multiple of its {board.beat_elems}-element "
                           f"AXI beat within {cap:.0%} of its {board.resources.dsp} DSPs")
-    best_of: dict[tuple[int, int], tuple[Candidate, tuple, tuple, object, Buffers]] = {}
-    layers = qg.graph.layers
+    best_of: dict[tuple[int, int], tuple[Candidate, object, Buffers, tuple, tuple, tuple]] = {}
     memo: dict = {}
     for tm, tn in arrays:
         lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems))
@@ -234,16 +259,13 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                 in_used, out_used, w_used = buffer_needs(forward + backward + cam, tm)
                 engine = replace(engine, in_depth=in_used, out_depth=out_used, w_depth=w_used)
                 res = model.estimate(engine)
-                fwd = tuple(timing.job_cost(d, engine, "forward", layers=layers) for d in forward)
-                bwd = tuple(timing.job_cost(d, engine, "backward", layers=layers) for d in backward)
-                cams = tuple(timing.job_cost(d, engine, "cam") for d in cam)
-                cycles = timing.workload(h, fwd, bwd, engine, qg.ig_steps, cam_costs=cams)
+                _, _, _, cycles, _ = _costs(timing, qg, engine, h, (forward, backward, cam, (), ()))
                 workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
                 cand = Candidate(engine, res, cycles, workload, _fits(res, board, cap))
                 prev = best_of.get((tm, tn))
                 rank = (not cand.fits, workload, res.bram_18k)
                 if prev is None or rank < (not prev[0].fits, prev[0].workload_cycles, prev[0].resources.bram_18k):
-                    best_of[tm, tn] = (cand, fwd, bwd, lowered, buffers, cams)
+                    best_of[tm, tn] = (cand, lowered, buffers, forward, backward, cam)
     if not best_of:
         raise XaiHlsError("no engine can hold one row of this network's layers in its largest buffers "
                           f"({max(IN_DEPTHS)} input words, {max(OUT_DEPTHS)} accumulators)")
@@ -261,10 +283,15 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     chosen = min((c for c in feasible if c.workload_cycles <= (1 + slack) * fastest), key=lambda c: c.key)
     larger = [c for c in feasible if c.resources.dsp > chosen.resources.dsp]
     next_larger = min(larger, key=lambda c: (c.workload_cycles, c.key)) if larger else None
-    cand, fwd, bwd, lowered, buffers, cams = best_of[chosen.engine.tm, chosen.engine.tn]
-    cand, lowered, batch_cycles, too_large, image_batch = _batch(qg, cand, lowered, buffers, fwd, bwd, board, cap,
-                                                                 timing, model, memo, cams)
+    cand, lowered, buffers, forward, backward, cam = best_of[chosen.engine.tm, chosen.engine.tn]
+    cand, lowered, batch_cycles, too_large = _batch(qg, cand, lowered, buffers, forward, backward, cam, board, cap,
+                                                    timing, model, memo)
     program = encode(lowered, buffers, _row_tile_cost(timing, cand.engine, memo))
+    # the figures of the Program as encoded (its kept inputs on the engine built for it)
+    p = program
+    fwd, bwd, cams, cycles, image_batch = _costs(timing, qg, cand.engine, p.header,
+                                                 (p.forward, p.backward, p.cam, p.forward_batch, p.backward_batch))
+    assert cycles == cand.method_cycles, "the Program encoded is not the one the planner weighed"
     return PlanV2(board, cand.engine, program, cand.resources, fwd, bwd, cap, slack, qg.ig_steps,
                   cand.method_cycles, candidates, next_larger, batch_cycles, too_large, image_batch, cams)
 
@@ -275,23 +302,22 @@ def _image_methods(qg: QGraph) -> tuple[str | None, ...]:
     return (None, *(m for m in qg.methods if m != "integrated_gradients" and m not in LAYER_METHODS))
 
 
-def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, fwd, bwd, board: Board, cap: float, timing,
-           model, memo, cams: tuple = ()) -> tuple[Candidate, object, dict[int, int], int | None, dict[str, int]]:
+def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, forward, backward, cam, board: Board, cap: float,
+           timing, model, memo) -> tuple[Candidate, object, dict[int, int], int | None]:
     """The slots of the batched lists (docs/engine_v2.md, "Batched lists"): of the batches whose
     engine still fits (the kept ReLU bits and pool indices grow with the batch), the smallest whose
     figure is within (1 + BATCH_SLACK) of the best batch's; 1 (no batched lists) if none beats
     one at a time. The figure: the integrated-gradients run when that method is compiled (batches
     up to its steps), else the cycles an image of predict and each method take in image batches.
-    Also that figure for each batch weighed, the first batch that did not fit (None: all did) and
-    the cycles of an image-batch start of the chosen batch for each run it serves (empty: batch 1)."""
+    Also that figure for each batch weighed and the first batch that did not fit (None: all did).
+    ``forward``, ``backward``, ``cam``: the candidate's tiled lists."""
     if not qg.methods:
-        return cand, lowered, {}, None, {}
+        return cand, lowered, {}, None
     ig = "integrated_gradients" in qg.methods
-    runs = _image_methods(qg)
-    options = {1: (cand, lowered, {})}
+    options = {1: (cand, lowered)}
     too_large = None
     figure = {1: cand.method_cycles["integrated_gradients"] if ig
-              else sum(cand.method_cycles[m or "predict"] for m in runs)}
+              else sum(cand.method_cycles[m or "predict"] for m in _image_methods(qg))}
     for batch in (b for b in BATCHES if not ig or b <= qg.ig_steps):
         low = lower_jobs(qg, lowered.shape, batch=batch)
         h = low.header
@@ -308,24 +334,15 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, fwd, bwd, boa
         if not _fits(res, board, cap):
             too_large = batch
             break
-        directions = ("forward", "backward")
-        batched = tuple(tuple(timing.job_cost(d, engine, direction) for d in jobs)
-                        for jobs, direction in zip(lists, directions))
-        h = dict(h, n_forward_batch=len(lists[0]), n_backward_batch=len(lists[1]))
-        method_cycles = timing.workload(h, fwd, bwd, engine, qg.ig_steps, batched, cam_costs=cams)
+        _, _, _, method_cycles, starts = _costs(timing, qg, engine, h,
+                                                (forward, backward, tiled_cam(low, buffers, cost), *lists))
         workload = method_cycles["predict"] + sum(method_cycles[m] for m in qg.methods)
-        # in an image batch a SEED also reads its slot's target back: only its cost differs
-        in_images = tuple(sum(timing.job_cost(d, engine, direction, image_batch=True).cycles if d.op == Op.SEED
-                              else c.cycles for d, c in zip(jobs, costs))
-                          for jobs, costs, direction in zip(lists, batched, directions))
-        starts = {m or "predict": timing.run_cycles(h, engine, 0, 0, m, qg.ig_steps, batched=in_images, images=batch)
-                  for m in runs}
-        options[batch] = (Candidate(engine, res, method_cycles, workload, True), low, starts)
+        options[batch] = (Candidate(engine, res, method_cycles, workload, True), low)
         figure[batch] = method_cycles["integrated_gradients"] if ig else sum(starts.values()) / batch
     best = min(figure.values())
     batch = min(b for b, c in figure.items() if c <= (1 + BATCH_SLACK) * best)
-    cand, low, starts = options[batch]
-    return cand, low, {b: round(c) for b, c in figure.items()}, too_large, starts
+    cand, low = options[batch]
+    return cand, low, {b: round(c) for b, c in figure.items()}, too_large
 
 
 def describe_candidates(p: PlanV2) -> str:
