@@ -432,19 +432,30 @@ def test_the_first_convolutions_backward_runs_in_lane_groups_where_the_cycle_mod
     assert ratio <= 0.75, ratio
 
 
+DS_CNN_SHAPE = (Shape(16, 8, 4), Buffers(4096, 1024, 4096))
+
+
+def _switched(model: str, switch: str, monkeypatch) -> tuple:
+    """``model``'s Programs (methods: saliency) at DS_CNN_SHAPE with ``lowering.<switch>`` on, then off
+    (the switch is on again afterwards)."""
+    entry = get_zoo_model(model)
+    qg = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
+                        methods=("saliency",)).qgraph
+    on = encode(lower_jobs(qg, DS_CNN_SHAPE[0]), DS_CNN_SHAPE[1])
+    monkeypatch.setattr(lowering, switch, False)
+    off = encode(lower_jobs(qg, DS_CNN_SHAPE[0]), DS_CNN_SHAPE[1])
+    monkeypatch.setattr(lowering, switch, True)
+    return on, off
+
+
 def test_pools_keep_one_pass_of_weights_for_every_pass(monkeypatch):
     """w_once (contract v9): a diagonal job whose passes share their weights stores one pass's and
     the array keeps them. ds_cnn's global average pool (25 x 5 passes of one position) at 16 x 8:
     one pass of weights in DDR, a weight buffer of 192 rows instead of 2,000, and at most 0.35 of
     the cycles by the cycle model. Bit-exact with golden for every method, as with a copy a pass,
     on nets with average pools (global and 2 x 2) and max-pool backward phases (GATE)."""
-    shape, buffers = Shape(16, 8, 4), Buffers(4096, 1024, 4096)
-    entry = get_zoo_model("ds_cnn")
-    qg = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
-                        methods=("saliency",)).qgraph
-    once = encode(lower_jobs(qg, shape), buffers)
-    monkeypatch.setattr(lowering, "WEIGHTS_ONCE", False)
-    copies = encode(lower_jobs(qg, shape), buffers)
+    shape, buffers = DS_CNN_SHAPE
+    once, copies = _switched("ds_cnn", "WEIGHTS_ONCE", monkeypatch)
     pool = next(d for d in once.forward if d.w_once)
     plain = next(d for d in copies.forward if d.layer == pool.layer)
     assert pool.passes == 125 and pool.w_nt_bytes == 2 * shape.tm * shape.tn and plain.w_nt_bytes == 125 * 256
@@ -547,14 +558,8 @@ def test_a_job_of_one_row_tile_loads_its_input_once_for_all_its_m_tiles(monkeypa
     theirs and take at most 0.65 of the cycles of loading it for every m-tile by the cycle model;
     no diagonal job keeps one. The interpreter refuses a Program whose kept input its engine cannot
     hold. Bit-exact with golden either way on a residual and an inverted-residual net."""
-    shape, buffers = Shape(16, 8, 4), Buffers(4096, 1024, 4096)
-    entry = get_zoo_model("ds_cnn")
-    qg = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
-                        methods=("saliency",)).qgraph
-    kept = encode(lower_jobs(qg, shape), buffers)
-    monkeypatch.setattr(lowering, "KEEP_INPUTS", False)
-    loaded = encode(lower_jobs(qg, shape), buffers)
-    monkeypatch.setattr(lowering, "KEEP_INPUTS", True)
+    shape = DS_CNN_SHAPE[0]
+    kept, loaded = _switched("ds_cnn", "KEEP_INPUTS", monkeypatch)
     in_words = buffer_needs(kept.all_jobs, shape.tm)[0]
     assert in_words == buffer_needs(loaded.all_jobs, shape.tm)[0]
     pointwise = [(k, d) for k, d in enumerate(kept.forward) if d.kx * d.ky == 1 and d.m_tiles == 4 and d.n_tiles == 8]
