@@ -239,7 +239,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
         raise XaiHlsError(f"board '{board.name}': {refusals[0]}" if refusals else
                           f"board '{board.name}': no Tm x Tn array has Tn a multiple of its {board.beat_elems}-element "
                           f"AXI beat within {cap:.0%} of its {board.resources.dsp} DSPs")
-    best_of: dict[tuple[int, int], tuple[Candidate, object, Buffers, tuple, tuple, tuple]] = {}
+    best_of: dict[tuple[int, int], tuple[Candidate, object, Buffers]] = {}
     memo: dict = {}
     for tm, tn in arrays:
         lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems))
@@ -265,7 +265,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                 prev = best_of.get((tm, tn))
                 rank = (not cand.fits, workload, res.bram_18k)
                 if prev is None or rank < (not prev[0].fits, prev[0].workload_cycles, prev[0].resources.bram_18k):
-                    best_of[tm, tn] = (cand, lowered, buffers, forward, backward, cam)
+                    best_of[tm, tn] = (cand, lowered, buffers)
     if not best_of:
         raise XaiHlsError("no engine can hold one row of this network's layers in its largest buffers "
                           f"({max(IN_DEPTHS)} input words, {max(OUT_DEPTHS)} accumulators)")
@@ -283,9 +283,8 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     chosen = min((c for c in feasible if c.workload_cycles <= (1 + slack) * fastest), key=lambda c: c.key)
     larger = [c for c in feasible if c.resources.dsp > chosen.resources.dsp]
     next_larger = min(larger, key=lambda c: (c.workload_cycles, c.key)) if larger else None
-    cand, lowered, buffers, forward, backward, cam = best_of[chosen.engine.tm, chosen.engine.tn]
-    cand, lowered, batch_cycles, too_large = _batch(qg, cand, lowered, buffers, forward, backward, cam, board, cap,
-                                                    timing, model, memo)
+    cand, lowered, buffers = best_of[chosen.engine.tm, chosen.engine.tn]
+    cand, lowered, batch_cycles, too_large = _batch(qg, cand, lowered, buffers, board, cap, timing, model, memo)
     program = encode(lowered, buffers, _row_tile_cost(timing, cand.engine, memo))
     # the figures of the Program as encoded (its kept inputs on the engine built for it)
     p = program
@@ -302,15 +301,14 @@ def _image_methods(qg: QGraph) -> tuple[str | None, ...]:
     return (None, *(m for m in qg.methods if m != "integrated_gradients" and m not in LAYER_METHODS))
 
 
-def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, forward, backward, cam, board: Board, cap: float,
-           timing, model, memo) -> tuple[Candidate, object, dict[int, int], int | None]:
+def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, board: Board, cap: float, timing, model,
+           memo) -> tuple[Candidate, object, dict[int, int], int | None]:
     """The slots of the batched lists (docs/engine_v2.md, "Batched lists"): of the batches whose
     engine still fits (the kept ReLU bits and pool indices grow with the batch), the smallest whose
     figure is within (1 + BATCH_SLACK) of the best batch's; 1 (no batched lists) if none beats
     one at a time. The figure: the integrated-gradients run when that method is compiled (batches
     up to its steps), else the cycles an image of predict and each method take in image batches.
-    Also that figure for each batch weighed and the first batch that did not fit (None: all did).
-    ``forward``, ``backward``, ``cam``: the candidate's tiled lists."""
+    Also that figure for each batch weighed and the first batch that did not fit (None: all did)."""
     if not qg.methods:
         return cand, lowered, {}, None
     ig = "integrated_gradients" in qg.methods
