@@ -81,7 +81,8 @@ def markdown(rows: list[dict]) -> str:
     lines = [head, "|" + "---|" * (4 + len(WHAT_IF))]
     for r in rows:
         cells = [f"{r['cycles'][k]:,} ({r['utilisation'][k]:.1%})" for k in ("now", *WHAT_IF)]
-        lines.append(f"| {r['board']} {r['tm']} × {r['tn']} | {r['run']} | {r['linear']:,} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r['board']} {r['tm']} × {r['tn']} | {r['run']} | {r['linear']:,} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

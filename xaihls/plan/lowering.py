@@ -1640,7 +1640,8 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
     # the input words a set of the engine built for these jobs (buffer_needs): a kept input fits twice that
     in_words = buffer_needs(forward + backward + forward_batch + backward_batch + cam, lowered.shape.tm)[0]
     forward, backward, forward_batch, backward_batch, cam = (
-        kept_inputs(map(with_mask_bias, jobs), in_words) for jobs in (forward, backward, forward_batch, backward_batch, cam))
+        kept_inputs(map(with_mask_bias, jobs), in_words)
+        for jobs in (forward, backward, forward_batch, backward_batch, cam))
     h = dict(lowered.header, n_forward_batch=len(forward_batch), n_backward_batch=len(backward_batch))
     room = {r.name: r.size for r in lowered.regions}
     for name, jobs in (("batched forward descriptors", forward_batch), ("batched backward descriptors", backward_batch)):
