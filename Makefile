@@ -20,8 +20,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/xaihls demo --out demo_out
 
+# Two pytest workers, each taking whole test files (a file's module fixtures and builds stay in
+# one worker): most tests are one Python thread, so the second core was idle for most of the run.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) system-tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Programs some tests drive outside Python, as command:Debian-package: tclsh runs the board
 # flow's Vivado scripts under stand-ins (tests/test_board_flow.py), headless Chromium renders
