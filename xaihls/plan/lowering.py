@@ -888,6 +888,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     rows, cols = fold
                     d.update(ky=rows.passes, kx=cols.passes, iky=rows.step, ikx=cols.step, iy0=rows.origin,
                              ix0=cols.origin)
+                else:
+                    d.update(rows_read(d))
                 conv_out = Tensor(dst.addr, *_chw(layer.out_shape), tn)
             else:
                 vsrc = _vector(src)
@@ -1290,6 +1292,23 @@ def _conv_fields(src: Tensor, dst: Tensor, m: int, shape: Shape) -> dict:
                 in_addr=src.addr, in_block_bytes=src.block_bytes, in_row_bytes=src.row_bytes, ih=src.h, iw=src.w,
                 out_addr=dst.addr, out_block_bytes=dst.block_bytes, out_row_bytes=dst.row_bytes, oph=dst.h,
                 opw=dst.w, osy=1, osx=1)
+
+
+ROWS_READ = True
+"""A one-row kernel of row stride s (a ResNet's strided 1 x 1 projection) reads its input as a map
+of every s-th row (``rows_read``), so its loads carry no row it skips; False: it loads them all, as
+before (to measure)."""
+
+
+def rows_read(d: dict) -> dict:
+    """The input fields of a forward convolution's job ``d`` with one kernel row and row stride
+    s > 1 that view its input as the map of the rows it reads: rows s apart in DDR (``in_row_bytes``
+    s times the map's, as a slot job's rows are), stride 1, ceil(ih / s) rows. Nothing where the
+    rows read start at another phase than row 0 (the input's address would move)."""
+    s = d["isy"]
+    if not ROWS_READ or d["ky"] != 1 or s <= 1 or d["iy0"] % s:
+        return {}
+    return dict(in_row_bytes=s * d["in_row_bytes"], ih=-(-d["ih"] // s), isy=1, iy0=d["iy0"] // s)
 
 
 def _pool_fields(p) -> dict:
