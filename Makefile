@@ -53,6 +53,7 @@ report-screenshot: demo
 	    --virtual-time-budget=5000 --window-size=1300,2600 --screenshot=$(CURDIR)/docs/report_screenshot.png \
 	    file://$(CURDIR)/demo_out/report.html
 
+# the benchmarks, each with what it measures; `.venv/bin/python -m benchmarks NAME` runs one
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
