@@ -1,4 +1,5 @@
-"""Every test starts from the same global random state, whatever ran before it.
+"""Every test starts from the same global random state, whatever ran before it; and the longest
+test file runs first.
 
 A test that draws weights or inputs from torch's (or numpy's) global generator before seeding
 it would otherwise see different numbers in a full run than alone, and fail in one order only
@@ -18,3 +19,13 @@ def _same_global_random_state():
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+FIRST = "hw_tests/test_sweep_tools.py"
+"""The longest file (yosys and Verilator for each sweep point, about 6 minutes cold): `make test`
+gives whole files to two workers in collection order, and this one last left a worker alone
+for its length at the end."""
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.nodeid.split("::")[0] != FIRST)  # stable: the rest keep their order
