@@ -22,21 +22,7 @@ def measure(model: str, board: str) -> dict:
 
 
 def markdown(result: dict) -> str:
-    lines = [f"**{result['model']} on {result['board']}** ({result['tm']} x {result['tn']})", "",
-             "| inputs | predict | saliency | worst run vs model | kept jobs (saliency run): cycles, utilisation "
-             "| bit-exact |", "|---|---|---|---|---|---|"]
-    kept_layers = {(j["direction"], j["index"]) for j in result["programs"]["kept"]["jobs"] if j["kept"]}
-    for kind, p in result["programs"].items():
-        runs, worst = switch.runs_of(p)
-        jobs = [j for j in p["jobs"] if (j["direction"], j["index"]) in kept_layers]
-        cycles = sum(j["rtl"] for j in jobs)
-        useful = sum((j["utilisation"] or 0) * j["rtl"] for j in jobs)
-        lines.append(f"| {kind} | {runs['predict']['cycles']:,} | {runs['saliency']['cycles']:,} | {worst:+.1%} | "
-                     f"{len(jobs)} jobs, {cycles:,} ({useful / cycles if cycles else 0:.1%}) | "
-                     f"{'yes' if all(r['bit_exact'] for r in p['runs']) else 'NO'} |")
-    worst = switch.worst_job(result)
-    lines += ["", f"Every job within {worst:.1%} of the cycle model."]
-    return "\n".join(lines)
+    return switch.marked_table(result, "kept", "inputs", "kept jobs")
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ with the switch off, tiled by the same cycle model; both simulated on one Verila
 with ``timing.method_cycles``, every job of the saliency run with ``timing.job_cost``; and the
 weight-buffer rows each Program needs. Used by
 benchmarks.depthwise (``LANE_COLUMNS``), benchmarks.weights_once (``WEIGHTS_ONCE``),
-benchmarks.folded_image (``FOLD_IMAGE``) and benchmarks.kept_inputs (``KEEP_INPUTS``);
+benchmarks.folded_image (``FOLD_IMAGE``), benchmarks.kept_inputs (``KEEP_INPUTS``),
+benchmarks.pool_sums (``POOL_SUMS``) and benchmarks.rows_read (``ROWS_READ``);
 benchmarks.image_batches takes ``switched_off`` for ``SLOT_JOBS``."""
 
 from __future__ import annotations
@@ -100,6 +101,27 @@ def runs_of(program: dict) -> tuple[dict, float]:
 def worst_job(result: dict) -> float:
     """The largest deviation from the cycle model of any job of ``measure``'s saliency runs."""
     return max(abs(j["deviation"]) for p in result["programs"].values() for j in p["jobs"])
+
+
+def marked_table(result: dict, field: str, first_column: str, jobs_named: str) -> str:
+    """``measure``'s result as Markdown: each Program's predict and saliency cycles, its run furthest
+    from the cycle model, and the cycles and utilisation of the jobs whose ``field`` is true in the
+    first Program's rows (the jobs the switch changes, at the same places in both lists)."""
+    first = next(iter(result["programs"].values()))
+    marked = {(j["direction"], j["index"]) for j in first["jobs"] if j[field]}
+    lines = [f"**{result['model']} on {result['board']}** ({result['tm']} x {result['tn']})", "",
+             f"| {first_column} | predict | saliency | worst run vs model | {jobs_named} (saliency run): cycles, "
+             "utilisation | bit-exact |", "|---|---|---|---|---|---|"]
+    for kind, p in result["programs"].items():
+        runs, worst = runs_of(p)
+        jobs = [j for j in p["jobs"] if (j["direction"], j["index"]) in marked]
+        cycles = sum(j["rtl"] for j in jobs)
+        useful = sum((j["utilisation"] or 0) * j["rtl"] for j in jobs)
+        lines.append(f"| {kind} | {runs['predict']['cycles']:,} | {runs['saliency']['cycles']:,} | {worst:+.1%} | "
+                     f"{len(jobs)} jobs, {cycles:,} ({useful / cycles if cycles else 0:.1%}) | "
+                     f"{'yes' if all(r['bit_exact'] for r in p['runs']) else 'NO'} |")
+    lines += ["", f"Every job within {worst_job(result):.1%} of the cycle model."]
+    return "\n".join(lines)
 
 
 def main(doc: str, models: list[str], measure: Callable[[str, str], dict], markdown: Callable[[dict], str],

@@ -453,8 +453,10 @@ def test_pools_keep_one_pass_of_weights_for_every_pass(monkeypatch):
     the array keeps them. ds_cnn's global average pool (25 x 5 passes of one position) at 16 x 8:
     one pass of weights in DDR, a weight buffer of 192 rows instead of 2,000, and at most 0.35 of
     the cycles by the cycle model. Bit-exact with golden for every method, as with a copy a pass,
-    on nets with average pools (global and 2 x 2) and max-pool backward phases (GATE)."""
+    on nets with average pools (global and 2 x 2) and max-pool backward phases (GATE). (The global
+    pool as it runs without SUM, below: summed, it has 5 passes.)"""
     shape, buffers = DS_CNN_SHAPE
+    monkeypatch.setattr(lowering, "POOL_SUMS", False)
     once, copies = _switched("ds_cnn", "WEIGHTS_ONCE", monkeypatch)
     pool = next(d for d in once.forward if d.w_once)
     plain = next(d for d in copies.forward if d.layer == pool.layer)
@@ -613,3 +615,38 @@ def test_a_strided_one_row_kernel_loads_only_the_rows_it_reads(monkeypatch):
         assert any(d.ky == 1 and d.in_row_bytes > 2 * d.iw * SHAPES[2][0].tn and not d.slots
                    for d in program.forward) == on
         _check(acc, net.samples()[0][:1], *SHAPES[2], steps=2)
+
+
+def test_a_global_average_pool_sums_its_windows_in_the_write_back(monkeypatch):
+    """SUM (contract v15): a global average pool runs as a grid of positions, each summing a block
+    of the map over a few passes, and the write-back sums the grid's accumulators (a window of the
+    whole grid) where a max-pool would rank them. ds_cnn's pool over 25 x 5 pixels: a 5 x 5 grid of
+    5 x 1 passes instead of 125 one-position passes that each wait for the accumulators, at most
+    0.3 of the cycles by the cycle model. A SUM job with a bias is refused. Bit-exact with golden
+    either way on two nets with global pools (one a residual net)."""
+    shape, buffers = DS_CNN_SHAPE
+    summed, plain = _switched("ds_cnn", "POOL_SUMS", monkeypatch)
+    [(k, pool)] = [(k, d) for k, d in enumerate(summed.forward) if d.has(Flag.SUM)]
+    assert not any(d.has(Flag.SUM) for d in plain.all_jobs + summed.backward)
+    assert (pool.oh, pool.ow, pool.ky, pool.kx, pool.pool_kh, pool.pool_kw, pool.pool_oh) == (5, 5, 5, 1, 5, 5, 1)
+    assert pool.has(Flag.POOL) and pool.has(Flag.DIAG) and pool.w_once
+    before = plain.forward[k]
+    assert (before.oh, before.ow, before.ky * before.kx) == (1, 1, 125) and not before.has(Flag.POOL)
+    engine = EngineV2.for_program(plain, clock_mhz=100.0, bytes_per_cycle=8.0, ddr_latency=24)
+    ratio = job_cost(pool, engine, "forward").cycles / job_cost(before, engine, "forward").cycles
+    assert ratio <= 0.3, ratio
+    ddr = summed.ddr()
+    at = summed.header["forward_addr"] + k * len(pool.encode())
+    ddr[at: at + len(pool.encode())] = np.frombuffer(
+        dataclasses.replace(pool, flags=pool.flags | 1 << Flag.BIAS).encode(), np.uint8)
+    with pytest.raises(XaiHlsError, match="cannot run: layer .* SUM on a job that is not a pool of its accumulators"):
+        Engine(ddr)
+    for name in ("digits_gap", "digits_resnet"):
+        net = get_zoo_model(name)
+        acc = xaihls.compile(net.build(), net.input_shape, calibration=net.calibration()[:8], ig_steps=2,
+                             backends=("golden",))
+        for on in (True, False):
+            monkeypatch.setattr(lowering, "POOL_SUMS", on)
+            program = encode(lower_jobs(acc.qgraph, SHAPES[2][0]), SHAPES[2][1])
+            assert any(d.has(Flag.SUM) for d in program.forward) == on, name
+            _check(acc, net.samples()[0][:1], *SHAPES[2], steps=2)

@@ -187,6 +187,7 @@ struct StoreCfg {
     int pool_row_beats, pool_out_step;                // a pooled row's beats; beats between pooled rows
     int index_word, index_plane, index_row_step, mt_index_step;  // a pool's index words: pixels a block, a row
     bool padded;                                      // DIAG with POOL: grid positions outside the map never win
+    bool sum;                                         // SUM: a window's values summed, no index kept
     int ih, iw, iy0, ix0, tile_y_step, row_y_step, isy, isx, window_x_step;  // padded: the input pixel of a position
     int commands;                                     // output runs of the job
 };
@@ -229,9 +230,14 @@ inline bool conv_fits(const Desc &d) {
         || ((d.mask_base & (TN - 1)) == 0 && d.oph >= 1 && d.opw >= 1
             && (grid_bits ? int64_t(d.mask_base) + int64_t(d.out_blocks) * d.mask_plane * TN
                           : int64_t(d.mask_base) + out_extent / 2) <= int64_t(MASK_WORDS) * E);
+    // SUM: a window summed (any size the fields hold, no index kept), with no bias, ReLU or lane groups
+    const bool sum = flag(d.flags, c::FLAG_SUM);
     const bool pool = !flag(d.flags, c::FLAG_POOL)
         || (d.pool_kh >= 1 && d.pool_kw >= 1 && d.pool_sh >= 1 && d.pool_sw >= 1 && d.pool_ow >= 1
-            && d.pool_kh * d.pool_kw <= (1 << INDEX_BITS) && d.tile_rows >= d.pool_kh && d.last_rows >= d.pool_kh);
+            && (sum || d.pool_kh * d.pool_kw <= (1 << INDEX_BITS)) && d.tile_rows >= d.pool_kh
+            && d.last_rows >= d.pool_kh);
+    const bool sums = !sum || (flag(d.flags, c::FLAG_POOL) && !flag(d.flags, c::FLAG_BIAS)
+                               && !flag(d.flags, c::FLAG_RELU) && !flag(d.flags, c::FLAG_LANES));
     const bool unpool = d.unpool == c::UNPOOL_OFF
         || (HAS_GATE && flag(d.flags, c::FLAG_GATE) && d.unpool <= c::UNPOOL_RELU && d.isy == 1 && d.isx == 1
             && d.iky == -1 && d.ikx == -1 && d.pool_kh == d.pool_sh && d.pool_kw == d.pool_sw && d.pool_sh == d.pool_sw
@@ -239,7 +245,7 @@ inline bool conv_fits(const Desc &d) {
     // rows farther apart than their length (slots) are loaded one by one, with no gate
     const bool rows = int64_t(d.in_row_bytes) == int64_t(d.iw) * PIX_BEATS * BEAT_BYTES
         || (!flag(d.flags, c::FLAG_GATE) && d.unpool == c::UNPOOL_OFF);
-    const bool index = !(flag(d.flags, c::FLAG_POOL) || flag(d.flags, c::FLAG_GATE))
+    const bool index = !((flag(d.flags, c::FLAG_POOL) && !sum) || flag(d.flags, c::FLAG_GATE))
         || (HAS_GATE && d.index_base % TN == 0 && d.oph >= 1 && d.opw >= 1
             && int64_t(d.index_base / TN) + (flag(d.flags, c::FLAG_POOL) ? out_extent / (2 * TN)
                                                                            : int64_t(d.n_tiles) * d.index_plane)
@@ -254,8 +260,8 @@ inline bool conv_fits(const Desc &d) {
             && d.unpool == c::UNPOOL_OFF && d.src_b == 0 && d.osx == 1 && d.oxo == 0 && d.out_blocks <= d.m_tiles
             && (passes == 0 || !flag(d.flags, c::FLAG_DIAG) || d.n_tiles >= d.m_tiles)
             && (d.ow - 1) * GROUPS < d.opw && d.opw <= d.ow * GROUPS);
-    return d.op == c::OP_CONV && shapes && input && beats && rows && bits && pool && unpool && index && shifts
-        && lanes;
+    return d.op == c::OP_CONV && shapes && input && beats && rows && bits && pool && sums && unpool && index
+        && shifts && lanes;
 }
 
 inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreCfg &sc) {
@@ -406,6 +412,7 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     sc.index_row_step = out_row_beats / PIX_BEATS;
     sc.mt_index_step = sc.mt_blocks * sc.index_plane;
     sc.padded = pool && lc.diag;
+    sc.sum = pool && flag(d.flags, c::FLAG_SUM);
     sc.ih = d.ih;
     sc.iw = d.iw;
     sc.iy0 = d.iy0;
@@ -998,6 +1005,10 @@ pool_rows:
             for (int e = 0; e < E; e++) {
 #pragma HLS unroll
                 const wide_t r = sc.relu && v[e] < 0 ? wide_t(0) : v[e];
+                if (sc.sum) {
+                    best[e] = w == 0 ? v[e] : wide_t(best[e] + v[e]);
+                    continue;
+                }
                 // outside positions never displace one inside; the first inside one takes the window
                 if (w == 0 || (inside && (!seen || r > rank[e]))) {
                     rank[e] = inside ? r : wide_t(0);
@@ -1016,13 +1027,13 @@ pool_rows:
                     data_t out = requantize(best[e], sc.shift, clamped);
                     count += clamped;
                     if (sc.relu && out < 0) out = 0;
-                    kept[e] = where[e] | (rank[e] > 0 ? index_t(ALIVE) : index_t(0));
+                    if (!sc.sum) kept[e] = where[e] | (rank[e] > 0 ? index_t(ALIVE) : index_t(0));
                     bool bit = false;
                     if (sc.rap) bit = rap(sc, out);
                     bits[e] = bit;
                     set_lane(beat, e, out);
                 }
-                index[slot][index_addr] = kept;
+                if (!sc.sum) index[slot][index_addr] = kept;
                 if (sc.rap) mask[mask_addr] = bits;
                 mask_addr++;
                 out_beats.write(beat);

@@ -2,7 +2,7 @@
 package xaihls_contract_pkg;
 
   localparam logic [31:0] PROGRAM_MAGIC = 32'h32494158;
-  localparam int PROGRAM_VERSION = 14;
+  localparam int PROGRAM_VERSION = 15;
   localparam int MAX_IG_STEPS = 1024;
   localparam int RESULT_SLOT_BYTES = 64;
   localparam int IDENTITY_FRAC = 14;
@@ -20,6 +20,7 @@ package xaihls_contract_pkg;
   localparam int FLAG_GATE = 6;  // bit position
   localparam int FLAG_RELU6 = 7;  // bit position
   localparam int FLAG_LANES = 8;  // bit position
+  localparam int FLAG_SUM = 9;  // bit position
   localparam int RELU_MASK = 0;
   localparam int RELU_GUIDED = 1;
   localparam int RELU_DECONV = 2;
@@ -115,21 +116,21 @@ package xaihls_contract_pkg;
 
   // descriptor: One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, Tm x Tn products a cycle (docs/contract.md, 'The CONV job').
   localparam int DESCRIPTOR_WORDS = 48;
-  localparam int DESCRIPTOR_FIELD_WORDS = 39;  // the words that hold fields
+  localparam int DESCRIPTOR_FIELD_WORDS = 40;  // the words that hold fields
   typedef struct packed {
-    logic [301:0] pad1234;
+    logic [269:0] pad1266;
     logic [17:0] in_keep;  // 0: each tile's input rows are loaded into the tile's buffer set. Else (one row tile): input-buffer words between the n-tiles' inputs, which m-tile 0 (of each slot) loads side by side, n-tile k at word k * in_keep of the buffer's two sets taken as one, and every later m-tile reads there without loading them again
-    logic [7:0] pad1208;
+    logic [7:0] pad1240;
     logic [23:0] mask_slot_bias;  // with mask_bias: (mask_slot - out_slot_bytes / 2) mod 2^24, mask_bias's stride between the slots (0 for a job of one slot), else 0
-    logic [7:0] pad1176;
+    logic [7:0] pad1208;
     logic [23:0] mask_bias;  // RELU without POOL, RAP, BWD_RELU: (mask_base - out_addr / 2) mod 2^24, else 0: an element written at DDR byte offset A has its ReLU bit at (A / 2 + mask_bias) mod 2^24 (a multiple of tn)
-    logic [7:0] pad1144;
+    logic [7:0] pad1176;
     logic [23:0] index_slot;  // pool indices between the slots' indices (index_base's stride; a multiple of tn)
     logic [31:0] out_slot_bytes;  // bytes between the slots' output tensors (out_addr's stride)
     logic [31:0] in_slot_bytes;  // bytes between the slots' input tensors (in_addr's stride)
     logic [23:0] mask_slot;  // ReLU bits between the slots' bits (mask_base's stride; a multiple of tn)
     logic [7:0] slots;  // CONV: the slots the job runs, one after another (0 or 1: one); slot s reads and writes at the bases plus s times the strides below, with the same weights and bias
-    logic [2:0] pad1021;
+    logic [2:0] pad1053;
     logic [0:0] w_once;  // 1: every pass has the weights of pass (0, 0), which alone are stored (w_nt_bytes = tm * tn * 2) and stay in the array for the tile's passes (a pool's reciprocal, an identity)
     logic [1:0] unpool;  // Unpool: the input is a max-pool's output, unpooled by the kept index (window and stride pool_sh), with or without the ReLU rule
     logic signed [8:0] code_kx;  // GATE: window positions per pass column
@@ -142,11 +143,11 @@ package xaihls_contract_pkg;
     logic [3:0] pool_kw;  // pool window columns
     logic [3:0] pool_kh;  // pool window rows (POOL)
     logic [23:0] index_plane;  // GATE, UNPOOL: pixels of one block plane of the pooled map read, else 0 (that map lies as its indices do: in_block_bytes = 2 tn index_plane, in_row_bytes = 2 tn iw)
-    logic [7:0] pad920;
+    logic [7:0] pad952;
     logic [23:0] index_base;  // first pool index of the tensor written (POOL: an element written at byte offset o from out_addr has its index at index_base + o / 2) or read (GATE) (a multiple of tn)
-    logic [7:0] pad888;
+    logic [7:0] pad920;
     logic [23:0] mask_plane;  // RELU with POOL: pixels of one block plane of the grid whose bits it writes (the convolution's map), else 0
-    logic [7:0] pad856;
+    logic [7:0] pad888;
     logic [23:0] mask_base;  // first ReLU bit of the tensor whose bits the write-back writes or reads (a multiple of tn): an element written at byte offset o from out_addr has its bit at mask_base + o / 2
     logic signed [7:0] shift2;  // requantization shift under the deconvnet rule
     logic signed [7:0] shift1;  // requantization shift under the guided rule
@@ -157,23 +158,23 @@ package xaihls_contract_pkg;
     logic [3:0] osy;  // output rows per grid row (a transposed conv's stride phase)
     logic [11:0] opw;  // output tensor columns
     logic [11:0] oph;  // output tensor rows
-    logic [7:0] pad760;
+    logic [7:0] pad792;
     logic [23:0] out_row_bytes;  // bytes between consecutive output rows of one block: opw * tn * 2 for a map, more where the rows are slots
     logic [31:0] out_block_bytes;  // bytes of one output block
     logic [31:0] out_addr;  // output tensor: block 0, row 0, column 0
-    logic [9:0] pad662;
+    logic [9:0] pad694;
     logic [15:0] cap;  // RELU6: 6.0 in the output format (a code; the forward clamps to it)
     logic [5:0] bias_shift;  // left shift that aligns the bias to the accumulator
     logic [31:0] b_addr;  // bias, int16 per output channel (with BIAS)
-    logic [7:0] pad600;
+    logic [7:0] pad632;
     logic [23:0] w_nt_bytes;  // bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2 (w_once: one pass's)
     logic [31:0] w_mt_bytes;  // bytes between the weights of consecutive m-tiles (0: every m-tile reads the same)
     logic [31:0] w_addr;  // weights of (m-tile 0, its first n-tile): passes x tm x tn int16, pass-major then m, n
-    logic [7:0] pad504;
-    logic [23:0] in_row_bytes;  // bytes between consecutive input rows of one block: iw * tn * 2 for a map, more where the rows are slots (a row reads iw * tn * 2 bytes)
+    logic [7:0] pad536;
+    logic [23:0] in_row_bytes;  // bytes between consecutive input rows of one block: iw * tn * 2 for a map, more where the rows are slots or a map's every s-th row (a row reads iw * tn * 2 bytes)
     logic [31:0] in_block_bytes;  // bytes of one input block (ih * iw * tn * 2)
     logic [31:0] in_addr;  // input tensor: block 0, row 0, column 0
-    logic [7:0] pad408;
+    logic [7:0] pad440;
     logic signed [23:0] walk_origin;  // buffer word of grid (0, 0), pass (0, 0): (iy0 - load_lo) * iw + ix0
     logic [3:0] xs_b2;  // left shift of the second source's operands under the deconvnet rule (at most 9)
     logic [3:0] xs_b1;  // left shift of the second source's operands under the guided rule (at most 9)
@@ -185,38 +186,39 @@ package xaihls_contract_pkg;
     logic [3:0] xs_a0;  // left shift of the first source's operands, plain rule and forward (at most 9)
     logic [11:0] src_b;  // first input block of the second source (0: one source); the sources are adjacent blocks
     logic [11:0] load_step;  // input rows between the first rows of consecutive row tiles (tile_step * isy)
-    logic [7:0] pad280;
+    logic [7:0] pad312;
     logic [11:0] load_rows_last;  // input rows the last row tile needs
     logic [11:0] load_rows;  // input rows a full row tile needs
-    logic [3:0] pad252;
+    logic [3:0] pad284;
     logic signed [13:0] load_lo;  // first input row a tile needs, relative to its first grid row times isy
     logic signed [13:0] ix0;  // input column of grid column 0 at pass column 0
-    logic [3:0] pad220;
+    logic [11:0] pad244;
     logic signed [13:0] iy0;  // input row of grid row 0 at pass row 0
     logic signed [2:0] ikx;  // input columns per pass column
     logic signed [2:0] iky;  // input rows per pass row (-1: the kernel read in reverse)
     logic [3:0] isx;  // input columns per grid column
     logic [3:0] isy;  // input rows per grid row
-    logic [2:0] pad189;
     logic [11:0] iw;  // input columns
     logic [11:0] ih;  // input rows
+    logic [9:0] pad182;
     logic [4:0] kx;  // pass columns (taps)
-    logic [2:0] pad157;
     logic [4:0] ky;  // pass rows (taps); 0: no pass, the accumulators stay zero
     logic [11:0] tile_step;  // grid rows between the first rows of consecutive row tiles
+    logic [7:0] pad152;
     logic [11:0] last_rows;  // grid rows of the last row tile
-    logic [7:0] pad120;
     logic [11:0] tile_rows;  // grid rows of a full row tile
     logic [11:0] ow;  // columns of the position grid (a SEED's: classes)
     logic [7:0] slot;  // SEED: the slot whose target it seeds (an image batch takes it from that slot's result record)
     logic [11:0] oh;  // rows of the position grid (conv output rows; a SEED's 1)
+    logic [7:0] pad88;
     logic [11:0] row_tiles;  // row tiles of the position grid
-    logic [7:0] pad56;
     logic [11:0] out_blocks;  // blocks of tn channels of the output tensor; lanes beyond are not written
+    logic [7:0] pad56;
     logic [11:0] n_tiles;  // input-channel tiles of tn (blocks of the input tensor)
     logic [11:0] m_tiles;  // output-channel tiles of tm
+    logic [10:0] pad21;
     logic [7:0] layer;  // the network layer the job comes from (reports)
-    logic [8:0] flags;  // Flag bits
+    logic [9:0] flags;  // Flag bits
     logic [2:0] op;  // Op: END, CONV, SEED
   } descriptor_t;
 

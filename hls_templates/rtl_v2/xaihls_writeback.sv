@@ -1,7 +1,8 @@
 // The write-back (docs/engine_v2.md, "Write-back"): E lanes (one AXI beat) a cycle drain a
 // finished output set: bias, requantization (round half up, saturate, count), ReLU (or ReLU6) and
 // its bit, the max-pool (padded: positions outside the input map never win) and its index, the
-// backward ReLU rule, one row of one block per write command
+// backward ReLU rule, one row of one block per write command (SUM: a window's accumulators summed
+// where a max-pool ranks them, no index kept)
 // (zero strobes where an output stride skips pixels; a LANES job's row takes lane group k mod
 // TPB at its pixel k). It also writes the SEED vector and the results of post-processing chunks.
 //
@@ -92,6 +93,7 @@ module xaihls_writeback #(
     logic               f_relu6, r6_deconv;   // RAP is a ReLU6; its bit under the deconvnet rule: [out < cap]
     logic signed [16:0] cap;                  // the ReLU6 clamp (a 16-bit code, compared with signed outputs)
     logic               f_padded;             // a DIAG max-pool: grid positions outside the input map never win
+    logic               f_sum;                // SUM: a pool window's accumulators summed, not ranked
     logic               f_lanes;              // LANES: lane group g of grid column x is output column x * TPB + g
     logic signed [13:0] ih, iw, isy, isx, iy0, ix0, load_step;
     logic signed [13:0] psh_isy, psw_isx;     // input rows (columns) between the windows of consecutive pooled rows (columns)
@@ -198,6 +200,7 @@ module xaihls_writeback #(
                     r6_deconv <= mode == 2'(RELU_DECONV);
                     cap <= 17'(desc.cap);
                     f_padded <= kind == JOB_CONV && desc.flags[FLAG_POOL] && desc.flags[FLAG_DIAG];
+                    f_sum <= kind == JOB_CONV && desc.flags[FLAG_POOL] && desc.flags[FLAG_SUM];
                     f_lanes <= kind == JOB_CONV && desc.flags[FLAG_LANES];
                     ih <= 14'(desc.ih);
                     iw <= 14'(desc.iw);
@@ -628,18 +631,20 @@ module xaihls_writeback #(
         // a padded pool ranks a position outside the map below everything (a window has one inside)
         if (s3_v && f_pool) best_pad <= s3_first ? s3_pad : best_pad && s3_pad;
         for (int e = 0; e < E; e++) begin
-            logic signed [47:0] rank;
+            logic signed [47:0] rank, sum;
             logic take;
             rank = (f_relu && s3_val[e] < 0) ? '0 : s3_val[e];
             // the first maximum in raster order
             take = s3_first || (!s3_pad && (best_pad || rank > best_rank[e]));
-            if (s3_v && f_pool && take) begin
-                best_v[e] <= s3_val[e];
+            // SUM: the window's sum so far (no bias or ReLU on a SUM job: the contract's)
+            sum = s3_first ? s3_val[e] : best_v[e] + s3_val[e];
+            if (s3_v && f_pool && (take || f_sum)) begin
+                best_v[e] <= f_sum ? sum : s3_val[e];
                 best_rank[e] <= rank;
                 best_idx[e] <= s3_idx;
                 best_alive[e] <= relu_bits[e];
             end
-            s4_val[e] <= (f_pool && !take) ? best_v[e] : s3_val[e];
+            s4_val[e] <= f_sum ? sum : (f_pool && !take) ? best_v[e] : s3_val[e];
             s4_idx[e] <= (f_pool && !take) ? best_idx[e] : s3_idx;
             // rank > 0 is v > 0 with or without the ReLU (max(v, 0) > 0 iff v > 0): the ReLU bit
             s4_alive[e] <= (f_pool && !take) ? best_alive[e] : relu_bits[e];
@@ -683,7 +688,7 @@ module xaihls_writeback #(
         mask_we = BACKWARD != 0 && ((f_relu && s3_v && s3_on && !is_post && !s3_seed) || (f_rap && s4_out));
         mask_waddr = f_rap ? s4_mw : s3_mw;
         mask_wdata = f_rap ? rap_bits : relu_bits;
-        ix_we = (BACKWARD != 0 && f_pool && s4_out) ? (TN/E)'(1) << s4_j : '0;
+        ix_we = (BACKWARD != 0 && f_pool && !f_sum && s4_out) ? (TN/E)'(1) << s4_j : '0;
         ix_waddr = s4_iw;
         for (int n = 0; n < TN; n++) ix_wdata[n*(INDEX_BITS+1) +: INDEX_BITS+1] = {s4_alive[n % E], INDEX_BITS'(s4_idx[n % E])};
     end

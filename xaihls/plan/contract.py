@@ -29,7 +29,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.methods import ALL_METHODS, ONE_IMAGE_CODES, PREDICT_CODE
 
 PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
-PROGRAM_VERSION = 14  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
+PROGRAM_VERSION = 15  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
 #                     6: two sources in one job, each with its operand shift (residual adds, gradient sums);
 #                     7: the Grad-CAM list (cam_addr, n_cam, n_backward_cam) and its fractions, methods 7 and 8;
 #                     8: LANES (a depthwise job's lane groups at consecutive output columns), op 3 bits;
@@ -45,6 +45,8 @@ PROGRAM_VERSION = 14  # 3: batched job lists, row strides apart from row lengths
 #                     13: mask_bias, mask_slot_bias (mask_base and mask_slot less out_addr / 2 and
 #                         out_slot_bytes / 2, computed by the compiler so the write-back need not subtract)
 #                     14: in_keep (a job's input loaded once, kept in the input buffer for every m-tile)
+#                     15: SUM (a pool window's accumulators summed in the write-back: a global average
+#                         pool as one pass over many positions); flags 10 bits
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,8 @@ class Flag(IntEnum):
     LANES = 8  # an m-tile is the tn channels of block mt (output block mt; with DIAG it reads n-tile mt, else
     #            every n-tile), and its tm / tn lane groups are consecutive output columns: lane group g of grid
     #            column x writes output column x * (tm / tn) + g, the columns below opw (every one: osx = 1, oxo = 0)
+    SUM = 9  # with POOL: the write-back sums each window's accumulators (48 bits, exact) where it would rank
+    #          them, and requantizes the sum; no pool index is kept (not with BIAS, RELU or LANES)
 
 
 class Unpool(IntEnum):
@@ -274,7 +278,7 @@ a DSP48, so the shift costs no DSP."""
 DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, "
                                   "Tm x Tn products a cycle (docs/contract.md, 'The CONV job').", (
     _u("op", 3, "Op: END, CONV, SEED"),
-    _u("flags", 9, "Flag bits"),
+    _u("flags", 10, "Flag bits"),
     _u("layer", 8, "the network layer the job comes from (reports)"),
     _u("m_tiles", TILES, "output-channel tiles of tm"),
     _u("n_tiles", TILES, "input-channel tiles of tn (blocks of the input tensor)"),
@@ -313,7 +317,7 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
     _u("in_addr", ADDR, "input tensor: block 0, row 0, column 0"),
     _u("in_block_bytes", ADDR, "bytes of one input block (ih * iw * tn * 2)"),
     _u("in_row_bytes", 24, "bytes between consecutive input rows of one block: iw * tn * 2 for a map, more "
-                           "where the rows are slots (a row reads iw * tn * 2 bytes)"),
+                           "where the rows are slots or a map's every s-th row (a row reads iw * tn * 2 bytes)"),
     _u("w_addr", ADDR, "weights of (m-tile 0, its first n-tile): passes x tm x tn int16, pass-major then m, n"),
     _u("w_mt_bytes", ADDR, "bytes between the weights of consecutive m-tiles (0: every m-tile reads the same)"),
     _u("w_nt_bytes", 24, "bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2 (w_once: one pass's)"),

@@ -204,7 +204,9 @@ class Lowered:
     qgraph: QGraph = field(repr=False)
     slots: "Slots | None" = None  # how the batched lists address each slot (batch > 1)
     cam: tuple[Job, ...] = ()  # the Grad-CAM list (docs/dag.md, "Grad-CAM on the engine")
-    lanes: dict[Job, Job] = field(default_factory=dict)  # a diagonal job -> its LANES twin: the tiler picks (``tiled``)
+    # a job -> its twin, the same work mapped another way (LANES lane groups, a global pool SUM): the tiler
+    # keeps the cheaper (``tiled``)
+    twins: dict[Job, Job] = field(default_factory=dict)
 
 
 def _diag_blob(taps: int, value: int, shape: Shape) -> np.ndarray:
@@ -608,7 +610,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     diag(0, 1)  # the weights of a phase no tap reaches (never read: it has no pass)
     lanes_fw: dict[int, dict] = {}  # a depthwise conv's LANES weights and bias, forward; backward (stride 1)
     lanes_bw: dict[int, dict] = {}
-    lanes: dict[Job, Job] = {}  # a diagonal job -> the LANES job of the same convolution
+    twins: dict[Job, Job] = {}  # a job -> its twin (a LANES job of the same convolution, a global pool summed)
 
     for i, layer in enumerate(layers):
         q = qg.layers[i]
@@ -663,6 +665,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     diag(int(q.weight[0]), ty * tx)
             if _is_global(layer):
                 diag(int(q.weight[0]), 1)
+                summed = _summed_grid(layer)
+                if summed is not None:
+                    diag(int(q.weight[0]), summed[2] * summed[3])
         elif isinstance(layer, MaxPool2d):
             diag(1 << IDENTITY_FRAC, 1)
             for _, (_, ty, _), (_, tx, _) in _phases(layer):
@@ -904,7 +909,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             d["flags"] = flags(*fl)
             forward.append(Job(**d))
             if i in lanes_fw and Flag.POOL not in fl:  # a LANES job writes every pixel: no pool on it
-                lanes[forward[-1]] = Job(**dict(_as_lanes(d, layer.out_channels, shape), **lanes_fw[i]))
+                twins[forward[-1]] = Job(**dict(_as_lanes(d, layer.out_channels, shape), **lanes_fw[i]))
             spans.append((i, j, len(forward) - 1))
             act[j] = dst
             i = j
@@ -947,6 +952,13 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 d.update(relu_bits(relu_at))
             d["flags"] = flags(*fl)
             forward.append(Job(**d))
+            if isinstance(layer, AvgPool2d) and _is_global(layer) and _summed_grid(layer) is not None:
+                grid_h, grid_w, taps_h, taps_w = _summed_grid(layer)
+                twins[forward[-1]] = Job(**dict(
+                    d, **diag(int(q.weight[0]), taps_h * taps_w), ky=taps_h, kx=taps_w, isy=taps_h, isx=taps_w,
+                    iy0=0, ix0=0, oh=grid_h, ow=grid_w, pool_kh=grid_h, pool_kw=grid_w, pool_sh=grid_h, pool_sw=grid_w,
+                    pool_oh=1, pool_ow=1,
+                    flags=d["flags"] | flags(Flag.POOL, Flag.SUM)))
             spans.append((i, j, len(forward) - 1))
             act[j] = dst
             i = j
@@ -1119,7 +1131,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     d.update(relu_bits(relu))
                 backward.append(Job(**d))
                 if i in lanes_bw and fused is None:  # a LANES job reads its operands unpooled
-                    lanes[backward[-1]] = Job(**dict(_as_lanes(d, gdst.c, shape), **lanes_bw[i]))
+                    twins[backward[-1]] = Job(**dict(_as_lanes(d, gdst.c, shape), **lanes_bw[i]))
 
     n_backward_cam = 0
     for i in range(L - 1, -1, -1):
@@ -1175,7 +1187,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     assert len(forward) <= fwd_max and len(backward) <= bwd_max and len(cam_jobs) <= 3 + fy * fx, "descriptor room"
     slots = Slots(batch, dict(alloc.slot_bytes), mask_slot, index_slot) if batch > 1 else None
     return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end, qg,
-                   slots, tuple(cam_jobs), lanes)
+                   slots, tuple(cam_jobs), twins)
 
 
 def _cam_activations(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, act: dict[int, Tensor],
@@ -1274,6 +1286,31 @@ def _is_global(layer: AvgPool2d) -> bool:
     """An average pool of one window that covers the whole unpadded map."""
     _, h, w = layer.in_shape
     return layer.out_shape[1:] == (1, 1) and layer.kernel == (h, w) and layer.padding == (0, 0)
+
+
+POOL_SUMS = True
+"""A global average pool runs as a grid of many positions, each summing a block of the map over
+few passes, whose accumulators the write-back sums (Flag.SUM; docs/engine_v2.md, "Global average
+pools summed") where the tiler finds it cheaper and it fits; False: one position and a pass a
+pixel, as before contract 15 (to measure)."""
+
+
+def _summed_grid(layer: AvgPool2d) -> tuple[int, int, int, int] | None:
+    """(grid rows, grid columns, pass rows, pass columns) of a global pool summed in the write-back:
+    the grid is the pool window the fields hold (at most 15 x 15), each position the sum of a block
+    of pass rows x columns (its input stride, at most 15), the most positions; None where a side
+    has no such split or ``POOL_SUMS`` is off."""
+    window = (1 << DESCRIPTOR.by_name["pool_kh"].field.bits) - 1
+    stride = (1 << DESCRIPTOR.by_name["isy"].field.bits) - 1
+
+    def split(n: int) -> tuple[int, int] | None:
+        return max(((g, n // g) for g in range(1, min(n, window) + 1) if n % g == 0 and n // g <= stride), default=None)
+
+    _, h, w = layer.in_shape
+    rows, cols = split(h), split(w)
+    if not POOL_SUMS or rows is None or cols is None:
+        return None
+    return rows[0], cols[0], rows[1], cols[1]
 
 
 def _vector(t: Tensor) -> Tensor:
@@ -1416,8 +1453,8 @@ def buffer_needs(jobs, tm: int) -> tuple[int, int, int]:
 
 def weight_depth(lowered: "Lowered") -> int:
     """The weight-buffer rows the planner builds for ``lowered``: the most weight passes of any of
-    its jobs (LANES twins included) times tm, as a power of two of at least 16."""
-    jobs = lowered.forward + lowered.backward + lowered.cam + tuple(lowered.lanes.values())
+    its jobs (twins included) times tm, as a power of two of at least 16."""
+    jobs = lowered.forward + lowered.backward + lowered.cam + tuple(lowered.twins.values())
     passes = max([d.w_passes for d in jobs] + [1])
     return 1 << max(4, math.ceil(math.log2(passes * lowered.shape.tm)))
 
@@ -1501,7 +1538,7 @@ def _touches_mask(d: Job) -> bool:
 
 
 def _touches_index(d: Job) -> bool:
-    return d.has(Flag.POOL) or d.has(Flag.GATE) or bool(d.unpool)
+    return (d.has(Flag.POOL) and not d.has(Flag.SUM)) or d.has(Flag.GATE) or bool(d.unpool)
 
 
 def _bits_follow_bytes(d: Job) -> bool:
@@ -1545,6 +1582,15 @@ def kept_input_fault(d: Job, in_words: int) -> str | None:
         return f"layer {d.layer}: in_keep on a job that cannot keep its input in {2 * in_words} buffer words"
     if d.in_keep != d.load_rows_last * d.iw:
         return f"layer {d.layer}: in_keep {d.in_keep} is not the words of its tile ({d.load_rows_last} x {d.iw})"
+    return None
+
+
+def sum_fault(d: Job) -> str | None:
+    """What is wrong with ``d``'s SUM (None: nothing): it sums a pool's windows of accumulators
+    alone, so it needs POOL and takes no BIAS (added once a position, it would be summed), RELU or
+    LANES."""
+    if d.has(Flag.SUM) and (not d.has(Flag.POOL) or any(d.has(f) for f in (Flag.BIAS, Flag.RELU, Flag.LANES))):
+        return f"layer {d.layer}: SUM on a job that is not a pool of its accumulators alone (POOL; no BIAS, RELU, LANES)"
     return None
 
 
@@ -1619,17 +1665,21 @@ def batch_lists(forward: tuple[Job, ...], backward: tuple[Job, ...], slots: Slot
 
 def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None = None
           ) -> tuple[tuple[Job, ...], tuple[Job, ...]]:
-    """Every job tiled (``cost``: see ``tile_job``); a diagonal job with a LANES twin as the
-    cheaper of the two that fit: by ``cost``, or without it the one of fewer pass-positions
-    (LANES: kx + (G - 1) * isx pass columns for G output columns, the last group maybe ragged)."""
+    """Every job tiled (``cost``: see ``tile_job``); a job with a twin as the cheaper of the two
+    that fit: by ``cost``, or without it a summed global pool (its passes cover many positions where
+    the plain job's cover one, each pass waiting for the accumulators) and a LANES job of fewer
+    pass-positions (kx + (G - 1) * isx pass columns for G output columns, the last group maybe ragged)."""
     def tile(d: Job) -> Job:
         job = tile_job(d, lowered.shape, buffers, cost)
-        twin = lowered.lanes.get(d)
+        twin = lowered.twins.get(d)
         if twin is None or twin.w_passes * lowered.shape.tm > buffers.w_depth:
             return job
-        twin = tile_job(twin, lowered.shape, buffers, cost)
+        try:
+            twin = tile_job(twin, lowered.shape, buffers, cost)
+        except XaiHlsError:  # a summed pool's grid the buffers cannot hold in one row tile
+            return job
         if cost is None:
-            return twin if twin.kx * twin.ow < d.kx * d.ow else job
+            return twin if twin.has(Flag.SUM) or twin.kx * twin.ow < d.kx * d.ow else job
         return twin if cost(twin) < cost(job) else job
 
     return tuple(map(tile, lowered.forward)), tuple(map(tile, lowered.backward))

@@ -28,7 +28,8 @@ from xaihls.plan.contract import (DESCRIPTOR, HEADER, MAX_IG_STEPS, PROGRAM_MAGI
                                   RESULT_SLOT_BYTES, Flag, Op, Unpool, engine_starts)
 from xaihls.plan.contract import MEM, from_blocked, host_image
 from xaihls.plan.engine import DATA_BITS
-from xaihls.plan.lowering import Job, ProgramV2, Shape, buffer_needs, job_from_bytes, kept_input_fault, slot_job
+from xaihls.plan.lowering import (Job, ProgramV2, Shape, buffer_needs, job_from_bytes, kept_input_fault, slot_job,
+                                  sum_fault)
 
 SATURATION_KINDS = ("forward", "backward", "post")
 
@@ -94,7 +95,7 @@ class Engine:
         # a kept input lies side by side in the input buffer of the engine built for these jobs
         jobs = self.forward + self.backward + self.forward_batch + self.backward_batch + self.cam
         in_words = buffer_needs(jobs, self.shape.tm)[0]
-        fault = next(filter(None, (kept_input_fault(d, in_words) for d in jobs)), None)
+        fault = next(filter(None, (kept_input_fault(d, in_words) or sum_fault(d) for d in jobs)), None)
         if fault:
             raise XaiHlsError(f"a Program this engine cannot run: {fault}")
         self.saturated = [0, 0, 0]
@@ -473,15 +474,19 @@ class Engine:
         index = windows.argmax(-1)  # first maximum in raster order
         values = lanes.reshape(tn, rows, d.ow)[:, win_y[:, :, None, None], win_x[None, None, :, :]]
         values = values.transpose(0, 1, 3, 2, 4).reshape(tn, py.size, px.size, kh * kw)
-        best = np.take_along_axis(values, index[..., None], -1)[..., 0]
-        alive = np.take_along_axis(windows, index[..., None], -1)[..., 0] > 0
+        if d.has(Flag.SUM):  # the window's accumulators summed, no index kept (no bias or ReLU: checked)
+            best = values.sum(-1)
+        else:
+            best = np.take_along_axis(values, index[..., None], -1)[..., 0]
         out = self._requant(best, d.shift0)
         if relu:
             out = np.maximum(out, 0)
         oy, ox = (a.reshape(-1) for a in np.meshgrid(py, px, indexing="ij"))
         entries = self._elems(d, block, oy, ox)
-        self.index[d.index_base + entries] = index.reshape(tn, -1)
-        self.alive[d.index_base + entries] = alive.reshape(tn, -1)
+        if not d.has(Flag.SUM):
+            alive = np.take_along_axis(windows, index[..., None], -1)[..., 0] > 0
+            self.index[d.index_base + entries] = index.reshape(tn, -1)
+            self.alive[d.index_base + entries] = alive.reshape(tn, -1)
         out = out.reshape(tn, -1)
         if d.has(Flag.RAP):
             bits = self._bits(d, entries)
