@@ -448,6 +448,20 @@ def _switched(model: str, switch: str, monkeypatch) -> tuple:
     return on, off
 
 
+def _exact_either_way(names, switch: str, uses, monkeypatch, shape=SHAPES[2]) -> None:
+    """Each zoo net of ``names`` bit-exact with golden on ``shape`` (a Shape, Buffers pair) with
+    ``lowering.<switch>`` on and off; ``uses(program)``: whether a Program holds what the switch
+    places, which must be exactly when it is on."""
+    for name in names:
+        net = get_zoo_model(name)
+        acc = xaihls.compile(net.build(), net.input_shape, calibration=net.calibration()[:8], ig_steps=2,
+                             backends=("golden",))
+        for on in (True, False):
+            monkeypatch.setattr(lowering, switch, on)
+            assert uses(encode(lower_jobs(acc.qgraph, shape[0]), shape[1])) == on, name
+            _check(acc, net.samples()[0][:1], *shape, steps=2)
+
+
 def test_pools_keep_one_pass_of_weights_for_every_pass(monkeypatch):
     """w_once (contract v9): a diagonal job whose passes share their weights stores one pass's and
     the array keeps them. ds_cnn's global average pool (25 x 5 passes of one position) at 16 x 8:
@@ -468,15 +482,8 @@ def test_pools_keep_one_pass_of_weights_for_every_pass(monkeypatch):
     engine = EngineV2.for_program(copies, clock_mhz=100.0, bytes_per_cycle=8.0, ddr_latency=24)
     ratio = job_cost(pool, engine, "forward").cycles / job_cost(plain, engine, "forward").cycles
     assert ratio <= 0.35, ratio
-    for name in ("digits_gap", "digits_strided_bn", "digits_resnet"):
-        net = get_zoo_model(name)
-        acc = xaihls.compile(net.build(), net.input_shape, calibration=net.calibration()[:8], ig_steps=2,
-                             backends=("golden",))
-        for on in (True, False):
-            monkeypatch.setattr(lowering, "WEIGHTS_ONCE", on)
-            program = encode(lower_jobs(acc.qgraph, shape), buffers)
-            assert any(d.w_once for d in program.forward + program.backward) == on, name
-            _check(acc, net.samples()[0][:1], shape, buffers, steps=2)
+    _exact_either_way(("digits_gap", "digits_strided_bn", "digits_resnet"), "WEIGHTS_ONCE",
+                      lambda p: any(d.w_once for d in p.forward + p.backward), monkeypatch, DS_CNN_SHAPE)
 
 
 def test_a_folded_image_holds_each_pixels_neighbours_after_its_own_channels():
@@ -579,15 +586,8 @@ def test_a_job_of_one_row_tile_loads_its_input_once_for_all_its_m_tiles(monkeypa
     ddr[at: at + len(d.encode())] = np.frombuffer(dataclasses.replace(d, in_keep=1).encode(), np.uint8)
     with pytest.raises(XaiHlsError, match="cannot run: layer .* in_keep on a job that cannot keep its input"):
         Engine(ddr)
-    for name in ("digits_resnet", "digits_mobilenet"):
-        net = get_zoo_model(name)
-        acc = xaihls.compile(net.build(), net.input_shape, calibration=net.calibration()[:8], ig_steps=2,
-                             backends=("golden",))
-        for on in (True, False):
-            monkeypatch.setattr(lowering, "KEEP_INPUTS", on)
-            program = encode(lower_jobs(acc.qgraph, SHAPES[2][0]), SHAPES[2][1])
-            assert any(d.in_keep for d in program.all_jobs) == on, name
-            _check(acc, net.samples()[0][:1], *SHAPES[2], steps=2)
+    _exact_either_way(("digits_resnet", "digits_mobilenet"), "KEEP_INPUTS",
+                      lambda p: any(d.in_keep for d in p.all_jobs), monkeypatch)
 
 
 def test_a_strided_one_row_kernel_loads_only_the_rows_it_reads(monkeypatch):
@@ -606,15 +606,9 @@ def test_a_strided_one_row_kernel_loads_only_the_rows_it_reads(monkeypatch):
         assert a.in_row_bytes == 2 * b.in_row_bytes and a.ih == b.ih // 2 and a.oh == b.oh
         ratio = job_cost(a, engine, "forward").cycles / job_cost(b, engine, "forward").cycles
         assert ratio <= 0.8, ratio
-    net = get_zoo_model("digits_resnet")
-    acc = xaihls.compile(net.build(), net.input_shape, calibration=net.calibration()[:8], ig_steps=2,
-                         backends=("golden",))
-    for on in (True, False):
-        monkeypatch.setattr(lowering, "ROWS_READ", on)
-        program = encode(lower_jobs(acc.qgraph, SHAPES[2][0]), SHAPES[2][1])
-        assert any(d.ky == 1 and d.in_row_bytes > 2 * d.iw * SHAPES[2][0].tn and not d.slots
-                   for d in program.forward) == on
-        _check(acc, net.samples()[0][:1], *SHAPES[2], steps=2)
+    tn = SHAPES[2][0].tn
+    _exact_either_way(("digits_resnet",), "ROWS_READ", lambda p: any(
+        d.ky == 1 and d.in_row_bytes > 2 * d.iw * tn and not d.slots for d in p.forward), monkeypatch)
 
 
 def test_a_global_average_pool_sums_its_windows_in_the_write_back(monkeypatch):
@@ -641,12 +635,5 @@ def test_a_global_average_pool_sums_its_windows_in_the_write_back(monkeypatch):
         dataclasses.replace(pool, flags=pool.flags | 1 << Flag.BIAS).encode(), np.uint8)
     with pytest.raises(XaiHlsError, match="cannot run: layer .* SUM on a job that is not a pool of its accumulators"):
         Engine(ddr)
-    for name in ("digits_gap", "digits_resnet"):
-        net = get_zoo_model(name)
-        acc = xaihls.compile(net.build(), net.input_shape, calibration=net.calibration()[:8], ig_steps=2,
-                             backends=("golden",))
-        for on in (True, False):
-            monkeypatch.setattr(lowering, "POOL_SUMS", on)
-            program = encode(lower_jobs(acc.qgraph, SHAPES[2][0]), SHAPES[2][1])
-            assert any(d.has(Flag.SUM) for d in program.forward) == on, name
-            _check(acc, net.samples()[0][:1], *SHAPES[2], steps=2)
+    _exact_either_way(("digits_gap", "digits_resnet"), "POOL_SUMS",
+                      lambda p: any(d.has(Flag.SUM) for d in p.forward), monkeypatch)
