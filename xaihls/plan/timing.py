@@ -15,7 +15,7 @@ The schedule it models, which the RTL (hls_templates/rtl_v2) implements:
   after another: a pass takes max(positions + 1, TM + TN + PASS_SLACK) cycles (the next pass's TM
   weight rows go through the shadow chain while it runs; no + 1 where passes are chained); a
   tile's first pass waits for its loads and its first weight rows. A row tile's sums go to one
-  of two output sets; the write-back drains a set (E lanes a cycle: one beat per output pixel and TN / E lanes; a max-pool reads its window one
+  of two output sets; the write-back drains a set (E lanes a cycle: one beat per output pixel and TN / E lanes; a pool (max or SUM) reads its window one
   element a cycle) while the walker fills the other.
 - SEED: the write-back alone, one beat a cycle; in an image batch after reading its slot's
   target back from the slot's result record (one beat).
