@@ -665,9 +665,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     diag(int(q.weight[0]), ty * tx)
             if _is_global(layer):
                 diag(int(q.weight[0]), 1)
-                summed = _summed_grid(layer)
-                if summed is not None:
-                    diag(int(q.weight[0]), summed[2] * summed[3])
+            summed = _summed_grid(layer)
+            if summed is not None:
+                diag(int(q.weight[0]), summed[2] * summed[3])
         elif isinstance(layer, MaxPool2d):
             diag(1 << IDENTITY_FRAC, 1)
             for _, (_, ty, _), (_, tx, _) in _phases(layer):
@@ -952,8 +952,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 d.update(relu_bits(relu_at))
             d["flags"] = flags(*fl)
             forward.append(Job(**d))
-            if isinstance(layer, AvgPool2d) and _is_global(layer) and _summed_grid(layer) is not None:
-                grid_h, grid_w, taps_h, taps_w = _summed_grid(layer)
+            summed = _summed_grid(layer) if isinstance(layer, AvgPool2d) else None
+            if summed is not None:
+                grid_h, grid_w, taps_h, taps_w = summed
                 twins[forward[-1]] = Job(**dict(
                     d, **diag(int(q.weight[0]), taps_h * taps_w), ky=taps_h, kx=taps_w, isy=taps_h, isx=taps_w,
                     iy0=0, ix0=0, oh=grid_h, ow=grid_w, pool_kh=grid_h, pool_kw=grid_w, pool_sh=grid_h, pool_sw=grid_w,
@@ -1299,16 +1300,18 @@ def _summed_grid(layer: AvgPool2d) -> tuple[int, int, int, int] | None:
     """(grid rows, grid columns, pass rows, pass columns) of a global pool summed in the write-back:
     the grid is the pool window the fields hold (at most 15 x 15), each position the sum of a block
     of pass rows x columns (its input stride, at most 15), the most positions; None where a side
-    has no such split or ``POOL_SUMS`` is off."""
+    has no such split, the pool is not global or ``POOL_SUMS`` is off."""
     window = (1 << DESCRIPTOR.by_name["pool_kh"].field.bits) - 1
     stride = (1 << DESCRIPTOR.by_name["isy"].field.bits) - 1
 
     def split(n: int) -> tuple[int, int] | None:
         return max(((g, n // g) for g in range(1, min(n, window) + 1) if n % g == 0 and n // g <= stride), default=None)
 
+    if not POOL_SUMS or not _is_global(layer):
+        return None
     _, h, w = layer.in_shape
     rows, cols = split(h), split(w)
-    if not POOL_SUMS or rows is None or cols is None:
+    if rows is None or cols is None:
         return None
     return rows[0], cols[0], rows[1], cols[1]
 

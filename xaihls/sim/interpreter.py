@@ -468,15 +468,17 @@ class Engine:
         py, px = np.arange(p0, p1), np.arange(d.pool_ow)
         win_y = (py * sh - r0)[:, None] + np.arange(kh)[None, :]
         win_x = (px * sw)[:, None] + np.arange(kw)[None, :]
-        grid = rank.reshape(tn, rows, d.ow)
-        windows = grid[:, win_y[:, :, None, None], win_x[None, None, :, :]].transpose(0, 1, 3, 2, 4)
-        windows = windows.reshape(tn, py.size, px.size, kh * kw)
-        index = windows.argmax(-1)  # first maximum in raster order
-        values = lanes.reshape(tn, rows, d.ow)[:, win_y[:, :, None, None], win_x[None, None, :, :]]
-        values = values.transpose(0, 1, 3, 2, 4).reshape(tn, py.size, px.size, kh * kw)
+
+        def in_windows(grid: np.ndarray) -> np.ndarray:  # lanes x pooled rows x pooled columns x window
+            w = grid.reshape(tn, rows, d.ow)[:, win_y[:, :, None, None], win_x[None, None, :, :]]
+            return w.transpose(0, 1, 3, 2, 4).reshape(tn, py.size, px.size, kh * kw)
+
+        values = in_windows(lanes)
         if d.has(Flag.SUM):  # the window's accumulators summed, no index kept (no bias or ReLU: checked)
             best = values.sum(-1)
         else:
+            windows = in_windows(rank)
+            index = windows.argmax(-1)  # first maximum in raster order
             best = np.take_along_axis(values, index[..., None], -1)[..., 0]
         out = self._requant(best, d.shift0)
         if relu:
