@@ -6,7 +6,8 @@ with ``timing.method_cycles``, every job of the saliency run with ``timing.job_c
 weight-buffer rows each Program needs. Used by
 benchmarks.depthwise (``LANE_COLUMNS``), benchmarks.weights_once (``WEIGHTS_ONCE``),
 benchmarks.folded_image (``FOLD_IMAGE``), benchmarks.kept_inputs (``KEEP_INPUTS``),
-benchmarks.pool_sums (``POOL_SUMS``) and benchmarks.rows_read (``ROWS_READ``);
+benchmarks.pool_sums (``POOL_SUMS``), benchmarks.rows_read (``ROWS_READ``) and
+benchmarks.adds_by_block (``ADDS_BY_BLOCK``);
 benchmarks.image_batches takes ``switched_off`` for ``SLOT_JOBS``."""
 
 from __future__ import annotations
@@ -103,10 +104,11 @@ def worst_job(result: dict) -> float:
     return max(abs(j["deviation"]) for p in result["programs"].values() for j in p["jobs"])
 
 
-def marked_table(result: dict, field: str, first_column: str, jobs_named: str) -> str:
+def marked_table(result: dict, field: str, first_column: str, jobs_named: str, own: bool = False) -> str:
     """``measure``'s result as Markdown: each Program's predict and saliency cycles, its run furthest
     from the cycle model, and the cycles and utilisation of the jobs whose ``field`` is true in the
-    first Program's rows (the jobs the switch changes, at the same places in both lists)."""
+    first Program's rows (the jobs the switch changes, at the same places in both lists), or with
+    ``own`` in each Program's own rows (where the switch changes how many jobs there are)."""
     first = next(iter(result["programs"].values()))
     marked = {(j["direction"], j["index"]) for j in first["jobs"] if j[field]}
     lines = [f"**{result['model']} on {result['board']}** ({result['tm']} x {result['tn']})", "",
@@ -114,7 +116,7 @@ def marked_table(result: dict, field: str, first_column: str, jobs_named: str) -
              "utilisation | bit-exact |", "|---|---|---|---|---|---|"]
     for kind, p in result["programs"].items():
         runs, worst = runs_of(p)
-        jobs = [j for j in p["jobs"] if (j["direction"], j["index"]) in marked]
+        jobs = [j for j in p["jobs"] if (j[field] if own else (j["direction"], j["index"]) in marked)]
         cycles = sum(j["rtl"] for j in jobs)
         useful = sum((j["utilisation"] or 0) * j["rtl"] for j in jobs)
         lines.append(f"| {kind} | {runs['predict']['cycles']:,} | {runs['saliency']['cycles']:,} | {worst:+.1%} | "

@@ -12,14 +12,16 @@ import torch
 import xaihls
 from tests.random_nets import edge_net, pool_net, random_net
 from xaihls.errors import XaiHlsError
+from xaihls.frontend.ir import Add
 from xaihls.executor import quantize_input
 from xaihls.methods import METHOD_CODES, METHODS
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan.contract import from_blocked, to_blocked
 from xaihls.plan.contract import HEADER, Flag, Op
-from xaihls.plan import lowering
+from xaihls.plan import lowering, timing
 from xaihls.plan.engine import EngineV2
 from xaihls.plan.lowering import Buffers, Shape, buffer_needs, encode, feature_order, lower, lower_jobs
+from xaihls.plan.planner_v2 import _row_tile_cost
 from xaihls.plan.timing import job_cost
 from xaihls.sim.interpreter import Engine, run_batch
 
@@ -609,6 +611,56 @@ def test_a_strided_one_row_kernel_loads_only_the_rows_it_reads(monkeypatch):
     tn = SHAPES[2][0].tn
     _exact_either_way(("digits_resnet",), "ROWS_READ", lambda p: any(
         d.ky == 1 and d.in_row_bytes > 2 * d.iw * tn and not d.slots for d in p.forward), monkeypatch)
+
+
+def test_an_add_of_more_channels_than_lanes_runs_a_job_a_block(monkeypatch):
+    """Adds by block: a residual Add of more channels than the array's lanes runs one job a block
+    of tn channels, reading that block of each operand (n-tile 1 is the second operand's block, the
+    first operand's bytes on), where the dense job's every m-tile passes over every block of both.
+    resnet8 at 16 x 8: its 16-channel Add stays one job; the 32- and 64-channel ones become 4 and 8
+    jobs, together at most 0.8 of the dense jobs' cycles by the cycle model (each tiled by it). Nothing else changes. Bit-exact
+    with golden either way on the two digits residual nets (Adds of 8, 12 and 16 channels on
+    4 x 4), and on batched lists, whose slot jobs find a block's slots as its tensor's."""
+    entry = get_zoo_model("resnet8")
+    qg = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
+                        methods=("saliency",)).qgraph
+    shape, buffers = DS_CNN_SHAPE
+    engine = EngineV2.for_program(encode(lower_jobs(qg, shape), buffers), clock_mhz=100.0, bytes_per_cycle=8.0,
+                                  ddr_latency=24)
+    cost = _row_tile_cost(timing, engine)  # the planner's: it picks the dense job's row tiles too
+    by_block = encode(lower_jobs(qg, shape), buffers, cost)
+    monkeypatch.setattr(lowering, "ADDS_BY_BLOCK", False)
+    dense = encode(lower_jobs(qg, shape), buffers, cost)
+    monkeypatch.setattr(lowering, "ADDS_BY_BLOCK", True)
+    geometry = lambda d: (d.op, d.flags, d.layer, d.m_tiles, d.n_tiles, d.row_tiles, d.oh, d.ow, d.ky, d.kx)  # noqa: E731
+    assert list(map(geometry, dense.backward)) == list(map(geometry, by_block.backward))  # at other addresses
+    layers = qg.graph.layers
+    adds = [k for k, layer in enumerate(layers) if isinstance(layer, Add)]
+    jobs = {k: [d for d in by_block.forward if d.layer == k] for k in adds}
+    assert [len(jobs[k]) for k in adds] == [1, 4, 8]
+    assert len(by_block.forward) == len(dense.forward) + 3 + 7 == by_block.header["n_forward"]
+    cycles = lambda ds: sum(job_cost(d, engine, "forward").cycles for d in ds)  # noqa: E731
+    ratios = []
+    for k in adds[1:]:
+        [plain] = [d for d in dense.forward if d.layer == k]
+        assert plain.m_tiles > 1 and plain.n_tiles == 2 * len(jobs[k])
+        first = jobs[k][0]  # (the Programs place their weights apart: their addresses differ)
+        for b, d in enumerate(jobs[k]):
+            assert (d.m_tiles, d.n_tiles, d.src_b, d.out_blocks) == (1, 2, 1, 1)
+            assert d.in_block_bytes == plain.n_tiles // 2 * plain.in_block_bytes
+            assert d.in_addr - first.in_addr == b * plain.in_block_bytes
+            assert d.out_addr - first.out_addr == b * plain.out_block_bytes
+            assert d.mask_base - first.mask_base == b * plain.out_block_bytes // 2
+        ratios.append((cycles(jobs[k]), cycles([plain])))
+    assert sum(a for a, _ in ratios) <= 0.8 * sum(b for _, b in ratios), ratios
+    split = lambda p: any(d.src_b and d.in_block_bytes > 2 * d.ih * d.iw * p.shape.tn  # noqa: E731
+                          for d in p.forward)
+    entry = get_zoo_model("digits_resnet")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",))
+    program = encode(lower_jobs(acc.qgraph, SHAPES[0][0], batch=2), SHAPES[0][1])
+    assert split(program) and any(d.slots == 2 and d.src_b and d.out_blocks == 1 for d in program.forward_batch)
+    _image_batches_match(acc, entry.samples()[0][:3], *SHAPES[0], batch=2)
+    _exact_either_way(("digits_resnet", "digits_mobilenet"), "ADDS_BY_BLOCK", split, monkeypatch)
 
 
 def test_a_global_average_pool_sums_its_windows_in_the_write_back(monkeypatch):

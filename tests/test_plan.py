@@ -151,7 +151,7 @@ def test_row_tiles_are_as_tall_as_the_cycle_model_finds_fastest():
     changed = 0
     for d, planned in zip(lowered.forward + lowered.backward, p.program.forward + p.program.backward):
         if planned.has(Flag.LANES):  # the tiler kept the job's LANES twin (conv1's backward)
-            d = lowered.twins[d]
+            d, = lowered.twins[d]
         tallest = tile_job(d, p.program.shape, buffers)
         # the bias and the kept input: at encode
         assert with_kept_input(with_mask_bias(tile_job(d, p.program.shape, buffers, cost)), in_words) == planned

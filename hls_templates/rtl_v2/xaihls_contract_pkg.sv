@@ -172,7 +172,7 @@ package xaihls_contract_pkg;
     logic [31:0] w_addr;  // weights of (m-tile 0, its first n-tile): passes x tm x tn int16, pass-major then m, n
     logic [7:0] pad536;
     logic [23:0] in_row_bytes;  // bytes between consecutive input rows of one block: iw * tn * 2 for a map, more where the rows are slots or a map's every s-th row (a row reads iw * tn * 2 bytes)
-    logic [31:0] in_block_bytes;  // bytes of one input block (ih * iw * tn * 2)
+    logic [31:0] in_block_bytes;  // bytes from one input block the job reads to the next (one block: ih * iw * tn * 2; an Add a block at a time: the first operand's, to the second's block)
     logic [31:0] in_addr;  // input tensor: block 0, row 0, column 0
     logic [7:0] pad440;
     logic signed [23:0] walk_origin;  // buffer word of grid (0, 0), pass (0, 0): (iy0 - load_lo) * iw + ix0

@@ -315,7 +315,8 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
     _u("xs_b2", 4, "left shift of the second source's operands under the deconvnet rule", MAX_X_SHIFT),
     _s("walk_origin", 24, "buffer word of grid (0, 0), pass (0, 0): (iy0 - load_lo) * iw + ix0"),
     _u("in_addr", ADDR, "input tensor: block 0, row 0, column 0"),
-    _u("in_block_bytes", ADDR, "bytes of one input block (ih * iw * tn * 2)"),
+    _u("in_block_bytes", ADDR, "bytes from one input block the job reads to the next (one block: ih * iw * tn * 2; "
+                               "an Add a block at a time: the first operand's, to the second's block)"),
     _u("in_row_bytes", 24, "bytes between consecutive input rows of one block: iw * tn * 2 for a map, more "
                            "where the rows are slots or a map's every s-th row (a row reads iw * tn * 2 bytes)"),
     _u("w_addr", ADDR, "weights of (m-tile 0, its first n-tile): passes x tm x tn int16, pass-major then m, n"),

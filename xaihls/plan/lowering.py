@@ -177,6 +177,13 @@ class _Allocator:
             self.slot_bytes[addr] = self.slot_bytes[addr + size] = stride
         return Tensor(addr, *first, tn), Tensor(addr + size, *second, tn)
 
+    def block(self, t: Tensor, k: int) -> Tensor:
+        """Block k of ``t`` as a tensor of its own (tn channels, fewer in the last), slotted as ``t``."""
+        addr = t.addr + k * t.block_bytes
+        if t.addr in self.slot_bytes:
+            self.slot_bytes[addr] = self.slot_bytes[t.addr]
+        return Tensor(addr, min(t.tn, t.c - k * t.tn), t.h, t.w, t.tn)
+
 
 @dataclass(frozen=True, eq=False)
 class WeightBlob:
@@ -204,9 +211,9 @@ class Lowered:
     qgraph: QGraph = field(repr=False)
     slots: "Slots | None" = None  # how the batched lists address each slot (batch > 1)
     cam: tuple[Job, ...] = ()  # the Grad-CAM list (docs/dag.md, "Grad-CAM on the engine")
-    # a job -> its twin, the same work mapped another way (LANES lane groups, a global pool SUM): the tiler
-    # keeps the cheaper (``tiled``)
-    twins: dict[Job, Job] = field(default_factory=dict)
+    # a job -> its twin, the same work mapped another way (LANES lane groups, a global pool SUM, an Add a
+    # block at a time: one job or several): the tiler keeps the cheaper (``tiled``)
+    twins: dict[Job, tuple[Job, ...]] = field(default_factory=dict)
 
 
 def _diag_blob(taps: int, value: int, shape: Shape) -> np.ndarray:
@@ -568,7 +575,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         bits += blocked_size(1, *layout[cam][1:], tn) // 2
 
     # descriptors come first; reserve the most they can take
-    fwd_max = L + 1  # an Add of the image: its copy
+    fwd_max = L + 1 + sum(-(-layout[ta][0] // tn) - 1 for ta, _ in dag.adds.values()
+                          if _adds_by_block(layout[ta][0], shape))  # an Add of the image: its copy; a job a block
     strided = (Conv2d, MaxPool2d, AvgPool2d)
     bwd_max = 1 + 2 * len(dag.adds) + sum(lay.stride[0] * lay.stride[1] if isinstance(lay, strided) else 1
                                           for lay in layers)  # an Add: a rule job for each operand at most
@@ -610,7 +618,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     diag(0, 1)  # the weights of a phase no tap reaches (never read: it has no pass)
     lanes_fw: dict[int, dict] = {}  # a depthwise conv's LANES weights and bias, forward; backward (stride 1)
     lanes_bw: dict[int, dict] = {}
-    twins: dict[Job, Job] = {}  # a job -> its twin (a LANES job of the same convolution, a global pool summed)
+    twins: dict[Job, tuple[Job, ...]] = {}  # a job -> its twin (Lowered.twins)
 
     for i, layer in enumerate(layers):
         q = qg.layers[i]
@@ -696,6 +704,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         return [f(ReluBackward(m if m in present else present[0])) for m in range(3)]
 
     add_fields: dict[int, dict] = {}
+    block_identities: dict[tuple[int, int], dict] = {}  # (Add, channels of a block): a block job's weights
     for i, (ta, tb) in dag.adds.items():
         fa, fb = qg.tensor_fmt(ta).frac, qg.tensor_fmt(tb).frac
         e, xs, frac = _align([[fa] * 3, [fb] * 3], [True, True], f"layer '{layers[i].name}'")
@@ -705,6 +714,13 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         kern[np.arange(c), na * tn + np.arange(c), 0] = 1 << e[1]
         add_fields[i] = dict(b.weights(f"{layers[i].name}.identities", _dense_blob(kern, shape)), src_b=na,
                              **_shift_fields(xs, frac, [qg.layers[i].out_fmt.frac] * 3))
+        if _adds_by_block(c, shape):  # a block's job: block k of each operand, 2^e on each diagonal
+            for width in sorted({min(tn, c - k * tn) for k in range(na)}):
+                kern = np.zeros((width, 2 * tn, 1), dtype=np.int64)
+                kern[np.arange(width), np.arange(width), 0] = 1 << e[0]
+                kern[np.arange(width), tn + np.arange(width), 0] = 1 << e[1]
+                block_identities[i, width] = b.weights(f"{layers[i].name}.block identities ({width})",
+                                                 _dense_blob(kern, shape))
         diag(1 << IDENTITY_FRAC, 1)  # an operand's rectifier rule (backward), the image's copy
 
     def reader_terms(r: int, t: int) -> tuple[np.ndarray, int, tuple[int, int], list]:
@@ -860,6 +876,20 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             if relu_at is not None:
                 d.update(relu_bits(relu_at))
             forward.append(Job(**d))
+            if _adds_by_block(first.c, shape):
+                # its twin: a job a block, block k of each operand (the second's lies first.bytes after
+                # the first's) into block k
+                blocks = []
+                for k in range(first.blocks):
+                    a, out = alloc.block(first, k), alloc.block(dst, k)
+                    job = dict(d, **_conv_fields(a, out, a.c, shape), **block_identities[i, a.c])
+                    job.update(n_tiles=2, src_b=1, in_block_bytes=first.bytes)
+                    if relu_at is not None:
+                        job["mask_base"] = d["mask_base"] + (out.addr - dst.addr) // 2
+                        if batch > 1:
+                            mask_slot[job["mask_base"]] = mask_slot[d["mask_base"]]
+                    blocks.append(Job(**job))
+                twins[forward[-1]] = tuple(blocks)
             spans.append((i, j, len(forward) - 1))
             act[j] = dst
             i = j
@@ -909,7 +939,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             d["flags"] = flags(*fl)
             forward.append(Job(**d))
             if i in lanes_fw and Flag.POOL not in fl:  # a LANES job writes every pixel: no pool on it
-                twins[forward[-1]] = Job(**dict(_as_lanes(d, layer.out_channels, shape), **lanes_fw[i]))
+                twins[forward[-1]] = (Job(**dict(_as_lanes(d, layer.out_channels, shape), **lanes_fw[i])),)
             spans.append((i, j, len(forward) - 1))
             act[j] = dst
             i = j
@@ -955,11 +985,11 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             summed = _summed_grid(layer) if isinstance(layer, AvgPool2d) else None
             if summed is not None:
                 grid_h, grid_w, taps_h, taps_w = summed
-                twins[forward[-1]] = Job(**dict(
+                twins[forward[-1]] = (Job(**dict(
                     d, **diag(int(q.weight[0]), taps_h * taps_w), ky=taps_h, kx=taps_w, isy=taps_h, isx=taps_w,
                     iy0=0, ix0=0, oh=grid_h, ow=grid_w, pool_kh=grid_h, pool_kw=grid_w, pool_sh=grid_h, pool_sw=grid_w,
                     pool_oh=1, pool_ow=1,
-                    flags=d["flags"] | flags(Flag.POOL, Flag.SUM)))
+                    flags=d["flags"] | flags(Flag.POOL, Flag.SUM))),)
             spans.append((i, j, len(forward) - 1))
             act[j] = dst
             i = j
@@ -1132,7 +1162,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     d.update(relu_bits(relu))
                 backward.append(Job(**d))
                 if i in lanes_bw and fused is None:  # a LANES job reads its operands unpooled
-                    twins[backward[-1]] = Job(**dict(_as_lanes(d, gdst.c, shape), **lanes_bw[i]))
+                    twins[backward[-1]] = (Job(**dict(_as_lanes(d, gdst.c, shape), **lanes_bw[i])),)
 
     n_backward_cam = 0
     for i in range(L - 1, -1, -1):
@@ -1267,6 +1297,18 @@ def _cam_list(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, a
             jobs.append(Job(**dict(_conv_fields(cam_map, attr, attr.c, shape), **spread, **here, **one_tap, oh=ch,
                                    ow=cw, osy=fy, osx=fx, oyo=ry, oxo=rx, **shifts(IDENTITY_FRAC))))
     return jobs
+
+
+ADDS_BY_BLOCK = True
+"""An Add of more channels than one m-tile's lanes runs as one job a block of tn channels, reading
+that block of each operand (docs/engine_v2.md, "Adds a block at a time"); False: one dense job
+whose every m-tile reads both operands whole (to measure)."""
+
+
+def _adds_by_block(channels: int, shape: Shape) -> bool:
+    """Whether an Add of ``channels`` channels runs a job a block: where the dense job would have
+    several m-tiles, each reading every block of both operands to use two of them."""
+    return ADDS_BY_BLOCK and channels > shape.tm
 
 
 def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -1457,7 +1499,7 @@ def buffer_needs(jobs, tm: int) -> tuple[int, int, int]:
 def weight_depth(lowered: "Lowered") -> int:
     """The weight-buffer rows the planner builds for ``lowered``: the most weight passes of any of
     its jobs (twins included) times tm, as a power of two of at least 16."""
-    jobs = lowered.forward + lowered.backward + lowered.cam + tuple(lowered.twins.values())
+    jobs = lowered.forward + lowered.backward + lowered.cam + sum(lowered.twins.values(), ())
     passes = max([d.w_passes for d in jobs] + [1])
     return 1 << max(4, math.ceil(math.log2(passes * lowered.shape.tm)))
 
@@ -1669,23 +1711,36 @@ def batch_lists(forward: tuple[Job, ...], backward: tuple[Job, ...], slots: Slot
 def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None = None
           ) -> tuple[tuple[Job, ...], tuple[Job, ...]]:
     """Every job tiled (``cost``: see ``tile_job``); a job with a twin as the cheaper of the two
-    that fit: by ``cost``, or without it a summed global pool (its passes cover many positions where
-    the plain job's cover one, each pass waiting for the accumulators) and a LANES job of fewer
-    pass-positions (kx + (G - 1) * isx pass columns for G output columns, the last group maybe ragged)."""
-    def tile(d: Job) -> Job:
-        job = tile_job(d, lowered.shape, buffers, cost)
-        twin = lowered.twins.get(d)
-        if twin is None or twin.w_passes * lowered.shape.tm > buffers.w_depth:
-            return job
-        try:
-            twin = tile_job(twin, lowered.shape, buffers, cost)
-        except XaiHlsError:  # a summed pool's grid the buffers cannot hold in one row tile
-            return job
-        if cost is None:
-            return twin if twin.has(Flag.SUM) or twin.kx * twin.ow < d.kx * d.ow else job
-        return twin if cost(twin) < cost(job) else job
+    that fit: by ``cost`` (a twin of several jobs by their sum; each with its input kept where encode
+    would keep it), or without it an Add a block at a
+    time (a pass a block of each operand, where every m-tile of the plain job passes over all of
+    them), a summed global pool (its passes cover many positions where the plain job's cover one,
+    each pass waiting for the accumulators) and a LANES job of fewer pass-positions (kx + (G - 1) * isx
+    pass columns for G output columns, the last group maybe ragged)."""
+    shape = lowered.shape
+    jobs = lowered.forward + lowered.backward
+    plain = {d: tile_job(d, shape, buffers, cost) for d in jobs}
+    # the input words a set of the engine these jobs need (buffer_needs), against which encode keeps
+    # inputs: a twin is weighed against its job as both would run
+    in_words = buffer_needs(plain.values(), shape.tm)[0]
+    kept = lambda d: cost(with_kept_input(d, in_words))  # noqa: E731
 
-    return tuple(map(tile, lowered.forward)), tuple(map(tile, lowered.backward))
+    def tile(d: Job) -> tuple[Job, ...]:
+        job = plain[d]
+        twin = lowered.twins.get(d)
+        if twin is None or any(t.w_passes * shape.tm > buffers.w_depth for t in twin):
+            return (job,)
+        try:
+            twin = tuple(tile_job(t, shape, buffers, cost) for t in twin)
+        except XaiHlsError:  # a summed pool's grid the buffers cannot hold in one row tile
+            return (job,)
+        if cost is None:
+            one = twin[0]
+            return twin if len(twin) > 1 or one.has(Flag.SUM) or one.kx * one.ow < d.kx * d.ow else (job,)
+        return twin if sum(map(kept, twin)) < kept(job) else (job,)
+
+    flat = lambda part: tuple(t for d in part for t in tile(d))  # noqa: E731
+    return flat(lowered.forward), flat(lowered.backward)
 
 
 def tiled_cam(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None = None) -> tuple[Job, ...]:
@@ -1714,9 +1769,11 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
     forward, backward, forward_batch, backward_batch, cam = (
         kept_inputs(map(with_mask_bias, jobs), in_words)
         for jobs in (forward, backward, forward_batch, backward_batch, cam))
-    h = dict(lowered.header, n_forward_batch=len(forward_batch), n_backward_batch=len(backward_batch))
+    h = dict(lowered.header, n_forward=len(forward), n_backward=len(backward), n_forward_batch=len(forward_batch),
+             n_backward_batch=len(backward_batch))
     room = {r.name: r.size for r in lowered.regions}
-    for name, jobs in (("batched forward descriptors", forward_batch), ("batched backward descriptors", backward_batch)):
+    for name, jobs in (("forward descriptors", forward), ("backward descriptors", backward),
+                       ("batched forward descriptors", forward_batch), ("batched backward descriptors", backward_batch)):
         # the room lower_jobs reserved (for slot jobs, or a job a slot: lowering.SLOT_JOBS then and now)
         assert not jobs or DESCRIPTOR.bytes * len(jobs) <= room[name], f"{name}: {len(jobs)} jobs, no room"
     image = bytearray(lowered.init_end)
