@@ -620,7 +620,8 @@ def test_an_add_of_more_channels_than_lanes_runs_a_job_a_block(monkeypatch):
     resnet8 at 16 x 8: its 16-channel Add stays one job; the 32- and 64-channel ones become 4 and 8
     jobs, together at most 0.8 of the dense jobs' cycles by the cycle model (each tiled by it). Nothing else changes. Bit-exact
     with golden either way on the two digits residual nets (Adds of 8, 12 and 16 channels on
-    4 x 4), and on batched lists, whose slot jobs find a block's slots as its tensor's."""
+    4 x 4), on batched lists, whose slot jobs find a block's slots as its tensor's, and on an Add
+    whose last block is narrower."""
     entry = get_zoo_model("resnet8")
     qg = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
                         methods=("saliency",)).qgraph
@@ -661,6 +662,29 @@ def test_an_add_of_more_channels_than_lanes_runs_a_job_a_block(monkeypatch):
     assert split(program) and any(d.slots == 2 and d.src_b and d.out_blocks == 1 for d in program.forward_batch)
     _image_batches_match(acc, entry.samples()[0][:3], *SHAPES[0], batch=2)
     _exact_either_way(("digits_resnet", "digits_mobilenet"), "ADDS_BY_BLOCK", split, monkeypatch)
+    # a last block of fewer channels (20 = 8 + 8 + 4 at 16 x 8): its own identities
+    monkeypatch.setattr(lowering, "ADDS_BY_BLOCK", True)
+    torch.manual_seed(20)
+    net = _Residual(20).eval()
+    x = torch.randn(8, 3, 8, 8)
+    acc = xaihls.compile(net, (3, 8, 8), calibration=x, backends=("golden",))
+    program = encode(lower_jobs(acc.qgraph, DS_CNN_SHAPE[0]), DS_CNN_SHAPE[1])
+    assert len({d.w_addr for d in program.forward if d.src_b and d.out_blocks == 1}) == 2
+    _check(acc, x[:1], *DS_CNN_SHAPE, steps=2)
+
+
+class _Residual(torch.nn.Module):
+    """conv, ReLU, conv, ReLU, 1 x 1 conv, + the first ReLU's output, ReLU, max-pool, Linear."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.a, self.b = torch.nn.Conv2d(3, c, 3, padding=1), torch.nn.Conv2d(c, c, 3, padding=1)
+        self.b2, self.fc = torch.nn.Conv2d(c, c, 1), torch.nn.Linear(c * 16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.a(x))
+        z = torch.relu(self.b2(torch.relu(self.b(y))) + y)
+        return self.fc(torch.flatten(torch.nn.functional.max_pool2d(z, 2), 1))
 
 
 def test_a_global_average_pool_sums_its_windows_in_the_write_back(monkeypatch):
