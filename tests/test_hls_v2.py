@@ -363,7 +363,8 @@ def test_csim_equals_golden_on_residual_nets(name, config, engines):
     """Residual adds and gradient sums, two-source jobs with operand shifts per ReLU rule
     (docs/engine_v2.md, "Residual adds and gradient sums"): an identity block and a projection
     shortcut after a padded max-pool; inverted residuals with depthwise convolutions and ReLU6.
-    Every method, Grad-CAM and guided Grad-CAM (the Program's Grad-CAM list) included."""
+    Every method, Grad-CAM and guided Grad-CAM (the Program's Grad-CAM list) included; at 4 x 4
+    the Adds run a job a block."""
     entry = get_zoo_model(name)
     qg, _, _, _, plan = _shared_plan(entry.build(), entry.input_shape, entry.calibration()[:8], config, engines,
                                      methods=(*METHODS, *LAYER_METHODS))
@@ -371,6 +372,10 @@ def test_csim_equals_golden_on_residual_nets(name, config, engines):
     two = [d for d in plan.program.forward + plan.program.backward if d.src_b]
     shifted = any(d.xs_a1 != d.xs_a0 or d.xs_b1 != d.xs_b0 or d.xs_b0 for d in two)
     assert two and (shifted or name != "digits_resnet")  # digits_resnet's operand shifts differ by rule
+    # at 4 x 4 its Adds of 8 and 16 channels run a job a block ("Adds a block at a time"), on slot jobs too
+    by_block = [d for d in plan.program.forward + plan.program.forward_batch
+                if d.src_b and d.in_block_bytes > 2 * d.ih * d.iw * plan.program.shape.tn]
+    assert (len(by_block) == 2 * (2 + 4)) == (config == "4x4_row_tiles"), len(by_block)
     x = entry.samples()[0][:2]
     _check_runs(qg, plan, torch.cat([x, x[:1] * 4]), f"{name} {config}")
 
