@@ -720,7 +720,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 kern[np.arange(width), np.arange(width), 0] = 1 << e[0]
                 kern[np.arange(width), tn + np.arange(width), 0] = 1 << e[1]
                 block_identities[i, width] = b.weights(f"{layers[i].name}.block identities ({width})",
-                                                 _dense_blob(kern, shape))
+                                                       _dense_blob(kern, shape))
         diag(1 << IDENTITY_FRAC, 1)  # an operand's rectifier rule (backward), the image's copy
 
     def reader_terms(r: int, t: int) -> tuple[np.ndarray, int, tuple[int, int], list]:
@@ -884,10 +884,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     a, out = alloc.block(first, k), alloc.block(dst, k)
                     job = dict(d, **_conv_fields(a, out, a.c, shape), **block_identities[i, a.c])
                     job.update(n_tiles=2, src_b=1, in_block_bytes=first.bytes)
-                    if relu_at is not None:
+                    if relu_at is not None:  # its bits at its output's offset, slotted as the ReLU's
                         job["mask_base"] = d["mask_base"] + (out.addr - dst.addr) // 2
-                        if batch > 1:
-                            mask_slot[job["mask_base"]] = mask_slot[d["mask_base"]]
+                        mask_slot[job["mask_base"]] = mask_slot[d["mask_base"]]
                     blocks.append(Job(**job))
                 twins[forward[-1]] = tuple(blocks)
             spans.append((i, j, len(forward) - 1))
@@ -1712,11 +1711,11 @@ def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None 
           ) -> tuple[tuple[Job, ...], tuple[Job, ...]]:
     """Every job tiled (``cost``: see ``tile_job``); a job with a twin as the cheaper of the two
     that fit: by ``cost`` (a twin of several jobs by their sum; each with its input kept where encode
-    would keep it), or without it an Add a block at a
-    time (a pass a block of each operand, where every m-tile of the plain job passes over all of
-    them), a summed global pool (its passes cover many positions where the plain job's cover one,
-    each pass waiting for the accumulators) and a LANES job of fewer pass-positions (kx + (G - 1) * isx
-    pass columns for G output columns, the last group maybe ragged)."""
+    would keep it), or without it an Add a block at a time (a pass a block of each operand, where
+    every m-tile of the plain job passes over all of them), a summed global pool (its passes cover
+    many positions where the plain job's cover one, each pass waiting for the accumulators) and a
+    LANES job of fewer pass-positions (kx + (G - 1) * isx pass columns for G output columns, the
+    last group maybe ragged)."""
     shape = lowered.shape
     jobs = lowered.forward + lowered.backward
     plain = {d: tile_job(d, shape, buffers, cost) for d in jobs}
