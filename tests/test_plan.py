@@ -185,3 +185,28 @@ def test_two_source_alignment_meets_at_one_fraction_or_refuses_naming_the_tensor
                 assert 0 <= xs[s][m] <= MAX_X_SHIFT and bases[s][m] + e[s] + xs[s][m] == frac[m], (bases, e, xs)
     with pytest.raises(XaiHlsError, match=r"^the gradient at tensor 't': the two terms' fractions differ by 40 bits"):
         _align([[50] * 3, [10] * 3], [False, True], "the gradient at tensor 't'")
+
+
+def test_a_twin_is_weighed_against_its_job_with_the_input_encode_keeps():
+    """mobilenet_v2_tiny's 24-channel Add on 8 x 8 at the pynq-z2 plan (16 x 8): its dense job has one
+    row tile and keeps its operands across its two m-tiles, which makes it cheaper than its three
+    block jobs ("Adds a block at a time"); weighed without the kept input it would not be, so the
+    tiler must weigh both as encode runs them, and the planned Program keeps the one dense job."""
+    entry = get_zoo_model("mobilenet_v2_tiny")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:4],
+                         methods=("saliency",), backends=("golden",))
+    p = plan(acc.qgraph, load_board("pynq-z2"))
+    layers = acc.qgraph.graph.layers
+    [k] = [k for k, layer in enumerate(layers) if layer.name == "add_1"]
+    [planned] = [d for d in p.program.forward if d.layer == k]
+    assert planned.m_tiles == 2 and planned.in_keep
+    lowered = lower_jobs(acc.qgraph, p.program.shape, batch=p.program.batch)
+    [dense] = [d for d in lowered.forward if d.layer == k]
+    blocks = lowered.twins[dense]
+    assert len(blocks) == 3
+    cost = lambda d: timing.job_cost(d, p.engine, "x").cycles  # noqa: E731
+    buffers = p.program.buffers
+    tiled = tile_job(dense, p.program.shape, buffers, cost)
+    by_block = sum(cost(tile_job(d, p.program.shape, buffers, cost)) for d in blocks)
+    in_words = buffer_needs(p.program.all_jobs, p.program.shape.tm)[0]
+    assert cost(with_kept_input(tiled, in_words)) < by_block < cost(tiled)
