@@ -119,8 +119,10 @@ def marked_table(result: dict, field: str, first_column: str, jobs_named: str, o
         jobs = [j for j in p["jobs"] if (j[field] if own else (j["direction"], j["index"]) in marked)]
         cycles = sum(j["rtl"] for j in jobs)
         useful = sum((j["utilisation"] or 0) * j["rtl"] for j in jobs)
+        # jobs of no useful MACs (a pool, an Add) have no utilisation: "-", not 0.0%
+        util = f"{useful / cycles:.1%}" if any(j["utilisation"] is not None for j in jobs) else "-"
         lines.append(f"| {kind} | {runs['predict']['cycles']:,} | {runs['saliency']['cycles']:,} | {worst:+.1%} | "
-                     f"{len(jobs)} jobs, {cycles:,} ({useful / cycles if cycles else 0:.1%}) | "
+                     f"{len(jobs)} jobs, {cycles:,} ({util}) | "
                      f"{'yes' if all(r['bit_exact'] for r in p['runs']) else 'NO'} |")
     lines += ["", f"Every job within {worst_job(result):.1%} of the cycle model."]
     return "\n".join(lines)
