@@ -28,7 +28,7 @@ from xaihls.executor import engine_result, prepare
 from xaihls.golden import model as golden
 from xaihls.methods import LAYER_METHODS, METHOD_CODES, METHODS
 from xaihls.models.zoo import get_zoo_model
-from xaihls.plan import contract, timing
+from xaihls.plan import contract, lowering, timing
 from xaihls.project import write_files
 from xaihls.plan.boards import load_board
 from xaihls.plan.contract import DESCRIPTOR, HEADER, REGISTER, Flag, Op, Status, Unpool
@@ -236,7 +236,8 @@ def test_the_tests_reach_every_path_of_the_engine(plans, ds_cnn):
     ReLU rule), diagonal jobs, lane groups at output columns (diagonal and dense, over one n-tile
     and several), one pass of weights for every pass (w_once, with and without a gate), phases no
     tap reaches, jobs of several row tiles, slot jobs of the batched lists (a CONV job run once a
-    slot, at its slot's tensors, ReLU bits and pool indices)."""
+    slot, at its slot's tensors, ReLU bits and pool indices), inputs kept across m-tiles (of rows
+    side by side, and of a batched Linear job's rows a slot apart)."""
     seen = set()
     programs = [plan.program for plan in plans.values()] + [_random_program(s)[-1].program for s in RANDOM_SEEDS]
     for seed in (4, 8):  # test_csim_equals_golden_with_max_pools_fused_into_the_convolution's
@@ -264,6 +265,9 @@ def test_the_tests_reach_every_path_of_the_engine(plans, ds_cnn):
                 seen.add("dense lanes, several n-tiles" if d.n_tiles > 1 else "dense lanes")
             if d.w_once:
                 seen.add("one pass of weights, gated" if d.has(Flag.GATE) else "one pass of weights")
+        for d in program.all_jobs:
+            if d.op == Op.CONV and d.in_keep:  # rows apart: a batched Linear job's slots
+                seen.add("kept input, rows apart" if d.in_row_bytes != 2 * d.iw * program.shape.tn else "kept input")
         for d in program.forward_batch + program.backward_batch:
             if d.op == Op.CONV and d.slots > 1:
                 seen.add("slot job")
@@ -273,7 +277,7 @@ def test_the_tests_reach_every_path_of_the_engine(plans, ds_cnn):
                     seen.add("slot job, pool indices a slot")
     assert {"pass-major", "position-major", "empty", "strided", "row tiles", "unpool ON", "unpool RELU", "dense lanes",
             "dense lanes, several n-tiles", "one pass of weights", "one pass of weights, gated", "slot job",
-            "slot job, ReLU bits a slot", "slot job, pool indices a slot"} <= seen
+            "slot job, ReLU bits a slot", "slot job, pool indices a slot", "kept input", "kept input, rows apart"} <= seen
     assert {f.name for f in Flag} <= seen
     assert set().union(*map(_edge_paths, edge)) == {
         "ReLU6", "ReLU6 after a pool", "ReLU6 cap inside the format", "padded pool", "padded pool of several row tiles",
@@ -392,6 +396,34 @@ def ds_cnn():
     qg = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], ig_steps=STEPS,
                         backends=("golden",)).qgraph
     return entry, qg
+
+
+def test_csim_keeps_a_jobs_input_across_its_m_tiles(ds_cnn, monkeypatch):
+    """in_keep (docs/engine_v2.md, "Inputs kept across m-tiles"): the HLS loader loads a kept input
+    once, for m-tile 0, keeping a copy, and every later m-tile's tiles come from the copy. ds_cnn's
+    four pointwise convolutions at 16 x 8 (4 m-tiles of 8 n-tiles, one row tile each): C-simulation
+    reads exactly (m_tiles - 1) x n_tiles tiles of input fewer from DDR than with
+    lowering.KEEP_INPUTS off, as counted from the descriptors; bit-exact with golden either way."""
+    entry, qg = ds_cnn
+    shape, buffers = Shape(16, 8, 4), Buffers(4096, 1024, 4096)
+    kept = _plan(qg, shape, buffers)
+    monkeypatch.setattr(lowering, "KEEP_INPUTS", False)
+    loaded = _plan(qg, shape, buffers, kept.engine)
+    monkeypatch.setattr(lowering, "KEEP_INPUTS", True)
+    jobs = [d for d in kept.program.forward if d.in_keep]
+    assert len(jobs) >= 4 and not any(d.in_keep for d in loaded.program.all_jobs)
+    pixel_beats = shape.tn // shape.beat_elems
+    saved = sum((d.m_tiles - 1) * d.n_tiles * pixel_beats * d.iw
+                * len(range(max(d.load_lo, 0), min(d.load_lo + d.load_rows_last, d.ih))) for d in jobs)
+    lib = v2.library_for(kept.engine)
+    args = prepare(qg, entry.samples()[0][:1], None, steps=STEPS)
+    want = golden.EXECUTOR.run(qg, None, args)
+    beats = {}
+    for name, plan in (("kept", kept), ("loaded", loaded)):
+        before = lib.input_beats()
+        assert torch.equal(v2.EXECUTOR.run(qg, plan, args).logits, want.logits), name
+        beats[name] = lib.input_beats() - before
+    assert beats["loaded"] - beats["kept"] == saved > 0, beats
 
 
 @pytest.mark.parametrize("config", list(LANES_CONFIGS))

@@ -38,6 +38,7 @@ struct Desc {
     int pool_kh, pool_kw, pool_sh, pool_sw, pool_oh, pool_ow, code0, code_ky, code_kx, unpool;
     bool w_once;                  // pass (0, 0)'s weights serve every pass
     int src_b, xs_a[3], xs_b[3];  // the second source's first block; each source's operand shift by ReLU mode
+    int in_keep;                  // one row tile: input words between the n-tiles' kept inputs (0: none kept)
     int slots;                    // a slot job: runs this many times (0 or 1: once), one after another,
     uint32_t in_slot_bytes, out_slot_bytes;  // slot s at in_addr, out_addr + s times these,
     int mask_slot, index_slot;    // mask_base, index_base + s times these
@@ -121,6 +122,7 @@ inline Desc decode_desc(const uint32_t w[c::DESCRIPTOR_WORDS]) {
     d.xs_b[c::RELU_GUIDED] = field(w, c::DESCRIPTOR_XS_B1);
     d.xs_b[c::RELU_DECONV] = field(w, c::DESCRIPTOR_XS_B2);
     d.slots = field(w, c::DESCRIPTOR_SLOTS);
+    d.in_keep = field(w, c::DESCRIPTOR_IN_KEEP);
     d.mask_slot = field(w, c::DESCRIPTOR_MASK_SLOT);
     d.in_slot_bytes = address(w, c::DESCRIPTOR_IN_SLOT_BYTES);
     d.out_slot_bytes = address(w, c::DESCRIPTOR_OUT_SLOT_BYTES);
@@ -144,6 +146,8 @@ struct LoadCfg {
     int diag_n_tiles, diag_block_step;     // DIAG: n-tiles of an m-tile (GROUPS, or 1 with LANES); their beats
     int gate_word, index_plane, diag_gate_step;  // GATE: pool-index words of block 0; per block; per m-tile
     int w_beat, w_mt_beats, w_nt_beats;    // weights of (m-tile 0, its first n-tile); strides
+    bool keep;                             // in_keep: m-tile 0 loads the input once for every m-tile
+    int keep_words;                        // in_keep: words between the n-tiles' kept inputs
 };
 
 // What the MAC array and its walker need.
@@ -219,6 +223,11 @@ inline bool conv_fits(const Desc &d) {
     const bool input = passes == 0 || (d.n_tiles >= 1 && d.iw >= 1 && d.load_rows * d.iw <= IN_DEPTH
                                        && d.load_rows_last * d.iw <= IN_DEPTH
                                        && int64_t(d.w_nt_bytes) == int64_t(w_passes_of(d)) * PASS_BEATS * BEAT_BYTES);
+    // a kept input: one row tile whose n-tiles' words lie side by side within twice the input buffer
+    const bool kept = d.in_keep == 0
+        || (passes != 0 && d.row_tiles == 1 && !flag(d.flags, c::FLAG_DIAG) && !flag(d.flags, c::FLAG_GATE)
+            && d.unpool == c::UNPOOL_OFF && d.in_keep == d.load_rows_last * d.iw
+            && int64_t(d.n_tiles) * d.in_keep <= 2 * int64_t(IN_DEPTH));
     const bool beats = aligned(d.in_addr) && aligned(d.in_block_bytes) && aligned(d.in_row_bytes)
         && aligned(d.w_addr) && aligned(d.w_mt_bytes) && aligned(d.b_addr) && aligned(d.out_addr)
         && aligned(d.out_block_bytes) && aligned(d.out_row_bytes);
@@ -260,7 +269,7 @@ inline bool conv_fits(const Desc &d) {
             && d.unpool == c::UNPOOL_OFF && d.src_b == 0 && d.osx == 1 && d.oxo == 0 && d.out_blocks <= d.m_tiles
             && (passes == 0 || !flag(d.flags, c::FLAG_DIAG) || d.n_tiles >= d.m_tiles)
             && (d.ow - 1) * GROUPS < d.opw && d.opw <= d.ow * GROUPS);
-    return d.op == c::OP_CONV && shapes && input && beats && rows && bits && pool && sums && unpool && index
+    return d.op == c::OP_CONV && shapes && input && kept && beats && rows && bits && pool && sums && unpool && index
         && shifts && lanes;
 }
 
@@ -298,6 +307,8 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     const bool lanes = flag(d.flags, c::FLAG_LANES);
     lc.diag_n_tiles = lanes ? 1 : GROUPS;
     lc.diag_block_step = lc.diag_n_tiles * lc.block_beats;
+    lc.keep = d.in_keep != 0;
+    lc.keep_words = d.in_keep;
     lc.gate_word = d.index_base / TN;
     lc.index_plane = d.index_plane;
     lc.diag_gate_step = lc.diag_n_tiles * d.index_plane;
@@ -464,27 +475,38 @@ inline void load_bias(const beat_t *ddr, bool has_bias, int beat0, hls::stream<b
     biases.write(bias);
 }
 
+// An input kept across m-tiles (in_keep): n-tile k's words at k * in_keep (the RTL keeps them in
+// its two input sets taken as one; here a memory of their size beside the ping-pong tiles).
+typedef pixel_t kept_t[2 * IN_DEPTH];
+
 // A tile's input rows of one block: one linear run (rows outside the map are not read; the
 // walker never reads their words). Beat slot s of a pixel goes to channels s*E .. s*E+E-1 of
-// its buffer word (write enables, no crossbar). Returns the words written.
-inline int load_input(const beat_t *ddr, int block, int y0, int beats, int word0, in_tile_t &buf);
+// its buffer word (write enables, no crossbar); with ``keep``, each word also goes to word
+// kbase + word of ``kept``. Returns the words written.
+inline int load_input(const beat_t *ddr, int block, int y0, int beats, int word0, in_tile_t &buf, kept_t &kept,
+                      int kbase, bool keep);
 
 // A tile's input rows one at a time, where rows lie farther apart than their length (a batched
 // job: a row is a slot); rows outside 0..ih-1 stay unread.
-inline int load_strided(const beat_t *ddr, int block, const LoadCfg &lc, int first, bool last, in_tile_t &buf) {
+inline int load_strided(const beat_t *ddr, int block, const LoadCfg &lc, int first, bool last, in_tile_t &buf,
+                        kept_t &kept, int kbase, bool keep) {
     const int y0 = imax(first, 0), y1 = imin(first + (last ? lc.rows_last : lc.rows), lc.ih);
     int row = block + y0 * lc.row_stride, word = (y0 - first) * lc.iw, words = 0;
 load_strided:
     for (int y = y0; y < y1; y++) {
 #pragma HLS loop_tripcount max=MAX_BATCH
-        words += load_input(ddr, row, 0, lc.row_len, word, buf);
+        words += load_input(ddr, row, 0, lc.row_len, word, buf, kept, kbase, keep);
         row += lc.row_stride;
         word += lc.iw;
     }
     return words;
 }
 
-inline int load_input(const beat_t *ddr, int block, int y0, int beats, int word0, in_tile_t &buf) {
+inline int load_input(const beat_t *ddr, int block, int y0, int beats, int word0, in_tile_t &buf, kept_t &kept,
+                      int kbase, bool keep) {
+#ifndef __SYNTHESIS__
+    csim_input_beats() += beats;
+#endif
     pixel_t pix;
     int slot = 0, n0 = 0, word = word0;  // n0 = slot * E: the beat's first channel
 load_input:
@@ -498,6 +520,7 @@ load_input:
         }
         if (slot == PIX_BEATS - 1) {
             buf[word].x = pix;
+            if (keep) kept[kbase + word] = pix;
             word++;
             slot = 0;
             n0 = 0;
@@ -507,6 +530,17 @@ load_input:
         }
     }
     return word - word0;
+}
+
+// A kept input's tile for an m-tile after the first: the n-tile's words from ``kept``, no DDR read
+// (words m-tile 0 did not load, rows off the map, are never read by the walker).
+inline void load_kept(const kept_t &kept, int kbase, int words, in_tile_t &buf) {
+load_kept:
+    for (int i = 0; i < words; i++) {
+#pragma HLS loop_tripcount max=IN_DEPTH
+#pragma HLS pipeline II=1
+        buf[i].x = kept[kbase + i];
+    }
 }
 
 // GATE: the kept pool index of every channel of the loaded pixels (all PIX_BEATS banks at once).
@@ -558,6 +592,12 @@ inline void load_tiles(const beat_t *ddr, const LoadCfg &lc, const index_mem_t i
                        hls::stream_of_blocks<in_tile_t> &in_tiles, hls::stream_of_blocks<w_tile_t> &w_tiles,
                        hls::stream<bias_t> &biases) {
 #pragma HLS inline off
+    // in_keep (docs/engine_v2.md, "Inputs kept across m-tiles"; one row tile): m-tile 0 keeps n-tile
+    // k's input at word k * keep_words of `kept` as it loads it, and every later m-tile's tile of
+    // n-tile k comes from there instead of DDR (the words of rows off the map hold what an earlier
+    // job left, as the RTL's buffer words do: the walker never reads them)
+    static kept_t kept;
+    bool first_mt = true;
     int rt = 0, mt_first_nt = 0;
     int bias_beat = lc.bias_beat, w_mt = lc.w_beat, block_mt = lc.in_beat, gate_mt = lc.gate_word;
     int first_beats = lc.first_beats, first_word = lc.first_word, first_row = lc.first_row;
@@ -571,16 +611,21 @@ load_row_tiles:
         const int y1 = imin(first_beats + (last ? lc.count_beats_last : lc.count_beats), lc.map_beats);
         const int word0 = imax(first_word, 0) - first_word;
         const int count = lc.passes == 0 ? 0 : n_tiles_of(lc.diag, lc.diag_n_tiles, lc.n_tiles, mt_first_nt);
-        int block = block_mt, w = w_mt, gate = gate_mt + imax(first_word, 0);
+        int block = block_mt, w = w_mt, gate = gate_mt + imax(first_word, 0), kbase = 0;
+        const bool keep = lc.keep && first_mt;
     load_n_tiles:
         for (int k = 0; k < count; k++) {
 #pragma HLS loop_tripcount max=MAX_N_TILES
             {
                 hls::write_lock<in_tile_t> in_lock(in_tiles);
                 in_tile_t &buf = in_lock;
-                const int words = lc.strided ? load_strided(ddr, block, lc, first_row, last, buf)
-                                             : load_input(ddr, block, y0, y1 - y0, word0, buf);
-                if (lc.gate) load_gate(index, gate, word0, words, buf);
+                if (lc.keep && !first_mt) {
+                    load_kept(kept, kbase, lc.keep_words, buf);
+                } else {
+                    const int words = lc.strided ? load_strided(ddr, block, lc, first_row, last, buf, kept, kbase, keep)
+                                                 : load_input(ddr, block, y0, y1 - y0, word0, buf, kept, kbase, keep);
+                    if (lc.gate) load_gate(index, gate, word0, words, buf);
+                }
             }
             {
                 hls::write_lock<w_tile_t> w_lock(w_tiles);
@@ -590,6 +635,7 @@ load_row_tiles:
             block += lc.block_beats;
             w += lc.w_nt_beats;
             gate += lc.index_plane;
+            kbase += lc.keep_words;
         }
         first_beats += lc.step_beats;
         first_word += lc.step_words;
@@ -601,6 +647,7 @@ load_row_tiles:
             first_row = lc.first_row;
             bias_beat += TM / E;
             w_mt += lc.w_mt_beats;
+            first_mt = false;
             if (lc.diag) {
                 mt_first_nt += lc.diag_n_tiles;
                 block_mt += lc.diag_block_step;

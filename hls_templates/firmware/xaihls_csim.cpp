@@ -14,3 +14,6 @@ XAIHLS_EXPORT int xaihls_csim_run(unsigned char *ddr, long bytes, int method, in
 
 // Grid rows the walker skipped as off the map since the library was loaded (a test's count).
 XAIHLS_EXPORT long xaihls_csim_skipped_rows() { return xaihls::csim_skipped_rows(); }
+
+// Input beats the loader has read from DDR since the library was loaded (a test's count).
+XAIHLS_EXPORT long xaihls_csim_input_beats() { return xaihls::csim_input_beats(); }

@@ -215,6 +215,9 @@ class CSimV2Library:
         self._skipped = self._lib.xaihls_csim_skipped_rows
         self._skipped.argtypes = []
         self._skipped.restype = ctypes.c_long
+        self._input_beats = self._lib.xaihls_csim_input_beats
+        self._input_beats.argtypes = []
+        self._input_beats.restype = ctypes.c_long
         self._lock = threading.Lock()  # the engine's on-chip memories are static: one run at a time
 
     def run(self, ddr: np.ndarray, method: int, target: int, steps: int, images: int = 1) -> int:
@@ -229,6 +232,11 @@ class CSimV2Library:
         """Grid rows the walker has skipped as off the map since the library was loaded."""
         with self._lock:
             return int(self._skipped())
+
+    def input_beats(self) -> int:
+        """Input beats the loader has read from DDR since the library was loaded."""
+        with self._lock:
+            return int(self._input_beats())
 
 
 _LIBRARIES: dict[Path, CSimV2Library] = {}
