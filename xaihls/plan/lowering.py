@@ -1679,8 +1679,16 @@ def batch_lists(forward: tuple[Job, ...], backward: tuple[Job, ...], slots: Slot
               and (not _touches_mask(d) or t[d.out_addr] == 2 * slots.mask_slot[d.mask_base]) for d in jobs]
     n = slots.batch
 
+    def slot_bytes(d: Job, addr: int) -> int:
+        """The slot stride of the tensor at ``addr``: every tensor a convolution reads or writes has
+        one (a block of a tensor too, ``_Allocator.block``); a miss would run every slot on slot 0's."""
+        if d.op == Op.CONV and d.ky * d.kx:
+            assert addr in t, f"layer {d.layer}: no slot stride for the tensor at {addr}"
+            return t[addr]
+        return t.get(addr, 0)
+
     def strides(d: Job) -> dict:
-        return dict(in_slot_bytes=t.get(d.in_addr, 0), out_slot_bytes=t.get(d.out_addr, 0),
+        return dict(in_slot_bytes=slot_bytes(d, d.in_addr), out_slot_bytes=slot_bytes(d, d.out_addr),
                     mask_slot=slots.mask_slot[d.mask_base] if _touches_mask(d) else 0,
                     index_slot=slots.index_slot[d.index_base] if _touches_index(d) else 0)
 
