@@ -11,15 +11,12 @@ across m-tiles"). Results in benchmarks/results/hls_kept_inputs.json.
 
 from __future__ import annotations
 
-import argparse
-import json
-from datetime import date
 from types import SimpleNamespace
 
 import torch
 
 import xaihls
-from benchmarks.switch import RESULTS, switched_off
+from benchmarks import switch
 from xaihls.backends.hls import v2
 from xaihls.executor import prepare
 from xaihls.golden import model as golden
@@ -35,7 +32,7 @@ def measure(model: str, board: str) -> list[dict]:
     qg = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], ig_steps=2,
                         backends=("golden",), methods=("saliency",)).qgraph
     plan = plan_v2(qg, load_board(board))
-    programs = {"kept": plan.program, "loaded": switched_off(plan.program, qg, plan.engine, "KEEP_INPUTS")}
+    programs = {"kept": plan.program, "loaded": switch.switched_off(plan.program, qg, plan.engine, "KEEP_INPUTS")}
     lib = v2.library_for(plan.engine)
     rows = []
     for method in RUNS:
@@ -63,15 +60,8 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["ds_cnn", "mobilenet_v2_tiny", "resnet8", "cifar_ref"])
-    ap.add_argument("--boards", nargs="+", default=["pynq-z2"])
-    args = ap.parse_args()
-    rows = [row for b in args.boards for m in args.models for row in measure(m, b)]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "hls_kept_inputs.json").write_text(json.dumps({"date": str(date.today()), "results": rows}, indent=2)
-                                                  + "\n")
-    print(markdown(rows))
+    switch.main(__doc__, ["ds_cnn", "mobilenet_v2_tiny", "resnet8", "cifar_ref"], measure, markdown,
+                "hls_kept_inputs.json")
 
 
 if __name__ == "__main__":
