@@ -11,6 +11,8 @@ fastest's. Deterministic: candidates are enumerated in a fixed order.
 
 from __future__ import annotations
 
+import itertools
+
 
 import math
 from dataclasses import dataclass, field, replace
@@ -376,11 +378,16 @@ def describe(p: PlanV2, methods=None) -> str:
         "",
     ]
     names = [layer.name for layer in qg.graph.layers] + ["logits"]
-    width = max(14, 2 + max(map(len, names)))
+    costs = p.forward_costs + p.backward_costs + p.cam_costs
+    # a layer's consecutive jobs in one list (stride phases, an Add's blocks) numbered k/n
+    runs = [len(list(g)) for _, g in itertools.groupby(costs, key=lambda c: (c.layer, c.direction))]
+    labels = [names[c.layer] + (f" {k + 1}/{n}" if n > 1 else "")
+              for c, (k, n) in zip(costs, ((k, n) for n in runs for k in range(n)))]
+    width = max(14, 2 + max(map(len, labels)))
     lines.append(f"{'layer':<{width}}{'dir':<5}{'op':<6}{'cycles':>11}{'bound':>11}{'MAC util':>10}")
-    for cost in p.forward_costs + p.backward_costs + p.cam_costs:
+    for cost, label in zip(costs, labels):
         util = f"{cost.utilization(e.tm, e.tn):.1%}" if cost.macs else "-"
-        lines.append(f"{names[cost.layer]:<{width}}{cost.direction[:3]:<5}{cost.op:<6}{cost.cycles:>11,}"
+        lines.append(f"{label:<{width}}{cost.direction[:3]:<5}{cost.op:<6}{cost.cycles:>11,}"
                      f"{cost.bound_cycles:>11,}{util:>10}")
     lines.append("")
     for method in ["predict"] + list(methods or qg.methods):

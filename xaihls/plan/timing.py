@@ -290,9 +290,21 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
     pairs = sum(_n_tiles(d, engine, mt) for mt in range(d.m_tiles))  # (m-tile, n-tile) weight streams
     # AXI reads and writes have channels of their own: each direction streams at the DDR's rate
     read_bytes = 2 * slots * (d.n_tiles * d.ih * d.iw * tn + pairs * tm * tn * w_passes)
-    write_bytes = 2 * slots * d.out_blocks * d.oph * d.opw * tn
+    write_bytes = 2 * slots * d.out_blocks * _pixels_written(d) * tn
     bound = max(math.ceil(macs / (tm * tn)), math.ceil(max(read_bytes, write_bytes) / (2 * e / dram.beat_cycles)))
     return JobCost(d.layer, "conv", direction, total, compute_total, memory_total, macs, bound)
+
+
+def _pixels_written(d) -> int:
+    """Pixels a CONV job's write-back puts on the bus a block: the pooled map (a pool, a SUM's one
+    pixel), every output column of the grid's rows (LANES), or each grid row's run from its first
+    to its last pixel, strobed where an output stride skips some (a transposed conv's stride phase,
+    Grad-CAM's upsampling) -- not the whole output tensor, of which a phase writes a part."""
+    if d.flags >> int(Flag.POOL) & 1:
+        return d.pool_oh * d.pool_ow
+    if d.flags >> int(Flag.LANES) & 1:
+        return d.oh * d.opw
+    return d.oh * ((d.ow - 1) * d.osx + 1)
 
 
 def _tap_pairs(d, bounds: tuple[int, int] | None = None) -> int:
