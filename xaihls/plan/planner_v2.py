@@ -12,8 +12,6 @@ fastest's. Deterministic: candidates are enumerated in a fixed order.
 from __future__ import annotations
 
 import itertools
-
-
 import math
 from dataclasses import dataclass, field, replace
 
