@@ -618,10 +618,10 @@ def test_an_add_of_more_channels_than_lanes_runs_a_job_a_block(monkeypatch):
     of tn channels, reading that block of each operand (n-tile 1 is the second operand's block, the
     first operand's bytes on), where the dense job's every m-tile passes over every block of both.
     resnet8 at 16 x 8: its 16-channel Add stays one job; the 32- and 64-channel ones become 4 and 8
-    jobs, together at most 0.8 of the dense jobs' cycles by the cycle model (each tiled by it). Nothing else changes. Bit-exact
-    with golden either way on the two digits residual nets (Adds of 8, 12 and 16 channels on
-    4 x 4), on batched lists, whose slot jobs find a block's slots as its tensor's, and on an Add
-    whose last block is narrower."""
+    jobs, together at most 0.8 of the dense jobs' cycles by the cycle model (each tiled by it), and
+    no other job changes. Bit-exact with golden either way on the two digits residual nets (Adds of
+    8, 12 and 16 channels on 4 x 4), on batched lists, whose slot jobs find a block's slots as its
+    tensor's, and on an Add whose last block is narrower."""
     entry = get_zoo_model("resnet8")
     qg = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
                         methods=("saliency",)).qgraph
