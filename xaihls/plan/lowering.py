@@ -236,6 +236,15 @@ def _dense_blob(kernel: np.ndarray, shape: Shape) -> np.ndarray:
     return w.reshape(mt, shape.tm, nt, shape.tn, taps).transpose(0, 2, 4, 1, 3)
 
 
+def _identities(c: int, na: int, nb: int, e: tuple[int, ...], shape: Shape) -> np.ndarray:
+    """An Add's weights over its two sources side by side (na and nb blocks): channel k of each
+    source into output channel k, 2^e[0] from the first and 2^e[1] from the second."""
+    kern = np.zeros((c, (na + nb) * shape.tn, 1), dtype=np.int64)
+    kern[np.arange(c), np.arange(c), 0] = 1 << e[0]
+    kern[np.arange(c), na * shape.tn + np.arange(c), 0] = 1 << e[1]
+    return _dense_blob(kern, shape)
+
+
 def _depthwise_blob(kernel: np.ndarray, shape: Shape) -> np.ndarray:
     """Per-channel taps (C, passes) on the diagonal: (m_tiles, tm / tn, passes, tm, tn), channel c
     at lane c mod tm of m-tile c // tm, column c mod tn of that m-tile's n-tile (c mod tm) // tn."""
@@ -709,18 +718,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         fa, fb = qg.tensor_fmt(ta).frac, qg.tensor_fmt(tb).frac
         e, xs, frac = _align([[fa] * 3, [fb] * 3], [True, True], f"layer '{layers[i].name}'")
         c, na, nb = layout[ta][0], -(-layout[ta][0] // tn), -(-layout[tb][0] // tn)
-        kern = np.zeros((c, (na + nb) * tn, 1), dtype=np.int64)
-        kern[np.arange(c), np.arange(c), 0] = 1 << e[0]
-        kern[np.arange(c), na * tn + np.arange(c), 0] = 1 << e[1]
-        add_fields[i] = dict(b.weights(f"{layers[i].name}.identities", _dense_blob(kern, shape)), src_b=na,
-                             **_shift_fields(xs, frac, [qg.layers[i].out_fmt.frac] * 3))
-        if _adds_by_block(c, shape):  # a block's job: block k of each operand, 2^e on each diagonal
+        add_fields[i] = dict(b.weights(f"{layers[i].name}.identities", _identities(c, na, nb, e, shape)),
+                             src_b=na, **_shift_fields(xs, frac, [qg.layers[i].out_fmt.frac] * 3))
+        if _adds_by_block(c, shape):  # a block's job: block k of each operand, a block a source
             for width in sorted({min(tn, c - k * tn) for k in range(na)}):
-                kern = np.zeros((width, 2 * tn, 1), dtype=np.int64)
-                kern[np.arange(width), np.arange(width), 0] = 1 << e[0]
-                kern[np.arange(width), tn + np.arange(width), 0] = 1 << e[1]
                 block_identities[i, width] = b.weights(f"{layers[i].name}.block identities ({width})",
-                                                       _dense_blob(kern, shape))
+                                                       _identities(width, 1, 1, e, shape))
         diag(1 << IDENTITY_FRAC, 1)  # an operand's rectifier rule (backward), the image's copy
 
     def reader_terms(r: int, t: int) -> tuple[np.ndarray, int, tuple[int, int], list]:

@@ -377,10 +377,10 @@ def describe(p: PlanV2, methods=None) -> str:
     ]
     names = [layer.name for layer in qg.graph.layers] + ["logits"]
     costs = p.forward_costs + p.backward_costs + p.cam_costs
-    # a layer's consecutive jobs in one list (stride phases, an Add's blocks) numbered k/n
-    runs = [len(list(g)) for _, g in itertools.groupby(costs, key=lambda c: (c.layer, c.direction))]
-    labels = [names[c.layer] + (f" {k + 1}/{n}" if n > 1 else "")
-              for c, (k, n) in zip(costs, ((k, n) for n in runs for k in range(n)))]
+    labels = []  # a layer's consecutive jobs in one list (stride phases, an Add's blocks) numbered k/n
+    for (layer, _), run in itertools.groupby(costs, key=lambda c: (c.layer, c.direction)):
+        n = len(list(run))
+        labels += [names[layer] + (f" {k}/{n}" if n > 1 else "") for k in range(1, n + 1)]
     width = max(14, 2 + max(map(len, labels)))
     lines.append(f"{'layer':<{width}}{'dir':<5}{'op':<6}{'cycles':>11}{'bound':>11}{'MAC util':>10}")
     for cost, label in zip(costs, labels):

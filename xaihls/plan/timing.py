@@ -129,7 +129,7 @@ def _wb_row_tile(d, engine: EngineV2, rows: int, r0: int, mt: int, dram: _Dram) 
         per_row = 1 + d.pool_ow * g * d.pool_kh * d.pool_kw
         per_block = pooled * per_row + 2
     else:
-        span = d.opw if lanes else (d.ow - 1) * d.osx + 1
+        span = _row_span(d)
         per_block = rows * (1 + max(span * g, dram.stream(span * g))) + 2
     return blocks * per_block + 2
 
@@ -295,16 +295,20 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
     return JobCost(d.layer, "conv", direction, total, compute_total, memory_total, macs, bound)
 
 
+def _row_span(d) -> int:
+    """Pixels the write-back puts on the bus for a grid row of a job without a pool: every output
+    column (LANES), or the run from the row's first pixel to its last, strobed where an output
+    stride skips some (a transposed conv's stride phase, Grad-CAM's upsampling)."""
+    return d.opw if d.flags >> int(Flag.LANES) & 1 else (d.ow - 1) * d.osx + 1
+
+
 def _pixels_written(d) -> int:
     """Pixels a CONV job's write-back puts on the bus a block: the pooled map (a pool, a SUM's one
-    pixel), every output column of the grid's rows (LANES), or each grid row's run from its first
-    to its last pixel, strobed where an output stride skips some (a transposed conv's stride phase,
-    Grad-CAM's upsampling) -- not the whole output tensor, of which a phase writes a part."""
+    pixel), else a ``_row_span`` a grid row -- not the whole output tensor, of which a stride phase
+    writes a part."""
     if d.flags >> int(Flag.POOL) & 1:
         return d.pool_oh * d.pool_ow
-    if d.flags >> int(Flag.LANES) & 1:
-        return d.oh * d.opw
-    return d.oh * ((d.ow - 1) * d.osx + 1)
+    return d.oh * _row_span(d)
 
 
 def _tap_pairs(d, bounds: tuple[int, int] | None = None) -> int:

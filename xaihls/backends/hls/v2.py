@@ -212,12 +212,6 @@ class CSimV2Library:
         self._run = self._lib.xaihls_csim_run
         self._run.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int]
         self._run.restype = ctypes.c_int
-        self._skipped = self._lib.xaihls_csim_skipped_rows
-        self._skipped.argtypes = []
-        self._skipped.restype = ctypes.c_long
-        self._input_beats = self._lib.xaihls_csim_input_beats
-        self._input_beats.argtypes = []
-        self._input_beats.restype = ctypes.c_long
         self._lock = threading.Lock()  # the engine's on-chip memories are static: one run at a time
 
     def run(self, ddr: np.ndarray, method: int, target: int, steps: int, images: int = 1) -> int:
@@ -228,15 +222,20 @@ class CSimV2Library:
         with self._lock:
             return int(self._run(ddr.ctypes.data, ddr.size, method, target, steps, images))
 
+    def _count(self, name: str) -> int:
+        """One of the counters the C-simulation keeps (``long xaihls_csim_<name>()``)."""
+        counter = getattr(self._lib, f"xaihls_csim_{name}")
+        counter.argtypes, counter.restype = [], ctypes.c_long
+        with self._lock:
+            return int(counter())
+
     def skipped_rows(self) -> int:
         """Grid rows the walker has skipped as off the map since the library was loaded."""
-        with self._lock:
-            return int(self._skipped())
+        return self._count("skipped_rows")
 
     def input_beats(self) -> int:
         """Input beats the loader has read from DDR since the library was loaded."""
-        with self._lock:
-            return int(self._input_beats())
+        return self._count("input_beats")
 
 
 _LIBRARIES: dict[Path, CSimV2Library] = {}
