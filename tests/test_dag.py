@@ -282,9 +282,49 @@ def test_a_max_pool_after_a_depthwise_conv_ranks_its_input_codes(relu):
     assert g.attribution[0, 0, 0, 0] != 0 and g.attribution[0, 0, 0, 1] == 0, g.attribution[0, 0]
 
 
-def test_the_engine_refuses_two_rectifiers_in_a_row_at_compile():
-    msg = _compiled_refusal(_net(nn.Conv2d(2, 2, 3), nn.ReLU(), nn.ReLU6()), (2, 7, 7), golden_only=False)
-    assert "two rectifiers in a row" in msg
+@pytest.mark.parametrize("pair", [
+    (nn.ReLU(), nn.ReLU6()), (nn.ReLU6(), nn.ReLU6()), (nn.ReLU6(), nn.ReLU()), (nn.ReLU(), nn.Flatten(), nn.ReLU6()),
+], ids=["relu_relu6", "relu6_relu6", "relu6_relu", "relu_flatten_relu6"])
+def test_two_rectifiers_in_a_row_are_one_relu6_on_every_method(pair):
+    """A Sequential with a ReLU6 next to a rectifier traces to one ReLU6 (docs/dag.md, "Two rectifiers in
+    a row are one"): golden equals that of the net with the ReLU6 alone for predict and every method,
+    and the program backend, which refused the pair before, equals golden."""
+    torch.manual_seed(5)
+    conv, fc = nn.Conv2d(2, 4, 3, padding=1), nn.Linear(196, 3)  # a 7 x 7 map: Grad-CAM upsamples by 1
+    with torch.no_grad():
+        conv.weight.mul_(8.0)  # so the cap at 6 is reached
+    pair_net = nn.Sequential(conv, *pair, nn.Flatten(), fc).eval()
+    alone = nn.Sequential(conv, nn.ReLU6(), nn.Flatten(), fc).eval()
+    calibration = torch.rand(4, 2, 7, 7)
+    methods = tuple(ALL_METHODS)
+    accs = [xaihls.compile(m, (2, 7, 7), calibration=calibration, ig_steps=3, methods=methods,
+                           backends=("golden", "program")) for m in (pair_net, alone)]
+    assert [type(layer).__name__ for layer in accs[0].graph.layers] == ["Conv2d", "ReLU6", "Flatten", "Linear"]
+    x = torch.rand(2, 2, 7, 7)
+    assert 0 < int((torch.relu(conv(x)) >= 6).sum()) < conv(x).numel()  # the cap is active, and not everywhere
+    for method in (None, *methods):
+        g, a, p = (accs[0].run(x, method), accs[1].run(x, method), accs[0].run(x, method, backend="program"))
+        assert torch.equal(g.logits, a.logits) and torch.equal(g.logits, p.logits), method
+        if method:
+            assert torch.equal(g.attribution, a.attribution), method
+            assert torch.equal(g.attribution, p.attribution), method
+
+
+class _RectifierReadTwice(nn.Module):
+    """relu6(r) + r with r = relu(conv(x)): the ReLU's output feeds the ReLU6 and the add."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(2, 2, 3, padding=1), nn.Linear(98, 3)
+
+    def forward(self, x):
+        r = torch.relu(self.conv(x))
+        return self.fc(torch.flatten(F.relu6(r) + r, 1))
+
+
+def test_the_engine_refuses_two_rectifiers_in_a_row_whose_first_output_has_another_reader():
+    msg = _compiled_refusal(_RectifierReadTwice(), (2, 7, 7), golden_only=False)
+    assert "layers 'relu' and 'relu6': two rectifiers in a row" in msg, msg
 
 
 def test_hardware_backends_refuse_a_residual_net_naming_its_first_golden_only_layer():

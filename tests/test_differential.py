@@ -27,14 +27,14 @@ TILINGS = ((4, 4), (8, 4), (8, 8), (16, 8))  # engines the contract takes (Tn a 
 
 
 def _refused_or_bit_exact_everywhere(seed, model, shape, calibration, may_refuse=True,
-                                     backends=("program", "csim"), refusal: str = ""):
+                                     backends=("program", "csim"), refusals: tuple[str, ...] = ("",)):
     tiling = TILINGS[seed % len(TILINGS)]
     try:
         acc = xaihls.compile(model, shape, calibration=calibration, tiling=tiling, ig_steps=3,
                              backends=("golden", *backends))
     except XaiHlsError as exc:
         assert "\n" not in str(exc), f"seed {seed}: a refusal must be one line: {exc}"
-        assert may_refuse and refusal in str(exc), f"seed {seed}: {exc}"
+        assert may_refuse and any(r in str(exc) for r in refusals), f"seed {seed}: {exc}"
         return
     x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
     for method in (None, *METHODS):
@@ -74,11 +74,13 @@ DAG_BACKENDS = ("program", "csim")
 def test_random_dag_is_refused_at_compile_or_bit_exact_everywhere(seed):
     """Random residual nets (tests/random_nets.py ``random_dag_net``: skip connections, identity or
     strided projections, depthwise branches, ReLU6, padded pools): refused at compile in one line
-    (an average pool of several divisors) or bit-exact on the engines."""
+    (an average pool of several divisors; two convolutions' gradient terms too far apart to sum
+    exactly, docs/engine_v2.md "Residual adds and gradient sums") or bit-exact on the engines."""
     from tests.random_nets import random_dag_net
 
     _refused_or_bit_exact_everywhere(seed, *random_dag_net(seed), backends=DAG_BACKENDS,
-                                     refusal="AvgPool2d whose windows have different divisors")
+                                     refusals=("AvgPool2d whose windows have different divisors",
+                                               "the engine raises a convolution's term"))
 
 
 @pytest.mark.parametrize("seed", range(FIRST_SEED, FIRST_SEED + DAG_NETS))

@@ -27,8 +27,10 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
                "any `groups` (depthwise included), dilation 1; bias or not"),
     ("BatchNorm2d", "with running statistics: folded into a Conv2d that feeds only it, "
                     "else a per-channel affine layer"),
-    ("ReLU", "module, functional or method; a ReLU of a ReLU's output that feeds nothing else is merged into it"),
-    ("ReLU6", "`nn.ReLU6`, `F.relu6`, `hardtanh(x, 0, 6)`, `clamp(x, 0, 6)`"),
+    ("ReLU", "module, functional or method; a ReLU of a ReLU's or ReLU6's output that feeds nothing else is "
+             "merged into it"),
+    ("ReLU6", "`nn.ReLU6`, `F.relu6`, `hardtanh(x, 0, 6)`, `clamp(x, 0, 6)`; of a ReLU's or ReLU6's output that "
+              "feeds nothing else, merged into it (a ReLU then a ReLU6 is the ReLU6 alone)"),
     ("MaxPool2d", "any window, stride and padding (padding counts as -inf), `ceil_mode` either way, dilation 1"),
     ("AvgPool2d", "any window, stride and padding, `ceil_mode` and `count_include_pad` either way "
                   "(PyTorch's divisors); no `divisor_override`"),
@@ -198,18 +200,34 @@ class _Builder:
         bias = torch.zeros(o) if bias is None else bias.detach().to(torch.float32).clone()
         self.add(Linear(_name(node), self.shape, (o,), weight, bias))
 
-    def relu(self, node) -> None:
+    def _rectified(self, node) -> int | None:
+        """The index of the ReLU or ReLU6 whose output ``node`` reads and nothing else does (through
+        Flattens), or None."""
         k = self.sole_producer(node, through_flatten=True)
-        if k is not None and isinstance(self.layers[k], ReLU):
-            return  # a ReLU of a ReLU's output changes nothing, forward or backward, under every method
+        return k if k is not None and isinstance(self.layers[k], (ReLU, ReLU6)) else None
+
+    def relu(self, node) -> None:
+        if self._rectified(node) is not None:
+            return  # a ReLU of a rectifier's output changes nothing, forward or backward, under every method
         self.add(ReLU(_name(node), self.shape, self.shape))
+
+    def relu6(self, node) -> None:
+        """A ReLU6; of a rectifier's output that feeds nothing else, merged into it: ReLU6(ReLU6(x)) and
+        ReLU6(ReLU(x)) are ReLU6(x), and under every method's rule the two backward steps are the
+        ReLU6's one (docs/dag.md, "ReLU6")."""
+        k = self._rectified(node)
+        if k is None:
+            self.add(ReLU6(_name(node), self.shape, self.shape))
+        elif isinstance(self.layers[k], ReLU):
+            relu = self.layers[k]  # the merged layer keeps the ReLU's name: the layers after it read that tensor
+            self.layers[k] = ReLU6(relu.name, relu.in_shape, relu.out_shape, inputs=relu.inputs)
 
     def clamp(self, node, low, high) -> None:
         """A clamp to [low, high]: ReLU6 for [0, 6], a ReLU for [0, None]; refused otherwise."""
         low = None if low is None else float(low)
         high = None if high is None else float(high)
         if low == 0.0 and high == 6.0:
-            self.add(ReLU6(_name(node), self.shape, self.shape))
+            self.relu6(node)
         elif low == 0.0 and high is None:
             self.relu(node)
         else:

@@ -41,13 +41,14 @@ def _layer_refusal(q) -> str | None:
 
 def rectifiers_in_a_row(graph) -> str | None:
     """A ReLU/ReLU6 reading a ReLU/ReLU6's output (through Flattens), which no job runs: one line, or None.
-    The front end merges two ReLUs; a ReLU6 next to a ReLU, or a Graph made by hand, can have them."""
+    The front end merges such a pair where the first one's output feeds nothing else; a pair whose
+    first output another layer reads too, or a Graph made by hand, can have them."""
     layers = graph.layers
     for j, layer in enumerate(layers):
         t = canon(graph, graph.input_tensors[j][0])
         if isinstance(layer, (ReLU, ReLU6)) and t > 0 and isinstance(layers[t - 1], (ReLU, ReLU6)):
             return (f"layers '{layers[t - 1].name}' and '{layer.name}': two rectifiers in a row, which "
-                    "the engine does not run; keep one (a ReLU6 after a ReLU is the ReLU6 alone)")
+                    "the engine does not run (the front end merges a pair whose first output feeds nothing else)")
     return None
 
 

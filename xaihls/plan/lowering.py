@@ -449,8 +449,9 @@ def _align(bases: list[list[int]], identity: list[bool], where: str) -> tuple[li
             best = (worst, list(e), xs, frac)
     if best is None:
         spread = max(max(b[m] for b in bases) - min(b[m] for b in bases) for m in modes)
-        raise XaiHlsError(f"{where}: the two terms' fractions differ by {spread} bits; the engine aligns them by "
-                          f"at most {MAX_X_SHIFT} (an operand shift) plus {WEIGHT_SHIFT} (an identity's weight)")
+        raise XaiHlsError(f"{where}: the two terms' fractions differ by {spread} bits; the engine raises a "
+                          f"convolution's term to the finer one by at most {MAX_X_SHIFT} bits (an operand shift), "
+                          f"an identity's by {MAX_X_SHIFT + WEIGHT_SHIFT} (with its weight 2^e)")
     return best[1], best[2], best[3]
 
 
