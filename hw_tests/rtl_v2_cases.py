@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 import xaihls
-from tests.random_nets import edge_net, narrow_net, pool_net, random_dag_net, random_net
+from tests.random_nets import edge_net, narrow_net, pool_net, random_dag_net, random_net, residual_conv_net
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -29,8 +29,9 @@ EDGE_NETS = ("edge6", "edge14", "edge45")
 # residual nets (two-source jobs: residual adds and gradient sums): digits_resnet (an identity block and a
 # projection shortcut after a padded max-pool), digits_mobilenet (inverted residuals: depthwise, ReLU6),
 # dag4 (tests.random_nets.random_dag_net: the input image added, a depthwise branch, projections),
-# dag20 (a 3-channel input)
-DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4", "dag20")
+# dag20 (a 3-channel input), residual2 (tests.random_nets.residual_conv_net: x + conv(x) on 12 channels, the
+# conv's output gradient a copy of the Add's)
+DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4", "dag20", "residual2")
 # nets compiled with the Grad-CAM methods too (a Grad-CAM list: the layer's activations recomputed, its
 # channel weights written where the next job reads its weights, nearest upsampling by output strides);
 # dag20's 2 x 3 map is upsampled by 2 and repeated over the input's 3 channels
@@ -38,7 +39,8 @@ CAM_NETS = ("digits_resnet", "digits_mobilenet", "dag20")
 CAMS = ("grad_cam", "guided_grad_cam")
 # random chains from tests.random_nets, named <kind><seed>
 # narrow<width>: tests.random_nets.narrow_net, two rows of <width> columns through padded pools of stride 1
-RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag": random_dag_net, "narrow": narrow_net}
+RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag": random_dag_net, "narrow": narrow_net,
+               "residual": residual_conv_net}
 # the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
 NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,
@@ -60,7 +62,7 @@ METHOD_LIST = (None, *METHODS)
 @functools.lru_cache(maxsize=None)
 def compiled(name: str):
     """(QGraph owner, one input image) for a zoo net or a random net ('random<seed>', 'pools<seed>',
-    'edge<seed>', 'dag<seed>', 'narrow<width>'), compiled with the methods of ``method_list``."""
+    'edge<seed>', 'dag<seed>', 'narrow<width>', 'residual<seed>'), compiled with the methods of ``method_list``."""
     kind = next((k for k in RANDOM_NETS if name.startswith(k)), None)
     if kind is not None:
         seed = int(name.removeprefix(kind))

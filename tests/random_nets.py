@@ -163,6 +163,32 @@ class _RandomDag(nn.Module):
         return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
+class _ResidualConv(nn.Module):
+    """A residual block whose branch is one convolution, ``x + conv(x)``: after a ReLU, on the input
+    image, or on a map of more channels than a block (``kind``)."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        c = {"relu": 4, "image": 3, "wide": 12}[kind]
+        self.c0 = nn.Conv2d(3, c, 3, padding=1)
+        self.c1 = nn.Conv2d(c, c, 3, padding=1)
+        self.fc = nn.Linear(c, 3)
+
+    def forward(self, x):
+        y = x if self.kind == "image" else torch.relu(self.c0(x))
+        z = torch.relu(self.c1(y) + y)
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(z, 1), 1))
+
+
+def residual_conv_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """``x + conv(x)`` (``_ResidualConv``), the kind ``seed % 3`` (after a ReLU, on the image, 12 channels),
+    its input shape and a calibration batch, deterministic in the seed."""
+    torch.manual_seed(seed)
+    model = _ResidualConv(("relu", "image", "wide")[seed % 3]).eval()
+    return model, (3, 6, 5), torch.rand((8, 3, 6, 5))
+
+
 def random_dag_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
     """A random residual network (skip connections, depthwise layers, ReLU6, padded pools), its input
     shape and a calibration batch, deterministic in the seed."""

@@ -332,6 +332,33 @@ def test_hardware_backends_refuse_a_residual_net_naming_its_first_golden_only_la
     assert "layer 'ap' (AvgPool2d whose windows have different divisors" in msg
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 12, 13, 14])  # each kind at 4 x 4 and at 16 x 8 (seed % 4)
+def test_a_residual_branch_of_one_convolution_runs_bit_exact_everywhere(seed):
+    """``x + conv(x)`` was refused ("the gradients summed at tensor 'relu' and at tensor 'relu' share a
+    buffer"): the convolution's output gradient is now a copy of the Add's, by a diagonal job, beside it."""
+    from tests.random_nets import residual_conv_net
+    from tests.test_differential import _refused_or_bit_exact_everywhere
+
+    _refused_or_bit_exact_everywhere(seed, *residual_conv_net(seed), may_refuse=False)
+
+
+def test_a_residual_branch_of_one_convolution_copies_the_adds_gradient_once():
+    from tests.random_nets import residual_conv_net
+
+    model, shape, calibration = residual_conv_net(0)  # after a ReLU
+    acc = xaihls.compile(model, shape, calibration=calibration, methods=("saliency", "grad_cam"),
+                         backends=("golden", "program"))
+    graph = acc.graph
+    from xaihls.plan.dag import structure
+
+    dag = structure(graph)
+    assert dag.copies == {graph.tensor_index("c1")}, dag.copies
+    x = torch.rand(2, *shape)
+    for method in ("saliency", "grad_cam"):
+        g, p = acc.run(x, method), acc.run(x, method, backend="program")
+        assert torch.equal(g.attribution, p.attribution) and (g.attribution != 0).any(), method
+
+
 class _TwoReaders(nn.Module):
     """A tensor y read by two layers, which ``kind`` picks."""
 

@@ -45,14 +45,14 @@ def grad_dest(graph: Graph, t: int) -> tuple[int, int | None]:
     return t, None
 
 
-def grad_store(graph: Graph, t: int) -> int:
+def grad_store(graph: Graph, t: int, copies: frozenset[int] = frozenset()) -> int:
     """The tensor whose gradient buffer holds the gradient at ``t``: an Add's operand that only the Add
     reads has the Add's output gradient itself (the same values, the same format), unless a rule
-    must be applied to it first."""
+    must be applied to it first or it is one of ``copies`` (``DagPlan.copies``: a buffer of its own)."""
     key, rule = grad_dest(graph, t)
     users = graph.consumers[key]
-    if rule is None and len(users) == 1 and isinstance(graph.layers[users[0]], Add):
-        return grad_store(graph, users[0] + 1)
+    if rule is None and key not in copies and len(users) == 1 and isinstance(graph.layers[users[0]], Add):
+        return grad_store(graph, users[0] + 1, copies)
     return key
 
 
@@ -60,11 +60,15 @@ def grad_store(graph: Graph, t: int) -> int:
 class DagPlan:
     """``adds``: Add layer -> its operand tensors (first, second), stored side by side in that order.
     ``sums``: tensor read by two layers -> the readers (first, second); their output gradients are
-    stored side by side in that order (``sources``: the gradient buffers, by ``grad_store``)."""
+    stored side by side in that order (``sources``: the gradient buffers, by ``grad_store``).
+    ``copies``: Add operands that keep a gradient buffer of their own, a copy of the Add's gradient,
+    because that gradient is the other term of the sum their producer's input takes (``x + conv(x)``:
+    the two terms of the gradient at x would be one buffer)."""
 
     adds: dict[int, tuple[int, int]]
     sums: dict[int, tuple[int, int]]
     sources: dict[int, tuple[int, int]]
+    copies: frozenset[int] = frozenset()
 
     def pairs(self) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
         """(activation tensor -> (first, second) of its pair, gradient buffer -> (first, second) of its pair)."""
@@ -128,13 +132,19 @@ def structure(graph: Graph) -> DagPlan:
     sums: dict[int, tuple[int, int]] = {}
     sources: dict[int, tuple[int, int]] = {}
     taken: dict[int, int] = {}
-    for t, readers in enumerate(users[:-1]):
-        if len(readers) < 2:
-            continue
+    shared = {t: readers for t, readers in enumerate(users[:-1]) if len(readers) >= 2}
+    for t, readers in shared.items():
         why = _reader_refusal(graph, t, readers)
         if why is not None:
             raise XaiHlsError(why)
-        pair = tuple(grad_store(graph, r + 1) for r in readers)
+    # x + conv(x): the conv's output gradient is the Add's, the other term of the gradient at x; the
+    # conv's output keeps a copy of its own so that the two terms are two buffers side by side
+    copies = frozenset(k for readers in shared.values()
+                       if grad_store(graph, readers[0] + 1) == grad_store(graph, readers[1] + 1)
+                       for k in (grad_dest(graph, r + 1)[0] for r in readers)
+                       if k != grad_store(graph, readers[0] + 1))
+    for t, readers in shared.items():
+        pair = tuple(grad_store(graph, r + 1, copies) for r in readers)
         for k in pair:
             if k in taken or pair[0] == pair[1]:
                 raise XaiHlsError(f"the gradients summed at tensor '{names[t]}' and at tensor "
@@ -143,4 +153,4 @@ def structure(graph: Graph) -> DagPlan:
             taken[k] = t
         sums[t] = readers
         sources[t] = pair
-    return DagPlan(adds, sums, sources)
+    return DagPlan(adds, sums, sources, copies)

@@ -1016,9 +1016,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         if unruled:
             key = t
         elif isinstance(layers[t - 1], RECTIFIERS):  # an Add alone reads it: the Add's output gradient
-            key = grad_store(graph, users[t][0] + 1)
+            key = grad_store(graph, users[t][0] + 1, dag.copies)
         else:
-            key = grad_store(graph, t)
+            key = grad_store(graph, t, dag.copies)
         if qg.grad_fmt(ReluBackward.MASK, key) != qg.grad_fmt(ReluBackward.MASK, t):
             raise XaiHlsError(f"grad_cam_layer '{layers[t - 1].name}': its gradient is stored in the format of "
                               f"tensor '{graph.tensor_names[key]}', which differs from its own")
@@ -1095,7 +1095,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         alone reads)."""
         nonlocal unpool
         layer, q = layers[i], qg.layers[i]
-        src = grad_tensor(grad_store(graph, i + 1)) if unpool is None else None  # a fused pool's: never stored
+        src = grad_tensor(grad_store(graph, i + 1, dag.copies)) if unpool is None else None  # a fused pool's: never stored
         dst_pos, relu = dest(reads[i][0])
         if fuse_pools and fusable_pool(qg, i):
             # no job: the convolution below reads the pooled gradient through the kept indices
@@ -1184,7 +1184,11 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 if len(users[t]) == 1 and relu is not None:
                     # the operand is a rectifier's output: its rule on the diagonal (else the operand's
                     # gradient is the Add's, grad_store)
-                    backward.append(rule_job(grad_tensor(grad_store(graph, i + 1)), key, relu, i, [IDENTITY_FRAC] * 3))
+                    backward.append(rule_job(grad_tensor(grad_store(graph, i + 1, dag.copies)), key, relu, i,
+                                             [IDENTITY_FRAC] * 3))
+                elif key in dag.copies:  # x + conv(x): the conv's output gradient, a copy of the Add's (same format)
+                    backward.append(Job(**identity(grad_tensor(grad_store(graph, i + 1, dag.copies)),
+                                                   grad_tensor(key), i), flags=flags(Flag.DIAG)))
         elif len(users[reads[i][0]]) == 1:
             _backward_jobs(i)
         for t in sorted(set(reads[i])):
