@@ -227,3 +227,60 @@ def test_each_supported_layer_traces():
     graph = graph_from_module(Functional().eval(), (3, 9, 11))
     kinds = [type(layer).__name__ for layer in graph.layers]
     assert kinds == ["Conv2d", "ReLU", "MaxPool2d", "AvgPool2d", "AvgPool2d", "Flatten", "Linear"]
+
+
+class _MapArithmetic(nn.Module):
+    """A global average written as a mean over the map, and pool windows from the map's shape."""
+
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.c = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.c(x))
+        x = F.max_pool2d(x, x.size(-1) // 4)  # a 2 x 2 window on the 8 x 8 map
+        if self.form == "mean":
+            x = x.mean((2, 3))
+        elif self.form == "mean_keepdim":
+            x = torch.flatten(torch.mean(x, dim=[-1, -2], keepdim=True), 1)
+        else:  # "window": the pool over the whole map, its window from the map's shape
+            x = F.avg_pool2d(x, x.shape[2]).flatten(1)
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("form", ["mean", "mean_keepdim", "window"])
+@pytest.mark.parametrize("exported", [False, True], ids=["fx", "export"])
+def test_a_mean_over_the_map_and_windows_from_its_shape_trace(form, exported, tmp_path):
+    """``x.mean((2, 3))`` (MobileNet and EfficientNet heads) is the global average pool, and shape
+    arithmetic in a layer's arguments is what it computes for the input shape; both were refused or
+    crashed (a kernel that was an fx Node)."""
+    torch.manual_seed(0)
+    model = _MapArithmetic(form).eval()
+    if exported:
+        path = tmp_path / "m.pt2"
+        torch.export.save(torch.export.export(model, (torch.randn(1, 3, 8, 8),)), str(path))
+        graph = graph_from_exported(str(path))
+    else:
+        graph = graph_from_module(model, (3, 8, 8))
+    assert [type(layer).__name__ for layer in graph.layers] == ["Conv2d", "ReLU", "MaxPool2d", "AvgPool2d", "Flatten",
+                                                              "Linear"]
+    assert graph.layers[2].kernel == (2, 2) and graph.layers[3].kernel == (4, 4)
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_mean_over_other_dims_is_refused_in_one_line():
+    class ChannelMean(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(3, 4, 3)
+            self.fc = nn.Linear(9, 2)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.c(x).mean(1), 1))
+
+    with pytest.raises(XaiHlsError, match=r"mean over dims 1 \(only over the two spatial dims") as e:
+        graph_from_module(ChannelMean().eval(), (3, 5, 5))
+    assert "\n" not in str(e.value)

@@ -34,7 +34,8 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
     ("MaxPool2d", "any window, stride and padding (padding counts as -inf), `ceil_mode` either way, dilation 1"),
     ("AvgPool2d", "any window, stride and padding, `ceil_mode` and `count_include_pad` either way "
                   "(PyTorch's divisors); no `divisor_override`"),
-    ("AdaptiveAvgPool2d", "to an output size that divides the map (a global average at size 1)"),
+    ("AdaptiveAvgPool2d", "to an output size that divides the map (a global average at size 1); "
+                          "`x.mean((2, 3))` is the global one (flattened unless `keepdim`)"),
     ("add", "`x + y`, `torch.add(x, y)`, `operator.add` of two tensors of one shape (residual connections)"),
     ("Flatten, view, reshape", "to one dimension per sample"),
     ("Linear", "bias or not"),
@@ -271,8 +272,18 @@ class _Builder:
                                 "size must divide the map)")
         self.pool(node, "avg", (h // oh, w // ow), (h // oh, w // ow))
 
-    def global_avg(self, node, output_size) -> None:
-        self.adaptive_avg(node, output_size)
+    def spatial_mean(self, node, dims, keepdim) -> None:
+        """``x.mean((2, 3))`` of an (N, C, H, W) tensor: a global average pool, then a flatten to (C,)
+        unless ``keepdim``."""
+        if len(self.shape) != 3:
+            raise _refuse(node, f"mean of a tensor of shape {self.shape} (only over the map of a (C, H, W) tensor)")
+        axes = dims if isinstance(dims, (tuple, list)) else (dims,)
+        if not all(isinstance(d, int) for d in axes) or sorted(d % 4 for d in axes) != [2, 3]:
+            raise _refuse(node, f"mean over dims {dims} (only over the two spatial dims (2, 3): a global average pool)")
+        c = self.shape[0]
+        self.adaptive_avg(node, 1)
+        if not keepdim:
+            self.flatten(node, (c,))
 
     def flatten(self, node, out_shape: Shape) -> None:
         """A view/reshape/flatten; only the per-sample flattening to 1-D is supported."""
@@ -323,7 +334,30 @@ def _propagate_shapes(gm: torch.fx.GraphModule, input_shape: Shape) -> None:
     except Exception as exc:  # the model's own error, shortened to one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise XaiHlsError(f"model does not accept input_shape {input_shape}: {first}") from None
-    ShapeProp(gm).propagate(sample)
+    class _Values(ShapeProp):
+        """ShapeProp that also keeps what shape arithmetic computes (``x.shape[2]``, ``x.size(-1) // 2``):
+        ints and tuples of the one input shape, which the layers' arguments may be made of."""
+
+        def run_node(self, n):
+            result = super().run_node(n)
+            if isinstance(result, (int, tuple, list)) and all(isinstance(v, int) for v in _flat(result)):
+                n.meta["static_value"] = result
+            return result
+
+    _Values(gm).propagate(sample)
+
+
+def _flat(value: Any) -> list:
+    return [x for v in value for x in _flat(v)] if isinstance(value, (tuple, list)) else [value]
+
+
+def _static(value: Any) -> Any:
+    """An argument with the shape arithmetic in it replaced by what it computed for the input shape."""
+    if isinstance(value, torch.fx.Node):
+        return value.meta.get("static_value", value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_static(v) for v in value)
+    return value
 
 
 def _out_shape(node: torch.fx.Node) -> Shape:
@@ -338,8 +372,8 @@ def _data_input(node: torch.fx.Node) -> torch.fx.Node | None:
 
 def _arg(node: torch.fx.Node, index: int, name: str, default: Any = None) -> Any:
     if len(node.args) > index:
-        return node.args[index]
-    return node.kwargs.get(name, default)
+        return _static(node.args[index])
+    return _static(node.kwargs.get(name, default))
 
 
 def _tensor_arg(node: torch.fx.Node, index: int, name: str, env: dict) -> str:
@@ -387,6 +421,8 @@ def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Build
             continue  # shape arithmetic
         if node.op == "call_function" and node.target in _SHAPE_HELPERS:
             continue
+        if node.op in ("call_function", "call_method") and "static_value" in node.meta:
+            continue  # arithmetic on the input's shape (x.size(-1) // 2): its value stands in the arguments
         if node.op == "call_method" and node.target in ("size", "dim"):
             continue
         source = _data_input(node)
@@ -472,6 +508,8 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                        _arg(node, 5, "count_include_pad", True))
             elif node.target is F.adaptive_avg_pool2d:
                 b.adaptive_avg(node, _arg(node, 1, "output_size"))
+            elif node.target is torch.mean:
+                b.spatial_mean(node, _arg(node, 1, "dim"), _arg(node, 2, "keepdim", False))
             elif node.target in _DROP_FUNCS:
                 pass
             else:
@@ -488,6 +526,8 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 b.add_tensors(node, _tensor_arg(node, 0, "input", env), _tensor_arg(node, 1, "other", env))
             elif node.target in ("clamp", "clamp_", "clip"):
                 b.clamp(node, _arg(node, 1, "min"), _arg(node, 2, "max"))
+            elif node.target == "mean":
+                b.spatial_mean(node, _arg(node, 1, "dim"), _arg(node, 2, "keepdim", False))
             elif node.target in ("contiguous",):
                 pass
             else:
@@ -576,10 +616,8 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
             b.pool(node, "avg", a[1], a[2] or a[1], a[3] or 0, bool(a[4]), 1, True if a[5] is None else bool(a[5]))
         elif op is aten.adaptive_avg_pool2d:
             b.adaptive_avg(node, args[1])
-        elif op is aten.mean and len(args) > 1 and sorted(int(d) % 4 for d in args[1]) == [2, 3]:
-            b.global_avg(node, 1)
-            if not (len(args) > 2 and args[2]):
-                b.flatten(node, _out_shape(node))
+        elif op is aten.mean and len(args) > 1:
+            b.spatial_mean(node, list(args[1]), len(args) > 2 and bool(args[2]))
         elif op in (aten.linear,):
             b.linear(node, args[1], args[2] if len(args) > 2 else None)
         elif op in (aten.view, aten.reshape, aten.flatten, aten._unsafe_view):
