@@ -106,3 +106,14 @@ def test_random_dag_golden_follows_float(seed):
     g = acc.attribute(x, "gradient", target)
     f = float_attribute(acc.graph, x.double(), "gradient", target).attribution
     assert float(pearson_per_image(g, f).mean()) >= 0.95, f"seed {seed}"
+
+
+@pytest.mark.parametrize("seed,form", [(0, "buffers"), (3, "numbers"), (1, "reversed")])
+def test_a_model_that_normalizes_its_input_runs_bit_exact_everywhere(seed, form):
+    """Arithmetic with constants (input normalization in ``forward``, a scale after a conv, an offset after
+    a ReLU) is a per-channel affine the engines run (tests/test_frontend.py ``_Normalizing``)."""
+    from tests.test_frontend import _Normalizing
+
+    torch.manual_seed(seed)
+    calibration = torch.rand(8, 3, 6, 6) * (255 if form == "numbers" else 1)
+    _refused_or_bit_exact_everywhere(seed, _Normalizing(form).eval(), (3, 6, 6), calibration, may_refuse=False)

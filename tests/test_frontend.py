@@ -284,3 +284,66 @@ def test_a_mean_over_other_dims_is_refused_in_one_line():
     with pytest.raises(XaiHlsError, match=r"mean over dims 1 \(only over the two spatial dims") as e:
         graph_from_module(ChannelMean().eval(), (3, 5, 5))
     assert "\n" not in str(e.value)
+
+
+class _Normalizing(nn.Module):
+    """Arithmetic with constants the way models write it: input normalization in ``forward``, a scale
+    after a convolution, an offset after a rectifier."""
+
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.register_buffer("mean", torch.tensor([0.4, 0.5, 0.6]).view(3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.2, 0.25, 0.3]).view(1, 3, 1, 1))
+        self.c = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        if self.form == "buffers":
+            x = (x - self.mean) / self.std
+        elif self.form == "numbers":
+            x = 2 * (x / 255.0) - 1  # an 8-bit image to [-1, 1]
+        else:  # "reversed"
+            x = (1.0 - x).sub(0.25, alpha=2.0)
+        x = torch.relu(self.c(x) * 0.5) + 0.125
+        return self.fc(torch.flatten(x, 1))
+
+
+@pytest.mark.parametrize("form", ["buffers", "numbers", "reversed"])
+@pytest.mark.parametrize("exported", [False, True], ids=["fx", "export"])
+def test_arithmetic_with_constants_is_a_per_channel_affine(form, exported, tmp_path):
+    """A number or a per-channel constant added, subtracted, multiplied or divided: one per-channel
+    affine at the input (a chain of them merged), folded into the convolution that feeds it alone."""
+    from xaihls.frontend.ir import ChannelAffine
+
+    torch.manual_seed(0)
+    model = _Normalizing(form).eval()
+    if exported:
+        path = tmp_path / "m.pt2"
+        torch.export.save(torch.export.export(model, (torch.rand(1, 3, 6, 6),)), str(path))
+        graph = graph_from_exported(str(path))
+    else:
+        graph = graph_from_module(model, (3, 6, 6))
+    assert [type(layer) for layer in graph.layers] == [ChannelAffine, Conv2d, ReLU, ChannelAffine, Flatten, Linear]
+    x = torch.rand(2, 3, 6, 6) * (255 if form == "numbers" else 1)
+    torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("body,needle", [
+    (lambda x: x * x, "mul of two tensors (only their sum)"),
+    (lambda x: x - torch.relu(x), "sub of two tensors (only their sum)"),
+    (lambda x: 1.0 / x, "a constant divided by a tensor"),
+    (lambda x: x * torch.ones(3, 6, 6), "a constant of shape (3, 6, 6)"),
+])
+def test_arithmetic_the_engine_cannot_express_is_refused_in_one_line(body, needle):
+    class Body(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3 * 6 * 6, 2)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(body(x), 1))
+
+    with pytest.raises(XaiHlsError) as e:
+        graph_from_module(Body().eval(), (3, 6, 6))
+    assert needle in str(e.value) and "\n" not in str(e.value), str(e.value)

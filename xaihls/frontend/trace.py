@@ -37,6 +37,9 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
     ("AdaptiveAvgPool2d", "to an output size that divides the map (a global average at size 1); "
                           "`x.mean((2, 3))` is the global one (flattened unless `keepdim`)"),
     ("add", "`x + y`, `torch.add(x, y)`, `operator.add` of two tensors of one shape (residual connections)"),
+    ("arithmetic with a constant", "`x + c`, `x - c`, `c - x`, `x * c`, `x / c` (functions, methods, in place) "
+                                   "with a number or one value a channel, `(C,)` or `(C, 1, 1)` (a model's input "
+                                   "normalization): a per-channel affine, folded into a Conv2d that feeds only it"),
     ("Flatten, view, reshape", "to one dimension per sample"),
     ("Linear", "bias or not"),
     ("Dropout, Identity", "dropped (the model is in eval mode)"),
@@ -234,6 +237,27 @@ class _Builder:
         else:
             raise _refuse(node, f"clamp to [{low}, {high}] (only [0, 6], ReLU6, and [0, inf), ReLU)")
 
+    def affine(self, node, scale: Any, shift: Any) -> None:
+        """y = x * scale + shift, with a number or a per-channel constant each (``x / 255``, ``(x - mean) /
+        std``): folded into the convolution that feeds only it (its output scaled, as a BatchNorm is),
+        merged into a per-channel affine that does, else a per-channel affine of its own."""
+        if len(self.shape) != 3:
+            raise _refuse(node, f"arithmetic with a constant on a tensor of shape {self.shape} (only on a (C, H, W) "
+                                "map, where it is a per-channel affine)")
+        c = self.shape[0]
+        scale, shift = _per_channel(node, scale, c), _per_channel(node, shift, c)
+        k = self.sole_producer(node, through_flatten=False)
+        prev = self.layers[k] if k is not None else None
+        if isinstance(prev, Conv2d):
+            self.layers[k] = dataclasses.replace(
+                prev, weight=(prev.weight.double() * scale[:, None, None, None]).float(),
+                bias=(prev.bias.double() * scale + shift).float())
+        elif isinstance(prev, ChannelAffine):
+            self.layers[k] = dataclasses.replace(prev, scale=(prev.scale.double() * scale).float(),
+                                                 shift=(prev.shift.double() * scale + shift).float())
+        else:
+            self.add(ChannelAffine(_name(node), self.shape, self.shape, scale.float(), shift.float()))
+
     def add_tensors(self, node, left: str, right: str) -> None:
         a, b = self.shapes[left], self.shapes[right]
         if a != b:
@@ -300,7 +324,6 @@ class _Builder:
 
 
 _RELU_FUNCS = {F.relu, torch.relu, torch.nn.functional.relu, torch.relu_}
-_ADD_FUNCS = {operator.add, operator.iadd, torch.add}
 _FLATTEN_FUNCS = {torch.flatten}
 _SHAPE_HELPERS = {operator.getitem, getattr, torch.Tensor.size}
 _DROP_FUNCS = {F.dropout, torch.dropout}
@@ -366,8 +389,12 @@ def _out_shape(node: torch.fx.Node) -> Shape:
 
 
 def _data_input(node: torch.fx.Node) -> torch.fx.Node | None:
-    first = node.args[0] if node.args else node.kwargs.get("input")
-    return first if isinstance(first, torch.fx.Node) else None
+    """The node's first argument that may be data: not a parameter or buffer, not shape arithmetic
+    (``2 * x`` reads x)."""
+    for a in (*node.args, node.kwargs.get("input")):
+        if isinstance(a, torch.fx.Node) and a.op != "get_attr" and "static_value" not in a.meta:
+            return a
+    return None
 
 
 def _arg(node: torch.fx.Node, index: int, name: str, default: Any = None) -> Any:
@@ -376,12 +403,61 @@ def _arg(node: torch.fx.Node, index: int, name: str, default: Any = None) -> Any
     return _static(node.kwargs.get(name, default))
 
 
-def _tensor_arg(node: torch.fx.Node, index: int, name: str, env: dict) -> str:
-    """The tensor an add reads as operand ``index``; a constant or a non-tensor is refused."""
-    a = _arg(node, index, name)
-    if not isinstance(a, torch.fx.Node) or a not in env:
-        raise _refuse(node, f"adding {a!r} (only the sum of two tensors the layers compute is supported)")
-    return env[a]
+def _per_channel(node: torch.fx.Node, value: Any, c: int) -> torch.Tensor:
+    """A number, or a constant of one value a channel ((C,), (C, 1, 1), (1, C, 1, 1)), as C float64s."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return torch.full((c,), float(value), dtype=torch.float64)
+    if isinstance(value, torch.Tensor):
+        t = value.detach().to(torch.float64)
+        if t.numel() == 1:
+            return t.reshape(1).expand(c).clone()
+        if t.numel() == c and all(d == 1 for d in (t.shape[:-3] if t.dim() >= 3 else ())) and (
+                t.dim() == 1 or tuple(t.shape[-2:]) == (1, 1)):
+            return t.reshape(c)
+        raise _refuse(node, f"arithmetic with a constant of shape {tuple(t.shape)} (a number, or one value a "
+                            f"channel: ({c},) or ({c}, 1, 1))")
+    raise _refuse(node, f"arithmetic with {value!r} (a number, or a constant of one value a channel)")
+
+
+_ARITH_FUNCS = {operator.add: "add", operator.iadd: "add", torch.add: "add", operator.sub: "sub",
+                operator.isub: "sub", torch.sub: "sub", operator.mul: "mul", operator.imul: "mul", torch.mul: "mul",
+                operator.truediv: "div", operator.itruediv: "div", torch.div: "div"}
+_ARITH_METHODS = {"add": "add", "add_": "add", "__add__": "add", "__iadd__": "add", "__radd__": "add",
+                  "sub": "sub", "sub_": "sub", "__sub__": "sub", "__isub__": "sub", "__rsub__": "rsub",
+                  "mul": "mul", "mul_": "mul", "__mul__": "mul", "__imul__": "mul", "__rmul__": "mul",
+                  "div": "div", "div_": "div", "__truediv__": "div", "__itruediv__": "div", "__rtruediv__": "rdiv"}
+
+
+def _arith(b: _Builder, node: torch.fx.Node, kind: str, env: dict, constant: Callable[[Any], Any]) -> None:
+    """``x + y`` of two tensors (an Add), or x with a constant (a per-channel affine, ``_Builder.affine``).
+    ``kind``: add, sub, mul, div, or rsub/rdiv (the tensor second: ``c - x``)."""
+    left, right = _arg(node, 0, "input"), _arg(node, 1, "other")
+    if kind in ("rsub", "rdiv"):
+        left, right, kind = right, left, kind[1:]
+    alpha = _arg(node, 2, "alpha", 1) if kind in ("add", "sub") else 1
+    if node.kwargs.get("rounding_mode") is not None:
+        raise _refuse(node, f"division with rounding_mode={node.kwargs['rounding_mode']!r}")
+    data = [isinstance(v, torch.fx.Node) and v in env for v in (left, right)]
+    if all(data):
+        if kind != "add" or alpha != 1:
+            raise _refuse(node, f"{kind} of two tensors{' with alpha != 1' if alpha != 1 else ''} (only their sum)")
+        b.add_tensors(node, env[left], env[right])
+        return
+    if not any(data):
+        raise _refuse(node, "arithmetic on constants alone (it reads no tensor of the model's layers)")
+    tensor_first = data[0]
+    value = constant(right if tensor_first else left)
+    if isinstance(value, torch.fx.Node):
+        raise _refuse(node, f"arithmetic with '{value.name}', which is not a constant")
+    sign = -1 if kind == "sub" else 1
+    if kind in ("add", "sub"):  # left + sign * alpha * right
+        b.affine(node, 1, value * (sign * alpha)) if tensor_first else b.affine(node, sign * alpha, value)
+    elif kind == "mul":
+        b.affine(node, value, 0)
+    elif tensor_first:  # div
+        b.affine(node, 1 / value, 0)
+    else:
+        raise _refuse(node, "a constant divided by a tensor")
 
 
 def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Builder, torch.fx.Node, dict], bool]
@@ -448,6 +524,15 @@ def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Build
 
 
 def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.Node, dict], bool]:
+    def constant(value: Any) -> Any:
+        """A module's parameter or buffer (a get_attr node) as its tensor; anything else as it is."""
+        if isinstance(value, torch.fx.Node) and value.op == "get_attr":
+            obj = gm
+            for part in str(value.target).split("."):
+                obj = getattr(obj, part)
+            return obj
+        return value
+
     def handle(b: _Builder, node: torch.fx.Node, env: dict) -> bool:
         if node.op == "call_module":
             m = gm.get_submodule(node.target)
@@ -485,10 +570,8 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
         if node.op == "call_function":
             if node.target in _RELU_FUNCS:
                 b.relu(node)
-            elif node.target in _ADD_FUNCS:
-                if _arg(node, 2, "alpha", 1) != 1:
-                    raise _refuse(node, "torch.add with alpha != 1")
-                b.add_tensors(node, _tensor_arg(node, 0, "input", env), _tensor_arg(node, 1, "other", env))
+            elif node.target in _ARITH_FUNCS:
+                _arith(b, node, _ARITH_FUNCS[node.target], env, constant)
             elif node.target is F.relu6:
                 b.clamp(node, 0, 6)
             elif node.target is F.hardtanh:
@@ -520,10 +603,8 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 b.flatten(node, _out_shape(node))
             elif node.target in ("relu", "relu_"):
                 b.relu(node)
-            elif node.target in ("add", "add_", "__add__", "__iadd__"):
-                if _arg(node, 2, "alpha", 1) != 1:
-                    raise _refuse(node, "add with alpha != 1")
-                b.add_tensors(node, _tensor_arg(node, 0, "input", env), _tensor_arg(node, 1, "other", env))
+            elif node.target in _ARITH_METHODS:
+                _arith(b, node, _ARITH_METHODS[node.target], env, constant)
             elif node.target in ("clamp", "clamp_", "clip"):
                 b.clamp(node, _arg(node, 1, "min"), _arg(node, 2, "max"))
             elif node.target == "mean":
@@ -572,6 +653,8 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
         return getattr(node.target, "overloadpacket", None)
 
     aten = torch.ops.aten
+    _ATEN_ARITH = {aten.add: "add", aten.add_: "add", aten.sub: "sub", aten.sub_: "sub", aten.rsub: "rsub",
+                   aten.mul: "mul", aten.mul_: "mul", aten.div: "div", aten.div_: "div"}
 
     def handle(b: _Builder, node: torch.fx.Node, env: dict) -> bool:
         if node.op != "call_function":
@@ -595,10 +678,8 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
             b.batchnorm(node, mean, var, gamma, beta, eps)
         elif op in (aten.relu, aten.relu_):
             b.relu(node)
-        elif op in (aten.add, aten.add_):
-            if node.kwargs.get("alpha", 1) != 1:
-                raise _refuse(node, "add with alpha != 1")
-            b.add_tensors(node, _tensor_arg(node, 0, "input", env), _tensor_arg(node, 1, "other", env))
+        elif op in _ATEN_ARITH:
+            _arith(b, node, _ATEN_ARITH[op], env, value)
         elif op in (aten.hardtanh, aten.hardtanh_):
             a = args + [None] * 3
             b.clamp(node, -1.0 if a[1] is None else a[1], 1.0 if a[2] is None else a[2])
