@@ -39,7 +39,8 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
     ("add", "`x + y`, `torch.add(x, y)`, `operator.add` of two tensors of one shape (residual connections)"),
     ("arithmetic with a constant", "`x + c`, `x - c`, `c - x`, `x * c`, `x / c` (functions, methods, in place) "
                                    "with a number or one value a channel, `(C,)` or `(C, 1, 1)` (a model's input "
-                                   "normalization): a per-channel affine, folded into a Conv2d that feeds only it"),
+                                   "normalization, a temperature on the logits): a per-channel affine, folded "
+                                   "into a Conv2d or Linear that feeds only it"),
     ("Flatten, view, reshape", "to one dimension per sample"),
     ("Linear", "bias or not"),
     ("Dropout, Identity", "dropped (the model is in eval mode)"),
@@ -241,13 +242,19 @@ class _Builder:
         """y = x * scale + shift, with a number or a per-channel constant each (``x / 255``, ``(x - mean) /
         std``): folded into the convolution that feeds only it (its output scaled, as a BatchNorm is),
         merged into a per-channel affine that does, else a per-channel affine of its own."""
-        if len(self.shape) != 3:
-            raise _refuse(node, f"arithmetic with a constant on a tensor of shape {self.shape} (only on a (C, H, W) "
-                                "map, where it is a per-channel affine)")
-        c = self.shape[0]
-        scale, shift = _per_channel(node, scale, c), _per_channel(node, shift, c)
         k = self.sole_producer(node, through_flatten=False)
         prev = self.layers[k] if k is not None else None
+        if len(self.shape) == 1 and isinstance(prev, Linear):  # logits / temperature: the Linear's weights
+            c = self.shape[0]
+            scale, shift = _per_channel(node, scale, c), _per_channel(node, shift, c)
+            self.layers[k] = dataclasses.replace(prev, weight=(prev.weight.double() * scale[:, None]).float(),
+                                                 bias=(prev.bias.double() * scale + shift).float())
+            return
+        if len(self.shape) != 3:
+            raise _refuse(node, f"arithmetic with a constant on a tensor of shape {self.shape} (only on a (C, H, W) "
+                                "map, where it is a per-channel affine, or on a Linear's output)")
+        c = self.shape[0]
+        scale, shift = _per_channel(node, scale, c), _per_channel(node, shift, c)
         if isinstance(prev, Conv2d):
             self.layers[k] = dataclasses.replace(
                 prev, weight=(prev.weight.double() * scale[:, None, None, None]).float(),
