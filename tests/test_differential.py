@@ -117,3 +117,13 @@ def test_a_model_that_normalizes_its_input_runs_bit_exact_everywhere(seed, form)
     torch.manual_seed(seed)
     calibration = torch.rand(8, 3, 6, 6) * (255 if form == "numbers" else 1)
     _refused_or_bit_exact_everywhere(seed, _Normalizing(form).eval(), (3, 6, 6), calibration, may_refuse=False)
+
+
+@pytest.mark.parametrize("seed,form", [(0, "amax"), (3, "adaptive_max")])
+def test_a_global_max_pool_runs_bit_exact_everywhere(seed, form):
+    """``x.amax((2, 3))`` and ``F.adaptive_max_pool2d(x, 1)``: a max-pool whose window is the map."""
+    from tests.test_frontend import _MapArithmetic
+
+    torch.manual_seed(seed)
+    _refused_or_bit_exact_everywhere(seed, _MapArithmetic(form).eval(), (3, 8, 8), torch.rand(8, 3, 8, 8),
+                                     may_refuse=False)

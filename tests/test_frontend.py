@@ -245,17 +245,21 @@ class _MapArithmetic(nn.Module):
             x = x.mean((2, 3))
         elif self.form == "mean_keepdim":
             x = torch.flatten(torch.mean(x, dim=[-1, -2], keepdim=True), 1)
+        elif self.form == "amax":
+            x = x.amax((2, 3))
+        elif self.form == "adaptive_max":
+            x = F.adaptive_max_pool2d(x, 1).flatten(1)
         else:  # "window": the pool over the whole map, its window from the map's shape
             x = F.avg_pool2d(x, x.shape[2]).flatten(1)
         return self.fc(x)
 
 
-@pytest.mark.parametrize("form", ["mean", "mean_keepdim", "window"])
+@pytest.mark.parametrize("form", ["mean", "mean_keepdim", "window", "amax", "adaptive_max"])
 @pytest.mark.parametrize("exported", [False, True], ids=["fx", "export"])
 def test_a_mean_over_the_map_and_windows_from_its_shape_trace(form, exported, tmp_path):
-    """``x.mean((2, 3))`` (MobileNet and EfficientNet heads) is the global average pool, and shape
-    arithmetic in a layer's arguments is what it computes for the input shape; both were refused or
-    crashed (a kernel that was an fx Node)."""
+    """``x.mean((2, 3))`` (MobileNet and EfficientNet heads) is the global average pool, ``x.amax((2, 3))``
+    and an adaptive max-pool the global max-pool, and shape arithmetic in a layer's arguments is what it
+    computes for the input shape; they were refused or crashed (a kernel that was an fx Node)."""
     torch.manual_seed(0)
     model = _MapArithmetic(form).eval()
     if exported:
@@ -264,8 +268,8 @@ def test_a_mean_over_the_map_and_windows_from_its_shape_trace(form, exported, tm
         graph = graph_from_exported(str(path))
     else:
         graph = graph_from_module(model, (3, 8, 8))
-    assert [type(layer).__name__ for layer in graph.layers] == ["Conv2d", "ReLU", "MaxPool2d", "AvgPool2d", "Flatten",
-                                                              "Linear"]
+    head = "MaxPool2d" if form in ("amax", "adaptive_max") else "AvgPool2d"
+    assert [type(layer).__name__ for layer in graph.layers] == ["Conv2d", "ReLU", "MaxPool2d", head, "Flatten", "Linear"]
     assert graph.layers[2].kernel == (2, 2) and graph.layers[3].kernel == (4, 4)
     x = torch.randn(2, 3, 8, 8)
     torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)

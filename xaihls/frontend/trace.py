@@ -34,8 +34,9 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
     ("MaxPool2d", "any window, stride and padding (padding counts as -inf), `ceil_mode` either way, dilation 1"),
     ("AvgPool2d", "any window, stride and padding, `ceil_mode` and `count_include_pad` either way "
                   "(PyTorch's divisors); no `divisor_override`"),
-    ("AdaptiveAvgPool2d", "to an output size that divides the map (a global average at size 1); "
-                          "`x.mean((2, 3))` is the global one (flattened unless `keepdim`)"),
+    ("AdaptiveAvgPool2d, AdaptiveMaxPool2d", "to an output size that divides the map (a global pool at size "
+                                             "1); `x.mean((2, 3))` and `x.amax((2, 3))` are the global ones "
+                                             "(flattened unless `keepdim`)"),
     ("add", "`x + y`, `torch.add(x, y)`, `operator.add` of two tensors of one shape (residual connections)"),
     ("arithmetic with a constant", "`x + c`, `x - c`, `c - x`, `x * c`, `x / c` (functions, methods, in place) "
                                    "with a number or one value a channel, `(C,)` or `(C, 1, 1)` (a model's input "
@@ -290,29 +291,33 @@ class _Builder:
         self.add(cls(_name(node), self.shape, (c, oh, ow), (kh, kw), (sh, sw), (ph, pw), bool(ceil_mode),
                      bool(count_include_pad)))
 
-    def adaptive_avg(self, node, output_size) -> None:
+    def adaptive(self, node, kind: str, output_size) -> None:
+        """AdaptiveAvgPool2d / AdaptiveMaxPool2d to an output size that divides the map: a pool whose
+        window and stride are map / size."""
+        what = {"avg": "AdaptiveAvgPool2d", "max": "AdaptiveMaxPool2d"}[kind]
         if len(self.shape) != 3:
-            raise _refuse(node, f"AdaptiveAvgPool2d needs a (C, H, W) input, got shape {self.shape}")
+            raise _refuse(node, f"{what} needs a (C, H, W) input, got shape {self.shape}")
         _, h, w = self.shape
         size = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
         if len(size) == 1:
             size = (size[0], size[0])
         oh, ow = (h if size[0] is None else int(size[0])), (w if size[1] is None else int(size[1]))
         if oh < 1 or ow < 1 or h % oh or w % ow:
-            raise _refuse(node, f"AdaptiveAvgPool2d output size {output_size} on a {h}x{w} map (the output "
+            raise _refuse(node, f"{what} output size {output_size} on a {h}x{w} map (the output "
                                 "size must divide the map)")
-        self.pool(node, "avg", (h // oh, w // ow), (h // oh, w // ow))
+        self.pool(node, kind, (h // oh, w // ow), (h // oh, w // ow))
 
-    def spatial_mean(self, node, dims, keepdim) -> None:
-        """``x.mean((2, 3))`` of an (N, C, H, W) tensor: a global average pool, then a flatten to (C,)
-        unless ``keepdim``."""
+    def spatial_reduce(self, node, kind: str, dims, keepdim) -> None:
+        """``x.mean((2, 3))`` or ``x.amax((2, 3))`` of an (N, C, H, W) tensor: a global average or max
+        pool, then a flatten to (C,) unless ``keepdim``."""
+        what = {"avg": "mean", "max": "amax"}[kind]
         if len(self.shape) != 3:
-            raise _refuse(node, f"mean of a tensor of shape {self.shape} (only over the map of a (C, H, W) tensor)")
+            raise _refuse(node, f"{what} of a tensor of shape {self.shape} (only over the map of a (C, H, W) tensor)")
         axes = dims if isinstance(dims, (tuple, list)) else (dims,)
         if not all(isinstance(d, int) for d in axes) or sorted(d % 4 for d in axes) != [2, 3]:
-            raise _refuse(node, f"mean over dims {dims} (only over the two spatial dims (2, 3): a global average pool)")
+            raise _refuse(node, f"{what} over dims {dims} (only over the two spatial dims (2, 3): a global pool)")
         c = self.shape[0]
-        self.adaptive_avg(node, 1)
+        self.adaptive(node, kind, 1)
         if not keepdim:
             self.flatten(node, (c,))
 
@@ -497,9 +502,12 @@ def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Build
         if node.op == "call_function" and node.target is operator.getitem:
             source = node.args[0]
             if source in env:  # an element of a data value: the first of an op's tuple of results only
-                if node.args[1] == 0 and isinstance(source.meta.get("tensor_meta"), (tuple, list)):
-                    env[node] = env[source]
-                    continue
+                if isinstance(source.meta.get("tensor_meta"), (tuple, list)):
+                    if node.args[1] == 0:
+                        env[node] = env[source]
+                        continue
+                    if not node.users:  # an unused element (torch.export keeps a pool's indices)
+                        continue
                 raise _refuse(node, "indexing or slicing a tensor")
             continue  # shape arithmetic
         if node.op == "call_function" and node.target in _SHAPE_HELPERS:
@@ -562,7 +570,11 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                     raise _refuse(node, "divisor_override")
                 b.pool(node, "avg", m.kernel_size, m.stride, m.padding, m.ceil_mode, 1, m.count_include_pad)
             elif isinstance(m, nn.AdaptiveAvgPool2d):
-                b.adaptive_avg(node, m.output_size)
+                b.adaptive(node, "avg", m.output_size)
+            elif isinstance(m, nn.AdaptiveMaxPool2d):
+                if m.return_indices:
+                    raise _refuse(node, "return_indices=True")
+                b.adaptive(node, "max", m.output_size)
             elif isinstance(m, nn.Flatten):
                 if m.start_dim != 1 or m.end_dim != -1:
                     raise _refuse(node, f"Flatten(start_dim={m.start_dim}, end_dim={m.end_dim})")
@@ -597,9 +609,14 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                        _arg(node, 3, "padding", 0), _arg(node, 4, "ceil_mode", False), 1,
                        _arg(node, 5, "count_include_pad", True))
             elif node.target is F.adaptive_avg_pool2d:
-                b.adaptive_avg(node, _arg(node, 1, "output_size"))
-            elif node.target is torch.mean:
-                b.spatial_mean(node, _arg(node, 1, "dim"), _arg(node, 2, "keepdim", False))
+                b.adaptive(node, "avg", _arg(node, 1, "output_size"))
+            elif node.target is F.adaptive_max_pool2d:
+                if _arg(node, 2, "return_indices", False):
+                    raise _refuse(node, "return_indices=True")
+                b.adaptive(node, "max", _arg(node, 1, "output_size"))
+            elif node.target in (torch.mean, torch.amax):
+                kind = "avg" if node.target is torch.mean else "max"
+                b.spatial_reduce(node, kind, _arg(node, 1, "dim"), _arg(node, 2, "keepdim", False))
             elif node.target in _DROP_FUNCS:
                 pass
             else:
@@ -614,8 +631,9 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 _arith(b, node, _ARITH_METHODS[node.target], env, constant)
             elif node.target in ("clamp", "clamp_", "clip"):
                 b.clamp(node, _arg(node, 1, "min"), _arg(node, 2, "max"))
-            elif node.target == "mean":
-                b.spatial_mean(node, _arg(node, 1, "dim"), _arg(node, 2, "keepdim", False))
+            elif node.target in ("mean", "amax"):
+                kind = "avg" if node.target == "mean" else "max"
+                b.spatial_reduce(node, kind, _arg(node, 1, "dim"), _arg(node, 2, "keepdim", False))
             elif node.target in ("contiguous",):
                 pass
             else:
@@ -703,9 +721,11 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
                 raise _refuse(node, "divisor_override")
             b.pool(node, "avg", a[1], a[2] or a[1], a[3] or 0, bool(a[4]), 1, True if a[5] is None else bool(a[5]))
         elif op is aten.adaptive_avg_pool2d:
-            b.adaptive_avg(node, args[1])
-        elif op is aten.mean and len(args) > 1:
-            b.spatial_mean(node, list(args[1]), len(args) > 2 and bool(args[2]))
+            b.adaptive(node, "avg", args[1])
+        elif op is aten.adaptive_max_pool2d:
+            b.adaptive(node, "max", args[1])
+        elif op in (aten.mean, aten.amax) and len(args) > 1:
+            b.spatial_reduce(node, "avg" if op is aten.mean else "max", list(args[1]), len(args) > 2 and bool(args[2]))
         elif op in (aten.linear,):
             b.linear(node, args[1], args[2] if len(args) > 2 else None)
         elif op in (aten.view, aten.reshape, aten.flatten, aten._unsafe_view):
