@@ -351,3 +351,22 @@ def test_arithmetic_the_engine_cannot_express_is_refused_in_one_line(body, needl
     with pytest.raises(XaiHlsError) as e:
         graph_from_module(Body().eval(), (3, 6, 6))
     assert needle in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("last", [nn.Softmax(dim=1), nn.LogSoftmax(dim=1), "function", "method"])
+def test_a_softmax_on_the_output_is_refused_with_what_to_do(last):
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3 * 4 * 4, 5)
+            self.last = last if isinstance(last, nn.Module) else nn.Identity()
+
+        def forward(self, x):
+            y = self.fc(torch.flatten(x, 1))
+            if last == "function":
+                return F.softmax(y, dim=-1)
+            return y.log_softmax(1) if last == "method" else self.last(y)
+
+    with pytest.raises(XaiHlsError) as e:
+        graph_from_module(Head().eval(), (3, 4, 4))
+    assert "a softmax on the model's output: compile the model without it" in str(e.value)

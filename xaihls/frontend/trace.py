@@ -472,6 +472,17 @@ def _arith(b: _Builder, node: torch.fx.Node, kind: str, env: dict, constant: Cal
         raise _refuse(node, "a constant divided by a tensor")
 
 
+_SOFTMAX_NAMES = {"softmax", "log_softmax", "_softmax", "_log_softmax"}
+
+
+def _is_softmax(gm: torch.fx.GraphModule, node: torch.fx.Node) -> bool:
+    """A softmax or log-softmax, as a module, a function, a method or an aten op."""
+    if node.op == "call_module":
+        return isinstance(gm.get_submodule(node.target), (nn.Softmax, nn.LogSoftmax))
+    target = getattr(node.target, "__name__", None) or str(node.target)
+    return node.op in ("call_function", "call_method") and target.split(".")[0] in _SOFTMAX_NAMES
+
+
 def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Builder, torch.fx.Node, dict], bool]
           ) -> Graph:
     """Walk the traced nodes in order; ``handle`` turns one call node into layers.
@@ -519,6 +530,9 @@ def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Build
         source = _data_input(node)
         if source not in env:
             raise _refuse(node, "it does not read a tensor of the model's layers")
+        if _is_softmax(gm, node) and all(u.op == "output" for u in node.users):
+            raise _refuse(node, "a softmax on the model's output: compile the model without it (the engine "
+                                "returns and explains the logits; the predicted class is the same)")
         builder.current = env[source]
         before = len(builder.layers), builder.current
         handle(builder, node, env)
