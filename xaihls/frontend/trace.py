@@ -17,6 +17,7 @@ import torch
 import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.fx.passes.shape_prop import ShapeProp
 
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import (INPUT, Add, AvgPool2d, ChannelAffine, Conv2d, Flatten, Graph, Layer, Linear,
@@ -360,8 +361,6 @@ def _check_input_shape(input_shape: Any) -> Shape:
 
 
 def _propagate_shapes(gm: torch.fx.GraphModule, input_shape: Shape) -> None:
-    from torch.fx.passes.shape_prop import ShapeProp
-
     sample = torch.zeros((1, *input_shape))
     try:
         with torch.no_grad():
@@ -369,17 +368,18 @@ def _propagate_shapes(gm: torch.fx.GraphModule, input_shape: Shape) -> None:
     except Exception as exc:  # the model's own error, shortened to one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise XaiHlsError(f"model does not accept input_shape {input_shape}: {first}") from None
-    class _Values(ShapeProp):
-        """ShapeProp that also keeps what shape arithmetic computes (``x.shape[2]``, ``x.size(-1) // 2``):
-        ints and tuples of the one input shape, which the layers' arguments may be made of."""
+    _ShapeValues(gm).propagate(sample)
 
-        def run_node(self, n):
-            result = super().run_node(n)
-            if isinstance(result, (int, tuple, list)) and all(isinstance(v, int) for v in _flat(result)):
-                n.meta["static_value"] = result
-            return result
 
-    _Values(gm).propagate(sample)
+class _ShapeValues(ShapeProp):
+    """ShapeProp that also keeps what shape arithmetic computes (``x.shape[2]``, ``x.size(-1) // 2``): the
+    ints and tuples of ints of the one input shape, which a layer's arguments may be made of (``_static``)."""
+
+    def run_node(self, n):
+        result = super().run_node(n)
+        if isinstance(result, (int, tuple, list)) and all(isinstance(v, int) for v in _flat(result)):
+            n.meta["static_value"] = result
+        return result
 
 
 def _flat(value: Any) -> list:
