@@ -29,9 +29,10 @@ EDGE_NETS = ("edge6", "edge14", "edge45")
 # residual nets (two-source jobs: residual adds and gradient sums): digits_resnet (an identity block and a
 # projection shortcut after a padded max-pool), digits_mobilenet (inverted residuals: depthwise, ReLU6),
 # dag4 (tests.random_nets.random_dag_net: the input image added, a depthwise branch, projections),
-# dag20 (a 3-channel input), residual2 (tests.random_nets.residual_conv_net: x + conv(x) on 12 channels, the
-# conv's output gradient a copy of the Add's)
-DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4", "dag20", "residual2")
+# dag20 (a 3-channel input); tests.random_nets.residual_conv_net: residual2 (x + conv(x) on 12 channels, the
+# conv's output gradient a copy of the Add's), residual3 (a pre-activation block: x read by a per-channel
+# affine and the Add), residual5 (a ResNet-D shortcut: x read by a stride-2 conv and a padded average pool)
+DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4", "dag20", "residual2", "residual3", "residual5")
 # nets compiled with the Grad-CAM methods too (a Grad-CAM list: the layer's activations recomputed, its
 # channel weights written where the next job reads its weights, nearest upsampling by output strides);
 # dag20's 2 x 3 map is upsampled by 2 and repeated over the input's 3 channels

@@ -164,29 +164,51 @@ class _RandomDag(nn.Module):
 
 
 class _ResidualConv(nn.Module):
-    """A residual block whose branch is one convolution, ``x + conv(x)``: after a ReLU, on the input
-    image, or on a map of more channels than a block (``kind``)."""
+    """Residual blocks the engines took on late, by ``kind``: a branch of one convolution,
+    ``x + conv(x)``, after a ReLU, on the input image, or on a map of more channels than a block; a
+    pre-activation block (x read by a BatchNorm that is a per-channel affine, and by the Add); a
+    ResNet-D downsampling block (x read by a stride-2 convolution and by an average pool before the
+    projection), the pool 2 x 2 or 3 x 3 with padding."""
 
     def __init__(self, kind: str):
         super().__init__()
         self.kind = kind
-        c = {"relu": 4, "image": 3, "wide": 12}[kind]
+        c = {"image": 3, "wide": 12}.get(kind, 4)
         self.c0 = nn.Conv2d(3, c, 3, padding=1)
-        self.c1 = nn.Conv2d(c, c, 3, padding=1)
+        if kind in ("avgpool", "padded_avgpool"):
+            self.c1 = nn.Conv2d(c, 2 * c, 3, 2, 1)
+            self.pool = nn.AvgPool2d(2) if kind == "avgpool" else nn.AvgPool2d(3, 2, 1)
+            self.proj = nn.Conv2d(c, 2 * c, 1)
+            c *= 2
+        else:
+            self.c1 = nn.Conv2d(c, c, 3, padding=1)
+        self.bn = nn.BatchNorm2d(c) if kind == "preact" else nn.Identity()
         self.fc = nn.Linear(c, 3)
 
     def forward(self, x):
         y = x if self.kind == "image" else torch.relu(self.c0(x))
-        z = torch.relu(self.c1(y) + y)
+        if self.kind in ("avgpool", "padded_avgpool"):
+            z = torch.relu(self.c1(y) + self.proj(self.pool(y)))
+        elif self.kind == "preact":
+            z = y + self.c1(torch.relu(self.bn(y)))
+        else:
+            z = torch.relu(self.c1(y) + y)
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(z, 1), 1))
 
 
+RESIDUAL_KINDS = ("relu", "image", "wide", "preact", "avgpool", "padded_avgpool")
+
+
 def residual_conv_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
-    """``x + conv(x)`` (``_ResidualConv``), the kind ``seed % 3`` (after a ReLU, on the image, 12 channels),
-    its input shape and a calibration batch, deterministic in the seed."""
+    """``_ResidualConv`` of kind ``RESIDUAL_KINDS[seed % 6]``, its input shape and a calibration batch,
+    deterministic in the seed (a BatchNorm's statistics drawn from it)."""
     torch.manual_seed(seed)
-    model = _ResidualConv(("relu", "image", "wide")[seed % 3]).eval()
-    return model, (3, 6, 5), torch.rand((8, 3, 6, 5))
+    model = _ResidualConv(RESIDUAL_KINDS[seed % len(RESIDUAL_KINDS)])
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return model.eval(), (3, 6, 6), torch.rand((8, 3, 6, 6))
 
 
 def random_dag_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:

@@ -22,9 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xaihls.errors import XaiHlsError
-from xaihls.frontend.ir import Add, Conv2d, Flatten, Graph, ReLU, ReLU6
+from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, Conv2d, Flatten, Graph, ReLU, ReLU6
 
 RECTIFIERS = (ReLU, ReLU6)
+LINEAR_READERS = (Conv2d, Add, ChannelAffine, AvgPool2d)
+"""Layers whose backward is a linear map of their output gradient alone: a two-source job sums them."""
 
 
 def canon(graph: Graph, t: int) -> int:
@@ -84,10 +86,10 @@ def _reader_refusal(graph: Graph, t: int, readers: tuple[int, ...]) -> str | Non
     if len(readers) > 2:
         return (f"tensor '{name}' is read by {len(readers)} layers ({kinds}); the engine sums the gradients of "
                 "two readers (one two-source job)")
-    if any(not isinstance(layers[r], (Conv2d, Add)) for r in readers):
+    if any(not isinstance(layers[r], LINEAR_READERS) for r in readers):
         return (f"tensor '{name}' is read by {kinds}; the engine sums the gradients of two readers only where "
-                "each is a Conv2d or an Add")
-    convs = [layers[r] for r in readers if isinstance(layers[r], Conv2d)]
+                "each is a Conv2d, an Add, a per-channel affine or an average pool")
+    convs = [layers[r] for r in readers if isinstance(layers[r], (Conv2d, AvgPool2d))]
     strides = {c.stride for c in convs} | ({(1, 1)} if len(convs) < len(readers) else set())
     if len(strides) > 1:
         return (f"tensor '{name}' is read by {kinds} with different strides; the engine sums the gradients of "

@@ -729,10 +729,17 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
 
     def reader_terms(r: int, t: int) -> tuple[np.ndarray, int, tuple[int, int], list]:
         """Reader r of tensor t as a transposed conv: kernel (t's channels, r's output channels, taps),
-        kernel columns, stride, stride phases (an Add: the identity)."""
+        kernel columns, stride, stride phases (an Add: the identity; a per-channel affine: its scale on the
+        diagonal; an average pool: its reciprocal on the diagonal of every tap)."""
         layer = layers[r]
-        if isinstance(layer, Add):
-            return np.eye(layout[t][0], dtype=np.int64)[:, :, None], 1, (1, 1), [((0, 0), (0, 1, 0), (0, 1, 0))]
+        c = layout[t][0]
+        if isinstance(layer, (Add, ChannelAffine)):
+            scale = np.ones(c, np.int64) if isinstance(layer, Add) else qg.layers[r].weight.numpy().astype(np.int64)
+            return np.diag(scale)[:, :, None], 1, (1, 1), [((0, 0), (0, 1, 0), (0, 1, 0))]
+        if isinstance(layer, AvgPool2d):
+            kh, kw = layer.kernel
+            kern = np.repeat(np.eye(c, dtype=np.int64)[:, :, None] * int(qg.layers[r].weight[0]), kh * kw, axis=2)
+            return kern, kw, layer.stride, _phases(layer)
         kh, kw = layer.kernel
         kern = qg.layers[r].weight.numpy().astype(np.int64).reshape(layer.out_channels, -1, kh * kw)
         if layer.groups > 1:
@@ -743,7 +750,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     for t, readers in dag.sums.items():
         terms = [reader_terms(r, t) for r in readers]
         bases = [by_mode(lambda mode, r=r: qg.grad_fmt(mode, r + 1).frac
-                         + (qg.layers[r].weight_fmt.frac if isinstance(layers[r], Conv2d) else 0)) for r in readers]
+                         + (0 if isinstance(layers[r], Add) else qg.layers[r].weight_fmt.frac)) for r in readers]
         where = f"the gradient at tensor '{graph.tensor_names[t]}'"
         e, xs, frac = _align(bases, [isinstance(layers[r], Add) for r in readers], where)
         # the shifted terms must still fit the accumulator (calibrate's check, per source, with the shifts)
@@ -1070,7 +1077,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         first, second = (grad_tensor(k) for k in dag.sources[t])
         assert second.addr == first.addr + first.bytes, f"tensor {t}: the summed gradients are not side by side"
         phases, fields = sum_jobs[t]
-        r = next((r for r in dag.sums[t] if isinstance(layers[r], Conv2d)), dag.sums[t][0])  # for reports
+        # the reader the job is reported as (its MACs counted from): a convolution, else a pool (readers
+        # of one stride, _reader_refusal)
+        r = min(dag.sums[t], key=lambda r: (not isinstance(layers[r], Conv2d), not isinstance(layers[r], AvgPool2d)))
         (sy, sx), (_, gh, gw) = _stride2(layers[r]), _chw(layout[t])
         for ph in phases:
             ry, rx, reach = ph["ry"], ph["rx"], ph["reach"]
@@ -1328,8 +1337,8 @@ def _stride(s: int, positions: int) -> int:
 
 
 def _stride2(layer) -> tuple[int, int]:
-    """A layer's stride (an Add's: 1)."""
-    return (1, 1) if isinstance(layer, Add) else layer.stride
+    """A layer's stride (an Add's or a per-channel affine's: 1)."""
+    return layer.stride if isinstance(layer, (Conv2d, AvgPool2d)) else (1, 1)
 
 
 def _is_global(layer: AvgPool2d) -> bool:
