@@ -229,6 +229,15 @@ def test_each_supported_layer_traces():
     assert kinds == ["Conv2d", "ReLU", "MaxPool2d", "AvgPool2d", "AvgPool2d", "Flatten", "Linear"]
 
 
+def _traced(model, shape, exported: bool, tmp_path):
+    """The model's Graph through torch.fx, or through a torch.export program saved and read back."""
+    if not exported:
+        return graph_from_module(model, shape)
+    path = tmp_path / "m.pt2"
+    torch.export.save(torch.export.export(model, (torch.rand(1, *shape),)), str(path))
+    return graph_from_exported(str(path))
+
+
 class _MapArithmetic(nn.Module):
     """A global average written as a mean over the map, and pool windows from the map's shape."""
 
@@ -262,12 +271,7 @@ def test_a_mean_over_the_map_and_windows_from_its_shape_trace(form, exported, tm
     computes for the input shape; they were refused or crashed (a kernel that was an fx Node)."""
     torch.manual_seed(0)
     model = _MapArithmetic(form).eval()
-    if exported:
-        path = tmp_path / "m.pt2"
-        torch.export.save(torch.export.export(model, (torch.randn(1, 3, 8, 8),)), str(path))
-        graph = graph_from_exported(str(path))
-    else:
-        graph = graph_from_module(model, (3, 8, 8))
+    graph = _traced(model, (3, 8, 8), exported, tmp_path)
     head = "MaxPool2d" if form in ("amax", "adaptive_max") else "AvgPool2d"
     assert [type(layer).__name__ for layer in graph.layers] == ["Conv2d", "ReLU", "MaxPool2d", head, "Flatten", "Linear"]
     assert graph.layers[2].kernel == (2, 2) and graph.layers[3].kernel == (4, 4)
@@ -322,12 +326,7 @@ def test_arithmetic_with_constants_is_a_per_channel_affine(form, exported, tmp_p
 
     torch.manual_seed(0)
     model = _Normalizing(form).eval()
-    if exported:
-        path = tmp_path / "m.pt2"
-        torch.export.save(torch.export.export(model, (torch.rand(1, 3, 6, 6),)), str(path))
-        graph = graph_from_exported(str(path))
-    else:
-        graph = graph_from_module(model, (3, 6, 6))
+    graph = _traced(model, (3, 6, 6), exported, tmp_path)
     assert [type(layer) for layer in graph.layers] == [ChannelAffine, Conv2d, ReLU, ChannelAffine, Flatten, Linear]
     x = torch.rand(2, 3, 6, 6) * (255 if form == "numbers" else 1)
     torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import operator
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -552,15 +553,18 @@ def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Build
     return graph
 
 
+def _attribute(gm: torch.fx.GraphModule, value: Any) -> Any:
+    """A module's parameter or buffer (a get_attr node) as its tensor; anything else as it is."""
+    if isinstance(value, torch.fx.Node) and value.op == "get_attr":
+        obj = gm
+        for part in str(value.target).split("."):
+            obj = getattr(obj, part)
+        return obj
+    return value
+
+
 def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.Node, dict], bool]:
-    def constant(value: Any) -> Any:
-        """A module's parameter or buffer (a get_attr node) as its tensor; anything else as it is."""
-        if isinstance(value, torch.fx.Node) and value.op == "get_attr":
-            obj = gm
-            for part in str(value.target).split("."):
-                obj = getattr(obj, part)
-            return obj
-        return value
+    constant = functools.partial(_attribute, gm)
 
     def handle(b: _Builder, node: torch.fx.Node, env: dict) -> bool:
         if node.op == "call_module":
@@ -680,13 +684,7 @@ def _aten(name: str):
 
 
 def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.Node, dict], bool]:
-    def value(a: Any) -> Any:
-        if isinstance(a, torch.fx.Node) and a.op == "get_attr":
-            obj = gm
-            for part in str(a.target).split("."):
-                obj = getattr(obj, part)
-            return obj
-        return a
+    value = functools.partial(_attribute, gm)
 
     def packet(node) -> Any:
         return getattr(node.target, "overloadpacket", None)
