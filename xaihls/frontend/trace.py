@@ -44,7 +44,7 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
                                    "with a number or one value a channel, `(C,)` or `(C, 1, 1)` (a model's input "
                                    "normalization, a temperature on the logits): a per-channel affine, folded "
                                    "into a Conv2d or Linear that feeds only it"),
-    ("Flatten, view, reshape", "to one dimension per sample"),
+    ("Flatten, view, reshape, squeeze", "to one dimension per sample"),
     ("Linear", "bias or not"),
     ("Dropout, Identity", "dropped (the model is in eval mode)"),
 )
@@ -322,6 +322,17 @@ class _Builder:
         self.adaptive(node, kind, 1)
         if not keepdim:
             self.flatten(node, (c,))
+
+    def squeeze(self, node, dims) -> None:
+        """``x.squeeze(...)``: the map's dimensions of size one dropped (all of them, or ``dims``, never the
+        batch's), as a flatten to one dimension where that is what is left."""
+        rank = len(self.shape) + 1  # with the batch
+        axes = range(1, rank) if dims is None else dims if isinstance(dims, (tuple, list)) else (dims,)
+        axes = {int(d) % rank for d in axes}
+        if 0 in axes:
+            raise _refuse(node, "squeeze of the batch dimension")
+        kept = tuple(n for d, n in enumerate(self.shape, start=1) if d not in axes or n != 1)
+        self.flatten(node, kept)
 
     def flatten(self, node, out_shape: Shape) -> None:
         """A view/reshape/flatten; only the per-sample flattening to 1-D is supported."""
@@ -632,6 +643,8 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 if _arg(node, 2, "return_indices", False):
                     raise _refuse(node, "return_indices=True")
                 b.adaptive(node, "max", _arg(node, 1, "output_size"))
+            elif node.target is torch.squeeze:
+                b.squeeze(node, _arg(node, 1, "dim"))
             elif node.target in (torch.mean, torch.amax):
                 kind = "avg" if node.target is torch.mean else "max"
                 b.spatial_reduce(node, kind, _arg(node, 1, "dim"), _arg(node, 2, "keepdim", False))
@@ -649,6 +662,8 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 _arith(b, node, _ARITH_METHODS[node.target], env, constant)
             elif node.target in ("clamp", "clamp_", "clip"):
                 b.clamp(node, _arg(node, 1, "min"), _arg(node, 2, "max"))
+            elif node.target == "squeeze":
+                b.squeeze(node, _arg(node, 1, "dim"))
             elif node.target in ("mean", "amax"):
                 kind = "avg" if node.target == "mean" else "max"
                 b.spatial_reduce(node, kind, _arg(node, 1, "dim"), _arg(node, 2, "keepdim", False))
@@ -740,6 +755,8 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
             b.spatial_reduce(node, "avg" if op is aten.mean else "max", list(args[1]), len(args) > 2 and bool(args[2]))
         elif op in (aten.linear,):
             b.linear(node, args[1], args[2] if len(args) > 2 else None)
+        elif op is aten.squeeze:
+            b.squeeze(node, args[1] if len(args) > 1 else None)
         elif op in (aten.view, aten.reshape, aten.flatten, aten._unsafe_view):
             b.flatten(node, _out_shape(node))
         elif op in (aten.dropout, aten.clone, aten.alias, aten.detach, aten.contiguous):
