@@ -1104,7 +1104,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         alone reads)."""
         nonlocal unpool
         layer, q = layers[i], qg.layers[i]
-        src = grad_tensor(grad_store(graph, i + 1, dag.copies)) if unpool is None else None  # a fused pool's: never stored
+        # (a fused pool's gradient is never stored)
+        src = grad_tensor(grad_store(graph, i + 1, dag.copies)) if unpool is None else None
         dst_pos, relu = dest(reads[i][0])
         if fuse_pools and fusable_pool(qg, i):
             # no job: the convolution below reads the pooled gradient through the kept indices
