@@ -579,3 +579,47 @@ def test_torch_export_program_of_a_residual_block_traces_like_the_module(tmp_pat
     assert any(isinstance(layer, ReLU6) for layer in graph.layers)
     x = torch.rand(3, 3, 16, 16)
     torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
+
+
+class _Fire(nn.Module):
+    """A SqueezeNet fire module: a 1 x 1 squeeze read by a 1 x 1 and a 3 x 3 expand, their outputs
+    concatenated along the channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 8, 3, padding=1)
+        self.squeeze = nn.Conv2d(8, 4, 1)
+        self.e1 = nn.Conv2d(4, 6, 1)
+        self.e3 = nn.Conv2d(4, 5, 3, padding=1)
+        self.fc = nn.Linear(11, 3)
+
+    def forward(self, x):
+        s = torch.relu(self.squeeze(torch.relu(self.c(x))))
+        x = torch.cat([torch.relu(self.e1(s)), torch.relu(self.e3(s))], dim=1)
+        return self.fc(x.mean((2, 3)))
+
+
+@pytest.mark.parametrize("method", ["saliency", "guided_backprop", "integrated_gradients"])
+def test_a_concatenation_runs_on_golden_close_to_float(method):
+    """``torch.cat`` along the channels (golden only for now): each operand rounded to the output's
+    format, its gradient its channels of the output's; golden's logits and attribution follow the float
+    graph's, and the hardware backends refuse the net at compile in one line."""
+    from xaihls.frontend.ir import Concat
+    from xaihls.reports.fidelity import pearson_per_image
+
+    torch.manual_seed(0)
+    model = _Fire().eval()
+    calibration = torch.rand(16, 3, 8, 8)
+    acc = xaihls.compile(model, (3, 8, 8), calibration=calibration, methods=(method,), ig_steps=8,
+                         backends=("golden",))
+    cat = next(layer for layer in acc.graph.layers if isinstance(layer, Concat))
+    assert cat.out_shape == (11, 8, 8) and len(cat.inputs) == 2
+    x = torch.rand(4, 3, 8, 8)
+    ref = forward_float(acc.graph, x.double())
+    assert float((acc.predict(x).double() - ref).abs().max()) <= 0.01 * float(ref.abs().max())
+    g = acc.run(x, method, steps=8)
+    want = float_attribute(acc.graph, x.double(), method, g.target, steps=8).attribution
+    assert float(pearson_per_image(g.attribution, want).min()) >= 0.99
+    with pytest.raises(XaiHlsError, match=r"layer 'cat' \(Concat\) is golden-only for now") as e:
+        xaihls.compile(model, (3, 8, 8), calibration=calibration, methods=(method,))
+    assert "\n" not in str(e.value)

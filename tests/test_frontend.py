@@ -375,3 +375,42 @@ def test_a_softmax_on_the_output_is_refused_with_what_to_do(last):
     with pytest.raises(XaiHlsError) as e:
         graph_from_module(Head().eval(), (3, 4, 4))
     assert "a softmax on the model's output: compile the model without it" in str(e.value)
+
+
+class _Cat(nn.Module):
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 2, 1)
+        self.fc = nn.Linear({"three": 9, "batch": 4}.get(form, 6), 2)
+
+    def forward(self, x):
+        a, b = torch.relu(self.a(x)), self.b(x)
+        if self.form == "three":
+            y = torch.concat((a, b, x), -3)
+        elif self.form == "batch":
+            y = torch.cat([a, a])
+        else:
+            y = torch.cat([a, b], dim=1)
+        return self.fc(y.mean((2, 3)))
+
+
+@pytest.mark.parametrize("form", ["two", "three"])
+@pytest.mark.parametrize("exported", [False, True], ids=["fx", "export"])
+def test_a_concatenation_along_the_channels_traces(form, exported, tmp_path):
+    from xaihls.frontend.ir import Concat
+
+    torch.manual_seed(0)
+    model = _Cat(form).eval()
+    graph = _traced(model, (3, 6, 6), exported, tmp_path)
+    cat = next(layer for layer in graph.layers if isinstance(layer, Concat))
+    assert cat.out_shape == ((6 if form == "two" else 9), 6, 6)
+    x = torch.rand(2, 3, 6, 6)
+    torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("form,needle", [("batch", "cat along dim 0")])
+def test_a_concatenation_the_front_end_cannot_take_is_refused_in_one_line(form, needle):
+    with pytest.raises(XaiHlsError) as e:
+        graph_from_module(_Cat(form).eval(), (3, 6, 6))
+    assert needle in str(e.value) and "\n" not in str(e.value), str(e.value)

@@ -161,6 +161,17 @@ class Add:
     inputs: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Concat:
+    """The channels of two or more maps of one height and width, one after another (``torch.cat(...,
+    dim=1)``); ``in_shape`` is the first operand's."""
+
+    name: str
+    in_shape: Shape
+    out_shape: Shape
+    inputs: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, eq=False)
 class ChannelAffine:
     """y[c] = x[c] * scale[c] + shift[c] on a (C, H, W) map: a BatchNorm2d that could not be folded."""
@@ -173,7 +184,7 @@ class ChannelAffine:
     inputs: tuple[str, ...] = ()
 
 
-Layer = Union[Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, Flatten, Add, ChannelAffine]
+Layer = Union[Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, Flatten, Add, Concat, ChannelAffine]
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, Conv2d, Flatten, Graph, Linear, MaxPool2d, ReLU,
-                                ReLU6)
+from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, Concat, Conv2d, Flatten, Graph, Linear, MaxPool2d,
+                                ReLU, ReLU6)
 from xaihls.methods import PostProcess, ReluBackward, get_method, ig_rule
 
 
@@ -90,6 +90,8 @@ def layer_float(layer, inputs: list[torch.Tensor], relu=F.relu) -> torch.Tensor:
         return torch.flatten(x, 1)
     if isinstance(layer, Add):
         return x + inputs[1]
+    if isinstance(layer, Concat):
+        return torch.cat(inputs, 1)
     if isinstance(layer, ChannelAffine):
         return x * layer.scale.to(x.dtype)[:, None, None] + layer.shift.to(x.dtype)[:, None, None]
     raise AssertionError(f"no float forward for {type(layer).__name__}")
@@ -265,6 +267,11 @@ class _Sum(torch.nn.Module):
         return a + b
 
 
+class _Cat(torch.nn.Module):
+    def forward(self, *maps):
+        return torch.cat(maps, 1)
+
+
 def layer_module(module: torch.nn.Module, graph: Graph, name: str) -> torch.nn.Module:
     """The submodule of ``graph_to_module(graph)`` whose output is layer ``name``'s output."""
     index = [layer.name for layer in graph.layers].index(name)
@@ -304,6 +311,8 @@ def graph_to_module(graph: Graph) -> torch.nn.Module:
                              count_include_pad=layer.count_include_pad)
         elif isinstance(layer, Add):
             m = _Sum()
+        elif isinstance(layer, Concat):
+            m = _Cat()
         elif isinstance(layer, ChannelAffine):
             m = _Affine(layer.scale, layer.shift)
         else:

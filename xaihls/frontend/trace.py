@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch.fx.passes.shape_prop import ShapeProp
 
 from xaihls.errors import XaiHlsError
-from xaihls.frontend.ir import (INPUT, Add, AvgPool2d, ChannelAffine, Conv2d, Flatten, Graph, Layer, Linear,
-                                MaxPool2d, ReLU, ReLU6, Shape)
+from xaihls.frontend.ir import (INPUT, Add, AvgPool2d, ChannelAffine, Concat, Conv2d, Flatten, Graph, Layer,
+                                Linear, MaxPool2d, ReLU, ReLU6, Shape)
 
 SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
     ("Conv2d", "any kernel, stride and zero padding (`padding='same'` at stride 1 with odd kernels); "
@@ -40,6 +40,8 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
                                              "1); `x.mean((2, 3))` and `x.amax((2, 3))` are the global ones "
                                              "(flattened unless `keepdim`)"),
     ("add", "`x + y`, `torch.add(x, y)`, `operator.add` of two tensors of one shape (residual connections)"),
+    ("cat", "`torch.cat` (`concat`, `concatenate`) of maps of one height and width along the channels "
+            "(golden only for now)"),
     ("arithmetic with a constant", "`x + c`, `x - c`, `c - x`, `x * c`, `x / c` (functions, methods, in place) "
                                    "with a number or one value a channel, `(C,)` or `(C, 1, 1)` (a model's input "
                                    "normalization, a temperature on the logits): a per-channel affine, folded "
@@ -268,6 +270,16 @@ class _Builder:
         else:
             self.add(ChannelAffine(_name(node), self.shape, self.shape, scale.float(), shift.float()))
 
+    def concat(self, node, names: list[str], dim: Any) -> None:
+        """``torch.cat`` of maps along the channels (dim 1 of (N, C, H, W))."""
+        shapes = [self.shapes[n] for n in names]
+        if len(names) < 2:
+            raise _refuse(node, f"cat of {len(names)} tensor (it takes two or more)")
+        if any(len(s) != 3 for s in shapes) or not isinstance(dim, int) or dim % 4 != 1:
+            raise _refuse(node, f"cat along dim {dim} of shapes {shapes} (only maps, along the channels: dim 1)")
+        out = (sum(s[0] for s in shapes), *shapes[0][1:])
+        self.add(Concat(_name(node), shapes[0], out, tuple(names)))
+
     def add_tensors(self, node, left: str, right: str) -> None:
         a, b = self.shapes[left], self.shapes[right]
         if a != b:
@@ -416,8 +428,9 @@ def _data_input(node: torch.fx.Node) -> torch.fx.Node | None:
     """The node's first argument that may be data: not a parameter or buffer, not shape arithmetic
     (``2 * x`` reads x)."""
     for a in (*node.args, node.kwargs.get("input")):
-        if isinstance(a, torch.fx.Node) and a.op != "get_attr" and "static_value" not in a.meta:
-            return a
+        for x in (a if isinstance(a, (tuple, list)) else (a,)):  # a cat's list of tensors
+            if isinstance(x, torch.fx.Node) and x.op != "get_attr" and "static_value" not in x.meta:
+                return x
     return None
 
 
@@ -482,6 +495,14 @@ def _arith(b: _Builder, node: torch.fx.Node, kind: str, env: dict, constant: Cal
         b.affine(node, 1 / value, 0)
     else:
         raise _refuse(node, "a constant divided by a tensor")
+
+
+def _tensor_list(node: torch.fx.Node, env: dict) -> list[str]:
+    """The tensors of a cat's first argument (a list or tuple of the layers' tensors)."""
+    items = _arg(node, 0, "tensors")
+    if not isinstance(items, (tuple, list)) or not all(isinstance(t, torch.fx.Node) and t in env for t in items):
+        raise _refuse(node, "cat of something other than tensors the layers compute")
+    return [env[t] for t in items]
 
 
 _SOFTMAX_NAMES = {"softmax", "log_softmax", "_softmax", "_log_softmax"}
@@ -643,6 +664,8 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 if _arg(node, 2, "return_indices", False):
                     raise _refuse(node, "return_indices=True")
                 b.adaptive(node, "max", _arg(node, 1, "output_size"))
+            elif node.target in (torch.cat, torch.concat, torch.concatenate):
+                b.concat(node, _tensor_list(node, env), _arg(node, 1, "dim", 0))
             elif node.target is torch.squeeze:
                 b.squeeze(node, _arg(node, 1, "dim"))
             elif node.target in (torch.mean, torch.amax):
@@ -755,6 +778,8 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
             b.spatial_reduce(node, "avg" if op is aten.mean else "max", list(args[1]), len(args) > 2 and bool(args[2]))
         elif op in (aten.linear,):
             b.linear(node, args[1], args[2] if len(args) > 2 else None)
+        elif op in (aten.cat, aten.concat, aten.concatenate):
+            b.concat(node, _tensor_list(node, env), args[1] if len(args) > 1 else node.kwargs.get("dim", 0))
         elif op is aten.squeeze:
             b.squeeze(node, args[1] if len(args) > 1 else None)
         elif op in (aten.view, aten.reshape, aten.flatten, aten._unsafe_view):

@@ -20,6 +20,9 @@ the rounding points are these, each ``numerics`` round half up then saturate:
   else 6.0 rounded half up); it keeps [0 < x < c] and [x < c] for the backward pass.
 - Add: the two operands are aligned exactly to the finer of their two fractions (the layer's
   ``in`` format; left shifts, no rounding), added exactly, and the sum is rounded once to ``out``.
+- Concat (golden only for now): each operand rounded half up (or shifted left) to the output's
+  format, saturated, and the channels put one after another; backward, each operand its channels
+  of the gradient, unrounded (its gradient format is the output's).
 - Backward: each layer sends back to each tensor it reads a wide, unrounded contribution (a
   transposed product, a routed or masked gradient); at a tensor they are aligned to the finest
   fraction among them (exact left shifts), summed, and requantized once to the tensor's
@@ -43,7 +46,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6)
+from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, Concat, Conv2d, Flatten, Linear, MaxPool2d, ReLU,
+                                ReLU6)
 from xaihls.executor import attribution_format
 from xaihls.frontend.reference import upsample_nearest
 from xaihls.golden import kernels
@@ -189,6 +193,9 @@ def _forward_layer(qg: QGraph, i: int, xs: list[torch.Tensor], ranks: list, kept
     if isinstance(layer, Add):
         total = sum(t << (q.in_fmt.frac - qg.tensor_fmt(k).frac) for t, k in zip(xs, qg.graph.input_tensors[i]))
         return sat.requantize(total, q.in_fmt.frac, q.out_fmt, layer.name), None
+    if isinstance(layer, Concat):  # each operand rounded (or shifted) to the output's format
+        return torch.cat([sat.requantize(t, qg.tensor_fmt(k).frac, q.out_fmt, layer.name)
+                          for t, k in zip(xs, qg.graph.input_tensors[i])], 1), None
     raise AssertionError(f"no forward for {type(layer).__name__}")
 
 
@@ -252,6 +259,10 @@ def _backward_layer(qg: QGraph, i: int, g: torch.Tensor, g_fmt: FixedFormat, mod
         return [(g.reshape(g.shape[0], *layer.in_shape), f)]
     if isinstance(layer, Add):
         return [(g, f), (g, f)]
+    if isinstance(layer, Concat):  # each operand its channels of the gradient
+        bounds = torch.tensor([0, *(qg.graph.layers[k - 1].out_shape[0] if k else qg.graph.input_shape[0]
+                                    for k in qg.graph.input_tensors[i])]).cumsum(0).tolist()
+        return [(g[:, a:b], f) for a, b in zip(bounds, bounds[1:])]
     raise AssertionError(f"no backward for {type(layer).__name__}")
 
 

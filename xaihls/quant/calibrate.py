@@ -16,7 +16,8 @@ from typing import Any
 import torch
 
 from xaihls.errors import XaiHlsError, XaiHlsWarning
-from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, Conv2d, Flatten, Graph, Linear, MaxPool2d, ReLU, ReLU6
+from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, Concat, Conv2d, Flatten, Graph, Linear, MaxPool2d,
+                                ReLU, ReLU6)
 from xaihls.frontend.reference import cam_layer_name, float_attribute
 from xaihls.methods import METHODS, PostProcess, ReluBackward, check_methods, get_method, ig_rule
 from xaihls.numerics import ACCUMULATOR_BITS, FixedFormat, quantize
@@ -89,7 +90,7 @@ def _route_only(layer) -> bool:
     """Layers whose input gradient holds output-gradient values unchanged (no sums)."""
     if isinstance(layer, MaxPool2d):
         return layer.stride[0] >= layer.kernel[0] and layer.stride[1] >= layer.kernel[1]
-    return isinstance(layer, (ReLU, ReLU6, Flatten, Add))
+    return isinstance(layer, (ReLU, ReLU6, Flatten, Add, Concat))
 
 
 def avg_pool_divisors(layer: AvgPool2d) -> torch.Tensor:
