@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 import xaihls
-from tests.random_nets import edge_net, narrow_net, pool_net, random_dag_net, random_net, residual_conv_net
+from tests.random_nets import (concat_net, edge_net, narrow_net, pool_net, random_dag_net, random_net,
+                               residual_conv_net)
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -31,8 +32,9 @@ EDGE_NETS = ("edge6", "edge14", "edge45")
 # dag4 (tests.random_nets.random_dag_net: the input image added, a depthwise branch, projections),
 # dag20 (a 3-channel input); tests.random_nets.residual_conv_net: residual2 (x + conv(x) on 12 channels, the
 # conv's output gradient a copy of the Add's), residual3 (a pre-activation block: x read by a per-channel
-# affine and the Add), residual5 (a ResNet-D shortcut: x read by a stride-2 conv and a padded average pool)
-DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4", "dag20", "residual2", "residual3", "residual5")
+# affine and the Add), residual5 (a ResNet-D shortcut: x read by a stride-2 conv and a padded average pool);
+# concat1 (tests.random_nets.concat_net: a fire module's cat of two convs' outputs, a ReLU after it)
+DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4", "dag20", "residual2", "residual3", "residual5", "concat1")
 # nets compiled with the Grad-CAM methods too (a Grad-CAM list: the layer's activations recomputed, its
 # channel weights written where the next job reads its weights, nearest upsampling by output strides);
 # dag20's 2 x 3 map is upsampled by 2 and repeated over the input's 3 channels
@@ -41,7 +43,7 @@ CAMS = ("grad_cam", "guided_grad_cam")
 # random chains from tests.random_nets, named <kind><seed>
 # narrow<width>: tests.random_nets.narrow_net, two rows of <width> columns through padded pools of stride 1
 RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag": random_dag_net, "narrow": narrow_net,
-               "residual": residual_conv_net}
+               "residual": residual_conv_net, "concat": concat_net}
 # the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
 NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,
@@ -63,7 +65,8 @@ METHOD_LIST = (None, *METHODS)
 @functools.lru_cache(maxsize=None)
 def compiled(name: str):
     """(QGraph owner, one input image) for a zoo net or a random net ('random<seed>', 'pools<seed>',
-    'edge<seed>', 'dag<seed>', 'narrow<width>', 'residual<seed>'), compiled with the methods of ``method_list``."""
+    'edge<seed>', 'dag<seed>', 'narrow<width>', 'residual<seed>', 'concat<seed>'), compiled with the methods of
+    ``method_list``."""
     kind = next((k for k in RANDOM_NETS if name.startswith(k)), None)
     if kind is not None:
         seed = int(name.removeprefix(kind))

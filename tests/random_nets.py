@@ -211,6 +211,41 @@ def residual_conv_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch
     return model.eval(), (3, 6, 6), torch.rand((8, 3, 6, 6))
 
 
+class _Concat(nn.Module):
+    """A SqueezeNet fire module (a 1 x 1 squeeze read by a 1 x 1 and a 3 x 3 expand, their outputs
+    concatenated along the channels), by ``kind``: rectified operands of 6 and 5 channels; operands
+    that are convolutions' outputs, a ReLU after the cat; 13 and 12 channels (several blocks each)."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        ca, cb = (13, 12) if kind == "wide" else (6, 5)
+        self.c = nn.Conv2d(3, 8, 3, padding=1)
+        self.squeeze = nn.Conv2d(8, 4, 1)
+        self.e1 = nn.Conv2d(4, ca, 1)
+        self.e3 = nn.Conv2d(4, cb, 3, padding=1)
+        self.fc = nn.Linear(ca + cb, 3)
+
+    def forward(self, x):
+        s = torch.relu(self.squeeze(torch.relu(self.c(x))))
+        if self.kind == "plain":
+            x = torch.relu(torch.cat([self.e1(s), self.e3(s)], dim=1))
+        else:
+            x = torch.cat([torch.relu(self.e1(s)), torch.relu(self.e3(s))], dim=1)
+        return self.fc(x.mean((2, 3)))
+
+
+CONCAT_KINDS = ("fire", "plain", "wide")
+
+
+def concat_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """``_Concat`` of kind ``CONCAT_KINDS[seed % 3]``, its input shape and a calibration batch,
+    deterministic in the seed."""
+    torch.manual_seed(seed)
+    model = _Concat(CONCAT_KINDS[seed % len(CONCAT_KINDS)])
+    return model.eval(), (3, 6, 6), torch.rand((16, 3, 6, 6))
+
+
 def random_dag_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
     """A random residual network (skip connections, depthwise layers, ReLU6, padded pools), its input
     shape and a calibration batch, deterministic in the seed."""

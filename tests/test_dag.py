@@ -581,45 +581,46 @@ def test_torch_export_program_of_a_residual_block_traces_like_the_module(tmp_pat
     torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
 
 
-class _Fire(nn.Module):
-    """A SqueezeNet fire module: a 1 x 1 squeeze read by a 1 x 1 and a 3 x 3 expand, their outputs
-    concatenated along the channels."""
-
-    def __init__(self):
-        super().__init__()
-        self.c = nn.Conv2d(3, 8, 3, padding=1)
-        self.squeeze = nn.Conv2d(8, 4, 1)
-        self.e1 = nn.Conv2d(4, 6, 1)
-        self.e3 = nn.Conv2d(4, 5, 3, padding=1)
-        self.fc = nn.Linear(11, 3)
-
-    def forward(self, x):
-        s = torch.relu(self.squeeze(torch.relu(self.c(x))))
-        x = torch.cat([torch.relu(self.e1(s)), torch.relu(self.e3(s))], dim=1)
-        return self.fc(x.mean((2, 3)))
-
-
 @pytest.mark.parametrize("method", ["saliency", "guided_backprop", "integrated_gradients"])
-def test_a_concatenation_runs_on_golden_close_to_float(method):
-    """``torch.cat`` along the channels (golden only for now): each operand rounded to the output's
-    format, its gradient its channels of the output's; golden's logits and attribution follow the float
-    graph's, and the hardware backends refuse the net at compile in one line."""
+def test_a_concatenation_follows_the_float_graph_on_golden(method):
+    """``torch.cat`` along the channels: each operand rounded to the output's format, its gradient its
+    channels of the output's; golden's logits and attribution follow the float graph's."""
+    from tests.random_nets import concat_net
     from xaihls.frontend.ir import Concat
     from xaihls.reports.fidelity import pearson_per_image
 
-    torch.manual_seed(0)
-    model = _Fire().eval()
-    calibration = torch.rand(16, 3, 8, 8)
-    acc = xaihls.compile(model, (3, 8, 8), calibration=calibration, methods=(method,), ig_steps=8,
-                         backends=("golden",))
+    model, shape, calibration = concat_net(0)
+    acc = xaihls.compile(model, shape, calibration=calibration, methods=(method,), ig_steps=8, backends=("golden",))
     cat = next(layer for layer in acc.graph.layers if isinstance(layer, Concat))
-    assert cat.out_shape == (11, 8, 8) and len(cat.inputs) == 2
-    x = torch.rand(4, 3, 8, 8)
+    assert cat.out_shape == (11, 6, 6) and len(cat.inputs) == 2
+    x = torch.rand(4, *shape)
     ref = forward_float(acc.graph, x.double())
     assert float((acc.predict(x).double() - ref).abs().max()) <= 0.01 * float(ref.abs().max())
     g = acc.run(x, method, steps=8)
     want = float_attribute(acc.graph, x.double(), method, g.target, steps=8).attribution
     assert float(pearson_per_image(g.attribution, want).min()) >= 0.99
-    with pytest.raises(XaiHlsError, match=r"layer 'cat' \(Concat\) is golden-only for now") as e:
-        xaihls.compile(model, (3, 8, 8), calibration=calibration, methods=(method,))
-    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("seed", range(6))  # each kind of tests.random_nets.CONCAT_KINDS at two array shapes
+def test_a_concatenation_runs_bit_exact_everywhere(seed):
+    """The engine runs a cat of two maps as an Add's two-source 1 x 1 job placing each operand at its
+    channels, and each operand's gradient as a 1 x 1 job selecting its channels of the output's (a
+    rectifier's rule on it where the operand is a rectifier's output)."""
+    from tests.random_nets import concat_net
+    from tests.test_differential import _refused_or_bit_exact_everywhere
+
+    _refused_or_bit_exact_everywhere(seed, *concat_net(seed), may_refuse=False)
+
+
+def test_a_cat_of_three_tensors_is_refused_by_the_engines_in_one_line():
+    class Three(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 2, 1), nn.Conv2d(3, 2, 3, padding=1)
+            self.fc = nn.Linear(7, 2)
+
+        def forward(self, x):
+            return self.fc(torch.cat([self.a(x), self.b(x), x], 1).mean((2, 3)))
+
+    msg = _compiled_refusal(Three().eval(), (3, 6, 6))
+    assert "layer 'cat' (cat of 3 tensors) is golden-only for now" in msg

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xaihls.errors import XaiHlsError
-from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, Conv2d, Flatten, Graph, ReLU, ReLU6
+from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, Concat, Conv2d, Flatten, Graph, ReLU, ReLU6
 
 RECTIFIERS = (ReLU, ReLU6)
 LINEAR_READERS = (Conv2d, Add, ChannelAffine, AvgPool2d)
@@ -60,7 +60,8 @@ def grad_store(graph: Graph, t: int, copies: frozenset[int] = frozenset()) -> in
 
 @dataclass(frozen=True)
 class DagPlan:
-    """``adds``: Add layer -> its operand tensors (first, second), stored side by side in that order.
+    """``adds``: Add or Concat layer -> its operand tensors (first, second), stored side by side in that
+    order (one job reads both).
     ``sums``: tensor read by two layers -> the readers (first, second); their output gradients are
     stored side by side in that order (``sources``: the gradient buffers, by ``grad_store``).
     ``copies``: Add operands that keep a gradient buffer of their own, a copy of the Add's gradient,
@@ -116,9 +117,12 @@ def structure(graph: Graph) -> DagPlan:
     adds: dict[int, tuple[int, int]] = {}
     paired: dict[int, int] = {}
     for i, layer in enumerate(layers):
-        if not isinstance(layer, Add):
+        if not isinstance(layer, (Add, Concat)):
             continue
         a, b = reads[i]
+        if a == b and isinstance(layer, Concat):
+            raise XaiHlsError(f"layer '{layer.name}' concatenates tensor '{names[a]}' with itself; the engine "
+                              "reads two tensors stored side by side")
         if a == b:
             raise XaiHlsError(f"layer '{layer.name}' adds tensor '{names[a]}' to itself; the engine adds two "
                               "tensors (write it as a multiplication by 2)")
@@ -127,7 +131,7 @@ def structure(graph: Graph) -> DagPlan:
                 raise XaiHlsError(f"layer '{layer.name}' adds a flattened tensor '{names[t]}'; the engine adds maps "
                                   "(add before the Flatten)")
             if t in paired:
-                raise XaiHlsError(f"tensor '{names[t]}' is added by '{layers[paired[t]].name}' and "
+                raise XaiHlsError(f"tensor '{names[t]}' is an operand of '{layers[paired[t]].name}' and of "
                                   f"'{layer.name}'; the engine stores an operand next to one other")
             paired[t] = i
         adds[i] = (a, b)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xaihls.errors import XaiHlsError
-from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6
+from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, Concat, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6
 from xaihls.golden.dag import cam_reciprocal, relu6_cap
 from xaihls.plan.capabilities import rectifiers_in_a_row, upsampling_factors
 from xaihls.methods import LAYER_METHODS, ReluBackward
@@ -242,6 +242,24 @@ def _identities(c: int, na: int, nb: int, e: tuple[int, ...], shape: Shape) -> n
     kern = np.zeros((c, (na + nb) * shape.tn, 1), dtype=np.int64)
     kern[np.arange(c), np.arange(c), 0] = 1 << e[0]
     kern[np.arange(c), na * shape.tn + np.arange(c), 0] = 1 << e[1]
+    return _dense_blob(kern, shape)
+
+
+def _placement(channels: tuple[int, int], n_in: int, offset: tuple[int, int], e: tuple[int, ...],
+               shape: Shape) -> np.ndarray:
+    """A concatenation's weights over two sources side by side, the second from column ``n_in`` on:
+    source s's channel k into output channel offset[s] + k, 2^e[s] (a placement, not a sum)."""
+    kern = np.zeros((sum(channels), n_in, 1), dtype=np.int64)
+    for c, col, off, k in zip(channels, (0, -(-channels[0] // shape.tn) * shape.tn), offset, e):
+        kern[off + np.arange(c), col + np.arange(c), 0] = 1 << k
+    return _dense_blob(kern, shape)
+
+
+def _selection(c: int, first: int, n_in: int, shape: Shape) -> np.ndarray:
+    """Channels first .. first + c - 1 of a source of ``n_in`` channels into output channels 0 .. c - 1,
+    unchanged (the identity weight 1 << IDENTITY_FRAC): a concatenation operand's gradient."""
+    kern = np.zeros((c, n_in, 1), dtype=np.int64)
+    kern[np.arange(c), first + np.arange(c), 0] = 1 << IDENTITY_FRAC
     return _dense_blob(kern, shape)
 
 
@@ -585,8 +603,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         bits += blocked_size(1, *layout[cam][1:], tn) // 2
 
     # descriptors come first; reserve the most they can take
-    fwd_max = L + 1 + sum(-(-layout[ta][0] // tn) - 1 for ta, _ in dag.adds.values()
-                          if _adds_by_block(layout[ta][0], shape))  # an Add of the image: its copy; a job a block
+    fwd_max = L + 1 + sum(-(-layout[ta][0] // tn) - 1 for i, (ta, _) in dag.adds.items()
+                          if isinstance(layers[i], Add) and _adds_by_block(layout[ta][0], shape))
+    # (+ 1: an operand that is the image, its copy; an Add a job a block)
     strided = (Conv2d, MaxPool2d, AvgPool2d)
     bwd_max = 1 + 2 * len(dag.adds) + sum(lay.stride[0] * lay.stride[1] if isinstance(lay, strided) else 1
                                           for lay in layers)  # an Add: a rule job for each operand at most
@@ -715,9 +734,18 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
 
     add_fields: dict[int, dict] = {}
     block_identities: dict[tuple[int, int], dict] = {}  # (Add, channels of a block): a block job's weights
+    concat_bw: dict[int, list[dict]] = {}  # a Concat: each operand's gradient, its channels of the output's
     for i, (ta, tb) in dag.adds.items():
         fa, fb = qg.tensor_fmt(ta).frac, qg.tensor_fmt(tb).frac
         e, xs, frac = _align([[fa] * 3, [fb] * 3], [True, True], f"layer '{layers[i].name}'")
+        if isinstance(layers[i], Concat):
+            (ca, cb), (na, nb) = (layout[ta][0], layout[tb][0]), (-(-layout[ta][0] // tn), -(-layout[tb][0] // tn))
+            blob = _placement((ca, cb), (na + nb) * tn, (0, ca), e, shape)
+            add_fields[i] = dict(b.weights(f"{layers[i].name}.placement", blob), src_b=na,
+                                 **_shift_fields(xs, frac, [qg.layers[i].out_fmt.frac] * 3))
+            concat_bw[i] = [b.weights(f"{layers[i].name}.operand{k}.gradient", _selection(c, off, ca + cb, shape))
+                            for k, (c, off) in enumerate(((ca, 0), (cb, ca)))]
+            continue
         c, na, nb = layout[ta][0], -(-layout[ta][0] // tn), -(-layout[tb][0] // tn)
         add_fields[i] = dict(b.weights(f"{layers[i].name}.identities", _identities(c, na, nb, e, shape)),
                              src_b=na, **_shift_fields(xs, frac, [qg.layers[i].out_fmt.frac] * 3))
@@ -870,9 +898,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             i += 1
             continue
         src = act[reads[i][0]]
-        if isinstance(layer, Add):
+        if isinstance(layer, (Add, Concat)):
             # one 1 x 1 job over the two operands, stored side by side: each on the diagonal of its own
-            # source, shifted to the finer fraction; the sum rounded once
+            # source (a Concat's: at its channels of the output), shifted to the finer fraction; the sum
+            # (a Concat: the one term) rounded once
             first, second = (operand.get(t, act.get(t)) for t in reads[i])
             assert second.addr == first.addr + first.bytes, f"layer {i}: the operands are not side by side"
             both = Tensor(first.addr, (first.blocks + second.blocks) * tn, first.h, first.w, tn)
@@ -882,12 +911,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             if relu_at is not None:
                 j += 1
             dst = out_tensor(f"{layer.name}.out", j)
-            d = dict(_conv_fields(both, dst, first.c, shape), **add_fields[i], layer=i, ky=1, kx=1, isy=1, isx=1,
-                     iky=1, ikx=1, oh=first.h, ow=first.w, flags=flags(*fl))
+            d = dict(_conv_fields(both, dst, layer.out_shape[0], shape), **add_fields[i], layer=i, ky=1, kx=1,
+                     isy=1, isx=1, iky=1, ikx=1, oh=first.h, ow=first.w, flags=flags(*fl))
             if relu_at is not None:
                 d.update(relu_bits(relu_at))
             forward.append(Job(**d))
-            if _adds_by_block(first.c, shape):
+            if isinstance(layer, Add) and _adds_by_block(first.c, shape):
                 # its twin: a job a block, block k of each operand (the second's lies first.bytes after
                 # the first's) into block k
                 blocks = []
@@ -1199,6 +1228,19 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 elif key in dag.copies:  # x + conv(x): the conv's output gradient, a copy of the Add's (same format)
                     backward.append(Job(**identity(grad_tensor(grad_store(graph, i + 1, dag.copies)),
                                                    grad_tensor(key), i), flags=flags(Flag.DIAG)))
+        elif isinstance(layer, Concat):
+            # each operand's gradient: its channels of the output's, unchanged (one format), a rectifier's
+            # rule applied where the operand is a rectifier's output
+            g_cat = grad_tensor(grad_store(graph, i + 1, dag.copies))
+            for t, weights in zip(reads[i], concat_bw[i]):
+                key, relu = grad_dest(graph, t)
+                dst = grad_tensor(key)
+                d = dict(_conv_fields(g_cat, dst, dst.c, shape), **weights, layer=i, ky=1, kx=1, isy=1, isx=1, iky=1, ikx=1,
+                         oh=dst.h, ow=dst.w, shift0=IDENTITY_FRAC, shift1=IDENTITY_FRAC, shift2=IDENTITY_FRAC,
+                         flags=rule_flags(relu))
+                if relu is not None:
+                    d.update(relu_bits(relu))
+                backward.append(Job(**d))
         elif len(users[reads[i][0]]) == 1:
             _backward_jobs(i)
         for t in sorted(set(reads[i])):
