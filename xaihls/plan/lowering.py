@@ -245,13 +245,14 @@ def _identities(c: int, na: int, nb: int, e: tuple[int, ...], shape: Shape) -> n
     return _dense_blob(kern, shape)
 
 
-def _placement(channels: tuple[int, int], n_in: int, offset: tuple[int, int], e: tuple[int, ...],
-               shape: Shape) -> np.ndarray:
-    """A concatenation's weights over two sources side by side, the second from column ``n_in`` on:
-    source s's channel k into output channel offset[s] + k, 2^e[s] (a placement, not a sum)."""
-    kern = np.zeros((sum(channels), n_in, 1), dtype=np.int64)
-    for c, col, off, k in zip(channels, (0, -(-channels[0] // shape.tn) * shape.tn), offset, e):
-        kern[off + np.arange(c), col + np.arange(c), 0] = 1 << k
+def _placement(ca: int, cb: int, e: tuple[int, ...], shape: Shape) -> np.ndarray:
+    """A concatenation's weights over its two sources side by side (the second's blocks after the
+    first's): the first's channel k into output channel k, 2^e[0], the second's into ca + k, 2^e[1]
+    (a placement, not a sum)."""
+    na, nb = -(-ca // shape.tn), -(-cb // shape.tn)
+    kern = np.zeros((ca + cb, (na + nb) * shape.tn, 1), dtype=np.int64)
+    kern[np.arange(ca), np.arange(ca), 0] = 1 << e[0]
+    kern[ca + np.arange(cb), na * shape.tn + np.arange(cb), 0] = 1 << e[1]
     return _dense_blob(kern, shape)
 
 
@@ -739,20 +740,20 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         fa, fb = qg.tensor_fmt(ta).frac, qg.tensor_fmt(tb).frac
         e, xs, frac = _align([[fa] * 3, [fb] * 3], [True, True], f"layer '{layers[i].name}'")
         if isinstance(layers[i], Concat):
-            (ca, cb), (na, nb) = (layout[ta][0], layout[tb][0]), (-(-layout[ta][0] // tn), -(-layout[tb][0] // tn))
-            blob = _placement((ca, cb), (na + nb) * tn, (0, ca), e, shape)
-            add_fields[i] = dict(b.weights(f"{layers[i].name}.placement", blob), src_b=na,
+            ca, cb = layout[ta][0], layout[tb][0]
+            add_fields[i] = dict(b.weights(f"{layers[i].name}.placement", _placement(ca, cb, e, shape)),
+                                 src_b=-(-ca // tn),
                                  **_shift_fields(xs, frac, [qg.layers[i].out_fmt.frac] * 3))
             concat_bw[i] = [b.weights(f"{layers[i].name}.operand{k}.gradient", _selection(c, off, ca + cb, shape))
                             for k, (c, off) in enumerate(((ca, 0), (cb, ca)))]
-            continue
-        c, na, nb = layout[ta][0], -(-layout[ta][0] // tn), -(-layout[tb][0] // tn)
-        add_fields[i] = dict(b.weights(f"{layers[i].name}.identities", _identities(c, na, nb, e, shape)),
-                             src_b=na, **_shift_fields(xs, frac, [qg.layers[i].out_fmt.frac] * 3))
-        if _adds_by_block(c, shape):  # a block's job: block k of each operand, a block a source
-            for width in sorted({min(tn, c - k * tn) for k in range(na)}):
-                block_identities[i, width] = b.weights(f"{layers[i].name}.block identities ({width})",
-                                                       _identities(width, 1, 1, e, shape))
+        else:
+            c, na, nb = layout[ta][0], -(-layout[ta][0] // tn), -(-layout[tb][0] // tn)
+            add_fields[i] = dict(b.weights(f"{layers[i].name}.identities", _identities(c, na, nb, e, shape)),
+                                 src_b=na, **_shift_fields(xs, frac, [qg.layers[i].out_fmt.frac] * 3))
+            if _adds_by_block(c, shape):  # a block's job: block k of each operand, a block a source
+                for width in sorted({min(tn, c - k * tn) for k in range(na)}):
+                    block_identities[i, width] = b.weights(f"{layers[i].name}.block identities ({width})",
+                                                           _identities(width, 1, 1, e, shape))
         diag(1 << IDENTITY_FRAC, 1)  # an operand's rectifier rule (backward), the image's copy
 
     def reader_terms(r: int, t: int) -> tuple[np.ndarray, int, tuple[int, int], list]:
