@@ -33,8 +33,10 @@ EDGE_NETS = ("edge6", "edge14", "edge45")
 # dag20 (a 3-channel input); tests.random_nets.residual_conv_net: residual2 (x + conv(x) on 12 channels, the
 # conv's output gradient a copy of the Add's), residual3 (a pre-activation block: x read by a per-channel
 # affine and the Add), residual5 (a ResNet-D shortcut: x read by a stride-2 conv and a padded average pool);
-# concat1 (tests.random_nets.concat_net: a fire module's cat of two convs' outputs, a ReLU after it)
-DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4", "dag20", "residual2", "residual3", "residual5", "concat1")
+# tests.random_nets.concat_net: concat1 (a fire module's cat of two convs' outputs, a ReLU after it), concat4
+# (DenseNet steps: x read by a per-channel affine and by the cat)
+DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4", "dag20", "residual2", "residual3", "residual5", "concat1",
+            "concat4")
 # nets compiled with the Grad-CAM methods too (a Grad-CAM list: the layer's activations recomputed, its
 # channel weights written where the next job reads its weights, nearest upsampling by output strides);
 # dag20's 2 x 3 map is upsampled by 2 and repeated over the input's 3 channels

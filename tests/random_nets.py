@@ -235,14 +235,39 @@ class _Concat(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
-CONCAT_KINDS = ("fire", "plain", "wide")
+CONCAT_KINDS = ("fire", "plain", "wide", "dense", "dense_bn")
+
+
+class _Dense(nn.Module):
+    """Two DenseNet steps, x = cat([x, f(x)]): x is read by f and by the cat (``dense_bn``: f begins
+    with a BatchNorm that is a per-channel affine and a ReLU, as a pre-activation DenseNet's, and the
+    cat is cat([f(x), x]), x at an offset)."""
+
+    def __init__(self, bn: bool):
+        super().__init__()
+        self.bn = bn
+        self.c0 = nn.Conv2d(3, 4, 3, padding=1)
+        self.f1 = nn.Sequential(*([nn.BatchNorm2d(4), nn.ReLU()] if bn else []), nn.Conv2d(4, 3, 3, padding=1))
+        self.f2 = nn.Sequential(*([nn.BatchNorm2d(7), nn.ReLU()] if bn else []), nn.Conv2d(7, 5, 1))
+        self.fc = nn.Linear(12, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.c0(x))
+        for f in (self.f1, self.f2):
+            x = torch.cat([f(x), x] if self.bn else [x, f(x)], 1)
+        return self.fc(x.mean((2, 3)))
 
 
 def concat_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
-    """``_Concat`` of kind ``CONCAT_KINDS[seed % 3]``, its input shape and a calibration batch,
-    deterministic in the seed."""
+    """A fire module (``_Concat``) or DenseNet steps (``_Dense``) of kind ``CONCAT_KINDS[seed % 5]``, its
+    input shape and a calibration batch, deterministic in the seed."""
     torch.manual_seed(seed)
-    model = _Concat(CONCAT_KINDS[seed % len(CONCAT_KINDS)])
+    kind = CONCAT_KINDS[seed % len(CONCAT_KINDS)]
+    model = _Dense(kind == "dense_bn") if kind.startswith("dense") else _Concat(kind)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
     return model.eval(), (3, 6, 6), torch.rand((16, 3, 6, 6))
 
 

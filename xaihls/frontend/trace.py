@@ -41,7 +41,7 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
                                              "(flattened unless `keepdim`)"),
     ("add", "`x + y`, `torch.add(x, y)`, `operator.add` of two tensors of one shape (residual connections)"),
     ("cat", "`torch.cat` (`concat`, `concatenate`) of maps along the channels (the hardware backends: of "
-            "two maps that only the cat reads)"),
+            "two maps)"),
     ("arithmetic with a constant", "`x + c`, `x - c`, `c - x`, `x * c`, `x / c` (functions, methods, in place) "
                                    "with a number or one value a channel, `(C,)` or `(C, 1, 1)` (a model's input "
                                    "normalization, a temperature on the logits): a per-channel affine, folded "

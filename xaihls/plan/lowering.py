@@ -765,6 +765,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         if isinstance(layer, (Add, ChannelAffine)):
             scale = np.ones(c, np.int64) if isinstance(layer, Add) else qg.layers[r].weight.numpy().astype(np.int64)
             return np.diag(scale)[:, :, None], 1, (1, 1), [((0, 0), (0, 1, 0), (0, 1, 0))]
+        if isinstance(layer, Concat):  # t's channels of the cat's gradient (DenseNet: cat([x, f(x)]))
+            k = reads[r].index(t)
+            off = sum(layout[s][0] for s in reads[r][:k])
+            kern = np.zeros((c, layer.out_shape[0], 1), dtype=np.int64)
+            kern[np.arange(c), off + np.arange(c), 0] = 1
+            return kern, 1, (1, 1), [((0, 0), (0, 1, 0), (0, 1, 0))]
         if isinstance(layer, AvgPool2d):
             kh, kw = layer.kernel
             kern = np.repeat(np.eye(c, dtype=np.int64)[:, :, None] * int(qg.layers[r].weight[0]), kh * kw, axis=2)
@@ -779,9 +785,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     for t, readers in dag.sums.items():
         terms = [reader_terms(r, t) for r in readers]
         bases = [by_mode(lambda mode, r=r: qg.grad_fmt(mode, r + 1).frac
-                         + (0 if isinstance(layers[r], Add) else qg.layers[r].weight_fmt.frac)) for r in readers]
+                         + (0 if isinstance(layers[r], (Add, Concat)) else qg.layers[r].weight_fmt.frac))
+                 for r in readers]
         where = f"the gradient at tensor '{graph.tensor_names[t]}'"
-        e, xs, frac = _align(bases, [isinstance(layers[r], Add) for r in readers], where)
+        e, xs, frac = _align(bases, [isinstance(layers[r], (Add, Concat)) for r in readers], where)
         # the shifted terms must still fit the accumulator (calibrate's check, per source, with the shifts)
         reach = sum(int(np.count_nonzero(kt, axis=(1, 2)).max()) * (int(np.abs(kt).max()) << k)
                     << (qg.width - 1 + max(x)) for (kt, *_), k, x in zip(terms, e, xs))
@@ -1234,6 +1241,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             # rule applied where the operand is a rectifier's output
             g_cat = grad_tensor(grad_store(graph, i + 1, dag.copies))
             for t, weights in zip(reads[i], concat_bw[i]):
+                if len(users[t]) > 1:
+                    continue  # a term of the gradient sum at t (below)
                 key, relu = grad_dest(graph, t)
                 dst = grad_tensor(key)
                 d = dict(_conv_fields(g_cat, dst, dst.c, shape), **weights, layer=i, ky=1, kx=1, isy=1, isx=1, iky=1, ikx=1,
