@@ -20,9 +20,9 @@ the rounding points are these, each ``numerics`` round half up then saturate:
   else 6.0 rounded half up); it keeps [0 < x < c] and [x < c] for the backward pass.
 - Add: the two operands are aligned exactly to the finer of their two fractions (the layer's
   ``in`` format; left shifts, no rounding), added exactly, and the sum is rounded once to ``out``.
-- Concat (golden only for now): each operand rounded half up (or shifted left) to the output's
-  format, saturated, and the channels put one after another; backward, each operand its channels
-  of the gradient, unrounded (its gradient format is the output's).
+- Concat: each operand rounded half up (or shifted left) to the output's format, saturated, and
+  the channels put one after another; backward, each operand its channels of the gradient,
+  unrounded (its gradient format is the output's).
 - Backward: each layer sends back to each tensor it reads a wide, unrounded contribution (a
   transposed product, a routed or masked gradient); at a tensor they are aligned to the finest
   fraction among them (exact left shifts), summed, and requantized once to the tensor's
@@ -260,9 +260,8 @@ def _backward_layer(qg: QGraph, i: int, g: torch.Tensor, g_fmt: FixedFormat, mod
     if isinstance(layer, Add):
         return [(g, f), (g, f)]
     if isinstance(layer, Concat):  # each operand its channels of the gradient
-        bounds = torch.tensor([0, *(qg.graph.layers[k - 1].out_shape[0] if k else qg.graph.input_shape[0]
-                                    for k in qg.graph.input_tensors[i])]).cumsum(0).tolist()
-        return [(g[:, a:b], f) for a, b in zip(bounds, bounds[1:])]
+        sizes = [qg.graph.tensor_shape(k)[0] for k in qg.graph.input_tensors[i]]
+        return list(zip(torch.split(g, sizes, dim=1), [f] * len(sizes)))
     raise AssertionError(f"no backward for {type(layer).__name__}")
 
 

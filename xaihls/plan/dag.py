@@ -90,8 +90,8 @@ def _reader_refusal(graph: Graph, t: int, readers: tuple[int, ...]) -> str | Non
     if any(not isinstance(layers[r], LINEAR_READERS) for r in readers):
         return (f"tensor '{name}' is read by {kinds}; the engine sums the gradients of two readers only where "
                 "each is a Conv2d, an Add, a cat, a per-channel affine or an average pool")
-    convs = [layers[r] for r in readers if isinstance(layers[r], (Conv2d, AvgPool2d))]
-    strides = {c.stride for c in convs} | ({(1, 1)} if len(convs) < len(readers) else set())
+    strided = [layers[r] for r in readers if isinstance(layers[r], (Conv2d, AvgPool2d))]
+    strides = {c.stride for c in strided} | ({(1, 1)} if len(strided) < len(readers) else set())
     if len(strides) > 1:
         return (f"tensor '{name}' is read by {kinds} with different strides; the engine sums the gradients of "
                 "two readers of one stride")

@@ -236,13 +236,20 @@ def _dense_blob(kernel: np.ndarray, shape: Shape) -> np.ndarray:
     return w.reshape(mt, shape.tm, nt, shape.tn, taps).transpose(0, 2, 4, 1, 3)
 
 
+def _channel_moves(m: int, n: int, moves) -> np.ndarray:
+    """A one-tap kernel (m, n, 1) that moves channels: for each (out, in, count, weight) of ``moves``,
+    input channel in + k into output channel out + k with ``weight``, for k < count."""
+    kern = np.zeros((m, n, 1), dtype=np.int64)
+    for out, first, count, weight in moves:
+        kern[out + np.arange(count), first + np.arange(count), 0] = weight
+    return kern
+
+
 def _identities(c: int, na: int, nb: int, e: tuple[int, ...], shape: Shape) -> np.ndarray:
     """An Add's weights over its two sources side by side (na and nb blocks): channel k of each
     source into output channel k, 2^e[0] from the first and 2^e[1] from the second."""
-    kern = np.zeros((c, (na + nb) * shape.tn, 1), dtype=np.int64)
-    kern[np.arange(c), np.arange(c), 0] = 1 << e[0]
-    kern[np.arange(c), na * shape.tn + np.arange(c), 0] = 1 << e[1]
-    return _dense_blob(kern, shape)
+    return _dense_blob(_channel_moves(c, (na + nb) * shape.tn, [(0, 0, c, 1 << e[0]),
+                                                                (0, na * shape.tn, c, 1 << e[1])]), shape)
 
 
 def _placement(ca: int, cb: int, e: tuple[int, ...], shape: Shape) -> np.ndarray:
@@ -250,18 +257,8 @@ def _placement(ca: int, cb: int, e: tuple[int, ...], shape: Shape) -> np.ndarray
     first's): the first's channel k into output channel k, 2^e[0], the second's into ca + k, 2^e[1]
     (a placement, not a sum)."""
     na, nb = -(-ca // shape.tn), -(-cb // shape.tn)
-    kern = np.zeros((ca + cb, (na + nb) * shape.tn, 1), dtype=np.int64)
-    kern[np.arange(ca), np.arange(ca), 0] = 1 << e[0]
-    kern[ca + np.arange(cb), na * shape.tn + np.arange(cb), 0] = 1 << e[1]
-    return _dense_blob(kern, shape)
-
-
-def _selection(c: int, first: int, n_in: int, shape: Shape) -> np.ndarray:
-    """Channels first .. first + c - 1 of a source of ``n_in`` channels into output channels 0 .. c - 1,
-    unchanged (the identity weight 1 << IDENTITY_FRAC): a concatenation operand's gradient."""
-    kern = np.zeros((c, n_in, 1), dtype=np.int64)
-    kern[np.arange(c), first + np.arange(c), 0] = 1 << IDENTITY_FRAC
-    return _dense_blob(kern, shape)
+    return _dense_blob(_channel_moves(ca + cb, (na + nb) * shape.tn, [(0, 0, ca, 1 << e[0]),
+                                                                      (ca, na * shape.tn, cb, 1 << e[1])]), shape)
 
 
 def _depthwise_blob(kernel: np.ndarray, shape: Shape) -> np.ndarray:
@@ -744,7 +741,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             add_fields[i] = dict(b.weights(f"{layers[i].name}.placement", _placement(ca, cb, e, shape)),
                                  src_b=-(-ca // tn),
                                  **_shift_fields(xs, frac, [qg.layers[i].out_fmt.frac] * 3))
-            concat_bw[i] = [b.weights(f"{layers[i].name}.operand{k}.gradient", _selection(c, off, ca + cb, shape))
+            # an operand's gradient: its channels of the cat's, unchanged (the identity weight)
+            concat_bw[i] = [b.weights(f"{layers[i].name}.operand{k}.gradient",
+                                      _dense_blob(_channel_moves(c, ca + cb, [(0, off, c, 1 << IDENTITY_FRAC)]), shape))
                             for k, (c, off) in enumerate(((ca, 0), (cb, ca)))]
         else:
             c, na, nb = layout[ta][0], -(-layout[ta][0] // tn), -(-layout[tb][0] // tn)
@@ -766,11 +765,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             scale = np.ones(c, np.int64) if isinstance(layer, Add) else qg.layers[r].weight.numpy().astype(np.int64)
             return np.diag(scale)[:, :, None], 1, (1, 1), [((0, 0), (0, 1, 0), (0, 1, 0))]
         if isinstance(layer, Concat):  # t's channels of the cat's gradient (DenseNet: cat([x, f(x)]))
-            k = reads[r].index(t)
-            off = sum(layout[s][0] for s in reads[r][:k])
-            kern = np.zeros((c, layer.out_shape[0], 1), dtype=np.int64)
-            kern[np.arange(c), off + np.arange(c), 0] = 1
-            return kern, 1, (1, 1), [((0, 0), (0, 1, 0), (0, 1, 0))]
+            off = sum(layout[s][0] for s in reads[r][:reads[r].index(t)])
+            return _channel_moves(c, layer.out_shape[0], [(0, off, c, 1)]), 1, (1, 1), [((0, 0), (0, 1, 0), (0, 1, 0))]
         if isinstance(layer, AvgPool2d):
             kh, kw = layer.kernel
             kern = np.repeat(np.eye(c, dtype=np.int64)[:, :, None] * int(qg.layers[r].weight[0]), kh * kw, axis=2)
@@ -1245,9 +1241,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     continue  # a term of the gradient sum at t (below)
                 key, relu = grad_dest(graph, t)
                 dst = grad_tensor(key)
-                d = dict(_conv_fields(g_cat, dst, dst.c, shape), **weights, layer=i, ky=1, kx=1, isy=1, isx=1, iky=1, ikx=1,
-                         oh=dst.h, ow=dst.w, shift0=IDENTITY_FRAC, shift1=IDENTITY_FRAC, shift2=IDENTITY_FRAC,
-                         flags=rule_flags(relu))
+                d = dict(_conv_fields(g_cat, dst, dst.c, shape), **weights, layer=i, ky=1, kx=1, isy=1, isx=1,
+                         iky=1, ikx=1, oh=dst.h, ow=dst.w, shift0=IDENTITY_FRAC, shift1=IDENTITY_FRAC,
+                         shift2=IDENTITY_FRAC, flags=rule_flags(relu))
                 if relu is not None:
                     d.update(relu_bits(relu))
                 backward.append(Job(**d))
@@ -1390,7 +1386,7 @@ def _stride(s: int, positions: int) -> int:
 
 
 def _stride2(layer) -> tuple[int, int]:
-    """A layer's stride (an Add's or a per-channel affine's: 1)."""
+    """A layer's stride (an Add's, a cat's or a per-channel affine's: 1)."""
     return layer.stride if isinstance(layer, (Conv2d, AvgPool2d)) else (1, 1)
 
 
