@@ -15,7 +15,8 @@ def write_driver_project(folder: Path, qg, program) -> Path:
     (folder / DDR_IMAGE).parent.mkdir(parents=True, exist_ok=True)
     (folder / DDR_IMAGE).write_bytes(program.image)
     (folder / "project.json").write_text(json.dumps({
-        "network": {"input_shape": list(qg.graph.input_shape), "classes": qg.graph.num_classes},
+        "network": {"input_shape": list(qg.graph.input_shape), "sample_shape": list(qg.graph.data_shape),
+                    "classes": qg.graph.num_classes},
         "formats": {"input": str(qg.input_fmt), "logits": str(qg.logits_fmt),
                     "attribution": {m: str(attribution_format(qg, m)) for m in qg.methods}},
         "methods": list(qg.methods), "integrated_gradients": {"steps": qg.ig_steps, "rule": qg.ig_rule}}))

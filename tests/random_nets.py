@@ -366,3 +366,76 @@ def narrow_net(width: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tenso
     model = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.AvgPool2d(3, 1, 1), nn.Conv2d(c, c, 1),
                           nn.MaxPool2d(3, 1, 1), nn.Flatten(), nn.Linear(c * 2 * width, 3)).eval()
     return model, (c, 2, width), torch.rand((4, c, 2, width)) * 2.0
+
+
+def _batchnorm1d(c: int) -> nn.BatchNorm1d:
+    bn = nn.BatchNorm1d(c)
+    bn.running_mean.uniform_(-0.5, 0.5)
+    bn.running_var.uniform_(0.5, 2.0)
+    bn.weight.data.uniform_(-1.5, 1.5)
+    bn.bias.data.uniform_(-0.5, 0.5)
+    return bn
+
+
+def conv1d_net(seed: int) -> tuple[nn.Module, tuple[int, int], torch.Tensor]:
+    """A random 1-D CNN (keyword spotting, ECG, sensor streams), input (C, L): Conv1d of any kernel,
+    stride, padding and groups (depthwise included), BatchNorm1d after a convolution or on its own,
+    ReLU or ReLU6, padded and ceil-mode MaxPool1d and whole-window AvgPool1d, then a global average
+    pool or a flatten, and a Linear head with, now and then, a hidden Linear, BatchNorm1d and ReLU;
+    deterministic in the seed."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    c, length = rng.choice((1, 2, 3, 6)), rng.randint(8, 40)
+    shape = (c, length)
+    layers: list[nn.Module] = []
+    for _ in range(rng.randint(1, 5)):
+        kind = rng.choice(("conv", "conv", "depthwise", "maxpool", "avgpool", "bn"))
+        if kind in ("conv", "depthwise"):
+            k = rng.choice((1, 3, 5, 7))
+            s = rng.choice((1, 1, 2)) if length >= 8 else 1
+            p = rng.choice((0, k // 2))
+            out = _conv_out(length, k, s, p)
+            if out < 1:
+                continue
+            o, groups = (c * rng.choice((1, 2)), c) if kind == "depthwise" else (rng.choice((4, 5, 8, 12)), 1)
+            layers.append(nn.Conv1d(c, o, k, s, p, groups=groups, bias=rng.random() < 0.7))
+            if rng.random() < 0.5:
+                layers.append(_batchnorm1d(o))
+            layers.append(rng.choice((nn.ReLU(), nn.ReLU(), nn.ReLU6())))
+            c, length = o, out
+        elif kind in ("maxpool", "avgpool") and length >= 3:
+            k = rng.choice((2, 3))
+            s = rng.choice((1, 2, k))
+            p = rng.randint(0, k // 2)
+            if kind == "maxpool":
+                pool = nn.MaxPool1d(k, s, p, ceil_mode=rng.random() < 0.5)
+            else:  # count_include_pad and floor mode: every window's divisor is k
+                pool = nn.AvgPool1d(k, s, p)
+            layers.append(pool)
+            length = pool(torch.zeros(1, 1, length)).shape[-1]
+        elif kind == "bn" and layers and not isinstance(layers[-1], (nn.Conv1d, nn.BatchNorm1d)):
+            layers.append(_batchnorm1d(c))
+    if rng.random() < 0.5:
+        layers += [nn.AdaptiveAvgPool1d(1), nn.Flatten()]
+        features = c
+    else:
+        layers.append(nn.Flatten())
+        features = c * length
+    if rng.random() < 0.5:
+        hidden = rng.choice((6, 16))
+        layers += [nn.Linear(features, hidden), _batchnorm1d(hidden), nn.ReLU()]
+        features = hidden
+    layers.append(nn.Linear(features, rng.choice((2, 5, 12))))
+    model = nn.Sequential(*layers).eval()
+    calibration = torch.rand((4, *shape)) * rng.choice((1.0, 4.0))
+    return model, shape, calibration
+
+
+def long_pool_net(length: int) -> tuple[nn.Module, tuple[int, int], torch.Tensor]:
+    """A 1-D net whose global average pool is over ``length`` positions (an ECG or sensor trace): past
+    225 the summed job reads the row as rows of a divisor of it (docs/engine_v2.md, "Global average
+    pools summed")."""
+    torch.manual_seed(length)
+    model = nn.Sequential(nn.Conv1d(2, 6, 5, padding=2), nn.ReLU(), nn.Conv1d(6, 6, 3, padding=1), nn.ReLU6(),
+                          nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(6, 4)).eval()
+    return model, (2, length), torch.rand((4, 2, length)) * 2.0

@@ -58,6 +58,34 @@ def test_attribute_writes_heatmaps_and_arrays(tmp_path, capsys):
     assert "class 0" in out and "class 3" in out
 
 
+def test_attribute_takes_a_1d_model_and_its_arrays(tmp_path, capsys, monkeypatch):
+    """--input-shape C,L: a Conv1d model's arrays in and its (N, C, L) attribution out; a picture is
+    refused in one line."""
+    (tmp_path / "signals.py").write_text(textwrap.dedent("""
+        import torch
+        import torch.nn as nn
+
+        def ecg():
+            torch.manual_seed(0)
+            return nn.Sequential(nn.Conv1d(2, 4, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2), nn.Flatten(),
+                                 nn.Linear(4 * 10, 3)).eval()
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    gen = np.random.default_rng(0)
+    np.save(tmp_path / "cal.npy", gen.standard_normal((8, 2, 20)).astype(np.float32))
+    np.save(tmp_path / "x.npy", gen.standard_normal((3, 2, 20)).astype(np.float32))
+    code, out, err = run(capsys, "attribute", "signals:ecg", str(tmp_path / "x.npy"), "--input-shape", "2,20",
+                         "--calibration", str(tmp_path / "cal.npy"), "--method", "saliency", "--backend", "program",
+                         "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    assert np.load(tmp_path / "out" / "saliency.npy").shape == (3, 2, 20)
+    assert (tmp_path / "out" / "x_saliency.png").is_file()
+    code, _, err = run(capsys, "attribute", "signals:ecg", str(_sample_png(tmp_path / "a.png")), "--input-shape",
+                       "2,20", "--calibration", str(tmp_path / "cal.npy"), "--out", str(tmp_path / "out2"))
+    assert code == 2 and "a 1-D model takes arrays (.npy, .npz, .pt) of shape (N, 2, 20), not pictures" in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
 BAD_MODELS = textwrap.dedent("""
     import torch.nn as nn
 

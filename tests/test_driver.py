@@ -44,6 +44,30 @@ def test_device_through_the_interpreter_equals_golden(project):
     assert np.array_equal(np.stack([r.attribution for r in runs]), g.attribution.numpy())
 
 
+def test_device_takes_and_returns_a_1d_models_shape(tmp_path):
+    """A Conv1d model's project: the driver takes (N, C, L) images and baselines and returns (N, C, L)
+    attributions (Grad-CAM's (N, 1, L)), equal to golden's."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv1d(2, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool1d(2),
+                                torch.nn.Conv1d(4, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 8, 3)).eval()
+    acc = xaihls.compile(model, (2, 16), calibration=torch.randn(8, 2, 16), methods=("saliency",
+                         "integrated_gradients", "grad_cam"), ig_steps=4, backends=("golden",))
+    program = lower(acc.qgraph, Shape(8, 4, 4), Buffers(1024, 256, 1024))
+    device = Device(write_driver_project(tmp_path, acc.qgraph, program), ModelTransport(program.total_bytes))
+    x = torch.randn(2, 2, 16)
+    for method in ("saliency", "grad_cam"):
+        got = device.attribute(x.numpy(), method)
+        assert got.shape == ((2, 1, 16) if method == "grad_cam" else (2, 2, 16))
+        assert np.array_equal(got, acc.attribute(x, method).double().numpy()), method
+    baseline = np.full((2, 16), 0.5)
+    got = device.attribute(x.numpy(), "integrated_gradients", baseline=baseline)
+    want = acc.attribute(x, "integrated_gradients", baseline=torch.tensor(baseline))
+    assert np.array_equal(got, want.double().numpy())
+    with pytest.raises(XaiHlsError, match="compiled for \\(N, 2, 16\\)"):
+        device.predict(np.zeros((1, 2, 1, 16)))
+
+
 def test_device_checks_its_arguments(project):
     folder, acc, program, x = project
     device = Device(folder, ModelTransport(program.total_bytes))

@@ -149,8 +149,10 @@ def test_wrong_input_shape_is_refused():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 4 * 4, 2)).eval()
     with pytest.raises(XaiHlsError, match=r"does not accept input_shape \(3, 6, 6\)"):
         graph_from_module(model, (3, 6, 6))
-    with pytest.raises(XaiHlsError, match=r"input_shape must be \(C, H, W\)"):
+    with pytest.raises(XaiHlsError, match=r"does not accept input_shape \(6, 6\)"):  # (C, L): a 1-D model's
         graph_from_module(model, (6, 6))
+    with pytest.raises(XaiHlsError, match=r"input_shape must be \(C, H, W\), or \(C, L\) for a 1-D model"):
+        graph_from_module(model, (1, 1, 6, 6))
 
 
 def test_corrupt_weights_file_is_refused(tmp_path):
@@ -295,7 +297,7 @@ def test_a_mean_over_other_dims_is_refused_in_one_line():
         def forward(self, x):
             return self.fc(torch.flatten(self.c(x).mean(1), 1))
 
-    with pytest.raises(XaiHlsError, match=r"mean over dims 1 \(only over the two spatial dims") as e:
+    with pytest.raises(XaiHlsError, match=r"mean over dims 1 \(only over the map.s dims \(2, 3\): a global pool") as e:
         graph_from_module(ChannelMean().eval(), (3, 5, 5))
     assert "\n" not in str(e.value)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from numbers import Integral
 from pathlib import Path
@@ -142,7 +143,10 @@ class Accelerator:
         if not self.supports(backend):
             raise XaiHlsError(f"the {backend} backend cannot run this network: {self.refusals[backend]}")
         args = prepare(self.qgraph, x, method, target, steps, baseline, rule, executor.capabilities.max_ig_steps)
-        return executor.run(self.qgraph, self.plan if executor.capabilities.needs_plan else None, args)
+        result = executor.run(self.qgraph, self.plan if executor.capabilities.needs_plan else None, args)
+        if result.attribution is not None and self.graph.sample_shape:  # a 1-D model's (N, C, L)
+            result = dataclasses.replace(result, attribution=self.graph.as_samples(result.attribution))
+        return result
 
     def predict(self, x: Any, backend: str = "golden") -> torch.Tensor:
         """Dequantized logits (N, classes), float32."""
@@ -151,7 +155,8 @@ class Accelerator:
 
     def attribute(self, x: Any, method: str = "saliency", target=None, backend: str = "golden",
                   steps: int | None = None, baseline=None, rule: str | None = None) -> torch.Tensor:
-        """Dequantized attribution, shaped like ``x`` (N, C, H, W), float32 (exact values).
+        """Dequantized attribution, shaped like ``x`` ((N, C, H, W), or a 1-D model's (N, C, L)), float32
+        (exact values).
 
         ``target``: a class or one per image (default: the predicted class). For
         integrated gradients, ``steps`` (default: the compiled number), ``baseline``
@@ -171,13 +176,13 @@ class Accelerator:
 
     def __repr__(self) -> str:
         layers = len(self.graph.layers)
-        return (f"Accelerator({layers} layers, input {self.graph.input_shape}, board '{self.board.name}', "
+        return (f"Accelerator({layers} layers, input {self.graph.data_shape}, board '{self.board.name}', "
                 f"methods {', '.join(self.methods)})")
 
 
 def compile(
     model: nn.Module | Graph,
-    input_shape: tuple[int, int, int] | None = None,
+    input_shape: tuple[int, ...] | None = None,
     board: str | Path | Board = "pynq-z2",
     methods=tuple(METHODS),
     calibration: Any = None,
@@ -188,7 +193,9 @@ def compile(
 ) -> Accelerator:
     """Trace, calibrate and quantize ``model`` for ``board``, and plan its engine.
 
-    ``calibration``: a batch (N, C, H, W) of typical inputs; the ranges of every
+    ``input_shape``: a sample's (C, H, W), or (C, L) for a 1-D model (Conv1d layers; its maps run as
+    (C, 1, L), and its attributions come back as (N, C, L)).
+    ``calibration``: a batch (N, *input_shape) of typical inputs; the ranges of every
     activation and every gradient of the requested ``methods`` are taken from it.
     ``tiling=(Tm, Tn)`` fixes the MAC array instead of letting the planner choose.
     ``backends``: the executors the network must run on (default all); one that cannot run
@@ -203,7 +210,7 @@ def compile(
         graph = model
     else:
         if input_shape is None:
-            raise XaiHlsError("input_shape (C, H, W) is required to compile an nn.Module")
+            raise XaiHlsError("input_shape (C, H, W), or (C, L) for a 1-D model, is required to compile an nn.Module")
         graph = graph_from_module(model, input_shape)
     if not isinstance(board, Board):
         board = load_board(board)  # an unknown board fails here, before the slow part

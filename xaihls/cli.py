@@ -12,13 +12,13 @@ from typing import Sequence
 from xaihls.errors import XaiHlsError, XaiHlsWarning
 
 
-def _shape(text: str) -> tuple[int, int, int]:
+def _shape(text: str) -> tuple[int, ...]:
     try:
         parts = tuple(int(p) for p in text.replace("x", ",").split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"input shape must be C,H,W integers, got '{text}'") from None
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError(f"input shape must be C,H,W, got '{text}'")
+        raise argparse.ArgumentTypeError(f"input shape must be C,H,W (or C,L) integers, got '{text}'") from None
+    if len(parts) not in (2, 3):
+        raise argparse.ArgumentTypeError(f"input shape must be C,H,W, or C,L for a 1-D model, got '{text}'")
     return parts
 
 
@@ -33,7 +33,8 @@ def _methods(text: str) -> tuple[str, ...]:
 def _add_model_args(p: argparse.ArgumentParser, board: bool = True) -> None:
     p.add_argument("model", help="zoo:NAME, package.module:factory, or a torch.export .pt2 file")
     p.add_argument("--weights", help="state_dict file for a package.module:factory model")
-    p.add_argument("--input-shape", type=_shape, help="C,H,W (required for package.module:factory)")
+    p.add_argument("--input-shape", type=_shape,
+                   help="C,H,W, or C,L for a 1-D model (required for package.module:factory)")
     p.add_argument("--config", help="YAML file of per-layer formats (see docs/quantization.md)")
     if board:  # sweep takes --boards instead: a --board it ignored would mislead
         p.add_argument("--board", default="pynq-z2", help="board name or board YAML file (default pynq-z2)")
@@ -257,7 +258,7 @@ def cmd_attribute(args) -> int:
     if out.exists() and not out.is_dir():
         raise XaiHlsError(f"--out '{out}' is a file; give a folder for the heatmaps and arrays")
     loaded = load_model(args.model, args.weights, args.input_shape)
-    shape = loaded.graph.input_shape
+    shape = loaded.graph.data_shape
     classes = loaded.graph.num_classes
     if args.target is not None and not 0 <= args.target < classes:  # known before the slow part
         raise XaiHlsError(f"--target must be a class of {args.model}, 0..{classes - 1}; got {args.target}")
@@ -297,7 +298,7 @@ def _calibration_for(args, loaded, fallback=None):
     """The calibration batch a command uses, and where it came from."""
     from xaihls.io import load_calibration
 
-    shape = loaded.graph.input_shape
+    shape = loaded.graph.data_shape
     if args.calibration:
         return load_calibration(args.calibration, shape), args.calibration
     if args.model.startswith("zoo:"):

@@ -138,6 +138,7 @@ class Device:
             raise XaiHlsError(f"'{folder}': its Program is not version {PROGRAM_VERSION}; compile it again")
         network = self.description["network"]
         self.input_shape = tuple(network["input_shape"])
+        self.sample_shape = tuple(network.get("sample_shape", self.input_shape))  # a 1-D model's (C, L)
         self.classes = int(network["classes"])
         formats = self.description["formats"]
         self.input_fmt = _fmt(formats["input"])
@@ -152,11 +153,12 @@ class Device:
     # ---- checks, as the compiler's API makes them (xaihls.executor) ----
     def _batch(self, x) -> np.ndarray:
         a = np.asarray(x, dtype=np.float64)
-        if a.ndim == len(self.input_shape):
+        if a.ndim == len(self.sample_shape):
             a = a[None]
-        if a.ndim != 4 or tuple(a.shape[1:]) != self.input_shape or a.shape[0] == 0:
+        if a.ndim != len(self.sample_shape) + 1 or tuple(a.shape[1:]) != self.sample_shape or a.shape[0] == 0:
             raise XaiHlsError(f"input has shape {np.shape(x)}; the project was compiled for (N, "
-                              f"{', '.join(map(str, self.input_shape))})")
+                              f"{', '.join(map(str, self.sample_shape))})")
+        a = a.reshape(a.shape[0], *self.input_shape)
         if not np.isfinite(a).all():
             raise XaiHlsError("input contains NaN or infinite values")
         return a
@@ -223,6 +225,8 @@ class Device:
                 attr = from_blocked(codes, h["in_c"], h["in_h"], h["in_w"], h["tn"])
                 if method == "grad_cam":  # the map, repeated over the input's channels: one is the attribution
                     attr = attr[:1]
+                if len(self.sample_shape) == 2:  # a 1-D model's (C, L)
+                    attr = attr.reshape(attr.shape[0], attr.shape[-1])
             counts = {"forward": r["sat_forward"], "backward": r["sat_backward"], "post": r["sat_post"]}
             runs.append(DeviceRun(np.frombuffer(logits, dtype="<i2").astype(np.int64), self.logits_fmt,
                                   r["predicted"], r["target"], attr, self.attribution_fmts.get(method),
@@ -250,8 +254,10 @@ class Device:
         ig_constants(steps, rule, self.header["data_width"])  # validates both
         if method and get_method(method).post is PostProcess.INTEGRATED and not 2 <= steps <= MAX_IG_STEPS:
             raise XaiHlsError(f"integrated_gradients steps must be 2..{MAX_IG_STEPS}, got {steps}")
-        base = np.zeros_like(batch) if baseline is None else np.broadcast_to(
-            np.asarray(baseline, dtype=np.float64), batch.shape)
+        base = np.zeros_like(batch) if baseline is None else np.asarray(baseline, dtype=np.float64)
+        if base.ndim >= 2 and len(self.sample_shape) == 2 and base.shape[-2:] == self.sample_shape:
+            base = base.reshape(*base.shape[:-2], *self.input_shape)  # a 1-D model's (C, L)
+        base = np.broadcast_to(base, batch.shape)
         if not np.isfinite(base).all():
             raise XaiHlsError("baseline contains NaN or infinite values")
         starts = engine_starts(n, self.header["batch"], code)
@@ -280,7 +286,8 @@ class Device:
 
     def attribute(self, x, method: str = "saliency", target=None, steps: int | None = None, baseline=None,
                   rule: str | None = None) -> np.ndarray:
-        """The attribution (N, C, H, W), float64 holding the exact fixed-point values."""
+        """The attribution (N, C, H, W), or a 1-D model's (N, C, L), float64 holding the exact fixed-point
+        values."""
         runs = self.run(x, method, target, steps, baseline, rule)
         return np.stack([r.attribution * r.attribution_fmt.lsb for r in runs])
 

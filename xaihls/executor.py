@@ -91,19 +91,20 @@ def engine_result(qg: QGraph, args: "RunArgs", logits: torch.Tensor, targets: to
 
 
 def check_batch(qg: QGraph, x, what: str = "input") -> torch.Tensor:
-    """A float batch (N >= 1, C, H, W) of the compiled input shape, or a clear error."""
+    """A float batch (N >= 1, C, H, W) of the compiled input shape, or a clear error. A 1-D model's
+    batch (N, C, L) comes back as the graph's maps (N, C, 1, L)."""
+    graph = qg.graph
+    expected = f"(N, {', '.join(map(str, graph.data_shape))})"
     try:
         t = torch.as_tensor(x)
     except (TypeError, ValueError, RuntimeError):
-        raise XaiHlsError(f"{what} must be a tensor or array of shape (N, {', '.join(map(str, qg.graph.input_shape))}),"
-                          f" got {type(x).__name__}") from None
-    if t.dim() == len(qg.graph.input_shape):
+        raise XaiHlsError(f"{what} must be a tensor or array of shape {expected}, got {type(x).__name__}") from None
+    if t.dim() == len(graph.data_shape):
         t = t[None]
-    if t.dim() != 4 or tuple(t.shape[1:]) != qg.graph.input_shape:
-        raise XaiHlsError(
-            f"{what} has shape {tuple(torch.as_tensor(x).shape)}; the model was compiled for "
-            f"(N, {', '.join(map(str, qg.graph.input_shape))})"
-        )
+    if t.dim() == len(graph.data_shape) + 1 and tuple(t.shape[1:]) == graph.data_shape:
+        t = graph.as_maps(t)
+    elif t.dim() != 4 or tuple(t.shape[1:]) != graph.input_shape:  # the graph's own maps pass as they are
+        raise XaiHlsError(f"{what} has shape {tuple(torch.as_tensor(x).shape)}; the model was compiled for {expected}")
     if t.shape[0] == 0:
         raise XaiHlsError(f"{what} is an empty batch (N = 0); give at least one image")
     if t.dtype == torch.bool or t.is_complex():
@@ -183,6 +184,8 @@ def quantize_baseline(qg: QGraph, baseline, x_q: torch.Tensor) -> torch.Tensor:
         raise XaiHlsError(f"baseline must be a number, tensor or array, got {type(baseline).__name__}") from None
     if b.dtype == torch.bool or b.is_complex():
         raise XaiHlsError(f"baseline must hold real numbers, got dtype {b.dtype}")
+    if qg.graph.sample_shape and tuple(b.shape[-len(qg.graph.sample_shape):]) == qg.graph.sample_shape:
+        b = b.reshape(*b.shape[:-len(qg.graph.sample_shape)], *qg.graph.input_shape)  # a 1-D model's (C, L)
     try:
         b = b.to(torch.float64).expand_as(x_q.to(torch.float64))
     except RuntimeError:

@@ -13,13 +13,13 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 ARRAY_SUFFIXES = (".npy", ".npz", ".pt")
 
 
-def _as_batch(array, shape: tuple[int, int, int], path: Path) -> torch.Tensor:
+def _as_batch(array, shape: tuple[int, ...], path: Path) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(array) if not isinstance(array, torch.Tensor) else array)
-    if t.dim() == 2 and shape[0] == 1:
+    if len(shape) == 3 and t.dim() == 2 and shape[0] == 1:
         t = t[None]
-    if t.dim() == 3:
+    if t.dim() == len(shape):
         t = t[None]
-    if t.dim() != 4 or tuple(t.shape[1:]) != tuple(shape):
+    if t.dim() != len(shape) + 1 or tuple(t.shape[1:]) != tuple(shape):
         raise XaiHlsError(f"{path}: array of shape {tuple(t.shape)}; the model takes (N, {', '.join(map(str, shape))})")
     t = t.to(torch.float32)
     if not torch.isfinite(t).all():
@@ -27,9 +27,12 @@ def _as_batch(array, shape: tuple[int, int, int], path: Path) -> torch.Tensor:
     return t
 
 
-def _read_image(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
+def _read_image(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
 
+    if len(shape) != 3:
+        raise XaiHlsError(f"{path}: a 1-D model takes arrays (.npy, .npz, .pt) of shape (N, {shape[0]}, {shape[1]}), "
+                          "not pictures")
     c, h, w = shape
     if c not in (1, 3):
         raise XaiHlsError(f"{path}: picture files need a 1- or 3-channel model; this one takes {c} channels")
@@ -45,7 +48,7 @@ def _read_image(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a))[None]
 
 
-def _read_array(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
+def _read_array(path: Path, shape: tuple[int, ...]) -> torch.Tensor:
     try:
         if path.suffix == ".pt":
             data = torch.load(path, map_location="cpu", weights_only=True)
@@ -65,7 +68,7 @@ def _read_array(path: Path, shape: tuple[int, int, int]) -> torch.Tensor:
     return _as_batch(data, shape, path)
 
 
-def read_batch(path: str | Path, shape: tuple[int, int, int]) -> torch.Tensor:
+def read_batch(path: str | Path, shape: tuple[int, ...]) -> torch.Tensor:
     """One file (picture or array) as a float32 batch (N, C, H, W)."""
     path = Path(path)
     if not path.is_file():
@@ -78,12 +81,12 @@ def read_batch(path: str | Path, shape: tuple[int, int, int]) -> torch.Tensor:
     raise XaiHlsError(f"{path}: unknown file type; use {', '.join(IMAGE_SUFFIXES + ARRAY_SUFFIXES)}")
 
 
-def load_images(paths, shape: tuple[int, int, int]) -> torch.Tensor:
+def load_images(paths, shape: tuple[int, ...]) -> torch.Tensor:
     """Several files into one batch, in the order given."""
     return torch.cat([read_batch(p, shape) for p in paths])
 
 
-def load_calibration(path: str | Path, shape: tuple[int, int, int]) -> torch.Tensor:
+def load_calibration(path: str | Path, shape: tuple[int, ...]) -> torch.Tensor:
     """A calibration batch: an array file, or every picture in a folder (sorted by name)."""
     path = Path(path)
     if path.is_dir():

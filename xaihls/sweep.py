@@ -78,7 +78,7 @@ def evaluate_point(point: SweepPoint) -> dict:
     from xaihls.writer import write_project
 
     loaded = load_model(point.model, point.weights, point.input_shape)
-    shape = loaded.graph.input_shape
+    shape = loaded.graph.data_shape
     if point.calibration:
         calibration = load_calibration(point.calibration, shape)
     elif point.model.startswith("zoo:"):

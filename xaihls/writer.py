@@ -52,7 +52,8 @@ def project_description(acc, cases: int, files: list[str]) -> dict[str, Any]:
         "methods": list(qg.methods),
         "method_codes": {"predict": PREDICT_CODE, **{m: METHOD_CODES[m] for m in qg.methods}},
         "integrated_gradients": {"steps": qg.ig_steps, "rule": qg.ig_rule},
-        "network": {"input_shape": list(qg.graph.input_shape), "classes": qg.graph.num_classes,
+        "network": {"input_shape": list(qg.graph.input_shape), "sample_shape": list(qg.graph.data_shape),
+                    "classes": qg.graph.num_classes,
                     "layers": [layer.name for layer in qg.graph.layers]},
         "formats": {
             "input": str(qg.input_fmt),

@@ -192,11 +192,13 @@ class Graph:
     """Layers in topological order from one input to the logits (the last layer's output).
 
     Tensor k is the image for k = 0 and layer k-1's output otherwise; in a chain, tensor k is
-    also layer k's input.
+    also layer k's input. ``sample_shape``: a 1-D model's (C, L), whose maps the graph holds as
+    (C, 1, L) (``input_shape``); None for a 2-D model.
     """
 
     input_shape: Shape
     layers: tuple[Layer, ...] = field(default_factory=tuple)
+    sample_shape: Shape | None = None
 
     def __post_init__(self) -> None:
         if not any(layer.inputs for layer in self.layers):
@@ -264,6 +266,21 @@ class Graph:
         if isinstance(layers[k], ReLU) and self.takes(k):
             k -= 1
         return k >= 0 and isinstance(layers[k], Conv2d) and not layers[k].depthwise
+
+    @property
+    def data_shape(self) -> Shape:
+        """A sample's shape as the model takes it: (C, H, W), or a 1-D model's (C, L)."""
+        return self.sample_shape or self.input_shape
+
+    def as_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch in the model's own shape as the graph's maps: a 1-D model's (N, C', L) as (N, C', 1, L)
+        (its inputs, attributions, Grad-CAM's one channel); a 2-D model's unchanged."""
+        return x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if self.sample_shape else x
+
+    def as_samples(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch of maps at the input's size (N, C', H, W) in the model's own shape: (N, C', L) for a
+        1-D model (an attribution, or Grad-CAM's one channel), unchanged for a 2-D one."""
+        return x.reshape(x.shape[0], x.shape[1], x.shape[3]) if self.sample_shape else x
 
     def tensor_shape(self, k: int) -> Shape:
         return self.input_shape if k == 0 else self.layers[k - 1].out_shape

@@ -27,8 +27,12 @@ from xaihls.frontend.ir import (INPUT, Add, AvgPool2d, ChannelAffine, Concat, Co
 SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
     ("Conv2d", "any kernel, stride and zero padding (`padding='same'` at stride 1 with odd kernels); "
                "any `groups` (depthwise included), dilation 1; bias or not"),
-    ("BatchNorm2d", "with running statistics: folded into a Conv2d that feeds only it, "
-                    "else a per-channel affine layer"),
+    ("Conv1d, MaxPool1d, AvgPool1d, AdaptiveAvgPool1d, AdaptiveMaxPool1d",
+     "in a model whose `input_shape` is (C, L): each is its 2-D layer with a (1, k) window on a (C, 1, L) map, "
+     "with the same limits (attributions come back as (N, C, L)); `x.mean(2)`, `x.amax(-1)` and `x.max(-1)[0]` "
+     "(or `.values`) are global pools"),
+    ("BatchNorm2d, BatchNorm1d", "with running statistics: folded into a convolution that feeds only it, "
+                                 "else a per-channel affine layer; of a Linear's features, folded into the Linear"),
     ("ReLU", "module, functional or method; a ReLU of a ReLU's or ReLU6's output that feeds nothing else is "
              "merged into it"),
     ("ReLU6", "`nn.ReLU6`, `F.relu6`, `hardtanh(x, 0, 6)`, `clamp(x, 0, 6)`; of a ReLU's or ReLU6's output that "
@@ -43,9 +47,10 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
     ("cat", "`torch.cat` (`concat`, `concatenate`) of maps along the channels (the hardware backends: of "
             "two maps)"),
     ("arithmetic with a constant", "`x + c`, `x - c`, `c - x`, `x * c`, `x / c` (functions, methods, in place) "
-                                   "with a number or one value a channel, `(C,)` or `(C, 1, 1)` (a model's input "
-                                   "normalization, a temperature on the logits): a per-channel affine, folded "
-                                   "into a Conv2d or Linear that feeds only it"),
+                                   "with a number or one value a channel: `(C, 1, 1)` on a map (`(C, 1)` in a 1-D "
+                                   "model), `(C,)` on a Linear's features (a model's input normalization, a "
+                                   "temperature on the logits): a per-channel affine, folded into a convolution "
+                                   "or Linear that feeds only it"),
     ("Flatten, view, reshape, squeeze", "to one dimension per sample"),
     ("Linear", "bias or not"),
     ("Dropout, Identity", "dropped (the model is in eval mode)"),
@@ -81,6 +86,15 @@ def _refuse(node: torch.fx.Node, why: str = "") -> XaiHlsError:
         f"unsupported node '{_name(node)}' (op {node.op}, target {_target_name(node, what)}){detail}; "
         f"supported: {SUPPORTED}"
     )
+
+
+def _one(node: torch.fx.Node, v: Any) -> int:
+    """A 1-D layer's size argument: an int or a tuple of one."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 1:
+            raise _refuse(node, f"a 1-D layer's size {tuple(v)} has {len(v)} values")
+        return int(v[0])
+    return int(v)
 
 
 def _name(node: torch.fx.Node) -> str:
@@ -120,10 +134,21 @@ class _Builder:
     layers: list[Layer]
     current: str = INPUT
     produced: dict = dataclasses.field(default_factory=dict)  # fx node -> the layer it added (None: passed through)
+    one_d: bool = False  # a 1-D model: torch's (C, L) maps are the layers' (C, 1, L)
 
     @property
     def shape(self) -> Shape:
         return self.shapes[self.current]
+
+    @property
+    def torch_shape(self) -> Shape:
+        """The current tensor's shape as torch has it (a 1-D model's maps without their height of 1)."""
+        s = self.shape
+        return (s[0], s[2]) if self.one_d and len(s) == 3 else s
+
+    def map_dims(self) -> int:
+        """A map's dims in torch after the batch's and the channels' (1 in a 1-D model, else 2)."""
+        return 1 if self.one_d else 2
 
     def add(self, layer: Layer) -> None:
         taken = {existing.name for existing in self.layers} | {INPUT}
@@ -184,14 +209,26 @@ class _Builder:
         bias = torch.zeros(o) if bias is None else bias.detach().to(torch.float32).clone()
         self.add(Conv2d(_name(node), self.shape, (o, oh, ow), weight, bias, (kh, kw), (sh, sw), (ph, pw), groups))
 
+    def conv1d(self, node, weight, bias, stride, padding, dilation, groups, padding_mode="zeros") -> None:
+        """A Conv1d: a Conv2d of kernel (1, k) on the (C, 1, L) map."""
+        if not self.one_d:
+            raise _refuse(node, "Conv1d in a model compiled for a (C, H, W) input (give input_shape (C, L))")
+        padding = padding if isinstance(padding, str) else (0, _one(node, padding))
+        self.conv(node, weight.unsqueeze(2), bias, (1, _one(node, stride)), padding, (1, _one(node, dilation)),
+                  groups, padding_mode)
+
     def batchnorm(self, node, mean, var, gamma, beta, eps) -> None:
-        if len(self.shape) != 3:
-            raise _refuse(node, f"BatchNorm2d needs a (C, H, W) input, got shape {self.shape}")
         scale = (gamma.detach().double() if gamma is not None else torch.ones_like(mean, dtype=torch.float64))
         scale = scale / torch.sqrt(var.detach().double() + eps)
         shift = beta.detach().double() if beta is not None else torch.zeros_like(scale)
         k = self.sole_producer(node, through_flatten=False)
         prev = self.layers[k] if k is not None else None
+        if len(self.shape) == 1 and isinstance(prev, Linear):  # BatchNorm1d of a Linear's features: folded in
+            self.affine(node, scale, shift - mean.detach().double() * scale)
+            return
+        if len(self.shape) != 3:
+            raise _refuse(node, f"batch norm of features of shape {self.shape} (only of a map, or of the features a "
+                                "Linear feeds it alone, which it folds into)")
         if not isinstance(prev, Conv2d):  # a per-channel affine of its own
             offset = shift - mean.detach().double() * scale
             self.add(ChannelAffine(_name(node), self.shape, self.shape, scale.float(), offset.float()))
@@ -251,7 +288,7 @@ class _Builder:
         prev = self.layers[k] if k is not None else None
         if len(self.shape) == 1 and isinstance(prev, Linear):  # logits / temperature: the Linear's weights
             c = self.shape[0]
-            scale, shift = _per_channel(node, scale, c), _per_channel(node, shift, c)
+            scale, shift = _per_channel(node, scale, c, 0), _per_channel(node, shift, c, 0)
             self.layers[k] = dataclasses.replace(prev, weight=(prev.weight.double() * scale[:, None]).float(),
                                                  bias=(prev.bias.double() * scale + shift).float())
             return
@@ -259,7 +296,7 @@ class _Builder:
             raise _refuse(node, f"arithmetic with a constant on a tensor of shape {self.shape} (only on a (C, H, W) "
                                 "map, where it is a per-channel affine, or on a Linear's output)")
         c = self.shape[0]
-        scale, shift = _per_channel(node, scale, c), _per_channel(node, shift, c)
+        scale, shift = _per_channel(node, scale, c, self.map_dims()), _per_channel(node, shift, c, self.map_dims())
         if isinstance(prev, Conv2d):
             self.layers[k] = dataclasses.replace(
                 prev, weight=(prev.weight.double() * scale[:, None, None, None]).float(),
@@ -275,7 +312,7 @@ class _Builder:
         shapes = [self.shapes[n] for n in names]
         if len(names) < 2:
             raise _refuse(node, f"cat of {len(names)} tensor (it takes two or more)")
-        if any(len(s) != 3 for s in shapes) or not isinstance(dim, int) or dim % 4 != 1:
+        if any(len(s) != 3 for s in shapes) or not isinstance(dim, int) or dim % (2 + self.map_dims()) != 1:
             raise _refuse(node, f"cat along dim {dim} of shapes {shapes} (only maps, along the channels: dim 1)")
         out = (sum(s[0] for s in shapes), *shapes[0][1:])
         self.add(Concat(_name(node), shapes[0], out, tuple(names)))
@@ -305,6 +342,21 @@ class _Builder:
         self.add(cls(_name(node), self.shape, (c, oh, ow), (kh, kw), (sh, sw), (ph, pw), bool(ceil_mode),
                      bool(count_include_pad)))
 
+    def pool1d(self, node, kind: str, kernel, stride, padding=0, ceil_mode=False, dilation=1,
+               count_include_pad=True) -> None:
+        """MaxPool1d / AvgPool1d: a pool of window (1, k) on the (C, 1, L) map."""
+        if not self.one_d:
+            raise _refuse(node, "a 1-D pool in a model compiled for a (C, H, W) input (give input_shape (C, L))")
+        stride = kernel if stride in (None, [], ()) else stride
+        self.pool(node, kind, (1, _one(node, kernel)), (1, _one(node, stride)), (0, _one(node, padding)),
+                  ceil_mode, (1, _one(node, dilation)), count_include_pad)
+
+    def adaptive1d(self, node, kind: str, output_size) -> None:
+        """AdaptiveAvgPool1d / AdaptiveMaxPool1d: to (1, size) on the (C, 1, L) map."""
+        if not self.one_d:
+            raise _refuse(node, "a 1-D pool in a model compiled for a (C, H, W) input (give input_shape (C, L))")
+        self.adaptive(node, kind, (1, None if output_size is None else _one(node, output_size)))
+
     def adaptive(self, node, kind: str, output_size) -> None:
         """AdaptiveAvgPool2d / AdaptiveMaxPool2d to an output size that divides the map: a pool whose
         window and stride are map / size."""
@@ -321,15 +373,17 @@ class _Builder:
                                 "size must divide the map)")
         self.pool(node, kind, (h // oh, w // ow), (h // oh, w // ow))
 
-    def spatial_reduce(self, node, kind: str, dims, keepdim) -> None:
-        """``x.mean((2, 3))`` or ``x.amax((2, 3))`` of an (N, C, H, W) tensor: a global average or max
-        pool, then a flatten to (C,) unless ``keepdim``."""
-        what = {"avg": "mean", "max": "amax"}[kind]
+    def spatial_reduce(self, node, kind: str, dims, keepdim, what: str | None = None) -> None:
+        """``x.mean((2, 3))`` or ``x.amax((2, 3))`` of an (N, C, H, W) tensor (a 1-D model's ``x.mean(2)``):
+        a global average or max pool, then a flatten to (C,) unless ``keepdim``."""
+        what = what or {"avg": "mean", "max": "amax"}[kind]
         if len(self.shape) != 3:
             raise _refuse(node, f"{what} of a tensor of shape {self.shape} (only over the map of a (C, H, W) tensor)")
         axes = dims if isinstance(dims, (tuple, list)) else (dims,)
-        if not all(isinstance(d, int) for d in axes) or sorted(d % 4 for d in axes) != [2, 3]:
-            raise _refuse(node, f"{what} over dims {dims} (only over the two spatial dims (2, 3): a global pool)")
+        rank = 2 + self.map_dims()
+        spatial = list(range(2, rank))
+        if not all(isinstance(d, int) for d in axes) or sorted(d % rank for d in axes) != spatial:
+            raise _refuse(node, f"{what} over dims {dims} (only over the map's dims {tuple(spatial)}: a global pool)")
         c = self.shape[0]
         self.adaptive(node, kind, 1)
         if not keepdim:
@@ -338,23 +392,24 @@ class _Builder:
     def squeeze(self, node, dims) -> None:
         """``x.squeeze(...)``: the map's dimensions of size one dropped (all of them, or ``dims``, never the
         batch's), as a flatten to one dimension where that is what is left."""
-        rank = len(self.shape) + 1  # with the batch
+        rank = len(self.torch_shape) + 1  # with the batch
         axes = range(1, rank) if dims is None else dims if isinstance(dims, (tuple, list)) else (dims,)
         axes = {int(d) % rank for d in axes}
         if 0 in axes:
             raise _refuse(node, "squeeze of the batch dimension")
-        kept = tuple(n for d, n in enumerate(self.shape, start=1) if d not in axes or n != 1)
+        kept = tuple(n for d, n in enumerate(self.torch_shape, start=1) if d not in axes or n != 1)
         self.flatten(node, kept)
 
     def flatten(self, node, out_shape: Shape) -> None:
-        """A view/reshape/flatten; only the per-sample flattening to 1-D is supported."""
+        """A view/reshape/flatten (``out_shape`` as torch has it); only the per-sample flattening to 1-D is
+        supported."""
         numel = 1
         for d in self.shape:
             numel *= d
-        if tuple(out_shape) == self.shape:
+        if tuple(out_shape) == self.torch_shape:
             return  # a no-op reshape
         if tuple(out_shape) != (numel,):
-            raise _refuse(node, f"reshape of {self.shape} to {tuple(out_shape)} (only flattening to 1-D)")
+            raise _refuse(node, f"reshape of {self.torch_shape} to {tuple(out_shape)} (only flattening to 1-D)")
         if len(self.shape) == 1:
             return
         self.add(Flatten(_name(node), self.shape, (numel,)))
@@ -375,12 +430,14 @@ def _check_eval(model: nn.Module) -> None:
 
 
 def _check_input_shape(input_shape: Any) -> Shape:
+    """A sample's shape: (C, H, W), or (C, L) for a 1-D model."""
     try:
         shape = tuple(int(d) for d in input_shape)
     except (TypeError, ValueError):
-        raise XaiHlsError(f"input_shape must be (C, H, W) integers, got {input_shape!r}") from None
-    if len(shape) != 3 or min(shape) < 1:
-        raise XaiHlsError(f"input_shape must be (C, H, W) with positive sizes, got {input_shape!r}")
+        raise XaiHlsError(f"input_shape must be (C, H, W) or (C, L) integers, got {input_shape!r}") from None
+    if len(shape) not in (2, 3) or min(shape) < 1:
+        raise XaiHlsError(f"input_shape must be (C, H, W), or (C, L) for a 1-D model, with positive sizes, "
+                          f"got {input_shape!r}")
     return shape
 
 
@@ -440,19 +497,24 @@ def _arg(node: torch.fx.Node, index: int, name: str, default: Any = None) -> Any
     return _static(node.kwargs.get(name, default))
 
 
-def _per_channel(node: torch.fx.Node, value: Any, c: int) -> torch.Tensor:
-    """A number, or a constant of one value a channel ((C,), (C, 1, 1), (1, C, 1, 1)), as C float64s."""
+def _per_channel(node: torch.fx.Node, value: Any, c: int, map_dims: int) -> torch.Tensor:
+    """A number, or a constant of one value a channel, as C float64s. ``map_dims``: the dims after the
+    channels' (0 for a Linear's features, 1 for a 1-D map, 2 for a 2-D one), which such a constant
+    has of size one: (C,) for features, (C, 1) or (C, 1, 1) for maps, leading ones allowed (torch
+    broadcasts a (C,) constant along a map's last dim, not its channels)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return torch.full((c,), float(value), dtype=torch.float64)
     if isinstance(value, torch.Tensor):
         t = value.detach().to(torch.float64)
         if t.numel() == 1:
             return t.reshape(1).expand(c).clone()
-        if t.numel() == c and all(d == 1 for d in (t.shape[:-3] if t.dim() >= 3 else ())) and (
-                t.dim() == 1 or tuple(t.shape[-2:]) == (1, 1)):
+        shape = tuple(t.shape)
+        want = (c,) + (1,) * map_dims
+        if len(shape) >= len(want) and shape[len(shape) - len(want):] == want and all(
+                d == 1 for d in shape[:len(shape) - len(want)]):
             return t.reshape(c)
-        raise _refuse(node, f"arithmetic with a constant of shape {tuple(t.shape)} (a number, or one value a "
-                            f"channel: ({c},) or ({c}, 1, 1))")
+        raise _refuse(node, f"arithmetic with a constant of shape {shape} (a number, or one value a channel: "
+                            f"{want})")
     raise _refuse(node, f"arithmetic with {value!r} (a number, or a constant of one value a channel)")
 
 
@@ -505,6 +567,17 @@ def _tensor_list(node: torch.fx.Node, env: dict) -> list[str]:
     return [env[t] for t in items]
 
 
+def _max_over(b: _Builder, node: torch.fx.Node, env: dict) -> None:
+    """``x.max(dim)`` / ``torch.max(x, dim)`` over the map (a 1-D model's ``x.max(-1)[0]`` or ``.values``): a
+    global max pool; over anything else, or of two tensors, refused."""
+    dim = _arg(node, 1, "dim")
+    if isinstance(dim, torch.fx.Node) and dim in env:
+        raise _refuse(node, "max of two tensors (only a max over the map: a global max pool)")
+    if dim is None:
+        raise _refuse(node, "max over every element (only a max over the map: a global max pool)")
+    b.spatial_reduce(node, "max", dim, _arg(node, 2, "keepdim", False), what="max")
+
+
 _SOFTMAX_NAMES = {"softmax", "log_softmax", "_softmax", "_log_softmax"}
 
 
@@ -523,7 +596,9 @@ def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Build
     ``env`` maps each node that holds a data tensor to that tensor's name (the input, or the
     layer that made it); a node that passes its input through maps to the same name.
     """
-    builder = _Builder({INPUT: input_shape}, [])
+    one_d = len(input_shape) == 2
+    maps = (input_shape[0], 1, input_shape[1]) if one_d else input_shape
+    builder = _Builder({INPUT: maps}, [], one_d=one_d)
     env: dict[torch.fx.Node, str] = {}
     for node in gm.graph.nodes:
         if node.op == "placeholder":
@@ -554,6 +629,12 @@ def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Build
                         continue
                 raise _refuse(node, "indexing or slicing a tensor")
             continue  # shape arithmetic
+        if node.op == "call_function" and node.target is getattr and node.args[0] in env and node.args[1] in (
+                "values", "indices"):  # a field of a (values, indices) result: x.max(dim).values
+            if node.args[1] == "indices":
+                raise _refuse(node, "the indices of a layer's results (only its values)")
+            env[node] = env[node.args[0]]
+            continue
         if node.op == "call_function" and node.target in _SHAPE_HELPERS:
             continue
         if node.op in ("call_function", "call_method") and "static_value" in node.meta:
@@ -574,7 +655,7 @@ def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Build
         builder.produced[node] = builder.layers[-1] if added else None
     if not builder.layers:
         raise XaiHlsError("model has no layers to compile")
-    graph = Graph(input_shape, tuple(builder.layers))
+    graph = Graph(maps, tuple(builder.layers), sample_shape=input_shape if one_d else None)
     for k, users in enumerate(graph.consumers[:-1]):
         if not users:
             name = graph.tensor_names[k]
@@ -603,9 +684,11 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
             m = gm.get_submodule(node.target)
             if isinstance(m, nn.Conv2d):
                 b.conv(node, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups, m.padding_mode)
-            elif isinstance(m, nn.BatchNorm2d):
+            elif isinstance(m, nn.Conv1d):
+                b.conv1d(node, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups, m.padding_mode)
+            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
                 if m.running_mean is None:
-                    raise _refuse(node, "BatchNorm2d without running statistics (track_running_stats=False)")
+                    raise _refuse(node, f"{type(m).__name__} without running statistics (track_running_stats=False)")
                 b.batchnorm(node, m.running_mean, m.running_var, m.weight, m.bias, m.eps)
             elif isinstance(m, nn.ReLU):
                 b.relu(node)
@@ -619,6 +702,17 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 if m.divisor_override is not None:
                     raise _refuse(node, "divisor_override")
                 b.pool(node, "avg", m.kernel_size, m.stride, m.padding, m.ceil_mode, 1, m.count_include_pad)
+            elif isinstance(m, (nn.MaxPool1d, nn.AvgPool1d)):
+                if isinstance(m, nn.MaxPool1d) and m.return_indices:
+                    raise _refuse(node, "return_indices=True")
+                if isinstance(m, nn.MaxPool1d):
+                    b.pool1d(node, "max", m.kernel_size, m.stride, m.padding, m.ceil_mode, m.dilation)
+                else:
+                    b.pool1d(node, "avg", m.kernel_size, m.stride, m.padding, m.ceil_mode, 1, m.count_include_pad)
+            elif isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d)):
+                if isinstance(m, nn.AdaptiveMaxPool1d) and m.return_indices:
+                    raise _refuse(node, "return_indices=True")
+                b.adaptive1d(node, "avg" if isinstance(m, nn.AdaptiveAvgPool1d) else "max", m.output_size)
             elif isinstance(m, nn.AdaptiveAvgPool2d):
                 b.adaptive(node, "avg", m.output_size)
             elif isinstance(m, nn.AdaptiveMaxPool2d):
@@ -658,6 +752,24 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 b.pool(node, "avg", _arg(node, 1, "kernel_size"), _arg(node, 2, "stride"),
                        _arg(node, 3, "padding", 0), _arg(node, 4, "ceil_mode", False), 1,
                        _arg(node, 5, "count_include_pad", True))
+            elif node.target is F.conv1d:
+                b.conv1d(node, constant(_arg(node, 1, "weight")), constant(_arg(node, 2, "bias")),
+                         _arg(node, 3, "stride", 1), _arg(node, 4, "padding", 0), _arg(node, 5, "dilation", 1),
+                         _arg(node, 6, "groups", 1))
+            elif node.target is F.max_pool1d:
+                if _arg(node, 6, "return_indices", False):
+                    raise _refuse(node, "return_indices=True")
+                b.pool1d(node, "max", _arg(node, 1, "kernel_size"), _arg(node, 2, "stride"),
+                         _arg(node, 3, "padding", 0), _arg(node, 5, "ceil_mode", False), _arg(node, 4, "dilation", 1))
+            elif node.target is F.avg_pool1d:
+                b.pool1d(node, "avg", _arg(node, 1, "kernel_size"), _arg(node, 2, "stride"),
+                         _arg(node, 3, "padding", 0), _arg(node, 4, "ceil_mode", False), 1,
+                         _arg(node, 5, "count_include_pad", True))
+            elif node.target in (F.adaptive_avg_pool1d, F.adaptive_max_pool1d):
+                if node.target is F.adaptive_max_pool1d and _arg(node, 2, "return_indices", False):
+                    raise _refuse(node, "return_indices=True")
+                b.adaptive1d(node, "avg" if node.target is F.adaptive_avg_pool1d else "max",
+                             _arg(node, 1, "output_size"))
             elif node.target is F.adaptive_avg_pool2d:
                 b.adaptive(node, "avg", _arg(node, 1, "output_size"))
             elif node.target is F.adaptive_max_pool2d:
@@ -671,6 +783,8 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
             elif node.target in (torch.mean, torch.amax):
                 kind = "avg" if node.target is torch.mean else "max"
                 b.spatial_reduce(node, kind, _arg(node, 1, "dim"), _arg(node, 2, "keepdim", False))
+            elif node.target is torch.max:
+                _max_over(b, node, env)
             elif node.target in _DROP_FUNCS:
                 pass
             else:
@@ -690,6 +804,8 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
             elif node.target in ("mean", "amax"):
                 kind = "avg" if node.target == "mean" else "max"
                 b.spatial_reduce(node, kind, _arg(node, 1, "dim"), _arg(node, 2, "keepdim", False))
+            elif node.target == "max":
+                _max_over(b, node, env)
             elif node.target in ("contiguous",):
                 pass
             else:
@@ -739,10 +855,14 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
         if op is aten.conv2d:
             a = args + [None] * (7 - len(args))
             b.conv(node, a[1], a[2], a[3] or 1, a[4] or 0, a[5] or 1, a[6] or 1)
+        elif op is aten.conv1d:
+            a = args + [None] * (7 - len(args))
+            b.conv1d(node, a[1], a[2], a[3] or 1, a[4] or 0, a[5] or 1, a[6] or 1)
         elif op is aten.convolution:
             if args[6]:
                 raise _refuse(node, "transposed convolution")
-            b.conv(node, args[1], args[2], args[3], args[4], args[5], args[8])
+            conv = b.conv1d if args[1].dim() == 3 else b.conv
+            conv(node, args[1], args[2], args[3], args[4], args[5], args[8])
         elif op in (aten._native_batch_norm_legit_no_training, aten.batch_norm):
             if op is aten.batch_norm:
                 _, gamma, beta, mean, var, training, _, eps = args[:8]
@@ -755,6 +875,8 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
             b.relu(node)
         elif op in _ATEN_ARITH:
             _arith(b, node, _ATEN_ARITH[op], env, value)
+        elif op in (aten.relu6, aten.relu6_):
+            b.clamp(node, 0, 6)
         elif op in (aten.hardtanh, aten.hardtanh_):
             a = args + [None] * 3
             b.clamp(node, -1.0 if a[1] is None else a[1], 1.0 if a[2] is None else a[2])
@@ -770,10 +892,20 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
             if a[6] is not None:
                 raise _refuse(node, "divisor_override")
             b.pool(node, "avg", a[1], a[2] or a[1], a[3] or 0, bool(a[4]), 1, True if a[5] is None else bool(a[5]))
+        elif op in (aten.max_pool1d, aten.max_pool1d_with_indices):
+            a = args + [None] * 6
+            b.pool1d(node, "max", a[1], a[2] or a[1], a[3] or 0, bool(a[5]), a[4] or 1)
+        elif op is aten.avg_pool1d:
+            a = args + [None] * 6
+            b.pool1d(node, "avg", a[1], a[2] or a[1], a[3] or 0, bool(a[4]), 1, True if a[5] is None else bool(a[5]))
+        elif op in (aten.adaptive_avg_pool1d, aten.adaptive_max_pool1d):
+            b.adaptive1d(node, "avg" if op is aten.adaptive_avg_pool1d else "max", args[1])
         elif op is aten.adaptive_avg_pool2d:
             b.adaptive(node, "avg", args[1])
         elif op is aten.adaptive_max_pool2d:
             b.adaptive(node, "max", args[1])
+        elif op is aten.max and len(args) > 1 and isinstance(args[1], int):  # x.max(dim): (values, indices)
+            b.spatial_reduce(node, "max", [args[1]], len(args) > 2 and bool(args[2]), what="max")
         elif op in (aten.mean, aten.amax) and len(args) > 1:
             b.spatial_reduce(node, "avg" if op is aten.mean else "max", list(args[1]), len(args) > 2 and bool(args[2]))
         elif op in (aten.linear,):

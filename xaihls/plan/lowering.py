@@ -1028,8 +1028,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             summed = _summed_grid(layer) if isinstance(layer, AvgPool2d) else None
             if summed is not None:
                 grid_h, grid_w, taps_h, taps_w = summed
+                _, view_h, view_w = _pool_view(layer)
+                view = _conv_fields(Tensor(src.addr, src.c, view_h, view_w, tn), dst, src.c, shape)
                 twins[forward[-1]] = (Job(**dict(
-                    d, **diag(int(q.weight[0]), taps_h * taps_w), ky=taps_h, kx=taps_w, isy=taps_h, isx=taps_w,
+                    d, **view, **diag(int(q.weight[0]), taps_h * taps_w), ky=taps_h, kx=taps_w, isy=taps_h, isx=taps_w,
                     iy0=0, ix0=0, oh=grid_h, ow=grid_w, pool_kh=grid_h, pool_kw=grid_w, pool_sh=grid_h, pool_sw=grid_w,
                     pool_oh=1, pool_ow=1,
                     flags=d["flags"] | flags(Flag.POOL, Flag.SUM))),)
@@ -1406,21 +1408,37 @@ pixel, as before contract 15 (to measure)."""
 def _summed_grid(layer: AvgPool2d) -> tuple[int, int, int, int] | None:
     """(grid rows, grid columns, pass rows, pass columns) of a global pool summed in the write-back:
     the grid is the pool window the fields hold (at most 15 x 15), each position the sum of a block
-    of pass rows x columns (its input stride, at most 15), the most positions; None where a side
-    has no such split, the pool is not global or ``POOL_SUMS`` is off."""
+    of pass rows x columns (its input stride, at most 15), the most positions; a side with no exact
+    split (a 1-D model's 38 or 125 positions) has its last blocks run past the map, whose pixels the
+    walker reads as zeros (as a convolution's padding), the fewest passes whose grid fits; None where
+    a side is longer than 15 x 15, the pool is not global or ``POOL_SUMS`` is off."""
     window = (1 << DESCRIPTOR.by_name["pool_kh"].field.bits) - 1
     stride = (1 << DESCRIPTOR.by_name["isy"].field.bits) - 1
 
     def split(n: int) -> tuple[int, int] | None:
-        return max(((g, n // g) for g in range(1, min(n, window) + 1) if n % g == 0 and n // g <= stride), default=None)
+        exact = max(((g, n // g) for g in range(1, min(n, window) + 1) if n % g == 0 and n // g <= stride),
+                    default=None)
+        ragged = next(((-(-n // t), t) for t in range(1, stride + 1) if -(-n // t) <= window), None)
+        return exact or ragged
 
     if not POOL_SUMS or not _is_global(layer):
         return None
-    _, h, w = layer.in_shape
+    _, h, w = _pool_view(layer)
     rows, cols = split(h), split(w)
     if rows is None or cols is None:
         return None
     return rows[0], cols[0], rows[1], cols[1]
+
+
+def _pool_view(layer: AvgPool2d) -> tuple[int, int, int]:
+    """The map a global pool's summed job reads: its input, or a row too long for one side of the grid
+    (a 1-D model's, past 15 x 15 pixels) read as rows of an exact divisor of its length, the same bytes
+    (pixel x of the row is pixel (x // w, x % w) of the view)."""
+    c, h, w = layer.in_shape
+    side = ((1 << DESCRIPTOR.by_name["pool_kh"].field.bits) - 1) * ((1 << DESCRIPTOR.by_name["isy"].field.bits) - 1)
+    if h != 1 or w <= side:
+        return c, h, w
+    return next(((c, w // b, b) for b in range(side, 0, -1) if w % b == 0 and w // b <= side), (c, h, w))
 
 
 def _vector(t: Tensor) -> Tensor:

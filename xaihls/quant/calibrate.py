@@ -306,15 +306,17 @@ def calibrate(
 
 
 def _calibration_batch(calibration: Any, graph: Graph) -> torch.Tensor:
+    expected = f"(N, {', '.join(map(str, graph.data_shape))})"
     if calibration is None:
-        raise XaiHlsError("calibration data is required: a batch of inputs shaped (N, C, H, W)")
+        raise XaiHlsError(f"calibration data is required: a batch of inputs shaped {expected}")
     x = torch.as_tensor(calibration)
-    if x.dim() == 3:
+    if x.dim() == len(graph.data_shape):
         x = x[None]
-    if x.dim() != 4 or tuple(x.shape[1:]) != graph.input_shape or x.shape[0] < 1:
-        raise XaiHlsError(
-            f"calibration batch has shape {tuple(x.shape)}; expected (N, {', '.join(map(str, graph.input_shape))})"
-        )
+    if x.dim() == len(graph.data_shape) + 1 and tuple(x.shape[1:]) == graph.data_shape and x.shape[0] >= 1:
+        x = graph.as_maps(x)
+    elif x.dim() != 4 or tuple(x.shape[1:]) != graph.input_shape or x.shape[0] < 1:
+        raise XaiHlsError(f"calibration batch has shape {tuple(torch.as_tensor(calibration).shape)}; "
+                          f"expected {expected}")
     if not torch.isfinite(x).all():
         raise XaiHlsError("calibration batch contains NaN or infinite values")
     return x.to(torch.float64)

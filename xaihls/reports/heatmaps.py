@@ -49,7 +49,9 @@ def save_heatmap_grid(
 
 
 def save_heatmap(attr: torch.Tensor, path: str | Path) -> Path:
-    """One attribution (C, H, W) as a heatmap PNG."""
+    """One attribution (C, H, W) as a heatmap PNG; a 1-D model's (C, L) as one row a channel."""
+    if attr.dim() == 2:
+        attr = attr[None]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(3, 3))
     _draw(ax, attribution_map(attr))

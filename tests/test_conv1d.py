@@ -1,0 +1,221 @@
+"""1-D models (input (C, L): keyword spotting on MFCC frames, ECG, sensor streams): the front end
+runs each 1-D layer as its 2-D layer on a (C, 1, L) map, so every executor takes them; the API
+takes and returns the model's own (N, C, L)."""
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import xaihls
+from xaihls.errors import XaiHlsError
+from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6
+from xaihls.frontend.reference import forward_float
+from xaihls.frontend.trace import graph_from_exported, graph_from_module
+from xaihls.methods import ALL_METHODS, METHODS
+from tests.random_nets import conv1d_net, long_pool_net
+from tests.test_differential import _refused_or_bit_exact_everywhere
+
+
+def _randomize_batchnorms(model: nn.Module) -> nn.Module:
+    gen = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
+    return model.eval()
+
+
+class Keyword(nn.Module):
+    """A small keyword spotter on 8 MFCC coefficients x 49 frames, written with modules and functions:
+    a strided stem, a depthwise-separable block with ReLU6, pools, a global mean and a head whose
+    hidden Linear has a BatchNorm1d."""
+
+    def __init__(self, form: str = "modules"):
+        super().__init__()
+        self.form = form
+        self.stem = nn.Conv1d(8, 16, 5, stride=2, padding=2, bias=False)
+        self.bn1 = nn.BatchNorm1d(16)
+        self.dw = nn.Conv1d(16, 16, 3, padding="same", groups=16)
+        self.bn2 = nn.BatchNorm1d(16)
+        self.pw = nn.Conv1d(16, 24, 1)
+        self.pool = nn.MaxPool1d(3, stride=2, padding=1)
+        self.conv = nn.Conv1d(24, 24, 3, padding=1)
+        self.avg = nn.AvgPool1d(2)
+        self.gap = nn.AdaptiveAvgPool1d(1)
+        self.fc = nn.Linear(24, 12)
+        self.bn3 = nn.BatchNorm1d(12)
+        self.out = nn.Linear(12, 6)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.stem(x)))
+        x = F.relu6(self.bn2(self.dw(x)))
+        x = self.pool(torch.relu(self.pw(x)))
+        x = self.avg(F.relu(self.conv(x)))
+        if self.form == "modules":
+            x = torch.flatten(self.gap(x), 1)
+        elif self.form == "mean":
+            x = x.mean(-1)
+        elif self.form == "max":  # a global max pool, as text and signal CNNs write it
+            x = x.max(-1)[0]
+        elif self.form == "max_values":
+            x = torch.max(x, dim=2).values
+        else:  # "functional"
+            x = F.adaptive_avg_pool1d(F.max_pool1d(x, 1), 1).squeeze(-1)
+        return self.out(F.relu(self.bn3(self.fc(x))))
+
+
+SHAPE = (8, 49)
+
+
+def _keyword(form: str = "modules") -> nn.Module:
+    torch.manual_seed(0)
+    return _randomize_batchnorms(Keyword(form))
+
+
+@pytest.mark.parametrize("form", ["modules", "mean", "max", "max_values", "functional"])
+@pytest.mark.parametrize("exported", [False, True], ids=["fx", "export"])
+def test_a_1d_model_traces_to_2d_layers_that_compute_the_same(form, exported, tmp_path):
+    model = _keyword(form)
+    if exported:
+        path = tmp_path / "kws.pt2"
+        torch.export.save(torch.export.export(model, (torch.rand(1, *SHAPE),)), str(path))
+        graph = graph_from_exported(str(path))
+    else:
+        graph = graph_from_module(model, SHAPE)
+    assert graph.input_shape == (8, 1, 49) and graph.data_shape == SHAPE
+    kinds = [type(layer) for layer in graph.layers]
+    head = [Flatten, Linear, ReLU, Linear]
+    pools = {"functional": [MaxPool2d, AvgPool2d], "max": [MaxPool2d], "max_values": [MaxPool2d]}.get(form, [AvgPool2d])
+    assert kinds == [Conv2d, ReLU, Conv2d, ReLU6, Conv2d, ReLU, MaxPool2d, Conv2d, ReLU, AvgPool2d, *pools, *head], kinds
+    stem = graph.layers[0]
+    assert (stem.kernel, stem.stride, stem.padding) == ((1, 5), (1, 2), (0, 2))
+    assert graph.layers[2].groups == 16 and graph.layers[2].padding == (0, 1)
+    x = torch.randn(3, *SHAPE)
+    torch.testing.assert_close(forward_float(graph, graph.as_maps(x)), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_batchnorm1d_of_features_no_linear_feeds_is_refused_in_one_line():
+    model = nn.Sequential(nn.Conv1d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.BatchNorm1d(3 * 6), nn.Linear(18, 2)).eval()
+    with pytest.raises(XaiHlsError) as e:
+        graph_from_module(model, (2, 8))
+    assert "batch norm of features of shape (18,)" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_constant_that_broadcasts_along_the_map_is_not_taken_for_one_a_channel():
+    """torch broadcasts a (C,) constant along a map's last dim: on a 2-D map of width C it is a value a
+    column, not a channel, and on a 1-D map of length C a value a position."""
+
+    class Scaled(nn.Module):
+        def __init__(self, dims: int):
+            super().__init__()
+            self.dims = dims
+            self.fc = nn.Linear(3 * 3 * (3 if dims == 3 else 1), 2)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(x * torch.tensor([1.0, 2.0, 3.0]), 1))
+
+    for shape in ((3, 3, 3), (3, 3)):
+        with pytest.raises(XaiHlsError) as e:
+            graph_from_module(Scaled(len(shape)).eval(), shape)
+        want = "(3, 1, 1)" if len(shape) == 3 else "(3, 1)"
+        assert f"a constant of shape (3,) (a number, or one value a channel: {want})" in str(e.value), str(e.value)
+
+
+def test_the_api_takes_and_returns_the_models_own_shape():
+    model = _keyword()
+    calibration = torch.randn(16, *SHAPE)
+    acc = xaihls.compile(model, SHAPE, calibration=calibration, backends=("golden", "program"), ig_steps=4)
+    x = torch.randn(2, *SHAPE)
+    assert tuple(acc.attribute(x, "saliency").shape) == (2, *SHAPE)
+    assert tuple(acc.attribute(x[0], "saliency").shape) == (1, *SHAPE)
+    baseline = torch.full(SHAPE, 0.25)  # a baseline in the model's shape
+    maps = acc.run(x, "integrated_gradients", baseline=baseline.reshape(8, 1, 49), backend="program")
+    assert torch.equal(acc.run(x, "integrated_gradients", baseline=baseline).attribution, maps.attribution)
+    with pytest.raises(XaiHlsError, match=r"input has shape \(2, 8, 50\); the model was compiled for \(N, 8, 49\)"):
+        acc.predict(torch.randn(2, 8, 50))
+    with pytest.raises(XaiHlsError, match=r"expected \(N, 8, 49\)"):
+        xaihls.compile(model, SHAPE, calibration=torch.randn(4, 8, 48), backends=("golden",))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_random_1d_net_is_bit_exact_everywhere(seed):
+    """Random 1-D CNNs (tests/random_nets.py ``conv1d_net``) on the program and csim engines, predict
+    and every method: the engine takes every one of them."""
+    _refused_or_bit_exact_everywhere(seed, *conv1d_net(seed), may_refuse=False)
+
+
+@pytest.mark.parametrize("length", [38, 300, 1000])
+def test_a_global_pool_over_a_long_row_is_summed_and_bit_exact(length):
+    """A global average pool over 38 positions (no exact split: a ragged grid), 300 (the row read as 2
+    rows of 150) and 1000 (5 rows of 200, each a ragged grid of 15 positions of 14 passes): the summed
+    job, not a pass a pixel, bit-exact on program and csim."""
+    from xaihls.plan.contract import Flag
+
+    model, shape, calibration = long_pool_net(length)
+    acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=3, backends=("golden", "program", "csim"))
+    pool = next(d for d in acc.plan.program.forward if (int(d.flags) >> int(Flag.SUM)) & 1)
+    assert pool.ih * pool.iw == length and pool.kx <= 15, (pool.ih, pool.iw, pool.kx)
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(length)) * 2.0
+    for method in (None, "saliency", "integrated_gradients"):
+        g = acc.run(x, method)
+        for backend in ("program", "csim"):
+            r = acc.run(x, method, backend=backend)
+            assert torch.equal(r.logits, g.logits) and (method is None or torch.equal(r.attribution, g.attribution))
+
+
+def test_a_global_pool_the_engine_cannot_split_is_refused_in_one_line():
+    model, shape, calibration = long_pool_net(997)  # a prime past 225
+    with pytest.raises(XaiHlsError) as e:
+        xaihls.compile(model, shape, calibration=calibration, backends=("golden", "program"))
+    assert "descriptor.kx = 997 does not fit" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_grad_cam_of_a_1d_model_is_bit_exact_everywhere():
+    """52 frames: the last conv's map is 13 long, upsampled by 4 (the engine's factors are integers)."""
+    model, shape = _keyword(), (8, 52)
+    acc = xaihls.compile(model, shape, calibration=torch.randn(16, *shape), methods=("grad_cam", "guided_grad_cam"),
+                         backends=("golden", "program", "csim"))
+    x = torch.randn(2, *shape)
+    for method in ("grad_cam", "guided_grad_cam"):
+        g = acc.run(x, method)
+        assert tuple(g.attribution.shape) == ((2, 1, 52) if method == "grad_cam" else (2, *shape))
+        for backend in ("program", "csim"):
+            assert torch.equal(acc.run(x, method, backend=backend).attribution, g.attribution), (backend, method)
+
+
+@pytest.fixture(scope="module")
+def compiled_keyword():
+    model = _keyword()
+    gen = torch.Generator().manual_seed(2)
+    acc = xaihls.compile(model, SHAPE, calibration=torch.randn(32, *SHAPE, generator=gen),
+                         methods=tuple(ALL_METHODS), backends=("golden",))
+    return acc, model, torch.randn(8, *SHAPE, generator=gen)
+
+
+@pytest.mark.parametrize("method", [*METHODS, "grad_cam", "guided_grad_cam"])
+def test_a_1d_model_attribution_correlates_with_captum_on_the_model_itself(compiled_keyword, method):
+    """Golden against Captum float on the user's own Conv1d model, 8 inputs never calibrated on: the
+    bounds of the edge nets. The rectifier-rule and Grad-CAM methods against Captum on the traced graph
+    as modules: Captum's guided backprop and deconvnet hook nn.ReLU modules only (on this model's
+    functional ReLUs they would be the plain gradient), and Grad-CAM names a layer of the graph, where
+    the BatchNorm is folded."""
+    from xaihls.frontend.reference import graph_to_module, layer_module
+    from xaihls.reports.fidelity import captum_attribute, pearson_per_image
+
+    acc, model, x = compiled_keyword
+    target = acc.predict(x).argmax(1)
+    golden = acc.attribute(x, method, target=target, steps=32)
+    if method in ("guided_backprop", "deconvnet", "grad_cam", "guided_grad_cam"):
+        module = graph_to_module(acc.graph)
+        layer = layer_module(module, acc.graph, acc.qgraph.cam_layer) if "cam" in method else None
+        theirs = acc.graph.as_samples(captum_attribute(module, acc.graph.as_maps(x), method, target, layer=layer))
+    else:
+        theirs = captum_attribute(model, x, method, target, steps=32)
+    assert theirs.shape == golden.shape
+    r = pearson_per_image(golden, theirs)
+    print(f"keyword {method}: mean {float(r.mean()):.4f} min {float(r.min()):.4f}")
+    assert float(r.mean()) >= 0.995, f"{method}: mean Pearson {float(r.mean()):.4f}"
+    assert float(r.min()) >= 0.98, f"{method}: min Pearson {float(r.min()):.4f}"
