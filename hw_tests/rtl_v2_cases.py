@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 import xaihls
-from tests.random_nets import (concat_net, edge_net, narrow_net, pool_net, random_dag_net, random_net,
-                               residual_conv_net)
+from tests.random_nets import (concat_net, conv1d_net, edge_net, long_pool_net, narrow_net, pool_net, random_dag_net,
+                               random_net, residual_conv_net)
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -37,6 +37,14 @@ EDGE_NETS = ("edge6", "edge14", "edge45")
 # (DenseNet steps: x read by a per-channel affine and by the cat)
 DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4", "dag20", "residual2", "residual3", "residual5", "concat1",
             "concat4")
+# 1-D nets (tests.random_nets.conv1d_net, input (C, L), maps of one row): conv1d1024 a global pool of 38
+# columns summed over a ragged grid (13 positions of 3 passes, the last reading one column past the map),
+# a depthwise conv and a BatchNorm1d folded into a hidden Linear; conv1d5 a ceil-mode max-pool and an
+# average pool; conv1d1 a depthwise conv after a max-pool
+ONE_D_NETS = ("conv1d1024", "conv1d5", "conv1d1")
+# tests.random_nets.long_pool_net: global pools over a row of 300 (read as 2 rows of 150) and of 1000
+# (5 rows of 200, ragged grids); at 16 x 8 only (the 4 x 4 shape's buffers hold no such row)
+LONG_POOL_NETS = ("longpool300", "longpool1000")
 # nets compiled with the Grad-CAM methods too (a Grad-CAM list: the layer's activations recomputed, its
 # channel weights written where the next job reads its weights, nearest upsampling by output strides);
 # dag20's 2 x 3 map is upsampled by 2 and repeated over the input's 3 channels
@@ -45,7 +53,7 @@ CAMS = ("grad_cam", "guided_grad_cam")
 # random chains from tests.random_nets, named <kind><seed>
 # narrow<width>: tests.random_nets.narrow_net, two rows of <width> columns through padded pools of stride 1
 RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag": random_dag_net, "narrow": narrow_net,
-               "residual": residual_conv_net, "concat": concat_net}
+               "residual": residual_conv_net, "concat": concat_net, "conv1d": conv1d_net, "longpool": long_pool_net}
 # the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
 NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,
@@ -76,7 +84,7 @@ def compiled(name: str):
         acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=IG_STEPS, methods=method_list(name)[1:],
                              backends=("golden",))
         x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
-        return acc, x
+        return acc, acc.graph.as_maps(x)  # a 1-D net's image as the (C, 1, L) map the engine reads
     entry = get_zoo_model(name)
     acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16], ig_steps=IG_STEPS,
                          methods=method_list(name)[1:], backends=("golden",))
@@ -98,7 +106,8 @@ def program(name: str, shape: str):
 def shared_params(shape: str) -> RtlV2Params:
     """One parameter set (one Verilator build) that runs every test net at this shape."""
     params = None
-    for name in NETS + EDGE_NETS + DAG_NETS + ((NARROW_NETS[shape],) if shape in NARROW_NETS else ()):
+    extra = (LONG_POOL_NETS if shape == "16x8" else ()) + ((NARROW_NETS[shape],) if shape in NARROW_NETS else ())
+    for name in NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + extra:
         p = rtl_params(program(name, shape))
         params = p if params is None else params.covering(p)
     return params
@@ -128,7 +137,7 @@ def expected(name: str, shape: str) -> list[dict]:
         engine.load_inputs(x_q, None, IG_STEPS, "trapezoid")
         ref = engine.run(PREDICT_CODE if m is None else METHOD_CODES[m], -1, IG_STEPS)[0]  # one image: one Run
         out.append({"name": m or "predict", "logits": g.logits[0].numpy(), "target": int(g.target[0]),
-                    "attribution": None if m is None else g.attribution[0].numpy(),
+                    "attribution": None if m is None else acc.graph.as_maps(g.attribution)[0].numpy(),
                     "result": [ref.predicted, ref.target, *ref.saturations]})
     return out
 
@@ -200,7 +209,7 @@ def batch_expected(name: str, shape: str, method: str | None, explicit: bool) ->
     # predict: golden reports the predicted class, the engine's record the target it was given
     assert torch.equal(logits, g.logits) and (method is None or torch.equal(picked, g.target))
     return {"logits": g.logits.numpy(), "target": g.target.numpy(),
-            "attribution": None if method is None else g.attribution.numpy(),
+            "attribution": None if method is None else acc.graph.as_maps(g.attribution).numpy(),
             "result": [[int(np.argmax(g.logits[k].numpy())), int(picked[k]), *counters[k]] for k in range(len(xs))]}
 
 

@@ -5,8 +5,8 @@ equal the interpreter's, with and without AXI stalls."""
 import numpy as np
 import pytest
 
-from hw_tests.rtl_v2_cases import (CAM_NETS, CAMS, DAG_NETS, EDGE_NETS, NARROW_NETS, NETS, STALL_PROBABILITY, compiled,
-                                   expected, program, simulated)
+from hw_tests.rtl_v2_cases import (CAM_NETS, CAMS, DAG_NETS, EDGE_NETS, LONG_POOL_NETS, NARROW_NETS, NETS, ONE_D_NETS,
+                                   STALL_PROBABILITY, compiled, expected, program, simulated)
 from xaihls.plan.contract import Flag, Op
 
 
@@ -43,6 +43,21 @@ def test_rtl_v2_equals_golden_on_residual_nets(name, shape):
     """Residual adds and the gradient sums of tensors read by two layers: two-source jobs, each source's
     operands shifted to one fraction (docs/engine_v2.md, "Residual adds and gradient sums")."""
     _check(name, shape, 0.0)
+
+
+@pytest.mark.parametrize("shape", ["4x4", "16x8"])
+@pytest.mark.parametrize("name", ONE_D_NETS)
+def test_rtl_v2_equals_golden_on_1d_nets(name, shape):
+    """1-D models (Conv1d, 1-D pools, BatchNorm1d) as maps of one row, with and without AXI stalls; a
+    global pool over a length with no exact split summed on a ragged grid."""
+    _check(name, shape, 0.0)
+    _check(name, shape, STALL_PROBABILITY)
+
+
+@pytest.mark.parametrize("name", LONG_POOL_NETS)
+def test_rtl_v2_equals_golden_on_a_global_pool_over_a_long_row(name):
+    """A 1-D map's row of 300 or 1000 positions summed as rows of a divisor of it (the summed job's view)."""
+    _check(name, "16x8", STALL_PROBABILITY)
 
 
 @pytest.mark.parametrize("shape", sorted(NARROW_NETS))
