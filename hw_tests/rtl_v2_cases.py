@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 import xaihls
-from tests.random_nets import (concat_net, conv1d_net, edge_net, long_pool_net, narrow_net, pool_net, random_dag_net,
-                               random_net, residual_conv_net)
+from tests.random_nets import (concat_net, conv1d_net, edge_net, long_pool_net, narrow_net, padded_net, pool_net,
+                               random_dag_net, random_net, residual_conv_net)
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -45,6 +45,10 @@ ONE_D_NETS = ("conv1d1024", "conv1d5", "conv1d1")
 # tests.random_nets.long_pool_net: global pools over a row of 300 (read as 2 rows of 150) and of 1000
 # (5 rows of 200, ragged grids); at 16 x 8 only (the 4 x 4 shape's buffers hold no such row)
 LONG_POOL_NETS = ("longpool300", "longpool1000")
+# tests.random_nets.padded_net: convolutions with unequal zero padding (a pad folded in, 'same' with even
+# kernels): padded2 a depthwise stride-2 conv padded (2, 1) columns and (2, 2) rows, padded4 'same' with a
+# 2 x 4 kernel, padded7 a depthwise 4 x 4 kernel padded on one side only
+PADDED_NETS = ("padded2", "padded4", "padded7")
 # nets compiled with the Grad-CAM methods too (a Grad-CAM list: the layer's activations recomputed, its
 # channel weights written where the next job reads its weights, nearest upsampling by output strides);
 # dag20's 2 x 3 map is upsampled by 2 and repeated over the input's 3 channels
@@ -53,7 +57,8 @@ CAMS = ("grad_cam", "guided_grad_cam")
 # random chains from tests.random_nets, named <kind><seed>
 # narrow<width>: tests.random_nets.narrow_net, two rows of <width> columns through padded pools of stride 1
 RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag": random_dag_net, "narrow": narrow_net,
-               "residual": residual_conv_net, "concat": concat_net, "conv1d": conv1d_net, "longpool": long_pool_net}
+               "residual": residual_conv_net, "concat": concat_net, "conv1d": conv1d_net, "longpool": long_pool_net,
+               "padded": padded_net}
 # the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
 NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,
@@ -107,7 +112,7 @@ def shared_params(shape: str) -> RtlV2Params:
     """One parameter set (one Verilator build) that runs every test net at this shape."""
     params = None
     extra = (LONG_POOL_NETS if shape == "16x8" else ()) + ((NARROW_NETS[shape],) if shape in NARROW_NETS else ())
-    for name in NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + extra:
+    for name in NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + PADDED_NETS + extra:
         p = rtl_params(program(name, shape))
         params = p if params is None else params.covering(p)
     return params

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hw_tests.rtl_v2_cases import (CAM_NETS, CAMS, DAG_NETS, EDGE_NETS, LONG_POOL_NETS, NARROW_NETS, NETS, ONE_D_NETS,
-                                   STALL_PROBABILITY, compiled, expected, program, simulated)
+                                   PADDED_NETS, STALL_PROBABILITY, compiled, expected, program, simulated)
 from xaihls.plan.contract import Flag, Op
 
 
@@ -51,6 +51,14 @@ def test_rtl_v2_equals_golden_on_1d_nets(name, shape):
     """1-D models (Conv1d, 1-D pools, BatchNorm1d) as maps of one row, with and without AXI stalls; a
     global pool over a length with no exact split summed on a ragged grid."""
     _check(name, shape, 0.0)
+    _check(name, shape, STALL_PROBABILITY)
+
+
+@pytest.mark.parametrize("shape", ["4x4", "16x8"])
+@pytest.mark.parametrize("name", PADDED_NETS)
+def test_rtl_v2_equals_golden_with_unequal_padding(name, shape):
+    """Zero pads folded into convolutions, more zeros below and right than above and left or fewer: the
+    walker reads zeros wherever the windows reach past the map."""
     _check(name, shape, STALL_PROBABILITY)
 
 

@@ -13,6 +13,7 @@ import random
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 CHANNELS = (1, 2, 3, 4, 5, 7, 8, 11, 13)
 
@@ -439,3 +440,61 @@ def long_pool_net(length: int) -> tuple[nn.Module, tuple[int, int], torch.Tensor
     model = nn.Sequential(nn.Conv1d(2, 6, 5, padding=2), nn.ReLU(), nn.Conv1d(6, 6, 3, padding=1), nn.ReLU6(),
                           nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(6, 4)).eval()
     return model, (2, length), torch.rand((4, 2, length)) * 2.0
+
+
+class _Padded(nn.Module):
+    """Layers with a zero pad of its own before some of them (``pads[i]``: F.pad's (left, right, top,
+    bottom), or None)."""
+
+    def __init__(self, layers: list[nn.Module], pads: list[tuple[int, int, int, int] | None]):
+        super().__init__()
+        self.body = nn.ModuleList(layers)
+        self.pads = pads
+
+    def forward(self, x):
+        for layer, pad in zip(self.body, self.pads):
+            x = layer(F.pad(x, pad) if pad is not None else x)
+        return x
+
+
+def padded_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """Convolutions with unequal zero padding, as TensorFlow's 'same' and PyTorch's 'same' with even
+    kernels make it: F.pad of random sides (0 to 2 each) before dense, depthwise and strided convs,
+    ``padding='same'`` with kernels of 2 to 5 taps a side, ReLU or ReLU6, a max-pool now and then,
+    then a Linear head; deterministic in the seed."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    c, h, w = rng.choice((1, 2, 3)), rng.randint(5, 12), rng.randint(5, 12)
+    shape = (c, h, w)
+    layers: list[nn.Module] = []
+    pads: list[tuple[int, int, int, int] | None] = []
+    for _ in range(rng.randint(2, 4)):
+        kind = rng.choice(("pad", "pad", "same", "depthwise", "pool"))
+        if kind == "pool" and min(h, w) >= 4 and layers:
+            layers.append(nn.MaxPool2d(2))
+            pads.append(None)
+            h, w = h // 2, w // 2
+            continue
+        if kind == "same":
+            kh, kw = rng.randint(2, 5), rng.randint(2, 5)
+            o = rng.choice((3, 4, 8))
+            layers.append(nn.Conv2d(c, o, (kh, kw), padding="same"))
+            pads.append(None)
+        else:
+            pad = tuple(rng.randint(0, 2) for _ in range(4))
+            k, s = rng.choice((2, 3, 3, 4)), rng.choice((1, 2))
+            oh, ow = _conv_out(h + pad[2] + pad[3], k, s, 0), _conv_out(w + pad[0] + pad[1], k, s, 0)
+            if oh < 1 or ow < 1:
+                continue
+            o, groups = (c, c) if kind == "depthwise" else (rng.choice((3, 4, 8)), 1)
+            layers.append(nn.Conv2d(c, o, k, s, groups=groups))
+            pads.append(pad)
+            h, w = oh, ow
+        c = o
+        layers.append(rng.choice((nn.ReLU(), nn.ReLU6())))
+        pads.append(None)
+    layers += [nn.Flatten(), nn.Linear(c * h * w, rng.choice((3, 10)))]
+    pads += [None, None]
+    model = _Padded(layers, pads).eval()
+    return model, shape, torch.rand((4, *shape)) * 2.0
+

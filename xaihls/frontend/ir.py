@@ -31,7 +31,10 @@ class Conv2d:
     """2-D convolution with zero padding. Weight (O, I / groups, kh, kw), bias (O,).
 
     ``groups`` splits the channels as PyTorch does: output channel o reads the input channels of
-    group o // (O / groups) (depthwise: groups = I).
+    group o // (O / groups) (depthwise: groups = I). ``padding`` is the zero rows above and columns
+    left of the map; ``out_shape`` says how far the windows reach past its bottom and right
+    (``padding_end``): as far as on the other side for PyTorch's symmetric padding, further or less
+    far for a zero pad folded in (``F.pad``, ``nn.ZeroPad2d``, ``padding='same'`` with an even kernel).
     """
 
     name: str
@@ -57,6 +60,29 @@ class Conv2d:
     def depthwise(self) -> bool:
         """Each output channel reads only its own input channel (the engine's diagonal job)."""
         return self.groups > 1 and self.groups == self.in_channels == self.out_channels
+
+    @property
+    def padding_end(self) -> tuple[int, int]:
+        """The zero rows below and columns right of the map that the windows reach (negative: the map's
+        last rows or columns that no window reaches)."""
+        (_, h, w), (_, oh, ow) = self.in_shape, self.out_shape
+        return ((oh - 1) * self.stride[0] + self.kernel[0] - h - self.padding[0],
+                (ow - 1) * self.stride[1] + self.kernel[1] - w - self.padding[1])
+
+    @property
+    def uneven(self) -> bool:
+        """Whether the output is not PyTorch's for the symmetric ``padding`` (a zero pad folded in, more
+        or less on the bottom and right than on the top and left)."""
+        (_, h, w), (_, oh, ow) = self.in_shape, self.out_shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        return (oh, ow) != ((h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
+
+    @property
+    def frame(self) -> tuple[int, int, int, int]:
+        """``F.pad``'s (left, right, top, bottom) that make the input exactly what the windows cover (a
+        negative value crops), after which the convolution has no padding: how an uneven one runs."""
+        (ph, pw), (pb, pr) = self.padding, self.padding_end
+        return pw, pr, ph, pb
 
     @property
     def fan_in(self) -> int:

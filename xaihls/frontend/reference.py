@@ -60,7 +60,10 @@ def _grouped_conv2d(x: torch.Tensor, layer: Conv2d) -> torch.Tensor:
     depthwise layer of DS-CNN on 8 images, 30x this)."""
     n, g = x.shape[0], layer.groups
     _, oh, ow = layer.out_shape
-    cols = F.unfold(x, layer.kernel, padding=layer.padding, stride=layer.stride)  # N, C*kh*kw, L
+    padding = layer.padding
+    if layer.uneven:
+        x, padding = F.pad(x, layer.frame), (0, 0)
+    cols = F.unfold(x, layer.kernel, padding=padding, stride=layer.stride)  # N, C*kh*kw, L
     cols = cols.reshape(n, g, -1, oh * ow)
     w = layer.weight.to(x.dtype).reshape(g, layer.out_channels // g, -1)
     out = torch.einsum("ngkl,gok->ngol", cols, w).reshape(n, layer.out_channels, oh, ow)
@@ -73,6 +76,9 @@ def layer_float(layer, inputs: list[torch.Tensor], relu=F.relu) -> torch.Tensor:
     if isinstance(layer, Conv2d):
         if layer.groups > 1 and x.dtype == torch.float64:
             return _grouped_conv2d(x, layer)
+        if layer.uneven:  # a zero pad folded in
+            return F.conv2d(F.pad(x, layer.frame), layer.weight.to(x.dtype), layer.bias.to(x.dtype), layer.stride,
+                            0, groups=layer.groups)
         return F.conv2d(x, layer.weight.to(x.dtype), layer.bias.to(x.dtype), layer.stride, layer.padding,
                         groups=layer.groups)
     if isinstance(layer, Linear):
@@ -292,10 +298,11 @@ def graph_to_module(graph: Graph) -> torch.nn.Module:
     modules = []
     for layer in graph.layers:
         if isinstance(layer, Conv2d):
-            m = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel, layer.stride, layer.padding,
-                          groups=layer.groups)
-            m.weight.data.copy_(layer.weight)
-            m.bias.data.copy_(layer.bias)
+            conv = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel, layer.stride,
+                             0 if layer.uneven else layer.padding, groups=layer.groups)
+            conv.weight.data.copy_(layer.weight)
+            conv.bias.data.copy_(layer.bias)
+            m = nn.Sequential(nn.ZeroPad2d(layer.frame), conv) if layer.uneven else conv  # a zero pad folded in
         elif isinstance(layer, Linear):
             m = nn.Linear(layer.in_shape[0], layer.out_shape[0])
             m.weight.data.copy_(layer.weight)

@@ -25,8 +25,8 @@ from xaihls.frontend.ir import (INPUT, Add, AvgPool2d, ChannelAffine, Concat, Co
                                 Linear, MaxPool2d, ReLU, ReLU6, Shape)
 
 SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
-    ("Conv2d", "any kernel, stride and zero padding (`padding='same'` at stride 1 with odd kernels); "
-               "any `groups` (depthwise included), dilation 1; bias or not"),
+    ("Conv2d", "any kernel, stride and zero padding (`padding='same'` at stride 1, an even kernel's extra zero "
+               "at the end as PyTorch pads it); any `groups` (depthwise included), dilation 1; bias or not"),
     ("Conv1d, MaxPool1d, AvgPool1d, AdaptiveAvgPool1d, AdaptiveMaxPool1d",
      "in a model whose `input_shape` is (C, L): each is its 2-D layer with a (1, k) window on a (C, 1, L) map, "
      "with the same limits (attributions come back as (N, C, L)); `x.mean(2)`, `x.amax(-1)` and `x.max(-1)[0]` "
@@ -51,6 +51,9 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
                                    "model), `(C,)` on a Linear's features (a model's input normalization, a "
                                    "temperature on the logits): a per-channel affine, folded into a convolution "
                                    "or Linear that feeds only it"),
+    ("zero pad", "`F.pad`, `nn.ZeroPad2d`, `nn.ZeroPad1d`, `nn.ConstantPad1d`/`2d` with zeros, read by one "
+                 "convolution alone: folded into its padding, unequal sides included (TensorFlow's 'same' at "
+                 "stride 2)"),
     ("Flatten, view, reshape, squeeze", "to one dimension per sample"),
     ("Linear", "bias or not"),
     ("Dropout, Identity", "dropped (the model is in eval mode)"),
@@ -77,6 +80,16 @@ def _pair(v: Any) -> tuple[int, int]:
             return (int(v[0]), int(v[0]))
         return (int(v[0]), int(v[1]))
     return (int(v), int(v))
+
+
+def _is_conv(node: torch.fx.Node) -> bool:
+    """A convolution node: an nn.Conv1d/2d module, F.conv1d/2d, or torch.export's aten op."""
+    if node.op == "call_module":
+        return isinstance(node.graph.owning_module.get_submodule(node.target), (nn.Conv1d, nn.Conv2d))
+    packet = getattr(node.target, "overloadpacket", None)
+    aten = torch.ops.aten
+    return node.op == "call_function" and (node.target in (F.conv1d, F.conv2d)
+                                           or packet in (aten.conv1d, aten.conv2d, aten.convolution))
 
 
 def _refuse(node: torch.fx.Node, why: str = "") -> XaiHlsError:
@@ -135,6 +148,7 @@ class _Builder:
     current: str = INPUT
     produced: dict = dataclasses.field(default_factory=dict)  # fx node -> the layer it added (None: passed through)
     one_d: bool = False  # a 1-D model: torch's (C, L) maps are the layers' (C, 1, L)
+    pads: dict = dataclasses.field(default_factory=dict)  # a zero pad's fx node -> (left, right, top, bottom)
 
     @property
     def shape(self) -> Shape:
@@ -197,17 +211,38 @@ class _Builder:
         if isinstance(padding, str):
             if padding == "valid":
                 padding = 0
-            elif padding == "same" and (sh, sw) == (1, 1) and kh % 2 == 1 and kw % 2 == 1:
-                padding = (kh // 2, kw // 2)
+            elif padding == "same" and (sh, sw) == (1, 1):  # PyTorch's: the odd one of k - 1 zeros at the end
+                padding = None
             else:
-                raise _refuse(node, f"padding='{padding}' with kernel {(kh, kw)} and stride {(sh, sw)}")
-        ph, pw = _pair(padding)
+                raise _refuse(node, f"padding='{padding}' with stride {(sh, sw)} (PyTorch takes 'same' at stride 1)")
+        # zeros above, below, left and right: the conv's own, and a zero pad folded in (F.pad, nn.ZeroPad2d)
+        if padding is None:
+            top, bottom, left, right = (kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2
+        else:
+            (top, left) = _pair(padding)
+            bottom, right = top, left
+        pl, pr, pt, pb = self.pads.pop(_data_input(node), (0, 0, 0, 0))
+        top, bottom, left, right = top + pt, bottom + pb, left + pl, right + pr
         _, h, w = self.shape
-        oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        oh, ow = (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1
         if oh < 1 or ow < 1:
             raise _refuse(node, f"kernel {(kh, kw)} does not fit the {h}x{w} input")
         bias = torch.zeros(o) if bias is None else bias.detach().to(torch.float32).clone()
-        self.add(Conv2d(_name(node), self.shape, (o, oh, ow), weight, bias, (kh, kw), (sh, sw), (ph, pw), groups))
+        self.add(Conv2d(_name(node), self.shape, (o, oh, ow), weight, bias, (kh, kw), (sh, sw), (top, left), groups))
+
+    def pad(self, node, pads, mode="constant", value=0.0) -> None:
+        """``F.pad`` / ``nn.ZeroPad2d`` / ``nn.ConstantPad1d(p, 0)`` of a map with zeros, which only a convolution
+        reads: folded into its padding (uneven where the sides differ: TensorFlow's 'same' at stride 2)."""
+        pads = [int(p) for p in _static(pads)]
+        if mode != "constant" or float(value or 0.0) != 0.0:
+            raise _refuse(node, f"a pad with mode '{mode}' and value {value} (only zeros, into a convolution)")
+        if len(pads) not in {2, 2 * self.map_dims()} or min(pads) < 0:
+            raise _refuse(node, f"a pad of {tuple(pads)} (zeros on the map's {self.map_dims()} dims, none negative)")
+        users = _data_users(node)
+        if len(users) != 1 or not _is_conv(users[0]):
+            raise _refuse(node, "a zero pad read by other than one convolution (the engine folds it into the "
+                                "convolution's padding)")
+        self.pads[node] = (*pads, 0, 0) if len(pads) == 2 else tuple(pads)  # (left, right, top, bottom)
 
     def conv1d(self, node, weight, bias, stride, padding, dilation, groups, padding_mode="zeros") -> None:
         """A Conv1d: a Conv2d of kernel (1, k) on the (C, 1, L) map."""
@@ -725,6 +760,8 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 b.flatten(node, _out_shape(node))
             elif isinstance(m, nn.Linear):
                 b.linear(node, m.weight, m.bias)
+            elif isinstance(m, (nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d)):
+                b.pad(node, m.padding, "constant", m.value)
             elif isinstance(m, (nn.Dropout, nn.Dropout2d, nn.Identity)):
                 pass
             else:
@@ -752,10 +789,11 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 b.pool(node, "avg", _arg(node, 1, "kernel_size"), _arg(node, 2, "stride"),
                        _arg(node, 3, "padding", 0), _arg(node, 4, "ceil_mode", False), 1,
                        _arg(node, 5, "count_include_pad", True))
-            elif node.target is F.conv1d:
-                b.conv1d(node, constant(_arg(node, 1, "weight")), constant(_arg(node, 2, "bias")),
-                         _arg(node, 3, "stride", 1), _arg(node, 4, "padding", 0), _arg(node, 5, "dilation", 1),
-                         _arg(node, 6, "groups", 1))
+            elif node.target in (F.conv1d, F.conv2d):
+                conv = b.conv1d if node.target is F.conv1d else b.conv
+                conv(node, constant(_arg(node, 1, "weight")), constant(_arg(node, 2, "bias")),
+                     _arg(node, 3, "stride", 1), _arg(node, 4, "padding", 0), _arg(node, 5, "dilation", 1),
+                     _arg(node, 6, "groups", 1))
             elif node.target is F.max_pool1d:
                 if _arg(node, 6, "return_indices", False):
                     raise _refuse(node, "return_indices=True")
@@ -785,6 +823,8 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 b.spatial_reduce(node, kind, _arg(node, 1, "dim"), _arg(node, 2, "keepdim", False))
             elif node.target is torch.max:
                 _max_over(b, node, env)
+            elif node.target is F.pad:
+                b.pad(node, _arg(node, 1, "pad"), _arg(node, 2, "mode", "constant"), _arg(node, 3, "value", 0.0))
             elif node.target in _DROP_FUNCS:
                 pass
             else:
@@ -916,6 +956,10 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
             b.squeeze(node, args[1] if len(args) > 1 else None)
         elif op in (aten.view, aten.reshape, aten.flatten, aten._unsafe_view):
             b.flatten(node, _out_shape(node))
+        elif op is aten.constant_pad_nd:
+            b.pad(node, args[1], "constant", args[2] if len(args) > 2 else 0.0)
+        elif op is aten.pad:
+            b.pad(node, args[1], args[2] if len(args) > 2 else "constant", args[3] if len(args) > 3 else 0.0)
         elif op in (aten.dropout, aten.clone, aten.alias, aten.detach, aten.contiguous):
             pass
         else:

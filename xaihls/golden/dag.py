@@ -113,33 +113,45 @@ def _grouped(terms: int, bits: tuple[int, int]) -> bool:
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, layer: Conv2d, bits: tuple[int, int],
            bias: torch.Tensor | None) -> torch.Tensor:
-    """Exact int64 convolution of any ``groups`` (+ bias)."""
+    """Exact int64 convolution of any ``groups`` (+ bias); an uneven one (a zero pad folded in) on its
+    framed input."""
+    padding = layer.padding
+    if layer.uneven:
+        x, padding = F.pad(x, layer.frame), (0, 0)
     if layer.groups == 1:
-        return kernels.conv2d(x, weight, layer.stride, layer.padding, bits, bias)
+        return kernels.conv2d(x, weight, layer.stride, padding, bits, bias)
     if _grouped(layer.fan_in, bits):  # float64 sums of integers below 2^53: exact
-        acc = F.conv2d(x.double(), weight.double(), None, layer.stride, layer.padding, groups=layer.groups)
+        acc = F.conv2d(x.double(), weight.double(), None, layer.stride, padding, groups=layer.groups)
         acc = acc.round().to(torch.int64)
     else:
         xs, ws = x.chunk(layer.groups, 1), weight.chunk(layer.groups, 0)
-        acc = torch.cat([kernels.conv2d(a, b, layer.stride, layer.padding, bits) for a, b in zip(xs, ws)], 1)
+        acc = torch.cat([kernels.conv2d(a, b, layer.stride, padding, bits) for a, b in zip(xs, ws)], 1)
     return acc if bias is None else acc + bias[:, None, None]
 
 
 def conv_transpose2d(g: torch.Tensor, weight: torch.Tensor, layer: Conv2d, bits: tuple[int, int]) -> torch.Tensor:
-    """Exact int64 input gradient of a convolution of any ``groups``."""
+    """Exact int64 input gradient of a convolution of any ``groups``; an uneven one's as the gradient at
+    its framed input, the frame cut off."""
+    if layer.uneven:
+        return F.pad(_conv_transpose2d(g, weight, layer, (0, 0), (0, 0), bits), [-v for v in layer.frame])
     _, h, w = layer.in_shape
     _, oh, ow = layer.out_shape
     (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
     extra = (h - ((oh - 1) * sh - 2 * ph + kh), w - ((ow - 1) * sw - 2 * pw + kw))
+    return _conv_transpose2d(g, weight, layer, layer.padding, extra, bits)
+
+
+def _conv_transpose2d(g: torch.Tensor, weight: torch.Tensor, layer: Conv2d, padding: tuple[int, int],
+                      extra: tuple[int, int], bits: tuple[int, int]) -> torch.Tensor:
     if layer.groups == 1:
-        return kernels.conv_transpose2d(g, weight, layer.stride, layer.padding, extra, bits)
-    terms = layer.out_channels // layer.groups * kh * kw
+        return kernels.conv_transpose2d(g, weight, layer.stride, padding, extra, bits)
+    terms = layer.out_channels // layer.groups * layer.kernel[0] * layer.kernel[1]
     if _grouped(terms, bits):
-        acc = F.conv_transpose2d(g.double(), weight.double(), None, layer.stride, layer.padding, extra,
+        acc = F.conv_transpose2d(g.double(), weight.double(), None, layer.stride, padding, extra,
                                  groups=layer.groups)
         return acc.round().to(torch.int64)
     gs, ws = g.chunk(layer.groups, 1), weight.chunk(layer.groups, 0)
-    return torch.cat([kernels.conv_transpose2d(a, b, layer.stride, layer.padding, extra, bits)
+    return torch.cat([kernels.conv_transpose2d(a, b, layer.stride, padding, extra, bits)
                       for a, b in zip(gs, ws)], 1)
 
 
