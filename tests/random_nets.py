@@ -498,3 +498,44 @@ def padded_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor
     model = _Padded(layers, pads).eval()
     return model, shape, torch.rand((4, *shape)) * 2.0
 
+
+class _DenseLayer(nn.Module):
+    """torchvision's DenseNet layer: the cat of every feature before it, BN-ReLU-conv 1 x 1, BN-ReLU-conv 3 x 3."""
+
+    def __init__(self, c: int, growth: int):
+        super().__init__()
+        self.norm1, self.conv1 = _batchnorm(c, (-0.3, 0.3), (0.5, 1.5), (0.5, 1.5), (-0.2, 0.2)), nn.Conv2d(
+            c, 2 * growth, 1, bias=False)
+        self.norm2 = _batchnorm(2 * growth, (-0.3, 0.3), (0.5, 1.5), (0.5, 1.5), (-0.2, 0.2))
+        self.conv2 = nn.Conv2d(2 * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, features: list):
+        x = torch.cat(features, 1)
+        return self.conv2(torch.relu(self.norm2(self.conv1(torch.relu(self.norm1(x))))))
+
+
+class _DenseBlockNet(nn.Module):
+    def __init__(self, c: int, growth: int, layers: int, classes: int):
+        super().__init__()
+        self.stem = nn.Conv2d(c, 8, 3, padding=1, bias=False)
+        self.layers = nn.ModuleList(_DenseLayer(8 + k * growth, growth) for k in range(layers))
+        out = 8 + layers * growth
+        self.norm = _batchnorm(out, (-0.3, 0.3), (0.5, 1.5), (0.5, 1.5), (-0.2, 0.2))
+        self.fc = nn.Linear(out, classes)
+
+    def forward(self, x):
+        features = [self.stem(x)]
+        for layer in self.layers:
+            features.append(layer(features))
+        x = torch.relu(self.norm(torch.cat(features, 1)))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def dense_block_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """A torchvision-style DenseNet block (each layer cats every feature before it; the block's output
+    cats them all) of 2 to 4 layers and growth 3 to 8, a BN-ReLU and global pool head."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    shape = (rng.choice((1, 3)), rng.randint(5, 9), rng.randint(5, 9))
+    model = _DenseBlockNet(shape[0], rng.randint(3, 8), rng.randint(2, 4), rng.choice((3, 10))).eval()
+    return model, shape, torch.rand((8, *shape)) * 2.0

@@ -405,8 +405,9 @@ def test_a_concatenation_along_the_channels_traces(form, exported, tmp_path):
     torch.manual_seed(0)
     model = _Cat(form).eval()
     graph = _traced(model, (3, 6, 6), exported, tmp_path)
-    cat = next(layer for layer in graph.layers if isinstance(layer, Concat))
-    assert cat.out_shape == ((6 if form == "two" else 9), 6, 6)
+    cats = [layer for layer in graph.layers if isinstance(layer, Concat)]  # a cat of three: two cats of two
+    assert [c.out_shape[0] for c in cats] == ([6] if form == "two" else [6, 9])
+    assert all(len(c.inputs) == 2 for c in cats) and (form == "two" or cats[1].inputs[0] == cats[0].name)
     x = torch.rand(2, 3, 6, 6)
     torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
 

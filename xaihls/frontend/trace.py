@@ -44,8 +44,8 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
                                              "1); `x.mean((2, 3))` and `x.amax((2, 3))` are the global ones "
                                              "(flattened unless `keepdim`)"),
     ("add", "`x + y`, `torch.add(x, y)`, `operator.add` of two tensors of one shape (residual connections)"),
-    ("cat", "`torch.cat` (`concat`, `concatenate`) of maps along the channels (the hardware backends: of "
-            "two maps)"),
+    ("cat", "`torch.cat` (`concat`, `concatenate`) of maps along the channels: of one map, that map; of "
+            "more, cats of two from the left, one an earlier layer makes reused (DenseNet blocks)"),
     ("arithmetic with a constant", "`x + c`, `x - c`, `c - x`, `x * c`, `x / c` (functions, methods, in place) "
                                    "with a number or one value a channel: `(C, 1, 1)` on a map (`(C, 1)` in a 1-D "
                                    "model), `(C,)` on a Linear's features (a model's input normalization, a "
@@ -343,14 +343,30 @@ class _Builder:
             self.add(ChannelAffine(_name(node), self.shape, self.shape, scale.float(), shift.float()))
 
     def concat(self, node, names: list[str], dim: Any) -> None:
-        """``torch.cat`` of maps along the channels (dim 1 of (N, C, H, W))."""
+        """``torch.cat`` of maps along the channels (dim 1 of (N, C, H, W)). A cat of one map is that map; a
+        cat of more is cats of two from the left, ``cat(cat(a, b), c)``, and a cat of two that an earlier
+        layer already makes is that layer's tensor: a DenseNet block's ``cat([x0, y1, y2])`` after
+        ``cat([x0, y1])`` reads that one, so every tensor of the block has at most two readers and every
+        cat two operands, as the engines run them (docs/dag.md, "Concatenation")."""
         shapes = [self.shapes[n] for n in names]
-        if len(names) < 2:
-            raise _refuse(node, f"cat of {len(names)} tensor (it takes two or more)")
+        if not names:
+            raise _refuse(node, "cat of no tensors")
         if any(len(s) != 3 for s in shapes) or not isinstance(dim, int) or dim % (2 + self.map_dims()) != 1:
             raise _refuse(node, f"cat along dim {dim} of shapes {shapes} (only maps, along the channels: dim 1)")
-        out = (sum(s[0] for s in shapes), *shapes[0][1:])
-        self.add(Concat(_name(node), shapes[0], out, tuple(names)))
+        if any(s[1:] != shapes[0][1:] for s in shapes):
+            raise _refuse(node, f"cat of maps of shapes {shapes} (one height and width)")
+        current = names[0]
+        for k, name in enumerate(names[1:], start=2):
+            pair = (current, name)
+            made = next((layer.name for layer in self.layers if isinstance(layer, Concat) and layer.inputs == pair), None)
+            if made is not None:
+                current = made
+                continue
+            a, b = self.shapes[current], self.shapes[name]
+            label = _name(node) if k == len(names) else f"{_name(node)}_part{k}"
+            self.add(Concat(label, a, (a[0] + b[0], *a[1:]), pair))
+            current = self.current
+        self.current = current
 
     def add_tensors(self, node, left: str, right: str) -> None:
         a, b = self.shapes[left], self.shapes[right]
