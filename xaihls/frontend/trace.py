@@ -358,7 +358,8 @@ class _Builder:
         current = names[0]
         for k, name in enumerate(names[1:], start=2):
             pair = (current, name)
-            made = next((layer.name for layer in self.layers if isinstance(layer, Concat) and layer.inputs == pair), None)
+            made = next((layer.name for layer in self.layers
+                         if isinstance(layer, Concat) and layer.inputs == pair), None)
             if made is not None:
                 current = made
                 continue
