@@ -417,3 +417,30 @@ def test_a_concatenation_the_front_end_cannot_take_is_refused_in_one_line(form, 
     with pytest.raises(XaiHlsError) as e:
         graph_from_module(_Cat(form).eval(), (3, 6, 6))
     assert needle in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_a_cat_made_twice_is_one_tensor_and_what_reads_it_folds_nothing_into_it():
+    """The second cat of the same two tensors (here through an alias) is the first one's output; a
+    BatchNorm reading it stays a per-channel affine, since that tensor feeds a ReLU too."""
+    from xaihls.frontend.ir import ChannelAffine, Concat
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(2, 3, 1), nn.Conv2d(2, 3, 1)
+            self.bn = nn.BatchNorm2d(6)
+            self.bn.running_mean.uniform_(-1, 1)
+            self.bn.running_var.uniform_(0.5, 2)
+            self.fc = nn.Linear(12 * 16, 2)
+
+        def forward(self, x):
+            a, b = self.a(x), self.b(x)
+            first, second = torch.cat([a, b], 1), torch.cat([a.contiguous(), b], 1)
+            return self.fc(torch.flatten(torch.cat([torch.relu(first), self.bn(second)], 1), 1))
+
+    model = Twice().eval()
+    graph = graph_from_module(model, (2, 4, 4))
+    kinds = [type(layer) for layer in graph.layers]
+    assert kinds.count(Concat) == 2 and ChannelAffine in kinds
+    x = torch.randn(3, 2, 4, 4)
+    torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)

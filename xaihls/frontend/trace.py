@@ -149,6 +149,7 @@ class _Builder:
     produced: dict = dataclasses.field(default_factory=dict)  # fx node -> the layer it added (None: passed through)
     one_d: bool = False  # a 1-D model: torch's (C, L) maps are the layers' (C, 1, L)
     pads: dict = dataclasses.field(default_factory=dict)  # a zero pad's fx node -> (left, right, top, bottom)
+    reused: set = dataclasses.field(default_factory=set)  # nodes that stand for an earlier tensor, not their input
 
     @property
     def shape(self) -> Shape:
@@ -185,7 +186,7 @@ class _Builder:
         (pass-throughs and, with ``through_flatten``, Flatten layers) feeds nothing else."""
         s = _data_input(node)
         while s is not None and s.op != "placeholder":
-            if len(_data_users(s)) != 1:
+            if len(_data_users(s)) != 1 or s in self.reused:
                 return None
             layer = self.produced.get(s)
             if layer is not None:
@@ -705,6 +706,8 @@ def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Build
         env[node] = builder.current
         added = len(builder.layers) > before[0]
         builder.produced[node] = builder.layers[-1] if added else None
+        if not added and builder.current != before[1]:  # a cat made before, or of one map: not a pass-through
+            builder.reused.add(node)
     if not builder.layers:
         raise XaiHlsError("model has no layers to compile")
     graph = Graph(maps, tuple(builder.layers), sample_shape=input_shape if one_d else None)
