@@ -260,8 +260,12 @@ class _MapArithmetic(nn.Module):
             x = x.amax((2, 3))
         elif self.form == "adaptive_max":
             x = F.adaptive_max_pool2d(x, 1).flatten(1)
-        elif self.form == "squeeze":  # one call: (C, 1, 1) to (C,); two in a row are refused
+        elif self.form == "squeeze":  # one call: (C, 1, 1) to (C,)
             x = F.adaptive_avg_pool2d(x, 1).squeeze((2, 3))
+        elif self.form == "squeeze_twice":  # (C, 1, 1) to (C, 1) to (C,)
+            x = F.adaptive_avg_pool2d(x, 1).squeeze(-1).squeeze(-1)
+        elif self.form == "view_squeeze":  # a view to (C, 1), then a squeeze
+            x = F.adaptive_avg_pool2d(x, 1).view(x.size(0), -1, 1).squeeze(2)
         elif self.form == "squeeze_all":  # every dimension of size one but the batch's
             x = torch.squeeze(F.adaptive_avg_pool2d(x, 1))
         else:  # "window": the pool over the whole map, its window from the map's shape
@@ -270,7 +274,7 @@ class _MapArithmetic(nn.Module):
 
 
 @pytest.mark.parametrize("form", ["mean", "mean_keepdim", "window", "amax", "adaptive_max", "squeeze",
-                                  "squeeze_all"])
+                                  "squeeze_all", "squeeze_twice", "view_squeeze"])
 @pytest.mark.parametrize("exported", [False, True], ids=["fx", "export"])
 def test_a_mean_over_the_map_and_windows_from_its_shape_trace(form, exported, tmp_path):
     """``x.mean((2, 3))`` (MobileNet and EfficientNet heads) is the global average pool, ``x.amax((2, 3))``

@@ -54,7 +54,7 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
     ("zero pad", "`F.pad`, `nn.ZeroPad2d`, `nn.ZeroPad1d`, `nn.ConstantPad1d`/`2d` with zeros, read by one "
                  "convolution alone: folded into its padding, unequal sides included (TensorFlow's 'same' at "
                  "stride 2)"),
-    ("Flatten, view, reshape, squeeze", "to one dimension per sample"),
+    ("Flatten, view, reshape, squeeze", "to one dimension per sample, in one call or several (through a (C, 1))"),
     ("Linear", "bias or not"),
     ("Dropout, Identity", "dropped (the model is in eval mode)"),
 )
@@ -160,6 +160,12 @@ class _Builder:
         """The current tensor's shape as torch has it (a 1-D model's maps without their height of 1)."""
         s = self.shape
         return (s[0], s[2]) if self.one_d and len(s) == 3 else s
+
+    def input_torch_shape(self, node) -> Shape:
+        """The shape torch gives the tensor ``node`` reads (a (C, 1) the layers hold as (C,) included)."""
+        source = _data_input(node)
+        meta = source.meta.get("tensor_meta") if source is not None else None
+        return tuple(meta.shape[1:]) if hasattr(meta, "shape") else self.torch_shape
 
     def map_dims(self) -> int:
         """A map's dims in torch after the batch's and the channels' (1 in a 1-D model, else 2)."""
@@ -445,24 +451,26 @@ class _Builder:
     def squeeze(self, node, dims) -> None:
         """``x.squeeze(...)``: the map's dimensions of size one dropped (all of them, or ``dims``, never the
         batch's), as a flatten to one dimension where that is what is left."""
-        rank = len(self.torch_shape) + 1  # with the batch
+        shape = self.input_torch_shape(node)
+        rank = len(shape) + 1  # with the batch
         axes = range(1, rank) if dims is None else dims if isinstance(dims, (tuple, list)) else (dims,)
         axes = {int(d) % rank for d in axes}
         if 0 in axes:
             raise _refuse(node, "squeeze of the batch dimension")
-        kept = tuple(n for d, n in enumerate(self.torch_shape, start=1) if d not in axes or n != 1)
+        kept = tuple(n for d, n in enumerate(shape, start=1) if d not in axes or n != 1)
         self.flatten(node, kept)
 
     def flatten(self, node, out_shape: Shape) -> None:
-        """A view/reshape/flatten (``out_shape`` as torch has it); only the per-sample flattening to 1-D is
-        supported."""
+        """A view/reshape/flatten/squeeze (``out_shape`` as torch has it) to one dimension per sample, with or
+        without dims of size one beside it (``x.squeeze(-1).squeeze(-1)`` passes (C, 1)); nothing else."""
         numel = 1
         for d in self.shape:
             numel *= d
-        if tuple(out_shape) == self.torch_shape:
+        in_torch = self.input_torch_shape(node)
+        if tuple(out_shape) == in_torch:
             return  # a no-op reshape
-        if tuple(out_shape) != (numel,):
-            raise _refuse(node, f"reshape of {self.torch_shape} to {tuple(out_shape)} (only flattening to 1-D)")
+        if tuple(d for d in out_shape if d != 1) != (numel,) and tuple(out_shape) != (numel,):
+            raise _refuse(node, f"reshape of {in_torch} to {tuple(out_shape)} (only flattening to 1-D)")
         if len(self.shape) == 1:
             return
         self.add(Flatten(_name(node), self.shape, (numel,)))
