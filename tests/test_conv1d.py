@@ -166,11 +166,22 @@ def test_a_global_pool_over_a_long_row_is_summed_and_bit_exact(length):
             assert torch.equal(r.logits, g.logits) and (method is None or torch.equal(r.attribution, g.attribution))
 
 
+def test_a_row_no_engine_buffer_holds_is_refused_naming_the_layer():
+    model = torch.nn.Sequential(torch.nn.Conv1d(1, 4, 5, padding=2), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 16000, 2)).eval()
+    with pytest.raises(XaiHlsError) as e:
+        xaihls.compile(model, (1, 16000), calibration=torch.rand(2, 1, 16000), methods=("saliency",),
+                       backends=("golden", "program"))
+    assert "no engine can hold one row" in str(e.value) and "layer '0': one row tile needs" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
 def test_a_global_pool_the_engine_cannot_split_is_refused_in_one_line():
     model, shape, calibration = long_pool_net(997)  # a prime past 225
     with pytest.raises(XaiHlsError) as e:
         xaihls.compile(model, shape, calibration=calibration, backends=("golden", "program"))
-    assert "descriptor.kx = 997 does not fit" in str(e.value) and "\n" not in str(e.value)
+    assert "layer '4': an average pool over 1 x 997 pixels; the engine sums" in str(e.value), str(e.value)
+    assert "\n" not in str(e.value)
 
 
 def test_grad_cam_of_a_1d_model_is_bit_exact_everywhere():

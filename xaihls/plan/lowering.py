@@ -1026,6 +1026,14 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             d["flags"] = flags(*fl)
             forward.append(Job(**d))
             summed = _summed_grid(layer) if isinstance(layer, AvgPool2d) else None
+            passes = field_limit(DESCRIPTOR, "kx")
+            if isinstance(layer, AvgPool2d) and summed is None and max(layer.kernel) > passes:
+                grid, block = field_limit(DESCRIPTOR, "pool_kh"), field_limit(DESCRIPTOR, "isy")
+                raise XaiHlsError(
+                    f"layer '{layer.name}': an average pool over {layer.kernel[0]} x {layer.kernel[1]} pixels; the "
+                    f"engine sums a window of at most {passes} a side a pass a pixel, or a global one on a grid of at "
+                    f"most {grid} positions of {block} pixels a side (a row longer than that read as rows of a divisor "
+                    "of its length)")
             if summed is not None:
                 grid_h, grid_w, taps_h, taps_w = summed
                 _, view_h, view_w = _pool_view(layer)

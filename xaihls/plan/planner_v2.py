@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import dataclass, field, replace
 
 from xaihls.errors import XaiHlsError
@@ -241,6 +242,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                           f"AXI beat within {cap:.0%} of its {board.resources.dsp} DSPs")
     best_of: dict[tuple[int, int], tuple[Candidate, object, Buffers]] = {}
     memo: dict = {}
+    why = ""
     for tm, tn in arrays:
         lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems))
         w_depth = weight_depth(lowered)
@@ -253,7 +255,8 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                 try:
                     forward, backward = tiled(lowered, buffers, _row_tile_cost(timing, engine, memo))
                     cam = tiled_cam(lowered, buffers, _row_tile_cost(timing, engine, memo))
-                except XaiHlsError:
+                except XaiHlsError as exc:
+                    why = str(exc)
                     continue
                 # the engine as the RTL is built for this Program: buffers as deep as its tiles use
                 in_used, out_used, w_used = buffer_needs(forward + backward + cam, tm)
@@ -266,9 +269,10 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                 rank = (not cand.fits, workload, res.bram_18k)
                 if prev is None or rank < (not prev[0].fits, prev[0].workload_cycles, prev[0].resources.bram_18k):
                     best_of[tm, tn] = (cand, lowered, buffers)
-    if not best_of:
+    if not best_of:  # the last refusal was at the largest buffers: it names the layer
+        named = re.sub(r"^layer (\d+):", lambda m: f"layer '{qg.graph.layers[int(m.group(1))].name}':", why)
         raise XaiHlsError("no engine can hold one row of this network's layers in its largest buffers "
-                          f"({max(IN_DEPTHS)} input words, {max(OUT_DEPTHS)} accumulators)")
+                          f"({max(IN_DEPTHS)} input words, {max(OUT_DEPTHS)} accumulators): {named}")
     candidates = tuple(c for c, *_ in best_of.values())
     feasible = [c for c in candidates if c.fits]
     if not feasible:
