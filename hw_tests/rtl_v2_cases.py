@@ -10,7 +10,7 @@ import torch
 
 import xaihls
 from tests.random_nets import (concat_net, conv1d_net, dense_block_net, edge_net, long_pool_net, narrow_net, padded_net,
-                               pool_net, random_dag_net, random_net, residual_conv_net)
+                               pool_net, random_dag_net, random_net, residual_conv_net, shuffle_net)
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -36,9 +36,11 @@ EDGE_NETS = ("edge6", "edge14", "edge45")
 # tests.random_nets.concat_net: concat1 (a fire module's cat of two convs' outputs, a ReLU after it), concat4
 # (DenseNet steps: x read by a per-channel affine and by the cat)
 # tests.random_nets.dense_block_net: dense0 a torchvision-style DenseNet block of four layers (each cats every
-# feature before it; the front end makes them cats of two, each reading the one before)
+# feature before it; the front end makes them cats of two, each reading the one before);
+# tests.random_nets.shuffle_net: shuffle0 three ShuffleNetV2 units of stride 1 on 24 channels (channel
+# selections: the split halves, each a shuffle composed with a split, a gradient sum of two placements)
 DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4", "dag20", "residual2", "residual3", "residual5", "concat1",
-            "concat4", "dense0")
+            "concat4", "dense0", "shuffle0")
 # 1-D nets (tests.random_nets.conv1d_net, input (C, L), maps of one row): conv1d1024 a global pool of 38
 # columns summed over a ragged grid (13 positions of 3 passes, the last reading one column past the map),
 # a depthwise conv and a BatchNorm1d folded into a hidden Linear; conv1d5 a ceil-mode max-pool and an
@@ -60,7 +62,7 @@ CAMS = ("grad_cam", "guided_grad_cam")
 # narrow<width>: tests.random_nets.narrow_net, two rows of <width> columns through padded pools of stride 1
 RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag": random_dag_net, "narrow": narrow_net,
                "residual": residual_conv_net, "concat": concat_net, "conv1d": conv1d_net, "longpool": long_pool_net,
-               "padded": padded_net, "dense": dense_block_net}
+               "padded": padded_net, "dense": dense_block_net, "shuffle": shuffle_net}
 # the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
 NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,

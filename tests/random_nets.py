@@ -539,3 +539,53 @@ def dense_block_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.T
     shape = (rng.choice((1, 3)), rng.randint(5, 9), rng.randint(5, 9))
     model = _DenseBlockNet(shape[0], rng.randint(3, 8), rng.randint(2, 4), rng.choice((3, 10))).eval()
     return model, shape, torch.rand((8, *shape)) * 2.0
+
+
+def _channel_shuffle(x, groups: int):
+    """torchvision's ShuffleNet channel shuffle, as written there."""
+    n, c, h, w = x.size()
+    x = x.view(n, groups, c // groups, h, w)
+    x = torch.transpose(x, 1, 2).contiguous()
+    return x.view(n, -1, h, w)
+
+
+class _ShuffleUnit(nn.Module):
+    """ShuffleNetV2's unit of stride 1 (torchvision's InvertedResidual): half the channels through a
+    1 x 1, depthwise 3 x 3, 1 x 1 branch, the other half passed, the two catted and shuffled."""
+
+    def __init__(self, c: int, split: str):
+        super().__init__()
+        half = c // 2
+        self.split = split
+        self.branch = nn.Sequential(
+            nn.Conv2d(half, half, 1, bias=False), _batchnorm(half, (-0.3, 0.3), (0.5, 1.5), (0.5, 1.5), (-0.2, 0.2)),
+            nn.ReLU(), nn.Conv2d(half, half, 3, 1, 1, groups=half, bias=False),
+            _batchnorm(half, (-0.3, 0.3), (0.5, 1.5), (0.5, 1.5), (-0.2, 0.2)), nn.Conv2d(half, half, 1), nn.ReLU())
+
+    def forward(self, x):
+        if self.split == "chunk":
+            x1, x2 = x.chunk(2, dim=1)
+        else:
+            x1, x2 = torch.split(x, x.shape[1] // 2, dim=1)
+        return _channel_shuffle(torch.cat((x1, self.branch(x2)), dim=1), 2)
+
+
+def shuffle_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """A stem, then 1 to 3 ShuffleNetV2 units of stride 1 (chunk or split, cat, channel shuffle), a global
+    mean and a Linear head; deterministic in the seed."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    c, shape = rng.choice((8, 12, 16, 24)), (rng.choice((1, 3)), rng.randint(5, 9), rng.randint(5, 9))
+    body = [nn.Conv2d(shape[0], c, 3, padding=1), nn.ReLU()]
+    body += [_ShuffleUnit(c, rng.choice(("chunk", "split"))) for _ in range(rng.randint(1, 3))]
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(*body)
+            self.fc = nn.Linear(c, rng.choice((3, 10)))
+
+        def forward(self, x):
+            return self.fc(self.body(x).mean((2, 3)))
+
+    return Net().eval(), shape, torch.rand((8, *shape)) * 2.0

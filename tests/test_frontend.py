@@ -448,3 +448,65 @@ def test_a_cat_made_twice_is_one_tensor_and_what_reads_it_folds_nothing_into_it(
     assert kinds.count(Concat) == 2 and ChannelAffine in kinds
     x = torch.randn(3, 2, 4, 4)
     torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
+
+
+class _Parts(nn.Module):
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.c = nn.Conv2d(3, 6, 3, padding=1)
+        self.fc = nn.Linear(6 * 6 * 6 if form != "three" else 2 * 6 * 6, 2)
+
+    def forward(self, x):
+        x = torch.relu(self.c(x))
+        if self.form == "chunk":
+            a, b = x.chunk(2, dim=1)
+            x = torch.cat((b, a), 1)  # the halves swapped
+        elif self.form == "split_sizes":
+            a, b = torch.split(x, [2, 4], dim=1)
+            x = torch.cat((b, a), 1)
+        elif self.form == "three":
+            x = x.chunk(3, 1)[1]
+        elif self.form == "shuffle":
+            n, c, h, w = x.size()
+            x = x.view(n, 3, c // 3, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+        else:  # "permute": the shuffle written with permute and reshape
+            n, c, h, w = x.shape
+            x = x.reshape(n, 2, 3, h, w).permute(0, 2, 1, 3, 4).reshape(n, c, h, w)
+        return self.fc(torch.flatten(x, 1))
+
+
+@pytest.mark.parametrize("form", ["chunk", "split_sizes", "three", "shuffle", "permute"])
+@pytest.mark.parametrize("exported", [False, True], ids=["fx", "export"])
+def test_channel_parts_and_a_channel_shuffle_are_channel_selections(form, exported, tmp_path):
+    from xaihls.frontend.ir import ChannelSelect
+
+    torch.manual_seed(0)
+    model = _Parts(form).eval()
+    graph = _traced(model, (3, 6, 6), exported, tmp_path)
+    assert any(isinstance(layer, ChannelSelect) for layer in graph.layers)
+    x = torch.randn(2, 3, 6, 6)
+    torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("body,needle", [
+    (lambda x: x.chunk(2, dim=2)[0], "split along dim 2"),
+    (lambda x: torch.cat(x.chunk(2, 1), 1), "a split whose parts are used other than one by one"),
+    (lambda x: x.view(x.size(0), 2, 3, 6, 6).sum(1), "an operation on a (groups, channels / groups, H, W) view"),
+    (lambda x: x.transpose(2, 3), "only of a group view's two group dims"),
+])
+def test_channel_moves_the_front_end_cannot_take_are_refused_in_one_line(body, needle):
+    class Body(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(3, 6, 1)
+            self.fc = nn.LazyLinear(2)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(body(self.c(x)), 1))
+
+    model = Body()
+    model(torch.zeros(1, 3, 6, 6))
+    with pytest.raises(XaiHlsError) as e:
+        graph_from_module(model.eval(), (3, 6, 6))
+    assert needle in str(e.value) and "\n" not in str(e.value), str(e.value)

@@ -199,6 +199,20 @@ class Concat:
 
 
 @dataclass(frozen=True, eq=False)
+class ChannelSelect:
+    """Some of a map's channels, in a given order: output channel k is input channel ``index[k]``
+    (``torch.chunk`` / ``split`` along the channels, ShuffleNet's channel shuffle). The values are the
+    input's, unrounded; backward, each input channel gets the gradient of the output channel it went to
+    (zero where it went to none)."""
+
+    name: str
+    in_shape: Shape
+    out_shape: Shape
+    index: tuple[int, ...]
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
 class ChannelAffine:
     """y[c] = x[c] * scale[c] + shift[c] on a (C, H, W) map: a BatchNorm2d that could not be folded."""
 
@@ -210,7 +224,7 @@ class ChannelAffine:
     inputs: tuple[str, ...] = ()
 
 
-Layer = Union[Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, Flatten, Add, Concat, ChannelAffine]
+Layer = Union[Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, Flatten, Add, Concat, ChannelAffine, ChannelSelect]
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, Concat, Conv2d, Flatten, Graph, Linear, MaxPool2d,
-                                ReLU, ReLU6)
+from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Graph, Linear,
+                                MaxPool2d, ReLU, ReLU6)
 from xaihls.methods import PostProcess, ReluBackward, get_method, ig_rule
 
 
@@ -98,6 +98,8 @@ def layer_float(layer, inputs: list[torch.Tensor], relu=F.relu) -> torch.Tensor:
         return x + inputs[1]
     if isinstance(layer, Concat):
         return torch.cat(inputs, 1)
+    if isinstance(layer, ChannelSelect):
+        return x[:, list(layer.index)]
     if isinstance(layer, ChannelAffine):
         return x * layer.scale.to(x.dtype)[:, None, None] + layer.shift.to(x.dtype)[:, None, None]
     raise AssertionError(f"no float forward for {type(layer).__name__}")
@@ -278,6 +280,15 @@ class _Cat(torch.nn.Module):
         return torch.cat(maps, 1)
 
 
+class _Select(torch.nn.Module):
+    def __init__(self, index: tuple[int, ...]):
+        super().__init__()
+        self.index = list(index)
+
+    def forward(self, x):
+        return x[:, self.index]
+
+
 def layer_module(module: torch.nn.Module, graph: Graph, name: str) -> torch.nn.Module:
     """The submodule of ``graph_to_module(graph)`` whose output is layer ``name``'s output."""
     index = [layer.name for layer in graph.layers].index(name)
@@ -320,6 +331,8 @@ def graph_to_module(graph: Graph) -> torch.nn.Module:
             m = _Sum()
         elif isinstance(layer, Concat):
             m = _Cat()
+        elif isinstance(layer, ChannelSelect):
+            m = _Select(layer.index)
         elif isinstance(layer, ChannelAffine):
             m = _Affine(layer.scale, layer.shift)
         else:

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch.fx.passes.shape_prop import ShapeProp
 
 from xaihls.errors import XaiHlsError
-from xaihls.frontend.ir import (INPUT, Add, AvgPool2d, ChannelAffine, Concat, Conv2d, Flatten, Graph, Layer,
-                                Linear, MaxPool2d, ReLU, ReLU6, Shape)
+from xaihls.frontend.ir import (INPUT, Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Graph,
+                                Layer, Linear, MaxPool2d, ReLU, ReLU6, Shape)
 
 SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
     ("Conv2d", "any kernel, stride and zero padding (`padding='same'` at stride 1, an even kernel's extra zero "
@@ -46,6 +46,10 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
     ("add", "`x + y`, `torch.add(x, y)`, `operator.add` of two tensors of one shape (residual connections)"),
     ("cat", "`torch.cat` (`concat`, `concatenate`) of maps along the channels: of one map, that map; of "
             "more, cats of two from the left, one an earlier layer makes reused (DenseNet blocks)"),
+    ("chunk, split, channel shuffle", "`torch.chunk` / `torch.split` of a map along the channels, each part taken "
+                                      "one by one; ShuffleNet's channel shuffle (a view to (N, g, C/g, H, W), "
+                                      "`transpose(1, 2)` or `permute(0, 2, 1, 3, 4)`, a view back): a channel "
+                                      "selection"),
     ("arithmetic with a constant", "`x + c`, `x - c`, `c - x`, `x * c`, `x / c` (functions, methods, in place) "
                                    "with a number or one value a channel: `(C, 1, 1)` on a map (`(C, 1)` in a 1-D "
                                    "model), `(C,)` on a Linear's features (a model's input normalization, a "
@@ -150,6 +154,8 @@ class _Builder:
     one_d: bool = False  # a 1-D model: torch's (C, L) maps are the layers' (C, 1, L)
     pads: dict = dataclasses.field(default_factory=dict)  # a zero pad's fx node -> (left, right, top, bottom)
     reused: set = dataclasses.field(default_factory=set)  # nodes that stand for an earlier tensor, not their input
+    parts: dict = dataclasses.field(default_factory=dict)  # a chunk/split node -> its (start, stop) channel ranges
+    grouped: dict = dataclasses.field(default_factory=dict)  # a (g, C/g, H, W) view's node -> (g, C/g, transposed)
 
     @property
     def shape(self) -> Shape:
@@ -376,6 +382,37 @@ class _Builder:
             current = self.current
         self.current = current
 
+    def split(self, node, sizes: list[int] | int, dim: Any, chunks: bool = False) -> None:
+        """``torch.chunk`` / ``torch.split`` along the channels: each part a ChannelSelect when its element is
+        taken (``_walk``); the parts' ranges kept on the node."""
+        if len(self.shape) != 3 or not isinstance(dim, int) or dim % (2 + self.map_dims()) != 1:
+            raise _refuse(node, f"split along dim {dim} of a tensor of shape {self.torch_shape} (only a map's "
+                                "channels: dim 1)")
+        c = self.shape[0]
+        if chunks:  # torch.chunk: parts of ceil(c / n) channels, the last the rest
+            step = -(-c // int(sizes))
+            sizes = [min(step, c - a) for a in range(0, c, step)]
+        elif isinstance(sizes, int):
+            sizes = [min(sizes, c - a) for a in range(0, c, sizes)]
+        starts = [sum(sizes[:k]) for k in range(len(sizes))]
+        if any(u.op != "call_function" or u.target is not operator.getitem for u in node.users):
+            raise _refuse(node, "a split whose parts are used other than one by one (x1, x2 = x.chunk(2, 1))")
+        self.parts[node] = [(a, a + n) for a, n in zip(starts, sizes)]
+
+    def select(self, node, index: tuple[int, ...]) -> None:
+        """Channels ``index`` of the current map, in that order (the whole map in order: the map itself). A
+        selection of a selection's output is one selection of that one's input (a chunk after a channel
+        shuffle); the first, if nothing else reads it, is dropped when the walk ends."""
+        if index == tuple(range(self.shape[0])):
+            return
+        made = next((layer for layer in self.layers if layer.name == self.current), None)
+        if isinstance(made, ChannelSelect):
+            index = tuple(made.index[k] for k in index)
+            self.current = made.inputs[0]
+            if index == tuple(range(self.shape[0])):
+                return
+        self.add(ChannelSelect(_name(node), self.shape, (len(index), *self.shape[1:]), index))
+
     def add_tensors(self, node, left: str, right: str) -> None:
         a, b = self.shapes[left], self.shapes[right]
         if a != b:
@@ -467,6 +504,19 @@ class _Builder:
         for d in self.shape:
             numel *= d
         in_torch = self.input_torch_shape(node)
+        source = _data_input(node)
+        if source in self.grouped:  # the end of a channel shuffle, or a group view undone
+            g, per, swapped = self.grouped[source]
+            if tuple(out_shape) != self.shape:
+                raise _refuse(node, f"reshape of a ({g}, {per}, ...) group view to {tuple(out_shape)} (only back to "
+                                    f"{self.shape}: a channel shuffle)")
+            self.select(node, tuple((o % g) * per + o // g for o in range(g * per)) if swapped else
+                        tuple(range(g * per)))
+            return
+        if (len(self.shape) == 3 and not self.one_d and len(out_shape) == 4 and tuple(out_shape[2:]) == self.shape[1:]
+                and out_shape[0] * out_shape[1] == self.shape[0]):
+            self.grouped[node] = (int(out_shape[0]), int(out_shape[1]), False)  # (N, g, C/g, H, W)
+            return
         if tuple(out_shape) == in_torch:
             return  # a no-op reshape
         if tuple(d for d in out_shape if d != 1) != (numel,) and tuple(out_shape) != (numel,):
@@ -620,6 +670,17 @@ def _arith(b: _Builder, node: torch.fx.Node, kind: str, env: dict, constant: Cal
         raise _refuse(node, "a constant divided by a tensor")
 
 
+def _swap_groups(b: _Builder, node: torch.fx.Node, dims: tuple) -> None:
+    """transpose(1, 2) or permute(0, 2, 1, 3, 4) of a (g, C/g, H, W) group view: a channel shuffle's middle."""
+    source = _data_input(node)
+    swaps = (sorted(d % 5 for d in dims) == [1, 2]) if len(dims) == 2 else tuple(d % 5 for d in dims) == (0, 2, 1, 3, 4)
+    if source not in b.grouped or not swaps:
+        raise _refuse(node, f"a transpose or permute {tuple(dims)} (only of a group view's two group dims: a "
+                            "channel shuffle)")
+    g, per, swapped = b.grouped[source]
+    b.grouped[node] = (g, per, not swapped)  # element (j, i) of the swapped view is channel i * per + j
+
+
 def _tensor_list(node: torch.fx.Node, env: dict) -> list[str]:
     """The tensors of a cat's first argument (a list or tuple of the layers' tensors)."""
     items = _arg(node, 0, "tensors")
@@ -637,6 +698,21 @@ def _max_over(b: _Builder, node: torch.fx.Node, env: dict) -> None:
     if dim is None:
         raise _refuse(node, "max over every element (only a max over the map: a global max pool)")
     b.spatial_reduce(node, "max", dim, _arg(node, 2, "keepdim", False), what="max")
+
+
+_COPY_NAMES = {"contiguous", "clone", "_to_copy", "alias"}
+
+
+def _is_copy(node: torch.fx.Node) -> bool:
+    """``contiguous`` / ``clone``, as a method or an aten op: the same values."""
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+    return name.split(".")[0] in _COPY_NAMES
+
+
+def _keeps_groups(node: torch.fx.Node) -> bool:
+    """A node a channel shuffle is written with: a view or reshape, a transpose or permute, a copy."""
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+    return name.split(".")[0] in {"view", "reshape", "transpose", "permute", "flatten", "_unsafe_view"} | _COPY_NAMES
 
 
 _SOFTMAX_NAMES = {"softmax", "log_softmax", "_softmax", "_log_softmax"}
@@ -679,6 +755,19 @@ def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Build
             if env.get(result) != last:
                 raise _refuse(node, "the output is not the last layer's result")
             break
+        if node.op == "call_function" and node.target is operator.getitem and node.args[0] in builder.parts:
+            start, stop = builder.parts[node.args[0]][node.args[1]]  # a part of a chunk or split
+            builder.current = env[node.args[0]]
+            before = len(builder.layers)
+            builder.select(node, tuple(range(start, stop)))
+            env[node] = builder.current
+            builder.produced[node] = builder.layers[-1] if len(builder.layers) > before else None
+            continue
+        source = _data_input(node) if node.op in ("call_function", "call_method", "call_module") else None
+        shape_only = (node.op == "call_method" and node.target in ("size", "dim")) or node.target is getattr
+        if source in builder.grouped and not _keeps_groups(node) and not shape_only:
+            raise _refuse(node, "an operation on a (groups, channels / groups, H, W) view (only a channel shuffle: "
+                                "view, transpose(1, 2), view back)")
         if node.op == "call_function" and node.target is operator.getitem:
             source = node.args[0]
             if source in env:  # an element of a data value: the first of an op's tuple of results only
@@ -711,6 +800,9 @@ def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Build
         builder.current = env[source]
         before = len(builder.layers), builder.current
         handle(builder, node, env)
+        if source in builder.grouped and node not in builder.grouped and builder.current == before[1] and (
+                len(builder.layers) == before[0] and _is_copy(node)):
+            builder.grouped[node] = builder.grouped[source]  # contiguous / clone of a group view
         env[node] = builder.current
         added = len(builder.layers) > before[0]
         builder.produced[node] = builder.layers[-1] if added else None
@@ -718,6 +810,8 @@ def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Build
             builder.reused.add(node)
     if not builder.layers:
         raise XaiHlsError("model has no layers to compile")
+    read = {name for layer in builder.layers for name in layer.inputs} | {builder.layers[-1].name}
+    builder.layers = [layer for layer in builder.layers if not isinstance(layer, ChannelSelect) or layer.name in read]
     graph = Graph(maps, tuple(builder.layers), sample_shape=input_shape if one_d else None)
     for k, users in enumerate(graph.consumers[:-1]):
         if not users:
@@ -851,6 +945,13 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 b.spatial_reduce(node, kind, _arg(node, 1, "dim"), _arg(node, 2, "keepdim", False))
             elif node.target is torch.max:
                 _max_over(b, node, env)
+            elif node.target in (torch.chunk, torch.split):
+                size = _arg(node, 1, "chunks" if node.target is torch.chunk else "split_size_or_sections")
+                b.split(node, size, _arg(node, 2, "dim", 0), chunks=node.target is torch.chunk)
+            elif node.target is torch.transpose:
+                _swap_groups(b, node, (_arg(node, 1, "dim0"), _arg(node, 2, "dim1")))
+            elif node.target is torch.permute:
+                _swap_groups(b, node, tuple(_arg(node, 1, "dims")))
             elif node.target is F.pad:
                 b.pad(node, _arg(node, 1, "pad"), _arg(node, 2, "mode", "constant"), _arg(node, 3, "value", 0.0))
             elif node.target in _DROP_FUNCS:
@@ -874,8 +975,16 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 b.spatial_reduce(node, kind, _arg(node, 1, "dim"), _arg(node, 2, "keepdim", False))
             elif node.target == "max":
                 _max_over(b, node, env)
-            elif node.target in ("contiguous",):
+            elif node.target in ("contiguous", "clone"):
                 pass
+            elif node.target in ("chunk", "split"):
+                size = _arg(node, 1, "chunks" if node.target == "chunk" else "split_size")
+                b.split(node, size, _arg(node, 2, "dim", 0), chunks=node.target == "chunk")
+            elif node.target == "transpose":
+                _swap_groups(b, node, (_arg(node, 1, "dim0"), _arg(node, 2, "dim1")))
+            elif node.target == "permute":
+                dims = node.args[1:] if len(node.args) > 2 else _arg(node, 1, "dims")
+                _swap_groups(b, node, tuple(_static(dims)))
             else:
                 raise _refuse(node)
             return True
@@ -988,6 +1097,12 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
             b.pad(node, args[1], "constant", args[2] if len(args) > 2 else 0.0)
         elif op is aten.pad:
             b.pad(node, args[1], args[2] if len(args) > 2 else "constant", args[3] if len(args) > 3 else 0.0)
+        elif op in (aten.split, aten.split_with_sizes, aten.chunk):
+            b.split(node, args[1], args[2] if len(args) > 2 else node.kwargs.get("dim", 0), chunks=op is aten.chunk)
+        elif op is aten.transpose:
+            _swap_groups(b, node, (args[1], args[2]))
+        elif op is aten.permute:
+            _swap_groups(b, node, tuple(args[1]))
         elif op in (aten.dropout, aten.clone, aten.alias, aten.detach, aten.contiguous):
             pass
         else:

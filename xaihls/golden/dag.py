@@ -23,6 +23,8 @@ the rounding points are these, each ``numerics`` round half up then saturate:
 - Concat: each operand rounded half up (or shifted left) to the output's format, saturated, and
   the channels put one after another; backward, each operand its channels of the gradient,
   unrounded (its gradient format is the output's).
+- ChannelSelect: the chosen channels, unrounded (the output's format is the input's); backward,
+  each output channel's gradient at the channel it came from, zeros elsewhere, unrounded.
 - Backward: each layer sends back to each tensor it reads a wide, unrounded contribution (a
   transposed product, a routed or masked gradient); at a tensor they are aligned to the finest
   fraction among them (exact left shifts), summed, and requantized once to the tensor's
@@ -46,8 +48,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, Concat, Conv2d, Flatten, Linear, MaxPool2d, ReLU,
-                                ReLU6)
+from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Linear,
+                                MaxPool2d, ReLU, ReLU6)
 from xaihls.executor import attribution_format
 from xaihls.frontend.reference import upsample_nearest
 from xaihls.golden import kernels
@@ -67,7 +69,7 @@ def needed(qg: QGraph, method: str | None = None) -> bool:
         return True
     for q in qg.layers:
         layer = q.layer
-        if isinstance(layer, (ReLU6, Add, ChannelAffine)):
+        if isinstance(layer, (ReLU6, Add, ChannelAffine, ChannelSelect)):
             return True
         if isinstance(layer, Conv2d) and layer.groups != 1:
             return True
@@ -208,6 +210,8 @@ def _forward_layer(qg: QGraph, i: int, xs: list[torch.Tensor], ranks: list, kept
     if isinstance(layer, Concat):  # each operand rounded (or shifted) to the output's format
         return torch.cat([sat.requantize(t, qg.tensor_fmt(k).frac, q.out_fmt, layer.name)
                           for t, k in zip(xs, qg.graph.input_tensors[i])], 1), None
+    if isinstance(layer, ChannelSelect):  # the input's values in its format (calibrate keeps it)
+        return x[:, list(layer.index)], None
     raise AssertionError(f"no forward for {type(layer).__name__}")
 
 
@@ -274,6 +278,10 @@ def _backward_layer(qg: QGraph, i: int, g: torch.Tensor, g_fmt: FixedFormat, mod
     if isinstance(layer, Concat):  # each operand its channels of the gradient
         sizes = [qg.graph.tensor_shape(k)[0] for k in qg.graph.input_tensors[i]]
         return list(zip(torch.split(g, sizes, dim=1), [f] * len(sizes)))
+    if isinstance(layer, ChannelSelect):  # each output channel's gradient back to the channel it came from
+        placed = torch.zeros((g.shape[0], *layer.in_shape), dtype=g.dtype)
+        placed[:, list(layer.index)] = g
+        return [(placed, f)]
     raise AssertionError(f"no backward for {type(layer).__name__}")
 
 

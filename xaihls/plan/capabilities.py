@@ -16,13 +16,14 @@ import torch
 
 from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities
-from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, Concat, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6
+from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Linear,
+                                MaxPool2d, ReLU, ReLU6)
 from xaihls.frontend.reference import nearest_index
 from xaihls.plan.contract import DESCRIPTOR, field_limit
 from xaihls.plan.dag import canon, structure
 from xaihls.methods import ALL_METHODS, LAYER_METHODS
 
-PROGRAM_LAYERS = (Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, ChannelAffine, Flatten, Add, Concat)
+PROGRAM_LAYERS = (Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, ChannelAffine, Flatten, Add, Concat, ChannelSelect)
 """The layers a Program job runs (docs/contract.md); everything else the front end takes is golden-only for now."""
 
 
@@ -31,7 +32,8 @@ def _layer_refusal(q) -> str | None:
     kind = type(layer).__name__
     if not isinstance(layer, PROGRAM_LAYERS):
         return (f"layer '{layer.name}' ({kind}) is golden-only for now: the engine runs Conv2d (any "
-                "groups), Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, BatchNorm2d, Flatten, Add and cat")
+                "groups), Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, BatchNorm2d, Flatten, Add, cat and channel "
+                "selections")
     if isinstance(layer, Concat) and len(layer.inputs) != 2:
         return (f"layer '{layer.name}' (cat of {len(layer.inputs)} tensors) is golden-only for now: the engine "
                 "concatenates two (write it as cats of two)")

@@ -22,10 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xaihls.errors import XaiHlsError
-from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, Concat, Conv2d, Flatten, Graph, ReLU, ReLU6
+from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Graph, ReLU, ReLU6
 
 RECTIFIERS = (ReLU, ReLU6)
-LINEAR_READERS = (Conv2d, Add, Concat, ChannelAffine, AvgPool2d)
+LINEAR_READERS = (Conv2d, Add, Concat, ChannelAffine, AvgPool2d, ChannelSelect)
 """Layers whose backward is a linear map of their output gradient alone: a two-source job sums them."""
 
 
@@ -89,7 +89,7 @@ def _reader_refusal(graph: Graph, t: int, readers: tuple[int, ...]) -> str | Non
                 "two readers (one two-source job)")
     if any(not isinstance(layers[r], LINEAR_READERS) for r in readers):
         return (f"tensor '{name}' is read by {kinds}; the engine sums the gradients of two readers only where "
-                "each is a Conv2d, an Add, a cat, a per-channel affine or an average pool")
+                "each is a Conv2d, an Add, a cat, a channel selection, a per-channel affine or an average pool")
     strided = [layers[r] for r in readers if isinstance(layers[r], (Conv2d, AvgPool2d))]
     strides = {c.stride for c in strided} | ({(1, 1)} if len(strided) < len(readers) else set())
     if len(strides) > 1:

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xaihls.errors import XaiHlsError
-from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, Concat, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6
+from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Linear,
+                                MaxPool2d, ReLU, ReLU6)
 from xaihls.golden.dag import cam_reciprocal, relu6_cap
 from xaihls.plan.capabilities import rectifiers_in_a_row, upsampling_factors
 from xaihls.methods import LAYER_METHODS, ReluBackward
@@ -242,6 +243,13 @@ def _channel_moves(m: int, n: int, moves) -> np.ndarray:
     kern = np.zeros((m, n, 1), dtype=np.int64)
     for out, first, count, weight in moves:
         kern[out + np.arange(count), first + np.arange(count), 0] = weight
+    return kern
+
+
+def _selection(index: tuple[int, ...], n: int, weight: int) -> np.ndarray:
+    """A ChannelSelect's one-tap kernel (len(index), n, 1): input channel index[k] into output channel k."""
+    kern = np.zeros((len(index), n, 1), dtype=np.int64)
+    kern[np.arange(len(index)), list(index), 0] = weight
     return kern
 
 
@@ -755,6 +763,14 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                                                            _identities(width, 1, 1, e, shape))
         diag(1 << IDENTITY_FRAC, 1)  # an operand's rectifier rule (backward), the image's copy
 
+    select_fw: dict[int, dict] = {}  # a ChannelSelect: its channels of its input, forward; backward the transpose
+    select_bw: dict[int, dict] = {}
+    for i, layer in enumerate(layers):
+        if isinstance(layer, ChannelSelect):
+            kern = _selection(layer.index, layer.in_shape[0], 1 << IDENTITY_FRAC)
+            select_fw[i] = b.weights(f"{layer.name}.selection", _dense_blob(kern, shape))
+            select_bw[i] = b.weights(f"{layer.name}.gradient", _dense_blob(kern.transpose(1, 0, 2), shape))
+
     def reader_terms(r: int, t: int) -> tuple[np.ndarray, int, tuple[int, int], list]:
         """Reader r of tensor t as a transposed conv: kernel (t's channels, r's output channels, taps),
         kernel columns, stride, stride phases (an Add: the identity; a per-channel affine: its scale on the
@@ -764,6 +780,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         if isinstance(layer, (Add, ChannelAffine)):
             scale = np.ones(c, np.int64) if isinstance(layer, Add) else qg.layers[r].weight.numpy().astype(np.int64)
             return np.diag(scale)[:, :, None], 1, (1, 1), [((0, 0), (0, 1, 0), (0, 1, 0))]
+        if isinstance(layer, ChannelSelect):  # each channel the select took gets its output channel's gradient
+            return (_selection(layer.index, c, 1).transpose(1, 0, 2), 1, (1, 1),
+                    [((0, 0), (0, 1, 0), (0, 1, 0))])
         if isinstance(layer, Concat):  # t's channels of the cat's gradient (DenseNet: cat([x, f(x)]))
             off = sum(layout[s][0] for s in reads[r][:reads[r].index(t)])
             return _channel_moves(c, layer.out_shape[0], [(0, off, c, 1)]), 1, (1, 1), [((0, 0), (0, 1, 0), (0, 1, 0))]
@@ -781,10 +800,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     for t, readers in dag.sums.items():
         terms = [reader_terms(r, t) for r in readers]
         bases = [by_mode(lambda mode, r=r: qg.grad_fmt(mode, r + 1).frac
-                         + (0 if isinstance(layers[r], (Add, Concat)) else qg.layers[r].weight_fmt.frac))
+                         + (0 if isinstance(layers[r], (Add, Concat, ChannelSelect)) else qg.layers[r].weight_fmt.frac))
                  for r in readers]
         where = f"the gradient at tensor '{graph.tensor_names[t]}'"
-        e, xs, frac = _align(bases, [isinstance(layers[r], (Add, Concat)) for r in readers], where)
+        e, xs, frac = _align(bases, [isinstance(layers[r], (Add, Concat, ChannelSelect)) for r in readers], where)
         # the shifted terms must still fit the accumulator (calibrate's check, per source, with the shifts)
         reach = sum(int(np.count_nonzero(kt, axis=(1, 2)).max()) * (int(np.abs(kt).max()) << k)
                     << (qg.width - 1 + max(x)) for (kt, *_), k, x in zip(terms, e, xs))
@@ -902,6 +921,15 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             i += 1
             continue
         src = act[reads[i][0]]
+        if isinstance(layer, ChannelSelect):  # a 1 x 1 job copying the channels it takes (one format)
+            dst = out_tensor(f"{layer.name}.out", i + 1)
+            forward.append(Job(**dict(_conv_fields(src, dst, layer.out_shape[0], shape), **select_fw[i], layer=i,
+                                      ky=1, kx=1, isy=1, isx=1, iky=1, ikx=1, oh=src.h, ow=src.w,
+                                      shift0=IDENTITY_FRAC, shift1=IDENTITY_FRAC, shift2=IDENTITY_FRAC, flags=0)))
+            spans.append((i, i + 1, len(forward) - 1))
+            act[i + 1] = dst
+            i += 1
+            continue
         if isinstance(layer, (Add, Concat)):
             # one 1 x 1 job over the two operands, stored side by side: each on the diagonal of its own
             # source (a Concat's: at its channels of the output), shifted to the finer fraction; the sum
@@ -1254,6 +1282,19 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 d = dict(_conv_fields(g_cat, dst, dst.c, shape), **weights, layer=i, ky=1, kx=1, isy=1, isx=1,
                          iky=1, ikx=1, oh=dst.h, ow=dst.w, shift0=IDENTITY_FRAC, shift1=IDENTITY_FRAC,
                          shift2=IDENTITY_FRAC, flags=rule_flags(relu))
+                if relu is not None:
+                    d.update(relu_bits(relu))
+                backward.append(Job(**d))
+        elif isinstance(layer, ChannelSelect):
+            t = reads[i][0]
+            if len(users[t]) == 1:  # its input's gradient: each channel its output channel's, zeros elsewhere
+                key, relu = grad_dest(graph, t)
+                src, dst = grad_tensor(grad_store(graph, i + 1, dag.copies)), grad_tensor(key)
+                shifts = by_mode(lambda mode: qg.grad_fmt(mode, i + 1).frac + IDENTITY_FRAC
+                                 - qg.grad_fmt(mode, key).frac)
+                d = dict(_conv_fields(src, dst, dst.c, shape), **select_bw[i], layer=i, ky=1, kx=1, isy=1, isx=1,
+                         iky=1, ikx=1, oh=dst.h, ow=dst.w, shift0=shifts[0], shift1=shifts[1], shift2=shifts[2],
+                         flags=rule_flags(relu))
                 if relu is not None:
                     d.update(relu_bits(relu))
                 backward.append(Job(**d))

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from xaihls.errors import XaiHlsError, XaiHlsWarning
-from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, Concat, Conv2d, Flatten, Graph, Linear, MaxPool2d,
-                                ReLU, ReLU6)
+from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Graph, Linear,
+                                MaxPool2d, ReLU, ReLU6)
 from xaihls.frontend.reference import cam_layer_name, float_attribute
 from xaihls.methods import METHODS, PostProcess, ReluBackward, check_methods, get_method, ig_rule
 from xaihls.numerics import ACCUMULATOR_BITS, FixedFormat, quantize
@@ -83,14 +83,14 @@ def _max_abs(tensors) -> float:
 
 def _passes_values(layer) -> bool:
     """Layers whose output values are some of their input values (no new range)."""
-    return isinstance(layer, (ReLU, ReLU6, MaxPool2d, Flatten))
+    return isinstance(layer, (ReLU, ReLU6, MaxPool2d, Flatten, ChannelSelect))
 
 
 def _route_only(layer) -> bool:
     """Layers whose input gradient holds output-gradient values unchanged (no sums)."""
     if isinstance(layer, MaxPool2d):
         return layer.stride[0] >= layer.kernel[0] and layer.stride[1] >= layer.kernel[1]
-    return isinstance(layer, (ReLU, ReLU6, Flatten, Add, Concat))
+    return isinstance(layer, (ReLU, ReLU6, Flatten, Add, Concat, ChannelSelect))
 
 
 def avg_pool_divisors(layer: AvgPool2d) -> torch.Tensor:
