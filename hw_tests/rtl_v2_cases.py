@@ -37,10 +37,12 @@ EDGE_NETS = ("edge6", "edge14", "edge45")
 # (DenseNet steps: x read by a per-channel affine and by the cat)
 # tests.random_nets.dense_block_net: dense0 a torchvision-style DenseNet block of four layers (each cats every
 # feature before it; the front end makes them cats of two, each reading the one before);
-# tests.random_nets.shuffle_net: shuffle0 three ShuffleNetV2 units of stride 1 on 24 channels (channel
-# selections: the split halves, each a shuffle composed with a split, a gradient sum of two placements)
+# tests.random_nets.shuffle_net: shuffle0 two ShuffleNetV2 units of stride 1 on 24 channels (channel
+# selections: the split halves, each a shuffle composed with a split, a gradient sum of two placements);
+# shuffle1 a downsampling unit on a 7 x 5 map first (its input's gradient summed a stride phase at a time,
+# a copy of each phase of the 1 x 1 conv's gradient beside the depthwise one's; phases of unequal size)
 DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4", "dag20", "residual2", "residual3", "residual5", "concat1",
-            "concat4", "dense0", "shuffle0")
+            "concat4", "dense0", "shuffle0", "shuffle1")
 # 1-D nets (tests.random_nets.conv1d_net, input (C, L), maps of one row): conv1d1024 a global pool of 38
 # columns summed over a ragged grid (13 positions of 3 passes, the last reading one column past the map),
 # a depthwise conv and a BatchNorm1d folded into a hidden Linear; conv1d5 a ceil-mode max-pool and an

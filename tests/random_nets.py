@@ -570,13 +570,37 @@ class _ShuffleUnit(nn.Module):
         return _channel_shuffle(torch.cat((x1, self.branch(x2)), dim=1), 2)
 
 
+class _ShuffleDown(nn.Module):
+    """ShuffleNetV2's downsampling unit (torchvision's InvertedResidual of stride 2): the input read by a
+    depthwise 3 x 3 of stride 2 and by a 1 x 1 of stride 1, the two branches catted and shuffled."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        half = c_out // 2
+
+        def bn(c):
+            return _batchnorm(c, (-0.3, 0.3), (0.5, 1.5), (0.5, 1.5), (-0.2, 0.2))
+
+        self.branch1 = nn.Sequential(nn.Conv2d(c_in, c_in, 3, 2, 1, groups=c_in, bias=False), bn(c_in),
+                                     nn.Conv2d(c_in, half, 1, bias=False), bn(half), nn.ReLU())
+        self.branch2 = nn.Sequential(nn.Conv2d(c_in, half, 1, bias=False), bn(half), nn.ReLU(),
+                                     nn.Conv2d(half, half, 3, 2, 1, groups=half, bias=False), bn(half),
+                                     nn.Conv2d(half, half, 1, bias=False), bn(half), nn.ReLU())
+
+    def forward(self, x):
+        return _channel_shuffle(torch.cat((self.branch1(x), self.branch2(x)), dim=1), 2)
+
+
 def shuffle_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
-    """A stem, then 1 to 3 ShuffleNetV2 units of stride 1 (chunk or split, cat, channel shuffle), a global
-    mean and a Linear head; deterministic in the seed."""
+    """A stem, now and then a ShuffleNetV2 downsampling unit, then 1 to 3 units of stride 1 (chunk or
+    split, cat, channel shuffle), a global mean and a Linear head; deterministic in the seed."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     c, shape = rng.choice((8, 12, 16, 24)), (rng.choice((1, 3)), rng.randint(5, 9), rng.randint(5, 9))
     body = [nn.Conv2d(shape[0], c, 3, padding=1), nn.ReLU()]
+    if rng.random() < 0.5:
+        body.append(_ShuffleDown(c, 2 * c))
+        c *= 2
     body += [_ShuffleUnit(c, rng.choice(("chunk", "split"))) for _ in range(rng.randint(1, 3))]
 
     class Net(nn.Module):

@@ -66,17 +66,20 @@ class DagPlan:
     stored side by side in that order (``sources``: the gradient buffers, by ``grad_store``).
     ``copies``: Add operands that keep a gradient buffer of their own, a copy of the Add's gradient,
     because that gradient is the other term of the sum their producer's input takes (``x + conv(x)``:
-    the two terms of the gradient at x would be one buffer)."""
+    the two terms of the gradient at x would be one buffer).
+    ``mixed``: tensors whose readers are a strided layer and a 1 x 1 convolution of stride 1 (``mixed``)."""
 
     adds: dict[int, tuple[int, int]]
     sums: dict[int, tuple[int, int]]
     sources: dict[int, tuple[int, int]]
     copies: frozenset[int] = frozenset()
+    mixed: frozenset[int] = frozenset()
 
     def pairs(self) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
-        """(activation tensor -> (first, second) of its pair, gradient buffer -> (first, second) of its pair)."""
+        """(activation tensor -> (first, second) of its pair, gradient buffer -> (first, second) of its pair;
+        a mixed sum's buffers are no pair: its first lies beside a copy of the second's phases)."""
         act = {t: pair for pair in self.adds.values() for t in pair}
-        grad = {k: pair for pair in self.sources.values() for k in pair}
+        grad = {k: pair for t, pair in self.sources.items() if t not in self.mixed for k in pair}
         return act, grad
 
 
@@ -90,16 +93,32 @@ def _reader_refusal(graph: Graph, t: int, readers: tuple[int, ...]) -> str | Non
     if any(not isinstance(layers[r], LINEAR_READERS) for r in readers):
         return (f"tensor '{name}' is read by {kinds}; the engine sums the gradients of two readers only where "
                 "each is a Conv2d, an Add, a cat, a channel selection, a per-channel affine or an average pool")
+    if mixed(graph, readers) or mixed(graph, readers[::-1]):
+        return None
     strided = [layers[r] for r in readers if isinstance(layers[r], (Conv2d, AvgPool2d))]
     strides = {c.stride for c in strided} | ({(1, 1)} if len(strided) < len(readers) else set())
     if len(strides) > 1:
         return (f"tensor '{name}' is read by {kinds} with different strides; the engine sums the gradients of "
-                "two readers of one stride")
+                "two readers of one stride, or of a strided one and a 1 x 1 convolution of stride 1")
     shapes = {tuple(layers[r].out_shape[1:]) for r in readers}
     if len(shapes) > 1:
         return (f"tensor '{name}' is read by {kinds}, whose outputs differ in size; the engine sums the "
                 "gradients of two readers whose outputs have one size")
     return None
+
+
+def mixed(graph: Graph, readers: tuple[int, ...]) -> bool:
+    """Two readers, (strided, 1 x 1 convolution of stride 1) in that order (ShuffleNetV2's downsampling
+    unit): the gradient sum reads the second's gradient one stride phase at a time from a copy beside
+    the first's (the lowering's ``gradient_sum``), so the two need not have one stride."""
+    if len(readers) != 2:
+        return False
+    a, b = (graph.layers[r] for r in readers)
+    if not (isinstance(a, (Conv2d, AvgPool2d)) and a.stride != (1, 1) and isinstance(b, Conv2d)
+            and b.kernel == (1, 1) and b.stride == (1, 1) and b.padding == (0, 0) and not b.uneven):
+        return False
+    (_, h, w), (_, oh, ow), (sy, sx) = b.out_shape, a.out_shape, a.stride
+    return oh >= -(-h // sy) and ow >= -(-w // sx)  # the first's gradient as large as a phase of the second's
 
 
 def structure(graph: Graph) -> DagPlan:
@@ -139,6 +158,7 @@ def structure(graph: Graph) -> DagPlan:
     sources: dict[int, tuple[int, int]] = {}
     taken: dict[int, int] = {}
     shared = {t: readers for t, readers in enumerate(users[:-1]) if len(readers) >= 2}
+    shared = {t: readers[::-1] if mixed(graph, readers[::-1]) else readers for t, readers in shared.items()}
     for t, readers in shared.items():
         why = _reader_refusal(graph, t, readers)
         if why is not None:
@@ -159,4 +179,4 @@ def structure(graph: Graph) -> DagPlan:
             taken[k] = t
         sums[t] = readers
         sources[t] = pair
-    return DagPlan(adds, sums, sources, copies)
+    return DagPlan(adds, sums, sources, copies, frozenset(t for t, readers in sums.items() if mixed(graph, readers)))

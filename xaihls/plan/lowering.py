@@ -799,6 +799,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     sum_jobs: dict[int, tuple[list[dict], dict]] = {}
     for t, readers in dag.sums.items():
         terms = [reader_terms(r, t) for r in readers]
+        if t in dag.mixed:  # the 1 x 1 reader of stride 1: one tap in each of the strided reader's phases, on
+            # the copy of that phase of its gradient (gradient_sum)
+            kt, kw1, stride1, _ = terms[1]
+            terms[1] = (kt, kw1, stride1, [(rr, (0, 1, 0), (0, 1, 0)) for rr, *_ in terms[0][3]])
         bases = [by_mode(lambda mode, r=r: qg.grad_fmt(mode, r + 1).frac
                          + (0 if isinstance(layers[r], (Add, Concat, ChannelSelect)) else qg.layers[r].weight_fmt.frac))
                  for r in readers]
@@ -1102,9 +1106,17 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                               f"tensor '{graph.tensor_names[key]}', which differs from its own")
         return grad_tensor(key), key
 
+    mixed_first = {dag.sources[t][0]: t for t in dag.mixed}  # a mixed sum's first buffer -> its tensor
+    scratch: dict[int, Tensor] = {}  # a mixed sum's tensor -> the copy of one phase of its second gradient
+
     def grad_tensor(key: int) -> Tensor:
         if key not in grad:
-            if key in grad_pair:
+            if key in mixed_first:
+                t = mixed_first[key]
+                c2 = layout[dag.sources[t][1]][0]
+                grad[key], scratch[t] = alloc.pair(f"grad[{key}] | a phase of grad[{dag.sources[t][1]}]",
+                                                   layout[key], (c2, *layout[key][1:]), tn)
+            elif key in grad_pair:
                 first, second = grad_pair[key]
                 grad[first], grad[second] = alloc.pair(f"grad[{first}] | grad[{second}]", layout[first],
                                                        layout[second], tn)
@@ -1146,6 +1158,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         key, relu = dest(t)
         dst = grad_tensor(key)
         first, second = (grad_tensor(k) for k in dag.sources[t])
+        if t in dag.mixed:  # the second reader's gradient, a phase at a time, copied beside the first's
+            full, second = second, scratch[t]
         assert second.addr == first.addr + first.bytes, f"tensor {t}: the summed gradients are not side by side"
         phases, fields = sum_jobs[t]
         # the reader the job is reported as (its MACs counted from): a convolution, else a pool (readers
@@ -1155,6 +1169,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         for ph in phases:
             ry, rx, reach = ph["ry"], ph["rx"], ph["reach"]
             geometry = {k: v for k, v in ph.items() if k not in ("ry", "rx", "reach")}
+            if t in dag.mixed and reach[1]:  # phase (ry, rx) of the 1 x 1 reader's gradient: pixels s*y + ry
+                oh, ow = len(range(ry, full.h, sy)), len(range(rx, full.w, sx))
+                backward.append(Job(**dict(_conv_fields(full, second, full.c, shape), **diag(1 << IDENTITY_FRAC, 1),
+                                           layer=dag.sums[t][1], ky=1, kx=1, isy=_stride(sy, oh), isx=_stride(sx, ow),
+                                           iky=1, ikx=1, iy0=ry, ix0=rx, oh=oh, ow=ow, shift0=IDENTITY_FRAC,
+                                           shift1=IDENTITY_FRAC, shift2=IDENTITY_FRAC, flags=flags(Flag.DIAG))))
             if all(reach):  # both sources, the second from block src_b on
                 src, shifts = Tensor(first.addr, (first.blocks + second.blocks) * tn, first.h, first.w, tn), fields
             else:  # one source (or none: a phase of zeros), its shifts as the first's

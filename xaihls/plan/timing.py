@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from xaihls.frontend.ir import INPUT
+from xaihls.frontend.ir import INPUT, Conv2d
 from xaihls.plan.contract import DESCRIPTOR, HEADER, RESULT, Flag, Op
 from xaihls.plan.engine import EngineV2
 from xaihls.plan.lowering import _phase_taps
@@ -378,6 +378,8 @@ def network_macs(d, layers, groups: int = 1) -> int:
         readers = [j for j in range(len(layers)) if _reads(layers, j) == read or read in layers[j].inputs[1:]]
         if len(readers) > 1:
             return sum(_phase_macs(d, layers[j]) for j in readers) * max(1, d.slots)
+    if d.flags >> int(Flag.DIAG) & 1 and isinstance(layer, Conv2d) and not layer.depthwise:
+        return 0  # a copy of a phase of a dense 1 x 1 convolution's gradient (a mixed gradient sum)
     kernel = getattr(layer, "kernel", None)
     if (d.layer == 0 and d.iky > 0 and not d.flags >> int(Flag.DIAG) & 1 and kernel is not None
             and (d.ky, d.kx) != tuple(kernel)):
@@ -398,6 +400,8 @@ def _phase_macs(d, reader) -> int:
     (kh, kw), (sy, sx), (py, px) = reader.kernel, reader.stride, reader.padding
     _, ty, iy0 = _phase_taps(kh, sy, py, d.oyo)
     _, tx, ix0 = _phase_taps(kw, sx, px, d.oxo)
+    if (sy, sx) == (1, 1) and (d.osy, d.osx) != (1, 1):  # a mixed sum's 1 x 1 term: on its phase's copy
+        iy0 = ix0 = 0
     if not (ty and tx):
         return 0
     return _tap_pairs(replace(d, ky=ty, kx=tx, iy0=iy0, ix0=ix0)) * int(w.shape[0]) * int(w.shape[1])
