@@ -11,10 +11,11 @@ import xaihls
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, ReLU6
 from xaihls.frontend.reference import forward_float
-from xaihls.frontend.trace import graph_from_exported, graph_from_module
+from xaihls.frontend.trace import graph_from_module
 from xaihls.methods import ALL_METHODS, METHODS
 from tests.random_nets import conv1d_net, long_pool_net
 from tests.test_differential import _refused_or_bit_exact_everywhere
+from tests.test_frontend import _traced
 
 
 def _randomize_batchnorms(model: nn.Module) -> nn.Module:
@@ -79,12 +80,7 @@ def _keyword(form: str = "modules") -> nn.Module:
 @pytest.mark.parametrize("exported", [False, True], ids=["fx", "export"])
 def test_a_1d_model_traces_to_2d_layers_that_compute_the_same(form, exported, tmp_path):
     model = _keyword(form)
-    if exported:
-        path = tmp_path / "kws.pt2"
-        torch.export.save(torch.export.export(model, (torch.rand(1, *SHAPE),)), str(path))
-        graph = graph_from_exported(str(path))
-    else:
-        graph = graph_from_module(model, SHAPE)
+    graph = _traced(model, SHAPE, exported, tmp_path)
     assert graph.input_shape == (8, 1, 49) and graph.data_shape == SHAPE
     kinds = [type(layer) for layer in graph.layers]
     head = [Flatten, Linear, ReLU, Linear]

@@ -12,10 +12,11 @@ import xaihls
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import Conv2d
 from xaihls.frontend.reference import forward_float, graph_to_module
-from xaihls.frontend.trace import graph_from_exported, graph_from_module
+from xaihls.frontend.trace import graph_from_module
 from xaihls.methods import METHODS
 from tests.random_nets import padded_net
 from tests.test_differential import _refused_or_bit_exact_everywhere
+from tests.test_frontend import _traced
 
 
 class TensorFlowSame(nn.Module):
@@ -51,12 +52,7 @@ def _model() -> nn.Module:
 @pytest.mark.parametrize("exported", [False, True], ids=["fx", "export"])
 def test_unequal_padding_folds_into_the_convolutions(exported, tmp_path):
     model = _model()
-    if exported:
-        path = tmp_path / "m.pt2"
-        torch.export.save(torch.export.export(model, (torch.rand(1, *SHAPE),)), str(path))
-        graph = graph_from_exported(str(path))
-    else:
-        graph = graph_from_module(model, SHAPE)
+    graph = _traced(model, SHAPE, exported, tmp_path)
     convs = [layer for layer in graph.layers if isinstance(layer, Conv2d)]
     assert [(c.padding, c.padding_end, c.out_shape[1:]) for c in convs] == [
         ((0, 0), (1, 1), (8, 8)), ((1, 1), (2, 2), (8, 8)), ((0, 0), (1, 1), (4, 4)), ((0, 0), (1, 1), (4, 4))]

@@ -99,11 +99,8 @@ def check_batch(qg: QGraph, x, what: str = "input") -> torch.Tensor:
         t = torch.as_tensor(x)
     except (TypeError, ValueError, RuntimeError):
         raise XaiHlsError(f"{what} must be a tensor or array of shape {expected}, got {type(x).__name__}") from None
-    if t.dim() == len(graph.data_shape):
-        t = t[None]
-    if t.dim() == len(graph.data_shape) + 1 and tuple(t.shape[1:]) == graph.data_shape:
-        t = graph.as_maps(t)
-    elif t.dim() != 4 or tuple(t.shape[1:]) != graph.input_shape:  # the graph's own maps pass as they are
+    t = graph.as_batch(t)
+    if t is None:
         raise XaiHlsError(f"{what} has shape {tuple(torch.as_tensor(x).shape)}; the model was compiled for {expected}")
     if t.shape[0] == 0:
         raise XaiHlsError(f"{what} is an empty batch (N = 0); give at least one image")

@@ -317,6 +317,15 @@ class Graph:
         (its inputs, attributions, Grad-CAM's one channel); a 2-D model's unchanged."""
         return x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if self.sample_shape else x
 
+    def as_batch(self, t: torch.Tensor) -> torch.Tensor | None:
+        """One sample or a batch, in the model's shape or as the graph's maps, as a batch of maps (N, *input_shape);
+        None where ``t`` is neither."""
+        if t.dim() == len(self.data_shape):
+            t = t[None]
+        if t.dim() == len(self.data_shape) + 1 and tuple(t.shape[1:]) == self.data_shape:
+            return self.as_maps(t)
+        return t if t.dim() == 4 and tuple(t.shape[1:]) == self.input_shape else None
+
     def as_samples(self, x: torch.Tensor) -> torch.Tensor:
         """A batch of maps at the input's size (N, C', H, W) in the model's own shape: (N, C', L) for a
         1-D model (an attribution, or Grad-CAM's one channel), unchanged for a 2-D one."""

@@ -703,16 +703,20 @@ def _max_over(b: _Builder, node: torch.fx.Node, env: dict) -> None:
 _COPY_NAMES = {"contiguous", "clone", "_to_copy", "alias"}
 
 
+def _op_name(node: torch.fx.Node) -> str:
+    """A call's op name without its overload: a method's, a function's or an aten op's (``clone``)."""
+    name = getattr(node.target, "__name__", None) or str(node.target)
+    return name.split(".")[0]
+
+
 def _is_copy(node: torch.fx.Node) -> bool:
     """``contiguous`` / ``clone``, as a method or an aten op: the same values."""
-    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
-    return name.split(".")[0] in _COPY_NAMES
+    return _op_name(node) in _COPY_NAMES
 
 
 def _keeps_groups(node: torch.fx.Node) -> bool:
     """A node a channel shuffle is written with: a view or reshape, a transpose or permute, a copy."""
-    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
-    return name.split(".")[0] in {"view", "reshape", "transpose", "permute", "flatten", "_unsafe_view"} | _COPY_NAMES
+    return _op_name(node) in {"view", "reshape", "transpose", "permute", "flatten", "_unsafe_view"} | _COPY_NAMES
 
 
 _SOFTMAX_NAMES = {"softmax", "log_softmax", "_softmax", "_log_softmax"}
@@ -722,8 +726,7 @@ def _is_softmax(gm: torch.fx.GraphModule, node: torch.fx.Node) -> bool:
     """A softmax or log-softmax, as a module, a function, a method or an aten op."""
     if node.op == "call_module":
         return isinstance(gm.get_submodule(node.target), (nn.Softmax, nn.LogSoftmax))
-    target = getattr(node.target, "__name__", None) or str(node.target)
-    return node.op in ("call_function", "call_method") and target.split(".")[0] in _SOFTMAX_NAMES
+    return node.op in ("call_function", "call_method") and _op_name(node) in _SOFTMAX_NAMES
 
 
 def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Builder, torch.fx.Node, dict], bool]

@@ -1142,6 +1142,16 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         d.update(relu_bits(relu))
         return Job(**d)
 
+    def moves_job(src: Tensor, key: int, relu: int | None, weights: dict, i: int, shifts: list[int]) -> Job:
+        """A 1 x 1 job moving channels of ``src`` (``weights``: a cat operand's or a selection's) into the
+        gradient buffer ``key``, with rectifier ``relu``'s rule where there is one."""
+        dst = grad_tensor(key)
+        d = dict(_conv_fields(src, dst, dst.c, shape), **weights, layer=i, ky=1, kx=1, isy=1, isx=1, iky=1, ikx=1,
+                 oh=dst.h, ow=dst.w, shift0=shifts[0], shift1=shifts[1], shift2=shifts[2], flags=rule_flags(relu))
+        if relu is not None:
+            d.update(relu_bits(relu))
+        return Job(**d)
+
     backward: list[Job] = []
     seed_pos, seed_relu = grad_dest(graph, L)
     seed = _vector(grad_tensor(seed_pos))
@@ -1298,26 +1308,15 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 if len(users[t]) > 1:
                     continue  # a term of the gradient sum at t (below)
                 key, relu = grad_dest(graph, t)
-                dst = grad_tensor(key)
-                d = dict(_conv_fields(g_cat, dst, dst.c, shape), **weights, layer=i, ky=1, kx=1, isy=1, isx=1,
-                         iky=1, ikx=1, oh=dst.h, ow=dst.w, shift0=IDENTITY_FRAC, shift1=IDENTITY_FRAC,
-                         shift2=IDENTITY_FRAC, flags=rule_flags(relu))
-                if relu is not None:
-                    d.update(relu_bits(relu))
-                backward.append(Job(**d))
+                backward.append(moves_job(g_cat, key, relu, weights, i, [IDENTITY_FRAC] * 3))
         elif isinstance(layer, ChannelSelect):
             t = reads[i][0]
             if len(users[t]) == 1:  # its input's gradient: each channel its output channel's, zeros elsewhere
                 key, relu = grad_dest(graph, t)
-                src, dst = grad_tensor(grad_store(graph, i + 1, dag.copies)), grad_tensor(key)
                 shifts = by_mode(lambda mode: qg.grad_fmt(mode, i + 1).frac + IDENTITY_FRAC
                                  - qg.grad_fmt(mode, key).frac)
-                d = dict(_conv_fields(src, dst, dst.c, shape), **select_bw[i], layer=i, ky=1, kx=1, isy=1, isx=1,
-                         iky=1, ikx=1, oh=dst.h, ow=dst.w, shift0=shifts[0], shift1=shifts[1], shift2=shifts[2],
-                         flags=rule_flags(relu))
-                if relu is not None:
-                    d.update(relu_bits(relu))
-                backward.append(Job(**d))
+                backward.append(moves_job(grad_tensor(grad_store(graph, i + 1, dag.copies)), key, relu, select_bw[i],
+                                          i, shifts))
         elif len(users[reads[i][0]]) == 1:
             _backward_jobs(i)
         for t in sorted(set(reads[i])):

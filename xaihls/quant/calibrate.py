@@ -309,12 +309,8 @@ def _calibration_batch(calibration: Any, graph: Graph) -> torch.Tensor:
     expected = f"(N, {', '.join(map(str, graph.data_shape))})"
     if calibration is None:
         raise XaiHlsError(f"calibration data is required: a batch of inputs shaped {expected}")
-    x = torch.as_tensor(calibration)
-    if x.dim() == len(graph.data_shape):
-        x = x[None]
-    if x.dim() == len(graph.data_shape) + 1 and tuple(x.shape[1:]) == graph.data_shape and x.shape[0] >= 1:
-        x = graph.as_maps(x)
-    elif x.dim() != 4 or tuple(x.shape[1:]) != graph.input_shape or x.shape[0] < 1:
+    x = graph.as_batch(torch.as_tensor(calibration))
+    if x is None or x.shape[0] < 1:
         raise XaiHlsError(f"calibration batch has shape {tuple(torch.as_tensor(calibration).shape)}; "
                           f"expected {expected}")
     if not torch.isfinite(x).all():
