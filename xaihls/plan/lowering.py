@@ -797,6 +797,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         return kern.transpose(1, 0, 2), kw, layer.stride, _phases(layer)
 
     sum_jobs: dict[int, tuple[list[dict], dict]] = {}
+    sum_blocks: dict[int, list[dict]] = {}  # a sum of two diagonal terms: each block's weights (its twin's jobs)
     for t, readers in dag.sums.items():
         terms = [reader_terms(r, t) for r in readers]
         if t in dag.mixed:  # the 1 x 1 reader of stride 1: one tap in each of the strided reader's phases, on
@@ -845,6 +846,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             phases.append(dict(w, ky=ty_all, kx=tx_all, iy0=hi_y, ix0=hi_x, ry=ry, rx=rx, reach=reach))
         out_fracs = by_mode(lambda mode: qg.grad_fmt(mode, t).frac)
         sum_jobs[t] = (phases, dict(src_b=blocks[0], **_shift_fields(xs, frac, out_fracs)))
+        if all(isinstance(layers[r], (Add, ChannelAffine)) for r in readers) and _adds_by_block(layout[t][0], shape):
+            # both terms on the diagonal (an Add's identity, a per-channel affine's scale): a job a block
+            # can read block k of each reader's gradient, with its block of both diagonals
+            sum_blocks[t] = [b.weights(f"{graph.tensor_names[t]}.gradient_sum.block{k}", _dense_blob(blob, shape))
+                             for k, blob in enumerate(_diagonal_blocks([np.diagonal(kt[:, :, 0]) << ek
+                                                                       for (kt, *_), ek in zip(terms, e)], tn))]
 
     # ---- the Grad-CAM list's constants: 1/(h*w) on a diagonal, the weights' block (zeros past each
     # block of tn weights, written in the image), the map to every input channel ----
@@ -1198,6 +1205,13 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             if relu is not None:
                 d.update(relu_bits(relu))
             backward.append(Job(**d))
+            if t in sum_blocks and relu is None:
+                # its twin: a job a block, block k of each reader's gradient (the second's lies first.bytes
+                # after the first's) into block k, as an Add a block at a time
+                twins[backward[-1]] = tuple(
+                    Job(**dict(d, **_conv_fields(alloc.block(first, k), alloc.block(dst, k), min(tn, dst.c - k * tn),
+                                                 shape), **w) | dict(n_tiles=2, src_b=1, in_block_bytes=first.bytes))
+                    for k, w in enumerate(sum_blocks[t]))
 
     unpool = None  # a fused max-pool's (layer, pooled gradient, ReLU before it) for the next job
     def _backward_jobs(i: int) -> None:
@@ -1444,6 +1458,21 @@ def _adds_by_block(channels: int, shape: Shape) -> bool:
     """Whether an Add of ``channels`` channels runs a job a block: where the dense job would have
     several m-tiles, each reading every block of both operands to use two of them."""
     return ADDS_BY_BLOCK and channels > shape.tm
+
+
+def _diagonal_blocks(diagonals: list[np.ndarray], tn: int) -> list[np.ndarray]:
+    """The kernels (channels, 2 tn, 1 tap) of a two-source job a block of tn channels, block k reading
+    block k of each source (n-tile 0 the first's, n-tile 1 the second's): weight ``diagonals[s][c]``
+    from channel c of source s to channel c."""
+    c = len(diagonals[0])
+    kernels = []
+    for k in range(-(-c // tn)):
+        width = min(tn, c - k * tn)
+        kern = np.zeros((width, 2 * tn, 1), dtype=np.int64)
+        for s, values in enumerate(diagonals):
+            kern[np.arange(width), s * tn + np.arange(width), 0] = values[k * tn:k * tn + width]
+        kernels.append(kern)
+    return kernels
 
 
 def _chw(shape: tuple[int, ...]) -> tuple[int, int, int]:
