@@ -10,7 +10,7 @@ import torch
 
 import xaihls
 from tests.random_nets import (concat_net, conv1d_net, dense_block_net, edge_net, long_pool_net, narrow_net, padded_net,
-                               pool_net, random_dag_net, random_net, residual_conv_net, shuffle_net)
+                               leaky_net, pool_net, random_dag_net, random_net, residual_conv_net, shuffle_net)
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -43,6 +43,10 @@ EDGE_NETS = ("edge6", "edge14", "edge45")
 # a copy of each phase of the 1 x 1 conv's gradient beside the depthwise one's; phases of unequal size)
 DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4", "dag20", "residual2", "residual3", "residual5", "concat1",
             "concat4", "dense0", "shuffle0", "shuffle1")
+# tests.random_nets.leaky_net: LeakyReLU and PReLU as a scaled map plus a ReLU of it (a gradient sum of an
+# Add and a per-channel affine at the scaled map): leaky0 a PReLU after a stride-2 conv, a depthwise residual
+# block with leaky_relu(0.2); leaky10 PReLUs of one slope a channel after depthwise convs and BatchNorms
+LEAKY_NETS = ("leaky0", "leaky10")
 # 1-D nets (tests.random_nets.conv1d_net, input (C, L), maps of one row): conv1d1024 a global pool of 38
 # columns summed over a ragged grid (13 positions of 3 passes, the last reading one column past the map),
 # a depthwise conv and a BatchNorm1d folded into a hidden Linear; conv1d5 a ceil-mode max-pool and an
@@ -64,7 +68,7 @@ CAMS = ("grad_cam", "guided_grad_cam")
 # narrow<width>: tests.random_nets.narrow_net, two rows of <width> columns through padded pools of stride 1
 RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag": random_dag_net, "narrow": narrow_net,
                "residual": residual_conv_net, "concat": concat_net, "conv1d": conv1d_net, "longpool": long_pool_net,
-               "padded": padded_net, "dense": dense_block_net, "shuffle": shuffle_net}
+               "padded": padded_net, "dense": dense_block_net, "shuffle": shuffle_net, "leaky": leaky_net}
 # the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
 NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,
@@ -118,7 +122,7 @@ def shared_params(shape: str) -> RtlV2Params:
     """One parameter set (one Verilator build) that runs every test net at this shape."""
     params = None
     extra = (LONG_POOL_NETS if shape == "16x8" else ()) + ((NARROW_NETS[shape],) if shape in NARROW_NETS else ())
-    for name in NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + PADDED_NETS + extra:
+    for name in NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + PADDED_NETS + LEAKY_NETS + extra:
         p = rtl_params(program(name, shape))
         params = p if params is None else params.covering(p)
     return params

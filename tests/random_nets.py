@@ -613,3 +613,63 @@ def shuffle_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tenso
             return self.fc(self.body(x).mean((2, 3)))
 
     return Net().eval(), shape, torch.rand((8, *shape)) * 2.0
+
+
+class _LeakyBlock(nn.Module):
+    """A convolution (dense, depthwise or strided), BatchNorm now and then, a LeakyReLU or PReLU written
+    as a module or a function; with ``residual``, the activation of the block's input plus its output."""
+
+    def __init__(self, conv: nn.Conv2d, bn: nn.Module, act: nn.Module | float, residual: bool):
+        super().__init__()
+        self.conv, self.bn, self.residual = conv, bn, residual
+        self.act = act if isinstance(act, nn.Module) else None
+        self.slope = act if not isinstance(act, nn.Module) else None
+
+    def forward(self, x):
+        y = self.bn(self.conv(x))
+        if self.residual:
+            y = y + x
+        return self.act(y) if self.act is not None else F.leaky_relu(y, self.slope)
+
+
+def leaky_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """Darknet-style chains: convolutions with a LeakyReLU (slopes 0.01 to 0.3, module or function) or a
+    PReLU (one slope or one a channel, drawn 0.05 to 0.5), now and then after a BatchNorm or a residual
+    add, a max-pool now and then, a global mean and a Linear head; deterministic in the seed."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    c, h, w = rng.choice((1, 3)), rng.randint(5, 12), rng.randint(5, 12)
+    shape = (c, h, w)
+    layers: list[nn.Module] = []
+    for _ in range(rng.randint(2, 4)):
+        if rng.random() < 0.25 and min(h, w) >= 4 and layers:
+            layers.append(nn.MaxPool2d(2))
+            h, w = h // 2, w // 2
+            continue
+        kind = rng.choice(("dense", "dense", "depthwise", "strided"))
+        o = c if kind == "depthwise" else rng.choice((4, 8, 12))
+        stride = 2 if kind == "strided" and min(h, w) >= 4 else 1
+        conv = nn.Conv2d(c, o, 3, stride, padding=1, groups=c if kind == "depthwise" else 1)
+        h, w = _conv_out(h, 3, stride, 1), _conv_out(w, 3, stride, 1)
+        bn = _batchnorm(o, (-0.3, 0.3), (0.5, 2.0), (0.5, 1.5), (-0.3, 0.3)) if rng.random() < 0.5 else nn.Identity()
+        act_kind = rng.choice(("module", "function", "prelu", "prelu_channels"))
+        if act_kind == "module":
+            act = nn.LeakyReLU(rng.choice((0.01, 0.1, 0.2, 0.3)))
+        elif act_kind == "function":
+            act = rng.choice((0.01, 0.1, 0.2))
+        else:
+            act = nn.PReLU(o if act_kind == "prelu_channels" else 1)
+            act.weight.data.uniform_(0.05, 0.5)
+        layers.append(_LeakyBlock(conv, bn, act, residual=o == c and stride == 1 and rng.random() < 0.5))
+        c = o
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(*layers)
+            self.fc = nn.Linear(c, rng.choice((3, 10)))
+
+        def forward(self, x):
+            return self.fc(self.body(x).mean((2, 3)))
+
+    return Net().eval(), shape, torch.rand((8, *shape)) * 2.0

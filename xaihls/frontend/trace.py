@@ -37,6 +37,9 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
              "merged into it"),
     ("ReLU6", "`nn.ReLU6`, `F.relu6`, `hardtanh(x, 0, 6)`, `clamp(x, 0, 6)`; of a ReLU's or ReLU6's output that "
               "feeds nothing else, merged into it (a ReLU then a ReLU6 is the ReLU6 alone)"),
+    ("LeakyReLU, PReLU", "`nn.LeakyReLU`, `F.leaky_relu`, `nn.PReLU` (one slope or one a channel), `F.prelu`, "
+                         "of a map: a·x + ReLU((1 - a)·x) as a per-channel affine, a ReLU and an add (docs/dag.md); "
+                         "slopes below 1 other than 0 (0 is a ReLU)"),
     ("MaxPool2d", "any window, stride and padding (padding counts as -inf), `ceil_mode` either way, dilation 1"),
     ("AvgPool2d", "any window, stride and padding, `ceil_mode` and `count_include_pad` either way "
                   "(PyTorch's divisors); no `divisor_override`"),
@@ -156,6 +159,7 @@ class _Builder:
     reused: set = dataclasses.field(default_factory=set)  # nodes that stand for an earlier tensor, not their input
     parts: dict = dataclasses.field(default_factory=dict)  # a chunk/split node -> its (start, stop) channel ranges
     grouped: dict = dataclasses.field(default_factory=dict)  # a (g, C/g, H, W) view's node -> (g, C/g, transposed)
+    splits: dict = dataclasses.field(default_factory=dict)  # a leaky activation's Add -> its slopes (C,)
 
     @property
     def shape(self) -> Shape:
@@ -328,10 +332,11 @@ class _Builder:
         else:
             raise _refuse(node, f"clamp to [{low}, {high}] (only [0, 6], ReLU6, and [0, inf), ReLU)")
 
-    def affine(self, node, scale: Any, shift: Any) -> None:
+    def affine(self, node, scale: Any, shift: Any, label: str | None = None) -> None:
         """y = x * scale + shift, with a number or a per-channel constant each (``x / 255``, ``(x - mean) /
         std``): folded into the convolution that feeds only it (its output scaled, as a BatchNorm is),
-        merged into a per-channel affine that does, else a per-channel affine of its own."""
+        merged into a per-channel affine that does, else a per-channel affine of its own (named ``label``,
+        by default the node's)."""
         k = self.sole_producer(node, through_flatten=False)
         prev = self.layers[k] if k is not None else None
         if len(self.shape) == 1 and isinstance(prev, Linear):  # logits / temperature: the Linear's weights
@@ -353,7 +358,57 @@ class _Builder:
             self.layers[k] = dataclasses.replace(prev, scale=(prev.scale.double() * scale).float(),
                                                  shift=(prev.shift.double() * scale + shift).float())
         else:
-            self.add(ChannelAffine(_name(node), self.shape, self.shape, scale.float(), shift.float()))
+            self.add(ChannelAffine(label or _name(node), self.shape, self.shape, scale.float(), shift.float()))
+
+    def leaky(self, node, slope: Any) -> None:
+        """LeakyReLU or PReLU of a map with slope ``a`` (a number, or one a channel): y = a·x + (1 - a)·ReLU(x),
+        which the engines run as layers they have: x' = a·x (folded into the layer that makes x when only
+        this reads it), r = ReLU(((1 - a) / a)·x') and y = x' + r, exact in float for any a < 1 but 0. The
+        ReLU inside is a rectifier to every method (guided backprop and deconvnet apply their rule to it and
+        pass the linear part's a·g; docs/dag.md, "LeakyReLU and PReLU")."""
+        if len(self.shape) != 3:
+            raise _refuse(node, f"a LeakyReLU or PReLU of features of shape {self.shape} (only of a map)")
+        dims = (1,) * self.map_dims()
+        if isinstance(slope, torch.Tensor) and slope.dim() == 1:  # PReLU's weight: one slope, or one a channel
+            slope = slope.reshape(-1, *dims)
+        a = _per_channel(node, slope, self.shape[0], self.map_dims())
+        if bool((a == 0).all()):
+            self.relu(node)
+            return
+        if bool((a == 1).all()):
+            return  # the identity
+        if bool(((a >= 1) | (a == 0)).any()):
+            bad = next(k for k in range(a.numel()) if a[k] >= 1 or a[k] == 0)
+            raise _refuse(node, f"a slope of {float(a[bad]):g} on channel {bad} (the engines take slopes below 1 "
+                                "other than 0 on every channel, or 0 on all of them: a ReLU)")
+        name = _name(node)
+        self.affine(node, a.reshape(-1, *dims), 0, label=f"{name}.neg")
+        self._split(name, a)
+
+    def _split(self, name: str, a: torch.Tensor) -> None:
+        """The leaky activation's layers after the scaled map x' (the current tensor): r = ReLU(((1 - a) / a)
+        x') and y = x' + r, the Add named ``name``."""
+        scaled, shape = self.current, self.shape
+        self.add(ChannelAffine(f"{name}.pos", shape, shape, ((1 - a) / a).float(), torch.zeros(shape[0])))
+        self.add(ReLU(f"{name}.relu", shape, shape))
+        self.add(Add(name, shape, shape, (scaled, self.current)))
+        self.splits[self.current] = a  # by the names the layers got (a module called twice: name_1)
+
+    def _lift_split(self, node) -> torch.Tensor | None:
+        """A max-pool of a leaky activation with positive slopes, which only the pool reads: the split's
+        layers taken off (the pool reads the scaled map) and its slopes returned, for the split to follow
+        the pool. A pool commutes with an increasing function, and the pooled map is smaller, so its
+        split moves fewer pixels; the pool then ranks the convolution's accumulator in its write-back as
+        before a ReLU (docs/dag.md, "LeakyReLU and PReLU")."""
+        k = self.sole_producer(node, through_flatten=False)
+        if k is None or k != len(self.layers) - 1 or self.layers[k].name not in self.splits:
+            return None
+        a = self.splits[self.layers[k].name]
+        if not bool((a > 0).all()):
+            return None
+        self.current = self.layers[k].inputs[0]
+        del self.splits[self.layers[k].name], self.layers[-3:]  # the split's affine, ReLU and Add, added last
+        return a
 
     def concat(self, node, names: list[str], dim: Any) -> None:
         """``torch.cat`` of maps along the channels (dim 1 of (N, C, H, W)). A cat of one map is that map; a
@@ -435,8 +490,12 @@ class _Builder:
         if oh < 1 or ow < 1:
             raise _refuse(node, f"window {(kh, kw)} does not fit the {h}x{w} input")
         cls = MaxPool2d if kind == "max" else AvgPool2d
-        self.add(cls(_name(node), self.shape, (c, oh, ow), (kh, kw), (sh, sw), (ph, pw), bool(ceil_mode),
+        a = self._lift_split(node) if kind == "max" else None
+        name = _name(node) if a is None else f"{_name(node)}.max"
+        self.add(cls(name, self.shape, (c, oh, ow), (kh, kw), (sh, sw), (ph, pw), bool(ceil_mode),
                      bool(count_include_pad)))
+        if a is not None:
+            self._split(_name(node), a)
 
     def pool1d(self, node, kind: str, kernel, stride, padding=0, ceil_mode=False, dilation=1,
                count_include_pad=True) -> None:
@@ -854,6 +913,10 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 b.relu(node)
             elif isinstance(m, nn.Hardtanh):  # nn.ReLU6 is a Hardtanh(0, 6)
                 b.clamp(node, m.min_val, m.max_val)
+            elif isinstance(m, nn.LeakyReLU):
+                b.leaky(node, m.negative_slope)
+            elif isinstance(m, nn.PReLU):
+                b.leaky(node, m.weight)
             elif isinstance(m, nn.MaxPool2d):
                 if m.return_indices:
                     raise _refuse(node, "return_indices=True")
@@ -901,6 +964,10 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 b.clamp(node, 0, 6)
             elif node.target is F.hardtanh:
                 b.clamp(node, _arg(node, 1, "min_val", -1.0), _arg(node, 2, "max_val", 1.0))
+            elif node.target is F.leaky_relu:
+                b.leaky(node, _arg(node, 1, "negative_slope", 0.01))
+            elif node.target in (F.prelu, torch.prelu):
+                b.leaky(node, constant(_arg(node, 1, "weight")))
             elif node.target is torch.clamp:
                 b.clamp(node, _arg(node, 1, "min"), _arg(node, 2, "max"))
             elif node.target in _FLATTEN_FUNCS:
@@ -1057,6 +1124,10 @@ def _handle_aten_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.fx.
             _arith(b, node, _ATEN_ARITH[op], env, value)
         elif op in (aten.relu6, aten.relu6_):
             b.clamp(node, 0, 6)
+        elif op in (aten.leaky_relu, aten.leaky_relu_):
+            b.leaky(node, args[1] if len(args) > 1 else 0.01)
+        elif op in (aten.prelu, _aten("_prelu_kernel")):
+            b.leaky(node, args[1])
         elif op in (aten.hardtanh, aten.hardtanh_):
             a = args + [None] * 3
             b.clamp(node, -1.0 if a[1] is None else a[1], 1.0 if a[2] is None else a[2])

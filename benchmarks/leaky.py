@@ -1,0 +1,147 @@
+"""LeakyReLU on the Engine v2 RTL (Verilator): what the split a·x + ReLU((1 - a)·x) costs a network.
+
+Run: ``python -m benchmarks.leaky [--boards pynq-z2]``, under the shared heavy-tool lock. A
+Darknet-style classifier (YOLOv3-tiny's backbone on 3 x 32 x 32: 3 x 3 convolutions of 16, 32, 64 and
+128 channels, each with a BatchNorm and a LeakyReLU(0.1), max-pools between them, a global mean and a
+Linear), deterministic random weights, and the same net with ReLUs. Each is planned for the board
+(its own buffers and memories), both Programs run on one Verilator build (SystemVerilog DDR model at latency 24) for predict and
+saliency, every run compared with golden bit for bit and with ``timing.method_cycles``, every job of
+the saliency run with ``timing.job_cost``. The leaky jobs are those the split adds (the per-channel
+affine with its ReLU, the Add, and their backward jobs: the layers ``<name>.pos`` and ``<name>``).
+
+Results in benchmarks/results/leaky.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date
+
+import numpy as np
+import torch
+from torch import nn
+
+import xaihls
+from benchmarks.switch import RESULTS
+from xaihls.backends.rtl.v2 import sim
+from xaihls.backends.rtl.v2.cycles import compare
+from xaihls.backends.rtl.v2.params import rtl_params
+from xaihls.executor import quantize_input
+from xaihls.methods import METHOD_CODES, PREDICT_CODE
+from xaihls.models.edge import _randomize_batchnorm
+from xaihls.plan.boards import load_board
+from xaihls.plan.planner_v2 import plan_v2
+from xaihls.plan.timing import method_cycles
+
+SHAPE = (3, 32, 32)
+RUNS = (None, "saliency")
+
+
+class Darknet(nn.Module):
+    """YOLOv3-tiny's first four stages as a classifier; ``act`` makes each activation."""
+
+    def __init__(self, act, seed: int = 0, widths: tuple[int, ...] = (16, 32, 64, 128), classes: int = 10):
+        super().__init__()
+        torch.manual_seed(seed)
+        layers, c = [], SHAPE[0]
+        for k, w in enumerate(widths):
+            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), act()]
+            if k < len(widths) - 1:
+                layers.append(nn.MaxPool2d(2))
+            c = w
+        self.body = nn.Sequential(*layers)
+        self.fc = nn.Linear(c, classes)
+        _randomize_batchnorm(self)
+
+    def forward(self, x):
+        return self.fc(self.body(x).mean((2, 3)))
+
+
+NETS = {"leaky": lambda: nn.LeakyReLU(0.1), "relu": nn.ReLU}
+
+
+def measure(board: str) -> dict:
+    calibration = torch.rand((8, *SHAPE), generator=torch.Generator().manual_seed(1))
+    x = torch.rand((1, *SHAPE), generator=torch.Generator().manual_seed(2))
+    built = {}
+    for kind, act in NETS.items():
+        acc = xaihls.compile(Darknet(act).eval(), SHAPE, calibration=calibration, backends=("golden",),
+                             methods=("saliency",))
+        built[kind] = (acc, plan_v2(acc.qgraph, load_board(board)))
+    params = None
+    for _, plan in built.values():  # one Verilator build for both plans
+        p = rtl_params(plan.program, plan.engine)
+        params = p if params is None else params.covering(p)
+    engine = built["leaky"][1].engine
+    out = {"board": board, "tm": engine.tm, "tn": engine.tn, "nets": {}}
+    for kind, (acc, plan) in built.items():
+        program, engine = plan.program, plan.engine
+        assert (engine.tm, engine.tn) == (out["tm"], out["tn"]), "one array shape for both nets"
+        model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
+        tmtn = engine.tm * engine.tn
+        x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
+        sim_runs = [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": sim.ig_table(2, "trapezoid",
+                                                                                            acc.qgraph.width),
+                     "target": -1, "steps": 2, "method": PREDICT_CODE if m is None else METHOD_CODES[m]}
+                    for m in RUNS]
+        res = sim.simulate(program, params, sim_runs)
+        rows = []
+        for m, r in zip(RUNS, res):
+            g = acc.run(x, m) if m else acc.run(x)
+            exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy())
+                     and (m is None or np.array_equal(r["attribution"], g.attribution[0].numpy())))
+            rows.append({"run": m or "predict", "cycles": r["cycles"],
+                         "model_cycles": method_cycles(program, model_engine, m), "bit_exact": bool(exact)})
+        layers = acc.qgraph.graph.layers
+        split = {layer.name for layer in layers if layer.name.endswith(".pos")}
+        split |= {name.removesuffix(".pos") for name in split}
+        descs = {"forward": program.forward, "backward": program.backward}
+        jobs = []
+        for row in compare(program, model_engine, res[RUNS.index("saliency")]["profile"], sim.common.DDR_LATENCY):
+            d = descs[row.direction][row.index]
+            name = layers[d.layer].name if d.layer < len(layers) else "logits"
+            jobs.append({"direction": row.direction, "layer": name, "split": name in split, "rtl": row.rtl,
+                         "model": row.model, "deviation": row.deviation,
+                         "utilisation": None if not row.macs else row.macs / (tmtn * row.rtl)})
+        out["nets"][kind] = {"runs": rows, "jobs": jobs, "forward_jobs": len(program.forward),
+                             "backward_jobs": len(program.backward), "mask_bits": engine.mask_bits,
+                             "index_entries": engine.index_entries, "w_depth": engine.w_depth}
+    return out
+
+
+def markdown(result: dict) -> str:
+    lines = [f"**Darknet-style classifier on {result['board']}** ({result['tm']} x {result['tn']})", "",
+             "| activation | jobs (forward / backward) | predict | saliency | worst run vs model | jobs of the split "
+             "(saliency run): cycles | ReLU bits, pool indices, weight rows | bit-exact |",
+             "|---|---|---|---|---|---|---|---|"]
+    base = {r["run"]: r["cycles"] for r in result["nets"]["relu"]["runs"]}
+    for kind, net in result["nets"].items():
+        runs = {r["run"]: r for r in net["runs"]}
+        worst = max((r["cycles"] / r["model_cycles"] - 1 for r in net["runs"]), key=abs)
+        split = [j for j in net["jobs"] if j["split"]]
+        ratio = "" if kind == "relu" else " ({:.2f}x)"
+        lines.append(f"| {kind} | {net['forward_jobs']} / {net['backward_jobs']} | "
+                     f"{runs['predict']['cycles']:,}{ratio.format(runs['predict']['cycles'] / base['predict'])} | "
+                     f"{runs['saliency']['cycles']:,}{ratio.format(runs['saliency']['cycles'] / base['saliency'])} | "
+                     f"{worst:+.1%} | {len(split)} jobs, {sum(j['rtl'] for j in split):,} | "
+                     f"{net['mask_bits']:,}, {net['index_entries']:,}, {net['w_depth']} | "
+                     f"{'yes' if all(r['bit_exact'] for r in net['runs']) else 'NO'} |")
+    worst_job = max(abs(j["deviation"]) for net in result["nets"].values() for j in net["jobs"])
+    lines += ["", f"Every job within {worst_job:.1%} of the cycle model."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--boards", nargs="+", default=["pynq-z2"])
+    args = ap.parse_args()
+    results = [measure(b) for b in args.boards]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "leaky.json").write_text(json.dumps({"date": str(date.today()), "results": results}, indent=2) + "\n")
+    for r in results:
+        print(markdown(r) + "\n")
+
+
+if __name__ == "__main__":
+    main()
