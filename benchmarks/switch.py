@@ -56,13 +56,18 @@ def measure(model: str, board: str, switch: str, on: str, off: str, runs: tuple,
     methods = tuple(m for m in runs if m)
     acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
                          methods=methods)
+    return measure_compiled(model, acc, entry.calibration()[:1], board, switch, on, off, runs, job_fields)
+
+
+def measure_compiled(model: str, acc, x, board: str, switch: str, on: str, off: str, runs: tuple,
+                     job_fields: Callable) -> dict:
+    """``measure`` of a compiled accelerator ``acc`` (named ``model``) on its image batch ``x`` of one."""
     plan = plan_v2(acc.qgraph, load_board(board))
     engine = plan.engine
     model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
     programs = {on: plan.program, off: switched_off(plan.program, acc.qgraph, engine, switch)}
     params = rtl_params(programs[on], engine).covering(rtl_params(programs[off]))
-    x = entry.calibration()[:1]
-    x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
+    x_q = quantize_input(acc.qgraph, acc.graph.as_maps(x))[0][0].numpy()
     sim_runs = [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": sim.ig_table(2, "trapezoid",
                                                                                         acc.qgraph.width),
                  "target": -1, "steps": 2, "method": PREDICT_CODE if m is None else METHOD_CODES[m]} for m in runs]
@@ -75,7 +80,7 @@ def measure(model: str, board: str, switch: str, on: str, off: str, runs: tuple,
         for m, r in zip(runs, res):
             g = acc.run(x, m) if m else acc.run(x)
             exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy())
-                     and (m is None or np.array_equal(r["attribution"], g.attribution[0].numpy())))
+                     and (m is None or np.array_equal(r["attribution"], acc.graph.as_maps(g.attribution)[0].numpy())))
             rows.append({"run": m or "predict", "cycles": r["cycles"],
                          "model_cycles": method_cycles(program, model_engine, m), "bit_exact": bool(exact)})
         jobs = []

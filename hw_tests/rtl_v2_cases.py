@@ -9,8 +9,9 @@ import numpy as np
 import torch
 
 import xaihls
-from tests.random_nets import (concat_net, conv1d_net, dense_block_net, edge_net, long_pool_net, narrow_net, padded_net,
-                               leaky_net, pool_net, random_dag_net, random_net, residual_conv_net, shuffle_net)
+from tests.random_nets import (concat_net, conv1d_net, dense_block_net, dilated_net, edge_net, leaky_net, long_pool_net,
+                               narrow_net, padded_net, pool_net, random_dag_net, random_net, residual_conv_net,
+                               shuffle_net)
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -47,6 +48,12 @@ DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4", "dag20", "residual2", "
 # Add and a per-channel affine at the scaled map): leaky0 a PReLU after a stride-2 conv, a depthwise residual
 # block with leaky_relu(0.2); leaky10 PReLUs of one slope a channel after depthwise convs and BatchNorms
 LEAKY_NETS = ("leaky0", "leaky10")
+# tests.random_nets.dilated_net (each dilated conv run as its spread, its jobs a tap step apart): dilated2 a
+# 1-D net of dilations 8 and 4 (tap step 2: 9 and 5 passes a row); dilated5 2-D, a conv of dilation (2, 1)
+# read beside a residual add (a gradient sum's merged grid at step (2, 1)), depthwise ones of dilation (1, 3);
+# dilated10 1-D, a conv of dilation 2 (step 2 both ways), then residual blocks of a dense conv and a
+# depthwise one of dilation 3 (each a reader of a gradient sum, the second's at step 3)
+DILATED_NETS = ("dilated2", "dilated5", "dilated10")
 # 1-D nets (tests.random_nets.conv1d_net, input (C, L), maps of one row): conv1d1024 a global pool of 38
 # columns summed over a ragged grid (13 positions of 3 passes, the last reading one column past the map),
 # a depthwise conv and a BatchNorm1d folded into a hidden Linear; conv1d5 a ceil-mode max-pool and an
@@ -68,7 +75,8 @@ CAMS = ("grad_cam", "guided_grad_cam")
 # narrow<width>: tests.random_nets.narrow_net, two rows of <width> columns through padded pools of stride 1
 RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag": random_dag_net, "narrow": narrow_net,
                "residual": residual_conv_net, "concat": concat_net, "conv1d": conv1d_net, "longpool": long_pool_net,
-               "padded": padded_net, "dense": dense_block_net, "shuffle": shuffle_net, "leaky": leaky_net}
+               "padded": padded_net, "dense": dense_block_net, "shuffle": shuffle_net, "leaky": leaky_net,
+               "dilated": dilated_net}
 # the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
 NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,
@@ -122,7 +130,7 @@ def shared_params(shape: str) -> RtlV2Params:
     """One parameter set (one Verilator build) that runs every test net at this shape."""
     params = None
     extra = (LONG_POOL_NETS if shape == "16x8" else ()) + ((NARROW_NETS[shape],) if shape in NARROW_NETS else ())
-    for name in NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + PADDED_NETS + LEAKY_NETS + extra:
+    for name in NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + PADDED_NETS + LEAKY_NETS + DILATED_NETS + extra:
         p = rtl_params(program(name, shape))
         params = p if params is None else params.covering(p)
     return params

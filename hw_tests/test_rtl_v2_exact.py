@@ -5,8 +5,9 @@ equal the interpreter's, with and without AXI stalls."""
 import numpy as np
 import pytest
 
-from hw_tests.rtl_v2_cases import (CAM_NETS, CAMS, DAG_NETS, EDGE_NETS, LEAKY_NETS, LONG_POOL_NETS, NARROW_NETS, NETS,
-                                   ONE_D_NETS, PADDED_NETS, STALL_PROBABILITY, compiled, expected, program, simulated)
+from hw_tests.rtl_v2_cases import (CAM_NETS, CAMS, DAG_NETS, DILATED_NETS, EDGE_NETS, LEAKY_NETS, LONG_POOL_NETS,
+                                   NARROW_NETS, NETS, ONE_D_NETS, PADDED_NETS, STALL_PROBABILITY, compiled, expected,
+                                   program, simulated)
 from xaihls.plan.contract import Flag, Op
 
 
@@ -67,6 +68,15 @@ def test_rtl_v2_equals_golden_with_unequal_padding(name, shape):
 def test_rtl_v2_equals_golden_on_leaky_relu_and_prelu(name, shape):
     """LeakyReLU and PReLU as layers the engines have (the slope folded into the layer before, a per-channel
     affine with a ReLU, an Add; the scaled map's gradient a sum of two), with and without AXI stalls."""
+    _check(name, shape, 0.0)
+    _check(name, shape, STALL_PROBABILITY)
+
+
+@pytest.mark.parametrize("shape", ["4x4", "16x8"])
+@pytest.mark.parametrize("name", DILATED_NETS)
+def test_rtl_v2_equals_golden_on_dilated_convolutions(name, shape):
+    """Dilated convolutions as their spreads, the jobs' passes a tap step of 2 or 3 apart (forward, and
+    backward at stride 1), with and without AXI stalls."""
     _check(name, shape, 0.0)
     _check(name, shape, STALL_PROBABILITY)
 

@@ -673,3 +673,63 @@ def leaky_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]
             return self.fc(self.body(x).mean((2, 3)))
 
     return Net().eval(), shape, torch.rand((8, *shape)) * 2.0
+
+
+class _TemporalBlock(nn.Module):
+    """A TCN / WaveNet block: a dilated convolution (dense or depthwise) with a ReLU, the block's input
+    added where the shapes agree."""
+
+    def __init__(self, conv: nn.Module, residual: bool):
+        super().__init__()
+        self.conv, self.residual = conv, residual
+
+    def forward(self, x):
+        y = F.relu(self.conv(x))
+        return x + y if self.residual else y
+
+
+def dilated_net(seed: int) -> tuple[nn.Module, tuple[int, ...], torch.Tensor]:
+    """Dilated convolutions: half the seeds a 1-D temporal CNN (TCN / WaveNet style, input (C, L): kernels
+    of 2 to 5 taps at dilations 1 to 8, 'same' or any padding, residual blocks, depthwise ones, a
+    strided one and max-pools now and then), half a 2-D net (dilations 1 to 3 a dimension, strides 1 or
+    2, padding any); a global mean and a Linear head; deterministic in the seed."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    one_d = seed % 2 == 0
+    c = rng.choice((1, 2, 4))
+    size = [rng.randint(24, 64)] if one_d else [rng.randint(9, 16), rng.randint(9, 16)]
+    shape = (c, *size)
+    conv = nn.Conv1d if one_d else nn.Conv2d
+    layers: list[nn.Module] = []
+    for _ in range(rng.randint(2, 4)):
+        if rng.random() < 0.2 and min(size) >= 6 and layers:
+            layers.append(nn.MaxPool1d(2) if one_d else nn.MaxPool2d(2))
+            size = [n // 2 for n in size]
+            continue
+        k = rng.randint(2, 5) if one_d else rng.choice((2, 3))
+        dilation = [rng.choice((1, 2, 3, 4, 6, 8)) if one_d else rng.randint(1, 3) for _ in size]
+        reach = [(k - 1) * d + 1 for d in dilation]
+        stride = 2 if rng.random() < 0.2 and min(size) >= 8 else 1
+        depthwise = rng.random() < 0.3
+        o = c if depthwise or (c > 1 and rng.random() < 0.4) else rng.choice((4, 8, 12))
+        if stride == 1 and rng.random() < 0.5:
+            padding, out = "same", size
+        else:
+            padding = [rng.randint(0, r // 2) for r in reach]
+            out = [_conv_out(n, r, stride, p) for n, r, p in zip(size, reach, padding)]
+        if min(out) < 1:
+            continue
+        layer = conv(c, o, k, stride, padding, dilation if not one_d else dilation[0], groups=c if depthwise else 1)
+        layers.append(_TemporalBlock(layer, residual=o == c and out == size and rng.random() < 0.6))
+        c, size = o, out
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(*layers)
+            self.fc = nn.Linear(c, rng.choice((3, 10)))
+
+        def forward(self, x):
+            return self.fc(self.body(x).mean(tuple(range(2, 2 + len(size)))))
+
+    return Net().eval(), shape, torch.rand((8, *shape)) * 2.0

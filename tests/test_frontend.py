@@ -125,7 +125,6 @@ def test_skip_connection_is_an_add_of_the_input_and_a_conv():
 
 
 @pytest.mark.parametrize("layer,needle", [
-    (nn.Conv2d(2, 2, 3, dilation=2), "dilation"),
     (nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect"), "padding_mode"),
     (nn.MaxPool2d(2, dilation=2), "dilation"),
     (nn.AdaptiveAvgPool2d(3), "output size"),

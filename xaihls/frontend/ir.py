@@ -14,6 +14,7 @@ a single chain, which every hardware executor requires for now.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Union
@@ -26,6 +27,15 @@ INPUT = "input"
 """The name of the image tensor (no layer takes it)."""
 
 
+def dilate_kernel(weight: torch.Tensor, dilation: tuple[int, int]) -> torch.Tensor:
+    """A kernel (O, I, kh, kw) with dilation - 1 zero rows and columns between its taps: the undilated
+    kernel of the same convolution."""
+    (dy, dx), (o, i, kh, kw) = dilation, weight.shape
+    out = torch.zeros((o, i, (kh - 1) * dy + 1, (kw - 1) * dx + 1), dtype=weight.dtype)
+    out[:, :, ::dy, ::dx] = weight
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class Conv2d:
     """2-D convolution with zero padding. Weight (O, I / groups, kh, kw), bias (O,).
@@ -35,6 +45,8 @@ class Conv2d:
     left of the map; ``out_shape`` says how far the windows reach past its bottom and right
     (``padding_end``): as far as on the other side for PyTorch's symmetric padding, further or less
     far for a zero pad folded in (``F.pad``, ``nn.ZeroPad2d``, ``padding='same'`` with an even kernel).
+    ``dilation`` spaces the taps as PyTorch's does; every executor but the float reference runs a dilated
+    convolution as its ``spread`` (docs/frontend.md, "Dilated convolutions").
     """
 
     name: str
@@ -47,10 +59,28 @@ class Conv2d:
     padding: tuple[int, int]
     groups: int = 1
     inputs: tuple[str, ...] = ()
+    dilation: tuple[int, int] = (1, 1)
 
     @property
     def in_channels(self) -> int:
         return self.in_shape[0]
+
+    @property
+    def reach(self) -> tuple[int, int]:
+        """The rows and columns a window spans: the kernel's, or (k - 1) * dilation + 1."""
+        return tuple((k - 1) * d + 1 for k, d in zip(self.kernel, self.dilation))
+
+    @property
+    def dilated(self) -> bool:
+        return self.dilation != (1, 1)
+
+    def spread(self) -> "Conv2d":
+        """The same convolution without dilation: a kernel as large as the window, zero between the taps
+        (``dilate_kernel``). Every sum it makes is the dilated one's."""
+        if not self.dilated:
+            return self
+        return dataclasses.replace(self, weight=dilate_kernel(self.weight, self.dilation), kernel=self.reach,
+                                   dilation=(1, 1))
 
     @property
     def out_channels(self) -> int:
@@ -65,16 +95,16 @@ class Conv2d:
     def padding_end(self) -> tuple[int, int]:
         """The zero rows below and columns right of the map that the windows reach (negative: the map's
         last rows or columns that no window reaches)."""
-        (_, h, w), (_, oh, ow) = self.in_shape, self.out_shape
-        return ((oh - 1) * self.stride[0] + self.kernel[0] - h - self.padding[0],
-                (ow - 1) * self.stride[1] + self.kernel[1] - w - self.padding[1])
+        (_, h, w), (_, oh, ow), (rh, rw) = self.in_shape, self.out_shape, self.reach
+        return ((oh - 1) * self.stride[0] + rh - h - self.padding[0],
+                (ow - 1) * self.stride[1] + rw - w - self.padding[1])
 
     @property
     def uneven(self) -> bool:
         """Whether the output is not PyTorch's for the symmetric ``padding`` (a zero pad folded in, more
         or less on the bottom and right than on the top and left)."""
         (_, h, w), (_, oh, ow) = self.in_shape, self.out_shape
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        (kh, kw), (sh, sw), (ph, pw) = self.reach, self.stride, self.padding
         return (oh, ow) != ((h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
 
     @property

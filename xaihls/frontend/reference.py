@@ -63,7 +63,7 @@ def _grouped_conv2d(x: torch.Tensor, layer: Conv2d) -> torch.Tensor:
     padding = layer.padding
     if layer.uneven:
         x, padding = F.pad(x, layer.frame), (0, 0)
-    cols = F.unfold(x, layer.kernel, padding=padding, stride=layer.stride)  # N, C*kh*kw, L
+    cols = F.unfold(x, layer.kernel, dilation=layer.dilation, padding=padding, stride=layer.stride)  # N, C*kh*kw, L
     cols = cols.reshape(n, g, -1, oh * ow)
     w = layer.weight.to(x.dtype).reshape(g, layer.out_channels // g, -1)
     out = torch.einsum("ngkl,gok->ngol", cols, w).reshape(n, layer.out_channels, oh, ow)
@@ -78,9 +78,9 @@ def layer_float(layer, inputs: list[torch.Tensor], relu=F.relu) -> torch.Tensor:
             return _grouped_conv2d(x, layer)
         if layer.uneven:  # a zero pad folded in
             return F.conv2d(F.pad(x, layer.frame), layer.weight.to(x.dtype), layer.bias.to(x.dtype), layer.stride,
-                            0, groups=layer.groups)
+                            0, layer.dilation, layer.groups)
         return F.conv2d(x, layer.weight.to(x.dtype), layer.bias.to(x.dtype), layer.stride, layer.padding,
-                        groups=layer.groups)
+                        layer.dilation, layer.groups)
     if isinstance(layer, Linear):
         return F.linear(x, layer.weight.to(x.dtype), layer.bias.to(x.dtype))
     if isinstance(layer, ReLU):
@@ -310,7 +310,7 @@ def graph_to_module(graph: Graph) -> torch.nn.Module:
     for layer in graph.layers:
         if isinstance(layer, Conv2d):
             conv = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel, layer.stride,
-                             0 if layer.uneven else layer.padding, groups=layer.groups)
+                             0 if layer.uneven else layer.padding, layer.dilation, groups=layer.groups)
             conv.weight.data.copy_(layer.weight)
             conv.bias.data.copy_(layer.bias)
             m = nn.Sequential(nn.ZeroPad2d(layer.frame), conv) if layer.uneven else conv  # a zero pad folded in

@@ -25,8 +25,10 @@ from xaihls.frontend.ir import (INPUT, Add, AvgPool2d, ChannelAffine, ChannelSel
                                 Layer, Linear, MaxPool2d, ReLU, ReLU6, Shape)
 
 SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
-    ("Conv2d", "any kernel, stride and zero padding (`padding='same'` at stride 1, an even kernel's extra zero "
-               "at the end as PyTorch pads it); any `groups` (depthwise included), dilation 1; bias or not"),
+    ("Conv2d", "any kernel, stride, dilation and zero padding (`padding='same'` at stride 1, an even kernel's "
+               "extra zero at the end as PyTorch pads it); any `groups` (depthwise included); bias or not; a "
+               "dilated one runs as its kernel spread with zeros, the engines' passes stepping over them "
+               "(docs/frontend.md)"),
     ("Conv1d, MaxPool1d, AvgPool1d, AdaptiveAvgPool1d, AdaptiveMaxPool1d",
      "in a model whose `input_shape` is (C, L): each is its 2-D layer with a (1, k) window on a (C, 1, L) map, "
      "with the same limits (attributions come back as (N, C, L)); `x.mean(2)`, `x.amax(-1)` and `x.max(-1)[0]` "
@@ -215,8 +217,9 @@ class _Builder:
     def conv(self, node, weight, bias, stride, padding, dilation, groups, padding_mode="zeros") -> None:
         if len(self.shape) != 3:
             raise _refuse(node, f"Conv2d needs a (C, H, W) input, got shape {self.shape}")
-        if _pair(dilation) != (1, 1):
-            raise _refuse(node, f"dilation={dilation} (only 1 is supported)")
+        dy, dx = _pair(dilation)
+        if min(dy, dx) < 1:
+            raise _refuse(node, f"dilation={dilation}")
         if padding_mode != "zeros":
             raise _refuse(node, f"padding_mode='{padding_mode}' (only 'zeros' is supported)")
         groups = int(groups)
@@ -225,6 +228,7 @@ class _Builder:
         if i * groups != self.shape[0] or o % groups:
             raise _refuse(node, f"expects {i * groups} input channels in {groups} groups, gets {self.shape[0]}")
         sh, sw = _pair(stride)
+        rh, rw = (kh - 1) * dy + 1, (kw - 1) * dx + 1  # the rows and columns a window spans
         if isinstance(padding, str):
             if padding == "valid":
                 padding = 0
@@ -234,18 +238,19 @@ class _Builder:
                 raise _refuse(node, f"padding='{padding}' with stride {(sh, sw)} (PyTorch takes 'same' at stride 1)")
         # zeros above, below, left and right: the conv's own, and a zero pad folded in (F.pad, nn.ZeroPad2d)
         if padding is None:
-            top, bottom, left, right = (kh - 1) // 2, kh // 2, (kw - 1) // 2, kw // 2
+            top, bottom, left, right = (rh - 1) // 2, rh // 2, (rw - 1) // 2, rw // 2
         else:
             (top, left) = _pair(padding)
             bottom, right = top, left
         pl, pr, pt, pb = self.pads.pop(_data_input(node), (0, 0, 0, 0))
         top, bottom, left, right = top + pt, bottom + pb, left + pl, right + pr
         _, h, w = self.shape
-        oh, ow = (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1
+        oh, ow = (h + top + bottom - rh) // sh + 1, (w + left + right - rw) // sw + 1
         if oh < 1 or ow < 1:
-            raise _refuse(node, f"kernel {(kh, kw)} does not fit the {h}x{w} input")
+            raise _refuse(node, f"kernel {(kh, kw)} of dilation {(dy, dx)} does not fit the {h}x{w} input")
         bias = torch.zeros(o) if bias is None else bias.detach().to(torch.float32).clone()
-        self.add(Conv2d(_name(node), self.shape, (o, oh, ow), weight, bias, (kh, kw), (sh, sw), (top, left), groups))
+        self.add(Conv2d(_name(node), self.shape, (o, oh, ow), weight, bias, (kh, kw), (sh, sw), (top, left), groups,
+                        dilation=(dy, dx)))
 
     def pad(self, node, pads, mode="constant", value=0.0) -> None:
         """``F.pad`` / ``nn.ZeroPad2d`` / ``nn.ConstantPad1d(p, 0)`` of a map with zeros, which only a convolution
@@ -481,8 +486,9 @@ class _Builder:
         kh, kw = _pair(kernel)
         sh, sw = _pair(stride if stride not in (None, [], ()) else kernel)
         ph, pw = _pair(padding)
-        if _pair(dilation) != (1, 1):
-            raise _refuse(node, f"dilation={dilation} (only 1 is supported)")
+        dy, dx = _pair(dilation)
+        if min(dy, dx) < 1:
+            raise _refuse(node, f"dilation={dilation}")
         if ph > kh // 2 or pw > kw // 2:
             raise _refuse(node, f"padding {(ph, pw)} is more than half the window {(kh, kw)}")
         c, h, w = self.shape

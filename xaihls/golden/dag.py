@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Linear,
-                                MaxPool2d, ReLU, ReLU6)
+                                MaxPool2d, ReLU, ReLU6, dilate_kernel)
 from xaihls.executor import attribution_format
 from xaihls.frontend.reference import upsample_nearest
 from xaihls.golden import kernels
@@ -117,6 +117,8 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, layer: Conv2d, bits: tuple[int
            bias: torch.Tensor | None) -> torch.Tensor:
     """Exact int64 convolution of any ``groups`` (+ bias); an uneven one (a zero pad folded in) on its
     framed input."""
+    if layer.dilated:  # as its spread: the same sums
+        weight, layer = dilate_kernel(weight, layer.dilation), layer.spread()
     padding = layer.padding
     if layer.uneven:
         x, padding = F.pad(x, layer.frame), (0, 0)
@@ -134,6 +136,8 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, layer: Conv2d, bits: tuple[int
 def conv_transpose2d(g: torch.Tensor, weight: torch.Tensor, layer: Conv2d, bits: tuple[int, int]) -> torch.Tensor:
     """Exact int64 input gradient of a convolution of any ``groups``; an uneven one's as the gradient at
     its framed input, the frame cut off."""
+    if layer.dilated:  # as its spread: the same sums
+        weight, layer = dilate_kernel(weight, layer.dilation), layer.spread()
     if layer.uneven:
         return F.pad(_conv_transpose2d(g, weight, layer, (0, 0), (0, 0), bits), [-v for v in layer.frame])
     _, h, w = layer.in_shape

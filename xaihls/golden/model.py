@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
+from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, dilate_kernel
 from xaihls import executor
 from xaihls.golden import dag, kernels, stages
 from xaihls.golden.stages import StageKept
@@ -86,10 +86,13 @@ def _layer_forward(q: QLayer, i: int, x: torch.Tensor, kept: Kept, sat: Saturati
     """Layer i's integer output, and the wide values that decide a following ReLU bit or argmax."""
     layer = q.layer
     if isinstance(layer, Conv2d):
+        weight = q.weight
+        if layer.dilated:  # as its spread: the same sums
+            weight, layer = dilate_kernel(weight, layer.dilation), layer.spread()
         padding = layer.padding
         if layer.uneven:  # a zero pad folded in: the input framed as far as the windows reach
             x, padding = F.pad(x, layer.frame), (0, 0)
-        acc = kernels.conv2d(x, q.weight, layer.stride, padding, (q.in_fmt.width, q.weight_fmt.width),
+        acc = kernels.conv2d(x, weight, layer.stride, padding, (q.in_fmt.width, q.weight_fmt.width),
                              q.bias << q.bias_shift)
         return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name), acc
     if isinstance(layer, Linear):
@@ -120,16 +123,19 @@ def _layer_backward(
     g_out_fmt, g_in_fmt = qg.grad_fmt(mode, i + 1), qg.grad_fmt(mode, i)
     where = f"{layer.name}.grad"
     if isinstance(layer, Conv2d):
+        weight = q.weight
+        if layer.dilated:  # as its spread: the same sums
+            weight, layer = dilate_kernel(weight, layer.dilation), layer.spread()
         _, h, w = layer.in_shape
         _, oh, ow = layer.out_shape
         (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
         bits = (g_out_fmt.width, q.weight_fmt.width)
         if layer.uneven:  # the gradient at the framed input, the frame cut off
-            acc = F.pad(kernels.conv_transpose2d(g, q.weight, layer.stride, (0, 0), (0, 0), bits),
+            acc = F.pad(kernels.conv_transpose2d(g, weight, layer.stride, (0, 0), (0, 0), bits),
                         [-v for v in layer.frame])
         else:
             extra = (h - ((oh - 1) * sh - 2 * ph + kh), w - ((ow - 1) * sw - 2 * pw + kw))
-            acc = kernels.conv_transpose2d(g, q.weight, layer.stride, layer.padding, extra, bits)
+            acc = kernels.conv_transpose2d(g, weight, layer.stride, layer.padding, extra, bits)
         return sat.requantize(acc, g_out_fmt.frac + q.weight_fmt.frac, g_in_fmt, where)
     if isinstance(layer, Linear):
         acc = kernels.linear_transposed(g, q.weight, (g_out_fmt.width, q.weight_fmt.width))

@@ -112,7 +112,8 @@ def _plan(qg: QGraph) -> tuple[Stage, ...] | None:
             continue
         if not isinstance(layer, (Conv2d, Linear)) or (isinstance(layer, Conv2d) and map_shape is not None):
             return None
-        if isinstance(layer, Conv2d) and layer.uneven:  # a zero pad folded in: the layer-by-layer path frames it
+        if isinstance(layer, Conv2d) and (layer.uneven or layer.dilated):  # the layer-by-layer path frames or
+            # spreads it
             return None
         relu = i + 1 if i + 1 < len(layers) and isinstance(layers[i + 1], ReLU) else None
         after = (relu if relu is not None else i) + 1

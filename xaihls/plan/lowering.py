@@ -42,7 +42,7 @@ from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BY
                                   PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Unpool, field_limit,
                                   fold_offset)
 from xaihls.plan.dag import RECTIFIERS, canon, grad_dest, grad_store, structure
-from xaihls.quant.qgraph import QGraph
+from xaihls.quant.qgraph import QGraph, spread
 
 ALIGN = 64  # every DDR region starts on a 64-byte boundary
 
@@ -388,12 +388,32 @@ def _fold_dim(k: int, s: int, pad: int, n_in: int, n_out: int, f: int) -> FoldDi
     return best
 
 
+TAP_STEPS = True
+"""Whether a dilated convolution's jobs step over the zeros of its spread (``tap_step``); False: every
+job walks every tap of the spread, zeros included (to measure)."""
+
+
+def _lattice(used: np.ndarray) -> int:
+    """The largest step up to MAX_FOLD whose multiples hold every pass position ``used`` marks: a
+    merged pass grid's passes that carry weights, which a job then walks that far apart (1 for a
+    grid of one pass: nothing to step over)."""
+    return max(g for g in range(1, min(MAX_FOLD, max(used.size - 1, 1)) + 1)
+               if not used[np.arange(used.size) % g != 0].any())
+
+
+def tap_step(dilation: int) -> int:
+    """The pass step along a dimension of a convolution of ``dilation`` that the engines run as its
+    spread (``Conv2d.spread``): the largest divisor of the dilation a job's tap step holds (``ikx``,
+    ``iky``: up to MAX_FOLD), so its passes skip the zeros between taps, or all of them where it divides."""
+    return max(g for g in range(1, min(dilation, MAX_FOLD) + 1) if dilation % g == 0)
+
+
 def image_fold(qg: QGraph, shape: Shape) -> tuple[FoldDim, FoldDim] | None:
     """How the first convolution reads a folded image (rows, columns), where it reads the image
-    alone, is dense, and a fold of at most tn channels takes fewer passes; else None."""
+    alone, is dense, not dilated, and a fold of at most tn channels takes fewer passes; else None."""
     graph = qg.graph
     layer = graph.layers[0] if graph.layers else None
-    if (not FOLD_IMAGE or not isinstance(layer, Conv2d) or layer.groups != 1
+    if (not FOLD_IMAGE or not isinstance(layer, Conv2d) or layer.groups != 1 or layer.dilated
             or list(graph.consumers[0]) != [0]):
         return None
     c, h, w = _chw(graph.input_shape)
@@ -559,6 +579,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     fuse_pools = FUSE_POOL_BACKWARD if fuse_pools is None else fuse_pools
     if not 1 <= batch <= field_limit(HEADER, "batch"):
         raise XaiHlsError(f"batch {batch} outside 1..{field_limit(HEADER, 'batch')}")
+    original, qg = qg, spread(qg)  # a dilated convolution runs as its spread; the Program keeps the network's
     graph = qg.graph
     layers = graph.layers
     reads, users = graph.input_tensors, graph.consumers
@@ -574,7 +595,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     dag = structure(graph)  # the tensors stored side by side (a chain: none)
     act_pair, grad_pair = dag.pairs()
     cam = cam_tensor(qg)  # the tensor the Grad-CAM list reads (its layer's output), or None
-    fold = image_fold(qg, shape)  # the folded image the first convolution reads, or None
+    fold = image_fold(original, shape)  # the folded image the first convolution reads, or None
     fy, fx = upsampling_factors(qg) if cam is not None else (1, 1)
 
     # the shape whose blocked layout each tensor's bytes follow: a Flatten or a ReLU keeps its
@@ -654,6 +675,19 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     lanes_fw: dict[int, dict] = {}  # a depthwise conv's LANES weights and bias, forward; backward (stride 1)
     lanes_bw: dict[int, dict] = {}
     twins: dict[Job, tuple[Job, ...]] = {}  # a job -> its twin (Lowered.twins)
+    # a dilated convolution (run as its spread): its dilation, and where its backward reads a fused pool's
+    # gradient through the kept indices (an UNPOOL job steps one column a tap)
+    dilation = {i: layer.dilation for i, layer in enumerate(original.graph.layers)
+                if isinstance(layer, Conv2d) and layer.dilated}
+    unpooled = {p - 2 if isinstance(layers[p - 1], ReLU) else p - 1 for p, layer in enumerate(layers)
+                if fuse_pools and isinstance(layer, MaxPool2d) and fusable_pool(qg, p)}
+
+    def steps(i: int, backward: bool) -> tuple[int, int]:
+        """The pass steps (rows, columns) of layer i's jobs, forward or backward: a dilated convolution's
+        ``tap_step`` of its dilation (backward at stride 1 and not reading a fused pool's gradient), else 1."""
+        if not TAP_STEPS or i not in dilation or (backward and (layers[i].stride != (1, 1) or i in unpooled)):
+            return 1, 1
+        return tap_step(dilation[i][0]), tap_step(dilation[i][1])
 
     for i, layer in enumerate(layers):
         q = qg.layers[i]
@@ -665,21 +699,27 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 kern = _ungrouped(kern, layer.groups)
             out_w, in_w, sx = layer.out_shape[2], layer.in_shape[2], layer.stride[1]
             # the forward kernel; on the folded image (a dense first conv) a pass holds several taps, and a
-            # LANES twin needs its pass columns to be consecutive input columns (step 1)
+            # LANES twin needs its pass columns to be consecutive input columns (step 1); a dilated conv's
+            # spread, its passes (gy, gx) spread taps apart, over none of the zeros between its taps
             folded = i == 0 and fold is not None
+            (gy, gx), spread_taps = steps(i, False), [(t, u) for t in range(kh) for u in range(kw)]
+            stepped = [t * kw + u for t, u in spread_taps if t % gy == 0 and u % gx == 0]
             k_fw, cols, name = ((_folded_kernel(kern, fold, kw), fold[1].passes, f"{layer.name}.weight.folded")
-                                if folded else (kern[:, 0] if depthwise else kern, kw, f"{layer.name}.weight"))
+                                if folded else (kern[:, 0, stepped] if depthwise else kern[:, :, stepped],
+                                                (kw - 1) // gx + 1, f"{layer.name}.weight"))
             fw[i] = b.weights(name, _depthwise_blob(k_fw, shape) if depthwise else _dense_blob(k_fw, shape))
-            if (not folded or fold[1].step == 1) and lane_columns(shape, cols, _stride(sx, out_w), out_w,
-                                                                  None if depthwise else layer.out_channels):
+            if (not folded or fold[1].step == 1) and i not in dilation and lane_columns(
+                    shape, cols, _stride(sx, out_w), out_w, None if depthwise else layer.out_channels):
                 lanes_fw[i] = b.weights(f"{name}.lanes", _lanes_blob(k_fw, cols, _stride(sx, out_w), False, shape))
             bw[i] = []
+            gy, gx = steps(i, True)
             for (ry, rx), (i0, ty, _), (j0, tx, _) in _phases(layer):
                 if ty and tx:
-                    taps = [(i0 + t * layer.stride[0]) * kw + j0 + u * layer.stride[1] for t in range(ty)
+                    ty, tx = (ty - 1) // gy + 1, (tx - 1) // gx + 1  # a dilated conv's: every g-th (stride 1)
+                    taps = [(i0 + t * layer.stride[0] * gy) * kw + j0 + u * layer.stride[1] * gx for t in range(ty)
                             for u in range(tx)]
-                    if layer.stride == (1, 1) and lane_columns(shape, tx, 1, in_w,
-                                                               None if depthwise else layer.in_channels):
+                    if layer.stride == (1, 1) and i not in dilation and lane_columns(
+                            shape, tx, 1, in_w, None if depthwise else layer.in_channels):
                         # stride 1: one phase, every column of the input gradient
                         lanes_bw[i] = b.weights(f"{layer.name}.weight.phase{ry}{rx}.lanes",
                                                 _lanes_blob(kern[:, 0, taps] if depthwise else
@@ -824,7 +864,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             reach = [bool(p[1][1] and p[2][1]) for p in parts]  # whether a tap of the reader reaches the phase
             live = [p for p, r in zip(parts, reach) if r]
             if not live:  # no tap of either reader reaches the phase: it writes zeros
-                phases.append(dict(diag(0, 1), ky=0, kx=0, iy0=0, ix0=0, ry=ry, rx=rx, reach=reach))
+                phases.append(dict(diag(0, 1), ky=0, kx=0, iy0=0, ix0=0, ry=ry, rx=rx, reach=reach, gy=1, gx=1))
                 continue
             # one pass grid for both: pass (t, u) reads gradient row oy + hi_y - t (as every backward conv)
             hi_y, lo_y = max(p[1][2] for p in live), min(p[1][2] - p[1][1] + 1 for p in live)
@@ -842,8 +882,14 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     for u in range(tx):
                         tap = (i0 + v * sy) * kw + j0 + u * sx
                         kern[:, off:off + kt.shape[1], (hi_y - iy0 + v) * tx_all + hi_x - ix0 + u] = kt[:, :, tap] << ek
+            gy = gx = 1
+            if TAP_STEPS and any(r in dilation for r in readers):  # a dilated reader's spread: its taps' passes
+                grid = kern.reshape(*kern.shape[:2], ty_all, tx_all)
+                gy, gx = _lattice(grid.any(axis=(0, 1, 3))), _lattice(grid.any(axis=(0, 1, 2)))
+                kern = grid[:, :, ::gy, ::gx].reshape(*kern.shape[:2], -1)
+                ty_all, tx_all = (ty_all - 1) // gy + 1, (tx_all - 1) // gx + 1
             w = b.weights(f"{graph.tensor_names[t]}.gradient_sum.phase{ry}{rx}", _dense_blob(kern, shape))
-            phases.append(dict(w, ky=ty_all, kx=tx_all, iy0=hi_y, ix0=hi_x, ry=ry, rx=rx, reach=reach))
+            phases.append(dict(w, ky=ty_all, kx=tx_all, iy0=hi_y, ix0=hi_x, ry=ry, rx=rx, reach=reach, gy=gy, gx=gx))
         out_fracs = by_mode(lambda mode: qg.grad_fmt(mode, t).frac)
         sum_jobs[t] = (phases, dict(src_b=blocks[0], **_shift_fields(xs, frac, out_fracs)))
         if all(isinstance(layers[r], (Add, ChannelAffine)) for r in readers) and _adds_by_block(layout[t][0], shape):
@@ -999,8 +1045,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             if isinstance(layer, Conv2d):
                 (kh, kw), (sy, sx), (py, px) = layer.kernel, layer.stride, layer.padding
                 _, oh, ow = layer.out_shape
-                d = dict(_conv_fields(src, dst, layer.out_channels, shape), **common, ky=kh, kx=kw,
-                         isy=_stride(sy, oh), isx=_stride(sx, ow), iky=1, ikx=1, iy0=-py, ix0=-px, oh=oh, ow=ow)
+                gy, gx = steps(i, False)
+                d = dict(_conv_fields(src, dst, layer.out_channels, shape), **common, ky=(kh - 1) // gy + 1,
+                         kx=(kw - 1) // gx + 1, isy=_stride(sy, oh), isx=_stride(sx, ow), iky=gy, ikx=gx, iy0=-py,
+                         ix0=-px, oh=oh, ow=ow)
                 if i == 0 and fold is not None:
                     rows, cols = fold
                     d.update(ky=rows.passes, kx=cols.passes, iky=rows.step, ikx=cols.step, iy0=rows.origin,
@@ -1185,7 +1233,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         (sy, sx), (_, gh, gw) = _stride2(layers[r]), _chw(layout[t])
         for ph in phases:
             ry, rx, reach = ph["ry"], ph["rx"], ph["reach"]
-            geometry = {k: v for k, v in ph.items() if k not in ("ry", "rx", "reach")}
+            geometry = {k: v for k, v in ph.items() if k not in ("ry", "rx", "reach", "gy", "gx")}
             if t in dag.mixed and reach[1]:  # phase (ry, rx) of the 1 x 1 reader's gradient: pixels s*y + ry
                 oh, ow = len(range(ry, full.h, sy)), len(range(rx, full.w, sx))
                 backward.append(Job(**dict(_conv_fields(full, second, full.c, shape), **diag(1 << IDENTITY_FRAC, 1),
@@ -1199,9 +1247,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 shifts = {k: v for k, v in fields.items() if k.startswith("shift")}
                 for m in range(3):
                     shifts[f"xs_a{m}"] = fields[f"xs_b{m}" if reach[1] else f"xs_a{m}"]
-            d = dict(_conv_fields(src, dst, dst.c, shape), **geometry, **shifts, layer=r, isy=1, isx=1, iky=-1,
-                     ikx=-1, oh=len(range(ry, gh, sy)), ow=len(range(rx, gw, sx)), osy=sy, osx=sx, oyo=ry, oxo=rx,
-                     flags=rule_flags(relu))
+            d = dict(_conv_fields(src, dst, dst.c, shape), **geometry, **shifts, layer=r, isy=1, isx=1,
+                     iky=-ph["gy"], ikx=-ph["gx"], oh=len(range(ry, gh, sy)), ow=len(range(rx, gw, sx)), osy=sy,
+                     osx=sx, oyo=ry, oxo=rx, flags=rule_flags(relu))
             if relu is not None:
                 d.update(relu_bits(relu))
             backward.append(Job(**d))
@@ -1265,11 +1313,14 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 s = layers[p].stride[0]
                 fused = dict(index_base=index_base[p], index_plane=gsrc.plane, pool_kh=s, pool_kw=s, pool_sh=s,
                              pool_sw=s, unpool=Unpool.RELU if p_relu is not None else Unpool.ON)
+            gy, gx = steps(i, True)
             for k, ((ry, rx), (i0, ty, iy0), (j0, tx, ix0)) in enumerate(_phases(layer)):
                 if not (ty and tx):
                     ty = tx = 0
-                d = dict(_conv_fields(gsrc, gdst, gdst.c, shape), **common, ky=ty, kx=tx, isy=1, isx=1, iky=-1,
-                         ikx=-1, iy0=iy0, ix0=ix0, oh=len(range(ry, gh, sy)), ow=len(range(rx, gw, sx)), osy=sy,
+                else:  # a dilated conv's: every g-th tap of its spread (stride 1)
+                    ty, tx = (ty - 1) // gy + 1, (tx - 1) // gx + 1
+                d = dict(_conv_fields(gsrc, gdst, gdst.c, shape), **common, ky=ty, kx=tx, isy=1, isx=1, iky=-gy,
+                         ikx=-gx, iy0=iy0, ix0=ix0, oh=len(range(ry, gh, sy)), ow=len(range(rx, gw, sx)), osy=sy,
                          osx=sx, oyo=ry, oxo=rx)
                 if fused is not None and ty:
                     d.update(fused, flags=d["flags"] | flags(Flag.GATE))
@@ -1366,8 +1417,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     )
     assert len(forward) <= fwd_max and len(backward) <= bwd_max and len(cam_jobs) <= 3 + fy * fx, "descriptor room"
     slots = Slots(batch, dict(alloc.slot_bytes), mask_slot, index_slot) if batch > 1 else None
-    return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end, qg,
-                   slots, tuple(cam_jobs), twins)
+    return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end,
+                   original, slots, tuple(cam_jobs), twins)
 
 
 def _cam_activations(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, act: dict[int, Tensor],

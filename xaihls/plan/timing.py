@@ -311,15 +311,34 @@ def _pixels_written(d) -> int:
     return d.oh * _row_span(d)
 
 
-def _tap_pairs(d, bounds: tuple[int, int] | None = None) -> int:
+def _tap_pairs(d, bounds: tuple[int, int] | None = None, taps=None) -> int:
     """(position, tap) pairs of a job whose operand lies inside the input map (``bounds``: its
     rows and columns; by default the map the engine walks: an UNPOOL job's is the pooled map
-    times the window)."""
+    times the window); ``taps``: (rows, columns) predicates of the passes that count (a dilated
+    convolution's taps, not the zeros between them; ``_kernel_taps``)."""
     s = d.pool_sh if d.unpool else 1
     ih, iw = bounds or (d.ih * s, d.iw * s)
-    rows = sum(_rows_in(d.iy0 + t * d.iky, d.isy, d.oh, ih) for t in range(d.ky))
-    cols = sum(_rows_in(d.ix0 + t * d.ikx, d.isx, d.ow, iw) for t in range(d.kx))
+    keep_y, keep_x = taps or (lambda t: True, lambda t: True)
+    rows = sum(_rows_in(d.iy0 + t * d.iky, d.isy, d.oh, ih) for t in range(d.ky) if keep_y(t))
+    cols = sum(_rows_in(d.ix0 + t * d.ikx, d.isx, d.ow, iw) for t in range(d.kx) if keep_x(t))
     return rows * cols
+
+
+def _kernel_taps(layer, d):
+    """For job ``d`` of a dilated convolution, which the engines run as its spread (zeros between the
+    taps) a tap step g = |iky|, |ikx| apart (``lowering.tap_step``): the passes that are taps of the
+    kernel, as (rows, columns) predicates. Pass t of a forward job is spread tap t * g; of a backward
+    job's stride phase (ry, rx), spread tap i0 + t * s * g (``lowering._phase_taps``; g is 1 where
+    s is not). None for any other layer."""
+    dy, dx = getattr(layer, "dilation", (1, 1))
+    if (dy, dx) == (1, 1):
+        return None
+    gy, gx = abs(d.iky), abs(d.ikx)
+    if d.iky > 0:
+        return lambda t: t * gy % dy == 0, lambda t: t * gx % dx == 0
+    (sy, sx), (py, px) = layer.stride, layer.padding
+    i0, j0 = (d.oyo + py) % sy, (d.oxo + px) % sx
+    return lambda t: (i0 + t * sy * gy) % dy == 0, lambda t: (j0 + t * sx * gx) % dx == 0
 
 
 def _array_macs(d, engine: EngineV2) -> int:
@@ -380,16 +399,16 @@ def network_macs(d, layers, groups: int = 1) -> int:
             return sum(_phase_macs(d, layers[j]) for j in readers) * max(1, d.slots)
     if d.flags >> int(Flag.DIAG) & 1 and isinstance(layer, Conv2d) and not layer.depthwise:
         return 0  # a copy of a phase of a dense 1 x 1 convolution's gradient (a mixed gradient sum)
-    kernel = getattr(layer, "kernel", None)
+    kernel = getattr(layer, "reach", None)  # a convolution's window (its spread's kernel, where dilated)
     if (d.layer == 0 and d.iky > 0 and not d.flags >> int(Flag.DIAG) & 1 and kernel is not None
-            and (d.ky, d.kx) != tuple(kernel)):
+            and (d.ky, d.kx) != tuple(kernel) and not layer.dilated):
         # the first convolution on a folded image (lowering.image_fold): a pass holds several taps
         (kh, kw), (py, px) = kernel, layer.padding
         d = replace(d, ky=kh, kx=kw, iky=1, ikx=1, iy0=-py, ix0=-px)
     # an UNPOOL job walks only the rows and columns a pool window covers; the network's transposed
     # conv also multiplies the zero gradients of a ragged edge: the conv's whole output map
     bounds = tuple(layer.out_shape[1:]) if d.unpool else None
-    return _tap_pairs(d, bounds) * int(w.shape[0]) * int(w.shape[1]) * max(1, d.slots)
+    return _tap_pairs(d, bounds, _kernel_taps(layer, d)) * int(w.shape[0]) * int(w.shape[1]) * max(1, d.slots)
 
 
 def _phase_macs(d, reader) -> int:
@@ -397,14 +416,15 @@ def _phase_macs(d, reader) -> int:
     w = _conv_weight(reader)
     if w is None:  # an Add: the identity
         return 0
-    (kh, kw), (sy, sx), (py, px) = reader.kernel, reader.stride, reader.padding
+    (kh, kw), (sy, sx), (py, px) = reader.reach, reader.stride, reader.padding
     _, ty, iy0 = _phase_taps(kh, sy, py, d.oyo)
     _, tx, ix0 = _phase_taps(kw, sx, px, d.oxo)
     if (sy, sx) == (1, 1) and (d.osy, d.osx) != (1, 1):  # a mixed sum's 1 x 1 term: on its phase's copy
         iy0 = ix0 = 0
     if not (ty and tx):
         return 0
-    return _tap_pairs(replace(d, ky=ty, kx=tx, iy0=iy0, ix0=ix0)) * int(w.shape[0]) * int(w.shape[1])
+    d = replace(d, ky=ty, kx=tx, iy0=iy0, ix0=ix0, iky=-1, ikx=-1)  # the reader's taps (its spread's, step 1)
+    return _tap_pairs(d, None, _kernel_taps(reader, d)) * int(w.shape[0]) * int(w.shape[1])
 
 
 def word_read_cycles(dram: _Dram) -> int:

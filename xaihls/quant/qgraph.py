@@ -12,11 +12,12 @@ accumulator fraction it computes in, and the shift between them is what every ex
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
 
-from xaihls.frontend.ir import AvgPool2d, ChannelAffine, Conv2d, Graph, Layer, Linear
+from xaihls.frontend.ir import AvgPool2d, ChannelAffine, Conv2d, Graph, Layer, Linear, dilate_kernel
 from xaihls.methods import ReluBackward
 from xaihls.numerics import FixedFormat
 
@@ -134,3 +135,15 @@ class QGraph:
                 row[f"grad_in[{mode.name.lower()}]"] = str(fmts[i])
             rows.append(row)
         return rows
+
+
+def spread(qg: QGraph) -> QGraph:
+    """``qg`` with every dilated convolution as its spread (``Conv2d.spread``: the kernel as large as
+    the window, zero between the taps; the integer weights dilated alike), the same sums: what the
+    engines run (docs/frontend.md, "Dilated convolutions"). ``qg`` itself where none is dilated."""
+    if not any(isinstance(q.layer, Conv2d) and q.layer.dilated for q in qg.layers):
+        return qg
+    layers = tuple(dataclasses.replace(q, layer=q.layer.spread(), weight=dilate_kernel(q.weight, q.layer.dilation))
+                   if isinstance(q.layer, Conv2d) and q.layer.dilated else q for q in qg.layers)
+    graph = dataclasses.replace(qg.graph, layers=tuple(q.layer for q in layers))
+    return dataclasses.replace(qg, graph=graph, layers=layers)
