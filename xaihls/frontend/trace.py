@@ -486,9 +486,8 @@ class _Builder:
         kh, kw = _pair(kernel)
         sh, sw = _pair(stride if stride not in (None, [], ()) else kernel)
         ph, pw = _pair(padding)
-        dy, dx = _pair(dilation)
-        if min(dy, dx) < 1:
-            raise _refuse(node, f"dilation={dilation}")
+        if _pair(dilation) != (1, 1):
+            raise _refuse(node, f"dilation={dilation} (only 1 is supported)")
         if ph > kh // 2 or pw > kw // 2:
             raise _refuse(node, f"padding {(ph, pw)} is more than half the window {(kh, kw)}")
         c, h, w = self.shape
