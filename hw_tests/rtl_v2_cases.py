@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 import xaihls
-from tests.random_nets import (concat_net, conv1d_net, dense_block_net, dilated_net, edge_net, leaky_net, long_pool_net,
-                               narrow_net, padded_net, pool_net, random_dag_net, random_net, residual_conv_net,
-                               shuffle_net)
+from tests.random_nets import (branchy_net, concat_net, conv1d_net, dense_block_net, dilated_net, edge_net, leaky_net,
+                               long_pool_net, narrow_net, padded_net, pool_net, random_dag_net, random_net,
+                               residual_conv_net, shuffle_net)
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -54,6 +54,11 @@ LEAKY_NETS = ("leaky0", "leaky10")
 # dilated10 1-D, a conv of dilation 2 (step 2 both ways), then residual blocks of a dense conv and a
 # depthwise one of dilation 3 (each a reader of a gradient sum, the second's at step 3)
 DILATED_NETS = ("dilated2", "dilated5", "dilated10")
+# tests.random_nets.branchy_net (readers the engines cannot sum over moved onto exact copies, dag.with_copies):
+# branchy1 two Inception-style blocks of max-pool and 1 x 1 branches (three readers of each block's input, two
+# max-pools among them); branchy2 y + ReLU(y) + x + x (a rectifier beside an Add, an Add of one operand to
+# itself); branchy3 a stride-2 3 x 3 conv beside a stride-1 one, then a block of four branches
+BRANCHY_NETS = ("branchy1", "branchy2", "branchy3")
 # 1-D nets (tests.random_nets.conv1d_net, input (C, L), maps of one row): conv1d1024 a global pool of 38
 # columns summed over a ragged grid (13 positions of 3 passes, the last reading one column past the map),
 # a depthwise conv and a BatchNorm1d folded into a hidden Linear; conv1d5 a ceil-mode max-pool and an
@@ -76,7 +81,7 @@ CAMS = ("grad_cam", "guided_grad_cam")
 RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag": random_dag_net, "narrow": narrow_net,
                "residual": residual_conv_net, "concat": concat_net, "conv1d": conv1d_net, "longpool": long_pool_net,
                "padded": padded_net, "dense": dense_block_net, "shuffle": shuffle_net, "leaky": leaky_net,
-               "dilated": dilated_net}
+               "dilated": dilated_net, "branchy": branchy_net}
 # the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
 NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,
@@ -130,7 +135,8 @@ def shared_params(shape: str) -> RtlV2Params:
     """One parameter set (one Verilator build) that runs every test net at this shape."""
     params = None
     extra = (LONG_POOL_NETS if shape == "16x8" else ()) + ((NARROW_NETS[shape],) if shape in NARROW_NETS else ())
-    for name in NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + PADDED_NETS + LEAKY_NETS + DILATED_NETS + extra:
+    for name in (NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + PADDED_NETS + LEAKY_NETS + DILATED_NETS + BRANCHY_NETS
+                 + extra):
         p = rtl_params(program(name, shape))
         params = p if params is None else params.covering(p)
     return params

@@ -5,9 +5,9 @@ equal the interpreter's, with and without AXI stalls."""
 import numpy as np
 import pytest
 
-from hw_tests.rtl_v2_cases import (CAM_NETS, CAMS, DAG_NETS, DILATED_NETS, EDGE_NETS, LEAKY_NETS, LONG_POOL_NETS,
-                                   NARROW_NETS, NETS, ONE_D_NETS, PADDED_NETS, STALL_PROBABILITY, compiled, expected,
-                                   program, simulated)
+from hw_tests.rtl_v2_cases import (BRANCHY_NETS, CAM_NETS, CAMS, DAG_NETS, DILATED_NETS, EDGE_NETS, LEAKY_NETS,
+                                   LONG_POOL_NETS, NARROW_NETS, NETS, ONE_D_NETS, PADDED_NETS, STALL_PROBABILITY,
+                                   compiled, expected, program, simulated)
 from xaihls.plan.contract import Flag, Op
 
 
@@ -77,6 +77,15 @@ def test_rtl_v2_equals_golden_on_leaky_relu_and_prelu(name, shape):
 def test_rtl_v2_equals_golden_on_dilated_convolutions(name, shape):
     """Dilated convolutions as their spreads, the jobs' passes a tap step of 2 or 3 apart (forward, and
     backward at stride 1), with and without AXI stalls."""
+    _check(name, shape, 0.0)
+    _check(name, shape, STALL_PROBABILITY)
+
+
+@pytest.mark.parametrize("shape", ["4x4", "16x8"])
+@pytest.mark.parametrize("name", BRANCHY_NETS)
+def test_rtl_v2_equals_golden_on_tensors_read_by_many_layers(name, shape):
+    """Inception-style blocks, a rectifier beside an Add, x + x, a strided reader beside a stride-1 3 x 3
+    one: the readers the two-source sums cannot take read exact copies (dag.with_copies)."""
     _check(name, shape, 0.0)
     _check(name, shape, STALL_PROBABILITY)
 

@@ -733,3 +733,64 @@ def dilated_net(seed: int) -> tuple[nn.Module, tuple[int, ...], torch.Tensor]:
             return self.fc(self.body(x).mean(tuple(range(2, 2 + len(size)))))
 
     return Net().eval(), shape, torch.rand((8, *shape)) * 2.0
+
+
+class _Branchy(nn.Module):
+    """A block whose input many layers read, as Inception modules and hand-written nets have it: 2 to 4
+    branches (a 1 x 1 conv; a 1 x 1 then a 3 x 3; a 3 x 3 of dilation 2; a max- or average pool of 3 x 3 at
+    stride 1 then a 1 x 1) concatenated, or (``kind`` "self") x + ReLU(x) and x + x, or ("down") a
+    stride-2 3 x 3 conv beside a stride-1 3 x 3 conv and a max-pool, concatenated."""
+
+    def __init__(self, rng: random.Random, c: int, kind: str):
+        super().__init__()
+        self.kind = kind
+        if kind == "inception":
+            self.branches = nn.ModuleList()
+            for _ in range(rng.randint(2, 4)):
+                b, o = rng.choice(("1x1", "3x3", "dilated", "maxpool", "avgpool")), rng.choice((2, 3, 4))
+                layers = {"1x1": [nn.Conv2d(c, o, 1)],
+                          "3x3": [nn.Conv2d(c, 2, 1), nn.ReLU(), nn.Conv2d(2, o, 3, padding=1)],
+                          "dilated": [nn.Conv2d(c, o, 3, padding=2, dilation=2)],
+                          "maxpool": [nn.MaxPool2d(3, 1, 1), nn.Conv2d(c, o, 1)],
+                          "avgpool": [nn.AvgPool2d(3, 1, 1), nn.Conv2d(c, o, 1)]}[b]
+                self.branches.append(nn.Sequential(*layers, nn.ReLU()))
+        elif kind == "self":
+            self.conv = nn.Conv2d(c, c, 3, padding=1)
+        else:
+            self.a, self.b = nn.Conv2d(c, 3, 3, 2, 1), nn.Conv2d(c, 3, 3, padding=1)
+
+    def forward(self, x):
+        if self.kind == "inception":
+            return torch.cat([branch(x) for branch in self.branches], 1)
+        if self.kind == "self":
+            y = self.conv(x)
+            return F.relu(y + F.relu(y) + x + x)
+        return torch.cat([F.relu(self.a(x)), F.max_pool2d(F.relu(self.b(x)), 2, ceil_mode=True)], 1)
+
+
+def branchy_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """A stem and 1 to 3 ``_Branchy`` blocks (tensors read by three or more layers, by a rectifier or a
+    max-pool beside others, by two Adds, by a strided and a stride-1 3 x 3 conv), a global mean and a
+    Linear head; deterministic in the seed."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    shape = (rng.choice((1, 3)), rng.randint(6, 12), rng.randint(6, 12))
+    c, h, w = rng.choice((4, 6)), shape[1], shape[2]
+    body: list[nn.Module] = [nn.Conv2d(shape[0], c, 3, padding=1), nn.ReLU()]
+    for _ in range(rng.randint(1, 3)):
+        kind = rng.choice(("inception", "inception", "self", "down") if min(h, w) >= 4 else ("inception", "self"))
+        block = _Branchy(rng, c, kind)
+        out = block(torch.zeros(1, c, h, w))
+        body.append(block)
+        c, h, w = out.shape[1:]
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(*body)
+            self.fc = nn.Linear(c, rng.choice((3, 10)))
+
+        def forward(self, x):
+            return self.fc(self.body(x).mean((2, 3)))
+
+    return Net().eval(), shape, torch.rand((8, *shape)) * 2.0

@@ -23,6 +23,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import (INPUT, Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Graph,
                                 Layer, Linear, MaxPool2d, ReLU, ReLU6, Shape)
+from xaihls.plan.dag import with_copies
 
 SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
     ("Conv2d", "any kernel, stride, dilation and zero padding (`padding='same'` at stride 1, an even kernel's "
@@ -879,7 +880,7 @@ def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Build
         raise XaiHlsError("model has no layers to compile")
     read = {name for layer in builder.layers for name in layer.inputs} | {builder.layers[-1].name}
     builder.layers = [layer for layer in builder.layers if not isinstance(layer, ChannelSelect) or layer.name in read]
-    graph = Graph(maps, tuple(builder.layers), sample_shape=input_shape if one_d else None)
+    graph = with_copies(Graph(maps, tuple(builder.layers), sample_shape=input_shape if one_d else None))
     for k, users in enumerate(graph.consumers[:-1]):
         if not users:
             name = graph.tensor_names[k]

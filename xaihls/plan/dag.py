@@ -108,14 +108,16 @@ def _reader_refusal(graph: Graph, t: int, readers: tuple[int, ...]) -> str | Non
 
 
 def mixed(graph: Graph, readers: tuple[int, ...]) -> bool:
-    """Two readers, (strided, 1 x 1 convolution of stride 1) in that order (ShuffleNetV2's downsampling
-    unit): the gradient sum reads the second's gradient one stride phase at a time from a copy beside
-    the first's (the lowering's ``gradient_sum``), so the two need not have one stride."""
+    """Two readers, (strided, 1 x 1 convolution of stride 1 or per-channel affine) in that order
+    (ShuffleNetV2's downsampling unit; a copy ``with_copies`` made): the gradient sum reads the second's
+    gradient one stride phase at a time from a copy beside the first's (the lowering's ``gradient_sum``),
+    so the two need not have one stride."""
     if len(readers) != 2:
         return False
     a, b = (graph.layers[r] for r in readers)
-    if not (isinstance(a, (Conv2d, AvgPool2d)) and a.stride != (1, 1) and isinstance(b, Conv2d)
-            and b.kernel == (1, 1) and b.stride == (1, 1) and b.padding == (0, 0) and not b.uneven):
+    pointwise = isinstance(b, ChannelAffine) or (isinstance(b, Conv2d) and b.kernel == (1, 1) and b.stride == (1, 1)
+                                                 and b.padding == (0, 0) and not b.uneven)
+    if not (isinstance(a, (Conv2d, AvgPool2d)) and a.stride != (1, 1) and pointwise):
         return False
     (_, h, w), (_, oh, ow), (sy, sx) = b.out_shape, a.out_shape, a.stride
     return oh >= -(-h // sy) and ow >= -(-w // sx)  # the first's gradient as large as a phase of the second's
@@ -165,18 +167,117 @@ def structure(graph: Graph) -> DagPlan:
             raise XaiHlsError(why)
     # x + conv(x): the conv's output gradient is the Add's, the other term of the gradient at x; the
     # conv's output keeps a copy of its own so that the two terms are two buffers side by side
-    copies = frozenset(k for readers in shared.values()
-                       if grad_store(graph, readers[0] + 1) == grad_store(graph, readers[1] + 1)
-                       for k in (grad_dest(graph, r + 1)[0] for r in readers)
-                       if k != grad_store(graph, readers[0] + 1))
+    copies = set(k for readers in shared.values()
+                 if grad_store(graph, readers[0] + 1) == grad_store(graph, readers[1] + 1)
+                 for k in (grad_dest(graph, r + 1)[0] for r in readers)
+                 if k != grad_store(graph, readers[0] + 1))
+    # an Add both of whose operands other layers read too: its gradient is a term of both sums; one
+    # operand keeps a copy of it (a buffer of its own), as above
+    while (clash := _shared_buffer(graph, shared, frozenset(copies))) is not None:
+        t, other, own = clash
+        if own is None:
+            raise XaiHlsError(f"the gradients summed at tensor '{names[t]}' and at tensor '{names[other]}' share a "
+                              "buffer; the engine stores each gradient next to one other")
+        copies.add(own)
+    copies = frozenset(copies)
     for t, readers in shared.items():
         pair = tuple(grad_store(graph, r + 1, copies) for r in readers)
         for k in pair:
-            if k in taken or pair[0] == pair[1]:
-                raise XaiHlsError(f"the gradients summed at tensor '{names[t]}' and at tensor "
-                                  f"'{names[taken.get(k, t)]}' share a buffer; the engine stores each "
-                                  "gradient next to one other")
             taken[k] = t
         sums[t] = readers
         sources[t] = pair
     return DagPlan(adds, sums, sources, copies, frozenset(t for t, readers in sums.items() if mixed(graph, readers)))
+
+
+def is_copy(layer) -> bool:
+    """A per-channel affine of scale 1 and shift 0: an exact copy (``with_copies``)."""
+    return isinstance(layer, ChannelAffine) and bool((layer.scale == 1).all()) and not bool(layer.shift.any())
+
+
+def _shared_buffer(graph: Graph, shared: dict, copies: frozenset) -> tuple[int, int, int | None] | None:
+    """The first gradient buffer two terms of the sums take (tensor, the other sum's tensor, a reader's
+    output that a buffer of its own would free it, or None), or None where each term has its own."""
+    taken: dict[int, tuple[int, int]] = {}
+    for t, readers in shared.items():
+        pair = [grad_store(graph, r + 1, copies) for r in readers]
+        for r, k in zip(readers, pair):
+            if k in taken or pair[0] == pair[1]:
+                other, first = taken.get(k, (t, readers[0]))
+                own = [o for o in (grad_dest(graph, x + 1)[0] for x in (r, first)) if o != k and o not in copies]
+                return t, other, own[0] if own else None
+            taken[k] = t, r
+    return None
+
+
+def with_copies(graph: Graph) -> Graph:
+    """``graph`` with an exact copy of a map (a per-channel affine of scale 1, ``<tensor>.copy<k>``) in
+    front of the readers the engine cannot sum the map's gradient over, one at a time until none is
+    left (``_copy_move``): among several readers, a rectifier, a max-pool or any layer outside
+    LINEAR_READERS (on a copy of its own); a second Add or cat of one operand, or an Add of the map to
+    itself (the second operand); past two readers, the second and later ones (on one copy, which with
+    the first makes two; the copy's readers are routed in turn); the first operand of an Add both of
+    whose operands other layers read too (its gradient would be a term of two sums); a reader of
+    stride 1 beside a strided one (on a copy, whose gradient the strided reader's sum takes a stride
+    phase at a time, as a pointwise conv's: ``mixed``). A chain, and a graph the engine runs as it
+    is, come back unchanged. A copy's gradient rounds once more, in every executor (docs/dag.md,
+    "Tensors read by many layers")."""
+    for _ in range(4 * len(graph.layers) + 8):
+        move = _copy_move(graph)
+        if move is None:
+            return graph
+        graph = _with_copy(graph, *move)
+    raise AssertionError("with_copies: no fixed point")  # each move leaves a reader fewer a tensor
+
+
+def _copy_move(graph: Graph) -> tuple[int, list[tuple[int, int]]] | None:
+    """The first (tensor, [(reader, operand position)]) to move onto a new copy of the tensor, or None."""
+    layers, users, reads = graph.layers, graph.consumers, graph.input_tensors
+    for t, readers in enumerate(users[:-1]):
+        if len(readers) < 2 or canon(graph, t) != t or len(graph.tensor_shape(t)) != 3:
+            continue
+        slots = [(r, k) for r in readers for k, s in enumerate(reads[r]) if s == t]
+        alone = [(r, k) for r, k in slots if not isinstance(layers[r], LINEAR_READERS)]
+        if alone:
+            return t, alone[:1]
+        joins = [(r, k) for r, k in slots if isinstance(layers[r], (Add, Concat))]
+        if len(joins) > 1:
+            return t, joins[1:2]
+        if len(readers) > 2:
+            return t, [(r, k) for r, k in slots if r != readers[0]]
+        for r, k in joins:  # an Add whose other operand other layers read too: its gradient would be a
+            # term of two sums; on a copy that the Add alone reads, the term of this one is the copy's
+            if len(users[reads[r][1 - k]]) > 1 and k == 0:
+                return t, [(r, k)]
+        strided = [r for r in readers if isinstance(layers[r], (Conv2d, AvgPool2d)) and layers[r].stride != (1, 1)]
+        if len(strided) == 1 and not (mixed(graph, readers) or mixed(graph, readers[::-1])):
+            other = next(r for r in readers if r != strided[0])
+            (_, h, w), (_, oh, ow), (sy, sx) = graph.tensor_shape(t), layers[strided[0]].out_shape, layers[
+                strided[0]].stride
+            if (getattr(layers[other], "stride", (1, 1)) == (1, 1) and not isinstance(layers[other], ChannelAffine)
+                    and oh >= -(-h // sy) and ow >= -(-w // sx)):  # the copy will make them ``mixed``
+                return t, [(r, k) for r, k in slots if r == other]
+    return None
+
+
+def _with_copy(graph: Graph, t: int, moved: list[tuple[int, int]]) -> Graph:
+    """``graph`` with a copy of tensor t placed after its producer, the readers' operands ``moved`` reading it."""
+    import dataclasses
+
+    import torch
+
+    names = graph.tensor_names
+    taken = set(names)
+    k = 0
+    while f"{names[t]}.copy{k}" in taken:
+        k += 1
+    shape = graph.tensor_shape(t)
+    copy = ChannelAffine(f"{names[t]}.copy{k}", shape, shape, torch.ones(shape[0]), torch.zeros(shape[0]),
+                         inputs=(names[t],))
+    layers = []
+    for i, layer in enumerate(graph.layers):
+        if i == t:  # tensor t's producer is layer t - 1: the copy goes before layer t
+            layers.append(copy)
+        ins = list(graph.input_tensors[i])
+        inputs = tuple(copy.name if (i, j) in moved else names[s] for j, s in enumerate(ins))
+        layers.append(dataclasses.replace(layer, inputs=inputs))
+    return dataclasses.replace(graph, layers=tuple(layers))

@@ -41,7 +41,7 @@ from xaihls.numerics import ACCUMULATOR_BITS
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, MAX_X_SHIFT, MEM, PROGRAM_MAGIC,
                                   PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Unpool, field_limit,
                                   fold_offset)
-from xaihls.plan.dag import RECTIFIERS, canon, grad_dest, grad_store, structure
+from xaihls.plan.dag import RECTIFIERS, canon, grad_dest, grad_store, is_copy, structure
 from xaihls.quant.qgraph import QGraph, spread
 
 ALIGN = 64  # every DDR region starts on a 64-byte boundary
@@ -818,7 +818,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         layer = layers[r]
         c = layout[t][0]
         if isinstance(layer, (Add, ChannelAffine)):
-            scale = np.ones(c, np.int64) if isinstance(layer, Add) else qg.layers[r].weight.numpy().astype(np.int64)
+            scale = (np.ones(c, np.int64) if isinstance(layer, Add) or is_copy(layer)
+                     else qg.layers[r].weight.numpy().astype(np.int64))
             return np.diag(scale)[:, :, None], 1, (1, 1), [((0, 0), (0, 1, 0), (0, 1, 0))]
         if isinstance(layer, ChannelSelect):  # each channel the select took gets its output channel's gradient
             return (_selection(layer.index, c, 1).transpose(1, 0, 2), 1, (1, 1),
@@ -836,6 +837,11 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             kern = _ungrouped(kern, layer.groups)
         return kern.transpose(1, 0, 2), kw, layer.stride, _phases(layer)
 
+    def unweighted(layer) -> bool:
+        """A reader whose term of a gradient sum is its output gradient itself (its weight a power of two
+        the sum chooses): an Add's, a cat's, a selection's, a copy's (``dag.with_copies``)."""
+        return isinstance(layer, (Add, Concat, ChannelSelect)) or is_copy(layer)
+
     sum_jobs: dict[int, tuple[list[dict], dict]] = {}
     sum_blocks: dict[int, list[dict]] = {}  # a sum of two diagonal terms: each block's weights (its twin's jobs)
     for t, readers in dag.sums.items():
@@ -845,10 +851,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             kt, kw1, stride1, _ = terms[1]
             terms[1] = (kt, kw1, stride1, [(rr, (0, 1, 0), (0, 1, 0)) for rr, *_ in terms[0][3]])
         bases = [by_mode(lambda mode, r=r: qg.grad_fmt(mode, r + 1).frac
-                         + (0 if isinstance(layers[r], (Add, Concat, ChannelSelect)) else qg.layers[r].weight_fmt.frac))
+                         + (0 if unweighted(layers[r]) else qg.layers[r].weight_fmt.frac))
                  for r in readers]
         where = f"the gradient at tensor '{graph.tensor_names[t]}'"
-        e, xs, frac = _align(bases, [isinstance(layers[r], (Add, Concat, ChannelSelect)) for r in readers], where)
+        e, xs, frac = _align(bases, [unweighted(layers[r]) for r in readers], where)
         # the shifted terms must still fit the accumulator (calibrate's check, per source, with the shifts)
         reach = sum(int(np.count_nonzero(kt, axis=(1, 2)).max()) * (int(np.abs(kt).max()) << k)
                     << (qg.width - 1 + max(x)) for (kt, *_), k, x in zip(terms, e, xs))
