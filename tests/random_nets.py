@@ -541,6 +541,17 @@ def dense_block_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.T
     return model, shape, torch.rand((8, *shape)) * 2.0
 
 
+class _MeanHead(nn.Module):
+    """A body, the global mean of its map (over its last ``dims`` dims) and a Linear of ``classes``."""
+
+    def __init__(self, body: list[nn.Module], c: int, classes: int, dims: int = 2):
+        super().__init__()
+        self.body, self.fc, self.dims = nn.Sequential(*body), nn.Linear(c, classes), tuple(range(2, 2 + dims))
+
+    def forward(self, x):
+        return self.fc(self.body(x).mean(self.dims))
+
+
 def _channel_shuffle(x, groups: int):
     """torchvision's ShuffleNet channel shuffle, as written there."""
     n, c, h, w = x.size()
@@ -603,16 +614,7 @@ def shuffle_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tenso
         c *= 2
     body += [_ShuffleUnit(c, rng.choice(("chunk", "split"))) for _ in range(rng.randint(1, 3))]
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.body = nn.Sequential(*body)
-            self.fc = nn.Linear(c, rng.choice((3, 10)))
-
-        def forward(self, x):
-            return self.fc(self.body(x).mean((2, 3)))
-
-    return Net().eval(), shape, torch.rand((8, *shape)) * 2.0
+    return _MeanHead(body, c, rng.choice((3, 10))).eval(), shape, torch.rand((8, *shape)) * 2.0
 
 
 class _LeakyBlock(nn.Module):
@@ -663,16 +665,7 @@ def leaky_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]
         layers.append(_LeakyBlock(conv, bn, act, residual=o == c and stride == 1 and rng.random() < 0.5))
         c = o
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.body = nn.Sequential(*layers)
-            self.fc = nn.Linear(c, rng.choice((3, 10)))
-
-        def forward(self, x):
-            return self.fc(self.body(x).mean((2, 3)))
-
-    return Net().eval(), shape, torch.rand((8, *shape)) * 2.0
+    return _MeanHead(layers, c, rng.choice((3, 10))).eval(), shape, torch.rand((8, *shape)) * 2.0
 
 
 class _TemporalBlock(nn.Module):
@@ -723,16 +716,7 @@ def dilated_net(seed: int) -> tuple[nn.Module, tuple[int, ...], torch.Tensor]:
         layers.append(_TemporalBlock(layer, residual=o == c and out == size and rng.random() < 0.6))
         c, size = o, out
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.body = nn.Sequential(*layers)
-            self.fc = nn.Linear(c, rng.choice((3, 10)))
-
-        def forward(self, x):
-            return self.fc(self.body(x).mean(tuple(range(2, 2 + len(size)))))
-
-    return Net().eval(), shape, torch.rand((8, *shape)) * 2.0
+    return _MeanHead(layers, c, rng.choice((3, 10)), len(size)).eval(), shape, torch.rand((8, *shape)) * 2.0
 
 
 class _Branchy(nn.Module):
@@ -784,13 +768,4 @@ def branchy_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tenso
         body.append(block)
         c, h, w = out.shape[1:]
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.body = nn.Sequential(*body)
-            self.fc = nn.Linear(c, rng.choice((3, 10)))
-
-        def forward(self, x):
-            return self.fc(self.body(x).mean((2, 3)))
-
-    return Net().eval(), shape, torch.rand((8, *shape)) * 2.0
+    return _MeanHead(body, c, rng.choice((3, 10))).eval(), shape, torch.rand((8, *shape)) * 2.0

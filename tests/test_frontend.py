@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from xaihls.frontend.loaders import load_model, load_weights
-from xaihls.frontend.reference import forward_float
+from xaihls.frontend.reference import forward_float, graph_to_module
 from xaihls.frontend.trace import graph_from_exported, graph_from_module
 
 
@@ -237,6 +237,19 @@ def _traced(model, shape, exported: bool, tmp_path):
     path = tmp_path / "m.pt2"
     torch.export.save(torch.export.export(model, (torch.rand(1, *shape),)), str(path))
     return graph_from_exported(str(path))
+
+
+def assert_traces_to_the_model(model: nn.Module, shape) -> None:
+    """The traced graph (``graph_to_module``, float64) computes the model's outputs and input gradients:
+    every rewrite the front end makes (folds, splits, copies, spreads) is exact in float."""
+    graph = graph_from_module(model, shape)
+    rebuilt = graph_to_module(graph).double()
+    x = torch.randn((3, *shape), dtype=torch.float64, requires_grad=True)
+    ours, theirs = rebuilt(graph.as_maps(x)), model.double()(x)
+    torch.testing.assert_close(ours, theirs)
+    g_ours, = torch.autograd.grad(ours[:, 0].sum(), x)
+    g_theirs, = torch.autograd.grad(theirs[:, 0].sum(), x)
+    torch.testing.assert_close(g_ours, g_theirs)
 
 
 class _MapArithmetic(nn.Module):

@@ -19,7 +19,10 @@ sources cannot express. The lowering (``xaihls.plan.lowering``) builds the jobs.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+
+import torch
 
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Graph, ReLU, ReLU6
@@ -158,7 +161,6 @@ def structure(graph: Graph) -> DagPlan:
         adds[i] = (a, b)
     sums: dict[int, tuple[int, int]] = {}
     sources: dict[int, tuple[int, int]] = {}
-    taken: dict[int, int] = {}
     shared = {t: readers for t, readers in enumerate(users[:-1]) if len(readers) >= 2}
     shared = {t: readers[::-1] if mixed(graph, readers[::-1]) else readers for t, readers in shared.items()}
     for t, readers in shared.items():
@@ -181,11 +183,8 @@ def structure(graph: Graph) -> DagPlan:
         copies.add(own)
     copies = frozenset(copies)
     for t, readers in shared.items():
-        pair = tuple(grad_store(graph, r + 1, copies) for r in readers)
-        for k in pair:
-            taken[k] = t
         sums[t] = readers
-        sources[t] = pair
+        sources[t] = tuple(grad_store(graph, r + 1, copies) for r in readers)
     return DagPlan(adds, sums, sources, copies, frozenset(t for t, readers in sums.items() if mixed(graph, readers)))
 
 
@@ -261,10 +260,6 @@ def _copy_move(graph: Graph) -> tuple[int, list[tuple[int, int]]] | None:
 
 def _with_copy(graph: Graph, t: int, moved: list[tuple[int, int]]) -> Graph:
     """``graph`` with a copy of tensor t placed after its producer, the readers' operands ``moved`` reading it."""
-    import dataclasses
-
-    import torch
-
     names = graph.tensor_names
     taken = set(names)
     k = 0
