@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 import xaihls
-from tests.random_nets import (branchy_net, concat_net, conv1d_net, dense_block_net, dilated_net, edge_net, leaky_net,
-                               long_pool_net, narrow_net, padded_net, pool_net, random_dag_net, random_net,
-                               residual_conv_net, shuffle_net)
+from tests.random_nets import (branchy_net, concat_net, conv1d_net, dense_block_net, dilated_net, edge_net,
+                               leaky_head_net, leaky_net, long_pool_net, narrow_net, padded_net, pool_net,
+                               random_dag_net, random_net, residual_conv_net, shuffle_net)
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -46,8 +46,10 @@ DAG_NETS = ("digits_resnet", "digits_mobilenet", "dag4", "dag20", "residual2", "
             "concat4", "dense0", "shuffle0", "shuffle1")
 # tests.random_nets.leaky_net: LeakyReLU and PReLU as a scaled map plus a ReLU of it (a gradient sum of an
 # Add and a per-channel affine at the scaled map): leaky0 a PReLU after a stride-2 conv, a depthwise residual
-# block with leaky_relu(0.2); leaky10 PReLUs of one slope a channel after depthwise convs and BatchNorms
-LEAKY_NETS = ("leaky0", "leaky10")
+# block with leaky_relu(0.2); leaky10 PReLUs of one slope a channel after depthwise convs and BatchNorms;
+# tests.random_nets.leaky_head_net: a hidden Linear's activation (the affine, ReLU and Add on its features):
+# mlphead2 a PReLU of one slope a feature, mlphead5 a LeakyReLU(0.2)
+LEAKY_NETS = ("leaky0", "leaky10", "mlphead2", "mlphead5")
 # tests.random_nets.dilated_net (each dilated conv run as its spread, its jobs a tap step apart): dilated2 a
 # 1-D net of dilations 8 and 4 (tap step 2: 9 and 5 passes a row); dilated5 2-D, a conv of dilation (2, 1)
 # read beside a residual add (a gradient sum's merged grid at step (2, 1)), depthwise ones of dilation (1, 3);
@@ -81,7 +83,7 @@ CAMS = ("grad_cam", "guided_grad_cam")
 RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag": random_dag_net, "narrow": narrow_net,
                "residual": residual_conv_net, "concat": concat_net, "conv1d": conv1d_net, "longpool": long_pool_net,
                "padded": padded_net, "dense": dense_block_net, "shuffle": shuffle_net, "leaky": leaky_net,
-               "dilated": dilated_net, "branchy": branchy_net}
+               "dilated": dilated_net, "branchy": branchy_net, "mlphead": leaky_head_net}
 # the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
 NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,

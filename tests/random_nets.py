@@ -769,3 +769,20 @@ def branchy_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tenso
         c, h, w = out.shape[1:]
 
     return _MeanHead(body, c, rng.choice((3, 10))).eval(), shape, torch.rand((8, *shape)) * 2.0
+
+
+def leaky_head_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """A small conv stem and an MLP head whose hidden Linear ends in a LeakyReLU or PReLU (one slope or one
+    a feature), as classifier heads are written; deterministic in the seed."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    c, h, w = rng.choice((1, 3)), rng.randint(4, 8), rng.randint(4, 8)
+    o, hidden = rng.choice((4, 8)), rng.choice((6, 12, 20))
+    kind = rng.choice(("leaky", "prelu", "prelu_features"))
+    act = nn.LeakyReLU(rng.choice((0.01, 0.1, 0.2))) if kind == "leaky" else nn.PReLU(
+        hidden if kind == "prelu_features" else 1)
+    if isinstance(act, nn.PReLU):
+        act.weight.data.uniform_(0.05, 0.5)
+    model = nn.Sequential(nn.Conv2d(c, o, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(o * (h // 2) * (w // 2), hidden), act, nn.Linear(hidden, rng.choice((3, 10))))
+    return model.eval(), (c, h, w), torch.rand((8, c, h, w)) * 2.0

@@ -9,11 +9,11 @@ import torch.nn.functional as F
 
 import xaihls
 from xaihls.errors import XaiHlsError
-from xaihls.frontend.ir import Add, ChannelAffine, Conv2d, MaxPool2d, ReLU
+from xaihls.frontend.ir import Add, ChannelAffine, Conv2d, Linear, MaxPool2d, ReLU
 from xaihls.frontend.reference import forward_float, graph_to_module, layer_module
 from xaihls.frontend.trace import graph_from_module
 from xaihls.methods import METHODS
-from tests.random_nets import leaky_net
+from tests.random_nets import leaky_head_net, leaky_net
 from tests.test_differential import _refused_or_bit_exact_everywhere
 from tests.test_frontend import _traced, assert_traces_to_the_model
 
@@ -188,28 +188,12 @@ def _prelu_with_a_zero() -> nn.PReLU:
     return p
 
 
-def test_a_leaky_relu_of_a_linears_features_is_refused_in_one_line():
-    model = nn.Sequential(nn.Flatten(), nn.Linear(8, 6), nn.LeakyReLU(), nn.Linear(6, 2)).eval()
-    with pytest.raises(XaiHlsError) as e:
-        graph_from_module(model, (2, 2, 2))
-    assert "LeakyReLU or PReLU of features of shape (6,) (only of a map)" in str(e.value), str(e.value)
-    assert "\n" not in str(e.value)
-
-
-def test_a_gradient_sum_of_two_diagonal_terms_runs_a_block_at_a_time():
-    """A LeakyReLU of 128 channels on a 4 x 4 map: its scaled map is read by the Add and the per-channel
-    affine, and the pynq-z2 plan keeps the gradient sum's twin, a job a block of 8 channels reading that
-    block of each reader's gradient (the dense job streams the weights of all 16 x 32 block pairs to use
-    the diagonal ones); the Program stays bit-exact."""
-    from xaihls.plan.boards import load_board
-    from xaihls.plan.planner_v2 import plan_v2
-
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 128, 3, padding=1), nn.LeakyReLU(0.1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                          nn.Linear(128, 4)).eval()
-    calibration = torch.rand(8, 3, 4, 4)
-    acc = xaihls.compile(model, (3, 4, 4), calibration=calibration, methods=("saliency",), backends=("golden",))
-    program = plan_v2(acc.qgraph, load_board("pynq-z2")).program
-    blocks = [d for d in program.backward if d.n_tiles == 2 and d.src_b == 1 and d.m_tiles == 1]
-    assert len(blocks) == 128 // program.shape.tn, [(d.n_tiles, d.src_b) for d in program.backward]
-    _refused_or_bit_exact_everywhere(3, model, (3, 4, 4), calibration, may_refuse=False, backends=("program",))
+@pytest.mark.parametrize("seed", range(6))
+def test_a_leaky_relu_of_a_linears_features_is_bit_exact_everywhere(seed):
+    """A hidden Linear's LeakyReLU or PReLU: the slope folds into the Linear, and the per-channel affine, its
+    ReLU and the Add run on the features as on a map of 1 x 1 (tests/random_nets.py ``leaky_head_net``)."""
+    model, shape, calibration = leaky_head_net(seed)
+    graph = graph_from_module(model, shape)
+    assert [type(layer) for layer in graph.layers[-5:]] == [Linear, ChannelAffine, ReLU, Add, Linear]
+    assert_traces_to_the_model(model, shape)
+    _refused_or_bit_exact_everywhere(seed, model.float(), shape, calibration, may_refuse=False)

@@ -101,7 +101,8 @@ def layer_float(layer, inputs: list[torch.Tensor], relu=F.relu) -> torch.Tensor:
     if isinstance(layer, ChannelSelect):
         return x[:, list(layer.index)]
     if isinstance(layer, ChannelAffine):
-        return x * layer.scale.to(x.dtype)[:, None, None] + layer.shift.to(x.dtype)[:, None, None]
+        per = (-1,) + (1,) * (x.dim() - 2)  # one value a channel, of a map or of a Linear's features
+        return x * layer.scale.to(x.dtype).reshape(per) + layer.shift.to(x.dtype).reshape(per)
     raise AssertionError(f"no float forward for {type(layer).__name__}")
 
 
@@ -248,11 +249,12 @@ class _Cap6(torch.nn.Module):
 class _Affine(torch.nn.Module):
     def __init__(self, scale: torch.Tensor, shift: torch.Tensor):
         super().__init__()
-        self.register_buffer("scale", scale.clone()[:, None, None])
-        self.register_buffer("shift", shift.clone()[:, None, None])
+        self.register_buffer("scale", scale.clone())
+        self.register_buffer("shift", shift.clone())
 
     def forward(self, x):
-        return x * self.scale + self.shift
+        per = (-1,) + (1,) * (x.dim() - 2)  # one value a channel, of a map or of a Linear's features
+        return x * self.scale.reshape(per) + self.shift.reshape(per)
 
 
 class GraphModule(torch.nn.Module):

@@ -41,8 +41,8 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
     ("ReLU6", "`nn.ReLU6`, `F.relu6`, `hardtanh(x, 0, 6)`, `clamp(x, 0, 6)`; of a ReLU's or ReLU6's output that "
               "feeds nothing else, merged into it (a ReLU then a ReLU6 is the ReLU6 alone)"),
     ("LeakyReLU, PReLU", "`nn.LeakyReLU`, `F.leaky_relu`, `nn.PReLU` (one slope or one a channel), `F.prelu`, "
-                         "of a map: a·x + ReLU((1 - a)·x) as a per-channel affine, a ReLU and an add (docs/dag.md); "
-                         "slopes below 1 other than 0 (0 is a ReLU)"),
+                         "of a map or a Linear's features: a·x + ReLU((1 - a)·x) as a per-channel affine, a ReLU "
+                         "and an add (docs/dag.md); slopes below 1 other than 0 (0 is a ReLU)"),
     ("MaxPool2d", "any window, stride and padding (padding counts as -inf), `ceil_mode` either way, dilation 1"),
     ("AvgPool2d", "any window, stride and padding, `ceil_mode` and `count_include_pad` either way "
                   "(PyTorch's divisors); no `divisor_override`"),
@@ -367,17 +367,16 @@ class _Builder:
             self.add(ChannelAffine(label or _name(node), self.shape, self.shape, scale.float(), shift.float()))
 
     def leaky(self, node, slope: Any) -> None:
-        """LeakyReLU or PReLU of a map with slope ``a`` (a number, or one a channel): y = a·x + (1 - a)·ReLU(x),
+        """LeakyReLU or PReLU of a map or of a Linear's features with slope ``a`` (a number, or one a channel or
+        feature): y = a·x + (1 - a)·ReLU(x),
         which the engines run as layers they have: x' = a·x (folded into the layer that makes x when only
         this reads it), r = ReLU(((1 - a) / a)·x') and y = x' + r, exact in float for any a < 1 but 0. The
         ReLU inside is a rectifier to every method (guided backprop and deconvnet apply their rule to it and
         pass the linear part's a·g; docs/dag.md, "LeakyReLU and PReLU")."""
-        if len(self.shape) != 3:
-            raise _refuse(node, f"a LeakyReLU or PReLU of features of shape {self.shape} (only of a map)")
-        dims = (1,) * self.map_dims()
+        dims = (1,) * (self.map_dims() if len(self.shape) == 3 else 0)
         if isinstance(slope, torch.Tensor) and slope.dim() == 1:  # PReLU's weight: one slope, or one a channel
             slope = slope.reshape(-1, *dims)
-        a = _per_channel(node, slope, self.shape[0], self.map_dims())
+        a = _per_channel(node, slope, self.shape[0], len(dims))
         if bool((a == 0).all()):
             self.relu(node)
             return

@@ -183,7 +183,8 @@ def _forward_layer(qg: QGraph, i: int, xs: list[torch.Tensor], ranks: list, kept
         acc = kernels.linear(x, q.weight, (q.in_fmt.width, q.weight_fmt.width), q.bias << q.bias_shift)
         return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name), acc
     if isinstance(layer, ChannelAffine):
-        acc = x * q.weight[:, None, None] + (q.bias << q.bias_shift)[:, None, None]
+        per = (-1,) + (1,) * (x.dim() - 2)  # one value a channel, of a map or of a Linear's features
+        acc = x * q.weight.reshape(per) + (q.bias << q.bias_shift).reshape(per)
         return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name), None
     if isinstance(layer, ReLU):
         if keep_relu:
@@ -252,7 +253,7 @@ def _backward_layer(qg: QGraph, i: int, g: torch.Tensor, g_fmt: FixedFormat, mod
     if isinstance(layer, Linear):
         return [(kernels.linear_transposed(g, q.weight, (g_fmt.width, q.weight_fmt.width)), f + q.weight_fmt.frac)]
     if isinstance(layer, ChannelAffine):
-        return [(g * q.weight[:, None, None], f + q.weight_fmt.frac)]
+        return [(g * q.weight.reshape((-1,) + (1,) * (g.dim() - 2)), f + q.weight_fmt.frac)]
     if isinstance(layer, ReLU):
         if mode is ReluBackward.DECONV:
             return [(g.clamp(min=0), f)]
