@@ -1725,10 +1725,12 @@ def buffer_needs(jobs, tm: int) -> tuple[int, int, int]:
     is built this deep (xaihls.backends.rtl.v2.params) and the planner prices that engine."""
     in_words = out_pos = w_rows = 1
     for d in jobs:
-        if d.op != Op.CONV or not d.ky * d.kx:
+        if d.op != Op.CONV:
+            continue
+        out_pos = max(out_pos, max(d.tile_rows, d.last_rows) * d.ow)  # a job of no pass writes zeros through them
+        if not d.ky * d.kx:
             continue
         in_words = max(in_words, max(d.load_rows, d.load_rows_last) * d.iw)
-        out_pos = max(out_pos, max(d.tile_rows, d.last_rows) * d.ow)
         w_rows = max(w_rows, d.w_passes * tm)
     return in_words, out_pos, w_rows
 
@@ -1965,6 +1967,12 @@ def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None 
     shape = lowered.shape
     jobs = lowered.forward + lowered.backward
     plain = {d: tile_job(d, shape, buffers, cost) for d in jobs}
+    # a job of no pass (a stride phase no tap reaches) writes zeros through the output memory: row tiles no
+    # taller than the other jobs use, which is what the engine is built for (buffer_needs)
+    passing = buffer_needs([t for t in plain.values() if t.ky * t.kx], shape.tm)[1]
+    for d in jobs:
+        if d.op == Op.CONV and not d.ky * d.kx:
+            plain[d] = tile_job(d, shape, dataclasses.replace(buffers, out_depth=max(passing, d.ow)), cost)
     # the input words a set of the engine these jobs need (buffer_needs), against which encode keeps
     # inputs: a twin is weighed against its job as both would run
     in_words = buffer_needs(plain.values(), shape.tm)[0]
