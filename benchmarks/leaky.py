@@ -18,21 +18,16 @@ import argparse
 import json
 from datetime import date
 
-import numpy as np
 import torch
 from torch import nn
 
 import xaihls
+from benchmarks import switch
 from benchmarks.switch import RESULTS
-from xaihls.backends.rtl.v2 import sim
-from xaihls.backends.rtl.v2.cycles import compare
-from xaihls.backends.rtl.v2.params import rtl_params
-from xaihls.executor import quantize_input
-from xaihls.methods import METHOD_CODES, PREDICT_CODE
+from xaihls.frontend.ir import Add
 from xaihls.models.edge import _randomize_batchnorm
 from xaihls.plan.boards import load_board
 from xaihls.plan.planner_v2 import plan_v2
-from xaihls.plan.timing import method_cycles
 
 SHAPE = (3, 32, 32)
 RUNS = (None, "saliency")
@@ -68,46 +63,19 @@ def measure(board: str) -> dict:
     for kind, act in NETS.items():
         acc = xaihls.compile(Darknet(act).eval(), SHAPE, calibration=calibration, backends=("golden",),
                              methods=("saliency",))
-        built[kind] = (acc, plan_v2(acc.qgraph, load_board(board)))
-    params = None
-    for _, plan in built.values():  # one Verilator build for both plans
-        p = rtl_params(plan.program, plan.engine)
-        params = p if params is None else params.covering(p)
-    engine = built["leaky"][1].engine
-    out = {"board": board, "tm": engine.tm, "tn": engine.tn, "nets": {}}
-    for kind, (acc, plan) in built.items():
-        program, engine = plan.program, plan.engine
-        assert (engine.tm, engine.tn) == (out["tm"], out["tn"]), "one array shape for both nets"
-        model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
-        tmtn = engine.tm * engine.tn
-        x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
-        sim_runs = [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": sim.ig_table(2, "trapezoid",
-                                                                                            acc.qgraph.width),
-                     "target": -1, "steps": 2, "method": PREDICT_CODE if m is None else METHOD_CODES[m]}
-                    for m in RUNS]
-        res = sim.simulate(program, params, sim_runs)
-        rows = []
-        for m, r in zip(RUNS, res):
-            g = acc.run(x, m) if m else acc.run(x)
-            exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy())
-                     and (m is None or np.array_equal(r["attribution"], g.attribution[0].numpy())))
-            rows.append({"run": m or "predict", "cycles": r["cycles"],
-                         "model_cycles": method_cycles(program, model_engine, m), "bit_exact": bool(exact)})
-        layers = acc.qgraph.graph.layers
-        split = {layer.name for layer in layers if layer.name.endswith(".pos")}
-        split |= {name.removesuffix(".pos") for name in split}
-        descs = {"forward": program.forward, "backward": program.backward}
-        jobs = []
-        for row in compare(program, model_engine, res[RUNS.index("saliency")]["profile"], sim.common.DDR_LATENCY):
-            d = descs[row.direction][row.index]
-            name = layers[d.layer].name if d.layer < len(layers) else "logits"
-            jobs.append({"direction": row.direction, "layer": name, "split": name in split, "rtl": row.rtl,
-                         "model": row.model, "deviation": row.deviation,
-                         "utilisation": None if not row.macs else row.macs / (tmtn * row.rtl)})
-        out["nets"][kind] = {"runs": rows, "jobs": jobs, "forward_jobs": len(program.forward),
-                             "backward_jobs": len(program.backward), "mask_bits": engine.mask_bits,
-                             "index_entries": engine.index_entries, "w_depth": engine.w_depth}
-    return out
+        plan = plan_v2(acc.qgraph, load_board(board))
+        built[kind] = (acc, plan.program, plan.engine)
+    engines = {(engine.tm, engine.tn) for *_, engine in built.values()}
+    assert len(engines) == 1, "one array shape for both nets"
+    (tm, tn), = engines
+    return {"board": board, "tm": tm, "tn": tn, "nets": switch.measure_programs(built, x, RUNS, _split)}
+
+
+def _split(d, layer) -> dict:
+    """Whether a job is one the split adds: the per-channel affine with its ReLU (``<name>.pos``) or the Add
+    (``<name>``, reading ``<name>.relu``)."""
+    return {"split": layer is not None and (layer.name.endswith(".pos") or (
+        isinstance(layer, Add) and any(name.endswith(".relu") for name in layer.inputs)))}
 
 
 def markdown(result: dict) -> str:

@@ -8,7 +8,8 @@ benchmarks.depthwise (``LANE_COLUMNS``), benchmarks.weights_once (``WEIGHTS_ONCE
 benchmarks.folded_image (``FOLD_IMAGE``), benchmarks.kept_inputs (``KEEP_INPUTS``),
 benchmarks.pool_sums (``POOL_SUMS``), benchmarks.rows_read (``ROWS_READ``) and
 benchmarks.adds_by_block (``ADDS_BY_BLOCK``);
-benchmarks.image_batches takes ``switched_off`` for ``SLOT_JOBS``."""
+benchmarks.image_batches takes ``switched_off`` for ``SLOT_JOBS``; benchmarks.leaky
+``measure_programs`` for two nets."""
 
 from __future__ import annotations
 
@@ -64,17 +65,31 @@ def measure_compiled(model: str, acc, x, board: str, switch: str, on: str, off: 
     """``measure`` of a compiled accelerator ``acc`` (named ``model``) on its image batch ``x`` of one."""
     plan = plan_v2(acc.qgraph, load_board(board))
     engine = plan.engine
-    model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
-    programs = {on: plan.program, off: switched_off(plan.program, acc.qgraph, engine, switch)}
-    params = rtl_params(programs[on], engine).covering(rtl_params(programs[off]))
-    x_q = quantize_input(acc.qgraph, acc.graph.as_maps(x))[0][0].numpy()
-    sim_runs = [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": sim.ig_table(2, "trapezoid",
-                                                                                        acc.qgraph.width),
-                 "target": -1, "steps": 2, "method": PREDICT_CODE if m is None else METHOD_CODES[m]} for m in runs]
-    layers = acc.qgraph.graph.layers
-    tmtn = engine.tm * engine.tn
-    out = {"model": model, "board": board, "tm": engine.tm, "tn": engine.tn, "switch": switch, "programs": {}}
-    for kind, program in programs.items():
+    programs = {on: (acc, plan.program, engine), off: (acc, switched_off(plan.program, acc.qgraph, engine, switch),
+                                                       engine)}
+    return {"model": model, "board": board, "tm": engine.tm, "tn": engine.tn, "switch": switch,
+            "programs": measure_programs(programs, x, runs, job_fields)}
+
+
+def measure_programs(programs: dict, x, runs: tuple, job_fields: Callable) -> dict:
+    """Each of ``programs`` (label -> (compiled accelerator, Program, its engine)) on one Verilator
+    build for ``runs`` (None: predict) on the image batch ``x`` of one: each run's cycles, the cycle
+    model's and whether it equals golden; every job of the saliency run against ``timing.job_cost``
+    (``job_fields(descriptor, layer or None)`` adds fields to its row); the weight rows it needs."""
+    params = None
+    for _, program, engine in programs.values():
+        p = rtl_params(program, engine)
+        params = p if params is None else params.covering(p)
+    out = {}
+    for kind, (acc, program, engine) in programs.items():
+        model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
+        x_q = quantize_input(acc.qgraph, acc.graph.as_maps(x))[0][0].numpy()
+        sim_runs = [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": sim.ig_table(2, "trapezoid",
+                                                                                            acc.qgraph.width),
+                     "target": -1, "steps": 2, "method": PREDICT_CODE if m is None else METHOD_CODES[m]}
+                    for m in runs]
+        layers = acc.qgraph.graph.layers
+        tmtn = engine.tm * engine.tn
         res = sim.simulate(program, params, sim_runs)
         rows = []
         for m, r in zip(runs, res):
@@ -93,8 +108,9 @@ def measure_compiled(model: str, acc, x, board: str, switch: str, on: str, off: 
                          "layer": layer.name if layer is not None else "logits", **job_fields(d, layer),
                          "rtl": row.rtl, "model": row.model, "deviation": row.deviation,
                          "utilisation": None if not row.macs else row.macs / (tmtn * row.rtl)})
-        out["programs"][kind] = {"runs": rows, "jobs": jobs,
-                                 "weight_rows": buffer_needs(program.all_jobs, engine.tm)[2]}
+        out[kind] = {"runs": rows, "jobs": jobs, "weight_rows": buffer_needs(program.all_jobs, engine.tm)[2],
+                     "forward_jobs": len(program.forward), "backward_jobs": len(program.backward),
+                     "mask_bits": engine.mask_bits, "index_entries": engine.index_entries, "w_depth": engine.w_depth}
     return out
 
 
