@@ -8,8 +8,8 @@ benchmarks.depthwise (``LANE_COLUMNS``), benchmarks.weights_once (``WEIGHTS_ONCE
 benchmarks.folded_image (``FOLD_IMAGE``), benchmarks.kept_inputs (``KEEP_INPUTS``),
 benchmarks.pool_sums (``POOL_SUMS``), benchmarks.rows_read (``ROWS_READ``) and
 benchmarks.adds_by_block (``ADDS_BY_BLOCK``);
-benchmarks.image_batches takes ``switched_off`` for ``SLOT_JOBS``; benchmarks.leaky
-``measure_programs`` for two nets."""
+benchmarks.image_batches takes ``switched_off`` for ``SLOT_JOBS``; benchmarks.leaky and
+benchmarks.windowed_pools ``measure_programs`` for two nets."""
 
 from __future__ import annotations
 

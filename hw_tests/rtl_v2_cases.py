@@ -11,7 +11,7 @@ import torch
 import xaihls
 from tests.random_nets import (branchy_net, concat_net, conv1d_net, dense_block_net, dilated_net, edge_net,
                                leaky_head_net, leaky_net, long_pool_net, narrow_net, padded_net, pool_net,
-                               random_dag_net, random_net, residual_conv_net, shuffle_net)
+                               random_dag_net, random_net, residual_conv_net, shuffle_net, windowed_pool_net)
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -61,6 +61,12 @@ DILATED_NETS = ("dilated2", "dilated5", "dilated10")
 # max-pools among them); branchy2 y + ReLU(y) + x + x (a rectifier beside an Add, an Add of one operand to
 # itself); branchy3 a stride-2 3 x 3 conv beside a stride-1 one, then a block of four branches
 BRANCHY_NETS = ("branchy1", "branchy2", "branchy3")
+# tests.random_nets.windowed_pool_net (average pools whose windows have different divisors: a job a region of
+# one reciprocal forward, a job a region of input pixels in each stride phase backward): windowed3 a 5 x 5 pool
+# of stride 3, padding 2 not counted, ceil mode (9 stride phases); windowed5 Inception's pool branch (a
+# 'same' pool on a copy of the map) and a ceil-mode 3 x 3 pool of stride 3 whose last windows overhang the
+# padding; windowed23 four such pools on a 6 x 5 map, one on a copy, strides 1 and 2
+WINDOWED_NETS = ("windowed3", "windowed5", "windowed23")
 # 1-D nets (tests.random_nets.conv1d_net, input (C, L), maps of one row): conv1d1024 a global pool of 38
 # columns summed over a ragged grid (13 positions of 3 passes, the last reading one column past the map),
 # a depthwise conv and a BatchNorm1d folded into a hidden Linear; conv1d5 a ceil-mode max-pool and an
@@ -83,7 +89,8 @@ CAMS = ("grad_cam", "guided_grad_cam")
 RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag": random_dag_net, "narrow": narrow_net,
                "residual": residual_conv_net, "concat": concat_net, "conv1d": conv1d_net, "longpool": long_pool_net,
                "padded": padded_net, "dense": dense_block_net, "shuffle": shuffle_net, "leaky": leaky_net,
-               "dilated": dilated_net, "branchy": branchy_net, "mlphead": leaky_head_net}
+               "dilated": dilated_net, "branchy": branchy_net, "mlphead": leaky_head_net,
+               "windowed": windowed_pool_net}
 # the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
 NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,
@@ -138,7 +145,7 @@ def shared_params(shape: str) -> RtlV2Params:
     params = None
     extra = (LONG_POOL_NETS if shape == "16x8" else ()) + ((NARROW_NETS[shape],) if shape in NARROW_NETS else ())
     for name in (NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + PADDED_NETS + LEAKY_NETS + DILATED_NETS + BRANCHY_NETS
-                 + extra):
+                 + WINDOWED_NETS + extra):
         p = rtl_params(program(name, shape))
         params = p if params is None else params.covering(p)
     return params

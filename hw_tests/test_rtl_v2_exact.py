@@ -7,7 +7,7 @@ import pytest
 
 from hw_tests.rtl_v2_cases import (BRANCHY_NETS, CAM_NETS, CAMS, DAG_NETS, DILATED_NETS, EDGE_NETS, LEAKY_NETS,
                                    LONG_POOL_NETS, NARROW_NETS, NETS, ONE_D_NETS, PADDED_NETS, STALL_PROBABILITY,
-                                   compiled, expected, program, simulated)
+                                   WINDOWED_NETS, compiled, expected, program, simulated)
 from xaihls.plan.contract import Flag, Op
 
 
@@ -86,6 +86,16 @@ def test_rtl_v2_equals_golden_on_dilated_convolutions(name, shape):
 def test_rtl_v2_equals_golden_on_tensors_read_by_many_layers(name, shape):
     """Inception-style blocks, a rectifier beside an Add, x + x, a strided reader beside a stride-1 3 x 3
     one: the readers the two-source sums cannot take read exact copies (dag.with_copies)."""
+    _check(name, shape, 0.0)
+    _check(name, shape, STALL_PROBABILITY)
+
+
+@pytest.mark.parametrize("shape", ["4x4", "16x8"])
+@pytest.mark.parametrize("name", WINDOWED_NETS)
+def test_rtl_v2_equals_golden_on_average_pools_of_several_divisors(name, shape):
+    """Average pools that count no padding or overhang the map: a job a rectangle of one reciprocal forward,
+    a job a rectangle of input pixels (per-pass reciprocals) in each stride phase backward, each writing its
+    part of the tensor and of the ReLU bits, with and without AXI stalls."""
     _check(name, shape, 0.0)
     _check(name, shape, STALL_PROBABILITY)
 

@@ -786,3 +786,57 @@ def leaky_head_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Te
     model = nn.Sequential(nn.Conv2d(c, o, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                           nn.Linear(o * (h // 2) * (w // 2), hidden), act, nn.Linear(hidden, rng.choice((3, 10))))
     return model.eval(), (c, h, w), torch.rand((8, c, h, w)) * 2.0
+
+
+class _PoolBranch(nn.Module):
+    """Inception's pool branch beside a 1 x 1 branch on one input: cat(conv1x1(x), conv1x1(avgpool(x)))
+    with a 3 x 3 average pool of stride 1 that counts no padding (Keras' 'same'), or the pooled map
+    added to its input (``x + avgpool(x)``)."""
+
+    def __init__(self, c: int, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.pool = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+        self.a, self.b = nn.Conv2d(c, 3, 1), nn.Conv2d(c, 4, 1)
+
+    def forward(self, x):
+        if self.kind == "add":
+            return x + self.pool(x)
+        return torch.cat([F.relu(self.a(x)), F.relu(self.b(self.pool(x)))], 1)
+
+
+def windowed_pool_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """Average pools whose windows have different divisors: padded ones that count no padding
+    (``count_include_pad=False``, as Keras' 'same' average pooling), ceil-mode windows past the map,
+    kernels of 2 to 5 and strides of 1 to the kernel, between convolutions with a ReLU or ReLU6 (or
+    none); now and then Inception's pool branch beside a 1 x 1 branch, or a map plus its pooled self
+    (a pool among a tensor's readers); a Linear or global-mean head; deterministic in the seed."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    shape = (rng.choice((1, 2, 3)), rng.randint(5, 13), rng.randint(5, 13))
+    c, h, w = rng.choice((3, 4, 8)), shape[1], shape[2]
+    body: list[nn.Module] = [nn.Conv2d(shape[0], c, 3, padding=1), rng.choice((nn.ReLU(), nn.ReLU6()))]
+    for _ in range(rng.randint(1, 4)):
+        kind = rng.choice(("pool", "pool", "conv", "branch"))
+        if kind == "pool" and min(h, w) >= 2:
+            k = rng.choice((2, 3, 3, 5)) if min(h, w) >= 5 else rng.choice((2, 3))
+            k = min(k, h, w)
+            s, p = rng.randint(1, k), rng.randint(0, k // 2)
+            pool = nn.AvgPool2d(k, s, p, ceil_mode=rng.random() < 0.5, count_include_pad=rng.random() < 0.3)
+            body.append(pool)
+            if rng.random() < 0.3:
+                body.append(rng.choice((nn.ReLU(), nn.ReLU6())))
+        elif kind == "branch":
+            block = _PoolBranch(c, rng.choice(("cat", "add")))
+            body.append(block)
+        else:
+            o = rng.choice((4, 5, 8))
+            body += [nn.Conv2d(c, o, 3, padding=rng.choice((0, 1)) if min(h, w) >= 3 else 1),
+                     rng.choice((nn.ReLU(), nn.ReLU6(), nn.Identity()))]
+        c, h, w = nn.Sequential(*body)(torch.zeros(1, *shape)).shape[1:]
+    classes = rng.choice((3, 10))
+    if rng.random() < 0.5:
+        model = _MeanHead(body, c, classes)
+    else:
+        model = nn.Sequential(*body, nn.Flatten(), nn.Linear(c * h * w, classes))
+    return model.eval(), shape, torch.rand((8, *shape)) * 2.0

@@ -227,13 +227,20 @@ def _compiled_refusal(model, shape, methods=tuple(METHODS), golden_only=True) ->
     return msg
 
 
-@pytest.mark.parametrize("layers,needle", [
-    ((nn.AvgPool2d(3, 2, padding=1, count_include_pad=False),), "layer '0' (AvgPool2d whose windows have"),
-    ((nn.AvgPool2d(2, 2, ceil_mode=True),), "layer '0' (AvgPool2d whose windows have"),
-])
-def test_hardware_backends_refuse_average_pools_of_several_divisors_at_compile(layers, needle):
-    msg = _compiled_refusal(_net(*layers), (2, 7, 7))
-    assert needle in msg and "one reciprocal" in msg
+@pytest.mark.parametrize("layers", [
+    (nn.AvgPool2d(3, 2, padding=1, count_include_pad=False),),
+    (nn.AvgPool2d(2, 2, ceil_mode=True),),
+    (nn.Conv2d(2, 3, 3, padding=1), nn.ReLU6(), nn.AvgPool2d(3, 1, 1, count_include_pad=False), nn.ReLU()),
+], ids=["padding_not_counted", "ceil_mode", "same_after_relu6"])
+def test_average_pools_of_several_divisors_run_bit_exact_everywhere(layers):
+    """Refused until 2026-12-05 (the engine multiplied every window by one reciprocal): now a job a
+    rectangle of windows of one reciprocal forward, and backward a job a rectangle of input pixels whose
+    passes each read windows of one reciprocal (lowering._pool_regions, _phase_regions)."""
+    from tests.test_differential import _refused_or_bit_exact_everywhere
+
+    torch.manual_seed(3)
+    model = _net(*layers).eval()
+    _refused_or_bit_exact_everywhere(3, model, (2, 7, 7), torch.rand(8, 2, 7, 7), may_refuse=False)
 
 
 @pytest.mark.parametrize("layers", [
@@ -337,9 +344,12 @@ def test_a_rectifier_of_a_rectifiers_output_that_another_layer_reads_runs_on_a_c
         _refused_or_bit_exact_everywhere(seed, model, (2, 7, 7), torch.rand(8, 2, 7, 7), may_refuse=False)
 
 
-def test_hardware_backends_refuse_a_residual_net_naming_its_first_golden_only_layer():
-    msg = _compiled_refusal(_block(), (3, 16, 16))
-    assert "layer 'ap' (AvgPool2d whose windows have different divisors" in msg
+def test_the_residual_block_runs_bit_exact_everywhere():
+    """Its projection shortcut, depthwise ReLU6, padded ceil-mode max-pool and an average pool that
+    counts no padding: refused by the engines until its pool's windows ran a region a job."""
+    from tests.test_differential import _refused_or_bit_exact_everywhere
+
+    _refused_or_bit_exact_everywhere(0, _block(), (3, 16, 16), torch.rand(8, 3, 16, 16), may_refuse=False)
 
 
 @pytest.mark.parametrize("seed", range(12))  # each kind of two array shapes (seed % 4)
@@ -437,9 +447,9 @@ def test_the_engines_refuse_a_grad_cam_map_no_integer_factor_upsamples():
 
 
 def test_golden_only_accelerator_refuses_engine_work_in_one_line():
-    acc = xaihls.compile(_block(), (3, 16, 16), calibration=torch.rand(4, 3, 16, 16), backends=("golden",))
+    acc = xaihls.compile(_cat_of_three(), calibration=torch.rand(4, 2, 4, 4), backends=("golden",))
     assert set(acc.refusals) == {"program", "csim", "rtl"}
-    for call in (lambda: acc.plan, lambda: acc.run(torch.rand(1, 3, 16, 16), backend="csim")):
+    for call in (lambda: acc.plan, lambda: acc.run(torch.rand(1, 2, 4, 4), backend="csim")):
         with pytest.raises(XaiHlsError, match="golden-only for now") as e:
             call()
         assert "\n" not in str(e.value)
@@ -656,21 +666,24 @@ def test_an_inception_block_reads_its_input_three_times_and_runs_on_a_copy():
         _refused_or_bit_exact_everywhere(seed, model, (3, 6, 6), torch.rand(8, 3, 6, 6), may_refuse=False)
 
 
-def test_a_hand_made_cat_of_three_is_refused_by_the_engines_in_one_line():
-    """The front end nests a cat of three; a Graph made by hand may hold one, which golden runs."""
+def _cat_of_three():
+    """A Graph made by hand with a cat of three maps (the front end nests one as cats of two)."""
     from xaihls.frontend.ir import Concat, Flatten, Graph, Linear
 
     def conv(name):
         return Conv2d(name, (2, 4, 4), (2, 4, 4), torch.randn(2, 2, 1, 1), torch.zeros(2), (1, 1), (1, 1), (0, 0),
                       inputs=("input",))
 
-    graph = Graph((2, 4, 4), (conv("a"), conv("b"), conv("c"),
-                              Concat("cat", (2, 4, 4), (6, 4, 4), ("a", "b", "c")),
-                              Flatten("flat", (6, 4, 4), (96,), inputs=("cat",)), Linear("fc", (96,), (2,),
-                                                                                        torch.randn(2, 96),
-                                                                                        torch.zeros(2))))
+    return Graph((2, 4, 4), (conv("a"), conv("b"), conv("c"),
+                             Concat("cat", (2, 4, 4), (6, 4, 4), ("a", "b", "c")),
+                             Flatten("flat", (6, 4, 4), (96,), inputs=("cat",)),
+                             Linear("fc", (96,), (2,), torch.randn(2, 96), torch.zeros(2))))
+
+
+def test_a_hand_made_cat_of_three_is_refused_by_the_engines_in_one_line():
+    """The front end nests a cat of three; a Graph made by hand may hold one, which golden runs."""
     with pytest.raises(XaiHlsError) as e:
-        xaihls.compile(graph, calibration=torch.rand(4, 2, 4, 4), backends=("golden", "program"))
+        xaihls.compile(_cat_of_three(), calibration=torch.rand(4, 2, 4, 4), backends=("golden", "program"))
     assert "layer 'cat' (cat of 3 tensors) is golden-only for now" in str(e.value) and "\n" not in str(e.value)
 
 

@@ -196,6 +196,27 @@ class AvgPool2d(_Pool):
     taps inside the input only.
     """
 
+    def divisors(self) -> torch.Tensor:
+        """The divisor of each window (OH, OW), as PyTorch counts it: the product of the window's rows
+        and columns that count."""
+        def extent(size: int, out: int, k: int, s: int, p: int) -> torch.Tensor:
+            start = torch.arange(out) * s - p
+            stop = torch.minimum(start + k, torch.tensor(size + p))
+            if not self.count_include_pad:
+                start, stop = start.clamp(min=0), stop.clamp(max=size)
+            return stop - start
+
+        (_, h, w), (_, oh, ow) = self.in_shape, self.out_shape
+        rows = extent(h, oh, self.kernel[0], self.stride[0], self.padding[0])
+        cols = extent(w, ow, self.kernel[1], self.stride[1], self.padding[1])
+        return rows[:, None] * cols[None, :]
+
+    @property
+    def windowed(self) -> bool:
+        """Whether its windows have different divisors (``count_include_pad=False`` on a padded map, or
+        a ceil-mode window past the padding): a reciprocal a window, not one for all."""
+        return self.divisors().unique().numel() > 1
+
 
 @dataclass(frozen=True)
 class Flatten:

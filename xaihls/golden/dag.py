@@ -10,7 +10,7 @@ the rounding points are these, each ``numerics`` round half up then saturate:
 - Forward, per layer, as model.py: a Conv2d (any groups), Linear or ChannelAffine rounds its
   wide accumulator ``x*w + (b << bias_shift)`` once to its output format; an average pool
   rounds ``window sum * reciprocal``. A window's reciprocal is 1/(kh*kw) where all windows are
-  whole, else 1/(PyTorch's divisor of that window) (``calibrate.avg_pool_divisors``), each
+  whole, else 1/(PyTorch's divisor of that window) (``AvgPool2d.divisors``), each
   quantized in one format. Max-pool padding is -infinity: a padded tap never wins. The ReLU bit
   and a max-pool's ranking are taken on the wide accumulator of a Conv2d/Linear directly before
   (through a ReLU), as model.py does, except that a padded or ceil-mode max-pool, or one after a

@@ -37,10 +37,6 @@ def _layer_refusal(q) -> str | None:
     if isinstance(layer, Concat) and len(layer.inputs) != 2:
         return (f"layer '{layer.name}' (cat of {len(layer.inputs)} tensors) is golden-only for now: the engine "
                 "concatenates two (write it as cats of two)")
-    if isinstance(layer, AvgPool2d) and q.weight.numel() != 1:
-        return (f"layer '{layer.name}' (AvgPool2d whose windows have different divisors: count_include_pad=False "
-                "or a ceil-mode window past the padding) is golden-only for now: the engine multiplies every "
-                "window by one reciprocal")
     return None
 
 

@@ -93,9 +93,10 @@ def _reader_refusal(graph: Graph, t: int, readers: tuple[int, ...]) -> str | Non
     if len(readers) > 2:
         return (f"tensor '{name}' is read by {len(readers)} layers ({kinds}); the engine sums the gradients of "
                 "two readers (one two-source job)")
-    if any(not isinstance(layers[r], LINEAR_READERS) for r in readers):
+    if any(not summable(layers[r]) for r in readers):
         return (f"tensor '{name}' is read by {kinds}; the engine sums the gradients of two readers only where "
-                "each is a Conv2d, an Add, a cat, a channel selection, a per-channel affine or an average pool")
+                "each is a Conv2d, an Add, a cat, a channel selection, a per-channel affine or an average pool "
+                "of one divisor")
     if mixed(graph, readers) or mixed(graph, readers[::-1]):
         return None
     strided = [layers[r] for r in readers if isinstance(layers[r], (Conv2d, AvgPool2d))]
@@ -108,6 +109,12 @@ def _reader_refusal(graph: Graph, t: int, readers: tuple[int, ...]) -> str | Non
         return (f"tensor '{name}' is read by {kinds}, whose outputs differ in size; the engine sums the "
                 "gradients of two readers whose outputs have one size")
     return None
+
+
+def summable(layer) -> bool:
+    """Whether a reader's gradient can be a term of a two-source sum: a LINEAR_READERS layer whose term
+    is one kernel for the whole map (not an average pool whose windows have different divisors)."""
+    return isinstance(layer, LINEAR_READERS) and not (isinstance(layer, AvgPool2d) and layer.windowed)
 
 
 def mixed(graph: Graph, readers: tuple[int, ...]) -> bool:
@@ -211,15 +218,16 @@ def _shared_buffer(graph: Graph, shared: dict, copies: frozenset) -> tuple[int, 
 def with_copies(graph: Graph) -> Graph:
     """``graph`` with an exact copy of a map (a per-channel affine of scale 1, ``<tensor>.copy<k>``) in
     front of the readers the engine cannot sum the map's gradient over, one at a time until none is
-    left (``_copy_move``): among several readers, a rectifier, a max-pool or any layer outside
-    LINEAR_READERS (on a copy of its own); a second Add or cat of one operand, or an Add of the map to
-    itself (the second operand); past two readers, the second and later ones (on one copy, which with
-    the first makes two; the copy's readers are routed in turn); the first operand of an Add both of
-    whose operands other layers read too (its gradient would be a term of two sums); a reader of
-    stride 1 beside a strided one (on a copy, whose gradient the strided reader's sum takes a stride
-    phase at a time, as a pointwise conv's: ``mixed``). A chain, and a graph the engine runs as it
-    is, come back unchanged. A copy's gradient rounds once more, in every executor (docs/dag.md,
-    "Tensors read by many layers")."""
+    left (``_copy_move``): among several readers, a rectifier, a max-pool, an average pool whose
+    windows have different divisors or any layer outside LINEAR_READERS (on a copy of its own); a
+    second Add or cat of one operand, or an Add of the map to itself (the second operand); past two
+    readers, the second and later ones (on one copy, which with the first makes two; the copy's
+    readers are routed in turn); the first operand of an Add both of whose operands other layers
+    read too (its gradient would be a term of two sums); a reader of stride 1 beside a strided one
+    (on a copy, whose gradient the strided reader's sum takes a stride phase at a time, as a
+    pointwise conv's: ``mixed``). A chain, and a graph the engine runs as it is, come back
+    unchanged. A copy's gradient rounds once more, in every executor (docs/dag.md, "Tensors read by
+    many layers")."""
     for _ in range(4 * len(graph.layers) + 8):
         move = _copy_move(graph)
         if move is None:
@@ -235,7 +243,7 @@ def _copy_move(graph: Graph) -> tuple[int, list[tuple[int, int]]] | None:
         if len(readers) < 2 or canon(graph, t) != t or len(graph.tensor_shape(t)) != 3:
             continue
         slots = [(r, k) for r in readers for k, s in enumerate(reads[r]) if s == t]
-        alone = [(r, k) for r, k in slots if not isinstance(layers[r], LINEAR_READERS)]
+        alone = [(r, k) for r, k in slots if not summable(layers[r])]
         if alone:
             return t, alone[:1]
         joins = [(r, k) for r, k in slots if isinstance(layers[r], (Add, Concat))]

@@ -217,9 +217,9 @@ class Lowered:
     twins: dict[Job, tuple[Job, ...]] = field(default_factory=dict)
 
 
-def _diag_blob(taps: int, value: int, shape: Shape) -> np.ndarray:
-    """Weights of a diagonal job: every pass puts ``value`` on the diagonal of an m-tile's own
-    n-tiles (tm / tn of them); the same block serves every m-tile (w_mt_bytes = 0)."""
+def _diag_blob(taps: int, value, shape: Shape) -> np.ndarray:
+    """Weights of a diagonal job: every pass puts ``value`` (or pass t ``value[t]``) on the diagonal of
+    an m-tile's own n-tiles (tm / tn of them); the same block serves every m-tile (w_mt_bytes = 0)."""
     per_mt = shape.tm // shape.tn
     w = np.zeros((1, per_mt, taps, shape.tm, shape.tn), dtype=np.int64)
     for k in range(per_mt):
@@ -637,6 +637,11 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     bwd_max = 1 + 2 * len(dag.adds) + sum(lay.stride[0] * lay.stride[1] if isinstance(lay, strided) else 1
                                           for lay in layers)  # an Add: a rule job for each operand at most
     bwd_max += cam is not None  # the rule below a rectifier whose output gradient the Grad-CAM list reads
+    for lay, q in zip(layers, qg.layers):  # a windowed pool: a job a region (and no rectifier taken)
+        if isinstance(lay, AvgPool2d) and lay.windowed:
+            recips = q.weight.numpy().astype(np.int64)
+            fwd_max += len(_pool_regions(lay, recips))
+            bwd_max += sum(len(_phase_regions(lay, recips, ph)) for ph in _phases(lay))
     forward_addr = alloc.take("forward descriptors", DESCRIPTOR.bytes * fwd_max)
     backward_addr = alloc.take("backward descriptors", DESCRIPTOR.bytes * bwd_max)
     cam_addr = alloc.take("grad-cam descriptors", DESCRIPTOR.bytes * (3 + fy * fx)) if cam is not None else 0
@@ -653,15 +658,53 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     bias: dict[int, int] = {}
     diagonal: dict[tuple[int, int], dict] = {}
 
-    def diag(value: int, passes: int) -> dict:
+    def diag(value: int | tuple[int, ...], passes: int) -> dict:
         """The weight fields of a diagonal job of ``passes`` passes that each put ``value`` on the
-        diagonal: one pass's weights, kept for every pass (w_once), or a copy a pass."""
-        once = WEIGHTS_ONCE and passes > 1
-        stored = 1 if WEIGHTS_ONCE else passes
-        if (value, stored) not in diagonal:
-            assert init_end is None, f"diagonal weights {value} x {stored} were not placed with the others"
-            diagonal[value, stored] = b.weights(f"diagonal {value} x {stored} passes", _diag_blob(stored, value, shape))
-        return dict(diagonal[value, stored], w_once=int(once))
+        diagonal: one pass's weights, kept for every pass (w_once), or a copy a pass; ``value`` a tuple:
+        pass t puts ``value[t]`` there (a windowed average pool's reciprocals, ``_phase_regions``)."""
+        if isinstance(value, tuple) and len(set(value)) == 1:
+            value = value[0]
+        if isinstance(value, tuple):
+            assert len(value) == passes
+            key, once, name = (value, passes), False, f"diagonal {'/'.join(map(str, value))}"
+        else:
+            once = WEIGHTS_ONCE and passes > 1
+            key = (value, 1 if WEIGHTS_ONCE else passes)
+            name = f"diagonal {value} x {key[1]} passes"
+        if key not in diagonal:
+            assert init_end is None, f"weights '{name}' were not placed with the others"
+            diagonal[key] = b.weights(name, _diag_blob(key[1], key[0], shape))
+        return dict(diagonal[key], w_once=int(once))
+
+    def at(d: dict, dst: Tensor, y: int, x: int, relu: int | None) -> dict:
+        """Job ``d`` writing from pixel (y, x) of ``dst`` on (a rectangle of it: a windowed average pool's
+        region): its output address moved there, slotted as dst, the rows and columns of dst from there
+        on its output tensor's, and ``relu``'s bits (applied or kept) moved with it, as they follow the
+        bytes written."""
+        delta = y * dst.row_bytes + x * 2 * dst.tn
+        d = dict(d, out_addr=dst.addr + delta, oph=dst.h - y, opw=dst.w - x)
+        if dst.addr in alloc.slot_bytes:
+            alloc.slot_bytes[d["out_addr"]] = alloc.slot_bytes[dst.addr]
+        if relu is not None:
+            d["mask_base"] = mask_base[relu] + delta // 2
+            mask_slot[d["mask_base"]] = mask_slot[mask_base[relu]]
+        return d
+
+    def columns(d: dict, src: Tensor, first: int, last: int) -> dict:
+        """Job ``d`` reading columns [first, last) of ``src`` alone (clipped to the map: a windowed pool's
+        region, whose windows read no other): its input a view of those columns, its rows the map's
+        rows apart, slotted as src, its grid's input columns counted from the view's first."""
+        first, last = max(first, 0), min(last, src.w)
+        addr = src.addr + first * 2 * src.tn
+        if src.addr in alloc.slot_bytes:
+            alloc.slot_bytes[addr] = alloc.slot_bytes[src.addr]
+        return dict(d, in_addr=addr, iw=last - first, ix0=d["ix0"] - first)
+
+    def region_weights(region: _Region) -> dict:
+        """A windowed pool's region job's passes and weights (none where no pass reaches the map: zeros)."""
+        if not region.values:
+            return dict(diag(0, 1), ky=0, kx=0)
+        return dict(diag(region.values, len(region.values)), ky=region.ky, kx=region.kx)
 
     def identity(src: Tensor, dst: Tensor, layer: int) -> dict:
         """A diagonal 1 x 1 job that passes src's values unchanged into dst (its flags, pool or rule added by
@@ -741,6 +784,13 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             perm[:, order >= 0] = wt[:, order[order >= 0]]
             fw[i] = b.weights(f"{layer.name}.weight", _dense_blob(perm[:, :, None], shape))
             bw[i] = [b.weights(f"{layer.name}.weight.transposed", _dense_blob(perm.T[:, :, None], shape))]
+        elif isinstance(layer, AvgPool2d) and layer.windowed:  # the reciprocals of each region's jobs
+            recips = q.weight.numpy().astype(np.int64)
+            for phase in _phases(layer):
+                for region in _phase_regions(layer, recips, phase) if phase[1][1] and phase[2][1] else []:
+                    region_weights(region)
+            for region in _pool_regions(layer, recips):
+                region_weights(region)
         elif isinstance(layer, AvgPool2d):
             diag(int(q.weight[0]), layer.kernel[0] * layer.kernel[1])
             for _, (_, ty, _), (_, tx, _) in [] if _is_global(layer) else _phases(layer):
@@ -828,6 +878,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             off = sum(layout[s][0] for s in reads[r][:reads[r].index(t)])
             return _channel_moves(c, layer.out_shape[0], [(0, off, c, 1)]), 1, (1, 1), [((0, 0), (0, 1, 0), (0, 1, 0))]
         if isinstance(layer, AvgPool2d):
+            assert not layer.windowed, "a windowed pool's gradient is no term of a sum (dag.summable)"
             kh, kw = layer.kernel
             kern = np.repeat(np.eye(c, dtype=np.int64)[:, :, None] * int(qg.layers[r].weight[0]), kh * kw, axis=2)
             return kern, kw, layer.stride, _phases(layer)
@@ -1085,14 +1136,30 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             # write-back pools or clamps
             j = i + 1
             fl = [Flag.DIAG]
+            windowed = isinstance(layer, AvgPool2d) and layer.windowed
             if isinstance(layer, (ReLU, ReLU6)):
                 relu_at = rectifier(i, fl, on_acc=True, alone=True)
-            else:
+            elif not windowed:  # (a windowed pool's jobs leave a rectifier after it to a job of its own)
                 relu_at = rectifier(j, fl, on_acc=False)
                 if relu_at is not None:
                     j += 1
             dst = out_tensor(f"{layer.name}.out", j)
             d = dict(_conv_fields(src, dst, src.c, shape), layer=i, iky=1, ikx=1, isy=1, isx=1)
+            if windowed:
+                # a job a rectangle of windows of one reciprocal (``_pool_regions``), at its pixels of dst
+                (kh, kw), (sy, sx), (py, px) = layer.kernel, layer.stride, layer.padding
+                sh = q.acc_frac - q.out_fmt.frac
+                d.update(ky=kh, kx=kw, shift0=sh, shift1=sh, shift2=sh, flags=flags(*fl))
+                for region in _pool_regions(layer, q.weight.numpy().astype(np.int64)):
+                    (y0, y1), (x0, x1), (t0, _), (u0, u1) = region.rows, region.cols, region.taps_y, region.taps_x
+                    job = dict(d, **region_weights(region), oh=y1 - y0, ow=x1 - x0, isy=_stride(sy, y1 - y0),
+                               isx=_stride(sx, x1 - x0), iy0=y0 * sy - py + t0, ix0=x0 * sx - px + u0)
+                    job = columns(job, src, x0 * sx - px + u0, (x1 - 1) * sx - px + u1)
+                    forward.append(Job(**at(job, dst, y0, x0, None)))
+                spans.append((i, j, len(forward) - 1))
+                act[j] = dst
+                i = j
+                continue
             if isinstance(layer, AvgPool2d):
                 (kh, kw), (sy, sx), (py, px), (_, oh, ow) = layer.kernel, layer.stride, layer.padding, layer.out_shape
                 sh = q.acc_frac - q.out_fmt.frac
@@ -1334,9 +1401,25 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     d.update(bw[i][k] or diag(0, 1))
                     if is_depthwise(layer):
                         d["flags"] |= flags(Flag.DIAG)
+                elif isinstance(layer, AvgPool2d) and layer.windowed and ty:
+                    # a job a rectangle of the phase whose passes each read windows of one reciprocal
+                    d["flags"] |= flags(Flag.DIAG)
+                    if relu is not None:
+                        d.update(relu_bits(relu))
+                    for region in _phase_regions(layer, q.weight.numpy().astype(np.int64), _phases(layer)[k]):
+                        (y0, y1), (x0, x1), (t0, _), (u0, u1) = region.rows, region.cols, region.taps_y, region.taps_x
+                        job = dict(d, **region_weights(region), oh=y1 - y0, ow=x1 - x0, iy0=iy0 + y0 - t0,
+                                   ix0=ix0 + x0 - u0)
+                        if region.values:  # its input: the output gradient's columns its passes read
+                            job = columns(job, gsrc, x0 + ix0 - u1 + 1, x1 + ix0 - u0)
+                        backward.append(Job(**at(job, gdst, y0 * sy, x0 * sx, relu)))
+                    continue
                 else:
-                    value = (1 << IDENTITY_FRAC) if isinstance(layer, MaxPool2d) else int(q.weight[0])
-                    d.update(diag(value, ty * tx) if ty else diag(0, 1))
+                    if not ty:  # no tap reaches the phase: zeros
+                        d.update(diag(0, 1))
+                    else:
+                        d.update(diag((1 << IDENTITY_FRAC) if isinstance(layer, MaxPool2d) else int(q.weight[0]),
+                                      ty * tx))
                     d["flags"] |= flags(Flag.DIAG)
                     if isinstance(layer, MaxPool2d):
                         # pass (t, u) reads pooled row oy + iy0 - t: window position (i0 + t*sy, j0 + u*sx)
@@ -1633,6 +1716,86 @@ def rows_read(d: dict) -> dict:
 def _pool_fields(p) -> dict:
     return dict(pool_kh=p.kernel[0], pool_kw=p.kernel[1], pool_sh=p.stride[0], pool_sw=p.stride[1],
                 pool_oh=p.out_shape[1], pool_ow=p.out_shape[2])
+
+
+def _runs(keys: list) -> list[tuple[int, int]]:
+    """The maximal runs [a, b) of equal consecutive keys."""
+    starts = [a for a in range(len(keys)) if a == 0 or keys[a] != keys[a - 1]]
+    return list(zip(starts, starts[1:] + [len(keys)]))
+
+
+@dataclass(frozen=True)
+class _Region:
+    """One job of an average pool whose windows have different divisors: grid rows [y0, y1) and columns
+    [x0, x1); the pool's pass rows [t0, t1) and columns [u0, u1) that reach the map from some position
+    of the rectangle (the others multiply zeros only: left out); each pass's reciprocal, pass-major."""
+
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    taps_y: tuple[int, int]
+    taps_x: tuple[int, int]
+    values: tuple[int, ...]
+
+    @property
+    def ky(self) -> int:
+        return self.taps_y[1] - self.taps_y[0]
+
+    @property
+    def kx(self) -> int:
+        return self.taps_x[1] - self.taps_x[0]
+
+
+def _reaching(grid: tuple[int, int], taps: int, read: Callable[[int, int], int], size: int) -> tuple[int, int]:
+    """The taps [t0, t1) whose read ``read(position, tap)`` lies in [0, size) for some position of ``grid``."""
+    hit = [t for t in range(taps) if any(0 <= read(a, t) < size for a in range(*grid))]
+    return (hit[0], hit[-1] + 1) if hit else (0, 0)
+
+
+def _pool_regions(layer, recips: np.ndarray) -> list[_Region]:
+    """A windowed average pool's forward jobs: the rectangles of its output whose windows have one
+    reciprocal. A window's divisor is the product of its rows' and columns' counts, so the rows of one
+    run of equal rows of ``recips`` (OH, OW) and the columns of one run of equal columns share it: a
+    3 x 3 grid of rectangles for a padded pool of stride 1 (edges and corners), more where several
+    rows at an edge differ. An edge's rectangle leaves out the pass rows that read only padding."""
+    (_, h, w), (kh, kw), (sy, sx), (py, px) = _chw(layer.in_shape), layer.kernel, layer.stride, layer.padding
+    out = []
+    for rows in _runs([tuple(r) for r in recips]):
+        for cols in _runs([tuple(c) for c in recips.T]):
+            taps_y = _reaching(rows, kh, lambda a, t: a * sy - py + t, h)
+            taps_x = _reaching(cols, kw, lambda a, u: a * sx - px + u, w)
+            passes = (taps_y[1] - taps_y[0]) * (taps_x[1] - taps_x[0])
+            out.append(_Region(rows, cols, taps_y, taps_x, (int(recips[rows[0], cols[0]]),) * passes))
+    return out
+
+
+def _phase_regions(layer, recips: np.ndarray, phase) -> list[_Region]:
+    """A windowed average pool's backward jobs in one stride phase (``_phases``): the rectangles of the
+    phase's grid of input pixels whose passes (t, u) each read windows of one reciprocal (the window
+    at output row y + iy0 - t, column x + ix0 - u) or none (outside the output), the passes that read
+    none from anywhere in the rectangle left out. Golden's sum of g * r over the windows a pixel lies
+    in, in one job, rounded once."""
+    (ry, rx), (_, ty, iy0), (_, tx, ix0) = phase
+    (_, h, w), (sy, sx) = _chw(layer.in_shape), layer.stride
+    oh, ow = recips.shape
+    row_class = {r: k for k, r in enumerate(dict.fromkeys(tuple(r) for r in recips))}
+    col_class = {c: k for k, c in enumerate(dict.fromkeys(tuple(c) for c in recips.T))}
+    row_of = [row_class[tuple(r)] for r in recips]
+    col_of = [col_class[tuple(c)] for c in recips.T]
+
+    def keys(cls: list[int], origin: int, taps: int, grid: int) -> list[tuple]:
+        return [tuple(cls[a + origin - t] if 0 <= a + origin - t < len(cls) else None for t in range(taps))
+                for a in range(grid)]
+
+    out = []
+    for rows in _runs(keys(row_of, iy0, ty, len(range(ry, h, sy)))):
+        for cols in _runs(keys(col_of, ix0, tx, len(range(rx, w, sx)))):
+            taps_y = _reaching(rows, ty, lambda a, t: a + iy0 - t, oh)
+            taps_x = _reaching(cols, tx, lambda a, u: a + ix0 - u, ow)
+            y, x = rows[0] + iy0, cols[0] + ix0
+            values = tuple(int(recips[y - t, x - u]) if 0 <= y - t < oh and 0 <= x - u < ow else 0
+                           for t in range(*taps_y) for u in range(*taps_x))
+            out.append(_Region(rows, cols, taps_y, taps_x, values))
+    return out
 
 
 def _phases(layer) -> list[tuple[tuple[int, int], tuple[int, int, int], tuple[int, int, int]]]:

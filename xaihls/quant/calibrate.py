@@ -93,25 +93,6 @@ def _route_only(layer) -> bool:
     return isinstance(layer, (ReLU, ReLU6, Flatten, Add, Concat, ChannelSelect))
 
 
-def avg_pool_divisors(layer: AvgPool2d) -> torch.Tensor:
-    """The divisor of each window (OH, OW) of an average pool, as PyTorch counts it.
-
-    With ``count_include_pad``: the window's taps inside the padded input (a ceil-mode overhang
-    past it not counted); without: its taps inside the input.
-    """
-    def extent(size: int, out: int, k: int, s: int, p: int, with_pad: bool) -> torch.Tensor:
-        start = torch.arange(out) * s - p
-        stop = torch.minimum(start + k, torch.tensor(size + p))
-        if not with_pad:
-            start, stop = start.clamp(min=0), stop.clamp(max=size)
-        return stop - start
-
-    (_, h, w), (_, oh, ow) = layer.in_shape, layer.out_shape
-    rows = extent(h, oh, layer.kernel[0], layer.stride[0], layer.padding[0], layer.count_include_pad)
-    cols = extent(w, ow, layer.kernel[1], layer.stride[1], layer.padding[1], layer.count_include_pad)
-    return rows[:, None] * cols[None, :]
-
-
 def _check_accumulator(graph: Graph, width: int) -> None:
     """Refuse a network whose sums could overflow the wide accumulator."""
     product = 1 << (2 * (width - 1))
@@ -249,8 +230,8 @@ def calibrate(
                 b_fmt = FixedFormat(b_fmt.width, in_fmt.frac + w_fmt.frac)
             q = QLayer(layer, in_fmt, out_fmt, w_fmt, quantize(layer.scale, w_fmt), b_fmt, quantize(layer.shift, b_fmt))
         elif isinstance(layer, AvgPool2d):
-            divisors = avg_pool_divisors(layer)
-            if divisors.unique().numel() == 1:
+            divisors = layer.divisors()
+            if not layer.windowed:
                 # one divisor (every window whole, or zero padding counted): one reciprocal, a diagonal job's
                 recip = 1.0 / float(divisors.flatten()[0])
                 r_fmt = fmt(recip)
