@@ -12,10 +12,6 @@ only) / (Tm x Tn x cycles). Results in benchmarks/results/dilation.json.
 
 from __future__ import annotations
 
-import argparse
-import json
-from datetime import date
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -57,15 +53,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--boards", nargs="+", default=["pynq-z2"])
-    args = ap.parse_args()
-    results = [measure(b) for b in args.boards]
-    switch.RESULTS.mkdir(exist_ok=True)
-    (switch.RESULTS / "dilation.json").write_text(json.dumps({"date": str(date.today()), "results": results},
-                                                             indent=2) + "\n")
-    for r in results:
-        print(markdown(r) + "\n")
+    switch.main_boards(__doc__, measure, markdown, "dilation.json")
 
 
 if __name__ == "__main__":

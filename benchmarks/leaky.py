@@ -14,16 +14,11 @@ Results in benchmarks/results/leaky.json.
 
 from __future__ import annotations
 
-import argparse
-import json
-from datetime import date
-
 import torch
 from torch import nn
 
 import xaihls
 from benchmarks import switch
-from benchmarks.switch import RESULTS
 from xaihls.frontend.ir import Add
 from xaihls.models.edge import _randomize_batchnorm
 from xaihls.plan.boards import load_board
@@ -101,14 +96,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--boards", nargs="+", default=["pynq-z2"])
-    args = ap.parse_args()
-    results = [measure(b) for b in args.boards]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "leaky.json").write_text(json.dumps({"date": str(date.today()), "results": results}, indent=2) + "\n")
-    for r in results:
-        print(markdown(r) + "\n")
+    switch.main_boards(__doc__, measure, markdown, "leaky.json")
 
 
 if __name__ == "__main__":

@@ -157,7 +157,17 @@ def main(doc: str, models: list[str], measure: Callable[[str, str], dict], markd
     ap.add_argument("--models", nargs="+", default=models)
     ap.add_argument("--boards", nargs="+", default=["pynq-z2"])
     args = ap.parse_args()
-    results = [measure(m, b) for b in args.boards for m in args.models]
+    _written([measure(m, b) for b in args.boards for m in args.models], markdown, name)
+
+
+def main_boards(doc: str, measure: Callable[[str], dict], markdown: Callable[[dict], str], name: str) -> None:
+    """The command line of a benchmark of its own net: --boards (pynq-z2); as ``main``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--boards", nargs="+", default=["pynq-z2"])
+    _written([measure(b) for b in ap.parse_args().boards], markdown, name)
+
+
+def _written(results: list[dict], markdown: Callable[[dict], str], name: str) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / name).write_text(json.dumps({"date": str(date.today()), "results": results}, indent=2) + "\n")
     for r in results:

@@ -15,10 +15,6 @@ Results in benchmarks/results/windowed_pools.json.
 
 from __future__ import annotations
 
-import argparse
-import json
-from datetime import date
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -88,15 +84,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--boards", nargs="+", default=["pynq-z2"])
-    args = ap.parse_args()
-    results = [measure(b) for b in args.boards]
-    switch.RESULTS.mkdir(exist_ok=True)
-    (switch.RESULTS / "windowed_pools.json").write_text(json.dumps({"date": str(date.today()), "results": results},
-                                                                   indent=2) + "\n")
-    for r in results:
-        print(markdown(r) + "\n")
+    switch.main_boards(__doc__, measure, markdown, "windowed_pools.json")
 
 
 if __name__ == "__main__":

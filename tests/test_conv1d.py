@@ -209,20 +209,9 @@ def test_a_1d_model_attribution_correlates_with_captum_on_the_model_itself(compi
     as modules: Captum's guided backprop and deconvnet hook nn.ReLU modules only (on this model's
     functional ReLUs they would be the plain gradient), and Grad-CAM names a layer of the graph, where
     the BatchNorm is folded."""
-    from xaihls.frontend.reference import graph_to_module, layer_module
-    from xaihls.reports.fidelity import captum_attribute, pearson_per_image
+    from tests.test_fidelity import captum_pearson
 
-    acc, model, x = compiled_keyword
-    target = acc.predict(x).argmax(1)
-    golden = acc.attribute(x, method, target=target, steps=32)
-    if method in ("guided_backprop", "deconvnet", "grad_cam", "guided_grad_cam"):
-        module = graph_to_module(acc.graph)
-        layer = layer_module(module, acc.graph, acc.qgraph.cam_layer) if "cam" in method else None
-        theirs = acc.graph.as_samples(captum_attribute(module, acc.graph.as_maps(x), method, target, layer=layer))
-    else:
-        theirs = captum_attribute(model, x, method, target, steps=32)
-    assert theirs.shape == golden.shape
-    r = pearson_per_image(golden, theirs)
+    r = captum_pearson(*compiled_keyword, method)
     print(f"keyword {method}: mean {float(r.mean()):.4f} min {float(r.min()):.4f}")
     assert float(r.mean()) >= 0.995, f"{method}: mean Pearson {float(r.mean()):.4f}"
     assert float(r.min()) >= 0.98, f"{method}: min Pearson {float(r.min()):.4f}"

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import xaihls
 from xaihls.frontend.ir import Conv2d
-from xaihls.frontend.reference import forward_float, graph_to_module
+from xaihls.frontend.reference import forward_float
 from xaihls.frontend.trace import graph_from_module
 from xaihls.methods import METHODS
 from xaihls.plan import lowering, timing
@@ -138,17 +138,9 @@ def compiled_tcn():
 def test_a_tcn_attribution_correlates_with_captum(compiled_tcn, method):
     """Golden against Captum float, 8 inputs never calibrated on; the rectifier-rule methods on the traced
     graph as modules (Captum hooks nn.ReLU modules only; the model's ReLUs are functional)."""
-    from xaihls.reports.fidelity import captum_attribute, pearson_per_image
+    from tests.test_fidelity import captum_pearson
 
-    acc, model, x = compiled_tcn
-    target = acc.predict(x).argmax(1)
-    golden = acc.attribute(x, method, target=target, steps=32)
-    if method in ("guided_backprop", "deconvnet"):
-        module = graph_to_module(acc.graph)
-        theirs = acc.graph.as_samples(captum_attribute(module, acc.graph.as_maps(x), method, target, steps=32))
-    else:
-        theirs = captum_attribute(model, x, method, target, steps=32)
-    r = pearson_per_image(golden, theirs)
+    r = captum_pearson(*compiled_tcn, method)
     assert float(r.mean()) >= 0.995 and float(r.min()) >= 0.98, (method, r)
 
 

@@ -10,10 +10,29 @@ import xaihls
 from xaihls.methods import METHODS
 from xaihls.models.digits import load_digits_split
 from xaihls.models.zoo import get_zoo_model
-from xaihls.frontend.reference import graph_to_module
+from xaihls.frontend.reference import graph_to_module, layer_module
 from xaihls.reports.fidelity import captum_attribute, pearson_per_image
 
 TEST_IMAGES = 32  # per architecture: the first of the test split; the full split is used for top-1 agreement
+ON_THE_GRAPH = ("guided_backprop", "deconvnet", "grad_cam", "guided_grad_cam")
+
+
+def captum_pearson(acc, model, x: torch.Tensor, method: str, steps: int = 32) -> torch.Tensor:
+    """Per-image Pearson of golden's attribution of ``x`` (for golden's predicted classes) against Captum
+    float: on the user's own ``model`` for the gradient methods; the rectifier-rule and Grad-CAM methods
+    on the traced graph as modules (Captum's guided backprop and deconvnet hook nn.ReLU modules only,
+    so on functional ReLUs they would be the plain gradient; Grad-CAM names a layer of the graph), a
+    1-D model's inputs as the graph's maps there."""
+    target = acc.predict(x).argmax(1)
+    golden = acc.attribute(x, method, target=target, steps=steps)
+    if method in ON_THE_GRAPH:
+        module = graph_to_module(acc.graph)
+        layer = layer_module(module, acc.graph, acc.qgraph.cam_layer) if "cam" in method else None
+        theirs = acc.graph.as_samples(captum_attribute(module, acc.graph.as_maps(x), method, target, steps, layer))
+    else:
+        theirs = captum_attribute(model, x, method, target, steps=steps)
+    assert theirs.shape == golden.shape, method
+    return pearson_per_image(golden, theirs)
 
 
 @pytest.fixture(scope="module")

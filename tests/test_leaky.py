@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import xaihls
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import Add, ChannelAffine, Conv2d, Linear, MaxPool2d, ReLU
-from xaihls.frontend.reference import forward_float, graph_to_module, layer_module
+from xaihls.frontend.reference import forward_float
 from xaihls.frontend.trace import graph_from_module
 from xaihls.methods import METHODS
 from tests.random_nets import leaky_head_net, leaky_net
@@ -119,18 +119,9 @@ def test_leaky_attribution_correlates_with_captum(compiled_darknet, method):
     LeakyReLU's rectifying part is an nn.ReLU (Captum hooks nn.ReLU modules only, so on the model itself
     it would take the plain gradient through a LeakyReLU); Grad-CAM there too, since it names a layer of
     the graph (the last convolution, whose output the slope scales: Grad-CAM does not change)."""
-    from xaihls.reports.fidelity import captum_attribute, pearson_per_image
+    from tests.test_fidelity import captum_pearson
 
-    acc, model, x = compiled_darknet
-    target = acc.predict(x).argmax(1)
-    golden = acc.attribute(x, method, target=target, steps=32)
-    if method in ("guided_backprop", "deconvnet", "grad_cam", "guided_grad_cam"):
-        module = graph_to_module(acc.graph)
-        layer = layer_module(module, acc.graph, acc.qgraph.cam_layer) if "cam" in method else None
-        theirs = captum_attribute(module, x, method, target, steps=32, layer=layer)
-    else:
-        theirs = captum_attribute(model, x, method, target, steps=32)
-    r = pearson_per_image(golden, theirs)
+    r = captum_pearson(*compiled_darknet, method)
     assert float(r.mean()) >= 0.995 and float(r.min()) >= 0.98, (method, r)
 
 

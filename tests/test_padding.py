@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import xaihls
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import Conv2d
-from xaihls.frontend.reference import forward_float, graph_to_module
+from xaihls.frontend.reference import forward_float
 from xaihls.frontend.trace import graph_from_module
 from xaihls.methods import METHODS
 from tests.random_nets import padded_net
@@ -75,17 +75,14 @@ def test_a_random_padded_net_is_bit_exact_everywhere(seed):
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
 def test_unequal_padding_attribution_correlates_with_captum_on_the_model_itself():
-    from xaihls.reports.fidelity import captum_attribute, pearson_per_image
+    from tests.test_fidelity import captum_pearson
 
     model = _model()
     gen = torch.Generator().manual_seed(3)
     acc = xaihls.compile(model, SHAPE, calibration=torch.rand(32, *SHAPE, generator=gen), backends=("golden",))
     x = torch.rand(8, *SHAPE, generator=gen)
-    target = acc.predict(x).argmax(1)
     for method in METHODS:
-        golden = acc.attribute(x, method, target=target, steps=32)
-        module = graph_to_module(acc.graph) if method in ("guided_backprop", "deconvnet") else model  # nn.ReLUs
-        r = pearson_per_image(golden, captum_attribute(module, x, method, target, steps=32))
+        r = captum_pearson(acc, model, x, method)
         assert float(r.mean()) >= 0.995 and float(r.min()) >= 0.98, (method, r)
 
 

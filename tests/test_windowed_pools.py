@@ -186,12 +186,7 @@ def compiled_same_pool():
 def test_a_same_pool_nets_attribution_correlates_with_captum(compiled_same_pool, method):
     """Golden against Captum float, 8 inputs never calibrated on; the rectifier-rule methods on the traced
     graph as modules (Captum hooks nn.ReLU modules only; the model's ReLUs are functional)."""
-    from xaihls.frontend.reference import graph_to_module
-    from xaihls.reports.fidelity import captum_attribute, pearson_per_image
+    from tests.test_fidelity import captum_pearson
 
-    acc, model, x = compiled_same_pool
-    target = acc.predict(x).argmax(1)
-    golden = acc.attribute(x, method, target=target, steps=32)
-    module = graph_to_module(acc.graph) if method in ("guided_backprop", "deconvnet") else model
-    r = pearson_per_image(golden, captum_attribute(module, x, method, target, steps=32))
+    r = captum_pearson(*compiled_same_pool, method)
     assert float(r.mean()) >= 0.995 and float(r.min()) >= 0.98, (method, r)
