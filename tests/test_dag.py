@@ -762,6 +762,36 @@ def test_a_gradient_sum_of_a_strided_reader_and_a_pointwise_one_is_bit_exact_eve
     _refused_or_bit_exact_everywhere(3, Down(3).eval(), shape, torch.rand(8, *shape) * 2, may_refuse=False)
 
 
+@pytest.mark.parametrize("pool,hw", [(nn.AdaptiveAvgPool2d(1), (2, 6)), (nn.AdaptiveAvgPool2d(1), (4, 4)),
+                                     (nn.AvgPool2d(2), (6, 6)), (nn.AvgPool2d(3, 2, 1), (7, 5))],
+                         ids=["global_2x6", "global_4x4", "pool2", "padded_pool3"])
+def test_a_strided_average_pool_beside_a_pointwise_conv_is_bit_exact_everywhere(pool, hw):
+    """An average pool (a global one: a deep-supervision exit) and a 1 x 1 conv reading one map: the gradient
+    sum runs the pool's stride phases. Its jobs took the 1 x 1 conv's stride (1) until 2026-12-05 and
+    wrote every phase over the whole map: program and csim agreed with each other, not with golden."""
+    from tests.test_differential import _refused_or_bit_exact_everywhere
+
+    class Exit(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.pool, self.a = nn.Conv2d(1, 4, 3, padding=1), pool, nn.Conv2d(4, 5, 1)
+            self.fc = nn.LazyLinear(3)
+
+        def forward(self, x):
+            x = torch.relu(self.stem(x))
+            return self.fc(torch.cat([self.pool(x).mean((2, 3), keepdim=True),
+                                      torch.relu(self.a(x)).mean((2, 3), keepdim=True)], 1).flatten(1))
+
+    torch.manual_seed(0)
+    model, shape = Exit(), (1, *hw)
+    model(torch.zeros(1, *shape))
+    from xaihls.plan.dag import structure
+
+    assert structure(graph_from_module(model.eval(), shape)).mixed
+    for seed in (0, 3):
+        _refused_or_bit_exact_everywhere(seed, model, shape, torch.rand(8, *shape), may_refuse=False)
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_a_random_branchy_net_traces_to_the_same_function_and_gradient(seed):
     """tests/random_nets.py ``branchy_net``: the copies ``dag.with_copies`` inserts are exact in float."""

@@ -1300,9 +1300,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             full, second = second, scratch[t]
         assert second.addr == first.addr + first.bytes, f"tensor {t}: the summed gradients are not side by side"
         phases, fields = sum_jobs[t]
-        # the reader the job is reported as (its MACs counted from): a convolution, else a pool (readers
-        # of one stride, _reader_refusal)
-        r = min(dag.sums[t], key=lambda r: (not isinstance(layers[r], Conv2d), not isinstance(layers[r], AvgPool2d)))
+        # the reader whose stride phases the jobs run (the strided one of a mixed sum), and the job is reported
+        # as (its MACs counted from): else a convolution, else a pool (readers of one stride, _reader_refusal)
+        r = dag.sums[t][0] if t in dag.mixed else min(
+            dag.sums[t], key=lambda r: (not isinstance(layers[r], Conv2d), not isinstance(layers[r], AvgPool2d)))
         (sy, sx), (_, gh, gw) = _stride2(layers[r]), _chw(layout[t])
         for ph in phases:
             ry, rx, reach = ph["ry"], ph["rx"], ph["reach"]
