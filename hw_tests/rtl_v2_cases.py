@@ -10,7 +10,7 @@ import torch
 
 import xaihls
 from tests.random_nets import (branchy_net, concat_net, conv1d_net, dense_block_net, dilated_net, edge_net,
-                               leaky_head_net, leaky_net, long_pool_net, narrow_net, padded_net, pool_net,
+                               fork_net, leaky_head_net, leaky_net, long_pool_net, narrow_net, padded_net, pool_net,
                                random_dag_net, random_net, residual_conv_net, shuffle_net, windowed_pool_net)
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
@@ -67,6 +67,14 @@ BRANCHY_NETS = ("branchy1", "branchy2", "branchy3")
 # 'same' pool on a copy of the map) and a ceil-mode 3 x 3 pool of stride 3 whose last windows overhang the
 # padding; windowed23 four such pools on a 6 x 5 map, one on a copy, strides 1 and 2
 WINDOWED_NETS = ("windowed3", "windowed5", "windowed23")
+# tests.random_nets.fork_net (maps read by two layers of different strides or output sizes, the main path's
+# convolution and an exit; a reader that cannot be a term beside an exact copy of the map reads one): fork1 a
+# global pool exit and a stride-3 conv on a 7 x 10 map, each on a copy, then a stride-2 exit beside a 1 x 1
+# conv (a mixed sum); fork8 a stride-4 exit on a copy beside a 1 x 1 conv, a stride-3 5 x 5 conv on a copy
+# beside a 3 x 3 one, a global pool on a copy beside a 1 x 1 conv; fork17 a global pool and a valid 3 x 3
+# conv each on a copy, a global pool on a copy beside a stride-2 conv (mixed with the copy), a stride-2 exit
+# beside a 3 x 3 conv on a copy (mixed)
+FORK_NETS = ("fork1", "fork8", "fork17")
 # 1-D nets (tests.random_nets.conv1d_net, input (C, L), maps of one row): conv1d1024 a global pool of 38
 # columns summed over a ragged grid (13 positions of 3 passes, the last reading one column past the map),
 # a depthwise conv and a BatchNorm1d folded into a hidden Linear; conv1d5 a ceil-mode max-pool and an
@@ -90,7 +98,7 @@ RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag":
                "residual": residual_conv_net, "concat": concat_net, "conv1d": conv1d_net, "longpool": long_pool_net,
                "padded": padded_net, "dense": dense_block_net, "shuffle": shuffle_net, "leaky": leaky_net,
                "dilated": dilated_net, "branchy": branchy_net, "mlphead": leaky_head_net,
-               "windowed": windowed_pool_net}
+               "windowed": windowed_pool_net, "fork": fork_net}
 # the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
 NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,
@@ -145,7 +153,7 @@ def shared_params(shape: str) -> RtlV2Params:
     params = None
     extra = (LONG_POOL_NETS if shape == "16x8" else ()) + ((NARROW_NETS[shape],) if shape in NARROW_NETS else ())
     for name in (NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + PADDED_NETS + LEAKY_NETS + DILATED_NETS + BRANCHY_NETS
-                 + WINDOWED_NETS + extra):
+                 + WINDOWED_NETS + FORK_NETS + extra):
         p = rtl_params(program(name, shape))
         params = p if params is None else params.covering(p)
     return params

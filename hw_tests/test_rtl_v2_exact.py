@@ -7,7 +7,7 @@ import pytest
 
 from hw_tests.rtl_v2_cases import (BRANCHY_NETS, CAM_NETS, CAMS, DAG_NETS, DILATED_NETS, EDGE_NETS, LEAKY_NETS,
                                    LONG_POOL_NETS, NARROW_NETS, NETS, ONE_D_NETS, PADDED_NETS, STALL_PROBABILITY,
-                                   WINDOWED_NETS, compiled, expected, program, simulated)
+                                   FORK_NETS, WINDOWED_NETS, compiled, expected, program, simulated)
 from xaihls.plan.contract import Flag, Op
 
 
@@ -96,6 +96,16 @@ def test_rtl_v2_equals_golden_on_average_pools_of_several_divisors(name, shape):
     """Average pools that count no padding or overhang the map: a job a rectangle of one reciprocal forward,
     a job a rectangle of input pixels (per-pass reciprocals) in each stride phase backward, each writing its
     part of the tensor and of the ReLU bits, with and without AXI stalls."""
+    _check(name, shape, 0.0)
+    _check(name, shape, STALL_PROBABILITY)
+
+
+@pytest.mark.parametrize("shape", ["4x4", "16x8"])
+@pytest.mark.parametrize("name", FORK_NETS)
+def test_rtl_v2_equals_golden_on_readers_of_two_strides_or_sizes(name, shape):
+    """Maps read by the main path and an exit of another stride or output size (a global pool, a strided or
+    valid conv): one reader or both on exact copies, mixed sums of a strided reader and a pointwise one, with
+    and without AXI stalls."""
     _check(name, shape, 0.0)
     _check(name, shape, STALL_PROBABILITY)
 

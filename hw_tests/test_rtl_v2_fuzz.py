@@ -6,7 +6,7 @@ Off in ``make test`` (the fixed nets of test_rtl_v2_exact.py run there); on with
 ``XAIHLS_RTL_FUZZ_NETS=40 XAIHLS_FUZZ_SEED=8000 pytest hw_tests/test_rtl_v2_fuzz.py``: seeds
 8000 … 8039 of each kind of tests/random_nets.py (random chains, pools, edge layers, residual nets, 1-D
 nets, unequal padding, DenseNet blocks, ShuffleNet units, LeakyReLU and PReLU nets, dilated convolutions, branchy nets,
-average pools of several divisors;
+average pools of several divisors, readers of two strides or sizes;
 ``XAIHLS_RTL_FUZZ_KINDS=conv1d,edge`` picks some) at 4 x 4 and 16 x 8. A failing net is named in the
 message (kind and seed, as rtl_v2_cases names them).
 """
@@ -27,7 +27,7 @@ from xaihls.plan.capabilities import program_refusal
 NETS = int(os.environ.get("XAIHLS_RTL_FUZZ_NETS", "0"))
 FIRST_SEED = int(os.environ.get("XAIHLS_FUZZ_SEED", "8000"))
 KINDS = tuple(os.environ.get("XAIHLS_RTL_FUZZ_KINDS", "random,pools,edge,dag,conv1d,padded,dense,shuffle,leaky,"
-                                                     "dilated,branchy,windowed").split(","))
+                                                     "dilated,branchy,windowed,fork").split(","))
 
 
 def _lowered(name: str, shape: str) -> bool:

@@ -840,3 +840,62 @@ def windowed_pool_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch
     else:
         model = nn.Sequential(*body, nn.Flatten(), nn.Linear(c * h * w, classes))
     return model.eval(), shape, torch.rand((8, *shape)) * 2.0
+
+
+class _Forks(nn.Module):
+    """A map read by two layers of different strides or output sizes, block after block: the main path's
+    convolution, and an exit (a convolution of another kernel, stride or padding, an average pool, or a
+    global pool) whose global mean joins the head, as deep supervision and early exits do."""
+
+    def __init__(self, rng: random.Random, shape: tuple[int, int, int], classes: int):
+        super().__init__()
+        c, h, w = shape
+        width = rng.choice((4, 6, 8))
+        self.stem = nn.Conv2d(c, width, 3, padding=1)
+        self.main, self.exits = nn.ModuleList(), nn.ModuleList()
+        c, joined = width, 0
+        for _ in range(rng.randint(1, 3)):
+            k = rng.choice((1, 3, 3, 5))
+            s = rng.choice((1, 2, 2, 3)) if min(h, w) >= 4 else 1
+            p = rng.randint(0, k // 2)
+            if _conv_out(h, k, s, p) < 1 or _conv_out(w, k, s, p) < 1:
+                k, s, p = 1, 1, 0
+            o = rng.choice((4, 6, 8))
+            self.main.append(nn.Conv2d(c, o, k, s, p))
+            kind = rng.choice(("conv", "conv", "pool", "global"))
+            if kind == "conv":
+                k2, s2 = rng.choice((1, 3)), rng.choice((1, 2, 4))
+                p2 = rng.randint(0, k2 // 2)
+                if _conv_out(h, k2, s2, p2) < 1 or _conv_out(w, k2, s2, p2) < 1:
+                    k2, p2 = 1, 0
+                o2 = rng.choice((3, 5))
+                exit_ = nn.Sequential(nn.Conv2d(c, o2, k2, s2, p2), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+            elif kind == "pool" and min(h, w) >= 2:
+                o2 = c
+                k2 = rng.choice((2, 4)) if min(h, w) >= 4 else 2
+                exit_ = nn.Sequential(nn.AvgPool2d(k2), nn.AdaptiveAvgPool2d(1))
+            else:
+                o2 = c
+                exit_ = nn.AdaptiveAvgPool2d(1)
+            self.exits.append(exit_)
+            joined += o2
+            c, h, w = o, _conv_out(h, k, s, p), _conv_out(w, k, s, p)
+        self.fc = nn.Linear(joined + c, classes)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        joined = []
+        for conv, exit_ in zip(self.main, self.exits):
+            joined.append(exit_(x))
+            x = F.relu(conv(x))
+        return self.fc(torch.cat(joined + [F.adaptive_avg_pool2d(x, 1)], 1).flatten(1))
+
+
+def fork_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """A stem and 1 to 3 ``_Forks`` blocks (a map read by two layers of different strides or output
+    sizes: the main path's convolution and an exit), their global means catted into a Linear head;
+    deterministic in the seed."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    shape = (rng.choice((1, 3)), rng.randint(6, 13), rng.randint(6, 13))
+    return _Forks(rng, shape, rng.choice((3, 10))).eval(), shape, torch.rand((8, *shape)) * 2.0

@@ -766,9 +766,11 @@ def test_a_gradient_sum_of_a_strided_reader_and_a_pointwise_one_is_bit_exact_eve
                                      (nn.AvgPool2d(2), (6, 6)), (nn.AvgPool2d(3, 2, 1), (7, 5))],
                          ids=["global_2x6", "global_4x4", "pool2", "padded_pool3"])
 def test_a_strided_average_pool_beside_a_pointwise_conv_is_bit_exact_everywhere(pool, hw):
-    """An average pool (a global one: a deep-supervision exit) and a 1 x 1 conv reading one map: the gradient
-    sum runs the pool's stride phases. Its jobs took the 1 x 1 conv's stride (1) until 2026-12-05 and
-    wrote every phase over the whole map: program and csim agreed with each other, not with golden."""
+    """An average pool (a global one: a deep-supervision exit) and a 1 x 1 conv reading one map. Of stride 2,
+    the gradient sum runs the pool's stride phases (``mixed``); its jobs took the 1 x 1 conv's stride (1)
+    until 2026-12-05 and wrote every phase over the whole map: program and csim agreed with each other,
+    not with golden. A global pool has a phase a pixel: it reads a copy of the map instead
+    (``dag.MIXED_PHASES``), and the sum is one job."""
     from tests.test_differential import _refused_or_bit_exact_everywhere
 
     class Exit(nn.Module):
@@ -782,12 +784,15 @@ def test_a_strided_average_pool_beside_a_pointwise_conv_is_bit_exact_everywhere(
             return self.fc(torch.cat([self.pool(x).mean((2, 3), keepdim=True),
                                       torch.relu(self.a(x)).mean((2, 3), keepdim=True)], 1).flatten(1))
 
+    from xaihls.plan.dag import structure
+
     torch.manual_seed(0)
     model, shape = Exit(), (1, *hw)
     model(torch.zeros(1, *shape))
-    from xaihls.plan.dag import structure
-
-    assert structure(graph_from_module(model.eval(), shape)).mixed
+    graph = graph_from_module(model.eval(), shape)
+    strides = nn.modules.utils._pair(pool.stride) if isinstance(pool, nn.AvgPool2d) else hw
+    assert bool(structure(graph).mixed) == (strides[0] * strides[1] <= 4)
+    assert graph.layer("pool").inputs[0].endswith(".copy0") == (strides[0] * strides[1] > 4)
     for seed in (0, 3):
         _refused_or_bit_exact_everywhere(seed, model, shape, torch.rand(8, *shape), may_refuse=False)
 
@@ -810,3 +815,54 @@ def test_a_random_branchy_net_is_refused_at_compile_or_bit_exact_everywhere(seed
     from tests.test_differential import _refused_or_bit_exact_everywhere
 
     _refused_or_bit_exact_everywhere(seed, *branchy_net(seed), refusals=("the two terms' fractions differ",))
+
+
+class _TwoReaders(nn.Module):
+    """A map read by ``a`` and ``b``, each branch's global mean into one Linear."""
+
+    def __init__(self, a: nn.Module, b: nn.Module):
+        super().__init__()
+        self.stem, self.a, self.b, self.fc = nn.Conv2d(2, 4, 3, padding=1), a, b, nn.LazyLinear(3)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        return self.fc(torch.cat([torch.relu(self.a(x)).mean((2, 3), keepdim=True),
+                                  torch.relu(self.b(x)).mean((2, 3), keepdim=True)], 1).flatten(1))
+
+
+@pytest.mark.parametrize("a,b,copied", [
+    (nn.Conv2d(4, 3, 3), nn.Conv2d(4, 3, 1), "a"),  # outputs of two sizes: the valid 3 x 3 one reads a copy
+    (nn.Conv2d(4, 3, 3, 2, 1), nn.AvgPool2d(4), "b"),  # strides 2 and 4: the pool (16 phases) reads a copy
+    (nn.Conv2d(4, 3, 3, 3), nn.Conv2d(4, 3, 5, 2), "ab"),  # neither beside a copy: each reads one
+], ids=["two_sizes", "strides_2_and_4", "strides_3_and_2"])
+def test_readers_of_two_strides_or_output_sizes_run_on_copies(a, b, copied):
+    """Refused until 2026-12-05 ("with different strides", "whose outputs differ in size"): the reader that
+    cannot be a term beside an exact copy of the map reads one (a reader of stride 1 and the map's size,
+    or a strided one of at most ``dag.MIXED_PHASES`` phases, can), or both do; bit-exact everywhere."""
+    from tests.test_differential import _refused_or_bit_exact_everywhere
+
+    torch.manual_seed(0)
+    model, shape = _TwoReaders(a, b), (2, 8, 8)
+    model(torch.zeros(1, *shape))
+    graph = graph_from_module(model.eval(), shape)
+    assert {name for name in "ab" if graph.layer(name).inputs[0].startswith("relu.copy")} == set(copied)
+    _refused_or_bit_exact_everywhere(0, model, shape, torch.rand(8, *shape), may_refuse=False)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_random_fork_net_traces_to_the_same_function_and_gradient(seed):
+    """tests/random_nets.py ``fork_net``: the copies in front of readers of two strides or sizes are exact."""
+    from tests.random_nets import fork_net
+    from tests.test_frontend import assert_traces_to_the_model
+
+    assert_traces_to_the_model(*fork_net(seed)[:2])
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_random_fork_net_is_bit_exact_everywhere(seed):
+    """Maps read by the main path's convolution and by an exit of another kernel, stride or padding, an average
+    pool or a global pool (deep supervision, early exits), on the program and csim engines."""
+    from tests.random_nets import fork_net
+    from tests.test_differential import _refused_or_bit_exact_everywhere
+
+    _refused_or_bit_exact_everywhere(seed, *fork_net(seed), may_refuse=False)

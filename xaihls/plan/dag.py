@@ -117,6 +117,22 @@ def summable(layer) -> bool:
     return isinstance(layer, LINEAR_READERS) and not (isinstance(layer, AvgPool2d) and layer.windowed)
 
 
+MIXED_PHASES = 4
+"""The most stride phases a ``mixed`` sum runs, a copy job and a sum job each: ShuffleNetV2's stride 2. A
+reader of more (a stride of 3 or 4, a global pool) beside a pointwise one reads an exact copy of the map
+instead (``with_copies``), whose sum with the other is one job."""
+
+
+def phased(layer, shape: tuple[int, ...]) -> bool:
+    """Whether ``layer``, reading a map of ``shape``, can be the first reader of a ``mixed`` sum: a strided
+    convolution or average pool of at most MIXED_PHASES stride phases whose output is as large as a
+    stride phase of the map."""
+    if not (isinstance(layer, (Conv2d, AvgPool2d)) and layer.stride != (1, 1)):
+        return False
+    (_, h, w), (_, oh, ow), (sy, sx) = shape, layer.out_shape, layer.stride
+    return sy * sx <= MIXED_PHASES and oh >= -(-h // sy) and ow >= -(-w // sx)
+
+
 def mixed(graph: Graph, readers: tuple[int, ...]) -> bool:
     """Two readers, (strided, 1 x 1 convolution of stride 1 or per-channel affine) in that order
     (ShuffleNetV2's downsampling unit; a copy ``with_copies`` made): the gradient sum reads the second's
@@ -127,10 +143,7 @@ def mixed(graph: Graph, readers: tuple[int, ...]) -> bool:
     a, b = (graph.layers[r] for r in readers)
     pointwise = isinstance(b, ChannelAffine) or (isinstance(b, Conv2d) and b.kernel == (1, 1) and b.stride == (1, 1)
                                                  and b.padding == (0, 0) and not b.uneven)
-    if not (isinstance(a, (Conv2d, AvgPool2d)) and a.stride != (1, 1) and pointwise):
-        return False
-    (_, h, w), (_, oh, ow), (sy, sx) = b.out_shape, a.out_shape, a.stride
-    return oh >= -(-h // sy) and ow >= -(-w // sx)  # the first's gradient as large as a phase of the second's
+    return pointwise and phased(a, b.out_shape)
 
 
 def structure(graph: Graph) -> DagPlan:
@@ -258,12 +271,27 @@ def _copy_move(graph: Graph) -> tuple[int, list[tuple[int, int]]] | None:
         strided = [r for r in readers if isinstance(layers[r], (Conv2d, AvgPool2d)) and layers[r].stride != (1, 1)]
         if len(strided) == 1 and not (mixed(graph, readers) or mixed(graph, readers[::-1])):
             other = next(r for r in readers if r != strided[0])
-            (_, h, w), (_, oh, ow), (sy, sx) = graph.tensor_shape(t), layers[strided[0]].out_shape, layers[
-                strided[0]].stride
             if (getattr(layers[other], "stride", (1, 1)) == (1, 1) and not isinstance(layers[other], ChannelAffine)
-                    and oh >= -(-h // sy) and ow >= -(-w // sx)):  # the copy will make them ``mixed``
+                    and phased(layers[strided[0]], graph.tensor_shape(t))):  # the copy will make them ``mixed``
                 return t, [(r, k) for r, k in slots if r == other]
+        if len(readers) == 2 and _reader_refusal(graph, t, tuple(readers)) is not None:
+            # two strides both past 1 (or a stride of more phases than a mixed sum runs), or outputs of two
+            # sizes: a reader that can be a term beside a copy of the map stays (one of stride 1 first), the
+            # other reads the copy; where neither can, each reads one, in turn
+            stays = sorted((r for r in readers if _beside_a_copy(layers[r], graph.tensor_shape(t))),
+                           key=lambda r: getattr(layers[r], "stride", (1, 1)) != (1, 1))
+            moved = next(r for r in readers[::-1] if r not in stays[:1])
+            return t, [(r, k) for r, k in slots if r == moved]
     return None
+
+
+def _beside_a_copy(layer, shape: tuple[int, int, int]) -> bool:
+    """Whether a reader of a map of ``shape`` and an exact copy of the map make a sum the engine runs:
+    a reader of stride 1 whose output has the map's size (one stride, one size), or the first reader of a
+    ``mixed`` sum (``phased``)."""
+    if getattr(layer, "stride", (1, 1)) == (1, 1):
+        return tuple(layer.out_shape[1:]) == tuple(shape[1:])
+    return phased(layer, shape)
 
 
 def _with_copy(graph: Graph, t: int, moved: list[tuple[int, int]]) -> Graph:

@@ -637,6 +637,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     bwd_max = 1 + 2 * len(dag.adds) + sum(lay.stride[0] * lay.stride[1] if isinstance(lay, strided) else 1
                                           for lay in layers)  # an Add: a rule job for each operand at most
     bwd_max += cam is not None  # the rule below a rectifier whose output gradient the Grad-CAM list reads
+    for t in dag.mixed:  # a copy of a phase of the pointwise reader's gradient beside each phase's sum
+        sy, sx = layers[dag.sums[t][0]].stride
+        bwd_max += sy * sx
     for lay, q in zip(layers, qg.layers):  # a windowed pool: a job a region (and no rectifier taken)
         if isinstance(lay, AvgPool2d) and lay.windowed:
             recips = q.weight.numpy().astype(np.int64)
