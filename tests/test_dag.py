@@ -817,7 +817,7 @@ def test_a_random_branchy_net_is_refused_at_compile_or_bit_exact_everywhere(seed
     _refused_or_bit_exact_everywhere(seed, *branchy_net(seed), refusals=("the two terms' fractions differ",))
 
 
-class _TwoReaders(nn.Module):
+class _Branches(nn.Module):
     """A map read by ``a`` and ``b``, each branch's global mean into one Linear."""
 
     def __init__(self, a: nn.Module, b: nn.Module):
@@ -842,7 +842,7 @@ def test_readers_of_two_strides_or_output_sizes_run_on_copies(a, b, copied):
     from tests.test_differential import _refused_or_bit_exact_everywhere
 
     torch.manual_seed(0)
-    model, shape = _TwoReaders(a, b), (2, 8, 8)
+    model, shape = _Branches(a, b), (2, 8, 8)
     model(torch.zeros(1, *shape))
     graph = graph_from_module(model.eval(), shape)
     assert {name for name in "ab" if graph.layer(name).inputs[0].startswith("relu.copy")} == set(copied)
