@@ -246,27 +246,35 @@ def calibrate(
         tensor_fmts.append(out_fmt)
 
     seed_fmt = FixedFormat(width, width - 2)
-    grad_formats: dict[ReluBackward, tuple[FixedFormat, ...]] = {}
-    for mode, gmax in grad_max.items():
-        fmts: list[FixedFormat] = [seed_fmt] * (L + 1)
-        for k in range(L - 1, -1, -1):  # tensor k; in a chain, layer k's input
-            users = graph.consumers[k]
+    fmts = {mode: [seed_fmt] * (L + 1) for mode in grad_max}
+    for k in range(L - 1, -1, -1):  # tensor k; in a chain, layer k's input
+        users = graph.consumers[k]
+        unseen = []
+        for mode, gmax in grad_max.items():
             if len(users) == 1:
                 layer = graph.layers[users[0]]
                 forced = override(layer.name, "gradient")
                 if forced is not None:
-                    fmts[k] = forced
+                    fmts[mode][k] = forced
                     continue
                 if _route_only(layer):
-                    fmts[k] = fmts[users[0] + 1]
+                    fmts[mode][k] = fmts[mode][users[0] + 1]
                     continue
                 where = f"{layer.name}.grad"
             else:  # several layers send gradients back: one format for their sum
                 where = f"{graph.tensor_names[k]}.out.grad"
-            fmts[k] = fmt(gmax[k])
+            fmts[mode][k] = fmt(gmax[k])
             if gmax[k] == 0.0:
                 blind.append(f"{where} ({mode.name.lower()})")
-        grad_formats[mode] = tuple(fmts)
+                unseen.append(mode)
+        # a gradient zero on every calibration image takes the format another rule gives it there, else the
+        # one of the gradient it comes from (its first reader's output's): any format holds zeros, and a
+        # neighbour's keeps a sum it is a term of exact (a format of one integer bit lay 10 to 27 bits from
+        # its neighbours' and left such sums to the golden model)
+        seen = [fmts[mode][k] for mode, gmax in grad_max.items() if mode not in unseen and gmax[k] > 0.0]
+        for mode in unseen:
+            fmts[mode][k] = seen[0] if seen else fmts[mode][users[0] + 1]
+    grad_formats = {mode: tuple(f) for mode, f in fmts.items()}
 
     if blind:
         warnings.warn(f"calibration: {', '.join(blind)} {'is' if len(blind) == 1 else 'are'} zero on every "
