@@ -1003,6 +1003,16 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             return side_by_side[end]
         return alloc.tensor(name, layout[end], tn, slotted=True)
 
+    def aliased(i: int) -> bool:
+        """Whether layer i is an exact copy of a map (``dag.with_copies``) whose output is the map's bytes:
+        no forward job (``COPY_ALIASES``), where its format is the map's, no Add or cat stores it beside
+        another operand and no rectifier after it would be taken by its job. Its gradient keeps a buffer
+        of its own, a term of the sum at the map."""
+        j = i + 1
+        return (COPY_ALIASES and is_copy(layers[i]) and j not in act_pair
+                and qg.tensor_fmt(j) == qg.tensor_fmt(reads[i][0])
+                and not (j < L and isinstance(layers[j], RECTIFIERS) and graph.takes(j)))
+
     def relu_bits(relu: int, grid: Tensor | None = None) -> dict:
         """The ReLU's bits (a ReLU6's cap with them): at the offsets of the elements the job writes, or
         (a RELU before a fused max-pool) at the pixels of the convolution's ``grid``."""
@@ -1033,7 +1043,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     i = 0
     while i < L:
         layer, q = layers[i], qg.layers[i]
-        if isinstance(layer, Flatten):
+        if isinstance(layer, Flatten) or aliased(i):
             act[i + 1] = act[reads[i][0]]
             i += 1
             continue
@@ -1690,6 +1700,11 @@ def _vector(t: Tensor) -> Tensor:
 def _one_position() -> dict:
     """A fully connected job: one position, one pass, the input a vector."""
     return dict(ky=1, kx=1, isy=1, isx=1, iky=1, ikx=1, oh=1, ow=1)
+
+
+COPY_ALIASES = True
+"""An exact copy of a map (``dag.with_copies``) reads as the map's own bytes forward, with no job of its own
+(``lower_jobs``'s ``aliased``); False: a diagonal job copies it, as before (to measure)."""
 
 
 def _conv_fields(src: Tensor, dst: Tensor, m: int, shape: Shape) -> dict:
