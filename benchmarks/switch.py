@@ -6,8 +6,8 @@ with ``timing.method_cycles``, every job of the saliency run with ``timing.job_c
 weight-buffer rows each Program needs. Used by
 benchmarks.depthwise (``LANE_COLUMNS``), benchmarks.weights_once (``WEIGHTS_ONCE``),
 benchmarks.folded_image (``FOLD_IMAGE``), benchmarks.kept_inputs (``KEEP_INPUTS``),
-benchmarks.pool_sums (``POOL_SUMS``), benchmarks.rows_read (``ROWS_READ``) and
-benchmarks.adds_by_block (``ADDS_BY_BLOCK``);
+benchmarks.pool_sums (``POOL_SUMS``), benchmarks.rows_read (``ROWS_READ``),
+benchmarks.adds_by_block (``ADDS_BY_BLOCK``) and benchmarks.copies (``COPY_ALIASES``);
 benchmarks.image_batches takes ``switched_off`` for ``SLOT_JOBS``; benchmarks.leaky and
 benchmarks.windowed_pools ``measure_programs`` for two nets."""
 

@@ -238,8 +238,9 @@ def with_copies(graph: Graph) -> Graph:
     readers are routed in turn); the first operand of an Add both of whose operands other layers
     read too (its gradient would be a term of two sums); a reader of stride 1 beside a strided one
     (on a copy, whose gradient the strided reader's sum takes a stride phase at a time, as a
-    pointwise conv's: ``mixed``). A chain, and a graph the engine runs as it is, come back
-    unchanged. A copy's gradient rounds once more, in every executor (docs/dag.md, "Tensors read by
+    pointwise conv's: ``mixed``); of two readers of different strides or output sizes, the one that
+    cannot be a term beside a copy (``_beside_a_copy``), or both. A chain, and a graph the engine
+    runs as it is, come back unchanged. A copy's gradient rounds once more, in every executor (docs/dag.md, "Tensors read by
     many layers")."""
     for _ in range(4 * len(graph.layers) + 8):
         move = _copy_move(graph)
