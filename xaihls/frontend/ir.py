@@ -182,6 +182,12 @@ class _Pool:
         return self.padding == (0, 0) and not self.ceil_mode
 
 
+def per_channel(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``values``, one a channel, shaped to broadcast over ``x`` (N, C, ...): a map's channels or a Linear's
+    features (a per-channel affine of either)."""
+    return values.reshape((-1,) + (1,) * (x.dim() - 2))
+
+
 @dataclass(frozen=True)
 class MaxPool2d(_Pool):
     """Max pooling; padding counts as -infinity (PyTorch); ties go to the first maximum in raster order."""

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Graph, Linear,
-                                MaxPool2d, ReLU, ReLU6)
+                                MaxPool2d, ReLU, ReLU6, per_channel)
 from xaihls.methods import PostProcess, ReluBackward, get_method, ig_rule
 
 
@@ -101,8 +101,7 @@ def layer_float(layer, inputs: list[torch.Tensor], relu=F.relu) -> torch.Tensor:
     if isinstance(layer, ChannelSelect):
         return x[:, list(layer.index)]
     if isinstance(layer, ChannelAffine):
-        per = (-1,) + (1,) * (x.dim() - 2)  # one value a channel, of a map or of a Linear's features
-        return x * layer.scale.to(x.dtype).reshape(per) + layer.shift.to(x.dtype).reshape(per)
+        return x * per_channel(layer.scale.to(x.dtype), x) + per_channel(layer.shift.to(x.dtype), x)
     raise AssertionError(f"no float forward for {type(layer).__name__}")
 
 
@@ -253,8 +252,7 @@ class _Affine(torch.nn.Module):
         self.register_buffer("shift", shift.clone())
 
     def forward(self, x):
-        per = (-1,) + (1,) * (x.dim() - 2)  # one value a channel, of a map or of a Linear's features
-        return x * self.scale.reshape(per) + self.shift.reshape(per)
+        return x * per_channel(self.scale, x) + per_channel(self.shift, x)
 
 
 class GraphModule(torch.nn.Module):

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Linear,
-                                MaxPool2d, ReLU, ReLU6, dilate_kernel)
+                                MaxPool2d, ReLU, ReLU6, dilate_kernel, per_channel)
 from xaihls.executor import attribution_format
 from xaihls.frontend.reference import upsample_nearest
 from xaihls.golden import kernels
@@ -183,8 +183,7 @@ def _forward_layer(qg: QGraph, i: int, xs: list[torch.Tensor], ranks: list, kept
         acc = kernels.linear(x, q.weight, (q.in_fmt.width, q.weight_fmt.width), q.bias << q.bias_shift)
         return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name), acc
     if isinstance(layer, ChannelAffine):
-        per = (-1,) + (1,) * (x.dim() - 2)  # one value a channel, of a map or of a Linear's features
-        acc = x * q.weight.reshape(per) + (q.bias << q.bias_shift).reshape(per)
+        acc = x * per_channel(q.weight, x) + per_channel(q.bias << q.bias_shift, x)
         return sat.requantize(acc, q.acc_frac, q.out_fmt, layer.name), None
     if isinstance(layer, ReLU):
         if keep_relu:
@@ -253,7 +252,7 @@ def _backward_layer(qg: QGraph, i: int, g: torch.Tensor, g_fmt: FixedFormat, mod
     if isinstance(layer, Linear):
         return [(kernels.linear_transposed(g, q.weight, (g_fmt.width, q.weight_fmt.width)), f + q.weight_fmt.frac)]
     if isinstance(layer, ChannelAffine):
-        return [(g * q.weight.reshape((-1,) + (1,) * (g.dim() - 2)), f + q.weight_fmt.frac)]
+        return [(g * per_channel(q.weight, g), f + q.weight_fmt.frac)]
     if isinstance(layer, ReLU):
         if mode is ReluBackward.DECONV:
             return [(g.clamp(min=0), f)]

@@ -236,11 +236,11 @@ def with_copies(graph: Graph) -> Graph:
     second Add or cat of one operand, or an Add of the map to itself (the second operand); past two
     readers, the second and later ones (on one copy, which with the first makes two; the copy's
     readers are routed in turn); the first operand of an Add both of whose operands other layers
-    read too (its gradient would be a term of two sums); a reader of stride 1 beside a strided one
-    (on a copy, whose gradient the strided reader's sum takes a stride phase at a time, as a
-    pointwise conv's: ``mixed``); of two readers of different strides or output sizes, the one that
-    cannot be a term beside a copy (``_beside_a_copy``), or both. A chain, and a graph the engine
-    runs as it is, come back unchanged. A copy's gradient rounds once more, in every executor (docs/dag.md, "Tensors read by
+    read too (its gradient would be a term of two sums); of two readers of different strides or
+    output sizes, the one that cannot be a term beside a copy (``_beside_a_copy``; a reader of stride
+    1 beside a strided one, whose sum then takes the copy's gradient a stride phase at a time, as a
+    pointwise conv's: ``mixed``), or both. A chain, and a graph the engine runs as it is, come back
+    unchanged. A copy's gradient rounds once more, in every executor (docs/dag.md, "Tensors read by
     many layers")."""
     for _ in range(4 * len(graph.layers) + 8):
         move = _copy_move(graph)
@@ -269,18 +269,12 @@ def _copy_move(graph: Graph) -> tuple[int, list[tuple[int, int]]] | None:
             # term of two sums; on a copy that the Add alone reads, the term of this one is the copy's
             if len(users[reads[r][1 - k]]) > 1 and k == 0:
                 return t, [(r, k)]
-        strided = [r for r in readers if isinstance(layers[r], (Conv2d, AvgPool2d)) and layers[r].stride != (1, 1)]
-        if len(strided) == 1 and not (mixed(graph, readers) or mixed(graph, readers[::-1])):
-            other = next(r for r in readers if r != strided[0])
-            if (getattr(layers[other], "stride", (1, 1)) == (1, 1) and not isinstance(layers[other], ChannelAffine)
-                    and phased(layers[strided[0]], graph.tensor_shape(t))):  # the copy will make them ``mixed``
-                return t, [(r, k) for r, k in slots if r == other]
         if len(readers) == 2 and _reader_refusal(graph, t, tuple(readers)) is not None:
-            # two strides both past 1 (or a stride of more phases than a mixed sum runs), or outputs of two
-            # sizes: a reader that can be a term beside a copy of the map stays (one of stride 1 first), the
-            # other reads the copy; where neither can, each reads one, in turn
+            # two strides (a strided reader beside one of stride 1, two strides both past 1), or outputs of
+            # two sizes: a reader that can be a term beside a copy of the map stays (a strided one first: with
+            # the copy it makes a ``mixed`` sum), the other reads the copy; where neither can, each reads one
             stays = sorted((r for r in readers if _beside_a_copy(layers[r], graph.tensor_shape(t))),
-                           key=lambda r: getattr(layers[r], "stride", (1, 1)) != (1, 1))
+                           key=lambda r: getattr(layers[r], "stride", (1, 1)) == (1, 1))
             moved = next(r for r in readers[::-1] if r not in stays[:1])
             return t, [(r, k) for r, k in slots if r == moved]
     return None

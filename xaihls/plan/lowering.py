@@ -178,12 +178,16 @@ class _Allocator:
             self.slot_bytes[addr] = self.slot_bytes[addr + size] = stride
         return Tensor(addr, *first, tn), Tensor(addr + size, *second, tn)
 
-    def block(self, t: Tensor, k: int) -> Tensor:
-        """Block k of ``t`` as a tensor of its own (tn channels, fewer in the last), slotted as ``t``."""
-        addr = t.addr + k * t.block_bytes
+    def within(self, t: Tensor, offset: int) -> int:
+        """The address ``offset`` bytes into ``t``, slotted as ``t`` (where a job reads or writes part of it)."""
+        addr = t.addr + offset
         if t.addr in self.slot_bytes:
             self.slot_bytes[addr] = self.slot_bytes[t.addr]
-        return Tensor(addr, min(t.tn, t.c - k * t.tn), t.h, t.w, t.tn)
+        return addr
+
+    def block(self, t: Tensor, k: int) -> Tensor:
+        """Block k of ``t`` as a tensor of its own (tn channels, fewer in the last), slotted as ``t``."""
+        return Tensor(self.within(t, k * t.block_bytes), min(t.tn, t.c - k * t.tn), t.h, t.w, t.tn)
 
 
 @dataclass(frozen=True, eq=False)
@@ -640,11 +644,13 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     for t in dag.mixed:  # a copy of a phase of the pointwise reader's gradient beside each phase's sum
         sy, sx = layers[dag.sums[t][0]].stride
         bwd_max += sy * sx
-    for lay, q in zip(layers, qg.layers):  # a windowed pool: a job a region (and no rectifier taken)
-        if isinstance(lay, AvgPool2d) and lay.windowed:
-            recips = q.weight.numpy().astype(np.int64)
-            fwd_max += len(_pool_regions(lay, recips))
-            bwd_max += sum(len(_phase_regions(lay, recips, ph)) for ph in _phases(lay))
+    # a windowed average pool: a job a region forward, and in each stride phase backward (no rectifier taken)
+    regions = {i: (_pool_regions(lay, r), [_phase_regions(lay, r, ph) for ph in _phases(lay)])
+               for i, (lay, q) in enumerate(zip(layers, qg.layers)) if isinstance(lay, AvgPool2d) and lay.windowed
+               for r in (q.weight.numpy().astype(np.int64),)}
+    for fw_regions, phase_regions in regions.values():
+        fwd_max += len(fw_regions)
+        bwd_max += sum(map(len, phase_regions))
     forward_addr = alloc.take("forward descriptors", DESCRIPTOR.bytes * fwd_max)
     backward_addr = alloc.take("backward descriptors", DESCRIPTOR.bytes * bwd_max)
     cam_addr = alloc.take("grad-cam descriptors", DESCRIPTOR.bytes * (3 + fy * fx)) if cam is not None else 0
@@ -685,23 +691,23 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         on its output tensor's, and ``relu``'s bits (applied or kept) moved with it, as they follow the
         bytes written."""
         delta = y * dst.row_bytes + x * 2 * dst.tn
-        d = dict(d, out_addr=dst.addr + delta, oph=dst.h - y, opw=dst.w - x)
-        if dst.addr in alloc.slot_bytes:
-            alloc.slot_bytes[d["out_addr"]] = alloc.slot_bytes[dst.addr]
+        d = dict(d, out_addr=alloc.within(dst, delta), oph=dst.h - y, opw=dst.w - x)
         if relu is not None:
-            d["mask_base"] = mask_base[relu] + delta // 2
-            mask_slot[d["mask_base"]] = mask_slot[mask_base[relu]]
+            d["mask_base"] = bits_within(mask_base[relu], delta)
         return d
+
+    def bits_within(base: int, offset: int) -> int:
+        """The first ReLU bit of a job writing ``offset`` bytes into a tensor whose bits start at ``base``
+        (they follow the bytes written), slotted as those."""
+        mask_slot[base + offset // 2] = mask_slot[base]
+        return base + offset // 2
 
     def columns(d: dict, src: Tensor, first: int, last: int) -> dict:
         """Job ``d`` reading columns [first, last) of ``src`` alone (clipped to the map: a windowed pool's
         region, whose windows read no other): its input a view of those columns, its rows the map's
         rows apart, slotted as src, its grid's input columns counted from the view's first."""
         first, last = max(first, 0), min(last, src.w)
-        addr = src.addr + first * 2 * src.tn
-        if src.addr in alloc.slot_bytes:
-            alloc.slot_bytes[addr] = alloc.slot_bytes[src.addr]
-        return dict(d, in_addr=addr, iw=last - first, ix0=d["ix0"] - first)
+        return dict(d, in_addr=alloc.within(src, first * 2 * src.tn), iw=last - first, ix0=d["ix0"] - first)
 
     def region_weights(region: _Region) -> dict:
         """A windowed pool's region job's passes and weights (none where no pass reaches the map: zeros)."""
@@ -787,12 +793,11 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             perm[:, order >= 0] = wt[:, order[order >= 0]]
             fw[i] = b.weights(f"{layer.name}.weight", _dense_blob(perm[:, :, None], shape))
             bw[i] = [b.weights(f"{layer.name}.weight.transposed", _dense_blob(perm.T[:, :, None], shape))]
-        elif isinstance(layer, AvgPool2d) and layer.windowed:  # the reciprocals of each region's jobs
-            recips = q.weight.numpy().astype(np.int64)
-            for phase in _phases(layer):
-                for region in _phase_regions(layer, recips, phase) if phase[1][1] and phase[2][1] else []:
+        elif i in regions:  # the reciprocals of each region's jobs
+            for phase, phase_regions in zip(_phases(layer), regions[i][1]):
+                for region in phase_regions if phase[1][1] and phase[2][1] else []:
                     region_weights(region)
-            for region in _pool_regions(layer, recips):
+            for region in regions[i][0]:
                 region_weights(region)
         elif isinstance(layer, AvgPool2d):
             diag(int(q.weight[0]), layer.kernel[0] * layer.kernel[1])
@@ -1084,8 +1089,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     job = dict(d, **_conv_fields(a, out, a.c, shape), **block_identities[i, a.c])
                     job.update(n_tiles=2, src_b=1, in_block_bytes=first.bytes)
                     if relu_at is not None:  # its bits at its output's offset, slotted as the ReLU's
-                        job["mask_base"] = d["mask_base"] + (out.addr - dst.addr) // 2
-                        mask_slot[job["mask_base"]] = mask_slot[d["mask_base"]]
+                        job["mask_base"] = bits_within(d["mask_base"], out.addr - dst.addr)
                     blocks.append(Job(**job))
                 twins[forward[-1]] = tuple(blocks)
             spans.append((i, j, len(forward) - 1))
@@ -1149,7 +1153,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             # write-back pools or clamps
             j = i + 1
             fl = [Flag.DIAG]
-            windowed = isinstance(layer, AvgPool2d) and layer.windowed
+            windowed = i in regions
             if isinstance(layer, (ReLU, ReLU6)):
                 relu_at = rectifier(i, fl, on_acc=True, alone=True)
             elif not windowed:  # (a windowed pool's jobs leave a rectifier after it to a job of its own)
@@ -1160,10 +1164,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             d = dict(_conv_fields(src, dst, src.c, shape), layer=i, iky=1, ikx=1, isy=1, isx=1)
             if windowed:
                 # a job a rectangle of windows of one reciprocal (``_pool_regions``), at its pixels of dst
-                (kh, kw), (sy, sx), (py, px) = layer.kernel, layer.stride, layer.padding
+                (sy, sx), (py, px) = layer.stride, layer.padding
                 sh = q.acc_frac - q.out_fmt.frac
-                d.update(ky=kh, kx=kw, shift0=sh, shift1=sh, shift2=sh, flags=flags(*fl))
-                for region in _pool_regions(layer, q.weight.numpy().astype(np.int64)):
+                d.update(shift0=sh, shift1=sh, shift2=sh, flags=flags(*fl))
+                for region in regions[i][0]:
                     (y0, y1), (x0, x1), (t0, _), (u0, u1) = region.rows, region.cols, region.taps_y, region.taps_x
                     job = dict(d, **region_weights(region), oh=y1 - y0, ow=x1 - x0, isy=_stride(sy, y1 - y0),
                                isx=_stride(sx, x1 - x0), iy0=y0 * sy - py + t0, ix0=x0 * sx - px + u0)
@@ -1415,12 +1419,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     d.update(bw[i][k] or diag(0, 1))
                     if is_depthwise(layer):
                         d["flags"] |= flags(Flag.DIAG)
-                elif isinstance(layer, AvgPool2d) and layer.windowed and ty:
+                elif i in regions and ty:
                     # a job a rectangle of the phase whose passes each read windows of one reciprocal
                     d["flags"] |= flags(Flag.DIAG)
                     if relu is not None:
                         d.update(relu_bits(relu))
-                    for region in _phase_regions(layer, q.weight.numpy().astype(np.int64), _phases(layer)[k]):
+                    for region in regions[i][1][k]:
                         (y0, y1), (x0, x1), (t0, _), (u0, u1) = region.rows, region.cols, region.taps_y, region.taps_x
                         job = dict(d, **region_weights(region), oh=y1 - y0, ow=x1 - x0, iy0=iy0 + y0 - t0,
                                    ix0=ix0 + x0 - u0)
