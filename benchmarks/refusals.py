@@ -21,7 +21,7 @@ from tests import random_nets
 from tests.test_differential import TILINGS
 from xaihls.errors import XaiHlsError
 
-KINDS = ("branchy_net", "shuffle_net", "fork_net", "windowed_pool_net")
+KINDS = ("branchy_net", "shuffle_net", "fork_net", "windowed_pool_net", "random_dag_net")
 
 
 def measure(kind: str, seeds: int) -> dict:

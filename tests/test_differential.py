@@ -73,9 +73,9 @@ DAG_BACKENDS = ("program", "csim")
 @pytest.mark.parametrize("seed", range(FIRST_SEED, FIRST_SEED + DAG_NETS))
 def test_random_dag_is_refused_at_compile_or_bit_exact_everywhere(seed):
     """Random residual nets (tests/random_nets.py ``random_dag_net``: skip connections, identity or
-    strided projections, depthwise branches, ReLU6, padded pools): refused at compile in one line
-    (two convolutions' gradient terms too far apart to sum exactly, docs/engine_v2.md "Residual adds
-    and gradient sums") or bit-exact on the engines."""
+    strided projections, depthwise branches, ReLU6, padded pools): bit-exact on the engines, or refused
+    at compile in one line where two gradient terms lie too far apart to sum exactly and the finer's
+    format is an Add's too, which calibration does not move (docs/quantization.md)."""
     from tests.random_nets import random_dag_net
 
     _refused_or_bit_exact_everywhere(seed, *random_dag_net(seed), backends=DAG_BACKENDS,

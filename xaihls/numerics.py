@@ -15,6 +15,7 @@ these definitions; nothing else derives a shift or a rounding rule on its own.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,6 +29,13 @@ if TYPE_CHECKING:  # torch is imported where a tensor function runs: the host si
 
 ACCUMULATOR_BITS = 48
 """Width of the wide accumulator (a DSP48's P register); sums never exceed it."""
+
+MAX_X_SHIFT = 9
+"""The largest left shift of a two-source job's operands (descriptor xs_*): a 16-bit operand shifted by 9
+fills the 25-bit multiplier input of a DSP48, so the shift costs no DSP."""
+
+WEIGHT_SHIFT = 14
+"""The largest power of two an identity term's weight carries (an int16 code); past it, the operand shift."""
 
 
 @dataclass(frozen=True, order=True)
@@ -148,3 +156,21 @@ def quantize_array(x, fmt: FixedFormat) -> np.ndarray:
     scaled = np.asarray(x, dtype=np.float64) * (2.0 ** fmt.frac)
     top = float(1 << 62)
     return np.clip(np.floor(np.clip(scaled, -top, top) + 0.5), fmt.qmin, fmt.qmax).astype(np.int64)
+
+
+def align_terms(bases: list[list[int]], identity: list[bool]) -> tuple[list[int], list[list[int]], list[int]] | None:
+    """How the engine sums two terms exactly (a gradient sum, an Add): ``bases[s][m]``, the fraction of
+    source s's products under ReLU mode m (a convolution's: its gradient's plus its weights'; an
+    identity's: its operand's). An identity source's weight is 2^e (e up to WEIGHT_SHIFT, the same in
+    every mode); every source's operands are shifted left by xs[s][m] (up to MAX_X_SHIFT) so that all
+    terms meet at fraction frac[m]. Returns (e per source, xs per source and mode, frac per mode), the
+    largest shift the least, or None where no shifts reach."""
+    modes = range(len(bases[0]))
+    best = None
+    for e in itertools.product(*[range(WEIGHT_SHIFT + 1) if ident else (0,) for ident in identity]):
+        frac = [max(b[m] + k for b, k in zip(bases, e)) for m in modes]
+        xs = [[frac[m] - b[m] - k for m in modes] for b, k in zip(bases, e)]
+        worst = max(max(x) for x in xs)
+        if worst <= MAX_X_SHIFT and (best is None or worst < best[0]):
+            best = (worst, list(e), xs, frac)
+    return None if best is None else (best[1], best[2], best[3])

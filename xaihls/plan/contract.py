@@ -27,6 +27,7 @@ import numpy as np
 from xaihls.bundled import TEMPLATES_DIR
 from xaihls.errors import XaiHlsError
 from xaihls.methods import ALL_METHODS, ONE_IMAGE_CODES, PREDICT_CODE
+from xaihls.numerics import MAX_X_SHIFT
 
 PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
 PROGRAM_VERSION = 15  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
@@ -270,9 +271,6 @@ HEADER = Record("header", "The words at DDR address 0 (addresses are byte offset
                              "prefix)"),
 ))
 
-MAX_X_SHIFT = 9
-"""The largest operand shift (xs_*): a 16-bit operand shifted by 9 fills the 25-bit multiplier input of
-a DSP48, so the shift costs no DSP."""
 
 
 DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-tile, pass (tap) and position, "

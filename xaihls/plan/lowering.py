@@ -37,7 +37,7 @@ from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, ChannelSelect, Co
 from xaihls.golden.dag import cam_reciprocal, relu6_cap
 from xaihls.plan.capabilities import rectifiers_in_a_row, upsampling_factors
 from xaihls.methods import LAYER_METHODS, ReluBackward
-from xaihls.numerics import ACCUMULATOR_BITS
+from xaihls.numerics import ACCUMULATOR_BITS, WEIGHT_SHIFT, align_terms
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, MAX_X_SHIFT, MEM, PROGRAM_MAGIC,
                                   PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Unpool, field_limit,
                                   fold_offset)
@@ -476,31 +476,16 @@ def _phase_taps(k: int, s: int, p: int, r: int) -> tuple[int, int, int]:
     return i0, taps, (r + p - i0) // s
 
 
-WEIGHT_SHIFT = 14
-"""The largest power of two an identity weight carries (an int16 code); past it, the operand shift."""
-
-
 def _align(bases: list[list[int]], identity: list[bool], where: str) -> tuple[list[int], list[list[int]], list[int]]:
-    """How a two-source job sums its terms exactly. ``bases[s][m]``: the fraction of source s's
-    products under mode m (a convolution's: its gradient's plus its weights'; an identity's: its
-    operand's). An identity source's weight is 2^e (e up to WEIGHT_SHIFT, the same in every mode);
-    every source's operands are shifted left by xs[s][m] (up to MAX_X_SHIFT) so that all terms meet
-    at fraction frac[m]. Returns (e per source, xs per source and mode, frac per mode), the largest
-    shift the least; XaiHlsError names ``where`` if none fits."""
-    modes = range(len(bases[0]))
-    best = None
-    for e in itertools.product(*[range(WEIGHT_SHIFT + 1) if ident else (0,) for ident in identity]):
-        frac = [max(b[m] + k for b, k in zip(bases, e)) for m in modes]
-        xs = [[frac[m] - b[m] - k for m in modes] for b, k in zip(bases, e)]
-        worst = max(max(x) for x in xs)
-        if worst <= MAX_X_SHIFT and (best is None or worst < best[0]):
-            best = (worst, list(e), xs, frac)
-    if best is None:
+    """``numerics.align_terms``; XaiHlsError names ``where`` if no shifts reach."""
+    aligned = align_terms(bases, identity)
+    if aligned is None:
+        modes = range(len(bases[0]))
         spread = max(max(b[m] for b in bases) - min(b[m] for b in bases) for m in modes)
         raise XaiHlsError(f"{where}: the two terms' fractions differ by {spread} bits; the engine raises a "
                           f"convolution's term to the finer one by at most {MAX_X_SHIFT} bits (an operand shift), "
                           f"an identity's by {MAX_X_SHIFT + WEIGHT_SHIFT} (with its weight 2^e)")
-    return best[1], best[2], best[3]
+    return aligned
 
 
 def _shift_fields(xs: list[list[int]], frac: list[int], out_fracs: list[int]) -> dict:

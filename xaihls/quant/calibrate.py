@@ -20,7 +20,8 @@ from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, ChannelSelect, Co
                                 MaxPool2d, ReLU, ReLU6)
 from xaihls.frontend.reference import cam_layer_name, float_attribute
 from xaihls.methods import METHODS, PostProcess, ReluBackward, check_methods, get_method, ig_rule
-from xaihls.numerics import ACCUMULATOR_BITS, FixedFormat, quantize
+from xaihls.numerics import ACCUMULATOR_BITS, FixedFormat, align_terms, quantize
+from xaihls.plan.dag import is_copy
 from xaihls.quant.qgraph import AttributionFormats, QGraph, QLayer
 
 _CONFIG_KEYS = {"width", "headroom", "input", "layers", "ig_steps", "ig_rule", "grad_cam_layer"}
@@ -91,6 +92,49 @@ def _route_only(layer) -> bool:
     if isinstance(layer, MaxPool2d):
         return layer.stride[0] >= layer.kernel[0] and layer.stride[1] >= layer.kernel[1]
     return isinstance(layer, (ReLU, ReLU6, Flatten, Add, Concat, ChannelSelect))
+
+
+def _gradient_chain(graph: Graph, k: int, fixed: set) -> list[int] | None:
+    """The tensors whose gradient format is the one at tensor k: k and those after it through layers that
+    pass a single input's gradient on unchanged (``_route_only``), up to the tensor where the format was
+    chosen; None where one of them is in ``fixed`` or a layer of two inputs shares the format."""
+    chain = [k]
+    while len(graph.consumers[k]) == 1 and _route_only(graph.layers[graph.consumers[k][0]]):
+        if isinstance(graph.layers[graph.consumers[k][0]], (Add, Concat)):
+            return None
+        k = graph.consumers[k][0] + 1
+        chain.append(k)
+    return None if fixed & set(chain) else chain
+
+
+def _align_sums(graph: Graph, qlayers: list[QLayer], fmts: dict[ReluBackward, list[FixedFormat]], fixed: set) -> None:
+    """Make the engine's sum of two readers' gradients exact (``numerics.align_terms``): where the finer
+    term's products lie more than the engine's operand shift below the coarser's, that term's gradient is
+    stored coarser, a bit at a time, until they meet. Its values then lose bits far below the sum's
+    (they meet at least MAX_X_SHIFT bits below the coarser term's products, which are finer than the
+    sum's format). The tensors in ``fixed`` (a user's format, the seed, Grad-CAM's layer) keep theirs,
+    as does a format an Add or cat shares; the engines then refuse the network in one line."""
+    modes = list(fmts)
+    for t in range(len(graph.layers) - 1, -1, -1):
+        readers = graph.consumers[t]
+        if len(readers) != 2:
+            continue
+        identity = [isinstance(graph.layers[r], (Add, Concat, ChannelSelect)) or is_copy(graph.layers[r])
+                    for r in readers]
+        weight = [0 if ident or qlayers[r].weight_fmt is None else qlayers[r].weight_fmt.frac
+                  for r, ident in zip(readers, identity)]
+        chains = [_gradient_chain(graph, r + 1, fixed) for r in readers]
+        while True:
+            bases = [[fmts[mode][r + 1].frac + w for mode in modes] for r, w in zip(readers, weight)]
+            if align_terms(bases, identity) is not None:
+                break
+            m = max(range(len(modes)), key=lambda m: abs(bases[0][m] - bases[1][m]))
+            chain = chains[0 if bases[0][m] > bases[1][m] else 1]
+            if chain is None:
+                break
+            coarser = FixedFormat(fmts[modes[m]][chain[0]].width, fmts[modes[m]][chain[0]].frac - 1)
+            for k in chain:
+                fmts[modes[m]][k] = coarser
 
 
 def _check_accumulator(graph: Graph, width: int) -> None:
@@ -274,6 +318,11 @@ def calibrate(
         seen = [fmts[mode][k] for mode, gmax in grad_max.items() if mode not in unseen and gmax[k] > 0.0]
         for mode in unseen:
             fmts[mode][k] = seen[0] if seen else fmts[mode][users[0] + 1]
+    cam_tensor = None if cam_layer is None else 1 + next(i for i, layer in enumerate(graph.layers)
+                                                         if layer.name == cam_layer)
+    forced = {k for k, users in enumerate(graph.consumers)
+              if len(users) == 1 and override(graph.layers[users[0]].name, "gradient") is not None}
+    _align_sums(graph, qlayers, fmts, forced | {cam_tensor, L})
     grad_formats = {mode: tuple(f) for mode, f in fmts.items()}
 
     if blind:
