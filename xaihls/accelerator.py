@@ -15,6 +15,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.executor import Executor, RunResult, prepare
 from xaihls.frontend.ir import Graph
 from xaihls.frontend.trace import graph_from_module
+from xaihls.plan.dag import with_copies
 from xaihls.methods import METHODS, check_ig_steps_count, check_methods
 from xaihls.numerics import dequantize
 from xaihls.plan.boards import Board, load_board
@@ -206,8 +207,8 @@ def compile(
     backends = check_backends(backends)
     if "integrated_gradients" in methods:
         check_ig_steps(ig_steps, backends)
-    if isinstance(model, Graph):
-        graph = model
+    if isinstance(model, Graph):  # a graph made by hand gets the copies a traced one has (a traced one: none more)
+        graph = with_copies(model)
     else:
         if input_shape is None:
             raise XaiHlsError("input_shape (C, H, W), or (C, L) for a 1-D model, is required to compile an nn.Module")
