@@ -64,3 +64,36 @@ def test_grad_cam_on_an_image_batch_or_without_its_list_and_a_method_code_above_
     without = [{**gradient, "method": METHOD_CODES[m], "name": m} for m in ("grad_cam", "guided_grad_cam")]
     for case, r in zip(without, sim.simulate(program("digits", "4x4"), shared_params("4x4"), without)):
         assert r["status"] == BAD_ARGUMENT, f"{case['name']} on a Program without the list: status {r['status']:#x}"
+
+
+def test_an_engine_built_for_a_program_without_integrated_gradients_keeps_no_sums_and_refuses_them():
+    """A Program compiled without integrated gradients is built with no IG sums (INPUT_ELEMS = 0: the
+    accumulators of lanes 0..E-1 only as deep as the others), runs its methods bit-exact, and an
+    integrated-gradients start on it is refused with BAD_ARGUMENT."""
+    import xaihls
+    from xaihls.backends.rtl.v2.params import rtl_params
+    from xaihls.methods import PREDICT_CODE
+    from xaihls.models.zoo import get_zoo_model
+    from xaihls.plan.lowering import lower
+    from hw_tests.rtl_v2_cases import IG_STEPS, SHAPES
+
+    entry = get_zoo_model("digits")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16],
+                         methods=("saliency", "guided_backprop"), backends=("golden",))
+    prog = lower(acc.qgraph, *SHAPES["4x4"], batch=1)
+    params = rtl_params(prog)
+    assert params.INPUT_ELEMS == 0 and rtl_params(program("digits", "4x4")).INPUT_ELEMS == prog.header["input_elems"]
+    x = entry.samples()[0][:1]
+    x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
+    table = sim.ig_table(IG_STEPS, "trapezoid", acc.qgraph.width)
+    cases = [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": table, "target": -1, "steps": IG_STEPS,
+              "name": name, "method": PREDICT_CODE if name == "predict" else METHOD_CODES[name]}
+             for name in ("predict", "saliency", "guided_backprop", "integrated_gradients")]
+    out = sim.simulate(prog, params, cases, check=False)
+    for case, r in zip(cases[:3], out):
+        g = acc.run(x, None if case["name"] == "predict" else case["name"])
+        assert r["status"] == 0, f"{case['name']}: status {r['status']:#x}"
+        assert np.array_equal(r["logits"], g.logits[0].numpy()), case["name"]
+        if case["name"] != "predict":
+            assert np.array_equal(r["attribution"], acc.graph.as_maps(g.attribution)[0].numpy()), case["name"]
+    assert out[3]["status"] == BAD_ARGUMENT, f"integrated gradients: status {out[3]['status']:#x}"

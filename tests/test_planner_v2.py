@@ -103,3 +103,39 @@ def test_without_integrated_gradients_the_batch_is_sized_for_image_batches():
     assert (p.engine.tn, p.summary()["image_fold"]) == (8, [1, 2])
     assert "image folded 1 x 2: the host writes each pixel's neighbours after its 3 channels, so the first " \
            "convolution's 3 x 3 taps take 6 passes" in describe(p)
+
+
+def test_integrated_gradients_sums_are_built_only_for_a_program_that_runs_them():
+    """The IG sums (48-bit words of the blocked input above the accumulators of lanes 0..E-1) are the
+    engine's largest memory on a large image: a net on 3 x 96 x 96 compiled without integrated
+    gradients gets none, and the PYNQ-Z2 takes a 16 x 4 array for it; with them, the sums alone take
+    192 BRAM_18K, and only a 4 x 4 array (whose blocked input pads 3 channels to 4, not 8) fits."""
+    import torch
+    import torch.nn as nn
+
+    from xaihls.plan.engine import ig_elems
+    from xaihls.plan.resources import memories
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 2)).eval()
+    calibration = torch.rand(4, 3, 96, 96)
+    plans = {}
+    for methods in (("saliency",), ("saliency", "integrated_gradients")):
+        acc = xaihls.compile(model, (3, 96, 96), calibration=calibration, methods=methods, ig_steps=3,
+                             backends=("golden", "program"))
+        plans[methods[-1]] = p = acc.plan
+        assert p.engine.input_elems == ig_elems(p.program.header, methods)
+        assert p.resources.bram_18k <= 0.8 * p.board.resources.bram_18k
+    lanes = {m.name: m for m in memories(plans["saliency"].engine.as_built())}
+    assert plans["saliency"].engine.input_elems == 0
+    assert lanes["accumulators, lanes 0..E-1"].depth == lanes["accumulators, other lanes"].depth
+    ig = plans["integrated_gradients"]
+    assert ig.engine.input_elems == 96 * 96 * ig.engine.tn > 0
+    assert ig.resources.breakdown["BRAM_18K by memory"]["accumulators, lanes 0..E-1"] == 192
+    assert (plans["saliency"].engine.tm, plans["saliency"].engine.tn, ig.engine.tm, ig.engine.tn) == (16, 4, 4, 4)
+    from xaihls.plan.planner_v2 import describe
+
+    assert ("integrated gradients: the engine keeps the sums of the 36,864-element blocked input on chip, 192 of its "
+            in describe(ig)) and "compiled without integrated_gradients it keeps none" in describe(ig)
+    assert "the engine keeps the sums" not in describe(plans["saliency"])

@@ -82,14 +82,14 @@ inline Header decode_header(const uint32_t w[c::HEADER_WORDS]) {
     return h;
 }
 
-// A Program of this contract version built for this engine (array, beat, kept state and input within it,
+// A Program of this contract version built for this engine (array, beat and kept state within it,
 // every region on a beat boundary).
 inline bool header_fits(const Header &h) {
     const bool identity = h.magic == c::PROGRAM_MAGIC && h.version == c::PROGRAM_VERSION
         && h.desc_words == c::DESCRIPTOR_WORDS && h.tm == TM && h.tn == TN && h.beat_elems == E
         && h.data_width == DATA_WIDTH;
     const bool sizes = h.mask_bits <= MASK_BITS && h.index_entries <= INDEX_ENTRIES && h.index_bits <= INDEX_BITS
-        && h.classes >= 1 && h.input_elems >= 1 && h.input_elems <= INPUT_ELEMS && (h.input_elems & (E - 1)) == 0;
+        && h.classes >= 1 && h.input_elems >= 1 && (h.input_elems & (E - 1)) == 0;
     const bool regions = aligned(h.forward_addr) && aligned(h.backward_addr) && aligned(h.image_addr)
         && aligned(h.work_addr) && aligned(h.baseline_addr) && aligned(h.ig_table_addr) && aligned(h.logits_addr)
         && aligned(h.logits_save_addr) && aligned(h.result_addr) && aligned(h.attr_addr)
@@ -206,7 +206,7 @@ inline void copy_beats(beat_t *ddr, int src, int dst, int beats) {
     beat_t buf[CHUNK_BEATS];
 copy_chunks:
     for (int base = 0; base < beats; base += CHUNK_BEATS) {
-#pragma HLS loop_tripcount max=INPUT_BEATS / CHUNK_BEATS + 1
+#pragma HLS loop_tripcount max=MAX_INPUT_BEATS / CHUNK_BEATS + 1
         const int count = imin(CHUNK_BEATS, beats - base);
         read_chunk(ddr, src + base, count, buf);
         write_chunk(ddr, dst + base, count, buf);
@@ -221,7 +221,7 @@ inline void ig_point(beat_t *ddr, const Header &h, int beats, int alpha, int alp
     int count = 0;
 ig_point_chunks:
     for (int c0 = 0; c0 < beats; c0 += CHUNK_BEATS) {
-#pragma HLS loop_tripcount max=INPUT_BEATS / CHUNK_BEATS + 1
+#pragma HLS loop_tripcount max=MAX_INPUT_BEATS / CHUNK_BEATS + 1
         const int len = imin(CHUNK_BEATS, beats - c0);
         read_chunk(ddr, image + c0, len, xs);
         read_chunk(ddr, base + c0, len, bs);
@@ -247,12 +247,12 @@ ig_point_chunks:
 
 // sum += weight_k * grad_input, in the on-chip IG-sum memory (48 bits a lane).
 inline void ig_accumulate(const beat_t *ddr, const Header &h, int beats, int weight, bool first, uint32_t slot_off,
-                          ig_word_t ig_sum[INPUT_BEATS]) {
+                          ig_word_t ig_sum[IG_BEATS]) {
     beat_t gs[CHUNK_BEATS];
     const int grad = beat_of(h.grad_input_addr + slot_off);
 ig_sum_chunks:
     for (int c0 = 0; c0 < beats; c0 += CHUNK_BEATS) {
-#pragma HLS loop_tripcount max=INPUT_BEATS / CHUNK_BEATS + 1
+#pragma HLS loop_tripcount max=MAX_INPUT_BEATS / CHUNK_BEATS + 1
         const int len = imin(CHUNK_BEATS, beats - c0);
         read_chunk(ddr, grad + c0, len, gs);
     ig_sum:
@@ -274,7 +274,7 @@ ig_sum_chunks:
 // at attr_addr, read in place: each chunk is read before it is written).
 // `slot_off`: an image batch's slot (image, input gradient and attribution slot_off bytes on).
 inline void post_process(beat_t *ddr, const Header &h, int method, int mode, int beats, int weight_frac,
-                         const ig_word_t ig_sum[INPUT_BEATS], int &sat, uint32_t slot_off = 0) {
+                         const ig_word_t ig_sum[IG_BEATS], int &sat, uint32_t slot_off = 0) {
     beat_t xs[CHUNK_BEATS], ys[CHUNK_BEATS], out[CHUNK_BEATS];
     const bool integrated = method == c::METHOD_INTEGRATED_GRADIENTS;
     const bool guided_cam = method == c::METHOD_GUIDED_GRAD_CAM;
@@ -289,7 +289,7 @@ inline void post_process(beat_t *ddr, const Header &h, int method, int mode, int
     int count = 0;
 post_chunks:
     for (int c0 = 0; c0 < beats; c0 += CHUNK_BEATS) {
-#pragma HLS loop_tripcount max=INPUT_BEATS / CHUNK_BEATS + 1
+#pragma HLS loop_tripcount max=MAX_INPUT_BEATS / CHUNK_BEATS + 1
         const int len = imin(CHUNK_BEATS, beats - c0);
         read_chunk(ddr, image + c0, len, xs);
         read_chunk(ddr, other + c0, len, ys);
@@ -330,7 +330,7 @@ inline bool fits_operand(int v) { return v >= -(1 << 17) && v < (1 << 17); }
 // left, the rest one at a time; per batch every slot's path point, the forward and the backward
 // list, and every slot's weighted sum; the image's logits are kept aside and written back.
 inline int integrated_gradients(beat_t *ddr, const Header &h, int target, int steps, int beats, mask_mem_t mask,
-                                index_mem_t index, ig_word_t ig_sum[INPUT_BEATS], int sat[3]) {
+                                index_mem_t index, ig_word_t ig_sum[IG_BEATS], int sat[3]) {
     const int alpha_frac = word_at(ddr, h.ig_table_addr);
     const int logit_beats = (h.classes + TN - 1) / TN * PIX_BEATS;
     copy_beats(ddr, beat_of(h.logits_addr), beat_of(h.logits_save_addr), logit_beats);
@@ -390,7 +390,7 @@ write_result:
 // work slot, the batched forward list, every slot's class and target in its result record, the
 // batched backward list and every slot's attribution; the run's counters go in record 0.
 inline int run_images(beat_t *ddr, const Header &h, int method, int images, int beats, mask_mem_t mask,
-                      index_mem_t index, ig_word_t ig_sum[INPUT_BEATS], int sat[3], int &predicted0, int &used0) {
+                      index_mem_t index, ig_word_t ig_sum[IG_BEATS], int sat[3], int &predicted0, int &used0) {
     uint32_t slot_off = 0;
 copy_slots:
     for (int s = 0; s < images; s++) {
@@ -437,7 +437,7 @@ post_slots:
 // it leaves the upsampled map at attr_addr. Guided Grad-CAM: then the whole backward list under the
 // guided rule and the product of its input gradient with the map.
 inline int grad_cam(beat_t *ddr, const Header &h, int method, int target, int beats, mask_mem_t mask,
-                    index_mem_t index, ig_word_t ig_sum[INPUT_BEATS], int sat[3]) {
+                    index_mem_t index, ig_word_t ig_sum[IG_BEATS], int sat[3]) {
     int status = run_list(ddr, h.backward_addr, h.n_backward_cam, c::RELU_MASK, target, mask, index, sat[1]);
     if (status == 0) status = run_list(ddr, h.cam_addr, h.n_cam, c::RELU_MASK, target, mask, index, sat[2]);
     if (status || method == c::METHOD_GRAD_CAM) return status;
@@ -449,7 +449,7 @@ inline int grad_cam(beat_t *ddr, const Header &h, int method, int target, int be
 // One start: the prediction and, unless method is PREDICT, the method's attribution, of one
 // image or (`images` = the header's batch) of an image batch.
 inline int run_program(beat_t *ddr, int method, int target, int steps, int images, mask_mem_t mask,
-                       index_mem_t index, ig_word_t ig_sum[INPUT_BEATS]) {
+                       index_mem_t index, ig_word_t ig_sum[IG_BEATS]) {
     uint32_t hw[c::HEADER_WORDS];
     read_words<c::HEADER_WORDS>(ddr, 0, hw);
     const Header h = decode_header(hw);
@@ -458,7 +458,8 @@ inline int run_program(beat_t *ddr, int method, int target, int steps, int image
     const bool cam = method == c::METHOD_GRAD_CAM || method == c::METHOD_GUIDED_GRAD_CAM;
     const bool batch = images > 1;
     if (method < c::METHOD_PREDICT || method > c::METHOD_GUIDED_GRAD_CAM || (!batch && target >= h.classes)
-        || (integrated && (steps < 2 || steps > c::MAX_IG_STEPS)) || (cam && h.n_cam == 0)
+        || (integrated && (steps < 2 || steps > c::MAX_IG_STEPS || h.input_elems > INPUT_ELEMS))
+        || (cam && h.n_cam == 0)
         || (batch && (images != h.batch || integrated || cam)))
         return BAD_ARGUMENT;
     const int beats = h.input_elems / E;

@@ -28,7 +28,7 @@ int xaihls_top(xaihls::beat_t *ddr, int method, int target, int steps, int image
     static xaihls::index_mem_t index;
 // The loader reads all PIX_BEATS banks of a pixel at once; the write-back writes one.
 #pragma HLS array_partition variable=index type=complete dim=1
-    static xaihls::ig_word_t ig_sum[xaihls::INPUT_BEATS];
+    static xaihls::ig_word_t ig_sum[xaihls::IG_BEATS];
 
 #ifndef __SYNTHESIS__
     xaihls::csim_ddr().fault = false;

@@ -43,7 +43,7 @@ module xaihls_ctrl #(
     parameter int E             = 4,
     parameter int MASK_BITS     = 4096,
     parameter int INDEX_ENTRIES = 1024,
-    parameter int INPUT_ELEMS   = 4096,   // the largest input the integrated-gradients sum holds
+    parameter int INPUT_ELEMS   = 4096,   // the largest input the integrated-gradients sum holds (0: none)
     parameter int BACKWARD      = 1,
     parameter int OFF_BITS      = 24,
     parameter int LEN_BITS      = 20,
@@ -379,14 +379,14 @@ module xaihls_ctrl #(
                         status[STATUS_BAD_PROGRAM] <= 1'b1;
                         st <= S_FINISH;
                     end else if (meth > 4'(METHOD_GUIDED_GRAD_CAM) || (BACKWARD == 0 && meth != 4'd0) ||
-                                 (meth == 4'(METHOD_INTEGRATED_GRADIENTS) && (n_steps < 16'd2 || n_steps > 16'(MAX_IG_STEPS))) ||
+                                 (meth == 4'(METHOD_INTEGRATED_GRADIENTS) && (n_steps < 16'd2 || n_steps > 16'(MAX_IG_STEPS) ||
+                                                                              32'(hdr.input_elems) > INPUT_ELEMS)) ||
                                  (cam && hdr.n_cam == '0) ||
                                  (n_images > 9'd1 && (n_images != {1'b0, hdr.batch} ||
                                                       meth == 4'(METHOD_INTEGRATED_GRADIENTS) || cam)) ||
                                  (n_images <= 9'd1 && targ >= $signed({16'd0, hdr.classes})) || ddr_base_lo != '0 ||
                                  (OFF_BITS < 32 && hdr.total_bytes > (32'd1 << OFF_BITS)) ||
-                                 (BACKWARD != 0 && (32'(hdr.input_elems) > INPUT_ELEMS || 32'(hdr.mask_bits) > MASK_BITS ||
-                                                    32'(hdr.index_entries) > INDEX_ENTRIES))) begin
+                                 (BACKWARD != 0 && (32'(hdr.mask_bits) > MASK_BITS || 32'(hdr.index_entries) > INDEX_ENTRIES))) begin
                         status[STATUS_BAD_ARGUMENT] <= 1'b1;
                         st <= S_FINISH;
                     end else begin

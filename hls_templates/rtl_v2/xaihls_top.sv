@@ -10,7 +10,7 @@
 //   OUT_DEPTH        positions of a row tile: accumulators per lane (a power of two)
 //   W_DEPTH          weight rows (of TN weights) per set: kernel taps x TM (a power of two)
 //   MASK_BITS, INDEX_ENTRIES, INDEX_BITS   the kept ReLU bits and pool indices
-//   INPUT_ELEMS      the largest blocked input the integrated-gradients sum holds
+//   INPUT_ELEMS      the largest blocked input the integrated-gradients sum holds (0: no sums, no IG runs)
 //   BACKWARD         0: inference-only (no backward path, kept state or post-processing beyond the copy)
 //   OFF_BITS         DDR bytes the Program may use: 2**OFF_BITS
 

@@ -36,6 +36,14 @@ def pow2(n: int, floor: int = 1) -> int:
     return max(floor, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
 
 
+def ig_elems(header: dict, methods) -> int:
+    """The elements of the integrated-gradients sums an engine keeps for a Program of ``header`` compiled
+    for ``methods``: the blocked input's where it runs integrated gradients, else none (the sums are
+    48-bit words on chip, above the accumulators of lanes 0..E-1: a 3 x 96 x 96 image's take 384
+    BRAM_18K at 16 x 8)."""
+    return header["input_elems"] if "integrated_gradients" in methods else 0
+
+
 @dataclass(frozen=True)
 class EngineV2:
     """What an Engine v2 is built with (docs/engine_v2.md); its Program must fit it.
@@ -43,7 +51,8 @@ class EngineV2:
     ``tm`` x ``tn`` MAC array; ``beat_elems`` 16-bit elements per AXI beat (the AXI data width
     / 16); ``in_depth`` words per input-buffer bank, ``out_depth`` accumulators per lane,
     ``w_depth`` weight rows (of tn weights) per set; the kept-state memories (``mask_bits``,
-    ``index_entries`` of ``index_bits``) and the IG-sum memory (``input_elems``); the clock,
+    ``index_entries`` of ``index_bits``) and the IG-sum memory (``input_elems``: the largest blocked input
+    whose sums it keeps, 0 for none: ``ig_elems``); the clock,
     DDR bytes per cycle and DDR read latency (cycles) the cost model uses; ``backward``: False
     for an inference-only build.
     """
@@ -77,14 +86,15 @@ class EngineV2:
     def as_built(self) -> "EngineV2":
         """The same engine with its memories as the RTL builds them (xaihls.backends.rtl.v2.params):
         buffer depths and kept-state sizes rounded up to powers of two (the hardware addresses its
-        sets by the top bit), no kept state and no IG sums in an inference-only build."""
+        sets by the top bit; the IG sums' depth is rounded once, with the accumulators they sit above), no
+        kept state and no IG sums in an inference-only build."""
         b = self.backward
         return replace(self, in_depth=pow2(self.in_depth, MIN_DEPTH), out_depth=pow2(self.out_depth, MIN_DEPTH),
                        w_depth=pow2(max(self.w_depth, self.tm), MIN_DEPTH),
                        mask_bits=pow2(max(self.mask_bits, 1), 64) if b else self.tn,
                        index_entries=pow2(max(self.index_entries, 1), 64) if b else self.tn,
                        index_bits=max(self.index_bits, 1) if b else 1,
-                       input_elems=pow2(self.input_elems, self.tn) if b else self.tn)
+                       input_elems=self.input_elems if b else self.tn)
 
     @classmethod
     def for_program(cls, program, clock_mhz: float, bytes_per_cycle: float, ddr_latency: int = 24,
@@ -92,5 +102,6 @@ class EngineV2:
         """The smallest engine that runs ``program`` (xaihls.plan.lowering.ProgramV2)."""
         h, s, b = program.header, program.shape, program.buffers
         return cls(s.tm, s.tn, s.beat_elems, b.in_depth, b.out_depth, b.w_depth, h["mask_bits"],
-                   h["index_entries"], h["index_bits"], h["input_elems"], clock_mhz, bytes_per_cycle, ddr_latency,
+                   h["index_entries"], h["index_bits"], ig_elems(h, program.qgraph.methods), clock_mhz,
+                   bytes_per_cycle, ddr_latency,
                    backward)

@@ -20,7 +20,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import MaxPool2d, ReLU
 from xaihls.plan import resources as resource_model
 from xaihls.plan.boards import Board
-from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate
+from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate, ig_elems
 from xaihls.plan.contract import Op
 from xaihls.plan.capabilities import program_refusal
 from xaihls.plan.lowering import (Buffers, ProgramV2, Shape, buffer_needs, encode, kept_inputs, lower_jobs, tiled,
@@ -251,7 +251,8 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                 buffers = Buffers(in_depth, out_depth, w_depth)
                 h = lowered.header
                 engine = EngineV2(tm, tn, board.beat_elems, in_depth, out_depth, w_depth, h["mask_bits"],
-                                  h["index_entries"], h["index_bits"], h["input_elems"], clock, bpc, ddr_latency)
+                                  h["index_entries"], h["index_bits"], ig_elems(h, qg.methods), clock, bpc,
+                                  ddr_latency)
                 try:
                     forward, backward = tiled(lowered, buffers, _row_tile_cost(timing, engine, memo))
                     cam = tiled_cam(lowered, buffers, _row_tile_cost(timing, engine, memo))
@@ -421,6 +422,11 @@ def describe(p: PlanV2, methods=None) -> str:
         lines.append(f"image folded {h['fold_rows']} x {h['fold_cols']}: the host writes each pixel's neighbours "
                      f"after its {h['in_c']} channels, so the first convolution's {kh} x {kw} taps take "
                      f"{first.ky * first.kx} passes")
+    ig_bram = p.resources.breakdown.get("BRAM_18K by memory", {}).get("accumulators, lanes 0..E-1", 0)
+    if p.engine.input_elems and ig_bram > p.resources.bram_18k // 4:
+        lines.append(f"integrated gradients: the engine keeps the sums of the {p.engine.input_elems:,}-element blocked "
+                     f"input on chip, {ig_bram:,} of its {p.resources.bram_18k:,} BRAM_18K (with the accumulators "
+                     "they sit above); compiled without integrated_gradients it keeps none")
     k = p.kept
     slots = f", held for each of {p.program.batch} slots" if p.program.batch > 1 else ""
     lines.append(f"kept for the backward pass: {k.kept_bits:,} bits an image (ReLU {k.relu_bits:,} + pool indices "

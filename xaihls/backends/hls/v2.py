@@ -29,7 +29,7 @@ from xaihls.executor import Capabilities, RunArgs, RunResult, engine_result
 from xaihls.golden import model as golden
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
 from xaihls.plan.contract import MAX_IG_STEPS, PROGRAM_VERSION, Flag, Op, Status
-from xaihls.plan.engine import EngineV2
+from xaihls.plan.engine import EngineV2, ig_elems
 from xaihls.plan.contract import host_image, to_blocked
 from xaihls.plan.lowering import ProgramV2, buffer_needs
 from xaihls.project import clock_period_ns
@@ -78,7 +78,8 @@ def check_engine(program: ProgramV2, engine: EngineV2) -> None:
                           "(set width: 16 in the quantization config)")
     in_used, out_used, w_used = buffer_needs(program.all_jobs, s.tm)
     needs = {"in_depth": in_used, "out_depth": out_used, "w_depth": w_used, "mask_bits": h["mask_bits"],
-             "index_entries": h["index_entries"], "index_bits": h["index_bits"], "input_elems": h["input_elems"]}
+             "index_entries": h["index_entries"], "index_bits": h["index_bits"],
+             "input_elems": ig_elems(h, program.qgraph.methods)}
     for name, need in needs.items():
         if getattr(engine, name) < need:
             raise XaiHlsError(f"the engine's {name} is {getattr(engine, name)}; the Program needs {need}")
@@ -100,6 +101,7 @@ def _tripcounts(program: ProgramV2) -> dict[str, int]:
                             for d in conv], default=1),
         "MAX_WRITE_COMMANDS": max([d.out_blocks * (d.pool_oh if d.has(Flag.POOL) else d.oh) for d in conv], default=1),
         "MAX_SEED_BEATS": max([d.out_blocks * program.shape.tn // program.shape.beat_elems for d in seed], default=1),
+        "MAX_INPUT_BEATS": program.header["input_elems"] // program.shape.beat_elems,
     }
 
 
@@ -112,6 +114,7 @@ PROGRAM_PARAMETERS = {
     "MAX_PASSES": "passes (kernel taps) of one tile",
     "MAX_WRITE_COMMANDS": "output runs of one job",
     "MAX_SEED_BEATS": "beats of the logits vector",
+    "MAX_INPUT_BEATS": "beats of the blocked input (the image copy, post-processing)",
 }
 """parameters.h's Program section: the m_axi depth (co-simulation) and loop_tripcount hints."""
 
@@ -131,7 +134,8 @@ def engine_parameters(program: ProgramV2 | None, engine: EngineV2) -> dict[str, 
         "MASK_BITS": (engine.mask_bits, "ReLU bits kept between the passes"),
         "INDEX_ENTRIES": (engine.index_entries, "max-pool indices kept between the passes"),
         "INDEX_BITS": (max(engine.index_bits, 1), "bits of one max-pool index"),
-        "INPUT_ELEMS": (engine.input_elems, "elements of the blocked input (the IG-sum memory)"),
+        "INPUT_ELEMS": (engine.input_elems, "the largest blocked input whose integrated-gradients sums the engine "
+                                            "keeps (0: it runs no integrated gradients)"),
         "DATA_WIDTH": (16, "bits of weights, activations and gradients"),
     }
     if program is None:

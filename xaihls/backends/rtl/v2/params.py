@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from xaihls.bundled import TEMPLATES_DIR
-from xaihls.plan.engine import MIN_DEPTH, EngineV2, pow2  # noqa: F401 - MIN_DEPTH and pow2 are this module's too
+from xaihls.plan.engine import MIN_DEPTH, EngineV2, ig_elems, pow2  # noqa: F401 - MIN_DEPTH, pow2: this module's too
 from xaihls.plan.lowering import buffer_needs  # noqa: F401 - callers read it here too
 
 RTL_DIR = TEMPLATES_DIR / "rtl_v2"
@@ -87,7 +87,7 @@ def rtl_params(program, engine: EngineV2 | None = None) -> RtlV2Params:
     backward = True if engine is None else engine.backward
     in_depth, out_depth, w_depth = buffer_needs(program.all_jobs, s.tm)
     e = EngineV2(s.tm, s.tn, s.beat_elems, in_depth, out_depth, w_depth, h["mask_bits"], h["index_entries"],
-                 h["index_bits"], h["input_elems"], 0.0, 0.0, backward=backward).as_built()
+                 h["index_bits"], ig_elems(h, program.qgraph.methods), 0.0, 0.0, backward=backward).as_built()
     return RtlV2Params(
         TM=e.tm, TN=e.tn, AXI_DATA_WIDTH=16 * e.beat_elems, IN_DEPTH=e.in_depth, OUT_DEPTH=e.out_depth,
         W_DEPTH=e.w_depth, MASK_BITS=e.mask_bits, INDEX_ENTRIES=e.index_entries, INDEX_BITS=e.index_bits,

@@ -1,0 +1,108 @@
+"""What the integrated-gradients sums cost on a large image: MLPerf Tiny's Visual Wake Words network
+(MobileNetV1, width 0.25, 3 x 96 x 96, two classes; random weights, BatchNorm statistics drawn) planned
+for each bundled board, compiled without and with integrated gradients.
+
+Run: ``python -m benchmarks.ig_sums [--rtl]``. For each board and method set: the array, BRAM_18K (all,
+and the accumulators of lanes 0..E-1 that hold the IG sums above them), LUT, and the cycle model's
+predict and saliency cycles, or the planner's refusal in one line. ``--rtl``: also the PYNQ-Z2 engine
+without integrated gradients on Verilator (one calibration image; predict, saliency and guided
+backprop against golden, cycles against the model; take the heavy-tool lock). Results in
+benchmarks/results/ig_sums.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from datetime import date
+
+import torch
+import torch.nn as nn
+
+import xaihls
+from benchmarks.switch import RESULTS
+from xaihls.errors import XaiHlsError
+
+BOARDS = ("pynq-z2", "ultra96-v2", "zcu104")
+METHOD_SETS = (("saliency", "guided_backprop"), ("saliency", "guided_backprop", "integrated_gradients"))
+
+
+def vww_mobilenet(alpha: float = 0.25, classes: int = 2, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
+    """MobileNetV1 as MLPerf Tiny's VWW reference builds it (stride-2 stem, 13 depthwise-separable
+    blocks, global average pool, one Linear), in eval mode, and 8 calibration images."""
+    torch.manual_seed(seed)
+
+    def c(n: int) -> int:
+        return max(8, int(n * alpha))
+
+    layers = [nn.Conv2d(3, c(32), 3, 2, 1, bias=False), nn.BatchNorm2d(c(32)), nn.ReLU()]
+    blocks = [(32, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1), (256, 512, 2),
+              *[(512, 512, 1)] * 5, (512, 1024, 2), (1024, 1024, 1)]
+    for cin, cout, stride in blocks:
+        layers += [nn.Conv2d(c(cin), c(cin), 3, stride, 1, groups=c(cin), bias=False), nn.BatchNorm2d(c(cin)),
+                   nn.ReLU(), nn.Conv2d(c(cin), c(cout), 1, bias=False), nn.BatchNorm2d(c(cout)), nn.ReLU()]
+    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c(1024), classes)).eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    return model, torch.rand(8, 3, 96, 96)
+
+
+def measure(board: str, methods: tuple[str, ...]) -> dict:
+    model, calibration = vww_mobilenet()
+    row = {"board": board, "methods": list(methods)}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            acc = xaihls.compile(model, (3, 96, 96), calibration=calibration, board=board, methods=methods,
+                                 backends=("golden", "program"))
+            p = acc.plan
+    except XaiHlsError as exc:
+        return {**row, "refused": str(exc)}
+    r, e = p.resources, p.engine
+    return {**row, "array": f"{e.tm}x{e.tn}", "ig_elems": e.input_elems, "bram_18k": r.bram_18k,
+            "bram_lanes_0_e": r.breakdown["BRAM_18K by memory"].get("accumulators, lanes 0..E-1", 0),
+            "lut": r.lut, "predict_cycles": p.method_cycles["predict"], "saliency_cycles": p.method_cycles["saliency"]}
+
+
+def on_rtl() -> dict:
+    """The PYNQ-Z2 engine compiled without integrated gradients, on Verilator."""
+    model, calibration = vww_mobilenet()
+    acc = xaihls.compile(model, (3, 96, 96), calibration=calibration, board="pynq-z2", methods=METHOD_SETS[0],
+                         backends=("golden", "rtl"))
+    x, out = calibration[:1], {}
+    for method in (None, *METHOD_SETS[0]):
+        g, r = acc.run(x, method), acc.run(x, method, backend="rtl")
+        name = method or "predict"
+        out[name] = {"bit_exact": torch.equal(g.logits, r.logits) and (method is None or torch.equal(
+            g.attribution, r.attribution)), "cycles": r.cycles[0], "model": acc.plan.method_cycles[name]}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rtl", action="store_true", help="also run the PYNQ-Z2 engine on Verilator")
+    args = ap.parse_args()
+    rows = [measure(board, methods) for board in BOARDS for methods in METHOD_SETS]
+    rtl = on_rtl() if args.rtl else None
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "ig_sums.json").write_text(json.dumps({"date": str(date.today()), "rows": rows, "rtl": rtl},
+                                                     indent=2) + "\n")
+    print("| board | integrated gradients | array | BRAM_18K (IG sums' lanes) | LUT | predict | saliency |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        ig = "with" if "integrated_gradients" in r["methods"] else "without"
+        if "refused" in r:
+            print(f"| {r['board']} | {ig} | refused: {r['refused'][:150]} | | | | |")
+        else:
+            print(f"| {r['board']} | {ig} | {r['array']} | {r['bram_18k']} ({r['bram_lanes_0_e']}) | {r['lut']:,} | "
+                  f"{r['predict_cycles']:,} | {r['saliency_cycles']:,} |")
+    for name, r in (rtl or {}).items():
+        print(f"Verilator, pynq-z2 without integrated gradients, {name}: {'bit-exact' if r['bit_exact'] else 'DIFFERS'}"
+              f", {r['cycles']:,} cycles against the model's {r['model']:,} ({r['model'] / r['cycles'] - 1:+.1%})")
+
+
+if __name__ == "__main__":
+    main()
