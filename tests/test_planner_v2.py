@@ -139,3 +139,11 @@ def test_integrated_gradients_sums_are_built_only_for_a_program_that_runs_them()
     assert ("integrated gradients: the engine keeps the sums of the 36,864-element blocked input on chip, 192 of its "
             in describe(ig)) and "compiled without integrated_gradients it keeps none" in describe(ig)
     assert "the engine keeps the sums" not in describe(plans["saliency"])
+    # the RTL built for the Program keeps none; one built from its DDR image alone (whose header does not
+    # say which methods it runs) keeps them
+    from xaihls.backends.rtl.v2.params import rtl_params
+    from xaihls.backends.rtl.v2.project import decode_image
+
+    program = plans["saliency"].program
+    assert rtl_params(program).INPUT_ELEMS == 0
+    assert rtl_params(decode_image(program.image)).INPUT_ELEMS == program.header["input_elems"] > 0

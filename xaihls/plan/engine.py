@@ -36,12 +36,13 @@ def pow2(n: int, floor: int = 1) -> int:
     return max(floor, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
 
 
-def ig_elems(header: dict, methods) -> int:
+def ig_elems(header: dict, methods=None) -> int:
     """The elements of the integrated-gradients sums an engine keeps for a Program of ``header`` compiled
     for ``methods``: the blocked input's where it runs integrated gradients, else none (the sums are
     48-bit words on chip, above the accumulators of lanes 0..E-1: a 3 x 96 x 96 image's take 384
-    BRAM_18K at 16 x 8)."""
-    return header["input_elems"] if "integrated_gradients" in methods else 0
+    BRAM_18K at 16 x 8). ``methods`` None (a Program read from its DDR image alone, whose header does
+    not say): the blocked input's, an engine that runs every method."""
+    return header["input_elems"] if methods is None or "integrated_gradients" in methods else 0
 
 
 @dataclass(frozen=True)

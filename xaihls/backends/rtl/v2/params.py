@@ -79,15 +79,22 @@ class RtlV2Params:
                            self.TN, self.TN, 1, self.TN, 0, self.OFF_BITS)
 
 
+def _methods(program) -> tuple[str, ...] | None:
+    """The methods ``program`` was compiled for; None for one read from its DDR image alone."""
+    qgraph = getattr(program, "qgraph", None)
+    return None if qgraph is None else qgraph.methods
+
+
 def rtl_params(program, engine: EngineV2 | None = None) -> RtlV2Params:
     """The parameters that run ``program`` (a ProgramV2): buffers as deep as its jobs need (never
     deeper than ``engine``'s, which the Program was tiled for), the kept-state memories of its
-    header; ``engine`` (default EngineV2.for_program) says whether the backward path is built."""
+    header, the IG sums where it runs integrated gradients (``ig_elems``); ``engine`` (default
+    EngineV2.for_program) says whether the backward path is built."""
     h, s = program.header, program.shape
     backward = True if engine is None else engine.backward
     in_depth, out_depth, w_depth = buffer_needs(program.all_jobs, s.tm)
     e = EngineV2(s.tm, s.tn, s.beat_elems, in_depth, out_depth, w_depth, h["mask_bits"], h["index_entries"],
-                 h["index_bits"], ig_elems(h, program.qgraph.methods), 0.0, 0.0, backward=backward).as_built()
+                 h["index_bits"], ig_elems(h, _methods(program)), 0.0, 0.0, backward=backward).as_built()
     return RtlV2Params(
         TM=e.tm, TN=e.tn, AXI_DATA_WIDTH=16 * e.beat_elems, IN_DEPTH=e.in_depth, OUT_DEPTH=e.out_depth,
         W_DEPTH=e.w_depth, MASK_BITS=e.mask_bits, INDEX_ENTRIES=e.index_entries, INDEX_BITS=e.index_bits,
