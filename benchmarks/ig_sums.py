@@ -1,6 +1,6 @@
 """What the integrated-gradients sums cost on a large image: MLPerf Tiny's Visual Wake Words network
-(MobileNetV1, width 0.25, 3 x 96 x 96, two classes; random weights, BatchNorm statistics drawn) planned
-for each bundled board, compiled without and with integrated gradients.
+(the zoo's ``vww_mobilenet``: MobileNetV1, width 0.25, 3 x 96 x 96, two classes; random weights)
+planned for each bundled board, compiled without and with integrated gradients.
 
 Run: ``python -m benchmarks.ig_sums [--rtl]``. For each board and method set: the array, BRAM_18K (all,
 and the accumulators of lanes 0..E-1 that hold the IG sums above them), LUT, and the cycle model's
@@ -23,31 +23,16 @@ import torch.nn as nn
 import xaihls
 from benchmarks.switch import RESULTS
 from xaihls.errors import XaiHlsError
+from xaihls.models.zoo import get_zoo_model
 
 BOARDS = ("pynq-z2", "ultra96-v2", "zcu104")
 METHOD_SETS = (("saliency", "guided_backprop"), ("saliency", "guided_backprop", "integrated_gradients"))
 
 
-def vww_mobilenet(alpha: float = 0.25, classes: int = 2, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
-    """MobileNetV1 as MLPerf Tiny's VWW reference builds it (stride-2 stem, 13 depthwise-separable
-    blocks, global average pool, one Linear), in eval mode, and 8 calibration images."""
-    torch.manual_seed(seed)
-
-    def c(n: int) -> int:
-        return max(8, int(n * alpha))
-
-    layers = [nn.Conv2d(3, c(32), 3, 2, 1, bias=False), nn.BatchNorm2d(c(32)), nn.ReLU()]
-    blocks = [(32, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1), (256, 512, 2),
-              *[(512, 512, 1)] * 5, (512, 1024, 2), (1024, 1024, 1)]
-    for cin, cout, stride in blocks:
-        layers += [nn.Conv2d(c(cin), c(cin), 3, stride, 1, groups=c(cin), bias=False), nn.BatchNorm2d(c(cin)),
-                   nn.ReLU(), nn.Conv2d(c(cin), c(cout), 1, bias=False), nn.BatchNorm2d(c(cout)), nn.ReLU()]
-    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c(1024), classes)).eval()
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-    return model, torch.rand(8, 3, 96, 96)
+def vww_mobilenet() -> tuple[nn.Module, torch.Tensor]:
+    """The zoo's ``vww_mobilenet`` (random weights) and 8 of its calibration images."""
+    entry = get_zoo_model("vww_mobilenet")
+    return entry.build(), entry.calibration()[:8]
 
 
 def measure(board: str, methods: tuple[str, ...]) -> dict:

@@ -143,7 +143,7 @@ def test_installed_entry_point_prints_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("xaihls attribute: error: unknown zoo model 'nope'; bundled models: "
                                    "cifar_ref, digits, digits_gap, digits_mobilenet, digits_resnet, digits_strided_bn, "
-                                   "ds_cnn, mobilenet_v2_tiny, resnet8")
+                                   "ds_cnn, mobilenet_v2_tiny, resnet8, vww_mobilenet")
 
 
 def test_every_verb_has_help(capsys):

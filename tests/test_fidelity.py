@@ -162,29 +162,24 @@ def test_edge_nets_top1_matches_float(digits_test):
         assert float((acc.predict(x_test).argmax(1) == float_top1).float().mean()) >= 0.98, name
 
 
-@pytest.fixture(scope="module")
-def compiled_ds_cnn():
+@pytest.fixture(scope="module", params=["ds_cnn", "vww_mobilenet"])
+def compiled_mlperf_tiny(request):
     from xaihls.methods import ALL_METHODS
 
-    entry = get_zoo_model("ds_cnn")
-    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration(), methods=tuple(ALL_METHODS),
+    entry = get_zoo_model(request.param)
+    model = entry.build()
+    acc = xaihls.compile(model, entry.input_shape, calibration=entry.calibration(), methods=tuple(ALL_METHODS),
                          backends=("golden",))
-    return acc, entry.samples()[0]
+    return request.param, acc, model, entry.samples()[0]
 
 
 @pytest.mark.parametrize("method", ["gradient", "saliency", "input_x_gradient", "integrated_gradients",
                                     "guided_backprop", "deconvnet", "grad_cam", "guided_grad_cam"])
-def test_ds_cnn_attribution_correlates_with_captum(compiled_ds_cnn, method):
-    """MLPerf Tiny's DS-CNN (random weights, its 8 random sample inputs, never calibrated on): the same
-    bounds as the digits edge nets, against Captum on the traced graph."""
-    from xaihls.frontend.reference import layer_module
-
-    acc, x = compiled_ds_cnn
-    target = acc.predict(x).argmax(1)
-    golden = acc.attribute(x, method, target=target, steps=32)
-    module = graph_to_module(acc.graph)
-    layer = layer_module(module, acc.graph, acc.qgraph.cam_layer) if acc.qgraph.cam_layer else None
-    r = pearson_per_image(golden, captum_attribute(module, x, method, target, steps=32, layer=layer))
-    print(f"ds_cnn {method}: mean {float(r.mean()):.4f} min {float(r.min()):.4f}")
-    assert float(r.mean()) >= 0.995, f"ds_cnn/{method}: mean Pearson {float(r.mean()):.4f}"
-    assert float(r.min()) >= 0.98, f"ds_cnn/{method}: min Pearson {float(r.min()):.4f}"
+def test_mlperf_tiny_net_attribution_correlates_with_captum(compiled_mlperf_tiny, method):
+    """MLPerf Tiny's DS-CNN and visual wake words MobileNetV1 (random weights, their 8 random sample
+    inputs, never calibrated on): the same bounds as the digits edge nets."""
+    name, acc, model, x = compiled_mlperf_tiny
+    r = captum_pearson(acc, model, x, method)
+    print(f"{name} {method}: mean {float(r.mean()):.4f} min {float(r.min()):.4f}")
+    assert float(r.mean()) >= 0.995, f"{name}/{method}: mean Pearson {float(r.mean()):.4f}"
+    assert float(r.min()) >= 0.98, f"{name}/{method}: min Pearson {float(r.min()):.4f}"

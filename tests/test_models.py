@@ -23,7 +23,7 @@ from xaihls.models import (
 from xaihls.models.zoo import DATA_DIR
 
 BUNDLED = ["cifar_ref", "digits", "digits_gap", "digits_mobilenet", "digits_resnet", "digits_strided_bn", "ds_cnn",
-           "mobilenet_v2_tiny", "resnet8"]
+           "mobilenet_v2_tiny", "resnet8", "vww_mobilenet"]
 
 
 def test_zoo_names() -> None:
@@ -32,7 +32,8 @@ def test_zoo_names() -> None:
     assert get_zoo_model("digits").factory is DigitsCNN
 
 
-CLASSES = {"ds_cnn": 12}  # keyword spotting: ten words, silence, unknown; every other bundled model 10
+CLASSES = {"ds_cnn": 12, "vww_mobilenet": 2}  # keyword spotting: ten words, silence, unknown; person or not;
+# every other bundled model 10
 
 
 @pytest.mark.parametrize("name", BUNDLED)
@@ -117,7 +118,7 @@ def test_unknown_zoo_model() -> None:
         get_zoo_model("resnet50")
     assert str(err.value) == (
         "unknown zoo model 'resnet50'; bundled models: cifar_ref, digits, digits_gap, digits_mobilenet, "
-        "digits_resnet, digits_strided_bn, ds_cnn, mobilenet_v2_tiny, resnet8"
+        "digits_resnet, digits_strided_bn, ds_cnn, mobilenet_v2_tiny, resnet8, vww_mobilenet"
     )
 
 
@@ -183,3 +184,11 @@ def test_load_cifar10_refuses_code_in_pickles(tmp_path: Path) -> None:
     (tmp_path / "test_batch").write_bytes(pickle.dumps({"data": print, "labels": []}))
     with pytest.raises(XaiHlsError, match="not a CIFAR-10 python batch"):
         load_cifar10(tmp_path)
+
+
+def test_vww_mobilenet_has_the_reference_parameter_count() -> None:
+    """221,794 as the MLPerf Tiny reference's Keras summary counts them: weights, biases and BatchNorm's
+    four values a channel."""
+    model = get_zoo_model("vww_mobilenet").build()
+    running = sum(b.numel() for name, b in model.named_buffers() if name.endswith(("running_mean", "running_var")))
+    assert sum(p.numel() for p in model.parameters()) + running == 221_794

@@ -148,6 +148,39 @@ class MobileNetV2Tiny(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
+VWW_INPUT_SHAPE = (3, 96, 96)
+
+
+class MobileNetV1VWW(nn.Module):
+    """MLPerf Tiny's Visual Wake Words network: MobileNetV1 at width 0.25 on 3x96x96 RGB, as its
+    reference builds it (a 3x3 stride-2 conv of 8 channels, 13 depthwise-separable blocks of 3x3
+    depthwise-BN-ReLU and 1x1 pointwise-BN-ReLU, convolutions with biases, an average pool over the
+    3x3 map, 2 logits: person or not). 221,794 parameters as Keras counts them (BatchNorm's running
+    statistics included)."""
+
+    BLOCKS = ((8, 16, 1), (16, 32, 2), (32, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2), *[(128, 128, 1)] * 5,
+              (128, 256, 2), (256, 256, 1))
+    """(in channels, out channels, depthwise stride) of each block."""
+
+    def __init__(self, seed: int | None = 0, classes: int = 2) -> None:
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            super().__init__()
+            layers: list[nn.Module] = [nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU()]
+            for c_in, c_out, stride in self.BLOCKS:
+                layers += [nn.Conv2d(c_in, c_in, 3, stride, 1, groups=c_in), nn.BatchNorm2d(c_in), nn.ReLU(),
+                           nn.Conv2d(c_in, c_out, 1), nn.BatchNorm2d(c_out), nn.ReLU()]
+            self.features = nn.Sequential(*layers)
+            self.pool = nn.AvgPool2d(3)
+            self.fc = nn.Linear(256, classes)
+            if seed is not None:
+                _randomize_batchnorm(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
 class DigitsResNet(nn.Module):
     """A digits-sized ResNet (1x16x16): conv-BN-ReLU stem, ResNet's padded max-pool
     (3, stride 2, padding 1), an identity block, a stride-2 block with a projection shortcut,

@@ -13,7 +13,8 @@ from torch import Tensor, nn
 from xaihls.errors import XaiHlsError
 from xaihls.models.cifar import CIFAR_INPUT_SHAPE, CifarRefNet
 from xaihls.models.digits import DIGITS_INPUT_SHAPE, DigitsCNN, DigitsGAP, DigitsStridedBN
-from xaihls.models.edge import KWS_INPUT_SHAPE, DSCNN, DigitsMobileNet, DigitsResNet, MobileNetV2Tiny, ResNet8
+from xaihls.models.edge import (KWS_INPUT_SHAPE, VWW_INPUT_SHAPE, DSCNN, DigitsMobileNet, DigitsResNet,
+                                MobileNetV1VWW, MobileNetV2Tiny, ResNet8)
 
 DATA_DIR = Path(__file__).parent / "data"
 DIGITS_SAMPLES = "digits_samples.npz"
@@ -121,6 +122,13 @@ ZOO: dict[str, ZooEntry] = {
             "(1x49x10 MFCCs)",
             KWS_INPUT_SHAPE,
             DSCNN,
+        ),
+        ZooEntry(
+            "vww_mobilenet",
+            "MLPerf Tiny visual wake words MobileNetV1 (width 0.25, 13 depthwise-separable blocks), deterministic "
+            "random weights (3x96x96)",
+            VWW_INPUT_SHAPE,
+            MobileNetV1VWW,
         ),
         ZooEntry(
             "mobilenet_v2_tiny",
