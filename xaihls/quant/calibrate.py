@@ -110,10 +110,11 @@ def _gradient_chain(graph: Graph, k: int, fixed: set) -> list[int] | None:
 def _align_sums(graph: Graph, qlayers: list[QLayer], fmts: dict[ReluBackward, list[FixedFormat]], fixed: set) -> None:
     """Make the engine's sum of two readers' gradients exact (``numerics.align_terms``): where the finer
     term's products lie more than the engine's operand shift below the coarser's, that term's gradient is
-    stored coarser, a bit at a time, until they meet. Its values then lose bits far below the sum's
-    (they meet at least MAX_X_SHIFT bits below the coarser term's products, which are finer than the
-    sum's format). The tensors in ``fixed`` (a user's format, the seed, Grad-CAM's layer) keep theirs,
-    as does a format an Add or cat shares; the engines then refuse the network in one line."""
+    stored coarser, a bit at a time, until they meet. What its values lose lies far below the sum's
+    format: its products then lie MAX_X_SHIFT bits (an identity's, up to 23) below the coarser term's,
+    whose fraction is finer than the sum's already. The tensors in ``fixed`` (a user's format, the seed,
+    Grad-CAM's layer) keep theirs, as does a format an Add or cat shares; the engines then refuse the
+    network in one line."""
     modes = list(fmts)
     for t in range(len(graph.layers) - 1, -1, -1):
         readers = graph.consumers[t]
