@@ -162,24 +162,30 @@ def test_edge_nets_top1_matches_float(digits_test):
         assert float((acc.predict(x_test).argmax(1) == float_top1).float().mean()) >= 0.98, name
 
 
-@pytest.fixture(scope="module", params=["ds_cnn", "vww_mobilenet"])
+# (net, calibration images, integrated-gradients steps): the 3 x 96 x 96 net on fewer of each, for time
+MLPERF_TINY = [("ds_cnn", 32, 32), ("vww_mobilenet", 8, 8)]
+
+
+@pytest.fixture(scope="module", params=MLPERF_TINY, ids=[name for name, *_ in MLPERF_TINY])
 def compiled_mlperf_tiny(request):
     from xaihls.methods import ALL_METHODS
 
-    entry = get_zoo_model(request.param)
+    name, images, steps = request.param
+    entry = get_zoo_model(name)
     model = entry.build()
-    acc = xaihls.compile(model, entry.input_shape, calibration=entry.calibration(), methods=tuple(ALL_METHODS),
-                         backends=("golden",))
-    return request.param, acc, model, entry.samples()[0]
+    acc = xaihls.compile(model, entry.input_shape, calibration=entry.calibration()[:images],
+                         methods=tuple(ALL_METHODS), ig_steps=steps, backends=("golden",))
+    return name, acc, model, entry.samples()[0], steps
 
 
 @pytest.mark.parametrize("method", ["gradient", "saliency", "input_x_gradient", "integrated_gradients",
                                     "guided_backprop", "deconvnet", "grad_cam", "guided_grad_cam"])
 def test_mlperf_tiny_net_attribution_correlates_with_captum(compiled_mlperf_tiny, method):
     """MLPerf Tiny's DS-CNN and visual wake words MobileNetV1 (random weights, their 8 random sample
-    inputs, never calibrated on): the same bounds as the digits edge nets."""
-    name, acc, model, x = compiled_mlperf_tiny
-    r = captum_pearson(acc, model, x, method)
+    inputs, never calibrated on; integrated gradients of MLPERF_TINY's steps): the same bounds as the
+    digits edge nets."""
+    name, acc, model, x, steps = compiled_mlperf_tiny
+    r = captum_pearson(acc, model, x, method, steps=steps)
     print(f"{name} {method}: mean {float(r.mean()):.4f} min {float(r.min()):.4f}")
     assert float(r.mean()) >= 0.995, f"{name}/{method}: mean Pearson {float(r.mean()):.4f}"
     assert float(r.min()) >= 0.98, f"{name}/{method}: min Pearson {float(r.min()):.4f}"
