@@ -887,9 +887,8 @@ def test_a_gradient_term_too_fine_to_sum_is_stored_coarser_by_the_bits_the_shift
     silences; an average pool's reciprocal beside an exact copy), past the engine's operand shift: the
     finer term's gradient, and only it (the tensors that hold its format), is stored coarser, by the
     fewest bits that let the engine sum the two exactly (numerics.align_terms)."""
-    from xaihls.frontend.ir import ChannelSelect, Concat
     from xaihls.numerics import align_terms
-    from xaihls.plan.dag import is_copy
+    from xaihls.plan.dag import unweighted
     from xaihls.quant.calibrate import _gradient_chain
 
     after = _grad_formats(kind, seed)
@@ -901,7 +900,7 @@ def test_a_gradient_term_too_fine_to_sum_is_stored_coarser_by_the_bits_the_shift
     sums = [t for t, readers in enumerate(graph.consumers) if len(readers) == 2]
     t = next(t for t in sums if any(k in {r + 1 for r in graph.consumers[t]} for _, k in moved))
     readers = graph.consumers[t]
-    identity = [isinstance(graph.layers[r], (Add, Concat, ChannelSelect)) or is_copy(graph.layers[r]) for r in readers]
+    identity = [unweighted(graph.layers[r]) for r in readers]
     weights = [0 if ident else after.layers[r].weight_fmt.frac for r, ident in zip(readers, identity)]
 
     def bases(qg, nudge=None):

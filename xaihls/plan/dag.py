@@ -213,6 +213,13 @@ def is_copy(layer) -> bool:
     return isinstance(layer, ChannelAffine) and bool((layer.scale == 1).all()) and not bool(layer.shift.any())
 
 
+def unweighted(layer) -> bool:
+    """A reader whose term of a gradient sum is its output gradient itself (its weight a power of two
+    the sum chooses): an Add's, a cat's, a selection's, a copy's (``with_copies``). The lowering sums
+    such terms as identities, and calibration aligns them as the lowering will."""
+    return isinstance(layer, (Add, Concat, ChannelSelect)) or is_copy(layer)
+
+
 def _shared_buffer(graph: Graph, shared: dict, copies: frozenset) -> tuple[int, int, int | None] | None:
     """The first gradient buffer two terms of the sums take (tensor, the other sum's tensor, a reader's
     output that a buffer of its own would free it, or None), or None where each term has its own."""

@@ -41,7 +41,7 @@ from xaihls.numerics import ACCUMULATOR_BITS, WEIGHT_SHIFT, align_terms
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, MAX_X_SHIFT, MEM, PROGRAM_MAGIC,
                                   PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Unpool, field_limit,
                                   fold_offset)
-from xaihls.plan.dag import RECTIFIERS, canon, grad_dest, grad_store, is_copy, structure
+from xaihls.plan.dag import RECTIFIERS, canon, grad_dest, grad_store, is_copy, structure, unweighted
 from xaihls.quant.qgraph import QGraph, spread
 
 ALIGN = 64  # every DDR region starts on a 64-byte boundary
@@ -880,11 +880,6 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         if layer.groups > 1:
             kern = _ungrouped(kern, layer.groups)
         return kern.transpose(1, 0, 2), kw, layer.stride, _phases(layer)
-
-    def unweighted(layer) -> bool:
-        """A reader whose term of a gradient sum is its output gradient itself (its weight a power of two
-        the sum chooses): an Add's, a cat's, a selection's, a copy's (``dag.with_copies``)."""
-        return isinstance(layer, (Add, Concat, ChannelSelect)) or is_copy(layer)
 
     sum_jobs: dict[int, tuple[list[dict], dict]] = {}
     sum_blocks: dict[int, list[dict]] = {}  # a sum of two diagonal terms: each block's weights (its twin's jobs)

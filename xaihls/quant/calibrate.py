@@ -21,7 +21,7 @@ from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, ChannelSelect, Co
 from xaihls.frontend.reference import cam_layer_name, float_attribute
 from xaihls.methods import METHODS, PostProcess, ReluBackward, check_methods, get_method, ig_rule
 from xaihls.numerics import ACCUMULATOR_BITS, FixedFormat, align_terms, quantize
-from xaihls.plan.dag import is_copy
+from xaihls.plan.dag import unweighted
 from xaihls.quant.qgraph import AttributionFormats, QGraph, QLayer
 
 _CONFIG_KEYS = {"width", "headroom", "input", "layers", "ig_steps", "ig_rule", "grad_cam_layer"}
@@ -120,8 +120,7 @@ def _align_sums(graph: Graph, qlayers: list[QLayer], fmts: dict[ReluBackward, li
         readers = graph.consumers[t]
         if len(readers) != 2:
             continue
-        identity = [isinstance(graph.layers[r], (Add, Concat, ChannelSelect)) or is_copy(graph.layers[r])
-                    for r in readers]
+        identity = [unweighted(graph.layers[r]) for r in readers]
         weight = [0 if ident or qlayers[r].weight_fmt is None else qlayers[r].weight_fmt.frac
                   for r, ident in zip(readers, identity)]
         chains = [_gradient_chain(graph, r + 1, fixed) for r in readers]
@@ -292,6 +291,9 @@ def calibrate(
 
     seed_fmt = FixedFormat(width, width - 2)
     fmts = {mode: [seed_fmt] * (L + 1) for mode in grad_max}
+    # formats calibration may not move to align a gradient sum (_align_sums): the logits' seed, Grad-CAM's
+    # layer (its gradient weighs the channels) and those the config sets
+    fixed = {L} | ({graph.tensor_index(cam_layer)} if cam_layer is not None else set())
     for k in range(L - 1, -1, -1):  # tensor k; in a chain, layer k's input
         users = graph.consumers[k]
         unseen = []
@@ -301,6 +303,7 @@ def calibrate(
                 forced = override(layer.name, "gradient")
                 if forced is not None:
                     fmts[mode][k] = forced
+                    fixed.add(k)
                     continue
                 if _route_only(layer):
                     fmts[mode][k] = fmts[mode][users[0] + 1]
@@ -319,11 +322,7 @@ def calibrate(
         seen = [fmts[mode][k] for mode, gmax in grad_max.items() if mode not in unseen and gmax[k] > 0.0]
         for mode in unseen:
             fmts[mode][k] = seen[0] if seen else fmts[mode][users[0] + 1]
-    cam_tensor = None if cam_layer is None else 1 + next(i for i, layer in enumerate(graph.layers)
-                                                         if layer.name == cam_layer)
-    forced = {k for k, users in enumerate(graph.consumers)
-              if len(users) == 1 and override(graph.layers[users[0]].name, "gradient") is not None}
-    _align_sums(graph, qlayers, fmts, forced | {cam_tensor, L})
+    _align_sums(graph, qlayers, fmts, fixed)
     grad_formats = {mode: tuple(f) for mode, f in fmts.items()}
 
     if blind:
