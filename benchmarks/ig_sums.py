@@ -24,6 +24,7 @@ import xaihls
 from benchmarks.switch import RESULTS
 from xaihls.errors import XaiHlsError
 from xaihls.models.zoo import get_zoo_model
+from xaihls.plan.resources import IG_LANES
 
 BOARDS = ("pynq-z2", "ultra96-v2", "zcu104")
 METHOD_SETS = (("saliency", "guided_backprop"), ("saliency", "guided_backprop", "integrated_gradients"))
@@ -48,7 +49,7 @@ def measure(board: str, methods: tuple[str, ...]) -> dict:
         return {**row, "refused": str(exc)}
     r, e = p.resources, p.engine
     return {**row, "array": f"{e.tm}x{e.tn}", "ig_elems": e.input_elems, "bram_18k": r.bram_18k,
-            "bram_lanes_0_e": r.breakdown["BRAM_18K by memory"].get("accumulators, lanes 0..E-1", 0),
+            "bram_lanes_0_e": r.breakdown["BRAM_18K by memory"].get(IG_LANES, 0),
             "lut": r.lut, "predict_cycles": p.method_cycles["predict"], "saliency_cycles": p.method_cycles["saliency"]}
 
 

@@ -422,7 +422,7 @@ def describe(p: PlanV2, methods=None) -> str:
         lines.append(f"image folded {h['fold_rows']} x {h['fold_cols']}: the host writes each pixel's neighbours "
                      f"after its {h['in_c']} channels, so the first convolution's {kh} x {kw} taps take "
                      f"{first.ky * first.kx} passes")
-    ig_bram = p.resources.breakdown.get("BRAM_18K by memory", {}).get("accumulators, lanes 0..E-1", 0)
+    ig_bram = p.resources.breakdown.get("BRAM_18K by memory", {}).get(resource_model.IG_LANES, 0)
     if p.engine.input_elems and ig_bram > p.resources.bram_18k // 4:
         lines.append(f"integrated gradients: the engine keeps the sums of the {p.engine.input_elems:,}-element blocked "
                      f"input on chip, {ig_bram:,} of its {p.resources.bram_18k:,} BRAM_18K (with the accumulators "

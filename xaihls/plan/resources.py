@@ -76,6 +76,10 @@ class Memory:
     async_read: bool = False
 
 
+IG_LANES = "accumulators, lanes 0..E-1"
+"""The memory the integrated-gradients sums sit in, above the accumulators (by its name in ``memories``)."""
+
+
 def memories(e: EngineV2) -> tuple[Memory, ...]:
     """Every memory xaihls_top instantiates for ``e`` (give it ``e.as_built()``: the sizes the RTL has)."""
     tm, tn, be = e.tm, e.tn, e.beat_elems
@@ -88,7 +92,7 @@ def memories(e: EngineV2) -> tuple[Memory, ...]:
         Memory("bias (two sets)", DATA_BITS * be, 2 * tm // be),
         Memory("cycle profile", PROFILE_BITS, PROFILE_WORDS),
         # lanes 0..E-1 keep the integrated-gradients sums above the row tile's accumulators
-        Memory("accumulators, lanes 0..E-1", ACC_BITS, 1 << math.ceil(math.log2(e.out_depth + ig_words)), be),
+        Memory(IG_LANES, ACC_BITS, 1 << math.ceil(math.log2(e.out_depth + ig_words)), be),
         Memory("accumulators, other lanes", ACC_BITS, e.out_depth, tm - be),
         Memory("output sums (two sets a lane)", ACC_BITS, 2 * e.out_depth, tm),
     ]
