@@ -11,7 +11,8 @@ import torch
 import xaihls
 from tests.random_nets import (branchy_net, concat_net, conv1d_net, dense_block_net, dilated_net, edge_net,
                                fork_net, leaky_head_net, leaky_net, long_pool_net, narrow_net, padded_net, pool_net,
-                               random_dag_net, random_net, residual_conv_net, shuffle_net, windowed_pool_net)
+                               random_dag_net, random_net, residual_conv_net, shuffle_net, small_map_net,
+                               windowed_pool_net)
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -89,8 +90,11 @@ LONG_POOL_NETS = ("longpool300", "longpool1000")
 PADDED_NETS = ("padded2", "padded4", "padded7")
 # nets compiled with the Grad-CAM methods too (a Grad-CAM list: the layer's activations recomputed, its
 # channel weights written where the next job reads its weights, nearest upsampling by output strides);
-# dag20's 2 x 3 map is upsampled by 2 and repeated over the input's 3 channels
-CAM_NETS = ("digits_resnet", "digits_mobilenet", "dag20")
+# dag20's 2 x 3 map is upsampled by 2 and repeated over the input's 3 channels; tests.random_nets.small_map_net:
+# smallmap2's 3 x 1 map upsampled by 16 in four stages of 2 x 2, smallmap13's 3 x 2 map by 16 x 12 over 3 channels
+# in stages of 2 x 3, 2 x 2, 2 x 2 and 2 x 1 (past one job's output stride of 15: capabilities.upsampling_stages)
+STAGED_CAM_NETS = ("smallmap2", "smallmap13")
+CAM_NETS = ("digits_resnet", "digits_mobilenet", "dag20", *STAGED_CAM_NETS)
 CAMS = ("grad_cam", "guided_grad_cam")
 # random chains from tests.random_nets, named <kind><seed>
 # narrow<width>: tests.random_nets.narrow_net, two rows of <width> columns through padded pools of stride 1
@@ -98,7 +102,7 @@ RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag":
                "residual": residual_conv_net, "concat": concat_net, "conv1d": conv1d_net, "longpool": long_pool_net,
                "padded": padded_net, "dense": dense_block_net, "shuffle": shuffle_net, "leaky": leaky_net,
                "dilated": dilated_net, "branchy": branchy_net, "mlphead": leaky_head_net,
-               "windowed": windowed_pool_net, "fork": fork_net}
+               "windowed": windowed_pool_net, "fork": fork_net, "smallmap": small_map_net}
 # the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
 NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,
@@ -153,7 +157,7 @@ def shared_params(shape: str) -> RtlV2Params:
     params = None
     extra = (LONG_POOL_NETS if shape == "16x8" else ()) + ((NARROW_NETS[shape],) if shape in NARROW_NETS else ())
     for name in (NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + PADDED_NETS + LEAKY_NETS + DILATED_NETS + BRANCHY_NETS
-                 + WINDOWED_NETS + FORK_NETS + extra):
+                 + WINDOWED_NETS + FORK_NETS + STAGED_CAM_NETS + extra):
         p = rtl_params(program(name, shape))
         params = p if params is None else params.covering(p)
     return params

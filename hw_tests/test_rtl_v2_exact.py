@@ -7,7 +7,7 @@ import pytest
 
 from hw_tests.rtl_v2_cases import (BRANCHY_NETS, CAM_NETS, CAMS, DAG_NETS, DILATED_NETS, EDGE_NETS, LEAKY_NETS,
                                    LONG_POOL_NETS, NARROW_NETS, NETS, ONE_D_NETS, PADDED_NETS, STALL_PROBABILITY,
-                                   FORK_NETS, WINDOWED_NETS, compiled, expected, program, simulated)
+                                   FORK_NETS, STAGED_CAM_NETS, WINDOWED_NETS, compiled, expected, program, simulated)
 from xaihls.plan.contract import Flag, Op
 
 
@@ -148,6 +148,14 @@ def test_depthwise_convolutions_run_lane_groups_at_consecutive_columns(name, sha
 
 
 @pytest.mark.parametrize("shape", ["4x4", "16x8"])
+@pytest.mark.parametrize("name", STAGED_CAM_NETS)
+def test_rtl_v2_equals_golden_upsampling_grad_cam_maps_in_stages(name, shape):
+    """Maps 1/16 of the input, upsampled in stages of prime factors through one-channel maps of their
+    own (capabilities.upsampling_stages): every method, Grad-CAM's two included."""
+    _check(name, shape, 0.0)
+
+
+@pytest.mark.parametrize("shape", ["4x4", "16x8"])
 @pytest.mark.parametrize("name", CAM_NETS)
 def test_grad_cam_cases_have_what_they_claim(name, shape):
     """The residual nets' Grad-CAM runs test something: a Grad-CAM list after a proper prefix of the
@@ -163,6 +171,9 @@ def test_grad_cam_cases_have_what_they_claim(name, shape):
         qg = compiled(name)[0].qgraph
         _, map_h, map_w = qg.graph.layers[qg.graph.tensor_index(qg.cam_layer) - 1].out_shape
         assert h["in_c"] == 3 and (map_h, map_w) < (h["in_h"], h["in_w"])
+    if name in STAGED_CAM_NETS:  # four stages (three one-channel maps, then the attribution), a job a phase
+        phases = [d for d in prog.cam if d.osy * d.osx > 1]
+        assert len(phases) == 16 and len({d.out_addr for d in phases}) == 4, [(d.osy, d.osx) for d in phases]
 
 
 @pytest.mark.parametrize("name,shape", [("digits", "4x4"), ("digits_gap", "16x8_128bit"), ("random305", "16x8"),

@@ -899,3 +899,20 @@ def fork_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
     torch.manual_seed(seed)
     shape = (rng.choice((1, 3)), rng.randint(6, 13), rng.randint(6, 13))
     return _Forks(rng, shape, rng.choice((3, 10))).eval(), shape, torch.rand((8, *shape)) * 2.0
+
+
+SMALL_MAP_SHAPES = ((2, 48, 16), (3, 48, 24))  # rows of 16 and 24: the 4 x 4 shape's buffers
+
+
+def small_map_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """Two strided convolutions around a max-pool of 4, so the last conv's map (Grad-CAM's default
+    layer) is 1/16 of the input: 3x1 of 48x16 (even seeds), or 3x2 of 3 x 48 x 24 (odd seeds),
+    upsampled by 16 rows and 12 columns. Both factors are past one job's output stride, so the
+    engines upsample in stages (``capabilities.upsampling_stages``)."""
+    torch.manual_seed(seed)
+    shape = SMALL_MAP_SHAPES[seed % 2]
+    c, h, w = shape
+    model = nn.Sequential(nn.Conv2d(c, 4, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(4),
+                          nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(6 * -(-h // 16) * -(-w // 16), 3)).eval()
+    return model, shape, torch.rand((8, *shape))

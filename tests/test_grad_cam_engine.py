@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 import xaihls
-from tests.random_nets import random_dag_net
+from tests.random_nets import random_dag_net, small_map_net
 from xaihls.errors import XaiHlsError
 from xaihls.executor import quantize_input, saturation_kinds
 from xaihls.methods import METHOD_CODES
@@ -144,3 +144,51 @@ def test_random_residual_nets_are_refused_at_compile_or_bit_exact(seed):
         g = acc.run(x, method)
         logits, target, attr, _ = run_batch(program, x_q, METHOD_CODES[method], None, 3, "trapezoid", None)
         assert torch.equal(logits, g.logits) and torch.equal(attr, g.attribution), (seed, method)
+
+
+
+@pytest.mark.parametrize("seed,stages", [
+    (2, [(2, 2)] * 4),  # a 3x1 map upsampled by 16 (one stage of 16 is past the output stride's 15)
+    (13, [(2, 3), (2, 2), (2, 2), (2, 1)]),  # 3x2 by 16 rows and 12 columns, over 3 channels
+])
+def test_a_map_upsampled_past_one_jobs_stride_runs_in_stages_bit_exact(seed, stages):
+    """A ResNet's or MobileNet's last map is 1/32 of its input, past the 15 a job's output stride
+    holds: the map is upsampled a prime factor a stage (nearest by a then by b is nearest by a * b),
+    bit-exact with golden on program and csim for both Grad-CAM methods."""
+    from xaihls.plan.capabilities import upsampling_factors, upsampling_stages
+
+    model, shape, calibration = small_map_net(seed)
+    acc = xaihls.compile(model, shape, calibration=calibration, methods=CAMS,
+                         backends=("golden", "program", "csim"))
+    factors = upsampling_factors(acc.qgraph)
+    assert upsampling_stages(factors) == stages
+    phases = sum(fy * fx for fy, fx in stages)
+    assert sum(d.osy > 1 or d.osx > 1 for d in acc.plan.program.cam) == phases
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(2))
+    for method in CAMS:
+        g = acc.run(x, method)
+        assert (g.attribution != 0).any() and (g.attribution == 0).any(), method  # the map's ReLU at work
+        for backend in ("program", "csim"):
+            r = acc.run(x, method, backend=backend)
+            assert torch.equal(r.logits, g.logits) and torch.equal(r.attribution, g.attribution), (method, backend)
+
+
+def test_upsampling_stages_put_the_largest_factors_on_the_smallest_maps():
+    from xaihls.plan.capabilities import upsampling_stages
+
+    assert upsampling_stages((32, 32)) == [(2, 2)] * 5
+    assert upsampling_stages((1, 1)) == [(1, 1)]
+    assert upsampling_stages((7, 1)) == [(7, 1)]
+    assert upsampling_stages((45, 4)) == [(5, 2), (3, 2), (3, 1)]
+
+
+def test_a_map_needing_a_prime_factor_past_the_stride_is_refused_naming_the_layer():
+    """A 1x1 map of a 17x17 input: 17 is prime and past the 15 of a job's output stride."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 17), nn.ReLU(), nn.Flatten(), nn.Linear(4, 3)).eval()
+    with pytest.raises(XaiHlsError) as e:
+        xaihls.compile(model, (1, 17, 17), calibration=torch.rand(8, 1, 17, 17), methods=("grad_cam",),
+                       backends=("golden", "program"))
+    message = str(e.value)
+    assert "\n" not in message and "grad_cam_layer '0': its 1x1 map" in message, message
+    assert "prime factors are at most 15" in message, message

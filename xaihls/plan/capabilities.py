@@ -59,22 +59,60 @@ def graph_refusal(caps: Capabilities, qg) -> str | None:
     return program_refusal(qg) if caps.needs_plan else None
 
 
+UPSAMPLING_STAGES = True
+"""The Grad-CAM map is upsampled in stages, one a prime factor of each direction's factor
+(``upsampling_stages``), so a factor with no prime above a job's output stride (15) runs: a
+ResNet's or a MobileNet's 32. False: one stage of the whole factor, at most 15, as before (to
+measure)."""
+
+
+def _primes(k: int) -> list[int]:
+    """The prime factors of ``k`` >= 1, largest first, with repeats."""
+    out, p = [], 2
+    while k > 1:
+        while k % p == 0:
+            out.append(p)
+            k //= p
+        p += 1
+    return out[::-1]
+
+
+def upsampling_stages(factors: tuple[int, int]) -> list[tuple[int, int]]:
+    """The stages (rows, columns) of a nearest upsampling by the integer ``factors``: a prime factor of
+    each direction a stage, largest first, the shorter direction's list padded with 1 at its end. A
+    stage of (fy, fx) is fy * fx jobs, each writing its phase of the stage's output with strobes over
+    the pixels the others write, so every job of a stage moves the whole output's beats: the largest
+    factors go on the smallest maps (upsampling 8x8 to 32x32 by 2 then 2 writes 1/4 + 1 outputs' worth
+    four times over, by 4 at once the whole output sixteen times). Nearest upsampling by a then by b is
+    nearest upsampling by a * b: row i of the result reads row (i // b) // a = i // (a * b). With
+    ``UPSAMPLING_STAGES`` off: one stage of the whole factors."""
+    if not UPSAMPLING_STAGES:
+        return [factors]
+    ys, xs = _primes(factors[0]), _primes(factors[1])
+    n = max(len(ys), len(xs), 1)
+    ys, xs = ys + [1] * (n - len(ys)), xs + [1] * (n - len(xs))
+    return list(zip(ys, xs))
+
+
 def upsampling_factors(qg) -> tuple[int, int]:
     """The integer factors (rows, columns) by which the Grad-CAM map is upsampled to the input;
     XaiHlsError, one line naming the layer, where the engine's nearest upsampling cannot express it:
-    a factor that is not an integer, one above what a job's output stride holds, or PyTorch's nearest
-    table not row i // factor (its float32 scale)."""
+    a factor that is not an integer, a stage factor (``upsampling_stages``) above what a job's output
+    stride holds, or PyTorch's nearest table not row i // factor (its float32 scale)."""
     graph = qg.graph
     name = qg.cam_layer
     _, h, w = graph.layers[graph.tensor_index(name) - 1].out_shape
     _, in_h, in_w = graph.input_shape
     most = field_limit(DESCRIPTOR, "osy")
+    what = ("an integer factor whose prime factors are at most" if UPSAMPLING_STAGES
+            else "an integer factor of at most")
     factors = []
     for small, big in ((h, in_h), (w, in_w)):
         k = big // small
-        if big % small or k > most or not torch.equal(nearest_index(small, big), torch.arange(big) // k):
+        stage = max(_primes(k), default=1) if UPSAMPLING_STAGES else k
+        if big % small or stage > most or not torch.equal(nearest_index(small, big), torch.arange(big) // k):
             raise XaiHlsError(f"grad_cam_layer '{name}': its {h}x{w} map is upsampled to the {in_h}x{in_w} input; "
-                              f"the engine upsamples by an integer factor of at most {most} in each direction")
+                              f"the engine upsamples by {what} {most} in each direction")
         factors.append(k)
     return factors[0], factors[1]
 

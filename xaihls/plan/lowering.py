@@ -35,7 +35,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Linear,
                                 MaxPool2d, ReLU, ReLU6)
 from xaihls.golden.dag import cam_reciprocal, relu6_cap
-from xaihls.plan.capabilities import rectifiers_in_a_row, upsampling_factors
+from xaihls.plan.capabilities import rectifiers_in_a_row, upsampling_factors, upsampling_stages
 from xaihls.methods import LAYER_METHODS, ReluBackward
 from xaihls.numerics import ACCUMULATOR_BITS, WEIGHT_SHIFT, align_terms
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, MAX_X_SHIFT, MEM, PROGRAM_MAGIC,
@@ -1551,8 +1551,10 @@ def _cam_list(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, a
     3. the map = round(max(sum_c w_c A_c, 0)): a 1 x 1 dense job over A whose weights are those
        tiles (``w_addr`` at w, read at run time), one output channel, RELU on the accumulator;
     4. the map upsampled by the integer factors (fy, fx) to the input and repeated over its
-       channels, at ``attr_addr``: one 1 x 1 job a phase (ry, rx), 2^14 from the map's channel to
-       every input channel, output stride (fy, fx) and offset (ry, rx)."""
+       channels, at ``attr_addr``: a stage a prime factor (``upsampling_stages``), each one 1 x 1
+       job a phase (ry, rx) of its factors, 2^14 from the map's channel to every channel of its
+       output (one channel, then the input's at the last stage), output stride (fy, fx) and offset
+       (ry, rx)."""
     layers = qg.graph.layers
     tm, tn = shape.tm, shape.tn
     fmts = qg.attribution_formats
@@ -1578,11 +1580,17 @@ def _cam_list(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, a
                            **shifts(fmts.grad_cam_weights.frac + a_frac - fmts.grad_cam.frac), flags=flags(Flag.RELU),
                            w_addr=weights_addr, w_nt_bytes=2 * tm * tn, w_mt_bytes=0, mask_base=mask_base,
                            mask_plane=ch * cw)))
-    fy, fx = factors
-    for ry in range(fy):
-        for rx in range(fx):
-            jobs.append(Job(**dict(_conv_fields(cam_map, attr, attr.c, shape), **spread, **here, **one_tap, oh=ch,
-                                   ow=cw, osy=fy, osx=fx, oyo=ry, oxo=rx, **shifts(IDENTITY_FRAC))))
+    stages = upsampling_stages(factors)
+    src = cam_map
+    for k, (fy, fx) in enumerate(stages):
+        final = k == len(stages) - 1
+        dst = attr if final else alloc.tensor(f"{layers[cam - 1].name} grad_cam map upsampled, stage {k + 1}",
+                                              (1, src.h * fy, src.w * fx), tn)
+        for ry in range(fy):
+            for rx in range(fx):
+                jobs.append(Job(**dict(_conv_fields(src, dst, dst.c, shape), **spread, **here, **one_tap, oh=src.h,
+                                       ow=src.w, osy=fy, osx=fx, oyo=ry, oxo=rx, **shifts(IDENTITY_FRAC))))
+        src = dst
     return jobs
 
 
