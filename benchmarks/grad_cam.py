@@ -1,14 +1,18 @@
 """Grad-CAM and guided Grad-CAM on the Engine v2 RTL (Verilator): what a run costs beside
 inference and saliency, and the Grad-CAM list's jobs against the cycle model.
 
-Run: ``python -m benchmarks.grad_cam [--models resnet8 mobilenet_v2_tiny] [--board pynq-z2]``,
-under the shared heavy-tool lock. For each zoo model (random weights, one calibration image): the
+Run: ``python -m benchmarks.grad_cam [--models resnet8 mobilenet_v2_tiny resnet18_64] [--board pynq-z2]
+[--before]``, under the shared heavy-tool lock. ``resnet18_64`` is ResNet-18's layout (``resnet18``
+below) on 3 x 64 x 64, whose 2 x 2 map is upsampled by 32; ``--before`` runs the Grad-CAM list as it
+was before 2026-12-06: ``capabilities.UPSAMPLING_STAGES`` off (one stage of the whole factor, at most
+15: resnet18_64 is then refused) and ``lowering.CAM_SUMS`` off (the channel weights one pass a
+pixel). For each model (random weights, one calibration image): the
 planner's engine and Program for the board, compiled with saliency and both Grad-CAM methods (the
 default layer: the last convolution), simulated on one Verilator build (SystemVerilog DDR model at
 latency 24) for predict, saliency, grad_cam and guided_grad_cam; every run compared with the golden
 model bit for bit, every run's cycles with ``timing.method_cycles`` and every job of the Grad-CAM
 list (profile phase "grad-cam") and of the backward prefix before it with ``timing.job_cost``.
-Results in benchmarks/results/grad_cam.json.
+Results in benchmarks/results/grad_cam.json (grad_cam_before.json with ``--before``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 import xaihls
 from xaihls.backends.rtl.v2 import sim
@@ -26,6 +32,7 @@ from xaihls.backends.rtl.v2.params import rtl_params
 from xaihls.executor import quantize_input
 from xaihls.methods import METHOD_CODES, PREDICT_CODE
 from xaihls.models.zoo import get_zoo_model
+from xaihls.plan import capabilities, lowering
 from xaihls.plan.boards import load_board
 from xaihls.plan.planner_v2 import plan_v2
 from xaihls.plan.timing import job_cost, method_cycles
@@ -34,14 +41,55 @@ RESULTS = Path(__file__).parent / "results"
 RUNS = (None, "saliency", "grad_cam", "guided_grad_cam")
 
 
+class _Basic(nn.Module):
+    """torchvision's BasicBlock: two 3 x 3 convs with BatchNorm, a 1 x 1 projection where the shape changes."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out)
+        self.conv2, self.bn2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out)
+        self.shortcut = (nn.Sequential() if stride == 1 and c_in == c_out else
+                         nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)))
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
+
+
+def resnet18(width: int = 16, classes: int = 10) -> nn.Module:
+    """ResNet-18's layout (a 7 x 7 stride-2 stem, a 3 x 3 max-pool of stride 2 padded 1, BasicBlocks
+    2-2-2-2 at width, 2, 4 and 8 times it, a global pool and a Linear) at ``width``, with random
+    weights and BatchNorm statistics; its last map is 1/32 of the input."""
+    torch.manual_seed(0)
+    layers: list[nn.Module] = [nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+                               nn.MaxPool2d(3, 2, 1)]
+    c = width
+    for stage, c_out in enumerate((width, 2 * width, 4 * width, 8 * width)):
+        layers += [_Basic(c, c_out, 1 if stage == 0 else 2), _Basic(c_out, c_out, 1)]
+        c = c_out
+    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes))
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def _model(name: str) -> tuple[nn.Module, tuple[int, ...], torch.Tensor]:
+    if name == "resnet18_64":
+        return resnet18(), (3, 64, 64), torch.rand((8, 3, 64, 64), generator=torch.Generator().manual_seed(1))
+    entry = get_zoo_model(name)
+    return entry.build(), entry.input_shape, entry.calibration()[:8]
+
+
 def measure(model: str, board: str) -> dict:
-    entry = get_zoo_model(model)
-    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], backends=("golden",),
+    module, shape, calibration = _model(model)
+    acc = xaihls.compile(module, shape, calibration=calibration, backends=("golden",),
                          methods=("saliency", "grad_cam", "guided_grad_cam"))
     plan = plan_v2(acc.qgraph, load_board(board))
     program, engine = plan.program, plan.engine
     model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
-    x = entry.calibration()[:1]
+    x = calibration[:1]
     x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
     runs = [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": sim.ig_table(2, "trapezoid", acc.qgraph.width),
              "target": -1, "steps": 2, "method": PREDICT_CODE if m is None else METHOD_CODES[m]} for m in RUNS]
@@ -67,13 +115,15 @@ def measure(model: str, board: str) -> dict:
             jobs.append({"list": kind, "index": i, "layer": names[d.layer], "rtl": cycles, "model": model_cycles,
                          "deviation": cycles / model_cycles - 1})
     return {"model": model, "board": board, "tm": engine.tm, "tn": engine.tn, "cam_layer": acc.qgraph.cam_layer,
-            "runs": rows, "jobs": jobs}
+            "stages": capabilities.upsampling_stages(capabilities.upsampling_factors(acc.qgraph)), "runs": rows,
+            "jobs": jobs}
 
 
 def markdown(result: dict) -> str:
     predict = result["runs"][0]["cycles"]
+    stages = " then ".join(f"{fy} x {fx}" for fy, fx in result["stages"])
     lines = [f"**{result['model']} on {result['board']}** ({result['tm']} x {result['tn']}; Grad-CAM layer "
-             f"'{result['cam_layer']}')", "", "| run | cycles | x predict | model | RTL vs model | bit-exact |",
+             f"'{result['cam_layer']}', upsampled by {stages})", "", "| run | cycles | x predict | model | RTL vs model | bit-exact |",
              "|---|---|---|---|---|---|"]
     for r in result["runs"]:
         lines.append(f"| {r['run']} | {r['cycles']:,} | {r['cycles'] / predict:.2f} | {r['model_cycles']:,} | "
@@ -88,10 +138,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["resnet8", "mobilenet_v2_tiny"])
     ap.add_argument("--board", default="pynq-z2")
+    ap.add_argument("--before", action="store_true",
+                    help="the Grad-CAM list as before: one upsampling stage, channel weights one pass a pixel")
     args = ap.parse_args()
+    capabilities.UPSAMPLING_STAGES = lowering.CAM_SUMS = not args.before
     results = [measure(m, args.board) for m in args.models]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "grad_cam.json").write_text(json.dumps({"date": str(date.today()), "results": results}, indent=2)
+    (RESULTS / ("grad_cam_before.json" if args.before else "grad_cam.json")).write_text(json.dumps({"date": str(date.today()), "results": results}, indent=2)
                                            + "\n")
     for r in results:
         print(markdown(r) + "\n")

@@ -192,3 +192,60 @@ def test_a_map_needing_a_prime_factor_past_the_stride_is_refused_naming_the_laye
     message = str(e.value)
     assert "\n" not in message and "grad_cam_layer '0': its 1x1 map" in message, message
     assert "prime factors are at most 15" in message, message
+
+
+def _big_map_net() -> nn.Module:
+    torch.manual_seed(4)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.ReLU(),
+                         nn.MaxPool2d(4), nn.Flatten(), nn.Linear(4 * 5 * 5, 3)).eval()
+
+
+@pytest.mark.parametrize("sums", [True, False])
+def test_channel_weights_summed_in_the_write_back_take_maps_past_one_jobs_passes(sums, monkeypatch):
+    """The channel weights are the mean of the layer's gradient over its map: a job of one pass a
+    pixel (at most 31 a side), or a global average pool's sum in the write-back, a grid of blocks
+    (``lowering.CAM_SUMS``). A 40x40 map (layer '0' of a 1 x 40 x 40 net) runs only summed, bit-exact
+    on program and csim; without the sums it is refused in one line. On the 20 x 20 map of layer '2',
+    summed or not, the Program is bit-exact; the encoder without a cost model keeps the summed job."""
+    from xaihls.plan import lowering
+
+    monkeypatch.setattr(lowering, "CAM_SUMS", sums)
+    shape = (1, 40, 40)
+    for layer in ("0", "2"):
+        config = {"grad_cam_layer": layer}
+        kwargs = dict(calibration=torch.rand(8, *shape), methods=CAMS, config=config,
+                      backends=("golden", "program", "csim"))
+        if layer == "0" and not sums:
+            with pytest.raises(XaiHlsError) as e:
+                xaihls.compile(_big_map_net(), shape, **kwargs)
+            assert "\n" not in str(e.value) and "grad_cam_layer '0': its map is 40x40" in str(e.value)
+            continue
+        acc = xaihls.compile(_big_map_net(), shape, **kwargs)
+        weights = next(d for d in acc.plan.program.cam if d.has(Flag.DIAG))  # after A's recomputation
+        assert weights.has(Flag.SUM) or not sums
+        x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(5))
+        for method in CAMS:
+            g = acc.run(x, method)
+            assert (g.attribution != 0).any(), (layer, method)
+            for backend in ("program", "csim"):
+                r = acc.run(x, method, backend=backend)
+                assert torch.equal(r.attribution, g.attribution), (layer, method, backend)
+    engine, buffers = SHAPES["16x8"]
+    acc = xaihls.compile(_big_map_net(), shape, calibration=torch.rand(8, *shape), methods=CAMS,
+                         config={"grad_cam_layer": "2"}, backends=("golden",))
+    weights = next(d for d in encode(lower_jobs(acc.qgraph, engine), buffers).cam if d.has(Flag.DIAG))
+    assert weights.has(Flag.SUM) == sums
+
+
+def test_a_map_longer_than_the_write_backs_sums_is_refused_naming_the_layer():
+    """A 1-D model whose last conv's map is 300 long: the sum in the write-back covers 15 blocks of
+    15 pixels a side."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+                          nn.Linear(4, 3)).eval()
+    with pytest.raises(XaiHlsError) as e:
+        xaihls.compile(model, (2, 300), calibration=torch.rand(8, 2, 300), methods=("grad_cam",),
+                       backends=("golden", "program"))
+    message = str(e.value)
+    assert "\n" not in message and "grad_cam_layer '0': its map is 1x300" in message, message
+    assert "at most 225 pixels a side" in message, message

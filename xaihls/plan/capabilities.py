@@ -119,14 +119,18 @@ def upsampling_factors(qg) -> tuple[int, int]:
 
 def cam_refusal(qg) -> str | None:
     """Why the Program cannot run the Grad-CAM methods of ``qg`` (one line naming the layer), or None:
-    the channel weights are one pass a pixel of the layer's map, the upsampling an integer factor."""
+    the channel weights are a job of one pass a pixel of the layer's map, or its sum in the write-back
+    (a grid of blocks, as a global average pool's), the upsampling an integer factor."""
+    from xaihls.plan.lowering import CAM_SUMS, sum_split  # lowering imports this module
+
     graph = qg.graph
     name = qg.cam_layer
     _, h, w = graph.layers[graph.tensor_index(name) - 1].out_shape
     passes = field_limit(DESCRIPTOR, "ky")
-    if h > passes or w > passes:
-        return (f"grad_cam_layer '{name}': its map is {h}x{w}; the engine averages the layer's gradient in one job "
-                f"of one pass a pixel, at most {passes}x{passes} (choose a later layer)")
+    if max(h, w) > passes and (not CAM_SUMS or sum_split(h, w) is None):
+        side = field_limit(DESCRIPTOR, "pool_kh") * field_limit(DESCRIPTOR, "isy")
+        return (f"grad_cam_layer '{name}': its map is {h}x{w}; the engine averages the layer's gradient over at most "
+                f"{side if CAM_SUMS else passes} pixels a side (choose a later layer)")
     try:
         upsampling_factors(qg)
     except XaiHlsError as exc:

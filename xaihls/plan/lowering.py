@@ -949,7 +949,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     if cam is not None:
         cc, ch, cw = layout[cam]
         r_code, r_fmt = cam_reciprocal(ch, cw, qg.width)
-        cam_mean = diag(r_code, ch * cw)
+        cam_passes = field_limit(DESCRIPTOR, "ky")
+        cam_mean = diag(r_code, ch * cw) if max(ch, cw) <= cam_passes else None
+        cam_grid = sum_split(ch, cw) if CAM_SUMS else None
+        cam_summed = diag(r_code, cam_grid[2] * cam_grid[3]) if cam_grid is not None else None
         cam_weights_addr = alloc.take("grad_cam channel weights", -(-cc // tn) * shape.tm * tn * 2)
         c_in = graph.input_shape[0]
         cam_spread = b.weights("grad_cam upsampling", _dense_blob(np.full((c_in, 1, 1), 1 << IDENTITY_FRAC), shape))
@@ -1477,8 +1480,11 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     grad_input = grad_tensor(0)
     cam_jobs: list[Job] = []
     if cam is not None:
-        cam_jobs = _cam_list(qg, cam, shape, alloc, layout, act, forward, spans, attr, cam_mean, r_fmt,
-                             cam_weights_addr, cam_spread, cam_mask, (fy, fx), cam_gradient(cam, cam_unruled))
+        cam_jobs, cam_twins = _cam_list(qg, cam, shape, alloc, layout, act, forward, spans, attr,
+                                        (cam_mean, (cam_grid, cam_summed) if cam_grid is not None else None), r_fmt,
+                                        cam_weights_addr, cam_spread, cam_mask, (fy, fx),
+                                        cam_gradient(cam, cam_unruled))
+        twins.update(cam_twins)
     # the controller steps through the slots of the image, the work tensor, the input gradient
     # and the attribution by one stride
     assert len({alloc.slot_bytes.get(t.addr) for t in (image, work, grad_input, attr)}) == 1, "slot strides differ"
@@ -1539,15 +1545,21 @@ def _cam_activations(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", la
 
 
 def _cam_list(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, act: dict[int, Tensor],
-              forward: list[Job], spans: list[tuple[int, int, int]], attr: Tensor, mean: dict, r_fmt, weights_addr: int,
-              spread: dict, mask_base: int, factors: tuple[int, int], gradient: tuple[Tensor, int]) -> list[Job]:
+              forward: list[Job], spans: list[tuple[int, int, int]], attr: Tensor,
+              means: tuple[dict | None, tuple[tuple[int, int, int, int], dict] | None], r_fmt, weights_addr: int,
+              spread: dict, mask_base: int, factors: tuple[int, int], gradient: tuple[Tensor, int]
+              ) -> tuple[list[Job], dict[Job, tuple[Job, ...]]]:
     """The Grad-CAM list (docs/dag.md, "Grad-CAM on the engine"), run after the backward list's jobs
-    down to the layer under the true-gradient rule; every job a CONV the contract has:
+    down to the layer under the true-gradient rule, and its twins (``Lowered.twins``); every job a
+    CONV the contract has:
 
     1. A, the layer's activations (``_cam_activations``: stored already, or its forward job again);
     2. the channel weights w = round(sum_hw G * 1/(h*w)): a diagonal job of one position and h*w
-       passes over the gradient G at the layer, each block of tn weights written tm*tn elements
-       apart, so that the zeros after it (in the image) make it the first row of a tm x tn tile;
+       passes over the gradient G at the layer (``means[0]``, its weights; None where a side is past
+       a job's 31 passes), or its twin, summed in the write-back as a global average pool is
+       (``means[1]``: the grid and its weights; None where a side is past 15 x 15): each block of tn
+       weights written tm*tn elements apart, so that the zeros after it (in the image) make it the
+       first row of a tm x tn tile;
     3. the map = round(max(sum_c w_c A_c, 0)): a 1 x 1 dense job over A whose weights are those
        tiles (``w_addr`` at w, read at run time), one output channel, RELU on the accumulator;
     4. the map upsampled by the integer factors (fy, fx) to the input and repeated over its
@@ -1568,12 +1580,25 @@ def _cam_list(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, a
         return dict(shift0=s, shift1=s, shift2=s)
 
     g_frac = qg.grad_fmt(ReluBackward.MASK, cam).frac
-    jobs.append(Job(**mean, **here, **shifts(g_frac + r_fmt.frac - fmts.grad_cam_weights.frac),
-                    op=Op.CONV, flags=flags(Flag.DIAG), m_tiles=-(-cc // tm), n_tiles=grad.blocks,
-                    out_blocks=-(-cc // tn), in_addr=grad.addr, in_block_bytes=grad.block_bytes,
-                    in_row_bytes=grad.row_bytes, ih=ch, iw=cw, ky=ch, kx=cw, isy=1, isx=1, iky=1, ikx=1, oh=1, ow=1,
-                    out_addr=weights_addr, out_block_bytes=2 * tm * tn, out_row_bytes=2 * tn, oph=1, opw=1, osy=1,
-                    osx=1))
+    mean, summed = means
+    weights = dict(**here, **shifts(g_frac + r_fmt.frac - fmts.grad_cam_weights.frac), op=Op.CONV,
+                   m_tiles=-(-cc // tm), n_tiles=grad.blocks, out_blocks=-(-cc // tn), in_addr=grad.addr,
+                   in_block_bytes=grad.block_bytes, in_row_bytes=grad.row_bytes, ih=ch, iw=cw, iky=1, ikx=1,
+                   out_addr=weights_addr, out_block_bytes=2 * tm * tn, out_row_bytes=2 * tn, oph=1, opw=1, osy=1,
+                   osx=1)
+    twins: dict[Job, tuple[Job, ...]] = {}
+    one = (Job(**weights, **mean, flags=flags(Flag.DIAG), ky=ch, kx=cw, isy=1, isx=1, oh=1, ow=1)
+           if mean is not None else None)
+    if summed is not None:
+        (gh, gw, th, tw), fields = summed
+        twin = Job(**weights, **fields, flags=flags(Flag.DIAG, Flag.POOL, Flag.SUM), ky=th, kx=tw, isy=th, isx=tw,
+                   oh=gh, ow=gw, pool_kh=gh, pool_kw=gw, pool_sh=gh, pool_sw=gw, pool_oh=1, pool_ow=1)
+        if one is None:
+            one = twin
+        else:
+            twins[one] = (twin,)
+    assert one is not None, "capabilities.cam_refusal refuses a map neither job takes"
+    jobs.append(one)
     cam_map = alloc.tensor(f"{layers[cam - 1].name} grad_cam map", (1, ch, cw), tn)
     a_frac = qg.tensor_fmt(cam).frac
     jobs.append(Job(**dict(_conv_fields(acts, cam_map, 1, shape), **here, **one_tap, oh=ch, ow=cw,
@@ -1591,7 +1616,7 @@ def _cam_list(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, a
                 jobs.append(Job(**dict(_conv_fields(src, dst, dst.c, shape), **spread, **here, **one_tap, oh=src.h,
                                        ow=src.w, osy=fy, osx=fx, oyo=ry, oxo=rx, **shifts(IDENTITY_FRAC))))
         src = dst
-    return jobs
+    return jobs, twins
 
 
 ADDS_BY_BLOCK = True
@@ -1641,6 +1666,12 @@ def _is_global(layer: AvgPool2d) -> bool:
     return layer.out_shape[1:] == (1, 1) and layer.kernel == (h, w) and layer.padding == (0, 0)
 
 
+CAM_SUMS = True
+"""Grad-CAM's channel weights (the mean of the layer's gradient over its map) may run as a global
+average pool's sum in the write-back (``sum_split``), the tiler keeping the cheaper of that and one
+pass a pixel (``tiled_cam``), which also takes maps past 31 pixels a side; False: one pass a pixel
+only (to measure)."""
+
 POOL_SUMS = True
 """A global average pool runs as a grid of many positions, each summing a block of the map over
 few passes, whose accumulators the write-back sums (Flag.SUM; docs/engine_v2.md, "Global average
@@ -1655,6 +1686,15 @@ def _summed_grid(layer: AvgPool2d) -> tuple[int, int, int, int] | None:
     split (a 1-D model's 38 or 125 positions) has its last blocks run past the map, whose pixels the
     walker reads as zeros (as a convolution's padding), the fewest passes whose grid fits; None where
     a side is longer than 15 x 15, the pool is not global or ``POOL_SUMS`` is off."""
+    if not POOL_SUMS or not _is_global(layer):
+        return None
+    _, h, w = _pool_view(layer)
+    return sum_split(h, w)
+
+
+def sum_split(h: int, w: int) -> tuple[int, int, int, int] | None:
+    """(grid rows, grid columns, pass rows, pass columns) of a sum over an h x w map in the write-back
+    (``_summed_grid``), or None where a side is longer than 15 x 15."""
     window = (1 << DESCRIPTOR.by_name["pool_kh"].field.bits) - 1
     stride = (1 << DESCRIPTOR.by_name["isy"].field.bits) - 1
 
@@ -1664,9 +1704,6 @@ def _summed_grid(layer: AvgPool2d) -> tuple[int, int, int, int] | None:
         ragged = next(((-(-n // t), t) for t in range(1, stride + 1) if -(-n // t) <= window), None)
         return exact or ragged
 
-    if not POOL_SUMS or not _is_global(layer):
-        return None
-    _, h, w = _pool_view(layer)
     rows, cols = split(h), split(w)
     if rows is None or cols is None:
         return None
@@ -2171,8 +2208,25 @@ def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None 
 
 
 def tiled_cam(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None = None) -> tuple[Job, ...]:
-    """The Grad-CAM list tiled (``cost``: see ``tile_job``)."""
-    return tuple(tile_job(d, lowered.shape, buffers, cost) for d in lowered.cam)
+    """The Grad-CAM list tiled (``cost``: see ``tile_job``); the channel weights' job as the cheaper
+    of it and its twin summed in the write-back that fit (without ``cost``: the twin), as ``tiled``
+    keeps a global pool's."""
+    shape = lowered.shape
+
+    def tile(d: Job) -> Job:
+        twin = lowered.twins.get(d)
+        if twin is None or twin[0].w_passes * shape.tm > buffers.w_depth:
+            return tile_job(d, shape, buffers, cost)
+        try:
+            summed = tile_job(twin[0], shape, buffers, cost)
+        except XaiHlsError:  # a grid the buffers cannot hold in one row tile
+            return tile_job(d, shape, buffers, cost)
+        if cost is None:
+            return summed
+        job = tile_job(d, shape, buffers, cost)
+        return summed if cost(summed) < cost(job) else job
+
+    return tuple(tile(d) for d in lowered.cam)
 
 
 def tiled_batch(lowered: Lowered, buffers: Buffers, forward: tuple[Job, ...], backward: tuple[Job, ...],
@@ -2209,7 +2263,7 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
     names = [layer.name for layer in layers] + ["logits"]
 
     def where(d: Job, direction: str) -> str:
-        if d.has(Flag.POOL) and d.layer < len(layers) and isinstance(layers[d.layer], Conv2d):
+        if d.has(Flag.POOL) and not d.has(Flag.SUM) and d.layer < len(layers) and isinstance(layers[d.layer], Conv2d):
             pool = next(k for k in range(d.layer + 1, len(layers)) if isinstance(layers[k], MaxPool2d))
             return f"layer '{names[d.layer]}' with its max-pool '{names[pool]}' ({direction}): "
         return f"layer '{names[d.layer]}' ({direction}): "
