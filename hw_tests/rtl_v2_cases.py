@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 import xaihls
-from tests.random_nets import (branchy_net, concat_net, conv1d_net, dense_block_net, dilated_net, edge_net,
-                               fork_net, leaky_head_net, leaky_net, long_pool_net, narrow_net, padded_net, pool_net,
-                               random_dag_net, random_net, residual_conv_net, shuffle_net, small_map_net,
+from tests.random_nets import (branchy_net, concat_net, conv1d_net, cropped_map_net, dense_block_net, dilated_net,
+                               edge_net, fork_net, leaky_head_net, leaky_net, long_pool_net, narrow_net, padded_net,
+                               pool_net, random_dag_net, random_net, residual_conv_net, shuffle_net, small_map_net,
                                windowed_pool_net)
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
@@ -92,8 +92,9 @@ PADDED_NETS = ("padded2", "padded4", "padded7")
 # channel weights written where the next job reads its weights, nearest upsampling by output strides);
 # dag20's 2 x 3 map is upsampled by 2 and repeated over the input's 3 channels; tests.random_nets.small_map_net:
 # smallmap2's 3 x 1 map upsampled by 16 in four stages of 2 x 2, smallmap13's 3 x 2 map by 16 x 12 over 3 channels
-# in stages of 2 x 3, 2 x 2, 2 x 2 and 2 x 1 (past one job's output stride of 15: capabilities.upsampling_stages)
-STAGED_CAM_NETS = ("smallmap2", "smallmap13")
+# in stages of 2 x 3, 2 x 2, 2 x 2 and 2 x 1 (past one job's output stride of 15: capabilities.upsampling_stages);
+# tests.random_nets.cropped_map_net: cropmap2's 13 x 6 map by 4 in two stages, the last writing 51 of its 52 rows
+STAGED_CAM_NETS = ("smallmap2", "smallmap13", "cropmap2")
 CAM_NETS = ("digits_resnet", "digits_mobilenet", "dag20", *STAGED_CAM_NETS)
 CAMS = ("grad_cam", "guided_grad_cam")
 # random chains from tests.random_nets, named <kind><seed>
@@ -102,7 +103,8 @@ RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag":
                "residual": residual_conv_net, "concat": concat_net, "conv1d": conv1d_net, "longpool": long_pool_net,
                "padded": padded_net, "dense": dense_block_net, "shuffle": shuffle_net, "leaky": leaky_net,
                "dilated": dilated_net, "branchy": branchy_net, "mlphead": leaky_head_net,
-               "windowed": windowed_pool_net, "fork": fork_net, "smallmap": small_map_net}
+               "windowed": windowed_pool_net, "fork": fork_net, "smallmap": small_map_net,
+               "cropmap": cropped_map_net}
 # the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
 NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 import xaihls
-from tests.random_nets import random_dag_net, small_map_net
+from tests.random_nets import cropped_map_net, random_dag_net, small_map_net
 from xaihls.errors import XaiHlsError
 from xaihls.executor import quantize_input, saturation_kinds
 from xaihls.methods import METHOD_CODES
@@ -147,17 +147,19 @@ def test_random_residual_nets_are_refused_at_compile_or_bit_exact(seed):
 
 
 
-@pytest.mark.parametrize("seed,stages", [
-    (2, [(2, 2)] * 4),  # a 3x1 map upsampled by 16 (one stage of 16 is past the output stride's 15)
-    (13, [(2, 3), (2, 2), (2, 2), (2, 1)]),  # 3x2 by 16 rows and 12 columns, over 3 channels
-])
-def test_a_map_upsampled_past_one_jobs_stride_runs_in_stages_bit_exact(seed, stages):
+@pytest.mark.parametrize("net,seed,stages", [
+    (small_map_net, 2, [(2, 2)] * 4),  # a 3x1 map upsampled by 16 (one stage of 16 is past the output stride's 15)
+    (small_map_net, 13, [(2, 3), (2, 2), (2, 2), (2, 1)]),  # 3x2 by 16 rows and 12 columns, over 3 channels
+    (cropped_map_net, 2, [(2, 2), (2, 2)]),  # 13x6 by 4: the last stage writes 51 of its 52 rows
+], ids=["small_map2", "small_map13", "cropped_map2"])
+def test_a_map_upsampled_past_one_jobs_stride_runs_in_stages_bit_exact(net, seed, stages):
     """A ResNet's or MobileNet's last map is 1/32 of its input, past the 15 a job's output stride
     holds: the map is upsampled a prime factor a stage (nearest by a then by b is nearest by a * b),
-    bit-exact with golden on program and csim for both Grad-CAM methods."""
+    the last stage cropping where the input is not a multiple of the map; bit-exact with golden on
+    program and csim for both Grad-CAM methods."""
     from xaihls.plan.capabilities import upsampling_factors, upsampling_stages
 
-    model, shape, calibration = small_map_net(seed)
+    model, shape, calibration = net(seed)
     acc = xaihls.compile(model, shape, calibration=calibration, methods=CAMS,
                          backends=("golden", "program", "csim"))
     factors = upsampling_factors(acc.qgraph)
@@ -249,3 +251,20 @@ def test_a_map_longer_than_the_write_backs_sums_is_refused_naming_the_layer():
     message = str(e.value)
     assert "\n" not in message and "grad_cam_layer '0': its map is 1x300" in message, message
     assert "at most 225 pixels a side" in message, message
+
+
+def test_ds_cnns_map_upsampled_with_its_last_row_cropped_is_bit_exact():
+    """DS-CNN's 25 x 5 map of its 49 x 10 input: PyTorch's nearest table from 25 rows to 49 is row
+    i // 2, so the engine upsamples by 2 x 2 and its odd rows' phase writes 24 rows, not 25."""
+    from xaihls.plan.capabilities import upsampling_factors
+
+    acc, x = _compiled("ds_cnn", None)
+    assert upsampling_factors(acc.qgraph) == (2, 2)
+    engine, buffers = SHAPES["16x8"]
+    program = encode(lower_jobs(acc.qgraph, engine), buffers)
+    assert sorted({d.oh for d in program.cam if d.osy == 2}) == [24, 25]
+    x_q = quantize_input(acc.qgraph, x)[0]
+    for method in CAMS:
+        g = acc.run(x, method)
+        logits, target, attr, _ = run_batch(program, x_q, METHOD_CODES[method], None, 3, "trapezoid", None)
+        assert torch.equal(logits, g.logits) and torch.equal(attr, g.attribution), method

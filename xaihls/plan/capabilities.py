@@ -95,10 +95,12 @@ def upsampling_stages(factors: tuple[int, int]) -> list[tuple[int, int]]:
 
 
 def upsampling_factors(qg) -> tuple[int, int]:
-    """The integer factors (rows, columns) by which the Grad-CAM map is upsampled to the input;
-    XaiHlsError, one line naming the layer, where the engine's nearest upsampling cannot express it:
-    a factor that is not an integer, a stage factor (``upsampling_stages``) above what a job's output
-    stride holds, or PyTorch's nearest table not row i // factor (its float32 scale)."""
+    """The integer factors (rows, columns) by which the Grad-CAM map is upsampled to the input, the
+    last rows and columns cropped where the input is not a multiple of the map (4 rows to 7, 25 to 49:
+    factor 2, PyTorch's nearest table being row i // 2 there too); XaiHlsError, one line naming the
+    layer, where the engine's nearest upsampling cannot express it: PyTorch's nearest table (its
+    float32 scale) not row i // factor for the factor ceil(input / map) (3 rows to 7), or a stage
+    factor (``upsampling_stages``) above what a job's output stride holds."""
     graph = qg.graph
     name = qg.cam_layer
     _, h, w = graph.layers[graph.tensor_index(name) - 1].out_shape
@@ -108,9 +110,9 @@ def upsampling_factors(qg) -> tuple[int, int]:
             else "an integer factor of at most")
     factors = []
     for small, big in ((h, in_h), (w, in_w)):
-        k = big // small
+        k = -(-big // small)
         stage = max(_primes(k), default=1) if UPSAMPLING_STAGES else k
-        if big % small or stage > most or not torch.equal(nearest_index(small, big), torch.arange(big) // k):
+        if stage > most or not torch.equal(nearest_index(small, big), torch.arange(big) // k):
             raise XaiHlsError(f"grad_cam_layer '{name}': its {h}x{w} map is upsampled to the {in_h}x{in_w} input; "
                               f"the engine upsamples by {what} {most} in each direction")
         factors.append(k)

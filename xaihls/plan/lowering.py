@@ -1612,9 +1612,10 @@ def _cam_list(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, a
         dst = attr if final else alloc.tensor(f"{layers[cam - 1].name} grad_cam map upsampled, stage {k + 1}",
                                               (1, src.h * fy, src.w * fx), tn)
         for ry in range(fy):
-            for rx in range(fx):
-                jobs.append(Job(**dict(_conv_fields(src, dst, dst.c, shape), **spread, **here, **one_tap, oh=src.h,
-                                       ow=src.w, osy=fy, osx=fx, oyo=ry, oxo=rx, **shifts(IDENTITY_FRAC))))
+            for rx in range(fx):  # phase (ry, rx): the source pixels whose copies land in dst (the last stage crops)
+                jobs.append(Job(**dict(_conv_fields(src, dst, dst.c, shape), **spread, **here, **one_tap,
+                                       oh=-(-(dst.h - ry) // fy), ow=-(-(dst.w - rx) // fx), osy=fy, osx=fx, oyo=ry,
+                                       oxo=rx, **shifts(IDENTITY_FRAC))))
         src = dst
     return jobs, twins
 
