@@ -1,13 +1,14 @@
 """Grad-CAM and guided Grad-CAM on the Engine v2 RTL (Verilator): what a run costs beside
 inference and saliency, and the Grad-CAM list's jobs against the cycle model.
 
-Run: ``python -m benchmarks.grad_cam [--models resnet8 mobilenet_v2_tiny resnet18_64] [--board pynq-z2]
+Run: ``python -m benchmarks.grad_cam [--models resnet8 ... resnet18_64] [--board pynq-z2]
 [--before]``, under the shared heavy-tool lock. ``resnet18_64`` is ResNet-18's layout (``resnet18``
 below) on 3 x 64 x 64, whose 2 x 2 map is upsampled by 32; ``--before`` runs the Grad-CAM list as it
 was before 2026-12-06: ``capabilities.UPSAMPLING_STAGES`` off (one stage of the whole factor, at most
-15: resnet18_64 is then refused) and ``lowering.CAM_SUMS`` off (the channel weights one pass a
-pixel). For each model (random weights, one calibration image): the
-planner's engine and Program for the board, compiled with saliency and both Grad-CAM methods (the
+15: resnet18_64 and vww_mobilenet are then refused), ``capabilities.UPSAMPLING_CROP`` off (the input a
+multiple of the map: ds_cnn refused) and ``lowering.CAM_SUMS`` off (the channel weights one pass a
+pixel). For each model (random weights, one calibration image; a model no Program can run: its
+refusal): the planner's engine and Program for the board, compiled with saliency and both Grad-CAM methods (the
 default layer: the last convolution), simulated on one Verilator build (SystemVerilog DDR model at
 latency 24) for predict, saliency, grad_cam and guided_grad_cam; every run compared with the golden
 model bit for bit, every run's cycles with ``timing.method_cycles`` and every job of the Grad-CAM
@@ -86,6 +87,9 @@ def measure(model: str, board: str) -> dict:
     module, shape, calibration = _model(model)
     acc = xaihls.compile(module, shape, calibration=calibration, backends=("golden",),
                          methods=("saliency", "grad_cam", "guided_grad_cam"))
+    refusal = capabilities.program_refusal(acc.qgraph)
+    if refusal is not None:
+        return {"model": model, "board": board, "refused": refusal}
     plan = plan_v2(acc.qgraph, load_board(board))
     program, engine = plan.program, plan.engine
     model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
@@ -120,6 +124,8 @@ def measure(model: str, board: str) -> dict:
 
 
 def markdown(result: dict) -> str:
+    if "refused" in result:
+        return f"**{result['model']} on {result['board']}**: refused at compile: {result['refused']}"
     predict = result["runs"][0]["cycles"]
     stages = " then ".join(f"{fy} x {fx}" for fy, fx in result["stages"])
     lines = [f"**{result['model']} on {result['board']}** ({result['tm']} x {result['tn']}; Grad-CAM layer "
@@ -136,12 +142,13 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["resnet8", "mobilenet_v2_tiny"])
+    ap.add_argument("--models", nargs="+",
+                    default=["resnet8", "mobilenet_v2_tiny", "ds_cnn", "vww_mobilenet", "resnet18_64"])
     ap.add_argument("--board", default="pynq-z2")
     ap.add_argument("--before", action="store_true",
-                    help="the Grad-CAM list as before: one upsampling stage, channel weights one pass a pixel")
+                    help="the Grad-CAM list as before: one upsampling stage, no crop, channel weights a pass a pixel")
     args = ap.parse_args()
-    capabilities.UPSAMPLING_STAGES = lowering.CAM_SUMS = not args.before
+    capabilities.UPSAMPLING_STAGES = capabilities.UPSAMPLING_CROP = lowering.CAM_SUMS = not args.before
     results = [measure(m, args.board) for m in args.models]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / ("grad_cam_before.json" if args.before else "grad_cam.json")).write_text(json.dumps({"date": str(date.today()), "results": results}, indent=2)

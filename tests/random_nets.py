@@ -920,8 +920,8 @@ def small_map_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Ten
 
 def cropped_map_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
     """Two 'same' convolutions of stride 2 on 1 x 51 x 24: the last conv's 13 x 6 map is upsampled by
-    4 in two stages of 2 x 2, the last one writing 51 of its 52 rows (PyTorch's nearest table from 13
-    rows to 51 is row i // 4, as from 25 to 49 in DS-CNN's is i // 2)."""
+    4 x 4, its rows' stage writing 51 of its 52 rows (PyTorch's nearest table from 13 rows to 51 is
+    row i // 4, as from 25 to 49 in DS-CNN's is i // 2)."""
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2, padding=1),
                           nn.ReLU(), nn.Flatten(), nn.Linear(6 * 13 * 6, 3)).eval()

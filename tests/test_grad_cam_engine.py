@@ -148,9 +148,9 @@ def test_random_residual_nets_are_refused_at_compile_or_bit_exact(seed):
 
 
 @pytest.mark.parametrize("net,seed,stages", [
-    (small_map_net, 2, [(2, 2)] * 4),  # a 3x1 map upsampled by 16 (one stage of 16 is past the output stride's 15)
-    (small_map_net, 13, [(2, 3), (2, 2), (2, 2), (2, 1)]),  # 3x2 by 16 rows and 12 columns, over 3 channels
-    (cropped_map_net, 2, [(2, 2), (2, 2)]),  # 13x6 by 4: the last stage writes 51 of its 52 rows
+    (small_map_net, 2, [(1, 2)] * 4 + [(2, 1), (8, 1)]),  # a 3x1 map upsampled by 16 (past the output stride's 15)
+    (small_map_net, 13, [(1, 3), (1, 2), (1, 2), (2, 1), (8, 1)]),  # 3x2 by 16 rows and 12 columns, over 3 channels
+    (cropped_map_net, 2, [(1, 2), (1, 2), (4, 1)]),  # 13x6 by 4: the last stage writes 51 of its 52 rows
 ], ids=["small_map2", "small_map13", "cropped_map2"])
 def test_a_map_upsampled_past_one_jobs_stride_runs_in_stages_bit_exact(net, seed, stages):
     """A ResNet's or MobileNet's last map is 1/32 of its input, past the 15 a job's output stride
@@ -175,13 +175,15 @@ def test_a_map_upsampled_past_one_jobs_stride_runs_in_stages_bit_exact(net, seed
             assert torch.equal(r.logits, g.logits) and torch.equal(r.attribution, g.attribution), (method, backend)
 
 
-def test_upsampling_stages_put_the_largest_factors_on_the_smallest_maps():
+def test_upsampling_stages_take_columns_first_a_prime_at_a_time_then_rows_in_few_stages():
+    """A stage of (fy, fx) moves fx times its output: columns on the map's few rows, largest prime
+    first; rows after, in the fewest stages of at most 15, the largest last."""
     from xaihls.plan.capabilities import upsampling_stages
 
-    assert upsampling_stages((32, 32)) == [(2, 2)] * 5
+    assert upsampling_stages((32, 32)) == [(1, 2)] * 5 + [(4, 1), (8, 1)]
     assert upsampling_stages((1, 1)) == [(1, 1)]
     assert upsampling_stages((7, 1)) == [(7, 1)]
-    assert upsampling_stages((45, 4)) == [(5, 2), (3, 2), (3, 1)]
+    assert upsampling_stages((45, 12)) == [(1, 3), (1, 2), (1, 2), (3, 1), (15, 1)]
 
 
 def test_a_map_needing_a_prime_factor_past_the_stride_is_refused_naming_the_layer():

@@ -66,6 +66,12 @@ ResNet's or a MobileNet's 32. False: one stage of the whole factor, at most 15, 
 measure)."""
 
 
+UPSAMPLING_CROP = True
+"""A Grad-CAM map whose input is not a multiple of it is upsampled by ceil(input / map) with the last
+rows or columns cropped, where PyTorch's nearest table is row i // factor there too
+(``upsampling_factors``); False: the input must be a multiple of the map (to measure)."""
+
+
 def _primes(k: int) -> list[int]:
     """The prime factors of ``k`` >= 1, largest first, with repeats."""
     out, p = [], 2
@@ -77,21 +83,39 @@ def _primes(k: int) -> list[int]:
     return out[::-1]
 
 
+def _row_factors(k: int, most: int) -> list[int]:
+    """``k`` as factors of at most ``most`` (its primes being at most that), smallest first, with the
+    least sum of running products (the rows each stage writes, over the map's): 32 as 4 then 8."""
+    best: tuple[int, list[int]] | None = None
+
+    def walk(rest: int, run: int, cost: int, chosen: list[int]) -> None:
+        nonlocal best
+        if rest == 1:
+            if best is None or cost < best[0]:
+                best = (cost, chosen)
+            return
+        for f in range(2, min(rest, most) + 1):
+            if rest % f == 0:
+                walk(rest // f, run * f, cost + run * f, chosen + [f])
+
+    walk(k, 1, 0, [])
+    return sorted(best[1]) if best else []
+
+
 def upsampling_stages(factors: tuple[int, int]) -> list[tuple[int, int]]:
-    """The stages (rows, columns) of a nearest upsampling by the integer ``factors``: a prime factor of
-    each direction a stage, largest first, the shorter direction's list padded with 1 at its end. A
-    stage of (fy, fx) is fy * fx jobs, each writing its phase of the stage's output with strobes over
-    the pixels the others write, so every job of a stage moves the whole output's beats: the largest
-    factors go on the smallest maps (upsampling 8x8 to 32x32 by 2 then 2 writes 1/4 + 1 outputs' worth
-    four times over, by 4 at once the whole output sixteen times). Nearest upsampling by a then by b is
-    nearest upsampling by a * b: row i of the result reads row (i // b) // a = i // (a * b). With
-    ``UPSAMPLING_STAGES`` off: one stage of the whole factors."""
+    """The stages (rows, columns) of a nearest upsampling by the integer ``factors``, each a job a
+    phase. A phase job writes every fy-th row of its stage's output and, on each, a run over the
+    columns with strobes on the pixels of the other fx - 1 column phases, so a stage of (fy, fx)
+    moves fx times its output's beats: columns cost, rows do not. So the columns go first, on the
+    map's few rows, a prime factor a stage, largest first; then the rows, in the fewest stages of at
+    most 15 (the output-stride field), the largest last, the last stage writing the whole output
+    once. Nearest upsampling by a then by b is nearest upsampling by a * b: row i of the result reads
+    row (i // b) // a = i // (a * b). With ``UPSAMPLING_STAGES`` off: one stage of the whole factors."""
     if not UPSAMPLING_STAGES:
         return [factors]
-    ys, xs = _primes(factors[0]), _primes(factors[1])
-    n = max(len(ys), len(xs), 1)
-    ys, xs = ys + [1] * (n - len(ys)), xs + [1] * (n - len(xs))
-    return list(zip(ys, xs))
+    fy, fx = factors
+    stages = [(1, p) for p in _primes(fx)] + [(q, 1) for q in _row_factors(fy, field_limit(DESCRIPTOR, "osy"))]
+    return stages or [(1, 1)]
 
 
 def upsampling_factors(qg) -> tuple[int, int]:
@@ -112,7 +136,9 @@ def upsampling_factors(qg) -> tuple[int, int]:
     for small, big in ((h, in_h), (w, in_w)):
         k = -(-big // small)
         stage = max(_primes(k), default=1) if UPSAMPLING_STAGES else k
-        if stage > most or not torch.equal(nearest_index(small, big), torch.arange(big) // k):
+        cropped = big % small != 0
+        if (stage > most or (cropped and not UPSAMPLING_CROP)
+                or not torch.equal(nearest_index(small, big), torch.arange(big) // k)):
             raise XaiHlsError(f"grad_cam_layer '{name}': its {h}x{w} map is upsampled to the {in_h}x{in_w} input; "
                               f"the engine upsamples by {what} {most} in each direction")
         factors.append(k)

@@ -638,7 +638,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         bwd_max += sum(map(len, phase_regions))
     forward_addr = alloc.take("forward descriptors", DESCRIPTOR.bytes * fwd_max)
     backward_addr = alloc.take("backward descriptors", DESCRIPTOR.bytes * bwd_max)
-    cam_addr = alloc.take("grad-cam descriptors", DESCRIPTOR.bytes * (3 + fy * fx)) if cam is not None else 0
+    # the Grad-CAM list: A's recomputation, the channel weights, the map, a job a phase of each upsampling stage
+    cam_room = 3 + sum(a * b for a, b in upsampling_stages((fy, fx)))
+    cam_addr = alloc.take("grad-cam descriptors", DESCRIPTOR.bytes * cam_room) if cam is not None else 0
     forward_batch_addr = backward_batch_addr = 0
     if batch > 1:
         # slot jobs: every job once, a SEED once a slot; a job a slot: every job once a slot
@@ -1508,7 +1510,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         grad_cam_frac=af.grad_cam.frac if cam is not None else 0,
         guided_grad_cam_frac=af.guided_grad_cam.frac if cam is not None else 0,
     )
-    assert len(forward) <= fwd_max and len(backward) <= bwd_max and len(cam_jobs) <= 3 + fy * fx, "descriptor room"
+    assert len(forward) <= fwd_max and len(backward) <= bwd_max and len(cam_jobs) <= cam_room, "descriptor room"
     slots = Slots(batch, dict(alloc.slot_bytes), mask_slot, index_slot) if batch > 1 else None
     return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end,
                    original, slots, tuple(cam_jobs), twins)
@@ -1563,10 +1565,12 @@ def _cam_list(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, a
     3. the map = round(max(sum_c w_c A_c, 0)): a 1 x 1 dense job over A whose weights are those
        tiles (``w_addr`` at w, read at run time), one output channel, RELU on the accumulator;
     4. the map upsampled by the integer factors (fy, fx) to the input and repeated over its
-       channels, at ``attr_addr``: a stage a prime factor (``upsampling_stages``), each one 1 x 1
-       job a phase (ry, rx) of its factors, 2^14 from the map's channel to every channel of its
-       output (one channel, then the input's at the last stage), output stride (fy, fx) and offset
-       (ry, rx)."""
+       channels, at ``attr_addr``: in stages (``upsampling_stages``: the columns, then the rows),
+       each one 1 x 1 job a phase (ry, rx) of its factors, 2^14 from the map's channel to every
+       channel of its output (one channel, then the input's at the last stage), output stride
+       (fy, fx) and offset (ry, rx), over the rows and columns of its output that the later stages
+       read (the input's at the last one: the last rows or columns cropped where the input is not a
+       multiple of the map)."""
     layers = qg.graph.layers
     tm, tn = shape.tm, shape.tn
     fmts = qg.attribution_formats
@@ -1608,9 +1612,13 @@ def _cam_list(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, a
     stages = upsampling_stages(factors)
     src = cam_map
     for k, (fy, fx) in enumerate(stages):
+        # the rows and columns the later stages read (the whole input at the last: a crop where it is not
+        # a multiple of the map)
+        later_y, later_x = math.prod(a for a, _ in stages[k + 1:]), math.prod(b for _, b in stages[k + 1:])
+        size = (1, -(-attr.h // later_y), -(-attr.w // later_x))
         final = k == len(stages) - 1
         dst = attr if final else alloc.tensor(f"{layers[cam - 1].name} grad_cam map upsampled, stage {k + 1}",
-                                              (1, src.h * fy, src.w * fx), tn)
+                                              size, tn)
         for ry in range(fy):
             for rx in range(fx):  # phase (ry, rx): the source pixels whose copies land in dst (the last stage crops)
                 jobs.append(Job(**dict(_conv_fields(src, dst, dst.c, shape), **spread, **here, **one_tap,
