@@ -91,8 +91,8 @@ PADDED_NETS = ("padded2", "padded4", "padded7")
 # nets compiled with the Grad-CAM methods too (a Grad-CAM list: the layer's activations recomputed, its
 # channel weights written where the next job reads its weights, nearest upsampling by output strides);
 # dag20's 2 x 3 map is upsampled by 2 and repeated over the input's 3 channels; tests.random_nets.small_map_net:
-# smallmap2's 3 x 1 map upsampled by 16 (columns in four stages of 2, then rows by 2 and 8), smallmap13's 3 x 2 map
-# by 16 x 12 over 3 channels (columns by 3, 2, 2, rows by 2, 8; past one job's output stride of 15:
+# smallmap2's 3 x 1 map upsampled by 16 (columns by 2, 2, 2, then 2 x 2, rows by 8), smallmap13's 3 x 2 map by
+# 16 x 12 over 3 channels (columns by 3, 2, then 2 x 2, rows by 8; past one job's output stride of 15:
 # capabilities.upsampling_stages); tests.random_nets.cropped_map_net: cropmap2's 13 x 6 map by 4 (columns by 2, 2,
 # rows by 4, the last stage writing 51 of its 52 rows)
 STAGED_CAM_NETS = ("smallmap2", "smallmap13", "cropmap2")

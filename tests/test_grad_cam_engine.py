@@ -148,8 +148,8 @@ def test_random_residual_nets_are_refused_at_compile_or_bit_exact(seed):
 
 
 @pytest.mark.parametrize("net,seed,stages", [
-    (small_map_net, 2, [(1, 2)] * 4 + [(2, 1), (8, 1)]),  # a 3x1 map upsampled by 16 (past the output stride's 15)
-    (small_map_net, 13, [(1, 3), (1, 2), (1, 2), (2, 1), (8, 1)]),  # 3x2 by 16 rows and 12 columns, over 3 channels
+    (small_map_net, 2, [(1, 2)] * 3 + [(2, 2), (8, 1)]),  # a 3x1 map upsampled by 16 (past the output stride's 15)
+    (small_map_net, 13, [(1, 3), (1, 2), (2, 2), (8, 1)]),  # 3x2 by 16 rows and 12 columns, over 3 channels
     (cropped_map_net, 2, [(1, 2), (1, 2), (4, 1)]),  # 13x6 by 4: the last stage writes 51 of its 52 rows
 ], ids=["small_map2", "small_map13", "cropped_map2"])
 def test_a_map_upsampled_past_one_jobs_stride_runs_in_stages_bit_exact(net, seed, stages):
@@ -177,10 +177,12 @@ def test_a_map_upsampled_past_one_jobs_stride_runs_in_stages_bit_exact(net, seed
 
 def test_upsampling_stages_take_columns_first_a_prime_at_a_time_then_rows_in_few_stages():
     """A stage of (fy, fx) moves fx times its output: columns on the map's few rows, largest prime
-    first; rows after, in the fewest stages of at most 15, the largest last."""
+    first; rows after, in the fewest stages of at most 15, the largest last; a column stage of 2 and a
+    row stage of 2 side by side share one."""
     from xaihls.plan.capabilities import upsampling_stages
 
     assert upsampling_stages((32, 32)) == [(1, 2)] * 5 + [(4, 1), (8, 1)]
+    assert upsampling_stages((2, 2)) == [(2, 2)] and upsampling_stages((16, 4)) == [(1, 2), (2, 2), (8, 1)]
     assert upsampling_stages((1, 1)) == [(1, 1)]
     assert upsampling_stages((7, 1)) == [(7, 1)]
     assert upsampling_stages((45, 12)) == [(1, 3), (1, 2), (1, 2), (3, 1), (15, 1)]

@@ -109,12 +109,17 @@ def upsampling_stages(factors: tuple[int, int]) -> list[tuple[int, int]]:
     moves fx times its output's beats: columns cost, rows do not. So the columns go first, on the
     map's few rows, a prime factor a stage, largest first; then the rows, in the fewest stages of at
     most 15 (the output-stride field), the largest last, the last stage writing the whole output
-    once. Nearest upsampling by a then by b is nearest upsampling by a * b: row i of the result reads
-    row (i // b) // a = i // (a * b). With ``UPSAMPLING_STAGES`` off: one stage of the whole factors."""
+    once. A last column stage of 2 and a first row stage of 2 share one (the same beats either way,
+    one stage's job edges fewer: 2 x 2 stays one stage). Nearest upsampling by a then by b is nearest
+    upsampling by a * b: row i of the result reads row (i // b) // a = i // (a * b). With
+    ``UPSAMPLING_STAGES`` off: one stage of the whole factors."""
     if not UPSAMPLING_STAGES:
         return [factors]
     fy, fx = factors
     stages = [(1, p) for p in _primes(fx)] + [(q, 1) for q in _row_factors(fy, field_limit(DESCRIPTOR, "osy"))]
+    k = len(_primes(fx))
+    if 0 < k < len(stages) and stages[k - 1] == (1, 2) and stages[k] == (2, 1):
+        stages[k - 1:k + 1] = [(2, 2)]
     return stages or [(1, 1)]
 
 
