@@ -60,10 +60,10 @@ def graph_refusal(caps: Capabilities, qg) -> str | None:
 
 
 UPSAMPLING_STAGES = True
-"""The Grad-CAM map is upsampled in stages, one a prime factor of each direction's factor
-(``upsampling_stages``), so a factor with no prime above a job's output stride (15) runs: a
-ResNet's or a MobileNet's 32. False: one stage of the whole factor, at most 15, as before (to
-measure)."""
+"""The Grad-CAM map is upsampled in stages (``upsampling_stages``: the columns a prime factor at a
+time, then the rows in the fewest stages), so a factor with no prime above a job's output stride
+(15) runs: a ResNet's or a MobileNet's 32. False: one stage of the whole factor, at most 15, as
+before (to measure)."""
 
 
 UPSAMPLING_CROP = True
