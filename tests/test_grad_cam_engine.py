@@ -272,3 +272,28 @@ def test_ds_cnns_map_upsampled_with_its_last_row_cropped_is_bit_exact():
         g = acc.run(x, method)
         logits, target, attr, _ = run_batch(program, x_q, METHOD_CODES[method], None, 3, "trapezoid", None)
         assert torch.equal(logits, g.logits) and torch.equal(attr, g.attribution), method
+
+
+@pytest.mark.parametrize("kind,seed", [("leaky_head_net", 0), ("branchy_net", 4), ("leaky_net", 0)])
+def test_the_grad_cam_prefix_counts_the_tiled_jobs_of_a_sum_run_a_block_at_a_time(kind, seed):
+    """The Grad-CAM list runs after the backward list's jobs of the layers past its layer. lower_jobs
+    counts them in its own jobs; a gradient sum or Add the tiler runs a block at a time (a twin of
+    several jobs) before the cut moved it, and the engines read a gradient half written (every one
+    of 15 leaky_head_net seeds wrong on every engine until 2026-12-06). The header counts the tiled
+    jobs: every job of the prefix is a later layer's, none after it is."""
+    import tests.random_nets as nets
+
+    model, shape, calibration = getattr(nets, kind)(seed)
+    acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=3, methods=CAMS, backends=("golden",))
+    cam_layer = acc.qgraph.graph.tensor_index(acc.qgraph.cam_layer) - 1
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
+    x_q = quantize_input(acc.qgraph, x)[0]
+    for engine, buffers in SHAPES.values():
+        program = encode(lower_jobs(acc.qgraph, engine), buffers)
+        n = program.header["n_backward_cam"]
+        assert all(d.layer > cam_layer for d in program.backward[:n])
+        assert all(d.layer <= cam_layer for d in program.backward[n:])
+        for method in CAMS:
+            g = acc.run(x, method)
+            logits, target, attr, _ = run_batch(program, x_q, METHOD_CODES[method], None, 3, "trapezoid", None)
+            assert torch.equal(logits, g.logits) and torch.equal(attr, g.attribution), (method, engine)

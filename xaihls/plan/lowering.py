@@ -2176,8 +2176,11 @@ def batch_lists(forward: tuple[Job, ...], backward: tuple[Job, ...], slots: Slot
 
 
 def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None = None
-          ) -> tuple[tuple[Job, ...], tuple[Job, ...]]:
-    """Every job tiled (``cost``: see ``tile_job``); a job with a twin as the cheaper of the two
+          ) -> tuple[tuple[Job, ...], tuple[Job, ...], int]:
+    """The forward and backward lists tiled, and how many of the tiled backward jobs the Grad-CAM
+    list's prefix is (the header's ``n_backward_cam``, which ``lower_jobs`` counts in its own jobs:
+    a twin of several jobs before the cut, an Add or gradient sum a block at a time, moves it).
+    Every job tiled (``cost``: see ``tile_job``); a job with a twin as the cheaper of the two
     that fit: by ``cost`` (a twin of several jobs by their sum; each with its input kept where encode
     would keep it), or without it an Add a block at a time (a pass a block of each operand, where
     every m-tile of the plain job passes over all of them), a summed global pool (its passes cover
@@ -2213,7 +2216,9 @@ def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None 
         return twin if sum(map(kept, twin)) < kept(job) else (job,)
 
     flat = lambda part: tuple(t for d in part for t in tile(d))  # noqa: E731
-    return flat(lowered.forward), flat(lowered.backward)
+    groups = [tile(d) for d in lowered.backward]
+    prefix = sum(len(g) for g in groups[:lowered.header["n_backward_cam"]])
+    return flat(lowered.forward), tuple(t for g in groups for t in g), prefix
 
 
 def tiled_cam(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None = None) -> tuple[Job, ...]:
@@ -2251,7 +2256,7 @@ def tiled_batch(lowered: Lowered, buffers: Buffers, forward: tuple[Job, ...], ba
 def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None = None) -> ProgramV2:
     """Tile the jobs (``cost``: see ``tile_job``) and write the DDR image; XaiHlsError names a
     field the engine cannot hold."""
-    forward, backward = tiled(lowered, buffers, cost)
+    forward, backward, n_backward_cam = tiled(lowered, buffers, cost)
     forward_batch, backward_batch = tiled_batch(lowered, buffers, forward, backward, cost)
     cam = tiled_cam(lowered, buffers, cost)
     # the input words a set of the engine built for these jobs (buffer_needs): a kept input fits twice that
@@ -2260,7 +2265,7 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
         kept_inputs(map(with_mask_bias, jobs), in_words)
         for jobs in (forward, backward, forward_batch, backward_batch, cam))
     h = dict(lowered.header, n_forward=len(forward), n_backward=len(backward), n_forward_batch=len(forward_batch),
-             n_backward_batch=len(backward_batch))
+             n_backward_batch=len(backward_batch), n_backward_cam=n_backward_cam)
     room = {r.name: r.size for r in lowered.regions}
     for name, jobs in (("forward descriptors", forward), ("backward descriptors", backward),
                        ("batched forward descriptors", forward_batch), ("batched backward descriptors", backward_batch)):

@@ -254,7 +254,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                                   h["index_entries"], h["index_bits"], ig_elems(h, qg.methods), clock, bpc,
                                   ddr_latency)
                 try:
-                    forward, backward = tiled(lowered, buffers, _row_tile_cost(timing, engine, memo))
+                    forward, backward, n_backward_cam = tiled(lowered, buffers, _row_tile_cost(timing, engine, memo))
                     cam = tiled_cam(lowered, buffers, _row_tile_cost(timing, engine, memo))
                 except XaiHlsError as exc:
                     why = str(exc)
@@ -263,7 +263,8 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                 in_used, out_used, w_used = buffer_needs(forward + backward + cam, tm)
                 engine = replace(engine, in_depth=in_used, out_depth=out_used, w_depth=w_used)
                 res = model.estimate(engine)
-                _, _, _, cycles, _ = _costs(timing, qg, engine, h, (forward, backward, cam, (), ()))
+                _, _, _, cycles, _ = _costs(timing, qg, engine, dict(h, n_backward_cam=n_backward_cam),
+                                            (forward, backward, cam, (), ()))
                 workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
                 cand = Candidate(engine, res, cycles, workload, _fits(res, board, cap))
                 prev = best_of.get((tm, tn))
@@ -325,7 +326,7 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, board: Board,
         low = lower_jobs(qg, lowered.shape, batch=batch)
         h = low.header
         cost = _row_tile_cost(timing, cand.engine, memo)
-        forward, backward = tiled(low, buffers, cost)
+        forward, backward, n_backward_cam = tiled(low, buffers, cost)
         lists = tiled_batch(low, buffers, forward, backward, cost)
         # the engine as built for this Program: a batched Linear job's rows may need deeper buffers
         in_used, out_used, w_used = buffer_needs(forward + backward + lists[0] + lists[1], cand.engine.tm)
@@ -337,7 +338,7 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, board: Board,
         if not _fits(res, board, cap):
             too_large = batch
             break
-        _, _, _, method_cycles, starts = _costs(timing, qg, engine, h,
+        _, _, _, method_cycles, starts = _costs(timing, qg, engine, dict(h, n_backward_cam=n_backward_cam),
                                                 (forward, backward, tiled_cam(low, buffers, cost), *lists))
         workload = method_cycles["predict"] + sum(method_cycles[m] for m in qg.methods)
         options[batch] = (Candidate(engine, res, method_cycles, workload, True), low)
