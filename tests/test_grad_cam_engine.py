@@ -279,8 +279,9 @@ def test_the_grad_cam_prefix_counts_the_tiled_jobs_of_a_sum_run_a_block_at_a_tim
     """The Grad-CAM list runs after the backward list's jobs of the layers past its layer. lower_jobs
     counts them in its own jobs; a gradient sum or Add the tiler runs a block at a time (a twin of
     several jobs) before the cut moved it, and the engines read a gradient half written (every one
-    of 15 leaky_head_net seeds wrong on every engine until 2026-12-06). The header counts the tiled
-    jobs: every job of the prefix is a later layer's, none after it is."""
+    of 15 leaky_head_net seeds wrong on the program until 2026-12-06; csim and the RTL read the same
+    header). The header counts the tiled jobs: every job of the prefix is a later layer's, none after
+    it is."""
     import tests.random_nets as nets
 
     model, shape, calibration = getattr(nets, kind)(seed)
