@@ -146,7 +146,6 @@ def test_random_residual_nets_are_refused_at_compile_or_bit_exact(seed):
         assert torch.equal(logits, g.logits) and torch.equal(attr, g.attribution), (seed, method)
 
 
-
 @pytest.mark.parametrize("net,seed,stages", [
     (small_map_net, 2, [(1, 2)] * 3 + [(2, 2), (8, 1)]),  # a 3x1 map upsampled by 16 (past the output stride's 15)
     (small_map_net, 13, [(1, 3), (1, 2), (2, 2), (8, 1)]),  # 3x2 by 16 rows and 12 columns, over 3 channels
@@ -154,9 +153,9 @@ def test_random_residual_nets_are_refused_at_compile_or_bit_exact(seed):
 ], ids=["small_map2", "small_map13", "cropped_map2"])
 def test_a_map_upsampled_past_one_jobs_stride_runs_in_stages_bit_exact(net, seed, stages):
     """A ResNet's or MobileNet's last map is 1/32 of its input, past the 15 a job's output stride
-    holds: the map is upsampled a prime factor a stage (nearest by a then by b is nearest by a * b),
-    the last stage cropping where the input is not a multiple of the map; bit-exact with golden on
-    program and csim for both Grad-CAM methods."""
+    holds: the map is upsampled in stages (nearest by a then by b is nearest by a * b), the columns
+    first, a prime at a time, then the rows, the last stage cropping where the input is not a
+    multiple of the map; bit-exact with golden on program and csim for both Grad-CAM methods."""
     from xaihls.plan.capabilities import upsampling_factors, upsampling_stages
 
     model, shape, calibration = net(seed)
