@@ -116,8 +116,9 @@ def upsampling_stages(factors: tuple[int, int]) -> list[tuple[int, int]]:
     if not UPSAMPLING_STAGES:
         return [factors]
     fy, fx = factors
-    stages = [(1, p) for p in _primes(fx)] + [(q, 1) for q in _row_factors(fy, field_limit(DESCRIPTOR, "osy"))]
-    k = len(_primes(fx))
+    columns = _primes(fx)
+    stages = [(1, p) for p in columns] + [(q, 1) for q in _row_factors(fy, field_limit(DESCRIPTOR, "osy"))]
+    k = len(columns)
     if 0 < k < len(stages) and stages[k - 1] == (1, 2) and stages[k] == (2, 1):
         stages[k - 1:k + 1] = [(2, 2)]
     return stages or [(1, 1)]

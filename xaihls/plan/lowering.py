@@ -2202,18 +2202,7 @@ def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None 
     kept = lambda d: cost(with_kept_input(d, in_words))  # noqa: E731
 
     def tile(d: Job) -> tuple[Job, ...]:
-        job = plain[d]
-        twin = lowered.twins.get(d)
-        if twin is None or any(t.w_passes * shape.tm > buffers.w_depth for t in twin):
-            return (job,)
-        try:
-            twin = tuple(tile_job(t, shape, buffers, cost) for t in twin)
-        except XaiHlsError:  # a summed pool's grid the buffers cannot hold in one row tile
-            return (job,)
-        if cost is None:
-            one = twin[0]
-            return twin if len(twin) > 1 or one.has(Flag.SUM) or one.kx * one.ow < d.kx * d.ow else (job,)
-        return twin if sum(map(kept, twin)) < kept(job) else (job,)
+        return _job_or_twin(d, plain[d], lowered.twins.get(d), shape, buffers, cost, kept)
 
     flat = lambda part: tuple(t for d in part for t in tile(d))  # noqa: E731
     groups = [tile(d) for d in lowered.backward]
@@ -2221,26 +2210,47 @@ def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None 
     return flat(lowered.forward), tuple(t for g in groups for t in g), prefix
 
 
+def _job_or_twin(d: Job, job: Job | None, twin: tuple[Job, ...] | None, shape: Shape, buffers: Buffers,
+                 cost: Callable[[Job], int] | None, weigh: Callable[[Job], int] | None) -> tuple[Job, ...]:
+    """Job ``d`` tiled (``job``; None where it does not tile) or its ``twin`` tiled, the one that fits or
+    the cheaper of the two (``tiled``): by ``weigh`` (``cost`` as the job would run), or without a cost
+    model the twin where it is several jobs, a summed pool or a LANES job of fewer pass-positions;
+    () where neither fits."""
+    fits = twin is not None and all(t.w_passes * shape.tm <= buffers.w_depth for t in twin)
+    try:
+        twin = tuple(tile_job(t, shape, buffers, cost) for t in twin) if fits else None
+    except XaiHlsError:  # a summed pool's grid the buffers cannot hold in one row tile
+        twin = None
+    if job is None:
+        return twin or ()
+    if twin is None:
+        return (job,)
+    if cost is None:
+        one = twin[0]
+        return twin if len(twin) > 1 or one.has(Flag.SUM) or one.kx * one.ow < d.kx * d.ow else (job,)
+    return twin if sum(map(weigh, twin)) < weigh(job) else (job,)
+
+
 def tiled_cam(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None = None) -> tuple[Job, ...]:
     """The Grad-CAM list tiled (``cost``: see ``tile_job``); the channel weights' job as the cheaper
     of it and its twin summed in the write-back that fit (without ``cost``: the twin), as ``tiled``
-    keeps a global pool's."""
+    keeps a global pool's, or the one of the two that fits."""
     shape = lowered.shape
 
-    def tile(d: Job) -> Job:
+    def tile(d: Job) -> tuple[Job, ...]:
         twin = lowered.twins.get(d)
-        if twin is None or twin[0].w_passes * shape.tm > buffers.w_depth:
-            return tile_job(d, shape, buffers, cost)
         try:
-            summed = tile_job(twin[0], shape, buffers, cost)
-        except XaiHlsError:  # a grid the buffers cannot hold in one row tile
-            return tile_job(d, shape, buffers, cost)
-        if cost is None:
-            return summed
-        job = tile_job(d, shape, buffers, cost)
-        return summed if cost(summed) < cost(job) else job
+            job, refusal = tile_job(d, shape, buffers, cost), None
+        except XaiHlsError as exc:  # one pass a pixel over a map whose rows the input buffer cannot hold
+            if twin is None:
+                raise
+            job, refusal = None, exc
+        chosen = _job_or_twin(d, job, twin, shape, buffers, cost, cost)
+        if not chosen:  # neither fits: the plain job's refusal names the field
+            raise refusal
+        return chosen
 
-    return tuple(tile(d) for d in lowered.cam)
+    return tuple(t for d in lowered.cam for t in tile(d))
 
 
 def tiled_batch(lowered: Lowered, buffers: Buffers, forward: tuple[Job, ...], backward: tuple[Job, ...],
