@@ -7,8 +7,9 @@ import pytest
 
 from hw_tests.rtl_v2_cases import (BRANCHY_NETS, CAM_NETS, CAMS, DAG_NETS, DILATED_NETS, EDGE_NETS, LEAKY_NETS,
                                    LONG_POOL_NETS, NARROW_NETS, NETS, ONE_D_NETS, PADDED_NETS, STALL_PROBABILITY,
-                                   FORK_NETS, STAGED_CAM_NETS, WINDOWED_NETS, compiled, expected, program, simulated)
-from xaihls.plan.capabilities import upsampling_factors, upsampling_stages
+                                   FORK_NETS, GATHERED_CAM_NETS, STAGED_CAM_NETS, WINDOWED_NETS, compiled, expected,
+                                   program, simulated)
+from xaihls.plan.capabilities import upsampling
 from xaihls.plan.contract import Flag, Op
 
 
@@ -157,6 +158,15 @@ def test_rtl_v2_equals_golden_upsampling_grad_cam_maps_in_stages(name, shape):
 
 
 @pytest.mark.parametrize("shape", ["4x4", "16x8"])
+@pytest.mark.parametrize("name", GATHERED_CAM_NETS)
+def test_rtl_v2_equals_golden_gathering_grad_cam_maps_in_phases(name, shape):
+    """Maps whose PyTorch nearest table is no integer factor (3 rows to 28, 9 to 20, 12 columns to 6),
+    gathered by phase jobs of input stride Q and output stride P (capabilities.upsampling): every
+    method, Grad-CAM's two included."""
+    _check(name, shape, 0.0)
+
+
+@pytest.mark.parametrize("shape", ["4x4", "16x8"])
 @pytest.mark.parametrize("name", CAM_NETS)
 def test_grad_cam_cases_have_what_they_claim(name, shape):
     """The residual nets' Grad-CAM runs test something: a Grad-CAM list after a proper prefix of the
@@ -173,10 +183,18 @@ def test_grad_cam_cases_have_what_they_claim(name, shape):
         _, map_h, map_w = qg.graph.layers[qg.graph.tensor_index(qg.cam_layer) - 1].out_shape
         assert h["in_c"] == 3 and (map_h, map_w) < (h["in_h"], h["in_w"])
     if name in STAGED_CAM_NETS:  # stages (one-channel maps, then the attribution), a job a phase
-        stages = upsampling_stages(upsampling_factors(compiled(name)[0].qgraph))
+        stages = upsampling(compiled(name)[0].qgraph)
         phases = [d for d in prog.cam if d.osy * d.osx > 1]
-        assert len(stages) > 1 and len(phases) == sum(fy * fx for fy, fx in stages), stages
+        assert len(stages) > 1 and len(phases) == sum(fy.period * fx.period for fy, fx in stages), stages
         assert len({d.out_addr for d in phases}) == len(stages)
+    if name in GATHERED_CAM_NETS:  # the list ends with the stages' phase jobs, one a phase with pixels to write
+        stages = upsampling(compiled(name)[0].qgraph)
+        want = [(fy.step, fx.step, fy.starts[a], fx.starts[b], fy.period, fx.period, a, b) for fy, fx in stages
+                for a in range(fy.period) for b in range(fx.period) if fy.count(a) and fx.count(b)]
+        tail = prog.cam[-len(want):]
+        assert [(d.isy, d.isx, d.iy0, d.ix0, d.osy, d.osx, d.oyo, d.oxo) for d in tail] == want
+        assert all(d.ky == d.kx == 1 for d in tail) and len({d.out_addr for d in tail}) == len(stages)
+        assert any(d.isy > 1 or d.isx > 1 for d in tail)
 
 
 @pytest.mark.parametrize("name,shape", [("digits", "4x4"), ("digits_gap", "16x8_128bit"), ("random305", "16x8"),

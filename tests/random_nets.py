@@ -926,3 +926,27 @@ def cropped_map_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.T
     model = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(4, 6, 3, stride=2, padding=1),
                           nn.ReLU(), nn.Flatten(), nn.Linear(6 * 13 * 6, 3)).eval()
     return model, (1, 51, 24), torch.rand((8, 1, 51, 24))
+
+
+def stretched_map_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """A last conv whose map PyTorch's nearest table does not upsample by an integer factor, so the
+    engines gather it in phases of a stretch P / Q (``capabilities.upsampling``): seed % 3 = 0, a 3 x 5
+    map of 1 x 28 x 16 (rows by 4, then 7/3; columns by 2, 2, then 4/5); 1, a 12 x 12 map of 1 x 12 x 6 (a
+    1 x 1 conv padded 3 columns a side: columns read every second one, 1/2); 2, a 9 x 10 map of
+    3 x 20 x 22 (rows by 4 then 5/9, columns 11/5)."""
+    torch.manual_seed(seed)
+    kind = seed % 3
+    if kind == 0:
+        shape = (1, 28, 16)
+        body = [nn.Conv2d(1, 4, 3, stride=(3, 1), padding=1), nn.ReLU(), nn.MaxPool2d((3, 2)),
+                nn.Conv2d(4, 6, (1, 3), stride=(1, 1), padding=(0, 1)), nn.ReLU(), nn.MaxPool2d((1, 1)),
+                nn.Conv2d(6, 5, (1, 4)), nn.ReLU()]
+    elif kind == 1:
+        shape = (1, 12, 6)
+        body = [nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 1, padding=(0, 3)), nn.ReLU()]
+    else:
+        shape = (3, 20, 22)
+        body = [nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.Conv2d(4, 5, 3, padding=1), nn.ReLU()]
+    probe = nn.Sequential(*body)(torch.zeros((1, *shape)))
+    model = nn.Sequential(*body, nn.Flatten(), nn.Linear(probe.numel(), 3)).eval()
+    return model, shape, torch.rand((8, *shape)) * 2.0

@@ -433,17 +433,21 @@ def test_a_dag_the_two_source_jobs_could_not_express_runs_on_copies(kind, copied
         _refused_or_bit_exact_everywhere(seed, model, (1, 6, 6), torch.rand(8, 1, 6, 6), may_refuse=False)
 
 
-def test_the_engines_refuse_a_grad_cam_map_no_integer_factor_upsamples():
+def test_the_engines_refuse_a_grad_cam_map_no_nearest_gather_makes():
     """Every engine runs Grad-CAM (tests/test_grad_cam_engine.py, test_hls_v2.py,
-    hw_tests/test_rtl_v2_exact.py); a map that no integer factor upsamples to the input (4x4 to 6x6)
-    is refused at compile, naming the layer."""
+    hw_tests/test_rtl_v2_exact.py), a 4x4 map of a 6x6 input too (stretched by 3/2); a map whose
+    PyTorch nearest table no gather makes (26x26 to 22x22, its float32 scale irregular) is refused at
+    compile, naming the layer."""
     torch.manual_seed(0)
-    acc = xaihls.compile(_net(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU()).eval(), (1, 6, 6),
-                         calibration=torch.rand(4, 1, 6, 6), methods=("gradient", "grad_cam"))
-    assert not acc.refusals
-    msg = _compiled_refusal(_net(nn.Conv2d(1, 2, 3), nn.ReLU()), (1, 6, 6), methods=("gradient", "grad_cam"),
-                            golden_only=False)
-    assert "the program backend" in msg and "grad_cam_layer '0': its 4x4 map" in msg, msg
+    for conv in (nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(1, 2, 3)):
+        model = _net(conv, nn.ReLU())
+        model(torch.zeros(1, 1, 6, 6))
+        acc = xaihls.compile(model.eval(), (1, 6, 6), calibration=torch.rand(4, 1, 6, 6),
+                             methods=("gradient", "grad_cam"))
+        assert not acc.refusals
+    msg = _compiled_refusal(_net(nn.Conv2d(1, 2, 1, padding=2), nn.ReLU()), (1, 22, 22),
+                            methods=("gradient", "grad_cam"), golden_only=False)
+    assert "the program backend" in msg and "grad_cam_layer '0': its 26x26 map" in msg, msg
 
 
 def test_golden_only_accelerator_refuses_engine_work_in_one_line():

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 import xaihls
-from tests.random_nets import cropped_map_net, random_dag_net, small_map_net
+from tests.random_nets import cropped_map_net, random_dag_net, small_map_net, stretched_map_net
 from xaihls.errors import XaiHlsError
 from xaihls.executor import quantize_input, saturation_kinds
 from xaihls.methods import METHOD_CODES
@@ -92,14 +92,16 @@ def test_a_given_target_and_the_public_api_on_the_program_backend():
 
 
 def test_a_map_the_engine_cannot_upsample_is_refused_naming_the_layer():
-    """A 4x4 map of a 10x10 input: nearest upsampling by 2.5 is no integer factor."""
+    """A 26x26 map (a 1x1 conv padded 2 a side) of a 22x22 input: PyTorch's nearest table, its scale
+    rounded to float32, reads row 12 at row 11 where floor(11 * 26 / 22) = 13, so no stretch makes it."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(64, 3)).eval()
+    model = nn.Sequential(nn.Conv2d(1, 4, 1, padding=2), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 3)).eval()
     with pytest.raises(XaiHlsError) as e:
-        xaihls.compile(model, (1, 10, 10), calibration=torch.rand(8, 1, 10, 10), methods=("grad_cam",),
+        xaihls.compile(model, (1, 22, 22), calibration=torch.rand(8, 1, 22, 22), methods=("grad_cam",),
                        backends=("golden", "program"))
     message = str(e.value)
-    assert "\n" not in message and "grad_cam_layer '0'" in message and "integer factor" in message
+    assert "\n" not in message and "grad_cam_layer '0': its 26x26 map" in message, message
+    assert "PyTorch's nearest table from 26 rows to 22 is neither" in message, message
 
 
 def test_the_forward_list_is_unchanged_and_a_grad_cam_start_is_one_image():
@@ -126,15 +128,15 @@ def test_the_forward_list_is_unchanged_and_a_grad_cam_start_is_one_image():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_random_residual_nets_are_refused_at_compile_or_bit_exact(seed):
-    """random_dag_net's last convolution as the layer: refused in one line where its map does not
-    upsample by an integer factor, else bit-exact on every tiling shape."""
+    """random_dag_net's last convolution as the layer: refused in one line where no nearest gather
+    makes its map's upsampling (``capabilities.upsampling``), else bit-exact on every tiling shape."""
     model, shape, calibration = random_dag_net(seed)
     acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=3, methods=CAMS, backends=("golden",))
     from xaihls.plan.capabilities import program_refusal
 
     why = program_refusal(acc.qgraph)
     if why is not None:
-        assert "\n" not in why and "integer factor" in why
+        assert "\n" not in why and "PyTorch's nearest table from" in why
         return
     engine, buffers = list(SHAPES.values())[seed % 2]
     program = encode(lower_jobs(acc.qgraph, engine), buffers)
@@ -156,13 +158,12 @@ def test_a_map_upsampled_past_one_jobs_stride_runs_in_stages_bit_exact(net, seed
     holds: the map is upsampled in stages (nearest by a then by b is nearest by a * b), the columns
     first, a prime at a time, then the rows, the last stage cropping where the input is not a
     multiple of the map; bit-exact with golden on program and csim for both Grad-CAM methods."""
-    from xaihls.plan.capabilities import upsampling_factors, upsampling_stages
+    from xaihls.plan.capabilities import upsampling
 
     model, shape, calibration = net(seed)
     acc = xaihls.compile(model, shape, calibration=calibration, methods=CAMS,
                          backends=("golden", "program", "csim"))
-    factors = upsampling_factors(acc.qgraph)
-    assert upsampling_stages(factors) == stages
+    assert [(gy.period, gx.period) for gy, gx in upsampling(acc.qgraph)] == stages
     phases = sum(fy * fx for fy, fx in stages)
     assert sum(d.osy > 1 or d.osx > 1 for d in acc.plan.program.cam) == phases
     x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(2))
@@ -172,6 +173,78 @@ def test_a_map_upsampled_past_one_jobs_stride_runs_in_stages_bit_exact(net, seed
         for backend in ("program", "csim"):
             r = acc.run(x, method, backend=backend)
             assert torch.equal(r.logits, g.logits) and torch.equal(r.attribution, g.attribution), (method, backend)
+
+
+@pytest.mark.parametrize("seed,stages,backends", [
+    (6, [("1", "2"), ("1", "2"), ("1", "4/5"), ("4", "1"), ("7/3", "1")], ("program", "csim")),  # 3x5 to 28x16
+    (4, [("1", "1/2")], ("program",)),  # a 12x12 map of a 12x6 input: every second column
+    (2, [("1", "11/5"), ("4", "1"), ("5/9", "1")], ("program", "csim")),  # 9x10 to 20x22, 3 channels
+], ids=["stretch_rows_and_columns", "every_second_column", "stretch_3_channels"])
+def test_a_map_whose_nearest_table_is_no_integer_factor_is_gathered_in_phases_bit_exact(seed, stages, backends):
+    """PyTorch's nearest table from 3 rows to 28 is row floor(3i / 28), no i // k: the engines upsample
+    by 4, then stretch 12 rows to 28 in 7 phases, phase a writing rows a, a + 7, ... and reading rows
+    starts[a], starts[a] + 3, ... (``capabilities.upsampling``); a map larger than its input reads every
+    second column. Bit-exact with golden for both Grad-CAM methods."""
+    from xaihls.plan.capabilities import upsampling
+
+    model, shape, calibration = stretched_map_net(seed)
+    acc = xaihls.compile(model, shape, calibration=calibration, methods=CAMS, backends=("golden", *backends))
+    gathers = upsampling(acc.qgraph)
+    assert [(str(gy), str(gx)) for gy, gx in gathers] == stages
+    phases = sum(gy.count(a) > 0 and gx.count(b) > 0 for gy, gx in gathers
+                 for a in range(gy.period) for b in range(gx.period))
+    tail = acc.plan.program.cam[-phases:]
+    assert all(d.ky == d.kx == 1 for d in tail) and any(d.isy > 1 or d.isx > 1 for d in tail)
+    assert len({d.out_addr for d in tail}) == len(stages)
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(2)) * 2.0
+    for method in CAMS:
+        g = acc.run(x, method)
+        assert len(torch.unique(g.attribution)) > 2, method  # a map of many values, spread by the gathers
+        for backend in backends:
+            r = acc.run(x, method, backend=backend)
+            assert torch.equal(r.logits, g.logits) and torch.equal(r.attribution, g.attribution), (method, backend)
+
+
+def test_the_nearest_gathers_make_pytorchs_table_for_every_size_up_to_60():
+    """For every map size up to 60 and input size up to 60 (maps larger than the input included), the
+    engine's way (``_nearest``: an integer factor k, then a stretch) composes to PyTorch's nearest
+    table index for index, or is None; and it is None only where no factor of primes up to 15 gives a
+    stretch of period and step up to 15 (7 rows from 59, 299 from 8, 227 from 13) or where PyTorch's
+    table, its scale rounded to float32, is not floor(i * small / big) (22 rows from 26: row 12, not 13,
+    at i = 11)."""
+    import math
+
+    from xaihls.frontend.reference import nearest_index
+    from xaihls.plan.capabilities import _nearest
+
+    refused = []
+    for small in range(1, 61):
+        for big in range(1, 61):
+            way = _nearest(small, big)
+            if way is None:
+                refused.append((small, big))
+                continue
+            k, gather = way
+            if gather is None:
+                got = [i // k for i in range(big)]
+            else:
+                got = [None] * big
+                for a in range(gather.period):
+                    for j in range(gather.count(a)):
+                        got[a + j * gather.period] = (gather.starts[a] + j * gather.step) // k
+                assert gather.reads <= k * small
+            assert got == nearest_index(small, big).tolist(), (small, big, way)
+    for small, big in refused:  # every stretch longer than a job's strides, or a float32 table no stretch makes
+        assert (nearest_index(small, big).tolist() != [i * small // big for i in range(big)]
+                or all(big // math.gcd(big, k * small) > 15 or k * small // math.gcd(big, k * small) > 15
+                       for k in range(1, big + 1) if max(_factors(k), default=1) <= 15)), (small, big)
+    for small, big in ((3, 28), (5, 28), (6, 28), (12, 98), (9, 20), (10, 22), (12, 100), (13, 100), (9, 6)):
+        assert _nearest(small, big) is not None, (small, big)  # pools of a 28-, 98-, 100-long input; a padded map
+    assert _nearest(8, 299) is None and _nearest(13, 227) is None and _nearest(59, 7) is None
+
+
+def _factors(k: int) -> list[int]:
+    return [p for p in range(2, k + 1) if k % p == 0 and all(p % q for q in range(2, p))]
 
 
 def test_upsampling_stages_take_columns_first_a_prime_at_a_time_then_rows_in_few_stages():
@@ -259,10 +332,10 @@ def test_a_map_longer_than_the_write_backs_sums_is_refused_naming_the_layer():
 def test_ds_cnns_map_upsampled_with_its_last_row_cropped_is_bit_exact():
     """DS-CNN's 25 x 5 map of its 49 x 10 input: PyTorch's nearest table from 25 rows to 49 is row
     i // 2, so the engine upsamples by 2 x 2 and its odd rows' phase writes 24 rows, not 25."""
-    from xaihls.plan.capabilities import upsampling_factors
+    from xaihls.plan.capabilities import upsampling
 
     acc, x = _compiled("ds_cnn", None)
-    assert upsampling_factors(acc.qgraph) == (2, 2)
+    assert [(str(gy), str(gx)) for gy, gx in upsampling(acc.qgraph)] == [("2", "2")]
     engine, buffers = SHAPES["16x8"]
     program = encode(lower_jobs(acc.qgraph, engine), buffers)
     assert sorted({d.oh for d in program.cam if d.osy == 2}) == [24, 25]

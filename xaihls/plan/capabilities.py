@@ -12,7 +12,8 @@ when it is compiled, never by the engine later.
 
 from __future__ import annotations
 
-import torch
+import math
+from dataclasses import dataclass, replace
 
 from xaihls.errors import XaiHlsError
 from xaihls.executor import Capabilities
@@ -69,7 +70,43 @@ before (to measure)."""
 UPSAMPLING_CROP = True
 """A Grad-CAM map whose input is not a multiple of it is upsampled by ceil(input / map) with the last
 rows or columns cropped, where PyTorch's nearest table is row i // factor there too
-(``upsampling_factors``); False: the input must be a multiple of the map (to measure)."""
+(``upsampling``); False: the input must be a multiple of the map (to measure)."""
+
+
+UPSAMPLING_GATHER = True
+"""A Grad-CAM map whose PyTorch nearest table is not row i // factor (7 rows from 3, 12 from 9, 6
+from 9) is gathered in phases after an integer upsampling (``upsampling``); False: refused, as
+before (to measure)."""
+
+
+@dataclass(frozen=True)
+class Gather:
+    """One dimension of a stage of the Grad-CAM map's nearest upsampling: ``size`` destination
+    indices, index a + j * ``period`` reading source index ``starts[a]`` + j * ``step``, each a
+    one-by-one job a phase a < period (its output stride ``period``, its input stride ``step``).
+    An integer factor f is period f, step 1, every start 0; a stretch by P / Q (P and Q coprime) is
+    period P, step Q."""
+
+    period: int
+    step: int
+    starts: tuple[int, ...]
+    size: int
+
+    def count(self, a: int) -> int:
+        """The destination indices phase ``a`` writes."""
+        return max(0, -(-(self.size - a) // self.period))
+
+    @property
+    def reads(self) -> int:
+        """The source indices the stage reads: its source's size for the next stage back."""
+        return max(self.starts[a] + (self.count(a) - 1) * self.step + 1 for a in range(self.period) if self.count(a))
+
+    def __str__(self) -> str:
+        return str(self.period) if self.step == 1 and not any(self.starts) else f"{self.period}/{self.step}"
+
+
+def _factor(f: int, size: int = 0) -> Gather:
+    return Gather(f, 1, (0,) * f, size)
 
 
 def _primes(k: int) -> list[int]:
@@ -124,37 +161,86 @@ def upsampling_stages(factors: tuple[int, int]) -> list[tuple[int, int]]:
     return stages or [(1, 1)]
 
 
-def upsampling_factors(qg) -> tuple[int, int]:
-    """The integer factors (rows, columns) by which the Grad-CAM map is upsampled to the input, the
-    last rows and columns cropped where the input is not a multiple of the map (4 rows to 7, 25 to 49:
-    factor 2, PyTorch's nearest table being row i // 2 there too); XaiHlsError, one line naming the
-    layer, where the engine's nearest upsampling cannot express it: PyTorch's nearest table (its
-    float32 scale) not row i // factor for the factor ceil(input / map) (3 rows to 7), or a stage
-    factor (``upsampling_stages``) above what a job's output stride holds."""
+def _nearest(small: int, big: int) -> tuple[int, Gather | None] | None:
+    """How the engine makes PyTorch's nearest table from ``small`` indices to ``big``: an integer
+    factor k (``upsampling_stages``), the last indices cropped where ``big`` is not k * small, and
+    where the table is not i // k, then a stretch (``Gather``) from k * small indices to ``big`` of
+    period P = big / gcd(big, k * small) and step Q = k * small / gcd: index y reads y * k * small //
+    big, whose integer division by k is y * small // big (and must equal PyTorch's table, which takes
+    its scale in float32). Of the k whose stretch fits a job's strides (15), the one of fewest phase jobs
+    (k's prime factors summed, and P), the least of those; None where none fits: 3 to 28 is 4 then 7/3
+    (4 + 7 phases; 2 then 14/3 would be 2 + 14)."""
+    most, step_most = field_limit(DESCRIPTOR, "osy"), field_limit(DESCRIPTOR, "isy")
+    table = nearest_index(small, big).tolist()
+    k = -(-big // small)
+    if (table == [i // k for i in range(big)] and (UPSAMPLING_CROP or big % small == 0)
+            and (max(_primes(k), default=1) if UPSAMPLING_STAGES else k) <= most):
+        return k, None
+    if not (UPSAMPLING_GATHER and UPSAMPLING_STAGES):
+        return None
+    best = None
+    for k in range(1, big + 1):
+        n = k * small
+        g = math.gcd(big, n)
+        if max(_primes(k), default=1) > most or big // g > most or n // g > step_most:
+            continue
+        jobs = sum(_primes(k)) + big // g  # the phases of k's stages (at most: rows merge some) and the stretch's
+        if best is not None and jobs >= best[0]:
+            continue
+        stretched = [y * n // big for y in range(big)]
+        if [t // k for t in stretched] == table:
+            best = jobs, k, Gather(big // g, n // g, tuple(stretched[:big // g]), big)
+    return None if best is None else best[1:]
+
+
+def upsampling(qg) -> list[tuple[Gather, Gather]]:
+    """The stages (rows, columns) by which the Grad-CAM map is upsampled to the input, the first
+    reading the map, the last writing the input's size; XaiHlsError, one line naming the layer, where
+    the engine cannot make PyTorch's nearest table (``_nearest``). The integer factors' stages
+    (``upsampling_stages``), a stretch of the columns after theirs and a stretch of the rows last;
+    each stage's sizes those the later stages read (the last rows or columns cropped where the input
+    is not a multiple of the map)."""
     graph = qg.graph
     name = qg.cam_layer
     _, h, w = graph.layers[graph.tensor_index(name) - 1].out_shape
     _, in_h, in_w = graph.input_shape
-    most = field_limit(DESCRIPTOR, "osy")
-    what = ("an integer factor whose prime factors are at most" if UPSAMPLING_STAGES
-            else "an integer factor of at most")
-    factors = []
-    for small, big in ((h, in_h), (w, in_w)):
-        k = -(-big // small)
-        stage = max(_primes(k), default=1) if UPSAMPLING_STAGES else k
-        cropped = big % small != 0
-        if (stage > most or (cropped and not UPSAMPLING_CROP)
-                or not torch.equal(nearest_index(small, big), torch.arange(big) // k)):
-            raise XaiHlsError(f"grad_cam_layer '{name}': its {h}x{w} map is upsampled to the {in_h}x{in_w} input; "
-                              f"the engine upsamples by {what} {most} in each direction")
-        factors.append(k)
-    return factors[0], factors[1]
+    ways = []
+    for what, small, big in (("rows", h, in_h), ("columns", w, in_w)):
+        way = _nearest(small, big)
+        if way is None:
+            most = field_limit(DESCRIPTOR, "osy")
+            factor = (f"an integer factor whose prime factors are at most {most}" if UPSAMPLING_STAGES
+                      else f"an integer factor of at most {most}")
+            stretch = (f" nor such a factor and a stretch by P/Q of P and Q at most {most}"
+                       if UPSAMPLING_GATHER and UPSAMPLING_STAGES else "")
+            raise XaiHlsError(f"grad_cam_layer '{name}': its {h}x{w} map is upsampled to the {in_h}x{in_w} input, and "
+                              f"PyTorch's nearest table from {small} {what} to {big} is neither {factor}{stretch}")
+        ways.append(way)
+    (ky, rows), (kx, columns) = ways
+    one = _factor(1)
+    if rows is None and columns is None:
+        stages = [(_factor(fy), _factor(fx)) for fy, fx in upsampling_stages((ky, kx))]
+    else:
+        cols = [(one, _factor(f)) for _, f in upsampling_stages((1, kx)) if f > 1]
+        cols += [(one, columns)] if columns else []
+        stages = cols + [(_factor(f), one) for f, _ in upsampling_stages((ky, 1)) if f > 1]
+        stages += [(rows, one)] if rows else []
+        k, two = len(cols), _factor(2)
+        if 0 < k < len(stages) and stages[k - 1] == (one, two) and stages[k] == (two, one):
+            stages[k - 1:k + 1] = [(two, two)]  # as upsampling_stages: 2 x 2 is one stage
+    sized, need = [], (in_h, in_w)
+    for fy, fx in reversed(stages):
+        fy, fx = replace(fy, size=need[0]), replace(fx, size=need[1])
+        sized.append((fy, fx))
+        need = fy.reads, fx.reads
+    assert need[0] <= h and need[1] <= w, (need, h, w)
+    return sized[::-1]
 
 
 def cam_refusal(qg) -> str | None:
     """Why the Program cannot run the Grad-CAM methods of ``qg`` (one line naming the layer), or None:
     the channel weights are a job of one pass a pixel of the layer's map, or its sum in the write-back
-    (a grid of blocks, as a global average pool's), the upsampling an integer factor."""
+    (a grid of blocks, as a global average pool's), the upsampling one ``upsampling`` makes."""
     from xaihls.plan.lowering import CAM_SUMS, sum_split  # lowering imports this module
 
     graph = qg.graph
@@ -166,7 +252,7 @@ def cam_refusal(qg) -> str | None:
         return (f"grad_cam_layer '{name}': its map is {h}x{w}; the engine averages the layer's gradient over at most "
                 f"{side if CAM_SUMS else passes} pixels a side (choose a later layer)")
     try:
-        upsampling_factors(qg)
+        upsampling(qg)
     except XaiHlsError as exc:
         return str(exc)
     return None

@@ -35,7 +35,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Linear,
                                 MaxPool2d, ReLU, ReLU6)
 from xaihls.golden.dag import cam_reciprocal, relu6_cap
-from xaihls.plan.capabilities import rectifiers_in_a_row, upsampling_factors, upsampling_stages
+from xaihls.plan.capabilities import Gather, rectifiers_in_a_row, upsampling
 from xaihls.methods import LAYER_METHODS, ReluBackward
 from xaihls.numerics import ACCUMULATOR_BITS, WEIGHT_SHIFT, align_terms
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, MAX_X_SHIFT, MEM, PROGRAM_MAGIC,
@@ -585,7 +585,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     act_pair, grad_pair = dag.pairs()
     cam = cam_tensor(qg)  # the tensor the Grad-CAM list reads (its layer's output), or None
     fold = image_fold(original, shape)  # the folded image the first convolution reads, or None
-    fy, fx = upsampling_factors(qg) if cam is not None else (1, 1)
+    stages = upsampling(qg) if cam is not None else []  # the Grad-CAM map's upsampling
 
     # the shape whose blocked layout each tensor's bytes follow: a Flatten or a ReLU keeps its
     # input's bytes, so a flattened map stays a map in DDR
@@ -639,7 +639,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     forward_addr = alloc.take("forward descriptors", DESCRIPTOR.bytes * fwd_max)
     backward_addr = alloc.take("backward descriptors", DESCRIPTOR.bytes * bwd_max)
     # the Grad-CAM list: A's recomputation, the channel weights, the map, a job a phase of each upsampling stage
-    cam_room = 3 + sum(a * b for a, b in upsampling_stages((fy, fx)))
+    cam_room = 3 + sum(gy.period * gx.period for gy, gx in stages)
     cam_addr = alloc.take("grad-cam descriptors", DESCRIPTOR.bytes * cam_room) if cam is not None else 0
     forward_batch_addr = backward_batch_addr = 0
     if batch > 1:
@@ -1484,7 +1484,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     if cam is not None:
         cam_jobs, cam_twins = _cam_list(qg, cam, shape, alloc, layout, act, forward, spans, attr,
                                         (cam_mean, (cam_grid, cam_summed) if cam_grid is not None else None), r_fmt,
-                                        cam_weights_addr, cam_spread, cam_mask, (fy, fx),
+                                        cam_weights_addr, cam_spread, cam_mask, stages,
                                         cam_gradient(cam, cam_unruled))
         twins.update(cam_twins)
     # the controller steps through the slots of the image, the work tensor, the input gradient
@@ -1549,7 +1549,7 @@ def _cam_activations(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", la
 def _cam_list(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, act: dict[int, Tensor],
               forward: list[Job], spans: list[tuple[int, int, int]], attr: Tensor,
               means: tuple[dict | None, tuple[tuple[int, int, int, int], dict] | None], r_fmt, weights_addr: int,
-              spread: dict, mask_base: int, factors: tuple[int, int], gradient: tuple[Tensor, int]
+              spread: dict, mask_base: int, stages: list[tuple[Gather, Gather]], gradient: tuple[Tensor, int]
               ) -> tuple[list[Job], dict[Job, tuple[Job, ...]]]:
     """The Grad-CAM list (docs/dag.md, "Grad-CAM on the engine"), run after the backward list's jobs
     down to the layer under the true-gradient rule, and its twins (``Lowered.twins``); every job a
@@ -1564,12 +1564,14 @@ def _cam_list(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, a
        first row of a tm x tn tile;
     3. the map = round(max(sum_c w_c A_c, 0)): a 1 x 1 dense job over A whose weights are those
        tiles (``w_addr`` at w, read at run time), one output channel, RELU on the accumulator;
-    4. the map upsampled by the integer factors (fy, fx) to the input and repeated over its
-       channels, at ``attr_addr``: in stages (``upsampling_stages``: the columns, then the rows),
-       each one 1 x 1 job a phase (ry, rx) of its factors, 2^14 from the map's channel to every
-       channel of its output (one channel, then the input's at the last stage), output stride
-       (fy, fx) and offset (ry, rx), over the rows and columns of its output that the later stages
-       read (the input's at the last one: the last rows or columns cropped where the input is not a
+    4. the map upsampled to the input as PyTorch's nearest table says and repeated over its
+       channels, at ``attr_addr``: in ``stages`` (``capabilities.upsampling``: integer factors, the
+       columns then the rows, and a stretch of P / Q in either after them), each one 1 x 1 job a
+       phase (ry, rx) of the stage's periods (py, px), 2^14 from the map's channel to every channel
+       of its output (one channel, then the input's at the last stage): output stride (py, px) and
+       offset (ry, rx), input stride the stage's steps and first pixel its starts[ry], starts[rx]
+       (0 for an integer factor), over the rows and columns of its output that the later stages read
+       (the input's at the last one: the last rows or columns cropped where the input is not a
        multiple of the map)."""
     layers = qg.graph.layers
     tm, tn = shape.tm, shape.tn
@@ -1609,21 +1611,18 @@ def _cam_list(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, a
                            **shifts(fmts.grad_cam_weights.frac + a_frac - fmts.grad_cam.frac), flags=flags(Flag.RELU),
                            w_addr=weights_addr, w_nt_bytes=2 * tm * tn, w_mt_bytes=0, mask_base=mask_base,
                            mask_plane=ch * cw)))
-    stages = upsampling_stages(factors)
     src = cam_map
-    for k, (fy, fx) in enumerate(stages):
-        # the rows and columns the later stages read (the whole input at the last: a crop where it is not
-        # a multiple of the map)
-        later_y, later_x = math.prod(a for a, _ in stages[k + 1:]), math.prod(b for _, b in stages[k + 1:])
-        size = (1, -(-attr.h // later_y), -(-attr.w // later_x))
+    for k, (gy, gx) in enumerate(stages):
         final = k == len(stages) - 1
         dst = attr if final else alloc.tensor(f"{layers[cam - 1].name} grad_cam map upsampled, stage {k + 1}",
-                                              size, tn)
-        for ry in range(fy):
-            for rx in range(fx):  # phase (ry, rx): the source pixels whose copies land in dst (the last stage crops)
-                jobs.append(Job(**dict(_conv_fields(src, dst, dst.c, shape), **spread, **here, **one_tap,
-                                       oh=-(-(dst.h - ry) // fy), ow=-(-(dst.w - rx) // fx), osy=fy, osx=fx, oyo=ry,
-                                       oxo=rx, **shifts(IDENTITY_FRAC))))
+                                              (1, gy.size, gx.size), tn)
+        for ry in range(gy.period):
+            for rx in range(gx.period):  # phase (ry, rx): dst's pixels (ry + i * py, rx + j * px), if any
+                if gy.count(ry) and gx.count(rx):
+                    jobs.append(Job(**dict(_conv_fields(src, dst, dst.c, shape), **spread, **here,
+                                           **dict(one_tap, isy=gy.step, isx=gx.step), iy0=gy.starts[ry],
+                                           ix0=gx.starts[rx], oh=gy.count(ry), ow=gx.count(rx), osy=gy.period,
+                                           osx=gx.period, oyo=ry, oxo=rx, **shifts(IDENTITY_FRAC))))
         src = dst
     return jobs, twins
 
