@@ -10,9 +10,9 @@ import torch
 
 import xaihls
 from tests.random_nets import (branchy_net, concat_net, conv1d_net, cropped_map_net, dense_block_net, dilated_net,
-                               edge_net, fork_net, leaky_head_net, leaky_net, long_pool_net, narrow_net, padded_net,
-                               pool_net, random_dag_net, random_net, residual_conv_net, shuffle_net, small_map_net,
-                               stretched_map_net, windowed_pool_net)
+                               edge_net, fork_net, leaky_head_net, leaky_net, long_map_net, long_pool_net, narrow_net,
+                               padded_net, pool_net, random_dag_net, random_net, residual_conv_net, shuffle_net,
+                               small_map_net, stretched_map_net, windowed_pool_net)
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -100,7 +100,11 @@ STAGED_CAM_NETS = ("smallmap2", "smallmap13", "cropmap2")
 # of input stride Q and output stride P (capabilities.upsampling): stretched6's 3 x 5 map to 28 x 16 (columns by 2,
 # 2 then 4/5, rows by 4 then 7/3), stretched4's 12 x 12 map of a 12 x 6 input (every second column), stretched2's
 # 9 x 10 map to 3 x 20 x 22 (columns 11/5, rows by 4 then 5/9)
-GATHERED_CAM_NETS = ("stretched6", "stretched4", "stretched2")
+# tests.random_nets.long_map_net: periods past a job's strides (capabilities.LONG_PHASES), the phases' rows as maps
+# of their own: longmap3's 7 x 4 map to 17 x 8 (columns by 2, rows 17/7); longmap2's 1-D map of 11 samples to 187
+# (by 17, its columns as rows of one pixel; at 16 x 8 only: the 4 x 4 shape's buffers hold no row of 187)
+GATHERED_CAM_NETS = ("stretched6", "stretched4", "stretched2", "longmap3")
+ONE_D_CAM_NETS = ("longmap2",)
 CAM_NETS = ("digits_resnet", "digits_mobilenet", "dag20", *STAGED_CAM_NETS, *GATHERED_CAM_NETS)
 CAMS = ("grad_cam", "guided_grad_cam")
 # random chains from tests.random_nets, named <kind><seed>
@@ -110,7 +114,7 @@ RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag":
                "padded": padded_net, "dense": dense_block_net, "shuffle": shuffle_net, "leaky": leaky_net,
                "dilated": dilated_net, "branchy": branchy_net, "mlphead": leaky_head_net,
                "windowed": windowed_pool_net, "fork": fork_net, "smallmap": small_map_net,
-               "cropmap": cropped_map_net, "stretched": stretched_map_net}
+               "cropmap": cropped_map_net, "stretched": stretched_map_net, "longmap": long_map_net}
 # the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
 NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,
@@ -150,7 +154,7 @@ def compiled(name: str):
 
 def method_list(name: str) -> tuple:
     """Predict (None) and every method the net is compiled with."""
-    return (*METHOD_LIST, *CAMS) if name in CAM_NETS else METHOD_LIST
+    return (*METHOD_LIST, *CAMS) if name in CAM_NETS + ONE_D_CAM_NETS else METHOD_LIST
 
 
 @functools.lru_cache(maxsize=None)
@@ -163,7 +167,8 @@ def program(name: str, shape: str):
 def shared_params(shape: str) -> RtlV2Params:
     """One parameter set (one Verilator build) that runs every test net at this shape."""
     params = None
-    extra = (LONG_POOL_NETS if shape == "16x8" else ()) + ((NARROW_NETS[shape],) if shape in NARROW_NETS else ())
+    extra = (LONG_POOL_NETS + ONE_D_CAM_NETS if shape == "16x8" else ()) + (
+        (NARROW_NETS[shape],) if shape in NARROW_NETS else ())
     for name in (NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + PADDED_NETS + LEAKY_NETS + DILATED_NETS + BRANCHY_NETS
                  + WINDOWED_NETS + FORK_NETS + STAGED_CAM_NETS + GATHERED_CAM_NETS + extra):
         p = rtl_params(program(name, shape))

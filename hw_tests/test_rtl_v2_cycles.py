@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from hw_tests.rtl_v2_cases import (CAM_NETS, CAMS, METHOD_LIST, batch_runs, batch_simulated, method_list, program,
-                                   shared_params, simulated)
+from hw_tests.rtl_v2_cases import (CAM_NETS, CAMS, METHOD_LIST, ONE_D_CAM_NETS, batch_runs, batch_simulated,
+                                   method_list, program, shared_params, simulated)
 from xaihls.backends.rtl.v2.cycles import TOLERANCE, compare, markdown
 from xaihls.plan.engine import EngineV2
 from xaihls.plan.timing import FINAL_POST, job_cost, method_cycles, post_cycles
@@ -127,8 +127,8 @@ def test_an_image_batch_start_matches_the_cycle_model(name, shape, latency):
         assert abs(off) <= TOLERANCE, f"{run['name']}, {run['count']} images: RTL {r['cycles']} model {model}"
 
 
-@pytest.mark.parametrize("shape", ["4x4", "16x8"])
-@pytest.mark.parametrize("name", CAM_NETS)
+@pytest.mark.parametrize("name,shape", [(n, s) for n in CAM_NETS for s in ("4x4", "16x8")]
+                         + [(n, "16x8") for n in ONE_D_CAM_NETS])
 def test_grad_cam_runs_and_their_list_match_the_cycle_model(name, shape):
     """Grad-CAM and guided Grad-CAM (the exactness tests' runs, DDR latency 24): the backward list's
     prefix, then each job of the Grad-CAM list (profile phase 11) within the tolerance of its

@@ -7,8 +7,8 @@ import pytest
 
 from hw_tests.rtl_v2_cases import (BRANCHY_NETS, CAM_NETS, CAMS, DAG_NETS, DILATED_NETS, EDGE_NETS, LEAKY_NETS,
                                    LONG_POOL_NETS, NARROW_NETS, NETS, ONE_D_NETS, PADDED_NETS, STALL_PROBABILITY,
-                                   FORK_NETS, GATHERED_CAM_NETS, STAGED_CAM_NETS, WINDOWED_NETS, compiled, expected,
-                                   program, simulated)
+                                   FORK_NETS, GATHERED_CAM_NETS, ONE_D_CAM_NETS, STAGED_CAM_NETS, WINDOWED_NETS,
+                                   compiled, expected, program, simulated)
 from xaihls.plan.capabilities import upsampling
 from xaihls.plan.contract import Flag, Op
 
@@ -157,12 +157,13 @@ def test_rtl_v2_equals_golden_upsampling_grad_cam_maps_in_stages(name, shape):
     _check(name, shape, 0.0)
 
 
-@pytest.mark.parametrize("shape", ["4x4", "16x8"])
-@pytest.mark.parametrize("name", GATHERED_CAM_NETS)
+@pytest.mark.parametrize("name,shape", [(n, s) for n in GATHERED_CAM_NETS for s in ("4x4", "16x8")]
+                         + [(n, "16x8") for n in ONE_D_CAM_NETS])
 def test_rtl_v2_equals_golden_gathering_grad_cam_maps_in_phases(name, shape):
-    """Maps whose PyTorch nearest table is no integer factor (3 rows to 28, 9 to 20, 12 columns to 6),
-    gathered by phase jobs of input stride Q and output stride P (capabilities.upsampling): every
-    method, Grad-CAM's two included."""
+    """Maps whose PyTorch nearest table is no integer factor (3 rows to 28, 9 to 20, 12 columns to 6,
+    7 to 17), gathered by phase jobs of input stride Q and output stride P (capabilities.upsampling),
+    or past the strides' 15 as maps of their own rows (a 1-D map's columns as rows of one pixel, 11 to
+    187): every method, Grad-CAM's two included."""
     _check(name, shape, 0.0)
 
 
@@ -192,9 +193,16 @@ def test_grad_cam_cases_have_what_they_claim(name, shape):
         want = [(fy.step, fx.step, fy.starts[a], fx.starts[b], fy.period, fx.period, a, b) for fy, fx in stages
                 for a in range(fy.period) for b in range(fx.period) if fy.count(a) and fx.count(b)]
         tail = prog.cam[-len(want):]
-        assert [(d.isy, d.isx, d.iy0, d.ix0, d.osy, d.osx, d.oyo, d.oxo) for d in tail] == want
-        assert all(d.ky == d.kx == 1 for d in tail) and len({d.out_addr for d in tail}) == len(stages)
-        assert any(d.isy > 1 or d.isx > 1 for d in tail)
+        assert all(d.ky == d.kx == 1 for d in tail)
+        got = [(d.isy, d.isx, d.iy0, d.ix0, d.osy, d.osx, d.oyo, d.oxo) for d in tail]
+        if name.startswith("longmap"):  # the rows stretched by 17/7: phase a's 2 or 3 rows 17 rows apart, read 7 apart
+            rows = [d for d in tail if d.out_row_bytes != d.opw * 2 * prog.header["tn"]]
+            assert len(rows) == 17 and all(d.osy == d.isy == 1 for d in rows), got
+            assert {d.out_row_bytes // (d.opw * 2 * prog.header["tn"]) for d in rows} == {17}
+            assert {d.in_row_bytes // (d.iw * 2 * prog.header["tn"]) for d in rows} == {7}
+        else:
+            assert got == want and len({d.out_addr for d in tail}) == len(stages)
+            assert any(d.isy > 1 or d.isx > 1 for d in tail)
 
 
 @pytest.mark.parametrize("name,shape", [("digits", "4x4"), ("digits_gap", "16x8_128bit"), ("random305", "16x8"),

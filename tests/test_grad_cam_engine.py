@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 import xaihls
-from tests.random_nets import cropped_map_net, random_dag_net, small_map_net, stretched_map_net
+from tests.random_nets import cropped_map_net, long_map_net, random_dag_net, small_map_net, stretched_map_net
 from xaihls.errors import XaiHlsError
 from xaihls.executor import quantize_input, saturation_kinds
 from xaihls.methods import METHOD_CODES
@@ -175,27 +175,35 @@ def test_a_map_upsampled_past_one_jobs_stride_runs_in_stages_bit_exact(net, seed
             assert torch.equal(r.logits, g.logits) and torch.equal(r.attribution, g.attribution), (method, backend)
 
 
-@pytest.mark.parametrize("seed,stages,backends", [
-    (6, [("1", "2"), ("1", "2"), ("1", "4/5"), ("4", "1"), ("7/3", "1")], ("program", "csim")),  # 3x5 to 28x16
-    (4, [("1", "1/2")], ("program",)),  # a 12x12 map of a 12x6 input: every second column
-    (2, [("1", "11/5"), ("4", "1"), ("5/9", "1")], ("program", "csim")),  # 9x10 to 20x22, 3 channels
-], ids=["stretch_rows_and_columns", "every_second_column", "stretch_3_channels"])
-def test_a_map_whose_nearest_table_is_no_integer_factor_is_gathered_in_phases_bit_exact(seed, stages, backends):
+@pytest.mark.parametrize("net,seed,stages,backends", [
+    (stretched_map_net, 6, [("1", "2"), ("1", "2"), ("1", "4/5"), ("4", "1"), ("7/3", "1")],
+     ("program", "csim")),  # 3x5 to 28x16
+    (stretched_map_net, 4, [("1", "1/2")], ("program",)),  # a 12x12 map of a 12x6 input: every second column
+    (stretched_map_net, 2, [("1", "11/5"), ("4", "1"), ("5/9", "1")], ("program", "csim")),  # 9x10 to 20x22
+    (long_map_net, 2, [("1", "17")], ("program", "csim")),  # a 1-D map of 11 samples to 187: columns as rows
+    (long_map_net, 3, [("1", "2"), ("17/7", "1")], ("program", "csim")),  # 7x4 to 17x8: rows 17 apart
+], ids=["stretch_rows_and_columns", "every_second_column", "stretch_3_channels", "one_d_by_17", "rows_17_of_7"])
+def test_a_map_whose_nearest_table_is_no_integer_factor_is_gathered_in_phases_bit_exact(net, seed, stages, backends):
     """PyTorch's nearest table from 3 rows to 28 is row floor(3i / 28), no i // k: the engines upsample
     by 4, then stretch 12 rows to 28 in 7 phases, phase a writing rows a, a + 7, ... and reading rows
     starts[a], starts[a] + 3, ... (``capabilities.upsampling``); a map larger than its input reads every
-    second column. Bit-exact with golden for both Grad-CAM methods."""
+    second column; a period past a job's output stride of 15 (17 rows of 7, a 1-D map by 17) runs as
+    phases over maps of their own rows (``lowering._phase_fields``). Bit-exact with golden for both
+    Grad-CAM methods."""
     from xaihls.plan.capabilities import upsampling
 
-    model, shape, calibration = stretched_map_net(seed)
+    model, shape, calibration = net(seed)
     acc = xaihls.compile(model, shape, calibration=calibration, methods=CAMS, backends=("golden", *backends))
     gathers = upsampling(acc.qgraph)
     assert [(str(gy), str(gx)) for gy, gx in gathers] == stages
     phases = sum(gy.count(a) > 0 and gx.count(b) > 0 for gy, gx in gathers
                  for a in range(gy.period) for b in range(gx.period))
     tail = acc.plan.program.cam[-phases:]
-    assert all(d.ky == d.kx == 1 for d in tail) and any(d.isy > 1 or d.isx > 1 for d in tail)
-    assert len({d.out_addr for d in tail}) == len(stages)
+    assert all(d.ky == d.kx == 1 for d in tail)
+    if net is long_map_net:  # each phase's rows (a 1-D map's samples) a map of its own: its own out_addr
+        assert all(d.osy == d.osx == 1 and d.out_row_bytes > d.opw * 2 * acc.plan.engine.tn for d in tail[-17:])
+    else:
+        assert any(d.isy > 1 or d.isx > 1 for d in tail) and len({d.out_addr for d in tail}) == len(stages)
     x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(2)) * 2.0
     for method in CAMS:
         g = acc.run(x, method)
@@ -209,38 +217,44 @@ def test_the_nearest_gathers_make_pytorchs_table_for_every_size_up_to_60():
     """For every map size up to 60 and input size up to 60 (maps larger than the input included), the
     engine's way (``_nearest``: an integer factor k, then a stretch) composes to PyTorch's nearest
     table index for index, or is None; and it is None only where no factor of primes up to 15 gives a
-    stretch of period and step up to 15 (7 rows from 59, 299 from 8, 227 from 13) or where PyTorch's
+    stretch of period and step up to 15 (up to ``LONG_PHASES`` along rows or a 1-D map; 7 rows from 59,
+    299 from 8, 227 from 13) or where PyTorch's
     table, its scale rounded to float32, is not floor(i * small / big) (22 rows from 26: row 12, not 13,
     at i = 11)."""
+    import itertools
     import math
 
     from xaihls.frontend.reference import nearest_index
-    from xaihls.plan.capabilities import _nearest
+    from xaihls.plan.capabilities import LONG_PHASES, Gather, _nearest
 
     refused = []
-    for small in range(1, 61):
-        for big in range(1, 61):
-            way = _nearest(small, big)
-            if way is None:
-                refused.append((small, big))
-                continue
-            k, gather = way
-            if gather is None:
-                got = [i // k for i in range(big)]
-            else:
-                got = [None] * big
-                for a in range(gather.period):
-                    for j in range(gather.count(a)):
-                        got[a + j * gather.period] = (gather.starts[a] + j * gather.step) // k
-                assert gather.reads <= k * small
-            assert got == nearest_index(small, big).tolist(), (small, big, way)
-    for small, big in refused:  # every stretch longer than a job's strides, or a float32 table no stretch makes
+    for small, big, long in itertools.product(range(1, 61), range(1, 61), (False, True)):
+        way = _nearest(small, big, long)
+        if way is None:
+            refused.append((small, big, long))
+            continue
+        k, gather = way
+        if gather is None:
+            got = [i // k for i in range(big)]
+        else:
+            got = [None] * big
+            for a in range(gather.period):
+                for j in range(gather.count(a)):
+                    got[a + j * gather.period] = (gather.starts[a] + j * gather.step) // k
+            assert gather.reads <= k * small
+            assert long or gather.period <= 15 and gather.step <= 15
+        assert got == nearest_index(small, big).tolist(), (small, big, way)
+    for small, big, long in refused:  # every stretch longer than the phases allow, or a float32 table none makes
+        most = LONG_PHASES if long else 15
         assert (nearest_index(small, big).tolist() != [i * small // big for i in range(big)]
-                or all(big // math.gcd(big, k * small) > 15 or k * small // math.gcd(big, k * small) > 15
-                       for k in range(1, big + 1) if max(_factors(k), default=1) <= 15)), (small, big)
+                or all(big // math.gcd(big, k * small) > most or k * small // math.gcd(big, k * small) > most
+                       for k in range(1, big + 1) if max(_factors(k), default=1) <= 15)), (small, big, long)
     for small, big in ((3, 28), (5, 28), (6, 28), (12, 98), (9, 20), (10, 22), (12, 100), (13, 100), (9, 6)):
         assert _nearest(small, big) is not None, (small, big)  # pools of a 28-, 98-, 100-long input; a padded map
     assert _nearest(8, 299) is None and _nearest(13, 227) is None and _nearest(59, 7) is None
+    assert _nearest(11, 187) is None and _nearest(11, 187, long=True) == (1, Gather(17, 1, (0,) * 17, 187))
+    assert _nearest(13, 227, long=True) is None  # 227 is prime: 227 phases
+    assert len([r for r in refused if r[2]]) < len([r for r in refused if not r[2]])
 
 
 def _factors(k: int) -> list[int]:

@@ -79,6 +79,12 @@ from 9) is gathered in phases after an integer upsampling (``upsampling``); Fals
 before (to measure)."""
 
 
+UPSAMPLING_LONG = True
+"""A stretch along rows, or along the columns of a map of one row, takes up to ``LONG_PHASES`` phases
+and steps (its jobs view the tensors as rows that far apart); False: 15, as along columns (to
+measure)."""
+
+
 @dataclass(frozen=True)
 class Gather:
     """One dimension of a stage of the Grad-CAM map's nearest upsampling: ``size`` destination
@@ -161,16 +167,33 @@ def upsampling_stages(factors: tuple[int, int]) -> list[tuple[int, int]]:
     return stages or [(1, 1)]
 
 
-def _nearest(small: int, big: int) -> tuple[int, Gather | None] | None:
+LONG_PHASES = 64
+"""The most phases (and the longest step) of a stretch along rows, or along the columns of a map of one
+row, whose phase jobs view the tensors as rows ``period`` (``step``) rows apart (``in_row_bytes``,
+``out_row_bytes``), past a job's output and input strides: a 1-D map of 11 to 187 samples (17
+phases)."""
+
+
+JOB_PIXELS = 128
+"""What one more phase job costs in ``_nearest``'s rough count, in one-channel pixels written: a job's
+start and end take some 250 cycles on the pynq-z2 plan (benchmarks/RESULTS.md, "Grad-CAM maps whose
+nearest table is no integer factor"), a pixel of a one-channel map two beats of a 64-bit bus."""
+
+
+def _nearest(small: int, big: int, long: bool = False) -> tuple[int, Gather | None] | None:
     """How the engine makes PyTorch's nearest table from ``small`` indices to ``big``: an integer
     factor k (``upsampling_stages``), the last indices cropped where ``big`` is not k * small, and
     where the table is not i // k, then a stretch (``Gather``) from k * small indices to ``big`` of
     period P = big / gcd(big, k * small) and step Q = k * small / gcd: index y reads y * k * small //
     big, whose integer division by k is y * small // big (and must equal PyTorch's table, which takes
-    its scale in float32). Of the k whose stretch fits a job's strides (15), the one of fewest phase jobs
-    (k's prime factors summed, and P), the least of those; None where none fits: 3 to 28 is 4 then 7/3
-    (4 + 7 phases; 2 then 14/3 would be 2 + 14)."""
-    most, step_most = field_limit(DESCRIPTOR, "osy"), field_limit(DESCRIPTOR, "isy")
+    its scale in float32). Of the k whose stretch fits a job's strides (15; ``LONG_PHASES`` where the
+    dimension is ``long``: rows, or a map of one row's columns), the cheapest by a rough count: its
+    phase jobs (k's prime factors summed, and P) at ``JOB_PIXELS`` each, and the pixels its stages
+    write; the least k of those; None where none fits. 3 to 28 is 4 then 7/3 (4 + 7 phases; 2 then
+    14/3 would be 2 + 14), 62 to 1,000 is 20 then 25/31 (by 100 then 5/31 would be 15 jobs fewer and
+    22,600 pixels more). The cycle model prices the jobs made, whichever k this picks."""
+    most = field_limit(DESCRIPTOR, "osy")
+    period_most, step_most = (LONG_PHASES, LONG_PHASES) if long else (most, field_limit(DESCRIPTOR, "isy"))
     table = nearest_index(small, big).tolist()
     k = -(-big // small)
     if (table == [i // k for i in range(big)] and (UPSAMPLING_CROP or big % small == 0)
@@ -182,14 +205,18 @@ def _nearest(small: int, big: int) -> tuple[int, Gather | None] | None:
     for k in range(1, big + 1):
         n = k * small
         g = math.gcd(big, n)
-        if max(_primes(k), default=1) > most or big // g > most or n // g > step_most:
+        if max(_primes(k), default=1) > most or big // g > period_most or n // g > step_most:
             continue
-        jobs = sum(_primes(k)) + big // g  # the phases of k's stages (at most: rows merge some) and the stretch's
+        jobs = JOB_PIXELS * (sum(_primes(k)) + big // g)  # k's stages' phases (at most: rows merge some), P
         if best is not None and jobs >= best[0]:
             continue
+        moved, length = big, small  # the pixels the stages write, a stage of f moving f times its output
+        for f in _primes(k):
+            length *= f
+            moved += f * length
         stretched = [y * n // big for y in range(big)]
-        if [t // k for t in stretched] == table:
-            best = jobs, k, Gather(big // g, n // g, tuple(stretched[:big // g]), big)
+        if (best is None or jobs + moved < best[0]) and [t // k for t in stretched] == table:
+            best = jobs + moved, k, Gather(big // g, n // g, tuple(stretched[:big // g]), big)
     return None if best is None else best[1:]
 
 
@@ -206,12 +233,13 @@ def upsampling(qg) -> list[tuple[Gather, Gather]]:
     _, in_h, in_w = graph.input_shape
     ways = []
     for what, small, big in (("rows", h, in_h), ("columns", w, in_w)):
-        way = _nearest(small, big)
+        way = _nearest(small, big, long=UPSAMPLING_LONG and (what == "rows" or h == in_h == 1))
         if way is None:
             most = field_limit(DESCRIPTOR, "osy")
             factor = (f"an integer factor whose prime factors are at most {most}" if UPSAMPLING_STAGES
                       else f"an integer factor of at most {most}")
-            stretch = (f" nor such a factor and a stretch by P/Q of P and Q at most {most}"
+            long = LONG_PHASES if UPSAMPLING_LONG and (what == "rows" or h == in_h == 1) else most
+            stretch = (f" nor such a factor and a stretch by P/Q of P and Q at most {long}"
                        if UPSAMPLING_GATHER and UPSAMPLING_STAGES else "")
             raise XaiHlsError(f"grad_cam_layer '{name}': its {h}x{w} map is upsampled to the {in_h}x{in_w} input, and "
                               f"PyTorch's nearest table from {small} {what} to {big} is neither {factor}{stretch}")

@@ -1619,12 +1619,35 @@ def _cam_list(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, a
         for ry in range(gy.period):
             for rx in range(gx.period):  # phase (ry, rx): dst's pixels (ry + i * py, rx + j * px), if any
                 if gy.count(ry) and gx.count(rx):
-                    jobs.append(Job(**dict(_conv_fields(src, dst, dst.c, shape), **spread, **here,
-                                           **dict(one_tap, isy=gy.step, isx=gx.step), iy0=gy.starts[ry],
-                                           ix0=gx.starts[rx], oh=gy.count(ry), ow=gx.count(rx), osy=gy.period,
-                                           osx=gx.period, oyo=ry, oxo=rx, **shifts(IDENTITY_FRAC))))
+                    jobs.append(Job(**{**_conv_fields(src, dst, dst.c, shape), **spread, **here, **one_tap,
+                                       **shifts(IDENTITY_FRAC), **_phase_fields(src, dst, gy, gx, ry, rx)}))
         src = dst
     return jobs, twins
+
+
+def _phase_fields(src: Tensor, dst: Tensor, gy: Gather, gx: Gather, ry: int, rx: int) -> dict:
+    """The geometry of phase (ry, rx) of an upsampling stage (``_cam_list``): output stride the
+    periods and offset (ry, rx), input stride the steps and first pixel the phase's starts; where a
+    period or step is past what its field holds (a stretch along rows, or along a map of one row,
+    ``capabilities.LONG_PHASES``), the phase's rows (a one-row map's columns, as rows of one pixel)
+    as a map of their own: rows ``period`` rows apart in DDR from the phase's first one (``out_row_bytes``,
+    ``out_addr``), read from rows ``step`` rows apart from its first start (``in_row_bytes``, ``in_addr``)."""
+    fits = [g.period <= field_limit(DESCRIPTOR, o) and g.step <= field_limit(DESCRIPTOR, i)
+            for g, o, i in ((gy, "osy", "isy"), (gx, "osx", "isx"))]
+    if all(fits):
+        return dict(isy=gy.step, isx=gx.step, iy0=gy.starts[ry], ix0=gx.starts[rx], oh=gy.count(ry),
+                    ow=gx.count(rx), osy=gy.period, osx=gx.period, oyo=ry, oxo=rx)
+    if gx.period == gx.step == 1:  # rows as a map of their own
+        g, a, view = gy, ry, dict(iw=src.w, opw=dst.w, ow=gx.count(rx), in_row=src.row_bytes, out_row=dst.row_bytes)
+    else:  # a map of one row: its columns as rows of one pixel
+        assert src.h == dst.h == 1 and gy.period == gy.step == 1, "capabilities.upsampling: long columns of one row"
+        g, a, view = gx, rx, dict(iw=1, opw=1, ow=1, in_row=2 * src.tn, out_row=2 * dst.tn)
+    n = g.count(a)
+    return dict(isy=1, isx=1, iy0=0, ix0=0, oh=n, ow=view["ow"], osy=1, osx=1, oyo=0, oxo=0,
+                in_addr=src.addr + g.starts[a] * view["in_row"], in_row_bytes=g.step * view["in_row"],
+                ih=(g.reads - 1 - g.starts[a]) // g.step + 1, iw=view["iw"],
+                out_addr=dst.addr + a * view["out_row"], out_row_bytes=g.period * view["out_row"], oph=n,
+                opw=view["opw"])
 
 
 ADDS_BY_BLOCK = True
