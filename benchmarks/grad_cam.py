@@ -1,19 +1,23 @@
 """Grad-CAM and guided Grad-CAM on the Engine v2 RTL (Verilator): what a run costs beside
 inference and saliency, and the Grad-CAM list's jobs against the cycle model.
 
-Run: ``python -m benchmarks.grad_cam [--models resnet8 ... resnet18_64] [--board pynq-z2]
+Run: ``python -m benchmarks.grad_cam [--models resnet8 ... kws_98x40] [--board pynq-z2]
 [--before]``, under the shared heavy-tool lock. ``resnet18_64`` is ResNet-18's layout (``resnet18``
-below) on 3 x 64 x 64, whose 2 x 2 map is upsampled by 32; ``--before`` runs the Grad-CAM list as it
-was before 2026-12-06: ``capabilities.UPSAMPLING_STAGES`` off (one stage of the whole factor, at most
-15: resnet18_64 and vww_mobilenet are then refused), ``capabilities.UPSAMPLING_CROP`` off (the input a
-multiple of the map: ds_cnn refused) and ``lowering.CAM_SUMS`` off (the channel weights one pass a
-pixel). For each model (random weights, one calibration image; a model no Program can run: its
-refusal): the planner's engine and Program for the board, compiled with saliency and both Grad-CAM methods (the
-default layer: the last convolution), simulated on one Verilator build (SystemVerilog DDR model at
-latency 24) for predict, saliency, grad_cam and guided_grad_cam; every run compared with the golden
-model bit for bit, every run's cycles with ``timing.method_cycles`` and every job of the Grad-CAM
-list (profile phase "grad-cam") and of the backward prefix before it with ``timing.job_cost``.
-Results in benchmarks/results/grad_cam.json (grad_cam_before.json with ``--before``).
+below) on 3 x 64 x 64, whose 2 x 2 map is upsampled by 32; ``mnist_3x3``, ``kws_98x40`` and
+``ecg_187`` are plain CNNs (``CONV_POOL_NETS``) whose maps PyTorch's nearest table stretches by no
+integer factor. ``--before``
+runs the Grad-CAM list as it was before 2026-12-06: ``capabilities.UPSAMPLING_STAGES`` off (one stage
+of the whole factor, at most 15: resnet18_64 and vww_mobilenet are then refused; with it the
+stretches of ``capabilities.UPSAMPLING_GATHER``: mnist_3x3, kws_98x40 and ecg_187 refused),
+``capabilities.UPSAMPLING_CROP`` off (the input a multiple of the map: ds_cnn refused) and
+``lowering.CAM_SUMS`` off (the channel weights one pass a pixel). For each model (random weights,
+one calibration image; a model no Program can run: its refusal): the planner's engine and Program
+for the board, compiled with saliency and both Grad-CAM methods (the default layer: the last
+convolution), simulated on one Verilator build (SystemVerilog DDR model at latency 24) for predict,
+saliency, grad_cam and guided_grad_cam; every run compared with the golden model bit for bit, every
+run's cycles with ``timing.method_cycles`` and every job of the Grad-CAM list (profile phase
+"grad-cam") and of the backward prefix before it with ``timing.job_cost``. Results in
+benchmarks/results/grad_cam.json (grad_cam_before.json with ``--before``).
 """
 
 from __future__ import annotations
@@ -76,9 +80,42 @@ def resnet18(width: int = 16, classes: int = 10) -> nn.Module:
     return model.eval()
 
 
+def _conv_pool_net(shape: tuple[int, ...], widths: tuple[int, ...], classes: int) -> nn.Module:
+    """'Same' convolutions of 3 (3 x 3) with BatchNorm and ReLU, a max-pool of 2 (2 x 2) after each but
+    the last, a global average pool and a Linear: the plain CNN of an MNIST, keyword-spotting or ECG
+    tutorial, 1-D for an input (C, L)."""
+    torch.manual_seed(0)
+    conv, norm, pool, gap = ((nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, nn.AdaptiveAvgPool1d) if len(shape) == 2 else
+                             (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d))
+    layers: list[nn.Module] = []
+    c = shape[0]
+    for i, width in enumerate(widths):
+        layers += [conv(c, width, 3, padding=1, bias=False), norm(width), nn.ReLU()]
+        layers += [pool(2)] if i < len(widths) - 1 else []
+        c = width
+    model = nn.Sequential(*layers, gap(1), nn.Flatten(), nn.Linear(c, classes))
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+# nets defined here: (input shape, convolution widths, classes). mnist_3x3: four convolutions on 28 x 28, the last
+# on a 3 x 3 map (rows and columns: by 4, then 7/3); kws_98x40: a keyword-spotting CNN on 98 frames of 40 log-mel
+# bins, its last map 12 x 5 (rows by 7 then 7/6; columns by 8); ecg_187: a 1-D CNN on an MIT-BIH heartbeat of 187
+# samples, its last map 23 samples (by 11 then 17/23: 17 phases, past a job's output stride of 15)
+CONV_POOL_NETS = {"mnist_3x3": ((1, 28, 28), (16, 32, 32, 64), 10), "kws_98x40": ((1, 98, 40), (16, 32, 32, 64), 12),
+                  "ecg_187": ((1, 187), (16, 32, 32, 64), 5)}
+
+
 def _model(name: str) -> tuple[nn.Module, tuple[int, ...], torch.Tensor]:
     if name == "resnet18_64":
         return resnet18(), (3, 64, 64), torch.rand((8, 3, 64, 64), generator=torch.Generator().manual_seed(1))
+    if name in CONV_POOL_NETS:
+        shape, widths, classes = CONV_POOL_NETS[name]
+        return (_conv_pool_net(shape, widths, classes), shape,
+                torch.rand((8, *shape), generator=torch.Generator().manual_seed(1)))
     entry = get_zoo_model(name)
     return entry.build(), entry.input_shape, entry.calibration()[:8]
 
@@ -94,7 +131,7 @@ def measure(model: str, board: str) -> dict:
     program, engine = plan.program, plan.engine
     model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
     x = calibration[:1]
-    x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
+    x_q = quantize_input(acc.qgraph, acc.graph.as_maps(x))[0][0].numpy()  # a 1-D net's (C, L) as a (C, 1, L) map
     runs = [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": sim.ig_table(2, "trapezoid", acc.qgraph.width),
              "target": -1, "steps": 2, "method": PREDICT_CODE if m is None else METHOD_CODES[m]} for m in RUNS]
     res = sim.simulate(program, rtl_params(program, engine), runs)
@@ -102,7 +139,7 @@ def measure(model: str, board: str) -> dict:
     for m, r in zip(RUNS, res):
         g = acc.run(x, m) if m else acc.run(x)
         exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy())
-                 and (m is None or np.array_equal(r["attribution"], g.attribution[0].numpy())))
+                 and (m is None or np.array_equal(r["attribution"], acc.graph.as_maps(g.attribution)[0].numpy())))
         rows.append({"run": m or "predict", "cycles": r["cycles"], "model_cycles": method_cycles(program, model_engine, m),
                      "bit_exact": bool(exact)})
     layers = acc.qgraph.graph.layers
@@ -119,7 +156,7 @@ def measure(model: str, board: str) -> dict:
             jobs.append({"list": kind, "index": i, "layer": names[d.layer], "rtl": cycles, "model": model_cycles,
                          "deviation": cycles / model_cycles - 1})
     return {"model": model, "board": board, "tm": engine.tm, "tn": engine.tn, "cam_layer": acc.qgraph.cam_layer,
-            "stages": capabilities.upsampling_stages(capabilities.upsampling_factors(acc.qgraph)), "runs": rows,
+            "stages": [[str(gy), str(gx)] for gy, gx in capabilities.upsampling(acc.qgraph)], "runs": rows,
             "jobs": jobs}
 
 
@@ -143,10 +180,12 @@ def markdown(result: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+",
-                    default=["resnet8", "mobilenet_v2_tiny", "ds_cnn", "vww_mobilenet", "resnet18_64"])
+                    default=["resnet8", "mobilenet_v2_tiny", "ds_cnn", "vww_mobilenet", "resnet18_64", "mnist_3x3",
+                             "kws_98x40", "ecg_187"])
     ap.add_argument("--board", default="pynq-z2")
     ap.add_argument("--before", action="store_true",
-                    help="the Grad-CAM list as before: one upsampling stage, no crop, channel weights a pass a pixel")
+                    help="the Grad-CAM list as before: one upsampling stage, no crop or stretch, channel weights "
+                         "a pass a pixel")
     args = ap.parse_args()
     capabilities.UPSAMPLING_STAGES = capabilities.UPSAMPLING_CROP = lowering.CAM_SUMS = not args.before
     results = [measure(m, args.board) for m in args.models]

@@ -1,15 +1,16 @@
 """Grad-CAM on the random nets of every generator: refused at compile in one line, or bit-exact.
 
-Run: ``python -m benchmarks.grad_cam_sweep [--kinds random_net fork_net] [--seeds 20] [--before]``.
+Run: ``python -m benchmarks.grad_cam_sweep [--kinds random_net fork_net] [--seeds 20] [--before | --no-gather]``.
 Each net of tests/random_nets.py's generators, seeds 0 to N - 1, compiled with grad_cam and
 guided_grad_cam at the default layer (its last convolution). A net the engines refuse is counted
 with its refusal's line; every other one runs both methods on two images on the program executor
 at the two test shapes of tests/test_grad_cam_engine.py (4 x 4 with small buffers, 16 x 8; encoded
 without a cost model, so a twin of several jobs is taken wherever it fits) and on the planner's
 pynq-z2 Program, each against the golden model bit for bit. ``--before`` turns the Grad-CAM list's
-switches of 2026-12-06 off (``capabilities.UPSAMPLING_STAGES`` and ``UPSAMPLING_CROP``,
-``lowering.CAM_SUMS``); the prefix fix of that day (``lowering.tiled``) has no switch. Results in
-benchmarks/results/grad_cam_sweep.json (grad_cam_sweep_before.json).
+switches of 2026-12-06 off (``capabilities.UPSAMPLING_STAGES``, and with it ``UPSAMPLING_GATHER``;
+``UPSAMPLING_CROP``, ``lowering.CAM_SUMS``); the prefix fix of that day (``lowering.tiled``) has no
+switch. ``--no-gather`` turns the stretches alone off (``capabilities.UPSAMPLING_GATHER``). Results in
+benchmarks/results/grad_cam_sweep.json (grad_cam_sweep_before.json, grad_cam_sweep_no_gather.json).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from xaihls.sim.interpreter import run_batch
 
 KINDS = ("random_net", "pool_net", "edge_net", "narrow_net", "padded_net", "dense_block_net", "shuffle_net",
          "leaky_net", "random_dag_net", "residual_conv_net", "concat_net", "dilated_net", "branchy_net",
-         "leaky_head_net", "windowed_pool_net", "fork_net", "conv1d_net", "small_map_net", "cropped_map_net")
+         "leaky_head_net", "windowed_pool_net", "fork_net", "conv1d_net", "small_map_net", "cropped_map_net",
+         "stretched_map_net")
 
 
 def _one(kind: str, seed: int) -> tuple[str, str]:
@@ -86,11 +88,14 @@ def main() -> None:
     ap.add_argument("--kinds", nargs="+", default=list(KINDS))
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--before", action="store_true", help="the Grad-CAM list's switches of 2026-12-06 off")
+    ap.add_argument("--no-gather", action="store_true", help="the stretches alone off")
     args = ap.parse_args()
     capabilities.UPSAMPLING_STAGES = capabilities.UPSAMPLING_CROP = lowering.CAM_SUMS = not args.before
+    capabilities.UPSAMPLING_GATHER = not args.no_gather
     results = [measure(k, args.seeds) for k in args.kinds]
     RESULTS.mkdir(exist_ok=True)
-    name = "grad_cam_sweep_before.json" if args.before else "grad_cam_sweep.json"
+    name = ("grad_cam_sweep_before.json" if args.before else
+            "grad_cam_sweep_no_gather.json" if args.no_gather else "grad_cam_sweep.json")
     (RESULTS / name).write_text(json.dumps({"date": str(date.today()), "results": results}, indent=2) + "\n")
     total = Counter()
     for r in results:

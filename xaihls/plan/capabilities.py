@@ -111,8 +111,9 @@ class Gather:
         return str(self.period) if self.step == 1 and not any(self.starts) else f"{self.period}/{self.step}"
 
 
-def _factor(f: int, size: int = 0) -> Gather:
-    return Gather(f, 1, (0,) * f, size)
+def _factor(f: int) -> Gather:
+    """An integer factor f (1: the dimension as it is), its size set by ``upsampling``."""
+    return Gather(f, 1, (0,) * f, 0)
 
 
 def _primes(k: int) -> list[int]:
