@@ -101,10 +101,11 @@ STAGED_CAM_NETS = ("smallmap2", "smallmap13", "cropmap2")
 # 2 then 4/5, rows by 4 then 7/3), stretched4's 12 x 12 map of a 12 x 6 input (every second column), stretched2's
 # 9 x 10 map to 3 x 20 x 22 (columns 11/5, rows by 4 then 5/9)
 # tests.random_nets.long_map_net: periods past a job's strides (capabilities.LONG_PHASES), the phases' rows as maps
-# of their own: longmap3's 7 x 4 map to 17 x 8 (columns by 2, rows 17/7); longmap2's 1-D map of 11 samples to 187
-# (by 17, its columns as rows of one pixel; at 16 x 8 only: the 4 x 4 shape's buffers hold no row of 187)
+# of their own: longmap3's 7 x 4 map to 17 x 8 (columns by 2, rows 17/7); the 1-D maps' samples as rows of one
+# pixel (lowering.ONE_ROW_VIEWS): longmap2's 11 to 187 (by 17), longmap4's 12 to 96 (by 2, 2, 2); at 16 x 8 only:
+# the 4 x 4 shape's buffers hold no row of 96 or 187
 GATHERED_CAM_NETS = ("stretched6", "stretched4", "stretched2", "longmap3")
-ONE_D_CAM_NETS = ("longmap2",)
+ONE_D_CAM_NETS = ("longmap2", "longmap4")
 CAM_NETS = ("digits_resnet", "digits_mobilenet", "dag20", *STAGED_CAM_NETS, *GATHERED_CAM_NETS)
 CAMS = ("grad_cam", "guided_grad_cam")
 # random chains from tests.random_nets, named <kind><seed>

@@ -954,13 +954,19 @@ def stretched_map_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch
 
 def long_map_net(seed: int) -> tuple[nn.Module, tuple[int, ...], torch.Tensor]:
     """A last conv whose map's upsampling has a period past a job's strides of 15 along rows, or along
-    the columns of a map of one row (``capabilities.LONG_PHASES``): even seeds, a 1-D CNN on 187 samples
-    (an MIT-BIH heartbeat) whose 11-sample map is upsampled by 17; odd seeds, a 7 x 4 map of
-    1 x 17 x 8 (rows stretched by 17/7, columns by 2)."""
+    the columns of a map of one row (``capabilities.LONG_PHASES``), or a 1-D map (its samples as rows
+    of one pixel, ``lowering.ONE_ROW_VIEWS``): seed % 4 = 2, a 1-D CNN on 187 samples (an MIT-BIH
+    heartbeat) whose 11-sample map is upsampled by 17; 0, a 1-D CNN on 2 x 96 samples, its 12-sample
+    map upsampled by 8 (three stages of 2); odd seeds, a 7 x 4 map of 1 x 17 x 8 (rows stretched by
+    17/7, columns by 2)."""
     torch.manual_seed(seed)
-    if seed % 2 == 0:
+    if seed % 4 == 2:
         shape: tuple[int, ...] = (1, 187)
         body = [nn.Conv1d(1, 4, 5, padding=2), nn.ReLU(), nn.MaxPool1d(4), nn.Conv1d(4, 6, 3, padding=1), nn.ReLU(),
+                nn.MaxPool1d(4), nn.Conv1d(6, 5, 3, padding=1), nn.ReLU()]
+    elif seed % 4 == 0:
+        shape = (2, 96)
+        body = [nn.Conv1d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(4, 6, 3, padding=1), nn.ReLU(),
                 nn.MaxPool1d(4), nn.Conv1d(6, 5, 3, padding=1), nn.ReLU()]
     else:
         shape = (1, 17, 8)

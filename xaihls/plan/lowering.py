@@ -1625,16 +1625,25 @@ def _cam_list(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, a
     return jobs, twins
 
 
+ONE_ROW_VIEWS = True
+"""A Grad-CAM map of one row (a 1-D model's) is upsampled with its samples as rows of one pixel
+(``_phase_fields``), every stage's output written once and in row tiles of any length; False: as a
+2-D map's columns, a run a phase with strobes on the other phases' pixels, a stage of f moving f
+times its output (to measure)."""
+
+
 def _phase_fields(src: Tensor, dst: Tensor, gy: Gather, gx: Gather, ry: int, rx: int) -> dict:
     """The geometry of phase (ry, rx) of an upsampling stage (``_cam_list``): output stride the
     periods and offset (ry, rx), input stride the steps and first pixel the phase's starts; where a
     period or step is past what its field holds (a stretch along rows, or along a map of one row,
-    ``capabilities.LONG_PHASES``), the phase's rows (a one-row map's columns, as rows of one pixel)
-    as a map of their own: rows ``period`` rows apart in DDR from the phase's first one (``out_row_bytes``,
-    ``out_addr``), read from rows ``step`` rows apart from its first start (``in_row_bytes``, ``in_addr``)."""
+    ``capabilities.LONG_PHASES``), and along any map of one row (``ONE_ROW_VIEWS``), the phase's rows
+    (a one-row map's columns, as rows of one pixel) as a map of their own: rows ``period`` rows apart
+    in DDR from the phase's first one (``out_row_bytes``, ``out_addr``), read from rows ``step`` rows
+    apart from its first start (``in_row_bytes``, ``in_addr``)."""
     fits = [g.period <= field_limit(DESCRIPTOR, o) and g.step <= field_limit(DESCRIPTOR, i)
             for g, o, i in ((gy, "osy", "isy"), (gx, "osx", "isx"))]
-    if all(fits):
+    one_row = src.h == dst.h == 1 and gy.period == gy.step == 1 and (gx.period, gx.step) != (1, 1)
+    if all(fits) and not (ONE_ROW_VIEWS and one_row):
         return dict(isy=gy.step, isx=gx.step, iy0=gy.starts[ry], ix0=gx.starts[rx], oh=gy.count(ry),
                     ow=gx.count(rx), osy=gy.period, osx=gx.period, oyo=ry, oxo=rx)
     if gx.period == gx.step == 1:  # rows as a map of their own
