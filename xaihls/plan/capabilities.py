@@ -148,24 +148,35 @@ def _row_factors(k: int, most: int) -> list[int]:
 
 def upsampling_stages(factors: tuple[int, int]) -> list[tuple[int, int]]:
     """The stages (rows, columns) of a nearest upsampling by the integer ``factors``, each a job a
-    phase. A phase job writes every fy-th row of its stage's output and, on each, a run over the
-    columns with strobes on the pixels of the other fx - 1 column phases, so a stage of (fy, fx)
-    moves fx times its output's beats: columns cost, rows do not. So the columns go first, on the
-    map's few rows, a prime factor a stage, largest first; then the rows, in the fewest stages of at
-    most 15 (the output-stride field), the largest last, the last stage writing the whole output
-    once. A last column stage of 2 and a first row stage of 2 share one (the same beats either way,
-    one stage's job edges fewer: 2 x 2 stays one stage). Nearest upsampling by a then by b is nearest
-    upsampling by a * b: row i of the result reads row (i // b) // a = i // (a * b). With
-    ``UPSAMPLING_STAGES`` off: one stage of the whole factors."""
-    if not UPSAMPLING_STAGES:
-        return [factors]
+    phase (``_stages``): their factors."""
+    return [(gy.period, gx.period) for gy, gx in _stages(factors)]
+
+
+def _stages(factors: tuple[int, int], stretches: tuple[Gather | None, Gather | None] = (None, None)
+            ) -> list[tuple[Gather, Gather]]:
+    """The stages (rows, columns) of a nearest upsampling by the integer ``factors``, then the
+    ``stretches`` (rows, columns; ``_nearest``), each a job a phase, their sizes not yet set. A phase
+    job writes every fy-th row of its stage's output and, on each, a run over the columns with
+    strobes on the pixels of the other fx - 1 column phases, so a stage of (fy, fx) moves fx times its
+    output's beats: columns cost, rows do not. So the columns go first, on the map's few rows, a prime
+    factor a stage, largest first, then their stretch; then the rows, in the fewest stages of at most
+    15 (the output-stride field), the largest last, then their stretch, the last stage writing the
+    whole output once. A last column stage of 2 and a first row stage of 2 share one (the same beats
+    either way, one stage's job edges fewer: 2 x 2 stays one stage). Nearest upsampling by a then by
+    b is nearest upsampling by a * b: row i of the result reads row (i // b) // a = i // (a * b). With
+    ``UPSAMPLING_STAGES`` off (and so no stretch): one stage of the whole factors."""
     fy, fx = factors
-    columns = _primes(fx)
-    stages = [(1, p) for p in columns] + [(q, 1) for q in _row_factors(fy, field_limit(DESCRIPTOR, "osy"))]
-    k = len(columns)
-    if 0 < k < len(stages) and stages[k - 1] == (1, 2) and stages[k] == (2, 1):
-        stages[k - 1:k + 1] = [(2, 2)]
-    return stages or [(1, 1)]
+    if not UPSAMPLING_STAGES:
+        return [(_factor(fy), _factor(fx))]
+    rows, columns = stretches
+    one, two = _factor(1), _factor(2)
+    cols = [(one, _factor(p)) for p in _primes(fx)] + ([(one, columns)] if columns else [])
+    stages = cols + [(_factor(q), one) for q in _row_factors(fy, field_limit(DESCRIPTOR, "osy"))]
+    stages += [(rows, one)] if rows else []
+    k = len(cols)
+    if 0 < k < len(stages) and stages[k - 1] == (one, two) and stages[k] == (two, one):
+        stages[k - 1:k + 1] = [(two, two)]
+    return stages or [(one, one)]
 
 
 LONG_PHASES = 64
@@ -206,13 +217,14 @@ def _nearest(small: int, big: int, long: bool = False) -> tuple[int, Gather | No
     for k in range(1, big + 1):
         n = k * small
         g = math.gcd(big, n)
-        if max(_primes(k), default=1) > most or big // g > period_most or n // g > step_most:
+        primes = _primes(k)
+        if max(primes, default=1) > most or big // g > period_most or n // g > step_most:
             continue
-        jobs = JOB_PIXELS * (sum(_primes(k)) + big // g)  # k's stages' phases (at most: rows merge some), P
+        jobs = JOB_PIXELS * (sum(primes) + big // g)  # k's stages' phases (at most: rows merge some), P
         if best is not None and jobs >= best[0]:
             continue
         moved, length = big, small  # the pixels the stages write, a stage of f moving f times its output
-        for f in _primes(k):
+        for f in primes:
             length *= f
             moved += f * length
         stretched = [y * n // big for y in range(big)]
@@ -224,9 +236,8 @@ def _nearest(small: int, big: int, long: bool = False) -> tuple[int, Gather | No
 def upsampling(qg) -> list[tuple[Gather, Gather]]:
     """The stages (rows, columns) by which the Grad-CAM map is upsampled to the input, the first
     reading the map, the last writing the input's size; XaiHlsError, one line naming the layer, where
-    the engine cannot make PyTorch's nearest table (``_nearest``). The integer factors' stages
-    (``upsampling_stages``), a stretch of the columns after theirs and a stretch of the rows last;
-    each stage's sizes those the later stages read (the last rows or columns cropped where the input
+    the engine cannot make PyTorch's nearest table (``_nearest``). The integer factors' stages and
+    the stretches (``_stages``), each stage's sizes those the later stages read (the last rows or columns cropped where the input
     is not a multiple of the map)."""
     graph = qg.graph
     name = qg.cam_layer
@@ -234,31 +245,20 @@ def upsampling(qg) -> list[tuple[Gather, Gather]]:
     _, in_h, in_w = graph.input_shape
     ways = []
     for what, small, big in (("rows", h, in_h), ("columns", w, in_w)):
-        way = _nearest(small, big, long=UPSAMPLING_LONG and (what == "rows" or h == in_h == 1))
+        long = UPSAMPLING_LONG and (what == "rows" or h == in_h == 1)
+        way = _nearest(small, big, long)
         if way is None:
             most = field_limit(DESCRIPTOR, "osy")
             factor = (f"an integer factor whose prime factors are at most {most}" if UPSAMPLING_STAGES
                       else f"an integer factor of at most {most}")
-            long = LONG_PHASES if UPSAMPLING_LONG and (what == "rows" or h == in_h == 1) else most
-            stretch = (f" nor such a factor and a stretch by P/Q of P and Q at most {long}"
+            stretch = (f" nor such a factor and a stretch by P/Q of P and Q at most {LONG_PHASES if long else most}"
                        if UPSAMPLING_GATHER and UPSAMPLING_STAGES else "")
             raise XaiHlsError(f"grad_cam_layer '{name}': its {h}x{w} map is upsampled to the {in_h}x{in_w} input, and "
                               f"PyTorch's nearest table from {small} {what} to {big} is neither {factor}{stretch}")
         ways.append(way)
     (ky, rows), (kx, columns) = ways
-    one = _factor(1)
-    if rows is None and columns is None:
-        stages = [(_factor(fy), _factor(fx)) for fy, fx in upsampling_stages((ky, kx))]
-    else:
-        cols = [(one, _factor(f)) for _, f in upsampling_stages((1, kx)) if f > 1]
-        cols += [(one, columns)] if columns else []
-        stages = cols + [(_factor(f), one) for f, _ in upsampling_stages((ky, 1)) if f > 1]
-        stages += [(rows, one)] if rows else []
-        k, two = len(cols), _factor(2)
-        if 0 < k < len(stages) and stages[k - 1] == (one, two) and stages[k] == (two, one):
-            stages[k - 1:k + 1] = [(two, two)]  # as upsampling_stages: 2 x 2 is one stage
     sized, need = [], (in_h, in_w)
-    for fy, fx in reversed(stages):
+    for fy, fx in reversed(_stages((ky, kx), (rows, columns))):
         fy, fx = replace(fy, size=need[0]), replace(fx, size=need[1])
         sized.append((fy, fx))
         need = fy.reads, fx.reads
