@@ -97,6 +97,9 @@ module xaihls_loader #(
 
     // ---- configuration (decoded once a job)
     logic              diag, lanes, has_bias;
+    // rows of one pixel one after another in DDR (a 1-D map as a column, lowering.ONE_D_COLUMNS): a tile's rows
+    // on the map go out as one command, not a burst of a beat or two each
+    logic              joined;
     // in_keep (one row tile): m-tile 0 of each slot loads n-tile k's rows at buffer word
     // kbase = k * keep_words of the two sets taken as one; later m-tiles load only weights
     logic              in_kept;
@@ -137,6 +140,15 @@ module xaihls_loader #(
 
     logic last_rt;
     assign last_rt = rt == row_tiles - 1'b1;
+    // L_ROWS: whether row y lies on the map, and the rows it steps over: one, or (joined, on the map) it and the
+    // tile's rows on the map after it, min(rows_left, ih - y)
+    logic        on_map;
+    logic [12:0] to_end;
+    logic [11:0] run, step;
+    assign on_map = y >= 0 && y < $signed({2'b00, ih});
+    assign to_end = 13'(ih) - 13'(y);
+    assign run = 13'(rows_left) < to_end ? rows_left : to_end[11:0];
+    assign step = (joined && on_map) ? run : 12'd1;
     assign kword = kbase + (IAW+1)'(word);
 
     // streams of a post op: bit s set when stream s (src0 -> input set 0, src1 -> input set 1
@@ -192,6 +204,7 @@ module xaihls_loader #(
                     load_lo   <= desc.load_lo;
                     in_block  <= OFF_BITS'(desc.in_block_bytes);
                     in_row    <= OFF_BITS'(desc.in_row_bytes);
+                    joined    <= desc.iw == 12'd1 && desc.in_row_bytes == 24'(2 * TN);
                     row_beats <= LEN_BITS'(desc.iw) << $clog2(TN / E);   // a row: iw pixels of TN / E beats
                     w_mt      <= OFF_BITS'(desc.w_mt_bytes);
                     w_nt      <= OFF_BITS'(desc.w_nt_bytes);
@@ -257,17 +270,18 @@ module xaihls_loader #(
                     if (rows_left == '0) begin
                         st <= L_W;
                     end else begin
-                        if (y >= 0 && y < $signed({2'b00, ih})) begin
+                        if (on_map) begin
                             cmd_valid <= 1'b1;
                             cmd_off <= row_off;
-                            cmd_beats <= row_beats;
+                            cmd_beats <= joined ? LEN_BITS'(run) << $clog2(TN / E) : row_beats;
                             cmd_user <= in_kept ? user(DEST_INPUT, kword[IAW], 1'b0, 1'b0, kword[IAW-1:0])
                                              : user(DEST_INPUT, set, 1'b0, 1'b0, word);
                         end
-                        y <= y + 1'b1;
-                        row_off <= row_off + in_row;
-                        word <= word + iw;
-                        rows_left <= rows_left - 1'b1;
+                        // joined: this row and the tile's rows on the map after it (one pixel each) in one step
+                        y <= y + $signed({2'b00, step});
+                        row_off <= joined ? row_off + (OFF_BITS'(step) << $clog2(2 * TN)) : row_off + in_row;
+                        word <= joined ? word + IAW'(step) : word + iw;
+                        rows_left <= rows_left - step;
                     end
                 end
                 L_W: if (!cmd_valid || cmd_ready) begin

@@ -95,6 +95,9 @@ module xaihls_writeback #(
     logic               f_padded;             // a DIAG max-pool: grid positions outside the input map never win
     logic               f_sum;                // SUM: a pool window's accumulators summed, not ranked
     logic               f_lanes;              // LANES: lane group g of grid column x is output column x * TPB + g
+    // rows of one pixel one after another in DDR (a 1-D map as a column, lowering.ONE_D_COLUMNS): a block's rows
+    // of the row tile go out as one command, not a burst of a beat or two each
+    logic               joined;
     logic signed [13:0] ih, iw, isy, isx, iy0, ix0, load_step;
     logic signed [13:0] psh_isy, psw_isx;     // input rows (columns) between the windows of consecutive pooled rows (columns)
     logic [11:0]        m_tiles, row_tiles, tile_rows, last_rows, out_blocks, pool_ow, pool_oh;
@@ -241,6 +244,7 @@ module xaihls_writeback #(
                     ixbias_step <= IXW'(desc.index_slot / TN) - IXW'(OFF_BITS'(desc.out_slot_bytes) >> LPB);
                     // a LANES job writes every column of its rows: opw, not its grid's span
                     span_px <= desc.flags[FLAG_LANES] ? desc.opw : 12'(span);
+                    joined <= !desc.flags[FLAG_POOL] && !desc.flags[FLAG_LANES] && span == 1 && row_step_d == OFF_BITS'(2 * TN);
                     shov <= OAW'(sh_ow);
                     shov24 <= MKW'(sh_ow);
                     row_beats <= LEN_BITS'(desc.flags[FLAG_LANES] ? 16'(desc.opw) : span) << LG;
@@ -298,9 +302,11 @@ module xaihls_writeback #(
                     if (!f_pool ? r == rows : (wy + 12'(pkh) > rows || py == pool_oh)) begin
                         st <= W_NEXT;
                     end else begin
-                        cmd_valid <= 1'b1;
-                        cmd_off <= g_base + rowpos;
-                        cmd_beats <= f_pool ? prow_beats : row_beats;
+                        if (!joined || r == '0) begin
+                            cmd_valid <= 1'b1;
+                            cmd_off <= g_base + rowpos;
+                            cmd_beats <= joined ? LEN_BITS'(rows) << LG : f_pool ? prow_beats : row_beats;
+                        end
                         mrow <= MKW'((g_base + rowpos) >> LBB) + mbias;
                         k <= '0;
                         c <= '0;

@@ -134,6 +134,12 @@ def _wb_row_tile(d, engine: EngineV2, rows: int, r0: int, mt: int, dram: _Dram) 
     return blocks * per_block + 2
 
 
+def joined_rows(d, engine: EngineV2) -> bool:
+    """Whether the loader reads a tile's input rows on the map as one command: rows of one pixel one after
+    another in DDR (a 1-D map as a column), which one command a row would read a beat or two a burst."""
+    return d.iw == 1 and d.in_row_bytes == 2 * engine.tn
+
+
 def skips_rows(d, engine: EngineV2) -> bool:
     """Whether the walker skips a grid row whose input row is off the map (one cycle instead of
     ``ow``) on the passes other than a row tile's first and final: only on grids at least Tn
@@ -256,7 +262,8 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
                 if beats_in:
                     start = taken = max(start, set_free[t % 2] + SET_WAIT)
                 data_end = start + dram.stream(beats_in)
-                w_cmd = cmd + count + 1
+                # the loader walks the tile's rows a cycle each, those on the map of a joined tile in one
+                w_cmd = cmd + (count - nv + 1 if nv and joined_rows(d, engine) else count) + 1
                 start = max(w_cmd + FETCH_ISSUE - 1 + dram.latency, data_end)
                 if not beats_in:
                     start = taken = max(start, set_free[t % 2] + SET_WAIT)
