@@ -76,13 +76,16 @@ WINDOWED_NETS = ("windowed3", "windowed5", "windowed23")
 # conv each on a copy, a global pool on a copy beside a stride-2 conv (mixed with the copy), a stride-2 exit
 # beside a 3 x 3 conv on a copy (mixed)
 FORK_NETS = ("fork1", "fork8", "fork17")
-# 1-D nets (tests.random_nets.conv1d_net, input (C, L), maps of one row): conv1d1024 a global pool of 38
-# columns summed over a ragged grid (13 positions of 3 passes, the last reading one column past the map),
-# a depthwise conv and a BatchNorm1d folded into a hidden Linear; conv1d5 a ceil-mode max-pool and an
-# average pool; conv1d1 a depthwise conv after a max-pool
-ONE_D_NETS = ("conv1d1024", "conv1d5", "conv1d1")
-# tests.random_nets.long_pool_net: global pools over a row of 300 (read as 2 rows of 150) and of 1000
-# (5 rows of 200, ragged grids); at 16 x 8 only (the 4 x 4 shape's buffers hold no such row)
+# 1-D nets (tests.random_nets.conv1d_net, input (C, L)), their maps as columns (lowering.ONE_D_COLUMNS) and,
+# with ROWS after the name, as one row: conv1d1024 a global pool of 38 samples summed over a ragged grid
+# (13 positions of 3 passes, the last reading one sample past the map), a depthwise conv and a BatchNorm1d
+# folded into a hidden Linear; conv1d5 a ceil-mode max-pool and an average pool; conv1d1 a depthwise conv
+# after a max-pool
+ROWS = "_rows"
+ONE_D_NETS = ("conv1d1024", "conv1d5", "conv1d1", "conv1d1024" + ROWS, "conv1d5" + ROWS, "conv1d1" + ROWS)
+# tests.random_nets.long_pool_net: global pools over a 1-D map of 300 (read as 20 rows of 15) and of 1000
+# (200 rows of 5, ragged grids); at 16 x 8 only (a global pool reads its whole map, which the 4 x 4 shape's
+# buffers do not hold)
 LONG_POOL_NETS = ("longpool300", "longpool1000")
 # tests.random_nets.padded_net: convolutions with unequal zero padding (a pad folded in, 'same' with even
 # kernels): padded2 a depthwise stride-2 conv padded (2, 1) columns and (2, 2) rows, padded4 'same' with a
@@ -102,8 +105,8 @@ STAGED_CAM_NETS = ("smallmap2", "smallmap13", "cropmap2")
 # 9 x 10 map to 3 x 20 x 22 (columns 11/5, rows by 4 then 5/9)
 # tests.random_nets.long_map_net: periods past a job's strides (capabilities.LONG_PHASES), the phases' rows as maps
 # of their own: longmap3's 7 x 4 map to 17 x 8 (columns by 2, rows 17/7); the 1-D maps' samples as rows of one
-# pixel (lowering.ONE_ROW_VIEWS): longmap2's 11 to 187 (by 17), longmap4's 12 to 96 (by 2, 2, 2); at 16 x 8 only:
-# the 4 x 4 shape's buffers hold no row of 96 or 187
+# pixel (their maps as columns, lowering.ONE_D_COLUMNS): longmap2's 11 to 187 (by 17), longmap4's 12 to 96 (by 2,
+# 2, 2)
 GATHERED_CAM_NETS = ("stretched6", "stretched4", "stretched2", "longmap3")
 ONE_D_CAM_NETS = ("longmap2", "longmap4")
 CAM_NETS = ("digits_resnet", "digits_mobilenet", "dag20", *STAGED_CAM_NETS, *GATHERED_CAM_NETS)
@@ -134,11 +137,15 @@ STALL_PROBABILITY = 0.3
 METHOD_LIST = (None, *METHODS)
 
 
-@functools.lru_cache(maxsize=None)
 def compiled(name: str):
     """(QGraph owner, one input image) for a zoo net or a random net ('random<seed>', 'pools<seed>',
-    'edge<seed>', 'dag<seed>', 'narrow<width>', 'residual<seed>', 'concat<seed>'), compiled with the methods of
-    ``method_list``."""
+    'edge<seed>', 'dag<seed>', 'narrow<width>', 'residual<seed>', 'concat<seed>'; a 1-D one's maps as one row
+    with ``ROWS`` after it), compiled with the methods of ``method_list``."""
+    return _compiled(name.removesuffix(ROWS))
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(name: str):
     kind = next((k for k in RANDOM_NETS if name.startswith(k)), None)
     if kind is not None:
         seed = int(name.removeprefix(kind))
@@ -161,14 +168,14 @@ def method_list(name: str) -> tuple:
 @functools.lru_cache(maxsize=None)
 def program(name: str, shape: str):
     acc, _ = compiled(name)
-    return lower(acc.qgraph, *SHAPES[shape], batch=BATCH.get(name, 2))
+    return lower(acc.qgraph, *SHAPES[shape], batch=BATCH.get(name, 2), as_columns=not name.endswith(ROWS))
 
 
 @functools.lru_cache(maxsize=None)
 def shared_params(shape: str) -> RtlV2Params:
     """One parameter set (one Verilator build) that runs every test net at this shape."""
     params = None
-    extra = (LONG_POOL_NETS + ONE_D_CAM_NETS if shape == "16x8" else ()) + (
+    extra = (LONG_POOL_NETS if shape == "16x8" else ()) + (ONE_D_CAM_NETS if shape in ("4x4", "16x8") else ()) + (
         (NARROW_NETS[shape],) if shape in NARROW_NETS else ())
     for name in (NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + PADDED_NETS + LEAKY_NETS + DILATED_NETS + BRANCHY_NETS
                  + WINDOWED_NETS + FORK_NETS + STAGED_CAM_NETS + GATHERED_CAM_NETS + extra):

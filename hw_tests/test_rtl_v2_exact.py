@@ -51,8 +51,8 @@ def test_rtl_v2_equals_golden_on_residual_nets(name, shape):
 @pytest.mark.parametrize("shape", ["4x4", "16x8"])
 @pytest.mark.parametrize("name", ONE_D_NETS)
 def test_rtl_v2_equals_golden_on_1d_nets(name, shape):
-    """1-D models (Conv1d, 1-D pools, BatchNorm1d) as maps of one row, with and without AXI stalls; a
-    global pool over a length with no exact split summed on a ragged grid."""
+    """1-D models (Conv1d, 1-D pools, BatchNorm1d), their maps as columns and as one row, with and without
+    AXI stalls; a global pool over a length with no exact split summed on a ragged grid."""
     _check(name, shape, 0.0)
     _check(name, shape, STALL_PROBABILITY)
 
@@ -113,8 +113,9 @@ def test_rtl_v2_equals_golden_on_readers_of_two_strides_or_sizes(name, shape):
 
 
 @pytest.mark.parametrize("name", LONG_POOL_NETS)
-def test_rtl_v2_equals_golden_on_a_global_pool_over_a_long_row(name):
-    """A 1-D map's row of 300 or 1000 positions summed as rows of a divisor of it (the summed job's view)."""
+def test_rtl_v2_equals_golden_on_a_global_pool_over_a_long_map(name):
+    """A 1-D map of 300 or 1000 samples, as a column, summed as rows of a divisor of it (the summed job's
+    view)."""
     _check(name, "16x8", STALL_PROBABILITY)
 
 
@@ -157,8 +158,7 @@ def test_rtl_v2_equals_golden_upsampling_grad_cam_maps_in_stages(name, shape):
     _check(name, shape, 0.0)
 
 
-@pytest.mark.parametrize("name,shape", [(n, s) for n in GATHERED_CAM_NETS for s in ("4x4", "16x8")]
-                         + [(n, "16x8") for n in ONE_D_CAM_NETS])
+@pytest.mark.parametrize("name,shape", [(n, s) for n in GATHERED_CAM_NETS + ONE_D_CAM_NETS for s in ("4x4", "16x8")])
 def test_rtl_v2_equals_golden_gathering_grad_cam_maps_in_phases(name, shape):
     """Maps whose PyTorch nearest table is no integer factor (3 rows to 28, 9 to 20, 12 columns to 6,
     7 to 17), gathered by phase jobs of input stride Q and output stride P (capabilities.upsampling),

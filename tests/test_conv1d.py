@@ -143,6 +143,28 @@ def test_a_random_1d_net_is_bit_exact_everywhere(seed):
     _refused_or_bit_exact_everywhere(seed, *conv1d_net(seed), may_refuse=False)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_a_1d_models_maps_as_columns_compute_what_its_rows_do(seed):
+    """``qgraph.maps_as_columns`` (how the engines may run a 1-D model, lowering.ONE_D_COLUMNS): golden on the
+    transposed graph, given the image as a column, makes the logits and, transposed back, the attribution of
+    every method that golden makes on the graph itself, bit for bit."""
+    from xaihls.golden import model as golden
+    from xaihls.quant.qgraph import maps_as_columns
+
+    net, shape, calibration = conv1d_net(seed)
+    acc = xaihls.compile(net, shape, calibration=calibration, ig_steps=3, backends=("golden",))
+    qg, cols = acc.qgraph, maps_as_columns(acc.qgraph)
+    c, _, length = qg.graph.input_shape
+    assert cols.graph.input_shape == (c, length, 1)
+    x = acc.graph.as_maps(torch.rand((2, *shape), generator=torch.Generator().manual_seed(seed)) * 2.0)
+    xt = x.transpose(2, 3)
+    assert torch.equal(golden.predict(cols, xt).logits, golden.predict(qg, x).logits)
+    for method in qg.methods:
+        want, got = golden.attribute(qg, x, method), golden.attribute(cols, xt, method)
+        assert torch.equal(got.logits, want.logits), method
+        assert torch.equal(got.attribution.transpose(-2, -1), want.attribution), method
+
+
 @pytest.mark.parametrize("length", [38, 300, 1000])
 def test_a_global_pool_over_a_long_row_is_summed_and_bit_exact(length):
     """A global average pool over 38 positions (no exact split: a ragged grid), 300 (the row read as 2
@@ -163,13 +185,52 @@ def test_a_global_pool_over_a_long_row_is_summed_and_bit_exact(length):
 
 
 def test_a_row_no_engine_buffer_holds_is_refused_naming_the_layer():
-    model = torch.nn.Sequential(torch.nn.Conv1d(1, 4, 5, padding=2), torch.nn.ReLU(), torch.nn.Flatten(),
-                                torch.nn.Linear(4 * 16000, 2)).eval()
+    """A 2-D map of 4,000 columns: a row tile of its 3 x 3 convolution reads 3 rows of 4,000 words."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 3 * 4000, 2)).eval()
     with pytest.raises(XaiHlsError) as e:
-        xaihls.compile(model, (1, 16000), calibration=torch.rand(2, 1, 16000), methods=("saliency",),
+        xaihls.compile(model, (1, 3, 4000), calibration=torch.rand(2, 1, 3, 4000), methods=("saliency",),
                        backends=("golden", "program"))
     assert "no engine can hold one row" in str(e.value) and "layer '0': one row tile needs" in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_a_1d_model_longer_than_a_jobs_map_fields_is_refused_in_one_line():
+    """A second of raw 16 kHz audio: more samples than a job's 12-bit map fields hold."""
+    model = torch.nn.Sequential(torch.nn.Conv1d(1, 4, 5, padding=2), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool1d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
+    with pytest.raises(XaiHlsError) as e:
+        xaihls.compile(model, (1, 16000), calibration=torch.rand(2, 1, 16000), methods=("saliency",),
+                       backends=("golden", "program"))
+    assert "the input has 16000 samples; the engine's jobs take maps of at most 4095 a side" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_a_long_1d_map_runs_as_columns_in_small_buffers_and_is_bit_exact():
+    """4,000 samples, which a row tile of the map as one row (4,000 words an input row) would need an
+    8,192-word input buffer for: as a column (``lowering.ONE_D_COLUMNS``) a row tile is a few samples,
+    so the engine's buffers are a fraction of that, and program and csim match golden bit for bit."""
+    from xaihls.plan import lowering
+
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Conv1d(2, 8, 7, stride=2, padding=3), torch.nn.ReLU(), torch.nn.MaxPool1d(4),
+                                torch.nn.Conv1d(8, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool1d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(8, 3)).eval()
+    shape = (2, 4000)
+    acc = xaihls.compile(model, shape, calibration=torch.randn(4, *shape), methods=("saliency", "grad_cam"),
+                         backends=("golden", "program", "csim"))
+    program = acc.plan.program
+    assert program.header["in_h"] == 1 and program.header["in_w"] == 4000  # the image as the network has it
+    first = program.forward[0]
+    assert (first.ih, first.iw, first.oh, first.ow) == (4000, 1, 2000, 1)
+    assert acc.plan.engine.in_depth <= 1024, acc.plan.engine
+    x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(4))
+    for method in (None, "saliency", "grad_cam"):
+        g = acc.run(x, method)
+        for backend in ("program", "csim"):
+            r = acc.run(x, method, backend=backend)
+            assert torch.equal(r.logits, g.logits) and (method is None or torch.equal(r.attribution, g.attribution))
+    assert lowering.ONE_D_COLUMNS
 
 
 def test_a_global_pool_the_engine_cannot_split_is_refused_in_one_line():

@@ -157,7 +157,8 @@ def test_a_residual_blocks_gradient_sum_steps_over_the_zeros():
             program = lower(acc.qgraph, Shape(8, 4, 4), Buffers(4096, 1024, 4096))
         finally:
             lowering.TAP_STEPS = True
-        walked = {(d.kx, d.ikx) for d in program.backward if d.src_b}  # the two-source jobs: the sums
+        # the two-source jobs: the sums (a 1-D model's maps run as columns, lowering.ONE_D_COLUMNS)
+        walked = {(d.ky, d.iky) for d in program.backward if d.src_b}
         assert walked == ({(3, -1), (3, -2), (5, -2), (9, -2)} if steps else {(3, -1), (5, -1), (9, -1), (17, -1)})
-        macs[steps] = sum(timing.network_macs(d, acc.graph.layers) for d in program.backward)
+        macs[steps] = sum(timing.network_macs(d, program.qgraph.graph.layers) for d in program.backward)
     assert macs[True] == macs[False] > 0

@@ -330,17 +330,18 @@ def test_channel_weights_summed_in_the_write_back_take_maps_past_one_jobs_passes
 
 
 def test_a_map_longer_than_the_write_backs_sums_is_refused_naming_the_layer():
-    """A 1-D model whose last conv's map is 300 long: the sum in the write-back covers 15 blocks of
-    15 pixels a side."""
+    """A 1-D model whose last conv's map is 227 long, a prime: the sum in the write-back covers 15 blocks
+    of 15 pixels a side, and a 1-D map read as rows of a divisor of its length (300 as 20 x 15) has
+    none to read it by."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
                           nn.Linear(4, 3)).eval()
     with pytest.raises(XaiHlsError) as e:
-        xaihls.compile(model, (2, 300), calibration=torch.rand(8, 2, 300), methods=("grad_cam",),
+        xaihls.compile(model, (2, 227), calibration=torch.rand(8, 2, 227), methods=("grad_cam",),
                        backends=("golden", "program"))
     message = str(e.value)
-    assert "\n" not in message and "grad_cam_layer '0': its map is 1x300" in message, message
-    assert "at most 225 pixels a side" in message, message
+    assert "\n" not in message and "grad_cam_layer '0': its map is 1x227" in message, message
+    assert "at most 225 pixels a side, a longer 1-D map as rows of a divisor of its length" in message, message
 
 
 def test_ds_cnns_map_upsampled_with_its_last_row_cropped_is_bit_exact():

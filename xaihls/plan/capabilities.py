@@ -41,6 +41,19 @@ def _layer_refusal(q) -> str | None:
     return None
 
 
+def _map_refusal(graph) -> str | None:
+    """A map with more rows or columns (a 1-D model's samples) than a job's fields hold: one line naming the
+    tensor, or None."""
+    side = field_limit(DESCRIPTOR, "ih")
+    for k in range(len(graph.layers) + 1):
+        shape = graph.tensor_shape(k)
+        if len(shape) == 3 and max(shape[1:]) > side:
+            what = "the input has" if k == 0 else f"layer '{graph.layers[k - 1].name}' outputs"
+            size = f"{shape[2]} samples" if graph.sample_shape else f"a {shape[1]}x{shape[2]} map"
+            return f"{what} {size}; the engine's jobs take maps of at most {side} a side"
+    return None
+
+
 def rectifiers_in_a_row(graph) -> str | None:
     """A ReLU/ReLU6 reading a ReLU/ReLU6's output (through Flattens), which no job runs: one line, or None.
     The front end merges such a pair where the first one's output feeds nothing else; a pair whose
@@ -270,16 +283,17 @@ def cam_refusal(qg) -> str | None:
     """Why the Program cannot run the Grad-CAM methods of ``qg`` (one line naming the layer), or None:
     the channel weights are a job of one pass a pixel of the layer's map, or its sum in the write-back
     (a grid of blocks, as a global average pool's), the upsampling one ``upsampling`` makes."""
-    from xaihls.plan.lowering import CAM_SUMS, sum_split  # lowering imports this module
+    from xaihls.plan.lowering import CAM_SUMS, sum_split, sum_view  # lowering imports this module
 
     graph = qg.graph
     name = qg.cam_layer
     _, h, w = graph.layers[graph.tensor_index(name) - 1].out_shape
     passes = field_limit(DESCRIPTOR, "ky")
-    if max(h, w) > passes and (not CAM_SUMS or sum_split(h, w) is None):
+    if max(h, w) > passes and (not CAM_SUMS or sum_split(*sum_view(h, w)) is None):
         side = field_limit(DESCRIPTOR, "pool_kh") * field_limit(DESCRIPTOR, "isy")
+        longer = ", a longer 1-D map as rows of a divisor of its length" if CAM_SUMS and min(h, w) == 1 else ""
         return (f"grad_cam_layer '{name}': its map is {h}x{w}; the engine averages the layer's gradient over at most "
-                f"{side if CAM_SUMS else passes} pixels a side (choose a later layer)")
+                f"{side if CAM_SUMS else passes} pixels a side{longer} (choose a later layer)")
     try:
         upsampling(qg)
     except XaiHlsError as exc:
@@ -294,7 +308,7 @@ def program_refusal(qg) -> str | None:
         what = _layer_refusal(q)
         if what is not None:
             return what
-    what = rectifiers_in_a_row(graph)
+    what = rectifiers_in_a_row(graph) or _map_refusal(graph)
     if what is not None:
         return what
     try:

@@ -42,7 +42,7 @@ from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BY
                                   PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Unpool, field_limit,
                                   fold_offset)
 from xaihls.plan.dag import RECTIFIERS, canon, grad_dest, grad_store, is_copy, structure, unweighted
-from xaihls.quant.qgraph import QGraph, spread
+from xaihls.quant.qgraph import QGraph, maps_as_columns, spread
 
 ALIGN = 64  # every DDR region starts on a 64-byte boundary
 
@@ -213,12 +213,13 @@ class Lowered:
     regions: tuple[Region, ...]
     blobs: tuple[tuple[int, np.ndarray], ...]  # (address, int64 values stored as int16)
     init_end: int
-    qgraph: QGraph = field(repr=False)
+    qgraph: QGraph = field(repr=False)  # the network as the jobs see it (a 1-D model's maps as columns), undilated
     slots: "Slots | None" = None  # how the batched lists address each slot (batch > 1)
     cam: tuple[Job, ...] = ()  # the Grad-CAM list (docs/dag.md, "Grad-CAM on the engine")
     # a job -> its twin, the same work mapped another way (LANES lane groups, a global pool SUM, an Add a
     # block at a time: one job or several): the tiler keeps the cheaper (``tiled``)
     twins: dict[Job, tuple[Job, ...]] = field(default_factory=dict)
+    as_columns: bool = False  # a 1-D model's maps run as columns (``maps_as_columns``)
 
 
 def _diag_blob(taps: int, value, shape: Shape) -> np.ndarray:
@@ -341,6 +342,12 @@ def _as_lanes(d: dict, channels: int, shape: Shape) -> dict:
                 ow=-(-d["ow"] // groups), isx=groups * d["isx"], kx=d["kx"] + (groups - 1) * d["isx"],
                 ix0=d["ix0"] + ((groups - 1) * d["isx"] if d["ikx"] < 0 else 0))
 
+
+ONE_D_COLUMNS = True
+"""Whether a 1-D model's maps may run as columns, (C, L, 1) (``qgraph.maps_as_columns``): a row tile is then
+a few samples, so no buffer has to hold a whole map's row. The bytes in DDR are the same either way;
+the planner weighs both and keeps the faster (on short maps a row can be), ``lower_jobs`` takes columns
+unless told. False: rows only, as before (to measure)."""
 
 FOLD_IMAGE = True
 """Whether a thin first convolution reads a folded image (several image pixels in one word, so
@@ -560,15 +567,22 @@ def fusable_pool(qg: QGraph, i: int) -> bool:
     return all(qg.grad_fmt(m, i + 1).frac == qg.grad_fmt(m, i).frac for m in qg.grad_formats)
 
 
-def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: int = 1) -> Lowered:
+def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: int = 1,
+               as_columns: bool | None = None) -> Lowered:
     """The jobs of ``qg`` for an engine of ``shape``, untiled, and the DDR memory map
     (``fuse_pools``: see FUSE_POOL_BACKWARD, its default). With ``batch`` > 1, every tensor a run
     writes, every ReLU's bits and every max-pool's indices have ``batch`` slots, for the batched
-    lists ``tiled`` makes (docs/engine_v2.md, "Batched lists")."""
+    lists ``tiled`` makes (docs/engine_v2.md, "Batched lists"). ``as_columns``: whether a 1-D model's
+    maps run as columns (default ``ONE_D_COLUMNS``; the planner weighs both)."""
     fuse_pools = FUSE_POOL_BACKWARD if fuse_pools is None else fuse_pools
+    as_columns = ONE_D_COLUMNS if as_columns is None else as_columns
     if not 1 <= batch <= field_limit(HEADER, "batch"):
         raise XaiHlsError(f"batch {batch} outside 1..{field_limit(HEADER, 'batch')}")
-    original, qg = qg, spread(qg)  # a dilated convolution runs as its spread; the Program keeps the network's
+    # a 1-D model's maps run as columns (ONE_D_COLUMNS) and a dilated convolution as its spread; the Program keeps the
+    # graph as its jobs see it but undilated (``viewed``), its header the image as the network has it (``original``)
+    original = qg
+    viewed = maps_as_columns(qg) if as_columns else qg
+    qg = spread(viewed)
     graph = qg.graph
     layers = graph.layers
     reads, users = graph.input_tensors, graph.consumers
@@ -584,7 +598,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     dag = structure(graph)  # the tensors stored side by side (a chain: none)
     act_pair, grad_pair = dag.pairs()
     cam = cam_tensor(qg)  # the tensor the Grad-CAM list reads (its layer's output), or None
-    fold = image_fold(original, shape)  # the folded image the first convolution reads, or None
+    fold = image_fold(viewed, shape)  # the folded image the first convolution reads, or None
     stages = upsampling(qg) if cam is not None else []  # the Grad-CAM map's upsampling
 
     # the shape whose blocked layout each tensor's bytes follow: a Flatten or a ReLU keeps its
@@ -716,7 +730,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     twins: dict[Job, tuple[Job, ...]] = {}  # a job -> its twin (Lowered.twins)
     # a dilated convolution (run as its spread): its dilation, and where its backward reads a fused pool's
     # gradient through the kept indices (an UNPOOL job steps one column a tap)
-    dilation = {i: layer.dilation for i, layer in enumerate(original.graph.layers)
+    dilation = {i: layer.dilation for i, layer in enumerate(viewed.graph.layers)
                 if isinstance(layer, Conv2d) and layer.dilated}
     unpooled = {p - 2 if isinstance(layers[p - 1], ReLU) else p - 1 for p, layer in enumerate(layers)
                 if fuse_pools and isinstance(layer, MaxPool2d) and fusable_pool(qg, p)}
@@ -953,7 +967,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         r_code, r_fmt = cam_reciprocal(ch, cw, qg.width)
         cam_passes = field_limit(DESCRIPTOR, "ky")
         cam_mean = diag(r_code, ch * cw) if max(ch, cw) <= cam_passes else None
-        cam_grid = sum_split(ch, cw) if CAM_SUMS else None
+        cam_view = sum_view(ch, cw)
+        cam_grid = sum_split(*cam_view) if CAM_SUMS else None
         cam_summed = diag(r_code, cam_grid[2] * cam_grid[3]) if cam_grid is not None else None
         cam_weights_addr = alloc.take("grad_cam channel weights", -(-cc // tn) * shape.tm * tn * 2)
         c_in = graph.input_shape[0]
@@ -1191,11 +1206,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             passes = field_limit(DESCRIPTOR, "kx")
             if isinstance(layer, AvgPool2d) and summed is None and max(layer.kernel) > passes:
                 grid, block = field_limit(DESCRIPTOR, "pool_kh"), field_limit(DESCRIPTOR, "isy")
+                window = original.graph.layers[i].kernel  # as the network has it (a 1-D model's row)
                 raise XaiHlsError(
-                    f"layer '{layer.name}': an average pool over {layer.kernel[0]} x {layer.kernel[1]} pixels; the "
+                    f"layer '{layer.name}': an average pool over {window[0]} x {window[1]} pixels; the "
                     f"engine sums a window of at most {passes} a side a pass a pixel, or a global one on a grid of at "
-                    f"most {grid} positions of {block} pixels a side (a row longer than that read as rows of a divisor "
-                    "of its length)")
+                    f"most {grid} positions of {block} pixels a side (a 1-D map longer than that read as rows of a "
+                    "divisor of its length)")
             if summed is not None:
                 grid_h, grid_w, taps_h, taps_w = summed
                 _, view_h, view_w = _pool_view(layer)
@@ -1482,9 +1498,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     grad_input = grad_tensor(0)
     cam_jobs: list[Job] = []
     if cam is not None:
-        cam_jobs, cam_twins = _cam_list(qg, cam, shape, alloc, layout, act, forward, spans, attr,
-                                        (cam_mean, (cam_grid, cam_summed) if cam_grid is not None else None), r_fmt,
-                                        cam_weights_addr, cam_spread, cam_mask, stages,
+        summed = (cam_grid, cam_view, cam_summed) if cam_grid is not None else None
+        cam_jobs, cam_twins = _cam_list(qg, cam, shape, alloc, layout, act, forward, spans, attr, (cam_mean, summed),
+                                        r_fmt, cam_weights_addr, cam_spread, cam_mask, stages,
                                         cam_gradient(cam, cam_unruled))
         twins.update(cam_twins)
     # the controller steps through the slots of the image, the work tensor, the input gradient
@@ -1493,6 +1509,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
 
     af = qg.attribution_formats
     gf = [qg.grad_fmt(ReluBackward(k), 0).frac if ReluBackward(k) in qg.grad_formats else 0 for k in range(3)]
+    # the image as the host writes it: the network's shape; a 1-D model's columns fold as its row would (the same
+    # bytes: ``fold_image``'s slots of a one-row fold are those of the one-column fold)
+    _, in_h, in_w = original.graph.input_shape
+    fold_rows, fold_cols = (fold[0].f, fold[1].f) if fold else (1, 1)
+    if viewed is not original:
+        fold_rows, fold_cols = fold_cols, fold_rows
     header = dict(
         magic=PROGRAM_MAGIC, version=PROGRAM_VERSION, tm=shape.tm, tn=tn, beat_elems=shape.beat_elems,
         desc_words=DESCRIPTOR.words, n_forward=len(forward), n_backward=len(backward), forward_addr=forward_addr,
@@ -1500,8 +1522,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         backward_batch_addr=backward_batch_addr, slot_bytes=alloc.slot_bytes.get(work.addr, 0), image_addr=image.addr, work_addr=work.addr, baseline_addr=baseline.addr,
         ig_table_addr=ig_table_addr, logits_addr=logits.addr, logits_save_addr=logits_save.addr,
         result_addr=result_addr, attr_addr=attr.addr, grad_input_addr=grad_input.addr, total_bytes=alloc.top,
-        classes=qg.graph.num_classes, in_c=c, in_h=h, in_w=w, fold_rows=fold[0].f if fold else 1,
-        fold_cols=fold[1].f if fold else 1, input_elems=image.elems, input_frac=qg.input_fmt.frac,
+        classes=qg.graph.num_classes, in_c=c, in_h=in_h, in_w=in_w, fold_rows=fold_rows, fold_cols=fold_cols,
+        input_elems=image.elems, input_frac=qg.input_fmt.frac,
         grad_frac0=gf[0], grad_frac1=gf[1], grad_frac2=gf[2], ixg_frac=af.input_x_gradient.frac,
         ig_sum_frac=af.ig_summed_gradient.frac, ig_frac=af.integrated_gradients.frac, data_width=qg.width,
         index_bits=index_bits, mask_bits=bits, index_entries=entries, targets_addr=targets_addr,
@@ -1513,7 +1535,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     assert len(forward) <= fwd_max and len(backward) <= bwd_max and len(cam_jobs) <= cam_room, "descriptor room"
     slots = Slots(batch, dict(alloc.slot_bytes), mask_slot, index_slot) if batch > 1 else None
     return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end,
-                   original, slots, tuple(cam_jobs), twins)
+                   viewed, slots, tuple(cam_jobs), twins, viewed is not original)
 
 
 def _cam_activations(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, act: dict[int, Tensor],
@@ -1596,8 +1618,9 @@ def _cam_list(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, a
     one = (Job(**weights, **mean, flags=flags(Flag.DIAG), ky=ch, kx=cw, isy=1, isx=1, oh=1, ow=1)
            if mean is not None else None)
     if summed is not None:
-        (gh, gw, th, tw), fields = summed
-        twin = Job(**weights, **fields, flags=flags(Flag.DIAG, Flag.POOL, Flag.SUM), ky=th, kx=tw, isy=th, isx=tw,
+        (gh, gw, th, tw), (vh, vw), fields = summed
+        twin = Job(**dict(weights, ih=vh, iw=vw, in_row_bytes=vw * tn * 2), **fields,
+                   flags=flags(Flag.DIAG, Flag.POOL, Flag.SUM), ky=th, kx=tw, isy=th, isx=tw,
                    oh=gh, ow=gw, pool_kh=gh, pool_kw=gw, pool_sh=gh, pool_sw=gw, pool_oh=1, pool_ow=1)
         if one is None:
             one = twin
@@ -1751,14 +1774,20 @@ def sum_split(h: int, w: int) -> tuple[int, int, int, int] | None:
 
 
 def _pool_view(layer: AvgPool2d) -> tuple[int, int, int]:
-    """The map a global pool's summed job reads: its input, or a row too long for one side of the grid
-    (a 1-D model's, past 15 x 15 pixels) read as rows of an exact divisor of its length, the same bytes
-    (pixel x of the row is pixel (x // w, x % w) of the view)."""
+    """The map a global pool's summed job reads (``sum_view``)."""
     c, h, w = layer.in_shape
+    return (c, *sum_view(h, w))
+
+
+def sum_view(h: int, w: int) -> tuple[int, int]:
+    """The map a sum in the write-back reads (a global pool's, Grad-CAM's channel weights): h x w, or a
+    row or column too long for one side of the grid (a 1-D model's, past 15 x 15 pixels) read as rows
+    of an exact divisor of its length, the same bytes (sample x is pixel (x // b, x % b) of the view)."""
     side = ((1 << DESCRIPTOR.by_name["pool_kh"].field.bits) - 1) * ((1 << DESCRIPTOR.by_name["isy"].field.bits) - 1)
-    if h != 1 or w <= side:
-        return c, h, w
-    return next(((c, w // b, b) for b in range(side, 0, -1) if w % b == 0 and w // b <= side), (c, h, w))
+    n = h * w
+    if min(h, w) != 1 or max(h, w) <= side:
+        return h, w
+    return next(((n // b, b) for b in range(side, 0, -1) if n % b == 0 and n // b <= side), (h, w))
 
 
 def _vector(t: Tensor) -> Tensor:
@@ -2341,7 +2370,7 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
                      forward_batch, backward_batch, cam)
 
 
-def lower(qg: QGraph, shape: Shape, buffers: Buffers, batch: int = 1) -> ProgramV2:
+def lower(qg: QGraph, shape: Shape, buffers: Buffers, batch: int = 1, as_columns: bool | None = None) -> ProgramV2:
     """The Program v2 of ``qg`` for an engine of ``shape`` with ``buffers`` (``batch``: slots of
-    its batched lists)."""
-    return encode(lower_jobs(qg, shape, batch=batch), buffers)
+    its batched lists; ``as_columns``: ``lower_jobs``'s)."""
+    return encode(lower_jobs(qg, shape, batch=batch, as_columns=as_columns), buffers)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import MaxPool2d, ReLU
+from xaihls.plan import lowering
 from xaihls.plan import resources as resource_model
 from xaihls.plan.boards import Board
 from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate, ig_elems
@@ -183,7 +184,9 @@ def _costs(timing, qg: QGraph, engine: EngineV2, h: dict, lists: tuple) -> tuple
     """What the planner weighs of job ``lists`` (forward, backward, Grad-CAM, batched forward,
     batched backward; the inputs kept as ``encode`` keeps them on ``engine``'s input buffer):
     (forward costs, backward costs, Grad-CAM costs, the cycles of predict and every method, an
-    image-batch start's cycles for each run it serves (empty without batched lists))."""
+    image-batch start's cycles for each run it serves (empty without batched lists)). ``qg``: the
+    network as the jobs see it (``Lowered.qgraph``: a 1-D model's maps perhaps as columns), whose
+    layers give each job's MACs."""
     forward, backward, cam, fbatch, bbatch = (kept_inputs(jobs, engine.in_depth) for jobs in lists)
     layers = qg.graph.layers
     fwd = tuple(timing.job_cost(d, engine, "forward", layers=layers) for d in forward)
@@ -243,8 +246,10 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     best_of: dict[tuple[int, int], tuple[Candidate, object, Buffers]] = {}
     memo: dict = {}
     why = ""
-    for tm, tn in arrays:
-        lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems))
+    # a 1-D model's maps as one row or as a column (lowering.ONE_D_COLUMNS): the same bytes, weighed like buffers
+    views = (False, True) if qg.graph.sample_shape and lowering.ONE_D_COLUMNS else (None,)
+    for (tm, tn), as_columns in itertools.product(arrays, views):
+        lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems), as_columns=as_columns)
         w_depth = weight_depth(lowered)
         for in_depth in IN_DEPTHS:
             for out_depth in OUT_DEPTHS:
@@ -263,7 +268,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                 in_used, out_used, w_used = buffer_needs(forward + backward + cam, tm)
                 engine = replace(engine, in_depth=in_used, out_depth=out_used, w_depth=w_used)
                 res = model.estimate(engine)
-                _, _, _, cycles, _ = _costs(timing, qg, engine, dict(h, n_backward_cam=n_backward_cam),
+                _, _, _, cycles, _ = _costs(timing, lowered.qgraph, engine, dict(h, n_backward_cam=n_backward_cam),
                                             (forward, backward, cam, (), ()))
                 workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
                 cand = Candidate(engine, res, cycles, workload, _fits(res, board, cap))
@@ -294,7 +299,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     program = encode(lowered, buffers, _row_tile_cost(timing, cand.engine, memo))
     # the figures of the Program as encoded (its kept inputs on the engine built for it)
     p = program
-    fwd, bwd, cams, cycles, image_batch = _costs(timing, qg, cand.engine, p.header,
+    fwd, bwd, cams, cycles, image_batch = _costs(timing, p.qgraph, cand.engine, p.header,
                                                  (p.forward, p.backward, p.cam, p.forward_batch, p.backward_batch))
     assert cycles == cand.method_cycles, "the Program encoded is not the one the planner weighed"
     return PlanV2(board, cand.engine, program, cand.resources, fwd, bwd, cap, slack, qg.ig_steps,
@@ -323,7 +328,7 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, board: Board,
     figure = {1: cand.method_cycles["integrated_gradients"] if ig
               else sum(cand.method_cycles[m or "predict"] for m in _image_methods(qg))}
     for batch in (b for b in BATCHES if not ig or b <= qg.ig_steps):
-        low = lower_jobs(qg, lowered.shape, batch=batch)
+        low = lower_jobs(qg, lowered.shape, batch=batch, as_columns=lowered.as_columns)
         h = low.header
         cost = _row_tile_cost(timing, cand.engine, memo)
         forward, backward, n_backward_cam = tiled(low, buffers, cost)
@@ -338,7 +343,7 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, board: Board,
         if not _fits(res, board, cap):
             too_large = batch
             break
-        _, _, _, method_cycles, starts = _costs(timing, qg, engine, dict(h, n_backward_cam=n_backward_cam),
+        _, _, _, method_cycles, starts = _costs(timing, low.qgraph, engine, dict(h, n_backward_cam=n_backward_cam),
                                                 (forward, backward, tiled_cam(low, buffers, cost), *lists))
         workload = method_cycles["predict"] + sum(method_cycles[m] for m in qg.methods)
         options[batch] = (Candidate(engine, res, method_cycles, workload, True), low)
@@ -420,9 +425,14 @@ def describe(p: PlanV2, methods=None) -> str:
     if h["fold_rows"] * h["fold_cols"] > 1:
         first = p.program.forward[0]
         kh, kw = p.program.qgraph.graph.layers[0].kernel
-        lines.append(f"image folded {h['fold_rows']} x {h['fold_cols']}: the host writes each pixel's neighbours "
-                     f"after its {h['in_c']} channels, so the first convolution's {kh} x {kw} taps take "
-                     f"{first.ky * first.kx} passes")
+        if qg.graph.sample_shape:  # a 1-D model (its maps run as columns)
+            lines.append(f"image folded {h['fold_rows'] * h['fold_cols']} samples a word: the host writes each "
+                         f"sample's neighbours after its {h['in_c']} channels, so the first convolution's "
+                         f"{kh * kw} taps take {first.ky * first.kx} passes")
+        else:
+            lines.append(f"image folded {h['fold_rows']} x {h['fold_cols']}: the host writes each pixel's neighbours "
+                         f"after its {h['in_c']} channels, so the first convolution's {kh} x {kw} taps take "
+                         f"{first.ky * first.kx} passes")
     ig_bram = p.resources.breakdown.get("BRAM_18K by memory", {}).get(resource_model.IG_LANES, 0)
     if p.engine.input_elems and ig_bram > p.resources.bram_18k // 4:
         lines.append(f"integrated gradients: the engine keeps the sums of the {p.engine.input_elems:,}-element blocked "

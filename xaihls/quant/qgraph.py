@@ -147,3 +147,38 @@ def spread(qg: QGraph) -> QGraph:
                    if isinstance(q.layer, Conv2d) and q.layer.dilated else q for q in qg.layers)
     graph = dataclasses.replace(qg.graph, layers=tuple(q.layer for q in layers))
     return dataclasses.replace(qg, graph=graph, layers=layers)
+
+
+def _transposed(value):
+    """A map's shape (C, H, W) as (C, W, H), a window's (rows, columns) as (columns, rows); anything else as is."""
+    if isinstance(value, tuple) and len(value) in (2, 3) and all(isinstance(v, int) for v in value):
+        return (*value[:-2], value[-1], value[-2])
+    return value
+
+
+def maps_as_columns(qg: QGraph) -> QGraph:
+    """A 1-D model's graph with its maps as columns: (C, L, 1) instead of (C, 1, L), each window's rows and
+    columns swapped, every kernel and reciprocal map transposed. Both hold a map's samples in the same
+    order, so every tensor's bytes in the blocked layout are the same (a Flatten too); the engines run
+    it this way, so that a row tile is a few samples rather than the whole map (docs/frontend.md,
+    "1-D models"). ``qg`` itself for a 2-D model."""
+    if qg.graph.sample_shape is None:
+        return qg
+    fields = ("in_shape", "out_shape", "kernel", "stride", "padding", "dilation")
+
+    def layer(lay: Layer) -> Layer:
+        changes = {f: _transposed(getattr(lay, f)) for f in fields if hasattr(lay, f)}
+        if isinstance(lay, Conv2d):
+            changes["weight"] = lay.weight.transpose(2, 3).contiguous()
+        return dataclasses.replace(lay, **changes)
+
+    def qlayer(q: QLayer) -> QLayer:
+        weight = q.weight
+        if isinstance(q.layer, Conv2d) or (isinstance(q.layer, AvgPool2d) and weight is not None and weight.dim() == 2):
+            weight = weight.transpose(-2, -1).contiguous()
+        return dataclasses.replace(q, layer=layer(q.layer), weight=weight)
+
+    layers = tuple(qlayer(q) for q in qg.layers)
+    graph = dataclasses.replace(qg.graph, input_shape=_transposed(qg.graph.input_shape),
+                                layers=tuple(q.layer for q in layers))
+    return dataclasses.replace(qg, graph=graph, layers=layers)

@@ -166,7 +166,7 @@ def parameters_header(program: ProgramV2 | None, engine: EngineV2) -> str:
     }
     if program is not None:
         graph = program.qgraph.graph
-        network = (f"// Network: input {'x'.join(map(str, graph.input_shape))}, {graph.num_classes} classes, "
+        network = (f"// Network: input {'x'.join(map(str, graph.data_shape))}, {graph.num_classes} classes, "
                    f"{len(graph.layers)} layers. ")
     else:
         network = "// The C-simulation library of an engine (any Program that fits it). "
