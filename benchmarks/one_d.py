@@ -1,0 +1,128 @@
+"""1-D models with their maps as one row or as a column (``lowering.ONE_D_COLUMNS``): the engine the
+planner takes for each, its resources by the fitted model, and predict and saliency on the RTL
+(Verilator) against golden and the cycle model.
+
+Run: ``python -m benchmarks.one_d [--models ecg_187 ...] [--board pynq-z2]``, under the shared
+heavy-tool lock. For each model (random weights, eight random calibration samples): compiled with
+saliency, then planned for the board twice, ``rows`` (ONE_D_COLUMNS off: every map one row, as
+before 2026-12-06) and ``planner`` (the planner weighs rows and columns and keeps the faster);
+each plan's Program simulated for predict and saliency on one Verilator build of its engine
+(SystemVerilog DDR model at latency 24), every run compared with golden bit for bit and with
+``timing.method_cycles``. A plan the board cannot hold is recorded with its refusal. Results in
+benchmarks/results/one_d.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import xaihls
+from benchmarks.grad_cam import _conv_pool_net
+from xaihls.backends.rtl.v2 import sim
+from xaihls.backends.rtl.v2.params import rtl_params
+from xaihls.errors import XaiHlsError
+from xaihls.executor import quantize_input
+from xaihls.methods import METHOD_CODES, PREDICT_CODE
+from xaihls.plan import lowering
+from xaihls.plan.boards import load_board
+from xaihls.plan.planner_v2 import plan_v2
+from xaihls.plan.timing import method_cycles
+
+RESULTS = Path(__file__).parent / "results"
+RUNS = (None, "saliency")
+
+
+def _raw_audio(length: int) -> nn.Module:
+    """A raw-waveform keyword-spotting CNN (M5's pattern, narrower): a strided wide first conv, then
+    3-tap convs and max-pools of 4, a global pool and a Linear."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv1d(1, 16, 9, stride=2, padding=4), nn.BatchNorm1d(16), nn.ReLU(), nn.MaxPool1d(4),
+                         nn.Conv1d(16, 32, 3, padding=1), nn.BatchNorm1d(32), nn.ReLU(), nn.MaxPool1d(4),
+                         nn.Conv1d(32, 64, 3, padding=1), nn.BatchNorm1d(64), nn.ReLU(), nn.AdaptiveAvgPool1d(1),
+                         nn.Flatten(), nn.Linear(64, 10)).eval()
+
+
+# (input shape, the model): ecg_187 an MIT-BIH heartbeat; har_128 a UCI-HAR window of 9 inertial channels;
+# kws_40x98 keyword spotting on 98 frames of 40 MFCCs as channels; ecg_1000 a 10-second 12-lead PTB-XL record at
+# 100 Hz; audio_4000 half a second of 8 kHz audio
+MODELS = {
+    "ecg_187": ((1, 187), lambda: _conv_pool_net((1, 187), (16, 32, 32, 64), 5)),
+    "har_128": ((9, 128), lambda: _conv_pool_net((9, 128), (32, 64, 64), 6)),
+    "kws_40x98": ((40, 98), lambda: _conv_pool_net((40, 98), (64, 64, 64), 12)),
+    "ecg_1000": ((12, 1000), lambda: _conv_pool_net((12, 1000), (32, 32, 64, 64), 5)),
+    "audio_4000": ((1, 4000), lambda: _raw_audio(4000)),
+}
+
+
+def measure(name: str, board: str) -> dict:
+    shape, build = MODELS[name]
+    calibration = torch.randn((8, *shape), generator=torch.Generator().manual_seed(1))
+    acc = xaihls.compile(build(), shape, calibration=calibration, backends=("golden",), methods=("saliency",))
+    x = calibration[:1]
+    x_q = quantize_input(acc.qgraph, acc.graph.as_maps(x))[0][0].numpy()
+    runs = [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": sim.ig_table(2, "trapezoid", acc.qgraph.width),
+             "target": -1, "steps": 2, "method": PREDICT_CODE if m is None else METHOD_CODES[m]} for m in RUNS]
+    golden = [acc.run(x, m) if m else acc.run(x) for m in RUNS]
+    plans = {}
+    for label, columns in (("rows", False), ("planner", True)):
+        lowering.ONE_D_COLUMNS = columns
+        try:
+            plan = plan_v2(acc.qgraph, load_board(board))
+        except XaiHlsError as exc:
+            plans[label] = {"refused": str(exc)}
+            continue
+        finally:
+            lowering.ONE_D_COLUMNS = True
+        program, engine = plan.program, plan.engine
+        model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
+        res = sim.simulate(program, rtl_params(program, engine), runs)
+        rows = []
+        for m, r, g in zip(RUNS, res, golden):
+            exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy())
+                     and (m is None or np.array_equal(r["attribution"], acc.graph.as_maps(g.attribution)[0].numpy())))
+            rows.append({"run": m or "predict", "cycles": r["cycles"],
+                         "model_cycles": method_cycles(program, model_engine, m), "bit_exact": bool(exact)})
+        first = program.forward[0]
+        plans[label] = {"tm": engine.tm, "tn": engine.tn, "in_depth": engine.in_depth, "out_depth": engine.out_depth,
+                        "columns": first.iw == 1 and first.ih > 1, "bram_18k": plan.resources.bram_18k,
+                        "lut": plan.resources.lut, "runs": rows}
+    return {"model": name, "shape": list(shape), "board": board, "plans": plans}
+
+
+def markdown(results: list[dict]) -> str:
+    lines = ["| model (C, L) | plan | engine | maps | input words | BRAM_18K | LUT | predict | saliency | "
+             "RTL vs model | bit-exact |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for res in results:
+        for label, p in res["plans"].items():
+            head = f"| {res['model']} {tuple(res['shape'])} | {label} |"
+            if "refused" in p:
+                lines.append(f"{head} refused: {p['refused']} |||||||||")
+                continue
+            runs = p["runs"]
+            off = max((r["cycles"] / r["model_cycles"] - 1 for r in runs), key=abs)
+            lines.append(f"{head} {p['tm']} x {p['tn']} | {'columns' if p['columns'] else 'one row'} | "
+                         f"{p['in_depth']:,} | {p['bram_18k']} | {p['lut']:,} | {runs[0]['cycles']:,} | "
+                         f"{runs[1]['cycles']:,} | {off:+.1%} | {'yes' if all(r['bit_exact'] for r in runs) else 'NO'} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--board", default="pynq-z2")
+    args = ap.parse_args()
+    results = [measure(m, args.board) for m in args.models]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "one_d.json").write_text(json.dumps({"date": str(date.today()), "results": results}, indent=2) + "\n")
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
