@@ -2,6 +2,7 @@
 runs each 1-D layer as its 2-D layer on a (C, 1, L) map, so every executor takes them; the API
 takes and returns the model's own (N, C, L)."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -163,6 +164,34 @@ def test_a_1d_models_maps_as_columns_compute_what_its_rows_do(seed):
         want, got = golden.attribute(qg, x, method), golden.attribute(cols, xt, method)
         assert torch.equal(got.logits, want.logits), method
         assert torch.equal(got.attribution.transpose(-2, -1), want.attribution), method
+
+
+@pytest.mark.parametrize("as_columns", [False, True], ids=["one_row", "columns"])
+@pytest.mark.parametrize("seed", range(8))
+def test_a_random_1d_net_as_one_row_and_as_columns_is_bit_exact_on_the_program_executor(seed, as_columns):
+    """Both views of a 1-D model's maps (``lower_jobs(..., as_columns=)``), whichever the planner would
+    keep, at 4 x 4 with small buffers: the interpreter's logits and attributions of predict and every
+    method equal golden's."""
+    from xaihls.executor import quantize_input
+    from xaihls.methods import METHOD_CODES, PREDICT_CODE
+    from xaihls.plan.lowering import Buffers, Shape, lower
+    from xaihls.sim.interpreter import Engine as Interpreter
+
+    net, shape, calibration = conv1d_net(seed)
+    acc = xaihls.compile(net, shape, calibration=calibration, ig_steps=3, backends=("golden",))
+    program = lower(acc.qgraph, Shape(4, 4, 4), Buffers(256, 64, 1024), as_columns=as_columns)
+    first = program.forward[0]
+    assert (first.iw == 1) == as_columns and (program.header["in_h"], program.header["in_w"]) == (1, shape[1])
+    x = torch.rand((1, *shape), generator=torch.Generator().manual_seed(seed)) * calibration.abs().max() * 1.2
+    x_q = quantize_input(acc.qgraph, acc.graph.as_maps(x))[0][0].numpy()
+    for method in (None, *METHODS):
+        g = acc.run(x, method, steps=3) if method else acc.run(x)
+        engine = Interpreter(program)
+        engine.load_inputs(x_q, None, 3, "trapezoid")
+        run = engine.run(PREDICT_CODE if method is None else METHOD_CODES[method], -1, 3)[0]
+        assert np.array_equal(run.logits, g.logits[0].numpy()), method
+        if method:
+            assert np.array_equal(run.attribution, acc.graph.as_maps(g.attribution)[0].numpy()), method
 
 
 @pytest.mark.parametrize("length", [38, 300, 1000])
