@@ -55,6 +55,8 @@ JOB_END = 3  # last write response to the controller's next step
 BIAS_TOKEN = 3  # an m-tile's last write-back cycle to the loader taking its bias set for m-tile + 2
 CONV_TAIL = 3  # a CONV job's last write-back cycle to its last beat's write, as measured
 SET_WAIT = 1  # a set released by the walker to the first beat the read channel then lets through
+WRITE_BURSTS = 16  # write bursts the DDR holds unanswered (the simulation's, as an interconnect would): a burst a
+# row takes (latency + 1) / WRITE_BURSTS cycles at least, which binds rows of a beat or two at long latencies
 POST_TAKE = 1  # a one-set post chunk: its set released to the loader's first command
 POST_LOADED = 1  # a post chunk's last beat to its first position issued
 
@@ -123,15 +125,26 @@ def _wb_row_tile(d, engine: EngineV2, rows: int, r0: int, mt: int, dram: _Dram) 
     g = engine.tn // engine.beat_elems
     lanes = d.flags >> int(Flag.LANES) & 1
     blocks = 1 if lanes else max(1, min(engine.tm // engine.tn, d.out_blocks - mt * (engine.tm // engine.tn)))
+    burst = (dram.latency + 1) / WRITE_BURSTS  # a write burst's least time: its answer frees its place
     if d.flags >> int(Flag.POOL) & 1:
         p0 = r0 // d.pool_sh
         pooled = max(0, min(d.pool_oh, p0 + (rows - d.pool_kh) // d.pool_sh + 1) - p0)
-        per_row = 1 + d.pool_ow * g * d.pool_kh * d.pool_kw
-        per_block = pooled * per_row + 2
+        per_row = max(1 + d.pool_ow * g * d.pool_kh * d.pool_kw, burst)
+        per_block = math.ceil(pooled * per_row) + 2
     else:
         span = _row_span(d)
-        per_block = rows * (1 + max(span * g, dram.stream(span * g))) + 2
+        per_row = 1 + max(span * g, dram.stream(span * g))
+        if not joined_writes(d, engine):  # a burst a row
+            per_row = max(per_row, burst)
+        per_block = math.ceil(rows * per_row) + 2
     return blocks * per_block + 2
+
+
+def joined_writes(d, engine: EngineV2) -> bool:
+    """Whether the write-back writes a row tile's rows of a block as one burst: rows of one pixel one after
+    another in DDR, no pool, no lane groups (the RTL's ``joined``)."""
+    plain = not d.flags >> int(Flag.POOL) & 1 and not d.flags >> int(Flag.LANES) & 1
+    return plain and _row_span(d) == 1 and d.osy * d.out_row_bytes == 2 * engine.tn
 
 
 def joined_rows(d, engine: EngineV2) -> bool:
