@@ -11,8 +11,8 @@ import torch
 import xaihls
 from tests.random_nets import (branchy_net, concat_net, conv1d_net, cropped_map_net, dense_block_net, dilated_net,
                                edge_net, fork_net, leaky_head_net, leaky_net, long_map_net, long_pool_net, narrow_net,
-                               padded_net, pool_net, random_dag_net, random_net, residual_conv_net, shuffle_net,
-                               small_map_net, stretched_map_net, windowed_pool_net)
+                               padded_net, pool_net, random_dag_net, random_net, raw_audio_net, residual_conv_net,
+                               shuffle_net, small_map_net, stretched_map_net, windowed_pool_net)
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -87,6 +87,11 @@ ONE_D_NETS = ("conv1d1024", "conv1d5", "conv1d1", "conv1d1024" + ROWS, "conv1d5"
 # (200 rows of 5, ragged grids); at 16 x 8 only (a global pool reads its whole map, which the 4 x 4 shape's
 # buffers do not hold)
 LONG_POOL_NETS = ("longpool300", "longpool1000")
+# tests.random_nets.raw_audio_net: images longer than a job's map, as rows of the first convolution's stride
+# (capabilities.image_rows), its backward a job a column of the rows: rawaudio1 M5's first layer on 8,000 samples (500
+# rows of 16), rawaudio2 2 channels of 4,800 padded 5 (600 rows of 8, the kernel a tap into its first row); at 16 x 8,
+# a build of their own (LONG_IMAGES)
+RAW_AUDIO_NETS = ("rawaudio1", "rawaudio2")
 # tests.random_nets.padded_net: convolutions with unequal zero padding (a pad folded in, 'same' with even
 # kernels): padded2 a depthwise stride-2 conv padded (2, 1) columns and (2, 2) rows, padded4 'same' with a
 # 2 x 4 kernel, padded7 a depthwise 4 x 4 kernel padded on one side only
@@ -118,7 +123,8 @@ RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag":
                "padded": padded_net, "dense": dense_block_net, "shuffle": shuffle_net, "leaky": leaky_net,
                "dilated": dilated_net, "branchy": branchy_net, "mlphead": leaky_head_net,
                "windowed": windowed_pool_net, "fork": fork_net, "smallmap": small_map_net,
-               "cropmap": cropped_map_net, "stretched": stretched_map_net, "longmap": long_map_net}
+               "cropmap": cropped_map_net, "stretched": stretched_map_net, "longmap": long_map_net,
+               "rawaudio": raw_audio_net}
 # the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
 NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,
@@ -128,7 +134,11 @@ SHAPES = {
     "16x8": (Shape(16, 8, 4), Buffers(4096, 1024, 4096)),
     "16x8_128bit": (Shape(16, 8, 8), Buffers(4096, 1024, 4096)),
     "32x8": (Shape(32, 8, 4), Buffers(4096, 1024, 4096)),
+    "16x8_long": (Shape(16, 8, 4), Buffers(4096, 1024, 4096)),
 }
+# the 16 x 8 engine built for RAW_AUDIO_NETS alone (their 64,000-element images would grow the shared build's
+# integrated-gradients sums and every other 16 x 8 test's buffers with them)
+LONG_IMAGES = "16x8_long"
 IG_STEPS = 3
 # integrated gradients on the batched lists: a batch of 2 steps, then one step on the plain lists;
 # digits_gap keeps a Program without batched lists
@@ -175,6 +185,8 @@ def program(name: str, shape: str):
 def shared_params(shape: str) -> RtlV2Params:
     """One parameter set (one Verilator build) that runs every test net at this shape."""
     params = None
+    if shape == LONG_IMAGES:
+        return functools.reduce(RtlV2Params.covering, (rtl_params(program(name, shape)) for name in RAW_AUDIO_NETS))
     extra = (LONG_POOL_NETS if shape == "16x8" else ()) + (ONE_D_CAM_NETS if shape in ("4x4", "16x8") else ()) + (
         (NARROW_NETS[shape],) if shape in NARROW_NETS else ())
     for name in (NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + PADDED_NETS + LEAKY_NETS + DILATED_NETS + BRANCHY_NETS
@@ -208,9 +220,15 @@ def expected(name: str, shape: str) -> list[dict]:
         engine.load_inputs(x_q, None, IG_STEPS, "trapezoid")
         ref = engine.run(PREDICT_CODE if m is None else METHOD_CODES[m], -1, IG_STEPS)[0]  # one image: one Run
         out.append({"name": m or "predict", "logits": g.logits[0].numpy(), "target": int(g.target[0]),
-                    "attribution": None if m is None else acc.graph.as_maps(g.attribution)[0].numpy(),
+                    "attribution": None if m is None else as_image(acc.graph.as_maps(g.attribution)[0].numpy(), prog),
                     "result": [ref.predicted, ref.target, *ref.saturations]})
     return out
+
+
+def as_image(maps: np.ndarray, prog) -> np.ndarray:
+    """Maps (..., C', H, W) at the input's size in the shape of the Program's image (its header's in_h x in_w,
+    as the RTL's attributions come back): a 1-D image longer than a job's map runs as rows."""
+    return maps.reshape(*maps.shape[:-2], prog.header["in_h"], prog.header["in_w"])
 
 
 def simulated(name: str, shape: str, stalls: float = 0.0, ddr_latency: int | None = None, memory: str = "sv"):
@@ -280,7 +298,8 @@ def batch_expected(name: str, shape: str, method: str | None, explicit: bool) ->
     # predict: golden reports the predicted class, the engine's record the target it was given
     assert torch.equal(logits, g.logits) and (method is None or torch.equal(picked, g.target))
     return {"logits": g.logits.numpy(), "target": g.target.numpy(),
-            "attribution": None if method is None else acc.graph.as_maps(g.attribution).numpy(),
+            "attribution": None if method is None else as_image(acc.graph.as_maps(g.attribution).numpy(),
+                                                                program(name, shape)),
             "result": [[int(np.argmax(g.logits[k].numpy())), int(picked[k]), *counters[k]] for k in range(len(xs))]}
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from hw_tests.rtl_v2_cases import (BRANCHY_NETS, CAM_NETS, CAMS, DAG_NETS, DILATED_NETS, EDGE_NETS, LEAKY_NETS,
-                                   LONG_POOL_NETS, NARROW_NETS, NETS, ONE_D_NETS, PADDED_NETS, STALL_PROBABILITY,
+                                   LONG_IMAGES, LONG_POOL_NETS, NARROW_NETS, NETS, ONE_D_NETS, PADDED_NETS,
+                                   RAW_AUDIO_NETS, STALL_PROBABILITY,
                                    FORK_NETS, GATHERED_CAM_NETS, ONE_D_CAM_NETS, STAGED_CAM_NETS, WINDOWED_NETS,
                                    compiled, expected, program, simulated)
 from xaihls.plan.capabilities import upsampling
@@ -117,6 +118,19 @@ def test_rtl_v2_equals_golden_on_a_global_pool_over_a_long_map(name):
     """A 1-D map of 300 or 1000 samples, as a column, summed as rows of a divisor of it (the summed job's
     view)."""
     _check(name, "16x8", STALL_PROBABILITY)
+
+
+@pytest.mark.parametrize("name", RAW_AUDIO_NETS)
+def test_rtl_v2_equals_golden_on_a_1d_image_longer_than_a_jobs_map(name):
+    """8,000 and 4,800 samples as rows of the first convolution's stride (capabilities.image_rows): the first
+    convolution one output column a row, its backward a job a column of the rows (a one-column grid written
+    at its column), with AXI stalls."""
+    prog = program(name, LONG_IMAGES)
+    first = prog.forward[0]
+    assert prog.header["in_h"] > 1 and first.ow == 1 and first.iw == prog.header["in_w"]
+    phases = [d for d in prog.backward if d.layer == 0]
+    assert sorted(d.oxo for d in phases) == list(range(first.iw)) and {(d.ow, d.osx) for d in phases} == {(1, 1)}
+    _check(name, LONG_IMAGES, STALL_PROBABILITY)
 
 
 @pytest.mark.parametrize("shape", sorted(NARROW_NETS))

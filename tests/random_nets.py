@@ -442,6 +442,27 @@ def long_pool_net(length: int) -> tuple[nn.Module, tuple[int, int], torch.Tensor
     return model, (2, length), torch.rand((4, 2, length)) * 2.0
 
 
+# raw_audio_net's nets: (samples, channels, first kernel, its stride, its padding)
+RAW_AUDIO = {1: (8000, 1, 80, 16, 0), 2: (4800, 2, 20, 8, 5)}
+
+
+def raw_audio_net(seed: int) -> tuple[nn.Module, tuple[int, int], torch.Tensor]:
+    """A raw-waveform net in M5's shape (a long first kernel of a long stride, max-pools of 4): seed 1 M5's
+    own first layer on a second of 8 kHz audio, seed 2 a padding short of a stride on 4,800 samples. Both
+    images are longer than a job's map, so they run as rows of the first stride (capabilities.image_rows)."""
+    length, channels, kernel, stride, padding = RAW_AUDIO[seed]
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Conv1d(channels, 8, kernel, stride=stride, padding=padding), nn.BatchNorm1d(8), nn.ReLU(),
+                          nn.MaxPool1d(4), nn.Conv1d(8, 8, 3), nn.ReLU(), nn.MaxPool1d(4), nn.Conv1d(8, 8, 3),
+                          nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, 5)).eval()
+    with torch.no_grad():
+        bn = model[1]
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.uniform_(0.5, 1.5)
+    return model, (channels, length), torch.randn((4, channels, length))
+
+
 class _Padded(nn.Module):
     """Layers with a zero pad of its own before some of them (``pads[i]``: F.pad's (left, right, top,
     bottom), or None)."""

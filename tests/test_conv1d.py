@@ -231,8 +231,106 @@ def test_a_1d_model_longer_than_a_jobs_map_fields_is_refused_in_one_line():
     with pytest.raises(XaiHlsError) as e:
         xaihls.compile(model, (1, 16000), calibration=torch.rand(2, 1, 16000), methods=("saliency",),
                        backends=("golden", "program"))
-    assert "the input has 16000 samples; the engine's jobs take maps of at most 4095 a side" in str(e.value)
+    assert ("the input has 16000 samples; the engine's jobs take maps of at most 4095 a side, or a longer image as "
+            "rows of the first convolution's stride" in str(e.value))
     assert "\n" not in str(e.value)
+
+
+def _strided_1d_net(channels: int, kernel: int, stride: int, padding: int = 0, groups: int = 1) -> nn.Module:
+    """A 1-D net whose first convolution has a long stride, as raw-audio nets' (M5: 80 taps, stride 16)."""
+    torch.manual_seed(kernel * stride + padding)
+    return _randomize_batchnorms(nn.Sequential(
+        nn.Conv1d(channels, 8, kernel, stride=stride, padding=padding, groups=groups), nn.BatchNorm1d(8), nn.ReLU(),
+        nn.MaxPool1d(4), nn.Conv1d(8, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+        nn.Linear(8, 3)).eval())
+
+
+@pytest.mark.parametrize("channels,kernel,stride,padding,groups,length", [
+    (1, 80, 16, 0, 1, 320),  # M5's first layer: kernel 5 rows of 16, no zero tap
+    (2, 7, 3, 2, 1, 96),  # padding short of a row: one zero row above, the kernel shifted by one tap
+    (3, 5, 4, 4, 1, 64),  # padding a whole row
+    (1, 3, 4, 1, 1, 64),  # fewer taps than the stride: two kernel rows, most taps zero
+    (2, 9, 2, 3, 2, 60),  # grouped
+])
+def test_an_image_as_rows_of_the_first_stride_computes_what_its_column_does(channels, kernel, stride, padding,
+                                                                            groups, length):
+    """``qgraph.image_as_rows``: golden on the graph whose image is rows of the first convolution's stride,
+    given the same samples as those rows, makes the logits and attributions that golden makes on the
+    column view, bit for bit (the same products, summed exactly)."""
+    from xaihls.golden import model as golden
+    from xaihls.quant.qgraph import image_as_rows, maps_as_columns
+
+    shape = (channels, length)
+    acc = xaihls.compile(_strided_1d_net(channels, kernel, stride, padding, groups), shape,
+                         calibration=torch.randn(4, *shape), ig_steps=3, backends=("golden",))
+    cols = maps_as_columns(acc.qgraph)
+    rows = image_as_rows(cols, stride)
+    assert rows.graph.input_shape == (channels, length // stride, stride)
+    x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(length))
+    xc, xr = x.reshape(2, channels, length, 1), x.reshape(2, channels, length // stride, stride)
+    assert torch.equal(golden.predict(rows, xr).logits, golden.predict(cols, xc).logits)
+    for method in acc.qgraph.methods:
+        want, got = golden.attribute(cols, xc, method), golden.attribute(rows, xr, method)
+        assert torch.equal(got.logits, want.logits), method
+        assert torch.equal(got.attribution.reshape(want.attribution.shape), want.attribution), method
+
+
+def test_a_1d_image_longer_than_a_jobs_map_runs_as_rows_of_its_first_stride_and_is_bit_exact():
+    """8,000 samples (a second of 8 kHz audio, M5's input) are more than a job's 4,095-sample map: the image
+    runs as 500 rows of the first convolution's stride, 16 (``capabilities.image_rows``), its backward as 16
+    column phases, and program and csim match golden bit for bit on predict and the methods."""
+    shape = (1, 8000)
+    acc = xaihls.compile(_strided_1d_net(1, 80, 16), shape, calibration=torch.randn(4, *shape),
+                         methods=("saliency", "integrated_gradients", "guided_backprop"), ig_steps=3,
+                         backends=("golden", "program", "csim"), tiling=(16, 4))
+    program = acc.plan.program
+    assert (program.header["in_h"], program.header["in_w"]) == (500, 16)
+    first = program.forward[0]
+    assert (first.ih, first.iw, first.oh, first.ow) == (500, 16, 496, 1)
+    assert sum(d.layer == 0 for d in program.backward) == 16
+    x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(5))
+    for method in (None, "saliency", "integrated_gradients", "guided_backprop"):
+        g = acc.run(x, method)
+        for backend in ("program", "csim"):
+            r = acc.run(x, method, backend=backend)
+            assert torch.equal(r.logits, g.logits) and (method is None or torch.equal(r.attribution, g.attribution))
+            assert method is None or r.attribution.shape == (2, 1, 8000)
+
+
+def test_a_first_stride_past_a_jobs_step_runs_as_rows_and_is_bit_exact():
+    """A stride of 16 (a job steps at most 15 input rows a grid row) on 4,000 samples, its padding short of a
+    row: as rows of 16 the convolution steps one row, and the program matches golden."""
+    shape = (2, 4000)
+    acc = xaihls.compile(_strided_1d_net(2, 40, 16, padding=7), shape, calibration=torch.randn(4, *shape),
+                         methods=("saliency", "input_x_gradient"), backends=("golden", "program"), tiling=(8, 4))
+    assert (acc.plan.program.header["in_h"], acc.plan.program.header["in_w"]) == (250, 16)
+    x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(6))
+    for method in (None, "saliency", "input_x_gradient"):
+        g, r = acc.run(x, method), acc.run(x, method, backend="program")
+        assert torch.equal(r.logits, g.logits) and (method is None or torch.equal(r.attribution, g.attribution))
+
+
+@pytest.mark.parametrize("net,shape,methods,why", [
+    (lambda: _strided_1d_net(1, 80, 16), (1, 8000), ("grad_cam",),
+     "grad_cam upsamples its map to the input's 8000 samples; the engine's jobs take maps of at most 4095 a side"),
+    (lambda: _strided_1d_net(1, 80, 16), (1, 8008), ("saliency",),
+     "the input has 8008 samples; the engine's jobs take maps of at most 4095 a side, or a longer image as rows of "
+     "the first convolution's stride where that divides its length"),
+    (lambda: nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv1d(4, 4, 32, stride=16), nn.ReLU(),
+                           nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, 2)).eval(), (1, 1000), ("saliency",),
+     "the program backend cannot run this network: layer '2' (forward): descriptor.ky = 32 does not fit the engine's "
+     "5-bit field (0..31)"),
+])
+def test_what_no_job_holds_is_refused_at_compile_in_one_line(net, shape, methods, why):
+    """An image as rows is no nearest upsampling's table; a length the stride does not divide has no such rows;
+    a kernel past a job's fields is found while planning: each refused at compile, in one line, with golden
+    left to run it."""
+    with pytest.raises(XaiHlsError) as e:
+        xaihls.compile(net(), shape, calibration=torch.randn(2, *shape), methods=methods, tiling=(8, 4))
+    assert why in str(e.value) and "\n" not in str(e.value)
+    assert "compile with backends=('golden',) to leave it out" in str(e.value)
+    acc = xaihls.compile(net(), shape, calibration=torch.randn(2, *shape), methods=methods, backends=("golden",))
+    assert acc.run(torch.randn(1, *shape), methods[0]).attribution.shape[-1] == shape[1]
 
 
 def test_a_long_1d_map_runs_as_columns_in_small_buffers_and_is_bit_exact():

@@ -504,7 +504,8 @@ def test_a_folded_image_holds_each_pixels_neighbours_after_its_own_channels():
             inside = 0 <= y + dy < 4 and 0 <= col + dx < 5
             assert np.array_equal(f[k:k + 2, y, col], x[:, y + dy, col + dx] if inside else [0, 0])
     assert np.array_equal(fold_image(x), x)
-    assert np.array_equal(host_image(x, {"fold_rows": 2, "fold_cols": 3, "tn": 16}), to_blocked(f, 16))
+    header = {"fold_rows": 2, "fold_cols": 3, "tn": 16, "in_c": 2, "in_h": 4, "in_w": 5}
+    assert np.array_equal(host_image(x, header), to_blocked(f, 16))
 
 
 @pytest.mark.parametrize("shape,taps", [(Shape(16, 8, 4), (1, 2, 6)), (Shape(16, 16, 4), (1, 3, 3)),

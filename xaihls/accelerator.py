@@ -103,11 +103,17 @@ class Accelerator:
         """Why each backend that cannot run this network cannot (made with the plan)."""
         if self._refusals is None:
             from xaihls.plan.capabilities import graph_refusal, refusal
+            from xaihls.plan.contract import FieldOverflow
 
             found = {name: graph_refusal(get_executor(name).capabilities, self.qgraph) for name in BACKENDS
                      if get_executor(name).capabilities.needs_plan}
             if not any(found.values()):  # the plan is made only for a graph the engine runs
-                found = {name: refusal(get_executor(name).capabilities, self.plan) for name in found}
+                try:
+                    plan = self.plan
+                except FieldOverflow as exc:  # found while encoding the Program (a job no descriptor holds)
+                    found = dict.fromkeys(found, str(exc))
+                else:
+                    found = {name: refusal(get_executor(name).capabilities, plan) for name in found}
             self._refusals = {name: why for name, why in found.items() if why}
         return self._refusals
 

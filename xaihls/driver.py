@@ -226,7 +226,7 @@ class Device:
                 if method == "grad_cam":  # the map, repeated over the input's channels: one is the attribution
                     attr = attr[:1]
                 if len(self.sample_shape) == 2:  # a 1-D model's (C, L)
-                    attr = attr.reshape(attr.shape[0], attr.shape[-1])
+                    attr = attr.reshape(attr.shape[0], -1)
             counts = {"forward": r["sat_forward"], "backward": r["sat_backward"], "post": r["sat_post"]}
             runs.append(DeviceRun(np.frombuffer(logits, dtype="<i2").astype(np.int64), self.logits_fmt,
                                   r["predicted"], r["target"], attr, self.attribution_fmts.get(method),

@@ -87,6 +87,8 @@ def engine_result(qg: QGraph, args: "RunArgs", logits: torch.Tensor, targets: to
     totals = [sum(int(c[k]) for c in counters) for k in range(3)]
     counts = {"input": args.input_saturations, "forward": totals[0], "backward": totals[1], "post": totals[2]}
     fmt = attribution_format(qg, args.method) if args.method else None
+    if attribution is not None:  # a 1-D model's longer image runs as rows of its samples (the header's shape)
+        attribution = attribution.reshape(*attribution.shape[:2], *qg.graph.input_shape[1:])
     return RunResult(logits, qg.logits_fmt, targets, attribution, fmt, {k: v for k, v in counts.items() if v}, cycles)
 
 

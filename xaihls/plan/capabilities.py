@@ -41,16 +41,44 @@ def _layer_refusal(q) -> str | None:
     return None
 
 
+IMAGE_ROWS = True
+"""Whether a 1-D model's image longer than a job's map (or read at a longer stride than a job steps) may run as
+rows of its first convolution's stride (``image_rows``); False: refused, as before 2026-12-06 (to measure)."""
+
+
+def image_rows(graph) -> int | None:
+    """The width of the rows a 1-D model's image runs as where it has more samples than a job's map holds,
+    or its first convolution a longer stride than a job steps (``qgraph.image_as_rows``): that stride,
+    where the convolution alone reads the image, is not dilated, its stride divides the length, and the
+    rows and the kernel it becomes fit a job's fields; None where the image needs no such view or no such
+    view exists."""
+    side = field_limit(DESCRIPTOR, "ih")
+    if not IMAGE_ROWS or graph.sample_shape is None or not graph.layers or not isinstance(graph.layers[0], Conv2d):
+        return None
+    layer, n = graph.layers[0], graph.input_shape[2]
+    s, k, pad = layer.stride[1], layer.kernel[1], layer.padding[1]
+    if n <= side and (s <= field_limit(DESCRIPTOR, "isx") or layer.out_shape[2] == 1):
+        return None
+    if list(graph.consumers[0]) != [0] or layer.dilated:
+        return None
+    rows = -(-(-(-pad // s) * s - pad + k) // s)  # the kernel's rows (qgraph.image_as_rows)
+    fits = s <= field_limit(DESCRIPTOR, "kx") and rows <= field_limit(DESCRIPTOR, "ky") and n // s <= side
+    return s if s > 1 and n % s == 0 and fits else None
+
+
 def _map_refusal(graph) -> str | None:
     """A map with more rows or columns (a 1-D model's samples) than a job's fields hold: one line naming the
-    tensor, or None."""
+    tensor, or None. A 1-D model's longer image may run as rows (``image_rows``)."""
     side = field_limit(DESCRIPTOR, "ih")
     for k in range(len(graph.layers) + 1):
         shape = graph.tensor_shape(k)
-        if len(shape) == 3 and max(shape[1:]) > side:
+        if len(shape) == 3 and max(shape[1:]) > side and not (k == 0 and image_rows(graph)):
             what = "the input has" if k == 0 else f"layer '{graph.layers[k - 1].name}' outputs"
             size = f"{shape[2]} samples" if graph.sample_shape else f"a {shape[1]}x{shape[2]} map"
-            return f"{what} {size}; the engine's jobs take maps of at most {side} a side"
+            longer = (", or a longer image as rows of the first convolution's stride where that divides its "
+                      f"length into at most {side} rows and the convolution alone reads it"
+                      if k == 0 and graph.sample_shape else "")
+            return f"{what} {size}; the engine's jobs take maps of at most {side} a side{longer}"
     return None
 
 
@@ -287,6 +315,9 @@ def cam_refusal(qg) -> str | None:
 
     graph = qg.graph
     name = qg.cam_layer
+    if image_rows(graph):
+        return (f"grad_cam upsamples its map to the input's {graph.input_shape[2]} samples; the engine's jobs take "
+                f"maps of at most {field_limit(DESCRIPTOR, 'ih')} a side")
     _, h, w = graph.layers[graph.tensor_index(name) - 1].out_shape
     passes = field_limit(DESCRIPTOR, "ky")
     if max(h, w) > passes and (not CAM_SUMS or sum_split(*sum_view(h, w)) is None):

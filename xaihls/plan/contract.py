@@ -50,6 +50,11 @@ PROGRAM_VERSION = 15  # 3: batched job lists, row strides apart from row lengths
 #                         pool as one pass over many positions); flags 10 bits
 
 
+class FieldOverflow(XaiHlsError):
+    """A value of the network's (a kernel, a stride, a map's size) that a field of the Program does not hold:
+    found while encoding it, so no engine runs the network (``Accelerator.refusals`` says so per backend)."""
+
+
 @dataclass(frozen=True)
 class Field:
     """One field: ``bits`` wide, two's complement if ``signed``."""
@@ -124,7 +129,7 @@ class Record:
             f = p.field
             v = int(values.get(f.name, 0))
             if not f.lo <= v <= f.hi:
-                raise XaiHlsError(f"{where}{self.name}.{f.name} = {v} does not fit the engine's {f.bits}-bit field "
+                raise FieldOverflow(f"{where}{self.name}.{f.name} = {v} does not fit the engine's {f.bits}-bit field "
                                   f"({f.lo}..{f.hi}): {f.meaning}")
             words[p.word] |= (v & ((1 << f.bits) - 1)) << p.lsb
         return struct.pack(f"<{self.words}I", *words)
@@ -464,8 +469,10 @@ def fold_image(x: np.ndarray, rows: int = 1, cols: int = 1) -> np.ndarray:
 
 def host_image(x: np.ndarray, header: dict) -> np.ndarray:
     """What the host writes at ``image_addr`` (and ``baseline_addr``) for the (C, H, W) integers ``x``:
-    the folded image (``fold_image``) in the blocked layout."""
-    return to_blocked(fold_image(np.asarray(x), header["fold_rows"], header["fold_cols"]), header["tn"])
+    the folded image (``fold_image``) in the blocked layout. ``x`` is read in the header's shape (in_c, in_h,
+    in_w): a 1-D model's longer image runs as rows of the same samples."""
+    x = np.asarray(x).reshape(header["in_c"], header["in_h"], header["in_w"])
+    return to_blocked(fold_image(x, header["fold_rows"], header["fold_cols"]), header["tn"])
 
 
 def from_blocked(flat: np.ndarray, c: int, h: int, w: int, tn: int) -> np.ndarray:

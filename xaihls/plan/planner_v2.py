@@ -22,7 +22,7 @@ from xaihls.plan import lowering
 from xaihls.plan import resources as resource_model
 from xaihls.plan.boards import Board
 from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate, ig_elems
-from xaihls.plan.contract import Op
+from xaihls.plan.contract import DESCRIPTOR, Op, field_limit
 from xaihls.plan.capabilities import program_refusal
 from xaihls.plan.lowering import (Buffers, ProgramV2, Shape, buffer_needs, encode, kept_inputs, lower_jobs, tiled,
                                   tiled_batch, tiled_cam, weight_depth)
@@ -248,6 +248,8 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     why = ""
     # a 1-D model's maps as one row or as a column (lowering.ONE_D_COLUMNS): the same bytes, weighed like buffers
     views = (False, True) if qg.graph.sample_shape and lowering.ONE_D_COLUMNS else (None,)
+    if lowering.image_rows(qg.graph):  # an image longer than a map: as rows, its maps as columns
+        views = (True,)
     for (tm, tn), as_columns in itertools.product(arrays, views):
         lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems), as_columns=as_columns)
         w_depth = weight_depth(lowered)
@@ -422,13 +424,17 @@ def describe(p: PlanV2, methods=None) -> str:
         f"{k} {v:,}/{p.board.resources.as_dict()[k]:,} ({util[k]:.0%})" for k, v in p.resources.as_dict().items()
         if k != "URAM"))
     h = p.program.header
+    if qg.graph.sample_shape and h["in_h"] > 1:  # a 1-D image longer than a map (capabilities.image_rows)
+        lines.append(f"image of {h['in_h'] * h['in_w']:,} samples as {h['in_h']:,} rows of {h['in_w']}, its first "
+                     f"convolution's stride: a job's map holds at most {field_limit(DESCRIPTOR, 'ih'):,} a side")
     if h["fold_rows"] * h["fold_cols"] > 1:
         first = p.program.forward[0]
         kh, kw = p.program.qgraph.graph.layers[0].kernel
-        if qg.graph.sample_shape:  # a 1-D model (its maps run as columns)
+        if qg.graph.sample_shape:  # a 1-D model (its maps run as columns, a longer image as rows)
+            taps = f"{kh} x {kw} taps (its kernel on the rows)" if h["in_h"] > 1 else f"{kh * kw} taps"
             lines.append(f"image folded {h['fold_rows'] * h['fold_cols']} samples a word: the host writes each "
                          f"sample's neighbours after its {h['in_c']} channels, so the first convolution's "
-                         f"{kh * kw} taps take {first.ky * first.kx} passes")
+                         f"{taps} take {first.ky * first.kx} passes")
         else:
             lines.append(f"image folded {h['fold_rows']} x {h['fold_cols']}: the host writes each pixel's neighbours "
                          f"after its {h['in_c']} channels, so the first convolution's {kh} x {kw} taps take "

@@ -182,3 +182,34 @@ def maps_as_columns(qg: QGraph) -> QGraph:
     graph = dataclasses.replace(qg.graph, input_shape=_transposed(qg.graph.input_shape),
                                 layers=tuple(q.layer for q in layers))
     return dataclasses.replace(qg, graph=graph, layers=layers)
+
+
+def image_as_rows(qg: QGraph, width: int) -> QGraph:
+    """A 1-D model's graph with its maps as columns (``maps_as_columns``) and its image, of L samples, as
+    L / ``width`` rows of ``width`` samples, where ``width`` is the stride of the first convolution, which
+    alone reads the image: the same bytes in the blocked layout (sample x is pixel (x // width, x % width)).
+    That convolution becomes a 2-D one of kernel (ceil((e + k) / width), width), stride (1, width) (its one
+    output column reads the whole row, and its backward runs a column a stride phase) and ``ceil(P / width)``
+    zero rows above, where k is its kernel, P its padding and e = ceil(P / width) * width - P:
+    tap j of output o reads sample width * o - P + j, which is pixel (o - ceil(P / width) + (e + j) // width,
+    (e + j) % width). Its output stays a column, the same sums (docs/frontend.md, "1-D models"). So an
+    image longer than a job's map runs where its first convolution's output fits one."""
+    first = qg.layers[0]
+    lay = first.layer
+    c, n, one = lay.in_shape
+    (k, _), (s, _), (pad, _) = lay.kernel, lay.stride, lay.padding
+    assert one == 1 and s == width and n % width == 0 and lay.dilation == (1, 1), "a column-view image read by a conv"
+    top = -(-pad // width)
+    e = top * width - pad
+    kh = -(-(e + k) // width)
+
+    def rows(kernel: torch.Tensor) -> torch.Tensor:
+        out = kernel.new_zeros(*kernel.shape[:2], kh * width)
+        out[:, :, e:e + k] = kernel[:, :, :, 0]
+        return out.reshape(*kernel.shape[:2], kh, width).contiguous()
+
+    layer = dataclasses.replace(lay, in_shape=(c, n // width, width), weight=rows(lay.weight), kernel=(kh, width),
+                                stride=(1, width), padding=(top, 0))
+    layers = (dataclasses.replace(first, layer=layer, weight=rows(first.weight)), *qg.layers[1:])
+    graph = dataclasses.replace(qg.graph, input_shape=layer.in_shape, layers=tuple(q.layer for q in layers))
+    return dataclasses.replace(qg, graph=graph, layers=layers)
