@@ -4,8 +4,8 @@ planner takes for each, its resources by the fitted model, and predict and salie
 
 Run: ``python -m benchmarks.one_d [--models ecg_187 ...] [--board pynq-z2]``, under the shared
 heavy-tool lock. For each model (random weights, eight random calibration samples): compiled with
-saliency, then planned for the board twice, ``rows`` (ONE_D_COLUMNS off: every map one row, as
-before 2026-12-06) and ``planner`` (the planner weighs rows and columns and keeps the faster);
+saliency, then planned for the board twice, ``rows`` (ONE_D_COLUMNS and capabilities.IMAGE_ROWS off:
+every map one row, as before 2026-12-06) and ``planner`` (the planner weighs rows and columns and keeps the faster);
 each plan's Program simulated for predict and saliency on one Verilator build of its engine
 (SystemVerilog DDR model at latency 24), every run compared with golden bit for bit and with
 ``timing.method_cycles``. A plan the board cannot hold is recorded with its refusal. Results in
@@ -30,7 +30,8 @@ from xaihls.backends.rtl.v2.params import rtl_params
 from xaihls.errors import XaiHlsError
 from xaihls.executor import quantize_input
 from xaihls.methods import METHOD_CODES, PREDICT_CODE
-from xaihls.plan import lowering
+from xaihls.plan import capabilities, lowering
+from xaihls.plan.capabilities import program_refusal
 from xaihls.plan.boards import load_board
 from xaihls.plan.planner_v2 import plan_v2
 from xaihls.plan.timing import method_cycles
@@ -49,15 +50,28 @@ def _raw_audio(length: int) -> nn.Module:
                          nn.Flatten(), nn.Linear(64, 10)).eval()
 
 
+def _m5(channels: int = 32, classes: int = 35) -> nn.Module:
+    """M5 (Dai et al. 2017) as torchaudio's speech-commands tutorial builds it: 80 taps of stride 16 on the raw
+    waveform, then 3-tap convs, each with a BatchNorm, a ReLU and a max-pool of 4, a global pool and a Linear."""
+    torch.manual_seed(0)
+    layers, width = [], 1
+    for k, (out, kernel, stride) in enumerate(((channels, 80, 16), (channels, 3, 1), (2 * channels, 3, 1),
+                                              (2 * channels, 3, 1))):
+        layers += [nn.Conv1d(width, out, kernel, stride=stride), nn.BatchNorm1d(out), nn.ReLU(), nn.MaxPool1d(4)]
+        width = out
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(width, classes)).eval()
+
+
 # (input shape, the model): ecg_187 an MIT-BIH heartbeat; har_128 a UCI-HAR window of 9 inertial channels;
 # kws_40x98 keyword spotting on 98 frames of 40 MFCCs as channels; ecg_1000 a 10-second 12-lead PTB-XL record at
-# 100 Hz; audio_4000 half a second of 8 kHz audio
+# 100 Hz; audio_4000 half a second of 8 kHz audio; m5_8000 a second of it through M5 (its image as 500 rows of 16)
 MODELS = {
     "ecg_187": ((1, 187), lambda: _conv_pool_net((1, 187), (16, 32, 32, 64), 5)),
     "har_128": ((9, 128), lambda: _conv_pool_net((9, 128), (32, 64, 64), 6)),
     "kws_40x98": ((40, 98), lambda: _conv_pool_net((40, 98), (64, 64, 64), 12)),
     "ecg_1000": ((12, 1000), lambda: _conv_pool_net((12, 1000), (32, 32, 64, 64), 5)),
     "audio_4000": ((1, 4000), lambda: _raw_audio(4000)),
+    "m5_8000": ((1, 8000), _m5),
 }
 
 
@@ -72,26 +86,30 @@ def measure(name: str, board: str) -> dict:
     golden = [acc.run(x, m) if m else acc.run(x) for m in RUNS]
     plans = {}
     for label, columns in (("rows", False), ("planner", True)):
-        lowering.ONE_D_COLUMNS = columns
+        lowering.ONE_D_COLUMNS = capabilities.IMAGE_ROWS = columns
         try:
+            why = program_refusal(acc.qgraph)
+            if why:
+                raise XaiHlsError(why)
             plan = plan_v2(acc.qgraph, load_board(board))
         except XaiHlsError as exc:
             plans[label] = {"refused": str(exc)}
             continue
         finally:
-            lowering.ONE_D_COLUMNS = True
+            lowering.ONE_D_COLUMNS = capabilities.IMAGE_ROWS = True
         program, engine = plan.program, plan.engine
         model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
         res = sim.simulate(program, rtl_params(program, engine), runs)
         rows = []
         for m, r, g in zip(RUNS, res, golden):
-            exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy())
-                     and (m is None or np.array_equal(r["attribution"], acc.graph.as_maps(g.attribution)[0].numpy())))
+            exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy()) and (
+                m is None or np.array_equal(r["attribution"].ravel(), g.attribution[0].numpy().ravel())))
             rows.append({"run": m or "predict", "cycles": r["cycles"],
                          "model_cycles": method_cycles(program, model_engine, m), "bit_exact": bool(exact)})
         first = program.forward[0]
         plans[label] = {"tm": engine.tm, "tn": engine.tn, "in_depth": engine.in_depth, "out_depth": engine.out_depth,
-                        "columns": first.iw == 1 and first.ih > 1, "bram_18k": plan.resources.bram_18k,
+                        "columns": (first.iw == 1 and first.ih > 1) or program.header["in_h"] > 1,
+                        "image": [program.header["in_h"], program.header["in_w"]], "bram_18k": plan.resources.bram_18k,
                         "lut": plan.resources.lut, "runs": rows}
     return {"model": name, "shape": list(shape), "board": board, "plans": plans}
 
@@ -107,7 +125,10 @@ def markdown(results: list[dict]) -> str:
                 continue
             runs = p["runs"]
             off = max((r["cycles"] / r["model_cycles"] - 1 for r in runs), key=abs)
-            lines.append(f"{head} {p['tm']} x {p['tn']} | {'columns' if p['columns'] else 'one row'} | "
+            maps = "columns" if p["columns"] else "one row"
+            if p["image"][0] > 1:  # a longer image as rows of its first convolution's stride
+                maps += f", image as {p['image'][0]} rows of {p['image'][1]}"
+            lines.append(f"{head} {p['tm']} x {p['tn']} | {maps} | "
                          f"{p['in_depth']:,} | {p['bram_18k']} | {p['lut']:,} | {runs[0]['cycles']:,} | "
                          f"{runs[1]['cycles']:,} | {off:+.1%} | {'yes' if all(r['bit_exact'] for r in runs) else 'NO'} |")
     return "\n".join(lines)
@@ -118,9 +139,14 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     ap.add_argument("--board", default="pynq-z2")
     args = ap.parse_args()
-    results = [measure(m, args.board) for m in args.models]
+    results = [dict(measure(m, args.board), date=str(date.today())) for m in args.models]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "one_d.json").write_text(json.dumps({"date": str(date.today()), "results": results}, indent=2) + "\n")
+    path = RESULTS / "one_d.json"
+    # the models measured now replace their earlier records; the others stay, each with its date
+    kept = json.loads(path.read_text()) if path.is_file() else {"results": []}
+    earlier = [dict(r, date=r.get("date", kept.get("date"))) for r in kept["results"]
+               if (r["model"], r["board"]) not in {(n["model"], n["board"]) for n in results}]
+    path.write_text(json.dumps({"results": earlier + results}, indent=2) + "\n")
     print(markdown(results))
 
 

@@ -77,7 +77,7 @@ def _map_refusal(graph) -> str | None:
             size = f"{shape[2]} samples" if graph.sample_shape else f"a {shape[1]}x{shape[2]} map"
             longer = (", or a longer image as rows of the first convolution's stride where that divides its "
                       f"length into at most {side} rows and the convolution alone reads it"
-                      if k == 0 and graph.sample_shape else "")
+                      if k == 0 and graph.sample_shape and IMAGE_ROWS else "")
             return f"{what} {size}; the engine's jobs take maps of at most {side} a side{longer}"
     return None
 

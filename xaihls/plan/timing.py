@@ -16,7 +16,9 @@ The schedule it models, which the RTL (hls_templates/rtl_v2) implements:
   weight rows go through the shadow chain while it runs; no + 1 where passes are chained); a
   tile's first pass waits for its loads and its first weight rows. A row tile's sums go to one
   of two output sets; the write-back drains a set (E lanes a cycle: one beat per output pixel and TN / E lanes; a pool (max or SUM) reads its window one
-  element a cycle) while the walker fills the other.
+  element a cycle) while the walker fills the other, a burst a row (a row tile's rows of one
+  pixel back to back in one), each burst holding one of the DDR's WRITE_BURSTS places until its
+  answer, latency + 1 cycles.
 - SEED: the write-back alone, one beat a cycle; in an image batch after reading its slot's
   target back from the slot's result record (one beat).
 - Post-processing (image copy, |g|, x * g, the IG path point, sum and products): chunks of up
