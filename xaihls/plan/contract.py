@@ -129,8 +129,8 @@ class Record:
             f = p.field
             v = int(values.get(f.name, 0))
             if not f.lo <= v <= f.hi:
-                raise FieldOverflow(f"{where}{self.name}.{f.name} = {v} does not fit the engine's {f.bits}-bit field "
-                                  f"({f.lo}..{f.hi}): {f.meaning}")
+                raise FieldOverflow(f"{where}{self.name}.{f.name} = {v} does not fit the engine's {f.bits}-bit "
+                                    f"field ({f.lo}..{f.hi}): {f.meaning}")
             words[p.word] |= (v & ((1 << f.bits) - 1)) << p.lsb
         return struct.pack(f"<{self.words}I", *words)
 

@@ -23,7 +23,7 @@ from xaihls.plan import resources as resource_model
 from xaihls.plan.boards import Board
 from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate, ig_elems
 from xaihls.plan.contract import DESCRIPTOR, Op, field_limit
-from xaihls.plan.capabilities import program_refusal
+from xaihls.plan.capabilities import image_rows, program_refusal
 from xaihls.plan.lowering import (Buffers, ProgramV2, Shape, buffer_needs, encode, kept_inputs, lower_jobs, tiled,
                                   tiled_batch, tiled_cam, weight_depth)
 from xaihls.methods import LAYER_METHODS
@@ -248,7 +248,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     why = ""
     # a 1-D model's maps as one row or as a column (lowering.ONE_D_COLUMNS): the same bytes, weighed like buffers
     views = (False, True) if qg.graph.sample_shape and lowering.ONE_D_COLUMNS else (None,)
-    if lowering.image_rows(qg.graph):  # an image longer than a map: as rows, its maps as columns
+    if image_rows(qg.graph):  # an image longer than a map: as rows, its maps as columns
         views = (True,)
     for (tm, tn), as_columns in itertools.product(arrays, views):
         lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems), as_columns=as_columns)
