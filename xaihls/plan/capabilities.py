@@ -23,6 +23,7 @@ from xaihls.frontend.reference import nearest_index
 from xaihls.plan.contract import DESCRIPTOR, field_limit
 from xaihls.plan.dag import canon, structure
 from xaihls.methods import ALL_METHODS, LAYER_METHODS
+from xaihls.quant.qgraph import rows_kernel
 
 PROGRAM_LAYERS = (Conv2d, Linear, ReLU, ReLU6, MaxPool2d, AvgPool2d, ChannelAffine, Flatten, Add, Concat, ChannelSelect)
 """The layers a Program job runs (docs/contract.md); everything else the front end takes is golden-only for now."""
@@ -61,7 +62,7 @@ def image_rows(graph) -> int | None:
         return None
     if list(graph.consumers[0]) != [0] or layer.dilated:
         return None
-    rows = -(-(-(-pad // s) * s - pad + k) // s)  # the kernel's rows (qgraph.image_as_rows)
+    rows = rows_kernel(k, s, pad)[2]
     fits = s <= field_limit(DESCRIPTOR, "kx") and rows <= field_limit(DESCRIPTOR, "ky") and n // s <= side
     return s if s > 1 and n % s == 0 and fits else None
 

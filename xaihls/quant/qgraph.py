@@ -184,6 +184,15 @@ def maps_as_columns(qg: QGraph) -> QGraph:
     return dataclasses.replace(qg, graph=graph, layers=layers)
 
 
+def rows_kernel(kernel: int, stride: int, padding: int) -> tuple[int, int, int]:
+    """A 1-D first convolution's kernel on its image as rows of its ``stride`` (``image_as_rows``): the zero
+    rows above, ceil(P / stride); the shift e = ceil(P / stride) * stride - P of its taps in the first row;
+    and its rows, ceil((e + k) / stride)."""
+    top = -(-padding // stride)
+    shift = top * stride - padding
+    return top, shift, -(-(shift + kernel) // stride)
+
+
 def image_as_rows(qg: QGraph, width: int) -> QGraph:
     """A 1-D model's graph with its maps as columns (``maps_as_columns``) and its image, of L samples, as
     L / ``width`` rows of ``width`` samples, where ``width`` is the stride of the first convolution, which
@@ -199,9 +208,7 @@ def image_as_rows(qg: QGraph, width: int) -> QGraph:
     c, n, one = lay.in_shape
     (k, _), (s, _), (pad, _) = lay.kernel, lay.stride, lay.padding
     assert one == 1 and s == width and n % width == 0 and lay.dilation == (1, 1), "a column-view image read by a conv"
-    top = -(-pad // width)
-    e = top * width - pad
-    kh = -(-(e + k) // width)
+    top, e, kh = rows_kernel(k, width, pad)
 
     def rows(kernel: torch.Tensor) -> torch.Tensor:
         out = kernel.new_zeros(*kernel.shape[:2], kh * width)
