@@ -213,7 +213,8 @@ class Lowered:
     regions: tuple[Region, ...]
     blobs: tuple[tuple[int, np.ndarray], ...]  # (address, int64 values stored as int16)
     init_end: int
-    qgraph: QGraph = field(repr=False)  # the network as the jobs see it (a 1-D model's maps as columns), undilated
+    # the network as the jobs see it (a 1-D model's maps as columns, a longer image as rows), undilated
+    qgraph: QGraph = field(repr=False)
     slots: "Slots | None" = None  # how the batched lists address each slot (batch > 1)
     cam: tuple[Job, ...] = ()  # the Grad-CAM list (docs/dag.md, "Grad-CAM on the engine")
     # a job -> its twin, the same work mapped another way (LANES lane groups, a global pool SUM, an Add a
