@@ -4,7 +4,7 @@ planner takes for each, its resources by the fitted model, and predict and salie
 
 Run: ``python -m benchmarks.one_d [--models ecg_187 ...] [--board pynq-z2]``, under the shared
 heavy-tool lock. For each model (random weights, eight random calibration samples): compiled with
-saliency, then planned for the board twice, ``rows`` (ONE_D_COLUMNS and capabilities.IMAGE_ROWS off:
+saliency, then planned for the board twice, ``rows`` (ONE_D_COLUMNS and capabilities.IMAGE_PHASES off:
 every map one row, as before 2026-12-06) and ``planner`` (the planner weighs rows and columns and keeps the faster);
 each plan's Program simulated for predict and saliency on one Verilator build of its engine
 (SystemVerilog DDR model at latency 24), every run compared with golden bit for bit and with
@@ -86,7 +86,7 @@ def measure(name: str, board: str) -> dict:
     golden = [acc.run(x, m) if m else acc.run(x) for m in RUNS]
     plans = {}
     for label, columns in (("rows", False), ("planner", True)):
-        lowering.ONE_D_COLUMNS = capabilities.IMAGE_ROWS = columns
+        lowering.ONE_D_COLUMNS = capabilities.IMAGE_PHASES = columns
         try:
             why = program_refusal(acc.qgraph)
             if why:
@@ -96,7 +96,7 @@ def measure(name: str, board: str) -> dict:
             plans[label] = {"refused": str(exc)}
             continue
         finally:
-            lowering.ONE_D_COLUMNS = capabilities.IMAGE_ROWS = True
+            lowering.ONE_D_COLUMNS = capabilities.IMAGE_PHASES = True
         program, engine = plan.program, plan.engine
         model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
         res = sim.simulate(program, rtl_params(program, engine), runs)

@@ -20,7 +20,7 @@ POST_TOLERANCE = 0.05
                                         ("digits_strided_bn", "16x8_128bit"), ("pools3", "4x4"), ("edge14", "4x4"),
                                         ("digits_mobilenet", "16x8"), ("narrow4", "4x4"), ("conv1d1024", "4x4"),
                                         ("conv1d5", "16x8"), ("conv1d5_rows", "16x8"), ("longpool1000", "16x8"),
-                                        ("rawaudio1", "16x8_long"),
+                                        ("rawaudio1", "16x8"),
                                         ("shuffle1", "16x8"), ("dilated2", "16x8"),
                                         ("branchy3", "16x8"), ("windowed3", "16x8"), ("fork8", "16x8")])
 def test_cycles_per_job_match_the_cycle_model(name, shape, latency):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hw_tests.rtl_v2_cases import (BRANCHY_NETS, CAM_NETS, CAMS, DAG_NETS, DILATED_NETS, EDGE_NETS, LEAKY_NETS,
-                                   LONG_IMAGES, LONG_POOL_NETS, NARROW_NETS, NETS, ONE_D_NETS, PADDED_NETS,
+                                   LONG_POOL_NETS, NARROW_NETS, NETS, ONE_D_NETS, PADDED_NETS,
                                    RAW_AUDIO_NETS, STALL_PROBABILITY,
                                    FORK_NETS, GATHERED_CAM_NETS, ONE_D_CAM_NETS, STAGED_CAM_NETS, WINDOWED_NETS,
                                    compiled, expected, program, simulated)
@@ -122,15 +122,16 @@ def test_rtl_v2_equals_golden_on_a_global_pool_over_a_long_map(name):
 
 @pytest.mark.parametrize("name", RAW_AUDIO_NETS)
 def test_rtl_v2_equals_golden_on_a_1d_image_longer_than_a_jobs_map(name):
-    """8,000 and 4,800 samples as rows of the first convolution's stride (capabilities.image_rows): the first
-    convolution one output column a row, its backward a job a column of the rows (a one-column grid written
-    at its column), with AXI stalls."""
-    prog = program(name, LONG_IMAGES)
+    """8,000 and 4,800 samples as the phases of the first convolution's stride (capabilities.image_phases), the
+    phases as channels: the first convolution a stride-1 one on a column, its backward one such job writing
+    every phase, with AXI stalls."""
+    prog = program(name, "16x8")
     first = prog.forward[0]
-    assert prog.header["in_h"] > 1 and first.ow == 1 and first.iw == prog.header["in_w"]
-    phases = [d for d in prog.backward if d.layer == 0]
-    assert sorted(d.oxo for d in phases) == list(range(first.iw)) and {(d.ow, d.osx) for d in phases} == {(1, 1)}
-    _check(name, LONG_IMAGES, STALL_PROBABILITY)
+    c, length = compiled(name)[0].graph.sample_shape
+    h = prog.header
+    assert (h["in_c"] * h["in_h"], h["in_w"], first.iw, first.isy) == (c * length, 1, 1, 1) and h["in_c"] > c
+    assert [(d.oh, d.osy) for d in prog.backward if d.layer == 0] == [(h["in_h"], 1)]
+    _check(name, "16x8", STALL_PROBABILITY)
 
 
 @pytest.mark.parametrize("shape", sorted(NARROW_NETS))

@@ -449,7 +449,7 @@ RAW_AUDIO = {1: (8000, 1, 80, 16, 0), 2: (4800, 2, 20, 8, 5)}
 def raw_audio_net(seed: int) -> tuple[nn.Module, tuple[int, int], torch.Tensor]:
     """A raw-waveform net in M5's shape (a long first kernel of a long stride, max-pools of 4): seed 1 M5's
     own first layer on a second of 8 kHz audio, seed 2 a padding short of a stride on 4,800 samples. Both
-    images are longer than a job's map, so they run as rows of the first stride (capabilities.image_rows)."""
+    images are longer than a job's map, so they run as the first stride's phases (capabilities.image_phases)."""
     length, channels, kernel, stride, padding = RAW_AUDIO[seed]
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Conv1d(channels, 8, kernel, stride=stride, padding=padding), nn.BatchNorm1d(8), nn.ReLU(),

@@ -232,7 +232,7 @@ def test_a_1d_model_longer_than_a_jobs_map_fields_is_refused_in_one_line():
         xaihls.compile(model, (1, 16000), calibration=torch.rand(2, 1, 16000), methods=("saliency",),
                        backends=("golden", "program"))
     assert ("the input has 16000 samples; the engine's jobs take maps of at most 4095 a side, or a longer image as "
-            "rows of the first convolution's stride" in str(e.value))
+            "the phases of the first convolution's stride" in str(e.value))
     assert "\n" not in str(e.value)
 
 
@@ -252,13 +252,15 @@ def _strided_1d_net(channels: int, kernel: int, stride: int, padding: int = 0, g
     (1, 3, 4, 1, 1, 64),  # fewer taps than the stride: two kernel rows, most taps zero
     (2, 9, 2, 3, 2, 60),  # grouped
 ])
-def test_an_image_as_rows_of_the_first_stride_computes_what_its_column_does(channels, kernel, stride, padding,
-                                                                            groups, length):
-    """``qgraph.image_as_rows``: golden on the graph whose image is rows of the first convolution's stride,
-    given the same samples as those rows, makes the logits and attributions that golden makes on the
-    column view, bit for bit (the same products, summed exactly)."""
+def test_an_image_as_rows_or_phases_of_the_first_stride_computes_what_its_column_does(channels, kernel, stride,
+                                                                                      padding, groups, length):
+    """``qgraph.image_as_rows`` and ``qgraph.image_as_phases``: golden on the graph whose image is rows of the first
+    convolution's stride, or that stride's phases as channels, given the same samples in that view
+    (``contract.image_view``), makes the logits and attributions that golden makes on the column view, bit for bit
+    (the same products, summed exactly); ``contract.network_image`` puts the phases' attribution back in order."""
     from xaihls.golden import model as golden
-    from xaihls.quant.qgraph import image_as_rows, maps_as_columns
+    from xaihls.plan.contract import image_view, network_image
+    from xaihls.quant.qgraph import image_as_phases, image_as_rows, maps_as_columns
 
     shape = (channels, length)
     acc = xaihls.compile(_strided_1d_net(channels, kernel, stride, padding, groups), shape,
@@ -273,21 +275,33 @@ def test_an_image_as_rows_of_the_first_stride_computes_what_its_column_does(chan
         want, got = golden.attribute(cols, xc, method), golden.attribute(rows, xr, method)
         assert torch.equal(got.logits, want.logits), method
         assert torch.equal(got.attribution.reshape(want.attribution.shape), want.attribution), method
+    phases = image_as_phases(cols, stride)
+    header = dict(zip(("in_c", "in_h", "in_w"), phases.graph.input_shape))
+    assert phases.graph.input_shape == (channels * stride, length // stride, 1)
+    assert phases.layers[0].layer.kernel == (rows.layers[0].layer.kernel[0], 1)
+    xp = torch.stack([torch.as_tensor(image_view(x_k.numpy(), header)) for x_k in x])
+    assert torch.equal(xp[:, :, :, 0], xr.transpose(-1, -2).reshape(2, channels * stride, -1))  # sample r·s + j
+    assert torch.equal(golden.predict(phases, xp).logits, golden.predict(cols, xc).logits)
+    for method in acc.qgraph.methods:
+        want, got = golden.attribute(cols, xc, method), golden.attribute(phases, xp, method)
+        assert torch.equal(got.logits, want.logits), method
+        assert torch.equal(network_image(got.attribution, cols.graph.input_shape), want.attribution), method
 
 
-def test_a_1d_image_longer_than_a_jobs_map_runs_as_rows_of_its_first_stride_and_is_bit_exact():
+def test_a_1d_image_longer_than_a_jobs_map_runs_as_its_first_strides_phases_and_is_bit_exact():
     """8,000 samples (a second of 8 kHz audio, M5's input) are more than a job's 4,095-sample map: the image
-    runs as 500 rows of the first convolution's stride, 16 (``capabilities.image_rows``), its backward as 16
-    column phases, and program and csim match golden bit for bit on predict and the methods."""
+    runs as the 16 phases of the first convolution's stride (``capabilities.image_phases``), 16 channels of 500
+    samples, its first convolution a 5-tap one of stride 1 and its backward one job writing the 16 channels, and
+    program and csim match golden bit for bit on predict and the methods, the attribution in the model's shape."""
     shape = (1, 8000)
     acc = xaihls.compile(_strided_1d_net(1, 80, 16), shape, calibration=torch.randn(4, *shape),
                          methods=("saliency", "integrated_gradients", "guided_backprop"), ig_steps=3,
                          backends=("golden", "program", "csim"), tiling=(16, 4))
     program = acc.plan.program
-    assert (program.header["in_h"], program.header["in_w"]) == (500, 16)
+    assert (program.header["in_c"], program.header["in_h"], program.header["in_w"]) == (16, 500, 1)
     first = program.forward[0]
-    assert (first.ih, first.iw, first.oh, first.ow) == (500, 16, 496, 1)
-    assert sum(d.layer == 0 for d in program.backward) == 16
+    assert (first.ih, first.iw, first.oh, first.ow, first.ky, first.kx) == (500, 1, 496, 1, 5, 1)
+    assert sum(d.layer == 0 for d in program.backward) == 1
     x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(5))
     for method in (None, "saliency", "integrated_gradients", "guided_backprop"):
         g = acc.run(x, method)
@@ -297,13 +311,14 @@ def test_a_1d_image_longer_than_a_jobs_map_runs_as_rows_of_its_first_stride_and_
             assert method is None or r.attribution.shape == (2, 1, 8000)
 
 
-def test_a_first_stride_past_a_jobs_step_runs_as_rows_and_is_bit_exact():
-    """A stride of 16 (a job steps at most 15 input rows a grid row) on 4,000 samples, its padding short of a
-    row: as rows of 16 the convolution steps one row, and the program matches golden."""
+def test_a_first_stride_past_a_jobs_step_runs_as_phases_and_is_bit_exact():
+    """A stride of 16 (a job steps at most 15 input rows a grid row) on 4,000 samples of 2 channels, its padding
+    short of a phase: as the stride's 32 phases the convolution steps one sample, and the program matches golden."""
     shape = (2, 4000)
     acc = xaihls.compile(_strided_1d_net(2, 40, 16, padding=7), shape, calibration=torch.randn(4, *shape),
                          methods=("saliency", "input_x_gradient"), backends=("golden", "program"), tiling=(8, 4))
-    assert (acc.plan.program.header["in_h"], acc.plan.program.header["in_w"]) == (250, 16)
+    assert (acc.plan.program.header["in_c"], acc.plan.program.header["in_h"], acc.plan.program.header["in_w"]) == (
+        32, 250, 1)
     x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(6))
     for method in (None, "saliency", "input_x_gradient"):
         g, r = acc.run(x, method), acc.run(x, method, backend="program")
@@ -312,18 +327,19 @@ def test_a_first_stride_past_a_jobs_step_runs_as_rows_and_is_bit_exact():
 
 @pytest.mark.parametrize("net,shape,methods,why", [
     (lambda: _strided_1d_net(1, 80, 16), (1, 8000), ("grad_cam",),
-     "grad_cam upsamples its map to the input's 8000 samples; the engine's jobs take maps of at most 4095 a side"),
+     "grad_cam upsamples its map to the input's 8000 samples, which the engine reads as the 16 phases of the first "
+     "convolution's stride: no nearest table of the samples follows them"),
     (lambda: _strided_1d_net(1, 80, 16), (1, 8008), ("saliency",),
-     "the input has 8008 samples; the engine's jobs take maps of at most 4095 a side, or a longer image as rows of "
-     "the first convolution's stride where that divides its length"),
+     "the input has 8008 samples; the engine's jobs take maps of at most 4095 a side, or a longer image as the phases "
+     "of the first convolution's stride where that divides its length"),
     (lambda: nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv1d(4, 4, 32, stride=16), nn.ReLU(),
                            nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, 2)).eval(), (1, 1000), ("saliency",),
      "the program backend cannot run this network: layer '2' (forward): descriptor.ky = 32 does not fit the engine's "
      "5-bit field (0..31)"),
 ])
 def test_what_no_job_holds_is_refused_at_compile_in_one_line(net, shape, methods, why):
-    """An image as rows is no nearest upsampling's table; a length the stride does not divide has no such rows;
-    a kernel past a job's fields is found while planning: each refused at compile, in one line, with golden
+    """An image as stride phases is no nearest upsampling's table; a length the stride does not divide has no such
+    phases; a kernel past a job's fields is found while planning: each refused at compile, in one line, with golden
     left to run it."""
     with pytest.raises(XaiHlsError) as e:
         xaihls.compile(net(), shape, calibration=torch.randn(2, *shape), methods=methods, tiling=(8, 4))

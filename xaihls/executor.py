@@ -17,6 +17,7 @@ import torch
 from xaihls.errors import XaiHlsError
 from xaihls.methods import Method, PostProcess, get_method, ig_constants
 from xaihls.numerics import ACCUMULATOR_BITS, FixedFormat, count_saturated, quantize, round_to_grid, saturate
+from xaihls.plan.contract import network_image
 from xaihls.quant.qgraph import QGraph
 
 if TYPE_CHECKING:  # the plan stage comes after this module; only its type is named here
@@ -87,8 +88,8 @@ def engine_result(qg: QGraph, args: "RunArgs", logits: torch.Tensor, targets: to
     totals = [sum(int(c[k]) for c in counters) for k in range(3)]
     counts = {"input": args.input_saturations, "forward": totals[0], "backward": totals[1], "post": totals[2]}
     fmt = attribution_format(qg, args.method) if args.method else None
-    if attribution is not None:  # a 1-D model's longer image runs as rows of its samples (the header's shape)
-        attribution = attribution.reshape(*attribution.shape[:2], *qg.graph.input_shape[1:])
+    if attribution is not None:  # in the network's shape (a 1-D model's longer image runs as stride phases)
+        attribution = network_image(attribution, qg.graph.input_shape)
     return RunResult(logits, qg.logits_fmt, targets, attribution, fmt, {k: v for k, v in counts.items() if v}, cycles)
 
 

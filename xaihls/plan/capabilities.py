@@ -20,7 +20,7 @@ from xaihls.executor import Capabilities
 from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Linear,
                                 MaxPool2d, ReLU, ReLU6)
 from xaihls.frontend.reference import nearest_index
-from xaihls.plan.contract import DESCRIPTOR, field_limit
+from xaihls.plan.contract import DESCRIPTOR, HEADER, field_limit
 from xaihls.plan.dag import canon, structure
 from xaihls.methods import ALL_METHODS, LAYER_METHODS
 from xaihls.quant.qgraph import rows_kernel
@@ -42,43 +42,43 @@ def _layer_refusal(q) -> str | None:
     return None
 
 
-IMAGE_ROWS = True
+IMAGE_PHASES = True
 """Whether a 1-D model's image longer than a job's map (or read at a longer stride than a job steps) may run as
-rows of its first convolution's stride (``image_rows``); False: refused, as before 2026-12-06 (to measure)."""
+the stride phases of its first convolution (``image_phases``); False: refused, as before 2026-12-06 (to measure)."""
 
 
-def image_rows(graph) -> int | None:
-    """The width of the rows a 1-D model's image runs as where it has more samples than a job's map holds,
-    or its first convolution a longer stride than a job steps (``qgraph.image_as_rows``): that stride,
-    where the convolution alone reads the image, is not dilated, its stride divides the length, and the
-    rows and the kernel it becomes fit a job's fields; None where the image needs no such view or no such
-    view exists."""
+def image_phases(graph) -> int | None:
+    """The phases a 1-D model's image runs as, its channels' samples s apart as s·C channels
+    (``qgraph.image_as_phases``), where it has more samples than a job's map holds or its first convolution
+    a longer stride than a job steps: that stride s, where the convolution alone reads the image, is not
+    dilated, its stride divides the length, and the map and the kernel it becomes fit a job's fields; None
+    where the image needs no such view or no such view exists."""
     side = field_limit(DESCRIPTOR, "ih")
-    if not IMAGE_ROWS or graph.sample_shape is None or not graph.layers or not isinstance(graph.layers[0], Conv2d):
+    if not IMAGE_PHASES or graph.sample_shape is None or not graph.layers or not isinstance(graph.layers[0], Conv2d):
         return None
-    layer, n = graph.layers[0], graph.input_shape[2]
+    layer, (c, _, n) = graph.layers[0], graph.input_shape
     s, k, pad = layer.stride[1], layer.kernel[1], layer.padding[1]
     if n <= side and (s <= field_limit(DESCRIPTOR, "isx") or layer.out_shape[2] == 1):
         return None
     if list(graph.consumers[0]) != [0] or layer.dilated:
         return None
     rows = rows_kernel(k, s, pad)[2]
-    fits = s <= field_limit(DESCRIPTOR, "kx") and rows <= field_limit(DESCRIPTOR, "ky") and n // s <= side
+    fits = rows <= field_limit(DESCRIPTOR, "ky") and n // s <= side and c * s <= field_limit(HEADER, "in_c")
     return s if s > 1 and n % s == 0 and fits else None
 
 
 def _map_refusal(graph) -> str | None:
     """A map with more rows or columns (a 1-D model's samples) than a job's fields hold: one line naming the
-    tensor, or None. A 1-D model's longer image may run as rows (``image_rows``)."""
+    tensor, or None. A 1-D model's longer image may run as its first stride's phases (``image_phases``)."""
     side = field_limit(DESCRIPTOR, "ih")
     for k in range(len(graph.layers) + 1):
         shape = graph.tensor_shape(k)
-        if len(shape) == 3 and max(shape[1:]) > side and not (k == 0 and image_rows(graph)):
+        if len(shape) == 3 and max(shape[1:]) > side and not (k == 0 and image_phases(graph)):
             what = "the input has" if k == 0 else f"layer '{graph.layers[k - 1].name}' outputs"
             size = f"{shape[2]} samples" if graph.sample_shape else f"a {shape[1]}x{shape[2]} map"
-            longer = (", or a longer image as rows of the first convolution's stride where that divides its "
-                      f"length into at most {side} rows and the convolution alone reads it"
-                      if k == 0 and graph.sample_shape and IMAGE_ROWS else "")
+            longer = (", or a longer image as the phases of the first convolution's stride where that divides its "
+                      f"length into at most {side} samples a phase and the convolution alone reads it"
+                      if k == 0 and graph.sample_shape and IMAGE_PHASES else "")
             return f"{what} {size}; the engine's jobs take maps of at most {side} a side{longer}"
     return None
 
@@ -316,9 +316,9 @@ def cam_refusal(qg) -> str | None:
 
     graph = qg.graph
     name = qg.cam_layer
-    if image_rows(graph):
-        return (f"grad_cam upsamples its map to the input's {graph.input_shape[2]} samples; the engine's jobs take "
-                f"maps of at most {field_limit(DESCRIPTOR, 'ih')} a side")
+    if phases := image_phases(graph):
+        return (f"grad_cam upsamples its map to the input's {graph.input_shape[2]} samples, which the engine reads as "
+                f"the {phases} phases of the first convolution's stride: no nearest table of the samples follows them")
     _, h, w = graph.layers[graph.tensor_index(name) - 1].out_shape
     passes = field_limit(DESCRIPTOR, "ky")
     if max(h, w) > passes and (not CAM_SUMS or sum_split(*sum_view(h, w)) is None):

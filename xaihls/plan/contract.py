@@ -467,11 +467,34 @@ def fold_image(x: np.ndarray, rows: int = 1, cols: int = 1) -> np.ndarray:
     return out
 
 
+def image_view(x: np.ndarray, header: dict) -> np.ndarray:
+    """The image ``x`` (C, ...) in the header's shape (in_c, in_h, in_w), as the Program reads it: a 1-D model's
+    samples as one row or a column, and where in_c is s·C its s stride phases as channels
+    (``qgraph.image_as_phases``: channel c·s + j of pixel r is sample r·s + j of channel c). An ``x`` already of
+    in_c channels is taken as it is."""
+    x = np.asarray(x)
+    c, h, w = header["in_c"], header["in_h"], header["in_w"]
+    phases = c // x.shape[0]
+    if phases > 1:
+        x = x.reshape(x.shape[0], h, phases).swapaxes(1, 2)
+    return x.reshape(c, h, w)
+
+
+def network_image(a, shape: tuple[int, ...]):
+    """An attribution (..., C', H', W') as a Program's image view holds it (``image_view``) in the network's input
+    shape (C, H, W) (numpy or torch): its stride phases back in their samples where C' is s·C, else the same
+    values in H x W (a grad_cam map keeps its one channel)."""
+    lead, channels = tuple(a.shape[:-3]), a.shape[-3]
+    if channels // shape[0] > 1:
+        a, channels = a.reshape(*lead, shape[0], channels // shape[0], -1).swapaxes(-1, -2), shape[0]
+    return a.reshape(*lead, channels, *shape[1:])
+
+
 def host_image(x: np.ndarray, header: dict) -> np.ndarray:
-    """What the host writes at ``image_addr`` (and ``baseline_addr``) for the (C, H, W) integers ``x``:
-    the folded image (``fold_image``) in the blocked layout. ``x`` is read in the header's shape (in_c, in_h,
-    in_w): a 1-D model's longer image runs as rows of the same samples."""
-    x = np.asarray(x).reshape(header["in_c"], header["in_h"], header["in_w"])
+    """What the host writes at ``image_addr`` (and ``baseline_addr``) for the image ``x`` (C, H, W integers, or a
+    1-D model's samples in any shape of C rows): the folded image (``fold_image``) of its view in the header's
+    shape (``image_view``) in the blocked layout."""
+    x = image_view(x, header)
     return to_blocked(fold_image(x, header["fold_rows"], header["fold_cols"]), header["tn"])
 
 

@@ -35,14 +35,14 @@ from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Linear,
                                 MaxPool2d, ReLU, ReLU6)
 from xaihls.golden.dag import cam_reciprocal, relu6_cap
-from xaihls.plan.capabilities import Gather, image_rows, rectifiers_in_a_row, upsampling
+from xaihls.plan.capabilities import Gather, image_phases, rectifiers_in_a_row, upsampling
 from xaihls.methods import LAYER_METHODS, ReluBackward
 from xaihls.numerics import ACCUMULATOR_BITS, WEIGHT_SHIFT, align_terms
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, MAX_X_SHIFT, MEM, PROGRAM_MAGIC,
                                   PROGRAM_VERSION, RESULT, RESULT_SLOT_BYTES, Flag, Op, Unpool, field_limit,
                                   fold_offset)
 from xaihls.plan.dag import RECTIFIERS, canon, grad_dest, grad_store, is_copy, structure, unweighted
-from xaihls.quant.qgraph import QGraph, image_as_rows, maps_as_columns, spread
+from xaihls.quant.qgraph import QGraph, image_as_phases, maps_as_columns, spread
 
 ALIGN = 64  # every DDR region starts on a 64-byte boundary
 
@@ -579,14 +579,14 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     as_columns = ONE_D_COLUMNS if as_columns is None else as_columns
     if not 1 <= batch <= field_limit(HEADER, "batch"):
         raise XaiHlsError(f"batch {batch} outside 1..{field_limit(HEADER, 'batch')}")
-    # a 1-D model's maps run as columns (ONE_D_COLUMNS), an image longer than a map as rows (image_rows), and a
-    # dilated convolution as its spread; the Program keeps the graph as its jobs see it but undilated (``viewed``),
-    # its header the image as the network has it (``original``) or as rows
+    # a 1-D model's maps run as columns (ONE_D_COLUMNS), an image longer than a map as its first stride's phases
+    # (image_phases), and a dilated convolution as its spread; the Program keeps the graph as its jobs see it but
+    # undilated (``viewed``), its header the image as the network has it (``original``) or as phases
     original = qg
-    width = image_rows(qg.graph) if as_columns else None
+    phases = image_phases(qg.graph) if as_columns else None
     viewed = maps_as_columns(qg) if as_columns else qg
-    if width:
-        viewed = image_as_rows(viewed, width)
+    if phases:
+        viewed = image_as_phases(viewed, phases)
     qg = spread(viewed)
     graph = qg.graph
     layers = graph.layers
@@ -1515,11 +1515,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
 
     af = qg.attribution_formats
     gf = [qg.grad_fmt(ReluBackward(k), 0).frac if ReluBackward(k) in qg.grad_formats else 0 for k in range(3)]
-    # the image as the host writes it: the network's shape, or a longer 1-D image's rows (the same bytes); a 1-D
-    # model's columns fold as its row would (``fold_image``'s slots of a one-row fold are those of the one-column fold)
-    _, in_h, in_w = (viewed if width else original).graph.input_shape
+    # the image as the host writes it: the network's shape, or a longer 1-D image's stride phases as channels
+    # (``contract.image_view``); a 1-D model's columns fold as its row would (``fold_image``'s slots of a one-row
+    # fold are those of the one-column fold)
+    _, in_h, in_w = (viewed if phases else original).graph.input_shape
     fold_rows, fold_cols = (fold[0].f, fold[1].f) if fold else (1, 1)
-    if viewed is not original and not width:
+    if viewed is not original and not phases:
         fold_rows, fold_cols = fold_cols, fold_rows
     header = dict(
         magic=PROGRAM_MAGIC, version=PROGRAM_VERSION, tm=shape.tm, tn=tn, beat_elems=shape.beat_elems,

@@ -23,7 +23,7 @@ from xaihls.plan import resources as resource_model
 from xaihls.plan.boards import Board
 from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate, ig_elems
 from xaihls.plan.contract import DESCRIPTOR, Op, field_limit
-from xaihls.plan.capabilities import image_rows, program_refusal
+from xaihls.plan.capabilities import image_phases, program_refusal
 from xaihls.plan.lowering import (Buffers, ProgramV2, Shape, buffer_needs, encode, kept_inputs, lower_jobs, tiled,
                                   tiled_batch, tiled_cam, weight_depth)
 from xaihls.methods import LAYER_METHODS
@@ -248,7 +248,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     why = ""
     # a 1-D model's maps as one row or as a column (lowering.ONE_D_COLUMNS): the same bytes, weighed like buffers
     views = (False, True) if qg.graph.sample_shape and lowering.ONE_D_COLUMNS else (None,)
-    if image_rows(qg.graph):  # an image longer than a map: as rows, its maps as columns
+    if image_phases(qg.graph):  # an image longer than a map: as stride phases, its maps as columns
         views = (True,)
     for (tm, tn), as_columns in itertools.product(arrays, views):
         lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems), as_columns=as_columns)
@@ -424,17 +424,18 @@ def describe(p: PlanV2, methods=None) -> str:
         f"{k} {v:,}/{p.board.resources.as_dict()[k]:,} ({util[k]:.0%})" for k, v in p.resources.as_dict().items()
         if k != "URAM"))
     h = p.program.header
-    if qg.graph.sample_shape and h["in_h"] > 1:  # a 1-D image longer than a map (capabilities.image_rows)
-        lines.append(f"image of {h['in_h'] * h['in_w']:,} samples as {h['in_h']:,} rows of {h['in_w']}, its first "
-                     f"convolution's stride: a job's map holds at most {field_limit(DESCRIPTOR, 'ih'):,} a side")
+    if qg.graph.sample_shape and h["in_h"] > 1:  # a 1-D image as its first stride's phases (capabilities.image_phases)
+        c, n = qg.graph.sample_shape
+        lines.append(f"image of {n:,} samples a channel as the {h['in_c'] // c} phases of its first convolution's "
+                     f"stride, {h['in_c']} channels of {h['in_h']:,} samples: a job's map holds at most "
+                     f"{field_limit(DESCRIPTOR, 'ih'):,} a side and steps at most {field_limit(DESCRIPTOR, 'isx')}")
     if h["fold_rows"] * h["fold_cols"] > 1:
         first = p.program.forward[0]
         kh, kw = p.program.qgraph.graph.layers[0].kernel
-        if qg.graph.sample_shape:  # a 1-D model (its maps run as columns, a longer image as rows)
-            taps = f"{kh} x {kw} taps (its kernel on the rows)" if h["in_h"] > 1 else f"{kh * kw} taps"
+        if qg.graph.sample_shape:  # a 1-D model (its maps run as columns, a longer image as stride phases)
             lines.append(f"image folded {h['fold_rows'] * h['fold_cols']} samples a word: the host writes each "
                          f"sample's neighbours after its {h['in_c']} channels, so the first convolution's "
-                         f"{taps} take {first.ky * first.kx} passes")
+                         f"{kh * kw} taps take {first.ky * first.kx} passes")
         else:
             lines.append(f"image folded {h['fold_rows']} x {h['fold_cols']}: the host writes each pixel's neighbours "
                          f"after its {h['in_c']} channels, so the first convolution's {kh} x {kw} taps take "

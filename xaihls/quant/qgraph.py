@@ -220,3 +220,28 @@ def image_as_rows(qg: QGraph, width: int) -> QGraph:
     layers = (dataclasses.replace(first, layer=layer, weight=rows(first.weight)), *qg.layers[1:])
     graph = dataclasses.replace(qg.graph, input_shape=layer.in_shape, layers=tuple(q.layer for q in layers))
     return dataclasses.replace(qg, graph=graph, layers=layers)
+
+
+def image_as_phases(qg: QGraph, stride: int) -> QGraph:
+    """A 1-D model's graph with its maps as columns and its image, C channels of L samples, as the ``stride``
+    phases of each channel (s = ``stride``, the first convolution's, which alone reads the image): an
+    (s·C, L / s, 1) map whose channel c·s + j holds samples j, s + j, 2s + j, ... of channel c
+    (``contract.image_view``). The convolution of ``image_as_rows``, whose kernel row reads a row of s samples,
+    reads them here in one pixel's s·C channels: a kernel of (ceil((e + k) / s), 1) and stride 1, the rows view's
+    kernel column j its input channel c·s + j, the same products. Its backward is then one stride-1 convolution
+    writing the s·C channels at once, where the rows view's writes one lane a stride phase (docs/frontend.md,
+    "1-D models")."""
+    rows = image_as_rows(qg, stride)
+    first = rows.layers[0]
+    lay = first.layer
+    c, h, s = lay.in_shape
+
+    def phases(kernel: torch.Tensor) -> torch.Tensor:  # (M, C / groups, kh, s) to (M, s·C / groups, kh, 1)
+        m, cg, kh, _ = kernel.shape
+        return kernel.permute(0, 1, 3, 2).reshape(m, cg * s, kh, 1).contiguous()
+
+    layer = dataclasses.replace(lay, in_shape=(c * s, h, 1), weight=phases(lay.weight), kernel=(lay.kernel[0], 1),
+                                stride=(1, 1))
+    layers = (dataclasses.replace(first, layer=layer, weight=phases(first.weight)), *rows.layers[1:])
+    graph = dataclasses.replace(rows.graph, input_shape=layer.in_shape, layers=tuple(q.layer for q in layers))
+    return dataclasses.replace(rows, graph=graph, layers=layers)

@@ -30,7 +30,7 @@ from xaihls.golden import model as golden
 from xaihls.methods import METHOD_CODES, PREDICT_CODE, ig_constants
 from xaihls.plan.contract import MAX_IG_STEPS, PROGRAM_VERSION, Flag, Op, Status
 from xaihls.plan.engine import EngineV2, ig_elems
-from xaihls.plan.contract import host_image, to_blocked
+from xaihls.plan.contract import host_image, image_view, to_blocked
 from xaihls.plan.lowering import ProgramV2, buffer_needs
 from xaihls.project import clock_period_ns
 from xaihls.sim.interpreter import Engine, host_runs
@@ -342,7 +342,7 @@ def test_vectors(qg, header: dict, images=None) -> tuple[dict[str, bytes], int]:
                 a = r.attribution[k]
                 if name == "grad_cam":  # the engine leaves the map repeated over the input's channels
                     a = a.expand(qg.graph.input_shape[0], -1, -1)
-                files[f"tb_data/{attribution}"] = _i16(to_blocked(a.numpy(), header["tn"]))
+                files[f"tb_data/{attribution}"] = _i16(to_blocked(image_view(a.numpy(), header), header["tn"]))
             lines.append(f"{k} image{k}.bin {name} {code} -1 {steps} ig_table.bin - {stem}_logits.bin "
                          f"{stem}_result.bin {attribution}")
     files["tb_data/cases.txt"] = ("\n".join(lines) + "\n").encode()
