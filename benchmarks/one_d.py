@@ -4,8 +4,9 @@ planner takes for each, its resources by the fitted model, and predict and salie
 
 Run: ``python -m benchmarks.one_d [--models ecg_187 ...] [--board pynq-z2]``, under the shared
 heavy-tool lock. For each model (random weights, eight random calibration samples): compiled with
-saliency, then planned for the board twice, ``rows`` (ONE_D_COLUMNS and capabilities.IMAGE_PHASES off:
-every map one row, as before 2026-12-06) and ``planner`` (the planner weighs rows and columns and keeps the faster);
+saliency, then planned for the board three times: ``rows`` (ONE_D_COLUMNS and capabilities.IMAGE_PHASES off:
+every map one row), ``columns`` (IMAGE_PHASES off: the planner weighs rows and columns and keeps the faster) and
+``planner`` (it weighs the image as its first stride's phases too, where that view exists);
 each plan's Program simulated for predict and saliency on one Verilator build of its engine
 (SystemVerilog DDR model at latency 24), every run compared with golden bit for bit and with
 ``timing.method_cycles``. A plan the board cannot hold is recorded with its refusal. Results in
@@ -33,6 +34,7 @@ from xaihls.methods import METHOD_CODES, PREDICT_CODE
 from xaihls.plan import capabilities, lowering
 from xaihls.plan.capabilities import program_refusal
 from xaihls.plan.boards import load_board
+from xaihls.plan.contract import network_image
 from xaihls.plan.planner_v2 import plan_v2
 from xaihls.plan.timing import method_cycles
 
@@ -85,8 +87,8 @@ def measure(name: str, board: str) -> dict:
              "target": -1, "steps": 2, "method": PREDICT_CODE if m is None else METHOD_CODES[m]} for m in RUNS]
     golden = [acc.run(x, m) if m else acc.run(x) for m in RUNS]
     plans = {}
-    for label, columns in (("rows", False), ("planner", True)):
-        lowering.ONE_D_COLUMNS = capabilities.IMAGE_PHASES = columns
+    for label, columns, phases in (("rows", False, False), ("columns", True, False), ("planner", True, True)):
+        lowering.ONE_D_COLUMNS, capabilities.IMAGE_PHASES = columns, phases
         try:
             why = program_refusal(acc.qgraph)
             if why:
@@ -103,13 +105,14 @@ def measure(name: str, board: str) -> dict:
         rows = []
         for m, r, g in zip(RUNS, res, golden):
             exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy()) and (
-                m is None or np.array_equal(r["attribution"].ravel(), g.attribution[0].numpy().ravel())))
+                m is None or np.array_equal(network_image(r["attribution"], acc.graph.input_shape).ravel(),
+                                            g.attribution[0].numpy().ravel())))
             rows.append({"run": m or "predict", "cycles": r["cycles"],
                          "model_cycles": method_cycles(program, model_engine, m), "bit_exact": bool(exact)})
         first = program.forward[0]
         plans[label] = {"tm": engine.tm, "tn": engine.tn, "in_depth": engine.in_depth, "out_depth": engine.out_depth,
-                        "columns": (first.iw == 1 and first.ih > 1) or program.header["in_h"] > 1,
-                        "image": [program.header["in_h"], program.header["in_w"]], "bram_18k": plan.resources.bram_18k,
+                        "columns": first.iw == 1 and first.ih > 1, "phases": program.header["in_c"] // shape[0],
+                        "bram_18k": plan.resources.bram_18k,
                         "lut": plan.resources.lut, "runs": rows}
     return {"model": name, "shape": list(shape), "board": board, "plans": plans}
 
@@ -126,7 +129,9 @@ def markdown(results: list[dict]) -> str:
             runs = p["runs"]
             off = max((r["cycles"] / r["model_cycles"] - 1 for r in runs), key=abs)
             maps = "columns" if p["columns"] else "one row"
-            if p["image"][0] > 1:  # a longer image as rows of its first convolution's stride
+            if p.get("phases", 1) > 1:  # the image as its first convolution's stride phases
+                maps += f", image as {p['phases']} phases of {res['shape'][1] // p['phases']}"
+            elif "image" in p and p["image"][0] > 1:  # (until 2026-12-06) as rows of that stride
                 maps += f", image as {p['image'][0]} rows of {p['image'][1]}"
             lines.append(f"{head} {p['tm']} x {p['tn']} | {maps} | "
                          f"{p['in_depth']:,} | {p['bram_18k']} | {p['lut']:,} | {runs[0]['cycles']:,} | "

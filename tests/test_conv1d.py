@@ -363,7 +363,8 @@ def test_a_long_1d_map_runs_as_columns_in_small_buffers_and_is_bit_exact():
     acc = xaihls.compile(model, shape, calibration=torch.randn(4, *shape), methods=("saliency", "grad_cam"),
                          backends=("golden", "program", "csim"))
     program = acc.plan.program
-    assert program.header["in_h"] == 1 and program.header["in_w"] == 4000  # the image as the network has it
+    # the image as the network has it (with Grad-CAM compiled, never as its first stride's phases)
+    assert (program.header["in_c"], program.header["in_h"], program.header["in_w"]) == (2, 1, 4000)
     first = program.forward[0]
     assert (first.ih, first.iw, first.oh, first.ow) == (4000, 1, 2000, 1)
     assert acc.plan.engine.in_depth <= 1024, acc.plan.engine
@@ -374,6 +375,42 @@ def test_a_long_1d_map_runs_as_columns_in_small_buffers_and_is_bit_exact():
             r = acc.run(x, method, backend=backend)
             assert torch.equal(r.logits, g.logits) and (method is None or torch.equal(r.attribution, g.attribution))
     assert lowering.ONE_D_COLUMNS
+
+
+def test_the_planner_takes_the_first_strides_phases_where_they_are_faster_and_they_are_bit_exact():
+    """A first convolution of stride 2 on 1,000 samples of 2 channels: the planner weighs its image as the stride's
+    phases (``capabilities.image_phases``: 4 channels of 500, a stride-1 convolution whose backward writes them
+    all in one job) against the plain views and keeps them, being faster by the cycle model; program and csim
+    match golden on predict and the methods that read the image, the attribution back in the model's (C, L)."""
+    from xaihls.plan import lowering
+    from xaihls.plan.boards import load_board
+    from xaihls.plan.planner_v2 import plan_v2
+    from xaihls.plan.timing import method_cycles
+
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Conv1d(2, 8, 7, stride=2, padding=3), torch.nn.ReLU(), torch.nn.MaxPool1d(4),
+                                torch.nn.Conv1d(8, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool1d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(8, 3)).eval()
+    shape, methods = (2, 1000), ("saliency", "input_x_gradient", "integrated_gradients")
+    acc = xaihls.compile(model, shape, calibration=torch.randn(4, *shape), methods=methods, ig_steps=3,
+                         backends=("golden", "program", "csim"))
+    program, engine = acc.plan.program, acc.plan.engine
+    assert (program.header["in_c"], program.header["in_h"], program.header["in_w"]) == (4, 500, 1)
+    assert [(d.ky, d.kx, d.isy) for d in program.forward[:1]] == [(4, 1, 1)]
+    assert sum(d.layer == 0 for d in program.backward) == 1
+    views = {c: lowering.lower(acc.qgraph, program.shape, lowering.Buffers(4096, 1024, 4096), as_columns=c,
+                               as_phases=False) for c in (False, True)}
+    assert views[True].header["in_c"] == 2 and sum(d.layer == 0 for d in views[True].backward) == 2  # two phases
+    plain = plan_v2(acc.qgraph, load_board("pynq-z2"))  # (the default board) the faster view is the phases'
+    assert plain.program.header["in_c"] == 4 and method_cycles(plain.program, plain.engine, "saliency") < min(
+        method_cycles(p, plain.engine, "saliency") for p in views.values())
+    x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(4))
+    for method in (None, *methods):
+        g = acc.run(x, method)
+        for backend in ("program", "csim"):
+            r = acc.run(x, method, backend=backend)
+            assert torch.equal(r.logits, g.logits) and (method is None or torch.equal(r.attribution, g.attribution))
+            assert method is None or r.attribution.shape == (2, 2, 1000)
 
 
 def test_a_global_pool_the_engine_cannot_split_is_refused_in_one_line():

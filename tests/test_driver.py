@@ -68,6 +68,28 @@ def test_device_takes_and_returns_a_1d_models_shape(tmp_path):
         device.predict(np.zeros((1, 2, 1, 16)))
 
 
+def test_device_writes_and_reads_an_image_as_its_first_strides_phases(tmp_path):
+    """A Conv1d model whose image runs as the 4 phases of its first stride (``capabilities.image_phases``, 8
+    channels of 12 samples in DDR): the driver writes its (N, C, L) images and baselines in that view and returns
+    (N, C, L) attributions, equal to golden's."""
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Conv1d(2, 4, 6, stride=4, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv1d(4, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 12, 3)).eval()
+    acc = xaihls.compile(model, (2, 48), calibration=torch.randn(8, 2, 48), methods=("input_x_gradient",
+                         "integrated_gradients"), ig_steps=4, backends=("golden",))
+    program = lower(acc.qgraph, Shape(8, 4, 4), Buffers(1024, 256, 1024), as_columns=True, as_phases=True)
+    assert (program.header["in_c"], program.header["in_h"], program.header["in_w"]) == (8, 12, 1)
+    device = Device(write_driver_project(tmp_path, acc.qgraph, program), ModelTransport(program.total_bytes))
+    x = torch.randn(2, 2, 48)
+    got = device.attribute(x.numpy(), "input_x_gradient")
+    assert got.shape == (2, 2, 48) and np.array_equal(got, acc.attribute(x, "input_x_gradient").double().numpy())
+    baseline = np.linspace(-1, 1, 96).reshape(2, 48)
+    got = device.attribute(x.numpy(), "integrated_gradients", baseline=baseline)
+    want = acc.attribute(x, "integrated_gradients", baseline=torch.tensor(baseline))
+    assert np.array_equal(got, want.double().numpy())
+
+
 def test_device_checks_its_arguments(project):
     folder, acc, program, x = project
     device = Device(folder, ModelTransport(program.total_bytes))

@@ -43,28 +43,36 @@ def _layer_refusal(q) -> str | None:
 
 
 IMAGE_PHASES = True
-"""Whether a 1-D model's image longer than a job's map (or read at a longer stride than a job steps) may run as
-the stride phases of its first convolution (``image_phases``); False: refused, as before 2026-12-06 (to measure)."""
+"""Whether a 1-D model's image may run as the stride phases of its first convolution (``image_phases``): where
+it is longer than a job's map or read at a longer stride than a job steps, and wherever the planner finds it
+faster; False: never (such images refused, as before 2026-12-06; to measure)."""
 
 
 def image_phases(graph) -> int | None:
-    """The phases a 1-D model's image runs as, its channels' samples s apart as s·C channels
-    (``qgraph.image_as_phases``), where it has more samples than a job's map holds or its first convolution
-    a longer stride than a job steps: that stride s, where the convolution alone reads the image, is not
-    dilated, its stride divides the length, and the map and the kernel it becomes fit a job's fields; None
-    where the image needs no such view or no such view exists."""
-    side = field_limit(DESCRIPTOR, "ih")
+    """The phases a 1-D model's image can run as, its channels' samples s apart as s·C channels
+    (``qgraph.image_as_phases``): its first convolution's stride s, where that convolution alone reads the
+    image, is not dilated, its stride is more than 1 and divides the length, and the map and the kernel it
+    becomes fit a job's fields; None where no such view exists."""
     if not IMAGE_PHASES or graph.sample_shape is None or not graph.layers or not isinstance(graph.layers[0], Conv2d):
         return None
     layer, (c, _, n) = graph.layers[0], graph.input_shape
     s, k, pad = layer.stride[1], layer.kernel[1], layer.padding[1]
-    if n <= side and (s <= field_limit(DESCRIPTOR, "isx") or layer.out_shape[2] == 1):
-        return None
     if list(graph.consumers[0]) != [0] or layer.dilated:
         return None
     rows = rows_kernel(k, s, pad)[2]
-    fits = rows <= field_limit(DESCRIPTOR, "ky") and n // s <= side and c * s <= field_limit(HEADER, "in_c")
+    fits = (rows <= field_limit(DESCRIPTOR, "ky") and n // s <= field_limit(DESCRIPTOR, "ih")
+            and c * s <= field_limit(HEADER, "in_c"))
     return s if s > 1 and n % s == 0 and fits else None
+
+
+def phases_needed(graph) -> bool:
+    """Whether a 1-D model's image runs only as its first stride's phases (``image_phases``): it has more samples
+    than a job's map holds, or its first convolution a longer stride than a job steps."""
+    if not image_phases(graph):
+        return False
+    layer, n = graph.layers[0], graph.input_shape[2]
+    return n > field_limit(DESCRIPTOR, "ih") or (layer.stride[1] > field_limit(DESCRIPTOR, "isx")
+                                                 and layer.out_shape[2] > 1)
 
 
 def _map_refusal(graph) -> str | None:
@@ -316,7 +324,8 @@ def cam_refusal(qg) -> str | None:
 
     graph = qg.graph
     name = qg.cam_layer
-    if phases := image_phases(graph):
+    if phases_needed(graph):
+        phases = image_phases(graph)
         return (f"grad_cam upsamples its map to the input's {graph.input_shape[2]} samples, which the engine reads as "
                 f"the {phases} phases of the first convolution's stride: no nearest table of the samples follows them")
     _, h, w = graph.layers[graph.tensor_index(name) - 1].out_shape

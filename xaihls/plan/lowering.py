@@ -35,7 +35,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.frontend.ir import (Add, AvgPool2d, ChannelAffine, ChannelSelect, Concat, Conv2d, Flatten, Linear,
                                 MaxPool2d, ReLU, ReLU6)
 from xaihls.golden.dag import cam_reciprocal, relu6_cap
-from xaihls.plan.capabilities import Gather, image_phases, rectifiers_in_a_row, upsampling
+from xaihls.plan.capabilities import Gather, image_phases, phases_needed, rectifiers_in_a_row, upsampling
 from xaihls.methods import LAYER_METHODS, ReluBackward
 from xaihls.numerics import ACCUMULATOR_BITS, WEIGHT_SHIFT, align_terms
 from xaihls.plan.contract import (DESCRIPTOR, HEADER, IDENTITY_FRAC, IG_TABLE_BYTES, MAX_X_SHIFT, MEM, PROGRAM_MAGIC,
@@ -213,7 +213,7 @@ class Lowered:
     regions: tuple[Region, ...]
     blobs: tuple[tuple[int, np.ndarray], ...]  # (address, int64 values stored as int16)
     init_end: int
-    # the network as the jobs see it (a 1-D model's maps as columns, a longer image as rows), undilated
+    # the network as the jobs see it (a 1-D model's maps as columns, its image as stride phases), undilated
     qgraph: QGraph = field(repr=False)
     slots: "Slots | None" = None  # how the batched lists address each slot (batch > 1)
     cam: tuple[Job, ...] = ()  # the Grad-CAM list (docs/dag.md, "Grad-CAM on the engine")
@@ -221,6 +221,7 @@ class Lowered:
     # block at a time: one job or several): the tiler keeps the cheaper (``tiled``)
     twins: dict[Job, tuple[Job, ...]] = field(default_factory=dict)
     as_columns: bool = False  # a 1-D model's maps run as columns (``maps_as_columns``)
+    as_phases: bool = False  # and its image as its first stride's phases (``image_as_phases``)
 
 
 def _diag_blob(taps: int, value, shape: Shape) -> np.ndarray:
@@ -569,21 +570,24 @@ def fusable_pool(qg: QGraph, i: int) -> bool:
 
 
 def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: int = 1,
-               as_columns: bool | None = None) -> Lowered:
+               as_columns: bool | None = None, as_phases: bool | None = None) -> Lowered:
     """The jobs of ``qg`` for an engine of ``shape``, untiled, and the DDR memory map
     (``fuse_pools``: see FUSE_POOL_BACKWARD, its default). With ``batch`` > 1, every tensor a run
     writes, every ReLU's bits and every max-pool's indices have ``batch`` slots, for the batched
     lists ``tiled`` makes (docs/engine_v2.md, "Batched lists"). ``as_columns``: whether a 1-D model's
-    maps run as columns (default ``ONE_D_COLUMNS``; the planner weighs both)."""
+    maps run as columns (default ``ONE_D_COLUMNS``; the planner weighs both); ``as_phases``: whether its
+    maps as columns take the image as its first stride's phases (``capabilities.image_phases``; default:
+    where the image runs no other way, ``phases_needed``; the planner weighs both where it can)."""
     fuse_pools = FUSE_POOL_BACKWARD if fuse_pools is None else fuse_pools
     as_columns = ONE_D_COLUMNS if as_columns is None else as_columns
+    as_phases = phases_needed(qg.graph) if as_phases is None else as_phases
     if not 1 <= batch <= field_limit(HEADER, "batch"):
         raise XaiHlsError(f"batch {batch} outside 1..{field_limit(HEADER, 'batch')}")
     # a 1-D model's maps run as columns (ONE_D_COLUMNS), an image longer than a map as its first stride's phases
     # (image_phases), and a dilated convolution as its spread; the Program keeps the graph as its jobs see it but
     # undilated (``viewed``), its header the image as the network has it (``original``) or as phases
     original = qg
-    phases = image_phases(qg.graph) if as_columns else None
+    phases = image_phases(qg.graph) if as_columns and as_phases else None
     viewed = maps_as_columns(qg) if as_columns else qg
     if phases:
         viewed = image_as_phases(viewed, phases)
@@ -1542,7 +1546,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     assert len(forward) <= fwd_max and len(backward) <= bwd_max and len(cam_jobs) <= cam_room, "descriptor room"
     slots = Slots(batch, dict(alloc.slot_bytes), mask_slot, index_slot) if batch > 1 else None
     return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end,
-                   viewed, slots, tuple(cam_jobs), twins, viewed is not original)
+                   viewed, slots, tuple(cam_jobs), twins, viewed is not original, bool(phases))
 
 
 def _cam_activations(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, act: dict[int, Tensor],
@@ -2378,7 +2382,8 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
                      forward_batch, backward_batch, cam)
 
 
-def lower(qg: QGraph, shape: Shape, buffers: Buffers, batch: int = 1, as_columns: bool | None = None) -> ProgramV2:
+def lower(qg: QGraph, shape: Shape, buffers: Buffers, batch: int = 1, as_columns: bool | None = None,
+          as_phases: bool | None = None) -> ProgramV2:
     """The Program v2 of ``qg`` for an engine of ``shape`` with ``buffers`` (``batch``: slots of
-    its batched lists; ``as_columns``: ``lower_jobs``'s)."""
-    return encode(lower_jobs(qg, shape, batch=batch, as_columns=as_columns), buffers)
+    its batched lists; ``as_columns``, ``as_phases``: ``lower_jobs``'s)."""
+    return encode(lower_jobs(qg, shape, batch=batch, as_columns=as_columns, as_phases=as_phases), buffers)

@@ -23,7 +23,7 @@ from xaihls.plan import resources as resource_model
 from xaihls.plan.boards import Board
 from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate, ig_elems
 from xaihls.plan.contract import DESCRIPTOR, Op, field_limit
-from xaihls.plan.capabilities import image_phases, program_refusal
+from xaihls.plan.capabilities import image_phases, phases_needed, program_refusal
 from xaihls.plan.lowering import (Buffers, ProgramV2, Shape, buffer_needs, encode, kept_inputs, lower_jobs, tiled,
                                   tiled_batch, tiled_cam, weight_depth)
 from xaihls.methods import LAYER_METHODS
@@ -246,12 +246,15 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     best_of: dict[tuple[int, int], tuple[Candidate, object, Buffers]] = {}
     memo: dict = {}
     why = ""
-    # a 1-D model's maps as one row or as a column (lowering.ONE_D_COLUMNS): the same bytes, weighed like buffers
-    views = (False, True) if qg.graph.sample_shape and lowering.ONE_D_COLUMNS else (None,)
-    if image_phases(qg.graph):  # an image longer than a map: as stride phases, its maps as columns
-        views = (True,)
-    for (tm, tn), as_columns in itertools.product(arrays, views):
-        lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems), as_columns=as_columns)
+    # a 1-D model's maps as one row or as a column (lowering.ONE_D_COLUMNS), the column's image as its first stride's
+    # phases or not (capabilities.image_phases; Grad-CAM's upsampling does not follow the phases): weighed like buffers
+    views = [(False, False), (True, False)] if qg.graph.sample_shape and lowering.ONE_D_COLUMNS else [(None, None)]
+    if phases_needed(qg.graph):  # an image longer than a map: as stride phases, its maps as columns
+        views = [(True, True)]
+    elif image_phases(qg.graph) and lowering.ONE_D_COLUMNS and qg.cam_layer is None:
+        views.append((True, True))
+    for (tm, tn), (as_columns, as_phases) in itertools.product(arrays, views):
+        lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems), as_columns=as_columns, as_phases=as_phases)
         w_depth = weight_depth(lowered)
         for in_depth in IN_DEPTHS:
             for out_depth in OUT_DEPTHS:
@@ -330,7 +333,7 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, board: Board,
     figure = {1: cand.method_cycles["integrated_gradients"] if ig
               else sum(cand.method_cycles[m or "predict"] for m in _image_methods(qg))}
     for batch in (b for b in BATCHES if not ig or b <= qg.ig_steps):
-        low = lower_jobs(qg, lowered.shape, batch=batch, as_columns=lowered.as_columns)
+        low = lower_jobs(qg, lowered.shape, batch=batch, as_columns=lowered.as_columns, as_phases=lowered.as_phases)
         h = low.header
         cost = _row_tile_cost(timing, cand.engine, memo)
         forward, backward, n_backward_cam = tiled(low, buffers, cost)
