@@ -12,7 +12,7 @@ import xaihls
 from tests.random_nets import (branchy_net, concat_net, conv1d_net, cropped_map_net, dense_block_net, dilated_net,
                                edge_net, fork_net, leaky_head_net, leaky_net, long_map_net, long_pool_net, narrow_net,
                                padded_net, pool_net, random_dag_net, random_net, raw_audio_net, residual_conv_net,
-                               shuffle_net, small_map_net, stretched_map_net, windowed_pool_net)
+                               shuffle_net, small_map_net, stem_net, stretched_map_net, windowed_pool_net)
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.executor import quantize_input
@@ -92,6 +92,10 @@ LONG_POOL_NETS = ("longpool300", "longpool1000")
 # samples (16 channels of 500), rawaudio2 2 channels of 4,800 padded 5 (16 channels of 600, the kernel a tap into its
 # first row); at 16 x 8
 RAW_AUDIO_NETS = ("rawaudio1", "rawaudio2")
+# tests.random_nets.stem_net: 2-D images whose first convolution runs on the stride's phases as channels
+# (capabilities.image_phases, lowered so here; the planner weighs it): stem1 a MobileNet's 3 x 3 stride-2 stem on
+# 3 x 16 x 16 (12 channels of 8 x 8), stem3 a grouped 4 x 4 kernel of stride 3 (18 channels of 4 x 6); at 16 x 8
+STEM_NETS = ("stem1", "stem3")
 # tests.random_nets.padded_net: convolutions with unequal zero padding (a pad folded in, 'same' with even
 # kernels): padded2 a depthwise stride-2 conv padded (2, 1) columns and (2, 2) rows, padded4 'same' with a
 # 2 x 4 kernel, padded7 a depthwise 4 x 4 kernel padded on one side only
@@ -124,7 +128,7 @@ RANDOM_NETS = {"random": random_net, "pools": pool_net, "edge": edge_net, "dag":
                "dilated": dilated_net, "branchy": branchy_net, "mlphead": leaky_head_net,
                "windowed": windowed_pool_net, "fork": fork_net, "smallmap": small_map_net,
                "cropmap": cropped_map_net, "stretched": stretched_map_net, "longmap": long_map_net,
-               "rawaudio": raw_audio_net}
+               "rawaudio": raw_audio_net, "stem": stem_net}
 # the nets whose pools' passes must not chain (a grid of Tn columns, two rows, a row off the map)
 NARROW_NETS = {"4x4": "narrow4", "16x8": "narrow8"}
 # (Tm, Tn, beat elements) and buffers: a small array with row tiles, the 16 x 8 engine, a 128-bit one,
@@ -174,14 +178,15 @@ def method_list(name: str) -> tuple:
 @functools.lru_cache(maxsize=None)
 def program(name: str, shape: str):
     acc, _ = compiled(name)
-    return lower(acc.qgraph, *SHAPES[shape], batch=BATCH.get(name, 2), as_columns=not name.endswith(ROWS))
+    return lower(acc.qgraph, *SHAPES[shape], batch=BATCH.get(name, 2), as_columns=not name.endswith(ROWS),
+                 as_phases=True if name in STEM_NETS else None)
 
 
 @functools.lru_cache(maxsize=None)
 def shared_params(shape: str) -> RtlV2Params:
     """One parameter set (one Verilator build) that runs every test net at this shape."""
     params = None
-    extra = (LONG_POOL_NETS + RAW_AUDIO_NETS if shape == "16x8" else ()) + (ONE_D_CAM_NETS if shape in ("4x4", "16x8") else ()) + (
+    extra = (LONG_POOL_NETS + RAW_AUDIO_NETS + STEM_NETS if shape == "16x8" else ()) + (ONE_D_CAM_NETS if shape in ("4x4", "16x8") else ()) + (
         (NARROW_NETS[shape],) if shape in NARROW_NETS else ())
     for name in (NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + PADDED_NETS + LEAKY_NETS + DILATED_NETS + BRANCHY_NETS
                  + WINDOWED_NETS + FORK_NETS + STAGED_CAM_NETS + GATHERED_CAM_NETS + extra):
@@ -214,17 +219,22 @@ def expected(name: str, shape: str) -> list[dict]:
         engine.load_inputs(x_q, None, IG_STEPS, "trapezoid")
         ref = engine.run(PREDICT_CODE if m is None else METHOD_CODES[m], -1, IG_STEPS)[0]  # one image: one Run
         out.append({"name": m or "predict", "logits": g.logits[0].numpy(), "target": int(g.target[0]),
-                    "attribution": None if m is None else as_image(acc.graph.as_maps(g.attribution)[0].numpy(), prog),
+                    "attribution": None if m is None else as_image(acc.graph.as_maps(g.attribution)[0].numpy(), prog,
+                                                                        acc.graph.input_shape[0]),
                     "result": [ref.predicted, ref.target, *ref.saturations]})
     return out
 
 
-def as_image(maps: np.ndarray, prog) -> np.ndarray:
-    """Maps (..., C, H, W) at the input's size in the shape of the Program's image (its header's in_c x in_h x in_w,
-    as the RTL's attributions come back, ``contract.image_view``): a 1-D image longer than a job's map runs as its
-    first stride's phases."""
-    return np.stack([image_view(m, prog.header) for m in maps.reshape(-1, *maps.shape[-3:])]).reshape(
-        *maps.shape[:-3], prog.header["in_c"], prog.header["in_h"], prog.header["in_w"])
+def as_image(maps: np.ndarray, prog, channels: int) -> np.ndarray:
+    """Maps (..., C', H, W) at the input's size, of a network whose image has ``channels``, in the shape of the
+    Program's image (its header's in_c x in_h x in_w, as the RTL's attributions come back, ``contract.image_view``:
+    an image may run as its first stride's phases). A Grad-CAM map (one channel; never on the phases) keeps its
+    channel."""
+    h = prog.header
+    if maps.shape[-3] != channels:
+        return maps.reshape(*maps.shape[:-2], h["in_h"], h["in_w"])
+    return np.stack([image_view(m, h) for m in maps.reshape(-1, *maps.shape[-3:])]).reshape(
+        *maps.shape[:-3], h["in_c"], h["in_h"], h["in_w"])
 
 
 def simulated(name: str, shape: str, stalls: float = 0.0, ddr_latency: int | None = None, memory: str = "sv"):
@@ -295,7 +305,7 @@ def batch_expected(name: str, shape: str, method: str | None, explicit: bool) ->
     assert torch.equal(logits, g.logits) and (method is None or torch.equal(picked, g.target))
     return {"logits": g.logits.numpy(), "target": g.target.numpy(),
             "attribution": None if method is None else as_image(acc.graph.as_maps(g.attribution).numpy(),
-                                                                program(name, shape)),
+                                                                program(name, shape), acc.graph.input_shape[0]),
             "result": [[int(np.argmax(g.logits[k].numpy())), int(picked[k]), *counters[k]] for k in range(len(xs))]}
 
 

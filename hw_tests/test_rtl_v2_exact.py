@@ -7,7 +7,7 @@ import pytest
 
 from hw_tests.rtl_v2_cases import (BRANCHY_NETS, CAM_NETS, CAMS, DAG_NETS, DILATED_NETS, EDGE_NETS, LEAKY_NETS,
                                    LONG_POOL_NETS, NARROW_NETS, NETS, ONE_D_NETS, PADDED_NETS,
-                                   RAW_AUDIO_NETS, STALL_PROBABILITY,
+                                   RAW_AUDIO_NETS, STALL_PROBABILITY, STEM_NETS,
                                    FORK_NETS, GATHERED_CAM_NETS, ONE_D_CAM_NETS, STAGED_CAM_NETS, WINDOWED_NETS,
                                    compiled, expected, program, simulated)
 from xaihls.plan.capabilities import upsampling
@@ -131,6 +131,18 @@ def test_rtl_v2_equals_golden_on_a_1d_image_longer_than_a_jobs_map(name):
     h = prog.header
     assert (h["in_c"] * h["in_h"], h["in_w"], first.iw, first.isy) == (c * length, 1, 1, 1) and h["in_c"] > c
     assert [(d.oh, d.osy) for d in prog.backward if d.layer == 0] == [(h["in_h"], 1)]
+    _check(name, "16x8", STALL_PROBABILITY)
+
+
+@pytest.mark.parametrize("name", STEM_NETS)
+def test_rtl_v2_equals_golden_on_a_2d_image_as_its_first_strides_phases(name):
+    """A 2-D image read at stride (s, s) as the stride's s² phases as channels (capabilities.image_phases): the
+    first convolution a stride-1 one on them, its backward one job writing every phase, with AXI stalls."""
+    prog = program(name, "16x8")
+    c, h, w = compiled(name)[0].graph.input_shape
+    s = compiled(name)[0].graph.layers[0].stride[0]
+    assert (prog.header["in_c"], prog.header["in_h"], prog.header["in_w"]) == (c * s * s, h // s, w // s)
+    assert prog.forward[0].isy == 1 and sum(d.layer == 0 for d in prog.backward) == 1
     _check(name, "16x8", STALL_PROBABILITY)
 
 

@@ -995,3 +995,24 @@ def long_map_net(seed: int) -> tuple[nn.Module, tuple[int, ...], torch.Tensor]:
     probe = nn.Sequential(*body)(torch.zeros((1, *shape)))
     model = nn.Sequential(*body, nn.Flatten(), nn.Linear(probe.numel(), 3)).eval()
     return model, shape, torch.rand((8, *shape)) * 2.0
+
+
+# stem_net's nets: (image shape, first kernel, stride, padding, its output channels, groups)
+STEMS = {1: ((3, 16, 16), 3, 2, 1, 8, 1), 2: ((1, 12, 12), 7, 2, 3, 6, 1), 3: ((2, 12, 18), 4, 3, 0, 6, 2),
+         4: ((4, 8, 8), 2, 2, 0, 8, 4)}
+
+
+def stem_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """A 2-D net whose first convolution reads the image at a stride of (s, s) that divides its sides, a stem that
+    can run as the stride's phases (``capabilities.image_phases``): seed 1 a MobileNet's (3 x 3, stride 2,
+    padding 1) on 3 x 16 x 16, 2 a ResNet's (7 x 7, stride 2, padding 3) and its max-pool of 3, stride 2,
+    padding 1, 3 a grouped 4 x 4 kernel of stride 3 with no padding, 4 a depthwise 2 x 2 of stride 2; then a
+    BatchNorm, a ReLU6 or ReLU, a 3 x 3 convolution, a global pool and a Linear."""
+    shape, kernel, stride, padding, out, groups = STEMS[seed]
+    torch.manual_seed(seed)
+    body = [nn.Conv2d(shape[0], out, kernel, stride=stride, padding=padding, groups=groups),
+            _batchnorm(out, (-0.2, 0.2), (0.5, 2.0), (0.5, 1.5), (-0.2, 0.2)), nn.ReLU6() if seed % 2 else nn.ReLU()]
+    if seed == 2:
+        body.append(nn.MaxPool2d(3, stride=2, padding=1))
+    body += [nn.Conv2d(out, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)]
+    return nn.Sequential(*body).eval(), shape, torch.rand((8, *shape)) * 2.0 - 0.5

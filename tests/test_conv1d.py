@@ -394,7 +394,7 @@ def test_the_planner_takes_the_first_strides_phases_where_they_are_faster_and_th
     shape, methods = (2, 1000), ("saliency", "input_x_gradient", "integrated_gradients")
     acc = xaihls.compile(model, shape, calibration=torch.randn(4, *shape), methods=methods, ig_steps=3,
                          backends=("golden", "program", "csim"))
-    program, engine = acc.plan.program, acc.plan.engine
+    program = acc.plan.program
     assert (program.header["in_c"], program.header["in_h"], program.header["in_w"]) == (4, 500, 1)
     assert [(d.ky, d.kx, d.isy) for d in program.forward[:1]] == [(4, 1, 1)]
     assert sum(d.layer == 0 for d in program.backward) == 1

@@ -43,36 +43,42 @@ def _layer_refusal(q) -> str | None:
 
 
 IMAGE_PHASES = True
-"""Whether a 1-D model's image may run as the stride phases of its first convolution (``image_phases``): where
-it is longer than a job's map or read at a longer stride than a job steps, and wherever the planner finds it
-faster; False: never (such images refused, as before 2026-12-06; to measure)."""
+"""Whether an image may run as the stride phases of its first convolution (``image_phases``): a 1-D model's where
+it is longer than a job's map or read at a longer stride than a job steps, and any where the planner finds it
+faster; False: never (such 1-D images refused, as before 2026-12-06; to measure)."""
 
 
 def image_phases(graph) -> int | None:
-    """The phases a 1-D model's image can run as, its channels' samples s apart as s·C channels
-    (``qgraph.image_as_phases``): its first convolution's stride s, where that convolution alone reads the
-    image, is not dilated, its stride is more than 1 and divides the length, and the map and the kernel it
-    becomes fit a job's fields; None where no such view exists."""
-    if not IMAGE_PHASES or graph.sample_shape is None or not graph.layers or not isinstance(graph.layers[0], Conv2d):
+    """The stride s whose phases the image can run as (``qgraph.image_as_phases``): a 1-D model's samples s apart
+    as s·C channels where s divides the length; a 2-D image's pixels s apart along both dimensions as s²·C
+    channels where the stride is (s, s) and s divides both sides. The first convolution must alone read the image
+    and not be dilated, its stride be more than 1, and the map and the kernel it becomes fit a job's fields;
+    None where no such view exists."""
+    if not IMAGE_PHASES or not graph.layers or not isinstance(graph.layers[0], Conv2d):
         return None
-    layer, (c, _, n) = graph.layers[0], graph.input_shape
-    s, k, pad = layer.stride[1], layer.kernel[1], layer.padding[1]
+    layer, (c, h, w) = graph.layers[0], graph.input_shape
     if list(graph.consumers[0]) != [0] or layer.dilated:
         return None
-    rows = rows_kernel(k, s, pad)[2]
-    fits = (rows <= field_limit(DESCRIPTOR, "ky") and n // s <= field_limit(DESCRIPTOR, "ih")
-            and c * s <= field_limit(HEADER, "in_c"))
-    return s if s > 1 and n % s == 0 and fits else None
+    if graph.sample_shape is not None:  # 1-D: the samples along w, as a column of phases
+        s, sides, taps = layer.stride[1], (w,), [(layer.kernel[1], layer.padding[1])]
+    elif layer.stride[0] == layer.stride[1]:
+        s, sides, taps = layer.stride[0], (h, w), list(zip(layer.kernel, layer.padding))
+    else:
+        return None
+    kernel = [rows_kernel(k, s, pad)[2] for k, pad in taps]
+    fits = (all(k <= field_limit(DESCRIPTOR, "ky") for k in kernel) and max(sides) // s <= field_limit(DESCRIPTOR, "ih")
+            and c * s ** len(sides) <= field_limit(HEADER, "in_c"))
+    return s if s > 1 and all(n % s == 0 for n in sides) and fits else None
 
 
 def phases_needed(graph) -> bool:
-    """Whether a 1-D model's image runs only as its first stride's phases (``image_phases``): it has more samples
-    than a job's map holds, or its first convolution a longer stride than a job steps."""
+    """Whether the image runs only as its first stride's phases (``image_phases``): it has more rows or columns
+    (a 1-D model's samples) than a job's map holds, or its first convolution a longer stride than a job steps."""
     if not image_phases(graph):
         return False
-    layer, n = graph.layers[0], graph.input_shape[2]
-    return n > field_limit(DESCRIPTOR, "ih") or (layer.stride[1] > field_limit(DESCRIPTOR, "isx")
-                                                 and layer.out_shape[2] > 1)
+    layer = graph.layers[0]
+    return max(graph.input_shape[1:]) > field_limit(DESCRIPTOR, "ih") or (
+        max(layer.stride) > field_limit(DESCRIPTOR, "isx") and max(layer.out_shape[1:]) > 1)
 
 
 def _map_refusal(graph) -> str | None:

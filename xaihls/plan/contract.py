@@ -16,6 +16,7 @@ capabilities: ``xaihls.compile`` refuses a network whose Program does not fit th
 
 from __future__ import annotations
 
+import math
 import struct
 import sys
 from dataclasses import dataclass
@@ -468,25 +469,34 @@ def fold_image(x: np.ndarray, rows: int = 1, cols: int = 1) -> np.ndarray:
 
 
 def image_view(x: np.ndarray, header: dict) -> np.ndarray:
-    """The image ``x`` (C, ...) in the header's shape (in_c, in_h, in_w), as the Program reads it: a 1-D model's
-    samples as one row or a column, and where in_c is s·C its s stride phases as channels
-    (``qgraph.image_as_phases``: channel c·s + j of pixel r is sample r·s + j of channel c). An ``x`` already of
-    in_c channels is taken as it is."""
+    """The image ``x`` (C, H, W; a 1-D model's (C, L) in any shape of C rows) in the header's shape (in_c, in_h,
+    in_w), as the Program reads it: a 1-D model's samples as one row or a column, and where in_c is p·C its first
+    stride's p phases as channels (``qgraph.image_as_phases``): a 1-D model's column (in_w = 1) channel c·p + j
+    of pixel r is sample r·p + j of channel c; a 2-D image's p = s² phases, channel (c·s + a)·s + b of pixel
+    (y, x) its pixel (s·y + a, s·x + b). An ``x`` already of in_c channels is taken as it is."""
     x = np.asarray(x)
     c, h, w = header["in_c"], header["in_h"], header["in_w"]
-    phases = c // x.shape[0]
-    if phases > 1:
-        x = x.reshape(x.shape[0], h, phases).swapaxes(1, 2)
+    channels, p = x.shape[0], c // x.shape[0]
+    if p > 1 and (x.ndim == 2 or min(x.shape[1:]) == 1):  # a 1-D model's samples, as a column
+        x = x.reshape(channels, h, p).swapaxes(1, 2)
+    elif p > 1:  # a 2-D image read at stride (s, s)
+        s = math.isqrt(p)
+        x = x.reshape(channels, h, s, w, s).transpose(0, 2, 4, 1, 3)
     return x.reshape(c, h, w)
 
 
 def network_image(a, shape: tuple[int, ...]):
     """An attribution (..., C', H', W') as a Program's image view holds it (``image_view``) in the network's input
-    shape (C, H, W) (numpy or torch): its stride phases back in their samples where C' is s·C, else the same
+    shape (C, H, W) (numpy or torch): its stride phases back in their pixels where C' is p·C, else the same
     values in H x W (a grad_cam map keeps its one channel)."""
     lead, channels = tuple(a.shape[:-3]), a.shape[-3]
-    if channels // shape[0] > 1:
-        a, channels = a.reshape(*lead, shape[0], channels // shape[0], -1).swapaxes(-1, -2), shape[0]
+    p = channels // shape[0]
+    if p > 1 and min(shape[1:]) == 1:  # a 1-D model's samples, as a column
+        a, channels = a.reshape(*lead, shape[0], p, -1).swapaxes(-1, -2), shape[0]
+    elif p > 1:  # a 2-D image's s x s phases: (C, a, b, y, x) to (C, y, a, x, b)
+        s, (h, w) = math.isqrt(p), a.shape[-2:]
+        a = a.reshape(*lead, shape[0], s, s, h, w).swapaxes(-4, -2).swapaxes(-3, -2).swapaxes(-2, -1)
+        channels = shape[0]
     return a.reshape(*lead, channels, *shape[1:])
 
 

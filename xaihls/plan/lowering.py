@@ -575,20 +575,23 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     (``fuse_pools``: see FUSE_POOL_BACKWARD, its default). With ``batch`` > 1, every tensor a run
     writes, every ReLU's bits and every max-pool's indices have ``batch`` slots, for the batched
     lists ``tiled`` makes (docs/engine_v2.md, "Batched lists"). ``as_columns``: whether a 1-D model's
-    maps run as columns (default ``ONE_D_COLUMNS``; the planner weighs both); ``as_phases``: whether its
-    maps as columns take the image as its first stride's phases (``capabilities.image_phases``; default:
-    where the image runs no other way, ``phases_needed``; the planner weighs both where it can)."""
+    maps run as columns (default ``ONE_D_COLUMNS``; the planner weighs both); ``as_phases``: whether the
+    image runs as its first stride's phases (``capabilities.image_phases``; a 1-D model's only with its maps
+    as columns; default: where the image runs no other way, ``phases_needed``; the planner weighs both where
+    it can)."""
     fuse_pools = FUSE_POOL_BACKWARD if fuse_pools is None else fuse_pools
     as_columns = ONE_D_COLUMNS if as_columns is None else as_columns
     as_phases = phases_needed(qg.graph) if as_phases is None else as_phases
     if not 1 <= batch <= field_limit(HEADER, "batch"):
         raise XaiHlsError(f"batch {batch} outside 1..{field_limit(HEADER, 'batch')}")
-    # a 1-D model's maps run as columns (ONE_D_COLUMNS), an image longer than a map as its first stride's phases
-    # (image_phases), and a dilated convolution as its spread; the Program keeps the graph as its jobs see it but
-    # undilated (``viewed``), its header the image as the network has it (``original``) or as phases
+    # a 1-D model's maps run as columns (ONE_D_COLUMNS), an image as its first stride's phases (image_phases; a 1-D
+    # one's on its columns), and a dilated convolution as its spread; the Program keeps the graph as its jobs see it
+    # but undilated (``viewed``), its header the image as the network has it (``original``) or as phases
     original = qg
-    phases = image_phases(qg.graph) if as_columns and as_phases else None
-    viewed = maps_as_columns(qg) if as_columns else qg
+    one_d = qg.graph.sample_shape is not None
+    column_view = bool(as_columns) and one_d
+    phases = image_phases(qg.graph) if as_phases and (column_view or not one_d) else None
+    viewed = maps_as_columns(qg) if column_view else qg
     if phases:
         viewed = image_as_phases(viewed, phases)
     qg = spread(viewed)
@@ -1524,7 +1527,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     # fold are those of the one-column fold)
     _, in_h, in_w = (viewed if phases else original).graph.input_shape
     fold_rows, fold_cols = (fold[0].f, fold[1].f) if fold else (1, 1)
-    if viewed is not original and not phases:
+    if column_view and not phases:
         fold_rows, fold_cols = fold_cols, fold_rows
     header = dict(
         magic=PROGRAM_MAGIC, version=PROGRAM_VERSION, tm=shape.tm, tn=tn, beat_elems=shape.beat_elems,
@@ -1546,7 +1549,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     assert len(forward) <= fwd_max and len(backward) <= bwd_max and len(cam_jobs) <= cam_room, "descriptor room"
     slots = Slots(batch, dict(alloc.slot_bytes), mask_slot, index_slot) if batch > 1 else None
     return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end,
-                   viewed, slots, tuple(cam_jobs), twins, viewed is not original, bool(phases))
+                   viewed, slots, tuple(cam_jobs), twins, column_view, bool(phases))
 
 
 def _cam_activations(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, act: dict[int, Tensor],

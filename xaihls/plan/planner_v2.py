@@ -246,12 +246,14 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     best_of: dict[tuple[int, int], tuple[Candidate, object, Buffers]] = {}
     memo: dict = {}
     why = ""
-    # a 1-D model's maps as one row or as a column (lowering.ONE_D_COLUMNS), the column's image as its first stride's
-    # phases or not (capabilities.image_phases; Grad-CAM's upsampling does not follow the phases): weighed like buffers
-    views = [(False, False), (True, False)] if qg.graph.sample_shape and lowering.ONE_D_COLUMNS else [(None, None)]
-    if phases_needed(qg.graph):  # an image longer than a map: as stride phases, its maps as columns
+    # a 1-D model's maps as one row or as a column (lowering.ONE_D_COLUMNS), the image as its first stride's phases
+    # or not (capabilities.image_phases; a 1-D model's on its columns; Grad-CAM's upsampling does not follow the
+    # phases): weighed like buffers
+    one_d = qg.graph.sample_shape is not None
+    views = [(False, False), (True, False)] if one_d and lowering.ONE_D_COLUMNS else [(None, False)]
+    if phases_needed(qg.graph):  # an image longer than a map: as stride phases (a 1-D model's maps as columns)
         views = [(True, True)]
-    elif image_phases(qg.graph) and lowering.ONE_D_COLUMNS and qg.cam_layer is None:
+    elif image_phases(qg.graph) and (lowering.ONE_D_COLUMNS or not one_d) and qg.cam_layer is None:
         views.append((True, True))
     for (tm, tn), (as_columns, as_phases) in itertools.product(arrays, views):
         lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems), as_columns=as_columns, as_phases=as_phases)

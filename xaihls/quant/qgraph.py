@@ -217,20 +217,27 @@ def image_as_rows(qg: QGraph, width: int) -> QGraph:
 
     layer = dataclasses.replace(lay, in_shape=(c, n // width, width), weight=rows(lay.weight), kernel=(kh, width),
                                 stride=(1, width), padding=(top, 0))
-    layers = (dataclasses.replace(first, layer=layer, weight=rows(first.weight)), *qg.layers[1:])
-    graph = dataclasses.replace(qg.graph, input_shape=layer.in_shape, layers=tuple(q.layer for q in layers))
-    return dataclasses.replace(qg, graph=graph, layers=layers)
+    return _first_layer(qg, first, layer, rows(first.weight))
 
 
 def image_as_phases(qg: QGraph, stride: int) -> QGraph:
-    """A 1-D model's graph with its maps as columns and its image, C channels of L samples, as the ``stride``
-    phases of each channel (s = ``stride``, the first convolution's, which alone reads the image): an
-    (s·C, L / s, 1) map whose channel c·s + j holds samples j, s + j, 2s + j, ... of channel c
-    (``contract.image_view``). The convolution of ``image_as_rows``, whose kernel row reads a row of s samples,
-    reads them here in one pixel's s·C channels: a kernel of (ceil((e + k) / s), 1) and stride 1, the rows view's
-    kernel column j its input channel c·s + j, the same products. Its backward is then one stride-1 convolution
-    writing the s·C channels at once, where the rows view's writes one lane a stride phase (docs/frontend.md,
-    "1-D models")."""
+    """The graph with its image as the phases of its first convolution's ``stride`` s (that convolution alone
+    reads the image), its channels' pixels s apart as channels of a map s times smaller (``contract.image_view``):
+
+    - a 1-D model (its maps as columns), C channels of L samples: an (s·C, L / s, 1) map whose channel c·s + j
+      holds samples j, s + j, 2s + j, ... of channel c. The convolution of ``image_as_rows``, whose kernel row
+      reads a row of s samples, reads them here in one pixel's s·C channels: a kernel of (ceil((e + k) / s), 1)
+      and stride 1, the rows view's kernel column j its input channel c·s + j;
+    - a 2-D image (C, H, W) read at stride (s, s), H and W multiples of s: a (s²·C, H / s, W / s) map whose
+      channel (c·s + a)·s + b at pixel (y, x) is pixel (s·y + a, s·x + b) of channel c; the convolution's kernel
+      becomes (ceil((e_y + k_y) / s), ceil((e_x + k_x) / s)) of stride 1 with ceil(p / s) zero rows and columns
+      before the map, each dimension as the 1-D one's.
+
+    Tap i of output o reads pixel s·o − p + i either way, so the products are the same. Its backward is then one
+    stride-1 convolution writing all the channels at once, where a strided convolution's backward writes one
+    stride phase a job on the image's few channels (docs/frontend.md, "1-D models")."""
+    if qg.graph.sample_shape is None:
+        return _image_as_square_phases(qg, stride)
     rows = image_as_rows(qg, stride)
     first = rows.layers[0]
     lay = first.layer
@@ -242,6 +249,33 @@ def image_as_phases(qg: QGraph, stride: int) -> QGraph:
 
     layer = dataclasses.replace(lay, in_shape=(c * s, h, 1), weight=phases(lay.weight), kernel=(lay.kernel[0], 1),
                                 stride=(1, 1))
-    layers = (dataclasses.replace(first, layer=layer, weight=phases(first.weight)), *rows.layers[1:])
-    graph = dataclasses.replace(rows.graph, input_shape=layer.in_shape, layers=tuple(q.layer for q in layers))
-    return dataclasses.replace(rows, graph=graph, layers=layers)
+    return _first_layer(rows, first, layer, phases(first.weight))
+
+
+def _image_as_square_phases(qg: QGraph, s: int) -> QGraph:
+    """``image_as_phases`` of a 2-D image."""
+    first = qg.layers[0]
+    lay = first.layer
+    c, h, w = lay.in_shape
+    (ky, kx), (py, px) = lay.kernel, lay.padding
+    assert lay.stride == (s, s) and h % s == 0 and w % s == 0 and not lay.dilated, "an image read at stride (s, s)"
+    top, ey, kvy = rows_kernel(ky, s, py)
+    left, ex, kvx = rows_kernel(kx, s, px)
+
+    def phases(kernel: torch.Tensor) -> torch.Tensor:  # (M, C / groups, ky, kx) to (M, s²·C / groups, kvy, kvx)
+        m, cg = kernel.shape[:2]
+        out = kernel.new_zeros(m, cg, kvy * s, kvx * s)
+        out[:, :, ey:ey + ky, ex:ex + kx] = kernel
+        out = out.reshape(m, cg, kvy, s, kvx, s).permute(0, 1, 3, 5, 2, 4)
+        return out.reshape(m, cg * s * s, kvy, kvx).contiguous()
+
+    layer = dataclasses.replace(lay, in_shape=(c * s * s, h // s, w // s), weight=phases(lay.weight),
+                                kernel=(kvy, kvx), stride=(1, 1), padding=(top, left))
+    return _first_layer(qg, first, layer, phases(first.weight))
+
+
+def _first_layer(qg: QGraph, first: QLayer, layer: Conv2d, weight: torch.Tensor) -> QGraph:
+    """``qg`` with its first layer ``layer`` (integer weights ``weight``), its image that layer's input."""
+    layers = (dataclasses.replace(first, layer=layer, weight=weight), *qg.layers[1:])
+    graph = dataclasses.replace(qg.graph, input_shape=layer.in_shape, layers=tuple(q.layer for q in layers))
+    return dataclasses.replace(qg, graph=graph, layers=layers)

@@ -1,0 +1,80 @@
+"""An image as its first convolution's stride phases (``qgraph.image_as_phases``, ``capabilities.image_phases``):
+golden on the view computes what it computes on the network, bit for bit, and the engines planned with it match
+golden. The 1-D cases (raw waveforms) are in tests/test_conv1d.py."""
+
+import pytest
+import torch
+
+import xaihls
+from tests.random_nets import STEMS, stem_net
+from xaihls.golden import model as golden
+from xaihls.plan import capabilities, lowering
+from xaihls.plan.contract import image_view, network_image
+from xaihls.quant.qgraph import image_as_phases
+
+
+@pytest.mark.parametrize("seed", sorted(STEMS))
+def test_a_2d_image_as_its_first_strides_phases_computes_what_the_image_does(seed):
+    """s² phases of the image as channels, the first convolution a stride-1 one on them: the same logits and
+    attributions as golden makes on the network, for every method; ``contract.image_view`` and
+    ``network_image`` map pixel (s·y + a, s·x + b) of channel c to channel (c·s + a)·s + b and back."""
+    model, shape, calibration = stem_net(seed)
+    acc = xaihls.compile(model, shape, calibration=calibration, ig_steps=3, backends=("golden",))
+    s = capabilities.image_phases(acc.graph)
+    assert s == STEMS[seed][2]
+    phases = image_as_phases(acc.qgraph, s)
+    c, h, w = shape
+    assert phases.graph.input_shape == (c * s * s, h // s, w // s) and phases.layers[0].layer.stride == (1, 1)
+    header = dict(zip(("in_c", "in_h", "in_w"), phases.graph.input_shape))
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(seed)) * 2.0 - 0.5
+    xp = torch.stack([torch.as_tensor(image_view(x_k.numpy(), header)) for x_k in x])
+    a, b, y, z = 1 % s, (s - 1), h // s - 1, 1
+    assert xp[0, (c - 1) * s * s + a * s + b, y, z] == x[0, c - 1, s * y + a, s * z + b]
+    assert torch.equal(network_image(xp, shape), x)
+    assert torch.equal(golden.predict(phases, xp).logits, golden.predict(acc.qgraph, x).logits)
+    for method in acc.qgraph.methods:
+        if method in ("grad_cam", "guided_grad_cam"):
+            continue
+        want, got = golden.attribute(acc.qgraph, x, method), golden.attribute(phases, xp, method)
+        assert torch.equal(got.logits, want.logits), method
+        assert torch.equal(network_image(got.attribution, shape), want.attribution), method
+
+
+def test_the_planner_takes_a_strided_stems_phases_where_faster_and_program_and_csim_are_bit_exact():
+    """A MobileNet's stem (3 x 3 of stride 2 on 3 x 16 x 16): the planner weighs the image as its 4 phases (12
+    channels of 8 x 8) against the image itself and keeps the phases, faster by the cycle model; program and csim
+    match golden on predict and the methods, the attribution in the network's shape. With Grad-CAM compiled the
+    image stays as it is (its map's upsampling does not follow the phases)."""
+    model, shape, calibration = stem_net(1)
+    methods = ("saliency", "input_x_gradient", "integrated_gradients", "guided_backprop")
+    acc = xaihls.compile(model, shape, calibration=calibration, methods=methods, ig_steps=3,
+                         backends=("golden", "program", "csim"))
+    program = acc.plan.program
+    assert (program.header["in_c"], program.header["in_h"], program.header["in_w"]) == (12, 8, 8)
+    assert sum(d.layer == 0 for d in program.backward) == 1 and program.forward[0].isy == 1
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(9)) * 2.0 - 0.5
+    for method in (None, *methods):
+        g = acc.run(x, method)
+        for backend in ("program", "csim"):
+            r = acc.run(x, method, backend=backend)
+            assert torch.equal(r.logits, g.logits), (method, backend)
+            assert method is None or torch.equal(r.attribution, g.attribution), (method, backend)
+            assert r.saturations == g.saturations or method is None, (method, backend)
+    cam = xaihls.compile(model, shape, calibration=calibration, methods=("grad_cam",), backends=("golden", "program"))
+    assert cam.plan.program.header["in_c"] == 3
+    r, g = cam.run(x, "grad_cam", backend="program"), cam.run(x, "grad_cam")
+    assert torch.equal(r.attribution, g.attribution)
+
+
+def test_a_stride_that_does_not_divide_the_image_keeps_the_image():
+    """No phases where the stride leaves a remainder (49 rows at stride 2), nor where the strides differ."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 25 * 5, 2)).eval()
+    acc = xaihls.compile(model, (1, 49, 10), calibration=torch.rand(4, 1, 49, 10), backends=("golden",))
+    assert capabilities.image_phases(acc.graph) is None
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, stride=(2, 1), padding=1), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 16, 2)).eval()
+    acc = xaihls.compile(model, (1, 16, 16), calibration=torch.rand(4, 1, 16, 16), backends=("golden",))
+    assert capabilities.image_phases(acc.graph) is None
+    program = lowering.lower(acc.qgraph, lowering.Shape(8, 4, 4), lowering.Buffers(1024, 256, 1024), as_phases=True)
+    assert program.header["in_c"] == 1
