@@ -10,6 +10,7 @@ from tests.random_nets import STEMS, stem_net
 from xaihls.golden import model as golden
 from xaihls.plan import capabilities, lowering
 from xaihls.plan.contract import image_view, network_image
+from xaihls.plan.planner_v2 import describe
 from xaihls.quant.qgraph import image_as_phases
 
 
@@ -51,6 +52,8 @@ def test_the_planner_takes_a_strided_stems_phases_where_faster_and_program_and_c
                          backends=("golden", "program", "csim"))
     program = acc.plan.program
     assert (program.header["in_c"], program.header["in_h"], program.header["in_w"]) == (12, 8, 8)
+    assert ("image of 16 x 16 as the 4 phases of its first convolution's stride, 12 channels of 8 x 8, faster by the "
+            "cycle model" in describe(acc.plan))
     assert sum(d.layer == 0 for d in program.backward) == 1 and program.forward[0].isy == 1
     x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(9)) * 2.0 - 0.5
     for method in (None, *methods):

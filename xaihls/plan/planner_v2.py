@@ -70,6 +70,7 @@ class PlanV2:
     batch_too_large: int | None = None  # the smallest batch weighed whose engine did not fit the board
     image_batch_cycles: dict[str, int] = field(default_factory=dict)  # an image-batch start's cycles by run
     cam_costs: tuple = ()  # the Grad-CAM list's jobs (a Grad-CAM method compiled)
+    network: object = None  # the network's Graph, where the Program's (program.qgraph) views it otherwise
 
     def latency_ms(self, method: str = "predict") -> float:
         return self.method_cycles[method] / (self.engine.clock_mhz * 1e3)
@@ -310,7 +311,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                                                  (p.forward, p.backward, p.cam, p.forward_batch, p.backward_batch))
     assert cycles == cand.method_cycles, "the Program encoded is not the one the planner weighed"
     return PlanV2(board, cand.engine, program, cand.resources, fwd, bwd, cap, slack, qg.ig_steps,
-                  cand.method_cycles, candidates, next_larger, batch_cycles, too_large, image_batch, cams)
+                  cand.method_cycles, candidates, next_larger, batch_cycles, too_large, image_batch, cams, qg.graph)
 
 
 def _image_methods(qg: QGraph) -> tuple[str | None, ...]:
@@ -429,11 +430,18 @@ def describe(p: PlanV2, methods=None) -> str:
         f"{k} {v:,}/{p.board.resources.as_dict()[k]:,} ({util[k]:.0%})" for k, v in p.resources.as_dict().items()
         if k != "URAM"))
     h = p.program.header
-    if qg.graph.sample_shape and h["in_h"] > 1:  # a 1-D image as its first stride's phases (capabilities.image_phases)
-        c, n = qg.graph.sample_shape
-        lines.append(f"image of {n:,} samples a channel as the {h['in_c'] // c} phases of its first convolution's "
-                     f"stride, {h['in_c']} channels of {h['in_h']:,} samples: a job's map holds at most "
-                     f"{field_limit(DESCRIPTOR, 'ih'):,} a side and steps at most {field_limit(DESCRIPTOR, 'isx')}")
+    network = p.network or qg.graph
+    c, *sides = network.input_shape
+    if h["in_c"] > c:  # the image as its first stride's phases (capabilities.image_phases)
+        why = (f": a job's map holds at most {field_limit(DESCRIPTOR, 'ih'):,} a side and steps at most "
+               f"{field_limit(DESCRIPTOR, 'isx')}" if phases_needed(network) else
+               ", faster by the cycle model (its backward writes them all in one job)")
+        if qg.graph.sample_shape:
+            lines.append(f"image of {sides[1]:,} samples a channel as the {h['in_c'] // c} phases of its first "
+                         f"convolution's stride, {h['in_c']} channels of {h['in_h']:,} samples{why}")
+        else:
+            lines.append(f"image of {sides[0]} x {sides[1]} as the {h['in_c'] // c} phases of its first "
+                         f"convolution's stride, {h['in_c']} channels of {h['in_h']} x {h['in_w']}{why}")
     if h["fold_rows"] * h["fold_cols"] > 1:
         first = p.program.forward[0]
         kh, kw = p.program.qgraph.graph.layers[0].kernel
