@@ -16,33 +16,22 @@ import json
 from datetime import date
 from pathlib import Path
 
-import numpy as np
-
 import xaihls
-from xaihls.backends.rtl.v2 import sim
-from xaihls.backends.rtl.v2.params import rtl_params
-from xaihls.executor import quantize_input
-from xaihls.methods import METHOD_CODES, PREDICT_CODE
+from benchmarks.one_d import rtl_rows, sim_runs
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan import capabilities
 from xaihls.plan.boards import load_board
-from xaihls.plan.contract import network_image
 from xaihls.plan.planner_v2 import plan_v2
-from xaihls.plan.timing import job_cost, method_cycles
+from xaihls.plan.timing import job_cost
 
 RESULTS = Path(__file__).parent / "results"
-RUNS = (None, "saliency")
 
 
 def measure(name: str, board: str) -> dict:
     entry = get_zoo_model(name)
     acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16],
                          backends=("golden",), methods=("saliency",))
-    x = entry.calibration()[:1]
-    x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
-    runs = [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": sim.ig_table(2, "trapezoid", acc.qgraph.width),
-             "target": -1, "steps": 2, "method": PREDICT_CODE if m is None else METHOD_CODES[m]} for m in RUNS]
-    golden = [acc.run(x, m) if m else acc.run(x) for m in RUNS]
+    runs, golden = sim_runs(acc, entry.calibration()[:1])
     plans = {}
     for label, on in (("image", False), ("phases", True)):
         capabilities.IMAGE_PHASES = on
@@ -51,15 +40,7 @@ def measure(name: str, board: str) -> dict:
         finally:
             capabilities.IMAGE_PHASES = True
         program, engine = plan.program, plan.engine
-        model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
-        res = sim.simulate(program, rtl_params(program, engine), runs)
-        rows = []
-        for m, r, g in zip(RUNS, res, golden):
-            exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy()) and (
-                m is None or np.array_equal(network_image(r["attribution"], acc.graph.input_shape),
-                                            g.attribution[0].numpy())))
-            rows.append({"run": m or "predict", "cycles": r["cycles"],
-                         "model_cycles": method_cycles(program, model_engine, m), "bit_exact": bool(exact)})
+        rows, model_engine = rtl_rows(acc, plan, runs, golden)
         first = [sum(job_cost(d, model_engine, lst).cycles for d in getattr(program, lst) if d.layer == 0)
                  for lst in ("forward", "backward")]
         h = program.header

@@ -77,15 +77,36 @@ MODELS = {
 }
 
 
+def sim_runs(acc, x) -> tuple[list[dict], list]:
+    """The RTL simulation's runs of ``RUNS`` on the one image ``x`` (the network's shape, a batch of one), and
+    golden's results of them."""
+    x_q = quantize_input(acc.qgraph, acc.graph.as_maps(x))[0][0].numpy()
+    runs = [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": sim.ig_table(2, "trapezoid", acc.qgraph.width),
+             "target": -1, "steps": 2, "method": PREDICT_CODE if m is None else METHOD_CODES[m]} for m in RUNS]
+    return runs, [acc.run(x, m) if m else acc.run(x) for m in RUNS]
+
+
+def rtl_rows(acc, plan, runs: list[dict], golden: list) -> tuple[list[dict], object]:
+    """``runs`` on one Verilator build of ``plan``'s engine (SystemVerilog DDR model at its default latency): a
+    row a run with its cycles, the cycle model's and whether it is bit-exact with ``golden`` (the attribution
+    back in the network's shape); and the engine the cycle model priced, at the simulation's DDR latency."""
+    program, engine = plan.program, plan.engine
+    model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
+    rows = []
+    for m, r, g in zip(RUNS, sim.simulate(program, rtl_params(program, engine), runs), golden):
+        exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy()) and (
+            m is None or np.array_equal(network_image(r["attribution"], acc.graph.input_shape).ravel(),
+                                        g.attribution[0].numpy().ravel())))
+        rows.append({"run": m or "predict", "cycles": r["cycles"],
+                     "model_cycles": method_cycles(program, model_engine, m), "bit_exact": bool(exact)})
+    return rows, model_engine
+
+
 def measure(name: str, board: str) -> dict:
     shape, build = MODELS[name]
     calibration = torch.randn((8, *shape), generator=torch.Generator().manual_seed(1))
     acc = xaihls.compile(build(), shape, calibration=calibration, backends=("golden",), methods=("saliency",))
-    x = calibration[:1]
-    x_q = quantize_input(acc.qgraph, acc.graph.as_maps(x))[0][0].numpy()
-    runs = [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": sim.ig_table(2, "trapezoid", acc.qgraph.width),
-             "target": -1, "steps": 2, "method": PREDICT_CODE if m is None else METHOD_CODES[m]} for m in RUNS]
-    golden = [acc.run(x, m) if m else acc.run(x) for m in RUNS]
+    runs, golden = sim_runs(acc, calibration[:1])
     plans = {}
     for label, columns, phases in (("rows", False, False), ("columns", True, False), ("planner", True, True)):
         lowering.ONE_D_COLUMNS, capabilities.IMAGE_PHASES = columns, phases
@@ -100,15 +121,7 @@ def measure(name: str, board: str) -> dict:
         finally:
             lowering.ONE_D_COLUMNS = capabilities.IMAGE_PHASES = True
         program, engine = plan.program, plan.engine
-        model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
-        res = sim.simulate(program, rtl_params(program, engine), runs)
-        rows = []
-        for m, r, g in zip(RUNS, res, golden):
-            exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy()) and (
-                m is None or np.array_equal(network_image(r["attribution"], acc.graph.input_shape).ravel(),
-                                            g.attribution[0].numpy().ravel())))
-            rows.append({"run": m or "predict", "cycles": r["cycles"],
-                         "model_cycles": method_cycles(program, model_engine, m), "bit_exact": bool(exact)})
+        rows, _ = rtl_rows(acc, plan, runs, golden)
         first = program.forward[0]
         plans[label] = {"tm": engine.tm, "tn": engine.tn, "in_depth": engine.in_depth, "out_depth": engine.out_depth,
                         "columns": first.iw == 1 and first.ih > 1, "phases": program.header["in_c"] // shape[0],

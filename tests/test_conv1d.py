@@ -328,7 +328,7 @@ def test_a_first_stride_past_a_jobs_step_runs_as_phases_and_is_bit_exact():
 @pytest.mark.parametrize("net,shape,methods,why", [
     (lambda: _strided_1d_net(1, 80, 16), (1, 8000), ("grad_cam",),
      "grad_cam upsamples its map to the input's 8000 samples, which the engine reads as the 16 phases of the first "
-     "convolution's stride: no nearest table of the samples follows them"),
+     "convolution's stride: no nearest table of the pixels follows them"),
     (lambda: _strided_1d_net(1, 80, 16), (1, 8008), ("saliency",),
      "the input has 8008 samples; the engine's jobs take maps of at most 4095 a side, or a longer image as the phases "
      "of the first convolution's stride where that divides its length"),

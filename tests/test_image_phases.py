@@ -81,3 +81,29 @@ def test_a_stride_that_does_not_divide_the_image_keeps_the_image():
     assert capabilities.image_phases(acc.graph) is None
     program = lowering.lower(acc.qgraph, lowering.Shape(8, 4, 4), lowering.Buffers(1024, 256, 1024), as_phases=True)
     assert program.header["in_c"] == 1
+
+
+def test_a_patchify_stem_past_a_jobs_stride_runs_as_its_phases():
+    """A vision transformer's patch embedding, a 16 x 16 convolution of stride 16 (a job steps at most 15): refused
+    as the image is, it runs as the stride's 256 phases (768 channels of 4 x 4, the convolution a 1 x 1 one), and
+    the program executor matches golden."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 16, stride=16), torch.nn.ReLU(),
+                                torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(16, 5)).eval()
+    shape, methods = (3, 64, 64), ("saliency", "integrated_gradients")
+    capabilities.IMAGE_PHASES = False
+    try:
+        with pytest.raises(xaihls.XaiHlsError, match="descriptor.isy = 16 does not fit"):
+            xaihls.compile(model, shape, calibration=torch.rand(4, *shape), methods=methods,
+                           backends=("golden", "program"))
+    finally:
+        capabilities.IMAGE_PHASES = True
+    acc = xaihls.compile(model, shape, calibration=torch.rand(4, *shape), methods=methods, ig_steps=3,
+                         backends=("golden", "program"))
+    h = acc.plan.program.header
+    assert (h["in_c"], h["in_h"], h["in_w"]) == (768, 4, 4) and acc.plan.program.forward[0].ky == 1
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(2))
+    for method in (None, *methods):
+        g, r = acc.run(x, method), acc.run(x, method, backend="program")
+        assert torch.equal(r.logits, g.logits) and (method is None or torch.equal(r.attribution, g.attribution))

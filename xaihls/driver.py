@@ -226,7 +226,7 @@ class Device:
                 attr = from_blocked(codes, h["in_c"], h["in_h"], h["in_w"], h["tn"])
                 if method == "grad_cam":  # the map, repeated over the input's channels: one is the attribution
                     attr = attr[:1]
-                attr = network_image(attr, self.input_shape)  # a 1-D model's longer image: its stride phases
+                attr = network_image(attr, self.input_shape)  # an image may run as its first stride's phases
                 if len(self.sample_shape) == 2:  # a 1-D model's (C, L)
                     attr = attr.reshape(attr.shape[0], -1)
             counts = {"forward": r["sat_forward"], "backward": r["sat_backward"], "post": r["sat_post"]}

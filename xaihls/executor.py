@@ -88,7 +88,7 @@ def engine_result(qg: QGraph, args: "RunArgs", logits: torch.Tensor, targets: to
     totals = [sum(int(c[k]) for c in counters) for k in range(3)]
     counts = {"input": args.input_saturations, "forward": totals[0], "backward": totals[1], "post": totals[2]}
     fmt = attribution_format(qg, args.method) if args.method else None
-    if attribution is not None:  # in the network's shape (a 1-D model's longer image runs as stride phases)
+    if attribution is not None:  # in the network's shape (the image may run as its first stride's phases)
         attribution = network_image(attribution, qg.graph.input_shape)
     return RunResult(logits, qg.logits_fmt, targets, attribution, fmt, {k: v for k, v in counts.items() if v}, cycles)
 

@@ -331,9 +331,10 @@ def cam_refusal(qg) -> str | None:
     graph = qg.graph
     name = qg.cam_layer
     if phases_needed(graph):
-        phases = image_phases(graph)
-        return (f"grad_cam upsamples its map to the input's {graph.input_shape[2]} samples, which the engine reads as "
-                f"the {phases} phases of the first convolution's stride: no nearest table of the samples follows them")
+        s, (_, h, w) = image_phases(graph), graph.input_shape
+        image, phases = (f"{w} samples", s) if graph.sample_shape else (f"{h}x{w} image", f"{s}x{s}")
+        return (f"grad_cam upsamples its map to the input's {image}, which the engine reads as the {phases} phases "
+                "of the first convolution's stride: no nearest table of the pixels follows them")
     _, h, w = graph.layers[graph.tensor_index(name) - 1].out_shape
     passes = field_limit(DESCRIPTOR, "ky")
     if max(h, w) > passes and (not CAM_SUMS or sum_split(*sum_view(h, w)) is None):

@@ -1522,7 +1522,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
 
     af = qg.attribution_formats
     gf = [qg.grad_fmt(ReluBackward(k), 0).frac if ReluBackward(k) in qg.grad_formats else 0 for k in range(3)]
-    # the image as the host writes it: the network's shape, or a longer 1-D image's stride phases as channels
+    # the image as the host writes it: the network's shape, or its first stride's phases as channels
     # (``contract.image_view``); a 1-D model's columns fold as its row would (``fold_image``'s slots of a one-row
     # fold are those of the one-column fold)
     _, in_h, in_w = (viewed if phases else original).graph.input_shape
