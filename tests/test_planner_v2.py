@@ -105,14 +105,17 @@ def test_without_integrated_gradients_the_batch_is_sized_for_image_batches():
            "convolution's 3 x 3 taps take 6 passes" in describe(p)
 
 
-def test_integrated_gradients_sums_are_built_only_for_a_program_that_runs_them():
+def test_integrated_gradients_sums_are_built_only_for_a_program_that_runs_them(monkeypatch):
     """The IG sums (48-bit words of the blocked input above the accumulators of lanes 0..E-1) are the
     engine's largest memory on a large image: a net on 3 x 96 x 96 compiled without integrated
     gradients gets none, and the PYNQ-Z2 takes a 16 x 4 array for it; with them, the sums alone take
-    192 BRAM_18K, and only a 4 x 4 array (whose blocked input pads 3 channels to 4, not 8) fits."""
+    192 BRAM_18K, and only a 4 x 4 array (whose blocked input pads 3 channels to 4, not 8) fits. (The image
+    as itself; as its first stride's 4 phases, 12 channels of 48 x 48 fill three words of 4 with no padding:
+    the sums take 96 BRAM_18K, and a 16 x 4 array fits with them.)"""
     import torch
     import torch.nn as nn
 
+    from xaihls.plan import capabilities
     from xaihls.plan.engine import ig_elems
     from xaihls.plan.resources import memories
 
@@ -121,6 +124,7 @@ def test_integrated_gradients_sums_are_built_only_for_a_program_that_runs_them()
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 2)).eval()
     calibration = torch.rand(4, 3, 96, 96)
     plans = {}
+    monkeypatch.setattr(capabilities, "IMAGE_PHASES", False)
     for methods in (("saliency",), ("saliency", "integrated_gradients")):
         acc = xaihls.compile(model, (3, 96, 96), calibration=calibration, methods=methods, ig_steps=3,
                              backends=("golden", "program"))
@@ -138,6 +142,12 @@ def test_integrated_gradients_sums_are_built_only_for_a_program_that_runs_them()
 
     assert ("integrated gradients: the engine keeps the sums of the 36,864-element blocked input on chip, 192 of its "
             in describe(ig)) and "compiled without integrated_gradients it keeps none" in describe(ig)
+    monkeypatch.setattr(capabilities, "IMAGE_PHASES", True)
+    phases = xaihls.compile(model, (3, 96, 96), calibration=calibration, methods=methods, ig_steps=3,
+                            backends=("golden",)).plan
+    assert phases.program.header["in_c"] == 12 and phases.engine.input_elems == 12 * 48 * 48
+    assert phases.resources.breakdown["BRAM_18K by memory"]["accumulators, lanes 0..E-1"] == 96
+    assert (phases.engine.tm, phases.engine.tn) == (16, 4)
     assert "the engine keeps the sums" not in describe(plans["saliency"])
     # the RTL built for the Program keeps none; one built from its DDR image alone (whose header does not
     # say which methods it runs) keeps them
