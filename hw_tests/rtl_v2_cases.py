@@ -186,8 +186,8 @@ def program(name: str, shape: str):
 def shared_params(shape: str) -> RtlV2Params:
     """One parameter set (one Verilator build) that runs every test net at this shape."""
     params = None
-    extra = (LONG_POOL_NETS + RAW_AUDIO_NETS + STEM_NETS if shape == "16x8" else ()) + (ONE_D_CAM_NETS if shape in ("4x4", "16x8") else ()) + (
-        (NARROW_NETS[shape],) if shape in NARROW_NETS else ())
+    extra = ((LONG_POOL_NETS + RAW_AUDIO_NETS + STEM_NETS if shape == "16x8" else ())
+             + (ONE_D_CAM_NETS if shape in ("4x4", "16x8") else ()) + ((NARROW_NETS[shape],) if shape in NARROW_NETS else ()))
     for name in (NETS + EDGE_NETS + DAG_NETS + ONE_D_NETS + PADDED_NETS + LEAKY_NETS + DILATED_NETS + BRANCHY_NETS
                  + WINDOWED_NETS + FORK_NETS + STAGED_CAM_NETS + GATHERED_CAM_NETS + extra):
         p = rtl_params(program(name, shape))

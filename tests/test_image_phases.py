@@ -62,7 +62,6 @@ def test_the_planner_takes_a_strided_stems_phases_where_faster_and_program_and_c
             r = acc.run(x, method, backend=backend)
             assert torch.equal(r.logits, g.logits), (method, backend)
             assert method is None or torch.equal(r.attribution, g.attribution), (method, backend)
-            assert r.saturations == g.saturations or method is None, (method, backend)
     cam = xaihls.compile(model, shape, calibration=calibration, methods=("grad_cam",), backends=("golden", "program"))
     assert cam.plan.program.header["in_c"] == 3
     r, g = cam.run(x, "grad_cam", backend="program"), cam.run(x, "grad_cam")
