@@ -17,6 +17,7 @@ from xaihls.methods import ALL_METHODS, METHODS
 from tests.random_nets import conv1d_net, long_pool_net
 from tests.test_differential import _refused_or_bit_exact_everywhere
 from tests.test_frontend import _traced
+from tests.test_reliability import _bit_exact
 
 
 def _randomize_batchnorms(model: nn.Module) -> nn.Module:
@@ -303,12 +304,8 @@ def test_a_1d_image_longer_than_a_jobs_map_runs_as_its_first_strides_phases_and_
     assert (first.ih, first.iw, first.oh, first.ow, first.ky, first.kx) == (500, 1, 496, 1, 5, 1)
     assert sum(d.layer == 0 for d in program.backward) == 1
     x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(5))
-    for method in (None, "saliency", "integrated_gradients", "guided_backprop"):
-        g = acc.run(x, method)
-        for backend in ("program", "csim"):
-            r = acc.run(x, method, backend=backend)
-            assert torch.equal(r.logits, g.logits) and (method is None or torch.equal(r.attribution, g.attribution))
-            assert method is None or r.attribution.shape == (2, 1, 8000)
+    golden = _bit_exact(acc, x, steps=None, methods=acc.methods)
+    assert all(golden[m].attribution.shape == (2, 1, 8000) for m in acc.methods)
 
 
 def test_a_first_stride_past_a_jobs_step_runs_as_phases_and_is_bit_exact():
@@ -405,12 +402,8 @@ def test_the_planner_takes_the_first_strides_phases_where_they_are_faster_and_th
     assert plain.program.header["in_c"] == 4 and method_cycles(plain.program, plain.engine, "saliency") < min(
         method_cycles(p, plain.engine, "saliency") for p in views.values())
     x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(4))
-    for method in (None, *methods):
-        g = acc.run(x, method)
-        for backend in ("program", "csim"):
-            r = acc.run(x, method, backend=backend)
-            assert torch.equal(r.logits, g.logits) and (method is None or torch.equal(r.attribution, g.attribution))
-            assert method is None or r.attribution.shape == (2, 2, 1000)
+    golden = _bit_exact(acc, x, steps=None, methods=methods)
+    assert all(golden[m].attribution.shape == (2, 2, 1000) for m in methods)
 
 
 def test_a_global_pool_the_engine_cannot_split_is_refused_in_one_line():

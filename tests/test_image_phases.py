@@ -7,6 +7,7 @@ import torch
 
 import xaihls
 from tests.random_nets import STEMS, stem_net
+from tests.test_reliability import _bit_exact
 from xaihls.golden import model as golden
 from xaihls.plan import capabilities, lowering
 from xaihls.plan.contract import image_view, network_image
@@ -56,12 +57,7 @@ def test_the_planner_takes_a_strided_stems_phases_where_faster_and_program_and_c
             "cycle model" in describe(acc.plan))
     assert sum(d.layer == 0 for d in program.backward) == 1 and program.forward[0].isy == 1
     x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(9)) * 2.0 - 0.5
-    for method in (None, *methods):
-        g = acc.run(x, method)
-        for backend in ("program", "csim"):
-            r = acc.run(x, method, backend=backend)
-            assert torch.equal(r.logits, g.logits), (method, backend)
-            assert method is None or torch.equal(r.attribution, g.attribution), (method, backend)
+    _bit_exact(acc, x, steps=None, methods=methods)
     cam = xaihls.compile(model, shape, calibration=calibration, methods=("grad_cam",), backends=("golden", "program"))
     assert cam.plan.program.header["in_c"] == 3
     r, g = cam.run(x, "grad_cam", backend="program"), cam.run(x, "grad_cam")
@@ -102,7 +98,4 @@ def test_a_patchify_stem_past_a_jobs_stride_runs_as_its_phases():
                          backends=("golden", "program"))
     h = acc.plan.program.header
     assert (h["in_c"], h["in_h"], h["in_w"]) == (768, 4, 4) and acc.plan.program.forward[0].ky == 1
-    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(2))
-    for method in (None, *methods):
-        g, r = acc.run(x, method), acc.run(x, method, backend="program")
-        assert torch.equal(r.logits, g.logits) and (method is None or torch.equal(r.attribution, g.attribution))
+    _bit_exact(acc, torch.rand((2, *shape), generator=torch.Generator().manual_seed(2)), ("program",), None, methods)

@@ -21,14 +21,18 @@ from xaihls.models.zoo import get_zoo_model
 SOFTWARE = ("golden", "program", "csim")
 
 
-def _bit_exact(acc, x, backends=("program", "csim"), steps=3):
-    for method in (None, *METHODS):
-        g = acc.run(x, method, steps=steps)
+def _bit_exact(acc, x, backends=("program", "csim"), steps=3, methods=METHODS) -> dict:
+    """Predict and ``methods`` on ``backends`` equal golden's logits and attributions (``steps``: integrated
+    gradients' steps, None the compiled ones); golden's results by method (None: predict)."""
+    golden = {}
+    for method in (None, *methods):
+        golden[method] = g = acc.run(x, method, steps=steps)
         for backend in backends:
             r = acc.run(x, method, backend=backend, steps=steps)
             assert torch.equal(r.logits, g.logits), (backend, method)
             if method:
                 assert torch.equal(r.attribution, g.attribution), (backend, method)
+    return golden
 
 
 def _net(*layers) -> nn.Module:
