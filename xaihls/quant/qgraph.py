@@ -225,9 +225,9 @@ def image_as_phases(qg: QGraph, stride: int) -> QGraph:
     reads the image), its channels' pixels s apart as channels of a map s times smaller (``contract.image_view``):
 
     - a 1-D model (its maps as columns), C channels of L samples: an (s·C, L / s, 1) map whose channel c·s + j
-      holds samples j, s + j, 2s + j, ... of channel c. The convolution of ``image_as_rows``, whose kernel row
-      reads a row of s samples, reads them here in one pixel's s·C channels: a kernel of (ceil((e + k) / s), 1)
-      and stride 1, the rows view's kernel column j its input channel c·s + j;
+      holds samples j, s + j, 2s + j, ... of channel c; the convolution's kernel becomes (ceil((e + k) / s), 1)
+      of stride 1 with ceil(p / s) zero rows above, e = s·ceil(p / s) − p, its tap u of phase j the original's
+      tap s·u + j − e (zero outside it): ``image_as_rows``'s kernel row u, its column j as an input channel;
     - a 2-D image (C, H, W) read at stride (s, s), H and W multiples of s: a (s²·C, H / s, W / s) map whose
       channel (c·s + a)·s + b at pixel (y, x) is pixel (s·y + a, s·x + b) of channel c; the convolution's kernel
       becomes (ceil((e_y + k_y) / s), ceil((e_x + k_x) / s)) of stride 1 with ceil(p / s) zero rows and columns
@@ -236,41 +236,25 @@ def image_as_phases(qg: QGraph, stride: int) -> QGraph:
     Tap i of output o reads pixel s·o − p + i either way, so the products are the same. Its backward is then one
     stride-1 convolution writing all the channels at once, where a strided convolution's backward writes one
     stride phase a job on the image's few channels (docs/frontend.md, "1-D models")."""
-    if qg.graph.sample_shape is None:
-        return _image_as_square_phases(qg, stride)
-    rows = image_as_rows(qg, stride)
-    first = rows.layers[0]
-    lay = first.layer
-    c, h, s = lay.in_shape
-
-    def phases(kernel: torch.Tensor) -> torch.Tensor:  # (M, C / groups, kh, s) to (M, s·C / groups, kh, 1)
-        m, cg, kh, _ = kernel.shape
-        return kernel.permute(0, 1, 3, 2).reshape(m, cg * s, kh, 1).contiguous()
-
-    layer = dataclasses.replace(lay, in_shape=(c * s, h, 1), weight=phases(lay.weight), kernel=(lay.kernel[0], 1),
-                                stride=(1, 1))
-    return _first_layer(rows, first, layer, phases(first.weight))
-
-
-def _image_as_square_phases(qg: QGraph, s: int) -> QGraph:
-    """``image_as_phases`` of a 2-D image."""
+    stride_x = 1 if qg.graph.sample_shape is not None else stride  # a 1-D model's samples run down its column
     first = qg.layers[0]
     lay = first.layer
     c, h, w = lay.in_shape
     (ky, kx), (py, px) = lay.kernel, lay.padding
-    assert lay.stride == (s, s) and h % s == 0 and w % s == 0 and not lay.dilated, "an image read at stride (s, s)"
-    top, ey, kvy = rows_kernel(ky, s, py)
-    left, ex, kvx = rows_kernel(kx, s, px)
+    assert lay.stride == (stride, stride_x) and h % stride == 0 and w % stride_x == 0 and not lay.dilated, (
+        "an image read at the stride of its phases")
+    top, ey, kvy = rows_kernel(ky, stride, py)
+    left, ex, kvx = rows_kernel(kx, stride_x, px)
 
-    def phases(kernel: torch.Tensor) -> torch.Tensor:  # (M, C / groups, ky, kx) to (M, s²·C / groups, kvy, kvx)
+    def phases(kernel: torch.Tensor) -> torch.Tensor:  # (M, C / g, ky, kx) to (M, stride·stride_x·C / g, kvy, kvx)
         m, cg = kernel.shape[:2]
-        out = kernel.new_zeros(m, cg, kvy * s, kvx * s)
+        out = kernel.new_zeros(m, cg, kvy * stride, kvx * stride_x)
         out[:, :, ey:ey + ky, ex:ex + kx] = kernel
-        out = out.reshape(m, cg, kvy, s, kvx, s).permute(0, 1, 3, 5, 2, 4)
-        return out.reshape(m, cg * s * s, kvy, kvx).contiguous()
+        out = out.reshape(m, cg, kvy, stride, kvx, stride_x).permute(0, 1, 3, 5, 2, 4)
+        return out.reshape(m, cg * stride * stride_x, kvy, kvx).contiguous()
 
-    layer = dataclasses.replace(lay, in_shape=(c * s * s, h // s, w // s), weight=phases(lay.weight),
-                                kernel=(kvy, kvx), stride=(1, 1), padding=(top, left))
+    layer = dataclasses.replace(lay, in_shape=(c * stride * stride_x, h // stride, w // stride_x),
+                                weight=phases(lay.weight), kernel=(kvy, kvx), stride=(1, 1), padding=(top, left))
     return _first_layer(qg, first, layer, phases(first.weight))
 
 
