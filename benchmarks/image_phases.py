@@ -2,7 +2,7 @@
 the view off and on, predict and saliency simulated on the RTL (Verilator), compared with golden bit for bit and
 with the cycle model. The 1-D models are benchmarks/one_d.py's.
 
-Run: ``python -m benchmarks.image_phases [--models vww_mobilenet ...] [--board pynq-z2]``, under the shared
+Run: ``python -m benchmarks.image_phases [--models ds_cnn vww_mobilenet ...] [--board pynq-z2]``, under the shared
 heavy-tool lock. Each model (the zoo's, random weights; its first calibration image) is compiled with saliency,
 then planned twice: ``image`` (``capabilities.IMAGE_PHASES`` off: the image as the network has it) and ``phases``
 (the planner weighs the view and keeps the faster); each plan's Program runs on one Verilator build of its engine
@@ -67,7 +67,7 @@ def markdown(results: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["vww_mobilenet"])
+    ap.add_argument("--models", nargs="+", default=["ds_cnn", "vww_mobilenet"])
     ap.add_argument("--board", default="pynq-z2")
     args = ap.parse_args()
     results = [dict(measure(m, args.board), date=str(date.today())) for m in args.models]

@@ -94,8 +94,10 @@ LONG_POOL_NETS = ("longpool300", "longpool1000")
 RAW_AUDIO_NETS = ("rawaudio1", "rawaudio2")
 # tests.random_nets.stem_net: 2-D images whose first convolution runs on the stride's phases as channels
 # (capabilities.image_phases, lowered so here; the planner weighs it): stem1 a MobileNet's 3 x 3 stride-2 stem on
-# 3 x 16 x 16 (12 channels of 8 x 8), stem3 a grouped 4 x 4 kernel of stride 3 (18 channels of 4 x 6); at 16 x 8
-STEM_NETS = ("stem1", "stem3")
+# 3 x 16 x 16 (12 channels of 8 x 8), stem3 a grouped 4 x 4 kernel of stride 3 (18 channels of 4 x 6); on sides the
+# stride does not divide (the view's edge rows and columns written by jobs of their own, lowering.phase_edges): stem5
+# 13 rows at stride 2 (DS-CNN's case), stem6 a ResNet stem and its fused max-pool on 15 x 17; at 16 x 8
+STEM_NETS = ("stem1", "stem3", "stem5", "stem6")
 # tests.random_nets.padded_net: convolutions with unequal zero padding (a pad folded in, 'same' with even
 # kernels): padded2 a depthwise stride-2 conv padded (2, 1) columns and (2, 2) rows, padded4 'same' with a
 # 2 x 4 kernel, padded7 a depthwise 4 x 4 kernel padded on one side only

@@ -137,12 +137,17 @@ def test_rtl_v2_equals_golden_on_a_1d_image_longer_than_a_jobs_map(name):
 @pytest.mark.parametrize("name", STEM_NETS)
 def test_rtl_v2_equals_golden_on_a_2d_image_as_its_first_strides_phases(name):
     """A 2-D image read at stride (s, s) as the stride's s² phases as channels (capabilities.image_phases): the
-    first convolution a stride-1 one on them, its backward one job writing every phase, with AXI stalls."""
+    first convolution a stride-1 one on them, its backward one job writing every phase (and one an edge of the view
+    past the image where s does not divide a side, lowering.phase_edges), with AXI stalls."""
+    from xaihls.plan.lowering import phase_edges
+
     prog = program(name, "16x8")
     c, h, w = compiled(name)[0].graph.input_shape
     s = compiled(name)[0].graph.layers[0].stride[0]
-    assert (prog.header["in_c"], prog.header["in_h"], prog.header["in_w"]) == (c * s * s, h // s, w // s)
-    assert prog.forward[0].isy == 1 and sum(d.layer == 0 for d in prog.backward) == 1
+    view = (c * s * s, -(-h // s), -(-w // s))
+    assert (prog.header["in_c"], prog.header["in_h"], prog.header["in_w"]) == view
+    assert prog.forward[0].isy == 1
+    assert sum(d.layer == 0 for d in prog.backward) == len(phase_edges((c, h, w), view, (s, s)))
     _check(name, "16x8", STALL_PROBABILITY)
 
 

@@ -252,6 +252,7 @@ def _strided_1d_net(channels: int, kernel: int, stride: int, padding: int = 0, g
     (3, 5, 4, 4, 1, 64),  # padding a whole row
     (1, 3, 4, 1, 1, 64),  # fewer taps than the stride: two kernel rows, most taps zero
     (2, 9, 2, 3, 2, 60),  # grouped
+    (2, 7, 3, 2, 1, 100),  # a length the stride does not divide: the last phase row partly past the image
 ])
 def test_an_image_as_rows_or_phases_of_the_first_stride_computes_what_its_column_does(channels, kernel, stride,
                                                                                       padding, groups, length):
@@ -261,25 +262,28 @@ def test_an_image_as_rows_or_phases_of_the_first_stride_computes_what_its_column
     (the same products, summed exactly); ``contract.network_image`` puts the phases' attribution back in order."""
     from xaihls.golden import model as golden
     from xaihls.plan.contract import image_view, network_image
-    from xaihls.quant.qgraph import image_as_phases, image_as_rows, maps_as_columns
+    from xaihls.quant.qgraph import image_as_phases, image_as_rows, maps_as_columns, rows_kernel
 
     shape = (channels, length)
     acc = xaihls.compile(_strided_1d_net(channels, kernel, stride, padding, groups), shape,
                          calibration=torch.randn(4, *shape), ig_steps=3, backends=("golden",))
     cols = maps_as_columns(acc.qgraph)
-    rows = image_as_rows(cols, stride)
-    assert rows.graph.input_shape == (channels, length // stride, stride)
+    rows_n = -(-length // stride)
     x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(length))
-    xc, xr = x.reshape(2, channels, length, 1), x.reshape(2, channels, length // stride, stride)
-    assert torch.equal(golden.predict(rows, xr).logits, golden.predict(cols, xc).logits)
-    for method in acc.qgraph.methods:
-        want, got = golden.attribute(cols, xc, method), golden.attribute(rows, xr, method)
-        assert torch.equal(got.logits, want.logits), method
-        assert torch.equal(got.attribution.reshape(want.attribution.shape), want.attribution), method
+    xc = x.reshape(2, channels, length, 1)
+    xr = torch.nn.functional.pad(x, (0, rows_n * stride - length)).reshape(2, channels, rows_n, stride)
+    if length % stride == 0:
+        rows = image_as_rows(cols, stride)
+        assert rows.graph.input_shape == (channels, rows_n, stride)
+        assert torch.equal(golden.predict(rows, xr).logits, golden.predict(cols, xc).logits)
+        for method in acc.qgraph.methods:
+            want, got = golden.attribute(cols, xc, method), golden.attribute(rows, xr, method)
+            assert torch.equal(got.logits, want.logits), method
+            assert torch.equal(got.attribution.reshape(want.attribution.shape), want.attribution), method
     phases = image_as_phases(cols, stride)
     header = dict(zip(("in_c", "in_h", "in_w"), phases.graph.input_shape))
-    assert phases.graph.input_shape == (channels * stride, length // stride, 1)
-    assert phases.layers[0].layer.kernel == (rows.layers[0].layer.kernel[0], 1)
+    assert phases.graph.input_shape == (channels * stride, rows_n, 1)
+    assert phases.layers[0].layer.kernel == (rows_kernel(kernel, stride, padding)[2], 1)
     xp = torch.stack([torch.as_tensor(image_view(x_k.numpy(), header)) for x_k in x])
     assert torch.equal(xp[:, :, :, 0], xr.transpose(-1, -2).reshape(2, channels * stride, -1))  # sample r·s + j
     assert torch.equal(golden.predict(phases, xp).logits, golden.predict(cols, xc).logits)
@@ -308,6 +312,28 @@ def test_a_1d_image_longer_than_a_jobs_map_runs_as_its_first_strides_phases_and_
     assert all(golden[m].attribution.shape == (2, 1, 8000) for m in acc.methods)
 
 
+def test_a_length_the_first_stride_does_not_divide_runs_as_phases_and_is_bit_exact():
+    """8,008 samples at M5's stride of 16: 501 phase rows, the last holding samples 8,000 to 8,007 in phases 0 to 7
+    and nothing in 8 to 15 (zeros for the host); the first convolution's backward writes that row as a job of its
+    own, those phases' weights zero (``lowering.phase_edges``), and the program matches golden bit for bit, its
+    saturations by kind included where the image's gradient saturates."""
+    from xaihls.executor import saturation_kinds
+
+    shape = (1, 8008)
+    acc = xaihls.compile(_strided_1d_net(1, 80, 16), shape, calibration=torch.randn(4, *shape),
+                         methods=("saliency", "input_x_gradient"), backends=("golden", "program"), tiling=(16, 4),
+                         config={"layers": {"0": {"gradient": "ap_fixed<16,-14>"}}})
+    program = acc.plan.program
+    assert (program.header["in_c"], program.header["in_h"], program.header["in_w"]) == (16, 501, 1)
+    assert sorted(d.oph for d in program.backward if d.layer == 0) == [1, 500]
+    x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(8))
+    for method in (None, "saliency", "input_x_gradient"):
+        g, r = acc.run(x, method), acc.run(x, method, backend="program")
+        assert torch.equal(r.logits, g.logits) and (method is None or torch.equal(r.attribution, g.attribution))
+        assert r.saturations == saturation_kinds(g.saturations), method
+    assert saturation_kinds(g.saturations).get("backward", 0) > 0
+
+
 def test_a_first_stride_past_a_jobs_step_runs_as_phases_and_is_bit_exact():
     """A stride of 16 (a job steps at most 15 input rows a grid row) on 4,000 samples of 2 channels, its padding
     short of a phase: as the stride's 32 phases the convolution steps one sample, and the program matches golden."""
@@ -326,18 +352,19 @@ def test_a_first_stride_past_a_jobs_step_runs_as_phases_and_is_bit_exact():
     (lambda: _strided_1d_net(1, 80, 16), (1, 8000), ("grad_cam",),
      "grad_cam upsamples its map to the input's 8000 samples, which the engine reads as the 16 phases of the first "
      "convolution's stride: no nearest table of the pixels follows them"),
-    (lambda: _strided_1d_net(1, 80, 16), (1, 8008), ("saliency",),
-     "the input has 8008 samples; the engine's jobs take maps of at most 4095 a side, or a longer image as the phases "
-     "of the first convolution's stride where that divides its length"),
+    (lambda: _strided_1d_net(1, 8, 4), (1, 20000), ("saliency",),
+     "the input has 20000 samples; the engine's jobs take maps of at most 4095 a side, or a longer image as the phases "
+     "of the first convolution's stride where the convolution alone reads it and its stride leaves at most 4095 "
+     "samples a phase"),
     (lambda: nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv1d(4, 4, 32, stride=16), nn.ReLU(),
                            nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, 2)).eval(), (1, 1000), ("saliency",),
      "the program backend cannot run this network: layer '2' (forward): descriptor.ky = 32 does not fit the engine's "
      "5-bit field (0..31)"),
 ])
 def test_what_no_job_holds_is_refused_at_compile_in_one_line(net, shape, methods, why):
-    """An image as stride phases is no nearest upsampling's table; a length the stride does not divide has no such
-    phases; a kernel past a job's fields is found while planning: each refused at compile, in one line, with golden
-    left to run it."""
+    """An image as stride phases is no nearest upsampling's table; a length whose phases are longer than a job's
+    map (20,000 samples at stride 4) is refused; a kernel past a job's fields is found while planning: each
+    refused at compile, in one line, with golden left to run it."""
     with pytest.raises(XaiHlsError) as e:
         xaihls.compile(net(), shape, calibration=torch.randn(2, *shape), methods=methods, tiling=(8, 4))
     assert why in str(e.value) and "\n" not in str(e.value)

@@ -8,6 +8,7 @@ import torch
 import xaihls
 from tests.random_nets import STEMS, stem_net
 from tests.test_reliability import _bit_exact
+from xaihls.executor import saturation_kinds
 from xaihls.golden import model as golden
 from xaihls.plan import capabilities, lowering
 from xaihls.plan.contract import image_view, network_image
@@ -26,7 +27,7 @@ def test_a_2d_image_as_its_first_strides_phases_computes_what_the_image_does(see
     assert s == STEMS[seed][2]
     phases = image_as_phases(acc.qgraph, s)
     c, h, w = shape
-    assert phases.graph.input_shape == (c * s * s, h // s, w // s) and phases.layers[0].layer.stride == (1, 1)
+    assert phases.graph.input_shape == (c * s * s, -(-h // s), -(-w // s)) and phases.layers[0].layer.stride == (1, 1)
     header = dict(zip(("in_c", "in_h", "in_w"), phases.graph.input_shape))
     x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(seed)) * 2.0 - 0.5
     xp = torch.stack([torch.as_tensor(image_view(x_k.numpy(), header)) for x_k in x])
@@ -64,12 +65,53 @@ def test_the_planner_takes_a_strided_stems_phases_where_faster_and_program_and_c
     assert torch.equal(r.attribution, g.attribution)
 
 
-def test_a_stride_that_does_not_divide_the_image_keeps_the_image():
-    """No phases where the stride leaves a remainder (49 rows at stride 2), nor where the strides differ."""
-    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
-                                torch.nn.Linear(4 * 25 * 5, 2)).eval()
-    acc = xaihls.compile(model, (1, 49, 10), calibration=torch.rand(4, 1, 49, 10), backends=("golden",))
-    assert capabilities.image_phases(acc.graph) is None
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_a_stride_that_does_not_divide_the_sides_runs_as_phases_with_the_edge_past_the_image_zero(seed):
+    """Sides the stride does not divide (13 rows at stride 2; 15 x 17 with a fused max-pool backward; 13 x 14 at
+    stride 3): the view's last row or column holds pixels past the image in its later phases, zeros for the host.
+    The first convolution's backward writes each edge rectangle as a job of its own whose weights for those phases
+    are zero (``lowering.phase_edges``), so program and csim match golden on logits, attributions and the
+    saturations by kind, the backward's included, on an image whose gradients saturate."""
+    model, shape, calibration = stem_net(seed)
+    c, h, w = shape
+    s = STEMS[seed][2]
+    methods = ("saliency", "integrated_gradients", "deconvnet")
+    narrow = {"layers": {"0": {"gradient": "ap_fixed<16,-12>"}}}  # the image's gradient saturates
+    acc = xaihls.compile(model, shape, calibration=calibration, methods=methods, ig_steps=3, tiling=(8, 4),
+                         config=narrow, backends=("golden", "program", "csim"))
+    program = lowering.lower(acc.qgraph, lowering.Shape(8, 4, 4), lowering.Buffers(1024, 256, 1024), as_phases=True)
+    h_view, w_view = -(-h // s), -(-w // s)
+    assert (program.header["in_c"], program.header["in_h"], program.header["in_w"]) == (c * s * s, h_view, w_view)
+    edges = lowering.phase_edges(shape, (c * s * s, h_view, w_view), (s, s))
+    assert len(edges) == (2 if h % s else 1) * (2 if w % s else 1) and not edges[0][2]
+    first = [d for d in program.backward if d.layer == 0]
+    assert len(first) == len(edges) and {(d.oph, d.opw) for d in first} == {
+        (r[1] - r[0], q[1] - q[0]) for r, q, _ in edges}
+    header = acc.plan.program.header  # the planner takes the view, faster by the cycle model
+    assert (header["in_c"], header["in_h"], header["in_w"]) == (c * s * s, h_view, w_view)
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(seed)) * 2.0 - 0.5
+    golden = _bit_exact(acc, x, steps=None, methods=methods)
+    assert saturation_kinds(golden["saliency"].saturations).get("backward", 0) > 0
+    for method in (None, *methods):
+        want = saturation_kinds(golden[method].saturations)
+        for backend in ("program", "csim"):
+            assert acc.run(x, method, backend=backend).saturations == want, (method, backend)
+
+
+def test_phase_edges_name_the_phases_past_the_image():
+    """49 rows at stride 2 (DS-CNN's MFCCs): the view's 25th row holds row 48 in phases (0, b) and nothing in
+    phases (1, b); 10 columns divide. 13 x 14 at stride 3: the last row holds phase 0 only, the last column phases
+    0 and 1, and the corner both limits."""
+    assert lowering.phase_edges((1, 49, 10), (4, 25, 5), (2, 2)) == [((0, 24), (0, 5), ()), ((24, 25), (0, 5), (2, 3))]
+    edges = dict(((r, q), past) for r, q, past in lowering.phase_edges((1, 13, 14), (9, 5, 5), (3, 3)))
+    assert edges[(0, 4), (0, 4)] == () and edges[(4, 5), (0, 4)] == (3, 4, 5, 6, 7, 8)
+    assert edges[(0, 4), (4, 5)] == (2, 5, 8) and edges[(4, 5), (4, 5)] == (2, 3, 4, 5, 6, 7, 8)
+    assert lowering.phase_edges((1, 1000, 1), (4, 250, 1), (4, 1)) == [((0, 250), (0, 1), ())]
+    assert lowering.phase_edges((2, 1001, 1), (8, 251, 1), (4, 1))[1] == ((250, 251), (0, 1), (1, 2, 3, 5, 6, 7))
+
+
+def test_unequal_strides_keep_the_image():
+    """No phases where the first convolution's strides differ."""
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, stride=(2, 1), padding=1), torch.nn.ReLU(),
                                 torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 16, 2)).eval()
     acc = xaihls.compile(model, (1, 16, 16), calibration=torch.rand(4, 1, 16, 16), backends=("golden",))

@@ -50,10 +50,10 @@ faster; False: never (such 1-D images refused, as before 2026-12-06; to measure)
 
 def image_phases(graph) -> int | None:
     """The stride s whose phases the image can run as (``qgraph.image_as_phases``): a 1-D model's samples s apart
-    as s·C channels where s divides the length; a 2-D image's pixels s apart along both dimensions as s²·C
-    channels where the stride is (s, s) and s divides both sides. The first convolution must alone read the image
-    and not be dilated, its stride be more than 1, and the map and the kernel it becomes fit a job's fields;
-    None where no such view exists."""
+    as s·C channels; a 2-D image's pixels s apart along both dimensions as s²·C channels where the stride is
+    (s, s). A side s does not divide ends in a part row or column of phases (the pixels past the image zeros).
+    The first convolution must alone read the image and not be dilated, its stride be more than 1, and the map
+    and the kernel it becomes fit a job's fields; None where no such view exists."""
     if not IMAGE_PHASES or not graph.layers or not isinstance(graph.layers[0], Conv2d):
         return None
     layer, (c, h, w) = graph.layers[0], graph.input_shape
@@ -66,9 +66,10 @@ def image_phases(graph) -> int | None:
     else:
         return None
     kernel = [rows_kernel(k, s, pad)[2] for k, pad in taps]
-    fits = (all(k <= field_limit(DESCRIPTOR, "ky") for k in kernel) and max(sides) // s <= field_limit(DESCRIPTOR, "ih")
+    fits = (all(k <= field_limit(DESCRIPTOR, "ky") for k in kernel)
+            and -(-max(sides) // s) <= field_limit(DESCRIPTOR, "ih")
             and c * s ** len(sides) <= field_limit(HEADER, "in_c"))
-    return s if s > 1 and all(n % s == 0 for n in sides) and fits else None
+    return s if s > 1 and fits else None
 
 
 def phases_needed(graph) -> bool:
@@ -90,8 +91,8 @@ def _map_refusal(graph) -> str | None:
         if len(shape) == 3 and max(shape[1:]) > side and not (k == 0 and image_phases(graph)):
             what = "the input has" if k == 0 else f"layer '{graph.layers[k - 1].name}' outputs"
             size = f"{shape[2]} samples" if graph.sample_shape else f"a {shape[1]}x{shape[2]} map"
-            longer = (", or a longer image as the phases of the first convolution's stride where that divides its "
-                      f"length into at most {side} samples a phase and the convolution alone reads it"
+            longer = (", or a longer image as the phases of the first convolution's stride where the convolution "
+                      f"alone reads it and its stride leaves at most {side} samples a phase"
                       if k == 0 and graph.sample_shape and IMAGE_PHASES else "")
             return f"{what} {size}; the engine's jobs take maps of at most {side} a side{longer}"
     return None

@@ -473,30 +473,39 @@ def image_view(x: np.ndarray, header: dict) -> np.ndarray:
     in_w), as the Program reads it: a 1-D model's samples as one row or a column, and where in_c is p·C its first
     stride's p phases as channels (``qgraph.image_as_phases``): a 1-D model's column (in_w = 1) channel c·p + j
     of pixel r is sample r·p + j of channel c; a 2-D image's p = s² phases, channel (c·s + a)·s + b of pixel
-    (y, x) its pixel (s·y + a, s·x + b). An ``x`` already of in_c channels is taken as it is."""
+    (y, x) its pixel (s·y + a, s·x + b); pixels past the image (a side the stride does not divide) are zeros. An
+    ``x`` already of in_c channels is taken as it is."""
     x = np.asarray(x)
     c, h, w = header["in_c"], header["in_h"], header["in_w"]
     channels, p = x.shape[0], c // x.shape[0]
     if p > 1 and (x.ndim == 2 or min(x.shape[1:]) == 1):  # a 1-D model's samples, as a column
-        x = x.reshape(channels, h, p).swapaxes(1, 2)
+        x = _padded(x.reshape(channels, -1), (h * p,)).reshape(channels, h, p).swapaxes(1, 2)
     elif p > 1:  # a 2-D image read at stride (s, s)
         s = math.isqrt(p)
-        x = x.reshape(channels, h, s, w, s).transpose(0, 2, 4, 1, 3)
+        x = _padded(x, (h * s, w * s)).reshape(channels, h, s, w, s).transpose(0, 2, 4, 1, 3)
     return x.reshape(c, h, w)
+
+
+def _padded(x: np.ndarray, sides: tuple[int, ...]) -> np.ndarray:
+    """``x`` with zeros after its last len(sides) dimensions up to ``sides``."""
+    pad = [(0, 0)] * (x.ndim - len(sides)) + [(0, n - m) for n, m in zip(sides, x.shape[-len(sides):])]
+    return np.pad(x, pad) if any(after for _, after in pad) else x
 
 
 def network_image(a, shape: tuple[int, ...]):
     """An attribution (..., C', H', W') as a Program's image view holds it (``image_view``) in the network's input
     shape (C, H, W) (numpy or torch): its stride phases back in their pixels where C' is p·C, else the same
-    values in H x W (a grad_cam map keeps its one channel)."""
+    values in H x W (a grad_cam map keeps its one channel); the view's pixels past the image left out."""
     lead, channels = tuple(a.shape[:-3]), a.shape[-3]
     p = channels // shape[0]
     if p > 1 and min(shape[1:]) == 1:  # a 1-D model's samples, as a column
-        a, channels = a.reshape(*lead, shape[0], p, -1).swapaxes(-1, -2), shape[0]
-    elif p > 1:  # a 2-D image's s x s phases: (C, a, b, y, x) to (C, y, a, x, b)
+        a = a.reshape(*lead, shape[0], p, -1).swapaxes(-1, -2).reshape(*lead, shape[0], -1)
+        return a[..., :math.prod(shape[1:])].reshape(*lead, *shape)
+    if p > 1:  # a 2-D image's s x s phases: (C, a, b, y, x) to (C, y, a, x, b)
         s, (h, w) = math.isqrt(p), a.shape[-2:]
         a = a.reshape(*lead, shape[0], s, s, h, w).swapaxes(-4, -2).swapaxes(-3, -2).swapaxes(-2, -1)
-        channels = shape[0]
+        a = a.reshape(*lead, shape[0], h * s, w * s)
+        return a[..., :shape[1], :shape[2]]
     return a.reshape(*lead, channels, *shape[1:])
 
 

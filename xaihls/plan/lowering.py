@@ -592,8 +592,11 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     column_view = bool(as_columns) and one_d
     phases = image_phases(qg.graph) if as_phases and (column_view or not one_d) else None
     viewed = maps_as_columns(qg) if column_view else qg
+    edges = []  # the view's rectangles the first convolution's backward writes a job each (``phase_edges``)
     if phases:
+        image = _chw(viewed.graph.input_shape)
         viewed = image_as_phases(viewed, phases)
+        edges = phase_edges(image, _chw(viewed.graph.input_shape), (phases, 1 if one_d else phases))
     qg = spread(viewed)
     graph = qg.graph
     layers = graph.layers
@@ -652,6 +655,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     bwd_max = 1 + 2 * len(dag.adds) + sum(lay.stride[0] * lay.stride[1] if isinstance(lay, strided) else 1
                                           for lay in layers)  # an Add: a rule job for each operand at most
     bwd_max += cam is not None  # the rule below a rectifier whose output gradient the Grad-CAM list reads
+    bwd_max += max(len(edges) - 1, 0)
     for t in dag.mixed:  # a copy of a phase of the pointwise reader's gradient beside each phase's sum
         sy, sx = layers[dag.sums[t][0]].stride
         bwd_max += sy * sx
@@ -735,10 +739,32 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     isy=1, isx=1, iky=1, ikx=1, oh=src.h, ow=src.w, shift0=IDENTITY_FRAC, shift1=IDENTITY_FRAC,
                     shift2=IDENTITY_FRAC)
 
+    def edge_weights(layer: Conv2d, taps: np.ndarray, rows: tuple[int, int], cols: tuple[int, int],
+                     past: tuple[int, ...], ty: int, tx: int) -> tuple[dict, dict | None, tuple, tuple]:
+        """An edge of a phase view (``phase_edges``): the first convolution's backward weights for its rectangle,
+        those of the channels ``past`` the image zero, over the passes that have a weight left and read the output
+        gradient from some pixel of it (as a windowed pool's region); its LANES ones where it can run so; the pass
+        rows and columns [t0, t1), [u0, u1) (none: (0, 0))."""
+        (_, (_, _, iy0), (_, _, ix0)), = _phases(layer)
+        _, oh, ow = _chw(layer.out_shape)
+        kept = taps.reshape(*taps.shape[:2], ty, tx).copy()
+        kept[:, list(past)] = 0
+        live = [(t, u) for t in range(*_reaching(rows, ty, lambda a, t: a + iy0 - t, oh))
+                for u in range(*_reaching(cols, tx, lambda a, u: a + ix0 - u, ow)) if kept[:, :, t, u].any()]
+        if not live:
+            return diag(0, 1), None, (0, 0), (0, 0)
+        (t0, t1), (u0, u1) = [(min(v), max(v) + 1) for v in zip(*live)]
+        kept = kept[:, :, t0:t1, u0:u1].reshape(*taps.shape[:2], -1).transpose(1, 0, 2)
+        name = f"{layer.name}.weight.edge{rows[0]}_{cols[0]}"
+        lanes = (b.weights(f"{name}.lanes", _lanes_blob(kept, u1 - u0, 1, True, shape))
+                 if lane_columns(shape, u1 - u0, 1, cols[1] - cols[0], layer.in_channels) else None)
+        return b.weights(name, _dense_blob(kept, shape)), lanes, (t0, t1), (u0, u1)
+
     init_end = None
     diag(0, 1)  # the weights of a phase no tap reaches (never read: it has no pass)
     lanes_fw: dict[int, dict] = {}  # a depthwise conv's LANES weights and bias, forward; backward (stride 1)
     lanes_bw: dict[int, dict] = {}
+    edge_bw: dict[tuple, tuple] = {}  # a phase view's edge rectangle: its weights, LANES ones, pass rows, columns
     twins: dict[Job, tuple[Job, ...]] = {}  # a job -> its twin (Lowered.twins)
     # a dilated convolution (run as its spread): its dilation, and where its backward reads a fused pool's
     # gradient through the kept indices (an UNPOOL job steps one column a tap)
@@ -794,6 +820,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     else:
                         blob = _dense_blob(kern[:, :, taps].transpose(1, 0, 2), shape)
                     bw[i].append(b.weights(f"{layer.name}.weight.phase{ry}{rx}", blob))
+                    for rows, cols, past in edges if i == 0 else []:  # the phases past the image left zero
+                        if past:
+                            edge_bw[rows, cols] = edge_weights(layer, kern[:, :, taps], rows, cols, past, ty, tx)
                 else:
                     bw[i].append(None)  # no tap reaches the phase: its gradient is zero
         elif isinstance(layer, ChannelAffine):
@@ -1433,6 +1462,20 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     d.update(bw[i][k] or diag(0, 1))
                     if is_depthwise(layer):
                         d["flags"] |= flags(Flag.DIAG)
+                    if i == 0 and len(edges) > 1:
+                        # the image as phases past a side: a job a rectangle, the phases past the image left zero
+                        for rows, cols, _ in edges:
+                            (y0, y1), (x0, x1) = rows, cols
+                            w, lanes, (t0, t1), (u0, u1) = edge_bw.get((rows, cols), (
+                                bw[i][k], lanes_bw.get(i) if lane_columns(shape, tx, 1, x1 - x0, layer.in_channels)
+                                else None, (0, ty), (0, tx)))
+                            job = at(dict(d, **w, oh=y1 - y0, ow=x1 - x0, ky=t1 - t0, kx=u1 - u0, iy0=iy0 + y0 - t0,
+                                          ix0=ix0 + x0 - u0), gdst, y0, x0, relu)
+                            job.update(oph=y1 - y0, opw=x1 - x0, osy=1, osx=1)
+                            backward.append(Job(**job))
+                            if lanes is not None and fused is None:
+                                twins[backward[-1]] = (Job(**dict(_as_lanes(job, gdst.c, shape), **lanes)),)
+                        continue
                 elif i in regions and ty:
                     # a job a rectangle of the phase whose passes each read windows of one reciprocal
                     d["flags"] |= flags(Flag.DIAG)
@@ -1930,6 +1973,28 @@ def _phase_regions(layer, recips: np.ndarray, phase) -> list[_Region]:
     return out
 
 
+def phase_edges(image: tuple[int, int, int], view: tuple[int, int, int], strides: tuple[int, int]
+                ) -> list[tuple[tuple[int, int], tuple[int, int], tuple[int, ...]]]:
+    """The rectangles (rows, columns) of an image's phase view (``qgraph.image_as_phases``: ``image`` (C, H, W)
+    as ``view`` (C·sy·sx, ceil(H / sy), ceil(W / sx)), channel (c·sy + a)·sx + b of pixel (y, x) its pixel
+    (sy·y + a, sx·x + b)) whose pixels are past the image in the same channels, and those channels: where sy does
+    not divide H, the last row's phases a >= H mod sy, and the last column's likewise. The first convolution's
+    backward writes them a job each, with those channels' weights zero, so the gradient it writes past the image
+    is zero and nothing past the image saturates (golden has no such pixels). One rectangle of no channels where
+    the strides divide the sides."""
+    (c, h, w), (_, vh, vw), (sy, sx) = image, view, strides
+    ry, rx = h - (vh - 1) * sy, w - (vw - 1) * sx  # the phases of the last row (column) in the image
+    rows = [(0, vh)] if ry == sy else [(0, vh - 1), (vh - 1, vh)] if vh > 1 else [(0, 1)]
+    cols = [(0, vw)] if rx == sx else [(0, vw - 1), (vw - 1, vw)] if vw > 1 else [(0, 1)]
+    out = []
+    for r in rows:
+        for q in cols:
+            past = tuple(k for k in range(c * sy * sx)
+                         if (r[1] == vh and (k // sx) % sy >= ry) or (q[1] == vw and k % sx >= rx))
+            out.append((r, q, past))
+    return out
+
+
 def _phases(layer) -> list[tuple[tuple[int, int], tuple[int, int, int], tuple[int, int, int]]]:
     """The stride phases of a conv's or pool's transposed pass that hold output pixels:
     ((ry, rx), (i0, taps_y, iy0), (j0, taps_x, ix0)) (``_phase_taps``)."""
@@ -1947,11 +2012,14 @@ def _phases(layer) -> list[tuple[tuple[int, int], tuple[int, int, int], tuple[in
 @dataclass(frozen=True)
 class Buffers:
     """On-chip buffer depths the jobs are tiled for: input words per bank, accumulators per
-    lane, weight rows (of tn weights) per set."""
+    lane, weight rows (of tn weights) per set; ``keep_words``: the input words a set the engine is
+    built with at least, so that the inputs ``encode`` keeps across m-tiles fit in two sets of them
+    (0: the tiles' own, ``buffer_needs``; the planner deepens it where keeping is faster)."""
 
     in_depth: int
     out_depth: int
     w_depth: int
+    keep_words: int = 0
 
 
 def _load_span(d: Job) -> tuple[int, int]:
@@ -2025,9 +2093,16 @@ def buffer_needs(jobs, tm: int) -> tuple[int, int, int]:
         out_pos = max(out_pos, max(d.tile_rows, d.last_rows) * d.ow)  # a job of no pass writes zeros through them
         if not d.ky * d.kx:
             continue
-        in_words = max(in_words, max(d.load_rows, d.load_rows_last) * d.iw)
+        in_words = max(in_words, max(d.load_rows, d.load_rows_last) * d.iw, -(-d.n_tiles * d.in_keep // 2))
         w_rows = max(w_rows, d.w_passes * tm)
     return in_words, out_pos, w_rows
+
+
+def keep_needs(jobs, in_words: int) -> int:
+    """The input words a set that the inputs of ``jobs`` kept on a buffer of ``in_words`` words a set
+    (``keeps_input``) take: the most n-tiles' inputs side by side, over two sets; 0 where none keeps."""
+    return max([-(-d.n_tiles * d.load_rows_last * d.iw // 2) for d in jobs
+                if KEEP_INPUTS and keeps_input(d, in_words)] + [0])
 
 
 def weight_depth(lowered: "Lowered") -> int:
@@ -2344,8 +2419,10 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
     forward, backward, n_backward_cam = tiled(lowered, buffers, cost)
     forward_batch, backward_batch = tiled_batch(lowered, buffers, forward, backward, cost)
     cam = tiled_cam(lowered, buffers, cost)
-    # the input words a set of the engine built for these jobs (buffer_needs): a kept input fits twice that
-    in_words = buffer_needs(forward + backward + forward_batch + backward_batch + cam, lowered.shape.tm)[0]
+    # the input words a set of the engine built for these jobs (buffer_needs, or the planner's deeper keep_words):
+    # a kept input fits twice that
+    in_words = max(buffer_needs(forward + backward + forward_batch + backward_batch + cam, lowered.shape.tm)[0],
+                   buffers.keep_words)
     forward, backward, forward_batch, backward_batch, cam = (
         kept_inputs(map(with_mask_bias, jobs), in_words)
         for jobs in (forward, backward, forward_batch, backward_batch, cam))

@@ -24,8 +24,8 @@ from xaihls.plan.boards import Board
 from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate, ig_elems
 from xaihls.plan.contract import DESCRIPTOR, Op, field_limit
 from xaihls.plan.capabilities import image_phases, phases_needed, program_refusal
-from xaihls.plan.lowering import (Buffers, ProgramV2, Shape, buffer_needs, encode, kept_inputs, lower_jobs, tiled,
-                                  tiled_batch, tiled_cam, weight_depth)
+from xaihls.plan.lowering import (Buffers, ProgramV2, Shape, buffer_needs, encode, keep_needs, kept_inputs, lower_jobs,
+                                  tiled, tiled_batch, tiled_cam, weight_depth)
 from xaihls.methods import LAYER_METHODS
 from xaihls.quant.qgraph import QGraph
 
@@ -34,6 +34,10 @@ IN_DEPTHS = (1024, 2048, 4096, 8192)
 OUT_DEPTHS = (256, 512, 1024, 2048)
 SLACK = 0.10
 BATCHES = (2, 4, 8, 16, 32)  # slots of the batched lists the planner weighs
+KEEP_DEPTH = True
+"""Whether the planner also weighs each engine with its input buffer as deep as the inputs kept across m-tiles take
+where they fit the depth it tiled for (``lowering.keep_needs``); False: as deep as the tiles need only, as before
+2026-12-06 (to measure)."""
 BATCH_SLACK = 0.02  # the smallest batch whose integrated-gradients run is within this of the fastest batch's
 
 
@@ -272,18 +276,21 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                 except XaiHlsError as exc:
                     why = str(exc)
                     continue
-                # the engine as the RTL is built for this Program: buffers as deep as its tiles use
+                # the engine as the RTL is built for this Program: buffers as deep as its tiles use, or as
+                # deep as the inputs kept across m-tiles take where they fit the depth tiled for (weighed both)
                 in_used, out_used, w_used = buffer_needs(forward + backward + cam, tm)
-                engine = replace(engine, in_depth=in_used, out_depth=out_used, w_depth=w_used)
-                res = model.estimate(engine)
-                _, _, _, cycles, _ = _costs(timing, lowered.qgraph, engine, dict(h, n_backward_cam=n_backward_cam),
-                                            (forward, backward, cam, (), ()))
-                workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
-                cand = Candidate(engine, res, cycles, workload, _fits(res, board, cap))
-                prev = best_of.get((tm, tn))
-                rank = (not cand.fits, workload, res.bram_18k)
-                if prev is None or rank < (not prev[0].fits, prev[0].workload_cycles, prev[0].resources.bram_18k):
-                    best_of[tm, tn] = (cand, lowered, buffers)
+                kept = keep_needs(forward + backward + cam, in_depth) if KEEP_DEPTH else 0
+                for in_words in sorted({in_used, max(in_used, kept)}):
+                    engine = replace(engine, in_depth=in_words, out_depth=out_used, w_depth=w_used)
+                    res = model.estimate(engine)
+                    _, _, _, cycles, _ = _costs(timing, lowered.qgraph, engine, dict(h, n_backward_cam=n_backward_cam),
+                                                (forward, backward, cam, (), ()))
+                    workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
+                    cand = Candidate(engine, res, cycles, workload, _fits(res, board, cap))
+                    prev = best_of.get((tm, tn))
+                    rank = (not cand.fits, workload, res.bram_18k)
+                    if prev is None or rank < (not prev[0].fits, prev[0].workload_cycles, prev[0].resources.bram_18k):
+                        best_of[tm, tn] = (cand, lowered, replace(buffers, keep_words=in_words))
     if not best_of:  # the last refusal was at the largest buffers: it names the layer
         named = re.sub(r"^layer (\d+):", lambda m: f"layer '{qg.graph.layers[int(m.group(1))].name}':", why)
         raise XaiHlsError("no engine can hold one row of this network's layers in its largest buffers "
@@ -435,7 +442,11 @@ def describe(p: PlanV2, methods=None) -> str:
     if h["in_c"] > c:  # the image as its first stride's phases (capabilities.image_phases)
         why = (f": a job's map holds at most {field_limit(DESCRIPTOR, 'ih'):,} a side and steps at most "
                f"{field_limit(DESCRIPTOR, 'isx')}" if phases_needed(network) else
-               ", faster by the cycle model (its backward writes them all in one job)")
+               ", faster by the cycle model (its backward writes them all at once)")
+        view = h["in_h"] * h["in_w"] * (h["in_c"] // c)  # pixels a channel, past the image included
+        if view > math.prod(sides):
+            why += (f"; the stride does not divide its sides, so {view - math.prod(sides):,} pixels a channel lie "
+                    "past the image: zeros, their edge of the view a backward job of its own that leaves them zero")
         if qg.graph.sample_shape:
             lines.append(f"image of {sides[1]:,} samples a channel as the {h['in_c'] // c} phases of its first "
                          f"convolution's stride, {h['in_c']} channels of {h['in_h']:,} samples{why}")

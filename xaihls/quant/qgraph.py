@@ -228,21 +228,23 @@ def image_as_phases(qg: QGraph, stride: int) -> QGraph:
       holds samples j, s + j, 2s + j, ... of channel c; the convolution's kernel becomes (ceil((e + k) / s), 1)
       of stride 1 with ceil(p / s) zero rows above, e = s·ceil(p / s) − p, its tap u of phase j the original's
       tap s·u + j − e (zero outside it): ``image_as_rows``'s kernel row u, its column j as an input channel;
-    - a 2-D image (C, H, W) read at stride (s, s), H and W multiples of s: a (s²·C, H / s, W / s) map whose
-      channel (c·s + a)·s + b at pixel (y, x) is pixel (s·y + a, s·x + b) of channel c; the convolution's kernel
-      becomes (ceil((e_y + k_y) / s), ceil((e_x + k_x) / s)) of stride 1 with ceil(p / s) zero rows and columns
-      before the map, each dimension as the 1-D one's.
+    - a 2-D image (C, H, W) read at stride (s, s): a (s²·C, ceil(H / s), ceil(W / s)) map whose channel
+      (c·s + a)·s + b at pixel (y, x) is pixel (s·y + a, s·x + b) of channel c; the convolution's kernel becomes
+      (ceil((e_y + k_y) / s), ceil((e_x + k_x) / s)) of stride 1 with ceil(p / s) zero rows and columns before
+      the map, each dimension as the 1-D one's.
 
-    Tap i of output o reads pixel s·o − p + i either way, so the products are the same. Its backward is then one
-    stride-1 convolution writing all the channels at once, where a strided convolution's backward writes one
-    stride phase a job on the image's few channels (docs/frontend.md, "1-D models")."""
+    Where s does not divide a side, the view's last row (column) holds pixels past the image in its later phases:
+    zeros (``contract.image_view``), read where the convolution read its padding. Tap i of output o reads pixel
+    s·o − p + i either way, so the products are the same. Its backward is then one stride-1 convolution writing
+    all the channels at once, where a strided convolution's backward writes one stride phase a job on the image's
+    few channels (docs/frontend.md, "1-D models"); it leaves the pixels past the image zero
+    (``lowering.phase_edges``)."""
     stride_x = 1 if qg.graph.sample_shape is not None else stride  # a 1-D model's samples run down its column
     first = qg.layers[0]
     lay = first.layer
     c, h, w = lay.in_shape
     (ky, kx), (py, px) = lay.kernel, lay.padding
-    assert lay.stride == (stride, stride_x) and h % stride == 0 and w % stride_x == 0 and not lay.dilated, (
-        "an image read at the stride of its phases")
+    assert lay.stride == (stride, stride_x) and not lay.dilated, "an image read at the stride of its phases"
     top, ey, kvy = rows_kernel(ky, stride, py)
     left, ex, kvx = rows_kernel(kx, stride_x, px)
 
@@ -253,7 +255,7 @@ def image_as_phases(qg: QGraph, stride: int) -> QGraph:
         out = out.reshape(m, cg, kvy, stride, kvx, stride_x).permute(0, 1, 3, 5, 2, 4)
         return out.reshape(m, cg * stride * stride_x, kvy, kvx).contiguous()
 
-    layer = dataclasses.replace(lay, in_shape=(c * stride * stride_x, h // stride, w // stride_x),
+    layer = dataclasses.replace(lay, in_shape=(c * stride * stride_x, -(-h // stride), -(-w // stride_x)),
                                 weight=phases(lay.weight), kernel=(kvy, kvx), stride=(1, 1), padding=(top, left))
     return _first_layer(qg, first, layer, phases(first.weight))
 
