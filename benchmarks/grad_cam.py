@@ -35,6 +35,7 @@ import xaihls
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import rtl_params
 from xaihls.executor import quantize_input
+from xaihls.plan.contract import network_image
 from xaihls.methods import METHOD_CODES, PREDICT_CODE
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan import capabilities, lowering
@@ -138,8 +139,9 @@ def measure(model: str, board: str) -> dict:
     rows = []
     for m, r in zip(RUNS, res):
         g = acc.run(x, m) if m else acc.run(x)
-        exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy())
-                 and (m is None or np.array_equal(r["attribution"], acc.graph.as_maps(g.attribution)[0].numpy())))
+        exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy()) and (
+            m is None or np.array_equal(network_image(r["attribution"], acc.graph.input_shape).ravel(),
+                                        g.attribution[0].numpy().ravel())))  # the view (phases) read back
         rows.append({"run": m or "predict", "cycles": r["cycles"], "model_cycles": method_cycles(program, model_engine, m),
                      "bit_exact": bool(exact)})
     layers = acc.qgraph.graph.layers
@@ -155,8 +157,10 @@ def measure(model: str, board: str) -> dict:
             model_cycles = job_cost(d, model_engine, direction).cycles
             jobs.append({"list": kind, "index": i, "layer": names[d.layer], "rtl": cycles, "model": model_cycles,
                          "deviation": cycles / model_cycles - 1})
+    h = program.header
     return {"model": model, "board": board, "tm": engine.tm, "tn": engine.tn, "cam_layer": acc.qgraph.cam_layer,
-            "stages": [[str(gy), str(gx)] for gy, gx in capabilities.upsampling(acc.qgraph)], "runs": rows,
+            "image": [h["in_c"], h["in_h"], h["in_w"]],
+            "stages": [[str(gy), str(gx)] for gy, gx in capabilities.upsampling(program.qgraph)], "runs": rows,
             "jobs": jobs}
 
 
@@ -165,8 +169,10 @@ def markdown(result: dict) -> str:
         return f"**{result['model']} on {result['board']}**: refused at compile: {result['refused']}"
     predict = result["runs"][0]["cycles"]
     stages = " then ".join(f"{fy} x {fx}" for fy, fx in result["stages"])
-    lines = [f"**{result['model']} on {result['board']}** ({result['tm']} x {result['tn']}; Grad-CAM layer "
-             f"'{result['cam_layer']}', upsampled by {stages})", "", "| run | cycles | x predict | model | RTL vs model | bit-exact |",
+    image = " x ".join(map(str, result["image"]))
+    lines = [f"**{result['model']} on {result['board']}** ({result['tm']} x {result['tn']}; image in DDR {image}; "
+             f"Grad-CAM layer '{result['cam_layer']}', upsampled by {stages})", "",
+             "| run | cycles | x predict | model | RTL vs model | bit-exact |",
              "|---|---|---|---|---|---|"]
     for r in result["runs"]:
         lines.append(f"| {r['run']} | {r['cycles']:,} | {r['cycles'] / predict:.2f} | {r['model_cycles']:,} | "

@@ -98,6 +98,9 @@ RAW_AUDIO_NETS = ("rawaudio1", "rawaudio2")
 # stride does not divide (the view's edge rows and columns written by jobs of their own, lowering.phase_edges): stem5
 # 13 rows at stride 2 (DS-CNN's case), stem6 a ResNet stem and its fused max-pool on 15 x 17; at 16 x 8
 STEM_NETS = ("stem1", "stem3", "stem5", "stem6")
+# stem1 compiled with the Grad-CAM methods too: its map's upsampling by 2 follows the phases
+# (capabilities.cam_follows_phases), by 1 on the view
+PHASE_CAM_NETS = ("stem1",)
 # tests.random_nets.padded_net: convolutions with unequal zero padding (a pad folded in, 'same' with even
 # kernels): padded2 a depthwise stride-2 conv padded (2, 1) columns and (2, 2) rows, padded4 'same' with a
 # 2 x 4 kernel, padded7 a depthwise 4 x 4 kernel padded on one side only
@@ -174,7 +177,7 @@ def _compiled(name: str):
 
 def method_list(name: str) -> tuple:
     """Predict (None) and every method the net is compiled with."""
-    return (*METHOD_LIST, *CAMS) if name in CAM_NETS + ONE_D_CAM_NETS else METHOD_LIST
+    return (*METHOD_LIST, *CAMS) if name in CAM_NETS + ONE_D_CAM_NETS + PHASE_CAM_NETS else METHOD_LIST
 
 
 @functools.lru_cache(maxsize=None)
@@ -230,11 +233,13 @@ def expected(name: str, shape: str) -> list[dict]:
 def as_image(maps: np.ndarray, prog, channels: int) -> np.ndarray:
     """Maps (..., C', H, W) at the input's size, of a network whose image has ``channels``, in the shape of the
     Program's image (its header's in_c x in_h x in_w, as the RTL's attributions come back, ``contract.image_view``:
-    an image may run as its first stride's phases). A Grad-CAM map (one channel; never on the phases) keeps its
-    channel."""
+    an image may run as its first stride's phases). A Grad-CAM map (one channel) is channel 0 of that view of the
+    map repeated over the image's channels, as the host reads the engine's."""
     h = prog.header
     if maps.shape[-3] != channels:
-        return maps.reshape(*maps.shape[:-2], h["in_h"], h["in_w"])
+        maps = np.repeat(maps, channels, axis=-3)
+        return np.stack([image_view(m, h)[:1] for m in maps.reshape(-1, *maps.shape[-3:])]).reshape(
+            *maps.shape[:-3], 1, h["in_h"], h["in_w"])
     return np.stack([image_view(m, h) for m in maps.reshape(-1, *maps.shape[-3:])]).reshape(
         *maps.shape[:-3], h["in_c"], h["in_h"], h["in_w"])
 

@@ -334,6 +334,27 @@ def test_a_length_the_first_stride_does_not_divide_runs_as_phases_and_is_bit_exa
     assert saturation_kinds(g.saturations).get("backward", 0) > 0
 
 
+def test_grad_cam_on_a_waveform_that_runs_only_as_phases_where_its_upsampling_follows_them():
+    """8,000 samples at stride 16 run only as phases; Grad-CAM's 500-sample map goes to 8,000 by 16, and to the
+    view's 500 by 1, so it follows the phases (``capabilities.cam_follows_phases``): both Grad-CAM methods run on
+    the program executor and match golden, the map read back a view sample to 16 samples."""
+    from xaihls.plan import capabilities
+
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv1d(1, 4, 32, stride=16, padding=8), nn.ReLU(), nn.Conv1d(4, 4, 3, padding=1),
+                          nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
+    shape, methods = (1, 8000), ("grad_cam", "guided_grad_cam")
+    acc = xaihls.compile(model, shape, calibration=torch.randn(4, *shape), methods=methods,
+                         backends=("golden", "program"), tiling=(8, 4))
+    assert capabilities.cam_follows_phases(acc.qgraph)
+    assert (acc.plan.program.header["in_c"], acc.plan.program.header["in_h"]) == (16, 500)
+    x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(3))
+    for method in methods:
+        g, r = acc.run(x, method), acc.run(x, method, backend="program")
+        assert torch.equal(r.logits, g.logits) and torch.equal(r.attribution, g.attribution), method
+        assert g.attribution.shape == (2, 1, 8000) and g.attribution.abs().sum() > 0
+
+
 def test_a_first_stride_past_a_jobs_step_runs_as_phases_and_is_bit_exact():
     """A stride of 16 (a job steps at most 15 input rows a grid row) on 4,000 samples of 2 channels, its padding
     short of a phase: as the stride's 32 phases the convolution steps one sample, and the program matches golden."""
@@ -387,10 +408,11 @@ def test_a_long_1d_map_runs_as_columns_in_small_buffers_and_is_bit_exact():
     acc = xaihls.compile(model, shape, calibration=torch.randn(4, *shape), methods=("saliency", "grad_cam"),
                          backends=("golden", "program", "csim"))
     program = acc.plan.program
-    # the image as the network has it (with Grad-CAM compiled, never as its first stride's phases)
-    assert (program.header["in_c"], program.header["in_h"], program.header["in_w"]) == (2, 1, 4000)
+    # as a column, its first stride's 2 phases as channels (with Grad-CAM compiled too: the map's upsampling, by
+    # 2000, follows the phases, capabilities.cam_follows_phases)
+    assert (program.header["in_c"], program.header["in_h"], program.header["in_w"]) == (4, 2000, 1)
     first = program.forward[0]
-    assert (first.ih, first.iw, first.oh, first.ow) == (4000, 1, 2000, 1)
+    assert (first.ih, first.iw, first.oh, first.ow) == (2000, 1, 2000, 1)
     assert acc.plan.engine.in_depth <= 1024, acc.plan.engine
     x = torch.randn((2, *shape), generator=torch.Generator().manual_seed(4))
     for method in (None, "saliency", "grad_cam"):

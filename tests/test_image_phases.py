@@ -59,10 +59,26 @@ def test_the_planner_takes_a_strided_stems_phases_where_faster_and_program_and_c
     assert sum(d.layer == 0 for d in program.backward) == 1 and program.forward[0].isy == 1
     x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(9)) * 2.0 - 0.5
     _bit_exact(acc, x, steps=None, methods=methods)
-    cam = xaihls.compile(model, shape, calibration=calibration, methods=("grad_cam",), backends=("golden", "program"))
-    assert cam.plan.program.header["in_c"] == 3
-    r, g = cam.run(x, "grad_cam", backend="program"), cam.run(x, "grad_cam")
-    assert torch.equal(r.attribution, g.attribution)
+
+
+@pytest.mark.parametrize("seed,follows", [(1, True), (2, True), (3, False)])
+def test_grad_cam_runs_on_the_phases_where_its_upsampling_follows_them(seed, follows):
+    """Grad-CAM upsamples its map to the image. Where the stride divides the image and PyTorch's nearest table to
+    the image takes pixel s·y + a where the table to the view takes y (8 x 8 to 16 x 16 at stride 2: by 2, and by 1
+    on the view; a ResNet stem's 3 x 3 to 12 x 12 at stride 2), the map upsampled on the view is the image's in
+    every phase: the planner weighs the view, and program and csim match golden for both Grad-CAM methods, the
+    host reading a view pixel back as s x s image pixels. Where it does not (a 3 x 5 map to 12 x 18 at stride 3:
+    by 4, and 3 to 4 rows on the view), the image stays as it is."""
+    model, shape, calibration = stem_net(seed)
+    methods = ("grad_cam", "guided_grad_cam")
+    acc = xaihls.compile(model, shape, calibration=calibration, methods=methods, tiling=(8, 4),
+                         backends=("golden", "program", "csim"))
+    assert capabilities.cam_follows_phases(acc.qgraph) == follows
+    s = STEMS[seed][2]
+    assert acc.plan.program.header["in_c"] == shape[0] * (s * s if follows else 1)
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(seed)) * 2.0 - 0.5
+    golden = _bit_exact(acc, x, steps=None, methods=methods)
+    assert golden["grad_cam"].attribution.shape == (2, 1, *shape[1:])
 
 
 @pytest.mark.parametrize("seed", [5, 6, 7])

@@ -82,6 +82,34 @@ def phases_needed(graph) -> bool:
         max(layer.stride) > field_limit(DESCRIPTOR, "isx") and max(layer.out_shape[1:]) > 1)
 
 
+def cam_follows_phases(qg) -> bool:
+    """Whether the Grad-CAM map of ``qg`` can be upsampled on the image's phase view (``image_phases``): the
+    stride s divides the image's sides, PyTorch's nearest table from the map to a side takes pixel s·y + a to the
+    entry the table from the map to the view's side takes y to, for every phase a (an integer factor s divides,
+    for one), and the engine makes the view's table (``upsampling``). Then the map upsampled to the view is, in
+    every phase channel, the map upsampled to the image, and the host reads it back a view pixel to s x s image
+    pixels (``contract.network_image``)."""
+    from xaihls.quant.qgraph import image_as_phases, maps_as_columns  # after this module in the import order
+
+    graph, s = qg.graph, image_phases(qg.graph)
+    if not s or qg.cam_layer is None:
+        return False
+    _, h, w = graph.layers[graph.tensor_index(qg.cam_layer) - 1].out_shape
+    _, in_h, in_w = graph.input_shape
+    for small, big, strided in ((h, in_h, graph.sample_shape is None), (w, in_w, True)):
+        if strided and big % s:
+            return False
+        if strided and any(a != b for a, b in zip(nearest_index(small, big).tolist(),
+                                                   nearest_index(small, big // s).repeat_interleave(s).tolist())):
+            return False
+    view = image_as_phases(maps_as_columns(qg) if graph.sample_shape else qg, s)
+    try:
+        upsampling(view)
+    except XaiHlsError:
+        return False
+    return True
+
+
 def _map_refusal(graph) -> str | None:
     """A map with more rows or columns (a 1-D model's samples) than a job's fields hold: one line naming the
     tensor, or None. A 1-D model's longer image may run as its first stride's phases (``image_phases``)."""
@@ -331,7 +359,7 @@ def cam_refusal(qg) -> str | None:
 
     graph = qg.graph
     name = qg.cam_layer
-    if phases_needed(graph):
+    if phases_needed(graph) and not cam_follows_phases(qg):
         s, (_, h, w) = image_phases(graph), graph.input_shape
         image, phases = (f"{w} samples", s) if graph.sample_shape else (f"{h}x{w} image", f"{s}x{s}")
         return (f"grad_cam upsamples its map to the input's {image}, which the engine reads as the {phases} phases "

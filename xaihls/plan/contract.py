@@ -495,7 +495,9 @@ def _padded(x: np.ndarray, sides: tuple[int, ...]) -> np.ndarray:
 def network_image(a, shape: tuple[int, ...]):
     """An attribution (..., C', H', W') as a Program's image view holds it (``image_view``) in the network's input
     shape (C, H, W) (numpy or torch): its stride phases back in their pixels where C' is p·C, else the same
-    values in H x W (a grad_cam map keeps its one channel); the view's pixels past the image left out."""
+    values in H x W; the view's pixels past the image left out. A grad_cam map (its one channel, channel 0 of the
+    attribution) keeps its channel; on the view, where its upsampling follows the phases
+    (``capabilities.cam_follows_phases``), its pixel (y, x) is the image's s x s pixels from (s·y, s·x)."""
     lead, channels = tuple(a.shape[:-3]), a.shape[-3]
     p = channels // shape[0]
     if p > 1 and min(shape[1:]) == 1:  # a 1-D model's samples, as a column
@@ -506,6 +508,14 @@ def network_image(a, shape: tuple[int, ...]):
         a = a.reshape(*lead, shape[0], s, s, h, w).swapaxes(-4, -2).swapaxes(-3, -2).swapaxes(-2, -1)
         a = a.reshape(*lead, shape[0], h * s, w * s)
         return a[..., :shape[1], :shape[2]]
+    pixels = a.shape[-2] * a.shape[-1]
+    if channels == 1 and pixels < math.prod(shape[1:]):  # a grad_cam map on the view: each pixel s x s (or s)
+        s = math.prod(shape[1:]) // pixels
+        if min(shape[1:]) == 1:
+            a = a.reshape(*lead, 1, 1, pixels)[..., [i // s for i in range(pixels * s)]]
+            return a.reshape(*lead, 1, *shape[1:])
+        s = math.isqrt(s)
+        return a[..., [y // s for y in range(shape[1])], :][..., [x // s for x in range(shape[2])]]
     return a.reshape(*lead, channels, *shape[1:])
 
 

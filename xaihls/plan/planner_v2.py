@@ -23,7 +23,7 @@ from xaihls.plan import resources as resource_model
 from xaihls.plan.boards import Board
 from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate, ig_elems
 from xaihls.plan.contract import DESCRIPTOR, Op, field_limit
-from xaihls.plan.capabilities import image_phases, phases_needed, program_refusal
+from xaihls.plan.capabilities import cam_follows_phases, image_phases, phases_needed, program_refusal
 from xaihls.plan.lowering import (Buffers, ProgramV2, Shape, buffer_needs, encode, keep_needs, kept_inputs, lower_jobs,
                                   tiled, tiled_batch, tiled_cam, weight_depth)
 from xaihls.methods import LAYER_METHODS
@@ -258,7 +258,8 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     views = [(False, False), (True, False)] if one_d and lowering.ONE_D_COLUMNS else [(None, False)]
     if phases_needed(qg.graph):  # an image longer than a map: as stride phases (a 1-D model's maps as columns)
         views = [(True, True)]
-    elif image_phases(qg.graph) and (lowering.ONE_D_COLUMNS or not one_d) and qg.cam_layer is None:
+    elif image_phases(qg.graph) and (lowering.ONE_D_COLUMNS or not one_d) and (
+            qg.cam_layer is None or cam_follows_phases(qg)):
         views.append((True, True))
     for (tm, tn), (as_columns, as_phases) in itertools.product(arrays, views):
         lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems), as_columns=as_columns, as_phases=as_phases)
@@ -447,6 +448,8 @@ def describe(p: PlanV2, methods=None) -> str:
         if view > math.prod(sides):
             why += (f"; the stride does not divide its sides, so {view - math.prod(sides):,} pixels a channel lie "
                     "past the image: zeros, their edge of the view a backward job of its own that leaves them zero")
+        if qg.cam_layer is not None:
+            why += "; Grad-CAM's map is upsampled on the view, its nearest table following the phases"
         if qg.graph.sample_shape:
             lines.append(f"image of {sides[1]:,} samples a channel as the {h['in_c'] // c} phases of its first "
                          f"convolution's stride, {h['in_c']} channels of {h['in_h']:,} samples{why}")
