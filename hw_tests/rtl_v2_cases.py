@@ -98,9 +98,10 @@ RAW_AUDIO_NETS = ("rawaudio1", "rawaudio2")
 # stride does not divide (the view's edge rows and columns written by jobs of their own, lowering.phase_edges): stem5
 # 13 rows at stride 2 (DS-CNN's case), stem6 a ResNet stem and its fused max-pool on 15 x 17; at 16 x 8
 STEM_NETS = ("stem1", "stem3", "stem5", "stem6")
-# stem1 compiled with the Grad-CAM methods too: its map's upsampling by 2 follows the phases
-# (capabilities.cam_follows_phases), by 1 on the view
-PHASE_CAM_NETS = ("stem1",)
+# stem1 and stem5 compiled with the Grad-CAM methods too: their maps' upsampling follows the phases
+# (capabilities.cam_follows_phases): stem1's by 2, by 1 on the view; stem5's 7 x 5 to 13 x 10, 7 x 5 on the view,
+# whose last row is half past the image
+PHASE_CAM_NETS = ("stem1", "stem5")
 # tests.random_nets.padded_net: convolutions with unequal zero padding (a pad folded in, 'same' with even
 # kernels): padded2 a depthwise stride-2 conv padded (2, 1) columns and (2, 2) rows, padded4 'same' with a
 # 2 x 4 kernel, padded7 a depthwise 4 x 4 kernel padded on one side only

@@ -138,8 +138,8 @@ def test_rtl_v2_equals_golden_on_a_1d_image_longer_than_a_jobs_map(name):
 def test_rtl_v2_equals_golden_on_a_2d_image_as_its_first_strides_phases(name):
     """A 2-D image read at stride (s, s) as the stride's s² phases as channels (capabilities.image_phases): the
     first convolution a stride-1 one on them, its backward one job writing every phase (and one an edge of the view
-    past the image where s does not divide a side, lowering.phase_edges), with AXI stalls; stem1 with the Grad-CAM
-    methods too (PHASE_CAM_NETS: the map upsampled on the view)."""
+    past the image where s does not divide a side, lowering.phase_edges), with AXI stalls; stem1 and stem5 with the
+    Grad-CAM methods too (PHASE_CAM_NETS: the map upsampled on the view)."""
     from xaihls.plan.lowering import phase_edges
 
     prog = program(name, "16x8")

@@ -61,14 +61,15 @@ def test_the_planner_takes_a_strided_stems_phases_where_faster_and_program_and_c
     _bit_exact(acc, x, steps=None, methods=methods)
 
 
-@pytest.mark.parametrize("seed,follows", [(1, True), (2, True), (3, False)])
+@pytest.mark.parametrize("seed,follows", [(1, True), (2, True), (5, True), (3, False)])
 def test_grad_cam_runs_on_the_phases_where_its_upsampling_follows_them(seed, follows):
-    """Grad-CAM upsamples its map to the image. Where the stride divides the image and PyTorch's nearest table to
-    the image takes pixel s·y + a where the table to the view takes y (8 x 8 to 16 x 16 at stride 2: by 2, and by 1
-    on the view; a ResNet stem's 3 x 3 to 12 x 12 at stride 2), the map upsampled on the view is the image's in
-    every phase: the planner weighs the view, and program and csim match golden for both Grad-CAM methods, the
-    host reading a view pixel back as s x s image pixels. Where it does not (a 3 x 5 map to 12 x 18 at stride 3:
-    by 4, and 3 to 4 rows on the view), the image stays as it is."""
+    """Grad-CAM upsamples its map to the image. Where PyTorch's nearest table to the image takes pixel s·y + a
+    where the table to the view takes y (8 x 8 to 16 x 16 at stride 2: by 2, and by 1 on the view; a ResNet stem's
+    3 x 3 to 12 x 12 at stride 2; 7 x 5 to 13 x 10, DS-CNN's case, whose view's last row is half past the image),
+    the map upsampled on the view is the image's in every phase: the planner weighs the view, and program and csim
+    match golden for both Grad-CAM methods, saturations by kind included, the host reading a view pixel back as
+    s x s image pixels. Where it does not (a 3 x 5 map to 12 x 18 at stride 3: by 4, and 3 to 4 rows on the view),
+    the image stays as it is."""
     model, shape, calibration = stem_net(seed)
     methods = ("grad_cam", "guided_grad_cam")
     acc = xaihls.compile(model, shape, calibration=calibration, methods=methods, tiling=(8, 4),
@@ -79,6 +80,8 @@ def test_grad_cam_runs_on_the_phases_where_its_upsampling_follows_them(seed, fol
     x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(seed)) * 2.0 - 0.5
     golden = _bit_exact(acc, x, steps=None, methods=methods)
     assert golden["grad_cam"].attribution.shape == (2, 1, *shape[1:])
+    for method in methods:
+        assert acc.run(x, method, backend="program").saturations == saturation_kinds(golden[method].saturations)
 
 
 @pytest.mark.parametrize("seed", [5, 6, 7])
@@ -124,6 +127,19 @@ def test_phase_edges_name_the_phases_past_the_image():
     assert edges[(0, 4), (4, 5)] == (2, 5, 8) and edges[(4, 5), (4, 5)] == (2, 3, 4, 5, 6, 7, 8)
     assert lowering.phase_edges((1, 1000, 1), (4, 250, 1), (4, 1)) == [((0, 250), (0, 1), ())]
     assert lowering.phase_edges((2, 1001, 1), (8, 251, 1), (4, 1))[1] == ((250, 251), (0, 1), (1, 2, 3, 5, 6, 7))
+
+
+def test_a_2d_image_narrower_than_its_stride_keeps_the_image():
+    """A 2-D image of one column read at stride (2, 2) (tests/test_differential.py seed 5): no phases view, whose
+    one column the host would take for a 1-D model's samples; program and csim match golden on the image."""
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 13, (2, 1), stride=2), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(13 * 3, 4)).eval()
+    shape = (3, 6, 1)
+    acc = xaihls.compile(model, shape, calibration=torch.rand(8, *shape), tiling=(8, 4),
+                         methods=("saliency",), backends=("golden", "program", "csim"))
+    assert capabilities.image_phases(acc.graph) is None and acc.plan.program.header["in_c"] == 3
+    _bit_exact(acc, torch.rand((2, *shape), generator=torch.Generator().manual_seed(5)), methods=("saliency",))
 
 
 def test_unequal_strides_keep_the_image():

@@ -51,9 +51,11 @@ faster; False: never (such 1-D images refused, as before 2026-12-06; to measure)
 def image_phases(graph) -> int | None:
     """The stride s whose phases the image can run as (``qgraph.image_as_phases``): a 1-D model's samples s apart
     as s·C channels; a 2-D image's pixels s apart along both dimensions as s²·C channels where the stride is
-    (s, s). A side s does not divide ends in a part row or column of phases (the pixels past the image zeros).
-    The first convolution must alone read the image and not be dilated, its stride be more than 1, and the map
-    and the kernel it becomes fit a job's fields; None where no such view exists."""
+    (s, s) and both sides are at least s (so that no 2-D image is a side of 1, which the host would take for a
+    1-D model's samples: ``contract.image_view``). A side s does not divide ends in a part row or column of
+    phases (the pixels past the image zeros). The first convolution must alone read the image and not be dilated,
+    its stride be more than 1, and the map and the kernel it becomes fit a job's fields; None where no such view
+    exists."""
     if not IMAGE_PHASES or not graph.layers or not isinstance(graph.layers[0], Conv2d):
         return None
     layer, (c, h, w) = graph.layers[0], graph.input_shape
@@ -69,7 +71,7 @@ def image_phases(graph) -> int | None:
     fits = (all(k <= field_limit(DESCRIPTOR, "ky") for k in kernel)
             and -(-max(sides) // s) <= field_limit(DESCRIPTOR, "ih")
             and c * s ** len(sides) <= field_limit(HEADER, "in_c"))
-    return s if s > 1 and fits else None
+    return s if s > 1 and min(sides) >= s and fits else None
 
 
 def phases_needed(graph) -> bool:
@@ -83,12 +85,14 @@ def phases_needed(graph) -> bool:
 
 
 def cam_follows_phases(qg) -> bool:
-    """Whether the Grad-CAM map of ``qg`` can be upsampled on the image's phase view (``image_phases``): the
-    stride s divides the image's sides, PyTorch's nearest table from the map to a side takes pixel s·y + a to the
-    entry the table from the map to the view's side takes y to, for every phase a (an integer factor s divides,
-    for one), and the engine makes the view's table (``upsampling``). Then the map upsampled to the view is, in
-    every phase channel, the map upsampled to the image, and the host reads it back a view pixel to s x s image
-    pixels (``contract.network_image``)."""
+    """Whether the Grad-CAM map of ``qg`` can be upsampled on the image's phase view (``image_phases``): PyTorch's
+    nearest table from the map to a side takes pixel s·y + a to the entry the table from the map to the view's
+    side (ceil(side / s)) takes y to, for every phase a of a pixel in the image (an integer factor s divides, for
+    one; DS-CNN's 25 rows to 49 at stride 2 too), and the engine makes the view's table (``upsampling``). Then the
+    map upsampled to the view is, in every phase channel, the map upsampled to the image, and the host reads it
+    back a view pixel to s x s image pixels (``contract.network_image``). Past the image the view holds map values
+    the host drops: copies, which do not saturate, and guided Grad-CAM's products there are of a zero gradient
+    (``lowering.phase_edges``)."""
     from xaihls.quant.qgraph import image_as_phases, maps_as_columns  # after this module in the import order
 
     graph, s = qg.graph, image_phases(qg.graph)
@@ -97,10 +101,8 @@ def cam_follows_phases(qg) -> bool:
     _, h, w = graph.layers[graph.tensor_index(qg.cam_layer) - 1].out_shape
     _, in_h, in_w = graph.input_shape
     for small, big, strided in ((h, in_h, graph.sample_shape is None), (w, in_w, True)):
-        if strided and big % s:
-            return False
         if strided and any(a != b for a, b in zip(nearest_index(small, big).tolist(),
-                                                   nearest_index(small, big // s).repeat_interleave(s).tolist())):
+                                                   nearest_index(small, -(-big // s)).repeat_interleave(s).tolist())):
             return False
     view = image_as_phases(maps_as_columns(qg) if graph.sample_shape else qg, s)
     try:

@@ -510,11 +510,11 @@ def network_image(a, shape: tuple[int, ...]):
         return a[..., :shape[1], :shape[2]]
     pixels = a.shape[-2] * a.shape[-1]
     if channels == 1 and pixels < math.prod(shape[1:]):  # a grad_cam map on the view: each pixel s x s (or s)
-        s = math.prod(shape[1:]) // pixels
         if min(shape[1:]) == 1:
-            a = a.reshape(*lead, 1, 1, pixels)[..., [i // s for i in range(pixels * s)]]
+            s = -(-math.prod(shape[1:]) // pixels)
+            a = a.reshape(*lead, 1, 1, pixels)[..., [i // s for i in range(math.prod(shape[1:]))]]
             return a.reshape(*lead, 1, *shape[1:])
-        s = math.isqrt(s)
+        s = -(-shape[1] // a.shape[-2])
         return a[..., [y // s for y in range(shape[1])], :][..., [x // s for x in range(shape[2])]]
     return a.reshape(*lead, channels, *shape[1:])
 
@@ -683,7 +683,8 @@ transport. No operation depends on what an earlier one read, so a batch's runs a
 4. Wait for ap_done: the interrupt, or reading `CTRL` (which clears ap_done).
 5. Read `RETURN` (non-zero: the driver raises, naming the bits), write `ISR` = 1 (acknowledge).
 6. Read the result record, the logits and, for a method, the attribution (blocked layout; for
-   `grad_cam` its channel 0 is the map, the other channels repeat it).
+   `grad_cam` its channel 0 is the map, the other channels repeat it; where `in_c` holds the image's
+   stride phases, a pixel of that channel is s × s pixels of the image: `contract.network_image`).
 
 An image batch (a Program whose `batch` > 1, a method other than integrated gradients and the
 Grad-CAM methods): the
