@@ -226,18 +226,18 @@ def expected(name: str, shape: str) -> list[dict]:
         ref = engine.run(PREDICT_CODE if m is None else METHOD_CODES[m], -1, IG_STEPS)[0]  # one image: one Run
         out.append({"name": m or "predict", "logits": g.logits[0].numpy(), "target": int(g.target[0]),
                     "attribution": None if m is None else as_image(acc.graph.as_maps(g.attribution)[0].numpy(), prog,
-                                                                        acc.graph.input_shape[0]),
+                                                                        acc.graph.input_shape[0], m == "grad_cam"),
                     "result": [ref.predicted, ref.target, *ref.saturations]})
     return out
 
 
-def as_image(maps: np.ndarray, prog, channels: int) -> np.ndarray:
+def as_image(maps: np.ndarray, prog, channels: int, cam: bool = False) -> np.ndarray:
     """Maps (..., C', H, W) at the input's size, of a network whose image has ``channels``, in the shape of the
     Program's image (its header's in_c x in_h x in_w, as the RTL's attributions come back, ``contract.image_view``:
-    an image may run as its first stride's phases). A Grad-CAM map (one channel) is channel 0 of that view of the
-    map repeated over the image's channels, as the host reads the engine's."""
+    an image may run as its first stride's phases). A Grad-CAM map (``cam``: one channel) is channel 0 of that view
+    of the map repeated over the image's channels, as the host reads the engine's."""
     h = prog.header
-    if maps.shape[-3] != channels:
+    if cam:
         maps = np.repeat(maps, channels, axis=-3)
         return np.stack([image_view(m, h)[:1] for m in maps.reshape(-1, *maps.shape[-3:])]).reshape(
             *maps.shape[:-3], 1, h["in_h"], h["in_w"])
@@ -313,7 +313,8 @@ def batch_expected(name: str, shape: str, method: str | None, explicit: bool) ->
     assert torch.equal(logits, g.logits) and (method is None or torch.equal(picked, g.target))
     return {"logits": g.logits.numpy(), "target": g.target.numpy(),
             "attribution": None if method is None else as_image(acc.graph.as_maps(g.attribution).numpy(),
-                                                                program(name, shape), acc.graph.input_shape[0]),
+                                                                program(name, shape), acc.graph.input_shape[0],
+                                                                method == "grad_cam"),
             "result": [[int(np.argmax(g.logits[k].numpy())), int(picked[k]), *counters[k]] for k in range(len(xs))]}
 
 

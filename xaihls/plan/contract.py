@@ -497,7 +497,8 @@ def network_image(a, shape: tuple[int, ...]):
     shape (C, H, W) (numpy or torch): its stride phases back in their pixels where C' is p·C, else the same
     values in H x W; the view's pixels past the image left out. A grad_cam map (its one channel, channel 0 of the
     attribution) keeps its channel; on the view, where its upsampling follows the phases
-    (``capabilities.cam_follows_phases``), its pixel (y, x) is the image's s x s pixels from (s·y, s·x)."""
+    (``capabilities.cam_follows_phases``), its pixel (y, x) is the image's s x s pixels from (s·y, s·x), s the
+    image's side over the view's, rounded up."""
     lead, channels = tuple(a.shape[:-3]), a.shape[-3]
     p = channels // shape[0]
     if p > 1 and min(shape[1:]) == 1:  # a 1-D model's samples, as a column
