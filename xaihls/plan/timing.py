@@ -311,7 +311,7 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
     macs = _array_macs(d, engine)
     pairs = sum(_n_tiles(d, engine, mt) for mt in range(d.m_tiles))  # (m-tile, n-tile) weight streams
     # AXI reads and writes have channels of their own: each direction streams at the DDR's rate
-    read_bytes = 2 * slots * (d.n_tiles * d.ih * d.iw * tn + pairs * tm * tn * w_passes)
+    read_bytes = 2 * slots * (d.n_tiles * _rows_reached(d) * d.iw * tn + pairs * tm * tn * w_passes)
     write_bytes = 2 * slots * d.out_blocks * _pixels_written(d) * tn
     bound = max(math.ceil(macs / (tm * tn)), math.ceil(max(read_bytes, write_bytes) / (2 * e / dram.beat_cycles)))
     return JobCost(d.layer, "conv", direction, total, compute_total, memory_total, macs, bound)
@@ -322,6 +322,17 @@ def _row_span(d) -> int:
     column (LANES), or the run from the row's first pixel to its last, strobed where an output
     stride skips some (a transposed conv's stride phase, Grad-CAM's upsampling)."""
     return d.opw if d.flags >> int(Flag.LANES) & 1 else (d.ow - 1) * d.osx + 1
+
+
+def _rows_reached(d) -> int:
+    """Input rows of the map a CONV job's grid reads on some pass (at least one; its whole map where it reads
+    the pooled rows of an UNPOOL): fewer than the map's where the job writes a part of a larger output (a
+    phase view's edge rectangle, ``lowering.phase_edges``), so that its bound counts only what it loads."""
+    if d.unpool or d.ky == 0:
+        return d.ih
+    grid, taps = (d.oh - 1) * d.isy, (d.ky - 1) * d.iky  # row r of pass t reads iy0 + r * isy + t * iky
+    lo, hi = d.iy0 + min(grid, 0) + min(taps, 0), d.iy0 + max(grid, 0) + max(taps, 0)
+    return max(1, min(hi, d.ih - 1) - max(lo, 0) + 1)
 
 
 def _pixels_written(d) -> int:
