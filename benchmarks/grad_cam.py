@@ -35,7 +35,7 @@ import xaihls
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import rtl_params
 from xaihls.executor import quantize_input
-from xaihls.plan.contract import network_image
+from xaihls.plan.contract import network_image, view_phases
 from xaihls.methods import METHOD_CODES, PREDICT_CODE
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan import capabilities, lowering
@@ -136,12 +136,13 @@ def measure(model: str, board: str) -> dict:
     runs = [{"image": x_q, "baseline": np.zeros_like(x_q), "ig_table": sim.ig_table(2, "trapezoid", acc.qgraph.width),
              "target": -1, "steps": 2, "method": PREDICT_CODE if m is None else METHOD_CODES[m]} for m in RUNS]
     res = sim.simulate(program, rtl_params(program, engine), runs)
-    rows = []
+    rows, image = [], acc.graph.input_shape
+    phases = view_phases(program.header, image)  # the view (phases) read back
     for m, r in zip(RUNS, res):
         g = acc.run(x, m) if m else acc.run(x)
+        attribution = r["attribution"] if m is None else network_image(r["attribution"], image, phases)
         exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy()) and (
-            m is None or np.array_equal(network_image(r["attribution"], acc.graph.input_shape).ravel(),
-                                        g.attribution[0].numpy().ravel())))  # the view (phases) read back
+            m is None or np.array_equal(attribution.ravel(), g.attribution[0].numpy().ravel())))
         rows.append({"run": m or "predict", "cycles": r["cycles"], "model_cycles": method_cycles(program, model_engine, m),
                      "bit_exact": bool(exact)})
     layers = acc.qgraph.graph.layers

@@ -34,7 +34,7 @@ from xaihls.methods import METHOD_CODES, PREDICT_CODE
 from xaihls.plan import capabilities, lowering
 from xaihls.plan.capabilities import program_refusal
 from xaihls.plan.boards import load_board
-from xaihls.plan.contract import network_image
+from xaihls.plan.contract import network_image, view_phases
 from xaihls.plan.planner_v2 import plan_v2
 from xaihls.plan.timing import method_cycles
 
@@ -92,11 +92,12 @@ def rtl_rows(acc, plan, runs: list[dict], golden: list) -> tuple[list[dict], obj
     back in the network's shape); and the engine the cycle model priced, at the simulation's DDR latency."""
     program, engine = plan.program, plan.engine
     model_engine = type(engine)(**{**engine.__dict__, "ddr_latency": sim.common.DDR_LATENCY})
-    rows = []
+    rows, image = [], acc.graph.input_shape
+    phases = view_phases(program.header, image)  # the view (phases) read back
     for m, r, g in zip(RUNS, sim.simulate(program, rtl_params(program, engine), runs), golden):
+        attribution = r["attribution"] if m is None else network_image(r["attribution"], image, phases)
         exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy()) and (
-            m is None or np.array_equal(network_image(r["attribution"], acc.graph.input_shape).ravel(),
-                                        g.attribution[0].numpy().ravel())))
+            m is None or np.array_equal(attribution.ravel(), g.attribution[0].numpy().ravel())))
         rows.append({"run": m or "predict", "cycles": r["cycles"],
                      "model_cycles": method_cycles(program, model_engine, m), "bit_exact": bool(exact)})
     return rows, model_engine

@@ -1000,7 +1000,7 @@ def long_map_net(seed: int) -> tuple[nn.Module, tuple[int, ...], torch.Tensor]:
 # stem_net's nets: (image shape, first kernel, stride, padding, its output channels, groups)
 STEMS = {1: ((3, 16, 16), 3, 2, 1, 8, 1), 2: ((1, 12, 12), 7, 2, 3, 6, 1), 3: ((2, 12, 18), 4, 3, 0, 6, 2),
          4: ((4, 8, 8), 2, 2, 0, 8, 4), 5: ((1, 13, 10), 3, 2, 1, 8, 1), 6: ((3, 15, 17), 7, 2, 3, 6, 1),
-         7: ((2, 13, 14), 4, 3, 0, 6, 2)}
+         7: ((2, 13, 14), 4, 3, 0, 6, 2), 8: ((2, 4, 12), 3, 3, 0, 6, 1)}
 
 
 def stem_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
@@ -1009,7 +1009,8 @@ def stem_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
     3 x 16 x 16, 2 a ResNet's (7 x 7, stride 2, padding 3) and its max-pool of 3, stride 2, padding 1, 3 a grouped
     4 x 4 kernel of stride 3 with no padding, 4 a depthwise 2 x 2 of stride 2; on sides the stride does not divide
     (the view's last row or column partly past the image), 5 a MobileNet's on 13 rows (a DS-CNN's 49 at stride 2),
-    6 a ResNet's with its max-pool on 15 x 17, 7 seed 3's on 13 x 14; then a BatchNorm, a ReLU6 or ReLU, a 3 x 3
+    6 a ResNet's with its max-pool on 15 x 17, 7 seed 3's on 13 x 14, 8 a 3 x 3 of stride 3 on 4 x 12 (a view of 2
+    rows, whose side does not tell the stride); then a BatchNorm, a ReLU6 or ReLU, a 3 x 3
     convolution, a global pool and a Linear."""
     shape, kernel, stride, padding, out, groups = STEMS[seed]
     torch.manual_seed(seed)

@@ -11,7 +11,7 @@ from tests.test_reliability import _bit_exact
 from xaihls.executor import saturation_kinds
 from xaihls.golden import model as golden
 from xaihls.plan import capabilities, lowering
-from xaihls.plan.contract import image_view, network_image
+from xaihls.plan.contract import image_view, network_image, view_phases
 from xaihls.plan.planner_v2 import describe
 from xaihls.quant.qgraph import image_as_phases
 
@@ -61,15 +61,16 @@ def test_the_planner_takes_a_strided_stems_phases_where_faster_and_program_and_c
     _bit_exact(acc, x, steps=None, methods=methods)
 
 
-@pytest.mark.parametrize("seed,follows", [(1, True), (2, True), (5, True), (3, False)])
+@pytest.mark.parametrize("seed,follows", [(1, True), (2, True), (5, True), (8, True), (3, False)])
 def test_grad_cam_runs_on_the_phases_where_its_upsampling_follows_them(seed, follows):
     """Grad-CAM upsamples its map to the image. Where PyTorch's nearest table to the image takes pixel s·y + a
     where the table to the view takes y (8 x 8 to 16 x 16 at stride 2: by 2, and by 1 on the view; a ResNet stem's
-    3 x 3 to 12 x 12 at stride 2; 7 x 5 to 13 x 10, DS-CNN's case, whose view's last row is half past the image),
-    the map upsampled on the view is the image's in every phase: the planner weighs the view, and program and csim
-    match golden for both Grad-CAM methods, saturations by kind included, the host reading a view pixel back as
-    s x s image pixels. Where it does not (a 3 x 5 map to 12 x 18 at stride 3: by 4, and 3 to 4 rows on the view),
-    the image stays as it is."""
+    3 x 3 to 12 x 12 at stride 2; 7 x 5 to 13 x 10, DS-CNN's case, whose view's last row is half past the image;
+    1 x 4 to 4 x 12 at stride 3, a view of 2 rows, 4 / 2 not the stride), the map upsampled on the view is the
+    image's in every phase: the planner weighs the view, and program and csim match golden for both Grad-CAM
+    methods, saturations by kind included, the host reading a view pixel back as s x s image pixels (s from the
+    header's channels, ``contract.view_phases``). Where it does not (a 3 x 5 map to 12 x 18 at stride 3: by 4,
+    and 3 to 4 rows on the view), the image stays as it is."""
     model, shape, calibration = stem_net(seed)
     methods = ("grad_cam", "guided_grad_cam")
     acc = xaihls.compile(model, shape, calibration=calibration, methods=methods, tiling=(8, 4),
@@ -173,3 +174,19 @@ def test_a_patchify_stem_past_a_jobs_stride_runs_as_its_phases():
     h = acc.plan.program.header
     assert (h["in_c"], h["in_h"], h["in_w"]) == (768, 4, 4) and acc.plan.program.forward[0].ky == 1
     _bit_exact(acc, torch.rand((2, *shape), generator=torch.Generator().manual_seed(2)), ("program",), None, methods)
+
+
+def test_a_grad_cam_map_on_the_view_comes_back_as_s_by_s_pixels_of_the_headers_stride():
+    """A one-channel map on the view is read back by the view's phases p (s = √p in 2-D, p in 1-D), not by the
+    sides: 4 x 12 at stride 3 has a view of 2 x 4, whose 4 rows over 2 would read as a stride of 2; a map on the
+    image itself (p = 1, a 1-D model's column included) keeps its pixels; a map that is neither is refused."""
+    view = torch.arange(8).reshape(1, 1, 2, 4)
+    back = network_image(view, (2, 4, 12), view_phases({"in_c": 18}, (2, 4, 12)))
+    assert back.shape == (1, 1, 4, 12) and back[0, 0, 3, 11] == 7 and back[0, 0, 3, 0] == 4
+    assert back[0, 0, 2, 0] == 0 and back[0, 0, 1, 3] == 1
+    column = torch.arange(3).reshape(1, 3, 1)
+    assert network_image(column, (1, 1, 10), 4).tolist() == [[[0, 0, 0, 0, 1, 1, 1, 1, 2, 2]]]
+    assert torch.equal(network_image(torch.arange(10).reshape(1, 10, 1), (2, 1, 10), 1),
+                       torch.arange(10).reshape(1, 1, 10))
+    with pytest.raises(ValueError, match="not a view of 4 phases"):
+        network_image(torch.zeros(3, 2, 2), (1, 4, 4), 4)

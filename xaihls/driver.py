@@ -37,7 +37,7 @@ from xaihls.methods import PREDICT_CODE, PostProcess, get_method, ig_constants
 from xaihls.numerics import FixedFormat, quantize_array
 from xaihls.plan.contract import (HEADER, MAX_IG_STEPS, PROGRAM_MAGIC, PROGRAM_VERSION, REGISTER, RESULT,
                                   RESULT_SLOT_BYTES, Status, engine_starts, from_blocked, host_image,
-                                  network_image)
+                                  network_image, view_phases)
 
 DDR_IMAGE = "firmware/weights/ddr_image.bin"
 OVERLAY = "vivado/overlay/xaihls.bit"
@@ -226,7 +226,7 @@ class Device:
                 attr = from_blocked(codes, h["in_c"], h["in_h"], h["in_w"], h["tn"])
                 if method == "grad_cam":  # the map, repeated over the input's channels: one is the attribution
                     attr = attr[:1]
-                attr = network_image(attr, self.input_shape)  # an image may run as its first stride's phases
+                attr = network_image(attr, self.input_shape, view_phases(h, self.input_shape))  # the view
                 if len(self.sample_shape) == 2:  # a 1-D model's (C, L)
                     attr = attr.reshape(attr.shape[0], -1)
             counts = {"forward": r["sat_forward"], "backward": r["sat_backward"], "post": r["sat_post"]}

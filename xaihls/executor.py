@@ -17,7 +17,7 @@ import torch
 from xaihls.errors import XaiHlsError
 from xaihls.methods import Method, PostProcess, get_method, ig_constants
 from xaihls.numerics import ACCUMULATOR_BITS, FixedFormat, count_saturated, quantize, round_to_grid, saturate
-from xaihls.plan.contract import network_image
+from xaihls.plan.contract import network_image, view_phases
 from xaihls.quant.qgraph import QGraph
 
 if TYPE_CHECKING:  # the plan stage comes after this module; only its type is named here
@@ -81,15 +81,16 @@ def attribution_format(qg: QGraph, method: str) -> FixedFormat:
     return qg.grad_fmt(m.relu_backward, 0)
 
 
-def engine_result(qg: QGraph, args: "RunArgs", logits: torch.Tensor, targets: torch.Tensor,
+def engine_result(qg: QGraph, header: dict, args: "RunArgs", logits: torch.Tensor, targets: torch.Tensor,
                   attribution: torch.Tensor | None, counters, cycles: list[int] | None = None) -> RunResult:
     """A hardware executor's RunResult: its integer outputs, formats, and saturations (the host's
-    input count and the engine's counters summed over the batch, by kind)."""
+    input count and the engine's counters summed over the batch, by kind). ``header``: the Program's, whose
+    image view the attribution is in."""
     totals = [sum(int(c[k]) for c in counters) for k in range(3)]
     counts = {"input": args.input_saturations, "forward": totals[0], "backward": totals[1], "post": totals[2]}
     fmt = attribution_format(qg, args.method) if args.method else None
     if attribution is not None:  # in the network's shape (the image may run as its first stride's phases)
-        attribution = network_image(attribution, qg.graph.input_shape)
+        attribution = network_image(attribution, qg.graph.input_shape, view_phases(header, qg.graph.input_shape))
     return RunResult(logits, qg.logits_fmt, targets, attribution, fmt, {k: v for k, v in counts.items() if v}, cycles)
 
 

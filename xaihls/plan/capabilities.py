@@ -90,10 +90,9 @@ def cam_follows_phases(qg) -> bool:
     side (ceil(side / s)) takes y to, for every phase a of a pixel in the image (an integer factor s divides, for
     one; DS-CNN's 25 rows to 49 at stride 2 too), and the engine makes the view's table (``upsampling``). Then the
     map upsampled to the view is, in every phase channel, the map upsampled to the image, and the host reads it
-    back a view pixel to s x s image pixels (``contract.network_image``, which finds s as ceil(side / view side):
-    so a side s does not divide must be at least s·(s − 1) + 1). Past the image the view holds map values
-    the host drops: copies, which do not saturate, and guided Grad-CAM's products there are of a zero gradient
-    (``lowering.phase_edges``)."""
+    back a view pixel to s x s image pixels (``contract.network_image``, s from the header's channels). Past the
+    image the view holds map values the host drops: copies, which do not saturate, and guided Grad-CAM's products
+    there are of a zero gradient (``lowering.phase_edges``)."""
     from xaihls.quant.qgraph import image_as_phases, maps_as_columns  # after this module in the import order
 
     graph, s = qg.graph, image_phases(qg.graph)
@@ -102,8 +101,6 @@ def cam_follows_phases(qg) -> bool:
     _, h, w = graph.layers[graph.tensor_index(qg.cam_layer) - 1].out_shape
     _, in_h, in_w = graph.input_shape
     for small, big, strided in ((h, in_h, graph.sample_shape is None), (w, in_w, True)):
-        if strided and big % s and -(-big // s) < s:  # the host could not tell s from the view's side
-            return False
         if strided and any(a != b for a, b in zip(nearest_index(small, big).tolist(),
                                                    nearest_index(small, -(-big // s)).repeat_interleave(s).tolist())):
             return False

@@ -492,16 +492,27 @@ def _padded(x: np.ndarray, sides: tuple[int, ...]) -> np.ndarray:
     return np.pad(x, pad) if any(after for _, after in pad) else x
 
 
-def network_image(a, shape: tuple[int, ...]):
+def network_image(a, shape: tuple[int, ...], phases: int | None = None):
     """An attribution (..., C', H', W') as a Program's image view holds it (``image_view``) in the network's input
     shape (C, H, W) (numpy or torch): its stride phases back in their pixels where C' is p·C, else the same
-    values in H x W; the view's pixels past the image left out. A grad_cam map (its one channel, channel 0 of the
-    attribution) keeps its channel; on the view, where its upsampling follows the phases
-    (``capabilities.cam_follows_phases``), its pixel (y, x) is the image's s x s pixels from (s·y, s·x), s the
-    image's side over the view's, rounded up."""
+    values in H x W; the view's pixels past the image left out. ``phases``: the view's p (``view_phases``), which
+    the attribution's channels give unless it is a grad_cam map (its one channel, channel 0 of the attribution):
+    on the view, where its upsampling follows the phases (``capabilities.cam_follows_phases``), the map's pixel
+    (y, x) is the image's s x s pixels from (s·y, s·x) (a 1-D model's: s samples from s·y), p = s² (p = s)."""
     lead, channels = tuple(a.shape[:-3]), a.shape[-3]
-    p = channels // shape[0]
-    if p > 1 and min(shape[1:]) == 1:  # a 1-D model's samples, as a column
+    p = channels // shape[0] if phases is None else phases
+    one_d = min(shape[1:]) == 1 and p > 1
+    if channels != p * shape[0]:  # a grad_cam map
+        if channels != 1 or p < 1:
+            raise ValueError(f"an attribution of {channels} channels is not a view of {p} phases of {shape}")
+        s = p if one_d else math.isqrt(p)
+        if s == 1:  # the image itself (a 1-D model's samples as a row or a column)
+            return a.reshape(*lead, 1, *shape[1:])
+        if one_d:
+            n = math.prod(shape[1:])
+            return a.reshape(*lead, 1, 1, -1)[..., [i // s for i in range(n)]].reshape(*lead, 1, *shape[1:])
+        return a[..., [y // s for y in range(shape[1])], :][..., [x // s for x in range(shape[2])]]
+    if one_d:  # a 1-D model's samples, as a column
         a = a.reshape(*lead, shape[0], p, -1).swapaxes(-1, -2).reshape(*lead, shape[0], -1)
         return a[..., :math.prod(shape[1:])].reshape(*lead, *shape)
     if p > 1:  # a 2-D image's s x s phases: (C, a, b, y, x) to (C, y, a, x, b)
@@ -509,15 +520,13 @@ def network_image(a, shape: tuple[int, ...]):
         a = a.reshape(*lead, shape[0], s, s, h, w).swapaxes(-4, -2).swapaxes(-3, -2).swapaxes(-2, -1)
         a = a.reshape(*lead, shape[0], h * s, w * s)
         return a[..., :shape[1], :shape[2]]
-    pixels = a.shape[-2] * a.shape[-1]
-    if channels == 1 and pixels < math.prod(shape[1:]):  # a grad_cam map on the view: each pixel s x s (or s)
-        if min(shape[1:]) == 1:
-            s = -(-math.prod(shape[1:]) // pixels)
-            a = a.reshape(*lead, 1, 1, pixels)[..., [i // s for i in range(math.prod(shape[1:]))]]
-            return a.reshape(*lead, 1, *shape[1:])
-        s = -(-shape[1] // a.shape[-2])
-        return a[..., [y // s for y in range(shape[1])], :][..., [x // s for x in range(shape[2])]]
     return a.reshape(*lead, channels, *shape[1:])
+
+
+def view_phases(header: dict, shape: tuple[int, ...]) -> int:
+    """The phases p of a Program's image view (``image_view``) of an image of ``shape``: its in_c over the image's
+    channels (1: the image itself)."""
+    return header["in_c"] // shape[0]
 
 
 def host_image(x: np.ndarray, header: dict) -> np.ndarray:

@@ -290,7 +290,7 @@ class CSimV2Executor:
         code = PREDICT_CODE if args.method is None else METHOD_CODES[args.method]
         logits, targets, attrs, counters = run_batch(plan.program, plan.engine, args.x_q, code, args.target,
                                                      args.steps, args.rule, args.baseline_q)
-        return engine_result(qg, args, logits, targets, attrs, counters)
+        return engine_result(qg, plan.program.header, args, logits, targets, attrs, counters)
 
 
 EXECUTOR = CSimV2Executor()

@@ -272,7 +272,7 @@ class RtlV2Executor:
     def run(self, qg, plan, args: RunArgs) -> RunResult:
         logits, targets, attrs, counters, cycles = run_rtl_v2(plan.program, plan.engine, args.x_q, args.method,
                                                               args.target, args.steps, args.rule, args.baseline_q)
-        return engine_result(qg, args, logits, targets, attrs, counters, cycles)
+        return engine_result(qg, plan.program.header, args, logits, targets, attrs, counters, cycles)
 
 
 EXECUTOR = RtlV2Executor()
