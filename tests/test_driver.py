@@ -12,6 +12,7 @@ import torch
 
 import xaihls
 from tests.driver_project import write_driver_project
+from tests.random_nets import stem_net
 from xaihls.driver import Device, ModelTransport, WriteMemory, WriteRegister
 from xaihls.errors import XaiHlsError
 from xaihls.models.zoo import get_zoo_model
@@ -88,6 +89,23 @@ def test_device_writes_and_reads_an_image_as_its_first_strides_phases(tmp_path):
     got = device.attribute(x.numpy(), "integrated_gradients", baseline=baseline)
     want = acc.attribute(x, "integrated_gradients", baseline=torch.tensor(baseline))
     assert np.array_equal(got, want.double().numpy())
+
+
+def test_device_reads_a_grad_cam_map_on_the_phases_view_by_the_headers_stride(tmp_path):
+    """A stem of stride 3 on 2 x 4 x 12 whose Grad-CAM runs on the view (18 channels of 2 x 4): the driver reads
+    the map's view pixel back as 3 x 3 image pixels, the stride from the header's channels (the view's 4 rows over
+    2 would say 2), and both Grad-CAM methods equal golden's."""
+    model, shape, calibration = stem_net(8)
+    acc = xaihls.compile(model, shape, calibration=calibration, methods=("grad_cam", "guided_grad_cam"),
+                         backends=("golden",))
+    program = lower(acc.qgraph, Shape(8, 4, 4), Buffers(1024, 256, 1024), as_phases=True)
+    assert (program.header["in_c"], program.header["in_h"], program.header["in_w"]) == (18, 2, 4)
+    device = Device(write_driver_project(tmp_path, acc.qgraph, program), ModelTransport(program.total_bytes))
+    x = torch.rand((2, *shape), generator=torch.Generator().manual_seed(8)) * 2.0 - 0.5
+    for method in ("grad_cam", "guided_grad_cam"):
+        got = device.attribute(x.numpy(), method)
+        assert np.array_equal(got, acc.attribute(x, method).double().numpy()), method
+    assert got.shape == (2, *shape)
 
 
 def test_device_checks_its_arguments(project):
