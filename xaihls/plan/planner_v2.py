@@ -171,41 +171,51 @@ def _fits(res: ResourceEstimate, board: Board, cap: float) -> bool:
             and res.bram_18k <= cap * have.bram_18k)
 
 
-def _row_tile_cost(timing, engine: EngineV2, memo: dict | None = None):
-    """The cycle model as the row tiling's judge (lowering.tile_job). ``memo`` keeps the cycles of
-    jobs seen before across the buffer depths the planner tries: the model does not read them."""
+def _job_cost(timing, engine: EngineV2, memo: dict | None = None):
+    """``timing.job_cost`` on ``engine``, as (job, direction, layers=None, image_batch=False). ``memo`` keeps the
+    cost of each job seen before across the engines the planner tries of one array, beat and DDR: the model reads
+    only those of an engine, not its buffer depths (a Job is a frozen dataclass, hashed by its fields)."""
     memo = {} if memo is None else memo
     model = (engine.tm, engine.tn, engine.beat_elems, engine.bytes_per_cycle, engine.ddr_latency)
 
-    def cost(d) -> int:
-        key = (model, d)  # a Job is a frozen dataclass: hashed by its fields
-        if key not in memo:
-            memo[key] = timing.job_cost(d, engine, "tiling").cycles
-        return memo[key]
+    def cost(d, direction: str, layers=None, image_batch: bool = False):
+        key = (model, d, image_batch)
+        c = memo.get(key)
+        if c is None:
+            c = memo[key] = timing.job_cost(d, engine, direction, image_batch=image_batch)
+        c = replace(c, direction=direction) if c.direction != direction else c
+        return c if layers is None else replace(c, macs=timing.network_macs(d, layers, engine.tm // engine.tn))
     return cost
 
 
-def _costs(timing, qg: QGraph, engine: EngineV2, h: dict, lists: tuple) -> tuple:
+def _row_tile_cost(timing, engine: EngineV2, memo: dict | None = None):
+    """The cycle model as the row tiling's judge (lowering.tile_job), memoized as ``_job_cost``."""
+    job = _job_cost(timing, engine, memo)
+    return lambda d: job(d, "tiling").cycles
+
+
+def _costs(timing, qg: QGraph, engine: EngineV2, h: dict, lists: tuple, memo: dict | None = None) -> tuple:
     """What the planner weighs of job ``lists`` (forward, backward, Grad-CAM, batched forward,
     batched backward; the inputs kept as ``encode`` keeps them on ``engine``'s input buffer):
     (forward costs, backward costs, Grad-CAM costs, the cycles of predict and every method, an
     image-batch start's cycles for each run it serves (empty without batched lists)). ``qg``: the
     network as the jobs see it (``Lowered.qgraph``: a 1-D model's maps perhaps as columns), whose
-    layers give each job's MACs."""
+    layers give each job's MACs. ``memo``: the jobs' costs kept across engines (``_job_cost``)."""
     forward, backward, cam, fbatch, bbatch = (kept_inputs(jobs, engine.in_depth) for jobs in lists)
     layers = qg.graph.layers
-    fwd = tuple(timing.job_cost(d, engine, "forward", layers=layers) for d in forward)
-    bwd = tuple(timing.job_cost(d, engine, "backward", layers=layers) for d in backward)
-    cams = tuple(timing.job_cost(d, engine, "cam") for d in cam)
+    job_cost = _job_cost(timing, engine, memo)
+    fwd = tuple(job_cost(d, "forward", layers=layers) for d in forward)
+    bwd = tuple(job_cost(d, "backward", layers=layers) for d in backward)
+    cams = tuple(job_cost(d, "cam") for d in cam)
     if not fbatch:
         return fwd, bwd, cams, timing.workload(h, fwd, bwd, engine, qg.ig_steps, cam_costs=cams), {}
     directions = ("forward", "backward")
-    batched = tuple(tuple(timing.job_cost(d, engine, direction) for d in jobs)
+    batched = tuple(tuple(job_cost(d, direction) for d in jobs)
                     for jobs, direction in zip((fbatch, bbatch), directions))
     h = dict(h, n_forward_batch=len(fbatch), n_backward_batch=len(bbatch))
     cycles = timing.workload(h, fwd, bwd, engine, qg.ig_steps, batched, cam_costs=cams)
     # in an image batch a SEED also reads its slot's target back: only its cost differs
-    in_images = tuple(sum(timing.job_cost(d, engine, direction, image_batch=True).cycles if d.op == Op.SEED
+    in_images = tuple(sum(job_cost(d, direction, image_batch=True).cycles if d.op == Op.SEED
                           else c.cycles for d, c in zip(jobs, costs))
                       for jobs, costs, direction in zip((fbatch, bbatch), batched, directions))
     starts = {m or "predict": timing.run_cycles(h, engine, 0, 0, m, qg.ig_steps, batched=in_images, images=h["batch"])
@@ -285,7 +295,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                     engine = replace(engine, in_depth=in_words, out_depth=out_used, w_depth=w_used)
                     res = model.estimate(engine)
                     _, _, _, cycles, _ = _costs(timing, lowered.qgraph, engine, dict(h, n_backward_cam=n_backward_cam),
-                                                (forward, backward, cam, (), ()))
+                                                (forward, backward, cam, (), ()), memo)
                     workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
                     cand = Candidate(engine, res, cycles, workload, _fits(res, board, cap))
                     prev = best_of.get((tm, tn))
@@ -360,7 +370,7 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, board: Board,
             too_large = batch
             break
         _, _, _, method_cycles, starts = _costs(timing, low.qgraph, engine, dict(h, n_backward_cam=n_backward_cam),
-                                                (forward, backward, tiled_cam(low, buffers, cost), *lists))
+                                                (forward, backward, tiled_cam(low, buffers, cost), *lists), memo)
         workload = method_cycles["predict"] + sum(method_cycles[m] for m in qg.methods)
         options[batch] = (Candidate(engine, res, method_cycles, workload, True), low)
         figure[batch] = method_cycles["integrated_gradients"] if ig else sum(starts.values()) / batch
