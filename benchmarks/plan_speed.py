@@ -57,6 +57,15 @@ def timed(tree: Path, model: str, boards: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _cpu() -> str:
+    """The CPU's model name (Linux), else the platform's machine."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
+
+
 def main() -> None:
     from xaihls.models.zoo import ZOO
 
@@ -90,7 +99,7 @@ def main() -> None:
             subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, check=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "plan_speed.json").write_text(json.dumps(
-        {"date": str(date.today()), "machine": f"{platform.machine()} {platform.processor()} {os.cpu_count()} cpus",
+        {"date": str(date.today()), "machine": f"{_cpu()}, {os.cpu_count()} cpus, Python {platform.python_version()}",
          "before": rev, "after": f"{head} and the working tree", "rows": rows}, indent=1) + "\n")
 
 
