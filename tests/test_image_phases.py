@@ -190,3 +190,37 @@ def test_a_grad_cam_map_on_the_view_comes_back_as_s_by_s_pixels_of_the_headers_s
                        torch.arange(10).reshape(1, 1, 10))
     with pytest.raises(ValueError, match="not a view of 4 phases"):
         network_image(torch.zeros(3, 2, 2), (1, 4, 4), 4)
+
+
+class _Fire(torch.nn.Module):
+    """SqueezeNet's Fire module: a 1 x 1 squeeze read by two expands (a gradient sum at it), their ReLUs cat."""
+
+    def __init__(self, c: int, squeeze: int, expand: int):
+        super().__init__()
+        self.squeeze = torch.nn.Conv2d(c, squeeze, 1)
+        self.expand1 = torch.nn.Conv2d(squeeze, expand, 1)
+        self.expand3 = torch.nn.Conv2d(squeeze, expand, 3, padding=1)
+
+    def forward(self, x):
+        x = torch.relu(self.squeeze(x))
+        return torch.cat([torch.relu(self.expand1(x)), torch.relu(self.expand3(x))], 1)
+
+
+def test_batched_lists_keep_the_image_the_planner_weighed_where_grad_cam_does_not_follow_the_phases():
+    """A stride-2 stem, a Fire module (a gradient sum) and Grad-CAM on a 9 x 9 map of a 20 x 20 image, whose table
+    does not follow the phases: the image runs as it is, in the batched lists too. ``lower_jobs`` reported
+    ``as_phases`` from the gradient sum's phase list, so the planner re-lowered its batched lists on the view, and
+    program's Grad-CAM upsampled by the view's table: 144 of each image's 400 pixels off golden's."""
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU(), _Fire(8, 4, 6),
+                                torch.nn.Conv2d(12, 5, 1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten()).eval()
+    shape, methods = (3, 20, 20), ("saliency", "grad_cam")
+    acc = xaihls.compile(model, shape, calibration=torch.rand(8, *shape), methods=methods, tiling=(8, 4),
+                         backends=("golden", "program"))
+    assert capabilities.image_phases(acc.graph) == 2 and not capabilities.cam_follows_phases(acc.qgraph)
+    low = lowering.lower_jobs(acc.qgraph, lowering.Shape(8, 4, 4), as_phases=False)
+    assert not low.as_phases and low.header["in_c"] == 3
+    header = acc.plan.program.header
+    assert header["batch"] > 1 and header["in_c"] == 3  # the batched lists, on the image
+    _bit_exact(acc, torch.rand((2, *shape), generator=torch.Generator().manual_seed(3)), ("program",), None, methods)

@@ -958,7 +958,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             raise XaiHlsError(f"{where}: the two readers' terms, shifted to one fraction, can overflow the "
                               f"{ACCUMULATOR_BITS}-bit accumulator; use a narrower width")
         blocks = [-(-_chw(layers[r].out_shape)[0] // tn) for r in readers]
-        phases = []
+        sum_phases = []
         for k in range(len(terms[0][3])):
             parts = [term[3][k] for term in terms]
             (ry, rx) = parts[0][0]
@@ -966,7 +966,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             reach = [bool(p[1][1] and p[2][1]) for p in parts]  # whether a tap of the reader reaches the phase
             live = [p for p, r in zip(parts, reach) if r]
             if not live:  # no tap of either reader reaches the phase: it writes zeros
-                phases.append(dict(diag(0, 1), ky=0, kx=0, iy0=0, ix0=0, ry=ry, rx=rx, reach=reach, gy=1, gx=1))
+                sum_phases.append(dict(diag(0, 1), ky=0, kx=0, iy0=0, ix0=0, ry=ry, rx=rx, reach=reach, gy=1, gx=1))
                 continue
             # one pass grid for both: pass (t, u) reads gradient row oy + hi_y - t (as every backward conv)
             hi_y, lo_y = max(p[1][2] for p in live), min(p[1][2] - p[1][1] + 1 for p in live)
@@ -991,9 +991,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 kern = grid[:, :, ::gy, ::gx].reshape(*kern.shape[:2], -1)
                 ty_all, tx_all = (ty_all - 1) // gy + 1, (tx_all - 1) // gx + 1
             w = b.weights(f"{graph.tensor_names[t]}.gradient_sum.phase{ry}{rx}", _dense_blob(kern, shape))
-            phases.append(dict(w, ky=ty_all, kx=tx_all, iy0=hi_y, ix0=hi_x, ry=ry, rx=rx, reach=reach, gy=gy, gx=gx))
+            sum_phases.append(dict(w, ky=ty_all, kx=tx_all, iy0=hi_y, ix0=hi_x, ry=ry, rx=rx, reach=reach, gy=gy,
+                                   gx=gx))
         out_fracs = by_mode(lambda mode: qg.grad_fmt(mode, t).frac)
-        sum_jobs[t] = (phases, dict(src_b=blocks[0], **_shift_fields(xs, frac, out_fracs)))
+        sum_jobs[t] = (sum_phases, dict(src_b=blocks[0], **_shift_fields(xs, frac, out_fracs)))
         if all(isinstance(layers[r], (Add, ChannelAffine)) for r in readers) and _adds_by_block(layout[t][0], shape):
             # both terms on the diagonal (an Add's identity, a per-channel affine's scale): a job a block
             # can read block k of each reader's gradient, with its block of both diagonals
@@ -1358,13 +1359,13 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         if t in dag.mixed:  # the second reader's gradient, a phase at a time, copied beside the first's
             full, second = second, scratch[t]
         assert second.addr == first.addr + first.bytes, f"tensor {t}: the summed gradients are not side by side"
-        phases, fields = sum_jobs[t]
+        sum_phases, fields = sum_jobs[t]
         # the reader whose stride phases the jobs run (the strided one of a mixed sum), and the job is reported
         # as (its MACs counted from): else a convolution, else a pool (readers of one stride, _reader_refusal)
         r = dag.sums[t][0] if t in dag.mixed else min(
             dag.sums[t], key=lambda r: (not isinstance(layers[r], Conv2d), not isinstance(layers[r], AvgPool2d)))
         (sy, sx), (_, gh, gw) = _stride2(layers[r]), _chw(layout[t])
-        for ph in phases:
+        for ph in sum_phases:
             ry, rx, reach = ph["ry"], ph["rx"], ph["reach"]
             geometry = {k: v for k, v in ph.items() if k not in ("ry", "rx", "reach", "gy", "gx")}
             if t in dag.mixed and reach[1]:  # phase (ry, rx) of the 1 x 1 reader's gradient: pixels s*y + ry
