@@ -945,3 +945,46 @@ def test_a_gradient_format_the_user_set_is_kept_and_the_engines_refuse_the_sum_i
                                           r"\d+ bits; [^\n]*$"):
         xaihls.compile(model, shape, calibration=calibration, ig_steps=3, backends=("golden", "program"),
                        config=config)
+
+
+class _Inception(nn.Module):
+    """GoogLeNet's module, small: four branches read its input (a 1 x 1, two 1 x 1 then 3 x 3, a max-pool then
+    1 x 1), their ReLUs cat."""
+
+    def __init__(self, c: int, out: int):
+        super().__init__()
+        self.b1 = nn.Conv2d(c, out, 1)
+        self.b2 = nn.Sequential(nn.Conv2d(c, out, 1), nn.ReLU(), nn.Conv2d(out, out, 3, padding=1))
+        self.b3 = nn.Sequential(nn.Conv2d(c, out, 1), nn.ReLU(), nn.Conv2d(out, out, 3, padding=1))
+        self.b4 = nn.Conv2d(c, out, 1)
+
+    def forward(self, x):
+        return torch.cat([F.relu(self.b1(x)), F.relu(self.b2(x)), F.relu(self.b3(x)),
+                          F.relu(self.b4(F.max_pool2d(x, 3, 1, 1)))], 1)
+
+
+def test_gradient_sums_a_block_at_a_time_have_their_descriptors_room():
+    """A tensor read by four layers runs on exact copies, and the gradient sum at a copy read by two others (two
+    diagonal terms) may run a job a block (``lowering._adds_by_block``). The descriptors' room counted one job for
+    it, so a tiling that keeps those twins overran it: GoogLeNet at 64 x 64 stopped with an AssertionError in
+    ``encode`` (715 backward jobs, room for 258). Four inception modules of 128 channels on a 4 x 4 array: the
+    Program that keeps every such twin fits its room (149 backward jobs, room for 141 before) and matches golden."""
+    from xaihls.executor import quantize_input
+    from xaihls.methods import METHOD_CODES
+    from xaihls.plan import lowering
+    from xaihls.sim.interpreter import run_batch
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 128, 3, padding=1), nn.ReLU(), *[_Inception(128, 32) for _ in range(4)],
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 3)).eval()
+    shape = (1, 4, 4)
+    acc = xaihls.compile(model, shape, calibration=torch.rand(8, *shape), methods=("saliency",), backends=("golden",))
+    lowered = lowering.lower_jobs(acc.qgraph, lowering.Shape(4, 4, 4))
+    assert sorted(len(t) for d, t in lowered.twins.items() if d in lowered.backward and len(t) > 1) == [32] * 3
+    program = lowering.encode(lowered, lowering.Buffers(1024, 256, 1024), lambda d: 1 if d.n_tiles == 2 else 99)
+    assert len(program.backward) == len(lowered.backward) + 3 * 31
+    x = torch.rand(1, *shape)
+    want = acc.run(x, "saliency")
+    logits, _, attribution, _ = run_batch(program, quantize_input(acc.qgraph, x)[0], METHOD_CODES["saliency"], None,
+                                          3, "trapezoid", None)
+    assert torch.equal(logits, want.logits) and torch.equal(attribution, want.attribution)

@@ -655,6 +655,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     bwd_max = 1 + 2 * len(dag.adds) + sum(lay.stride[0] * lay.stride[1] if isinstance(lay, strided) else 1
                                           for lay in layers)  # an Add: a rule job for each operand at most
     bwd_max += cam is not None  # the rule below a rectifier whose output gradient the Grad-CAM list reads
+    # a gradient sum of diagonal terms, whose twin is a job a block (sum_blocks below; the tiler may keep it)
+    bwd_max += sum(-(-layout[t][0] // tn) - 1 for t, readers in dag.sums.items()
+                   if all(isinstance(layers[r], (Add, ChannelAffine)) for r in readers)
+                   and _adds_by_block(layout[t][0], shape))
     bwd_max += max(len(edges) - 1, 0)
     for t in dag.mixed:  # a copy of a phase of the pointwise reader's gradient beside each phase's sum
         sy, sx = layers[dag.sums[t][0]].stride
