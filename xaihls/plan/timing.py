@@ -265,7 +265,9 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
             if d.in_keep and mt > 0:  # the input loaded by m-tile 0 stays in the buffer (contract in_keep)
                 count = nv = 0
             walks = _Walks(d, engine, rt, rows, period_min)
-            for k in range(nts):
+            middle = {}  # the state after each middle tile (neither the row tile's first nor its last)
+            k = 0
+            while k < nts:
                 # loads
                 # the tile's commands go out once the previous tile's first beat took its set;
                 # its own first beat waits for a free set (the read channel holds it)
@@ -297,6 +299,24 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
                 compute_total += took
                 set_free[t % 2] = end + 1
                 t += 1
+                k += 1
+                if 1 < k < nts - 1:  # tiles k - 1 and k are middle tiles: each pair of them adds the same
+                    # cycles once the state after one is the state two tiles before it shifted by the same
+                    # cycles in every part (every event time is a max and a sum of earlier ones): those pairs
+                    # are added at once, up to the row tile's last tile, which runs as it is
+                    state = (loader, taken, data_end, compute_free, *set_free)
+                    before = middle.get(k - 2)
+                    shift = state[0] - before[0] if before else 0
+                    pairs = (nts - 1 - k) // 2
+                    if before and pairs and all(a - b == shift for a, b in zip(state, before)):
+                        loader, taken, data_end, compute_free = (v + pairs * shift for v in state[:4])
+                        set_free = [v + pairs * shift for v in set_free]
+                        memory_total += 2 * pairs * dram.stream(beats_in + beats_w)
+                        compute_total += 2 * pairs * took
+                        t += 2 * pairs
+                        k += 2 * pairs
+                    else:
+                        middle[k] = state
             # the row tile's output set to the write-back
             done = end + tn + DRAIN_DELAY
             wb = _wb_row_tile(d, engine, rows, rt * d.tile_step, mt, dram)
