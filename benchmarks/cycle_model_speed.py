@@ -1,0 +1,99 @@
+"""The cycle model of this tree against an earlier commit's, job by job: every zoo model planned for each board,
+each job the planner prices (``timing.conv_cost``) costed by both models, which must agree on every field of every
+job, and the time each took in all.
+
+Run: ``python -m benchmarks.cycle_model_speed [--against REV] [--boards pynq-z2 ultra96-v2] [--models ...]`` (a few
+minutes; ``REV``'s xaihls/plan/timing.py loaded beside this tree's). Results in
+benchmarks/results/cycle_model_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from benchmarks.plan_speed import _cpu
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).parent / "results"
+
+
+def _earlier_timing(rev: str, folder: str):
+    """``rev``'s xaihls/plan/timing.py as a module of its own."""
+    path = Path(folder) / "timing_before.py"
+    path.write_text(subprocess.run(["git", "show", f"{rev}:xaihls/plan/timing.py"], cwd=ROOT, check=True,
+                                   capture_output=True, text=True).stdout)
+    spec = importlib.util.spec_from_file_location("timing_before", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["timing_before"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> None:
+    import xaihls
+    from xaihls.models.zoo import ZOO, get_zoo_model
+    from xaihls.plan import planner_v2, timing
+    from xaihls.plan.boards import load_board
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--against", default="HEAD~1", help="the earlier commit (default HEAD~1)")
+    ap.add_argument("--boards", nargs="+", default=["pynq-z2", "ultra96-v2"])
+    ap.add_argument("--models", nargs="+", default=list(ZOO))
+    args = ap.parse_args()
+    rev = subprocess.run(["git", "rev-parse", "--short", args.against], cwd=ROOT, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        before = _earlier_timing(rev, folder)
+        now = timing.conv_cost
+        seconds = {"before": 0.0, "now": 0.0}
+        jobs = 0
+
+        def both(d, engine, direction, dram):
+            nonlocal jobs
+            t0 = time.perf_counter()
+            a = now(d, engine, direction, dram)
+            t1 = time.perf_counter()
+            b = before.conv_cost(d, engine, direction, before._Dram(dram.latency, dram.beat_cycles))
+            seconds["now"] += t1 - t0
+            seconds["before"] += time.perf_counter() - t1
+            jobs += 1
+            if vars(a) != vars(b):
+                raise SystemExit(f"the models disagree on {d}: {a} against {b}")
+            return a
+
+        timing.conv_cost = both
+        try:
+            print(f"| model | jobs priced | {rev} (s) | this tree (s) | ratio |")
+            print("|---|---|---|---|---|")
+            for name in args.models:
+                entry = get_zoo_model(name)
+                acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16],
+                                     backends=("golden",))
+                jobs, seconds = 0, {"before": 0.0, "now": 0.0}
+                for board in args.boards:
+                    planner_v2.plan_v2(acc.qgraph, load_board(board))
+                rows.append({"model": name, "jobs": jobs, **{f"{k}_s": v for k, v in seconds.items()}})
+                print(f"| {name} | {jobs:,} | {seconds['before']:.1f} | {seconds['now']:.1f} | "
+                      f"{seconds['now'] / seconds['before']:.2f}x |", flush=True)
+        finally:
+            timing.conv_cost = now
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "cycle_model_speed.json").write_text(json.dumps(
+        {"date": str(date.today()), "machine": f"{_cpu()}, {os.cpu_count()} cpus, Python {platform.python_version()}",
+         "before": rev,
+         "boards": args.boards, "rows": rows, "same_costs": True}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
