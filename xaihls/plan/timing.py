@@ -245,6 +245,7 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
     compute_total = memory_total = 0
     last_done = 0
     mt_done = []            # when the write-back finished each m-tile (frees its bias set)
+    row_walks = {}          # each row tile's passes, the same in every m-tile
     # a slot job's slots one after another: its m-tiles again at each slot's tensors
     for mt in [mt for _ in range(slots) for mt in range(d.m_tiles)]:
         nts = _n_tiles(d, engine, mt)
@@ -264,7 +265,7 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
             nv = _valid_rows(d, rt, last)
             if d.in_keep and mt > 0:  # the input loaded by m-tile 0 stays in the buffer (contract in_keep)
                 count = nv = 0
-            walks = _Walks(d, engine, rt, rows, period_min)
+            walks = row_walks.get(rt) or row_walks.setdefault(rt, _Walks(d, engine, rt, rows, period_min))
             middle = {}  # the state after each middle tile (neither the row tile's first nor its last)
             k = 0
             while k < nts:
