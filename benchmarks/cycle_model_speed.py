@@ -9,7 +9,6 @@ benchmarks/results/cycle_model_speed.json.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -21,7 +20,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from benchmarks.plan_speed import _cpu
+from benchmarks.plan_speed import _cpu, against_args
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -41,17 +40,11 @@ def _earlier_timing(rev: str, folder: str):
 
 def main() -> None:
     import xaihls
-    from xaihls.models.zoo import ZOO, get_zoo_model
+    from xaihls.models.zoo import get_zoo_model
     from xaihls.plan import planner_v2, timing
     from xaihls.plan.boards import load_board
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--against", default="HEAD~1", help="the earlier commit (default HEAD~1)")
-    ap.add_argument("--boards", nargs="+", default=["pynq-z2", "ultra96-v2"])
-    ap.add_argument("--models", nargs="+", default=list(ZOO))
-    args = ap.parse_args()
-    rev = subprocess.run(["git", "rev-parse", "--short", args.against], cwd=ROOT, check=True, capture_output=True,
-                         text=True).stdout.strip()
+    args, rev = against_args(__doc__)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         before = _earlier_timing(rev, folder)

@@ -66,16 +66,23 @@ def _cpu() -> str:
         return platform.machine()
 
 
-def main() -> None:
+def against_args(doc: str) -> tuple[argparse.Namespace, str]:
+    """A this-tree-against-a-commit benchmark's arguments (--against, --boards, --models) and the commit's short
+    hash."""
     from xaihls.models.zoo import ZOO
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--against", default="HEAD~1", help="the earlier commit (default HEAD~1)")
     ap.add_argument("--boards", nargs="+", default=["pynq-z2", "ultra96-v2"])
     ap.add_argument("--models", nargs="+", default=list(ZOO))
     args = ap.parse_args()
     rev = subprocess.run(["git", "rev-parse", "--short", args.against], cwd=ROOT, check=True, capture_output=True,
                          text=True).stdout.strip()
+    return args, rev
+
+
+def main() -> None:
+    args, rev = against_args(__doc__)
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True, capture_output=True,
                           text=True).stdout.strip()
     rows = []
