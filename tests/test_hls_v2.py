@@ -124,7 +124,7 @@ def _check_runs(qg, plan, x, what: str) -> dict[str, int]:
             assert torch.equal(got.attribution, want.attribution), f"{label}: attribution"
         logits, targets, attrs, counters = interpreter.run_batch(plan.program, args.x_q, METHOD_CODES.get(method, 0),
                                                                  args.target, args.steps, args.rule, args.baseline_q)
-        expected = engine_result(qg, args, logits, targets, attrs, counters).saturations
+        expected = engine_result(qg, plan.program.header, args, logits, targets, attrs, counters).saturations
         assert got.saturations == expected, f"{label}: saturation counters"
         for kind in totals:
             totals[kind] += got.saturations.get(kind, 0)
@@ -155,8 +155,8 @@ def test_csim_image_batches_take_a_target_per_image(qgraphs, plans):
         got, want = v2.EXECUTOR.run(qg, plan, args), golden.EXECUTOR.run(qg, None, args)
         assert torch.equal(got.target, target) and torch.equal(got.attribution, want.attribution), method
         assert torch.equal(got.logits, want.logits), method
-        expected = engine_result(qg, args, *interpreter.run_batch(plan.program, args.x_q, METHOD_CODES[method], target,
-                                                                   args.steps, args.rule, None)).saturations
+        runs = interpreter.run_batch(plan.program, args.x_q, METHOD_CODES[method], target, args.steps, args.rule, None)
+        expected = engine_result(qg, plan.program.header, args, *runs).saturations
         assert got.saturations == expected, method
 
 

@@ -2,9 +2,9 @@
 each job the planner prices (``timing.conv_cost``) costed by both models, which must agree on every field of every
 job, and the time each took in all.
 
-Run: ``python -m benchmarks.cycle_model_speed [--against REV] [--boards pynq-z2 ultra96-v2] [--models ...]`` (a few
+Run: ``python -m benchmarks.timing_speed [--against REV] [--boards pynq-z2 ultra96-v2] [--models ...]`` (a few
 minutes; ``REV``'s xaihls/plan/timing.py loaded beside this tree's). Results in
-benchmarks/results/cycle_model_speed.json.
+benchmarks/results/timing_speed.json.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def main() -> None:
         finally:
             timing.conv_cost = now
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "cycle_model_speed.json").write_text(json.dumps(
+    (RESULTS / "timing_speed.json").write_text(json.dumps(
         {"date": str(date.today()), "machine": f"{_cpu()}, {os.cpu_count()} cpus, Python {platform.python_version()}",
          "before": rev,
          "boards": args.boards, "rows": rows, "same_costs": True}, indent=1) + "\n")
