@@ -714,6 +714,31 @@ def test_a_densenet_block_runs_bit_exact_everywhere():
         assert float(pearson_per_image(g.attribution, want).min()) >= 0.99, method
 
 
+def test_a_network_of_more_than_255_layers_runs_bit_exact():
+    """A job's descriptor names the layer it comes from; the field was 8 bits, and a DenseNet-121
+    (over 400 layers) was refused at layer 256. 130 convolutions and their ReLUs: the last jobs come
+    from layers 256 to 261, and program and csim run them bit-exact with golden."""
+    torch.manual_seed(0)
+    layers = []
+    for _ in range(130):
+        conv = nn.Conv2d(2, 2, 1)
+        with torch.no_grad():  # near the identity, so that the values neither vanish nor grow through the depth
+            conv.weight.copy_(torch.eye(2).view(2, 2, 1, 1) + 0.05 * torch.randn(2, 2, 1, 1))
+            conv.bias.fill_(0.01)
+        layers += [conv, nn.ReLU()]
+    model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(8, 3)).eval()
+    calibration = torch.rand(8, 2, 2, 2)
+    acc = xaihls.compile(model, (2, 2, 2), calibration=calibration, methods=("saliency",),
+                         backends=("golden", "program", "csim"))
+    assert len(acc.graph.layers) == 262
+    x = calibration[:2]
+    g = acc.run(x, "saliency")
+    assert g.attribution.abs().sum() > 0
+    for backend in ("program", "csim"):
+        r = acc.run(x, "saliency", backend=backend)
+        assert torch.equal(r.logits, g.logits) and torch.equal(r.attribution, g.attribution), backend
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_a_shufflenet_runs_bit_exact_everywhere(seed):
     """ShuffleNetV2 units (tests.random_nets.shuffle_net): of stride 1, chunk or split along the channels,

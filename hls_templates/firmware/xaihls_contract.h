@@ -8,7 +8,7 @@ namespace xaihls {
 namespace contract {
 
 constexpr uint32_t PROGRAM_MAGIC = 0x32494158;
-constexpr int PROGRAM_VERSION = 15;
+constexpr int PROGRAM_VERSION = 16;
 constexpr int MAX_IG_STEPS = 1024;
 constexpr int RESULT_SLOT_BYTES = 64;
 constexpr int IDENTITY_FRAC = 14;
@@ -135,7 +135,7 @@ constexpr int DESCRIPTOR_WORDS = 48;
 constexpr int DESCRIPTOR_FIELD_WORDS = 40;  // the words that hold fields
 constexpr FieldSpec DESCRIPTOR_OP = {0, 0, 3, false};  // Op: END, CONV, SEED
 constexpr FieldSpec DESCRIPTOR_FLAGS = {0, 3, 10, false};  // Flag bits
-constexpr FieldSpec DESCRIPTOR_LAYER = {0, 13, 8, false};  // the network layer the job comes from (reports)
+constexpr FieldSpec DESCRIPTOR_LAYER = {0, 13, 16, false};  // the network layer the job comes from (reports)
 constexpr FieldSpec DESCRIPTOR_M_TILES = {1, 0, 12, false};  // output-channel tiles of tm
 constexpr FieldSpec DESCRIPTOR_N_TILES = {1, 12, 12, false};  // input-channel tiles of tn (blocks of the input tensor)
 constexpr FieldSpec DESCRIPTOR_OUT_BLOCKS = {2, 0, 12, false};  // blocks of tn channels of the output tensor; lanes beyond are not written

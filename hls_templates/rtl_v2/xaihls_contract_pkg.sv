@@ -2,7 +2,7 @@
 package xaihls_contract_pkg;
 
   localparam logic [31:0] PROGRAM_MAGIC = 32'h32494158;
-  localparam int PROGRAM_VERSION = 15;
+  localparam int PROGRAM_VERSION = 16;
   localparam int MAX_IG_STEPS = 1024;
   localparam int RESULT_SLOT_BYTES = 64;
   localparam int IDENTITY_FRAC = 14;
@@ -216,8 +216,8 @@ package xaihls_contract_pkg;
     logic [7:0] pad56;
     logic [11:0] n_tiles;  // input-channel tiles of tn (blocks of the input tensor)
     logic [11:0] m_tiles;  // output-channel tiles of tm
-    logic [10:0] pad21;
-    logic [7:0] layer;  // the network layer the job comes from (reports)
+    logic [2:0] pad29;
+    logic [15:0] layer;  // the network layer the job comes from (reports)
     logic [9:0] flags;  // Flag bits
     logic [2:0] op;  // Op: END, CONV, SEED
   } descriptor_t;

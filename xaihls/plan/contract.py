@@ -31,7 +31,7 @@ from xaihls.methods import ALL_METHODS, ONE_IMAGE_CODES, PREDICT_CODE
 from xaihls.numerics import MAX_X_SHIFT
 
 PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
-PROGRAM_VERSION = 15  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
+PROGRAM_VERSION = 16  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
 #                     6: two sources in one job, each with its operand shift (residual adds, gradient sums);
 #                     7: the Grad-CAM list (cam_addr, n_cam, n_backward_cam) and its fractions, methods 7 and 8;
 #                     8: LANES (a depthwise job's lane groups at consecutive output columns), op 3 bits;
@@ -49,6 +49,7 @@ PROGRAM_VERSION = 15  # 3: batched job lists, row strides apart from row lengths
 #                     14: in_keep (a job's input loaded once, kept in the input buffer for every m-tile)
 #                     15: SUM (a pool window's accumulators summed in the write-back: a global average
 #                         pool as one pass over many positions); flags 10 bits
+#                     16: layer 16 bits (a DenseNet-121 has more than 255 layers)
 
 
 class FieldOverflow(XaiHlsError):
@@ -283,7 +284,7 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
                                   "Tm x Tn products a cycle (docs/contract.md, 'The CONV job').", (
     _u("op", 3, "Op: END, CONV, SEED"),
     _u("flags", 10, "Flag bits"),
-    _u("layer", 8, "the network layer the job comes from (reports)"),
+    _u("layer", 16, "the network layer the job comes from (reports)"),
     _u("m_tiles", TILES, "output-channel tiles of tm"),
     _u("n_tiles", TILES, "input-channel tiles of tn (blocks of the input tensor)"),
     _u("out_blocks", TILES, "blocks of tn channels of the output tensor; lanes beyond are not written"),
