@@ -54,28 +54,10 @@ def _relu6(relu):
     return lambda x: relu(x).clamp(max=6.0)
 
 
-def _grouped_conv2d(x: torch.Tensor, layer: Conv2d) -> torch.Tensor:
-    """A grouped convolution as unfolded windows times each group's weights: the same sums as
-    F.conv2d, which takes a slow path for grouped float64 convolutions on the CPU (0.1 s for one
-    depthwise layer of DS-CNN on 8 images, 30x this)."""
-    n, g = x.shape[0], layer.groups
-    _, oh, ow = layer.out_shape
-    padding = layer.padding
-    if layer.uneven:
-        x, padding = F.pad(x, layer.frame), (0, 0)
-    cols = F.unfold(x, layer.kernel, dilation=layer.dilation, padding=padding, stride=layer.stride)  # N, C*kh*kw, L
-    cols = cols.reshape(n, g, -1, oh * ow)
-    w = layer.weight.to(x.dtype).reshape(g, layer.out_channels // g, -1)
-    out = torch.einsum("ngkl,gok->ngol", cols, w).reshape(n, layer.out_channels, oh, ow)
-    return out + layer.bias.to(x.dtype)[:, None, None]
-
-
 def layer_float(layer, inputs: list[torch.Tensor], relu=F.relu) -> torch.Tensor:
     """One layer of the float graph on its input tensors."""
     x = inputs[0]
     if isinstance(layer, Conv2d):
-        if layer.groups > 1 and x.dtype == torch.float64:
-            return _grouped_conv2d(x, layer)
         if layer.uneven:  # a zero pad folded in
             return F.conv2d(F.pad(x, layer.frame), layer.weight.to(x.dtype), layer.bias.to(x.dtype), layer.stride,
                             0, layer.dilation, layer.groups)
@@ -143,13 +125,17 @@ class FloatTrace:
     cam: torch.Tensor | None = None
 
 
-def _backward_pass(graph: Graph, x: torch.Tensor, target: torch.Tensor, relu_mode: ReluBackward):
+def _backward_pass(graph: Graph, x: torch.Tensor, target: torch.Tensor | None, relu_mode: ReluBackward):
+    """Logits, activations and gradients of one pass under ``relu_mode``'s rule, the gradient of the ``target``
+    logits (None: each image's predicted class, from this pass's own forward); and the target."""
     x = x.detach().clone().requires_grad_(True)
     keep: list[torch.Tensor] = []
     logits = _run(graph, x, _RELU[relu_mode], keep)
+    if target is None:
+        target = logits.detach().argmax(1)
     logits.gather(1, target[:, None]).sum().backward()
     grads = [x.grad] + [t.grad if t.grad is not None else torch.zeros_like(t) for t in keep[:-1]]
-    return logits.detach(), [t.detach() for t in keep], [g.detach() for g in grads]
+    return logits.detach(), [t.detach() for t in keep], [g.detach() for g in grads], target
 
 
 def float_attribute(
@@ -169,31 +155,32 @@ def float_attribute(
     """
     m = get_method(method)
     x = x.to(dtype)
-    logits = forward_float(graph, x)
-    if target is None:
-        target = logits.argmax(1)
-    target = torch.as_tensor(target, dtype=torch.int64).reshape(-1).expand(x.shape[0]).contiguous()
+    if target is not None:
+        target = torch.as_tensor(target, dtype=torch.int64).reshape(-1).expand(x.shape[0]).contiguous()
     if m.post in (PostProcess.GRAD_CAM, PostProcess.GUIDED_GRAD_CAM):
         k = graph.tensor_index(cam_layer_name(graph, cam_layer))
-        _, acts, grads = _backward_pass(graph, x, target, ReluBackward.MASK)
+        logits, acts, grads, target = _backward_pass(graph, x, target, ReluBackward.MASK)
         a, g = acts[k - 1], (grads[k] if k < len(grads) else None)
         weights = g.mean(dim=(2, 3))
         cam = (weights[:, :, None, None] * a).sum(1, keepdim=True).clamp(min=0)
         up = upsample_nearest(cam, tuple(x.shape[2:]))
         if m.post is PostProcess.GRAD_CAM:
             return FloatTrace(up, logits, acts, grads, cam_weights=weights, cam=cam)
-        _, _, guided = _backward_pass(graph, x, target, ReluBackward.GUIDED)
+        _, _, guided, _ = _backward_pass(graph, x, target, ReluBackward.GUIDED)
         return FloatTrace(guided[0] * up, logits, acts, guided, cam_weights=weights, cam=cam)
     if m.post is PostProcess.INTEGRATED:
+        logits = forward_float(graph, x)
+        if target is None:
+            target = logits.argmax(1)
         base = torch.zeros_like(x) if baseline is None else baseline.to(dtype).expand_as(x)
         alphas, weights = ig_rule(steps, rule)
         a = torch.tensor(alphas, dtype=dtype).view(-1, 1, 1, 1, 1)
         path = (base[None] + a * (x - base)[None]).reshape(-1, *x.shape[1:])
-        _, acts, grads = _backward_pass(graph, path, target.repeat(len(alphas)), m.relu_backward)
+        _, acts, grads, _ = _backward_pass(graph, path, target.repeat(len(alphas)), m.relu_backward)
         w = torch.tensor(weights, dtype=dtype).view(-1, 1, 1, 1, 1)
         summed = (w * grads[0].view(len(alphas), *x.shape)).sum(0)
         return FloatTrace((x - base) * summed, logits, acts, grads, summed)
-    _, acts, grads = _backward_pass(graph, x, target, m.relu_backward)
+    logits, acts, grads, _ = _backward_pass(graph, x, target, m.relu_backward)
     g = grads[0]
     if m.post is PostProcess.ABS:
         attr = g.abs()

@@ -308,14 +308,14 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
                     state = (loader, taken, data_end, compute_free, *set_free)
                     before = middle.get(k - 2)
                     shift = state[0] - before[0] if before else 0
-                    pairs = (nts - 1 - k) // 2
-                    if before and pairs and all(a - b == shift for a, b in zip(state, before)):
-                        loader, taken, data_end, compute_free = (v + pairs * shift for v in state[:4])
-                        set_free = [v + pairs * shift for v in set_free]
-                        memory_total += 2 * pairs * dram.stream(beats_in + beats_w)
-                        compute_total += 2 * pairs * took
-                        t += 2 * pairs
-                        k += 2 * pairs
+                    skipped = (nts - 1 - k) // 2
+                    if before and skipped and all(a - b == shift for a, b in zip(state, before)):
+                        loader, taken, data_end, compute_free = (v + skipped * shift for v in state[:4])
+                        set_free = [v + skipped * shift for v in set_free]
+                        memory_total += 2 * skipped * dram.stream(beats_in + beats_w)
+                        compute_total += 2 * skipped * took
+                        t += 2 * skipped
+                        k += 2 * skipped
                     else:
                         middle[k] = state
             # the row tile's output set to the write-back
