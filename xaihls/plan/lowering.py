@@ -58,6 +58,17 @@ Job = dataclasses.make_dataclass(
 Job.__module__ = __name__
 
 
+def _with(d: "Job", **fields: int) -> "Job":
+    """``dataclasses.replace(d, **fields)`` without Job's ``__init__`` (a keyword argument a descriptor field, some
+    90 a call): the row tiling makes tens of thousands of jobs while the planner weighs its engines."""
+    unknown = fields.keys() - d.__dict__.keys()
+    if unknown:
+        raise TypeError(f"Job has no fields {sorted(unknown)}")
+    job = object.__new__(Job)
+    job.__dict__.update(d.__dict__, **fields)
+    return job
+
+
 def job_from_bytes(data: bytes) -> "Job":
     return Job(**DESCRIPTOR.decode(data))
 
@@ -2056,11 +2067,11 @@ def tile_job(d: Job, shape: Shape, buffers: Buffers, cost: Callable[[Job], int] 
     def tiled(rows: int, step: int, tiles: int) -> Job:
         last = d.oh - (tiles - 1) * step
         if u > 1:  # running sums step by +-iw and +-1 as (y, x) cross a window edge (isy = isx = 1)
-            return dataclasses.replace(
+            return _with(
                 d, row_tiles=tiles, tile_rows=min(rows, d.oh), last_rows=last, tile_step=step, load_lo=lo // u,
                 load_rows=in_rows(min(rows, d.oh)), load_rows_last=in_rows(last), load_step=step // u,
                 walk_row=d.iw, walk_pass_row=-d.iw, walk_origin=(d.iy0 // u - lo // u) * d.iw + d.ix0 // u)
-        return dataclasses.replace(
+        return _with(
             d, row_tiles=tiles, tile_rows=min(rows, d.oh), last_rows=last, tile_step=step, load_lo=lo,
             load_rows=in_rows(min(rows, d.oh)), load_rows_last=in_rows(last), load_step=step * d.isy,
             walk_row=d.isy * d.iw, walk_pass_row=d.iky * d.iw, walk_origin=(d.iy0 - lo) * d.iw + d.ix0)
