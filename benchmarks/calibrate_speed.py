@@ -12,18 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-from datetime import date
 from pathlib import Path
 
-from benchmarks.plan_speed import _cpu
+from benchmarks.plan_speed import save_result
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).parent / "results"
 
 CHILD = r"""
 import hashlib, json, sys, time, warnings
@@ -61,7 +58,10 @@ def main() -> None:
     ap.add_argument("--against", default="HEAD~1", help="the earlier commit (default HEAD~1)")
     ap.add_argument("--models", nargs="+", default=list(ZOO))
     args = ap.parse_args()
-    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()  # noqa: E731
+
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+
     rev, head = git("rev-parse", "--short", args.against), git("rev-parse", "--short", "HEAD")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,10 +80,7 @@ def main() -> None:
                       flush=True)
         finally:
             git("worktree", "remove", "--force", str(before))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "calibrate_speed.json").write_text(json.dumps(
-        {"date": str(date.today()), "machine": f"{_cpu()}, {os.cpu_count()} cpus, Python {platform.python_version()}",
-         "before": rev, "after": f"{head} and the working tree", "rows": rows}, indent=1) + "\n")
+    save_result("calibrate_speed", {"before": rev, "after": f"{head} and the working tree", "rows": rows})
 
 
 if __name__ == "__main__":

@@ -66,6 +66,14 @@ def _cpu() -> str:
         return platform.machine()
 
 
+def save_result(name: str, fields: dict) -> None:
+    """benchmarks/results/NAME.json: ``fields`` after the date and the machine (CPU model, CPUs, Python)."""
+    RESULTS.mkdir(exist_ok=True)
+    machine = f"{_cpu()}, {os.cpu_count()} cpus, Python {platform.python_version()}"
+    (RESULTS / f"{name}.json").write_text(json.dumps({"date": str(date.today()), "machine": machine, **fields},
+                                                     indent=1) + "\n")
+
+
 def against_args(doc: str) -> tuple[argparse.Namespace, str]:
     """A this-tree-against-a-commit benchmark's arguments (--against, --boards, --models) and the commit's short
     hash."""
@@ -104,10 +112,7 @@ def main() -> None:
                           flush=True)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, check=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "plan_speed.json").write_text(json.dumps(
-        {"date": str(date.today()), "machine": f"{_cpu()}, {os.cpu_count()} cpus, Python {platform.python_version()}",
-         "before": rev, "after": f"{head} and the working tree", "rows": rows}, indent=1) + "\n")
+    save_result("plan_speed", {"before": rev, "after": f"{head} and the working tree", "rows": rows})
 
 
 if __name__ == "__main__":

@@ -10,20 +10,15 @@ benchmarks/results/timing_speed.json.
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
-from benchmarks.plan_speed import _cpu, against_args
+from benchmarks.plan_speed import against_args, save_result
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).parent / "results"
 
 
 def _earlier_timing(rev: str, folder: str):
@@ -81,11 +76,7 @@ def main() -> None:
                       f"{seconds['now'] / seconds['before']:.2f}x |", flush=True)
         finally:
             timing.conv_cost = now
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "timing_speed.json").write_text(json.dumps(
-        {"date": str(date.today()), "machine": f"{_cpu()}, {os.cpu_count()} cpus, Python {platform.python_version()}",
-         "before": rev,
-         "boards": args.boards, "rows": rows, "same_costs": True}, indent=1) + "\n")
+    save_result("timing_speed", {"before": rev, "boards": args.boards, "rows": rows, "same_costs": True})
 
 
 if __name__ == "__main__":
