@@ -715,8 +715,8 @@ def test_a_densenet_block_runs_bit_exact_everywhere():
 
 
 def test_a_network_of_more_than_255_layers_runs_bit_exact():
-    """A job's descriptor names the layer it comes from; the field was 8 bits, and a DenseNet-121
-    (over 400 layers) was refused at layer 256. 130 convolutions and their ReLUs: the last jobs come
+    """A job's descriptor names the layer it comes from; the field was 8 bits, and torchvision's
+    DenseNet-121 (368 layers in the graph) was refused at layer 256. 130 convolutions and their ReLUs: the last jobs come
     from layers 256 to 261, and program and csim run them bit-exact with golden."""
     torch.manual_seed(0)
     layers = []
