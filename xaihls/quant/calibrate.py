@@ -227,26 +227,35 @@ def calibrate(
             traces[name] = float_attribute(graph, x, name, steps=ig_steps, rule=ig_rule_name, cam_layer=cam_layer)
         return traces[name]
 
+    folded: set[tuple[str, ReluBackward | None]] = set()  # each trace's maxima go in once, however many share it
+
+    def fold(name: str, rule: ReluBackward) -> None:
+        trace = trace_of(name)
+        if (name, None) not in folded:
+            folded.add((name, None))
+            for i, a in enumerate(trace.activations):
+                act_max[i + 1] = max(act_max[i + 1], _max_abs([a]))
+        if (name, rule) not in folded:
+            folded.add((name, rule))
+            g = grad_max.setdefault(rule, [0.0] * L)
+            for i, t in enumerate(trace.gradients):
+                g[i] = max(g[i], _max_abs([t]))
+
+    act_max[0] = float(x.abs().max())
+
     for name in methods:
         m = get_method(name)
         # the methods that only post-process the input gradient share one pass a ReLU rule
-        trace = trace_of(_ONE_PASS[m.relu_backward] if m.post in _GRADIENT_POSTS else name)
+        pass_name = _ONE_PASS[m.relu_backward] if m.post in _GRADIENT_POSTS else name
+        trace = trace_of(pass_name)
         if trace.cam is not None:
             post_max["grad_cam_weights"] = max(post_max["grad_cam_weights"], _max_abs([trace.cam_weights]))
             post_max["grad_cam"] = max(post_max["grad_cam"], _max_abs([trace.cam]))
             if m.post is PostProcess.GUIDED_GRAD_CAM:
                 post_max["guided_grad_cam"] = max(post_max["guided_grad_cam"], _max_abs([trace.attribution]))
                 # its Grad-CAM half runs the true gradient down to the layer: those formats too
-                mask = trace_of("grad_cam")
-                g = grad_max.setdefault(ReluBackward.MASK, [0.0] * L)
-                for i, t in enumerate(mask.gradients):
-                    g[i] = max(g[i], _max_abs([t]))
-        act_max[0] = max(act_max[0], float(x.abs().max()))
-        for i, a in enumerate(trace.activations):
-            act_max[i + 1] = max(act_max[i + 1], _max_abs([a]))
-        g = grad_max.setdefault(m.relu_backward, [0.0] * L)
-        for i, t in enumerate(trace.gradients):
-            g[i] = max(g[i], _max_abs([t]))
+                fold("grad_cam", ReluBackward.MASK)
+        fold(pass_name, m.relu_backward)
         if m.post is PostProcess.TIMES_INPUT:
             post_max["input_x_gradient"] = max(post_max["input_x_gradient"], _max_abs([x * trace.gradients[0]]))
         if m.post is PostProcess.INTEGRATED:
