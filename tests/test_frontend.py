@@ -303,6 +303,38 @@ def test_a_mean_over_the_map_and_windows_from_its_shape_trace(form, exported, tm
     torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
 
 
+class _ShapeChecked(nn.Module):
+    """A check of the input's shape in ``forward``, as torchvision's ViT makes it (``torch._assert``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4 * 6 * 6, 2)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        torch._assert(h == 8, f"wrong image height {h}, expected 8")
+        torch._assert(w == 8, f"wrong image width {w}, expected 8")
+        return self.fc(torch.flatten(self.c(x), 1))
+
+
+@pytest.mark.parametrize("exported", [False, True], ids=["fx", "export"])
+def test_a_check_of_the_input_shape_traces_and_a_wrong_shape_is_refused(exported, tmp_path):
+    """``torch._assert`` on the input's shape is the model's own check, which held when the shapes were traced: it
+    is passed over (it was refused as an unsupported '_assert' node, so ViT's refusal named it and not the layer
+    at fault). With another input shape the refusal is the model's own message, with its values (the traced
+    f-string has Proxy(...) in their place)."""
+    model = _ShapeChecked().eval()
+    graph = _traced(model, (3, 8, 8), exported, tmp_path)
+    assert [type(layer).__name__ for layer in graph.layers] == ["Conv2d", "Flatten", "Linear"]
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(forward_float(graph, x), model(x), rtol=1e-5, atol=1e-5)
+    if not exported:
+        with pytest.raises(XaiHlsError, match=r"^model does not accept input_shape \(3, 9, 9\): wrong image height 9, "
+                                              r"expected 8$"):
+            graph_from_module(model, (3, 9, 9))
+
+
 def test_a_mean_over_other_dims_is_refused_in_one_line():
     class ChannelMean(nn.Module):
         def __init__(self):

@@ -616,11 +616,15 @@ def _check_input_shape(input_shape: Any) -> Shape:
     return shape
 
 
-def _propagate_shapes(gm: torch.fx.GraphModule, input_shape: Shape) -> None:
+def _propagate_shapes(gm: torch.fx.GraphModule, input_shape: Shape, model: nn.Module | None = None) -> None:
+    """The shapes (and shape arithmetic's values) of ``gm`` on a sample of ``input_shape``; refused in one line where
+    the model does not take that shape, with the model's own message when ``model`` is given (a traced f-string
+    prints Proxy(...) for the values it was given)."""
     sample = torch.zeros((1, *input_shape))
     try:
         with torch.no_grad():
-            gm(sample)  # a plain run first: ShapeProp prints a traceback of its own on failure
+            for run in (model, gm) if model is not None else (gm,):
+                run(sample)  # a plain run first: ShapeProp prints a traceback of its own on failure
     except Exception as exc:  # the model's own error, shortened to one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise XaiHlsError(f"model does not accept input_shape {input_shape}: {first}") from None
@@ -854,6 +858,8 @@ def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Build
             continue
         if node.op == "call_function" and node.target in _SHAPE_HELPERS:
             continue
+        if node.op == "call_function" and node.target is torch._assert and _data_input(node) is None:
+            continue  # the model's own check of the input's shape (ViT's), which held when the shapes were traced
         if node.op in ("call_function", "call_method") and "static_value" in node.meta:
             continue  # arithmetic on the input's shape (x.size(-1) // 2): its value stands in the arguments
         if node.op == "call_method" and node.target in ("size", "dim"):
@@ -1079,7 +1085,7 @@ def graph_from_module(model: nn.Module, input_shape: Any) -> Graph:
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise XaiHlsError(f"torch.fx cannot trace {type(model).__name__}: {first}") from None
-    _propagate_shapes(gm, shape)
+    _propagate_shapes(gm, shape, model)
     return _walk(gm, shape, _handle_module_node(gm))
 
 
