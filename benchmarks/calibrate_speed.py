@@ -9,16 +9,14 @@ checked out with ``git worktree`` in a temporary folder). Results in benchmarks/
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from benchmarks.plan_speed import save_result
+from benchmarks.plan_speed import against_args, earlier_tree, save_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,34 +50,19 @@ def timed(tree: Path, model: str) -> dict:
 
 
 def main() -> None:
-    from xaihls.models.zoo import ZOO
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--against", default="HEAD~1", help="the earlier commit (default HEAD~1)")
-    ap.add_argument("--models", nargs="+", default=list(ZOO))
-    args = ap.parse_args()
-
-    def git(*a: str) -> str:
-        return subprocess.run(["git", *a], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
-
-    rev, head = git("rev-parse", "--short", args.against), git("rev-parse", "--short", "HEAD")
+    args, rev, head = against_args(__doc__, boards=False)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        before = Path(tmp) / "before"
-        git("worktree", "add", "--detach", str(before), rev)
-        try:
-            print(f"| model | images | {rev} (s) | this tree (s) | ratio | same formats |")
-            print("|---|---|---|---|---|---|")
-            for name in args.models:
-                old, new = timed(before, name), timed(ROOT, name)
-                a, b = statistics.median(old["seconds"]), statistics.median(new["seconds"])
-                same = old["formats"] == new["formats"]
-                rows.append({"model": name, "images": new["images"], "before_s": old["seconds"],
-                             "after_s": new["seconds"], "ratio": b / a, "same_formats": same})
-                print(f"| {name} | {new['images']} | {a:.2f} | {b:.2f} | {b / a:.2f}x | {'yes' if same else 'NO'} |",
-                      flush=True)
-        finally:
-            git("worktree", "remove", "--force", str(before))
+    with earlier_tree(rev) as before:
+        print(f"| model | images | {rev} (s) | this tree (s) | ratio | same formats |")
+        print("|---|---|---|---|---|---|")
+        for name in args.models:
+            old, new = timed(before, name), timed(ROOT, name)
+            a, b = statistics.median(old["seconds"]), statistics.median(new["seconds"])
+            same = old["formats"] == new["formats"]
+            rows.append({"model": name, "images": new["images"], "before_s": old["seconds"],
+                         "after_s": new["seconds"], "ratio": b / a, "same_formats": same})
+            print(f"| {name} | {new['images']} | {a:.2f} | {b:.2f} | {b / a:.2f}x | {'yes' if same else 'NO'} |",
+                  flush=True)
     save_result("calibrate_speed", {"before": rev, "after": f"{head} and the working tree", "rows": rows})
 
 

@@ -11,6 +11,7 @@ benchmarks/results/plan_speed.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -74,44 +75,53 @@ def save_result(name: str, fields: dict) -> None:
                                                      indent=1) + "\n")
 
 
-def against_args(doc: str) -> tuple[argparse.Namespace, str]:
-    """A this-tree-against-a-commit benchmark's arguments (--against, --boards, --models) and the commit's short
-    hash."""
+def git(*args: str) -> str:
+    """``git ARGS`` in this repository: its output, stripped."""
+    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@contextlib.contextmanager
+def earlier_tree(rev: str):
+    """Commit ``rev`` checked out with ``git worktree`` in a temporary folder (removed after): the tree a
+    this-tree-against-a-commit benchmark runs its earlier processes in."""
+    with tempfile.TemporaryDirectory() as tmp:
+        before = Path(tmp) / "before"
+        git("worktree", "add", "--detach", str(before), rev)
+        try:
+            yield before
+        finally:
+            git("worktree", "remove", "--force", str(before))
+
+
+def against_args(doc: str, boards: bool = True) -> tuple[argparse.Namespace, str, str]:
+    """A this-tree-against-a-commit benchmark's arguments (--against, --boards if ``boards``, --models) and the
+    short hashes of the commit and of HEAD."""
     from xaihls.models.zoo import ZOO
 
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--against", default="HEAD~1", help="the earlier commit (default HEAD~1)")
-    ap.add_argument("--boards", nargs="+", default=["pynq-z2", "ultra96-v2"])
+    if boards:
+        ap.add_argument("--boards", nargs="+", default=["pynq-z2", "ultra96-v2"])
     ap.add_argument("--models", nargs="+", default=list(ZOO))
     args = ap.parse_args()
-    rev = subprocess.run(["git", "rev-parse", "--short", args.against], cwd=ROOT, check=True, capture_output=True,
-                         text=True).stdout.strip()
-    return args, rev
+    return args, git("rev-parse", "--short", args.against), git("rev-parse", "--short", "HEAD")
 
 
 def main() -> None:
-    args, rev = against_args(__doc__)
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    args, rev, head = against_args(__doc__)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        before = Path(tmp) / "before"
-        subprocess.run(["git", "worktree", "add", "--detach", str(before), rev], cwd=ROOT, check=True,
-                       capture_output=True)
-        try:
-            print(f"| model | board | {rev} (s) | this tree (s) | ratio | same plan |")
-            print("|---|---|---|---|---|---|")
-            for name in args.models:
-                old, new = timed(before, name, args.boards), timed(ROOT, name, args.boards)
-                for board in args.boards:
-                    a, b = (statistics.median(r[board]["seconds"]) for r in (old, new))
-                    same = old[board]["plan"] == new[board]["plan"]
-                    rows.append({"model": name, "board": board, "before_s": old[board]["seconds"],
-                                 "after_s": new[board]["seconds"], "ratio": b / a, "same_plan": same})
-                    print(f"| {name} | {board} | {a:.1f} | {b:.1f} | {b / a:.2f}x | {'yes' if same else 'NO'} |",
-                          flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, check=True)
+    with earlier_tree(rev) as before:
+        print(f"| model | board | {rev} (s) | this tree (s) | ratio | same plan |")
+        print("|---|---|---|---|---|---|")
+        for name in args.models:
+            old, new = timed(before, name, args.boards), timed(ROOT, name, args.boards)
+            for board in args.boards:
+                a, b = (statistics.median(r[board]["seconds"]) for r in (old, new))
+                same = old[board]["plan"] == new[board]["plan"]
+                rows.append({"model": name, "board": board, "before_s": old[board]["seconds"],
+                             "after_s": new[board]["seconds"], "ratio": b / a, "same_plan": same})
+                print(f"| {name} | {board} | {a:.1f} | {b:.1f} | {b / a:.2f}x | {'yes' if same else 'NO'} |",
+                      flush=True)
     save_result("plan_speed", {"before": rev, "after": f"{head} and the working tree", "rows": rows})
 
 

@@ -10,22 +10,18 @@ benchmarks/results/timing_speed.json.
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.plan_speed import against_args, save_result
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.plan_speed import against_args, git, save_result
 
 
 def _earlier_timing(rev: str, folder: str):
     """``rev``'s xaihls/plan/timing.py as a module of its own."""
     path = Path(folder) / "timing_before.py"
-    path.write_text(subprocess.run(["git", "show", f"{rev}:xaihls/plan/timing.py"], cwd=ROOT, check=True,
-                                   capture_output=True, text=True).stdout)
+    path.write_text(git("show", f"{rev}:xaihls/plan/timing.py") + "\n")
     spec = importlib.util.spec_from_file_location("timing_before", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["timing_before"] = module  # dataclasses look their module up
@@ -39,7 +35,7 @@ def main() -> None:
     from xaihls.plan import planner_v2, timing
     from xaihls.plan.boards import load_board
 
-    args, rev = against_args(__doc__)
+    args, rev, _ = against_args(__doc__)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         before = _earlier_timing(rev, folder)

@@ -2,8 +2,9 @@
 saliency and grad_cam, then the program executor checked against golden bit for bit; or the one line it is refused
 with at compile.
 
-Run: ``python -m benchmarks.tv_models [--board pynq-z2] [--models NAME ...] [--torchvision DIR]`` (about 20 minutes
-for all). torchvision is not a dependency of xaihls: install the one that matches your torch, or give
+Run: ``python -m benchmarks.tv_models [--board pynq-z2] [--models NAME ...] [--torchvision DIR] [--against REV]``
+(about 20 minutes for all; ``--against`` compiles each model with commit ``REV``'s xaihls too and says whether it
+wrote the same Program, and how long it took and how much memory). torchvision is not a dependency of xaihls: install the one that matches your torch, or give
 ``--torchvision`` the folder of an unpacked wheel. Its model definitions are pure Python; where its compiled
 operators do not load against this torch (the PyPI wheel beside the CPU torch 2.13 on our machine), only its
 ``models`` and ``ops`` packages are loaded, without running their ``__init__``. Each model runs in a process of its
@@ -13,13 +14,14 @@ own. Results in benchmarks/results/tv_models.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.plan_speed import save_result
+from benchmarks.plan_speed import earlier_tree, git, save_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +43,7 @@ MODELS = {
 }
 
 CHILD = r"""
-import importlib, json, sys, time, types, warnings
+import hashlib, importlib, json, resource, sys, time, types, warnings
 warnings.simplefilter("ignore")
 folder, module, factory, kwargs, side, board = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), \
     int(sys.argv[5]), sys.argv[6]
@@ -72,6 +74,8 @@ except xaihls.XaiHlsError as e:
     out["refused"] = str(e)
     print(json.dumps(out)); sys.exit(0)
 out["compile_s"] = round(time.perf_counter() - t, 1)
+out["peak_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # the process's, so far
+out["program"] = hashlib.sha256(acc.plan.program.image).hexdigest()[:16]
 out["layers"] = len(acc.graph.layers)
 out["engine"] = f"{acc.plan.engine.tm}x{acc.plan.engine.tn}"
 out["saliency_cycles"] = acc.plan.method_cycles["saliency"]
@@ -85,11 +89,12 @@ print(json.dumps(out))
 """
 
 
-def run(name: str, board: str, folder: str) -> dict:
+def run(name: str, board: str, folder: str, tree: Path = ROOT) -> dict:
+    """Model ``name`` through ``tree``'s xaihls, in a process of its own."""
     module, factory, kwargs, side = MODELS[name]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(tree))
     done = subprocess.run([sys.executable, "-c", CHILD, folder, module, factory, json.dumps(kwargs), str(side), board],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
+                          cwd=tree, env=env, capture_output=True, text=True)
     if done.returncode:
         return {"error": (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1]}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -100,22 +105,42 @@ def main() -> None:
     ap.add_argument("--board", default="pynq-z2")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), metavar="NAME")
     ap.add_argument("--torchvision", default="", help="a folder holding the torchvision package (an unpacked wheel)")
+    ap.add_argument("--against", metavar="REV", help="also compile each model with commit REV's xaihls (checked out "
+                                                     "with git worktree), a process of each tree in turn")
     args = ap.parse_args()
-    rows = []
-    print("| model | image | parameters | layers | engine | compile (s) | predict | saliency | grad_cam |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name in args.models:
-        r = dict(run(name, args.board, args.torchvision), model=name, image=MODELS[name][3])
-        rows.append(r)
-        if "compile_s" in r:
-            exact = ["bit-exact" if r[m] else "**differs**" for m in ("predict", "saliency", "grad_cam")]
-            print(f"| {name} | {r['image']} | {r['parameters']:,} | {r['layers']} | {r['engine']} | {r['compile_s']} | "
-                  f"{' | '.join(exact)} |", flush=True)
-        else:
-            why = r.get("refused", r.get("error", ""))
-            print(f"| {name} | {r['image']} | {r.get('parameters', 0):,} | refused: {why[:160]} | | | | | |",
-                  flush=True)
-    save_result("tv_models", {"board": args.board, "rows": rows})
+    fields = {"board": args.board}
+    against = " | before: compile (s) | peak (MB) | same Program" if args.against else ""
+    print(f"| model | image | parameters | layers | engine | compile (s) | peak (MB) | predict | saliency | "
+          f"grad_cam{against} |")
+    print("|---" * (10 + 3 * bool(args.against)) + "|")
+    with contextlib.ExitStack() as stack:
+        before = None
+        if args.against:
+            fields.update(before=git("rev-parse", "--short", args.against),
+                          after=f"{git('rev-parse', '--short', 'HEAD')} and the working tree")
+            before = stack.enter_context(earlier_tree(fields["before"]))
+        fields["rows"] = [_row(name, args, before) for name in args.models]
+    save_result("tv_models", fields)
+
+
+def _row(name: str, args: argparse.Namespace, before: Path | None) -> dict:
+    """Model ``name``'s figures, printed as a Markdown row: this tree's and, with ``before``, that tree's compile
+    time and peak memory and whether it wrote the same Program."""
+    r = dict(run(name, args.board, args.torchvision), model=name, image=MODELS[name][3])
+    if "compile_s" not in r:
+        why = r.get("refused", r.get("error", ""))
+        print(f"| {name} | {r['image']} | {r.get('parameters', 0):,} | refused: {why[:160]} |", flush=True)
+        return r
+    exact = ["bit-exact" if r[m] else "**differs**" for m in ("predict", "saliency", "grad_cam")]
+    line = (f"| {name} | {r['image']} | {r['parameters']:,} | {r['layers']} | {r['engine']} | {r['compile_s']} | "
+            f"{r['peak_mb']:,} | {' | '.join(exact)} |")
+    if before is not None:
+        old = run(name, args.board, args.torchvision, before)
+        r["before"] = {k: old.get(k) for k in ("compile_s", "peak_mb", "program")}
+        same = "yes" if old.get("program") == r["program"] else "NO"
+        line += f" {old.get('compile_s')} | {old.get('peak_mb', 0):,} | {same} |"
+    print(line, flush=True)
+    return r
 
 
 if __name__ == "__main__":
