@@ -36,7 +36,8 @@ def _run_cycles(header, engine, forward, backward, method, steps, batched=(0, 0)
 
 
 TIMING = types.SimpleNamespace(job_cost=_roofline, workload=_method_cycles, run_cycles=_run_cycles,
-                               network_macs=lambda d, layers, groups=1: d.passes * d.oh * d.ow)
+                               network_macs=lambda d, layers, groups=1: d.passes * d.oh * d.ow,
+                               cost_key=lambda d: d)  # a job's cost is of the whole job
 MODEL = ResourceModel(lut=(3000.0, 100.0, 50.0, 20.0, 200.0, 0.0), ff=(4000.0, 150.0, 60.0, 30.0, 100.0, 0.0),
                       dsp_extra=0, source="test stand-in")
 

@@ -91,6 +91,33 @@ def test_a_jobs_bound_is_below_its_cycles(name, methods):
         assert cost.bound_cycles <= cost.cycles, (name, cost)
 
 
+@pytest.mark.parametrize("name", ["cifar_ref", "resnet8", "ds_cnn"])
+def test_a_jobs_cost_reads_only_its_cost_fields(name):
+    """The planner keeps one cost for the jobs alike in ``COST_FIELDS`` (a grouped convolution's jobs a group,
+    ResNeXt's 32, differ only in their addresses): every other field of every job of a plan (forward, backward,
+    Grad-CAM and batched lists, image-batch SEEDs) changed at once leaves the job's cost as it was."""
+    import dataclasses
+
+    from xaihls.models.zoo import get_zoo_model
+    from xaihls.plan.boards import load_board
+    from xaihls.plan.planner_v2 import plan_v2
+    from xaihls.plan.timing import COST_FIELDS
+
+    entry = get_zoo_model(name)
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:4],
+                         methods=("saliency", "grad_cam", "integrated_gradients"), backends=("golden",))
+    plan = plan_v2(acc.qgraph, load_board("pynq-z2"))
+    p, engine = plan.program, plan.engine
+    assert p.forward_batch and p.cam  # every list has jobs to check
+    others = [f.name for f in dataclasses.fields(p.forward[0]) if f.name not in COST_FIELDS]
+    assert {"in_addr", "w_addr", "out_addr"} <= set(others)
+    for d in p.forward + p.backward + p.cam + p.forward_batch + p.backward_batch:
+        moved = dataclasses.replace(d, **{f: getattr(d, f) + 1 + k % 7 for k, f in enumerate(others)})
+        for image_batch in (False, True):
+            assert job_cost(moved, engine, "forward", image_batch=image_batch) == \
+                job_cost(d, engine, "forward", image_batch=image_batch), d
+
+
 def test_the_grad_cam_list_is_costed_job_by_job():
     """A Grad-CAM run costs the forward list, the backward list's jobs down to the layer and every
     job of the Grad-CAM list; guided Grad-CAM adds the whole backward list and one product of two

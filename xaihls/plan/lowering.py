@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,10 +47,34 @@ from xaihls.quant.qgraph import QGraph, image_as_phases, maps_as_columns, spread
 
 ALIGN = 64  # every DDR region starts on a 64-byte boundary
 
+_JOB_FIELDS = operator.attrgetter(*(p.field.name for p in DESCRIPTOR.placed))
+_JOB_CACHES = ("_hash", "_tiles")  # what a Job keeps of itself once worked out (``_with`` makes a job without them)
+
+
+def _job_hash(self: "Job") -> int:
+    """A Job's hash, kept on it once made: the planner looks millions of jobs up by their some 90 fields while it
+    weighs its engines."""
+    h = self.__dict__.get("_hash")
+    if h is None:
+        h = self.__dict__["_hash"] = hash(_JOB_FIELDS(self))
+    return h
+
+
+def _job_eq(self: "Job", other: object) -> bool:
+    """Equal fields (the kept hashes compared first)."""
+    if self is other:
+        return True
+    if other.__class__ is not self.__class__:
+        return NotImplemented
+    return hash(self) == hash(other) and _JOB_FIELDS(self) == _JOB_FIELDS(other)
+
+
 Job = dataclasses.make_dataclass(
     "Job", [(p.field.name, int, dataclasses.field(default=0)) for p in DESCRIPTOR.placed], frozen=True,
     namespace={
         "__doc__": "One job descriptor: the fields of xaihls.plan.contract.DESCRIPTOR.",
+        "__hash__": _job_hash,
+        "__eq__": _job_eq,
         "has": lambda self, flag: bool(self.flags >> int(flag) & 1),
         "encode": lambda self, where="": DESCRIPTOR.encode(dataclasses.asdict(self), where),
         "passes": property(lambda self: self.ky * self.kx),
@@ -66,6 +91,8 @@ def _with(d: "Job", **fields: int) -> "Job":
         raise TypeError(f"Job has no fields {sorted(unknown)}")
     job = object.__new__(Job)
     job.__dict__.update(d.__dict__, **fields)
+    for cache in _JOB_CACHES:
+        job.__dict__.pop(cache, None)
     return job
 
 
@@ -202,18 +229,6 @@ class _Allocator:
 
 
 @dataclass(frozen=True, eq=False)
-class WeightBlob:
-    """A job's weights as the array consumes them: (m_tiles or 1, n-tiles of an m-tile, passes, tm, tn)."""
-
-    name: str
-    array: np.ndarray  # int64
-
-    @property
-    def bytes(self) -> int:
-        return 2 * self.array.size
-
-
-@dataclass(frozen=True, eq=False)
 class Lowered:
     """Jobs before tiling, the memory map and the data the image holds (engine shape fixed)."""
 
@@ -222,7 +237,7 @@ class Lowered:
     forward: tuple[Job, ...]
     backward: tuple[Job, ...]
     regions: tuple[Region, ...]
-    blobs: tuple[tuple[int, np.ndarray], ...]  # (address, int64 values stored as int16)
+    blobs: tuple[tuple[int, "np.ndarray | DenseBlob"], ...]  # (address, int64 values stored as int16, row-major)
     init_end: int
     # the network as the jobs see it (a 1-D model's maps as columns, its image as stride phases), undilated
     qgraph: QGraph = field(repr=False)
@@ -246,13 +261,35 @@ def _diag_blob(taps: int, value, shape: Shape) -> np.ndarray:
     return w
 
 
-def _dense_blob(kernel: np.ndarray, shape: Shape) -> np.ndarray:
-    """kernel (M, N, passes) to (m_tiles, n_tiles, passes, tm, tn), zero-padded."""
-    m, n, taps = kernel.shape
-    mt, nt = -(-m // shape.tm), -(-n // shape.tn)
-    w = np.zeros((mt * shape.tm, nt * shape.tn, taps), dtype=np.int64)
-    w[:m, :n] = kernel
-    return w.reshape(mt, shape.tm, nt, shape.tn, taps).transpose(0, 2, 4, 1, 3)
+class DenseBlob:
+    """A kernel (M, N, passes) as the array consumes it, (m_tiles, n_tiles, passes, tm, tn) zero-padded, made
+    when the image is written (``np.asarray``). The planner lowers a network once for every array and batch it
+    weighs, and reads only the blobs' shapes: made at once, the tiles of ResNeXt-50's weights took a third of its
+    compile and gigabytes of memory."""
+
+    __slots__ = ("kernel", "shape")
+
+    def __init__(self, kernel: np.ndarray, shape: Shape):
+        m, n, taps = kernel.shape
+        self.kernel = kernel
+        self.shape = (-(-m // shape.tm), -(-n // shape.tn), taps, shape.tm, shape.tn)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        mt, nt, taps, tm, tn = self.shape
+        m, n, _ = self.kernel.shape
+        w = np.zeros((mt * tm, nt * tn, taps), dtype=np.int64)
+        w[:m, :n] = self.kernel
+        w = w.reshape(mt, tm, nt, tn, taps).transpose(0, 2, 4, 1, 3)
+        return w if dtype is None else w.astype(dtype)
+
+
+def _dense_blob(kernel: np.ndarray, shape: Shape) -> DenseBlob:
+    """kernel (M, N, passes) to (m_tiles, n_tiles, passes, tm, tn), zero-padded (when the image is written)."""
+    return DenseBlob(kernel, shape)
 
 
 def _channel_moves(m: int, n: int, moves) -> np.ndarray:
@@ -271,14 +308,14 @@ def _selection(index: tuple[int, ...], n: int, weight: int) -> np.ndarray:
     return kern
 
 
-def _identities(c: int, na: int, nb: int, e: tuple[int, ...], shape: Shape) -> np.ndarray:
+def _identities(c: int, na: int, nb: int, e: tuple[int, ...], shape: Shape) -> DenseBlob:
     """An Add's weights over its two sources side by side (na and nb blocks): channel k of each
     source into output channel k, 2^e[0] from the first and 2^e[1] from the second."""
     return _dense_blob(_channel_moves(c, (na + nb) * shape.tn, [(0, 0, c, 1 << e[0]),
                                                                 (0, na * shape.tn, c, 1 << e[1])]), shape)
 
 
-def _placement(ca: int, cb: int, e: tuple[int, ...], shape: Shape) -> np.ndarray:
+def _placement(ca: int, cb: int, e: tuple[int, ...], shape: Shape) -> DenseBlob:
     """A concatenation's weights over its two sources side by side (the second's blocks after the
     first's): the first's channel k into output channel k, 2^e[0], the second's into ca + k, 2^e[1]
     (a placement, not a sum)."""
@@ -524,11 +561,11 @@ class _Builder:
         self.alloc = _Allocator()
         self.blobs: list[tuple[int, np.ndarray]] = []
 
-    def weights(self, name: str, blob: np.ndarray) -> dict:
+    def weights(self, name: str, blob: np.ndarray | DenseBlob) -> dict:
         """Place a weight blob (m-tiles, n-tiles, passes, tm, tn); the job's w_* fields. A blob
         of one m-tile serves every m-tile (a diagonal job's)."""
         addr = self.alloc.take(name, max(2 * blob.size, 2))
-        self.blobs.append((addr, blob.reshape(-1)))
+        self.blobs.append((addr, blob))
         mts, nts, passes, tm, tn = blob.shape
         nt_bytes = 2 * passes * tm * tn
         return dict(w_addr=addr, w_nt_bytes=nt_bytes, w_mt_bytes=nt_bytes * nts if mts > 1 else 0)
@@ -2064,7 +2101,15 @@ def tile_job(d: Job, shape: Shape, buffers: Buffers, cost: Callable[[Job], int] 
     def fits(rows: int) -> bool:
         return rows * d.ow <= buffers.out_depth and in_rows(rows) * d.iw <= buffers.in_depth
 
+    made = d.__dict__.setdefault("_tiles", {})  # the row tilings of d made before (for other buffers, the same job)
+
     def tiled(rows: int, step: int, tiles: int) -> Job:
+        job = made.get((rows, step, tiles))
+        if job is None:
+            job = made[rows, step, tiles] = tiling(rows, step, tiles)
+        return job
+
+    def tiling(rows: int, step: int, tiles: int) -> Job:
         last = d.oh - (tiles - 1) * step
         if u > 1:  # running sums step by +-iw and +-1 as (y, x) cross a window edge (isy = isx = 1)
             return _with(
@@ -2471,7 +2516,8 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
                 d.in_block_bytes == 2 * tn * d.index_plane and d.in_row_bytes == 2 * tn * d.iw), \
                 f"{where(d, direction)}the pooled map it reads is not laid out as its indices"
             image[base + DESCRIPTOR.bytes * k: base + DESCRIPTOR.bytes * (k + 1)] = d.encode(where(d, direction))
-    for addr, values in lowered.blobs:
+    for addr, blob in lowered.blobs:
+        values = np.asarray(blob).reshape(-1)
         assert addr + 2 * values.size <= lowered.init_end, "a blob outside the image"
         image[addr: addr + 2 * values.size] = values.astype("<i2").tobytes()
     return ProgramV2(lowered.shape, buffers, h, forward, backward, lowered.regions, bytes(image), lowered.qgraph,

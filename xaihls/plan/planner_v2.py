@@ -171,46 +171,64 @@ def _fits(res: ResourceEstimate, board: Board, cap: float) -> bool:
             and res.bram_18k <= cap * have.bram_18k)
 
 
-def _job_cost(timing, engine: EngineV2, memo: dict | None = None):
-    """``timing.job_cost`` on ``engine``, as (job, direction, layers=None, image_batch=False). ``memo`` keeps the
-    cost of each job seen before across the engines the planner tries of one array, beat and DDR: the model reads
-    only those of an engine, not its buffer depths (a Job is a frozen dataclass, hashed by its fields)."""
-    memo = {} if memo is None else memo
-    model = (engine.tm, engine.tn, engine.beat_elems, engine.bytes_per_cycle, engine.ddr_latency)
+@dataclass
+class _Memo:
+    """The cycle model's costs kept across the engines the planner weighs: the model reads only an engine's array,
+    beat and DDR, not its buffer depths, and of a job only ``timing.COST_FIELDS``."""
 
-    def cost(d, direction: str, layers=None, image_batch: bool = False):
-        key = (model, d, image_batch)
-        c = memo.get(key)
+    costs: dict = field(default_factory=dict)  # (array, beat and DDR, a job's cost key, image batch) -> JobCost
+    keys: dict = field(default_factory=dict)  # a job -> its cost key (``timing.cost_key``; a Job keeps its hash)
+
+
+def _job_cost(timing, engine: EngineV2, memo: _Memo | None = None):
+    """``timing.job_cost`` on ``engine``, as (job, direction, layers=None, image_batch=False), kept in ``memo``."""
+    memo = _Memo() if memo is None else memo
+    model = (engine.tm, engine.tn, engine.beat_elems, engine.bytes_per_cycle, engine.ddr_latency)
+    costs, keys = memo.costs, memo.keys
+
+    def cost(d, direction: str | None, layers=None, image_batch: bool = False):
+        k = keys.get(d)
+        if k is None:
+            k = keys[d] = timing.cost_key(d)
+        key = (model, k, image_batch)
+        c = costs.get(key)
         if c is None:
-            c = memo[key] = timing.job_cost(d, engine, direction, image_batch=image_batch)
-        c = replace(c, direction=direction) if c.direction != direction else c
-        return c if layers is None else replace(c, macs=timing.network_macs(d, layers, engine.tm // engine.tn))
+            c = costs[key] = timing.job_cost(d, engine, direction or "tiling", image_batch=image_batch)
+        if direction is None:  # the cycles alone: whichever direction the memo's cost was made for
+            return c
+        changes = {} if c.direction == direction else {"direction": direction}
+        if layers is not None:
+            changes["macs"] = timing.network_macs(d, layers, engine.tm // engine.tn)
+        return replace(c, **changes) if changes else c
     return cost
 
 
-def _row_tile_cost(timing, engine: EngineV2, memo: dict | None = None):
-    """The cycle model as the row tiling's judge (lowering.tile_job), memoized as ``_job_cost``."""
+def _row_tile_cost(timing, engine: EngineV2, memo: _Memo | None = None):
+    """The cycle model as the row tiling's judge (lowering.tile_job), memoized as ``_job_cost``: a job's cycles."""
     job = _job_cost(timing, engine, memo)
-    return lambda d: job(d, "tiling").cycles
+    return lambda d: job(d, None).cycles
 
 
-def _costs(timing, qg: QGraph, engine: EngineV2, h: dict, lists: tuple, memo: dict | None = None) -> tuple:
+def _costs(timing, qg: QGraph, engine: EngineV2, h: dict, lists: tuple, memo: _Memo | None = None,
+           detail: bool = True) -> tuple:
     """What the planner weighs of job ``lists`` (forward, backward, Grad-CAM, batched forward,
     batched backward; the inputs kept as ``encode`` keeps them on ``engine``'s input buffer):
     (forward costs, backward costs, Grad-CAM costs, the cycles of predict and every method, an
     image-batch start's cycles for each run it serves (empty without batched lists)). ``qg``: the
     network as the jobs see it (``Lowered.qgraph``: a 1-D model's maps perhaps as columns), whose
-    layers give each job's MACs. ``memo``: the jobs' costs kept across engines (``_job_cost``)."""
+    layers give each job's MACs. ``memo``: the jobs' costs kept across engines (``_job_cost``).
+    Without ``detail`` (an engine weighed, of which only the cycles count) a job's cost is the memo's,
+    its direction and MACs not set."""
     forward, backward, cam, fbatch, bbatch = (kept_inputs(jobs, engine.in_depth) for jobs in lists)
-    layers = qg.graph.layers
+    layers = qg.graph.layers if detail else None
     job_cost = _job_cost(timing, engine, memo)
-    fwd = tuple(job_cost(d, "forward", layers=layers) for d in forward)
-    bwd = tuple(job_cost(d, "backward", layers=layers) for d in backward)
-    cams = tuple(job_cost(d, "cam") for d in cam)
+    fwd = tuple(job_cost(d, "forward" if detail else None, layers=layers) for d in forward)
+    bwd = tuple(job_cost(d, "backward" if detail else None, layers=layers) for d in backward)
+    cams = tuple(job_cost(d, "cam" if detail else None) for d in cam)
     if not fbatch:
         return fwd, bwd, cams, timing.workload(h, fwd, bwd, engine, qg.ig_steps, cam_costs=cams), {}
     directions = ("forward", "backward")
-    batched = tuple(tuple(job_cost(d, direction) for d in jobs)
+    batched = tuple(tuple(job_cost(d, direction if detail else None) for d in jobs)
                     for jobs, direction in zip((fbatch, bbatch), directions))
     h = dict(h, n_forward_batch=len(fbatch), n_backward_batch=len(bbatch))
     cycles = timing.workload(h, fwd, bwd, engine, qg.ig_steps, batched, cam_costs=cams)
@@ -258,8 +276,10 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
         raise XaiHlsError(f"board '{board.name}': {refusals[0]}" if refusals else
                           f"board '{board.name}': no Tm x Tn array has Tn a multiple of its {board.beat_elems}-element "
                           f"AXI beat within {cap:.0%} of its {board.resources.dsp} DSPs")
-    best_of: dict[tuple[int, int], tuple[Candidate, object, Buffers]] = {}
-    memo: dict = {}
+    # an array's best engine, the view of its jobs and their buffers (the jobs lowered again for the chosen array: a
+    # big network's lowered jobs hold gigabytes of kernels, so they are not kept for every array weighed)
+    best_of: dict[tuple[int, int], tuple[Candidate, tuple[bool, bool], Buffers]] = {}
+    memo = _Memo()
     why = ""
     # a 1-D model's maps as one row or as a column (lowering.ONE_D_COLUMNS), the image as its first stride's phases
     # or not (capabilities.image_phases; a 1-D model's on its columns; Grad-CAM's upsampling does not follow the
@@ -295,13 +315,14 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                     engine = replace(engine, in_depth=in_words, out_depth=out_used, w_depth=w_used)
                     res = model.estimate(engine)
                     _, _, _, cycles, _ = _costs(timing, lowered.qgraph, engine, dict(h, n_backward_cam=n_backward_cam),
-                                                (forward, backward, cam, (), ()), memo)
+                                                (forward, backward, cam, (), ()), memo, detail=False)
                     workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
                     cand = Candidate(engine, res, cycles, workload, _fits(res, board, cap))
                     prev = best_of.get((tm, tn))
                     rank = (not cand.fits, workload, res.bram_18k)
                     if prev is None or rank < (not prev[0].fits, prev[0].workload_cycles, prev[0].resources.bram_18k):
-                        best_of[tm, tn] = (cand, lowered, replace(buffers, keep_words=in_words))
+                        best_of[tm, tn] = (cand, (lowered.as_columns, lowered.as_phases),
+                                           replace(buffers, keep_words=in_words))
     if not best_of:  # the last refusal was at the largest buffers: it names the layer
         named = re.sub(r"^layer (\d+):", lambda m: f"layer '{qg.graph.layers[int(m.group(1))].name}':", why)
         raise XaiHlsError("no engine can hold one row of this network's layers in its largest buffers "
@@ -320,7 +341,11 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     chosen = min((c for c in feasible if c.workload_cycles <= (1 + slack) * fastest), key=lambda c: c.key)
     larger = [c for c in feasible if c.resources.dsp > chosen.resources.dsp]
     next_larger = min(larger, key=lambda c: (c.workload_cycles, c.key)) if larger else None
-    cand, lowered, buffers = best_of[chosen.engine.tm, chosen.engine.tn]
+    cand, view, buffers = best_of[chosen.engine.tm, chosen.engine.tn]
+    tm, tn = chosen.engine.tm, chosen.engine.tn
+    if (lowered.shape.tm, lowered.shape.tn, (lowered.as_columns, lowered.as_phases)) != (tm, tn, view):
+        lowered = None  # the last array's jobs, freed before the chosen array's are lowered again
+        lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems), as_columns=view[0], as_phases=view[1])
     cand, lowered, batch_cycles, too_large = _batch(qg, cand, lowered, buffers, board, cap, timing, model, memo)
     program = encode(lowered, buffers, _row_tile_cost(timing, cand.engine, memo))
     # the figures of the Program as encoded (its kept inputs on the engine built for it)
@@ -349,11 +374,14 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, board: Board,
     if not qg.methods:
         return cand, lowered, {}, None
     ig = "integrated_gradients" in qg.methods
-    options = {1: (cand, lowered)}
+    options = {1: cand}
     too_large = None
     figure = {1: cand.method_cycles["integrated_gradients"] if ig
               else sum(cand.method_cycles[m or "predict"] for m in _image_methods(qg))}
-    for batch in (b for b in BATCHES if not ig or b <= qg.ig_steps):
+
+    def weighed(batch: int) -> tuple[Candidate, float] | None:
+        """The engine and figure of ``batch`` slots; None where that engine does not fit (its jobs are not kept: a
+        big network's hold gigabytes of kernels)."""
         low = lower_jobs(qg, lowered.shape, batch=batch, as_columns=lowered.as_columns, as_phases=lowered.as_phases)
         h = low.header
         cost = _row_tile_cost(timing, cand.engine, memo)
@@ -367,17 +395,25 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, board: Board,
                          w_depth=max(e.w_depth, w_used))
         res = model.estimate(engine)
         if not _fits(res, board, cap):
+            return None
+        _, _, _, method_cycles, starts = _costs(timing, low.qgraph, engine, dict(h, n_backward_cam=n_backward_cam),
+                                                (forward, backward, tiled_cam(low, buffers, cost), *lists), memo,
+                                                detail=False)
+        workload = method_cycles["predict"] + sum(method_cycles[m] for m in qg.methods)
+        return (Candidate(engine, res, method_cycles, workload, True),
+                method_cycles["integrated_gradients"] if ig else sum(starts.values()) / batch)
+
+    for batch in (b for b in BATCHES if not ig or b <= qg.ig_steps):
+        option = weighed(batch)
+        if option is None:
             too_large = batch
             break
-        _, _, _, method_cycles, starts = _costs(timing, low.qgraph, engine, dict(h, n_backward_cam=n_backward_cam),
-                                                (forward, backward, tiled_cam(low, buffers, cost), *lists), memo)
-        workload = method_cycles["predict"] + sum(method_cycles[m] for m in qg.methods)
-        options[batch] = (Candidate(engine, res, method_cycles, workload, True), low)
-        figure[batch] = method_cycles["integrated_gradients"] if ig else sum(starts.values()) / batch
+        options[batch], figure[batch] = option
     best = min(figure.values())
     batch = min(b for b, c in figure.items() if c <= (1 + BATCH_SLACK) * best)
-    cand, low = options[batch]
-    return cand, low, {b: round(c) for b, c in figure.items()}, too_large
+    low = lowered if batch == 1 else lower_jobs(qg, lowered.shape, batch=batch, as_columns=lowered.as_columns,
+                                                as_phases=lowered.as_phases)
+    return options[batch], low, {b: round(c) for b, c in figure.items()}, too_large
 
 
 def describe_candidates(p: PlanV2) -> str:

@@ -40,6 +40,7 @@ hw_tests/test_rtl_v2_cycles.py holds it to 10% of Verilator per job at DDR laten
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, replace
 
 from xaihls.frontend.ir import INPUT, Conv2d
@@ -492,6 +493,17 @@ def seed_cost(d, engine: EngineV2, direction: str, dram: _Dram, image_batch: boo
     if image_batch:  # the slot's target read back from its result record first
         total += word_read_cycles(dram)
     return JobCost(d.layer, "seed", direction, total, beats, dram.stream(beats), 0, beats, 0)
+
+
+COST_FIELDS = ("op", "flags", "layer", "slots", "m_tiles", "n_tiles", "out_blocks", "row_tiles", "tile_rows",
+               "last_rows", "tile_step", "load_lo", "load_rows", "load_rows_last", "load_step", "in_keep", "oh", "ow",
+               "opw", "osy", "osx", "oyo", "oxo", "ih", "iw", "iy0", "ix0", "isy", "isx", "iky", "ikx", "ky", "kx",
+               "w_once", "unpool", "pool_kh", "pool_kw", "pool_sh", "pool_oh", "pool_ow", "in_row_bytes",
+               "out_row_bytes")
+"""The descriptor fields ``job_cost`` reads: two jobs alike in these cost the same on an engine, whatever their
+addresses (a grouped convolution's jobs a group differ in those alone), so the planner keeps one cost for them
+(``cost_key``). tests/test_timing.py changes every other field of the zoo's jobs and checks that no cost moves."""
+cost_key = operator.attrgetter(*COST_FIELDS)
 
 
 def job_cost(job, engine: EngineV2, direction: str, ddr_latency: int | None = None,
