@@ -40,6 +40,7 @@ MODELS = {
     "regnet_y_400mf": ("regnet", "regnet_y_400mf", {}, 32),
     "convnext_tiny": ("convnext", "convnext_tiny", {}, 32),
     "vgg11_bn": ("vgg", "vgg11_bn", {}, 32),
+    "efficientnet_b0": ("efficientnet", "efficientnet_b0", {}, 32),
 }
 
 CHILD = r"""
@@ -60,6 +61,9 @@ except Exception:  # its compiled operators: load the pure-Python definitions al
         package = types.ModuleType(name)
         package.__path__ = [base + sub]
         sys.modules[name] = package
+    # what the definitions take from torchvision.ops itself (EfficientNet's StochasticDepth), from its own module
+    sys.modules["torchvision.ops"].StochasticDepth = importlib.import_module(
+        "torchvision.ops.stochastic_depth").StochasticDepth
 import torch
 import xaihls
 torch.manual_seed(0)
