@@ -4,11 +4,11 @@ with at compile.
 
 Run: ``python -m benchmarks.tv_models [--board pynq-z2] [--models NAME ...] [--torchvision DIR] [--against REV]``
 (about 20 minutes for all; ``--against`` compiles each model with commit ``REV``'s xaihls too and says whether it
-wrote the same Program, and how long it took and how much memory). torchvision is not a dependency of xaihls: install the one that matches your torch, or give
-``--torchvision`` the folder of an unpacked wheel. Its model definitions are pure Python; where its compiled
-operators do not load against this torch (the PyPI wheel beside the CPU torch 2.13 on our machine), only its
-``models`` and ``ops`` packages are loaded, without running their ``__init__``. Each model runs in a process of its
-own. Results in benchmarks/results/tv_models.json.
+wrote the same Program, and how long it took and how much memory). torchvision is not a dependency of xaihls:
+install the one that matches your torch, or give ``--torchvision`` the folder of an unpacked wheel. Its model
+definitions are pure Python; where its compiled operators do not load against this torch (the PyPI wheel beside the
+CPU torch 2.13 on our machine), only its ``models`` and ``ops`` packages are loaded, without running their
+``__init__``. Each model runs in a process of its own. Results in benchmarks/results/tv_models.json.
 """
 
 from __future__ import annotations
