@@ -40,6 +40,7 @@ MODELS = {
     "regnet_y_400mf": ("regnet", "regnet_y_400mf", {}, 32),
     "convnext_tiny": ("convnext", "convnext_tiny", {}, 32),
     "vgg11_bn": ("vgg", "vgg11_bn", {}, 32),
+    "alexnet": ("alexnet", "alexnet", {}, 64),
     "efficientnet_b0": ("efficientnet", "efficientnet_b0", {}, 32),
 }
 

@@ -127,7 +127,7 @@ def test_skip_connection_is_an_add_of_the_input_and_a_conv():
 @pytest.mark.parametrize("layer,needle", [
     (nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect"), "padding_mode"),
     (nn.MaxPool2d(2, dilation=2), "dilation"),
-    (nn.AdaptiveAvgPool2d(3), "output size"),
+    (nn.AdaptiveMaxPool2d(3), "output size"),
     (nn.AvgPool2d(2, divisor_override=3), "divisor_override"),
     (nn.Sigmoid(), "Sigmoid"),
 ])

@@ -48,7 +48,9 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
                   "(PyTorch's divisors); no `divisor_override`"),
     ("AdaptiveAvgPool2d, AdaptiveMaxPool2d", "to an output size that divides the map (a global pool at size "
                                              "1); `x.mean((2, 3))` and `x.amax((2, 3))` are the global ones "
-                                             "(flattened unless `keepdim`)"),
+                                             "(flattened unless `keepdim`); an average pool to any other size "
+                                             "(VGG's 7 x 7 of a smaller map) read through a flatten by one "
+                                             "Linear alone: taken into the Linear's weights"),
     ("add", "`x + y`, `torch.add(x, y)`, `operator.add` of two tensors of one shape (residual connections)"),
     ("cat", "`torch.cat` (`concat`, `concatenate`) of maps along the channels: of one map, that map; of "
             "more, cats of two from the left, one an earlier layer makes reused (DenseNet blocks)"),
@@ -65,7 +67,7 @@ SUPPORTED_LAYERS: tuple[tuple[str, str], ...] = (
                  "convolution alone: folded into its padding, unequal sides included (TensorFlow's 'same' at "
                  "stride 2)"),
     ("Flatten, view, reshape, squeeze", "to one dimension per sample, in one call or several (through a (C, 1))"),
-    ("Linear", "bias or not"),
+    ("Linear", "`nn.Linear` or `F.linear` with the module's parameters, bias or not"),
     ("Dropout, Identity", "dropped (the model is in eval mode)"),
 )
 """What the front end takes, layer by layer: the README and docs/frontend.md show this table
@@ -163,6 +165,7 @@ class _Builder:
     parts: dict = dataclasses.field(default_factory=dict)  # a chunk/split node -> its (start, stop) channel ranges
     grouped: dict = dataclasses.field(default_factory=dict)  # a (g, C/g, H, W) view's node -> (g, C/g, transposed)
     splits: dict = dataclasses.field(default_factory=dict)  # a leaky activation's Add -> its slopes (C,)
+    spreads: dict = dataclasses.field(default_factory=dict)  # fx node -> the _Spread its Linear takes in
 
     @property
     def shape(self) -> Shape:
@@ -296,9 +299,14 @@ class _Builder:
         self.layers[k] = dataclasses.replace(prev, weight=weight, bias=bias)
 
     def linear(self, node, weight, bias) -> None:
+        if not isinstance(weight, torch.Tensor) or not isinstance(bias, (torch.Tensor, type(None))):
+            raise _refuse(node, "a Linear whose weight or bias is computed in the model (only parameters)")
         if len(self.shape) != 1:
             raise _refuse(node, f"Linear needs a flattened (F,) input, got shape {self.shape}; flatten first")
         weight = weight.detach().to(torch.float32).clone()
+        spread = self.spreads.pop(_data_input(node), None)
+        if spread is not None:  # torch's run of the model has checked its features
+            weight = spread.fold(weight)
         o, i = weight.shape
         if i != self.shape[0]:
             raise _refuse(node, f"expects {i} input features, gets {self.shape[0]}")
@@ -528,10 +536,14 @@ class _Builder:
         if len(size) == 1:
             size = (size[0], size[0])
         oh, ow = (h if size[0] is None else int(size[0])), (w if size[1] is None else int(size[1]))
-        if oh < 1 or ow < 1 or h % oh or w % ow:
-            raise _refuse(node, f"{what} output size {output_size} on a {h}x{w} map (the output "
-                                "size must divide the map)")
-        self.pool(node, kind, (h // oh, w // ow), (h // oh, w // ow))
+        if oh >= 1 and ow >= 1 and not (h % oh or w % ow):
+            self.pool(node, kind, (h // oh, w // ow), (h // oh, w // ow))
+        elif oh >= 1 and ow >= 1 and kind == "avg" and _into_linear(node):
+            self.spreads[node] = _Spread(self.shape[0], (h, w), (oh, ow))
+        else:
+            raise _refuse(node, f"{what} output size {output_size} on a {h}x{w} map (the output size must divide "
+                                "the map, or an average pool's output go through a flatten to one Linear alone, "
+                                "which takes the pool into its weights)")
 
     def spatial_reduce(self, node, kind: str, dims, keepdim, what: str | None = None) -> None:
         """``x.mean((2, 3))`` or ``x.amax((2, 3))`` of an (N, C, H, W) tensor (a 1-D model's ``x.mean(2)``):
@@ -569,6 +581,13 @@ class _Builder:
             numel *= d
         in_torch = self.input_torch_shape(node)
         source = _data_input(node)
+        if source in self.spreads:  # the map before an adaptive pool its Linear takes in: flattened as it is
+            spread = self.spreads.pop(source)
+            if tuple(d for d in out_shape if d != 1) != (spread.features,):
+                raise _refuse(node, f"reshape of {in_torch} to {tuple(out_shape)} (only flattening to 1-D)")
+            self.add(Flatten(_name(node), self.shape, (numel,)))
+            self.spreads[node] = spread
+            return
         if source in self.grouped:  # the end of a channel shuffle, or a group view undone
             g, per, swapped = self.grouped[source]
             if tuple(out_shape) != self.shape:
@@ -588,6 +607,67 @@ class _Builder:
         if len(self.shape) == 1:
             return
         self.add(Flatten(_name(node), self.shape, (numel,)))
+
+
+@dataclass(frozen=True)
+class _Spread:
+    """An AdaptiveAvgPool2d whose output size does not divide the map (VGG's and AlexNet's pools to 7 x 7 and
+    6 x 6, on the 1 x 1 map a small image leaves), read only through a flatten by one Linear. The pool is a
+    linear map of each channel's pixels, so the Linear takes it into its weights: W' = W · P, on the map's
+    own C·H·W features (docs/frontend.md, "Adaptive pools a Linear takes in"). P is torch's pool of each
+    pixel's unit map, so its bins are torch's."""
+
+    channels: int
+    map: tuple[int, int]  # (H, W) of the map the pool reads
+    pooled: tuple[int, int]  # its output size
+
+    @property
+    def features(self) -> int:
+        """The Linear's input features as the model has them: C · OH · OW."""
+        return self.channels * self.pooled[0] * self.pooled[1]
+
+    def fold(self, weight: torch.Tensor) -> torch.Tensor:
+        """A Linear's (O, C·OH·OW) weights as (O, C·H·W) weights on the map before the pool."""
+        (h, w), (oh, ow) = self.map, self.pooled
+        units = torch.eye(h * w, dtype=torch.float64).reshape(h * w, 1, h, w)
+        pool = F.adaptive_avg_pool2d(units, (oh, ow)).reshape(h * w, oh * ow)  # pool[p, q]: pixel p's share of q
+        per_channel = weight.double().reshape(weight.shape[0], self.channels, oh * ow)
+        return (per_channel @ pool.T).reshape(weight.shape[0], -1).float()
+
+
+def _reader(node: torch.fx.Node) -> str | None:
+    """What a node does with the tensor it reads, where an adaptive pool's Linear may take it in: "linear",
+    "flatten", "pass" (dropout, identity, a copy), else None."""
+    if node.op == "call_module":
+        m = node.graph.owning_module.get_submodule(node.target)
+        if isinstance(m, nn.Linear):
+            return "linear"
+        if isinstance(m, nn.Flatten):
+            return "flatten"
+        return "pass" if isinstance(m, (nn.Dropout, nn.Dropout2d, nn.Identity)) else None
+    if node.op not in ("call_function", "call_method"):
+        return None
+    name = _op_name(node)
+    if name == "linear" and node.op == "call_function":  # F.linear, aten's
+        return "linear"
+    if name in {"flatten", "view", "reshape", "_unsafe_view"}:
+        return "flatten"
+    return "pass" if name in {"dropout", "detach"} | _COPY_NAMES else None
+
+
+def _into_linear(node: torch.fx.Node) -> bool:
+    """Whether ``node``'s output reaches one Linear and nothing else, through pass-throughs and one flatten."""
+    flattened = False
+    while True:
+        users = _data_users(node)
+        if len(users) != 1 or _data_input(users[0]) is not node:
+            return False
+        node, kind = users[0], _reader(users[0])
+        if kind == "linear":
+            return flattened
+        if kind is None or (kind == "flatten" and flattened):
+            return False
+        flattened = flattened or kind == "flatten"
 
 
 _RELU_FUNCS = {F.relu, torch.relu, torch.nn.functional.relu, torch.relu_}
@@ -877,6 +957,8 @@ def _walk(gm: torch.fx.GraphModule, input_shape: Shape, handle: Callable[[_Build
                 len(builder.layers) == before[0] and _is_copy(node)):
             builder.grouped[node] = builder.grouped[source]  # contiguous / clone of a group view
         env[node] = builder.current
+        if source in builder.spreads:  # a pass-through between an adaptive pool and the Linear that takes it in
+            builder.spreads[node] = builder.spreads.pop(source)
         added = len(builder.layers) > before[0]
         builder.produced[node] = builder.layers[-1] if added else None
         if not added and builder.current != before[1]:  # a cat made before, or of one map: not a pass-through
@@ -981,6 +1063,8 @@ def _handle_module_node(gm: torch.fx.GraphModule) -> Callable[[_Builder, torch.f
                 b.leaky(node, constant(_arg(node, 1, "weight")))
             elif node.target is torch.clamp:
                 b.clamp(node, _arg(node, 1, "min"), _arg(node, 2, "max"))
+            elif node.target is F.linear:
+                b.linear(node, constant(_arg(node, 1, "weight")), constant(_arg(node, 2, "bias")))
             elif node.target in _FLATTEN_FUNCS:
                 b.flatten(node, _out_shape(node))
             elif node.target is F.max_pool2d:
