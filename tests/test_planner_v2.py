@@ -7,6 +7,7 @@ test states the selection rule alone; tests of the real models hold them to Veri
 from __future__ import annotations
 
 import types
+from dataclasses import replace
 
 import pytest
 
@@ -159,3 +160,20 @@ def test_integrated_gradients_sums_are_built_only_for_a_program_that_runs_them(m
     program = plans["saliency"].program
     assert rtl_params(program).INPUT_ELEMS == 0
     assert rtl_params(decode_image(program.image)).INPUT_ELEMS == program.header["input_elems"] > 0
+
+
+def test_a_board_short_of_block_ram_for_the_backward_state_is_told_what_holds_it():
+    """An engine over the board's block RAM mostly for the state the backward pass keeps on chip (the IG sums, the
+    ReLU bits, the max-pool indices, all sized by the network and its input) is refused with those memories named
+    and what shrinks them."""
+    entry = get_zoo_model("digits")
+    board = load_board("pynq-z2")
+    short = replace(board, resources=replace(board.resources, bram_18k=12))
+    qg = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:4],
+                        methods=("saliency", "integrated_gradients"), backends=("golden",)).qgraph
+    with pytest.raises(XaiHlsError) as e:
+        plan_v2(qg, short)
+    msg = str(e.value)
+    assert "hold what the backward pass keeps on chip for the whole network: 8 for the integrated-gradients sums" in msg
+    assert "1 for the ReLU bits" in msg and "1 for the max-pool indices" in msg and "\n" not in msg
+    assert plan_v2(qg, replace(board, resources=replace(board.resources, bram_18k=20))).resources.bram_18k <= 16

@@ -171,6 +171,36 @@ def _fits(res: ResourceEstimate, board: Board, cap: float) -> bool:
             and res.bram_18k <= cap * have.bram_18k)
 
 
+def _short(c: Candidate, board: Board) -> tuple:
+    """How far ``c`` is from fitting ``board``: its largest share of one of the board's resources, then its size."""
+    r, have = c.resources, board.resources
+    return (max(r.dsp / have.dsp, r.lut / have.lut, r.ff / have.ff, r.bram_18k / max(have.bram_18k, 1)), c.key)
+
+
+_STATE_MEMORIES = {  # the memories whose size the network sets, not the engine: what each holds
+    "ReLU bits": "the ReLU bits (one an element a ReLU makes)",
+    "pool indices and alive bits": "the max-pool indices (one an element a max-pool makes)",
+    resource_model.IG_LANES: "the integrated-gradients sums (48 bits an input element, beside lanes 0..E-1's "
+                             "accumulators)",
+}
+
+
+def _block_ram_note(small: Candidate, board: Board, cap: float) -> str:
+    """Where an engine over the board's block RAM has it: the state the backward pass keeps on chip for the whole
+    network, whose size the network and its input set."""
+    if small.resources.bram_18k <= cap * board.resources.bram_18k:
+        return ""
+    per = (small.resources.breakdown or {}).get("BRAM_18K by memory", {})
+    names = [n for n in _STATE_MEMORIES if n != resource_model.IG_LANES or small.engine.input_elems]
+    state = sorted(((n, per[n]) for n in names if per.get(n)), key=lambda kv: -kv[1])
+    if sum(n for _, n in state) * 2 < small.resources.bram_18k:
+        return ""
+    held = ", ".join(f"{n} for {_STATE_MEMORIES[name]}" for name, n in state)
+    return (f"; {sum(n for _, n in state)} of its {small.resources.bram_18k} BRAM_18K hold what the backward pass "
+            f"keeps on chip for the whole network: {held}; fewer methods (only integrated gradients keeps the sums) "
+            "or a smaller input makes them smaller, else a larger board")
+
+
 @dataclass
 class _Memo:
     """The cycle model's costs kept across the engines the planner weighs: the model reads only an engine's array,
@@ -281,6 +311,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     best_of: dict[tuple[int, int], tuple[Candidate, tuple[bool, bool], Buffers]] = {}
     memo = _Memo()
     why = ""
+    least: Candidate | None = None  # the engine weighed that comes nearest to fitting, for a refusal
     # a 1-D model's maps as one row or as a column (lowering.ONE_D_COLUMNS), the image as its first stride's phases
     # or not (capabilities.image_phases; a 1-D model's on its columns; Grad-CAM's upsampling does not follow the
     # phases): weighed like buffers
@@ -318,6 +349,8 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                                                 (forward, backward, cam, (), ()), memo, detail=False)
                     workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
                     cand = Candidate(engine, res, cycles, workload, _fits(res, board, cap))
+                    if least is None or _short(cand, board) < _short(least, board):
+                        least = cand
                     prev = best_of.get((tm, tn))
                     rank = (not cand.fits, workload, res.bram_18k)
                     if prev is None or rank < (not prev[0].fits, prev[0].workload_cycles, prev[0].resources.bram_18k):
@@ -330,13 +363,14 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     candidates = tuple(c for c, *_ in best_of.values())
     feasible = [c for c in candidates if c.fits]
     if not feasible:
-        small = min(candidates, key=lambda c: c.key)
+        small = least or min(candidates, key=lambda c: c.key)
         have = board.resources
         r = small.resources
         raise XaiHlsError(
             f"board '{board.name}': no engine fits under the {cap:.0%} cap; the smallest engine "
             f"(Tm={small.engine.tm}, Tn={small.engine.tn}) needs {r.dsp} DSP, {r.bram_18k} BRAM_18K, {r.lut} LUT, "
-            f"{r.ff} FF; the board has {have.dsp} DSP, {have.bram_18k} BRAM_18K, {have.lut} LUT, {have.ff} FF")
+            f"{r.ff} FF; the board has {have.dsp} DSP, {have.bram_18k} BRAM_18K, {have.lut} LUT, {have.ff} FF"
+            + _block_ram_note(small, board, cap))
     fastest = min(c.workload_cycles for c in feasible)
     chosen = min((c for c in feasible if c.workload_cycles <= (1 + slack) * fastest), key=lambda c: c.key)
     larger = [c for c in feasible if c.resources.dsp > chosen.resources.dsp]
