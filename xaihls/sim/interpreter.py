@@ -69,6 +69,48 @@ class Run:
     saturations: tuple[int, ...]  # per SATURATION_KINDS
 
 
+@dataclass(frozen=True)
+class _Walk:
+    """Where every pass of a row tile reads its operands (a job that is not UNPOOL): the buffer address of each
+    (pass, position), the buffer's width where it lies off the map (a zero column put there), and for GATE the
+    map pixel and the pass's index code."""
+
+    addr: np.ndarray  # passes x positions
+    pixel: np.ndarray  # passes x positions: y * iw + x, on the map
+    valid: np.ndarray  # passes x positions
+    codes: np.ndarray  # passes
+
+    @classmethod
+    def of(cls, d: Job, first: int, r0: int, rows: int, width: int) -> "_Walk":
+        """The walk the descriptor's walk fields give, checked against the geometry (where the two say where a
+        tap on the map reads) and against the buffer's ``width`` words the tile loaded."""
+        ky, kx = np.divmod(np.arange(d.passes), d.kx)
+        r = np.arange(rows)[:, None]
+        c = np.arange(d.ow)[None, :]
+        y = ((r0 + r) * d.isy + d.iy0)[None] + (ky * d.iky)[:, None, None]
+        x = (c * d.isx + d.ix0)[None] + (kx * d.ikx)[:, None, None]
+        y, x = (a.reshape(d.passes, -1) for a in np.broadcast_arrays(y, x))
+        valid = (y >= 0) & (y < d.ih) & (x >= 0) & (x < d.iw)
+        addr = (d.walk_origin + r * d.walk_row + c * d.isx)[None] + (ky * d.walk_pass_row + kx * d.ikx)[:, None, None]
+        addr = addr.reshape(d.passes, -1)
+        expect = (y - first) * d.iw + x
+        assert np.array_equal(addr[valid], expect[valid]), f"layer {d.layer}: walk fields disagree with the geometry"
+        assert not valid.any() or 0 <= addr[valid].min() <= addr[valid].max() < width, \
+            f"layer {d.layer}: a pass reads outside the tile's input rows"
+        return cls(np.where(valid, addr, -1), y * d.iw + x, valid, d.code0 + ky * d.code_ky + kx * d.code_kx)
+
+    def operands(self, engine: "Engine", d: Job, buf: np.ndarray, nt: int) -> np.ndarray:
+        """Block ``nt``'s operands of every pass and position: tn x passes x positions (zero off the map, and with
+        GATE where the kept index is not the pass's)."""
+        tn = buf.shape[0]
+        padded = np.concatenate([buf, np.zeros((tn, 1), dtype=buf.dtype)], axis=1)  # column -1: off the map
+        out = padded[:, self.addr]
+        if d.has(Flag.GATE):
+            entries = d.index_base + (nt * d.index_plane + self.pixel)[None] * tn + np.arange(tn)[:, None, None]
+            out *= self.valid[None] & (engine.index[np.where(self.valid[None], entries, 0)] == self.codes[None, :, None])
+        return out
+
+
 class Engine:
     """One engine (Tm x Tn MAC array) with its DDR, ReLU-bit memory and pool-index memory."""
 
@@ -323,6 +365,7 @@ class Engine:
     def _conv(self, d: Job, mode: int) -> None:
         tm, tn = self.shape.tm, self.shape.tn
         shift = (d.shift0, d.shift1, d.shift2)[mode]
+        walks: dict[int, _Walk] = {}  # a row tile's walk: the same for every m-tile and n-tile
         for mt in range(d.m_tiles):
             bias = self.read16(d.b_addr + 2 * tm * mt, tm) if d.has(Flag.BIAS) else np.zeros(tm, np.int64)
             for rt in range(d.row_tiles):
@@ -337,10 +380,17 @@ class Engine:
                         weights = self.read16(w_addr, d.w_passes * tm * tn).reshape(d.w_passes, tm, tn)
                         weights = np.broadcast_to(weights, (d.passes, tm, tn))  # w_once: pass (0, 0)'s for all
                         xs = x_shift(d, nt, mode)
-                        for ky in range(d.ky):
-                            for kx in range(d.kx):
-                                x = self._operands(d, buf, first, nt, r0, rows, ky, kx, mode)
-                                acc += weights[ky * d.kx + kx] @ (x << xs)
+                        if d.unpool:
+                            for ky in range(d.ky):
+                                for kx in range(d.kx):
+                                    x = self._operands(d, buf, first, nt, r0, rows, ky, kx, mode)
+                                    acc += weights[ky * d.kx + kx] @ (x << xs)
+                            continue
+                        walk = walks.get(rt) or walks.setdefault(rt, _Walk.of(d, first, r0, rows, buf.shape[1]))
+                        x = walk.operands(self, d, buf, nt)  # tn x passes x positions
+                        # every pass at once: lanes x (pass, column) times (pass, column) x positions
+                        acc += weights.transpose(1, 0, 2).reshape(tm, -1) @ (x.transpose(1, 0, 2).reshape(
+                            -1, x.shape[2]) << xs)
                 self._write_back(d, mt, r0, rows, acc + (bias << d.bias_shift)[:, None], shift, mode)
 
     def _load_input(self, d: Job, nt: int, rt: int, last: bool) -> tuple[np.ndarray, int]:
@@ -357,30 +407,17 @@ class Engine:
 
     def _operands(self, d: Job, buf: np.ndarray, first: int, nt: int, r0: int, rows: int, ky: int, kx: int,
                   mode: int):
-        """Operand n of every position of the tile at pass (ky, kx): tn x positions."""
+        """Operand n of every position of the tile at pass (ky, kx): tn x positions (a pass of an UNPOOL job; the
+        other jobs' passes are walked all at once, ``_Walk``)."""
         r = np.arange(rows)[:, None]
         c = np.arange(d.ow)[None, :]
         y = (r0 + r) * d.isy + ky * d.iky + d.iy0
         x = c * d.isx + kx * d.ikx + d.ix0
-        if d.unpool:
-            if ky == kx == 0:
-                s = d.pool_sh
-                origin = ((r0 + d.iy0) // s - first) * d.iw + d.ix0 // s
-                assert d.walk_origin == origin, f"layer {d.layer}: walk_origin disagrees with the unpooled geometry"
-            return self._unpool(d, buf, first, nt, y, x, mode)
-        valid = ((y >= 0) & (y < d.ih) & (x >= 0) & (x < d.iw)).reshape(-1)
-        addr = (d.walk_origin + r * d.walk_row + ky * d.walk_pass_row + c * d.isx + kx * d.ikx).reshape(-1)
-        expect = ((y - first) * d.iw + x).reshape(-1)
-        assert np.array_equal(addr[valid], expect[valid]), f"layer {d.layer}: walk fields disagree with the geometry"
-        out = np.zeros((self.shape.tn, addr.size), dtype=np.int64)
-        out[:, valid] = buf[:, addr[valid]]
-        if d.has(Flag.GATE):
-            tn = self.shape.tn
-            pixel = (y * d.iw + x).reshape(-1)[valid]
-            entries = d.index_base + (nt * d.index_plane + pixel)[None, :] * tn + np.arange(tn)[:, None]
-            code = d.code0 + ky * d.code_ky + kx * d.code_kx
-            out[:, valid] *= self.index[entries] == code
-        return out
+        if ky == kx == 0:
+            s = d.pool_sh
+            origin = ((r0 + d.iy0) // s - first) * d.iw + d.ix0 // s
+            assert d.walk_origin == origin, f"layer {d.layer}: walk_origin disagrees with the unpooled geometry"
+        return self._unpool(d, buf, first, nt, y, x, mode)
 
     def _unpool(self, d: Job, buf: np.ndarray, first: int, nt: int, y: np.ndarray, x: np.ndarray, mode: int):
         """UNPOOL operands: the buffer holds rows of a max-pool's output (ih x iw, window and stride s);
