@@ -1,0 +1,88 @@
+"""The program executor (xaihls/sim/interpreter.py) of this tree against an earlier commit's: each zoo model compiled
+for pynq-z2, one image run on both interpreters for predict, saliency and grad_cam (runs interleaved, the median of
+``--repeats``), whose results must be the same to the bit.
+
+Run: ``python -m benchmarks.program_speed [--against REV] [--models ...] [--repeats 3]`` (a few minutes; ``REV``'s
+xaihls/sim/interpreter.py loaded beside this tree's). Results in benchmarks/results/program_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.plan_speed import git, save_result
+
+METHODS = (None, "saliency", "grad_cam")
+MODELS = ("cifar_ref", "resnet8", "ds_cnn", "mobilenet_v2_tiny", "vww_mobilenet", "digits_resnet")
+
+
+def _earlier_interpreter(rev: str, folder: str):
+    """``rev``'s xaihls/sim/interpreter.py as a module of its own (on this tree's other modules)."""
+    path = Path(folder) / "interpreter_before.py"
+    path.write_text(git("show", f"{rev}:xaihls/sim/interpreter.py") + "\n")
+    spec = importlib.util.spec_from_file_location("interpreter_before", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["interpreter_before"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> None:
+    import torch
+
+    import xaihls
+    from xaihls.models.zoo import get_zoo_model
+    from xaihls.sim import interpreter
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--against", default="HEAD~1", help="the earlier commit (default HEAD~1)")
+    ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    rev = git("rev-parse", "--short", args.against)
+    rows = []
+    now = interpreter.run_batch
+    with tempfile.TemporaryDirectory() as folder:
+        before = _earlier_interpreter(rev, folder)
+        print(f"| model | engine | run | {rev} (s) | this tree (s) | ratio |")
+        print("|---|---|---|---|---|---|")
+        for name in args.models:
+            entry = get_zoo_model(name)
+            acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16],
+                                 methods=("saliency", "grad_cam"), backends=("golden", "program"))
+            x = entry.calibration()[16:17]
+            engine = f"{acc.plan.engine.tm}x{acc.plan.engine.tn}"
+            for method in METHODS:
+                seconds = {"before": [], "now": []}
+                results = {}
+                for _ in range(args.repeats):
+                    for which, run_batch in (("before", before.run_batch), ("now", now)):
+                        interpreter.run_batch = run_batch  # InterpreterExecutor.run calls the module's
+                        try:
+                            t = time.perf_counter()
+                            r = acc.run(x, method, backend="program")
+                            seconds[which].append(time.perf_counter() - t)
+                        finally:
+                            interpreter.run_batch = now
+                        results[which] = r
+                a, b = results["before"], results["now"]
+                same = (torch.equal(a.logits, b.logits) and a.saturations == b.saturations
+                        and (method is None or torch.equal(a.attribution, b.attribution)))
+                if not same:
+                    raise SystemExit(f"{name} {method or 'predict'}: the interpreters disagree")
+                old, new = statistics.median(seconds["before"]), statistics.median(seconds["now"])
+                rows.append({"model": name, "engine": engine, "run": method or "predict", "before_s": seconds["before"],
+                             "now_s": seconds["now"], "same": True})
+                print(f"| {name} | {engine} | {method or 'predict'} | {old:.2f} | {new:.2f} | {new / old:.2f}x |",
+                      flush=True)
+    save_result("program_speed", {"before": rev, "board": "pynq-z2", "repeats": args.repeats, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
