@@ -366,6 +366,7 @@ class Engine:
         tm, tn = self.shape.tm, self.shape.tn
         shift = (d.shift0, d.shift1, d.shift2)[mode]
         walks: dict[int, _Walk] = {}  # a row tile's walk: the same for every m-tile and n-tile
+        loads = {} if self._apart(d) else None  # (n-tile, row tile) -> its input rows, where no write-back changes them
         for mt in range(d.m_tiles):
             bias = self.read16(d.b_addr + 2 * tm * mt, tm) if d.has(Flag.BIAS) else np.zeros(tm, np.int64)
             for rt in range(d.row_tiles):
@@ -375,23 +376,38 @@ class Engine:
                 acc = np.zeros((tm, rows * d.ow), dtype=np.int64)
                 if d.passes:
                     for k, nt in enumerate(self._n_tiles(d, mt)):
-                        buf, first = self._load_input(d, nt, rt, last)
+                        if loads is None or (nt, rt) not in loads:
+                            buf, first = self._load_input(d, nt, rt, last)
+                            if loads is not None:
+                                loads[nt, rt] = buf, first
+                        buf, first = loads[nt, rt] if loads is not None else (buf, first)
                         w_addr = d.w_addr + mt * d.w_mt_bytes + k * d.w_nt_bytes
                         weights = self.read16(w_addr, d.w_passes * tm * tn).reshape(d.w_passes, tm, tn)
-                        weights = np.broadcast_to(weights, (d.passes, tm, tn))  # w_once: pass (0, 0)'s for all
                         xs = x_shift(d, nt, mode)
                         if d.unpool:
                             for ky in range(d.ky):
                                 for kx in range(d.kx):
                                     x = self._operands(d, buf, first, nt, r0, rows, ky, kx, mode)
-                                    acc += weights[ky * d.kx + kx] @ (x << xs)
+                                    acc += weights[(ky * d.kx + kx) % d.w_passes] @ (x << xs)
                             continue
                         walk = walks.get(rt) or walks.setdefault(rt, _Walk.of(d, first, r0, rows, buf.shape[1]))
                         x = walk.operands(self, d, buf, nt)  # tn x passes x positions
-                        # every pass at once: lanes x (pass, column) times (pass, column) x positions
-                        acc += weights.transpose(1, 0, 2).reshape(tm, -1) @ (x.transpose(1, 0, 2).reshape(
-                            -1, x.shape[2]) << xs)
+                        if d.w_passes == 1:  # w_once: pass (0, 0)'s weights for every pass
+                            acc += weights[0] @ (x.sum(axis=1) << xs)
+                        else:  # every pass at once: lanes x (pass, column) times (pass, column) x positions
+                            acc += weights.transpose(1, 0, 2).reshape(tm, -1) @ (x.transpose(1, 0, 2).reshape(
+                                -1, x.shape[2]) << xs)
                 self._write_back(d, mt, r0, rows, acc + (bias << d.bias_shift)[:, None], shift, mode)
+
+    def _apart(self, d: Job) -> bool:
+        """Whether the bytes the job reads lie apart from those it writes, so that a tile's input rows loaded for one
+        m-tile are the next one's too (generous bounds: every n-tile's rows and every output block, a row and a
+        pixel past each)."""
+        pixel = 2 * self.shape.tn
+        reads = (d.in_addr, d.in_addr + d.n_tiles * d.in_block_bytes + (d.ih + 1) * d.in_row_bytes + (d.iw + 1) * pixel)
+        writes = (d.out_addr, d.out_addr + d.out_blocks * d.out_block_bytes + (d.oph + 1) * d.out_row_bytes
+                  + (d.opw + 1) * pixel)
+        return reads[1] <= writes[0] or writes[1] <= reads[0]
 
     def _load_input(self, d: Job, nt: int, rt: int, last: bool) -> tuple[np.ndarray, int]:
         """The tile's input rows of block ``nt`` (tn x rows x iw; rows outside the map stay zero)
