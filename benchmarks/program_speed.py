@@ -2,8 +2,10 @@
 for pynq-z2, one image run on both interpreters for predict, saliency and grad_cam (runs interleaved, the median of
 ``--repeats``), whose results must be the same to the bit.
 
-Run: ``python -m benchmarks.program_speed [--against REV] [--models ...] [--repeats 3]`` (a few minutes; ``REV``'s
-xaihls/sim/interpreter.py loaded beside this tree's). Results in benchmarks/results/program_speed.json.
+Run: ``python -m benchmarks.program_speed [--against REV] [--models ...] [--repeats 3] [--torchvision DIR --tv
+NAME ...]`` (a few minutes; ``REV``'s xaihls/sim/interpreter.py loaded beside this tree's; ``--tv``: torchvision's
+definitions of benchmarks/tv_models.py at its image sizes, from the wheel unpacked at DIR, one repeat and predict and
+saliency only, as they are slow). Results in benchmarks/results/program_speed.json.
 """
 
 from __future__ import annotations
@@ -33,17 +35,39 @@ def _earlier_interpreter(rev: str, folder: str):
     return module
 
 
+def _models(args):
+    """(name, build, input shape, 17 images: 16 to calibrate on and one to run) of each model asked for."""
+    import torch
+
+    from xaihls.models.zoo import get_zoo_model
+
+    for name in args.models:
+        entry = get_zoo_model(name)
+        yield name, entry.build, entry.input_shape, entry.calibration()[:17]
+    if args.tv:
+        from benchmarks.tv_models import LOADER, MODELS
+
+        exec(LOADER, {"folder": args.torchvision})
+    for name in args.tv:
+        module, factory, kwargs, side = MODELS[name]
+        torch.manual_seed(0)
+        build = lambda m=module, f=factory, k=kwargs: getattr(  # noqa: E731
+            importlib.import_module("torchvision.models." + m), f)(**k).eval()
+        yield name, build, (3, side, side), torch.rand(17, 3, side, side, generator=torch.Generator().manual_seed(0))
+
+
 def main() -> None:
     import torch
 
     import xaihls
-    from xaihls.models.zoo import get_zoo_model
     from xaihls.sim import interpreter
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--against", default="HEAD~1", help="the earlier commit (default HEAD~1)")
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--torchvision", metavar="DIR", help="torchvision's wheel unpacked (for --tv)")
+    ap.add_argument("--tv", nargs="*", default=[], metavar="NAME", help="benchmarks.tv_models models")
     args = ap.parse_args()
     rev = git("rev-parse", "--short", args.against)
     rows = []
@@ -52,16 +76,16 @@ def main() -> None:
         before = _earlier_interpreter(rev, folder)
         print(f"| model | engine | run | {rev} (s) | this tree (s) | ratio |")
         print("|---|---|---|---|---|---|")
-        for name in args.models:
-            entry = get_zoo_model(name)
-            acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:16],
-                                 methods=("saliency", "grad_cam"), backends=("golden", "program"))
-            x = entry.calibration()[16:17]
+        for name, build, shape, calibration in _models(args):
+            acc = xaihls.compile(build(), shape, calibration=calibration[:16], methods=("saliency", "grad_cam"),
+                                 backends=("golden", "program"))
+            x = calibration[16:17]
             engine = f"{acc.plan.engine.tm}x{acc.plan.engine.tn}"
-            for method in METHODS:
+            tv = name in args.tv
+            for method in METHODS[:2] if tv else METHODS:
                 seconds = {"before": [], "now": []}
                 results = {}
-                for _ in range(args.repeats):
+                for _ in range(1 if tv else args.repeats):
                     for which, run_batch in (("before", before.run_batch), ("now", now)):
                         interpreter.run_batch = run_batch  # InterpreterExecutor.run calls the module's
                         try:

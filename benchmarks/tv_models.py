@@ -44,11 +44,8 @@ MODELS = {
     "efficientnet_b0": ("efficientnet", "efficientnet_b0", {}, 32),
 }
 
-CHILD = r"""
-import hashlib, importlib, json, resource, sys, time, types, warnings
-warnings.simplefilter("ignore")
-folder, module, factory, kwargs, side, board = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), \
-    int(sys.argv[5]), sys.argv[6]
+LOADER = r"""
+import importlib, sys, types
 if folder:
     sys.path.insert(0, folder)
 try:
@@ -65,6 +62,16 @@ except Exception:  # its compiled operators: load the pure-Python definitions al
     # what the definitions take from torchvision.ops itself (EfficientNet's StochasticDepth), from its own module
     sys.modules["torchvision.ops"].StochasticDepth = importlib.import_module(
         "torchvision.ops.stochastic_depth").StochasticDepth
+"""
+"""torchvision's model definitions from the wheel unpacked at ``folder`` (none: the installed torchvision), its
+compiled operators left out where they do not load against this torch: run with ``folder`` set."""
+
+CHILD = r"""
+import hashlib, importlib, json, resource, sys, time, warnings
+warnings.simplefilter("ignore")
+folder, module, factory, kwargs, side, board = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), \
+    int(sys.argv[5]), sys.argv[6]
+""" + LOADER + r"""
 import torch
 import xaihls
 torch.manual_seed(0)
