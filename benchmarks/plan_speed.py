@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -78,6 +79,19 @@ def save_result(name: str, fields: dict) -> None:
 def git(*args: str) -> str:
     """``git ARGS`` in this repository: its output, stripped."""
     return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def earlier_module(rev: str, path: str, folder: str):
+    """``rev``'s file ``path`` (xaihls/plan/timing.py) as a module of its own, named after it with "_before"
+    (timing_before), written to ``folder``; it imports this tree's other modules."""
+    name = Path(path).stem + "_before"
+    file = Path(folder) / f"{name}.py"
+    file.write_text(git("show", f"{rev}:{path}") + "\n")
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 @contextlib.contextmanager

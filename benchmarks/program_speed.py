@@ -11,28 +11,15 @@ saliency only, as they are slow). Results in benchmarks/results/program_speed.js
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-from benchmarks.plan_speed import git, save_result
+from benchmarks.plan_speed import earlier_module, git, save_result
 
 METHODS = (None, "saliency", "grad_cam")
 MODELS = ("cifar_ref", "resnet8", "ds_cnn", "mobilenet_v2_tiny", "vww_mobilenet", "digits_resnet")
-
-
-def _earlier_interpreter(rev: str, folder: str):
-    """``rev``'s xaihls/sim/interpreter.py as a module of its own (on this tree's other modules)."""
-    path = Path(folder) / "interpreter_before.py"
-    path.write_text(git("show", f"{rev}:xaihls/sim/interpreter.py") + "\n")
-    spec = importlib.util.spec_from_file_location("interpreter_before", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["interpreter_before"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def _models(args):
@@ -73,7 +60,7 @@ def main() -> None:
     rows = []
     now = interpreter.run_batch
     with tempfile.TemporaryDirectory() as folder:
-        before = _earlier_interpreter(rev, folder)
+        before = earlier_module(rev, "xaihls/sim/interpreter.py", folder)
         print(f"| model | engine | run | {rev} (s) | this tree (s) | ratio |")
         print("|---|---|---|---|---|---|")
         for name, build, shape, calibration in _models(args):

@@ -9,24 +9,10 @@ benchmarks/results/timing_speed.json.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-from benchmarks.plan_speed import against_args, git, save_result
-
-
-def _earlier_timing(rev: str, folder: str):
-    """``rev``'s xaihls/plan/timing.py as a module of its own."""
-    path = Path(folder) / "timing_before.py"
-    path.write_text(git("show", f"{rev}:xaihls/plan/timing.py") + "\n")
-    spec = importlib.util.spec_from_file_location("timing_before", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["timing_before"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+from benchmarks.plan_speed import against_args, earlier_module, save_result
 
 
 def main() -> None:
@@ -38,7 +24,7 @@ def main() -> None:
     args, rev, _ = against_args(__doc__)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        before = _earlier_timing(rev, folder)
+        before = earlier_module(rev, "xaihls/plan/timing.py", folder)
         now = timing.conv_cost
         seconds = {"before": 0.0, "now": 0.0}
         jobs = 0
