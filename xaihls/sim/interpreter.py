@@ -72,8 +72,8 @@ class Run:
 @dataclass(frozen=True)
 class _Walk:
     """Where every pass of a row tile reads its operands (a job that is not UNPOOL): the buffer address of each
-    (pass, position), the buffer's width where it lies off the map (a zero column put there), and for GATE the
-    map pixel and the pass's index code."""
+    (pass, position), -1 where the tap lies off the map (a zero column appended there), and for GATE the map
+    pixel and the pass's index code."""
 
     addr: np.ndarray  # passes x positions
     pixel: np.ndarray  # passes x positions: y * iw + x, on the map
@@ -376,18 +376,19 @@ class Engine:
                 acc = np.zeros((tm, rows * d.ow), dtype=np.int64)
                 if d.passes:
                     for k, nt in enumerate(self._n_tiles(d, mt)):
-                        if loads is None or (nt, rt) not in loads:
+                        if loads is not None and (nt, rt) in loads:
+                            buf, first = loads[nt, rt]
+                        else:
                             buf, first = self._load_input(d, nt, rt, last)
                             if loads is not None:
                                 loads[nt, rt] = buf, first
-                        buf, first = loads[nt, rt] if loads is not None else (buf, first)
                         w_addr = d.w_addr + mt * d.w_mt_bytes + k * d.w_nt_bytes
                         weights = self.read16(w_addr, d.w_passes * tm * tn).reshape(d.w_passes, tm, tn)
                         xs = x_shift(d, nt, mode)
                         if d.unpool:
                             for ky in range(d.ky):
                                 for kx in range(d.kx):
-                                    x = self._operands(d, buf, first, nt, r0, rows, ky, kx, mode)
+                                    x = self._unpool_pass(d, buf, first, nt, r0, rows, ky, kx, mode)
                                     acc += weights[(ky * d.kx + kx) % d.w_passes] @ (x << xs)
                             continue
                         walk = walks.get(rt) or walks.setdefault(rt, _Walk.of(d, first, r0, rows, buf.shape[1]))
@@ -421,10 +422,10 @@ class Engine:
             buf[:, (y - first) * d.iw:(y - first + 1) * d.iw] = row.reshape(d.iw, tn).T
         return buf, first
 
-    def _operands(self, d: Job, buf: np.ndarray, first: int, nt: int, r0: int, rows: int, ky: int, kx: int,
-                  mode: int):
-        """Operand n of every position of the tile at pass (ky, kx): tn x positions (a pass of an UNPOOL job; the
-        other jobs' passes are walked all at once, ``_Walk``)."""
+    def _unpool_pass(self, d: Job, buf: np.ndarray, first: int, nt: int, r0: int, rows: int, ky: int, kx: int,
+                     mode: int):
+        """Operand n of every position of an UNPOOL job's tile at pass (ky, kx): tn x positions (the other jobs'
+        passes are walked all at once, ``_Walk``)."""
         r = np.arange(rows)[:, None]
         c = np.arange(d.ow)[None, :]
         y = (r0 + r) * d.isy + ky * d.iky + d.iy0
