@@ -287,11 +287,6 @@ class DenseBlob:
         return w if dtype is None else w.astype(dtype)
 
 
-def _dense_blob(kernel: np.ndarray, shape: Shape) -> DenseBlob:
-    """kernel (M, N, passes) to (m_tiles, n_tiles, passes, tm, tn), zero-padded (when the image is written)."""
-    return DenseBlob(kernel, shape)
-
-
 def _channel_moves(m: int, n: int, moves) -> np.ndarray:
     """A one-tap kernel (m, n, 1) that moves channels: for each (out, in, count, weight) of ``moves``,
     input channel in + k into output channel out + k with ``weight``, for k < count."""
@@ -311,7 +306,7 @@ def _selection(index: tuple[int, ...], n: int, weight: int) -> np.ndarray:
 def _identities(c: int, na: int, nb: int, e: tuple[int, ...], shape: Shape) -> DenseBlob:
     """An Add's weights over its two sources side by side (na and nb blocks): channel k of each
     source into output channel k, 2^e[0] from the first and 2^e[1] from the second."""
-    return _dense_blob(_channel_moves(c, (na + nb) * shape.tn, [(0, 0, c, 1 << e[0]),
+    return DenseBlob(_channel_moves(c, (na + nb) * shape.tn, [(0, 0, c, 1 << e[0]),
                                                                 (0, na * shape.tn, c, 1 << e[1])]), shape)
 
 
@@ -320,7 +315,7 @@ def _placement(ca: int, cb: int, e: tuple[int, ...], shape: Shape) -> DenseBlob:
     first's): the first's channel k into output channel k, 2^e[0], the second's into ca + k, 2^e[1]
     (a placement, not a sum)."""
     na, nb = -(-ca // shape.tn), -(-cb // shape.tn)
-    return _dense_blob(_channel_moves(ca + cb, (na + nb) * shape.tn, [(0, 0, ca, 1 << e[0]),
+    return DenseBlob(_channel_moves(ca + cb, (na + nb) * shape.tn, [(0, 0, ca, 1 << e[0]),
                                                                       (ca, na * shape.tn, cb, 1 << e[1])]), shape)
 
 
@@ -810,7 +805,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         name = f"{layer.name}.weight.edge{rows[0]}_{cols[0]}"
         lanes = (b.weights(f"{name}.lanes", _lanes_blob(kept, u1 - u0, 1, True, shape))
                  if lane_columns(shape, u1 - u0, 1, cols[1] - cols[0], layer.in_channels) else None)
-        return b.weights(name, _dense_blob(kept, shape)), lanes, (t0, t1), (u0, u1)
+        return b.weights(name, DenseBlob(kept, shape)), lanes, (t0, t1), (u0, u1)
 
     init_end = None
     diag(0, 1)  # the weights of a phase no tap reaches (never read: it has no pass)
@@ -850,7 +845,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             k_fw, cols, name = ((_folded_kernel(kern, fold, kw), fold[1].passes, f"{layer.name}.weight.folded")
                                 if folded else (kern[:, 0, stepped] if depthwise else kern[:, :, stepped],
                                                 (kw - 1) // gx + 1, f"{layer.name}.weight"))
-            fw[i] = b.weights(name, _depthwise_blob(k_fw, shape) if depthwise else _dense_blob(k_fw, shape))
+            fw[i] = b.weights(name, _depthwise_blob(k_fw, shape) if depthwise else DenseBlob(k_fw, shape))
             if (not folded or fold[1].step == 1) and i not in dilation and lane_columns(
                     shape, cols, _stride(sx, out_w), out_w, None if depthwise else layer.out_channels):
                 lanes_fw[i] = b.weights(f"{name}.lanes", _lanes_blob(k_fw, cols, _stride(sx, out_w), False, shape))
@@ -870,7 +865,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     if depthwise:
                         blob = _depthwise_blob(kern[:, 0, taps], shape)
                     else:
-                        blob = _dense_blob(kern[:, :, taps].transpose(1, 0, 2), shape)
+                        blob = DenseBlob(kern[:, :, taps].transpose(1, 0, 2), shape)
                     bw[i].append(b.weights(f"{layer.name}.weight.phase{ry}{rx}", blob))
                     for rows, cols, past in edges if i == 0 else []:  # the phases past the image left zero
                         if past:
@@ -885,8 +880,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             wt = q.weight.numpy().astype(np.int64)
             perm = np.zeros((wt.shape[0], order.size), dtype=np.int64)
             perm[:, order >= 0] = wt[:, order[order >= 0]]
-            fw[i] = b.weights(f"{layer.name}.weight", _dense_blob(perm[:, :, None], shape))
-            bw[i] = [b.weights(f"{layer.name}.weight.transposed", _dense_blob(perm.T[:, :, None], shape))]
+            fw[i] = b.weights(f"{layer.name}.weight", DenseBlob(perm[:, :, None], shape))
+            bw[i] = [b.weights(f"{layer.name}.weight.transposed", DenseBlob(perm.T[:, :, None], shape))]
         elif i in regions:  # the reciprocals of each region's jobs
             for phase, phase_regions in zip(_phases(layer), regions[i][1]):
                 for region in phase_regions if phase[1][1] and phase[2][1] else []:
@@ -943,7 +938,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                                  **_shift_fields(xs, frac, [qg.layers[i].out_fmt.frac] * 3))
             # an operand's gradient: its channels of the cat's, unchanged (the identity weight)
             concat_bw[i] = [b.weights(f"{layers[i].name}.operand{k}.gradient",
-                                      _dense_blob(_channel_moves(c, ca + cb, [(0, off, c, 1 << IDENTITY_FRAC)]), shape))
+                                      DenseBlob(_channel_moves(c, ca + cb, [(0, off, c, 1 << IDENTITY_FRAC)]), shape))
                             for k, (c, off) in enumerate(((ca, 0), (cb, ca)))]
         else:
             c, na, nb = layout[ta][0], -(-layout[ta][0] // tn), -(-layout[tb][0] // tn)
@@ -960,8 +955,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     for i, layer in enumerate(layers):
         if isinstance(layer, ChannelSelect):
             kern = _selection(layer.index, layer.in_shape[0], 1 << IDENTITY_FRAC)
-            select_fw[i] = b.weights(f"{layer.name}.selection", _dense_blob(kern, shape))
-            select_bw[i] = b.weights(f"{layer.name}.gradient", _dense_blob(kern.transpose(1, 0, 2), shape))
+            select_fw[i] = b.weights(f"{layer.name}.selection", DenseBlob(kern, shape))
+            select_bw[i] = b.weights(f"{layer.name}.gradient", DenseBlob(kern.transpose(1, 0, 2), shape))
 
     def reader_terms(r: int, t: int) -> tuple[np.ndarray, int, tuple[int, int], list]:
         """Reader r of tensor t as a transposed conv: kernel (t's channels, r's output channels, taps),
@@ -1042,7 +1037,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 gy, gx = _lattice(grid.any(axis=(0, 1, 3))), _lattice(grid.any(axis=(0, 1, 2)))
                 kern = grid[:, :, ::gy, ::gx].reshape(*kern.shape[:2], -1)
                 ty_all, tx_all = (ty_all - 1) // gy + 1, (tx_all - 1) // gx + 1
-            w = b.weights(f"{graph.tensor_names[t]}.gradient_sum.phase{ry}{rx}", _dense_blob(kern, shape))
+            w = b.weights(f"{graph.tensor_names[t]}.gradient_sum.phase{ry}{rx}", DenseBlob(kern, shape))
             sum_phases.append(dict(w, ky=ty_all, kx=tx_all, iy0=hi_y, ix0=hi_x, ry=ry, rx=rx, reach=reach, gy=gy,
                                    gx=gx))
         out_fracs = by_mode(lambda mode: qg.grad_fmt(mode, t).frac)
@@ -1050,7 +1045,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         if all(isinstance(layers[r], (Add, ChannelAffine)) for r in readers) and _adds_by_block(layout[t][0], shape):
             # both terms on the diagonal (an Add's identity, a per-channel affine's scale): a job a block
             # can read block k of each reader's gradient, with its block of both diagonals
-            sum_blocks[t] = [b.weights(f"{graph.tensor_names[t]}.gradient_sum.block{k}", _dense_blob(blob, shape))
+            sum_blocks[t] = [b.weights(f"{graph.tensor_names[t]}.gradient_sum.block{k}", DenseBlob(blob, shape))
                              for k, blob in enumerate(_diagonal_blocks([np.diagonal(kt[:, :, 0]) << ek
                                                                        for (kt, *_), ek in zip(terms, e)], tn))]
 
@@ -1066,7 +1061,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         cam_summed = diag(r_code, cam_grid[2] * cam_grid[3]) if cam_grid is not None else None
         cam_weights_addr = alloc.take("grad_cam channel weights", -(-cc // tn) * shape.tm * tn * 2)
         c_in = graph.input_shape[0]
-        cam_spread = b.weights("grad_cam upsampling", _dense_blob(np.full((c_in, 1, 1), 1 << IDENTITY_FRAC), shape))
+        cam_spread = b.weights("grad_cam upsampling", DenseBlob(np.full((c_in, 1, 1), 1 << IDENTITY_FRAC), shape))
         diag(1 << IDENTITY_FRAC, 1)  # a rectifier's rule below the gradient the list reads
     init_end = alloc.top
 

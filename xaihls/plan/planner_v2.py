@@ -375,8 +375,8 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     chosen = min((c for c in feasible if c.workload_cycles <= (1 + slack) * fastest), key=lambda c: c.key)
     larger = [c for c in feasible if c.resources.dsp > chosen.resources.dsp]
     next_larger = min(larger, key=lambda c: (c.workload_cycles, c.key)) if larger else None
-    cand, view, buffers = best_of[chosen.engine.tm, chosen.engine.tn]
     tm, tn = chosen.engine.tm, chosen.engine.tn
+    cand, view, buffers = best_of[tm, tn]
     if (lowered.shape.tm, lowered.shape.tn, (lowered.as_columns, lowered.as_phases)) != (tm, tn, view):
         lowered = None  # the last array's jobs, freed before the chosen array's are lowered again
         lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems), as_columns=view[0], as_phases=view[1])
