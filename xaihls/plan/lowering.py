@@ -510,6 +510,31 @@ def is_depthwise(layer) -> bool:
     return isinstance(layer, Conv2d) and layer.depthwise
 
 
+def _kernel(kernels: dict, q, layer: Conv2d) -> np.ndarray:
+    """A convolution's integer kernel (M, N, taps), dense (a grouped one zero across its groups; a depthwise one
+    (M, 1, taps)), kept in ``kernels`` by its weight tensor: the planner lowers a network once for every array
+    and view it weighs, and ResNeXt-50's dense kernels are gigabytes to make each time."""
+    hit = kernels.get((id(q.weight),))
+    if hit is None:
+        kh, kw = layer.kernel
+        kern = q.weight.numpy().astype(np.int64).reshape(layer.out_channels, -1, kh * kw)
+        if not is_depthwise(layer) and layer.groups > 1:
+            kern = _ungrouped(kern, layer.groups)
+        hit = kernels[id(q.weight),] = (q.weight, kern)  # the tensor kept: its id names no other while kept
+    return hit[1]
+
+
+def _cut(kernels: dict, q, kern: np.ndarray, taps: list[int], depthwise: bool, transposed: bool = False) -> np.ndarray:
+    """The kernel's ``taps`` (a depthwise one's (M, taps), a dense one's (M, N, taps) or, ``transposed``, (N, M,
+    taps)), kept in ``kernels`` as ``_kernel`` keeps the kernel."""
+    key = (id(q.weight), tuple(taps), depthwise, transposed)
+    hit = kernels.get(key)
+    if hit is None:
+        cut = kern[:, 0, taps] if depthwise else kern[:, :, taps]
+        hit = kernels[key] = (q.weight, cut.transpose(1, 0, 2) if transposed else cut)
+    return hit[1]
+
+
 def _ungrouped(kernel: np.ndarray, groups: int) -> np.ndarray:
     """A grouped kernel (M, N / groups, taps) as the dense (M, N, taps) kernel, zero across groups."""
     m, per, taps = kernel.shape
@@ -613,7 +638,7 @@ def fusable_pool(qg: QGraph, i: int) -> bool:
 
 
 def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: int = 1,
-               as_columns: bool | None = None, as_phases: bool | None = None) -> Lowered:
+               as_columns: bool | None = None, as_phases: bool | None = None, kernels: dict | None = None) -> Lowered:
     """The jobs of ``qg`` for an engine of ``shape``, untiled, and the DDR memory map
     (``fuse_pools``: see FUSE_POOL_BACKWARD, its default). With ``batch`` > 1, every tensor a run
     writes, every ReLU's bits and every max-pool's indices have ``batch`` slots, for the batched
@@ -621,7 +646,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     maps run as columns (default ``ONE_D_COLUMNS``; the planner weighs both); ``as_phases``: whether the
     image runs as its first stride's phases (``capabilities.image_phases``; a 1-D model's only with its maps
     as columns; default: where the image runs no other way, ``phases_needed``; the planner weighs both where
-    it can)."""
+    it can). ``kernels``: the convolutions' kernels as cut for their jobs, kept across the lowerings of one network
+    (the planner's, one for all it weighs; by default the lowering's own)."""
+    kernels = {} if kernels is None else kernels
     fuse_pools = FUSE_POOL_BACKWARD if fuse_pools is None else fuse_pools
     as_columns = ONE_D_COLUMNS if as_columns is None else as_columns
     as_phases = phases_needed(qg.graph) if as_phases is None else as_phases
@@ -831,10 +858,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         q = qg.layers[i]
         if isinstance(layer, Conv2d):
             kh, kw = layer.kernel
-            kern = q.weight.numpy().astype(np.int64).reshape(layer.out_channels, -1, kh * kw)
+            kern = _kernel(kernels, q, layer)
             depthwise = is_depthwise(layer)
-            if not depthwise and layer.groups > 1:
-                kern = _ungrouped(kern, layer.groups)
             out_w, in_w, sx = layer.out_shape[2], layer.in_shape[2], layer.stride[1]
             # the forward kernel; on the folded image (a dense first conv) a pass holds several taps, and a
             # LANES twin needs its pass columns to be consecutive input columns (step 1); a dilated conv's
@@ -843,7 +868,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             (gy, gx), spread_taps = steps(i, False), [(t, u) for t in range(kh) for u in range(kw)]
             stepped = [t * kw + u for t, u in spread_taps if t % gy == 0 and u % gx == 0]
             k_fw, cols, name = ((_folded_kernel(kern, fold, kw), fold[1].passes, f"{layer.name}.weight.folded")
-                                if folded else (kern[:, 0, stepped] if depthwise else kern[:, :, stepped],
+                                if folded else (_cut(kernels, q, kern, stepped, depthwise),
                                                 (kw - 1) // gx + 1, f"{layer.name}.weight"))
             fw[i] = b.weights(name, _depthwise_blob(k_fw, shape) if depthwise else DenseBlob(k_fw, shape))
             if (not folded or fold[1].step == 1) and i not in dilation and lane_columns(
@@ -860,12 +885,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                             shape, tx, 1, in_w, None if depthwise else layer.in_channels):
                         # stride 1: one phase, every column of the input gradient
                         lanes_bw[i] = b.weights(f"{layer.name}.weight.phase{ry}{rx}.lanes",
-                                                _lanes_blob(kern[:, 0, taps] if depthwise else
-                                                            kern[:, :, taps].transpose(1, 0, 2), tx, 1, True, shape))
-                    if depthwise:
-                        blob = _depthwise_blob(kern[:, 0, taps], shape)
-                    else:
-                        blob = DenseBlob(kern[:, :, taps].transpose(1, 0, 2), shape)
+                                                _lanes_blob(_cut(kernels, q, kern, taps, depthwise, not depthwise),
+                                                            tx, 1, True, shape))
+                    cut = _cut(kernels, q, kern, taps, depthwise, not depthwise)
+                    blob = _depthwise_blob(cut, shape) if depthwise else DenseBlob(cut, shape)
                     bw[i].append(b.weights(f"{layer.name}.weight.phase{ry}{rx}", blob))
                     for rows, cols, past in edges if i == 0 else []:  # the phases past the image left zero
                         if past:

@@ -207,6 +207,7 @@ class _Memo:
     beat and DDR, not its buffer depths, and of a job only ``timing.COST_FIELDS``."""
 
     costs: dict = field(default_factory=dict)  # (array, beat and DDR, a job's cost key, image batch) -> JobCost
+    kernels: dict = field(default_factory=dict)  # the convolutions' kernels as cut for their jobs (lower_jobs)
     keys: dict = field(default_factory=dict)  # a job -> its cost key (``timing.cost_key``; a Job keeps its hash)
 
 
@@ -323,7 +324,8 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
             qg.cam_layer is None or cam_follows_phases(qg)):
         views.append((True, True))
     for (tm, tn), (as_columns, as_phases) in itertools.product(arrays, views):
-        lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems), as_columns=as_columns, as_phases=as_phases)
+        lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems), as_columns=as_columns, as_phases=as_phases,
+                             kernels=memo.kernels)
         w_depth = weight_depth(lowered)
         for in_depth in IN_DEPTHS:
             for out_depth in OUT_DEPTHS:
@@ -379,7 +381,8 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
     cand, view, buffers = best_of[tm, tn]
     if (lowered.shape.tm, lowered.shape.tn, (lowered.as_columns, lowered.as_phases)) != (tm, tn, view):
         lowered = None  # the last array's jobs, freed before the chosen array's are lowered again
-        lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems), as_columns=view[0], as_phases=view[1])
+        lowered = lower_jobs(qg, Shape(tm, tn, board.beat_elems), as_columns=view[0], as_phases=view[1],
+                             kernels=memo.kernels)
     cand, lowered, batch_cycles, too_large = _batch(qg, cand, lowered, buffers, board, cap, timing, model, memo)
     program = encode(lowered, buffers, _row_tile_cost(timing, cand.engine, memo))
     # the figures of the Program as encoded (its kept inputs on the engine built for it)
@@ -416,7 +419,8 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, board: Board,
     def weighed(batch: int) -> tuple[Candidate, float] | None:
         """The engine and figure of ``batch`` slots; None where that engine does not fit (its jobs are not kept: a
         big network's hold gigabytes of kernels)."""
-        low = lower_jobs(qg, lowered.shape, batch=batch, as_columns=lowered.as_columns, as_phases=lowered.as_phases)
+        low = lower_jobs(qg, lowered.shape, batch=batch, as_columns=lowered.as_columns, as_phases=lowered.as_phases,
+                         kernels=memo.kernels)
         h = low.header
         cost = _row_tile_cost(timing, cand.engine, memo)
         forward, backward, n_backward_cam = tiled(low, buffers, cost)
@@ -446,7 +450,7 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, board: Board,
     best = min(figure.values())
     batch = min(b for b, c in figure.items() if c <= (1 + BATCH_SLACK) * best)
     low = lowered if batch == 1 else lower_jobs(qg, lowered.shape, batch=batch, as_columns=lowered.as_columns,
-                                                as_phases=lowered.as_phases)
+                                                as_phases=lowered.as_phases, kernels=memo.kernels)
     return options[batch], low, {b: round(c) for b, c in figure.items()}, too_large
 
 
