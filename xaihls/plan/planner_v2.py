@@ -174,7 +174,9 @@ def _fits(res: ResourceEstimate, board: Board, cap: float) -> bool:
 def _short(c: Candidate, board: Board) -> tuple:
     """How far ``c`` is from fitting ``board``: its largest share of one of the board's resources, then its size."""
     r, have = c.resources, board.resources
-    return (max(r.dsp / have.dsp, r.lut / have.lut, r.ff / have.ff, r.bram_18k / max(have.bram_18k, 1)), c.key)
+    shares = (r.dsp / max(have.dsp, 1), r.lut / max(have.lut, 1), r.ff / max(have.ff, 1),
+              r.bram_18k / max(have.bram_18k, 1))
+    return (max(shares), c.key)
 
 
 _STATE_MEMORIES = {  # the memories whose size the network sets, not the engine: what each holds
@@ -203,8 +205,9 @@ def _block_ram_note(small: Candidate, board: Board, cap: float) -> str:
 
 @dataclass
 class _Memo:
-    """The cycle model's costs kept across the engines the planner weighs: the model reads only an engine's array,
-    beat and DDR, not its buffer depths, and of a job only ``timing.COST_FIELDS``."""
+    """What the planner keeps across the engines it weighs: the cycle model's costs (the model reads only an
+    engine's array, beat and DDR, not its buffer depths, and of a job only ``timing.COST_FIELDS``), and the
+    convolutions' kernels as cut for their jobs, which no array changes."""
 
     costs: dict = field(default_factory=dict)  # (array, beat and DDR, a job's cost key, image batch) -> JobCost
     kernels: dict = field(default_factory=dict)  # the convolutions' kernels as cut for their jobs (lower_jobs)
