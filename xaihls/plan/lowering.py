@@ -307,7 +307,7 @@ def _identities(c: int, na: int, nb: int, e: tuple[int, ...], shape: Shape) -> D
     """An Add's weights over its two sources side by side (na and nb blocks): channel k of each
     source into output channel k, 2^e[0] from the first and 2^e[1] from the second."""
     return DenseBlob(_channel_moves(c, (na + nb) * shape.tn, [(0, 0, c, 1 << e[0]),
-                                                                (0, na * shape.tn, c, 1 << e[1])]), shape)
+                                                              (0, na * shape.tn, c, 1 << e[1])]), shape)
 
 
 def _placement(ca: int, cb: int, e: tuple[int, ...], shape: Shape) -> DenseBlob:
@@ -316,7 +316,7 @@ def _placement(ca: int, cb: int, e: tuple[int, ...], shape: Shape) -> DenseBlob:
     (a placement, not a sum)."""
     na, nb = -(-ca // shape.tn), -(-cb // shape.tn)
     return DenseBlob(_channel_moves(ca + cb, (na + nb) * shape.tn, [(0, 0, ca, 1 << e[0]),
-                                                                      (ca, na * shape.tn, cb, 1 << e[1])]), shape)
+                                                                    (ca, na * shape.tn, cb, 1 << e[1])]), shape)
 
 
 def _depthwise_blob(kernel: np.ndarray, shape: Shape) -> np.ndarray:
@@ -881,13 +881,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     ty, tx = (ty - 1) // gy + 1, (tx - 1) // gx + 1  # a dilated conv's: every g-th (stride 1)
                     taps = [(i0 + t * layer.stride[0] * gy) * kw + j0 + u * layer.stride[1] * gx for t in range(ty)
                             for u in range(tx)]
+                    cut = _cut(kernels, q, kern, taps, depthwise, not depthwise)
                     if layer.stride == (1, 1) and i not in dilation and lane_columns(
                             shape, tx, 1, in_w, None if depthwise else layer.in_channels):
                         # stride 1: one phase, every column of the input gradient
                         lanes_bw[i] = b.weights(f"{layer.name}.weight.phase{ry}{rx}.lanes",
-                                                _lanes_blob(_cut(kernels, q, kern, taps, depthwise, not depthwise),
-                                                            tx, 1, True, shape))
-                    cut = _cut(kernels, q, kern, taps, depthwise, not depthwise)
+                                                _lanes_blob(cut, tx, 1, True, shape))
                     blob = _depthwise_blob(cut, shape) if depthwise else DenseBlob(cut, shape)
                     bw[i].append(b.weights(f"{layer.name}.weight.phase{ry}{rx}", blob))
                     for rows, cols, past in edges if i == 0 else []:  # the phases past the image left zero
@@ -1002,11 +1001,10 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             kh, kw = layer.kernel
             kern = np.repeat(np.eye(c, dtype=np.int64)[:, :, None] * int(qg.layers[r].weight[0]), kh * kw, axis=2)
             return kern, kw, layer.stride, _phases(layer)
-        kh, kw = layer.kernel
-        kern = qg.layers[r].weight.numpy().astype(np.int64).reshape(layer.out_channels, -1, kh * kw)
-        if layer.groups > 1:
+        kern = _kernel(kernels, qg.layers[r], layer)
+        if is_depthwise(layer):  # as the dense kernel it is, zero off the diagonal
             kern = _ungrouped(kern, layer.groups)
-        return kern.transpose(1, 0, 2), kw, layer.stride, _phases(layer)
+        return kern.transpose(1, 0, 2), layer.kernel[1], layer.stride, _phases(layer)
 
     sum_jobs: dict[int, tuple[list[dict], dict]] = {}
     sum_blocks: dict[int, list[dict]] = {}  # a sum of two diagonal terms: each block's weights (its twin's jobs)
