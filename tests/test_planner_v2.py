@@ -79,7 +79,8 @@ def test_a_fixed_tiling_the_beat_does_not_divide_and_a_board_too_small_are_refus
     with pytest.raises(XaiHlsError, match="Tn must be a multiple of the 8 elements"):
         plan_v2(digits, load_board("zcu104"), tiling=(8, 4), timing=TIMING, model=MODEL)
     huge = ResourceModel(lut=(1e7, 0, 0, 0, 0, 0), ff=(0, 0, 0, 0, 0, 0), dsp_extra=0)
-    with pytest.raises(XaiHlsError, match="board 'pynq-z2': no engine fits under the 80% cap; the smallest"):
+    with pytest.raises(XaiHlsError, match=r"board 'pynq-z2': no engine fits under the 80% cap; "
+                                          r"the engine nearest to fitting \(Tm=4, Tn=4\)"):
         plan_v2(digits, load_board("pynq-z2"), timing=TIMING, model=huge)
 
 
@@ -175,5 +176,6 @@ def test_a_board_short_of_block_ram_for_the_backward_state_is_told_what_holds_it
         plan_v2(qg, short)
     msg = str(e.value)
     assert "hold what the backward pass keeps on chip for the whole network: 8 for the integrated-gradients sums" in msg
-    assert "1 for the ReLU bits" in msg and "1 for the max-pool indices" in msg and "\n" not in msg
+    assert "1 for the ReLU bits" in msg and "\n" not in msg
+    assert "max-pool indices" not in msg  # at their exact depth the pool indices sit in LUT RAM
     assert plan_v2(qg, replace(board, resources=replace(board.resources, bram_18k=20))).resources.bram_18k <= 16

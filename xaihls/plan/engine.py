@@ -36,6 +36,14 @@ def pow2(n: int, floor: int = 1) -> int:
     return max(floor, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
 
 
+def kept(n: int, tn: int) -> int:
+    """A kept-state memory's size as the RTL builds it: ``n`` ReLU bits or pool indices rounded up to
+    whole words of ``tn`` (and at least 64). No power of two: every address a job writes or reads
+    lies below the Program's own count (the compiler places the state end to end), so the address
+    is never taken modulo the depth (hw_tests/test_rtl_v2_kept.py)."""
+    return tn * -(-max(n, 64) // tn)
+
+
 def ig_elems(header: dict, methods=None) -> int:
     """The elements of the integrated-gradients sums an engine keeps for a Program of ``header`` compiled
     for ``methods``: the blocked input's where it runs integrated gradients, else none (the sums are
@@ -86,14 +94,14 @@ class EngineV2:
 
     def as_built(self) -> "EngineV2":
         """The same engine with its memories as the RTL builds them (xaihls.backends.rtl.v2.params):
-        buffer depths and kept-state sizes rounded up to powers of two (the hardware addresses its
-        sets by the top bit; the IG sums' depth is rounded once, with the accumulators they sit above), no
-        kept state and no IG sums in an inference-only build."""
+        buffer depths rounded up to powers of two (the hardware addresses its sets by the top bit; the
+        IG sums' depth is rounded once, with the accumulators they sit above), the kept state to whole
+        words (``kept``), no kept state and no IG sums in an inference-only build."""
         b = self.backward
         return replace(self, in_depth=pow2(self.in_depth, MIN_DEPTH), out_depth=pow2(self.out_depth, MIN_DEPTH),
                        w_depth=pow2(max(self.w_depth, self.tm), MIN_DEPTH),
-                       mask_bits=pow2(max(self.mask_bits, 1), 64) if b else self.tn,
-                       index_entries=pow2(max(self.index_entries, 1), 64) if b else self.tn,
+                       mask_bits=kept(self.mask_bits, self.tn) if b else self.tn,
+                       index_entries=kept(self.index_entries, self.tn) if b else self.tn,
                        index_bits=max(self.index_bits, 1) if b else 1,
                        input_elems=self.input_elems if b else self.tn)
 

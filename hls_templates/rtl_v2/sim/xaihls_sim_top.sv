@@ -97,6 +97,28 @@ module xaihls_sim_top #(
         .m_axi_rdata, .m_axi_rresp, .m_axi_rlast, .m_axi_rvalid, .m_axi_rready
     );
 
+`ifndef XAIHLS_NETLIST
+    // The kept state stays inside what the Program placed: no job writes a ReLU word or a pool-index
+    // word at or past the Program's own count (its header's mask_bits / E and index_entries / TN,
+    // given at run time as +kept_mask_words and +kept_index_words; default the memories' depths).
+    // The memories are that count in whole words (xaihls.plan.engine.kept), no power of two, so a
+    // write past it would not wrap: it would be lost here and undefined in a cascade of block RAMs.
+    if (BACKWARD != 0) begin : g_kept_bounds
+        int mask_words = MASK_BITS / (AXI_DATA_WIDTH / 16);
+        int index_words = INDEX_ENTRIES / TN;
+        initial begin
+            if ($value$plusargs("kept_mask_words=%d", mask_words)) ;
+            if ($value$plusargs("kept_index_words=%d", index_words)) ;
+        end
+        always_ff @(posedge clk) begin
+            if (u_top.mask_we && 32'(u_top.mask_waddr) >= mask_words)
+                $fatal(1, "xaihls_sim_top: ReLU bits written at word %0d of %0d", u_top.mask_waddr, mask_words);
+            if (u_top.ix_we != '0 && 32'(u_top.ix_waddr) >= index_words)
+                $fatal(1, "xaihls_sim_top: pool indices written at word %0d of %0d", u_top.ix_waddr, index_words);
+        end
+    end
+`endif
+
     xaihls_sim_axi_ram #(
         .DATA_WIDTH(AXI_DATA_WIDTH), .ADDR_WIDTH(AXI_ADDR_WIDTH), .ID_WIDTH(AXI_ID_WIDTH),
         .MEM_ADDR_BITS(MEM_ADDR_BITS), .READ_LATENCY(READ_LATENCY), .WRITE_LATENCY(WRITE_LATENCY)

@@ -173,6 +173,9 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
            "dump_file": str(tmp / "ddr_dump.hex")}
     latency = common.DDR_LATENCY if ddr_latency is None else ddr_latency
     plusargs = ddr_plusargs(tmp / "ddr_load.hex", tmp / "ddr_dump.hex", latency, stalls, seed) if memory == "sv" else []
+    if memory == "sv":  # the simulation top stops at a kept-state write past what the Program placed
+        plusargs += [f"+kept_mask_words={-(-h['mask_bits'] // (params.AXI_DATA_WIDTH // 16))}",
+                     f"+kept_index_words={-(-h['index_entries'] // tn)}"]
     if slverr and memory == "sv":
         lo, hi = ((ddr_base + a) % job["mem_size"] for a in slverr)
         plusargs += [f"+ddr_slverr_lo={lo}", f"+ddr_slverr_hi={hi}"]
