@@ -115,6 +115,12 @@ def memory_shapes() -> list[tuple[str, int, int, int]]:
                                                      (8, 384), (20, 128), (6, 256), (1024, 64))]
     out += [("xaihls_sdp_ram", w, d, g) for w, d, g in ((128, 32, 2), (256, 64, 4), (24, 32, 2), (12, 64, 2),
                                                         (64, 32, 4), (512, 32, 4), (16, 128, 2), (1024, 32, 2))]
+    # the kept state at its exact depth (xaihls.plan.engine.kept: whole words, no power of two): ReLU bits at
+    # each beat, pool indices in their segments, and torchvision's ResNet-18 at 224 x 224 at 16 x 8 on a 64-bit
+    # bus (2,308,296 ReLU bits in 4-bit words; 200,704 pool indices of 4 bits and an alive bit, 8 a word)
+    out += [("xaihls_sdp_ram", w, d, 1) for w, d in ((4, 3_104), (4, 100_001), (8, 12_003), (32, 5_001),
+                                                      (4, 577_074))]
+    out += [("xaihls_sdp_ram", w, d, g) for w, d, g in ((24, 1_201, 2), (48, 3_001, 4), (40, 25_088, 2))]
     return sorted(set(out))
 
 
