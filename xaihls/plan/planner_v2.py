@@ -372,7 +372,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
         have = board.resources
         r = small.resources
         raise XaiHlsError(
-            f"board '{board.name}': no engine fits under the {cap:.0%} cap; the smallest engine "
+            f"board '{board.name}': no engine fits under the {cap:.0%} cap; the engine nearest to fitting "
             f"(Tm={small.engine.tm}, Tn={small.engine.tn}) needs {r.dsp} DSP, {r.bram_18k} BRAM_18K, {r.lut} LUT, "
             f"{r.ff} FF; the board has {have.dsp} DSP, {have.bram_18k} BRAM_18K, {have.lut} LUT, {have.ff} FF"
             + _block_ram_note(small, board, cap))
