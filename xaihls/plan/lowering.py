@@ -218,10 +218,13 @@ class _Allocator:
 
     def within(self, t: Tensor, offset: int) -> int:
         """The address ``offset`` bytes into ``t``, slotted as ``t`` (where a job reads or writes part of it)."""
-        addr = t.addr + offset
-        if t.addr in self.slot_bytes:
-            self.slot_bytes[addr] = self.slot_bytes[t.addr]
-        return addr
+        return self.moved(t.addr, offset)
+
+    def moved(self, addr: int, offset: int) -> int:
+        """The address ``offset`` bytes past ``addr`` (a job's input or output), slotted as it."""
+        if addr in self.slot_bytes:
+            self.slot_bytes[addr + offset] = self.slot_bytes[addr]
+        return addr + offset
 
     def block(self, t: Tensor, k: int) -> Tensor:
         """Block k of ``t`` as a tensor of its own (tn channels, fewer in the last), slotted as ``t``."""
@@ -730,6 +733,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                    if all(isinstance(layers[r], (Add, ChannelAffine)) for r in readers)
                    and _adds_by_block(layout[t][0], shape))
     bwd_max += max(len(edges) - 1, 0)
+    for lay in layers:  # a grouped convolution's twin: a job a cluster of groups, forward and in each stride phase
+        if isinstance(lay, Conv2d) and lay.groups > 1 and not lay.depthwise:
+            per_in, per_out = lay.in_channels // lay.groups, lay.out_channels // lay.groups
+            fwd_max += lay.groups // (group_clusters(lay.groups, per_in, per_out, shape) or lay.groups) - 1
+            bwd_max += (lay.groups // (group_clusters(lay.groups, per_out, per_in, shape) or lay.groups) - 1
+                        ) * lay.stride[0] * lay.stride[1]
     for t in dag.mixed:  # a copy of a phase of the pointwise reader's gradient beside each phase's sum
         sy, sx = layers[dag.sums[t][0]].stride
         bwd_max += sy * sx
@@ -792,6 +801,30 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         (they follow the bytes written), slotted as those."""
         mask_slot[base + offset // 2] = mask_slot[base]
         return base + offset // 2
+
+    def by_groups(d: dict, groups: int, per_in: int, per_out: int) -> tuple[Job, ...] | None:
+        """Job ``d`` of a grouped convolution (``groups`` of ``per_in`` input and ``per_out`` output channels
+        along its n-tiles and m-tiles) as a job a cluster of groups (``group_clusters``), or None: each reads
+        its clusters' input blocks and weights and writes its output blocks, the ReLU bits following them."""
+        k = group_clusters(groups, per_in, per_out, shape)
+        if k is None:
+            return None
+        nts, mts = k * per_in // tn, k * per_out // shape.tm
+        jobs = []
+        for c in range(groups // k):
+            n0, m0 = c * nts, c * mts
+            out = m0 * (shape.tm // tn) * d["out_block_bytes"]
+            job = dict(d, n_tiles=nts, m_tiles=mts, out_blocks=min(d["out_blocks"] - m0 * (shape.tm // tn),
+                                                                   mts * (shape.tm // tn)),
+                       in_addr=alloc.moved(d["in_addr"], n0 * d["in_block_bytes"]),
+                       out_addr=alloc.moved(d["out_addr"], out),
+                       w_addr=d["w_addr"] + m0 * d["w_mt_bytes"] + n0 * d["w_nt_bytes"])
+            if d["flags"] & flags(Flag.BIAS):
+                job["b_addr"] = d["b_addr"] + 2 * m0 * shape.tm
+            if d.get("mask_base") is not None and d["flags"] & flags(Flag.RELU, Flag.RAP, Flag.BWD_RELU):
+                job["mask_base"] = bits_within(d["mask_base"], out)
+            jobs.append(Job(**job))
+        return tuple(jobs)
 
     def columns(d: dict, src: Tensor, first: int, last: int) -> dict:
         """Job ``d`` reading columns [first, last) of ``src`` alone (clipped to the map: a windowed pool's
@@ -1254,6 +1287,12 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             forward.append(Job(**d))
             if i in lanes_fw and Flag.POOL not in fl:  # a LANES job writes every pixel: no pool on it
                 twins[forward[-1]] = (Job(**dict(_as_lanes(d, layer.out_channels, shape), **lanes_fw[i])),)
+            elif (isinstance(layer, Conv2d) and layer.groups > 1 and not is_depthwise(layer) and pool_at is None
+                  and not (i == 0 and fold is not None)):
+                twin = by_groups(d, layer.groups, layer.in_channels // layer.groups,
+                                 layer.out_channels // layer.groups)
+                if twin is not None:
+                    twins[forward[-1]] = twin
             spans.append((i, j, len(forward) - 1))
             act[j] = dst
             i = j
@@ -1575,6 +1614,13 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 backward.append(Job(**d))
                 if i in lanes_bw and fused is None:  # a LANES job reads its operands unpooled
                     twins[backward[-1]] = (Job(**dict(_as_lanes(d, gdst.c, shape), **lanes_bw[i])),)
+                elif (isinstance(layer, Conv2d) and layer.groups > 1 and not is_depthwise(layer) and fused is None
+                      and ty):
+                    # the transposed groups: the output gradient's along the n-tiles, the input's along the m-tiles
+                    twin = by_groups(d, layer.groups, layer.out_channels // layer.groups,
+                                     layer.in_channels // layer.groups)
+                    if twin is not None:
+                        twins[backward[-1]] = twin
 
     n_backward_cam = 0
     for i in range(L - 1, -1, -1):
@@ -1812,6 +1858,22 @@ ADDS_BY_BLOCK = True
 """An Add of more channels than one m-tile's lanes runs as one job a block of tn channels, reading
 that block of each operand (docs/engine_v2.md, "Adds a block at a time"); False: one dense job
 whose every m-tile reads both operands whole (to measure)."""
+
+
+GROUP_JOBS = True
+"""Whether a grouped convolution (not a depthwise one) also gets a twin of a job a cluster of its groups, the
+fewest whose input and output channels are whole n-tiles and m-tiles (``group_clusters``): each job reads only
+its groups' input blocks, where the dense job's every m-tile passes over all of them, the other groups' weights
+zero. The tiler keeps the cheaper by the cycle model (docs/engine_v2.md, "Grouped convolutions a cluster of
+groups a job"). Off only to measure the difference."""
+
+
+def group_clusters(groups: int, per_in: int, per_out: int, shape: Shape) -> int | None:
+    """The groups a job of a grouped convolution's twin takes (``GROUP_JOBS``) where each group reads
+    ``per_in`` channels and writes ``per_out``: the fewest whose channels fill whole n-tiles and m-tiles, so
+    the jobs' operands and outputs start on a block and an m-tile; None where one job would take them all."""
+    k = math.lcm(shape.tn // math.gcd(per_in, shape.tn), shape.tm // math.gcd(per_out, shape.tm))
+    return k if GROUP_JOBS and groups % k == 0 and groups > k else None
 
 
 def _adds_by_block(channels: int, shape: Shape) -> bool:
