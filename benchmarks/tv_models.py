@@ -121,10 +121,11 @@ def main() -> None:
                                                      "with git worktree), a process of each tree in turn")
     args = ap.parse_args()
     fields = {"board": args.board}
-    against = " | before: compile (s) | peak (MB) | same Program" if args.against else ""
+    against = (" | before: compile (s) | peak (MB) | same Program | saliency cycles, before -> now"
+               if args.against else "")
     print(f"| model | image | parameters | layers | engine | compile (s) | peak (MB) | predict | saliency | "
           f"grad_cam{against} |")
-    print("|---" * (10 + 3 * bool(args.against)) + "|")
+    print("|---" * (10 + 4 * bool(args.against)) + "|")
     with contextlib.ExitStack() as stack:
         before = None
         if args.against:
@@ -148,9 +149,10 @@ def _row(name: str, args: argparse.Namespace, before: Path | None) -> dict:
             f"{r['peak_mb']:,} | {' | '.join(exact)} |")
     if before is not None:
         old = run(name, args.board, args.torchvision, before)
-        r["before"] = {k: old.get(k) for k in ("compile_s", "peak_mb", "program")}
+        r["before"] = {k: old.get(k) for k in ("compile_s", "peak_mb", "program", "saliency_cycles")}
         same = "yes" if old.get("program") == r["program"] else "NO"
-        line += f" {old.get('compile_s')} | {old.get('peak_mb', 0):,} | {same} |"
+        line += (f" {old.get('compile_s')} | {old.get('peak_mb', 0):,} | {same} | "
+                 f"{old.get('saliency_cycles', 0):,} -> {r['saliency_cycles']:,} |")
     print(line, flush=True)
     return r
 

@@ -48,7 +48,7 @@ from xaihls.quant.qgraph import QGraph, image_as_phases, maps_as_columns, spread
 ALIGN = 64  # every DDR region starts on a 64-byte boundary
 
 _JOB_FIELDS = operator.attrgetter(*(p.field.name for p in DESCRIPTOR.placed))
-_JOB_CACHES = ("_hash", "_tiles")  # what a Job keeps of itself once worked out (``_with`` makes a job without them)
+_JOB_CACHES = ("_hash", "_tiles", "_kept")  # what a Job keeps of itself once worked out (``_with`` drops them)
 
 
 def _job_hash(self: "Job") -> int:
@@ -2390,7 +2390,10 @@ def sum_fault(d: Job) -> str | None:
 def with_kept_input(d: Job, in_words: int) -> Job:
     """``d`` keeping its input (``in_keep``) where ``keeps_input`` allows and ``KEEP_INPUTS`` is on."""
     if KEEP_INPUTS and keeps_input(d, in_words):
-        return dataclasses.replace(d, in_keep=d.load_rows_last * d.iw)
+        kept = d.__dict__.get("_kept")  # made once: the planner weighs it for every engine
+        if kept is None:
+            kept = d.__dict__["_kept"] = _with(d, in_keep=d.load_rows_last * d.iw)
+        return kept
     return d
 
 
