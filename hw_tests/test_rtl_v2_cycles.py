@@ -18,6 +18,7 @@ POST_TOLERANCE = 0.05
 @pytest.mark.parametrize("latency", [1, 100])
 @pytest.mark.parametrize("name,shape", [("digits", "16x8"), ("digits_gap", "4x4"), ("random305", "4x4"),
                                         ("digits_strided_bn", "16x8_128bit"), ("pools3", "4x4"), ("edge14", "4x4"),
+                                        ("edge45", "4x4"),  # grouped convolutions a cluster of groups a job
                                         ("digits_mobilenet", "16x8"), ("narrow4", "4x4"), ("conv1d1024", "4x4"),
                                         ("conv1d5", "16x8"), ("conv1d5_rows", "16x8"), ("longpool1000", "16x8"),
                                         ("rawaudio1", "16x8"),
