@@ -734,11 +734,9 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                    and _adds_by_block(layout[t][0], shape))
     bwd_max += max(len(edges) - 1, 0)
     for lay in layers:  # a grouped convolution's twin: a job a cluster of groups, forward and in each stride phase
-        if isinstance(lay, Conv2d) and lay.groups > 1 and not lay.depthwise:
-            per_in, per_out = lay.in_channels // lay.groups, lay.out_channels // lay.groups
-            fwd_max += lay.groups // (group_clusters(lay.groups, per_in, per_out, shape) or lay.groups) - 1
-            bwd_max += (lay.groups // (group_clusters(lay.groups, per_out, per_in, shape) or lay.groups) - 1
-                        ) * lay.stride[0] * lay.stride[1]
+        if grouped(lay) is not None:
+            fwd_max += cluster_jobs(grouped(lay), shape) - 1
+            bwd_max += (cluster_jobs(grouped(lay, transposed=True), shape) - 1) * lay.stride[0] * lay.stride[1]
     for t in dag.mixed:  # a copy of a phase of the pointwise reader's gradient beside each phase's sum
         sy, sx = layers[dag.sums[t][0]].stride
         bwd_max += sy * sx
@@ -802,10 +800,11 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         mask_slot[base + offset // 2] = mask_slot[base]
         return base + offset // 2
 
-    def by_groups(d: dict, groups: int, per_in: int, per_out: int) -> tuple[Job, ...] | None:
-        """Job ``d`` of a grouped convolution (``groups`` of ``per_in`` input and ``per_out`` output channels
-        along its n-tiles and m-tiles) as a job a cluster of groups (``group_clusters``), or None: each reads
-        its clusters' input blocks and weights and writes its output blocks, the ReLU bits following them."""
+    def by_groups(d: dict, sizes: tuple[int, int, int]) -> tuple[Job, ...] | None:
+        """Job ``d`` of a grouped convolution (``sizes``: ``grouped``'s, along its n-tiles and m-tiles) as a job
+        a cluster of groups (``group_clusters``), or None: each reads its clusters' input blocks and weights and
+        writes its output blocks, the ReLU bits following them."""
+        groups, per_in, per_out = sizes
         k = group_clusters(groups, per_in, per_out, shape)
         if k is None:
             return None
@@ -821,7 +820,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                        w_addr=d["w_addr"] + m0 * d["w_mt_bytes"] + n0 * d["w_nt_bytes"])
             if d["flags"] & flags(Flag.BIAS):
                 job["b_addr"] = d["b_addr"] + 2 * m0 * shape.tm
-            if d.get("mask_base") is not None and d["flags"] & flags(Flag.RELU, Flag.RAP, Flag.BWD_RELU):
+            if d["flags"] & flags(Flag.RELU, Flag.RAP, Flag.BWD_RELU):
                 job["mask_base"] = bits_within(d["mask_base"], out)
             jobs.append(Job(**job))
         return tuple(jobs)
@@ -1287,10 +1286,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             forward.append(Job(**d))
             if i in lanes_fw and Flag.POOL not in fl:  # a LANES job writes every pixel: no pool on it
                 twins[forward[-1]] = (Job(**dict(_as_lanes(d, layer.out_channels, shape), **lanes_fw[i])),)
-            elif (isinstance(layer, Conv2d) and layer.groups > 1 and not is_depthwise(layer) and pool_at is None
-                  and not (i == 0 and fold is not None)):
-                twin = by_groups(d, layer.groups, layer.in_channels // layer.groups,
-                                 layer.out_channels // layer.groups)
+            elif grouped(layer) is not None and pool_at is None and not (i == 0 and fold is not None):
+                twin = by_groups(d, grouped(layer))
                 if twin is not None:
                     twins[forward[-1]] = twin
             spans.append((i, j, len(forward) - 1))
@@ -1614,11 +1611,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 backward.append(Job(**d))
                 if i in lanes_bw and fused is None:  # a LANES job reads its operands unpooled
                     twins[backward[-1]] = (Job(**dict(_as_lanes(d, gdst.c, shape), **lanes_bw[i])),)
-                elif (isinstance(layer, Conv2d) and layer.groups > 1 and not is_depthwise(layer) and fused is None
-                      and ty):
-                    # the transposed groups: the output gradient's along the n-tiles, the input's along the m-tiles
-                    twin = by_groups(d, layer.groups, layer.out_channels // layer.groups,
-                                     layer.in_channels // layer.groups)
+                elif grouped(layer) is not None and fused is None and ty:
+                    twin = by_groups(d, grouped(layer, transposed=True))
                     if twin is not None:
                         twins[backward[-1]] = twin
 
@@ -1866,6 +1860,22 @@ fewest whose input and output channels are whole n-tiles and m-tiles (``group_cl
 its groups' input blocks, where the dense job's every m-tile passes over all of them, the other groups' weights
 zero. The tiler keeps the cheaper by the cycle model (docs/engine_v2.md, "Grouped convolutions a cluster of
 groups a job"). Off only to measure the difference."""
+
+
+def grouped(layer, transposed: bool = False) -> tuple[int, int, int] | None:
+    """(groups, channels a group reads, channels a group writes) of a grouped convolution that is not a depthwise
+    one, of its transposed groups (the backward: the output gradient's read, the input gradient's written) with
+    ``transposed``; None for any other layer."""
+    if not isinstance(layer, Conv2d) or layer.groups == 1 or layer.depthwise:
+        return None
+    g, per_in, per_out = layer.groups, layer.in_channels // layer.groups, layer.out_channels // layer.groups
+    return (g, per_out, per_in) if transposed else (g, per_in, per_out)
+
+
+def cluster_jobs(sizes: tuple[int, int, int], shape: Shape) -> int:
+    """The jobs a grouped convolution of ``sizes`` (``grouped``'s) takes as clusters of groups; 1: as one job."""
+    groups, per_in, per_out = sizes
+    return groups // (group_clusters(groups, per_in, per_out, shape) or groups)
 
 
 def group_clusters(groups: int, per_in: int, per_out: int, shape: Shape) -> int | None:
