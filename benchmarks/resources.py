@@ -121,6 +121,11 @@ def memory_shapes() -> list[tuple[str, int, int, int]]:
     out += [("xaihls_sdp_ram", w, d, 1) for w, d in ((4, 3_104), (4, 100_001), (8, 12_003), (32, 5_001),
                                                       (4, 577_074))]
     out += [("xaihls_sdp_ram", w, d, g) for w, d, g in ((24, 1_201, 2), (48, 3_001, 4), (40, 25_088, 2))]
+    # block RAM several cells deep, to fit the read multiplexer and write decoder around them (``rm.cascade_luts``)
+    out += [("xaihls_sdp_ram", w, d, g) for w, d, g in ((4, 20_000, 1), (4, 40_000, 1), (4, 250_000, 1),
+                                                        (8, 30_000, 1), (16, 9_000, 1), (48, 7_168, 1),
+                                                        (36, 3_000, 1), (64, 2_500, 1), (8, 60_000, 2),
+                                                        (40, 6_000, 2), (80, 3_000, 2), (48, 1_500, 1))]
     return sorted(set(out))
 
 
@@ -155,10 +160,16 @@ def check_memories() -> list[dict]:
         done[mod, w, d, g] = {"module": mod, "width": w, "depth": d, "segments": g, "cells": cells,
                               "yosys": [cells.get("RAMB18E1", 0) + 2 * cells.get("RAMB36E1", 0),
                                         rm.LUTRAM_LUTS * (cells.get("RAM32M", 0) + cells.get("RAM64M", 0))]}
+    logic = {}  # LUTs outside the memory cells, by shape, from every stat kept (old shapes' included)
+    for block in "".join(text).split("##### ")[1:]:
+        head = re.match(r"(\S+) WIDTH=(\d+) DEPTH=(\d+) SEGMENTS=(\d+)", block)
+        logic[head[1], int(head[2]), int(head[3]), int(head[4])] = sum(
+            v for k, v in _cells(block).items() if re.fullmatch(r"LUT\d", k))
     rows = [done[k] for k in sorted(done)]
     for r in rows:
-        r["model"] = list(rm.memory_cells(rm.Memory(r["module"], r["width"], r["depth"], 1, r["segments"],
-                                                    r["module"] == "xaihls_fifo")))
+        m = rm.Memory(r["module"], r["width"], r["depth"], 1, r["segments"], r["module"] == "xaihls_fifo")
+        r["model"] = list(rm.memory_cells(m))
+        r["logic"] = logic[r["module"], r["width"], r["depth"], r["segments"]]
     text_path.write_text("".join(text))
     MEMORIES.write_text(json.dumps({"date": str(date.today()), "family": FAMILY, "tool": yosys_version(),
                                     "seconds": known["seconds"] + round(time.time() - t0), "shapes": rows},
@@ -214,11 +225,26 @@ def markdown(model: rm.ResourceModel) -> str:
                    + f" | {r['DSP']['yosys']} / {r['DSP']['model']} |")
     d = model.domain
     return "\n".join(["Yosys points:", "", *rows, "",
-                      f"Coefficients (LUT = features . c + counted LUTRAM; DSP = Tm*Tn + {model.dsp_extra}; "
-                      "BRAM_18K and LUTRAM counted per memory):", "", *coef, "",
-                      "Residuals (model - yosys) / yosys:", "", *res, "",
+                      f"Coefficients (LUT = features . c + counted LUTRAM + cascade LUTs; DSP = Tm*Tn + "
+                      f"{model.dsp_extra}; BRAM_18K and LUTRAM counted per memory):", "", *coef, "",
+                      "Residuals (model - yosys) / yosys:", "", *res, "", *cascade_markdown(model.cascade), "",
                       f"Range the model answers for: Tm <= {d.tm_max}, Tn <= {d.tn_max}, Tm*Tn <= {d.macs_max}, AXI "
                       f"{16 * d.beat_min}..{16 * d.beat_max} bits."])
+
+
+def cascade_markdown(coef: dict[str, tuple[float, float]]) -> list[str]:
+    """The cascade LUTs' coefficients and, shape by shape, yosys's LUTs beside the model's."""
+    rows = [f"Cascade LUTs (a memory more than one cell deep: a x width x (cells deep - 1) + b x cells deep x "
+            f"segments): block RAM a = {coef['block'][0]:.3f}, b = {coef['block'][1]:.3f}; LUT RAM "
+            f"a = {coef['lut'][0]:.3f}, b = {coef['lut'][1]:.3f}.", "",
+            "| memory (width x depth / segments) | mapped to | cells deep | LUTs yosys / model |", "|---|---|---|---|"]
+    for s in json.loads(MEMORIES.read_text())["shapes"]:
+        m = rm.Memory(s["module"], s["width"], s["depth"], 1, s["segments"])
+        block, k = rm.cells_deep(m)
+        if s["module"] == "xaihls_sdp_ram" and k > 1:
+            rows.append(f"| {s['width']} x {s['depth']:,} / {s['segments']} | {'/'.join(s['cells'])} | {k} | "
+                        f"{s['logic']} / {rm.cascade_luts(m, coef):.0f} |")
+    return rows
 
 
 def run_fit() -> rm.ResourceModel:
@@ -233,7 +259,8 @@ def run_fit() -> rm.ResourceModel:
         stale = [p["tag"] for p in fit_points + held if p["rtl"] != today]
         raise SystemExit(f"the yosys points are of different RTL sources ({', '.join(stale)} not of today's "
                          f"{today}); empty the records and run `python -m benchmarks.resources --run`")
-    model = rm.fit(fit_points, held, source, rtl.pop())
+    cascade = rm.fit_cascade(json.loads(MEMORIES.read_text())["shapes"])
+    model = rm.fit(fit_points, held, source, rtl.pop(), cascade)
     rm.save(model)
     return model
 

@@ -19,7 +19,7 @@ from xaihls.models.zoo import get_zoo_model
 from xaihls.plan import resources as rm
 from xaihls.plan.boards import list_boards
 from xaihls.plan.engine import EngineV2
-from xaihls.plan.planner_v2 import plan_v2
+from xaihls.plan.planner_v2 import describe_candidates, plan_v2
 from xaihls.reports.readers import read_yosys_stat
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -62,14 +62,16 @@ def test_the_model_was_fitted_on_yosys_runs_of_the_rtl_it_estimates():
 def test_a_model_of_other_rtl_sources_loads_with_a_one_line_warning(tmp_path):
     path = tmp_path / "model.json"
     rm.save(rm.ResourceModel(MODEL.lut, MODEL.ff, MODEL.dsp_extra, MODEL.points, MODEL.held_out, MODEL.source,
-                             rtl="0123456789abcdef"), path)
+                             rtl="0123456789abcdef", cascade=MODEL.cascade), path)
     with pytest.warns(XaiHlsWarning, match=r"other RTL sources .* unchecked until a refit"):
         stale = rm.load(path)
     assert stale.lut == MODEL.lut and stale.rtl == "0123456789abcdef"
 
 
 def test_refitting_the_stored_points_gives_the_stored_coefficients():
-    again = rm.fit(list(MODEL.points), list(MODEL.held_out), MODEL.source, MODEL.rtl)
+    shapes = json.loads((RESULTS / "rtl_v2_memories_xc7.json").read_text())["shapes"]
+    assert rm.fit_cascade(shapes) == MODEL.cascade
+    again = rm.fit(list(MODEL.points), list(MODEL.held_out), MODEL.source, MODEL.rtl, MODEL.cascade)
     assert np.allclose(again.lut, MODEL.lut, rtol=0, atol=1e-5) and np.allclose(again.ff, MODEL.ff, rtol=0, atol=1e-5)
     assert again.dsp_extra == MODEL.dsp_extra
     assert json.loads(rm.MODEL_FILE.read_text())["residuals"] == json.loads(json.dumps(again.residuals()))
@@ -83,6 +85,44 @@ def test_block_ram_and_lutram_are_counted_as_yosys_maps_each_memory_shape():
         assert list(rm.memory_cells(m)) == s["yosys"], s
     # a 128-bit word written in two 64-bit halves takes 2 x 72 bits of 9-bit byte lanes: 16 RAMB36, not 15
     assert rm.block_ram_halves(128, 4096, 2) == 32 and rm.block_ram_halves(128, 4096, 1) == 30
+
+
+def test_the_luts_beside_a_memory_more_than_one_cell_deep_are_within_30_percent_of_yosys():
+    """A block-RAM memory deeper than one cell has a read multiplexer and a write decoder in LUTs
+    (105 LUTs beside the pynq-z2 project's 27-cell ReLU-bit memory); one cell deep, none."""
+    shapes = json.loads((RESULTS / "rtl_v2_memories_xc7.json").read_text())["shapes"]
+    deep = 0
+    for s in (s for s in shapes if s["module"] == "xaihls_sdp_ram"):
+        m = rm.Memory(s["module"], s["width"], s["depth"], 1, s["segments"])
+        if rm.cells_deep(m)[1] == 1:
+            assert s["logic"] == 0 and rm.cascade_luts(m, MODEL.cascade) == 0, s
+        else:
+            deep += 1
+            assert abs(rm.cascade_luts(m, MODEL.cascade) - s["logic"]) <= 0.3 * s["logic"], s
+    assert deep >= 20
+
+
+def test_the_pynq_z2_project_estimate_is_within_1_percent_of_its_yosys_run(cifar):
+    """`xaihls compile zoo:cifar_ref --board pynq-z2` then `xaihls synth`: the stored stat of the
+    project (its kept state at the exact size, the ReLU bits 27 RAMB18 deep)."""
+    stat = read_yosys_stat((RESULTS / "rtl_v2_yosys_xc7_pynq_cifar_project_kept_full_stat.txt").read_text()).resources
+    p = plan_v2(cifar, next(b for b in list_boards() if b.name == "pynq-z2"), model=MODEL)
+    est = p.resources.as_dict()
+    assert (est["DSP"], est["BRAM_18K"]) == (stat["DSP"], stat["BRAM_18K"])
+    assert all(abs(est[k] - stat[k]) <= 0.01 * stat[k] for k in ("LUT", "FF")), (est, stat)
+    assert p.resources.breakdown["memory cascade LUTs"] > 50
+    # the candidates are weighed at one slot; the table says what the chosen engine is built as
+    last = describe_candidates(p).splitlines()[-1]
+    assert f"as built for {p.program.batch} slots" in last and f"{est['BRAM_18K']} BRAM_18K" in last
+
+
+def test_a_model_without_the_cascade_luts_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "model.json"
+    data = json.loads(rm.MODEL_FILE.read_text())
+    del data["cascade"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(XaiHlsError, match=r"^[^\n]*cells? deep; run `python -m benchmarks.resources --fit`$"):
+        rm.load(path)
 
 
 def test_shapes_far_outside_the_points_are_refused_in_one_line():

@@ -8,9 +8,12 @@ For an engine (as the RTL builds it: ``EngineV2.as_built``):
   cost function over the 7-series RAMs). The rule is checked shape by shape against yosys
   (``python -m benchmarks.resources --memories``) and in total at every yosys point.
 - DSP = Tm * Tn + ``dsp_extra`` (the controller's one setup multiplier), exact at every point.
-- LUT (less the counted LUTRAM) and FF (less the counted read registers of the memories in LUT
-  RAM, ``read_registers``) are linear in ``FEATURES``, fitted by least squares on yosys points
-  that vary Tm, Tn and the AXI width apart.
+- The LUTs yosys adds beside a memory more than one cell deep (a read multiplexer over the cells,
+  a write decoder) grow with its depth: ``cascade_luts``, two coefficients for block RAM and two
+  for LUT RAM fitted on the memory shapes of ``--memories``.
+- LUT (less the counted LUTRAM and cascade LUTs) and FF (less the counted read registers of the
+  memories in LUT RAM, ``read_registers``) are linear in ``FEATURES``, fitted by least squares on
+  yosys points that vary Tm, Tn and the AXI width apart.
 
 The coefficients, the points they come from, the points held out of the fit and every residual
 are stored in ``resource_model.json`` (``python -m benchmarks.resources --fit``); the planner uses
@@ -121,14 +124,70 @@ def _configs(width: int, depth: int, segments: int, async_read: bool):
             n = math.ceil(mult * bits / unit)
             c = (cost - widthscale) * n + widthscale * mult * width / unit + MUX_COST * (mult - 1) * width
             c += DEMUX_COST * mult * segments if mult > 1 else 0
-            yield c, halves, n
+            yield c, halves, n, mult
 
 
 def memory_cells(m: Memory) -> tuple[int, int]:
     """(BRAM_18K, LUTs used as LUT RAM) of all copies of ``m``: yosys synth_xilinx's choice, the
     cheapest by memory_libmap's cost (a RAMB36 counts two BRAM_18K)."""
-    _, halves, n = min(_configs(m.width, m.depth, m.segments, m.async_read), key=lambda c: c[0])
+    _, halves, n, _ = min(_configs(m.width, m.depth, m.segments, m.async_read), key=lambda c: c[0])
     return (m.copies * n * halves, 0) if halves else (0, m.copies * n * LUTRAM_LUTS)
+
+
+def cells_deep(m: Memory) -> tuple[bool, int]:
+    """(block RAM?, cells one above the other) of yosys's mapping of ``m``: more than one cell deep, a
+    read takes one cell's word through a multiplexer and a write enables one cell by a decoder."""
+    _, halves, _, mult = min(_configs(m.width, m.depth, m.segments, m.async_read), key=lambda c: c[0])
+    return bool(halves), mult
+
+
+def cascade_features(m: Memory) -> tuple[int, int]:
+    """(read-multiplexer inputs, write enables) of one copy of ``m``, (0, 0) one cell deep. LUT RAM
+    reads combinationally, and a LUT6 is a 4:1 multiplexer: a tree of ceil((k - 1) / 3) LUTs a bit
+    over k cells. Block RAM's multiplexer follows the registered read address, and yosys maps it
+    into about 0.6 LUT a bit a cell past the first (fitted): its input is width x (k - 1). Both
+    enable one cell a write segment by a decoder: k x segments."""
+    block, k = cells_deep(m)
+    if k == 1:
+        return 0, 0
+    return m.width * (k - 1 if block else math.ceil((k - 1) / 3)), k * m.segments
+
+
+def fit_cascade(shapes: list[dict]) -> dict[str, tuple[float, float]]:
+    """LUTs a read-multiplexer input and a write enable (``cascade_features``), block RAM and LUT
+    RAM apart, by least squares on the memory shapes yosys mapped alone (rows of
+    results/rtl_v2_memories_xc7.json: "module", "width", "depth", "segments" and "logic", its LUTs
+    outside the memory cells) that are more than one cell deep. The FIFOs are left out: their LUTs
+    are their pointers'."""
+    rows: dict[str, list] = {"block": [], "lut": []}
+    for s in shapes:
+        m = Memory(s["module"], s["width"], s["depth"], 1, s["segments"])
+        block, k = cells_deep(m)
+        if s["module"] == "xaihls_sdp_ram" and k > 1:
+            rows["block" if block else "lut"].append((cascade_features(m), s["logic"]))
+    out = {}
+    for kind, kept in rows.items():
+        if len(kept) < 3:
+            raise XaiHlsError(f"{len(kept)} memory shapes in {kind} RAM more than one cell deep; the cascade "
+                              "LUTs need 3 or more (python -m benchmarks.resources --memories)")
+        c, *_ = np.linalg.lstsq(np.array([f for f, _ in kept], float), np.array([y for _, y in kept], float),
+                                rcond=None)
+        out[kind] = (round(float(c[0]), 6), round(float(c[1]), 6))
+    return out
+
+
+def cascade_luts(m: Memory, coef: dict[str, tuple[float, float]]) -> float:
+    """LUTs of the read multiplexers and write decoders of all copies of ``m`` (``fit_cascade``'s
+    coefficients): yosys builds them beside a memory more than one cell deep."""
+    block, _ = cells_deep(m)
+    a, b = coef["block" if block else "lut"]
+    x, y = cascade_features(m)
+    return m.copies * (a * x + b * y)
+
+
+def engine_cascade_luts(e: EngineV2, coef: dict[str, tuple[float, float]]) -> float:
+    """``cascade_luts`` over every memory of ``e`` (give it ``e.as_built()``)."""
+    return sum(cascade_luts(m, coef) for m in memories(e))
 
 
 def read_registers(e: EngineV2) -> int:
@@ -142,7 +201,7 @@ def read_registers(e: EngineV2) -> int:
 
 def block_ram_halves(width: int, depth: int, segments: int = 1) -> int:
     """RAMB18s (a RAMB36 counts two) of the cheapest block-RAM mapping of a memory."""
-    _, halves, n = min((c for c in _configs(width, depth, segments, False) if c[1]), key=lambda c: c[0])
+    _, halves, n, _ = min((c for c in _configs(width, depth, segments, False) if c[1]), key=lambda c: c[0])
     return n * halves
 
 
@@ -187,8 +246,10 @@ class Domain:
 
 @dataclass(frozen=True)
 class ResourceModel:
-    """LUT (less LUTRAM) and FF coefficients over FEATURES; DSP = Tm*Tn + dsp_extra; BRAM_18K and
-    LUTRAM counted. ``points``: the yosys runs fitted on; ``held_out``: runs kept out of the fit."""
+    """LUT (less LUTRAM and the memories' cascade LUTs) and FF coefficients over FEATURES; DSP =
+    Tm*Tn + dsp_extra; BRAM_18K and LUTRAM counted; ``cascade``: ``fit_cascade``'s LUTs around a
+    memory more than one cell deep (None: none counted, for stand-in models). ``points``: the yosys
+    runs fitted on; ``held_out``: runs kept out of the fit."""
 
     lut: tuple[float, ...]
     ff: tuple[float, ...]
@@ -197,6 +258,11 @@ class ResourceModel:
     held_out: tuple[dict, ...] = ()
     source: str = ""
     rtl: str = ""  # rtl_digest() of the sources every point was synthesized from
+    cascade: dict[str, tuple[float, float]] | None = None
+
+    def cascade_luts(self, e: EngineV2) -> float:
+        """The read multiplexers and write decoders yosys adds beside ``e``'s memories (as built)."""
+        return engine_cascade_luts(e, self.cascade) if self.cascade else 0.0
 
     @property
     def domain(self) -> Domain | None:
@@ -224,11 +290,13 @@ class ResourceModel:
         per = counted(b)
         x = np.array(features(b))
         lutram = sum(lr for _, lr in per.values())
-        lut = float(x @ np.array(self.lut)) + lutram
+        cascade = self.cascade_luts(b)
+        lut = float(x @ np.array(self.lut)) + lutram + cascade
         ff = float(x @ np.array(self.ff)) + read_registers(b)
         return ResourceEstimate(int(round(lut)), int(round(ff)), b.tm * b.tn + self.dsp_extra,
                                 sum(br for br, _ in per.values()), 0,
-                                {"LUTRAM": lutram, "BRAM_18K by memory": {k: br for k, (br, _) in per.items() if br}})
+                                {"LUTRAM": lutram, "memory cascade LUTs": int(round(cascade)),
+                                 "BRAM_18K by memory": {k: br for k, (br, _) in per.items() if br}})
 
     def residuals(self, points=None) -> list[dict]:
         """Each point (default: the fitting points, then the held-out): yosys, model, relative error."""
@@ -244,6 +312,7 @@ class ResourceModel:
         d = self.domain
         return {"source": self.source, "rtl": self.rtl, "features": list(FEATURES),
                 "lut": list(self.lut), "ff": list(self.ff), "dsp_extra": self.dsp_extra,
+                "cascade": {k: list(v) for k, v in self.cascade.items()} if self.cascade else None,
                 "domain": d.__dict__ if d else None, "points": list(self.points), "held_out": list(self.held_out),
                 "residuals": self.residuals()}
 
@@ -259,10 +328,12 @@ def rtl_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def fit(points: list[dict], held_out: list[dict] = (), source: str = "", rtl: str = "") -> ResourceModel:
+def fit(points: list[dict], held_out: list[dict] = (), source: str = "", rtl: str = "",
+        cascade: dict[str, tuple[float, float]] | None = None) -> ResourceModel:
     """Least-squares LUT and FF coefficients from yosys points (each: "tag", the RTL "params" and
-    LUT, FF, DSP, BRAM_18K as yosys counted them) of the RTL ``rtl`` (``rtl_digest``); the points
-    must vary every feature."""
+    LUT, FF, DSP, BRAM_18K as yosys counted them) of the RTL ``rtl`` (``rtl_digest``), the
+    memories' LUT RAM and ``cascade`` LUTs (``fit_cascade``) counted apart; the points must vary
+    every feature."""
     if len(points) <= len(FEATURES):
         raise XaiHlsError(f"the resource model needs more than {len(FEATURES)} yosys points, got {len(points)}")
     es = [engine_of_point(p) for p in points]
@@ -272,6 +343,8 @@ def fit(points: list[dict], held_out: list[dict] = (), source: str = "", rtl: st
         raise XaiHlsError(f"the yosys points do not vary the model's features apart (constant: {', '.join(flat) or '-'}); "
                           f"add points that vary Tm, Tn, the AXI width and the backward path")
     lutram = np.array([sum(lr for _, lr in counted(e).values()) for e in es])
+    if cascade:
+        lutram = lutram + np.array([engine_cascade_luts(e.as_built(), cascade) for e in es])
     registers = np.array([read_registers(e.as_built()) for e in es])
     coef = {}
     for key, y in (("LUT", np.array([p["LUT"] for p in points]) - lutram),
@@ -282,7 +355,7 @@ def fit(points: list[dict], held_out: list[dict] = (), source: str = "", rtl: st
                                                     es + [engine_of_point(p) for p in held_out])}
     if len(extra) != 1:
         raise XaiHlsError(f"DSP count is not Tm*Tn plus one constant across the yosys points: extras {sorted(extra)}")
-    return ResourceModel(coef["LUT"], coef["FF"], extra.pop(), tuple(points), tuple(held_out), source, rtl)
+    return ResourceModel(coef["LUT"], coef["FF"], extra.pop(), tuple(points), tuple(held_out), source, rtl, cascade)
 
 
 def load(path: Path = MODEL_FILE) -> ResourceModel:
@@ -295,8 +368,12 @@ def load(path: Path = MODEL_FILE) -> ResourceModel:
     if tuple(data.get("features", ())) != FEATURES:
         raise XaiHlsError(f"resource model {path} was fitted over features {data.get('features')}, this version "
                           f"uses {list(FEATURES)}; run `python -m benchmarks.resources --fit`")
+    if not data.get("cascade"):
+        raise XaiHlsError(f"resource model {path} does not count the LUTs beside memories more than one cell deep; "
+                          "run `python -m benchmarks.resources --fit`")
     model = ResourceModel(tuple(data["lut"]), tuple(data["ff"]), int(data["dsp_extra"]), tuple(data["points"]),
-                          tuple(data["held_out"]), data["source"], data.get("rtl", ""))
+                          tuple(data["held_out"]), data["source"], data.get("rtl", ""),
+                          {k: tuple(v) for k, v in data["cascade"].items()})
     if model.rtl != rtl_digest():
         warnings.warn(f"the resource model ({path.name}) was fitted on yosys runs of other RTL sources than "
                       "hls_templates/rtl_v2 holds now: its LUT and FF figures are unchecked until a refit "
