@@ -271,3 +271,35 @@ def test_synth_shows_yosys_next_to_the_estimate_and_the_attribution_overhead(tmp
     assert rows["yosys"].resources["LUT"] == 7088 and rows["yosys"].resources["DSP"] == 33
     assert rows["yosys (inference-only)"].resources["DSP"] == 33
     assert rows["yosys"].percent()["LUT"] == pytest.approx(7088 / 53200)
+
+
+def test_synth_counts_an_ultrascale_plus_engine_as_7_series_and_says_why(tmp_path, capsys, monkeypatch):
+    """yosys packs no register or adder into a DSP48E2 (xcup), so `xaihls synth` counts an UltraScale+
+    board's engine in its 7-series mapping, the one the estimate is fitted in, and says so;
+    ``--family xcup`` gives yosys's own mapping with a line on why it is far above the estimate."""
+    from pathlib import Path
+
+    import xaihls
+    from xaihls.backends.rtl import synth as common
+    from xaihls.backends.rtl.v2 import synth
+
+    stat = (Path(__file__).parent / "fixtures" / "reports" / "yosys_engine_v2_8x4_xc7_stat.txt").read_text()
+    families = []
+
+    def stored_run(params, family="xc7", out_dir=None, run=None, timeout=3600, flatten=False, files=None):
+        families.append(family)
+        return common.result_from_stat(params, family, stat, 1.0)
+
+    monkeypatch.setattr(synth, "synthesize", stored_run)
+    digits = get_zoo_model("digits")
+    acc = xaihls.compile(digits.build(), digits.input_shape, calibration=digits.calibration()[:16], tiling=(8, 8),
+                         board="ultra96-v2")
+    project = acc.write(tmp_path / "prj")
+    code, out, err = run(capsys, "synth", str(project))
+    assert code == 0, err
+    assert families == ["xc7"] and "(xc7)" in out
+    assert "UltraScale+ counted with yosys's 7-series mapping" in " ".join(out.split())
+    code, out, err = run(capsys, "synth", str(project), "--family", "xcup")
+    assert code == 0, err
+    assert families == ["xc7", "xcup"] and "outside the DSP48E2" in " ".join(out.split())
+    assert "7-series mapping" not in " ".join(out.split())

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 import xaihls
@@ -194,3 +195,27 @@ def test_a_project_carries_its_boards_flow_at_the_engines_axi_width_or_says_why_
             assert str(width) in (out / folder / "settings.tcl").read_text()
         else:
             assert "MicroBlaze" in flow["unsupported"] and not (out / "vivado").exists()
+
+
+def test_the_rtl_cases_read_a_grad_cam_map_repeated_over_more_channels_than_a_word_holds(tmp_path):
+    """A MobileNet stem (3 x 3 at stride 2) runs the image as its four phases: 12 channels in the view, more than
+    Tn = 8, so a word block holds only part of them. The testbench's grad_cam file holds the map repeated over the
+    12 channels, as the engine leaves it (and the HLS testbench compares all of them); `xaihls sim` reads it
+    whole and keeps the map. It used to expect one word block and refuse the file ("16384 values, expected
+    8192" on torchvision's ResNet-18 at 64 x 64)."""
+    from xaihls.backends.rtl.v2.project import load_cases, load_project
+    from xaihls.plan.contract import image_view
+    from tests.random_nets import stem_net
+
+    net, shape, calibration = stem_net(1)
+    acc = xaihls.compile(net, shape, calibration=calibration, methods=("grad_cam", "saliency"), tiling=(16, 8))
+    folder = write_project(acc, tmp_path / "prj", images=calibration[:1])
+    h = acc.plan.program.header
+    assert h["in_c"] == 4 * shape[0] > h["tn"]
+    cases = {c.method: c for c in load_cases(load_project(folder))}
+    x = calibration[:1]
+    cam = cases["grad_cam"].expect["attribution"]
+    assert cam.shape == (1, h["in_h"], h["in_w"])
+    golden = acc.run(x, "grad_cam").attribution[0].expand(shape[0], -1, -1).numpy()
+    assert np.array_equal(cam, image_view(golden, h)[:1])
+    assert cases["saliency"].expect["attribution"].shape == (h["in_c"], h["in_h"], h["in_w"])
