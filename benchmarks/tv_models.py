@@ -34,7 +34,7 @@ MODELS = {
     "shufflenet_v2_x0_5": ("shufflenetv2", "shufflenet_v2_x0_5", {}, 64),
     "squeezenet1_1": ("squeezenet", "squeezenet1_1", {}, 64),
     "regnet_x_400mf": ("regnet", "regnet_x_400mf", {}, 32),
-    "googlenet": ("googlenet", "googlenet", {"aux_logits": False, "init_weights": True}, 64),
+    "googlenet": ("googlenet", "googlenet", {"aux_logits": False, "init_weights": False}, 64),
     "densenet121": ("densenet", "densenet121", {}, 32),
     "mobilenet_v3_small": ("mobilenetv3", "mobilenet_v3_small", {}, 32),
     "regnet_y_400mf": ("regnet", "regnet_y_400mf", {}, 32),

@@ -115,6 +115,28 @@ def test_forward_keeps_only_relu_bits_and_pool_indices():
     assert set(kept.pool_indices) == {2} and kept.pool_indices[2].dtype == torch.uint8
 
 
+def test_a_bias_the_accumulator_cannot_hold_aligned_is_refused_at_compile_naming_the_layer():
+    """A layer's inputs far below one on every calibration image give its accumulator so fine a step
+    that its bias, aligned to it, needs more than the 48 bits the engines add it in (torchvision's
+    GoogLeNet with untrained weights: its classifier's bias at 2^64). The engines wrapped it and no
+    longer equalled golden; compiling now refuses, in one line naming the layer."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()
+    with torch.no_grad():
+        model[0].bias.zero_()
+        model[3].bias.fill_(0.25)
+    graph = graph_from_module(model, (1, 8, 8))
+    x = torch.rand(4, 1, 8, 8)
+    calibrate(graph, x, methods=("gradient",))  # inputs of ordinary size: the bias fits
+    with torch.no_grad():
+        model[0].weight.mul_(1e-9)
+    graph = graph_from_module(model, (1, 8, 8))
+    linear = graph.layers[-1].name
+    with pytest.raises(XaiHlsError, match=rf"^layer '{linear}': its bias aligned to the accumulator \(fraction \d+: "
+                                          r"[^\n]* past the 48-bit accumulator; its inputs are at most [^\n]*$"):
+        calibrate(graph, x, methods=("gradient",))
+
+
 def test_saturation_is_counted_per_layer_when_a_format_is_too_narrow():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()

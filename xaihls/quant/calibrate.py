@@ -163,6 +163,26 @@ def _check_accumulator(graph: Graph, width: int) -> None:
             )
 
 
+def _check_bias(q: QLayer, fan_in: int, largest_input: float) -> None:
+    """Refuse a layer whose bias, aligned to its accumulator, could overflow it with its products. The
+    bias is added as ``bias << bias_shift`` in units of the accumulator's step, 2^-(input frac +
+    weight frac): inputs far below one on every calibration image give that step so many fraction
+    bits that even a small bias needs more than the accumulator holds (torchvision's GoogLeNet with
+    untrained weights: its classifier's inputs below 1e-11, its bias aligned to 2^64)."""
+    if q.bias is None or not bool(q.bias.any()):
+        return
+    width = q.in_fmt.width
+    bias = int(q.bias.abs().max()) << q.bias_shift
+    bound = bias + fan_in * (1 << (2 * (width - 1)))
+    if bound >= 1 << (ACCUMULATOR_BITS - 1):
+        raise XaiHlsError(
+            f"layer '{q.name}': its bias aligned to the accumulator (fraction {q.acc_frac}: the input's "
+            f"{q.in_fmt.frac} and the weight's {q.weight_fmt.frac}) reaches 2^{bias.bit_length() - 1}, past the "
+            f"{ACCUMULATOR_BITS}-bit accumulator; its inputs are at most {largest_input:.3g} on the calibration "
+            f"images (untrained weights?): calibrate on typical inputs, or set coarser formats for its input or "
+            f"weights in a config")
+
+
 def calibrate(
     graph: Graph,
     calibration: torch.Tensor,
@@ -291,12 +311,14 @@ def calibrate(
             if b_fmt.frac > acc_frac:  # the bias is added into the accumulator: no finer than it
                 b_fmt = FixedFormat(b_fmt.width, acc_frac)
             q = QLayer(layer, in_fmt, out_fmt, w_fmt, quantize(layer.weight, w_fmt), b_fmt, quantize(layer.bias, b_fmt))
+            _check_bias(q, layer.fan_in, max(act_max[k] for k in reads))
         elif isinstance(layer, ChannelAffine):
             w_fmt = override(layer.name, "weight") or fmt(float(layer.scale.abs().max()))
             b_fmt = override(layer.name, "bias") or fmt(float(layer.shift.abs().max()))
             if b_fmt.frac > in_fmt.frac + w_fmt.frac:
                 b_fmt = FixedFormat(b_fmt.width, in_fmt.frac + w_fmt.frac)
             q = QLayer(layer, in_fmt, out_fmt, w_fmt, quantize(layer.scale, w_fmt), b_fmt, quantize(layer.shift, b_fmt))
+            _check_bias(q, 1, max(act_max[k] for k in reads))
         elif isinstance(layer, AvgPool2d):
             divisors = layer.divisors()
             if not layer.windowed:
