@@ -496,7 +496,7 @@ def cmd_synth(args) -> int:
     console.print(f"DSP48: {p.TM} x {p.TN} MACs + {extra_dsps(p)} controller multiplier = "
                   f"{p.TM * p.TN + extra_dsps(p)} expected, {full.dsp} mapped; "
                   f"yosys took {sum(r.seconds for r in results.values()):.0f} s")
-    if family != yosys_family(project):
+    if family == "xc7" and yosys_family(project) == "xcup":
         console.print(COUNTED_AS_NOTE)
     elif family == "xcup":
         console.print("yosys's xcup mapping leaves each MAC's registers and adder outside the DSP48E2 (Vivado packs "

@@ -474,8 +474,8 @@ def describe_candidates(p: PlanV2) -> str:
         lines.append(f"the next larger engine that fits, {n.engine.tm} x {n.engine.tn}, would take "
                      f"{n.workload_cycles / chosen.workload_cycles:.2f}x the workload's cycles for "
                      f"{n.resources.dsp - chosen.resources.dsp:+} DSP, {n.resources.lut - chosen.resources.lut:+,} LUT")
-    chosen = next(c for c in p.candidates if (c.engine.tm, c.engine.tn) == (p.engine.tm, p.engine.tn))
-    if chosen.resources != p.resources:
+    chosen = next((c for c in p.candidates if (c.engine.tm, c.engine.tn) == (p.engine.tm, p.engine.tn)), None)
+    if chosen is not None and chosen.resources != p.resources:
         r = p.resources
         lines.append(f"each engine priced for one slot; the chosen one as built for {p.program.batch} slots (its kept "
                      f"state for each): {r.lut:,} LUT, {r.ff:,} FF, {r.dsp} DSP, {r.bram_18k} BRAM_18K")
