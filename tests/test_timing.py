@@ -182,3 +182,29 @@ def test_the_walker_skips_rows_off_the_map_on_middle_passes():
     # one m-tile, one n-tile: the job is that one tile, the row tile's first and final
     assert (conv.m_tiles, conv.n_tiles) == (1, 1)
     assert job_cost(conv, engine, "forward").compute_cycles == sum(periods) + 2 * 7
+
+
+def test_the_rtl_testbench_waits_four_times_the_cycle_models_longest_run():
+    """The Verilator testbench gave every run 20 million cycles, and DenseNet-121's saliency at 32 x 32
+    needs about 22 million: it stopped as if the engine hung. It now waits four times the cycle
+    model's longest run (the model is within 10% of the RTL per job), 20 million at least."""
+    from xaihls.backends.rtl.v2.params import rtl_params
+    from xaihls.backends.rtl.v2.sim import MIN_TIMEOUT_CYCLES, run_timeout
+    from xaihls.methods import METHOD_CODES, PREDICT_CODE
+    from xaihls.models.zoo import get_zoo_model
+    from xaihls.plan.contract import MAX_IG_STEPS
+    from xaihls.plan.timing import method_cycles
+
+    entry = get_zoo_model("digits")
+    acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8],
+                         methods=("integrated_gradients",), backends=("golden",), tiling=(4, 4))
+    program, params = acc.plan.program, rtl_params(acc.plan.program, acc.plan.engine)
+    predict = [{"method": PREDICT_CODE, "steps": 32}]
+    assert run_timeout(program, params, predict, 24) == MIN_TIMEOUT_CYCLES
+    ig = {"method": METHOD_CODES["integrated_gradients"], "steps": MAX_IG_STEPS}
+    engine = EngineV2(params.TM, params.TN, params.beat_elems, params.IN_DEPTH, params.OUT_DEPTH, params.W_DEPTH,
+                      params.MASK_BITS, params.INDEX_ENTRIES, params.INDEX_BITS, params.INPUT_ELEMS, 100.0,
+                      float(params.AXI_DATA_WIDTH // 8), 24, bool(params.BACKWARD))
+    longest = method_cycles(program, engine, "integrated_gradients", MAX_IG_STEPS)
+    assert 4 * longest > MIN_TIMEOUT_CYCLES
+    assert run_timeout(program, params, predict + [ig], 24) == 4 * longest

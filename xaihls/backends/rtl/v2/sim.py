@@ -33,6 +33,24 @@ SIM_DIR = RTL_DIR / "sim"
 DDR_MODEL = RTL_DIR.parent / "rtl" / "sim" / "xaihls_sim_axi_ram.sv"   # the DDR model
 DEFAULT_DDR_BASE = 0x1_0000_0000
 MEMORIES = ("sv", "axiram")
+MIN_TIMEOUT_CYCLES = 20_000_000
+
+
+def run_timeout(program, params: RtlV2Params, runs: list[dict], ddr_latency: int) -> int:
+    """Cycles the testbench waits for a run's done: four times the cycle model's longest run (the
+    model is within 10% of the RTL per job), and at least MIN_TIMEOUT_CYCLES. A fixed 20 million
+    stopped DenseNet-121's saliency at 32 x 32, a run the model puts at 22.2 million."""
+    from xaihls.plan.engine import EngineV2
+    from xaihls.plan.timing import method_cycles
+
+    names = {code: name for name, code in METHOD_CODES.items()}
+    p = params
+    engine = EngineV2(p.TM, p.TN, p.beat_elems, p.IN_DEPTH, p.OUT_DEPTH, p.W_DEPTH, p.MASK_BITS, p.INDEX_ENTRIES,
+                      p.INDEX_BITS, p.INPUT_ELEMS, 100.0, float(p.AXI_DATA_WIDTH // 8), ddr_latency, bool(p.BACKWARD))
+    longest = max(len(run.get("images", [None])) * method_cycles(program, engine, names.get(run["method"]),
+                                                                 run["steps"])
+                  for run in runs)
+    return max(MIN_TIMEOUT_CYCLES, 4 * longest)
 
 
 def _files(memory: str, files: list[Path] | None = None) -> list[Path]:
@@ -123,7 +141,7 @@ def run_testbench(build_dir: Path, test_dir: Path, testcase: str, env: dict[str,
 
 def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 0.0, seed: int = 1,
              ddr_latency: int | None = None, memory: str = "sv", ddr_base: int = DEFAULT_DDR_BASE,
-             work_dir: str | Path | None = None, dump_ddr: bool = False, timeout_cycles: int = 20_000_000,
+             work_dir: str | Path | None = None, dump_ddr: bool = False, timeout_cycles: int | None = None,
              check: bool = True, files: list[Path] | None = None, waves: bool = False,
              slverr: tuple[int, int] | None = None) -> "common.SimRuns":
     """Run ``runs`` on one simulator process (xaihls/backends/rtl/tb.py drives it). A run: ``image``
@@ -172,6 +190,7 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
            "timeout_cycles": timeout_cycles, "load_file": str(tmp / "ddr_load.hex"),
            "dump_file": str(tmp / "ddr_dump.hex")}
     latency = common.DDR_LATENCY if ddr_latency is None else ddr_latency
+    job["timeout_cycles"] = timeout_cycles or run_timeout(program, params, runs, latency)
     plusargs = ddr_plusargs(tmp / "ddr_load.hex", tmp / "ddr_dump.hex", latency, stalls, seed) if memory == "sv" else []
     if memory == "sv":  # the simulation top stops at a kept-state write past what the Program placed
         plusargs += [f"+kept_mask_words={-(-h['mask_bits'] // (params.AXI_DATA_WIDTH // 16))}",
@@ -186,7 +205,11 @@ def simulate(program, params: RtlV2Params, runs: list[dict], *, stalls: float = 
     failed, process_s, process_cpu_s = run_testbench(build_dir, tmp, "run_job", {"XAIHLS_RTL_JOB": str(job_path)},
                                                      plusargs, memory, waves)
     if not out_path.exists():
-        raise RuntimeError(f"the RTL simulation produced no results; see {tmp / 'sim.log'}")
+        log = tmp / "sim.log"
+        if log.is_file() and "no ap_done within" in log.read_text(errors="replace"):
+            raise XaiHlsError(f"the RTL engine did not finish a run within {job['timeout_cycles']:,} cycles; "
+                              f"see {log}")
+        raise RuntimeError(f"the RTL simulation produced no results; see {log}")
     with np.load(out_path) as npz:
         res = {k: npz[k] for k in npz.files}
     if check and failed:
