@@ -202,9 +202,6 @@ def test_the_rtl_testbench_waits_four_times_the_cycle_models_longest_run():
     predict = [{"method": PREDICT_CODE, "steps": 32}]
     assert run_timeout(program, params, predict, 24) == MIN_TIMEOUT_CYCLES
     ig = {"method": METHOD_CODES["integrated_gradients"], "steps": MAX_IG_STEPS}
-    engine = EngineV2(params.TM, params.TN, params.beat_elems, params.IN_DEPTH, params.OUT_DEPTH, params.W_DEPTH,
-                      params.MASK_BITS, params.INDEX_ENTRIES, params.INDEX_BITS, params.INPUT_ELEMS, 100.0,
-                      float(params.AXI_DATA_WIDTH // 8), 24, bool(params.BACKWARD))
-    longest = method_cycles(program, engine, "integrated_gradients", MAX_IG_STEPS)
+    longest = method_cycles(program, params.engine(100.0, 24), "integrated_gradients", MAX_IG_STEPS)
     assert 4 * longest > MIN_TIMEOUT_CYCLES
     assert run_timeout(program, params, predict + [ig], 24) == 4 * longest

@@ -458,8 +458,8 @@ def cmd_sim(args) -> int:
 def cmd_synth(args) -> int:
     from rich.table import Table
 
-    from xaihls.backends.rtl.v2.project import (COUNTED_AS_NOTE, YOSYS_REPORT, counting_family, load_project,
-                                                synthesize_project, yosys_family)
+    from xaihls.backends.rtl.v2.project import (COUNTED_AS_NOTE, XCUP_NOTE, YOSYS_REPORT, counting_family,
+                                                load_project, synthesize_project, yosys_family)
     from xaihls.backends.rtl.v2.synth import extra_dsps
 
     project = load_project(args.project)  # a bad folder fails before the slow part
@@ -499,8 +499,7 @@ def cmd_synth(args) -> int:
     if family == "xc7" and yosys_family(project) == "xcup":
         console.print(COUNTED_AS_NOTE)
     elif family == "xcup":
-        console.print("yosys's xcup mapping leaves each MAC's registers and adder outside the DSP48E2 (Vivado packs "
-                      "them), so its LUT and FF are far above the estimate, which is fitted on xc7")
+        console.print(XCUP_NOTE)
     console.print(f"wrote {project.folder / YOSYS_REPORT}")
     return 0
 

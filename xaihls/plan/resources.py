@@ -127,17 +127,22 @@ def _configs(width: int, depth: int, segments: int, async_read: bool):
             yield c, halves, n, mult
 
 
+def _mapped(m: Memory) -> tuple[float, int, int, int]:
+    """yosys synth_xilinx's mapping of one copy of ``m``: the cheapest of ``_configs`` by memory_libmap's cost."""
+    return min(_configs(m.width, m.depth, m.segments, m.async_read), key=lambda c: c[0])
+
+
 def memory_cells(m: Memory) -> tuple[int, int]:
     """(BRAM_18K, LUTs used as LUT RAM) of all copies of ``m``: yosys synth_xilinx's choice, the
     cheapest by memory_libmap's cost (a RAMB36 counts two BRAM_18K)."""
-    _, halves, n, _ = min(_configs(m.width, m.depth, m.segments, m.async_read), key=lambda c: c[0])
+    _, halves, n, _ = _mapped(m)
     return (m.copies * n * halves, 0) if halves else (0, m.copies * n * LUTRAM_LUTS)
 
 
 def cells_deep(m: Memory) -> tuple[bool, int]:
     """(block RAM?, cells one above the other) of yosys's mapping of ``m``: more than one cell deep, a
     read takes one cell's word through a multiplexer and a write enables one cell by a decoder."""
-    _, halves, _, mult = min(_configs(m.width, m.depth, m.segments, m.async_read), key=lambda c: c[0])
+    _, halves, _, mult = _mapped(m)
     return bool(halves), mult
 
 

@@ -65,6 +65,13 @@ class RtlV2Params:
     def beat_elems(self) -> int:
         return self.AXI_DATA_WIDTH // 16
 
+    def engine(self, clock_mhz: float, ddr_latency: int) -> EngineV2:
+        """The EngineV2 these parameters build, as the cycle model needs it, on a DDR of ``ddr_latency``
+        cycles that moves a beat a cycle (the simulation's SystemVerilog model has no bandwidth cap)."""
+        return EngineV2(self.TM, self.TN, self.beat_elems, self.IN_DEPTH, self.OUT_DEPTH, self.W_DEPTH, self.MASK_BITS,
+                        self.INDEX_ENTRIES, self.INDEX_BITS, self.INPUT_ELEMS, clock_mhz,
+                        float(self.AXI_DATA_WIDTH // 8), ddr_latency, bool(self.BACKWARD))
+
     def covering(self, other: "RtlV2Params") -> "RtlV2Params":
         """Parameters large enough for both (one build runs either)."""
         a, b = self.as_dict(), other.as_dict()

@@ -240,12 +240,7 @@ def simulated_engine(project: RtlProject, ddr_latency: int):
     """The EngineV2 the simulation runs, as the cycle model needs it: the project's RTL parameters
     (the post-processing chunk follows its buffer depths) and the simulated DDR (``ddr_latency``,
     one beat a cycle: the SystemVerilog model has no bandwidth cap)."""
-    from xaihls.plan.engine import EngineV2
-
-    p = project.params
-    return EngineV2(p.TM, p.TN, p.beat_elems, p.IN_DEPTH, p.OUT_DEPTH, p.W_DEPTH, p.MASK_BITS, p.INDEX_ENTRIES,
-                    p.INDEX_BITS, p.INPUT_ELEMS, project.clock_mhz, float(p.AXI_DATA_WIDTH // 8), ddr_latency,
-                    bool(p.BACKWARD))
+    return project.params.engine(project.clock_mhz, ddr_latency)
 
 
 def job_macs(project: RtlProject) -> tuple[list[int], list[int]] | None:
@@ -382,6 +377,8 @@ resource model (fitted on xc7) does."""
 
 COUNTED_AS_NOTE = ("UltraScale+ counted with yosys's 7-series mapping: its xcup mapping leaves each MAC's registers "
                    "and adder outside the DSP48E2 (Vivado packs them); --family xcup shows yosys's own")
+XCUP_NOTE = ("yosys's xcup mapping leaves each MAC's registers and adder outside the DSP48E2 (Vivado packs them), so "
+             "its LUT and FF are far above the estimate, which is fitted on xc7")
 
 
 def counting_family(project: RtlProject) -> str:

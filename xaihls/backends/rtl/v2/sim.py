@@ -40,13 +40,10 @@ def run_timeout(program, params: RtlV2Params, runs: list[dict], ddr_latency: int
     """Cycles the testbench waits for a run's done: four times the cycle model's longest run (the
     model is within 10% of the RTL per job), and at least MIN_TIMEOUT_CYCLES. A fixed 20 million
     stopped DenseNet-121's saliency at 32 x 32, a run the model puts at 22.2 million."""
-    from xaihls.plan.engine import EngineV2
     from xaihls.plan.timing import method_cycles
 
     names = {code: name for name, code in METHOD_CODES.items()}
-    p = params
-    engine = EngineV2(p.TM, p.TN, p.beat_elems, p.IN_DEPTH, p.OUT_DEPTH, p.W_DEPTH, p.MASK_BITS, p.INDEX_ENTRIES,
-                      p.INDEX_BITS, p.INPUT_ELEMS, 100.0, float(p.AXI_DATA_WIDTH // 8), ddr_latency, bool(p.BACKWARD))
+    engine = params.engine(100.0, ddr_latency)  # cycles, not time: any clock
     longest = max(len(run.get("images", [None])) * method_cycles(program, engine, names.get(run["method"]),
                                                                  run["steps"])
                   for run in runs)
