@@ -11,6 +11,7 @@ import torch
 import xaihls
 from hw_tests.rtl_v2_cases import program as case_program
 from tests.driver_project import write_driver_project
+from xaihls.backends.rtl.sim import DDR_LATENCY
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import rtl_params
 from xaihls.backends.rtl.v2.project import decode_image
@@ -20,6 +21,7 @@ from xaihls.errors import XaiHlsError
 from xaihls.executor import quantize_input
 from xaihls.golden.model import attribution_format
 from xaihls.methods import METHOD_CODES, PREDICT_CODE
+from xaihls.plan.contract import MAX_IG_STEPS
 from xaihls.models.zoo import get_zoo_model
 from xaihls.plan.lowering import Buffers, Shape, lower
 
@@ -119,3 +121,21 @@ def test_the_build_comes_from_the_program_image(name, shape):
     prog = case_program(name, shape)
     assert rtl_params(decode_image(prog.image)) == rtl_params(prog)
     assert SimulationTransport(prog.image).params == rtl_params(prog)
+
+
+def test_the_wait_for_done_follows_the_cycle_model(project):
+    """Without ``timeout_cycles`` the testbench waits four times the cycle model's longest run the
+    operations start, read from the registers the driver writes: a fixed 20 million cycles stopped
+    DenseNet-121's saliency at 32 x 32 (22.2 million by the model)."""
+    folder, acc, program, x = project
+    transport = SimulationTransport.for_project(folder)
+    device = Device(folder, transport)
+    images_q = [quantize_input(acc.qgraph, x[:1])[0][0].numpy()]
+    ig = METHOD_CODES["integrated_gradients"]
+    long_run = device.sequence(images_q, images_q[0] * 0, ig, [3], MAX_IG_STEPS, "trapezoid")
+    want = sim.run_timeout(program, transport.params, [{"method": ig, "steps": MAX_IG_STEPS}], DDR_LATENCY)
+    assert want > sim.MIN_TIMEOUT_CYCLES  # the fixed wait would have stopped this run
+    assert transport._timeout(long_run) == want
+    assert transport._timeout(device.sequence(images_q, images_q[0] * 0, PREDICT_CODE, [3], 2, "trapezoid")
+                              + long_run) == want  # the longest of a call's runs
+    assert SimulationTransport.for_project(folder, timeout_cycles=1000)._timeout(long_run) == 1000

@@ -23,12 +23,15 @@ from typing import Sequence
 
 import numpy as np
 
+from xaihls.backends.rtl.sim import DDR_LATENCY
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import RtlV2Params, rtl_params
 from xaihls.backends.rtl.v2.project import decode_image
 from xaihls.driver import (DDR_IMAGE, Operation, ReadMemory, ReadRegister, WaitDone, WriteMemory,
                            WriteRegister)
 from xaihls.errors import XaiHlsError
+from xaihls.methods import PREDICT_CODE
+from xaihls.plan.contract import REGISTER
 
 KINDS = {WriteMemory: "write_memory", ReadMemory: "read_memory", WriteRegister: "write_register",
          ReadRegister: "read_register", WaitDone: "wait_done"}
@@ -41,7 +44,8 @@ class SimulationTransport:
     ``params``: the build (default: what the Program in ``image`` needs, as ``rtl_params``);
     ``ddr_latency`` (cycles each way, default the cost model's) and ``stalls`` (probability of a
     ready/valid stall per channel and cycle, seeded by ``seed``) set the DDR model; a WaitDone
-    waits at most its seconds of simulated time at the testbench's clock and ``timeout_cycles``.
+    waits at most its seconds of simulated time at the testbench's clock and ``timeout_cycles``
+    (default: ``sim.run_timeout`` of the runs the call's operations start).
     After each call: ``cycles`` and ``run_s`` hold every run's cycles (the engine's CYCLES
     register, start to done) and wall time so far, ``build_s`` and ``process_s`` the last call's.
     """
@@ -49,7 +53,7 @@ class SimulationTransport:
     runs_per_call: int | None = None  # a whole batch in one simulator process
 
     def __init__(self, image: bytes, params: RtlV2Params | None = None, *, ddr_latency: int | None = None,
-                 stalls: float = 0.0, seed: int = 1, timeout_cycles: int = 20_000_000,
+                 stalls: float = 0.0, seed: int = 1, timeout_cycles: int | None = None,
                  ddr_base: int = sim.DEFAULT_DDR_BASE, work_dir: str | Path | None = None):
         program = decode_image(image)
         needed = rtl_params(program)
@@ -57,6 +61,7 @@ class SimulationTransport:
             raise XaiHlsError(f"RTL parameters {params} do not cover this Program's needs {needed}")
         if not 0.0 <= stalls < 1.0:
             raise XaiHlsError(f"the stall probability must be in [0, 1), got {stalls}")
+        self.program = program
         self.params = params or needed
         self.total_bytes = program.header["total_bytes"]
         self.ddr_base, self.ddr_latency, self.stalls, self.seed = ddr_base, ddr_latency, stalls, seed
@@ -83,6 +88,26 @@ class SimulationTransport:
                                   f"outside the Program's {self.total_bytes}")
         elif type(op) not in KINDS:
             raise XaiHlsError(f"operation {k}: the simulation does not know {type(op).__name__}")
+
+    def _timeout(self, ops: Sequence[Operation]) -> int:
+        """Cycles the testbench waits for each done: ``timeout_cycles``, or ``sim.run_timeout`` of the
+        longest run ``ops`` start (by the METHOD, STEPS and IMAGES registers written before each
+        WaitDone). A fixed 20 million cycles stopped DenseNet-121's saliency at 32 x 32."""
+        if self.timeout_cycles:
+            return self.timeout_cycles
+        written: dict[int, int] = {}
+        runs = []
+        for op in ops:
+            if isinstance(op, WriteRegister):
+                written[op.offset] = op.value
+            elif isinstance(op, WaitDone):
+                runs.append({"method": written.get(REGISTER["METHOD"], PREDICT_CODE),
+                             "steps": written.get(REGISTER["STEPS"], 1),
+                             "images": [None] * max(1, written.get(REGISTER["IMAGES"], 1))})
+        if not runs:
+            return sim.MIN_TIMEOUT_CYCLES
+        latency = DDR_LATENCY if self.ddr_latency is None else self.ddr_latency
+        return sim.run_timeout(self.program, self.params, runs, latency)
 
     def execute_all(self, ops: Sequence[Operation]) -> list:
         """Do ``ops`` in one simulator process; one answer per operation, as the driver expects."""
@@ -114,7 +139,7 @@ class SimulationTransport:
         load_file, dump_file = tmp / "ddr_load.hex", tmp / "ddr_dump.hex"
         job = {"operations": listed, "ddr_bytes": self.total_bytes, "mem_size": 1 << mem_bits,
                "ddr_base": self.ddr_base, "data_bytes": self.params.AXI_DATA_WIDTH // 8, "memory": "sv",
-               "timeout_cycles": self.timeout_cycles, "load_file": str(load_file), "dump_file": str(dump_file)}
+               "timeout_cycles": self._timeout(ops), "load_file": str(load_file), "dump_file": str(dump_file)}
         path.write_text(json.dumps(job))
         np.savez(path.with_suffix(".npz"), **arrays)
         out_path = path.with_suffix(".out.npz")
