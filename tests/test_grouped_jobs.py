@@ -78,3 +78,39 @@ def test_the_planner_keeps_a_job_a_cluster_where_it_is_cheaper(monkeypatch):
     for method in (None, "saliency"):
         a, b = dense.run(x, method, backend="program"), grouped.run(x, method, backend="program")
         assert torch.equal(a.logits, b.logits) and (method is None or torch.equal(a.attribution, b.attribution))
+
+
+def test_compact_weights_leave_out_the_zeros_between_clusters(monkeypatch):
+    """Where the cluster jobs surely run, the weights are stored for them alone: the same jobs at the same cycles,
+    the same bits, and the DDR short by the dense kernels' zeros between clusters."""
+    dense, compact = (_compiled_compact(monkeypatch, on) for on in (False, True))
+    low = lowering.lower_jobs(compact.qgraph, Shape(16, 8, 4))
+    assert {d.layer for d in low.twin_only} == {i for i, lay in enumerate(compact.graph.layers)
+                                                 if getattr(lay, "groups", 1) > 1}
+    for d in low.twin_only:  # each cluster's m-tiles after the previous one's, none reading another's n-tiles
+        twin = low.twins[d]
+        assert all(t.w_mt_bytes == t.n_tiles * t.w_nt_bytes for t in twin)
+        assert [t.w_addr - twin[0].w_addr for t in twin] == [c * t.m_tiles * t.w_mt_bytes for c, t in enumerate(twin)]
+    p, q = dense.plan.program, compact.plan.program
+    # the cluster jobs run wherever the weights are compact; the dense stand-ins never
+    for d in low.twin_only:
+        ran = q.forward if d in low.forward else q.backward
+        assert {t.n_tiles for t in ran if t.layer == d.layer} == {low.twins[d][0].n_tiles} != {d.n_tiles}
+    # the tiler kept one dense backward phase of down (2 x 2 map) by 10 cycles before; now its 2 cluster jobs run
+    assert dense.plan.method_cycles["predict"] == compact.plan.method_cycles["predict"]
+    assert dense.plan.method_cycles["saliency"] + 10 == compact.plan.method_cycles["saliency"]
+    # the zeros left out, forward and backward (clusters of the transposed groups): grouped (32 -> 32, 8 groups,
+    # 3 x 3) in clusters of 4 groups both ways, half its weights; down (32 -> 64, 4 groups, 3 x 3, stride 2) a group
+    # a job forward (three quarters), 2 a job backward (half); wide (64 -> 64, 2 groups, 1 x 1) half both ways
+    zeros = 2 * 32 * 16 * 9 + (64 * 24 * 9 + 32 * 32 * 9) + 2 * 64 * 32
+    assert p.header["total_bytes"] - q.header["total_bytes"] == 2 * zeros
+    x = torch.rand(2, 3, 8, 8)
+    for method in (None, "saliency", "integrated_gradients"):
+        a, b = dense.run(x, method, backend="program"), compact.run(x, method, backend="program")
+        assert torch.equal(a.logits, b.logits) and (method is None or torch.equal(a.attribution, b.attribution))
+
+
+def _compiled_compact(monkeypatch, on: bool):
+    monkeypatch.setattr(lowering, "COMPACT_GROUPS", on)
+    return xaihls.compile(_block(0), (3, 8, 8), calibration=torch.rand(16, 3, 8, 8), board="pynq-z2",
+                          tiling=(16, 8), methods=("saliency", "integrated_gradients"), backends=("golden", "program"))

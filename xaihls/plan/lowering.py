@@ -251,6 +251,9 @@ class Lowered:
     twins: dict[Job, tuple[Job, ...]] = field(default_factory=dict)
     as_columns: bool = False  # a 1-D model's maps run as columns (``maps_as_columns``)
     as_phases: bool = False  # and its image as its first stride's phases (``image_as_phases``)
+    # jobs that only stand for their twins: a grouped convolution whose weights are stored for its cluster jobs
+    # alone (``COMPACT_GROUPS``); the tiler always takes the twin
+    twin_only: frozenset[Job] = frozenset()
 
 
 def _diag_blob(taps: int, value, shape: Shape) -> np.ndarray:
@@ -538,6 +541,20 @@ def _cut(kernels: dict, q, kern: np.ndarray, taps: list[int], depthwise: bool, t
     return hit[1]
 
 
+def _clustered(kernels: dict, q, kernel: np.ndarray, groups: int, k: int, key) -> np.ndarray:
+    """A grouped convolution's dense kernel (M, N, taps), zero across its groups, as its jobs of a cluster of
+    ``k`` groups read it (``group_clusters``): row o holds only its own cluster's N * k / groups columns, so every
+    zero the dense kernel keeps between clusters is left out, (M, N * k / groups, taps). Kept in ``kernels`` by
+    ``key`` (``_cut``'s) as ``_cut`` keeps its cuts."""
+    hit = kernels.get((key, k))
+    if hit is None:
+        m, n, _ = kernel.shape
+        rows, cols = m * k // groups, n * k // groups  # a cluster's
+        cut = np.concatenate([kernel[c * rows:(c + 1) * rows, c * cols:(c + 1) * cols] for c in range(groups // k)])
+        hit = kernels[key, k] = (q.weight, cut)
+    return hit[1]
+
+
 def _ungrouped(kernel: np.ndarray, groups: int) -> np.ndarray:
     """A grouped kernel (M, N / groups, taps) as the dense (M, N, taps) kernel, zero across groups."""
     m, per, taps = kernel.shape
@@ -800,13 +817,15 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         mask_slot[base + offset // 2] = mask_slot[base]
         return base + offset // 2
 
-    def by_groups(d: dict, sizes: tuple[int, int, int]) -> tuple[Job, ...] | None:
+    def by_groups(d: dict, sizes: tuple[int, int, int], compacted: bool) -> tuple[Job, ...] | None:
         """Job ``d`` of a grouped convolution (``sizes``: ``grouped``'s, along its n-tiles and m-tiles) as a job
         a cluster of groups (``group_clusters``), or None: each reads its clusters' input blocks and weights and
-        writes its output blocks, the ReLU bits following them."""
+        writes its output blocks, the ReLU bits following them. ``compacted``: ``d``'s weights are the clusters'
+        alone (``_clustered``), each cluster's m-tiles after the previous one's."""
         groups, per_in, per_out = sizes
         k = group_clusters(groups, per_in, per_out, shape)
         if k is None:
+            assert not compacted, "compact weights without their cluster jobs"
             return None
         nts, mts = k * per_in // tn, k * per_out // shape.tm
         jobs = []
@@ -817,7 +836,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                                                                    mts * (shape.tm // tn)),
                        in_addr=alloc.moved(d["in_addr"], n0 * d["in_block_bytes"]),
                        out_addr=alloc.moved(d["out_addr"], out),
-                       w_addr=d["w_addr"] + m0 * d["w_mt_bytes"] + n0 * d["w_nt_bytes"])
+                       w_addr=d["w_addr"] + m0 * d["w_mt_bytes"] + (0 if compacted else n0 * d["w_nt_bytes"]))
             if d["flags"] & flags(Flag.BIAS):
                 job["b_addr"] = d["b_addr"] + 2 * m0 * shape.tm
             if d["flags"] & flags(Flag.RELU, Flag.RAP, Flag.BWD_RELU):
@@ -872,6 +891,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     lanes_bw: dict[int, dict] = {}
     edge_bw: dict[tuple, tuple] = {}  # a phase view's edge rectangle: its weights, LANES ones, pass rows, columns
     twins: dict[Job, tuple[Job, ...]] = {}  # a job -> its twin (Lowered.twins)
+    twin_only: set[Job] = set()  # jobs whose weights only their twins read (Lowered.twin_only)
     # a dilated convolution (run as its spread): its dilation, and where its backward reads a fused pool's
     # gradient through the kept indices (an UNPOOL job steps one column a tap)
     dilation = {i: layer.dilation for i, layer in enumerate(viewed.graph.layers)
@@ -886,6 +906,22 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             return 1, 1
         return tap_step(dilation[i][0]), tap_step(dilation[i][1])
 
+    def clusters(i: int, transposed: bool, lanes: bool) -> int | None:
+        """The groups a job of grouped convolution i's twin takes where its weights (forward, or ``transposed``
+        backward) are stored compact, for its cluster jobs alone (``COMPACT_GROUPS``, ``_clustered``): only where
+        its dense job surely gets that twin, which the tiler then always keeps (``Lowered.twin_only``). Not the
+        first layer (a folded image, its edges), nor one with a ``lanes`` twin, a fused max-pool forward or a
+        fused pool's gradient backward, nor one whose job Grad-CAM may run again (``_cam_activations``)."""
+        sizes = grouped(layers[i], transposed)
+        if not COMPACT_GROUPS or sizes is None or i == 0 or lanes or i in unpooled:
+            return None
+        if any(isinstance(layers[t], MaxPool2d) for t in range(i + 1, min(i + 3, L))):
+            return None
+        if cam is not None and i <= cam - 1 <= i + 3:
+            return None
+        return group_clusters(*sizes, shape)
+
+    compact: dict[tuple[int, bool], int] = {}  # (layer, backward) -> the groups a cluster of its compact weights
     for i, layer in enumerate(layers):
         q = qg.layers[i]
         if isinstance(layer, Conv2d):
@@ -902,9 +938,14 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             k_fw, cols, name = ((_folded_kernel(kern, fold, kw), fold[1].passes, f"{layer.name}.weight.folded")
                                 if folded else (_cut(kernels, q, kern, stepped, depthwise),
                                                 (kw - 1) // gx + 1, f"{layer.name}.weight"))
+            lanes = (not folded or fold[1].step == 1) and i not in dilation and lane_columns(
+                shape, cols, _stride(sx, out_w), out_w, None if depthwise else layer.out_channels)
+            k = None if folded else clusters(i, False, lanes)
+            if k is not None:
+                compact[i, False] = k
+                k_fw = _clustered(kernels, q, k_fw, layer.groups, k, (id(q.weight), tuple(stepped), False, False))
             fw[i] = b.weights(name, _depthwise_blob(k_fw, shape) if depthwise else DenseBlob(k_fw, shape))
-            if (not folded or fold[1].step == 1) and i not in dilation and lane_columns(
-                    shape, cols, _stride(sx, out_w), out_w, None if depthwise else layer.out_channels):
+            if lanes:
                 lanes_fw[i] = b.weights(f"{name}.lanes", _lanes_blob(k_fw, cols, _stride(sx, out_w), False, shape))
             bw[i] = []
             gy, gx = steps(i, True)
@@ -914,11 +955,15 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                     taps = [(i0 + t * layer.stride[0] * gy) * kw + j0 + u * layer.stride[1] * gx for t in range(ty)
                             for u in range(tx)]
                     cut = _cut(kernels, q, kern, taps, depthwise, not depthwise)
-                    if layer.stride == (1, 1) and i not in dilation and lane_columns(
-                            shape, tx, 1, in_w, None if depthwise else layer.in_channels):
-                        # stride 1: one phase, every column of the input gradient
+                    lanes = layer.stride == (1, 1) and i not in dilation and lane_columns(
+                        shape, tx, 1, in_w, None if depthwise else layer.in_channels)
+                    if lanes:  # stride 1: one phase, every column of the input gradient
                         lanes_bw[i] = b.weights(f"{layer.name}.weight.phase{ry}{rx}.lanes",
                                                 _lanes_blob(cut, tx, 1, True, shape))
+                    k = clusters(i, True, lanes)
+                    if k is not None:
+                        compact[i, True] = k
+                        cut = _clustered(kernels, q, cut, layer.groups, k, (id(q.weight), tuple(taps), False, True))
                     blob = _depthwise_blob(cut, shape) if depthwise else DenseBlob(cut, shape)
                     bw[i].append(b.weights(f"{layer.name}.weight.phase{ry}{rx}", blob))
                     for rows, cols, past in edges if i == 0 else []:  # the phases past the image left zero
@@ -1287,9 +1332,11 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             if i in lanes_fw and Flag.POOL not in fl:  # a LANES job writes every pixel: no pool on it
                 twins[forward[-1]] = (Job(**dict(_as_lanes(d, layer.out_channels, shape), **lanes_fw[i])),)
             elif grouped(layer) is not None and pool_at is None and not (i == 0 and fold is not None):
-                twin = by_groups(d, grouped(layer))
+                twin = by_groups(d, grouped(layer), (i, False) in compact)
                 if twin is not None:
                     twins[forward[-1]] = twin
+                    if (i, False) in compact:  # its weights are the twin's alone
+                        twin_only.add(forward[-1])
             spans.append((i, j, len(forward) - 1))
             act[j] = dst
             i = j
@@ -1612,9 +1659,11 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 if i in lanes_bw and fused is None:  # a LANES job reads its operands unpooled
                     twins[backward[-1]] = (Job(**dict(_as_lanes(d, gdst.c, shape), **lanes_bw[i])),)
                 elif grouped(layer) is not None and fused is None and ty:
-                    twin = by_groups(d, grouped(layer, transposed=True))
+                    twin = by_groups(d, grouped(layer, transposed=True), (i, True) in compact)
                     if twin is not None:
                         twins[backward[-1]] = twin
+                        if (i, True) in compact:
+                            twin_only.add(backward[-1])
 
     n_backward_cam = 0
     for i in range(L - 1, -1, -1):
@@ -1699,9 +1748,14 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
         guided_grad_cam_frac=af.guided_grad_cam.frac if cam is not None else 0,
     )
     assert len(forward) <= fwd_max and len(backward) <= bwd_max and len(cam_jobs) <= cam_room, "descriptor room"
+    # compact weights (``clusters``) are read by cluster jobs alone: no other job may take them
+    compact_at = {fw[i]["w_addr"] for i, back in compact if not back}
+    compact_at |= {w["w_addr"] for i, back in compact if back for w in bw[i] if w is not None}
+    assert not [d for d in forward + backward + cam_jobs if d not in twin_only and d.w_addr in compact_at], \
+        "a job other than a grouped convolution's cluster jobs reads its compact weights"
     slots = Slots(batch, dict(alloc.slot_bytes), mask_slot, index_slot) if batch > 1 else None
     return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end,
-                   viewed, slots, tuple(cam_jobs), twins, column_view, bool(phases))
+                   viewed, slots, tuple(cam_jobs), twins, column_view, bool(phases), frozenset(twin_only))
 
 
 def _cam_activations(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, act: dict[int, Tensor],
@@ -1852,6 +1906,13 @@ ADDS_BY_BLOCK = True
 """An Add of more channels than one m-tile's lanes runs as one job a block of tn channels, reading
 that block of each operand (docs/engine_v2.md, "Adds a block at a time"); False: one dense job
 whose every m-tile reads both operands whole (to measure)."""
+
+
+COMPACT_GROUPS = True
+"""Whether a grouped convolution whose dense job surely has its twin of cluster jobs stores its weights for them
+alone, without the zeros between its clusters (``_clustered``): its dense job then only stands for the twin, which
+the tiler always keeps (``Lowered.twin_only``). ResNeXt-50's and RegNet's weights in DDR shrink by the zeros the
+dense kernels held. Off only to measure the difference."""
 
 
 GROUP_JOBS = True
@@ -2490,8 +2551,9 @@ def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None 
     LANES job of fewer pass-positions (kx + (G - 1) * isx pass columns for G output columns, the
     last group maybe ragged)."""
     shape = lowered.shape
-    jobs = lowered.forward + lowered.backward
+    jobs = [d for d in lowered.forward + lowered.backward if d not in lowered.twin_only]
     plain = {d: tile_job(d, shape, buffers, cost) for d in jobs}
+    plain |= {t: tile_job(t, shape, buffers, cost) for d in lowered.twin_only for t in lowered.twins[d]}
     # a job of no pass (a stride phase no tap reaches) writes zeros through the output memory: row tiles no
     # taller than the other jobs use, which is what the engine is built for (buffer_needs)
     passing = buffer_needs([t for t in plain.values() if t.ky * t.kx], shape.tm)[1]
@@ -2504,6 +2566,8 @@ def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None 
     kept = lambda d: cost(with_kept_input(d, in_words))  # noqa: E731
 
     def tile(d: Job) -> tuple[Job, ...]:
+        if d in lowered.twin_only:
+            return tuple(plain[t] for t in lowered.twins[d])
         return _job_or_twin(d, plain[d], lowered.twins.get(d), shape, buffers, cost, kept)
 
     flat = lambda part: tuple(t for d in part for t in tile(d))  # noqa: E731
