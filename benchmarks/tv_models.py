@@ -3,12 +3,13 @@ saliency and grad_cam, then the program executor checked against golden bit for 
 with at compile.
 
 Run: ``python -m benchmarks.tv_models [--board pynq-z2] [--models NAME ...] [--torchvision DIR] [--against REV]``
-(about 20 minutes for all; ``--against`` compiles each model with commit ``REV``'s xaihls too and says whether it
-wrote the same Program, and how long it took and how much memory). torchvision is not a dependency of xaihls:
-install the one that matches your torch, or give ``--torchvision`` the folder of an unpacked wheel. Its model
-definitions are pure Python; where its compiled operators do not load against this torch (the PyPI wheel beside the
-CPU torch 2.13 on our machine), only its ``models`` and ``ops`` packages are loaded, without running their
-``__init__``. Each model runs in a process of its own. Results in benchmarks/results/tv_models.json.
+(about 20 minutes for all; ``--against`` compiles each model with commit ``REV``'s xaihls too and says whether
+it wrote the same Program, and how long it took, how much memory and how much DDR its Program takes). torchvision
+is not a dependency of xaihls: install the one that matches your torch, or give ``--torchvision`` the folder of an
+unpacked wheel. Its model definitions are pure Python; where its compiled operators do not load against this torch
+(the PyPI wheel beside the CPU torch 2.13 on our machine), only its ``models`` and ``ops`` packages are loaded,
+without running their ``__init__``. Each model runs in a process of its own. Results in
+benchmarks/results/tv_models.json.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ out["program"] = hashlib.sha256(acc.plan.program.image).hexdigest()[:16]
 out["layers"] = len(acc.graph.layers)
 out["engine"] = f"{acc.plan.engine.tm}x{acc.plan.engine.tn}"
 out["saliency_cycles"] = acc.plan.method_cycles["saliency"]
+out["ddr_bytes"] = acc.plan.program.header["total_bytes"]
 x = torch.rand(1, *shape)
 for method in (None, "saliency", "grad_cam"):
     g = acc.run(x, method)
@@ -121,11 +123,11 @@ def main() -> None:
                                                      "with git worktree), a process of each tree in turn")
     args = ap.parse_args()
     fields = {"board": args.board}
-    against = (" | before: compile (s) | peak (MB) | same Program | saliency cycles, before -> now"
-               if args.against else "")
-    print(f"| model | image | parameters | layers | engine | compile (s) | peak (MB) | predict | saliency | "
+    against = (" | before: compile (s) | peak (MB) | same Program | saliency cycles, before -> now | DDR (MB), "
+               "before -> now" if args.against else "")
+    print(f"| model | image | parameters | layers | engine | compile (s) | peak (MB) | DDR (MB) | predict | saliency | "
           f"grad_cam{against} |")
-    print("|---" * (10 + 4 * bool(args.against)) + "|")
+    print("|---" * (11 + 5 * bool(args.against)) + "|")
     with contextlib.ExitStack() as stack:
         before = None
         if args.against:
@@ -134,6 +136,10 @@ def main() -> None:
             before = stack.enter_context(earlier_tree(fields["before"]))
         fields["rows"] = [_row(name, args, before) for name in args.models]
     save_result("tv_models", fields)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.1f}"
 
 
 def _row(name: str, args: argparse.Namespace, before: Path | None) -> dict:
@@ -146,13 +152,14 @@ def _row(name: str, args: argparse.Namespace, before: Path | None) -> dict:
         return r
     exact = ["bit-exact" if r[m] else "**differs**" for m in ("predict", "saliency", "grad_cam")]
     line = (f"| {name} | {r['image']} | {r['parameters']:,} | {r['layers']} | {r['engine']} | {r['compile_s']} | "
-            f"{r['peak_mb']:,} | {' | '.join(exact)} |")
+            f"{r['peak_mb']:,} | {_mb(r['ddr_bytes'])} | {' | '.join(exact)} |")
     if before is not None:
         old = run(name, args.board, args.torchvision, before)
-        r["before"] = {k: old.get(k) for k in ("compile_s", "peak_mb", "program", "saliency_cycles")}
+        r["before"] = {k: old.get(k) for k in ("compile_s", "peak_mb", "program", "saliency_cycles", "ddr_bytes")}
         same = "yes" if old.get("program") == r["program"] else "NO"
         line += (f" {old.get('compile_s')} | {old.get('peak_mb', 0):,} | {same} | "
-                 f"{old.get('saliency_cycles', 0):,} -> {r['saliency_cycles']:,} |")
+                 f"{old.get('saliency_cycles', 0):,} -> {r['saliency_cycles']:,} | "
+                 f"{_mb(old.get('ddr_bytes', 0))} -> {_mb(r['ddr_bytes'])} |")
     print(line, flush=True)
     return r
 

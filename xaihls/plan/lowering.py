@@ -917,7 +917,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             return None
         if any(isinstance(layers[t], MaxPool2d) for t in range(i + 1, min(i + 3, L))):
             return None
-        if cam is not None and i <= cam - 1 <= i + 3:
+        after = range(i + 1, cam or 0)  # the Grad-CAM layer is i, or what i's job takes after it (a ReLU, a pool)
+        if cam is not None and i < cam and all(isinstance(layers[t], (*RECTIFIERS, MaxPool2d)) for t in after):
             return None
         return group_clusters(*sizes, shape)
 
