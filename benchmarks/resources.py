@@ -243,8 +243,7 @@ def markdown(model: rm.ResourceModel) -> str:
                     f"{q['AXI_DATA_WIDTH']} | {'full' if q['BACKWARD'] else 'inference'} | "
                     f"{q['IN_DEPTH']} / {q['OUT_DEPTH']} / {q['W_DEPTH']} | "
                     f"{q['MASK_BITS']:,} / {q['INDEX_ENTRIES']:,} | {q['OFF_BITS']} | {p['LUT']:,} | {p['FF']:,} | "
-                    f"{p['DSP']} | "
-                    f"{p['BRAM_18K']} | {p['LUTRAM']} | {p['seconds']:.0f} | {p['peak_rss_mib']:,} |")
+                    f"{p['DSP']} | {p['BRAM_18K']} | {p['LUTRAM']} | {p['seconds']:.0f} | {p['peak_rss_mib']:,} |")
     coef = ["| | " + " | ".join(rm.FEATURES) + " |", "|---" * (len(rm.FEATURES) + 1) + "|",
             "| LUT (less LUTRAM) | " + " | ".join(f"{v:,.2f}" for v in model.lut) + " |",
             "| FF | " + " | ".join(f"{v:,.2f}" for v in model.ff) + " |"]

@@ -8,6 +8,7 @@ from the second; these tests hold the model to them without running yosys.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -121,11 +122,12 @@ def test_wider_ddr_offsets_and_deeper_kept_state_move_the_estimate_as_they_move_
     same array and bus): each adds LUTs and FFs (wider address registers and adders), and the model's
     step is within 30% of yosys's, held-out points included."""
     points = {p["tag"]: p for p in MODEL.points + MODEL.held_out}
-    varied = [p for p in points.values() if "_off" in p["tag"] or "_mask" in p["tag"]]
+    base_of = {p["tag"]: re.sub(r"_off\d+|_mask\d+_ix\d+", "", p["tag"]) for p in points.values()}
+    varied = [p for p in points.values() if base_of[p["tag"]] != p["tag"] and base_of[p["tag"]] in points]
     assert len(varied) >= 4 and any(p in MODEL.held_out for p in varied)
     assert {p["params"]["OFF_BITS"] for p in MODEL.points} >= {20, 28}
     for p in varied:
-        base = points[p["tag"].split("_off")[0].split("_mask")[0] + "_full"]
+        base = points[base_of[p["tag"]]]
         grown = MODEL.estimate(rm.engine_of_point(p)).as_dict()
         before = MODEL.estimate(rm.engine_of_point(base)).as_dict()
         for key in ("LUT", "FF"):

@@ -93,7 +93,8 @@ class EngineV2:
         word (its byte address / 2 TN, modulo the index words) to survive an offset's wrap below
         address 0 (xaihls_loader's ix_row0; xaihls_top checks it), and at least 12."""
         index_entries = self.as_built().index_entries
-        return max(12, math.ceil(math.log2(max(self.ddr_bytes, 2))), math.ceil(math.log2(max(2 * index_entries, 2))))
+        return max(12, math.ceil(math.log2(max(self.ddr_bytes, 2))),
+                   math.ceil(math.log2(max(2 * index_entries, 2))))
 
     @property
     def axi_data_bits(self) -> int:
