@@ -5,7 +5,8 @@ Run: ``python -m benchmarks.resources [--run [SHAPE ...]] [--memories] [--fit]``
 - ``--run``: yosys ``synth_xilinx`` (xc7, hierarchy kept) of the RTL built for the reference
   CIFAR net at each SHAPE (default: every fit and held-out shape), skipping shapes already
   recorded. SHAPE is ``TMxTN``, with ``@AXI_BITS`` for another AXI data width,
-  ``:IN_DEPTH/OUT_DEPTH`` for other buffer depths, a trailing ``i`` for the inference-only
+  ``:IN_DEPTH/OUT_DEPTH`` for other buffer depths, ``+oOFF_BITS`` for a wider DDR offset,
+  ``+kMASK_BITS/INDEX_ENTRIES`` for deeper kept state, a trailing ``i`` for the inference-only
   build. One line a run in results/rtl_v2_yosys.jsonl, the stat file beside it
   (rtl_v2_yosys_xc7_<tag>_stat.txt), with the digest of the RTL synthesized (``rtl_digest``). Run
   it under the shared heavy-tool lock.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import re
 import shutil
@@ -28,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -38,26 +40,46 @@ RESULTS = Path(__file__).parent / "results"
 POINTS = RESULTS / "rtl_v2_yosys.jsonl"
 MEMORIES = RESULTS / "rtl_v2_memories_xc7.json"
 FAMILY = "xc7"
-FIT_SHAPES = ("4x4", "8x4", "16x4", "8x8", "16x8", "16x16", "32x8", "32x16", "16x8i", "8x8@128", "32x32@512")
-HELD_OUT = ("32x4", "16x16@128", "16x8:1024/256")
+KEPT = "+k2000000/200000"  # ReLU bits and pool indices near torchvision ResNet-18's at 224 x 224
+FIT_SHAPES = ("4x4", "8x4", "16x4", "8x8", "16x8", "16x16", "32x8", "32x16", "16x8i", "8x8@128", "32x32@512",
+              "16x8+o28", "16x8" + KEPT, "16x16@128+o28" + KEPT)
+HELD_OUT = ("32x4", "16x16@128", "16x8:1024/256", "16x8+o28" + KEPT, "16x16@128+o28",
+            "16x16@128:1024/512+o27+k2308880/200704")  # ResNet-18 at 224 x 224's buffers, offsets and kept state
 """Points never used by the fit: the model's error there is the check that it predicts."""
 
 
-def parse_shape(shape: str) -> tuple[int, int, int, tuple[int, int] | None, bool]:
-    """'16x8' -> (16, 8, 64, None, True): Tm, Tn, AXI bits, (IN_DEPTH, OUT_DEPTH) if not the
-    net's, full build; '8x8@128': AXI 128; '16x8:1024/256': those buffer depths; 'i' at the end:
-    inference-only."""
-    m = re.fullmatch(r"(\d+)x(\d+)(?:@(\d+))?(?::(\d+)/(\d+))?(i?)", shape)
+@dataclass(frozen=True)
+class Shape:
+    """A yosys point's engine: the reference net's RTL at Tm x Tn on an AXI bus of ``axi`` bits,
+    with these parameters set apart from the net's (None: the net's own)."""
+
+    tm: int
+    tn: int
+    axi: int = 64
+    depths: tuple[int, int] | None = None  # IN_DEPTH, OUT_DEPTH
+    off_bits: int | None = None  # OFF_BITS: the DDR offsets' width
+    kept: tuple[int, int] | None = None  # MASK_BITS, INDEX_ENTRIES: the kept state's depth
+    backward: bool = True
+
+
+def parse_shape(shape: str) -> Shape:
+    """'16x8' -> Shape(16, 8): the net's buffers and DDR offsets, full build; '8x8@128': AXI 128;
+    '16x8:1024/256': those buffer depths; '16x8+o28': OFF_BITS 28; '16x8+k2000000/200000': that
+    many ReLU bits and pool indices kept; 'i' at the end: inference-only."""
+    m = re.fullmatch(r"(\d+)x(\d+)(?:@(\d+))?(?::(\d+)/(\d+))?(?:\+o(\d+))?(?:\+k(\d+)/(\d+))?(i?)", shape)
     if not m:
-        raise SystemExit(f"shape '{shape}': expected TMxTN[@AXI_BITS][:IN_DEPTH/OUT_DEPTH][i]")
-    depths = (int(m.group(4)), int(m.group(5))) if m.group(4) else None
-    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 64), depths, not m.group(6)
+        raise SystemExit(f"shape '{shape}': expected TMxTN[@AXI_BITS][:IN_DEPTH/OUT_DEPTH][+oOFF_BITS]"
+                         "[+kMASK_BITS/INDEX_ENTRIES][i]")
+    g = [int(v) if v else None for v in m.groups()[:8]]
+    return Shape(g[0], g[1], g[2] or 64, (g[3], g[4]) if g[3] else None, g[5], (g[6], g[7]) if g[6] else None,
+                 not m.group(9))
 
 
 def tag_of(shape: str) -> str:
-    tm, tn, axi, depths, backward = parse_shape(shape)
-    return (f"{tm}x{tn}{'' if axi == 64 else f'_axi{axi}'}{f'_in{depths[0]}_out{depths[1]}' if depths else ''}"
-            f"_{'full' if backward else 'inference_only'}")
+    s = parse_shape(shape)
+    return (f"{s.tm}x{s.tn}{'' if s.axi == 64 else f'_axi{s.axi}'}"
+            f"{f'_in{s.depths[0]}_out{s.depths[1]}' if s.depths else ''}{f'_off{s.off_bits}' if s.off_bits else ''}"
+            f"{f'_mask{s.kept[0]}_ix{s.kept[1]}' if s.kept else ''}_{'full' if s.backward else 'inference_only'}")
 
 
 def stat_path(tag: str) -> Path:
@@ -73,15 +95,22 @@ def run_point(shape: str) -> dict:
     from benchmarks.rtl_v2 import cifar
     from xaihls.backends.rtl.v2.params import rtl_params
     from xaihls.backends.rtl.v2.synth import synthesize
-    from xaihls.plan.lowering import Shape
+    from xaihls.plan.lowering import Shape as ArrayShape
 
-    tm, tn, axi, depths, backward = parse_shape(shape)
+    s = parse_shape(shape)
     tag = tag_of(shape)
-    _, prog, _ = cifar(Shape(tm, tn, axi // 16))
+    _, prog, _ = cifar(ArrayShape(s.tm, s.tn, s.axi // 16))
     params = rtl_params(prog)
-    params = params if backward else params.inference_only()
-    if depths:  # buffers other than the net's (the RTL's size, not a Program that would run on it)
-        params = replace(params, IN_DEPTH=depths[0], OUT_DEPTH=depths[1])
+    params = params if s.backward else params.inference_only()
+    # parameters other than the net's: the RTL's size, not a Program that would run on it
+    if s.depths:
+        params = replace(params, IN_DEPTH=s.depths[0], OUT_DEPTH=s.depths[1])
+    if s.kept:
+        params = replace(params, MASK_BITS=s.kept[0], INDEX_ENTRIES=s.kept[1])
+        # OFF_BITS as rtl_params would set it for kept state this deep (xaihls_top checks the bound)
+        params = replace(params, OFF_BITS=max(params.OFF_BITS, math.ceil(math.log2(2 * s.kept[1]))))
+    if s.off_bits:
+        params = replace(params, OFF_BITS=s.off_bits)
     work = Path(tempfile.mkdtemp(prefix=f"xaihls_yosys_v2_{tag}_"))
     r = synthesize(params, FAMILY, work, timeout=3000)
     shutil.copy(work / "stat.txt", stat_path(tag))
@@ -206,14 +235,15 @@ def yosys_version() -> str:
 
 def markdown(model: rm.ResourceModel) -> str:
     pct = lambda v: f"{100 * v:+.1f}%"  # noqa: E731
-    rows = ["| point | Tm x Tn | AXI | build | IN / OUT / W depth | LUT | FF | DSP | BRAM_18K | LUTRAM LUTs | yosys s | peak MiB |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| point | Tm x Tn | AXI | build | IN / OUT / W depth | ReLU bits / pool indices | OFF_BITS | LUT | FF | "
+            "DSP | BRAM_18K | LUTRAM LUTs | yosys s | peak MiB |", "|---" * 14 + "|"]
     for p in model.points + model.held_out:
         q = p["params"]
         rows.append(f"| {p['tag']}{' (held out)' if p in model.held_out else ''} | {q['TM']} x {q['TN']} | "
                     f"{q['AXI_DATA_WIDTH']} | {'full' if q['BACKWARD'] else 'inference'} | "
-                    f"{q['IN_DEPTH']} / {q['OUT_DEPTH']} / {q['W_DEPTH']} | {p['LUT']:,} | {p['FF']:,} | {p['DSP']} | "
-                    f"{p['BRAM_18K']} | {p['LUTRAM']} | {p['seconds']:.0f} | {p['peak_rss_mib']:,} |")
+                    f"{q['IN_DEPTH']} / {q['OUT_DEPTH']} / {q['W_DEPTH']} | "
+                    f"{q['MASK_BITS']:,} / {q['INDEX_ENTRIES']:,} | {q['OFF_BITS']} | {p['LUT']:,} | {p['FF']:,} | "
+                    f"{p['DSP']} | {p['BRAM_18K']} | {p['LUTRAM']} | {p['seconds']:.0f} | {p['peak_rss_mib']:,} |")
     coef = ["| | " + " | ".join(rm.FEATURES) + " |", "|---" * (len(rm.FEATURES) + 1) + "|",
             "| LUT (less LUTRAM) | " + " | ".join(f"{v:,.2f}" for v in model.lut) + " |",
             "| FF | " + " | ".join(f"{v:,.2f}" for v in model.ff) + " |"]

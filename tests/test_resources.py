@@ -8,6 +8,7 @@ from the second; these tests hold the model to them without running yosys.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,38 @@ def test_the_pynq_z2_project_estimate_is_within_1_percent_of_its_yosys_run(cifar
     # the candidates are weighed at one slot; the table says what the chosen engine is built as
     last = describe_candidates(p).splitlines()[-1]
     assert f"as built for {p.program.batch} slots" in last and f"{est['BRAM_18K']} BRAM_18K" in last
+
+
+def test_wider_ddr_offsets_and_deeper_kept_state_move_the_estimate_as_they_move_yosys():
+    """The yosys points that set OFF_BITS or the kept state's depth apart from their base point (the
+    same array and bus): each adds LUTs and FFs (wider address registers and adders), and the model's
+    step is within 30% of yosys's, held-out points included."""
+    points = {p["tag"]: p for p in MODEL.points + MODEL.held_out}
+    base_of = {p["tag"]: re.sub(r"_off\d+|_mask\d+_ix\d+", "", p["tag"]) for p in points.values()}
+    varied = [p for p in points.values() if base_of[p["tag"]] != p["tag"] and base_of[p["tag"]] in points]
+    assert len(varied) >= 4 and any(p in MODEL.held_out for p in varied)
+    assert {p["params"]["OFF_BITS"] for p in MODEL.points} >= {20, 28}
+    for p in varied:
+        base = points[base_of[p["tag"]]]
+        grown = MODEL.estimate(rm.engine_of_point(p)).as_dict()
+        before = MODEL.estimate(rm.engine_of_point(base)).as_dict()
+        for key in ("LUT", "FF"):
+            yosys, model = p[key] - base[key], grown[key] - before[key]
+            assert yosys > 0 and abs(model - yosys) <= 0.3 * yosys, (p["tag"], key, yosys, model)
+
+
+def test_the_planner_prices_the_ddr_offsets_the_rtl_is_built_with(cifar):
+    """The planner's engine carries its Program's DDR bytes, so its estimate sees the OFF_BITS that
+    rtl_params gives the RTL; without them the estimate is lower."""
+    from dataclasses import replace
+
+    from xaihls.backends.rtl.v2.params import rtl_params
+
+    p = plan_v2(cifar, next(b for b in list_boards() if b.name == "pynq-z2"), model=MODEL)
+    assert p.engine.ddr_bytes == p.program.total_bytes
+    assert p.engine.off_bits == rtl_params(p.program, p.engine).OFF_BITS
+    narrow = MODEL.estimate(replace(p.engine, ddr_bytes=0))
+    assert narrow.lut < p.resources.lut and narrow.ff < p.resources.ff
 
 
 def test_a_model_without_the_cascade_luts_is_refused_in_one_line(tmp_path):

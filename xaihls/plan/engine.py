@@ -63,7 +63,8 @@ class EngineV2:
     ``index_entries`` of ``index_bits``) and the IG-sum memory (``input_elems``: the largest blocked input
     whose sums it keeps, 0 for none: ``ig_elems``); the clock,
     DDR bytes per cycle and DDR read latency (cycles) the cost model uses; ``backward``: False
-    for an inference-only build.
+    for an inference-only build; ``ddr_bytes``: the DDR bytes its Program uses (the header's
+    ``total_bytes``; 0: not known), which set the width of its DDR offsets (``off_bits``).
     """
 
     tm: int
@@ -80,10 +81,20 @@ class EngineV2:
     bytes_per_cycle: float
     ddr_latency: int = 24
     backward: bool = True
+    ddr_bytes: int = 0
 
     @property
     def macs(self) -> int:
         return self.tm * self.tn
+
+    @property
+    def off_bits(self) -> int:
+        """The RTL's OFF_BITS: DDR offsets wide enough for ``ddr_bytes`` and for a pixel's pool-index
+        word (its byte address / 2 TN, modulo the index words) to survive an offset's wrap below
+        address 0 (xaihls_loader's ix_row0; xaihls_top checks it), and at least 12."""
+        index_entries = self.as_built().index_entries
+        return max(12, math.ceil(math.log2(max(self.ddr_bytes, 2))),
+                   math.ceil(math.log2(max(2 * index_entries, 2))))
 
     @property
     def axi_data_bits(self) -> int:
@@ -112,5 +123,4 @@ class EngineV2:
         h, s, b = program.header, program.shape, program.buffers
         return cls(s.tm, s.tn, s.beat_elems, b.in_depth, b.out_depth, b.w_depth, h["mask_bits"],
                    h["index_entries"], h["index_bits"], ig_elems(h, program.qgraph.methods), clock_mhz,
-                   bytes_per_cycle, ddr_latency,
-                   backward)
+                   bytes_per_cycle, ddr_latency, backward, h["total_bytes"])

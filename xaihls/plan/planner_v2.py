@@ -336,7 +336,7 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                 h = lowered.header
                 engine = EngineV2(tm, tn, board.beat_elems, in_depth, out_depth, w_depth, h["mask_bits"],
                                   h["index_entries"], h["index_bits"], ig_elems(h, qg.methods), clock, bpc,
-                                  ddr_latency)
+                                  ddr_latency, ddr_bytes=h["total_bytes"])
                 try:
                     forward, backward, n_backward_cam = tiled(lowered, buffers, _row_tile_cost(timing, engine, memo))
                     cam = tiled_cam(lowered, buffers, _row_tile_cost(timing, engine, memo))
@@ -431,7 +431,7 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, board: Board,
         # the engine as built for this Program: a batched Linear job's rows may need deeper buffers
         in_used, out_used, w_used = buffer_needs(forward + backward + lists[0] + lists[1], cand.engine.tm)
         e = cand.engine
-        engine = replace(e, mask_bits=h["mask_bits"], index_entries=h["index_entries"],
+        engine = replace(e, mask_bits=h["mask_bits"], index_entries=h["index_entries"], ddr_bytes=h["total_bytes"],
                          in_depth=max(e.in_depth, in_used), out_depth=max(e.out_depth, out_used),
                          w_depth=max(e.w_depth, w_used))
         res = model.estimate(engine)

@@ -13,7 +13,9 @@ For an engine (as the RTL builds it: ``EngineV2.as_built``):
   for LUT RAM fitted on the memory shapes of ``--memories``.
 - LUT (less the counted LUTRAM and cascade LUTs) and FF (less the counted read registers of the
   memories in LUT RAM, ``read_registers``) are linear in ``FEATURES``, fitted by least squares on
-  yosys points that vary Tm, Tn and the AXI width apart.
+  yosys points that vary Tm, Tn and the AXI width apart, and the address widths: the DDR offsets'
+  (``EngineV2.off_bits``, the RTL's OFF_BITS: some sixty registers and adders of the controller,
+  loader and write-back) and the on-chip memories' word addresses (``address_bits``).
 
 The coefficients, the points they come from, the points held out of the fit and every residual
 are stored in ``resource_model.json`` (``python -m benchmarks.resources --fit``); the planner uses
@@ -39,7 +41,7 @@ from xaihls.errors import XaiHlsError, XaiHlsWarning
 from xaihls.plan.engine import ACC_BITS, DATA_BITS, EngineV2, ResourceEstimate
 
 MODEL_FILE = Path(__file__).with_name("resource_model.json")
-FEATURES = ("1", "tm", "tn", "tm*tn", "beat_elems", "backward")
+FEATURES = ("1", "tm", "tn", "tm*tn", "beat_elems", "backward", "off_bits", "address_bits")
 RESULTS_OF = ("LUT", "FF", "DSP", "BRAM_18K")
 TOLERANCE = 0.15
 """The largest relative error on LUT, FF and BRAM_18K the model may have at any stored point."""
@@ -215,8 +217,21 @@ def counted(e: EngineV2) -> dict[str, tuple[int, int]]:
     return {m.name: memory_cells(m) for m in memories(e.as_built())}
 
 
+def address_bits(e: EngineV2) -> int:
+    """Word-address bits of the memories the engine addresses by computed row and pixel addresses, as
+    the RTL builds them for ``e``: the input buffer's and the accumulators' (xaihls_top's IAW, OAW), the
+    ReLU bits' and the pool indices' (MKW, IXW; one bit each without the backward path). The
+    loader's, walker's and write-back's address registers and adders are this wide."""
+    b = e.as_built()
+    kept = (b.mask_bits // b.beat_elems, b.index_entries // b.tn) if b.backward else (1, 1)
+    return sum(max(1, math.ceil(math.log2(words))) for words in (b.in_depth, b.out_depth, *kept))
+
+
 def features(e: EngineV2) -> list[float]:
-    return [1.0, float(e.tm), float(e.tn), float(e.tm * e.tn), float(e.beat_elems), float(bool(e.backward))]
+    """FEATURES of ``e`` as the RTL builds it."""
+    b = e.as_built()
+    return [1.0, float(b.tm), float(b.tn), float(b.tm * b.tn), float(b.beat_elems), float(bool(b.backward)),
+            float(b.off_bits), float(address_bits(b))]
 
 
 POINT_ENGINE_KEYS = {"TM": "tm", "TN": "tn", "IN_DEPTH": "in_depth", "OUT_DEPTH": "out_depth", "W_DEPTH": "w_depth",
@@ -228,7 +243,8 @@ def engine_of_point(p: dict) -> EngineV2:
     """The EngineV2 a yosys point was built with (its RTL parameters are stored with its counts)."""
     q = p["params"]
     return EngineV2(beat_elems=q["AXI_DATA_WIDTH"] // 16, backward=bool(q["BACKWARD"]), clock_mhz=100.0,
-                    bytes_per_cycle=8.0, **{v: q[k] for k, v in POINT_ENGINE_KEYS.items()})
+                    bytes_per_cycle=8.0, ddr_bytes=1 << q["OFF_BITS"],
+                    **{v: q[k] for k, v in POINT_ENGINE_KEYS.items()})
 
 
 @dataclass(frozen=True)
@@ -264,6 +280,11 @@ class ResourceModel:
     source: str = ""
     rtl: str = ""  # rtl_digest() of the sources every point was synthesized from
     cascade: dict[str, tuple[float, float]] | None = None
+
+    def __post_init__(self):
+        if len(self.lut) != len(FEATURES) or len(self.ff) != len(FEATURES):
+            raise ValueError(f"a resource model has one LUT and one FF coefficient a feature ({', '.join(FEATURES)}), "
+                             f"got {len(self.lut)} and {len(self.ff)}")
 
     def cascade_luts(self, e: EngineV2) -> float:
         """The read multiplexers and write decoders yosys adds beside ``e``'s memories (as built)."""
@@ -346,7 +367,8 @@ def fit(points: list[dict], held_out: list[dict] = (), source: str = "", rtl: st
     if np.linalg.matrix_rank(x) < len(FEATURES):
         flat = [f for j, f in enumerate(FEATURES) if j and np.ptp(x[:, j]) == 0]
         raise XaiHlsError(f"the yosys points do not vary the model's features apart (constant: {', '.join(flat) or '-'}); "
-                          f"add points that vary Tm, Tn, the AXI width and the backward path")
+                          f"add points that vary Tm, Tn, the AXI width, the backward path, OFF_BITS and the kept "
+                          f"state's depth")
     lutram = np.array([sum(lr for _, lr in counted(e).values()) for e in es])
     if cascade:
         lutram = lutram + np.array([engine_cascade_luts(e.as_built(), cascade) for e in es])

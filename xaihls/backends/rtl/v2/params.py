@@ -7,7 +7,6 @@ sizes too, so that networks of similar shapes share one Verilator build.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -70,7 +69,7 @@ class RtlV2Params:
         cycles that moves a beat a cycle (the simulation's SystemVerilog model has no bandwidth cap)."""
         return EngineV2(self.TM, self.TN, self.beat_elems, self.IN_DEPTH, self.OUT_DEPTH, self.W_DEPTH, self.MASK_BITS,
                         self.INDEX_ENTRIES, self.INDEX_BITS, self.INPUT_ELEMS, clock_mhz,
-                        float(self.AXI_DATA_WIDTH // 8), ddr_latency, bool(self.BACKWARD))
+                        float(self.AXI_DATA_WIDTH // 8), ddr_latency, bool(self.BACKWARD), 1 << self.OFF_BITS)
 
     def covering(self, other: "RtlV2Params") -> "RtlV2Params":
         """Parameters large enough for both (one build runs either)."""
@@ -101,13 +100,10 @@ def rtl_params(program, engine: EngineV2 | None = None) -> RtlV2Params:
     backward = True if engine is None else engine.backward
     in_depth, out_depth, w_depth = buffer_needs(program.all_jobs, s.tm)
     e = EngineV2(s.tm, s.tn, s.beat_elems, in_depth, out_depth, w_depth, h["mask_bits"], h["index_entries"],
-                 h["index_bits"], ig_elems(h, _methods(program)), 0.0, 0.0, backward=backward).as_built()
+                 h["index_bits"], ig_elems(h, _methods(program)), 0.0, 0.0, backward=backward,
+                 ddr_bytes=h["total_bytes"]).as_built()
     return RtlV2Params(
         TM=e.tm, TN=e.tn, AXI_DATA_WIDTH=16 * e.beat_elems, IN_DEPTH=e.in_depth, OUT_DEPTH=e.out_depth,
         W_DEPTH=e.w_depth, MASK_BITS=e.mask_bits, INDEX_ENTRIES=e.index_entries, INDEX_BITS=e.index_bits,
-        INPUT_ELEMS=e.input_elems, BACKWARD=1 if backward else 0,
-        # DDR offsets, and wide enough that a pixel's index word (its byte address / 2 TN, modulo the
-        # index words) survives an offset's wrap below address 0 (xaihls_loader's ix_row0)
-        OFF_BITS=max(12, math.ceil(math.log2(max(h["total_bytes"], 2))),
-                     math.ceil(math.log2(max(2 * e.index_entries, 2)))),
+        INPUT_ELEMS=e.input_elems, BACKWARD=1 if backward else 0, OFF_BITS=e.off_bits,
     )
