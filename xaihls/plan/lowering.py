@@ -2550,7 +2550,7 @@ def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None 
     every m-tile of the plain job passes over all of them), a summed global pool (its passes cover
     many positions where the plain job's cover one, each pass waiting for the accumulators) and a
     LANES job of fewer pass-positions (kx + (G - 1) * isx pass columns for G output columns, the
-    last group maybe ragged)."""
+    last group maybe ragged). A job that only stands for its twin (``Lowered.twin_only``) is its twin."""
     shape = lowered.shape
     jobs = [d for d in lowered.forward + lowered.backward if d not in lowered.twin_only]
     plain = {d: tile_job(d, shape, buffers, cost) for d in jobs}
