@@ -114,3 +114,21 @@ def _compiled_compact(monkeypatch, on: bool):
     monkeypatch.setattr(lowering, "COMPACT_GROUPS", on)
     return xaihls.compile(_block(0), (3, 8, 8), calibration=torch.rand(16, 3, 8, 8), board="pynq-z2",
                           tiling=(16, 8), methods=("saliency", "integrated_gradients"), backends=("golden", "program"))
+
+
+@pytest.mark.parametrize("layer", ["grouped", "down", "wide"])
+def test_grad_cam_at_a_grouped_convolution_is_bit_exact(layer):
+    """Grad-CAM runs a grouped convolution's forward job again when the layer is one: that convolution keeps
+    its dense weights, the others' stay compact; program and csim against golden."""
+    acc = xaihls.compile(_block(1), (3, 8, 8), calibration=torch.rand(16, 3, 8, 8), tiling=(16, 8),
+                         methods=("saliency", "grad_cam", "guided_grad_cam"), config={"grad_cam_layer": layer},
+                         backends=("golden", "program", "csim"))
+    low = lowering.lower_jobs(acc.qgraph, Shape(16, 8, 4))
+    named = next(i for i, lay in enumerate(acc.graph.layers) if lay.name == layer)
+    assert low.twin_only and named not in {d.layer for d in low.twin_only}
+    x = torch.rand(2, 3, 8, 8)
+    for method in ("grad_cam", "guided_grad_cam"):
+        g = acc.run(x, method)
+        for backend in ("program", "csim"):
+            r = acc.run(x, method, backend=backend)
+            assert torch.equal(r.logits, g.logits) and torch.equal(r.attribution, g.attribution), (backend, method)
