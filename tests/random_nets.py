@@ -1020,3 +1020,30 @@ def stem_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
         body.append(nn.MaxPool2d(3, stride=2, padding=1))
     body += [nn.Conv2d(out, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)]
     return nn.Sequential(*body).eval(), shape, torch.rand((8, *shape)) * 2.0 - 0.5
+
+
+def grouped_net(seed: int) -> tuple[nn.Module, tuple[int, int, int], torch.Tensor]:
+    """A stem, then 2 to 4 grouped convolutions of 2, 4 or 8 groups (1 x 1 or 3 x 3, strided or dilated now and
+    then, channels kept or doubled), each after a BatchNorm now and then and a ReLU, a max-pool after some, then a
+    global average pool and a Linear head: ResNeXt- and RegNet-like group widths whose cluster jobs fill whole
+    tiles at some tilings and not at others; deterministic in the seed."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    c, side = rng.choice((8, 16, 32)), 16
+    layers = [nn.Conv2d(3, c, 3, padding=1), nn.ReLU()]
+    for _ in range(rng.randint(2, 4)):
+        o, k = c * rng.choice((1, 2)), rng.choice((1, 3))
+        s = rng.choice((1, 1, 2)) if side >= 4 else 1
+        d = rng.choice((1, 1, 2)) if k == 3 and s == 1 else 1
+        layers.append(nn.Conv2d(c, o, k, s, padding=d * (k // 2), dilation=d, groups=rng.choice((2, 4, 8)),
+                                bias=rng.random() < 0.6))
+        side = _conv_out(side, d * (k - 1) + 1, s, d * (k // 2))
+        if rng.random() < 0.5:
+            layers.append(_batchnorm(o, (-0.2, 0.2), (0.5, 2.0), (0.8, 1.2), (-0.1, 0.1)))
+        layers.append(nn.ReLU())
+        if rng.random() < 0.3 and side >= 4:
+            layers.append(nn.MaxPool2d(2))
+            side //= 2
+        c = o
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, rng.choice((3, 5, 10)))]
+    return nn.Sequential(*layers).eval(), (3, 16, 16), torch.rand(16, 3, 16, 16)

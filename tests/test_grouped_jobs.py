@@ -2,6 +2,8 @@
 groups' input blocks and weights, where the dense job's every m-tile passes over every block with the other
 groups' weights zero (docs/engine_v2.md, "Grouped convolutions a cluster of groups a job")."""
 
+import random
+
 import pytest
 import torch
 import torch.nn as nn
@@ -9,7 +11,8 @@ import torch.nn as nn
 import xaihls
 import xaihls.plan.lowering as lowering
 from xaihls.plan.lowering import Shape, group_clusters
-from tests.test_differential import _refused_or_bit_exact_everywhere
+from tests.random_nets import grouped_net
+from tests.test_differential import TILINGS, _refused_or_bit_exact_everywhere
 
 
 class Block(nn.Module):
@@ -132,3 +135,20 @@ def test_grad_cam_at_a_grouped_convolution_is_bit_exact(layer):
         for backend in ("program", "csim"):
             r = acc.run(x, method, backend=backend)
             assert torch.equal(r.logits, g.logits) and torch.equal(r.attribution, g.attribution), (backend, method)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_grouped_nets_are_bit_exact_everywhere(seed):
+    """Random chains of grouped convolutions (tests/random_nets.py ``grouped_net``), their weights compact where
+    the cluster jobs surely run: program and csim against golden for predict and every method, at the tilings
+    the seeds pick; Grad-CAM at a random one of their convolutions on program."""
+    model, shape, calibration = grouped_net(seed)
+    _refused_or_bit_exact_everywhere(seed, model, shape, calibration, may_refuse=False)
+    layer = random.Random(seed).choice([n for n, m in model.named_children() if isinstance(m, nn.Conv2d)])
+    acc = xaihls.compile(model, shape, calibration=calibration, tiling=TILINGS[seed % len(TILINGS)],
+                         methods=("grad_cam", "guided_grad_cam"), config={"grad_cam_layer": layer},
+                         backends=("golden", "program"))
+    x = torch.rand(2, *shape)
+    for method in ("grad_cam", "guided_grad_cam"):
+        g, r = acc.run(x, method), acc.run(x, method, backend="program")
+        assert torch.equal(r.logits, g.logits) and torch.equal(r.attribution, g.attribution), (layer, method)
