@@ -541,17 +541,19 @@ def _cut(kernels: dict, q, kern: np.ndarray, taps: list[int], depthwise: bool, t
     return hit[1]
 
 
-def _clustered(kernels: dict, q, kernel: np.ndarray, groups: int, k: int, key) -> np.ndarray:
-    """A grouped convolution's dense kernel (M, N, taps), zero across its groups, as its jobs of a cluster of
-    ``k`` groups read it (``group_clusters``): row o holds only its own cluster's N * k / groups columns, so every
-    zero the dense kernel keeps between clusters is left out, (M, N * k / groups, taps). Kept in ``kernels`` by
-    ``key`` (``_cut``'s) as ``_cut`` keeps its cuts."""
-    hit = kernels.get((key, k))
+def _clustered(kernels: dict, q, kernel: np.ndarray, taps: list[int], transposed: bool, groups: int,
+               k: int) -> np.ndarray:
+    """A grouped convolution's dense kernel (M, N, taps), zero across its groups (``_cut``'s cut of ``taps``,
+    ``transposed`` or not), as its jobs of a cluster of ``k`` groups read it (``group_clusters``): row o holds
+    only its own cluster's N * k / groups columns, so every zero the dense kernel keeps between clusters is left
+    out, (M, N * k / groups, taps). Kept in ``kernels`` as ``_cut`` keeps its cuts."""
+    key = ("clusters", id(q.weight), tuple(taps), transposed, k)  # apart from _cut's keys (True == 1)
+    hit = kernels.get(key)
     if hit is None:
         m, n, _ = kernel.shape
         rows, cols = m * k // groups, n * k // groups  # a cluster's
         cut = np.concatenate([kernel[c * rows:(c + 1) * rows, c * cols:(c + 1) * cols] for c in range(groups // k)])
-        hit = kernels[key, k] = (q.weight, cut)
+        hit = kernels[key] = (q.weight, cut)
     return hit[1]
 
 
@@ -922,7 +924,7 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
             return None
         return group_clusters(*sizes, shape)
 
-    compact: dict[tuple[int, bool], int] = {}  # (layer, backward) -> the groups a cluster of its compact weights
+    compact: set[tuple[int, bool]] = set()  # (layer, backward): weights stored for the cluster jobs alone
     for i, layer in enumerate(layers):
         q = qg.layers[i]
         if isinstance(layer, Conv2d):
@@ -943,8 +945,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                 shape, cols, _stride(sx, out_w), out_w, None if depthwise else layer.out_channels)
             k = None if folded else clusters(i, False, lanes)
             if k is not None:
-                compact[i, False] = k
-                k_fw = _clustered(kernels, q, k_fw, layer.groups, k, (id(q.weight), tuple(stepped), False, False))
+                compact.add((i, False))
+                k_fw = _clustered(kernels, q, k_fw, stepped, False, layer.groups, k)
             fw[i] = b.weights(name, _depthwise_blob(k_fw, shape) if depthwise else DenseBlob(k_fw, shape))
             if lanes:
                 lanes_fw[i] = b.weights(f"{name}.lanes", _lanes_blob(k_fw, cols, _stride(sx, out_w), False, shape))
@@ -963,8 +965,8 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
                                                 _lanes_blob(cut, tx, 1, True, shape))
                     k = clusters(i, True, lanes)
                     if k is not None:
-                        compact[i, True] = k
-                        cut = _clustered(kernels, q, cut, layer.groups, k, (id(q.weight), tuple(taps), False, True))
+                        compact.add((i, True))
+                        cut = _clustered(kernels, q, cut, taps, True, layer.groups, k)
                     blob = _depthwise_blob(cut, shape) if depthwise else DenseBlob(cut, shape)
                     bw[i].append(b.weights(f"{layer.name}.weight.phase{ry}{rx}", blob))
                     for rows, cols, past in edges if i == 0 else []:  # the phases past the image left zero
