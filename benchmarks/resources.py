@@ -155,6 +155,9 @@ def memory_shapes() -> list[tuple[str, int, int, int]]:
                                                         (8, 30_000, 1), (16, 9_000, 1), (48, 7_168, 1),
                                                         (36, 3_000, 1), (64, 2_500, 1), (8, 60_000, 2),
                                                         (40, 6_000, 2), (80, 3_000, 2), (48, 1_500, 1))]
+    # the accumulators of lanes 0..E-1 with the integrated-gradients sums above them, at their exact depth
+    # (OUT_DEPTH + the blocked input's words): the CIFAR net's at 16 x 8 and 16 x 16, a 3 x 96 x 96 image's
+    out += [("xaihls_sdp_ram", 48, d, 1) for d in (2_176, 2_304, 3_072, 5_120, 9_360, 10_240)]
     return sorted(set(out))
 
 

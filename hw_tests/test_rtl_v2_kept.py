@@ -2,7 +2,8 @@
 size: whole words, no power of two (xaihls.plan.engine.kept). The compiler places each tensor's state end to end
 from 0 and a job writes an element's bit or index at its own place, so no address reaches past the count; the
 simulation top stops the run at a write that does (every RTL test runs under that check, with the count of its
-Program's header)."""
+Program's header). The integrated-gradients sums too, where the planner takes their exact depth: the
+accumulators of lanes 0..E-1 are then OUT_DEPTH + the input's words deep, no power of two."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hw_tests.rtl_v2_cases import expected, program, runs
+from hw_tests.rtl_v2_cases import IG_STEPS, as_image, compiled, expected, program, runs
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import rtl_params
-from xaihls.plan.engine import kept
+from xaihls.executor import quantize_input
+from xaihls.plan.engine import EngineV2, kept
 
 # a padded max-pool after a ReLU6, depthwise and grouped convolutions: 1,624 ReLU bits and 400 pool indices at 4 x 4
 NAME, SHAPE = "edge14", "4x4"
@@ -51,3 +53,28 @@ def test_a_kept_state_write_past_the_programs_count_stops_the_simulation(tmp_pat
         sim.simulate(less, rtl_params(prog), runs(NAME, (None, "saliency")), work_dir=tmp_path, seed=14)
     log = (tmp_path / "sim.log").read_text()
     assert message in log and f"of {told // 4}" in log, log[-2000:]  # words of 4 bits or 4 indices at 4 x 4
+
+
+def test_the_integrated_gradients_sums_sit_at_their_exact_depth_above_the_accumulators():
+    """An engine built for its Program with the IG sums at their exact depth (``EngineV2.ig_exact``: the planner's
+    choice where a power of two does not fit the board) keeps them in accumulators OUT_DEPTH + INPUT_ELEMS / E deep
+    (not a power of two), and the image's last pixel, whose sum is the memory's last word, is not zero: a memory
+    one word short loses that sum (a write past an array's end is dropped) and this fails."""
+    name, shape = "digits", "4x4"
+    prog = program(name, shape)
+    params = rtl_params(prog, dataclasses.replace(EngineV2.for_program(prog, 100.0, 8.0), ig_exact=True))
+    e = params.AXI_DATA_WIDTH // 16
+    assert params.INPUT_ELEMS == prog.header["input_elems"] and prog.shape.tn == e  # one beat a pixel
+    assert not _power_of_two(params.OUT_DEPTH + params.INPUT_ELEMS // e)
+    acc, x = compiled(name)
+    x = x.clone()
+    x[..., -1, -1] = 0.5
+    g = acc.run(x, "integrated_gradients", steps=IG_STEPS)
+    want = as_image(acc.graph.as_maps(g.attribution)[0].numpy(), prog, acc.graph.input_shape[0])
+    assert want[..., -1, -1].any()
+    x_q = quantize_input(acc.qgraph, x)[0][0].numpy()
+    run = {**runs(name, ("integrated_gradients",))[0], "image": x_q}
+    (r,) = sim.simulate(prog, params, [run], seed=3)
+    assert r["status"] == 0, f"status {r['status']:#x}"
+    assert np.array_equal(r["logits"], g.logits[0].numpy())
+    assert np.array_equal(r["attribution"], want)

@@ -18,6 +18,7 @@ from xaihls.plan.boards import load_board
 from xaihls.plan.timing import JobCost
 from xaihls.plan.planner_v2 import array_candidates, describe_candidates, plan_v2
 from xaihls.plan.resources import ResourceModel
+from xaihls.plan.resources import load as load_model
 
 
 def _roofline(d, engine, direction, layers=None, image_batch=False):
@@ -112,10 +113,10 @@ def test_without_integrated_gradients_the_batch_is_sized_for_image_batches():
 def test_integrated_gradients_sums_are_built_only_for_a_program_that_runs_them(monkeypatch):
     """The IG sums (48-bit words of the blocked input above the accumulators of lanes 0..E-1) are the
     engine's largest memory on a large image: a net on 3 x 96 x 96 compiled without integrated
-    gradients gets none, and the PYNQ-Z2 takes a 16 x 4 array for it; with them, the sums alone take
-    192 BRAM_18K, and only a 4 x 4 array (whose blocked input pads 3 channels to 4, not 8) fits. (The image
-    as itself; as its first stride's 4 phases, 12 channels of 48 x 48 fill three words of 4 with no padding:
-    the sums take 96 BRAM_18K, and a 16 x 4 array fits with them.)"""
+    gradients gets none, and the PYNQ-Z2 takes a 16 x 4 array for it; with them, the sums take 120 BRAM_18K
+    at their exact depth (192 a power of two deep, which fits no array faster than 4 x 4), and an 8 x 4 array
+    fits (its blocked input pads 3 channels to 4, not 8). (The image as itself; as its first stride's 4
+    phases, 12 channels of 48 x 48 at Tn = 8: the sums take 120 BRAM_18K, and a 16 x 8 array fits with them.)"""
     import torch
     import torch.nn as nn
 
@@ -140,27 +141,39 @@ def test_integrated_gradients_sums_are_built_only_for_a_program_that_runs_them(m
     assert lanes["accumulators, lanes 0..E-1"].depth == lanes["accumulators, other lanes"].depth
     ig = plans["integrated_gradients"]
     assert ig.engine.input_elems == 96 * 96 * ig.engine.tn > 0
-    assert ig.resources.breakdown["BRAM_18K by memory"]["accumulators, lanes 0..E-1"] == 192
-    assert (plans["saliency"].engine.tm, plans["saliency"].engine.tn, ig.engine.tm, ig.engine.tn) == (16, 4, 4, 4)
+    assert ig.resources.breakdown["BRAM_18K by memory"]["accumulators, lanes 0..E-1"] == 120
+    assert (plans["saliency"].engine.tm, plans["saliency"].engine.tn, ig.engine.tm, ig.engine.tn) == (16, 4, 8, 4)
+    # the exact depth because a power of two does not fit: 192 BRAM_18K of the sums then
+    assert ig.engine.ig_exact and not plans["saliency"].engine.ig_exact
+    rounded = load_model().estimate(replace(ig.engine, ig_exact=False))
+    assert rounded.breakdown["BRAM_18K by memory"]["accumulators, lanes 0..E-1"] == 192
+    assert rounded.bram_18k > 0.8 * ig.board.resources.bram_18k
     from xaihls.plan.planner_v2 import describe
 
-    assert ("integrated gradients: the engine keeps the sums of the 36,864-element blocked input on chip, 192 of its "
+    assert ("integrated gradients: the engine keeps the sums of the 36,864-element blocked input on chip, 120 of its "
             in describe(ig)) and "compiled without integrated_gradients it keeps none" in describe(ig)
+    assert "at their exact depth: a power of two deep, this engine would not fit the board" in describe(ig)
     monkeypatch.setattr(capabilities, "IMAGE_PHASES", True)
     phases = xaihls.compile(model, (3, 96, 96), calibration=calibration, methods=methods, ig_steps=3,
                             backends=("golden",)).plan
-    assert phases.program.header["in_c"] == 12 and phases.engine.input_elems == 12 * 48 * 48
-    assert phases.resources.breakdown["BRAM_18K by memory"]["accumulators, lanes 0..E-1"] == 96
-    assert (phases.engine.tm, phases.engine.tn) == (16, 4)
+    # 12 channels in two words of 8
+    assert phases.program.header["in_c"] == 12 and phases.engine.input_elems == 16 * 48 * 48
+    assert phases.resources.breakdown["BRAM_18K by memory"]["accumulators, lanes 0..E-1"] == 120
+    assert (phases.engine.tm, phases.engine.tn) == (16, 8)
     assert "the engine keeps the sums" not in describe(plans["saliency"])
     # the RTL built for the Program keeps none; one built from its DDR image alone (whose header does not
-    # say which methods it runs) keeps them
+    # say which methods it runs) keeps them, with the room up to the power of two the accumulators below reach
     from xaihls.backends.rtl.v2.params import rtl_params
     from xaihls.backends.rtl.v2.project import decode_image
 
     program = plans["saliency"].program
     assert rtl_params(program).INPUT_ELEMS == 0
-    assert rtl_params(decode_image(program.image)).INPUT_ELEMS == program.header["input_elems"] > 0
+    image = rtl_params(decode_image(program.image))
+    words = image.OUT_DEPTH + image.INPUT_ELEMS // image.beat_elems
+    assert image.INPUT_ELEMS >= program.header["input_elems"] > 0 and words & (words - 1) == 0
+    # the project of the plan that needs the exact depth is built with it: the sums' words and no more
+    exact = rtl_params(ig.program, ig.engine)
+    assert exact.INPUT_ELEMS == ig.program.header["input_elems"]
 
 
 def test_a_board_short_of_block_ram_for_the_backward_state_is_told_what_holds_it():

@@ -181,9 +181,10 @@ module xaihls_mac_array #(
             end
         end
 
-        // the accumulator memory: lanes 0..E-1 also hold the integrated-gradients sums
-        // (a power of two: a deeper memory in one bank of block RAMs, no read multiplexer)
-        localparam int DEPTH = (m < E) ? 1 << $clog2(OUT_DEPTH + IG_WORDS) : OUT_DEPTH;
+        // the accumulator memory: lanes 0..E-1 also hold the integrated-gradients sums, at addresses
+        // OUT_DEPTH .. OUT_DEPTH + IG_WORDS - 1; the planner sizes IG_WORDS (INPUT_ELEMS): up to a power of
+        // two (wide block RAMs one cell deep, no read multiplexer), or exactly, where only fewer block RAMs fit
+        localparam int DEPTH = (m < E) ? OUT_DEPTH + IG_WORDS : OUT_DEPTH;
         localparam int LAW = $clog2(DEPTH);
         logic [47:0] acc_mem [DEPTH];
         always_ff @(posedge clk) begin

@@ -47,8 +47,8 @@ def kept(n: int, tn: int) -> int:
 def ig_elems(header: dict, methods=None) -> int:
     """The elements of the integrated-gradients sums an engine keeps for a Program of ``header`` compiled
     for ``methods``: the blocked input's where it runs integrated gradients, else none (the sums are
-    48-bit words on chip, above the accumulators of lanes 0..E-1: a 3 x 96 x 96 image's take 384
-    BRAM_18K at 16 x 8). ``methods`` None (a Program read from its DDR image alone, whose header does
+    48-bit words on chip, above the accumulators of lanes 0..E-1: a 3 x 96 x 96 image's take 240
+    BRAM_18K at 16 x 8 on a 128-bit bus). ``methods`` None (a Program read from its DDR image alone, whose header does
     not say): the blocked input's, an engine that runs every method."""
     return header["input_elems"] if methods is None or "integrated_gradients" in methods else 0
 
@@ -64,7 +64,11 @@ class EngineV2:
     whose sums it keeps, 0 for none: ``ig_elems``); the clock,
     DDR bytes per cycle and DDR read latency (cycles) the cost model uses; ``backward``: False
     for an inference-only build; ``ddr_bytes``: the DDR bytes its Program uses (the header's
-    ``total_bytes``; 0: not known), which set the width of its DDR offsets (``off_bits``).
+    ``total_bytes``; 0: not known), which set the width of its DDR offsets (``off_bits``);
+    ``ig_exact``: the accumulators of lanes 0..E-1 exactly as deep as the accumulators and the IG sums
+    above them (fewer block RAMs, a read multiplexer over them in LUTs), else as deep as the next power of
+    two (the RTL's INPUT_ELEMS then gives the sums the room up to it: no multiplexer). The planner takes
+    the power of two where it fits the board and the exact depth where only that fits.
     """
 
     tm: int
@@ -82,6 +86,7 @@ class EngineV2:
     ddr_latency: int = 24
     backward: bool = True
     ddr_bytes: int = 0
+    ig_exact: bool = False
 
     @property
     def macs(self) -> int:
@@ -105,16 +110,21 @@ class EngineV2:
 
     def as_built(self) -> "EngineV2":
         """The same engine with its memories as the RTL builds them (xaihls.backends.rtl.v2.params):
-        buffer depths rounded up to powers of two (the hardware addresses its sets by the top bit; the
-        IG sums' depth is rounded once, with the accumulators they sit above), the kept state to whole
-        words (``kept``), no kept state and no IG sums in an inference-only build."""
+        buffer depths rounded up to powers of two (the hardware addresses its sets by the top bit), the kept
+        state to whole words (``kept``), the IG sums' room (``input_elems``, the RTL's INPUT_ELEMS) their
+        own (``ig_exact``) or up to where the accumulators they sit above reach a power of two, no kept
+        state and no IG sums in an inference-only build. Built twice, the same."""
         b = self.backward
-        return replace(self, in_depth=pow2(self.in_depth, MIN_DEPTH), out_depth=pow2(self.out_depth, MIN_DEPTH),
+        out_depth = pow2(self.out_depth, MIN_DEPTH)
+        input_elems = self.input_elems if b else self.tn
+        if b and input_elems and not self.ig_exact:
+            be = self.beat_elems
+            input_elems = be * (pow2(out_depth + input_elems // be) - out_depth)
+        return replace(self, in_depth=pow2(self.in_depth, MIN_DEPTH), out_depth=out_depth,
                        w_depth=pow2(max(self.w_depth, self.tm), MIN_DEPTH),
                        mask_bits=kept(self.mask_bits, self.tn) if b else self.tn,
                        index_entries=kept(self.index_entries, self.tn) if b else self.tn,
-                       index_bits=max(self.index_bits, 1) if b else 1,
-                       input_elems=self.input_elems if b else self.tn)
+                       index_bits=max(self.index_bits, 1) if b else 1, input_elems=input_elems)
 
     @classmethod
     def for_program(cls, program, clock_mhz: float, bytes_per_cycle: float, ddr_latency: int = 24,

@@ -171,6 +171,17 @@ def _fits(res: ResourceEstimate, board: Board, cap: float) -> bool:
             and res.bram_18k <= cap * have.bram_18k)
 
 
+def _estimate(model, engine: EngineV2, board: Board, cap: float) -> tuple[EngineV2, ResourceEstimate]:
+    """``engine`` and its resources with the IG sums' accumulators a power of two deep (no read multiplexer),
+    or at their exact depth (fewer block RAMs) where only that fits the board (``EngineV2.ig_exact``)."""
+    res = model.estimate(engine)
+    if engine.ig_exact or not engine.input_elems or not engine.backward or _fits(res, board, cap):
+        return engine, res
+    exact = replace(engine, ig_exact=True)
+    res_exact = model.estimate(exact)
+    return (exact, res_exact) if _fits(res_exact, board, cap) else (engine, res)
+
+
 def _short(c: Candidate, board: Board) -> tuple:
     """How far ``c`` is from fitting ``board``: its largest share of one of the board's resources, then its size."""
     r, have = c.resources, board.resources
@@ -348,8 +359,8 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                 in_used, out_used, w_used = buffer_needs(forward + backward + cam, tm)
                 kept = keep_needs(forward + backward + cam, in_depth) if KEEP_DEPTH else 0
                 for in_words in sorted({in_used, max(in_used, kept)}):
-                    engine = replace(engine, in_depth=in_words, out_depth=out_used, w_depth=w_used)
-                    res = model.estimate(engine)
+                    engine, res = _estimate(model, replace(engine, in_depth=in_words, out_depth=out_used,
+                                                           w_depth=w_used, ig_exact=False), board, cap)
                     _, _, _, cycles, _ = _costs(timing, lowered.qgraph, engine, dict(h, n_backward_cam=n_backward_cam),
                                                 (forward, backward, cam, (), ()), memo, detail=False)
                     workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
@@ -433,8 +444,8 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, board: Board,
         e = cand.engine
         engine = replace(e, mask_bits=h["mask_bits"], index_entries=h["index_entries"], ddr_bytes=h["total_bytes"],
                          in_depth=max(e.in_depth, in_used), out_depth=max(e.out_depth, out_used),
-                         w_depth=max(e.w_depth, w_used))
-        res = model.estimate(engine)
+                         w_depth=max(e.w_depth, w_used), ig_exact=False)
+        engine, res = _estimate(model, engine, board, cap)
         if not _fits(res, board, cap):
             return None
         _, _, _, method_cycles, starts = _costs(timing, low.qgraph, engine, dict(h, n_backward_cam=n_backward_cam),
@@ -563,7 +574,9 @@ def describe(p: PlanV2, methods=None) -> str:
     if p.engine.input_elems and ig_bram > p.resources.bram_18k // 4:
         lines.append(f"integrated gradients: the engine keeps the sums of the {p.engine.input_elems:,}-element blocked "
                      f"input on chip, {ig_bram:,} of its {p.resources.bram_18k:,} BRAM_18K (with the accumulators "
-                     "they sit above); compiled without integrated_gradients it keeps none")
+                     "they sit above" + ("; at their exact depth: a power of two deep, this engine would not fit "
+                                         "the board" if p.engine.ig_exact else "") +
+                     "); compiled without integrated_gradients it keeps none")
     k = p.kept
     slots = f", held for each of {p.program.batch} slots" if p.program.batch > 1 else ""
     lines.append(f"kept for the backward pass: {k.kept_bits:,} bits an image (ReLU {k.relu_bits:,} + pool indices "

@@ -97,7 +97,7 @@ def memories(e: EngineV2) -> tuple[Memory, ...]:
         Memory("bias (two sets)", DATA_BITS * be, 2 * tm // be),
         Memory("cycle profile", PROFILE_BITS, PROFILE_WORDS),
         # lanes 0..E-1 keep the integrated-gradients sums above the row tile's accumulators
-        Memory(IG_LANES, ACC_BITS, 1 << math.ceil(math.log2(e.out_depth + ig_words)), be),
+        Memory(IG_LANES, ACC_BITS, e.out_depth + ig_words, be),
         Memory("accumulators, other lanes", ACC_BITS, e.out_depth, tm - be),
         Memory("output sums (two sets a lane)", ACC_BITS, 2 * e.out_depth, tm),
     ]
@@ -243,7 +243,7 @@ def engine_of_point(p: dict) -> EngineV2:
     """The EngineV2 a yosys point was built with (its RTL parameters are stored with its counts)."""
     q = p["params"]
     return EngineV2(beat_elems=q["AXI_DATA_WIDTH"] // 16, backward=bool(q["BACKWARD"]), clock_mhz=100.0,
-                    bytes_per_cycle=8.0, ddr_bytes=1 << q["OFF_BITS"],
+                    bytes_per_cycle=8.0, ddr_bytes=1 << q["OFF_BITS"], ig_exact=True,  # INPUT_ELEMS as built
                     **{v: q[k] for k, v in POINT_ENGINE_KEYS.items()})
 
 
