@@ -15,6 +15,8 @@ import pytest
 from hw_tests.rtl_v2_cases import IG_STEPS, as_image, compiled, expected, program, runs
 from xaihls.backends.rtl.v2 import sim
 from xaihls.backends.rtl.v2.params import rtl_params
+from xaihls.backends.rtl.v2.transport import SimulationTransport
+from xaihls.errors import XaiHlsError
 from xaihls.executor import quantize_input
 from xaihls.plan.engine import EngineV2, kept
 
@@ -78,3 +80,7 @@ def test_the_integrated_gradients_sums_sit_at_their_exact_depth_above_the_accumu
     assert r["status"] == 0, f"status {r['status']:#x}"
     assert np.array_equal(r["logits"], g.logits[0].numpy())
     assert np.array_equal(r["attribution"], want)
+    # the driver's transport takes such a build (a project's params.json), and refuses one a beat short
+    SimulationTransport(prog.image, params)
+    with pytest.raises(XaiHlsError, match="do not cover this Program's needs"):
+        SimulationTransport(prog.image, dataclasses.replace(params, INPUT_ELEMS=params.INPUT_ELEMS - e))

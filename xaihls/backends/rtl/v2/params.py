@@ -92,18 +92,20 @@ def _methods(program) -> tuple[str, ...] | None:
     return None if qgraph is None else qgraph.methods
 
 
-def rtl_params(program, engine: EngineV2 | None = None) -> RtlV2Params:
+def rtl_params(program, engine: EngineV2 | None = None, ig_exact: bool | None = None) -> RtlV2Params:
     """The parameters that run ``program`` (a ProgramV2): buffers as deep as its jobs need (never
     deeper than ``engine``'s, which the Program was tiled for), the kept-state memories of its
     header, the IG sums where it runs integrated gradients (``ig_elems``); ``engine`` (default
     EngineV2.for_program) says whether the backward path is built and whether the IG sums are kept at their
-    exact depth (``EngineV2.ig_exact``)."""
+    exact depth (``EngineV2.ig_exact``; ``ig_exact`` says it instead). ``ig_exact=True`` gives the least a
+    build must have to run the Program (what a given build is checked against)."""
     h, s = program.header, program.shape
     backward = True if engine is None else engine.backward
     in_depth, out_depth, w_depth = buffer_needs(program.all_jobs, s.tm)
     e = EngineV2(s.tm, s.tn, s.beat_elems, in_depth, out_depth, w_depth, h["mask_bits"], h["index_entries"],
                  h["index_bits"], ig_elems(h, _methods(program)), 0.0, 0.0, backward=backward,
-                 ddr_bytes=h["total_bytes"], ig_exact=engine is not None and engine.ig_exact).as_built()
+                 ddr_bytes=h["total_bytes"],
+                 ig_exact=(engine is not None and engine.ig_exact) if ig_exact is None else ig_exact).as_built()
     return RtlV2Params(
         TM=e.tm, TN=e.tn, AXI_DATA_WIDTH=16 * e.beat_elems, IN_DEPTH=e.in_depth, OUT_DEPTH=e.out_depth,
         W_DEPTH=e.w_depth, MASK_BITS=e.mask_bits, INDEX_ENTRIES=e.index_entries, INDEX_BITS=e.index_bits,

@@ -245,9 +245,9 @@ def run_rtl_v2(program, engine, x_q: torch.Tensor, method: str | None, target: t
     each carries cycles // N, the first also the remainder, so a batch's images sum to its start's
     cycles)."""
     code = PREDICT_CODE if method is None else METHOD_CODES[method]
-    needed = rtl_params(program, engine)
+    needed = rtl_params(program, engine, ig_exact=True)  # the least a build must have
     if params is None:
-        params = needed
+        params = rtl_params(program, engine)
     elif params.covering(needed) != params:
         raise XaiHlsError(f"RTL parameters {params} do not cover this Program's needs {needed}")
     table = ig_table(steps, rule, program.header["data_width"])

@@ -56,13 +56,13 @@ class SimulationTransport:
                  stalls: float = 0.0, seed: int = 1, timeout_cycles: int | None = None,
                  ddr_base: int = sim.DEFAULT_DDR_BASE, work_dir: str | Path | None = None):
         program = decode_image(image)
-        needed = rtl_params(program)
+        needed = rtl_params(program, ig_exact=True)  # the least a build must have (a project's may be exact)
         if params is not None and params.covering(needed) != params:
             raise XaiHlsError(f"RTL parameters {params} do not cover this Program's needs {needed}")
         if not 0.0 <= stalls < 1.0:
             raise XaiHlsError(f"the stall probability must be in [0, 1), got {stalls}")
         self.program = program
-        self.params = params or needed
+        self.params = params or rtl_params(program)
         self.total_bytes = program.header["total_bytes"]
         self.ddr_base, self.ddr_latency, self.stalls, self.seed = ddr_base, ddr_latency, stalls, seed
         self.timeout_cycles = timeout_cycles
