@@ -174,6 +174,11 @@ def test_integrated_gradients_sums_are_built_only_for_a_program_that_runs_them(m
     # the project of the plan that needs the exact depth is built with it: the sums' words and no more
     exact = rtl_params(ig.program, ig.engine)
     assert exact.INPUT_ELEMS == ig.program.header["input_elems"]
+    # a larger image fits no engine either way: the refusal names the nearer build's needs, the exact depth's
+    # (228 BRAM_18K of sums at 4 x 4, where a power of two would take 384)
+    with pytest.raises(XaiHlsError, match="228 for the integrated-gradients sums"):
+        xaihls.compile(model, (3, 160, 160), calibration=torch.rand(2, 3, 160, 160), methods=methods, ig_steps=3,
+                       backends=("golden", "program"))
 
 
 def test_a_board_short_of_block_ram_for_the_backward_state_is_told_what_holds_it():

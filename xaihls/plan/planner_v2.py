@@ -173,21 +173,29 @@ def _fits(res: ResourceEstimate, board: Board, cap: float) -> bool:
 
 def _estimate(model, engine: EngineV2, board: Board, cap: float) -> tuple[EngineV2, ResourceEstimate]:
     """``engine`` and its resources with the IG sums' accumulators a power of two deep (no read multiplexer),
-    or at their exact depth (fewer block RAMs) where only that fits the board (``EngineV2.ig_exact``)."""
+    or at their exact depth (fewer block RAMs) where only that fits the board (``EngineV2.ig_exact``); where
+    neither fits, the one nearer to fitting."""
     res = model.estimate(engine)
     if engine.ig_exact or not engine.input_elems or not engine.backward or _fits(res, board, cap):
         return engine, res
     exact = replace(engine, ig_exact=True)
     res_exact = model.estimate(exact)
-    return (exact, res_exact) if _fits(res_exact, board, cap) else (engine, res)
+    if _fits(res_exact, board, cap):
+        return exact, res_exact
+    # neither fits: the one nearer to fitting, whose needs a refusal then names
+    return min(((engine, res), (exact, res_exact)), key=lambda er: _shares(er[1], board))
+
+
+def _shares(r: ResourceEstimate, board: Board) -> float:
+    """The largest share of one of ``board``'s resources that ``r`` takes."""
+    have = board.resources
+    return max(r.dsp / max(have.dsp, 1), r.lut / max(have.lut, 1), r.ff / max(have.ff, 1),
+               r.bram_18k / max(have.bram_18k, 1))
 
 
 def _short(c: Candidate, board: Board) -> tuple:
     """How far ``c`` is from fitting ``board``: its largest share of one of the board's resources, then its size."""
-    r, have = c.resources, board.resources
-    shares = (r.dsp / max(have.dsp, 1), r.lut / max(have.lut, 1), r.ff / max(have.ff, 1),
-              r.bram_18k / max(have.bram_18k, 1))
-    return (max(shares), c.key)
+    return (_shares(c.resources, board), c.key)
 
 
 _STATE_MEMORIES = {  # the memories whose size the network sets, not the engine: what each holds
