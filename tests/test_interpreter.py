@@ -714,3 +714,45 @@ def test_a_global_average_pool_sums_its_windows_in_the_write_back(monkeypatch):
         Engine(ddr)
     _exact_either_way(("digits_gap", "digits_resnet"), "POOL_SUMS",
                       lambda p: any(d.has(Flag.SUM) for d in p.forward), monkeypatch)
+
+
+def test_the_ddr_image_leaves_out_the_weights_no_job_reads(monkeypatch):
+    """Where the tiler keeps one of a job and its twin, the other's weights are never read (a depthwise
+    convolution's plain taps beside its LANES copy, the first convolution's unfolded taps): the Program
+    leaves them out of its DDR image and moves everything after them down (``lowering.Packing``).
+    digits_mobilenet at 16 x 8, tiled by the cycle model: every weight region the packed image holds is
+    read by a job, each holds the bytes it held unpacked, the DDR is smaller by the regions left out,
+    and the Program is bit-exact with golden either way."""
+    shape, buffers = DS_CNN_SHAPE
+    net = get_zoo_model("digits_mobilenet")
+    acc = xaihls.compile(net.build(), net.input_shape, calibration=net.calibration()[:8], ig_steps=2,
+                         backends=("golden",))
+    lowered = lower_jobs(acc.qgraph, shape)
+    engine = EngineV2.for_program(encode(lowered, buffers), clock_mhz=100.0, bytes_per_cycle=8.0, ddr_latency=24)
+    packed = encode(lowered, buffers, _row_tile_cost(timing, engine))
+    monkeypatch.setattr(lowering, "PACK_WEIGHTS", False)
+    whole = encode(lowered, buffers, _row_tile_cost(timing, engine))
+    blobs = {a for a, _ in lowered.blobs}
+    weights = {r.name: r for r in whole.regions if r.addr in blobs and r.size}
+
+    def read(program, r) -> bool:
+        return any(r.addr <= a < r.addr + r.size for d in program.all_jobs + program.cam for a in (d.w_addr, d.b_addr))
+
+    unread = {name for name, r in weights.items() if not read(whole, r)}
+    assert any(".lanes" in name for name in unread) and any(".lanes" not in name for name in unread), unread
+    kept = {r.name: r for r in packed.regions if r.name in weights}
+    assert kept.keys() == weights.keys() - unread and all(read(packed, r) for r in kept.values())
+    for name, r in kept.items():
+        w = weights[name]
+        assert packed.image[r.addr: r.addr + r.size] == whole.image[w.addr: w.addr + w.size], name
+    taken = sum(-(-(weights[n].addr + weights[n].size) // lowering.ALIGN) * lowering.ALIGN - weights[n].addr
+                for n in unread)
+    assert whole.total_bytes - packed.total_bytes == taken > 0
+    assert len(packed.image) == len(whole.image) - taken
+    x_q = quantize_input(acc.qgraph, net.samples()[0][:1])[0]
+    for method in (None, "saliency", "integrated_gradients"):
+        g = acc.run(net.samples()[0][:1], method, steps=2)
+        for program in (packed, whole):
+            logits, _, attr, _ = run_batch(program, x_q, METHOD_CODES[method] if method else 0, None, 2,
+                                           "trapezoid", None)
+            assert torch.equal(logits, g.logits) and (method is None or torch.equal(attr, g.attribution)), method

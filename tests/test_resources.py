@@ -20,7 +20,7 @@ from xaihls.models.zoo import get_zoo_model
 from xaihls.plan import resources as rm
 from xaihls.plan.boards import list_boards
 from xaihls.plan.engine import EngineV2
-from xaihls.plan.planner_v2 import describe_candidates, plan_v2
+from xaihls.plan.planner_v2 import describe, describe_candidates, plan_v2
 from xaihls.reports.readers import read_yosys_stat
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
@@ -144,8 +144,10 @@ def test_the_planner_prices_the_ddr_offsets_the_rtl_is_built_with(cifar):
     from xaihls.backends.rtl.v2.params import rtl_params
 
     p = plan_v2(cifar, next(b for b in list_boards() if b.name == "pynq-z2"), model=MODEL)
-    assert p.engine.ddr_bytes == p.program.total_bytes
+    assert p.engine.ddr_bytes == p.program.total_bytes  # packed: the weights no job reads left out
     assert p.engine.off_bits == rtl_params(p.program, p.engine).OFF_BITS
+    assert (f"DDR: the Program takes {p.program.total_bytes:,} bytes (offsets of {p.engine.off_bits} bits)"
+            in describe(p))
     narrow = MODEL.estimate(replace(p.engine, ddr_bytes=0))
     assert narrow.lut < p.resources.lut and narrow.ff < p.resources.ff
 

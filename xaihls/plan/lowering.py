@@ -23,6 +23,7 @@ The compiler does everything that depends only on the network, so the hardware o
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import itertools
 import math
@@ -2632,12 +2633,75 @@ def tiled_batch(lowered: Lowered, buffers: Buffers, forward: tuple[Job, ...], ba
                        lambda d: tile_job(d, lowered.shape, buffers, cost))
 
 
+HEADER_ADDRESSES = ("forward_addr", "backward_addr", "forward_batch_addr", "backward_batch_addr", "image_addr",
+                    "work_addr", "baseline_addr", "ig_table_addr", "logits_addr", "logits_save_addr", "result_addr",
+                    "attr_addr", "grad_input_addr", "targets_addr", "cam_addr", "total_bytes")
+"""The header's fields that are DDR addresses (and the end of the Program's DDR), moved by ``Packing``."""
+
+
+@dataclass(frozen=True)
+class Packing:
+    """The weight blobs of a lowering that no job of its tiled lists reads, taken out of the DDR image: the
+    weights of a twin the tiler did not keep, or of the plain job where it kept the twin (a LANES copy, the
+    dense identities of an Add run a block at a time, a first convolution's unfolded taps). ``spans``: their
+    regions as the allocator took them (64-byte aligned, in address order); everything after a span moves
+    down by its bytes, so every region keeps its alignment and a Program's tensors their distances."""
+
+    spans: tuple[tuple[int, int], ...]
+    total: int  # the Program's DDR bytes once packed (the header's total_bytes)
+    ends: tuple[int, ...] = field(init=False, repr=False)
+    taken: tuple[int, ...] = field(init=False, repr=False)  # bytes taken out below each span
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ends", tuple(e for _, e in self.spans))
+        object.__setattr__(self, "taken", tuple(itertools.accumulate((e - s for s, e in self.spans), initial=0)))
+
+    def moved(self, addr: int) -> int:
+        """Where the byte at ``addr`` lies once packed (not inside a span taken out)."""
+        k = bisect.bisect_right(self.ends, addr)  # the spans wholly below addr
+        assert k == len(self.spans) or addr <= self.spans[k][0], \
+            f"address {addr} lies in weights no job reads ({self.spans[k][0]}..{self.ends[k] - 1})"
+        return addr - self.taken[k]
+
+
+PACK_WEIGHTS = True
+"""Whether a Program's DDR image leaves out the weight blobs none of its jobs reads (``Packing``); False: every
+blob the lowering placed stays, as before (to measure)."""
+
+
+def packing(lowered: Lowered, jobs) -> Packing:
+    """The ``Packing`` of ``lowered`` whose tiled lists are ``jobs`` (every list: forward, backward, batched,
+    Grad-CAM). A blob is kept where a job's ``w_addr`` or ``b_addr`` points into it."""
+    spans = []
+    if PACK_WEIGHTS:
+        pointers = np.unique(np.fromiter((a for d in jobs for a in (d.w_addr, d.b_addr)), dtype=np.int64))
+        for addr, blob in lowered.blobs:
+            end = -(-(addr + max(2 * blob.size, 2)) // ALIGN) * ALIGN
+            k = np.searchsorted(pointers, addr)
+            if k == len(pointers) or pointers[k] >= end:
+                spans.append((addr, end))
+    spans.sort()
+    return Packing(tuple(spans), lowered.header["total_bytes"] - sum(e - s for s, e in spans))
+
+
+def packed_job(d: Job, p: Packing) -> Job:
+    """``d`` reading and writing where ``p`` moved its DDR."""
+    return _with(d, in_addr=p.moved(d.in_addr), w_addr=p.moved(d.w_addr), b_addr=p.moved(d.b_addr),
+                 out_addr=p.moved(d.out_addr))
+
+
 def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None = None) -> ProgramV2:
     """Tile the jobs (``cost``: see ``tile_job``) and write the DDR image; XaiHlsError names a
     field the engine cannot hold."""
     forward, backward, n_backward_cam = tiled(lowered, buffers, cost)
     forward_batch, backward_batch = tiled_batch(lowered, buffers, forward, backward, cost)
     cam = tiled_cam(lowered, buffers, cost)
+    # the blobs no job reads left out of the image, and every address past one moved down
+    pack = packing(lowered, forward + backward + forward_batch + backward_batch + cam)
+    if pack.spans:
+        forward, backward, forward_batch, backward_batch, cam = (
+            tuple(packed_job(d, pack) for d in jobs)
+            for jobs in (forward, backward, forward_batch, backward_batch, cam))
     # the input words a set of the engine built for these jobs (buffer_needs, or the planner's deeper keep_words):
     # a kept input fits twice that
     in_words = max(buffer_needs(forward + backward + forward_batch + backward_batch + cam, lowered.shape.tm)[0],
@@ -2647,12 +2711,18 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
         for jobs in (forward, backward, forward_batch, backward_batch, cam))
     h = dict(lowered.header, n_forward=len(forward), n_backward=len(backward), n_forward_batch=len(forward_batch),
              n_backward_batch=len(backward_batch), n_backward_cam=n_backward_cam)
+    h |= {k: pack.moved(h[k]) for k in HEADER_ADDRESSES if k != "total_bytes"} | {"total_bytes": pack.total}
+    taken = {start for start, _ in pack.spans}
+    regions = tuple(dataclasses.replace(r, addr=pack.moved(r.addr)) for r in lowered.regions
+                    if not (r.size and r.addr in taken))  # a blob's region is never empty
+    blobs = [(pack.moved(addr), blob) for addr, blob in lowered.blobs if addr not in taken]
+    init_end = pack.moved(lowered.init_end)
     room = {r.name: r.size for r in lowered.regions}
     for name, jobs in (("forward descriptors", forward), ("backward descriptors", backward),
                        ("batched forward descriptors", forward_batch), ("batched backward descriptors", backward_batch)):
         # the room lower_jobs reserved (for slot jobs, or a job a slot: lowering.SLOT_JOBS then and now)
         assert not jobs or DESCRIPTOR.bytes * len(jobs) <= room[name], f"{name}: {len(jobs)} jobs, no room"
-    image = bytearray(lowered.init_end)
+    image = bytearray(init_end)
     image[: HEADER.bytes] = HEADER.encode(h)
     layers = lowered.qgraph.graph.layers
     names = [layer.name for layer in layers] + ["logits"]
@@ -2674,11 +2744,11 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
                 d.in_block_bytes == 2 * tn * d.index_plane and d.in_row_bytes == 2 * tn * d.iw), \
                 f"{where(d, direction)}the pooled map it reads is not laid out as its indices"
             image[base + DESCRIPTOR.bytes * k: base + DESCRIPTOR.bytes * (k + 1)] = d.encode(where(d, direction))
-    for addr, blob in lowered.blobs:
+    for addr, blob in blobs:
         values = np.asarray(blob).reshape(-1)
-        assert addr + 2 * values.size <= lowered.init_end, "a blob outside the image"
+        assert addr + 2 * values.size <= init_end, "a blob outside the image"
         image[addr: addr + 2 * values.size] = values.astype("<i2").tobytes()
-    return ProgramV2(lowered.shape, buffers, h, forward, backward, lowered.regions, bytes(image), lowered.qgraph,
+    return ProgramV2(lowered.shape, buffers, h, forward, backward, regions, bytes(image), lowered.qgraph,
                      forward_batch, backward_batch, cam)
 
 

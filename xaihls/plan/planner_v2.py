@@ -25,7 +25,7 @@ from xaihls.plan.engine import DDR_LATENCY, EngineV2, ResourceEstimate, ig_elems
 from xaihls.plan.contract import DESCRIPTOR, Op, field_limit
 from xaihls.plan.capabilities import cam_follows_phases, image_phases, phases_needed, program_refusal
 from xaihls.plan.lowering import (Buffers, ProgramV2, Shape, buffer_needs, encode, keep_needs, kept_inputs, lower_jobs,
-                                  tiled, tiled_batch, tiled_cam, weight_depth)
+                                  packing, tiled, tiled_batch, tiled_cam, weight_depth)
 from xaihls.methods import LAYER_METHODS
 from xaihls.quant.qgraph import QGraph
 
@@ -109,6 +109,7 @@ class PlanV2:
             "memories_bram_18k": dict(self.resources.breakdown or {}),
             "capacity": self.board.resources.as_dict(), "utilization": self.utilization(),
             "kept_bits": k.kept_bits, "activation_bits": k.activation_bits,
+            "ddr_bytes": self.program.total_bytes, "ddr_image_bytes": len(self.program.image), "off_bits": e.off_bits,
             "image_fold": [self.program.header["fold_rows"], self.program.header["fold_cols"]],
             "layers": [{"layer": names[c.layer], "direction": c.direction, "op": c.op, "cycles": c.cycles,
                         "bound": c.bound_cycles, "macs": c.macs, "array_macs": c.array_macs,
@@ -174,9 +175,10 @@ def _fits(res: ResourceEstimate, board: Board, cap: float) -> bool:
 def _estimate(model, engine: EngineV2, board: Board, cap: float) -> tuple[EngineV2, ResourceEstimate]:
     """``engine`` and its resources with the IG sums' accumulators a power of two deep (no read multiplexer),
     or at their exact depth (fewer block RAMs) where only that fits the board (``EngineV2.ig_exact``); where
-    neither fits, the one nearer to fitting."""
+    neither fits, the one nearer to fitting. ``engine.ig_exact`` is ignored: both depths are weighed here."""
+    engine = replace(engine, ig_exact=False)
     res = model.estimate(engine)
-    if engine.ig_exact or not engine.input_elems or not engine.backward or _fits(res, board, cap):
+    if not engine.input_elems or not engine.backward or _fits(res, board, cap):
         return engine, res
     exact = replace(engine, ig_exact=True)
     res_exact = model.estimate(exact)
@@ -366,9 +368,10 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                 # deep as the inputs kept across m-tiles take where they fit the depth tiled for (weighed both)
                 in_used, out_used, w_used = buffer_needs(forward + backward + cam, tm)
                 kept = keep_needs(forward + backward + cam, in_depth) if KEEP_DEPTH else 0
+                ddr_bytes = packing(lowered, forward + backward + cam).total  # the DDR its offsets address
                 for in_words in sorted({in_used, max(in_used, kept)}):
                     engine, res = _estimate(model, replace(engine, in_depth=in_words, out_depth=out_used,
-                                                           w_depth=w_used, ig_exact=False), board, cap)
+                                                           w_depth=w_used, ddr_bytes=ddr_bytes), board, cap)
                     _, _, _, cycles, _ = _costs(timing, lowered.qgraph, engine, dict(h, n_backward_cam=n_backward_cam),
                                                 (forward, backward, cam, (), ()), memo, detail=False)
                     workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
@@ -447,17 +450,19 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, board: Board,
         cost = _row_tile_cost(timing, cand.engine, memo)
         forward, backward, n_backward_cam = tiled(low, buffers, cost)
         lists = tiled_batch(low, buffers, forward, backward, cost)
+        cam = tiled_cam(low, buffers, cost)
         # the engine as built for this Program: a batched Linear job's rows may need deeper buffers
         in_used, out_used, w_used = buffer_needs(forward + backward + lists[0] + lists[1], cand.engine.tm)
         e = cand.engine
-        engine = replace(e, mask_bits=h["mask_bits"], index_entries=h["index_entries"], ddr_bytes=h["total_bytes"],
+        ddr_bytes = packing(low, forward + backward + lists[0] + lists[1] + cam).total
+        engine = replace(e, mask_bits=h["mask_bits"], index_entries=h["index_entries"], ddr_bytes=ddr_bytes,
                          in_depth=max(e.in_depth, in_used), out_depth=max(e.out_depth, out_used),
-                         w_depth=max(e.w_depth, w_used), ig_exact=False)
+                         w_depth=max(e.w_depth, w_used))
         engine, res = _estimate(model, engine, board, cap)
         if not _fits(res, board, cap):
             return None
         _, _, _, method_cycles, starts = _costs(timing, low.qgraph, engine, dict(h, n_backward_cam=n_backward_cam),
-                                                (forward, backward, tiled_cam(low, buffers, cost), *lists), memo,
+                                                (forward, backward, cam, *lists), memo,
                                                 detail=False)
         workload = method_cycles["predict"] + sum(method_cycles[m] for m in qg.methods)
         return (Candidate(engine, res, method_cycles, workload, True),
@@ -589,6 +594,8 @@ def describe(p: PlanV2, methods=None) -> str:
     slots = f", held for each of {p.program.batch} slots" if p.program.batch > 1 else ""
     lines.append(f"kept for the backward pass: {k.kept_bits:,} bits an image (ReLU {k.relu_bits:,} + pool indices "
                  f"{k.index_bits:,}{slots}) vs {k.activation_bits:,} bits of 16-bit activations: {k.ratio:.1f}x smaller")
+    lines.append(f"DDR: the Program takes {p.program.total_bytes:,} bytes (offsets of {e.off_bits} bits); the host "
+                 f"writes the first {len(p.program.image):,} once (header, job lists, the weights its jobs read)")
     lines += ["", f"engines weighed (the smallest within {p.slack:.0%} of the fastest that fits under the "
               f"{p.cap:.0%} cap; workload: predict + one run of each method):", describe_candidates(p)]
     return "\n".join(lines)
