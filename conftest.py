@@ -17,7 +17,7 @@ WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if WORKERS > 1:
     # pytest-xdist's workers share the cores: each takes its share of OpenMP threads (and so do the processes it
     # starts). Every worker running torch's default, a thread a core, oversubscribed them and spun in OpenMP's
-    # barriers: tests/test_fidelity.py and the shufflenet tests took 122 s at -n 2 on 2 cores against 50 s so.
+    # barriers: tests/test_fidelity.py and the shufflenet tests took 117 s at -n 2 on 2 cores against 43 s so.
     THREADS = max(1, (os.cpu_count() or 1) // WORKERS)
     os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
