@@ -48,6 +48,11 @@ from xaihls.quant.qgraph import QGraph, image_as_phases, maps_as_columns, spread
 
 ALIGN = 64  # every DDR region starts on a 64-byte boundary
 
+
+def aligned(n: int) -> int:
+    """``n`` bytes rounded up to the next region boundary (a multiple of ALIGN)."""
+    return -(-n // ALIGN) * ALIGN
+
 _JOB_FIELDS = operator.attrgetter(*(p.field.name for p in DESCRIPTOR.placed))
 _JOB_CACHES = ("_hash", "_tiles", "_kept")  # what a Job keeps of itself once worked out (``_with`` drops them)
 
@@ -189,7 +194,7 @@ class _Allocator:
     def take(self, name: str, size: int) -> int:
         addr = self.top
         self.regions.append(Region(name, addr, size))
-        self.top = -(-(addr + size) // ALIGN) * ALIGN
+        self.top = aligned(addr + size)
         return addr
 
     def tensor(self, name: str, shape: tuple[int, ...], tn: int, slotted: bool = False) -> Tensor:
@@ -198,7 +203,7 @@ class _Allocator:
         size = blocked_size(c, h, w, tn)
         if not slotted or self.slots == 1:
             return Tensor(self.take(name, size), c, h, w, tn)
-        stride = -(-size // ALIGN) * ALIGN
+        stride = aligned(size)
         addr = self.take(f"{name} ({self.slots} slots)", stride * self.slots)
         self.slot_bytes[addr] = stride
         return Tensor(addr, c, h, w, tn)
@@ -212,7 +217,7 @@ class _Allocator:
         if self.slots == 1:
             addr = self.take(name, total)
         else:
-            stride = -(-total // ALIGN) * ALIGN
+            stride = aligned(total)
             addr = self.take(f"{name} ({self.slots} slots)", stride * self.slots)
             self.slot_bytes[addr] = self.slot_bytes[addr + size] = stride
         return Tensor(addr, *first, tn), Tensor(addr + size, *second, tn)
@@ -2635,8 +2640,8 @@ def tiled_batch(lowered: Lowered, buffers: Buffers, forward: tuple[Job, ...], ba
 
 HEADER_ADDRESSES = ("forward_addr", "backward_addr", "forward_batch_addr", "backward_batch_addr", "image_addr",
                     "work_addr", "baseline_addr", "ig_table_addr", "logits_addr", "logits_save_addr", "result_addr",
-                    "attr_addr", "grad_input_addr", "targets_addr", "cam_addr", "total_bytes")
-"""The header's fields that are DDR addresses (and the end of the Program's DDR), moved by ``Packing``."""
+                    "attr_addr", "grad_input_addr", "targets_addr", "cam_addr")
+"""The header's fields that are DDR addresses, moved by ``Packing`` (``total_bytes`` becomes its ``total``)."""
 
 
 @dataclass(frozen=True)
@@ -2675,8 +2680,9 @@ def packing(lowered: Lowered, jobs) -> Packing:
     spans = []
     if PACK_WEIGHTS:
         pointers = np.unique(np.fromiter((a for d in jobs for a in (d.w_addr, d.b_addr)), dtype=np.int64))
-        for addr, blob in lowered.blobs:
-            end = -(-(addr + max(2 * blob.size, 2)) // ALIGN) * ALIGN
+        size = {r.addr: r.size for r in lowered.regions if r.size}  # a blob's own region (never empty)
+        for addr, _ in lowered.blobs:
+            end = aligned(addr + size[addr])
             k = np.searchsorted(pointers, addr)
             if k == len(pointers) or pointers[k] >= end:
                 spans.append((addr, end))
@@ -2711,7 +2717,7 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
         for jobs in (forward, backward, forward_batch, backward_batch, cam))
     h = dict(lowered.header, n_forward=len(forward), n_backward=len(backward), n_forward_batch=len(forward_batch),
              n_backward_batch=len(backward_batch), n_backward_cam=n_backward_cam)
-    h |= {k: pack.moved(h[k]) for k in HEADER_ADDRESSES if k != "total_bytes"} | {"total_bytes": pack.total}
+    h |= {k: pack.moved(h[k]) for k in HEADER_ADDRESSES} | {"total_bytes": pack.total}
     taken = {start for start, _ in pack.spans}
     regions = tuple(dataclasses.replace(r, addr=pack.moved(r.addr)) for r in lowered.regions
                     if not (r.size and r.addr in taken))  # a blob's region is never empty
