@@ -42,9 +42,10 @@ MEMORIES = RESULTS / "rtl_v2_memories_xc7.json"
 FAMILY = "xc7"
 KEPT = "+k2000000/200000"  # ReLU bits and pool indices near torchvision ResNet-18's at 224 x 224
 FIT_SHAPES = ("4x4", "8x4", "16x4", "8x8", "16x8", "16x16", "32x8", "32x16", "16x8i", "8x8@128", "32x32@512",
-              "16x8+o28", "16x8" + KEPT, "16x16@128+o28" + KEPT)
+              "16x8+o28", "16x8" + KEPT, "16x16@128+o28" + KEPT, "4x4+w", "16x8+w", "16x16@128+w")
 HELD_OUT = ("32x4", "16x16@128", "16x8:1024/256", "16x8+o28" + KEPT, "16x16@128+o28",
-            "16x16@128:1024/512+o27+k2308880/200704")  # ResNet-18 at 224 x 224's buffers, offsets and kept state
+            "16x16@128:1024/512+o27+k2308880/200704",  # ResNet-18 at 224 x 224's buffers, offsets and kept state
+            "32x8+w")
 """Points never used by the fit: the model's error there is the check that it predicts."""
 
 
@@ -60,26 +61,29 @@ class Shape:
     off_bits: int | None = None  # OFF_BITS: the DDR offsets' width
     kept: tuple[int, int] | None = None  # MASK_BITS, INDEX_ENTRIES: the kept state's depth
     backward: bool = True
+    w_diag: bool = False  # W_DIAG: the weights of diagonal jobs one a lane (the net's own Program has them)
 
 
 def parse_shape(shape: str) -> Shape:
     """'16x8' -> Shape(16, 8): the net's buffers and DDR offsets, full build; '8x8@128': AXI 128;
     '16x8:1024/256': those buffer depths; '16x8+o28': OFF_BITS 28; '16x8+k2000000/200000': that
-    many ReLU bits and pool indices kept; 'i' at the end: inference-only."""
-    m = re.fullmatch(r"(\d+)x(\d+)(?:@(\d+))?(?::(\d+)/(\d+))?(?:\+o(\d+))?(?:\+k(\d+)/(\d+))?(i?)", shape)
+    many ReLU bits and pool indices kept; '+w': W_DIAG 1 (else 0, as the points before it were built);
+    'i' at the end: inference-only."""
+    m = re.fullmatch(r"(\d+)x(\d+)(?:@(\d+))?(?::(\d+)/(\d+))?(?:\+o(\d+))?(?:\+k(\d+)/(\d+))?(\+w)?(i?)", shape)
     if not m:
         raise SystemExit(f"shape '{shape}': expected TMxTN[@AXI_BITS][:IN_DEPTH/OUT_DEPTH][+oOFF_BITS]"
-                         "[+kMASK_BITS/INDEX_ENTRIES][i]")
+                         "[+kMASK_BITS/INDEX_ENTRIES][+w][i]")
     g = [int(v) if v else None for v in m.groups()[:8]]
     return Shape(g[0], g[1], g[2] or 64, (g[3], g[4]) if g[3] else None, g[5], (g[6], g[7]) if g[6] else None,
-                 not m.group(9))
+                 not m.group(10), bool(m.group(9)))
 
 
 def tag_of(shape: str) -> str:
     s = parse_shape(shape)
     return (f"{s.tm}x{s.tn}{'' if s.axi == 64 else f'_axi{s.axi}'}"
             f"{f'_in{s.depths[0]}_out{s.depths[1]}' if s.depths else ''}{f'_off{s.off_bits}' if s.off_bits else ''}"
-            f"{f'_mask{s.kept[0]}_ix{s.kept[1]}' if s.kept else ''}_{'full' if s.backward else 'inference_only'}")
+            f"{f'_mask{s.kept[0]}_ix{s.kept[1]}' if s.kept else ''}{'_wdiag' if s.w_diag else ''}"
+            f"_{'full' if s.backward else 'inference_only'}")
 
 
 def stat_path(tag: str) -> Path:
@@ -111,6 +115,7 @@ def run_point(shape: str) -> dict:
         params = replace(params, OFF_BITS=max(params.OFF_BITS, math.ceil(math.log2(2 * s.kept[1]))))
     if s.off_bits:
         params = replace(params, OFF_BITS=s.off_bits)
+    params = replace(params, W_DIAG=int(s.w_diag))
     work = Path(tempfile.mkdtemp(prefix=f"xaihls_yosys_v2_{tag}_"))
     r = synthesize(params, FAMILY, work, timeout=3000)
     shutil.copy(work / "stat.txt", stat_path(tag))

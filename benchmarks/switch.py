@@ -108,7 +108,7 @@ def measure_programs(programs: dict, x, runs: tuple, job_fields: Callable) -> di
                          "layer": layer.name if layer is not None else "logits", **job_fields(d, layer),
                          "rtl": row.rtl, "model": row.model, "deviation": row.deviation,
                          "utilisation": None if not row.macs else row.macs / (tmtn * row.rtl)})
-        out[kind] = {"runs": rows, "jobs": jobs, "weight_rows": buffer_needs(program.all_jobs, engine.tm)[2],
+        out[kind] = {"runs": rows, "jobs": jobs, "weight_rows": buffer_needs(program.all_jobs, engine.tm, engine.tn)[2],
                      "forward_jobs": len(program.forward), "backward_jobs": len(program.backward),
                      "mask_bits": engine.mask_bits, "index_entries": engine.index_entries, "w_depth": engine.w_depth}
     return out

@@ -234,7 +234,8 @@ def test_the_tests_reach_every_path_of_the_engine(plans, ds_cnn):
     the position-major order (fewer positions than ACC_DISTANCE), stride-phase writes, fused
     pools, max-pool gates, max-pool backward fused into a convolution (with and without the
     ReLU rule), diagonal jobs, lane groups at output columns (diagonal and dense, over one n-tile
-    and several), one pass of weights for every pass (w_once, with and without a gate), phases no
+    and several), one pass of weights for every pass (w_once, with and without a gate), weights one a lane
+    (w_diag: of LANES jobs, diagonal jobs of several passes, w_once), phases no
     tap reaches, jobs of several row tiles, slot jobs of the batched lists (a CONV job run once a
     slot, at its slot's tensors, ReLU bits and pool indices), inputs kept across m-tiles (of rows
     side by side, and of a batched Linear job's rows a slot apart)."""
@@ -265,6 +266,8 @@ def test_the_tests_reach_every_path_of_the_engine(plans, ds_cnn):
                 seen.add("dense lanes, several n-tiles" if d.n_tiles > 1 else "dense lanes")
             if d.w_once:
                 seen.add("one pass of weights, gated" if d.has(Flag.GATE) else "one pass of weights")
+            if d.w_diag:  # weights one a lane: of a LANES job, of a plain diagonal one of several passes, of w_once
+                seen.add("weights a lane, " + ("lanes" if d.has(Flag.LANES) else "once" if d.w_once else "passes"))
         for d in program.all_jobs:
             if d.op == Op.CONV and d.in_keep:  # rows apart: a batched Linear job's slots
                 seen.add("kept input, rows apart" if d.in_row_bytes != 2 * d.iw * program.shape.tn else "kept input")
@@ -277,7 +280,8 @@ def test_the_tests_reach_every_path_of_the_engine(plans, ds_cnn):
                     seen.add("slot job, pool indices a slot")
     assert {"pass-major", "position-major", "empty", "strided", "row tiles", "unpool ON", "unpool RELU", "dense lanes",
             "dense lanes, several n-tiles", "one pass of weights", "one pass of weights, gated", "slot job",
-            "slot job, ReLU bits a slot", "slot job, pool indices a slot", "kept input", "kept input, rows apart"} <= seen
+            "slot job, ReLU bits a slot", "slot job, pool indices a slot", "kept input", "kept input, rows apart",
+            "weights a lane, lanes", "weights a lane, once", "weights a lane, passes"} <= seen
     assert {f.name for f in Flag} <= seen
     assert set().union(*map(_edge_paths, edge)) == {
         "ReLU6", "ReLU6 after a pool", "ReLU6 cap inside the format", "padded pool", "padded pool of several row tiles",
@@ -849,7 +853,7 @@ def test_pragmas_shape_the_dataflow_the_mac_loops_and_the_buffers():
 
 def test_engine_refuses_a_program_that_does_not_fit(project_plan):
     plan = project_plan
-    used = buffer_needs(plan.program.forward + plan.program.backward, plan.engine.tm)[0]
+    used = buffer_needs(plan.program.forward + plan.program.backward, plan.engine.tm, plan.engine.tn)[0]
     assert used > 16
     small = EngineV2(**{**plan.engine.as_dict(), "in_depth": 16})
     with pytest.raises(XaiHlsError, match=f"in_depth is 16; the Program needs {used}$"):

@@ -254,7 +254,7 @@ def test_a_convolution_of_the_batched_lists_is_one_slot_job_that_runs_every_slot
     together = encode(lower_jobs(acc.qgraph, shape, batch=batch), buffers)
     monkeypatch.setattr(lowering, "SLOT_JOBS", False)
     apart = encode(lower_jobs(acc.qgraph, shape, batch=batch), buffers)
-    engine = EngineV2(shape.tm, shape.tn, shape.beat_elems, *buffer_needs(together.all_jobs, shape.tm),
+    engine = EngineV2(shape.tm, shape.tn, shape.beat_elems, *buffer_needs(together.all_jobs, shape.tm, shape.tn),
                       together.header["mask_bits"], together.header["index_entries"], together.header["index_bits"],
                       together.header["input_elems"], 100.0, 8.0, 24)
     # a job a slot reserves more descriptors, which come first in DDR: everything after them moves
@@ -351,7 +351,9 @@ def test_depthwise_convolutions_run_their_lane_groups_at_consecutive_columns(sha
     for each job, with the row tiles the model finds cheapest (so no dearer than either kind at the
     default row tiles): LANES at 8 x 4 and 16 x 8 (at most 0.85 of the cycles); at 32 x 8 a LANES job
     streams 6 x 3 passes of 32 x 8 weights a block for 10 positions a row, more than the map's
-    work, and the diagonal job stays."""
+    work, and the diagonal job stays. (The weights as Tm x Tn tiles, as this trade-off was measured: one a lane,
+    w_diag, both weight streams are Tn times shorter.)"""
+    monkeypatch.setattr(lowering, "WEIGHTS_A_LANE", False)
     entry = get_zoo_model("ds_cnn")
     acc = xaihls.compile(entry.build(), entry.input_shape, calibration=entry.calibration()[:8], ig_steps=2,
                          backends=("golden",))
@@ -473,14 +475,15 @@ def test_pools_keep_one_pass_of_weights_for_every_pass(monkeypatch):
     pool as it runs without SUM, below: summed, it has 5 passes.)"""
     shape, buffers = DS_CNN_SHAPE
     monkeypatch.setattr(lowering, "POOL_SUMS", False)
+    monkeypatch.setattr(lowering, "WEIGHTS_A_LANE", False)  # Tm x Tn tiles, as the figures below count them
     once, copies = _switched("ds_cnn", "WEIGHTS_ONCE", monkeypatch)
     pool = next(d for d in once.forward if d.w_once)
     plain = next(d for d in copies.forward if d.layer == pool.layer)
     assert pool.passes == 125 and pool.w_nt_bytes == 2 * shape.tm * shape.tn and plain.w_nt_bytes == 125 * 256
     assert not any(d.w_once for d in copies.forward + copies.backward)
     # the depthwise LANES jobs' 3 x 4 passes (the first conv's 10 x 4 taps take 10 on the folded image)
-    assert buffer_needs(once.all_jobs, shape.tm)[2] == 12 * shape.tm
-    assert buffer_needs(copies.all_jobs, shape.tm)[2] == 125 * shape.tm
+    assert buffer_needs(once.all_jobs, shape.tm, shape.tn)[2] == 12 * shape.tm
+    assert buffer_needs(copies.all_jobs, shape.tm, shape.tn)[2] == 125 * shape.tm
     engine = EngineV2.for_program(copies, clock_mhz=100.0, bytes_per_cycle=8.0, ddr_latency=24)
     ratio = job_cost(pool, engine, "forward").cycles / job_cost(plain, engine, "forward").cycles
     assert ratio <= 0.35, ratio
@@ -572,8 +575,8 @@ def test_a_job_of_one_row_tile_loads_its_input_once_for_all_its_m_tiles(monkeypa
     hold. Bit-exact with golden either way on a residual and an inverted-residual net."""
     shape = DS_CNN_SHAPE[0]
     kept, loaded = _switched("ds_cnn", "KEEP_INPUTS", monkeypatch)
-    in_words = buffer_needs(kept.all_jobs, shape.tm)[0]
-    assert in_words == buffer_needs(loaded.all_jobs, shape.tm)[0]
+    in_words = buffer_needs(kept.all_jobs, shape.tm, shape.tn)[0]
+    assert in_words == buffer_needs(loaded.all_jobs, shape.tm, shape.tn)[0]
     pointwise = [(k, d) for k, d in enumerate(kept.forward) if d.kx * d.ky == 1 and d.m_tiles == 4 and d.n_tiles == 8]
     assert len(pointwise) == 4 and all(d.in_keep == d.load_rows_last * d.iw == 125 for _, d in pointwise)
     assert not any(d.in_keep for d in kept.all_jobs if d.has(Flag.DIAG))
@@ -716,6 +719,18 @@ def test_a_global_average_pool_sums_its_windows_in_the_write_back(monkeypatch):
                       lambda p: any(d.has(Flag.SUM) for d in p.forward), monkeypatch)
 
 
+def _bit_exact_with_golden(acc, net, programs) -> None:
+    """Each of ``programs`` (of ``acc``'s network ``net``, IG in 2 steps) bit-exact with golden on its first sample,
+    for predict, saliency and integrated gradients."""
+    x_q = quantize_input(acc.qgraph, net.samples()[0][:1])[0]
+    for method in (None, "saliency", "integrated_gradients"):
+        g = acc.run(net.samples()[0][:1], method, steps=2)
+        for program in programs:
+            logits, _, attr, _ = run_batch(program, x_q, METHOD_CODES[method] if method else 0, None, 2,
+                                           "trapezoid", None)
+            assert torch.equal(logits, g.logits) and (method is None or torch.equal(attr, g.attribution)), method
+
+
 def test_the_ddr_image_leaves_out_the_weights_no_job_reads(monkeypatch):
     """Where the tiler keeps one of a job and its twin, the other's weights are never read (a depthwise
     convolution's plain taps beside its LANES copy, the first convolution's unfolded taps): the Program
@@ -742,17 +757,57 @@ def test_the_ddr_image_leaves_out_the_weights_no_job_reads(monkeypatch):
     assert any(".lanes" in name for name in unread) and any(".lanes" not in name for name in unread), unread
     kept = {r.name: r for r in packed.regions if r.name in weights}
     assert kept.keys() == weights.keys() - unread and all(read(packed, r) for r in kept.values())
-    for name, r in kept.items():
+    for name, r in kept.items():  # a blob stored one a lane (w_diag) keeps its weights, less the rest of its room
         w = weights[name]
-        assert packed.image[r.addr: r.addr + r.size] == whole.image[w.addr: w.addr + w.size], name
-    taken = sum(-(-(weights[n].addr + weights[n].size) // lowering.ALIGN) * lowering.ALIGN - weights[n].addr
-                for n in unread)
+        assert packed.image[r.addr: r.addr + r.size] == whole.image[w.addr: w.addr + r.size], name
+    taken = sum(lowering.aligned(weights[n].addr + weights[n].size) - weights[n].addr for n in unread)
+    taken += sum(lowering.aligned(weights[n].addr + weights[n].size) - lowering.aligned(weights[n].addr + r.size)
+                 for n, r in kept.items())
     assert whole.total_bytes - packed.total_bytes == taken > 0
     assert len(packed.image) == len(whole.image) - taken
-    x_q = quantize_input(acc.qgraph, net.samples()[0][:1])[0]
-    for method in (None, "saliency", "integrated_gradients"):
-        g = acc.run(net.samples()[0][:1], method, steps=2)
-        for program in (packed, whole):
-            logits, _, attr, _ = run_batch(program, x_q, METHOD_CODES[method] if method else 0, None, 2,
-                                           "trapezoid", None)
-            assert torch.equal(logits, g.logits) and (method is None or torch.equal(attr, g.attribution)), method
+    _bit_exact_with_golden(acc, net, (packed, whole))
+
+
+def test_diagonal_jobs_weights_are_stored_one_a_lane(monkeypatch):
+    """A weight blob that only diagonal jobs read, each lane's one weight at column m mod tn (a depthwise
+    convolution's taps, its LANES copy, a pool's reciprocal, an identity), is stored one a lane (``w_diag``:
+    tm weights a pass instead of tm x tn). digits_mobilenet at 16 x 8, tiled the same way with and without
+    (``lowering.WEIGHTS_A_LANE``): the same jobs but for their weight fields, each lane's weights the same
+    once expanded, fewer DDR bytes, no job dearer by the cycle model and the depthwise ones cheaper, and
+    bit-exact with golden either way."""
+    shape, buffers = DS_CNN_SHAPE
+    net = get_zoo_model("digits_mobilenet")
+    acc = xaihls.compile(net.build(), net.input_shape, calibration=net.calibration()[:8], ig_steps=2,
+                         backends=("golden",))
+    lane = encode(lower_jobs(acc.qgraph, shape), buffers)
+    monkeypatch.setattr(lowering, "WEIGHTS_A_LANE", False)
+    whole = encode(lower_jobs(acc.qgraph, shape), buffers)
+    assert len(lane.all_jobs) == len(whole.all_jobs) and not any(d.w_diag for d in whole.all_jobs)
+    engine = EngineV2.for_program(whole, clock_mhz=100.0, bytes_per_cycle=8.0, ddr_latency=24)
+    tm, tn = shape.tm, shape.tn
+    lanes = np.arange(tm)
+    # the weight fields, and the DDR addresses the smaller weights moved (mask_bias follows out_addr)
+    fields = ("w_addr", "w_nt_bytes", "w_mt_bytes", "w_diag", "in_addr", "out_addr", "b_addr", "mask_bias")
+    seen = set()
+    for a, b in zip(lane.all_jobs, whole.all_jobs):
+        assert dataclasses.replace(a, **{k: 0 for k in fields}) == dataclasses.replace(b, **{k: 0 for k in fields})
+        if not a.w_diag:
+            continue
+        layers = acc.qgraph.graph.layers
+        seen.add("depthwise" if a.layer < len(layers) and getattr(layers[a.layer], "groups", 1) > 1 else "other")
+        assert a.has(Flag.DIAG) and a.w_nt_bytes * tn == b.w_nt_bytes == 2 * a.w_passes * tm * tn
+        for k in range(max(1, a.n_tiles if not a.has(Flag.LANES) else 1)):
+            got = np.frombuffer(lane.image[a.w_addr + k * a.w_nt_bytes:][: a.w_nt_bytes], "<i2")
+            full = np.frombuffer(whole.image[b.w_addr + k * b.w_nt_bytes:][: b.w_nt_bytes], "<i2")
+            full = full.reshape(a.w_passes, tm, tn)
+            assert np.array_equal(got.reshape(a.w_passes, tm), full[:, lanes, lanes % tn])
+            off = full.copy()
+            off[:, lanes, lanes % tn] = 0
+            assert not off.any()
+        cost_lane, cost_whole = (job_cost(d, engine, "forward").cycles for d in (a, b))
+        assert cost_lane <= cost_whole
+    assert seen == {"depthwise", "other"}, seen
+    assert lane.total_bytes < whole.total_bytes
+    lane_cycles = sum(job_cost(d, engine, "forward").cycles for d in lane.forward)
+    assert lane_cycles < sum(job_cost(d, engine, "forward").cycles for d in whole.forward)
+    _bit_exact_with_golden(acc, net, (lane, whole))

@@ -148,7 +148,7 @@ def test_row_tiles_are_as_tall_as_the_cycle_model_finds_fastest():
     lowered = lower_jobs(acc.qgraph, p.program.shape, batch=p.program.batch)
     buffers = p.program.buffers
     cost = lambda d: timing.job_cost(d, p.engine, "x").cycles  # noqa: E731
-    in_words = buffer_needs(p.program.all_jobs, p.program.shape.tm)[0]
+    in_words = buffer_needs(p.program.all_jobs, p.program.shape.tm, p.program.shape.tn)[0]
     # the weights no job reads left out of the DDR (conv1's plain backward taps): every address past them moved
     pack = packing(lowered, sum(tiled(lowered, buffers, _row_tile_cost(timing, p.engine))[:2], ()))
     assert pack.spans
@@ -213,5 +213,5 @@ def test_a_twin_is_weighed_against_its_job_with_the_input_encode_keeps():
     buffers = p.program.buffers
     tiled = tile_job(dense, p.program.shape, buffers, cost)
     by_block = sum(cost(tile_job(d, p.program.shape, buffers, cost)) for d in blocks)
-    in_words = buffer_needs(p.program.all_jobs, p.program.shape.tm)[0]
+    in_words = buffer_needs(p.program.all_jobs, p.program.shape.tm, p.program.shape.tn)[0]
     assert cost(with_kept_input(tiled, in_words)) < by_block < cost(tiled)

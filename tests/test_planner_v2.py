@@ -40,8 +40,9 @@ def _run_cycles(header, engine, forward, backward, method, steps, batched=(0, 0)
 TIMING = types.SimpleNamespace(job_cost=_roofline, workload=_method_cycles, run_cycles=_run_cycles,
                                network_macs=lambda d, layers, groups=1: d.passes * d.oh * d.ow,
                                cost_key=lambda d: d)  # a job's cost is of the whole job
-MODEL = ResourceModel(lut=(3000.0, 100.0, 50.0, 20.0, 200.0, 0.0, 0.0, 0.0),
-                      ff=(4000.0, 150.0, 60.0, 30.0, 100.0, 0.0, 0.0, 0.0), dsp_extra=0, source="test stand-in")
+MODEL = ResourceModel(lut=(3000.0, 100.0, 50.0, 20.0, 200.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+                      ff=(4000.0, 150.0, 60.0, 30.0, 100.0, 0.0, 0.0, 0.0, 0.0, 0.0), dsp_extra=0,
+                      source="test stand-in")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_arrays_follow_the_boards_axi_beat():
 def test_a_fixed_tiling_the_beat_does_not_divide_and_a_board_too_small_are_refused(digits):
     with pytest.raises(XaiHlsError, match="Tn must be a multiple of the 8 elements"):
         plan_v2(digits, load_board("zcu104"), tiling=(8, 4), timing=TIMING, model=MODEL)
-    huge = ResourceModel(lut=(1e7, 0, 0, 0, 0, 0, 0, 0), ff=(0,) * 8, dsp_extra=0)
+    huge = ResourceModel(lut=(1e7, 0, 0, 0, 0, 0, 0, 0, 0, 0), ff=(0,) * 10, dsp_extra=0)
     with pytest.raises(XaiHlsError, match=r"board 'pynq-z2': no engine fits under the 80% cap; "
                                           r"the engine nearest to fitting \(Tm=4, Tn=4\)"):
         plan_v2(digits, load_board("pynq-z2"), timing=TIMING, model=huge)

@@ -107,7 +107,7 @@ def test_the_pynq_z2_project_estimate_is_within_1_percent_of_its_yosys_run(cifar
     """`xaihls compile zoo:cifar_ref --board pynq-z2` then `xaihls synth`: the stored stat of the
     project (its kept state at the exact size, the ReLU bits 27 RAMB18 deep; the IG sums' accumulators a
     power of two deep, which fits the board)."""
-    stat = read_yosys_stat((RESULTS / "rtl_v2_yosys_xc7_pynq_cifar_project_v19_full_stat.txt").read_text()).resources
+    stat = read_yosys_stat((RESULTS / "rtl_v2_yosys_xc7_pynq_cifar_project_v20_full_stat.txt").read_text()).resources
     p = plan_v2(cifar, next(b for b in list_boards() if b.name == "pynq-z2"), model=MODEL)
     est = p.resources.as_dict()
     assert (est["DSP"], est["BRAM_18K"]) == (stat["DSP"], stat["BRAM_18K"])

@@ -8,7 +8,7 @@ namespace xaihls {
 namespace contract {
 
 constexpr uint32_t PROGRAM_MAGIC = 0x32494158;
-constexpr int PROGRAM_VERSION = 16;
+constexpr int PROGRAM_VERSION = 17;
 constexpr int MAX_IG_STEPS = 1024;
 constexpr int RESULT_SLOT_BYTES = 64;
 constexpr int IDENTITY_FRAC = 14;
@@ -175,7 +175,7 @@ constexpr FieldSpec DESCRIPTOR_IN_BLOCK_BYTES = {15, 0, 32, false};  // bytes fr
 constexpr FieldSpec DESCRIPTOR_IN_ROW_BYTES = {16, 0, 24, false};  // bytes between consecutive input rows of one block: iw * tn * 2 for a map, more where the rows are slots or a map's every s-th row (a row reads iw * tn * 2 bytes)
 constexpr FieldSpec DESCRIPTOR_W_ADDR = {17, 0, 32, false};  // weights of (m-tile 0, its first n-tile): passes x tm x tn int16, pass-major then m, n
 constexpr FieldSpec DESCRIPTOR_W_MT_BYTES = {18, 0, 32, false};  // bytes between the weights of consecutive m-tiles (0: every m-tile reads the same)
-constexpr FieldSpec DESCRIPTOR_W_NT_BYTES = {19, 0, 24, false};  // bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2 (w_once: one pass's)
+constexpr FieldSpec DESCRIPTOR_W_NT_BYTES = {19, 0, 24, false};  // bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2 (w_once: one pass's; w_diag: passes * tm * 2)
 constexpr FieldSpec DESCRIPTOR_B_ADDR = {20, 0, 32, false};  // bias, int16 per output channel (with BIAS)
 constexpr FieldSpec DESCRIPTOR_BIAS_SHIFT = {21, 0, 6, false};  // left shift that aligns the bias to the accumulator
 constexpr FieldSpec DESCRIPTOR_CAP = {21, 6, 16, false};  // RELU6: 6.0 in the output format (a code; the forward clamps to it)
@@ -206,6 +206,7 @@ constexpr FieldSpec DESCRIPTOR_CODE_KY = {32, 8, 9, true};  // GATE: window posi
 constexpr FieldSpec DESCRIPTOR_CODE_KX = {32, 17, 9, true};  // GATE: window positions per pass column
 constexpr FieldSpec DESCRIPTOR_UNPOOL = {32, 26, 2, false};  // Unpool: the input is a max-pool's output, unpooled by the kept index (window and stride pool_sh), with or without the ReLU rule
 constexpr FieldSpec DESCRIPTOR_W_ONCE = {32, 28, 1, false};  // 1: every pass has the weights of pass (0, 0), which alone are stored (w_nt_bytes = tm * tn * 2) and stay in the array for the tile's passes (a pool's reciprocal, an identity)
+constexpr FieldSpec DESCRIPTOR_W_DIAG = {32, 29, 1, false};  // 1 (DIAG only): each lane's weight of a pass is its one weight, at column m mod tn of its row, every other column zero, and only those are stored: a pass's tm weights, lane m's at m, w_nt_bytes = passes * tm * 2 (w_once: tm * 2)
 constexpr FieldSpec DESCRIPTOR_SLOTS = {33, 0, 8, false};  // CONV: the slots the job runs, one after another (0 or 1: one); slot s reads and writes at the bases plus s times the strides below, with the same weights and bias
 constexpr FieldSpec DESCRIPTOR_MASK_SLOT = {33, 8, 24, false};  // ReLU bits between the slots' bits (mask_base's stride; a multiple of tn)
 constexpr FieldSpec DESCRIPTOR_IN_SLOT_BYTES = {34, 0, 32, false};  // bytes between the slots' input tensors (in_addr's stride)

@@ -37,6 +37,7 @@ struct Desc {
     int mask_base, mask_plane, index_base, index_plane;
     int pool_kh, pool_kw, pool_sh, pool_sw, pool_oh, pool_ow, code0, code_ky, code_kx, unpool;
     bool w_once;                  // pass (0, 0)'s weights serve every pass
+    bool w_diag;                  // DIAG: a pass's weights one a lane (lane m's at column m mod TN)
     int src_b, xs_a[3], xs_b[3];  // the second source's first block; each source's operand shift by ReLU mode
     int in_keep;                  // one row tile: input words between the n-tiles' kept inputs (0: none kept)
     int slots;                    // a slot job: runs this many times (0 or 1: once), one after another,
@@ -114,6 +115,7 @@ inline Desc decode_desc(const uint32_t w[c::DESCRIPTOR_WORDS]) {
     d.code_kx = field(w, c::DESCRIPTOR_CODE_KX);
     d.unpool = field(w, c::DESCRIPTOR_UNPOOL);
     d.w_once = field(w, c::DESCRIPTOR_W_ONCE) != 0;
+    d.w_diag = field(w, c::DESCRIPTOR_W_DIAG) != 0;
     d.src_b = field(w, c::DESCRIPTOR_SRC_B);
     d.xs_a[c::RELU_MASK] = field(w, c::DESCRIPTOR_XS_A0);
     d.xs_a[c::RELU_GUIDED] = field(w, c::DESCRIPTOR_XS_A1);
@@ -154,6 +156,7 @@ struct LoadCfg {
 struct MacCfg {
     int row_tiles_total, row_tiles, n_tiles, passes, kx;
     bool diag, gate, w_once;
+    bool w_diag;                // a pass's weights one a lane (lane_weights)
     int diag_n_tiles;           // DIAG: n-tiles of an m-tile (GROUPS, or 1 with LANES)
     int ow, positions, positions_last, iters, iters_last;
     int walk_origin, walk_row, walk_pass_row, isx, ikx, kx_back;  // buffer words
@@ -219,10 +222,13 @@ inline bool conv_fits(const Desc &d) {
     const int passes = passes_of(d);
     const bool shapes = d.m_tiles >= 1 && d.row_tiles >= 1 && d.out_blocks >= 1 && d.out_blocks <= d.m_tiles * GROUPS
         && d.ow >= 1 && d.tile_rows >= 1 && d.last_rows >= 1 && d.tile_rows * d.ow <= OUT_DEPTH
-        && d.last_rows * d.ow <= OUT_DEPTH && w_passes_of(d) <= W_PASSES;
+        && d.last_rows * d.ow <= OUT_DEPTH
+        && (d.w_diag ? (w_passes_of(d) + TN - 1) >> TN_SHIFT : w_passes_of(d)) <= W_PASSES;  // w_diag: TN a word
     const bool input = passes == 0 || (d.n_tiles >= 1 && d.iw >= 1 && d.load_rows * d.iw <= IN_DEPTH
                                        && d.load_rows_last * d.iw <= IN_DEPTH
-                                       && int64_t(d.w_nt_bytes) == int64_t(w_passes_of(d)) * PASS_BEATS * BEAT_BYTES);
+                                       && int64_t(d.w_nt_bytes) == int64_t(w_passes_of(d))
+                                              * (d.w_diag ? TM / E : PASS_BEATS) * BEAT_BYTES)
+        && (!d.w_diag || (flag(d.flags, c::FLAG_DIAG) && TM % TN == 0));
     // a kept input: one row tile whose n-tiles' words lie side by side within twice the input buffer
     const bool kept = d.in_keep == 0
         || (passes != 0 && d.row_tiles == 1 && !flag(d.flags, c::FLAG_DIAG) && !flag(d.flags, c::FLAG_GATE)
@@ -315,6 +321,7 @@ inline void decode_conv(const Desc &d, int mode, LoadCfg &lc, MacCfg &mc, StoreC
     lc.w_beat = beat_of(d.w_addr);
     lc.w_mt_beats = beat_of(d.w_mt_bytes);
     lc.w_nt_beats = beat_of(d.w_nt_bytes);
+    mc.w_diag = d.w_diag;
 
     mc.row_tiles_total = lc.row_tiles_total;
     mc.row_tiles = d.row_tiles;
@@ -563,7 +570,9 @@ load_gate:
 }
 
 // A (m-tile, n-tile)'s weights: one linear run of whole passes; each pass's PASS_BEATS beats
-// fill one wide word (m-major, as the compiler laid them out).
+// fill one wide word (m-major, as the compiler laid them out). w_diag: the run is every pass's TM
+// lane weights, which fill the words TN passes a word (a buffer row of TN lanes' weights, as in
+// the RTL's weight buffer); lane_weights puts each on its column as a pass reads them.
 inline void load_weights(const beat_t *ddr, int beat0, int beats, w_tile_t &buf) {
     pass_w_t w;
     int slot = 0, k0 = 0, pass = 0;  // k0 = slot * E: the beat's first weight (m-major)
@@ -576,7 +585,7 @@ load_weights:
 #pragma HLS unroll
             w[k0 + e] = lane(beat, e);  // write enables by slot, no crossbar
         }
-        if (slot == PASS_BEATS - 1) {
+        if (slot == PASS_BEATS - 1 || i == beats - 1) {  // a w_diag run may end inside a word
             buf[pass] = w;
             pass++;
             slot = 0;
@@ -586,6 +595,21 @@ load_weights:
             k0 += E;
         }
     }
+}
+
+// A w_diag pass's weights as the array takes them: lane m's own weight (the run's weight
+// pass * TM + m, in word pass / TN) at column m mod TN, every other column zero.
+inline pass_w_t lane_weights(const w_tile_t &wt, int pass) {
+    pass_w_t w;
+    const int word = pass >> TN_SHIFT, base = (pass & (TN - 1)) * TM;
+    for (int m = 0; m < TM; m++) {
+#pragma HLS unroll
+        for (int n = 0; n < TN; n++) {
+#pragma HLS unroll
+            w[m * TN + n] = n == (m & (TN - 1)) ? wt[word][base + m] : data_t(0);
+        }
+    }
+    return w;
 }
 
 inline void load_tiles(const beat_t *ddr, const LoadCfg &lc, const index_mem_t index,
@@ -807,7 +831,8 @@ mac:
         if (skip) csim_skipped_rows()++;
 #endif
         acc_t sums[TM];
-        products(w, mc, first_pooled, rows, xs, in, wt[mc.w_once ? 0 : w.pass], sums);
+        const int wpass = mc.w_once ? 0 : w.pass;
+        products(w, mc, first_pooled, rows, xs, in, mc.w_diag ? lane_weights(wt, wpass) : wt[wpass], sums);
         const acc_word_t old = acc[w.pos];
         const bool from_memory = pass_major || w.pass == 0;  // else the position's running sum
         for (int m = 0; m < TM; m++) {

@@ -58,6 +58,8 @@ constexpr int PIX_BEATS = TN / E;            // beats of one pixel of one block 
 constexpr int PIX_SHIFT = PIX_BEATS >= 32 ? 5 : PIX_BEATS >= 16 ? 4 : PIX_BEATS >= 8 ? 3 : PIX_BEATS >= 4 ? 2
                         : PIX_BEATS >= 2 ? 1 : 0;  // log2 of PIX_BEATS, a power of two up to 32 (checked below)
 constexpr int PASS_BEATS = TM * TN / E;      // beats of one pass's TM x TN weights
+constexpr int TN_SHIFT = TN >= 64 ? 6 : TN >= 32 ? 5 : TN >= 16 ? 4 : TN >= 8 ? 3 : TN >= 4 ? 2 : TN >= 2 ? 1
+                       : 0;                  // log2 of TN, a power of two up to 64 (checked below)
 constexpr int GROUPS = TM / TN;              // blocks of TN lanes in an m-tile
 constexpr int W_PASSES = W_DEPTH / TM;       // passes (kernel taps) a weight buffer holds
 constexpr int WORDS_PER_BEAT = BEAT_BYTES / 4;
@@ -76,6 +78,7 @@ static_assert(DW == 64 || DW == 128 || DW == 256 || DW == 512, "the AXI data wid
 static_assert((1 << BEAT_SHIFT) == BEAT_BYTES, "BEAT_SHIFT is log2 of the beat's bytes");
 static_assert(TN % E == 0 && TM % TN == 0, "Tn is a multiple of the beat's elements, Tm of Tn");
 static_assert((1 << PIX_SHIFT) == PIX_BEATS, "Tn / E is a power of two");
+static_assert((1 << TN_SHIFT) == TN, "Tn is a power of two");
 static_assert(W_PASSES >= 1, "the weight buffer holds at least one pass of TM rows");
 static_assert(DATA_WIDTH == 16, "the engine moves 16-bit data");
 static_assert(INPUT_ELEMS % E == 0, "the blocked input is whole beats");

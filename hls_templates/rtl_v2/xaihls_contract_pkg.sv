@@ -2,7 +2,7 @@
 package xaihls_contract_pkg;
 
   localparam logic [31:0] PROGRAM_MAGIC = 32'h32494158;
-  localparam int PROGRAM_VERSION = 16;
+  localparam int PROGRAM_VERSION = 17;
   localparam int MAX_IG_STEPS = 1024;
   localparam int RESULT_SLOT_BYTES = 64;
   localparam int IDENTITY_FRAC = 14;
@@ -130,7 +130,8 @@ package xaihls_contract_pkg;
     logic [31:0] in_slot_bytes;  // bytes between the slots' input tensors (in_addr's stride)
     logic [23:0] mask_slot;  // ReLU bits between the slots' bits (mask_base's stride; a multiple of tn)
     logic [7:0] slots;  // CONV: the slots the job runs, one after another (0 or 1: one); slot s reads and writes at the bases plus s times the strides below, with the same weights and bias
-    logic [2:0] pad1053;
+    logic [1:0] pad1054;
+    logic [0:0] w_diag;  // 1 (DIAG only): each lane's weight of a pass is its one weight, at column m mod tn of its row, every other column zero, and only those are stored: a pass's tm weights, lane m's at m, w_nt_bytes = passes * tm * 2 (w_once: tm * 2)
     logic [0:0] w_once;  // 1: every pass has the weights of pass (0, 0), which alone are stored (w_nt_bytes = tm * tn * 2) and stay in the array for the tile's passes (a pool's reciprocal, an identity)
     logic [1:0] unpool;  // Unpool: the input is a max-pool's output, unpooled by the kept index (window and stride pool_sh), with or without the ReLU rule
     logic signed [8:0] code_kx;  // GATE: window positions per pass column
@@ -167,7 +168,7 @@ package xaihls_contract_pkg;
     logic [5:0] bias_shift;  // left shift that aligns the bias to the accumulator
     logic [31:0] b_addr;  // bias, int16 per output channel (with BIAS)
     logic [7:0] pad632;
-    logic [23:0] w_nt_bytes;  // bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2 (w_once: one pass's)
+    logic [23:0] w_nt_bytes;  // bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2 (w_once: one pass's; w_diag: passes * tm * 2)
     logic [31:0] w_mt_bytes;  // bytes between the weights of consecutive m-tiles (0: every m-tile reads the same)
     logic [31:0] w_addr;  // weights of (m-tile 0, its first n-tile): passes x tm x tn int16, pass-major then m, n
     logic [7:0] pad536;

@@ -30,6 +30,7 @@ module xaihls_mac_array #(
     parameter int E         = 4,       // lanes borrowed by post-processing (16-bit elements per AXI beat)
     parameter int OUT_DEPTH = 256,     // positions of a row tile (a power of two)
     parameter int IG_WORDS  = 0,       // integrated-gradients sums per borrowed lane (0: no backward path)
+    parameter int W_DIAG    = 0,       // 1: w_mask zeroes the columns of a row entering the shadow chain
     parameter int AAW       = $clog2(OUT_DEPTH + IG_WORDS),
     parameter int OAW       = $clog2(OUT_DEPTH)
 ) (
@@ -38,6 +39,7 @@ module xaihls_mac_array #(
     // the weight shadow chain
     input  logic [TN*16-1:0]            w_row,       // weights n = 0..TN-1 of one row (lane)
     input  logic                        w_shift,     // shadow[m] <= shadow[m+1], shadow[TM-1] <= w_row
+    input  logic [TN-1:0]               w_mask,      // W_DIAG: w_row's columns kept (the others enter as zero)
     input  logic                        swap,        // at a pass's first position: B <= shadow
 
     // one position: activations of the columns (unskewed) and where its sum goes
@@ -120,10 +122,22 @@ module xaihls_mac_array #(
 
     // ---------------------------------------------------------------- shadow chain
     logic [TM-1:0][TN*16-1:0] shadow;
+    logic [TN*16-1:0] w_in;   // W_DIAG: a lane's one weight of a row of TN lanes' (w_diag)
+    for (genvar n = 0; n < TN; n++) begin : g_win
+        if (W_DIAG != 0) begin : g_masked
+            assign w_in[n*16 +: 16] = w_mask[n] ? w_row[n*16 +: 16] : 16'd0;
+        end else begin : g_plain
+            assign w_in[n*16 +: 16] = w_row[n*16 +: 16];
+        end
+    end
+    if (W_DIAG == 0) begin : g_nomask
+        logic unused_mask;
+        assign unused_mask = ^w_mask;
+    end
     always_ff @(posedge clk) begin
         if (w_shift) begin
-            if (TM == 1) shadow[0] <= w_row;
-            else shadow <= {w_row, shadow[TM-1:1]};
+            if (TM == 1) shadow[0] <= w_in;
+            else shadow <= {w_in, shadow[TM-1:1]};
         end
     end
 

@@ -12,6 +12,8 @@
 //   MASK_BITS, INDEX_ENTRIES, INDEX_BITS   the kept ReLU bits and pool indices
 //   INPUT_ELEMS      the largest blocked input the integrated-gradients sum holds (0: no sums, no IG runs)
 //   BACKWARD         0: inference-only (no backward path, kept state or post-processing beyond the copy)
+//   W_DIAG           1: jobs whose weights are stored one a lane (w_diag) run; 0: a Program without them
+//                    (the planner builds what its Program uses; a w_diag job would read its rows as dense)
 //   OFF_BITS         DDR bytes the Program may use: 2**OFF_BITS
 
 import xaihls_contract_pkg::*;
@@ -29,6 +31,7 @@ module xaihls_top #(
     parameter int INDEX_BITS      = 2,
     parameter int INPUT_ELEMS     = 1024,
     parameter int BACKWARD        = 1,
+    parameter int W_DIAG          = 0,
     parameter int OFF_BITS        = 22,
     parameter int PROFILE_DEPTH   = 512,
     parameter int AXI_ADDR_WIDTH  = 64,
@@ -287,8 +290,9 @@ module xaihls_top #(
     // ---------------------------------------------------------------- walker and MAC array
     logic [IXW-1:0] ix_raddr, ix_waddr;
     logic [TN*(INDEX_BITS+1)-1:0] ix_rdata, ix_wdata;   // an entry: {alive bit, window position}
-    logic [G-1:0] ix_we;
     logic w_shift, swap, post_mode, acc_zero, acc_we, out_we, out_set, rd_set;
+    logic [G-1:0] ix_we;
+    logic [TN-1:0] w_mask;
     logic [TN*16-1:0] x;
     logic [TN-1:0] x_keep;
     logic [3:0] x_shift;
@@ -298,18 +302,20 @@ module xaihls_top #(
     logic [TM*48-1:0] wb_rdata;
 
     xaihls_walker #(.TM(TM), .TN(TN), .E(E), .IN_DEPTH(IN_DEPTH), .W_DEPTH(W_DEPTH), .OUT_DEPTH(OUT_DEPTH),
-                    .IG_WORDS(IG_WORDS), .CHUNK(CHUNK), .INDEX_BITS(INDEX_BITS), .IXW(IXW), .BACKWARD(BACKWARD))
+                    .IG_WORDS(IG_WORDS), .CHUNK(CHUNK), .INDEX_BITS(INDEX_BITS), .IXW(IXW), .BACKWARD(BACKWARD),
+                    .W_DIAG(W_DIAG))
     u_walker (
         .clk, .rst, .start(job_start), .kind(job_kind), .desc, .post, .mode, .ix_row0, .busy(wk_busy),
         .loaded(tok_loaded), .loaded_take(wk_loaded_take), .free_give(wk_free_give), .free_give2(wk_free_give2),
         .out_free(tok_out_free), .out_take(wk_out_take), .out_give(wk_out_give),
-        .w_raddr, .w_rdata, .in_raddr, .in_rdata, .ix_raddr, .ix_rdata,
+        .w_raddr, .w_rdata, .w_mask, .in_raddr, .in_rdata, .ix_raddr, .ix_rdata,
         .w_shift, .swap, .x, .x_keep, .x_shift, .post_mode, .post_a, .post_b, .acc_zero, .acc_addr, .acc_we,
         .out_we, .out_set, .out_addr
     );
 
-    xaihls_mac_array #(.TM(TM), .TN(TN), .E(E), .OUT_DEPTH(OUT_DEPTH), .IG_WORDS(IG_WORDS)) u_mac (
-        .clk, .w_row(w_rdata), .w_shift, .swap, .x, .x_keep, .x_shift, .post(post_mode), .post_a, .post_b, .acc_zero,
+    xaihls_mac_array #(.TM(TM), .TN(TN), .E(E), .OUT_DEPTH(OUT_DEPTH), .IG_WORDS(IG_WORDS), .W_DIAG(W_DIAG)) u_mac (
+        .clk, .w_row(w_rdata), .w_mask, .w_shift, .swap, .x, .x_keep, .x_shift, .post(post_mode), .post_a, .post_b,
+        .acc_zero,
         .acc_addr, .acc_we, .out_we, .out_set, .out_addr, .rd_set, .rd_addr(wb_raddr), .rd_data(wb_rdata)
     );
 

@@ -1,8 +1,9 @@
 // The walker (docs/engine_v2.md, "The CONV job"): for every tile it feeds the MAC array one
 // position a cycle, pass (kernel tap) after pass, and loads the next pass's weights into the
 // shadow chain while the current pass runs (w_once: a tile's one pass of weights, kept in the array
-// for all its passes, which then wait only for GAP); for post-processing it feeds a chunk's
-// elements to lanes 0..E-1.
+// for all its passes, which then wait only for GAP; w_diag, with W_DIAG: a buffer row holds TN lanes'
+// weights, read once a lane, each keeping only its own column, w_mask); for post-processing it feeds
+// a chunk's elements to lanes 0..E-1.
 //
 // Position (r, c) of pass (ky, kx) reads buffer word walk_origin + r*walk_row + ky*walk_pass_row
 // + c*isx + kx*ikx; its operands are zero outside the input map (0 <= y < ih, 0 <= x < iw) and,
@@ -39,6 +40,7 @@ module xaihls_walker #(
     parameter int INDEX_BITS = 2,
     parameter int IXW        = 8,         // index-memory word address bits
     parameter int BACKWARD   = 1,
+    parameter int W_DIAG     = 0,         // 1: w_diag jobs (a pass's weights one a lane) run
     parameter int IAW        = $clog2(IN_DEPTH),
     parameter int WAW        = $clog2(W_DEPTH),
     parameter int OAW        = $clog2(OUT_DEPTH),
@@ -71,6 +73,7 @@ module xaihls_walker #(
     input  logic [TN*(INDEX_BITS+1)-1:0] ix_rdata,   // an entry: {alive bit, window position}
 
     output logic                     w_shift,
+    output logic [TN-1:0]            w_mask,     // with w_shift: the columns of the row that keep their weight
     output logic                     swap,
     output logic [TN*16-1:0]         x,
     output logic [TN-1:0]            x_keep,
@@ -93,6 +96,7 @@ module xaihls_walker #(
     // ---------------------------------------------------------------- configuration
     logic               is_post, diag, lanes, gate, unp, unp_relu;
     logic               w_once;     // the tile's first pass's weights stay in the array for its other passes
+    logic               wdiag;      // w_diag: a buffer row holds TN lanes' weights, lane m's at column m mod TN
     logic [2:0]         umsk;       // UNPOOL: window side - 1 (1, 3 or 7)
     logic [1:0]         uls, rmode;
     logic               starts_unpool;   // the job starting is a CONV job with UNPOOL
@@ -322,6 +326,7 @@ module xaihls_walker #(
                 diag <= kind == JOB_CONV && desc.flags[FLAG_DIAG];
                 lanes <= kind == JOB_CONV && desc.flags[FLAG_LANES];
                 w_once <= kind == JOB_CONV && desc.w_once;
+                wdiag <= W_DIAG != 0 && kind == JOB_CONV && desc.w_diag != '0;
                 in_kept <= kind == JOB_CONV && desc.in_keep != '0;
                 keep_words <= (IAW+1)'(desc.in_keep);
                 kbase <= '0;
@@ -410,7 +415,8 @@ module xaihls_walker #(
                     fst <= F_READ;
                 end
                 F_READ: begin
-                    f_row <= f_row + 1'b1;
+                    // w_diag: the row of TN lanes' weights, read once a lane, to the next at its last lane
+                    if (W_DIAG == 0 || !wdiag || (f_r & RW'(TN - 1)) == RW'(TN - 1)) f_row <= f_row + 1'b1;
                     f_r <= f_r + 1'b1;
                     if (f_r == RW'(TM - 1)) begin
                         fst <= F_WAIT;
@@ -617,6 +623,12 @@ module xaihls_walker #(
     assign busy = fst != F_IDLE || ist != I_IDLE || done_pipe != '0;
     assign w_raddr = is_post ? w_raddr_post : {f_set, f_row};
     assign w_shift = fill_shift;
+    // w_diag: the lane read into the shadow chain keeps only its own column's weight
+    if (W_DIAG != 0) begin : g_wdiag
+        always_ff @(posedge clk) w_mask <= (wdiag && fst == F_READ) ? TN'(1) << (f_r & RW'(TN - 1)) : '1;
+    end else begin : g_wdense
+        assign w_mask = '1;
+    end
 
     // ---------------------------------------------------------------- stage 1: the MAC array's inputs
     logic           s1_keep, s1_bconst, s1_urelu;

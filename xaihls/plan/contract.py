@@ -31,7 +31,7 @@ from xaihls.methods import ALL_METHODS, ONE_IMAGE_CODES, PREDICT_CODE
 from xaihls.numerics import MAX_X_SHIFT
 
 PROGRAM_MAGIC = 0x32494158  # "XAI2" little-endian
-PROGRAM_VERSION = 16  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
+PROGRAM_VERSION = 17  # 3: batched job lists, row strides apart from row lengths; 4: image batches; 5: ReLU6 (cap);
 #                     6: two sources in one job, each with its operand shift (residual adds, gradient sums);
 #                     7: the Grad-CAM list (cam_addr, n_cam, n_backward_cam) and its fractions, methods 7 and 8;
 #                     8: LANES (a depthwise job's lane groups at consecutive output columns), op 3 bits;
@@ -50,6 +50,7 @@ PROGRAM_VERSION = 16  # 3: batched job lists, row strides apart from row lengths
 #                     15: SUM (a pool window's accumulators summed in the write-back: a global average
 #                         pool as one pass over many positions); flags 10 bits
 #                     16: layer 16 bits (a DenseNet-121 has more than 255 layers)
+#                     17: w_diag (a diagonal job's weights one a lane: tm a pass instead of tm x tn)
 
 
 class FieldOverflow(XaiHlsError):
@@ -326,7 +327,8 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
                            "where the rows are slots or a map's every s-th row (a row reads iw * tn * 2 bytes)"),
     _u("w_addr", ADDR, "weights of (m-tile 0, its first n-tile): passes x tm x tn int16, pass-major then m, n"),
     _u("w_mt_bytes", ADDR, "bytes between the weights of consecutive m-tiles (0: every m-tile reads the same)"),
-    _u("w_nt_bytes", 24, "bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2 (w_once: one pass's)"),
+    _u("w_nt_bytes", 24, "bytes of one (m-tile, n-tile)'s weights: passes * tm * tn * 2 (w_once: one pass's; "
+                         "w_diag: passes * tm * 2)"),
     _u("b_addr", ADDR, "bias, int16 per output channel (with BIAS)"),
     _u("bias_shift", 6, "left shift that aligns the bias to the accumulator"),
     _u("cap", 16, "RELU6: 6.0 in the output format (a code; the forward clamps to it)"),
@@ -364,6 +366,9 @@ DESCRIPTOR = Record("descriptor", "One job. CONV: for each m-tile, row tile, n-t
                     "pool_sh), with or without the ReLU rule"),
     _u("w_once", 1, "1: every pass has the weights of pass (0, 0), which alone are stored (w_nt_bytes = tm * tn * 2) "
                     "and stay in the array for the tile's passes (a pool's reciprocal, an identity)"),
+    _u("w_diag", 1, "1 (DIAG only): each lane's weight of a pass is its one weight, at column m mod tn of its row, "
+                    "every other column zero, and only those are stored: a pass's tm weights, lane m's at m, "
+                    "w_nt_bytes = passes * tm * 2 (w_once: tm * 2)"),
     _u("slots", 8, "CONV: the slots the job runs, one after another (0 or 1: one); slot s reads and writes at the "
                    "bases plus s times the strides below, with the same weights and bias"),
     _u("mask_slot", MEM, "ReLU bits between the slots' bits (mask_base's stride; a multiple of tn)"),

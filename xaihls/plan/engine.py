@@ -68,7 +68,8 @@ class EngineV2:
     ``ig_exact``: the accumulators of lanes 0..E-1 exactly as deep as the accumulators and the IG sums
     above them (fewer block RAMs, a read multiplexer over them in LUTs), else as deep as the next power of
     two (the RTL's INPUT_ELEMS then gives the sums the room up to it: no multiplexer). The planner takes
-    the power of two where it fits the board and the exact depth where only that fits.
+    the power of two where it fits the board and the exact depth where only that fits. ``w_diag``: it runs
+    jobs whose weights are stored one a lane (the RTL's W_DIAG; a Program that has them needs it).
     """
 
     tm: int
@@ -87,6 +88,7 @@ class EngineV2:
     backward: bool = True
     ddr_bytes: int = 0
     ig_exact: bool = False
+    w_diag: bool = False
 
     @property
     def macs(self) -> int:
@@ -133,4 +135,5 @@ class EngineV2:
         h, s, b = program.header, program.shape, program.buffers
         return cls(s.tm, s.tn, s.beat_elems, b.in_depth, b.out_depth, b.w_depth, h["mask_bits"],
                    h["index_entries"], h["index_bits"], ig_elems(h, program.qgraph.methods), clock_mhz,
-                   bytes_per_cycle, ddr_latency, backward, h["total_bytes"])
+                   bytes_per_cycle, ddr_latency, backward, h["total_bytes"],
+                   w_diag=any(d.w_diag for d in program.all_jobs))

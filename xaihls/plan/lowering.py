@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import itertools
 import math
 import operator
@@ -1763,8 +1764,74 @@ def lower_jobs(qg: QGraph, shape: Shape, fuse_pools: bool | None = None, batch: 
     assert not [d for d in forward + backward + cam_jobs if d not in twin_only and d.w_addr in compact_at], \
         "a job other than a grouped convolution's cluster jobs reads its compact weights"
     slots = Slots(batch, dict(alloc.slot_bytes), mask_slot, index_slot) if batch > 1 else None
-    return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions), tuple(b.blobs), init_end,
+    lanes = _weights_a_lane(shape, b.blobs, forward + backward + cam_jobs + list(twin_only)
+                            + [t for twin in twins.values() for t in twin])
+    if lanes:
+        one = _a_lane_jobs(lanes, shape.tn)
+        forward, backward, cam_jobs = ([one(d) for d in jobs] for jobs in (forward, backward, cam_jobs))
+        twins = {one(d): tuple(map(one, twin)) for d, twin in twins.items()}
+        twin_only = {one(d) for d in twin_only}
+    return Lowered(shape, header, tuple(forward), tuple(backward), tuple(alloc.regions),
+                   tuple((addr, lanes[addr][0] if addr in lanes else blob) for addr, blob in b.blobs), init_end,
                    viewed, slots, tuple(cam_jobs), twins, column_view, bool(phases), frozenset(twin_only))
+
+
+WEIGHTS_A_LANE = True
+"""Whether the weights that only diagonal jobs read, each lane's one weight at column m mod tn, are stored one a lane
+(``w_diag``: tm a pass instead of tm x tn; the engine puts each at its column as it loads the array). Every engine
+runs both; off only to measure."""
+
+
+def _a_lane(blob) -> np.ndarray | None:
+    """A blob (m-tiles, n-tiles, passes, tm, tn) as its lanes' weights (m-tiles, n-tiles, passes, tm), lane m's the
+    one at column m mod tn; None where a lane has another."""
+    w = np.asarray(blob)
+    tm, tn = w.shape[-2:]
+    if tm % tn:
+        return None
+    lane = np.arange(tm)
+    on = w[..., lane, lane % tn]
+    w = w.copy()
+    w[..., lane, lane % tn] = 0
+    return None if w.any() else on
+
+
+def _weights_a_lane(shape: Shape, blobs, jobs) -> dict[int, tuple[np.ndarray, int]]:
+    """The blobs to store one a lane (``WEIGHTS_A_LANE``): those whose every reader (a job whose ``w_addr`` lies in
+    it) is diagonal and whose every lane has its one weight at column m mod tn; by address, each as its lanes'
+    weights and its size as placed (bytes)."""
+    if not WEIGHTS_A_LANE or shape.tm % shape.tn:
+        return {}
+    placed = sorted((addr, 2 * math.prod(blob.shape), blob) for addr, blob in blobs)
+    starts = [addr for addr, _, _ in placed]
+    readers = [set() for _ in placed]  # whether each blob's readers are diagonal
+    for d in jobs:
+        k = bisect.bisect_right(starts, d.w_addr) - 1
+        if k >= 0 and d.w_addr < starts[k] + placed[k][1]:
+            readers[k].add(d.has(Flag.DIAG))
+    out = {}
+    for (addr, size, blob), diag in zip(placed, readers):
+        lanes = _a_lane(blob) if diag == {True} and len(blob.shape) == 5 else None
+        if lanes is not None:
+            out[addr] = lanes, size
+    return out
+
+
+def _a_lane_jobs(lanes: dict[int, tuple[np.ndarray, int]], tn: int) -> Callable[[Job], Job]:
+    """A job as it reads the blobs ``lanes`` stores one a lane (``_weights_a_lane``): its weight address tn times
+    nearer the blob's start, its weight strides tn times shorter, ``w_diag``."""
+    starts = sorted(lanes)
+
+    @functools.cache  # a job in a list and among the twins becomes the same job
+    def one(d: Job) -> Job:
+        k = bisect.bisect_right(starts, d.w_addr) - 1
+        if k < 0 or d.w_addr >= starts[k] + lanes[starts[k]][1]:
+            return d
+        offset = d.w_addr - starts[k]
+        assert offset % tn == 0 and d.w_nt_bytes % tn == 0 and d.w_mt_bytes % tn == 0
+        return _with(d, w_addr=starts[k] + offset // tn, w_nt_bytes=d.w_nt_bytes // tn, w_mt_bytes=d.w_mt_bytes // tn,
+                     w_diag=1)
+    return one
 
 
 def _cam_activations(qg: QGraph, cam: int, shape: Shape, alloc: "_Allocator", layout, act: dict[int, Tensor],
@@ -2301,7 +2368,7 @@ def tile_job(d: Job, shape: Shape, buffers: Buffers, cost: Callable[[Job], int] 
     return min(reversed(weighed), key=cost)  # min keeps the first of equals: the tallest
 
 
-def buffer_needs(jobs, tm: int) -> tuple[int, int, int]:
+def buffer_needs(jobs, tm: int, tn: int) -> tuple[int, int, int]:
     """(input words a bank, positions a row tile, weight rows) tiled ``jobs`` use: at most the
     buffers they were tiled for, often less (short row tiles, the largest kernel's taps). The RTL
     is built this deep (xaihls.backends.rtl.v2.params) and the planner prices that engine."""
@@ -2313,7 +2380,8 @@ def buffer_needs(jobs, tm: int) -> tuple[int, int, int]:
         if not d.ky * d.kx:
             continue
         in_words = max(in_words, max(d.load_rows, d.load_rows_last) * d.iw, -(-d.n_tiles * d.in_keep // 2))
-        w_rows = max(w_rows, d.w_passes * tm)
+        # w_diag: a row holds tn lanes' weights, whole rows of tm a pass (the HLS engine's words of tn passes)
+        w_rows = max(w_rows, -(-d.w_passes // tn) * tm if d.w_diag else d.w_passes * tm)
     return in_words, out_pos, w_rows
 
 
@@ -2565,13 +2633,13 @@ def tiled(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None 
     plain |= {t: tile_job(t, shape, buffers, cost) for d in lowered.twin_only for t in lowered.twins[d]}
     # a job of no pass (a stride phase no tap reaches) writes zeros through the output memory: row tiles no
     # taller than the other jobs use, which is what the engine is built for (buffer_needs)
-    passing = buffer_needs([t for t in plain.values() if t.ky * t.kx], shape.tm)[1]
+    passing = buffer_needs([t for t in plain.values() if t.ky * t.kx], shape.tm, shape.tn)[1]
     for d in jobs:
         if d.op == Op.CONV and not d.ky * d.kx:
             plain[d] = tile_job(d, shape, dataclasses.replace(buffers, out_depth=max(passing, d.ow)), cost)
     # the input words a set of the engine these jobs need (buffer_needs), against which encode keeps
     # inputs: a twin is weighed against its job as both would run
-    in_words = buffer_needs(plain.values(), shape.tm)[0]
+    in_words = buffer_needs(plain.values(), shape.tm, shape.tn)[0]
     kept = lambda d: cost(with_kept_input(d, in_words))  # noqa: E731
 
     def tile(d: Job) -> tuple[Job, ...]:
@@ -2648,9 +2716,10 @@ HEADER_ADDRESSES = ("forward_addr", "backward_addr", "forward_batch_addr", "back
 class Packing:
     """The weight blobs of a lowering that no job of its tiled lists reads, taken out of the DDR image: the
     weights of a twin the tiler did not keep, or of the plain job where it kept the twin (a LANES copy, the
-    dense identities of an Add run a block at a time, a first convolution's unfolded taps). ``spans``: their
-    regions as the allocator took them (64-byte aligned, in address order); everything after a span moves
-    down by its bytes, so every region keeps its alignment and a Program's tensors their distances."""
+    dense identities of an Add run a block at a time, a first convolution's unfolded taps); and the room a
+    blob stored one a lane (``w_diag``) leaves past its weights. ``spans``: their regions as the allocator
+    took them (64-byte aligned, in address order); everything after a span moves down by its bytes, so
+    every region keeps its alignment and a Program's tensors their distances."""
 
     spans: tuple[tuple[int, int], ...]
     total: int  # the Program's DDR bytes once packed (the header's total_bytes)
@@ -2681,11 +2750,13 @@ def packing(lowered: Lowered, jobs) -> Packing:
     if PACK_WEIGHTS:
         pointers = np.unique(np.fromiter((a for d in jobs for a in (d.w_addr, d.b_addr)), dtype=np.int64))
         size = {r.addr: r.size for r in lowered.regions if r.size}  # a blob's own region (never empty)
-        for addr, _ in lowered.blobs:
+        for addr, blob in lowered.blobs:
             end = aligned(addr + size[addr])
             k = np.searchsorted(pointers, addr)
             if k == len(pointers) or pointers[k] >= end:
                 spans.append((addr, end))
+            elif aligned(addr + 2 * math.prod(blob.shape)) < end:  # stored one a lane: the rest of its room
+                spans.append((aligned(addr + 2 * math.prod(blob.shape)), end))
     spans.sort()
     return Packing(tuple(spans), lowered.header["total_bytes"] - sum(e - s for s, e in spans))
 
@@ -2710,7 +2781,8 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
             for jobs in (forward, backward, forward_batch, backward_batch, cam))
     # the input words a set of the engine built for these jobs (buffer_needs, or the planner's deeper keep_words):
     # a kept input fits twice that
-    in_words = max(buffer_needs(forward + backward + forward_batch + backward_batch + cam, lowered.shape.tm)[0],
+    in_words = max(buffer_needs(forward + backward + forward_batch + backward_batch + cam, lowered.shape.tm,
+                                lowered.shape.tn)[0],
                    buffers.keep_words)
     forward, backward, forward_batch, backward_batch, cam = (
         kept_inputs(map(with_mask_bias, jobs), in_words)
@@ -2719,8 +2791,10 @@ def encode(lowered: Lowered, buffers: Buffers, cost: Callable[[Job], int] | None
              n_backward_batch=len(backward_batch), n_backward_cam=n_backward_cam)
     h |= {k: pack.moved(h[k]) for k in HEADER_ADDRESSES} | {"total_bytes": pack.total}
     taken = {start for start, _ in pack.spans}
-    regions = tuple(dataclasses.replace(r, addr=pack.moved(r.addr)) for r in lowered.regions
-                    if not (r.size and r.addr in taken))  # a blob's region is never empty
+    # a blob stored one a lane holds less than its room, whose rest the packing took out
+    stored = {addr: 2 * math.prod(blob.shape) for addr, blob in lowered.blobs} if PACK_WEIGHTS else {}
+    regions = tuple(dataclasses.replace(r, addr=pack.moved(r.addr), size=min(r.size, stored.get(r.addr, r.size)))
+                    for r in lowered.regions if not (r.size and r.addr in taken))  # a blob's region is never empty
     blobs = [(pack.moved(addr), blob) for addr, blob in lowered.blobs if addr not in taken]
     init_end = pack.moved(lowered.init_end)
     room = {r.name: r.size for r in lowered.regions}

@@ -366,12 +366,14 @@ def plan_v2(qg: QGraph, board: Board, cap: float = 0.8, clock_mhz: float | None 
                     continue
                 # the engine as the RTL is built for this Program: buffers as deep as its tiles use, or as
                 # deep as the inputs kept across m-tiles take where they fit the depth tiled for (weighed both)
-                in_used, out_used, w_used = buffer_needs(forward + backward + cam, tm)
+                in_used, out_used, w_used = buffer_needs(forward + backward + cam, tm, tn)
                 kept = keep_needs(forward + backward + cam, in_depth) if KEEP_DEPTH else 0
                 ddr_bytes = packing(lowered, forward + backward + cam).total  # the DDR its offsets address
+                w_diag = any(d.w_diag for d in forward + backward + cam)  # the RTL's W_DIAG
                 for in_words in sorted({in_used, max(in_used, kept)}):
                     engine, res = _estimate(model, replace(engine, in_depth=in_words, out_depth=out_used,
-                                                           w_depth=w_used, ddr_bytes=ddr_bytes), board, cap)
+                                                           w_depth=w_used, ddr_bytes=ddr_bytes, w_diag=w_diag),
+                                            board, cap)
                     _, _, _, cycles, _ = _costs(timing, lowered.qgraph, engine, dict(h, n_backward_cam=n_backward_cam),
                                                 (forward, backward, cam, (), ()), memo, detail=False)
                     workload = cycles["predict"] + sum(cycles[m] for m in qg.methods)
@@ -452,7 +454,8 @@ def _batch(qg: QGraph, cand: Candidate, lowered, buffers: Buffers, board: Board,
         lists = tiled_batch(low, buffers, forward, backward, cost)
         cam = tiled_cam(low, buffers, cost)
         # the engine as built for this Program: a batched Linear job's rows may need deeper buffers
-        in_used, out_used, w_used = buffer_needs(forward + backward + lists[0] + lists[1], cand.engine.tm)
+        in_used, out_used, w_used = buffer_needs(forward + backward + lists[0] + lists[1], cand.engine.tm,
+                                                  cand.engine.tn)
         e = cand.engine
         ddr_bytes = packing(low, forward + backward + lists[0] + lists[1] + cam).total
         engine = replace(e, mask_bits=h["mask_bits"], index_entries=h["index_entries"], ddr_bytes=ddr_bytes,

@@ -15,7 +15,9 @@ For an engine (as the RTL builds it: ``EngineV2.as_built``):
   memories in LUT RAM, ``read_registers``) are linear in ``FEATURES``, fitted by least squares on
   yosys points that vary Tm, Tn and the AXI width apart, and the address widths: the DDR offsets'
   (``EngineV2.off_bits``, the RTL's OFF_BITS: some sixty registers and adders of the controller,
-  loader and write-back) and the on-chip memories' word addresses (``address_bits``).
+  loader and write-back) and the on-chip memories' word addresses (``address_bits``); and whether the
+  engine runs jobs whose weights are stored one a lane (``EngineV2.w_diag``, the RTL's W_DIAG: a zeroing
+  AND on each of the shadow chain's TN x 16 input bits and a column register, so a constant and a term in TN).
 
 The coefficients, the points they come from, the points held out of the fit and every residual
 are stored in ``resource_model.json`` (``python -m benchmarks.resources --fit``); the planner uses
@@ -41,7 +43,7 @@ from xaihls.errors import XaiHlsError, XaiHlsWarning
 from xaihls.plan.engine import ACC_BITS, DATA_BITS, EngineV2, ResourceEstimate
 
 MODEL_FILE = Path(__file__).with_name("resource_model.json")
-FEATURES = ("1", "tm", "tn", "tm*tn", "beat_elems", "backward", "off_bits", "address_bits")
+FEATURES = ("1", "tm", "tn", "tm*tn", "beat_elems", "backward", "off_bits", "address_bits", "w_diag", "w_diag*tn")
 RESULTS_OF = ("LUT", "FF", "DSP", "BRAM_18K")
 TOLERANCE = 0.15
 """The largest relative error on LUT, FF and BRAM_18K the model may have at any stored point."""
@@ -231,7 +233,7 @@ def features(e: EngineV2) -> list[float]:
     """FEATURES of ``e`` as the RTL builds it."""
     b = e.as_built()
     return [1.0, float(b.tm), float(b.tn), float(b.tm * b.tn), float(b.beat_elems), float(bool(b.backward)),
-            float(b.off_bits), float(address_bits(b))]
+            float(b.off_bits), float(address_bits(b)), float(b.w_diag), float(b.w_diag * b.tn)]
 
 
 POINT_ENGINE_KEYS = {"TM": "tm", "TN": "tn", "IN_DEPTH": "in_depth", "OUT_DEPTH": "out_depth", "W_DEPTH": "w_depth",
@@ -244,6 +246,7 @@ def engine_of_point(p: dict) -> EngineV2:
     q = p["params"]
     return EngineV2(beat_elems=q["AXI_DATA_WIDTH"] // 16, backward=bool(q["BACKWARD"]), clock_mhz=100.0,
                     bytes_per_cycle=8.0, ddr_bytes=1 << q["OFF_BITS"], ig_exact=True,  # INPUT_ELEMS as built
+                    w_diag=bool(q.get("W_DIAG", 0)),  # the RTL before W_DIAG: as 0 builds it
                     **{v: q[k] for k, v in POINT_ENGINE_KEYS.items()})
 
 
@@ -367,8 +370,8 @@ def fit(points: list[dict], held_out: list[dict] = (), source: str = "", rtl: st
     if np.linalg.matrix_rank(x) < len(FEATURES):
         flat = [f for j, f in enumerate(FEATURES) if j and np.ptp(x[:, j]) == 0]
         raise XaiHlsError(f"the yosys points do not vary the model's features apart (constant: {', '.join(flat) or '-'}); "
-                          f"add points that vary Tm, Tn, the AXI width, the backward path, OFF_BITS and the kept "
-                          f"state's depth")
+                          f"add points that vary Tm, Tn, the AXI width, the backward path, OFF_BITS, the kept "
+                          f"state's depth and W_DIAG (at two Tn or more)")
     lutram = np.array([sum(lr for _, lr in counted(e).values()) for e in es])
     if cascade:
         lutram = lutram + np.array([engine_cascade_luts(e.as_built(), cascade) for e in es])

@@ -276,7 +276,7 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
                 issue = max(loader, taken) + 1
                 cmd = issue + 1
                 beats_in = nv * d.iw * g
-                beats_w = w_passes * tm * g
+                beats_w = w_passes * tm * g // (tn if d.w_diag else 1)  # w_diag: a lane's weight a lane
                 start = max(cmd + FETCH_ISSUE - 1 + dram.latency, data_end)
                 if beats_in:
                     start = taken = max(start, set_free[t % 2] + SET_WAIT)
@@ -333,7 +333,8 @@ def conv_cost(d, engine: EngineV2, direction: str, dram: _Dram) -> JobCost:
     macs = _array_macs(d, engine)
     pairs = sum(_n_tiles(d, engine, mt) for mt in range(d.m_tiles))  # (m-tile, n-tile) weight streams
     # AXI reads and writes have channels of their own: each direction streams at the DDR's rate
-    read_bytes = 2 * slots * (d.n_tiles * _rows_reached(d) * d.iw * tn + pairs * tm * tn * w_passes)
+    w_row = 1 if d.w_diag else tn  # weights a lane stores a pass
+    read_bytes = 2 * slots * (d.n_tiles * _rows_reached(d) * d.iw * tn + pairs * tm * w_row * w_passes)
     write_bytes = 2 * slots * d.out_blocks * _pixels_written(d) * tn
     bound = max(math.ceil(macs / (tm * tn)), math.ceil(max(read_bytes, write_bytes) / (2 * e / dram.beat_cycles)))
     return JobCost(d.layer, "conv", direction, total, compute_total, memory_total, macs, bound)
@@ -498,7 +499,7 @@ def seed_cost(d, engine: EngineV2, direction: str, dram: _Dram, image_batch: boo
 COST_FIELDS = ("op", "flags", "layer", "slots", "m_tiles", "n_tiles", "out_blocks", "row_tiles", "tile_rows",
                "last_rows", "tile_step", "load_lo", "load_rows", "load_rows_last", "load_step", "in_keep", "oh", "ow",
                "opw", "osy", "osx", "oyo", "oxo", "ih", "iw", "iy0", "ix0", "isy", "isx", "iky", "ikx", "ky", "kx",
-               "w_once", "unpool", "pool_kh", "pool_kw", "pool_sh", "pool_oh", "pool_ow", "in_row_bytes",
+               "w_once", "w_diag", "unpool", "pool_kh", "pool_kw", "pool_sh", "pool_oh", "pool_ow", "in_row_bytes",
                "out_row_bytes")
 """The descriptor fields ``job_cost`` reads: two jobs alike in these cost the same on an engine, whatever their
 addresses (a grouped convolution's jobs a group differ in those alone), so the planner keeps one cost for them

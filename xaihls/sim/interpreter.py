@@ -136,7 +136,7 @@ class Engine:
         self.cam = self._jobs(h["cam_addr"], h["n_cam"])
         # a kept input lies side by side in the input buffer of the engine built for these jobs
         jobs = self.forward + self.backward + self.forward_batch + self.backward_batch + self.cam
-        in_words = buffer_needs(jobs, self.shape.tm)[0]
+        in_words = buffer_needs(jobs, self.shape.tm, self.shape.tn)[0]
         fault = next(filter(None, (kept_input_fault(d, in_words) or sum_fault(d) for d in jobs)), None)
         if fault:
             raise XaiHlsError(f"a Program this engine cannot run: {fault}")
@@ -383,7 +383,12 @@ class Engine:
                             if loads is not None:
                                 loads[nt, rt] = buf, first
                         w_addr = d.w_addr + mt * d.w_mt_bytes + k * d.w_nt_bytes
-                        weights = self.read16(w_addr, d.w_passes * tm * tn).reshape(d.w_passes, tm, tn)
+                        if d.w_diag:  # one a lane: lane m's at column m mod tn
+                            weights = np.zeros((d.w_passes, tm, tn), dtype=np.int64)
+                            weights[:, np.arange(tm), np.arange(tm) % tn] = self.read16(
+                                w_addr, d.w_passes * tm).reshape(d.w_passes, tm)
+                        else:
+                            weights = self.read16(w_addr, d.w_passes * tm * tn).reshape(d.w_passes, tm, tn)
                         xs = x_shift(d, nt, mode)
                         if d.unpool:
                             for ky in range(d.ky):

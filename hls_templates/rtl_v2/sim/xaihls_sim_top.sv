@@ -23,6 +23,7 @@ module xaihls_sim_top #(
     parameter int INDEX_BITS      = 2,
     parameter int INPUT_ELEMS     = 1024,
     parameter int BACKWARD        = 1,
+    parameter int W_DIAG          = 0,
     parameter int OFF_BITS        = 22,
     parameter int AXI_ADDR_WIDTH  = 64,
     parameter int AXI_ID_WIDTH    = 1,
@@ -80,7 +81,8 @@ module xaihls_sim_top #(
     xaihls_top #(
         .TM(TM), .TN(TN), .AXI_DATA_WIDTH(AXI_DATA_WIDTH), .IN_DEPTH(IN_DEPTH), .OUT_DEPTH(OUT_DEPTH),
         .W_DEPTH(W_DEPTH), .MASK_BITS(MASK_BITS), .INDEX_ENTRIES(INDEX_ENTRIES), .INDEX_BITS(INDEX_BITS),
-        .INPUT_ELEMS(INPUT_ELEMS), .BACKWARD(BACKWARD), .OFF_BITS(OFF_BITS), .AXI_ADDR_WIDTH(AXI_ADDR_WIDTH),
+        .INPUT_ELEMS(INPUT_ELEMS), .BACKWARD(BACKWARD), .W_DIAG(W_DIAG), .OFF_BITS(OFF_BITS),
+        .AXI_ADDR_WIDTH(AXI_ADDR_WIDTH),
         .AXI_ID_WIDTH(AXI_ID_WIDTH), .AXIL_ADDR_WIDTH(AXIL_ADDR_WIDTH)
     ) u_top (
 `endif

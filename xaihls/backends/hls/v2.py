@@ -76,7 +76,7 @@ def check_engine(program: ProgramV2, engine: EngineV2) -> None:
     if h["data_width"] != 16:
         raise XaiHlsError(f"the HLS engine moves 16-bit data; this network is quantized to {h['data_width']} bits "
                           "(set width: 16 in the quantization config)")
-    in_used, out_used, w_used = buffer_needs(program.all_jobs, s.tm)
+    in_used, out_used, w_used = buffer_needs(program.all_jobs, s.tm, s.tn)
     needs = {"in_depth": in_used, "out_depth": out_used, "w_depth": w_used, "mask_bits": h["mask_bits"],
              "index_entries": h["index_entries"], "index_bits": h["index_bits"],
              "input_elems": ig_elems(h, program.qgraph.methods)}

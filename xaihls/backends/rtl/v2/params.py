@@ -48,6 +48,7 @@ class RtlV2Params:
     INPUT_ELEMS: int
     BACKWARD: int = 1
     OFF_BITS: int = 22
+    W_DIAG: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -70,7 +71,7 @@ class RtlV2Params:
         return EngineV2(self.TM, self.TN, self.beat_elems, self.IN_DEPTH, self.OUT_DEPTH, self.W_DEPTH, self.MASK_BITS,
                         self.INDEX_ENTRIES, self.INDEX_BITS, self.INPUT_ELEMS, clock_mhz,
                         float(self.AXI_DATA_WIDTH // 8), ddr_latency, bool(self.BACKWARD), 1 << self.OFF_BITS,
-                        ig_exact=True)  # INPUT_ELEMS is the room as built
+                        ig_exact=True, w_diag=bool(self.W_DIAG))  # INPUT_ELEMS is the room as built
 
     def covering(self, other: "RtlV2Params") -> "RtlV2Params":
         """Parameters large enough for both (one build runs either)."""
@@ -83,7 +84,7 @@ class RtlV2Params:
     def inference_only(self) -> "RtlV2Params":
         """The same engine without the backward path (no kept state, no IG sum)."""
         return RtlV2Params(self.TM, self.TN, self.AXI_DATA_WIDTH, self.IN_DEPTH, self.OUT_DEPTH, self.W_DEPTH,
-                           self.TN, self.TN, 1, self.TN, 0, self.OFF_BITS)
+                           self.TN, self.TN, 1, self.TN, 0, self.OFF_BITS, self.W_DIAG)
 
 
 def _methods(program) -> tuple[str, ...] | None:
@@ -101,13 +102,14 @@ def rtl_params(program, engine: EngineV2 | None = None, ig_exact: bool | None = 
     build must have to run the Program (what a given build is checked against)."""
     h, s = program.header, program.shape
     backward = True if engine is None else engine.backward
-    in_depth, out_depth, w_depth = buffer_needs(program.all_jobs, s.tm)
+    in_depth, out_depth, w_depth = buffer_needs(program.all_jobs, s.tm, s.tn)
     e = EngineV2(s.tm, s.tn, s.beat_elems, in_depth, out_depth, w_depth, h["mask_bits"], h["index_entries"],
                  h["index_bits"], ig_elems(h, _methods(program)), 0.0, 0.0, backward=backward,
                  ddr_bytes=h["total_bytes"],
-                 ig_exact=(engine is not None and engine.ig_exact) if ig_exact is None else ig_exact).as_built()
+                 ig_exact=(engine is not None and engine.ig_exact) if ig_exact is None else ig_exact,
+                 w_diag=any(d.w_diag for d in program.all_jobs)).as_built()
     return RtlV2Params(
         TM=e.tm, TN=e.tn, AXI_DATA_WIDTH=16 * e.beat_elems, IN_DEPTH=e.in_depth, OUT_DEPTH=e.out_depth,
         W_DEPTH=e.w_depth, MASK_BITS=e.mask_bits, INDEX_ENTRIES=e.index_entries, INDEX_BITS=e.index_bits,
-        INPUT_ELEMS=e.input_elems, BACKWARD=1 if backward else 0, OFF_BITS=e.off_bits,
+        INPUT_ELEMS=e.input_elems, BACKWARD=1 if backward else 0, OFF_BITS=e.off_bits, W_DIAG=int(e.w_diag),
     )
