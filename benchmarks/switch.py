@@ -29,6 +29,7 @@ from xaihls.backends.rtl.v2.params import rtl_params
 from xaihls.executor import quantize_input
 from xaihls.methods import METHOD_CODES, PREDICT_CODE
 from xaihls.models.zoo import get_zoo_model
+from xaihls.plan.contract import network_image, view_phases
 from xaihls.plan import lowering, timing
 from xaihls.plan.boards import load_board
 from xaihls.plan.lowering import buffer_needs, encode, lower_jobs, weight_depth
@@ -40,10 +41,12 @@ RESULTS = Path(__file__).parent / "results"
 
 def switched_off(program, qg, engine, switch: str):
     """The Program of the same engine and buffers with ``lowering.<switch>`` off (a weight buffer as
-    deep as the planner would build for it: w_once off needs a row a pass)."""
+    deep as the planner would build for it: w_once off needs a row a pass), of the same image view (its
+    first stride's phases where ``program``'s is)."""
     setattr(lowering, switch, False)
     try:
-        lowered = lower_jobs(qg, program.shape, batch=program.header["batch"])
+        phases = view_phases(program.header, qg.graph.input_shape) > 1
+        lowered = lower_jobs(qg, program.shape, batch=program.header["batch"], as_phases=phases)
         buffers = replace(program.buffers, w_depth=max(program.buffers.w_depth, weight_depth(lowered)))
         return encode(lowered, buffers, _row_tile_cost(timing, engine))
     finally:
@@ -94,8 +97,11 @@ def measure_programs(programs: dict, x, runs: tuple, job_fields: Callable) -> di
         rows = []
         for m, r in zip(runs, res):
             g = acc.run(x, m) if m else acc.run(x)
+            # the attribution as the host reads it is in the Program's image view (its first stride's phases)
+            shape = acc.qgraph.graph.input_shape
+            attr = None if m is None else network_image(r["attribution"], shape, view_phases(program.header, shape))
             exact = (r["status"] == 0 and np.array_equal(r["logits"], g.logits[0].numpy())
-                     and (m is None or np.array_equal(r["attribution"], acc.graph.as_maps(g.attribution)[0].numpy())))
+                     and (m is None or np.array_equal(attr, acc.graph.as_maps(g.attribution)[0].numpy())))
             rows.append({"run": m or "predict", "cycles": r["cycles"],
                          "model_cycles": method_cycles(program, model_engine, m), "bit_exact": bool(exact)})
         jobs = []
@@ -110,7 +116,8 @@ def measure_programs(programs: dict, x, runs: tuple, job_fields: Callable) -> di
                          "utilisation": None if not row.macs else row.macs / (tmtn * row.rtl)})
         out[kind] = {"runs": rows, "jobs": jobs, "weight_rows": buffer_needs(program.all_jobs, engine.tm, engine.tn)[2],
                      "forward_jobs": len(program.forward), "backward_jobs": len(program.backward),
-                     "mask_bits": engine.mask_bits, "index_entries": engine.index_entries, "w_depth": engine.w_depth}
+                     "mask_bits": engine.mask_bits, "index_entries": engine.index_entries, "w_depth": engine.w_depth,
+                     "ddr_bytes": program.total_bytes}
     return out
 
 
